@@ -1,0 +1,82 @@
+"""Network configuration: one Settings object read from POINTSNET_* variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Defaults run on one machine with nothing installed: SQLite in ./pointsnet-data."""
+
+    model_config = SettingsConfigDict(env_prefix="POINTSNET_", extra="ignore")
+
+    data_dir: Path = Path("pointsnet-data")
+    database_url: str | None = None
+    timezone: str = "Asia/Shanghai"
+    currency: str = "CNY"
+    default_region: str = "CN"
+    # Business-day cut-off, minutes after local midnight (0 = midnight).
+    cycle_cutoff_minutes: int = Field(default=0, ge=0, lt=24 * 60)
+    # How far before posted_at a partner's occurred_at may lie.
+    occurred_at_window_hours: int = Field(default=72, ge=0)
+    # When lots expire (see shared/ledger/expiry_policy.py): never, days:N, rolling:N (months),
+    # end_of_month:N, end_of_quarter:N, end_of_year:N — in the network time zone.
+    expiry_policy: str = "rolling:12"
+    # A returned lot that expired meanwhile lives at least this long again.
+    return_grace_days: int = Field(default=30, ge=0)
+    hold_timeout_minutes: int = Field(default=15, gt=0)
+    idempotency_retention_days: int = Field(default=7, ge=7)
+    expiry_batch_size: int = Field(default=500, gt=0)
+    # Fix the network clock of this process (RFC 3339 instant) for drills and tests.
+    clock: str | None = None
+    # Settlement: a cycle is closed and settled this long after its cut-off.
+    settlement_grace_minutes: int = Field(default=30, ge=0)
+    # Payments are due this many business days after the cycle date.
+    settlement_lag_business_days: int = Field(default=1, ge=0)
+    # What partners sign as @authority (host[:port]) when it differs from the Host a process sees.
+    public_authority: str | None = None
+    redis_url: str | None = None  # shared rate limits across API processes
+    rate_limit: str = "6000/minute"  # per partner, a `limits` rate string
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    signing_key_file: Path | None = None
+    pii_keys_file: Path | None = None
+    pii_keys: str | None = None  # JSON, same shape as the key file
+
+    @field_validator("expiry_policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        from shared.ledger.expiry_policy import validate
+
+        return validate(value)
+
+    def lot_expiry(self, earned_at):
+        """When a lot earned at this instant expires under the network's policy."""
+        from shared.ledger.expiry_policy import expires_at
+
+        return expires_at(earned_at, self.expiry_policy, self.zone)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'pointsnet.db').as_posix()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

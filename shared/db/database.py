@@ -1,0 +1,156 @@
+"""Engines, sessions and the one transaction runner every unit of work goes through.
+
+``Database.run_in_transaction(fn)`` owns begin and commit. It retries the whole
+unit on serialization failures, deadlocks, SQLite's busy database and unique
+violations raised by a concurrent twin (the retry then finds the twin's row), so
+no such error reaches a caller. Services and endpoints never commit themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.clock import Clock, SystemClock
+from shared.config import Settings
+
+log = logging.getLogger("pointsnet.db")
+T = TypeVar("T")
+
+RETRYABLE_PG = {"40001", "40P01"}
+UNIQUE_PG = "23505"
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain postgresql:// URLs and use psycopg 3 for them."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 60},
+            isolation_level=None,  # we emit BEGIN ourselves (below)
+            pool_size=pool_size, max_overflow=pool_size,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # Writers take SQLite's write lock up front so two writers never deadlock
+            # upgrading read locks; read-only units use a deferred BEGIN.
+            mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+
+
+def _pgcode(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError):
+        code = _pgcode(exc)
+        if code in RETRYABLE_PG:
+            return True
+        message = str(exc.orig).lower()
+        if isinstance(exc, OperationalError) and ("database is locked" in message or "busy" in message):
+            return True
+    return False
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    if isinstance(exc, IntegrityError):
+        return _pgcode(exc) == UNIQUE_PG or "unique constraint failed" in str(exc.orig).lower()
+    return False
+
+
+@dataclass
+class Tx:
+    """What a unit of work gets: its session, the network time it runs at, and settings."""
+
+    session: Session
+    now: datetime
+    settings: Settings
+    dialect: str
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+
+class Database:
+    def __init__(self, settings: Settings, *, url: str | None = None, clock: Clock | None = None, pool_size: int = 10):
+        self.settings = settings
+        self.url = normalise_url(url or settings.resolved_database_url)
+        self.engine = make_engine(self.url, pool_size=pool_size)
+        self.dialect = self.engine.dialect.name
+        self.clock = clock or SystemClock()
+        self._writer = sessionmaker(self.engine, expire_on_commit=False)
+        reader_bind = self.engine.execution_options(sqlite_begin="DEFERRED") if self.dialect == "sqlite" else self.engine
+        self._reader = sessionmaker(reader_bind, expire_on_commit=False)
+
+    def run_in_transaction(self, fn: Callable[[Tx], T], *, readonly: bool = False, attempts: int = 12) -> T:
+        """Run ``fn`` in one transaction, committing once; retry the whole unit on transient conflicts."""
+        unique_retries = 0
+        for attempt in range(1, attempts + 1):
+            session = (self._reader if readonly else self._writer)()
+            tx = Tx(session=session, now=self.clock.now(), settings=self.settings, dialect=self.dialect)
+            try:
+                with session.begin():
+                    result = fn(tx)
+            except Exception as exc:
+                retry = is_retryable(exc)
+                if not retry and is_unique_violation(exc) and unique_retries < 2:
+                    unique_retries += 1
+                    retry = True
+                if not retry or attempt == attempts:
+                    raise
+                log.debug("retrying unit of work after %s (attempt %d)", type(exc).__name__, attempt)
+                time.sleep(min(0.2, 0.002 * 2 ** attempt) * random.random())
+                continue
+            finally:
+                session.close()
+            for hook in tx.after_commit:
+                hook()
+            return result
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:  # never print credentials
+        return f"Database({make_url(self.url).render_as_string(hide_password=True)})"
+
+
+def open_database(settings: Settings, **kwargs: Any) -> Database:
+    return Database(settings, **kwargs)

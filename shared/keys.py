@@ -1,0 +1,87 @@
+"""The network's keys: Ed25519 signing key and the personal-data keyring.
+
+Taken from configuration (a key file, or JSON in the environment) or, on first
+start, generated into ``<data dir>/keys/`` with owner-only permissions. Never from
+the repository.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shared.config import Settings
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
+    path = settings.signing_key_file or settings.data_dir / "keys" / "network-ed25519.pem"
+    if not path.exists():
+        if settings.signing_key_file:
+            raise FileNotFoundError(f"signing key file {path} does not exist")
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        try:
+            _write_private(path, pem)
+        except FileExistsError:  # another process generated it first
+            pass
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+@dataclass(frozen=True)
+class PiiKey:
+    id: str
+    encryption: bytes  # AES-256-GCM key
+    index: bytes  # HMAC-SHA256 key of the blind index
+
+
+def _decode_keyring(data: dict) -> tuple[str, dict[str, PiiKey]]:
+    keys = {
+        key_id: PiiKey(key_id, base64.b64decode(value["encryption"]), base64.b64decode(value["index"]))
+        for key_id, value in data["keys"].items()
+    }
+    if data["active"] not in keys:
+        raise ValueError("the active personal-data key is not in the keyring")
+    for key in keys.values():
+        if len(key.encryption) != 32 or len(key.index) != 32:
+            raise ValueError(f"personal-data key {key.id} must hold two 32-byte keys")
+    return data["active"], keys
+
+
+def new_keyring_json() -> dict:
+    key_id = "k" + secrets.token_hex(4)
+    return {"active": key_id, "keys": {key_id: {
+        "encryption": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "index": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }}}
+
+
+def load_pii_keyring(settings: Settings) -> tuple[str, dict[str, PiiKey]]:
+    if settings.pii_keys:
+        return _decode_keyring(json.loads(settings.pii_keys))
+    path = settings.pii_keys_file or settings.data_dir / "keys" / "pii-keys.json"
+    if not path.exists():
+        if settings.pii_keys_file:
+            raise FileNotFoundError(f"personal-data key file {path} does not exist")
+        try:
+            _write_private(path, json.dumps(new_keyring_json(), indent=2).encode())
+        except FileExistsError:
+            pass
+    return _decode_keyring(json.loads(path.read_text()))

@@ -1,0 +1,89 @@
+"""Money without floats: amounts in integer micro-units of the minor unit, rates in parts per million.
+
+An exact amount is an integer number of micro-units (10⁻⁶ fen for CNY). Rates are
+``Decimal`` values with at most six decimal places, stored as integer parts per
+million. Rounding to minor units happens once, when clearing sums a cycle.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+MICRO = 1_000_000
+PPM = 1_000_000
+
+# ISO 4217 minor-unit exponents for the currencies a coalition is likely to use.
+_EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "KWD": 3, "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3}
+
+
+class MoneyError(ValueError):
+    pass
+
+
+def currency_exponent(currency: str) -> int:
+    return _EXPONENTS.get(currency.upper(), 2)
+
+
+def to_decimal(value: Decimal | int | str, *, what: str = "value") -> Decimal:
+    if isinstance(value, float):
+        raise MoneyError(f"{what}: floats are not accepted for money, use a decimal string")
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise MoneyError(f"{what}: {value!r} is not a decimal number") from exc
+    if not result.is_finite():
+        raise MoneyError(f"{what}: {value!r} is not finite")
+    return result
+
+
+def to_micro(value: Decimal | int | str, *, what: str = "amount") -> int:
+    """Minor units (decimals allowed down to 10⁻⁶) as exact integer micro-units."""
+    scaled = to_decimal(value, what=what) * MICRO
+    if scaled != scaled.to_integral_value():
+        raise MoneyError(f"{what}: {value} has more than 6 decimal places of the minor unit")
+    return int(scaled)
+
+
+def rate_to_ppm(value: Decimal | int | str, *, what: str = "rate", maximum: Decimal | None = Decimal(1)) -> int:
+    """A rate such as 0.05 as integer parts per million, refusing precision we cannot keep."""
+    rate = to_decimal(value, what=what)
+    if rate < 0 or (maximum is not None and rate > maximum):
+        raise MoneyError(f"{what}: {value} must lie between 0 and {maximum}")
+    scaled = rate * PPM
+    if scaled != scaled.to_integral_value():
+        raise MoneyError(f"{what}: {value} has more than 6 decimal places")
+    return int(scaled)
+
+
+def ppm_to_rate(ppm: int) -> Decimal:
+    return (Decimal(ppm) / PPM).normalize()
+
+
+def micro_to_minor_decimal(micro: int) -> Decimal:
+    return (Decimal(micro) / MICRO).normalize()
+
+
+def round_micro_to_minor(micro: int) -> int:
+    """Round an exact micro-unit amount once, half-even, to whole minor units."""
+    return int((Decimal(micro) / MICRO).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def apply_rate_ppm(amount_micro: int, rate_ppm: int) -> int:
+    """amount × rate, rounded half-even to a whole micro-unit."""
+    return int((Decimal(amount_micro) * rate_ppm / PPM).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def prorate(total: int, part: int, whole: int) -> int:
+    """total × part / whole rounded half-even; exact when part == whole."""
+    if whole <= 0:
+        raise MoneyError("prorate over an empty whole")
+    if part == whole:
+        return total
+    return int((Decimal(total) * part / whole).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def points_for_purchase(amount_minor: int, base_rate_micro: int, currency: str) -> int:
+    """Points earned for a purchase: amount (minor units) × points per major unit, rounded down."""
+    major = Decimal(amount_minor) / (10 ** currency_exponent(currency))
+    points = major * base_rate_micro / MICRO
+    return int(points.to_integral_value(rounding=ROUND_FLOOR))
