@@ -1,0 +1,1 @@
+"""The central points ledger: double entry, integer points, append-only."""

@@ -1,0 +1,64 @@
+"""Expiry: what remains of a lot after its ``expires_at`` moves to ``network:expired`` (breakage).
+
+Points reserved by an open hold do not expire while held; if their lot is due when
+the hold is released, they expire at once. The job works in bounded batches and is
+idempotent: a lot with nothing free left is never touched again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from shared.db.database import Tx
+from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.journal import Journal, MemberState
+from shared.ledger.rules import LotState, breakage_lines, consumption_key
+from shared.ledger.state import load_lots, lock_members
+from shared.models import Lot
+from shared.partners.contracts import terms_by_id
+
+lots_t = Lot.__table__
+
+
+def expire_due(journal: Journal, member: MemberState, lots: list[LotState], now: datetime) -> dict | None:
+    """Expire the member's due lots inside this unit of work; returns the expiry entry, if any."""
+    due = sorted((lot for lot in lots if lot.expires_at <= now and lot.free > 0), key=consumption_key)
+    if not due:
+        return None
+    total = sum(lot.free for lot in due)
+    terms = terms_by_id(journal.tx, {lot.contract_id for lot in due if lot.billing == "prepaid"})
+    entry = journal.entry("expiry", total, member_id=member.id)
+    for lot in due:
+        points = lot.free
+        journal.move(entry, lot, points)
+        for line in breakage_lines(lot, points, terms.get(lot.contract_id)):
+            journal.line(entry, line)
+    journal.transfer(entry, f"member:{member.id}", "network:expired", total)
+    member.change(available=-total)
+    entry["result"] = {"entry_id": entry["id"], "kind": "expiry", "member_id": member.id, "points": total,
+                       "lots": [lot.id for lot in due], "balance": member.balance()}
+    return entry
+
+
+def expire_batch(tx: Tx, limit: int) -> int:
+    """Expire due lots of at most ``limit`` lots' members; returns the points expired."""
+    candidates = tx.session.execute(
+        select(lots_t.c.member_id).where(lots_t.c.expires_at <= tx.now, lots_t.c.remaining > lots_t.c.reserved)
+        .order_by(lots_t.c.expires_at).limit(limit)
+    ).scalars().all()
+    if not candidates:
+        return 0
+    journal = Journal(tx, enter_open_cycle(tx))
+    journal.members = lock_members(tx, candidates)
+    journal.lots = load_lots(tx, member_ids=journal.members)
+    by_member: dict[str, list[LotState]] = {}
+    for lot in journal.lots.values():
+        by_member.setdefault(lot.member_id, []).append(lot)
+    expired = 0
+    for member_id, member in journal.members.items():
+        entry = expire_due(journal, member, by_member.get(member_id, []), tx.now)
+        expired += entry["points"] if entry else 0
+    journal.flush()
+    return expired

@@ -1,0 +1,61 @@
+"""When a lot expires: the network's expiry policy, computed in the network's time zone.
+
+``POINTSNET_EXPIRY_POLICY`` is one of:
+
+* ``rolling:N`` — N months after the earn, to the second (``rolling:12`` is the default);
+* ``end_of_month:N`` / ``end_of_quarter:N`` / ``end_of_year:N`` — at the end (local midnight
+  that starts the next period) of the month, quarter or year in which the earn's N-month
+  anniversary falls;
+* ``days:N`` — N days after the earn;
+* ``never`` — expiry switched off (some jurisdictions forbid it): lots carry a far-future date.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from shared.db.types import FAR_FUTURE
+
+POLICY = re.compile(r"^(never|(rolling|end_of_month|end_of_quarter|end_of_year|days):([1-9][0-9]{0,3}))$")
+
+
+def validate(policy: str) -> str:
+    if not POLICY.match(policy):
+        raise ValueError(f"expiry policy {policy!r}: use never, days:N, rolling:N, end_of_month:N, "
+                         "end_of_quarter:N or end_of_year:N")
+    return policy
+
+
+def _add_months(local: datetime, months: int) -> datetime:
+    month = local.month - 1 + months
+    year, month = local.year + month // 12, month % 12 + 1
+    day = min(local.day, calendar.monthrange(year, month)[1])
+    return local.replace(year=year, month=month, day=day)
+
+
+def expires_at(earned_at: datetime, policy: str, zone: ZoneInfo) -> datetime:
+    """The instant (UTC) a lot earned at ``earned_at`` expires under ``policy``."""
+    match = POLICY.match(policy)
+    if match is None:
+        raise ValueError(f"unknown expiry policy {policy!r}")
+    if match.group(1) == "never":
+        return FAR_FUTURE
+    kind, n = match.group(2), int(match.group(3))
+    if kind == "days":
+        return earned_at + timedelta(days=n)
+    local = earned_at.astimezone(zone)
+    anniversary = _add_months(local, n)
+    if kind == "rolling":
+        return anniversary.astimezone(timezone.utc)
+    if kind == "end_of_month":
+        first_next = _add_months(anniversary.replace(day=1), 1)
+    elif kind == "end_of_quarter":
+        quarter_start_month = (anniversary.month - 1) // 3 * 3 + 1
+        first_next = _add_months(anniversary.replace(month=quarter_start_month, day=1), 3)
+    else:
+        first_next = anniversary.replace(year=anniversary.year + 1, month=1, day=1)
+    boundary = datetime.combine(first_next.date(), time(0)).replace(tzinfo=zone)
+    return boundary.astimezone(timezone.utc)

@@ -1,0 +1,55 @@
+"""Hold timeouts: an open hold past its ``expires_at`` releases its points, exactly once."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from shared.db.database import Tx
+from shared.ledger import expiry
+from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.journal import Journal
+from shared.ledger.posting import OpenHold, release_hold
+from shared.ledger.state import load_lots, lock_members
+from shared.models import Hold, HoldLot
+
+holds_t, hold_lots_t = Hold.__table__, HoldLot.__table__
+
+
+def expire_holds(tx: Tx, limit: int) -> int:
+    """Release at most ``limit`` timed-out holds; returns how many were released."""
+    rows = tx.session.execute(
+        select(holds_t.c.id, holds_t.c.member_id).where(holds_t.c.status == "open", holds_t.c.expires_at <= tx.now)
+        .order_by(holds_t.c.expires_at).limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    journal = Journal(tx, enter_open_cycle(tx))
+    journal.members = lock_members(tx, {row.member_id for row in rows})
+    # Re-read under the member locks: a capture may have resolved a hold meanwhile.
+    holds = tx.session.execute(
+        select(holds_t).where(holds_t.c.id.in_([row.id for row in rows]), holds_t.c.status == "open")
+    ).all()
+    reserved = tx.session.execute(
+        select(hold_lots_t).where(hold_lots_t.c.hold_id.in_([h.id for h in holds])).order_by(hold_lots_t.c.seq)
+    ).all()
+    journal.lots = load_lots(tx, member_ids=journal.members, lot_ids={r.lot_id for r in reserved})
+    released = 0
+    for row in holds:
+        if row.member_id not in journal.members:
+            continue
+        hold = OpenHold(row.id, row.member_id, row.points, row.status, row.expires_at,
+                        [(r.lot_id, r.points) for r in reserved if r.hold_id == row.id])
+        entry = journal.entry("hold_expiry", row.points, partner_id=row.partner_id, member_id=row.member_id,
+                              hold_id=row.id)
+        release_hold(journal, hold, entry, 0)
+        journal.hold_resolutions.append({"id": row.id, "status": "expired", "captured_points": 0,
+                                         "resolved_entry_id": entry["id"]})
+        member = journal.members[row.member_id]
+        entry["result"] = {"entry_id": entry["id"], "kind": "hold_expiry", "hold_id": row.id,
+                           "member_id": row.member_id, "points": row.points, "balance": member.balance()}
+        released += 1
+    for member_id, member in journal.members.items():
+        lots = [lot for lot in journal.lots.values() if lot.member_id == member_id]
+        expiry.expire_due(journal, member, lots, tx.now)
+    journal.flush()
+    return released

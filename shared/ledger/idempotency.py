@@ -1,0 +1,68 @@
+"""Exactly-once under retries: the stored outcome of each (partner, Idempotency-Key).
+
+The record is written in the same transaction as the postings it describes. On
+PostgreSQL a non-blocking advisory lock on the key answers a concurrent twin with
+``request_in_progress`` at once; on SQLite the single writer lock serialises twins,
+and the second finds the first one's record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any, Callable
+
+from sqlalchemy import delete, insert, select, text
+
+from shared.db.database import Tx
+from shared.errors import IdempotencyKeyReused, RequestInProgress, ValidationFailed
+from shared.ledger.events import differences
+from shared.ledger.journal import canonical_json
+from shared.models import IdempotencyRecord
+
+records = IdempotencyRecord.__table__
+
+
+def request_hash(request: dict) -> str:
+    return hashlib.sha256(canonical_json(request).encode()).hexdigest()
+
+
+def advisory_key(partner_id: str, key: str) -> int:
+    digest = hashlib.sha256(f"idem:{partner_id}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def run_once(tx: Tx, partner_id: str, key: str, request: dict, operation: Callable[[], Any],
+             *, status_code: int = 200) -> tuple[int, Any, bool]:
+    """Run ``operation`` once per key; returns (status, body, replayed)."""
+    if not key or len(key) > 255:
+        raise ValidationFailed("Idempotency-Key must be 1 to 255 characters")
+    if tx.is_postgres:
+        got = tx.session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": advisory_key(partner_id, key)})
+        if not got.scalar_one():
+            raise RequestInProgress("a request with this Idempotency-Key is still running; retry shortly")
+    stored = tx.session.execute(select(records).where(records.c.partner_id == partner_id, records.c.key == key)).first()
+    digest = request_hash(request)
+    if stored is not None:
+        if stored.request_hash != digest:
+            diff = differences(json.loads(stored.request), request)
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {key!r} was used for a request with different {', '.join(diff) or 'content'}",
+                differs=diff)
+        return stored.status_code, json.loads(stored.response), True
+    body = operation()
+    store(tx, partner_id, key, request, status_code, body)
+    return status_code, body, False
+
+
+def store(tx: Tx, partner_id: str, key: str, request: dict, status_code: int, body: Any) -> None:
+    tx.session.execute(insert(records).values(
+        partner_id=partner_id, key=key, request_hash=request_hash(request), request=canonical_json(request),
+        status_code=status_code, response=canonical_json(body), created_at=tx.now))
+
+
+def prune(tx: Tx) -> int:
+    """Forget records older than the retention (at least 7 days)."""
+    cutoff = tx.now - timedelta(days=tx.settings.idempotency_retention_days)
+    return tx.session.execute(delete(records).where(records.c.created_at < cutoff)).rowcount

@@ -1,0 +1,201 @@
+"""A unit of work's pending ledger rows, written set-based: one statement per table.
+
+Operations change in-memory state (locked members, loaded lots) and append rows
+here; ``flush`` writes every table with one multi-row INSERT or one executemany
+UPDATE, in foreign-key order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import bindparam, insert, text, update
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.ledger.rules import Line, LotState
+from shared.models import CampaignAward, Entry, Hold, HoldLot, Lot, LotConsumption, Member, ObligationLine, Transfer
+
+CHUNK = 5000
+
+
+def _plain(value: Any) -> Any:
+    """What COPY writes: UTC instants as naive UTC timestamps, like the UTCDateTime column type."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+@dataclass
+class MemberState:
+    id: str
+    available: int
+    held: int
+    delta_available: int = 0
+    delta_held: int = 0
+
+    def change(self, available: int = 0, held: int = 0) -> None:
+        self.available += available
+        self.held += held
+        self.delta_available += available
+        self.delta_held += held
+
+    def balance(self) -> dict[str, int]:
+        return {"available": self.available, "held": self.held}
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass
+class Journal:
+    tx: Tx
+    cycle_date: date
+    entries: list[dict] = field(default_factory=list)
+    transfers: list[dict] = field(default_factory=list)
+    new_lots: list[LotState] = field(default_factory=list)
+    consumptions: list[dict] = field(default_factory=list)
+    lines: list[dict] = field(default_factory=list)
+    holds: list[dict] = field(default_factory=list)
+    hold_lots: list[dict] = field(default_factory=list)
+    hold_resolutions: list[dict] = field(default_factory=list)
+    campaign_awards: list[dict] = field(default_factory=list)
+    lots: dict[str, LotState] = field(default_factory=dict)
+    members: dict[str, MemberState] = field(default_factory=dict)
+    _seq: dict[str, int] = field(default_factory=dict)
+
+    def entry(self, kind: str, points: int, *, partner_id: str | None = None, member_id: str | None = None,
+              reference: str | None = None, occurred_at=None, original_entry_id: str | None = None,
+              hold_id: str | None = None, request: dict | None = None) -> dict:
+        row = {
+            "id": new_id("ent"), "kind": kind, "partner_id": partner_id, "member_id": member_id,
+            "reference": reference, "points": points, "cycle_date": self.cycle_date,
+            "posted_at": self.tx.now, "occurred_at": occurred_at, "original_entry_id": original_entry_id,
+            "hold_id": hold_id, "request": request or {}, "result": {},
+        }
+        self.entries.append(row)
+        return row
+
+    def transfer(self, entry: dict, debit: str, credit: str, points: int) -> None:
+        if points:
+            self.transfers.append({"id": new_id("trf"), "entry_id": entry["id"], "debit_account": debit,
+                                   "credit_account": credit, "points": points})
+
+    def new_lot(self, lot: LotState) -> None:
+        lot.is_new = True
+        self.lots[lot.id] = lot
+        self.new_lots.append(lot)
+
+    def move(self, entry: dict, lot: LotState, points: int) -> None:
+        """Take ``points`` from a lot (negative: return them), recorded as a lot consumption."""
+        lot.remaining -= points
+        if not 0 <= lot.reserved <= lot.remaining <= lot.points:
+            raise AssertionError(f"lot {lot.id} would leave its bounds")
+        lot.dirty = True
+        seq = self._seq.get(entry["id"], 0) + 1
+        self._seq[entry["id"]] = seq
+        self.consumptions.append({"id": new_id("lc"), "entry_id": entry["id"], "lot_id": lot.id,
+                                  "seq": seq, "points": points})
+
+    def reserve(self, lot: LotState, points: int) -> None:
+        lot.reserved += points
+        if not 0 <= lot.reserved <= lot.remaining:
+            raise AssertionError(f"lot {lot.id} reservation out of bounds")
+        lot.dirty = True
+
+    def line(self, entry: dict, line: Line) -> str:
+        line_id = new_id("obl")
+        self.lines.append({
+            "id": line_id, "entry_id": entry["id"], "cycle_date": self.cycle_date, "payer": line.payer,
+            "payee": line.payee, "kind": line.kind, "points": line.points, "amount_micro": line.amount_micro,
+            "contract_id": line.contract_id, "lot_id": line.lot_id, "original_line_id": line.original_line_id,
+        })
+        return line_id
+
+    def flush(self) -> None:
+        session = self.tx.session
+        self._insert(Entry, [{**row, "request": canonical_json(row["request"]), "result": canonical_json(row["result"])}
+                             for row in self.entries])
+        self._insert(Lot, [{
+            "id": lot.id, "member_id": lot.member_id, "entry_id": lot.entry_id,
+            "funder_partner_id": lot.funder_partner_id, "billing": lot.billing, "contract_id": lot.contract_id,
+            "points": lot.points, "remaining": lot.remaining, "reserved": lot.reserved,
+            "issued_at": lot.issued_at, "expires_at": lot.expires_at,
+        } for lot in self.new_lots])
+        self._insert(Hold, self.holds)
+        self._insert(HoldLot, self.hold_lots)
+        self._insert(Transfer, self.transfers)
+        self._insert(LotConsumption, self.consumptions)
+        self._insert(ObligationLine, self.lines)
+        self._insert(CampaignAward, self.campaign_awards)
+        changed = [lot for lot in self.lots.values() if lot.dirty and not lot.is_new]
+        if changed:
+            self._update_lots(changed)
+        moved = [m for m in self.members.values() if m.delta_available or m.delta_held]
+        if moved:
+            self._update_members(moved)
+        for resolution in self.hold_resolutions:
+            table = Hold.__table__
+            done = session.execute(
+                update(table).where(table.c.id == resolution["id"], table.c.status == "open")
+                .values(status=resolution["status"], captured_points=resolution["captured_points"],
+                        resolved_entry_id=resolution["resolved_entry_id"], resolved_at=self.tx.now)
+            )
+            if done.rowcount != 1:
+                raise AssertionError(f"hold {resolution['id']} resolved twice")
+
+    def _update_lots(self, changed: list[LotState]) -> None:
+        table = Lot.__table__
+        if self.tx.is_postgres:  # one set-based statement over arrays
+            for start in range(0, len(changed), CHUNK):
+                part = changed[start:start + CHUNK]
+                self.tx.session.execute(text(
+                    "UPDATE lots SET remaining = u.remaining, reserved = u.reserved, expires_at = u.expires_at "
+                    "FROM unnest(CAST(:ids AS text[]), CAST(:remaining AS bigint[]), CAST(:reserved AS bigint[]), "
+                    "CAST(:expires AS timestamp[])) AS u(id, remaining, reserved, expires_at) WHERE lots.id = u.id"
+                ), {"ids": [lot.id for lot in part], "remaining": [lot.remaining for lot in part],
+                    "reserved": [lot.reserved for lot in part],
+                    "expires": [lot.expires_at.astimezone(timezone.utc).replace(tzinfo=None) for lot in part]})
+            return
+        self.tx.session.execute(
+            update(table).where(table.c.id == bindparam("b_id"))
+            .values(remaining=bindparam("b_remaining"), reserved=bindparam("b_reserved"),
+                    expires_at=bindparam("b_expires_at")),
+            [{"b_id": lot.id, "b_remaining": lot.remaining, "b_reserved": lot.reserved,
+              "b_expires_at": lot.expires_at} for lot in changed],
+        )
+
+    def _update_members(self, moved: list[MemberState]) -> None:
+        table = Member.__table__
+        if self.tx.is_postgres:
+            for start in range(0, len(moved), CHUNK):
+                part = moved[start:start + CHUNK]
+                self.tx.session.execute(text(
+                    "UPDATE members SET available = members.available + u.da, held = members.held + u.dh "
+                    "FROM unnest(CAST(:ids AS text[]), CAST(:da AS bigint[]), CAST(:dh AS bigint[])) "
+                    "AS u(id, da, dh) WHERE members.id = u.id"
+                ), {"ids": [m.id for m in part], "da": [m.delta_available for m in part],
+                    "dh": [m.delta_held for m in part]})
+            return
+        self.tx.session.execute(
+            update(table).where(table.c.id == bindparam("b_id"))
+            .values(available=table.c.available + bindparam("b_da"), held=table.c.held + bindparam("b_dh")),
+            [{"b_id": m.id, "b_da": m.delta_available, "b_dh": m.delta_held} for m in moved],
+        )
+
+    def _insert(self, model, rows: list[dict]) -> None:
+        if not rows:
+            return
+        if self.tx.is_postgres:  # COPY: one set-based statement per table, constraints still checked
+            columns = [column.name for column in model.__table__.columns]
+            cursor = self.tx.session.connection().connection.driver_connection.cursor()
+            with cursor.copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([_plain(row.get(name)) for name in columns])
+            return
+        for start in range(0, len(rows), CHUNK):
+            self.tx.session.execute(insert(model.__table__), rows[start:start + CHUNK])

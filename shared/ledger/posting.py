@@ -1,0 +1,636 @@
+"""The posting engine: one partner's events applied set-based in one unit of work.
+
+Single operations are batches of one, so the end-of-day file of a big partner and
+a lunchtime POS earn go through the same rules. Per event the engine checks first
+and changes state only once nothing can refuse it, so a refused event writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.errors import (
+    BatchTooLarge, CaptureExceedsHold, HoldNotOpen, InsufficientPoints, InvalidAmount, InvalidPoints,
+    NotReversible, NothingToEarn, OccurredAtOutOfRange, PartnerSuspended, PointsAlreadySpent, PointsnetError,
+    ReferenceConflict, ReversalExceedsRemaining, UnknownHold, UnknownMember, UnknownReference, ValidationFailed,
+)
+from shared.ledger import expiry
+from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.events import KINDS, Event, differences
+from shared.ledger.journal import Journal
+from shared.ledger.rules import (
+    Line, LotState, Terms, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
+)
+from shared.ledger.state import chunks, load_lots, lock_members
+from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, MemberLink, ObligationLine
+from shared.rules.evaluate import Evaluation, evaluate
+from shared.rules.store import campaign_usage, rules_in_force
+from shared.partners.contracts import require_partner, terms_in_force
+
+MAX_BATCH = 10_000
+MAX_POINTS = 10**12
+entries_t = Entry.__table__
+lines_t = ObligationLine.__table__
+consumptions_t = LotConsumption.__table__
+
+
+@dataclass
+class Original:
+    """What a reversal needs to know about the entry it reverses."""
+
+    entry_id: str
+    kind: str
+    member_id: str
+    partner_id: str
+    points: int
+    lot_ids: list[str] = field(default_factory=list)  # earn: the lots it created
+    returnable: dict[str, int] = field(default_factory=dict)  # burn/capture: lot -> points still returnable
+    lines: list[tuple[str, Line]] = field(default_factory=list)
+    reversed_lines: dict[str, list[int]] = field(default_factory=dict)  # line id -> [points, amount]
+    reversed: int = 0  # points of this entry already reversed
+
+
+@dataclass
+class OpenHold:
+    id: str
+    member_id: str
+    points: int
+    status: str
+    expires_at: object
+    lots: list[tuple[str, int]]  # (lot id, reserved points) in reservation order
+
+
+def lot_json(lot: LotState) -> dict:
+    return {"lot_id": lot.id, "points": lot.points, "expires_at": lot.expires_at.isoformat(),
+            "funded_by": party(lot.funder_partner_id)}
+
+
+class Posting:
+    def __init__(self, tx: Tx, partner_id: str, events: list[Event]):
+        if len(events) > MAX_BATCH:
+            raise BatchTooLarge(f"a batch holds at most {MAX_BATCH} events, this one has {len(events)}")
+        self.tx = tx
+        self.now = tx.now
+        self.partner_id = partner_id
+        self.events = events
+        self.outcomes: list[dict | PointsnetError | None] = [None] * len(events)
+        self.partner_status = require_partner(tx, partner_id)
+        self.cycle_date = enter_open_cycle(tx)
+        self.journal = Journal(tx, self.cycle_date)
+        self.originals: dict[str, Original] = {}
+        self.holds: dict[str, OpenHold] = {}
+        self.by_member: dict[str, list[LotState]] = {}
+        self.linked: set[str] = set()
+        self._terms: Terms | None = None
+        self._rules: tuple | None = None
+        self._rule_versions: dict = {}
+        self._usage: dict = {}
+
+    # -- entry point -------------------------------------------------------------------
+    def run(self) -> list[dict | PointsnetError]:
+        candidates = self._validate_and_dedupe()
+        self._load(candidates)
+        # Only now, under the members' locks, can a twin that committed first be seen for sure.
+        pending = self._replay_stored(candidates)
+        for index in pending:
+            event = self.events[index]
+            try:
+                self.outcomes[index] = getattr(self, f"_{event.kind}")(event)
+            except PointsnetError as error:
+                self.outcomes[index] = error
+        for index, first in self._duplicates:
+            self.outcomes[index] = self._replay_in_batch(self.events[index], first)
+        self.journal.flush()
+        return self.outcomes  # type: ignore[return-value]
+
+    @property
+    def terms(self) -> Terms:
+        if self._terms is None:
+            self._terms = terms_in_force(self.tx, self.partner_id, self.cycle_date)
+        return self._terms
+
+    # -- validation and replays ----------------------------------------------------------
+    def _validate_and_dedupe(self) -> list[int]:
+        self._duplicates: list[tuple[int, int]] = []
+        first_by_reference: dict[str, int] = {}
+        candidates = []
+        for index, event in enumerate(self.events):
+            try:
+                self._validate(event)
+            except PointsnetError as error:
+                self.outcomes[index] = error
+                continue
+            if event.reference is not None:
+                if event.reference in first_by_reference:
+                    self._duplicates.append((index, first_by_reference[event.reference]))
+                    continue
+                first_by_reference[event.reference] = index
+            candidates.append(index)
+        return candidates
+
+    def _replay_stored(self, candidates: list[int]) -> list[int]:
+        """Events whose reference is already in the ledger answer with its result (or a conflict)."""
+        stored = self._stored_by_reference([self.events[i].reference for i in candidates if self.events[i].reference])
+        pending = []
+        for index in candidates:
+            event = self.events[index]
+            row = stored.get(event.reference) if event.reference else None
+            if row is None:
+                pending.append(index)
+                continue
+            diff = differences(json.loads(row.request), event.request())
+            if diff:
+                self.outcomes[index] = ReferenceConflict(
+                    f"reference {event.reference!r} was already used with different {', '.join(diff)}",
+                    reference=event.reference, differs=diff)
+            else:
+                self.outcomes[index] = json.loads(row.result)
+        return pending
+
+    def _replay_in_batch(self, event: Event, first: int) -> dict | PointsnetError:
+        diff = differences(self.events[first].request(), event.request())
+        if diff:
+            return ReferenceConflict(f"reference {event.reference!r} appears earlier in this batch with different "
+                                     f"{', '.join(diff)}", reference=event.reference, differs=diff)
+        return self.outcomes[first]  # type: ignore[return-value]
+
+    def _validate(self, event: Event) -> None:
+        if event.kind not in KINDS:
+            raise ValidationFailed(f"unknown event kind {event.kind!r}")
+        if event.kind in ("earn", "burn", "hold", "reversal"):
+            if not event.reference or len(event.reference) > 128:
+                raise ValidationFailed("reference is required (1 to 128 characters)")
+        if event.kind in ("earn", "burn", "hold") and not event.member_id:
+            raise UnknownMember("member_id is required")
+        if event.points is not None and (
+            isinstance(event.points, bool) or not isinstance(event.points, int) or not 0 < event.points <= MAX_POINTS
+        ):
+            raise InvalidPoints(f"points must be a positive integer, not {event.points!r}")
+        if event.kind in ("burn", "hold") and event.points is None:
+            raise InvalidPoints("points are required")
+        if event.kind == "earn":
+            if event.points is None and event.amount is None:
+                raise InvalidAmount("an earn needs an amount or explicit points")
+            if event.amount is not None and (isinstance(event.amount, bool) or not isinstance(event.amount, int)
+                                             or event.amount < 0):
+                raise InvalidAmount(f"amount must be a non-negative integer in minor units, not {event.amount!r}")
+            if event.currency and event.currency.upper() != self.tx.settings.currency:
+                raise InvalidAmount(f"currency {event.currency} is not the network's ({self.tx.settings.currency})")
+        if event.kind == "reversal" and not event.original_reference:
+            raise UnknownReference("original_reference is required")
+        if event.kind in ("capture", "void") and not event.hold_id:
+            raise UnknownHold("hold_id is required")
+        if event.occurred_at is not None and event.occurred_at.tzinfo is None:
+            raise OccurredAtOutOfRange("occurred_at needs a time zone (RFC 3339 with an offset)")
+        if event.occurred_at is not None:
+            window = timedelta(hours=self.tx.settings.occurred_at_window_hours)
+            if not self.now - window <= event.occurred_at <= self.now:
+                raise OccurredAtOutOfRange(
+                    f"occurred_at {event.occurred_at.isoformat()} must lie within the {window} before "
+                    f"the network's time {self.now.isoformat()}", posted_at=self.now.isoformat())
+
+    def _stored_by_reference(self, references: list[str]) -> dict:
+        found = {}
+        for chunk in chunks(references):
+            rows = self.tx.session.execute(
+                select(entries_t.c.reference, entries_t.c.request, entries_t.c.result)
+                .where(entries_t.c.partner_id == self.partner_id, entries_t.c.reference.in_(chunk)))
+            found.update({row.reference: row for row in rows})
+        return found
+
+    # -- loading -------------------------------------------------------------------------
+    def _load(self, pending: list[int]) -> None:
+        """Lock every member the events touch (in id order), then read what the events change.
+
+        Originals and holds are read only after their members are locked: every change
+        to them happens under the same locks, so what is read cannot be stale.
+        """
+        events = [self.events[i] for i in pending]
+        references = {e.original_reference for e in events if e.kind == "reversal"}
+        hold_ids = {e.hold_id for e in events if e.kind in ("capture", "void")}
+        direct = {e.member_id for e in events if e.member_id}
+        for chunk in chunks(direct):
+            self.linked.update(self.tx.session.execute(
+                select(MemberLink.member_id).where(MemberLink.partner_id == self.partner_id,
+                                                   MemberLink.member_id.in_(chunk))).scalars())
+        self.journal.members = lock_members(self.tx, self.linked | self._owners(references, hold_ids))
+        self._load_originals(references)
+        self._load_holds(hold_ids)
+        lot_ids = {lot_id for o in self.originals.values() for lot_id in o.returnable}
+        lot_ids |= {lot_id for h in self.holds.values() for lot_id, _ in h.lots}
+        # Only members who spend need their open lots; an earn never reads them.
+        spenders = {e.member_id for e in events if e.kind in ("burn", "hold")} | {h.member_id for h in self.holds.values()}
+        lots = load_lots(self.tx, member_ids=spenders & set(self.journal.members), lot_ids=lot_ids,
+                         entry_ids={o.entry_id for o in self.originals.values() if o.kind == "earn"})
+        self.journal.lots = lots
+        for lot in lots.values():
+            self.by_member.setdefault(lot.member_id, []).append(lot)
+        for original in self.originals.values():
+            if original.kind == "earn":
+                original.lot_ids = sorted((lot.id for lot in lots.values() if lot.entry_id == original.entry_id),
+                                          key=lambda lot_id: (lots[lot_id].billing == "network", lot_id))
+
+    def _owners(self, references: set[str], hold_ids: set[str]) -> set[str]:
+        """The members of the entries to reverse and of the holds to resolve."""
+        holds_t = Hold.__table__
+        owners: set[str] = set()
+        for chunk in chunks(references):
+            owners.update(self.tx.session.execute(select(entries_t.c.member_id).where(
+                entries_t.c.partner_id == self.partner_id, entries_t.c.reference.in_(chunk))).scalars())
+        for chunk in chunks(hold_ids):
+            owners.update(self.tx.session.execute(select(holds_t.c.member_id).where(
+                holds_t.c.id.in_(chunk), holds_t.c.partner_id == self.partner_id)).scalars())
+        return {owner for owner in owners if owner}
+
+    def _load_originals(self, references: set[str]) -> None:
+        session = self.tx.session
+        for chunk in chunks(references):
+            rows = session.execute(select(entries_t).where(entries_t.c.partner_id == self.partner_id,
+                                                           entries_t.c.reference.in_(chunk))).all()
+            by_id = {}
+            for row in rows:
+                original = Original(row.id, row.kind, row.member_id, row.partner_id, row.points)
+                self.originals[row.reference] = by_id[row.id] = original
+            if not by_id:
+                continue
+            ids = list(by_id)
+            reversal_ids = {}
+            for reversal in session.execute(select(entries_t.c.id, entries_t.c.original_entry_id, entries_t.c.points)
+                                            .where(entries_t.c.original_entry_id.in_(ids),
+                                                   entries_t.c.kind == "reversal")):
+                reversal_ids[reversal.id] = reversal.original_entry_id
+                by_id[reversal.original_entry_id].reversed += reversal.points
+            moves = session.execute(
+                select(consumptions_t).where(consumptions_t.c.entry_id.in_(ids + list(reversal_ids)))
+                .order_by(consumptions_t.c.entry_id, consumptions_t.c.seq)).all()
+            for move in moves:
+                if move.entry_id in by_id:
+                    original = by_id[move.entry_id]
+                    if original.kind in ("burn", "capture"):
+                        original.returnable[move.lot_id] = original.returnable.get(move.lot_id, 0) + move.points
+            for move in moves:
+                if move.entry_id in reversal_ids:
+                    original = by_id[reversal_ids[move.entry_id]]
+                    if original.kind in ("burn", "capture"):  # returns are negative moves
+                        original.returnable[move.lot_id] += move.points
+            line_rows = session.execute(select(lines_t).where(lines_t.c.entry_id.in_(ids))).all()
+            for line in line_rows:
+                by_id[line.entry_id].lines.append((line.id, Line(
+                    line.payer, line.payee, line.kind, line.points, line.amount_micro, line.contract_id, line.lot_id)))
+                by_id[line.entry_id].reversed_lines[line.id] = [0, 0]
+            if line_rows:
+                sums = session.execute(
+                    select(lines_t.c.original_line_id, func.sum(lines_t.c.points), func.sum(lines_t.c.amount_micro))
+                    .where(lines_t.c.original_line_id.in_([line.id for line in line_rows]))
+                    .group_by(lines_t.c.original_line_id)).all()
+                line_entry = {line.id: line.entry_id for line in line_rows}
+                for line_id, points, amount in sums:
+                    by_id[line_entry[line_id]].reversed_lines[line_id] = [-int(points), -int(amount)]
+
+    def _load_holds(self, hold_ids: set[str]) -> None:
+        holds_t, hold_lots_t = Hold.__table__, HoldLot.__table__
+        for chunk in chunks(hold_ids):
+            rows = self.tx.session.execute(select(holds_t).where(holds_t.c.id.in_(chunk),
+                                                                 holds_t.c.partner_id == self.partner_id)).all()
+            for row in rows:
+                self.holds[row.id] = OpenHold(row.id, row.member_id, row.points, row.status, row.expires_at, [])
+            reserved = self.tx.session.execute(select(hold_lots_t).where(hold_lots_t.c.hold_id.in_(chunk))
+                                               .order_by(hold_lots_t.c.hold_id, hold_lots_t.c.seq)).all()
+            for row in reserved:
+                if row.hold_id in self.holds:
+                    self.holds[row.hold_id].lots.append((row.lot_id, row.points))
+
+    # -- helpers -------------------------------------------------------------------------
+    def _member(self, member_id: str | None, *, linked: bool = True):
+        member = self.journal.members.get(member_id or "")
+        if member is None or (linked and member_id not in self.linked):
+            raise UnknownMember(f"no member {member_id} linked to this partner")
+        return member
+
+    def _require_active(self) -> None:
+        if self.partner_status != "active":
+            raise PartnerSuspended("the partner is suspended; it cannot earn, burn or hold")
+
+    def _spendable(self, member_id: str) -> list[LotState]:
+        """The member's lots, after expiring any that are due (lazily, before a burn or hold)."""
+        lots = self.by_member.setdefault(member_id, [])
+        expiry.expire_due(self.journal, self.journal.members[member_id], lots, self.now)
+        return lots
+
+    def _result(self, entry: dict, member, **extra) -> dict:
+        result = {"entry_id": entry["id"], "kind": entry["kind"], "reference": entry["reference"],
+                  "member_id": member.id, "points": entry["points"], "posted_at": self.now.isoformat(),
+                  "cycle_date": self.cycle_date.isoformat(), **extra, "balance": member.balance()}
+        entry["result"] = result
+        return result
+
+    def _request(self, event: Event) -> dict:
+        return event.request()
+
+    # -- operations ----------------------------------------------------------------------
+    def _earn(self, event: Event) -> dict:
+        self._require_active()
+        member = self._member(event.member_id)
+        terms = self.terms
+        if event.points is not None:
+            partner_points, network_points, evaluation = event.points, 0, None
+        else:
+            evaluation = self._evaluate(event, member.id)
+            partner_points, network_points = evaluation.partner_points, evaluation.network_points
+            if partner_points + network_points <= 0:
+                raise NothingToEarn(f"a purchase of {event.amount} minor units earns no points under the rules",
+                                    breakdown=[line.__dict__ for line in evaluation.lines])
+        entry = self.journal.entry("earn", partner_points + network_points, partner_id=self.partner_id,
+                                   member_id=member.id, reference=event.reference,
+                                   occurred_at=event.occurred_at or self.now, request=self._request(event))
+        original = Original(entry["id"], "earn", member.id, self.partner_id, partner_points + network_points)
+        lots = []
+        if partner_points:
+            lot = self._new_lot(entry, member.id, self.partner_id, terms.billing, terms.contract_id, partner_points)
+            self.journal.transfer(entry, f"partner:{self.partner_id}:issued", f"member:{member.id}", partner_points)
+            for line in issuance_lines(lot, terms):
+                line_id = self.journal.line(entry, line)
+                original.lines.append((line_id, line))
+                original.reversed_lines[line_id] = [0, 0]
+            lots.append(lot)
+        if network_points:  # network-funded campaign points: always their own lot
+            lots.append(self._new_lot(entry, member.id, None, "network", None, network_points))
+            self.journal.transfer(entry, "network:promotions", f"member:{member.id}", network_points)
+        original.lot_ids = [lot.id for lot in lots]
+        self.originals[event.reference] = original
+        member.change(available=partner_points + network_points)
+        extra = {}
+        if evaluation is not None:
+            for line in evaluation.lines:
+                if line.campaign and line.points:
+                    self.journal.campaign_awards.append({"id": new_id("cmp"), "campaign": line.campaign,
+                                                         "member_id": member.id, "entry_id": entry["id"],
+                                                         "points": line.points})
+                    used = self._usage
+                    used[(line.campaign, member.id)] = used.get((line.campaign, member.id), 0) + line.points
+                    used[(line.campaign, None)] = used.get((line.campaign, None), 0) + line.points
+            extra = {"breakdown": [{"rule": l.rule, "description": l.description, "points": l.points,
+                                    "funded_by": l.funded_by} for l in evaluation.lines],
+                     "rules": self._rule_versions}
+        return self._result(entry, member, lots=[lot_json(lot) for lot in lots], **extra)
+
+    def _new_lot(self, entry: dict, member_id: str, funder: str | None, billing: str, contract_id: str | None,
+                 points: int) -> LotState:
+        lot = LotState(new_id("lot"), member_id, entry["id"], funder, billing, contract_id, points, points, 0,
+                       self.now, self.tx.settings.lot_expiry(self.now))
+        self.journal.new_lot(lot)
+        self.by_member.setdefault(member_id, []).append(lot)
+        return lot
+
+    def _evaluate(self, event: Event, member_id: str) -> Evaluation:
+        """The rules in force at posted_at, applied at the partner's occurred_at (network time zone)."""
+        if self._rules is None:
+            partner = rules_in_force(self.tx, self.partner_id, self.now)
+            network = rules_in_force(self.tx, "network", self.now)
+            self._rules = (partner[1] if partner else None, network[1] if network else None)
+            self._rule_versions = {"partner": partner[0] if partner else None,
+                                   "network": network[0] if network else None}
+            keys = {f"{self.partner_id}:{c.id}" for c in (self._rules[0].campaigns if self._rules[0] else [])}
+            keys |= {f"network:{c.id}" for c in (self._rules[1].campaigns if self._rules[1] else [])}
+            members = {e.member_id for e in self.events if e.kind == "earn" and e.member_id}
+            self._usage = campaign_usage(self.tx, keys, members)
+        usage = {key: (self._usage.get((key, member_id), 0), self._usage.get((key, None), 0))
+                 for key, who in self._usage if who is None or who == member_id}
+        return evaluate(amount=event.amount or 0, items=event.items, currency=self.tx.settings.currency,
+                        occurred_local=(event.occurred_at or self.now).astimezone(self.tx.settings.zone),
+                        contract_base_rate_micro=self.terms.base_rate_micro, partner=self._rules[0],
+                        partner_scope=self.partner_id, network=self._rules[1], usage=usage)
+
+    def _burn(self, event: Event) -> dict:
+        member, plan = self._plan_spend(event)
+        entry = self.journal.entry("burn", event.points, partner_id=self.partner_id, member_id=member.id,
+                                   reference=event.reference, occurred_at=event.occurred_at or self.now,
+                                   request=self._request(event))
+        original = Original(entry["id"], "burn", member.id, self.partner_id, event.points)
+        self._redeem(entry, plan, original)
+        self.journal.transfer(entry, f"member:{member.id}", f"partner:{self.partner_id}:redeemed", event.points)
+        member.change(available=-event.points)
+        self.originals[event.reference] = original
+        return self._result(entry, member, consumed=[{"lot_id": lot.id, "points": points} for lot, points in plan])
+
+    def _plan_spend(self, event: Event):
+        """The member and the lots a burn or hold would take, or the refusal."""
+        self._require_active()
+        member = self._member(event.member_id)
+        plan = take_from_lots(self._spendable(member.id), event.points)
+        if plan is None:
+            raise InsufficientPoints(f"member has {member.available} points available, {event.points} asked",
+                                     available=member.available)
+        return member, plan
+
+    def _redeem(self, entry: dict, plan: list[tuple[LotState, int]], original: Original) -> None:
+        for lot, points in plan:
+            self.journal.move(entry, lot, points)
+            original.returnable[lot.id] = original.returnable.get(lot.id, 0) + points
+            for line in redemption_lines(lot, points, self.terms):
+                line_id = self.journal.line(entry, line)
+                original.lines.append((line_id, line))
+                original.reversed_lines[line_id] = [0, 0]
+
+    def _hold(self, event: Event) -> dict:
+        member, plan = self._plan_spend(event)
+        hold_id = new_id("hld")
+        entry = self.journal.entry("hold", event.points, partner_id=self.partner_id, member_id=member.id,
+                                   reference=event.reference, occurred_at=event.occurred_at or self.now,
+                                   hold_id=hold_id, request=self._request(event))
+        expires_at = self.now + timedelta(minutes=self.tx.settings.hold_timeout_minutes)
+        self.journal.holds.append({"id": hold_id, "partner_id": self.partner_id, "member_id": member.id,
+                                   "entry_id": entry["id"], "points": event.points, "captured_points": 0,
+                                   "status": "open", "created_at": self.now, "expires_at": expires_at})
+        reserved = []
+        for seq, (lot, points) in enumerate(plan, start=1):
+            self.journal.reserve(lot, points)
+            self.journal.hold_lots.append({"hold_id": hold_id, "lot_id": lot.id, "seq": seq, "points": points})
+            reserved.append((lot.id, points))
+        self.holds[hold_id] = OpenHold(hold_id, member.id, event.points, "open", expires_at, reserved)
+        self.originals[event.reference] = Original(entry["id"], "hold", member.id, self.partner_id, event.points)
+        self.journal.transfer(entry, f"member:{member.id}", f"member:{member.id}:held", event.points)
+        member.change(available=-event.points, held=event.points)
+        return self._result(entry, member, hold_id=hold_id, expires_at=expires_at.isoformat())
+
+    def _capture(self, event: Event) -> dict:
+        return self._resolve_hold(event, "capture")
+
+    def _void(self, event: Event) -> dict:
+        return self._resolve_hold(event, "void")
+
+    def _resolve_hold(self, event: Event, kind: str) -> dict:
+        hold = self.holds.get(event.hold_id)
+        if hold is None:
+            raise UnknownHold(f"no hold {event.hold_id}")
+        if hold.status != "open":
+            raise HoldNotOpen(f"hold {hold.id} is already {hold.status}", hold_status=hold.status)
+        if hold.expires_at <= self.now:
+            raise HoldNotOpen(f"hold {hold.id} timed out at {hold.expires_at.isoformat()}", hold_status="expired")
+        captured = 0
+        if kind == "capture":
+            captured = hold.points if event.points is None else event.points
+            if captured > hold.points:
+                raise CaptureExceedsHold(f"capture of {captured} exceeds the {hold.points} points held",
+                                         held=hold.points)
+        elif event.points is not None:
+            raise InvalidPoints("a void releases the whole hold; points are not accepted")
+        member = self._member(hold.member_id, linked=False)
+        entry = self.journal.entry(kind, captured or hold.points, partner_id=self.partner_id, member_id=member.id,
+                                   reference=event.reference, occurred_at=event.occurred_at or self.now,
+                                   hold_id=hold.id, request=self._request(event))
+        release_hold(self.journal, hold, entry, captured, redeem=self._capture_lot_lines if captured else None)
+        status = "captured" if kind == "capture" else "voided"
+        self.journal.hold_resolutions.append({"id": hold.id, "status": status, "captured_points": captured,
+                                              "resolved_entry_id": entry["id"]})
+        hold.status = status
+        if captured:
+            self.journal.transfer(entry, f"member:{member.id}:held", f"partner:{self.partner_id}:redeemed", captured)
+            original = Original(entry["id"], "capture", member.id, self.partner_id, captured)
+            for lot_id, points in entry.pop("_taken"):
+                original.returnable[lot_id] = original.returnable.get(lot_id, 0) + points
+            original.lines = entry.pop("_lines")
+            original.reversed_lines = {line_id: [0, 0] for line_id, _ in original.lines}
+            if event.reference:
+                self.originals[event.reference] = original
+        result = self._result(entry, member, hold_id=hold.id, captured=captured,
+                              released=hold.points - captured)
+        expiry.expire_due(self.journal, member, self.by_member.setdefault(member.id, []), self.now)
+        return result
+
+    def _capture_lot_lines(self, entry: dict, lot: LotState, points: int) -> None:
+        entry.setdefault("_taken", []).append((lot.id, points))
+        for line in redemption_lines(lot, points, self.terms):
+            entry.setdefault("_lines", []).append((self.journal.line(entry, line), line))
+        entry.setdefault("_lines", [])
+
+    def _reversal(self, event: Event) -> dict:
+        original = self.originals.get(event.original_reference)
+        if original is None:
+            raise UnknownReference(f"no entry with reference {event.original_reference!r}")
+        if original.kind not in ("earn", "burn", "capture"):
+            raise NotReversible(f"a {original.kind} cannot be reversed"
+                                + ("; void the hold instead" if original.kind == "hold" else ""))
+        member = self._member(original.member_id, linked=False)
+        if original.kind == "earn":
+            return self._reverse_earn(event, original, member)
+        return self._reverse_redemption(event, original, member)
+
+    def _reversal_entry(self, event: Event, original: Original, member, points: int) -> dict:
+        return self.journal.entry("reversal", points, partner_id=self.partner_id, member_id=member.id,
+                                  reference=event.reference, occurred_at=event.occurred_at or self.now,
+                                  original_entry_id=original.entry_id, request=self._request(event))
+
+    def _reverse_lines(self, entry: dict, original: Original, lot_id: str, points: int) -> None:
+        for line_id, line in original.lines:
+            if line.lot_id != lot_id:
+                continue
+            before = original.reversed_lines[line_id]
+            reversal = reversal_line(line, line_id, (before[0], before[1]), points)
+            if reversal is not None:
+                self.journal.line(entry, reversal)
+                before[0] -= reversal.points
+                before[1] -= reversal.amount_micro
+
+    def _reverse_earn(self, event: Event, original: Original, member) -> dict:
+        """Take back points of an earn from what remains of its lots; never more (the rest is cash at the till)."""
+        lots = [self.journal.lots[lot_id] for lot_id in original.lot_ids]
+        expiry.expire_due(self.journal, member, lots, self.now)  # expired points are no longer the member's
+        remaining = sum(lot.free for lot in lots)
+        points = original.points - original.reversed if event.points is None else event.points
+        if points <= 0 or points > remaining:
+            raise PointsAlreadySpent(
+                f"only {remaining} points of this earn remain with the member; {points} cannot be reversed",
+                remaining=remaining)
+        entry = self._reversal_entry(event, original, member, points)
+        left = points
+        for lot in lots:
+            take = min(lot.free, left)
+            if take:
+                self.journal.move(entry, lot, take)
+                self._reverse_lines(entry, original, lot.id, take)
+                left -= take
+        self.journal.transfer(entry, f"member:{member.id}", f"partner:{original.partner_id}:issued", points)
+        member.change(available=-points)
+        original.reversed += points
+        self.originals[event.reference] = Original(entry["id"], "reversal", member.id, self.partner_id, points)
+        return self._result(entry, member, original_reference=event.original_reference,
+                            reversible_remaining=remaining - points)
+
+    def _reverse_redemption(self, event: Event, original: Original, member) -> dict:
+        remaining = sum(original.returnable.values())
+        points = remaining if event.points is None else event.points
+        if points == 0 or points > remaining:
+            raise ReversalExceedsRemaining(
+                f"only {remaining} points of this {original.kind} can still be returned; {points} asked",
+                remaining=remaining)
+        plan = return_to_lots(list(original.returnable.items()), points)
+        # what is left in a lot past its expiry expires now; only the returned points get the grace
+        expiry.expire_due(self.journal, member, [self.journal.lots[lot_id] for lot_id, _ in plan], self.now)
+        entry = self._reversal_entry(event, original, member, points)
+        grace = timedelta(days=self.tx.settings.return_grace_days)
+        for lot_id, give in plan:
+            lot = self.journal.lots[lot_id]
+            self.journal.move(entry, lot, -give)
+            if lot.expires_at <= self.now:
+                lot.expires_at = max(lot.expires_at, self.now + grace)
+            original.returnable[lot_id] -= give
+            self.by_member.setdefault(member.id, [])
+            if lot not in self.by_member[member.id]:
+                self.by_member[member.id].append(lot)
+            self._reverse_lines(entry, original, lot_id, give)
+        self.journal.transfer(entry, f"partner:{original.partner_id}:redeemed", f"member:{member.id}", points)
+        member.change(available=points)
+        self.originals[event.reference] = Original(entry["id"], "reversal", member.id, self.partner_id, points)
+        return self._result(entry, member, original_reference=event.original_reference,
+                            reversible_remaining=remaining - points)
+
+
+def release_hold(journal: Journal, hold: OpenHold, entry: dict, captured: int, redeem=None) -> None:
+    """Capture ``captured`` points of a hold from its lots in reservation order; release the rest."""
+    left = captured
+    for lot_id, reserved in hold.lots:
+        lot = journal.lots[lot_id]
+        take = min(reserved, left)
+        journal.reserve(lot, -reserved)
+        if take:
+            journal.move(entry, lot, take)
+            redeem(entry, lot, take)
+            left -= take
+    member = journal.members[hold.member_id]
+    if hold.points - captured:
+        journal.transfer(entry, f"member:{member.id}:held", f"member:{member.id}", hold.points - captured)
+    member.change(available=hold.points - captured, held=-hold.points)
+
+
+def post_events(tx: Tx, partner_id: str, events: list[Event]) -> list[dict | PointsnetError]:
+    """Apply a partner's events in order; one outcome per event (a result, or the refusal)."""
+    return Posting(tx, partner_id, events).run()
+
+
+def quote_earn(tx: Tx, partner_id: str, event: Event) -> dict:
+    """What an earn with this content would award now, computed exactly as the earn will, posting nothing."""
+    posting = Posting(tx, partner_id, [event])
+    posting._validate(event)
+    posting.linked.update(tx.session.execute(select(MemberLink.member_id).where(
+        MemberLink.partner_id == partner_id, MemberLink.member_id == event.member_id)).scalars())
+    if event.member_id not in posting.linked:
+        raise UnknownMember(f"no member {event.member_id} linked to this partner")
+    version = tx.session.execute(select(Contract.version).where(Contract.id == posting.terms.contract_id)).scalar_one()
+    if event.points is not None:
+        lines = [{"rule": "explicit", "description": "points given in the request", "points": event.points,
+                  "funded_by": "partner"}]
+        rules = {}
+    else:
+        evaluation = posting._evaluate(event, event.member_id)
+        lines = [{"rule": l.rule, "description": l.description, "points": l.points, "funded_by": l.funded_by}
+                 for l in evaluation.lines]
+        rules = posting._rule_versions
+    return {"member_id": event.member_id, "points": sum(line["points"] for line in lines),
+            "contract_version": version, "rules": rules, "breakdown": lines}

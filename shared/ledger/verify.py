@@ -1,0 +1,145 @@
+"""``pointsnet verify``: every ledger invariant checked over the whole database, set-based.
+
+Each check is one aggregate query that returns only offenders, so it scales with
+the database's own scan speed rather than with Python loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from shared.db.database import Tx
+
+# Members whose stored balance column differs from the sum of postings to their account.
+_POSTED = """
+    SELECT m.id, 'stored ' || m.{column} || ' postings ' || COALESCE(p.balance, 0)
+    FROM members m LEFT JOIN (
+        SELECT account, SUM(points) AS balance FROM (
+            SELECT credit_account AS account, points FROM transfers
+            UNION ALL SELECT debit_account, -points FROM transfers) t
+        GROUP BY account) p ON p.account = 'member:' || m.id{suffix}
+    WHERE m.{column} <> COALESCE(p.balance, 0)
+"""
+
+# name -> (what must hold, SQL returning offending (subject, detail) rows)
+CHECKS: dict[str, tuple[str, str]] = {
+    "member_available_matches_postings": (
+        "a member's available balance equals the sum of postings to member:<id>",
+        _POSTED.format(column="available", suffix=""),
+    ),
+    "member_held_matches_postings": (
+        "a member's held balance equals the sum of postings to member:<id>:held",
+        _POSTED.format(column="held", suffix=" || '\\:held'"),
+    ),
+    "member_balance_matches_lots": (
+        "available + held equals the remaining points of the member's lots; held equals their reserved points",
+        """
+        SELECT m.id, 'available+held ' || (m.available + m.held) || ' lots ' || COALESCE(l.remaining, 0)
+               || ' held ' || m.held || ' reserved ' || COALESCE(l.reserved, 0)
+        FROM members m LEFT JOIN (
+            SELECT member_id, SUM(remaining) AS remaining, SUM(reserved) AS reserved FROM lots GROUP BY member_id
+        ) l ON l.member_id = m.id
+        WHERE m.available + m.held <> COALESCE(l.remaining, 0) OR m.held <> COALESCE(l.reserved, 0)
+        """,
+    ),
+    "negative_balance": (
+        "no member's available or held balance is negative",
+        "SELECT id, 'available ' || available || ' held ' || held FROM members WHERE available < 0 OR held < 0",
+    ),
+    "lot_remaining_matches_consumptions": (
+        "a lot's remaining points equal its points less its consumptions (returns counted back)",
+        """
+        SELECT l.id, 'remaining ' || l.remaining || ' expected ' || (l.points - COALESCE(c.taken, 0))
+        FROM lots l LEFT JOIN (SELECT lot_id, SUM(points) AS taken FROM lot_consumptions GROUP BY lot_id) c
+          ON c.lot_id = l.id
+        WHERE l.remaining <> l.points - COALESCE(c.taken, 0)
+        """,
+    ),
+    "lot_reserved_matches_open_holds": (
+        "a lot's reserved points equal what open holds reserve from it",
+        """
+        SELECT l.id, 'reserved ' || l.reserved || ' open holds ' || COALESCE(h.points, 0)
+        FROM lots l LEFT JOIN (
+            SELECT hl.lot_id, SUM(hl.points) AS points FROM hold_lots hl JOIN holds h ON h.id = hl.hold_id
+            WHERE h.status = 'open' GROUP BY hl.lot_id) h ON h.lot_id = l.id
+        WHERE l.reserved <> COALESCE(h.points, 0)
+        """,
+    ),
+    "hold_resolved_once": (
+        "a hold is resolved by exactly one entry, of the matching kind, that names it",
+        """
+        SELECT h.id, 'status ' || h.status || ' resolving entries ' || COUNT(e.id)
+        FROM holds h LEFT JOIN entries e ON e.hold_id = h.id AND e.kind IN ('capture', 'void', 'hold_expiry')
+        GROUP BY h.id, h.status
+        HAVING (h.status = 'open' AND COUNT(e.id) <> 0) OR (h.status <> 'open' AND COUNT(e.id) <> 1)
+        """,
+    ),
+    "reversal_within_original": (
+        "reversals of an entry never exceed its points",
+        """
+        SELECT o.id, 'original ' || o.points || ' reversed ' || SUM(r.points)
+        FROM entries o JOIN entries r ON r.original_entry_id = o.id AND r.kind = 'reversal'
+        GROUP BY o.id, o.points HAVING SUM(r.points) > o.points
+        """,
+    ),
+    "entry_has_postings": (
+        "every entry has at least one transfer",
+        """
+        SELECT e.id, e.kind FROM entries e
+        WHERE NOT EXISTS (SELECT 1 FROM transfers t WHERE t.entry_id = e.id)
+        """,
+    ),
+    "no_entry_in_closed_cycle": (
+        "no entry was posted into a cycle after it closed",
+        """
+        SELECT e.id, 'cycle ' || e.cycle_date FROM entries e JOIN cycles c ON c.cycle_date = e.cycle_date
+        WHERE c.status = 'closed' AND e.posted_at > c.closed_at
+        """,
+    ),
+    "line_in_entry_cycle": (
+        "an obligation line belongs to the cycle of its entry",
+        """
+        SELECT o.id, 'line cycle ' || o.cycle_date || ' entry cycle ' || e.cycle_date
+        FROM obligation_lines o JOIN entries e ON e.id = o.entry_id WHERE o.cycle_date <> e.cycle_date
+        """,
+    ),
+    "line_reversal_within_original": (
+        "reversal lines of a line never exceed it",
+        """
+        SELECT o.id, 'original ' || o.amount_micro || ' reversed ' || -SUM(r.amount_micro)
+        FROM obligation_lines o JOIN obligation_lines r ON r.original_line_id = o.id
+        GROUP BY o.id, o.amount_micro, o.points
+        HAVING ABS(SUM(r.amount_micro)) > ABS(o.amount_micro) OR -SUM(r.points) > o.points
+        """,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Offence:
+    check: str
+    subject: str
+    detail: str
+
+
+@dataclass
+class VerifyReport:
+    counts: dict[str, int]
+    offences: list[Offence]
+
+    @property
+    def ok(self) -> bool:
+        return not self.offences
+
+
+def verify(tx: Tx, *, limit_per_check: int = 100) -> VerifyReport:
+    offences: list[Offence] = []
+    for name, (_, sql) in CHECKS.items():
+        rows = tx.session.execute(text(f"{sql} LIMIT {int(limit_per_check)}"))
+        offences.extend(Offence(name, str(row[0]), str(row[1])) for row in rows)
+    counts = {}
+    for table in ("entries", "transfers", "lots", "lot_consumptions", "obligation_lines", "holds", "members"):
+        counts[table] = tx.session.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+    return VerifyReport(counts, offences)

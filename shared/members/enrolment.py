@@ -1,0 +1,117 @@
+"""Enrolment and consent: members are network-wide, partners link to them with consent."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import insert, or_, select, update
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.errors import ConsentRequired, InvalidContact, InvalidLinkToken, UnknownMember, ValidationFailed
+from shared.members.privacy import Keyring, normalise_email, normalise_phone
+from shared.models import Account, LinkToken, Member, MemberLink
+from shared.partners.contracts import require_partner
+
+LINK_TOKEN_TTL = timedelta(minutes=10)
+members_t, links_t, tokens_t = Member.__table__, MemberLink.__table__, LinkToken.__table__
+
+
+def _find_by_contact(tx: Tx, keyring: Keyring, phone: str | None, email: str | None) -> str | None:
+    conditions = []
+    if phone:
+        conditions.append(members_t.c.phone_bidx.in_(keyring.lookup_indexes("phone", phone)))
+    if email:
+        conditions.append(members_t.c.email_bidx.in_(keyring.lookup_indexes("email", email)))
+    if not conditions:
+        return None
+    return tx.session.execute(select(members_t.c.id).where(or_(*conditions)).limit(1)).scalar_one_or_none()
+
+
+def find_member(tx: Tx, keyring: Keyring, *, phone: str | None = None, email: str | None = None) -> str | None:
+    """Look a member up by phone or email through the blind index (never by decrypting)."""
+    return _find_by_contact(
+        tx, keyring,
+        normalise_phone(phone, tx.settings.default_region) if phone else None,
+        normalise_email(email) if email else None,
+    )
+
+
+def _link(tx: Tx, partner_id: str, member_id: str, customer_ref: str | None) -> None:
+    exists = tx.session.execute(select(links_t.c.member_id).where(
+        links_t.c.partner_id == partner_id, links_t.c.member_id == member_id)).first()
+    if exists is None:
+        tx.session.execute(insert(links_t).values(partner_id=partner_id, member_id=member_id,
+                                                  customer_ref=customer_ref, linked_at=tx.now))
+
+
+def enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None = None, email: str | None = None,
+          name: str | None = None, customer_ref: str | None = None, link_token: str | None = None) -> dict:
+    """Enrol a new member and link it to the partner, or link an existing one with its consent token."""
+    require_partner(tx, partner_id)
+    if customer_ref is not None and not 0 < len(customer_ref) <= 128:
+        raise ValidationFailed("customer_ref must be 1 to 128 characters")
+    if link_token:
+        member_id = redeem_link_token(tx, partner_id, link_token)
+        _link(tx, partner_id, member_id, customer_ref)
+        return {"member_id": member_id, "created": False, "linked": True}
+    if not phone and not email:
+        raise InvalidContact("a member needs a phone number or an email address")
+    phone_e164 = normalise_phone(phone, tx.settings.default_region) if phone else None
+    email_norm = normalise_email(email) if email else None
+    existing = _find_by_contact(tx, keyring, phone_e164, email_norm)
+    if existing is not None:
+        linked = tx.session.execute(select(links_t.c.member_id).where(
+            links_t.c.partner_id == partner_id, links_t.c.member_id == existing)).first()
+        if linked is None:
+            raise ConsentRequired("this phone or email belongs to a member enrolled elsewhere; "
+                                  "present the member's link token to link it")
+        return {"member_id": existing, "created": False, "linked": True}
+    member_id = new_id("mem")
+    tx.session.execute(insert(members_t).values(
+        id=member_id, status="active", available=0, held=0, enrolled_by=partner_id, created_at=tx.now,
+        phone_ct=keyring.encrypt("phone", member_id, phone_e164) if phone_e164 else None,
+        phone_bidx=keyring.blind_index("phone", phone_e164) if phone_e164 else None,
+        email_ct=keyring.encrypt("email", member_id, email_norm) if email_norm else None,
+        email_bidx=keyring.blind_index("email", email_norm) if email_norm else None,
+        name_ct=keyring.encrypt("name", member_id, name) if name else None,
+    ))
+    tx.session.execute(insert(Account.__table__), [
+        {"id": f"member:{member_id}", "kind": "member"},
+        {"id": f"member:{member_id}:held", "kind": "member_held"},
+    ])
+    _link(tx, partner_id, member_id, customer_ref)
+    return {"member_id": member_id, "created": True, "linked": True}
+
+
+def require_linked(tx: Tx, partner_id: str, member_id: str) -> None:
+    row = tx.session.execute(select(links_t.c.member_id).join(members_t, members_t.c.id == links_t.c.member_id)
+                             .where(links_t.c.partner_id == partner_id, links_t.c.member_id == member_id,
+                                    members_t.c.status == "active")).first()
+    if row is None:
+        raise UnknownMember(f"no member {member_id}")
+
+
+def mint_link_token(tx: Tx, partner_id: str, member_id: str) -> dict:
+    """A short-lived, single-use token the member shows another partner (as a QR code) to consent."""
+    require_linked(tx, partner_id, member_id)
+    token = secrets.token_urlsafe(24)
+    expires_at = tx.now + LINK_TOKEN_TTL
+    tx.session.execute(insert(tokens_t).values(
+        token_hash=hashlib.sha256(token.encode()).hexdigest(), member_id=member_id, issued_by=partner_id,
+        expires_at=expires_at))
+    return {"link_token": token, "expires_at": expires_at.isoformat()}
+
+
+def redeem_link_token(tx: Tx, partner_id: str, token: str) -> str:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    used = tx.session.execute(
+        update(tokens_t).where(tokens_t.c.token_hash == digest, tokens_t.c.used_at.is_(None),
+                               tokens_t.c.expires_at > tx.now)
+        .values(used_at=tx.now, used_by=partner_id).returning(tokens_t.c.member_id)
+    ).scalar_one_or_none()
+    if used is None:
+        raise InvalidLinkToken("the link token is unknown, already used or expired")
+    return used

@@ -1,0 +1,78 @@
+"""Personal data at rest: AES-GCM ciphertexts and keyed blind indexes, each tagged with its key id.
+
+A ciphertext is bound to its member and field (associated data), so it cannot be
+moved to another row. Phones are normalised to E.164 and emails to their
+normalised form before indexing, so lookups match however a partner typed them.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+import phonenumbers
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from email_validator import EmailNotValidError, validate_email
+
+from shared.errors import InvalidContact
+from shared.keys import PiiKey
+
+
+class Keyring:
+    def __init__(self, active: str, keys: dict[str, PiiKey]):
+        self.active = keys[active]
+        self.keys = keys
+
+    def encrypt(self, field: str, member_id: str, plaintext: str) -> str:
+        nonce = secrets.token_bytes(12)
+        sealed = AESGCM(self.active.encryption).encrypt(nonce, plaintext.encode(), f"{field}:{member_id}".encode())
+        return f"v1.{self.active.id}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def decrypt(self, field: str, member_id: str, token: str) -> str:
+        version, key_id, payload = token.split(".", 2)
+        if version != "v1":
+            raise ValueError(f"unknown ciphertext version {version}")
+        raw = base64.urlsafe_b64decode(payload)
+        key = self.keys[key_id]
+        return AESGCM(key.encryption).decrypt(raw[:12], raw[12:], f"{field}:{member_id}".encode()).decode()
+
+    def _index(self, key: PiiKey, field: str, value: str) -> str:
+        mac = hmac.HMAC(key.index, hashes.SHA256())
+        mac.update(f"{field}:{value}".encode())
+        return f"{key.id}:{mac.finalize().hex()}"
+
+    def blind_index(self, field: str, value: str) -> str:
+        """The index value written now (active key)."""
+        return self._index(self.active, field, value)
+
+    def lookup_indexes(self, field: str, value: str) -> list[str]:
+        """Every index value the same contact may be stored under (all keys, during a rotation)."""
+        return [self._index(key, field, value) for key in self.keys.values()]
+
+
+def normalise_phone(raw: str, default_region: str) -> str:
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidContact(f"phone number {mask_phone(raw)} cannot be read: {exc}") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidContact(f"phone number {mask_phone(raw)} is not a valid number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str:
+    try:
+        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise InvalidContact(f"email address is not valid: {exc}") from exc
+
+
+def mask_phone(phone: str) -> str:
+    digits = phone.strip()
+    return digits[:3] + "*" * max(len(digits) - 7, 2) + digits[-4:] if len(digits) > 7 else "***"
+
+
+def mask_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"

@@ -1,0 +1,17 @@
+"""All ORM models in one package so that relationships never create import cycles."""
+
+from shared.models.base import Base
+from shared.models.ledger import Account, Cycle, Entry, LotConsumption, Lot, ObligationLine, Transfer
+from shared.models.members import LinkToken, Member, MemberLink
+from shared.models.partners import Contract, Partner
+from shared.models.holds import Hold, HoldLot
+from shared.models.ops import IdempotencyRecord
+from shared.models.keys import PartnerKey, RequestNonce
+from shared.models.settlement import Holiday, Settlement, SettlementRun
+from shared.models.rules import CampaignAward, EarnRuleSet
+
+__all__ = [
+    "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
+    "LinkToken", "Member", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "PartnerKey", "RequestNonce",
+    "Holiday", "Settlement", "SettlementRun", "CampaignAward", "EarnRuleSet",
+]

@@ -1,0 +1,160 @@
+"""The append-only points ledger: entries, transfers, lots, lot consumptions, obligation lines.
+
+A transfer is one row with one debit and one credit account (TigerBeetle's layout),
+so every entry's postings sum to zero by construction; ``points > 0`` and
+``debit <> credit`` are database constraints.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db.types import UTCDateTime
+from shared.models.base import Base
+
+ENTRY_KINDS = (
+    "earn", "bonus", "burn", "hold", "capture", "void", "hold_expiry",
+    "reversal", "expiry", "adjustment",
+)
+LINE_KINDS = ("issuance_fee", "prepaid_funding", "redemption", "redemption_fee", "breakage_refund")
+
+
+class Account(Base):
+    """Points accounts: member:<id>, member:<id>:held, partner:<id>:issued|redeemed, network:*."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('member', 'member_held', 'partner_issued', 'partner_redeemed', 'network')", name="kind"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+
+
+class Cycle(Base):
+    """A business day of settlement. Writers hold its row FOR SHARE; closing takes it FOR UPDATE."""
+
+    __tablename__ = "cycles"
+    __table_args__ = (CheckConstraint("status IN ('open', 'closed')", name="status"),)
+
+    cycle_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Entry(Base):
+    """One immutable ledger event. ``request`` and ``result`` are canonical JSON, written once."""
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        UniqueConstraint("partner_id", "reference", name="uq_entries_partner_reference"),
+        CheckConstraint("kind IN (%s)" % ", ".join(f"'{k}'" for k in ENTRY_KINDS), name="kind"),
+        CheckConstraint("points > 0", name="points_positive"),
+        Index("ix_entries_member_posted", "member_id", "posted_at"),
+        Index("ix_entries_partner_posted", "partner_id", "posted_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
+    member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    reference: Mapped[str | None] = mapped_column(String(128))
+    points: Mapped[int] = mapped_column(BigInteger)
+    cycle_date: Mapped[date] = mapped_column(ForeignKey("cycles.cycle_date"), index=True)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    original_entry_id: Mapped[str | None] = mapped_column(ForeignKey("entries.id"), index=True)
+    hold_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    request: Mapped[str] = mapped_column(Text, default="{}")
+    result: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class Transfer(Base):
+    __tablename__ = "transfers"
+    __table_args__ = (
+        CheckConstraint("points > 0", name="points_positive"),
+        CheckConstraint("debit_account <> credit_account", name="distinct_accounts"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id"), index=True)
+    debit_account: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    credit_account: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class Lot(Base):
+    """Points earned in one go, with exactly one funder (a partner, or the network)."""
+
+    __tablename__ = "lots"
+    __table_args__ = (
+        CheckConstraint("points > 0", name="points_positive"),
+        CheckConstraint("remaining >= 0 AND remaining <= points", name="remaining_bounds"),
+        CheckConstraint("reserved >= 0 AND reserved <= remaining", name="reserved_bounds"),
+        CheckConstraint("billing IN ('postpaid', 'prepaid', 'network')", name="billing"),
+        CheckConstraint(
+            "(billing = 'network' AND funder_partner_id IS NULL AND contract_id IS NULL) OR "
+            "(billing <> 'network' AND funder_partner_id IS NOT NULL AND contract_id IS NOT NULL)",
+            name="one_funder",
+        ),
+        Index("ix_lots_member_order", "member_id", "expires_at", "issued_at", "id"),
+        Index("ix_lots_expires", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id"), index=True)
+    funder_partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
+    billing: Mapped[str] = mapped_column(String(16))
+    contract_id: Mapped[str | None] = mapped_column(ForeignKey("contracts.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LotConsumption(Base):
+    """Every change of a lot's remaining points: positive takes, negative returns."""
+
+    __tablename__ = "lot_consumptions"
+    __table_args__ = (
+        CheckConstraint("points <> 0", name="points_nonzero"),
+        UniqueConstraint("entry_id", "seq", name="uq_lot_consumptions_entry_seq"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id"), index=True)
+    lot_id: Mapped[str] = mapped_column(ForeignKey("lots.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class ObligationLine(Base):
+    """Money one party owes another because of one entry, exact in micro-units."""
+
+    __tablename__ = "obligation_lines"
+    __table_args__ = (
+        CheckConstraint("payer <> payee", name="payer_is_not_payee"),
+        CheckConstraint("kind IN (%s)" % ", ".join(f"'{k}'" for k in LINE_KINDS), name="kind"),
+        Index("ix_obligation_lines_cycle", "cycle_date", "payer", "payee", "kind"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id"), index=True)
+    cycle_date: Mapped[date] = mapped_column(Date)
+    payer: Mapped[str] = mapped_column(String(40))
+    payee: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(24))
+    points: Mapped[int] = mapped_column(BigInteger)
+    amount_micro: Mapped[int] = mapped_column(BigInteger)
+    contract_id: Mapped[str | None] = mapped_column(ForeignKey("contracts.id"))
+    lot_id: Mapped[str | None] = mapped_column(ForeignKey("lots.id"))
+    original_line_id: Mapped[str | None] = mapped_column(ForeignKey("obligation_lines.id"), index=True)

@@ -1,0 +1,61 @@
+"""Members: opaque ids on the ledger, personal data only as ciphertext and blind-index values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db.types import UTCDateTime
+from shared.models.base import Base
+
+
+class Member(Base):
+    """Stored balances: ``available`` and ``held`` equal their accounts' postings and,
+    together, the remaining points of the member's lots (checked by ``pointsnet verify``)."""
+
+    __tablename__ = "members"
+    __table_args__ = (
+        CheckConstraint("available >= 0", name="available_not_negative"),
+        CheckConstraint("held >= 0", name="held_not_negative"),
+        CheckConstraint("status IN ('active', 'erased')", name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    available: Mapped[int] = mapped_column(BigInteger, default=0)
+    held: Mapped[int] = mapped_column(BigInteger, default=0)
+    enrolled_by: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
+    phone_ct: Mapped[str | None] = mapped_column(Text)
+    phone_bidx: Mapped[str | None] = mapped_column(String(80), unique=True)
+    email_ct: Mapped[str | None] = mapped_column(Text)
+    email_bidx: Mapped[str | None] = mapped_column(String(80), unique=True)
+    name_ct: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MemberLink(Base):
+    """A partner's link to a member (with its own customer ref): the member's consent."""
+
+    __tablename__ = "member_links"
+    __table_args__ = (UniqueConstraint("partner_id", "customer_ref", name="uq_member_links_customer_ref"),)
+
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), primary_key=True, index=True)
+    customer_ref: Mapped[str | None] = mapped_column(String(128))
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LinkToken(Base):
+    """Single-use, short-lived consent token; only its SHA-256 is stored."""
+
+    __tablename__ = "link_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    issued_by: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_by: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

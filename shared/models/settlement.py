@@ -1,0 +1,49 @@
+"""Settlement runs (one per cycle, ever), each party's settlement, and the business-day calendar."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db.types import UTCDateTime
+from shared.models.base import Base
+
+
+class SettlementRun(Base):
+    """The settlement of one cycle. The primary key on the cycle makes a second settlement impossible."""
+
+    __tablename__ = "settlement_runs"
+
+    cycle_date: Mapped[date] = mapped_column(ForeignKey("cycles.cycle_date"), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(40), unique=True)
+    directory: Mapped[str] = mapped_column(Text)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    settled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Settlement(Base):
+    """What one party pays (negative) or receives (positive) for a cycle, and whether it happened."""
+
+    __tablename__ = "settlements"
+    __table_args__ = (
+        CheckConstraint("status IN ('due', 'paid', 'received', 'nothing_due')", name="status"),
+    )
+
+    cycle_date: Mapped[date] = mapped_column(ForeignKey("settlement_runs.cycle_date"), primary_key=True)
+    party: Mapped[str] = mapped_column(String(40), primary_key=True)
+    net_minor: Mapped[int] = mapped_column(BigInteger)
+    payment_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    bank_reference: Mapped[str | None] = mapped_column(String(128))
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Holiday(Base):
+    """A day on which no settlement payment is made (weekends are never business days)."""
+
+    __tablename__ = "holidays"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))

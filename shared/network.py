@@ -1,0 +1,148 @@
+"""One handle on a running network: its settings, database, clock and keys.
+
+The facade methods each run one unit of work through the transaction runner; the
+services (API endpoints, jobs, CLI) use them or call the ledger functions inside
+their own ``run_in_transaction``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from shared.clock import Clock, clock_from_settings
+from shared.config import Settings, get_settings
+from shared.db.database import Database, Tx
+from shared.errors import PointsnetError
+from shared.keys import load_pii_keyring, load_signing_key
+from shared.ledger import bonus, expiry, holds, idempotency, queries
+from shared.ledger.events import Event
+from shared.ledger.posting import post_events
+from shared.members import enrolment
+from shared.members.privacy import Keyring
+from shared.partners import contracts
+from shared.partners.contracts import ContractTerms
+
+
+class Network:
+    def __init__(self, settings: Settings | None = None, *, database_url: str | None = None,
+                 clock: Clock | None = None, pool_size: int = 10):
+        self.settings = settings or get_settings()
+        self.clock = clock or clock_from_settings(self.settings.clock)
+        self.db = Database(self.settings, url=database_url, clock=self.clock, pool_size=pool_size)
+
+    @cached_property
+    def keyring(self) -> Keyring:
+        return Keyring(*load_pii_keyring(self.settings))
+
+    @cached_property
+    def signing_key(self):
+        return load_signing_key(self.settings)
+
+    def tx(self, fn, **kwargs):
+        return self.db.run_in_transaction(fn, **kwargs)
+
+    # -- partners and members --------------------------------------------------------
+    def create_partner(self, name: str, terms: ContractTerms | None = None) -> dict:
+        return self.tx(lambda tx: contracts.create_partner(tx, name, terms))
+
+    def enrol(self, partner_id: str, **fields: Any) -> dict:
+        keyring = self.keyring
+        return self.tx(lambda tx: enrolment.enrol(tx, keyring, partner_id, **fields))
+
+    def link(self, partner_id: str, link_token: str, customer_ref: str | None = None) -> dict:
+        """Link an existing member to this partner with the member's consent token."""
+        return self.enrol(partner_id, link_token=link_token, customer_ref=customer_ref)
+
+    def mint_link_token(self, partner_id: str, member_id: str) -> dict:
+        return self.tx(lambda tx: enrolment.mint_link_token(tx, partner_id, member_id))
+
+    # -- ledger ----------------------------------------------------------------------
+    def post(self, partner_id: str, events: list[Event]) -> list[dict | PointsnetError]:
+        return self.tx(lambda tx: post_events(tx, partner_id, events))
+
+    def _one(self, partner_id: str, event: Event, idempotency_key: str | None = None) -> dict:
+        def unit(tx: Tx) -> dict:
+            def operation() -> dict:
+                [outcome] = post_events(tx, partner_id, [event])
+                if isinstance(outcome, PointsnetError):
+                    raise outcome
+                return outcome
+            if idempotency_key is None:
+                return operation()
+            return idempotency.run_once(tx, partner_id, idempotency_key, event.request()
+                                        | {"reference": event.reference}, operation)[1]
+        return self.tx(unit)
+
+    def earn(self, partner_id: str, member_id: str, reference: str, *, points: int | None = None,
+             amount: int | None = None, currency: str | None = None, occurred_at: datetime | None = None,
+             idempotency_key: str | None = None) -> dict:
+        return self._one(partner_id, Event("earn", reference, member_id, points, amount, currency, occurred_at),
+                         idempotency_key)
+
+    def burn(self, partner_id: str, member_id: str, reference: str, points: int, *,
+             occurred_at: datetime | None = None, idempotency_key: str | None = None) -> dict:
+        return self._one(partner_id, Event("burn", reference, member_id, points, occurred_at=occurred_at),
+                         idempotency_key)
+
+    def hold(self, partner_id: str, member_id: str, reference: str, points: int, **kw: Any) -> dict:
+        return self._one(partner_id, Event("hold", reference, member_id, points), kw.get("idempotency_key"))
+
+    def capture(self, partner_id: str, hold_id: str, points: int | None = None, *, reference: str | None = None,
+                idempotency_key: str | None = None) -> dict:
+        return self._one(partner_id, Event("capture", reference, points=points, hold_id=hold_id), idempotency_key)
+
+    def void(self, partner_id: str, hold_id: str, *, reference: str | None = None,
+             idempotency_key: str | None = None) -> dict:
+        return self._one(partner_id, Event("void", reference, hold_id=hold_id), idempotency_key)
+
+    def reverse(self, partner_id: str, reference: str, original_reference: str, points: int | None = None, *,
+                idempotency_key: str | None = None) -> dict:
+        return self._one(partner_id, Event("reversal", reference, points=points,
+                                           original_reference=original_reference), idempotency_key)
+
+    def grant_bonus(self, member_id: str, points: int, *, reason: str, partner_id: str | None = None,
+                    reference: str | None = None) -> dict:
+        return self.tx(lambda tx: bonus.grant_bonus(tx, member_id, points, reason=reason, partner_id=partner_id,
+                                                    reference=reference))
+
+    def balance(self, member_id: str) -> dict:
+        return self.tx(lambda tx: queries.member_balance(tx, member_id), readonly=True)
+
+    # -- jobs ------------------------------------------------------------------------
+    def expire_lots(self) -> int:
+        """Expire every due lot, in bounded transactions; returns the points expired."""
+        total = 0
+        while True:
+            points = self.tx(lambda tx: expiry.expire_batch(tx, self.settings.expiry_batch_size))
+            if not points:
+                return total
+            total += points
+
+    def expire_holds(self) -> int:
+        total = 0
+        while True:
+            released = self.tx(lambda tx: holds.expire_holds(tx, self.settings.expiry_batch_size))
+            if not released:
+                return total
+            total += released
+
+    def prune_idempotency(self) -> int:
+        return self.tx(idempotency.prune)
+
+    # -- clearing --------------------------------------------------------------------
+    def settle(self, cycle, *, ignore_grace: bool = True) -> dict:
+        from shared.settlement.runs import settle_cycle
+
+        key = self.signing_key
+        return self.tx(lambda tx: settle_cycle(tx, cycle, key, ignore_grace=ignore_grace))
+
+    def settle_due(self) -> list[dict]:
+        """Settle every cycle past its cut-off and grace that is not settled yet, oldest first."""
+        from shared.settlement.runs import due_cycles
+
+        return [self.settle(cycle) for cycle in self.tx(due_cycles, readonly=True)]
+
+    def close(self) -> None:
+        self.db.dispose()

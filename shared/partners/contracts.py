@@ -1,0 +1,131 @@
+"""Partners and their versioned contract terms (changing only at cycle boundaries)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, insert, select
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.errors import ContractNotAtBoundary, UnknownPartner, ValidationFailed
+from shared.ledger.cycles import cycle_date_for
+from shared.ledger.rules import Terms
+from shared.models import Account, Contract, Partner
+from shared.money import MoneyError, rate_to_ppm, to_micro
+
+contracts = Contract.__table__
+
+
+@dataclass(frozen=True)
+class ContractTerms:
+    """Terms as people write them: money in minor units (decimals allowed), rates as decimals."""
+
+    billing: str = "postpaid"
+    point_value: Decimal | str | int = Decimal(1)
+    issuance_fee: Decimal | str | int = Decimal(0)
+    redemption_fee_rate: Decimal | str | int = Decimal(0)
+    breakage_share: Decimal | str | int = Decimal(0)
+    base_rate: Decimal | str | int = Decimal(1)  # points per major currency unit
+
+    def to_columns(self) -> dict:
+        if self.billing not in ("postpaid", "prepaid"):
+            raise ValidationFailed(f"billing must be postpaid or prepaid, not {self.billing!r}")
+        try:
+            return {
+                "billing": self.billing,
+                "point_value_micro": to_micro(self.point_value, what="point_value"),
+                "issuance_fee_micro": to_micro(self.issuance_fee, what="issuance_fee"),
+                "redemption_fee_ppm": rate_to_ppm(self.redemption_fee_rate, what="redemption_fee_rate"),
+                "breakage_share_ppm": rate_to_ppm(self.breakage_share, what="breakage_share"),
+                "base_rate_micro": rate_to_ppm(self.base_rate, what="base_rate", maximum=None),
+            }
+        except MoneyError as exc:
+            raise ValidationFailed(str(exc)) from exc
+
+
+def partner_accounts(partner_id: str) -> list[dict]:
+    return [
+        {"id": f"partner:{partner_id}:issued", "kind": "partner_issued"},
+        {"id": f"partner:{partner_id}:redeemed", "kind": "partner_redeemed"},
+    ]
+
+
+def create_partner(tx: Tx, name: str, terms: ContractTerms | None = None, *, partner_id: str | None = None) -> dict:
+    """Register a partner with contract version 1, in force from the current cycle."""
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("partner name must not be empty")
+    if tx.session.execute(select(Partner.id).where(Partner.name == name)).first():
+        raise ValidationFailed(f"a partner named {name!r} already exists")
+    columns = (terms or ContractTerms()).to_columns()
+    partner_id = partner_id or new_id("ptn")
+    tx.session.execute(insert(Partner.__table__).values(id=partner_id, name=name, status="active", created_at=tx.now))
+    tx.session.execute(insert(Account.__table__), partner_accounts(partner_id))
+    contract_id = new_id("ctr")
+    tx.session.execute(insert(contracts).values(
+        id=contract_id, partner_id=partner_id, version=1,
+        effective_from=cycle_date_for(tx.now, tx.settings), created_at=tx.now, **columns,
+    ))
+    return {"partner_id": partner_id, "name": name, "contract_id": contract_id, "contract_version": 1}
+
+
+def add_contract_version(tx: Tx, partner_id: str, terms: ContractTerms, effective_from: date | None = None) -> dict:
+    """A new version takes effect at a future cycle boundary (default: the next cycle)."""
+    require_partner(tx, partner_id)
+    current = cycle_date_for(tx.now, tx.settings)
+    effective_from = effective_from or current + timedelta(days=1)
+    if effective_from <= current:
+        raise ContractNotAtBoundary(
+            f"contract changes take effect from a future cycle; {effective_from} is not after {current}"
+        )
+    latest = tx.session.execute(
+        select(func.max(contracts.c.version), func.max(contracts.c.effective_from)).where(contracts.c.partner_id == partner_id)
+    ).one()
+    if latest[1] is not None and effective_from <= latest[1]:
+        raise ContractNotAtBoundary(f"a version already takes effect on or after {effective_from}")
+    contract_id = new_id("ctr")
+    version = (latest[0] or 0) + 1
+    tx.session.execute(insert(contracts).values(
+        id=contract_id, partner_id=partner_id, version=version, effective_from=effective_from,
+        created_at=tx.now, **terms.to_columns(),
+    ))
+    return {"partner_id": partner_id, "contract_id": contract_id, "contract_version": version,
+            "effective_from": effective_from.isoformat()}
+
+
+def require_partner(tx: Tx, partner_id: str) -> str:
+    status = tx.session.execute(select(Partner.status).where(Partner.id == partner_id)).scalar_one_or_none()
+    if status is None:
+        raise UnknownPartner(f"no partner {partner_id}")
+    return status
+
+
+def _terms(row) -> Terms:
+    return Terms(
+        contract_id=row.id, partner_id=row.partner_id, billing=row.billing,
+        point_value_micro=row.point_value_micro, issuance_fee_micro=row.issuance_fee_micro,
+        redemption_fee_ppm=row.redemption_fee_ppm, breakage_share_ppm=row.breakage_share_ppm,
+        base_rate_micro=row.base_rate_micro,
+    )
+
+
+def terms_in_force(tx: Tx, partner_id: str, cycle_date: date) -> Terms:
+    row = tx.session.execute(
+        select(contracts).where(contracts.c.partner_id == partner_id, contracts.c.effective_from <= cycle_date)
+        .order_by(contracts.c.effective_from.desc()).limit(1)
+    ).first()
+    if row is None:
+        raise UnknownPartner(f"partner {partner_id} has no contract in force on {cycle_date}")
+    return _terms(row)
+
+
+def terms_by_id(tx: Tx, contract_ids: set[str]) -> dict[str, Terms]:
+    if not contract_ids:
+        return {}
+    rows = tx.session.execute(select(contracts).where(contracts.c.id.in_(sorted(contract_ids))))
+    return {row.id: _terms(row) for row in rows}
+
+

@@ -1,0 +1,93 @@
+"""Partners' signing keys: registration, rotation with overlap (two active at most), revocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.models import Partner, PartnerKey, RequestNonce
+from shared.partners.contracts import require_partner
+from shared.signing import FRESHNESS_S, b64url, load_public_key, raw_public
+
+MAX_ACTIVE_KEYS = 2
+keys_t = PartnerKey.__table__
+nonces_t = RequestNonce.__table__
+
+
+class TooManyKeys(Conflict):
+    code, title = "too_many_keys", "A partner has at most two active keys"
+
+
+class UnknownKey(NotFound):
+    code, title = "unknown_key", "Unknown key"
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    key_id: str
+    partner_id: str
+    public_key: str
+    status: str
+    partner_status: str
+
+
+def add_key(tx: Tx, partner_id: str, public_key_text: str) -> dict:
+    require_partner(tx, partner_id)
+    try:
+        key = load_public_key(public_key_text)
+    except ValueError as exc:
+        raise ValidationFailed(f"public key: {exc}") from exc
+    active = tx.session.execute(select(func.count()).select_from(keys_t).where(
+        keys_t.c.partner_id == partner_id, keys_t.c.status == "active")).scalar_one()
+    if active >= MAX_ACTIVE_KEYS:
+        raise TooManyKeys("revoke one of the two active keys before adding another")
+    key_id = new_id("key")
+    tx.session.execute(insert(keys_t).values(key_id=key_id, partner_id=partner_id,
+                                             public_key=b64url(raw_public(key)), status="active", created_at=tx.now))
+    return {"partner_id": partner_id, "key_id": key_id}
+
+
+def revoke_key(tx: Tx, key_id: str) -> dict:
+    done = tx.session.execute(update(keys_t).where(keys_t.c.key_id == key_id, keys_t.c.status == "active")
+                              .values(status="revoked", revoked_at=tx.now))
+    if done.rowcount != 1:
+        raise UnknownKey(f"no active key {key_id}")
+    return {"key_id": key_id, "status": "revoked"}
+
+
+def resolve_key(tx: Tx, key_id: str) -> ResolvedKey | None:
+    row = tx.session.execute(
+        select(keys_t.c.key_id, keys_t.c.partner_id, keys_t.c.public_key, keys_t.c.status, Partner.status)
+        .join(Partner, Partner.id == keys_t.c.partner_id).where(keys_t.c.key_id == key_id)).first()
+    return ResolvedKey(*row) if row else None
+
+
+def list_keys(tx: Tx, partner_id: str) -> list[dict]:
+    rows = tx.session.execute(select(keys_t).where(keys_t.c.partner_id == partner_id)
+                              .order_by(keys_t.c.created_at)).all()
+    return [{"key_id": r.key_id, "status": r.status, "created_at": r.created_at.isoformat(),
+             "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None} for r in rows]
+
+
+def remember_nonce(tx: Tx, key_id: str, nonce: str, now: datetime) -> bool:
+    """Record a nonce; False if it was already seen for this key."""
+    if not 0 < len(nonce) <= 128:
+        raise ValidationFailed("nonce must be 1 to 128 characters")
+    insert = pg_insert if tx.is_postgres else sqlite_insert
+    inserted = tx.session.execute(insert(nonces_t).values(key_id=key_id, nonce=nonce, seen_at=now)
+                                  .on_conflict_do_nothing().returning(nonces_t.c.nonce)).first()
+    return inserted is not None
+
+
+def prune_nonces(tx: Tx, now: datetime) -> int:
+    """Nonces older than twice the freshness window can no longer be replayed."""
+    cutoff = now - timedelta(seconds=2 * FRESHNESS_S)
+    return tx.session.execute(delete(nonces_t).where(nonces_t.c.seen_at < cutoff)).rowcount
