@@ -1,0 +1,83 @@
+"""The FastAPI application partners talk to: the signed v1 API, plus health and readiness."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.partner_api.middleware import PartnerGate
+from services.partner_api.routes import router
+from shared.errors import PointsnetError, ValidationFailed
+from shared.network import Network
+
+PROBLEM = "application/problem+json"
+DESCRIPTION = """
+The Pointsnet partner API (v1). Every request is signed with RFC 9421 HTTP Message
+Signatures, profile `pointsnet-v1` (Ed25519; components `@method @authority @path
+@query`, plus `content-digest` and `idempotency-key` on every POST; parameters
+`created`, `nonce`, `keyid`, `alg="ed25519"`, `tag="pointsnet-v1"`). Every response
+to a signed request is signed by the network (tag `pointsnet-v1-response`).
+Errors are RFC 9457 problem details with a stable `code`. See docs/partner-integration.md.
+"""
+
+
+def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
+               on_stop: Callable[[], None] | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if on_start:
+            on_start()
+        try:
+            yield
+        finally:
+            if on_stop:
+                on_stop()
+
+    app = FastAPI(title="Pointsnet partner API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.network = network
+    app.include_router(router)
+    app.add_middleware(PartnerGate, network=network)
+
+    @app.exception_handler(PointsnetError)
+    async def problem(_request: Request, error: PointsnetError) -> JSONResponse:
+        return JSONResponse(error.to_problem(), status_code=error.status, media_type=PROBLEM)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_problem(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        codes = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+        body = {"type": "about:blank", "title": str(error.detail), "status": error.status_code,
+                "code": codes.get(error.status_code, "http_error"), "detail": str(error.detail)}
+        return JSONResponse(body, status_code=error.status_code, media_type=PROBLEM,
+                            headers=getattr(error, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        details = [{"field": ".".join(str(part) for part in item.get("loc", ())[1:]) or "body",
+                    "message": item.get("msg", "")} for item in error.errors()]
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+        refusal = ValidationFailed(f"the request does not match the API: {summary}", errors=details)
+        return JSONResponse(refusal.to_problem(), status_code=422, media_type=PROBLEM)
+
+    @app.get("/health/live", tags=["health"])
+    def live() -> dict:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/health", tags=["health"])
+    @app.get("/health/ready", tags=["health"])
+    def ready() -> JSONResponse:
+        """Readiness: the database answers."""
+        try:
+            with network.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": network.db.dialect})
+
+    return app

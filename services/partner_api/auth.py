@@ -1,0 +1,132 @@
+"""Request authentication for profile ``pointsnet-v1`` (RFC 9421, Ed25519).
+
+The checks run in a fixed order so that each failure has its own stable code;
+the cryptographic verification itself is ``http-message-signatures``'.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import http_sf
+import httpx
+from http_message_signatures import HTTPMessageVerifier, InvalidSignature, MappingKeyResolver, algorithms
+from services.partner_api import errors
+from shared.network import Network
+from shared.partners.keys import remember_nonce, resolve_key
+from shared.signing import ALG, FRESHNESS_S, POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, load_public_key
+
+@dataclass
+class SignedRequest:
+    """What the resolver of http-message-signatures needs: method, absolute URL, headers."""
+
+    method: str
+    url: str
+    headers: httpx.Headers
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    partner_id: str
+    key_id: str
+    label: str
+
+
+def parse_dictionary(value: str | None) -> dict:
+    if value is None:
+        raise errors.SignatureMissing("Signature-Input and Signature headers are required")
+    try:
+        return http_sf.parse(value.encode(), tltype="dictionary")
+    except Exception as exc:
+        raise errors.SignatureMalformed(f"not a structured dictionary: {exc}") from exc
+
+
+def request_label(headers: httpx.Headers) -> str | None:
+    """The label of the request's pointsnet-v1 signature, if one can be read (for response binding)."""
+    try:
+        inputs = http_sf.parse(headers["signature-input"].encode(), tltype="dictionary")
+        signatures = http_sf.parse(headers["signature"].encode(), tltype="dictionary")
+    except Exception:
+        return None
+    labels = [label for label, (_, params) in inputs.items() if params.get("tag") == REQUEST_TAG]
+    labels = labels or list(inputs)
+    return next((label for label in labels if label in signatures), None)
+
+
+def _covered(members) -> set[str]:
+    if not isinstance(members, list):
+        raise errors.SignatureMalformed("Signature-Input member must be an inner list")
+    return {value for value, params in members if not params}
+
+
+def authenticate(network: Network, request: SignedRequest, body: bytes, now: datetime) -> Authenticated:
+    headers = request.headers
+    if "signature-input" not in headers and "signature" not in headers:
+        raise errors.SignatureMissing("sign the request (RFC 9421, profile pointsnet-v1)")
+    inputs = parse_dictionary(headers.get("signature-input"))
+    signatures = parse_dictionary(headers.get("signature"))
+    tagged = [label for label, (_, params) in inputs.items() if params.get("tag") == REQUEST_TAG]
+    if not tagged:
+        raise errors.SignatureTagInvalid(f'no signature carries tag="{REQUEST_TAG}"')
+    label = tagged[0]
+    if label not in signatures:
+        raise errors.SignatureMalformed(f"Signature has no member {label!r}")
+    members, params = inputs[label]
+    if params.get("alg") != ALG:
+        raise errors.SignatureAlgInvalid(f'alg must be "{ALG}", not {params.get("alg")!r}')
+    for name, kind in (("keyid", str), ("nonce", str), ("created", int)):
+        if not isinstance(params.get(name), kind) or isinstance(params.get(name), bool):
+            raise errors.SignatureMalformed(f"signature parameter {name} is missing or of the wrong type")
+    if not 0 < len(params["nonce"]) <= 128:
+        raise errors.SignatureMalformed("nonce must be 1 to 128 characters")
+    required = set(REQUEST_COMPONENTS) | (set(POST_COMPONENTS) if request.method == "POST" else set())
+    missing = sorted(required - _covered(members))
+    if missing:
+        raise errors.ComponentNotCovered(f"the signature must cover {', '.join(missing)}", missing=missing)
+    expires = params.get("expires")
+    if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)
+                                or datetime.fromtimestamp(expires, tz=timezone.utc) < now):
+        raise errors.SignatureExpired("the signature's expires time has passed")
+    created = datetime.fromtimestamp(params["created"], tz=timezone.utc)
+    if abs((now - created).total_seconds()) > FRESHNESS_S:
+        raise errors.SignatureExpired(f"created {created.isoformat()} is more than {FRESHNESS_S} s from "
+                                      f"the network's time {now.replace(microsecond=0).isoformat()}")
+    key = network.tx(lambda tx: resolve_key(tx, params["keyid"]), readonly=True)
+    if key is None:
+        raise errors.KeyUnknown(f"no key {params['keyid']!r}")
+    if key.status != "active":
+        raise errors.KeyRevoked(f"key {key.key_id} was revoked")
+    verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519, key_resolver=MappingKeyResolver(
+        public_keys={key.key_id: load_public_key(key.public_key)}, private_keys={}))
+    verifier.max_clock_skew = timedelta(seconds=FRESHNESS_S)
+    try:
+        verifier.verify(request, max_age=None, expect_tag=REQUEST_TAG, expect_label=label)
+    except InvalidSignature as exc:
+        raise errors.SignatureInvalid(f"signature {label!r} does not verify") from exc
+    except Exception as exc:  # a covered component the message lacks, an unparsable field, ...
+        raise errors.SignatureInvalid(f"signature {label!r} cannot be verified: {exc}") from exc
+    if request.method == "POST" or body:
+        check_digest(headers.get("content-digest"), body)
+    if not network.tx(lambda tx: remember_nonce(tx, key.key_id, params["nonce"], now)):
+        raise errors.NonceReused("this nonce was already used with this key; sign every request afresh")
+    if key.partner_status != "active":
+        raise errors.Forbidden("the partner is suspended")
+    return Authenticated(key.partner_id, key.key_id, label)
+
+
+def check_digest(header: str | None, body: bytes) -> None:
+    if header is None:
+        raise errors.DigestMismatch("Content-Digest header missing")
+    try:
+        digests = http_sf.parse(header.encode(), tltype="dictionary")
+    except Exception as exc:
+        raise errors.DigestMismatch(f"Content-Digest is malformed: {exc}") from exc
+    member = digests.get("sha-256")
+    if member is None or not isinstance(member[0], bytes):
+        raise errors.DigestMismatch("Content-Digest must carry sha-256")
+    if member[0] != hashlib.sha256(body).digest():
+        raise errors.DigestMismatch("Content-Digest sha-256 does not match the body received: "
+                                    + base64.b64encode(hashlib.sha256(body).digest()).decode())

@@ -1,0 +1,98 @@
+"""Idempotency-Key handling at the API: outcome stored in the business transaction.
+
+Stored: successes and business refusals (409 conflicts such as insufficient_points,
+points_already_spent, reference_conflict). Not stored: authentication failures,
+validation failures, 404s, rate limits, request_in_progress and 5xx — so a
+corrected retry with the same key can still succeed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Callable
+
+from sqlalchemy import select, text
+
+from shared.db.database import Tx, is_unique_violation
+from shared.errors import Conflict, IdempotencyKeyReused, PointsnetError, RequestInProgress
+from shared.ledger import idempotency
+from shared.ledger.events import differences
+from shared.models import IdempotencyRecord
+from shared.network import Network
+
+_inflight: set[tuple[str, str]] = set()
+_inflight_lock = threading.Lock()
+records = IdempotencyRecord.__table__
+
+
+def storable(error: PointsnetError) -> bool:
+    return isinstance(error, Conflict) and not isinstance(error, RequestInProgress)
+
+
+def execute(network: Network, partner_id: str, key: str, request: dict,
+            operation: Callable[[Tx], tuple[int, dict]]) -> tuple[int, dict, bool]:
+    """Run ``operation`` exactly once for (partner, key); returns (status, body, replayed)."""
+    marker = (partner_id, key)
+    with _inflight_lock:  # a twin in this process answers at once, on SQLite too
+        if marker in _inflight:
+            raise RequestInProgress("a request with this Idempotency-Key is still running; retry shortly")
+        _inflight.add(marker)
+    try:
+        try:
+            return network.tx(lambda tx: _with_status(tx, partner_id, key, request, operation))
+        except PointsnetError as error:
+            if not storable(error):
+                raise
+            return _store_refusal(network, partner_id, key, request, error)
+    finally:
+        with _inflight_lock:
+            _inflight.discard(marker)
+
+
+def _with_status(tx: Tx, partner_id: str, key: str, request: dict, operation) -> tuple[int, dict, bool]:
+    stored = _lookup(tx, partner_id, key, request)
+    if stored is not None:
+        return stored
+    if tx.is_postgres:
+        got = tx.session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                 {"k": idempotency.advisory_key(partner_id, key)}).scalar_one()
+        if not got:
+            raise RequestInProgress("a request with this Idempotency-Key is still running; retry shortly")
+        stored = _lookup(tx, partner_id, key, request)
+        if stored is not None:
+            return stored
+    status, body = operation(tx)
+    idempotency.store(tx, partner_id, key, request, status, body)
+    return status, body, False
+
+
+def _lookup(tx: Tx, partner_id: str, key: str, request: dict) -> tuple[int, dict, bool] | None:
+    row = tx.session.execute(select(records).where(records.c.partner_id == partner_id, records.c.key == key)).first()
+    if row is None:
+        return None
+    if row.request_hash != idempotency.request_hash(request):
+        diff = differences(json.loads(row.request), request)
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was first used for a different request (differs in {', '.join(diff)})",
+            differs=diff)
+    return row.status_code, json.loads(row.response), True
+
+
+def _store_refusal(network: Network, partner_id: str, key: str, request: dict,
+                   error: PointsnetError) -> tuple[int, dict, bool]:
+    body = error.to_problem()
+
+    def unit(tx: Tx):
+        stored = _lookup(tx, partner_id, key, request)
+        if stored is not None:
+            return stored
+        idempotency.store(tx, partner_id, key, request, error.status, body)
+        return error.status, body, False
+
+    try:
+        return network.tx(unit)
+    except Exception as exc:  # pragma: no cover - a twin stored first; the retry reads it
+        if is_unique_violation(exc):
+            return network.tx(lambda tx: _lookup(tx, partner_id, key, request))
+        raise

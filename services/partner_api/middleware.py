@@ -1,0 +1,183 @@
+"""The API's door, as ASGI middleware: body limit, signature check, rate limit, response signature.
+
+Every response to a signed request — errors included — is signed by the network's
+key with tag ``pointsnet-v1-response``, bound to the request's method, path, query
+and signature, so it cannot be replayed for another request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from datetime import datetime, timezone
+
+import anyio
+import httpx
+from http_message_signatures.digests import ContentDigest
+from limits import parse as parse_limit
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from services.partner_api import errors
+from services.partner_api.auth import SignedRequest, authenticate, request_label
+from shared.errors import PointsnetError
+from shared.network import Network
+from shared.signing import RESPONSE_TAG, network_key_id, response_components, signer
+
+PROBLEM = "application/problem+json"
+log = logging.getLogger("pointsnet.api")
+UNSIGNED_PATHS = {"/v1/network/keys"}
+
+
+class Internal(PointsnetError):
+    status, code, title = 500, "internal_error", "Internal error"
+
+
+class _Response:
+    def __init__(self, status_code: int, headers: httpx.Headers, request: SignedRequest):
+        self.status_code = status_code
+        self.headers = headers
+        self.request = request
+
+
+class PartnerGate:
+    def __init__(self, app, network: Network):
+        self.app = app
+        self.network = network
+        settings = network.settings
+        self.max_body = settings.max_body_bytes
+        self.authority = settings.public_authority
+        self.rate = parse_limit(settings.rate_limit)
+        storage = storage_from_string(settings.redis_url) if settings.redis_url else MemoryStorage()
+        self.limiter = MovingWindowRateLimiter(storage)
+        key = network.signing_key
+        self.key_id = network_key_id(key)
+        self.signer = signer(self.key_id, key)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        headers = httpx.Headers(raw_headers)
+        request = SignedRequest(scope["method"], self._url(scope, headers), headers)
+        label = request_label(headers) if "signature" in headers else None
+        try:
+            body = await self._read_body(receive)
+        except PointsnetError as error:
+            await self._send_problem(send, error, request, label)
+            return
+        if scope["path"] in UNSIGNED_PATHS and "signature-input" not in headers:
+            await self.app(scope, _replay(body), send)
+            return
+        try:
+            if "signature-input" not in headers and "signature" not in headers:
+                raise errors.SignatureMissing("sign the request (RFC 9421, profile pointsnet-v1)")
+            if scope["method"] == "POST":
+                key = headers.get("idempotency-key")
+                if not key:
+                    raise errors.IdempotencyKeyMissing("every POST needs an Idempotency-Key header")
+                if not 0 < len(key) <= 255 or not key.isascii() or not key.isprintable():
+                    raise errors.IdempotencyKeyInvalid("Idempotency-Key must be 1 to 255 visible ASCII characters")
+            now = datetime.now(timezone.utc)  # signature freshness always uses the real time
+            auth = await anyio.to_thread.run_sync(authenticate, self.network, request, body, now)
+            self._rate_limit(auth.partner_id)
+        except PointsnetError as error:
+            await self._send_problem(send, error, request, label)
+            return
+        scope.setdefault("state", {})
+        scope["state"].update(partner_id=auth.partner_id, key_id=auth.key_id,
+                              idempotency_key=headers.get("idempotency-key"))
+        await self._signed(scope, _replay(body), send, request, auth.label)
+
+    def _url(self, scope, headers: httpx.Headers) -> str:
+        authority = self.authority or headers.get("host") or "localhost"
+        path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        return f"{scope.get('scheme', 'http')}://{authority}{path.decode('latin-1')}" + (
+            f"?{query.decode('latin-1')}" if query else "")
+
+    async def _read_body(self, receive) -> bytes:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise errors.BodyTooLarge(f"the body exceeds {self.max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        return b"".join(chunks)
+
+    def _rate_limit(self, partner_id: str) -> None:
+        if not self.limiter.hit(self.rate, partner_id):
+            reset = self.limiter.get_window_stats(self.rate, partner_id).reset_time
+            retry_after = max(1, math.ceil(reset - time.time()))
+            raise errors.RateLimited(f"more than {self.rate} requests; retry in {retry_after} s",
+                                     retry_after=retry_after)
+
+    async def _send_problem(self, send, error: PointsnetError, request: SignedRequest, label: str | None) -> None:
+        body = json.dumps(error.to_problem()).encode()
+        headers = [("content-type", PROBLEM)]
+        if isinstance(error, errors.RateLimited):
+            headers.append(("retry-after", str(error.extra["retry_after"])))
+        await self._finish(send, error.status, headers, body, request, label)
+
+    async def _signed(self, scope, receive, send, request: SignedRequest, label: str) -> None:
+        start: dict = {}
+        chunks: list[bytes] = []
+        finished = False
+
+        async def capture(message):
+            nonlocal finished
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", [])]
+                    finished = True
+                    await self._finish(send, start["status"], headers, b"".join(chunks), request, label)
+
+        try:
+            await self.app(scope, receive, capture)
+        except Exception:  # an answer to a signed request is a signed problem, even for our own failures
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if not finished:
+                await self._send_problem(send, Internal("the network failed to answer; retry with the same "
+                                                        "Idempotency-Key"), request, label)
+
+    async def _finish(self, send, status: int, headers: list[tuple[str, str]], body: bytes,
+                      request: SignedRequest, label: str | None) -> None:
+        headers = [(k, v) for k, v in headers if k.lower() not in ("content-length", "content-digest")]
+        headers += [("content-length", str(len(body))), ("content-digest", ContentDigest.create(body))]
+        if label is not None:
+            message = _Response(status, httpx.Headers(headers), request)
+            try:
+                self.signer.sign(message, key_id=self.key_id, label="pointsnet", tag=RESPONSE_TAG,
+                                 covered_component_ids=response_components(label), body=body,
+                                 use_existing_digest=True)
+                headers = list(message.headers.multi_items())
+            except Exception as exc:  # the request's own signature is unreadable: nothing to bind to
+                log.info("response left unsigned: %s", exc)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _replay(body: bytes):
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await anyio.sleep_forever()
+
+    return receive

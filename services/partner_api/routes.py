@@ -1,0 +1,370 @@
+"""Partner API v1 endpoints. Thin: the gate has authenticated the partner; the ledger does the rest."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import and_, or_, select
+
+from services.partner_api import schemas
+from services.partner_api.exactly_once import execute
+from shared.db.database import Tx
+from shared.errors import NotFound, PointsnetError, ValidationFailed
+from shared.ledger.events import Event
+from shared.ledger.posting import post_events, quote_earn
+from shared.ledger.queries import member_balance
+from shared.members import enrolment
+from shared.models import Entry, Member, Partner, Settlement, SettlementRun, Transfer
+from shared.rules.evaluate import PurchaseItem
+from shared.network import Network
+from shared.settlement.files import statement_name
+from shared.signing import jwk, network_key_id
+
+PROBLEM = "application/problem+json"
+DOOR = ("signature_missing", "signature_malformed", "signature_tag_invalid", "signature_alg_invalid",
+        "signature_component_missing", "signature_expired", "key_unknown", "key_revoked", "signature_invalid",
+        "digest_mismatch", "nonce_reused", "partner_suspended", "rate_limited", "body_too_large",
+        "validation_failed")
+WRITE = ("idempotency_key_missing", "idempotency_key_invalid", "idempotency_key_reused", "request_in_progress")
+
+
+def _all_errors() -> dict[str, int]:
+    import services.partner_api.errors  # noqa: F401  (register the door's errors)
+
+    found, todo = {}, [PointsnetError]
+    while todo:
+        cls = todo.pop()
+        found[cls.code] = cls.status
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def problems(*codes: str, write: bool = False) -> dict:
+    """OpenAPI responses listing every problem code a route can answer, grouped by status."""
+    codes_by_name = _all_errors()
+    by_status: dict[int, list[str]] = {}
+    for code in DOOR + (WRITE if write else ()) + codes:
+        by_status.setdefault(codes_by_name[code], []).append(code)
+    return {status: {"model": schemas.Problem,
+                     "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                     "description": "Problem details; `code` is one of: " + ", ".join(f"`{c}`" for c in found)}
+            for status, found in sorted(by_status.items())}
+
+
+router = APIRouter(prefix="/v1")
+RESULT_FIELDS = set(schemas.LedgerResult.model_fields)
+
+
+class UnknownStatement(NotFound):
+    code, title = "statement_not_found", "No such statement"
+
+
+def _network(request: Request) -> Network:
+    return request.app.state.network
+
+
+def _partner(request: Request) -> str:
+    return request.state.partner_id
+
+
+def api_result(result: dict) -> dict:
+    body = {("transaction_id" if key == "entry_id" else key): value for key, value in result.items()}
+    return {key: value for key, value in body.items() if key in RESULT_FIELDS}
+
+
+def _respond(status: int, body: Any, replayed: bool) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(body, status_code=status, headers=headers,
+                        media_type=PROBLEM if status >= 400 else "application/json")
+
+
+def _exactly_once(request: Request, payload: Any, operation: Callable[[Tx], tuple[int, Any]]) -> JSONResponse:
+    network = _network(request)
+    fingerprint = {"method": request.method, "path": request.url.path,
+                   "body": payload.model_dump(mode="json") if payload is not None else None}
+    return _respond(*execute(network, _partner(request), request.state.idempotency_key, fingerprint, operation))
+
+
+def _post_event(request: Request, payload: Any, event: Event) -> JSONResponse:
+    partner_id = _partner(request)
+
+    def operation(tx: Tx) -> tuple[int, dict]:
+        [outcome] = post_events(tx, partner_id, [event])
+        if isinstance(outcome, PointsnetError):
+            raise outcome
+        return 200, api_result(outcome)
+
+    return _exactly_once(request, payload, operation)
+
+
+# -- members ---------------------------------------------------------------------------------
+
+@router.post("/members", status_code=201, response_model=schemas.MemberEnrolled,
+             responses={200: {"model": schemas.MemberEnrolled, "description": "Existing member linked"},
+                        **problems("consent_required", "invalid_link_token", "invalid_contact", write=True)})
+def enrol_member(request: Request, body: schemas.EnrolRequest):
+    """Enrol a new member, or link an existing one with its `link_token` (the member's consent).
+
+    A phone or email already enrolled elsewhere, without a token: 409 `consent_required`.
+    """
+    network, partner_id = _network(request), _partner(request)
+
+    def operation(tx: Tx) -> tuple[int, dict]:
+        outcome = enrolment.enrol(tx, network.keyring, partner_id, **body.model_dump())
+        row = tx.session.execute(select(Member.available, Member.held).where(Member.id == outcome["member_id"])).one()
+        return (201 if outcome["created"] else 200), {**outcome, "balance": {"available": row[0], "held": row[1]}}
+
+    return _exactly_once(request, body, operation)
+
+
+@router.post("/members/{member_id}/link-tokens", status_code=201, response_model=schemas.LinkToken,
+             responses=problems("unknown_member", write=True))
+def mint_link_token(request: Request, member_id: str):
+    """Mint a short-lived, single-use token for a linked member to show another partner (QR code)."""
+    partner_id = _partner(request)
+    return _exactly_once(request, None,
+                         lambda tx: (201, enrolment.mint_link_token(tx, partner_id, member_id)))
+
+
+@router.get("/members/{member_id}", response_model=schemas.MemberView, responses=problems("unknown_member"))
+def get_member(request: Request, member_id: str):
+    """Balance, held points, tier and points expiring in the next 30 days (linked members only)."""
+    partner_id = _partner(request)
+
+    def read(tx: Tx) -> dict:
+        enrolment.require_linked(tx, partner_id, member_id)
+        view = member_balance(tx, member_id)
+        return {"member_id": member_id, "balance": {"available": view["available"], "held": view["held"]},
+                "held": view["held"], "tier": None, "expiring_soon": view["expiring_soon"]}
+
+    return _network(request).tx(read, readonly=True)
+
+
+def _cursor(value: str | None) -> tuple[datetime, str] | None:
+    if not value:
+        return None
+    try:
+        posted_at, entry_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        return datetime.fromisoformat(posted_at), entry_id
+    except Exception as exc:
+        raise ValidationFailed("cursor is not one this API gave out") from exc
+
+
+def _next_cursor(rows: list, limit: int) -> str | None:
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return base64.urlsafe_b64encode(json.dumps([last.posted_at.isoformat(), last.id]).encode()).decode().rstrip("=")
+
+
+def _after(cursor, descending: bool):
+    if cursor is None:
+        return True
+    posted_at, entry_id = cursor
+    if descending:
+        return or_(Entry.posted_at < posted_at, and_(Entry.posted_at == posted_at, Entry.id < entry_id))
+    return or_(Entry.posted_at > posted_at, and_(Entry.posted_at == posted_at, Entry.id > entry_id))
+
+
+@router.get("/members/{member_id}/history", response_model=schemas.History, responses=problems("unknown_member"))
+def member_history(request: Request, member_id: str, cursor: str | None = Query(None),
+                   limit: int = Query(50, ge=1, le=500)):
+    """The member's points movements across the network, newest first (no other partners' purchase details)."""
+    partner_id = _partner(request)
+    position = _cursor(cursor)
+
+    def read(tx: Tx) -> dict:
+        enrolment.require_linked(tx, partner_id, member_id)
+        account, held = f"member:{member_id}", f"member:{member_id}:held"
+        rows = tx.session.execute(
+            select(Entry.id, Entry.kind, Entry.points, Entry.posted_at, Partner.name)
+            .outerjoin(Partner, Partner.id == Entry.partner_id)
+            .where(Entry.member_id == member_id, _after(position, True))
+            .order_by(Entry.posted_at.desc(), Entry.id.desc()).limit(limit + 1)).all()
+        ids = [row.id for row in rows[:limit]]
+        changes: dict[tuple[str, str], int] = {}
+        if ids:
+            for entry_id, debit, credit, points in tx.session.execute(
+                    select(Transfer.entry_id, Transfer.debit_account, Transfer.credit_account, Transfer.points)
+                    .where(Transfer.entry_id.in_(ids))):
+                for name, sign in ((credit, 1), (debit, -1)):
+                    changes[(entry_id, name)] = changes.get((entry_id, name), 0) + sign * points
+        return {"member_id": member_id, "next_cursor": _next_cursor(rows, limit), "movements": [
+            {"transaction_id": row.id, "kind": row.kind, "points": row.points, "posted_at": row.posted_at,
+             "available_change": changes.get((row.id, account), 0), "held_change": changes.get((row.id, held), 0),
+             "partner": row.name} for row in rows[:limit]]}
+
+    return _network(request).tx(read, readonly=True)
+
+
+# -- earning and spending --------------------------------------------------------------------
+
+@router.post("/earn", response_model=schemas.LedgerResult, responses=problems(
+    "unknown_member", "invalid_points", "invalid_amount", "nothing_to_earn", "occurred_at_out_of_range",
+    "reference_conflict", "cycle_closed", write=True))
+def earn(request: Request, body: schemas.EarnRequest):
+    """Award points for a purchase: explicit `points`, or computed from `amount` by the earn rules."""
+    return _post_event(request, body, _earn_event(body))
+
+
+@router.post("/earn/quote", response_model=schemas.Quote, responses=problems("unknown_member", write=True))
+def earn_quote(request: Request, body: schemas.EarnRequest):
+    """Compute the points an earn with this body would award, without posting anything."""
+    partner_id = _partner(request)
+    return _network(request).tx(lambda tx: quote_earn(tx, partner_id, _earn_event(body)))
+
+
+def _earn_event(body: schemas.EarnRequest) -> Event:
+    items = tuple(PurchaseItem(i.sku, i.category, i.amount, i.quantity) for i in body.items) if body.items else None
+    return Event("earn", body.reference, body.member_id, body.points, body.amount, body.currency, body.occurred_at,
+                 items=items)
+
+
+@router.post("/burn", response_model=schemas.LedgerResult, responses=problems(
+    "unknown_member", "insufficient_points", "occurred_at_out_of_range", "reference_conflict", "cycle_closed",
+    write=True))
+def burn(request: Request, body: schemas.BurnRequest):
+    """Spend points (earliest-expiring first)."""
+    return _post_event(request, body, Event("burn", body.reference, body.member_id, body.points,
+                                            occurred_at=body.occurred_at))
+
+
+@router.post("/holds", response_model=schemas.LedgerResult, responses=problems(
+    "unknown_member", "insufficient_points", "occurred_at_out_of_range", "reference_conflict", "cycle_closed",
+    write=True))
+def hold(request: Request, body: schemas.HoldRequest):
+    """Reserve points for a two-phase redemption; capture or void it before it times out."""
+    return _post_event(request, body, Event("hold", body.reference, body.member_id, body.points,
+                                            occurred_at=body.occurred_at))
+
+
+@router.post("/holds/{hold_id}/capture", response_model=schemas.LedgerResult, responses=problems(
+    "unknown_hold", "hold_not_open", "capture_exceeds_hold", "reference_conflict", "cycle_closed", write=True))
+def capture(request: Request, hold_id: str, body: schemas.CaptureRequest):
+    """Spend up to the held points; the rest returns to the member."""
+    return _post_event(request, body, Event("capture", body.reference, points=body.points, hold_id=hold_id))
+
+
+@router.post("/holds/{hold_id}/void", response_model=schemas.LedgerResult, responses=problems(
+    "unknown_hold", "hold_not_open", "invalid_points", "reference_conflict", "cycle_closed", write=True))
+def void(request: Request, hold_id: str, body: schemas.VoidRequest):
+    """Release a hold entirely."""
+    return _post_event(request, body, Event("void", body.reference, hold_id=hold_id))
+
+
+@router.post("/reversals", response_model=schemas.LedgerResult, responses=problems(
+    "unknown_reference", "not_reversible", "points_already_spent", "reversal_exceeds_remaining",
+    "reference_conflict", "cycle_closed", write=True))
+def reversal(request: Request, body: schemas.ReversalRequest):
+    """Reverse an earn, burn or capture of yours, fully or partly, by its reference."""
+    return _post_event(request, body, Event("reversal", body.reference, points=body.points,
+                                            original_reference=body.original_reference))
+
+
+@router.post("/batch", response_model=schemas.BatchResult, responses=problems("batch_too_large", write=True))
+def batch(request: Request, body: schemas.BatchRequest):
+    """Up to 10,000 earn/burn/reversal events; one result per event, in order, each exactly once by reference."""
+    partner_id = _partner(request)
+    events = [Event(e.type, e.reference, e.member_id, e.points, e.amount, e.currency, e.occurred_at,
+                    e.original_reference) for e in body.events]
+
+    def operation(tx: Tx) -> tuple[int, dict]:
+        outcomes = post_events(tx, partner_id, events)
+        results = []
+        for index, (event, outcome) in enumerate(zip(events, outcomes)):
+            if isinstance(outcome, PointsnetError):
+                results.append({"index": index, "reference": event.reference, "status": outcome.status,
+                                "problem": outcome.to_problem()})
+            else:
+                results.append({"index": index, "reference": event.reference, "status": 200,
+                                "result": api_result(outcome)})
+        accepted = sum(r["status"] == 200 for r in results)
+        return 200, {"accepted": accepted, "refused": len(results) - accepted, "results": results}
+
+    return _exactly_once(request, body, operation)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+@router.get("/transactions", response_model=schemas.Transactions, responses=problems())
+def transactions(request: Request, cursor: str | None = Query(None), limit: int = Query(100, ge=1, le=1000)):
+    """Your own ledger entries, oldest first, cursor-paginated."""
+    partner_id = _partner(request)
+    position = _cursor(cursor)
+
+    def read(tx: Tx) -> dict:
+        rows = tx.session.execute(
+            select(Entry.id, Entry.kind, Entry.reference, Entry.member_id, Entry.points, Entry.posted_at,
+                   Entry.cycle_date, Entry.original_entry_id)
+            .where(Entry.partner_id == partner_id, _after(position, False))
+            .order_by(Entry.posted_at, Entry.id).limit(limit + 1)).all()
+        return {"next_cursor": _next_cursor(rows, limit), "transactions": [
+            {"transaction_id": r.id, "kind": r.kind, "reference": r.reference, "member_id": r.member_id,
+             "points": r.points, "posted_at": r.posted_at, "cycle_date": r.cycle_date,
+             "original_transaction_id": r.original_entry_id} for r in rows[:limit]]}
+
+    return _network(request).tx(read, readonly=True)
+
+
+def _statement_file(request: Request, cycle: str) -> tuple[dict, bytes]:
+    partner_id = _partner(request)
+    try:
+        day = date.fromisoformat(cycle)
+    except ValueError:
+        raise UnknownStatement(f"no statement for cycle {cycle!r}") from None
+
+    def read(tx: Tx):
+        return tx.session.execute(select(Settlement, SettlementRun.directory).join(
+            SettlementRun, SettlementRun.cycle_date == Settlement.cycle_date).where(
+            Settlement.cycle_date == day, Settlement.party == partner_id)).first()
+
+    found = _network(request).tx(read, readonly=True)
+    path = Path(found[1]) / statement_name(partner_id) if found else None
+    if path is None or not path.exists():
+        raise UnknownStatement(f"no settled statement for you in cycle {cycle}")
+    return _settlement_json(found[0]), path.read_bytes()
+
+
+def _settlement_json(row: Settlement) -> dict:
+    return {"cycle_date": row.cycle_date.isoformat(), "net_minor": row.net_minor,
+            "payment_date": row.payment_date.isoformat(), "status": row.status}
+
+
+@router.get("/statements", response_model=schemas.Statements, responses=problems())
+def statements(request: Request):
+    """Your settlement statements, one per settled cycle you took part in (newest first)."""
+    partner_id = _partner(request)
+    rows = _network(request).tx(lambda tx: tx.session.execute(select(Settlement).where(
+        Settlement.party == partner_id).order_by(Settlement.cycle_date.desc())).scalars().all(), readonly=True)
+    return {"statements": [_settlement_json(row) for row in rows]}
+
+
+@router.get("/statements/{cycle}", response_model=schemas.Statement, responses=problems("statement_not_found"))
+def statement(request: Request, cycle: str):
+    """One cycle's settlement for you, with its statement file (CSV, see docs/settlement-files.md)."""
+    summary, content = _statement_file(request, cycle)
+    return {**summary, "statement_sha256": hashlib.sha256(content).hexdigest(), "statement_csv": content.decode()}
+
+
+@router.get("/statements/{cycle}/statement.csv", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/csv": {}}}, **problems("statement_not_found")})
+def statement_csv(request: Request, cycle: str):
+    """The statement file itself, as finance downloads it."""
+    _, content = _statement_file(request, cycle)
+    return PlainTextResponse(content, media_type="text/csv; charset=utf-8")
+
+
+@router.get("/network/keys", response_model=schemas.NetworkKeys)
+def network_keys(request: Request):
+    """The network's public keys (JWK), to verify response signatures. May be called unsigned."""
+    key = _network(request).signing_key
+    return {"keys": [jwk(key.public_key(), network_key_id(key))]}
+
+

@@ -1,0 +1,260 @@
+"""Request and response bodies of the partner API (v1). Unknown fields are refused."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+Reference = Field(min_length=1, max_length=128, description="The partner's own unique id for this operation.")
+Points = Field(gt=0, le=10**12, description="Whole points.")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnrolRequest(Strict):
+    """Enrol a new member (phone and/or email), or link an existing one with its link token."""
+
+    phone: str | None = Field(None, max_length=32, examples=["+8613800138000"])
+    email: str | None = Field(None, max_length=254, examples=["li.lei@example.com"])
+    name: str | None = Field(None, max_length=200)
+    customer_ref: str | None = Field(None, min_length=1, max_length=128,
+                                     description="Your own customer id for this member.")
+    link_token: str | None = Field(None, max_length=200,
+                                   description="Token the member got from a partner it is linked to (consent).")
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not (self.phone or self.email or self.link_token):
+            raise ValueError("give a phone, an email or a link_token")
+        return self
+
+
+class Balance(BaseModel):
+    available: int
+    held: int
+
+
+class MemberEnrolled(BaseModel):
+    member_id: str
+    created: bool
+    linked: bool
+    balance: Balance
+
+
+class LinkToken(BaseModel):
+    link_token: str
+    expires_at: AwareDatetime
+
+
+class Expiring(BaseModel):
+    points: int
+    expires_at: AwareDatetime
+
+
+class MemberView(BaseModel):
+    member_id: str
+    balance: Balance
+    held: int
+    tier: str | None = Field(None, description="Member tier; set once tiers are configured.")
+    expiring_soon: list[Expiring]
+
+
+class Item(Strict):
+    sku: str = Field(min_length=1, max_length=64)
+    category: str | None = Field(None, max_length=64)
+    amount: StrictInt = Field(ge=0, description="Line amount in minor units.")
+    quantity: StrictInt = Field(1, ge=1)
+
+
+class EarnRequest(Strict):
+    member_id: str = Field(min_length=1, max_length=40)
+    reference: str = Reference
+    amount: StrictInt | None = Field(None, ge=0, description="Purchase amount in minor units (fen).")
+    currency: str | None = Field(None, min_length=3, max_length=3, examples=["CNY"])
+    items: list[Item] | None = Field(None, max_length=500)
+    points: StrictInt | None = Field(None, gt=0, le=10**12, description="Explicit points instead of the rules.")
+    occurred_at: AwareDatetime | None = Field(None, description="When it happened at the till (RFC 3339).")
+
+    @model_validator(mode="after")
+    def _amount_or_points(self):
+        if self.amount is None and self.points is None:
+            raise ValueError("give an amount or explicit points")
+        return self
+
+
+class BurnRequest(Strict):
+    member_id: str = Field(min_length=1, max_length=40)
+    reference: str = Reference
+    points: StrictInt = Points
+    occurred_at: AwareDatetime | None = None
+
+
+class HoldRequest(BurnRequest):
+    pass
+
+
+class CaptureRequest(Strict):
+    reference: str | None = Field(None, min_length=1, max_length=128,
+                                  description="Needed if you may later reverse this capture.")
+    points: StrictInt | None = Field(None, gt=0, le=10**12, description="Default: everything held.")
+
+
+class VoidRequest(Strict):
+    reference: str | None = Field(None, min_length=1, max_length=128)
+
+
+class ReversalRequest(Strict):
+    reference: str = Reference
+    original_reference: str = Field(min_length=1, max_length=128)
+    points: StrictInt | None = Field(None, gt=0, le=10**12, description="Default: all that can be reversed.")
+
+
+class BatchEvent(Strict):
+    type: Literal["earn", "burn", "reversal"]
+    reference: str = Reference
+    member_id: str | None = Field(None, min_length=1, max_length=40)
+    amount: StrictInt | None = Field(None, ge=0)
+    currency: str | None = Field(None, min_length=3, max_length=3)
+    points: StrictInt | None = Field(None, gt=0, le=10**12)
+    original_reference: str | None = Field(None, min_length=1, max_length=128)
+    occurred_at: AwareDatetime | None = None
+
+
+class BatchRequest(Strict):
+    events: list[BatchEvent] = Field(min_length=1, max_length=10_000)
+
+
+class LotOut(BaseModel):
+    lot_id: str
+    points: int
+    expires_at: AwareDatetime
+    funded_by: str
+
+
+class Consumed(BaseModel):
+    lot_id: str
+    points: int
+
+
+class QuoteLine(BaseModel):
+    rule: str = Field(description="base_rate, campaign:<id>, minimum_spend or explicit")
+    description: str
+    points: int
+    funded_by: Literal["partner", "network"]
+
+
+class RuleVersions(BaseModel):
+    partner: int | None = None
+    network: int | None = None
+
+
+class LedgerResult(BaseModel):
+    """Every success carries the ledger transaction id and the member's new balance."""
+
+    transaction_id: str
+    kind: str
+    reference: str | None
+    member_id: str
+    points: int
+    posted_at: AwareDatetime
+    cycle_date: date
+    balance: Balance
+    lots: list[LotOut] | None = None
+    consumed: list[Consumed] | None = None
+    hold_id: str | None = None
+    expires_at: AwareDatetime | None = None
+    captured: int | None = None
+    released: int | None = None
+    original_reference: str | None = None
+    reversible_remaining: int | None = None
+    breakdown: list[QuoteLine] | None = Field(None, description="earns computed by the rules: which rule gave what")
+    rules: RuleVersions | None = Field(None, description="the rule versions an earn used")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details with a stable machine-readable code."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+
+
+class BatchOutcome(BaseModel):
+    index: int
+    reference: str
+    status: int
+    result: LedgerResult | None = None
+    problem: Problem | None = None
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    refused: int
+    results: list[BatchOutcome]
+
+
+class Quote(BaseModel):
+    member_id: str
+    points: int
+    contract_version: int
+    rules: RuleVersions
+    breakdown: list[QuoteLine]
+
+
+class Movement(BaseModel):
+    transaction_id: str
+    kind: str
+    points: int
+    available_change: int
+    held_change: int
+    posted_at: AwareDatetime
+    partner: str | None
+
+
+class History(BaseModel):
+    member_id: str
+    movements: list[Movement]
+    next_cursor: str | None
+
+
+class Transaction(BaseModel):
+    transaction_id: str
+    kind: str
+    reference: str | None
+    member_id: str | None
+    points: int
+    posted_at: AwareDatetime
+    cycle_date: date
+    original_transaction_id: str | None
+
+
+class Transactions(BaseModel):
+    transactions: list[Transaction]
+    next_cursor: str | None
+
+
+class NetworkKeys(BaseModel):
+    keys: list[dict]
+
+
+class StatementSummary(BaseModel):
+    cycle_date: date
+    net_minor: int = Field(description="Positive: you receive; negative: you pay (minor units).")
+    payment_date: date
+    status: str
+
+
+class Statements(BaseModel):
+    statements: list[StatementSummary]
+
+
+class Statement(StatementSummary):
+    statement_sha256: str
+    statement_csv: str

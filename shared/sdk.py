@@ -1,0 +1,198 @@
+"""PointsnetClient: the Python partner SDK.
+
+It signs every request (RFC 9421, profile ``pointsnet-v1``) with the partner's
+Ed25519 key, makes an Idempotency-Key per operation and reuses it on every retry,
+retries only what is safe to retry, and verifies the network's response signature.
+
+    client = PointsnetClient("https://points.example.com", key_id, private_key)
+    client.earn(member_id, reference="order-1001", amount=12800)
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from http_message_signatures import HTTPMessageVerifier, MappingKeyResolver, algorithms
+
+from shared.signing import (
+    POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, RESPONSE_TAG, public_key_from_jwk, response_components,
+    signer,
+)
+
+LABEL = "sig1"
+RETRY_STATUSES = {429, 502, 503, 504}
+
+
+class PointsnetAPIError(Exception):
+    """A problem+json answer from the network, with its stable ``code``."""
+
+    def __init__(self, status: int, problem: dict):
+        super().__init__(f"{status} {problem.get('code')}: {problem.get('detail')}")
+        self.status = status
+        self.problem = problem
+        self.code = problem.get("code")
+
+
+class ResponseSignatureError(Exception):
+    """The network's answer did not carry a valid signature bound to our request."""
+
+
+@dataclass
+class _View:
+    method: str
+    url: str
+    headers: httpx.Headers
+
+
+@dataclass
+class _ResponseView:
+    status_code: int
+    headers: httpx.Headers
+    request: _View
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    replayed: bool
+    headers: httpx.Headers
+
+
+class PointsnetClient:
+    def __init__(self, base_url: str, key_id: str, private_key: Ed25519PrivateKey, *, authority: str | None = None,
+                 network_keys: dict[str, Ed25519PublicKey] | None = None, verify_responses: bool = True,
+                 retries: int = 4, timeout: float = 15.0, transport: httpx.BaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.key_id = key_id
+        self.signer = signer(key_id, private_key)
+        self.authority = authority or httpx.URL(self.base_url).netloc.decode()
+        self.network_keys = network_keys
+        self.verify_responses = verify_responses
+        self.retries = retries
+        self.http = httpx.Client(timeout=timeout, transport=transport)
+
+    # -- the generic call ---------------------------------------------------------------
+    def call(self, method: str, path: str, body: Any = None, *, idempotency_key: str | None = None,
+             params: dict | None = None) -> Answer:
+        """Send one signed request, retrying transport errors, 5xx, 429 and request_in_progress safely."""
+        method = method.upper()
+        if method == "POST" and idempotency_key is None:
+            idempotency_key = str(uuid.uuid4())
+        content = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            try:
+                answer = self._send(method, path, content, idempotency_key, params)
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise
+            else:
+                in_progress = answer.status == 409 and isinstance(answer.body, dict) \
+                    and answer.body.get("code") == "request_in_progress"
+                if not (answer.status in RETRY_STATUSES or answer.status >= 500 or in_progress) \
+                        or attempt == self.retries:
+                    if answer.status >= 400:
+                        raise PointsnetAPIError(answer.status, answer.body if isinstance(answer.body, dict) else {})
+                    return answer
+                retry_after = answer.headers.get("retry-after")
+                if retry_after and retry_after.isdigit():
+                    delay = max(delay, float(retry_after))
+            time.sleep(delay * (0.5 + secrets.randbelow(100) / 100))
+            delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, path: str, content: bytes, idempotency_key: str | None,
+              params: dict | None) -> Answer:
+        headers = {"content-type": "application/json"} if content else {}
+        if idempotency_key:
+            headers["idempotency-key"] = idempotency_key
+        request = self.http.build_request(method, self.base_url + path, content=content or None, headers=headers,
+                                          params=params)
+        view = _View(method, str(request.url.copy_with(netloc=self.authority.encode())), request.headers)
+        components = REQUEST_COMPONENTS + (POST_COMPONENTS if method == "POST" else ())
+        self.signer.sign(view, key_id=self.key_id, label=LABEL, tag=REQUEST_TAG, nonce=secrets.token_urlsafe(18),
+                         covered_component_ids=components, body=content if method == "POST" else None)
+        response = self.http.send(request)
+        if self.verify_responses:
+            self._verify(response, view)
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = response.text
+        return Answer(response.status_code, body, response.headers.get("idempotent-replayed") == "true",
+                      response.headers)
+
+    def _verify(self, response: httpx.Response, view: _View) -> None:
+        keys = self.network_keys or self.fetch_network_keys()
+        verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519,
+                                       key_resolver=MappingKeyResolver(public_keys=keys, private_keys={}))
+        try:
+            verifier.verify(_ResponseView(response.status_code, response.headers, view), expect_tag=RESPONSE_TAG,
+                            require_components=response_components(LABEL), body=response.content)
+        except Exception as exc:
+            raise ResponseSignatureError(f"response to {view.method} {view.url} is not signed by the network: "
+                                         f"{exc}") from exc
+
+    def fetch_network_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Fetch (and pin for this client) the network's public keys."""
+        answer = self.http.get(self.base_url + "/v1/network/keys")
+        answer.raise_for_status()
+        self.network_keys = {key["kid"]: public_key_from_jwk(key) for key in answer.json()["keys"]}
+        return self.network_keys
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- operations -------------------------------------------------------------------------
+    def enrol(self, **fields: Any) -> dict:
+        return self.call("POST", "/v1/members", fields).body
+
+    def link_token(self, member_id: str) -> dict:
+        return self.call("POST", f"/v1/members/{member_id}/link-tokens").body
+
+    def member(self, member_id: str) -> dict:
+        return self.call("GET", f"/v1/members/{member_id}").body
+
+    def history(self, member_id: str, cursor: str | None = None) -> dict:
+        return self.call("GET", f"/v1/members/{member_id}/history", params={"cursor": cursor} if cursor else None).body
+
+    def earn(self, member_id: str, reference: str, **fields: Any) -> dict:
+        return self.call("POST", "/v1/earn", {"member_id": member_id, "reference": reference, **fields}).body
+
+    def quote(self, member_id: str, reference: str, **fields: Any) -> dict:
+        return self.call("POST", "/v1/earn/quote", {"member_id": member_id, "reference": reference, **fields}).body
+
+    def burn(self, member_id: str, reference: str, points: int, **fields: Any) -> dict:
+        return self.call("POST", "/v1/burn", {"member_id": member_id, "reference": reference, "points": points,
+                                               **fields}).body
+
+    def hold(self, member_id: str, reference: str, points: int) -> dict:
+        return self.call("POST", "/v1/holds", {"member_id": member_id, "reference": reference, "points": points}).body
+
+    def capture(self, hold_id: str, points: int | None = None, reference: str | None = None) -> dict:
+        body = {key: value for key, value in (("points", points), ("reference", reference)) if value is not None}
+        return self.call("POST", f"/v1/holds/{hold_id}/capture", body).body
+
+    def void(self, hold_id: str, reference: str | None = None) -> dict:
+        return self.call("POST", f"/v1/holds/{hold_id}/void", {"reference": reference} if reference else {}).body
+
+    def reverse(self, reference: str, original_reference: str, points: int | None = None) -> dict:
+        body = {"reference": reference, "original_reference": original_reference}
+        if points is not None:
+            body["points"] = points
+        return self.call("POST", "/v1/reversals", body).body
+
+    def batch(self, events: list[dict], idempotency_key: str | None = None) -> dict:
+        return self.call("POST", "/v1/batch", {"events": events}, idempotency_key=idempotency_key).body
+
+    def transactions(self, cursor: str | None = None, limit: int = 100) -> dict:
+        params = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        return self.call("GET", "/v1/transactions", params=params).body

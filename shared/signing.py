@@ -1,0 +1,88 @@
+"""Ed25519 keys and RFC 9421 signatures for the partner API profile ``pointsnet-v1``.
+
+All cryptography is done by ``cryptography`` and ``http-message-signatures``; this
+module only names the profile: which components, which parameters, which tags.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
+
+REQUEST_TAG = "pointsnet-v1"
+RESPONSE_TAG = "pointsnet-v1-response"
+ALG = "ed25519"
+REQUEST_COMPONENTS = ("@method", "@authority", "@path", "@query")
+POST_COMPONENTS = ("content-digest", "idempotency-key")
+FRESHNESS_S = 300
+
+
+def response_components(request_label: str) -> tuple[str, ...]:
+    return ("@status", "content-digest", '"@method";req', '"@path";req', '"@query";req',
+            f'"signature";req;key="{request_label}"')
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_fingerprint(key: Ed25519PublicKey) -> str:
+    return hashlib.sha256(raw_public(key)).hexdigest()[:16]
+
+
+def network_key_id(key: Ed25519PrivateKey) -> str:
+    return f"network-{key_fingerprint(key.public_key())}"
+
+
+def load_public_key(text: str | bytes) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM, or from the base64/base64url of its 32 raw bytes."""
+    data = text.encode() if isinstance(text, str) else text
+    if b"-----BEGIN" in data:
+        key = serialization.load_pem_public_key(data)
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("the PEM key is not an Ed25519 public key")
+        return key
+    cleaned = data.strip()
+    raw = base64.urlsafe_b64decode(cleaned.replace(b"+", b"-").replace(b"/", b"_") + b"=" * (-len(cleaned) % 4))
+    if len(raw) != 32:
+        raise ValueError("an Ed25519 public key has 32 bytes")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def jwk(key: Ed25519PublicKey, key_id: str) -> dict[str, Any]:
+    return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw_public(key)), "kid": key_id, "alg": ALG,
+            "use": "sig"}
+
+
+def public_key_from_jwk(value: dict[str, Any]) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(value["x"] + "=" * (-len(value["x"]) % 4)))
+
+
+def private_key_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def public_key_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_private_key(data: bytes) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(data, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("not an Ed25519 private key")
+    return key
+
+
+def signer(key_id: str, key: Ed25519PrivateKey) -> HTTPMessageSigner:
+    resolver = MappingKeyResolver(public_keys={key_id: key.public_key()}, private_keys={key_id: key})
+    return HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=resolver)
