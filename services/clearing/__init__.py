@@ -1,0 +1,1 @@
+"""Clearing service: scheduled jobs that keep the ledger moving and settle it."""

@@ -1,0 +1,19 @@
+"""The scheduled jobs of the network, defined in code (in-memory job store)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from shared.jobs.runner import Job
+from shared.partners.keys import prune_nonces
+from shared.network import Network
+
+
+def ledger_jobs(network: Network) -> list[Job]:
+    return [
+        Job("hold_timeouts", 15, network.expire_holds),
+        Job("settlement", 60, network.settle_due),
+        Job("lot_expiry", 300, network.expire_lots),
+        Job("idempotency_pruning", 3600, network.prune_idempotency),
+        Job("nonce_pruning", 600, lambda: network.tx(lambda tx: prune_nonces(tx, datetime.now(timezone.utc)))),
+    ]

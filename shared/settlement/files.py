@@ -1,0 +1,173 @@
+"""Settlement files, as pure functions of a cycle's obligation lines: same lines, same bytes.
+
+Nothing here reads a clock, a run id, a locale or the machine: anyone with read
+access to the ledger recomputes identical files (see docs/settlement-files.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from shared.settlement.netting import bilateral_sums, net_positions
+
+FORMAT_VERSION = 1
+NETWORK = "network"
+
+STATEMENT_COLUMNS = (
+    "record_type", "cycle_date", "partner_id", "transaction_id", "reference", "entry_kind", "line_kind",
+    "counterparty", "points", "amount", "contract_version", "original_transaction_id", "original_cycle_date",
+    "amount_minor", "payment_date", "record_count", "control_points", "control_amount",
+)
+SUMMARY_COLUMNS = ("record_type", "cycle_date", "party", "pays_minor", "receives_minor", "net_minor",
+                   "payment_date", "record_count", "control_net_minor")
+BILATERAL_COLUMNS = ("record_type", "cycle_date", "payer", "payee", "line_kind", "points", "amount",
+                     "amount_minor", "record_count", "control_amount_minor")
+
+
+@dataclass(frozen=True)
+class LineRecord:
+    line_id: str
+    transaction_id: str
+    entry_kind: str
+    entry_partner_id: str | None
+    reference: str | None
+    payer: str
+    payee: str
+    kind: str
+    points: int
+    amount_micro: int
+    contract_version: int | None
+    original_transaction_id: str | None
+    original_cycle_date: date | None
+
+
+@dataclass(frozen=True)
+class CycleFiles:
+    files: dict[str, bytes]  # name -> content
+    manifest: bytes
+    net_positions: dict[str, int]
+
+
+def exact(micro: int) -> str:
+    """An exact micro-unit amount as a decimal number of minor units with six places."""
+    return f"{Decimal(micro).scaleb(-6):.6f}"
+
+
+def _csv(columns: tuple[str, ...], rows: list[dict]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if row.get(key) is None else row[key] for key in columns})
+    return out.getvalue().encode("utf-8")
+
+
+def group_totals(lines: list[LineRecord]) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(payer, payee, kind) -> (points, exact amount) over the cycle's lines."""
+    totals: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for line in lines:
+        points, amount = totals.get((line.payer, line.payee, line.kind), (0, 0))
+        totals[(line.payer, line.payee, line.kind)] = (points + line.points, amount + line.amount_micro)
+    return totals
+
+
+def statement(partner_id: str, cycle: date, lines: list[LineRecord], sums: dict, net: int,
+              payment_date: date, totals: dict | None = None) -> bytes:
+    """One partner's statement: header, details, adjustments, bilateral summary, net, trailer."""
+    rows: list[dict] = [{"record_type": "H", "cycle_date": cycle, "partner_id": partner_id,
+                         "payment_date": payment_date}]
+    control_points = control_amount = 0
+    for line in lines:
+        sign = 1 if line.payee == partner_id else -1
+        adjustment = line.original_cycle_date is not None and line.original_cycle_date != cycle
+        rows.append({
+            "record_type": "A" if adjustment else "D", "cycle_date": cycle, "partner_id": partner_id,
+            "transaction_id": line.transaction_id,
+            "reference": line.reference if line.entry_partner_id == partner_id else None,
+            "entry_kind": line.entry_kind, "line_kind": line.kind,
+            "counterparty": line.payer if sign > 0 else line.payee, "points": sign * line.points,
+            "amount": exact(sign * line.amount_micro), "contract_version": line.contract_version,
+            "original_transaction_id": line.original_transaction_id,
+            "original_cycle_date": line.original_cycle_date,
+        })
+        control_points += sign * line.points
+        control_amount += sign * line.amount_micro
+    totals = totals if totals is not None else group_totals(lines)
+    for (payer, payee, kind), minor in sums.items():
+        if partner_id not in (payer, payee):
+            continue
+        sign = 1 if payee == partner_id else -1
+        points, amount = totals[(payer, payee, kind)]
+        rows.append({"record_type": "S", "cycle_date": cycle, "partner_id": partner_id, "line_kind": kind,
+                     "counterparty": payer if sign > 0 else payee, "points": sign * points,
+                     "amount": exact(sign * amount), "amount_minor": sign * minor})
+    rows.append({"record_type": "N", "cycle_date": cycle, "partner_id": partner_id, "amount_minor": net,
+                 "payment_date": payment_date})
+    rows.append({"record_type": "T", "cycle_date": cycle, "partner_id": partner_id, "record_count": len(rows) + 1,
+                 "control_points": control_points, "control_amount": exact(control_amount)})
+    return _csv(STATEMENT_COLUMNS, rows)
+
+
+def network_summary(cycle: date, sums: dict, positions: dict[str, int], payment_date: date) -> bytes:
+    pays: dict[str, int] = {}
+    receives: dict[str, int] = {}
+    for (payer, payee, _kind), minor in sums.items():
+        pays[payer] = pays.get(payer, 0) + minor
+        receives[payee] = receives.get(payee, 0) + minor
+    rows = [{"record_type": "D", "cycle_date": cycle, "party": party, "pays_minor": pays.get(party, 0),
+             "receives_minor": receives.get(party, 0), "net_minor": net, "payment_date": payment_date}
+            for party, net in positions.items()]
+    rows.append({"record_type": "T", "cycle_date": cycle, "record_count": len(rows) + 1,
+                 "control_net_minor": sum(positions.values())})
+    return _csv(SUMMARY_COLUMNS, rows)
+
+
+def bilateral(cycle: date, lines: list[LineRecord], sums: dict, totals: dict | None = None) -> bytes:
+    totals = totals if totals is not None else group_totals(lines)
+    rows = []
+    for (payer, payee, kind), minor in sums.items():
+        points, amount = totals[(payer, payee, kind)]
+        rows.append({"record_type": "D", "cycle_date": cycle, "payer": payer, "payee": payee, "line_kind": kind,
+                     "points": points, "amount": exact(amount), "amount_minor": minor})
+    rows.append({"record_type": "T", "cycle_date": cycle, "record_count": len(rows) + 1,
+                 "control_amount_minor": sum(sums.values())})
+    return _csv(BILATERAL_COLUMNS, rows)
+
+
+def statement_name(party: str) -> str:
+    return f"statement-{party}.csv"
+
+
+def build(cycle: date, lines: list[LineRecord], *, currency: str, cutoff: str, payment_date: date,
+          ledger_position: dict) -> CycleFiles:
+    """Every file of a cycle and its manifest. Raises NettingError if positions do not sum to zero."""
+    lines = sorted(lines, key=lambda l: (l.transaction_id, l.line_id))
+    sums = bilateral_sums((l.payer, l.payee, l.kind, l.amount_micro) for l in lines)
+    positions = net_positions(sums)
+    totals = group_totals(lines)
+    by_party: dict[str, list[LineRecord]] = {}
+    for line in lines:
+        by_party.setdefault(line.payer, []).append(line)
+        by_party.setdefault(line.payee, []).append(line)
+    files: dict[str, bytes] = {}
+    for party in positions:
+        if party == NETWORK:
+            continue
+        files[statement_name(party)] = statement(party, cycle, by_party.get(party, []), sums, positions[party],
+                                                 payment_date, totals)
+    files["network-summary.csv"] = network_summary(cycle, sums, positions, payment_date)
+    files["bilateral.csv"] = bilateral(cycle, lines, sums, totals)
+    manifest = {
+        "format_version": FORMAT_VERSION, "cycle_date": cycle.isoformat(), "currency": currency,
+        "cutoff": cutoff, "payment_date": payment_date.isoformat(), "ledger_position": ledger_position,
+        "net_positions": positions,
+        "files": [{"name": name, "sha256": hashlib.sha256(content).hexdigest(),
+                   "records": content.count(b"\n") - 1} for name, content in sorted(files.items())],
+    }
+    return CycleFiles(files, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), positions)

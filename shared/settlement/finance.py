@@ -1,0 +1,37 @@
+"""Finance controls: recording payments against settlements, and what is overdue."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select, update
+
+from shared.db.database import Tx
+from shared.errors import NotFound, ValidationFailed
+from shared.models import Settlement
+
+
+class NothingDue(NotFound):
+    code, title = "nothing_due", "No settlement is due for this party and cycle"
+
+
+def record_payment(tx: Tx, cycle: date, party: str, bank_reference: str) -> dict:
+    """Move a party's settlement from due to paid (it pays) or received (it is paid), with the bank's reference."""
+    if not bank_reference.strip():
+        raise ValidationFailed("a bank reference is required")
+    row = tx.session.execute(select(Settlement).where(
+        Settlement.cycle_date == cycle, Settlement.party == party, Settlement.status == "due")).scalar_one_or_none()
+    if row is None:
+        raise NothingDue(f"no settlement due for {party} in cycle {cycle.isoformat()}")
+    status = "paid" if row.net_minor < 0 else "received"
+    tx.session.execute(update(Settlement).where(Settlement.cycle_date == cycle, Settlement.party == party)
+                       .values(status=status, bank_reference=bank_reference.strip(), recorded_at=tx.now))
+    return {"cycle_date": cycle.isoformat(), "party": party, "net_minor": row.net_minor, "status": status,
+            "bank_reference": bank_reference.strip()}
+
+
+def overdue(tx: Tx, today: date) -> list[dict]:
+    rows = tx.session.execute(select(Settlement).where(Settlement.status == "due", Settlement.payment_date < today)
+                              .order_by(Settlement.payment_date, Settlement.party)).scalars().all()
+    return [{"cycle_date": r.cycle_date.isoformat(), "party": r.party, "net_minor": r.net_minor,
+             "payment_date": r.payment_date.isoformat()} for r in rows]

@@ -1,0 +1,139 @@
+"""Settling a cycle: close it, net its obligation lines, write signed files, record the settlement.
+
+One unit of work per cycle. The files are deterministic, written to a temporary
+directory and renamed into place, and the settlement row (keyed on the cycle)
+commits after them: a crash at any point and a re-run give the same files byte
+for byte, and a cycle is never settled twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import aliased
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.errors import Conflict, NotFound
+from shared.ledger.cycles import close_cycle, cycle_date_for
+from shared.models import Contract, Cycle, Entry, ObligationLine, Settlement, SettlementRun
+from shared.settlement.calendar import cycle_end, payment_date
+from shared.settlement.files import CycleFiles, LineRecord, build
+from shared.signing import network_key_id
+
+
+def failpoint(name: str) -> None:
+    """Crash drills: POINTSNET_FAILPOINT=<name> kills the process here (SIGKILL), as a power cut would."""
+    if os.environ.get("POINTSNET_FAILPOINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CycleNotEnded(Conflict):
+    code, title = "cycle_not_ended", "The cycle has not ended yet"
+
+
+class UnknownCycle(NotFound):
+    code, title = "unknown_cycle", "No such cycle"
+
+
+def load_lines(tx: Tx, cycle: date) -> list[LineRecord]:
+    line, entry = ObligationLine, Entry
+    original_line, original_entry = aliased(ObligationLine), aliased(Entry)
+    rows = tx.session.execute(
+        select(line.id, line.entry_id, entry.kind, entry.partner_id, entry.reference, line.payer, line.payee,
+               line.kind, line.points, line.amount_micro, Contract.version, original_entry.id,
+               original_line.cycle_date)
+        .join(entry, entry.id == line.entry_id)
+        .outerjoin(Contract, Contract.id == line.contract_id)
+        .outerjoin(original_line, original_line.id == line.original_line_id)
+        .outerjoin(original_entry, original_entry.id == original_line.entry_id)
+        .where(line.cycle_date == cycle)
+    ).all()
+    return [LineRecord(*row) for row in rows]
+
+
+def ledger_position(tx: Tx, cycle: date) -> dict:
+    entries, last = tx.session.execute(
+        select(func.count(), func.max(Entry.id)).where(Entry.cycle_date <= cycle)).one()
+    in_cycle = tx.session.execute(select(func.count()).where(Entry.cycle_date == cycle)).scalar_one()
+    return {"entries_through_cycle": entries, "entries_in_cycle": in_cycle, "last_transaction_id": last}
+
+
+def compute(tx: Tx, cycle: date, pay_on: date) -> CycleFiles:
+    return build(cycle, load_lines(tx, cycle), currency=tx.settings.currency,
+                 cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"), payment_date=pay_on,
+                 ledger_position=ledger_position(tx, cycle))
+
+
+def sign_manifest(manifest: bytes, key: Ed25519PrivateKey) -> bytes:
+    signature = base64.b64encode(key.sign(manifest)).decode()
+    return (json.dumps({"alg": "ed25519", "key_id": network_key_id(key), "signature": signature},
+                       indent=2, sort_keys=True) + "\n").encode()
+
+
+def settlement_dir(data_dir: Path, cycle: date) -> Path:
+    return data_dir / "settlements" / cycle.isoformat()
+
+
+def write_files(target: Path, files: CycleFiles, signature: bytes) -> None:
+    """Write into a temporary sibling, then rename into place (replacing an identical earlier attempt)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    for name, content in {**files.files, "manifest.json": files.manifest, "manifest.json.sig": signature}.items():
+        with open(staging / name, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+
+
+def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: bool = True) -> dict:
+    """Close and settle one cycle; for a cycle already settled, change nothing and say so."""
+    if tx.is_postgres:  # one settler per cycle, however many workers
+        tx.session.execute(text("SELECT pg_advisory_xact_lock(7242003, :d)"), {"d": cycle.toordinal()})
+    done = tx.session.execute(select(SettlementRun).where(SettlementRun.cycle_date == cycle)).scalar_one_or_none()
+    if done is not None:
+        return {"cycle_date": cycle.isoformat(), "run_id": done.run_id, "directory": done.directory,
+                "already_settled": True}
+    end = cycle_end(cycle, tx.settings)
+    ready = end if ignore_grace else end + timedelta(minutes=tx.settings.settlement_grace_minutes)
+    if cycle >= cycle_date_for(tx.now, tx.settings) or tx.now < ready:
+        raise CycleNotEnded(f"cycle {cycle} ends at {end.isoformat()}; it cannot be settled before "
+                            f"{ready.isoformat()}")
+    close_cycle(tx, cycle)
+    pay_on = payment_date(tx, cycle)
+    files = compute(tx, cycle, pay_on)
+    target = settlement_dir(tx.settings.data_dir, cycle)
+    write_files(target, files, sign_manifest(files.manifest, key))
+    failpoint("settlement.after_files")
+    run_id = new_id("run")
+    tx.session.execute(insert(SettlementRun.__table__).values(
+        cycle_date=cycle, run_id=run_id, directory=str(target),
+        manifest_sha256=hashlib.sha256(files.manifest).hexdigest(), settled_at=tx.now))
+    parties = [{"cycle_date": cycle, "party": party, "net_minor": net, "payment_date": pay_on,
+                "status": "due" if net else "nothing_due"} for party, net in files.net_positions.items()]
+    if parties:
+        tx.session.execute(insert(Settlement.__table__), parties)
+    return {"cycle_date": cycle.isoformat(), "run_id": run_id, "directory": str(target), "already_settled": False,
+            "net_positions": files.net_positions}
+
+
+def due_cycles(tx: Tx) -> list[date]:
+    """Cycles that ended more than the grace period ago and are not settled, oldest first."""
+    settled = select(SettlementRun.cycle_date)
+    candidates = tx.session.execute(select(Cycle.cycle_date).where(Cycle.cycle_date.not_in(settled))
+                                    .order_by(Cycle.cycle_date)).scalars().all()
+    grace = timedelta(minutes=tx.settings.settlement_grace_minutes)
+    return [c for c in candidates if cycle_end(c, tx.settings) + grace <= tx.now]
