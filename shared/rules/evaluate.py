@@ -1,0 +1,114 @@
+"""Points for a purchase, from the rules in force: a pure function, so a quote and an earn always agree.
+
+Every breakdown line is a whole number of points and the total is their sum:
+the base (with SKU and category multipliers) is rounded once by the partner's
+rounding rule; each campaign's extra is rounded on its own and then capped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+
+from shared.money import MICRO, currency_exponent
+from shared.rules.document import Campaign, RuleSet
+
+ROUNDING = {"floor": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "ceiling": ROUND_CEILING}
+
+
+@dataclass(frozen=True)
+class PurchaseItem:
+    sku: str
+    category: str | None
+    amount: int  # minor units for the line
+    quantity: int = 1
+
+
+@dataclass(frozen=True)
+class BreakdownLine:
+    rule: str
+    description: str
+    points: int
+    funded_by: str  # partner | network
+    campaign: str | None = None  # "<scope>:<id>" for campaign lines (caps are kept per campaign)
+
+
+@dataclass
+class Evaluation:
+    lines: list[BreakdownLine] = field(default_factory=list)
+
+    @property
+    def partner_points(self) -> int:
+        return sum(line.points for line in self.lines if line.funded_by == "partner")
+
+    @property
+    def network_points(self) -> int:
+        return sum(line.points for line in self.lines if line.funded_by == "network")
+
+
+def _round(value: Decimal, rule: str) -> int:
+    return int(value.to_integral_value(rounding=ROUNDING[rule]))
+
+
+def _active(campaign: Campaign, local: datetime) -> bool:
+    day = local.date()
+    return campaign.starts_on <= day <= campaign.ends_on and (
+        campaign.weekdays is None or local.isoweekday() in campaign.weekdays)
+
+
+def evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_local: datetime, currency: str,
+             contract_base_rate_micro: int, partner: RuleSet | None, partner_scope: str,
+             network: RuleSet | None = None, usage: dict[str, tuple[int, int]] | None = None) -> Evaluation:
+    """``usage``: campaign key -> (points already given to this member, points given in all)."""
+    rules = partner or RuleSet()
+    usage = usage or {}
+    result = Evaluation()
+    unit = Decimal(10) ** currency_exponent(currency)
+    rate = rules.base_rate if rules.base_rate is not None else Decimal(contract_base_rate_micro) / MICRO
+    if amount < rules.minimum_spend:
+        result.lines.append(BreakdownLine("minimum_spend", f"below the minimum spend of {rules.minimum_spend}", 0,
+                                          "partner"))
+        return result
+    items = items or ()
+    base = Decimal(0)
+    by_category: dict[str | None, Decimal] = {}
+    multiplied = Decimal(0)
+    for item in items:
+        points = Decimal(item.amount) / unit * rate
+        by_category[item.category] = by_category.get(item.category, Decimal(0)) + points
+        base += points
+        multiplier = rules.skus.get(item.sku, rules.categories.get(item.category or "", Decimal(1)))
+        multiplied += points * (multiplier - 1)
+    rest = amount - sum(item.amount for item in items)
+    if rest > 0:
+        base += Decimal(rest) / unit * rate
+    base_points = _round(base + multiplied, rules.rounding)
+    description = f"{rate.normalize():f} points per {currency} unit"
+    if multiplied:
+        description += ", with SKU and category multipliers"
+    result.lines.append(BreakdownLine("base_rate", description, base_points, "partner"))
+    campaigns = [(partner_scope, c, rules.rounding) for c in rules.campaigns]
+    if network is not None:
+        campaigns += [("network", c, network.rounding) for c in network.campaigns]
+    for scope, campaign, rounding in campaigns:
+        if not _active(campaign, occurred_local):
+            continue
+        eligible = base if campaign.categories is None else sum(
+            (by_category.get(category, Decimal(0)) for category in campaign.categories), Decimal(0))
+        if campaign.categories is not None and not eligible:
+            continue
+        if campaign.multiplier is not None:
+            extra = _round(eligible * (campaign.multiplier - 1), rounding)
+        else:
+            extra = campaign.bonus_points or 0
+        key = f"{scope}:{campaign.id}"
+        member_used, total_used = usage.get(key, (0, 0))
+        if campaign.per_member_cap is not None:
+            extra = min(extra, max(0, campaign.per_member_cap - member_used))
+        if campaign.campaign_cap is not None:
+            extra = min(extra, max(0, campaign.campaign_cap - total_used))
+        if extra > 0:
+            funded_by = "network" if scope == "network" else campaign.funded_by
+            result.lines.append(BreakdownLine(f"campaign:{campaign.id}", campaign.name, extra, funded_by, key))
+    return result

@@ -1,0 +1,59 @@
+"""Rule sets in the database: new versions take effect at a given instant; old earns stay explainable."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.errors import ValidationFailed
+from shared.models import CampaignAward, EarnRuleSet
+from shared.partners.contracts import require_partner
+from shared.rules.document import RuleSet, canonical, parse
+
+rule_sets = EarnRuleSet.__table__
+awards = CampaignAward.__table__
+
+
+def set_rules(tx: Tx, scope: str, text: str, effective_from: datetime | None = None) -> dict:
+    """Store a new version of a partner's (or the network's) rules, in force from ``effective_from`` (default now)."""
+    if scope != "network":
+        require_partner(tx, scope)
+    rules = parse(text, network=scope == "network")
+    effective_from = effective_from or tx.now
+    if effective_from < tx.now:
+        raise ValidationFailed("rules cannot take effect in the past: earns already posted keep their rules")
+    version = (tx.session.execute(select(func.max(rule_sets.c.version)).where(rule_sets.c.scope == scope))
+               .scalar_one() or 0) + 1
+    tx.session.execute(insert(rule_sets).values(id=new_id("rul"), scope=scope, version=version,
+                                                effective_from=effective_from, document=canonical(rules),
+                                                created_at=tx.now))
+    return {"scope": scope, "version": version, "effective_from": effective_from.isoformat()}
+
+
+def rules_in_force(tx: Tx, scope: str, instant: datetime) -> tuple[int, RuleSet] | None:
+    row = tx.session.execute(
+        select(rule_sets.c.version, rule_sets.c.document).where(rule_sets.c.scope == scope,
+                                                                rule_sets.c.effective_from <= instant)
+        .order_by(rule_sets.c.effective_from.desc(), rule_sets.c.version.desc()).limit(1)).first()
+    return (row.version, RuleSet.model_validate_json(row.document)) if row else None
+
+
+def campaign_usage(tx: Tx, keys: set[str], member_ids: set[str]) -> dict[tuple[str, str | None], int]:
+    """(campaign, member) -> points given, and (campaign, None) -> points given in all."""
+    if not keys:
+        return {}
+    usage: dict[tuple[str, str | None], int] = {}
+    for campaign, total in tx.session.execute(select(awards.c.campaign, func.sum(awards.c.points))
+                                              .where(awards.c.campaign.in_(sorted(keys)))
+                                              .group_by(awards.c.campaign)):
+        usage[(campaign, None)] = int(total)
+    if member_ids:
+        for campaign, member, total in tx.session.execute(
+                select(awards.c.campaign, awards.c.member_id, func.sum(awards.c.points))
+                .where(awards.c.campaign.in_(sorted(keys)), awards.c.member_id.in_(sorted(member_ids)))
+                .group_by(awards.c.campaign, awards.c.member_id)):
+            usage[(campaign, member)] = int(total)
+    return usage
