@@ -1,0 +1,206 @@
+"""``pointsnet bench``: benchmarks on a fresh database, printed as a table and kept as JSON.
+
+Figures are named with their unit (``_per_s``, ``_s``, ``_ms``, ``_mb``) and recorded
+with the machine they were measured on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import secrets
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
+from shared.config import Settings
+from shared.db.database import normalise_url
+from shared.db.migrate import upgrade
+from shared.ledger.events import Event
+from shared.models import Account, Member, MemberLink
+from shared.network import Network
+from shared.partners.contracts import ContractTerms
+
+SCENARIOS = {
+    "batch-post": "in-process set-based batch post of earn (80%) and burn (20%) events",
+    "settle": "settle one cycle holding the obligation lines of the batch-post events",
+}
+
+
+def machine() -> dict:
+    memory_mb = None
+    try:
+        with open("/proc/meminfo") as handle:
+            memory_mb = int(handle.readline().split()[1]) // 1024
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "memory_mb": memory_mb, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+@contextmanager
+def fresh_database(database_url: str | None) -> Iterator[tuple[str, Path]]:
+    """A new, empty database: a temporary SQLite file, or a new database on the given server."""
+    workdir = Path(tempfile.mkdtemp(prefix="pointsnet-bench-"))
+    if database_url is None:
+        try:
+            yield f"sqlite:///{workdir / 'bench.db'}", workdir
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
+    url = make_url(normalise_url(database_url))
+    name = f"pointsnet_bench_{secrets.token_hex(4)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False), workdir
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def seed_members(network: Network, partner_ids: list[str], count: int) -> list[str]:
+    """Members inserted set-based (no personal data: the benchmark measures the ledger)."""
+    now = network.clock.now()
+    ids = [f"mem_bench{n:08d}" for n in range(count)]
+
+    def unit(tx):
+        tx.session.execute(insert(Member.__table__), [
+            {"id": i, "status": "active", "available": 0, "held": 0, "created_at": now} for i in ids])
+        tx.session.execute(insert(Account.__table__), [
+            {"id": f"member:{i}", "kind": "member"} for i in ids] + [
+            {"id": f"member:{i}:held", "kind": "member_held"} for i in ids])
+        tx.session.execute(insert(MemberLink.__table__), [
+            {"partner_id": p, "member_id": i, "customer_ref": None, "linked_at": now}
+            for p in partner_ids for i in ids])
+    network.tx(unit)
+    return ids
+
+
+def make_batches(member_ids: list[str], events: int, batch_size: int, rng: random.Random) -> list[list[Event]]:
+    batches, n = [], 0
+    while n < events:
+        batch = []
+        for _ in range(min(batch_size, events - n)):
+            n += 1
+            member = rng.choice(member_ids)
+            if rng.random() < 0.8:
+                batch.append(Event("earn", f"E{n}", member, amount=rng.randint(1000, 50000)))
+            else:
+                batch.append(Event("burn", f"B{n}", member, points=rng.randint(1, 30)))
+        batches.append(batch)
+    return batches
+
+
+def scenario_batch_post(database_url: str | None, *, events: int, batch_size: int, members: int,
+                        console: Console) -> dict:
+    with fresh_database(database_url) as (url, workdir):
+        upgrade(url)
+        network = Network(Settings(data_dir=workdir), database_url=url)
+        try:
+            partners = [network.create_partner(f"Bench{i}")["partner_id"] for i in range(4)]
+            member_ids = seed_members(network, partners, members)
+            rng = random.Random(42)
+            batches = make_batches(member_ids, events, batch_size, rng)
+            with network.db.engine.connect() as conn:
+                version = conn.execute(text("SELECT sqlite_version()" if network.db.dialect == "sqlite"
+                                            else "SHOW server_version")).scalar_one()
+            posted = refused = 0
+            latencies = []
+            with Progress(TextColumn("batch-post"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console) as progress:
+                task = progress.add_task("post", total=events)
+                started = time.perf_counter()
+                for index, batch in enumerate(batches):
+                    t0 = time.perf_counter()
+                    outcomes = network.post(partners[index % len(partners)], batch)
+                    latencies.append(time.perf_counter() - t0)
+                    refused += sum(not isinstance(o, dict) for o in outcomes)
+                    posted += len(batch)
+                    progress.update(task, advance=len(batch))
+                elapsed = time.perf_counter() - started
+            latencies.sort()
+            return {
+                "scenario": "batch-post", "database": network.db.dialect, "database_version": version,
+                "events": posted, "refused": refused, "batch_size": batch_size, "members": members,
+                "elapsed_s": round(elapsed, 3), "events_per_s": round(posted / elapsed, 1),
+                "batch_p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
+                "batch_max_ms": round(latencies[-1] * 1000, 1),
+            }
+        finally:
+            network.close()
+
+
+def scenario_settle(database_url: str | None, *, events: int, batch_size: int, members: int,
+                    console: Console) -> dict:
+    from datetime import timedelta
+
+    from shared.clock import FixedClock
+    from shared.ledger.cycles import cycle_date_for
+
+    with fresh_database(database_url) as (url, workdir):
+        upgrade(url)
+        clock = FixedClock(datetime(2026, 1, 6, 2, tzinfo=timezone.utc))
+        network = Network(Settings(data_dir=workdir), database_url=url, clock=clock)
+        try:
+            partners = [network.create_partner(f"Bench{i}", ContractTerms(
+                "prepaid" if i % 2 else "postpaid", "1", "0.1", "0.05", "0.2"))["partner_id"] for i in range(4)]
+            member_ids = seed_members(network, partners, members)
+            batches = make_batches(member_ids, events, batch_size, random.Random(7))
+            with Progress(TextColumn("settle: posting the cycle"), BarColumn(), MofNCompleteColumn(),
+                          console=console) as progress:
+                task = progress.add_task("post", total=events)
+                for index, batch in enumerate(batches):
+                    network.post(partners[index % len(partners)], batch)
+                    progress.update(task, advance=len(batch))
+            cycle = cycle_date_for(clock.now(), network.settings)
+            lines = network.tx(lambda tx: tx.session.execute(text(
+                "SELECT COUNT(*) FROM obligation_lines WHERE cycle_date = :c"), {"c": cycle}).scalar_one())
+            clock.advance(days=1)
+            started = time.perf_counter()
+            network.settle(cycle)
+            elapsed = time.perf_counter() - started
+            return {"scenario": "settle", "database": network.db.dialect, "events": events,
+                    "obligation_lines": lines, "elapsed_s": round(elapsed, 3),
+                    "lines_per_s": round(lines / elapsed, 1), "events_per_s": ""}
+        finally:
+            network.close()
+
+
+def run_bench(scenarios: list[str], *, database_url: str | None, events: int, batch_size: int, members: int,
+              json_file: str | None, console: Console) -> list[dict]:
+    results = []
+    for name in scenarios:
+        if name == "batch-post":
+            results.append(scenario_batch_post(database_url, events=events, batch_size=batch_size,
+                                               members=members, console=console))
+        elif name == "settle":
+            results.append(scenario_settle(database_url, events=events, batch_size=batch_size,
+                                           members=members, console=console))
+    table = Table(title="pointsnet bench")
+    columns = ("scenario", "database", "events", "elapsed_s", "events_per_s", "batch_p50_ms", "lines_per_s")
+    for column in columns:
+        table.add_column(column)
+    for result in results:
+        table.add_row(*(str(result.get(column, "")) for column in columns))
+    console.print(table)
+    if json_file:
+        record = {"measured_at": datetime.now(timezone.utc).isoformat(), "machine": machine(), "results": results}
+        Path(json_file).write_text(json.dumps(record, indent=2))
+        console.print(f"wrote {json_file}")
+    return results

@@ -1,0 +1,508 @@
+"""The ``pointsnet`` command: runs any service, or all of them in one process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from shared.config import get_settings
+from shared.errors import PointsnetError
+from shared.money import MoneyError
+
+app = typer.Typer(help="Pointsnet: a coalition loyalty points network.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+partners_app = typer.Typer(help="Partner merchants and their contracts.", no_args_is_help=True)
+clearing_app = typer.Typer(help="Settlement of cycles and finance controls.", no_args_is_help=True)
+rules_app = typer.Typer(help="Earn rules and campaigns (JSON or YAML documents, versioned).", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+app.add_typer(db_app, name="db")
+app.add_typer(clearing_app, name="clearing")
+keys_app = typer.Typer(help="A partner's signing keys.", no_args_is_help=True)
+partners_app.add_typer(keys_app, name="keys")
+app.add_typer(partners_app, name="partners")
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("apscheduler", "alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _network(database_url: str | None = None, **kwargs):
+    from shared.db.migrate import is_current, upgrade
+    from shared.network import Network
+
+    settings = get_settings()
+    url = database_url or settings.resolved_database_url
+    if not is_current(url):
+        if url.startswith("sqlite"):
+            upgrade(url)  # the embedded default keeps itself current
+        else:
+            fail("the database schema is not current; run `pointsnet db upgrade` first")
+    return Network(settings, database_url=database_url, **kwargs)
+
+
+def _upgrade(url: str) -> None:
+    from shared.db.migrate import upgrade
+
+    upgrade(url)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to the configured database."""
+    url = get_settings().resolved_database_url
+    _upgrade(url)
+    console.print("database schema is up to date")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the configured database."""
+    from shared.db.migrate import current_revision
+
+    console.print(current_revision(get_settings().resolved_database_url) or "empty")
+
+
+def _job_runner(network, demo_url: str | None):
+    from services.clearing.jobs import ledger_jobs
+    from shared.jobs.runner import Job, JobRunner
+
+    jobs = ledger_jobs(network)
+    if demo_url:
+        from services.demo import LiveTraffic
+
+        jobs.append(Job("demo_traffic", 5, LiveTraffic(network, demo_url)))
+    return JobRunner(network.db, jobs)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8400, help="Port to listen on."),
+    demo: bool = typer.Option(False, "--demo", help="Seed a demo coalition (once) and keep demo traffic flowing."),
+    jobs: bool = typer.Option(True, "--jobs/--no-jobs", help="Run the job runner in this process."),
+) -> None:
+    """Run the whole network in one process: ledger, job runner and HTTP endpoints."""
+    import uvicorn
+
+    from services.partner_api.app import create_app
+
+    _logging()
+    settings = get_settings()
+    _upgrade(settings.resolved_database_url)
+    network = _network()
+    network.keyring, network.signing_key  # generate keys into the data directory on first start
+    if demo:
+        _seed_demo(network)
+    runner = _job_runner(network, f"http://{_local(host)}:{port}" if demo else None) if jobs else None
+    application = create_app(network, on_start=runner.start if runner else None,
+                             on_stop=runner.shutdown if runner else None)
+    console.print(f"Pointsnet listening on http://{host}:{port} (database: {network.db.dialect}, "
+                  f"data: {settings.data_dir})")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def _local(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _seed_demo(network) -> None:
+    from services.demo import demo_exists, seed
+
+    if demo_exists(network):
+        console.print("demo coalition already seeded; serving it")
+        return
+    with Progress(TextColumn("seeding demo coalition"), BarColumn(), TextColumn("day {task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("seed", total=None)
+        counts = seed(network, progress=lambda done, total: progress.update(task, completed=done, total=total))
+    console.print(f"demo: {counts['partners']} partners, {counts['members']} members, "
+                  f"{counts['events']} events ({counts['refused']} refused as a real network would), "
+                  f"{counts['holds']} holds")
+
+
+@app.command()
+def worker() -> None:
+    """Run only the job runner (one of several workers leads; the others stand by)."""
+    _logging()
+    _upgrade(get_settings().resolved_database_url)
+    network = _network()
+    runner = _job_runner(network, None)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runner.start()
+    console.print("worker running; Ctrl-C to stop")
+    stop.wait()
+    runner.shutdown()
+
+
+@app.command()
+def verify(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Check every ledger invariant over the whole database; exit 1 naming offenders."""
+    from shared.ledger.verify import CHECKS, verify as run_verify
+
+    network = _network()
+    report = network.tx(run_verify, readonly=True)
+    if as_json:
+        print(json.dumps({"ok": report.ok, "counts": report.counts,
+                          "offences": [o.__dict__ for o in report.offences]}, indent=2))
+    else:
+        table = Table(title="ledger integrity")
+        table.add_column("check")
+        table.add_column("result")
+        for name, (description, _) in CHECKS.items():
+            bad = [o for o in report.offences if o.check == name]
+            table.add_row(description, "[green]ok[/]" if not bad else f"[red]{len(bad)} offending[/]")
+        console.print(table)
+        console.print(", ".join(f"{count} {table_name}" for table_name, count in report.counts.items()))
+        for offence in report.offences:
+            err.print(f"{offence.check}: {offence.subject}: {offence.detail}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@partners_app.command("add")
+def partners_add(
+    name: str,
+    public_key: Optional[Path] = typer.Option(None, "--public-key", help="The partner's Ed25519 public key (PEM)."),
+    billing: str = typer.Option("postpaid", help="postpaid or prepaid"),
+    point_value: str = typer.Option("1", help="Minor units one redeemed point is worth to the redeemer."),
+    issuance_fee: str = typer.Option("0", help="Network fee per point issued, in minor units."),
+    redemption_fee_rate: str = typer.Option("0", help="Share of a reimbursement paid to the network, e.g. 0.05."),
+    breakage_share: str = typer.Option("0", help="Share of expired prepaid value the network keeps."),
+    base_rate: str = typer.Option("1", help="Points per major currency unit spent."),
+) -> None:
+    """Register a partner (contract version 1, optionally its first key); prints JSON."""
+    from shared.partners import keys
+    from shared.partners.contracts import ContractTerms, create_partner
+
+    key_text = _read_key(public_key) if public_key else None
+    network = _network()
+    terms = ContractTerms(billing, point_value, issuance_fee, redemption_fee_rate, breakage_share, base_rate)
+
+    def unit(tx):
+        created = create_partner(tx, name, terms)
+        if key_text:
+            created["key_id"] = keys.add_key(tx, created["partner_id"], key_text)["key_id"]
+        return created
+
+    print(json.dumps(network.tx(unit)))
+
+
+def _read_key(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+
+
+@keys_app.command("add")
+def keys_add(partner_id: str, public_key: Path = typer.Option(..., "--public-key", help="Ed25519 public key (PEM).")):
+    """Add a key to a partner (at most two active: rotate by adding, then revoking the old one)."""
+    from shared.partners import keys
+
+    text = _read_key(public_key)
+    print(json.dumps(_network().tx(lambda tx: keys.add_key(tx, partner_id, text))))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str):
+    """Revoke a key at once: requests signed with it are refused from now on."""
+    from shared.partners import keys
+
+    print(json.dumps(_network().tx(lambda tx: keys.revoke_key(tx, key_id))))
+
+
+@keys_app.command("list")
+def keys_list(partner_id: str):
+    """List a partner's keys."""
+    from shared.partners import keys
+
+    print(json.dumps(_network().tx(lambda tx: keys.list_keys(tx, partner_id), readonly=True), indent=2))
+
+
+@partners_app.command("keygen")
+def partners_keygen(out: Path = typer.Option(Path("partner-key"), help="Path prefix: writes PREFIX.pem and PREFIX.pub.pem")):
+    """Write a new Ed25519 key pair for a partner to keep (the private key never leaves the partner)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from shared.signing import private_key_pem, public_key_pem
+
+    private, public = out.with_suffix(".pem"), out.with_suffix(".pub.pem")
+    if private.exists():
+        fail(f"{private} exists; refusing to overwrite a key")
+    key = Ed25519PrivateKey.generate()
+    private.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private_key_pem(key))
+    public.write_bytes(public_key_pem(key.public_key()))
+    print(json.dumps({"private_key": str(private), "public_key": str(public)}))
+
+
+@app.command("partner-call")
+def partner_call(
+    method: str,
+    path: str,
+    body: Optional[str] = typer.Option(None, "--json", help="JSON body (or @file)."),
+    key_file: Path = typer.Option(..., help="The partner's private key (PEM)."),
+    key_id: str = typer.Option(..., help="The key id the network gave for it."),
+    url: str = typer.Option("http://127.0.0.1:8400", help="The network's base URL."),
+    idempotency_key: Optional[str] = typer.Option(None, help="Reuse a key to retry an operation."),
+) -> None:
+    """Call the partner API by hand: signs the request, verifies the signed answer, prints it."""
+    from shared.sdk import PointsnetAPIError, PointsnetClient
+    from shared.signing import load_private_key
+
+    payload = None
+    if body is not None:
+        text = Path(body[1:]).read_text() if body.startswith("@") else body
+        try:
+            payload = json.loads(text)
+        except ValueError as exc:
+            fail(f"--json is not valid JSON: {exc}")
+    client = PointsnetClient(url, key_id, load_private_key(key_file.read_bytes()))
+    try:
+        answer = client.call(method, path, payload, idempotency_key=idempotency_key)
+    except PointsnetAPIError as error:
+        print(json.dumps(error.problem, indent=2))
+        raise typer.Exit(1)
+    print(json.dumps(answer.body, indent=2))
+
+
+def _set_partner_status(partner_id: str, status: str) -> None:
+    from sqlalchemy import update
+
+    from shared.models import Partner
+    from shared.partners.contracts import require_partner
+
+    def unit(tx):
+        require_partner(tx, partner_id)
+        tx.session.execute(update(Partner).where(Partner.id == partner_id).values(status=status))
+        return {"partner_id": partner_id, "status": status}
+
+    print(json.dumps(_network().tx(unit)))
+
+
+@partners_app.command("suspend")
+def partners_suspend(partner_id: str) -> None:
+    """Suspend a partner: the API refuses its requests with 403 partner_suspended; settlement continues."""
+    _set_partner_status(partner_id, "suspended")
+
+
+@partners_app.command("reactivate")
+def partners_reactivate(partner_id: str) -> None:
+    """Lift a suspension."""
+    _set_partner_status(partner_id, "active")
+
+
+@partners_app.command("list")
+def partners_list() -> None:
+    """List partners."""
+    from sqlalchemy import select
+
+    from shared.models import Partner
+
+    network = _network()
+    rows = network.tx(lambda tx: tx.session.execute(select(Partner.id, Partner.name, Partner.status)).all(),
+                      readonly=True)
+    table = Table("partner id", "name", "status")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command()
+def bench(
+    scenarios: Optional[list[str]] = typer.Argument(None, help="Scenarios to run (default: all). batch-post"),
+    database_url: Optional[str] = typer.Option(None, help="Run against a fresh database on this server."),
+    events: int = typer.Option(20_000, help="Events to post in the batch-post scenario."),
+    batch_size: int = typer.Option(1000, help="Events per batch."),
+    members: int = typer.Option(5000, help="Members in the benchmark network."),
+    json_file: Optional[str] = typer.Option(None, "--json", help="Write a machine-readable record here."),
+) -> None:
+    """Measure the network's speed on a fresh database."""
+    from services.bench import SCENARIOS, run_bench
+
+    chosen = scenarios or list(SCENARIOS)
+    unknown = [s for s in chosen if s not in SCENARIOS]
+    if unknown:
+        fail(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    run_bench(chosen, database_url=database_url, events=events, batch_size=batch_size, members=members,
+              json_file=json_file, console=console)
+
+
+def _cycle(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"--cycle must be a date YYYY-MM-DD, not {text!r}")
+
+
+@clearing_app.command("run")
+def clearing_run(cycle: str = typer.Option(..., help="The cycle (business day) to settle, YYYY-MM-DD.")) -> None:
+    """Close and settle one cycle by hand; for a settled cycle, change nothing and say so."""
+    result = _network().settle(_cycle(cycle))
+    if result["already_settled"]:
+        err.print(f"cycle {cycle} was already settled; nothing changed")
+    print(json.dumps({"cycle_date": result["cycle_date"], "run_id": result["run_id"],
+                      "directory": result["directory"]}))
+
+
+@clearing_app.command("list")
+def clearing_list() -> None:
+    """Settlements per cycle and party, with their payment status (overdue flagged)."""
+    from sqlalchemy import select
+
+    from shared.models import Settlement
+
+    network = _network()
+    rows = network.tx(lambda tx: tx.session.execute(select(Settlement).order_by(
+        Settlement.cycle_date, Settlement.party)).scalars().all(), readonly=True)
+    today = network.clock.now().date()
+    table = Table("cycle", "party", "net (minor units)", "payment date", "status", "bank reference")
+    for row in rows:
+        overdue = row.status == "due" and row.payment_date < today
+        table.add_row(row.cycle_date.isoformat(), row.party, str(row.net_minor), row.payment_date.isoformat(),
+                      "[red]overdue[/]" if overdue else row.status, row.bank_reference or "")
+    console.print(table)
+
+
+@clearing_app.command("mark-paid")
+def clearing_mark_paid(cycle: str = typer.Option(...), party: str = typer.Option(...),
+                       bank_reference: str = typer.Option(..., help="The bank's reference of the transfer.")) -> None:
+    """Record that a settlement was paid (or received) with its bank reference."""
+    from shared.settlement.finance import record_payment
+
+    day = _cycle(cycle)
+    print(json.dumps(_network().tx(lambda tx: record_payment(tx, day, party, bank_reference))))
+
+
+@app.command()
+def reconcile(
+    directory: Path,
+    partner: Optional[str] = typer.Option(None, help="Match this partner's own log against its statement."),
+    partner_log: Optional[Path] = typer.Option(None, help="The partner's log: CSV reference,kind,points,amount,time."),
+    breaks_csv: Optional[Path] = typer.Option(None, help="Also write the breaks report here as CSV."),
+) -> None:
+    """Verify a settlement directory against its signature and the ledger; or report a partner's breaks."""
+    import csv
+
+    from shared.settlement.files import statement_name
+    from shared.settlement.reconcile import match_partner_log, verify_directory
+    from shared.signing import network_key_id
+
+    if not directory.is_dir():
+        fail(f"{directory} is not a settlement directory")
+    network = _network()
+    if partner or partner_log:
+        if not (partner and partner_log):
+            fail("--partner and --partner-log go together")
+        statement = directory / statement_name(partner)
+        if not statement.exists():
+            fail(f"no statement for {partner} in {directory}")
+        try:
+            breaks = network.tx(lambda tx: match_partner_log(tx, statement.read_bytes(), partner,
+                                                             partner_log.read_text()), readonly=True)
+        except ValueError as exc:
+            fail(str(exc))
+        table = Table("reference", "break", "ours", "theirs", "reason", title=f"breaks for {partner}")
+        for item in breaks:
+            table.add_row(item.reference, item.kind, item.ours, item.theirs, item.reason)
+        console.print(table if breaks else "no breaks: the partner's log matches its statement")
+        if breaks_csv:
+            with open(breaks_csv, "w", newline="") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(["reference", "break", "ours", "theirs", "reason"])
+                writer.writerows([b.reference, b.kind, b.ours, b.theirs, b.reason] for b in breaks)
+        if breaks:
+            raise typer.Exit(1)
+        return
+    key = network.signing_key
+    findings = network.tx(lambda tx: verify_directory(tx, directory, {network_key_id(key): key.public_key()}),
+                          readonly=True)
+    for finding in findings:
+        err.print(f"{finding.check}: {finding.subject}: {finding.detail}", highlight=False)
+    if findings:
+        err.print(f"[bold red]NOT RECONCILED[/]: {len(findings)} difference(s)")
+        raise typer.Exit(1)
+    console.print(f"[green]reconciled[/]: signature, digests, control totals and recomputation match ({directory})")
+
+
+@rules_app.command("set")
+def rules_set(
+    document: Path,
+    partner: Optional[str] = typer.Option(None, help="The partner whose rules these are."),
+    network_wide: bool = typer.Option(False, "--network", help="Network-wide (network-funded) campaigns."),
+    effective_from: Optional[str] = typer.Option(None, help="RFC 3339 instant; default: now."),
+) -> None:
+    """Validate a rules document and store it as the scope's next version."""
+    from shared.clock import parse_instant
+    from shared.rules.store import set_rules
+
+    if bool(partner) == network_wide:
+        fail("give either --partner ID or --network")
+    text = _read_key(document)
+    when = None
+    if effective_from:
+        try:
+            when = parse_instant(effective_from)
+        except ValueError:
+            fail(f"--effective-from must be an RFC 3339 instant, not {effective_from!r}")
+    scope = "network" if network_wide else partner
+    print(json.dumps(_network().tx(lambda tx: set_rules(tx, scope, text, when))))
+
+
+@rules_app.command("show")
+def rules_show(partner: Optional[str] = typer.Option(None), network_wide: bool = typer.Option(False, "--network")):
+    """Print the rules in force now for a partner or the network."""
+    from shared.rules.store import rules_in_force
+
+    if bool(partner) == network_wide:
+        fail("give either --partner ID or --network")
+    scope = "network" if network_wide else partner
+    found = _network().tx(lambda tx: rules_in_force(tx, scope, tx.now), readonly=True)
+    if found is None:
+        fail(f"no rules set for {scope}; earns use the contract's base rate")
+    print(json.dumps({"scope": scope, "version": found[0], "rules": found[1].model_dump(mode="json")}, indent=2))
+
+
+def main() -> None:
+    try:
+        app()
+    except (PointsnetError, MoneyError) as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)
+    except SQLAlchemyError as error:
+        err.print(f"[bold red]database error:[/] {str(error.orig if hasattr(error, 'orig') else error).splitlines()[0]}",
+                  highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
