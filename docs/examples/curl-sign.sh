@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# usage: curl-sign.sh METHOD PATH [BODY]  (env: AUTHORITY, KEY_ID, KEY_FILE, SCHEME=https)
+# Signs one request with profile pointsnet-v1 (RFC 9421, Ed25519) using openssl, and sends it with curl.
+set -euo pipefail
+METHOD=$1; REQ_PATH=$2; BODY=${3:-}
+CREATED=$(date +%s); NONCE=$(openssl rand -hex 12); IDEM=$(openssl rand -hex 16)
+if [ "$METHOD" = POST ]; then
+  DIGEST="sha-256=:$(printf '%s' "$BODY" | openssl dgst -sha256 -binary | base64):"
+  COMPONENTS='"@method" "@authority" "@path" "@query" "content-digest" "idempotency-key"'
+else
+  COMPONENTS='"@method" "@authority" "@path" "@query"'
+fi
+PARAMS="($COMPONENTS);created=$CREATED;keyid=\"$KEY_ID\";alg=\"ed25519\";nonce=\"$NONCE\";tag=\"pointsnet-v1\""
+{
+  printf '"@method": %s\n"@authority": %s\n"@path": %s\n"@query": ?\n' "$METHOD" "$AUTHORITY" "$REQ_PATH"
+  if [ "$METHOD" = POST ]; then printf '"content-digest": %s\n"idempotency-key": %s\n' "$DIGEST" "$IDEM"; fi
+  printf '"@signature-params": %s' "$PARAMS"
+} > "${TMPDIR:-/tmp}/pointsnet-signature-base.txt"
+SIG=$(openssl pkeyutl -sign -inkey "$KEY_FILE" -rawin -in "${TMPDIR:-/tmp}/pointsnet-signature-base.txt" | base64 -w0)
+if [ "$METHOD" = POST ]; then
+  curl -sS -X POST "${SCHEME:-https}://$AUTHORITY$REQ_PATH" -H "content-type: application/json" -H "idempotency-key: $IDEM" \
+    -H "content-digest: $DIGEST" -H "signature-input: sig1=$PARAMS" -H "signature: sig1=:$SIG:" --data-binary "$BODY"
+else
+  curl -sS "${SCHEME:-https}://$AUTHORITY$REQ_PATH" -H "signature-input: sig1=$PARAMS" -H "signature: sig1=:$SIG:"
+fi
