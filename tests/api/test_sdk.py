@@ -1,0 +1,86 @@
+"""The partner SDK and `pointsnet partner-call`: signed calls, safe retries, verified answers."""
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shared.partners.keys import add_key
+from shared.sdk import PointsnetAPIError, PointsnetClient, ResponseSignatureError
+from shared.signing import private_key_pem, public_key_pem
+from tests.factories import make_partner
+
+
+@pytest.fixture
+def client(network, api):
+    partner = make_partner(network)
+    key = Ed25519PrivateKey.generate()
+    key_id = network.tx(lambda tx: add_key(tx, partner, public_key_pem(key.public_key()).decode()))["key_id"]
+    sdk = PointsnetClient(api, key_id, key)
+    sdk.key, sdk.partner_id = key, partner
+    yield sdk
+    sdk.close()
+
+
+def test_the_sdk_round_trip(client):
+    member = client.enrol(phone="+8613812345678", customer_ref="C-1")["member_id"]
+    earned = client.earn(member, "o-1", amount=12800)
+    assert earned["points"] == 128 and earned["transaction_id"].startswith("ent_")
+    assert client.quote(member, "o-2", amount=12800)["points"] == 128
+    hold = client.hold(member, "h-1", 28)
+    assert client.capture(hold["hold_id"], 20, reference="c-1")["balance"] == {"available": 108, "held": 0}
+    assert client.reverse("r-1", "c-1", 5)["balance"]["available"] == 113
+    with pytest.raises(PointsnetAPIError) as refusal:
+        client.burn(member, "b-1", 10_000)
+    assert refusal.value.code == "insufficient_points" and refusal.value.status == 409
+    assert len(client.transactions()["transactions"]) == 4
+
+
+def test_a_retry_reuses_the_idempotency_key(client, network):
+    member = client.enrol(phone="+8613812345678")["member_id"]
+    first = client.call("POST", "/v1/earn", {"member_id": member, "reference": "x", "points": 7}, idempotency_key="K")
+    again = client.call("POST", "/v1/earn", {"member_id": member, "reference": "x", "points": 7}, idempotency_key="K")
+    assert again.replayed and again.body == first.body
+    assert network.balance(member)["available"] == 7
+
+
+def test_an_answer_not_signed_by_the_network_is_rejected(client):
+    impostor = Ed25519PrivateKey.generate()
+    client.network_keys = {"network-fake": impostor.public_key()}
+    with pytest.raises(ResponseSignatureError):
+        client.call("GET", "/v1/transactions")
+
+
+def test_transport_errors_are_retried_then_raised(network):
+    calls = []
+
+    def refuse(request):
+        calls.append(request.headers["idempotency-key"])
+        raise httpx.ConnectError("down", request=request)
+
+    sdk = PointsnetClient("http://127.0.0.1:9", "key_x", Ed25519PrivateKey.generate(), retries=2,
+                          transport=httpx.MockTransport(refuse), verify_responses=False)
+    with pytest.raises(httpx.ConnectError):
+        sdk.call("POST", "/v1/earn", {"member_id": "m", "reference": "r", "points": 1})
+    assert len(calls) == 3 and len(set(calls)) == 1  # the same key on every attempt
+
+
+def test_partner_call_from_the_command_line(client, api, tmp_path):
+    member = client.enrol(phone="+8613812345678")["member_id"]
+    key_file = tmp_path / "shop.pem"
+    key_file.write_bytes(private_key_pem(client.key))
+    run = subprocess.run([sys.executable, "-m", "services.cli", "partner-call", "POST", "/v1/earn", "--json",
+                          json.dumps({"member_id": member, "reference": "cli-1", "points": 9}),
+                          "--key-file", str(key_file), "--key-id", client.key_id, "--url", api],
+                         capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["balance"]["available"] == 9
+    refused = subprocess.run([sys.executable, "-m", "services.cli", "partner-call", "POST", "/v1/burn", "--json",
+                              json.dumps({"member_id": member, "reference": "cli-2", "points": 90}),
+                              "--key-file", str(key_file), "--key-id", client.key_id, "--url", api],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and json.loads(refused.stdout)["code"] == "insufficient_points"

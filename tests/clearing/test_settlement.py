@@ -1,0 +1,166 @@
+"""Clearing end to end: the design's worked example through settlement files and reconciliation."""
+
+import csv
+import io
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from shared.settlement.reconcile import match_partner_log, verify_directory
+from shared.settlement.runs import CycleNotEnded
+from shared.signing import network_key_id
+from tests.factories import make_member, make_partner, verify_ok
+
+TERMS = dict(billing="postpaid", point_value="1", issuance_fee="0.1", redemption_fee_rate="0.05")
+CYCLE = date(2026, 11, 20)
+
+
+@pytest.fixture
+def worked_example(network, clock):
+    coffee = make_partner(network, "CoffeeCo", **TERMS)
+    air = make_partner(network, "AirLink", **TERMS)
+    book = make_partner(network, "BookMart", **TERMS)
+    member = make_member(network, coffee, also_linked_to=(air, book))
+    network.earn(coffee, member, "coffee-1", points=500)
+    clock.advance(minutes=5)
+    network.earn(air, member, "air-1", points=300)
+    clock.advance(minutes=5)
+    network.burn(book, member, "book-1", 600)
+    return {"coffee": coffee, "air": air, "book": book, "member": member}
+
+
+def rows(path):
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def public_keys(network):
+    key = network.signing_key
+    return {network_key_id(key): key.public_key()}
+
+
+def test_cycle_cannot_settle_before_it_ends(network, worked_example):
+    with pytest.raises(CycleNotEnded):
+        network.settle(CYCLE)
+
+
+def test_worked_example_through_clearing(network, clock, worked_example):
+    p = worked_example
+    clock.advance(days=1)
+    result = network.settle(CYCLE)
+    assert not result["already_settled"]
+    assert result["net_positions"] == dict(sorted({p["coffee"]: -550, p["air"]: -130, p["book"]: 570,
+                                                    "network": 110}.items()))
+    directory = network.settings.data_dir / "settlements" / CYCLE.isoformat()
+    bilateral = {(r["payer"], r["payee"], r["line_kind"]): int(r["amount_minor"])
+                 for r in rows(directory / "bilateral.csv") if r["record_type"] == "D"}
+    assert bilateral == {
+        (p["coffee"], "network", "issuance_fee"): 50, (p["air"], "network", "issuance_fee"): 30,
+        (p["coffee"], p["book"], "redemption"): 500, (p["air"], p["book"], "redemption"): 100,
+        (p["book"], "network", "redemption_fee"): 30,
+    }
+    summary = {r["party"]: int(r["net_minor"]) for r in rows(directory / "network-summary.csv")
+               if r["record_type"] == "D"}
+    assert summary == {p["coffee"]: -550, p["air"]: -130, p["book"]: 570, "network": 110}
+    statement = rows(directory / f"statement-{p['book']}.csv")
+    assert [r["record_type"] for r in statement] == ["H", "D", "D", "D", "D", "S", "S", "S", "N", "T"]
+    assert [r for r in statement if r["record_type"] == "N"][0]["amount_minor"] == "570"
+    # the counterparty's reference is not shown on BookMart's statement, its own is
+    assert {r["reference"] for r in statement if r["record_type"] == "D"} == {"book-1"}
+    # the payment date is the next business day (2026-11-20 is a Friday)
+    assert {r["payment_date"] for r in statement if r["record_type"] == "N"} == {"2026-11-23"}
+    assert network.tx(lambda tx: verify_directory(tx, directory, public_keys(network)), readonly=True) == []
+    verify_ok(network)
+
+
+def test_settling_twice_changes_nothing_and_files_are_byte_identical(network, clock, worked_example):
+    clock.advance(days=1)
+    first = network.settle(CYCLE)
+    directory = network.settings.data_dir / "settlements" / CYCLE.isoformat()
+    before = {p.name: p.read_bytes() for p in directory.iterdir()}
+    again = network.settle(CYCLE)
+    assert again["already_settled"] and again["run_id"] == first["run_id"]
+    # a crash after the files were written but before the commit: the re-run writes the same bytes
+    network.tx(lambda tx: tx.session.execute(text("DELETE FROM settlements")))
+    network.tx(lambda tx: tx.session.execute(text("DELETE FROM settlement_runs")))
+    rerun = network.settle(CYCLE)
+    assert not rerun["already_settled"]
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == before
+    count = network.tx(lambda tx: tx.session.execute(text("SELECT COUNT(*) FROM settlement_runs")).scalar_one())
+    assert count == 1
+
+
+def test_closed_cycle_refuses_new_entries(network, clock, worked_example):
+    from shared.errors import CycleClosed
+    from shared.ledger.cycles import close_cycle
+
+    network.tx(lambda tx: close_cycle(tx, CYCLE))
+    with pytest.raises(CycleClosed):
+        network.earn(worked_example["coffee"], worked_example["member"], "late", points=1)
+
+
+def test_late_reversal_is_an_adjustment_in_the_current_cycle(network, clock, worked_example):
+    p = worked_example
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    network.reverse(p["book"], "book-1-rev", "book-1", 100)  # returns 100 points to AirLink's lot
+    clock.advance(days=1)
+    network.settle(CYCLE + timedelta(days=1))
+    directory = network.settings.data_dir / "settlements" / (CYCLE + timedelta(days=1)).isoformat()
+    adjustments = [r for r in rows(directory / f"statement-{p['book']}.csv") if r["record_type"] == "A"]
+    assert adjustments and all(r["original_cycle_date"] == CYCLE.isoformat() for r in adjustments)
+    assert sum(int(r["points"]) for r in adjustments if r["line_kind"] == "redemption") == -100
+    summary = {r["party"]: int(r["net_minor"]) for r in rows(directory / "network-summary.csv")
+               if r["record_type"] == "D"}
+    assert summary == {p["air"]: 100, p["book"]: -95, "network": -5}
+    assert sum(summary.values()) == 0
+
+
+def test_reconcile_catches_a_tampered_statement_and_a_tampered_ledger(network, clock, worked_example):
+    p = worked_example
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    directory = network.settings.data_dir / "settlements" / CYCLE.isoformat()
+    statement = directory / f"statement-{p['coffee']}.csv"
+    original = statement.read_bytes()
+    statement.write_bytes(original.replace(b"-500.000000", b"-400.000000", 1))
+    findings = network.tx(lambda tx: verify_directory(tx, directory, public_keys(network)), readonly=True)
+    assert {f.check for f in findings} >= {"digest", "control_totals", "recomputation"}
+    statement.write_bytes(original)
+    assert network.tx(lambda tx: verify_directory(tx, directory, public_keys(network)), readonly=True) == []
+    network.tx(lambda tx: tx.session.execute(text(
+        "UPDATE obligation_lines SET amount_micro = amount_micro + 1 WHERE kind = 'redemption_fee'")))
+    findings = network.tx(lambda tx: verify_directory(tx, directory, public_keys(network)), readonly=True)
+    assert [f.check for f in findings] == ["recomputation"] * len(findings) and findings
+
+
+def test_partner_log_breaks(network, clock, worked_example):
+    p = worked_example
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    directory = network.settings.data_dir / "settlements" / CYCLE.isoformat()
+    statement = (directory / f"statement-{p['book']}.csv").read_bytes()
+    good = "reference,kind,points,amount,time\nbook-1,burn,600,570,2026-11-20T02:10:00Z\n"
+    assert network.tx(lambda tx: match_partner_log(tx, statement, p["book"], good)) == []
+    bad = ("reference,kind,points,amount,time\nbook-1,burn,600,560,2026-11-20T02:10:00Z\n"
+           "book-9,burn,10,10,2026-11-20T03:00:00Z\n")
+    breaks = network.tx(lambda tx: match_partner_log(tx, statement, p["book"], bad))
+    assert {(b.reference, b.kind) for b in breaks} == {("book-1", "amount_mismatch"), ("book-9", "missing_on_network")}
+
+
+def test_finance_records_payments_and_sees_overdue(network, clock, worked_example):
+    from shared.settlement.finance import NothingDue, overdue, record_payment
+
+    p = worked_example
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    assert network.tx(lambda tx: overdue(tx, date(2026, 11, 23))) == []
+    late = network.tx(lambda tx: overdue(tx, date(2026, 11, 24)))
+    assert {row["party"] for row in late} == {p["coffee"], p["air"], p["book"], "network"}
+    paid = network.tx(lambda tx: record_payment(tx, CYCLE, p["coffee"], "BANK-001"))
+    assert paid["status"] == "paid" and paid["net_minor"] == -550
+    received = network.tx(lambda tx: record_payment(tx, CYCLE, p["book"], "BANK-002"))
+    assert received["status"] == "received"
+    with pytest.raises(NothingDue):
+        network.tx(lambda tx: record_payment(tx, CYCLE, p["coffee"], "BANK-003"))
+    assert {row["party"] for row in network.tx(lambda tx: overdue(tx, date(2026, 11, 24)))} == {p["air"], "network"}

@@ -1,0 +1,85 @@
+"""Clearing on PostgreSQL: a settlement killed mid-run, and two settlers racing for one cycle."""
+
+import os
+import subprocess
+import sys
+import threading
+from datetime import date
+
+import pytest
+from sqlalchemy import text
+
+from shared.network import Network
+from tests.factories import make_member, make_partner
+
+pytestmark = pytest.mark.postgres
+CYCLE = date(2026, 11, 20)
+
+
+def _activity(network, clock):
+    coffee = make_partner(network, "CoffeeCo", issuance_fee="0.1", redemption_fee_rate="0.05")
+    book = make_partner(network, "BookMart", billing="prepaid", issuance_fee="0.1", redemption_fee_rate="0.05")
+    for n in range(20):
+        member = make_member(network, coffee, also_linked_to=(book,))
+        network.earn(coffee, member, f"e{n}", points=100 + n)
+        network.earn(book, member, f"f{n}", points=50)
+        network.burn(book, member, f"b{n}", 120)
+    clock.advance(days=1)
+    return coffee, book
+
+
+SETTLE = """
+import sys
+from datetime import date, datetime
+from shared.clock import FixedClock
+from shared.config import Settings
+from shared.network import Network
+settings = Settings(data_dir=sys.argv[1])
+network = Network(settings, database_url=sys.argv[2], clock=FixedClock(datetime.fromisoformat(sys.argv[3])))
+print(network.settle(date.fromisoformat(sys.argv[4])))
+"""
+
+
+def _settle_in_process(settings, url, now, failpoint=None):
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(settings.data_dir))
+    if failpoint:
+        env["POINTSNET_FAILPOINT"] = failpoint
+    return subprocess.run([sys.executable, "-c", SETTLE, str(settings.data_dir), url, now.isoformat(),
+                           CYCLE.isoformat()], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_settlement_killed_mid_run_is_rerun_to_identical_files(network, clock, settings, database_url):
+    _activity(network, clock)
+    network.signing_key  # the key lives in the data directory, shared by the subprocesses
+    killed = _settle_in_process(settings, database_url, clock.now(), failpoint="settlement.after_files")
+    assert killed.returncode == -9, killed.stderr
+    directory = settings.data_dir / "settlements" / CYCLE.isoformat()
+    written = {p.name: p.read_bytes() for p in directory.iterdir()}
+    assert network.tx(lambda tx: tx.session.execute(text("SELECT COUNT(*) FROM settlement_runs")).scalar_one()) == 0
+    rerun = _settle_in_process(settings, database_url, clock.now())
+    assert rerun.returncode == 0, rerun.stderr
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == written
+    again = _settle_in_process(settings, database_url, clock.now())
+    assert "'already_settled': True" in again.stdout
+    assert network.tx(lambda tx: tx.session.execute(text("SELECT COUNT(*) FROM settlement_runs")).scalar_one()) == 1
+
+
+def test_two_settlers_settle_a_cycle_once(network, clock, settings, database_url):
+    _activity(network, clock)
+    others = [Network(settings, database_url=database_url, clock=clock) for _ in range(2)]
+    results, barrier = [], threading.Barrier(2)
+
+    def settle(net):
+        barrier.wait()
+        results.append(net.settle(CYCLE))
+
+    threads = [threading.Thread(target=settle, args=(net,)) for net in others]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for net in others:
+        net.close()
+    assert sorted(r["already_settled"] for r in results) == [False, True]
+    assert len({r["run_id"] for r in results}) == 1
+    assert network.tx(lambda tx: tx.session.execute(text("SELECT COUNT(*) FROM settlement_runs")).scalar_one()) == 1

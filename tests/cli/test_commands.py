@@ -1,0 +1,153 @@
+"""The pointsnet command as operators run it: a subprocess with its data directory."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import PG_URL
+
+
+def pointsnet(tmp_path, *args, timeout=120, check=False):
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"))
+    env.pop("POINTSNET_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=check)
+
+
+def test_partner_registration_keys_and_one_line_errors(tmp_path):
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    keygen = json.loads(pointsnet(tmp_path, "partners", "keygen", "--out", str(tmp_path / "shop"), check=True).stdout)
+    added = pointsnet(tmp_path, "partners", "add", "Shop", "--public-key", keygen["public_key"],
+                      "--billing", "prepaid", "--issuance-fee", "0.05", check=True)
+    created = json.loads(added.stdout)
+    assert created["partner_id"].startswith("ptn_") and created["key_id"].startswith("key_")
+    bad = pointsnet(tmp_path, "partners", "add", "Other", "--billing", "weekly")
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "billing" in bad.stderr
+    precise = pointsnet(tmp_path, "partners", "add", "Other", "--issuance-fee", "0.0000001")
+    assert precise.returncode != 0 and "6 decimal places" in precise.stderr
+    missing = pointsnet(tmp_path, "partners", "add", "Third", "--public-key", str(tmp_path / "nope.pem"))
+    assert missing.returncode != 0 and "cannot read" in missing.stderr
+    second = pointsnet(tmp_path, "partners", "keygen", "--out", str(tmp_path / "shop2"), check=True)
+    rotated = pointsnet(tmp_path, "partners", "keys", "add", created["partner_id"], "--public-key",
+                        json.loads(second.stdout)["public_key"], check=True)
+    assert json.loads(rotated.stdout)["key_id"] != created["key_id"]
+    revoked = pointsnet(tmp_path, "partners", "keys", "revoke", created["key_id"], check=True)
+    assert json.loads(revoked.stdout)["status"] == "revoked"
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="drives the embedded SQLite database")
+def test_verify_names_the_offending_member(tmp_path):
+    script = (
+        "from shared.config import get_settings\nfrom shared.network import Network\n"
+        "n = Network(get_settings())\np = n.create_partner('Shop')['partner_id']\n"
+        "m = n.enrol(p, phone='+8613812345678')['member_id']\nn.earn(p, m, 'e1', points=50)\nprint(m)\n"
+    )
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"))
+    member = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert pointsnet(tmp_path, "verify").returncode == 0
+    with sqlite3.connect(tmp_path / "data" / "pointsnet.db") as db:
+        db.execute("UPDATE members SET available = available + 7 WHERE id = ?", (member,))
+    broken = pointsnet(tmp_path, "verify")
+    assert broken.returncode == 1 and member in broken.stderr
+    report = json.loads(pointsnet(tmp_path, "verify", "--json").stdout)
+    assert not report["ok"] and {o["check"] for o in report["offences"]} >= {"member_available_matches_postings"}
+
+
+def test_bench_writes_figures_with_units(tmp_path):
+    out = tmp_path / "bench.json"
+    run = pointsnet(tmp_path, "bench", "batch-post", "--events", "2000", "--members", "200", "--json", str(out))
+    assert run.returncode == 0, run.stderr
+    record = json.loads(out.read_text())
+    [result] = record["results"]
+    assert result["events"] == 2000 and result["events_per_s"] > 0
+    assert record["machine"]["cores"] >= 1
+    unknown = pointsnet(tmp_path, "bench", "warp-speed")
+    assert unknown.returncode != 0 and "unknown scenario" in unknown.stderr
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="the demo runs on the embedded SQLite default")
+def test_serve_demo_comes_up_with_a_living_network(tmp_path):
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"))
+    env.pop("POINTSNET_DATABASE_URL", None)
+    server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--demo", "--port", "18461"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 150
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get("http://127.0.0.1:18461/health", timeout=2).json()["status"] == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "serve --demo did not come up"
+            time.sleep(0.5)
+        keys = httpx.get("http://127.0.0.1:18461/v1/network/keys").json()["keys"]
+        assert keys and keys[0]["crv"] == "Ed25519"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with sqlite3.connect(tmp_path / "data" / "pointsnet.db") as db:
+        partners = db.execute("SELECT COUNT(*) FROM partners").fetchone()[0]
+        members = db.execute("SELECT COUNT(*) FROM members").fetchone()[0]
+        kinds = {row[0] for row in db.execute("SELECT DISTINCT kind FROM entries")}
+        days = db.execute("SELECT COUNT(DISTINCT cycle_date) FROM entries").fetchone()[0]
+    assert partners >= 5 and members >= 300 and days >= 28
+    assert {"earn", "burn", "hold", "capture", "void", "reversal"} <= kinds
+    verify = pointsnet(tmp_path, "verify")
+    assert verify.returncode == 0, verify.stderr
+
+
+def test_clearing_run_and_reconcile_from_the_command_line(tmp_path, database_url):
+    script = (
+        "from shared.config import get_settings\nfrom shared.network import Network\n"
+        "from shared.partners.contracts import ContractTerms\n"
+        "n = Network(get_settings())\nt = ContractTerms('postpaid', '1', '0.1', '0.05')\n"
+        "a = n.create_partner('A', t)['partner_id']\nb = n.create_partner('B', t)['partner_id']\n"
+        "m = n.enrol(a, phone='+8613812345678')['member_id']\n"
+        "n.enrol(b, link_token=n.mint_link_token(a, m)['link_token'])\n"
+        "n.earn(a, m, 'a1', points=500)\nn.burn(b, m, 'b1', 200)\nprint(b)\n"
+    )
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), POINTSNET_CLOCK="2026-11-20T02:00:00Z")
+    if PG_URL:
+        env["POINTSNET_DATABASE_URL"] = database_url  # reset for this test by the fixture
+    subprocess.run([sys.executable, "-m", "services.cli", "db", "upgrade"], env=env, check=True, capture_output=True)
+    partner_b = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                               check=True).stdout.strip()
+
+    def cli(*args):
+        later = dict(env, POINTSNET_CLOCK="2026-11-21T12:00:00Z")
+        return subprocess.run([sys.executable, "-m", "services.cli", *args], env=later, capture_output=True,
+                              text=True, timeout=120)
+
+    first = cli("clearing", "run", "--cycle", "2026-11-20")
+    assert first.returncode == 0, first.stderr
+    again = cli("clearing", "run", "--cycle", "2026-11-20")
+    assert again.returncode == 0 and json.loads(again.stdout) == json.loads(first.stdout)
+    assert "already settled" in again.stderr
+    directory = json.loads(first.stdout)["directory"]
+    assert cli("reconcile", directory).returncode == 0
+    log = tmp_path / "b.csv"
+    log.write_text("reference,kind,points,amount,time\nb1,burn,200,180,2026-11-20T02:00:00Z\n")
+    breaks = cli("reconcile", directory, "--partner", partner_b, "--partner-log", str(log),
+                 "--breaks-csv", str(tmp_path / "breaks.csv"))
+    assert breaks.returncode == 1 and "amount_mismatch" in (tmp_path / "breaks.csv").read_text()
+    log.write_text("reference,kind,points,amount,time\nb1,burn,200,190,2026-11-20T02:00:00Z\n")
+    assert cli("reconcile", directory, "--partner", partner_b, "--partner-log", str(log)).returncode == 0
+    statement = next(p for p in (tmp_path / "data" / "settlements" / "2026-11-20").iterdir()
+                     if p.name == f"statement-{partner_b}.csv")
+    statement.write_text(statement.read_text().replace("190", "191"))
+    tampered = cli("reconcile", directory)
+    assert tampered.returncode == 1 and "NOT RECONCILED" in tampered.stderr
+    paid = cli("clearing", "mark-paid", "--cycle", "2026-11-20", "--party", partner_b, "--bank-reference", "BK-1")
+    assert paid.returncode == 0 and json.loads(paid.stdout)["status"] == "received"
+    early = cli("clearing", "run", "--cycle", "2026-11-21")
+    assert early.returncode != 0 and "cannot be settled before" in early.stderr

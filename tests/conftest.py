@@ -1,0 +1,90 @@
+"""Test fixtures: a migrated database per run (SQLite by default, PostgreSQL when
+POINTSNET_TEST_DATABASE_URL is set — unreachable PostgreSQL then fails, never skips),
+and a fresh network per test with a fixed clock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from shared.clock import FixedClock
+from shared.config import Settings
+from shared.db.database import normalise_url
+from shared.db.migrate import upgrade
+from shared.models import Base
+from shared.network import Network
+
+PG_URL = os.environ.get("POINTSNET_TEST_DATABASE_URL")
+START = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 10:00 in Asia/Shanghai
+
+
+def pytest_report_header(config):
+    return f"pointsnet database: {'PostgreSQL ' + PG_URL if PG_URL else 'SQLite (set POINTSNET_TEST_DATABASE_URL for PostgreSQL)'}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if PG_URL:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set POINTSNET_TEST_DATABASE_URL")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory) -> str:
+    """Migrate once per test session."""
+    if PG_URL:
+        engine = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:  # a connection error here fails the run on purpose
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        upgrade(PG_URL)
+        return PG_URL
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return str(path)
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.connect() as conn:
+        conn.execute(text(f"TRUNCATE {names} CASCADE"))
+        conn.execute(text("INSERT INTO accounts (id, kind) VALUES ('network:expired', 'network'), "
+                          "('network:promotions', 'network'), ('network:adjustments', 'network')"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(template_db, tmp_path) -> str:
+    """A clean, migrated database for this test."""
+    if PG_URL:
+        _reset_postgres(PG_URL)
+        return PG_URL
+    path = tmp_path / "pointsnet.db"
+    shutil.copyfile(template_db, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(data_dir=Path(tmp_path) / "data")
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@pytest.fixture
+def network(settings, database_url, clock):
+    net = Network(settings, database_url=database_url, clock=clock, pool_size=40)
+    yield net
+    net.close()

@@ -1,0 +1,130 @@
+"""POST /v1/batch: one result per event in order; valid events post exactly once; retries post nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import verify_ok
+from tests.partner_api.conftest import assert_problem, enrol, entry_count
+
+
+@pytest.fixture
+def member(shop) -> str:
+    member_id = enrol(shop, phone="+8613855556666")
+    shop.ok("POST", "/v1/earn", {"member_id": member_id, "reference": "seed", "points": 100})
+    return member_id
+
+
+def mixed(member: str) -> list[dict]:
+    return [
+        {"type": "earn", "reference": "e-1", "member_id": member, "amount": 12800, "currency": "CNY"},  # ok
+        {"type": "earn", "reference": "e-2", "member_id": "mem_nobody", "points": 5},  # unknown member
+        {"type": "burn", "reference": "b-1", "member_id": member, "points": 30},  # ok
+        {"type": "burn", "reference": "b-2", "member_id": member, "points": 10**9},  # insufficient
+        {"type": "reversal", "reference": "r-1", "original_reference": "no-such-ref"},  # unknown reference
+        {"type": "earn", "reference": "e-3", "member_id": member, "points": 7},  # ok
+        {"type": "reversal", "reference": "r-2", "original_reference": "e-3", "points": 2},  # ok, same batch
+        {"type": "earn", "reference": "e-4", "member_id": member, "points": 5,
+         "occurred_at": "2020-01-01T00:00:00Z"},  # too old
+        {"type": "earn", "reference": "seed", "member_id": member, "points": 99},  # reference used differently
+    ]
+
+
+EXPECTED = [(200, None), (404, "unknown_member"), (200, None), (409, "insufficient_points"),
+            (404, "unknown_reference"), (200, None), (200, None), (422, "occurred_at_out_of_range"),
+            (409, "reference_conflict")]
+
+
+def check(answer: dict, member: str) -> list[dict]:
+    results = answer["results"]
+    assert [r["index"] for r in results] == list(range(len(EXPECTED)))
+    assert [r["reference"] for r in results] == [e["reference"] for e in mixed(member)]
+    assert [(r["status"], r["problem"]["code"] if r.get("problem") else None) for r in results] == EXPECTED
+    for r in results:
+        if r["status"] == 200:
+            assert r["result"]["transaction_id"] and r["result"]["balance"] and r.get("problem") is None
+        else:
+            assert r.get("result") is None and r["problem"]["status"] == r["status"] and r["problem"]["detail"]
+    assert answer["accepted"] == 4 and answer["refused"] == 5
+    return results
+
+
+def test_mixed_batch_posts_valid_events_once_and_reports_each_error_at_its_index(shop, member, network):
+    before = entry_count(network)
+    answer = shop.ok("POST", "/v1/batch", {"events": mixed(member)}, idempotency_key="BATCH-1")
+    results = check(answer, member)
+    assert entry_count(network) == before + 4
+    assert results[0]["result"]["points"] == 128
+    assert results[6]["result"]["kind"] == "reversal"
+    # balances: 100 seed + 128 - 30 + 7 - 2
+    assert shop.ok("GET", f"/v1/members/{member}")["balance"]["available"] == 203
+    assert results[6]["result"]["balance"]["available"] == 203
+    verify_ok(network)
+
+
+def test_a_retried_batch_posts_nothing_new(shop, member, network):
+    first = shop.ok("POST", "/v1/batch", {"events": mixed(member)}, idempotency_key="BATCH-2")
+    after_first = entry_count(network)
+
+    # same Idempotency-Key: the stored answer, unchanged
+    replay = shop.call("POST", "/v1/batch", {"events": mixed(member)}, idempotency_key="BATCH-2")
+    assert replay.status_code == 200 and replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == first
+    assert entry_count(network) == after_first
+
+    # a new key with the same references: the original results, nothing posted
+    again = shop.ok("POST", "/v1/batch", {"events": mixed(member)}, idempotency_key="BATCH-3")
+    results = check(again, member)
+    for old, new in zip(first["results"], results):
+        if old["status"] == 200:
+            assert new["result"]["transaction_id"] == old["result"]["transaction_id"]
+    assert entry_count(network) == after_first
+
+    # the valid events one by one, as single calls: also the originals
+    single = shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-3", "points": 7})
+    assert single["transaction_id"] == first["results"][5]["result"]["transaction_id"]
+    assert entry_count(network) == after_first
+    assert shop.ok("GET", f"/v1/members/{member}")["balance"]["available"] == 203
+    verify_ok(network)
+
+
+def test_a_retry_after_fixing_the_invalid_events_posts_only_those(shop, member, network):
+    shop.ok("POST", "/v1/batch", {"events": mixed(member)})
+    after_first = entry_count(network)
+    fixed = [e for e in mixed(member) if e["reference"] in ("e-1", "b-1", "e-3", "r-2")]
+    fixed += [{"type": "earn", "reference": "e-2", "member_id": member, "points": 5},
+              {"type": "burn", "reference": "b-2", "member_id": member, "points": 3}]
+    answer = shop.ok("POST", "/v1/batch", {"events": fixed})
+    assert answer["accepted"] == 6 and answer["refused"] == 0
+    assert entry_count(network) == after_first + 2
+
+
+def test_the_same_reference_twice_in_one_batch_posts_once(shop, member, network):
+    before = entry_count(network)
+    event = {"type": "earn", "reference": "twice", "member_id": member, "points": 3}
+    answer = shop.ok("POST", "/v1/batch", {"events": [event, event, {**event, "points": 4}]})
+    statuses = [r["status"] for r in answer["results"]]
+    assert statuses == [200, 200, 409], answer
+    assert answer["results"][0]["result"]["transaction_id"] == answer["results"][1]["result"]["transaction_id"]
+    assert answer["results"][2]["problem"]["code"] == "reference_conflict"
+    assert entry_count(network) == before + 1
+
+
+def test_a_schema_invalid_event_refuses_the_whole_batch_and_posts_nothing(shop, member, network):
+    before = entry_count(network)
+    events = mixed(member)[:3] + [{"type": "earn", "reference": "bad", "member_id": member, "points": 0}]
+    response = shop.call("POST", "/v1/batch", {"events": events}, idempotency_key="BATCH-4")
+    body = assert_problem(response, 422, "validation_failed")
+    assert "events.3" in str(body), body
+    assert entry_count(network) == before
+    # not stored: the corrected batch with the same key runs
+    events[3]["points"] = 1
+    fixed = shop.call("POST", "/v1/batch", {"events": events}, idempotency_key="BATCH-4")
+    assert fixed.status_code == 200 and "idempotent-replayed" not in fixed.headers
+
+
+def test_batch_limits(shop, member, network):
+    assert_problem(shop.call("POST", "/v1/batch", {"events": []}), 422, "validation_failed")
+    too_many = [{"type": "earn", "reference": f"m-{i}", "member_id": member, "points": 1} for i in range(10_001)]
+    assert_problem(shop.call("POST", "/v1/batch", {"events": too_many}), 422, "validation_failed")
+    assert entry_count(network) == 1

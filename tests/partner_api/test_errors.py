@@ -1,0 +1,67 @@
+"""Problem details and signatures on every answer, including the unexpected ones; header limits."""
+
+from __future__ import annotations
+
+import pytest
+
+import services.partner_api.routes as routes
+from tests.partner_api.conftest import PROBLEM, assert_problem, enrol, entry_count
+
+
+@pytest.fixture
+def member(shop) -> str:
+    return enrol(shop)
+
+
+def test_an_idempotency_key_of_255_characters_is_accepted(shop, member):
+    response = shop.call("POST", "/v1/earn", {"member_id": member, "reference": "k255", "points": 5},
+                         idempotency_key="k" * 255)
+    assert response.status_code == 200, response.text
+
+
+def test_an_idempotency_key_over_255_characters_is_refused_not_a_500(shop, member, network):
+    """docs/partner-integration.md: 'any unique string <= 255 chars'. The ledger's own check
+    (shared/ledger/idempotency.run_once) refuses longer keys; the API path must too."""
+    response = shop.call("POST", "/v1/earn", {"member_id": member, "reference": "k256", "points": 5},
+                         idempotency_key="k" * 256, verify=False)
+    assert response.status_code in (400, 422), (response.status_code, response.text[:200])
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["code"] == "idempotency_key_invalid"
+    shop.verify(response)
+    assert entry_count(network) == 0
+
+
+def test_an_empty_idempotency_key_is_refused(shop, member, network):
+    response = shop.call("POST", "/v1/earn", {"member_id": member, "reference": "k0", "points": 5},
+                         idempotency_key="")
+    assert response.status_code in (400, 422), (response.status_code, response.text[:200])
+    assert response.json()["code"] in ("idempotency_key_missing", "idempotency_key_invalid", "validation_failed")
+    assert entry_count(network) == 0
+
+
+def test_an_unexpected_error_is_a_signed_problem(shop, member, monkeypatch):
+    """Design: errors are problem+json; every answer to a signed request is signed."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(routes, "member_balance", broken)
+    response = shop.call("GET", f"/v1/members/{member}", verify=False)
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith(PROBLEM), response.headers
+    assert response.json()["code"]
+    assert "injected fault" not in response.text  # no internals leak
+    shop.verify(response)
+
+
+def test_unknown_routes_and_methods_answer_signed_problems(shop):
+    assert_problem(shop.call("GET", "/v1/nowhere"), 404, "not_found")
+    assert_problem(shop.call("DELETE", "/v1/transactions"), 405, "method_not_allowed")
+
+
+def test_malformed_json_is_a_problem_and_not_stored(shop, member):
+    bad = shop.call("POST", "/v1/earn", content=b'{"member_id": ', idempotency_key="MJ-1")
+    assert bad.status_code in (400, 422), bad.text
+    assert bad.headers["content-type"].startswith(PROBLEM) and bad.json()["code"]
+    good = shop.call("POST", "/v1/earn", {"member_id": member, "reference": "mj", "points": 5},
+                     idempotency_key="MJ-1")
+    assert good.status_code == 200, good.text

@@ -1,0 +1,198 @@
+"""Exactly once over HTTP: Idempotency-Key replays, conflicts, what is stored and what is not."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from tests.partner_api.conftest import assert_problem, enrol, entry_count, rebuild
+
+
+@pytest.fixture
+def member(shop) -> str:
+    member_id = enrol(shop, phone="+8613812340000")
+    shop.ok("POST", "/v1/earn", {"member_id": member_id, "reference": "seed", "points": 100})
+    return member_id
+
+
+def test_replay_of_the_identical_signed_request_is_refused_and_posts_nothing(shop, member, network):
+    request = shop.build("POST", "/v1/burn", {"member_id": member, "reference": "b-1", "points": 10})
+    assert shop.send(request).status_code == 200
+    before = entry_count(network)
+    assert_problem(shop.send(rebuild(request)), 401, "nonce_reused")
+    assert entry_count(network) == before
+
+
+def test_a_retry_with_a_fresh_signature_returns_the_stored_answer(shop, member, network):
+    body = {"member_id": member, "reference": "b-1", "points": 10}
+    first = shop.call("POST", "/v1/burn", body, idempotency_key="K-1")
+    assert first.status_code == 200, first.text
+    assert "idempotent-replayed" not in first.headers
+    before = entry_count(network)
+
+    retry = shop.call("POST", "/v1/burn", body, idempotency_key="K-1")  # fresh nonce, fresh created
+    assert retry.status_code == first.status_code
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json() == first.json()
+    assert retry.json()["balance"] == {"available": 90, "held": 0}
+    assert retry.headers["signature"] != first.headers["signature"]  # fresh, bound to the retry
+    shop.verify(retry)
+    assert entry_count(network) == before
+    assert shop.ok("GET", f"/v1/members/{member}")["balance"]["available"] == 90
+
+
+def test_the_same_key_with_a_different_body_is_refused(shop, member, network):
+    shop.ok("POST", "/v1/burn", {"member_id": member, "reference": "b-1", "points": 10}, idempotency_key="K-2")
+    before = entry_count(network)
+    response = shop.call("POST", "/v1/burn", {"member_id": member, "reference": "b-1", "points": 11},
+                         idempotency_key="K-2")
+    assert_problem(response, 422, "idempotency_key_reused")
+    other_route = shop.call("POST", "/v1/holds", {"member_id": member, "reference": "b-1", "points": 10},
+                            idempotency_key="K-2")
+    assert_problem(other_route, 422, "idempotency_key_reused")
+    assert entry_count(network) == before
+
+
+def test_a_post_without_idempotency_key_is_refused(shop, member, network):
+    before = entry_count(network)
+    components = ("@method", "@authority", "@path", "@query", "content-digest")
+    response = shop.call("POST", "/v1/burn", {"member_id": member, "reference": "b-1", "points": 10},
+                         idempotency_key=None, components=components)
+    assert_problem(response, 400, "idempotency_key_missing")
+    link = shop.call("POST", f"/v1/members/{member}/link-tokens", idempotency_key=None, components=components)
+    assert_problem(link, 400, "idempotency_key_missing")
+    assert entry_count(network) == before
+
+
+def test_a_business_refusal_is_stored_and_replayed(shop, member, network):
+    body = {"member_id": member, "reference": "big", "points": 500}
+    refused = shop.call("POST", "/v1/burn", body, idempotency_key="K-3")
+    problem = assert_problem(refused, 409, "insufficient_points")
+    # the member now has enough, but the stored outcome of K-3 stands
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "top-up", "points": 1000})
+    before = entry_count(network)
+    again = shop.call("POST", "/v1/burn", body, idempotency_key="K-3")
+    assert again.status_code == 409 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == problem
+    assert again.headers["content-type"].startswith("application/problem+json")
+    assert entry_count(network) == before
+    # a new key is a new attempt
+    assert shop.call("POST", "/v1/burn", body, idempotency_key="K-4").status_code == 200
+
+
+def test_a_validation_failure_is_not_stored(shop, member, network):
+    bad = shop.call("POST", "/v1/burn", {"member_id": member, "reference": "b-2", "points": 0}, idempotency_key="K-5")
+    assert_problem(bad, 422, "validation_failed")
+    unknown_field = shop.call("POST", "/v1/burn", {"member_id": member, "reference": "b-2", "points": 5,
+                                                   "partner_id": "someone-else"}, idempotency_key="K-5")
+    assert_problem(unknown_field, 422, "validation_failed")
+    fixed = shop.call("POST", "/v1/burn", {"member_id": member, "reference": "b-2", "points": 5},
+                      idempotency_key="K-5")
+    assert fixed.status_code == 200, fixed.text
+    assert "idempotent-replayed" not in fixed.headers
+
+
+def test_a_ledger_validation_failure_is_not_stored(shop, member):
+    body = {"member_id": member, "reference": "e-old", "points": 5, "occurred_at": "2020-01-01T00:00:00Z"}
+    assert_problem(shop.call("POST", "/v1/earn", body, idempotency_key="K-6"), 422, "occurred_at_out_of_range")
+    del body["occurred_at"]
+    fixed = shop.call("POST", "/v1/earn", body, idempotency_key="K-6")
+    assert fixed.status_code == 200, fixed.text
+
+
+def test_an_authentication_failure_is_not_stored(shop, member):
+    body = {"member_id": member, "reference": "b-3", "points": 5}
+    signed = shop.build("POST", "/v1/burn", body, idempotency_key="K-7")
+    tampered = rebuild(signed, content=signed.content.replace(b'"points": 5', b'"points": 6'))
+    assert_problem(shop.send(tampered), 401, "digest_mismatch")
+    first = shop.call("POST", "/v1/burn", {**body, "points": 6}, idempotency_key="K-7")
+    assert first.status_code == 200 and "idempotent-replayed" not in first.headers
+
+
+def test_a_new_key_with_a_used_reference(shop, member, network):
+    body = {"member_id": member, "reference": "b-4", "points": 7}
+    first = shop.ok("POST", "/v1/burn", body)
+    before = entry_count(network)
+    same = shop.ok("POST", "/v1/burn", body)  # new Idempotency-Key, same content: the original result
+    assert same["transaction_id"] == first["transaction_id"]
+    assert same["points"] == 7
+    different = shop.call("POST", "/v1/burn", {**body, "points": 8})
+    assert_problem(different, 409, "reference_conflict")
+    assert entry_count(network) == before
+
+
+def test_keys_are_per_partner(partners, network):
+    """Two partners may use the same Idempotency-Key; neither sees the other's stored answer."""
+    a, b = partners("A"), partners("B")
+    ma, mb = enrol(a), enrol(b)
+    ra = a.ok("POST", "/v1/earn", {"member_id": ma, "reference": "x", "points": 3}, idempotency_key="SAME")
+    rb = b.call("POST", "/v1/earn", {"member_id": mb, "reference": "x", "points": 4}, idempotency_key="SAME")
+    assert rb.status_code == 200 and "idempotent-replayed" not in rb.headers
+    assert rb.json()["member_id"] == mb and rb.json()["transaction_id"] != ra["transaction_id"]
+
+
+def test_concurrent_retries_post_once(shop, member, network):
+    """Twins with the same key: each answer is the stored one or 409 request_in_progress; one posting."""
+    events = [{"type": "earn", "reference": f"c-{i}", "member_id": member, "points": 1} for i in range(400)]
+    key = str(uuid.uuid4())
+    requests = [shop.build("POST", "/v1/batch", {"events": events}, idempotency_key=key) for _ in range(4)]
+    answers: list = [None] * len(requests)
+    barrier = threading.Barrier(len(requests))
+
+    def go(i):
+        barrier.wait()
+        answers[i] = shop.send(requests[i])
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    bodies = []
+    for answer in answers:
+        if answer.status_code == 409:
+            assert_problem(answer, 409, "request_in_progress")
+        else:
+            assert answer.status_code == 200, answer.text
+            bodies.append(answer.json())
+    assert bodies and all(body == bodies[0] for body in bodies)
+    assert bodies[0]["accepted"] == 400
+    assert entry_count(network) == 1 + 400
+    final = shop.call("POST", "/v1/batch", {"events": events}, idempotency_key=key)
+    assert final.status_code == 200 and final.headers["idempotent-replayed"] == "true"
+    assert final.json() == bodies[0]
+
+
+def test_a_link_token_retry_returns_the_same_token(shop, member, partners):
+    first = shop.call("POST", f"/v1/members/{member}/link-tokens", idempotency_key="LT-1")
+    assert first.status_code == 201, first.text
+    again = shop.call("POST", f"/v1/members/{member}/link-tokens", idempotency_key="LT-1")
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    other = partners("Other")
+    linked = other.ok("POST", "/v1/members", {"link_token": first.json()["link_token"]})
+    assert linked["member_id"] == member
+
+
+def test_keys_are_kept_at_least_seven_days(shop, member, network, clock):
+    body = {"member_id": member, "reference": "b-7d", "points": 10}
+    first = shop.ok("POST", "/v1/burn", body, idempotency_key="K-7D")
+    clock.advance(days=6, hours=23)
+    network.prune_idempotency()
+    again = shop.call("POST", "/v1/burn", body, idempotency_key="K-7D")
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first
+    changed = shop.call("POST", "/v1/burn", {**body, "points": 11}, idempotency_key="K-7D")
+    assert_problem(changed, 422, "idempotency_key_reused")
+
+
+def test_quote_posts_nothing_and_agrees_with_earn(shop, member, network):
+    body = {"member_id": member, "reference": "q-1", "amount": 12_345, "currency": "CNY"}
+    before = entry_count(network)
+    quote = shop.ok("POST", "/v1/earn/quote", body)
+    assert entry_count(network) == before
+    earned = shop.ok("POST", "/v1/earn", body)
+    assert earned["points"] == quote["points"] > 0
+    assert quote["breakdown"] and sum(line["points"] for line in quote["breakdown"]) == quote["points"]

@@ -1,0 +1,176 @@
+"""Two partners: across partners every route answers 404 exactly as for an id that does not
+exist, and never data; linking needs the member's consent (a valid, unused, unexpired token)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.partner_api.conftest import assert_problem, enrol, entry_count
+
+PHONE = "+8613811112222"
+
+
+@pytest.fixture
+def world(partners, network):
+    a, b = partners("Alpha Books"), partners("Beta Tea")
+    member = enrol(a, phone=PHONE, customer_ref="alpha-1")
+    a.ok("POST", "/v1/earn", {"member_id": member, "reference": "a-earn", "amount": 50000, "currency": "CNY"})
+    hold = a.ok("POST", "/v1/holds", {"member_id": member, "reference": "a-hold", "points": 10})["hold_id"]
+    b_member = enrol(b)
+    b.ok("POST", "/v1/earn", {"member_id": b_member, "reference": "b-earn", "points": 40})
+    return a, b, member, hold, b_member
+
+
+def _same_as_nonexistent(response_real, response_fake, real_id: str, fake_id: str, status: int, code: str):
+    """The answer for someone else's id is the answer for an id that does not exist (ids aside)."""
+    real = assert_problem(response_real, status, code)
+    fake = assert_problem(response_fake, status, code)
+    assert {k: (re.sub(re.escape(real_id), "<id>", v) if isinstance(v, str) else v) for k, v in real.items()} == \
+        {k: (re.sub(re.escape(fake_id), "<id>", v) if isinstance(v, str) else v) for k, v in fake.items()}
+
+
+ROUTES = [
+    ("GET", "/v1/members/{member}", None, "unknown_member"),
+    ("GET", "/v1/members/{member}/history", None, "unknown_member"),
+    ("POST", "/v1/members/{member}/link-tokens", None, "unknown_member"),
+    ("POST", "/v1/earn", {"member_id": "{member}", "reference": "x1", "points": 5}, "unknown_member"),
+    ("POST", "/v1/earn/quote", {"member_id": "{member}", "reference": "x2", "amount": 1000}, "unknown_member"),
+    ("POST", "/v1/burn", {"member_id": "{member}", "reference": "x3", "points": 5}, "unknown_member"),
+    ("POST", "/v1/holds", {"member_id": "{member}", "reference": "x4", "points": 5}, "unknown_member"),
+    ("POST", "/v1/holds/{hold}/capture", {"reference": "x5"}, "unknown_hold"),
+    ("POST", "/v1/holds/{hold}/void", {"reference": "x6"}, "unknown_hold"),
+    ("POST", "/v1/reversals", {"reference": "x7", "original_reference": "{reference}"}, "unknown_reference"),
+]
+
+
+def _fill(value, member, hold, reference):
+    if isinstance(value, str):
+        return value.format(member=member, hold=hold, reference=reference)
+    if isinstance(value, dict):
+        return {k: _fill(v, member, hold, reference) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("method,path,body,code", ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
+def test_every_route_across_partners_answers_404_never_data(world, network, method, path, body, code):
+    a, b, member, hold, _ = world
+    before = entry_count(network)
+    balance = a.ok("GET", f"/v1/members/{member}")["balance"]
+    real = b.call(method, _fill(path, member, hold, "a-earn"), _fill(body, member, hold, "a-earn"))
+    fake_member, fake_hold = "mem_" + "0" * 26, "hold_" + "0" * 26
+    fake = b.call(method, _fill(path, fake_member, fake_hold, "no-such-ref"),
+                  _fill(body, fake_member, fake_hold, "no-such-ref"))
+    _same_as_nonexistent(real, fake, {"unknown_member": member, "unknown_hold": hold}.get(code, "a-earn"),
+                         {"unknown_member": fake_member, "unknown_hold": fake_hold}.get(code, "no-such-ref"),
+                         404, code)
+    assert "Alpha" not in real.text and PHONE not in real.text
+    assert entry_count(network) == before
+    assert a.ok("GET", f"/v1/members/{member}")["balance"] == balance
+
+
+def test_the_hold_is_still_open_for_its_owner(world):
+    a, b, member, hold, _ = world
+    assert_problem(b.call("POST", f"/v1/holds/{hold}/capture", {}), 404, "unknown_hold")
+    captured = a.ok("POST", f"/v1/holds/{hold}/capture", {"reference": "a-cap"})
+    assert captured["captured"] == 10
+
+
+def test_transactions_list_only_own_entries(world, network):
+    a, b, member, hold, b_member = world
+    seen_b = b.ok("GET", "/v1/transactions")
+    assert {t["reference"] for t in seen_b["transactions"]} == {"b-earn"}
+    assert all(t["member_id"] == b_member for t in seen_b["transactions"])
+    seen_a = a.ok("GET", "/v1/transactions")
+    assert {t["reference"] for t in seen_a["transactions"]} == {"a-earn", "a-hold"}
+    # pagination never leaks: page through with limit=1
+    refs, cursor = [], None
+    while True:
+        page = b.ok("GET", "/v1/transactions", params={"limit": 1, **({"cursor": cursor} if cursor else {})})
+        refs += [t["reference"] for t in page["transactions"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert refs == ["b-earn"]
+
+
+def test_a_batch_across_partners_refuses_each_event(world, network):
+    a, b, member, _, _ = world
+    before = entry_count(network)
+    answer = b.ok("POST", "/v1/batch", {"events": [
+        {"type": "earn", "reference": "y1", "member_id": member, "points": 5},
+        {"type": "burn", "reference": "y2", "member_id": member, "points": 5},
+        {"type": "reversal", "reference": "y3", "original_reference": "a-earn"}]})
+    assert answer["accepted"] == 0
+    assert [r["problem"]["code"] for r in answer["results"]] == ["unknown_member", "unknown_member",
+                                                                 "unknown_reference"]
+    assert entry_count(network) == before
+
+
+def test_the_partner_is_known_only_from_its_key(world):
+    a, b, member, _, _ = world
+    response = b.call("POST", "/v1/earn", {"member_id": member, "reference": "z", "points": 5,
+                                           "partner_id": a.partner_id})
+    assert_problem(response, 422, "validation_failed")
+    response = b.call("GET", f"/v1/members/{member}", params={"partner_id": a.partner_id})
+    assert_problem(response, 404, "unknown_member")
+
+
+# -- consent --------------------------------------------------------------------------------
+
+def test_linking_without_a_token_is_refused(world, network):
+    a, b, member, _, _ = world
+    for contact in ({"phone": PHONE}, {"phone": "+86 138 1111 2222"}):
+        response = b.call("POST", "/v1/members", {**contact, "customer_ref": "beta-9"})
+        body = assert_problem(response, 409, "consent_required")
+        assert member not in response.text and "Alpha" not in response.text, body
+    assert_problem(b.call("GET", f"/v1/members/{member}"), 404, "unknown_member")
+
+
+def test_an_email_enrolled_elsewhere_needs_consent(partners):
+    a, b = partners("A"), partners("B")
+    member = enrol(a, email="Li.Lei@Example.com")
+    response = b.call("POST", "/v1/members", {"email": "li.lei@example.com"})
+    assert_problem(response, 409, "consent_required")
+    assert member not in response.text
+
+
+def test_linking_with_an_invalid_token_is_refused(world):
+    a, b, member, _, _ = world
+    assert_problem(b.call("POST", "/v1/members", {"link_token": "not-a-token"}), 409, "invalid_link_token")
+    assert_problem(b.call("GET", f"/v1/members/{member}"), 404, "unknown_member")
+
+
+def test_a_token_links_once_and_then_the_member_is_visible(world, partners, network):
+    a, b, member, _, _ = world
+    token = a.ok("POST", f"/v1/members/{member}/link-tokens", status=201)["link_token"]
+    linked = b.call("POST", "/v1/members", {"link_token": token, "customer_ref": "beta-7"})
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["member_id"] == member and linked.json()["linked"] and not linked.json()["created"]
+    view = b.ok("GET", f"/v1/members/{member}")
+    assert view["balance"] == a.ok("GET", f"/v1/members/{member}")["balance"]
+    history = b.ok("GET", f"/v1/members/{member}/history")
+    assert {m["partner"] for m in history["movements"]} == {"Alpha Books"}
+    assert "a-earn" not in str(history) and "50000" not in str(history)  # no purchase details of others
+    # a used token is refused, whoever presents it
+    c = partners("Gamma Gas")
+    assert_problem(c.call("POST", "/v1/members", {"link_token": token}), 409, "invalid_link_token")
+    assert_problem(b.call("POST", "/v1/members", {"link_token": token}), 409, "invalid_link_token")
+    assert_problem(c.call("GET", f"/v1/members/{member}"), 404, "unknown_member")
+
+
+def test_an_expired_token_is_refused(world, clock):
+    a, b, member, _, _ = world
+    token = a.ok("POST", f"/v1/members/{member}/link-tokens", status=201)["link_token"]
+    clock.advance(minutes=11)
+    assert_problem(b.call("POST", "/v1/members", {"link_token": token}), 409, "invalid_link_token")
+    assert_problem(b.call("GET", f"/v1/members/{member}"), 404, "unknown_member")
+
+
+def test_a_refused_link_is_not_stored_against_a_later_valid_token(world):
+    """Consent refusals are business refusals: a new Idempotency-Key is a new attempt."""
+    a, b, member, _, _ = world
+    assert_problem(b.call("POST", "/v1/members", {"phone": PHONE}), 409, "consent_required")
+    token = a.ok("POST", f"/v1/members/{member}/link-tokens", status=201)["link_token"]
+    assert b.ok("POST", "/v1/members", {"link_token": token})["member_id"] == member
