@@ -34,6 +34,8 @@ app.add_typer(clearing_app, name="clearing")
 keys_app = typer.Typer(help="A partner's signing keys.", no_args_is_help=True)
 partners_app.add_typer(keys_app, name="keys")
 app.add_typer(partners_app, name="partners")
+alerts_app = typer.Typer(help="Operator alerts: limits reached, refusals that protect money.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -490,6 +492,33 @@ def rules_show(partner: Optional[str] = typer.Option(None), network_wide: bool =
     if found is None:
         fail(f"no rules set for {scope}; earns use the contract's base rate")
     print(json.dumps({"scope": scope, "version": found[0], "rules": found[1].model_dump(mode="json")}, indent=2))
+
+
+@alerts_app.command("list")
+def alerts_list(include_acknowledged: bool = typer.Option(False, "--all", help="Include acknowledged alerts."),
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """Open alerts, newest first."""
+    from shared.alerts import list_alerts
+
+    rows = _network().tx(lambda tx: list_alerts(tx, include_acknowledged=include_acknowledged), readonly=True)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "kind", "partner", "member", "count", "last", "detail", title="alerts")
+    for row in rows:
+        table.add_row(str(row["id"]), row["kind"], row["partner_id"] or "", row["member_id"] or "",
+                      str(row["count"]), row["last_at"], json.dumps(row["detail"], sort_keys=True))
+    console.print(table if rows else "no open alerts")
+
+
+@alerts_app.command("ack")
+def alerts_ack(alert_id: int) -> None:
+    """Acknowledge an alert (it stays in the history)."""
+    from shared.alerts import acknowledge
+
+    if not _network().tx(lambda tx: acknowledge(tx, alert_id)):
+        fail(f"no open alert {alert_id}")
+    console.print(f"acknowledged alert {alert_id}")
 
 
 def main() -> None:

@@ -102,6 +102,9 @@ class Tx:
     settings: Settings
     dialect: str
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # Operator alerts raised by this unit; recorded in their own transaction when it ends,
+    # committed or not (see shared/alerts.py).
+    alerts: list[dict] = field(default_factory=list)
 
     @property
     def is_postgres(self) -> bool:
@@ -134,16 +137,26 @@ class Database:
                     unique_retries += 1
                     retry = True
                 if not retry or attempt == attempts:
+                    self._record_alerts(tx)
                     raise
                 log.debug("retrying unit of work after %s (attempt %d)", type(exc).__name__, attempt)
                 time.sleep(min(0.2, 0.002 * 2 ** attempt) * random.random())
                 continue
             finally:
                 session.close()
+            self._record_alerts(tx)
             for hook in tx.after_commit:
                 hook()
             return result
         raise AssertionError("unreachable")
+
+    def _record_alerts(self, tx: Tx) -> None:
+        if not tx.alerts:
+            return
+        from shared.alerts import record_alerts
+
+        day = tx.now.astimezone(self.settings.zone).date().isoformat()
+        self.run_in_transaction(lambda inner: record_alerts(inner.session, inner.now, day, tx.alerts))
 
     def dispose(self) -> None:
         self.engine.dispose()

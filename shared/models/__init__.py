@@ -5,7 +5,7 @@ from shared.models.ledger import Account, Cycle, Entry, LotConsumption, Lot, Obl
 from shared.models.members import LinkToken, Member, MemberLink
 from shared.models.partners import Contract, Partner
 from shared.models.holds import Hold, HoldLot
-from shared.models.ops import IdempotencyRecord
+from shared.models.ops import Alert, IdempotencyRecord
 from shared.models.keys import PartnerKey, RequestNonce
 from shared.models.settlement import Holiday, Settlement, SettlementRun
 from shared.models.rules import CampaignAward, EarnRuleSet
@@ -13,5 +13,5 @@ from shared.models.rules import CampaignAward, EarnRuleSet
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
     "LinkToken", "Member", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "PartnerKey", "RequestNonce",
-    "Holiday", "Settlement", "SettlementRun", "CampaignAward", "EarnRuleSet",
+    "Holiday", "Settlement", "SettlementRun", "CampaignAward", "EarnRuleSet", "Alert",
 ]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -77,20 +78,24 @@ def test_bench_writes_figures_with_units(tmp_path):
 def test_serve_demo_comes_up_with_a_living_network(tmp_path):
     env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"))
     env.pop("POINTSNET_DATABASE_URL", None)
-    server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--demo", "--port", "18461"],
+    with socket.socket() as probe:  # a free port: other test runs may share this machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--demo", "--port", str(port)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 150
         while True:
             assert server.poll() is None, server.stdout.read()
             try:
-                if httpx.get("http://127.0.0.1:18461/health", timeout=2).json()["status"] == "ok":
+                if httpx.get(f"{base}/health", timeout=2).json()["status"] == "ok":
                     break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, "serve --demo did not come up"
             time.sleep(0.5)
-        keys = httpx.get("http://127.0.0.1:18461/v1/network/keys").json()["keys"]
+        keys = httpx.get(f"{base}/v1/network/keys").json()["keys"]
         assert keys and keys[0]["crv"] == "Ed25519"
     finally:
         server.terminate()
