@@ -196,19 +196,28 @@ def partners_add(
     redemption_fee_rate: str = typer.Option("0", help="Share of a reimbursement paid to the network, e.g. 0.05."),
     breakage_share: str = typer.Option("0", help="Share of expired prepaid value the network keeps."),
     base_rate: str = typer.Option("1", help="Points per major currency unit spent."),
+    float_overdraft: str = typer.Option("0", help="Prepaid only: issuance may take the float this far below zero "
+                                                  "(minor units); 'none' for no float limit."),
+    exposure_limit: Optional[int] = typer.Option(None, help="Alert when the partner's outstanding points are "
+                                                            "worth more than this (minor units)."),
 ) -> None:
     """Register a partner (contract version 1, optionally its first key); prints JSON."""
     from shared.partners import keys
     from shared.partners.contracts import ContractTerms, create_partner
+    from shared.partners.limits import set_limits
 
     key_text = _read_key(public_key) if public_key else None
     network = _network()
     terms = ContractTerms(billing, point_value, issuance_fee, redemption_fee_rate, breakage_share, base_rate)
+    overdraft = _optional_minor(float_overdraft, "--float-overdraft") if billing == "prepaid" else None
 
     def unit(tx):
         created = create_partner(tx, name, terms)
         if key_text:
             created["key_id"] = keys.add_key(tx, created["partner_id"], key_text)["key_id"]
+        if overdraft is not None or exposure_limit is not None:
+            created["limits"] = set_limits(tx, created["partner_id"], float_overdraft_minor=overdraft,
+                                           exposure_limit_minor=exposure_limit)
         return created
 
     print(json.dumps(network.tx(unit)))
@@ -296,17 +305,9 @@ def partner_call(
 
 
 def _set_partner_status(partner_id: str, status: str) -> None:
-    from sqlalchemy import update
+    from shared.partners.lifecycle import set_status
 
-    from shared.models import Partner
-    from shared.partners.contracts import require_partner
-
-    def unit(tx):
-        require_partner(tx, partner_id)
-        tx.session.execute(update(Partner).where(Partner.id == partner_id).values(status=status))
-        return {"partner_id": partner_id, "status": status}
-
-    print(json.dumps(_network().tx(unit)))
+    print(json.dumps(_network().tx(lambda tx: set_status(tx, partner_id, status))))
 
 
 @partners_app.command("suspend")
@@ -317,8 +318,61 @@ def partners_suspend(partner_id: str) -> None:
 
 @partners_app.command("reactivate")
 def partners_reactivate(partner_id: str) -> None:
-    """Lift a suspension."""
+    """Lift a suspension (a terminated partner cannot come back)."""
     _set_partner_status(partner_id, "active")
+
+
+@partners_app.command("terminate")
+def partners_terminate(partner_id: str) -> None:
+    """Terminate a partner: the open cycle is its last; its points stay redeemable elsewhere and it keeps
+    reimbursing those redemptions (they appear on its later statements)."""
+    from shared.partners.lifecycle import terminate
+
+    print(json.dumps(_network().tx(lambda tx: terminate(tx, partner_id))))
+
+
+def _optional_minor(text: str, option: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        fail(f"{option} takes a whole number of minor units or 'none', not {text!r}")
+    if value < 0:
+        fail(f"{option} must be 0 or more")
+    return value
+
+
+@partners_app.command("limits")
+def partners_limits(
+    partner_id: str,
+    float_overdraft: Optional[str] = typer.Option(None, help="Minor units below zero the float may go; 'none' "
+                                                             "lifts the float limit."),
+    exposure_limit: Optional[str] = typer.Option(None, help="Exposure alert limit in minor units; 'none' lifts it."),
+    exposure_warn: Optional[str] = typer.Option(None, help="Share of the exposure limit that raises a warning, "
+                                                           "e.g. 0.8."),
+) -> None:
+    """Show or change a partner's finance limits; prints JSON."""
+    from shared.money import rate_to_ppm
+    from shared.partners.limits import _limits, limits_json, set_limits
+
+    changes: dict = {}
+    if float_overdraft is not None:
+        changes["float_overdraft_minor"] = _optional_minor(float_overdraft, "--float-overdraft")
+    if exposure_limit is not None:
+        changes["exposure_limit_minor"] = _optional_minor(exposure_limit, "--exposure-limit")
+    if exposure_warn is not None:
+        changes["exposure_warn_ppm"] = rate_to_ppm(exposure_warn, what="--exposure-warn")
+
+    def unit(tx):
+        if changes:
+            return set_limits(tx, partner_id, **changes)
+        from shared.partners.contracts import require_partner
+
+        require_partner(tx, partner_id)
+        return limits_json(_limits(tx, partner_id))
+
+    print(json.dumps({"partner_id": partner_id} | _network().tx(unit)))
 
 
 @partners_app.command("list")
@@ -328,12 +382,15 @@ def partners_list() -> None:
 
     from shared.models import Partner
 
+    from shared.partners.lifecycle import lifecycle_status
+
     network = _network()
-    rows = network.tx(lambda tx: tx.session.execute(select(Partner.id, Partner.name, Partner.status)).all(),
-                      readonly=True)
+    rows, status = network.tx(lambda tx: (tx.session.execute(select(Partner.id, Partner.name)
+                                                              .order_by(Partner.name)).all(), lifecycle_status(tx)),
+                              readonly=True)
     table = Table("partner id", "name", "status")
-    for row in rows:
-        table.add_row(*row)
+    for partner_id, name in rows:
+        table.add_row(partner_id, name, status[partner_id])
     console.print(table)
 
 
@@ -383,15 +440,67 @@ def clearing_list() -> None:
 
     from shared.models import Settlement
 
+    from shared.partners.limits import float_drawn
+
     network = _network()
-    rows = network.tx(lambda tx: tx.session.execute(select(Settlement).order_by(
-        Settlement.cycle_date, Settlement.party)).scalars().all(), readonly=True)
+    rows, drawn = network.tx(lambda tx: (tx.session.execute(select(Settlement).order_by(
+        Settlement.cycle_date, Settlement.party)).scalars().all(), float_drawn(tx)), readonly=True)
     today = network.clock.now().date()
-    table = Table("cycle", "party", "net (minor units)", "payment date", "status", "bank reference")
+    table = Table("cycle", "party", "net (minor units)", "from float", "by bank", "payment date", "status",
+                  "bank reference")
     for row in rows:
         overdue = row.status == "due" and row.payment_date < today
-        table.add_row(row.cycle_date.isoformat(), row.party, str(row.net_minor), row.payment_date.isoformat(),
+        from_float = drawn.get((row.cycle_date, row.party), 0)
+        table.add_row(row.cycle_date.isoformat(), row.party, str(row.net_minor), str(from_float) if from_float else "",
+                      str(row.net_minor + from_float), row.payment_date.isoformat(),
                       "[red]overdue[/]" if overdue else row.status, row.bank_reference or "")
+    console.print(table)
+
+
+@clearing_app.command("top-up")
+def clearing_top_up(partner_id: str,
+                    amount: int = typer.Option(..., help="Money received into the float, in minor units."),
+                    bank_reference: str = typer.Option(..., help="The bank's reference of the transfer.")) -> None:
+    """Record a prepaid partner's top-up of its float (the same bank reference twice changes nothing)."""
+    from shared.partners.limits import record_topup
+
+    print(json.dumps(_network().tx(lambda tx: record_topup(tx, partner_id, amount, bank_reference))))
+
+
+@clearing_app.command("float")
+def clearing_float(partner_id: str) -> None:
+    """A prepaid partner's float: top-ups, prepaid funding drawn, balance and headroom; prints JSON."""
+    from shared.partners.contracts import require_partner
+    from shared.partners.limits import float_status
+
+    def unit(tx):
+        require_partner(tx, partner_id)
+        return float_status(tx, partner_id)
+
+    print(json.dumps(_network().tx(unit, readonly=True)))
+
+
+@clearing_app.command("exposure")
+def clearing_exposure(as_json: bool = typer.Option(False, "--json"),
+                      alert: bool = typer.Option(False, "--alert", help="Also raise alerts (as the hourly job does).")
+                      ) -> None:
+    """Every partner's outstanding postpaid points, their value and its exposure limit."""
+    from shared.partners.limits import check_exposure, exposures
+
+    network = _network()
+    if alert:
+        network.tx(check_exposure)
+    rows = [e.json() for e in network.tx(exposures, readonly=True)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("partner", "outstanding points", "value (minor units)", "limit", "state", title="exposure")
+    colour = {"exceeded": "red", "near": "yellow"}
+    for row in rows:
+        state = row["state"]
+        table.add_row(row["name"], str(row["outstanding_points"]), str(row["value_minor"]),
+                      "" if row["limit_minor"] is None else str(row["limit_minor"]),
+                      f"[{colour[state]}]{state}[/]" if state in colour else state)
     console.print(table)
 
 

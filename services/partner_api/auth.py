@@ -18,6 +18,7 @@ from services.partner_api import errors
 from shared.network import Network
 from shared.partners.keys import remember_nonce, resolve_key
 from shared.signing import ALG, FRESHNESS_S, POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, load_public_key
+from shared.partners.lifecycle import PartnerTerminated, is_terminated
 
 @dataclass
 class SignedRequest:
@@ -113,6 +114,8 @@ def authenticate(network: Network, request: SignedRequest, body: bytes, now: dat
     if not network.tx(lambda tx: remember_nonce(tx, key.key_id, params["nonce"], now)):
         raise errors.NonceReused("this nonce was already used with this key; sign every request afresh")
     if key.partner_status != "active":
+        if network.tx(lambda tx: is_terminated(tx, key.partner_id), readonly=True):
+            raise PartnerTerminated("the partner has left the network")
         raise errors.Forbidden("the partner is suspended")
     return Authenticated(key.partner_id, key.key_id, label)
 

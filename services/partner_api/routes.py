@@ -30,7 +30,7 @@ from shared.signing import jwk, network_key_id
 PROBLEM = "application/problem+json"
 DOOR = ("signature_missing", "signature_malformed", "signature_tag_invalid", "signature_alg_invalid",
         "signature_component_missing", "signature_expired", "key_unknown", "key_revoked", "signature_invalid",
-        "digest_mismatch", "nonce_reused", "partner_suspended", "rate_limited", "body_too_large",
+        "digest_mismatch", "nonce_reused", "partner_suspended", "partner_terminated", "rate_limited", "body_too_large",
         "validation_failed")
 WRITE = ("idempotency_key_missing", "idempotency_key_invalid", "idempotency_key_reused", "request_in_progress")
 

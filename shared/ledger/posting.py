@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -32,6 +33,8 @@ from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, Member
 from shared.rules.evaluate import Evaluation, evaluate
 from shared.rules.store import campaign_usage, rules_in_force
 from shared.partners.contracts import require_partner, terms_in_force
+from shared.partners.lifecycle import PartnerTerminated, is_terminated
+from shared.partners.limits import FloatGuard
 
 MAX_BATCH = 10_000
 MAX_POINTS = 10**12
@@ -108,6 +111,10 @@ class Posting:
             self.outcomes[index] = self._replay_in_batch(self.events[index], first)
         self.journal.flush()
         return self.outcomes  # type: ignore[return-value]
+
+    @cached_property
+    def float_guard(self) -> FloatGuard:
+        return FloatGuard(self.tx, self.partner_id)
 
     @property
     def terms(self) -> Terms:
@@ -315,6 +322,8 @@ class Posting:
 
     def _require_active(self) -> None:
         if self.partner_status != "active":
+            if is_terminated(self.tx, self.partner_id):
+                raise PartnerTerminated("the partner has left the network; it cannot earn, burn or hold")
             raise PartnerSuspended("the partner is suspended; it cannot earn, burn or hold")
 
     def _spendable(self, member_id: str) -> list[LotState]:
@@ -346,6 +355,9 @@ class Posting:
             if partner_points + network_points <= 0:
                 raise NothingToEarn(f"a purchase of {event.amount} minor units earns no points under the rules",
                                     breakdown=[line.__dict__ for line in evaluation.lines])
+        if partner_points and terms.billing == "prepaid":
+            self.float_guard.draw(partner_points * terms.point_value_micro, member_id=member.id,
+                                  reference=event.reference)
         entry = self.journal.entry("earn", partner_points + network_points, partner_id=self.partner_id,
                                    member_id=member.id, reference=event.reference,
                                    occurred_at=event.occurred_at or self.now, request=self._request(event))

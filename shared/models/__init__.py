@@ -3,7 +3,7 @@
 from shared.models.base import Base
 from shared.models.ledger import Account, Cycle, Entry, LotConsumption, Lot, ObligationLine, Transfer
 from shared.models.members import LinkToken, Member, MemberLink
-from shared.models.partners import Contract, Partner
+from shared.models.partners import Contract, FloatTopup, Partner, PartnerLimits, Termination
 from shared.models.holds import Hold, HoldLot
 from shared.models.ops import Alert, IdempotencyRecord
 from shared.models.keys import PartnerKey, RequestNonce
@@ -13,5 +13,5 @@ from shared.models.rules import CampaignAward, EarnRuleSet
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
     "LinkToken", "Member", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "PartnerKey", "RequestNonce",
-    "Holiday", "Settlement", "SettlementRun", "CampaignAward", "EarnRuleSet", "Alert",
+    "Holiday", "Settlement", "SettlementRun", "CampaignAward", "EarnRuleSet", "Alert", "FloatTopup", "PartnerLimits", "Termination",
 ]

@@ -145,6 +145,7 @@ class ObligationLine(Base):
         CheckConstraint("payer <> payee", name="payer_is_not_payee"),
         CheckConstraint("kind IN (%s)" % ", ".join(f"'{k}'" for k in LINE_KINDS), name="kind"),
         Index("ix_obligation_lines_cycle", "cycle_date", "payer", "payee", "kind"),
+        Index("ix_obligation_lines_payer_kind", "payer", "kind"),  # a partner's float (prepaid funding drawn)
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -51,3 +51,64 @@ class Contract(Base):
     breakage_share_ppm: Mapped[int] = mapped_column(Integer)
     base_rate_micro: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PartnerLimits(Base):
+    """Finance limits of a partner, in minor units; NULL means "not limited".
+
+    ``float_overdraft_minor`` set (0 or more) makes a prepaid partner's issuance draw on its float:
+    issuance that would take the float below minus the overdraft is refused. ``exposure_limit_minor``
+    raises alerts when a postpaid partner's outstanding points are worth more than the limit.
+    """
+
+    __tablename__ = "partner_limits"
+    __table_args__ = (
+        CheckConstraint("float_overdraft_minor IS NULL OR float_overdraft_minor >= 0", name="float_overdraft"),
+        CheckConstraint("exposure_limit_minor IS NULL OR exposure_limit_minor >= 0", name="exposure_limit"),
+        CheckConstraint("exposure_warn_ppm BETWEEN 0 AND 1000000", name="exposure_warn"),
+    )
+
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    float_overdraft_minor: Mapped[int | None] = mapped_column(BigInteger)
+    exposure_limit_minor: Mapped[int | None] = mapped_column(BigInteger)
+    exposure_warn_ppm: Mapped[int] = mapped_column(Integer, default=800_000)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FloatTopup(Base):
+    """Money a prepaid partner paid into its float, recorded by finance with the bank reference."""
+
+    __tablename__ = "float_topups"
+    __table_args__ = (
+        UniqueConstraint("partner_id", "bank_reference"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    bank_reference: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Termination(Base):
+    """A partner leaving the network: its final cycle and how its outstanding points are settled.
+
+    ``keep_paying``: the issuer keeps reimbursing redemptions of its points under its last contract.
+    ``buy_out``: in the final cycle the issuer pays ``buy_out_rate_ppm`` of its outstanding points'
+    value to the network once, and the network reimburses later redemptions of those points.
+    """
+
+    __tablename__ = "terminations"
+    __table_args__ = (
+        CheckConstraint("settlement IN ('keep_paying', 'buy_out')", name="settlement"),
+        CheckConstraint("buy_out_rate_ppm IS NULL OR buy_out_rate_ppm BETWEEN 0 AND 1000000", name="buy_out_rate"),
+    )
+
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    final_cycle: Mapped[date] = mapped_column(Date)
+    settlement: Mapped[str] = mapped_column(String(16))
+    buy_out_rate_ppm: Mapped[int | None] = mapped_column(Integer)
+    outstanding_points: Mapped[int | None] = mapped_column(BigInteger)
+    buy_out_entry_id: Mapped[str | None] = mapped_column(String(40))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)

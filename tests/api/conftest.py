@@ -51,8 +51,8 @@ def api(network):
 class Partner:
     """A partner integrating without Pointsnet code: httpx + http-message-signatures only."""
 
-    def __init__(self, network, base_url: str, name: str | None = None):
-        self.partner_id = make_partner(network, name)
+    def __init__(self, network, base_url: str, name: str | None = None, **terms):
+        self.partner_id = make_partner(network, name, **terms)
         self.key = Ed25519PrivateKey.generate()
         self.key_id = network.tx(lambda tx: add_key(tx, self.partner_id, public_key_pem(self.key.public_key()).decode()))["key_id"]
         self.base_url = base_url
@@ -94,8 +94,8 @@ class Partner:
 def partner_factory(network, api):
     made = []
 
-    def make(name=None):
-        partner = Partner(network, api, name)
+    def make(name=None, **terms):
+        partner = Partner(network, api, name, **terms)
         made.append(partner)
         return partner
 

@@ -156,3 +156,31 @@ def test_clearing_run_and_reconcile_from_the_command_line(tmp_path, database_url
     assert paid.returncode == 0 and json.loads(paid.stdout)["status"] == "received"
     early = cli("clearing", "run", "--cycle", "2026-11-21")
     assert early.returncode != 0 and "cannot be settled before" in early.stderr
+
+
+def test_finance_limits_top_ups_termination_and_alerts_from_the_command_line(tmp_path):
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    shop = json.loads(pointsnet(tmp_path, "partners", "add", "Prepaid Shop", "--billing", "prepaid",
+                                check=True).stdout)
+    assert shop["limits"]["float_overdraft_minor"] == 0  # prepaid partners draw on a float by default
+    pid = shop["partner_id"]
+    limits = json.loads(pointsnet(tmp_path, "partners", "limits", pid, "--float-overdraft", "300",
+                                  "--exposure-limit", "5000", "--exposure-warn", "0.9", check=True).stdout)
+    assert (limits["float_overdraft_minor"], limits["exposure_limit_minor"], limits["exposure_warn_ppm"]) == \
+        (300, 5000, 900_000)
+    bad = pointsnet(tmp_path, "partners", "limits", pid, "--float-overdraft", "lots")
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "--float-overdraft" in bad.stderr
+    topped = json.loads(pointsnet(tmp_path, "clearing", "top-up", pid, "--amount", "1200", "--bank-reference",
+                                  "BANK-1", check=True).stdout)
+    assert topped["balance_micro"] == 1_200_000_000 and topped["headroom_micro"] == 1_500_000_000
+    conflict = pointsnet(tmp_path, "clearing", "top-up", pid, "--amount", "1", "--bank-reference", "BANK-1")
+    assert conflict.returncode != 0 and "BANK-1" in conflict.stderr
+    assert json.loads(pointsnet(tmp_path, "clearing", "float", pid, check=True).stdout)["topups_minor"] == 1200
+    exposure = json.loads(pointsnet(tmp_path, "clearing", "exposure", "--json", check=True).stdout)
+    assert [row["state"] for row in exposure] == ["ok"]
+    ended = json.loads(pointsnet(tmp_path, "partners", "terminate", pid, check=True).stdout)
+    assert ended["status"] == "terminated" and ended["settlement"] == "keep_paying"
+    back = pointsnet(tmp_path, "partners", "reactivate", pid)
+    assert back.returncode != 0 and "terminated" in back.stderr
+    assert "terminated" in pointsnet(tmp_path, "partners", "list", check=True).stdout
+    assert "no open alerts" in pointsnet(tmp_path, "alerts", "list", check=True).stdout

@@ -1,0 +1,218 @@
+"""Finance limits: a prepaid partner's float, a postpaid partner's exposure.
+
+Float. A prepaid partner pays ``point_value`` per point it issues (the design's
+``prepaid_funding`` lines). With a float, it pays that money in advance: finance records
+top-ups, and every prepaid issuance draws on them. Where a partner has a float overdraft
+configured (0 or more), issuance that would take the float below ``-overdraft`` is refused
+with ``float_exhausted`` and raised to operators. The float is exact::
+
+    balance (micro-units) = sum(top-ups) * 10**6 - sum(prepaid_funding line amounts)
+
+Reversals of earns post negative ``prepaid_funding`` lines, so they give the float back.
+The statements do not change: they still show every ``prepaid_funding`` line; for a partner
+with a float, that part of its net is settled from the float, not by bank transfer.
+
+Exposure. A postpaid partner's outstanding liability is the points still open in the lots it
+funded, valued at its current ``point_value``. Above ``exposure_warn_ppm`` of its limit the
+exposure job raises ``exposure_limit_near``; above the limit, ``exposure_limit_exceeded``.
+Issuance is not refused for exposure: the limit is a finance alarm, not a gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from shared.alerts import raise_alert
+from shared.db.database import Tx
+from shared.errors import Conflict, ValidationFailed
+from shared.ledger.cycles import cycle_date_for
+from shared.db.types import new_id
+from shared.models import FloatTopup, Lot, ObligationLine, Partner, PartnerLimits
+from shared.money import MICRO, round_micro_to_minor
+from shared.partners.contracts import require_partner, terms_in_force
+
+
+class FloatExhausted(Conflict):
+    code, title = "float_exhausted", "The partner's prepaid float does not cover this issuance"
+
+
+class TopupConflict(Conflict):
+    code, title = "topup_conflict", "This bank reference was already recorded with another amount"
+
+
+def _limits(tx: Tx, partner_id: str, *, lock: bool = False) -> PartnerLimits | None:
+    query = select(PartnerLimits).where(PartnerLimits.partner_id == partner_id)
+    if lock and tx.is_postgres:
+        query = query.with_for_update()
+    return tx.session.execute(query).scalar_one_or_none()
+
+
+def set_limits(tx: Tx, partner_id: str, **changes: int | None) -> dict:
+    """Set some of ``float_overdraft_minor``, ``exposure_limit_minor``, ``exposure_warn_ppm``."""
+    require_partner(tx, partner_id)
+    allowed = {"float_overdraft_minor", "exposure_limit_minor", "exposure_warn_ppm"}
+    if set(changes) - allowed:
+        raise ValidationFailed(f"unknown limits {sorted(set(changes) - allowed)}")
+    for name, value in changes.items():
+        if value is not None and value < 0:
+            raise ValidationFailed(f"{name} must be 0 or more")
+    if changes.get("exposure_warn_ppm") is None:
+        changes.pop("exposure_warn_ppm", None)
+    elif changes["exposure_warn_ppm"] > 1_000_000:
+        raise ValidationFailed("exposure_warn_ppm is at most 1000000 (100%)")
+    row = _limits(tx, partner_id, lock=True)
+    if row is None:
+        row = PartnerLimits(partner_id=partner_id, exposure_warn_ppm=800_000, updated_at=tx.now)
+        tx.session.add(row)
+    for name, value in changes.items():
+        setattr(row, name, value)
+    row.updated_at = tx.now
+    tx.session.flush()
+    return limits_json(row)
+
+
+def limits_json(row: PartnerLimits | None) -> dict:
+    if row is None:
+        return {"float_overdraft_minor": None, "exposure_limit_minor": None, "exposure_warn_ppm": 800_000}
+    return {"float_overdraft_minor": row.float_overdraft_minor, "exposure_limit_minor": row.exposure_limit_minor,
+            "exposure_warn_ppm": row.exposure_warn_ppm}
+
+
+def record_topup(tx: Tx, partner_id: str, amount_minor: int, bank_reference: str) -> dict:
+    """Record money paid into a partner's float; recording the same bank reference again changes nothing."""
+    require_partner(tx, partner_id)
+    reference = bank_reference.strip()
+    if not reference:
+        raise ValidationFailed("a bank reference is required")
+    if amount_minor <= 0:
+        raise ValidationFailed("a top-up is a positive amount in minor units")
+    existing = tx.session.execute(select(FloatTopup).where(
+        FloatTopup.partner_id == partner_id, FloatTopup.bank_reference == reference)).scalar_one_or_none()
+    if existing is not None:
+        if existing.amount_minor != amount_minor:
+            raise TopupConflict(f"bank reference {reference!r} was recorded for {existing.amount_minor} minor units",
+                                recorded_amount_minor=existing.amount_minor)
+        return float_status(tx, partner_id) | {"topup_id": existing.id, "recorded": False}
+    row = FloatTopup(id=new_id("top"), partner_id=partner_id, amount_minor=amount_minor, bank_reference=reference,
+                     recorded_at=tx.now)
+    tx.session.add(row)
+    tx.session.flush()
+    return float_status(tx, partner_id) | {"topup_id": row.id, "recorded": True}
+
+
+def _balance_micro(tx: Tx, partner_id: str) -> tuple[int, int]:
+    topups = tx.session.execute(select(func.coalesce(func.sum(FloatTopup.amount_minor), 0))
+                                .where(FloatTopup.partner_id == partner_id)).scalar_one()
+    drawn = tx.session.execute(select(func.coalesce(func.sum(ObligationLine.amount_micro), 0)).where(
+        ObligationLine.payer == partner_id, ObligationLine.kind == "prepaid_funding")).scalar_one()
+    return int(topups), int(drawn)
+
+
+def float_status(tx: Tx, partner_id: str) -> dict:
+    topups, drawn = _balance_micro(tx, partner_id)
+    balance = topups * MICRO - drawn
+    overdraft = limits_json(_limits(tx, partner_id))["float_overdraft_minor"]
+    return {"partner_id": partner_id, "topups_minor": topups, "drawn_micro": drawn, "balance_micro": balance,
+            "float_overdraft_minor": overdraft, "enforced": overdraft is not None,
+            "headroom_micro": None if overdraft is None else balance + overdraft * MICRO}
+
+
+class FloatGuard:
+    """Holds a partner's float for one unit of work: locked once, drawn in memory, event by event."""
+
+    def __init__(self, tx: Tx, partner_id: str):
+        self.tx, self.partner_id = tx, partner_id
+        row = _limits(tx, partner_id, lock=True)  # serialises issuance of this partner on PostgreSQL
+        self.overdraft = None if row is None else row.float_overdraft_minor
+        self.headroom = 0
+        if self.overdraft is not None:
+            topups, drawn = _balance_micro(tx, partner_id)
+            self.headroom = topups * MICRO - drawn + self.overdraft * MICRO
+
+    def draw(self, amount_micro: int, *, member_id: str, reference: str | None) -> None:
+        if self.overdraft is None or amount_micro <= 0:
+            return
+        if amount_micro > self.headroom:
+            raise_alert(self.tx, "float_exhausted", partner_id=self.partner_id, member_id=member_id,
+                        reference=reference, needed_micro=amount_micro, headroom_micro=self.headroom)
+            raise FloatExhausted(f"this issuance needs {amount_micro} micro-units of float; "
+                                 f"{max(self.headroom, 0)} remain (overdraft included): top up the float",
+                                 needed_micro=amount_micro, headroom_micro=self.headroom)
+        self.headroom -= amount_micro
+        if self.headroom < self.overdraft * MICRO <= self.headroom + amount_micro:
+            raise_alert(self.tx, "float_in_overdraft", partner_id=self.partner_id,
+                        balance_micro=self.headroom - self.overdraft * MICRO)
+
+
+@dataclass(frozen=True)
+class Exposure:
+    partner_id: str
+    name: str
+    outstanding_points: int
+    value_minor: int
+    limit_minor: int | None
+    warn_ppm: int
+
+    @property
+    def state(self) -> str:
+        if self.limit_minor is None:
+            return "unlimited"
+        if self.value_minor > self.limit_minor:
+            return "exceeded"
+        if self.value_minor * 1_000_000 > self.limit_minor * self.warn_ppm:
+            return "near"
+        return "ok"
+
+    def json(self) -> dict:
+        return {"partner_id": self.partner_id, "name": self.name, "outstanding_points": self.outstanding_points,
+                "value_minor": self.value_minor, "limit_minor": self.limit_minor, "state": self.state}
+
+
+def exposures(tx: Tx) -> list[Exposure]:
+    """Every partner's outstanding postpaid points (open, unexpired lots it funded) and their value."""
+    open_points = dict(tx.session.execute(
+        select(Lot.funder_partner_id, func.sum(Lot.remaining))
+        .where(Lot.billing == "postpaid", Lot.remaining > 0, Lot.expires_at > tx.now)
+        .group_by(Lot.funder_partner_id)).all())
+    limits = {row.partner_id: row for row in tx.session.scalars(select(PartnerLimits))}
+    today = cycle_date_for(tx.now, tx.settings)
+    result = []
+    for partner_id, name in tx.session.execute(select(Partner.id, Partner.name).order_by(Partner.name)).all():
+        points = int(open_points.get(partner_id) or 0)
+        terms = terms_in_force(tx, partner_id, today)
+        value = round_micro_to_minor(points * terms.point_value_micro)
+        row = limits.get(partner_id)
+        result.append(Exposure(partner_id, name, points, value, row.exposure_limit_minor if row else None,
+                               row.exposure_warn_ppm if row else 800_000))
+    return result
+
+
+def check_exposure(tx: Tx) -> list[dict]:
+    """The exposure job: an alert for every partner near or over its limit."""
+    flagged = []
+    for exposure in exposures(tx):
+        if exposure.state in ("near", "exceeded"):
+            raise_alert(tx, f"exposure_limit_{exposure.state}", partner_id=exposure.partner_id,
+                        value_minor=exposure.value_minor, limit_minor=exposure.limit_minor,
+                        outstanding_points=exposure.outstanding_points)
+            flagged.append(exposure.json())
+    return flagged
+
+
+def float_drawn(tx: Tx) -> dict[tuple, int]:
+    """Per (cycle, partner with a float): the prepaid funding settled from the float, in minor units.
+
+    It is the cycle's rounded ``prepaid_funding`` sum, exactly as on the statement; the rest of the
+    partner's net moves by bank transfer.
+    """
+    with_float = list(tx.session.scalars(select(PartnerLimits.partner_id).where(
+        PartnerLimits.float_overdraft_minor.is_not(None))))
+    if not with_float:
+        return {}
+    rows = tx.session.execute(
+        select(ObligationLine.cycle_date, ObligationLine.payer, func.sum(ObligationLine.amount_micro))
+        .where(ObligationLine.kind == "prepaid_funding", ObligationLine.payer.in_(with_float))
+        .group_by(ObligationLine.cycle_date, ObligationLine.payer)).all()
+    return {(cycle, payer): round_micro_to_minor(int(total)) for cycle, payer, total in rows}

@@ -1,0 +1,177 @@
+"""Finance controls: a prepaid partner's float, a postpaid partner's exposure, a partner's termination."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.alerts import list_alerts
+from shared.errors import PartnerSuspended
+from shared.ledger.cycles import cycle_date_for
+from shared.ledger.events import Event
+from shared.models import Entry, ObligationLine
+from shared.partners.lifecycle import PartnerTerminated, set_status, terminate
+from shared.partners.limits import (FloatExhausted, TopupConflict, check_exposure, exposures, float_drawn,
+                                    float_status, record_topup, set_limits)
+from shared.settlement.files import statement_name
+from tests.factories import make_member, make_partner, verify_ok
+
+PREPAID = dict(billing="prepaid", point_value="1", issuance_fee="0", redemption_fee_rate="0")
+
+
+def entries(network, partner) -> int:
+    return network.tx(lambda tx: tx.session.execute(
+        select(func.count()).select_from(Entry).where(Entry.partner_id == partner)).scalar_one(), readonly=True)
+
+
+def alerts(network, kind) -> list[dict]:
+    return [a for a in network.tx(list_alerts, readonly=True) if a["kind"] == kind]
+
+
+@pytest.fixture
+def prepaid(network):
+    partner = make_partner(network, **PREPAID)
+    network.tx(lambda tx: set_limits(tx, partner, float_overdraft_minor=0))
+    return partner, make_member(network, partner)
+
+
+def test_issuance_beyond_the_float_is_refused_posts_nothing_and_alerts(network, prepaid):
+    partner, member = prepaid
+    with pytest.raises(FloatExhausted) as refused:
+        network.earn(partner, member, "e1", points=1)
+    assert refused.value.code == "float_exhausted" and refused.value.status == 409
+    assert entries(network, partner) == 0 and network.balance(member)["available"] == 0
+    [alert] = alerts(network, "float_exhausted")
+    assert alert["partner_id"] == partner and alert["detail"]["needed_micro"] == 1_000_000
+
+
+def test_the_float_is_drawn_exactly_and_reversals_give_it_back(network, prepaid):
+    partner, member = prepaid
+    status = network.tx(lambda tx: record_topup(tx, partner, 1_000, "BANK-1"))
+    assert status["recorded"] and status["balance_micro"] == 1_000 * 1_000_000
+    network.earn(partner, member, "e1", points=600)
+    with pytest.raises(FloatExhausted):
+        network.earn(partner, member, "e2", points=401)
+    network.earn(partner, member, "e3", points=400)
+    assert network.tx(lambda tx: float_status(tx, partner))["balance_micro"] == 0
+    network.reverse(partner, "r1", "e1", points=250)
+    assert network.tx(lambda tx: float_status(tx, partner))["headroom_micro"] == 250 * 1_000_000
+    network.earn(partner, member, "e4", points=250)
+    assert network.balance(member)["available"] == 1_000
+    verify_ok(network)
+
+
+def test_a_top_up_is_recorded_once_per_bank_reference(network, prepaid):
+    partner, _ = prepaid
+    first = network.tx(lambda tx: record_topup(tx, partner, 500, "BANK-7"))
+    again = network.tx(lambda tx: record_topup(tx, partner, 500, "BANK-7"))
+    assert again["topup_id"] == first["topup_id"] and not again["recorded"]
+    assert again["topups_minor"] == 500
+    with pytest.raises(TopupConflict):
+        network.tx(lambda tx: record_topup(tx, partner, 501, "BANK-7"))
+
+
+def test_an_overdraft_lets_issuance_go_that_far_below_zero_and_alerts_once_in_it(network, prepaid):
+    partner, member = prepaid
+    network.tx(lambda tx: set_limits(tx, partner, float_overdraft_minor=200))
+    network.tx(lambda tx: record_topup(tx, partner, 100, "BANK-1"))
+    network.earn(partner, member, "e1", points=250)
+    network.earn(partner, member, "e2", points=50)
+    with pytest.raises(FloatExhausted):
+        network.earn(partner, member, "e3", points=1)
+    assert network.tx(lambda tx: float_status(tx, partner))["balance_micro"] == -200 * 1_000_000
+    assert [a["count"] for a in alerts(network, "float_in_overdraft")] == [1]
+
+
+def test_a_batch_draws_event_by_event_and_refused_events_draw_nothing(network, prepaid):
+    partner, member = prepaid
+    network.tx(lambda tx: record_topup(tx, partner, 100, "BANK-1"))
+    outcomes = network.post(partner, [Event("earn", "b1", member, 60), Event("earn", "b2", member, 60),
+                                      Event("earn", "b3", member, 40)])
+    assert [getattr(o, "code", "posted") for o in outcomes] == ["posted", "float_exhausted", "posted"]
+    assert network.tx(lambda tx: float_status(tx, partner))["balance_micro"] == 0
+
+
+def test_a_partner_without_a_float_limit_is_not_gated(network):
+    partner = make_partner(network, **PREPAID)
+    member = make_member(network, partner)
+    network.earn(partner, member, "e1", points=10_000)
+    assert not network.tx(lambda tx: float_status(tx, partner))["enforced"]
+
+
+def test_settlement_shows_what_is_drawn_from_the_float(network, prepaid, clock):
+    partner, member = prepaid
+    network.tx(lambda tx: record_topup(tx, partner, 1_000, "BANK-1"))
+    network.earn(partner, member, "e1", points=700)
+    cycle = network.tx(lambda tx: cycle_date_for(tx.now, tx.settings), readonly=True)
+    clock.advance(days=1)
+    result = network.settle(cycle)
+    statement = (network.settings.data_dir / "settlements" / cycle.isoformat() / statement_name(partner))
+    assert "prepaid_funding" in statement.read_text()  # the statement still shows the obligation
+    assert network.tx(float_drawn, readonly=True) == {(cycle, partner): 700}
+    assert result["cycle_date"] == cycle.isoformat()
+
+
+def test_exposure_alerts_near_and_over_the_limit_and_ignores_expired_points(network, clock):
+    partner = make_partner(network, billing="postpaid", point_value="1")
+    member = make_member(network, partner)
+    network.tx(lambda tx: set_limits(tx, partner, exposure_limit_minor=1_000))
+    network.earn(partner, member, "e1", points=700)
+    assert network.tx(check_exposure) == []
+    network.earn(partner, member, "e2", points=150)
+    [near] = network.tx(check_exposure)
+    assert (near["state"], near["value_minor"]) == ("near", 850)
+    network.earn(partner, member, "e3", points=151)
+    [over] = network.tx(check_exposure)
+    assert (over["state"], over["outstanding_points"]) == ("exceeded", 1_001)
+    assert {a["kind"] for a in network.tx(list_alerts, readonly=True)} == {"exposure_limit_near",
+                                                                          "exposure_limit_exceeded"}
+    clock.advance(days=400)  # every lot expired (default policy: 12 months)
+    [state] = [e for e in network.tx(exposures, readonly=True) if e.partner_id == partner]
+    assert (state.outstanding_points, state.state) == (0, "ok")
+
+
+def test_a_terminated_partner_cannot_post_but_keeps_paying_for_its_points_spent_elsewhere(network, clock):
+    issuer = make_partner(network, billing="postpaid", point_value="1")
+    shop = make_partner(network, billing="postpaid", point_value="1")
+    member = make_member(network, issuer, also_linked_to=(shop,))
+    network.earn(issuer, member, "e1", points=500)
+    recorded = network.tx(lambda tx: terminate(tx, issuer))
+    assert recorded["status"] == "terminated" and recorded["outstanding_points_at_termination"] == 500
+    assert not network.tx(lambda tx: terminate(tx, issuer))["recorded"]
+    with pytest.raises(PartnerTerminated) as refused:
+        network.earn(issuer, member, "e2", points=1)
+    assert (refused.value.code, refused.value.status) == ("partner_terminated", 403)
+    with pytest.raises(PartnerTerminated):
+        network.tx(lambda tx: set_status(tx, issuer, "active"))
+    clock.advance(days=3)
+    network.burn(shop, member, "b1", 200)
+    lines = network.tx(lambda tx: tx.session.execute(select(ObligationLine.payer, ObligationLine.payee,
+                                                            ObligationLine.kind, ObligationLine.points)
+                                                     .where(ObligationLine.kind == "redemption")).all())
+    assert [tuple(line) for line in lines] == [(issuer, shop, "redemption", 200)]
+    verify_ok(network)
+
+
+def test_suspension_still_refuses_with_its_own_code(network):
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    network.tx(lambda tx: set_status(tx, partner, "suspended"))
+    with pytest.raises(PartnerSuspended):
+        network.earn(partner, member, "e1", points=1)
+    network.tx(lambda tx: set_status(tx, partner, "active"))
+    assert network.earn(partner, member, "e2", points=1)["points"] == 1
+
+
+@pytest.mark.postgres
+def test_racing_issuance_of_one_prepaid_partner_never_overdraws_its_float(network, prepaid):
+    from tests.ledger.test_concurrency_pg import run_together, unexpected
+
+    partner, _ = prepaid
+    members = [make_member(network, partner) for _ in range(16)]
+    network.tx(lambda tx: record_topup(tx, partner, 100, "BANK-1"))
+    outcomes = run_together(16, lambda i: network.earn(partner, members[i], f"race-{i}", points=10))
+    assert unexpected(outcomes, FloatExhausted) == []
+    assert sum(isinstance(o, dict) for o in outcomes) == 10
+    assert network.tx(lambda tx: float_status(tx, partner))["balance_micro"] == 0
+    verify_ok(network)
