@@ -173,6 +173,9 @@ class Posting:
         if event.kind in ("earn", "burn", "hold", "reversal"):
             if not event.reference or len(event.reference) > 128:
                 raise ValidationFailed("reference is required (1 to 128 characters)")
+        if event.reference is not None and any(ord(c) < 32 or ord(c) == 127 for c in event.reference):
+            # References are printed in settlement files: no line breaks or other control characters.
+            raise ValidationFailed("reference must not contain control characters (line breaks, tabs, ...)")
         if event.kind in ("earn", "burn", "hold") and not event.member_id:
             raise UnknownMember("member_id is required")
         if event.points is not None and (

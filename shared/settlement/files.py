@@ -77,6 +77,22 @@ def group_totals(lines: list[LineRecord]) -> dict[tuple[str, str, str], tuple[in
     return totals
 
 
+def detail_row(line: LineRecord, partner_id: str, cycle: date) -> dict:
+    """One obligation line as the partner sees it: D (or A, an adjustment of an earlier cycle)."""
+    sign = 1 if line.payee == partner_id else -1
+    adjustment = line.original_cycle_date is not None and line.original_cycle_date != cycle
+    return {
+        "record_type": "A" if adjustment else "D", "cycle_date": cycle, "partner_id": partner_id,
+        "transaction_id": line.transaction_id,
+        "reference": line.reference if line.entry_partner_id == partner_id else None,
+        "entry_kind": line.entry_kind, "line_kind": line.kind,
+        "counterparty": line.payer if sign > 0 else line.payee, "points": sign * line.points,
+        "amount": exact(sign * line.amount_micro), "contract_version": line.contract_version,
+        "original_transaction_id": line.original_transaction_id,
+        "original_cycle_date": line.original_cycle_date,
+    }
+
+
 def statement(partner_id: str, cycle: date, lines: list[LineRecord], sums: dict, net: int,
               payment_date: date, totals: dict | None = None) -> bytes:
     """One partner's statement: header, details, adjustments, bilateral summary, net, trailer."""
@@ -85,17 +101,7 @@ def statement(partner_id: str, cycle: date, lines: list[LineRecord], sums: dict,
     control_points = control_amount = 0
     for line in lines:
         sign = 1 if line.payee == partner_id else -1
-        adjustment = line.original_cycle_date is not None and line.original_cycle_date != cycle
-        rows.append({
-            "record_type": "A" if adjustment else "D", "cycle_date": cycle, "partner_id": partner_id,
-            "transaction_id": line.transaction_id,
-            "reference": line.reference if line.entry_partner_id == partner_id else None,
-            "entry_kind": line.entry_kind, "line_kind": line.kind,
-            "counterparty": line.payer if sign > 0 else line.payee, "points": sign * line.points,
-            "amount": exact(sign * line.amount_micro), "contract_version": line.contract_version,
-            "original_transaction_id": line.original_transaction_id,
-            "original_cycle_date": line.original_cycle_date,
-        })
+        rows.append(detail_row(line, partner_id, cycle))
         control_points += sign * line.points
         control_amount += sign * line.amount_micro
     totals = totals if totals is not None else group_totals(lines)

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import tempfile
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -19,7 +20,9 @@ from sqlalchemy import select
 from shared.db.database import Tx
 from shared.models import Entry
 from shared.settlement.files import exact
-from shared.settlement.runs import compute
+from shared.settlement.calendar import cycle_end
+from shared.settlement.runs import ledger_position
+from shared.settlement.streaming import write_cycle
 
 
 @dataclass(frozen=True)
@@ -100,15 +103,28 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
             found.append(Finding("digest", name, "SHA-256 differs from the manifest"))
         found.extend(check_controls(name, content))
     cycle = date.fromisoformat(manifest["cycle_date"])
-    fresh = compute(tx, cycle, date.fromisoformat(manifest["payment_date"]))
-    if fresh.manifest != manifest_bytes:
-        found.append(Finding("recomputation", "manifest.json", "recomputing the cycle from the ledger gives a "
-                                                               "different manifest"))
-    for name, content in sorted(fresh.files.items()):
-        path = directory / name
-        if not path.exists() or path.read_bytes() != content:
-            found.append(Finding("recomputation", name, "differs from the file recomputed from the ledger"))
+    with tempfile.TemporaryDirectory(prefix="pointsnet-reconcile-") as scratch:
+        fresh = write_cycle(tx, cycle, Path(scratch), currency=tx.settings.currency,
+                            cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"),
+                            payment_date=date.fromisoformat(manifest["payment_date"]),
+                            ledger_position=ledger_position(tx, cycle))
+        if fresh.manifest != manifest_bytes:
+            found.append(Finding("recomputation", "manifest.json", "recomputing the cycle from the ledger gives a "
+                                                                   "different manifest"))
+        for recomputed in sorted(Path(scratch).iterdir()):
+            path = directory / recomputed.name
+            if not path.exists() or _sha256(path) != _sha256(recomputed):
+                found.append(Finding("recomputation", recomputed.name,
+                                     "differs from the file recomputed from the ledger"))
     return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from shared.errors import Conflict, NotFound
 from shared.ledger.cycles import close_cycle, cycle_date_for
 from shared.models import Contract, Cycle, Entry, ObligationLine, Settlement, SettlementRun
 from shared.settlement.calendar import cycle_end, payment_date
+from shared.settlement.streaming import WrittenCycle, write_cycle
 from shared.settlement.files import CycleFiles, LineRecord, build
 from shared.signing import network_key_id
 
@@ -85,18 +86,30 @@ def settlement_dir(data_dir: Path, cycle: date) -> Path:
     return data_dir / "settlements" / cycle.isoformat()
 
 
-def write_files(target: Path, files: CycleFiles, signature: bytes) -> None:
-    """Write into a temporary sibling, then rename into place (replacing an identical earlier attempt)."""
+def write_cycle_files(tx: Tx, cycle: date, pay_on: date, target: Path, key: Ed25519PrivateKey) -> WrittenCycle:
+    """Stream the cycle's files into a temporary sibling, sign, then rename into place.
+
+    A crash leaves at most a stray staging directory; a re-run replaces an identical earlier attempt.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    for name, content in {**files.files, "manifest.json": files.manifest, "manifest.json.sig": signature}.items():
-        with open(staging / name, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
+    try:
+        written = write_cycle(tx, cycle, staging, currency=tx.settings.currency,
+                              cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"),
+                              payment_date=pay_on, ledger_position=ledger_position(tx, cycle))
+        for name, content in (("manifest.json", written.manifest),
+                              ("manifest.json.sig", sign_manifest(written.manifest, key))):
+            with open(staging / name, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if target.exists():
         shutil.rmtree(target)
     os.replace(staging, target)
+    return written
 
 
 def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: bool = True) -> dict:
@@ -114,9 +127,8 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
                             f"{ready.isoformat()}")
     close_cycle(tx, cycle)
     pay_on = payment_date(tx, cycle)
-    files = compute(tx, cycle, pay_on)
     target = settlement_dir(tx.settings.data_dir, cycle)
-    write_files(target, files, sign_manifest(files.manifest, key))
+    files = write_cycle_files(tx, cycle, pay_on, target, key)
     failpoint("settlement.after_files")
     run_id = new_id("run")
     tx.session.execute(insert(SettlementRun.__table__).values(

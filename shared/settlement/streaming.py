@@ -1,0 +1,185 @@
+"""Write a cycle's settlement files without holding its lines in memory.
+
+The files are byte for byte those of :func:`shared.settlement.files.build` (the reference
+implementation, kept as the specification and checked against this one in the tests):
+
+* totals, sums and net positions come from one ``GROUP BY`` over the cycle's lines;
+* each statement's detail records stream straight into its file: on PostgreSQL the
+  database formats them and ``COPY (SELECT …) TO STDOUT (FORMAT csv)`` hands over the
+  bytes; on SQLite rows stream through a server-side cursor into Python's csv writer.
+  Both quote like the reference (Python's csv module); references cannot hold control
+  characters, the one place where the two CSV dialects would differ.
+* each file's SHA-256 and record count are computed while it is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import String, and_, case, cast, func, literal, null, or_, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import aliased
+
+from shared.db.database import Tx
+from shared.models import Contract, Entry, ObligationLine
+from shared.money import round_micro_to_minor
+from shared.settlement.files import (FORMAT_VERSION, NETWORK, STATEMENT_COLUMNS, LineRecord,
+                                     bilateral, detail_row, exact, network_summary, statement_name)
+from shared.settlement.netting import net_positions
+
+COPY_BUFFER = 1 << 16
+
+
+@dataclass(frozen=True)
+class WrittenCycle:
+    manifest: bytes
+    net_positions: dict[str, int]
+
+
+class _File:
+    """A file being written: its SHA-256 and newline count kept as bytes go out."""
+
+    def __init__(self, path: Path):
+        self.handle = open(path, "wb")
+        self.sha = hashlib.sha256()
+        self.newlines = 0
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.sha.update(data)
+        self.newlines += data.count(b"\n")
+
+    def rows(self, rows: list[dict], *, header: bool = False) -> None:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=STATEMENT_COLUMNS, lineterminator="\n")
+        if header:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow({key: "" if row.get(key) is None else row[key] for key in STATEMENT_COLUMNS})
+        self.write(out.getvalue().encode("utf-8"))
+
+    def close(self) -> dict:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        return {"sha256": self.sha.hexdigest(), "records": self.newlines - 1}
+
+
+def _totals(tx: Tx, cycle: date) -> dict[tuple[str, str, str], tuple[int, int]]:
+    line = ObligationLine
+    rows = tx.session.execute(
+        select(line.payer, line.payee, line.kind, func.sum(line.points), func.sum(line.amount_micro))
+        .where(line.cycle_date == cycle).group_by(line.payer, line.payee, line.kind)).all()
+    return {(payer, payee, kind): (int(points), int(amount)) for payer, payee, kind, points, amount in rows}
+
+
+def _detail_select(cycle: date, party: str, *, formatted: bool):
+    """The statement's detail records of ``party``, in the reference order (transaction id, line id)."""
+    line, entry = ObligationLine, Entry
+    original_line, original_entry = aliased(ObligationLine), aliased(Entry)
+    receives = line.payee == party
+    sign = case((receives, 1), else_=-1)
+    adjustment = and_(original_line.cycle_date.is_not(None), original_line.cycle_date != cycle)
+    reference = case((entry.partner_id == party, entry.reference), else_=null())
+    counterparty = case((receives, line.payer), else_=line.payee)
+    order = (line.entry_id, line.id)
+    base = (select().select_from(line).join(entry, entry.id == line.entry_id)
+            .outerjoin(Contract, Contract.id == line.contract_id)
+            .outerjoin(original_line, original_line.id == line.original_line_id)
+            .outerjoin(original_entry, original_entry.id == original_line.entry_id)
+            .where(line.cycle_date == cycle, or_(line.payer == party, line.payee == party)))
+    if not formatted:
+        return base.add_columns(
+            line.id, line.entry_id, entry.kind, entry.partner_id, entry.reference, line.payer, line.payee,
+            line.kind, line.points, line.amount_micro, Contract.version, original_entry.id,
+            original_line.cycle_date).order_by(*order)
+    amount = sign * line.amount_micro
+    magnitude = func.abs(amount)
+    exact_sql = (case((amount < 0, "-"), else_="") + cast(magnitude // 1_000_000, String) + "."
+                 + func.lpad(cast(func.mod(magnitude, 1_000_000), String), 6, "0"))
+    iso = "YYYY-MM-DD"
+    columns = [
+        case((adjustment, "A"), else_="D"), literal(cycle.isoformat()), literal(party), line.entry_id, reference,
+        entry.kind, line.kind, counterparty, cast(sign * line.points, String), exact_sql,
+        cast(Contract.version, String), original_entry.id, func.to_char(original_line.cycle_date, iso),
+    ] + [null()] * (len(STATEMENT_COLUMNS) - 13)
+    return base.add_columns(*columns).order_by(*(column.collate("C") for column in order))
+
+
+def _stream_details(tx: Tx, cycle: date, party: str, out: _File) -> None:
+    if tx.is_postgres:
+        query = _detail_select(cycle, party, formatted=True).compile(
+            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+        cursor = tx.session.connection().connection.driver_connection.cursor()
+        with cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+            for chunk in copy:
+                out.write(bytes(chunk))
+        return
+    result = tx.session.execute(_detail_select(cycle, party, formatted=False),
+                                execution_options={"yield_per": 5000})
+    for rows in result.partitions():
+        out.rows([detail_row(LineRecord(*row), party, cycle) for row in rows])
+
+
+def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str, payment_date: date,
+                ledger_position: dict) -> WrittenCycle:
+    """Write every file of ``cycle`` into the directory ``target``; return the manifest and positions.
+
+    Raises NettingError (before writing anything) if the positions do not sum to zero.
+    """
+    totals = _totals(tx, cycle)
+    sums = {key: round_micro_to_minor(amount) for key, (_points, amount) in sorted(totals.items())}
+    positions = net_positions(sums)
+    described: dict[str, dict] = {}
+    for party, net in positions.items():
+        if party == NETWORK:
+            continue
+        out = _File(target / statement_name(party))
+        out.rows([{"record_type": "H", "cycle_date": cycle, "partner_id": party, "payment_date": payment_date}],
+                 header=True)
+        _stream_details(tx, cycle, party, out)
+        tail: list[dict] = []
+        control_points = control_amount = 0
+        for (payer, payee, kind), minor in sums.items():
+            if party not in (payer, payee):
+                continue
+            sign = 1 if payee == party else -1
+            points, amount = totals[(payer, payee, kind)]
+            control_points += sign * points
+            control_amount += sign * amount
+            tail.append({"record_type": "S", "cycle_date": cycle, "partner_id": party, "line_kind": kind,
+                         "counterparty": payer if sign > 0 else payee, "points": sign * points,
+                         "amount": exact(sign * amount), "amount_minor": sign * minor})
+        details = _detail_count(tx, cycle, party)
+        tail.append({"record_type": "N", "cycle_date": cycle, "partner_id": party, "amount_minor": net,
+                     "payment_date": payment_date})
+        tail.append({"record_type": "T", "cycle_date": cycle, "partner_id": party,
+                     "record_count": 1 + details + len(tail) + 1, "control_points": control_points,
+                     "control_amount": exact(control_amount)})
+        out.rows(tail)
+        described[statement_name(party)] = out.close()
+    for name, content in (("network-summary.csv", network_summary(cycle, sums, positions, payment_date)),
+                          ("bilateral.csv", bilateral(cycle, [], sums, totals))):
+        out = _File(target / name)
+        out.write(content)
+        described[name] = out.close()
+    manifest = {
+        "format_version": FORMAT_VERSION, "cycle_date": cycle.isoformat(), "currency": currency,
+        "cutoff": cutoff, "payment_date": payment_date.isoformat(), "ledger_position": ledger_position,
+        "net_positions": positions,
+        "files": [{"name": name} | described[name] for name in sorted(described)],
+    }
+    return WrittenCycle((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), positions)
+
+
+def _detail_count(tx: Tx, cycle: date, party: str) -> int:
+    line = ObligationLine
+    return tx.session.execute(select(func.count()).where(
+        line.cycle_date == cycle, or_(line.payer == party, line.payee == party))).scalar_one()
