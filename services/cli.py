@@ -323,12 +323,19 @@ def partners_reactivate(partner_id: str) -> None:
 
 
 @partners_app.command("terminate")
-def partners_terminate(partner_id: str) -> None:
-    """Terminate a partner: the open cycle is its last; its points stay redeemable elsewhere and it keeps
-    reimbursing those redemptions (they appear on its later statements)."""
+def partners_terminate(partner_id: str,
+                       buy_out_rate: Optional[str] = typer.Option(
+                           None, help="Buy the partner's outstanding points out at this share of their value "
+                                      "(e.g. 0.8); without it, the partner keeps paying for them.")) -> None:
+    """Terminate a partner: the open cycle is its last; its points stay redeemable elsewhere. It keeps
+    reimbursing their redemptions, or with --buy-out-rate pays once and the network takes them over."""
+    from shared.money import rate_to_ppm
     from shared.partners.lifecycle import terminate
 
-    print(json.dumps(_network().tx(lambda tx: terminate(tx, partner_id))))
+    rate = None if buy_out_rate is None else rate_to_ppm(buy_out_rate, what="--buy-out-rate")
+    settlement = "keep_paying" if rate is None else "buy_out"
+    print(json.dumps(_network().tx(lambda tx: terminate(tx, partner_id, settlement=settlement,
+                                                        buy_out_rate_ppm=rate))))
 
 
 def _optional_minor(text: str, option: str) -> int | None:

@@ -30,6 +30,7 @@ class LotState:
     expires_at: datetime
     is_new: bool = False
     dirty: bool = False
+    bought_out: bool = False  # its postpaid funder left and bought it out: the network reimburses
 
     @property
     def free(self) -> int:
@@ -121,13 +122,13 @@ def issuance_lines(lot: LotState, terms: Terms) -> list[Line]:
 def redemption_lines(lot: LotState, points: int, redeemer: Terms) -> list[Line]:
     """Reimbursement of the redeemer for ``points`` taken from ``lot``, and its fee.
 
-    Payer follows the lot (postpaid: its issuer; prepaid or network-funded: the
-    network); amounts follow the redeemer's terms. Points redeemed where they were
+    Payer follows the lot (postpaid: its issuer; prepaid, network-funded or bought
+    out by an issuer that left: the network); amounts follow the redeemer's terms. Points redeemed where they were
     funded move no money.
     """
     if lot.funder_partner_id == redeemer.partner_id:
         return []
-    payer = lot.funder_partner_id if lot.billing == "postpaid" else NETWORK
+    payer = lot.funder_partner_id if lot.billing == "postpaid" and not lot.bought_out else NETWORK
     reimbursement = points * redeemer.point_value_micro
     if reimbursement == 0:
         return []

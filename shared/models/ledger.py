@@ -119,6 +119,9 @@ class Lot(Base):
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when the funder left the network and bought its outstanding points out: the network
+    # reimburses their later redemptions (shared/partners/lifecycle.py).
+    bought_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class LotConsumption(Base):

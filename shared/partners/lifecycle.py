@@ -3,8 +3,12 @@
 Suspended: the API refuses its earns, burns and holds (403 ``partner_suspended``); its
 points stay redeemable at other partners and settlement goes on. Terminated: suspended for
 good, with a recorded final cycle (the cycle open at termination). The partner's outstanding
-points stay redeemable elsewhere and, under ``keep_paying``, the issuer keeps reimbursing those
+points stay redeemable elsewhere. Under ``keep_paying`` the issuer keeps reimbursing those
 redemptions under its last contract: they appear on its statements in later cycles as usual.
+Under ``buy_out`` it pays, once and in its final cycle, the buy-out rate times the value of its
+open postpaid points (per lot, at the lot's contract point value); those lots are marked bought
+out and the network reimburses their later redemptions. Postpaid expiry moves no money, so the
+network keeps what a bought-out lot leaves to expire.
 """
 
 from __future__ import annotations
@@ -14,7 +18,12 @@ from sqlalchemy import func, select, update
 from shared.db.database import Tx
 from shared.errors import Conflict, ValidationFailed
 from shared.ledger.cycles import cycle_date_for
-from shared.models import Lot, Partner, Termination
+from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.journal import Journal
+from shared.ledger.rules import NETWORK, Line
+from shared.ledger.state import lock_members
+from shared.models import Contract, Lot, Partner, Termination
+from shared.money import apply_rate_ppm
 from shared.partners.contracts import require_partner
 
 
@@ -41,28 +50,78 @@ def set_status(tx: Tx, partner_id: str, status: str) -> dict:
     return {"partner_id": partner_id, "status": status}
 
 
-def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying") -> dict:
-    """Terminate a partner now: its final cycle is the open one; its points stay redeemable elsewhere."""
+def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying", buy_out_rate_ppm: int | None = None) -> dict:
+    """Terminate a partner now: its final cycle is the open one; its points stay redeemable elsewhere.
+
+    ``keep_paying``: the issuer keeps reimbursing redemptions of its points. ``buy_out``: the issuer
+    pays ``buy_out_rate_ppm`` of the value of its outstanding postpaid points once, in its final cycle,
+    and the network reimburses their redemptions from then on.
+    """
     require_partner(tx, partner_id)
-    if settlement != "keep_paying":
-        raise ValidationFailed("only 'keep_paying' termination is supported: the issuer keeps reimbursing "
-                               "redemptions of its outstanding points")
+    if settlement not in ("keep_paying", "buy_out"):
+        raise ValidationFailed(f"settlement is keep_paying or buy_out, not {settlement!r}")
+    if (settlement == "buy_out") != (buy_out_rate_ppm is not None):
+        raise ValidationFailed("a buy-out needs a rate, and only a buy-out has one")
+    if buy_out_rate_ppm is not None and not 0 <= buy_out_rate_ppm <= 1_000_000:
+        raise ValidationFailed("the buy-out rate is between 0 and 1")
+    if tx.is_postgres:  # one termination at a time per partner
+        tx.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update())
     existing = _termination(tx, partner_id)
     if existing is not None:
         return termination_json(existing) | {"recorded": False}
-    outstanding = tx.session.execute(select(func.coalesce(func.sum(Lot.remaining), 0)).where(
-        Lot.funder_partner_id == partner_id, Lot.remaining > 0, Lot.expires_at > tx.now)).scalar_one()
-    row = Termination(partner_id=partner_id, final_cycle=cycle_date_for(tx.now, tx.settings),
-                      settlement=settlement, outstanding_points=int(outstanding), recorded_at=tx.now)
-    tx.session.add(row)
+    # Suspend first, in this transaction: from its commit on, no new lot of this partner can appear.
     tx.session.execute(update(Partner).where(Partner.id == partner_id).values(status="suspended"))
+    outstanding, entry_id = _buy_out(tx, partner_id, buy_out_rate_ppm) if settlement == "buy_out" else (
+        _outstanding(tx, partner_id), None)
+    row = Termination(partner_id=partner_id, final_cycle=cycle_date_for(tx.now, tx.settings),
+                      settlement=settlement, buy_out_rate_ppm=buy_out_rate_ppm, outstanding_points=outstanding,
+                      buy_out_entry_id=entry_id, recorded_at=tx.now)
+    tx.session.add(row)
     tx.session.flush()
     return termination_json(row) | {"recorded": True}
 
 
+def _open_lots(partner_id: str, now):
+    return (Lot.funder_partner_id == partner_id, Lot.billing == "postpaid", Lot.remaining > 0,
+            Lot.expires_at > now, Lot.bought_out_at.is_(None))
+
+
+def _outstanding(tx: Tx, partner_id: str) -> int:
+    return int(tx.session.execute(select(func.coalesce(func.sum(Lot.remaining), 0))
+                                  .where(*_open_lots(partner_id, tx.now))).scalar_one())
+
+
+def _buy_out(tx: Tx, partner_id: str, rate_ppm: int) -> tuple[int, str | None]:
+    """One adjustment entry: the issuer funds each open lot at the rate; the network takes the lots over."""
+    holders = tx.session.scalars(select(Lot.member_id).where(*_open_lots(partner_id, tx.now)).distinct()).all()
+    journal = Journal(tx, enter_open_cycle(tx))
+    journal.members = lock_members(tx, holders)  # racing burns finish first, or see the buy-out
+    lots = tx.session.execute(select(Lot.id, Lot.remaining, Lot.contract_id)
+                              .where(*_open_lots(partner_id, tx.now)).order_by(Lot.id)).all()
+    if not lots:
+        return 0, None
+    values = {row.id: row.point_value_micro for row in tx.session.execute(
+        select(Contract.id, Contract.point_value_micro).where(Contract.id.in_({lot.contract_id for lot in lots})))}
+    total = sum(lot.remaining for lot in lots)
+    entry = journal.entry("adjustment", total, partner_id=partner_id, reference="termination-buy-out",
+                          occurred_at=tx.now, request={"kind": "buy_out", "rate_ppm": rate_ppm})
+    journal.transfer(entry, "network:adjustments", f"partner:{partner_id}:issued", total)
+    for lot in lots:
+        amount = apply_rate_ppm(lot.remaining * values[lot.contract_id], rate_ppm)
+        if amount:
+            journal.line(entry, Line(partner_id, NETWORK, "prepaid_funding", lot.remaining, amount,
+                                     lot.contract_id, lot.id))
+    entry["result"] = {"entry_id": entry["id"], "kind": "adjustment", "buy_out_points": total,
+                       "rate_ppm": rate_ppm, "lots": len(lots)}
+    journal.flush()
+    tx.session.execute(update(Lot).where(Lot.id.in_([lot.id for lot in lots])).values(bought_out_at=tx.now))
+    return total, entry["id"]
+
+
 def termination_json(row: Termination) -> dict:
     return {"partner_id": row.partner_id, "status": "terminated", "final_cycle": row.final_cycle.isoformat(),
-            "settlement": row.settlement, "outstanding_points_at_termination": row.outstanding_points}
+            "settlement": row.settlement, "buy_out_rate_ppm": row.buy_out_rate_ppm,
+            "outstanding_points_at_termination": row.outstanding_points, "buy_out_entry_id": row.buy_out_entry_id}
 
 
 def lifecycle_status(tx: Tx) -> dict[str, str]:

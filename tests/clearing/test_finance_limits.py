@@ -175,3 +175,48 @@ def test_racing_issuance_of_one_prepaid_partner_never_overdraws_its_float(networ
     assert sum(isinstance(o, dict) for o in outcomes) == 10
     assert network.tx(lambda tx: float_status(tx, partner))["balance_micro"] == 0
     verify_ok(network)
+
+
+def test_a_buy_out_charges_the_issuer_once_and_the_network_reimburses_later_redemptions(network, clock):
+    issuer = make_partner(network, billing="postpaid", point_value="1")
+    shop = make_partner(network, billing="postpaid", point_value="1.5")
+    first, second = (make_member(network, issuer, also_linked_to=(shop,)) for _ in range(2))
+    network.earn(issuer, first, "e1", points=500)
+    network.earn(issuer, second, "e2", points=300)
+    network.burn(shop, first, "b0", 100)  # before the buy-out: the issuer reimburses
+    clock.advance(days=1)
+    ended = network.tx(lambda tx: terminate(tx, issuer, settlement="buy_out", buy_out_rate_ppm=800_000))
+    assert (ended["outstanding_points_at_termination"], ended["buy_out_rate_ppm"]) == (700, 800_000)
+    buy_out = network.tx(lambda tx: tx.session.execute(
+        select(ObligationLine.payer, ObligationLine.payee, ObligationLine.kind, ObligationLine.points,
+               ObligationLine.amount_micro).where(ObligationLine.entry_id == ended["buy_out_entry_id"])
+        .order_by(ObligationLine.points)).all())
+    # per lot: remaining × the lot's point value (1 fen) × 80 %
+    assert [tuple(line) for line in buy_out] == [(issuer, "network", "prepaid_funding", 300, 240_000_000),
+                                                 (issuer, "network", "prepaid_funding", 400, 320_000_000)]
+    clock.advance(days=1)
+    network.burn(shop, first, "b1", 150)
+    redemptions = network.tx(lambda tx: tx.session.execute(
+        select(ObligationLine.payer, ObligationLine.points, ObligationLine.amount_micro)
+        .where(ObligationLine.kind == "redemption").order_by(ObligationLine.cycle_date)).all())
+    assert [tuple(r) for r in redemptions] == [(issuer, 100, 150_000_000), ("network", 150, 225_000_000)]
+    again = network.tx(lambda tx: terminate(tx, issuer, settlement="buy_out", buy_out_rate_ppm=800_000))
+    assert not again["recorded"] and again["buy_out_entry_id"] == ended["buy_out_entry_id"]
+    clock.advance(days=1)
+    settled = network.settle_due()  # every cycle, the buy-out's final cycle included
+    final = ended["final_cycle"]
+    assert final in [run["cycle_date"] for run in settled]
+    [position] = [run["net_positions"][issuer] for run in settled if run["cycle_date"] == final]
+    assert position == -560  # 240 + 320 fen, the buy-out, in the issuer's final cycle
+    statement = network.settings.data_dir / "settlements" / final / statement_name(issuer)
+    assert statement.read_text().count(",adjustment,prepaid_funding,network,") == 2
+    verify_ok(network)
+
+
+def test_a_buy_out_needs_a_rate_between_0_and_1(network):
+    from shared.errors import ValidationFailed
+
+    partner = make_partner(network)
+    for settlement, rate in (("buy_out", None), ("keep_paying", 500_000), ("buy_out", 1_000_001), ("sell", None)):
+        with pytest.raises(ValidationFailed):
+            network.tx(lambda tx: terminate(tx, partner, settlement=settlement, buy_out_rate_ppm=rate))

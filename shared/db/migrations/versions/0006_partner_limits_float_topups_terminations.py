@@ -44,6 +44,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('obligation_lines', schema=None) as batch_op:
         batch_op.create_index('ix_obligation_lines_payer_kind', ['payer', 'kind'], unique=False)
+    op.add_column('lots', sa.Column('bought_out_at', shared.db.types.UTCDateTime(), nullable=True))
     op.create_table('terminations',
     sa.Column('partner_id', sa.String(length=40), nullable=False),
     sa.Column('final_cycle', sa.Date(), nullable=False),
@@ -60,6 +61,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('lots', schema=None) as batch_op:
+        batch_op.drop_column('bought_out_at')
     with op.batch_alter_table('obligation_lines', schema=None) as batch_op:
         batch_op.drop_index('ix_obligation_lines_payer_kind')
     op.drop_table('terminations')
