@@ -88,3 +88,24 @@ def network(settings, database_url, clock):
     net = Network(settings, database_url=database_url, clock=clock, pool_size=40)
     yield net
     net.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless chromium driven by Playwright. CI (POINTSNET_REQUIRE_BROWSER=1) fails
+    without it; elsewhere the browser tests skip."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("POINTSNET_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield launched
+        launched.close()
