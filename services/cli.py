@@ -46,9 +46,9 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("apscheduler", "alembic", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from shared.observability import configure_logging
+
+    configure_logging(get_settings().log_format)
 
 
 def _network(database_url: str | None = None, **kwargs):
@@ -145,12 +145,40 @@ def _seed_demo(network) -> None:
                   f"{counts['holds']} holds")
 
 
+@app.command("serve-api")
+def serve_api(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8400, help="Port to listen on."),
+) -> None:
+    """Run one partner API process (no jobs). Run as many as needed behind a load balancer; the schema
+    must be current (`pointsnet db upgrade` is an explicit deployment step)."""
+    import uvicorn
+
+    from services.partner_api.app import create_app
+    from shared.db.migrate import is_current
+
+    _logging()
+    settings = get_settings()
+    if not is_current(settings.resolved_database_url):
+        fail("the database schema is not current: run `pointsnet db upgrade` first")
+    from shared.network import Network
+
+    network = Network(settings)
+    network.keyring, network.signing_key  # fail now, not on the first request, if keys are missing
+    console.print(f"Pointsnet API listening on http://{host}:{port} (database: {network.db.dialect})")
+    uvicorn.run(create_app(network), host=host, port=port, log_level="warning")
+
+
 @app.command()
-def worker() -> None:
+def worker(metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0: off).")) -> None:
     """Run only the job runner (one of several workers leads; the others stand by)."""
     _logging()
     _upgrade(get_settings().resolved_database_url)
     network = _network()
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
     runner = _job_runner(network, None)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -46,6 +47,8 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = None
     pii_keys_file: Path | None = None
     pii_keys: str | None = None  # JSON, same shape as the key file
+    # Logs: "text" for people at a terminal, "json" (one object per line) for log shippers.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("expiry_policy")
     @classmethod

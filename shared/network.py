@@ -7,6 +7,7 @@ their own ``run_in_transaction``.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -21,6 +22,7 @@ from shared.ledger.events import Event
 from shared.ledger.posting import post_events
 from shared.members import enrolment
 from shared.members.privacy import Keyring
+from shared.observability import SETTLEMENT_DURATION
 from shared.partners import contracts
 from shared.partners.contracts import ContractTerms
 
@@ -136,7 +138,11 @@ class Network:
         from shared.settlement.runs import settle_cycle
 
         key = self.signing_key
-        return self.tx(lambda tx: settle_cycle(tx, cycle, key, ignore_grace=ignore_grace))
+        started = time.perf_counter()
+        result = self.tx(lambda tx: settle_cycle(tx, cycle, key, ignore_grace=ignore_grace))
+        if not result["already_settled"]:
+            SETTLEMENT_DURATION.observe(time.perf_counter() - started)
+        return result
 
     def settle_due(self) -> list[dict]:
         """Settle every cycle past its cut-off and grace that is not settled yet, oldest first."""

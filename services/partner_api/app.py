@@ -7,7 +7,8 @@ from typing import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -15,6 +16,7 @@ from services.partner_api.middleware import PartnerGate
 from services.partner_api.routes import router
 from shared.errors import PointsnetError, ValidationFailed
 from shared.network import Network
+from shared.observability import RequestObserver, refresh_liability
 
 PROBLEM = "application/problem+json"
 DESCRIPTION = """
@@ -43,6 +45,7 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
     app.state.network = network
     app.include_router(router)
     app.add_middleware(PartnerGate, network=network)
+    app.add_middleware(RequestObserver)  # outermost: sees every answer, the door's refusals included
 
     @app.exception_handler(PointsnetError)
     async def problem(_request: Request, error: PointsnetError) -> JSONResponse:
@@ -79,5 +82,11 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
         except Exception:
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": network.db.dialect})
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus metrics of this process (scrape every API process and worker)."""
+        network.tx(refresh_liability, readonly=True)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 
 from shared.db.database import Database
+from shared.observability import observe_job
 
 log = logging.getLogger("pointsnet.jobs")
 LEADER_LOCK = 7242002
@@ -93,11 +94,12 @@ class JobRunner:
         started = time.perf_counter()
         try:
             outcome = job.run()
-        except Exception:
+        except Exception as exc:
             log.exception("job %s failed", job.name)
+            observe_job(job.name, time.perf_counter() - started, "failed", type(exc).__name__)
             return False
         self.runs[job.name] += 1
-        log.info("job %s done in %.3fs: %s", job.name, time.perf_counter() - started, outcome)
+        observe_job(job.name, time.perf_counter() - started, "ok", str(outcome)[:200])
         return True
 
     def start(self) -> None:

@@ -18,6 +18,7 @@ from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.ledger.rules import Line, LotState
 from shared.models import CampaignAward, Entry, Hold, HoldLot, Lot, LotConsumption, Member, ObligationLine, Transfer
+from shared.observability import count_entries
 
 CHUNK = 5000
 
@@ -118,6 +119,9 @@ class Journal:
 
     def flush(self) -> None:
         session = self.tx.session
+        if self.entries:
+            kinds = [row["kind"] for row in self.entries]
+            self.tx.after_commit.append(lambda: count_entries(kinds))
         self._insert(Entry, [{**row, "request": canonical_json(row["request"]), "result": canonical_json(row["result"])}
                              for row in self.entries])
         self._insert(Lot, [{

@@ -1,0 +1,129 @@
+"""Structured logs and Prometheus metrics.
+
+Logs: with ``POINTSNET_LOG_FORMAT=json`` every record is one JSON object (python-json-logger);
+one ``request`` event per HTTP request and one ``job`` event per job run, carrying partner id,
+request id and ledger transaction id where there is one — never personal data (member ids only).
+
+Metrics: prometheus_client's registry of this process, served at ``/metrics``. Each API
+process and each worker exposes its own; Prometheus scrapes them all and sums.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("pointsnet_http_requests_total", "HTTP requests answered", ["route", "method", "status"])
+LATENCY = Histogram("pointsnet_http_request_duration_seconds", "Time to answer an HTTP request", ["route"],
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+SIGNATURE_FAILURES = Counter("pointsnet_signature_failures_total", "Requests refused at the door (401)", ["code"])
+REPLAYS = Counter("pointsnet_idempotent_replays_total", "Stored answers replayed for a repeated Idempotency-Key")
+ENTRIES = Counter("pointsnet_ledger_entries_total", "Ledger entries committed by this process", ["kind"])
+JOB_RUNS = Counter("pointsnet_job_runs_total", "Scheduled job runs", ["job", "outcome"])
+JOB_DURATION = Histogram("pointsnet_job_duration_seconds", "Time a scheduled job run took", ["job"],
+                         buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1800))
+SETTLEMENT_DURATION = Histogram("pointsnet_settlement_run_seconds", "Time to settle one cycle",
+                                buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800))
+LIABILITY = Gauge("pointsnet_outstanding_points", "Points open in unexpired lots, by who funds them",
+                  ["billing"])
+
+request_log = logging.getLogger("pointsnet.request")
+job_log = logging.getLogger("pointsnet.job")
+
+_ENTRY_ID = re.compile(rb'"(?:transaction_id|entry_id)":\s*"([A-Za-z0-9_]+)"')
+_CODE = re.compile(rb'"code":\s*"([a-z0-9_]+)"')
+
+
+def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                                           rename_fields={"asctime": "time", "levelname": "level",
+                                                          "name": "logger"}))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("apscheduler", "alembic", "httpx", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def count_entries(kinds: list[str]) -> None:
+    for kind in kinds:
+        ENTRIES.labels(kind).inc()
+
+
+class RequestObserver:
+    """Outermost ASGI middleware: request id, one log event and the metrics of every request."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        seen = {"status": 500, "entry_id": None, "code": None, "replayed": False}
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def observe(message):
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                response_headers = list(message.get("headers", []))
+                seen["replayed"] = (b"idempotent-replayed", b"true") in response_headers
+                message = {**message, "headers": response_headers + [(b"x-request-id", request_id.encode())]}
+            elif message["type"] == "http.response.body" and seen["entry_id"] is None:
+                body = message.get("body", b"")[:65536]
+                if (found := _ENTRY_ID.search(body)) is not None:
+                    seen["entry_id"] = found.group(1).decode()
+                if seen["status"] >= 400 and (code := _CODE.search(body)) is not None:
+                    seen["code"] = code.group(1).decode()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or ("/v1/*" if scope["path"].startswith("/v1/")
+                                                                  else scope["path"])
+            REQUESTS.labels(route, scope["method"], str(seen["status"])).inc()
+            LATENCY.labels(route).observe(elapsed)
+            if seen["status"] == 401 and seen["code"]:
+                SIGNATURE_FAILURES.labels(seen["code"]).inc()
+            if seen["replayed"]:
+                REPLAYS.inc()
+            state = scope.get("state", {})
+            request_log.info("request", extra={
+                "event": "request", "request_id": request_id, "method": scope["method"], "route": route,
+                "status": seen["status"], "duration_ms": round(elapsed * 1000, 2),
+                "partner_id": state.get("partner_id"), "transaction_id": seen["entry_id"],
+                "problem_code": seen["code"], "idempotent_replay": seen["replayed"]})
+
+
+def observe_job(name: str, elapsed: float, outcome: str, detail: str | None = None) -> None:
+    JOB_RUNS.labels(name, outcome).inc()
+    JOB_DURATION.labels(name).observe(elapsed)
+    job_log.info("job", extra={"event": "job", "job": name, "outcome": outcome,
+                               "duration_ms": round(elapsed * 1000, 2), "detail": detail})
+
+
+def refresh_liability(tx) -> None:
+    """Set the outstanding-points gauge from the ledger (called when /metrics is scraped)."""
+    from sqlalchemy import func, select
+
+    from shared.models import Lot
+
+    rows = dict(tx.session.execute(select(Lot.billing, func.sum(Lot.remaining)).where(
+        Lot.remaining > 0, Lot.expires_at > tx.now).group_by(Lot.billing)).all())
+    for billing in ("postpaid", "prepaid", "network"):
+        LIABILITY.labels(billing).set(int(rows.get(billing) or 0))

@@ -1,0 +1,58 @@
+"""Observability: one structured log event per request, Prometheus metrics, request ids."""
+
+import json
+import logging
+
+from shared.observability import configure_logging
+
+
+def test_every_request_is_one_log_event_with_partner_and_transaction_but_no_personal_data(
+        partner_factory, caplog):
+    shop = partner_factory()
+    caplog.set_level(logging.INFO, logger="pointsnet.request")
+    member = shop.enrol(phone="+8613912345678", email="li.wei@example.com")
+    earned = shop.call("POST", "/v1/earn", {"member_id": member, "reference": "till-9", "points": 40})
+    assert earned.status_code in (200, 201)
+    refused = shop.call("GET", "/v1/transactions", sign=False)
+    assert refused.status_code == 401
+    events = [r for r in caplog.records if r.name == "pointsnet.request"]
+    earn = next(r for r in events if r.route == "/v1/earn")
+    assert (earn.partner_id, earn.status, earn.transaction_id) == (shop.partner_id, earned.status_code,
+                                                                   earned.json()["transaction_id"])
+    assert earned.headers["x-request-id"] == earn.request_id
+    door = next(r for r in events if r.status == 401)
+    assert door.problem_code == "signature_missing" and door.partner_id is None
+    logged = caplog.text + " ".join(json.dumps(r.__dict__, default=str) for r in events)
+    assert "13912345678" not in logged and "li.wei" not in logged
+
+
+def test_metrics_count_requests_refusals_and_outstanding_points(partner_factory, api):
+    import httpx
+
+    shop = partner_factory()
+    member = shop.enrol(phone="+8613912340000")
+    assert shop.call("POST", "/v1/earn", {"member_id": member, "reference": "m-1", "points": 25}).status_code \
+        in (200, 201)
+    shop.call("GET", "/v1/transactions", sign=False)
+    text = httpx.get(f"{api}/metrics").text
+    assert 'pointsnet_http_requests_total{method="POST",route="/v1/earn",status="201"}' in text \
+        or 'pointsnet_http_requests_total{method="POST",route="/v1/earn",status="200"}' in text
+    assert 'pointsnet_signature_failures_total{code="signature_missing"}' in text
+    assert 'pointsnet_outstanding_points{billing="postpaid"} 25.0' in text
+    assert 'pointsnet_ledger_entries_total{kind="earn"}' in text
+
+
+def test_json_logs_are_one_object_per_line(capsys):
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("json")
+        logging.getLogger("pointsnet.job").info("job", extra={"event": "job", "job": "settlement",
+                                                              "outcome": "ok"})
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert (record["logger"], record["event"], record["job"], record["level"]) == \
+        ("pointsnet.job", "job", "settlement", "INFO")
