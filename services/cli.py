@@ -169,12 +169,37 @@ def serve_api(
     uvicorn.run(create_app(network), host=host, port=port, log_level="warning")
 
 
+network_keys_app = typer.Typer(help="The network's own keys (response signing, personal data).",
+                                no_args_is_help=True)
+app.add_typer(network_keys_app, name="keys")
+
+
+@network_keys_app.command("init")
+def keys_init() -> None:
+    """Create the network's keys in the data directory if they are not configured; print the public key id.
+    Run once before starting several processes on one data directory."""
+    from shared.config import get_settings as settings_now
+    from shared.keys import load_pii_keyring, load_signing_key
+    from shared.signing import network_key_id
+
+    settings = settings_now()
+    key = load_signing_key(settings)
+    active, _ = load_pii_keyring(settings)
+    print(json.dumps({"signing_key_id": network_key_id(key), "pii_active_key": active}))
+
+
 @app.command()
 def worker(metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0: off).")) -> None:
-    """Run only the job runner (one of several workers leads; the others stand by)."""
+    """Run only the job runner (one of several workers leads; the others stand by). The schema must be
+    current (`pointsnet db upgrade`)."""
+    from shared.db.migrate import is_current
+    from shared.network import Network
+
     _logging()
-    _upgrade(get_settings().resolved_database_url)
-    network = _network()
+    settings = get_settings()
+    if not is_current(settings.resolved_database_url):
+        fail("the database schema is not current: run `pointsnet db upgrade` first")
+    network = Network(settings)
     if metrics_port:
         from prometheus_client import start_http_server
 

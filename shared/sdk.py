@@ -28,6 +28,7 @@ from shared.signing import (
 
 LABEL = "sig1"
 RETRY_STATUSES = {429, 502, 503, 504}
+GATEWAY_STATUSES = {502, 503, 504}
 
 
 class PointsnetAPIError(Exception):
@@ -121,6 +122,11 @@ class PointsnetClient:
         self.signer.sign(view, key_id=self.key_id, label=LABEL, tag=REQUEST_TAG, nonce=secrets.token_urlsafe(18),
                          covered_component_ids=components, body=content if method == "POST" else None)
         response = self.http.send(request)
+        gateway = response.status_code in GATEWAY_STATUSES and "signature-input" not in response.headers
+        if gateway:
+            # A proxy's own 502/503/504 (the network never saw or never answered the request) is not
+            # signed. Nothing in it is trusted: it only makes the call retry with the same key.
+            return Answer(response.status_code, None, False, response.headers)
         if self.verify_responses:
             self._verify(response, view)
         try:

@@ -26,6 +26,9 @@ log = logging.getLogger("pointsnet.jobs")
 LEADER_LOCK = 7242002
 
 
+LEADERSHIP_CHECK_S = 2.0
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -86,6 +89,7 @@ class JobRunner:
         self.election = LeaderElection(db)
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
         self.runs: dict[str, int] = {job.name: 0 for job in jobs}
+        self._leading = False
 
     def run_job(self, job: Job) -> bool:
         """Run one job if this process leads; returns whether it ran."""
@@ -107,7 +111,19 @@ class JobRunner:
         for job in self.jobs:
             self.scheduler.add_job(self.run_job, "interval", args=[job], seconds=job.interval_s, id=job.name,
                                    next_run_time=now, max_instances=1, coalesce=True, misfire_grace_time=None)
+        self.scheduler.add_job(self.watch_leadership, "interval", seconds=LEADERSHIP_CHECK_S, id="_leadership",
+                               next_run_time=now, max_instances=1, coalesce=True)
         self.scheduler.start()
+
+    def watch_leadership(self) -> None:
+        """A standby that becomes leader (the old one died or stopped) runs every job at once,
+        so a settlement interrupted by the old leader's death resumes within seconds."""
+        leading = self.election.is_leader()
+        if leading and not self._leading:
+            now = datetime.now(timezone.utc)
+            for job in self.jobs:
+                self.scheduler.modify_job(job.name, next_run_time=now)
+        self._leading = leading
 
     def shutdown(self) -> None:
         if self.scheduler.running:

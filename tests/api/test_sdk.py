@@ -84,3 +84,28 @@ def test_partner_call_from_the_command_line(client, api, tmp_path):
                               "--key-file", str(key_file), "--key-id", client.key_id, "--url", api],
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and json.loads(refused.stdout)["code"] == "insufficient_points"
+
+
+def test_a_proxys_unsigned_502_is_retried_with_the_same_key_and_never_trusted(network, api):
+    partner = make_partner(network)
+    key = Ed25519PrivateKey.generate()
+    key_id = network.tx(lambda tx: add_key(tx, partner, public_key_pem(key.public_key()).decode()))["key_id"]
+    real = httpx.HTTPTransport()
+    seen = []
+
+    def flaky_gateway(request):
+        seen.append(request.headers.get("idempotency-key"))
+        if len(seen) <= 2 and request.method == "POST":  # the load balancer's own error page
+            return httpx.Response(502, text="<html>502 Bad Gateway</html>")
+        return real.handle_request(request)
+
+    sdk = PointsnetClient(api, key_id, key, transport=httpx.MockTransport(flaky_gateway))
+    member = sdk.enrol(phone="+8613812340001")["member_id"]  # first POST: two 502s, then through
+    assert len(set(seen[:3])) == 1 and len(seen) >= 3
+    forged = PointsnetClient(api, key_id, key, retries=1, transport=httpx.MockTransport(
+        lambda request: httpx.Response(502, json={"transaction_id": "ent_forged"})))
+    with pytest.raises(PointsnetAPIError) as gave_up:
+        forged.earn(member, "e-1", points=5)
+    assert gave_up.value.status == 502 and gave_up.value.problem == {}  # the unsigned body is ignored
+    sdk.close()
+    forged.close()

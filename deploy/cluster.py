@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Run a production-shaped Pointsnet on one machine, without containers.
+
+Two (or more) ``pointsnet serve-api`` processes behind a real nginx, and two ``pointsnet worker``
+processes (one leads), all on one PostgreSQL — the shape of deploy/compose.yaml and of the
+systemd units, for drills and for tests/deploy/test_cluster.py::
+
+    python deploy/cluster.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/pointsnet \\
+        --dir /tmp/pointsnet-cluster --listen 8080
+
+Ctrl-C stops everything. Needs nginx on the PATH (Debian: apt-get install nginx).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+NGINX_MAIN = """
+daemon off;
+master_process on;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/nginx-tmp/body;
+    proxy_temp_path {dir}/nginx-tmp/proxy;
+    fastcgi_temp_path {dir}/nginx-tmp/fastcgi;
+    uwsgi_temp_path {dir}/nginx-tmp/uwsgi;
+    scgi_temp_path {dir}/nginx-tmp/scgi;
+    include {dir}/site.conf;
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+class Cluster:
+    """The processes of one cluster; every process logs to ``<dir>/<name>.log``."""
+
+    def __init__(self, database_url: str, workdir: Path, *, apis: int = 2, workers: int = 2,
+                 listen: int | None = None, env: dict[str, str] | None = None):
+        self.database_url = database_url
+        self.dir = workdir
+        self.listen = listen or free_port()
+        self.api_ports = [free_port() for _ in range(apis)]
+        self.workers = workers
+        self.env = dict(os.environ, POINTSNET_DATABASE_URL=database_url, POINTSNET_DATA_DIR=str(workdir / "data"),
+                        POINTSNET_LOG_FORMAT="json", **(env or {}))
+        self.env.pop("POINTSNET_FAILPOINT", None)
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listen}"
+
+    def pointsnet(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "services.cli", *args], env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=300, check=True)
+
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        log = open(self.dir / f"{name}.log", "ab")
+        process = subprocess.Popen([sys.executable, "-m", "services.cli", *args], env={**self.env, **(env or {})},
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = process
+        return process
+
+    def start_api(self, index: int) -> None:
+        self.spawn(f"api{index}", "serve-api", "--port", str(self.api_ports[index]))
+        wait_http(f"http://127.0.0.1:{self.api_ports[index]}/health/ready")
+
+    def start_worker(self, index: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+        return self.spawn(f"worker{index}", "worker", env=env)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        os.killpg(process.pid, sig)
+        process.wait(timeout=30)
+
+    def start_nginx(self) -> None:
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        tmp = self.dir / "nginx-tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, 0o777)  # nginx workers may run as another user
+        template = string.Template((HERE / "nginx" / "pointsnet.conf.template").read_text())
+        upstreams = "\n".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=1s;" for port in self.api_ports)
+        (self.dir / "site.conf").write_text(template.safe_substitute(UPSTREAMS=upstreams,
+                                                                     LISTEN=f"127.0.0.1:{self.listen}"))
+        (self.dir / "nginx.conf").write_text(NGINX_MAIN.format(dir=self.dir))
+        log = open(self.dir / "nginx.log", "ab")
+        self.processes["nginx"] = subprocess.Popen([nginx, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],
+                                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_http(f"{self.url}/health/ready")
+
+    def up(self) -> "Cluster":
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.pointsnet("db", "upgrade")  # migrations are an explicit step
+        self.pointsnet("keys", "init")  # one set of keys for every process on this data directory
+        for index in range(len(self.api_ports)):
+            self.start_api(index)
+        for index in range(self.workers):
+            self.start_worker(index)
+        self.start_nginx()
+        return self
+
+    def down(self) -> None:
+        for name in list(self.processes):
+            try:
+                self.kill(name, signal.SIGTERM)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+
+    def __enter__(self) -> "Cluster":
+        return self.up()
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", required=True, help="PostgreSQL URL (postgresql+psycopg://...)")
+    parser.add_argument("--dir", type=Path, required=True, help="Working directory: data, logs, nginx config")
+    parser.add_argument("--listen", type=int, default=8080, help="nginx port on 127.0.0.1")
+    parser.add_argument("--apis", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    cluster = Cluster(args.database_url, args.dir.resolve(), apis=args.apis, workers=args.workers, listen=args.listen)
+    with cluster:
+        print(f"Pointsnet cluster on {cluster.url}: APIs on {cluster.api_ports}, {cluster.workers} workers; "
+              f"logs in {cluster.dir}. Ctrl-C stops it.", flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

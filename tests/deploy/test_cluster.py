@@ -1,0 +1,130 @@
+"""The production shape on this machine: two API processes behind a real nginx, two workers, one
+PostgreSQL (deploy/cluster.py). One API process is killed under signed traffic; the leading worker
+is killed in the middle of a settlement."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, select
+
+from shared.clock import FixedClock
+from shared.config import Settings
+from shared.models import Entry, Settlement, SettlementRun
+from shared.network import Network
+from shared.partners.keys import add_key
+from shared.sdk import PointsnetClient
+from shared.signing import public_key_pem
+from tests.conftest import PG_URL
+from tests.factories import make_member, make_partner, verify_ok
+
+pytestmark = pytest.mark.postgres
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+_spec = importlib.util.spec_from_file_location("cluster", Path(__file__).parents[2] / "deploy" / "cluster.py")
+cluster_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cluster_module)
+
+
+@pytest.fixture
+def nginx():
+    if NGINX is None:
+        if os.environ.get("CI") or os.environ.get("POINTSNET_REQUIRE_BROWSER"):
+            pytest.fail("nginx is missing (.ci/run installs it)")
+        pytest.skip("nginx is not installed")
+    return NGINX
+
+
+def _files(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def test_an_api_process_killed_under_signed_traffic_loses_nothing_and_applies_nothing_twice(
+        nginx, database_url, tmp_path):
+    network = Network(Settings(data_dir=tmp_path / "cluster" / "data"), database_url=database_url, pool_size=4)
+    with cluster_module.Cluster(database_url, tmp_path / "cluster", apis=2, workers=0) as cluster:
+        shop = make_partner(network, "Till Co")
+        key = Ed25519PrivateKey.generate()
+        key_id = network.tx(lambda tx: add_key(tx, shop, public_key_pem(key.public_key()).decode()))["key_id"]
+        members = [make_member(network, shop) for _ in range(8)]
+        client = PointsnetClient(cluster.url, key_id, key, retries=8)
+        accepted: list[str] = []
+        failed: list[tuple[str, Exception]] = []
+        lock = threading.Lock()
+
+        def earn(n: int) -> None:
+            reference = f"till-{n}"
+            try:
+                client.earn(members[n % len(members)], reference, points=10)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported below
+                with lock:
+                    failed.append((reference, exc))
+                return
+            with lock:
+                accepted.append(reference)
+
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(earn, n) for n in range(120)]
+            time.sleep(0.5)
+            cluster.kill("api0")  # SIGKILL mid-traffic: requests in flight on it are cut
+            futures += [pool.submit(earn, n) for n in range(120, 200)]
+            time.sleep(1.0)
+            cluster.start_api(0)  # and it comes back
+            futures += [pool.submit(earn, n) for n in range(200, 260)]
+            for future in futures:
+                future.result(timeout=120)
+        client.close()
+
+    assert failed == [], f"requests that never got an answer: {failed[:3]}"
+    assert len(accepted) == 260
+    references = network.tx(lambda tx: tx.session.execute(
+        select(Entry.reference, func.count()).where(Entry.partner_id == shop).group_by(Entry.reference)).all())
+    assert {ref: count for ref, count in references} == {ref: 1 for ref in accepted}  # none lost, none twice
+    assert sum(network.balance(m)["available"] for m in members) == 260 * 10
+    verify_ok(network)
+    network.close()
+
+
+def test_the_leading_worker_killed_mid_settlement_is_taken_over_and_the_cycle_settles_once(
+        nginx, database_url, tmp_path):
+    cycle = date(2026, 11, 20)
+    workdir = tmp_path / "cluster"
+    clock = FixedClock(datetime(2026, 11, 20, 2, tzinfo=timezone.utc))
+    network = Network(Settings(data_dir=workdir / "data"), database_url=database_url, clock=clock, pool_size=4)
+    coffee = make_partner(network, "CoffeeCo", issuance_fee="0.1", redemption_fee_rate="0.05")
+    books = make_partner(network, "BookMart", billing="prepaid", issuance_fee="0.1")
+    for n in range(10):
+        member = make_member(network, coffee, also_linked_to=(books,))
+        network.earn(coffee, member, f"e{n}", points=100 + n)
+        network.burn(books, member, f"b{n}", 60)
+    later = {"POINTSNET_CLOCK": "2026-11-22T03:00:00Z"}  # the cycle of the 20th is due
+    directory = workdir / "data" / "settlements" / cycle.isoformat()
+    with cluster_module.Cluster(database_url, workdir, apis=1, workers=0, env=later) as cluster:
+        doomed = cluster.start_worker(0, env={"POINTSNET_FAILPOINT": "settlement.after_files"})
+        assert doomed.wait(timeout=120) == -9, "the leader should die at the failpoint, mid-settlement"
+        assert directory.exists()  # it had written the files ...
+        written = _files(directory)
+        runs = lambda: network.tx(lambda tx: tx.session.execute(  # noqa: E731
+            select(func.count()).select_from(SettlementRun).where(SettlementRun.cycle_date == cycle)).scalar_one())
+        assert runs() == 0  # ... but died before committing the run
+        cluster.start_worker(1)  # the standby takes over, and settles at once
+        deadline = time.monotonic() + 90
+        while runs() == 0:
+            assert time.monotonic() < deadline, (workdir / "worker1.log").read_text()[-2000:]
+            time.sleep(0.5)
+        assert _files(directory) == written  # the same files, byte for byte
+        assert runs() == 1
+        parties = network.tx(lambda tx: tx.session.execute(
+            select(func.count()).select_from(Settlement).where(Settlement.cycle_date == cycle)).scalar_one())
+        assert parties == 3  # CoffeeCo, BookMart and the network: one settlement each, once
+    verify_ok(network)
+    network.close()
