@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from shared.jobs.runner import Job
 from shared.partners.keys import prune_nonces
 from shared.network import Network
+from shared.webhooks.delivery import deliver_due
 
 
 def ledger_jobs(network: Network) -> list[Job]:
@@ -15,5 +16,6 @@ def ledger_jobs(network: Network) -> list[Job]:
         Job("settlement", 60, network.settle_due),
         Job("lot_expiry", 300, network.expire_lots),
         Job("idempotency_pruning", 3600, network.prune_idempotency),
+        Job("webhook_delivery", 5, lambda: deliver_due(network)),
         Job("nonce_pruning", 600, lambda: network.tx(lambda tx: prune_nonces(tx, datetime.now(timezone.utc)))),
     ]
