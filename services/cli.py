@@ -565,8 +565,10 @@ def webhooks_deliveries(dead: bool = typer.Option(False, "--dead", help="Only de
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("delivery", "partner", "event", "status", "attempts", "last", "next / done", "last error",
-                  title="dead letters" if dead else "webhook deliveries")
+    table = Table(title="dead letters" if dead else "webhook deliveries")
+    table.add_column("delivery", no_wrap=True)  # ids are copied into `webhooks replay`: never cut
+    for column in ("partner", "event", "status", "attempts", "last", "next / done", "last error"):
+        table.add_column(column)
     for row in rows:
         last = str(row["last_status_code"] or ("error" if row["last_error"] else ""))
         table.add_row(row["delivery_id"], row["partner_id"], row["event_type"], row["status"], str(row["attempts"]),
@@ -581,6 +583,14 @@ def webhooks_show_delivery(delivery_id: str) -> None:
     from shared.webhooks.delivery import delivery_detail
 
     print(json.dumps(_network().tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True), indent=2))
+
+
+@webhooks_app.command("deliver")
+def webhooks_deliver() -> None:
+    """Run the delivery job once now (the job runner does this every few seconds)."""
+    from shared.webhooks.delivery import deliver_due
+
+    print(json.dumps(deliver_due(_network())))
 
 
 @webhooks_app.command("replay")
