@@ -122,8 +122,9 @@ def ledger_event(entry: dict, original_kinds: dict[str, str]) -> Outgoing | None
         data = _common(entry) | {"funded_by": "network" if kind == "bonus" else "partner"}
         lots = (entry.get("result") or {}).get("lots")
         if lots:
-            data["lots"] = [{"lot_id": l["lot_id"], "points": l["points"], "expires_at": l["expires_at"],
-                             "funded_by": l["funded_by"]} for l in lots]
+            data["lots"] = [{"lot_id": l["lot_id"], "points": l["points"],
+                             "expires_at": l["expires_at"].replace("+00:00", "Z"), "funded_by": l["funded_by"]}
+                            for l in lots]
         return Outgoing("points.earned", data, own)
     if kind == "burn":
         return Outgoing("points.redeemed", _common(entry) | {"source": "burn"}, own)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import date, timedelta
 
 import pytest
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from shared.errors import InsufficientPoints
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events
+from shared.signing import jwk
 from shared.webhooks import emit
 from shared.webhooks.delivery import deliver_due, list_deliveries, replay
 from shared.webhooks.endpoints import rotate_secret
@@ -35,7 +38,9 @@ def test_an_earn_arrives_signed_v1_and_v1a(network, clock, receiver):
     assert request["headers"]["webhook-id"] == queued.id
     assert int(request["headers"]["webhook-timestamp"]) == int(clock.now().timestamp())
     payload = verify_v1(endpoint["secret"], request, clock.now())
-    verify_v1a(network.signing_key.public_key(), request)
+    # v1a as the guide shows it: the network key from its JWK (GET /v1/network/keys), cryptography only
+    x = jwk(network.signing_key.public_key(), "network")["x"]
+    verify_v1a(Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(x + "==")), request)
     assert payload["type"] == "points.earned"
     assert payload["timestamp"] == clock.now().isoformat().replace("+00:00", "Z")
     data = payload["data"]
