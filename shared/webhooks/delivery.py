@@ -30,9 +30,9 @@ from shared.webhooks.signing import webhook_headers
 log = logging.getLogger("pointsnet.webhooks")
 deliveries_t, endpoints_t, attempts_t = WebhookDelivery.__table__, WebhookEndpoint.__table__, WebhookAttempt.__table__
 
-LEASE = timedelta(minutes=2)  # longer than any call can take (TIMEOUT)
+LEASE = timedelta(minutes=5)  # longer than a batch can take: BATCH / SENDERS calls of at most TIMEOUT each
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-BATCH = 100
+BATCH = 50
 SENDERS = 8
 MAX_ERROR = 500
 
@@ -84,8 +84,9 @@ def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None)
                     row.attempts) for row in rows]
 
 
-def send(client: httpx.Client, claimed: Claimed, timestamp: int, key) -> Outcome:
-    """One signed POST; never raises (a failure is an outcome)."""
+def send(client: httpx.Client, claimed: Claimed, clock, key) -> Outcome:
+    """One signed POST, timestamped when it leaves; never raises (a failure is an outcome)."""
+    timestamp = int(clock.now().timestamp())
     headers = webhook_headers(claimed.id, timestamp, claimed.body, claimed.secrets, key)
     started = time.perf_counter()
     try:
@@ -126,8 +127,7 @@ def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: 
             claimed = network.tx(lambda tx: claim_due(tx, limit, delivery_ids))
             if not claimed:
                 break
-            timestamp = int(network.clock.now().timestamp())
-            outcomes = list(pool.map(lambda c: send(client, c, timestamp, key), claimed))
+            outcomes = list(pool.map(lambda c: send(client, c, network.clock, key), claimed))
             for item, outcome in zip(claimed, outcomes):
                 status = network.tx(lambda tx: record(tx, item, outcome))
                 counts["retrying" if status == "pending" else status] += 1

@@ -60,6 +60,8 @@ def emit(tx: Tx, event_type: str, data: dict, *, partner_ids: Iterable[str] | No
     ``partner_ids=None`` sends to every partner linked to ``data["member_id"]``. Nothing is
     sent unless the caller's transaction commits.
     """
+    if isinstance(partner_ids, str):
+        raise TypeError("partner_ids is a list of partner ids, not one id")
     ids = tuple(partner_ids) if partner_ids is not None else None
     return emit_many(tx, [Outgoing(event_type, data, ids)])
 

@@ -256,3 +256,33 @@ def test_unregistered_partners_get_no_outbox_rows(network, receiver):
     shop = make_partner(network)
     network.earn(shop, make_member(network, shop), "e1", points=5)
     assert deliveries(network) == []
+
+
+def test_an_unreachable_receiver_is_a_failure_that_is_retried(network, clock):
+    import socket
+
+    from shared.webhooks.endpoints import set_endpoint
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    shop = make_partner(network)
+    network.tx(lambda tx: set_endpoint(tx, shop, f"http://127.0.0.1:{port}/hooks"))
+    network.earn(shop, make_member(network, shop), "e1", points=5)
+    assert deliver_due(network)["retrying"] == 1
+    [row] = deliveries(network)
+    assert row.status == "pending" and row.last_status_code is None and "ConnectError" in row.last_error
+
+
+def test_emit_refuses_what_it_cannot_route(network, receiver):
+    from shared.webhooks.errors import UnknownEventType
+
+    shop = make_partner(network)
+    register(network, receiver, shop)
+    with pytest.raises(UnknownEventType):
+        network.tx(lambda tx: emit(tx, "points.teleported", {"partner_id": shop}, partner_ids=[shop]))
+    with pytest.raises(TypeError):
+        network.tx(lambda tx: emit(tx, "tier.changed", {"member_id": "m"}, partner_ids=shop))
+    with pytest.raises(ValueError):  # "every linked partner" needs a member
+        network.tx(lambda tx: emit(tx, "tier.changed", {"tier": "gold"}))
+    assert deliveries(network) == []
