@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
@@ -35,6 +35,7 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 BATCH = 50
 SENDERS = 8
 MAX_ERROR = 500
+RETENTION = timedelta(days=30)  # delivered messages and their attempts are kept this long
 
 
 @dataclass(frozen=True)
@@ -195,3 +196,14 @@ def replay(network, delivery_id: str) -> dict:
 def counts_by_status(tx: Tx) -> dict[str, int]:
     rows = tx.session.execute(select(deliveries_t.c.status, func.count()).group_by(deliveries_t.c.status))
     return {status: count for status, count in rows}
+
+
+def prune_delivered(tx: Tx, limit: int = 5000) -> int:
+    """Forget up to ``limit`` deliveries delivered more than ``RETENTION`` ago (dead letters stay)."""
+    ids = tx.session.execute(select(deliveries_t.c.id).where(
+        deliveries_t.c.status == "delivered", deliveries_t.c.delivered_at < tx.now - RETENTION)
+        .order_by(deliveries_t.c.delivered_at).limit(limit)).scalars().all()
+    if ids:
+        tx.session.execute(delete(attempts_t).where(attempts_t.c.delivery_id.in_(ids)))
+        tx.session.execute(delete(deliveries_t).where(deliveries_t.c.id.in_(ids)))
+    return len(ids)

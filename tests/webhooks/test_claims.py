@@ -10,10 +10,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.webhooks import emit
-from shared.webhooks.delivery import LEASE, claim_due
+from shared.webhooks.delivery import LEASE, RETENTION, claim_due, deliver_due, prune_delivered
 from shared.webhooks.schedule import JITTER, RETRY_DELAYS, RETRY_WINDOW, next_attempt_at
 from tests.factories import make_member, make_partner
-from tests.webhooks.conftest import register
+from tests.webhooks.conftest import deliveries, register
 
 
 def _queue(network, receiver, count: int) -> set[str]:
@@ -73,3 +73,19 @@ def test_retry_schedule_covers_three_days_then_gives_up():
     assert all(d <= RETRY_DELAYS[-1] * (1 + JITTER) for d in delays)
     assert next_attempt_at(3, start, start + RETRY_WINDOW, rng) is None
     assert next_attempt_at(3, start, start + RETRY_WINDOW - timedelta(seconds=1), rng) is not None
+
+
+def test_delivered_messages_are_pruned_after_retention_dead_letters_stay(network, clock, receiver):
+    delivered = _queue(network, receiver, 3)
+    deliver_due(network)
+    delivered_at = clock.now()
+    receiver.always = 500
+    [dead] = _queue(network, receiver, 1)
+    deliver_due(network)
+    clock.advance(days=3, seconds=1)
+    assert deliver_due(network)["dead"] == 1
+    clock.set(delivered_at + RETENTION - timedelta(seconds=1))
+    assert network.tx(prune_delivered) == 0
+    clock.advance(seconds=2)
+    assert network.tx(prune_delivered) == 3
+    assert [row.id for row in deliveries(network)] == [dead] and dead not in delivered
