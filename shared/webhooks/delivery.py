@@ -94,7 +94,7 @@ def send(client: httpx.Client, claimed: Claimed, clock, key) -> Outcome:
         response = client.post(claimed.url, content=claimed.body.encode(), headers=headers)
         error = None if 200 <= response.status_code < 300 else response.text[:MAX_ERROR] or None
         return Outcome(response.status_code, error, int((time.perf_counter() - started) * 1000))
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # noqa: BLE001 - refused connection, timeout, TLS, a URL httpx rejects...
         return Outcome(None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR], int((time.perf_counter() - started) * 1000))
 
 
@@ -113,9 +113,9 @@ def record(tx: Tx, claimed: Claimed, outcome: Outcome) -> str:
     else:
         retry_at = next_attempt_at(claimed.attempts, row.retry_from, tx.now)
         values |= ({"status": "dead", "dead_at": tx.now} if retry_at is None else {"next_attempt_at": retry_at})
-    tx.session.execute(update(deliveries_t).where(deliveries_t.c.id == claimed.id,
-                                                  deliveries_t.c.claim_token == claimed.claim_token).values(**values))
-    return values.get("status", "pending")
+    done = tx.session.execute(update(deliveries_t).where(
+        deliveries_t.c.id == claimed.id, deliveries_t.c.claim_token == claimed.claim_token).values(**values))
+    return values.get("status", "pending") if done.rowcount == 1 else "stale"
 
 
 def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: list[str] | None = None) -> dict:

@@ -89,3 +89,16 @@ def test_delivered_messages_are_pruned_after_retention_dead_letters_stay(network
     clock.advance(seconds=2)
     assert network.tx(prune_delivered) == 3
     assert [row.id for row in deliveries(network)] == [dead] and dead not in delivered
+
+
+def test_an_outcome_from_a_lost_lease_does_not_overwrite_the_new_owner(network, clock, receiver):
+    from shared.webhooks.delivery import Outcome, queue_replay, record
+
+    [delivery_id] = _queue(network, receiver, 1)
+    [claimed] = network.tx(lambda tx: claim_due(tx, 10))
+    network.tx(lambda tx: queue_replay(tx, delivery_id))  # an operator replays it meanwhile
+    [retaken] = network.tx(lambda tx: claim_due(tx, 10))
+    assert network.tx(lambda tx: record(tx, claimed, Outcome(500, "late", 10))) == "stale"
+    assert network.tx(lambda tx: record(tx, retaken, Outcome(204, None, 10))) == "delivered"
+    [row] = deliveries(network)
+    assert row.status == "delivered" and row.attempts == 2
