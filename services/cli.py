@@ -544,6 +544,14 @@ def webhooks_rotate_secret(partner_id: str, overlap_hours: float = typer.Option(
                      indent=2))
 
 
+@webhooks_app.command("disable")
+def webhooks_disable(partner_id: str) -> None:
+    """Stop sending to the partner (nothing new is queued; `webhooks set` enables it again)."""
+    from shared.webhooks.endpoints import disable_endpoint
+
+    print(json.dumps(_network().tx(lambda tx: disable_endpoint(tx, partner_id)), indent=2))
+
+
 @webhooks_app.command("show")
 def webhooks_show(partner_id: str) -> None:
     """A partner's endpoint (without its secret)."""

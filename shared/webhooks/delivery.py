@@ -61,8 +61,10 @@ class Outcome:
 
 def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None) -> list[Claimed]:
     """Lease due deliveries to this worker (their next try moves past the lease)."""
+    active = select(endpoints_t.c.id).where(endpoints_t.c.status == "active")
     query = (select(deliveries_t.c.id).where(deliveries_t.c.status == "pending",
-                                              deliveries_t.c.next_attempt_at <= tx.now)
+                                              deliveries_t.c.next_attempt_at <= tx.now,
+                                              deliveries_t.c.endpoint_id.in_(active))
              .order_by(deliveries_t.c.next_attempt_at).limit(limit))
     if delivery_ids is not None:
         query = query.where(deliveries_t.c.id.in_(delivery_ids))

@@ -76,6 +76,16 @@ def rotate_secret(tx: Tx, partner_id: str, overlap: timedelta = DEFAULT_OVERLAP)
     return _view(endpoint)
 
 
+def disable_endpoint(tx: Tx, partner_id: str) -> dict:
+    """Stop queuing events for the partner; what is pending waits until ``set_endpoint`` enables it again."""
+    endpoint = _endpoint(tx, partner_id, lock=True)
+    if endpoint is None:
+        raise UnknownWebhookEndpoint(f"partner {partner_id} has no webhook endpoint")
+    endpoint.status, endpoint.updated_at = "disabled", tx.now
+    tx.session.flush()
+    return _view(endpoint, secret=False)
+
+
 def show_endpoint(tx: Tx, partner_id: str) -> dict:
     endpoint = _endpoint(tx, partner_id)
     if endpoint is None:

@@ -286,3 +286,18 @@ def test_emit_refuses_what_it_cannot_route(network, receiver):
     with pytest.raises(ValueError):  # "every linked partner" needs a member
         network.tx(lambda tx: emit(tx, "tier.changed", {"tier": "gold"}))
     assert deliveries(network) == []
+
+
+def test_a_disabled_endpoint_gets_nothing_until_enabled_again(network, clock, receiver):
+    from shared.webhooks.endpoints import disable_endpoint
+
+    shop = make_partner(network)
+    register(network, receiver, shop)
+    member = make_member(network, shop)
+    network.earn(shop, member, "before", points=5)
+    network.tx(lambda tx: disable_endpoint(tx, shop))
+    network.earn(shop, member, "while-disabled", points=5)
+    assert deliver_due(network)["delivered"] == 0 and receiver.requests == []
+    register(network, receiver, shop)
+    assert deliver_due(network)["delivered"] == 1
+    assert [b["data"]["reference"] for b in bodies(receiver.requests)] == ["before"]
