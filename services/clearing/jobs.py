@@ -8,6 +8,7 @@ from shared.jobs.runner import Job
 from shared.partners.keys import prune_nonces
 from shared.partners.limits import check_exposure
 from shared.network import Network
+from shared.webhooks.delivery import deliver_due, prune_delivered
 
 
 def ledger_jobs(network: Network) -> list[Job]:
@@ -17,5 +18,7 @@ def ledger_jobs(network: Network) -> list[Job]:
         Job("lot_expiry", 300, network.expire_lots),
         Job("idempotency_pruning", 3600, network.prune_idempotency),
         Job("exposure_check", 3600, lambda: network.tx(check_exposure)),
+        Job("webhook_delivery", 5, lambda: deliver_due(network)),
+        Job("webhook_pruning", 3600, lambda: network.tx(prune_delivered)),
         Job("nonce_pruning", 600, lambda: network.tx(lambda tx: prune_nonces(tx, datetime.now(timezone.utc)))),
     ]

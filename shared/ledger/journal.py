@@ -19,6 +19,7 @@ from shared.db.types import new_id
 from shared.ledger.rules import Line, LotState
 from shared.models import CampaignAward, Entry, Hold, HoldLot, Lot, LotConsumption, Member, ObligationLine, Transfer
 from shared.observability import count_entries
+from shared.webhooks.outbox import record_ledger_entries
 
 CHUNK = 5000
 
@@ -151,6 +152,8 @@ class Journal:
             )
             if done.rowcount != 1:
                 raise AssertionError(f"hold {resolution['id']} resolved twice")
+        # Webhook events (points.earned, .redeemed, .reversed, .expired) commit with the entries or not at all.
+        record_ledger_entries(self.tx, self.entries)
 
     def _update_lots(self, changed: list[LotState]) -> None:
         table = Lot.__table__

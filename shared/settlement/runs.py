@@ -31,6 +31,7 @@ from shared.settlement.calendar import cycle_end, payment_date
 from shared.settlement.streaming import WrittenCycle, write_cycle
 from shared.settlement.files import CycleFiles, LineRecord, build
 from shared.signing import network_key_id
+from shared.webhooks.outbox import record_settlement_ready
 
 
 def failpoint(name: str) -> None:
@@ -138,6 +139,7 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
                 "status": "due" if net else "nothing_due"} for party, net in files.net_positions.items()]
     if parties:
         tx.session.execute(insert(Settlement.__table__), parties)
+    record_settlement_ready(tx, cycle, pay_on, files.net_positions, hashlib.sha256(files.manifest).hexdigest())
     return {"cycle_date": cycle.isoformat(), "run_id": run_id, "directory": str(target), "already_settled": False,
             "net_positions": files.net_positions}
 

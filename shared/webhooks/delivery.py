@@ -1,0 +1,211 @@
+"""Delivering the outbox: claim due deliveries, send them signed over HTTP, record what happened.
+
+Three steps, and the HTTP call is in none of the transactions: a claim transaction leases
+a batch of due deliveries (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers
+never take the same row; SQLite has one writer), the calls run outside any transaction,
+and one short transaction per delivery records the outcome. A worker that dies mid-call
+loses its lease after ``LEASE`` and the delivery is sent again: at least once. Receivers
+drop duplicates by ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import delete, func, insert, select, update
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from shared.webhooks.endpoints import secrets_in_force
+from shared.webhooks.errors import UnknownDelivery
+from shared.webhooks.schedule import next_attempt_at
+from shared.webhooks.signing import webhook_headers
+
+log = logging.getLogger("pointsnet.webhooks")
+deliveries_t, endpoints_t, attempts_t = WebhookDelivery.__table__, WebhookEndpoint.__table__, WebhookAttempt.__table__
+
+LEASE = timedelta(minutes=5)  # longer than a batch can take: BATCH / SENDERS calls of at most TIMEOUT each
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+BATCH = 50
+SENDERS = 8
+MAX_ERROR = 500
+RETENTION = timedelta(days=30)  # delivered messages and their attempts are kept this long
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: str
+    claim_token: str
+    url: str
+    body: str
+    secrets: list[str]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None) -> list[Claimed]:
+    """Lease due deliveries to this worker (their next try moves past the lease)."""
+    active = select(endpoints_t.c.id).where(endpoints_t.c.status == "active")
+    query = (select(deliveries_t.c.id).where(deliveries_t.c.status == "pending",
+                                              deliveries_t.c.next_attempt_at <= tx.now,
+                                              deliveries_t.c.endpoint_id.in_(active))
+             .order_by(deliveries_t.c.next_attempt_at).limit(limit))
+    if delivery_ids is not None:
+        query = query.where(deliveries_t.c.id.in_(delivery_ids))
+    if tx.is_postgres:
+        query = query.with_for_update(skip_locked=True)
+    ids = tx.session.execute(query).scalars().all()
+    if not ids:
+        return []
+    token = new_id("clm")
+    tx.session.execute(update(deliveries_t).where(deliveries_t.c.id.in_(ids)).values(
+        claim_token=token, next_attempt_at=tx.now + LEASE, attempts=deliveries_t.c.attempts + 1,
+        last_attempt_at=tx.now))
+    rows = tx.session.execute(
+        select(deliveries_t.c.id, deliveries_t.c.body, deliveries_t.c.attempts, endpoints_t.c.url,
+               endpoints_t.c.secret, endpoints_t.c.previous_secret, endpoints_t.c.previous_secret_expires_at)
+        .join(endpoints_t, endpoints_t.c.id == deliveries_t.c.endpoint_id)
+        .where(deliveries_t.c.id.in_(ids)).order_by(deliveries_t.c.next_attempt_at, deliveries_t.c.id)).all()
+    return [Claimed(row.id, token, row.url, row.body,
+                    secrets_in_force(row.secret, row.previous_secret, row.previous_secret_expires_at, tx.now),
+                    row.attempts) for row in rows]
+
+
+def send(client: httpx.Client, claimed: Claimed, clock, key) -> Outcome:
+    """One signed POST, timestamped when it leaves; never raises (a failure is an outcome)."""
+    timestamp = int(clock.now().timestamp())
+    headers = webhook_headers(claimed.id, timestamp, claimed.body, claimed.secrets, key)
+    started = time.perf_counter()
+    try:
+        response = client.post(claimed.url, content=claimed.body.encode(), headers=headers)
+        error = None if 200 <= response.status_code < 300 else response.text[:MAX_ERROR] or None
+        return Outcome(response.status_code, error, int((time.perf_counter() - started) * 1000))
+    except Exception as exc:  # noqa: BLE001 - refused connection, timeout, TLS, a URL httpx rejects...
+        return Outcome(None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR], int((time.perf_counter() - started) * 1000))
+
+
+def record(tx: Tx, claimed: Claimed, outcome: Outcome) -> str:
+    """Record one attempt; answers the delivery's new status ('stale' if the lease was lost)."""
+    tx.session.execute(insert(attempts_t).values(delivery_id=claimed.id, attempted_at=tx.now,
+                                                 status_code=outcome.status_code, error=outcome.error,
+                                                 duration_ms=outcome.duration_ms))
+    row = tx.session.execute(select(deliveries_t.c.retry_from, deliveries_t.c.claim_token)
+                             .where(deliveries_t.c.id == claimed.id)).one()
+    if row.claim_token != claimed.claim_token:  # our lease ran out and another worker took it over
+        return "stale"
+    values = {"claim_token": None, "last_status_code": outcome.status_code, "last_error": outcome.error}
+    if outcome.ok:
+        values |= {"status": "delivered", "delivered_at": tx.now}
+    else:
+        retry_at = next_attempt_at(claimed.attempts, row.retry_from, tx.now)
+        values |= ({"status": "dead", "dead_at": tx.now} if retry_at is None else {"next_attempt_at": retry_at})
+    done = tx.session.execute(update(deliveries_t).where(
+        deliveries_t.c.id == claimed.id, deliveries_t.c.claim_token == claimed.claim_token).values(**values))
+    return values.get("status", "pending") if done.rowcount == 1 else "stale"
+
+
+def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: list[str] | None = None) -> dict:
+    """The delivery job: claim, send and record until nothing is due (or ``rounds`` batches)."""
+    counts = {"delivered": 0, "retrying": 0, "dead": 0, "stale": 0}
+    key = network.signing_key
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client, \
+            ThreadPoolExecutor(max_workers=SENDERS) as pool:
+        for _ in range(rounds):
+            claimed = network.tx(lambda tx: claim_due(tx, limit, delivery_ids))
+            if not claimed:
+                break
+            outcomes = list(pool.map(lambda c: send(client, c, network.clock, key), claimed))
+            for item, outcome in zip(claimed, outcomes):
+                status = network.tx(lambda tx: record(tx, item, outcome))
+                counts["retrying" if status == "pending" else status] += 1
+                if not outcome.ok:
+                    log.info("webhook %s to %s failed: %s %s", item.id, item.url, outcome.status_code,
+                             outcome.error)
+    return counts
+
+
+# -- operators -----------------------------------------------------------------------------------
+
+def _delivery_view(row) -> dict:
+    def iso(value):
+        return value.isoformat() if value is not None else None
+
+    return {"delivery_id": row.id, "partner_id": row.partner_id, "event_type": row.event_type,
+            "status": row.status, "attempts": row.attempts, "created_at": iso(row.created_at),
+            "next_attempt_at": iso(row.next_attempt_at) if row.status == "pending" else None,
+            "last_attempt_at": iso(row.last_attempt_at), "last_status_code": row.last_status_code,
+            "last_error": row.last_error, "delivered_at": iso(row.delivered_at), "dead_at": iso(row.dead_at)}
+
+
+def list_deliveries(tx: Tx, *, dead_only: bool = False, partner_id: str | None = None,
+                    limit: int = 100) -> list[dict]:
+    """Deliveries newest first; ``dead_only``: the dead letters an operator may replay."""
+    query = select(deliveries_t).order_by(deliveries_t.c.created_at.desc(), deliveries_t.c.id.desc()).limit(limit)
+    if dead_only:
+        query = query.where(deliveries_t.c.status == "dead")
+    if partner_id:
+        query = query.where(deliveries_t.c.partner_id == partner_id)
+    return [_delivery_view(row) for row in tx.session.execute(query)]
+
+
+def delivery_detail(tx: Tx, delivery_id: str) -> dict:
+    row = tx.session.execute(select(deliveries_t).where(deliveries_t.c.id == delivery_id)).one_or_none()
+    if row is None:
+        raise UnknownDelivery(f"no webhook delivery {delivery_id}")
+    attempts = tx.session.execute(select(attempts_t).where(attempts_t.c.delivery_id == delivery_id)
+                                  .order_by(attempts_t.c.id)).all()
+    return _delivery_view(row) | {"body": row.body, "attempt_log": [
+        {"attempted_at": a.attempted_at.isoformat(), "status_code": a.status_code, "error": a.error,
+         "duration_ms": a.duration_ms} for a in attempts]}
+
+
+def queue_replay(tx: Tx, delivery_id: str) -> dict:
+    """Send a delivery again now (same ``webhook-id``), with a fresh retry window."""
+    row = tx.session.execute(select(deliveries_t.c.id, deliveries_t.c.status)
+                             .where(deliveries_t.c.id == delivery_id)).one_or_none()
+    if row is None:
+        raise UnknownDelivery(f"no webhook delivery {delivery_id}")
+    tx.session.execute(update(deliveries_t).where(deliveries_t.c.id == delivery_id).values(
+        status="pending", next_attempt_at=tx.now, retry_from=tx.now, claim_token=None, dead_at=None,
+        delivered_at=None))
+    return {"delivery_id": delivery_id, "previous_status": row.status}
+
+
+def replay(network, delivery_id: str) -> dict:
+    """Queue the replay and make its first attempt at once; answers the delivery as it then stands."""
+    queued = network.tx(lambda tx: queue_replay(tx, delivery_id))
+    deliver_due(network, rounds=1, delivery_ids=[delivery_id])
+    return network.tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True) | {
+        "previous_status": queued["previous_status"]}
+
+
+def counts_by_status(tx: Tx) -> dict[str, int]:
+    rows = tx.session.execute(select(deliveries_t.c.status, func.count()).group_by(deliveries_t.c.status))
+    return {status: count for status, count in rows}
+
+
+def prune_delivered(tx: Tx, limit: int = 5000) -> int:
+    """Forget up to ``limit`` deliveries delivered more than ``RETENTION`` ago (dead letters stay)."""
+    ids = tx.session.execute(select(deliveries_t.c.id).where(
+        deliveries_t.c.status == "delivered", deliveries_t.c.delivered_at < tx.now - RETENTION)
+        .order_by(deliveries_t.c.delivered_at).limit(limit)).scalars().all()
+    if ids:
+        tx.session.execute(delete(attempts_t).where(attempts_t.c.delivery_id.in_(ids)))
+        tx.session.execute(delete(deliveries_t).where(deliveries_t.c.id.in_(ids)))
+    return len(ids)

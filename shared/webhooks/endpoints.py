@@ -1,0 +1,101 @@
+"""A partner's webhook endpoint: one URL, its signing secret, and secret rotation with overlap."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.models import WebhookEndpoint
+from shared.partners.contracts import require_partner
+from shared.webhooks.errors import InvalidWebhookUrl, UnknownWebhookEndpoint
+from shared.webhooks.signing import new_secret
+
+DEFAULT_OVERLAP = timedelta(hours=24)
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+def check_url(url: str) -> str:
+    """HTTPS only, except to this machine (local receivers, tests and the demo)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidWebhookUrl(f"{url!r} is not an absolute http(s) URL")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        raise InvalidWebhookUrl("webhook URLs must use https (plain http is allowed only to localhost)")
+    if parts.username or parts.password:
+        raise InvalidWebhookUrl("webhook URLs must not carry credentials")
+    if len(url) > 2000:
+        raise InvalidWebhookUrl("webhook URLs are at most 2000 characters")
+    return url.strip()
+
+
+def _view(endpoint: WebhookEndpoint, *, secret: bool = True) -> dict:
+    view = {"endpoint_id": endpoint.id, "partner_id": endpoint.partner_id, "url": endpoint.url,
+            "status": endpoint.status,
+            "previous_secret_expires_at": (endpoint.previous_secret_expires_at.isoformat()
+                                           if endpoint.previous_secret_expires_at else None)}
+    if secret:
+        view["secret"] = endpoint.secret
+    return view
+
+
+def _endpoint(tx: Tx, partner_id: str, *, lock: bool = False) -> WebhookEndpoint | None:
+    query = select(WebhookEndpoint).where(WebhookEndpoint.partner_id == partner_id)
+    if lock and tx.is_postgres:
+        query = query.with_for_update()
+    return tx.session.execute(query).scalar_one_or_none()
+
+
+def set_endpoint(tx: Tx, partner_id: str, url: str) -> dict:
+    """Register the partner's URL, or change it (its secret stays); answers the endpoint and secret."""
+    require_partner(tx, partner_id)
+    url = check_url(url)
+    endpoint = _endpoint(tx, partner_id, lock=True)
+    if endpoint is None:
+        endpoint = WebhookEndpoint(id=new_id("whe"), partner_id=partner_id, url=url, secret=new_secret(),
+                                   status="active", created_at=tx.now, updated_at=tx.now)
+        tx.session.add(endpoint)
+    else:
+        endpoint.url, endpoint.status, endpoint.updated_at = url, "active", tx.now
+    tx.session.flush()
+    return _view(endpoint)
+
+
+def rotate_secret(tx: Tx, partner_id: str, overlap: timedelta = DEFAULT_OVERLAP) -> dict:
+    """A new secret signs from now on; the current one keeps signing too until the overlap ends."""
+    endpoint = _endpoint(tx, partner_id, lock=True)
+    if endpoint is None:
+        raise UnknownWebhookEndpoint(f"partner {partner_id} has no webhook endpoint; set one first")
+    endpoint.previous_secret, endpoint.secret = endpoint.secret, new_secret()
+    endpoint.previous_secret_expires_at = tx.now + overlap
+    endpoint.updated_at = tx.now
+    tx.session.flush()
+    return _view(endpoint)
+
+
+def disable_endpoint(tx: Tx, partner_id: str) -> dict:
+    """Stop queuing events for the partner; what is pending waits until ``set_endpoint`` enables it again."""
+    endpoint = _endpoint(tx, partner_id, lock=True)
+    if endpoint is None:
+        raise UnknownWebhookEndpoint(f"partner {partner_id} has no webhook endpoint")
+    endpoint.status, endpoint.updated_at = "disabled", tx.now
+    tx.session.flush()
+    return _view(endpoint, secret=False)
+
+
+def show_endpoint(tx: Tx, partner_id: str) -> dict:
+    endpoint = _endpoint(tx, partner_id)
+    if endpoint is None:
+        raise UnknownWebhookEndpoint(f"partner {partner_id} has no webhook endpoint")
+    return _view(endpoint, secret=False)
+
+
+def secrets_in_force(secret: str, previous: str | None, previous_expires_at: datetime | None,
+                     now: datetime) -> list[str]:
+    """The secrets that sign a message sent now: the current one, and the previous during its overlap."""
+    if previous and previous_expires_at is not None and now < previous_expires_at:
+        return [secret, previous]
+    return [secret]

@@ -1,0 +1,19 @@
+"""Refusals of the webhook service (they join the one error tree in shared/errors.py)."""
+
+from shared.errors import NotFound, ValidationFailed
+
+
+class InvalidWebhookUrl(ValidationFailed):
+    code, title = "invalid_webhook_url", "The webhook URL is not acceptable"
+
+
+class UnknownWebhookEndpoint(NotFound):
+    code, title = "unknown_webhook_endpoint", "The partner has no webhook endpoint"
+
+
+class UnknownDelivery(NotFound):
+    code, title = "unknown_delivery", "No such webhook delivery"
+
+
+class UnknownEventType(ValidationFailed):
+    code, title = "unknown_event_type", "Not a webhook event type"

@@ -1,0 +1,180 @@
+"""The transactional outbox: webhook events queued in the same transaction as what they report.
+
+``emit`` is the one way to queue an event. The ledger calls ``record_ledger_entries``
+when its journal flushes, settlement calls ``record_settlement_ready``; other modules
+(points.expiring reminders, tier changes, member status) call ``emit`` directly:
+
+    from shared.webhooks import emit
+    emit(tx, "tier.changed", {"member_id": m, "from": "silver", "to": "gold"})   # every linked partner
+    emit(tx, "points.expiring", {"member_id": m, "points": 300, "expires_at": "..."}, partner_ids=[p])
+
+Who receives what: an event whose ``data`` names a ``member_id`` goes only to partners linked
+to that member (``member_links``), whatever the caller asks; an event without a member goes
+only to the partners named. Partners without an active endpoint get nothing. Payloads carry
+opaque ids, never personal data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import NamedTuple
+
+from sqlalchemy import insert, select
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.models import Entry, MemberLink, WebhookDelivery, WebhookEndpoint
+from shared.webhooks.errors import UnknownEventType
+
+EVENT_TYPES = frozenset({
+    "points.earned", "points.redeemed", "points.reversed", "points.expired", "settlement.ready",
+    # queued by features built elsewhere, through emit():
+    "points.expiring", "tier.changed", "member.status_changed",
+})
+CHUNK = 1000
+
+
+class Outgoing(NamedTuple):
+    """One event to queue. ``partner_ids=None``: every partner linked to ``data['member_id']``."""
+
+    event_type: str
+    data: dict
+    partner_ids: tuple[str, ...] | None = None
+
+
+def instant(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def event_body(event_type: str, timestamp: datetime, data: dict) -> str:
+    """The exact JSON sent and signed: ``{"type", "timestamp", "data"}``."""
+    return json.dumps({"type": event_type, "timestamp": instant(timestamp), "data": data},
+                      separators=(",", ":"), default=str)
+
+
+def emit(tx: Tx, event_type: str, data: dict, *, partner_ids: Iterable[str] | None = None) -> list[str]:
+    """Queue ``event_type`` in the caller's transaction; returns the delivery ids (``webhook-id``).
+
+    ``partner_ids=None`` sends to every partner linked to ``data["member_id"]``. Nothing is
+    sent unless the caller's transaction commits.
+    """
+    if isinstance(partner_ids, str):
+        raise TypeError("partner_ids is a list of partner ids, not one id")
+    ids = tuple(partner_ids) if partner_ids is not None else None
+    return emit_many(tx, [Outgoing(event_type, data, ids)])
+
+
+def emit_many(tx: Tx, events: list[Outgoing]) -> list[str]:
+    """Queue many events set-based: a few reads and one multi-row insert, whatever their number."""
+    for event in events:
+        if event.event_type not in EVENT_TYPES:
+            raise UnknownEventType(f"{event.event_type!r} is not a webhook event type")
+        if event.partner_ids is None and not event.data.get("member_id"):
+            raise ValueError("an event for every linked partner needs data['member_id']")
+    if not events:
+        return []
+    endpoints = dict(tx.session.execute(
+        select(WebhookEndpoint.partner_id, WebhookEndpoint.id).where(WebhookEndpoint.status == "active")).all())
+    if not endpoints:
+        return []
+    members = sorted({e.data["member_id"] for e in events if e.data.get("member_id")})
+    linked: dict[str, set[str]] = {}
+    for start in range(0, len(members), CHUNK):
+        rows = tx.session.execute(select(MemberLink.member_id, MemberLink.partner_id).where(
+            MemberLink.member_id.in_(members[start:start + CHUNK]), MemberLink.partner_id.in_(list(endpoints))))
+        for member_id, partner_id in rows:
+            linked.setdefault(member_id, set()).add(partner_id)
+    rows = []
+    for event in events:
+        member_id = event.data.get("member_id")
+        allowed = linked.get(member_id, set()) if member_id else set(endpoints)
+        wanted = allowed if event.partner_ids is None else set(event.partner_ids) & allowed
+        body = event_body(event.event_type, tx.now, event.data)
+        for partner_id in sorted(wanted & set(endpoints)):
+            rows.append({"id": new_id("msg"), "endpoint_id": endpoints[partner_id], "partner_id": partner_id,
+                         "event_type": event.event_type, "body": body, "status": "pending", "attempts": 0,
+                         "created_at": tx.now, "retry_from": tx.now, "next_attempt_at": tx.now})
+    if rows:
+        tx.session.execute(insert(WebhookDelivery.__table__), rows)
+    return [row["id"] for row in rows]
+
+
+# -- ledger events -----------------------------------------------------------------------------
+
+def _common(entry: dict) -> dict:
+    result = entry.get("result") or {}
+    data = {"transaction_id": entry["id"], "member_id": entry["member_id"], "points": entry["points"],
+            "posted_at": instant(entry["posted_at"])}
+    if entry.get("partner_id"):
+        data["partner_id"] = entry["partner_id"]
+    if entry.get("reference"):
+        data["reference"] = entry["reference"]
+    if "balance" in result:
+        data["balance"] = result["balance"]
+    return data
+
+
+def ledger_event(entry: dict, original_kinds: dict[str, str]) -> Outgoing | None:
+    """The webhook event a journal entry produces, if any (pure)."""
+    kind, partner = entry["kind"], entry.get("partner_id")
+    own = (partner,) if partner else None
+    if kind in ("earn", "bonus"):
+        data = _common(entry) | {"funded_by": "network" if kind == "bonus" else "partner"}
+        lots = (entry.get("result") or {}).get("lots")
+        if lots:
+            data["lots"] = [{"lot_id": l["lot_id"], "points": l["points"],
+                             "expires_at": l["expires_at"].replace("+00:00", "Z"), "funded_by": l["funded_by"]}
+                            for l in lots]
+        return Outgoing("points.earned", data, own)
+    if kind == "burn":
+        return Outgoing("points.redeemed", _common(entry) | {"source": "burn"}, own)
+    if kind == "capture":
+        return Outgoing("points.redeemed", _common(entry) | {"source": "hold_capture", "hold_id": entry["hold_id"]},
+                        own)
+    if kind == "reversal":
+        data = _common(entry) | {"original_transaction_id": entry["original_entry_id"],
+                                 "original_kind": original_kinds.get(entry["original_entry_id"])}
+        original_reference = (entry.get("result") or {}).get("original_reference")
+        if original_reference:
+            data["original_reference"] = original_reference
+        return Outgoing("points.reversed", data, own)
+    if kind == "expiry":  # no partner acted: every partner the member is linked to hears of it
+        return Outgoing("points.expired", _common(entry), None)
+    return None
+
+
+def record_ledger_entries(tx: Tx, entries: list[dict]) -> list[str]:
+    """Queue the events of the entries a journal is writing (called from ``Journal.flush``)."""
+    relevant = [e for e in entries if e["kind"] in ("earn", "bonus", "burn", "capture", "reversal", "expiry")
+                and e.get("member_id")]
+    if not relevant:
+        return []
+    originals = sorted({e["original_entry_id"] for e in relevant if e["kind"] == "reversal"})
+    in_batch = {e["id"]: e["kind"] for e in entries}
+    kinds = {i: in_batch[i] for i in originals if i in in_batch}
+    missing = [i for i in originals if i not in kinds]
+    for start in range(0, len(missing), CHUNK):
+        kinds.update((row.id, row.kind) for row in tx.session.execute(select(Entry.id, Entry.kind).where(
+            Entry.id.in_(missing[start:start + CHUNK]))))
+    events = [event for event in (ledger_event(e, kinds) for e in relevant) if event is not None]
+    return emit_many(tx, events)
+
+
+def record_settlement_ready(tx: Tx, cycle: date, payment_date: date, net_positions: dict[str, int],
+                            manifest_sha256: str) -> list[str]:
+    """Tell each partner of a settled cycle its own net position (never anyone else's)."""
+    from shared.settlement.files import NETWORK, statement_name
+
+    events = []
+    for party, net in sorted(net_positions.items()):
+        if party == NETWORK:
+            continue
+        events.append(Outgoing("settlement.ready", {
+            "cycle_date": cycle.isoformat(), "partner_id": party, "net_minor": net,
+            "direction": "receive" if net > 0 else "pay" if net < 0 else "none",
+            "currency": tx.settings.currency, "payment_date": payment_date.isoformat(),
+            "statement": statement_name(party), "manifest_sha256": manifest_sha256,
+        }, (party,)))
+    return emit_many(tx, events)

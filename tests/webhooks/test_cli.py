@@ -1,0 +1,70 @@
+"""The operator's webhook commands, run as a subprocess on the embedded database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PG_URL
+from tests.cli.test_commands import pointsnet
+
+pytestmark = pytest.mark.skipif(bool(PG_URL), reason="drives the embedded SQLite database")
+
+
+T0 = "2026-11-20T02:00:00Z"  # every command runs on the network's fixed clock
+
+
+def run(tmp_path, *args, clock: str = T0, check=True):
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), POINTSNET_CLOCK=clock, COLUMNS="200")
+    env.pop("POINTSNET_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_set_rotate_deliver_dead_letter_and_replay(tmp_path, receiver):
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    partner = json.loads(run(tmp_path, "partners", "add", "Shop").stdout)["partner_id"]
+    refused = run(tmp_path, "webhooks", "set", partner, "--url", "http://example.com/hooks", check=False)
+    assert refused.returncode == 2 and "https" in refused.stderr
+    endpoint = json.loads(run(tmp_path, "webhooks", "set", partner, "--url", receiver.url("/hooks")).stdout)
+    assert endpoint["endpoint_id"].startswith("whe_") and endpoint["secret"].startswith("whsec_")
+    rotated = json.loads(run(tmp_path, "webhooks", "rotate-secret", partner).stdout)
+    assert rotated["secret"] != endpoint["secret"]
+    assert rotated["previous_secret_expires_at"] == "2026-11-21T02:00:00+00:00"
+    assert "secret" not in json.loads(run(tmp_path, "webhooks", "show", partner).stdout)
+
+    script = ("from shared.config import get_settings\nfrom shared.network import Network\n"
+              f"n = Network(get_settings())\nm = n.enrol({partner!r}, phone='+8613812345678')['member_id']\n"
+              f"n.earn({partner!r}, m, 'e1', points=50)\n")
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), POINTSNET_CLOCK=T0)
+    env.pop("POINTSNET_DATABASE_URL", None)
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+
+    receiver.always = 503
+    first = json.loads(run(tmp_path, "webhooks", "deliver", clock="2026-11-20T02:00:01Z").stdout)
+    assert first["retrying"] == 1
+    [pending] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
+    assert pending["status"] == "pending" and pending["last_status_code"] == 503
+    assert json.loads(run(tmp_path, "webhooks", "deliveries", "--dead", "--json").stdout) == []
+    # past the three-day window the next failure is the last
+    assert json.loads(run(tmp_path, "webhooks", "deliver", clock="2026-11-24T00:00:00Z").stdout)["dead"] == 1
+    [dead] = json.loads(run(tmp_path, "webhooks", "deliveries", "--dead", "--json").stdout)
+    assert dead["delivery_id"] == pending["delivery_id"] and dead["attempts"] == 2
+    assert pending["delivery_id"] in run(tmp_path, "webhooks", "deliveries", "--dead").stdout
+
+    receiver.always = None
+    replayed = json.loads(run(tmp_path, "webhooks", "replay", dead["delivery_id"],
+                              clock="2026-11-24T01:00:00Z").stdout)
+    assert replayed["status"] == "delivered" and replayed["previous_status"] == "dead"
+    assert [a["status_code"] for a in replayed["attempt_log"]] == [503, 503, 200]
+    assert len(receiver.requests) == 3
+    assert {r["headers"]["webhook-id"] for r in receiver.requests} == {dead["delivery_id"]}
+    unknown = run(tmp_path, "webhooks", "replay", "msg_nope", check=False)
+    assert unknown.returncode == 2 and "msg_nope" in unknown.stderr
