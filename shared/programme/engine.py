@@ -54,7 +54,7 @@ class Programme:
     # -- hooks ---------------------------------------------------------------------------
     def members_to_lock(self, events: list[Event], linked: set[str]) -> set[str]:
         earners = {e.member_id for e in events if e.kind == "earn" and e.member_id in linked}
-        return self.referrals.referrers_to_lock(earners)
+        return self.referrals.referrers_to_lock(earners) if earners else set()
 
     def check_earn(self, member_id: str, points: int, partner_points: int) -> None:
         self.limits.check_earn(member_id, points, partner_points)
