@@ -96,3 +96,19 @@ def test_concurrent_activity_awards_respect_the_members_cap(network):
     assert sum(isinstance(o, dict) for o in outcomes) == 3
     assert network.balance(member)["available"] == 15
     verify_ok(network)
+
+
+def test_concurrent_signed_api_earns_for_one_member_stop_exactly_at_the_limit(shop, network, limits):
+    from tests.partner_api.conftest import enrol
+
+    limits(member_daily_earn=500)
+    member = enrol(shop)
+    count = 12
+
+    answers = run_together(count, lambda i: shop.call("POST", "/v1/earn", {
+        "member_id": member, "reference": f"api-{i}", "points": 100}))
+
+    statuses = sorted((a.status_code, a.json().get("code")) for a in answers)
+    assert statuses == [(200, None)] * 5 + [(422, "velocity_limit_exceeded")] * (count - 5)
+    assert shop.ok("GET", f"/v1/members/{member}")["balance"]["available"] == 500
+    verify_ok(network)
