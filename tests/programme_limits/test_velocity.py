@@ -69,14 +69,25 @@ def test_the_limit_counts_earns_at_every_partner(partners, network, limits):
     books.ok("POST", "/v1/earn", {"member_id": member, "reference": "b-2", "points": 200})
 
 
-def test_rules_computed_points_and_campaign_points_count(shop, network, limits):
-    limits(member_daily_earn=150)
-    rules(network, shop.partner_id, "base_rate: 1\n")
+def test_rules_computed_points_and_campaign_points_count(shop, network):
+    rules(network, "network", """
+limits: {member_daily_earn: 150}
+campaigns:
+  - {id: boost, name: Boost, starts_on: 2026-11-01, ends_on: 2026-11-30, bonus_points: 20, funded_by: network}
+""")
+    rules(network, shop.partner_id, "base_rate: 1\nlimits: {partner_daily_issuance: 110}\n")
     member = enrol(shop)
-    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "p-1", "amount": 10_000})  # 100 points
-    assert_problem(shop.call("POST", "/v1/earn", {"member_id": member, "reference": "p-2", "amount": 5_100}),
-                   422, "velocity_limit_exceeded")
-    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "p-3", "amount": 5_000})
+    first = shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "p-1", "amount": 10_000})
+    assert first["points"] == 120  # 100 partner-funded + 20 network-funded
+    problem = assert_problem(shop.call("POST", "/v1/earn", {"member_id": member, "reference": "p-2",
+                                                            "amount": 1_100}), 422, "velocity_limit_exceeded")
+    assert (problem["limit_name"], problem["used"]) == ("member_daily_earn", 120)  # 11 + 20 > 30 left
+    # the partner's issuance counts its own points only: 100 so far, 10 left under its cap of 110
+    assert shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "p-3", "amount": 1_000})["points"] == 30
+    problem = assert_problem(shop.call("POST", "/v1/earn", {"member_id": enrol(shop), "reference": "p-4",
+                                                            "points": 1}), 422, "velocity_limit_exceeded")
+    assert (problem["limit_name"], problem["used"]) == ("partner_daily_issuance", 110)
+    verify_ok(network)
 
 
 def test_spending_over_the_daily_burn_limit_is_refused_and_holds_count(shop, network, limits):
