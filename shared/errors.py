@@ -8,6 +8,7 @@ PointsnetError
  │    ├── InvalidContact           invalid_contact
  │    ├── NothingToEarn            nothing_to_earn
  │    ├── IdempotencyKeyReused     idempotency_key_reused
+ │    ├── UnknownActivity          unknown_activity
  │    └── BatchTooLarge            batch_too_large
  ├── NotFound (404)
  │    ├── UnknownPartner           unknown_partner
@@ -27,6 +28,8 @@ PointsnetError
       ├── InvalidLinkToken         invalid_link_token
       ├── PartnerSuspended         partner_suspended (403)
       ├── CycleClosed              cycle_closed
+      ├── ActivityCapReached       activity_cap_reached
+      ├── VelocityLimitExceeded    velocity_limit_exceeded (422)
       └── ContractNotAtBoundary    contract_not_at_boundary
 """
 
@@ -88,6 +91,10 @@ class IdempotencyKeyReused(ValidationFailed):
 
 class BatchTooLarge(ValidationFailed):
     code, title = "batch_too_large", "Too many events in one batch"
+
+
+class UnknownActivity(ValidationFailed):
+    code, title = "unknown_activity", "No such activity in the partner's earn rules"
 
 
 class NotFound(PointsnetError):
@@ -160,6 +167,18 @@ class PartnerSuspended(Conflict):
 
 class CycleClosed(Conflict):
     code, title = "cycle_closed", "The settlement cycle is closed"
+
+
+class ActivityCapReached(Conflict):
+    code, title = "activity_cap_reached", "The member has reached this activity's cap"
+
+
+class VelocityLimitExceeded(Conflict):
+    """A business refusal like the other conflicts (so its outcome is stored for the Idempotency-Key),
+    answered 422: the request is well formed but over a daily limit; retrying it the same day fails
+    again, so it is deliberately not 429, which clients retry."""
+
+    status, code, title = 422, "velocity_limit_exceeded", "Daily velocity limit exceeded"
 
 
 class ContractNotAtBoundary(Conflict):

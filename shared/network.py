@@ -83,6 +83,12 @@ class Network:
         return self._one(partner_id, Event("earn", reference, member_id, points, amount, currency, occurred_at),
                          idempotency_key)
 
+    def activity(self, partner_id: str, member_id: str, activity: str, reference: str, *,
+                 occurred_at: datetime | None = None, idempotency_key: str | None = None) -> dict:
+        """Award the points of one of the partner's activities (see shared/programme/activities.py)."""
+        return self._one(partner_id, Event("activity", reference, member_id, occurred_at=occurred_at,
+                                           activity=activity), idempotency_key)
+
     def burn(self, partner_id: str, member_id: str, reference: str, points: int, *,
              occurred_at: datetime | None = None, idempotency_key: str | None = None) -> dict:
         return self._one(partner_id, Event("burn", reference, member_id, points, occurred_at=occurred_at),

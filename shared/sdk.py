@@ -176,6 +176,11 @@ class PointsnetClient:
     def quote(self, member_id: str, reference: str, **fields: Any) -> dict:
         return self.call("POST", "/v1/earn/quote", {"member_id": member_id, "reference": reference, **fields}).body
 
+    def activity(self, member_id: str, activity: str, reference: str, **fields: Any) -> dict:
+        """Award an activity's points (sign-up, survey, ...) as your earn rules define them."""
+        return self.call("POST", "/v1/activities", {"member_id": member_id, "activity": activity,
+                                                    "reference": reference, **fields}).body
+
     def burn(self, member_id: str, reference: str, points: int, **fields: Any) -> dict:
         return self.call("POST", "/v1/burn", {"member_id": member_id, "reference": reference, "points": points,
                                                **fields}).body

@@ -108,7 +108,8 @@ def _post_event(request: Request, payload: Any, event: Event) -> JSONResponse:
 
 @router.post("/members", status_code=201, response_model=schemas.MemberEnrolled,
              responses={200: {"model": schemas.MemberEnrolled, "description": "Existing member linked"},
-                        **problems("consent_required", "invalid_link_token", "invalid_contact", write=True)})
+                        **problems("consent_required", "invalid_link_token", "invalid_contact", "unknown_member",
+                                   write=True)})
 def enrol_member(request: Request, body: schemas.EnrolRequest):
     """Enrol a new member, or link an existing one with its `link_token` (the member's consent).
 
@@ -208,7 +209,7 @@ def member_history(request: Request, member_id: str, cursor: str | None = Query(
 
 @router.post("/earn", response_model=schemas.LedgerResult, responses=problems(
     "unknown_member", "invalid_points", "invalid_amount", "nothing_to_earn", "occurred_at_out_of_range",
-    "reference_conflict", "cycle_closed", write=True))
+    "velocity_limit_exceeded", "reference_conflict", "cycle_closed", write=True))
 def earn(request: Request, body: schemas.EarnRequest):
     """Award points for a purchase: explicit `points`, or computed from `amount` by the earn rules."""
     return _post_event(request, body, _earn_event(body))
@@ -227,9 +228,18 @@ def _earn_event(body: schemas.EarnRequest) -> Event:
                  items=items)
 
 
+@router.post("/activities", response_model=schemas.LedgerResult, responses=problems(
+    "unknown_member", "unknown_activity", "activity_cap_reached", "velocity_limit_exceeded",
+    "occurred_at_out_of_range", "reference_conflict", "cycle_closed", write=True))
+def activity(request: Request, body: schemas.ActivityRequest):
+    """Award the points of one of your activities (sign-up, survey, check-in, ...) from your earn rules."""
+    return _post_event(request, body, Event("activity", body.reference, body.member_id,
+                                            occurred_at=body.occurred_at, activity=body.activity))
+
+
 @router.post("/burn", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_member", "insufficient_points", "occurred_at_out_of_range", "reference_conflict", "cycle_closed",
-    write=True))
+    "unknown_member", "insufficient_points", "velocity_limit_exceeded", "occurred_at_out_of_range",
+    "reference_conflict", "cycle_closed", write=True))
 def burn(request: Request, body: schemas.BurnRequest):
     """Spend points (earliest-expiring first)."""
     return _post_event(request, body, Event("burn", body.reference, body.member_id, body.points,
@@ -237,8 +247,8 @@ def burn(request: Request, body: schemas.BurnRequest):
 
 
 @router.post("/holds", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_member", "insufficient_points", "occurred_at_out_of_range", "reference_conflict", "cycle_closed",
-    write=True))
+    "unknown_member", "insufficient_points", "velocity_limit_exceeded", "occurred_at_out_of_range",
+    "reference_conflict", "cycle_closed", write=True))
 def hold(request: Request, body: schemas.HoldRequest):
     """Reserve points for a two-phase redemption; capture or void it before it times out."""
     return _post_event(request, body, Event("hold", body.reference, body.member_id, body.points,

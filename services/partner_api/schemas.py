@@ -25,6 +25,8 @@ class EnrolRequest(Strict):
                                      description="Your own customer id for this member.")
     link_token: str | None = Field(None, max_length=200,
                                    description="Token the member got from a partner it is linked to (consent).")
+    referrer_member_id: str | None = Field(None, min_length=1, max_length=40,
+                                           description="The member who referred this new member (referral bonus).")
 
     @model_validator(mode="after")
     def _something(self):
@@ -84,6 +86,19 @@ class EarnRequest(Strict):
         if self.amount is None and self.points is None:
             raise ValueError("give an amount or explicit points")
         return self
+
+
+class ActivityRequest(Strict):
+    member_id: str = Field(min_length=1, max_length=40)
+    activity: str = Field(min_length=1, max_length=64, description="An activity name from your earn rules.")
+    reference: str = Reference
+    occurred_at: AwareDatetime | None = Field(None, description="When the member did it (RFC 3339).")
+
+
+class ReferralBonusOut(BaseModel):
+    transaction_id: str
+    points: int
+    funded_by: Literal["partner", "network"]
 
 
 class BurnRequest(Strict):
@@ -173,6 +188,9 @@ class LedgerResult(BaseModel):
     reversible_remaining: int | None = None
     breakdown: list[QuoteLine] | None = Field(None, description="earns computed by the rules: which rule gave what")
     rules: RuleVersions | None = Field(None, description="the rule versions an earn used")
+    activity: str | None = Field(None, description="activity awards: the activity's name")
+    referral_bonus: ReferralBonusOut | None = Field(
+        None, description="the referrer's bonus this earn triggered (the referee's first qualifying earn)")
 
 
 class Problem(BaseModel):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-KINDS = ("earn", "burn", "reversal", "hold", "capture", "void")
+KINDS = ("earn", "burn", "reversal", "hold", "capture", "void", "activity")
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Event:
     original_reference: str | None = None
     hold_id: str | None = None
     items: tuple | None = None  # PurchaseItem lines of an earn
+    activity: str | None = None  # an activity's name (points come from the partner's rules)
 
     def request(self) -> dict[str, Any]:
         """The business content that makes two requests 'the same' (reference replay, idempotency)."""
@@ -30,6 +31,7 @@ class Event:
             "occurred_at": self.occurred_at.astimezone(timezone.utc).isoformat() if self.occurred_at else None,
             "original_reference": self.original_reference, "hold_id": self.hold_id,
             "items": [[i.sku, i.category, i.amount, i.quantity] for i in self.items] if self.items else None,
+            "activity": self.activity,
         }
         return {key: value for key, value in content.items() if value is not None}
 

@@ -35,6 +35,8 @@ from shared.rules.store import campaign_usage, rules_in_force
 from shared.partners.contracts import require_partner, terms_in_force
 from shared.partners.lifecycle import PartnerTerminated, is_terminated
 from shared.partners.limits import FloatGuard
+from shared.programme import activities
+from shared.programme.engine import Programme
 
 MAX_BATCH = 10_000
 MAX_POINTS = 10**12
@@ -94,6 +96,7 @@ class Posting:
         self._rules: tuple | None = None
         self._rule_versions: dict = {}
         self._usage: dict = {}
+        self.programme = Programme(self)  # velocity limits, activities, referral bonuses
 
     # -- entry point -------------------------------------------------------------------
     def run(self) -> list[dict | PointsnetError]:
@@ -110,6 +113,7 @@ class Posting:
         for index, first in self._duplicates:
             self.outcomes[index] = self._replay_in_batch(self.events[index], first)
         self.journal.flush()
+        self.programme.flush()
         return self.outcomes  # type: ignore[return-value]
 
     @cached_property
@@ -170,13 +174,13 @@ class Posting:
     def _validate(self, event: Event) -> None:
         if event.kind not in KINDS:
             raise ValidationFailed(f"unknown event kind {event.kind!r}")
-        if event.kind in ("earn", "burn", "hold", "reversal"):
+        if event.kind in ("earn", "burn", "hold", "reversal", "activity"):
             if not event.reference or len(event.reference) > 128:
                 raise ValidationFailed("reference is required (1 to 128 characters)")
         if event.reference is not None and any(ord(c) < 32 or ord(c) == 127 for c in event.reference):
             # References are printed in settlement files: no line breaks or other control characters.
             raise ValidationFailed("reference must not contain control characters (line breaks, tabs, ...)")
-        if event.kind in ("earn", "burn", "hold") and not event.member_id:
+        if event.kind in ("earn", "burn", "hold", "activity") and not event.member_id:
             raise UnknownMember("member_id is required")
         if event.points is not None and (
             isinstance(event.points, bool) or not isinstance(event.points, int) or not 0 < event.points <= MAX_POINTS
@@ -192,6 +196,8 @@ class Posting:
                 raise InvalidAmount(f"amount must be a non-negative integer in minor units, not {event.amount!r}")
             if event.currency and event.currency.upper() != self.tx.settings.currency:
                 raise InvalidAmount(f"currency {event.currency} is not the network's ({self.tx.settings.currency})")
+        if event.kind == "activity":
+            activities.validate(event)
         if event.kind == "reversal" and not event.original_reference:
             raise UnknownReference("original_reference is required")
         if event.kind in ("capture", "void") and not event.hold_id:
@@ -229,7 +235,8 @@ class Posting:
             self.linked.update(self.tx.session.execute(
                 select(MemberLink.member_id).where(MemberLink.partner_id == self.partner_id,
                                                    MemberLink.member_id.in_(chunk))).scalars())
-        self.journal.members = lock_members(self.tx, self.linked | self._owners(references, hold_ids))
+        self.journal.members = lock_members(self.tx, self.linked | self._owners(references, hold_ids)
+                                            | self.programme.members_to_lock(events, self.linked))
         self._load_originals(references)
         self._load_holds(hold_ids)
         lot_ids = {lot_id for o in self.originals.values() for lot_id in o.returnable}
@@ -358,9 +365,12 @@ class Posting:
             if partner_points + network_points <= 0:
                 raise NothingToEarn(f"a purchase of {event.amount} minor units earns no points under the rules",
                                     breakdown=[line.__dict__ for line in evaluation.lines])
-        if partner_points and terms.billing == "prepaid":
-            self.float_guard.draw(partner_points * terms.point_value_micro, member_id=member.id,
-                                  reference=event.reference)
+        float_cost = partner_points * terms.point_value_micro if partner_points and terms.billing == "prepaid" else 0
+        if float_cost:
+            self.float_guard.ensure(float_cost, member_id=member.id, reference=event.reference)
+        self.programme.check_earn(member.id, partner_points + network_points, partner_points)
+        if float_cost:  # drawn only once nothing else can refuse the earn
+            self.float_guard.draw(float_cost, member_id=member.id, reference=event.reference)
         entry = self.journal.entry("earn", partner_points + network_points, partner_id=self.partner_id,
                                    member_id=member.id, reference=event.reference,
                                    occurred_at=event.occurred_at or self.now, request=self._request(event))
@@ -393,7 +403,12 @@ class Posting:
             extra = {"breakdown": [{"rule": l.rule, "description": l.description, "points": l.points,
                                     "funded_by": l.funded_by} for l in evaluation.lines],
                      "rules": self._rule_versions}
-        return self._result(entry, member, lots=[lot_json(lot) for lot in lots], **extra)
+        result = self._result(entry, member, lots=[lot_json(lot) for lot in lots], **extra)
+        self.programme.after_earn(event, entry, member, result)
+        return result
+
+    def _activity(self, event: Event) -> dict:
+        return self.programme.activity(event)
 
     def _new_lot(self, entry: dict, member_id: str, funder: str | None, billing: str, contract_id: str | None,
                  points: int) -> LotState:
@@ -442,6 +457,7 @@ class Posting:
         if plan is None:
             raise InsufficientPoints(f"member has {member.available} points available, {event.points} asked",
                                      available=member.available)
+        self.programme.check_spend(member.id, event.points)
         return member, plan
 
     def _redeem(self, entry: dict, plan: list[tuple[LotState, int]], original: Original) -> None:

@@ -48,8 +48,23 @@ def _link(tx: Tx, partner_id: str, member_id: str, customer_ref: str | None) -> 
 
 
 def enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None = None, email: str | None = None,
-          name: str | None = None, customer_ref: str | None = None, link_token: str | None = None) -> dict:
-    """Enrol a new member and link it to the partner, or link an existing one with its consent token."""
+          name: str | None = None, customer_ref: str | None = None, link_token: str | None = None,
+          referrer_member_id: str | None = None) -> dict:
+    """Enrol a new member and link it to the partner, or link an existing one with its consent token.
+
+    ``referrer_member_id``: the member who recommended a new member (see shared/programme/referrals.py).
+    """
+    outcome = _enrol(tx, keyring, partner_id, phone=phone, email=email, name=name, customer_ref=customer_ref,
+                     link_token=link_token)
+    if referrer_member_id is not None:
+        from shared.programme.referrals import record_referral
+
+        record_referral(tx, outcome["member_id"], referrer_member_id, partner_id, created=outcome["created"])
+    return outcome
+
+
+def _enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None, email: str | None, name: str | None,
+           customer_ref: str | None, link_token: str | None) -> dict:
     require_partner(tx, partner_id)
     if customer_ref is not None and not 0 < len(customer_ref) <= 128:
         raise ValidationFailed("customer_ref must be 1 to 128 characters")

@@ -10,10 +10,12 @@ from shared.models.keys import PartnerKey, RequestNonce
 from shared.models.settlement import Holiday, Settlement, SettlementRun
 from shared.models.rules import CampaignAward, EarnRuleSet
 from shared.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from shared.models.programme import ActivityAward, IssuanceCounter, Referral, ReferralBonus
 
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
     "LinkToken", "Member", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "PartnerKey", "RequestNonce",
     "Holiday", "Settlement", "SettlementRun", "CampaignAward", "EarnRuleSet", "Alert", "FloatTopup", "PartnerLimits", "Termination",
     "WebhookEndpoint", "WebhookDelivery", "WebhookAttempt",
+    "ActivityAward", "IssuanceCounter", "Referral", "ReferralBonus",
 ]

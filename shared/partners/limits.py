@@ -131,7 +131,8 @@ class FloatGuard:
             topups, drawn = _balance_micro(tx, partner_id)
             self.headroom = topups * MICRO - drawn + self.overdraft * MICRO
 
-    def draw(self, amount_micro: int, *, member_id: str, reference: str | None) -> None:
+    def ensure(self, amount_micro: int, *, member_id: str, reference: str | None) -> None:
+        """Refuse (and alert) if the float cannot cover ``amount_micro``; draws nothing."""
         if self.overdraft is None or amount_micro <= 0:
             return
         if amount_micro > self.headroom:
@@ -140,6 +141,16 @@ class FloatGuard:
             raise FloatExhausted(f"this issuance needs {amount_micro} micro-units of float; "
                                  f"{max(self.headroom, 0)} remain (overdraft included): top up the float",
                                  needed_micro=amount_micro, headroom_micro=self.headroom)
+
+    def force(self, amount_micro: int) -> None:
+        """Draw without refusing (a referral bonus owed by an earn that already passed the gate)."""
+        if self.overdraft is not None and amount_micro > 0:
+            self.headroom -= amount_micro
+
+    def draw(self, amount_micro: int, *, member_id: str, reference: str | None) -> None:
+        if self.overdraft is None or amount_micro <= 0:
+            return
+        self.ensure(amount_micro, member_id=member_id, reference=reference)
         self.headroom -= amount_micro
         if self.headroom < self.overdraft * MICRO <= self.headroom + amount_micro:
             raise_alert(self.tx, "float_in_overdraft", partner_id=self.partner_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Literal
@@ -11,6 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.errors import ValidationFailed
+
+ACTIVITY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 class Strict(BaseModel):
@@ -56,6 +59,37 @@ class Campaign(Strict):
         return self
 
 
+class Activity(Strict):
+    """Points for a non-purchase action (sign-up, survey, check-in, ...), partner-funded."""
+
+    points: int = Field(gt=0, le=10**9, description="points per award")
+    per_member_per_day: int | None = Field(None, gt=0, description="awards per member per network day")
+    per_member_total: int | None = Field(None, gt=0, description="awards per member in all")
+
+    @model_validator(mode="after")
+    def _caps(self):
+        if (self.per_member_per_day is not None and self.per_member_total is not None
+                and self.per_member_per_day > self.per_member_total):
+            raise ValueError("per_member_per_day cannot exceed per_member_total")
+        return self
+
+
+class Referral(Strict):
+    """The referrer's bonus on a referred member's first qualifying earn."""
+
+    bonus_points: int = Field(gt=0, le=10**9)
+    min_spend: int = Field(0, ge=0, description="minor units the qualifying purchase must reach")
+    funded_by: Literal["partner", "network"] = "partner"
+
+
+class Limits(Strict):
+    """Velocity limits, in points per network day (midnight in the network time zone)."""
+
+    member_daily_earn: int | None = Field(None, gt=0, description="points one member may earn, all partners")
+    member_daily_burn: int | None = Field(None, gt=0, description="points one member may spend, all partners")
+    partner_daily_issuance: int | None = Field(None, gt=0, description="partner-funded points a partner may issue")
+
+
 class RuleSet(Strict):
     base_rate: Decimal | None = Field(None, description="points per major currency unit; default: the contract's")
     minimum_spend: int = Field(0, ge=0, description="minor units below which a purchase earns nothing")
@@ -63,6 +97,9 @@ class RuleSet(Strict):
     categories: dict[str, Decimal] = Field(default_factory=dict, description="category -> multiplier")
     skus: dict[str, Decimal] = Field(default_factory=dict, description="SKU -> multiplier (wins over category)")
     campaigns: list[Campaign] = Field(default_factory=list)
+    activities: dict[str, Activity] = Field(default_factory=dict, description="activity name -> points and caps")
+    referral: Referral | None = None
+    limits: Limits | None = None
 
     @field_validator("base_rate")
     @classmethod
@@ -81,6 +118,9 @@ class RuleSet(Strict):
         ids = [c.id for c in self.campaigns]
         if len(ids) != len(set(ids)):
             raise ValueError("campaign ids must be unique")
+        for name in self.activities:
+            if not ACTIVITY_NAME.fullmatch(name):
+                raise ValueError(f"activity name {name!r}: lowercase letters, digits, - and _ (at most 64)")
         return self
 
 
@@ -99,6 +139,15 @@ def parse(text: str, *, network: bool = False) -> RuleSet:
         raise ValidationFailed("network-wide rules hold campaigns only (rates belong to partners' rules)")
     if network and any(c.funded_by != "network" for c in rules.campaigns):
         raise ValidationFailed("network-wide campaigns are funded by the network (funded_by: network)")
+    if network and rules.activities:
+        raise ValidationFailed("activities belong to partners' rules (each partner funds its own)")
+    if network and rules.referral is not None and rules.referral.funded_by != "network":
+        raise ValidationFailed("a network-wide referral bonus is funded by the network (funded_by: network)")
+    if not network and rules.limits is not None and (
+            rules.limits.member_daily_earn is not None or rules.limits.member_daily_burn is not None):
+        raise ValidationFailed("member limits count across the network: set member_daily_earn and "
+                               "member_daily_burn in the network's rules; a partner's limits hold "
+                               "partner_daily_issuance only")
     return rules
 
 

@@ -220,3 +220,15 @@ def test_a_buy_out_needs_a_rate_between_0_and_1(network):
     for settlement, rate in (("buy_out", None), ("keep_paying", 500_000), ("buy_out", 1_000_001), ("sell", None)):
         with pytest.raises(ValidationFailed):
             network.tx(lambda tx: terminate(tx, partner, settlement=settlement, buy_out_rate_ppm=rate))
+
+
+def test_activity_points_of_a_prepaid_partner_draw_on_its_float_too(network, prepaid):
+    from shared.rules.store import set_rules
+
+    partner, member = prepaid
+    network.tx(lambda tx: set_rules(tx, partner, "activities:\n  survey: {points: 50}\n"))
+    with pytest.raises(FloatExhausted):
+        network.activity(partner, member, "survey", "s-1")
+    network.tx(lambda tx: record_topup(tx, partner, 50, "BANK-1"))
+    assert network.activity(partner, member, "survey", "s-2")["points"] == 50
+    assert network.tx(lambda tx: float_status(tx, partner))["balance_micro"] == 0

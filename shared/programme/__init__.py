@@ -1,0 +1,1 @@
+"""Programme features around the posting engine: velocity limits, activity points, referral bonuses."""

@@ -1,0 +1,75 @@
+"""The posting engine's programme hooks: one object per unit, so posting.py only calls in at five points.
+
+``Posting`` calls ``members_to_lock`` before it locks members, ``check_earn`` / ``check_spend``
+right before it writes an earn or a burn/hold (after every other check), ``after_earn`` once an
+earn is written, ``activity`` for activity events and ``flush`` after the journal is written.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from shared.ledger.events import Event
+from shared.programme.activities import Activities
+from shared.programme.days import network_day
+from shared.programme.limits import DailyLimits, effective_limits
+from shared.programme.referrals import Referrals
+from shared.rules.store import rules_in_force
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shared.ledger.posting import Posting
+
+
+class Programme:
+    def __init__(self, posting: Posting):
+        self.posting = posting
+
+    @cached_property
+    def rules(self):
+        """(partner rules, network rules) in force at posted_at; either may be None."""
+        tx, now = self.posting.tx, self.posting.now
+        partner = rules_in_force(tx, self.posting.partner_id, now)
+        network = rules_in_force(tx, "network", now)
+        return (partner[1] if partner else None, network[1] if network else None)
+
+    @cached_property
+    def limits(self) -> DailyLimits:
+        partner, network = self.rules
+        members = {e.member_id for e in self.posting.events if e.member_id}
+        return DailyLimits(self.posting.tx, self.posting.partner_id,
+                           effective_limits(partner.limits if partner else None,
+                                            network.limits if network else None), members)
+
+    @cached_property
+    def referrals(self) -> Referrals:
+        partner, network = self.rules
+        programme = (partner.referral if partner else None) or (network.referral if network else None)
+        return Referrals(self.posting, programme)
+
+    @cached_property
+    def activities(self) -> Activities:
+        return Activities(self.posting, self.rules[0])
+
+    # -- hooks ---------------------------------------------------------------------------
+    def members_to_lock(self, events: list[Event], linked: set[str]) -> set[str]:
+        earners = {e.member_id for e in events if e.kind == "earn" and e.member_id in linked}
+        return self.referrals.referrers_to_lock(earners) if earners else set()
+
+    def check_earn(self, member_id: str, points: int, partner_points: int) -> None:
+        self.limits.check_earn(member_id, points, partner_points)
+
+    def check_spend(self, member_id: str, points: int) -> None:
+        self.limits.check_spend(member_id, points)
+
+    def after_earn(self, event: Event, entry: dict, member, result: dict) -> None:
+        self.referrals.after_earn(event, entry, member, result)
+
+    def activity(self, event: Event) -> dict:
+        day = network_day(self.posting.now, self.posting.tx.settings.zone)
+        return self.activities.post(event, self.limits, day)
+
+    def flush(self) -> None:
+        for part in ("limits", "referrals", "activities"):
+            if part in self.__dict__:  # only what this unit used
+                self.__dict__[part].flush()

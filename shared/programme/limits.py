@@ -1,0 +1,176 @@
+"""Velocity limits: points a member earns and spends per network day, points a partner issues per day.
+
+Counts are gross (a reversal gives no room back, like campaign caps) and exact under concurrency:
+
+* member counts are summed from the ledger after the posting engine has locked the member, and
+  every entry that moves a member's points is written under that lock;
+* a partner's issuance is kept in one ``issuance_counters`` row per (partner, day), read FOR UPDATE
+  and rewritten at the end of the unit — only while the partner has a cap in force, so uncapped
+  partners have no hot row (a capped partner's writes serialise on it: that is what a cap costs).
+
+Within a unit (a batch) earlier events count toward later ones. A refusal raises an operator alert
+(``velocity_limit``), recorded even though the refused unit may roll back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from shared.alerts import raise_alert
+from shared.db.database import Tx
+from shared.errors import VelocityLimitExceeded
+from shared.ledger.state import chunks
+from shared.models import Entry, Hold, IssuanceCounter, Lot
+from shared.programme.days import day_bounds, network_day
+from shared.rules.document import Limits
+
+entries_t, holds_t, lots_t, counters_t = Entry.__table__, Hold.__table__, Lot.__table__, IssuanceCounter.__table__
+
+
+def effective_limits(partner: Limits | None, network: Limits | None) -> Limits:
+    """Member limits come from the network's rules; the issuance cap from the partner's, else the network's."""
+    partner_cap = partner.partner_daily_issuance if partner and partner.partner_daily_issuance else None
+    return Limits(
+        member_daily_earn=network.member_daily_earn if network else None,
+        member_daily_burn=network.member_daily_burn if network else None,
+        partner_daily_issuance=partner_cap or (network.partner_daily_issuance if network else None),
+    )
+
+
+def earned_on(tx: Tx, member_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, int]:
+    """Points credited to members by earns (purchases and activities) posted in [start, end)."""
+    found: dict[str, int] = {}
+    for chunk in chunks(member_ids):
+        found.update({member: int(points) for member, points in tx.session.execute(
+            select(entries_t.c.member_id, func.sum(entries_t.c.points))
+            .where(entries_t.c.member_id.in_(chunk), entries_t.c.kind == "earn",
+                   entries_t.c.posted_at >= start, entries_t.c.posted_at < end)
+            .group_by(entries_t.c.member_id))})
+    return found
+
+
+def spent_on(tx: Tx, member_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, int]:
+    """Points members spent in [start, end): burns, plus holds placed then (open: held; captured:
+    captured; voided or timed out: nothing) — so a hold counts once, on the day it was placed."""
+    found: dict[str, int] = {}
+    held = case((holds_t.c.status == "open", holds_t.c.points),
+                (holds_t.c.status == "captured", holds_t.c.captured_points), else_=0)
+    for chunk in chunks(member_ids):
+        for member, points in tx.session.execute(
+                select(entries_t.c.member_id, func.sum(entries_t.c.points))
+                .where(entries_t.c.member_id.in_(chunk), entries_t.c.kind == "burn",
+                       entries_t.c.posted_at >= start, entries_t.c.posted_at < end)
+                .group_by(entries_t.c.member_id)):
+            found[member] = found.get(member, 0) + int(points)
+        for member, points in tx.session.execute(
+                select(holds_t.c.member_id, func.sum(held))
+                .where(holds_t.c.member_id.in_(chunk), holds_t.c.created_at >= start, holds_t.c.created_at < end)
+                .group_by(holds_t.c.member_id)):
+            found[member] = found.get(member, 0) + int(points or 0)
+    return found
+
+
+def issued_on(tx: Tx, partner_id: str, start: datetime, end: datetime) -> int:
+    """Partner-funded points of the partner's earns posted in [start, end) (seeds a day's counter)."""
+    return int(tx.session.execute(
+        select(func.coalesce(func.sum(lots_t.c.points), 0))
+        .select_from(entries_t.join(lots_t, lots_t.c.entry_id == entries_t.c.id))
+        .where(entries_t.c.partner_id == partner_id, entries_t.c.kind == "earn",
+               entries_t.c.posted_at >= start, entries_t.c.posted_at < end,
+               lots_t.c.funder_partner_id == partner_id)).scalar_one())
+
+
+def lock_issuance_counter(tx: Tx, partner_id: str, day, start: datetime, end: datetime) -> int:
+    """The partner's issuance so far on ``day``, its counter row locked until the unit ends."""
+    key = (counters_t.c.partner_id == partner_id) & (counters_t.c.business_day == day)
+    query = select(counters_t.c.points).where(key)
+    if tx.is_postgres:
+        query = query.with_for_update()
+    points = tx.session.execute(query).scalar_one_or_none()
+    if points is not None:
+        return int(points)
+    insert = pg_insert if tx.is_postgres else sqlite_insert
+    seed = issued_on(tx, partner_id, start, end)  # issuance before the cap came into force counts too
+    tx.session.execute(insert(counters_t).values(partner_id=partner_id, business_day=day, points=seed)
+                       .on_conflict_do_nothing())
+    return int(tx.session.execute(query).scalar_one())  # a twin may have created it first: its value wins
+
+
+class DailyLimits:
+    """The velocity limits of one unit of work for one partner, counted as its events post."""
+
+    def __init__(self, tx: Tx, partner_id: str, limits: Limits, member_ids: Iterable[str]):
+        self.tx = tx
+        self.partner_id = partner_id
+        self.limits = limits
+        self.day = network_day(tx.now, tx.settings.zone)
+        self.start, self.end = day_bounds(self.day, tx.settings.zone)
+        self._member_ids = set(member_ids)
+        self._earned: dict[str, int] | None = None
+        self._spent: dict[str, int] | None = None
+        self._issued: int | None = None
+        self._issued_at_start = 0
+        self._alerts: dict[tuple, dict] = {}
+
+    @property
+    def active(self) -> bool:
+        return any((self.limits.member_daily_earn, self.limits.member_daily_burn, self.limits.partner_daily_issuance))
+
+    def check_earn(self, member_id: str, points: int, partner_points: int) -> None:
+        """Refuse an earn over a limit; otherwise count it (nothing after this check refuses an earn)."""
+        limit = self.limits.member_daily_earn
+        if limit is not None:
+            if self._earned is None:
+                self._earned = earned_on(self.tx, self._member_ids, self.start, self.end)
+            used = self._earned.get(member_id, 0)
+            if used + points > limit:
+                self._refuse("member_daily_earn", limit, used, points, member_id, subject=member_id)
+        cap = self.limits.partner_daily_issuance
+        if cap is not None and partner_points:
+            if self._issued is None:
+                self._issued = self._issued_at_start = lock_issuance_counter(
+                    self.tx, self.partner_id, self.day, self.start, self.end)
+            if self._issued + partner_points > cap:
+                self._refuse("partner_daily_issuance", cap, self._issued, partner_points, member_id, subject=None)
+        if limit is not None:
+            self._earned[member_id] = self._earned.get(member_id, 0) + points
+        if cap is not None and partner_points:
+            self._issued += partner_points
+
+    def check_spend(self, member_id: str, points: int) -> None:
+        """Refuse a burn or hold over the member's daily limit; otherwise count it."""
+        limit = self.limits.member_daily_burn
+        if limit is None:
+            return
+        if self._spent is None:
+            self._spent = spent_on(self.tx, self._member_ids, self.start, self.end)
+        used = self._spent.get(member_id, 0)
+        if used + points > limit:
+            self._refuse("member_daily_burn", limit, used, points, member_id, subject=member_id)
+        self._spent[member_id] = used + points
+
+    def _refuse(self, name: str, limit: int, used: int, asked: int, member_id: str, *, subject: str | None):
+        # One alert per limit and subject per unit; a batch that hits a limit many times counts its refusals.
+        key = (name, subject)
+        if key in self._alerts:
+            self._alerts[key]["refused_events"] += 1
+        else:
+            raise_alert(self.tx, "velocity_limit", partner_id=self.partner_id, member_id=subject, limit_name=name,
+                        limit=limit, used=used, asked=asked, business_day=self.day.isoformat(),
+                        refused_events=1, **({} if subject else {"last_member_id": member_id}))
+            self._alerts[key] = self.tx.alerts[-1]["detail"]
+        raise VelocityLimitExceeded(
+            f"{name.replace('_', ' ')} limit of {limit} points would be exceeded: {used} used on "
+            f"{self.day.isoformat()}, {asked} asked", limit_name=name, limit=limit, used=used,
+            remaining=max(0, limit - used), business_day=self.day.isoformat())
+
+    def flush(self) -> None:
+        if self._issued is not None and self._issued != self._issued_at_start:
+            self.tx.session.execute(update(counters_t).where(
+                counters_t.c.partner_id == self.partner_id, counters_t.c.business_day == self.day)
+                .values(points=self._issued))

@@ -1,0 +1,122 @@
+"""Referrals: a member enrolled with a referrer earns the referrer a bonus on its first qualifying earn.
+
+* The programme is data in the earn rules: the earning partner's ``referral`` section, else the
+  network's. A qualifying earn is a purchase earn (not an activity) of at least ``min_spend``.
+* The bonus is posted in the same unit as the qualifying earn, exactly once per referee: the
+  referee's row lock serialises its earns, and the ``referral_bonuses`` primary key (the referee)
+  refuses a second bonus at the database even if that ever failed.
+* Funding follows the ledger's rule: partner-funded bonuses are the earning partner's lot (issuance
+  fee as for any earn); network-funded bonuses are their own lot from ``network:promotions``.
+* Reversing the qualifying earn does not claw the bonus back (see docs/earn-rules.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import insert, select
+
+from shared.db.database import Tx
+from shared.errors import UnknownMember, ValidationFailed
+from shared.ledger.events import Event
+from shared.ledger.rules import issuance_lines
+from shared.ledger.state import chunks
+from shared.models import Member, Referral, ReferralBonus
+from shared.rules.document import Referral as ReferralRules
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shared.ledger.posting import Posting
+
+referrals_t, bonuses_t, members_t = Referral.__table__, ReferralBonus.__table__, Member.__table__
+
+
+def record_referral(tx: Tx, referee_id: str, referrer_id: str, partner_id: str, *, created: bool) -> None:
+    """Record who referred a member at its enrolment (only a new member can be referred)."""
+    existing = tx.session.execute(select(referrals_t.c.referrer_member_id).where(
+        referrals_t.c.referee_member_id == referee_id)).scalar_one_or_none()
+    if not created:
+        if existing == referrer_id:  # the same enrolment again
+            return
+        raise ValidationFailed("a referrer can only be given when a new member is enrolled",
+                               errors=[{"field": "referrer_member_id", "message": "member already enrolled"}])
+    if referrer_id == referee_id:
+        raise ValidationFailed("a member cannot refer itself")
+    active = tx.session.execute(select(members_t.c.id).where(members_t.c.id == referrer_id,
+                                                             members_t.c.status == "active")).first()
+    if active is None:
+        raise UnknownMember(f"no referrer member {referrer_id}")
+    tx.session.execute(insert(referrals_t).values(referee_member_id=referee_id, referrer_member_id=referrer_id,
+                                                  partner_id=partner_id, created_at=tx.now))
+
+
+def pending_referrals(tx: Tx, referee_ids: Iterable[str]) -> dict[str, str]:
+    """referee -> referrer, for referees whose referrer has no bonus yet."""
+    found: dict[str, str] = {}
+    for chunk in chunks(referee_ids):
+        found.update(dict(tx.session.execute(
+            select(referrals_t.c.referee_member_id, referrals_t.c.referrer_member_id)
+            .outerjoin(bonuses_t, bonuses_t.c.referee_member_id == referrals_t.c.referee_member_id)
+            .where(referrals_t.c.referee_member_id.in_(chunk), bonuses_t.c.referee_member_id.is_(None))).all()))
+    return found
+
+
+class Referrals:
+    """One unit of work's referral bonuses for one partner."""
+
+    def __init__(self, posting: Posting, programme: ReferralRules | None):
+        self.posting = posting
+        self.programme = programme
+        self.rows: list[dict] = []
+        self._pending: dict[str, str] | None = None
+
+    def referrers_to_lock(self, earners: set[str]) -> set[str]:
+        """Referrers who may get a bonus in this unit, read before locking so they are locked in id order."""
+        if self.programme is None or not earners:
+            return set()
+        return set(pending_referrals(self.posting.tx, earners).values())
+
+    def after_earn(self, event: Event, earn_entry: dict, member, result: dict) -> None:
+        """Post the referrer's bonus if this is the referee's first qualifying earn. Never refuses."""
+        programme = self.programme
+        if programme is None or event.kind != "earn" or (event.amount or 0) < programme.min_spend:
+            return
+        posting = self.posting
+        if self._pending is None:  # read again under the members' locks: this is the truth
+            earners = {e.member_id for e in posting.events if e.kind == "earn" and e.member_id}
+            self._pending = pending_referrals(posting.tx, earners & set(posting.journal.members))
+        referrer_id = self._pending.pop(member.id, None)
+        referrer = posting.journal.members.get(referrer_id or "")
+        if referrer is None:  # no referral pending, or the referrer was erased (or not locked): no bonus
+            return
+        points, journal = programme.bonus_points, posting.journal
+        entry = journal.entry("bonus", points, partner_id=posting.partner_id, member_id=referrer.id,
+                              occurred_at=posting.now,
+                              request={"kind": "referral_bonus", "referee_member_id": member.id,
+                                       "qualifying_entry_id": earn_entry["id"], "points": points})
+        if programme.funded_by == "partner":
+            terms = posting.terms
+            if terms.billing == "prepaid":  # never refused: the qualifying earn already passed the gate
+                posting.float_guard.force(points * terms.point_value_micro)
+            lot = posting._new_lot(entry, referrer.id, posting.partner_id, terms.billing, terms.contract_id, points)
+            journal.transfer(entry, f"partner:{posting.partner_id}:issued", f"member:{referrer.id}", points)
+            for line in issuance_lines(lot, terms):
+                journal.line(entry, line)
+        else:
+            lot = posting._new_lot(entry, referrer.id, None, "network", None, points)
+            journal.transfer(entry, "network:promotions", f"member:{referrer.id}", points)
+        referrer.change(available=points)
+        from shared.ledger.posting import lot_json
+
+        entry["result"] = {"entry_id": entry["id"], "kind": "bonus", "reason": "referral", "member_id": referrer.id,
+                           "points": points, "lots": [lot_json(lot)], "posted_at": posting.now.isoformat(),
+                           "balance": referrer.balance()}
+        self.rows.append({"referee_member_id": member.id, "referrer_member_id": referrer.id, "entry_id": entry["id"],
+                          "qualifying_entry_id": earn_entry["id"], "points": points,
+                          "funded_by": programme.funded_by, "posted_at": posting.now})
+        result["referral_bonus"] = {"transaction_id": entry["id"], "points": points,
+                                    "funded_by": programme.funded_by}
+
+    def flush(self) -> None:
+        if self.rows:
+            self.posting.tx.session.execute(insert(bonuses_t), self.rows)
