@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from shared.jobs.runner import Job
 from shared.partners.keys import prune_nonces
 from shared.network import Network
+from shared.programme import jobs as programme
 
 
 def ledger_jobs(network: Network) -> list[Job]:
@@ -16,4 +17,14 @@ def ledger_jobs(network: Network) -> list[Job]:
         Job("lot_expiry", 300, network.expire_lots),
         Job("idempotency_pruning", 3600, network.prune_idempotency),
         Job("nonce_pruning", 600, lambda: network.tx(lambda tx: prune_nonces(tx, datetime.now(timezone.utc)))),
+        *programme_jobs(network),
+    ]
+
+
+def programme_jobs(network: Network) -> list[Job]:
+    """Tiers, activity status and expiry reminders (shared/programme)."""
+    return [
+        Job("tier_review", 3600, lambda: programme.review_tiers(network)),
+        Job("activity_status", 3600, lambda: programme.recompute_statuses(network)),
+        Job("expiry_reminders", 900, lambda: programme.remind_expiring(network)),
     ]

@@ -32,6 +32,7 @@ from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, Member
 from shared.rules.evaluate import Evaluation, evaluate
 from shared.rules.store import campaign_usage, rules_in_force
 from shared.partners.contracts import require_partner, terms_in_force
+from shared.programme.tiers import MemberTiers
 
 MAX_BATCH = 10_000
 MAX_POINTS = 10**12
@@ -91,6 +92,7 @@ class Posting:
         self._rules: tuple | None = None
         self._rule_versions: dict = {}
         self._usage: dict = {}
+        self.tiers = MemberTiers(tx)
 
     # -- entry point -------------------------------------------------------------------
     def run(self) -> list[dict | PointsnetError]:
@@ -107,6 +109,7 @@ class Posting:
         for index, first in self._duplicates:
             self.outcomes[index] = self._replay_in_batch(self.events[index], first)
         self.journal.flush()
+        self.tiers.flush()
         return self.outcomes  # type: ignore[return-value]
 
     @property
@@ -222,6 +225,8 @@ class Posting:
         self.journal.members = lock_members(self.tx, self.linked | self._owners(references, hold_ids))
         self._load_originals(references)
         self._load_holds(hold_ids)
+        # Earners' tiers and qualifying points, read under their locks: an earn may upgrade.
+        self.tiers.load({e.member_id for e in events if e.kind == "earn"} & self.linked & set(self.journal.members))
         lot_ids = {lot_id for o in self.originals.values() for lot_id in o.returnable}
         lot_ids |= {lot_id for h in self.holds.values() for lot_id, _ in h.lots}
         # Only members who spend need their open lots; an earn never reads them.
@@ -365,6 +370,7 @@ class Posting:
         original.lot_ids = [lot.id for lot in lots]
         self.originals[event.reference] = original
         member.change(available=partner_points + network_points)
+        self.tiers.earned(member.id, partner_points + network_points, entry["id"])
         extra = {}
         if evaluation is not None:
             for line in evaluation.lines:
@@ -405,7 +411,8 @@ class Posting:
         return evaluate(amount=event.amount or 0, items=event.items, currency=self.tx.settings.currency,
                         occurred_local=(event.occurred_at or self.now).astimezone(self.tx.settings.zone),
                         contract_base_rate_micro=self.terms.base_rate_micro, partner=self._rules[0],
-                        partner_scope=self.partner_id, network=self._rules[1], usage=usage)
+                        partner_scope=self.partner_id, network=self._rules[1], usage=usage,
+                        tier=self.tiers.tier(member_id))
 
     def _burn(self, event: Event) -> dict:
         member, plan = self._plan_spend(event)
@@ -558,6 +565,7 @@ class Posting:
                 left -= take
         self.journal.transfer(entry, f"member:{member.id}", f"partner:{original.partner_id}:issued", points)
         member.change(available=-points)
+        self.tiers.reversed(member.id, points)
         original.reversed += points
         self.originals[event.reference] = Original(entry["id"], "reversal", member.id, self.partner_id, points)
         return self._result(entry, member, original_reference=event.original_reference,

@@ -34,6 +34,14 @@ class Member(Base):
     name_ct: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Programme (shared/programme): NULL tier = the lowest configured tier; a tier above it is
+    # reviewed once its anniversary plus the grace period has passed.
+    tier: Mapped[str | None] = mapped_column(String(32))
+    tier_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tier_anniversary_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Activity recency (active, at_risk, dormant); ``status`` above is the record's own state.
+    activity_status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    activity_status_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class MemberLink(Base):
