@@ -544,6 +544,15 @@ def members_show(member_id: str, as_json: bool = typer.Option(False, "--json")) 
     console.print(table if view["tier_history"] else "no tier changes")
 
 
+@members_app.command("merge")
+def members_merge(survivor: str, duplicate: str,
+                  reason: Optional[str] = typer.Option(None, help="Why (kept with the merge record).")) -> None:
+    """Merge DUPLICATE into SURVIVOR: balance, lots, holds, links and history move; the merge is recorded."""
+    from shared.programme.merge import merge_members
+
+    print(json.dumps(_network().tx(lambda tx: merge_members(tx, survivor, duplicate, reason=reason)), indent=2))
+
+
 @members_app.command("status-counts")
 def members_status_counts() -> None:
     """Members by activity status (active, at_risk, dormant), as JSON."""

@@ -27,7 +27,7 @@ from shared.ledger.journal import Journal
 from shared.ledger.rules import (
     Line, LotState, Terms, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
 )
-from shared.ledger.state import chunks, load_lots, lock_members
+from shared.ledger.state import chunks, load_lots, lock_members, survivors
 from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, MemberLink, ObligationLine
 from shared.rules.evaluate import Evaluation, evaluate
 from shared.rules.store import campaign_usage, rules_in_force
@@ -93,6 +93,7 @@ class Posting:
         self._rule_versions: dict = {}
         self._usage: dict = {}
         self.tiers = MemberTiers(tx)
+        self._survivors: dict[str, str] = {}
 
     # -- entry point -------------------------------------------------------------------
     def run(self) -> list[dict | PointsnetError]:
@@ -251,7 +252,9 @@ class Posting:
         for chunk in chunks(hold_ids):
             owners.update(self.tx.session.execute(select(holds_t.c.member_id).where(
                 holds_t.c.id.in_(chunk), holds_t.c.partner_id == self.partner_id)).scalars())
-        return {owner for owner in owners if owner}
+        # an entry of a member merged into another now belongs to the survivor (its lots moved there)
+        self._survivors = survivors(self.tx, {owner for owner in owners if owner})
+        return {self._survivors.get(owner, owner) for owner in owners if owner}
 
     def _load_originals(self, references: set[str]) -> None:
         session = self.tx.session
@@ -260,7 +263,8 @@ class Posting:
                                                            entries_t.c.reference.in_(chunk))).all()
             by_id = {}
             for row in rows:
-                original = Original(row.id, row.kind, row.member_id, row.partner_id, row.points)
+                original = Original(row.id, row.kind, self._survivors.get(row.member_id, row.member_id),
+                                    row.partner_id, row.points)
                 self.originals[row.reference] = by_id[row.id] = original
             if not by_id:
                 continue

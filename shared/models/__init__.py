@@ -9,11 +9,11 @@ from shared.models.ops import Alert, IdempotencyRecord
 from shared.models.keys import PartnerKey, RequestNonce
 from shared.models.settlement import Holiday, Settlement, SettlementRun
 from shared.models.rules import CampaignAward, EarnRuleSet
-from shared.models.programme import ExpiryReminder, MemberStatusHistory, MemberTierHistory
+from shared.models.programme import ExpiryReminder, MemberMerge, MemberStatusHistory, MemberTierHistory
 
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
     "LinkToken", "Member", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "PartnerKey", "RequestNonce",
     "Holiday", "Settlement", "SettlementRun", "CampaignAward", "EarnRuleSet", "Alert",
-    "ExpiryReminder", "MemberStatusHistory", "MemberTierHistory",
+    "ExpiryReminder", "MemberMerge", "MemberStatusHistory", "MemberTierHistory",
 ]

@@ -42,6 +42,9 @@ class Member(Base):
     # Activity recency (active, at_risk, dormant); ``status`` above is the record's own state.
     activity_status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
     activity_status_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A duplicate merged into another member by an operator: never locked (so never changed) again.
+    # (No foreign key: adding one to members would make SQLite rebuild the table.)
+    merged_into: Mapped[str | None] = mapped_column(String(40), index=True)
 
 
 class MemberLink(Base):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from shared.db.types import UTCDateTime
 from shared.models.base import Base
 
-TIER_REASONS = ("qualified", "anniversary_review")
+TIER_REASONS = ("qualified", "anniversary_review", "merge")
 ACTIVITY_STATUSES = ("active", "at_risk", "dormant")
 
 
@@ -67,3 +67,22 @@ class ExpiryReminder(Base):
     points: Mapped[int] = mapped_column(BigInteger)  # free points expiring that day when the reminder was made
     first_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class MemberMerge(Base):
+    """An operator merged a duplicate member into a survivor: what moved, and the ledger entry that moved it."""
+
+    __tablename__ = "member_merges"
+    __table_args__ = (CheckConstraint("survivor_id <> duplicate_id", name="distinct_members"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    survivor_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    duplicate_id: Mapped[str] = mapped_column(ForeignKey("members.id"), unique=True)
+    entry_id: Mapped[str | None] = mapped_column(ForeignKey("entries.id"))  # None when nothing was left to move
+    available: Mapped[int] = mapped_column(BigInteger)
+    held: Mapped[int] = mapped_column(BigInteger)
+    lots: Mapped[int] = mapped_column(Integer)
+    holds: Mapped[int] = mapped_column(Integer)
+    links: Mapped[int] = mapped_column(Integer)  # partner links moved (a partner linked to both keeps the survivor's)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

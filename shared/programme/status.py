@@ -33,12 +33,17 @@ def status_for(settings, last_activity: datetime, now: datetime) -> str:
 
 
 def last_activity(tx: Tx, member_ids: list[str]) -> dict[str, datetime]:
-    """Member -> latest earn, burn or hold (members without one are left out)."""
-    rows = tx.session.execute(
-        select(entries_t.c.member_id, func.max(entries_t.c.posted_at))
-        .where(entries_t.c.member_id.in_(member_ids), entries_t.c.kind.in_(ACTIVITY_KINDS))
-        .group_by(entries_t.c.member_id))
-    return {member_id: latest for member_id, latest in rows}  # max() keeps the UTC column type
+    """Member -> latest earn, burn or hold, its merged duplicates' included (members without one are left out)."""
+    owner = {row.id: row.merged_into for row in tx.session.execute(
+        select(members_t.c.id, members_t.c.merged_into).where(members_t.c.merged_into.in_(member_ids)))}
+    owner.update((member_id, member_id) for member_id in member_ids)
+    latest: dict[str, datetime] = {}
+    for member_id, at in tx.session.execute(  # max() keeps the UTC column type
+            select(entries_t.c.member_id, func.max(entries_t.c.posted_at))
+            .where(entries_t.c.member_id.in_(list(owner)), entries_t.c.kind.in_(ACTIVITY_KINDS))
+            .group_by(entries_t.c.member_id)):
+        latest[owner[member_id]] = max(at, latest.get(owner[member_id], at))
+    return latest
 
 
 def recompute_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
@@ -47,7 +52,8 @@ def recompute_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
     Returns the last member id seen (None when the pass is over) and how many changed.
     """
     ids = tx.session.execute(
-        select(members_t.c.id).where(members_t.c.id > after, members_t.c.status == "active")
+        select(members_t.c.id).where(members_t.c.id > after, members_t.c.status == "active",
+                                     members_t.c.merged_into.is_(None))
         .order_by(members_t.c.id).limit(limit)).scalars().all()
     if not ids:
         return None, 0
@@ -72,10 +78,11 @@ def recompute_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
 
 
 def status_counts(tx: Tx) -> dict[str, int]:
-    """Members (not erased) by activity status, every status present (for the dashboard and reports)."""
+    """Members (not erased, not merged) by activity status, every status present (for the dashboard and reports)."""
     counts = dict.fromkeys(ACTIVITY_STATUSES, 0)
     for status, count in tx.session.execute(
-            select(members_t.c.activity_status, func.count()).where(members_t.c.status == "active")
+            select(members_t.c.activity_status, func.count())
+            .where(members_t.c.status == "active", members_t.c.merged_into.is_(None))
             .group_by(members_t.c.activity_status)):
         counts[status] = int(count)
     return counts

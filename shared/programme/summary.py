@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from shared.db.database import Tx
 from shared.ledger.queries import member_balance
-from shared.models import Member, MemberStatusHistory, MemberTierHistory
+from shared.models import Member, MemberMerge, MemberStatusHistory, MemberTierHistory
 from shared.programme.reminders import reminders_for
 from shared.programme.tiers import tier_view
 
@@ -33,4 +33,7 @@ def member_summary(tx: Tx, member_id: str, *, history_limit: int = 20) -> dict:
         "status_history": [{"at": h.at.isoformat(), "from": h.from_status, "to": h.to_status,
                             "last_activity_at": h.last_activity_at.isoformat()} for h in statuses],
         "expiry_reminders": reminders_for(tx, member_id, history_limit),
+        "merged_from": [{"member_id": m.duplicate_id, "at": m.at.isoformat(), "reason": m.reason}
+                        for m in tx.session.execute(select(MemberMerge).where(MemberMerge.survivor_id == member_id)
+                                                    .order_by(MemberMerge.at)).scalars()],
     }

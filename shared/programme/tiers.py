@@ -40,19 +40,23 @@ def qualifying_points(tx: Tx, member_ids, now: datetime | None = None) -> dict[s
     earn, original = aliased(Entry), aliased(Entry)
     points: dict[str, int] = {}
     for chunk in chunks(member_ids):
+        # a survivor of a merge also qualifies with its duplicates' earns
+        owner = {row.id: row.merged_into for row in tx.session.execute(
+            select(members_t.c.id, members_t.c.merged_into).where(members_t.c.merged_into.in_(chunk)))}
+        owner.update((member_id, member_id) for member_id in chunk)
         # posted_at >= since follows from occurred_at >= since; it lets the (member, posted_at) index work
         for member_id, total in tx.session.execute(
                 select(earn.member_id, func.sum(earn.points))
-                .where(earn.kind == "earn", earn.member_id.in_(chunk), earn.posted_at >= since,
+                .where(earn.kind == "earn", earn.member_id.in_(list(owner)), earn.posted_at >= since,
                        earn.occurred_at >= since).group_by(earn.member_id)):
-            points[member_id] = int(total)
+            points[owner[member_id]] = points.get(owner[member_id], 0) + int(total)
         reversal = aliased(Entry)
         for member_id, total in tx.session.execute(
                 select(reversal.member_id, func.sum(reversal.points))
                 .join(original, original.id == reversal.original_entry_id)
-                .where(reversal.kind == "reversal", reversal.member_id.in_(chunk), reversal.posted_at >= since,
+                .where(reversal.kind == "reversal", reversal.member_id.in_(list(owner)), reversal.posted_at >= since,
                        original.kind == "earn", original.occurred_at >= since).group_by(reversal.member_id)):
-            points[member_id] = points.get(member_id, 0) - int(total)
+            points[owner[member_id]] = points.get(owner[member_id], 0) - int(total)
     return points
 
 
@@ -107,7 +111,7 @@ class MemberTiers:
         target = self.config.qualified(state.qualifying)
         if self.config.rank(target) > self.config.rank(state.tier):
             now = self.tx.now
-            self._change(state, target, "qualified", since=now, anniversary=add_months(self.tx.settings, now, 12),
+            self.change(state, target, "qualified", since=now, anniversary=add_months(self.tx.settings, now, 12),
                          entry_id=entry_id)
 
     def reversed(self, member_id: str, points: int) -> None:
@@ -115,7 +119,7 @@ class MemberTiers:
         if member_id in self.states:
             self.states[member_id].qualifying -= points
 
-    def _change(self, state: TierState, target: str, reason: str, *, since: datetime,
+    def change(self, state: TierState, target: str, reason: str, *, since: datetime,
                 anniversary: datetime | None, entry_id: str | None = None) -> None:
         self.history.append({"id": new_id("tch"), "member_id": state.member_id,
                              "from_tier": self.config.name(state.tier), "to_tier": target, "reason": reason,
@@ -167,9 +171,9 @@ def review_due(tx: Tx, limit: int) -> int:
             anniversary = add_months(tx.settings, anniversary, 12)
         target = config.qualified(state.qualifying)
         if config.rank(target) < config.rank(state.tier):
-            tiers._change(state, target, "anniversary_review", since=tx.now, anniversary=anniversary)
+            tiers.change(state, target, "anniversary_review", since=tx.now, anniversary=anniversary)
         elif config.rank(target) > config.rank(state.tier):  # thresholds lowered since the last earn
-            tiers._change(state, target, "qualified", since=tx.now, anniversary=add_months(tx.settings, tx.now, 12))
+            tiers.change(state, target, "qualified", since=tx.now, anniversary=add_months(tx.settings, tx.now, 12))
         else:
             state.anniversary, state.changed = anniversary, True
     tiers.flush()

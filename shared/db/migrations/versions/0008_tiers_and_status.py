@@ -1,8 +1,8 @@
-"""tiers, activity status and expiry reminders
+"""tiers, activity status, expiry reminders and member merges
 
 Revision ID: 0008
 Revises: 0005
-Create Date: 2026-11-26 03:24:59.707802
+Create Date: 2026-11-26 03:48:22.115095
 """
 from alembic import op
 import sqlalchemy as sa
@@ -48,6 +48,28 @@ def upgrade() -> None:
     with op.batch_alter_table('member_status_history', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_member_status_history_member_id'), ['member_id'], unique=False)
 
+    op.create_table('member_merges',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('survivor_id', sa.String(length=40), nullable=False),
+    sa.Column('duplicate_id', sa.String(length=40), nullable=False),
+    sa.Column('entry_id', sa.String(length=40), nullable=True),
+    sa.Column('available', sa.BigInteger(), nullable=False),
+    sa.Column('held', sa.BigInteger(), nullable=False),
+    sa.Column('lots', sa.Integer(), nullable=False),
+    sa.Column('holds', sa.Integer(), nullable=False),
+    sa.Column('links', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.String(length=500), nullable=True),
+    sa.Column('at', shared.db.types.UTCDateTime(), nullable=False),
+    sa.CheckConstraint('survivor_id <> duplicate_id', name=op.f('ck_member_merges_distinct_members')),
+    sa.ForeignKeyConstraint(['duplicate_id'], ['members.id'], name=op.f('fk_member_merges_duplicate_id_members')),
+    sa.ForeignKeyConstraint(['entry_id'], ['entries.id'], name=op.f('fk_member_merges_entry_id_entries')),
+    sa.ForeignKeyConstraint(['survivor_id'], ['members.id'], name=op.f('fk_member_merges_survivor_id_members')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_member_merges')),
+    sa.UniqueConstraint('duplicate_id', name=op.f('uq_member_merges_duplicate_id'))
+    )
+    with op.batch_alter_table('member_merges', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_member_merges_survivor_id'), ['survivor_id'], unique=False)
+
     op.create_table('member_tier_history',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('member_id', sa.String(length=40), nullable=False),
@@ -57,7 +79,7 @@ def upgrade() -> None:
     sa.Column('qualifying_points', sa.BigInteger(), nullable=False),
     sa.Column('entry_id', sa.String(length=40), nullable=True),
     sa.Column('at', shared.db.types.UTCDateTime(), nullable=False),
-    sa.CheckConstraint("reason IN ('qualified', 'anniversary_review')", name=op.f('ck_member_tier_history_reason')),
+    sa.CheckConstraint("reason IN ('qualified', 'anniversary_review', 'merge')", name=op.f('ck_member_tier_history_reason')),
     sa.CheckConstraint('from_tier <> to_tier', name=op.f('ck_member_tier_history_changed')),
     sa.ForeignKeyConstraint(['entry_id'], ['entries.id'], name=op.f('fk_member_tier_history_entry_id_entries')),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_tier_history_member_id_members')),
@@ -72,6 +94,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('tier_anniversary_at', shared.db.types.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('activity_status', sa.String(length=16), server_default='active', nullable=False))
         batch_op.add_column(sa.Column('activity_status_since', shared.db.types.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('merged_into', sa.String(length=40), nullable=True))
+        batch_op.create_index(batch_op.f('ix_members_merged_into'), ['merged_into'], unique=False)
         batch_op.create_index(batch_op.f('ix_members_tier_anniversary_at'), ['tier_anniversary_at'], unique=False)
 
 
@@ -79,6 +103,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_members_tier_anniversary_at'))
+        batch_op.drop_index(batch_op.f('ix_members_merged_into'))
+        batch_op.drop_column('merged_into')
         batch_op.drop_column('activity_status_since')
         batch_op.drop_column('activity_status')
         batch_op.drop_column('tier_anniversary_at')
@@ -89,6 +115,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_member_tier_history_member_id'))
 
     op.drop_table('member_tier_history')
+    with op.batch_alter_table('member_merges', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_member_merges_survivor_id'))
+
+    op.drop_table('member_merges')
     with op.batch_alter_table('member_status_history', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_member_status_history_member_id'))
 
