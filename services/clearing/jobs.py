@@ -25,6 +25,6 @@ def programme_jobs(network: Network) -> list[Job]:
     """Tiers, activity status and expiry reminders (shared/programme)."""
     return [
         Job("tier_review", 3600, lambda: programme.review_tiers(network)),
-        Job("activity_status", 3600, lambda: programme.recompute_statuses(network)),
-        Job("expiry_reminders", 900, lambda: programme.remind_expiring(network)),
+        Job("activity_status", 6 * 3600, lambda: programme.recompute_statuses(network)),
+        Job("expiry_reminders", 3600, lambda: programme.remind_expiring(network)),
     ]

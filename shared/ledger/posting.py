@@ -399,7 +399,8 @@ class Posting:
         return lot
 
     def _evaluate(self, event: Event, member_id: str) -> Evaluation:
-        """The rules in force at posted_at, applied at the partner's occurred_at (network time zone)."""
+        """The rules in force at posted_at, applied at the partner's occurred_at (network time zone),
+        at the tier the member holds now (an earn earlier in this batch may have raised it)."""
         if self._rules is None:
             partner = rules_in_force(self.tx, self.partner_id, self.now)
             network = rules_in_force(self.tx, "network", self.now)

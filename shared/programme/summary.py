@@ -13,7 +13,8 @@ from shared.programme.tiers import tier_view
 
 def member_summary(tx: Tx, member_id: str, *, history_limit: int = 20) -> dict:
     balance = member_balance(tx, member_id)  # refuses unknown and erased members
-    member = tx.session.execute(select(Member.activity_status, Member.activity_status_since, Member.created_at)
+    member = tx.session.execute(select(Member.activity_status, Member.activity_status_since, Member.created_at,
+                                       Member.merged_into)
                                 .where(Member.id == member_id)).one()
     tiers = tx.session.execute(select(MemberTierHistory).where(MemberTierHistory.member_id == member_id)
                                .order_by(MemberTierHistory.at.desc(), MemberTierHistory.id.desc())
@@ -22,7 +23,7 @@ def member_summary(tx: Tx, member_id: str, *, history_limit: int = 20) -> dict:
                                   .order_by(MemberStatusHistory.at.desc(), MemberStatusHistory.id.desc())
                                   .limit(history_limit)).scalars()
     return {
-        "member_id": member_id, "enrolled_at": member.created_at.isoformat(),
+        "member_id": member_id, "enrolled_at": member.created_at.isoformat(), "merged_into": member.merged_into,
         "balance": {"available": balance["available"], "held": balance["held"]},
         "expiring_soon": balance["expiring_soon"],
         "tier": tier_view(tx, member_id),

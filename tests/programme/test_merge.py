@@ -51,6 +51,8 @@ def test_merge_moves_points_lots_holds_links_and_history(network, pair):
     summary = network.tx(lambda tx: member_summary(tx, survivor), readonly=True)
     assert summary["merged_from"][0]["member_id"] == duplicate
     assert summary["tier"]["qualifying_points"] == 750  # the duplicate's earns qualify for the survivor
+    left = network.tx(lambda tx: member_summary(tx, duplicate), readonly=True)
+    assert left["merged_into"] == survivor and left["balance"] == {"available": 0, "held": 0}
 
     # what moved works as the survivor's: capture the hold, reverse the duplicate's earn
     network.capture(books, hold_id, 30)
