@@ -32,7 +32,8 @@ def test_members_show_and_status_counts(tmp_path):
     assert "silver" in text and "1200 available" in text
     counts = json.loads(pointsnet(tmp_path, "members", "status-counts", check=True).stdout)
     assert counts == {"active": 2, "at_risk": 0, "dormant": 0}
-    merged = json.loads(pointsnet(tmp_path, "members", "merge", member, duplicate, "--reason", "dup", check=True).stdout)
+    merged = json.loads(pointsnet(tmp_path, "members", "merge", member, duplicate, "--reason", "dup",
+                                  check=True).stdout)
     assert merged["balance"] == {"available": 1230, "held": 0} and merged["lots"] == 1
     assert json.loads(pointsnet(tmp_path, "members", "status-counts", check=True).stdout)["active"] == 1
     assert pointsnet(tmp_path, "verify").returncode == 0

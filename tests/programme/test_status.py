@@ -1,7 +1,5 @@
 """Activity status over simulated time: active, at risk after 90 quiet days, dormant after 180, back on activity."""
 
-from datetime import timedelta
-
 from sqlalchemy import select
 
 from shared.models import Member, MemberStatusHistory
