@@ -4,8 +4,9 @@ Entries are history and stay with the member they were posted for. What the dupl
 has moves: its balance by one ``adjustment`` entry (member:DUP → member:SURV, and the held
 account likewise), its lots and holds by owner (so provenance, expiry and reversals follow
 the points), its partner links (a partner linked to both keeps the survivor's), its tier and
-status history. The duplicate is marked ``merged_into`` the survivor: it is never locked
-again, so nothing can post to it, and reversals of its old entries act on the survivor.
+status history and its campaign awards (so per-member caps count both). The duplicate is
+marked ``merged_into`` the survivor: it is never locked again, so nothing can post to it,
+reversals of its old entries act on the survivor, and its phone or email finds the survivor.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.journal import Journal
 from shared.ledger.state import lock_members
 from shared.models import (
-    Hold, LinkToken, Lot, Member, MemberLink, MemberMerge, MemberStatusHistory, MemberTierHistory,
+    CampaignAward, Hold, LinkToken, Lot, Member, MemberLink, MemberMerge, MemberStatusHistory, MemberTierHistory,
 )
 from shared.programme.tiers import MemberTiers, add_months
 
@@ -60,7 +61,7 @@ def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | 
                             .values(member_id=survivor_id)).rowcount
     session.execute(delete(LinkToken.__table__).where(LinkToken.member_id == duplicate_id,
                                                       LinkToken.used_at.is_(None)))
-    for history in (MemberTierHistory, MemberStatusHistory):
+    for history in (MemberTierHistory, MemberStatusHistory, CampaignAward):  # awards: per-member campaign caps
         session.execute(update(history.__table__).where(history.member_id == duplicate_id)
                         .values(member_id=survivor_id))
     # earlier duplicates of the duplicate now point at the survivor too: one hop, always

@@ -71,6 +71,15 @@ def test_merge_moves_points_lots_holds_links_and_history(network, pair):
         "same person, two phones"
 
 
+def test_the_duplicates_phone_now_finds_the_survivor(network):
+    coffee, books = make_partner(network, "Coffee"), make_partner(network, "Books")
+    survivor = make_member(network, coffee)
+    duplicate = make_member(network, books, phone="+8613900001111")
+    merge(network, survivor, duplicate)
+    # Books was linked to the duplicate only: its link moved, so the phone answers with the survivor
+    assert network.enrol(books, phone="+8613900001111")["member_id"] == survivor
+
+
 def test_merge_refusals(network, pair):
     _, _, survivor, duplicate, _ = pair
     with pytest.raises(ValidationFailed):
