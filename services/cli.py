@@ -39,6 +39,8 @@ app.add_typer(alerts_app, name="alerts")
 webhooks_app = typer.Typer(help="Signed webhooks to partners: endpoints, secrets, deliveries, dead letters.",
                            no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
+members_app = typer.Typer(help="Members: balance, tier, activity status and their history.", no_args_is_help=True)
+app.add_typer(members_app, name="members")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -776,6 +778,44 @@ def webhooks_replay(delivery_id: str) -> None:
     from shared.webhooks.delivery import replay
 
     print(json.dumps(replay(_network(), delivery_id), indent=2))
+
+
+@members_app.command("show")
+def members_show(member_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """A member's balance, tier (qualifying points, next review), activity status and histories."""
+    from shared.programme.summary import member_summary
+
+    view = _network().tx(lambda tx: member_summary(tx, member_id), readonly=True)
+    if as_json:
+        print(json.dumps(view, indent=2))
+        return
+    tier = view["tier"] or {}
+    console.print(f"member {member_id} (enrolled {view['enrolled_at']})\n"
+                  f"balance: {view['balance']['available']} available, {view['balance']['held']} held\n"
+                  f"tier: {tier.get('tier', 'tiers off')}, {tier.get('qualifying_points', 0)} qualifying points"
+                  f"{', review ' + tier['review_at'] if tier.get('review_at') else ''}\n"
+                  f"activity: {view['activity_status']}", highlight=False)
+    table = Table("at", "from", "to", "reason", "qualifying points", title="tier history")
+    for change in view["tier_history"]:
+        table.add_row(change["at"], change["from"], change["to"], change["reason"], str(change["qualifying_points"]))
+    console.print(table if view["tier_history"] else "no tier changes")
+
+
+@members_app.command("merge")
+def members_merge(survivor: str, duplicate: str,
+                  reason: Optional[str] = typer.Option(None, help="Why (kept with the merge record).")) -> None:
+    """Merge DUPLICATE into SURVIVOR: balance, lots, holds, links and history move; the merge is recorded."""
+    from shared.programme.merge import merge_members
+
+    print(json.dumps(_network().tx(lambda tx: merge_members(tx, survivor, duplicate, reason=reason)), indent=2))
+
+
+@members_app.command("status-counts")
+def members_status_counts() -> None:
+    """Members by activity status (active, at_risk, dormant), as JSON."""
+    from shared.programme.status import status_counts
+
+    print(json.dumps(_network().tx(status_counts, readonly=True)))
 
 
 def main() -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.programme.config import TierConfig
 
 
 class Settings(BaseSettings):
@@ -49,6 +51,31 @@ class Settings(BaseSettings):
     pii_keys: str | None = None  # JSON, same shape as the key file
     # Logs: "text" for people at a terminal, "json" (one object per line) for log shippers.
     log_format: Literal["text", "json"] = "text"
+    # Member programme (docs/programme.md): the tier ladder as JSON, activity status thresholds,
+    # and how many days before points expire members are reminded (e.g. "30,7").
+    tiers: TierConfig = Field(default_factory=TierConfig)
+    activity_at_risk_days: int = Field(default=90, gt=0)
+    activity_dormant_days: int = Field(default=180, gt=0)
+    expiry_reminder_days: Annotated[tuple[int, ...], NoDecode] = (30, 7)
+    programme_batch_size: int = Field(default=500, gt=0)
+
+    @field_validator("expiry_reminder_days", mode="before")
+    @classmethod
+    def _reminder_days(cls, value):
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", "").split(",") if part]
+        days = tuple(sorted({int(day) for day in value}, reverse=True))
+        if any(day <= 0 for day in days):
+            raise ValueError("expiry reminder days must be positive whole days, e.g. 30,7")
+        return days
+
+    @field_validator("activity_dormant_days")
+    @classmethod
+    def _dormant_after_at_risk(cls, value, info):
+        at_risk = info.data.get("activity_at_risk_days")
+        if at_risk is not None and value <= at_risk:
+            raise ValueError("activity_dormant_days must be greater than activity_at_risk_days")
+        return value
 
     @field_validator("expiry_policy")
     @classmethod

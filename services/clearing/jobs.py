@@ -9,6 +9,7 @@ from shared.partners.keys import prune_nonces
 from shared.partners.limits import check_exposure
 from shared.network import Network
 from shared.webhooks.delivery import deliver_due, prune_delivered
+from shared.programme import jobs as programme
 
 
 def ledger_jobs(network: Network) -> list[Job]:
@@ -21,4 +22,14 @@ def ledger_jobs(network: Network) -> list[Job]:
         Job("webhook_delivery", 5, lambda: deliver_due(network)),
         Job("webhook_pruning", 3600, lambda: network.tx(prune_delivered)),
         Job("nonce_pruning", 600, lambda: network.tx(lambda tx: prune_nonces(tx, datetime.now(timezone.utc)))),
+        *programme_jobs(network),
+    ]
+
+
+def programme_jobs(network: Network) -> list[Job]:
+    """Tiers, activity status and expiry reminders (shared/programme)."""
+    return [
+        Job("tier_review", 3600, lambda: programme.review_tiers(network)),
+        Job("activity_status", 6 * 3600, lambda: programme.recompute_statuses(network)),
+        Job("expiry_reminders", 3600, lambda: programme.remind_expiring(network)),
     ]

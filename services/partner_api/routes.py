@@ -20,6 +20,7 @@ from shared.errors import NotFound, PointsnetError, ValidationFailed
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events, quote_earn
 from shared.ledger.queries import member_balance
+from shared.programme.tiers import current_tier
 from shared.members import enrolment
 from shared.models import Entry, Member, Partner, Settlement, SettlementRun, Transfer
 from shared.rules.evaluate import PurchaseItem
@@ -143,7 +144,7 @@ def get_member(request: Request, member_id: str):
         enrolment.require_linked(tx, partner_id, member_id)
         view = member_balance(tx, member_id)
         return {"member_id": member_id, "balance": {"available": view["available"], "held": view["held"]},
-                "held": view["held"], "tier": None, "expiring_soon": view["expiring_soon"]}
+                "held": view["held"], "tier": current_tier(tx, member_id), "expiring_soon": view["expiring_soon"]}
 
     return _network(request).tx(read, readonly=True)
 

@@ -61,7 +61,8 @@ class MemberView(BaseModel):
     member_id: str
     balance: Balance
     held: int
-    tier: str | None = Field(None, description="Member tier; set once tiers are configured.")
+    tier: str | None = Field(None, description="Member tier (e.g. regular, silver, gold); null when the network "
+                                                "runs without tiers.")
     expiring_soon: list[Expiring]
 
 

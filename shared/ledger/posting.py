@@ -28,7 +28,7 @@ from shared.ledger.journal import Journal
 from shared.ledger.rules import (
     Line, LotState, Terms, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
 )
-from shared.ledger.state import chunks, load_lots, lock_members
+from shared.ledger.state import chunks, load_lots, lock_members, survivors
 from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, MemberLink, ObligationLine
 from shared.rules.evaluate import Evaluation, evaluate
 from shared.rules.store import campaign_usage, rules_in_force
@@ -37,6 +37,7 @@ from shared.partners.lifecycle import PartnerTerminated, is_terminated
 from shared.partners.limits import FloatGuard
 from shared.programme import activities
 from shared.programme.engine import Programme
+from shared.programme.tiers import MemberTiers
 
 MAX_BATCH = 10_000
 MAX_POINTS = 10**12
@@ -97,6 +98,8 @@ class Posting:
         self._rule_versions: dict = {}
         self._usage: dict = {}
         self.programme = Programme(self)  # velocity limits, activities, referral bonuses
+        self.tiers = MemberTiers(tx)
+        self._survivors: dict[str, str] = {}
 
     # -- entry point -------------------------------------------------------------------
     def run(self) -> list[dict | PointsnetError]:
@@ -114,6 +117,7 @@ class Posting:
             self.outcomes[index] = self._replay_in_batch(self.events[index], first)
         self.journal.flush()
         self.programme.flush()
+        self.tiers.flush()
         return self.outcomes  # type: ignore[return-value]
 
     @cached_property
@@ -239,6 +243,8 @@ class Posting:
                                             | self.programme.members_to_lock(events, self.linked))
         self._load_originals(references)
         self._load_holds(hold_ids)
+        # Earners' tiers and qualifying points, read under their locks: an earn may upgrade.
+        self.tiers.load({e.member_id for e in events if e.kind == "earn"} & self.linked & set(self.journal.members))
         lot_ids = {lot_id for o in self.originals.values() for lot_id in o.returnable}
         lot_ids |= {lot_id for h in self.holds.values() for lot_id, _ in h.lots}
         # Only members who spend need their open lots; an earn never reads them.
@@ -263,7 +269,9 @@ class Posting:
         for chunk in chunks(hold_ids):
             owners.update(self.tx.session.execute(select(holds_t.c.member_id).where(
                 holds_t.c.id.in_(chunk), holds_t.c.partner_id == self.partner_id)).scalars())
-        return {owner for owner in owners if owner}
+        # an entry of a member merged into another now belongs to the survivor (its lots moved there)
+        self._survivors = survivors(self.tx, {owner for owner in owners if owner})
+        return {self._survivors.get(owner, owner) for owner in owners if owner}
 
     def _load_originals(self, references: set[str]) -> None:
         session = self.tx.session
@@ -272,7 +280,8 @@ class Posting:
                                                            entries_t.c.reference.in_(chunk))).all()
             by_id = {}
             for row in rows:
-                original = Original(row.id, row.kind, row.member_id, row.partner_id, row.points)
+                original = Original(row.id, row.kind, self._survivors.get(row.member_id, row.member_id),
+                                    row.partner_id, row.points)
                 self.originals[row.reference] = by_id[row.id] = original
             if not by_id:
                 continue
@@ -390,6 +399,7 @@ class Posting:
         original.lot_ids = [lot.id for lot in lots]
         self.originals[event.reference] = original
         member.change(available=partner_points + network_points)
+        self.tiers.earned(member.id, partner_points + network_points, entry["id"])
         extra = {}
         if evaluation is not None:
             for line in evaluation.lines:
@@ -419,7 +429,8 @@ class Posting:
         return lot
 
     def _evaluate(self, event: Event, member_id: str) -> Evaluation:
-        """The rules in force at posted_at, applied at the partner's occurred_at (network time zone)."""
+        """The rules in force at posted_at, applied at the partner's occurred_at (network time zone),
+        at the tier the member holds now (an earn earlier in this batch may have raised it)."""
         if self._rules is None:
             partner = rules_in_force(self.tx, self.partner_id, self.now)
             network = rules_in_force(self.tx, "network", self.now)
@@ -435,7 +446,8 @@ class Posting:
         return evaluate(amount=event.amount or 0, items=event.items, currency=self.tx.settings.currency,
                         occurred_local=(event.occurred_at or self.now).astimezone(self.tx.settings.zone),
                         contract_base_rate_micro=self.terms.base_rate_micro, partner=self._rules[0],
-                        partner_scope=self.partner_id, network=self._rules[1], usage=usage)
+                        partner_scope=self.partner_id, network=self._rules[1], usage=usage,
+                        tier=self.tiers.tier(member_id))
 
     def _burn(self, event: Event) -> dict:
         member, plan = self._plan_spend(event)
@@ -589,6 +601,7 @@ class Posting:
                 left -= take
         self.journal.transfer(entry, f"member:{member.id}", f"partner:{original.partner_id}:issued", points)
         member.change(available=-points)
+        self.tiers.reversed(member.id, points)
         original.reversed += points
         self.originals[event.reference] = Original(entry["id"], "reversal", member.id, self.partner_id, points)
         return self._result(entry, member, original_reference=event.original_reference,

@@ -28,18 +28,29 @@ def chunks(values: Iterable[str], size: int = CHUNK):
 
 
 def lock_members(tx: Tx, member_ids: Iterable[str]) -> dict[str, MemberState]:
-    """Lock the members' rows in id order and return their balances (missing or erased ids are left out)."""
+    """Lock the members' rows in id order and return their balances (missing, erased or merged ids are left out)."""
     found: dict[str, MemberState] = {}
     for chunk in chunks(member_ids):
         query = (
             select(members_table.c.id, members_table.c.available, members_table.c.held)
-            .where(members_table.c.id.in_(chunk), members_table.c.status == "active")
+            .where(members_table.c.id.in_(chunk), members_table.c.status == "active",
+                   members_table.c.merged_into.is_(None))
             .order_by(members_table.c.id)
         )
         if tx.is_postgres:
             query = query.with_for_update()
         for row in tx.session.execute(query):
             found[row.id] = MemberState(row.id, row.available, row.held)
+    return found
+
+
+def survivors(tx: Tx, member_ids: Iterable[str]) -> dict[str, str]:
+    """Duplicate -> survivor, for the ids that were merged into another member."""
+    found: dict[str, str] = {}
+    for chunk in chunks(member_ids):
+        for row in tx.session.execute(select(members_table.c.id, members_table.c.merged_into)
+                                      .where(members_table.c.id.in_(chunk), members_table.c.merged_into.is_not(None))):
+            found[row.id] = row.merged_into
     return found
 
 
@@ -74,4 +85,4 @@ def member_lots(lots: dict[str, LotState], member_id: str) -> list[LotState]:
     return [lot for lot in lots.values() if lot.member_id == member_id]
 
 
-__all__ = ["lock_members", "load_lots", "member_lots", "chunks", "or_"]
+__all__ = ["lock_members", "load_lots", "member_lots", "chunks", "survivors", "or_"]

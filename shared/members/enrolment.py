@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
@@ -27,7 +27,9 @@ def _find_by_contact(tx: Tx, keyring: Keyring, phone: str | None, email: str | N
         conditions.append(members_t.c.email_bidx.in_(keyring.lookup_indexes("email", email)))
     if not conditions:
         return None
-    return tx.session.execute(select(members_t.c.id).where(or_(*conditions)).limit(1)).scalar_one_or_none()
+    # a duplicate merged into another member is found as its survivor (shared/programme/merge.py)
+    return tx.session.execute(select(func.coalesce(members_t.c.merged_into, members_t.c.id))
+                              .where(or_(*conditions)).limit(1)).scalar_one_or_none()
 
 
 def find_member(tx: Tx, keyring: Keyring, *, phone: str | None = None, email: str | None = None) -> str | None:

@@ -11,6 +11,7 @@ from shared.models.settlement import Holiday, Settlement, SettlementRun
 from shared.models.rules import CampaignAward, EarnRuleSet
 from shared.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.models.programme import ActivityAward, IssuanceCounter, Referral, ReferralBonus
+from shared.models.programme import ExpiryReminder, MemberMerge, MemberStatusHistory, MemberTierHistory
 
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
@@ -18,4 +19,5 @@ __all__ = [
     "Holiday", "Settlement", "SettlementRun", "CampaignAward", "EarnRuleSet", "Alert", "FloatTopup", "PartnerLimits", "Termination",
     "WebhookEndpoint", "WebhookDelivery", "WebhookAttempt",
     "ActivityAward", "IssuanceCounter", "Referral", "ReferralBonus",
+    "ExpiryReminder", "MemberMerge", "MemberStatusHistory", "MemberTierHistory",
 ]

@@ -34,6 +34,17 @@ class Member(Base):
     name_ct: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Programme (shared/programme): NULL tier = the lowest configured tier; a tier above it is
+    # reviewed once its anniversary plus the grace period has passed.
+    tier: Mapped[str | None] = mapped_column(String(32))
+    tier_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tier_anniversary_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Activity recency (active, at_risk, dormant); ``status`` above is the record's own state.
+    activity_status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    activity_status_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A duplicate merged into another member by an operator: never locked (so never changed) again.
+    # (No foreign key: adding one to members would make SQLite rebuild the table.)
+    merged_into: Mapped[str | None] = mapped_column(String(40), index=True)
 
 
 class MemberLink(Base):

@@ -1,1 +1,2 @@
-"""Programme features around the posting engine: velocity limits, activity points, referral bonuses."""
+"""Programme features around the ledger: velocity limits, activity points, referral bonuses,
+tiers, activity status and expiry reminders."""

@@ -100,6 +100,8 @@ class RuleSet(Strict):
     activities: dict[str, Activity] = Field(default_factory=dict, description="activity name -> points and caps")
     referral: Referral | None = None
     limits: Limits | None = None
+    tier_multipliers: dict[str, Decimal] = Field(
+        default_factory=dict, description="member tier -> multiplier of the base points (e.g. gold: 1.5)")
 
     @field_validator("base_rate")
     @classmethod
@@ -111,6 +113,15 @@ class RuleSet(Strict):
     def _multipliers(cls, value):
         for key, multiplier in value.items():
             _rate(multiplier, f"multiplier of {key}")
+        return value
+
+    @field_validator("tier_multipliers")
+    @classmethod
+    def _tier_multipliers(cls, value):
+        for tier, multiplier in value.items():
+            _rate(multiplier, f"tier multiplier of {tier}")
+            if multiplier < 1:
+                raise ValueError(f"tier multiplier of {tier} must be at least 1 (a tier never earns less)")
         return value
 
     @model_validator(mode="after")
@@ -135,7 +146,8 @@ def parse(text: str, *, network: bool = False) -> RuleSet:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}" for e in exc.errors())
         raise ValidationFailed(f"the rules document is invalid: {problems}") from exc
-    if network and (rules.base_rate is not None or rules.categories or rules.skus or rules.minimum_spend):
+    if network and (rules.base_rate is not None or rules.categories or rules.skus or rules.minimum_spend
+                    or rules.tier_multipliers):
         raise ValidationFailed("network-wide rules hold campaigns only (rates belong to partners' rules)")
     if network and any(c.funded_by != "network" for c in rules.campaigns):
         raise ValidationFailed("network-wide campaigns are funded by the network (funded_by: network)")

@@ -59,8 +59,10 @@ def _active(campaign: Campaign, local: datetime) -> bool:
 
 def evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_local: datetime, currency: str,
              contract_base_rate_micro: int, partner: RuleSet | None, partner_scope: str,
-             network: RuleSet | None = None, usage: dict[str, tuple[int, int]] | None = None) -> Evaluation:
-    """``usage``: campaign key -> (points already given to this member, points given in all)."""
+             network: RuleSet | None = None, usage: dict[str, tuple[int, int]] | None = None,
+             tier: str | None = None) -> Evaluation:
+    """``usage``: campaign key -> (points already given to this member, points given in all);
+    ``tier``: the member's tier when the earn posts (its multiplier applies to the base points)."""
     rules = partner or RuleSet()
     usage = usage or {}
     result = Evaluation()
@@ -88,6 +90,12 @@ def evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_lo
     if multiplied:
         description += ", with SKU and category multipliers"
     result.lines.append(BreakdownLine("base_rate", description, base_points, "partner"))
+    tier_multiplier = rules.tier_multipliers.get(tier) if tier else None
+    if tier_multiplier is not None and tier_multiplier > 1:
+        extra = _round(Decimal(base_points) * (tier_multiplier - 1), rules.rounding)
+        if extra > 0:
+            result.lines.append(BreakdownLine(f"tier:{tier}", f"{tier} tier: {tier_multiplier.normalize():f}× "
+                                              "the base points", extra, "partner"))
     campaigns = [(partner_scope, c, rules.rounding) for c in rules.campaigns]
     if network is not None:
         campaigns += [("network", c, network.rounding) for c in network.campaigns]

@@ -1,0 +1,95 @@
+"""Merging a duplicate member into a survivor (an operator's decision), keeping the ledger verifiable.
+
+Entries are history and stay with the member they were posted for. What the duplicate still
+has moves: its balance by one ``adjustment`` entry (member:DUP → member:SURV, and the held
+account likewise), its lots and holds by owner (so provenance, expiry and reversals follow
+the points), its partner links (a partner linked to both keeps the survivor's), its tier and
+status history and its campaign awards (so per-member caps count both). The duplicate is
+marked ``merged_into`` the survivor: it is never locked again, so nothing can post to it,
+reversals of its old entries act on the survivor, and its phone or email finds the survivor.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select, update
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.errors import UnknownMember, ValidationFailed
+from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.journal import Journal
+from shared.ledger.state import lock_members
+from shared.models import (
+    CampaignAward, Hold, LinkToken, Lot, Member, MemberLink, MemberMerge, MemberStatusHistory, MemberTierHistory,
+)
+from shared.programme.tiers import MemberTiers, add_months
+
+members_t, links_t = Member.__table__, MemberLink.__table__
+
+
+def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | None = None) -> dict:
+    if survivor_id == duplicate_id:
+        raise ValidationFailed("a member cannot be merged into itself")
+    journal = Journal(tx, enter_open_cycle(tx))
+    journal.members = lock_members(tx, [survivor_id, duplicate_id])  # id order, like every writer
+    for member_id in (survivor_id, duplicate_id):
+        if member_id not in journal.members:
+            raise UnknownMember(f"no member {member_id} (unknown, erased or already merged)")
+    survivor, duplicate = journal.members[survivor_id], journal.members[duplicate_id]
+    available, held = duplicate.available, duplicate.held
+    entry_id = None
+    if available or held:
+        request = {"kind": "merge", "survivor": survivor_id, "duplicate": duplicate_id}
+        entry = journal.entry("adjustment", available + held, member_id=survivor_id, request=request)
+        journal.transfer(entry, f"member:{duplicate_id}", f"member:{survivor_id}", available)
+        journal.transfer(entry, f"member:{duplicate_id}:held", f"member:{survivor_id}:held", held)
+        duplicate.change(available=-available, held=-held)
+        survivor.change(available=available, held=held)
+        entry["result"] = {**request, "entry_id": entry["id"], "available": available, "held": held,
+                           "balance": survivor.balance()}
+        entry_id = entry["id"]
+    journal.flush()
+    session = tx.session
+    lots = session.execute(update(Lot.__table__).where(Lot.member_id == duplicate_id)
+                           .values(member_id=survivor_id)).rowcount
+    holds = session.execute(update(Hold.__table__).where(Hold.member_id == duplicate_id)
+                            .values(member_id=survivor_id)).rowcount
+    shared_partners = select(links_t.c.partner_id).where(links_t.c.member_id == survivor_id).scalar_subquery()
+    session.execute(delete(links_t).where(links_t.c.member_id == duplicate_id,
+                                          links_t.c.partner_id.in_(shared_partners)))
+    links = session.execute(update(links_t).where(links_t.c.member_id == duplicate_id)
+                            .values(member_id=survivor_id)).rowcount
+    session.execute(delete(LinkToken.__table__).where(LinkToken.member_id == duplicate_id,
+                                                      LinkToken.used_at.is_(None)))
+    for history in (MemberTierHistory, MemberStatusHistory, CampaignAward):  # awards: per-member campaign caps
+        session.execute(update(history.__table__).where(history.member_id == duplicate_id)
+                        .values(member_id=survivor_id))
+    # earlier duplicates of the duplicate now point at the survivor too: one hop, always
+    session.execute(update(members_t).where(members_t.c.merged_into == duplicate_id).values(merged_into=survivor_id))
+    row = session.execute(select(members_t.c.tier, members_t.c.tier_since, members_t.c.tier_anniversary_at)
+                          .where(members_t.c.id == duplicate_id)).one()
+    session.execute(update(members_t).where(members_t.c.id == duplicate_id)
+                    .values(merged_into=survivor_id, tier=None, tier_since=None, tier_anniversary_at=None))
+    _keep_the_higher_tier(tx, survivor_id, row)
+    record = {"id": new_id("mrg"), "survivor_id": survivor_id, "duplicate_id": duplicate_id, "entry_id": entry_id,
+              "available": available, "held": held, "lots": lots, "holds": holds, "links": links,
+              "reason": reason, "at": tx.now}
+    session.execute(insert(MemberMerge.__table__).values(**record))
+    return {**record, "at": tx.now.isoformat(), "balance": survivor.balance()}
+
+
+def _keep_the_higher_tier(tx: Tx, survivor_id: str, duplicate) -> None:
+    """The survivor keeps the higher of the two tiers, or what the joint qualifying points reach."""
+    config = tx.settings.tiers
+    if not config.enabled:
+        return
+    tiers = MemberTiers(tx)
+    tiers.load([survivor_id])  # qualifying points now include the duplicate's earns
+    state = tiers.states[survivor_id]
+    reached = config.qualified(state.qualifying)
+    if config.rank(duplicate.tier) > max(config.rank(state.tier), config.rank(reached)):
+        tiers.change(state, config.name(duplicate.tier), "merge", since=duplicate.tier_since,
+                      anniversary=duplicate.tier_anniversary_at)
+    elif config.rank(reached) > config.rank(state.tier):
+        tiers.change(state, reached, "merge", since=tx.now, anniversary=add_months(tx.settings, tx.now, 12))
+    tiers.flush()

@@ -1,0 +1,66 @@
+"""Expiry reminders: N days before a member's points expire (``POINTSNET_EXPIRY_REMINDER_DAYS``, e.g. 30,7).
+
+One reminder per (member, expiry date in the network's time zone, N): the unique key on
+``expiry_reminders`` makes it exactly once, however often the job runs. Only free points count
+(not spent, not reserved by a hold); a day whose points are all spent gets no reminder. When a
+reminder's moment was missed (the job was down, or the lot was earned with less time left), only
+the nearest one still ahead is made: a member is never told twice on the same day.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.models import ExpiryReminder, Lot, Member
+from shared.programme.events import points_expiring
+
+lots_t, members_t, reminders_t = Lot.__table__, Member.__table__, ExpiryReminder.__table__
+
+
+def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
+    """Make the reminders due for the next ``limit`` members (by id) after ``after``.
+
+    Returns the last member id seen (None when the pass is over) and how many reminders were made.
+    """
+    days = sorted(tx.settings.expiry_reminder_days)
+    if not days:
+        return None, 0
+    zone, now = tx.settings.zone, tx.now
+    due = (lots_t.c.expires_at > now, lots_t.c.expires_at <= now + timedelta(days=days[-1]),
+           lots_t.c.remaining > lots_t.c.reserved)
+    member_ids = tx.session.execute(
+        select(lots_t.c.member_id).distinct().where(*due, lots_t.c.member_id > after)
+        .order_by(lots_t.c.member_id).limit(limit)).scalars().all()
+    if not member_ids:
+        return None, 0
+    expiring: dict[tuple, list] = {}  # (member, expiry date) -> [free points, first instant]
+    for lot in tx.session.execute(
+            select(lots_t.c.member_id, lots_t.c.expires_at, lots_t.c.remaining, lots_t.c.reserved)
+            .join(members_t, members_t.c.id == lots_t.c.member_id)
+            .where(*due, lots_t.c.member_id.in_(member_ids), members_t.c.status == "active")):
+        key = (lot.member_id, lot.expires_at.astimezone(zone).date())
+        day = expiring.setdefault(key, [0, lot.expires_at])
+        day[0] += lot.remaining - lot.reserved
+        day[1] = min(day[1], lot.expires_at)
+    made = {(row.member_id, row.expires_on, row.days_before) for row in tx.session.execute(
+        select(reminders_t.c.member_id, reminders_t.c.expires_on, reminders_t.c.days_before)
+        .where(reminders_t.c.member_id.in_(member_ids), reminders_t.c.expires_on >= now.astimezone(zone).date()))}
+    rows = []
+    for (member_id, expires_on), (points, first) in sorted(expiring.items()):
+        nearest = next(n for n in days if first - now <= timedelta(days=n))
+        if (member_id, expires_on, nearest) not in made:
+            rows.append({"id": new_id("rem"), "member_id": member_id, "expires_on": expires_on,
+                         "days_before": nearest, "points": points, "first_expires_at": first, "created_at": now})
+    points_expiring(tx, rows)
+    return member_ids[-1], len(rows)
+
+
+def reminders_for(tx: Tx, member_id: str, limit: int = 20) -> list[dict]:
+    rows = tx.session.execute(select(reminders_t).where(reminders_t.c.member_id == member_id)
+                              .order_by(reminders_t.c.created_at.desc(), reminders_t.c.id.desc()).limit(limit))
+    return [{"expires_on": r.expires_on.isoformat(), "days_before": r.days_before, "points": r.points,
+             "created_at": r.created_at.isoformat()} for r in rows]

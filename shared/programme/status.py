@@ -1,0 +1,88 @@
+"""Activity status from recency: active, at_risk, dormant — recomputed by a job in bounded batches.
+
+A member's last activity is its latest earn, burn or hold (by ``posted_at``), or its enrolment
+if it has none. Quiet for ``POINTSNET_ACTIVITY_AT_RISK_DAYS`` (90) it is at risk; for
+``POINTSNET_ACTIVITY_DORMANT_DAYS`` (180), dormant. A member who comes back is active again
+at the next run of the job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, func, select, update
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.ledger.state import lock_members
+from shared.models import Entry, Member
+from shared.models.programme import ACTIVITY_STATUSES
+from shared.programme.events import member_status_changed
+
+members_t, entries_t = Member.__table__, Entry.__table__
+ACTIVITY_KINDS = ("earn", "burn", "hold")
+
+
+def status_for(settings, last_activity: datetime, now: datetime) -> str:
+    quiet = now - last_activity
+    if quiet >= timedelta(days=settings.activity_dormant_days):
+        return "dormant"
+    if quiet >= timedelta(days=settings.activity_at_risk_days):
+        return "at_risk"
+    return "active"
+
+
+def last_activity(tx: Tx, member_ids: list[str]) -> dict[str, datetime]:
+    """Member -> latest earn, burn or hold, its merged duplicates' included (members without one are left out)."""
+    owner = {row.id: row.merged_into for row in tx.session.execute(
+        select(members_t.c.id, members_t.c.merged_into).where(members_t.c.merged_into.in_(member_ids)))}
+    owner.update((member_id, member_id) for member_id in member_ids)
+    latest: dict[str, datetime] = {}
+    for member_id, at in tx.session.execute(  # max() keeps the UTC column type
+            select(entries_t.c.member_id, func.max(entries_t.c.posted_at))
+            .where(entries_t.c.member_id.in_(list(owner)), entries_t.c.kind.in_(ACTIVITY_KINDS))
+            .group_by(entries_t.c.member_id)):
+        latest[owner[member_id]] = max(at, latest.get(owner[member_id], at))
+    return latest
+
+
+def recompute_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
+    """Recompute the status of the next ``limit`` members by id after ``after``.
+
+    Returns the last member id seen (None when the pass is over) and how many changed.
+    """
+    ids = tx.session.execute(
+        select(members_t.c.id).where(members_t.c.id > after, members_t.c.status == "active",
+                                     members_t.c.merged_into.is_(None))
+        .order_by(members_t.c.id).limit(limit)).scalars().all()
+    if not ids:
+        return None, 0
+    locked = lock_members(tx, ids)  # the same global order as every writer
+    latest = last_activity(tx, list(locked))
+    rows = tx.session.execute(select(members_t.c.id, members_t.c.activity_status, members_t.c.created_at)
+                              .where(members_t.c.id.in_(list(locked)))).all()
+    history, changed = [], []
+    for row in sorted(rows, key=lambda r: r.id):
+        seen = max(filter(None, (latest.get(row.id), row.created_at)))
+        status = status_for(tx.settings, seen, tx.now)
+        if status != row.activity_status:
+            changed.append({"b_id": row.id, "b_status": status, "b_since": tx.now})
+            history.append({"id": new_id("sch"), "member_id": row.id, "from_status": row.activity_status,
+                            "to_status": status, "last_activity_at": seen, "at": tx.now})
+    if changed:
+        tx.session.execute(update(members_t).where(members_t.c.id == bindparam("b_id"))
+                           .values(activity_status=bindparam("b_status"),
+                                   activity_status_since=bindparam("b_since")), changed)
+    member_status_changed(tx, history)
+    return ids[-1], len(changed)
+
+
+def status_counts(tx: Tx) -> dict[str, int]:
+    """Members (not erased, not merged) by activity status, every status present (for the dashboard and reports)."""
+    counts = dict.fromkeys(ACTIVITY_STATUSES, 0)
+    for status, count in tx.session.execute(
+            select(members_t.c.activity_status, func.count())
+            .where(members_t.c.status == "active", members_t.c.merged_into.is_(None))
+            .group_by(members_t.c.activity_status)):
+        counts[status] = int(count)
+    return counts

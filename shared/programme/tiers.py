@@ -1,0 +1,208 @@
+"""Tiers: qualifying points over a rolling window; up at once on the earn, down only at the yearly review.
+
+Qualifying points are the points of the member's ``earn`` entries whose ``occurred_at`` lies in
+the window (base, SKU/category multipliers, campaigns, tier extras — everything an earn gave),
+less what reversals of those earns took back. Stand-alone bonuses (``bonus`` entries) do not
+qualify. The posting engine asks this module for the tier to apply to an earn and reports each
+earn back, under the member's row lock, so the upgrade commits with the earn that earned it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import aliased
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.ledger.expiry_policy import _add_months
+from shared.ledger.state import chunks, lock_members
+from shared.models import Entry, Member
+from shared.programme.events import tier_changed
+
+members_t = Member.__table__
+
+
+def add_months(settings, instant: datetime, months: int) -> datetime:
+    """Calendar months in the network's time zone (the 31st falls back to the month's last day)."""
+    return _add_months(instant.astimezone(settings.zone), months).astimezone(timezone.utc)
+
+
+def window_start(settings, now: datetime) -> datetime:
+    return add_months(settings, now, -settings.tiers.window_months)
+
+
+def qualifying_points(tx: Tx, member_ids, now: datetime | None = None) -> dict[str, int]:
+    """Member -> qualifying points in the window ending ``now`` (members with none are left out)."""
+    since = window_start(tx.settings, now or tx.now)
+    earn, original = aliased(Entry), aliased(Entry)
+    points: dict[str, int] = {}
+    for chunk in chunks(member_ids):
+        # a survivor of a merge also qualifies with its duplicates' earns
+        owner = {row.id: row.merged_into for row in tx.session.execute(
+            select(members_t.c.id, members_t.c.merged_into).where(members_t.c.merged_into.in_(chunk)))}
+        owner.update((member_id, member_id) for member_id in chunk)
+        # posted_at >= since follows from occurred_at >= since; it lets the (member, posted_at) index work
+        for member_id, total in tx.session.execute(
+                select(earn.member_id, func.sum(earn.points))
+                .where(earn.kind == "earn", earn.member_id.in_(list(owner)), earn.posted_at >= since,
+                       earn.occurred_at >= since).group_by(earn.member_id)):
+            points[owner[member_id]] = points.get(owner[member_id], 0) + int(total)
+        reversal = aliased(Entry)
+        for member_id, total in tx.session.execute(
+                select(reversal.member_id, func.sum(reversal.points))
+                .join(original, original.id == reversal.original_entry_id)
+                .where(reversal.kind == "reversal", reversal.member_id.in_(list(owner)), reversal.posted_at >= since,
+                       original.kind == "earn", original.occurred_at >= since).group_by(reversal.member_id)):
+            points[owner[member_id]] = points.get(owner[member_id], 0) - int(total)
+    return points
+
+
+@dataclass
+class TierState:
+    member_id: str
+    tier: str | None  # as stored: NULL is the lowest tier
+    since: datetime | None
+    anniversary: datetime | None
+    qualifying: int
+    changed: bool = False
+
+
+@dataclass
+class MemberTiers:
+    """Tiers of the members a unit of work touches; changes are written by ``flush``."""
+
+    tx: Tx
+    states: dict[str, TierState] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def config(self):
+        return self.tx.settings.tiers
+
+    def load(self, member_ids) -> None:
+        missing = set(member_ids) - set(self.states)
+        if not self.config.enabled or not missing:
+            return
+        qualifying = qualifying_points(self.tx, missing)
+        for chunk in chunks(missing):
+            for row in self.tx.session.execute(
+                    select(members_t.c.id, members_t.c.tier, members_t.c.tier_since, members_t.c.tier_anniversary_at)
+                    .where(members_t.c.id.in_(chunk))):
+                self.states[row.id] = TierState(row.id, row.tier, row.tier_since, row.tier_anniversary_at,
+                                                qualifying.get(row.id, 0))
+
+    def tier(self, member_id: str) -> str | None:
+        """The tier an earn of this member is computed at now (None: tiers are switched off)."""
+        if not self.config.enabled:
+            return None
+        self.load([member_id])
+        state = self.states.get(member_id)
+        return self.config.name(state.tier) if state else None
+
+    def earned(self, member_id: str, points: int, entry_id: str) -> None:
+        """An earn posted: its points qualify at once, and crossing a threshold upgrades now."""
+        state = self.states.get(member_id)
+        if state is None:
+            return
+        state.qualifying += points
+        target = self.config.qualified(state.qualifying)
+        if self.config.rank(target) > self.config.rank(state.tier):
+            now = self.tx.now
+            self.change(state, target, "qualified", since=now, anniversary=add_months(self.tx.settings, now, 12),
+                         entry_id=entry_id)
+
+    def reversed(self, member_id: str, points: int) -> None:
+        """An earn was reversed: fewer qualifying points (a tier is only lost at the review)."""
+        if member_id in self.states:
+            self.states[member_id].qualifying -= points
+
+    def change(self, state: TierState, target: str, reason: str, *, since: datetime,
+                anniversary: datetime | None, entry_id: str | None = None) -> None:
+        self.history.append({"id": new_id("tch"), "member_id": state.member_id,
+                             "from_tier": self.config.name(state.tier), "to_tier": target, "reason": reason,
+                             "qualifying_points": state.qualifying, "entry_id": entry_id, "at": self.tx.now})
+        lowest = self.config.rank(target) == 0
+        state.tier = None if lowest else target
+        state.since = None if lowest else since
+        state.anniversary = None if lowest else anniversary
+        state.changed = True
+
+    def flush(self) -> None:
+        changed = sorted((s for s in self.states.values() if s.changed), key=lambda s: s.member_id)
+        if changed:
+            self.tx.session.execute(
+                update(members_t).where(members_t.c.id == bindparam("b_id"))
+                .values(tier=bindparam("b_tier"), tier_since=bindparam("b_since"),
+                        tier_anniversary_at=bindparam("b_anniversary")),
+                [{"b_id": s.member_id, "b_tier": s.tier, "b_since": s.since, "b_anniversary": s.anniversary}
+                 for s in changed])
+            for state in changed:
+                state.changed = False
+        tier_changed(self.tx, self.history)
+        self.history = []
+
+
+def review_due(tx: Tx, limit: int) -> int:
+    """Review up to ``limit`` members whose tier anniversary plus grace has passed; returns how many.
+
+    Below the tier's threshold by then, a member moves down to the tier its qualifying points
+    reach; either way the next review is a year after this anniversary.
+    """
+    config = tx.settings.tiers
+    if not config.enabled:
+        return 0
+    cutoff = tx.now - timedelta(days=config.grace_days)
+    due = tx.session.execute(
+        select(members_t.c.id).where(members_t.c.tier_anniversary_at <= cutoff, members_t.c.status == "active")
+        .order_by(members_t.c.tier_anniversary_at, members_t.c.id).limit(limit)).scalars().all()
+    if not due:
+        return 0
+    locked = lock_members(tx, due)
+    tiers = MemberTiers(tx)
+    tiers.load(locked)
+    for state in tiers.states.values():
+        if state.anniversary is None or state.anniversary > cutoff:  # changed by an earn meanwhile
+            continue
+        anniversary = state.anniversary
+        while anniversary <= cutoff:
+            anniversary = add_months(tx.settings, anniversary, 12)
+        target = config.qualified(state.qualifying)
+        if config.rank(target) < config.rank(state.tier):
+            tiers.change(state, target, "anniversary_review", since=tx.now, anniversary=anniversary)
+        elif config.rank(target) > config.rank(state.tier):  # thresholds lowered since the last earn
+            tiers.change(state, target, "qualified", since=tx.now, anniversary=add_months(tx.settings, tx.now, 12))
+        else:
+            state.anniversary, state.changed = anniversary, True
+    tiers.flush()
+    return len(tiers.states)
+
+
+def tier_view(tx: Tx, member_id: str) -> dict | None:
+    """The member's tier now, its qualifying points and its next review (None: tiers are off)."""
+    config = tx.settings.tiers
+    if not config.enabled:
+        return None
+    row = tx.session.execute(select(members_t.c.tier, members_t.c.tier_since, members_t.c.tier_anniversary_at)
+                             .where(members_t.c.id == member_id)).first()
+    if row is None:
+        return None
+    points = qualifying_points(tx, [member_id]).get(member_id, 0)
+    rank = config.rank(row.tier)
+    following = config.levels[rank + 1] if rank + 1 < len(config.levels) else None
+    return {"tier": config.name(row.tier), "since": row.tier_since.isoformat() if row.tier_since else None,
+            "qualifying_points": points, "window_months": config.window_months,
+            "review_at": (row.tier_anniversary_at + timedelta(days=config.grace_days)).isoformat()
+            if row.tier_anniversary_at else None,
+            "next_tier": following.name if following else None,
+            "points_to_next_tier": max(0, following.threshold - points) if following else None}
+
+
+def current_tier(tx: Tx, member_id: str) -> str | None:
+    """The member's tier name (None when tiers are switched off)."""
+    if not tx.settings.tiers.enabled:
+        return None
+    stored = tx.session.execute(select(members_t.c.tier).where(members_t.c.id == member_id)).scalar_one_or_none()
+    return tx.settings.tiers.name(stored)
