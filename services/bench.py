@@ -36,6 +36,7 @@ from shared.partners.contracts import ContractTerms
 SCENARIOS = {
     "batch-post": "in-process set-based batch post of earn (80%) and burn (20%) events",
     "settle": "settle one cycle holding the obligation lines of the batch-post events",
+    "expire": "the lot expiry job over --lots due lots (bounded batches): lots/s and peak memory",
 }
 
 
@@ -182,8 +183,87 @@ def scenario_settle(database_url: str | None, *, events: int, batch_size: int, m
             network.close()
 
 
+def _seed_lots(network: Network, partner: str, member_ids: list[str], lots: int, console: Console) -> None:
+    """Due lots written through the journal (the posting path's own set-based flush): one earn entry
+    per member and chunk, several lots each, so the ledger stays verifiable."""
+    from shared.db.types import new_id
+    from shared.ledger.cycles import enter_open_cycle
+    from shared.ledger.journal import Journal
+    from shared.ledger.rules import LotState
+    from shared.ledger.state import lock_members
+    from shared.partners.contracts import terms_in_force
+
+    per_member = max(1, lots // len(member_ids))
+    chunk = max(1, 20_000 // per_member)
+    with Progress(TextColumn("expire: seeding lots"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("seed", total=per_member * len(member_ids))
+        for start in range(0, len(member_ids), chunk):
+            ids = member_ids[start:start + chunk]
+
+            def unit(tx):
+                journal = Journal(tx, enter_open_cycle(tx))
+                journal.members = lock_members(tx, ids)
+                terms = terms_in_force(tx, partner, journal.cycle_date)
+                for member_id in ids:
+                    entry = journal.entry("earn", per_member * 10, partner_id=partner, member_id=member_id,
+                                          reference=f"seed-{member_id}", occurred_at=tx.now)
+                    for _ in range(per_member):
+                        journal.new_lot(LotState(new_id("lot"), member_id, entry["id"], partner, "postpaid",
+                                                 terms.contract_id, 10, 10, 0, tx.now,
+                                                 tx.settings.lot_expiry(tx.now)))
+                    journal.transfer(entry, f"partner:{partner}:issued", f"member:{member_id}", per_member * 10)
+                    journal.members[member_id].change(available=per_member * 10)
+                journal.flush()
+            network.tx(unit)
+            progress.update(task, advance=per_member * len(ids))
+
+
+def scenario_expire(database_url: str | None, *, lots: int, members: int, console: Console) -> dict:
+    import resource
+    from datetime import timedelta
+
+    from shared.clock import FixedClock
+
+    with fresh_database(database_url) as (url, workdir):
+        upgrade(url)
+        clock = FixedClock(datetime(2026, 1, 6, 2, tzinfo=timezone.utc))
+        network = Network(Settings(data_dir=workdir, expiry_policy="days:30"), database_url=url, clock=clock)
+        try:
+            partner = network.create_partner("BenchExpire", ContractTerms("postpaid", "1", "0", "0", "0"))["partner_id"]
+            member_ids = seed_members(network, [partner], min(members, lots))
+            _seed_lots(network, partner, member_ids, lots, console)
+            seeded = network.tx(lambda tx: tx.session.execute(text("SELECT COUNT(*) FROM lots")).scalar_one())
+            clock.advance(days=31)
+            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            started = time.perf_counter()
+            with Progress(TextColumn("expire: lot expiry job"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console) as progress:
+                task = progress.add_task("expire", total=seeded * 10)
+                expired = 0
+                while True:  # Network.expire_lots, batch by batch so progress shows
+                    from shared.ledger import expiry
+
+                    points = network.tx(lambda tx: expiry.expire_batch(tx, network.settings.expiry_batch_size))
+                    if not points:
+                        break
+                    expired += points
+                    progress.update(task, completed=expired)
+            elapsed = time.perf_counter() - started
+            rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            left = network.tx(lambda tx: tx.session.execute(
+                text("SELECT COUNT(*) FROM lots WHERE remaining > 0")).scalar_one())
+            if left or expired != seeded * 10:
+                raise AssertionError(f"expiry left {left} lots open, expired {expired} of {seeded * 10} points")
+            return {"scenario": "expire", "database": network.db.dialect, "lots": seeded,
+                    "elapsed_s": round(elapsed, 3), "lots_per_s": round(seeded / elapsed, 1),
+                    "peak_rss_mb": round(rss_after, 1), "rss_growth_mb": round(rss_after - rss_before, 1)}
+        finally:
+            network.close()
+
+
 def run_bench(scenarios: list[str], *, database_url: str | None, events: int, batch_size: int, members: int,
-              json_file: str | None, console: Console) -> list[dict]:
+              json_file: str | None, console: Console, lots: int = 200_000) -> list[dict]:
     results = []
     for name in scenarios:
         if name == "batch-post":
@@ -192,8 +272,12 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int, ba
         elif name == "settle":
             results.append(scenario_settle(database_url, events=events, batch_size=batch_size,
                                            members=members, console=console))
+        elif name == "expire":
+            results.append(scenario_expire(database_url, lots=lots, members=members, console=console))
     table = Table(title="pointsnet bench")
-    columns = ("scenario", "database", "events", "elapsed_s", "events_per_s", "batch_p50_ms", "lines_per_s")
+    preferred = ("scenario", "database", "events", "lots", "elapsed_s", "events_per_s", "batch_p50_ms",
+                 "lines_per_s", "lots_per_s", "peak_rss_mb")
+    columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
     for column in columns:
         table.add_column(column)
     for result in results:

@@ -466,6 +466,7 @@ def bench(
     events: int = typer.Option(20_000, help="Events to post in the batch-post scenario."),
     batch_size: int = typer.Option(1000, help="Events per batch."),
     members: int = typer.Option(5000, help="Members in the benchmark network."),
+    lots: int = typer.Option(200_000, help="Due lots in the expire scenario (1000000 for the full target)."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write a machine-readable record here."),
 ) -> None:
     """Measure the network's speed on a fresh database."""
@@ -476,7 +477,7 @@ def bench(
     if unknown:
         fail(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     run_bench(chosen, database_url=database_url, events=events, batch_size=batch_size, members=members,
-              json_file=json_file, console=console)
+              json_file=json_file, console=console, lots=lots)
 
 
 def _cycle(text: str):

@@ -64,11 +64,13 @@ def test_verify_names_the_offending_member(tmp_path):
 
 def test_bench_writes_figures_with_units(tmp_path):
     out = tmp_path / "bench.json"
-    run = pointsnet(tmp_path, "bench", "batch-post", "--events", "2000", "--members", "200", "--json", str(out))
+    run = pointsnet(tmp_path, "bench", "batch-post", "expire", "--events", "2000", "--members", "200",
+                    "--lots", "2000", "--json", str(out))
     assert run.returncode == 0, run.stderr
     record = json.loads(out.read_text())
-    [result] = record["results"]
-    assert result["events"] == 2000 and result["events_per_s"] > 0
+    [posted, expired] = record["results"]
+    assert posted["events"] == 2000 and posted["events_per_s"] > 0
+    assert expired["lots"] == 2000 and expired["lots_per_s"] > 0  # and the scenario checked every lot expired
     assert record["machine"]["cores"] >= 1
     unknown = pointsnet(tmp_path, "bench", "warp-speed")
     assert unknown.returncode != 0 and "unknown scenario" in unknown.stderr
