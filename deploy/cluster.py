@@ -140,7 +140,11 @@ class Cluster:
                 pass
 
     def __enter__(self) -> "Cluster":
-        return self.up()
+        try:
+            return self.up()
+        except BaseException:
+            self.down()  # never leave processes behind when the cluster cannot come up
+            raise
 
     def __exit__(self, *exc) -> None:
         self.down()
