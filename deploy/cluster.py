@@ -75,7 +75,7 @@ class Cluster:
         self.api_ports = [free_port() for _ in range(apis)]
         self.workers = workers
         self.env = dict(os.environ, POINTSNET_DATABASE_URL=database_url, POINTSNET_DATA_DIR=str(workdir / "data"),
-                        POINTSNET_LOG_FORMAT="json", **(env or {}))
+                        POINTSNET_LOG_FORMAT="json", PYTHONUNBUFFERED="1", **(env or {}))
         self.env.pop("POINTSNET_FAILPOINT", None)
         self.processes: dict[str, subprocess.Popen] = {}
 

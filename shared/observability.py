@@ -31,6 +31,8 @@ SETTLEMENT_DURATION = Histogram("pointsnet_settlement_run_seconds", "Time to set
 LIABILITY = Gauge("pointsnet_outstanding_points", "Points open in unexpired lots, by who funds them",
                   ["billing"])
 
+WEBHOOK_BACKLOG = Gauge("pointsnet_webhook_backlog", "Webhook deliveries not delivered yet, by status", ["status"])
+
 request_log = logging.getLogger("pointsnet.request")
 job_log = logging.getLogger("pointsnet.job")
 
@@ -118,7 +120,7 @@ def observe_job(name: str, elapsed: float, outcome: str, detail: str | None = No
 
 
 def refresh_liability(tx) -> None:
-    """Set the outstanding-points gauge from the ledger (called when /metrics is scraped)."""
+    """Set the gauges read from the database — outstanding points, webhook backlog — at each scrape."""
     from sqlalchemy import func, select
 
     from shared.models import Lot
@@ -127,3 +129,9 @@ def refresh_liability(tx) -> None:
         Lot.remaining > 0, Lot.expires_at > tx.now).group_by(Lot.billing)).all())
     for billing in ("postpaid", "prepaid", "network"):
         LIABILITY.labels(billing).set(int(rows.get(billing) or 0))
+    from shared.models import WebhookDelivery
+
+    backlog = dict(tx.session.execute(select(WebhookDelivery.status, func.count()).where(
+        WebhookDelivery.status != "delivered").group_by(WebhookDelivery.status)).all())
+    for status in ("pending", "dead"):
+        WEBHOOK_BACKLOG.labels(status).set(int(backlog.get(status) or 0))

@@ -40,6 +40,7 @@ def test_metrics_count_requests_refusals_and_outstanding_points(partner_factory,
     assert 'pointsnet_signature_failures_total{code="signature_missing"}' in text
     assert 'pointsnet_outstanding_points{billing="postpaid"} 25.0' in text
     assert 'pointsnet_ledger_entries_total{kind="earn"}' in text
+    assert 'pointsnet_webhook_backlog{status="pending"} 0.0' in text
 
 
 def test_json_logs_are_one_object_per_line(capsys):

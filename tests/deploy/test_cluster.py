@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from shared.clock import FixedClock
 from shared.config import Settings
+from shared.db.database import normalise_url
 from shared.models import Entry, Settlement, SettlementRun
 from shared.network import Network
 from shared.partners.keys import add_key
@@ -44,6 +45,20 @@ def nginx():
     return NGINX
 
 
+def wait_until(condition, message: str, timeout: float = 90.0, detail=lambda: "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{message}: {detail()}"
+        time.sleep(0.2)
+
+
+def _waiting_on_advisory_lock(connection) -> bool:
+    waiting = connection.execute(text(
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).scalar_one()
+    connection.commit()
+    return waiting > 0
+
+
 def _files(directory: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
 
@@ -51,7 +66,7 @@ def _files(directory: Path) -> dict[str, str]:
 def test_an_api_process_killed_under_signed_traffic_loses_nothing_and_applies_nothing_twice(
         nginx, database_url, tmp_path):
     network = Network(Settings(data_dir=tmp_path / "cluster" / "data"), database_url=database_url, pool_size=4)
-    with cluster_module.Cluster(database_url, tmp_path / "cluster", apis=2, workers=0) as cluster:
+    with cluster_module.Cluster(database_url, tmp_path / "cluster", apis=2, workers=2) as cluster:
         shop = make_partner(network, "Till Co")
         key = Ed25519PrivateKey.generate()
         key_id = network.tx(lambda tx: add_key(tx, shop, public_key_pem(key.public_key()).decode()))["key_id"]
@@ -108,19 +123,26 @@ def test_the_leading_worker_killed_mid_settlement_is_taken_over_and_the_cycle_se
         network.burn(books, member, f"b{n}", 60)
     later = {"POINTSNET_CLOCK": "2026-11-22T03:00:00Z"}  # the cycle of the 20th is due
     directory = workdir / "data" / "settlements" / cycle.isoformat()
-    with cluster_module.Cluster(database_url, workdir, apis=1, workers=0, env=later) as cluster:
+    runs = lambda: network.tx(lambda tx: tx.session.execute(  # noqa: E731
+        select(func.count()).select_from(SettlementRun).where(SettlementRun.cycle_date == cycle)).scalar_one())
+    admin = create_engine(normalise_url(database_url))
+    with cluster_module.Cluster(database_url, workdir, apis=1, workers=0, env=later) as cluster, \
+            admin.connect() as gate:
+        # Hold the cycle's settlement lock so the leader blocks inside the settlement until the
+        # standby is up: then the leader writes the files and dies before committing the run.
+        gate.execute(text("SELECT pg_advisory_lock(7242003, :d)"), {"d": cycle.toordinal()})
+        gate.commit()
         doomed = cluster.start_worker(0, env={"POINTSNET_FAILPOINT": "settlement.after_files"})
+        wait_until(lambda: _waiting_on_advisory_lock(gate), "the leader never reached the settlement")
+        cluster.start_worker(1)  # the standby
+        wait_until(lambda: "worker running" in (workdir / "worker1.log").read_text(), "the standby did not start")
+        gate.execute(text("SELECT pg_advisory_unlock(7242003, :d)"), {"d": cycle.toordinal()})
+        gate.commit()
         assert doomed.wait(timeout=120) == -9, "the leader should die at the failpoint, mid-settlement"
         assert directory.exists()  # it had written the files ...
         written = _files(directory)
-        runs = lambda: network.tx(lambda tx: tx.session.execute(  # noqa: E731
-            select(func.count()).select_from(SettlementRun).where(SettlementRun.cycle_date == cycle)).scalar_one())
-        assert runs() == 0  # ... but died before committing the run
-        cluster.start_worker(1)  # the standby takes over, and settles at once
-        deadline = time.monotonic() + 90
-        while runs() == 0:
-            assert time.monotonic() < deadline, (workdir / "worker1.log").read_text()[-2000:]
-            time.sleep(0.5)
+        wait_until(lambda: runs() == 1, "the standby did not take over",
+                   detail=lambda: (workdir / "worker1.log").read_text()[-2000:])
         assert _files(directory) == written  # the same files, byte for byte
         assert runs() == 1
         parties = network.tx(lambda tx: tx.session.execute(
