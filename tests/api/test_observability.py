@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 
 from shared.observability import configure_logging
 
@@ -15,7 +16,10 @@ def test_every_request_is_one_log_event_with_partner_and_transaction_but_no_pers
     assert earned.status_code in (200, 201)
     refused = shop.call("GET", "/v1/transactions", sign=False)
     assert refused.status_code == 401
-    events = [r for r in caplog.records if r.name == "pointsnet.request"]
+    deadline = time.monotonic() + 10  # the event is written just after the answer has gone out
+    while len(events := [r for r in caplog.records if r.name == "pointsnet.request"]) < 3:
+        assert time.monotonic() < deadline, [r.__dict__ for r in events]
+        time.sleep(0.05)
     earn = next(r for r in events if r.route == "/v1/earn")
     assert (earn.partner_id, earn.status, earn.transaction_id) == (shop.partner_id, earned.status_code,
                                                                    earned.json()["transaction_id"])
