@@ -1,0 +1,135 @@
+"""Points movements from lots and lot consumptions, summed in the database.
+
+Every point enters the ledger in a lot (an earn or a bonus) and leaves it through a lot
+consumption: a redemption (burn, capture; their reversals give points back), an earn
+reversal, or expiry. Summing those two tables by cycle, category, funder and redeemer gives
+every points figure of the reports, and they add up: outstanding at the end of a period is
+what lots received minus what consumptions took, up to that period's last cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import aliased
+
+from shared.db.database import Tx
+from shared.models import Entry, Lot, LotConsumption
+from shared.reports.period import Period
+from shared.reports.sql import const, movement_category
+
+NETWORK = "network"
+SCHEDULE_MONTHS = 24
+
+
+@dataclass
+class Movements:
+    """Sums of one period: issued[(cycle, funder, issuing partner)], moved[(cycle, category, funder, redeemer)]."""
+
+    issued: dict[tuple, int] = field(default_factory=dict)
+    moved: dict[tuple, int] = field(default_factory=dict)
+
+    def total(self, table: str, **match) -> int:
+        rows = self.issued if table == "issued" else self.moved
+        names = ("cycle", "funder", "partner") if table == "issued" else ("cycle", "category", "funder", "redeemer")
+        return sum(points for key, points in rows.items()
+                   if all(dict(zip(names, key))[name] == value for name, value in match.items()))
+
+
+def _funder(lot):
+    return func.coalesce(lot.funder_partner_id, const(NETWORK))
+
+
+def movements(tx: Tx, period: Period, partner_id: str | None = None, *, by_cycle: bool = True,
+              by_party: bool = True) -> Movements:
+    """Issued lots and lot consumptions of the period, grouped in SQL.
+
+    With ``partner_id``: only rows where the partner funded the lot or the entry happened there.
+    """
+    lot, entry, lc = aliased(Lot), aliased(Entry), aliased(LotConsumption)
+    original = aliased(Entry)
+    cycle = entry.cycle_date if by_cycle else const("*")
+    funder = _funder(lot) if by_party else const("*")
+    where = [entry.cycle_date >= period.first, entry.cycle_date <= period.last]
+    issued_where = list(where)
+    if partner_id is not None:
+        where.append(or_(lot.funder_partner_id == partner_id, entry.partner_id == partner_id))
+        issued_where.append(or_(lot.funder_partner_id == partner_id, entry.partner_id == partner_id))
+    issuing = func.coalesce(entry.partner_id, const(NETWORK)) if by_party else const("*")
+    inner = (select(cycle.label("cycle"), funder.label("funder"), issuing.label("partner"), lot.points.label("points"))
+             .select_from(lot).join(entry, entry.id == lot.entry_id).where(*issued_where).subquery())
+    result = Movements()
+    for c, f, p, points in tx.session.execute(select(inner.c.cycle, inner.c.funder, inner.c.partner,
+                                                     func.sum(inner.c.points))
+                                              .group_by(inner.c.cycle, inner.c.funder, inner.c.partner)):
+        result.issued[(_day(c), f, p)] = int(points)
+    redeemer = func.coalesce(entry.partner_id, const(NETWORK)) if by_party else const("*")
+    inner = (select(cycle.label("cycle"), movement_category(entry, original).label("category"),
+                    funder.label("funder"), redeemer.label("redeemer"), lc.points.label("points"))
+             .select_from(lc).join(entry, entry.id == lc.entry_id).join(lot, lot.id == lc.lot_id)
+             .outerjoin(original, original.id == entry.original_entry_id).where(*where).subquery())
+    for c, category, f, r, points in tx.session.execute(
+            select(inner.c.cycle, inner.c.category, inner.c.funder, inner.c.redeemer, func.sum(inner.c.points))
+            .group_by(inner.c.cycle, inner.c.category, inner.c.funder, inner.c.redeemer)):
+        result.moved[(_day(c), category, f, r)] = int(points)
+    return result
+
+
+def _day(value) -> date | str:
+    if isinstance(value, str) and value != "*":
+        return date.fromisoformat(value)
+    return value
+
+
+def month_boundaries(after: datetime, zone: ZoneInfo, months: int = SCHEDULE_MONTHS) -> list[tuple[str, datetime]]:
+    """(label, exclusive end) of each calendar month (network time zone) from the one holding ``after``."""
+    local = after.astimezone(zone)
+    year, month = local.year, local.month
+    bounds = []
+    for _ in range(months):
+        label = f"{year:04d}-{month:02d}"
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        bounds.append((label, datetime(year, month, 1, tzinfo=zone)))
+    return bounds
+
+
+def liability(tx: Tx, period: Period, funder_partner_id: str | None = None) -> dict:
+    """Points outstanding at the end of the period and the months they expire in.
+
+    A lot counts with what it had left at the period's cut-off: its points less its
+    consumptions up to the last cycle. For a partner, only lots it funded and had not
+    bought out by then. Expiry months are in the network time zone; ``due`` holds points
+    past their expiry date that the expiry job had not expired yet at the cut-off, ``later``
+    what expires after the schedule's last month (or never).
+    """
+    end = period.ends_at(tx.settings)
+    lot, lot_entry = aliased(Lot), aliased(Entry)
+    consumed_lot, consumption_entry, lc = aliased(Lot), aliased(Entry), aliased(LotConsumption)
+    used_where = [consumption_entry.cycle_date <= period.last]
+    lot_where = [lot_entry.cycle_date <= period.last]
+    if funder_partner_id is not None:
+        used_where.append(consumed_lot.funder_partner_id == funder_partner_id)
+        lot_where += [lot.funder_partner_id == funder_partner_id,
+                      or_(lot.bought_out_at.is_(None), lot.bought_out_at > end)]
+    used = (select(lc.lot_id.label("lot_id"), func.sum(lc.points).label("used"))
+            .select_from(lc).join(consumption_entry, consumption_entry.id == lc.entry_id)
+            .join(consumed_lot, consumed_lot.id == lc.lot_id).where(*used_where)
+            .group_by(lc.lot_id).subquery())
+    bounds = month_boundaries(end, tx.settings.zone)
+    from sqlalchemy import case
+
+    bucket = case((lot.expires_at <= end, const("due")),
+                  *[(lot.expires_at < until, const(label)) for label, until in bounds],
+                  else_=const("later"))
+    inner = (select(bucket.label("bucket"), (lot.points - func.coalesce(used.c.used, 0)).label("left"))
+             .select_from(lot).join(lot_entry, lot_entry.id == lot.entry_id)
+             .outerjoin(used, used.c.lot_id == lot.id).where(*lot_where).subquery())
+    sums = {b: int(points) for b, points in tx.session.execute(
+        select(inner.c.bucket, func.sum(inner.c.left)).group_by(inner.c.bucket))}
+    order = ["due"] + [label for label, _ in bounds] + ["later"]
+    schedule = [{"month": label, "points": sums[label]} for label in order if sums.get(label)]
+    return {"as_of": end.isoformat().replace("+00:00", "Z"), "outstanding_points": sum(sums.values()),
+            "expiry_schedule": schedule}

@@ -1,0 +1,78 @@
+"""The partner performance report: one partner, any period of cycles, every figure from SQL sums."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from shared.db.database import Tx
+from shared.errors import NotFound
+from shared.models import Partner
+from shared.reports.campaigns import campaign_effect
+from shared.reports.members import member_figures
+from shared.reports.money import money
+from shared.reports.movements import NETWORK, liability, movements
+from shared.reports.period import Period
+
+FORMAT_VERSION = 1
+
+
+class UnknownPartnerReport(NotFound):
+    code, title = "unknown_partner", "No such partner"
+
+
+def partner_names(tx: Tx) -> dict[str, str]:
+    return {pid: name for pid, name in tx.session.execute(select(Partner.id, Partner.name))} | {NETWORK: NETWORK}
+
+
+def _header(tx: Tx, kind: str, period: Period) -> dict:
+    return {"report": kind, "format_version": FORMAT_VERSION,
+            "period": period.json() | {"timezone": tx.settings.timezone, "currency": tx.settings.currency}}
+
+
+def _flows(totals: dict[str, int], names: dict[str, str]) -> list[dict]:
+    return [{"partner_id": pid, "name": names.get(pid, pid), "points": points}
+            for pid, points in sorted(totals.items(), key=lambda item: (-item[1], item[0])) if points]
+
+
+def partner_report(tx: Tx, partner_id: str, period: Period) -> dict:
+    names = partner_names(tx)
+    if partner_id not in names or partner_id == NETWORK:
+        raise UnknownPartnerReport(f"no partner {partner_id}")
+    p = partner_id
+    moves = movements(tx, period, p)
+    redeemed_here = {k: v for k, v in moves.moved.items() if k[1] == "redeemed" and k[3] == p}
+    spent_here: dict[str, int] = {}
+    for (_cycle, _cat, funder, _redeemer), points in redeemed_here.items():
+        spent_here[funder] = spent_here.get(funder, 0) + points
+    spent_elsewhere: dict[str, int] = {}
+    for (_cycle, category, funder, redeemer), points in moves.moved.items():
+        if category == "redeemed" and funder == p and redeemer != p:
+            spent_elsewhere[redeemer] = spent_elsewhere.get(redeemer, 0) + points
+    points = {
+        "issued": moves.total("issued", funder=p),
+        "issue_reversed": moves.total("moved", category="issue_reversed", funder=p),
+        "redeemed_here": sum(redeemed_here.values()),
+        "redeemed_here_own_points": spent_here.get(p, 0),
+        "redeemed_here_other_partners_points": sum(v for k, v in spent_here.items() if k not in (p, NETWORK)),
+        "redeemed_here_network_points": spent_here.get(NETWORK, 0),
+        "redeemed_elsewhere": sum(spent_elsewhere.values()),
+        "expired": moves.total("moved", category="expired", funder=p),
+        "network_funded_awarded_here": moves.total("issued", funder=NETWORK, partner=p),
+    }
+    daily = [{"cycle_date": day.isoformat(),
+              "issued": moves.total("issued", cycle=day, funder=p),
+              "redeemed_here": moves.total("moved", cycle=day, category="redeemed", redeemer=p),
+              "redeemed_elsewhere": sum(v for (c, cat, f, r), v in moves.moved.items()
+                                        if c == day and cat == "redeemed" and f == p and r != p),
+              "expired": moves.total("moved", cycle=day, category="expired", funder=p)} for day in period.days]
+    return _header(tx, "partner", period) | {
+        "partner": {"id": p, "name": names[p]},
+        "points": points,
+        "liability": liability(tx, period, p),
+        "flows": {"spent_elsewhere": _flows(spent_elsewhere, names),
+                  "spent_here": _flows({k: v for k, v in spent_here.items() if k != p}, names)},
+        "members": member_figures(tx, p, period),
+        "money": money(tx, p, period),
+        "campaigns": campaign_effect(tx, p, period),
+        "daily": daily,
+    }
