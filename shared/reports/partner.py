@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from shared.db.database import Tx
-from shared.errors import NotFound
+from shared.errors import UnknownPartner
 from shared.models import Partner
 from shared.reports.campaigns import campaign_effect
 from shared.reports.members import member_figures
@@ -14,10 +14,6 @@ from shared.reports.movements import NETWORK, liability, movements
 from shared.reports.period import Period
 
 FORMAT_VERSION = 1
-
-
-class UnknownPartnerReport(NotFound):
-    code, title = "unknown_partner", "No such partner"
 
 
 def partner_names(tx: Tx) -> dict[str, str]:
@@ -37,7 +33,7 @@ def _flows(totals: dict[str, int], names: dict[str, str]) -> list[dict]:
 def partner_report(tx: Tx, partner_id: str, period: Period) -> dict:
     names = partner_names(tx)
     if partner_id not in names or partner_id == NETWORK:
-        raise UnknownPartnerReport(f"no partner {partner_id}")
+        raise UnknownPartner(f"no partner {partner_id}")
     p = partner_id
     moves = movements(tx, period, p)
     redeemed_here = {k: v for k, v in moves.moved.items() if k[1] == "redeemed" and k[3] == p}

@@ -10,6 +10,7 @@ from shared.errors import ValidationFailed
 from shared.settlement.calendar import cycle_end
 
 MAX_DAYS = 400
+EARLIEST, LATEST = date(2000, 1, 1), date(8999, 12, 31)
 
 
 class InvalidPeriod(ValidationFailed):
@@ -29,6 +30,8 @@ class Period:
             end = last if isinstance(last, date) else date.fromisoformat(str(last))
         except ValueError:
             raise InvalidPeriod(f"from and to are cycle dates YYYY-MM-DD, not {first!r} and {last!r}") from None
+        if start < EARLIEST or end > LATEST:
+            raise InvalidPeriod(f"report periods lie between {EARLIEST} and {LATEST}")
         if end < start:
             raise InvalidPeriod(f"the period ends ({end}) before it starts ({start})")
         if (end - start).days + 1 > MAX_DAYS:
