@@ -36,6 +36,9 @@ partners_app.add_typer(keys_app, name="keys")
 app.add_typer(partners_app, name="partners")
 alerts_app = typer.Typer(help="Operator alerts: limits reached, refusals that protect money.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
+reports_app = typer.Typer(help="Partner performance reports and network analytics (docs/reports.md).",
+                          no_args_is_help=True)
+app.add_typer(reports_app, name="reports")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -635,6 +638,59 @@ def alerts_ack(alert_id: int) -> None:
     if not _network().tx(lambda tx: acknowledge(tx, alert_id)):
         fail(f"no open alert {alert_id}")
     console.print(f"acknowledged alert {alert_id}")
+
+
+REPORT_FORMAT = typer.Option("json", "--format", help="json, csv or html")
+REPORT_OUT = typer.Option(None, "--out", help="Write the report to this file instead of standard output.")
+
+
+def _emit_report(document: str, out: Optional[Path]) -> None:
+    if out is None:
+        sys.stdout.write(document)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(document, encoding="utf-8")
+    err.print(f"wrote {out}", highlight=False)
+
+
+def _report_period(first: str, last: str, fmt: str):
+    from shared.reports.period import Period
+    from shared.reports.render import FORMATS
+
+    if fmt not in FORMATS:
+        fail(f"--format is one of {', '.join(FORMATS)}, not {fmt!r}")
+    return Period.parse(first, last)
+
+
+@reports_app.command("partner")
+def reports_partner(partner_id: str,
+                    first: str = typer.Option(..., "--from", help="First cycle, YYYY-MM-DD."),
+                    last: str = typer.Option(..., "--to", help="Last cycle, YYYY-MM-DD (included)."),
+                    fmt: str = REPORT_FORMAT, out: Optional[Path] = REPORT_OUT) -> None:
+    """One partner's performance report for a period of cycles."""
+    from shared.reports.service import partner_document
+
+    period = _report_period(first, last, fmt)
+    _emit_report(partner_document(_network(), partner_id, period, fmt), out)
+
+
+@reports_app.command("network")
+def reports_network(first: str = typer.Option(..., "--from", help="First cycle, YYYY-MM-DD."),
+                    last: str = typer.Option(..., "--to", help="Last cycle, YYYY-MM-DD (included)."),
+                    fmt: str = REPORT_FORMAT, out: Optional[Path] = REPORT_OUT) -> None:
+    """Network analytics for operators for a period of cycles."""
+    from shared.reports.service import network_document
+
+    period = _report_period(first, last, fmt)
+    _emit_report(network_document(_network(), period, fmt), out)
+
+
+@reports_app.command("publish")
+def reports_publish() -> None:
+    """Write the reports of settled cycles and complete months not written yet (what the job does)."""
+    from shared.reports.delivery import publish_due
+
+    print(json.dumps(publish_due(_network())))
 
 
 def main() -> None:
