@@ -406,22 +406,26 @@ def partners_list() -> None:
 
 @app.command()
 def bench(
-    scenarios: Optional[list[str]] = typer.Argument(None, help="Scenarios to run (default: all). batch-post"),
+    scenarios: Optional[list[str]] = typer.Argument(None, help="Scenarios to run (default: all): batch-post, settle, "
+                                                                "report"),
     database_url: Optional[str] = typer.Option(None, help="Run against a fresh database on this server."),
     events: int = typer.Option(20_000, help="Events to post in the batch-post scenario."),
     batch_size: int = typer.Option(1000, help="Events per batch."),
     members: int = typer.Option(5000, help="Members in the benchmark network."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write a machine-readable record here."),
+    scale: str = typer.Option("small", help="Size of the report scenario's month: small, medium or large."),
 ) -> None:
     """Measure the network's speed on a fresh database."""
-    from services.bench import SCENARIOS, run_bench
+    from services.bench import REPORT_SCALES, SCENARIOS, run_bench
 
+    if scale not in REPORT_SCALES:
+        fail(f"--scale is one of {', '.join(REPORT_SCALES)}, not {scale!r}")
     chosen = scenarios or list(SCENARIOS)
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
         fail(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     run_bench(chosen, database_url=database_url, events=events, batch_size=batch_size, members=members,
-              json_file=json_file, console=console)
+              json_file=json_file, console=console, scale=scale)
 
 
 def _cycle(text: str):

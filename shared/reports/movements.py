@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select, union_all
 from sqlalchemy.orm import aliased
 
 from shared.db.database import Tx
@@ -99,36 +99,33 @@ def month_boundaries(after: datetime, zone: ZoneInfo, months: int = SCHEDULE_MON
 def liability(tx: Tx, period: Period, funder_partner_id: str | None = None) -> dict:
     """Points outstanding at the end of the period and the months they expire in.
 
-    A lot counts with what it had left at the period's cut-off: its points less its
-    consumptions up to the last cycle. For a partner, only lots it funded and had not
-    bought out by then. Expiry months are in the network time zone; ``due`` holds points
-    past their expiry date that the expiry job had not expired yet at the cut-off, ``later``
-    what expires after the schedule's last month (or never).
+    A lot counts with what it had left at the period's cut-off. That is computed from the
+    present, so the cost follows the partner's open lots and what happened after the
+    period, not its whole history: what lots have left now, plus what consumptions after
+    the last cycle took from them, less lots created after the last cycle. For a partner,
+    only lots it funded and had not bought out by the cut-off. Expiry months are in the
+    network time zone; ``due`` holds points past their expiry date that the expiry job had
+    not expired yet at the cut-off, ``later`` what expires after the schedule's last month
+    (or never).
     """
     end = period.ends_at(tx.settings)
-    lot, lot_entry = aliased(Lot), aliased(Entry)
-    consumed_lot, consumption_entry, lc = aliased(Lot), aliased(Entry), aliased(LotConsumption)
-    used_where = [consumption_entry.cycle_date <= period.last]
-    lot_where = [lot_entry.cycle_date <= period.last]
+    lot, entry, lc = aliased(Lot), aliased(Entry), aliased(LotConsumption)
+    counted = [or_(lot.bought_out_at.is_(None), lot.bought_out_at > end)]
     if funder_partner_id is not None:
-        used_where.append(consumed_lot.funder_partner_id == funder_partner_id)
-        lot_where += [lot.funder_partner_id == funder_partner_id,
-                      or_(lot.bought_out_at.is_(None), lot.bought_out_at > end)]
-    used = (select(lc.lot_id.label("lot_id"), func.sum(lc.points).label("used"))
-            .select_from(lc).join(consumption_entry, consumption_entry.id == lc.entry_id)
-            .join(consumed_lot, consumed_lot.id == lc.lot_id).where(*used_where)
-            .group_by(lc.lot_id).subquery())
+        counted.append(lot.funder_partner_id == funder_partner_id)
     bounds = month_boundaries(end, tx.settings.zone)
-    from sqlalchemy import case
-
     bucket = case((lot.expires_at <= end, const("due")),
                   *[(lot.expires_at < until, const(label)) for label, until in bounds],
-                  else_=const("later"))
-    inner = (select(bucket.label("bucket"), (lot.points - func.coalesce(used.c.used, 0)).label("left"))
-             .select_from(lot).join(lot_entry, lot_entry.id == lot.entry_id)
-             .outerjoin(used, used.c.lot_id == lot.id).where(*lot_where).subquery())
+                  else_=const("later")).label("bucket")
+    left_now = select(bucket, lot.remaining.label("points")).where(*counted, lot.remaining > 0)
+    taken_since = (select(bucket, lc.points.label("points")).select_from(lc)
+                   .join(entry, entry.id == lc.entry_id).join(lot, lot.id == lc.lot_id)
+                   .where(entry.cycle_date > period.last, *counted))
+    created_since = (select(bucket, (-lot.points).label("points")).select_from(lot)
+                     .join(entry, entry.id == lot.entry_id).where(entry.cycle_date > period.last, *counted))
+    parts = union_all(left_now, taken_since, created_since).subquery()
     sums = {b: int(points) for b, points in tx.session.execute(
-        select(inner.c.bucket, func.sum(inner.c.left)).group_by(inner.c.bucket))}
+        select(parts.c.bucket, func.sum(parts.c.points)).group_by(parts.c.bucket))}
     order = ["due"] + [label for label, _ in bounds] + ["later"]
     schedule = [{"month": label, "points": sums[label]} for label in order if sums.get(label)]
     return {"as_of": end.isoformat().replace("+00:00", "Z"), "outstanding_points": sum(sums.values()),

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, and_, case, cast, func, literal_column
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import aliased
+from sqlalchemy.dialects.postgresql import JSON
 
 from shared.db.database import Tx
 from shared.models import Entry
@@ -25,7 +24,7 @@ def purchase_amount(tx: Tx, entry=Entry):
     with the database's JSON functions keeps the aggregation in SQL.
     """
     if tx.is_postgres:
-        return cast(cast(entry.request, JSONB)["amount"].astext, BigInteger)
+        return cast(cast(entry.request, JSON)["amount"].astext, BigInteger)
     return func.json_extract(entry.request, "$.amount")
 
 
@@ -43,6 +42,3 @@ def movement_category(entry, original):
         else_=const("other"),
     )
 
-
-def original_of(entry=Entry):
-    return aliased(Entry)

@@ -63,3 +63,11 @@ def test_bad_queries_are_problems(coffee_client, query, code):
 def test_unsigned_requests_are_refused(coffee_client):
     answer = coffee_client.call("GET", "/v1/reports", params=QUERY, sign=False, verify=False)
     assert_problem(answer, 401, "signature_missing")
+
+
+def test_the_python_sdk_fetches_a_report(network, coalition, coffee_client):
+    from shared.sdk import PointsnetClient
+
+    client = PointsnetClient(coffee_client.base_url, coffee_client.key_id, coffee_client.keys[coffee_client.key_id])
+    answer = client.call("GET", "/v1/reports", params=QUERY)
+    assert answer.status == 200 and answer.body["points"]["issued"] == 1900

@@ -58,3 +58,14 @@ def test_reports_commands(tmp_path):
     assert wrong.returncode == 1 and "--format" in wrong.stderr
     published = run(tmp_path, "-m", "services.cli", "reports", "publish")
     assert json.loads(published.stdout) == {"cycles": [], "months": []}   # nothing settled yet
+
+
+def test_bench_report_scenario_small(tmp_path):
+    out = tmp_path / "bench.json"
+    made = run(tmp_path, "-m", "services.cli", "bench", "report", "--scale", "small", "--json", str(out))
+    assert made.returncode == 0, made.stderr
+    [result] = json.loads(out.read_text())["results"]
+    assert result["scenario"] == "report" and result["scale"] == "small" and result["cycles"] == 30
+    assert result["events"] == 3000 and 0 < result["partner_entries"] <= 3000
+    assert {"partner_report_s", "network_report_s", "render_s"} <= set(result)
+    assert run(tmp_path, "-m", "services.cli", "bench", "report", "--scale", "huge").returncode == 1
