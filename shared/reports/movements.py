@@ -32,12 +32,25 @@ class Movements:
     issued: dict[tuple, int] = field(default_factory=dict)
     moved: dict[tuple, int] = field(default_factory=dict)
 
-    def total(self, table: str, **match) -> int:
-        rows = self.issued if table == "issued" else self.moved
+    def _rows(self, table: str):
         names = ("cycle", "funder", "partner") if table == "issued" else ("cycle", "category", "funder", "redeemer")
-        return sum(points for key, points in rows.items()
-                   if all(dict(zip(names, key))[name] == value for name, value in match.items()))
+        return names, (self.issued if table == "issued" else self.moved)
 
+    def total(self, table: str, **match) -> int:
+        """The sum of the rows whose named parts equal ``match`` (e.g. ``category="expired", funder=p``)."""
+        names, rows = self._rows(table)
+        where = [(names.index(name), value) for name, value in match.items()]
+        return sum(points for key, points in rows.items() if all(key[i] == value for i, value in where))
+
+    def per_cycle(self, table: str, **match) -> dict:
+        """cycle -> the sum of the rows matching ``match``, in one pass (for the daily series)."""
+        names, rows = self._rows(table)
+        where = [(names.index(name), value) for name, value in match.items()]
+        sums: dict = {}
+        for key, points in rows.items():
+            if all(key[i] == value for i, value in where):
+                sums[key[0]] = sums.get(key[0], 0) + points
+        return sums
 
 def _funder(lot):
     return func.coalesce(lot.funder_partner_id, const(NETWORK))

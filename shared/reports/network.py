@@ -6,7 +6,7 @@ from shared.db.database import Tx
 from shared.reports.members import active_by_partner, active_members, ratio
 from shared.reports.money import net_by_party, unsettled_cycles
 from shared.reports.movements import NETWORK, liability, movements
-from shared.reports.partner import _header, partner_names
+from shared.reports.partner import header, partner_names
 from shared.reports.period import Period
 
 
@@ -26,10 +26,12 @@ def network_report(tx: Tx, period: Period) -> dict:
         "breakage_rate": ratio(expired, redeemed + expired),
         "active_members": active_members(tx, period),
     }
-    daily = [{"cycle_date": day.isoformat(), "issued": by_day.total("issued", cycle=day),
-              "issue_reversed": by_day.total("moved", cycle=day, category="issue_reversed"),
-              "redeemed": by_day.total("moved", cycle=day, category="redeemed"),
-              "expired": by_day.total("moved", cycle=day, category="expired")} for day in period.days]
+    series = {"issued": by_day.per_cycle("issued"),
+              "issue_reversed": by_day.per_cycle("moved", category="issue_reversed"),
+              "redeemed": by_day.per_cycle("moved", category="redeemed"),
+              "expired": by_day.per_cycle("moved", category="expired")}
+    daily = [{"cycle_date": day.isoformat()} | {name: values.get(day, 0) for name, values in series.items()}
+             for day in period.days]
     active = active_by_partner(tx, period)
     net = net_by_party(tx, period)
     leaderboard = []
@@ -47,7 +49,7 @@ def network_report(tx: Tx, period: Period) -> dict:
                     if cat == "redeemed" and v), key=lambda c: (c["funder"], c["redeemer"]))
     parties = sorted({c["funder"] for c in cells} | {c["redeemer"] for c in cells},
                      key=lambda pid: (pid == NETWORK, names.get(pid, pid), pid))
-    return _header(tx, "network", period) | {
+    return header(tx, "network", period) | {
         "totals": totals,
         "liability": liability(tx, period),
         "leaderboard": leaderboard,

@@ -20,7 +20,7 @@ def partner_names(tx: Tx) -> dict[str, str]:
     return {pid: name for pid, name in tx.session.execute(select(Partner.id, Partner.name))} | {NETWORK: NETWORK}
 
 
-def _header(tx: Tx, kind: str, period: Period) -> dict:
+def header(tx: Tx, kind: str, period: Period) -> dict:
     return {"report": kind, "format_version": FORMAT_VERSION,
             "period": period.json() | {"timezone": tx.settings.timezone, "currency": tx.settings.currency}}
 
@@ -38,12 +38,12 @@ def partner_report(tx: Tx, partner_id: str, period: Period) -> dict:
     moves = movements(tx, period, p)
     redeemed_here = {k: v for k, v in moves.moved.items() if k[1] == "redeemed" and k[3] == p}
     spent_here: dict[str, int] = {}
-    for (_cycle, _cat, funder, _redeemer), points in redeemed_here.items():
-        spent_here[funder] = spent_here.get(funder, 0) + points
+    for (_cycle, _cat, funder, _redeemer), moved in redeemed_here.items():
+        spent_here[funder] = spent_here.get(funder, 0) + moved
     spent_elsewhere: dict[str, int] = {}
-    for (_cycle, category, funder, redeemer), points in moves.moved.items():
+    for (_cycle, category, funder, redeemer), moved in moves.moved.items():
         if category == "redeemed" and funder == p and redeemer != p:
-            spent_elsewhere[redeemer] = spent_elsewhere.get(redeemer, 0) + points
+            spent_elsewhere[redeemer] = spent_elsewhere.get(redeemer, 0) + moved
     points = {
         "issued": moves.total("issued", funder=p),
         "issue_reversed": moves.total("moved", category="issue_reversed", funder=p),
@@ -55,13 +55,15 @@ def partner_report(tx: Tx, partner_id: str, period: Period) -> dict:
         "expired": moves.total("moved", category="expired", funder=p),
         "network_funded_awarded_here": moves.total("issued", funder=NETWORK, partner=p),
     }
-    daily = [{"cycle_date": day.isoformat(),
-              "issued": moves.total("issued", cycle=day, funder=p),
-              "redeemed_here": moves.total("moved", cycle=day, category="redeemed", redeemer=p),
-              "redeemed_elsewhere": sum(v for (c, cat, f, r), v in moves.moved.items()
-                                        if c == day and cat == "redeemed" and f == p and r != p),
-              "expired": moves.total("moved", cycle=day, category="expired", funder=p)} for day in period.days]
-    return _header(tx, "partner", period) | {
+    series = {"issued": moves.per_cycle("issued", funder=p),
+              "redeemed_here": moves.per_cycle("moved", category="redeemed", redeemer=p),
+              "redeemed_elsewhere": {}, "expired": moves.per_cycle("moved", category="expired", funder=p)}
+    for (cycle, category, funder, redeemer), moved in moves.moved.items():
+        if category == "redeemed" and funder == p and redeemer != p:
+            series["redeemed_elsewhere"][cycle] = series["redeemed_elsewhere"].get(cycle, 0) + moved
+    daily = [{"cycle_date": day.isoformat()} | {name: values.get(day, 0) for name, values in series.items()}
+             for day in period.days]
+    return header(tx, "partner", period) | {
         "partner": {"id": p, "name": names[p]},
         "points": points,
         "liability": liability(tx, period, p),
