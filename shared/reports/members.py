@@ -28,7 +28,7 @@ def member_figures(tx: Tx, partner_id: str, period: Period) -> dict:
     here = (Entry.partner_id == partner_id, *_in_period(period))
     active, from_elsewhere = tx.session.execute(
         select(func.count(distinct(Entry.member_id)),
-               func.count(distinct(case((or_(Member.enrolled_by.is_(None), Member.enrolled_by != partner_id),
+               func.count(distinct(case((Member.enrolled_by != partner_id,
                                          Entry.member_id)))))
         .select_from(Entry).join(Member, Member.id == Entry.member_id)
         .where(*here, Entry.kind.in_(TRANSACTION_KINDS))).one()
