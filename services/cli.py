@@ -691,10 +691,10 @@ def reports_network(first: str = typer.Option(..., "--from", help="First cycle, 
 
 @reports_app.command("publish")
 def reports_publish() -> None:
-    """Write the reports of settled cycles and complete months not written yet (what the job does)."""
+    """Write the reports of settled cycles and complete months not written yet (what the job does, all at once)."""
     from shared.reports.delivery import publish_due
 
-    print(json.dumps(publish_due(_network())))
+    print(json.dumps(publish_due(_network(), limit=None)))
 
 
 def main() -> None:

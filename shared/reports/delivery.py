@@ -77,15 +77,19 @@ def _state(network: Network) -> tuple[list[date], set[date]]:
     return network.tx(read, readonly=True)
 
 
-def publish_due(network: Network) -> dict:
+def publish_due(network: Network, *, limit: int | None = 10) -> dict:
     """Write the report sets not written yet: each settled cycle's, and each month's once it is over
-    and all of its cycles are settled. Returns what was written."""
+    and all of its cycles are settled; at most ``limit`` sets per call (oldest first), so a job
+    catching up a long history stays short. Returns what was written."""
     root = reports_dir(network)
     settled, unsettled = _state(network)
     written = {"cycles": [], "months": []}
+    def room() -> bool:
+        return limit is None or len(written["cycles"]) + len(written["months"]) < limit
+
     for cycle in settled:
         target = root / "cycles" / cycle.isoformat()
-        if not (target / INDEX).exists():
+        if room() and not (target / INDEX).exists():
             write_set(network, Period(cycle, cycle), target)
             written["cycles"].append(cycle.isoformat())
     today = cycle_date_for(network.clock.now(), network.settings)
@@ -94,7 +98,7 @@ def publish_due(network: Network) -> dict:
         if today <= period.last or any(period.first <= c <= period.last for c in unsettled):
             continue
         target = root / "monthly" / f"{year:04d}-{month:02d}"
-        if not (target / INDEX).exists():
+        if room() and not (target / INDEX).exists():
             write_set(network, period, target)
             written["months"].append(f"{year:04d}-{month:02d}")
     return written

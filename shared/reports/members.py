@@ -9,6 +9,7 @@ from sqlalchemy import case, distinct, func, or_, select
 from shared.db.database import Tx
 from shared.models import Entry, Member, MemberLink
 from shared.reports.period import Period
+from shared.reports.segments import tier_and_status_mix
 from shared.reports.sql import TRANSACTION_KINDS, purchase_amount
 
 
@@ -52,9 +53,14 @@ def member_figures(tx: Tx, partner_id: str, period: Period) -> dict:
         "earns": int(earns), "earn_points": int(points), "points_per_earn": ratio(int(points), int(earns), 2),
         "earns_with_amount": int(with_amount), "purchase_amount_minor": int(amount_total),
         "average_purchase_amount_minor": ratio(int(amount_total), int(with_amount), 0),
-        # Tier and status mix come with member tiers (another branch): kept empty, never invented.
-        "tier_mix": None, "status_mix": None,
+        **_segments(tx, partner_id, period),
     }
+
+
+def _segments(tx: Tx, partner_id: str, period: Period) -> dict:
+    """Tier and status mix (shared/reports/segments.py): None until member tiers exist, never invented."""
+    mix = tier_and_status_mix(tx, partner_id, period)
+    return {"tier_mix": mix and mix.get("tiers"), "status_mix": mix and mix.get("statuses")}
 
 
 def active_members(tx: Tx, period: Period) -> int:

@@ -42,3 +42,9 @@ def test_settled_cycles_and_complete_months_are_written_once(network, clock, coa
     network.settle_due()
     assert publish_due(network) == {"cycles": ["2026-12-31"], "months": ["2026-12"]}
     assert not [p for p in (root / "monthly").iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_a_long_history_is_caught_up_a_few_sets_per_run(network, coalition):
+    assert publish_due(network, limit=2) == {"cycles": ["2026-11-20", "2026-11-21"], "months": []}
+    assert publish_due(network, limit=2) == {"cycles": ["2026-12-15"], "months": ["2026-11"]}
+    assert publish_due(network, limit=2) == {"cycles": [], "months": []}
