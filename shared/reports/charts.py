@@ -60,8 +60,12 @@ def bar_chart(chart_id: str, categories: list[str], series: list[tuple[str, str,
 
 
 def matrix_chart(chart_id: str, parties: list[tuple[str, str]], cells: dict[tuple[str, str], int], *,
-                 title: str = "", cell: int = 64) -> Markup:
-    """A heat map of points by funder (rows) and redeemer (columns); every cell drawn, zeros pale."""
+                 title: str = "", cell: int = 64, focus: str | None = None) -> Markup:
+    """A heat map of points by funder (rows) and redeemer (columns); zeros pale.
+
+    With ``focus`` (a partner's own report) only that partner's row and column are drawn: flows
+    between two other partners are not part of its report and are left blank, not shown as 0.
+    """
     label_w, head_h = 150, 70
     n = len(parties)
     width, height = label_w + n * cell + 8, head_h + n * cell + 8
@@ -76,6 +80,8 @@ def matrix_chart(chart_id: str, parties: list[tuple[str, str]], cells: dict[tupl
                      f'text-anchor="end">{escape(name[:20])}</text>')
     for row, (funder, _fname) in enumerate(parties):
         for column, (redeemer, _rname) in enumerate(parties):
+            if focus is not None and focus not in (funder, redeemer):
+                continue
             value = cells.get((funder, redeemer), 0)
             shade = 0.08 + 0.92 * max(value, 0) / high if value else 0.0
             x, y = label_w + column * cell, head_h + row * cell

@@ -124,7 +124,8 @@ def _charts(report: dict, locale: str) -> dict:
         own = report["points"]["redeemed_here_own_points"]
         if own:
             cells[(me, me)] = own
-    matrix = charts.matrix_chart("chart-flows", parties, cells, title=L("section.matrix"))
+    focus = report["partner"]["id"] if report["report"] == "partner" else None
+    matrix = charts.matrix_chart("chart-flows", parties, cells, title=L("section.matrix"), focus=focus)
     return {"chart_daily": daily, "chart_expiry": expiry, "chart_flows": matrix}
 
 
