@@ -113,6 +113,20 @@ def test_partner_html_in_chromium(browser, coffee_report, coalition):
 
 
 @pytest.mark.browser
+def test_the_report_prints_to_a_clean_document(browser, coffee_report):
+    page = browser.new_page()
+    page.set_content(render(coffee_report, "html"))
+    try:
+        page.emulate_media(media="print")
+        assert page.evaluate("getComputedStyle(document.body).maxWidth") == "none"
+        assert page.evaluate("getComputedStyle(document.querySelector('#chart-daily')).breakInside") == "avoid"
+        assert page.locator("#chart-daily rect.bar").count() == 4 * len(PERIOD.days)
+        assert page.pdf(format="A4")[:5] == b"%PDF-"
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
 def test_network_html_in_chromium(browser, network_analytics, coalition):
     coffee, air, book = coalition["coffee"], coalition["air"], coalition["book"]
     def day(values):
