@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from sqlalchemy import case, distinct, func, or_, select
+from sqlalchemy import case, distinct, func, select
 
 from shared.db.database import Tx
 from shared.models import Entry, Member, MemberLink

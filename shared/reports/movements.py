@@ -52,6 +52,7 @@ class Movements:
                 sums[key[0]] = sums.get(key[0], 0) + points
         return sums
 
+
 def _funder(lot):
     return func.coalesce(lot.funder_partner_id, const(NETWORK))
 
@@ -67,13 +68,11 @@ def movements(tx: Tx, period: Period, partner_id: str | None = None, *, by_cycle
     cycle = entry.cycle_date if by_cycle else const("*")
     funder = _funder(lot) if by_party else const("*")
     where = [entry.cycle_date >= period.first, entry.cycle_date <= period.last]
-    issued_where = list(where)
     if partner_id is not None:
         where.append(or_(lot.funder_partner_id == partner_id, entry.partner_id == partner_id))
-        issued_where.append(or_(lot.funder_partner_id == partner_id, entry.partner_id == partner_id))
     issuing = func.coalesce(entry.partner_id, const(NETWORK)) if by_party else const("*")
     inner = (select(cycle.label("cycle"), funder.label("funder"), issuing.label("partner"), lot.points.label("points"))
-             .select_from(lot).join(entry, entry.id == lot.entry_id).where(*issued_where).subquery())
+             .select_from(lot).join(entry, entry.id == lot.entry_id).where(*where).subquery())
     result = Movements()
     for c, f, p, points in tx.session.execute(select(inner.c.cycle, inner.c.funder, inner.c.partner,
                                                      func.sum(inner.c.points))
