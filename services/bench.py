@@ -37,7 +37,10 @@ SCENARIOS = {
     "batch-post": "in-process set-based batch post of earn (80%) and burn (20%) events",
     "settle": "settle one cycle holding the obligation lines of the batch-post events",
     "expire": "the lot expiry job over --lots due lots (bounded batches): lots/s and peak memory",
+    "report": "a month of one partner's report and the network analytics, aggregated in SQL (--scale)",
 }
+# entries posted over the month of the report scenario, by --scale
+REPORT_SCALES = {"small": 3_000, "medium": 100_000, "large": 1_000_000}
 
 
 def machine() -> dict:
@@ -262,8 +265,70 @@ def scenario_expire(database_url: str | None, *, lots: int, members: int, consol
             network.close()
 
 
+def scenario_report(database_url: str | None, *, scale: str, batch_size: int, members: int,
+                    console: Console) -> dict:
+    """A month of traffic (70 % at the measured partner), every cycle settled, then the reports timed."""
+    from datetime import timedelta
+
+    from shared.clock import FixedClock
+    from shared.ledger.cycles import cycle_date_for
+    from shared.reports.network import network_report
+    from shared.reports.partner import partner_report
+    from shared.reports.period import Period
+    from shared.reports.render import render
+
+    events = REPORT_SCALES[scale]
+    days = 30
+    with fresh_database(database_url) as (url, workdir):
+        upgrade(url)
+        clock = FixedClock(datetime(2026, 1, 1, 2, tzinfo=timezone.utc))
+        network = Network(Settings(data_dir=workdir), database_url=url, clock=clock)
+        try:
+            partners = [network.create_partner(f"Bench{i}", ContractTerms(
+                "postpaid", "1", "0.1", "0.05"))["partner_id"] for i in range(4)]
+            member_ids = seed_members(network, partners, min(members, max(events // 10, 100)))
+            rng = random.Random(11)
+            per_day = max(events // days, 1)
+            cycles = []
+            with Progress(TextColumn("report: posting a month"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console) as progress:
+                task = progress.add_task("post", total=per_day * days)
+                for day in range(days):
+                    cycles.append(cycle_date_for(clock.now(), network.settings))
+                    for index, batch in enumerate(make_batches(member_ids, per_day, batch_size, rng)):
+                        batch = [Event(e.kind, f"d{day}-{e.reference}", e.member_id, e.points, e.amount)
+                                 for e in batch]
+                        who = partners[0] if rng.random() < 0.7 else partners[1 + index % 3]
+                        network.post(who, batch)
+                        progress.update(task, advance=len(batch))
+                    clock.advance(days=1)
+            for cycle in cycles:
+                network.settle(cycle)
+            period = Period(cycles[0], cycles[-1])
+            entries = network.tx(lambda tx: tx.session.execute(text(
+                "SELECT COUNT(*) FROM entries WHERE partner_id = :p"), {"p": partners[0]}).scalar_one())
+            started = time.perf_counter()
+            report = network.tx(lambda tx: partner_report(tx, partners[0], period), readonly=True)
+            partner_s = time.perf_counter() - started
+            started = time.perf_counter()
+            analytics = network.tx(lambda tx: network_report(tx, period), readonly=True)
+            network_s = time.perf_counter() - started
+            started = time.perf_counter()
+            for fmt in ("json", "csv", "html"):
+                render(report, fmt)
+                render(analytics, fmt)
+            render_s = time.perf_counter() - started
+            return {"scenario": "report", "database": network.db.dialect, "scale": scale,
+                    "events": per_day * days, "partner_entries": entries, "cycles": days,
+                    "elapsed_s": round(partner_s, 3), "partner_report_s": round(partner_s, 3),
+                    "network_report_s": round(network_s, 3), "render_s": round(render_s, 3),
+                    "events_per_s": round(entries / partner_s, 1) if partner_s else ""}
+        finally:
+            network.close()
+
+
 def run_bench(scenarios: list[str], *, database_url: str | None, events: int, batch_size: int, members: int,
-              json_file: str | None, console: Console, lots: int = 200_000) -> list[dict]:
+              json_file: str | None, console: Console, lots: int = 200_000, scale: str = "small") -> list[dict]:
     results = []
     for name in scenarios:
         if name == "batch-post":
@@ -274,9 +339,12 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int, ba
                                            members=members, console=console))
         elif name == "expire":
             results.append(scenario_expire(database_url, lots=lots, members=members, console=console))
+        elif name == "report":
+            results.append(scenario_report(database_url, scale=scale, batch_size=batch_size, members=members,
+                                           console=console))
     table = Table(title="pointsnet bench")
     preferred = ("scenario", "database", "events", "lots", "elapsed_s", "events_per_s", "batch_p50_ms",
-                 "lines_per_s", "lots_per_s", "peak_rss_mb")
+                 "lines_per_s", "lots_per_s", "peak_rss_mb", "network_report_s")
     columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
     for column in columns:
         table.add_column(column)

@@ -41,6 +41,9 @@ webhooks_app = typer.Typer(help="Signed webhooks to partners: endpoints, secrets
 app.add_typer(webhooks_app, name="webhooks")
 members_app = typer.Typer(help="Members: balance, tier, activity status and their history.", no_args_is_help=True)
 app.add_typer(members_app, name="members")
+reports_app = typer.Typer(help="Partner performance reports and network analytics (docs/reports.md).",
+                          no_args_is_help=True)
+app.add_typer(reports_app, name="reports")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -461,23 +464,27 @@ def partners_list() -> None:
 
 @app.command()
 def bench(
-    scenarios: Optional[list[str]] = typer.Argument(None, help="Scenarios to run (default: all). batch-post"),
+    scenarios: Optional[list[str]] = typer.Argument(None, help="Scenarios to run (default: all): batch-post, settle, "
+                                                                "report"),
     database_url: Optional[str] = typer.Option(None, help="Run against a fresh database on this server."),
     events: int = typer.Option(20_000, help="Events to post in the batch-post scenario."),
     batch_size: int = typer.Option(1000, help="Events per batch."),
     members: int = typer.Option(5000, help="Members in the benchmark network."),
     lots: int = typer.Option(200_000, help="Due lots in the expire scenario (1000000 for the full target)."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write a machine-readable record here."),
+    scale: str = typer.Option("small", help="Size of the report scenario's month: small, medium or large."),
 ) -> None:
     """Measure the network's speed on a fresh database."""
-    from services.bench import SCENARIOS, run_bench
+    from services.bench import REPORT_SCALES, SCENARIOS, run_bench
 
+    if scale not in REPORT_SCALES:
+        fail(f"--scale is one of {', '.join(REPORT_SCALES)}, not {scale!r}")
     chosen = scenarios or list(SCENARIOS)
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
         fail(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     run_bench(chosen, database_url=database_url, events=events, batch_size=batch_size, members=members,
-              json_file=json_file, console=console, lots=lots)
+              json_file=json_file, console=console, lots=lots, scale=scale)
 
 
 def _cycle(text: str):
@@ -817,6 +824,59 @@ def members_status_counts() -> None:
     from shared.programme.status import status_counts
 
     print(json.dumps(_network().tx(status_counts, readonly=True)))
+
+
+REPORT_FORMAT = typer.Option("json", "--format", help="json, csv or html")
+REPORT_OUT = typer.Option(None, "--out", help="Write the report to this file instead of standard output.")
+
+
+def _emit_report(document: str, out: Optional[Path]) -> None:
+    if out is None:
+        sys.stdout.write(document)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(document, encoding="utf-8")
+    err.print(f"wrote {out}", highlight=False)
+
+
+def _report_period(first: str, last: str, fmt: str):
+    from shared.reports.period import Period
+    from shared.reports.render import FORMATS
+
+    if fmt not in FORMATS:
+        fail(f"--format is one of {', '.join(FORMATS)}, not {fmt!r}")
+    return Period.parse(first, last)
+
+
+@reports_app.command("partner")
+def reports_partner(partner_id: str,
+                    first: str = typer.Option(..., "--from", help="First cycle, YYYY-MM-DD."),
+                    last: str = typer.Option(..., "--to", help="Last cycle, YYYY-MM-DD (included)."),
+                    fmt: str = REPORT_FORMAT, out: Optional[Path] = REPORT_OUT) -> None:
+    """One partner's performance report for a period of cycles."""
+    from shared.reports.service import partner_document
+
+    period = _report_period(first, last, fmt)
+    _emit_report(partner_document(_network(), partner_id, period, fmt), out)
+
+
+@reports_app.command("network")
+def reports_network(first: str = typer.Option(..., "--from", help="First cycle, YYYY-MM-DD."),
+                    last: str = typer.Option(..., "--to", help="Last cycle, YYYY-MM-DD (included)."),
+                    fmt: str = REPORT_FORMAT, out: Optional[Path] = REPORT_OUT) -> None:
+    """Network analytics for operators for a period of cycles."""
+    from shared.reports.service import network_document
+
+    period = _report_period(first, last, fmt)
+    _emit_report(network_document(_network(), period, fmt), out)
+
+
+@reports_app.command("publish")
+def reports_publish() -> None:
+    """Write the reports of settled cycles and complete months not written yet (what the job does, all at once)."""
+    from shared.reports.delivery import publish_due
+
+    print(json.dumps(publish_due(_network(), limit=None)))
 
 
 def main() -> None:

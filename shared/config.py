@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     timezone: str = "Asia/Shanghai"
     currency: str = "CNY"
+    # Language of the labels of human-readable reports (HTML): en or zh.
+    locale: Literal["en", "zh"] = "en"
     default_region: str = "CN"
     # Business-day cut-off, minutes after local midnight (0 = midnight).
     cycle_cutoff_minutes: int = Field(default=0, ge=0, lt=24 * 60)

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.partner_api.middleware import PartnerGate
+from services.partner_api.reports import router as reports_router
 from services.partner_api.routes import router
 from shared.errors import PointsnetError, ValidationFailed
 from shared.network import Network
@@ -44,6 +45,7 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
     app = FastAPI(title="Pointsnet partner API", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.network = network
     app.include_router(router)
+    app.include_router(reports_router)
     app.add_middleware(PartnerGate, network=network)
     app.add_middleware(RequestObserver)  # outermost: sees every answer, the door's refusals included
 

@@ -1,0 +1,104 @@
+"""Reports written to the data directory: one set per settled cycle, one per complete month.
+
+``<data>/reports/cycles/<cycle>/`` and ``<data>/reports/monthly/<YYYY-MM>/`` each hold, for
+every partner, ``partner-<id>.json|csv|html``, the network analytics ``network.json|csv|html``
+and ``index.json`` (files and their SHA-256), written last: a directory with an index is complete.
+A set is written into a temporary sibling and renamed into place, so a crash leaves no half set;
+the reports are functions of the ledger, so writing a set again gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import select
+
+from shared.ledger.cycles import cycle_date_for
+from shared.models import Cycle, Partner, SettlementRun
+from shared.network import Network
+from shared.reports.network import network_report
+from shared.reports.partner import partner_report
+from shared.reports.period import Period
+from shared.reports.render import FORMATS, render
+
+INDEX = "index.json"
+
+
+def reports_dir(network: Network) -> Path:
+    return network.settings.data_dir / "reports"
+
+
+def write_set(network: Network, period: Period, target: Path) -> list[str]:
+    """Every partner's report and the network analytics of ``period`` into ``target`` (replaced whole)."""
+    locale = network.settings.locale
+
+    def build(tx):
+        partners = tx.session.execute(select(Partner.id).order_by(Partner.id)).scalars().all()
+        return ([(f"partner-{pid}", partner_report(tx, pid, period)) for pid in partners]
+                + [("network", network_report(tx, period))])
+
+    reports = network.tx(build, readonly=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        files = {}
+        for stem, report in reports:
+            for fmt in FORMATS:
+                content = render(report, fmt, locale).encode("utf-8")
+                (staging / f"{stem}.{fmt}").write_bytes(content)
+                files[f"{stem}.{fmt}"] = hashlib.sha256(content).hexdigest()
+        index = {"period": period.json(), "locale": locale,
+                 "files": [{"name": name, "sha256": digest} for name, digest in sorted(files.items())]}
+        with open(staging / INDEX, "w") as handle:
+            handle.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    return sorted(files)
+
+
+def _state(network: Network) -> tuple[list[date], set[date]]:
+    def read(tx):
+        settled = tx.session.execute(select(SettlementRun.cycle_date).order_by(SettlementRun.cycle_date)).scalars()
+        unsettled = tx.session.execute(select(Cycle.cycle_date).where(
+            Cycle.cycle_date.not_in(select(SettlementRun.cycle_date)))).scalars()
+        return list(settled), set(unsettled)
+    return network.tx(read, readonly=True)
+
+
+def publish_due(network: Network, *, limit: int | None = 10) -> dict:
+    """Write the report sets not written yet: each settled cycle's, and each month's once it is over
+    and all of its cycles are settled; at most ``limit`` sets per call (oldest first), so a job
+    catching up a long history stays short. Returns what was written."""
+    root = reports_dir(network)
+    settled, unsettled = _state(network)
+    written = {"cycles": [], "months": []}
+    def room() -> bool:
+        return limit is None or len(written["cycles"]) + len(written["months"]) < limit
+
+    for cycle in settled:
+        target = root / "cycles" / cycle.isoformat()
+        if room() and not (target / INDEX).exists():
+            write_set(network, Period(cycle, cycle), target)
+            written["cycles"].append(cycle.isoformat())
+    today = cycle_date_for(network.clock.now(), network.settings)
+    for year, month in sorted({(c.year, c.month) for c in settled}):
+        period = Period.month(year, month)
+        if today <= period.last or any(period.first <= c <= period.last for c in unsettled):
+            continue
+        target = root / "monthly" / f"{year:04d}-{month:02d}"
+        if room() and not (target / INDEX).exists():
+            write_set(network, period, target)
+            written["months"].append(f"{year:04d}-{month:02d}")
+    return written

@@ -1,0 +1,67 @@
+"""Money of a period, as settled: net positions from the ``settlements`` table and the statements' rounded sums.
+
+Fees and reimbursements are the per-cycle sums of the partner's obligation lines by
+(payer, payee, kind), each rounded once half-even to minor units: exactly the S records of
+its statements. Only settled cycles count; the others are listed as unsettled.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+
+from shared.db.database import Tx
+from shared.models import Cycle, ObligationLine, Settlement, SettlementRun
+from shared.money import round_micro_to_minor
+from shared.reports.period import Period
+
+# (figure, side of the partner, line kinds)
+FIGURES = (
+    ("fees_paid_minor", "payer", ("issuance_fee", "redemption_fee")),
+    ("reimbursements_paid_minor", "payer", ("redemption",)),
+    ("prepaid_funding_paid_minor", "payer", ("prepaid_funding",)),
+    ("reimbursements_received_minor", "payee", ("redemption",)),
+    ("breakage_refunds_received_minor", "payee", ("breakage_refund",)),
+)
+
+
+def statement_sums(tx: Tx, party: str, period: Period) -> dict[tuple, int]:
+    """(cycle, payer, payee, kind) -> minor units, as the statements of settled cycles show them."""
+    line = ObligationLine
+    settled = select(SettlementRun.cycle_date)
+    rows = tx.session.execute(
+        select(line.cycle_date, line.payer, line.payee, line.kind, func.sum(line.amount_micro))
+        .where(line.cycle_date >= period.first, line.cycle_date <= period.last, line.cycle_date.in_(settled),
+               or_(line.payer == party, line.payee == party))
+        .group_by(line.cycle_date, line.payer, line.payee, line.kind))
+    return {(cycle, payer, payee, kind): round_micro_to_minor(int(amount)) for cycle, payer, payee, kind, amount in rows}
+
+
+def money(tx: Tx, partner_id: str, period: Period) -> dict:
+    sums = statement_sums(tx, partner_id, period)
+    cycles = []
+    for row in tx.session.execute(select(Settlement).where(
+            Settlement.party == partner_id, Settlement.cycle_date >= period.first,
+            Settlement.cycle_date <= period.last).order_by(Settlement.cycle_date)).scalars():
+        figures = {name: sum(amount for (cycle, payer, payee, kind), amount in sums.items()
+                             if cycle == row.cycle_date and kind in kinds
+                             and (payer if side == "payer" else payee) == partner_id)
+                   for name, side, kinds in FIGURES}
+        cycles.append({"cycle_date": row.cycle_date.isoformat(), "net_minor": row.net_minor,
+                       **figures, "payment_date": row.payment_date.isoformat(), "status": row.status})
+    totals = {name: sum(c[name] for c in cycles) for name in ("net_minor", *(f[0] for f in FIGURES))}
+    return {"cycles": cycles, "totals": totals, "unsettled_cycles": unsettled_cycles(tx, period)}
+
+
+def unsettled_cycles(tx: Tx, period: Period) -> list[str]:
+    """Cycles of the period that hold entries but are not settled yet: their money is not in the report."""
+    return [day.isoformat() for day in tx.session.execute(
+        select(Cycle.cycle_date).where(Cycle.cycle_date >= period.first, Cycle.cycle_date <= period.last,
+                                       Cycle.cycle_date.not_in(select(SettlementRun.cycle_date)))
+        .order_by(Cycle.cycle_date)).scalars()]
+
+
+def net_by_party(tx: Tx, period: Period) -> dict[str, int]:
+    return {party: int(net) for party, net in tx.session.execute(
+        select(Settlement.party, func.sum(Settlement.net_minor))
+        .where(Settlement.cycle_date >= period.first, Settlement.cycle_date <= period.last)
+        .group_by(Settlement.party))}

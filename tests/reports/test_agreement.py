@@ -1,0 +1,93 @@
+"""Report totals agree with the ledger's postings and with the settlement runs (files and table)."""
+
+import csv
+import io
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from shared.ledger.queries import account_balance
+from shared.models import Entry, Member, Settlement, SettlementRun, Transfer
+from shared.reports.network import network_report
+from shared.reports.partner import partner_report
+from shared.reports.period import Period
+from shared.settlement.files import statement_name
+
+PERIOD = Period.parse("2026-11-20", "2026-12-15")
+
+
+def postings(tx, account: str, side: str, kinds=None) -> int:
+    column = Transfer.debit_account if side == "debit" else Transfer.credit_account
+    query = (select(func.coalesce(func.sum(Transfer.points), 0)).join(Entry, Entry.id == Transfer.entry_id)
+             .where(column == account, Entry.cycle_date.between(PERIOD.first, PERIOD.last)))
+    if kinds:
+        query = query.where(Entry.kind.in_(kinds))
+    return int(tx.session.execute(query).scalar_one())
+
+
+def test_points_agree_with_the_ledger_postings(network, coalition):
+    def check(tx):
+        partners = [coalition[name] for name in ("coffee", "air", "book")]
+        expired_total = 0
+        for p in partners:
+            report = partner_report(tx, p, PERIOD)
+            issued_account, redeemed_account = f"partner:{p}:issued", f"partner:{p}:redeemed"
+            assert report["points"]["issued"] == postings(tx, issued_account, "debit")
+            assert report["points"]["issue_reversed"] == postings(tx, issued_account, "credit")
+            assert report["points"]["redeemed_here"] == (postings(tx, redeemed_account, "credit")
+                                                         - postings(tx, redeemed_account, "debit"))
+            # what the partner's account says is still out, less what expired or was spent elsewhere
+            assert report["liability"]["outstanding_points"] == (
+                -account_balance(tx, issued_account) - report["points"]["redeemed_elsewhere"]
+                - report["points"]["redeemed_here_own_points"] - report["points"]["expired"])
+            expired_total += report["points"]["expired"]
+        network = network_report(tx, PERIOD)
+        assert network["totals"]["expired"] == postings(tx, "network:expired", "credit") == expired_total
+        assert network["totals"]["issued"] == sum(postings(tx, f"partner:{p}:issued", "debit") for p in partners)
+        assert network["totals"]["redeemed"] == sum(
+            postings(tx, f"partner:{p}:redeemed", "credit") - postings(tx, f"partner:{p}:redeemed", "debit")
+            for p in partners)
+        balances = tx.session.execute(select(func.sum(Member.available + Member.held))).scalar_one()
+        assert network["liability"]["outstanding_points"] == balances
+        matrix = {(c["funder"], c["redeemer"]): c["points"] for c in network["flow_matrix"]["cells"]}
+        for row in network["leaderboard"]:
+            assert row["redeemed_here"] == sum(v for (f, r), v in matrix.items() if r == row["partner_id"])
+    network.tx(check, readonly=True)
+
+
+def statement_records(directory: str, party: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO((Path(directory) / statement_name(party)).read_text())))
+
+
+def test_money_agrees_with_the_settlement_runs_and_statements(network, coalition):
+    def check(tx):
+        runs = dict(tx.session.execute(select(SettlementRun.cycle_date, SettlementRun.directory)).all())
+        settled = {(s.cycle_date.isoformat(), s.party): s.net_minor
+                   for s in tx.session.execute(select(Settlement)).scalars()}
+        total = 0
+        for name in ("coffee", "air", "book"):
+            p = coalition[name]
+            money = partner_report(tx, p, PERIOD)["money"]
+            assert {c["cycle_date"] for c in money["cycles"]} == {cycle for cycle, party in settled if party == p}
+            for cycle in money["cycles"]:
+                records = statement_records(runs[date.fromisoformat(cycle["cycle_date"])], p)
+                [net] = [int(r["amount_minor"]) for r in records if r["record_type"] == "N"]
+                assert cycle["net_minor"] == net == settled[(cycle["cycle_date"], p)]
+                sums = [r for r in records if r["record_type"] == "S"]
+                fees = -sum(int(r["amount_minor"]) for r in sums if r["line_kind"] in ("issuance_fee", "redemption_fee"))
+                received = sum(int(r["amount_minor"]) for r in sums
+                               if r["line_kind"] == "redemption" and int(r["amount_minor"]) > 0)
+                paid = -sum(int(r["amount_minor"]) for r in sums
+                            if r["line_kind"] == "redemption" and int(r["amount_minor"]) < 0)
+                assert (cycle["fees_paid_minor"], cycle["reimbursements_received_minor"],
+                        cycle["reimbursements_paid_minor"]) == (fees, received, paid)
+                assert cycle["net_minor"] == (cycle["reimbursements_received_minor"]
+                                              + cycle["breakage_refunds_received_minor"] - cycle["fees_paid_minor"]
+                                              - cycle["reimbursements_paid_minor"]
+                                              - cycle["prepaid_funding_paid_minor"])
+            total += money["totals"]["net_minor"]
+        network = network_report(tx, PERIOD)
+        assert total + network["network_revenue_minor"] == 0
+        assert sum(row["net_minor"] for row in network["leaderboard"]) == total
+    network.tx(check, readonly=True)
