@@ -15,6 +15,8 @@ from shared.programme import jobs as programme
 def ledger_jobs(network: Network) -> list[Job]:
     return [
         Job("hold_timeouts", 15, network.expire_holds),
+        Job("ledger_sealing", 10, network.seal),
+        Job("ledger_checkpoint", 60, network.checkpoint),
         Job("settlement", 60, network.settle_due),
         Job("lot_expiry", 300, network.expire_lots),
         Job("idempotency_pruning", 3600, network.prune_idempotency),
