@@ -26,7 +26,8 @@ from sqlalchemy import exists, func, select
 from shared.db.database import Tx
 from shared.models import Checkpoint, Entry, LedgerLeaf, SealedCycle
 from shared.transparency import merkle
-from shared.transparency.checkpoints import open_note, origin
+from shared.transparency.checkpoints import origin
+from shared.transparency.note import open_note
 from shared.transparency.encoding import hash_entries
 from shared.transparency.store import StoredTree
 

@@ -1,101 +1,35 @@
-"""Signed checkpoints of the tree in the C2SP formats (tlog-checkpoint, signed-note).
+"""Signed checkpoints of the tree: made by a job every minute, stored, served, and put in manifests.
 
-A checkpoint note is::
-
-    <origin>
-    <tree size>
-    <base64 root hash>
-    timestamp <RFC 3339 UTC time>       (an extension line: when it was signed)
-
-    — <key name> <base64(4-byte key hash || Ed25519 signature)>
-
-The signature covers the text up to and including the newline before the blank
-line; the key hash is the first 4 bytes of SHA-256(key name || 0x0A || 0x01 || public key).
+The note format is in shared/transparency/note.py.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, select
 
 from shared.config import Settings
 from shared.db.database import Tx
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.models import Checkpoint, Entry, LedgerLeaf
-from shared.signing import raw_public
+from shared.transparency.encoding import encode_entries
+from shared.transparency.note import note_body, sign_note
 from shared.transparency.store import StoredTree, seal_all, tree_size, unsealed_through
-
-EM_DASH = "\u2014"
-ED25519 = b"\x01"
 
 
 class NoCheckpoint(NotFound):
     code, title = "checkpoint_not_found", "No such checkpoint"
 
 
+class UnknownTransaction(NotFound):
+    code, title = "transaction_not_found", "No such transaction"
+
+
 def origin(settings: Settings) -> str:
     return f"{settings.public_authority or 'pointsnet.local'}/ledger"
-
-
-def key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + ED25519 + raw_public(public_key)).digest()[:4]
-
-
-def vkey(name: str, public_key: Ed25519PublicKey) -> str:
-    """The verifier key string of signed-note: <name>+<hex key hash>+<base64(0x01 || public key)>."""
-    return f"{name}+{key_hash(name, public_key).hex()}+{base64.b64encode(ED25519 + raw_public(public_key)).decode()}"
-
-
-def note_body(origin_line: str, size: int, root: bytes, signed_at: datetime) -> str:
-    stamp = signed_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{origin_line}\n{size}\n{base64.b64encode(root).decode()}\ntimestamp {stamp}\n"
-
-
-def sign_note(body: str, name: str, key: Ed25519PrivateKey) -> str:
-    signature = key_hash(name, key.public_key()) + key.sign(body.encode())
-    return f"{body}\n{EM_DASH} {name} {base64.b64encode(signature).decode()}\n"
-
-
-@dataclass(frozen=True)
-class ParsedCheckpoint:
-    origin: str
-    tree_size: int
-    root_hash: bytes
-    extensions: tuple[str, ...]
-
-
-def open_note(note: str, name: str, public_key: Ed25519PublicKey) -> ParsedCheckpoint:
-    """Verify the note's signature by ``name``'s key and parse the checkpoint; raises ValueError."""
-    body, sep, signatures = note.partition("\n\n")
-    if not sep or not body:
-        raise ValueError("a signed note has a text, a blank line and signature lines")
-    body += "\n"
-    wanted = key_hash(name, public_key)
-    for line in signatures.splitlines():
-        parts = line.split(" ")
-        if len(parts) != 3 or parts[0] != EM_DASH or parts[1] != name:
-            continue
-        raw = base64.b64decode(parts[2])
-        if raw[:4] != wanted:
-            continue
-        try:
-            public_key.verify(raw[4:], body.encode())
-        except InvalidSignature:
-            raise ValueError(f"the signature by {name} does not verify") from None
-        lines = body.splitlines()
-        if len(lines) < 3:
-            raise ValueError("a checkpoint has an origin, a size and a root hash")
-        root = base64.b64decode(lines[2], validate=True)
-        if len(root) != 32 or not lines[1].isdigit():
-            raise ValueError("malformed tree size or root hash")
-        return ParsedCheckpoint(lines[0], int(lines[1]), root, tuple(lines[3:]))
-    raise ValueError(f"no signature by {name} on the note")
 
 
 def make_checkpoint(tx: Tx, key: Ed25519PrivateKey) -> Checkpoint:
@@ -139,3 +73,49 @@ def checkpoint_json(row: Checkpoint) -> dict:
     return {"tree_size": row.tree_size, "root_hash": base64.b64encode(row.root_hash).decode(),
             "created_at": row.created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "note": row.note}
+
+
+class TransactionNotSealed(Conflict):
+    code, title = "transaction_not_sealed", "The transaction is not in a signed checkpoint yet"
+
+
+class InvalidTreeSizes(ValidationFailed):
+    code, title = "invalid_tree_sizes", "No consistency proof between these tree sizes"
+
+
+def inclusion_proof(tx: Tx, partner_id: str, entry_id: str) -> dict:
+    """The partner's own transaction, its leaf and the path to the latest checkpoint's root.
+
+    Another partner's transaction, or none, is 404 alike: a partner sees only its own."""
+    found = tx.session.execute(select(LedgerLeaf.leaf_index, LedgerLeaf.leaf_hash).join(
+        Entry, Entry.id == LedgerLeaf.entry_id).where(Entry.id == entry_id, Entry.partner_id == partner_id)).first()
+    if found is None:
+        owned = tx.session.execute(select(Entry.id).where(Entry.id == entry_id, Entry.partner_id == partner_id)
+                                   ).first()
+        if owned is None:
+            raise UnknownTransaction(f"you have no transaction {entry_id}")
+        raise TransactionNotSealed("sealed within a minute; ask again after the next checkpoint")
+    checkpoint = latest(tx)
+    index = int(found.leaf_index)
+    if index >= checkpoint.tree_size:
+        raise TransactionNotSealed("sealed, but not yet in a signed checkpoint; ask again within a minute")
+    data = encode_entries(tx, [entry_id])[entry_id]
+    path = StoredTree(tx).inclusion(index, checkpoint.tree_size)
+    return {"transaction_id": entry_id, "leaf_index": index, "tree_size": checkpoint.tree_size,
+            "leaf_hash": _b64(found.leaf_hash), "leaf_data": _b64(data),
+            "inclusion_path": [_b64(h) for h in path], "checkpoint": checkpoint_json(checkpoint)}
+
+
+def consistency_proof(tx: Tx, old_size: int, new_size: int) -> dict:
+    """RFC 9162 consistency proof between two tree sizes the network has signed checkpoints for."""
+    signed = set(tx.session.execute(select(Checkpoint.tree_size).where(
+        Checkpoint.tree_size.in_([old_size, new_size]))).scalars())
+    if not 0 < old_size <= new_size or {old_size, new_size} - signed:
+        raise InvalidTreeSizes(f"from={old_size} and to={new_size} must be sizes of signed checkpoints, "
+                               "0 < from <= to")
+    path = StoredTree(tx).consistency(old_size, new_size)
+    return {"from": old_size, "to": new_size, "consistency_path": [_b64(h) for h in path]}
+
+
+def _b64(data) -> str:
+    return base64.b64encode(bytes(data)).decode()
