@@ -87,3 +87,46 @@ def encode_entries(tx: Tx, entry_ids: Sequence[str]) -> dict[str, bytes]:
 
 def hash_entries(tx: Tx, entry_ids: Sequence[str]) -> dict[str, bytes]:
     return {eid: leaf_hash(data) for eid, data in encode_entries(tx, entry_ids).items()}
+
+
+# -- the same encoding computed by PostgreSQL, hashed with its sha256() --------------------------
+
+_TIME = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+
+
+def _sql_field(expression: str, kind: str = "text") -> str:
+    if kind == "time":
+        value = f"to_char({expression}, {_TIME})"
+    elif kind == "date":
+        value = f"to_char({expression}, 'YYYY-MM-DD')"
+    elif kind == "int":
+        value = f"({expression})::text"
+    else:
+        value = f"({expression})::text"
+    return f"(CASE WHEN {expression} IS NULL THEN '-' ELSE octet_length({value}) || ':' || {value} || ',' END)"
+
+
+_KINDS = {"points": "int", "seq": "int", "amount_micro": "int", "cycle_date": "date", "posted_at": "time",
+          "occurred_at": "time", "issued_at": "time"}
+
+
+def _sql_record(tag: str, alias: str, fields: Sequence[str]) -> str:
+    return f"'{tag} ' || " + " || ".join(_sql_field(f"{alias}.{f}", _KINDS.get(f, "text")) for f in fields) \
+        + " || chr(10)"
+
+
+def _sql_children(tag: str, table: str, fields: Sequence[str], order: str) -> str:
+    return (f"COALESCE((SELECT string_agg({_sql_record(tag, 'c', fields)}, '' ORDER BY {order}) "
+            f"FROM {table} c WHERE c.entry_id = e.id), '')")
+
+
+LEAVES_SQL = f"""
+    SELECT l.leaf_index, l.entry_id, l.leaf_hash, e.id IS NOT NULL AS present,
+           sha256('\\x00'::bytea || convert_to('pointsnet-leaf-v1' || chr(10) || {_sql_record('E', 'e', ENTRY_FIELDS)}
+               || {_sql_children('T', 'transfers', TRANSFER_FIELDS, 'c.id COLLATE "C"')}
+               || {_sql_children('C', 'lot_consumptions', CONSUMPTION_FIELDS, 'c.seq')}
+               || {_sql_children('L', 'lots', LOT_FIELDS, 'c.id COLLATE "C"')}
+               || {_sql_children('O', 'obligation_lines', LINE_FIELDS, 'c.id COLLATE "C"')}, 'UTF8')) AS recomputed
+    FROM ledger_leaves l LEFT JOIN entries e ON e.id = l.entry_id
+    WHERE l.leaf_index > :after ORDER BY l.leaf_index LIMIT :limit
+"""

@@ -156,3 +156,20 @@ def test_the_verify_command_names_the_tampered_entry(network, sealed, settings, 
     result = CliRunner().invoke(app, ["verify"])
     assert result.exit_code == 1
     assert f"leaf_hash_mismatch: entry {sealed.burn}" in result.output
+
+
+def test_a_varied_ledger_seals_and_verifies(network, sealed, clock):
+    """Holds, captures, voids, reversals, network bonuses and non-ASCII references encode the same way
+    wherever leaves are hashed (Python when sealing; in PostgreSQL with sha256() when verifying)."""
+    hold = network.hold(sealed.book, sealed.member, "hold-1", 50)
+    network.capture(sealed.book, hold["hold_id"], 30, reference="capture-1")
+    other = network.hold(sealed.book, sealed.member, "hold-2", 10)
+    network.void(sealed.book, other["hold_id"])
+    network.reverse(sealed.book, "rev-1", "capture-1", 10)
+    network.earn(sealed.coffee, sealed.member, "订单-42 ünïcode", points=7)
+    network.grant_bonus(sealed.member, 25, reason="welcome")
+    clock.advance(seconds=30)
+    network.checkpoint()
+    report = run_verify(network)
+    assert report.ok, report.offences
+    assert report.counts["ledger_leaves"] == report.counts["entries"]
