@@ -120,13 +120,26 @@ def _sql_children(tag: str, table: str, fields: Sequence[str], order: str) -> st
             f"FROM {table} c WHERE c.entry_id = e.id), '')")
 
 
-LEAVES_SQL = f"""
-    SELECT l.leaf_index, l.entry_id, l.leaf_hash, e.id IS NOT NULL AS present,
-           sha256('\\x00'::bytea || convert_to('pointsnet-leaf-v1' || chr(10) || {_sql_record('E', 'e', ENTRY_FIELDS)}
+_LEAF_HASH = f"""sha256('\\x00'::bytea || convert_to('pointsnet-leaf-v1' || chr(10) || {_sql_record('E', 'e', ENTRY_FIELDS)}
                || {_sql_children('T', 'transfers', TRANSFER_FIELDS, 'c.id COLLATE "C"')}
                || {_sql_children('C', 'lot_consumptions', CONSUMPTION_FIELDS, 'c.seq')}
                || {_sql_children('L', 'lots', LOT_FIELDS, 'c.id COLLATE "C"')}
-               || {_sql_children('O', 'obligation_lines', LINE_FIELDS, 'c.id COLLATE "C"')}, 'UTF8')) AS recomputed
+               || {_sql_children('O', 'obligation_lines', LINE_FIELDS, 'c.id COLLATE "C"')}, 'UTF8'))"""
+
+# Stored leaves in index order with the leaf hash PostgreSQL recomputes from the entry (verify).
+LEAVES_SQL = f"""
+    SELECT l.leaf_index, l.entry_id, l.leaf_hash, e.id IS NOT NULL AS present, {_LEAF_HASH} AS recomputed
     FROM ledger_leaves l LEFT JOIN entries e ON e.id = l.entry_id
     WHERE l.leaf_index > :after ORDER BY l.leaf_index LIMIT :limit
 """
+
+# The leaf hashes of the given entries (sealing).
+ENTRY_HASHES_SQL = f"SELECT e.id, {_LEAF_HASH} AS leaf_hash FROM entries e WHERE e.id = ANY(CAST(:ids AS text[]))"
+
+
+def sql_hash_entries(tx: Tx, entry_ids: Sequence[str]) -> dict[str, bytes]:
+    """``hash_entries`` computed inside PostgreSQL: the same bytes, only the hashes cross the wire."""
+    from sqlalchemy import text
+
+    rows = tx.session.execute(text(ENTRY_HASHES_SQL), {"ids": list(entry_ids)})
+    return {entry_id: bytes(h) for entry_id, h in rows}
