@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from shared.db.database import Tx
 from shared.models import Entry, Lot, LotConsumption, ObligationLine, Transfer
@@ -99,9 +99,7 @@ def _sql_field(expression: str, kind: str = "text") -> str:
         value = f"to_char({expression}, {_TIME})"
     elif kind == "date":
         value = f"to_char({expression}, 'YYYY-MM-DD')"
-    elif kind == "int":
-        value = f"({expression})::text"
-    else:
+    else:  # text, and integers (whose ::text is Python's str())
         value = f"({expression})::text"
     return f"(CASE WHEN {expression} IS NULL THEN '-' ELSE octet_length({value}) || ':' || {value} || ',' END)"
 
@@ -139,7 +137,5 @@ ENTRY_HASHES_SQL = f"SELECT e.id, {_LEAF_HASH} AS leaf_hash FROM entries e WHERE
 
 def sql_hash_entries(tx: Tx, entry_ids: Sequence[str]) -> dict[str, bytes]:
     """``hash_entries`` computed inside PostgreSQL: the same bytes, only the hashes cross the wire."""
-    from sqlalchemy import text
-
     rows = tx.session.execute(text(ENTRY_HASHES_SQL), {"ids": list(entry_ids)})
     return {entry_id: bytes(h) for entry_id, h in rows}
