@@ -225,7 +225,10 @@ class PointsnetClient:
         for line in note.partition("\n\n")[2].splitlines():
             parts = line.split(" ")
             if len(parts) == 3 and parts[1] == name:
-                raw = base64.b64decode(parts[2])
+                try:
+                    raw = base64.b64decode(parts[2], validate=True)
+                except ValueError:
+                    continue
                 for key in keys.values():
                     if note_key_hash(name, key) == raw[:4]:
                         return name, key
@@ -254,7 +257,10 @@ class PointsnetClient:
         canonical encoding, the path leads to the root of a checkpoint signed by the network."""
         proof = self.call("GET", f"/v1/transactions/{transaction_id}/proof").body
         checkpoint = self.verify_checkpoint(proof["checkpoint"])
-        data = base64.b64decode(proof["leaf_data"])
+        try:
+            data = base64.b64decode(proof["leaf_data"], validate=True)
+        except ValueError as exc:
+            raise ProofError("leaf_data is not base64") from exc
         leaf = merkle.leaf_hash(data)
         if base64.b64encode(leaf).decode() != proof["leaf_hash"]:
             raise ProofError("the leaf hash is not the hash of the transaction's encoding")
