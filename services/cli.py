@@ -225,10 +225,11 @@ def worker(metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on
 @app.command()
 def verify(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """Check every ledger invariant over the whole database; exit 1 naming offenders."""
-    from shared.ledger.verify import CHECKS, verify as run_verify
+    from shared.ledger.verify import CHECKS, TREE_CHECKS, verify as run_verify
 
     network = _network()
-    report = network.tx(run_verify, readonly=True)
+    public_key = network.signing_key.public_key()
+    report = network.tx(lambda tx: run_verify(tx, public_key=public_key), readonly=True)
     if as_json:
         print(json.dumps({"ok": report.ok, "counts": report.counts,
                           "offences": [o.__dict__ for o in report.offences]}, indent=2))
@@ -236,7 +237,8 @@ def verify(as_json: bool = typer.Option(False, "--json", help="Print the report 
         table = Table(title="ledger integrity")
         table.add_column("check")
         table.add_column("result")
-        for name, (description, _) in CHECKS.items():
+        descriptions = {name: description for name, (description, _) in CHECKS.items()} | TREE_CHECKS
+        for name, description in descriptions.items():
             bad = [o for o in report.offences if o.check == name]
             table.add_row(description, "[green]ok[/]" if not bad else f"[red]{len(bad)} offending[/]")
         console.print(table)

@@ -139,6 +139,26 @@ class Network:
     def prune_idempotency(self) -> int:
         return self.tx(idempotency.prune)
 
+    # -- tamper-evident ledger (shared/transparency) --------------------------------
+    def seal(self) -> int:
+        """Seal every committed entry into the tree, one bounded transaction per batch."""
+        from shared.transparency.store import BATCH, seal_batch
+
+        total = 0
+        while True:
+            sealed = self.tx(seal_batch)
+            total += sealed
+            if sealed < BATCH:
+                return total
+
+    def checkpoint(self) -> dict:
+        """Seal what is left and sign a checkpoint of the tree (the job runs this every minute)."""
+        from shared.transparency.checkpoints import checkpoint_json, make_checkpoint
+
+        self.seal()
+        key = self.signing_key
+        return self.tx(lambda tx: checkpoint_json(make_checkpoint(tx, key)))
+
     # -- clearing --------------------------------------------------------------------
     def settle(self, cycle, *, ignore_grace: bool = True) -> dict:
         from shared.settlement.runs import settle_cycle

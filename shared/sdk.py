@@ -10,6 +10,7 @@ retries only what is safe to retry, and verifies the network's response signatur
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -26,6 +27,10 @@ from shared.signing import (
     signer,
 )
 
+from shared.transparency import merkle
+from shared.transparency.note import ParsedCheckpoint, open_note
+from shared.transparency.note import key_hash as note_key_hash
+
 LABEL = "sig1"
 RETRY_STATUSES = {429, 502, 503, 504}
 GATEWAY_STATUSES = {502, 503, 504}
@@ -39,6 +44,10 @@ class PointsnetAPIError(Exception):
         self.status = status
         self.problem = problem
         self.code = problem.get("code")
+
+
+class ProofError(Exception):
+    """A checkpoint, inclusion proof or consistency proof from the network did not verify."""
 
 
 class ResponseSignatureError(Exception):
@@ -207,3 +216,69 @@ class PointsnetClient:
     def transactions(self, cursor: str | None = None, limit: int = 100) -> dict:
         params = {"limit": limit} | ({"cursor": cursor} if cursor else {})
         return self.call("GET", "/v1/transactions", params=params).body
+
+    # -- the tamper-evident ledger (docs/verifiable-ledger.md) ----------------------------------
+    def _note_key(self, note: str) -> tuple[str, Ed25519PublicKey]:
+        """The network key that signed a checkpoint note, matched by the note's 4-byte key hash."""
+        name = note.split("\n", 1)[0]
+        keys = self.network_keys or self.fetch_network_keys()
+        for line in note.partition("\n\n")[2].splitlines():
+            parts = line.split(" ")
+            if len(parts) == 3 and parts[1] == name:
+                try:
+                    raw = base64.b64decode(parts[2], validate=True)
+                except ValueError:
+                    continue
+                for key in keys.values():
+                    if note_key_hash(name, key) == raw[:4]:
+                        return name, key
+        raise ProofError("the checkpoint is not signed by a network key")
+
+    def verify_checkpoint(self, checkpoint: dict) -> ParsedCheckpoint:
+        """Check a checkpoint's note signature with the network's key; its size and root must match."""
+        name, key = self._note_key(checkpoint["note"])
+        try:
+            parsed = open_note(checkpoint["note"], name, key)
+        except ValueError as exc:
+            raise ProofError(str(exc)) from exc
+        if parsed.tree_size != checkpoint["tree_size"] or \
+                base64.b64encode(parsed.root_hash).decode() != checkpoint["root_hash"]:
+            raise ProofError("the checkpoint's fields disagree with its signed note")
+        return parsed
+
+    def latest_checkpoint(self) -> dict:
+        """The newest signed checkpoint, its signature verified."""
+        checkpoint = self.call("GET", "/v1/checkpoints/latest").body
+        self.verify_checkpoint(checkpoint)
+        return checkpoint
+
+    def verified_inclusion(self, transaction_id: str) -> dict:
+        """Fetch your transaction's inclusion proof and check it: the leaf is the hash of the transaction's
+        canonical encoding, the path leads to the root of a checkpoint signed by the network."""
+        proof = self.call("GET", f"/v1/transactions/{transaction_id}/proof").body
+        checkpoint = self.verify_checkpoint(proof["checkpoint"])
+        try:
+            data = base64.b64decode(proof["leaf_data"], validate=True)
+        except ValueError as exc:
+            raise ProofError("leaf_data is not base64") from exc
+        leaf = merkle.leaf_hash(data)
+        if base64.b64encode(leaf).decode() != proof["leaf_hash"]:
+            raise ProofError("the leaf hash is not the hash of the transaction's encoding")
+        if f" {len(transaction_id)}:{transaction_id},".encode() not in data.split(b"\n")[1]:
+            raise ProofError("the proof is for another transaction")
+        path = [base64.b64decode(h) for h in proof["inclusion_path"]]
+        if proof["tree_size"] != checkpoint.tree_size or not merkle.verify_inclusion(
+                proof["leaf_index"], checkpoint.tree_size, leaf, path, checkpoint.root_hash):
+            raise ProofError("the inclusion proof does not lead to the checkpoint's root")
+        return proof
+
+    def verified_consistency(self, old: dict, new: dict) -> dict:
+        """Check that checkpoint ``new`` extends checkpoint ``old`` (both signed): nothing in the first
+        ``old['tree_size']`` leaves was rewritten, removed or reordered since."""
+        first, second = self.verify_checkpoint(old), self.verify_checkpoint(new)
+        proof = self.call("GET", "/v1/checkpoints/consistency",
+                          params={"from": first.tree_size, "to": second.tree_size}).body
+        path = [base64.b64decode(h) for h in proof["consistency_path"]]
+        if not merkle.verify_consistency(first.tree_size, second.tree_size, first.root_hash, second.root_hash, path):
+            raise ProofError(f"checkpoint {second.tree_size} is not consistent with checkpoint {first.tree_size}")
+        return proof

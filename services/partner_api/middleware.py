@@ -28,7 +28,7 @@ from shared.signing import RESPONSE_TAG, network_key_id, response_components, si
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("pointsnet.api")
-UNSIGNED_PATHS = {"/v1/network/keys"}
+UNSIGNED_PATHS = {"/v1/network/keys", "/v1/checkpoints/latest"}  # public, self-authenticating
 
 
 class Internal(PointsnetError):

@@ -27,6 +27,8 @@ from shared.rules.evaluate import PurchaseItem
 from shared.network import Network
 from shared.settlement.files import statement_name
 from shared.signing import jwk, network_key_id
+from shared.transparency import checkpoints
+from shared.transparency.checkpoints import checkpoint_json
 
 PROBLEM = "application/problem+json"
 DOOR = ("signature_missing", "signature_malformed", "signature_tag_invalid", "signature_alg_invalid",
@@ -379,3 +381,30 @@ def network_keys(request: Request):
     return {"keys": [jwk(key.public_key(), network_key_id(key))]}
 
 
+
+
+# -- the tamper-evident ledger (docs/verifiable-ledger.md) -------------------------------------
+
+@router.get("/checkpoints/latest", response_model=schemas.CheckpointView, responses=problems("checkpoint_not_found"))
+def latest_checkpoint(request: Request):
+    """The newest signed checkpoint of the ledger's Merkle tree (a C2SP signed note; one at least every
+    minute). May be called unsigned: the note carries the network's own signature."""
+    return _network(request).tx(lambda tx: checkpoint_json(checkpoints.latest(tx)), readonly=True)
+
+
+@router.get("/checkpoints/consistency", response_model=schemas.ConsistencyProof, response_model_by_alias=True,
+            responses=problems("invalid_tree_sizes"))
+def checkpoint_consistency(request: Request, from_size: int = Query(alias="from"), to_size: int = Query(alias="to")):
+    """RFC 9162 consistency proof that the tree of `to` leaves extends the tree of `from` leaves; both
+    must be sizes of signed checkpoints."""
+    return _network(request).tx(lambda tx: checkpoints.consistency_proof(tx, from_size, to_size), readonly=True)
+
+
+@router.get("/transactions/{transaction_id}/proof", response_model=schemas.InclusionProof,
+            responses=problems("transaction_not_found", "transaction_not_sealed", "checkpoint_not_found"))
+def transaction_proof(request: Request, transaction_id: str):
+    """Inclusion proof of one of your own transactions in the latest signed checkpoint, with the
+    transaction's canonical encoding so you can recompute its leaf. Another partner's: 404."""
+    partner_id = _partner(request)
+    return _network(request).tx(lambda tx: checkpoints.inclusion_proof(tx, partner_id, transaction_id),
+                                readonly=True)

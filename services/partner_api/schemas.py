@@ -277,3 +277,29 @@ class Statements(BaseModel):
 class Statement(StatementSummary):
     statement_sha256: str
     statement_csv: str
+
+
+class CheckpointView(BaseModel):
+    tree_size: int = Field(description="Leaves (sealed entries) in the tree this checkpoint signs.")
+    root_hash: str = Field(description="Base64 RFC 9162 root hash of the tree.")
+    created_at: str = Field(description="When the network signed it (UTC).")
+    note: str = Field(description="The checkpoint as a C2SP signed note (docs/verifiable-ledger.md).")
+
+
+class InclusionProof(BaseModel):
+    transaction_id: str
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str = Field(description="Base64 SHA-256(0x00 || leaf_data).")
+    leaf_data: str = Field(description="Base64 canonical encoding of the transaction with its postings, "
+                                       "lot consumptions, lots and obligation lines.")
+    inclusion_path: list[str] = Field(description="Base64 RFC 9162 inclusion proof, from the leaf upwards.")
+    checkpoint: CheckpointView
+
+
+class ConsistencyProof(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_size: int = Field(alias="from")
+    to_size: int = Field(alias="to")
+    consistency_path: list[str] = Field(description="Base64 RFC 9162 consistency proof.")

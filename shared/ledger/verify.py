@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import text
 
 from shared.db.database import Tx
@@ -134,12 +135,30 @@ class VerifyReport:
         return not self.offences
 
 
-def verify(tx: Tx, *, limit_per_check: int = 100) -> VerifyReport:
+# The sealed tree (shared/transparency/audit.py): name -> what must hold.
+TREE_CHECKS: dict[str, str] = {
+    "leaf_hash_mismatch": "every sealed entry, with its postings, lot consumptions and obligation lines, "
+                          "still encodes to its leaf",
+    "sealed_entry_missing": "no sealed entry was deleted",
+    "leaf_missing": "the tree's leaves are contiguous",
+    "entry_not_sealed": "every entry of a sealed cycle is in the tree",
+    "checkpoint_signature": "every stored checkpoint carries a valid network signature",
+    "checkpoint_root_mismatch": "the recomputed tree gives every signed checkpoint's root",
+    "stored_tree_mismatch": "the stored subtrees that answer proofs agree with the leaves",
+}
+
+
+def verify(tx: Tx, *, limit_per_check: int = 100, public_key: Ed25519PublicKey | None = None) -> VerifyReport:
+    """Every invariant; with the network's public key, the checkpoints' signatures too."""
+    from shared.transparency.audit import audit
+
     offences: list[Offence] = []
     for name, (_, sql) in CHECKS.items():
         rows = tx.session.execute(text(f"{sql} LIMIT {int(limit_per_check)}"))
         offences.extend(Offence(name, str(row[0]), str(row[1])) for row in rows)
+    offences.extend(Offence(*finding) for finding in audit(tx, public_key, limit=limit_per_check))
     counts = {}
-    for table in ("entries", "transfers", "lots", "lot_consumptions", "obligation_lines", "holds", "members"):
+    for table in ("entries", "transfers", "lots", "lot_consumptions", "obligation_lines", "holds", "members",
+                  "ledger_leaves", "checkpoints"):
         counts[table] = tx.session.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
     return VerifyReport(counts, offences)

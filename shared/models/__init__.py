@@ -12,6 +12,7 @@ from shared.models.rules import CampaignAward, EarnRuleSet
 from shared.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.models.programme import ActivityAward, IssuanceCounter, Referral, ReferralBonus
 from shared.models.programme import ExpiryReminder, MemberMerge, MemberStatusHistory, MemberTierHistory
+from shared.models.transparency import Checkpoint, LedgerLeaf, LedgerNode, SealedCycle
 
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
@@ -20,4 +21,5 @@ __all__ = [
     "WebhookEndpoint", "WebhookDelivery", "WebhookAttempt",
     "ActivityAward", "IssuanceCounter", "Referral", "ReferralBonus",
     "ExpiryReminder", "MemberMerge", "MemberStatusHistory", "MemberTierHistory",
+    "Checkpoint", "LedgerLeaf", "LedgerNode", "SealedCycle",
 ]

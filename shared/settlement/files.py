@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from shared.settlement.netting import bilateral_sums, net_positions
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries the ledger checkpoint at cut-off; 1 still verifies
 NETWORK = "network"
 
 STATEMENT_COLUMNS = (
@@ -150,8 +150,20 @@ def statement_name(party: str) -> str:
     return f"statement-{party}.csv"
 
 
+def manifest_header(cycle: date, *, currency: str, cutoff: str, payment_date: date, ledger_position: dict,
+                    format_version: int, checkpoint: dict | None) -> dict:
+    """The manifest's fields other than its files and positions, by format version."""
+    header = {"format_version": format_version, "cycle_date": cycle.isoformat(), "currency": currency,
+              "cutoff": cutoff, "payment_date": payment_date.isoformat(), "ledger_position": ledger_position}
+    if format_version >= 2:
+        if checkpoint is None:
+            raise ValueError("a version 2 manifest carries the ledger checkpoint at cut-off")
+        header["checkpoint"] = checkpoint
+    return header
+
+
 def build(cycle: date, lines: list[LineRecord], *, currency: str, cutoff: str, payment_date: date,
-          ledger_position: dict) -> CycleFiles:
+          ledger_position: dict, format_version: int = FORMAT_VERSION, checkpoint: dict | None = None) -> CycleFiles:
     """Every file of a cycle and its manifest. Raises NettingError if positions do not sum to zero."""
     lines = sorted(lines, key=lambda l: (l.transaction_id, l.line_id))
     sums = bilateral_sums((l.payer, l.payee, l.kind, l.amount_micro) for l in lines)
@@ -169,9 +181,9 @@ def build(cycle: date, lines: list[LineRecord], *, currency: str, cutoff: str, p
                                                  payment_date, totals)
     files["network-summary.csv"] = network_summary(cycle, sums, positions, payment_date)
     files["bilateral.csv"] = bilateral(cycle, lines, sums, totals)
-    manifest = {
-        "format_version": FORMAT_VERSION, "cycle_date": cycle.isoformat(), "currency": currency,
-        "cutoff": cutoff, "payment_date": payment_date.isoformat(), "ledger_position": ledger_position,
+    manifest = manifest_header(cycle, currency=currency, cutoff=cutoff, payment_date=payment_date,
+                               ledger_position=ledger_position, format_version=format_version,
+                               checkpoint=checkpoint) | {
         "net_positions": positions,
         "files": [{"name": name, "sha256": hashlib.sha256(content).hexdigest(),
                    "records": content.count(b"\n") - 1} for name, content in sorted(files.items())],

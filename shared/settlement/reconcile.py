@@ -21,8 +21,9 @@ from shared.db.database import Tx
 from shared.models import Entry
 from shared.settlement.files import exact
 from shared.settlement.calendar import cycle_end
-from shared.settlement.runs import ledger_position
+from shared.settlement.runs import cutoff_checkpoint, ledger_position
 from shared.settlement.streaming import write_cycle
+from shared.transparency.note import open_note
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,23 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
             found.append(Finding("digest", name, "SHA-256 differs from the manifest"))
         found.extend(check_controls(name, content))
     cycle = date.fromisoformat(manifest["cycle_date"])
+    version = manifest.get("format_version")
+    if version not in (1, 2):
+        return found + [Finding("manifest", "manifest.json", f"unknown format_version {version!r}")]
+    checkpoint = None
+    if version >= 2:  # version 1 manifests carry no checkpoint and are recomputed as version 1
+        found.extend(check_checkpoint(manifest.get("checkpoint"), public_keys))
+        checkpoint = cutoff_checkpoint(tx, cycle)
+        if checkpoint is None:
+            found.append(Finding("checkpoint", "manifest.json", "the ledger holds no signed checkpoint covering "
+                                                                "the cycle"))
+            checkpoint = manifest.get("checkpoint")
     with tempfile.TemporaryDirectory(prefix="pointsnet-reconcile-") as scratch:
         fresh = write_cycle(tx, cycle, Path(scratch), currency=tx.settings.currency,
                             cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"),
                             payment_date=date.fromisoformat(manifest["payment_date"]),
-                            ledger_position=ledger_position(tx, cycle))
+                            ledger_position=ledger_position(tx, cycle), format_version=version,
+                            checkpoint=checkpoint)
         if fresh.manifest != manifest_bytes:
             found.append(Finding("recomputation", "manifest.json", "recomputing the cycle from the ledger gives a "
                                                                    "different manifest"))
@@ -117,6 +130,24 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
                 found.append(Finding("recomputation", recomputed.name,
                                      "differs from the file recomputed from the ledger"))
     return found
+
+
+def check_checkpoint(checkpoint: dict | None, public_keys: dict[str, Ed25519PublicKey]) -> list[Finding]:
+    """The manifest's checkpoint is a note signed by a network key, and its fields are the note's."""
+    if not isinstance(checkpoint, dict) or "note" not in checkpoint:
+        return [Finding("checkpoint", "manifest.json", "a version 2 manifest carries the checkpoint at cut-off")]
+    note = checkpoint["note"]
+    name = note.split("\n", 1)[0]
+    for key in public_keys.values():
+        try:
+            parsed = open_note(note, name, key)
+        except ValueError:
+            continue
+        if parsed.tree_size != checkpoint.get("tree_size") or \
+                base64.b64encode(parsed.root_hash).decode() != checkpoint.get("root_hash"):
+            return [Finding("checkpoint", "manifest.json", "the checkpoint's fields disagree with its signed note")]
+        return []
+    return [Finding("checkpoint", "manifest.json", "the checkpoint note is not signed by the network")]
 
 
 def _sha256(path: Path) -> str:

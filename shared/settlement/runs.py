@@ -31,6 +31,7 @@ from shared.settlement.calendar import cycle_end, payment_date
 from shared.settlement.streaming import WrittenCycle, write_cycle
 from shared.settlement.files import CycleFiles, LineRecord, build
 from shared.signing import network_key_id
+from shared.transparency.checkpoints import checkpoint_at_cutoff, covering
 from shared.webhooks.outbox import record_settlement_ready
 
 
@@ -71,10 +72,23 @@ def ledger_position(tx: Tx, cycle: date) -> dict:
     return {"entries_through_cycle": entries, "entries_in_cycle": in_cycle, "last_transaction_id": last}
 
 
+def cutoff_checkpoint(tx: Tx, cycle: date, key: Ed25519PrivateKey | None = None) -> dict | None:
+    """The manifest's ``checkpoint``: the first signed checkpoint holding every entry up to the cycle.
+
+    Settlement (with the key; the cycle is closed, so no entry can join it) signs one if none covers
+    it yet; a recomputation (no key) finds the same stored checkpoint, so the manifest is the same.
+    """
+    row = checkpoint_at_cutoff(tx, cycle, key) if key is not None else covering(tx, cycle)
+    if row is None:
+        return None
+    return {"tree_size": row.tree_size, "root_hash": base64.b64encode(row.root_hash).decode(), "note": row.note}
+
+
 def compute(tx: Tx, cycle: date, pay_on: date) -> CycleFiles:
+    """The reference implementation's files for a settled cycle (read-only)."""
     return build(cycle, load_lines(tx, cycle), currency=tx.settings.currency,
                  cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"), payment_date=pay_on,
-                 ledger_position=ledger_position(tx, cycle))
+                 ledger_position=ledger_position(tx, cycle), checkpoint=cutoff_checkpoint(tx, cycle))
 
 
 def sign_manifest(manifest: bytes, key: Ed25519PrivateKey) -> bytes:
@@ -97,7 +111,8 @@ def write_cycle_files(tx: Tx, cycle: date, pay_on: date, target: Path, key: Ed25
     try:
         written = write_cycle(tx, cycle, staging, currency=tx.settings.currency,
                               cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"),
-                              payment_date=pay_on, ledger_position=ledger_position(tx, cycle))
+                              payment_date=pay_on, ledger_position=ledger_position(tx, cycle),
+                              checkpoint=cutoff_checkpoint(tx, cycle, key))
         for name, content in (("manifest.json", written.manifest),
                               ("manifest.json.sig", sign_manifest(written.manifest, key))):
             with open(staging / name, "wb") as handle:

@@ -31,7 +31,8 @@ from shared.db.database import Tx
 from shared.models import Contract, Entry, ObligationLine
 from shared.money import round_micro_to_minor
 from shared.settlement.files import (FORMAT_VERSION, NETWORK, STATEMENT_COLUMNS, LineRecord,
-                                     bilateral, detail_row, exact, network_summary, statement_name)
+                                     bilateral, detail_row, exact, manifest_header, network_summary,
+                                     statement_name)
 from shared.settlement.netting import net_positions
 
 COPY_BUFFER = 1 << 16
@@ -129,7 +130,8 @@ def _stream_details(tx: Tx, cycle: date, party: str, out: _File) -> None:
 
 
 def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str, payment_date: date,
-                ledger_position: dict) -> WrittenCycle:
+                ledger_position: dict, format_version: int = FORMAT_VERSION,
+                checkpoint: dict | None = None) -> WrittenCycle:
     """Write every file of ``cycle`` into the directory ``target``; return the manifest and positions.
 
     Raises NettingError (before writing anything) if the positions do not sum to zero.
@@ -170,9 +172,9 @@ def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str
         out = _File(target / name)
         out.write(content)
         described[name] = out.close()
-    manifest = {
-        "format_version": FORMAT_VERSION, "cycle_date": cycle.isoformat(), "currency": currency,
-        "cutoff": cutoff, "payment_date": payment_date.isoformat(), "ledger_position": ledger_position,
+    manifest = manifest_header(cycle, currency=currency, cutoff=cutoff, payment_date=payment_date,
+                               ledger_position=ledger_position, format_version=format_version,
+                               checkpoint=checkpoint) | {
         "net_positions": positions,
         "files": [{"name": name} | described[name] for name in sorted(described)],
     }

@@ -1,0 +1,121 @@
+"""Signed checkpoints of the tree: made by a job every minute, stored, served, and put in manifests.
+
+The note format is in shared/transparency/note.py.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import timezone
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, insert, select
+
+from shared.config import Settings
+from shared.db.database import Tx
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.models import Checkpoint, Entry, LedgerLeaf
+from shared.transparency.encoding import encode_entries
+from shared.transparency.note import note_body, sign_note
+from shared.transparency.store import StoredTree, seal_all, tree_size, unsealed_through
+
+
+class NoCheckpoint(NotFound):
+    code, title = "checkpoint_not_found", "No such checkpoint"
+
+
+class UnknownTransaction(NotFound):
+    code, title = "transaction_not_found", "No such transaction"
+
+
+def origin(settings: Settings) -> str:
+    return f"{settings.public_authority or 'pointsnet.local'}/ledger"
+
+
+def make_checkpoint(tx: Tx, key: Ed25519PrivateKey) -> Checkpoint:
+    """Sign the tree as it stands (after sealing what is committed) and store the checkpoint."""
+    seal_all(tx)
+    size = tree_size(tx)
+    root = StoredTree(tx).root(size)
+    name = origin(tx.settings)
+    note = sign_note(note_body(name, size, root, tx.now), name, key)
+    new_id = tx.session.execute(insert(Checkpoint.__table__).values(
+        tree_size=size, root_hash=root, created_at=tx.now, note=note).returning(Checkpoint.id)).scalar_one()
+    return tx.session.get(Checkpoint, new_id)
+
+
+def latest(tx: Tx) -> Checkpoint:
+    found = tx.session.execute(select(Checkpoint).order_by(Checkpoint.tree_size.desc(), Checkpoint.id.desc())
+                               .limit(1)).scalar_one_or_none()
+    if found is None:
+        raise NoCheckpoint("no checkpoint has been signed yet")
+    return found
+
+
+def covering(tx: Tx, cycle) -> Checkpoint | None:
+    """The first checkpoint whose tree holds every entry of every cycle up to ``cycle``: the checkpoint
+    at cut-off that the cycle's settlement manifest carries. None while some of them are unsealed."""
+    if unsealed_through(tx, cycle):
+        return None
+    needed = tx.session.execute(select(func.max(LedgerLeaf.leaf_index)).join(
+        Entry, Entry.id == LedgerLeaf.entry_id).where(Entry.cycle_date <= cycle)).scalar_one()
+    needed = 0 if needed is None else int(needed) + 1
+    return tx.session.execute(select(Checkpoint).where(Checkpoint.tree_size >= needed)
+                              .order_by(Checkpoint.tree_size, Checkpoint.id).limit(1)).scalar_one_or_none()
+
+
+def checkpoint_at_cutoff(tx: Tx, cycle, key: Ed25519PrivateKey) -> Checkpoint:
+    """For settlement (the cycle is closed): the covering checkpoint, signing one if there is none yet."""
+    return covering(tx, cycle) or make_checkpoint(tx, key)
+
+
+def checkpoint_json(row: Checkpoint) -> dict:
+    return {"tree_size": row.tree_size, "root_hash": base64.b64encode(row.root_hash).decode(),
+            "created_at": row.created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "note": row.note}
+
+
+class TransactionNotSealed(Conflict):
+    code, title = "transaction_not_sealed", "The transaction is not in a signed checkpoint yet"
+
+
+class InvalidTreeSizes(ValidationFailed):
+    code, title = "invalid_tree_sizes", "No consistency proof between these tree sizes"
+
+
+def inclusion_proof(tx: Tx, partner_id: str, entry_id: str) -> dict:
+    """The partner's own transaction, its leaf and the path to the latest checkpoint's root.
+
+    Another partner's transaction, or none, is 404 alike: a partner sees only its own."""
+    found = tx.session.execute(select(LedgerLeaf.leaf_index, LedgerLeaf.leaf_hash).join(
+        Entry, Entry.id == LedgerLeaf.entry_id).where(Entry.id == entry_id, Entry.partner_id == partner_id)).first()
+    if found is None:
+        owned = tx.session.execute(select(Entry.id).where(Entry.id == entry_id, Entry.partner_id == partner_id)
+                                   ).first()
+        if owned is None:
+            raise UnknownTransaction(f"you have no transaction {entry_id}")
+        raise TransactionNotSealed("sealed within a minute; ask again after the next checkpoint")
+    checkpoint = latest(tx)
+    index = int(found.leaf_index)
+    if index >= checkpoint.tree_size:
+        raise TransactionNotSealed("sealed, but not yet in a signed checkpoint; ask again within a minute")
+    data = encode_entries(tx, [entry_id])[entry_id]
+    path = StoredTree(tx).inclusion(index, checkpoint.tree_size)
+    return {"transaction_id": entry_id, "leaf_index": index, "tree_size": checkpoint.tree_size,
+            "leaf_hash": _b64(found.leaf_hash), "leaf_data": _b64(data),
+            "inclusion_path": [_b64(h) for h in path], "checkpoint": checkpoint_json(checkpoint)}
+
+
+def consistency_proof(tx: Tx, old_size: int, new_size: int) -> dict:
+    """RFC 9162 consistency proof between two tree sizes the network has signed checkpoints for."""
+    signed = set(tx.session.execute(select(Checkpoint.tree_size).where(
+        Checkpoint.tree_size.in_([old_size, new_size]))).scalars())
+    if not 0 < old_size <= new_size or {old_size, new_size} - signed:
+        raise InvalidTreeSizes(f"from={old_size} and to={new_size} must be sizes of signed checkpoints, "
+                               "0 < from <= to")
+    path = StoredTree(tx).consistency(old_size, new_size)
+    return {"from": old_size, "to": new_size, "consistency_path": [_b64(h) for h in path]}
+
+
+def _b64(data) -> str:
+    return base64.b64encode(bytes(data)).decode()

@@ -1,0 +1,132 @@
+"""Sealing committed entries into the tree, and reading roots and proofs back from the store.
+
+Sealing order is commit-discovery order: each pass appends the committed entries
+not yet sealed, ordered by (posted_at, id) within the pass. An entry that commits
+late with an earlier ``posted_at`` than entries already sealed is appended when it
+is found, so leaf order is not posted_at order; the leaf index records the order.
+Only cycles not yet fully sealed are searched: a closed cycle takes no more entries
+(writers hold it FOR SHARE, closing takes it FOR UPDATE), so once a pass finds none
+of its entries unsealed it is recorded in ``sealed_cycles`` and never searched again.
+
+One sealer at a time (an advisory lock on PostgreSQL, the single writer on SQLite);
+the write path never waits for a hash.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, func, insert, select, text
+
+from shared.db.database import Tx
+from shared.models import Cycle, Entry, LedgerLeaf, LedgerNode, SealedCycle
+from shared.transparency import merkle
+from shared.transparency.encoding import hash_entries, sql_hash_entries
+
+SEAL_LOCK = 7242004
+BATCH = 10_000
+
+
+def tree_size(tx: Tx) -> int:
+    last = tx.session.execute(select(func.max(LedgerLeaf.leaf_index))).scalar_one()
+    return 0 if last is None else int(last) + 1
+
+
+def _unsealed(limit: int | None = None, through_cycle=None):
+    open_cycles = select(Cycle.cycle_date).where(Cycle.cycle_date.not_in(select(SealedCycle.cycle_date)))
+    query = (select(Entry.id).where(Entry.cycle_date.in_(open_cycles),
+                                    ~exists().where(LedgerLeaf.entry_id == Entry.id)))
+    if through_cycle is not None:
+        query = query.where(Entry.cycle_date <= through_cycle)
+    query = query.order_by(Entry.posted_at, Entry.id)
+    return query.limit(limit) if limit else query
+
+
+def seal_batch(tx: Tx, limit: int = BATCH) -> int:
+    """Append up to ``limit`` unsealed committed entries to the tree; returns how many."""
+    if tx.is_postgres:
+        tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK})
+        tx.session.execute(text("SET LOCAL jit = off"))  # short queries; compiling them costs seconds
+    ids = list(tx.session.execute(_unsealed(limit)).scalars())
+    if ids:
+        hashes = sql_hash_entries(tx, ids) if tx.is_postgres else hash_entries(tx, ids)
+        size = tree_size(tx)
+        tree = merkle.CompactRange(size, [subtree(tx, level, index) for level, index in merkle.edge_ranges(size)])
+        leaves, nodes = [], []
+        for entry_id in ids:
+            leaves.append({"leaf_index": tree.size, "entry_id": entry_id, "leaf_hash": hashes[entry_id],
+                           "sealed_at": tx.now})
+            nodes += [{"level": level, "node_index": index, "hash": h}
+                      for level, index, h in tree.append(hashes[entry_id])]
+        for start in range(0, len(leaves), 5000):
+            tx.session.execute(insert(LedgerLeaf.__table__), leaves[start:start + 5000])
+        for start in range(0, len(nodes), 5000):
+            tx.session.execute(insert(LedgerNode.__table__), nodes[start:start + 5000])
+    if len(ids) < limit:
+        _record_sealed_cycles(tx)
+    return len(ids)
+
+
+def _record_sealed_cycles(tx: Tx) -> None:
+    done = select(Cycle.cycle_date).where(
+        Cycle.status == "closed", Cycle.cycle_date.not_in(select(SealedCycle.cycle_date)),
+        ~exists().where(Entry.cycle_date == Cycle.cycle_date,
+                        ~exists().where(LedgerLeaf.entry_id == Entry.id)))
+    days = list(tx.session.execute(done).scalars())
+    if days:
+        tx.session.execute(insert(SealedCycle.__table__), [{"cycle_date": d, "sealed_at": tx.now} for d in days])
+
+
+def seal_all(tx: Tx) -> int:
+    total = 0
+    while True:
+        sealed = seal_batch(tx)
+        total += sealed
+        if sealed < BATCH:
+            return total
+
+
+def unsealed_through(tx: Tx, cycle) -> int:
+    """How many committed entries of cycles up to ``cycle`` are not sealed yet."""
+    return tx.session.execute(select(func.count()).select_from(_unsealed(through_cycle=cycle).subquery())
+                              ).scalar_one()
+
+
+def subtree(tx: Tx, level: int, index: int) -> bytes:
+    if level == 0:
+        found = tx.session.execute(select(LedgerLeaf.leaf_hash).where(LedgerLeaf.leaf_index == index)).scalar()
+    else:
+        found = tx.session.execute(select(LedgerNode.hash).where(
+            LedgerNode.level == level, LedgerNode.node_index == index)).scalar()
+    if found is None:
+        raise LookupError(f"the tree store has no subtree at level {level}, index {index}")
+    return bytes(found)
+
+
+class StoredTree:
+    """MTH of any range the RFC algorithms ask for, from complete subtrees, memoised."""
+
+    def __init__(self, tx: Tx):
+        self.tx = tx
+        self.memo: dict[tuple[int, int], bytes] = {}
+
+    def range_hash(self, start: int, end: int) -> bytes:
+        if (start, end) in self.memo:
+            return self.memo[(start, end)]
+        n = end - start
+        if n == 0:
+            h = merkle.EMPTY_ROOT
+        elif n & (n - 1) == 0 and start % n == 0:
+            h = subtree(self.tx, n.bit_length() - 1, start // n)
+        else:
+            k = merkle.split_point(n)
+            h = merkle.node_hash(self.range_hash(start, start + k), self.range_hash(start + k, end))
+        self.memo[(start, end)] = h
+        return h
+
+    def root(self, size: int) -> bytes:
+        return self.range_hash(0, size)
+
+    def inclusion(self, index: int, size: int) -> list[bytes]:
+        return merkle.inclusion_path(index, size, self.range_hash)
+
+    def consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        return merkle.consistency_path(old_size, new_size, self.range_hash)

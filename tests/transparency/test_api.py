@@ -1,0 +1,123 @@
+"""The proof endpoints called the way a partner would: signed with a standard RFC 9421 library, answers
+checked against the network key, proofs checked by the independent verifier; then the SDK."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shared.partners.keys import add_key
+from shared.sdk import PointsnetClient, ProofError
+from shared.signing import public_key_pem
+from tests.partner_api.conftest import api, assert_problem, partners, serve, shop  # noqa: F401  (fixtures)
+from tests.transparency import rfc9162
+
+
+def _member(partner) -> str:
+    return partner.ok("POST", "/v1/members", {"phone": "+8613900001111"})["member_id"]
+
+
+def _earn(partner, member: str, reference: str, points: int) -> str:
+    return partner.ok("POST", "/v1/earn", {"member_id": member, "reference": reference, "points": points,
+                                           "amount": points * 100, "currency": "CNY"})["transaction_id"]
+
+
+def _note_ok(checkpoint: dict, partner) -> None:
+    """The note's signature by the network key served at /v1/network/keys, checked with cryptography."""
+    body, _, signatures = checkpoint["note"].partition("\n\n")
+    raw = base64.b64decode(signatures.split(" ")[2])
+    verified = 0
+    for key in partner.network_keys().values():
+        try:
+            key.verify(raw[4:], (body + "\n").encode())
+            verified += 1
+        except Exception:
+            pass
+    assert verified == 1
+    assert body.split("\n")[1] == str(checkpoint["tree_size"])
+    assert body.split("\n")[2] == checkpoint["root_hash"]
+
+
+def test_a_partner_proves_its_transaction_is_in_the_signed_tree(network, shop, partners):
+    member = _member(shop)
+    first = _earn(shop, member, "p-1", 10)
+    _earn(shop, member, "p-2", 20)
+    network.checkpoint()
+    proof = shop.ok("GET", f"/v1/transactions/{first}/proof")  # response signature checked by the helper
+    _note_ok(proof["checkpoint"], shop)
+    data = base64.b64decode(proof["leaf_data"])
+    assert first.encode() in data
+    leaf = rfc9162.leaf(data)
+    assert base64.b64encode(leaf).decode() == proof["leaf_hash"]
+    assert rfc9162.inclusion_ok(proof["leaf_index"], proof["tree_size"], leaf,
+                                [base64.b64decode(h) for h in proof["inclusion_path"]],
+                                base64.b64decode(proof["checkpoint"]["root_hash"]))
+
+    other = partners("Other Shop")
+    assert_problem(other.call("GET", f"/v1/transactions/{first}/proof"), 404, "transaction_not_found")
+    assert_problem(shop.call("GET", "/v1/transactions/ent_nope/proof"), 404, "transaction_not_found")
+    late = _earn(shop, member, "p-3", 5)
+    assert_problem(shop.call("GET", f"/v1/transactions/{late}/proof"), 409, "transaction_not_sealed")
+
+
+def test_checkpoints_and_their_consistency(network, shop):
+    member = _member(shop)
+    _earn(shop, member, "c-1", 1)
+    network.checkpoint()
+    old = httpx.get(shop.base_url + "/v1/checkpoints/latest").json()  # unsigned, like /v1/network/keys
+    _note_ok(old, shop)
+    for i in range(5):
+        _earn(shop, member, f"c-{i + 2}", 1)
+    network.checkpoint()
+    new = shop.ok("GET", "/v1/checkpoints/latest")  # signed request: signed answer
+    _note_ok(new, shop)
+    assert (old["tree_size"], new["tree_size"]) == (1, 6)
+    proof = shop.ok("GET", "/v1/checkpoints/consistency", params={"from": 1, "to": 6})
+    assert rfc9162.consistency_ok(1, 6, base64.b64decode(old["root_hash"]), base64.b64decode(new["root_hash"]),
+                                  [base64.b64decode(h) for h in proof["consistency_path"]])
+    assert (proof["from"], proof["to"]) == (1, 6)
+    assert_problem(shop.call("GET", "/v1/checkpoints/consistency", params={"from": 2, "to": 6}), 422,
+                   "invalid_tree_sizes")
+    assert_problem(shop.call("GET", "/v1/checkpoints/consistency", params={"from": 6, "to": 1}), 422,
+                   "invalid_tree_sizes")
+
+
+def test_no_checkpoint_yet_is_a_problem(network, shop):
+    assert_problem(shop.call("GET", "/v1/checkpoints/latest"), 404, "checkpoint_not_found")
+
+
+@pytest.fixture
+def client(network, api):  # noqa: F811
+    from tests.factories import make_partner
+
+    partner = make_partner(network)
+    key = Ed25519PrivateKey.generate()
+    key_id = network.tx(lambda tx: add_key(tx, partner, public_key_pem(key.public_key()).decode()))["key_id"]
+    sdk = PointsnetClient(api, key_id, key)
+    yield sdk
+    sdk.close()
+
+
+def test_the_sdk_verifies_both_proofs(network, client):
+    member = client.enrol(phone="+8613900002222")["member_id"]
+    earned = client.earn(member, "s-1", points=7, amount=700, currency="CNY")["transaction_id"]
+    network.checkpoint()
+    old = client.latest_checkpoint()
+    proof = client.verified_inclusion(earned)
+    assert proof["leaf_index"] == 0
+    client.earn(member, "s-2", points=8, amount=800, currency="CNY")
+    network.checkpoint()
+    new = client.latest_checkpoint()
+    client.verified_consistency(old, new)
+
+    forged = dict(new, root_hash=base64.b64encode(b"\0" * 32).decode())
+    with pytest.raises(ProofError):
+        client.verify_checkpoint(forged)
+    forged_note = dict(new, note=new["note"].replace(f"\n{new['tree_size']}\n", "\n99\n"))
+    with pytest.raises(ProofError):
+        client.verify_checkpoint(forged_note)
+    with pytest.raises(ProofError):
+        client.verified_consistency(new, dict(old, tree_size=new["tree_size"]))
