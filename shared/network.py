@@ -161,10 +161,11 @@ class Network:
 
     # -- clearing --------------------------------------------------------------------
     def settle(self, cycle, *, ignore_grace: bool = True) -> dict:
-        from shared.settlement.runs import settle_cycle
+        from shared.settlement.runs import prepare_cycle, settle_cycle
 
         key = self.signing_key
         started = time.perf_counter()
+        self.tx(lambda tx: prepare_cycle(tx, cycle, key, ignore_grace=ignore_grace))
         result = self.tx(lambda tx: settle_cycle(tx, cycle, key, ignore_grace=ignore_grace))
         if not result["already_settled"]:
             SETTLEMENT_DURATION.observe(time.perf_counter() - started)

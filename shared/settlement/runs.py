@@ -128,19 +128,38 @@ def write_cycle_files(tx: Tx, cycle: date, pay_on: date, target: Path, key: Ed25
     return written
 
 
-def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: bool = True) -> dict:
-    """Close and settle one cycle; for a cycle already settled, change nothing and say so."""
+def _settled_or_ready(tx: Tx, cycle: date, ignore_grace: bool) -> SettlementRun | None:
+    """Take the cycle's settlement lock; the run if the cycle is settled, else check it may be settled."""
     if tx.is_postgres:  # one settler per cycle, however many workers
         tx.session.execute(text("SELECT pg_advisory_xact_lock(7242003, :d)"), {"d": cycle.toordinal()})
     done = tx.session.execute(select(SettlementRun).where(SettlementRun.cycle_date == cycle)).scalar_one_or_none()
     if done is not None:
-        return {"cycle_date": cycle.isoformat(), "run_id": done.run_id, "directory": done.directory,
-                "already_settled": True}
+        return done
     end = cycle_end(cycle, tx.settings)
     ready = end if ignore_grace else end + timedelta(minutes=tx.settings.settlement_grace_minutes)
     if cycle >= cycle_date_for(tx.now, tx.settings) or tx.now < ready:
         raise CycleNotEnded(f"cycle {cycle} ends at {end.isoformat()}; it cannot be settled before "
                             f"{ready.isoformat()}")
+    return None
+
+
+def prepare_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: bool = True) -> None:
+    """The first of a settlement's two units of work: close the cycle and commit its checkpoint at
+    cut-off. Committed before any file is written, the checkpoint is the same for every later attempt
+    (a run that crashes after writing its files rolls back only its own unit), so a re-run writes the
+    same manifest byte for byte however much the ledger grew in between."""
+    if _settled_or_ready(tx, cycle, ignore_grace) is not None:
+        return
+    close_cycle(tx, cycle)
+    cutoff_checkpoint(tx, cycle, key)
+
+
+def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: bool = True) -> dict:
+    """Close and settle one cycle; for a cycle already settled, change nothing and say so."""
+    done = _settled_or_ready(tx, cycle, ignore_grace)
+    if done is not None:
+        return {"cycle_date": cycle.isoformat(), "run_id": done.run_id, "directory": done.directory,
+                "already_settled": True}
     close_cycle(tx, cycle)
     pay_on = payment_date(tx, cycle)
     target = settlement_dir(tx.settings.data_dir, cycle)

@@ -164,3 +164,36 @@ def test_finance_records_payments_and_sees_overdue(network, clock, worked_exampl
     with pytest.raises(NothingDue):
         network.tx(lambda tx: record_payment(tx, CYCLE, p["coffee"], "BANK-003"))
     assert {row["party"] for row in network.tx(lambda tx: overdue(tx, date(2026, 11, 24)))} == {p["air"], "network"}
+
+
+def test_a_run_that_dies_after_writing_its_files_is_rerun_later_to_the_same_bytes(network, clock, worked_example,
+                                                                                   monkeypatch):
+    """The manifest carries the checkpoint at cut-off: it must not depend on when the re-run happens,
+    nor on what the ledger did meanwhile (new entries sealed, new checkpoints signed)."""
+    import shared.settlement.runs as runs
+    from shared.ledger.cycles import cycle_date_for
+
+    cycle = network.tx(lambda tx: cycle_date_for(tx.now, tx.settings), readonly=True)
+    clock.advance(days=1)
+
+    class PowerCut(Exception):
+        pass
+
+    def die(name):
+        if name == "settlement.after_files":
+            raise PowerCut(name)
+
+    monkeypatch.setattr(runs, "failpoint", die)
+    with pytest.raises(PowerCut):
+        network.settle(cycle)
+    directory = network.settings.data_dir / "settlements" / cycle.isoformat()
+    first = {p.name: p.read_bytes() for p in directory.iterdir()}
+    monkeypatch.undo()
+    clock.advance(hours=5, minutes=17)  # later, and the ledger went on in the next cycle
+    coffee, book, member = worked_example["coffee"], worked_example["book"], worked_example["member"]
+    network.earn(coffee, member, "after-the-crash", points=40)
+    network.seal()  # the sealing and checkpoint jobs ran meanwhile
+    network.checkpoint()
+    result = network.settle(cycle)
+    assert not result["already_settled"]
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == first
