@@ -111,3 +111,43 @@ def test_duplicates_merged_into_the_member_lose_their_contact_too(network):
     assert lookup(network, phone="+8613900001111") is None
     assert _row(network, duplicate).phone_ct is None
     verify_ok(network)
+
+
+@pytest.mark.skipif(bool(__import__("tests.conftest", fromlist=["PG_URL"]).PG_URL),
+                    reason="the command runs on its data directory's SQLite database")
+def test_members_erase_from_the_command_line_then_verify(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from shared.config import Settings
+    from shared.network import Network
+
+    data_dir = tmp_path / "data"
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(data_dir))
+    env.pop("POINTSNET_DATABASE_URL", None)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    assert cli("db", "upgrade").returncode == 0
+    network = Network(Settings(data_dir=data_dir))
+    shop = make_partner(network)
+    member = make_member(network, shop, phone="+8613812345678")
+    network.earn(shop, member, "e1", points=30)
+    hold = network.hold(shop, member, "h1", 10)
+    network.close()
+
+    refused = cli("members", "erase", member)
+    assert refused.returncode != 0 and "holds_open" in refused.stderr
+    network = Network(Settings(data_dir=data_dir))
+    network.void(shop, hold["hold_id"])
+    network.close()
+    erased = cli("members", "erase", member, "--reason", "ticket 42")
+    assert erased.returncode == 0, erased.stderr
+    assert json.loads(erased.stdout)["points_forfeited"] == 30
+    assert "+8613812345678" not in erased.stdout + erased.stderr
+    verified = cli("verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
