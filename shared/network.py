@@ -38,6 +38,8 @@ class Network:
     def keyring(self) -> Keyring:
         """The personal-data keyring, read again whenever its key file changes: a key added by
         ``pointsnet keys rotate`` reaches every running process before re-encryption starts."""
+        if "_keyring_fixed" in self.__dict__:
+            return self.__dict__["_keyring_fixed"]
         stamp = self._key_file_stamp()
         cached = self.__dict__.get("_keyring")
         if cached is None or cached[0] != stamp:
@@ -45,6 +47,11 @@ class Network:
             cached = (self._key_file_stamp(), keyring)
             self.__dict__["_keyring"] = cached
         return cached[1]
+
+    @keyring.setter
+    def keyring(self, keyring: Keyring) -> None:
+        """Use this keyring, whatever the configuration says (a second handle on the same network)."""
+        self.__dict__["_keyring_fixed"] = keyring
 
     def _key_file_stamp(self) -> tuple[int, int] | None:
         path = pii_key_file(self.settings)

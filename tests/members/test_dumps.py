@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from shared.keys import add_pii_key
 from shared.models import Member
 from tests.conftest import PG_URL
-from tests.factories import make_partner, verify_ok
+from tests.factories import verify_ok
 from tests.partner_api.conftest import api, partners, serve, shop  # noqa: F401  (fixtures)
 from tests.members.test_privacy import PEOPLE, assert_no_plaintext, enrol_people, lookup, sqlite_files
 
