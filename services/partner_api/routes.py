@@ -129,7 +129,7 @@ def enrol_member(request: Request, body: schemas.EnrolRequest):
 def _without_personal_data(network: Network, body: schemas.EnrolRequest) -> dict:
     """The enrolment as the idempotency record keeps it: contact fields only as keyed hashes, never in clear."""
     keyring, fingerprint = network.keyring, body.model_dump(mode="json")
-    for field in ("phone", "email", "name"):
+    for field in ("phone", "email", "name", "customer_ref"):
         if fingerprint.get(field) is not None:
             fingerprint[field] = keyring.blind_index(f"request.{field}", fingerprint[field])
     return fingerprint
