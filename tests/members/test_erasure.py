@@ -10,6 +10,7 @@ from shared import errors
 from shared.models import Entry, Member, MemberErasure, MemberLink
 from tests.factories import make_member, make_partner, verify_ok
 from tests.ledger.test_operations import MICRO, account, lines_of
+from tests.partner_api.conftest import api, partners, serve, shop  # noqa: F401  (fixtures)
 from tests.members.test_privacy import lookup
 
 
@@ -151,3 +152,18 @@ def test_members_erase_from_the_command_line_then_verify(tmp_path):
     assert "+8613812345678" not in erased.stdout + erased.stderr
     verified = cli("verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_api_answers_member_erased_to_a_linked_partner(network, shop):
+    from tests.partner_api.conftest import assert_problem, enrol
+
+    member = enrol(shop, phone="+8613811112222")
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e1", "points": 10})
+    network.erase_member(member)
+    for path, body in (("/v1/earn", {"reference": "e2", "points": 5}), ("/v1/burn", {"reference": "b1", "points": 1}),
+                       ("/v1/holds", {"reference": "h1", "points": 1})):
+        assert_problem(shop.call("POST", path, {**body, "member_id": member}), 409, "member_erased")
+    batch = shop.ok("POST", "/v1/batch", {"events": [{"type": "earn", "reference": "e3", "member_id": member,
+                                                      "points": 1}]})
+    assert "member_erased" in str(batch)
+    assert_problem(shop.call("GET", f"/v1/members/{member}"), 404, "unknown_member")
