@@ -39,7 +39,7 @@ app.add_typer(alerts_app, name="alerts")
 webhooks_app = typer.Typer(help="Signed webhooks to partners: endpoints, secrets, deliveries, dead letters.",
                            no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
-members_app = typer.Typer(help="Members: balance, tier, activity status and their history.", no_args_is_help=True)
+members_app = typer.Typer(help="Members: balance, tier, activity status, history; merge and erasure.", no_args_is_help=True)
 app.add_typer(members_app, name="members")
 reports_app = typer.Typer(help="Partner performance reports and network analytics (docs/reports.md).",
                           no_args_is_help=True)
@@ -194,6 +194,68 @@ def keys_init() -> None:
     key = load_signing_key(settings)
     active, _ = load_pii_keyring(settings)
     print(json.dumps({"signing_key_id": network_key_id(key), "pii_active_key": active}))
+
+
+@network_keys_app.command("rotate")
+def keys_rotate(
+    batch_size: int = typer.Option(500, min=1, help="Members re-sealed per transaction."),
+    reencrypt_only: bool = typer.Option(False, "--reencrypt-only",
+                                        help="Add no key: re-seal under the active key (after a key change "
+                                             "made in POINTSNET_PII_KEYS, or to resume)."),
+    settle_seconds: float = typer.Option(5.0, min=0, help="Wait after adding the key, so that requests "
+                                                          "in flight with the old keyring finish first."),
+) -> None:
+    """Add a new active personal-data key, then re-encrypt every ciphertext and re-compute every blind-index
+    value under it, in bounded batches, while the network runs. Old keys stay in the keyring (lookups try
+    every key) until `pointsnet keys retire`."""
+    import time
+
+    from shared.config import get_settings as settings_now
+    from shared.keys import add_pii_key, keyring_with_new_active_key, pii_key_file, write_keyring
+    from shared.members.rotation import stale_count
+
+    _logging()
+    settings = settings_now()
+    if not reencrypt_only:
+        if pii_key_file(settings) is None:
+            staged = settings.data_dir / "keys" / "pii-keys.next.json"
+            data, key_id = keyring_with_new_active_key(json.loads(settings.pii_keys))
+            write_keyring(staged, data)
+            print(json.dumps({"added_key": key_id, "resealed": 0, "next_keyring_file": str(staged)}))
+            err.print(f"personal-data keys come from POINTSNET_PII_KEYS, which this command cannot change. "
+                      f"A keyring with the new active key {key_id} (and every current key) is in {staged} "
+                      f"(owner-only). 1) Put its content in POINTSNET_PII_KEYS of every process and restart them; "
+                      f"2) run `pointsnet keys rotate --reencrypt-only`; 3) delete {staged}.", highlight=False)
+            return
+        key_id = add_pii_key(settings)
+        time.sleep(settle_seconds)
+    network = _network()
+    keyring = network.keyring
+    resealed = network.rotate_personal_data(batch_size)
+    left = network.tx(lambda tx: stale_count(tx, keyring.active.id), readonly=True)
+    print(json.dumps({"active_key": keyring.active.id, "resealed": resealed, "left": left,
+                      "old_keys": sorted(k for k in keyring.keys if k != keyring.active.id)}))
+    if left:
+        fail(f"{left} members are still sealed under an older key; run `pointsnet keys rotate --reencrypt-only`")
+
+
+@network_keys_app.command("retire")
+def keys_retire(key_id: str) -> None:
+    """Remove an old personal-data key from the key file, once nothing is sealed under it any more."""
+    from shared.config import get_settings as settings_now
+    from shared.keys import retire_pii_key
+    from shared.members.rotation import stale_count
+
+    network = _network()
+    active = network.keyring.active.id
+    left = network.tx(lambda tx: stale_count(tx, active), readonly=True)
+    if left:
+        fail(f"{left} members are still sealed under an older key; run `pointsnet keys rotate --reencrypt-only`")
+    try:
+        retire_pii_key(settings_now(), key_id)
+    except ValueError as exc:
+        fail(str(exc))
+    print(json.dumps({"retired": key_id, "active_key": active}))
 
 
 @app.command()
@@ -818,6 +880,19 @@ def members_merge(survivor: str, duplicate: str,
     from shared.programme.merge import merge_members
 
     print(json.dumps(_network().tx(lambda tx: merge_members(tx, survivor, duplicate, reason=reason)), indent=2))
+
+
+@members_app.command("erase")
+def members_erase(member_id: str,
+                  reason: Optional[str] = typer.Option(None, help="The operator's reference for the request "
+                                                                   "(kept with the erasure; no personal data).")) -> None:
+    """Erase a member's personal data (contact ciphertexts and blind-index values). Its remaining points are
+    forfeited as breakage; the ledger keeps its opaque id and stays verifiable. Refused while holds are open."""
+    try:
+        record = _network().erase_member(member_id, reason=reason)
+    except PointsnetError as error:
+        fail(f"{error.code}: {error.detail}", 2)
+    print(json.dumps(record, indent=2))
 
 
 @members_app.command("status-counts")

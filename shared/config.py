@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None  # shared rate limits across API processes
     rate_limit: str = "6000/minute"  # per partner, a `limits` rate string
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # Webhook URLs resolving to loopback, private, link-local or reserved addresses are refused
+    # (SSRF: a partner must not make the network call into its own infrastructure). An operator may
+    # allow them for receivers on the network's own machine or LAN (the tests and the demo do).
+    webhook_allow_private_targets: bool = False
     signing_key_file: Path | None = None
     pii_keys_file: Path | None = None
     pii_keys: str | None = None  # JSON, same shape as the key file

@@ -30,7 +30,9 @@ PointsnetError
       ├── CycleClosed              cycle_closed
       ├── ActivityCapReached       activity_cap_reached
       ├── VelocityLimitExceeded    velocity_limit_exceeded (422)
-      └── ContractNotAtBoundary    contract_not_at_boundary
+      ├── ContractNotAtBoundary    contract_not_at_boundary
+      ├── MemberErased             member_erased
+      └── HoldsOpen                holds_open
 """
 
 from __future__ import annotations
@@ -183,3 +185,13 @@ class VelocityLimitExceeded(Conflict):
 
 class ContractNotAtBoundary(Conflict):
     code, title = "contract_not_at_boundary", "Contract changes take effect at a future cycle boundary"
+
+
+class MemberErased(Conflict):
+    """The member's personal data was erased: its id stays in the ledger, but nothing posts to it again."""
+
+    code, title = "member_erased", "The member was erased"
+
+
+class HoldsOpen(Conflict):
+    code, title = "holds_open", "The member has open holds"

@@ -85,3 +85,50 @@ def load_pii_keyring(settings: Settings) -> tuple[str, dict[str, PiiKey]]:
         except FileExistsError:
             pass
     return _decode_keyring(json.loads(path.read_text()))
+
+
+def pii_key_file(settings: Settings) -> Path | None:
+    """Where the personal-data keyring lives, or None when it comes from the environment."""
+    if settings.pii_keys:
+        return None
+    return settings.pii_keys_file or settings.data_dir / "keys" / "pii-keys.json"
+
+
+def keyring_with_new_active_key(data: dict) -> tuple[dict, str]:
+    """The keyring plus a fresh key made active; earlier keys stay to read what they sealed."""
+    fresh = new_keyring_json()
+    key_id = fresh["active"]
+    return {"active": key_id, "keys": {**data["keys"], **fresh["keys"]}}, key_id
+
+
+def write_keyring(path: Path, data: dict) -> None:
+    """Replace the key file atomically (owner-only), so a process reading it never sees half a file."""
+    _decode_keyring(data)  # refuse to write a keyring that would not load
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    _write_private(staging, json.dumps(data, indent=2).encode())
+    os.replace(staging, path)
+
+
+def add_pii_key(settings: Settings) -> str:
+    """Add a new active personal-data key to the key file; returns its id."""
+    path = pii_key_file(settings)
+    if path is None:
+        raise ValueError("personal-data keys come from the environment (POINTSNET_PII_KEYS)")
+    load_pii_keyring(settings)  # generates the file on first use
+    data, key_id = keyring_with_new_active_key(json.loads(path.read_text()))
+    write_keyring(path, data)
+    return key_id
+
+
+def retire_pii_key(settings: Settings, key_id: str) -> None:
+    """Remove a key that no ciphertext or index value uses any more (checked by the caller)."""
+    path = pii_key_file(settings)
+    if path is None:
+        raise ValueError("personal-data keys come from the environment (POINTSNET_PII_KEYS)")
+    data = json.loads(path.read_text())
+    if key_id == data["active"]:
+        raise ValueError(f"{key_id} is the active key; rotate first")
+    if key_id not in data["keys"]:
+        raise ValueError(f"no personal-data key {key_id}")
+    del data["keys"][key_id]
+    write_keyring(path, data)

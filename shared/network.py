@@ -16,7 +16,7 @@ from shared.clock import Clock, clock_from_settings
 from shared.config import Settings, get_settings
 from shared.db.database import Database, Tx
 from shared.errors import PointsnetError
-from shared.keys import load_pii_keyring, load_signing_key
+from shared.keys import load_pii_keyring, load_signing_key, pii_key_file
 from shared.ledger import bonus, expiry, holds, idempotency, queries
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events
@@ -34,9 +34,32 @@ class Network:
         self.clock = clock or clock_from_settings(self.settings.clock)
         self.db = Database(self.settings, url=database_url, clock=self.clock, pool_size=pool_size)
 
-    @cached_property
+    @property
     def keyring(self) -> Keyring:
-        return Keyring(*load_pii_keyring(self.settings))
+        """The personal-data keyring, read again whenever its key file changes: a key added by
+        ``pointsnet keys rotate`` reaches every running process before re-encryption starts."""
+        if "_keyring_fixed" in self.__dict__:
+            return self.__dict__["_keyring_fixed"]
+        stamp = self._key_file_stamp()
+        cached = self.__dict__.get("_keyring")
+        if cached is None or cached[0] != stamp:
+            keyring = Keyring(*load_pii_keyring(self.settings))
+            cached = (self._key_file_stamp(), keyring)
+            self.__dict__["_keyring"] = cached
+        return cached[1]
+
+    @keyring.setter
+    def keyring(self, keyring: Keyring) -> None:
+        """Use this keyring, whatever the configuration says (a second handle on the same network)."""
+        self.__dict__["_keyring_fixed"] = keyring
+
+    def _key_file_stamp(self) -> tuple[int, int] | None:
+        path = pii_key_file(self.settings)
+        try:
+            status = path.stat() if path is not None else None
+        except FileNotFoundError:
+            return None
+        return (status.st_ino, status.st_mtime_ns) if status else None
 
     @cached_property
     def signing_key(self):
@@ -59,6 +82,35 @@ class Network:
 
     def mint_link_token(self, partner_id: str, member_id: str) -> dict:
         return self.tx(lambda tx: enrolment.mint_link_token(tx, partner_id, member_id))
+
+    def rotate_personal_data(self, batch_size: int = 500, progress=None) -> int:
+        """Re-seal every member's personal data under the active key, one short transaction per batch."""
+        from shared.members.rotation import rotate_batch
+
+        total = 0
+        while True:
+            keyring = self.keyring
+            done = self.tx(lambda tx: rotate_batch(tx, keyring, batch_size))
+            if not done:
+                return total
+            total += done
+            if progress:
+                progress(total)
+
+    def erase_member(self, member_id: str, *, reason: str | None = None) -> dict:
+        """Erase the member's personal data and forfeit its points (see shared/members/erasure.py)."""
+        from shared.members.erasure import erase_member
+
+        record = self.tx(lambda tx: erase_member(tx, member_id, reason=reason))
+        if self.db.dialect == "sqlite":
+            # old page images with the erased ciphertexts stay in the WAL until a checkpoint
+            # (best effort: a reader still on an older snapshot keeps them until the next checkpoint)
+            raw = self.db.engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                raw.close()
+        return record
 
     # -- ledger ----------------------------------------------------------------------
     def post(self, partner_id: str, events: list[Event]) -> list[dict | PointsnetError]:

@@ -30,6 +30,38 @@ Errors are RFC 9457 problem details with a stable `code`. See docs/partner-integ
 """
 
 
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+    (b"cache-control", b"no-store"),
+]
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+DOC_PATHS = ("/docs", "/redoc")  # the interactive documentation loads its scripts; everything else is data
+
+
+class SecurityHeaders:
+    """Headers that keep a browser from sniffing, framing or caching an answer (OWASP API8)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        extra = SECURITY_HEADERS + ([] if scope["path"].startswith(DOC_PATHS) else [API_CSP])
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (name, value) for name, value in extra if name not in present]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
                on_stop: Callable[[], None] | None = None) -> FastAPI:
     @asynccontextmanager
@@ -47,7 +79,8 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
     app.include_router(router)
     app.include_router(reports_router)
     app.add_middleware(PartnerGate, network=network)
-    app.add_middleware(RequestObserver)  # outermost: sees every answer, the door's refusals included
+    app.add_middleware(RequestObserver)  # sees every answer, the door's refusals included
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer (outside the signature, which they don't touch)
 
     @app.exception_handler(PointsnetError)
     async def problem(_request: Request, error: PointsnetError) -> JSONResponse:

@@ -91,7 +91,7 @@ def _respond(status: int, body: Any, replayed: bool) -> JSONResponse:
 def _exactly_once(request: Request, payload: Any, operation: Callable[[Tx], tuple[int, Any]]) -> JSONResponse:
     network = _network(request)
     fingerprint = {"method": request.method, "path": request.url.path,
-                   "body": payload.model_dump(mode="json") if payload is not None else None}
+                   "body": payload.model_dump(mode="json") if hasattr(payload, "model_dump") else payload}
     return _respond(*execute(network, _partner(request), request.state.idempotency_key, fingerprint, operation))
 
 
@@ -125,7 +125,16 @@ def enrol_member(request: Request, body: schemas.EnrolRequest):
         row = tx.session.execute(select(Member.available, Member.held).where(Member.id == outcome["member_id"])).one()
         return (201 if outcome["created"] else 200), {**outcome, "balance": {"available": row[0], "held": row[1]}}
 
-    return _exactly_once(request, body, operation)
+    return _exactly_once(request, _without_personal_data(network, body), operation)
+
+
+def _without_personal_data(network: Network, body: schemas.EnrolRequest) -> dict:
+    """The enrolment as the idempotency record keeps it: contact fields only as keyed hashes, never in clear."""
+    keyring, fingerprint = network.keyring, body.model_dump(mode="json")
+    for field in ("phone", "email", "name", "customer_ref"):
+        if fingerprint.get(field) is not None:
+            fingerprint[field] = keyring.blind_index(f"request.{field}", fingerprint[field])
+    return fingerprint
 
 
 @router.post("/members/{member_id}/link-tokens", status_code=201, response_model=schemas.LinkToken,
@@ -211,7 +220,7 @@ def member_history(request: Request, member_id: str, cursor: str | None = Query(
 # -- earning and spending --------------------------------------------------------------------
 
 @router.post("/earn", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_member", "invalid_points", "invalid_amount", "nothing_to_earn", "occurred_at_out_of_range",
+    "unknown_member", "member_erased", "invalid_points", "invalid_amount", "nothing_to_earn", "occurred_at_out_of_range",
     "velocity_limit_exceeded", "reference_conflict", "cycle_closed", write=True))
 def earn(request: Request, body: schemas.EarnRequest):
     """Award points for a purchase: explicit `points`, or computed from `amount` by the earn rules."""
@@ -232,7 +241,7 @@ def _earn_event(body: schemas.EarnRequest) -> Event:
 
 
 @router.post("/activities", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_member", "unknown_activity", "activity_cap_reached", "velocity_limit_exceeded",
+    "unknown_member", "member_erased", "unknown_activity", "activity_cap_reached", "velocity_limit_exceeded",
     "occurred_at_out_of_range", "reference_conflict", "cycle_closed", write=True))
 def activity(request: Request, body: schemas.ActivityRequest):
     """Award the points of one of your activities (sign-up, survey, check-in, ...) from your earn rules."""
@@ -241,7 +250,7 @@ def activity(request: Request, body: schemas.ActivityRequest):
 
 
 @router.post("/burn", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_member", "insufficient_points", "velocity_limit_exceeded", "occurred_at_out_of_range",
+    "unknown_member", "member_erased", "insufficient_points", "velocity_limit_exceeded", "occurred_at_out_of_range",
     "reference_conflict", "cycle_closed", write=True))
 def burn(request: Request, body: schemas.BurnRequest):
     """Spend points (earliest-expiring first)."""
@@ -250,7 +259,7 @@ def burn(request: Request, body: schemas.BurnRequest):
 
 
 @router.post("/holds", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_member", "insufficient_points", "velocity_limit_exceeded", "occurred_at_out_of_range",
+    "unknown_member", "member_erased", "insufficient_points", "velocity_limit_exceeded", "occurred_at_out_of_range",
     "reference_conflict", "cycle_closed", write=True))
 def hold(request: Request, body: schemas.HoldRequest):
     """Reserve points for a two-phase redemption; capture or void it before it times out."""

@@ -59,6 +59,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.execute("PRAGMA secure_delete=ON")  # erased personal data is zeroed, not left in free space
             cursor.close()
 
         @event.listens_for(engine, "begin")

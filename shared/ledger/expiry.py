@@ -24,12 +24,19 @@ lots_t = Lot.__table__
 
 def expire_due(journal: Journal, member: MemberState, lots: list[LotState], now: datetime) -> dict | None:
     """Expire the member's due lots inside this unit of work; returns the expiry entry, if any."""
-    due = sorted((lot for lot in lots if lot.expires_at <= now and lot.free > 0), key=consumption_key)
+    return forfeit(journal, member, [lot for lot in lots if lot.expires_at <= now])
+
+
+def forfeit(journal: Journal, member: MemberState, lots: list[LotState], *, request: dict | None = None) -> dict | None:
+    """Forfeit what is free in ``lots`` as breakage (an ``expiry`` entry, with expiry's money rules).
+
+    Used by expiry and by erasure (``request`` then says why); returns the entry, if any."""
+    due = sorted((lot for lot in lots if lot.free > 0), key=consumption_key)
     if not due:
         return None
     total = sum(lot.free for lot in due)
     terms = terms_by_id(journal.tx, {lot.contract_id for lot in due if lot.billing == "prepaid"})
-    entry = journal.entry("expiry", total, member_id=member.id)
+    entry = journal.entry("expiry", total, member_id=member.id, request=request)
     for lot in due:
         points = lot.free
         journal.move(entry, lot, points)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import (
-    BatchTooLarge, CaptureExceedsHold, HoldNotOpen, InsufficientPoints, InvalidAmount, InvalidPoints,
+    BatchTooLarge, CaptureExceedsHold, HoldNotOpen, InsufficientPoints, InvalidAmount, InvalidPoints, MemberErased,
     NotReversible, NothingToEarn, OccurredAtOutOfRange, PartnerSuspended, PointsAlreadySpent, PointsnetError,
     ReferenceConflict, ReversalExceedsRemaining, UnknownHold, UnknownMember, UnknownReference, ValidationFailed,
 )
@@ -29,7 +29,7 @@ from shared.ledger.rules import (
     Line, LotState, Terms, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
 )
 from shared.ledger.state import chunks, load_lots, lock_members, survivors
-from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, MemberLink, ObligationLine
+from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, Member, MemberLink, ObligationLine
 from shared.rules.evaluate import Evaluation, evaluate
 from shared.rules.store import campaign_usage, rules_in_force
 from shared.partners.contracts import require_partner, terms_in_force
@@ -336,8 +336,14 @@ class Posting:
     def _member(self, member_id: str | None, *, linked: bool = True):
         member = self.journal.members.get(member_id or "")
         if member is None or (linked and member_id not in self.linked):
+            if member_id in self.linked and self._erased(member_id):
+                raise MemberErased(f"member {member_id} was erased; it can no longer earn or spend points")
             raise UnknownMember(f"no member {member_id} linked to this partner")
         return member
+
+    def _erased(self, member_id: str) -> bool:
+        status = self.tx.session.execute(select(Member.status).where(Member.id == member_id)).scalar_one_or_none()
+        return status == "erased"
 
     def _require_active(self) -> None:
         if self.partner_status != "active":

@@ -2,7 +2,7 @@
 
 from shared.models.base import Base
 from shared.models.ledger import Account, Cycle, Entry, LotConsumption, Lot, ObligationLine, Transfer
-from shared.models.members import LinkToken, Member, MemberLink
+from shared.models.members import LinkToken, Member, MemberErasure, MemberLink
 from shared.models.partners import Contract, FloatTopup, Partner, PartnerLimits, Termination
 from shared.models.holds import Hold, HoldLot
 from shared.models.ops import Alert, IdempotencyRecord
@@ -16,7 +16,7 @@ from shared.models.transparency import Checkpoint, LedgerLeaf, LedgerNode, Seale
 
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
-    "LinkToken", "Member", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "PartnerKey", "RequestNonce",
+    "LinkToken", "Member", "MemberErasure", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "PartnerKey", "RequestNonce",
     "Holiday", "Settlement", "SettlementRun", "CampaignAward", "EarnRuleSet", "Alert", "FloatTopup", "PartnerLimits", "Termination",
     "WebhookEndpoint", "WebhookDelivery", "WebhookAttempt",
     "ActivityAward", "IssuanceCounter", "Referral", "ReferralBonus",

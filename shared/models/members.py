@@ -70,3 +70,19 @@ class LinkToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_by: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MemberErasure(Base):
+    """An operator erased a member's personal data: when, why, and the entry that forfeited its points.
+
+    Holds no personal data itself (``reason`` is the operator's reference, e.g. a request number)."""
+
+    __tablename__ = "member_erasures"
+    __table_args__ = (CheckConstraint("points_forfeited >= 0", name="points_forfeited_not_negative"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), unique=True)
+    entry_id: Mapped[str | None] = mapped_column(ForeignKey("entries.id"))  # None: nothing left to forfeit
+    points_forfeited: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)

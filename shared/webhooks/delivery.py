@@ -87,8 +87,16 @@ def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None)
                     row.attempts) for row in rows]
 
 
-def send(client: httpx.Client, claimed: Claimed, clock, key) -> Outcome:
-    """One signed POST, timestamped when it leaves; never raises (a failure is an outcome)."""
+def send(client: httpx.Client, claimed: Claimed, clock, key, *, allow_private: bool = True) -> Outcome:
+    """One signed POST, timestamped when it leaves; never raises (a failure is an outcome).
+
+    The target is checked again here (a name may resolve elsewhere since it was registered)."""
+    if not allow_private:
+        from shared.webhooks.endpoints import private_address
+
+        found = private_address(httpx.URL(claimed.url).host)
+        if found is not None:
+            return Outcome(None, f"refused: the URL resolves to a non-public address ({found})", 0)
     timestamp = int(clock.now().timestamp())
     headers = webhook_headers(claimed.id, timestamp, claimed.body, claimed.secrets, key)
     started = time.perf_counter()
@@ -130,7 +138,8 @@ def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: 
             claimed = network.tx(lambda tx: claim_due(tx, limit, delivery_ids))
             if not claimed:
                 break
-            outcomes = list(pool.map(lambda c: send(client, c, network.clock, key), claimed))
+            allow = network.settings.webhook_allow_private_targets
+            outcomes = list(pool.map(lambda c: send(client, c, network.clock, key, allow_private=allow), claimed))
             for item, outcome in zip(claimed, outcomes):
                 status = network.tx(lambda tx: record(tx, item, outcome))
                 counts["retrying" if status == "pending" else status] += 1

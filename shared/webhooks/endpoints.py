@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -18,8 +20,38 @@ DEFAULT_OVERLAP = timedelta(hours=24)
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
-def check_url(url: str) -> str:
-    """HTTPS only, except to this machine (local receivers, tests and the demo)."""
+def private_address(hostname: str) -> str | None:
+    """The first address ``hostname`` is or resolves to that is not a public unicast address, if any.
+
+    A name that does not resolve now is not judged here: delivery checks again before each send."""
+    try:
+        addresses = [ipaddress.ip_address(hostname.strip("[]"))]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(hostname, None, proto=socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError, OSError):
+            return None
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for address in addresses:
+        mapped = getattr(address, "ipv4_mapped", None) or address
+        if (mapped.is_private or mapped.is_loopback or mapped.is_link_local or mapped.is_reserved
+                or mapped.is_multicast or mapped.is_unspecified or not mapped.is_global):
+            return str(address)
+    return None
+
+
+def refuse_private_target(url: str) -> None:
+    hostname = urlsplit(url).hostname or ""
+    found = private_address(hostname)
+    if found is not None:
+        raise InvalidWebhookUrl(f"webhook URL host {hostname} is a loopback, private, link-local or reserved "
+                                f"address ({found}); an operator can allow such targets with "
+                                f"POINTSNET_WEBHOOK_ALLOW_PRIVATE_TARGETS")
+
+
+def check_url(url: str, *, allow_private: bool = False) -> str:
+    """HTTPS only, except to this machine (local receivers, tests and the demo); no private targets
+    unless the operator allows them."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidWebhookUrl(f"{url!r} is not an absolute http(s) URL")
@@ -29,6 +61,8 @@ def check_url(url: str) -> str:
         raise InvalidWebhookUrl("webhook URLs must not carry credentials")
     if len(url) > 2000:
         raise InvalidWebhookUrl("webhook URLs are at most 2000 characters")
+    if not allow_private:
+        refuse_private_target(url.strip())
     return url.strip()
 
 
@@ -52,7 +86,7 @@ def _endpoint(tx: Tx, partner_id: str, *, lock: bool = False) -> WebhookEndpoint
 def set_endpoint(tx: Tx, partner_id: str, url: str) -> dict:
     """Register the partner's URL, or change it (its secret stays); answers the endpoint and secret."""
     require_partner(tx, partner_id)
-    url = check_url(url)
+    url = check_url(url, allow_private=tx.settings.webhook_allow_private_targets)
     endpoint = _endpoint(tx, partner_id, lock=True)
     if endpoint is None:
         endpoint = WebhookEndpoint(id=new_id("whe"), partner_id=partner_id, url=url, secret=new_secret(),

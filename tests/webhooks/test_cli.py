@@ -19,7 +19,8 @@ T0 = "2026-11-20T02:00:00Z"  # every command runs on the network's fixed clock
 
 
 def run(tmp_path, *args, clock: str = T0, check=True):
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), POINTSNET_CLOCK=clock, COLUMNS="200")
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), POINTSNET_CLOCK=clock, COLUMNS="200",
+               POINTSNET_WEBHOOK_ALLOW_PRIVATE_TARGETS="1")
     env.pop("POINTSNET_DATABASE_URL", None)
     done = subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True,
                           timeout=120)

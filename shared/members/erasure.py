@@ -1,0 +1,59 @@
+"""Erasure of a member's personal data (an operator's decision), keeping the ledger intact and verifiable.
+
+The ledger only ever names the member by its opaque id, so erasing removes the
+ciphertexts and blind-index values and leaves every entry, posting and obligation
+line as it was. What the member still has is forfeited as breakage by one ``expiry``
+entry with expiry's money rules (a prepaid lot pays its issuer the breakage refund;
+postpaid and network-funded points move no money). Refused while holds are open:
+their points belong to a redemption in progress. Recorded in ``member_erasures``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, insert, select, update
+
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.errors import HoldsOpen, MemberErased, UnknownMember
+from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.expiry import forfeit
+from shared.ledger.journal import Journal
+from shared.ledger.state import load_lots, lock_members
+from shared.models import Hold, LinkToken, Member, MemberErasure, MemberLink
+
+members_t, links_t = Member.__table__, MemberLink.__table__
+NO_PERSONAL_DATA = {"phone_ct": None, "phone_bidx": None, "email_ct": None, "email_bidx": None, "name_ct": None}
+
+
+def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
+    journal = Journal(tx, enter_open_cycle(tx))
+    journal.members = lock_members(tx, [member_id])
+    member = journal.members.get(member_id)
+    if member is None:
+        status = tx.session.execute(select(members_t.c.status).where(members_t.c.id == member_id)).scalar_one_or_none()
+        if status == "erased":
+            raise MemberErased(f"member {member_id} is already erased")
+        raise UnknownMember(f"no member {member_id} (unknown, or merged into another member: erase the survivor)")
+    open_holds = tx.session.execute(select(func.count()).select_from(Hold.__table__).where(
+        Hold.member_id == member_id, Hold.status == "open")).scalar_one()
+    if open_holds:
+        raise HoldsOpen(f"member {member_id} has {open_holds} open holds; capture or void them first",
+                        open_holds=open_holds)
+    journal.lots = load_lots(tx, member_ids=[member_id])
+    request = {"kind": "erasure", "member_id": member_id}
+    entry = forfeit(journal, member, list(journal.lots.values()), request=request)
+    if entry is not None:
+        entry["result"]["reason"] = "erasure"
+    journal.flush()  # partners linked to the member hear points.expired, as for any expiry
+    session = tx.session
+    session.execute(update(members_t).where(members_t.c.id == member_id).values(
+        status="erased", erased_at=tx.now, **NO_PERSONAL_DATA))
+    # duplicates merged into this member keep their contact so that it finds the survivor: erased too
+    session.execute(update(members_t).where(members_t.c.merged_into == member_id).values(**NO_PERSONAL_DATA))
+    # a partner's own customer reference is personal data too; the link stays so it hears `member_erased`
+    session.execute(update(links_t).where(links_t.c.member_id == member_id).values(customer_ref=None))
+    session.execute(delete(LinkToken.__table__).where(LinkToken.member_id == member_id, LinkToken.used_at.is_(None)))
+    record = {"id": new_id("ers"), "member_id": member_id, "entry_id": entry["id"] if entry else None,
+              "points_forfeited": entry["points"] if entry else 0, "reason": reason, "erased_at": tx.now}
+    session.execute(insert(MemberErasure.__table__).values(**record))
+    return {**record, "erased_at": tx.now.isoformat()}

@@ -1,0 +1,169 @@
+"""Erasure: the member's personal data goes, its points are forfeited as breakage with expiry's money
+rules, the ledger keeps the opaque id and still verifies, and nothing posts to the member again."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from shared import errors
+from shared.models import Entry, Member, MemberErasure, MemberLink
+from tests.factories import make_member, make_partner, verify_ok
+from tests.ledger.test_operations import MICRO, account, lines_of
+from tests.partner_api.conftest import api, partners, serve, shop  # noqa: F401  (fixtures)
+from tests.members.test_privacy import lookup
+
+
+def _row(network, member_id):
+    return network.tx(lambda tx: tx.session.execute(select(Member).where(Member.id == member_id)).scalar_one(),
+                      readonly=True)
+
+
+def test_erasure_forfeits_points_with_expiry_money_rules_and_keeps_the_ledger(network):
+    pre = make_partner(network, "Prepaid", billing="prepaid", point_value="1", breakage_share="0.2")
+    post = make_partner(network, "Postpaid", billing="postpaid", point_value="1")
+    member = make_member(network, pre, phone="+8613812345678", email="li.lei@example.com", also_linked_to=(post,))
+    network.earn(pre, member, "p1", points=1000)
+    network.earn(post, member, "q1", points=500)
+    network.burn(post, member, "b1", 100)  # takes from the earliest-expiring lot
+    before = network.balance(member)["available"]
+
+    record = network.erase_member(member, reason="DSR-2026-17")
+
+    assert record["points_forfeited"] == before == 1400
+    entry = network.tx(lambda tx: tx.session.execute(select(Entry).where(Entry.id == record["entry_id"]))
+                       .scalar_one(), readonly=True)
+    assert entry.kind == "expiry" and entry.member_id == member and entry.points == 1400
+    # prepaid points pay the issuer back value × (1 − breakage share), exactly as expiry; postpaid moves no money
+    prepaid_left = network.tx(lambda tx: tx.session.execute(
+        select(Entry.points).where(Entry.id == record["entry_id"])).scalar_one(), readonly=True)
+    refunds = lines_of(network, record["entry_id"])
+    assert [line[:3] for line in refunds] == [("network", pre, "breakage_refund")]
+    refunded_points = refunds[0][3]
+    assert refunds[0][4] == refunded_points * MICRO * 8 // 10
+    assert refunded_points in (900, 1000) and prepaid_left == 1400
+    assert account(network, "network:expired") == 1400
+
+    row = _row(network, member)
+    assert row.status == "erased" and row.erased_at is not None
+    assert (row.phone_ct, row.phone_bidx, row.email_ct, row.email_bidx, row.name_ct) == (None,) * 5
+    assert row.available == 0 and row.held == 0
+    assert lookup(network, phone="+8613812345678") is None and lookup(network, email="li.lei@example.com") is None
+    refs = network.tx(lambda tx: tx.session.execute(select(MemberLink.customer_ref)
+                                                    .where(MemberLink.member_id == member)).scalars().all())
+    assert refs and all(ref is None for ref in refs)
+    stored = network.tx(lambda tx: tx.session.execute(select(MemberErasure)).scalar_one(), readonly=True)
+    assert (stored.member_id, stored.reason, stored.points_forfeited) == (member, "DSR-2026-17", 1400)
+    # the member's id stays in the ledger, which still verifies
+    ids = network.tx(lambda tx: tx.session.execute(select(Entry.member_id).where(Entry.member_id == member))
+                     .scalars().all(), readonly=True)
+    assert len(ids) == 4
+    verify_ok(network)
+
+
+def test_an_erased_member_cannot_earn_or_spend_and_is_not_erased_twice(network):
+    shop = make_partner(network)
+    member = make_member(network, shop)
+    network.earn(shop, member, "e1", points=10)
+    network.erase_member(member)
+    for attempt in (lambda: network.earn(shop, member, "e2", points=5), lambda: network.burn(shop, member, "b", 1),
+                    lambda: network.hold(shop, member, "h", 1)):
+        with pytest.raises(errors.MemberErased) as caught:
+            attempt()
+        assert caught.value.code == "member_erased"
+    with pytest.raises(errors.MemberErased):
+        network.erase_member(member)
+    with pytest.raises(errors.UnknownMember):
+        network.erase_member("mem_nobody")
+    verify_ok(network)
+
+
+def test_erasure_is_refused_while_holds_are_open(network):
+    shop = make_partner(network)
+    member = make_member(network, shop)
+    network.earn(shop, member, "e1", points=100)
+    hold = network.hold(shop, member, "h1", 40)
+    with pytest.raises(errors.HoldsOpen) as caught:
+        network.erase_member(member)
+    assert caught.value.code == "holds_open" and caught.value.status == 409
+    assert _row(network, member).phone_ct is not None and _row(network, member).status == "active"
+    network.void(shop, hold["hold_id"])
+    assert network.erase_member(member)["points_forfeited"] == 100
+    verify_ok(network)
+
+
+def test_a_member_with_nothing_left_is_erased_without_an_entry(network):
+    shop = make_partner(network)
+    member = make_member(network, shop)
+    record = network.erase_member(member)
+    assert record["entry_id"] is None and record["points_forfeited"] == 0
+    verify_ok(network)
+
+
+def test_duplicates_merged_into_the_member_lose_their_contact_too(network):
+    from shared.programme.merge import merge_members
+
+    shop = make_partner(network)
+    survivor = make_member(network, shop, phone="+8613812345678")
+    duplicate = make_member(network, shop, phone="+8613900001111")
+    network.tx(lambda tx: merge_members(tx, survivor, duplicate))
+    assert lookup(network, phone="+8613900001111") == survivor
+    network.erase_member(survivor)
+    assert lookup(network, phone="+8613900001111") is None
+    assert _row(network, duplicate).phone_ct is None
+    verify_ok(network)
+
+
+@pytest.mark.skipif(bool(__import__("tests.conftest", fromlist=["PG_URL"]).PG_URL),
+                    reason="the command runs on its data directory's SQLite database")
+def test_members_erase_from_the_command_line_then_verify(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from shared.config import Settings
+    from shared.network import Network
+
+    data_dir = tmp_path / "data"
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(data_dir))
+    env.pop("POINTSNET_DATABASE_URL", None)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    assert cli("db", "upgrade").returncode == 0
+    network = Network(Settings(data_dir=data_dir))
+    shop = make_partner(network)
+    member = make_member(network, shop, phone="+8613812345678")
+    network.earn(shop, member, "e1", points=30)
+    hold = network.hold(shop, member, "h1", 10)
+    network.close()
+
+    refused = cli("members", "erase", member)
+    assert refused.returncode != 0 and "holds_open" in refused.stderr
+    network = Network(Settings(data_dir=data_dir))
+    network.void(shop, hold["hold_id"])
+    network.close()
+    erased = cli("members", "erase", member, "--reason", "ticket 42")
+    assert erased.returncode == 0, erased.stderr
+    assert json.loads(erased.stdout)["points_forfeited"] == 30
+    assert "+8613812345678" not in erased.stdout + erased.stderr
+    verified = cli("verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_api_answers_member_erased_to_a_linked_partner(network, shop):
+    from tests.partner_api.conftest import assert_problem, enrol
+
+    member = enrol(shop, phone="+8613811112222")
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e1", "points": 10})
+    network.erase_member(member)
+    for path, body in (("/v1/earn", {"reference": "e2", "points": 5}), ("/v1/burn", {"reference": "b1", "points": 1}),
+                       ("/v1/holds", {"reference": "h1", "points": 1})):
+        assert_problem(shop.call("POST", path, {**body, "member_id": member}), 409, "member_erased")
+    batch = shop.ok("POST", "/v1/batch", {"events": [{"type": "earn", "reference": "e3", "member_id": member,
+                                                      "points": 1}]})
+    assert "member_erased" in str(batch)
+    assert_problem(shop.call("GET", f"/v1/members/{member}"), 404, "unknown_member")

@@ -1,0 +1,147 @@
+"""Key rotation: a new active key, every ciphertext and index value re-sealed in bounded batches
+while the network keeps enrolling and looking members up; old keys retired only when unused."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from shared.config import Settings
+from shared.keys import add_pii_key, load_pii_keyring, new_keyring_json
+from shared.members.rotation import rotate_batch, stale_count
+from shared.models import Member
+from shared.network import Network
+from tests.conftest import PG_URL
+from tests.factories import make_member, make_partner, verify_ok
+from tests.members.test_privacy import lookup
+
+
+def _rows(network):
+    return network.tx(lambda tx: tx.session.execute(select(Member).order_by(Member.id)).scalars().all(), readonly=True)
+
+
+def test_rotation_reseals_in_bounded_batches_and_keeps_every_member_findable(network, settings):
+    shop = make_partner(network)
+    phones = [f"+86139{n:08d}" for n in range(30)]
+    members = [make_member(network, shop, phone=phone, email=f"m{n}@example.com") for n, phone in enumerate(phones)]
+    old = network.keyring.active.id
+    new = add_pii_key(settings)
+    assert network.keyring.active.id == new and set(network.keyring.keys) == {old, new}
+    key_file = settings.data_dir / "keys" / "pii-keys.json"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+
+    # one batch re-seals at most its limit, in id order; the rest is still found under the old key
+    keyring = network.keyring
+    assert network.tx(lambda tx: rotate_batch(tx, keyring, 7)) == 7
+    rows = _rows(network)
+    assert [r.id for r in rows if r.phone_ct.startswith(f"v1.{new}.")] == sorted(members)[:7]
+    assert network.tx(lambda tx: stale_count(tx, new), readonly=True) == 23
+    for n, phone in enumerate(phones):
+        assert lookup(network, phone=phone) == members[n] and lookup(network, email=f"m{n}@example.com") == members[n]
+    # enrolling during the rotation: a known phone is still recognised (consent needed), a new one is sealed new
+    other = make_partner(network)
+    with pytest.raises(Exception) as caught:
+        network.enrol(other, phone=phones[-1])
+    assert getattr(caught.value, "code", None) == "consent_required"
+    late = make_member(network, shop, phone="+8613700000001")
+
+    assert network.rotate_personal_data(batch_size=5) == 23
+    assert network.tx(lambda tx: stale_count(tx, new), readonly=True) == 0
+    for row in _rows(network):
+        for token in (row.phone_ct, row.email_ct):
+            if token:
+                assert token.startswith(f"v1.{new}.")
+        assert row.phone_bidx.startswith(f"{new}:")
+    # the old key is no longer needed: a keyring of the new key alone finds and decrypts everything
+    from shared.members.privacy import Keyring
+
+    active, keys = load_pii_keyring(settings)
+    only_new = Keyring(active, {new: keys[new]})
+    for row in _rows(network):
+        assert only_new.decrypt("phone", row.id, row.phone_ct).startswith("+86")
+    assert lookup(network, phone="+8613700000001") == late
+    assert network.rotate_personal_data() == 0  # resumable, idempotent
+    verify_ok(network)
+
+
+def test_lookups_and_enrolments_keep_working_while_a_rotation_runs(network, settings):
+    shop = make_partner(network)
+    phones = [f"+86138{n:08d}" for n in range(40)]
+    members = {phone: make_member(network, shop, phone=phone) for phone in phones}
+    add_pii_key(settings)
+    missed: list[str] = []
+    stop = threading.Event()
+
+    def look_up():
+        while not stop.is_set():
+            for phone in phones[::7]:
+                if lookup(network, phone=phone) != members[phone]:
+                    missed.append(phone)
+
+    reader = threading.Thread(target=look_up)
+    reader.start()
+    try:
+        resealed = network.rotate_personal_data(batch_size=3)
+    finally:
+        stop.set()
+        reader.join()
+    assert resealed == len(phones) and missed == []
+
+
+def _cli(data_dir: Path, *args, env_extra: dict | None = None):
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(data_dir), **(env_extra or {}))
+    env.pop("POINTSNET_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="the command runs on its data directory's SQLite database")
+def test_keys_rotate_and_retire_from_the_command_line(tmp_path):
+    data_dir = tmp_path / "data"
+    assert _cli(data_dir, "db", "upgrade").returncode == 0
+    network = Network(Settings(data_dir=data_dir))
+    shop = make_partner(network)
+    member = make_member(network, shop, phone="+8613812345678")
+    old = network.keyring.active.id
+    network.close()
+
+    rotated = _cli(data_dir, "keys", "rotate", "--batch-size", "1", "--settle-seconds", "0")
+    assert rotated.returncode == 0, rotated.stderr
+    report = json.loads(rotated.stdout)
+    assert report["resealed"] == 1 and report["left"] == 0 and report["old_keys"] == [old]
+    assert "+8613812345678" not in rotated.stdout + rotated.stderr
+
+    retired = _cli(data_dir, "keys", "retire", old)
+    assert retired.returncode == 0, retired.stderr
+    network = Network(Settings(data_dir=data_dir))
+    assert set(network.keyring.keys) == {report["active_key"]}
+    assert lookup(network, phone="+8613812345678") == member
+    network.close()
+    active = _cli(data_dir, "keys", "retire", report["active_key"])
+    assert active.returncode != 0 and "active key" in active.stderr
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="the command runs on its data directory's SQLite database")
+def test_keys_from_the_environment_are_staged_for_the_operator(tmp_path):
+    data_dir = tmp_path / "data"
+    assert _cli(data_dir, "db", "upgrade").returncode == 0
+    keyring = new_keyring_json()
+    staged = _cli(data_dir, "keys", "rotate", env_extra={"POINTSNET_PII_KEYS": json.dumps(keyring)})
+    assert staged.returncode == 0, staged.stderr
+    report = json.loads(staged.stdout)
+    path = Path(report["next_keyring_file"])
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    staged_keys = json.loads(path.read_text())
+    assert staged_keys["active"] == report["added_key"] and set(staged_keys["keys"]) == {keyring["active"],
+                                                                                          report["added_key"]}
+    assert "POINTSNET_PII_KEYS" in staged.stderr and "--reencrypt-only" in staged.stderr
+    # no secret on the terminal
+    assert staged_keys["keys"][report["added_key"]]["encryption"] not in staged.stdout + staged.stderr

@@ -1,0 +1,91 @@
+"""OWASP API7:2023 Server side request forgery: partner webhook URLs.
+
+A partner's webhook URL makes the network send requests; it must not point the network at its own
+infrastructure (loopback, private networks, link-local cloud metadata, reserved ranges). Refused
+at registration (the API answer / the command's error) and checked again before every delivery (a
+name can resolve elsewhere later), unless the operator allows private targets explicitly
+(``POINTSNET_WEBHOOK_ALLOW_PRIVATE_TARGETS``; the test suite's receivers listen on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from shared.network import Network
+from shared.webhooks.delivery import Claimed, send
+from shared.webhooks.endpoints import check_url, set_endpoint
+from shared.webhooks.errors import InvalidWebhookUrl
+from tests.factories import make_partner
+
+PRIVATE_TARGETS = [
+    "http://127.0.0.1:8400/hooks", "http://localhost/hooks", "https://localhost/hooks", "https://127.1/hooks",
+    "https://[::1]/hooks", "https://0.0.0.0/hooks", "https://10.0.0.8/hooks", "https://172.16.5.4/hooks",
+    "https://192.168.1.10/hooks", "https://169.254.169.254/latest/meta-data/", "https://[fe80::1]/hooks",
+    "https://[::ffff:127.0.0.1]/hooks", "https://[fd00::1]/hooks", "https://100.64.0.1/hooks",
+    "https://2130706433/hooks", "https://0x7f000001/hooks", "https://224.0.0.1/hooks", "https://240.0.0.1/hooks",
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE_TARGETS)
+def test_private_loopback_and_link_local_targets_are_refused(url):
+    with pytest.raises(InvalidWebhookUrl):
+        check_url(url)
+
+
+def test_public_targets_pass_and_an_operator_can_allow_private_ones():
+    assert check_url("https://93.184.215.14/hooks") == "https://93.184.215.14/hooks"
+    assert check_url("http://127.0.0.1:9/hooks", allow_private=True) == "http://127.0.0.1:9/hooks"
+    with pytest.raises(InvalidWebhookUrl):  # still http only to this machine, even when allowed
+        check_url("http://10.0.0.8/hooks", allow_private=True)
+
+
+def test_registration_follows_the_operator_setting(tmp_path, database_url, clock):
+    strict = Network(Settings(data_dir=tmp_path / "strict"), database_url=database_url, clock=clock)
+    try:
+        partner = make_partner(strict)
+        with pytest.raises(InvalidWebhookUrl) as refused:
+            strict.tx(lambda tx: set_endpoint(tx, partner, "https://169.254.169.254/latest/meta-data/"))
+        assert refused.value.code and "POINTSNET_WEBHOOK_ALLOW_PRIVATE_TARGETS" in refused.value.detail
+    finally:
+        strict.close()
+    lenient = Network(Settings(data_dir=tmp_path / "lenient", webhook_allow_private_targets=True),
+                      database_url=database_url, clock=clock)
+    try:
+        partner = make_partner(lenient)
+        assert lenient.tx(lambda tx: set_endpoint(tx, partner, "http://127.0.0.1:9/hooks"))["url"]
+    finally:
+        lenient.close()
+
+
+class _NeverCalled:
+    def post(self, *args, **kwargs):
+        raise AssertionError("the network must not connect to a private target")
+
+
+def test_delivery_checks_the_target_again_and_never_connects(network):
+    claimed = Claimed("whd_1", "token", "https://localhost:9/hooks", "{}", ["whsec_test"], 0)
+    outcome = send(_NeverCalled(), claimed, network.clock, network.signing_key, allow_private=False)
+    assert outcome.status_code is None and "non-public address" in outcome.error
+
+
+def test_the_command_refuses_a_private_target_without_the_setting(tmp_path):
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"))
+    env.pop("POINTSNET_DATABASE_URL", None)
+    env.pop("POINTSNET_WEBHOOK_ALLOW_PRIVATE_TARGETS", None)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    assert cli("db", "upgrade").returncode == 0
+    network = Network(Settings(data_dir=Path(env["POINTSNET_DATA_DIR"])))
+    partner = make_partner(network)
+    network.close()
+    refused = cli("webhooks", "set", partner, "--url", "https://10.1.2.3/hooks")
+    assert refused.returncode != 0 and "private" in refused.stderr
