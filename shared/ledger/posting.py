@@ -548,10 +548,10 @@ class Posting:
             original.reversed_lines = {line_id: [0, 0] for line_id, _ in original.lines}
             if event.reference:
                 self.originals[event.reference] = original
-        result = self._result(entry, member, hold_id=hold.id, captured=captured,
-                              released=hold.points - captured)
+        # Released points of a due lot expire at once — before the answer is made, so the balance it
+        # shows (and that a replay of it shows) is the member's balance after this unit of work.
         expiry.expire_due(self.journal, member, self.by_member.setdefault(member.id, []), self.now)
-        return result
+        return self._result(entry, member, hold_id=hold.id, captured=captured, released=hold.points - captured)
 
     def _capture_lot_lines(self, entry: dict, lot: LotState, points: int) -> None:
         entry.setdefault("_taken", []).append((lot.id, points))
