@@ -20,6 +20,9 @@ PARTNER_ROUTES = {
     ("POST", "/v1/holds/{hold_id}/capture"), ("POST", "/v1/holds/{hold_id}/void"), ("POST", "/v1/reversals"),
     ("POST", "/v1/batch"), ("GET", "/v1/transactions"), ("GET", "/v1/statements"),
     ("GET", "/v1/statements/{cycle}"), ("GET", "/v1/statements/{cycle}/statement.csv"), ("GET", "/v1/network/keys"),
+    # the partner's own report and the verifiable ledger (read-only, the partner's own data or public)
+    ("GET", "/v1/reports"), ("GET", "/v1/transactions/{transaction_id}/proof"), ("GET", "/v1/checkpoints/latest"),
+    ("GET", "/v1/checkpoints/consistency"),
 }
 OPERATOR_LOOKING = [
     ("GET", "/v1/partners"), ("POST", "/v1/partners"), ("POST", "/v1/partners/ptn_x/keys"),
