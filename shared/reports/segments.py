@@ -20,14 +20,16 @@ def tier_and_status_mix(tx: Tx, partner_id: str, period: Period) -> dict | None:
         tiers = None
     else:
         lowest = tx.settings.tiers.lowest
-        counted = dict(tx.session.execute(
-            select(func.coalesce(Member.tier, lowest), func.count())
-            .join(MemberLink, MemberLink.member_id == Member.id)
-            .where(MemberLink.partner_id == partner_id, MemberLink.linked_at < period.ends_at(tx.settings),
-                   Member.merged_into.is_(None))
-            .group_by(func.coalesce(Member.tier, lowest))).all())
+        counted: dict[str, int] = {}
+        for tier, members in tx.session.execute(
+                select(Member.tier, func.count())
+                .join(MemberLink, MemberLink.member_id == Member.id)
+                .where(MemberLink.partner_id == partner_id, MemberLink.linked_at < period.ends_at(tx.settings),
+                       Member.merged_into.is_(None))
+                .group_by(Member.tier)):
+            counted[tier or lowest] = counted.get(tier or lowest, 0) + int(members)  # NULL: the lowest tier
         known = [level.name for level in tx.settings.tiers.levels]
-        tiers = {name: int(counted.get(name, 0)) for name in known}
+        tiers = {name: counted.get(name, 0) for name in known}
     statuses = dict(tx.session.execute(
         select(Member.activity_status, func.count())
         .join(MemberLink, MemberLink.member_id == Member.id)
