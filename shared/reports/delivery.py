@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from shared.reports.network import network_report
 from shared.reports.partner import partner_report
 from shared.reports.period import Period
 from shared.reports.render import FORMATS, render
+from shared.staging import staged_directory, write_synced
 
 INDEX = "index.json"
 
@@ -44,10 +42,8 @@ def write_set(network: Network, period: Period, target: Path) -> list[str]:
                 + [("network", network_report(tx, period))])
 
     reports = network.tx(build, readonly=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        files = {}
+    files = {}
+    with staged_directory(target) as staging:
         for stem, report in reports:
             for fmt in FORMATS:
                 content = render(report, fmt, locale).encode("utf-8")
@@ -55,16 +51,7 @@ def write_set(network: Network, period: Period, target: Path) -> list[str]:
                 files[f"{stem}.{fmt}"] = hashlib.sha256(content).hexdigest()
         index = {"period": period.json(), "locale": locale,
                  "files": [{"name": name, "sha256": digest} for name, digest in sorted(files.items())]}
-        with open(staging / INDEX, "w") as handle:
-            handle.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
+        write_synced(staging / INDEX, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
     return sorted(files)
 
 

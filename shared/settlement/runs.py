@@ -12,9 +12,7 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 import signal
-import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from shared.settlement.calendar import cycle_end, payment_date
 from shared.settlement.streaming import WrittenCycle, write_cycle
 from shared.settlement.files import CycleFiles, LineRecord, build
 from shared.signing import network_key_id
+from shared.staging import staged_directory, write_synced
 from shared.transparency.checkpoints import checkpoint_at_cutoff, covering
 from shared.webhooks.outbox import record_settlement_ready
 
@@ -106,25 +105,13 @@ def write_cycle_files(tx: Tx, cycle: date, pay_on: date, target: Path, key: Ed25
 
     A crash leaves at most a stray staging directory; a re-run replaces an identical earlier attempt.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged_directory(target) as staging:
         written = write_cycle(tx, cycle, staging, currency=tx.settings.currency,
                               cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"),
                               payment_date=pay_on, ledger_position=ledger_position(tx, cycle),
                               checkpoint=cutoff_checkpoint(tx, cycle, key))
-        for name, content in (("manifest.json", written.manifest),
-                              ("manifest.json.sig", sign_manifest(written.manifest, key))):
-            with open(staging / name, "wb") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
+        write_synced(staging / "manifest.json", written.manifest)
+        write_synced(staging / "manifest.json.sig", sign_manifest(written.manifest, key))
     return written
 
 
