@@ -243,15 +243,7 @@ def scenario_expire(database_url: str | None, *, lots: int, members: int, consol
             with Progress(TextColumn("expire: lot expiry job"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=console) as progress:
                 task = progress.add_task("expire", total=seeded * 10)
-                expired = 0
-                while True:  # Network.expire_lots, batch by batch so progress shows
-                    from shared.ledger import expiry
-
-                    points = network.tx(lambda tx: expiry.expire_batch(tx, network.settings.expiry_batch_size))
-                    if not points:
-                        break
-                    expired += points
-                    progress.update(task, completed=expired)
+                expired = network.expire_lots(on_batch=lambda points: progress.update(task, advance=points))
             elapsed = time.perf_counter() - started
             rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             left = network.tx(lambda tx: tx.session.execute(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
 from shared.clock import Clock, clock_from_settings
 from shared.config import Settings, get_settings
@@ -83,19 +83,12 @@ class Network:
     def mint_link_token(self, partner_id: str, member_id: str) -> dict:
         return self.tx(lambda tx: enrolment.mint_link_token(tx, partner_id, member_id))
 
-    def rotate_personal_data(self, batch_size: int = 500, progress=None) -> int:
+    def rotate_personal_data(self, batch_size: int = 500) -> int:
         """Re-seal every member's personal data under the active key, one short transaction per batch."""
         from shared.members.rotation import rotate_batch
 
-        total = 0
-        while True:
-            keyring = self.keyring
-            done = self.tx(lambda tx: rotate_batch(tx, keyring, batch_size))
-            if not done:
-                return total
-            total += done
-            if progress:
-                progress(total)
+        # self.keyring is read per batch: it follows the key file if it changes meanwhile
+        return self.until_done(lambda tx: rotate_batch(tx, self.keyring, batch_size))
 
     def erase_member(self, member_id: str, *, reason: str | None = None) -> dict:
         """Erase the member's personal data and forfeit its points (see shared/members/erasure.py)."""
@@ -171,22 +164,22 @@ class Network:
         return self.tx(lambda tx: queries.member_balance(tx, member_id), readonly=True)
 
     # -- jobs ------------------------------------------------------------------------
-    def expire_lots(self) -> int:
-        """Expire every due lot, in bounded transactions; returns the points expired."""
+    def until_done(self, batch: Callable[[Tx], int], on_batch: Callable[[int], None] | None = None) -> int:
+        """Run ``batch`` in one bounded transaction after another until one does nothing; returns the
+        sum of what they did (``on_batch`` hears each batch's count, e.g. for a progress bar)."""
         total = 0
-        while True:
-            points = self.tx(lambda tx: expiry.expire_batch(tx, self.settings.expiry_batch_size))
-            if not points:
-                return total
-            total += points
+        while done := self.tx(batch):
+            total += done
+            if on_batch:
+                on_batch(done)
+        return total
+
+    def expire_lots(self, on_batch: Callable[[int], None] | None = None) -> int:
+        """Expire every due lot, in bounded transactions; returns the points expired."""
+        return self.until_done(lambda tx: expiry.expire_batch(tx, self.settings.expiry_batch_size), on_batch)
 
     def expire_holds(self) -> int:
-        total = 0
-        while True:
-            released = self.tx(lambda tx: holds.expire_holds(tx, self.settings.expiry_batch_size))
-            if not released:
-                return total
-            total += released
+        return self.until_done(lambda tx: holds.expire_holds(tx, self.settings.expiry_batch_size))
 
     def prune_idempotency(self) -> int:
         return self.tx(idempotency.prune)

@@ -7,12 +7,7 @@ from shared.programme import reminders, status, tiers
 
 def review_tiers(network) -> int:
     """Downgrade (or confirm) every member whose tier anniversary plus grace has passed."""
-    total = 0
-    while True:
-        reviewed = network.tx(lambda tx: tiers.review_due(tx, network.settings.programme_batch_size))
-        if not reviewed:
-            return total
-        total += reviewed
+    return network.until_done(lambda tx: tiers.review_due(tx, network.settings.programme_batch_size))
 
 
 def _walk(network, batch) -> int:
