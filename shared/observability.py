@@ -105,7 +105,7 @@ class RequestObserver:
             if seen["replayed"]:
                 REPLAYS.inc()
             state = scope.get("state", {})
-            request_log.info("request", extra={
+            request_log.info("%s %s %s %.1f ms", scope["method"], route, seen["status"], elapsed * 1000, extra={
                 "event": "request", "request_id": request_id, "method": scope["method"], "route": route,
                 "status": seen["status"], "duration_ms": round(elapsed * 1000, 2),
                 "partner_id": state.get("partner_id"), "transaction_id": seen["entry_id"],
@@ -115,7 +115,7 @@ class RequestObserver:
 def observe_job(name: str, elapsed: float, outcome: str, detail: str | None = None) -> None:
     JOB_RUNS.labels(name, outcome).inc()
     JOB_DURATION.labels(name).observe(elapsed)
-    job_log.info("job", extra={"event": "job", "job": name, "outcome": outcome,
+    job_log.info("job %s %s in %.1f ms", name, outcome, elapsed * 1000, extra={"event": "job", "job": name, "outcome": outcome,
                                "duration_ms": round(elapsed * 1000, 2), "detail": detail})
 
 

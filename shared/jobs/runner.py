@@ -89,7 +89,7 @@ class JobRunner:
         self.election = LeaderElection(db)
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
         self.runs: dict[str, int] = {job.name: 0 for job in jobs}
-        self._leading = False
+        self._leading: bool | None = None  # not observed yet: every job runs at start anyway
 
     def run_job(self, job: Job) -> bool:
         """Run one job if this process leads; returns whether it ran."""
@@ -119,7 +119,7 @@ class JobRunner:
         """A standby that becomes leader (the old one died or stopped) runs every job at once,
         so a settlement interrupted by the old leader's death resumes within seconds."""
         leading = self.election.is_leader()
-        if leading and not self._leading:
+        if leading and self._leading is False:  # a standby that has just taken over
             now = datetime.now(timezone.utc)
             for job in self.jobs:
                 self.scheduler.modify_job(job.name, next_run_time=now)
