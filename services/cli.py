@@ -44,6 +44,9 @@ app.add_typer(members_app, name="members")
 reports_app = typer.Typer(help="Partner performance reports and network analytics (docs/reports.md).",
                           no_args_is_help=True)
 app.add_typer(reports_app, name="reports")
+users_app = typer.Typer(help="Dashboard users: operators, finance, partner viewers (docs/dashboard.md).",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -114,11 +117,15 @@ def serve(
     demo: bool = typer.Option(False, "--demo", help="Seed a demo coalition (once) and keep demo traffic flowing."),
     jobs: bool = typer.Option(True, "--jobs/--no-jobs", help="Run the job runner in this process."),
 ) -> None:
-    """Run the whole network in one process: ledger, job runner and HTTP endpoints."""
+    """Run the whole network in one process: ledger, job runner, partner API and dashboard."""
     import uvicorn
 
+    from services.dashboard.app import create_dashboard
     from services.partner_api.app import create_app
 
+    if demo and "POINTSNET_DASHBOARD_SECURE_COOKIES" not in os.environ:
+        os.environ["POINTSNET_DASHBOARD_SECURE_COOKIES"] = "false"  # the demo is plain http on this machine
+        get_settings.cache_clear()
     _logging()
     settings = get_settings()
     _upgrade(settings.resolved_database_url)
@@ -126,11 +133,14 @@ def serve(
     network.keyring, network.signing_key  # generate keys into the data directory on first start
     if demo:
         _seed_demo(network)
+    if demo:
+        _demo_users(network)
     runner = _job_runner(network, f"http://{_local(host)}:{port}" if demo else None) if jobs else None
     application = create_app(network, on_start=runner.start if runner else None,
                              on_stop=runner.shutdown if runner else None)
+    application.mount("/dashboard", create_dashboard(network))
     console.print(f"Pointsnet listening on http://{host}:{port} (database: {network.db.dialect}, "
-                  f"data: {settings.data_dir})")
+                  f"data: {settings.data_dir}); dashboard at http://{_local(host)}:{port}/dashboard/")
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
@@ -151,6 +161,58 @@ def _seed_demo(network) -> None:
     console.print(f"demo: {counts['partners']} partners, {counts['members']} members, "
                   f"{counts['events']} events ({counts['refused']} refused as a real network would), "
                   f"{counts['holds']} holds")
+
+
+def _demo_users(network) -> None:
+    """Demo dashboard users with fresh passwords at every start, printed once."""
+    import secrets
+
+    from shared.access import users
+    from shared.models import StaffUser
+
+    logins = []
+    for email, role in (("operator@demo.pointsnet", "operator"), ("checker@demo.pointsnet", "operator"),
+                        ("finance@demo.pointsnet", "finance")):
+        password = secrets.token_urlsafe(12)
+
+        def unit(tx, email=email, role=role, password=password):
+            if tx.session.query(StaffUser).filter_by(email=email).first():
+                users.set_password(tx, email, password)
+            else:
+                users.add_user(tx, email, role, password)
+
+        network.tx(unit)
+        logins.append((email, role, password))
+    table = Table("dashboard user", "role", "password", title="Demo dashboard logins (new passwords at each start)")
+    for email, role, password in logins:
+        table.add_row(email, role, password)
+    console.print(table)
+
+
+@app.command("serve-dashboard")
+def serve_dashboard(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8402, help="Port to listen on."),
+) -> None:
+    """Run the operator and finance dashboard alone (at /dashboard), e.g. behind the same nginx as
+    the API processes. The schema must be current."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from services.dashboard.app import create_dashboard
+    from shared.db.migrate import is_current
+
+    _logging()
+    settings = get_settings()
+    if not is_current(settings.resolved_database_url):
+        fail("the database schema is not current: run `pointsnet db upgrade` first")
+    from shared.network import Network
+
+    network = Network(settings)
+    root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    root.mount("/dashboard", create_dashboard(network))
+    console.print(f"Pointsnet dashboard listening on http://{host}:{port}/dashboard/ (database: {network.db.dialect})")
+    uvicorn.run(root, host=host, port=port, log_level="warning")
 
 
 @app.command("serve-api")
@@ -954,6 +1016,87 @@ def reports_publish() -> None:
     from shared.reports.delivery import publish_due
 
     print(json.dumps(publish_due(_network(), limit=None)))
+
+
+def _password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("add")
+def users_add(email: str,
+              role: str = typer.Option(..., "--role", help="operator, finance or partner_viewer."),
+              partner: Optional[str] = typer.Option(None, "--partner", help="The partner a partner_viewer sees."),
+              language: str = typer.Option("en", "--language", help="en or zh."),
+              password_stdin: bool = typer.Option(False, "--password-stdin",
+                                                  help="Read the password from standard input (no prompt).")) -> None:
+    """Create a dashboard user (the password is hashed with Argon2id; at least 12 characters)."""
+    from shared.access import audit, users
+
+    password = _password(password_stdin)
+
+    def unit(tx):
+        user = users.add_user(tx, email, role, password, partner_id=partner, language=language)
+        audit.record(tx, None, "user.added", user["id"], email=user["email"], role=role, partner_id=partner)
+        return user
+
+    user = _network().tx(unit)
+    console.print(f"added {user['email']} ({user['role']}{', partner ' + partner if partner else ''})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Dashboard users and their roles."""
+    from shared.access import users
+
+    table = Table("email", "role", "partner", "language", "created", "status")
+    for user in _network().tx(users.list_users, readonly=True):
+        table.add_row(user["email"], user["role"], user["partner_id"] or "", user["language"], user["created_at"][:19],
+                      "disabled" if user["disabled"] else "active")
+    console.print(table)
+
+
+@users_app.command("disable")
+def users_disable(email: str) -> None:
+    """Disable a user and end all their sessions."""
+    from shared.access import audit, users
+
+    def unit(tx):
+        user = users.disable_user(tx, email)
+        audit.record(tx, None, "user.disabled", user["id"], email=user["email"])
+
+    _network().tx(unit)
+    console.print(f"disabled {email}; their sessions are ended")
+
+
+@users_app.command("password")
+def users_password(email: str, password_stdin: bool = typer.Option(False, "--password-stdin")) -> None:
+    """Set a user's password (ends their sessions)."""
+    from shared.access import audit, users
+
+    password = _password(password_stdin)
+
+    def unit(tx):
+        user = users.set_password(tx, email, password)
+        audit.record(tx, None, "user.password_set", user["id"], email=user["email"])
+
+    _network().tx(unit)
+    console.print(f"password set for {email}; their sessions are ended")
+
+
+@users_app.command("sign-out")
+def users_sign_out(email: str) -> None:
+    """End every session of a user (revoke)."""
+    from shared.access import audit, sessions, users
+
+    def unit(tx):
+        user = users.find_user(tx, email)
+        ended = sessions.revoke_user(tx, user.id)
+        audit.record(tx, None, "user.sessions_revoked", user.id, sessions=ended)
+        return ended
+
+    console.print(f"ended {_network().tx(unit)} session(s) of {email}")
 
 
 def main() -> None:

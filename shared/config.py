@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     activity_dormant_days: int = Field(default=180, gt=0)
     expiry_reminder_days: Annotated[tuple[int, ...], NoDecode] = (30, 7)
     programme_batch_size: int = Field(default=500, gt=0)
+    # Dashboard (docs/dashboard.md): actions that need a second operator's approval, comma-separated
+    # (any of member_adjustment, member_erasure, contract_change, settlement_paid, partner_suspension);
+    # "none" turns maker-checker off. Session cookies are marked Secure unless this is false (plain
+    # http on one machine: the demo).
+    four_eyes_actions: Annotated[frozenset[str], NoDecode] = frozenset(
+        {"member_adjustment", "member_erasure", "contract_change", "settlement_paid", "partner_suspension"})
+    dashboard_secure_cookies: bool = True
 
     @field_validator("expiry_reminder_days", mode="before")
     @classmethod
@@ -74,6 +81,18 @@ class Settings(BaseSettings):
         if any(day <= 0 for day in days):
             raise ValueError("expiry reminder days must be positive whole days, e.g. 30,7")
         return days
+
+    @field_validator("four_eyes_actions", mode="before")
+    @classmethod
+    def _four_eyes(cls, value):
+        from shared.access.approvals import GUARDED_ACTIONS
+
+        if isinstance(value, str):
+            value = [] if value.strip().lower() == "none" else [p for p in value.replace(" ", "").split(",") if p]
+        unknown = set(value) - GUARDED_ACTIONS
+        if unknown:
+            raise ValueError(f"unknown four-eyes actions {sorted(unknown)}: choose from {sorted(GUARDED_ACTIONS)}")
+        return frozenset(value)
 
     @field_validator("activity_dormant_days")
     @classmethod

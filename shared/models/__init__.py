@@ -12,6 +12,7 @@ from shared.models.rules import CampaignAward, EarnRuleSet
 from shared.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.models.programme import ActivityAward, IssuanceCounter, Referral, ReferralBonus
 from shared.models.programme import ExpiryReminder, MemberMerge, MemberStatusHistory, MemberTierHistory
+from shared.models.access import AuditEntry, LoginFailure, PendingAction, StaffSession, StaffUser
 from shared.models.transparency import Checkpoint, LedgerLeaf, LedgerNode, SealedCycle
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "ActivityAward", "IssuanceCounter", "Referral", "ReferralBonus",
     "ExpiryReminder", "MemberMerge", "MemberStatusHistory", "MemberTierHistory",
     "Checkpoint", "LedgerLeaf", "LedgerNode", "SealedCycle",
+    "AuditEntry", "LoginFailure", "PendingAction", "StaffSession", "StaffUser",
 ]

@@ -1,0 +1,56 @@
+"""Jinja2 pages with what every page needs: the user, the CSRF token, labels and formatting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from services.dashboard.i18n import LANGUAGES, pick_language, translate
+from services.dashboard.security import LANG_COOKIE, current_session
+from shared.reports.labels import format_money, format_points, format_rate
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+# What each role finds in the navigation (pages check roles themselves; this only hides links).
+NAV = [
+    ("overview", "/", ("operator", "finance")),
+    ("partners", "/partners", ("operator", "finance")),
+    ("members", "/members", ("operator", "finance")),
+    ("ledger", "/ledger", ("operator", "finance")),
+    ("settlement", "/settlement", ("operator", "finance")),
+    ("reports", "/reports", ("operator", "finance")),
+    ("my_partner", "/my-partner", ("partner_viewer",)),
+    ("approvals", "/approvals", ("operator",)),
+    ("audit", "/audit", ("operator", "finance")),
+    ("users", "/users", ("operator",)),
+]
+
+
+def language(request: Request) -> str:
+    session = current_session(request)
+    return pick_language(request.cookies.get(LANG_COOKIE), session.language if session else None)
+
+
+def chart_data(value) -> Markup:
+    """Data for a chart, as JSON safe to place inside <script type="application/json">."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def page(request: Request, template: str, status_code: int = 200, **context):
+    session = current_session(request)
+    lang = language(request)
+    settings = request.app.state.network.settings
+    base = request.scope.get("root_path") or ""
+    nav = [(key, base + path) for key, path, roles in NAV if session and session.role in roles]
+    return TEMPLATES.TemplateResponse(request, template, status_code=status_code, context={
+        "staff": session, "csrf": session.csrf_token if session else "", "lang": lang, "languages": LANGUAGES,
+        "t": lambda key, **values: translate(key, lang, **values), "nav": nav, "base": base,
+        "points": format_points, "money": lambda minor: format_money(minor, settings.currency),
+        "rate": format_rate, "chart_data": chart_data, "currency": settings.currency,
+        "path": request.url.path,
+    } | context)

@@ -1,0 +1,115 @@
+"""Who is asking: the session cookie, roles, partner scope and CSRF tokens.
+
+The session cookie is HttpOnly, SameSite=Strict, scoped to the dashboard's path, and holds a
+random token whose hash the database keeps (shared.access.sessions). Every form carries the
+session's CSRF token (synchronizer token); the sign-in form, which has no session yet, a
+double-submit token from its own cookie.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from fastapi import Depends, Request
+from starlette.datastructures import FormData
+
+from shared.access import sessions
+from shared.access.errors import CsrfRejected, Forbidden, NotSignedIn
+from shared.access.sessions import Session
+
+COOKIE = "pointsnet_session"
+LOGIN_CSRF_COOKIE = "pointsnet_login_csrf"
+LANG_COOKIE = "pointsnet_lang"
+MAX_FORM_BYTES = 2 * 1024 * 1024
+
+
+def network_of(request: Request):
+    return request.app.state.network
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def cookie_path(request: Request) -> str:
+    return (request.scope.get("root_path") or "") + "/"
+
+
+def set_cookie(request: Request, response, name: str, value: str, *, max_age: int | None = None) -> None:
+    response.set_cookie(name, value, max_age=max_age, path=cookie_path(request), httponly=True, samesite="strict",
+                        secure=network_of(request).settings.dashboard_secure_cookies)
+
+
+def current_session(request: Request) -> Session | None:
+    if not hasattr(request.state, "staff"):
+        token = request.cookies.get(COOKIE)
+        request.state.staff = network_of(request).tx(lambda tx: sessions.resolve(tx, token)) if token else None
+    return request.state.staff
+
+
+def signed_in(request: Request) -> Session:
+    session = current_session(request)
+    if session is None:
+        raise NotSignedIn("sign in to use the dashboard")
+    return session
+
+
+def require(*roles: str):
+    """A dependency: the signed-in user, who must have one of these roles."""
+
+    def dependency(session: Session = Depends(signed_in)) -> Session:
+        if session.role not in roles:
+            raise Forbidden(f"the {session.role} role may not do this")
+        return session
+
+    return dependency
+
+
+def ensure_partner(session: Session, partner_id: str) -> None:
+    """A partner_viewer sees one partner only (object-level authorization)."""
+    if session.role == "partner_viewer" and session.partner_id != partner_id:
+        raise Forbidden("a partner viewer sees only their own partner")
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin is None  # a browser always sends Origin on a POST; "null" is a sandboxed or opaque origin
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
+
+
+async def read_form(request: Request) -> FormData:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_FORM_BYTES:
+        raise CsrfRejected("the form is too large")
+    return await request.form()
+
+
+def checked_form(*roles: str):
+    """A dependency for every state-changing form: signed in, one of the roles (any if none
+    given), same origin, and the session's CSRF token."""
+    role_check = require(*roles) if roles else signed_in
+
+    async def dependency(request: Request, session: Session = Depends(role_check)) -> tuple[Session, FormData]:
+        form = await read_form(request)
+        sent = str(form.get("csrf_token", ""))
+        if not _same_origin(request) or not sent or not hmac.compare_digest(sent, session.csrf_token):
+            raise CsrfRejected("the form's CSRF token is missing or wrong")
+        return session, form
+
+    return dependency
+
+
+def new_login_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+async def checked_login_form(request: Request) -> FormData:
+    form = await read_form(request)
+    sent = str(form.get("csrf_token", ""))
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not _same_origin(request) or not sent or not expected or not hmac.compare_digest(sent, expected):
+        raise CsrfRejected("the sign-in form's CSRF token is missing or wrong")
+    return form

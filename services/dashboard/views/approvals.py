@@ -1,0 +1,36 @@
+"""Maker-checker: actions waiting for a second operator, and those decided."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import RedirectResponse
+
+from services.dashboard.actions import decide
+from services.dashboard.paging import Paging, page_of, paging
+from services.dashboard.render import page
+from services.dashboard.security import checked_form, network_of, require
+from shared.access import approvals
+from shared.errors import PointsnetError
+
+router = APIRouter()
+
+
+@router.get("/approvals")
+def approvals_page(request: Request, status: str = Query("pending", pattern="^(pending|approved|rejected|failed|all)$"),
+                   paged: Paging = Depends(paging), staff=Depends(require("operator"))):
+    rows, total = network_of(request).tx(lambda tx: approvals.page(
+        tx, status=None if status == "all" else status, offset=paged.offset, limit=paged.limit), readonly=True)
+    return page(request, "approvals.html", actions=page_of(rows, total, paged, {"status": status}), status=status,
+                message=request.query_params.get("message"))
+
+
+@router.post("/approvals/{pending_id}/{decision}")
+def decide_action(request: Request, pending_id: int = Path(..., ge=1),
+                  decision: str = Path(..., pattern="^(approve|reject)$"), checked=Depends(checked_form("operator"))):
+    staff, _form = checked
+    base = request.scope.get("root_path") or ""
+    try:
+        decide(network_of(request), staff, pending_id, approve=decision == "approve")
+    except PointsnetError as error:
+        return page(request, "error.html", status_code=error.status, code=error.code, detail=error.detail)
+    return RedirectResponse(f"{base}/approvals?status=all&message=done", status_code=303)

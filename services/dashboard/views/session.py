@@ -1,0 +1,97 @@
+"""Sign in, sign out, language."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse
+from starlette.datastructures import FormData
+
+from services.dashboard.i18n import LANGUAGES
+from services.dashboard.render import page
+from services.dashboard.security import (COOKIE, LANG_COOKIE, LOGIN_CSRF_COOKIE, checked_form, checked_login_form,
+                                         client_of, current_session, network_of, new_login_token, set_cookie)
+from shared.access import audit, sessions, throttle, users
+from shared.access.errors import LoginThrottled
+from shared.models import StaffUser
+
+router = APIRouter()
+
+
+def home_of(role: str) -> str:
+    return "/my-partner" if role == "partner_viewer" else "/"
+
+
+@router.get("/login")
+def login_page(request: Request):
+    token = new_login_token()
+    response = page(request, "login.html", login_csrf=token, failed=None)
+    set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
+    return response
+
+
+@router.post("/login")
+def login(request: Request, form: FormData = Depends(checked_login_form)):
+    network = network_of(request)
+    email, password, client = str(form.get("email", ""))[:320], str(form.get("password", ""))[:1024], client_of(request)
+
+    def unit(tx):
+        key = email.strip().lower()
+        throttle.check(tx, key, client)
+        user = users.check_password(tx, email, password)
+        if user is None:
+            throttle.record_failure(tx, key, client)
+            return None
+        throttle.forget(tx, key)
+        audit.record(tx, audit.Actor(user.id, user.email), "session.signed_in", None, client=client)
+        return sessions.open_session(tx, user, client), user.role
+
+    try:
+        outcome = network.tx(unit)
+    except LoginThrottled as error:
+        token = new_login_token()
+        response = page(request, "login.html", status_code=429, login_csrf=token, failed=error.detail)
+        response.headers["Retry-After"] = str(error.extra.get("retry_after", 60))
+        set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
+        return response
+    if outcome is None:
+        token = new_login_token()
+        response = page(request, "login.html", status_code=401, login_csrf=token, failed="login.failed")
+        set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
+        return response
+    token, role = outcome
+    response = RedirectResponse((request.scope.get("root_path") or "") + home_of(role), status_code=303)
+    set_cookie(request, response, COOKIE, token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=(request.scope.get("root_path") or "") + "/")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, checked=Depends(checked_form())):
+    session, _form = checked
+    network_of(request).tx(lambda tx: (sessions.revoke(tx, session.token_hash),
+                                       audit.record(tx, session, "session.signed_out")))
+    response = RedirectResponse((request.scope.get("root_path") or "") + "/login", status_code=303)
+    response.delete_cookie(COOKIE, path=(request.scope.get("root_path") or "") + "/")
+    return response
+
+
+@router.post("/language")
+async def language(request: Request):
+    """Switch language. Signed in: remembered for the user (CSRF-checked); before sign-in: a cookie."""
+    session = current_session(request)
+    if session is not None:
+        _session, form = await checked_form()(request, session)
+    else:
+        form = await checked_login_form(request)
+    chosen = str(form.get("language", "en"))
+    chosen = chosen if chosen in LANGUAGES else "en"
+    if session is not None:
+        network_of(request).tx(lambda tx: setattr(tx.session.get(StaffUser, session.user_id), "language", chosen))
+    back = str(form.get("next", "/"))
+    base = request.scope.get("root_path") or ""
+    if not back.startswith("/") or back.startswith("//"):
+        back = "/"
+    target = back if back.startswith(base + "/") or back == base else base + back
+    response = RedirectResponse(target, status_code=303)
+    set_cookie(request, response, LANG_COOKIE, chosen, max_age=365 * 24 * 3600)
+    return response

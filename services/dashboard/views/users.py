@@ -1,0 +1,30 @@
+"""Dashboard users (operators only): who has access, and signing someone out everywhere."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import RedirectResponse
+
+from services.dashboard.render import page
+from services.dashboard.security import checked_form, network_of, require
+from shared.access import audit, sessions, users
+
+router = APIRouter()
+
+
+@router.get("/users")
+def users_page(request: Request, staff=Depends(require("operator"))):
+    return page(request, "users.html", users=network_of(request).tx(users.list_users, readonly=True))
+
+
+@router.post("/users/{user_id}/sign-out")
+def sign_out_everywhere(request: Request, user_id: str = Path(..., max_length=40),
+                        checked=Depends(checked_form("operator"))):
+    staff, _form = checked
+
+    def unit(tx):
+        ended = sessions.revoke_user(tx, user_id)
+        audit.record(tx, staff, "user.sessions_revoked", user_id, sessions=ended)
+
+    network_of(request).tx(unit)
+    return RedirectResponse((request.scope.get("root_path") or "") + "/users", status_code=303)

@@ -1,0 +1,44 @@
+"""Login throttling: too many failed sign-ins for one e-mail address, or from one client
+address, within WINDOW refuse further attempts until the window has passed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+
+from shared.access.errors import LoginThrottled
+from shared.db.database import Tx
+from shared.models import LoginFailure
+
+WINDOW = timedelta(minutes=15)
+PER_EMAIL = 5
+PER_CLIENT = 20
+
+
+def check(tx: Tx, email: str, client: str) -> None:
+    since = tx.now - WINDOW
+
+    def failures(column, value):
+        return tx.session.execute(select(func.count(), func.min(LoginFailure.at))
+                                  .where(column == value, LoginFailure.at > since)).one()
+
+    for column, value, limit in ((LoginFailure.email, email, PER_EMAIL), (LoginFailure.client, client, PER_CLIENT)):
+        count, oldest = failures(column, value)
+        if count >= limit:
+            retry = max(1, int((oldest + WINDOW - tx.now).total_seconds()))
+            raise LoginThrottled(f"too many failed sign-ins; try again in {retry // 60 + 1} minutes",
+                                 retry_after=retry)
+
+
+def record_failure(tx: Tx, email: str, client: str) -> None:
+    tx.session.add(LoginFailure(email=email[:320], client=client[:64], at=tx.now))
+
+
+def forget(tx: Tx, email: str) -> None:
+    """A successful sign-in clears the address's failures (the client's stay)."""
+    tx.session.execute(delete(LoginFailure).where(LoginFailure.email == email))
+
+
+def prune(tx: Tx) -> int:
+    return tx.session.execute(delete(LoginFailure).where(LoginFailure.at < tx.now - WINDOW)).rowcount

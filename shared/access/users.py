@@ -1,0 +1,103 @@
+"""Staff users of the dashboard. Passwords are hashed with Argon2id (argon2-cffi)."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
+
+from shared.access.errors import InvalidUser
+from shared.db.database import Tx
+from shared.db.types import new_id
+from shared.models import Partner, StaffSession, StaffUser
+from shared.models.access import ROLES
+
+MIN_PASSWORD = 12
+_hasher = PasswordHasher()
+# Verifying against this when the e-mail is unknown keeps the answer's timing the same.
+_DUMMY = _hasher.hash("not a real password, only for timing")
+
+
+def _public(user: StaffUser) -> dict:
+    return {"id": user.id, "email": user.email, "role": user.role, "partner_id": user.partner_id,
+            "language": user.language, "created_at": user.created_at.isoformat(),
+            "disabled": user.disabled_at is not None}
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320 or email.startswith("@") or email.endswith("@"):
+        raise InvalidUser(f"not an e-mail address: {email!r}")
+    return email
+
+
+def add_user(tx: Tx, email: str, role: str, password: str, *, partner_id: str | None = None,
+             language: str = "en") -> dict:
+    email = normalise_email(email)
+    if role not in ROLES:
+        raise InvalidUser(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
+    if (role == "partner_viewer") != (partner_id is not None):
+        raise InvalidUser("a partner_viewer needs --partner, and only a partner_viewer may have one")
+    if partner_id is not None and tx.session.get(Partner, partner_id) is None:
+        raise InvalidUser(f"unknown partner {partner_id}")
+    if len(password) < MIN_PASSWORD:
+        raise InvalidUser(f"the password must have at least {MIN_PASSWORD} characters")
+    if tx.session.scalar(select(StaffUser.id).where(StaffUser.email == email)):
+        raise InvalidUser(f"a user {email} exists already")
+    user = StaffUser(id=new_id("usr"), email=email, role=role, partner_id=partner_id,
+                     password_hash=_hasher.hash(password), language=language, created_at=tx.now)
+    tx.session.add(user)
+    tx.session.flush()
+    return _public(user)
+
+
+def check_password(tx: Tx, email: str, password: str) -> StaffUser | None:
+    """The active user with this e-mail and password, or None (the same work either way)."""
+    try:
+        email = normalise_email(email)
+    except InvalidUser:
+        email = ""
+    user = tx.session.scalar(select(StaffUser).where(StaffUser.email == email)) if email else None
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or user.disabled_at is not None:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def list_users(tx: Tx) -> list[dict]:
+    return [_public(u) for u in tx.session.scalars(select(StaffUser).order_by(StaffUser.email))]
+
+
+def find_user(tx: Tx, email: str) -> StaffUser:
+    user = tx.session.scalar(select(StaffUser).where(StaffUser.email == normalise_email(email)))
+    if user is None:
+        raise InvalidUser(f"no user {email}")
+    return user
+
+
+def disable_user(tx: Tx, email: str) -> dict:
+    """Disable a user and end every session they have."""
+    user = find_user(tx, email)
+    user.disabled_at = user.disabled_at or tx.now
+    tx.session.execute(update(StaffSession).where(StaffSession.user_id == user.id,
+                                                  StaffSession.revoked_at.is_(None)).values(revoked_at=tx.now))
+    return _public(user)
+
+
+def set_password(tx: Tx, email: str, password: str) -> dict:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidUser(f"the password must have at least {MIN_PASSWORD} characters")
+    user = find_user(tx, email)
+    user.password_hash = _hasher.hash(password)
+    tx.session.execute(update(StaffSession).where(StaffSession.user_id == user.id,
+                                                  StaffSession.revoked_at.is_(None)).values(revoked_at=tx.now))
+    return _public(user)
+
+
+def count_users(tx: Tx) -> int:
+    return tx.session.scalar(select(func.count()).select_from(StaffUser)) or 0

@@ -1,0 +1,83 @@
+"""Dashboard fixtures: the dashboard mounted at /dashboard like `pointsnet serve` does, users of
+every role, and a signed-in HTTP client per role."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from services.dashboard.app import create_dashboard
+from shared.access import users
+from shared.config import Settings
+
+PASSWORD = "correct horse battery staple"
+BASE = "/dashboard"
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    # TestClient talks plain http: cookies without the Secure flag, as `serve --demo` does
+    return Settings(data_dir=Path(tmp_path) / "data", webhook_allow_private_targets=True,
+                    dashboard_secure_cookies=False)
+
+
+@pytest.fixture
+def partners(network) -> dict[str, str]:
+    return {name: network.create_partner(name)["partner_id"] for name in ("CoffeeCo", "BookMart")}
+
+
+@pytest.fixture
+def staff(network, partners) -> dict[str, str]:
+    """One user per role (plus a second operator for maker-checker); e-mail by name."""
+    people = {"operator": ("op@example.org", "operator", None), "checker": ("checker@example.org", "operator", None),
+              "finance": ("fin@example.org", "finance", None),
+              "viewer": ("viewer@example.org", "partner_viewer", partners["CoffeeCo"])}
+    for email, role, partner in people.values():
+        network.tx(lambda tx, e=email, r=role, p=partner: users.add_user(tx, e, r, PASSWORD, partner_id=p))
+    return {name: email for name, (email, _r, _p) in people.items()}
+
+
+def make_client(network) -> TestClient:
+    root = FastAPI()
+    root.mount(BASE, create_dashboard(network))
+    return TestClient(root, base_url="http://testserver", follow_redirects=False)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, email: str, password: str = PASSWORD):
+    form = client.get(f"{BASE}/login")
+    assert form.status_code == 200
+    return client.post(f"{BASE}/login", data={"email": email, "password": password, "csrf_token": csrf_of(form.text)},
+                       headers={"origin": "http://testserver"})
+
+
+@pytest.fixture
+def client_as(network, staff):
+    """client_as("operator") -> a TestClient signed in as that person."""
+    made = []
+
+    def make(who: str) -> TestClient:
+        client = make_client(network)
+        made.append(client)
+        answer = sign_in(client, staff[who])
+        assert answer.status_code == 303, answer.text
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def post_form(client: TestClient, path: str, data: dict | None = None, *, page: str | None = None):
+    """Submit a form the way the browser does: with the CSRF token of a page of this session."""
+    html = client.get(page or f"{BASE}/").text
+    return client.post(path, data={"csrf_token": csrf_of(html)} | (data or {}), headers={"origin": "http://testserver"})
