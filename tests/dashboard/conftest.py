@@ -81,3 +81,50 @@ def post_form(client: TestClient, path: str, data: dict | None = None, *, page: 
     """Submit a form the way the browser does: with the CSRF token of a page of this session."""
     html = client.get(page or f"{BASE}/").text
     return client.post(path, data={"csrf_token": csrf_of(html)} | (data or {}), headers={"origin": "http://testserver"})
+
+
+# -- the real thing in a real browser -------------------------------------------------------------
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+
+
+@pytest.fixture
+def live_dashboard(network, staff):
+    """The partner API with the dashboard mounted at /dashboard, as `pointsnet serve` runs them,
+    on a free port; yields the dashboard's base URL."""
+    from services.partner_api.app import create_app
+    from tests.api.conftest import Server
+
+    app = create_app(network)
+    app.mount(BASE, create_dashboard(network))
+    with Server(app) as url:
+        yield url + BASE
+
+
+@pytest.fixture
+def page_as(browser, live_dashboard, staff):
+    """page_as("finance") -> a Playwright page signed in as that person (own browser context)."""
+    contexts = []
+
+    def make(who: str, *, lang: str | None = None):
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{live_dashboard}/login")
+        page.fill("input[name=email]", staff[who])
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form[action$='/login'] button[type=submit]")
+        page.wait_for_load_state()
+        assert "/login" not in page.url, f"{who} could not sign in"
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot as a test artefact (test-artifacts/dashboard/NAME.png)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
