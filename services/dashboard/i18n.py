@@ -156,6 +156,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "rules.effective_from": ("Effective from (RFC 3339, empty: now)", "生效时间（RFC 3339，留空为立即）"),
     "rules.save": ("Validate and save", "校验并保存"),
     "rules.versions": ("Versions", "版本"),
+    "rules.network": ("Network-wide campaigns", "全网活动"),
+    "rules.network_help": ("Network-wide rules hold network-funded campaigns (and the network's referral bonus and "
+                           "member limits) only.",
+                           "全网规则仅包含网络出资的活动（以及全网推荐奖励和会员限额）。"),
     "rules.none": ("No rules yet: earns use the contract's base rate.", "尚无规则：积分按合同基础积分率计算。"),
     "message.done": ("Done.", "已完成。"),
     "message.created": ("Partner onboarded.", "合作伙伴已创建。"),

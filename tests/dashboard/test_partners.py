@@ -297,3 +297,29 @@ def test_rules_are_validated_like_the_cli_and_versions_listed(network, client_as
 def test_an_unknown_partner_is_not_found(client_as):
     answer = client_as("operator").get(f"{BASE}/partners/ptn_nobody")
     assert answer.status_code == 404 and 'data-code="unknown_partner"' in answer.text
+
+
+NETWORK_RULES = """
+campaigns:
+  - id: singles-day
+    name: Singles' Day
+    starts_on: 2026-11-11
+    ends_on: 2026-11-11
+    bonus_points: 50
+    funded_by: network
+"""
+
+
+def test_network_wide_campaigns_have_their_own_editor(network, client_as, partners):
+    client = client_as("operator")
+    rules = f"{BASE}/partners/network-rules"
+    assert 'data-testid="network-rules-link"' in client.get(f"{BASE}/partners").text
+    partner_funded = post_form(client, rules, {"document": NETWORK_RULES.replace("network\n", "partner\n")},
+                               page=rules)
+    assert partner_funded.status_code == 422 and "funded by the network" in partner_funded.text
+    assert post_form(client, rules, {"document": NETWORK_RULES}, page=rules).status_code == 303
+    assert 'data-version="1"' in client_as("finance").get(rules).text
+    assert [e["target"] for e in audited(network, "network.rules_set")] == ["network"]
+    assert client.get(f"{BASE}/partners/network/rules").status_code == 404
+    assert post_form(client, f"{BASE}/partners/network/rules", {"document": NETWORK_RULES},
+                     page=rules).status_code == 404

@@ -18,7 +18,7 @@ from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
 from shared.access import audit
 from shared.clock import parse_instant
-from shared.errors import PointsnetError, ValidationFailed
+from shared.errors import PointsnetError, UnknownPartner, ValidationFailed
 from shared.partners import directory, keys
 from shared.partners.contracts import ContractTerms, add_contract_version, create_partner
 from shared.partners.lifecycle import set_status
@@ -32,6 +32,7 @@ TERM_DEFAULTS = {"billing": "postpaid", "point_value": "1", "issuance_fee": "0",
                  "breakage_share": "0", "base_rate": "1"}
 MAX_FIELD = 200
 MAX_DOCUMENT = 200_000
+NETWORK_SCOPE = "network"  # the rules scope of network-wide campaigns (shared.rules.store)
 KEYS_SHOWN = 10  # the summary lists the active keys (two at most) among the newest
 
 
@@ -116,6 +117,17 @@ def onboard(request: Request, checked=Depends(checked_form("operator"))):
         return page(request, "partner_new.html", status_code=error.status, values=values,
                     error={"code": error.code, "detail": error.detail})
     return _to(request, f"/partners/{created['partner_id']}", "created")
+
+
+@router.get("/partners/network-rules")
+def network_rules_page(request: Request, paged: Paging = Depends(paging), staff=Depends(require("operator", "finance"))):
+    """Network-wide (network-funded) campaigns: the same editor for the "network" scope."""
+    return _rules(request, NETWORK_SCOPE, paged)
+
+
+@router.post("/partners/network-rules")
+def save_network_rules(request: Request, checked=Depends(checked_form("operator"))):
+    return _save_rules(request, NETWORK_SCOPE, checked)
 
 
 @router.get("/partners/{partner_id}")
@@ -344,19 +356,26 @@ def replay_delivery(request: Request, partner_id: str = PARTNER_ID, delivery_id:
 @router.get("/partners/{partner_id}/rules")
 def rules_page(request: Request, partner_id: str = PARTNER_ID, paged: Paging = Depends(paging),
                staff=Depends(require("operator", "finance"))):
-    return _rules(request, partner_id, paged)
+    return _rules(request, _real_partner(partner_id), paged)
+
+
+def _real_partner(partner_id: str) -> str:
+    if partner_id == NETWORK_SCOPE:  # the network's own scope has its own page
+        raise UnknownPartner(f"no partner {partner_id}")
+    return partner_id
 
 
 def _rules(request: Request, partner_id: str, paged: Paging, *, document: str | None = None,
            effective_from: str = "", error: dict | None = None, status_code: int = 200):
     def unit(tx):
-        return directory.partner_profile(tx, partner_id), rule_versions(tx, partner_id, offset=paged.offset,
-                                                                       limit=paged.limit)
+        profile = None if partner_id == NETWORK_SCOPE else directory.partner_profile(tx, partner_id)
+        return profile, rule_versions(tx, partner_id, offset=paged.offset, limit=paged.limit)
 
     profile, (rows, total) = network_of(request).tx(unit, readonly=True)
     if document is None:
         document = _pretty(rows[0]["document"]) if rows and paged.offset == 0 else ""
-    return page(request, "partner_rules.html", status_code=status_code, partner=profile, tab="rules",
+    template = "network_rules.html" if partner_id == NETWORK_SCOPE else "partner_rules.html"
+    return page(request, template, status_code=status_code, partner=profile, tab="rules",
                 versions=page_of(rows, total, paged), document=document, effective_from=effective_from,
                 error=error, message=request.query_params.get("message"), pretty=_pretty)
 
@@ -369,6 +388,10 @@ def _pretty(document: str) -> str:
 
 @router.post("/partners/{partner_id}/rules")
 def save_rules(request: Request, partner_id: str = PARTNER_ID, checked=Depends(checked_form("operator"))):
+    return _save_rules(request, _real_partner(partner_id), checked)
+
+
+def _save_rules(request: Request, partner_id: str, checked):
     """The same validation as `pointsnet rules set`: the document's problems are shown beside it."""
     staff, form = checked
     document = str(form.get("document") or "")
@@ -385,12 +408,13 @@ def save_rules(request: Request, partner_id: str = PARTNER_ID, checked=Depends(c
 
         def unit(tx):
             stored = set_rules(tx, partner_id, document, when)
-            audit.record(tx, staff, "partner.rules_set", partner_id, version=stored["version"],
-                         effective_from=stored["effective_from"])
+            audit.record(tx, staff, "network.rules_set" if partner_id == NETWORK_SCOPE else "partner.rules_set",
+                         partner_id, version=stored["version"], effective_from=stored["effective_from"])
             return stored
 
         network_of(request).tx(unit)
     except PointsnetError as error:
         return _rules(request, partner_id, Paging(), document=document, effective_from=effective_text,
                       status_code=error.status, error={"code": error.code, "detail": error.detail})
-    return _to(request, f"/partners/{partner_id}/rules", "done")
+    where = "/partners/network-rules" if partner_id == NETWORK_SCOPE else f"/partners/{partner_id}/rules"
+    return _to(request, where, "done")
