@@ -95,15 +95,19 @@ class Network:
         from shared.members.erasure import erase_member
 
         record = self.tx(lambda tx: erase_member(tx, member_id, reason=reason))
+        self.forget_erased_pages()
+        return record
+
+    def forget_erased_pages(self) -> None:
+        """After an erasure commits: on SQLite, old page images with the erased ciphertexts stay in
+        the WAL until a checkpoint (best effort: a reader still on an older snapshot keeps them until
+        the next checkpoint). PostgreSQL needs nothing here."""
         if self.db.dialect == "sqlite":
-            # old page images with the erased ciphertexts stay in the WAL until a checkpoint
-            # (best effort: a reader still on an older snapshot keeps them until the next checkpoint)
             raw = self.db.engine.raw_connection()
             try:
                 raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             finally:
                 raw.close()
-        return record
 
     # -- ledger ----------------------------------------------------------------------
     def post(self, partner_id: str, events: list[Event]) -> list[dict | PointsnetError]:

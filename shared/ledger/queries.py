@@ -41,3 +41,43 @@ def member_balance(tx: Tx, member_id: str, *, expiring_within_days: int = 30) ->
                   "expires_at": lot.expires_at.isoformat(), "funded_by": party(lot.funder_partner_id)}
                  for lot in lots],
     }
+
+
+def member_lots_page(tx: Tx, member_id: str, *, offset: int = 0, limit: int = 50,
+                     open_only: bool = True) -> tuple[list[dict], int]:
+    """A member's lots in consumption order (earliest expiry first), with funder and expiry."""
+    where = [lots_t.c.member_id == member_id] + ([lots_t.c.remaining > 0] if open_only else [])
+    rows = tx.session.execute(select(lots_t).where(*where).order_by(lots_t.c.expires_at, lots_t.c.issued_at,
+                                                                     lots_t.c.id).offset(offset).limit(limit)).all()
+    total = tx.session.execute(select(func.count()).select_from(lots_t).where(*where)).scalar_one()
+    return ([{"lot_id": r.id, "points": r.points, "remaining": r.remaining, "reserved": r.reserved,
+              "funded_by": party(r.funder_partner_id), "billing": r.billing, "issued_at": r.issued_at.isoformat(),
+              "expires_at": r.expires_at.isoformat(), "expired": r.expires_at <= tx.now} for r in rows], int(total))
+
+
+def member_movements_page(tx: Tx, member_id: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+    """A member's entries, newest first, with what each did to its available and held balances."""
+    from shared.models import Entry, Partner
+
+    entries_t = Entry.__table__
+    rows = tx.session.execute(
+        select(entries_t.c.id, entries_t.c.kind, entries_t.c.points, entries_t.c.posted_at, entries_t.c.reference,
+               entries_t.c.partner_id, Partner.name)
+        .outerjoin(Partner, Partner.id == entries_t.c.partner_id)
+        .where(entries_t.c.member_id == member_id)
+        .order_by(entries_t.c.posted_at.desc(), entries_t.c.id.desc()).offset(offset).limit(limit)).all()
+    total = tx.session.execute(select(func.count()).select_from(entries_t)
+                               .where(entries_t.c.member_id == member_id)).scalar_one()
+    account, held = f"member:{member_id}", f"member:{member_id}:held"
+    changes: dict[tuple[str, str], int] = {}
+    ids = [row.id for row in rows]
+    if ids:
+        for entry_id, debit, credit, points in tx.session.execute(
+                select(transfers_t.c.entry_id, transfers_t.c.debit_account, transfers_t.c.credit_account,
+                       transfers_t.c.points).where(transfers_t.c.entry_id.in_(ids))):
+            for name, sign in ((credit, 1), (debit, -1)):
+                changes[(entry_id, name)] = changes.get((entry_id, name), 0) + sign * points
+    return ([{"entry_id": r.id, "kind": r.kind, "points": r.points, "posted_at": r.posted_at.isoformat(),
+              "reference": r.reference, "partner_id": r.partner_id, "partner": r.name,
+              "available_change": changes.get((r.id, account), 0), "held_change": changes.get((r.id, held), 0)}
+             for r in rows], int(total))

@@ -25,6 +25,12 @@ members_t, links_t = Member.__table__, MemberLink.__table__
 NO_PERSONAL_DATA = {"phone_ct": None, "phone_bidx": None, "email_ct": None, "email_bidx": None, "name_ct": None}
 
 
+def count_open_holds(tx: Tx, member_id: str) -> int:
+    """Holds of the member still open (an erasure waits until none are)."""
+    return tx.session.execute(select(func.count()).select_from(Hold.__table__).where(
+        Hold.member_id == member_id, Hold.status == "open")).scalar_one()
+
+
 def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
     journal = Journal(tx, enter_open_cycle(tx))
     journal.members = lock_members(tx, [member_id])
@@ -34,8 +40,7 @@ def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
         if status == "erased":
             raise MemberErased(f"member {member_id} is already erased")
         raise UnknownMember(f"no member {member_id} (unknown, or merged into another member: erase the survivor)")
-    open_holds = tx.session.execute(select(func.count()).select_from(Hold.__table__).where(
-        Hold.member_id == member_id, Hold.status == "open")).scalar_one()
+    open_holds = count_open_holds(tx, member_id)
     if open_holds:
         raise HoldsOpen(f"member {member_id} has {open_holds} open holds; capture or void them first",
                         open_holds=open_holds)

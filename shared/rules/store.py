@@ -57,3 +57,13 @@ def campaign_usage(tx: Tx, keys: set[str], member_ids: set[str]) -> dict[tuple[s
                 .group_by(awards.c.campaign, awards.c.member_id)):
             usage[(campaign, member)] = int(total)
     return usage
+
+
+def rule_versions(tx: Tx, scope: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+    """A scope's rule set versions, newest first, each with its document."""
+    rows = tx.session.execute(select(rule_sets).where(rule_sets.c.scope == scope)
+                              .order_by(rule_sets.c.version.desc()).offset(offset).limit(limit)).all()
+    total = tx.session.execute(select(func.count()).select_from(rule_sets)
+                               .where(rule_sets.c.scope == scope)).scalar_one()
+    return ([{"version": r.version, "effective_from": r.effective_from.isoformat(),
+              "created_at": r.created_at.isoformat(), "document": r.document} for r in rows], int(total))

@@ -162,15 +162,29 @@ def _delivery_view(row) -> dict:
             "last_error": row.last_error, "delivered_at": iso(row.delivered_at), "dead_at": iso(row.dead_at)}
 
 
-def list_deliveries(tx: Tx, *, dead_only: bool = False, partner_id: str | None = None,
-                    limit: int = 100) -> list[dict]:
-    """Deliveries newest first; ``dead_only``: the dead letters an operator may replay."""
-    query = select(deliveries_t).order_by(deliveries_t.c.created_at.desc(), deliveries_t.c.id.desc()).limit(limit)
+def _deliveries_where(query, dead_only: bool, partner_id: str | None, status: str | None = None):
     if dead_only:
         query = query.where(deliveries_t.c.status == "dead")
+    if status:
+        query = query.where(deliveries_t.c.status == status)
     if partner_id:
         query = query.where(deliveries_t.c.partner_id == partner_id)
+    return query
+
+
+def list_deliveries(tx: Tx, *, dead_only: bool = False, partner_id: str | None = None,
+                    limit: int = 100, offset: int = 0, status: str | None = None) -> list[dict]:
+    """Deliveries newest first; ``dead_only``: the dead letters an operator may replay."""
+    query = select(deliveries_t).order_by(deliveries_t.c.created_at.desc(), deliveries_t.c.id.desc())
+    query = _deliveries_where(query, dead_only, partner_id, status).offset(offset).limit(limit)
     return [_delivery_view(row) for row in tx.session.execute(query)]
+
+
+def count_deliveries(tx: Tx, *, dead_only: bool = False, partner_id: str | None = None,
+                     status: str | None = None) -> int:
+    """How many deliveries ``list_deliveries`` pages through with the same filters."""
+    query = _deliveries_where(select(func.count()).select_from(deliveries_t), dead_only, partner_id, status)
+    return int(tx.session.execute(query).scalar_one())
 
 
 def delivery_detail(tx: Tx, delivery_id: str) -> dict:
@@ -204,9 +218,11 @@ def replay(network, delivery_id: str) -> dict:
         "previous_status": queued["previous_status"]}
 
 
-def counts_by_status(tx: Tx) -> dict[str, int]:
-    rows = tx.session.execute(select(deliveries_t.c.status, func.count()).group_by(deliveries_t.c.status))
-    return {status: count for status, count in rows}
+def counts_by_status(tx: Tx, partner_id: str | None = None) -> dict[str, int]:
+    query = select(deliveries_t.c.status, func.count()).group_by(deliveries_t.c.status)
+    if partner_id:
+        query = query.where(deliveries_t.c.partner_id == partner_id)
+    return {status: count for status, count in tx.session.execute(query)}
 
 
 def prune_delivered(tx: Tx, limit: int = 5000) -> int:

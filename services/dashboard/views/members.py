@@ -1,0 +1,200 @@
+"""Members: search (blind index or id), the member page with masked personal data, lots and
+transactions; operators' adjustments and erasures (maker-checker actions), and the audited view
+of full personal data. Finance reads, masked.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import RedirectResponse
+
+from services.dashboard.actions import action, submit
+from services.dashboard.paging import Paging, page_of, paging
+from services.dashboard.render import page
+from services.dashboard.security import checked_form, network_of, require
+from shared.access import audit
+from shared.errors import HoldsOpen, InvalidPoints, PointsnetError, UnknownMember, ValidationFailed
+from shared.ledger.adjustments import MAX_REASON, adjust_member
+from shared.ledger.queries import member_lots_page, member_movements_page
+from shared.members import directory
+from shared.members.enrolment import find_member
+from shared.members.erasure import count_open_holds, erase_member
+from shared.programme.summary import member_summary
+
+router = APIRouter()
+MEMBER_ID = Path(..., max_length=40)
+
+
+# -- maker-checker actions -------------------------------------------------------------------
+
+@action("member_adjustment")
+def adjust(tx, network, params: dict) -> dict:
+    return adjust_member(tx, params["member_id"], int(params["points"]), reason=params["reason"],
+                         request_key=params.get("request_key"))
+
+
+@action("member_erasure")
+def erase(tx, network, params: dict) -> dict:
+    record = erase_member(tx, params["member_id"], reason=params.get("reason"))
+    tx.after_commit.append(network.forget_erased_pages)
+    return record
+
+
+# -- search ----------------------------------------------------------------------------------
+
+def _search_kind(query: str, by: str) -> str:
+    if by in ("phone", "email", "id"):
+        return by
+    if "@" in query:
+        return "email"
+    return "id" if query.startswith("mem_") else "phone"
+
+
+@router.get("/members")
+def members_page(request: Request, q: str = Query("", max_length=200),
+                 by: str = Query("auto", pattern="^(auto|phone|email|id)$"),
+                 staff=Depends(require("operator", "finance"))):
+    """Find one member through the blind index (phone, e-mail) or by id; never by decrypting."""
+    query = q.strip()
+    if not query:
+        return page(request, "members.html", q="", by=by, error=None)
+    kind = _search_kind(query, by)
+    network = network_of(request)
+    keyring = network.keyring
+
+    def unit(tx):
+        if kind == "id":
+            return directory.member_record(tx, query)["member_id"]
+        return find_member(tx, keyring, **{kind: query})
+
+    try:
+        found = network.tx(unit, readonly=True)
+    except PointsnetError as error:
+        found, problem = None, {"code": error.code, "detail": error.detail}
+    else:
+        problem = None if found else {"code": "unknown_member", "detail": "no member has this " + kind}
+    if found:
+        return RedirectResponse(f"{request.scope.get('root_path') or ''}/members/{found}", status_code=303)
+    return page(request, "members.html", status_code=404 if problem["code"] == "unknown_member" else 422,
+                q=query, by=by, error=problem)
+
+
+# -- the member page -------------------------------------------------------------------------
+
+def _member(request: Request, member_id: str, paged: Paging, *, full: dict | None = None,
+            error: dict | None = None, status_code: int = 200):
+    network = network_of(request)
+    keyring = network.keyring
+
+    def unit(tx):
+        record = directory.member_record(tx, member_id)
+        rows, total = member_movements_page(tx, member_id, offset=paged.offset, limit=paged.limit)
+        if record["status"] != "active" or record["merged_into"]:
+            return record, None, None, rows, total
+        return record, member_summary(tx, member_id), directory.masked_personal_data(tx, keyring, member_id), \
+            rows, total
+
+    record, summary, masked, rows, total = network.tx(unit, readonly=True)
+    return page(request, "member.html", status_code=status_code, member=record, summary=summary,
+                personal=full or masked, full=full is not None, movements=page_of(rows, total, paged),
+                request_key=secrets.token_urlsafe(16), error=error, max_reason=MAX_REASON, tab="member",
+                message=request.query_params.get("message"))
+
+
+@router.get("/members/{member_id}")
+def member_page(request: Request, member_id: str = MEMBER_ID, paged: Paging = Depends(paging),
+                staff=Depends(require("operator", "finance"))):
+    return _member(request, member_id, paged)
+
+
+@router.get("/members/{member_id}/lots")
+def lots_page(request: Request, member_id: str = MEMBER_ID, paged: Paging = Depends(paging),
+              show: str = Query("open", pattern="^(open|all)$"), staff=Depends(require("operator", "finance"))):
+    def unit(tx):
+        record = directory.member_record(tx, member_id)
+        return record, member_lots_page(tx, member_id, offset=paged.offset, limit=paged.limit,
+                                        open_only=show == "open")
+
+    record, (rows, total) = network_of(request).tx(unit, readonly=True)
+    return page(request, "member_lots.html", member=record, lots=page_of(rows, total, paged, {"show": show}),
+                show=show, tab="lots")
+
+
+@router.post("/members/{member_id}/personal-data")
+def reveal(request: Request, member_id: str = MEMBER_ID, checked=Depends(checked_form("operator"))):
+    """Full personal data, for operators only; each view is written to the audit log first."""
+    staff, _form = checked
+    network = network_of(request)
+    keyring = network.keyring
+
+    def unit(tx):
+        plain = directory.personal_data(tx, keyring, member_id)
+        audit.record(tx, staff, "member.personal_data_viewed", member_id,
+                     fields=[name for name, value in plain.items() if value])
+        return plain
+
+    full = network.tx(unit)
+    return _member(request, member_id, Paging(), full=full)
+
+
+def _problem(error: PointsnetError) -> dict:
+    return {"code": error.code, "detail": error.detail}
+
+
+def _done(request: Request, member_id: str, done) -> RedirectResponse:
+    base = request.scope.get("root_path") or ""
+    message = "requested" if done.pending_id else "done"
+    return RedirectResponse(f"{base}/members/{member_id}?message={message}", status_code=303)
+
+
+@router.post("/members/{member_id}/adjustments")
+def request_adjustment(request: Request, member_id: str = MEMBER_ID, checked=Depends(checked_form("operator"))):
+    staff, form = checked
+    network = network_of(request)
+    try:
+        text = str(form.get("points") or "").strip()
+        try:
+            points = int(text)
+        except ValueError:
+            raise InvalidPoints(f"points must be a whole number, not {text[:20]!r}") from None
+        if points == 0:
+            raise InvalidPoints("an adjustment of 0 points changes nothing")
+        reason = str(form.get("reason") or "").strip()
+        if not reason or len(reason) > MAX_REASON:
+            raise ValidationFailed(f"give a reason of 1 to {MAX_REASON} characters")
+        request_key = str(form.get("request_key") or "")[:64] or secrets.token_urlsafe(16)
+
+        def active(tx):
+            if directory.member_record(tx, member_id)["status"] != "active":
+                raise UnknownMember(f"member {member_id} was erased")
+
+        network.tx(active, readonly=True)
+        done = submit(network, staff, "member_adjustment", member_id,
+                      {"member_id": member_id, "points": points, "reason": reason, "request_key": request_key})
+    except PointsnetError as error:
+        return _member(request, member_id, Paging(), error=_problem(error) | {"form": "adjust"},
+                       status_code=error.status)
+    return _done(request, member_id, done)
+
+
+@router.post("/members/{member_id}/erasure")
+def request_erasure(request: Request, member_id: str = MEMBER_ID, checked=Depends(checked_form("operator"))):
+    staff, form = checked
+    network = network_of(request)
+    reason = str(form.get("reason") or "").strip()[:MAX_REASON] or None
+    try:
+        def holds(tx):
+            directory.member_record(tx, member_id)
+            return count_open_holds(tx, member_id)
+
+        open_holds = network.tx(holds, readonly=True)
+        if open_holds:  # refused now rather than at approval (the action checks again when it runs)
+            raise HoldsOpen(f"member {member_id} has {open_holds} open holds; capture or void them first",
+                            open_holds=open_holds)
+        done = submit(network, staff, "member_erasure", member_id, {"member_id": member_id, "reason": reason})
+    except PointsnetError as error:
+        return _member(request, member_id, Paging(), error=_problem(error) | {"form": "erase"},
+                       status_code=error.status)
+    return _done(request, member_id, done)
