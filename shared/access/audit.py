@@ -19,8 +19,9 @@ class Actor(NamedTuple):
     email: str
 
 
-def record(tx: Tx, actor: Any, action: str, target: str | None = None, **detail: Any) -> None:
-    """``actor`` has ``user_id`` and ``email`` (a dashboard session) or is None (the CLI)."""
+def record(tx: Tx, actor: Any, action: str, target: str | None = None, /, **detail: Any) -> None:
+    """``actor`` has ``user_id`` and ``email`` (a dashboard session) or is None (the CLI). The first four
+    are positional only, so a detail may be called ``action`` or ``target`` (an approval names its action)."""
     tx.session.add(AuditEntry(at=tx.now, user_id=getattr(actor, "user_id", None),
                               user_email=getattr(actor, "email", "cli"), action=action, target=target,
                               detail=json.dumps(detail, sort_keys=True, default=str)))
