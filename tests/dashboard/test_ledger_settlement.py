@@ -9,7 +9,7 @@ import json
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from shared.models import AuditEntry, Settlement
 from tests.dashboard.conftest import BASE, csrf_of, post_form
@@ -97,6 +97,18 @@ def test_integrity_check_runs_on_demand_and_is_audited(client_as, network, settl
     assert 'data-ok="true"' in answer.text
     assert [a["detail"]["ok"] for a in audit_actions(network, "ledger.verify")] == [True]
     assert audit_actions(network, "ledger.verify")[0]["user"] == "fin@example.org"
+
+
+def test_a_tampered_entry_fails_its_proof_and_the_integrity_check(client_as, network, settled):
+    entry_id = transaction_id(settled["earn"])
+    network.tx(lambda tx: tx.session.execute(text("UPDATE transfers SET points = points + 100 WHERE entry_id = :e"),
+                                             {"e": entry_id}))
+    client = client_as("operator")
+    assert 'data-state="mismatch"' in client.get(f"{BASE}/ledger/entries/{entry_id}").text
+    answer = post_form(client, f"{BASE}/ledger/integrity", page=f"{BASE}/ledger/integrity")
+    assert 'data-ok="false"' in answer.text
+    assert 'data-check="leaf_hash_mismatch" data-offences="1"' in answer.text and entry_id in answer.text
+    assert audit_actions(network, "ledger.verify")[0]["detail"]["ok"] is False
 
 
 def test_integrity_check_refuses_a_form_without_csrf_token(client_as, network, settled):
