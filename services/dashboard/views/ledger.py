@@ -6,10 +6,10 @@ from datetime import date
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from services.dashboard.audited import read_then_audit
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
-from shared.access import audit
 from shared.ledger.explorer import EntryFilter, entries_page, entry_detail
 from shared.ledger.verify import CHECKS, TREE_CHECKS, verify
 from shared.models.ledger import ENTRY_KINDS
@@ -74,18 +74,15 @@ def _descriptions() -> dict[str, str]:
 
 @router.post("/ledger/integrity")
 def run_integrity(request: Request, checked=Depends(checked_form("operator", "finance"))):
-    """`pointsnet verify` on demand; the run and its result are in the audit log (same unit of work)."""
+    """`pointsnet verify` on demand; the run and its result go to the audit log."""
     staff, _form = checked
     network = network_of(request)
     public_key = network.signing_key.public_key()
 
-    def unit(tx):
-        report = verify(tx, public_key=public_key)
-        audit.record(tx, staff, "ledger.verify", None, ok=report.ok, offences=len(report.offences),
-                     checks=sorted({o.check for o in report.offences}))
-        return report, _last_checkpoint(tx)
-
-    report, checkpoint = network.tx(unit)
+    report, checkpoint = read_then_audit(
+        network, staff, "ledger.verify", None, lambda tx: (verify(tx, public_key=public_key), _last_checkpoint(tx)),
+        lambda done: {"ok": done[0].ok, "offences": len(done[0].offences),
+                      "checks": sorted({o.check for o in done[0].offences})})
     checks = _descriptions()
     results = [{"check": name, "description": description,
                 "offences": [o for o in report.offences if o.check == name]} for name, description in checks.items()]

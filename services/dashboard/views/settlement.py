@@ -8,18 +8,19 @@ is for operators and finance.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path as FsPath
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from services.dashboard.actions import action, submit
+from services.dashboard.audited import read_then_audit
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, ensure_partner, network_of, require
-from shared.access import audit
 from shared.access.errors import Forbidden
-from shared.errors import ValidationFailed
+from shared.errors import UnknownPartner, ValidationFailed
 from shared.ledger.cycles import cycle_date_for
 from shared.settlement import positions
 from shared.settlement.files import exact, statement_name
@@ -60,8 +61,6 @@ def party_statements(request: Request, partner_id: str = Path(..., max_length=40
 
 
 def statements_page(request: Request, partner_id: str, paged: Paging):
-    from shared.errors import UnknownPartner
-
     def unit(tx):
         names = positions.names_of(tx, [partner_id])
         if partner_id not in names or partner_id == "network":
@@ -72,8 +71,6 @@ def statements_page(request: Request, partner_id: str, paged: Paging):
     network = network_of(request)
     name, rows, total = network.tx(unit, readonly=True)
     today = _today(network)
-    from datetime import timedelta
-
     return page(request, "partner_statements.html", partner_id=partner_id, partner_name=name,
                 statements=page_of(rows, total, paged), first=(today - timedelta(days=29)).isoformat(),
                 last=today.isoformat(), statement_file=statement_name(partner_id))
@@ -162,15 +159,12 @@ def verify_run(request: Request, cycle: date, checked=Depends(checked_form("oper
     network = network_of(request)
     key = network.signing_key
 
-    def unit(tx):
+    def read(tx):
         run = positions.run_of(tx, cycle)
-        from pathlib import Path as FsPath
+        return verify_directory(tx, FsPath(run.directory), {network_key_id(key): key.public_key()})
 
-        findings = verify_directory(tx, FsPath(run.directory), {network_key_id(key): key.public_key()})
-        audit.record(tx, staff, "settlement.verify", cycle.isoformat(), differences=len(findings))
-        return findings
-
-    findings = network.tx(unit)
+    findings = read_then_audit(network, staff, "settlement.verify", cycle.isoformat(), read,
+                               lambda found: {"differences": len(found)})
     return page(request, "settlement_verified.html", cycle=cycle, findings=findings)
 
 
@@ -197,14 +191,11 @@ def reconcile(request: Request, cycle: date, checked=Depends(checked_form("opera
         raise ValidationFailed("the partner's log is not UTF-8 text") from None
     as_csv = form.get("format") == "csv"
 
-    def unit(tx):
-        found = positions.reconcile_partner_log(tx, cycle, partner, log)
-        audit.record(tx, staff, "settlement.reconcile", f"{cycle.isoformat()}/{partner}",
-                     log=getattr(upload, "filename", None), lines=log.count("\n"), breaks=len(found),
-                     kinds=sorted({b.kind for b in found}))
-        return found
-
-    breaks = network_of(request).tx(unit)
+    breaks = read_then_audit(
+        network_of(request), staff, "settlement.reconcile", f"{cycle.isoformat()}/{partner}",
+        lambda tx: positions.reconcile_partner_log(tx, cycle, partner, log),
+        lambda found: {"log": getattr(upload, "filename", None), "lines": log.count("\n"), "breaks": len(found),
+                       "kinds": sorted({b.kind for b in found})})
     if as_csv:
         return Response(positions.breaks_csv(breaks), media_type="text/csv; charset=utf-8", headers={
             "content-disposition": f'attachment; filename="breaks-{cycle.isoformat()}-{_safe(partner)}.csv"'})
