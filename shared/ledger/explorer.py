@@ -17,6 +17,7 @@ from shared.errors import NotFound
 from shared.models import Entry, Lot, LotConsumption, ObligationLine, Transfer
 from shared.models.ledger import ENTRY_KINDS
 
+COUNT_AHEAD = 10_000  # matches counted past a page's start ("10,000 or more")
 DETAIL_ROWS = 1000  # an entry's postings, consumptions or lines shown at most (a burn may touch many lots)
 
 
@@ -53,15 +54,20 @@ class EntryFilter:
         return where
 
 
-def entries_page(tx: Tx, where: EntryFilter, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
-    """One page of entries matching the filter (newest first) and how many match in all."""
+def entries_page(tx: Tx, where: EntryFilter, *, offset: int = 0, limit: int = 50,
+                 count_up_to: int = COUNT_AHEAD) -> tuple[list[dict], int, bool]:
+    """One page of entries matching the filter (newest first), how many match, and whether that count
+    stopped short: matches are counted only up to ``count_up_to`` past the page's start, so a page of
+    a large unfiltered ledger costs what its rows cost, not a scan of every entry."""
     conditions = where.conditions()
     rows = tx.session.execute(
         select(Entry.id, Entry.kind, Entry.partner_id, Entry.member_id, Entry.reference, Entry.points,
                Entry.cycle_date, Entry.posted_at, Entry.original_entry_id)
         .where(*conditions).order_by(Entry.id.desc()).offset(offset).limit(limit)).all()
-    total = tx.session.scalar(select(func.count()).select_from(Entry).where(*conditions)) or 0
-    return [dict(row._mapping) for row in rows], int(total)
+    bound = offset + max(count_up_to, limit)
+    counted = int(tx.session.scalar(select(func.count()).select_from(
+        select(Entry.id).where(*conditions).limit(bound).subquery())) or 0)
+    return [dict(row._mapping) for row in rows], counted, counted >= bound
 
 
 def entry_detail(tx: Tx, entry_id: str) -> dict:

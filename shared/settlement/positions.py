@@ -1,9 +1,9 @@
 """Settlement as finance reads it: runs per cycle with their payment status, each party's net
 position, the bilateral sums, a party's statements across cycles, and the run's files by name.
 
-Every list is a page in SQL. The bilateral rows are the D records of the run's bilateral.csv:
-obligation lines summed exactly per (payer, payee, kind) and rounded once (a closed cycle's lines
-never change; later corrections land in later cycles).
+Every list is a page in SQL, but for the bilateral sums: those are read from the run's own
+bilateral.csv (one record per payer, payee and line kind — what was settled and signed), since
+summing a large cycle's obligation lines again costs seconds for a page.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from sqlalchemy import case, func, select
 
 from shared.db.database import Tx
 from shared.errors import NotFound, ValidationFailed
-from shared.models import ObligationLine, Partner, PendingAction, Settlement, SettlementRun
-from shared.money import round_micro_to_minor
+from shared.models import Partner, PendingAction, Settlement, SettlementRun
 from shared.settlement.files import NETWORK, statement_name
 from shared.settlement.reconcile import Break, match_partner_log
 from shared.settlement.runs import UnknownCycle
@@ -106,18 +105,23 @@ def pending_payments(tx: Tx, cycle: date, parties: list[str]) -> dict[str, int]:
 
 
 def bilateral_page(tx: Tx, cycle: date, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
-    """The cycle's bilateral sums per (payer, payee, kind): points, exact amount and the rounded amount."""
-    line = ObligationLine
-    grouped = (select(line.payer, line.payee, line.kind, func.sum(line.points).label("points"),
-                      func.sum(line.amount_micro).label("amount_micro"), func.count().label("lines"))
-               .where(line.cycle_date == cycle).group_by(line.payer, line.payee, line.kind))
-    rows = tx.session.execute(grouped.order_by(line.payer, line.payee, line.kind).offset(offset).limit(limit)).all()
-    total = tx.session.scalar(select(func.count()).select_from(grouped.subquery())) or 0
-    names = names_of(tx, [r.payer for r in rows] + [r.payee for r in rows])
-    return [{"payer": r.payer, "payer_name": names.get(r.payer, r.payer), "payee": r.payee,
-             "payee_name": names.get(r.payee, r.payee), "kind": r.kind, "points": int(r.points),
-             "amount_micro": int(r.amount_micro), "amount_minor": round_micro_to_minor(int(r.amount_micro)),
-             "lines": int(r.lines)} for r in rows], int(total)
+    """The cycle's bilateral sums per (payer, payee, kind) — points, exact amount, amount rounded once —
+    as the run's bilateral.csv holds them (what was settled and signed; one row per pair and kind,
+    read as a stream)."""
+    path = settlement_file(tx, cycle, "bilateral.csv")
+    rows: list[dict] = []
+    total = 0
+    with open(path, newline="", encoding="utf-8") as handle:
+        for record in csv.DictReader(handle):
+            if record["record_type"] != "D":
+                continue
+            if offset <= total < offset + limit:
+                rows.append(record)
+            total += 1
+    names = names_of(tx, [r["payer"] for r in rows] + [r["payee"] for r in rows])
+    return [{"payer": r["payer"], "payer_name": names.get(r["payer"], r["payer"]), "payee": r["payee"],
+             "payee_name": names.get(r["payee"], r["payee"]), "kind": r["line_kind"], "points": int(r["points"]),
+             "amount": r["amount"], "amount_minor": int(r["amount_minor"])} for r in rows], total
 
 
 def party_statements_page(tx: Tx, party: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:

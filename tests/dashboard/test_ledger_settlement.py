@@ -67,6 +67,15 @@ def test_explorer_filters_in_sql_and_pages(client_as, settled):
     assert client.get(f"{BASE}/ledger", params={"from": "yesterday"}).status_code == 422
 
 
+def test_explorer_counts_only_so_far_past_the_page(network, settled):
+    from shared.ledger.explorer import EntryFilter, entries_page
+
+    rows, total, more = network.tx(lambda tx: entries_page(tx, EntryFilter(), limit=1, count_up_to=1), readonly=True)
+    assert (len(rows), total, more) == (1, 1, True)
+    rows, total, more = network.tx(lambda tx: entries_page(tx, EntryFilter(), limit=1), readonly=True)
+    assert (len(rows), total, more) == (1, 2, False)
+
+
 def test_entry_detail_shows_postings_consumptions_lines_and_proof(client_as, network, settled):
     client = client_as("operator")
     entry_id = transaction_id(settled["burn"])

@@ -41,11 +41,11 @@ def explorer(request: Request, partner: str | None = Query(None, max_length=64),
              staff=Depends(require("operator", "finance"))):
     where = EntryFilter(partner_id=partner or None, member_id=member or None, kind=kind or None,
                         first=_day(first, "from"), last=_day(last, "to"), reference=reference or None)
-    rows, total = network_of(request).tx(
+    rows, total, more = network_of(request).tx(
         lambda tx: entries_page(tx, where, offset=paged.offset, limit=paged.limit), readonly=True)
     query = {"partner": partner, "member": member, "kind": kind, "from": first, "to": last, "reference": reference}
     return page(request, "ledger.html", entries=page_of(rows, total, paged, query), filters=query,
-                kinds=ENTRY_KINDS)
+                kinds=ENTRY_KINDS, more=more)
 
 
 @router.get("/ledger/entries/{entry_id}")

@@ -18,6 +18,7 @@ from shared.reports.service import build_network, build_partner
 
 router = APIRouter()
 DEFAULT_DAYS = 30
+FLOW_CELLS = 100  # the largest flows charted and listed; the downloads hold every one
 
 
 def period_of(network, first: str | None, last: str | None) -> Period:
@@ -60,9 +61,11 @@ def network_page(request: Request, first: str | None = Query(None, alias="from",
 
     t = lambda key: translate(key, _lang(request))  # noqa: E731
     names = {p["partner_id"]: p["name"] for p in report["flow_matrix"]["parties"]}
-    funders = sorted({c["funder"] for c in report["flow_matrix"]["cells"]}, key=lambda p: names.get(p, p))
-    redeemers = sorted({c["redeemer"] for c in report["flow_matrix"]["cells"]}, key=lambda p: names.get(p, p))
-    cells = {(c["funder"], c["redeemer"]): c["points"] for c in report["flow_matrix"]["cells"]}
+    every = report["flow_matrix"]["cells"]
+    shown = sorted(every, key=lambda c: (-c["points"], c["funder"], c["redeemer"]))[:FLOW_CELLS]
+    funders = sorted({c["funder"] for c in shown}, key=lambda p: (names.get(p, p), p))
+    redeemers = sorted({c["redeemer"] for c in shown}, key=lambda p: (names.get(p, p), p))
+    cells = {(c["funder"], c["redeemer"]): c["points"] for c in shown}
     flows = {"labels": [names.get(f, f) for f in funders],
              "datasets": [{"label": names.get(r, r), "data": [cells.get((f, r), 0) for f in funders]}
                           for r in redeemers]}
@@ -71,8 +74,7 @@ def network_page(request: Request, first: str | None = Query(None, alias="from",
                           {"from": period.first.isoformat(), "to": period.last.isoformat()})
     return page(request, "reports_network.html", r=report, period=period, daily=daily_chart(report, t),
                 expiry=expiry_chart(report, t), flows=flows, leaderboard=leaderboard,
-                flow_cells=sorted(report["flow_matrix"]["cells"], key=lambda c: (-c["points"], c["funder"],
-                                                                                  c["redeemer"]))[:200],
+                flow_cells=shown, flow_total=len(every),
                 names=names, query=f"from={period.first.isoformat()}&to={period.last.isoformat()}")
 
 

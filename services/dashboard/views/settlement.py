@@ -23,7 +23,7 @@ from shared.access.errors import Forbidden
 from shared.errors import UnknownPartner, ValidationFailed
 from shared.ledger.cycles import cycle_date_for
 from shared.settlement import positions
-from shared.settlement.files import exact, statement_name
+from shared.settlement.files import statement_name
 from shared.settlement.finance import NothingDue, record_payment
 from shared.settlement.reconcile import verify_directory
 from shared.signing import network_key_id
@@ -93,7 +93,7 @@ def cycle_page(request: Request, cycle: date, tab: str = Query("positions", patt
     table = page_of(rows, total, paged, {"tab": tab})
     return page(request, "settlement_cycle.html", cycle=cycle, run=run, tab=tab, table=table,
                 series=_matrix_chart(rows) if tab == "matrix" else _positions_chart(rows),
-                message=request.query_params.get("message"), exact=exact, today=_today(network))
+                message=request.query_params.get("message"), today=_today(network))
 
 
 def _positions_chart(rows: list[dict]) -> dict:
