@@ -359,3 +359,24 @@ def test_partner_report_page(client_as, settled):
     assert flows["labels"] == ["CoffeeCo"] and flows["datasets"][1]["data"] == [300]
     assert 'data-key="points.redeemed_here">300' in page.text
     assert client.get(f"{BASE}/reports/partner/ptn_nobody").status_code == 404
+
+
+def test_every_page_has_its_labels_in_chinese(client_as, network, settled):
+    import re
+
+    raw_key = re.compile(r">\s*(ledger|settlement|reconcile|proof|payment|run|integrity|checkpoint|reports|statements"
+                         r"|period|points|totals|series|month)\.[a-z_]+")
+    client = client_as("finance")
+    client.cookies.set("pointsnet_lang", "zh")
+    pages = ["/ledger", f"/ledger/entries/{transaction_id(settled['burn'])}", "/ledger/integrity", "/settlement",
+             f"/settlement/{CYCLE}", f"/settlement/{CYCLE}?tab=matrix", f"/settlement/{CYCLE}/reconcile",
+             f"/settlement/parties/{settled['coffee']}", "/reports?from=2026-11-20&to=2026-11-21",
+             f"/reports/partner/{settled['coffee']}?from=2026-11-20&to=2026-11-21"]
+    for path in pages:
+        answer = client.get(BASE + path)
+        assert answer.status_code == 200, path
+        assert not raw_key.search(answer.text), (path, raw_key.search(answer.text).group(0))
+    assert "结算" in client.get(f"{BASE}/settlement/{CYCLE}").text
+    viewer = client_as("viewer")
+    viewer.cookies.set("pointsnet_lang", "zh")
+    assert "结算对账单" in viewer.get(f"{BASE}/my-partner").text
