@@ -358,6 +358,7 @@ def test_partner_report_page(client_as, settled):
     flows = json.loads(page.text.split('id="flows-chart-data">', 1)[1].split("</script>", 1)[0])
     assert flows["labels"] == ["CoffeeCo"] and flows["datasets"][1]["data"] == [300]
     assert 'data-key="points.redeemed_here">300' in page.text
+    assert f'data-key="money.cycles.{CYCLE}.reimbursements_received_minor">¥3.00' in page.text
     assert client.get(f"{BASE}/reports/partner/ptn_nobody").status_code == 404
 
 
