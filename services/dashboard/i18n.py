@@ -138,7 +138,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "settlement.overdue": ("Overdue", "逾期"),
     "settlement.paid": ("Paid or received", "已付/已收"),
     "settlement.nothing_due": ("Nothing due", "无应付"),
-    "settlement.volume": ("Paid in total", "应付总额"),
+    "settlement.volume": ("Total payable", "应付总额"),
     "settlement.files": ("Files", "文件"),
     "settlement.statements_below": ("Each partner's statement is in the positions table.",
                                     "各商户对账单见净头寸表。"),
