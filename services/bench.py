@@ -38,6 +38,7 @@ SCENARIOS = {
     "settle": "settle one cycle holding the obligation lines of the batch-post events",
     "expire": "the lot expiry job over --lots due lots (bounded batches): lots/s and peak memory",
     "report": "a month of one partner's report and the network analytics, aggregated in SQL (--scale)",
+    "dashboard": "the Ledger and Settlement pages' queries over one settled cycle of --events (median ms)",
 }
 # entries posted over the month of the report scenario, by --scale
 REPORT_SCALES = {"small": 3_000, "medium": 100_000, "large": 1_000_000}
@@ -331,6 +332,11 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int, ba
                                            members=members, console=console))
         elif name == "expire":
             results.append(scenario_expire(database_url, lots=lots, members=members, console=console))
+        elif name == "dashboard":
+            from services.bench_dashboard import scenario_dashboard
+
+            results.append(scenario_dashboard(database_url, events=events, batch_size=batch_size,
+                                              members=members, console=console))
         elif name == "report":
             results.append(scenario_report(database_url, scale=scale, batch_size=batch_size, members=members,
                                            console=console))

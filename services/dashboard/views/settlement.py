@@ -1,0 +1,207 @@
+"""Settlement: runs per cycle, net positions with payment status and "mark paid" (maker-checker),
+the bilateral matrix, the run's files, a fresh verification of the run, and reconciliation of a
+partner's own log against its statement.
+
+A partner viewer may download its own statement here (and nothing else of a run); everything else
+is for operators and finance.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path as FsPath
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from services.dashboard.actions import action, submit
+from services.dashboard.audited import read_then_audit
+from services.dashboard.paging import Paging, page_of, paging
+from services.dashboard.render import page
+from services.dashboard.security import checked_form, ensure_partner, network_of, require
+from shared.access.errors import Forbidden
+from shared.errors import UnknownPartner, ValidationFailed
+from shared.ledger.cycles import cycle_date_for
+from shared.settlement import positions
+from shared.settlement.files import statement_name
+from shared.settlement.finance import NothingDue, record_payment
+from shared.settlement.reconcile import verify_directory
+from shared.signing import network_key_id
+
+router = APIRouter()
+MEDIA = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".sig": "application/json"}
+BREAKS_SHOWN = 500
+MAX_REFERENCE = 128
+
+
+@action("settlement_paid", roles=("operator", "finance"))
+def settlement_paid(tx, network, params: dict) -> dict:
+    """Record that a party's settlement was paid (or received), with the bank's reference."""
+    return record_payment(tx, date.fromisoformat(params["cycle_date"]), params["party"], params["bank_reference"])
+
+
+def _today(network) -> date:
+    return cycle_date_for(network.clock.now(), network.settings)
+
+
+@router.get("/settlement")
+def runs(request: Request, paged: Paging = Depends(paging), staff=Depends(require("operator", "finance"))):
+    network = network_of(request)
+    rows, total = network.tx(lambda tx: positions.runs_page(tx, _today(network), offset=paged.offset,
+                                                            limit=paged.limit), readonly=True)
+    return page(request, "settlement.html", runs=page_of(rows, total, paged))
+
+
+@router.get("/settlement/parties/{partner_id}")
+def party_statements(request: Request, partner_id: str = Path(..., max_length=40), paged: Paging = Depends(paging),
+                     staff=Depends(require("operator", "finance", "partner_viewer"))):
+    """A partner's statements across cycles (the page a partner viewer sees as /my-partner)."""
+    ensure_partner(staff, partner_id)
+    return statements_page(request, partner_id, paged)
+
+
+def statements_page(request: Request, partner_id: str, paged: Paging):
+    def unit(tx):
+        names = positions.names_of(tx, [partner_id])
+        if partner_id not in names or partner_id == "network":
+            raise UnknownPartner(f"no partner {partner_id}")
+        rows, total = positions.party_statements_page(tx, partner_id, offset=paged.offset, limit=paged.limit)
+        return names[partner_id], rows, total
+
+    network = network_of(request)
+    name, rows, total = network.tx(unit, readonly=True)
+    today = _today(network)
+    return page(request, "partner_statements.html", partner_id=partner_id, partner_name=name,
+                statements=page_of(rows, total, paged), first=(today - timedelta(days=29)).isoformat(),
+                last=today.isoformat(), statement_file=statement_name(partner_id))
+
+
+@router.get("/settlement/{cycle}")
+def cycle_page(request: Request, cycle: date, tab: str = Query("positions", pattern="^(positions|matrix)$"),
+               paged: Paging = Depends(paging), staff=Depends(require("operator", "finance"))):
+    network = network_of(request)
+
+    def unit(tx):
+        run = positions.run_of(tx, cycle)
+        if tab == "matrix":
+            rows, total = positions.bilateral_page(tx, cycle, offset=paged.offset, limit=paged.limit)
+        else:
+            rows, total = positions.positions_page(tx, cycle, offset=paged.offset, limit=paged.limit)
+        return run, rows, total
+
+    run, rows, total = network.tx(unit, readonly=True)
+    table = page_of(rows, total, paged, {"tab": tab})
+    return page(request, "settlement_cycle.html", cycle=cycle, run=run, tab=tab, table=table,
+                series=_matrix_chart(rows) if tab == "matrix" else _positions_chart(rows),
+                message=request.query_params.get("message"), today=_today(network))
+
+
+def _positions_chart(rows: list[dict]) -> dict:
+    return {"labels": [r["name"] for r in rows], "datasets": [{"label": "net", "data": [r["net_minor"] for r in rows]}]}
+
+
+def _matrix_chart(rows: list[dict]) -> dict:
+    """Payer → payee pairs of this page, one dataset per line kind (the table shows the same numbers)."""
+    pairs: list[tuple[str, str]] = []
+    for r in rows:
+        if (r["payer"], r["payee"]) not in pairs:
+            pairs.append((r["payer"], r["payee"]))
+    kinds = sorted({r["kind"] for r in rows})
+    amounts = {(r["payer"], r["payee"], r["kind"]): r["amount_minor"] for r in rows}
+    names = {r["payer"]: r["payer_name"] for r in rows} | {r["payee"]: r["payee_name"] for r in rows}
+    return {"labels": [f"{names[a]} → {names[b]}" for a, b in pairs],
+            "datasets": [{"label": kind, "data": [amounts.get((a, b, kind), 0) for a, b in pairs]} for kind in kinds]}
+
+
+@router.get("/settlement/{cycle}/files/{name}")
+def download(request: Request, cycle: date, name: str = Path(..., max_length=120),
+             staff=Depends(require("operator", "finance", "partner_viewer"))):
+    """One of the run's files. A partner viewer gets only its own statement."""
+    if staff.role == "partner_viewer":
+        party = positions.party_of_file(name)
+        if party is None:
+            raise Forbidden("a partner viewer downloads only its own statement")
+        ensure_partner(staff, party)
+    path = network_of(request).tx(lambda tx: positions.settlement_file(tx, cycle, name), readonly=True)
+    media = MEDIA.get(path.suffix, "application/octet-stream")
+    return FileResponse(path, media_type=media, filename=f"{cycle.isoformat()}-{path.name}")
+
+
+@router.post("/settlement/{cycle}/parties/{party}/paid")
+def mark_paid(request: Request, cycle: date, party: str = Path(..., max_length=40),
+              checked=Depends(checked_form("operator", "finance"))):
+    """Record a payment with the bank's reference: settlement_paid, which a second operator approves
+    when the network asks for four eyes (the default)."""
+    staff, form = checked
+    reference = str(form.get("bank_reference", "")).strip()
+    if not reference or len(reference) > MAX_REFERENCE:
+        raise ValidationFailed(f"a bank reference (1 to {MAX_REFERENCE} characters) is required")
+    network = network_of(request)
+    network.tx(lambda tx: _due(tx, cycle, party), readonly=True)  # refuse at once what could never be approved
+    params = {"cycle_date": cycle.isoformat(), "party": party, "bank_reference": reference}
+    done = submit(network, staff, "settlement_paid", positions.payment_target(cycle, party), params)
+    base = request.scope.get("root_path") or ""
+    message = "requested" if done.pending_id is not None else "paid"
+    return RedirectResponse(f"{base}/settlement/{cycle.isoformat()}?message={message}", status_code=303)
+
+
+def _due(tx, cycle: date, party: str) -> None:
+    positions.run_of(tx, cycle)
+    rows, _total = positions.positions_page(tx, cycle, party=party, limit=1)
+    if not rows or rows[0]["status"] != "due":
+        raise NothingDue(f"no settlement due for {party} in cycle {cycle.isoformat()}")
+
+
+@router.post("/settlement/{cycle}/verify")
+def verify_run(request: Request, cycle: date, checked=Depends(checked_form("operator", "finance"))):
+    """Signature, digests, control totals and a recomputation from the ledger (`pointsnet reconcile DIR`)."""
+    staff, _form = checked
+    network = network_of(request)
+    key = network.signing_key
+
+    def read(tx):
+        run = positions.run_of(tx, cycle)
+        return verify_directory(tx, FsPath(run.directory), {network_key_id(key): key.public_key()})
+
+    findings = read_then_audit(network, staff, "settlement.verify", cycle.isoformat(), read,
+                               lambda found: {"differences": len(found)})
+    return page(request, "settlement_verified.html", cycle=cycle, findings=findings)
+
+
+@router.get("/settlement/{cycle}/reconcile")
+def reconcile_form(request: Request, cycle: date, partner: str | None = Query(None, max_length=40),
+                   staff=Depends(require("operator", "finance"))):
+    network_of(request).tx(lambda tx: positions.run_of(tx, cycle), readonly=True)
+    return page(request, "settlement_reconcile.html", cycle=cycle, partner=partner or "", breaks=None)
+
+
+@router.post("/settlement/{cycle}/reconcile")
+def reconcile(request: Request, cycle: date, checked=Depends(checked_form("operator", "finance"))):
+    """Match a partner's own log against its statement; the breaks on the page, or as CSV."""
+    staff, form = checked
+    partner = str(form.get("partner_id", "")).strip()
+    upload = form.get("log")
+    if not partner or len(partner) > 40:
+        raise ValidationFailed("choose the partner whose log this is")
+    if upload is None or isinstance(upload, str):
+        raise ValidationFailed("attach the partner's log (CSV: reference,kind,points,amount,time)")
+    try:
+        log = upload.file.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed("the partner's log is not UTF-8 text") from None
+    as_csv = form.get("format") == "csv"
+
+    breaks = read_then_audit(
+        network_of(request), staff, "settlement.reconcile", f"{cycle.isoformat()}/{partner}",
+        lambda tx: positions.reconcile_partner_log(tx, cycle, partner, log),
+        lambda found: {"log": getattr(upload, "filename", None), "lines": log.count("\n"), "breaks": len(found),
+                       "kinds": sorted({b.kind for b in found})})
+    if as_csv:
+        return Response(positions.breaks_csv(breaks), media_type="text/csv; charset=utf-8", headers={
+            "content-disposition": f'attachment; filename="breaks-{cycle.isoformat()}-{_safe(partner)}.csv"'})
+    return page(request, "settlement_reconcile.html", cycle=cycle, partner=partner, breaks=breaks[:BREAKS_SHOWN],
+                total_breaks=len(breaks), shown=BREAKS_SHOWN)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)

@@ -1,0 +1,186 @@
+"""Settlement as finance reads it: runs per cycle with their payment status, each party's net
+position, the bilateral sums, a party's statements across cycles, and the run's files by name.
+
+Every list is a page in SQL, but for the bilateral sums: those are read from the run's own
+bilateral.csv (one record per payer, payee and line kind — what was settled and signed), since
+summing a large cycle's obligation lines again costs seconds for a page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import case, func, select
+
+from shared.db.database import Tx
+from shared.errors import NotFound, ValidationFailed
+from shared.models import Partner, PendingAction, Settlement, SettlementRun
+from shared.settlement.files import NETWORK, statement_name
+from shared.settlement.reconcile import Break, match_partner_log
+from shared.settlement.runs import UnknownCycle
+
+SHARED_FILES = ("network-summary.csv", "bilateral.csv", "manifest.json", "manifest.json.sig")
+BREAK_COLUMNS = ("reference", "break", "ours", "theirs", "reason")
+
+
+class UnknownSettlementFile(NotFound):
+    code, title = "settlement_file_not_found", "No such settlement file"
+
+
+def names_of(tx: Tx, parties) -> dict[str, str]:
+    """Display names of these parties (partners by name, the network as itself)."""
+    wanted = sorted({p for p in parties if p and p != NETWORK})
+    names = dict(tx.session.execute(select(Partner.id, Partner.name).where(Partner.id.in_(wanted))).all()) \
+        if wanted else {}
+    return names | {NETWORK: NETWORK}
+
+
+def runs_page(tx: Tx, today: date, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+    """Settlement runs, newest cycle first, each with how many parties are due, overdue, paid or have nothing due."""
+    runs = tx.session.execute(select(SettlementRun).order_by(SettlementRun.cycle_date.desc())
+                              .offset(offset).limit(limit)).scalars().all()
+    total = tx.session.scalar(select(func.count()).select_from(SettlementRun)) or 0
+    counts: dict[date, dict[str, int]] = {}
+    if runs:
+        overdue = case((Settlement.payment_date < today, 1), else_=0)
+        for cycle, status, n, late, pays in tx.session.execute(
+                select(Settlement.cycle_date, Settlement.status, func.count(),
+                       func.sum(overdue), func.sum(case((Settlement.net_minor < 0, -Settlement.net_minor), else_=0)))
+                .where(Settlement.cycle_date.in_([r.cycle_date for r in runs]))
+                .group_by(Settlement.cycle_date, Settlement.status)):
+            row = counts.setdefault(cycle, {"due": 0, "overdue": 0, "paid": 0, "nothing_due": 0, "volume_minor": 0})
+            row["paid" if status in ("paid", "received") else status] += int(n)
+            if status == "due":
+                row["overdue"] += int(late or 0)
+            row["volume_minor"] += int(pays or 0)
+    rows = []
+    for run in runs:
+        figures = counts.get(run.cycle_date, {"due": 0, "overdue": 0, "paid": 0, "nothing_due": 0,
+                                              "volume_minor": 0})
+        status = "overdue" if figures["overdue"] else "due" if figures["due"] else "settled"
+        rows.append({"cycle_date": run.cycle_date, "run_id": run.run_id, "settled_at": run.settled_at,
+                     "manifest_sha256": run.manifest_sha256, "status": status} | figures)
+    return rows, int(total)
+
+
+def run_of(tx: Tx, cycle: date) -> SettlementRun:
+    run = tx.session.get(SettlementRun, cycle)
+    if run is None:
+        raise UnknownCycle(f"cycle {cycle.isoformat()} has not been settled")
+    return run
+
+
+def positions_page(tx: Tx, cycle: date, *, offset: int = 0, limit: int = 50,
+                   party: str | None = None) -> tuple[list[dict], int]:
+    """Each party's net position for the cycle (receives +, pays −) with its payment status."""
+    where = [Settlement.cycle_date == cycle] + ([Settlement.party == party] if party else [])
+    rows = tx.session.execute(select(Settlement).where(*where).order_by(Settlement.party)
+                              .offset(offset).limit(limit)).scalars().all()
+    total = tx.session.scalar(select(func.count()).select_from(Settlement).where(*where)) or 0
+    names = names_of(tx, [r.party for r in rows])
+    waiting = pending_payments(tx, cycle, [r.party for r in rows])
+    return [{"party": r.party, "name": names.get(r.party, r.party), "net_minor": r.net_minor,
+             "payment_date": r.payment_date, "status": r.status, "bank_reference": r.bank_reference,
+             "recorded_at": r.recorded_at, "statement": None if r.party == NETWORK else statement_name(r.party),
+             "pending_approval": waiting.get(r.party)} for r in rows], int(total)
+
+
+def payment_target(cycle: date, party: str) -> str:
+    """The target a settlement_paid request names (the approvals and audit pages show it)."""
+    return f"{cycle.isoformat()}/{party}"
+
+
+def pending_payments(tx: Tx, cycle: date, parties: list[str]) -> dict[str, int]:
+    """party -> id of a settlement_paid request waiting for a second operator."""
+    if not parties:
+        return {}
+    targets = {payment_target(cycle, p): p for p in parties}
+    rows = tx.session.execute(select(PendingAction.target, PendingAction.id).where(
+        PendingAction.action == "settlement_paid", PendingAction.status == "pending",
+        PendingAction.target.in_(list(targets)))).all()
+    return {targets[target]: pending_id for target, pending_id in rows}
+
+
+def bilateral_page(tx: Tx, cycle: date, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+    """The cycle's bilateral sums per (payer, payee, kind) — points, exact amount, amount rounded once —
+    as the run's bilateral.csv holds them (what was settled and signed; one row per pair and kind,
+    read as a stream)."""
+    path = settlement_file(tx, cycle, "bilateral.csv")
+    rows: list[dict] = []
+    total = 0
+    with open(path, newline="", encoding="utf-8") as handle:
+        for record in csv.DictReader(handle):
+            if record["record_type"] != "D":
+                continue
+            if offset <= total < offset + limit:
+                rows.append(record)
+            total += 1
+    names = names_of(tx, [r["payer"] for r in rows] + [r["payee"] for r in rows])
+    return [{"payer": r["payer"], "payer_name": names.get(r["payer"], r["payer"]), "payee": r["payee"],
+             "payee_name": names.get(r["payee"], r["payee"]), "kind": r["line_kind"], "points": int(r["points"]),
+             "amount": r["amount"], "amount_minor": int(r["amount_minor"])} for r in rows], total
+
+
+def party_statements_page(tx: Tx, party: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+    """One party's settlements, newest cycle first, each with its statement file's name."""
+    where = [Settlement.party == party]
+    rows = tx.session.execute(select(Settlement).where(*where).order_by(Settlement.cycle_date.desc())
+                              .offset(offset).limit(limit)).scalars().all()
+    total = tx.session.scalar(select(func.count()).select_from(Settlement).where(*where)) or 0
+    return [{"cycle_date": r.cycle_date, "net_minor": r.net_minor, "payment_date": r.payment_date,
+             "status": r.status, "bank_reference": r.bank_reference, "statement": statement_name(party)}
+            for r in rows], int(total)
+
+
+def party_of_file(name: str) -> str | None:
+    """The party whose statement this file name is, or None for the network's shared files."""
+    if name in SHARED_FILES:
+        return None
+    if name.startswith("statement-") and name.endswith(".csv") and len(name) > len("statement-.csv"):
+        return name[len("statement-"):-len(".csv")]
+    raise UnknownSettlementFile(f"no settlement file {name!r}")
+
+
+def settlement_file(tx: Tx, cycle: date, name: str) -> Path:
+    """The path of one of the cycle's files, only if ``name`` is one the run wrote.
+
+    The name is never joined to a path as given: a statement's name is rebuilt from a party of
+    the cycle's settlements, the others come from a fixed list, and the result must lie directly
+    in the run's directory.
+    """
+    run = run_of(tx, cycle)
+    party = party_of_file(name)
+    if party is not None:
+        known = tx.session.scalar(select(Settlement.party).where(Settlement.cycle_date == cycle,
+                                                                 Settlement.party == party))
+        if known is None or known == NETWORK:
+            raise UnknownSettlementFile(f"no settlement file {name!r} in cycle {cycle.isoformat()}")
+        name = statement_name(known)
+    else:
+        name = SHARED_FILES[SHARED_FILES.index(name)]
+    directory = Path(run.directory).resolve()
+    path = (directory / name).resolve()
+    if path.parent != directory or not path.is_file():
+        raise UnknownSettlementFile(f"no settlement file {name!r} in cycle {cycle.isoformat()}")
+    return path
+
+
+def reconcile_partner_log(tx: Tx, cycle: date, partner_id: str, log: str) -> list[Break]:
+    """A partner's own log (CSV reference,kind,points,amount,time) against its statement of the cycle."""
+    statement = settlement_file(tx, cycle, statement_name(partner_id))
+    try:
+        return match_partner_log(tx, statement.read_bytes(), partner_id, log)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from None
+
+
+def breaks_csv(breaks: list[Break]) -> str:
+    """The breaks report as CSV (the columns `pointsnet reconcile --breaks-csv` writes)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(BREAK_COLUMNS)
+    writer.writerows([b.reference, b.kind, b.ours, b.theirs, b.reason] for b in breaks)
+    return out.getvalue()

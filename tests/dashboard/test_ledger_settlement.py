@@ -1,0 +1,383 @@
+"""Ledger, Settlement, Reports and My-partner pages over HTTP: what each role may see and do, CSRF,
+audit entries, maker-checker on "mark paid", and a partner viewer's isolation (pages and files)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+
+import pytest
+from sqlalchemy import select, text
+
+from shared.models import AuditEntry, Settlement
+from tests.dashboard.conftest import BASE, csrf_of, post_form
+from tests.factories import make_member
+
+CYCLE = date(2026, 11, 20)
+ORIGIN = {"origin": "http://testserver"}
+
+
+@pytest.fixture
+def settled(network, clock, partners):
+    """CoffeeCo issues 500 points, the member spends 300 at BookMart; the cycle is settled."""
+    coffee, book = partners["CoffeeCo"], partners["BookMart"]
+    member = make_member(network, coffee, also_linked_to=(book,))
+    earn = network.earn(coffee, member, "coffee-1", points=500)
+    clock.advance(minutes=5)
+    burn = network.burn(book, member, "book-1", 300)
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    return {"coffee": coffee, "book": book, "member": member, "earn": earn, "burn": burn}
+
+
+def audit_actions(network, action: str) -> list[dict]:
+    rows = network.tx(lambda tx: tx.session.scalars(select(AuditEntry).where(AuditEntry.action == action)
+                                                    .order_by(AuditEntry.id)).all(), readonly=True)
+    return [{"user": r.user_email, "target": r.target, "detail": json.loads(r.detail)} for r in rows]
+
+
+def settlement_row(network, party: str) -> Settlement:
+    return network.tx(lambda tx: tx.session.get(Settlement, (CYCLE, party)), readonly=True)
+
+
+def transaction_id(result: dict) -> str:
+    return result["entry_id"]
+
+
+# -- ledger ------------------------------------------------------------------------------------------
+def test_explorer_filters_in_sql_and_pages(client_as, settled):
+    client = client_as("finance")
+    page = client.get(f"{BASE}/ledger")
+    assert page.status_code == 200
+    assert "coffee-1" in page.text and "book-1" in page.text
+    only_burns = client.get(f"{BASE}/ledger", params={"kind": "burn"}).text
+    assert "book-1" in only_burns and "coffee-1" not in only_burns
+    by_partner = client.get(f"{BASE}/ledger", params={"partner": settled["coffee"]}).text
+    assert "coffee-1" in by_partner and "book-1" not in by_partner
+    by_reference = client.get(f"{BASE}/ledger", params={"reference": "book-1"}).text
+    assert "book-1" in by_reference and "coffee-1" not in by_reference
+    by_member = client.get(f"{BASE}/ledger", params={"member": settled["member"]}).text
+    assert "book-1" in by_member and "coffee-1" in by_member
+    later = client.get(f"{BASE}/ledger", params={"from": "2026-11-21"}).text
+    assert "book-1" not in later and "coffee-1" not in later
+    first_page = client.get(f"{BASE}/ledger", params={"limit": 1}).text
+    assert first_page.count("data-entry=") == 1 and 'rel="next"' in first_page
+    assert client.get(f"{BASE}/ledger", params={"from": "yesterday"}).status_code == 422
+
+
+def test_explorer_counts_only_so_far_past_the_page(network, settled):
+    from shared.ledger.explorer import EntryFilter, entries_page
+
+    rows, total, more = network.tx(lambda tx: entries_page(tx, EntryFilter(), limit=1, count_up_to=1), readonly=True)
+    assert (len(rows), total, more) == (1, 1, True)
+    rows, total, more = network.tx(lambda tx: entries_page(tx, EntryFilter(), limit=1), readonly=True)
+    assert (len(rows), total, more) == (1, 2, False)
+
+
+def test_entry_detail_shows_postings_consumptions_lines_and_proof(client_as, network, settled):
+    client = client_as("operator")
+    entry_id = transaction_id(settled["burn"])
+    page = client.get(f"{BASE}/ledger/entries/{entry_id}").text
+    assert f"member:{settled['member']}" in page
+    assert 'data-testid="consumptions"' in page and "redemption" in page
+    assert "300.000000" in page  # the exact amount of the redemption line
+    # settlement signed a checkpoint at cut-off that holds the entry: its inclusion proof verifies
+    assert 'data-state="verified"' in page
+    assert client.get(f"{BASE}/ledger/entries/ent_nope").status_code == 404
+
+
+def test_entry_not_yet_checkpointed_says_so(client_as, network, partners):
+    member = make_member(network, partners["CoffeeCo"])
+    result = network.earn(partners["CoffeeCo"], member, "fresh-1", points=10)
+    client = client_as("operator")
+    assert 'data-state="unsealed"' in client.get(f"{BASE}/ledger/entries/{transaction_id(result)}").text
+    network.checkpoint()
+    assert 'data-state="verified"' in client.get(f"{BASE}/ledger/entries/{transaction_id(result)}").text
+
+
+def test_integrity_check_runs_on_demand_and_is_audited(client_as, network, settled):
+    client = client_as("finance")
+    page = client.get(f"{BASE}/ledger/integrity")
+    assert page.status_code == 200 and 'data-testid="tree-size"' in page.text
+    answer = client.post(f"{BASE}/ledger/integrity", data={"csrf_token": csrf_of(page.text)}, headers=ORIGIN)
+    assert answer.status_code == 200
+    assert 'data-ok="true"' in answer.text
+    assert [a["detail"]["ok"] for a in audit_actions(network, "ledger.verify")] == [True]
+    assert audit_actions(network, "ledger.verify")[0]["user"] == "fin@example.org"
+
+
+def test_a_tampered_entry_fails_its_proof_and_the_integrity_check(client_as, network, settled):
+    entry_id = transaction_id(settled["earn"])
+    network.tx(lambda tx: tx.session.execute(text("UPDATE transfers SET points = points + 100 WHERE entry_id = :e"),
+                                             {"e": entry_id}))
+    client = client_as("operator")
+    assert 'data-state="mismatch"' in client.get(f"{BASE}/ledger/entries/{entry_id}").text
+    answer = post_form(client, f"{BASE}/ledger/integrity", page=f"{BASE}/ledger/integrity")
+    assert 'data-ok="false"' in answer.text
+    assert 'data-check="leaf_hash_mismatch" data-offences="1"' in answer.text and entry_id in answer.text
+    assert audit_actions(network, "ledger.verify")[0]["detail"]["ok"] is False
+
+
+def test_integrity_check_refuses_a_form_without_csrf_token(client_as, network, settled):
+    client = client_as("operator")
+    answer = client.post(f"{BASE}/ledger/integrity", data={"csrf_token": "forged"}, headers=ORIGIN)
+    assert answer.status_code == 403 and 'data-code="csrf_rejected"' in answer.text
+    assert client.post(f"{BASE}/ledger/integrity", data={}, headers=ORIGIN).status_code == 403
+    assert audit_actions(network, "ledger.verify") == []
+
+
+def test_ledger_is_not_for_partner_viewers(client_as, settled):
+    viewer = client_as("viewer")
+    for path in ("/ledger", f"/ledger/entries/{transaction_id(settled['earn'])}", "/ledger/integrity"):
+        answer = viewer.get(BASE + path)
+        assert answer.status_code == 403, path
+    answer = post_form(viewer, f"{BASE}/ledger/integrity", page=f"{BASE}/my-partner")
+    assert answer.status_code == 403
+
+
+# -- settlement ----------------------------------------------------------------------------------------
+def test_runs_and_cycle_page_show_positions_and_matrix(client_as, settled):
+    client = client_as("finance")
+    runs = client.get(f"{BASE}/settlement").text
+    assert f'data-cycle="{CYCLE}"' in runs and 'data-status="due"' in runs
+    cycle = client.get(f"{BASE}/settlement/{CYCLE}").text
+    assert f'data-party="{settled["coffee"]}" data-status="due"' in cycle
+    assert 'data-minor="-300"' in cycle and 'data-minor="300"' in cycle
+    assert 'id="positions-chart"' in cycle
+    matrix = client.get(f"{BASE}/settlement/{CYCLE}", params={"tab": "matrix"}).text
+    assert f'data-payer="{settled["coffee"]}" data-payee="{settled["book"]}" data-kind="redemption"' in matrix
+    chart = json.loads(matrix.split('id="matrix-chart-data">', 1)[1].split("</script>", 1)[0])
+    assert chart == {"labels": ["CoffeeCo → BookMart"], "datasets": [{"label": "redemption", "data": [300]}]}
+    assert client.get(f"{BASE}/settlement/2026-11-19").status_code == 404
+    assert client.get(f"{BASE}/settlement/not-a-date").status_code == 422
+
+
+def test_files_download_from_the_run_directory_only(client_as, network, settled):
+    client = client_as("finance")
+    directory = network.settings.data_dir / "settlements" / CYCLE.isoformat()
+    for name in ("manifest.json", "manifest.json.sig", "bilateral.csv", "network-summary.csv",
+                 f"statement-{settled['book']}.csv"):
+        answer = client.get(f"{BASE}/settlement/{CYCLE}/files/{name}")
+        assert answer.status_code == 200, name
+        assert answer.content == (directory / name).read_bytes()
+        assert "attachment" in answer.headers["content-disposition"]
+    (network.settings.data_dir / "secret.txt").write_text("not a settlement file")
+    for name in ("..%2F..%2Fsecret.txt", "..%2Fsecret.txt", "statement-..%2F..%2Fsecret.txt", "%2E%2E", "%2E",
+                 "statement-network.csv", "statement-nobody.csv", "manifest.json.bak", "%2Fetc%2Fpasswd"):
+        answer = client.get(f"{BASE}/settlement/{CYCLE}/files/{name}")
+        assert answer.status_code in (404, 422), (name, answer.status_code)
+        assert b"not a settlement file" not in answer.content
+
+
+def test_mark_paid_needs_a_second_operator(client_as, network, settled):
+    coffee = settled["coffee"]
+    finance = client_as("finance")
+    page = f"{BASE}/settlement/{CYCLE}"
+    answer = post_form(finance, f"{BASE}/settlement/{CYCLE}/parties/{coffee}/paid",
+                       {"bank_reference": "BANK-123"}, page=page)
+    assert answer.status_code == 303 and "message=requested" in answer.headers["location"]
+    assert settlement_row(network, coffee).status == "due"  # not yet: waiting for the checker
+    assert 'data-testid="pending"' in finance.get(page).text
+    requested = audit_actions(network, "approval.requested")
+    assert requested[0]["target"] == f"{CYCLE}/{coffee}" and requested[0]["user"] == "fin@example.org"
+
+    checker = client_as("checker")
+    approvals = checker.get(f"{BASE}/approvals").text
+    pending_id = int(approvals.split('data-pending="', 1)[1].split('"', 1)[0])
+    decided = post_form(checker, f"{BASE}/approvals/{pending_id}/approve", page=f"{BASE}/approvals")
+    assert decided.status_code == 303
+    row = settlement_row(network, coffee)
+    assert (row.status, row.bank_reference) == ("paid", "BANK-123")  # CoffeeCo pays: paid
+    assert [a["user"] for a in audit_actions(network, "settlement_paid")] == ["checker@example.org"]
+    # once paid, nothing is due any more: a second request is refused at once
+    again = post_form(finance, f"{BASE}/settlement/{CYCLE}/parties/{coffee}/paid",
+                      {"bank_reference": "BANK-124"}, page=page)
+    assert again.status_code == 404 and 'data-code="nothing_due"' in again.text
+
+
+def test_mark_paid_runs_at_once_without_four_eyes_and_is_audited(client_as, network, settled):
+    network.settings.four_eyes_actions = frozenset()
+    book = settled["book"]
+    operator = client_as("operator")
+    answer = post_form(operator, f"{BASE}/settlement/{CYCLE}/parties/{book}/paid",
+                       {"bank_reference": "IN-9"}, page=f"{BASE}/settlement/{CYCLE}")
+    assert answer.status_code == 303 and "message=paid" in answer.headers["location"]
+    assert settlement_row(network, book).status == "received"  # BookMart is paid: received
+    entries = audit_actions(network, "settlement_paid")
+    assert entries[0]["user"] == "op@example.org" and entries[0]["detail"]["params"]["bank_reference"] == "IN-9"
+
+
+def test_mark_paid_refuses_bad_forms_and_roles(client_as, network, settled):
+    coffee = settled["coffee"]
+    path = f"{BASE}/settlement/{CYCLE}/parties/{coffee}/paid"
+    finance = client_as("finance")
+    forged = finance.post(path, data={"csrf_token": "nope", "bank_reference": "X"}, headers=ORIGIN)
+    assert forged.status_code == 403
+    token = csrf_of(finance.get(f"{BASE}/settlement/{CYCLE}").text)
+    cross_site = finance.post(path, data={"csrf_token": token, "bank_reference": "X"},
+                              headers={"origin": "http://evil.example"})
+    assert cross_site.status_code == 403
+    blank = post_form(finance, path, {"bank_reference": "  "}, page=f"{BASE}/settlement/{CYCLE}")
+    assert blank.status_code == 422
+    viewer = client_as("viewer")
+    assert post_form(viewer, path, {"bank_reference": "X"}, page=f"{BASE}/my-partner").status_code == 403
+    assert settlement_row(network, coffee).status == "due"
+    assert audit_actions(network, "approval.requested") == []
+
+
+def test_verify_run_reports_reconciled_and_is_audited(client_as, network, settled):
+    client = client_as("operator")
+    answer = post_form(client, f"{BASE}/settlement/{CYCLE}/verify", page=f"{BASE}/settlement/{CYCLE}")
+    assert answer.status_code == 200 and 'data-ok="true"' in answer.text
+    directory = network.settings.data_dir / "settlements" / CYCLE.isoformat()
+    (directory / "bilateral.csv").write_bytes(b"tampered\n")
+    answer = post_form(client, f"{BASE}/settlement/{CYCLE}/verify", page=f"{BASE}/settlement/{CYCLE}")
+    assert 'data-ok="false"' in answer.text and "bilateral.csv" in answer.text
+    assert [a["detail"]["differences"] > 0 for a in audit_actions(network, "settlement.verify")] == [False, True]
+
+
+def partner_log(rows: list[tuple]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["reference", "kind", "points", "amount", "time"])
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def reconcile(client, partner: str, log: bytes, fmt: str = "html"):
+    token = csrf_of(client.get(f"{BASE}/settlement/{CYCLE}/reconcile").text)
+    return client.post(f"{BASE}/settlement/{CYCLE}/reconcile", headers=ORIGIN,
+                       data={"csrf_token": token, "partner_id": partner, "format": fmt},
+                       files={"log": ("bookmart.csv", log, "text/csv")})
+
+
+def test_reconciliation_shows_breaks_and_gives_them_as_csv(client_as, network, settled):
+    book = settled["book"]
+    client = client_as("finance")
+    log = partner_log([("book-1", "burn", 250, "300.000000", "2026-11-20T02:05:00Z"),
+                       ("book-9", "burn", 10, "10", "2026-11-20T03:00:00Z")])
+    answer = reconcile(client, book, log)
+    assert answer.status_code == 200
+    assert 'data-reference="book-1" data-break="points_mismatch"' in answer.text
+    assert 'data-reference="book-9" data-break="missing_on_network"' in answer.text
+    assert 'data-breaks="2"' in answer.text
+    as_csv = reconcile(client, book, log, fmt="csv")
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert "attachment" in as_csv.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [(r["reference"], r["break"]) for r in rows] == [("book-1", "points_mismatch"),
+                                                            ("book-9", "missing_on_network")]
+    clean = reconcile(client, book, partner_log([("book-1", "burn", 300, "300.000000", "2026-11-20T02:05:00Z")]))
+    assert 'data-breaks="0"' in clean.text
+    runs = audit_actions(network, "settlement.reconcile")
+    assert [(r["target"], r["detail"]["breaks"]) for r in runs] == [(f"{CYCLE}/{book}", 2), (f"{CYCLE}/{book}", 2),
+                                                                   (f"{CYCLE}/{book}", 0)]
+
+
+def test_reconciliation_refuses_bad_logs_forms_and_roles(client_as, network, settled):
+    client = client_as("operator")
+    bad = reconcile(client, settled["book"], b"reference,kind\nbook-1,burn\n")
+    assert bad.status_code == 422
+    unknown = reconcile(client, "ptn_nobody", partner_log([]))
+    assert unknown.status_code == 404
+    forged = client.post(f"{BASE}/settlement/{CYCLE}/reconcile", headers=ORIGIN,
+                         data={"csrf_token": "forged", "partner_id": settled["book"]},
+                         files={"log": ("x.csv", partner_log([]), "text/csv")})
+    assert forged.status_code == 403
+    viewer = client_as("viewer")
+    assert viewer.get(f"{BASE}/settlement/{CYCLE}/reconcile").status_code == 403
+    assert audit_actions(network, "settlement.reconcile") == []
+
+
+# -- a partner viewer sees its own partner only ----------------------------------------------------------
+def test_partner_viewer_sees_own_statements_and_reports_only(client_as, settled):
+    coffee, book = settled["coffee"], settled["book"]
+    viewer = client_as("viewer")
+    mine = viewer.get(f"{BASE}/my-partner")
+    assert mine.status_code == 200 and "CoffeeCo" in mine.text and f'data-cycle="{CYCLE}"' in mine.text
+    own = viewer.get(f"{BASE}/settlement/{CYCLE}/files/statement-{coffee}.csv")
+    assert own.status_code == 200 and coffee in own.text and "book-1" not in own.text
+    assert viewer.get(f"{BASE}/reports/partner/{coffee}").status_code == 200
+    assert viewer.get(f"{BASE}/reports/partner/{coffee}/download",
+                      params={"from": "2026-11-20", "to": "2026-11-20", "format": "csv"}).status_code == 200
+    assert viewer.get(f"{BASE}/settlement/parties/{coffee}").status_code == 200
+    refused = [
+        f"/settlement/{CYCLE}/files/statement-{book}.csv",  # another party's statement
+        f"/settlement/{CYCLE}/files/statement-ptn_nobody.csv",  # no existence oracle either
+        f"/settlement/{CYCLE}/files/bilateral.csv", f"/settlement/{CYCLE}/files/network-summary.csv",
+        f"/settlement/{CYCLE}/files/manifest.json", f"/settlement/{CYCLE}/files/manifest.json.sig",
+        f"/settlement/parties/{book}", f"/reports/partner/{book}",
+        f"/reports/partner/{book}/download?from=2026-11-20&to=2026-11-20&format=json",
+        "/settlement", f"/settlement/{CYCLE}", f"/settlement/{CYCLE}?tab=matrix", "/reports",
+        "/reports/network/download?from=2026-11-20&to=2026-11-20&format=json",
+    ]
+    for path in refused:
+        answer = viewer.get(BASE + path)
+        assert answer.status_code == 403, path
+        assert "BookMart" not in answer.text and "book-1" not in answer.text, path
+
+
+def test_my_partner_is_the_viewers_page_operators_use_the_party_page(client_as, settled):
+    assert client_as("operator").get(f"{BASE}/my-partner").status_code == 403
+    finance = client_as("finance")
+    page = finance.get(f"{BASE}/settlement/parties/{settled['book']}")
+    assert page.status_code == 200 and "BookMart" in page.text
+    assert f"statement-{settled['book']}.csv" in page.text
+    assert finance.get(f"{BASE}/settlement/parties/ptn_nobody").status_code == 404
+
+
+# -- reports -------------------------------------------------------------------------------------------
+def test_network_report_page_charts_tables_and_downloads(client_as, settled):
+    client = client_as("operator")
+    page = client.get(f"{BASE}/reports", params={"from": "2026-11-20", "to": "2026-11-21"})
+    assert page.status_code == 200
+    for chart in ("daily-chart", "flows-chart", "expiry-chart"):
+        assert f'id="{chart}"' in page.text
+    flows = json.loads(page.text.split('id="flows-chart-data">', 1)[1].split("</script>", 1)[0])
+    assert flows == {"labels": ["CoffeeCo"], "datasets": [{"label": "BookMart", "data": [300]}]}
+    assert f'data-funder="{settled["coffee"]}" data-redeemer="{settled["book"]}"' in page.text
+    assert f'/reports/partner/{settled["coffee"]}?from=2026-11-20&amp;to=2026-11-21' in page.text
+    for fmt, media in (("json", "application/json"), ("csv", "text/csv"), ("html", "text/html")):
+        answer = client.get(f"{BASE}/reports/network/download",
+                            params={"from": "2026-11-20", "to": "2026-11-21", "format": fmt})
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith(media)
+        assert "attachment" in answer.headers["content-disposition"]
+    report = client.get(f"{BASE}/reports/network/download",
+                        params={"from": "2026-11-20", "to": "2026-11-21", "format": "json"}).json()
+    assert report["totals"]["issued"] == 500 and report["totals"]["redeemed"] == 300
+    assert client.get(f"{BASE}/reports", params={"from": "2026-11-21", "to": "2026-11-20"}).status_code == 422
+    assert client.get(f"{BASE}/reports").status_code == 200  # the last 30 cycles by default
+
+
+def test_partner_report_page(client_as, settled):
+    client = client_as("finance")
+    page = client.get(f"{BASE}/reports/partner/{settled['book']}", params={"from": "2026-11-20", "to": "2026-11-20"})
+    assert page.status_code == 200 and 'data-testid="partner-name">BookMart' in page.text
+    flows = json.loads(page.text.split('id="flows-chart-data">', 1)[1].split("</script>", 1)[0])
+    assert flows["labels"] == ["CoffeeCo"] and flows["datasets"][1]["data"] == [300]
+    assert 'data-key="points.redeemed_here">300' in page.text
+    assert f'data-key="money.cycles.{CYCLE}.reimbursements_received_minor">¥3.00' in page.text
+    assert client.get(f"{BASE}/reports/partner/ptn_nobody").status_code == 404
+
+
+def test_every_page_has_its_labels_in_chinese(client_as, network, settled):
+    import re
+
+    raw_key = re.compile(r">\s*(ledger|settlement|reconcile|proof|payment|run|integrity|checkpoint|reports|statements"
+                         r"|period|points|totals|series|month)\.[a-z_]+")
+    client = client_as("finance")
+    client.cookies.set("pointsnet_lang", "zh")
+    pages = ["/ledger", f"/ledger/entries/{transaction_id(settled['burn'])}", "/ledger/integrity", "/settlement",
+             f"/settlement/{CYCLE}", f"/settlement/{CYCLE}?tab=matrix", f"/settlement/{CYCLE}/reconcile",
+             f"/settlement/parties/{settled['coffee']}", "/reports?from=2026-11-20&to=2026-11-21",
+             f"/reports/partner/{settled['coffee']}?from=2026-11-20&to=2026-11-21"]
+    for path in pages:
+        answer = client.get(BASE + path)
+        assert answer.status_code == 200, path
+        assert not raw_key.search(answer.text), (path, raw_key.search(answer.text).group(0))
+    assert "结算" in client.get(f"{BASE}/settlement/{CYCLE}").text
+    viewer = client_as("viewer")
+    viewer.cookies.set("pointsnet_lang", "zh")
+    assert "结算对账单" in viewer.get(f"{BASE}/my-partner").text
