@@ -20,9 +20,9 @@ def test_a_real_process_answers_what_the_in_process_runner_answers(tmp_path):
         return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True,
                               text=True, timeout=120)
 
-    upgraded = process("db", "upgrade")
-    assert (upgraded.returncode, upgraded.stdout, upgraded.stderr) == (0, "database schema is up to date\n", "")
     same_env = {"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None}
+    upgraded = in_process("db", "upgrade", env=same_env)
+    assert (upgraded.returncode, upgraded.stdout, upgraded.stderr) == (0, "database schema is up to date\n", "")
     answers = {}
     for args in (("partners", "add", "Other", "--billing", "weekly"), ("verify", "--json")):
         real, here = process(*args), in_process(*args, env=same_env)
