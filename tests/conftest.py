@@ -69,14 +69,26 @@ def template_db(tmp_path_factory) -> str:
     return str(path)
 
 
+NETWORK_ACCOUNTS = ("network:expired", "network:promotions", "network:adjustments")  # seeded by migration 0001
+_reset_engines: dict = {}
+
+
 def _reset_postgres(url: str) -> None:
-    engine = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.connect() as conn:
-        conn.execute(text(f"TRUNCATE {names} CASCADE"))
-        conn.execute(text("INSERT INTO accounts (id, kind) VALUES ('network:expired', 'network'), "
-                          "('network:promotions', 'network'), ('network:adjustments', 'network')"))
-    engine.dispose()
+    """Put the migrated database back as ``upgrade`` leaves it: every table empty but for the network
+    accounts. DELETE, children first, from the tables that hold rows: on the few rows a test writes
+    that is many times faster than a TRUNCATE of every table, which replaces each table's files."""
+    engine = _reset_engines.get(url)
+    if engine is None:
+        engine = _reset_engines[url] = create_engine(normalise_url(url), pool_size=1, pool_pre_ping=True)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    holding = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {name})" for name in tables)
+    with engine.begin() as conn:
+        filled = {row[0] for row in conn.execute(text(holding))} | {"accounts"}
+        for name in tables:
+            if name in filled:
+                conn.execute(text(f"DELETE FROM {name}"))
+        conn.execute(text("INSERT INTO accounts (id, kind) VALUES "
+                          + ", ".join(f"('{account}', 'network')" for account in NETWORK_ACCOUNTS)))
 
 
 @pytest.fixture

@@ -1,9 +1,6 @@
 """The partner SDK and `pointsnet partner-call`: signed calls, safe retries, verified answers."""
 
 import json
-import os
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -12,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shared.partners.keys import add_key
 from shared.sdk import PointsnetAPIError, PointsnetClient, ResponseSignatureError
 from shared.signing import private_key_pem, public_key_pem
+from tests.cli.inprocess import pointsnet
 from tests.factories import make_partner
 
 
@@ -73,16 +71,14 @@ def test_partner_call_from_the_command_line(client, api, tmp_path):
     member = client.enrol(phone="+8613812345678")["member_id"]
     key_file = tmp_path / "shop.pem"
     key_file.write_bytes(private_key_pem(client.key))
-    run = subprocess.run([sys.executable, "-m", "services.cli", "partner-call", "POST", "/v1/earn", "--json",
-                          json.dumps({"member_id": member, "reference": "cli-1", "points": 9}),
-                          "--key-file", str(key_file), "--key-id", client.key_id, "--url", api],
-                         capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    run = pointsnet("partner-call", "POST", "/v1/earn", "--json",
+                    json.dumps({"member_id": member, "reference": "cli-1", "points": 9}),
+                    "--key-file", str(key_file), "--key-id", client.key_id, "--url", api)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["balance"]["available"] == 9
-    refused = subprocess.run([sys.executable, "-m", "services.cli", "partner-call", "POST", "/v1/burn", "--json",
-                              json.dumps({"member_id": member, "reference": "cli-2", "points": 90}),
-                              "--key-file", str(key_file), "--key-id", client.key_id, "--url", api],
-                             capture_output=True, text=True, timeout=60)
+    refused = pointsnet("partner-call", "POST", "/v1/burn", "--json",
+                        json.dumps({"member_id": member, "reference": "cli-2", "points": 90}),
+                        "--key-file", str(key_file), "--key-id", client.key_id, "--url", api)
     assert refused.returncode == 1 and json.loads(refused.stdout)["code"] == "insufficient_points"
 
 

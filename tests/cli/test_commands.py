@@ -1,4 +1,6 @@
-"""The pointsnet command as operators run it: a subprocess with its data directory."""
+"""The pointsnet command as operators run it, with its data directory: in this process through
+``services.cli.main`` (tests/cli/inprocess.py), and as a real process where the process matters
+(``serve --demo`` here, tests/cli/test_process.py)."""
 
 import json
 import os
@@ -11,14 +13,20 @@ import time
 import httpx
 import pytest
 
+from shared.config import get_settings
+from shared.network import Network
+from shared.partners.contracts import ContractTerms
+from tests.cli.inprocess import environment, pointsnet as run_pointsnet
 from tests.conftest import PG_URL
 
 
-def pointsnet(tmp_path, *args, timeout=120, check=False):
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"))
-    env.pop("POINTSNET_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=check)
+def pointsnet(tmp_path, *args, check=False, env=None):
+    """``pointsnet ARGS`` on the embedded database of ``tmp_path/data`` (``env``: more variables)."""
+    done = run_pointsnet(*args, env={"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None,
+                                     **(env or {})})
+    if check and done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
+    return done
 
 
 def test_partner_registration_keys_and_one_line_errors(tmp_path):
@@ -44,15 +52,13 @@ def test_partner_registration_keys_and_one_line_errors(tmp_path):
 
 @pytest.mark.skipif(bool(PG_URL), reason="drives the embedded SQLite database")
 def test_verify_names_the_offending_member(tmp_path):
-    script = (
-        "from shared.config import get_settings\nfrom shared.network import Network\n"
-        "n = Network(get_settings())\np = n.create_partner('Shop')['partner_id']\n"
-        "m = n.enrol(p, phone='+8613812345678')['member_id']\nn.earn(p, m, 'e1', points=50)\nprint(m)\n"
-    )
     assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"))
-    member = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                            check=True).stdout.strip()
+    with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data")}):
+        n = Network(get_settings())
+        p = n.create_partner('Shop')['partner_id']
+        member = n.enrol(p, phone='+8613812345678')['member_id']
+        n.earn(p, member, 'e1', points=50)
+        n.close()
     assert pointsnet(tmp_path, "verify").returncode == 0
     with sqlite3.connect(tmp_path / "data" / "pointsnet.db") as db:
         db.execute("UPDATE members SET available = available + 7 WHERE id = ?", (member,))
@@ -127,26 +133,23 @@ def test_serve_demo_comes_up_with_a_living_network(tmp_path):
 
 
 def test_clearing_run_and_reconcile_from_the_command_line(tmp_path, database_url):
-    script = (
-        "from shared.config import get_settings\nfrom shared.network import Network\n"
-        "from shared.partners.contracts import ContractTerms\n"
-        "n = Network(get_settings())\nt = ContractTerms('postpaid', '1', '0.1', '0.05')\n"
-        "a = n.create_partner('A', t)['partner_id']\nb = n.create_partner('B', t)['partner_id']\n"
-        "m = n.enrol(a, phone='+8613812345678')['member_id']\n"
-        "n.enrol(b, link_token=n.mint_link_token(a, m)['link_token'])\n"
-        "n.earn(a, m, 'a1', points=500)\nn.burn(b, m, 'b1', 200)\nprint(b)\n"
-    )
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), POINTSNET_CLOCK="2026-11-20T02:00:00Z")
-    if PG_URL:
-        env["POINTSNET_DATABASE_URL"] = database_url  # reset for this test by the fixture
-    subprocess.run([sys.executable, "-m", "services.cli", "db", "upgrade"], env=env, check=True, capture_output=True)
-    partner_b = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                               check=True).stdout.strip()
+    env = {"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_CLOCK": "2026-11-20T02:00:00Z",
+           # on PostgreSQL the test database, reset for this test by the fixture
+           "POINTSNET_DATABASE_URL": database_url if PG_URL else None}
+    assert run_pointsnet("db", "upgrade", env=env).returncode == 0
+    with environment(env):
+        n = Network(get_settings())
+        t = ContractTerms('postpaid', '1', '0.1', '0.05')
+        a = n.create_partner('A', t)['partner_id']
+        partner_b = n.create_partner('B', t)['partner_id']
+        m = n.enrol(a, phone='+8613812345678')['member_id']
+        n.enrol(partner_b, link_token=n.mint_link_token(a, m)['link_token'])
+        n.earn(a, m, 'a1', points=500)
+        n.burn(partner_b, m, 'b1', 200)
+        n.close()
 
     def cli(*args):
-        later = dict(env, POINTSNET_CLOCK="2026-11-21T12:00:00Z")
-        return subprocess.run([sys.executable, "-m", "services.cli", *args], env=later, capture_output=True,
-                              text=True, timeout=120)
+        return run_pointsnet(*args, env=dict(env, POINTSNET_CLOCK="2026-11-21T12:00:00Z"))
 
     first = cli("clearing", "run", "--cycle", "2026-11-20")
     assert first.returncode == 0, first.stderr

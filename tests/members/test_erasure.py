@@ -118,20 +118,15 @@ def test_duplicates_merged_into_the_member_lose_their_contact_too(network):
                     reason="the command runs on its data directory's SQLite database")
 def test_members_erase_from_the_command_line_then_verify(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
 
     from shared.config import Settings
     from shared.network import Network
+    from tests.cli.inprocess import pointsnet
 
     data_dir = tmp_path / "data"
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(data_dir))
-    env.pop("POINTSNET_DATABASE_URL", None)
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True,
-                              text=True, timeout=120)
+        return pointsnet(*args, env={"POINTSNET_DATA_DIR": str(data_dir), "POINTSNET_DATABASE_URL": None})
 
     assert cli("db", "upgrade").returncode == 0
     network = Network(Settings(data_dir=data_dir))

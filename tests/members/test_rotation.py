@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from shared.keys import add_pii_key, load_pii_keyring, new_keyring_json
 from shared.members.rotation import rotate_batch, stale_count
 from shared.models import Member
 from shared.network import Network
+from tests.cli.inprocess import pointsnet
 from tests.conftest import PG_URL
 from tests.factories import make_member, make_partner, verify_ok
 from tests.members.test_privacy import lookup
@@ -97,10 +96,8 @@ def test_lookups_and_enrolments_keep_working_while_a_rotation_runs(network, sett
 
 
 def _cli(data_dir: Path, *args, env_extra: dict | None = None):
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(data_dir), **(env_extra or {}))
-    env.pop("POINTSNET_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return pointsnet(*args, env={"POINTSNET_DATA_DIR": str(data_dir), **(env_extra or {}),
+                                 "POINTSNET_DATABASE_URL": None})
 
 
 @pytest.mark.skipif(bool(PG_URL), reason="the command runs on its data directory's SQLite database")

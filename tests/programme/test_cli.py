@@ -1,28 +1,27 @@
 """`pointsnet members show` and `pointsnet members status-counts`, run as an operator runs them."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+from shared.config import get_settings
+from shared.network import Network
+from tests.cli.inprocess import environment
 from tests.cli.test_commands import pointsnet
 from tests.conftest import PG_URL
 
 
 @pytest.mark.skipif(bool(PG_URL), reason="drives the embedded SQLite database")
 def test_members_show_and_status_counts(tmp_path):
-    script = (
-        "from shared.config import get_settings\nfrom shared.network import Network\n"
-        "n = Network(get_settings())\np = n.create_partner('Shop')['partner_id']\n"
-        "m = n.enrol(p, phone='+8613812345678')['member_id']\nn.earn(p, m, 'e1', points=1200)\n"
-        "d = n.enrol(p, phone='+8613812345679')['member_id']\nn.earn(p, d, 'e2', points=30)\nprint(m, d)\n"
-    )
     assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"))
-    member, duplicate = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                                       check=True).stdout.split()
+    with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data")}):
+        n = Network(get_settings())
+        p = n.create_partner('Shop')['partner_id']
+        member = n.enrol(p, phone='+8613812345678')['member_id']
+        n.earn(p, member, 'e1', points=1200)
+        duplicate = n.enrol(p, phone='+8613812345679')['member_id']
+        n.earn(p, duplicate, 'e2', points=30)
+        n.close()
     shown = json.loads(pointsnet(tmp_path, "members", "show", member, "--json", check=True).stdout)
     assert shown["balance"] == {"available": 1200, "held": 0}
     assert shown["tier"]["tier"] == "silver" and shown["tier"]["qualifying_points"] == 1200  # default ladder

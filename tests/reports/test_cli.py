@@ -1,71 +1,74 @@
-"""``pointsnet reports …`` as operators run it: a subprocess over the embedded database."""
+"""``pointsnet reports …`` as operators run it over the embedded database (in this process:
+tests/cli/inprocess.py)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from shared.reports.render import csv_values
-from tests.conftest import PG_URL
-
-SEED = """
 from shared.config import get_settings
 from shared.ledger.cycles import cycle_date_for
 from shared.network import Network
-n = Network(get_settings())
-a = n.create_partner('Tea House')['partner_id']
-b = n.create_partner('Noodle Bar')['partner_id']
-m = n.enrol(a, phone='+8613812345678')['member_id']
-token = n.mint_link_token(a, m)['link_token']
-n.enrol(b, link_token=token)
-n.earn(a, m, 'e1', amount=12300)
-n.burn(b, m, 'b1', 23)
-print(json.dumps({'tea': a, 'noodle': b, 'cycle': cycle_date_for(n.clock.now(), n.settings).isoformat()}))
-"""
+from shared.reports.render import csv_values
+from tests.cli.inprocess import environment, pointsnet
+from tests.conftest import PG_URL
+
+
+def seed() -> dict:
+    n = Network(get_settings())
+    a = n.create_partner('Tea House')['partner_id']
+    b = n.create_partner('Noodle Bar')['partner_id']
+    m = n.enrol(a, phone='+8613812345678')['member_id']
+    token = n.mint_link_token(a, m)['link_token']
+    n.enrol(b, link_token=token)
+    n.earn(a, m, 'e1', amount=12300)
+    n.burn(b, m, 'b1', 23)
+    ids = {'tea': a, 'noodle': b, 'cycle': cycle_date_for(n.clock.now(), n.settings).isoformat()}
+    n.close()
+    return ids
+
+
+def variables(tmp_path, env=None) -> dict:
+    return {"POINTSNET_DATA_DIR": str(tmp_path / "data"), **(env or {}), "POINTSNET_DATABASE_URL": None}
 
 
 def run(tmp_path, *args, env=None):
-    environment = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), **(env or {}))
-    environment.pop("POINTSNET_DATABASE_URL", None)
-    return subprocess.run([sys.executable, *args], env=environment, capture_output=True, text=True, timeout=120)
+    """``pointsnet ARGS`` on the data directory of ``tmp_path``."""
+    return pointsnet(*args, env=variables(tmp_path, env))
 
 
 @pytest.mark.skipif(bool(PG_URL), reason="drives the embedded SQLite database")
 def test_reports_commands(tmp_path):
-    assert run(tmp_path, "-m", "services.cli", "db", "upgrade").returncode == 0
-    seeded = run(tmp_path, "-c", "import json\n" + SEED)
-    assert seeded.returncode == 0, seeded.stderr
-    ids = json.loads(seeded.stdout)
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    with environment(variables(tmp_path)):
+        ids = seed()
     period = ["--from", ids["cycle"], "--to", ids["cycle"]]
     out = tmp_path / "tea.csv"
-    made = run(tmp_path, "-m", "services.cli", "reports", "partner", ids["tea"], *period, "--format", "csv",
+    made = run(tmp_path, "reports", "partner", ids["tea"], *period, "--format", "csv",
                "--out", str(out))
     assert made.returncode == 0, made.stderr
     values = csv_values(out.read_text())
     assert (values["points.issued"], values["points.redeemed_elsewhere"], values["members.new"]) == ("123", "23", "1")
     assert values["members.average_purchase_amount_minor"] == "12300"
-    as_json = run(tmp_path, "-m", "services.cli", "reports", "partner", ids["noodle"], *period)
+    as_json = run(tmp_path, "reports", "partner", ids["noodle"], *period)
     assert json.loads(as_json.stdout)["flows"]["spent_here"] == [
         {"partner_id": ids["tea"], "name": "Tea House", "points": 23}]
-    html = run(tmp_path, "-m", "services.cli", "reports", "network", *period, "--format", "html",
+    html = run(tmp_path, "reports", "network", *period, "--format", "html",
                env={"POINTSNET_LOCALE": "zh"})
     assert html.returncode == 0 and "积分网络运营分析" in html.stdout and 'id="chart-flows"' in html.stdout
-    backwards = run(tmp_path, "-m", "services.cli", "reports", "network", "--from", "2026-02-02", "--to", "2026-02-01")
+    backwards = run(tmp_path, "reports", "network", "--from", "2026-02-02", "--to", "2026-02-01")
     assert backwards.returncode == 2 and "ends" in backwards.stderr and backwards.stderr.strip().count("\n") == 0
-    wrong = run(tmp_path, "-m", "services.cli", "reports", "network", *period, "--format", "pdf")
+    wrong = run(tmp_path, "reports", "network", *period, "--format", "pdf")
     assert wrong.returncode == 1 and "--format" in wrong.stderr
-    published = run(tmp_path, "-m", "services.cli", "reports", "publish")
+    published = run(tmp_path, "reports", "publish")
     assert json.loads(published.stdout) == {"cycles": [], "months": []}   # nothing settled yet
 
 
 def test_bench_report_scenario_small(tmp_path):
     out = tmp_path / "bench.json"
-    made = run(tmp_path, "-m", "services.cli", "bench", "report", "--scale", "small", "--json", str(out))
+    made = run(tmp_path, "bench", "report", "--scale", "small", "--json", str(out))
     assert made.returncode == 0, made.stderr
     [result] = json.loads(out.read_text())["results"]
     assert result["scenario"] == "report" and result["scale"] == "small" and result["cycles"] == 30
     assert result["events"] == 3000 and 0 < result["partner_entries"] <= 3000
     assert {"partner_report_s", "network_report_s", "render_s"} <= set(result)
-    assert run(tmp_path, "-m", "services.cli", "bench", "report", "--scale", "huge").returncode == 1
+    assert run(tmp_path, "bench", "report", "--scale", "huge").returncode == 1

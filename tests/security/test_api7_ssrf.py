@@ -9,9 +9,6 @@ name can resolve elsewhere later), unless the operator allows private targets ex
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,7 @@ from shared.network import Network
 from shared.webhooks.delivery import Claimed, send
 from shared.webhooks.endpoints import check_url, set_endpoint
 from shared.webhooks.errors import InvalidWebhookUrl
+from tests.cli.inprocess import pointsnet
 from tests.factories import make_partner
 
 PRIVATE_TARGETS = [
@@ -75,13 +73,11 @@ def test_delivery_checks_the_target_again_and_never_connects(network):
 
 
 def test_the_command_refuses_a_private_target_without_the_setting(tmp_path):
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"))
-    env.pop("POINTSNET_DATABASE_URL", None)
-    env.pop("POINTSNET_WEBHOOK_ALLOW_PRIVATE_TARGETS", None)
+    env = {"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None,
+           "POINTSNET_WEBHOOK_ALLOW_PRIVATE_TARGETS": None}
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True,
-                              text=True, timeout=120)
+        return pointsnet(*args, env=env)
 
     assert cli("db", "upgrade").returncode == 0
     network = Network(Settings(data_dir=Path(env["POINTSNET_DATA_DIR"])))

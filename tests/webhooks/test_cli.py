@@ -1,14 +1,14 @@
-"""The operator's webhook commands, run as a subprocess on the embedded database."""
+"""The operator's webhook commands on the embedded database (run in this process: tests/cli/inprocess.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+from shared.config import get_settings
+from shared.network import Network
+from tests.cli.inprocess import environment, pointsnet as run_pointsnet
 from tests.conftest import PG_URL
 from tests.cli.test_commands import pointsnet
 
@@ -19,11 +19,9 @@ T0 = "2026-11-20T02:00:00Z"  # every command runs on the network's fixed clock
 
 
 def run(tmp_path, *args, clock: str = T0, check=True):
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), POINTSNET_CLOCK=clock, COLUMNS="200",
-               POINTSNET_WEBHOOK_ALLOW_PRIVATE_TARGETS="1")
-    env.pop("POINTSNET_DATABASE_URL", None)
-    done = subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = {"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_CLOCK": clock, "COLUMNS": "200",
+           "POINTSNET_WEBHOOK_ALLOW_PRIVATE_TARGETS": "1", "POINTSNET_DATABASE_URL": None}
+    done = run_pointsnet(*args, env=env)
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -41,12 +39,12 @@ def test_set_rotate_deliver_dead_letter_and_replay(tmp_path, receiver):
     assert rotated["previous_secret_expires_at"] == "2026-11-21T02:00:00+00:00"
     assert "secret" not in json.loads(run(tmp_path, "webhooks", "show", partner).stdout)
 
-    script = ("from shared.config import get_settings\nfrom shared.network import Network\n"
-              f"n = Network(get_settings())\nm = n.enrol({partner!r}, phone='+8613812345678')['member_id']\n"
-              f"n.earn({partner!r}, m, 'e1', points=50)\n")
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), POINTSNET_CLOCK=T0)
-    env.pop("POINTSNET_DATABASE_URL", None)
-    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+    with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_CLOCK": T0,
+                      "POINTSNET_DATABASE_URL": None}):
+        n = Network(get_settings())
+        m = n.enrol(partner, phone='+8613812345678')['member_id']
+        n.earn(partner, m, 'e1', points=50)
+        n.close()
 
     receiver.always = 503
     first = json.loads(run(tmp_path, "webhooks", "deliver", clock="2026-11-20T02:00:01Z").stdout)

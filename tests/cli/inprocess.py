@@ -1,0 +1,104 @@
+"""Run the ``pointsnet`` command inside the test process, the way a shell would run it.
+
+Starting ``python -m services.cli`` costs an interpreter and every import (seconds on a busy CI
+machine) for each call, and most command tests are about what a command does, not about the
+process. ``pointsnet()`` here runs the same entry point, ``services.cli.main`` (its exit codes
+and one-line errors included), with the environment, ``argv`` and standard streams a
+subprocess would get, and answers a ``subprocess.CompletedProcess`` like ``subprocess.run``.
+What only a real process shows is tested with one in tests/cli/test_process.py.
+
+Between calls nothing carries over: the cached settings are dropped before and after each
+call, the networks a command opened are closed, and logging set up by a command is undone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from unittest import mock
+
+from click.testing import CliRunner
+
+from shared.config import get_settings
+
+_NOISY = ("apscheduler", "alembic", "httpx", "uvicorn.access")  # loggers services.cli's logging set-up quietens
+
+
+@contextmanager
+def environment(env: Mapping[str, str | None]) -> Iterator[None]:
+    """``os.environ`` with these changes (None removes a variable), settings read afresh from it:
+    what a ``python -c`` script started with this environment would see."""
+    get_settings.cache_clear()
+    try:
+        with mock.patch.dict(os.environ):
+            for name, value in env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            yield
+    finally:
+        get_settings.cache_clear()
+
+
+@contextmanager
+def _logging_restored() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, {name: logging.getLogger(name).level for name in _NOISY})
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _exit_code(exit: SystemExit) -> int:
+    """What the interpreter makes of ``sys.exit(code)``."""
+    if exit.code is None:
+        return 0
+    if isinstance(exit.code, int):
+        return exit.code
+    print(exit.code, file=sys.stderr)
+    return 1
+
+
+def pointsnet(*args: str, env: Mapping[str, str | None] | None = None) -> subprocess.CompletedProcess:
+    """``pointsnet ARGS`` with ``env`` changed in the environment (None removes a variable)."""
+    from services import cli
+
+    opened = []
+
+    def tracked_network(*a, **kw):
+        network = original(*a, **kw)
+        opened.append(network)
+        return network
+
+    original = cli._network
+    get_settings.cache_clear()
+    code = 0
+    try:
+        with CliRunner().isolation(env=dict(env or {})) as (stdout, stderr, _), _logging_restored(), \
+                mock.patch.object(cli, "_network", tracked_network), \
+                mock.patch.object(sys, "argv", ["pointsnet", *args]):
+            try:
+                cli.main()
+            except SystemExit as exit:
+                code = _exit_code(exit)
+            except Exception:  # noqa: BLE001 - what an uncaught exception does to a process
+                traceback.print_exc()
+                code = 1
+            finally:
+                for network in opened:
+                    network.close()
+                sys.stdout.flush()
+                sys.stderr.flush()
+            out, err = stdout.getvalue(), stderr.getvalue()
+    finally:
+        get_settings.cache_clear()
+    return subprocess.CompletedProcess(["pointsnet", *args], code, out.decode(), err.decode())
