@@ -121,8 +121,8 @@ def page_as(browser, live_dashboard, staff):
         page.goto(f"{live_dashboard}/login")
         page.fill("input[name=email]", staff[who])
         page.fill("input[name=password]", PASSWORD)
-        page.click("form[action$='/login'] button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("form[action$='/login'] button[type=submit]")
         assert "/login" not in page.url, f"{who} could not sign in"
         return page
 

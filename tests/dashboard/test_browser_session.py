@@ -52,17 +52,17 @@ def test_wrong_password_is_refused_and_the_language_switches(browser, live_dashb
     page.fill("input[name=password]", "not the password")
     page.click("form[action$='/login'] button[type=submit]")
     assert page.locator("[role=alert]").inner_text() == "Wrong e-mail or password."
-    page.select_option("#language", "zh")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the selector submits its form
+        page.select_option("#language", "zh")
     assert page.locator("h1").inner_text() == "Pointsnet 管理后台"
     page.fill("input[name=email]", staff["operator"])
     page.fill("input[name=password]", PASSWORD)
-    page.click("form[action$='/login'] button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("form[action$='/login'] button[type=submit]")
     assert page.locator("h1").inner_text() == "网络概览"
     assert page.locator("header nav a[data-nav=settlement]").inner_text() == "结算"
     screenshot(page, "overview-zh")
-    page.select_option("#language", "en")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.select_option("#language", "en")
     assert page.locator("h1").inner_text() == "Network overview"
     context.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from services import cli as cli_module
 from services.cli import app
 from shared.access import users
 from shared.config import get_settings
@@ -15,7 +16,7 @@ from tests.dashboard.conftest import PASSWORD, make_client, sign_in
 def cli(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("POINTSNET_DATABASE_URL", database_url)
     monkeypatch.setenv("POINTSNET_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(cli_module.console, "width", 200)  # tables unwrapped whatever the terminal
     get_settings.cache_clear()
     runner = CliRunner()
     yield lambda *args, stdin=None: runner.invoke(app, list(args), input=stdin)
