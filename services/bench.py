@@ -62,8 +62,33 @@ def machine() -> dict:
             memory_mb = int(handle.readline().split()[1]) // 1024
     except OSError:
         pass
+    # the load average says whether other work shared the cores while the figures were taken
     return {"cores": os.cpu_count(), "memory_mb": memory_mb, "python": platform.python_version(),
-            "platform": platform.platform()}
+            "platform": platform.platform(), "load_average_1m": round(os.getloadavg()[0], 2)}
+
+
+def database_cpu_s(url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving ``url``'s (fresh, bench-only) database,
+    read from /proc when the server runs on this machine (0 for SQLite, or when it cannot be read).
+
+    Beside the wall time, Python's and the database's CPU seconds say what a run costs when other
+    work shares the cores (their sum is about the wall time on an idle machine)."""
+    name = make_url(url).database
+    if not url.startswith("postgresql") or not name:
+        return 0.0
+    total = 0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if f" {name} ".encode() not in handle.read() + b" ":
+                    continue
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            continue
+    return total / ticks
 
 
 @contextmanager
@@ -197,9 +222,11 @@ def scenario_settle(database_url: str | None, *, scale: str, console: Console) -
             seal_s = time.perf_counter() - started
             clock.advance(days=1)
             rss_before = _rss_mb()
+            cpu, db_cpu = time.process_time(), database_cpu_s(url)
             started = time.perf_counter()
             result = network.settle(cycle)
             elapsed = time.perf_counter() - started
+            cpu, db_cpu = time.process_time() - cpu, database_cpu_s(url) - db_cpu
             rss_after = _rss_mb()
             _check_settlement(network, Path(result["directory"]), cycle, result["net_positions"])
             report = network.tx(verify, readonly=True)
@@ -208,6 +235,7 @@ def scenario_settle(database_url: str | None, *, scale: str, console: Console) -
             return {"scenario": "settle", "database": network.db.dialect, "scale": scale,
                     "partners": partner_count, "obligation_lines": seeded.lines, "entries": seeded.entries,
                     "seed_s": round(seed_s, 3), "seal_s": round(seal_s, 3), "elapsed_s": round(elapsed, 3),
+                    "python_cpu_s": round(cpu, 3), "database_cpu_s": round(db_cpu, 3),
                     "lines_per_s": round(seeded.lines / elapsed, 1), "peak_rss_mb": round(rss_after, 1),
                     "rss_growth_mb": round(rss_after - rss_before, 1)}
         finally:
@@ -304,19 +332,22 @@ def scenario_expire(database_url: str | None, *, lots: int, members: int, consol
             seeded = network.tx(lambda tx: tx.session.execute(text("SELECT COUNT(*) FROM lots")).scalar_one())
             clock.advance(days=31)
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            cpu, db_cpu = time.process_time(), database_cpu_s(url)
             started = time.perf_counter()
             with Progress(TextColumn("expire: lot expiry job"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=console) as progress:
                 task = progress.add_task("expire", total=seeded * 10)
                 expired = network.expire_lots(on_batch=lambda points: progress.update(task, advance=points))
             elapsed = time.perf_counter() - started
+            cpu, db_cpu = time.process_time() - cpu, database_cpu_s(url) - db_cpu
             rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             left = network.tx(lambda tx: tx.session.execute(
                 text("SELECT COUNT(*) FROM lots WHERE remaining > 0")).scalar_one())
             if left or expired != seeded * 10:
                 raise AssertionError(f"expiry left {left} lots open, expired {expired} of {seeded * 10} points")
             return {"scenario": "expire", "database": network.db.dialect, "lots": seeded,
-                    "elapsed_s": round(elapsed, 3), "lots_per_s": round(seeded / elapsed, 1),
+                    "elapsed_s": round(elapsed, 3), "python_cpu_s": round(cpu, 3),
+                    "database_cpu_s": round(db_cpu, 3), "lots_per_s": round(seeded / elapsed, 1),
                     "peak_rss_mb": round(rss_after, 1), "rss_growth_mb": round(rss_after - rss_before, 1)}
         finally:
             network.close()
@@ -408,7 +439,7 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
                                           batch_size=batch_size, members=members, console=console))
     table = Table(title="pointsnet bench")
     preferred = ("scenario", "database", "events", "lots", "obligation_lines", "elapsed_s", "events_per_s",
-                 "batch_p50_ms", "lines_per_s", "lots_per_s", "peak_rss_mb", "network_report_s", "copy_events_per_s",
+                 "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb", "network_report_s", "copy_events_per_s",
                  "ratio_a_c")
     columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
     for column in columns:
