@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import String, and_, case, cast, func, literal, null, or_, select
+from sqlalchemy import String, and_, case, cast, func, literal, null, or_, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 
@@ -145,6 +145,10 @@ def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str
 
     Raises NettingError (before writing anything) if the positions do not sum to zero.
     """
+    if tx.is_postgres:
+        # one query per statement, each short but costed high over a big cycle: PostgreSQL's JIT
+        # compiled every one of them (measured: 0.25-0.35 s a statement at 10 million lines)
+        tx.session.execute(text("SET LOCAL jit = off"))
     totals = _totals(tx, cycle)
     sums = {key: round_micro_to_minor(amount) for key, (_points, amount) in sorted(totals.items())}
     positions = net_positions(sums)
