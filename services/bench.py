@@ -439,8 +439,8 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
                                           batch_size=batch_size, members=members, console=console))
     table = Table(title="pointsnet bench")
     preferred = ("scenario", "database", "events", "lots", "obligation_lines", "elapsed_s", "events_per_s",
-                 "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb", "network_report_s", "copy_events_per_s",
-                 "ratio_a_c")
+                 "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb",
+                 "network_report_s", "copy_events_per_s", "ratio_a_c")
     columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
     for column in columns:
         table.add_column(column)
