@@ -35,13 +35,25 @@ from shared.partners.contracts import ContractTerms
 
 SCENARIOS = {
     "batch-post": "in-process set-based batch post of earn (80%) and burn (20%) events",
-    "settle": "settle one cycle holding the obligation lines of the batch-post events",
+    "settle": "settle one cycle of seeded obligation lines across many partners (--scale)",
     "expire": "the lot expiry job over --lots due lots (bounded batches): lots/s and peak memory",
     "report": "a month of one partner's report and the network analytics, aggregated in SQL (--scale)",
     "dashboard": "the Ledger and Settlement pages' queries over one settled cycle of --events (median ms)",
+    "peers": "our batch post beside a raw PostgreSQL COPY of exactly the rows it wrote (ratio a/c)",
 }
-# entries posted over the month of the report scenario, by --scale
-REPORT_SCALES = {"small": 3_000, "medium": 100_000, "large": 1_000_000}
+# --scale: small runs in seconds (the test suite's smoke tests), full is the performance issue's sizes;
+# "large" is the report scenario's older name for full
+SCALES = ("small", "medium", "full", "large")
+# sizes by scale; --events / --lots given on the command line win
+BATCH_POST_EVENTS = {"small": 2_000, "medium": 20_000, "full": 200_000}
+EXPIRE_LOTS = {"small": 2_000, "medium": 100_000, "full": 1_000_000}
+SETTLE_SCALES = {"small": (10_000, 8), "medium": (1_000_000, 100), "full": (10_000_000, 1_000)}  # lines, partners
+REPORT_SCALES = {"small": 3_000, "medium": 100_000, "full": 1_000_000}
+PEERS_EVENTS = {"small": 2_000, "medium": 20_000, "full": 100_000}
+
+
+def scale_of(scale: str) -> str:
+    return "full" if scale == "large" else scale
 
 
 def machine() -> dict:
@@ -51,8 +63,33 @@ def machine() -> dict:
             memory_mb = int(handle.readline().split()[1]) // 1024
     except OSError:
         pass
+    # the load average says whether other work shared the cores while the figures were taken
     return {"cores": os.cpu_count(), "memory_mb": memory_mb, "python": platform.python_version(),
-            "platform": platform.platform()}
+            "platform": platform.platform(), "load_average_1m": round(os.getloadavg()[0], 2)}
+
+
+def database_cpu_s(url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving ``url``'s (fresh, bench-only) database,
+    read from /proc when the server runs on this machine (0 for SQLite, or when it cannot be read).
+
+    Beside the wall time, Python's and the database's CPU seconds say what a run costs when other
+    work shares the cores (their sum is about the wall time on an idle machine)."""
+    name = make_url(url).database
+    if not url.startswith("postgresql") or not name:
+        return 0.0
+    total = 0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if f" {name} ".encode() not in handle.read() + b" ":
+                    continue
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            continue
+    return total / ticks
 
 
 @contextmanager
@@ -151,40 +188,96 @@ def scenario_batch_post(database_url: str | None, *, events: int, batch_size: in
             network.close()
 
 
-def scenario_settle(database_url: str | None, *, events: int, batch_size: int, members: int,
-                    console: Console) -> dict:
-    from datetime import timedelta
+def scenario_settle(database_url: str | None, *, scale: str, console: Console) -> dict:
+    """Settle one cycle of seeded obligation lines (services/bench_seed.py) spread over many partners.
 
+    Before the clock starts the entries are sealed into the ledger's tree, as the checkpoint job does
+    every minute in a running network (timed apart, ``seal_s``). Fails unless the files add up: every
+    line appears in the statement of each partner it names, the net positions equal the exact sums
+    of the lines rounded once, and ``verify`` finds nothing."""
     from shared.clock import FixedClock
     from shared.ledger.cycles import cycle_date_for
+    from shared.ledger.verify import verify
 
+    from services.bench_seed import seed_cycle
+
+    lines, partner_count = SETTLE_SCALES[scale]
     with fresh_database(database_url) as (url, workdir):
         upgrade(url)
         clock = FixedClock(datetime(2026, 1, 6, 2, tzinfo=timezone.utc))
         network = Network(Settings(data_dir=workdir), database_url=url, clock=clock)
         try:
             partners = [network.create_partner(f"Bench{i}", ContractTerms(
-                "prepaid" if i % 2 else "postpaid", "1", "0.1", "0.05", "0.2"))["partner_id"] for i in range(4)]
-            member_ids = seed_members(network, partners, members)
-            batches = make_batches(member_ids, events, batch_size, random.Random(7))
-            with Progress(TextColumn("settle: posting the cycle"), BarColumn(), MofNCompleteColumn(),
-                          console=console) as progress:
-                task = progress.add_task("post", total=events)
-                for index, batch in enumerate(batches):
-                    network.post(partners[index % len(partners)], batch)
-                    progress.update(task, advance=len(batch))
+                "prepaid" if i % 2 else "postpaid", "1", "0.1", "0.05", "0.2"))["partner_id"]
+                for i in range(partner_count)]
+            with Progress(TextColumn("settle: seeding the cycle"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console) as progress:
+                task = progress.add_task("seed", total=None)
+                started = time.perf_counter()
+                seeded = seed_cycle(network, partners, lines=lines, members=max(100, lines // 100),
+                                    on_progress=lambda n: progress.update(task, advance=n))
+                seed_s = time.perf_counter() - started
             cycle = cycle_date_for(clock.now(), network.settings)
-            lines = network.tx(lambda tx: tx.session.execute(text(
-                "SELECT COUNT(*) FROM obligation_lines WHERE cycle_date = :c"), {"c": cycle}).scalar_one())
-            clock.advance(days=1)
             started = time.perf_counter()
-            network.settle(cycle)
+            network.seal()
+            seal_s = time.perf_counter() - started
+            clock.advance(days=1)
+            rss_before = _rss_mb()
+            cpu, db_cpu = time.process_time(), database_cpu_s(url)
+            started = time.perf_counter()
+            result = network.settle(cycle)
             elapsed = time.perf_counter() - started
-            return {"scenario": "settle", "database": network.db.dialect, "events": events,
-                    "obligation_lines": lines, "elapsed_s": round(elapsed, 3),
-                    "lines_per_s": round(lines / elapsed, 1), "events_per_s": ""}
+            cpu, db_cpu = time.process_time() - cpu, database_cpu_s(url) - db_cpu
+            rss_after = _rss_mb()
+            _check_settlement(network, Path(result["directory"]), cycle, result["net_positions"])
+            report = network.tx(verify, readonly=True)
+            if not report.ok:
+                raise AssertionError(f"verify found offences after seeding: {report.offences[:5]}")
+            return {"scenario": "settle", "database": network.db.dialect, "scale": scale,
+                    "partners": partner_count, "obligation_lines": seeded.lines, "entries": seeded.entries,
+                    "seed_s": round(seed_s, 3), "seal_s": round(seal_s, 3), "elapsed_s": round(elapsed, 3),
+                    "python_cpu_s": round(cpu, 3), "database_cpu_s": round(db_cpu, 3),
+                    "lines_per_s": round(seeded.lines / elapsed, 1), "peak_rss_mb": round(rss_after, 1),
+                    "rss_growth_mb": round(rss_after - rss_before, 1)}
         finally:
             network.close()
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _check_settlement(network: Network, directory: Path, cycle, positions: dict[str, int]) -> None:
+    """The files add up: detail records = lines per named partner; net positions = the rounded exact sums."""
+    import csv
+
+    from shared.money import round_micro_to_minor
+    from shared.settlement.files import statement_name
+    from shared.settlement.netting import net_positions
+
+    def unit(tx):
+        sums = tx.session.execute(text(
+            "SELECT payer, payee, kind, SUM(amount_micro) FROM obligation_lines WHERE cycle_date = :c "
+            "GROUP BY payer, payee, kind"), {"c": cycle}).all()
+        per_party = tx.session.execute(text(
+            "SELECT party, COUNT(*) FROM (SELECT payer AS party FROM obligation_lines WHERE cycle_date = :c "
+            "UNION ALL SELECT payee FROM obligation_lines WHERE cycle_date = :c) t GROUP BY party"),
+            {"c": cycle}).all()
+        return sums, dict(per_party)
+    sums, per_party = network.tx(unit, readonly=True)
+    expected = net_positions({(payer, payee, kind): round_micro_to_minor(int(amount))
+                              for payer, payee, kind, amount in sums})
+    if expected != positions or sum(positions.values()) != 0:
+        raise AssertionError("settlement net positions differ from the exact sums of the lines")
+    for party, count in per_party.items():
+        if party == "network":
+            continue
+        with open(directory / statement_name(party), newline="") as handle:
+            details = sum(1 for row in csv.DictReader(handle) if row["record_type"] in ("D", "A"))
+        if details != count:
+            raise AssertionError(f"statement of {party} has {details} detail records, the ledger {count} lines")
 
 
 def _seed_lots(network: Network, partner: str, member_ids: list[str], lots: int, console: Console) -> None:
@@ -240,19 +333,22 @@ def scenario_expire(database_url: str | None, *, lots: int, members: int, consol
             seeded = network.tx(lambda tx: tx.session.execute(text("SELECT COUNT(*) FROM lots")).scalar_one())
             clock.advance(days=31)
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            cpu, db_cpu = time.process_time(), database_cpu_s(url)
             started = time.perf_counter()
             with Progress(TextColumn("expire: lot expiry job"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=console) as progress:
                 task = progress.add_task("expire", total=seeded * 10)
                 expired = network.expire_lots(on_batch=lambda points: progress.update(task, advance=points))
             elapsed = time.perf_counter() - started
+            cpu, db_cpu = time.process_time() - cpu, database_cpu_s(url) - db_cpu
             rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             left = network.tx(lambda tx: tx.session.execute(
                 text("SELECT COUNT(*) FROM lots WHERE remaining > 0")).scalar_one())
             if left or expired != seeded * 10:
                 raise AssertionError(f"expiry left {left} lots open, expired {expired} of {seeded * 10} points")
             return {"scenario": "expire", "database": network.db.dialect, "lots": seeded,
-                    "elapsed_s": round(elapsed, 3), "lots_per_s": round(seeded / elapsed, 1),
+                    "elapsed_s": round(elapsed, 3), "python_cpu_s": round(cpu, 3),
+                    "database_cpu_s": round(db_cpu, 3), "lots_per_s": round(seeded / elapsed, 1),
                     "peak_rss_mb": round(rss_after, 1), "rss_growth_mb": round(rss_after - rss_before, 1)}
         finally:
             network.close()
@@ -320,29 +416,37 @@ def scenario_report(database_url: str | None, *, scale: str, batch_size: int, me
             network.close()
 
 
-def run_bench(scenarios: list[str], *, database_url: str | None, events: int, batch_size: int, members: int,
-              json_file: str | None, console: Console, lots: int = 200_000, scale: str = "small") -> list[dict]:
+def run_bench(scenarios: list[str], *, database_url: str | None, events: int | None, batch_size: int,
+              members: int, json_file: str | None, console: Console, lots: int | None = None,
+              scale: str = "small") -> list[dict]:
+    scale = scale_of(scale)
     results = []
     for name in scenarios:
         if name == "batch-post":
-            results.append(scenario_batch_post(database_url, events=events, batch_size=batch_size,
-                                               members=members, console=console))
+            results.append(scenario_batch_post(database_url, events=events or BATCH_POST_EVENTS[scale],
+                                               batch_size=batch_size, members=members, console=console))
         elif name == "settle":
-            results.append(scenario_settle(database_url, events=events, batch_size=batch_size,
-                                           members=members, console=console))
+            results.append(scenario_settle(database_url, scale=scale, console=console))
         elif name == "expire":
-            results.append(scenario_expire(database_url, lots=lots, members=members, console=console))
+            results.append(scenario_expire(database_url, lots=lots or EXPIRE_LOTS[scale], members=members,
+                                           console=console))
         elif name == "dashboard":
             from services.bench_dashboard import scenario_dashboard
 
-            results.append(scenario_dashboard(database_url, events=events, batch_size=batch_size,
-                                              members=members, console=console))
+            results.append(scenario_dashboard(database_url, events=events or BATCH_POST_EVENTS[scale],
+                                              batch_size=batch_size, members=members, console=console))
         elif name == "report":
             results.append(scenario_report(database_url, scale=scale, batch_size=batch_size, members=members,
                                            console=console))
+        elif name == "peers":
+            from services.bench_peers import scenario_peers
+
+            results.append(scenario_peers(database_url, events=events or PEERS_EVENTS[scale],
+                                          batch_size=batch_size, members=members, console=console))
     table = Table(title="pointsnet bench")
-    preferred = ("scenario", "database", "events", "lots", "elapsed_s", "events_per_s", "batch_p50_ms",
-                 "lines_per_s", "lots_per_s", "peak_rss_mb", "network_report_s")
+    preferred = ("scenario", "database", "events", "lots", "obligation_lines", "elapsed_s", "events_per_s",
+                 "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb",
+                 "network_report_s", "copy_events_per_s", "ratio_a_c")
     columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
     for column in columns:
         table.add_column(column)

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     return_grace_days: int = Field(default=30, ge=0)
     hold_timeout_minutes: int = Field(default=15, gt=0)
     idempotency_retention_days: int = Field(default=7, ge=7)
-    expiry_batch_size: int = Field(default=500, gt=0)
+    expiry_batch_size: int = Field(default=5000, gt=0)
     # Fix the network clock of this process (RFC 3339 instant) for drills and tests.
     clock: str | None = None
     # Settlement: a cycle is closed and settled this long after its cut-off.

@@ -15,7 +15,7 @@ from shared.db.database import Tx
 from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.journal import Journal, MemberState
 from shared.ledger.rules import LotState, breakage_lines, consumption_key
-from shared.ledger.state import load_lots, lock_members
+from shared.ledger.state import load_due_lots, lock_members
 from shared.models import Lot
 from shared.partners.contracts import terms_by_id
 
@@ -50,22 +50,29 @@ def forfeit(journal: Journal, member: MemberState, lots: list[LotState], *, requ
 
 
 def expire_batch(tx: Tx, limit: int) -> int:
-    """Expire due lots of at most ``limit`` lots' members; returns the points expired."""
+    """Expire the due lots of the members owning the next ``limit`` due lots; returns the points expired.
+
+    Set-based: one read finds the members (through the partial index of open lots by expiry,
+    so lots already spent or expired are never walked again), one locks them in id order, one
+    reads only their due lots with free points, and the journal writes each table with one
+    statement. Each member gets one ``expiry`` entry for all its due lots, built by ``forfeit``
+    (the same rows, money lines and webhook events as every other expiry path)."""
     candidates = tx.session.execute(
-        select(lots_t.c.member_id).where(lots_t.c.expires_at <= tx.now, lots_t.c.remaining > lots_t.c.reserved)
+        select(lots_t.c.member_id).where(lots_t.c.remaining > 0, lots_t.c.expires_at <= tx.now,
+                                         lots_t.c.remaining > lots_t.c.reserved)
         .order_by(lots_t.c.expires_at).limit(limit)
     ).scalars().all()
     if not candidates:
         return 0
     journal = Journal(tx, enter_open_cycle(tx))
     journal.members = lock_members(tx, candidates)
-    journal.lots = load_lots(tx, member_ids=journal.members)
+    journal.lots = load_due_lots(tx, journal.members, tx.now)  # read after the lock: nothing moves them now
     by_member: dict[str, list[LotState]] = {}
     for lot in journal.lots.values():
         by_member.setdefault(lot.member_id, []).append(lot)
     expired = 0
-    for member_id, member in journal.members.items():
-        entry = expire_due(journal, member, by_member.get(member_id, []), tx.now)
+    for member_id in sorted(by_member):
+        entry = expire_due(journal, journal.members[member_id], by_member[member_id], tx.now)
         expired += entry["points"] if entry else 0
     journal.flush()
     return expired

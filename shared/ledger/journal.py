@@ -163,7 +163,9 @@ class Journal:
                 self.tx.session.execute(text(
                     "UPDATE lots SET remaining = u.remaining, reserved = u.reserved, expires_at = u.expires_at "
                     "FROM unnest(CAST(:ids AS text[]), CAST(:remaining AS bigint[]), CAST(:reserved AS bigint[]), "
-                    "CAST(:expires AS timestamp[])) AS u(id, remaining, reserved, expires_at) WHERE lots.id = u.id"
+                    "CAST(:expires AS timestamp[])) AS u(id, remaining, reserved, expires_at) WHERE lots.id = u.id "
+                    # the ids again as = ANY: the planner probes the primary key instead of hashing all lots
+                    "AND lots.id = ANY(CAST(:ids AS text[]))"
                 ), {"ids": [lot.id for lot in part], "remaining": [lot.remaining for lot in part],
                     "reserved": [lot.reserved for lot in part],
                     "expires": [lot.expires_at.astimezone(timezone.utc).replace(tzinfo=None) for lot in part]})

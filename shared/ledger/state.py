@@ -81,8 +81,20 @@ def load_lots(tx: Tx, member_ids: Iterable[str] = (), lot_ids: Iterable[str] = (
     return result
 
 
+def load_due_lots(tx: Tx, member_ids: Iterable[str], now) -> dict[str, LotState]:
+    """The members' lots that are due (``expires_at <= now``) and have free points: what expiry takes."""
+    result: dict[str, LotState] = {}
+    for chunk in chunks(member_ids):
+        query = select(lots_table).where(lots_table.c.member_id.in_(chunk), lots_table.c.remaining > 0,
+                                         lots_table.c.expires_at <= now,
+                                         lots_table.c.remaining > lots_table.c.reserved)
+        for row in tx.session.execute(query):
+            result[row.id] = _lot(row)
+    return result
+
+
 def member_lots(lots: dict[str, LotState], member_id: str) -> list[LotState]:
     return [lot for lot in lots.values() if lot.member_id == member_id]
 
 
-__all__ = ["lock_members", "load_lots", "member_lots", "chunks", "survivors", "or_"]
+__all__ = ["lock_members", "load_lots", "load_due_lots", "member_lots", "chunks", "survivors", "or_"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
-    BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+    BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -105,7 +105,10 @@ class Lot(Base):
             name="one_funder",
         ),
         Index("ix_lots_member_order", "member_id", "expires_at", "issued_at", "id"),
-        Index("ix_lots_expires", "expires_at"),
+        # open lots by expiry: the expiry job's (and the open-liability queries') index; fully spent or
+        # expired lots leave it, so finding the due lots never walks the ledger's history
+        Index("ix_lots_open_expires", "expires_at", sqlite_where=text("remaining > 0"),
+              postgresql_where=text("remaining > 0")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -148,6 +151,8 @@ class ObligationLine(Base):
         CheckConstraint("payer <> payee", name="payer_is_not_payee"),
         CheckConstraint("kind IN (%s)" % ", ".join(f"'{k}'" for k in LINE_KINDS), name="kind"),
         Index("ix_obligation_lines_cycle", "cycle_date", "payer", "payee", "kind"),
+        # a partner's statement takes the cycle's lines it pays (the index above) or receives (this one)
+        Index("ix_obligation_lines_cycle_payee", "cycle_date", "payee"),
         Index("ix_obligation_lines_payer_kind", "payer", "kind"),  # a partner's float (prepaid funding drawn)
     )
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import String, and_, case, cast, func, literal, null, or_, select
+from sqlalchemy import String, and_, case, cast, func, literal, null, or_, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 
@@ -82,25 +82,31 @@ def _totals(tx: Tx, cycle: date) -> dict[tuple[str, str, str], tuple[int, int]]:
 
 
 def _detail_select(cycle: date, party: str, *, formatted: bool):
-    """The statement's detail records of ``party``, in the reference order (transaction id, line id)."""
+    """The statement's detail records of ``party``, in the reference order (transaction id, line id).
+
+    The original line of a reversal line is looked up per row (a primary-key probe, nothing for the
+    lines that reverse nothing) rather than joined: a join made the planner hash every line of the
+    ledger once per statement."""
     line, entry = ObligationLine, Entry
-    original_line, original_entry = aliased(ObligationLine), aliased(Entry)
+    original_line = aliased(ObligationLine)
     receives = line.payee == party
     sign = case((receives, 1), else_=-1)
-    adjustment = and_(original_line.cycle_date.is_not(None), original_line.cycle_date != cycle)
+    original_entry_id = (select(original_line.entry_id).where(original_line.id == line.original_line_id)
+                         .scalar_subquery())
+    original_cycle = (select(original_line.cycle_date).where(original_line.id == line.original_line_id)
+                      .scalar_subquery())
+    adjustment = and_(original_cycle.is_not(None), original_cycle != cycle)
     reference = case((entry.partner_id == party, entry.reference), else_=null())
     counterparty = case((receives, line.payer), else_=line.payee)
     order = (line.entry_id, line.id)
     base = (select().select_from(line).join(entry, entry.id == line.entry_id)
             .outerjoin(Contract, Contract.id == line.contract_id)
-            .outerjoin(original_line, original_line.id == line.original_line_id)
-            .outerjoin(original_entry, original_entry.id == original_line.entry_id)
             .where(line.cycle_date == cycle, or_(line.payer == party, line.payee == party)))
     if not formatted:
         return base.add_columns(
             line.id, line.entry_id, entry.kind, entry.partner_id, entry.reference, line.payer, line.payee,
-            line.kind, line.points, line.amount_micro, Contract.version, original_entry.id,
-            original_line.cycle_date).order_by(*order)
+            line.kind, line.points, line.amount_micro, Contract.version, original_entry_id,
+            original_cycle).order_by(*order)
     amount = sign * line.amount_micro
     magnitude = func.abs(amount)
     exact_sql = (case((amount < 0, "-"), else_="") + cast(magnitude // 1_000_000, String) + "."
@@ -109,12 +115,14 @@ def _detail_select(cycle: date, party: str, *, formatted: bool):
     columns = [
         case((adjustment, "A"), else_="D"), literal(cycle.isoformat()), literal(party), line.entry_id, reference,
         entry.kind, line.kind, counterparty, cast(sign * line.points, String), exact_sql,
-        cast(Contract.version, String), original_entry.id, func.to_char(original_line.cycle_date, iso),
+        cast(Contract.version, String), original_entry_id, func.to_char(original_cycle, iso),
     ] + [null()] * (len(STATEMENT_COLUMNS) - 13)
     return base.add_columns(*columns).order_by(*(column.collate("C") for column in order))
 
 
-def _stream_details(tx: Tx, cycle: date, party: str, out: _File) -> None:
+def _stream_details(tx: Tx, cycle: date, party: str, out: _File) -> int:
+    """Write the party's detail records; returns how many (one line each: references hold no newline)."""
+    before = out.newlines
     if tx.is_postgres:
         query = _detail_select(cycle, party, formatted=True).compile(
             dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
@@ -122,11 +130,12 @@ def _stream_details(tx: Tx, cycle: date, party: str, out: _File) -> None:
         with cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
             for chunk in copy:
                 out.write(bytes(chunk))
-        return
+        return out.newlines - before
     result = tx.session.execute(_detail_select(cycle, party, formatted=False),
                                 execution_options={"yield_per": 5000})
     for rows in result.partitions():
         out.rows([detail_row(LineRecord(*row), party, cycle) for row in rows])
+    return out.newlines - before
 
 
 def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str, payment_date: date,
@@ -136,6 +145,10 @@ def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str
 
     Raises NettingError (before writing anything) if the positions do not sum to zero.
     """
+    if tx.is_postgres:
+        # one query per statement, each short but costed high over a big cycle: PostgreSQL's JIT
+        # compiled every one of them (measured: 0.25-0.35 s a statement at 10 million lines)
+        tx.session.execute(text("SET LOCAL jit = off"))
     totals = _totals(tx, cycle)
     sums = {key: round_micro_to_minor(amount) for key, (_points, amount) in sorted(totals.items())}
     positions = net_positions(sums)
@@ -146,7 +159,7 @@ def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str
         out = _File(target / statement_name(party))
         out.rows([{"record_type": "H", "cycle_date": cycle, "partner_id": party, "payment_date": payment_date}],
                  header=True)
-        _stream_details(tx, cycle, party, out)
+        details = _stream_details(tx, cycle, party, out)
         tail: list[dict] = []
         control_points = control_amount = 0
         for (payer, payee, kind), minor in sums.items():
@@ -159,7 +172,6 @@ def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str
             tail.append({"record_type": "S", "cycle_date": cycle, "partner_id": party, "line_kind": kind,
                          "counterparty": payer if sign > 0 else payee, "points": sign * points,
                          "amount": exact(sign * amount), "amount_minor": sign * minor})
-        details = _detail_count(tx, cycle, party)
         tail.append({"record_type": "N", "cycle_date": cycle, "partner_id": party, "amount_minor": net,
                      "payment_date": payment_date})
         tail.append({"record_type": "T", "cycle_date": cycle, "partner_id": party,
@@ -179,9 +191,3 @@ def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str
         "files": [{"name": name} | described[name] for name in sorted(described)],
     }
     return WrittenCycle((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), positions)
-
-
-def _detail_count(tx: Tx, cycle: date, party: str) -> int:
-    line = ObligationLine
-    return tx.session.execute(select(func.count()).where(
-        line.cycle_date == cycle, or_(line.payer == party, line.payee == party))).scalar_one()

@@ -1,0 +1,123 @@
+"""``pointsnet bench peers``: our batch post beside the physical limit of a PostgreSQL-backed ledger.
+
+In one run on one fresh PostgreSQL database:
+
+(a) the in-process batch post (the ``batch-post`` scenario's events and batches, one transaction per
+    batch, every constraint and index in place);
+(c) a raw ``COPY`` of exactly the rows (a) inserted (entries, transfers, lots, lot consumptions,
+    obligation lines) into copies of those tables made with ``CREATE TABLE … AS … WITH NO DATA``: no
+    constraints, no indexes, no keys, one transaction. Nothing can write those rows faster through
+    PostgreSQL, so a/c says how much of the database's own limit the ledger reaches.
+
+The rows are read back (untimed) with ``COPY … TO STDOUT`` into memory and written from there, so (c)
+times the same bytes travelling the same socket into the same server. The scenario fails unless (c)
+wrote exactly as many rows per table as (a).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import text
+
+from services.bench import fresh_database, make_batches, seed_members
+from shared.config import Settings
+from shared.db.migrate import upgrade
+from shared.network import Network
+
+# the tables a batch post inserts into (members and lots are also updated: an UPDATE has no COPY)
+LEDGER_TABLES = ("entries", "transfers", "lots", "lot_consumptions", "obligation_lines")
+
+
+class PeersNeedPostgres(RuntimeError):
+    pass
+
+
+def scenario_peers(database_url: str | None, *, events: int, batch_size: int, members: int,
+                   console: Console) -> dict:
+    if database_url is None:
+        raise PeersNeedPostgres("the peers scenario compares with PostgreSQL's COPY: give --database-url")
+    with fresh_database(database_url) as (url, workdir):
+        upgrade(url)
+        network = Network(Settings(data_dir=workdir), database_url=url)
+        try:
+            partners = [network.create_partner(f"Bench{i}")["partner_id"] for i in range(4)]
+            member_ids = seed_members(network, partners, members)
+            batches = make_batches(member_ids, events, batch_size, random.Random(42))
+            refused = 0
+            with Progress(TextColumn("peers (a): batch post"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console) as progress:
+                task = progress.add_task("post", total=events)
+                started = time.perf_counter()
+                for index, batch in enumerate(batches):
+                    outcomes = network.post(partners[index % len(partners)], batch)
+                    refused += sum(not isinstance(o, dict) for o in outcomes)
+                    progress.update(task, advance=len(batch))
+                a_s = time.perf_counter() - started
+            with network.db.engine.connect() as conn:
+                version = conn.execute(text("SHOW server_version")).scalar_one()
+            dumps, rows = _dump(network)
+            c_s = _copy_into_bare_tables(network, dumps)
+            copied = _count(network, [f"peer_{table}" for table in LEDGER_TABLES])
+            if list(copied.values()) != list(rows.values()):
+                raise AssertionError(f"COPY wrote {copied}, the batch post {rows}")
+            a_rate, c_rate = events / a_s, events / c_s
+            return {"scenario": "peers", "database": network.db.dialect, "database_version": version,
+                    "events": events, "refused": refused, "rows": sum(rows.values()),
+                    "rows_by_table": rows, "elapsed_s": round(a_s, 3), "events_per_s": round(a_rate, 1),
+                    "copy_s": round(c_s, 3), "copy_events_per_s": round(c_rate, 1),
+                    "copy_rows_per_s": round(sum(rows.values()) / c_s, 1), "ratio_a_c": round(a_rate / c_rate, 3)}
+        finally:
+            network.close()
+
+
+def _raw(network: Network):
+    return network.db.engine.raw_connection()
+
+
+def _dump(network: Network) -> tuple[dict[str, bytes], dict[str, int]]:
+    """Every row (a) inserted, table by table, as COPY's text format (untimed)."""
+    raw = _raw(network)
+    try:
+        dumps, rows = {}, {}
+        with raw.driver_connection.cursor() as cursor:
+            for table in LEDGER_TABLES:
+                chunks = []
+                with cursor.copy(f"COPY {table} TO STDOUT") as copy:
+                    for chunk in copy:
+                        chunks.append(bytes(chunk))
+                dumps[table] = b"".join(chunks)
+                rows[table] = dumps[table].count(b"\n")
+        raw.driver_connection.commit()
+        return dumps, rows
+    finally:
+        raw.close()
+
+
+def _copy_into_bare_tables(network: Network, dumps: dict[str, bytes]) -> float:
+    """(c): COPY the bytes into constraint-free, index-free copies in one transaction; returns seconds."""
+    raw = _raw(network)
+    try:
+        conn = raw.driver_connection
+        with conn.cursor() as cursor:
+            for table in LEDGER_TABLES:
+                cursor.execute(f"CREATE TABLE peer_{table} AS SELECT * FROM {table} WITH NO DATA")
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cursor:
+            for table, data in dumps.items():
+                with cursor.copy(f"COPY peer_{table} FROM STDIN") as copy:
+                    for start in range(0, len(data), 1 << 20):
+                        copy.write(data[start:start + (1 << 20)])
+        conn.commit()
+        return time.perf_counter() - started
+    finally:
+        raw.close()
+
+
+def _count(network: Network, tables: list[str]) -> dict[str, int]:
+    with network.db.engine.connect() as conn:
+        return {table: conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one() for table in tables}

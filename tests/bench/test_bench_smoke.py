@@ -1,0 +1,56 @@
+"""``pointsnet bench`` at ``--scale small``: each scenario runs end to end and its results are right.
+
+These are smoke tests of the benchmark code at the size that runs in seconds; they assert what the
+scenarios computed (every lot expired, settlement files that add up, COPY wrote what the post wrote),
+never how fast. Each scenario makes its own fresh database: a SQLite file, or on the test
+PostgreSQL server when POINTSNET_TEST_DATABASE_URL is set.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from services.bench import EXPIRE_LOTS, PEERS_EVENTS, SETTLE_SCALES, scenario_expire, scenario_settle
+from tests.conftest import PG_URL
+
+
+def quiet() -> Console:
+    return Console(file=io.StringIO())
+
+
+def test_expire_small_expires_every_due_lot():
+    result = scenario_expire(PG_URL, lots=EXPIRE_LOTS["small"], members=200, console=quiet())
+    # the scenario itself fails unless no lot is left open and every point went to network:expired
+    assert result["lots"] == EXPIRE_LOTS["small"] and result["lots_per_s"] > 0
+
+
+def test_settle_small_writes_files_that_add_up():
+    lines, partners = SETTLE_SCALES["small"]
+    result = scenario_settle(PG_URL, scale="small", console=quiet())
+    # checked inside: each line in the statement of every partner it names, net positions equal to the
+    # exact sums rounded once (summing to zero), and verify finds nothing in the seeded ledger
+    assert result["partners"] == partners
+    assert abs(result["obligation_lines"] - lines) <= lines // 100
+    assert result["entries"] > 0 and result["elapsed_s"] > 0
+
+
+@pytest.mark.skipif(not PG_URL, reason="the peers scenario compares with PostgreSQL's COPY")
+def test_peers_small_copies_exactly_what_the_batch_post_wrote():
+    from services.bench_peers import LEDGER_TABLES, scenario_peers
+
+    result = scenario_peers(PG_URL, events=PEERS_EVENTS["small"], batch_size=500, members=200, console=quiet())
+    assert set(result["rows_by_table"]) == set(LEDGER_TABLES)
+    # every event that was not refused wrote one entry and one transfer
+    assert result["rows_by_table"]["entries"] == result["events"] - result["refused"]
+    assert result["rows_by_table"]["transfers"] == result["rows_by_table"]["entries"]
+    assert result["rows"] == sum(result["rows_by_table"].values()) and result["ratio_a_c"] > 0
+
+
+def test_peers_needs_postgres():
+    from services.bench_peers import PeersNeedPostgres, scenario_peers
+
+    with pytest.raises(PeersNeedPostgres):
+        scenario_peers(None, events=10, batch_size=10, members=10, console=quiet())
