@@ -13,6 +13,9 @@ from shared.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpo
 from shared.models.programme import ActivityAward, IssuanceCounter, Referral, ReferralBonus
 from shared.models.programme import ExpiryReminder, MemberMerge, MemberStatusHistory, MemberTierHistory
 from shared.models.transparency import Checkpoint, LedgerLeaf, LedgerNode, SealedCycle
+from shared.models.reports import (
+    ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines, ReportCycleMembers, ReportCyclePoints, ReportRollup,
+)
 
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
@@ -22,4 +25,6 @@ __all__ = [
     "ActivityAward", "IssuanceCounter", "Referral", "ReferralBonus",
     "ExpiryReminder", "MemberMerge", "MemberStatusHistory", "MemberTierHistory",
     "Checkpoint", "LedgerLeaf", "LedgerNode", "SealedCycle",
+    "ReportRollup", "ReportCyclePoints", "ReportCycleEarns", "ReportCycleMembers", "ReportCycleLines",
+    "ReportCycleCampaigns",
 ]
