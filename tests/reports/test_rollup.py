@@ -1,0 +1,48 @@
+"""Report roll-ups are written once, with the settlement of their cycle, and cycles settled before
+roll-ups existed are caught up by the reports job (the equivalence of both paths for random traffic
+is tests/reports/test_rollup_properties.py)."""
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+
+from shared.models import (
+    ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines, ReportCycleMembers, ReportCyclePoints, ReportRollup,
+)
+from shared.reports.delivery import roll_up_settled
+from shared.reports.period import Period
+from shared.reports.rollup import roll_up_cycle
+from tests.reports.conftest import NOV20, NOV21
+from tests.reports.test_rollup_properties import reports
+
+ROLLUP_TABLES = (ReportCyclePoints, ReportCycleEarns, ReportCycleMembers, ReportCycleLines, ReportCycleCampaigns)
+
+
+def count_rows(network) -> dict[str, int]:
+    return network.tx(lambda tx: {table.__tablename__: tx.session.execute(
+        select(func.count()).select_from(table)).scalar_one() for table in (ReportRollup, *ROLLUP_TABLES)},
+        readonly=True)
+
+
+def test_a_cycle_is_rolled_up_once_with_its_settlement(network, coalition):
+    rows = count_rows(network)
+    assert rows["report_rollups"] == 3 and all(rows.values())
+    assert network.settle(NOV20)["already_settled"]  # settling again changes nothing
+    assert not network.tx(lambda tx: roll_up_cycle(tx, NOV20))  # nor does rolling up again
+    assert count_rows(network) == rows
+
+
+def test_cycles_settled_before_rollups_are_caught_up_by_the_reports_job(network, coalition):
+    period = Period(NOV20, NOV21 + timedelta(days=30))
+    expected = reports(network, [coalition["coffee"], coalition["book"]], period, rollup=False)
+
+    def forget(tx):  # as if NOV20 and NOV21 had been settled before roll-ups existed
+        for table in ROLLUP_TABLES:
+            tx.session.execute(delete(table).where(table.cycle_date.in_([NOV20, NOV21])))
+        tx.session.execute(delete(ReportRollup).where(ReportRollup.cycle_date.in_([NOV20, NOV21])))
+    network.tx(forget)
+    assert reports(network, [coalition["coffee"], coalition["book"]], period, rollup=True) == expected
+    assert roll_up_settled(network, limit=1) == ["2026-11-20"]
+    assert roll_up_settled(network) == ["2026-11-21"]
+    assert roll_up_settled(network) == []
+    assert reports(network, [coalition["coffee"], coalition["book"]], period, rollup=True) == expected
