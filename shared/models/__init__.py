@@ -14,7 +14,8 @@ from shared.models.programme import ActivityAward, IssuanceCounter, Referral, Re
 from shared.models.programme import ExpiryReminder, MemberMerge, MemberStatusHistory, MemberTierHistory
 from shared.models.transparency import Checkpoint, LedgerLeaf, LedgerNode, SealedCycle
 from shared.models.reports import (
-    ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines, ReportCycleMembers, ReportCyclePoints, ReportRollup,
+    ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines, ReportCycleMembers, ReportCyclePoints, ReportMonthMembers,
+    ReportRollup, ReportRollupMonth,
 )
 
 __all__ = [
@@ -26,5 +27,5 @@ __all__ = [
     "ExpiryReminder", "MemberMerge", "MemberStatusHistory", "MemberTierHistory",
     "Checkpoint", "LedgerLeaf", "LedgerNode", "SealedCycle",
     "ReportRollup", "ReportCyclePoints", "ReportCycleEarns", "ReportCycleMembers", "ReportCycleLines",
-    "ReportCycleCampaigns",
+    "ReportCycleCampaigns", "ReportRollupMonth", "ReportMonthMembers",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.types import UTCDateTime
@@ -91,3 +91,26 @@ class ReportCycleCampaigns(Base):
     partner_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     campaign: Mapped[str] = mapped_column(String(120), primary_key=True)
     points: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportRollupMonth(Base):
+    """A calendar month (its first day) all of whose cycles are rolled up: its members are in
+    ``report_month_members``."""
+
+    __tablename__ = "report_rollup_months"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    rolled_up_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReportMonthMembers(Base):
+    """``report_cycle_members`` of a complete month summed per partner and member: a month's report
+    counts its distinct members from one row per member instead of one per member and day."""
+
+    __tablename__ = "report_month_members"
+
+    partner_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    month: Mapped[date] = mapped_column(ForeignKey("report_rollup_months.month"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    transactions: Mapped[int] = mapped_column(BigInteger)
+    earns: Mapped[int] = mapped_column(BigInteger)

@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import case, distinct, func, literal, select, union_all
 
 from shared.db.database import Tx
-from shared.models import Entry, Member, MemberLink, ReportCycleEarns, ReportCycleMembers
+from shared.models import Entry, Member, MemberLink, ReportCycleEarns, ReportCycleMembers, ReportMonthMembers
 from shared.reports.period import Period
 from shared.reports.segments import tier_and_status_mix
 from shared.reports.split import Split, split, within
@@ -43,12 +43,16 @@ def _earn_sums(tx: Tx, partner_id: str, parts: Split) -> tuple[int, int, int, in
 
 
 def _transactions(parts: Split, partner_id: str | None = None, *, with_partner: bool = False):
-    """(member_id[, partner], transactions, earns) rows of the period: roll-up rows of the rolled-up
-    cycles and the ledger's earns, burns and captures of the live ones, to be summed per member."""
-    selects = []
-    if parts.rolled:
-        rollup = ReportCycleMembers
-        where = [within(rollup.cycle_date, parts.rolled)]
+    """(member_id[, partner], transactions, earns) rows of the period, to be summed per member: the
+    month roll-ups of its complete rolled-up months, the cycle roll-ups of its other rolled-up
+    cycles, and the ledger's earns, burns and captures of the live ones."""
+    selects, sources = [], []
+    if parts.months:  # complete months: one row per member
+        sources.append((ReportMonthMembers, ReportMonthMembers.month.in_(parts.months)))
+    if parts.rolled_days:  # the other rolled-up cycles: one row per member and cycle
+        sources.append((ReportCycleMembers, within(ReportCycleMembers.cycle_date, parts.rolled_days)))
+    for rollup, when in sources:
+        where = [when]
         if partner_id is not None:
             where.append(rollup.partner_id == partner_id)
         columns = [rollup.member_id.label("member_id")]

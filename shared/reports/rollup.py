@@ -5,7 +5,9 @@ awards never change: their sums can be written once and read by every later repo
 (shared/reports/split.py decides which cycles a report reads from here). The sums are made by the
 same aggregation code the reports run live, restricted to the one cycle, so both paths give the
 same figures (tests/reports/test_rollup.py checks it for random traffic). The ``report_rollups``
-row is keyed on the cycle: a second roll-up of a cycle cannot commit.
+row is keyed on the cycle: a second roll-up of a cycle cannot commit. When the last cycle of a
+past calendar month is rolled up, the month's members are summed once more per member
+(``report_month_members``), so a month's distinct-member figures read one row per member.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from datetime import date
 from sqlalchemy import case, func, insert, literal, select
 
 from shared.db.database import Tx
+from shared.ledger.cycles import cycle_date_for
 from shared.models import (
-    CampaignAward, Entry, ObligationLine, ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines,
-    ReportCycleMembers, ReportCyclePoints, ReportRollup, SettlementRun,
+    CampaignAward, Cycle, Entry, ObligationLine, ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines,
+    ReportCycleMembers, ReportCyclePoints, ReportMonthMembers, ReportRollup, ReportRollupMonth, SettlementRun,
 )
 from shared.reports.movements import ISSUED, movements
 from shared.reports.period import Period
@@ -34,6 +37,7 @@ def roll_up_cycle(tx: Tx, cycle: date) -> bool:
     _members(tx, cycle)
     _lines(tx, cycle)
     _campaigns(tx, cycle)
+    _month(tx, cycle)
     return True
 
 
@@ -92,6 +96,30 @@ def _campaigns(tx: Tx, cycle: date) -> None:
         .group_by(Entry.partner_id, CampaignAward.campaign))
     _insert(tx, ReportCycleCampaigns, [{"cycle_date": cycle, "partner_id": partner, "campaign": campaign,
                                         "points": int(points)} for partner, campaign, points in rows])
+
+
+def _month(tx: Tx, cycle: date) -> None:
+    """Once the cycle's calendar month is over and every cycle of it is rolled up, its members too.
+
+    No entry can join a past cycle, so a complete month never changes either.
+    """
+    month = Period.month(cycle.year, cycle.month)
+    if cycle_date_for(tx.now, tx.settings) <= month.last:
+        return
+    in_month = (Cycle.cycle_date >= month.first, Cycle.cycle_date <= month.last)
+    missing = tx.session.execute(select(func.count()).select_from(Cycle).where(
+        *in_month, Cycle.cycle_date.not_in(select(ReportRollup.cycle_date)))).scalar_one()
+    if missing or tx.session.execute(select(ReportRollupMonth.month).where(
+            ReportRollupMonth.month == month.first)).first():
+        return
+    tx.session.execute(insert(ReportRollupMonth.__table__).values(month=month.first, rolled_up_at=tx.now))
+    days = ReportCycleMembers
+    per_member = (select(days.partner_id, literal(month.first), days.member_id, func.sum(days.transactions),
+                         func.sum(days.earns))
+                  .where(days.cycle_date >= month.first, days.cycle_date <= month.last)
+                  .group_by(days.partner_id, days.member_id))
+    tx.session.execute(insert(ReportMonthMembers.__table__).from_select(
+        ["partner_id", "month", "member_id", "transactions", "earns"], per_member))
 
 
 def due_for_rollup(tx: Tx, limit: int | None = None) -> list[date]:

@@ -14,7 +14,7 @@ from datetime import date
 from sqlalchemy import and_, false, or_, select
 
 from shared.db.database import Tx
-from shared.models import ReportRollup
+from shared.models import Cycle, ReportRollup, ReportRollupMonth
 from shared.reports.period import Period
 
 Ranges = tuple[tuple[date, date], ...]
@@ -24,6 +24,8 @@ Ranges = tuple[tuple[date, date], ...]
 class Split:
     rolled: Ranges  # cycles whose sums are in the roll-up tables
     live: Ranges  # cycles aggregated from the ledger
+    months: tuple[date, ...] = ()  # rolled-up calendar months wholly in the period (their first days)
+    rolled_days: Ranges = ()  # the rolled-up cycles outside those months
 
     @classmethod
     def direct(cls, period: Period) -> "Split":
@@ -47,8 +49,14 @@ def split(tx: Tx, period: Period, rollup: bool = True) -> Split:
         return Split.direct(period)
     done = set(tx.session.execute(select(ReportRollup.cycle_date).where(
         ReportRollup.cycle_date >= period.first, ReportRollup.cycle_date <= period.last)).scalars())
+    months = sorted(month for month in tx.session.execute(select(ReportRollupMonth.month).where(
+        ReportRollupMonth.month >= period.first, ReportRollupMonth.month <= period.last)).scalars()
+        if Period.month(month.year, month.month).last <= period.last)
+    in_months = {(month.year, month.month) for month in months}
     days = period.days
-    return Split(ranges([d for d in days if d in done]), ranges([d for d in days if d not in done]))
+    rolled = [d for d in days if d in done]
+    return Split(ranges(rolled), ranges([d for d in days if d not in done]), tuple(months),
+                 ranges([d for d in rolled if (d.year, d.month) not in in_months]))
 
 
 def within(column, spans: Ranges):
@@ -61,7 +69,5 @@ def within(column, spans: Ranges):
 
 def unrolled(tx: Tx) -> Ranges:
     """Every cycle of the ledger not rolled up yet (for sums over all history, like campaign awards)."""
-    from shared.models import Cycle
-
     return ranges(list(tx.session.execute(select(Cycle.cycle_date).where(
         Cycle.cycle_date.not_in(select(ReportRollup.cycle_date)))).scalars()))

@@ -7,7 +7,8 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 
 from shared.models import (
-    ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines, ReportCycleMembers, ReportCyclePoints, ReportRollup,
+    ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines, ReportCycleMembers, ReportCyclePoints, ReportMonthMembers,
+    ReportRollup, ReportRollupMonth,
 )
 from shared.reports.delivery import roll_up_settled
 from shared.reports.period import Period
@@ -20,29 +21,41 @@ ROLLUP_TABLES = (ReportCyclePoints, ReportCycleEarns, ReportCycleMembers, Report
 
 def count_rows(network) -> dict[str, int]:
     return network.tx(lambda tx: {table.__tablename__: tx.session.execute(
-        select(func.count()).select_from(table)).scalar_one() for table in (ReportRollup, *ROLLUP_TABLES)},
+        select(func.count()).select_from(table)).scalar_one()
+        for table in (ReportRollup, *ROLLUP_TABLES, ReportRollupMonth, ReportMonthMembers)},
         readonly=True)
 
 
 def test_a_cycle_is_rolled_up_once_with_its_settlement(network, coalition):
     rows = count_rows(network)
     assert rows["report_rollups"] == 3 and all(rows.values())
+    assert rows["report_rollup_months"] == 1  # November is over and both its cycles are settled; December is not
     assert network.settle(NOV20)["already_settled"]  # settling again changes nothing
     assert not network.tx(lambda tx: roll_up_cycle(tx, NOV20))  # nor does rolling up again
     assert count_rows(network) == rows
 
 
 def test_cycles_settled_before_rollups_are_caught_up_by_the_reports_job(network, coalition):
-    period = Period(NOV20, NOV21 + timedelta(days=30))
-    expected = reports(network, [coalition["coffee"], coalition["book"]], period, rollup=False)
+    periods = [Period(NOV21, NOV21 + timedelta(days=30)), Period.month(2026, 11),
+               Period.parse("2026-11-01", "2026-12-31")]
+    partners = [coalition["coffee"], coalition["book"]]
+    expected = [reports(network, partners, period, rollup=False) for period in periods]
+
+    def same() -> bool:
+        return [reports(network, partners, period, rollup=True) for period in periods] == expected
 
     def forget(tx):  # as if NOV20 and NOV21 had been settled before roll-ups existed
+        tx.session.execute(delete(ReportMonthMembers))
+        tx.session.execute(delete(ReportRollupMonth))
         for table in ROLLUP_TABLES:
             tx.session.execute(delete(table).where(table.cycle_date.in_([NOV20, NOV21])))
         tx.session.execute(delete(ReportRollup).where(ReportRollup.cycle_date.in_([NOV20, NOV21])))
     network.tx(forget)
-    assert reports(network, [coalition["coffee"], coalition["book"]], period, rollup=True) == expected
+    assert same()
     assert roll_up_settled(network, limit=1) == ["2026-11-20"]
+    assert count_rows(network)["report_rollup_months"] == 0  # November is not complete yet
+    assert same()
     assert roll_up_settled(network) == ["2026-11-21"]
+    assert count_rows(network)["report_rollup_months"] == 1
     assert roll_up_settled(network) == []
-    assert reports(network, [coalition["coffee"], coalition["book"]], period, rollup=True) == expected
+    assert same()

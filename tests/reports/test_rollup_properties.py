@@ -92,10 +92,15 @@ def test_reports_from_rollups_equal_the_direct_aggregation(network, clock, ops, 
         cycles.add(cycle_date_for(clock.now(), network.settings))
     clock.advance(days=1)
     ordered = sorted(cycles)
-    settled = data.draw(st.lists(st.sampled_from(ordered), unique=True), label="settled cycles")
+    # settle a prefix of the cycles (so whole months get rolled up) and a random choice of the rest
+    prefix = data.draw(st.integers(0, len(ordered)), label="settled prefix")
+    settled = ordered[:prefix] + data.draw(st.lists(st.sampled_from(ordered[prefix:]), unique=True)
+                                           if prefix < len(ordered) else st.just([]), label="settled others")
     for cycle in settled:
         network.settle(cycle)
     first = data.draw(st.sampled_from(ordered), label="first")
     last = data.draw(st.sampled_from([c for c in ordered if c >= first]), label="last")
-    for period in (Period(first, last), Period(ordered[0] - timedelta(days=1), ordered[-1] + timedelta(days=1))):
+    periods = [Period(first, last), Period(ordered[0] - timedelta(days=1), ordered[-1] + timedelta(days=1))]
+    periods += [Period.month(year, month) for year, month in sorted({(c.year, c.month) for c in ordered})]
+    for period in periods:
         assert reports(network, partners, period, rollup=True) == reports(network, partners, period, rollup=False)

@@ -69,9 +69,25 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['cycle_date'], ['report_rollups.cycle_date'], name=op.f('fk_report_cycle_points_cycle_date_report_rollups')),
     sa.PrimaryKeyConstraint('cycle_date', 'category', 'funder', 'party', name=op.f('pk_report_cycle_points'))
     )
+    op.create_table('report_rollup_months',
+    sa.Column('month', sa.Date(), nullable=False),
+    sa.Column('rolled_up_at', shared.db.types.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('month', name=op.f('pk_report_rollup_months'))
+    )
+    op.create_table('report_month_members',
+    sa.Column('partner_id', sa.String(length=40), nullable=False),
+    sa.Column('month', sa.Date(), nullable=False),
+    sa.Column('member_id', sa.String(length=40), nullable=False),
+    sa.Column('transactions', sa.BigInteger(), nullable=False),
+    sa.Column('earns', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['month'], ['report_rollup_months.month'], name=op.f('fk_report_month_members_month_report_rollup_months')),
+    sa.PrimaryKeyConstraint('partner_id', 'month', 'member_id', name=op.f('pk_report_month_members'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('report_month_members')
+    op.drop_table('report_rollup_months')
     op.drop_table('report_cycle_points')
     op.drop_index('ix_report_cycle_members_cycle', table_name='report_cycle_members')
     op.drop_table('report_cycle_members')
