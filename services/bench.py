@@ -271,10 +271,10 @@ def scenario_report(database_url: str | None, *, scale: str, batch_size: int, me
     from shared.reports.render import render
 
     events = REPORT_SCALES[scale]
-    days = 31  # January 2026
+    days = 30  # April 2026
     with fresh_database(database_url) as (url, workdir):
         upgrade(url)
-        clock = FixedClock(datetime(2026, 1, 1, 2, tzinfo=timezone.utc))
+        clock = FixedClock(datetime(2026, 4, 1, 2, tzinfo=timezone.utc))
         network = Network(Settings(data_dir=workdir), database_url=url, clock=clock)
         try:
             partners = [network.create_partner(f"Bench{i}", ContractTerms(
@@ -299,7 +299,7 @@ def scenario_report(database_url: str | None, *, scale: str, batch_size: int, me
             for cycle in cycles[:-1]:  # the month's last cycle stays open: reports aggregate it live
                 network.settle(cycle)  # each settlement also writes the cycle's report roll-ups
             settle_s = time.perf_counter() - started
-            period = Period.month(2026, 1)
+            period = Period.month(2026, 4)
             if network.db.dialect == "postgresql":  # fresh statistics after the bulk load, as autovacuum would
                 network.tx(lambda tx: tx.session.execute(text("ANALYZE")))
             entries = network.tx(lambda tx: tx.session.execute(text(

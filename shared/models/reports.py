@@ -22,7 +22,7 @@ class ReportRollup(Base):
 
     __tablename__ = "report_rollups"
 
-    cycle_date: Mapped[date] = mapped_column(ForeignKey("settlement_runs.cycle_date"), primary_key=True)
+    cycle_date: Mapped[date] = mapped_column(ForeignKey("cycles.cycle_date"), primary_key=True)
     rolled_up_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

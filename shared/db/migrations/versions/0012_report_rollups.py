@@ -19,7 +19,7 @@ def upgrade() -> None:
     op.create_table('report_rollups',
     sa.Column('cycle_date', sa.Date(), nullable=False),
     sa.Column('rolled_up_at', shared.db.types.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['cycle_date'], ['settlement_runs.cycle_date'], name=op.f('fk_report_rollups_cycle_date_settlement_runs')),
+    sa.ForeignKeyConstraint(['cycle_date'], ['cycles.cycle_date'], name=op.f('fk_report_rollups_cycle_date_cycles')),
     sa.PrimaryKeyConstraint('cycle_date', name=op.f('pk_report_rollups'))
     )
     op.create_table('report_cycle_campaigns',
