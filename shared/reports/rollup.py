@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import case, func, insert, literal, select
+from sqlalchemy import case, func, insert, literal, select, text
 
 from shared.db.database import Tx
+from shared.errors import Conflict
 from shared.ledger.cycles import cycle_date_for
 from shared.models import (
     CampaignAward, Cycle, Entry, ObligationLine, ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines,
@@ -27,10 +28,20 @@ from shared.reports.period import Period
 from shared.reports.sql import NETWORK, TRANSACTION_KINDS, const, purchase_amount
 
 
+class CycleNotSettled(Conflict):
+    code, title = "cycle_not_settled", "Only a settled cycle can be rolled up"
+
+
 def roll_up_cycle(tx: Tx, cycle: date) -> bool:
     """Write the cycle's roll-ups unless they exist. The cycle must be settled. True if written."""
+    if tx.is_postgres:  # the settlement's lock on the cycle: one roll-up at a time, whoever starts it
+        tx.session.execute(text("SELECT pg_advisory_xact_lock(7242003, :d)"), {"d": cycle.toordinal()})
     if tx.session.execute(select(ReportRollup.cycle_date).where(ReportRollup.cycle_date == cycle)).first():
         return False
+    settled = tx.session.execute(select(Cycle.status).join(SettlementRun, SettlementRun.cycle_date == Cycle.cycle_date)
+                                 .where(Cycle.cycle_date == cycle)).scalar_one_or_none()
+    if settled != "closed":  # an open cycle can still change: its sums would go stale
+        raise CycleNotSettled(f"cycle {cycle} is not settled; its report roll-ups are written when it is")
     tx.session.execute(insert(ReportRollup.__table__).values(cycle_date=cycle, rolled_up_at=tx.now))
     _points(tx, cycle)
     _earns(tx, cycle)

@@ -4,16 +4,19 @@ is tests/reports/test_rollup_properties.py)."""
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import delete, func, select
 
+from shared.ledger.cycles import cycle_date_for
 from shared.models import (
     ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines, ReportCycleMembers, ReportCyclePoints, ReportMonthMembers,
     ReportRollup, ReportRollupMonth,
 )
 from shared.reports.delivery import roll_up_settled
 from shared.reports.period import Period
-from shared.reports.rollup import roll_up_cycle
-from tests.reports.conftest import NOV20, NOV21
+from shared.reports.rollup import CycleNotSettled, roll_up_cycle
+from tests.factories import make_member, make_partner
+from tests.reports.conftest import NOV20, NOV21, TERMS
 from tests.reports.test_rollup_properties import reports
 
 ROLLUP_TABLES = (ReportCyclePoints, ReportCycleEarns, ReportCycleMembers, ReportCycleLines, ReportCycleCampaigns)
@@ -33,6 +36,15 @@ def test_a_cycle_is_rolled_up_once_with_its_settlement(network, coalition):
     assert network.settle(NOV20)["already_settled"]  # settling again changes nothing
     assert not network.tx(lambda tx: roll_up_cycle(tx, NOV20))  # nor does rolling up again
     assert count_rows(network) == rows
+
+
+def test_only_a_settled_cycle_is_rolled_up(network, clock):
+    partner = make_partner(network, "Open", **TERMS)
+    network.earn(partner, make_member(network, partner), "e1", points=10)
+    today = cycle_date_for(clock.now(), network.settings)
+    with pytest.raises(CycleNotSettled):
+        network.tx(lambda tx: roll_up_cycle(tx, today))
+    assert count_rows(network)["report_rollups"] == 0
 
 
 def test_cycles_settled_before_rollups_are_caught_up_by_the_reports_job(network, coalition):
