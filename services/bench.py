@@ -361,16 +361,17 @@ def scenario_report(database_url: str | None, *, scale: str, batch_size: int, me
 
     from shared.clock import FixedClock
     from shared.ledger.cycles import cycle_date_for
+    from shared.reports.movements import liability
     from shared.reports.network import network_report
     from shared.reports.partner import partner_report
     from shared.reports.period import Period
     from shared.reports.render import render
 
     events = REPORT_SCALES[scale]
-    days = 30
+    days = 30  # April 2026
     with fresh_database(database_url) as (url, workdir):
         upgrade(url)
-        clock = FixedClock(datetime(2026, 1, 1, 2, tzinfo=timezone.utc))
+        clock = FixedClock(datetime(2026, 4, 1, 2, tzinfo=timezone.utc))
         network = Network(Settings(data_dir=workdir), database_url=url, clock=clock)
         try:
             partners = [network.create_partner(f"Bench{i}", ContractTerms(
@@ -391,26 +392,58 @@ def scenario_report(database_url: str | None, *, scale: str, batch_size: int, me
                         network.post(who, batch)
                         progress.update(task, advance=len(batch))
                     clock.advance(days=1)
-            for cycle in cycles:
-                network.settle(cycle)
-            period = Period(cycles[0], cycles[-1])
+            started = time.perf_counter()
+            for cycle in cycles[:-1]:  # the month's last cycle stays open: reports aggregate it live
+                network.settle(cycle)  # each settlement also writes the cycle's report roll-ups
+            settle_s = time.perf_counter() - started
+            period = Period.month(2026, 4)
+            if network.db.dialect == "postgresql":  # fresh statistics after the bulk load, as autovacuum would
+                network.tx(lambda tx: tx.session.execute(text("ANALYZE")))
             entries = network.tx(lambda tx: tx.session.execute(text(
                 "SELECT COUNT(*) FROM entries WHERE partner_id = :p"), {"p": partners[0]}).scalar_one())
-            started = time.perf_counter()
-            report = network.tx(lambda tx: partner_report(tx, partners[0], period), readonly=True)
-            partner_s = time.perf_counter() - started
-            started = time.perf_counter()
-            analytics = network.tx(lambda tx: network_report(tx, period), readonly=True)
-            network_s = time.perf_counter() - started
+            timings: dict[str, float] = {}
+
+            def timed(stage: str) -> tuple[dict, dict]:
+                """Both reports from the roll-ups, then directly from the ledger: timed, and checked equal."""
+                built = {}
+                for path, rollup in (("direct", False), ("rollup", True)):
+                    started = time.perf_counter()
+                    built[("partner", path)] = network.tx(
+                        lambda tx: partner_report(tx, partners[0], period, rollup=rollup), readonly=True)
+                    timings[f"partner_report_{stage}{path}_s"] = round(time.perf_counter() - started, 3)
+                    started = time.perf_counter()
+                    built[("network", path)] = network.tx(lambda tx: network_report(tx, period, rollup=rollup),
+                                                          readonly=True)
+                    timings[f"network_report_{stage}{path}_s"] = round(time.perf_counter() - started, 3)
+                for kind in ("partner", "network"):
+                    if built[(kind, "rollup")] != built[(kind, "direct")]:
+                        raise AssertionError(f"the {kind} report from the roll-ups differs from the direct one")
+                return built[("partner", "rollup")], built[("network", "rollup")]
+
+            timed("")  # the month to date: its last cycle is open, aggregated live
+            network.settle(cycles[-1])  # the month is over and settled: its members are rolled up per month
+            if network.db.dialect == "postgresql":
+                network.tx(lambda tx: tx.session.execute(text("ANALYZE")))
+            report, analytics = timed("closed_month_")
+            started = time.perf_counter()  # the one part still computed from the ledger for a closed month
+            network.tx(lambda tx: liability(tx, period, partners[0]), readonly=True)
+            timings["partner_liability_s"] = round(time.perf_counter() - started, 3)
+            rollup_rows = network.tx(lambda tx: {table: tx.session.execute(text(
+                f"SELECT COUNT(*) FROM {table} WHERE partner_id = :p"), {"p": partners[0]}).scalar_one()
+                for table in ("report_cycle_members", "report_month_members")}, readonly=True)
             started = time.perf_counter()
             for fmt in ("json", "csv", "html"):
                 render(report, fmt)
                 render(analytics, fmt)
             render_s = time.perf_counter() - started
+            partner_s = timings["partner_report_rollup_s"]
             return {"scenario": "report", "database": network.db.dialect, "scale": scale,
                     "events": per_day * days, "partner_entries": entries, "cycles": days,
-                    "elapsed_s": round(partner_s, 3), "partner_report_s": round(partner_s, 3),
-                    "network_report_s": round(network_s, 3), "render_s": round(render_s, 3),
+                    "elapsed_s": partner_s, "partner_report_s": partner_s,
+                    "network_report_s": timings["network_report_rollup_s"], **timings,
+                    "settle_month_s": round(settle_s, 3), "render_s": round(render_s, 3),
+                    "partner_cycle_member_rows": rollup_rows["report_cycle_members"],
+                    "partner_month_member_rows": rollup_rows["report_month_members"],
                     "events_per_s": round(entries / partner_s, 1) if partner_s else ""}
         finally:
             network.close()

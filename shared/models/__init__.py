@@ -14,6 +14,10 @@ from shared.models.programme import ActivityAward, IssuanceCounter, Referral, Re
 from shared.models.programme import ExpiryReminder, MemberMerge, MemberStatusHistory, MemberTierHistory
 from shared.models.access import AuditEntry, LoginFailure, PendingAction, StaffSession, StaffUser
 from shared.models.transparency import Checkpoint, LedgerLeaf, LedgerNode, SealedCycle
+from shared.models.reports import (
+    ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines, ReportCycleMembers, ReportCyclePoints, ReportMonthMembers,
+    ReportRollup, ReportRollupMonth,
+)
 
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
@@ -24,4 +28,6 @@ __all__ = [
     "ExpiryReminder", "MemberMerge", "MemberStatusHistory", "MemberTierHistory",
     "Checkpoint", "LedgerLeaf", "LedgerNode", "SealedCycle",
     "AuditEntry", "LoginFailure", "PendingAction", "StaffSession", "StaffUser",
+    "ReportRollup", "ReportCyclePoints", "ReportCycleEarns", "ReportCycleMembers", "ReportCycleLines",
+    "ReportCycleCampaigns", "ReportRollupMonth", "ReportMonthMembers",
 ]

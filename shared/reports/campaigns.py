@@ -10,9 +10,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from shared.db.database import Tx
-from shared.models import CampaignAward, EarnRuleSet, Entry
+from shared.models import CampaignAward, EarnRuleSet, Entry, ReportCycleCampaigns
 from shared.reports.members import earn_window
 from shared.reports.period import Period
+from shared.reports.split import unrolled, within
 from shared.rules.document import RuleSet
 
 
@@ -27,7 +28,22 @@ def campaigns_of(tx: Tx, scopes: tuple[str, ...]) -> dict[str, tuple[str, object
     return found
 
 
-def campaign_effect(tx: Tx, partner_id: str, period: Period) -> list[dict]:
+def campaign_points(tx: Tx, campaign: str, partner_id: str, *, rollup: bool = True) -> int:
+    """Every point the campaign awarded at the partner: the roll-ups, plus the awards of entries in
+    cycles not rolled up yet (all cycles with ``rollup=False``)."""
+    award = select(func.coalesce(func.sum(CampaignAward.points), 0)).join(Entry, Entry.id == CampaignAward.entry_id)\
+        .where(CampaignAward.campaign == campaign, Entry.partner_id == partner_id)
+    if not rollup:
+        return int(tx.session.execute(award).scalar_one())
+    rolled = tx.session.execute(select(func.coalesce(func.sum(ReportCycleCampaigns.points), 0)).where(
+        ReportCycleCampaigns.campaign == campaign, ReportCycleCampaigns.partner_id == partner_id)).scalar_one()
+    live = unrolled(tx)
+    if live:
+        rolled += tx.session.execute(award.where(within(Entry.cycle_date, live))).scalar_one()
+    return int(rolled)
+
+
+def campaign_effect(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> list[dict]:
     """Every campaign of the partner or the network whose window overlaps the period."""
     results = []
     for key, (scope, campaign) in sorted(campaigns_of(tx, (partner_id, "network")).items(),
@@ -35,11 +51,9 @@ def campaign_effect(tx: Tx, partner_id: str, period: Period) -> list[dict]:
         if campaign.ends_on < period.first or campaign.starts_on > period.last:
             continue
         during = Period(campaign.starts_on, campaign.ends_on)
-        awarded = tx.session.execute(
-            select(func.coalesce(func.sum(CampaignAward.points), 0)).join(Entry, Entry.id == CampaignAward.entry_id)
-            .where(CampaignAward.campaign == key, Entry.partner_id == partner_id)).scalar_one()
         results.append({"campaign": key, "name": campaign.name, "funded_by": campaign.funded_by,
                         "starts_on": campaign.starts_on.isoformat(), "ends_on": campaign.ends_on.isoformat(),
-                        "campaign_points": int(awarded), "during": earn_window(tx, partner_id, during),
-                        "before": earn_window(tx, partner_id, during.before())})
+                        "campaign_points": campaign_points(tx, key, partner_id, rollup=rollup),
+                        "during": earn_window(tx, partner_id, during, rollup=rollup),
+                        "before": earn_window(tx, partner_id, during.before(), rollup=rollup)})
     return results

@@ -23,6 +23,7 @@ from shared.reports.network import network_report
 from shared.reports.partner import partner_report
 from shared.reports.period import Period
 from shared.reports.render import FORMATS, render
+from shared.reports.rollup import due_for_rollup, roll_up_cycle
 from shared.staging import staged_directory, write_synced
 
 INDEX = "index.json"
@@ -69,6 +70,7 @@ def publish_due(network: Network, *, limit: int | None = 10) -> dict:
     and all of its cycles are settled; at most ``limit`` sets per call (oldest first), so a job
     catching up a long history stays short. Returns what was written."""
     root = reports_dir(network)
+    rolled_up = roll_up_settled(network, limit=limit)
     settled, unsettled = _state(network)
     written = {"cycles": [], "months": []}
     def room() -> bool:
@@ -88,4 +90,16 @@ def publish_due(network: Network, *, limit: int | None = 10) -> dict:
         if room() and not (target / INDEX).exists():
             write_set(network, period, target)
             written["months"].append(f"{year:04d}-{month:02d}")
+    if rolled_up:
+        written["rolled_up"] = rolled_up
     return written
+
+
+def roll_up_settled(network: Network, *, limit: int | None = 10) -> list[str]:
+    """Roll up settled cycles that have no roll-ups (settled before they existed), oldest first,
+    one unit of work per cycle. Settlement writes them for every new cycle itself."""
+    done = []
+    for cycle in network.tx(lambda tx: due_for_rollup(tx, limit), readonly=True):
+        if network.tx(lambda tx: roll_up_cycle(tx, cycle)):
+            done.append(cycle.isoformat())
+    return done

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import case, distinct, func, literal, select, union_all
 
 from shared.db.database import Tx
-from shared.models import Entry, Member, MemberLink
+from shared.models import Entry, Member, MemberLink, ReportCycleEarns, ReportCycleMembers, ReportMonthMembers
 from shared.reports.period import Period
 from shared.reports.segments import tier_and_status_mix
-from shared.reports.sql import TRANSACTION_KINDS, purchase_amount
+from shared.reports.split import Split, split, within
+from shared.reports.sql import NETWORK, TRANSACTION_KINDS, const, purchase_amount
 
 
 def ratio(numerator: int, denominator: int, places: int = 4) -> str | None:
@@ -20,17 +21,65 @@ def ratio(numerator: int, denominator: int, places: int = 4) -> str | None:
     return str((Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN))
 
 
-def _in_period(period: Period):
-    return (Entry.cycle_date >= period.first, Entry.cycle_date <= period.last)
+def _earn_sums(tx: Tx, partner_id: str, parts: Split) -> tuple[int, int, int, int]:
+    """Earns at the partner, their points, how many gave an amount and the amounts' sum."""
+    totals = [0, 0, 0, 0]
+    if parts.rolled:
+        rollup = ReportCycleEarns
+        rolled = tx.session.execute(
+            select(func.coalesce(func.sum(rollup.earns), 0), func.coalesce(func.sum(rollup.points), 0),
+                   func.coalesce(func.sum(rollup.earns_with_amount), 0),
+                   func.coalesce(func.sum(rollup.purchase_amount_minor), 0))
+            .where(rollup.partner_id == partner_id, within(rollup.cycle_date, parts.rolled))).one()
+        totals = [a + int(b) for a, b in zip(totals, rolled)]
+    if parts.live:
+        amount = purchase_amount(tx)
+        live = tx.session.execute(
+            select(func.count(), func.coalesce(func.sum(Entry.points), 0), func.count(amount),
+                   func.coalesce(func.sum(amount), 0))
+            .where(Entry.partner_id == partner_id, within(Entry.cycle_date, parts.live), Entry.kind == "earn")).one()
+        totals = [a + int(b) for a, b in zip(totals, live)]
+    return totals[0], totals[1], totals[2], totals[3]
 
 
-def member_figures(tx: Tx, partner_id: str, period: Period) -> dict:
+def _transactions(parts: Split, partner_id: str | None = None, *, with_partner: bool = False):
+    """(member_id[, partner], transactions, earns) rows of the period, to be summed per member: the
+    month roll-ups of its complete rolled-up months, the cycle roll-ups of its other rolled-up
+    cycles, and the ledger's earns, burns and captures of the live ones."""
+    selects, sources = [], []
+    if parts.months:  # complete months: one row per member
+        sources.append((ReportMonthMembers, ReportMonthMembers.month.in_(parts.months)))
+    if parts.rolled_days:  # the other rolled-up cycles: one row per member and cycle
+        sources.append((ReportCycleMembers, within(ReportCycleMembers.cycle_date, parts.rolled_days)))
+    for rollup, when in sources:
+        where = [when]
+        if partner_id is not None:
+            where.append(rollup.partner_id == partner_id)
+        columns = [rollup.member_id.label("member_id")]
+        if with_partner:
+            columns.append(rollup.partner_id.label("partner_id"))
+        selects.append(select(*columns, rollup.transactions.label("transactions"), rollup.earns.label("earns"))
+                       .where(*where))
+    if parts.live:
+        where = [within(Entry.cycle_date, parts.live), Entry.kind.in_(TRANSACTION_KINDS),
+                 Entry.member_id.is_not(None)]
+        if partner_id is not None:
+            where.append(Entry.partner_id == partner_id)
+        columns = [Entry.member_id.label("member_id")]
+        if with_partner:
+            columns.append(func.coalesce(Entry.partner_id, const(NETWORK)).label("partner_id"))
+        selects.append(select(*columns, literal(1).label("transactions"),
+                              case((Entry.kind == "earn", 1), else_=0).label("earns")).where(*where))
+    return (selects[0] if len(selects) == 1 else union_all(*selects)).subquery()
+
+
+def member_figures(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> dict:
     starts, ends = period.starts_at(tx.settings), period.ends_at(tx.settings)
-    here = (Entry.partner_id == partner_id, *_in_period(period))
-    # one pass over the partner's transactions, grouped by member (a hash aggregate, no DISTINCT sorts)
-    per_member = (select(Entry.member_id.label("member_id"),
-                         func.sum(case((Entry.kind == "earn", 1), else_=0)).label("earns"))
-                  .where(*here, Entry.kind.in_(TRANSACTION_KINDS)).group_by(Entry.member_id).subquery())
+    parts = split(tx, period, rollup)
+    # the partner's transactions grouped by member (a hash aggregate, no DISTINCT sorts)
+    rows = _transactions(parts, partner_id)
+    per_member = (select(rows.c.member_id.label("member_id"), func.sum(rows.c.earns).label("earns"))
+                  .group_by(rows.c.member_id).subquery())
     active, from_elsewhere, earning, repeat = tx.session.execute(
         select(func.count(), func.count(case((Member.enrolled_by != partner_id, 1))),
                func.count(case((per_member.c.earns >= 1, 1))), func.count(case((per_member.c.earns >= 2, 1))))
@@ -40,10 +89,7 @@ def member_figures(tx: Tx, partner_id: str, period: Period) -> dict:
     linked, newly_linked = tx.session.execute(
         select(func.count(), func.count(case((MemberLink.linked_at >= starts, 1))))
         .where(MemberLink.partner_id == partner_id, MemberLink.linked_at < ends)).one()
-    amount = purchase_amount(tx)
-    earns, points, with_amount, amount_total = tx.session.execute(
-        select(func.count(), func.coalesce(func.sum(Entry.points), 0), func.count(amount),
-               func.coalesce(func.sum(amount), 0)).where(*here, Entry.kind == "earn")).one()
+    earns, points, with_amount, amount_total = _earn_sums(tx, partner_id, parts)
     return {
         "active": int(active), "new": int(new), "linked": int(linked), "newly_linked": int(newly_linked),
         "from_elsewhere": int(from_elsewhere), "earning": int(earning), "repeat_earning": int(repeat),
@@ -61,25 +107,21 @@ def _segments(tx: Tx, partner_id: str, period: Period) -> dict:
     return {"tier_mix": mix and mix.get("tiers"), "status_mix": mix and mix.get("statuses")}
 
 
-def active_members(tx: Tx, period: Period) -> int:
+def active_members(tx: Tx, period: Period, *, rollup: bool = True) -> int:
     """Members with at least one earn, burn or capture anywhere in the network in the period."""
-    return int(tx.session.execute(select(func.count(distinct(Entry.member_id))).where(
-        *_in_period(period), Entry.kind.in_(TRANSACTION_KINDS))).scalar_one())
+    rows = _transactions(split(tx, period, rollup))
+    return int(tx.session.execute(select(func.count(distinct(rows.c.member_id)))).scalar_one())
 
 
-def active_by_partner(tx: Tx, period: Period) -> dict[str, int]:
+def active_by_partner(tx: Tx, period: Period, *, rollup: bool = True) -> dict[str, int]:
+    rows = _transactions(split(tx, period, rollup), with_partner=True)
     return {partner: int(n) for partner, n in tx.session.execute(
-        select(Entry.partner_id, func.count(distinct(Entry.member_id)))
-        .where(*_in_period(period), Entry.kind.in_(TRANSACTION_KINDS), Entry.partner_id.is_not(None))
-        .group_by(Entry.partner_id))}
+        select(rows.c.partner_id, func.count(distinct(rows.c.member_id)))
+        .where(rows.c.partner_id != const(NETWORK)).group_by(rows.c.partner_id))}
 
 
-def earn_window(tx: Tx, partner_id: str, period: Period) -> dict:
+def earn_window(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> dict:
     """Earns at the partner in a window of cycles: how many, their points, their purchase amounts."""
-    amount = purchase_amount(tx)
-    earns, points, amount_total = tx.session.execute(
-        select(func.count(), func.coalesce(func.sum(Entry.points), 0), func.coalesce(func.sum(amount), 0))
-        .where(Entry.partner_id == partner_id, Entry.kind == "earn", *_in_period(period))).one()
+    earns, points, _with_amount, amount_total = _earn_sums(tx, partner_id, split(tx, period, rollup))
     return {"from": period.first.isoformat(), "to": period.last.isoformat(), "earns": int(earns),
             "points": int(points), "purchase_amount_minor": int(amount_total)}
-

@@ -10,9 +10,10 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select
 
 from shared.db.database import Tx
-from shared.models import Cycle, ObligationLine, Settlement, SettlementRun
+from shared.models import Cycle, ObligationLine, ReportCycleLines, Settlement, SettlementRun
 from shared.money import round_micro_to_minor
 from shared.reports.period import Period
+from shared.reports.split import split, within
 
 # (figure, side of the partner, line kinds)
 FIGURES = (
@@ -24,20 +25,30 @@ FIGURES = (
 )
 
 
-def statement_sums(tx: Tx, party: str, period: Period) -> dict[tuple, int]:
+def statement_sums(tx: Tx, party: str, period: Period, *, rollup: bool = True) -> dict[tuple, int]:
     """(cycle, payer, payee, kind) -> minor units, as the statements of settled cycles show them."""
-    line = ObligationLine
-    settled = select(SettlementRun.cycle_date)
-    rows = tx.session.execute(
-        select(line.cycle_date, line.payer, line.payee, line.kind, func.sum(line.amount_micro))
-        .where(line.cycle_date >= period.first, line.cycle_date <= period.last, line.cycle_date.in_(settled),
-               or_(line.payer == party, line.payee == party))
-        .group_by(line.cycle_date, line.payer, line.payee, line.kind))
-    return {(cycle, payer, payee, kind): round_micro_to_minor(int(amount)) for cycle, payer, payee, kind, amount in rows}
+    parts = split(tx, period, rollup)
+    exact: dict[tuple, int] = {}
+    if parts.rolled:
+        sums = ReportCycleLines
+        for cycle, payer, payee, kind, amount in tx.session.execute(
+                select(sums.cycle_date, sums.payer, sums.payee, sums.kind, sums.amount_micro)
+                .where(within(sums.cycle_date, parts.rolled), or_(sums.payer == party, sums.payee == party))):
+            exact[(cycle, payer, payee, kind)] = int(amount)
+    if parts.live:
+        line = ObligationLine
+        settled = select(SettlementRun.cycle_date)
+        for cycle, payer, payee, kind, amount in tx.session.execute(
+                select(line.cycle_date, line.payer, line.payee, line.kind, func.sum(line.amount_micro))
+                .where(within(line.cycle_date, parts.live), line.cycle_date.in_(settled),
+                       or_(line.payer == party, line.payee == party))
+                .group_by(line.cycle_date, line.payer, line.payee, line.kind)):
+            exact[(cycle, payer, payee, kind)] = int(amount)
+    return {key: round_micro_to_minor(amount) for key, amount in exact.items()}
 
 
-def money(tx: Tx, partner_id: str, period: Period) -> dict:
-    sums = statement_sums(tx, partner_id, period)
+def money(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> dict:
+    sums = statement_sums(tx, partner_id, period, rollup=rollup)
     cycles = []
     for row in tx.session.execute(select(Settlement).where(
             Settlement.party == partner_id, Settlement.cycle_date >= period.first,

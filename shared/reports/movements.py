@@ -17,11 +17,12 @@ from sqlalchemy import case, func, or_, select, union_all
 from sqlalchemy.orm import aliased
 
 from shared.db.database import Tx
-from shared.models import Entry, Lot, LotConsumption
+from shared.models import Entry, Lot, LotConsumption, ReportCyclePoints
 from shared.reports.period import Period
-from shared.reports.sql import const, movement_category
+from shared.reports.split import Ranges, split, within
+from shared.reports.sql import NETWORK, const, movement_category
 
-NETWORK = "network"
+ISSUED = "issued"  # the roll-up category of lots created (the others are consumption categories)
 SCHEDULE_MONTHS = 24
 
 
@@ -58,26 +59,59 @@ def _funder(lot):
 
 
 def movements(tx: Tx, period: Period, partner_id: str | None = None, *, by_cycle: bool = True,
-              by_party: bool = True) -> Movements:
-    """Issued lots and lot consumptions of the period, grouped in SQL.
+              by_party: bool = True, rollup: bool = True) -> Movements:
+    """Issued lots and lot consumptions of the period, grouped: the roll-ups of its rolled-up cycles
+    plus a live aggregation of the others (``rollup=False``: everything live).
 
     With ``partner_id``: only rows where the partner funded the lot or the entry happened there.
     """
+    parts = split(tx, period, rollup)
+    result = Movements()
+    if parts.rolled:
+        _rolled(tx, parts.rolled, partner_id, by_cycle, by_party, result)
+    if parts.live:
+        _live(tx, parts.live, partner_id, by_cycle, by_party, result)
+    return result
+
+
+def _add(rows: dict, key: tuple, points: int) -> None:
+    rows[key] = rows.get(key, 0) + points
+
+
+def _rolled(tx: Tx, spans: Ranges, partner_id: str | None, by_cycle: bool, by_party: bool,
+            result: Movements) -> None:
+    """The roll-up rows of the cycles in ``spans``, folded to the grouping asked for."""
+    rollup = ReportCyclePoints
+    where = [within(rollup.cycle_date, spans)]
+    if partner_id is not None:
+        where.append(or_(rollup.funder == partner_id, rollup.party == partner_id))
+    for c, category, f, p, points in tx.session.execute(
+            select(rollup.cycle_date, rollup.category, rollup.funder, rollup.party, rollup.points).where(*where)):
+        c = c if by_cycle else "*"
+        f, p = (f, p) if by_party else ("*", "*")
+        if category == ISSUED:
+            _add(result.issued, (c, f, p), int(points))
+        else:
+            _add(result.moved, (c, category, f, p), int(points))
+
+
+def _live(tx: Tx, spans: Ranges, partner_id: str | None, by_cycle: bool, by_party: bool,
+          result: Movements) -> None:
+    """The direct aggregation over lots and lot consumptions of the entries of the cycles in ``spans``."""
     lot, entry, lc = aliased(Lot), aliased(Entry), aliased(LotConsumption)
     original = aliased(Entry)
     cycle = entry.cycle_date if by_cycle else const("*")
     funder = _funder(lot) if by_party else const("*")
-    where = [entry.cycle_date >= period.first, entry.cycle_date <= period.last]
+    where = [within(entry.cycle_date, spans)]
     if partner_id is not None:
         where.append(or_(lot.funder_partner_id == partner_id, entry.partner_id == partner_id))
     issuing = func.coalesce(entry.partner_id, const(NETWORK)) if by_party else const("*")
     inner = (select(cycle.label("cycle"), funder.label("funder"), issuing.label("partner"), lot.points.label("points"))
              .select_from(lot).join(entry, entry.id == lot.entry_id).where(*where).subquery())
-    result = Movements()
     for c, f, p, points in tx.session.execute(select(inner.c.cycle, inner.c.funder, inner.c.partner,
                                                      func.sum(inner.c.points))
                                               .group_by(inner.c.cycle, inner.c.funder, inner.c.partner)):
-        result.issued[(_day(c), f, p)] = int(points)
+        _add(result.issued, (_day(c), f, p), int(points))
     redeemer = func.coalesce(entry.partner_id, const(NETWORK)) if by_party else const("*")
     inner = (select(cycle.label("cycle"), movement_category(entry, original).label("category"),
                     funder.label("funder"), redeemer.label("redeemer"), lc.points.label("points"))
@@ -86,8 +120,7 @@ def movements(tx: Tx, period: Period, partner_id: str | None = None, *, by_cycle
     for c, category, f, r, points in tx.session.execute(
             select(inner.c.cycle, inner.c.category, inner.c.funder, inner.c.redeemer, func.sum(inner.c.points))
             .group_by(inner.c.cycle, inner.c.category, inner.c.funder, inner.c.redeemer)):
-        result.moved[(_day(c), category, f, r)] = int(points)
-    return result
+        _add(result.moved, (_day(c), category, f, r), int(points))
 
 
 def _day(value) -> date | str:

@@ -10,10 +10,11 @@ from shared.reports.partner import header, partner_names
 from shared.reports.period import Period
 
 
-def network_report(tx: Tx, period: Period) -> dict:
+def network_report(tx: Tx, period: Period, *, rollup: bool = True) -> dict:
+    """The analytics; ``rollup=False`` aggregates every cycle from the ledger (the roll-ups' reference)."""
     names = partner_names(tx)
-    by_day = movements(tx, period, by_party=False)
-    by_party = movements(tx, period, by_cycle=False)
+    by_day = movements(tx, period, by_party=False, rollup=rollup)
+    by_party = movements(tx, period, by_cycle=False, rollup=rollup)
     issued = by_party.total("issued")
     redeemed = by_party.total("moved", category="redeemed")
     expired = by_party.total("moved", category="expired")
@@ -24,7 +25,7 @@ def network_report(tx: Tx, period: Period) -> dict:
         "issue_reversed": by_party.total("moved", category="issue_reversed"),
         "redeemed": redeemed, "expired": expired,
         "breakage_rate": ratio(expired, redeemed + expired),
-        "active_members": active_members(tx, period),
+        "active_members": active_members(tx, period, rollup=rollup),
     }
     series = {"issued": by_day.per_cycle("issued"),
               "issue_reversed": by_day.per_cycle("moved", category="issue_reversed"),
@@ -32,7 +33,7 @@ def network_report(tx: Tx, period: Period) -> dict:
               "expired": by_day.per_cycle("moved", category="expired")}
     daily = [{"cycle_date": day.isoformat()} | {name: values.get(day, 0) for name, values in series.items()}
              for day in period.days]
-    active = active_by_partner(tx, period)
+    active = active_by_partner(tx, period, rollup=rollup)
     net = net_by_party(tx, period)
     leaderboard = []
     for pid in sorted(names):

@@ -30,12 +30,13 @@ def _flows(totals: dict[str, int], names: dict[str, str]) -> list[dict]:
             for pid, points in sorted(totals.items(), key=lambda item: (-item[1], item[0])) if points]
 
 
-def partner_report(tx: Tx, partner_id: str, period: Period) -> dict:
+def partner_report(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> dict:
+    """The report; ``rollup=False`` aggregates every cycle from the ledger (the roll-ups' reference)."""
     names = partner_names(tx)
     if partner_id not in names or partner_id == NETWORK:
         raise UnknownPartner(f"no partner {partner_id}")
     p = partner_id
-    moves = movements(tx, period, p)
+    moves = movements(tx, period, p, rollup=rollup)
     redeemed_here = {k: v for k, v in moves.moved.items() if k[1] == "redeemed" and k[3] == p}
     spent_here: dict[str, int] = {}
     for (_cycle, _cat, funder, _redeemer), moved in redeemed_here.items():
@@ -69,8 +70,8 @@ def partner_report(tx: Tx, partner_id: str, period: Period) -> dict:
         "liability": liability(tx, period, p),
         "flows": {"spent_elsewhere": _flows(spent_elsewhere, names),
                   "spent_here": _flows({k: v for k, v in spent_here.items() if k != p}, names)},
-        "members": member_figures(tx, p, period),
-        "money": money(tx, p, period),
-        "campaigns": campaign_effect(tx, p, period),
+        "members": member_figures(tx, p, period, rollup=rollup),
+        "money": money(tx, p, period, rollup=rollup),
+        "campaigns": campaign_effect(tx, p, period, rollup=rollup),
         "daily": daily,
     }

@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import JSON
 from shared.db.database import Tx
 from shared.models import Entry
 
+NETWORK = "network"  # the funder or party of what no partner funded or did
 REDEMPTION_KINDS = ("burn", "capture")
 TRANSACTION_KINDS = ("earn", "burn", "capture")  # what counts as a member transacting at a partner
 

@@ -25,6 +25,7 @@ from shared.db.types import new_id
 from shared.errors import Conflict, NotFound
 from shared.ledger.cycles import close_cycle, cycle_date_for
 from shared.models import Contract, Cycle, Entry, ObligationLine, Settlement, SettlementRun
+from shared.reports.rollup import roll_up_cycle
 from shared.settlement.calendar import cycle_end, payment_date
 from shared.settlement.streaming import WrittenCycle, write_cycle
 from shared.settlement.files import CycleFiles, LineRecord, build
@@ -160,6 +161,7 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
                 "status": "due" if net else "nothing_due"} for party, net in files.net_positions.items()]
     if parties:
         tx.session.execute(insert(Settlement.__table__), parties)
+    roll_up_cycle(tx, cycle)  # the reports' per-cycle sums, committed with the settlement or not at all
     record_settlement_ready(tx, cycle, pay_on, files.net_positions, hashlib.sha256(files.manifest).hexdigest())
     return {"cycle_date": cycle.isoformat(), "run_id": run_id, "directory": str(target), "already_settled": False,
             "net_positions": files.net_positions}

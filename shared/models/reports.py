@@ -1,0 +1,116 @@
+"""Report roll-ups: per-cycle sums written once, when a cycle is settled (a closed cycle never changes).
+
+A report sums these small tables for the period's rolled-up cycles and aggregates only the other
+cycles live from the ledger (shared/reports/rollup.py). Every table is keyed on the cycle, so a
+cycle cannot be rolled up twice: ``report_rollups`` holds one row per rolled-up cycle, and the
+sum tables reference it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db.types import UTCDateTime
+from shared.models.base import Base
+
+
+class ReportRollup(Base):
+    """A settled cycle whose report sums are in the roll-up tables below."""
+
+    __tablename__ = "report_rollups"
+
+    cycle_date: Mapped[date] = mapped_column(ForeignKey("cycles.cycle_date"), primary_key=True)
+    rolled_up_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReportCyclePoints(Base):
+    """Points of a cycle by movement: ``issued`` (party: the issuing partner) or a lot-consumption
+    category (``redeemed``, ``issue_reversed``, ``expired``, ``other``; party: the redeemer).
+    ``funder`` and ``party`` are partner ids or ``network``."""
+
+    __tablename__ = "report_cycle_points"
+
+    cycle_date: Mapped[date] = mapped_column(ForeignKey("report_rollups.cycle_date"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(16), primary_key=True)
+    funder: Mapped[str] = mapped_column(String(40), primary_key=True)
+    party: Mapped[str] = mapped_column(String(40), primary_key=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportCycleEarns(Base):
+    """A partner's earns in a cycle: how many, their points, and the purchase amounts they gave."""
+
+    __tablename__ = "report_cycle_earns"
+
+    cycle_date: Mapped[date] = mapped_column(ForeignKey("report_rollups.cycle_date"), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    earns: Mapped[int] = mapped_column(BigInteger)
+    points: Mapped[int] = mapped_column(BigInteger)
+    earns_with_amount: Mapped[int] = mapped_column(BigInteger)
+    purchase_amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportCycleMembers(Base):
+    """Each member who transacted (earn, burn, capture) at a partner in a cycle, with how often and
+    how many of those were earns: distinct-member figures of any period are counted from these rows,
+    summed per member, never by adding per-cycle counts. ``partner_id`` is ``network`` for
+    transactions without a partner."""
+
+    __tablename__ = "report_cycle_members"
+    __table_args__ = (Index("ix_report_cycle_members_cycle", "cycle_date"),)
+
+    partner_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    cycle_date: Mapped[date] = mapped_column(ForeignKey("report_rollups.cycle_date"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    transactions: Mapped[int] = mapped_column(BigInteger)
+    earns: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportCycleLines(Base):
+    """A cycle's obligation lines summed exactly (micro-units) per payer, payee and kind: each is one
+    ``S`` record of the statements once rounded."""
+
+    __tablename__ = "report_cycle_lines"
+
+    cycle_date: Mapped[date] = mapped_column(ForeignKey("report_rollups.cycle_date"), primary_key=True)
+    payer: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payee: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24), primary_key=True)
+    amount_micro: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportCycleCampaigns(Base):
+    """Campaign awards of a cycle's entries at a partner, per campaign."""
+
+    __tablename__ = "report_cycle_campaigns"
+
+    cycle_date: Mapped[date] = mapped_column(ForeignKey("report_rollups.cycle_date"), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(120), primary_key=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportRollupMonth(Base):
+    """A calendar month (its first day) all of whose cycles are rolled up: its members are in
+    ``report_month_members``."""
+
+    __tablename__ = "report_rollup_months"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    rolled_up_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReportMonthMembers(Base):
+    """``report_cycle_members`` of a complete month summed per partner and member: a month's report
+    counts its distinct members from one row per member instead of one per member and day."""
+
+    __tablename__ = "report_month_members"
+
+    partner_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    month: Mapped[date] = mapped_column(ForeignKey("report_rollup_months.month"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    transactions: Mapped[int] = mapped_column(BigInteger)
+    earns: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,140 @@
+"""Writing a settled cycle's report roll-ups, once, in the settlement's unit of work.
+
+A settled cycle is closed, so its entries, lots, lot consumptions, obligation lines and campaign
+awards never change: their sums can be written once and read by every later report
+(shared/reports/split.py decides which cycles a report reads from here). The sums are made by the
+same aggregation code the reports run live, restricted to the one cycle, so both paths give the
+same figures (tests/reports/test_rollup.py checks it for random traffic). The ``report_rollups``
+row is keyed on the cycle: a second roll-up of a cycle cannot commit. When the last cycle of a
+past calendar month is rolled up, the month's members are summed once more per member
+(``report_month_members``), so a month's distinct-member figures read one row per member.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import case, func, insert, literal, select, text
+
+from shared.db.database import Tx
+from shared.errors import Conflict
+from shared.ledger.cycles import cycle_date_for
+from shared.models import (
+    CampaignAward, Cycle, Entry, ObligationLine, ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines,
+    ReportCycleMembers, ReportCyclePoints, ReportMonthMembers, ReportRollup, ReportRollupMonth, SettlementRun,
+)
+from shared.reports.movements import ISSUED, movements
+from shared.reports.period import Period
+from shared.reports.sql import NETWORK, TRANSACTION_KINDS, const, purchase_amount
+
+
+class CycleNotSettled(Conflict):
+    code, title = "cycle_not_settled", "Only a settled cycle can be rolled up"
+
+
+def roll_up_cycle(tx: Tx, cycle: date) -> bool:
+    """Write the cycle's roll-ups unless they exist. The cycle must be settled. True if written."""
+    if tx.is_postgres:  # the settlement's lock on the cycle: one roll-up at a time, whoever starts it
+        tx.session.execute(text("SELECT pg_advisory_xact_lock(7242003, :d)"), {"d": cycle.toordinal()})
+    if tx.session.execute(select(ReportRollup.cycle_date).where(ReportRollup.cycle_date == cycle)).first():
+        return False
+    settled = tx.session.execute(select(Cycle.status).join(SettlementRun, SettlementRun.cycle_date == Cycle.cycle_date)
+                                 .where(Cycle.cycle_date == cycle)).scalar_one_or_none()
+    if settled != "closed":  # an open cycle can still change: its sums would go stale
+        raise CycleNotSettled(f"cycle {cycle} is not settled; its report roll-ups are written when it is")
+    tx.session.execute(insert(ReportRollup.__table__).values(cycle_date=cycle, rolled_up_at=tx.now))
+    _points(tx, cycle)
+    _earns(tx, cycle)
+    _members(tx, cycle)
+    _lines(tx, cycle)
+    _campaigns(tx, cycle)
+    _month(tx, cycle)
+    return True
+
+
+def _insert(tx: Tx, table, rows: list[dict]) -> None:
+    if rows:
+        tx.session.execute(insert(table.__table__), rows)
+
+
+def _points(tx: Tx, cycle: date) -> None:
+    moves = movements(tx, Period(cycle, cycle), rollup=False)
+    _insert(tx, ReportCyclePoints,
+            [{"cycle_date": cycle, "category": ISSUED, "funder": f, "party": p, "points": points}
+             for (_c, f, p), points in moves.issued.items()]
+            + [{"cycle_date": cycle, "category": category, "funder": f, "party": r, "points": points}
+               for (_c, category, f, r), points in moves.moved.items()])
+
+
+def _earns(tx: Tx, cycle: date) -> None:
+    amount = purchase_amount(tx)
+    rows = tx.session.execute(
+        select(Entry.partner_id, func.count(), func.coalesce(func.sum(Entry.points), 0), func.count(amount),
+               func.coalesce(func.sum(amount), 0))
+        .where(Entry.cycle_date == cycle, Entry.kind == "earn", Entry.partner_id.is_not(None))
+        .group_by(Entry.partner_id))
+    _insert(tx, ReportCycleEarns, [
+        {"cycle_date": cycle, "partner_id": partner, "earns": int(earns), "points": int(points),
+         "earns_with_amount": int(with_amount), "purchase_amount_minor": int(amount_total)}
+        for partner, earns, points, with_amount, amount_total in rows])
+
+
+def _members(tx: Tx, cycle: date) -> None:
+    """One row per (partner, member) who transacted in the cycle: INSERT … SELECT, never through Python."""
+    partner = func.coalesce(Entry.partner_id, const(NETWORK))
+    per_member = (select(partner, literal(cycle), Entry.member_id, func.count(),
+                         func.sum(case((Entry.kind == "earn", 1), else_=0)))
+                  .where(Entry.cycle_date == cycle, Entry.kind.in_(TRANSACTION_KINDS), Entry.member_id.is_not(None))
+                  .group_by(partner, Entry.member_id))
+    tx.session.execute(insert(ReportCycleMembers.__table__).from_select(
+        ["partner_id", "cycle_date", "member_id", "transactions", "earns"], per_member))
+
+
+def _lines(tx: Tx, cycle: date) -> None:
+    line = ObligationLine
+    rows = tx.session.execute(
+        select(line.payer, line.payee, line.kind, func.sum(line.amount_micro))
+        .where(line.cycle_date == cycle).group_by(line.payer, line.payee, line.kind))
+    _insert(tx, ReportCycleLines, [{"cycle_date": cycle, "payer": payer, "payee": payee, "kind": kind,
+                                    "amount_micro": int(amount)} for payer, payee, kind, amount in rows])
+
+
+def _campaigns(tx: Tx, cycle: date) -> None:
+    rows = tx.session.execute(
+        select(Entry.partner_id, CampaignAward.campaign, func.sum(CampaignAward.points))
+        .join(Entry, Entry.id == CampaignAward.entry_id)
+        .where(Entry.cycle_date == cycle, Entry.partner_id.is_not(None))
+        .group_by(Entry.partner_id, CampaignAward.campaign))
+    _insert(tx, ReportCycleCampaigns, [{"cycle_date": cycle, "partner_id": partner, "campaign": campaign,
+                                        "points": int(points)} for partner, campaign, points in rows])
+
+
+def _month(tx: Tx, cycle: date) -> None:
+    """Once the cycle's calendar month is over and every cycle of it is rolled up, its members too.
+
+    No entry can join a past cycle, so a complete month never changes either.
+    """
+    month = Period.month(cycle.year, cycle.month)
+    if cycle_date_for(tx.now, tx.settings) <= month.last:
+        return
+    in_month = (Cycle.cycle_date >= month.first, Cycle.cycle_date <= month.last)
+    missing = tx.session.execute(select(func.count()).select_from(Cycle).where(
+        *in_month, Cycle.cycle_date.not_in(select(ReportRollup.cycle_date)))).scalar_one()
+    if missing or tx.session.execute(select(ReportRollupMonth.month).where(
+            ReportRollupMonth.month == month.first)).first():
+        return
+    tx.session.execute(insert(ReportRollupMonth.__table__).values(month=month.first, rolled_up_at=tx.now))
+    days = ReportCycleMembers
+    per_member = (select(days.partner_id, literal(month.first), days.member_id, func.sum(days.transactions),
+                         func.sum(days.earns))
+                  .where(days.cycle_date >= month.first, days.cycle_date <= month.last)
+                  .group_by(days.partner_id, days.member_id))
+    tx.session.execute(insert(ReportMonthMembers.__table__).from_select(
+        ["partner_id", "month", "member_id", "transactions", "earns"], per_member))
+
+
+def due_for_rollup(tx: Tx, limit: int | None = None) -> list[date]:
+    """Settled cycles without roll-ups (settled before roll-ups existed), oldest first."""
+    query = (select(SettlementRun.cycle_date).where(SettlementRun.cycle_date.not_in(select(ReportRollup.cycle_date)))
+             .order_by(SettlementRun.cycle_date))
+    return list(tx.session.execute(query if limit is None else query.limit(limit)).scalars())
