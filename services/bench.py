@@ -38,9 +38,10 @@ SCENARIOS = {
     "settle": "settle one cycle holding the obligation lines of the batch-post events",
     "expire": "the lot expiry job over --lots due lots (bounded batches): lots/s and peak memory",
     "report": "a month of one partner's report and the network analytics, aggregated in SQL (--scale)",
+    "verify": "pointsnet verify over a sealed ledger of --scale entries (full: 10 million), and the sealing",
 }
 # entries posted over the month of the report scenario, by --scale
-REPORT_SCALES = {"small": 3_000, "medium": 100_000, "large": 1_000_000}
+REPORT_SCALES = {"small": 3_000, "medium": 100_000, "large": 1_000_000, "full": 1_000_000}
 
 
 def machine() -> dict:
@@ -334,9 +335,14 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int, ba
         elif name == "report":
             results.append(scenario_report(database_url, scale=scale, batch_size=batch_size, members=members,
                                            console=console))
+        elif name == "verify":
+            from services.bench_verify import scenario_verify
+
+            results.append(scenario_verify(database_url, scale=scale, members=members, console=console))
     table = Table(title="pointsnet bench")
     preferred = ("scenario", "database", "events", "lots", "elapsed_s", "events_per_s", "batch_p50_ms",
-                 "lines_per_s", "lots_per_s", "peak_rss_mb", "network_report_s")
+                 "lines_per_s", "lots_per_s", "peak_rss_mb", "network_report_s", "entries", "sealed_per_s",
+                 "entries_per_s")
     columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
     for column in columns:
         table.add_column(column)

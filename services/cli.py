@@ -529,14 +529,15 @@ def partners_list() -> None:
 @app.command()
 def bench(
     scenarios: Optional[list[str]] = typer.Argument(None, help="Scenarios to run (default: all): batch-post, settle, "
-                                                                "report"),
+                                                                "expire, report, verify"),
     database_url: Optional[str] = typer.Option(None, help="Run against a fresh database on this server."),
     events: int = typer.Option(20_000, help="Events to post in the batch-post scenario."),
     batch_size: int = typer.Option(1000, help="Events per batch."),
     members: int = typer.Option(5000, help="Members in the benchmark network."),
     lots: int = typer.Option(200_000, help="Due lots in the expire scenario (1000000 for the full target)."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write a machine-readable record here."),
-    scale: str = typer.Option("small", help="Size of the report scenario's month: small, medium or large."),
+    scale: str = typer.Option("small", help="Size of the report scenario's month and of the verify scenario's "
+                                            "ledger: small, medium, large or full (verify: 10 million entries)."),
 ) -> None:
     """Measure the network's speed on a fresh database."""
     from services.bench import REPORT_SCALES, SCENARIOS, run_bench
