@@ -27,6 +27,7 @@ from shared.transparency.encoding import hash_entries, sql_hash_entries
 SEAL_LOCK = 7242004
 BATCH = 10_000
 LOOKBACK = 2 * BATCH
+SCAN = LOOKBACK + 2 * BATCH
 
 
 def tree_size(tx: Tx) -> int:
@@ -44,12 +45,23 @@ def _unsealed(limit: int | None = None, through_cycle=None):
     return query.limit(limit) if limit else query
 
 
-def _recent_floor(tx: Tx, size: int) -> str | None:
-    """The smallest entry id among the last ``LOOKBACK`` leaves: where a search for new entries can start."""
+def _recent(tx: Tx, size: int, limit: int) -> list[str]:
+    """Unsealed entries among the ``SCAN`` ids from the smallest id of the last ``LOOKBACK`` leaves
+    on, ordered by (posted_at, id), at most ``limit``: every step an index range or look-up, so the
+    cost does not grow with the open cycle or the tree."""
     if size < LOOKBACK:
-        return None
-    return tx.session.execute(select(func.min(LedgerLeaf.entry_id)).where(
-        LedgerLeaf.leaf_index >= size - LOOKBACK)).scalar()
+        return []
+    floor = min(tx.session.execute(select(LedgerLeaf.entry_id).where(LedgerLeaf.leaf_index >= size - LOOKBACK)
+                                   .order_by(LedgerLeaf.leaf_index)).scalars())
+    open_cycles = select(Cycle.cycle_date).where(Cycle.cycle_date.not_in(select(SealedCycle.cycle_date)))
+    window = tx.session.execute(select(Entry.id, Entry.posted_at).where(
+        Entry.id >= floor, Entry.cycle_date.in_(open_cycles)).order_by(Entry.id).limit(SCAN)).all()
+    sealed: set[str] = set()
+    for start in range(0, len(window), 5000):
+        part = [row.id for row in window[start:start + 5000]]
+        sealed.update(tx.session.execute(select(LedgerLeaf.entry_id).where(LedgerLeaf.entry_id.in_(part))).scalars())
+    fresh = sorted((row for row in window if row.id not in sealed), key=lambda row: (row.posted_at, row.id))
+    return [row.id for row in fresh[:limit]]
 
 
 def seal_batch(tx: Tx, limit: int = BATCH) -> int:
@@ -57,8 +69,8 @@ def seal_batch(tx: Tx, limit: int = BATCH) -> int:
 
     Entry ids are writer-made and sortable by creation time, so the entries committed since the
     last pass are almost all above the smallest id of the last ``LOOKBACK`` leaves: that range is
-    searched first (an index range, not the whole open cycle). Only when it yields fewer than
-    ``limit`` is the whole of the open cycles searched — so a batch that returns less than
+    searched first (``_recent``: index ranges, not the whole open cycle). Only when it yields fewer
+    than ``limit`` is the whole of the open cycles searched — so a batch that returns less than
     ``limit`` has, as before, sealed every committed entry it could see, including one that
     committed late with an old id.
     """
@@ -66,10 +78,7 @@ def seal_batch(tx: Tx, limit: int = BATCH) -> int:
         tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK})
         tx.session.execute(text("SET LOCAL jit = off"))  # short queries; compiling them costs seconds
     size = tree_size(tx)
-    floor = _recent_floor(tx, size)
-    ids = []
-    if floor is not None:
-        ids = list(tx.session.execute(_unsealed(limit).where(Entry.id >= floor)).scalars())
+    ids = _recent(tx, size, limit)
     if len(ids) < limit:
         ids += tx.session.execute(_unsealed(limit - len(ids)).where(Entry.id.not_in(ids) if ids else true())
                                   ).scalars()
