@@ -17,6 +17,7 @@ import secrets
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -91,6 +92,7 @@ def test_signed_sequences_along_the_links_never_5xx(module_shop, module_network)
     session = requests.Session()
     session.auth = SignWithLibrary(shop.key_id, shop.keys[shop.key_id])
     seen: list[tuple[str, str, int]] = []
+    failures: list[tuple[str, str, str]] = []
 
     class Workflow(schema.as_state_machine()):
         def before_call(self, case):
@@ -104,12 +106,24 @@ def test_signed_sequences_along_the_links_never_5xx(module_shop, module_network)
             seen.append((case.method, case.path, response.status_code))
             assert response.status_code < 500, (case.method, case.path, case.body, response.text)
             assert response.status_code != 401, (case.method, case.path, response.text)  # signed right
-            case.validate_response(response, checks=CHECKS)
+            try:
+                case.validate_response(response, checks=CHECKS)
+            except Exception as exc:  # kept: a flaky replay must not hide a conformance failure
+                failures.append((case.method, case.path, repr(exc)[:500]))
+                raise
 
     try:
         Workflow.run(settings=SCENARIOS)
+    except FlakyStrategyDefinition:
+        # The server's state moves on between scenarios (a member with points can now burn; a limit
+        # window rolls over), so a replayed prefix can open different links and Hypothesis calls
+        # the generation flaky. That is the walk's nature, not a finding: every answer it did get
+        # is still checked below.
+        pass
     finally:
         session.close()
+    assert not [s for s in seen if s[2] >= 500 or s[2] == 401], seen
+    assert not failures, failures
     succeeded = {(method, path) for method, path, status in seen if status < 300}
     # the links carried real ids: members were enrolled and then used, not only refused
     assert ("POST", "/v1/members") in succeeded
