@@ -28,7 +28,7 @@ from sqlalchemy import insert, text
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.db.migrate import upgrade
-from shared.models import Cycle, Entry, LedgerLeaf, Lot, LotConsumption, ObligationLine, Transfer
+from shared.models import Cycle, Entry, Lot, LotConsumption, ObligationLine, Transfer
 from shared.network import Network
 from shared.partners.contracts import ContractTerms
 
