@@ -40,6 +40,7 @@ SCENARIOS = {
     "report": "a month of one partner's report and the network analytics, aggregated in SQL (--scale)",
     "dashboard": "the Ledger and Settlement pages' queries over one settled cycle of --events (median ms)",
     "peers": "our batch post beside a raw PostgreSQL COPY of exactly the rows it wrote (ratio a/c)",
+    "verify": "pointsnet verify over a sealed ledger of --scale entries (full: 10 million), and the sealing",
 }
 # --scale: small runs in seconds (the test suite's smoke tests), full is the performance issue's sizes;
 # "large" is the report scenario's older name for full
@@ -476,10 +477,15 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
 
             results.append(scenario_peers(database_url, events=events or PEERS_EVENTS[scale],
                                           batch_size=batch_size, members=members, console=console))
+        elif name == "verify":
+            from services.bench_verify import scenario_verify
+
+            results.append(scenario_verify(database_url, scale=scale, members=members, console=console))
     table = Table(title="pointsnet bench")
     preferred = ("scenario", "database", "events", "lots", "obligation_lines", "elapsed_s", "events_per_s",
                  "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb",
-                 "network_report_s", "copy_events_per_s", "ratio_a_c")
+                 "network_report_s", "copy_events_per_s", "ratio_a_c", "entries", "sealed_per_s",
+                 "entries_per_s")
     columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
     for column in columns:
         table.add_column(column)

@@ -591,7 +591,7 @@ def partners_list() -> None:
 @app.command()
 def bench(
     scenarios: Optional[list[str]] = typer.Argument(None, help="Scenarios to run (default: all): batch-post, settle, "
-                                                                "expire, report, peers"),
+                                                                "expire, report, peers, verify"),
     database_url: Optional[str] = typer.Option(None, help="Run against a fresh database on this server."),
     events: Optional[int] = typer.Option(None, help="Events to post in batch-post and peers (default: by --scale)."),
     batch_size: int = typer.Option(1000, help="Events per batch."),

@@ -159,6 +159,10 @@ class ConsentRequired(Conflict):
     code, title = "consent_required", "Member enrolled elsewhere: a link token is required"
 
 
+class CustomerRefTaken(Conflict):
+    code, title = "customer_ref_taken", "Your customer id is already linked to another member"
+
+
 class InvalidLinkToken(Conflict):
     code, title = "invalid_link_token", "Link token unknown, used or expired"
 

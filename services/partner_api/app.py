@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.partner_api.links import add_links
 from services.partner_api.middleware import PartnerGate
 from services.partner_api.reports import router as reports_router
 from services.partner_api.routes import router
@@ -78,6 +79,14 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
     app.state.network = network
     app.include_router(router)
     app.include_router(reports_router)
+    generated = app.openapi
+
+    def openapi() -> dict:  # the generated document, with the links between operations
+        if app.openapi_schema is None:
+            add_links(generated())
+        return app.openapi_schema
+
+    app.openapi = openapi
     app.add_middleware(PartnerGate, network=network)
     app.add_middleware(RequestObserver)  # sees every answer, the door's refusals included
     app.add_middleware(SecurityHeaders)  # outermost: on every answer (outside the signature, which they don't touch)

@@ -112,7 +112,7 @@ def _post_event(request: Request, payload: Any, event: Event) -> JSONResponse:
 @router.post("/members", status_code=201, response_model=schemas.MemberEnrolled,
              responses={200: {"model": schemas.MemberEnrolled, "description": "Existing member linked"},
                         **problems("consent_required", "invalid_link_token", "invalid_contact", "unknown_member",
-                                   write=True)})
+                                   "customer_ref_taken", write=True)})
 def enrol_member(request: Request, body: schemas.EnrolRequest):
     """Enrol a new member, or link an existing one with its `link_token` (the member's consent).
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, or_, select, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
-from shared.errors import ConsentRequired, InvalidContact, InvalidLinkToken, UnknownMember, ValidationFailed
+from shared.errors import ConsentRequired, CustomerRefTaken, InvalidContact, InvalidLinkToken, UnknownMember, ValidationFailed
 from shared.members.privacy import Keyring, normalise_email, normalise_phone
 from shared.models import Account, LinkToken, Member, MemberLink
 from shared.partners.contracts import require_partner
@@ -45,6 +45,11 @@ def _link(tx: Tx, partner_id: str, member_id: str, customer_ref: str | None) -> 
     exists = tx.session.execute(select(links_t.c.member_id).where(
         links_t.c.partner_id == partner_id, links_t.c.member_id == member_id)).first()
     if exists is None:
+        if customer_ref is not None:  # a partner's customer id names one member (unique in the database too)
+            taken = tx.session.execute(select(links_t.c.member_id).where(
+                links_t.c.partner_id == partner_id, links_t.c.customer_ref == customer_ref)).first()
+            if taken is not None:
+                raise CustomerRefTaken("this customer_ref of yours is already linked to another member")
         tx.session.execute(insert(links_t).values(partner_id=partner_id, member_id=member_id,
                                                   customer_ref=customer_ref, linked_at=tx.now))
 

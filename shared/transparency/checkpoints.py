@@ -32,9 +32,10 @@ def origin(settings: Settings) -> str:
     return f"{settings.public_authority or 'pointsnet.local'}/ledger"
 
 
-def make_checkpoint(tx: Tx, key: Ed25519PrivateKey) -> Checkpoint:
-    """Sign the tree as it stands (after sealing what is committed) and store the checkpoint."""
-    seal_all(tx)
+def make_checkpoint(tx: Tx, key: Ed25519PrivateKey, *, seal: bool = True) -> Checkpoint:
+    """Sign the tree as it stands (after sealing what is committed, unless told not to) and store it."""
+    if seal:
+        seal_all(tx)
     size = tree_size(tx)
     root = StoredTree(tx).root(size)
     name = origin(tx.settings)

@@ -1,7 +1,8 @@
 """Sealing committed entries into the tree, and reading roots and proofs back from the store.
 
 Sealing order is commit-discovery order: each pass appends the committed entries
-not yet sealed, ordered by (posted_at, id) within the pass. An entry that commits
+not yet sealed, ordered by (posted_at, id) within each search of the pass (the recent
+id range first, then, if that came up short, the whole of the open cycles). An entry that commits
 late with an earlier ``posted_at`` than entries already sealed is appended when it
 is found, so leaf order is not posted_at order; the leaf index records the order.
 Only cycles not yet fully sealed are searched: a closed cycle takes no more entries
@@ -14,7 +15,9 @@ the write path never waits for a hash.
 
 from __future__ import annotations
 
-from sqlalchemy import exists, func, insert, select, text
+from datetime import datetime, timezone
+
+from sqlalchemy import exists, func, insert, select, text, true
 
 from shared.db.database import Tx
 from shared.models import Cycle, Entry, LedgerLeaf, LedgerNode, SealedCycle
@@ -23,6 +26,8 @@ from shared.transparency.encoding import hash_entries, sql_hash_entries
 
 SEAL_LOCK = 7242004
 BATCH = 10_000
+LOOKBACK = 2 * BATCH
+SCAN = LOOKBACK + 2 * BATCH
 
 
 def tree_size(tx: Tx) -> int:
@@ -40,15 +45,51 @@ def _unsealed(limit: int | None = None, through_cycle=None):
     return query.limit(limit) if limit else query
 
 
+def _recent(tx: Tx, size: int, limit: int) -> list[str]:
+    """Unsealed entries among the ``SCAN`` ids from the smallest id of the last ``LOOKBACK`` leaves
+    on, ordered by (posted_at, id), at most ``limit``: every step an index range or look-up, so the
+    cost does not grow with the open cycle or the tree."""
+    if size < LOOKBACK:
+        return []
+    floor = tx.session.execute(select(func.min(LedgerLeaf.entry_id)).where(
+        LedgerLeaf.leaf_index >= size - LOOKBACK)).scalar_one()
+    open_cycles = select(Cycle.cycle_date).where(Cycle.cycle_date.not_in(select(SealedCycle.cycle_date)))
+    window = tx.session.execute(select(Entry.id, Entry.posted_at).where(
+        Entry.id >= floor, Entry.cycle_date.in_(open_cycles)).order_by(Entry.id).limit(SCAN)).all()
+    sealed: set[str] = set()
+    if tx.is_postgres:  # one array parameter: 40,000 bound values would cost more to send than to look up
+        sealed.update(tx.session.execute(text(
+            "SELECT entry_id FROM ledger_leaves WHERE entry_id = ANY(CAST(:ids AS text[]))"),
+            {"ids": [row.id for row in window]}).scalars())
+    else:
+        for start in range(0, len(window), 5000):
+            part = [row.id for row in window[start:start + 5000]]
+            sealed.update(tx.session.execute(select(LedgerLeaf.entry_id).where(LedgerLeaf.entry_id.in_(part)))
+                          .scalars())
+    fresh = sorted((row for row in window if row.id not in sealed), key=lambda row: (row.posted_at, row.id))
+    return [row.id for row in fresh[:limit]]
+
+
 def seal_batch(tx: Tx, limit: int = BATCH) -> int:
-    """Append up to ``limit`` unsealed committed entries to the tree; returns how many."""
+    """Append up to ``limit`` unsealed committed entries to the tree; returns how many.
+
+    Entry ids are writer-made and sortable by creation time, so the entries committed since the
+    last pass are almost all above the smallest id of the last ``LOOKBACK`` leaves: that range is
+    searched first (``_recent``: index ranges, not the whole open cycle). Only when it yields fewer
+    than ``limit`` is the whole of the open cycles searched — so a batch that returns less than
+    ``limit`` has, as before, sealed every committed entry it could see, including one that
+    committed late with an old id.
+    """
     if tx.is_postgres:
         tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK})
         tx.session.execute(text("SET LOCAL jit = off"))  # short queries; compiling them costs seconds
-    ids = list(tx.session.execute(_unsealed(limit)).scalars())
+    size = tree_size(tx)
+    ids = _recent(tx, size, limit)
+    if len(ids) < limit:
+        ids += tx.session.execute(_unsealed(limit - len(ids)).where(Entry.id.not_in(ids) if ids else true())
+                                  ).scalars()
     if ids:
         hashes = sql_hash_entries(tx, ids) if tx.is_postgres else hash_entries(tx, ids)
-        size = tree_size(tx)
         tree = merkle.CompactRange(size, [subtree(tx, level, index) for level, index in merkle.edge_ranges(size)])
         leaves, nodes = [], []
         for entry_id in ids:
@@ -56,13 +97,30 @@ def seal_batch(tx: Tx, limit: int = BATCH) -> int:
                            "sealed_at": tx.now})
             nodes += [{"level": level, "node_index": index, "hash": h}
                       for level, index, h in tree.append(hashes[entry_id])]
-        for start in range(0, len(leaves), 5000):
-            tx.session.execute(insert(LedgerLeaf.__table__), leaves[start:start + 5000])
-        for start in range(0, len(nodes), 5000):
-            tx.session.execute(insert(LedgerNode.__table__), nodes[start:start + 5000])
+        _insert(tx, LedgerLeaf, leaves)
+        _insert(tx, LedgerNode, nodes)
     if len(ids) < limit:
         _record_sealed_cycles(tx)
     return len(ids)
+
+
+def _insert(tx: Tx, model, rows: list[dict]) -> None:
+    if not rows:
+        return
+    columns = [column.name for column in model.__table__.columns]
+    if tx.is_postgres:  # COPY: one statement for the batch, constraints checked as always
+        cursor = tx.session.connection().connection.driver_connection.cursor()
+        with cursor.copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([_naive_utc(row[name]) for name in columns])
+        return
+    for start in range(0, len(rows), 5000):
+        tx.session.execute(insert(model.__table__), rows[start:start + 5000])
+
+
+def _naive_utc(value):
+    """Timestamps are stored as naive UTC (shared.db.types.UTCDateTime); COPY bypasses the type."""
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if isinstance(value, datetime) else value
 
 
 def _record_sealed_cycles(tx: Tx) -> None:

@@ -136,6 +136,16 @@ def test_an_email_enrolled_elsewhere_needs_consent(partners):
     assert member not in response.text
 
 
+def test_a_customer_ref_names_one_member_per_partner(partners):
+    """Found by the stateful Schemathesis walk: a second member under a used customer_ref was a 500."""
+    a = partners("A")
+    first = a.ok("POST", "/v1/members", {"phone": "+8613700000001", "customer_ref": "C-1"})["member_id"]
+    response = a.call("POST", "/v1/members", {"phone": "+8613700000002", "customer_ref": "C-1"})
+    assert_problem(response, 409, "customer_ref_taken")
+    again = a.ok("POST", "/v1/members", {"phone": "+8613700000001", "customer_ref": "C-1"})  # the same member
+    assert again["member_id"] == first and again["created"] is False
+
+
 def test_linking_with_an_invalid_token_is_refused(world):
     a, b, member, _, _ = world
     assert_problem(b.call("POST", "/v1/members", {"link_token": "not-a-token"}), 409, "invalid_link_token")

@@ -1,0 +1,35 @@
+"""Sealing searches the recent id range first and the whole open cycle only when that comes up short:
+an entry that commits late with an old id is still sealed, exactly once, and the tree verifies."""
+
+from __future__ import annotations
+
+from shared.ledger.verify import verify
+from shared.transparency import store
+from tests.factories import make_member, make_partner
+
+
+def test_recent_range_first_and_a_late_old_id_still_sealed_once(network, monkeypatch):
+    import shared.ledger.journal as journal
+
+    monkeypatch.setattr(store, "LOOKBACK", 3)
+    monkeypatch.setattr(store, "SCAN", 5)
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    for i in range(8):
+        network.earn(partner, member, f"e{i}", points=10 + i)
+    batches = []
+    while done := network.tx(lambda tx: store.seal_batch(tx, 2)):
+        batches.append(done)
+    assert sum(batches) == 8
+    real_new_id = journal.new_id
+    monkeypatch.setattr(journal, "new_id", lambda prefix: "ent_0000late" if prefix == "ent" else real_new_id(prefix))
+    network.earn(partner, member, "late", points=5)  # an id below every sealed one: outside the recent range
+    monkeypatch.setattr(journal, "new_id", real_new_id)
+    network.earn(partner, member, "after", points=6)
+    assert network.tx(lambda tx: store._recent(tx, store.tree_size(tx), 10), readonly=True) != []
+    assert network.tx(lambda tx: store.seal_batch(tx, 10)) == 2  # the recent one, and the late one by the full search
+    assert network.tx(lambda tx: store.seal_batch(tx, 10)) == 0
+    network.checkpoint()
+    report = network.tx(lambda tx: verify(tx, public_key=network.signing_key.public_key()), readonly=True)
+    assert report.ok, report.offences
+    assert report.counts["ledger_leaves"] == report.counts["entries"] == 10
