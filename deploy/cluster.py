@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run a production-shaped Pointsnet on one machine, without containers.
 
-Two (or more) ``pointsnet serve-api`` processes behind a real nginx, and two ``pointsnet worker``
-processes (one leads), all on one PostgreSQL — the shape of deploy/compose.yaml and of the
+Two (or more) ``pointsnet serve-api`` processes and a ``pointsnet serve-dashboard`` behind a real
+nginx, and two ``pointsnet worker`` processes (one leads), all on one PostgreSQL — the shape of deploy/compose.yaml and of the
 systemd units, for drills and for tests/deploy/test_cluster.py::
 
     python deploy/cluster.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/pointsnet \\
@@ -73,6 +73,7 @@ class Cluster:
         self.dir = workdir
         self.listen = listen or free_port()
         self.api_ports = [free_port() for _ in range(apis)]
+        self.dashboard_port = free_port()
         self.workers = workers
         self.env = dict(os.environ, POINTSNET_DATABASE_URL=database_url, POINTSNET_DATA_DIR=str(workdir / "data"),
                         POINTSNET_LOG_FORMAT="json", PYTHONUNBUFFERED="1", **(env or {}))
@@ -98,6 +99,10 @@ class Cluster:
         self.spawn(f"api{index}", "serve-api", "--port", str(self.api_ports[index]))
         wait_http(f"http://127.0.0.1:{self.api_ports[index]}/health/ready")
 
+    def start_dashboard(self) -> None:
+        self.spawn("dashboard", "serve-dashboard", "--port", str(self.dashboard_port))
+        wait_http(f"http://127.0.0.1:{self.dashboard_port}/dashboard/health/ready")
+
     def start_worker(self, index: int, env: dict[str, str] | None = None) -> subprocess.Popen:
         return self.spawn(f"worker{index}", "worker", env=env)
 
@@ -113,7 +118,8 @@ class Cluster:
         os.chmod(tmp, 0o777)  # nginx workers may run as another user
         template = string.Template((HERE / "nginx" / "pointsnet.conf.template").read_text())
         upstreams = "\n".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=1s;" for port in self.api_ports)
-        (self.dir / "site.conf").write_text(template.safe_substitute(UPSTREAMS=upstreams,
+        dashboard = f"    server 127.0.0.1:{self.dashboard_port};"
+        (self.dir / "site.conf").write_text(template.safe_substitute(UPSTREAMS=upstreams, DASHBOARD_UPSTREAMS=dashboard,
                                                                      LISTEN=f"127.0.0.1:{self.listen}"))
         (self.dir / "nginx.conf").write_text(NGINX_MAIN.format(dir=self.dir))
         log = open(self.dir / "nginx.log", "ab")
@@ -127,6 +133,7 @@ class Cluster:
         self.pointsnet("keys", "init")  # one set of keys for every process on this data directory
         for index in range(len(self.api_ports)):
             self.start_api(index)
+        self.start_dashboard()
         for index in range(self.workers):
             self.start_worker(index)
         self.start_nginx()

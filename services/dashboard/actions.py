@@ -88,7 +88,7 @@ def decide(network, checker: Session, pending_id: int, *, approve: bool) -> dict
             if row is not None and row.status == "pending":
                 row.status, row.decided_by, row.decided_at = "failed", checker.user_id, tx.now
                 row.outcome = json.dumps({"code": error.code, "detail": error.detail})
-                audit.record(tx, checker, "approval.failed", row.target, action=row.action, pending_id=row.id,
+                audit.record(tx, checker, "approval.failed", row.target, requested=row.action, pending_id=row.id,
                              code=error.code, detail=error.detail)
 
         network.tx(failed)

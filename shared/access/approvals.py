@@ -27,7 +27,7 @@ def request(tx: Tx, maker: Any, action: str, target: str | None, params: dict) -
                         status="pending", requested_by=maker.user_id, requested_at=tx.now)
     tx.session.add(row)
     tx.session.flush()
-    audit.record(tx, maker, "approval.requested", target, action=action, pending_id=row.id, params=params)
+    audit.record(tx, maker, "approval.requested", target, requested=action, pending_id=row.id, params=params)
     return row.id
 
 
@@ -42,7 +42,7 @@ def take(tx: Tx, pending_id: int, checker: Any, *, approve: bool) -> PendingActi
     row.status = "approved" if approve else "rejected"
     row.decided_by, row.decided_at = checker.user_id, tx.now
     audit.record(tx, checker, "approval.approved" if approve else "approval.rejected", row.target,
-                 action=row.action, pending_id=row.id)
+                 requested=row.action, pending_id=row.id)
     return row
 
 

@@ -78,7 +78,7 @@ def test_bench_writes_figures_with_units(tmp_path):
 
 @pytest.mark.skipif(bool(PG_URL), reason="the demo runs on the embedded SQLite default")
 def test_serve_demo_comes_up_with_a_living_network(tmp_path):
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"))
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), COLUMNS="200")
     env.pop("POINTSNET_DATABASE_URL", None)
     with socket.socket() as probe:  # a free port: other test runs may share this machine
         probe.bind(("127.0.0.1", 0))
@@ -88,6 +88,12 @@ def test_serve_demo_comes_up_with_a_living_network(tmp_path):
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 150
+        printed = []
+        while not any("operator@demo.pointsnet" in line for line in printed):  # the demo's dashboard login
+            line = server.stdout.readline()
+            assert line and time.monotonic() < deadline, "".join(printed)
+            printed.append(line)
+        operator_password = next(line for line in printed if "operator@demo.pointsnet" in line).split("│")[3].strip()
         while True:
             assert server.poll() is None, server.stdout.read()
             try:
@@ -99,6 +105,13 @@ def test_serve_demo_comes_up_with_a_living_network(tmp_path):
             time.sleep(0.5)
         keys = httpx.get(f"{base}/v1/network/keys").json()["keys"]
         assert keys and keys[0]["crv"] == "Ed25519"
+        with httpx.Client(base_url=base) as browser:  # the printed login opens the dashboard
+            form = browser.get("/dashboard/login").text
+            token = form.split('name="csrf_token" value="')[1].split('"')[0]
+            signed_in = browser.post("/dashboard/login", headers={"origin": base}, data={
+                "email": "operator@demo.pointsnet", "password": operator_password, "csrf_token": token})
+            assert signed_in.status_code == 303 and signed_in.headers["location"] == "/dashboard/"
+            assert "Network overview" in browser.get("/dashboard/").text
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -18,6 +18,15 @@ PASSWORD = "correct horse battery staple"
 BASE = "/dashboard"
 
 
+@pytest.fixture(autouse=True)
+def quick_password_hashing(monkeypatch):
+    """Argon2id with the cheapest parameters in these tests (the real ones cost ~60 ms per hash,
+    which is their point); test_production_hashing_parameters checks the real ones."""
+    from argon2 import PasswordHasher, profiles
+
+    monkeypatch.setattr(users, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     # TestClient talks plain http: cookies without the Secure flag, as `serve --demo` does
@@ -41,10 +50,10 @@ def staff(network, partners) -> dict[str, str]:
     return {name: email for name, (email, _r, _p) in people.items()}
 
 
-def make_client(network) -> TestClient:
+def make_client(network, base_url: str = "http://testserver") -> TestClient:
     root = FastAPI()
     root.mount(BASE, create_dashboard(network))
-    return TestClient(root, base_url="http://testserver", follow_redirects=False)
+    return TestClient(root, base_url=base_url, follow_redirects=False)
 
 
 def csrf_of(html: str) -> str:
@@ -57,7 +66,7 @@ def sign_in(client: TestClient, email: str, password: str = PASSWORD):
     form = client.get(f"{BASE}/login")
     assert form.status_code == 200
     return client.post(f"{BASE}/login", data={"email": email, "password": password, "csrf_token": csrf_of(form.text)},
-                       headers={"origin": "http://testserver"})
+                       headers={"origin": str(client.base_url).rstrip("/")})
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, func, select, text
@@ -98,6 +99,11 @@ def test_an_api_process_killed_under_signed_traffic_loses_nothing_and_applies_no
             for future in futures:
                 future.result(timeout=120)
         client.close()
+        # the dashboard runs as its own process behind the same nginx, on its own path
+        login = httpx.get(f"{cluster.url}/dashboard/login", timeout=10)
+        assert login.status_code == 200 and 'name="csrf_token"' in login.text
+        assert "script-src 'self'" in login.headers["content-security-policy"]
+        assert httpx.get(f"{cluster.url}/dashboard/", timeout=10).headers["location"] == "/dashboard/login"
 
     assert failed == [], f"requests that never got an answer: {failed[:3]}"
     assert len(accepted) == 260

@@ -1,0 +1,164 @@
+"""Sign-in, sessions, roles and CSRF at the HTTP level."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from shared.access import sessions, throttle, users
+from shared.models import AuditEntry, StaffSession
+from tests.dashboard.conftest import BASE, PASSWORD, csrf_of, make_client, post_form, sign_in
+
+
+def audit_actions(network) -> list[str]:
+    return network.tx(lambda tx: list(tx.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id))),
+                      readonly=True)
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_scoped_to_the_dashboard(network, staff):
+    client = make_client(network)
+    answer = sign_in(client, staff["operator"])
+    assert answer.status_code == 303 and answer.headers["location"] == f"{BASE}/"
+    cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("pointsnet_session="))
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/dashboard/" in cookie
+    token = cookie.split(";")[0].split("=", 1)[1]
+    stored = network.tx(lambda tx: tx.session.scalars(select(StaffSession.token_hash)).all(), readonly=True)
+    assert token not in stored and len(stored) == 1  # only the token's hash is kept
+    assert client.get(f"{BASE}/").status_code == 200
+    assert audit_actions(network) == ["session.signed_in"]
+
+
+def test_a_secure_network_marks_the_cookie_secure(network, staff):
+    network.settings.dashboard_secure_cookies = True
+    answer = sign_in(make_client(network, "https://testserver"), staff["operator"])
+    assert "Secure" in next(c for c in answer.headers.get_list("set-cookie") if c.startswith("pointsnet_session="))
+
+
+def test_wrong_password_unknown_user_and_disabled_user_are_refused_alike(network, staff):
+    client = make_client(network)
+    for email, password in ((staff["operator"], "wrong password!"), ("nobody@example.org", PASSWORD)):
+        answer = sign_in(client, email, password)
+        assert answer.status_code == 401 and "Wrong e-mail or password." in answer.text
+    network.tx(lambda tx: users.disable_user(tx, staff["finance"]))
+    assert sign_in(client, staff["finance"]).status_code == 401
+    assert client.get(f"{BASE}/", follow_redirects=False).headers["location"] == f"{BASE}/login"
+
+
+def test_sign_in_is_throttled_after_repeated_failures(network, staff, clock):
+    client = make_client(network)
+    for _ in range(throttle.PER_EMAIL):
+        assert sign_in(client, staff["operator"], "guessing...!!").status_code == 401
+    refused = sign_in(client, staff["operator"])  # even the right password, for now
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+    clock.advance(seconds=throttle.WINDOW.total_seconds() + 1)
+    assert sign_in(client, staff["operator"]).status_code == 303
+
+
+def test_sign_in_form_needs_its_csrf_token(network, staff):
+    client = make_client(network)
+    client.get(f"{BASE}/login")
+    answer = client.post(f"{BASE}/login", data={"email": staff["operator"], "password": PASSWORD})
+    assert answer.status_code == 403 and 'data-code="csrf_rejected"' in answer.text
+
+
+def test_forms_without_a_valid_token_or_from_another_origin_are_refused(client_as, network, staff):
+    client = client_as("operator")
+    target = network.tx(lambda tx: users.find_user(tx, staff["finance"]).id, readonly=True)
+    path = f"{BASE}/users/{target}/sign-out"
+    no_token = client.post(path, data={}, headers={"origin": "http://testserver"})
+    wrong = client.post(path, data={"csrf_token": "x" * 43}, headers={"origin": "http://testserver"})
+    html = client.get(f"{BASE}/users").text
+    cross_site = client.post(path, data={"csrf_token": csrf_of(html)}, headers={"origin": "https://evil.example"})
+    for answer in (no_token, wrong, cross_site):
+        assert answer.status_code == 403 and 'data-code="csrf_rejected"' in answer.text
+    assert "user.sessions_revoked" not in audit_actions(network)
+    assert post_form(client, path, page=f"{BASE}/users").status_code == 303
+    assert "user.sessions_revoked" in audit_actions(network)
+
+
+@pytest.mark.parametrize("who, path, allowed", [
+    ("operator", "/users", True), ("operator", "/approvals", True), ("operator", "/audit", True),
+    ("finance", "/", True), ("finance", "/audit", True), ("finance", "/users", False), ("finance", "/approvals", False),
+    ("viewer", "/", False), ("viewer", "/audit", False), ("viewer", "/users", False), ("viewer", "/approvals", False),
+])
+def test_roles_reach_only_their_pages(client_as, who, path, allowed):
+    answer = client_as(who).get(BASE + path)
+    assert answer.status_code == (200 if allowed else 403)
+    if not allowed:
+        assert 'data-code="forbidden"' in answer.text
+
+
+def test_finance_cannot_use_an_operator_form_even_with_its_own_token(client_as, network, staff):
+    client = client_as("finance")
+    target = network.tx(lambda tx: users.find_user(tx, staff["operator"]).id, readonly=True)
+    answer = post_form(client, f"{BASE}/users/{target}/sign-out")
+    assert answer.status_code == 403 and 'data-code="forbidden"' in answer.text
+
+
+def test_signing_out_everywhere_ends_other_sessions_at_their_next_request(client_as, network, staff):
+    finance = client_as("finance")
+    assert finance.get(f"{BASE}/").status_code == 200
+    operator = client_as("operator")
+    target = network.tx(lambda tx: users.find_user(tx, staff["finance"]).id, readonly=True)
+    assert post_form(operator, f"{BASE}/users/{target}/sign-out", page=f"{BASE}/users").status_code == 303
+    assert finance.get(f"{BASE}/").headers["location"] == f"{BASE}/login"
+
+
+def test_sign_out_ends_the_session_server_side(client_as, network):
+    client = client_as("operator")
+    token = client.cookies.get("pointsnet_session")
+    assert post_form(client, f"{BASE}/logout").status_code == 303
+    replayed = make_client(network)
+    replayed.cookies.set("pointsnet_session", token, path="/dashboard/")
+    assert replayed.get(f"{BASE}/").headers["location"] == f"{BASE}/login"
+
+
+def test_sessions_expire_when_idle_and_after_their_lifetime(client_as, clock):
+    client = client_as("operator")
+    clock.advance(seconds=(sessions.IDLE - timedelta(minutes=1)).total_seconds())
+    assert client.get(f"{BASE}/").status_code == 200  # and touched
+    clock.advance(seconds=sessions.IDLE.total_seconds() + 1)
+    assert client.get(f"{BASE}/").status_code == 303
+    client = client_as("operator")
+    started, step = clock.now(), sessions.IDLE - timedelta(minutes=1)
+    while client.get(f"{BASE}/audit").status_code == 200:
+        assert clock.now() - started <= sessions.LIFETIME, "a session outlived its lifetime"
+        clock.advance(seconds=step.total_seconds())
+    assert clock.now() - started > sessions.LIFETIME - step  # it was the lifetime, not idleness, that ended it
+
+
+def test_users_are_validated(network, partners):
+    from shared.access.errors import InvalidUser
+
+    cases = [("a@example.org", "admin", "x" * 12, None), ("a@example.org", "operator", "short", None),
+             ("a@example.org", "partner_viewer", "x" * 12, None), ("a@example.org", "finance", "x" * 12, partners["CoffeeCo"]),
+             ("a@example.org", "partner_viewer", "x" * 12, "par_nonexistent"), ("not-an-address", "operator", "x" * 12, None)]
+    for email, role, password, partner in cases:
+        with pytest.raises(InvalidUser):
+            network.tx(lambda tx: users.add_user(tx, email, role, password, partner_id=partner))
+    network.tx(lambda tx: users.add_user(tx, "A@Example.org", "operator", "x" * 12))
+    with pytest.raises(InvalidUser):
+        network.tx(lambda tx: users.add_user(tx, "a@example.org", "finance", "y" * 12))
+    hashed = network.tx(lambda tx: users.find_user(tx, "a@example.org").password_hash, readonly=True)
+    assert hashed.startswith("$argon2id$")
+
+
+def test_security_headers_on_every_page(client_as):
+    answer = client_as("operator").get(f"{BASE}/")
+    policy = answer.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
+    assert answer.headers["x-frame-options"] == "DENY" and answer.headers["cache-control"] == "no-store"
+
+
+def test_production_hashing_parameters():
+    """Outside these tests passwords are hashed with argon2-cffi's default profile (RFC 9106 low memory)."""
+    import importlib
+
+    from argon2 import profiles
+
+    fresh = importlib.reload(users)  # undo the tests' cheap hasher for this module object
+    assert fresh._hasher.type.name == "ID"
+    assert (fresh._hasher.time_cost, fresh._hasher.memory_cost) == (profiles.RFC_9106_LOW_MEMORY.time_cost,
+                                                                   profiles.RFC_9106_LOW_MEMORY.memory_cost)

@@ -1,0 +1,115 @@
+"""Maker-checker: a guarded action waits for a second operator and then runs exactly once."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from services.dashboard import actions
+from shared.access import users
+from shared.access.sessions import Session
+from shared.errors import Conflict
+from shared.models import AuditEntry, PendingAction
+from tests.dashboard.conftest import BASE, post_form
+
+
+@pytest.fixture
+def counter(monkeypatch, network):
+    """A test action that counts its runs (refusing when asked to), guarded by four eyes."""
+    runs = []
+
+    def run(tx, _network, params):
+        if params.get("refuse"):
+            raise Conflict("refused by the ledger")
+        runs.append(params["n"])
+        return {"runs": len(runs)}
+
+    monkeypatch.setitem(actions.ACTIONS, "test_count", actions.Action("test_count", run))
+    network.settings.four_eyes_actions = frozenset({"test_count"})
+    return runs
+
+
+def session_of(network, email) -> Session:
+    user = network.tx(lambda tx: users.find_user(tx, email), readonly=True)
+    return Session("-", "-", user.id, user.email, user.role, user.partner_id, "en")
+
+
+def pending(network) -> list[PendingAction]:
+    return network.tx(lambda tx: tx.session.scalars(select(PendingAction).order_by(PendingAction.id)).all(),
+                      readonly=True)
+
+
+def test_guarded_action_waits_for_a_second_operator_and_runs_once(network, staff, client_as, counter):
+    maker = session_of(network, staff["operator"])
+    submitted = actions.submit(network, maker, "test_count", "thing-1", {"n": 7})
+    assert submitted.pending_id and submitted.outcome is None and counter == []
+
+    own = post_form(client_as("operator"), f"{BASE}/approvals/{submitted.pending_id}/approve", page=f"{BASE}/approvals")
+    assert own.status_code == 409 and 'data-code="four_eyes_required"' in own.text
+    finance = post_form(client_as("finance"), f"{BASE}/approvals/{submitted.pending_id}/approve")
+    assert finance.status_code == 403
+    assert counter == []
+
+    checker = client_as("checker")
+    assert post_form(checker, f"{BASE}/approvals/{submitted.pending_id}/approve", page=f"{BASE}/approvals").status_code == 303
+    again = post_form(checker, f"{BASE}/approvals/{submitted.pending_id}/approve", page=f"{BASE}/approvals")
+    assert again.status_code == 409 and 'data-code="action_not_pending"' in again.text
+    assert counter == [7]
+    [row] = pending(network)
+    assert row.status == "approved" and row.outcome == '{"runs": 1}'
+    trail = network.tx(lambda tx: tx.session.execute(select(AuditEntry.user_email, AuditEntry.action)
+                                                     .order_by(AuditEntry.id)).all(), readonly=True)
+    assert [t for t in trail if not t[1].startswith("session.")] == [
+        (staff["operator"], "approval.requested"), (staff["checker"], "approval.approved"),
+        (staff["checker"], "test_count")]
+
+
+def test_a_rejected_action_never_runs(network, staff, client_as, counter):
+    submitted = actions.submit(network, session_of(network, staff["operator"]), "test_count", None, {"n": 1})
+    assert post_form(client_as("checker"), f"{BASE}/approvals/{submitted.pending_id}/reject").status_code == 303
+    assert counter == [] and pending(network)[0].status == "rejected"
+
+
+def test_an_approved_action_the_ledger_refuses_is_marked_failed(network, staff, client_as, counter):
+    submitted = actions.submit(network, session_of(network, staff["operator"]), "test_count", None,
+                               {"n": 1, "refuse": True})
+    answer = post_form(client_as("checker"), f"{BASE}/approvals/{submitted.pending_id}/approve")
+    assert answer.status_code == 409 and "refused by the ledger" in answer.text
+    [row] = pending(network)
+    assert row.status == "failed" and "refused by the ledger" in row.outcome and counter == []
+
+
+def test_unguarded_actions_run_at_once_and_are_audited(network, staff, counter):
+    network.settings.four_eyes_actions = frozenset()
+    done = actions.submit(network, session_of(network, staff["operator"]), "test_count", "x", {"n": 3})
+    assert done.outcome == {"runs": 1} and counter == [3] and pending(network) == []
+    assert network.tx(lambda tx: tx.session.scalar(select(AuditEntry.action).where(AuditEntry.action == "test_count")),
+                      readonly=True) == "test_count"
+
+
+def test_only_permitted_roles_may_submit(network, staff, counter):
+    from shared.access.errors import Forbidden
+
+    with pytest.raises(Forbidden):
+        actions.submit(network, session_of(network, staff["finance"]), "test_count", None, {"n": 1})
+
+
+def test_the_database_refuses_a_self_approval(network, staff, counter):
+    maker = session_of(network, staff["operator"])
+    pending_id = actions.submit(network, maker, "test_count", None, {"n": 1}).pending_id
+    with pytest.raises(IntegrityError):
+        network.tx(lambda tx: tx.session.execute(update(PendingAction).where(PendingAction.id == pending_id)
+                                                 .values(status="approved", decided_by=maker.user_id)))
+
+
+def test_four_eyes_configuration_is_validated():
+    from pydantic import ValidationError
+
+    from shared.config import Settings
+
+    assert Settings(four_eyes_actions="member_adjustment, settlement_paid").four_eyes_actions == {
+        "member_adjustment", "settlement_paid"}
+    assert Settings(four_eyes_actions="none").four_eyes_actions == frozenset()
+    with pytest.raises(ValidationError):
+        Settings(four_eyes_actions="member_adjustment,launch_rockets")
