@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, insert, text, update
 
 from shared.db.database import Tx
@@ -51,6 +52,18 @@ class MemberState:
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def stored_json(value: Any) -> str:
+    """An entry's request or result as stored: the same JSON value as ``canonical_json`` (sorted keys,
+    instants as ``str`` gives them), written by orjson; only ever read back as JSON, never hashed."""
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON).decode()
+    except TypeError:  # an integer beyond 64 bits, a non-string key: the standard library copes
+        return canonical_json(value)
 
 
 @dataclass
@@ -123,7 +136,7 @@ class Journal:
         if self.entries:
             kinds = [row["kind"] for row in self.entries]
             self.tx.after_commit.append(lambda: count_entries(kinds))
-        self._insert(Entry, [{**row, "request": canonical_json(row["request"]), "result": canonical_json(row["result"])}
+        self._insert(Entry, [{**row, "request": stored_json(row["request"]), "result": stored_json(row["result"])}
                              for row in self.entries])
         self._insert(Lot, [{
             "id": lot.id, "member_id": lot.member_id, "entry_id": lot.entry_id,
