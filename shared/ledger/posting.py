@@ -90,6 +90,7 @@ class Posting:
         self.partner_status = require_partner(tx, partner_id)
         self.cycle_date = enter_open_cycle(tx)
         self.journal = Journal(tx, self.cycle_date)
+        self._posted_at, self._cycle = self.now.isoformat(), self.cycle_date.isoformat()  # in every result
         self.originals: dict[str, Original] = {}
         self.holds: dict[str, OpenHold] = {}
         self.by_member: dict[str, list[LotState]] = {}
@@ -365,8 +366,8 @@ class Posting:
 
     def _result(self, entry: dict, member, **extra) -> dict:
         result = {"entry_id": entry["id"], "kind": entry["kind"], "reference": entry["reference"],
-                  "member_id": member.id, "points": entry["points"], "posted_at": self.now.isoformat(),
-                  "cycle_date": self.cycle_date.isoformat(), **extra, "balance": member.balance()}
+                  "member_id": member.id, "points": entry["points"], "posted_at": self._posted_at,
+                  "cycle_date": self._cycle, **extra, "balance": member.balance()}
         entry["result"] = result
         return result
 
