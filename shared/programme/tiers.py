@@ -55,7 +55,8 @@ def qualifying_points(tx: Tx, member_ids, now: datetime | None = None) -> dict[s
         for member_id, total in tx.session.execute(
                 select(reversal.member_id, func.sum(reversal.points))
                 .join(_original, original.id == reversal.original_entry_id)
-                .where(reversal.kind == "reversal", among(tx.dialect, reversal.member_id, owner), reversal.posted_at >= since,
+                .where(reversal.kind == "reversal", among(tx.dialect, reversal.member_id, owner),
+                       reversal.posted_at >= since,
                        original.kind == "earn", original.occurred_at >= since).group_by(reversal.member_id)):
             points[owner[member_id]] = points.get(owner[member_id], 0) - int(total)
     return points
