@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import bindparam, insert, text, update
 
 from shared.db.database import Tx
+from shared.db.lists import pg_array
 from shared.db.types import new_id
 from shared.ledger.rules import Line, LotState
 from shared.models import CampaignAward, Entry, Hold, HoldLot, Lot, LotConsumption, Member, ObligationLine, Transfer
@@ -177,9 +178,9 @@ class Journal:
                     "UPDATE lots SET remaining = u.remaining, reserved = u.reserved, expires_at = u.expires_at "
                     "FROM unnest(CAST(:ids AS text[]), CAST(:remaining AS bigint[]), CAST(:reserved AS bigint[]), "
                     "CAST(:expires AS timestamp[])) AS u(id, remaining, reserved, expires_at) WHERE lots.id = u.id"
-                ), {"ids": [lot.id for lot in part], "remaining": [lot.remaining for lot in part],
-                    "reserved": [lot.reserved for lot in part],
-                    "expires": [lot.expires_at.astimezone(timezone.utc).replace(tzinfo=None) for lot in part]})
+                ), {"ids": pg_array(lot.id for lot in part), "remaining": pg_array(lot.remaining for lot in part),
+                    "reserved": pg_array(lot.reserved for lot in part),
+                    "expires": pg_array(lot.expires_at.astimezone(timezone.utc).replace(tzinfo=None) for lot in part)})
             return
         self.tx.session.execute(
             update(table).where(table.c.id == bindparam("b_id"))
@@ -198,8 +199,8 @@ class Journal:
                     "UPDATE members SET available = members.available + u.da, held = members.held + u.dh "
                     "FROM unnest(CAST(:ids AS text[]), CAST(:da AS bigint[]), CAST(:dh AS bigint[])) "
                     "AS u(id, da, dh) WHERE members.id = u.id"
-                ), {"ids": [m.id for m in part], "da": [m.delta_available for m in part],
-                    "dh": [m.delta_held for m in part]})
+                ), {"ids": pg_array(m.id for m in part), "da": pg_array(m.delta_available for m in part),
+                    "dh": pg_array(m.delta_held for m in part)})
             return
         self.tx.session.execute(
             update(table).where(table.c.id == bindparam("b_id"))
