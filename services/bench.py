@@ -38,6 +38,10 @@ SCENARIOS = {
     "settle": "settle one cycle holding the obligation lines of the batch-post events",
     "expire": "the lot expiry job over --lots due lots (bounded batches): lots/s and peak memory",
     "report": "a month of one partner's report and the network analytics, aggregated in SQL (--scale)",
+    # over real HTTP to a `pointsnet serve-api` process (services/bench_http.py)
+    "batch-ingest": "signed POST /v1/batch of --batch-size events over HTTP, and in-process in the same run",
+    "single-earn": "signed single POST /v1/earn from 32 concurrent clients (--events requests): req/s, p50/p99",
+    "hot-member": "concurrent earns and burns on one member (--events / 10 operations): ops/s, exact balance",
 }
 # entries posted over the month of the report scenario, by --scale
 REPORT_SCALES = {"small": 3_000, "medium": 100_000, "large": 1_000_000}
@@ -321,6 +325,9 @@ def scenario_report(database_url: str | None, *, scale: str, batch_size: int, me
 
 def run_bench(scenarios: list[str], *, database_url: str | None, events: int, batch_size: int, members: int,
               json_file: str | None, console: Console, lots: int = 200_000, scale: str = "small") -> list[dict]:
+    from shared.runtime import tune_for_throughput
+
+    tune_for_throughput()  # as `pointsnet serve` does: the in-process and HTTP figures compare alike
     results = []
     for name in scenarios:
         if name == "batch-post":
@@ -334,9 +341,22 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int, ba
         elif name == "report":
             results.append(scenario_report(database_url, scale=scale, batch_size=batch_size, members=members,
                                            console=console))
+        elif name in ("batch-ingest", "single-earn", "hot-member"):
+            from services import bench_http
+
+            if name == "batch-ingest":
+                results.append(bench_http.scenario_batch_ingest(database_url, events=events, batch_size=batch_size,
+                                                                members=members, console=console))
+            elif name == "single-earn":
+                results.append(bench_http.scenario_single_earn(database_url, requests=events, members=members,
+                                                               console=console))
+            else:
+                results.append(bench_http.scenario_hot_member(database_url, operations=max(events // 10, 1),
+                                                              console=console))
     table = Table(title="pointsnet bench")
     preferred = ("scenario", "database", "events", "lots", "elapsed_s", "events_per_s", "batch_p50_ms",
-                 "lines_per_s", "lots_per_s", "peak_rss_mb", "network_report_s")
+                 "lines_per_s", "lots_per_s", "peak_rss_mb", "network_report_s", "in_process_events_per_s",
+                 "http_in_process_ratio", "requests_per_s", "operations_per_s", "p50_ms", "p99_ms")
     columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
     for column in columns:
         table.add_column(column)
