@@ -41,6 +41,10 @@ SCENARIOS = {
     "dashboard": "the Ledger and Settlement pages' queries over one settled cycle of --events (median ms)",
     "peers": "our batch post beside a raw PostgreSQL COPY of exactly the rows it wrote (ratio a/c)",
     "verify": "pointsnet verify over a sealed ledger of --scale entries (full: 10 million), and the sealing",
+    # over real HTTP to a `pointsnet serve-api` process (services/bench_http.py)
+    "batch-ingest": "signed POST /v1/batch of --batch-size events over HTTP, and in-process in the same run",
+    "single-earn": "signed single POST /v1/earn from 32 concurrent clients (--events requests): req/s, p50/p99",
+    "hot-member": "concurrent earns and burns on one member (--events / 10 operations): ops/s, exact balance",
 }
 # --scale: small runs in seconds (the test suite's smoke tests), full is the performance issue's sizes;
 # "large" is the report scenario's older name for full
@@ -51,6 +55,8 @@ EXPIRE_LOTS = {"small": 2_000, "medium": 100_000, "full": 1_000_000}
 SETTLE_SCALES = {"small": (10_000, 8), "medium": (1_000_000, 100), "full": (10_000_000, 1_000)}  # lines, partners
 REPORT_SCALES = {"small": 3_000, "medium": 100_000, "full": 1_000_000}
 PEERS_EVENTS = {"small": 2_000, "medium": 20_000, "full": 100_000}
+SINGLE_EARN_REQUESTS = {"small": 200, "medium": 2_000, "full": 20_000}
+HOT_MEMBER_OPERATIONS = {"small": 200, "medium": 1_000, "full": 10_000}
 
 
 def scale_of(scale: str) -> str:
@@ -454,6 +460,9 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
               members: int, json_file: str | None, console: Console, lots: int | None = None,
               scale: str = "small") -> list[dict]:
     scale = scale_of(scale)
+    from shared.runtime import tune_for_throughput
+
+    tune_for_throughput()  # as `pointsnet serve` does: the in-process and HTTP figures compare alike
     results = []
     for name in scenarios:
         if name == "batch-post":
@@ -481,11 +490,24 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
             from services.bench_verify import scenario_verify
 
             results.append(scenario_verify(database_url, scale=scale, members=members, console=console))
+        elif name in ("batch-ingest", "single-earn", "hot-member"):
+            from services import bench_http
+
+            if name == "batch-ingest":
+                results.append(bench_http.scenario_batch_ingest(database_url, events=events or BATCH_POST_EVENTS[scale],
+                                                                batch_size=batch_size, members=members, console=console))
+            elif name == "single-earn":
+                results.append(bench_http.scenario_single_earn(
+                    database_url, requests=events or SINGLE_EARN_REQUESTS[scale], members=members, console=console))
+            else:
+                operations = max(events // 10, 1) if events else HOT_MEMBER_OPERATIONS[scale]
+                results.append(bench_http.scenario_hot_member(database_url, operations=operations, console=console))
     table = Table(title="pointsnet bench")
     preferred = ("scenario", "database", "events", "lots", "obligation_lines", "elapsed_s", "events_per_s",
                  "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb",
                  "network_report_s", "copy_events_per_s", "ratio_a_c", "entries", "sealed_per_s",
-                 "entries_per_s")
+                 "entries_per_s", "in_process_events_per_s",
+                 "http_in_process_ratio", "requests_per_s", "operations_per_s", "p50_ms", "p99_ms")
     columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
     for column in columns:
         table.add_column(column)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from shared.config import get_settings
 from shared.errors import PointsnetError
 from shared.money import MoneyError
+from shared.runtime import tune_for_throughput
 
 app = typer.Typer(help="Pointsnet: a coalition loyalty points network.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -141,6 +142,7 @@ def serve(
     application.mount("/dashboard", create_dashboard(network))
     console.print(f"Pointsnet listening on http://{host}:{port} (database: {network.db.dialect}, "
                   f"data: {settings.data_dir}); dashboard at http://{_local(host)}:{port}/dashboard/")
+    tune_for_throughput()
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
@@ -236,7 +238,9 @@ def serve_api(
     network = Network(settings)
     network.keyring, network.signing_key  # fail now, not on the first request, if keys are missing
     console.print(f"Pointsnet API listening on http://{host}:{port} (database: {network.db.dialect})")
-    uvicorn.run(create_app(network), host=host, port=port, log_level="warning")
+    application = create_app(network)
+    tune_for_throughput()
+    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 network_keys_app = typer.Typer(help="The network's own keys (response signing, personal data).",

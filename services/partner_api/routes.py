@@ -9,6 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import and_, or_, select
@@ -82,10 +83,20 @@ def api_result(result: dict) -> dict:
     return {key: value for key, value in body.items() if key in RESULT_FIELDS}
 
 
+class FastJSONResponse(JSONResponse):
+    """The same JSON as Starlette's ``JSONResponse``, written by orjson (a batch answer holds 10,000 results)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except TypeError:  # an integer beyond 64 bits: the standard library copes
+            return super().render(content)
+
+
 def _respond(status: int, body: Any, replayed: bool) -> JSONResponse:
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return JSONResponse(body, status_code=status, headers=headers,
-                        media_type=PROBLEM if status >= 400 else "application/json")
+    return FastJSONResponse(body, status_code=status, headers=headers,
+                            media_type=PROBLEM if status >= 400 else "application/json")
 
 
 def _exactly_once(request: Request, payload: Any, operation: Callable[[Tx], tuple[int, Any]]) -> JSONResponse:

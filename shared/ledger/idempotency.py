@@ -18,7 +18,7 @@ from sqlalchemy import delete, insert, select, text
 from shared.db.database import Tx
 from shared.errors import IdempotencyKeyReused, RequestInProgress, ValidationFailed
 from shared.ledger.events import differences
-from shared.ledger.journal import canonical_json
+from shared.ledger.journal import canonical_json, stored_json
 from shared.models import IdempotencyRecord
 
 records = IdempotencyRecord.__table__
@@ -57,9 +57,10 @@ def run_once(tx: Tx, partner_id: str, key: str, request: dict, operation: Callab
 
 
 def store(tx: Tx, partner_id: str, key: str, request: dict, status_code: int, body: Any) -> None:
+    text = canonical_json(request)  # hashed: the standard library's exact text, as every record before
     tx.session.execute(insert(records).values(
-        partner_id=partner_id, key=key, request_hash=request_hash(request), request=canonical_json(request),
-        status_code=status_code, response=canonical_json(body), created_at=tx.now))
+        partner_id=partner_id, key=key, request_hash=hashlib.sha256(text.encode()).hexdigest(), request=text,
+        status_code=status_code, response=stored_json(body), created_at=tx.now))
 
 
 def prune(tx: Tx) -> int:

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, insert, text, update
 
 from shared.db.database import Tx
+from shared.db.lists import VarcharArray, pg_array
 from shared.db.types import new_id
 from shared.ledger.rules import Line, LotState
 from shared.models import CampaignAward, Entry, Hold, HoldLot, Lot, LotConsumption, Member, ObligationLine, Transfer
@@ -51,6 +53,18 @@ class MemberState:
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def stored_json(value: Any) -> str:
+    """An entry's request or result as stored: the same JSON value as ``canonical_json`` (sorted keys,
+    instants as ``str`` gives them), written by orjson; only ever read back as JSON, never hashed."""
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON).decode()
+    except TypeError:  # an integer beyond 64 bits, a non-string key: the standard library copes
+        return canonical_json(value)
 
 
 @dataclass
@@ -123,7 +137,7 @@ class Journal:
         if self.entries:
             kinds = [row["kind"] for row in self.entries]
             self.tx.after_commit.append(lambda: count_entries(kinds))
-        self._insert(Entry, [{**row, "request": canonical_json(row["request"]), "result": canonical_json(row["result"])}
+        self._insert(Entry, [{**row, "request": stored_json(row["request"]), "result": stored_json(row["result"])}
                              for row in self.entries])
         self._insert(Lot, [{
             "id": lot.id, "member_id": lot.member_id, "entry_id": lot.entry_id,
@@ -165,10 +179,12 @@ class Journal:
                     "FROM unnest(CAST(:ids AS text[]), CAST(:remaining AS bigint[]), CAST(:reserved AS bigint[]), "
                     "CAST(:expires AS timestamp[])) AS u(id, remaining, reserved, expires_at) WHERE lots.id = u.id "
                     # the ids again as = ANY: the planner probes the primary key instead of hashing all lots
-                    "AND lots.id = ANY(CAST(:ids AS text[]))"
-                ), {"ids": [lot.id for lot in part], "remaining": [lot.remaining for lot in part],
-                    "reserved": [lot.reserved for lot in part],
-                    "expires": [lot.expires_at.astimezone(timezone.utc).replace(tzinfo=None) for lot in part]})
+                    "AND lots.id = ANY(:probe)"
+                ).bindparams(bindparam("probe", type_=VarcharArray())),
+                    {"ids": pg_array(lot.id for lot in part), "probe": pg_array(lot.id for lot in part),
+                     "remaining": pg_array(lot.remaining for lot in part),
+                     "reserved": pg_array(lot.reserved for lot in part),
+                     "expires": pg_array(lot.expires_at.astimezone(timezone.utc).replace(tzinfo=None) for lot in part)})
             return
         self.tx.session.execute(
             update(table).where(table.c.id == bindparam("b_id"))
@@ -187,8 +203,8 @@ class Journal:
                     "UPDATE members SET available = members.available + u.da, held = members.held + u.dh "
                     "FROM unnest(CAST(:ids AS text[]), CAST(:da AS bigint[]), CAST(:dh AS bigint[])) "
                     "AS u(id, da, dh) WHERE members.id = u.id"
-                ), {"ids": [m.id for m in part], "da": [m.delta_available for m in part],
-                    "dh": [m.delta_held for m in part]})
+                ), {"ids": pg_array(m.id for m in part), "da": pg_array(m.delta_available for m in part),
+                    "dh": pg_array(m.delta_held for m in part)})
             return
         self.tx.session.execute(
             update(table).where(table.c.id == bindparam("b_id"))

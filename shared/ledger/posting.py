@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from shared.db.database import Tx
+from shared.db.lists import among
 from shared.db.types import new_id
 from shared.errors import (
     BatchTooLarge, CaptureExceedsHold, HoldNotOpen, InsufficientPoints, InvalidAmount, InvalidPoints, MemberErased,
@@ -24,6 +24,7 @@ from shared.errors import (
 from shared.ledger import expiry
 from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.events import KINDS, Event, differences
+from shared.lazy import lazy
 from shared.ledger.journal import Journal
 from shared.ledger.rules import (
     Line, LotState, Terms, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
@@ -89,6 +90,7 @@ class Posting:
         self.partner_status = require_partner(tx, partner_id)
         self.cycle_date = enter_open_cycle(tx)
         self.journal = Journal(tx, self.cycle_date)
+        self._posted_at, self._cycle = self.now.isoformat(), self.cycle_date.isoformat()  # in every result
         self.originals: dict[str, Original] = {}
         self.holds: dict[str, OpenHold] = {}
         self.by_member: dict[str, list[LotState]] = {}
@@ -120,9 +122,14 @@ class Posting:
         self.tiers.flush()
         return self.outcomes  # type: ignore[return-value]
 
-    @cached_property
+    @lazy
     def float_guard(self) -> FloatGuard:
         return FloatGuard(self.tx, self.partner_id)
+
+    @lazy
+    def lot_expiry(self):
+        """When the lots this unit issues expire (one posting time, so one expiry)."""
+        return self.tx.settings.lot_expiry(self.now)
 
     @property
     def terms(self) -> Terms:
@@ -220,7 +227,7 @@ class Posting:
         for chunk in chunks(references):
             rows = self.tx.session.execute(
                 select(entries_t.c.reference, entries_t.c.request, entries_t.c.result)
-                .where(entries_t.c.partner_id == self.partner_id, entries_t.c.reference.in_(chunk)))
+                .where(entries_t.c.partner_id == self.partner_id, among(self.tx.dialect, entries_t.c.reference, chunk)))
             found.update({row.reference: row for row in rows})
         return found
 
@@ -238,7 +245,7 @@ class Posting:
         for chunk in chunks(direct):
             self.linked.update(self.tx.session.execute(
                 select(MemberLink.member_id).where(MemberLink.partner_id == self.partner_id,
-                                                   MemberLink.member_id.in_(chunk))).scalars())
+                                                   among(self.tx.dialect, MemberLink.member_id, chunk))).scalars())
         self.journal.members = lock_members(self.tx, self.linked | self._owners(references, hold_ids)
                                             | self.programme.members_to_lock(events, self.linked))
         self._load_originals(references)
@@ -359,8 +366,8 @@ class Posting:
 
     def _result(self, entry: dict, member, **extra) -> dict:
         result = {"entry_id": entry["id"], "kind": entry["kind"], "reference": entry["reference"],
-                  "member_id": member.id, "points": entry["points"], "posted_at": self.now.isoformat(),
-                  "cycle_date": self.cycle_date.isoformat(), **extra, "balance": member.balance()}
+                  "member_id": member.id, "points": entry["points"], "posted_at": self._posted_at,
+                  "cycle_date": self._cycle, **extra, "balance": member.balance()}
         entry["result"] = result
         return result
 
@@ -429,7 +436,7 @@ class Posting:
     def _new_lot(self, entry: dict, member_id: str, funder: str | None, billing: str, contract_id: str | None,
                  points: int) -> LotState:
         lot = LotState(new_id("lot"), member_id, entry["id"], funder, billing, contract_id, points, points, 0,
-                       self.now, self.tx.settings.lot_expiry(self.now))
+                       self.now, self.lot_expiry)
         self.journal.new_lot(lot)
         self.by_member.setdefault(member_id, []).append(lot)
         return lot

@@ -12,6 +12,7 @@ from typing import Iterable
 from sqlalchemy import or_, select
 
 from shared.db.database import Tx
+from shared.db.lists import among
 from shared.ledger.journal import MemberState
 from shared.ledger.rules import LotState
 from shared.models import Lot, Member
@@ -33,7 +34,7 @@ def lock_members(tx: Tx, member_ids: Iterable[str]) -> dict[str, MemberState]:
     for chunk in chunks(member_ids):
         query = (
             select(members_table.c.id, members_table.c.available, members_table.c.held)
-            .where(members_table.c.id.in_(chunk), members_table.c.status == "active",
+            .where(among(tx.dialect, members_table.c.id, chunk), members_table.c.status == "active",
                    members_table.c.merged_into.is_(None))
             .order_by(members_table.c.id)
         )
@@ -49,7 +50,7 @@ def survivors(tx: Tx, member_ids: Iterable[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for chunk in chunks(member_ids):
         for row in tx.session.execute(select(members_table.c.id, members_table.c.merged_into)
-                                      .where(members_table.c.id.in_(chunk), members_table.c.merged_into.is_not(None))):
+                                      .where(among(tx.dialect, members_table.c.id, chunk), members_table.c.merged_into.is_not(None))):
             found[row.id] = row.merged_into
     return found
 
@@ -68,15 +69,15 @@ def load_lots(tx: Tx, member_ids: Iterable[str] = (), lot_ids: Iterable[str] = (
     """Open lots of the members, plus any lots named by id or by earning entry."""
     result: dict[str, LotState] = {}
     for chunk in chunks(member_ids):
-        query = select(lots_table).where(lots_table.c.member_id.in_(chunk), lots_table.c.remaining > 0)
+        query = select(lots_table).where(among(tx.dialect, lots_table.c.member_id, chunk), lots_table.c.remaining > 0)
         for row in tx.session.execute(query):
             result[row.id] = _lot(row)
     extra = [lot_id for lot_id in set(lot_ids) if lot_id not in result]
     for chunk in chunks(extra):
-        for row in tx.session.execute(select(lots_table).where(lots_table.c.id.in_(chunk))):
+        for row in tx.session.execute(select(lots_table).where(among(tx.dialect, lots_table.c.id, chunk))):
             result[row.id] = _lot(row)
     for chunk in chunks(entry_ids):
-        for row in tx.session.execute(select(lots_table).where(lots_table.c.entry_id.in_(chunk))):
+        for row in tx.session.execute(select(lots_table).where(among(tx.dialect, lots_table.c.entry_id, chunk))):
             result.setdefault(row.id, _lot(row))
     return result
 

@@ -7,9 +7,9 @@ earn is written, ``activity`` for activity events and ``flush`` after the journa
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import TYPE_CHECKING
 
+from shared.lazy import lazy
 from shared.ledger.events import Event
 from shared.programme.activities import Activities
 from shared.programme.days import network_day
@@ -25,7 +25,7 @@ class Programme:
     def __init__(self, posting: Posting):
         self.posting = posting
 
-    @cached_property
+    @lazy
     def rules(self):
         """(partner rules, network rules) in force at posted_at; either may be None."""
         tx, now = self.posting.tx, self.posting.now
@@ -33,7 +33,7 @@ class Programme:
         network = rules_in_force(tx, "network", now)
         return (partner[1] if partner else None, network[1] if network else None)
 
-    @cached_property
+    @lazy
     def limits(self) -> DailyLimits:
         partner, network = self.rules
         members = {e.member_id for e in self.posting.events if e.member_id}
@@ -41,13 +41,13 @@ class Programme:
                            effective_limits(partner.limits if partner else None,
                                             network.limits if network else None), members)
 
-    @cached_property
+    @lazy
     def referrals(self) -> Referrals:
         partner, network = self.rules
         programme = (partner.referral if partner else None) or (network.referral if network else None)
         return Referrals(self.posting, programme)
 
-    @cached_property
+    @lazy
     def activities(self) -> Activities:
         return Activities(self.posting, self.rules[0])
 

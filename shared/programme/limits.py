@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.alerts import raise_alert
 from shared.db.database import Tx
+from shared.db.lists import among
 from shared.errors import VelocityLimitExceeded
 from shared.ledger.state import chunks
 from shared.models import Entry, Hold, IssuanceCounter, Lot
@@ -48,7 +49,7 @@ def earned_on(tx: Tx, member_ids: Iterable[str], start: datetime, end: datetime)
     for chunk in chunks(member_ids):
         found.update({member: int(points) for member, points in tx.session.execute(
             select(entries_t.c.member_id, func.sum(entries_t.c.points))
-            .where(entries_t.c.member_id.in_(chunk), entries_t.c.kind == "earn",
+            .where(among(tx.dialect, entries_t.c.member_id, chunk), entries_t.c.kind == "earn",
                    entries_t.c.posted_at >= start, entries_t.c.posted_at < end)
             .group_by(entries_t.c.member_id))})
     return found
@@ -63,13 +64,13 @@ def spent_on(tx: Tx, member_ids: Iterable[str], start: datetime, end: datetime) 
     for chunk in chunks(member_ids):
         for member, points in tx.session.execute(
                 select(entries_t.c.member_id, func.sum(entries_t.c.points))
-                .where(entries_t.c.member_id.in_(chunk), entries_t.c.kind == "burn",
+                .where(among(tx.dialect, entries_t.c.member_id, chunk), entries_t.c.kind == "burn",
                        entries_t.c.posted_at >= start, entries_t.c.posted_at < end)
                 .group_by(entries_t.c.member_id)):
             found[member] = found.get(member, 0) + int(points)
         for member, points in tx.session.execute(
                 select(holds_t.c.member_id, func.sum(held))
-                .where(holds_t.c.member_id.in_(chunk), holds_t.c.created_at >= start, holds_t.c.created_at < end)
+                .where(among(tx.dialect, holds_t.c.member_id, chunk), holds_t.c.created_at >= start, holds_t.c.created_at < end)
                 .group_by(holds_t.c.member_id)):
             found[member] = found.get(member, 0) + int(points or 0)
     return found

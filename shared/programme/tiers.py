@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import aliased
 
 from shared.db.database import Tx
+from shared.db.lists import among
 from shared.db.types import new_id
 from shared.ledger.expiry_policy import _add_months
 from shared.ledger.state import chunks, lock_members
@@ -23,6 +23,8 @@ from shared.models import Entry, Member
 from shared.programme.events import tier_changed
 
 members_t = Member.__table__
+# Built once: an ORM alias made per call cost more CPU than the API's whole signature check.
+_earn, _original, _reversal = (Entry.__table__.alias(name) for name in ("earn", "original", "reversal"))
 
 
 def add_months(settings, instant: datetime, months: int) -> datetime:
@@ -37,24 +39,24 @@ def window_start(settings, now: datetime) -> datetime:
 def qualifying_points(tx: Tx, member_ids, now: datetime | None = None) -> dict[str, int]:
     """Member -> qualifying points in the window ending ``now`` (members with none are left out)."""
     since = window_start(tx.settings, now or tx.now)
-    earn, original = aliased(Entry), aliased(Entry)
+    earn, original, reversal = _earn.c, _original.c, _reversal.c
     points: dict[str, int] = {}
     for chunk in chunks(member_ids):
         # a survivor of a merge also qualifies with its duplicates' earns
         owner = {row.id: row.merged_into for row in tx.session.execute(
-            select(members_t.c.id, members_t.c.merged_into).where(members_t.c.merged_into.in_(chunk)))}
+            select(members_t.c.id, members_t.c.merged_into).where(among(tx.dialect, members_t.c.merged_into, chunk)))}
         owner.update((member_id, member_id) for member_id in chunk)
         # posted_at >= since follows from occurred_at >= since; it lets the (member, posted_at) index work
         for member_id, total in tx.session.execute(
                 select(earn.member_id, func.sum(earn.points))
-                .where(earn.kind == "earn", earn.member_id.in_(list(owner)), earn.posted_at >= since,
+                .where(earn.kind == "earn", among(tx.dialect, earn.member_id, owner), earn.posted_at >= since,
                        earn.occurred_at >= since).group_by(earn.member_id)):
             points[owner[member_id]] = points.get(owner[member_id], 0) + int(total)
-        reversal = aliased(Entry)
         for member_id, total in tx.session.execute(
                 select(reversal.member_id, func.sum(reversal.points))
-                .join(original, original.id == reversal.original_entry_id)
-                .where(reversal.kind == "reversal", reversal.member_id.in_(list(owner)), reversal.posted_at >= since,
+                .join(_original, original.id == reversal.original_entry_id)
+                .where(reversal.kind == "reversal", among(tx.dialect, reversal.member_id, owner),
+                       reversal.posted_at >= since,
                        original.kind == "earn", original.occurred_at >= since).group_by(reversal.member_id)):
             points[owner[member_id]] = points.get(owner[member_id], 0) - int(total)
     return points
@@ -90,7 +92,7 @@ class MemberTiers:
         for chunk in chunks(missing):
             for row in self.tx.session.execute(
                     select(members_t.c.id, members_t.c.tier, members_t.c.tier_since, members_t.c.tier_anniversary_at)
-                    .where(members_t.c.id.in_(chunk))):
+                    .where(among(self.tx.dialect, members_t.c.id, chunk))):
                 self.states[row.id] = TierState(row.id, row.tier, row.tier_since, row.tier_anniversary_at,
                                                 qualifying.get(row.id, 0))
 
@@ -98,7 +100,8 @@ class MemberTiers:
         """The tier an earn of this member is computed at now (None: tiers are switched off)."""
         if not self.config.enabled:
             return None
-        self.load([member_id])
+        if member_id not in self.states:
+            self.load([member_id])
         state = self.states.get(member_id)
         return self.config.name(state.tier) if state else None
 

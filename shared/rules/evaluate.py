@@ -57,13 +57,16 @@ def _active(campaign: Campaign, local: datetime) -> bool:
         campaign.weekdays is None or local.isoweekday() in campaign.weekdays)
 
 
+NO_RULES = RuleSet()  # a partner without rules of its own (read only; built once, not per earn)
+
+
 def evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_local: datetime, currency: str,
              contract_base_rate_micro: int, partner: RuleSet | None, partner_scope: str,
              network: RuleSet | None = None, usage: dict[str, tuple[int, int]] | None = None,
              tier: str | None = None) -> Evaluation:
     """``usage``: campaign key -> (points already given to this member, points given in all);
     ``tier``: the member's tier when the earn posts (its multiplier applies to the base points)."""
-    rules = partner or RuleSet()
+    rules = partner or NO_RULES
     usage = usage or {}
     result = Evaluation()
     unit = Decimal(10) ** currency_exponent(currency)

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, insert, select
 
 from shared.db.database import Tx
+from shared.db.lists import among
 from shared.db.types import new_id
 from shared.errors import ValidationFailed
 from shared.models import CampaignAward, EarnRuleSet
@@ -53,7 +54,7 @@ def campaign_usage(tx: Tx, keys: set[str], member_ids: set[str]) -> dict[tuple[s
     if member_ids:
         for campaign, member, total in tx.session.execute(
                 select(awards.c.campaign, awards.c.member_id, func.sum(awards.c.points))
-                .where(awards.c.campaign.in_(sorted(keys)), awards.c.member_id.in_(sorted(member_ids)))
+                .where(awards.c.campaign.in_(sorted(keys)), among(tx.dialect, awards.c.member_id, sorted(member_ids)))
                 .group_by(awards.c.campaign, awards.c.member_id)):
             usage[(campaign, member)] = int(total)
     return usage

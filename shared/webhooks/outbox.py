@@ -24,6 +24,7 @@ from typing import NamedTuple
 from sqlalchemy import insert, select
 
 from shared.db.database import Tx
+from shared.db.lists import among
 from shared.db.types import new_id
 from shared.models import Entry, MemberLink, WebhookDelivery, WebhookEndpoint
 from shared.webhooks.errors import UnknownEventType
@@ -66,7 +67,13 @@ def emit(tx: Tx, event_type: str, data: dict, *, partner_ids: Iterable[str] | No
     return emit_many(tx, [Outgoing(event_type, data, ids)])
 
 
-def emit_many(tx: Tx, events: list[Outgoing]) -> list[str]:
+def active_endpoints(tx: Tx) -> dict[str, str]:
+    """Partner -> its active endpoint's id."""
+    return dict(tx.session.execute(
+        select(WebhookEndpoint.partner_id, WebhookEndpoint.id).where(WebhookEndpoint.status == "active")).all())
+
+
+def emit_many(tx: Tx, events: list[Outgoing], endpoints: dict[str, str] | None = None) -> list[str]:
     """Queue many events set-based: a few reads and one multi-row insert, whatever their number."""
     for event in events:
         if event.event_type not in EVENT_TYPES:
@@ -75,15 +82,15 @@ def emit_many(tx: Tx, events: list[Outgoing]) -> list[str]:
             raise ValueError("an event for every linked partner needs data['member_id']")
     if not events:
         return []
-    endpoints = dict(tx.session.execute(
-        select(WebhookEndpoint.partner_id, WebhookEndpoint.id).where(WebhookEndpoint.status == "active")).all())
+    if endpoints is None:
+        endpoints = active_endpoints(tx)
     if not endpoints:
         return []
     members = sorted({e.data["member_id"] for e in events if e.data.get("member_id")})
     linked: dict[str, set[str]] = {}
     for start in range(0, len(members), CHUNK):
         rows = tx.session.execute(select(MemberLink.member_id, MemberLink.partner_id).where(
-            MemberLink.member_id.in_(members[start:start + CHUNK]), MemberLink.partner_id.in_(list(endpoints))))
+            among(tx.dialect, MemberLink.member_id, members[start:start + CHUNK]), MemberLink.partner_id.in_(list(endpoints))))
         for member_id, partner_id in rows:
             linked.setdefault(member_id, set()).add(partner_id)
     rows = []
@@ -151,6 +158,9 @@ def record_ledger_entries(tx: Tx, entries: list[dict]) -> list[str]:
                 and e.get("member_id")]
     if not relevant:
         return []
+    endpoints = active_endpoints(tx)
+    if not endpoints:  # nobody listens: no events to build
+        return []
     originals = sorted({e["original_entry_id"] for e in relevant if e["kind"] == "reversal"})
     in_batch = {e["id"]: e["kind"] for e in entries}
     kinds = {i: in_batch[i] for i in originals if i in in_batch}
@@ -159,7 +169,7 @@ def record_ledger_entries(tx: Tx, entries: list[dict]) -> list[str]:
         kinds.update((row.id, row.kind) for row in tx.session.execute(select(Entry.id, Entry.kind).where(
             Entry.id.in_(missing[start:start + CHUNK]))))
     events = [event for event in (ledger_event(e, kinds) for e in relevant) if event is not None]
-    return emit_many(tx, events)
+    return emit_many(tx, events, endpoints)
 
 
 def record_settlement_ready(tx: Tx, cycle: date, payment_date: date, net_positions: dict[str, int],

@@ -1,0 +1,46 @@
+"""``column IN (values)`` as one bound parameter, whatever the number of values.
+
+A plain ``in_`` renders one placeholder per value on every execution (and psycopg
+re-parses the long query each time); on the posting path that cost more than the
+queries themselves. Here PostgreSQL gets ``column = ANY(:array)`` and SQLite
+``column IN (SELECT value FROM json_each(:json))``: one short, cached statement.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from sqlalchemy import any_, func, literal, select
+from sqlalchemy.types import UserDefinedType
+
+
+class VarcharArray(UserDefinedType):
+    """A ``varchar[]`` parameter given as its text literal (``pg_array``), typed at bind time
+    (``$1::VARCHAR[]``), so the server parses it once and index scans can use it."""
+
+    cache_ok = True
+    render_bind_cast = True
+
+    def get_col_spec(self, **_kw) -> str:
+        return "VARCHAR[]"
+
+    def bind_processor(self, dialect):
+        return None
+
+
+def pg_array(values: Iterable) -> str:
+    """A PostgreSQL array literal (``'{"a","b"}'``) of strings, integers or naive timestamps, to pass
+    as one text parameter and ``CAST`` in SQL: psycopg's own list adaptation dumps element by
+    element in Python and cost more than the statements it fed. Every element is quoted and
+    escaped, so any text (commas, braces, quotes) is safe."""
+    return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
+def among(dialect: str, column, values: Iterable[str]):
+    """The condition ``column`` is one of ``values`` (strings), for the given dialect name."""
+    values = list(values)
+    if dialect == "postgresql":
+        return column == any_(literal(pg_array(values), VarcharArray()))
+    table = func.json_each(literal(json.dumps(values))).table_valued("value")
+    return column.in_(select(table.c.value))

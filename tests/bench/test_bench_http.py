@@ -1,0 +1,39 @@
+"""The HTTP benchmark scenarios at a tiny scale: they run end to end against a real ``serve-api``
+process and their own ledger checks hold (every accepted event exactly once, nothing refused
+posted, no invariant broken, the hot member's balance exact). Never timing."""
+
+from __future__ import annotations
+
+import os
+
+from rich.console import Console
+
+from services import bench_http
+
+# Each scenario makes (and drops) its own fresh database on this server; unset: temporary SQLite files.
+PG_URL = os.environ.get("POINTSNET_TEST_DATABASE_URL")
+
+
+def quiet() -> Console:
+    return Console(quiet=True)
+
+
+def test_batch_ingest_posts_every_accepted_event_once():
+    result = bench_http.scenario_batch_ingest(PG_URL, events=300, batch_size=100, members=40, console=quiet())
+    assert result["accepted"] + result["refused"] == 300
+    assert result["accepted"] > 200 and result["ledger_entries"] == result["accepted"]
+    assert result["events_per_s"] > 0 and result["in_process_events_per_s"] > 0 and result["http_in_process_ratio"] > 0
+
+
+def test_single_earn_from_concurrent_clients():
+    result = bench_http.scenario_single_earn(PG_URL, requests=48, members=30, console=quiet(), clients=8)
+    assert result["refused"] == 0
+    # the warm-up's earns are in the ledger too
+    assert result["accepted"] == result["ledger_entries"] >= 48
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
+
+
+def test_hot_member_balance_is_exact():
+    result = bench_http.scenario_hot_member(PG_URL, operations=60, console=quiet(), clients=8)
+    assert result["earns"] + result["burns"] + result["refused"] == 60
+    assert result["balance_exact"] and result["balance"] >= 0
