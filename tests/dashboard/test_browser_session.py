@@ -66,3 +66,14 @@ def test_wrong_password_is_refused_and_the_language_switches(browser, live_dashb
         page.select_option("#language", "en")
     assert page.locator("h1").inner_text() == "Network overview"
     context.close()
+
+
+def test_pages_fit_a_tablet_screen(page_as, live_dashboard):
+    """At a tablet's width (820 px) the main pages need no sideways scrolling."""
+    page = page_as("operator")
+    page.set_viewport_size({"width": 820, "height": 1180})
+    for path in ("/", "/partners", "/members", "/ledger", "/settlement", "/reports", "/approvals", "/audit"):
+        assert page.goto(live_dashboard + path).status == 200, path
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
+    page.goto(live_dashboard + "/")
+    screenshot(page, "overview-tablet")
