@@ -50,7 +50,8 @@ def test_wrong_password_is_refused_and_the_language_switches(browser, live_dashb
     page.goto(f"{live_dashboard}/login")
     page.fill("input[name=email]", staff["operator"])
     page.fill("input[name=password]", "not the password")
-    page.click("form[action$='/login'] button[type=submit]")
+    with page.expect_navigation():  # until the answer has loaded, its scripts included
+        page.click("form[action$='/login'] button[type=submit]")
     assert page.locator("[role=alert]").inner_text() == "Wrong e-mail or password."
     with page.expect_navigation():  # the selector submits its form
         page.select_option("#language", "zh")
