@@ -27,6 +27,20 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def _create_once(path: Path, data: bytes) -> None:
+    """Create a key file that does not exist yet, whole or not at all: written under a private
+    name, then linked into place (which fails if another process or thread got there first).
+    A reader never sees a half-written key file, and the first writer's key wins."""
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    _write_private(staging, data)
+    try:
+        os.link(staging, path)
+    except FileExistsError:
+        pass
+    finally:
+        staging.unlink()
+
+
 def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
     path = settings.signing_key_file or settings.data_dir / "keys" / "network-ed25519.pem"
     if not path.exists():
@@ -35,10 +49,7 @@ def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-        try:
-            _write_private(path, pem)
-        except FileExistsError:  # another process generated it first
-            pass
+        _create_once(path, pem)  # if another process or thread got there first, its key wins
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} is not an Ed25519 private key")
@@ -80,10 +91,7 @@ def load_pii_keyring(settings: Settings) -> tuple[str, dict[str, PiiKey]]:
     if not path.exists():
         if settings.pii_keys_file:
             raise FileNotFoundError(f"personal-data key file {path} does not exist")
-        try:
-            _write_private(path, json.dumps(new_keyring_json(), indent=2).encode())
-        except FileExistsError:
-            pass
+        _create_once(path, json.dumps(new_keyring_json(), indent=2).encode())
     return _decode_keyring(json.loads(path.read_text()))
 
 
