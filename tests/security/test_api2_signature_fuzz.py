@@ -107,3 +107,14 @@ def test_arbitrary_signature_headers_never_authenticate(shop, network, signature
     request = rebuild(request, set_headers={"signature-input": signature_input, "signature": signature})
     response = shop.send(request, verify=False)
     assert 400 <= response.status_code < 500, (signature_input, signature, response.status_code, response.text)
+
+
+@pytest.mark.parametrize("created", [-62135596801, -999_999_999_999_999, 999_999_999_999_999, 253402300800])
+def test_a_created_time_outside_the_calendar_is_refused_not_a_5xx(shop, member, created):
+    """Found by the fuzz test above: a `created` before year 1 or after 9999 made a 500."""
+    request = shop.build("GET", f"/v1/members/{member}/balance")
+    components, _, params = request.headers["signature-input"].partition(";")
+    kept = [p for p in params.split(";") if not p.startswith("created=")]
+    answer = shop.send(rebuild(request, set_headers={"signature-input": ";".join([components, *kept,
+                                                                                   f"created={created}"])}))
+    assert answer.status_code == 401 and answer.json()["code"].startswith("signature"), answer.text
