@@ -16,7 +16,7 @@ import httpx
 from http_message_signatures import HTTPMessageVerifier, InvalidSignature, MappingKeyResolver, algorithms
 from services.partner_api import errors
 from shared.network import Network
-from shared.partners.keys import remember_nonce, resolve_key
+from shared.partners.keys import ResolvedKey, remember_nonce, resolve_key
 from shared.signing import ALG, FRESHNESS_S, POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, load_public_key
 from shared.partners.lifecycle import PartnerTerminated, is_terminated
 
@@ -95,11 +95,31 @@ def authenticate(network: Network, request: SignedRequest, body: bytes, now: dat
     if abs(now_s - params["created"]) > FRESHNESS_S:
         raise errors.SignatureExpired(f"created {params['created']} (Unix seconds) is more than {FRESHNESS_S} s from "
                                       f"the network's time {int(now_s)} ({now.replace(microsecond=0).isoformat()})")
-    key = network.tx(lambda tx: resolve_key(tx, params["keyid"]), readonly=True)
-    if key is None:
-        raise errors.KeyUnknown(f"no key {params['keyid']!r}")
-    if key.status != "active":
-        raise errors.KeyRevoked(f"key {key.key_id} was revoked")
+
+    def door(tx) -> tuple[ResolvedKey, bool]:
+        """Key, signature, digest and nonce in one transaction; (key, partner terminated)."""
+        key = resolve_key(tx, params["keyid"])
+        if key is None:
+            raise errors.KeyUnknown(f"no key {params['keyid']!r}")
+        if key.status != "active":
+            raise errors.KeyRevoked(f"key {key.key_id} was revoked")
+        _verify_signature(request, key, label)
+        if request.method == "POST" or body:
+            check_digest(headers.get("content-digest"), body)
+        if not remember_nonce(tx, key.key_id, params["nonce"], now):
+            raise errors.NonceReused("this nonce was already used with this key; sign every request afresh")
+        return key, key.partner_status != "active" and is_terminated(tx, key.partner_id)
+
+    # The nonce commits with the lookup; a suspended partner's refusal comes after, so its nonce stays spent.
+    key, terminated = network.tx(door)
+    if key.partner_status != "active":
+        if terminated:
+            raise PartnerTerminated("the partner has left the network")
+        raise errors.Forbidden("the partner is suspended")
+    return Authenticated(key.partner_id, key.key_id, label)
+
+
+def _verify_signature(request: SignedRequest, key: ResolvedKey, label: str) -> None:
     verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519, key_resolver=MappingKeyResolver(
         public_keys={key.key_id: load_public_key(key.public_key)}, private_keys={}))
     verifier.max_clock_skew = timedelta(seconds=FRESHNESS_S)
@@ -109,15 +129,6 @@ def authenticate(network: Network, request: SignedRequest, body: bytes, now: dat
         raise errors.SignatureInvalid(f"signature {label!r} does not verify") from exc
     except Exception as exc:  # a covered component the message lacks, an unparsable field, ...
         raise errors.SignatureInvalid(f"signature {label!r} cannot be verified: {exc}") from exc
-    if request.method == "POST" or body:
-        check_digest(headers.get("content-digest"), body)
-    if not network.tx(lambda tx: remember_nonce(tx, key.key_id, params["nonce"], now)):
-        raise errors.NonceReused("this nonce was already used with this key; sign every request afresh")
-    if key.partner_status != "active":
-        if network.tx(lambda tx: is_terminated(tx, key.partner_id), readonly=True):
-            raise PartnerTerminated("the partner has left the network")
-        raise errors.Forbidden("the partner is suspended")
-    return Authenticated(key.partner_id, key.key_id, label)
 
 
 def check_digest(header: str | None, body: bytes) -> None:

@@ -51,17 +51,16 @@ def execute(network: Network, partner_id: str, key: str, request: dict,
 
 
 def _with_status(tx: Tx, partner_id: str, key: str, request: dict, operation) -> tuple[int, dict, bool]:
-    stored = _lookup(tx, partner_id, key, request)
-    if stored is not None:
-        return stored
+    # On PostgreSQL the key's advisory lock comes first: a twin that stored its outcome has released
+    # it, and the lookup after it (a new snapshot in READ COMMITTED) sees that outcome.
     if tx.is_postgres:
         got = tx.session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
                                  {"k": idempotency.advisory_key(partner_id, key)}).scalar_one()
         if not got:
             raise RequestInProgress("a request with this Idempotency-Key is still running; retry shortly")
-        stored = _lookup(tx, partner_id, key, request)
-        if stored is not None:
-            return stored
+    stored = _lookup(tx, partner_id, key, request)
+    if stored is not None:
+        return stored
     status, body = operation(tx)
     idempotency.store(tx, partner_id, key, request, status, body)
     return status, body, False

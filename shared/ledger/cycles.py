@@ -36,11 +36,13 @@ def enter_open_cycle(tx: Tx) -> date:
     On SQLite the single writer lock gives the same guarantee.
     """
     cycle_date = cycle_date_for(tx.now, tx.settings)
-    _ensure_cycle(tx, cycle_date)
     query = select(cycles.c.status).where(cycles.c.cycle_date == cycle_date)
     if tx.is_postgres:
         query = query.with_for_update(read=True, key_share=True)
-    status = tx.session.execute(query).scalar_one()
+    status = tx.session.execute(query).scalar_one_or_none()
+    if status is None:  # the day's first writer makes the cycle (a twin may race it: no conflict either way)
+        _ensure_cycle(tx, cycle_date)
+        status = tx.session.execute(query).scalar_one()
     if status != "open":
         raise CycleClosed(f"cycle {cycle_date.isoformat()} is closed; no entry can be posted into it")
     return cycle_date

@@ -32,7 +32,7 @@ from shared.ledger.rules import (
 from shared.ledger.state import chunks, load_lots, lock_members, survivors
 from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, Member, MemberLink, ObligationLine
 from shared.rules.evaluate import Evaluation, evaluate
-from shared.rules.store import campaign_usage, rules_in_force
+from shared.rules.store import campaign_usage, rules_in_force_for
 from shared.partners.contracts import require_partner, terms_in_force
 from shared.partners.lifecycle import PartnerTerminated, is_terminated
 from shared.partners.limits import FloatGuard
@@ -130,6 +130,11 @@ class Posting:
     def lot_expiry(self):
         """When the lots this unit issues expire (one posting time, so one expiry)."""
         return self.tx.settings.lot_expiry(self.now)
+
+    @lazy
+    def rules_in_force(self) -> tuple:
+        """(the partner's, the network's) rules in force at posted_at, each (version, rules) or None."""
+        return rules_in_force_for(self.tx, self.partner_id, self.now)
 
     @property
     def terms(self) -> Terms:
@@ -445,8 +450,7 @@ class Posting:
         """The rules in force at posted_at, applied at the partner's occurred_at (network time zone),
         at the tier the member holds now (an earn earlier in this batch may have raised it)."""
         if self._rules is None:
-            partner = rules_in_force(self.tx, self.partner_id, self.now)
-            network = rules_in_force(self.tx, "network", self.now)
+            partner, network = self.rules_in_force
             self._rules = (partner[1] if partner else None, network[1] if network else None)
             self._rule_versions = {"partner": partner[0] if partner else None,
                                    "network": network[0] if network else None}

@@ -15,7 +15,6 @@ from shared.programme.activities import Activities
 from shared.programme.days import network_day
 from shared.programme.limits import DailyLimits, effective_limits
 from shared.programme.referrals import Referrals
-from shared.rules.store import rules_in_force
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.ledger.posting import Posting
@@ -28,9 +27,7 @@ class Programme:
     @lazy
     def rules(self):
         """(partner rules, network rules) in force at posted_at; either may be None."""
-        tx, now = self.posting.tx, self.posting.now
-        partner = rules_in_force(tx, self.posting.partner_id, now)
-        network = rules_in_force(tx, "network", now)
+        partner, network = self.posting.rules_in_force
         return (partner[1] if partner else None, network[1] if network else None)
 
     @lazy

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, union_all, update
 
 from shared.db.database import Tx
 from shared.db.lists import among
@@ -47,18 +47,16 @@ def qualifying_points(tx: Tx, member_ids, now: datetime | None = None) -> dict[s
             select(members_t.c.id, members_t.c.merged_into).where(among(tx.dialect, members_t.c.merged_into, chunk)))}
         owner.update((member_id, member_id) for member_id in chunk)
         # posted_at >= since follows from occurred_at >= since; it lets the (member, posted_at) index work
-        for member_id, total in tx.session.execute(
-                select(earn.member_id, func.sum(earn.points))
-                .where(earn.kind == "earn", among(tx.dialect, earn.member_id, owner), earn.posted_at >= since,
-                       earn.occurred_at >= since).group_by(earn.member_id)):
+        earned = (select(earn.member_id, func.sum(earn.points))
+                  .where(earn.kind == "earn", among(tx.dialect, earn.member_id, owner), earn.posted_at >= since,
+                         earn.occurred_at >= since).group_by(earn.member_id))
+        taken_back = (select(reversal.member_id, -func.sum(reversal.points))
+                      .join(_original, original.id == reversal.original_entry_id)
+                      .where(reversal.kind == "reversal", among(tx.dialect, reversal.member_id, owner),
+                             reversal.posted_at >= since, original.kind == "earn", original.occurred_at >= since)
+                      .group_by(reversal.member_id))
+        for member_id, total in tx.session.execute(union_all(earned, taken_back)):  # one round trip
             points[owner[member_id]] = points.get(owner[member_id], 0) + int(total)
-        for member_id, total in tx.session.execute(
-                select(reversal.member_id, func.sum(reversal.points))
-                .join(_original, original.id == reversal.original_entry_id)
-                .where(reversal.kind == "reversal", among(tx.dialect, reversal.member_id, owner),
-                       reversal.posted_at >= since,
-                       original.kind == "earn", original.occurred_at >= since).group_by(reversal.member_id)):
-            points[owner[member_id]] = points.get(owner[member_id], 0) - int(total)
     return points
 
 

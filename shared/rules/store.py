@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from functools import lru_cache
+
+from sqlalchemy import bindparam, func, insert, select, union_all
 
 from shared.db.database import Tx
 from shared.db.lists import among
@@ -39,7 +41,30 @@ def rules_in_force(tx: Tx, scope: str, instant: datetime) -> tuple[int, RuleSet]
         select(rule_sets.c.version, rule_sets.c.document).where(rule_sets.c.scope == scope,
                                                                 rule_sets.c.effective_from <= instant)
         .order_by(rule_sets.c.effective_from.desc(), rule_sets.c.version.desc()).limit(1)).first()
-    return (row.version, RuleSet.model_validate_json(row.document)) if row else None
+    return (row.version, _parsed(row.document)) if row else None
+
+
+def _latest(scope) -> object:
+    return (select(rule_sets.c.scope, rule_sets.c.version, rule_sets.c.document)
+            .where(rule_sets.c.scope == scope, rule_sets.c.effective_from <= bindparam("instant"))
+            .order_by(rule_sets.c.effective_from.desc(), rule_sets.c.version.desc()).limit(1).subquery())
+
+
+# Built once: the partner's latest version and the network's, in one round trip.
+_BOTH_IN_FORCE = union_all(select(_latest(bindparam("partner"))), select(_latest("network")))
+
+
+@lru_cache(maxsize=512)
+def _parsed(document: str) -> RuleSet:
+    """A stored version's document never changes, and a RuleSet is frozen: parse each once per process."""
+    return RuleSet.model_validate_json(document)
+
+
+def rules_in_force_for(tx: Tx, partner_id: str, instant: datetime) -> tuple[tuple[int, RuleSet] | None, ...]:
+    """(the partner's, the network's) rules in force at ``instant``, each (version, rules) or None."""
+    found = {row.scope: (row.version, _parsed(row.document))
+             for row in tx.session.execute(_BOTH_IN_FORCE, {"partner": partner_id, "instant": instant})}
+    return found.get(partner_id), found.get("network")
 
 
 def campaign_usage(tx: Tx, keys: set[str], member_ids: set[str]) -> dict[tuple[str, str | None], int]:
