@@ -1,8 +1,10 @@
 """A unit of work's pending ledger rows, written set-based: one statement per table.
 
 Operations change in-memory state (locked members, loaded lots) and append rows
-here; ``flush`` writes every table with one multi-row INSERT or one executemany
-UPDATE, in foreign-key order.
+here; ``flush`` writes them in foreign-key order. On PostgreSQL a batch writes each
+table with one ``COPY`` and each update with one statement over arrays; a small unit
+(a single request) sends the same rows as INSERTs in one pipeline, one round trip.
+On SQLite each table is one executemany.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy import bindparam, insert, update
 
 from shared.db.database import Tx
-from shared.db.lists import VarcharArray, pg_array
+from shared.db.lists import pg_array
 from shared.db.types import new_id
 from shared.ledger.rules import Line, LotState
 from shared.models import CampaignAward, Entry, Hold, HoldLot, Lot, LotConsumption, Member, ObligationLine, Transfer
@@ -24,6 +26,8 @@ from shared.observability import count_entries
 from shared.webhooks.outbox import record_ledger_entries
 
 CHUNK = 5000
+# Up to this many rows in all, PostgreSQL gets them in one pipeline of INSERTs; more go by COPY.
+PIPELINE_ROWS = 100
 
 
 def _plain(value: Any) -> Any:
@@ -137,26 +141,37 @@ class Journal:
         if self.entries:
             kinds = [row["kind"] for row in self.entries]
             self.tx.after_commit.append(lambda: count_entries(kinds))
-        self._insert(Entry, [{**row, "request": stored_json(row["request"]), "result": stored_json(row["result"])}
-                             for row in self.entries])
-        self._insert(Lot, [{
-            "id": lot.id, "member_id": lot.member_id, "entry_id": lot.entry_id,
-            "funder_partner_id": lot.funder_partner_id, "billing": lot.billing, "contract_id": lot.contract_id,
-            "points": lot.points, "remaining": lot.remaining, "reserved": lot.reserved,
-            "issued_at": lot.issued_at, "expires_at": lot.expires_at,
-        } for lot in self.new_lots])
-        self._insert(Hold, self.holds)
-        self._insert(HoldLot, self.hold_lots)
-        self._insert(Transfer, self.transfers)
-        self._insert(LotConsumption, self.consumptions)
-        self._insert(ObligationLine, self.lines)
-        self._insert(CampaignAward, self.campaign_awards)
+        tables = [  # foreign-key order
+            (Entry, [{**row, "request": stored_json(row["request"]), "result": stored_json(row["result"])}
+                     for row in self.entries]),
+            (Lot, [{"id": lot.id, "member_id": lot.member_id, "entry_id": lot.entry_id,
+                    "funder_partner_id": lot.funder_partner_id, "billing": lot.billing,
+                    "contract_id": lot.contract_id, "points": lot.points, "remaining": lot.remaining,
+                    "reserved": lot.reserved, "issued_at": lot.issued_at, "expires_at": lot.expires_at}
+                   for lot in self.new_lots]),
+            (Hold, self.holds), (HoldLot, self.hold_lots), (Transfer, self.transfers),
+            (LotConsumption, self.consumptions), (ObligationLine, self.lines), (CampaignAward, self.campaign_awards),
+        ]
         changed = [lot for lot in self.lots.values() if lot.dirty and not lot.is_new]
-        if changed:
-            self._update_lots(changed)
         moved = [m for m in self.members.values() if m.delta_available or m.delta_held]
-        if moved:
-            self._update_members(moved)
+        if self.tx.is_postgres:
+            updates = [_lot_update(changed[i:i + CHUNK]) for i in range(0, len(changed), CHUNK)]
+            updates += [_member_update(moved[i:i + CHUNK]) for i in range(0, len(moved), CHUNK)]
+            if sum(len(rows) for _, rows in tables) + len(changed) + len(moved) <= PIPELINE_ROWS:
+                self._write_pipelined(tables, updates)
+            else:
+                for model, rows in tables:
+                    self._copy(model, rows)
+                for sql, params in updates:
+                    session.connection().exec_driver_sql(sql, params)
+        else:
+            for model, rows in tables:
+                for start in range(0, len(rows), CHUNK):
+                    session.execute(insert(model.__table__), rows[start:start + CHUNK])
+            if changed:
+                self._update_lots(changed)
+            if moved:
+                self._update_members(moved)
         for resolution in self.hold_resolutions:
             table = Hold.__table__
             done = session.execute(
@@ -169,23 +184,26 @@ class Journal:
         # Webhook events (points.earned, .redeemed, .reversed, .expired) commit with the entries or not at all.
         record_ledger_entries(self.tx, self.entries)
 
+    def _driver(self):
+        return self.tx.session.connection().connection.driver_connection
+
+    def _write_pipelined(self, tables: list[tuple[Any, list[dict]]], updates: list[tuple[str, dict]]) -> None:
+        """A small unit (a single request): every INSERT and UPDATE sent at once in psycopg's pipeline
+        mode — one round trip, where a COPY per table costs two each. Errors surface at the sync."""
+        connection = self._driver()
+        with connection.pipeline(), connection.cursor() as cursor:
+            for model, rows in tables:
+                if rows:
+                    columns = [column.name for column in model.__table__.columns]
+                    cursor.executemany(
+                        f"INSERT INTO {model.__tablename__} ({', '.join(columns)}) "
+                        f"VALUES ({', '.join(['%s'] * len(columns))})",
+                        [[_plain(row.get(name)) for name in columns] for row in rows])
+            for sql, params in updates:
+                cursor.execute(sql, params)
+
     def _update_lots(self, changed: list[LotState]) -> None:
         table = Lot.__table__
-        if self.tx.is_postgres:  # one set-based statement over arrays
-            for start in range(0, len(changed), CHUNK):
-                part = changed[start:start + CHUNK]
-                self.tx.session.execute(text(
-                    "UPDATE lots SET remaining = u.remaining, reserved = u.reserved, expires_at = u.expires_at "
-                    "FROM unnest(CAST(:ids AS text[]), CAST(:remaining AS bigint[]), CAST(:reserved AS bigint[]), "
-                    "CAST(:expires AS timestamp[])) AS u(id, remaining, reserved, expires_at) WHERE lots.id = u.id "
-                    # the ids again as = ANY: the planner probes the primary key instead of hashing all lots
-                    "AND lots.id = ANY(:probe)"
-                ).bindparams(bindparam("probe", type_=VarcharArray())),
-                    {"ids": pg_array(lot.id for lot in part), "probe": pg_array(lot.id for lot in part),
-                     "remaining": pg_array(lot.remaining for lot in part),
-                     "reserved": pg_array(lot.reserved for lot in part),
-                     "expires": pg_array(lot.expires_at.astimezone(timezone.utc).replace(tzinfo=None) for lot in part)})
-            return
         self.tx.session.execute(
             update(table).where(table.c.id == bindparam("b_id"))
             .values(remaining=bindparam("b_remaining"), reserved=bindparam("b_reserved"),
@@ -196,31 +214,40 @@ class Journal:
 
     def _update_members(self, moved: list[MemberState]) -> None:
         table = Member.__table__
-        if self.tx.is_postgres:
-            for start in range(0, len(moved), CHUNK):
-                part = moved[start:start + CHUNK]
-                self.tx.session.execute(text(
-                    "UPDATE members SET available = members.available + u.da, held = members.held + u.dh "
-                    "FROM unnest(CAST(:ids AS text[]), CAST(:da AS bigint[]), CAST(:dh AS bigint[])) "
-                    "AS u(id, da, dh) WHERE members.id = u.id"
-                ), {"ids": pg_array(m.id for m in part), "da": pg_array(m.delta_available for m in part),
-                    "dh": pg_array(m.delta_held for m in part)})
-            return
         self.tx.session.execute(
             update(table).where(table.c.id == bindparam("b_id"))
             .values(available=table.c.available + bindparam("b_da"), held=table.c.held + bindparam("b_dh")),
             [{"b_id": m.id, "b_da": m.delta_available, "b_dh": m.delta_held} for m in moved],
         )
 
-    def _insert(self, model, rows: list[dict]) -> None:
+    def _copy(self, model, rows: list[dict]) -> None:
+        """COPY: one set-based statement per table, constraints still checked."""
         if not rows:
             return
-        if self.tx.is_postgres:  # COPY: one set-based statement per table, constraints still checked
-            columns = [column.name for column in model.__table__.columns]
-            cursor = self.tx.session.connection().connection.driver_connection.cursor()
-            with cursor.copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([_plain(row.get(name)) for name in columns])
-            return
-        for start in range(0, len(rows), CHUNK):
-            self.tx.session.execute(insert(model.__table__), rows[start:start + CHUNK])
+        columns = [column.name for column in model.__table__.columns]
+        with self._driver().cursor().copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([_plain(row.get(name)) for name in columns])
+
+
+# PostgreSQL updates: one set-based statement over arrays (passed as array literals: psycopg's
+# element-by-element list adaptation is slower), in the driver's own parameter style.
+def _lot_update(part: list[LotState]) -> tuple[str, dict]:
+    ids = pg_array(lot.id for lot in part)
+    return ("UPDATE lots SET remaining = u.remaining, reserved = u.reserved, expires_at = u.expires_at "
+            "FROM unnest(%(ids)s::text[], %(remaining)s::bigint[], %(reserved)s::bigint[], "
+            "%(expires)s::timestamp[]) AS u(id, remaining, reserved, expires_at) WHERE lots.id = u.id "
+            # the ids again as = ANY: the planner probes the primary key instead of hashing all lots
+            "AND lots.id = ANY(%(ids)s::varchar[])",
+            {"ids": ids, "remaining": pg_array(lot.remaining for lot in part),
+             "reserved": pg_array(lot.reserved for lot in part),
+             "expires": pg_array(lot.expires_at.astimezone(timezone.utc).replace(tzinfo=None) for lot in part)})
+
+
+def _member_update(part: list[MemberState]) -> tuple[str, dict]:
+    return ("UPDATE members SET available = members.available + u.da, held = members.held + u.dh "
+            "FROM unnest(%(ids)s::text[], %(da)s::bigint[], %(dh)s::bigint[]) AS u(id, da, dh) "
+            "WHERE members.id = u.id",
+            {"ids": pg_array(m.id for m in part), "da": pg_array(m.delta_available for m in part),
+             "dh": pg_array(m.delta_held for m in part)})
+
