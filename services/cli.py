@@ -592,10 +592,15 @@ def partners_list() -> None:
     console.print(table)
 
 
+# services.bench.SCENARIOS, named here so that --help need not import the benchmarks
+BENCH_SCENARIOS = ("batch-post, settle, expire, report, dashboard, peers, verify, batch-ingest, single-earn, "
+                   "hot-member")
+
+
 @app.command()
 def bench(
-    scenarios: Optional[list[str]] = typer.Argument(None, help="Scenarios to run (default: all): batch-post, settle, "
-                                                                "expire, report, peers, verify"),
+    scenarios: Optional[list[str]] = typer.Argument(None, help="Scenarios to run (default: all but peers, which needs "
+                                                                "--database-url): " + BENCH_SCENARIOS),
     database_url: Optional[str] = typer.Option(None, help="Run against a fresh database on this server."),
     events: Optional[int] = typer.Option(None, help="Events to post in batch-post and peers (default: by --scale)."),
     batch_size: int = typer.Option(1000, help="Events per batch."),

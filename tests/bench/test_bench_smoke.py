@@ -54,3 +54,13 @@ def test_peers_needs_postgres():
 
     with pytest.raises(PeersNeedPostgres):
         scenario_peers(None, events=10, batch_size=10, members=10, console=quiet())
+
+
+def test_bench_help_names_every_scenario():
+    from services.bench import SCENARIOS
+    from services.cli import BENCH_SCENARIOS
+    from tests.cli.inprocess import pointsnet
+
+    assert BENCH_SCENARIOS.split(", ") == list(SCENARIOS)
+    shown = " ".join(pointsnet("bench", "--help").stdout.split())
+    assert all(name in shown for name in SCENARIOS)
