@@ -104,6 +104,20 @@ class CpuMeter:
                 "load_average": round(max(load, self.start[3]), 2)}
 
 
+@contextmanager
+def bench_network(database_url: str | None) -> Iterator[tuple[str, Path, Network]]:
+    """A fresh, migrated database (dropped afterwards) and a network over it (closed afterwards)."""
+    from services.bench import fresh_database
+
+    with fresh_database(database_url) as (url, workdir):
+        upgrade(url)
+        network = Network(Settings(data_dir=workdir), database_url=url)
+        try:
+            yield url, workdir, network
+        finally:
+            network.close()
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -230,74 +244,64 @@ def _version(network: Network) -> str:
 
 def _in_process(database_url: str | None, batches: list[list[Event]], members: int, console: Console) -> float:
     """Seconds the in-process batch post of ``batches`` takes on its own fresh database."""
-    from services.bench import fresh_database, seed_members
+    from services.bench import seed_members
 
-    with fresh_database(database_url) as (url, workdir):
-        upgrade(url)
-        network = Network(Settings(data_dir=workdir), database_url=url)
-        try:
-            partners = [network.create_partner(f"Bench{i}")["partner_id"] for i in range(PARTNERS)]
-            seed_members(network, partners, members)
-            with Progress(TextColumn("batch-ingest: in-process"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=console) as progress:
-                task = progress.add_task("post", total=sum(map(len, batches)))
-                started = time.perf_counter()
-                for index, batch in enumerate(batches):
-                    network.post(partners[index % PARTNERS], batch)
-                    progress.update(task, advance=len(batch))
-                return time.perf_counter() - started
-        finally:
-            network.close()
+    with bench_network(database_url) as (url, workdir, network):
+        partners = [network.create_partner(f"Bench{i}")["partner_id"] for i in range(PARTNERS)]
+        seed_members(network, partners, members)
+        with Progress(TextColumn("batch-ingest: in-process"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("post", total=sum(map(len, batches)))
+            started = time.perf_counter()
+            for index, batch in enumerate(batches):
+                network.post(partners[index % PARTNERS], batch)
+                progress.update(task, advance=len(batch))
+            return time.perf_counter() - started
 
 
 def scenario_batch_ingest(database_url: str | None, *, events: int, batch_size: int, members: int,
                           console: Console, concurrency: int = 2) -> dict:
-    from services.bench import fresh_database, make_batches
+    from services.bench import make_batches
 
     member_ids = [f"mem_bench{n:08d}" for n in range(members)]  # as seed_members names them
     batches = make_batches(member_ids, events, batch_size, random.Random(42))
     in_process_s = _in_process(database_url, batches, members, console)
-    with fresh_database(database_url) as (url, workdir):
-        upgrade(url)
-        network = Network(Settings(data_dir=workdir), database_url=url)
-        try:
-            partners, _ = prepare(network, members)
-            version = _version(network)
-            accepted: dict[str, int] = {}
-            refused: set[str] = set()
-            latencies: list[float] = []
-            with api_server(url, workdir) as server:
-                clients = Clients(server.base_url, partners)
-                bodies = [{"events": [wire(e) for e in batch]} for batch in batches]
-                try:
-                    with Progress(TextColumn("batch-ingest: over HTTP"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), console=console) as progress:
-                        task = progress.add_task("post", total=events)
+    with bench_network(database_url) as (url, workdir, network):
+        partners, _ = prepare(network, members)
+        version = _version(network)
+        accepted: dict[str, int] = {}
+        refused: set[str] = set()
+        latencies: list[float] = []
+        with api_server(url, workdir) as server:
+            clients = Clients(server.base_url, partners)
+            bodies = [{"events": [wire(e) for e in batch]} for batch in batches]
+            try:
+                with Progress(TextColumn("batch-ingest: over HTTP"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), console=console) as progress:
+                    task = progress.add_task("post", total=events)
 
-                        def send(index: int):
-                            t0 = time.perf_counter()
-                            answer = clients.get(index % PARTNERS).call("POST", "/v1/batch", bodies[index])
-                            latencies.append(time.perf_counter() - t0)
-                            progress.update(task, advance=len(bodies[index]["events"]))
-                            return answer.body
+                    def send(index: int):
+                        t0 = time.perf_counter()
+                        answer = clients.get(index % PARTNERS).call("POST", "/v1/batch", bodies[index])
+                        latencies.append(time.perf_counter() - t0)
+                        progress.update(task, advance=len(bodies[index]["events"]))
+                        return answer.body
 
-                        cpu = CpuMeter(network, server)
-                        started = time.perf_counter()
-                        with ThreadPoolExecutor(concurrency) as pool:
-                            answers = list(pool.map(send, range(len(batches))))
-                        http_s = time.perf_counter() - started
-                        cpu_used = cpu.used(events)
-                finally:
-                    clients.close()
-            for answer in answers:
-                for result in answer["results"]:
-                    if result["status"] == 200:
-                        accepted[result["reference"]] = result["result"]["points"]
-                    else:
-                        refused.add(result["reference"])
-            checked = check_ledger(network, accepted, refused)
-        finally:
-            network.close()
+                    cpu = CpuMeter(network, server)
+                    started = time.perf_counter()
+                    with ThreadPoolExecutor(concurrency) as pool:
+                        answers = list(pool.map(send, range(len(batches))))
+                    http_s = time.perf_counter() - started
+                    cpu_used = cpu.used(events)
+            finally:
+                clients.close()
+        for answer in answers:
+            for result in answer["results"]:
+                if result["status"] == 200:
+                    accepted[result["reference"]] = result["result"]["points"]
+                else:
+                    refused.add(result["reference"])
+        checked = check_ledger(network, accepted, refused)
     return {
         "scenario": "batch-ingest", "database": network.db.dialect, "database_version": version,
         "events": events, "accepted": len(accepted), "refused": len(refused), "batch_size": batch_size,
@@ -345,43 +349,36 @@ def _hammer(total: int, clients: int, operation, console: Console, label: str) -
 
 def scenario_single_earn(database_url: str | None, *, requests: int, members: int, console: Console,
                          clients: int = 32) -> dict:
-    from services.bench import fresh_database
-
     warmup = min(requests, clients * 2)
-    with fresh_database(database_url) as (url, workdir):
-        upgrade(url)
-        network = Network(Settings(data_dir=workdir), database_url=url)
-        try:
-            partners, member_ids = prepare(network, members)
-            version = _version(network)
-            accepted: dict[str, int] = {}
-            refused: set[str] = set()
-            plan = random.Random(5)
-            work = [(n % PARTNERS, plan.choice(member_ids), plan.randint(1000, 50000))
-                    for n in range(warmup + requests)]
-            with api_server(url, workdir) as server:
-                pool = Clients(server.base_url, partners)
+    with bench_network(database_url) as (url, workdir, network):
+        partners, member_ids = prepare(network, members)
+        version = _version(network)
+        accepted: dict[str, int] = {}
+        refused: set[str] = set()
+        plan = random.Random(5)
+        work = [(n % PARTNERS, plan.choice(member_ids), plan.randint(1000, 50000))
+                for n in range(warmup + requests)]
+        with api_server(url, workdir) as server:
+            pool = Clients(server.base_url, partners)
 
-                def earn(n: int) -> None:
-                    partner, member, amount = work[n]
-                    reference = f"S{n}"
-                    try:
-                        body = pool.get(partner).earn(member, reference, amount=amount)
-                        accepted[reference] = body["points"]
-                    except PointsnetAPIError:
-                        refused.add(reference)
-
+            def earn(n: int) -> None:
+                partner, member, amount = work[n]
+                reference = f"S{n}"
                 try:
-                    _hammer(warmup, clients, earn, console, "single-earn: warm-up")
-                    cpu = CpuMeter(network, server)
-                    elapsed, latencies = _hammer(requests, clients, lambda n: earn(warmup + n), console,
-                                                 "single-earn")
-                    cpu_used = cpu.used(requests)
-                finally:
-                    pool.close()
-            checked = check_ledger(network, accepted, refused)
-        finally:
-            network.close()
+                    body = pool.get(partner).earn(member, reference, amount=amount)
+                    accepted[reference] = body["points"]
+                except PointsnetAPIError:
+                    refused.add(reference)
+
+            try:
+                _hammer(warmup, clients, earn, console, "single-earn: warm-up")
+                cpu = CpuMeter(network, server)
+                elapsed, latencies = _hammer(requests, clients, lambda n: earn(warmup + n), console,
+                                             "single-earn")
+                cpu_used = cpu.used(requests)
+            finally:
+                pool.close()
+        checked = check_ledger(network, accepted, refused)
     return {
         "scenario": "single-earn", "database": network.db.dialect, "database_version": version,
         "requests": requests, "accepted": len(accepted), "refused": len(refused), "clients": clients,
@@ -395,59 +392,52 @@ def scenario_single_earn(database_url: str | None, *, requests: int, members: in
 def scenario_hot_member(database_url: str | None, *, operations: int, console: Console, clients: int = 16) -> dict:
     """Earns and burns of 1 to 20 points, half and half, on one member from ``clients`` concurrent
     clients of all partners; burns beyond the balance are refused (``insufficient_points``)."""
-    from services.bench import fresh_database
+    with bench_network(database_url) as (url, workdir, network):
+        partners, [member] = prepare(network, 1)
+        opening = 500
+        network.earn(partners[0].partner_id, member, "H-opening", points=opening)
+        version = _version(network)
+        plan = random.Random(9)
+        work = [(n % PARTNERS, "earn" if plan.random() < 0.5 else "burn", plan.randint(1, 20))
+                for n in range(operations)]
+        earned, burned = [], []
+        accepted: dict[str, int] = {"H-opening": opening}
+        refused: set[str] = set()
+        with api_server(url, workdir) as server:
+            pool = Clients(server.base_url, partners)
 
-    with fresh_database(database_url) as (url, workdir):
-        upgrade(url)
-        network = Network(Settings(data_dir=workdir), database_url=url)
-        try:
-            partners, [member] = prepare(network, 1)
-            opening = 500
-            network.earn(partners[0].partner_id, member, "H-opening", points=opening)
-            version = _version(network)
-            plan = random.Random(9)
-            work = [(n % PARTNERS, "earn" if plan.random() < 0.5 else "burn", plan.randint(1, 20))
-                    for n in range(operations)]
-            earned, burned = [], []
-            accepted: dict[str, int] = {"H-opening": opening}
-            refused: set[str] = set()
-            with api_server(url, workdir) as server:
-                pool = Clients(server.base_url, partners)
-
-                def operate(n: int) -> None:
-                    partner, kind, points = work[n]
-                    reference = f"H{n}"
-                    client = pool.get(partner)
-                    try:
-                        if kind == "earn":
-                            client.earn(member, reference, points=points)
-                            earned.append(points)
-                        else:
-                            client.burn(member, reference, points)
-                            burned.append(points)
-                        accepted[reference] = points
-                    except PointsnetAPIError as error:
-                        if error.code != "insufficient_points":
-                            raise
-                        refused.add(reference)
-
+            def operate(n: int) -> None:
+                partner, kind, points = work[n]
+                reference = f"H{n}"
+                client = pool.get(partner)
                 try:
-                    cpu = CpuMeter(network, server)
-                    elapsed, latencies = _hammer(operations, clients, operate, console, "hot-member")
-                    cpu_used = cpu.used(operations)
-                finally:
-                    pool.close()
-            expected = opening + sum(earned) - sum(burned)
-            balance, lots_left = network.tx(lambda tx: (
-                tx.session.execute(select(Member.available, Member.held).where(Member.id == member)).one(),
-                tx.session.execute(select(func.coalesce(func.sum(Lot.remaining), 0))
-                                   .where(Lot.member_id == member)).scalar_one()), readonly=True)
-            if tuple(balance) != (expected, 0) or int(lots_left) != expected:
-                raise AssertionError(f"hot member's balance {tuple(balance)} (lots {lots_left}) is not the "
-                                     f"{expected} the answers add up to")
-            check_ledger(network, accepted, refused)
-        finally:
-            network.close()
+                    if kind == "earn":
+                        client.earn(member, reference, points=points)
+                        earned.append(points)
+                    else:
+                        client.burn(member, reference, points)
+                        burned.append(points)
+                    accepted[reference] = points
+                except PointsnetAPIError as error:
+                    if error.code != "insufficient_points":
+                        raise
+                    refused.add(reference)
+
+            try:
+                cpu = CpuMeter(network, server)
+                elapsed, latencies = _hammer(operations, clients, operate, console, "hot-member")
+                cpu_used = cpu.used(operations)
+            finally:
+                pool.close()
+        expected = opening + sum(earned) - sum(burned)
+        balance, lots_left = network.tx(lambda tx: (
+            tx.session.execute(select(Member.available, Member.held).where(Member.id == member)).one(),
+            tx.session.execute(select(func.coalesce(func.sum(Lot.remaining), 0))
+                               .where(Lot.member_id == member)).scalar_one()), readonly=True)
+        if tuple(balance) != (expected, 0) or int(lots_left) != expected:
+            raise AssertionError(f"hot member's balance {tuple(balance)} (lots {lots_left}) is not the "
+                                 f"{expected} the answers add up to")
+        check_ledger(network, accepted, refused)
     return {
         "scenario": "hot-member", "database": network.db.dialect, "database_version": version,
         "operations": operations, "earns": len(earned), "burns": len(burned), "refused": len(refused),
