@@ -735,8 +735,7 @@ def reconcile(
     breaks_csv: Optional[Path] = typer.Option(None, help="Also write the breaks report here as CSV."),
 ) -> None:
     """Verify a settlement directory against its signature and the ledger; or report a partner's breaks."""
-    import csv
-
+    from shared.settlement import positions
     from shared.settlement.files import statement_name
     from shared.settlement.reconcile import match_partner_log, verify_directory
     from shared.signing import network_key_id
@@ -760,10 +759,7 @@ def reconcile(
             table.add_row(item.reference, item.kind, item.ours, item.theirs, item.reason)
         console.print(table if breaks else "no breaks: the partner's log matches its statement")
         if breaks_csv:
-            with open(breaks_csv, "w", newline="") as handle:
-                writer = csv.writer(handle, lineterminator="\n")
-                writer.writerow(["reference", "break", "ours", "theirs", "reason"])
-                writer.writerows([b.reference, b.kind, b.ours, b.theirs, b.reason] for b in breaks)
+            breaks_csv.write_text(positions.breaks_csv(breaks), encoding="utf-8", newline="")  # as the dashboard gives it
         if breaks:
             raise typer.Exit(1)
         return
