@@ -51,7 +51,12 @@ _READ = text(
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 
 # One snapshot for all three parts: the UPDATE finds the very row versions ``due`` read (by ctid),
-# and the consumptions take what those versions had free.
+# and the consumptions take what those versions had free. The UPDATE also sets the columns of the
+# lots' btree indexes to themselves (no value changes): an UPDATE that names none of an index's
+# columns hints the index that its key is unchanged, and a full leaf page then first tries a
+# "bottom-up deletion" of older versions of the same rows; here those versions are this
+# transaction's own, never deletable yet, and the futile pass cost about a tenth of the statement.
+# The rows written are the same; foreign keys are not checked again (their values do not change).
 _WRITE = text(
     "WITH due AS ("
     f"  SELECT due.tid, due.id, due.member_id, due.free, "
@@ -59,7 +64,7 @@ _WRITE = text(
     "          row_number() OVER () AS n "
     f"  FROM {_DUE_LOTS}"
     "), taken AS ("
-    "  UPDATE lots SET remaining = reserved WHERE ctid = ANY(ARRAY(SELECT tid FROM due)) RETURNING 1"
+    "  UPDATE lots SET remaining = reserved, id = id, member_id = member_id, entry_id = entry_id WHERE ctid = ANY(ARRAY(SELECT tid FROM due)) RETURNING 1"
     "), written AS ("
     "  INSERT INTO lot_consumptions (id, entry_id, lot_id, seq, points) "
     "  SELECT c.id, e.entry_id, due.id, due.seq, due.free "
