@@ -60,11 +60,11 @@ def expire_batch(tx: Tx, limit: int, *, in_sql: bool | None = None) -> int:
     (the same rows, money lines and webhook events as every other expiry path). On PostgreSQL
     (``in_sql``, the default there) the lots' side is done in SQL instead (``expiry_pg``), with the
     same rows."""
-    candidates = tx.session.execute(
-        select(lots_t.c.member_id).where(lots_t.c.remaining > 0, lots_t.c.expires_at <= tx.now,
-                                         lots_t.c.remaining > lots_t.c.reserved)
-        .order_by(lots_t.c.expires_at).limit(limit)
-    ).scalars().all()
+    due = (select(lots_t.c.member_id).where(lots_t.c.remaining > 0, lots_t.c.expires_at <= tx.now,
+                                            lots_t.c.remaining > lots_t.c.reserved)
+           .order_by(lots_t.c.expires_at).limit(limit).subquery())
+    # the members, not the lots: one row per member reaches Python
+    candidates = tx.session.execute(select(due.c.member_id).distinct()).scalars().all()
     if not candidates:
         return 0
     journal = Journal(tx, enter_open_cycle(tx))

@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, text
 
 from shared.db.lists import pg_array
-from shared.db.types import UTCDateTime, new_id
+from shared.db.types import UTCDateTime, new_ids
 from shared.ledger.journal import Journal
 from shared.ledger.rules import LotState, breakage_lines
 from shared.partners.contracts import terms_by_id
@@ -110,7 +110,7 @@ def expire_locked(journal: Journal, now: datetime) -> int:
     journal.flush()
     written = tx.session.execute(_WRITE, {  # the same members as the read found, with their entries
         "members": pg_array(sorted(entries)), "now": now, "entries": pg_array(entries[m] for m in sorted(entries)),
-        "ids": pg_array(new_id("lc") for _ in range(lots)),
+        "ids": "{" + ",".join(new_ids("lc", lots)) + "}",  # letters, digits and "_": nothing to quote
     }).one()
     # The write ran the read's query again under the same locks: anything else is a bug, and rolls back.
     if written.taken != lots or written.written != lots or written.points != expired:
