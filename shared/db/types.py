@@ -37,3 +37,11 @@ FAR_FUTURE = datetime(9999, 12, 31, tzinfo=timezone.utc)
 def new_id(prefix: str) -> str:
     """A writer-made id: sortable by creation (ms) with 64 random bits behind."""
     return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """``count`` ids of ``new_id``'s form made at once: one clock reading and one draw of random
+    bytes for all (a million ``new_id`` calls cost seconds, mostly one random draw each)."""
+    stamp = f"{prefix}_{time.time_ns() // 1_000_000:012x}"
+    random = secrets.token_hex(8 * count)
+    return [stamp + random[start:start + 16] for start in range(0, 16 * count, 16)]

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from shared.db.database import Tx
 from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.expiry_pg import expire_locked
 from shared.ledger.journal import Journal, MemberState
 from shared.ledger.rules import LotState, breakage_lines, consumption_key
 from shared.ledger.state import load_due_lots, lock_members
@@ -49,23 +50,29 @@ def forfeit(journal: Journal, member: MemberState, lots: list[LotState], *, requ
     return entry
 
 
-def expire_batch(tx: Tx, limit: int) -> int:
+def expire_batch(tx: Tx, limit: int, *, in_sql: bool | None = None) -> int:
     """Expire the due lots of the members owning the next ``limit`` due lots; returns the points expired.
 
     Set-based: one read finds the members (through the partial index of open lots by expiry,
     so lots already spent or expired are never walked again), one locks them in id order, one
     reads only their due lots with free points, and the journal writes each table with one
     statement. Each member gets one ``expiry`` entry for all its due lots, built by ``forfeit``
-    (the same rows, money lines and webhook events as every other expiry path)."""
-    candidates = tx.session.execute(
-        select(lots_t.c.member_id).where(lots_t.c.remaining > 0, lots_t.c.expires_at <= tx.now,
-                                         lots_t.c.remaining > lots_t.c.reserved)
-        .order_by(lots_t.c.expires_at).limit(limit)
-    ).scalars().all()
+    (the same rows, money lines and webhook events as every other expiry path). On PostgreSQL
+    (``in_sql``, the default there) the lots' side is done in SQL instead (``expiry_pg``), with the
+    same rows."""
+    due = (select(lots_t.c.member_id).where(lots_t.c.remaining > 0, lots_t.c.expires_at <= tx.now,
+                                            lots_t.c.remaining > lots_t.c.reserved)
+           .order_by(lots_t.c.expires_at).limit(limit).subquery())
+    # the members, not the lots: one row per member reaches Python
+    candidates = tx.session.execute(select(due.c.member_id).distinct()).scalars().all()
     if not candidates:
         return 0
     journal = Journal(tx, enter_open_cycle(tx))
     journal.members = lock_members(tx, candidates)
+    if in_sql is None:
+        in_sql = tx.is_postgres
+    if in_sql:
+        return expire_locked(journal, tx.now)
     journal.lots = load_due_lots(tx, journal.members, tx.now)  # read after the lock: nothing moves them now
     by_member: dict[str, list[LotState]] = {}
     for lot in journal.lots.values():

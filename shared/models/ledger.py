@@ -133,11 +133,12 @@ class LotConsumption(Base):
     __tablename__ = "lot_consumptions"
     __table_args__ = (
         CheckConstraint("points <> 0", name="points_nonzero"),
+        # also the index of an entry's consumptions (entry_id leads): no index on entry_id alone
         UniqueConstraint("entry_id", "seq", name="uq_lot_consumptions_entry_seq"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id"), index=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id"))
     lot_id: Mapped[str] = mapped_column(ForeignKey("lots.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     points: Mapped[int] = mapped_column(BigInteger)
