@@ -67,7 +67,9 @@ SELECT concat(
   abs(l.amount_micro) / 1000000, '.', lpad((abs(l.amount_micro) %% 1000000)::text, 6, '0'), ',',
   c.version, ',', o.entry_id, ',', to_char(o.cycle_date, 'YYYY-MM-DD'), E',,,,,\\n')
 FROM obligation_lines l
-JOIN entries e ON e.id = l.entry_id
+-- each line's entry by primary key: without parallel workers (a cursor has none) the planner would
+-- rather hash the whole entries table, for every statement (0.3 s each at 571,428 entries)
+JOIN LATERAL (SELECT e.kind, e.partner_id, e.reference FROM entries e WHERE e.id = l.entry_id OFFSET 0) e ON true
 LEFT JOIN contracts c ON c.id = l.contract_id
 -- the original line of a reversal line: a primary-key probe for those lines only (a join hashed the ledger)
 LEFT JOIN LATERAL (SELECT o.entry_id, o.cycle_date FROM obligation_lines o
