@@ -126,6 +126,12 @@ def network_summary(cycle: date, sums: dict, positions: dict[str, int], payment_
     for (payer, payee, _kind), minor in sums.items():
         pays[payer] = pays.get(payer, 0) + minor
         receives[payee] = receives.get(payee, 0) + minor
+    return summary_of(cycle, pays, receives, positions, payment_date)
+
+
+def summary_of(cycle: date, pays: dict[str, int], receives: dict[str, int], positions: dict[str, int],
+               payment_date: date) -> bytes:
+    """``network-summary.csv`` from what each party pays and receives (rounded sums) and its net position."""
     rows = [{"record_type": "D", "cycle_date": cycle, "party": party, "pays_minor": pays.get(party, 0),
              "receives_minor": receives.get(party, 0), "net_minor": net, "payment_date": payment_date}
             for party, net in positions.items()]

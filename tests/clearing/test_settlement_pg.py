@@ -83,3 +83,53 @@ def test_two_settlers_settle_a_cycle_once(network, clock, settings, database_url
     assert sorted(r["already_settled"] for r in results) == [False, True]
     assert len({r["run_id"] for r in results}) == 1
     assert network.tx(lambda tx: tx.session.execute(text("SELECT COUNT(*) FROM settlement_runs")).scalar_one()) == 1
+
+
+def test_postgres_writer_gives_the_generic_writers_bytes(network, clock, tmp_path):
+    """The PostgreSQL writer (a few streamed queries over the whole cycle, records formatted by the
+    database) and the generic one (a query per statement) write the same files byte for byte:
+    references that need CSV quoting or are not ASCII, a prepaid partner, and late reversals (A records)."""
+    from shared.ledger.cycles import cycle_date_for
+    from shared.settlement.calendar import payment_date
+    from shared.settlement.streaming import write_cycle
+
+    coffee = make_partner(network, "CoffeeCo", issuance_fee="0.1", redemption_fee_rate="0.05")
+    book = make_partner(network, "BookMart", billing="prepaid", point_value="1.3", issuance_fee="0.07",
+                        redemption_fee_rate="0.033", breakage_share="0.25")
+    air = make_partner(network, "AirLink", point_value="0.9", redemption_fee_rate="0.071")
+    references = ["plain", "a,b", 'say "hi"', "ü\\.", "", '"', "x\\y,z"]
+    first = cycle_date_for(clock.now(), network.settings)
+    for n, reference in enumerate(references):
+        member = make_member(network, coffee, also_linked_to=(book, air))
+        network.earn((coffee, book, air)[n % 3], member, f"e-{reference}-{n}", points=100 + n)
+        network.earn(air, member, f"a{n}", points=77)
+        network.burn((book, coffee, air)[n % 3], member, reference or f"burn-{n}", 120 + n)
+    clock.advance(days=1)
+    network.settle(first)
+    for n, reference in enumerate(references[:4]):  # reversals of the first cycle's burns: adjustments
+        network.reverse((book, coffee, air)[n % 3], f"rev,{n}", reference or f"burn-{n}", 10 + n)
+    member = make_member(network, coffee)
+    network.earn(coffee, member, "second, cycle", points=300)
+    network.burn(coffee, member, "second-burn", 40)
+    second = cycle_date_for(clock.now(), network.settings)
+    clock.advance(days=1)
+
+    def written(cycle, directory, generic):
+        directory.mkdir()
+        return network.tx(lambda tx: write_cycle(
+            tx, cycle, directory, currency="CNY", cutoff="cutoff", payment_date=payment_date(tx, cycle),
+            ledger_position={}, format_version=1, generic=generic), readonly=True)
+
+    for cycle in (first, second):
+        fast = written(cycle, tmp_path / f"fast-{cycle}", generic=False)
+        generic = written(cycle, tmp_path / f"generic-{cycle}", generic=True)
+        assert fast == generic
+        names = sorted(path.name for path in (tmp_path / f"generic-{cycle}").iterdir())
+        assert names == sorted(path.name for path in (tmp_path / f"fast-{cycle}").iterdir())
+        assert len(names) == 5  # three statements, the summary, the bilateral matrix
+        for name in names:
+            assert (tmp_path / f"fast-{cycle}" / name).read_bytes() == \
+                (tmp_path / f"generic-{cycle}" / name).read_bytes(), name
+    statements = [(tmp_path / f"fast-{second}" / f"statement-{p}.csv").read_text() for p in (coffee, book, air)]
+    assert any("\nA," in text for text in statements)  # the late reversals are adjustments
+    assert any('"rev,0"' in text for text in statements)  # a reference with a comma, quoted
