@@ -174,6 +174,7 @@ def scenario_batch_post(database_url: str | None, *, events: int, batch_size: in
             with Progress(TextColumn("batch-post"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console) as progress:
                 task = progress.add_task("post", total=events)
+                cpu, db_cpu = time.process_time(), database_cpu_s(url)
                 started = time.perf_counter()
                 for index, batch in enumerate(batches):
                     t0 = time.perf_counter()
@@ -183,11 +184,13 @@ def scenario_batch_post(database_url: str | None, *, events: int, batch_size: in
                     posted += len(batch)
                     progress.update(task, advance=len(batch))
                 elapsed = time.perf_counter() - started
+                cpu, db_cpu = time.process_time() - cpu, database_cpu_s(url) - db_cpu
             latencies.sort()
             return {
                 "scenario": "batch-post", "database": network.db.dialect, "database_version": version,
                 "events": posted, "refused": refused, "batch_size": batch_size, "members": members,
                 "elapsed_s": round(elapsed, 3), "events_per_s": round(posted / elapsed, 1),
+                "python_cpu_s": round(cpu, 3), "database_cpu_s": round(db_cpu, 3),
                 "batch_p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
                 "batch_max_ms": round(latencies[-1] * 1000, 1),
             }
