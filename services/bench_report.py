@@ -89,11 +89,6 @@ def scenario_report(database_url: str | None, *, scale: str, batch_size: int, me
 
     ``seeded_entries`` (or ``--scale full``) seeds that many entries of the measured partner set-based.
     """
-    from shared.reports.movements import liability
-    from shared.reports.network import network_report
-    from shared.reports.partner import partner_report
-    from shared.reports.period import Period
-    from shared.reports.render import render
     from shared.reports.rollup import roll_up_cycle
 
     seeded_entries = seeded_entries or REPORT_SEEDED.get(scale)
@@ -144,62 +139,79 @@ def scenario_report(database_url: str | None, *, scale: str, batch_size: int, me
                     for cycle in cycles[:-1]:  # the month's last cycle stays open: aggregated live
                         network.settle(cycle)
             meter("settle_month", settle_month)
-            period = Period.month(2026, 4)
-            if network.db.dialect == "postgresql":  # fresh statistics after the bulk load, as autovacuum would
-                network.tx(lambda tx: tx.session.execute(text("ANALYZE")))
-            entries = network.tx(lambda tx: tx.session.execute(text(
-                "SELECT COUNT(*) FROM entries WHERE partner_id = :p"), {"p": partners[0]}).scalar_one())
-            paths = (("rollup", True), ("direct", False)) if check_direct else (("rollup", True),)
-
-            def timed(stage: str) -> tuple[dict, dict]:
-                """Both reports from the roll-ups, then (checked) directly from the ledger."""
-                built = {}
-                for path, rollup in paths:
-                    with console.status(f"report: {stage or 'month_to_date_'}{path}"):
-                        built[("partner", path)] = meter(f"partner_report_{stage}{path}", lambda: network.tx(
-                            lambda tx: partner_report(tx, partners[0], period, rollup=rollup), readonly=True))
-                        built[("network", path)] = meter(f"network_report_{stage}{path}", lambda: network.tx(
-                            lambda tx: network_report(tx, period, rollup=rollup), readonly=True))
-                for kind in ("partner", "network") if check_direct else ():
-                    if built[(kind, "rollup")] != built[(kind, "direct")]:
-                        raise AssertionError(f"the {kind} report from the roll-ups differs from the direct one")
-                return built[("partner", "rollup")], built[("network", "rollup")]
-
-            timed("")  # the month to date: its last cycle is open, aggregated live
-            meter("settle_last_cycle", lambda: settle(cycles[-1]))  # the month is settled: members per month
-            if network.db.dialect == "postgresql":
-                network.tx(lambda tx: tx.session.execute(text("ANALYZE")))
-            report, analytics = timed("closed_month_")
-            # the one part still computed from the ledger for a closed month
-            meter("partner_liability", lambda: network.tx(lambda tx: liability(tx, period, partners[0]),
-                                                          readonly=True))
-            meter("network_liability", lambda: network.tx(lambda tx: liability(tx, period), readonly=True))
-            if network.db.dialect == "postgresql":  # what the funder index (migration 0015) saves, same data
-                network.tx(lambda tx: tx.session.execute(text("DROP INDEX ix_lots_open_funder")))
-                network.tx(lambda tx: tx.session.execute(text("ANALYZE lots")))
-                meter("partner_liability_without_funder_index", lambda: network.tx(
-                    lambda tx: liability(tx, period, partners[0]), readonly=True))
-            rollup_rows = network.tx(lambda tx: {table: tx.session.execute(text(
-                f"SELECT COUNT(*) FROM {table} WHERE partner_id = :p"), {"p": partners[0]}).scalar_one()
-                for table in ("report_cycle_members", "report_month_members")}, readonly=True)
-            started = time.perf_counter()
-            for fmt in ("json", "csv", "html"):
-                render(report, fmt)
-                render(analytics, fmt)
-            render_s = time.perf_counter() - started
-            figures = {k: v for k, v in meter.figures.items()
-                       if not k.endswith("_max_s") or k == "rollup_cycles_max_s"}
-            partner_s = figures["partner_report_rollup_s"]
             return {"scenario": "report", "database": network.db.dialect, "scale": scale,
-                    "seeded": bool(seeded_entries), **sizes, "partner_entries": entries, "cycles": len(cycles),
-                    "direct_checked": check_direct,
-                    "elapsed_s": partner_s, "partner_report_s": partner_s,
-                    "network_report_s": figures["network_report_rollup_s"],
-                    "settle_month_s": figures["settle_month_s"],
-                    "render_s": round(render_s, 3),
-                    "partner_cycle_member_rows": rollup_rows["report_cycle_members"],
-                    "partner_month_member_rows": rollup_rows["report_month_members"],
-                    "events_per_s": round(entries / partner_s, 1) if partner_s else "",
-                    **figures}
+                    "seeded": bool(seeded_entries), **sizes,
+                    **measure_month(network, partners, cycles, settle, meter, console, check_direct)}
         finally:
             network.close()
+
+
+def measure_month(network: Network, partners: list[str], cycles: list, settle, meter: Meter, console: Console,
+                  check_direct: bool = True) -> dict:
+    """Time the reports of April 2026 whose cycles but the last are settled and rolled up: the month to
+    date, then (``settle`` the last cycle) the closed month; the liabilities alone; rendering."""
+    from shared.reports.movements import liability
+    from shared.reports.network import network_report
+    from shared.reports.partner import partner_report
+    from shared.reports.period import Period
+    from shared.reports.render import render
+
+    period = Period.month(2026, 4)
+    if network.db.dialect == "postgresql":  # fresh statistics after the bulk load, as autovacuum would
+        network.tx(lambda tx: tx.session.execute(text("ANALYZE")))
+    entries = network.tx(lambda tx: tx.session.execute(text(
+        "SELECT COUNT(*) FROM entries WHERE partner_id = :p"), {"p": partners[0]}).scalar_one())
+    paths = (("rollup", True), ("direct", False)) if check_direct else (("rollup", True),)
+
+    def timed(stage: str) -> tuple[dict, dict]:
+        """Both reports from the roll-ups, then (checked) directly from the ledger."""
+        built = {}
+        for path, rollup in paths:
+            with console.status(f"report: {stage or 'month_to_date_'}{path}"):
+                built[("partner", path)] = meter(f"partner_report_{stage}{path}", lambda: network.tx(
+                    lambda tx: partner_report(tx, partners[0], period, rollup=rollup), readonly=True))
+                built[("network", path)] = meter(f"network_report_{stage}{path}", lambda: network.tx(
+                    lambda tx: network_report(tx, period, rollup=rollup), readonly=True))
+        for kind in ("partner", "network") if check_direct else ():
+            if built[(kind, "rollup")] != built[(kind, "direct")]:
+                raise AssertionError(f"the {kind} report from the roll-ups differs from the direct one")
+        return built[("partner", "rollup")], built[("network", "rollup")]
+
+    timed("")  # the month to date: its last cycle is open, aggregated live
+    meter("settle_last_cycle", lambda: settle(cycles[-1]))  # the month is settled: members per month
+    if network.db.dialect == "postgresql":
+        network.tx(lambda tx: tx.session.execute(text("ANALYZE")))
+    report, analytics = timed("closed_month_")
+    # the one part still computed from the ledger for a closed month
+    meter("partner_liability", lambda: network.tx(lambda tx: liability(tx, period, partners[0]),
+                                                  readonly=True))
+    meter("network_liability", lambda: network.tx(lambda tx: liability(tx, period), readonly=True))
+    # a partner with few of the ledger's open lots: what the funder index is for
+    meter("small_partner_liability", lambda: network.tx(lambda tx: liability(tx, period, partners[1]), readonly=True))
+    if network.db.dialect == "postgresql":  # what the funder index (migration 0015) saves, same data
+        network.tx(lambda tx: tx.session.execute(text("DROP INDEX ix_lots_open_funder")))
+        network.tx(lambda tx: tx.session.execute(text("ANALYZE lots")))
+        meter("partner_liability_without_funder_index", lambda: network.tx(
+            lambda tx: liability(tx, period, partners[0]), readonly=True))
+        meter("small_partner_liability_without_funder_index", lambda: network.tx(
+            lambda tx: liability(tx, period, partners[1]), readonly=True))
+    rollup_rows = network.tx(lambda tx: {table: tx.session.execute(text(
+        f"SELECT COUNT(*) FROM {table} WHERE partner_id = :p"), {"p": partners[0]}).scalar_one()
+        for table in ("report_cycle_members", "report_month_members")}, readonly=True)
+    started = time.perf_counter()
+    for fmt in ("json", "csv", "html"):
+        render(report, fmt)
+        render(analytics, fmt)
+    render_s = time.perf_counter() - started
+    figures = {k: v for k, v in meter.figures.items()
+               if not k.endswith("_max_s") or k == "rollup_cycles_max_s"}
+    partner_s = figures["partner_report_rollup_s"]
+    return {"partner_entries": entries, "cycles": len(cycles), "direct_checked": check_direct,
+            "elapsed_s": partner_s, "partner_report_s": partner_s,
+            "network_report_s": figures["network_report_rollup_s"],
+            "settle_month_s": figures.get("settle_month_s", ""),
+            "render_s": round(render_s, 3),
+            "partner_cycle_member_rows": rollup_rows["report_cycle_members"],
+            "partner_month_member_rows": rollup_rows["report_month_members"],
+            "events_per_s": round(entries / partner_s, 1) if partner_s else "",
+            **figures}
