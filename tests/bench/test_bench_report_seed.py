@@ -50,7 +50,8 @@ def test_seeded_month_passes_verify_and_spreads_over_the_cycles():
                 offences = {name: tx.session.execute(text(f"{sql} LIMIT 5")).all() for name, (_, sql) in CHECKS.items()}
                 per_cycle = tx.session.execute(text(
                     "SELECT COUNT(DISTINCT cycle_date), MIN(cycle_date), MAX(cycle_date) FROM entries")).one()
-                lines = dict(tx.session.execute(text("SELECT kind, COUNT(*) FROM obligation_lines GROUP BY kind")).all())
+                lines = dict(tx.session.execute(text(
+                    "SELECT kind, COUNT(*) FROM obligation_lines GROUP BY kind")).all())
                 net = tx.session.execute(text("SELECT COALESCE(SUM(net_minor), 0) FROM settlements")).scalar_one()
                 open_points = tx.session.execute(text("SELECT SUM(remaining) FROM lots")).scalar_one()
                 available = tx.session.execute(text("SELECT SUM(available) FROM members")).scalar_one()
