@@ -8,16 +8,16 @@ the ledger's history rather than with the partner's open lots. The partial index
 with points left, ordered by funder and expiry, and on PostgreSQL carries the two other columns
 the query reads, so it is answered from the index alone (an index-only scan).
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-02 05:00:00.000000
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0015'
-down_revision = '0014'
+revision = '0016'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
