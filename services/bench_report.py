@@ -188,7 +188,7 @@ def measure_month(network: Network, partners: list[str], cycles: list, settle, m
     meter("network_liability", lambda: network.tx(lambda tx: liability(tx, period), readonly=True))
     # a partner with few of the ledger's open lots: what the funder index is for
     meter("small_partner_liability", lambda: network.tx(lambda tx: liability(tx, period, partners[1]), readonly=True))
-    if network.db.dialect == "postgresql":  # what the funder index (migration 0015) saves, same data
+    if network.db.dialect == "postgresql":  # what the funder index (migration 0016) saves, same data
         network.tx(lambda tx: tx.session.execute(text("DROP INDEX ix_lots_open_funder")))
         network.tx(lambda tx: tx.session.execute(text("ANALYZE lots")))
         meter("partner_liability_without_funder_index", lambda: network.tx(
