@@ -53,7 +53,8 @@ SCALES = ("small", "medium", "full", "large")
 BATCH_POST_EVENTS = {"small": 2_000, "medium": 20_000, "full": 200_000}
 EXPIRE_LOTS = {"small": 2_000, "medium": 100_000, "full": 1_000_000}
 SETTLE_SCALES = {"small": (10_000, 8), "medium": (1_000_000, 100), "full": (10_000_000, 1_000)}  # lines, partners
-REPORT_SCALES = {"small": 3_000, "medium": 100_000, "full": 1_000_000}
+REPORT_SCALES = {"small": 3_000, "medium": 100_000}  # events posted through the ledger
+REPORT_SEEDED = {"full": 10_000_000}  # entries of the measured partner, seeded set-based (PostgreSQL)
 PEERS_EVENTS = {"small": 2_000, "medium": 20_000, "full": 100_000}
 SINGLE_EARN_REQUESTS = {"small": 200, "medium": 2_000, "full": 20_000}
 HOT_MEMBER_OPERATIONS = {"small": 200, "medium": 1_000, "full": 10_000}
@@ -174,6 +175,7 @@ def scenario_batch_post(database_url: str | None, *, events: int, batch_size: in
             with Progress(TextColumn("batch-post"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console) as progress:
                 task = progress.add_task("post", total=events)
+                cpu, db_cpu = time.process_time(), database_cpu_s(url)
                 started = time.perf_counter()
                 for index, batch in enumerate(batches):
                     t0 = time.perf_counter()
@@ -183,11 +185,13 @@ def scenario_batch_post(database_url: str | None, *, events: int, batch_size: in
                     posted += len(batch)
                     progress.update(task, advance=len(batch))
                 elapsed = time.perf_counter() - started
+                cpu, db_cpu = time.process_time() - cpu, database_cpu_s(url) - db_cpu
             latencies.sort()
             return {
                 "scenario": "batch-post", "database": network.db.dialect, "database_version": version,
                 "events": posted, "refused": refused, "batch_size": batch_size, "members": members,
                 "elapsed_s": round(elapsed, 3), "events_per_s": round(posted / elapsed, 1),
+                "python_cpu_s": round(cpu, 3), "database_cpu_s": round(db_cpu, 3),
                 "batch_p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
                 "batch_max_ms": round(latencies[-1] * 1000, 1),
             }
@@ -361,104 +365,9 @@ def scenario_expire(database_url: str | None, *, lots: int, members: int, consol
             network.close()
 
 
-def scenario_report(database_url: str | None, *, scale: str, batch_size: int, members: int,
-                    console: Console) -> dict:
-    """A month of traffic (70 % at the measured partner), every cycle settled, then the reports timed."""
-    from datetime import timedelta
-
-    from shared.clock import FixedClock
-    from shared.ledger.cycles import cycle_date_for
-    from shared.reports.movements import liability
-    from shared.reports.network import network_report
-    from shared.reports.partner import partner_report
-    from shared.reports.period import Period
-    from shared.reports.render import render
-
-    events = REPORT_SCALES[scale]
-    days = 30  # April 2026
-    with fresh_database(database_url) as (url, workdir):
-        upgrade(url)
-        clock = FixedClock(datetime(2026, 4, 1, 2, tzinfo=timezone.utc))
-        network = Network(Settings(data_dir=workdir), database_url=url, clock=clock)
-        try:
-            partners = [network.create_partner(f"Bench{i}", ContractTerms(
-                "postpaid", "1", "0.1", "0.05"))["partner_id"] for i in range(4)]
-            member_ids = seed_members(network, partners, min(members, max(events // 10, 100)))
-            rng = random.Random(11)
-            per_day = max(events // days, 1)
-            cycles = []
-            with Progress(TextColumn("report: posting a month"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=console) as progress:
-                task = progress.add_task("post", total=per_day * days)
-                for day in range(days):
-                    cycles.append(cycle_date_for(clock.now(), network.settings))
-                    for index, batch in enumerate(make_batches(member_ids, per_day, batch_size, rng)):
-                        batch = [Event(e.kind, f"d{day}-{e.reference}", e.member_id, e.points, e.amount)
-                                 for e in batch]
-                        who = partners[0] if rng.random() < 0.7 else partners[1 + index % 3]
-                        network.post(who, batch)
-                        progress.update(task, advance=len(batch))
-                    clock.advance(days=1)
-            started = time.perf_counter()
-            for cycle in cycles[:-1]:  # the month's last cycle stays open: reports aggregate it live
-                network.settle(cycle)  # each settlement also writes the cycle's report roll-ups
-            settle_s = time.perf_counter() - started
-            period = Period.month(2026, 4)
-            if network.db.dialect == "postgresql":  # fresh statistics after the bulk load, as autovacuum would
-                network.tx(lambda tx: tx.session.execute(text("ANALYZE")))
-            entries = network.tx(lambda tx: tx.session.execute(text(
-                "SELECT COUNT(*) FROM entries WHERE partner_id = :p"), {"p": partners[0]}).scalar_one())
-            timings: dict[str, float] = {}
-
-            def timed(stage: str) -> tuple[dict, dict]:
-                """Both reports from the roll-ups, then directly from the ledger: timed, and checked equal."""
-                built = {}
-                for path, rollup in (("direct", False), ("rollup", True)):
-                    started = time.perf_counter()
-                    built[("partner", path)] = network.tx(
-                        lambda tx: partner_report(tx, partners[0], period, rollup=rollup), readonly=True)
-                    timings[f"partner_report_{stage}{path}_s"] = round(time.perf_counter() - started, 3)
-                    started = time.perf_counter()
-                    built[("network", path)] = network.tx(lambda tx: network_report(tx, period, rollup=rollup),
-                                                          readonly=True)
-                    timings[f"network_report_{stage}{path}_s"] = round(time.perf_counter() - started, 3)
-                for kind in ("partner", "network"):
-                    if built[(kind, "rollup")] != built[(kind, "direct")]:
-                        raise AssertionError(f"the {kind} report from the roll-ups differs from the direct one")
-                return built[("partner", "rollup")], built[("network", "rollup")]
-
-            timed("")  # the month to date: its last cycle is open, aggregated live
-            network.settle(cycles[-1])  # the month is over and settled: its members are rolled up per month
-            if network.db.dialect == "postgresql":
-                network.tx(lambda tx: tx.session.execute(text("ANALYZE")))
-            report, analytics = timed("closed_month_")
-            started = time.perf_counter()  # the one part still computed from the ledger for a closed month
-            network.tx(lambda tx: liability(tx, period, partners[0]), readonly=True)
-            timings["partner_liability_s"] = round(time.perf_counter() - started, 3)
-            rollup_rows = network.tx(lambda tx: {table: tx.session.execute(text(
-                f"SELECT COUNT(*) FROM {table} WHERE partner_id = :p"), {"p": partners[0]}).scalar_one()
-                for table in ("report_cycle_members", "report_month_members")}, readonly=True)
-            started = time.perf_counter()
-            for fmt in ("json", "csv", "html"):
-                render(report, fmt)
-                render(analytics, fmt)
-            render_s = time.perf_counter() - started
-            partner_s = timings["partner_report_rollup_s"]
-            return {"scenario": "report", "database": network.db.dialect, "scale": scale,
-                    "events": per_day * days, "partner_entries": entries, "cycles": days,
-                    "elapsed_s": partner_s, "partner_report_s": partner_s,
-                    "network_report_s": timings["network_report_rollup_s"], **timings,
-                    "settle_month_s": round(settle_s, 3), "render_s": round(render_s, 3),
-                    "partner_cycle_member_rows": rollup_rows["report_cycle_members"],
-                    "partner_month_member_rows": rollup_rows["report_month_members"],
-                    "events_per_s": round(entries / partner_s, 1) if partner_s else ""}
-        finally:
-            network.close()
-
-
 def run_bench(scenarios: list[str], *, database_url: str | None, events: int | None, batch_size: int,
               members: int, json_file: str | None, console: Console, lots: int | None = None,
-              scale: str = "small") -> list[dict]:
+              scale: str = "small", check_direct: bool = True) -> list[dict]:
     scale = scale_of(scale)
     from shared.runtime import tune_for_throughput
 
@@ -479,8 +388,10 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
             results.append(scenario_dashboard(database_url, events=events or BATCH_POST_EVENTS[scale],
                                               batch_size=batch_size, members=members, console=console))
         elif name == "report":
+            from services.bench_report import scenario_report
+
             results.append(scenario_report(database_url, scale=scale, batch_size=batch_size, members=members,
-                                           console=console))
+                                           console=console, check_direct=check_direct))
         elif name == "peers":
             from services.bench_peers import scenario_peers
 

@@ -610,6 +610,9 @@ def bench(
     json_file: Optional[str] = typer.Option(None, "--json", help="Write a machine-readable record here."),
     scale: str = typer.Option("small", help="small (seconds, the test suite's size), medium, or full (the "
                                             "performance targets' sizes)."),
+    check_direct: bool = typer.Option(True, "--check-direct/--no-check-direct",
+                                      help="report: also build both reports directly from the ledger, timed and "
+                                           "checked equal to the roll-up path (minutes at --scale full)."),
 ) -> None:
     """Measure the network's speed on a fresh database."""
     from services.bench import SCALES, SCENARIOS, run_bench
@@ -624,7 +627,7 @@ def bench(
     if "peers" in chosen and not database_url:
         fail("the peers scenario runs on PostgreSQL: give --database-url")
     run_bench(chosen, database_url=database_url, events=events, batch_size=batch_size, members=members,
-              json_file=json_file, console=console, lots=lots, scale=scale)
+              json_file=json_file, console=console, lots=lots, scale=scale, check_direct=check_direct)
 
 
 def _cycle(text: str):

@@ -109,6 +109,10 @@ class Lot(Base):
         # expired lots leave it, so finding the due lots never walks the ledger's history
         Index("ix_lots_open_expires", "expires_at", sqlite_where=text("remaining > 0"),
               postgresql_where=text("remaining > 0")),
+        # a funder's open lots by expiry, with what liability reads: a report's liability costs the
+        # partner's open lots (on PostgreSQL from the index alone), not the ledger's history
+        Index("ix_lots_open_funder", "funder_partner_id", "expires_at",
+              postgresql_include=["remaining", "bought_out_at"], sqlite_where=text("remaining > 0"), postgresql_where=text("remaining > 0")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
