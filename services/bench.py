@@ -367,7 +367,7 @@ def scenario_expire(database_url: str | None, *, lots: int, members: int, consol
 
 def run_bench(scenarios: list[str], *, database_url: str | None, events: int | None, batch_size: int,
               members: int, json_file: str | None, console: Console, lots: int | None = None,
-              scale: str = "small", check_direct: bool = True) -> list[dict]:
+              scale: str = "small", check_direct: bool = True, api_workers: int = 1) -> list[dict]:
     scale = scale_of(scale)
     from shared.runtime import tune_for_throughput
 
@@ -406,13 +406,16 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
 
             if name == "batch-ingest":
                 results.append(bench_http.scenario_batch_ingest(database_url, events=events or BATCH_POST_EVENTS[scale],
-                                                                batch_size=batch_size, members=members, console=console))
+                                                                batch_size=batch_size, members=members, console=console,
+                                                                api_workers=api_workers))
             elif name == "single-earn":
                 results.append(bench_http.scenario_single_earn(
-                    database_url, requests=events or SINGLE_EARN_REQUESTS[scale], members=members, console=console))
+                    database_url, requests=events or SINGLE_EARN_REQUESTS[scale], members=members, console=console,
+                    api_workers=api_workers))
             else:
                 operations = max(events // 10, 1) if events else HOT_MEMBER_OPERATIONS[scale]
-                results.append(bench_http.scenario_hot_member(database_url, operations=operations, console=console))
+                results.append(bench_http.scenario_hot_member(database_url, operations=operations, console=console,
+                                                              api_workers=api_workers))
     table = Table(title="pointsnet bench")
     preferred = ("scenario", "database", "events", "lots", "obligation_lines", "elapsed_s", "events_per_s",
                  "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb",

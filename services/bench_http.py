@@ -67,13 +67,28 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux /proc; just ``pid`` where it cannot tell)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in children.read_text().split())
+            except (OSError, ValueError):
+                pass
+    return found
+
+
 @dataclass
 class Server:
     base_url: str
     pid: int
 
     def cpu_s(self) -> float:
-        return cpu_seconds(self.pid)
+        """The API's CPU: the process and, with ``--workers``, its worker processes."""
+        return sum(cpu_seconds(pid) for pid in descendants(self.pid))
 
 
 class CpuMeter:
@@ -125,14 +140,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def api_server(database_url: str, workdir: Path, *, env: dict | None = None) -> Iterator[Server]:
-    """A ``pointsnet serve-api`` process on a free local port, over ``database_url``."""
+def api_server(database_url: str, workdir: Path, *, env: dict | None = None, workers: int = 1) -> Iterator[Server]:
+    """A ``pointsnet serve-api`` process (``workers`` API processes) on a free local port, over ``database_url``."""
     port = _free_port()
     environment = dict(os.environ, POINTSNET_DATA_DIR=str(workdir), POINTSNET_DATABASE_URL=database_url,
                        POINTSNET_RATE_LIMIT=BENCH_RATE_LIMIT, **(env or {}))
     log_path = workdir / "serve-api.log"
     with open(log_path, "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve-api", "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve-api", "--port", str(port),
+                                   "--workers", str(workers)],
                                   env=environment, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -260,7 +276,7 @@ def _in_process(database_url: str | None, batches: list[list[Event]], members: i
 
 
 def scenario_batch_ingest(database_url: str | None, *, events: int, batch_size: int, members: int,
-                          console: Console, concurrency: int = 2) -> dict:
+                          console: Console, concurrency: int = 2, api_workers: int = 1) -> dict:
     from services.bench import make_batches
 
     member_ids = [f"mem_bench{n:08d}" for n in range(members)]  # as seed_members names them
@@ -272,7 +288,7 @@ def scenario_batch_ingest(database_url: str | None, *, events: int, batch_size: 
         accepted: dict[str, int] = {}
         refused: set[str] = set()
         latencies: list[float] = []
-        with api_server(url, workdir) as server:
+        with api_server(url, workdir, workers=api_workers) as server:
             clients = Clients(server.base_url, partners)
             bodies = [{"events": [wire(e) for e in batch]} for batch in batches]
             try:
@@ -305,7 +321,7 @@ def scenario_batch_ingest(database_url: str | None, *, events: int, batch_size: 
     return {
         "scenario": "batch-ingest", "database": network.db.dialect, "database_version": version,
         "events": events, "accepted": len(accepted), "refused": len(refused), "batch_size": batch_size,
-        "members": members, "concurrency": concurrency, "ledger_entries": checked["entries"],
+        "members": members, "concurrency": concurrency, "api_workers": api_workers, "ledger_entries": checked["entries"],
         "elapsed_s": round(http_s, 3), "events_per_s": round(events / http_s, 1),
         "batch_p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
         "batch_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
@@ -348,7 +364,7 @@ def _hammer(total: int, clients: int, operation, console: Console, label: str) -
 
 
 def scenario_single_earn(database_url: str | None, *, requests: int, members: int, console: Console,
-                         clients: int = 32) -> dict:
+                         clients: int = 32, api_workers: int = 1) -> dict:
     warmup = min(requests, clients * 2)
     with bench_network(database_url) as (url, workdir, network):
         partners, member_ids = prepare(network, members)
@@ -358,7 +374,7 @@ def scenario_single_earn(database_url: str | None, *, requests: int, members: in
         plan = random.Random(5)
         work = [(n % PARTNERS, plan.choice(member_ids), plan.randint(1000, 50000))
                 for n in range(warmup + requests)]
-        with api_server(url, workdir) as server:
+        with api_server(url, workdir, workers=api_workers) as server:
             pool = Clients(server.base_url, partners)
 
             def earn(n: int) -> None:
@@ -382,6 +398,7 @@ def scenario_single_earn(database_url: str | None, *, requests: int, members: in
     return {
         "scenario": "single-earn", "database": network.db.dialect, "database_version": version,
         "requests": requests, "accepted": len(accepted), "refused": len(refused), "clients": clients,
+        "api_workers": api_workers,
         "members": members, "ledger_entries": checked["entries"], "elapsed_s": round(elapsed, 3),
         "requests_per_s": round(requests / elapsed, 1),
         "p50_ms": round(_percentile(latencies, 0.5) * 1000, 1), "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
@@ -389,7 +406,8 @@ def scenario_single_earn(database_url: str | None, *, requests: int, members: in
     }
 
 
-def scenario_hot_member(database_url: str | None, *, operations: int, console: Console, clients: int = 16) -> dict:
+def scenario_hot_member(database_url: str | None, *, operations: int, console: Console, clients: int = 16,
+                        api_workers: int = 1) -> dict:
     """Earns and burns of 1 to 20 points, half and half, on one member from ``clients`` concurrent
     clients of all partners; burns beyond the balance are refused (``insufficient_points``)."""
     with bench_network(database_url) as (url, workdir, network):
@@ -403,7 +421,7 @@ def scenario_hot_member(database_url: str | None, *, operations: int, console: C
         earned, burned = [], []
         accepted: dict[str, int] = {"H-opening": opening}
         refused: set[str] = set()
-        with api_server(url, workdir) as server:
+        with api_server(url, workdir, workers=api_workers) as server:
             pool = Clients(server.base_url, partners)
 
             def operate(n: int) -> None:
@@ -441,7 +459,8 @@ def scenario_hot_member(database_url: str | None, *, operations: int, console: C
     return {
         "scenario": "hot-member", "database": network.db.dialect, "database_version": version,
         "operations": operations, "earns": len(earned), "burns": len(burned), "refused": len(refused),
-        "clients": clients, "balance": expected, "balance_exact": True, "elapsed_s": round(elapsed, 3),
+        "clients": clients, "api_workers": api_workers, "balance": expected, "balance_exact": True,
+        "elapsed_s": round(elapsed, 3),
         "operations_per_s": round(operations / elapsed, 1),
         "p50_ms": round(_percentile(latencies, 0.5) * 1000, 1), "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
         **cpu_used,

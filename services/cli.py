@@ -221,9 +221,12 @@ def serve_dashboard(
 def serve_api(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8400, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="API processes sharing this port (one Python process uses "
+                                               "one core at most)."),
 ) -> None:
-    """Run one partner API process (no jobs). Run as many as needed behind a load balancer; the schema
-    must be current (`pointsnet db upgrade` is an explicit deployment step)."""
+    """Run the partner API (no jobs): one process, or --workers processes on one port. Run as many as
+    needed behind a load balancer; the schema must be current (`pointsnet db upgrade` is an explicit
+    deployment step)."""
     import uvicorn
 
     from services.partner_api.app import create_app
@@ -237,7 +240,13 @@ def serve_api(
 
     network = Network(settings)
     network.keyring, network.signing_key  # fail now, not on the first request, if keys are missing
-    console.print(f"Pointsnet API listening on http://{host}:{port} (database: {network.db.dialect})")
+    console.print(f"Pointsnet API listening on http://{host}:{port} (database: {network.db.dialect}"
+                  + (f", {workers} processes)" if workers > 1 else ")"))
+    if workers > 1:  # each worker builds its own app and network from the environment
+        network.close()
+        uvicorn.run("services.partner_api.app:from_environment", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+        return
     application = create_app(network)
     tune_for_throughput()
     uvicorn.run(application, host=host, port=port, log_level="warning")
@@ -608,6 +617,7 @@ def bench(
     lots: Optional[int] = typer.Option(None, help="Due lots in the expire scenario (default: by --scale; "
                                                   "full is 1000000)."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write a machine-readable record here."),
+    api_workers: int = typer.Option(1, min=1, help="API processes of the HTTP scenarios' serve-api (--workers)."),
     scale: str = typer.Option("small", help="small (seconds, the test suite's size), medium, or full (the "
                                             "performance targets' sizes)."),
     check_direct: bool = typer.Option(True, "--check-direct/--no-check-direct",
@@ -627,7 +637,8 @@ def bench(
     if "peers" in chosen and not database_url:
         fail("the peers scenario runs on PostgreSQL: give --database-url")
     run_bench(chosen, database_url=database_url, events=events, batch_size=batch_size, members=members,
-              json_file=json_file, console=console, lots=lots, scale=scale, check_direct=check_direct)
+              json_file=json_file, console=console, lots=lots, scale=scale, check_direct=check_direct,
+              api_workers=api_workers)
 
 
 def _cycle(text: str):

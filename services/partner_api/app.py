@@ -134,3 +134,19 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def from_environment() -> FastAPI:
+    """The API of one process of ``pointsnet serve-api --workers N`` (uvicorn calls this factory in
+    each worker): settings, logging and keys from the environment, as ``serve-api`` itself reads them."""
+    from shared.config import get_settings
+    from shared.observability import configure_logging
+    from shared.runtime import tune_for_throughput
+
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    network = Network(settings)
+    network.keyring, network.signing_key  # noqa: B018 - fail at start, not on the first request
+    application = create_app(network)
+    tune_for_throughput()
+    return application

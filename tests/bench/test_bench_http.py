@@ -37,3 +37,12 @@ def test_hot_member_balance_is_exact():
     result = bench_http.scenario_hot_member(PG_URL, operations=60, console=quiet(), clients=8)
     assert result["earns"] + result["burns"] + result["refused"] == 60
     assert result["balance_exact"] and result["balance"] >= 0
+
+
+def test_two_api_processes_on_one_port_keep_the_hot_members_balance_exact():
+    """``serve-api --workers 2``: requests spread over two processes racing on one member."""
+    result = bench_http.scenario_hot_member(PG_URL, operations=60, console=quiet(), clients=8, api_workers=2)
+    assert result["api_workers"] == 2
+    assert result["earns"] + result["burns"] + result["refused"] == 60
+    assert result["balance_exact"] and result["balance"] >= 0
+    assert result["server_cpu_per_op_ms"] > 0  # the workers' CPU, counted through their parent
