@@ -10,9 +10,11 @@ import csv
 import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 from shared.settlement.netting import bilateral_sums, net_positions
 
@@ -195,3 +197,25 @@ def build(cycle: date, lines: list[LineRecord], *, currency: str, cutoff: str, p
                    "records": content.count(b"\n") - 1} for name, content in sorted(files.items())],
     }
     return CycleFiles(files, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), positions)
+
+
+class HashedFile:
+    """A settlement file being written: its SHA-256 and newline count kept as the bytes go out, then
+    flushed to disk on close (what the manifest records: the hash and the records after the header)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handle = open(path, "wb")
+        self.sha = hashlib.sha256()
+        self.newlines = 0
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.sha.update(data)
+        self.newlines += data.count(b"\n")
+
+    def close(self) -> dict:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        return {"sha256": self.sha.hexdigest(), "records": self.newlines - 1}

@@ -33,8 +33,8 @@ from sqlalchemy import text
 
 from shared.db.database import Tx
 from shared.money import round_micro_to_minor
-from shared.settlement.files import (BILATERAL_COLUMNS, NETWORK, STATEMENT_COLUMNS, exact, statement_name,
-                                     summary_of)
+from shared.settlement.files import (BILATERAL_COLUMNS, NETWORK, STATEMENT_COLUMNS, HashedFile, exact,
+                                     statement_name, summary_of)
 from shared.settlement.netting import NettingError
 
 BATCH = 2000  # records per fetch: about 300 kB
@@ -79,21 +79,8 @@ ORDER BY l.entry_id COLLATE "C", l.id COLLATE "C"
 """
 
 
-class _Out:
-    """A file being written: SHA-256 and newline count kept as bytes go out (as the generic writer's)."""
-
-    def __init__(self, path: Path):
-        import hashlib
-
-        self.path = path
-        self.handle = open(path, "wb")
-        self.sha = hashlib.sha256()
-        self.newlines = 0
-
-    def write(self, data: bytes) -> None:
-        self.handle.write(data)
-        self.sha.update(data)
-        self.newlines += data.count(b"\n")
+class _Out(HashedFile):
+    """A file of this writer: rows as lists (the same bytes, hash and count as the generic writer's)."""
 
     def rows(self, rows: list[list], *, header: tuple[str, ...] | None = None) -> None:
         out = io.StringIO()
@@ -102,12 +89,6 @@ class _Out:
             writer.writerow(header)
         writer.writerows(["" if value is None else value for value in row] for row in rows)
         self.write(out.getvalue().encode("utf-8"))
-
-    def close(self) -> dict:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        return {"sha256": self.sha.hexdigest(), "records": self.newlines - 1}
 
 
 def _batches(cursor) -> Iterator[list[tuple]]:

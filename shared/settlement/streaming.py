@@ -18,10 +18,8 @@ The generic writer here (SQLite, and PostgreSQL when asked, to compare the two):
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -33,7 +31,7 @@ from sqlalchemy.orm import aliased
 from shared.db.database import Tx
 from shared.models import Contract, Entry, ObligationLine
 from shared.money import round_micro_to_minor
-from shared.settlement.files import (FORMAT_VERSION, NETWORK, STATEMENT_COLUMNS, LineRecord,
+from shared.settlement.files import (FORMAT_VERSION, HashedFile, NETWORK, STATEMENT_COLUMNS, LineRecord,
                                      bilateral, detail_row, exact, manifest_header, network_summary,
                                      statement_name)
 from shared.settlement import single_pass
@@ -48,18 +46,8 @@ class WrittenCycle:
     net_positions: dict[str, int]
 
 
-class _File:
-    """A file being written: its SHA-256 and newline count kept as bytes go out."""
-
-    def __init__(self, path: Path):
-        self.handle = open(path, "wb")
-        self.sha = hashlib.sha256()
-        self.newlines = 0
-
-    def write(self, data: bytes) -> None:
-        self.handle.write(data)
-        self.sha.update(data)
-        self.newlines += data.count(b"\n")
+class _File(HashedFile):
+    """A statement or summary file of the generic writer: rows as dicts of the statement columns."""
 
     def rows(self, rows: list[dict], *, header: bool = False) -> None:
         out = io.StringIO()
@@ -69,12 +57,6 @@ class _File:
         for row in rows:
             writer.writerow({key: "" if row.get(key) is None else row[key] for key in STATEMENT_COLUMNS})
         self.write(out.getvalue().encode("utf-8"))
-
-    def close(self) -> dict:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        return {"sha256": self.sha.hexdigest(), "records": self.newlines - 1}
 
 
 def _totals(tx: Tx, cycle: date) -> dict[tuple[str, str, str], tuple[int, int]]:
