@@ -16,6 +16,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from shared.money import round_micro_to_minor
 from shared.settlement.netting import bilateral_sums, net_positions
 
 FORMAT_VERSION = 2  # 2: the manifest carries the ledger checkpoint at cut-off; 1 still verifies
@@ -120,6 +121,28 @@ def statement(partner_id: str, cycle: date, lines: list[LineRecord], sums: dict,
     rows.append({"record_type": "T", "cycle_date": cycle, "partner_id": partner_id, "record_count": len(rows) + 1,
                  "control_points": control_points, "control_amount": exact(control_amount)})
     return _csv(STATEMENT_COLUMNS, rows)
+
+
+def statement_tail(cycle: date, party: str, net: int, payment_date: date, details: int, sums) -> list[dict]:
+    """A statement's S records, from ``sums`` — its (payer, payee, kind, points, amount_micro) in key
+    order — then its N and T records, for a statement of ``details`` detail records: what both writers
+    append after streaming the detail records (the reference ``statement`` builds the same rows)."""
+    tail: list[dict] = []
+    control_points = control_amount = 0
+    for payer, payee, kind, points, amount in sums:
+        sign = 1 if payee == party else -1
+        points, amount = int(points), int(amount)
+        control_points += sign * points
+        control_amount += sign * amount
+        tail.append({"record_type": "S", "cycle_date": cycle, "partner_id": party, "line_kind": kind,
+                     "counterparty": payer if sign > 0 else payee, "points": sign * points,
+                     "amount": exact(sign * amount), "amount_minor": sign * round_micro_to_minor(amount)})
+    tail.append({"record_type": "N", "cycle_date": cycle, "partner_id": party, "amount_minor": net,
+                 "payment_date": payment_date})
+    tail.append({"record_type": "T", "cycle_date": cycle, "partner_id": party,
+                 "record_count": 1 + details + len(tail) + 1, "control_points": control_points,
+                 "control_amount": exact(control_amount)})
+    return tail
 
 
 def network_summary(cycle: date, sums: dict, positions: dict[str, int], payment_date: date) -> bytes:

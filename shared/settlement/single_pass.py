@@ -34,7 +34,7 @@ from sqlalchemy import text
 from shared.db.database import Tx
 from shared.money import round_micro_to_minor
 from shared.settlement.files import (BILATERAL_COLUMNS, NETWORK, STATEMENT_COLUMNS, HashedFile, exact,
-                                     statement_name, summary_of)
+                                     statement_name, statement_tail, summary_of)
 from shared.settlement.netting import NettingError
 
 BATCH = 2000  # records per fetch: about 300 kB
@@ -196,23 +196,9 @@ def write_files(tx: Tx, cycle: date, target: Path, payment_date: date) -> tuple[
             out.rows([_columns({"record_type": "H", "cycle_date": cycle, "partner_id": party,
                                 "payment_date": payment_date})], header=STATEMENT_COLUMNS)
             count = _details(connection, params | {"party": party}, out)
-            tail: list[list] = []
-            control_points = control_amount = 0
-            for _party, payer, payee, kind, points, amount in by_party.take(party):
-                sign = 1 if payee == party else -1
-                points, amount = int(points), int(amount)
-                control_points += sign * points
-                control_amount += sign * amount
-                tail.append(_columns({"record_type": "S", "cycle_date": cycle, "partner_id": party,
-                                      "line_kind": kind, "counterparty": payer if sign > 0 else payee,
-                                      "points": sign * points, "amount": exact(sign * amount),
-                                      "amount_minor": sign * round_micro_to_minor(amount)}))
-            tail.append(_columns({"record_type": "N", "cycle_date": cycle, "partner_id": party,
-                                  "amount_minor": net, "payment_date": payment_date}))
-            tail.append(_columns({"record_type": "T", "cycle_date": cycle, "partner_id": party,
-                                  "record_count": 1 + count + len(tail) + 1, "control_points": control_points,
-                                  "control_amount": exact(control_amount)}))
-            out.rows(tail)
+            tail = statement_tail(cycle, party, net, payment_date, count,
+                                  (row[1:] for row in by_party.take(party)))
+            out.rows([_columns(row) for row in tail])
             described[statement_name(party)] = out.close()
     tx.session.execute(text("SET LOCAL cursor_tuple_fraction TO DEFAULT"))  # the rest plans as usual
     out = _Out(target / "network-summary.csv")

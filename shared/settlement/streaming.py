@@ -33,7 +33,7 @@ from shared.models import Contract, Entry, ObligationLine
 from shared.money import round_micro_to_minor
 from shared.settlement.files import (FORMAT_VERSION, HashedFile, NETWORK, STATEMENT_COLUMNS, LineRecord,
                                      bilateral, detail_row, exact, manifest_header, network_summary,
-                                     statement_name)
+                                     statement_name, statement_tail)
 from shared.settlement import single_pass
 from shared.settlement.netting import net_positions
 
@@ -168,22 +168,8 @@ def _write_generic(tx: Tx, cycle: date, target: Path, payment_date: date) -> tup
         out.rows([{"record_type": "H", "cycle_date": cycle, "partner_id": party, "payment_date": payment_date}],
                  header=True)
         details = _stream_details(tx, cycle, party, out)
-        tail: list[dict] = []
-        control_points = control_amount = 0
-        for payer, payee, kind in by_party.get(party, []):
-            minor = sums[(payer, payee, kind)]
-            sign = 1 if payee == party else -1
-            points, amount = totals[(payer, payee, kind)]
-            control_points += sign * points
-            control_amount += sign * amount
-            tail.append({"record_type": "S", "cycle_date": cycle, "partner_id": party, "line_kind": kind,
-                         "counterparty": payer if sign > 0 else payee, "points": sign * points,
-                         "amount": exact(sign * amount), "amount_minor": sign * minor})
-        tail.append({"record_type": "N", "cycle_date": cycle, "partner_id": party, "amount_minor": net,
-                     "payment_date": payment_date})
-        tail.append({"record_type": "T", "cycle_date": cycle, "partner_id": party,
-                     "record_count": 1 + details + len(tail) + 1, "control_points": control_points,
-                     "control_amount": exact(control_amount)})
+        tail = statement_tail(cycle, party, net, payment_date, details,
+                              (key + totals[key] for key in by_party.get(party, [])))
         out.rows(tail)
         described[statement_name(party)] = out.close()
     for name, content in (("network-summary.csv", network_summary(cycle, sums, positions, payment_date)),
