@@ -130,7 +130,7 @@ def seed_month(network: Network, partners: list[str], contracts: list[str], *, y
                partner_entries: int, members: int,
                on_progress: Callable[[int], None] | None = None) -> SeededMonth:
     """Write the month; ``partners[0]`` is the measured partner, three others make the cross-partner traffic."""
-    from services.bench_verify import _drop_secondary_indexes, _orphans, _recreate_indexes
+    from services.bench_verify import _drop_secondary_indexes, finish_bulk_load, vacuum_analyze
 
     if network.db.dialect != "postgresql":
         raise ValueError("the report month's set-based seeder runs on PostgreSQL (generate_series)")
@@ -165,10 +165,7 @@ def seed_month(network: Network, partners: list[str], contracts: list[str], *, y
             network.tx(unit)
             if on_progress:
                 on_progress(2 * (last - first + 1))
-    _recreate_indexes(network, indexes)
-    orphans = network.tx(_orphans, readonly=True)
-    if orphans:
-        raise AssertionError(f"seeded rows break foreign keys: {orphans}")
+    finish_bulk_load(network, indexes)
     network.tx(lambda tx: tx.session.execute(text(
         "UPDATE members SET available = l.remaining FROM (SELECT member_id, SUM(remaining) AS remaining FROM lots "
         "GROUP BY member_id) l WHERE l.member_id = members.id AND members.id LIKE 'mem_rpt%'")))
@@ -194,12 +191,6 @@ def _seed_members(network: Network, members: int) -> None:
             tx.session.execute(text(f"INSERT INTO accounts (id, kind) SELECT 'member:' || {mem} || '\\:held', "
                                     f"'member_held' FROM {series}"), params)
         network.tx(unit)
-
-
-def vacuum_analyze(network: Network) -> None:
-    """What autovacuum would do for a database that grew over a month rather than minutes."""
-    with network.db.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
 
 
 def record_settled(network: Network, cycle: date) -> None:
