@@ -229,27 +229,31 @@ def serve_api(
     deployment step)."""
     import uvicorn
 
-    from services.partner_api.app import create_app
+    from services.partner_api.app import from_environment
     from shared.db.migrate import is_current
 
     _logging()
     settings = get_settings()
     if not is_current(settings.resolved_database_url):
         fail("the database schema is not current: run `pointsnet db upgrade` first")
-    from shared.network import Network
+    # one process, or each of the workers, sets itself up the same way: from_environment
+    if workers == 1:
+        application = from_environment()  # fails now, not on the first request, if keys are missing
+        dialect = application.state.network.db.dialect
+    else:
+        from shared.network import Network
 
-    network = Network(settings)
-    network.keyring, network.signing_key  # fail now, not on the first request, if keys are missing
-    console.print(f"Pointsnet API listening on http://{host}:{port} (database: {network.db.dialect}"
-                  + (f", {workers} processes)" if workers > 1 else ")"))
-    if workers > 1:  # each worker builds its own app and network from the environment
+        network = Network(settings)
+        network.keyring, network.signing_key  # fail here, not in every worker, if keys are missing
+        dialect = network.db.dialect
         network.close()
+    console.print(f"Pointsnet API listening on http://{host}:{port} (database: {dialect}"
+                  + (f", {workers} processes)" if workers > 1 else ")"))
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, log_level="warning")
+    else:
         uvicorn.run("services.partner_api.app:from_environment", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")
-        return
-    application = create_app(network)
-    tune_for_throughput()
-    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 network_keys_app = typer.Typer(help="The network's own keys (response signing, personal data).",

@@ -137,8 +137,8 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
 
 
 def from_environment() -> FastAPI:
-    """The API of one process of ``pointsnet serve-api --workers N`` (uvicorn calls this factory in
-    each worker): settings, logging and keys from the environment, as ``serve-api`` itself reads them."""
+    """The API of one ``pointsnet serve-api`` process (with ``--workers N``, uvicorn calls this factory
+    in each worker): settings, logging and keys from the environment."""
     from shared.config import get_settings
     from shared.observability import configure_logging
     from shared.runtime import tune_for_throughput
