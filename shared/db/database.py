@@ -120,7 +120,10 @@ class Database:
         self.dialect = self.engine.dialect.name
         self.clock = clock or SystemClock()
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
-        reader_bind = self.engine.execution_options(sqlite_begin="DEFERRED") if self.dialect == "sqlite" else self.engine
+        # A read-only unit sees one snapshot: SQLite's deferred read transaction does, and on
+        # PostgreSQL REPEATABLE READ (a report reads which cycles are rolled up, then their rows).
+        reader_bind = self.engine.execution_options(
+            **({"sqlite_begin": "DEFERRED"} if self.dialect == "sqlite" else {"isolation_level": "REPEATABLE READ"}))
         self._reader = sessionmaker(reader_bind, expire_on_commit=False)
 
     def run_in_transaction(self, fn: Callable[[Tx], T], *, readonly: bool = False, attempts: int = 12) -> T:

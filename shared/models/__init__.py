@@ -16,7 +16,7 @@ from shared.models.access import AuditEntry, LoginFailure, PendingAction, StaffS
 from shared.models.transparency import Checkpoint, LedgerLeaf, LedgerNode, SealedCycle
 from shared.models.reports import (
     ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines, ReportCycleMembers, ReportCyclePoints, ReportMonthMembers,
-    ReportRollup, ReportRollupMonth,
+    ReportRollup,
 )
 
 __all__ = [
@@ -29,5 +29,5 @@ __all__ = [
     "Checkpoint", "LedgerLeaf", "LedgerNode", "SealedCycle",
     "AuditEntry", "LoginFailure", "PendingAction", "StaffSession", "StaffUser",
     "ReportRollup", "ReportCyclePoints", "ReportCycleEarns", "ReportCycleMembers", "ReportCycleLines",
-    "ReportCycleCampaigns", "ReportRollupMonth", "ReportMonthMembers",
+    "ReportCycleCampaigns", "ReportMonthMembers",
 ]

@@ -93,24 +93,15 @@ class ReportCycleCampaigns(Base):
     points: Mapped[int] = mapped_column(BigInteger)
 
 
-class ReportRollupMonth(Base):
-    """A calendar month (its first day) all of whose cycles are rolled up: its members are in
-    ``report_month_members``."""
-
-    __tablename__ = "report_rollup_months"
-
-    month: Mapped[date] = mapped_column(Date, primary_key=True)
-    rolled_up_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
 class ReportMonthMembers(Base):
-    """``report_cycle_members`` of a complete month summed per partner and member: a month's report
-    counts its distinct members from one row per member instead of one per member and day."""
+    """``report_cycle_members`` of a month's rolled-up cycles summed per partner and member, added to
+    as each cycle of the month is rolled up: a report whose period holds all of them counts the
+    month's distinct members from one row per member instead of one per member and cycle."""
 
     __tablename__ = "report_month_members"
 
     partner_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    month: Mapped[date] = mapped_column(ForeignKey("report_rollup_months.month"), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # its first day
     member_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     transactions: Mapped[int] = mapped_column(BigInteger)
     earns: Mapped[int] = mapped_column(BigInteger)

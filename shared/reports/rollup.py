@@ -5,9 +5,9 @@ awards never change: their sums can be written once and read by every later repo
 (shared/reports/split.py decides which cycles a report reads from here). The sums are made by the
 same aggregation code the reports run live, restricted to the one cycle, so both paths give the
 same figures (tests/reports/test_rollup.py checks it for random traffic). The ``report_rollups``
-row is keyed on the cycle: a second roll-up of a cycle cannot commit. When the last cycle of a
-past calendar month is rolled up, the month's members are summed once more per member
-(``report_month_members``), so a month's distinct-member figures read one row per member.
+row is keyed on the cycle: a second roll-up of a cycle cannot commit. Each cycle's members are
+also added to its calendar month's, per member (``report_month_members``), so the distinct-member
+figures of a month, over or still running, read one row per member.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import case, func, insert, literal, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.db.database import Tx
 from shared.errors import Conflict
-from shared.ledger.cycles import cycle_date_for
 from shared.models import (
     CampaignAward, Cycle, Entry, ObligationLine, ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines,
-    ReportCycleMembers, ReportCyclePoints, ReportMonthMembers, ReportRollup, ReportRollupMonth, SettlementRun,
+    ReportCycleMembers, ReportCyclePoints, ReportMonthMembers, ReportRollup, SettlementRun,
 )
 from shared.reports.movements import ISSUED, movements
 from shared.reports.period import Period
@@ -110,27 +111,22 @@ def _campaigns(tx: Tx, cycle: date) -> None:
 
 
 def _month(tx: Tx, cycle: date) -> None:
-    """Once the cycle's calendar month is over and every cycle of it is rolled up, its members too.
-
-    No entry can join a past cycle, so a complete month never changes either.
-    """
-    month = Period.month(cycle.year, cycle.month)
-    if cycle_date_for(tx.now, tx.settings) <= month.last:
-        return
-    in_month = (Cycle.cycle_date >= month.first, Cycle.cycle_date <= month.last)
-    missing = tx.session.execute(select(func.count()).select_from(Cycle).where(
-        *in_month, Cycle.cycle_date.not_in(select(ReportRollup.cycle_date)))).scalar_one()
-    if missing or tx.session.execute(select(ReportRollupMonth.month).where(
-            ReportRollupMonth.month == month.first)).first():
-        return
-    tx.session.execute(insert(ReportRollupMonth.__table__).values(month=month.first, rolled_up_at=tx.now))
-    days = ReportCycleMembers
-    per_member = (select(days.partner_id, literal(month.first), days.member_id, func.sum(days.transactions),
-                         func.sum(days.earns))
-                  .where(days.cycle_date >= month.first, days.cycle_date <= month.last)
-                  .group_by(days.partner_id, days.member_id))
-    tx.session.execute(insert(ReportMonthMembers.__table__).from_select(
-        ["partner_id", "month", "member_id", "transactions", "earns"], per_member))
+    """Add the cycle's members to its month's: ``report_month_members`` holds, per partner and
+    member, the sum over the month's rolled-up cycles (shared/reports/split.py reads it for a
+    period that holds all of them, a month to date as well as a month that is over)."""
+    month = cycle.replace(day=1)
+    if tx.is_postgres:  # one roll-up per month at a time: two never upsert the same rows in turn
+        tx.session.execute(text("SELECT pg_advisory_xact_lock(7242004, :m)"), {"m": month.toordinal()})
+    upsert = postgresql_insert if tx.is_postgres else sqlite_insert
+    days, table = ReportCycleMembers, ReportMonthMembers.__table__
+    statement = upsert(table).from_select(
+        ["partner_id", "month", "member_id", "transactions", "earns"],
+        select(days.partner_id, literal(month), days.member_id, days.transactions, days.earns)
+        .where(days.cycle_date == cycle))
+    tx.session.execute(statement.on_conflict_do_update(
+        index_elements=[table.c.partner_id, table.c.month, table.c.member_id],
+        set_={"transactions": table.c.transactions + statement.excluded.transactions,
+              "earns": table.c.earns + statement.excluded.earns}))
 
 
 def due_for_rollup(tx: Tx, limit: int | None = None) -> list[date]:

@@ -14,7 +14,7 @@ from datetime import date
 from sqlalchemy import and_, false, or_, select
 
 from shared.db.database import Tx
-from shared.models import Cycle, ReportRollup, ReportRollupMonth
+from shared.models import Cycle, ReportRollup
 from shared.reports.period import Period
 
 Ranges = tuple[tuple[date, date], ...]
@@ -24,7 +24,7 @@ Ranges = tuple[tuple[date, date], ...]
 class Split:
     rolled: Ranges  # cycles whose sums are in the roll-up tables
     live: Ranges  # cycles aggregated from the ledger
-    months: tuple[date, ...] = ()  # rolled-up calendar months wholly in the period (their first days)
+    months: tuple[date, ...] = ()  # months (first days) all of whose rolled-up cycles are in the period
     rolled_days: Ranges = ()  # the rolled-up cycles outside those months
 
     @classmethod
@@ -45,18 +45,26 @@ def ranges(days: list[date]) -> Ranges:
 
 
 def split(tx: Tx, period: Period, rollup: bool = True) -> Split:
+    """A month's member rows hold all its rolled-up cycles (shared/reports/rollup.py), so the
+    period reads them for a month only when it holds every one of those cycles: a month that is
+    over, or a month to date whose earlier cycles are settled.
+
+    The set of rolled-up cycles and the roll-up rows must be read in one snapshot: read-only
+    units are (REPEATABLE READ on PostgreSQL, one read transaction on SQLite).
+    """
     if not rollup:
         return Split.direct(period)
+    around = Period(period.first.replace(day=1), Period.month(period.last.year, period.last.month).last)
     done = set(tx.session.execute(select(ReportRollup.cycle_date).where(
-        ReportRollup.cycle_date >= period.first, ReportRollup.cycle_date <= period.last)).scalars())
-    months = sorted(month for month in tx.session.execute(select(ReportRollupMonth.month).where(
-        ReportRollupMonth.month >= period.first, ReportRollupMonth.month <= period.last)).scalars()
-        if Period.month(month.year, month.month).last <= period.last)
-    in_months = {(month.year, month.month) for month in months}
+        ReportRollup.cycle_date >= around.first, ReportRollup.cycle_date <= around.last)).scalars())
+    by_month: dict[date, list[date]] = {}
+    for day in done:
+        by_month.setdefault(day.replace(day=1), []).append(day)
+    months = sorted(month for month, days in by_month.items() if period.first <= min(days) and max(days) <= period.last)
     days = period.days
     rolled = [d for d in days if d in done]
     return Split(ranges(rolled), ranges([d for d in days if d not in done]), tuple(months),
-                 ranges([d for d in rolled if (d.year, d.month) not in in_months]))
+                 ranges([d for d in rolled if d.replace(day=1) not in months]))
 
 
 def within(column, spans: Ranges):

@@ -1,9 +1,10 @@
 """The migrations build exactly the schema the models describe, on SQLite and on PostgreSQL."""
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect, text
 
 from shared.db.database import normalise_url
 from shared.db.migrate import alembic_config
@@ -23,3 +24,50 @@ def test_the_migrated_schema_matches_the_models(database_url):
 def test_the_migrations_form_one_line(database_url):
     script = ScriptDirectory.from_config(alembic_config(database_url))
     assert len(script.get_heads()) == 1, f"several migration heads: {script.get_heads()}"
+
+
+def _migrate(url: str, revision: str, *, down: bool = False) -> None:
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.begin() as connection:
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        engine.dispose()
+
+
+def test_0017_sums_the_members_of_a_month_still_running(database_url):
+    """A month whose cycles were rolled up before 0017 but which was not over had no member rows:
+    the migration sums them from the cycles' rows; a complete month's rows stay as they were."""
+    engine = create_engine(normalise_url(database_url))
+    _migrate(database_url, "0016", down=True)
+    cycles = {"2026-10-30": [("P1", "m1", 2, 1), ("P1", "m2", 1, 1)], "2026-10-31": [("P1", "m1", 1, 0)],
+              "2026-11-20": [("P1", "m1", 3, 2), ("P2", "m1", 1, 1)], "2026-11-21": [("P1", "m1", 1, 1)]}
+    try:
+        with engine.begin() as connection:
+            for day, rows in cycles.items():
+                connection.execute(text("INSERT INTO cycles (cycle_date, status) VALUES (:d, 'closed')"), {"d": day})
+                connection.execute(text("INSERT INTO report_rollups (cycle_date, rolled_up_at) "
+                                        "VALUES (:d, '2026-12-01 00:00:00')"), {"d": day})
+                for partner, member, transactions, earns in rows:
+                    connection.execute(text(
+                        "INSERT INTO report_cycle_members (partner_id, cycle_date, member_id, transactions, earns) "
+                        "VALUES (:p, :d, :m, :t, :e)"), {"p": partner, "d": day, "m": member, "t": transactions,
+                                                        "e": earns})
+            # October was over and marked: its rows are there (the 0014 roll-up wrote them)
+            connection.execute(text("INSERT INTO report_rollup_months (month, rolled_up_at) "
+                                    "VALUES ('2026-10-01', '2026-11-01 00:00:00')"))
+            connection.execute(text("INSERT INTO report_month_members (partner_id, month, member_id, transactions, "
+                                    "earns) VALUES ('P1', '2026-10-01', 'm1', 3, 1), ('P1', '2026-10-01', 'm2', 1, 1)"))
+        _migrate(database_url, "head")
+        with engine.connect() as connection:
+            rows = {(p, str(month)[:10], m): (int(t), int(e)) for p, month, m, t, e in connection.execute(text(
+                "SELECT partner_id, month, member_id, transactions, earns FROM report_month_members"))}
+            tables = inspect(connection).get_table_names()
+    finally:
+        engine.dispose()
+        _migrate(database_url, "head")  # the next test's database, also when this one fails
+    assert rows == {("P1", "2026-10-01", "m1"): (3, 1), ("P1", "2026-10-01", "m2"): (1, 1),
+                    ("P1", "2026-11-01", "m1"): (4, 3), ("P2", "2026-11-01", "m1"): (1, 1)}
+    assert "report_rollup_months" not in tables

@@ -100,7 +100,8 @@ def test_reports_from_rollups_equal_the_direct_aggregation(network, clock, ops, 
         network.settle(cycle)
     first = data.draw(st.sampled_from(ordered), label="first")
     last = data.draw(st.sampled_from([c for c in ordered if c >= first]), label="last")
-    periods = [Period(first, last), Period(ordered[0] - timedelta(days=1), ordered[-1] + timedelta(days=1))]
+    periods = [Period(first, last), Period(ordered[0] - timedelta(days=1), ordered[-1] + timedelta(days=1)),
+               Period(first.replace(day=1), last)]  # a month to date
     periods += [Period.month(year, month) for year, month in sorted({(c.year, c.month) for c in ordered})]
     for period in periods:
         assert reports(network, partners, period, rollup=True) == reports(network, partners, period, rollup=False)
