@@ -314,7 +314,8 @@ def seal_with_checkpoints(network: Network, entries: int, console: Console, mete
 
 
 def scenario_verify(database_url: str | None, *, scale: str, members: int, console: Console) -> dict:
-    from services.bench import fresh_database
+    from services.bench import database_cpu_s, fresh_database
+    from shared.db.snapshot import DEFAULT_WORKERS
     from shared.ledger.verify import verify
 
     entries = VERIFY_SCALES[scale]
@@ -335,8 +336,11 @@ def scenario_verify(database_url: str | None, *, scale: str, members: int, conso
                 vacuum_analyze(network)
             key = network.signing_key.public_key()
             verifying = CpuMeter()
+            backends = database_cpu_s(url)  # verify's helper connections too, not only the unit's own
             with console.status("verify: pointsnet verify"):
-                report = verifying.run(network, lambda tx: verify(tx, public_key=key), readonly=True)
+                report = verifying.run(network, lambda tx: verify(tx, public_key=key, workers=DEFAULT_WORKERS),
+                                       readonly=True)
+            backends = database_cpu_s(url) - backends
             if not report.ok:
                 raise AssertionError(f"the seeded ledger does not verify: {report.offences[:5]}")
             if not report.counts["entries"] == report.counts["ledger_leaves"] == sealed == entries:
@@ -348,6 +352,8 @@ def scenario_verify(database_url: str | None, *, scale: str, members: int, conso
                     "seed_s": round(seed_s, 3), **sealing.figures("seal"),
                     "sealed_per_s": round(sealed / sealing.wall, 1), "elapsed_s": round(verifying.wall, 3),
                     **verifying.figures("verify"), "entries_per_s": round(entries / verifying.wall, 1),
+                    "verify_workers": DEFAULT_WORKERS,
+                    **({"verify_db_cpu_s": round(backends, 3)} if network.db.dialect == "postgresql" else {}),
                     "load_average": round(os.getloadavg()[0], 2)}
         finally:
             network.close()

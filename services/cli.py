@@ -19,6 +19,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.config import get_settings
+from shared.db.snapshot import DEFAULT_WORKERS as VERIFY_JOBS
 from shared.errors import PointsnetError
 from shared.money import MoneyError
 from shared.runtime import tune_for_throughput
@@ -364,13 +365,17 @@ def worker(metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on
 
 
 @app.command()
-def verify(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+def verify(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    jobs: int = typer.Option(VERIFY_JOBS, "--jobs", min=1, help="PostgreSQL: run the checks on this many connections "
+                             "side by side, in one snapshot (the database's cores are what count)."),
+) -> None:
     """Check every ledger invariant over the whole database; exit 1 naming offenders."""
     from shared.ledger.verify import CHECKS, TREE_CHECKS, verify as run_verify
 
     network = _network()
     public_key = network.signing_key.public_key()
-    report = network.tx(lambda tx: run_verify(tx, public_key=public_key), readonly=True)
+    report = network.tx(lambda tx: run_verify(tx, public_key=public_key, workers=jobs), readonly=True)
     if as_json:
         print(json.dumps({"ok": report.ok, "counts": report.counts,
                           "offences": [o.__dict__ for o in report.offences]}, indent=2))

@@ -18,32 +18,43 @@ Named findings (check, subject, detail):
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import exists, select, text
+from sqlalchemy import Connection, exists, select, text
 
 from shared.db.database import Tx
+from shared.db.snapshot import run_in_snapshot
 from shared.models import Checkpoint, Entry, LedgerLeaf, SealedCycle
 from shared.transparency import merkle
 from shared.transparency.checkpoints import origin
 from shared.transparency.note import open_note
-from shared.transparency.encoding import BAD_LEAVES_SQL, LEAVES_SQL, hash_entries
+from shared.transparency.encoding import LEAVES_SQL, bad_leaves_sql, hash_entries
 from shared.transparency.store import StoredTree
 
 BATCH = 5000
+# for the set-based checks: compiling the encoding costs more than running it; grouping wants memory
+SQL_SETTINGS = ("jit = off", "work_mem = '256MB'")
 Finding = tuple[str, str, str]
 
 
-def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100) -> list[Finding]:
+def stored_checkpoints(tx: Tx) -> list[Checkpoint]:
+    return list(tx.session.execute(select(Checkpoint).order_by(Checkpoint.tree_size, Checkpoint.id)).scalars())
+
+
+def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
+          tree_holds: bool | None = None) -> list[Finding]:
+    """The findings; ``tree_holds`` is ``TreeProof.holds`` when the caller ran the proof's jobs (verify
+    runs them with its own, side by side). False, or no proof (SQLite), rebuilds the tree to name
+    what is wrong."""
     found: list[Finding] = []
 
     def add(check: str, subject: str, detail: str) -> None:
         if sum(1 for f in found if f[0] == check) < limit:
             found.append((check, subject, detail))
 
-    checkpoints = list(tx.session.execute(select(Checkpoint).order_by(Checkpoint.tree_size, Checkpoint.id))
-                       .scalars())
+    checkpoints = stored_checkpoints(tx)
     name = origin(tx.settings)
     for cp in checkpoints:
         if public_key is None:
@@ -56,7 +67,10 @@ def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100) -> l
         if parsed.tree_size != cp.tree_size or parsed.root_hash != bytes(cp.root_hash) or parsed.origin != name:
             add("checkpoint_signature", f"checkpoint {cp.id}", "the signed note disagrees with the stored row")
 
-    if not (tx.is_postgres and _sound_in_sql(tx, checkpoints)):
+    if tree_holds is None and tx.is_postgres:  # the set-based proof, here, one job after another
+        proof = TreeProof(tx)
+        tree_holds = proof.holds(tx, run_in_snapshot(tx, proof.jobs(), 1, settings=SQL_SETTINGS), checkpoints)
+    if not tree_holds:
         _rebuild(tx, checkpoints, add)
     unsealed = tx.session.execute(
         select(Entry.id, Entry.cycle_date).join(SealedCycle, SealedCycle.cycle_date == Entry.cycle_date)
@@ -112,40 +126,86 @@ def _rebuild(tx: Tx, checkpoints: list, add) -> None:
             add("stored_tree_mismatch", f"tree of {tree.size}", "the stored subtrees do not hash to the leaves")
 
 
-def _sound_in_sql(tx: Tx, checkpoints: list) -> bool:
-    """The same checks as ``_rebuild``, proven set-based inside PostgreSQL: True when the tree is sound.
+class TreeProof:
+    """The same checks as ``_rebuild``, proven set-based inside PostgreSQL, as independent read-only jobs.
 
     1. the leaf indices are 0 … n-1 (a count and a maximum);
-    2. every leaf's entry exists and still hashes to the leaf (one set-based query, ``BAD_LEAVES_SQL``);
-    3. every stored subtree is the node hash of its two children, level by level up from the leaves, and
-       every complete subtree of the tree is stored;
+    2. every leaf's entry exists and still hashes to the leaf (``bad_leaves_sql``, one job per range
+       of entry ids);
+    3. every stored subtree is the node hash of its two children, level by level up from the leaves
+       (one job per range of each level's nodes), and every complete subtree of the tree is stored;
     4. every checkpoint's root, folded from the complete subtrees of its size, is the signed root.
 
     With 2 and 3 the tree rebuilt from the entries *is* the stored tree, so 4 checks the checkpoints
-    against the ledger itself. Anything else (False) and verify rebuilds leaf by leaf to name what is
-    wrong; on a sound ledger only hashes of mismatches would ever cross the wire, and none do.
+    against the ledger itself. The jobs run side by side in one snapshot (shared/db/snapshot.py);
+    if any fails, verify rebuilds leaf by leaf to name what is wrong. On a sound ledger only hashes
+    of mismatches would ever cross the wire, and none do.
     """
-    size, last = tx.session.execute(text("SELECT COUNT(*), MAX(leaf_index) FROM ledger_leaves")).one()
-    if size == 0 or last != size - 1:
-        return size == 0 and not checkpoints
-    tx.session.execute(text("SET LOCAL jit = off"))  # compiling the encoding costs more than running it
-    tx.session.execute(text("SET LOCAL work_mem = '256MB'"))
-    if tx.session.execute(text(BAD_LEAVES_SQL)).first() is not None:
-        return False
-    level = 1
-    while size >> level:
-        children = ("SELECT leaf_index AS i, leaf_hash AS h FROM ledger_leaves" if level == 1 else
-                    f"SELECT node_index AS i, hash AS h FROM ledger_nodes WHERE level = {level - 1}")
-        good = tx.session.execute(text(f"""
-            SELECT COUNT(*) FROM ledger_nodes p JOIN ({children}) a ON a.i = 2 * p.node_index
-            JOIN ({children}) b ON b.i = 2 * p.node_index + 1
-            WHERE p.level = :level AND p.node_index < :n AND p.hash = sha256('\\x01'::bytea || a.h || b.h)"""),
-            {"level": level, "n": size >> level}).scalar_one()
-        if good != size >> level:
+
+    NODES_PER_JOB = 1 << 20
+
+    def __init__(self, tx: Tx, slices: int = 1):
+        self.size, last = tx.session.execute(text("SELECT COUNT(*), MAX(leaf_index) FROM ledger_leaves")).one()
+        self.contiguous = self.size == 0 or last == self.size - 1
+        self.bounds = self._bounds(tx, slices) if self.contiguous and self.size else []
+
+    def _bounds(self, tx: Tx, slices: int) -> list[str]:
+        """Entry ids cutting the leaves into ``slices`` ranges of about equal size: from leaves spread
+        evenly over the tree, ordered by the database (its comparison is the ranges')."""
+        if slices <= 1:
+            return []
+        spread = sorted({self.size * n // (16 * slices) for n in range(16 * slices)})
+        ids = list(tx.session.execute(text(
+            "SELECT entry_id FROM ledger_leaves WHERE leaf_index = ANY(:at) ORDER BY entry_id"),
+            {"at": spread}).scalars())
+        return list(dict.fromkeys(ids[len(ids) * n // slices] for n in range(1, slices)))
+
+    def jobs(self) -> list:
+        """Each job returns True when its part holds. The leaf ranges first: they cost the most."""
+        if not self.contiguous or not self.size:
+            return []
+        edges = [None, *self.bounds, None]
+        jobs = [partial(_leaves_hold, low, high) for low, high in zip(edges, edges[1:])]
+        level = 1
+        while self.size >> level:
+            nodes = self.size >> level
+            jobs += [partial(_nodes_hold, level, first, min(first + self.NODES_PER_JOB, nodes))
+                     for first in range(0, nodes, self.NODES_PER_JOB)]
+            level += 1
+        return jobs
+
+    def holds(self, tx: Tx, results: list[bool], checkpoints: list) -> bool:
+        """Given the jobs' results: is the tree sound, and does it give every checkpoint's root?"""
+        if not self.contiguous:
             return False
-        level += 1
-    stored = StoredTree(tx)  # memoised: consecutive checkpoints share most of their subtrees
-    return all(cp.tree_size <= size and stored.root(cp.tree_size) == bytes(cp.root_hash) for cp in checkpoints)
+        if not self.size:
+            return not checkpoints
+        if not all(results):
+            return False
+        stored = StoredTree(tx)  # memoised: consecutive checkpoints share most of their subtrees
+        return all(cp.tree_size <= self.size and stored.root(cp.tree_size) == bytes(cp.root_hash)
+                   for cp in checkpoints)
+
+
+def _leaves_hold(low: str | None, high: str | None, connection: Connection) -> bool:
+    """No leaf whose entry id is in [low, high) is missing its entry or hashes differently."""
+    params = {name: value for name, value in (("low", low), ("high", high)) if value is not None}
+    return connection.execute(text(bad_leaves_sql(low is not None, high is not None)), params).first() is None
+
+
+def _nodes_hold(level: int, first: int, last: int, connection: Connection) -> bool:
+    """The stored nodes ``first`` … ``last - 1`` of ``level`` are the hashes of their stored children."""
+    children = ("SELECT leaf_index AS i, leaf_hash AS h FROM ledger_leaves "
+                "WHERE leaf_index >= :low AND leaf_index < :high" if level == 1 else
+                "SELECT node_index AS i, hash AS h FROM ledger_nodes "
+                f"WHERE level = {level - 1} AND node_index >= :low AND node_index < :high")
+    good = connection.execute(text(f"""
+        SELECT COUNT(*) FROM ledger_nodes p JOIN ({children}) a ON a.i = 2 * p.node_index
+        JOIN ({children}) b ON b.i = 2 * p.node_index + 1
+        WHERE p.level = :level AND p.node_index >= :first AND p.node_index < :last
+          AND p.hash = sha256('\\x01'::bytea || a.h || b.h)"""),
+        {"level": level, "first": first, "last": last, "low": 2 * first, "high": 2 * last}).scalar_one()
+    return good == last - first
 
 
 def _recomputed_batches(tx: Tx) -> Iterator[tuple[list, dict[str, bytes]]]:

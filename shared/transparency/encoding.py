@@ -149,12 +149,23 @@ def set_leaf_hashes(where_entries: str = "", where_children: str = "") -> str:
     {where_entries}"""
 
 
-# Sealed leaves whose entry is gone or no longer hashes to the leaf, over the whole tree at once (verify's
-# fast path: on a sound ledger it returns nothing).
-BAD_LEAVES_SQL = f"""
-    SELECT l.leaf_index FROM ledger_leaves l LEFT JOIN ({set_leaf_hashes()}) h ON h.entry_id = l.entry_id
-    WHERE h.entry_id IS NULL OR h.leaf_hash <> l.leaf_hash LIMIT 1
+def bad_leaves_sql(low: bool = False, high: bool = False) -> str:
+    """Sealed leaves whose entry is gone or no longer hashes to the leaf (verify's fast path: on a sound
+    ledger it returns nothing); with ``low``/``high``, only leaves whose entry id is ``>= :low`` /
+    ``< :high``, so ranges of ids split the work (entries and their children read by index range)."""
+    def within(column: str) -> list[str]:
+        return [f"{column} >= :low"] * low + [f"{column} < :high"] * high
+
+    def where(column: str) -> str:
+        return f"WHERE {' AND '.join(within(column))}" if low or high else ""
+
+    bad = " AND ".join(["(h.entry_id IS NULL OR h.leaf_hash <> l.leaf_hash)", *within("l.entry_id")])
+    return f"""
+    SELECT l.leaf_index FROM ledger_leaves l
+    LEFT JOIN ({set_leaf_hashes(where("e.id"), where("c.entry_id"))}) h ON h.entry_id = l.entry_id
+    WHERE {bad} LIMIT 1
 """
+
 
 # Stored leaves in index order with the leaf hash PostgreSQL recomputes from the entry (verify).
 LEAVES_SQL = f"""
