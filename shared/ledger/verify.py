@@ -191,10 +191,7 @@ def verify(tx: Tx, *, limit_per_check: int = 100, public_key: Ed25519PublicKey |
     tree_jobs = proof.jobs() if proof else []
     groups = [_PAIRED] + [(name,) for name in CHECKS if name not in _PAIRED]
     jobs = [*tree_jobs, *(partial(_offenders, names, limit) for names in groups), _counts]
-    # side by side, each query keeps to its core (PostgreSQL's own parallel workers would only compete)
-    settings = (*SQL_SETTINGS, *(["max_parallel_workers_per_gather = 0"] if workers > 1 else [])) \
-        if tx.is_postgres else ()
-    results = run_in_snapshot(tx, jobs, workers, settings=settings)
+    results = run_in_snapshot(tx, jobs, workers, settings=SQL_SETTINGS if tx.is_postgres else ())
     found = {name: [] for name in CHECKS}
     for offences in results[len(tree_jobs):-1]:
         for offence in offences:

@@ -34,8 +34,9 @@ from shared.transparency.encoding import LEAVES_SQL, bad_leaves_sql, hash_entrie
 from shared.transparency.store import StoredTree
 
 BATCH = 5000
-# for the set-based checks: compiling the encoding costs more than running it; grouping wants memory
-SQL_SETTINGS = ("jit = off", "work_mem = '256MB'")
+# for the set-based checks: compiling the encoding costs more than running it; grouping wants memory;
+# each query in one process (the presorted leaf check relies on it, and verify runs several side by side)
+SQL_SETTINGS = ("jit = off", "work_mem = '256MB'", "max_parallel_workers_per_gather = 0")
 Finding = tuple[str, str, str]
 
 

@@ -82,3 +82,32 @@ def test_parallel_verify_agrees_with_one_connection_and_names_tampering_in_every
     named = {o.subject for o in parallel.offences if o.check == "leaf_hash_mismatch"}
     assert named == {f"entry {entry}" for entry in tampered}
     assert parallel.offences == serial.offences
+
+
+@pytest.mark.parametrize("year", ["10000", "123456"])
+def test_a_year_the_fast_path_cannot_encode_costs_time_never_a_false_finding(network, ledger, year):
+    """Verify's fast path writes a time's length as 27 (years 1-9999). A sealed entry of another year
+    fails to match there, so verify rebuilds the tree with the exact encoding: the ledger verifies, and
+    an edit of that time is still found and named."""
+    from shared.transparency.audit import SQL_SETTINGS
+    from shared.transparency.encoding import bad_leaves_sql
+
+    partner, members = ledger
+    entry = network.earn(partner, members[0], "odd-year", points=3)["entry_id"]
+    network.tx(lambda tx: tx.session.execute(text(  # as written, before sealing: the leaf is exact
+        f"UPDATE entries SET occurred_at = TIMESTAMPTZ '{year}-06-01 12:00:00Z' WHERE id = :e"), {"e": entry}))
+    network.seal()
+    network.checkpoint()
+
+    def fast_path_misses(tx):
+        for setting in SQL_SETTINGS:
+            tx.session.execute(text(f"SET LOCAL {setting}"))
+        return tx.session.execute(text(bad_leaves_sql())).first() is not None
+    assert network.tx(fast_path_misses, readonly=True)
+    key = network.signing_key.public_key()
+    report = network.tx(lambda tx: verify(tx, public_key=key, workers=2), readonly=True)
+    assert report.ok, report.offences
+    network.tx(lambda tx: tx.session.execute(text(
+        "UPDATE entries SET occurred_at = occurred_at + INTERVAL '1 microsecond' WHERE id = :e"), {"e": entry}))
+    report = network.tx(lambda tx: verify(tx, public_key=key, workers=2), readonly=True)
+    assert {o.subject for o in report.offences if o.check == "leaf_hash_mismatch"} == {f"entry {entry}"}
