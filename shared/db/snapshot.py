@@ -5,7 +5,8 @@ core, so one after another they leave the others idle. Here the unit of work exp
 snapshot (``pg_export_snapshot``) and each helper connection imports it (``SET TRANSACTION
 SNAPSHOT``) in a REPEATABLE READ, READ ONLY transaction: the queries run side by side and every
 one of them sees exactly the database the unit sees, as if they had run in it one by one.
-Elsewhere (SQLite), or with one worker, they do run in the unit, one by one.
+Elsewhere (SQLite, a PostgreSQL standby, which cannot export a snapshot), or with one worker,
+they do run in the unit, one by one.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ Job = Callable[[Connection], T]
 def run_in_snapshot(tx: Tx, jobs: Sequence[Job], workers: int, *, settings: Sequence[str] = ()) -> list:
     """Each job's result, in the order given. Give the longest jobs first: the workers take the
     next job as they finish one. ``settings`` (``"jit = off"``, …) apply to every job's transaction."""
-    if not tx.is_postgres or workers <= 1 or len(jobs) <= 1:
+    if (not tx.is_postgres or workers <= 1 or len(jobs) <= 1  # a standby cannot export a snapshot
+            or tx.session.execute(text("SELECT pg_is_in_recovery()")).scalar_one()):
         connection = tx.session.connection()
         for setting in settings:
             connection.execute(text(f"SET LOCAL {setting}"))
