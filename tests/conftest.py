@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from shared.clock import FixedClock
-from shared.config import Settings
+from shared.config import Settings, get_settings
 from shared.db.database import normalise_url
 from shared.db.migrate import upgrade
 from shared.models import Base
@@ -106,6 +106,15 @@ def database_url(template_db, tmp_path) -> str:
 def settings(tmp_path) -> Settings:
     # the tests' webhook receivers listen on 127.0.0.1: an operator's explicit allowance
     return Settings(data_dir=Path(tmp_path) / "data", webhook_allow_private_targets=True)
+
+
+@pytest.fixture(autouse=True)
+def _settings_read_afresh():
+    """``get_settings`` is cached per process; a test that sets POINTSNET_* and runs a command in
+    process must not get an earlier test's settings (nor leave its own to the next)."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ verify and expects the tampered entry (or checkpoint) to be named.
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -148,13 +149,14 @@ def test_a_forged_checkpoint_signature_is_named(network, sealed):
     assert named(run_verify(network), "checkpoint_signature")
 
 
-def test_the_verify_command_names_the_tampered_entry(network, sealed, settings, database_url, monkeypatch):
+@pytest.mark.parametrize("jobs", [[], ["--jobs", "1"], ["--jobs", "3"]])
+def test_the_verify_command_names_the_tampered_entry(network, sealed, settings, database_url, monkeypatch, jobs):
     from services.cli import app
 
     tamper(network, "UPDATE entries SET points = points + 1 WHERE id = :e", e=sealed.burn)
     monkeypatch.setenv("POINTSNET_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("POINTSNET_DATABASE_URL", database_url)
-    result = CliRunner().invoke(app, ["verify"])
+    result = CliRunner().invoke(app, ["verify", *jobs])
     assert result.exit_code == 1
     assert f"leaf_hash_mismatch: entry {sealed.burn}" in result.output
 
