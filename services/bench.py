@@ -419,7 +419,7 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
     table = Table(title="pointsnet bench")
     preferred = ("scenario", "database", "events", "lots", "obligation_lines", "elapsed_s", "events_per_s",
                  "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb",
-                 "network_report_s", "copy_events_per_s", "ratio_a_c", "entries", "sealed_per_s",
+                 "partner_report_s", "network_report_s", "copy_events_per_s", "ratio_a_c", "entries", "sealed_per_s",
                  "entries_per_s", "in_process_events_per_s",
                  "http_in_process_ratio", "requests_per_s", "operations_per_s", "p50_ms", "p99_ms")
     columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]

@@ -213,5 +213,6 @@ def measure_month(network: Network, partners: list[str], cycles: list, settle, m
             "render_s": round(render_s, 3),
             "partner_cycle_member_rows": rollup_rows["report_cycle_members"],
             "partner_month_member_rows": rollup_rows["report_month_members"],
-            "events_per_s": round(entries / partner_s, 1) if partner_s else "",
+            # the partner's entries of the month over its report's time (not events posted per second)
+            "partner_entries_reported_per_s": round(entries / partner_s, 1) if partner_s else "",
             **figures}
