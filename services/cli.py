@@ -19,7 +19,6 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.config import get_settings
-from shared.db.snapshot import DEFAULT_WORKERS as VERIFY_JOBS
 from shared.errors import PointsnetError
 from shared.money import MoneyError
 from shared.runtime import tune_for_throughput
@@ -367,11 +366,15 @@ def worker(metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on
 @app.command()
 def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    jobs: int = typer.Option(VERIFY_JOBS, "--jobs", min=1, help="PostgreSQL: run the checks on this many connections "
-                             "side by side, in one snapshot (the database's cores are what count)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", min=1, help="PostgreSQL: run the checks on this many "
+                                       "connections side by side, in one snapshot (default: this machine's cores, "
+                                       "at most 8; the database's cores are what count)."),
 ) -> None:
     """Check every ledger invariant over the whole database; exit 1 naming offenders."""
+    from shared.db.snapshot import DEFAULT_WORKERS
     from shared.ledger.verify import CHECKS, TREE_CHECKS, verify as run_verify
+
+    jobs = jobs or DEFAULT_WORKERS
 
     network = _network()
     public_key = network.signing_key.public_key()
