@@ -184,7 +184,7 @@ def verify(tx: Tx, *, limit_per_check: int = 100, public_key: Ed25519PublicKey |
     that many connections side by side, all in this unit's snapshot (shared/db/snapshot.py), so
     the report is the one a single connection would give, sooner on a database with several cores.
     """
-    from shared.transparency.audit import SQL_SETTINGS, TreeProof, audit, stored_checkpoints
+    from shared.transparency.audit import SQL_SETTINGS, TreeProof, audit
 
     limit = int(limit_per_check)
     proof = TreeProof(tx, slices=4 * workers if workers > 1 else 1) if tx.is_postgres else None
@@ -197,7 +197,7 @@ def verify(tx: Tx, *, limit_per_check: int = 100, public_key: Ed25519PublicKey |
         for offence in offences:
             found[offence.check].append(offence)
     offences = [offence for name in CHECKS for offence in found[name]]
-    holds = proof.holds(tx, results[:len(tree_jobs)], stored_checkpoints(tx)) if proof else None
-    offences.extend(Offence(*finding) for finding in audit(tx, public_key, limit=limit, tree_holds=holds))
+    proven = partial(proof.holds, tx, results[:len(tree_jobs)]) if proof else None
+    offences.extend(Offence(*finding) for finding in audit(tx, public_key, limit=limit, proven=proven))
     return VerifyReport(results[-1], offences)
 

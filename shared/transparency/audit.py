@@ -19,7 +19,7 @@ Named findings (check, subject, detail):
 from __future__ import annotations
 
 from functools import partial
-from typing import Iterator
+from typing import Callable, Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, exists, select, text
@@ -40,22 +40,20 @@ SQL_SETTINGS = ("jit = off", "work_mem = '256MB'", "max_parallel_workers_per_gat
 Finding = tuple[str, str, str]
 
 
-def stored_checkpoints(tx: Tx) -> list[Checkpoint]:
-    return list(tx.session.execute(select(Checkpoint).order_by(Checkpoint.tree_size, Checkpoint.id)).scalars())
-
-
 def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
-          tree_holds: bool | None = None) -> list[Finding]:
-    """The findings; ``tree_holds`` is ``TreeProof.holds`` when the caller ran the proof's jobs (verify
-    runs them with its own, side by side). False, or no proof (SQLite), rebuilds the tree to name
-    what is wrong."""
+          proven: Callable[[list[Checkpoint]], bool] | None = None) -> list[Finding]:
+    """The findings. ``proven`` answers, given the stored checkpoints, whether the set-based proof
+    holds (``TreeProof.holds`` with its jobs' results) when the caller ran the proof's jobs: verify
+    runs them beside its own. Not holding, or no proof (SQLite), rebuilds the tree to name what is
+    wrong."""
     found: list[Finding] = []
 
     def add(check: str, subject: str, detail: str) -> None:
         if sum(1 for f in found if f[0] == check) < limit:
             found.append((check, subject, detail))
 
-    checkpoints = stored_checkpoints(tx)
+    checkpoints = list(tx.session.execute(select(Checkpoint).order_by(Checkpoint.tree_size, Checkpoint.id))
+                       .scalars())
     name = origin(tx.settings)
     for cp in checkpoints:
         if public_key is None:
@@ -68,10 +66,10 @@ def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
         if parsed.tree_size != cp.tree_size or parsed.root_hash != bytes(cp.root_hash) or parsed.origin != name:
             add("checkpoint_signature", f"checkpoint {cp.id}", "the signed note disagrees with the stored row")
 
-    if tree_holds is None and tx.is_postgres:  # the set-based proof, here, one job after another
+    if proven is None and tx.is_postgres:  # the set-based proof, here, one job after another
         proof = TreeProof(tx)
-        tree_holds = proof.holds(tx, run_in_snapshot(tx, proof.jobs(), 1, settings=SQL_SETTINGS), checkpoints)
-    if not tree_holds:
+        proven = partial(proof.holds, tx, run_in_snapshot(tx, proof.jobs(), 1, settings=SQL_SETTINGS))
+    if not (proven and proven(checkpoints)):
         _rebuild(tx, checkpoints, add)
     unsealed = tx.session.execute(
         select(Entry.id, Entry.cycle_date).join(SealedCycle, SealedCycle.cycle_date == Entry.cycle_date)
