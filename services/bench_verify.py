@@ -353,6 +353,7 @@ def scenario_verify(database_url: str | None, *, scale: str, members: int, conso
                     "sealed_per_s": round(sealed / sealing.wall, 1), "elapsed_s": round(verifying.wall, 3),
                     **verifying.figures("verify"), "entries_per_s": round(entries / verifying.wall, 1),
                     "verify_workers": DEFAULT_WORKERS,
+                    # every backend's CPU, in place of the meter's figure of the unit's own backend
                     **({"verify_db_cpu_s": round(backends, 3)} if network.db.dialect == "postgresql" else {}),
                     "load_average": round(os.getloadavg()[0], 2)}
         finally:
