@@ -116,7 +116,7 @@ def _month(tx: Tx, cycle: date) -> None:
     period that holds all of them, a month to date as well as a month that is over)."""
     month = cycle.replace(day=1)
     if tx.is_postgres:  # one roll-up per month at a time: two never upsert the same rows in turn
-        tx.session.execute(text("SELECT pg_advisory_xact_lock(7242004, :m)"), {"m": month.toordinal()})
+        tx.session.execute(text("SELECT pg_advisory_xact_lock(7242005, :m)"), {"m": month.toordinal()})
     upsert = postgresql_insert if tx.is_postgres else sqlite_insert
     days, table = ReportCycleMembers, ReportMonthMembers.__table__
     statement = upsert(table).from_select(
