@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,6 +12,11 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.programme.config import TierConfig
+
+
+def default_jobs() -> int:
+    """Connections for work split over one snapshot (verify, settlement): the cores, at most 8."""
+    return min(os.cpu_count() or 1, 8)
 
 
 class Settings(BaseSettings):
@@ -41,6 +47,9 @@ class Settings(BaseSettings):
     clock: str | None = None
     # Settlement: a cycle is closed and settled this long after its cut-off.
     settlement_grace_minutes: int = Field(default=30, ge=0)
+    # Connections writing a cycle's statements side by side on PostgreSQL (each in the settlement's
+    # snapshot); the default is this machine's cores, at most 8. 1 writes them one by one.
+    settlement_jobs: int = Field(default_factory=lambda: default_jobs(), ge=1)
     # Payments are due this many business days after the cycle date.
     settlement_lag_business_days: int = Field(default=1, ge=0)
     # What partners sign as @authority (host[:port]) when it differs from the Host a process sees.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, or_, select, union_all
+from sqlalchemy import Select, case, func, or_, select, union_all
 from sqlalchemy.orm import aliased
 
 from shared.db.database import Tx
@@ -95,9 +95,11 @@ def _rolled(tx: Tx, spans: Ranges, partner_id: str | None, by_cycle: bool, by_pa
             _add(result.moved, (c, category, f, p), int(points))
 
 
-def _live(tx: Tx, spans: Ranges, partner_id: str | None, by_cycle: bool, by_party: bool,
-          result: Movements) -> None:
-    """The direct aggregation over lots and lot consumptions of the entries of the cycles in ``spans``."""
+def live_queries(spans: Ranges, partner_id: str | None = None, *, by_cycle: bool = True,
+                 by_party: bool = True) -> tuple[Select, Select]:
+    """The direct aggregation over lots and lot consumptions of the entries of the cycles in ``spans``:
+    (cycle, funder, issuing partner, points) and (cycle, category, funder, redeemer, points). The reports
+    read them; a cycle's roll-up inserts them as they are (INSERT … SELECT)."""
     lot, entry, lc = aliased(Lot), aliased(Entry), aliased(LotConsumption)
     original = aliased(Entry)
     cycle = entry.cycle_date if by_cycle else const("*")
@@ -108,18 +110,24 @@ def _live(tx: Tx, spans: Ranges, partner_id: str | None, by_cycle: bool, by_part
     issuing = func.coalesce(entry.partner_id, const(NETWORK)) if by_party else const("*")
     inner = (select(cycle.label("cycle"), funder.label("funder"), issuing.label("partner"), lot.points.label("points"))
              .select_from(lot).join(entry, entry.id == lot.entry_id).where(*where).subquery())
-    for c, f, p, points in tx.session.execute(select(inner.c.cycle, inner.c.funder, inner.c.partner,
-                                                     func.sum(inner.c.points))
-                                              .group_by(inner.c.cycle, inner.c.funder, inner.c.partner)):
-        _add(result.issued, (_day(c), f, p), int(points))
+    issued = (select(inner.c.cycle, inner.c.funder, inner.c.partner, func.sum(inner.c.points))
+              .group_by(inner.c.cycle, inner.c.funder, inner.c.partner))
     redeemer = func.coalesce(entry.partner_id, const(NETWORK)) if by_party else const("*")
     inner = (select(cycle.label("cycle"), movement_category(entry, original).label("category"),
                     funder.label("funder"), redeemer.label("redeemer"), lc.points.label("points"))
              .select_from(lc).join(entry, entry.id == lc.entry_id).join(lot, lot.id == lc.lot_id)
              .outerjoin(original, original.id == entry.original_entry_id).where(*where).subquery())
-    for c, category, f, r, points in tx.session.execute(
-            select(inner.c.cycle, inner.c.category, inner.c.funder, inner.c.redeemer, func.sum(inner.c.points))
-            .group_by(inner.c.cycle, inner.c.category, inner.c.funder, inner.c.redeemer)):
+    moved = (select(inner.c.cycle, inner.c.category, inner.c.funder, inner.c.redeemer, func.sum(inner.c.points))
+             .group_by(inner.c.cycle, inner.c.category, inner.c.funder, inner.c.redeemer))
+    return issued, moved
+
+
+def _live(tx: Tx, spans: Ranges, partner_id: str | None, by_cycle: bool, by_party: bool,
+          result: Movements) -> None:
+    issued, moved = live_queries(spans, partner_id, by_cycle=by_cycle, by_party=by_party)
+    for c, f, p, points in tx.session.execute(issued):
+        _add(result.issued, (_day(c), f, p), int(points))
+    for c, category, f, r, points in tx.session.execute(moved):
         _add(result.moved, (_day(c), category, f, r), int(points))
 
 

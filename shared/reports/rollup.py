@@ -24,8 +24,7 @@ from shared.models import (
     CampaignAward, Cycle, Entry, ObligationLine, ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines,
     ReportCycleMembers, ReportCyclePoints, ReportMonthMembers, ReportRollup, SettlementRun,
 )
-from shared.reports.movements import ISSUED, movements
-from shared.reports.period import Period
+from shared.reports.movements import ISSUED, live_queries
 from shared.reports.sql import NETWORK, TRANSACTION_KINDS, const, purchase_amount
 
 
@@ -43,6 +42,21 @@ def roll_up_cycle(tx: Tx, cycle: date) -> bool:
                                  .where(Cycle.cycle_date == cycle)).scalar_one_or_none()
     if settled != "closed":  # an open cycle can still change: its sums would go stale
         raise CycleNotSettled(f"cycle {cycle} is not settled; its report roll-ups are written when it is")
+    _write(tx, cycle)
+    return True
+
+
+def roll_up_settling(tx: Tx, cycle: date) -> None:
+    """The roll-ups of a cycle being settled in this unit: closed, under the settlement's lock (taken by
+    the settler), and settled when this unit commits; it writes them while the statements are written."""
+    status = tx.session.execute(select(Cycle.status).where(Cycle.cycle_date == cycle)).scalar_one_or_none()
+    if status != "closed":
+        raise CycleNotSettled(f"cycle {cycle} is not closed; its report roll-ups are written when it is settled")
+    if not tx.session.execute(select(ReportRollup.cycle_date).where(ReportRollup.cycle_date == cycle)).first():
+        _write(tx, cycle)
+
+
+def _write(tx: Tx, cycle: date) -> None:
     tx.session.execute(insert(ReportRollup.__table__).values(cycle_date=cycle, rolled_up_at=tx.now))
     _points(tx, cycle)
     _earns(tx, cycle)
@@ -50,7 +64,6 @@ def roll_up_cycle(tx: Tx, cycle: date) -> bool:
     _lines(tx, cycle)
     _campaigns(tx, cycle)
     _month(tx, cycle)
-    return True
 
 
 def _insert(tx: Tx, table, rows: list[dict]) -> None:
@@ -59,12 +72,16 @@ def _insert(tx: Tx, table, rows: list[dict]) -> None:
 
 
 def _points(tx: Tx, cycle: date) -> None:
-    moves = movements(tx, Period(cycle, cycle), rollup=False)
-    _insert(tx, ReportCyclePoints,
-            [{"cycle_date": cycle, "category": ISSUED, "funder": f, "party": p, "points": points}
-             for (_c, f, p), points in moves.issued.items()]
-            + [{"cycle_date": cycle, "category": category, "funder": f, "party": r, "points": points}
-               for (_c, category, f, r), points in moves.moved.items()])
+    """The cycle's points movements, as the reports aggregate them live: INSERT … SELECT, never through
+    Python (at 10 million lines, 150,000-odd rows held as dicts grew the settlement by 100s of MB)."""
+    issued, moved = live_queries(((cycle, cycle),))
+    issued = issued.subquery()
+    tx.session.execute(insert(ReportCyclePoints.__table__).from_select(
+        ["cycle_date", "category", "funder", "party", "points"],
+        select(literal(cycle), const(ISSUED), *list(issued.c)[1:])))
+    moved = moved.subquery()
+    tx.session.execute(insert(ReportCyclePoints.__table__).from_select(
+        ["cycle_date", "category", "funder", "party", "points"], select(literal(cycle), *list(moved.c)[1:])))
 
 
 def _earns(tx: Tx, cycle: date) -> None:
@@ -93,11 +110,10 @@ def _members(tx: Tx, cycle: date) -> None:
 
 def _lines(tx: Tx, cycle: date) -> None:
     line = ObligationLine
-    rows = tx.session.execute(
-        select(line.payer, line.payee, line.kind, func.sum(line.amount_micro))
-        .where(line.cycle_date == cycle).group_by(line.payer, line.payee, line.kind))
-    _insert(tx, ReportCycleLines, [{"cycle_date": cycle, "payer": payer, "payee": payee, "kind": kind,
-                                    "amount_micro": int(amount)} for payer, payee, kind, amount in rows])
+    tx.session.execute(insert(ReportCycleLines.__table__).from_select(
+        ["cycle_date", "payer", "payee", "kind", "amount_micro"],
+        select(literal(cycle), line.payer, line.payee, line.kind, func.sum(line.amount_micro))
+        .where(line.cycle_date == cycle).group_by(line.payer, line.payee, line.kind)))
 
 
 def _campaigns(tx: Tx, cycle: date) -> None:

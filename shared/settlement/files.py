@@ -237,6 +237,13 @@ class HashedFile:
         self.sha.update(data)
         self.newlines += data.count(b"\n")
 
+    def set_aside(self) -> None:
+        """Close the handle and keep the hash and count: another thread (or later step) resumes it."""
+        self.handle.close()
+
+    def resume(self) -> None:
+        self.handle = open(self.path, "ab")
+
     def close(self) -> dict:
         self.handle.flush()
         os.fsync(self.handle.fileno())

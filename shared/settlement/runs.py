@@ -15,6 +15,7 @@ import os
 import signal
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, select, text
@@ -25,7 +26,7 @@ from shared.db.types import new_id
 from shared.errors import Conflict, NotFound
 from shared.ledger.cycles import close_cycle, cycle_date_for
 from shared.models import Contract, Cycle, Entry, ObligationLine, Settlement, SettlementRun
-from shared.reports.rollup import roll_up_cycle
+from shared.reports.rollup import roll_up_settling
 from shared.settlement.calendar import cycle_end, payment_date
 from shared.settlement.streaming import WrittenCycle, write_cycle
 from shared.settlement.files import CycleFiles, LineRecord, build
@@ -101,7 +102,8 @@ def settlement_dir(data_dir: Path, cycle: date) -> Path:
     return data_dir / "settlements" / cycle.isoformat()
 
 
-def write_cycle_files(tx: Tx, cycle: date, pay_on: date, target: Path, key: Ed25519PrivateKey) -> WrittenCycle:
+def write_cycle_files(tx: Tx, cycle: date, pay_on: date, target: Path, key: Ed25519PrivateKey,
+                      meanwhile: Callable[[], None] | None = None) -> WrittenCycle:
     """Stream the cycle's files into a temporary sibling, sign, then rename into place.
 
     A crash leaves at most a stray staging directory; a re-run replaces an identical earlier attempt.
@@ -110,7 +112,7 @@ def write_cycle_files(tx: Tx, cycle: date, pay_on: date, target: Path, key: Ed25
         written = write_cycle(tx, cycle, staging, currency=tx.settings.currency,
                               cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"),
                               payment_date=pay_on, ledger_position=ledger_position(tx, cycle),
-                              checkpoint=cutoff_checkpoint(tx, cycle, key))
+                              checkpoint=cutoff_checkpoint(tx, cycle, key), meanwhile=meanwhile)
         write_synced(staging / "manifest.json", written.manifest)
         write_synced(staging / "manifest.json.sig", sign_manifest(written.manifest, key))
     return written
@@ -151,7 +153,9 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
     close_cycle(tx, cycle)
     pay_on = payment_date(tx, cycle)
     target = settlement_dir(tx.settings.data_dir, cycle)
-    files = write_cycle_files(tx, cycle, pay_on, target, key)
+    # the reports' per-cycle sums, committed with the settlement or not at all, written while other
+    # connections write the statements (PostgreSQL)
+    files = write_cycle_files(tx, cycle, pay_on, target, key, meanwhile=lambda: roll_up_settling(tx, cycle))
     failpoint("settlement.after_files")
     run_id = new_id("run")
     tx.session.execute(insert(SettlementRun.__table__).values(
@@ -161,7 +165,6 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
                 "status": "due" if net else "nothing_due"} for party, net in files.net_positions.items()]
     if parties:
         tx.session.execute(insert(Settlement.__table__), parties)
-    roll_up_cycle(tx, cycle)  # the reports' per-cycle sums, committed with the settlement or not at all
     record_settlement_ready(tx, cycle, pay_on, files.net_positions, hashlib.sha256(files.manifest).hexdigest())
     return {"cycle_date": cycle.isoformat(), "run_id": run_id, "directory": str(target), "already_settled": False,
             "net_positions": files.net_positions}

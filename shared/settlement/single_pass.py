@@ -10,7 +10,12 @@ reference builder; tests/clearing/test_settlement_pg.py compares them):
   records, in step with the statements;
 * each statement's detail records: one query per partner, formatted by the database into one CSV
   line per record and fetched through a server-side cursor a batch at a time (a Python round trip
-  per batch, where ``COPY … TO STDOUT`` made one per record).
+  per batch, where ``COPY … TO STDOUT`` made one per record). These queries are most of the work
+  and independent of each other: ``settlement_jobs`` connections run them side by side, each in the
+  settlement's own snapshot (:func:`shared.db.snapshot.stream_in_snapshot`), starting before the
+  sums, and write each file's header and detail records; the unit takes the files in partner order
+  and writes their S and trailer records from the sums, as one connection would. Meanwhile the unit
+  can do other work of its own (settlement writes the cycle's report roll-ups).
 
 Python holds one batch of rows and a few numbers per party; before, the cycle's sums (one per payer,
 payee and kind: 146,000 at 10 million lines and 1,000 partners) were held several times over and
@@ -27,17 +32,21 @@ from collections import defaultdict
 from datetime import date
 from operator import itemgetter
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import text
 
 from shared.db.database import Tx
+from shared.db.snapshot import stream_in_snapshot
 from shared.money import round_micro_to_minor
 from shared.settlement.files import (BILATERAL_COLUMNS, NETWORK, STATEMENT_COLUMNS, HashedFile, exact,
                                      statement_name, statement_tail, summary_of)
 from shared.settlement.netting import NettingError
 
 BATCH = 2000  # records per fetch: about 300 kB
+# Cursors read to the end: plan for all their rows, not the first tenth. No JIT: a statement's query is
+# short but costed high over a big cycle, and compiling it took 0.25-0.35 s at 10 million lines.
+SETTINGS = ("cursor_tuple_fraction = 1.0", "jit = off")
 
 # The cycle's sums per (payer, payee, kind), each once for its payer and once for its payee, ordered by
 # party then key: a party's rows are its statement's S records in order, and the rows a payer holds as
@@ -49,6 +58,23 @@ WITH g AS (SELECT payer, payee, kind, SUM(points) AS points, SUM(amount_micro) A
 SELECT s.party, g.payer, g.payee, g.kind, g.points, g.amount
 FROM g CROSS JOIN LATERAL (VALUES (g.payer), (g.payee)) AS s(party)
 ORDER BY s.party COLLATE "C", g.payer COLLATE "C", g.payee COLLATE "C", g.kind COLLATE "C"
+"""
+
+# Every party of the cycle's lines, as payer or payee: a walk down the two (cycle, party) indexes, one
+# probe per party (milliseconds where the cycle's sums take seconds).
+_PARTIES = """
+WITH RECURSIVE payers(p) AS (
+  (SELECT payer FROM obligation_lines WHERE cycle_date = %(cycle)s ORDER BY payer LIMIT 1)
+  UNION ALL
+  SELECT (SELECT payer FROM obligation_lines WHERE cycle_date = %(cycle)s AND payer > payers.p ORDER BY payer LIMIT 1)
+  FROM payers WHERE payers.p IS NOT NULL
+), payees(p) AS (
+  (SELECT payee FROM obligation_lines WHERE cycle_date = %(cycle)s ORDER BY payee LIMIT 1)
+  UNION ALL
+  SELECT (SELECT payee FROM obligation_lines WHERE cycle_date = %(cycle)s AND payee > payees.p ORDER BY payee LIMIT 1)
+  FROM payees WHERE payees.p IS NOT NULL
+)
+SELECT array_agg(p) FROM (SELECT p FROM payers UNION SELECT p FROM payees) AS t WHERE p IS NOT NULL
 """
 
 # One statement's detail records, formatted by the database. CSV quoting is Python's csv module's
@@ -175,31 +201,55 @@ def _details(connection, params: dict, out: _Out) -> int:
     return count
 
 
-def write_files(tx: Tx, cycle: date, target: Path, payment_date: date) -> tuple[dict[str, int], dict[str, dict]]:
-    """Write every file but the manifest into ``target``; return the net positions and each file's digest."""
-    # Cursors read to the end: plan for all their rows, not the first tenth. No JIT: a statement's query
-    # is short but costed high over a big cycle, and compiling it took 0.25-0.35 s at 10 million lines.
-    for setting in ("cursor_tuple_fraction = 1.0", "jit = off"):
+def _statement(target: Path, params: dict, party: str, payment_date: date):
+    """The job writing a statement's header and detail records: the file, set aside (closed, its hash
+    kept: holding no file handle, any number may wait), and its detail count."""
+    def job(connection) -> tuple[_Out, int]:
+        out = _Out(target / statement_name(party))
+        try:
+            out.rows([_columns({"record_type": "H", "cycle_date": params["cycle"], "partner_id": party,
+                                "payment_date": payment_date})], header=STATEMENT_COLUMNS)
+            return out, _details(connection.connection.driver_connection, params | {"party": party}, out)
+        finally:
+            out.set_aside()
+    return job
+
+
+def write_files(tx: Tx, cycle: date, target: Path, payment_date: date,
+                meanwhile: Callable[[], None] | None = None) -> tuple[dict[str, int], dict[str, dict]]:
+    """Write every file but the manifest into ``target``; return the net positions and each file's digest.
+
+    ``meanwhile`` runs in the unit while the other connections write the statements' detail records
+    (settlement writes the cycle's report roll-ups there)."""
+    for setting in SETTINGS:
         tx.session.execute(text(f"SET LOCAL {setting}"))
     connection = tx.session.connection().connection.driver_connection
     params = {"cycle": cycle, "cycle_text": cycle.isoformat()}
     described: dict[str, dict] = {}
-    with connection.cursor(name="settlement_sums", scrollable=True) as sums:
+    # The statements' detail records are most of the work, and need nothing but the parties: they start
+    # at once, beside the cycle's sums (the cycle is closed, so every connection sees the same lines)
+    parties = sorted(set(connection.execute(_PARTIES, params).fetchone()[0] or ()) - {NETWORK})
+    with stream_in_snapshot(tx, [_statement(target, params, party, payment_date) for party in parties],
+                            tx.settings.settlement_jobs, settings=SETTINGS, ahead=len(parties)) as statements, \
+            connection.cursor(name="settlement_sums", scrollable=True) as sums:
         sums.execute(_SUMS, params)
         positions, pays, receives, described["bilateral.csv"] = _netting(sums, cycle, target)
+        if [party for party in positions if party != NETWORK] != parties:
+            raise AssertionError("the cycle's sums and its lines name different parties")
+        if meanwhile is not None:
+            meanwhile()
         sums.scroll(0, mode="absolute")
         by_party = _Runs(_batches(sums))
-        for party, net in positions.items():
-            if party == NETWORK:
-                continue
-            out = _Out(target / statement_name(party))
-            out.rows([_columns({"record_type": "H", "cycle_date": cycle, "partner_id": party,
-                                "payment_date": payment_date})], header=STATEMENT_COLUMNS)
-            count = _details(connection, params | {"party": party}, out)
-            tail = statement_tail(cycle, party, net, payment_date, count,
-                                  (row[1:] for row in by_party.take(party)))
-            out.rows([_columns(row) for row in tail])
-            described[statement_name(party)] = out.close()
+        for party, (out, count) in zip(parties, statements):
+            out.resume()
+            try:
+                tail = statement_tail(cycle, party, positions[party], payment_date, count,
+                                      (row[1:] for row in by_party.take(party)))
+                out.rows([_columns(row) for row in tail])
+                described[statement_name(party)] = out.close()
+            except BaseException:
+                out.handle.close()
+                raise
     tx.session.execute(text("SET LOCAL cursor_tuple_fraction TO DEFAULT"))  # the rest plans as usual
     out = _Out(target / "network-summary.csv")
     out.write(summary_of(cycle, pays, receives, positions, payment_date))

@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import String, and_, case, cast, func, literal, null, or_, select, text
 from sqlalchemy.dialects import postgresql
@@ -126,17 +127,21 @@ def _stream_details(tx: Tx, cycle: date, party: str, out: _File) -> int:
 
 def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str, payment_date: date,
                 ledger_position: dict, format_version: int = FORMAT_VERSION,
-                checkpoint: dict | None = None, generic: bool = False) -> WrittenCycle:
+                checkpoint: dict | None = None, generic: bool = False,
+                meanwhile: Callable[[], None] | None = None) -> WrittenCycle:
     """Write every file of ``cycle`` into the directory ``target``; return the manifest and positions.
 
     On PostgreSQL the files come from a few streamed queries over the whole cycle
     (:mod:`shared.settlement.single_pass`); elsewhere, or with ``generic``, from one query per statement.
-    Raises NettingError (leaving no file) if the positions do not sum to zero.
+    Raises NettingError (leaving no file) if the positions do not sum to zero. ``meanwhile`` is other
+    work of the unit, done while the files are written (on PostgreSQL, beside the statements).
     """
     if tx.is_postgres and not generic:
-        positions, described = single_pass.write_files(tx, cycle, target, payment_date)
+        positions, described = single_pass.write_files(tx, cycle, target, payment_date, meanwhile)
     else:
         positions, described = _write_generic(tx, cycle, target, payment_date)
+        if meanwhile is not None:
+            meanwhile()
     manifest = manifest_header(cycle, currency=currency, cutoff=cutoff, payment_date=payment_date,
                                ledger_position=ledger_position, format_version=format_version,
                                checkpoint=checkpoint) | {

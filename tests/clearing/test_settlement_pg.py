@@ -114,22 +114,24 @@ def test_postgres_writer_gives_the_generic_writers_bytes(network, clock, tmp_pat
     second = cycle_date_for(clock.now(), network.settings)
     clock.advance(days=1)
 
-    def written(cycle, directory, generic):
+    def written(cycle, directory, generic, jobs=1):
         directory.mkdir()
+        network.settings.settlement_jobs = jobs
         return network.tx(lambda tx: write_cycle(
             tx, cycle, directory, currency="CNY", cutoff="cutoff", payment_date=payment_date(tx, cycle),
             ledger_position={}, format_version=1, generic=generic), readonly=True)
 
     for cycle in (first, second):
-        fast = written(cycle, tmp_path / f"fast-{cycle}", generic=False)
         generic = written(cycle, tmp_path / f"generic-{cycle}", generic=True)
-        assert fast == generic
         names = sorted(path.name for path in (tmp_path / f"generic-{cycle}").iterdir())
-        assert names == sorted(path.name for path in (tmp_path / f"fast-{cycle}").iterdir())
         assert len(names) == 5  # three statements, the summary, the bilateral matrix
-        for name in names:
-            assert (tmp_path / f"fast-{cycle}" / name).read_bytes() == \
-                (tmp_path / f"generic-{cycle}" / name).read_bytes(), name
-    statements = [(tmp_path / f"fast-{second}" / f"statement-{p}.csv").read_text() for p in (coffee, book, air)]
+        for jobs in (1, 2, 3):  # statements on one connection, or side by side on several
+            fast = written(cycle, tmp_path / f"fast-{cycle}-{jobs}", generic=False, jobs=jobs)
+            assert fast == generic
+            assert names == sorted(path.name for path in (tmp_path / f"fast-{cycle}-{jobs}").iterdir())
+            for name in names:
+                assert (tmp_path / f"fast-{cycle}-{jobs}" / name).read_bytes() == \
+                    (tmp_path / f"generic-{cycle}" / name).read_bytes(), (jobs, name)
+    statements = [(tmp_path / f"fast-{second}-3" / f"statement-{p}.csv").read_text() for p in (coffee, book, air)]
     assert any("\nA," in text for text in statements)  # the late reversals are adjustments
     assert any('"rev,0"' in text for text in statements)  # a reference with a comma, quoted

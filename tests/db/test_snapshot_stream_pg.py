@@ -1,0 +1,134 @@
+"""``stream_in_snapshot`` (PostgreSQL): the jobs' results come in order, from other connections in
+the unit's snapshot, never more than ``workers + ahead`` at a time; a failing job's error comes where
+its result would have, and whatever was made and not taken is handed to ``discard``."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+
+from shared.db.snapshot import stream_in_snapshot
+from tests.factories import make_member, make_partner
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def ledger(network):
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    for i in range(5):
+        network.earn(partner, member, f"e{i}", points=10)
+    return partner, member
+
+
+def test_results_come_in_order_from_other_connections_in_the_units_snapshot(network, ledger):
+    partner, member = ledger
+
+    def job(n):
+        def run(connection):
+            time.sleep(0.02 * (n % 3))  # finishing out of order
+            return (n, connection.execute(text("SELECT COUNT(*) FROM entries")).scalar_one(),
+                    connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        return run
+
+    def unit(tx):
+        main = tx.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        network.earn(partner, member, "committed-before", points=5)  # READ COMMITTED: the unit sees it
+        results = stream_in_snapshot(tx, [job(n) for n in range(12)], 3)
+        first = next(results)
+        network.earn(partner, member, "committed-meanwhile", points=5)  # after the snapshot: unseen
+        return main, [first, *results]
+
+    main, results = network.tx(unit)
+    assert [n for n, _, _ in results] == list(range(12))
+    assert {count for _, count, _ in results} == {6}
+    pids = {pid for _, _, pid in results}
+    assert main not in pids and 1 < len(pids) <= 3
+
+
+@pytest.mark.parametrize("workers, ahead", [(2, 0), (2, 2), (3, 1)])
+def test_never_more_than_workers_plus_ahead_results_are_made_and_not_taken(network, ledger, workers, ahead):
+    lock, state = threading.Lock(), {"out": 0, "most": 0}
+
+    def job(connection):
+        with lock:
+            state["out"] += 1
+            state["most"] = max(state["most"], state["out"])
+        return connection.execute(text("SELECT 1")).scalar_one()
+
+    def unit(tx):
+        taken = 0
+        for _ in stream_in_snapshot(tx, [job] * 20, workers, ahead=ahead):
+            time.sleep(0.01)  # a slow consumer: the workers run ahead as far as they may
+            with lock:
+                state["out"] -= 1
+            taken += 1
+        return taken
+
+    assert network.tx(unit, readonly=True) == 20
+    assert state["most"] == workers + ahead
+
+
+def test_a_failing_job_raises_where_its_result_would_come_and_the_rest_is_discarded(network, ledger):
+    made, discarded = set(), []
+
+    def job(n):
+        def run(connection):
+            if n == 5:
+                raise ValueError("job 5 fails")
+            connection.execute(text("SELECT 1"))
+            made.add(n)
+            return n
+        return run
+
+    def unit(tx):
+        taken = []
+        with pytest.raises(ValueError, match="job 5 fails"):
+            for n in stream_in_snapshot(tx, [job(n) for n in range(40)], 2, ahead=3, discard=discarded.append):
+                taken.append(n)
+        return taken
+
+    threads = threading.active_count()
+    taken = network.tx(unit, readonly=True)
+    assert taken == [0, 1, 2, 3, 4]
+    assert sorted(taken + discarded) == sorted(made)  # nothing made is lost: taken or discarded
+    assert len(made) < 40  # no new job started once the failure was raised
+    assert threading.active_count() == threads  # the workers are gone
+
+
+def test_stopping_early_hands_what_was_made_to_discard(network, ledger):
+    made, discarded = [], []
+
+    def job(n):
+        def run(connection):
+            made.append(n)
+            return n
+        return run
+
+    def unit(tx):
+        results = stream_in_snapshot(tx, [job(n) for n in range(50)], 2, ahead=4, discard=discarded.append)
+        taken = [next(results) for _ in range(3)]
+        time.sleep(0.1)  # the workers fill their slots
+        results.close()
+        return taken
+
+    taken = network.tx(unit, readonly=True)
+    assert taken == [0, 1, 2]
+    assert sorted(taken + discarded) == sorted(made)
+    assert len(made) <= 3 + 2 + 4
+
+
+def test_one_worker_runs_the_jobs_in_the_unit(network, ledger):
+    def job(connection):
+        return connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+    def unit(tx):
+        return tx.session.execute(text("SELECT pg_backend_pid()")).scalar_one(), list(
+            stream_in_snapshot(tx, [job] * 3, 1))
+
+    main, pids = network.tx(unit, readonly=True)
+    assert pids == [main] * 3
