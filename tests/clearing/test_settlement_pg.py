@@ -135,3 +135,35 @@ def test_postgres_writer_gives_the_generic_writers_bytes(network, clock, tmp_pat
     statements = [(tmp_path / f"fast-{second}-3" / f"statement-{p}.csv").read_text() for p in (coffee, book, air)]
     assert any("\nA," in text for text in statements)  # the late reversals are adjustments
     assert any('"rev,0"' in text for text in statements)  # a reference with a comma, quoted
+
+
+def test_a_statement_failing_on_a_helper_connection_leaves_nothing_and_a_rerun_settles(network, clock, settings,
+                                                                                        monkeypatch):
+    """A helper connection's error (here: the second partner's statement) ends the settlement: no
+    directory, no settlement run, no roll-up, no helper thread left; the next attempt settles."""
+    from shared.settlement import single_pass
+
+    coffee, book = _activity(network, clock)
+    network.settings.settlement_jobs = 3
+    details, failing = single_pass._details, sorted([coffee, book])[1]
+    seen = []
+
+    def flaky(connection, params, out):
+        seen.append(threading.current_thread().name)
+        if params["party"] == failing:
+            raise RuntimeError("the database went away")
+        return details(connection, params, out)
+
+    monkeypatch.setattr(single_pass, "_details", flaky)
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError, match="went away"):
+        network.settle(CYCLE)
+    assert all(name.startswith("snapshot-") for name in seen)  # written on the helper connections
+    assert threading.active_count() == threads
+    assert not list((settings.data_dir / "settlements").iterdir())  # no files, no staging directory
+    count = "SELECT (SELECT COUNT(*) FROM settlement_runs) + (SELECT COUNT(*) FROM report_rollups)"
+    assert network.tx(lambda tx: tx.session.execute(text(count)).scalar_one()) == 0
+    monkeypatch.setattr(single_pass, "_details", details)
+    settled = network.settle(CYCLE)
+    assert not settled["already_settled"] and set(settled["net_positions"]) >= {coffee, book}
+    assert network.tx(lambda tx: tx.session.execute(text(count)).scalar_one()) == 2
