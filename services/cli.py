@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.config import get_settings
@@ -1135,9 +1136,25 @@ def users_sign_out(email: str) -> None:
     console.print(f"ended {_network().tx(unit)} session(s) of {email}")
 
 
+def _configuration_error(error: ValidationError) -> str:
+    """One line naming each POINTSNET_* variable that is wrong and what is wrong with it (not its
+    value: it may be a database URL with a password)."""
+    parts = []
+    for problem in error.errors():
+        variable, *within = problem["loc"]
+        where = f" (at {'.'.join(str(part) for part in within)})" if within else ""
+        parts.append(f"POINTSNET_{str(variable).upper()}{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
 def main() -> None:
     try:
         app()
+    except ValidationError as error:
+        if error.title != "Settings":  # not the configuration: not ours to word
+            raise
+        err.print(f"[bold red]configuration error:[/] {_configuration_error(error)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except (PointsnetError, MoneyError) as error:
         err.print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(2)

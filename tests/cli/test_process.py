@@ -32,3 +32,16 @@ def test_a_real_process_answers_what_the_in_process_runner_answers(tmp_path):
     assert refused.returncode == 2 and refused.stdout == "" and refused.stderr.strip().count("\n") == 0
     assert "billing" in refused.stderr
     assert answers["verify"].returncode == 0 and json.loads(answers["verify"].stdout)["ok"] is True
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable_and_exit_2(tmp_path):
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), POINTSNET_SETTLEMENT_JOBS="0",
+               POINTSNET_SETTLEMENT_GRACE_MINUTES="soon")
+    env.pop("POINTSNET_DATABASE_URL", None)
+    answer = subprocess.run([sys.executable, "-m", "services.cli", "clearing", "list"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert answer.returncode == 2 and answer.stdout == ""
+    assert answer.stderr.count("\n") == 1 and "Traceback" not in answer.stderr
+    assert answer.stderr.startswith("configuration error: ")
+    assert "POINTSNET_SETTLEMENT_JOBS: Input should be greater than or equal to 1" in answer.stderr
+    assert "POINTSNET_SETTLEMENT_GRACE_MINUTES: Input should be a valid integer" in answer.stderr
