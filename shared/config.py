@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     settlement_grace_minutes: int = Field(default=30, ge=0)
     # Connections writing a cycle's statements side by side on PostgreSQL (each in the settlement's
     # snapshot); the default is this machine's cores, at most 8. 1 writes them one by one.
-    settlement_jobs: int = Field(default_factory=lambda: default_jobs(), ge=1, le=16)
+    settlement_jobs: int = Field(default_factory=default_jobs, ge=1, le=16)
     # Payments are due this many business days after the cycle date.
     settlement_lag_business_days: int = Field(default=1, ge=0)
     # What partners sign as @authority (host[:port]) when it differs from the Host a process sees.
