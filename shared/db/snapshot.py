@@ -15,6 +15,7 @@ unit receives the statements in order, never more than a few ahead.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +27,11 @@ from shared.config import default_jobs
 from shared.db.database import Tx
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 # ``pointsnet verify``'s default: this machine's cores (the database's are what count; --jobs says)
 DEFAULT_WORKERS = default_jobs()
 Job = Callable[[Connection], T]
+LOCK_TIMEOUT = "30s"  # a helper's longest wait for a lock (reading, it waits only behind DDL)
 
 
 def _serial(tx: Tx, workers: int, jobs: int) -> bool:
@@ -46,6 +49,10 @@ def _export(tx: Tx) -> str:
 def _begin_in(connection: Connection, snapshot: str, settings: Sequence[str]) -> None:
     connection.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
     connection.execute(text("SET TRANSACTION READ ONLY"))
+    # The unit waits for its helpers in Python, where PostgreSQL cannot see it: were a helper to queue
+    # for a lock behind one that waits for the unit (ALTER TABLE of a table the unit read), neither would
+    # ever go on. A helper gives up instead, and the unit fails with its error.
+    connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
     for setting in settings:
         connection.execute(text(f"SET LOCAL {setting}"))
 
@@ -102,8 +109,9 @@ def stream_in_snapshot(tx: Tx, jobs: Sequence[Job], workers: int, *, settings: S
     connections in the unit's snapshot take the jobs in order while the caller goes on, and no more
     than ``workers + ahead`` results are being made, waiting, or held by the caller (until it asks
     for the next) at any time: a result may hold an open file. A job's error is raised where its
-    result would have come. Elsewhere (SQLite, a standby, one worker) the jobs run in the unit, one
-    as each result is asked for."""
+    result would have come. A helper that cannot connect (or import the snapshot) leaves the jobs to
+    the others; only when none is left does its error come. Elsewhere (SQLite, a standby, one worker)
+    the jobs run in the unit, one as each result is asked for."""
     if _serial(tx, workers, len(jobs)):
         connection = tx.session.connection()
         for setting in settings:
@@ -112,7 +120,7 @@ def stream_in_snapshot(tx: Tx, jobs: Sequence[Job], workers: int, *, settings: S
     snapshot = _export(tx)
     engine = tx.session.get_bind().engine
     done: dict[int, tuple[bool, object]] = {}
-    state = {"next": 0, "stop": False, "failure": None}
+    state = {"next": 0, "stop": False, "failure": None, "alive": min(workers, len(jobs))}
     changed = threading.Condition()
     slots = threading.Semaphore(workers + ahead)
 
@@ -142,9 +150,12 @@ def stream_in_snapshot(tx: Tx, jobs: Sequence[Job], workers: int, *, settings: S
                             changed.notify_all()
                         if not outcome[0]:
                             return  # this connection's transaction is aborted; the others go on
-        except BaseException as error:  # noqa: BLE001 - e.g. no connection: handed to the caller
+        except BaseException as error:  # noqa: BLE001 - e.g. no connection: the other helpers go on
             with changed:
                 state["failure"] = state["failure"] or error
+        finally:
+            with changed:
+                state["alive"] -= 1
                 changed.notify_all()
 
     threads = [threading.Thread(target=work, name=f"snapshot-{n}", daemon=True)
@@ -155,10 +166,10 @@ def stream_in_snapshot(tx: Tx, jobs: Sequence[Job], workers: int, *, settings: S
     def results() -> Iterator:
         for index in range(len(jobs)):
             with changed:
-                while index not in done and state["failure"] is None:
+                while index not in done and state["alive"]:
                     changed.wait()
-                if index not in done:
-                    raise state["failure"]
+                if index not in done:  # every helper is gone (none could connect, or each one's job failed)
+                    raise state["failure"] or RuntimeError(f"no helper connection is left for job {index}")
                 ok, value = done.pop(index)
             if not ok:
                 raise value
@@ -176,7 +187,10 @@ def stream_in_snapshot(tx: Tx, jobs: Sequence[Job], workers: int, *, settings: S
             thread.join()
         for ok, value in done.values():
             if ok and discard is not None:
-                discard(value)
+                try:
+                    discard(value)
+                except Exception:  # noqa: BLE001 - the others are still discarded; the caller's error stands
+                    log.exception("discarding a result that was not taken failed")
         done.clear()
 
     def stopping() -> Iterator:

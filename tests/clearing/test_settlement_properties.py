@@ -68,6 +68,7 @@ def test_settlement_files_always_add_up(network, clock, ops, terms):
             pass
         cycles.add(cycle_date_for(clock.now(), network.settings))
     clock.advance(days=2)
+    network.settings.settlement_jobs = 3  # PostgreSQL: statements on three helper connections
     for cycle in sorted(cycles):
         result = network.settle(cycle)
         assert sum(result.get("net_positions", {}).values()) == 0
