@@ -4,7 +4,7 @@
 writes the cycle's report roll-ups). ``full`` is issue 6's size, a month with 10 million entries of
 the measured partner: posting that would take many hours, so it is seeded set-based on PostgreSQL
 (services/bench_report_seed.py), each cycle but the last recorded as settled and rolled up by
-``roll_up_cycle``, the builder settlement calls; seeding and rolling up are timed apart from the reports.
+``roll_up_cycle``, which writes them as settlement does; seeding and rolling up are timed apart from the reports.
 
 Then, for the month to date (last cycle open, aggregated live) and for the closed month (the last
 cycle settled too, its members rolled up per month): the partner's report and the network analytics

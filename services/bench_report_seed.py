@@ -28,7 +28,7 @@ Cycles are then recorded as settled without settlement files (``record_settled``
 settlement run, and the net positions from the cycle's lines, rounded once as the statements do.
 Writing the files would first need all ten million entries sealed into the transparency tree
 (half an hour of CPU on the benchmark machine) and is what ``bench settle`` measures. The report
-roll-ups of each such cycle are then written by ``roll_up_cycle``, the builder settlement calls.
+roll-ups of each such cycle are then written by ``roll_up_cycle``, which writes them as settlement does.
 """
 
 from __future__ import annotations
