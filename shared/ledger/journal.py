@@ -4,7 +4,7 @@ Operations change in-memory state (locked members, loaded lots) and append rows
 here; ``flush`` writes them in foreign-key order. On PostgreSQL a batch writes each
 table with one ``COPY`` and each update with one statement over arrays; a small unit
 (a single request) sends the same rows as INSERTs in one pipeline, one round trip.
-On SQLite each table is one executemany.
+On SQLite each table is one executemany of the driver's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, update
 
 from shared.db.database import Tx
 from shared.db.lists import pg_array
@@ -166,8 +166,7 @@ class Journal:
                     session.connection().exec_driver_sql(sql, params)
         else:
             for model, rows in tables:
-                for start in range(0, len(rows), CHUNK):
-                    session.execute(insert(model.__table__), rows[start:start + CHUNK])
+                self._insert_sqlite(model, rows)
             if changed:
                 self._update_lots(changed)
             if moved:
@@ -202,6 +201,20 @@ class Journal:
             for sql, params in updates:
                 cursor.execute(sql, params)
 
+    def _insert_sqlite(self, model, rows: list[dict]) -> None:
+        """SQLite: the driver's executemany over tuples. Each value goes through its column type's own
+        bind processor and a missing one takes the column's default, as SQLAlchemy's insert would send
+        them, without SQLAlchemy's per-row parameter handling (a fifth of a batch's time)."""
+        if not rows:
+            return
+        sql, plan = _sqlite_insert(model, self.tx.session.get_bind().dialect)
+        cursor = self.tx.session.connection().connection.driver_connection.cursor()
+        try:
+            cursor.executemany(sql, [tuple(value(row.get(name, default)) if value else row.get(name, default)
+                                           for name, default, value in plan) for row in rows])
+        finally:
+            cursor.close()
+
     def _update_lots(self, changed: list[LotState]) -> None:
         table = Lot.__table__
         self.tx.session.execute(
@@ -228,6 +241,24 @@ class Journal:
         with self._driver().cursor().copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([_plain(row.get(name)) for name in columns])
+
+
+_SQLITE_INSERTS: dict[type, tuple[str, list[tuple[str, Any, Any]]]] = {}
+
+
+def _sqlite_insert(model, dialect) -> tuple[str, list[tuple[str, Any, Any]]]:
+    """A table's INSERT in the driver's own style, and per column: name, default, bind processor."""
+    if model not in _SQLITE_INSERTS:
+        plan = []
+        for column in model.__table__.columns:
+            if column.default is not None and not column.default.is_scalar:
+                raise TypeError(f"{model.__tablename__}.{column.name}: only scalar defaults are written here")
+            plan.append((column.name, None if column.default is None else column.default.arg,
+                         column.type.dialect_impl(dialect).bind_processor(dialect)))
+        names = ", ".join(name for name, _, _ in plan)
+        _SQLITE_INSERTS[model] = (f"INSERT INTO {model.__tablename__} ({names}) VALUES "
+                                  f"({', '.join('?' * len(plan))})", plan)
+    return _SQLITE_INSERTS[model]
 
 
 # PostgreSQL updates: one set-based statement over arrays (passed as array literals: psycopg's
