@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from sqlalchemy import bindparam, update
@@ -208,6 +208,7 @@ class Journal:
         if not rows:
             return
         sql, plan = _sqlite_insert(model, self.tx.session.get_bind().dialect)
+        plan = [(name, default, _remembering(process) if moment else process) for name, default, process, moment in plan]
         cursor = self.tx.session.connection().connection.driver_connection.cursor()
         try:
             cursor.executemany(sql, [tuple(value(row.get(name, default)) if value else row.get(name, default)
@@ -243,19 +244,44 @@ class Journal:
                 copy.write_row([_plain(row.get(name)) for name in columns])
 
 
-_SQLITE_INSERTS: dict[type, tuple[str, list[tuple[str, Any, Any]]]] = {}
+_SQLITE_INSERTS: dict[type, tuple[str, list[tuple[str, Any, Any, bool]]]] = {}
 
 
-def _sqlite_insert(model, dialect) -> tuple[str, list[tuple[str, Any, Any]]]:
-    """A table's INSERT in the driver's own style, and per column: name, default, bind processor."""
+def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process`` with each value's result kept for one table's rows: the instants and dates of a batch
+    repeat (its posting time, the lots' expiry), and formatting each one alone was a tenth of a batch."""
+    seen: dict[Any, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        if value is None:
+            return process(value)
+        try:
+            return seen[value]
+        except KeyError:
+            seen[value] = result = process(value)
+            return result
+    return remembered
+
+
+def _python_type(type_) -> type:
+    try:  # a TypeDecorator (UTCDateTime) says ``object``: its implementation knows
+        return getattr(type_, "impl_instance", type_).python_type
+    except NotImplementedError:
+        return object
+
+
+def _sqlite_insert(model, dialect) -> tuple[str, list[tuple[str, Any, Any, bool]]]:
+    """A table's INSERT in the driver's own style, and per column: name, default, bind processor, and
+    whether it holds instants or dates (equal values always give equal text)."""
     if model not in _SQLITE_INSERTS:
         plan = []
         for column in model.__table__.columns:
             if column.default is not None and not column.default.is_scalar:
                 raise TypeError(f"{model.__tablename__}.{column.name}: only scalar defaults are written here")
-            plan.append((column.name, None if column.default is None else column.default.arg,
-                         column.type.dialect_impl(dialect).bind_processor(dialect)))
-        names = ", ".join(name for name, _, _ in plan)
+            process = column.type.dialect_impl(dialect).bind_processor(dialect)
+            plan.append((column.name, None if column.default is None else column.default.arg, process,
+                         process is not None and _python_type(column.type) in (datetime, date)))
+        names = ", ".join(name for name, *_ in plan)
         _SQLITE_INSERTS[model] = (f"INSERT INTO {model.__tablename__} ({names}) VALUES "
                                   f"({', '.join('?' * len(plan))})", plan)
     return _SQLITE_INSERTS[model]
