@@ -7,9 +7,8 @@ import pytest
 from sqlalchemy import select, tuple_
 
 from shared.ledger import journal as journal_module
-from shared.ledger.events import Event
 from shared.models import Lot, Member
-from tests.factories import make_member, make_partner, verify_ok
+from tests.factories import journal_workout, make_member, make_partner, verify_ok
 
 pytestmark = pytest.mark.postgres
 # Columns that later operations in the test change (checked through balances and verify instead).
@@ -55,15 +54,7 @@ def test_both_writers_store_exactly_the_journals_rows(network, monkeypatch, writ
     monkeypatch.setattr(journal_module, "PIPELINE_ROWS", 10_000 if path == "pipeline" else 0)
     issuer, spender = make_partner(network), make_partner(network)
     member = make_member(network, issuer, also_linked_to=(spender,))
-    network.earn(issuer, member, "e1", points=300)
-    network.earn(issuer, member, "e2", points=200)
-    network.burn(spender, member, "b1", 350)  # across both lots: consumptions, redemption lines
-    hold = network.hold(spender, member, "h1", 100)
-    network.capture(spender, hold["hold_id"], 60)
-    network.reverse(spender, "r1", "b1", 50)
-    outcomes = network.post(issuer, [Event(kind="earn", reference=f"batch-{n}", member_id=member, points=10 + n)
-                                     for n in range(5)])
-    assert all(isinstance(outcome, dict) for outcome in outcomes)
+    journal_workout(network, issuer, spender, member)
 
     tables = {model.__tablename__ for model, _ in written}
     assert {"entries", "lots", "transfers", "lot_consumptions", "obligation_lines", "holds"} <= tables

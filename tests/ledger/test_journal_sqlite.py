@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import Column, MetaData, Table, insert
 
 from shared.ledger import journal as journal_module
-from shared.ledger.events import Event
-from tests.factories import make_member, make_partner
+from tests.factories import journal_workout, make_member, make_partner
 
 MUTABLE = {"lots": ("remaining", "reserved", "expires_at"),
            "holds": ("status", "captured_points", "resolved_entry_id", "resolved_at")}
@@ -29,15 +28,7 @@ def test_the_sqlite_writer_stores_what_sqlalchemys_insert_stores(network, monkey
     monkeypatch.setattr(journal_module.Journal, "_insert_sqlite", record)
     issuer, spender = make_partner(network), make_partner(network, billing="prepaid")
     member = make_member(network, issuer, also_linked_to=(spender,))
-    network.earn(issuer, member, "e1", points=300)
-    network.earn(spender, member, "e2", amount=12345, currency="CNY")
-    network.burn(spender, member, "b1", 350)
-    hold = network.hold(spender, member, "h1", 70)
-    network.capture(spender, hold["hold_id"], 40)
-    network.reverse(spender, "r1", "b1", 50)
-    outcomes = network.post(issuer, [Event(kind="earn", reference=f"batch-{n}", member_id=member, points=10 + n)
-                                     for n in range(5)])
-    assert all(isinstance(outcome, dict) for outcome in outcomes)
+    journal_workout(network, issuer, spender, member)
     assert {"entries", "lots", "transfers", "lot_consumptions", "obligation_lines", "holds", "hold_lots"} <= \
         {model.__tablename__ for model, _ in written}
 
