@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from sqlalchemy import Connection, text
@@ -60,23 +59,8 @@ def _begin_in(connection: Connection, snapshot: str, settings: Sequence[str]) ->
 def run_in_snapshot(tx: Tx, jobs: Sequence[Job], workers: int, *, settings: Sequence[str] = ()) -> list:
     """Each job's result, in the order given. Give the longest jobs first: the workers take the
     next job as they finish one. ``settings`` (``"jit = off"``, …) apply to every job's transaction."""
-    if _serial(tx, workers, len(jobs)):
-        connection = tx.session.connection()
-        for setting in settings:
-            connection.execute(text(f"SET LOCAL {setting}"))
-        return [job(connection) for job in jobs]
-    snapshot = _export(tx)
-    engine = tx.session.get_bind().engine
-
-    def run(job: Job):
-        with engine.connect() as connection:
-            connection = connection.execution_options(isolation_level="REPEATABLE READ")
-            with connection.begin():
-                _begin_in(connection, snapshot, settings)
-                return job(connection)
-
-    with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="snapshot") as pool:
-        return list(pool.map(run, jobs))
+    with stream_in_snapshot(tx, jobs, workers, settings=settings, ahead=len(jobs)) as results:
+        return list(results)
 
 
 class Stream(Iterator):
