@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -27,6 +27,10 @@ def _ensure_cycle(tx: Tx, cycle_date: date) -> None:
     tx.session.execute(insert(cycles).values(cycle_date=cycle_date, status="open").on_conflict_do_nothing())
 
 
+_CYCLE_STATUS = select(cycles.c.status).where(cycles.c.cycle_date == bindparam("cycle_date"))
+_CYCLE_STATUS_KEY_SHARE = _CYCLE_STATUS.with_for_update(read=True, key_share=True)
+
+
 def enter_open_cycle(tx: Tx) -> date:
     """Make sure the cycle of ``tx.now`` exists and is open, and keep it open until commit.
 
@@ -36,13 +40,11 @@ def enter_open_cycle(tx: Tx) -> date:
     On SQLite the single writer lock gives the same guarantee.
     """
     cycle_date = cycle_date_for(tx.now, tx.settings)
-    query = select(cycles.c.status).where(cycles.c.cycle_date == cycle_date)
-    if tx.is_postgres:
-        query = query.with_for_update(read=True, key_share=True)
-    status = tx.session.execute(query).scalar_one_or_none()
+    query, key = (_CYCLE_STATUS_KEY_SHARE if tx.is_postgres else _CYCLE_STATUS), {"cycle_date": cycle_date}
+    status = tx.session.execute(query, key).scalar_one_or_none()
     if status is None:  # the day's first writer makes the cycle (a twin may race it: no conflict either way)
         _ensure_cycle(tx, cycle_date)
-        status = tx.session.execute(query).scalar_one()
+        status = tx.session.execute(query, key).scalar_one()
     if status != "open":
         raise CycleClosed(f"cycle {cycle_date.isoformat()} is closed; no entry can be posted into it")
     return cycle_date

@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from shared.db.database import Tx
-from shared.db.lists import among
+from shared.db.lists import among_bound, bound_list, per_dialect
 from shared.db.types import new_id
 from shared.errors import (
     BatchTooLarge, CaptureExceedsHold, HoldNotOpen, InsufficientPoints, InvalidAmount, InvalidPoints, MemberErased,
@@ -45,6 +45,19 @@ MAX_POINTS = 10**12
 entries_t = Entry.__table__
 lines_t = ObligationLine.__table__
 consumptions_t = LotConsumption.__table__
+
+
+@per_dialect
+def _linked_query(dialect: str):
+    return select(MemberLink.__table__.c.member_id).where(
+        MemberLink.__table__.c.partner_id == bindparam("partner_id"),
+        among_bound(dialect, MemberLink.__table__.c.member_id, "ids"))
+
+
+@per_dialect
+def _stored_query(dialect: str):
+    return select(entries_t.c.reference, entries_t.c.request, entries_t.c.result).where(
+        entries_t.c.partner_id == bindparam("partner_id"), among_bound(dialect, entries_t.c.reference, "references"))
 
 
 @dataclass
@@ -230,9 +243,8 @@ class Posting:
     def _stored_by_reference(self, references: list[str]) -> dict:
         found = {}
         for chunk in chunks(references):
-            rows = self.tx.session.execute(
-                select(entries_t.c.reference, entries_t.c.request, entries_t.c.result)
-                .where(entries_t.c.partner_id == self.partner_id, among(self.tx.dialect, entries_t.c.reference, chunk)))
+            rows = self.tx.session.execute(_stored_query(self.tx.dialect), {
+                "partner_id": self.partner_id, "references": bound_list(self.tx.dialect, chunk)})
             found.update({row.reference: row for row in rows})
         return found
 
@@ -248,9 +260,8 @@ class Posting:
         hold_ids = {e.hold_id for e in events if e.kind in ("capture", "void")}
         direct = {e.member_id for e in events if e.member_id}
         for chunk in chunks(direct):
-            self.linked.update(self.tx.session.execute(
-                select(MemberLink.member_id).where(MemberLink.partner_id == self.partner_id,
-                                                   among(self.tx.dialect, MemberLink.member_id, chunk))).scalars())
+            self.linked.update(self.tx.session.execute(_linked_query(self.tx.dialect), {
+                "partner_id": self.partner_id, "ids": bound_list(self.tx.dialect, chunk)}).scalars())
         self.journal.members = lock_members(self.tx, self.linked | self._owners(references, hold_ids)
                                             | self.programme.members_to_lock(events, self.linked))
         self._load_originals(references)

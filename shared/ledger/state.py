@@ -12,7 +12,7 @@ from typing import Iterable
 from sqlalchemy import or_, select
 
 from shared.db.database import Tx
-from shared.db.lists import among
+from shared.db.lists import among, among_bound, bound_list, per_dialect
 from shared.ledger.journal import MemberState
 from shared.ledger.rules import LotState
 from shared.models import Lot, Member
@@ -28,19 +28,22 @@ def chunks(values: Iterable[str], size: int = CHUNK):
         yield values[start:start + size]
 
 
+@per_dialect
+def _lock_query(dialect: str):
+    query = (
+        select(members_table.c.id, members_table.c.available, members_table.c.held)
+        .where(among_bound(dialect, members_table.c.id, "ids"), members_table.c.status == "active",
+               members_table.c.merged_into.is_(None))
+        .order_by(members_table.c.id)
+    )
+    return query.with_for_update() if dialect == "postgresql" else query
+
+
 def lock_members(tx: Tx, member_ids: Iterable[str]) -> dict[str, MemberState]:
     """Lock the members' rows in id order and return their balances (missing, erased or merged ids are left out)."""
     found: dict[str, MemberState] = {}
     for chunk in chunks(member_ids):
-        query = (
-            select(members_table.c.id, members_table.c.available, members_table.c.held)
-            .where(among(tx.dialect, members_table.c.id, chunk), members_table.c.status == "active",
-                   members_table.c.merged_into.is_(None))
-            .order_by(members_table.c.id)
-        )
-        if tx.is_postgres:
-            query = query.with_for_update()
-        for row in tx.session.execute(query):
+        for row in tx.session.execute(_lock_query(tx.dialect), {"ids": bound_list(tx.dialect, chunk)}):
             found[row.id] = MemberState(row.id, row.available, row.held)
     return found
 

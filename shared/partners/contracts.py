@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 
 from shared.db.database import Tx
 from shared.db.types import new_id
@@ -17,6 +17,12 @@ from shared.models import Account, Contract, Partner
 from shared.money import MoneyError, rate_to_ppm, to_micro
 
 contracts = Contract.__table__
+partners = Partner.__table__
+# Built once (the posting path runs them on every request): only executed afterwards.
+_PARTNER_STATUS = select(partners.c.status).where(partners.c.id == bindparam("partner_id"))
+_TERMS_IN_FORCE = (select(contracts).where(contracts.c.partner_id == bindparam("partner_id"),
+                                           contracts.c.effective_from <= bindparam("cycle_date"))
+                   .order_by(contracts.c.effective_from.desc()).limit(1))
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ def add_contract_version(tx: Tx, partner_id: str, terms: ContractTerms, effectiv
 
 
 def require_partner(tx: Tx, partner_id: str) -> str:
-    status = tx.session.execute(select(Partner.status).where(Partner.id == partner_id)).scalar_one_or_none()
+    status = tx.session.execute(_PARTNER_STATUS, {"partner_id": partner_id}).scalar_one_or_none()
     if status is None:
         raise UnknownPartner(f"no partner {partner_id}")
     return status
@@ -113,10 +119,7 @@ def _terms(row) -> Terms:
 
 
 def terms_in_force(tx: Tx, partner_id: str, cycle_date: date) -> Terms:
-    row = tx.session.execute(
-        select(contracts).where(contracts.c.partner_id == partner_id, contracts.c.effective_from <= cycle_date)
-        .order_by(contracts.c.effective_from.desc()).limit(1)
-    ).first()
+    row = tx.session.execute(_TERMS_IN_FORCE, {"partner_id": partner_id, "cycle_date": cycle_date}).first()
     if row is None:
         raise UnknownPartner(f"partner {partner_id} has no contract in force on {cycle_date}")
     return _terms(row)

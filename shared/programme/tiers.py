@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import bindparam, func, select, union_all, update
 
 from shared.db.database import Tx
-from shared.db.lists import among
+from shared.db.lists import among_bound, bound_list, per_dialect
 from shared.db.types import new_id
 from shared.ledger.expiry_policy import _add_months
 from shared.ledger.state import chunks, lock_members
@@ -36,26 +36,44 @@ def window_start(settings, now: datetime) -> datetime:
     return add_months(settings, now, -settings.tiers.window_months)
 
 
+@per_dialect
+def _duplicates_query(dialect: str):
+    return select(members_t.c.id, members_t.c.merged_into).where(among_bound(dialect, members_t.c.merged_into, "ids"))
+
+
+@per_dialect
+def _qualifying_query(dialect: str):
+    """Earns in the window less what reversals of them took back, per member, in one round trip."""
+    earn, original, reversal, since = _earn.c, _original.c, _reversal.c, bindparam("since")
+    # posted_at >= since follows from occurred_at >= since; it lets the (member, posted_at) index work
+    earned = (select(earn.member_id, func.sum(earn.points))
+              .where(earn.kind == "earn", among_bound(dialect, earn.member_id, "owners"), earn.posted_at >= since,
+                     earn.occurred_at >= since).group_by(earn.member_id))
+    taken_back = (select(reversal.member_id, -func.sum(reversal.points))
+                  .join(_original, original.id == reversal.original_entry_id)
+                  .where(reversal.kind == "reversal", among_bound(dialect, reversal.member_id, "owners"),
+                         reversal.posted_at >= since, original.kind == "earn", original.occurred_at >= since)
+                  .group_by(reversal.member_id))
+    return union_all(earned, taken_back)
+
+
+@per_dialect
+def _tiers_query(dialect: str):
+    return (select(members_t.c.id, members_t.c.tier, members_t.c.tier_since, members_t.c.tier_anniversary_at)
+            .where(among_bound(dialect, members_t.c.id, "ids")))
+
+
 def qualifying_points(tx: Tx, member_ids, now: datetime | None = None) -> dict[str, int]:
     """Member -> qualifying points in the window ending ``now`` (members with none are left out)."""
     since = window_start(tx.settings, now or tx.now)
-    earn, original, reversal = _earn.c, _original.c, _reversal.c
     points: dict[str, int] = {}
     for chunk in chunks(member_ids):
         # a survivor of a merge also qualifies with its duplicates' earns
         owner = {row.id: row.merged_into for row in tx.session.execute(
-            select(members_t.c.id, members_t.c.merged_into).where(among(tx.dialect, members_t.c.merged_into, chunk)))}
+            _duplicates_query(tx.dialect), {"ids": bound_list(tx.dialect, chunk)})}
         owner.update((member_id, member_id) for member_id in chunk)
-        # posted_at >= since follows from occurred_at >= since; it lets the (member, posted_at) index work
-        earned = (select(earn.member_id, func.sum(earn.points))
-                  .where(earn.kind == "earn", among(tx.dialect, earn.member_id, owner), earn.posted_at >= since,
-                         earn.occurred_at >= since).group_by(earn.member_id))
-        taken_back = (select(reversal.member_id, -func.sum(reversal.points))
-                      .join(_original, original.id == reversal.original_entry_id)
-                      .where(reversal.kind == "reversal", among(tx.dialect, reversal.member_id, owner),
-                             reversal.posted_at >= since, original.kind == "earn", original.occurred_at >= since)
-                      .group_by(reversal.member_id))
-        for member_id, total in tx.session.execute(union_all(earned, taken_back)):  # one round trip
+        for member_id, total in tx.session.execute(_qualifying_query(tx.dialect), {
+                "owners": bound_list(tx.dialect, owner), "since": since}):
             points[owner[member_id]] = points.get(owner[member_id], 0) + int(total)
     return points
 
@@ -88,9 +106,7 @@ class MemberTiers:
             return
         qualifying = qualifying_points(self.tx, missing)
         for chunk in chunks(missing):
-            for row in self.tx.session.execute(
-                    select(members_t.c.id, members_t.c.tier, members_t.c.tier_since, members_t.c.tier_anniversary_at)
-                    .where(among(self.tx.dialect, members_t.c.id, chunk))):
+            for row in self.tx.session.execute(_tiers_query(self.tx.dialect), {"ids": bound_list(self.tx.dialect, chunk)}):
                 self.states[row.id] = TierState(row.id, row.tier, row.tier_since, row.tier_anniversary_at,
                                                 qualifying.get(row.id, 0))
 

@@ -67,10 +67,13 @@ def emit(tx: Tx, event_type: str, data: dict, *, partner_ids: Iterable[str] | No
     return emit_many(tx, [Outgoing(event_type, data, ids)])
 
 
+_ACTIVE_ENDPOINTS = select(WebhookEndpoint.__table__.c.partner_id, WebhookEndpoint.__table__.c.id).where(
+    WebhookEndpoint.__table__.c.status == "active")  # built once: every posting asks
+
+
 def active_endpoints(tx: Tx) -> dict[str, str]:
     """Partner -> its active endpoint's id."""
-    return dict(tx.session.execute(
-        select(WebhookEndpoint.partner_id, WebhookEndpoint.id).where(WebhookEndpoint.status == "active")).all())
+    return dict(tx.session.execute(_ACTIVE_ENDPOINTS).all())
 
 
 def emit_many(tx: Tx, events: list[Outgoing], endpoints: dict[str, str] | None = None) -> list[str]:
