@@ -12,18 +12,14 @@ import json
 import threading
 from typing import Callable
 
-from sqlalchemy import select, text
-
 from shared.db.database import Tx, is_unique_violation
 from shared.errors import Conflict, IdempotencyKeyReused, PointsnetError, RequestInProgress
 from shared.ledger import idempotency
 from shared.ledger.events import differences
-from shared.models import IdempotencyRecord
 from shared.network import Network
 
 _inflight: set[tuple[str, str]] = set()
 _inflight_lock = threading.Lock()
-records = IdempotencyRecord.__table__
 
 
 def storable(error: PointsnetError) -> bool:
@@ -54,7 +50,7 @@ def _with_status(tx: Tx, partner_id: str, key: str, request: dict, operation) ->
     # On PostgreSQL the key's advisory lock comes first: a twin that stored its outcome has released
     # it, and the lookup after it (a new snapshot in READ COMMITTED) sees that outcome.
     if tx.is_postgres:
-        got = tx.session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+        got = tx.session.execute(idempotency.ADVISORY_LOCK,
                                  {"k": idempotency.advisory_key(partner_id, key)}).scalar_one()
         if not got:
             raise RequestInProgress("a request with this Idempotency-Key is still running; retry shortly")
@@ -67,7 +63,7 @@ def _with_status(tx: Tx, partner_id: str, key: str, request: dict, operation) ->
 
 
 def _lookup(tx: Tx, partner_id: str, key: str, request: dict) -> tuple[int, dict, bool] | None:
-    row = tx.session.execute(select(records).where(records.c.partner_id == partner_id, records.c.key == key)).first()
+    row = tx.session.execute(idempotency.LOOKUP, {"partner_id": partner_id, "key": key}).first()
     if row is None:
         return None
     if row.request_hash != idempotency.request_hash(request):

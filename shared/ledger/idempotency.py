@@ -13,7 +13,7 @@ import json
 from datetime import timedelta
 from typing import Any, Callable
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import bindparam, delete, insert, select, text
 
 from shared.db.database import Tx
 from shared.errors import IdempotencyKeyReused, RequestInProgress, ValidationFailed
@@ -22,6 +22,10 @@ from shared.ledger.journal import canonical_json, stored_json
 from shared.models import IdempotencyRecord
 
 records = IdempotencyRecord.__table__
+# Built once: every POST runs them.
+ADVISORY_LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")
+LOOKUP = select(records).where(records.c.partner_id == bindparam("partner_id"), records.c.key == bindparam("key"))
+_STORE = insert(records)
 
 
 def request_hash(request: dict) -> str:
@@ -39,10 +43,10 @@ def run_once(tx: Tx, partner_id: str, key: str, request: dict, operation: Callab
     if not key or len(key) > 255:
         raise ValidationFailed("Idempotency-Key must be 1 to 255 characters")
     if tx.is_postgres:
-        got = tx.session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": advisory_key(partner_id, key)})
+        got = tx.session.execute(ADVISORY_LOCK, {"k": advisory_key(partner_id, key)})
         if not got.scalar_one():
             raise RequestInProgress("a request with this Idempotency-Key is still running; retry shortly")
-    stored = tx.session.execute(select(records).where(records.c.partner_id == partner_id, records.c.key == key)).first()
+    stored = tx.session.execute(LOOKUP, {"partner_id": partner_id, "key": key}).first()
     digest = request_hash(request)
     if stored is not None:
         if stored.request_hash != digest:
@@ -58,9 +62,9 @@ def run_once(tx: Tx, partner_id: str, key: str, request: dict, operation: Callab
 
 def store(tx: Tx, partner_id: str, key: str, request: dict, status_code: int, body: Any) -> None:
     text = canonical_json(request)  # hashed: the standard library's exact text, as every record before
-    tx.session.execute(insert(records).values(
-        partner_id=partner_id, key=key, request_hash=hashlib.sha256(text.encode()).hexdigest(), request=text,
-        status_code=status_code, response=stored_json(body), created_at=tx.now))
+    tx.session.execute(_STORE, {
+        "partner_id": partner_id, "key": key, "request_hash": hashlib.sha256(text.encode()).hexdigest(),
+        "request": text, "status_code": status_code, "response": stored_json(body), "created_at": tx.now})
 
 
 def prune(tx: Tx) -> int:

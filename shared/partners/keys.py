@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.db.database import Tx
+from shared.db.lists import per_dialect
 from shared.db.types import new_id
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.models import Partner, PartnerKey, RequestNonce
@@ -20,6 +21,17 @@ from shared.signing import FRESHNESS_S, b64url, load_public_key, raw_public
 MAX_ACTIVE_KEYS = 2
 keys_t = PartnerKey.__table__
 nonces_t = RequestNonce.__table__
+partners_t = Partner.__table__
+# Built once: every signed request runs these.
+_RESOLVE = (select(keys_t.c.key_id, keys_t.c.partner_id, keys_t.c.public_key, keys_t.c.status, partners_t.c.status)
+            .join(partners_t, partners_t.c.id == keys_t.c.partner_id).where(keys_t.c.key_id == bindparam("key_id")))
+
+
+@per_dialect
+def _remember(dialect: str):
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (insert_(nonces_t).values(key_id=bindparam("key_id"), nonce=bindparam("nonce"), seen_at=bindparam("seen_at"))
+            .on_conflict_do_nothing().returning(nonces_t.c.nonce))
 
 
 class TooManyKeys(Conflict):
@@ -64,9 +76,7 @@ def revoke_key(tx: Tx, key_id: str) -> dict:
 
 
 def resolve_key(tx: Tx, key_id: str) -> ResolvedKey | None:
-    row = tx.session.execute(
-        select(keys_t.c.key_id, keys_t.c.partner_id, keys_t.c.public_key, keys_t.c.status, Partner.status)
-        .join(Partner, Partner.id == keys_t.c.partner_id).where(keys_t.c.key_id == key_id)).first()
+    row = tx.session.execute(_RESOLVE, {"key_id": key_id}).first()
     return ResolvedKey(*row) if row else None
 
 
@@ -81,9 +91,7 @@ def remember_nonce(tx: Tx, key_id: str, nonce: str, now: datetime) -> bool:
     """Record a nonce; False if it was already seen for this key."""
     if not 0 < len(nonce) <= 128:
         raise ValidationFailed("nonce must be 1 to 128 characters")
-    insert = pg_insert if tx.is_postgres else sqlite_insert
-    inserted = tx.session.execute(insert(nonces_t).values(key_id=key_id, nonce=nonce, seen_at=now)
-                                  .on_conflict_do_nothing().returning(nonces_t.c.nonce)).first()
+    inserted = tx.session.execute(_remember(tx.dialect), {"key_id": key_id, "nonce": nonce, "seen_at": now}).first()
     return inserted is not None
 
 
