@@ -29,10 +29,11 @@ from shared.partners.contracts import ContractTerms
 
 class Network:
     def __init__(self, settings: Settings | None = None, *, database_url: str | None = None,
-                 clock: Clock | None = None, pool_size: int = 10):
+                 clock: Clock | None = None, pool_size: int | None = None):
         self.settings = settings or get_settings()
         self.clock = clock or clock_from_settings(self.settings.clock)
-        self.db = Database(self.settings, url=database_url, clock=self.clock, pool_size=pool_size)
+        self.db = Database(self.settings, url=database_url, clock=self.clock,
+                           pool_size=pool_size or self.settings.db_pool_size)
 
     @property
     def keyring(self) -> Keyring:

@@ -116,6 +116,7 @@ class Database:
     def __init__(self, settings: Settings, *, url: str | None = None, clock: Clock | None = None, pool_size: int = 10):
         self.settings = settings
         self.url = normalise_url(url or settings.resolved_database_url)
+        self.pool_size = pool_size
         self.engine = make_engine(self.url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
         self.clock = clock or SystemClock()
