@@ -59,6 +59,10 @@ class Entry(Base):
         CheckConstraint("points > 0", name="points_positive"),
         Index("ix_entries_member_posted", "member_id", "posted_at"),
         Index("ix_entries_partner_posted", "partner_id", "posted_at"),
+        # A member's reversals (rare): a tier's qualifying points take back what reversals of earns
+        # took, and without it read the member's every entry in the window a second time (0019).
+        Index("ix_entries_member_reversals", "member_id", "posted_at", sqlite_where=text("kind = 'reversal'"),
+              postgresql_where=text("kind = 'reversal'")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

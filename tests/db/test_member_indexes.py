@@ -22,3 +22,24 @@ def test_the_merged_into_index_holds_only_merged_members(database_url):
     predicate = " ".join(str(value) for key, value in indexes[0].get("dialect_options", {}).items()
                          if key.endswith("_where"))
     assert "merged_into IS NOT NULL" in predicate.replace("(", "").replace(")", ""), indexes[0]
+
+
+def test_a_members_reversals_are_found_through_their_own_index(database_url):
+    """The qualifying-points query names ``kind = 'reversal'`` in its SQL, not as a parameter: only then
+    can the database use the partial index of reversals (migration 0019) for it."""
+    from sqlalchemy import create_engine as engine_for
+
+    from shared.programme.tiers import _qualifying_query
+
+    engine = engine_for(normalise_url(database_url))
+    try:
+        dialect = engine.dialect
+        sql = str(_qualifying_query(dialect.name).compile(dialect=dialect))
+        indexes = {index["name"]: index for index in inspect(engine).get_indexes("entries")}
+    finally:
+        engine.dispose()
+    assert "reversal.kind = 'reversal'" in sql
+    partial = indexes["ix_entries_member_reversals"]
+    assert partial["column_names"] == ["member_id", "posted_at"]
+    assert "kind = 'reversal'" in " ".join(str(v) for k, v in partial.get("dialect_options", {}).items()
+                                           if k.endswith("_where")).replace("(", "").replace(")", "").replace("::text", "")
