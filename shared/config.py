@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     # Connections writing a cycle's statements side by side on PostgreSQL (each in the settlement's
     # snapshot); the default is this machine's cores, at most 8. 1 writes them one by one.
     settlement_jobs: int = Field(default_factory=default_jobs, ge=1, le=16)
-    # Database connections a process keeps open for reuse; a web process (API, dashboard) works on
-    # at most this many requests at once, so a request never waits for a connection to be opened.
+    # Database connections a process keeps open for reuse; an API process (`serve`, `serve-api`) works
+    # on at most this many requests at once, so a request never waits for a connection to be opened.
     db_pool_size: int = Field(default=20, ge=1, le=500)
     # Payments are due this many business days after the cycle date.
     settlement_lag_business_days: int = Field(default=1, ge=0)

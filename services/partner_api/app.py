@@ -117,7 +117,7 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
         return JSONResponse(refusal.to_problem(), status_code=422, media_type=PROBLEM)
 
     @app.get("/health/live", tags=["health"])
-    def live() -> dict:
+    async def live() -> dict:  # on the event loop: answers even while every worker thread is busy
         """Liveness: the process answers."""
         return {"status": "ok"}
 
