@@ -64,6 +64,7 @@ def bound_list(dialect: str, values: Iterable[str]) -> str:
     return pg_array(values) if dialect == "postgresql" else json.dumps(values)
 
 
-def per_dialect(build: Callable[[str], T]) -> Callable[[str], T]:
-    """``build(dialect)`` run once per dialect name: a statement built once, then only executed."""
+def per_dialect(build: Callable[..., T]) -> Callable[..., T]:
+    """``build(dialect, ...)`` run once per dialect name (and further arguments): a statement built
+    once, then only executed."""
     return cache(build)

@@ -12,7 +12,7 @@ from typing import Iterable
 from sqlalchemy import or_, select
 
 from shared.db.database import Tx
-from shared.db.lists import among, among_bound, bound_list, per_dialect
+from shared.db.lists import among_bound, bound_list, per_dialect
 from shared.ledger.journal import MemberState
 from shared.ledger.rules import LotState
 from shared.models import Lot, Member
@@ -48,12 +48,24 @@ def lock_members(tx: Tx, member_ids: Iterable[str]) -> dict[str, MemberState]:
     return found
 
 
+@per_dialect
+def _survivors_query(dialect: str):
+    return select(members_table.c.id, members_table.c.merged_into).where(
+        among_bound(dialect, members_table.c.id, "ids"), members_table.c.merged_into.is_not(None))
+
+
+@per_dialect
+def _lots_query(dialect: str, by: str):
+    """Lots by member (open ones only), by id or by earning entry."""
+    query = select(lots_table).where(among_bound(dialect, lots_table.c[by], "ids"))
+    return query.where(lots_table.c.remaining > 0) if by == "member_id" else query
+
+
 def survivors(tx: Tx, member_ids: Iterable[str]) -> dict[str, str]:
     """Duplicate -> survivor, for the ids that were merged into another member."""
     found: dict[str, str] = {}
     for chunk in chunks(member_ids):
-        for row in tx.session.execute(select(members_table.c.id, members_table.c.merged_into)
-                                      .where(among(tx.dialect, members_table.c.id, chunk), members_table.c.merged_into.is_not(None))):
+        for row in tx.session.execute(_survivors_query(tx.dialect), {"ids": bound_list(tx.dialect, chunk)}):
             found[row.id] = row.merged_into
     return found
 
@@ -72,15 +84,14 @@ def load_lots(tx: Tx, member_ids: Iterable[str] = (), lot_ids: Iterable[str] = (
     """Open lots of the members, plus any lots named by id or by earning entry."""
     result: dict[str, LotState] = {}
     for chunk in chunks(member_ids):
-        query = select(lots_table).where(among(tx.dialect, lots_table.c.member_id, chunk), lots_table.c.remaining > 0)
-        for row in tx.session.execute(query):
+        for row in tx.session.execute(_lots_query(tx.dialect, "member_id"), {"ids": bound_list(tx.dialect, chunk)}):
             result[row.id] = _lot(row)
     extra = [lot_id for lot_id in set(lot_ids) if lot_id not in result]
     for chunk in chunks(extra):
-        for row in tx.session.execute(select(lots_table).where(among(tx.dialect, lots_table.c.id, chunk))):
+        for row in tx.session.execute(_lots_query(tx.dialect, "id"), {"ids": bound_list(tx.dialect, chunk)}):
             result[row.id] = _lot(row)
     for chunk in chunks(entry_ids):
-        for row in tx.session.execute(select(lots_table).where(among(tx.dialect, lots_table.c.entry_id, chunk))):
+        for row in tx.session.execute(_lots_query(tx.dialect, "entry_id"), {"ids": bound_list(tx.dialect, chunk)}):
             result.setdefault(row.id, _lot(row))
     return result
 
