@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, select
 
 from shared.db.database import Tx
-from shared.db.lists import among_bound, bound_list, per_dialect
+from shared.db.lists import among_bound, per_dialect
 from shared.db.types import new_id
 from shared.errors import (
     BatchTooLarge, CaptureExceedsHold, HoldNotOpen, InsufficientPoints, InvalidAmount, InvalidPoints, MemberErased,
@@ -29,7 +29,7 @@ from shared.ledger.journal import Journal
 from shared.ledger.rules import (
     Line, LotState, Terms, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
 )
-from shared.ledger.state import chunks, load_lots, lock_members, survivors
+from shared.ledger.state import among_rows, chunks, load_lots, lock_members, survivors
 from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, Member, MemberLink, ObligationLine
 from shared.rules.evaluate import Evaluation, evaluate
 from shared.rules.store import campaign_usage, rules_in_force_for
@@ -57,7 +57,7 @@ def _linked_query(dialect: str):
 @per_dialect
 def _stored_query(dialect: str):
     return select(entries_t.c.reference, entries_t.c.request, entries_t.c.result).where(
-        entries_t.c.partner_id == bindparam("partner_id"), among_bound(dialect, entries_t.c.reference, "references"))
+        entries_t.c.partner_id == bindparam("partner_id"), among_bound(dialect, entries_t.c.reference, "ids"))
 
 
 @dataclass
@@ -241,12 +241,8 @@ class Posting:
                     f"the network's time {self.now.isoformat()}", posted_at=self.now.isoformat())
 
     def _stored_by_reference(self, references: list[str]) -> dict:
-        found = {}
-        for chunk in chunks(references):
-            rows = self.tx.session.execute(_stored_query(self.tx.dialect), {
-                "partner_id": self.partner_id, "references": bound_list(self.tx.dialect, chunk)})
-            found.update({row.reference: row for row in rows})
-        return found
+        return {row.reference: row for row in among_rows(self.tx, _stored_query(self.tx.dialect), references,
+                                                          partner_id=self.partner_id)}
 
     # -- loading -------------------------------------------------------------------------
     def _load(self, pending: list[int]) -> None:
@@ -259,9 +255,8 @@ class Posting:
         references = {e.original_reference for e in events if e.kind == "reversal"}
         hold_ids = {e.hold_id for e in events if e.kind in ("capture", "void")}
         direct = {e.member_id for e in events if e.member_id}
-        for chunk in chunks(direct):
-            self.linked.update(self.tx.session.execute(_linked_query(self.tx.dialect), {
-                "partner_id": self.partner_id, "ids": bound_list(self.tx.dialect, chunk)}).scalars())
+        self.linked.update(row.member_id for row in among_rows(self.tx, _linked_query(self.tx.dialect), direct,
+                                                               partner_id=self.partner_id))
         self.journal.members = lock_members(self.tx, self.linked | self._owners(references, hold_ids)
                                             | self.programme.members_to_lock(events, self.linked))
         self._load_originals(references)

@@ -28,6 +28,13 @@ def chunks(values: Iterable[str], size: int = CHUNK):
         yield values[start:start + size]
 
 
+def among_rows(tx: Tx, statement, ids: Iterable[str], **params):
+    """The rows of ``statement`` (built once, its list of ids ``among_bound(…, "ids")``) for ``ids``,
+    a chunk at a time in id order (the order members are locked in)."""
+    for chunk in chunks(ids):
+        yield from tx.session.execute(statement, {"ids": bound_list(tx.dialect, chunk), **params})
+
+
 @per_dialect
 def _lock_query(dialect: str):
     query = (
@@ -42,9 +49,8 @@ def _lock_query(dialect: str):
 def lock_members(tx: Tx, member_ids: Iterable[str]) -> dict[str, MemberState]:
     """Lock the members' rows in id order and return their balances (missing, erased or merged ids are left out)."""
     found: dict[str, MemberState] = {}
-    for chunk in chunks(member_ids):
-        for row in tx.session.execute(_lock_query(tx.dialect), {"ids": bound_list(tx.dialect, chunk)}):
-            found[row.id] = MemberState(row.id, row.available, row.held)
+    for row in among_rows(tx, _lock_query(tx.dialect), member_ids):
+        found[row.id] = MemberState(row.id, row.available, row.held)
     return found
 
 
@@ -64,9 +70,8 @@ def _lots_query(dialect: str, by: str):
 def survivors(tx: Tx, member_ids: Iterable[str]) -> dict[str, str]:
     """Duplicate -> survivor, for the ids that were merged into another member."""
     found: dict[str, str] = {}
-    for chunk in chunks(member_ids):
-        for row in tx.session.execute(_survivors_query(tx.dialect), {"ids": bound_list(tx.dialect, chunk)}):
-            found[row.id] = row.merged_into
+    for row in among_rows(tx, _survivors_query(tx.dialect), member_ids):
+        found[row.id] = row.merged_into
     return found
 
 
@@ -83,16 +88,13 @@ def load_lots(tx: Tx, member_ids: Iterable[str] = (), lot_ids: Iterable[str] = (
               entry_ids: Iterable[str] = ()) -> dict[str, LotState]:
     """Open lots of the members, plus any lots named by id or by earning entry."""
     result: dict[str, LotState] = {}
-    for chunk in chunks(member_ids):
-        for row in tx.session.execute(_lots_query(tx.dialect, "member_id"), {"ids": bound_list(tx.dialect, chunk)}):
-            result[row.id] = _lot(row)
+    for row in among_rows(tx, _lots_query(tx.dialect, "member_id"), member_ids):
+        result[row.id] = _lot(row)
     extra = [lot_id for lot_id in set(lot_ids) if lot_id not in result]
-    for chunk in chunks(extra):
-        for row in tx.session.execute(_lots_query(tx.dialect, "id"), {"ids": bound_list(tx.dialect, chunk)}):
-            result[row.id] = _lot(row)
-    for chunk in chunks(entry_ids):
-        for row in tx.session.execute(_lots_query(tx.dialect, "entry_id"), {"ids": bound_list(tx.dialect, chunk)}):
-            result.setdefault(row.id, _lot(row))
+    for row in among_rows(tx, _lots_query(tx.dialect, "id"), extra):
+        result[row.id] = _lot(row)
+    for row in among_rows(tx, _lots_query(tx.dialect, "entry_id"), entry_ids):
+        result.setdefault(row.id, _lot(row))
     return result
 
 

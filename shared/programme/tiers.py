@@ -18,7 +18,7 @@ from shared.db.database import Tx
 from shared.db.lists import among_bound, bound_list, per_dialect
 from shared.db.types import new_id
 from shared.ledger.expiry_policy import _add_months
-from shared.ledger.state import chunks, lock_members
+from shared.ledger.state import among_rows, chunks, lock_members
 from shared.models import Entry, Member
 from shared.programme.events import tier_changed
 
@@ -106,10 +106,9 @@ class MemberTiers:
         if not self.config.enabled or not missing:
             return
         qualifying = qualifying_points(self.tx, missing)
-        for chunk in chunks(missing):
-            for row in self.tx.session.execute(_tiers_query(self.tx.dialect), {"ids": bound_list(self.tx.dialect, chunk)}):
-                self.states[row.id] = TierState(row.id, row.tier, row.tier_since, row.tier_anniversary_at,
-                                                qualifying.get(row.id, 0))
+        for row in among_rows(self.tx, _tiers_query(self.tx.dialect), missing):
+            self.states[row.id] = TierState(row.id, row.tier, row.tier_since, row.tier_anniversary_at,
+                                            qualifying.get(row.id, 0))
 
     def tier(self, member_id: str) -> str | None:
         """The tier an earn of this member is computed at now (None: tiers are switched off)."""
