@@ -10,6 +10,7 @@ process and each worker exposes its own; Prometheus scrapes them all and sums.
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import time
@@ -58,8 +59,10 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
 
 
 def count_entries(kinds: list[str]) -> None:
-    for kind in kinds:
-        ENTRIES.labels(kind).inc()
+    """Count a unit's committed entries: one increment per kind (a labelled child's lookup and its
+    lock per entry were a twentieth of a batch's time)."""
+    for kind, count in collections.Counter(kinds).items():
+        ENTRIES.labels(kind).inc(count)
 
 
 class RequestObserver:
