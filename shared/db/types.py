@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from datetime import datetime, timezone
@@ -36,7 +37,8 @@ FAR_FUTURE = datetime(9999, 12, 31, tzinfo=timezone.utc)
 
 def new_id(prefix: str) -> str:
     """A writer-made id: sortable by creation (ms) with 64 random bits behind."""
-    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
+    # os.urandom is what secrets.token_hex draws from, without its three calls in between
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{os.urandom(8).hex()}"
 
 
 def new_ids(prefix: str, count: int) -> list[str]:
