@@ -5,6 +5,8 @@ Kept free of I/O and of the rest of ``shared`` so that ``shared.config`` can imp
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -49,12 +51,13 @@ class TierConfig(BaseModel):
     def lowest(self) -> str:
         return self.levels[0].name
 
+    @cached_property
+    def _ranks(self) -> dict[str | None, int]:
+        return {level.name: index for index, level in enumerate(self.levels)}
+
     def rank(self, name: str | None) -> int:
         """0 for the lowest tier; a stored name no longer configured counts as the lowest."""
-        for index, level in enumerate(self.levels):
-            if level.name == name:
-                return index
-        return 0
+        return self._ranks.get(name, 0)
 
     def name(self, stored: str | None) -> str:
         """The tier a stored value means (NULL and unknown names: the lowest)."""
