@@ -76,6 +76,25 @@ def machine() -> dict:
             "platform": platform.platform(), "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
+def reference_ms() -> float:
+    """CPU milliseconds of a fixed piece of pure Python (dicts, tuples, string formatting, as the posting
+    engine does), the best of five: how fast this machine's core runs Python right now.
+
+    On a shared virtual machine the same code's throughput moves by 25 % or more within an hour, and
+    CPU seconds move with it. Each scenario records this figure before and after it runs
+    (``reference_before_ms``, ``reference_after_ms``), so that figures taken at different times can be
+    compared: a run whose reference took twice as long ran on a core half as fast."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        rows = []
+        for n in range(20_000):
+            row = {"id": f"ent_{n:012x}", "points": n % 97, "kind": "earn" if n % 5 else "burn"}
+            rows.append((row["id"], row["points"] * 3, row["kind"]))
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 2)
+
+
 def database_cpu_s(url: str) -> float:
     """CPU seconds used so far by the PostgreSQL backends serving ``url``'s (fresh, bench-only) database,
     read from /proc when the server runs on this machine (0 for SQLite, or when it cannot be read).
@@ -374,6 +393,7 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
     tune_for_throughput()  # as `pointsnet serve` does: the in-process and HTTP figures compare alike
     results = []
     for name in scenarios:
+        before = reference_ms()
         if name == "batch-post":
             results.append(scenario_batch_post(database_url, events=events or BATCH_POST_EVENTS[scale],
                                                batch_size=batch_size, members=members, console=console))
@@ -416,6 +436,7 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
                 operations = max(events // 10, 1) if events else HOT_MEMBER_OPERATIONS[scale]
                 results.append(bench_http.scenario_hot_member(database_url, operations=operations, console=console,
                                                               api_workers=api_workers))
+        results[-1].update(reference_before_ms=before, reference_after_ms=reference_ms())
     table = Table(title="pointsnet bench")
     preferred = ("scenario", "database", "events", "lots", "obligation_lines", "elapsed_s", "events_per_s",
                  "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb",
@@ -428,6 +449,9 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
     for result in results:
         table.add_row(*(str(result.get(column, "")) for column in columns))
     console.print(table)
+    console.print("machine speed (CPU ms of a fixed piece of Python; lower is faster), before and after each "
+                  "scenario: " + ", ".join(f"{r['scenario']} {r['reference_before_ms']} / {r['reference_after_ms']}"
+                                           for r in results))
     if json_file:
         record = {"measured_at": datetime.now(timezone.utc).isoformat(), "machine": machine(), "results": results}
         Path(json_file).write_text(json.dumps(record, indent=2))

@@ -78,6 +78,9 @@ def test_bench_writes_figures_with_units(tmp_path):
     assert posted["events"] == 2000 and posted["events_per_s"] > 0
     assert expired["lots"] == 2000 and expired["lots_per_s"] > 0  # and the scenario checked every lot expired
     assert record["machine"]["cores"] >= 1
+    # the machine's speed before and after each scenario, to compare runs taken at different times
+    assert all(result["reference_before_ms"] > 0 and result["reference_after_ms"] > 0 for result in record["results"])
+    assert "machine speed" in run.stdout
     unknown = pointsnet(tmp_path, "bench", "warp-speed")
     assert unknown.returncode != 0 and "unknown scenario" in unknown.stderr
 
