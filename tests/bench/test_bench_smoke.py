@@ -47,6 +47,9 @@ def test_peers_small_copies_exactly_what_the_batch_post_wrote():
     assert result["rows_by_table"]["entries"] == result["events"] - result["refused"]
     assert result["rows_by_table"]["transfers"] == result["rows_by_table"]["entries"]
     assert result["rows"] == sum(result["rows_by_table"].values()) and result["ratio_a_c"] > 0
+    # (c) is the median of its runs (each checked to have copied every row)
+    runs = result["copy_runs_s"]
+    assert len(runs) == 3 and result["copy_s"] == sorted(runs)[1]
 
 
 def test_peers_needs_postgres():
