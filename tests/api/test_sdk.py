@@ -105,3 +105,25 @@ def test_a_proxys_unsigned_502_is_retried_with_the_same_key_and_never_trusted(ne
     assert gave_up.value.status == 502 and gave_up.value.problem == {}  # the unsigned body is ignored
     sdk.close()
     forged.close()
+
+
+def test_clients_share_one_tls_context_that_verifies_certificates(monkeypatch):
+    import ssl
+
+    from shared import sdk
+
+    made = []
+    real = httpx.Client
+
+    def spy(**kwargs):
+        made.append(kwargs["verify"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(sdk.httpx, "Client", spy)
+    key = Ed25519PrivateKey.generate()
+    clients = [PointsnetClient("https://pointsnet.example", "key-1", key) for _ in range(3)]
+    for one in clients:
+        one.close()
+    # one context for the process (making one loads the CA bundle each time), verifying as httpx's default
+    assert len(made) == 3 and made[0] is made[1] is made[2] and isinstance(made[0], ssl.SSLContext)
+    assert made[0].verify_mode == ssl.CERT_REQUIRED and made[0].check_hostname
