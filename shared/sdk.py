@@ -11,10 +11,8 @@ retries only what is safe to retry, and verifies the network's response signatur
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import secrets
-import ssl
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from shared.signing import (
     signer,
 )
 
+from shared.tls import tls_context
 from shared.transparency import merkle
 from shared.transparency.note import ParsedCheckpoint, open_note
 from shared.transparency.note import key_hash as note_key_hash
@@ -76,14 +75,6 @@ class Answer:
     body: Any
     replayed: bool
     headers: httpx.Headers
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """The TLS context every client of this process shares, made as httpx makes its default one (the
-    certifi bundle, or SSL_CERT_FILE / SSL_CERT_DIR when set, read once). Making a context loads the CA
-    bundle: 15 to 60 ms of CPU, each time, for each client, while sharing one costs nothing."""
-    return httpx.create_ssl_context()
 
 
 class PointsnetClient:

@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, insert, select, update
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from shared.tls import tls_context
 from shared.webhooks.endpoints import secrets_in_force
 from shared.webhooks.errors import UnknownDelivery
 from shared.webhooks.schedule import next_attempt_at
@@ -131,11 +132,15 @@ def record(tx: Tx, claimed: Claimed, outcome: Outcome) -> str:
 def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: list[str] | None = None) -> dict:
     """The delivery job: claim, send and record until nothing is due (or ``rounds`` batches)."""
     counts = {"delivered": 0, "retrying": 0, "dead": 0, "stale": 0}
+    claimed = network.tx(lambda tx: claim_due(tx, limit, delivery_ids))
+    if not claimed:  # the job runs every few seconds, mostly to find nothing due: no client made then
+        return counts
     key = network.signing_key
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client, \
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, verify=tls_context()) as client, \
             ThreadPoolExecutor(max_workers=SENDERS) as pool:
-        for _ in range(rounds):
-            claimed = network.tx(lambda tx: claim_due(tx, limit, delivery_ids))
+        for round_ in range(rounds):
+            if round_:
+                claimed = network.tx(lambda tx: claim_due(tx, limit, delivery_ids))
             if not claimed:
                 break
             allow = network.settings.webhook_allow_private_targets

@@ -127,3 +127,7 @@ def test_clients_share_one_tls_context_that_verifies_certificates(monkeypatch):
     # one context for the process (making one loads the CA bundle each time), verifying as httpx's default
     assert len(made) == 3 and made[0] is made[1] is made[2] and isinstance(made[0], ssl.SSLContext)
     assert made[0].verify_mode == ssl.CERT_REQUIRED and made[0].check_hostname
+    default = httpx.create_ssl_context()
+    assert (made[0].verify_mode, made[0].check_hostname, made[0].minimum_version, made[0].options) == \
+        (default.verify_mode, default.check_hostname, default.minimum_version, default.options)
+    assert len(made[0].get_ca_certs()) == len(default.get_ca_certs()) > 0

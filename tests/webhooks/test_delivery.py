@@ -301,3 +301,19 @@ def test_a_disabled_endpoint_gets_nothing_until_enabled_again(network, clock, re
     register(network, receiver, shop)
     assert deliver_due(network)["delivered"] == 1
     assert [b["data"]["reference"] for b in bodies(receiver.requests)] == ["before"]
+
+
+def test_a_run_with_nothing_due_makes_no_http_client(network, receiver, monkeypatch):
+    from shared.webhooks import delivery
+
+    shop = make_partner(network, "Idle")
+    register(network, receiver, shop)
+    made = []
+    real = delivery.httpx.Client
+    monkeypatch.setattr(delivery.httpx, "Client", lambda **kwargs: made.append(kwargs) or real(**kwargs))
+    # the job runs every few seconds, mostly to find nothing: it must not pay for a client then
+    assert deliver_due(network) == {"delivered": 0, "retrying": 0, "dead": 0, "stale": 0} and made == []
+    member = make_member(network, shop, phone="+8613800000077")
+    network.earn(shop, member, "till-77", points=5)
+    assert deliver_due(network)["delivered"] == 1 and len(made) == 1
+    assert made[0]["verify"] is delivery.tls_context()  # the process's one TLS context
