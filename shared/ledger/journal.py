@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from operator import itemgetter
 from datetime import date, datetime, timezone
+from operator import itemgetter
 from typing import Any, Callable
 
 import orjson
@@ -208,17 +208,10 @@ class Journal:
         them, without SQLAlchemy's per-row parameter handling (a fifth of a batch's time)."""
         if not rows:
             return
-        sql, defaults, values, processed = _sqlite_insert(model, self.tx.session.get_bind().dialect)
-        processed = [(index, _remembering(process) if moment else process) for index, process, moment in processed]
-
-        def row_tuple(row: dict) -> tuple:
-            row = list(values({**defaults, **row}))  # every column, a missing one at its default
-            for index, process in processed:
-                row[index] = process(row[index])
-            return tuple(row)
+        sql, plan = _sqlite_insert(model, self.tx.session.get_bind().dialect)
         cursor = self.tx.session.connection().connection.driver_connection.cursor()
         try:
-            cursor.executemany(sql, [row_tuple(row) for row in rows])
+            cursor.executemany(sql, sqlite_rows(plan, rows))
         finally:
             cursor.close()
 
@@ -250,7 +243,38 @@ class Journal:
                 copy.write_row([_plain(row.get(name)) for name in columns])
 
 
-_SQLITE_INSERTS: dict[type, tuple[str, dict[str, Any], Callable[[dict], tuple], list[tuple[int, Any, bool]]]] = {}
+@dataclass(frozen=True)
+class SqlitePlan:
+    """How a table's rows become the driver's tuples: every column's default (None without one), in
+    column order; and per column with a bind processor: its place, the processor, and whether it holds
+    instants or dates (equal values always give equal text)."""
+
+    defaults: dict[str, Any]
+    processed: list[tuple[int, Callable[[Any], Any], bool]]
+    values: Callable[[dict], tuple] = field(init=False)  # the columns' values of a row, in order
+
+    def __post_init__(self):
+        names = list(self.defaults)
+        # itemgetter of one name gives the value itself, not a 1-tuple
+        getter = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+        object.__setattr__(self, "values", getter)
+
+
+def sqlite_rows(plan: SqlitePlan, rows: list[dict]) -> list[tuple]:
+    """The rows as the driver's tuples: every column in order, a missing one at its default (a key that
+    is not a column is ignored), each value through its column's bind processor."""
+    defaults, values = plan.defaults, plan.values
+    processed = [(index, _remembering(process) if moment else process) for index, process, moment in plan.processed]
+
+    def as_tuple(row: dict) -> tuple:
+        ordered = list(values({**defaults, **row}))
+        for index, process in processed:
+            ordered[index] = process(ordered[index])
+        return tuple(ordered)
+    return [as_tuple(row) for row in rows]
+
+
+_SQLITE_INSERTS: dict[type, tuple[str, SqlitePlan]] = {}
 
 
 def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -276,10 +300,8 @@ def _python_type(type_) -> type:
         return object
 
 
-def _sqlite_insert(model, dialect) -> tuple[str, dict[str, Any], Callable[[dict], tuple], list[tuple[int, Any, bool]]]:
-    """A table's INSERT in the driver's own style; every column's default (None without one); a getter of
-    the columns' values in order; and per column with a bind processor: its place, the processor, and
-    whether it holds instants or dates (equal values always give equal text)."""
+def _sqlite_insert(model, dialect) -> tuple[str, SqlitePlan]:
+    """A table's INSERT in the driver's own style, and the plan of its rows."""
     if model not in _SQLITE_INSERTS:
         defaults, processed = {}, []
         for index, column in enumerate(model.__table__.columns):
@@ -290,7 +312,7 @@ def _sqlite_insert(model, dialect) -> tuple[str, dict[str, Any], Callable[[dict]
             if process is not None:
                 processed.append((index, process, _python_type(column.type) in (datetime, date)))
         _SQLITE_INSERTS[model] = (f"INSERT INTO {model.__tablename__} ({', '.join(defaults)}) VALUES "
-                                  f"({', '.join('?' * len(defaults))})", defaults, itemgetter(*defaults), processed)
+                                  f"({', '.join('?' * len(defaults))})", SqlitePlan(defaults, processed))
     return _SQLITE_INSERTS[model]
 
 

@@ -54,3 +54,26 @@ def test_the_sqlite_writer_stores_what_sqlalchemys_insert_stores(network, monkey
             assert len(stored) == len(rows)
 
     network.tx(compare)
+
+
+def test_row_tuples_take_defaults_keep_explicit_nones_and_ignore_other_keys():
+    from datetime import datetime, timezone
+
+    from sqlalchemy import Boolean, Integer, String
+    from sqlalchemy.dialects import sqlite
+
+    from shared.db.types import UTCDateTime
+
+    table = Table("t_rows", MetaData(), Column("id", String, primary_key=True), Column("reserved", Integer, default=0),
+                  Column("at", UTCDateTime), Column("flag", Boolean, default=False))
+    model = type("TRows", (), {"__table__": table, "__tablename__": "t_rows"})
+    sql, plan = journal_module._sqlite_insert(model, sqlite.dialect())
+    assert sql == "INSERT INTO t_rows (id, reserved, at, flag) VALUES (?, ?, ?, ?)"
+    at = datetime(2026, 12, 2, 9, 30, tzinfo=timezone.utc)
+    rows = [{"id": "a"}, {"id": "b", "reserved": None, "at": at, "flag": True, "not_a_column": 1}]
+    assert journal_module.sqlite_rows(plan, rows) == [("a", 0, None, 0), ("b", None, "2026-12-02 09:30:00.000000", 1)]
+
+    one = Table("t_one", MetaData(), Column("id", String, primary_key=True))
+    _, single = journal_module._sqlite_insert(type("TOne", (), {"__table__": one, "__tablename__": "t_one"}),
+                                              sqlite.dialect())
+    assert journal_module.sqlite_rows(single, [{"id": "abc"}]) == [("abc",)]
