@@ -52,12 +52,15 @@ class TierConfig(BaseModel):
         return self.levels[0].name
 
     @cached_property
-    def _ranks(self) -> dict[str | None, int]:
-        return {level.name: index for index, level in enumerate(self.levels)}
+    def _ranks(self) -> tuple[tuple[TierLevel, ...], dict[str, int]]:
+        return self.levels, {level.name: index for index, level in enumerate(self.levels)}
 
     def rank(self, name: str | None) -> int:
         """0 for the lowest tier; a stored name no longer configured counts as the lowest."""
-        return self._ranks.get(name, 0)
+        levels, ranks = self._ranks
+        if levels is not self.levels:  # a model_copy with other levels carries its original's cache
+            ranks = {level.name: index for index, level in enumerate(self.levels)}
+        return ranks.get(name, 0)
 
     def name(self, stored: str | None) -> str:
         """The tier a stored value means (NULL and unknown names: the lowest)."""

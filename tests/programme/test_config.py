@@ -37,3 +37,15 @@ def test_dormant_must_come_after_at_risk():
         Settings(activity_at_risk_days=90, activity_dormant_days=60)
     with pytest.raises(ValidationError, match="positive"):
         Settings(expiry_reminder_days="30,0")
+
+
+def test_ranks_follow_the_ladder_also_in_a_copy_with_other_levels():
+    from shared.programme.config import TierConfig, TierLevel
+
+    tiers = TierConfig()
+    assert [tiers.rank(level.name) for level in tiers.levels] == list(range(len(tiers.levels)))
+    assert tiers.rank(None) == tiers.rank("retired-name") == 0 and tiers.name(None) == tiers.lowest
+    # the rank cache was filled above; a copy with another ladder must not use it
+    copy = tiers.model_copy(update={"levels": (TierLevel(name="basic", threshold=0), TierLevel(name="gold",
+                                                                                         threshold=10))})
+    assert copy.rank("gold") == 1 and copy.name("gold") == "gold" and tiers.rank("gold") == 2
