@@ -107,8 +107,9 @@ def test_a_proxys_unsigned_502_is_retried_with_the_same_key_and_never_trusted(ne
     forged.close()
 
 
-def test_clients_share_one_tls_context_that_verifies_certificates(monkeypatch):
+def test_a_threads_clients_share_one_tls_context_that_verifies_certificates(monkeypatch):
     import ssl
+    import threading
 
     from shared import sdk
 
@@ -121,11 +122,17 @@ def test_clients_share_one_tls_context_that_verifies_certificates(monkeypatch):
 
     monkeypatch.setattr(sdk.httpx, "Client", spy)
     key = Ed25519PrivateKey.generate()
-    clients = [PointsnetClient("https://pointsnet.example", "key-1", key) for _ in range(3)]
-    for one in clients:
-        one.close()
-    # one context for the process (making one loads the CA bundle each time), verifying as httpx's default
+
+    def three_clients():
+        for one in [PointsnetClient("https://pointsnet.example", "key-1", key) for _ in range(3)]:
+            one.close()
+    three_clients()
+    # one context per thread (making one loads the CA bundle each time), verifying as httpx's default
     assert len(made) == 3 and made[0] is made[1] is made[2] and isinstance(made[0], ssl.SSLContext)
+    other = threading.Thread(target=three_clients)
+    other.start()
+    other.join()
+    assert len(made) == 6 and made[3] is made[4] is made[5] and made[3] is not made[0]
     assert made[0].verify_mode == ssl.CERT_REQUIRED and made[0].check_hostname
     default = httpx.create_ssl_context()
     assert (made[0].verify_mode, made[0].check_hostname, made[0].minimum_version, made[0].options) == \

@@ -316,4 +316,24 @@ def test_a_run_with_nothing_due_makes_no_http_client(network, receiver, monkeypa
     member = make_member(network, shop, phone="+8613800000077")
     network.earn(shop, member, "till-77", points=5)
     assert deliver_due(network)["delivered"] == 1 and len(made) == 1
-    assert made[0]["verify"] is delivery.tls_context()  # the process's one TLS context
+    assert made[0]["verify"] is delivery.tls_context()  # this thread's one TLS context
+
+
+def test_a_tls_context_that_cannot_be_made_claims_nothing(network, receiver, monkeypatch):
+    from shared.webhooks import delivery
+
+    shop = make_partner(network, "Misconfigured")
+    register(network, receiver, shop)
+    network.earn(shop, make_member(network, shop, phone="+8613800000078"), "till-78", points=5)
+
+    def no_context():
+        raise FileNotFoundError("SSL_CERT_FILE names a missing file")
+
+    monkeypatch.setattr(delivery, "tls_context", no_context)
+    with pytest.raises(FileNotFoundError):
+        deliver_due(network)
+    # nothing leased, no attempt counted: once fixed, the delivery goes out on its first try
+    [queued] = deliveries(network)
+    assert queued.status == "pending" and queued.attempts == 0 and queued.claim_token is None
+    monkeypatch.undo()
+    assert deliver_due(network)["delivered"] == 1
