@@ -7,6 +7,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from shared.ledger.events import Event
+from shared.ledger.posting import post_events
 from tests.factories import make_member, make_partner
 
 
@@ -30,7 +31,6 @@ def test_a_unit_that_rolls_back_counts_nothing(network):
     earns = counted("earn")
 
     def post_then_fail(tx):
-        from shared.ledger.posting import post_events
         post_events(tx, shop, [Event("earn", "x1", member, points=10)])
         raise RuntimeError("after the journal flushed")
 
