@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -201,6 +201,11 @@ class Clients:
         self.made: list[PointsnetClient] = []
         self.lock = threading.Lock()
 
+    def make_own(self) -> None:
+        """Make this thread's clients of every partner now (a till makes its client at start-up)."""
+        for index in range(len(self.partners)):
+            self.get(index)
+
     def get(self, index: int) -> PointsnetClient:
         clients = self.local.__dict__.setdefault("clients", {})
         if index not in clients:
@@ -330,11 +335,23 @@ def scenario_batch_ingest(database_url: str | None, *, events: int, batch_size: 
     }
 
 
-def _hammer(total: int, clients: int, operation, console: Console, label: str) -> tuple[float, list[float]]:
-    """``total`` calls of ``operation(n)`` from ``clients`` threads; (seconds, latencies)."""
+def _hammer(total: int, clients: int, operation, console: Console, label: str, *,
+            setup: Callable[[], None] | None = None, ready: Callable[[], None] | None = None
+            ) -> tuple[float, list[float]]:
+    """``total`` calls of ``operation(n)`` from ``clients`` threads; (seconds, latencies).
+
+    Each thread first runs ``setup`` — what a till does once at start-up, such as making its SDK
+    clients — and the clock starts (after ``ready`` is called) only once every thread is set up."""
     counter = itertools.count()
     latencies: list[float] = []
     failures: list[BaseException] = []
+    clock: list[float] = []
+
+    def go() -> None:  # run once, when every thread is set up, before any is released
+        if ready is not None:
+            ready()
+        clock.append(time.perf_counter())
+    gate = threading.Barrier(clients + 1, action=go)
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task(label, total=total)
@@ -342,25 +359,34 @@ def _hammer(total: int, clients: int, operation, console: Console, label: str) -
         def worker():
             mine = []
             try:
+                if setup is not None:
+                    setup()
+                gate.wait()
                 while (n := next(counter)) < total:
                     t0 = time.perf_counter()
                     operation(n)
                     mine.append(time.perf_counter() - t0)
                     progress.update(task, advance=1)
+            except threading.BrokenBarrierError:
+                pass  # another thread's set-up failed: reported below
             except BaseException as exc:  # noqa: BLE001 - reported below, the run is void
                 failures.append(exc)
+                gate.abort()
             latencies.extend(mine)
 
         threads = [threading.Thread(target=worker) for _ in range(clients)]
-        started = time.perf_counter()
         for thread in threads:
             thread.start()
+        try:
+            gate.wait()
+        except threading.BrokenBarrierError:
+            pass
         for thread in threads:
             thread.join()
-        elapsed = time.perf_counter() - started
+        ended = time.perf_counter()
     if failures:
         raise failures[0]
-    return elapsed, latencies
+    return ended - clock[0], latencies
 
 
 def scenario_single_earn(database_url: str | None, *, requests: int, members: int, console: Console,
@@ -388,10 +414,11 @@ def scenario_single_earn(database_url: str | None, *, requests: int, members: in
 
             try:
                 _hammer(warmup, clients, earn, console, "single-earn: warm-up")
-                cpu = CpuMeter(network, server)
+                meter: list[CpuMeter] = []
                 elapsed, latencies = _hammer(requests, clients, lambda n: earn(warmup + n), console,
-                                             "single-earn")
-                cpu_used = cpu.used(requests)
+                                             "single-earn", setup=pool.make_own,
+                                             ready=lambda: meter.append(CpuMeter(network, server)))
+                cpu_used = meter[0].used(requests)
             finally:
                 pool.close()
         checked = check_ledger(network, accepted, refused)
@@ -442,9 +469,10 @@ def scenario_hot_member(database_url: str | None, *, operations: int, console: C
                     refused.add(reference)
 
             try:
-                cpu = CpuMeter(network, server)
-                elapsed, latencies = _hammer(operations, clients, operate, console, "hot-member")
-                cpu_used = cpu.used(operations)
+                meter: list[CpuMeter] = []
+                elapsed, latencies = _hammer(operations, clients, operate, console, "hot-member",
+                                             setup=pool.make_own, ready=lambda: meter.append(CpuMeter(network, server)))
+                cpu_used = meter[0].used(operations)
             finally:
                 pool.close()
         expected = opening + sum(earned) - sum(burned)
