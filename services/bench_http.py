@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,28 +291,20 @@ def scenario_batch_ingest(database_url: str | None, *, events: int, batch_size: 
         version = _version(network)
         accepted: dict[str, int] = {}
         refused: set[str] = set()
-        latencies: list[float] = []
         with api_server(url, workdir, workers=api_workers) as server:
             clients = Clients(server.base_url, partners)
             bodies = [{"events": [wire(e) for e in batch]} for batch in batches]
+            answers: list[dict] = [{}] * len(batches)
+
+            def send(index: int) -> None:
+                answers[index] = clients.get(index % PARTNERS).call("POST", "/v1/batch", bodies[index]).body
+
             try:
-                with Progress(TextColumn("batch-ingest: over HTTP"), BarColumn(), MofNCompleteColumn(),
-                              TimeElapsedColumn(), console=console) as progress:
-                    task = progress.add_task("post", total=events)
-
-                    def send(index: int):
-                        t0 = time.perf_counter()
-                        answer = clients.get(index % PARTNERS).call("POST", "/v1/batch", bodies[index])
-                        latencies.append(time.perf_counter() - t0)
-                        progress.update(task, advance=len(bodies[index]["events"]))
-                        return answer.body
-
-                    cpu = CpuMeter(network, server)
-                    started = time.perf_counter()
-                    with ThreadPoolExecutor(concurrency) as pool:
-                        answers = list(pool.map(send, range(len(batches))))
-                    http_s = time.perf_counter() - started
-                    cpu_used = cpu.used(events)
+                meter: list[CpuMeter] = []
+                http_s, latencies = _hammer(len(batches), concurrency, send, console,
+                                            "batch-ingest: over HTTP (batches)", setup=clients.make_own,
+                                            ready=lambda: meter.append(CpuMeter(network, server)))
+                cpu_used = meter[0].used(events)
             finally:
                 clients.close()
         for answer in answers:
