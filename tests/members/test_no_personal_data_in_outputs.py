@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 
 from shared.models import Entry
 from shared.programme.status import status_counts
@@ -39,7 +39,7 @@ def test_logs_settlement_files_and_reports_hold_no_contact(network, clock, partn
     coffee.call("GET", f"/v1/members/{members[0]}/history")
     network.erase_member(members[2], reason="request 7")
 
-    cycles = network.tx(lambda tx: tx.session.execute(select(distinct(Entry.cycle_date))).scalars().all(),
+    cycles = network.tx(lambda tx: tx.session.execute(select(Entry.cycle_date).distinct()).scalars().all(),
                         readonly=True)
     clock.advance(days=2)
     settled = [network.settle(cycle) for cycle in sorted(cycles)]
