@@ -27,7 +27,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -300,11 +300,10 @@ def scenario_batch_ingest(database_url: str | None, *, events: int, batch_size: 
                 answers[index] = clients.get(index % PARTNERS).call("POST", "/v1/batch", bodies[index]).body
 
             try:
-                meter: list[CpuMeter] = []
-                http_s, latencies = _hammer(len(batches), concurrency, send, console,
-                                            "batch-ingest: over HTTP (batches)", setup=clients.make_own,
-                                            ready=lambda: meter.append(CpuMeter(network, server)))
-                cpu_used = meter[0].used(events)
+                http_s, latencies, cpu = _hammer(len(batches), concurrency, send, console,
+                                                 "batch-ingest: over HTTP (batches)", setup=clients.make_own,
+                                                 start=lambda: CpuMeter(network, server))
+                cpu_used = cpu.used(events)
             finally:
                 clients.close()
         for answer in answers:
@@ -327,21 +326,21 @@ def scenario_batch_ingest(database_url: str | None, *, events: int, batch_size: 
 
 
 def _hammer(total: int, clients: int, operation, console: Console, label: str, *,
-            setup: Callable[[], None] | None = None, ready: Callable[[], None] | None = None
-            ) -> tuple[float, list[float]]:
-    """``total`` calls of ``operation(n)`` from ``clients`` threads; (seconds, latencies).
+            setup: Callable[[], None] | None = None, start: Callable[[], Any] | None = None
+            ) -> tuple[float, list[float], Any]:
+    """``total`` calls of ``operation(n)`` from ``clients`` threads; (seconds, latencies, what ``start``
+    returned).
 
     Each thread first runs ``setup`` — what a till does once at start-up, such as making its SDK
-    clients — and the clock starts (after ``ready`` is called) only once every thread is set up."""
+    clients — and ``start`` (a CPU meter, say) and the clock start only once every thread is set up."""
     counter = itertools.count()
     latencies: list[float] = []
     failures: list[BaseException] = []
-    clock: list[float] = []
+    began: list = []
 
     def go() -> None:  # run once, when every thread is set up, before any is released
-        if ready is not None:
-            ready()
-        clock.append(time.perf_counter())
+        began.append(start() if start is not None else None)
+        began.append(time.perf_counter())
     gate = threading.Barrier(clients + 1, action=go)
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
@@ -377,7 +376,8 @@ def _hammer(total: int, clients: int, operation, console: Console, label: str, *
         ended = time.perf_counter()
     if failures:
         raise failures[0]
-    return ended - clock[0], latencies
+    started, clock = began
+    return ended - clock, latencies, started
 
 
 def scenario_single_earn(database_url: str | None, *, requests: int, members: int, console: Console,
@@ -405,11 +405,10 @@ def scenario_single_earn(database_url: str | None, *, requests: int, members: in
 
             try:
                 _hammer(warmup, clients, earn, console, "single-earn: warm-up")
-                meter: list[CpuMeter] = []
-                elapsed, latencies = _hammer(requests, clients, lambda n: earn(warmup + n), console,
-                                             "single-earn", setup=pool.make_own,
-                                             ready=lambda: meter.append(CpuMeter(network, server)))
-                cpu_used = meter[0].used(requests)
+                elapsed, latencies, cpu = _hammer(requests, clients, lambda n: earn(warmup + n), console,
+                                                  "single-earn", setup=pool.make_own,
+                                                  start=lambda: CpuMeter(network, server))
+                cpu_used = cpu.used(requests)
             finally:
                 pool.close()
         checked = check_ledger(network, accepted, refused)
@@ -460,10 +459,9 @@ def scenario_hot_member(database_url: str | None, *, operations: int, console: C
                     refused.add(reference)
 
             try:
-                meter: list[CpuMeter] = []
-                elapsed, latencies = _hammer(operations, clients, operate, console, "hot-member",
-                                             setup=pool.make_own, ready=lambda: meter.append(CpuMeter(network, server)))
-                cpu_used = meter[0].used(operations)
+                elapsed, latencies, cpu = _hammer(operations, clients, operate, console, "hot-member",
+                                                  setup=pool.make_own, start=lambda: CpuMeter(network, server))
+                cpu_used = cpu.used(operations)
             finally:
                 pool.close()
         expected = opening + sum(earned) - sum(burned)
