@@ -16,6 +16,7 @@ from sqlalchemy import String, any_, bindparam, func, literal, select
 from sqlalchemy.types import UserDefinedType
 
 T = TypeVar("T")
+CHUNK = 5000
 
 
 class VarcharArray(UserDefinedType):
@@ -68,3 +69,17 @@ def per_dialect(build: Callable[..., T]) -> Callable[..., T]:
     """``build(dialect, ...)`` run once per dialect name (and further arguments): a statement built
     once, then only executed."""
     return cache(build)
+
+
+def chunks(values: Iterable[str], size: int = CHUNK):
+    """The distinct values in sorted order, ``size`` at a time."""
+    values = sorted(set(values))
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def among_rows(tx, statement, ids: Iterable[str], *, size: int = CHUNK, **params):
+    """The rows of ``statement`` (built once, its list of ids ``among_bound(…, "ids")``) for ``ids``,
+    ``size`` at a time in id order (the order members are locked in); ``params``: its other parameters."""
+    for chunk in chunks(ids, size):
+        yield from tx.session.execute(statement, {"ids": bound_list(tx.dialect, chunk), **params})

@@ -12,27 +12,13 @@ from typing import Iterable
 from sqlalchemy import or_, select
 
 from shared.db.database import Tx
-from shared.db.lists import among_bound, bound_list, per_dialect
+from shared.db.lists import among_bound, among_rows, chunks, per_dialect
 from shared.ledger.journal import MemberState
 from shared.ledger.rules import LotState
 from shared.models import Lot, Member
 
-CHUNK = 5000
 lots_table = Lot.__table__
 members_table = Member.__table__
-
-
-def chunks(values: Iterable[str], size: int = CHUNK):
-    values = sorted(set(values))
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
-
-def among_rows(tx: Tx, statement, ids: Iterable[str], **params):
-    """The rows of ``statement`` (built once, its list of ids ``among_bound(…, "ids")``) for ``ids``,
-    a chunk at a time in id order (the order members are locked in)."""
-    for chunk in chunks(ids):
-        yield from tx.session.execute(statement, {"ids": bound_list(tx.dialect, chunk), **params})
 
 
 @per_dialect
@@ -114,4 +100,4 @@ def member_lots(lots: dict[str, LotState], member_id: str) -> list[LotState]:
     return [lot for lot in lots.values() if lot.member_id == member_id]
 
 
-__all__ = ["lock_members", "load_lots", "load_due_lots", "member_lots", "chunks", "survivors", "or_"]
+__all__ = ["lock_members", "load_lots", "load_due_lots", "member_lots", "chunks", "among_rows", "survivors", "or_"]

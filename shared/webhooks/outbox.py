@@ -24,7 +24,7 @@ from typing import NamedTuple
 from sqlalchemy import insert, select
 
 from shared.db.database import Tx
-from shared.db.lists import among_bound, bound_list, per_dialect
+from shared.db.lists import among_bound, among_rows, bound_list, per_dialect
 from shared.db.types import new_id
 from shared.models import Entry, MemberLink, WebhookDelivery, WebhookEndpoint
 from shared.webhooks.errors import UnknownEventType
@@ -75,7 +75,7 @@ _ACTIVE_ENDPOINTS = select(WebhookEndpoint.__table__.c.partner_id, WebhookEndpoi
 def _linked_query(dialect: str):
     links = MemberLink.__table__
     return select(links.c.member_id, links.c.partner_id).where(
-        among_bound(dialect, links.c.member_id, "members"), among_bound(dialect, links.c.partner_id, "partners"))
+        among_bound(dialect, links.c.member_id, "ids"), among_bound(dialect, links.c.partner_id, "partners"))
 
 
 def active_endpoints(tx: Tx) -> dict[str, str]:
@@ -96,13 +96,11 @@ def emit_many(tx: Tx, events: list[Outgoing], endpoints: dict[str, str] | None =
         endpoints = active_endpoints(tx)
     if not endpoints:
         return []
-    members = sorted({e.data["member_id"] for e in events if e.data.get("member_id")})
+    members = {e.data["member_id"] for e in events if e.data.get("member_id")}
     linked: dict[str, set[str]] = {}
-    for start in range(0, len(members), CHUNK):
-        rows = tx.session.execute(_linked_query(tx.dialect), {
-            "members": bound_list(tx.dialect, members[start:start + CHUNK]), "partners": bound_list(tx.dialect, endpoints)})
-        for member_id, partner_id in rows:
-            linked.setdefault(member_id, set()).add(partner_id)
+    for member_id, partner_id in among_rows(tx, _linked_query(tx.dialect), members, size=CHUNK,
+                                            partners=bound_list(tx.dialect, endpoints)):
+        linked.setdefault(member_id, set()).add(partner_id)
     rows = []
     for event in events:
         member_id = event.data.get("member_id")
