@@ -13,7 +13,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.dashboard import views
@@ -86,8 +85,7 @@ def create_dashboard(network: Network) -> FastAPI:
     @app.get("/health/ready", include_in_schema=False)
     def ready():
         try:
-            with network.db.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            network.db.ping()
         except Exception:
             from fastapi.responses import JSONResponse
 

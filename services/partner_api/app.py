@@ -10,7 +10,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.partner_api.links import add_links
@@ -126,8 +125,7 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
     def ready() -> JSONResponse:
         """Readiness: the database answers."""
         try:
-            with network.db.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            network.db.ping()
         except Exception:
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": network.db.dialect})

@@ -11,18 +11,20 @@ from __future__ import annotations
 import logging
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
+from shared.db.writer_queue import WriterQueue
 
 log = logging.getLogger("pointsnet.db")
 T = TypeVar("T")
@@ -126,6 +128,9 @@ class Database:
         reader_bind = self.engine.execution_options(
             **({"sqlite_begin": "DEFERRED"} if self.dialect == "sqlite" else {"isolation_level": "REPEATABLE READ"}))
         self._reader = sessionmaker(reader_bind, expire_on_commit=False)
+        self._reader_bind = reader_bind
+        # SQLite has one write lock: this process's writers take turns at it in order of arrival.
+        self._write_turns = WriterQueue() if self.dialect == "sqlite" else None
 
     def run_in_transaction(self, fn: Callable[[Tx], T], *, readonly: bool = False, attempts: int = 12) -> T:
         """Run ``fn`` in one transaction, committing once; retry the whole unit on transient conflicts."""
@@ -134,7 +139,7 @@ class Database:
             session = (self._reader if readonly else self._writer)()
             tx = Tx(session=session, now=self.clock.now(), settings=self.settings, dialect=self.dialect)
             try:
-                with session.begin():
+                with self._turn(readonly), session.begin():
                     result = fn(tx)
             except Exception as exc:
                 retry = is_retryable(exc)
@@ -154,6 +159,14 @@ class Database:
                 hook()
             return result
         raise AssertionError("unreachable")
+
+    def _turn(self, readonly: bool):
+        return nullcontext() if readonly or self._write_turns is None else self._write_turns.turn()
+
+    def ping(self) -> None:
+        """Readiness: one read-only round trip (on SQLite without the write lock)."""
+        with self._reader_bind.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     def _record_alerts(self, tx: Tx) -> None:
         if not tx.alerts:
