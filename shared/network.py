@@ -104,11 +104,14 @@ class Network:
         the WAL until a checkpoint (best effort: a reader still on an older snapshot keeps them until
         the next checkpoint). PostgreSQL needs nothing here."""
         if self.db.dialect == "sqlite":
-            raw = self.db.engine.raw_connection()
-            try:
-                raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            finally:
-                raw.close()
+            # The checkpoint holds the write lock while it waits for readers: it takes its turn
+            # like any writer, so the process's writers queue behind it rather than collide.
+            with self.db.write_turn():
+                raw = self.db.engine.raw_connection()
+                try:
+                    raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                finally:
+                    raw.close()
 
     # -- ledger ----------------------------------------------------------------------
     def post(self, partner_id: str, events: list[Event]) -> list[dict | PointsnetError]:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
-from shared.db.writer_queue import WriterQueue
+from shared.db.writer_queue import TurnTimeout, WriterQueue
 
 log = logging.getLogger("pointsnet.db")
 T = TypeVar("T")
@@ -80,6 +80,8 @@ def _pgcode(exc: DBAPIError) -> str | None:
 
 
 def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, TurnTimeout):  # as SQLite's busy database: try again, at the back of the queue
+        return True
     if isinstance(exc, DBAPIError):
         code = _pgcode(exc)
         if code in RETRYABLE_PG:
@@ -163,10 +165,15 @@ class Database:
     def _turn(self, readonly: bool):
         return nullcontext() if readonly or self._write_turns is None else self._write_turns.turn()
 
+    def write_turn(self):
+        """This process's turn at SQLite's write lock, for the rare write outside a unit of work
+        (a WAL checkpoint); on PostgreSQL nothing."""
+        return self._turn(readonly=False)
+
     def ping(self) -> None:
-        """Readiness: one read-only round trip (on SQLite without the write lock)."""
+        """Readiness: one read of the database (on SQLite from its header, without the write lock)."""
         with self._reader_bind.connect() as connection:
-            connection.execute(text("SELECT 1"))
+            connection.execute(text("PRAGMA schema_version" if self.dialect == "sqlite" else "SELECT 1"))
 
     def _record_alerts(self, tx: Tx) -> None:
         if not tx.alerts:

@@ -16,9 +16,16 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Iterator
 
+PATIENCE_S = 60.0  # as long as SQLite's busy timeout: a writer waits this long for its turn, then gives up
+
+
+class TurnTimeout(TimeoutError):
+    """The writer waited its patience for a turn; the transaction runner retries it like a busy database."""
+
 
 class WriterQueue:
-    def __init__(self) -> None:
+    def __init__(self, patience_s: float = PATIENCE_S) -> None:
+        self.patience_s = patience_s
         self._lock = threading.Lock()
         self._waiting: deque[threading.Lock] = deque()
         self._taken = False
@@ -32,13 +39,18 @@ class WriterQueue:
         depth = getattr(self._mine, "depth", 0)
         if depth == 0:
             self._acquire()
-        self._mine.depth = depth + 1
         try:
+            self._mine.depth = depth + 1
             yield
         finally:
             self._mine.depth = depth
             if depth == 0:
                 self._release()
+
+    @property
+    def free(self) -> bool:
+        with self._lock:
+            return not self._taken
 
     def _acquire(self) -> None:
         with self._lock:
@@ -48,7 +60,24 @@ class WriterQueue:
             baton = threading.Lock()
             baton.acquire()
             self._waiting.append(baton)
-        baton.acquire()  # released by the writer handing its turn to this one
+        try:
+            if baton.acquire(timeout=self.patience_s):  # released by the writer handing its turn on
+                return
+        except BaseException:  # interrupted while waiting: leave the queue, or pass on a turn handed over
+            if not self._left(baton):
+                self._release()
+            raise
+        if self._left(baton):
+            raise TurnTimeout(f"waited {self.patience_s:g} s for a turn at the database's write lock")
+        # handed over in the instant after the wait ran out: the turn is this writer's
+
+    def _left(self, baton: threading.Lock) -> bool:
+        """Leave the queue; False if the turn had been handed to this writer already."""
+        with self._lock:
+            if baton in self._waiting:
+                self._waiting.remove(baton)
+                return True
+            return False
 
     def _release(self) -> None:
         with self._lock:

@@ -1,13 +1,18 @@
 """SQLite's writers in one process take turns in order of arrival: a request waiting to write is not
-overtaken by a job writing transaction after transaction (a restart's settlement catch-up)."""
+overtaken by a job writing transaction after transaction (a restart's settlement catch-up). No turn is
+ever lost: not to an error in a unit, a writer that gives up waiting, or one interrupted while waiting.
+Every wait here is bounded, so a regression fails instead of hanging the run."""
 
+import sqlite3
 import threading
 import time
 
+import pytest
 from sqlalchemy import text
 
+from shared.db import writer_queue
 from shared.db.database import Database
-from shared.db.writer_queue import WriterQueue
+from shared.db.writer_queue import TurnTimeout, WriterQueue
 
 
 def _waiting(queue: WriterQueue, count: int) -> None:
@@ -17,37 +22,96 @@ def _waiting(queue: WriterQueue, count: int) -> None:
         time.sleep(0.001)
 
 
-def test_turns_pass_in_order_of_arrival():
-    queue, order = WriterQueue(), []
-    threads = []
-    with queue.turn():
-        for name in range(6):
-            threads.append(threading.Thread(target=_one_turn, args=(queue, order, name)))
-            threads[-1].start()
-            _waiting(queue, name + 1)  # each has queued before the next arrives
-    for thread in threads:
-        thread.join(30)
-    assert order == list(range(6))
-    with queue.turn():  # free again once the last has gone
-        assert not queue._waiting
+def _in_thread(target, *args) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
 
 
-def test_a_turn_inside_a_turn_on_one_thread_goes_on_within_it():
-    queue, order = WriterQueue(), []
-    with queue.turn():
-        with queue.turn():  # no wait for itself
-            order.append("inner")
-        waiter = threading.Thread(target=lambda: _one_turn(queue, order, "other"))
-        waiter.start()
-        _waiting(queue, 1)
-        order.append("outer, after the inner one")  # the inner one's end did not pass the turn on
-    waiter.join(30)
-    assert order == ["inner", "outer, after the inner one", "other"]
+def _finishes(target) -> None:
+    done = []
+    _in_thread(lambda: (target(), done.append(True))).join(30)
+    assert done, "it waited for a turn that never came"
 
 
 def _one_turn(queue, order, name):
     with queue.turn():
         order.append(name)
+
+
+def test_turns_pass_in_order_of_arrival():
+    queue, order, threads = WriterQueue(), [], []
+    with queue.turn():
+        for name in range(6):
+            threads.append(_in_thread(_one_turn, queue, order, name))
+            _waiting(queue, name + 1)  # each has queued before the next arrives
+    for thread in threads:
+        thread.join(30)
+    assert order == list(range(6))
+    assert queue.free
+
+
+def test_a_turn_inside_a_turn_on_one_thread_goes_on_within_it():
+    queue, order = WriterQueue(), []
+
+    def outer():
+        with queue.turn():
+            with queue.turn():  # no wait for itself
+                order.append("inner")
+            waiter = _in_thread(_one_turn, queue, order, "other")
+            _waiting(queue, 1)
+            order.append("outer, after the inner one")  # the inner one's end did not pass the turn on
+        waiter.join(30)
+
+    _finishes(outer)
+    assert order == ["inner", "outer, after the inner one", "other"]
+    assert queue.free
+
+
+def test_a_writer_that_gives_up_waiting_leaves_the_queue():
+    queue, outcome, order = WriterQueue(patience_s=0.05), [], []
+    with queue.turn():
+        _in_thread(lambda: outcome.append(_try(queue))).join(30)
+    assert isinstance(outcome[0], TurnTimeout)
+    assert queue.free and not queue._waiting  # the turn was not handed to the writer that left
+    _finishes(lambda: _one_turn(queue, order, "next"))
+    assert order == ["next"]
+
+
+def test_a_writer_interrupted_while_waiting_loses_no_turn(monkeypatch):
+    queue, outcome, order = WriterQueue(), [], []
+
+    class Interrupted:  # a baton whose wait is interrupted, as by Ctrl-C
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        def acquire(self, timeout=None):
+            if timeout is not None:
+                raise KeyboardInterrupt
+            return self.lock.acquire()
+
+        def release(self):
+            self.lock.release()
+
+    class Batons:
+        Lock = Interrupted
+
+    with queue.turn():
+        monkeypatch.setattr(writer_queue, "threading", Batons)  # batons only: the queue's own lock is made
+        _in_thread(lambda: outcome.append(_try(queue, KeyboardInterrupt))).join(30)
+        monkeypatch.undo()
+        assert isinstance(outcome[0], KeyboardInterrupt) and not queue._waiting
+    assert queue.free
+    _finishes(lambda: _one_turn(queue, order, "next"))
+    assert order == ["next"]
+
+
+def _try(queue, expected=TurnTimeout):
+    try:
+        with queue.turn():
+            return None
+    except expected as stopped:
+        return stopped
 
 
 def _sqlite(settings, tmp_path) -> Database:
@@ -60,21 +124,20 @@ def test_a_waiting_writer_is_not_overtaken_by_a_job_writing_back_to_back(setting
     db = _sqlite(settings, tmp_path)
     stop, request_waiting, overtook = threading.Event(), threading.Event(), []
 
-    def job():  # transaction after transaction, 20 ms each, with no pause between them
+    def job():  # transaction after transaction, 50 ms each, with no pause between them
         while not stop.is_set():
             def unit(tx):
                 tx.session.execute(text("INSERT INTO t VALUES ('job')"))  # holds the write lock from here
                 overtaking = request_waiting.is_set()  # took it while the request waited for its turn
-                time.sleep(0.02)
+                time.sleep(0.05)
                 if overtaking:
                     overtook[-1] += 1
             db.run_in_transaction(unit)
 
-    worker = threading.Thread(target=job)
-    worker.start()
+    worker = _in_thread(job)
     try:
         for _request in range(5):
-            time.sleep(0.03)
+            time.sleep(0.06)
             overtook.append(0)
             request_waiting.set()
             db.run_in_transaction(lambda tx: (tx.session.execute(text("INSERT INTO t VALUES ('request')")),
@@ -83,24 +146,43 @@ def test_a_waiting_writer_is_not_overtaken_by_a_job_writing_back_to_back(setting
         stop.set()
         worker.join(30)
         db.dispose()
-    # At most the one the job had begun when the request arrived (in the instant before it queued).
+    # At most the one the job had begun when the request arrived, in the instant before it queued.
+    # (Without the queue, SQLite's busy handler let the job overtake hundreds of times.)
     assert max(overtook) <= 1, overtook
 
 
-def test_readiness_answers_while_another_process_holds_the_write_lock(settings, tmp_path):
-    import sqlite3
+def test_a_failed_unit_and_a_writer_out_of_patience_lose_no_turn(settings, tmp_path):
+    db = _sqlite(settings, tmp_path)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            db.run_in_transaction(lambda tx: (tx.session.execute(text("INSERT INTO t VALUES ('failed')")), 1 / 0))
+        db._write_turns.patience_s = 0.05  # the second writer gives up its wait, and the runner retries it
+        holding = threading.Event()
 
+        def long_unit(tx):
+            tx.session.execute(text("INSERT INTO t VALUES ('long')"))
+            holding.set()
+            time.sleep(0.3)
+
+        holder = _in_thread(db.run_in_transaction, long_unit)
+        assert holding.wait(30)
+        _finishes(lambda: db.run_in_transaction(lambda tx: tx.session.execute(text("INSERT INTO t VALUES ('patient')"))))
+        holder.join(30)
+        rows = db.run_in_transaction(lambda tx: tx.session.execute(text("SELECT who FROM t ORDER BY rowid")).scalars().all(),
+                                     readonly=True)
+        assert rows == ["long", "patient"]
+        assert db._write_turns.free
+    finally:
+        db.dispose()
+
+
+def test_readiness_answers_while_another_process_holds_the_write_lock(settings, tmp_path):
     db = _sqlite(settings, tmp_path)
     other = sqlite3.connect(tmp_path / "turns.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
-    answered = threading.Event()
-    probe = threading.Thread(target=lambda: (db.ping(), answered.set()), daemon=True)
     try:
-        probe.start()
-        probe.join(30)  # a ping that wanted the write lock would wait the busy timeout (60 s)
-        assert answered.is_set()
+        _finishes(db.ping)  # a ping that wanted the write lock would wait the busy timeout (60 s)
     finally:
         other.rollback()
         other.close()
-        probe.join(90)
         db.dispose()
