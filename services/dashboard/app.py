@@ -61,24 +61,26 @@ def create_dashboard(network: Network) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(DashboardHeaders)
 
+    # The handlers render pages, which may read the session from the database: plain functions,
+    # so Starlette runs them in a worker thread, never on the event loop.
     @app.exception_handler(NotSignedIn)
-    async def sign_in_first(request: Request, error: NotSignedIn):
+    def sign_in_first(request: Request, error: NotSignedIn):
         if request.method == "GET":
             return RedirectResponse((request.scope.get("root_path") or "") + "/login", status_code=303)
         return page(request, "error.html", status_code=401, code=error.code, detail=error.detail)
 
     @app.exception_handler(PointsnetError)
-    async def refused(request: Request, error: PointsnetError):
+    def refused(request: Request, error: PointsnetError):
         return page(request, "error.html", status_code=error.status, code=error.code, detail=error.detail)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError):
+    def invalid(request: Request, error: RequestValidationError):
         detail = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', '')}"
                            for e in error.errors()[:5])
         return page(request, "error.html", status_code=422, code="validation_failed", detail=detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException):
+    def http_error(request: Request, error: StarletteHTTPException):
         return page(request, "error.html", status_code=error.status_code, code="not_found"
                     if error.status_code == 404 else "http_error", detail=str(error.detail))
 

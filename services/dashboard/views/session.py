@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from services.dashboard.i18n import LANGUAGES
@@ -77,8 +78,10 @@ def logout(request: Request, checked=Depends(checked_form())):
 
 @router.post("/language")
 async def language(request: Request):
-    """Switch language. Signed in: remembered for the user (CSRF-checked); before sign-in: a cookie."""
-    session = current_session(request)
+    """Switch language. Signed in: remembered for the user (CSRF-checked); before sign-in: a cookie.
+    (Async to read the form itself; its database work runs in a worker thread, as a def endpoint's
+    does, never on the event loop.)"""
+    session = await run_in_threadpool(current_session, request)
     if session is not None:
         _session, form = await checked_form()(request, session)
     else:
@@ -86,7 +89,8 @@ async def language(request: Request):
     chosen = str(form.get("language", "en"))
     chosen = chosen if chosen in LANGUAGES else "en"
     if session is not None:
-        network_of(request).tx(lambda tx: setattr(tx.session.get(StaffUser, session.user_id), "language", chosen))
+        await run_in_threadpool(network_of(request).tx,
+                                lambda tx: setattr(tx.session.get(StaffUser, session.user_id), "language", chosen))
     back = str(form.get("next", "/"))
     base = request.scope.get("root_path") or ""
     if not back.startswith("/") or back.startswith("//"):
