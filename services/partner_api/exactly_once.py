@@ -8,14 +8,12 @@ corrected retry with the same key can still succeed.
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Callable
 
 from shared.db.database import Tx, is_unique_violation
-from shared.errors import Conflict, IdempotencyKeyReused, PointsnetError, RequestInProgress
+from shared.errors import Conflict, PointsnetError, RequestInProgress
 from shared.ledger import idempotency
-from shared.ledger.events import differences
 from shared.network import Network
 
 _inflight: set[tuple[str, str]] = set()
@@ -47,14 +45,8 @@ def execute(network: Network, partner_id: str, key: str, request: dict,
 
 
 def _with_status(tx: Tx, partner_id: str, key: str, request: dict, operation) -> tuple[int, dict, bool]:
-    # On PostgreSQL the key's advisory lock comes first: a twin that stored its outcome has released
-    # it, and the lookup after it (a new snapshot in READ COMMITTED) sees that outcome.
-    if tx.is_postgres:
-        got = tx.session.execute(idempotency.ADVISORY_LOCK,
-                                 {"k": idempotency.advisory_key(partner_id, key)}).scalar_one()
-        if not got:
-            raise RequestInProgress("a request with this Idempotency-Key is still running; retry shortly")
-    stored = _lookup(tx, partner_id, key, request)
+    idempotency.claim(tx, partner_id, key)
+    stored = idempotency.replay(tx, partner_id, key, request)
     if stored is not None:
         return stored
     status, body = operation(tx)
@@ -62,24 +54,12 @@ def _with_status(tx: Tx, partner_id: str, key: str, request: dict, operation) ->
     return status, body, False
 
 
-def _lookup(tx: Tx, partner_id: str, key: str, request: dict) -> tuple[int, dict, bool] | None:
-    row = tx.session.execute(idempotency.LOOKUP, {"partner_id": partner_id, "key": key}).first()
-    if row is None:
-        return None
-    if row.request_hash != idempotency.request_hash(request):
-        diff = differences(json.loads(row.request), request)
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key {key!r} was first used for a different request (differs in {', '.join(diff)})",
-            differs=diff)
-    return row.status_code, json.loads(row.response), True
-
-
 def _store_refusal(network: Network, partner_id: str, key: str, request: dict,
                    error: PointsnetError) -> tuple[int, dict, bool]:
     body = error.to_problem()
 
     def unit(tx: Tx):
-        stored = _lookup(tx, partner_id, key, request)
+        stored = idempotency.replay(tx, partner_id, key, request)
         if stored is not None:
             return stored
         idempotency.store(tx, partner_id, key, request, error.status, body)
@@ -89,5 +69,5 @@ def _store_refusal(network: Network, partner_id: str, key: str, request: dict,
         return network.tx(unit)
     except Exception as exc:  # pragma: no cover - a twin stored first; the retry reads it
         if is_unique_violation(exc):
-            return network.tx(lambda tx: _lookup(tx, partner_id, key, request))
+            return network.tx(lambda tx: idempotency.replay(tx, partner_id, key, request))
         raise

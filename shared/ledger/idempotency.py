@@ -37,24 +37,35 @@ def advisory_key(partner_id: str, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def claim(tx: Tx, partner_id: str, key: str) -> None:
+    """On PostgreSQL, the key's advisory lock for the rest of the transaction; a twin holding it is
+    answered at once. It comes before the lookup: a twin that stored its outcome has released it, and
+    the lookup after it (a new snapshot in READ COMMITTED) sees that outcome."""
+    if tx.is_postgres and not tx.session.execute(ADVISORY_LOCK, {"k": advisory_key(partner_id, key)}).scalar_one():
+        raise RequestInProgress("a request with this Idempotency-Key is still running; retry shortly")
+
+
+def replay(tx: Tx, partner_id: str, key: str, request: dict) -> tuple[int, Any, bool] | None:
+    """The stored (status, body, True) of this key, or None; a different request under it is refused."""
+    stored = tx.session.execute(LOOKUP, {"partner_id": partner_id, "key": key}).first()
+    if stored is None:
+        return None
+    if stored.request_hash != request_hash(request):
+        diff = differences(json.loads(stored.request), request)
+        raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was first used for a different request "
+                                   f"(differs in {', '.join(diff) or 'content'})", differs=diff)
+    return stored.status_code, json.loads(stored.response), True
+
+
 def run_once(tx: Tx, partner_id: str, key: str, request: dict, operation: Callable[[], Any],
              *, status_code: int = 200) -> tuple[int, Any, bool]:
     """Run ``operation`` once per key; returns (status, body, replayed)."""
     if not key or len(key) > 255:
         raise ValidationFailed("Idempotency-Key must be 1 to 255 characters")
-    if tx.is_postgres:
-        got = tx.session.execute(ADVISORY_LOCK, {"k": advisory_key(partner_id, key)})
-        if not got.scalar_one():
-            raise RequestInProgress("a request with this Idempotency-Key is still running; retry shortly")
-    stored = tx.session.execute(LOOKUP, {"partner_id": partner_id, "key": key}).first()
-    digest = request_hash(request)
+    claim(tx, partner_id, key)
+    stored = replay(tx, partner_id, key, request)
     if stored is not None:
-        if stored.request_hash != digest:
-            diff = differences(json.loads(stored.request), request)
-            raise IdempotencyKeyReused(
-                f"Idempotency-Key {key!r} was used for a request with different {', '.join(diff) or 'content'}",
-                differs=diff)
-        return stored.status_code, json.loads(stored.response), True
+        return stored
     body = operation()
     store(tx, partner_id, key, request, status_code, body)
     return status_code, body, False
