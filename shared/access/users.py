@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
@@ -51,21 +53,48 @@ def add_user(tx: Tx, email: str, role: str, password: str, *, partner_id: str | 
     return _public(user)
 
 
-def check_password(tx: Tx, email: str, password: str) -> StaffUser | None:
-    """The active user with this e-mail and password, or None (the same work either way)."""
+@dataclass(frozen=True)
+class Verified:
+    """A password checked against a user's stored hash, outside any transaction."""
+
+    user_id: str
+    password_hash: str  # the hash it was checked against
+    rehash: str | None  # the same password hashed with today's parameters, when the stored hash is older
+
+
+def login_candidate(tx: Tx, email: str) -> tuple[str, str] | None:
+    """(id, password hash) of the active user with this e-mail, or None."""
     try:
         email = normalise_email(email)
     except InvalidUser:
-        email = ""
-    user = tx.session.scalar(select(StaffUser).where(StaffUser.email == email)) if email else None
+        return None
+    row = tx.session.execute(select(StaffUser.id, StaffUser.password_hash).where(
+        StaffUser.email == email, StaffUser.disabled_at.is_(None))).first()
+    return (row.id, row.password_hash) if row else None
+
+
+def verify_password(candidate: tuple[str, str] | None, password: str) -> Verified | None:
+    """Argon2, the same work whether or not the user exists. It is slow by design (about 0.1 s of
+    CPU), so it runs with no transaction open: on SQLite a login must not hold the write lock that
+    every partner request needs."""
+    user_id, stored = candidate if candidate else (None, _DUMMY)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY, password)
+        _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return None
-    if user is None or user.disabled_at is not None:
+    if user_id is None:
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+    return Verified(user_id, stored, _hasher.hash(password) if _hasher.check_needs_rehash(stored) else None)
+
+
+def confirm_login(tx: Tx, verified: Verified | None) -> StaffUser | None:
+    """The user the password was verified for, if still active and with the same password; a newer
+    hash of it is stored."""
+    user = tx.session.get(StaffUser, verified.user_id) if verified else None
+    if user is None or user.disabled_at is not None or user.password_hash != verified.password_hash:
+        return None
+    if verified.rehash:
+        user.password_hash = verified.rehash
     return user
 
 

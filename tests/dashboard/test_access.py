@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -162,3 +163,76 @@ def test_production_hashing_parameters():
     assert fresh._hasher.type.name == "ID"
     assert (fresh._hasher.time_cost, fresh._hasher.memory_cost) == (profiles.RFC_9106_LOW_MEMORY.time_cost,
                                                                    profiles.RFC_9106_LOW_MEMORY.memory_cost)
+
+
+class _HeldHasher:
+    """The tests' hasher, whose verify waits until the test lets it go on: a sign-in caught in the
+    middle of checking its password."""
+
+    def __init__(self, real):
+        self.real, self.checking, self.go_on = real, threading.Event(), threading.Event()
+
+    def verify(self, stored, password):
+        self.checking.set()
+        assert self.go_on.wait(30)
+        return self.real.verify(stored, password)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def _sign_in_held(network, monkeypatch, email, password=PASSWORD):
+    """Start a sign-in and stop it while its password is checked; returns (hasher, thread, answers)."""
+    hasher, answers = _HeldHasher(getattr(users._hasher, "real", users._hasher)), []
+    monkeypatch.setattr(users, "_hasher", hasher)
+    client = make_client(network)
+    thread = threading.Thread(target=lambda: answers.append(sign_in(client, email, password)), daemon=True)
+    thread.start()
+    assert hasher.checking.wait(30)
+    return hasher, thread, answers
+
+
+def _finish(hasher, thread, answers):
+    hasher.go_on.set()
+    thread.join(30)
+    return answers[0]
+
+
+def test_checking_a_password_holds_no_lock_that_other_writers_need(network, staff, monkeypatch):
+    """Argon2 is slow by design; on SQLite a sign-in checking it inside its write transaction held
+    the lock every partner request needs (and a guesser could hold it again and again)."""
+    held = _sign_in_held(network, monkeypatch, staff["operator"])
+    wrote = []
+    writer = threading.Thread(target=lambda: wrote.append(network.create_partner("Meanwhile")), daemon=True)
+    writer.start()
+    writer.join(30)
+    answer = _finish(*held)
+    assert wrote, "a write waited for a sign-in's password check"
+    assert answer.status_code == 303
+
+
+def test_a_user_disabled_or_given_a_new_password_during_the_check_is_refused(network, staff, monkeypatch):
+    for email, change in ((staff["finance"], lambda tx: users.disable_user(tx, staff["finance"])),
+                          (staff["operator"], lambda tx: users.set_password(tx, staff["operator"], "a brand new one"))):
+        held = _sign_in_held(network, monkeypatch, email)  # with the password that was right until now
+        network.tx(change)
+        assert _finish(*held).status_code == 401
+
+
+def test_failures_recorded_during_the_check_still_throttle(network, staff, monkeypatch):
+    held = _sign_in_held(network, monkeypatch, staff["operator"])  # the right password
+    for _ in range(throttle.PER_EMAIL):  # a guesser's failures land meanwhile
+        network.tx(lambda tx: throttle.record_failure(tx, staff["operator"], "10.0.0.9"))
+    assert _finish(*held).status_code == 429
+    assert network.tx(lambda tx: tx.session.scalars(select(StaffSession)).all(), readonly=True) == []
+
+
+def test_an_old_hash_is_replaced_by_one_with_todays_parameters_at_sign_in(network, staff, monkeypatch):
+    from argon2 import PasswordHasher, profiles
+
+    monkeypatch.setattr(users, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    weaker = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, hash_len=16, salt_len=8)
+    network.tx(lambda tx: setattr(users.find_user(tx, staff["operator"]), "password_hash", weaker.hash(PASSWORD)))
+    assert sign_in(make_client(network), staff["operator"]).status_code == 303
+    stored = network.tx(lambda tx: users.find_user(tx, staff["operator"]).password_hash, readonly=True)
+    assert not users._hasher.check_needs_rehash(stored) and users._hasher.verify(stored, PASSWORD)

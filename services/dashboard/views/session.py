@@ -35,10 +35,15 @@ def login(request: Request, form: FormData = Depends(checked_login_form)):
     network = network_of(request)
     email, password, client = str(form.get("email", ""))[:320], str(form.get("password", ""))[:1024], client_of(request)
 
-    def unit(tx):
-        key = email.strip().lower()
+    key = email.strip().lower()
+
+    def candidate(tx):
         throttle.check(tx, key, client)
-        user = users.check_password(tx, email, password)
+        return users.login_candidate(tx, email)
+
+    def unit(tx):
+        throttle.check(tx, key, client)  # again: failures recorded while the password was checked count
+        user = users.confirm_login(tx, verified)
         if user is None:
             throttle.record_failure(tx, key, client)
             return None
@@ -47,6 +52,8 @@ def login(request: Request, form: FormData = Depends(checked_login_form)):
         return sessions.open_session(tx, user, client), user.role
 
     try:
+        # Read, check the password with no transaction open, then write: Argon2 never holds a lock.
+        verified = users.verify_password(network.tx(candidate, readonly=True), password)
         outcome = network.tx(unit)
     except LoginThrottled as error:
         token = new_login_token()
