@@ -59,7 +59,9 @@ class Verified:
 
     user_id: str
     password_hash: str  # the hash it was checked against
-    rehash: str | None  # the same password hashed with today's parameters, when the stored hash is older
+
+
+CHANGED = "changed"  # confirm_login: the stored hash is not the one the password was checked against
 
 
 def login_candidate(tx: Tx, email: str) -> tuple[str, str] | None:
@@ -75,27 +77,37 @@ def login_candidate(tx: Tx, email: str) -> tuple[str, str] | None:
 
 def verify_password(candidate: tuple[str, str] | None, password: str) -> Verified | None:
     """Argon2, the same work whether or not the user exists. It is slow by design (about 0.1 s of
-    CPU), so it runs with no transaction open: on SQLite a login must not hold the write lock that
+    CPU), so it runs with no transaction open: on SQLite a sign-in must not hold the write lock that
     every partner request needs."""
     user_id, stored = candidate if candidate else (None, _DUMMY)
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return None
-    if user_id is None:
-        return None
-    return Verified(user_id, stored, _hasher.hash(password) if _hasher.check_needs_rehash(stored) else None)
+    return Verified(user_id, stored) if user_id else None
 
 
-def confirm_login(tx: Tx, verified: Verified | None) -> StaffUser | None:
-    """The user the password was verified for, if still active and with the same password; a newer
-    hash of it is stored."""
+def confirm_login(tx: Tx, verified: Verified | None) -> StaffUser | str | None:
+    """The user the password was verified for, if still active; None if not (or the password was
+    wrong); CHANGED if the stored hash changed meanwhile (a new password, or another sign-in's
+    upgrade of the hash): check the password again against the new one."""
     user = tx.session.get(StaffUser, verified.user_id) if verified else None
-    if user is None or user.disabled_at is not None or user.password_hash != verified.password_hash:
+    if user is None or user.disabled_at is not None:
         return None
-    if verified.rehash:
-        user.password_hash = verified.rehash
-    return user
+    return user if user.password_hash == verified.password_hash else CHANGED
+
+
+def upgraded_hash(verified: Verified, password: str) -> str | None:
+    """After a sign-in: the password hashed with today's parameters, if its stored hash is older
+    (made with no transaction open; stored by store_upgraded_hash)."""
+    return _hasher.hash(password) if _hasher.check_needs_rehash(verified.password_hash) else None
+
+
+def store_upgraded_hash(tx: Tx, verified: Verified, new_hash: str) -> None:
+    """Replace the hash only if it is still the one the password was checked against."""
+    tx.session.execute(update(StaffUser).where(StaffUser.id == verified.user_id,
+                                               StaffUser.password_hash == verified.password_hash)
+                       .values(password_hash=new_hash))
 
 
 def list_users(tx: Tx) -> list[dict]:

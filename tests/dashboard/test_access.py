@@ -6,10 +6,11 @@ import threading
 from datetime import timedelta
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from shared.access import sessions, throttle, users
-from shared.models import AuditEntry, StaffSession
+from shared.models import AuditEntry, LoginFailure, StaffSession
 from tests.dashboard.conftest import BASE, PASSWORD, csrf_of, make_client, post_form, sign_in
 
 
@@ -166,16 +167,23 @@ def test_production_hashing_parameters():
 
 
 class _HeldHasher:
-    """The tests' hasher, whose verify waits until the test lets it go on: a sign-in caught in the
-    middle of checking its password."""
+    """The tests' hasher, whose first verify waits until the test lets it go on: a sign-in caught in
+    the middle of checking its password. Counts every verify and hash."""
 
     def __init__(self, real):
         self.real, self.checking, self.go_on = real, threading.Event(), threading.Event()
+        self.verified = self.hashed = 0
 
     def verify(self, stored, password):
-        self.checking.set()
-        assert self.go_on.wait(30)
+        self.verified += 1
+        if self.verified == 1:
+            self.checking.set()
+            assert self.go_on.wait(60)
         return self.real.verify(stored, password)
+
+    def hash(self, password):
+        self.hashed += 1
+        return self.real.hash(password)
 
     def __getattr__(self, name):
         return getattr(self.real, name)
@@ -195,20 +203,21 @@ def _sign_in_held(network, monkeypatch, email, password=PASSWORD):
 def _finish(hasher, thread, answers):
     hasher.go_on.set()
     thread.join(30)
+    assert answers, "the held sign-in did not finish"
     return answers[0]
 
 
 def test_checking_a_password_holds_no_lock_that_other_writers_need(network, staff, monkeypatch):
     """Argon2 is slow by design; on SQLite a sign-in checking it inside its write transaction held
-    the lock every partner request needs (and a guesser could hold it again and again)."""
+    the lock every partner request needs (and a guesser could hold it again and again). On
+    PostgreSQL writers never waited for it."""
     held = _sign_in_held(network, monkeypatch, staff["operator"])
     wrote = []
     writer = threading.Thread(target=lambda: wrote.append(network.create_partner("Meanwhile")), daemon=True)
     writer.start()
-    writer.join(30)
-    answer = _finish(*held)
+    writer.join(15)  # well within the held check (60 s)
     assert wrote, "a write waited for a sign-in's password check"
-    assert answer.status_code == 303
+    assert _finish(*held).status_code == 303
 
 
 def test_a_user_disabled_or_given_a_new_password_during_the_check_is_refused(network, staff, monkeypatch):
@@ -217,20 +226,33 @@ def test_a_user_disabled_or_given_a_new_password_during_the_check_is_refused(net
         held = _sign_in_held(network, monkeypatch, email)  # with the password that was right until now
         network.tx(change)
         assert _finish(*held).status_code == 401
+    assert sign_in(make_client(network), staff["operator"], "a brand new one").status_code == 303
 
 
-def test_failures_recorded_during_the_check_still_throttle(network, staff, monkeypatch):
-    held = _sign_in_held(network, monkeypatch, staff["operator"])  # the right password
-    for _ in range(throttle.PER_EMAIL):  # a guesser's failures land meanwhile
-        network.tx(lambda tx: throttle.record_failure(tx, staff["operator"], "10.0.0.9"))
-    assert _finish(*held).status_code == 429
-    assert network.tx(lambda tx: tx.session.scalars(select(StaffSession)).all(), readonly=True) == []
+def test_attempts_count_before_their_password_is_checked(network, staff, monkeypatch):
+    """Attempts in flight count toward the throttle, and a throttled attempt checks no password."""
+    held = _sign_in_held(network, monkeypatch, staff["operator"])  # the right password, held
+    hasher = held[0]
+    for _ in range(throttle.PER_EMAIL - 1):
+        assert sign_in(make_client(network), staff["operator"], "guessing...!!").status_code == 401
+    checked = hasher.verified
+    refused = sign_in(make_client(network), staff["operator"], "one guess too many")  # the held one counted
+    assert refused.status_code == 429 and hasher.verified == checked
+    assert _finish(*held).status_code == 303  # admitted before the limit; its success clears the failures
+    assert sign_in(make_client(network), staff["operator"]).status_code == 303
 
 
-def test_an_old_hash_is_replaced_by_one_with_todays_parameters_at_sign_in(network, staff, monkeypatch):
-    from argon2 import PasswordHasher, profiles
+def test_two_sign_ins_at_once_while_the_hash_is_upgraded_both_succeed(network, staff, monkeypatch):
+    weaker = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, hash_len=16, salt_len=8)
+    network.tx(lambda tx: setattr(users.find_user(tx, staff["operator"]), "password_hash", weaker.hash(PASSWORD)))
+    held = _sign_in_held(network, monkeypatch, staff["operator"])  # checked against the old hash, held
+    assert sign_in(make_client(network), staff["operator"]).status_code == 303  # upgrades the hash meanwhile
+    assert held[0].hashed == 1
+    assert _finish(*held).status_code == 303  # checks again against the upgraded hash
+    assert network.tx(lambda tx: tx.session.scalars(select(LoginFailure)).all(), readonly=True) == []
 
-    monkeypatch.setattr(users, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+
+def test_an_old_hash_is_replaced_by_one_with_todays_parameters_at_sign_in(network, staff):
     weaker = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, hash_len=16, salt_len=8)
     network.tx(lambda tx: setattr(users.find_user(tx, staff["operator"]), "password_hash", weaker.hash(PASSWORD)))
     assert sign_in(make_client(network), staff["operator"]).status_code == 303

@@ -37,24 +37,35 @@ def login(request: Request, form: FormData = Depends(checked_login_form)):
 
     key = email.strip().lower()
 
-    def candidate(tx):
+    def attempt(tx):
+        # The attempt counts as a failure before its password is checked (a success clears it), so
+        # attempts in flight count too and a throttled one checks no password at all.
         throttle.check(tx, key, client)
+        throttle.record_failure(tx, key, client)
         return users.login_candidate(tx, email)
 
-    def unit(tx):
-        throttle.check(tx, key, client)  # again: failures recorded while the password was checked count
+    def sign_in_as(tx, verified):
         user = users.confirm_login(tx, verified)
-        if user is None:
-            throttle.record_failure(tx, key, client)
-            return None
+        if user is None or user is users.CHANGED:
+            return user
         throttle.forget(tx, key)
         audit.record(tx, audit.Actor(user.id, user.email), "session.signed_in", None, client=client)
         return sessions.open_session(tx, user, client), user.role
 
     try:
-        # Read, check the password with no transaction open, then write: Argon2 never holds a lock.
-        verified = users.verify_password(network.tx(candidate, readonly=True), password)
-        outcome = network.tx(unit)
+        # Count the attempt, check the password with no transaction open (Argon2 never holds a
+        # lock), then sign in; once more if the hash changed meanwhile.
+        candidate = network.tx(attempt)
+        for _check in range(2):
+            verified = users.verify_password(candidate, password)
+            outcome = network.tx(lambda tx: sign_in_as(tx, verified))
+            if outcome is not users.CHANGED:
+                break
+            candidate = network.tx(lambda tx: users.login_candidate(tx, email), readonly=True)
+        else:
+            outcome = None
+        if outcome is not None and (upgraded := users.upgraded_hash(verified, password)):
+            network.tx(lambda tx: users.store_upgraded_hash(tx, verified, upgraded))
     except LoginThrottled as error:
         token = new_login_token()
         response = page(request, "login.html", status_code=429, login_csrf=token, failed=error.detail)
