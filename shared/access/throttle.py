@@ -3,9 +3,10 @@ address, within WINDOW refuse further attempts until the window has passed."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from shared.access.errors import LoginThrottled
 from shared.db.database import Tx
@@ -14,6 +15,7 @@ from shared.models import LoginFailure
 WINDOW = timedelta(minutes=15)
 PER_EMAIL = 5
 PER_CLIENT = 20
+_ADMISSION_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 def check(tx: Tx, email: str, client: str) -> None:
@@ -29,6 +31,18 @@ def check(tx: Tx, email: str, client: str) -> None:
             retry = max(1, int((oldest + WINDOW - tx.now).total_seconds()))
             raise LoginThrottled(f"too many failed sign-ins; try again in {retry // 60 + 1} minutes",
                                  retry_after=retry)
+
+
+def admit(tx: Tx, email: str, client: str) -> None:
+    """Let a sign-in attempt through, or refuse it; an admitted attempt counts as a failure until a
+    success clears it. Attempts for one address are admitted one at a time: SQLite has one writer,
+    and on PostgreSQL a transaction-level advisory lock on the address does it, so two attempts
+    can never both see the count below the limit."""
+    if tx.is_postgres:
+        digest = hashlib.sha256(f"login:{email}".encode()).digest()
+        tx.session.execute(_ADMISSION_LOCK, {"k": int.from_bytes(digest[:8], "big", signed=True)})
+    check(tx, email, client)
+    record_failure(tx, email, client)
 
 
 def record_failure(tx: Tx, email: str, client: str) -> None:

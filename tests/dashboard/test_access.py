@@ -258,3 +258,31 @@ def test_an_old_hash_is_replaced_by_one_with_todays_parameters_at_sign_in(networ
     assert sign_in(make_client(network), staff["operator"]).status_code == 303
     stored = network.tx(lambda tx: users.find_user(tx, staff["operator"]).password_hash, readonly=True)
     assert not users._hasher.check_needs_rehash(stored) and users._hasher.verify(stored, PASSWORD)
+
+
+def test_two_attempts_at_once_cannot_both_pass_the_last_place_under_the_limit(network, staff, monkeypatch):
+    """Each admission reads the count, then records the attempt. Two attempts for one address are
+    admitted one at a time (SQLite's one writer; an advisory lock on PostgreSQL), so with one place
+    left under the limit exactly one gets through."""
+    for _ in range(throttle.PER_EMAIL - 1):
+        network.tx(lambda tx: throttle.record_failure(tx, staff["operator"], "10.0.0.9"))
+    both_counted, record = threading.Barrier(2, timeout=3), throttle.record_failure
+
+    def record_when_both_counted(tx, email, client):  # holds each admission open after its count
+        try:
+            both_counted.wait()
+        except threading.BrokenBarrierError:  # the other attempt waits for this one: as it should
+            pass
+        record(tx, email, client)
+
+    monkeypatch.setattr(throttle, "record_failure", record_when_both_counted)
+    answers = []
+    guessers = [threading.Thread(target=lambda: answers.append(
+        sign_in(make_client(network), staff["operator"], "guessing...!!").status_code), daemon=True) for _ in range(2)]
+    for guesser in guessers:
+        guesser.start()
+    for guesser in guessers:
+        guesser.join(60)
+    assert sorted(answers) == [401, 429]
+    counted = network.tx(lambda tx: len(tx.session.scalars(select(LoginFailure)).all()), readonly=True)
+    assert counted == throttle.PER_EMAIL

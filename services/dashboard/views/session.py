@@ -40,8 +40,7 @@ def login(request: Request, form: FormData = Depends(checked_login_form)):
     def attempt(tx):
         # The attempt counts as a failure before its password is checked (a success clears it), so
         # attempts in flight count too and a throttled one checks no password at all.
-        throttle.check(tx, key, client)
-        throttle.record_failure(tx, key, client)
+        throttle.admit(tx, key, client)
         return users.login_candidate(tx, email)
 
     def sign_in_as(tx, verified):
