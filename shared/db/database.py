@@ -4,6 +4,9 @@
 unit on serialization failures, deadlocks, SQLite's busy database and unique
 violations raised by a concurrent twin (the retry then finds the twin's row), so
 no such error reaches a caller. Services and endpoints never commit themselves.
+On SQLite a write unit first waits for its turn at the one write lock, in order of
+arrival within the process (shared/db/writer_queue.py); a writer out of patience
+is retried like a busy database.
 """
 
 from __future__ import annotations
