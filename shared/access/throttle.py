@@ -3,12 +3,12 @@ address, within WINDOW refuse further attempts until the window has passed."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select, text
 
 from shared.access.errors import LoginThrottled
+from shared.db.advisory import advisory_key
 from shared.db.database import Tx
 from shared.models import LoginFailure
 
@@ -39,8 +39,7 @@ def admit(tx: Tx, email: str, client: str) -> None:
     and on PostgreSQL a transaction-level advisory lock on the address does it, so two attempts
     can never both see the count below the limit."""
     if tx.is_postgres:
-        digest = hashlib.sha256(f"login:{email}".encode()).digest()
-        tx.session.execute(_ADMISSION_LOCK, {"k": int.from_bytes(digest[:8], "big", signed=True)})
+        tx.session.execute(_ADMISSION_LOCK, {"k": advisory_key("login", email)})
     check(tx, email, client)
     record_failure(tx, email, client)
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from sqlalchemy import bindparam, delete, insert, select, text
 
+from shared.db.advisory import advisory_key as lock_key
 from shared.db.database import Tx
 from shared.errors import IdempotencyKeyReused, RequestInProgress, ValidationFailed
 from shared.ledger.events import differences
@@ -33,8 +34,7 @@ def request_hash(request: dict) -> str:
 
 
 def advisory_key(partner_id: str, key: str) -> int:
-    digest = hashlib.sha256(f"idem:{partner_id}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return lock_key("idem", partner_id, key)
 
 
 def claim(tx: Tx, partner_id: str, key: str) -> None:
