@@ -242,9 +242,14 @@ def test_attempts_count_before_their_password_is_checked(network, staff, monkeyp
     assert sign_in(make_client(network), staff["operator"]).status_code == 303
 
 
+def _store_an_older_hash(network, email):
+    """The user's password hashed with weaker parameters than today's, as before an upgrade."""
+    older = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, hash_len=16, salt_len=8)
+    network.tx(lambda tx: setattr(users.find_user(tx, email), "password_hash", older.hash(PASSWORD)))
+
+
 def test_two_sign_ins_at_once_while_the_hash_is_upgraded_both_succeed(network, staff, monkeypatch):
-    weaker = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, hash_len=16, salt_len=8)
-    network.tx(lambda tx: setattr(users.find_user(tx, staff["operator"]), "password_hash", weaker.hash(PASSWORD)))
+    _store_an_older_hash(network, staff["operator"])
     held = _sign_in_held(network, monkeypatch, staff["operator"])  # checked against the old hash, held
     assert sign_in(make_client(network), staff["operator"]).status_code == 303  # upgrades the hash meanwhile
     assert held[0].hashed == 1
@@ -253,8 +258,7 @@ def test_two_sign_ins_at_once_while_the_hash_is_upgraded_both_succeed(network, s
 
 
 def test_an_old_hash_is_replaced_by_one_with_todays_parameters_at_sign_in(network, staff):
-    weaker = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, hash_len=16, salt_len=8)
-    network.tx(lambda tx: setattr(users.find_user(tx, staff["operator"]), "password_hash", weaker.hash(PASSWORD)))
+    _store_an_older_hash(network, staff["operator"])
     assert sign_in(make_client(network), staff["operator"]).status_code == 303
     stored = network.tx(lambda tx: users.find_user(tx, staff["operator"]).password_hash, readonly=True)
     assert not users._hasher.check_needs_rehash(stored) and users._hasher.verify(stored, PASSWORD)
