@@ -177,8 +177,9 @@ def _demo_users(network) -> None:
     for email, role in (("operator@demo.pointsnet", "operator"), ("checker@demo.pointsnet", "operator"),
                         ("finance@demo.pointsnet", "finance")):
         password = secrets.token_urlsafe(12)
+        hashed = users.new_password(password)
 
-        def unit(tx, email=email, role=role, password=password):
+        def unit(tx, email=email, role=role, password=hashed):
             if tx.session.query(StaffUser).filter_by(email=email).first():
                 users.set_password(tx, email, password)
             else:
@@ -1071,7 +1072,7 @@ def users_add(email: str,
     """Create a dashboard user (the password is hashed with Argon2id; at least 12 characters)."""
     from shared.access import audit, users
 
-    password = _password(password_stdin)
+    password = users.new_password(_password(password_stdin))
 
     def unit(tx):
         user = users.add_user(tx, email, role, password, partner_id=partner, language=language)
@@ -1112,7 +1113,7 @@ def users_password(email: str, password_stdin: bool = typer.Option(False, "--pas
     """Set a user's password (ends their sessions)."""
     from shared.access import audit, users
 
-    password = _password(password_stdin)
+    password = users.new_password(_password(password_stdin))
 
     def unit(tx):
         user = users.set_password(tx, email, password)

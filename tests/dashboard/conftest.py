@@ -45,8 +45,9 @@ def staff(network, partners) -> dict[str, str]:
     people = {"operator": ("op@example.org", "operator", None), "checker": ("checker@example.org", "operator", None),
               "finance": ("fin@example.org", "finance", None),
               "viewer": ("viewer@example.org", "partner_viewer", partners["CoffeeCo"])}
+    password = users.new_password(PASSWORD)
     for email, role, partner in people.values():
-        network.tx(lambda tx, e=email, r=role, p=partner: users.add_user(tx, e, r, PASSWORD, partner_id=p))
+        network.tx(lambda tx, e=email, r=role, p=partner: users.add_user(tx, e, r, password, partner_id=p))
     return {name: email for name, (email, _r, _p) in people.items()}
 
 

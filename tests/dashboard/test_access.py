@@ -139,10 +139,10 @@ def test_users_are_validated(network, partners):
              ("a@example.org", "partner_viewer", "x" * 12, "par_nonexistent"), ("not-an-address", "operator", "x" * 12, None)]
     for email, role, password, partner in cases:
         with pytest.raises(InvalidUser):
-            network.tx(lambda tx: users.add_user(tx, email, role, password, partner_id=partner))
-    network.tx(lambda tx: users.add_user(tx, "A@Example.org", "operator", "x" * 12))
+            network.tx(lambda tx: users.add_user(tx, email, role, users.new_password(password), partner_id=partner))
+    network.tx(lambda tx: users.add_user(tx, "A@Example.org", "operator", users.new_password("x" * 12)))
     with pytest.raises(InvalidUser):
-        network.tx(lambda tx: users.add_user(tx, "a@example.org", "finance", "y" * 12))
+        network.tx(lambda tx: users.add_user(tx, "a@example.org", "finance", users.new_password("y" * 12)))
     hashed = network.tx(lambda tx: users.find_user(tx, "a@example.org").password_hash, readonly=True)
     assert hashed.startswith("$argon2id$")
 
@@ -221,8 +221,9 @@ def test_checking_a_password_holds_no_lock_that_other_writers_need(network, staf
 
 
 def test_a_user_disabled_or_given_a_new_password_during_the_check_is_refused(network, staff, monkeypatch):
+    brand_new = users.new_password("a brand new one")
     for email, change in ((staff["finance"], lambda tx: users.disable_user(tx, staff["finance"])),
-                          (staff["operator"], lambda tx: users.set_password(tx, staff["operator"], "a brand new one"))):
+                          (staff["operator"], lambda tx: users.set_password(tx, staff["operator"], brand_new))):
         held = _sign_in_held(network, monkeypatch, email)  # with the password that was right until now
         network.tx(change)
         assert _finish(*held).status_code == 401

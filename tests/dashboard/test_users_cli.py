@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from typer.testing import CliRunner
 
@@ -9,6 +11,7 @@ from services import cli as cli_module
 from services.cli import app
 from shared.access import users
 from shared.config import get_settings
+from shared.db.database import Database
 from tests.dashboard.conftest import PASSWORD, make_client, sign_in
 
 
@@ -46,3 +49,36 @@ def test_users_add_refuses_bad_input_with_one_line(cli, network):
     role = cli("users", "add", "a@example.org", "--role", "root", "--password-stdin", stdin=PASSWORD + "\n")
     assert role.exit_code != 0
     assert network.tx(users.count_users, readonly=True) == 0
+
+
+def test_passwords_are_hashed_before_their_transaction(cli, network, monkeypatch):
+    """Argon2 (about 0.1 s) runs with no unit of work open: inside a write unit it would hold SQLite's
+    one write lock, which every partner request needs, that long."""
+    units = threading.local()
+    run_in_transaction = Database.run_in_transaction
+
+    def counted(self, fn, **kwargs):
+        units.open = getattr(units, "open", 0) + 1
+        try:
+            return run_in_transaction(self, fn, **kwargs)
+        finally:
+            units.open -= 1
+
+    hasher, open_while_hashing = users._hasher, []
+
+    class Recording:
+        def hash(self, password):
+            open_while_hashing.append(getattr(units, "open", 0))
+            return hasher.hash(password)
+
+        def __getattr__(self, name):
+            return getattr(hasher, name)
+
+    monkeypatch.setattr(Database, "run_in_transaction", counted)
+    monkeypatch.setattr(users, "_hasher", Recording())
+    added = cli("users", "add", "ops@example.org", "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n")
+    assert added.exit_code == 0, added.output
+    changed = cli("users", "password", "ops@example.org", "--password-stdin", stdin="another long password\n")
+    assert changed.exit_code == 0, changed.output
+    assert open_while_hashing == [0, 0]
+    assert sign_in(make_client(network), "ops@example.org", "another long password").status_code == 303
