@@ -103,7 +103,7 @@ def test_finance_cannot_onboard_or_change_anything(network, client_as, partners)
     assert client.get(f"{BASE}/partners/new").status_code == 403
     page = client.get(f"{BASE}/partners/{coffee}")
     assert 'action="/dashboard/partners/' not in page.text  # no forms for finance
-    for path, data in ((f"/partners", ONBOARD), (f"/partners/{coffee}/status", {"status": "suspended"}),
+    for path, data in (("/partners", ONBOARD), (f"/partners/{coffee}/status", {"status": "suspended"}),
                        (f"/partners/{coffee}/keys", {"public_key": pem()}),
                        (f"/partners/{coffee}/webhooks", {"url": "https://example.org/hook"}),
                        (f"/partners/{coffee}/rules", {"document": "{}"}),
