@@ -112,6 +112,8 @@ class Posting:
         self._rules: tuple | None = None
         self._rule_versions: dict = {}
         self._usage: dict = {}
+        self._campaign_keys: list[str] = []
+        self.gives_points = True  # False for a quote, which locks no campaign
         self.programme = Programme(self)  # velocity limits, activities, referral bonuses
         self.tiers = MemberTiers(tx)
         self._survivors: dict[str, str] = {}
@@ -122,6 +124,8 @@ class Posting:
         self._load(candidates)
         # Only now, under the members' locks, can a twin that committed first be seen for sure.
         pending = self._replay_stored(candidates)
+        if any(self.events[i].kind == "earn" and self.events[i].points is None for i in pending):
+            self._load_rules()  # so capped campaigns are locked after the members, before a partner's float
         for index in pending:
             event = self.events[index]
             try:
@@ -456,21 +460,39 @@ class Posting:
         """The rules in force at posted_at, applied at the partner's occurred_at (network time zone),
         at the tier the member holds now (an earn earlier in this batch may have raised it)."""
         if self._rules is None:
-            partner, network = self.rules_in_force
-            self._rules = (partner[1] if partner else None, network[1] if network else None)
-            self._rule_versions = {"partner": partner[0] if partner else None,
-                                   "network": network[0] if network else None}
-            keys = {f"{self.partner_id}:{c.id}" for c in (self._rules[0].campaigns if self._rules[0] else [])}
-            keys |= {f"network:{c.id}" for c in (self._rules[1].campaigns if self._rules[1] else [])}
-            members = {e.member_id for e in self.events if e.kind == "earn" and e.member_id}
-            self._usage = campaign_usage(self.tx, keys, members)
-        usage = {key: (self._usage.get((key, member_id), 0), self._usage.get((key, None), 0))
-                 for key, who in self._usage if who is None or who == member_id}
+            self._load_rules()
+        # one look-up per capped campaign: the usage of every member of the batch is in self._usage
+        used = self._usage
+        usage = {key: (used.get((key, member_id), 0), used.get((key, None), 0)) for key in self._campaign_keys}
         return evaluate(amount=event.amount or 0, items=event.items, currency=self.tx.settings.currency,
                         occurred_local=(event.occurred_at or self.now).astimezone(self.tx.settings.zone),
                         contract_base_rate_micro=self.terms.base_rate_micro, partner=self._rules[0],
                         partner_scope=self.partner_id, network=self._rules[1], usage=usage,
                         tier=self.tiers.tier(member_id))
+
+    def _load_rules(self) -> None:
+        partner, network = self.rules_in_force
+        self._rules = (partner[1] if partner else None, network[1] if network else None)
+        self._rule_versions = {"partner": partner[0] if partner else None, "network": network[0] if network else None}
+        self._usage, self._campaign_keys = self._campaign_usage()
+
+    def _campaign_usage(self) -> tuple[dict, list[str]]:
+        """What the capped campaigns running on the days of this unit's earns have given: in all, for
+        a cap in all (read under the campaign's lock, so that two units cannot both give its last
+        points), and to the unit's members, for a cap per member (their locks are held already).
+        A campaign without caps reads nothing. Returns the usage and the capped campaigns' keys."""
+        partner_rules, network_rules = self._rules
+        campaigns = [(f"{self.partner_id}:{c.id}", c) for c in (partner_rules.campaigns if partner_rules else ())]
+        campaigns += [(f"network:{c.id}", c) for c in (network_rules.campaigns if network_rules else ())]
+        zone = self.tx.settings.zone
+        earns = [e for e in self.events if e.kind == "earn" and e.points is None]
+        days = {(e.occurred_at or self.now).astimezone(zone).date() for e in earns}
+        running = [(key, c) for key, c in campaigns if any(c.starts_on <= day <= c.ends_on for day in days)]
+        in_all = {key for key, c in running if c.campaign_cap is not None}
+        per_member = {key for key, c in running if c.per_member_cap is not None}
+        usage = campaign_usage(self.tx, in_all, per_member, {e.member_id for e in earns if e.member_id},
+                               lock=self.gives_points)
+        return usage, sorted(in_all | per_member)
 
     def _burn(self, event: Event) -> dict:
         member, plan = self._plan_spend(event)
@@ -684,6 +706,7 @@ def post_events(tx: Tx, partner_id: str, events: list[Event]) -> list[dict | Poi
 def quote_earn(tx: Tx, partner_id: str, event: Event) -> dict:
     """What an earn with this content would award now, computed exactly as the earn will, posting nothing."""
     posting = Posting(tx, partner_id, [event])
+    posting.gives_points = False
     posting._validate(event)
     posting.linked.update(tx.session.execute(select(MemberLink.member_id).where(
         MemberLink.partner_id == partner_id, MemberLink.member_id == event.member_id)).scalars())

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, func, insert, select, union_all
 
+from shared.db.advisory import advisory_key
 from shared.db.database import Tx
 from shared.db.lists import among
 from shared.db.types import new_id
@@ -18,6 +19,7 @@ from shared.rules.document import RuleSet, canonical, parse
 
 rule_sets = EarnRuleSet.__table__
 awards = CampaignAward.__table__
+_CAMPAIGN_LOCK = select(func.pg_advisory_xact_lock(bindparam("k")))
 
 
 def set_rules(tx: Tx, scope: str, text: str, effective_from: datetime | None = None) -> dict:
@@ -67,19 +69,29 @@ def rules_in_force_for(tx: Tx, partner_id: str, instant: datetime) -> tuple[tupl
     return found.get(partner_id), found.get("network")
 
 
-def campaign_usage(tx: Tx, keys: set[str], member_ids: set[str]) -> dict[tuple[str, str | None], int]:
-    """(campaign, member) -> points given, and (campaign, None) -> points given in all."""
-    if not keys:
-        return {}
+def campaign_usage(tx: Tx, in_all: set[str], per_member: set[str], member_ids: set[str], *,
+                   lock: bool = True) -> dict[tuple[str, str | None], int]:
+    """(campaign, None) -> points the campaign gave in all, for the campaigns ``in_all`` (those with a
+    cap in all), and (campaign, member) -> points it gave each of ``member_ids``, for ``per_member``.
+
+    With ``lock`` (a unit that may give points), on PostgreSQL each campaign of ``in_all`` is locked
+    first, in key order, until the unit commits: two units giving points of one campaign concurrently
+    would otherwise both read the same total and together give more than its cap. (SQLite's writers
+    run one at a time.)"""
     usage: dict[tuple[str, str | None], int] = {}
-    for campaign, total in tx.session.execute(select(awards.c.campaign, func.sum(awards.c.points))
-                                              .where(awards.c.campaign.in_(sorted(keys)))
-                                              .group_by(awards.c.campaign)):
-        usage[(campaign, None)] = int(total)
-    if member_ids:
+    if in_all:
+        if lock and tx.is_postgres:
+            for key in sorted(in_all):
+                tx.session.execute(_CAMPAIGN_LOCK, {"k": advisory_key("campaign", key)})
+        for campaign, total in tx.session.execute(select(awards.c.campaign, func.sum(awards.c.points))
+                                                  .where(awards.c.campaign.in_(sorted(in_all)))
+                                                  .group_by(awards.c.campaign)):
+            usage[(campaign, None)] = int(total)
+    if per_member and member_ids:
         for campaign, member, total in tx.session.execute(
                 select(awards.c.campaign, awards.c.member_id, func.sum(awards.c.points))
-                .where(awards.c.campaign.in_(sorted(keys)), among(tx.dialect, awards.c.member_id, sorted(member_ids)))
+                .where(awards.c.campaign.in_(sorted(per_member)),
+                       among(tx.dialect, awards.c.member_id, sorted(member_ids)))
                 .group_by(awards.c.campaign, awards.c.member_id)):
             usage[(campaign, member)] = int(total)
     return usage

@@ -1,5 +1,6 @@
 """Earn rules: table-driven evaluation, quote == earn, network-funded campaign lots, caps, versions."""
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -7,6 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from shared.errors import NothingToEarn, ValidationFailed
 from shared.ledger.events import Event
+from shared.ledger import posting as posting_module
 from shared.ledger.posting import quote_earn
 from shared.rules.document import parse
 from shared.rules.evaluate import PurchaseItem, evaluate
@@ -110,6 +112,81 @@ def test_earn_posts_network_campaign_points_as_their_own_lot(network, shop):
     # reversing an earn takes from what remains of its lots, the partner's and the network's
     reversed_ = network.reverse(partner, "r-1", "o-1")
     assert reversed_["points"] == 110 and network.balance(member)["available"] == 215
+
+
+def test_campaign_caps_hold_between_the_earns_of_one_batch(network, shop, clock):
+    """Each earn of a batch sees what the batch's earlier earns took: its member's own use against the
+    cap per member, every member's against the campaign's cap."""
+    partner, member = shop
+    other = make_member(network, partner)
+    network.tx(lambda tx: set_rules(tx, "network", "campaigns: [{id: city, name: City day, starts_on: 2026-11-01, "
+                                                   "ends_on: 2026-11-30, bonus_points: 10, funded_by: network, "
+                                                   "per_member_cap: 25, campaign_cap: 45}]"))
+    clock.advance(seconds=1)
+    earners = [member, other, member, other, member, other]
+    outcomes = network.post(partner, [Event("earn", f"b-{n}", who, amount=10_000) for n, who in enumerate(earners)])
+    city = [sum(l["points"] for l in o["breakdown"] if l["rule"] == "campaign:city") for o in outcomes]
+    assert city == [10, 10, 10, 10, 5, 0]  # the fifth meets both caps (25 for the member, 45 in all)
+    later = network.earn(partner, other, "after", amount=10_000)  # the next unit reads the stored use
+    assert [l for l in later["breakdown"] if l["rule"] == "campaign:city"] == []
+
+
+def test_two_units_cannot_both_give_a_campaigns_last_points(network, shop, clock, monkeypatch):
+    """A cap in all holds between concurrent units: the second reads the total only after the first,
+    which gave the campaign's last points, has committed (on PostgreSQL the campaign's lock; on SQLite
+    the one writer)."""
+    partner, member = shop
+    other = make_member(network, partner)
+    network.tx(lambda tx: set_rules(tx, "network", "campaigns: [{id: city, name: City day, starts_on: 2026-11-01, "
+                                                   "ends_on: 2026-11-30, bonus_points: 10, funded_by: network, "
+                                                   "campaign_cap: 10}]"))
+    clock.advance(seconds=1)
+    network.earn(partner, other, "opens-the-day", points=1)  # the day's cycle exists (its insert waits too)
+    first_has_read, release = threading.Event(), threading.Event()
+    read_usage = posting_module.campaign_usage
+
+    def first_pauses_after_reading(tx, *args, **kwargs):
+        usage = read_usage(tx, *args, **kwargs)
+        if threading.current_thread().name == "first":
+            first_has_read.set()
+            release.wait(10)
+        return usage
+
+    monkeypatch.setattr(posting_module, "campaign_usage", first_pauses_after_reading)
+    results = {}
+
+    def earn(name, who):
+        results[name] = network.earn(partner, who, f"cap-{name}", amount=10_000)
+
+    first = threading.Thread(target=earn, args=("first", member), name="first")
+    first.start()
+    assert first_has_read.wait(10)
+    second = threading.Thread(target=earn, args=("second", other), name="second")
+    second.start()
+    second.join(1.0)  # unguarded, the second would read the same total as the first and finish meanwhile
+    release.set()
+    first.join(10)
+    second.join(10)
+    city = {name: sum(l["points"] for l in result["breakdown"] if l["rule"] == "campaign:city")
+            for name, result in results.items()}
+    assert city == {"first": 10, "second": 0}
+
+
+def test_an_uncapped_campaign_reads_no_usage(network, shop, clock, monkeypatch):
+    """Double points without caps read nothing of what the campaign gave (a sum over all its awards)."""
+    partner, member = shop
+    network.tx(lambda tx: set_rules(tx, partner, "campaigns: [{id: double, name: Double, starts_on: 2026-11-01, "
+                                                 "ends_on: 2026-11-30, multiplier: 2}]"))
+    network.tx(lambda tx: set_rules(tx, "network", "campaigns: []"))
+    clock.advance(seconds=1)
+    asked = []
+    read_usage = posting_module.campaign_usage
+    monkeypatch.setattr(posting_module, "campaign_usage",
+                        lambda tx, in_all, per_member, *a, **k: asked.append((in_all, per_member))
+                        or read_usage(tx, in_all, per_member, *a, **k))
+    result = network.earn(partner, member, "double", amount=10_000)
+    assert [(l["rule"], l["points"]) for l in result["breakdown"]] == [("base_rate", 100), ("campaign:double", 100)]
+    assert asked == [(set(), set())]
 
 
 def test_a_rules_change_leaves_old_earns_explained(network, shop, clock):
