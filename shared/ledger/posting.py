@@ -124,7 +124,8 @@ class Posting:
         self._load(candidates)
         # Only now, under the members' locks, can a twin that committed first be seen for sure.
         pending = self._replay_stored(candidates)
-        if any(self.events[i].kind == "earn" and self.events[i].points is None for i in pending):
+        if self.partner_status == "active" and any(
+                self.events[i].kind == "earn" and self.events[i].points is None for i in pending):
             self._load_rules()  # so capped campaigns are locked after the members, before a partner's float
         for index in pending:
             event = self.events[index]
