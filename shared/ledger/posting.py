@@ -31,7 +31,7 @@ from shared.ledger.rules import (
 )
 from shared.ledger.state import among_rows, chunks, load_lots, lock_members, survivors
 from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, Member, MemberLink, ObligationLine
-from shared.rules.evaluate import Evaluation, evaluate
+from shared.rules.evaluate import Evaluation, evaluate, is_active
 from shared.rules.store import campaign_usage, rules_in_force_for
 from shared.partners.contracts import require_partner, terms_in_force
 from shared.partners.lifecycle import PartnerTerminated, is_terminated
@@ -124,9 +124,9 @@ class Posting:
         self._load(candidates)
         # Only now, under the members' locks, can a twin that committed first be seen for sure.
         pending = self._replay_stored(candidates)
-        if self.partner_status == "active" and any(
-                self.events[i].kind == "earn" and self.events[i].points is None for i in pending):
-            self._load_rules()  # so capped campaigns are locked after the members, before a partner's float
+        earns = [self.events[i] for i in pending if self.events[i].kind == "earn" and self.events[i].points is None]
+        if earns and self.partner_status == "active":
+            self._load_rules(earns)  # so capped campaigns are locked after the members, before a partner's float
         for index in pending:
             event = self.events[index]
             try:
@@ -460,8 +460,8 @@ class Posting:
     def _evaluate(self, event: Event, member_id: str) -> Evaluation:
         """The rules in force at posted_at, applied at the partner's occurred_at (network time zone),
         at the tier the member holds now (an earn earlier in this batch may have raised it)."""
-        if self._rules is None:
-            self._load_rules()
+        if self._rules is None:  # a quote (a batch loads them in run)
+            self._load_rules([event])
         # one look-up per capped campaign: the usage of every member of the batch is in self._usage
         used = self._usage
         usage = {key: (used.get((key, member_id), 0), used.get((key, None), 0)) for key in self._campaign_keys}
@@ -471,24 +471,26 @@ class Posting:
                         partner_scope=self.partner_id, network=self._rules[1], usage=usage,
                         tier=self.tiers.tier(member_id))
 
-    def _load_rules(self) -> None:
+    def _load_rules(self, earns: list[Event]) -> None:
+        """The rules in force, and what the capped campaigns they hold have given (``earns``: the
+        unit's validated earns computed by the rules)."""
         partner, network = self.rules_in_force
         self._rules = (partner[1] if partner else None, network[1] if network else None)
         self._rule_versions = {"partner": partner[0] if partner else None, "network": network[0] if network else None}
-        self._usage, self._campaign_keys = self._campaign_usage()
+        self._usage, self._campaign_keys = self._campaign_usage(earns)
 
-    def _campaign_usage(self) -> tuple[dict, list[str]]:
-        """What the capped campaigns running on the days of this unit's earns have given: in all, for
-        a cap in all (read under the campaign's lock, so that two units cannot both give its last
-        points), and to the unit's members, for a cap per member (their locks are held already).
-        A campaign without caps reads nothing. Returns the usage and the capped campaigns' keys."""
+    def _campaign_usage(self, earns: list[Event]) -> tuple[dict, list[str]]:
+        """What the capped campaigns running when ``earns`` occurred have given: in all, for a cap in
+        all (read under the campaign's lock, so that two units cannot both give its last points), and
+        to the earns' members, for a cap per member (their locks are held already). A campaign
+        without caps reads nothing. Returns the usage and the capped campaigns' keys."""
         partner_rules, network_rules = self._rules
         campaigns = [(f"{self.partner_id}:{c.id}", c) for c in (partner_rules.campaigns if partner_rules else ())]
         campaigns += [(f"network:{c.id}", c) for c in (network_rules.campaigns if network_rules else ())]
+        capped = [(key, c) for key, c in campaigns if c.campaign_cap is not None or c.per_member_cap is not None]
         zone = self.tx.settings.zone
-        earns = [e for e in self.events if e.kind == "earn" and e.points is None]
-        days = {(e.occurred_at or self.now).astimezone(zone).date() for e in earns}
-        running = [(key, c) for key, c in campaigns if any(c.starts_on <= day <= c.ends_on for day in days)]
+        moments = {(e.occurred_at or self.now).astimezone(zone) for e in earns}
+        running = [(key, c) for key, c in capped if any(is_active(c, local) for local in moments)]
         in_all = {key for key, c in running if c.campaign_cap is not None}
         per_member = {key for key, c in running if c.per_member_cap is not None}
         usage = campaign_usage(self.tx, in_all, per_member, {e.member_id for e in earns if e.member_id},

@@ -51,7 +51,8 @@ def _round(value: Decimal, rule: str) -> int:
     return int(value.to_integral_value(rounding=ROUNDING[rule]))
 
 
-def _active(campaign: Campaign, local: datetime) -> bool:
+def is_active(campaign: Campaign, local: datetime) -> bool:
+    """Whether the campaign runs at this local time (its dates and weekdays; categories aside)."""
     day = local.date()
     return campaign.starts_on <= day <= campaign.ends_on and (
         campaign.weekdays is None or local.isoweekday() in campaign.weekdays)
@@ -103,7 +104,7 @@ def evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_lo
     if network is not None:
         campaigns += [("network", c, network.rounding) for c in network.campaigns]
     for scope, campaign, rounding in campaigns:
-        if not _active(campaign, occurred_local):
+        if not is_active(campaign, occurred_local):
             continue
         eligible = base if campaign.categories is None else sum(
             (by_category.get(category, Decimal(0)) for category in campaign.categories), Decimal(0))

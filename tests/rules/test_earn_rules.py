@@ -12,6 +12,8 @@ from shared.ledger import posting as posting_module
 from shared.ledger.posting import quote_earn
 from shared.rules.document import parse
 from shared.rules.evaluate import PurchaseItem, evaluate
+from shared.partners.limits import FloatGuard, record_topup
+from shared.partners.lifecycle import set_status
 from shared.rules.store import set_rules
 from tests.factories import make_member, make_partner
 
@@ -158,35 +160,95 @@ def test_two_units_cannot_both_give_a_campaigns_last_points(network, shop, clock
     def earn(name, who):
         results[name] = network.earn(partner, who, f"cap-{name}", amount=10_000)
 
-    first = threading.Thread(target=earn, args=("first", member), name="first")
+    first = threading.Thread(target=earn, args=("first", member), name="first", daemon=True)
     first.start()
     assert first_has_read.wait(10)
-    second = threading.Thread(target=earn, args=("second", other), name="second")
+    second = threading.Thread(target=earn, args=("second", other), name="second", daemon=True)
     second.start()
-    second.join(1.0)  # unguarded, the second would read the same total as the first and finish meanwhile
+    second.join(1.0)
+    waited = second.is_alive()  # unguarded, the second reads the same total as the first and ends meanwhile
     release.set()
     first.join(10)
     second.join(10)
+    assert waited and not first.is_alive() and not second.is_alive()
     city = {name: sum(l["points"] for l in result["breakdown"] if l["rule"] == "campaign:city")
             for name, result in results.items()}
     assert city == {"first": 10, "second": 0}
 
 
-def test_an_uncapped_campaign_reads_no_usage(network, shop, clock, monkeypatch):
-    """Double points without caps read nothing of what the campaign gave (a sum over all its awards)."""
-    partner, member = shop
-    network.tx(lambda tx: set_rules(tx, partner, "campaigns: [{id: double, name: Double, starts_on: 2026-11-01, "
-                                                 "ends_on: 2026-11-30, multiplier: 2}]"))
-    network.tx(lambda tx: set_rules(tx, "network", "campaigns: []"))
-    clock.advance(seconds=1)
-    asked = []
+def _recording_usage(monkeypatch, log: list) -> None:
     read_usage = posting_module.campaign_usage
-    monkeypatch.setattr(posting_module, "campaign_usage",
-                        lambda tx, in_all, per_member, *a, **k: asked.append((in_all, per_member))
-                        or read_usage(tx, in_all, per_member, *a, **k))
-    result = network.earn(partner, member, "double", amount=10_000)
-    assert [(l["rule"], l["points"]) for l in result["breakdown"]] == [("base_rate", 100), ("campaign:double", 100)]
+
+    def recorded(tx, in_all, per_member, *args, **kwargs):
+        log.append((in_all, per_member))
+        return read_usage(tx, in_all, per_member, *args, **kwargs)
+
+    monkeypatch.setattr(posting_module, "campaign_usage", recorded)
+
+
+def test_only_capped_campaigns_running_when_the_earns_occurred_are_read(network, clock, monkeypatch):
+    """Double points without caps read nothing of what they gave (a sum over all their awards), nor
+    does a capped campaign on days or weekdays it does not run."""
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    network.tx(lambda tx: set_rules(tx, partner, """
+campaigns:
+  - {id: double, name: Double, starts_on: 2026-11-01, ends_on: 2026-11-30, multiplier: 2}
+  - {id: weekend, name: Weekend, starts_on: 2026-11-01, ends_on: 2026-11-30, weekdays: [6, 7], bonus_points: 5,
+     campaign_cap: 1000}
+  - {id: past, name: Past, starts_on: 2026-11-01, ends_on: 2026-11-10, bonus_points: 5, per_member_cap: 10}
+"""))
+    asked = []
+    _recording_usage(monkeypatch, asked)
+    clock.advance(seconds=1)  # a Friday in the network's time zone
+    friday = network.earn(partner, member, "friday", amount=10_000)
+    assert [(l["rule"], l["points"]) for l in friday["breakdown"]] == [("base_rate", 100), ("campaign:double", 100)]
     assert asked == [(set(), set())]
+    clock.set(datetime(2026, 11, 21, 2, tzinfo=timezone.utc))  # Saturday 10:00 in Asia/Shanghai
+    saturday = network.earn(partner, member, "saturday", amount=10_000)
+    assert [l["rule"] for l in saturday["breakdown"]] == ["base_rate", "campaign:double", "campaign:weekend"]
+    assert asked[-1] == ({f"{partner}:weekend"}, set())
+
+
+def test_an_event_refused_for_its_time_leaves_the_rest_of_the_batch_posted(network, shop):
+    """An occurred_at too far off is refused by validation; nothing computed from the batch's times
+    before its earns run may trip over it (a date past what Python can shift into the network's zone)."""
+    partner, member = shop
+    far = datetime(9999, 12, 31, 23, tzinfo=timezone.utc)
+    refused, posted = network.post(partner, [Event("earn", "far", member, amount=10_000, occurred_at=far),
+                                             Event("earn", "near", member, amount=10_000)])
+    assert getattr(refused, "code", None) == "occurred_at_out_of_range"
+    assert posted["points"] == 110  # the base and the network's capped bonus
+
+
+def test_a_suspended_partners_batch_locks_no_campaign(network, shop, monkeypatch):
+    partner, member = shop
+    network.tx(lambda tx: set_status(tx, partner, "suspended"))
+    asked = []
+    _recording_usage(monkeypatch, asked)
+    [outcome] = network.post(partner, [Event("earn", "o-1", member, amount=10_000)])
+    assert getattr(outcome, "code", None) == "partner_suspended" and asked == []
+
+
+def test_campaigns_are_locked_before_a_prepaid_partners_float(network, clock, monkeypatch):
+    """One order for every unit — members, capped campaigns, then the float — even when an earn with
+    explicit points (no rules) comes first and would draw on the float before any rule is read."""
+    partner = make_partner(network, billing="prepaid", point_value="1", issuance_fee="0", redemption_fee_rate="0")
+    member = make_member(network, partner)
+    network.tx(lambda tx: record_topup(tx, partner, 10_000, "BANK-1"))
+    network.tx(lambda tx: set_rules(tx, "network", "campaigns: [{id: city, name: City day, starts_on: 2026-11-01, "
+                                                   "ends_on: 2026-11-30, bonus_points: 10, funded_by: network, "
+                                                   "campaign_cap: 100}]"))
+    clock.advance(seconds=1)
+    order = []
+    read_usage = posting_module.campaign_usage
+    monkeypatch.setattr(posting_module, "campaign_usage", lambda *a, **k: order.append("campaigns") or read_usage(*a, **k))
+    monkeypatch.setattr(posting_module, "FloatGuard",
+                        lambda *a, **k: order.append("float") or FloatGuard(*a, **k))
+    outcomes = network.post(partner, [Event("earn", "explicit", member, points=5),
+                                      Event("earn", "computed", member, amount=10_000)])
+    assert [o["points"] for o in outcomes] == [5, 110]
+    assert order == ["campaigns", "float"]
 
 
 def test_a_rules_change_leaves_old_earns_explained(network, shop, clock):
