@@ -92,7 +92,7 @@ def lot_json(lot: LotState) -> dict:
 
 
 class Posting:
-    def __init__(self, tx: Tx, partner_id: str, events: list[Event]):
+    def __init__(self, tx: Tx, partner_id: str, events: list[Event], *, quote: bool = False):
         if len(events) > MAX_BATCH:
             raise BatchTooLarge(f"a batch holds at most {MAX_BATCH} events, this one has {len(events)}")
         self.tx = tx
@@ -100,7 +100,8 @@ class Posting:
         self.partner_id = partner_id
         self.events = events
         self.outcomes: list[dict | PointsnetError | None] = [None] * len(events)
-        self.partner_status = require_partner(tx, partner_id)
+        # held until commit (PostgreSQL): a termination waits for this posting, or this posting for it
+        self.partner_status = require_partner(tx, partner_id, hold=not quote)
         self.cycle_date = enter_open_cycle(tx)
         self.journal = Journal(tx, self.cycle_date)
         self._posted_at, self._cycle = self.now.isoformat(), self.cycle_date.isoformat()  # in every result
@@ -113,7 +114,7 @@ class Posting:
         self._rule_versions: dict = {}
         self._usage: dict = {}
         self._campaign_keys: list[str] = []
-        self.gives_points = True  # False for a quote, which locks no campaign
+        self.gives_points = not quote  # a quote locks nothing
         self.programme = Programme(self)  # velocity limits, activities, referral bonuses
         self.tiers = MemberTiers(tx)
         self._survivors: dict[str, str] = {}
@@ -708,8 +709,7 @@ def post_events(tx: Tx, partner_id: str, events: list[Event]) -> list[dict | Poi
 
 def quote_earn(tx: Tx, partner_id: str, event: Event) -> dict:
     """What an earn with this content would award now, computed exactly as the earn will, posting nothing."""
-    posting = Posting(tx, partner_id, [event])
-    posting.gives_points = False
+    posting = Posting(tx, partner_id, [event], quote=True)
     posting._validate(event)
     posting.linked.update(tx.session.execute(select(MemberLink.member_id).where(
         MemberLink.partner_id == partner_id, MemberLink.member_id == event.member_id)).scalars())

@@ -44,6 +44,8 @@ def set_status(tx: Tx, partner_id: str, status: str) -> dict:
     if status not in ("active", "suspended"):
         raise ValidationFailed(f"unknown partner status {status!r}")
     require_partner(tx, partner_id)
+    if tx.is_postgres:  # a termination committing meanwhile is seen, not overwritten (postings go on)
+        tx.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update(key_share=True))
     if _termination(tx, partner_id) is not None:
         raise PartnerTerminated(f"partner {partner_id} was terminated; it cannot be {status} again")
     tx.session.execute(update(Partner).where(Partner.id == partner_id).values(status=status))
