@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 
 from shared.db.database import Tx
 from shared.errors import NotFound, ValidationFailed
@@ -19,14 +19,17 @@ def record_payment(tx: Tx, cycle: date, party: str, bank_reference: str) -> dict
     """Move a party's settlement from due to paid (it pays) or received (it is paid), with the bank's reference."""
     if not bank_reference.strip():
         raise ValidationFailed("a bank reference is required")
-    row = tx.session.execute(select(Settlement).where(
-        Settlement.cycle_date == cycle, Settlement.party == party, Settlement.status == "due")).scalar_one_or_none()
-    if row is None:
+    # One conditional UPDATE: of two recordings at once, the second finds nothing due (on PostgreSQL
+    # it waits for the first's row lock, then re-reads the status) instead of overwriting the first.
+    done = tx.session.execute(
+        update(Settlement).where(Settlement.cycle_date == cycle, Settlement.party == party, Settlement.status == "due")
+        .values(status=case((Settlement.net_minor < 0, "paid"), else_="received"),
+                bank_reference=bank_reference.strip(), recorded_at=tx.now))
+    if done.rowcount != 1:
         raise NothingDue(f"no settlement due for {party} in cycle {cycle.isoformat()}")
-    status = "paid" if row.net_minor < 0 else "received"
-    tx.session.execute(update(Settlement).where(Settlement.cycle_date == cycle, Settlement.party == party)
-                       .values(status=status, bank_reference=bank_reference.strip(), recorded_at=tx.now))
-    return {"cycle_date": cycle.isoformat(), "party": party, "net_minor": row.net_minor, "status": status,
+    row = tx.session.execute(select(Settlement.net_minor, Settlement.status).where(
+        Settlement.cycle_date == cycle, Settlement.party == party)).one()
+    return {"cycle_date": cycle.isoformat(), "party": party, "net_minor": row.net_minor, "status": row.status,
             "bank_reference": bank_reference.strip()}
 
 

@@ -5,8 +5,9 @@ import io
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from shared.models import Settlement
 from shared.settlement.reconcile import match_partner_log, verify_directory
 from shared.settlement.runs import CycleNotEnded
 from shared.signing import network_key_id
@@ -164,6 +165,45 @@ def test_finance_records_payments_and_sees_overdue(network, clock, worked_exampl
     with pytest.raises(NothingDue):
         network.tx(lambda tx: record_payment(tx, CYCLE, p["coffee"], "BANK-003"))
     assert {row["party"] for row in network.tx(lambda tx: overdue(tx, date(2026, 11, 24)))} == {p["air"], "network"}
+
+
+def test_two_clerks_recording_one_payment_at_once_record_it_once(network, clock, worked_example):
+    """The first recording holds its transaction open; the second, begun meanwhile, finds nothing due
+    once the first commits, rather than overwriting its bank reference."""
+    import threading
+
+    from shared.settlement.finance import NothingDue, record_payment
+
+    coffee = worked_example["coffee"]
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    recorded, release, outcomes = threading.Event(), threading.Event(), {}
+
+    def first(tx):
+        outcomes["first"] = record_payment(tx, CYCLE, coffee, "BANK-FIRST")
+        recorded.set()
+        release.wait(10)
+
+    def second():
+        try:
+            outcomes["second"] = network.tx(lambda tx: record_payment(tx, CYCLE, coffee, "BANK-SECOND"))
+        except NothingDue as refused:
+            outcomes["second"] = refused
+
+    one = threading.Thread(target=lambda: network.tx(first), daemon=True)
+    one.start()
+    assert recorded.wait(10)
+    two = threading.Thread(target=second, daemon=True)
+    two.start()
+    two.join(1.0)
+    release.set()
+    one.join(10)
+    two.join(10)
+    assert not one.is_alive() and not two.is_alive()
+    assert outcomes["first"]["status"] == "paid" and isinstance(outcomes["second"], NothingDue)
+    stored = network.tx(lambda tx: tx.session.execute(select(Settlement.bank_reference).where(
+        Settlement.cycle_date == CYCLE, Settlement.party == coffee)).scalar_one(), readonly=True)
+    assert stored == "BANK-FIRST"
 
 
 def test_a_run_that_dies_after_writing_its_files_is_rerun_later_to_the_same_bytes(network, clock, worked_example,
