@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from sqlalchemy import update
+
 from shared.access import approvals, audit
 from shared.access.sessions import Session
 from shared.db.database import Tx
@@ -82,14 +84,19 @@ def decide(network, checker: Session, pending_id: int, *, approve: bool) -> dict
     except PointsnetError as error:
         if error.code in ("action_not_pending", "four_eyes_required"):
             raise
+        refusal = {"code": error.code, "detail": error.detail}
 
         def failed(tx: Tx) -> None:
-            row = tx.session.get(PendingAction, pending_id)
-            if row is not None and row.status == "pending":
-                row.status, row.decided_by, row.decided_at = "failed", checker.user_id, tx.now
-                row.outcome = json.dumps({"code": error.code, "detail": error.detail})
+            # Only if still pending, in one conditional UPDATE: another approval of the same request may
+            # have run meanwhile (on PostgreSQL this waits for it, then finds the row no longer pending).
+            marked = tx.session.execute(
+                update(PendingAction).where(PendingAction.id == pending_id, PendingAction.status == "pending")
+                .values(status="failed", decided_by=checker.user_id, decided_at=tx.now,
+                        outcome=json.dumps(refusal)))
+            if marked.rowcount == 1:
+                row = tx.session.get(PendingAction, pending_id)
                 audit.record(tx, checker, "approval.failed", row.target, requested=row.action, pending_id=row.id,
-                             code=error.code, detail=error.detail)
+                             **refusal)
 
         network.tx(failed)
         raise

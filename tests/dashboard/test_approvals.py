@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -113,3 +115,53 @@ def test_four_eyes_configuration_is_validated():
     assert Settings(four_eyes_actions="none").four_eyes_actions == frozenset()
     with pytest.raises(ValidationError):
         Settings(four_eyes_actions="member_adjustment,launch_rockets")
+
+
+def test_a_failed_approval_never_marks_a_request_another_approval_ran(network, staff, monkeypatch):
+    """One tab's approval is refused and rolls back; before it marks the request failed, a second tab's
+    approval takes the request and runs it. The request stays approved (the action ran), not failed."""
+    runs, b_runs, release, a_rolled_back = [], threading.Event(), threading.Event(), threading.Event()
+
+    def run(tx, _network, params):
+        if threading.current_thread().name == "first":
+            raise Conflict("refused this time")
+        runs.append(params["n"])
+        b_runs.set()
+        release.wait(10)  # the second approval holds its transaction open
+        return {"runs": len(runs)}
+
+    monkeypatch.setitem(actions.ACTIONS, "test_count", actions.Action("test_count", run))
+    network.settings.four_eyes_actions = frozenset({"test_count"})
+    pending_id = actions.submit(network, session_of(network, staff["operator"]), "test_count", None, {"n": 5}).pending_id
+    checker = session_of(network, staff["checker"])
+    tx = network.tx
+
+    def paced_tx(fn, **kwargs):  # the first tab marks its failure only once the second runs the action
+        if threading.current_thread().name == "first" and fn.__name__ == "failed":
+            a_rolled_back.set()
+            assert b_runs.wait(10)
+        return tx(fn, **kwargs)
+
+    monkeypatch.setattr(network, "tx", paced_tx)
+    outcomes = {}
+
+    def decide(name):
+        try:
+            outcomes[name] = actions.decide(network, checker, pending_id, approve=True)
+        except Conflict as refused:
+            outcomes[name] = refused
+
+    first = threading.Thread(target=decide, args=("first",), name="first", daemon=True)
+    first.start()
+    assert a_rolled_back.wait(10)
+    second = threading.Thread(target=decide, args=("second",), name="second", daemon=True)
+    second.start()
+    assert b_runs.wait(10)
+    first.join(1.0)
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert not first.is_alive() and not second.is_alive()
+    assert isinstance(outcomes["first"], Conflict) and outcomes["second"] == {"runs": 1}
+    [row] = pending(network)
+    assert row.status == "approved" and runs == [5]
