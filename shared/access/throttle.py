@@ -35,11 +35,13 @@ def check(tx: Tx, email: str, client: str) -> None:
 
 def admit(tx: Tx, email: str, client: str) -> None:
     """Let a sign-in attempt through, or refuse it; an admitted attempt counts as a failure until a
-    success clears it. Attempts for one address are admitted one at a time: SQLite has one writer,
-    and on PostgreSQL a transaction-level advisory lock on the address does it, so two attempts
-    can never both see the count below the limit."""
+    success clears it. Attempts for one address, and attempts from one client, are admitted one at
+    a time: SQLite has one writer, and on PostgreSQL transaction-level advisory locks on the address
+    and then on the client do it (always in that order), so two attempts can never both see a count
+    below its limit."""
     if tx.is_postgres:
         tx.session.execute(_ADMISSION_LOCK, {"k": advisory_key("login", email)})
+        tx.session.execute(_ADMISSION_LOCK, {"k": advisory_key("login-client", client)})
     check(tx, email, client)
     record_failure(tx, email, client)
 
