@@ -206,8 +206,9 @@ def delivery_detail(tx: Tx, delivery_id: str) -> dict:
 
 def queue_replay(tx: Tx, delivery_id: str) -> dict:
     """Send a delivery again now (same ``webhook-id``), with a fresh retry window."""
+    # locked first (PostgreSQL): a prune deleting it meanwhile is waited for, and then it is unknown
     row = tx.session.execute(select(deliveries_t.c.id, deliveries_t.c.status)
-                             .where(deliveries_t.c.id == delivery_id)).one_or_none()
+                             .where(deliveries_t.c.id == delivery_id).with_for_update()).one_or_none()
     if row is None:
         raise UnknownDelivery(f"no webhook delivery {delivery_id}")
     tx.session.execute(update(deliveries_t).where(deliveries_t.c.id == delivery_id).values(
@@ -231,11 +232,17 @@ def counts_by_status(tx: Tx, partner_id: str | None = None) -> dict[str, int]:
     return {status: count for status, count in tx.session.execute(query)}
 
 
+def prunable(tx: Tx, limit: int) -> list[str]:
+    """Up to ``limit`` deliveries delivered more than ``RETENTION`` ago, locked (PostgreSQL; one being
+    replayed right now is skipped, and a replay after this waits, then finds it gone)."""
+    return tx.session.execute(select(deliveries_t.c.id).where(
+        deliveries_t.c.status == "delivered", deliveries_t.c.delivered_at < tx.now - RETENTION)
+        .order_by(deliveries_t.c.delivered_at).limit(limit).with_for_update(skip_locked=True)).scalars().all()
+
+
 def prune_delivered(tx: Tx, limit: int = 5000) -> int:
     """Forget up to ``limit`` deliveries delivered more than ``RETENTION`` ago (dead letters stay)."""
-    ids = tx.session.execute(select(deliveries_t.c.id).where(
-        deliveries_t.c.status == "delivered", deliveries_t.c.delivered_at < tx.now - RETENTION)
-        .order_by(deliveries_t.c.delivered_at).limit(limit)).scalars().all()
+    ids = prunable(tx, limit)
     if ids:
         tx.session.execute(delete(attempts_t).where(attempts_t.c.delivery_id.in_(ids)))
         tx.session.execute(delete(deliveries_t).where(deliveries_t.c.id.in_(ids)))

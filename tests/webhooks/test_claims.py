@@ -102,3 +102,47 @@ def test_an_outcome_from_a_lost_lease_does_not_overwrite_the_new_owner(network, 
     assert network.tx(lambda tx: record(tx, retaken, Outcome(204, None, 10))) == "delivered"
     [row] = deliveries(network)
     assert row.status == "delivered" and row.attempts == 2
+
+
+def test_a_replay_and_the_prune_of_its_delivery_never_both_succeed(network, clock, receiver, monkeypatch):
+    """The prune has chosen a delivered message and holds its transaction open; an operator replays
+    that message meanwhile. Either the replay is refused (the message is gone) or it stays queued:
+    never a replay answered as queued for a message the prune then deletes."""
+    from shared.webhooks import delivery
+    from shared.webhooks.errors import UnknownDelivery
+
+    [message] = _queue(network, receiver, 1)
+    deliver_due(network)
+    clock.advance(days=31)
+    chosen, release = threading.Event(), threading.Event()
+    prunable = delivery.prunable
+
+    def prune_holds(tx, limit):
+        ids = prunable(tx, limit)
+        if threading.current_thread().name == "prune":
+            chosen.set()
+            release.wait(10)
+        return ids
+
+    monkeypatch.setattr(delivery, "prunable", prune_holds)
+    outcomes = {}
+
+    def run(name, fn):
+        try:
+            outcomes[name] = network.tx(fn)
+        except UnknownDelivery as refused:
+            outcomes[name] = refused
+
+    pruning = threading.Thread(target=run, args=("prune", prune_delivered), name="prune", daemon=True)
+    pruning.start()
+    assert chosen.wait(10)
+    replaying = threading.Thread(target=run, args=("replay", lambda tx: delivery.queue_replay(tx, message)),
+                                 daemon=True)
+    replaying.start()
+    replaying.join(1.0)
+    release.set()
+    pruning.join(10)
+    replaying.join(10)
+    assert not pruning.is_alive() and not replaying.is_alive()
+    left = [row.id for row in deliveries(network)]
+    assert (outcomes["prune"], left, type(outcomes["replay"])) in ((1, [], UnknownDelivery), (0, [message], dict))
