@@ -57,6 +57,8 @@ def add_key(tx: Tx, partner_id: str, public_key_text: str) -> dict:
         key = load_public_key(public_key_text)
     except ValueError as exc:
         raise ValidationFailed(f"public key: {exc}") from exc
+    if tx.is_postgres:  # two keys added at once must not both count one active key (PostgreSQL)
+        tx.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update(key_share=True))
     active = tx.session.execute(select(func.count()).select_from(keys_t).where(
         keys_t.c.partner_id == partner_id, keys_t.c.status == "active")).scalar_one()
     if active >= MAX_ACTIVE_KEYS:
