@@ -162,3 +162,50 @@ def test_the_api_answers_member_erased_to_a_linked_partner(network, shop):
                                                       "points": 1}]})
     assert "member_erased" in str(batch)
     assert_problem(shop.call("GET", f"/v1/members/{member}"), 404, "unknown_member")
+
+
+def test_a_link_token_minted_during_an_erasure_does_not_outlive_it(network, monkeypatch):
+    """The erasure holds the member locked (and deletes its unused tokens); a partner minting a link
+    token meanwhile is refused once the erasure commits, instead of leaving a token that another
+    partner could redeem to link to the erased member."""
+    import threading
+
+    from shared.members import erasure
+    from shared.models import LinkToken
+
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    locked, release, outcomes = threading.Event(), threading.Event(), {}
+    lock_members = erasure.lock_members
+
+    def erasure_holds(tx, ids):
+        found = lock_members(tx, ids)
+        if threading.current_thread().name == "erase":
+            locked.set()
+            release.wait(10)
+        return found
+
+    monkeypatch.setattr(erasure, "lock_members", erasure_holds)
+
+    def run(name, fn):
+        try:
+            outcomes[name] = fn()
+        except errors.PointsnetError as refused:
+            outcomes[name] = refused
+
+    erasing = threading.Thread(target=run, args=("erase", lambda: network.erase_member(member)), name="erase",
+                               daemon=True)
+    erasing.start()
+    assert locked.wait(10)
+    minting = threading.Thread(target=run, args=("mint", lambda: network.mint_link_token(partner, member)),
+                               daemon=True)
+    minting.start()
+    minting.join(1.0)
+    release.set()
+    erasing.join(10)
+    minting.join(10)
+    assert not erasing.is_alive() and not minting.is_alive()
+    assert isinstance(outcomes["mint"], errors.UnknownMember)
+    tokens = network.tx(lambda tx: tx.session.execute(select(LinkToken.token_hash).where(
+        LinkToken.member_id == member)).all(), readonly=True)
+    assert tokens == []
