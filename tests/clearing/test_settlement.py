@@ -12,6 +12,7 @@ from shared.settlement.reconcile import match_partner_log, verify_directory
 from shared.settlement.runs import CycleNotEnded
 from shared.signing import network_key_id
 from tests.factories import make_member, make_partner, verify_ok
+from tests.interleave import Pause, overlap
 
 TERMS = dict(billing="postpaid", point_value="1", issuance_fee="0.1", redemption_fee_rate="0.05")
 CYCLE = date(2026, 11, 20)
@@ -170,37 +171,21 @@ def test_finance_records_payments_and_sees_overdue(network, clock, worked_exampl
 def test_two_clerks_recording_one_payment_at_once_record_it_once(network, clock, worked_example):
     """The first recording holds its transaction open; the second, begun meanwhile, finds nothing due
     once the first commits, rather than overwriting its bank reference."""
-    import threading
-
     from shared.settlement.finance import NothingDue, record_payment
 
     coffee = worked_example["coffee"]
     clock.advance(days=1)
     network.settle(CYCLE)
-    recorded, release, outcomes = threading.Event(), threading.Event(), {}
+    pause = Pause()
 
     def first(tx):
-        outcomes["first"] = record_payment(tx, CYCLE, coffee, "BANK-FIRST")
-        recorded.set()
-        release.wait(10)
+        recorded = record_payment(tx, CYCLE, coffee, "BANK-FIRST")
+        pause()
+        return recorded
 
-    def second():
-        try:
-            outcomes["second"] = network.tx(lambda tx: record_payment(tx, CYCLE, coffee, "BANK-SECOND"))
-        except NothingDue as refused:
-            outcomes["second"] = refused
-
-    one = threading.Thread(target=lambda: network.tx(first), daemon=True)
-    one.start()
-    assert recorded.wait(10)
-    two = threading.Thread(target=second, daemon=True)
-    two.start()
-    two.join(1.0)
-    release.set()
-    one.join(10)
-    two.join(10)
-    assert not one.is_alive() and not two.is_alive()
-    assert outcomes["first"]["status"] == "paid" and isinstance(outcomes["second"], NothingDue)
+    both = overlap(lambda: network.tx(first),
+                   lambda: network.tx(lambda tx: record_payment(tx, CYCLE, coffee, "BANK-SECOND")), pause)
+    assert both.first["status"] == "paid" and isinstance(both.second, NothingDue)
     stored = network.tx(lambda tx: tx.session.execute(select(Settlement.bank_reference).where(
         Settlement.cycle_date == CYCLE, Settlement.party == coffee)).scalar_one(), readonly=True)
     assert stored == "BANK-FIRST"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 from shared.access import throttle
 from shared.access.errors import LoginThrottled
+from tests.interleave import Pause, overlap
 
 
 def test_one_clients_attempts_on_different_addresses_cannot_both_take_its_last_one(network, monkeypatch):
@@ -15,32 +14,7 @@ def test_one_clients_attempts_on_different_addresses_cannot_both_take_its_last_o
     client = "203.0.113.7"
     network.tx(lambda tx: [throttle.record_failure(tx, f"guess{n}@example.org", client)
                            for n in range(throttle.PER_CLIENT - 1)])
-    admitted, release = threading.Event(), threading.Event()
-    record_failure = throttle.record_failure
-
-    def first_holds(tx, email, who):
-        record_failure(tx, email, who)
-        if threading.current_thread().name == "first":
-            admitted.set()
-            release.wait(10)
-
-    monkeypatch.setattr(throttle, "record_failure", first_holds)
-    outcomes = {}
-
-    def attempt(name, email):
-        try:
-            outcomes[name] = network.tx(lambda tx: throttle.admit(tx, email, client))
-        except LoginThrottled as refused:
-            outcomes[name] = refused
-
-    first = threading.Thread(target=attempt, args=("first", "a@example.org"), name="first", daemon=True)
-    first.start()
-    assert admitted.wait(10)
-    second = threading.Thread(target=attempt, args=("second", "b@example.org"), name="second", daemon=True)
-    second.start()
-    second.join(1.0)
-    release.set()
-    first.join(10)
-    second.join(10)
-    assert not first.is_alive() and not second.is_alive()
-    assert outcomes["first"] is None and isinstance(outcomes["second"], LoginThrottled)
+    pause = Pause().after(monkeypatch, throttle, "record_failure")
+    both = overlap(lambda: network.tx(lambda tx: throttle.admit(tx, "a@example.org", client)),
+                   lambda: network.tx(lambda tx: throttle.admit(tx, "b@example.org", client)), pause)
+    assert both.first is None and isinstance(both.second, LoginThrottled)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from shared import errors
 from shared.models import Entry, Member, MemberErasure, MemberLink
 from tests.factories import make_member, make_partner, verify_ok
+from tests.interleave import Pause, overlap
 from tests.ledger.test_operations import MICRO, account, lines_of
 from tests.partner_api.conftest import api, partners, serve, shop  # noqa: F401  (fixtures)
 from tests.members.test_privacy import lookup
@@ -168,44 +169,14 @@ def test_a_link_token_minted_during_an_erasure_does_not_outlive_it(network, monk
     """The erasure holds the member locked (and deletes its unused tokens); a partner minting a link
     token meanwhile is refused once the erasure commits, instead of leaving a token that another
     partner could redeem to link to the erased member."""
-    import threading
-
     from shared.members import erasure
     from shared.models import LinkToken
 
     partner = make_partner(network)
     member = make_member(network, partner)
-    locked, release, outcomes = threading.Event(), threading.Event(), {}
-    lock_members = erasure.lock_members
-
-    def erasure_holds(tx, ids):
-        found = lock_members(tx, ids)
-        if threading.current_thread().name == "erase":
-            locked.set()
-            release.wait(10)
-        return found
-
-    monkeypatch.setattr(erasure, "lock_members", erasure_holds)
-
-    def run(name, fn):
-        try:
-            outcomes[name] = fn()
-        except errors.PointsnetError as refused:
-            outcomes[name] = refused
-
-    erasing = threading.Thread(target=run, args=("erase", lambda: network.erase_member(member)), name="erase",
-                               daemon=True)
-    erasing.start()
-    assert locked.wait(10)
-    minting = threading.Thread(target=run, args=("mint", lambda: network.mint_link_token(partner, member)),
-                               daemon=True)
-    minting.start()
-    minting.join(1.0)
-    release.set()
-    erasing.join(10)
-    minting.join(10)
-    assert not erasing.is_alive() and not minting.is_alive()
-    assert isinstance(outcomes["mint"], errors.UnknownMember)
+    pause = Pause().after(monkeypatch, erasure, "lock_members")
+    both = overlap(lambda: network.erase_member(member), lambda: network.mint_link_token(partner, member), pause)
+    assert isinstance(both.second, errors.UnknownMember)
     tokens = network.tx(lambda tx: tx.session.execute(select(LinkToken.token_hash).where(
         LinkToken.member_id == member)).all(), readonly=True)
     assert tokens == []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
@@ -11,6 +9,7 @@ from shared.models import PartnerKey
 from shared.partners.keys import MAX_ACTIVE_KEYS, TooManyKeys, add_key
 from shared.signing import public_key_pem
 from tests.factories import make_partner
+from tests.interleave import Pause, overlap
 
 
 def pem() -> str:
@@ -27,27 +26,12 @@ def test_two_keys_added_at_once_to_a_partner_with_one_leave_it_at_two(network):
     partner = make_partner(network)
     for _ in range(MAX_ACTIVE_KEYS - 1 - active_keys(network, partner)):
         network.tx(lambda tx: add_key(tx, partner, pem()))
-    added, release, outcomes = threading.Event(), threading.Event(), {}
+    pause = Pause()
 
     def first(tx):
-        outcomes["first"] = add_key(tx, partner, pem())
-        added.set()
-        release.wait(10)
+        added = add_key(tx, partner, pem())
+        pause()
+        return added
 
-    def second():
-        try:
-            outcomes["second"] = network.tx(lambda tx: add_key(tx, partner, pem()))
-        except TooManyKeys as refused:
-            outcomes["second"] = refused
-
-    one = threading.Thread(target=lambda: network.tx(first), daemon=True)
-    one.start()
-    assert added.wait(10)
-    two = threading.Thread(target=second, daemon=True)
-    two.start()
-    two.join(1.0)
-    release.set()
-    one.join(10)
-    two.join(10)
-    assert not one.is_alive() and not two.is_alive()
-    assert isinstance(outcomes["second"], TooManyKeys) and active_keys(network, partner) == MAX_ACTIVE_KEYS
+    both = overlap(lambda: network.tx(first), lambda: network.tx(lambda tx: add_key(tx, partner, pem())), pause)
+    assert isinstance(both.second, TooManyKeys) and active_keys(network, partner) == MAX_ACTIVE_KEYS

@@ -1,6 +1,5 @@
 """Earn rules: table-driven evaluation, quote == earn, network-funded campaign lots, caps, versions."""
 
-import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,6 +15,7 @@ from shared.partners.limits import FloatGuard, record_topup
 from shared.partners.lifecycle import set_status
 from shared.rules.store import set_rules
 from tests.factories import make_member, make_partner
+from tests.interleave import Pause, overlap
 
 SHANGHAI = timezone(timedelta(hours=8))
 RULES = """
@@ -144,33 +144,12 @@ def test_two_units_cannot_both_give_a_campaigns_last_points(network, shop, clock
                                                    "campaign_cap: 10}]"))
     clock.advance(seconds=1)
     network.earn(partner, other, "opens-the-day", points=1)  # the day's cycle exists (its insert waits too)
-    first_has_read, release = threading.Event(), threading.Event()
-    read_usage = posting_module.campaign_usage
-
-    def first_pauses_after_reading(tx, *args, **kwargs):
-        usage = read_usage(tx, *args, **kwargs)
-        if threading.current_thread().name == "first":
-            first_has_read.set()
-            release.wait(10)
-        return usage
-
-    monkeypatch.setattr(posting_module, "campaign_usage", first_pauses_after_reading)
-    results = {}
-
-    def earn(name, who):
-        results[name] = network.earn(partner, who, f"cap-{name}", amount=10_000)
-
-    first = threading.Thread(target=earn, args=("first", member), name="first", daemon=True)
-    first.start()
-    assert first_has_read.wait(10)
-    second = threading.Thread(target=earn, args=("second", other), name="second", daemon=True)
-    second.start()
-    second.join(1.0)
-    waited = second.is_alive()  # unguarded, the second reads the same total as the first and ends meanwhile
-    release.set()
-    first.join(10)
-    second.join(10)
-    assert waited and not first.is_alive() and not second.is_alive()
+    pause = Pause().after(monkeypatch, posting_module, "campaign_usage")
+    both = overlap(lambda: network.earn(partner, member, "cap-first", amount=10_000),
+                   lambda: network.earn(partner, other, "cap-second", amount=10_000), pause)
+    # unguarded, the second reads the same total as the first and ends meanwhile
+    assert both.second_waited
+    results = {"first": both.first, "second": both.second}
     city = {name: sum(l["points"] for l in result["breakdown"] if l["rule"] == "campaign:city")
             for name, result in results.items()}
     assert city == {"first": 10, "second": 0}

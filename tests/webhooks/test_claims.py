@@ -13,6 +13,7 @@ from shared.webhooks import emit
 from shared.webhooks.delivery import LEASE, RETENTION, claim_due, deliver_due, prune_delivered
 from shared.webhooks.schedule import JITTER, RETRY_DELAYS, RETRY_WINDOW, next_attempt_at
 from tests.factories import make_member, make_partner
+from tests.interleave import Pause, overlap
 from tests.webhooks.conftest import deliveries, register
 
 
@@ -114,35 +115,8 @@ def test_a_replay_and_the_prune_of_its_delivery_never_both_succeed(network, cloc
     [message] = _queue(network, receiver, 1)
     deliver_due(network)
     clock.advance(days=31)
-    chosen, release = threading.Event(), threading.Event()
-    prunable = delivery.prunable
-
-    def prune_holds(tx, limit):
-        ids = prunable(tx, limit)
-        if threading.current_thread().name == "prune":
-            chosen.set()
-            release.wait(10)
-        return ids
-
-    monkeypatch.setattr(delivery, "prunable", prune_holds)
-    outcomes = {}
-
-    def run(name, fn):
-        try:
-            outcomes[name] = network.tx(fn)
-        except UnknownDelivery as refused:
-            outcomes[name] = refused
-
-    pruning = threading.Thread(target=run, args=("prune", prune_delivered), name="prune", daemon=True)
-    pruning.start()
-    assert chosen.wait(10)
-    replaying = threading.Thread(target=run, args=("replay", lambda tx: delivery.queue_replay(tx, message)),
-                                 daemon=True)
-    replaying.start()
-    replaying.join(1.0)
-    release.set()
-    pruning.join(10)
-    replaying.join(10)
-    assert not pruning.is_alive() and not replaying.is_alive()
+    pause = Pause().after(monkeypatch, delivery, "prunable")
+    both = overlap(lambda: network.tx(prune_delivered), lambda: network.tx(lambda tx: delivery.queue_replay(tx, message)),
+                   pause)
     left = [row.id for row in deliveries(network)]
-    assert (outcomes["prune"], left, type(outcomes["replay"])) in ((1, [], UnknownDelivery), (0, [message], dict))
+    assert (both.first, left, type(both.second)) in ((1, [], UnknownDelivery), (0, [message], dict))
