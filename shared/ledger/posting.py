@@ -34,7 +34,7 @@ from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, Member
 from shared.rules.evaluate import Evaluation, evaluate, is_active
 from shared.rules.store import campaign_usage, rules_in_force_for
 from shared.partners.contracts import require_partner, terms_in_force
-from shared.partners.lifecycle import PartnerTerminated, is_terminated
+from shared.partners.lifecycle import PartnerTerminated, hold_off_termination, is_terminated
 from shared.partners.limits import FloatGuard
 from shared.programme import activities
 from shared.programme.engine import Programme
@@ -100,8 +100,9 @@ class Posting:
         self.partner_id = partner_id
         self.events = events
         self.outcomes: list[dict | PointsnetError | None] = [None] * len(events)
-        # held until commit (PostgreSQL): a termination waits for this posting, or this posting for it
-        self.partner_status = require_partner(tx, partner_id, hold=not quote)
+        if not quote:  # a termination waits for this posting, or this posting for it (PostgreSQL)
+            hold_off_termination(tx, partner_id)
+        self.partner_status = require_partner(tx, partner_id)
         self.cycle_date = enter_open_cycle(tx)
         self.journal = Journal(tx, self.cycle_date)
         self._posted_at, self._cycle = self.now.isoformat(), self.cycle_date.isoformat()  # in every result

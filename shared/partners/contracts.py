@@ -102,15 +102,8 @@ def add_contract_version(tx: Tx, partner_id: str, terms: ContractTerms, effectiv
             "effective_from": effective_from.isoformat()}
 
 
-_PARTNER_STATUS_KEY_SHARE = _PARTNER_STATUS.with_for_update(read=True, key_share=True)
-
-
-def require_partner(tx: Tx, partner_id: str, *, hold: bool = False) -> str:
-    """The partner's status. ``hold`` (a posting under the partner): on PostgreSQL the row is held
-    FOR KEY SHARE until commit — the lock the entries' foreign key takes anyway — so a termination
-    (FOR UPDATE) waits for the postings in flight, and a posting after it reads it suspended."""
-    query = _PARTNER_STATUS_KEY_SHARE if hold and tx.is_postgres else _PARTNER_STATUS
-    status = tx.session.execute(query, {"partner_id": partner_id}).scalar_one_or_none()
+def require_partner(tx: Tx, partner_id: str) -> str:
+    status = tx.session.execute(_PARTNER_STATUS, {"partner_id": partner_id}).scalar_one_or_none()
     if status is None:
         raise UnknownPartner(f"no partner {partner_id}")
     return status

@@ -13,8 +13,9 @@ network keeps what a bought-out lot leaves to expire.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
+from shared.db.advisory import advisory_key
 from shared.db.database import Tx
 from shared.errors import Conflict, ValidationFailed
 from shared.ledger.cycles import cycle_date_for
@@ -29,6 +30,30 @@ from shared.partners.contracts import require_partner
 
 class PartnerTerminated(Conflict):
     status, code, title = 403, "partner_terminated", "Partner has left the network"
+
+
+_POSTING_SHARE = select(func.pg_advisory_xact_lock_shared(bindparam("k")))
+_TERMINATION_EXCLUSIVE = select(func.pg_advisory_xact_lock(bindparam("k")))
+
+
+def _postings_key(partner_id: str) -> int:
+    return advisory_key("partner-postings", partner_id)
+
+
+def hold_off_termination(tx: Tx, partner_id: str) -> None:
+    """A posting under the partner: until it commits, no termination of the partner begins (on
+    PostgreSQL a shared advisory lock, which a termination takes exclusively; SQLite's writers run
+    one at a time). Taken before the posting reads the partner's status, so a posting queued behind
+    a termination reads the partner suspended. The lock queue is fair: once a termination waits,
+    new postings wait behind it, so a busy partner cannot keep it waiting."""
+    if tx.is_postgres:
+        tx.session.execute(_POSTING_SHARE, {"k": _postings_key(partner_id)})
+
+
+def _wait_for_postings(tx: Tx, partner_id: str) -> None:
+    """A termination: wait for the partner's postings in flight, and hold off new ones until commit."""
+    if tx.is_postgres:
+        tx.session.execute(_TERMINATION_EXCLUSIVE, {"k": _postings_key(partner_id)})
 
 
 def _termination(tx: Tx, partner_id: str) -> Termination | None:
@@ -66,8 +91,9 @@ def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying", buy_o
         raise ValidationFailed("a buy-out needs a rate, and only a buy-out has one")
     if buy_out_rate_ppm is not None and not 0 <= buy_out_rate_ppm <= 1_000_000:
         raise ValidationFailed("the buy-out rate is between 0 and 1")
-    if tx.is_postgres:  # one termination at a time per partner
-        tx.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update())
+    _wait_for_postings(tx, partner_id)  # so the lots they issue are counted (and bought out)
+    if tx.is_postgres:  # one termination at a time per partner, and not beside a reactivation
+        tx.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update(key_share=True))
     existing = _termination(tx, partner_id)
     if existing is not None:
         return termination_json(existing) | {"recorded": False}

@@ -208,7 +208,7 @@ def queue_replay(tx: Tx, delivery_id: str) -> dict:
     """Send a delivery again now (same ``webhook-id``), with a fresh retry window."""
     # locked first (PostgreSQL): a prune deleting it meanwhile is waited for, and then it is unknown
     row = tx.session.execute(select(deliveries_t.c.id, deliveries_t.c.status)
-                             .where(deliveries_t.c.id == delivery_id).with_for_update()).one_or_none()
+                             .where(deliveries_t.c.id == delivery_id).with_for_update(key_share=True)).one_or_none()
     if row is None:
         raise UnknownDelivery(f"no webhook delivery {delivery_id}")
     tx.session.execute(update(deliveries_t).where(deliveries_t.c.id == delivery_id).values(

@@ -6,6 +6,8 @@ so the interleaving is the same every time.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import func, select
 
@@ -15,7 +17,7 @@ from shared.models import Lot, Partner
 from shared.partners import lifecycle
 from shared.partners.lifecycle import PartnerTerminated, set_status, terminate
 from tests.factories import make_member, make_partner
-from tests.interleave import Pause, overlap
+from tests.interleave import FIRST, Pause, overlap
 
 
 def open_points(network, partner) -> int:
@@ -52,3 +54,38 @@ def test_a_reactivation_racing_a_termination_leaves_the_partner_out(network, mon
     assert status == "suspended"
     with pytest.raises(PartnerTerminated):
         network.earn(partner, member, "after", points=1)
+
+
+def test_a_waiting_termination_goes_before_postings_that_arrive_after_it(network, monkeypatch):
+    """A busy partner cannot keep its termination waiting: postings that arrive while it waits for
+    the one in flight queue behind it, and then find the partner terminated."""
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    pause = Pause().after(monkeypatch, posting_module, "enter_open_cycle")
+    outcomes = {}
+
+    def run(name, unit):
+        try:
+            outcomes[name] = unit()
+        except Exception as exc:  # asserted below
+            outcomes[name] = exc
+
+    def start(name, unit):
+        thread = threading.Thread(target=run, args=(name, unit), name=name, daemon=True)
+        thread.start()
+        return thread
+
+    in_flight = start(FIRST, lambda: network.earn(partner, member, "in-flight", points=10))
+    assert pause.reached.wait(10)
+    ending = start("terminate", lambda: network.tx(lambda tx: terminate(tx, partner)))
+    ending.join(1.0)
+    later = start("later", lambda: network.earn(partner, member, "later", points=10))
+    later.join(1.0)
+    queued = ending.is_alive() and later.is_alive()
+    pause.released.set()
+    for thread in (in_flight, ending, later):
+        thread.join(10)
+        assert not thread.is_alive()
+    assert queued
+    assert outcomes[FIRST]["points"] == 10 and outcomes["terminate"]["outstanding_points_at_termination"] == 10
+    assert isinstance(outcomes["later"], PartnerTerminated)

@@ -165,17 +165,26 @@ def test_the_api_answers_member_erased_to_a_linked_partner(network, shop):
     assert_problem(shop.call("GET", f"/v1/members/{member}"), 404, "unknown_member")
 
 
-def test_a_link_token_minted_during_an_erasure_does_not_outlive_it(network, monkeypatch):
-    """The erasure holds the member locked (and deletes its unused tokens); a partner minting a link
-    token meanwhile is refused once the erasure commits, instead of leaving a token that another
-    partner could redeem to link to the erased member."""
+@pytest.mark.parametrize("ending", ["erasure", "merge"])
+def test_a_link_token_minted_during_an_erasure_or_merge_does_not_outlive_it(network, monkeypatch, ending):
+    """The erasure (or the merge into another member) holds the member locked and deletes its unused
+    tokens; a partner minting a link token meanwhile is refused once it commits, instead of leaving a
+    token that another partner could redeem to link to the erased or merged member."""
     from shared.members import erasure
     from shared.models import LinkToken
+    from shared.programme import merge
 
     partner = make_partner(network)
     member = make_member(network, partner)
-    pause = Pause().after(monkeypatch, erasure, "lock_members")
-    both = overlap(lambda: network.erase_member(member), lambda: network.mint_link_token(partner, member), pause)
+    survivor = make_member(network, partner)
+    if ending == "erasure":
+        pause = Pause().after(monkeypatch, erasure, "lock_members")
+        end = lambda: network.erase_member(member)  # noqa: E731
+    else:
+        pause = Pause().after(monkeypatch, merge, "lock_members")
+        end = lambda: network.tx(lambda tx: merge.merge_members(tx, survivor, member))  # noqa: E731
+    both = overlap(end, lambda: network.mint_link_token(partner, member), pause)
+    assert not isinstance(both.first, Exception)
     assert isinstance(both.second, errors.UnknownMember)
     tokens = network.tx(lambda tx: tx.session.execute(select(LinkToken.token_hash).where(
         LinkToken.member_id == member)).all(), readonly=True)
