@@ -493,11 +493,11 @@ class Posting:
         zone = self.tx.settings.zone
         moments = {(e.occurred_at or self.now).astimezone(zone) for e in earns}
         running = [(key, c) for key, c in capped if any(is_active(c, local) for local in moments)]
-        in_all = {key for key, c in running if c.campaign_cap is not None}
+        in_all = {key: c.campaign_cap for key, c in running if c.campaign_cap is not None}
         per_member = {key for key, c in running if c.per_member_cap is not None}
         usage = campaign_usage(self.tx, in_all, per_member, {e.member_id for e in earns if e.member_id},
                                lock=self.gives_points)
-        return usage, sorted(in_all | per_member)
+        return usage, sorted(in_all.keys() | per_member)
 
     def _burn(self, event: Event) -> dict:
         member, plan = self._plan_spend(event)

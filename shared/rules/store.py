@@ -69,24 +69,31 @@ def rules_in_force_for(tx: Tx, partner_id: str, instant: datetime) -> tuple[tupl
     return found.get(partner_id), found.get("network")
 
 
-def campaign_usage(tx: Tx, in_all: set[str], per_member: set[str], member_ids: set[str], *,
+def _totals(tx: Tx, keys) -> dict[tuple[str, None], int]:
+    return {(campaign, None): int(total) for campaign, total in tx.session.execute(
+        select(awards.c.campaign, func.sum(awards.c.points)).where(awards.c.campaign.in_(sorted(keys)))
+        .group_by(awards.c.campaign))}
+
+
+def campaign_usage(tx: Tx, in_all: dict[str, int], per_member: set[str], member_ids: set[str], *,
                    lock: bool = True) -> dict[tuple[str, str | None], int]:
-    """(campaign, None) -> points the campaign gave in all, for the campaigns ``in_all`` (those with a
+    """(campaign, None) -> points the campaign gave in all, for the campaigns ``in_all`` (key -> its
     cap in all), and (campaign, member) -> points it gave each of ``member_ids``, for ``per_member``.
 
-    With ``lock`` (a unit that may give points), on PostgreSQL each campaign of ``in_all`` is locked
-    first, in key order, until the unit commits: two units giving points of one campaign concurrently
-    would otherwise both read the same total and together give more than its cap. (SQLite's writers
-    run one at a time.)"""
+    With ``lock`` (a unit that may give points), on PostgreSQL each campaign of ``in_all`` with room
+    left under its cap is locked, in key order, until the unit commits, and its total read again:
+    two units giving its points concurrently would otherwise both read the same total and together
+    give more than its cap. A campaign whose cap is used up needs no lock: what it gave only grows
+    (awards are never deleted; a reversal gives no room back), so no unit can give from it again.
+    (SQLite's writers run one at a time.)"""
     usage: dict[tuple[str, str | None], int] = {}
     if in_all:
-        if lock and tx.is_postgres:
-            for key in sorted(in_all):
+        usage.update(_totals(tx, in_all))
+        room = sorted(key for key, cap in in_all.items() if usage.get((key, None), 0) < cap)
+        if lock and tx.is_postgres and room:
+            for key in room:
                 tx.session.execute(_CAMPAIGN_LOCK, {"k": advisory_key("campaign", key)})
-        for campaign, total in tx.session.execute(select(awards.c.campaign, func.sum(awards.c.points))
-                                                  .where(awards.c.campaign.in_(sorted(in_all)))
-                                                  .group_by(awards.c.campaign)):
-            usage[(campaign, None)] = int(total)
+            usage.update(_totals(tx, room))  # read again under the locks (a new statement, a new snapshot)
     if per_member and member_ids:
         for campaign, member, total in tx.session.execute(
                 select(awards.c.campaign, awards.c.member_id, func.sum(awards.c.points))

@@ -155,6 +155,24 @@ def test_two_units_cannot_both_give_a_campaigns_last_points(network, shop, clock
     assert city == {"first": 10, "second": 0}
 
 
+@pytest.mark.postgres
+def test_a_used_up_campaign_makes_no_unit_wait(network, shop, clock, monkeypatch):
+    """Once a campaign's cap in all is used up, postings on its days no longer take turns at it: what a
+    campaign gave only grows, so none of them can give from it again."""
+    partner, member = shop
+    other = make_member(network, partner)
+    network.tx(lambda tx: set_rules(tx, "network", "campaigns: [{id: city, name: City day, starts_on: 2026-11-01, "
+                                                   "ends_on: 2026-11-30, bonus_points: 10, funded_by: network, "
+                                                   "campaign_cap: 10}]"))
+    clock.advance(seconds=1)
+    network.earn(partner, other, "uses-it-up", amount=10_000)
+    pause = Pause().after(monkeypatch, posting_module, "campaign_usage")
+    both = overlap(lambda: network.earn(partner, member, "first", amount=10_000),
+                   lambda: network.earn(partner, other, "second", amount=10_000), pause)
+    assert not both.second_waited
+    assert [l["rule"] for r in (both.first, both.second) for l in r["breakdown"]] == ["base_rate", "base_rate"]
+
+
 def _recording_usage(monkeypatch, log: list) -> None:
     read_usage = posting_module.campaign_usage
 
@@ -182,11 +200,11 @@ campaigns:
     clock.advance(seconds=1)  # a Friday in the network's time zone
     friday = network.earn(partner, member, "friday", amount=10_000)
     assert [(l["rule"], l["points"]) for l in friday["breakdown"]] == [("base_rate", 100), ("campaign:double", 100)]
-    assert asked == [(set(), set())]
+    assert asked == [({}, set())]
     clock.set(datetime(2026, 11, 21, 2, tzinfo=timezone.utc))  # Saturday 10:00 in Asia/Shanghai
     saturday = network.earn(partner, member, "saturday", amount=10_000)
     assert [l["rule"] for l in saturday["breakdown"]] == ["base_rate", "campaign:double", "campaign:weekend"]
-    assert asked[-1] == ({f"{partner}:weekend"}, set())
+    assert asked[-1] == ({f"{partner}:weekend": 1000}, set())
 
 
 def test_an_event_refused_for_its_time_leaves_the_rest_of_the_batch_posted(network, shop):
