@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 
 from shared.access.errors import LoginThrottled
-from shared.db.advisory import advisory_key
+from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
 from shared.models import LoginFailure
 
 WINDOW = timedelta(minutes=15)
 PER_EMAIL = 5
 PER_CLIENT = 20
-_ADMISSION_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 def check(tx: Tx, email: str, client: str) -> None:
@@ -40,8 +39,8 @@ def admit(tx: Tx, email: str, client: str) -> None:
     and then on the client do it (always in that order), so two attempts can never both see a count
     below its limit."""
     if tx.is_postgres:
-        tx.session.execute(_ADMISSION_LOCK, {"k": advisory_key("login", email)})
-        tx.session.execute(_ADMISSION_LOCK, {"k": advisory_key("login-client", client)})
+        lock_until_commit(tx.session, "login", email)
+        lock_until_commit(tx.session, "login-client", client)
     check(tx, email, client)
     record_failure(tx, email, client)
 

@@ -13,9 +13,9 @@ network keeps what a bought-out lot leaves to expire.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
 
-from shared.db.advisory import advisory_key
+from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
 from shared.errors import Conflict, ValidationFailed
 from shared.ledger.cycles import cycle_date_for
@@ -32,14 +32,6 @@ class PartnerTerminated(Conflict):
     status, code, title = 403, "partner_terminated", "Partner has left the network"
 
 
-_POSTING_SHARE = select(func.pg_advisory_xact_lock_shared(bindparam("k")))
-_TERMINATION_EXCLUSIVE = select(func.pg_advisory_xact_lock(bindparam("k")))
-
-
-def _postings_key(partner_id: str) -> int:
-    return advisory_key("partner-postings", partner_id)
-
-
 def hold_off_termination(tx: Tx, partner_id: str) -> None:
     """A posting under the partner: until it commits, no termination of the partner begins (on
     PostgreSQL a shared advisory lock, which a termination takes exclusively; SQLite's writers run
@@ -47,13 +39,13 @@ def hold_off_termination(tx: Tx, partner_id: str) -> None:
     a termination reads the partner suspended. The lock queue is fair: once a termination waits,
     new postings wait behind it, so a busy partner cannot keep it waiting."""
     if tx.is_postgres:
-        tx.session.execute(_POSTING_SHARE, {"k": _postings_key(partner_id)})
+        lock_until_commit(tx.session, "partner-postings", partner_id, shared=True)
 
 
 def _wait_for_postings(tx: Tx, partner_id: str) -> None:
     """A termination: wait for the partner's postings in flight, and hold off new ones until commit."""
     if tx.is_postgres:
-        tx.session.execute(_TERMINATION_EXCLUSIVE, {"k": _postings_key(partner_id)})
+        lock_until_commit(tx.session, "partner-postings", partner_id)
 
 
 def _termination(tx: Tx, partner_id: str) -> Termination | None:

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, func, insert, select, union_all
 
-from shared.db.advisory import advisory_key
+from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
 from shared.db.lists import among
 from shared.db.types import new_id
@@ -19,7 +19,6 @@ from shared.rules.document import RuleSet, canonical, parse
 
 rule_sets = EarnRuleSet.__table__
 awards = CampaignAward.__table__
-_CAMPAIGN_LOCK = select(func.pg_advisory_xact_lock(bindparam("k")))
 
 
 def set_rules(tx: Tx, scope: str, text: str, effective_from: datetime | None = None) -> dict:
@@ -92,7 +91,7 @@ def campaign_usage(tx: Tx, in_all: dict[str, int], per_member: set[str], member_
         room = sorted(key for key, cap in in_all.items() if usage.get((key, None), 0) < cap)
         if lock and tx.is_postgres and room:
             for key in room:
-                tx.session.execute(_CAMPAIGN_LOCK, {"k": advisory_key("campaign", key)})
+                lock_until_commit(tx.session, "campaign", key)
             usage.update(_totals(tx, room))  # read again under the locks (a new statement, a new snapshot)
     if per_member and member_ids:
         for campaign, member, total in tx.session.execute(
