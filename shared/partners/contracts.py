@@ -20,6 +20,7 @@ contracts = Contract.__table__
 partners = Partner.__table__
 # Built once (the posting path runs them on every request): only executed afterwards.
 _PARTNER_STATUS = select(partners.c.status).where(partners.c.id == bindparam("partner_id"))
+_LOCK_PARTNER = select(partners.c.id).where(partners.c.id == bindparam("partner_id")).with_for_update(key_share=True)
 _TERMS_IN_FORCE = (select(contracts).where(contracts.c.partner_id == bindparam("partner_id"),
                                            contracts.c.effective_from <= bindparam("cycle_date"))
                    .order_by(contracts.c.effective_from.desc()).limit(1))
@@ -100,6 +101,14 @@ def add_contract_version(tx: Tx, partner_id: str, terms: ContractTerms, effectiv
     ))
     return {"partner_id": partner_id, "contract_id": contract_id, "contract_version": version,
             "effective_from": effective_from.isoformat()}
+
+
+def lock_partner(tx: Tx, partner_id: str) -> None:
+    """On PostgreSQL, the partner's row FOR NO KEY UPDATE until commit: changes to the partner itself
+    (its status, a termination, its keys) go one at a time, while postings, whose foreign keys take
+    only KEY SHARE, go on."""
+    if tx.is_postgres:
+        tx.session.execute(_LOCK_PARTNER, {"partner_id": partner_id})
 
 
 def require_partner(tx: Tx, partner_id: str) -> str:

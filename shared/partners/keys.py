@@ -15,7 +15,7 @@ from shared.db.lists import per_dialect
 from shared.db.types import new_id
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.models import Partner, PartnerKey, RequestNonce
-from shared.partners.contracts import require_partner
+from shared.partners.contracts import lock_partner, require_partner
 from shared.signing import FRESHNESS_S, b64url, load_public_key, raw_public
 
 MAX_ACTIVE_KEYS = 2
@@ -57,8 +57,7 @@ def add_key(tx: Tx, partner_id: str, public_key_text: str) -> dict:
         key = load_public_key(public_key_text)
     except ValueError as exc:
         raise ValidationFailed(f"public key: {exc}") from exc
-    if tx.is_postgres:  # two keys added at once must not both count one active key (PostgreSQL)
-        tx.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update(key_share=True))
+    lock_partner(tx, partner_id)  # two keys added at once must not both count one active key
     active = tx.session.execute(select(func.count()).select_from(keys_t).where(
         keys_t.c.partner_id == partner_id, keys_t.c.status == "active")).scalar_one()
     if active >= MAX_ACTIVE_KEYS:

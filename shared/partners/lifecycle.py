@@ -25,7 +25,7 @@ from shared.ledger.rules import NETWORK, Line
 from shared.ledger.state import lock_members
 from shared.models import Contract, Lot, Partner, Termination
 from shared.money import apply_rate_ppm
-from shared.partners.contracts import require_partner
+from shared.partners.contracts import lock_partner, require_partner
 
 
 class PartnerTerminated(Conflict):
@@ -61,8 +61,7 @@ def set_status(tx: Tx, partner_id: str, status: str) -> dict:
     if status not in ("active", "suspended"):
         raise ValidationFailed(f"unknown partner status {status!r}")
     require_partner(tx, partner_id)
-    if tx.is_postgres:  # a termination committing meanwhile is seen, not overwritten (postings go on)
-        tx.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update(key_share=True))
+    lock_partner(tx, partner_id)  # a termination committing meanwhile is seen, not overwritten
     if _termination(tx, partner_id) is not None:
         raise PartnerTerminated(f"partner {partner_id} was terminated; it cannot be {status} again")
     tx.session.execute(update(Partner).where(Partner.id == partner_id).values(status=status))
@@ -84,8 +83,7 @@ def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying", buy_o
     if buy_out_rate_ppm is not None and not 0 <= buy_out_rate_ppm <= 1_000_000:
         raise ValidationFailed("the buy-out rate is between 0 and 1")
     _wait_for_postings(tx, partner_id)  # so the lots they issue are counted (and bought out)
-    if tx.is_postgres:  # one termination at a time per partner, and not beside a reactivation
-        tx.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update(key_share=True))
+    lock_partner(tx, partner_id)  # one termination at a time per partner, and not beside a reactivation
     existing = _termination(tx, partner_id)
     if existing is not None:
         return termination_json(existing) | {"recorded": False}
