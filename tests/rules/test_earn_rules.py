@@ -91,14 +91,19 @@ def test_invalid_documents_are_refused_naming_the_problem(document, problem):
     assert problem in str(refusal.value)
 
 
+def city_day(network, caps: str) -> None:
+    """The network's rules: the City day campaign, 10 bonus points per earn in November, with ``caps``."""
+    network.tx(lambda tx: set_rules(tx, "network", "campaigns: [{id: city, name: City day, starts_on: 2026-11-01, "
+                                                   "ends_on: 2026-11-30, bonus_points: 10, funded_by: network, "
+                                                   f"{caps}}}]"))
+
+
 @pytest.fixture
 def shop(network):
     partner = make_partner(network, issuance_fee="0.1")
     member = make_member(network, partner)
     network.tx(lambda tx: set_rules(tx, partner, RULES))
-    network.tx(lambda tx: set_rules(tx, "network", "campaigns: [{id: city, name: City day, starts_on: 2026-11-01, "
-                                                   "ends_on: 2026-11-30, bonus_points: 10, funded_by: network, "
-                                                   "per_member_cap: 25}]"))
+    city_day(network, "per_member_cap: 25")
     return partner, member
 
 
@@ -121,9 +126,7 @@ def test_campaign_caps_hold_between_the_earns_of_one_batch(network, shop, clock)
     cap per member, every member's against the campaign's cap."""
     partner, member = shop
     other = make_member(network, partner)
-    network.tx(lambda tx: set_rules(tx, "network", "campaigns: [{id: city, name: City day, starts_on: 2026-11-01, "
-                                                   "ends_on: 2026-11-30, bonus_points: 10, funded_by: network, "
-                                                   "per_member_cap: 25, campaign_cap: 45}]"))
+    city_day(network, "per_member_cap: 25, campaign_cap: 45")
     clock.advance(seconds=1)
     earners = [member, other, member, other, member, other]
     outcomes = network.post(partner, [Event("earn", f"b-{n}", who, amount=10_000) for n, who in enumerate(earners)])
@@ -139,9 +142,7 @@ def test_two_units_cannot_both_give_a_campaigns_last_points(network, shop, clock
     the one writer)."""
     partner, member = shop
     other = make_member(network, partner)
-    network.tx(lambda tx: set_rules(tx, "network", "campaigns: [{id: city, name: City day, starts_on: 2026-11-01, "
-                                                   "ends_on: 2026-11-30, bonus_points: 10, funded_by: network, "
-                                                   "campaign_cap: 10}]"))
+    city_day(network, "campaign_cap: 10")
     clock.advance(seconds=1)
     network.earn(partner, other, "opens-the-day", points=1)  # the day's cycle exists (its insert waits too)
     pause = Pause().after(monkeypatch, posting_module, "campaign_usage")
@@ -161,9 +162,7 @@ def test_a_used_up_campaign_makes_no_unit_wait(network, shop, clock, monkeypatch
     campaign gave only grows, so none of them can give from it again."""
     partner, member = shop
     other = make_member(network, partner)
-    network.tx(lambda tx: set_rules(tx, "network", "campaigns: [{id: city, name: City day, starts_on: 2026-11-01, "
-                                                   "ends_on: 2026-11-30, bonus_points: 10, funded_by: network, "
-                                                   "campaign_cap: 10}]"))
+    city_day(network, "campaign_cap: 10")
     clock.advance(seconds=1)
     network.earn(partner, other, "uses-it-up", amount=10_000)
     pause = Pause().after(monkeypatch, posting_module, "campaign_usage")
@@ -233,9 +232,7 @@ def test_campaigns_are_locked_before_a_prepaid_partners_float(network, clock, mo
     partner = make_partner(network, billing="prepaid", point_value="1", issuance_fee="0", redemption_fee_rate="0")
     member = make_member(network, partner)
     network.tx(lambda tx: record_topup(tx, partner, 10_000, "BANK-1"))
-    network.tx(lambda tx: set_rules(tx, "network", "campaigns: [{id: city, name: City day, starts_on: 2026-11-01, "
-                                                   "ends_on: 2026-11-30, bonus_points: 10, funded_by: network, "
-                                                   "campaign_cap: 100}]"))
+    city_day(network, "campaign_cap: 100")
     clock.advance(seconds=1)
     order = []
     read_usage = posting_module.campaign_usage
