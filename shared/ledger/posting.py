@@ -27,9 +27,9 @@ from shared.ledger.events import KINDS, Event, differences
 from shared.lazy import lazy
 from shared.ledger.journal import Journal
 from shared.ledger.rules import (
-    Line, LotState, Terms, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
+    Line, LotState, Terms, consumption_key, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
 )
-from shared.ledger.state import among_rows, chunks, load_lots, lock_members, survivors
+from shared.ledger.state import among_rows, chunks, load_lots, load_spendable, lock_members, survivors
 from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, Member, MemberLink, ObligationLine
 from shared.rules.evaluate import Evaluation, evaluate, is_active
 from shared.rules.store import campaign_usage, rules_in_force_for
@@ -109,6 +109,7 @@ class Posting:
         self.originals: dict[str, Original] = {}
         self.holds: dict[str, OpenHold] = {}
         self.by_member: dict[str, list[LotState]] = {}
+        self._horizons: dict[str, tuple] = {}  # members whose open lots were read only in part
         self.linked: set[str] = set()
         self._terms: Terms | None = None
         self._rules: tuple | None = None
@@ -272,10 +273,17 @@ class Posting:
         self.tiers.load({e.member_id for e in events if e.kind == "earn"} & self.linked & set(self.journal.members))
         lot_ids = {lot_id for o in self.originals.values() for lot_id in o.returnable}
         lot_ids |= {lot_id for h in self.holds.values() for lot_id, _ in h.lots}
-        # Only members who spend need their open lots; an earn never reads them.
-        spenders = {e.member_id for e in events if e.kind in ("burn", "hold")} | {h.member_id for h in self.holds.values()}
-        lots = load_lots(self.tx, member_ids=spenders & set(self.journal.members), lot_ids=lot_ids,
-                         entry_ids={o.entry_id for o in self.originals.values() if o.kind == "earn"})
+        # Only members who spend need their open lots, and only as many as their spends ask; an earn
+        # never reads them.
+        needs = dict.fromkeys((h.member_id for h in self.holds.values()), 0)
+        for event in events:
+            if event.kind in ("burn", "hold"):
+                needs[event.member_id] = needs.get(event.member_id, 0) + event.points
+        needs = {member_id: need for member_id, need in needs.items() if member_id in self.journal.members}
+        lots, self._horizons = load_spendable(self.tx, needs, self.now)
+        extra = load_lots(self.tx, lot_ids=lot_ids - lots.keys(),
+                          entry_ids={o.entry_id for o in self.originals.values() if o.kind == "earn"})
+        lots.update((lot_id, lot) for lot_id, lot in extra.items() if lot_id not in lots)
         self.journal.lots = lots
         for lot in lots.values():
             self.by_member.setdefault(lot.member_id, []).append(lot)
@@ -377,10 +385,21 @@ class Posting:
             raise PartnerSuspended("the partner is suspended; it cannot earn, burn or hold")
 
     def _spendable(self, member_id: str) -> list[LotState]:
-        """The member's lots, after expiring any that are due (lazily, before a burn or hold)."""
+        """The member's lots a spend may take, after expiring any that are due (lazily, before a burn
+        or hold): all of them, or, while not all were read, those up to the horizon of what was read."""
         lots = self.by_member.setdefault(member_id, [])
         expiry.expire_due(self.journal, self.journal.members[member_id], lots, self.now)
-        return lots
+        horizon = self._horizons.get(member_id)
+        return lots if horizon is None else [lot for lot in lots if consumption_key(lot) <= horizon]
+
+    def _read_the_rest(self, member_id: str) -> None:
+        """Read the member's other open lots (those already read keep their state in this unit)."""
+        del self._horizons[member_id]
+        lots = self.by_member.setdefault(member_id, [])
+        for lot in load_lots(self.tx, member_ids=[member_id]).values():
+            if lot.id not in self.journal.lots:
+                self.journal.lots[lot.id] = lot
+                lots.append(lot)
 
     def _result(self, entry: dict, member, **extra) -> dict:
         result = {"entry_id": entry["id"], "kind": entry["kind"], "reference": entry["reference"],
@@ -516,6 +535,9 @@ class Posting:
         self._require_active()
         member = self._member(event.member_id)
         plan = take_from_lots(self._spendable(member.id), event.points)
+        if plan is None and member.id in self._horizons and member.available >= event.points:
+            self._read_the_rest(member.id)  # its lots read so far do not cover it; the rest may
+            plan = take_from_lots(self._spendable(member.id), event.points)
         if plan is None:
             raise InsufficientPoints(f"member has {member.available} points available, {event.points} asked",
                                      available=member.available)

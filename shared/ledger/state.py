@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import or_, select
+from sqlalchemy import String, bindparam, func, or_, select, true
 
 from shared.db.database import Tx
-from shared.db.lists import among_bound, among_rows, chunks, per_dialect
+from shared.db.lists import VarcharArray, among_bound, among_rows, chunks, per_dialect
 from shared.ledger.journal import MemberState
-from shared.ledger.rules import LotState
+from shared.ledger.rules import LotState, consumption_key
 from shared.models import Lot, Member
 
 lots_table = Lot.__table__
@@ -84,6 +84,54 @@ def load_lots(tx: Tx, member_ids: Iterable[str] = (), lot_ids: Iterable[str] = (
     return result
 
 
+PAGE = 32  # lots per spender read first: most burns and holds are covered by their earliest few
+
+
+@per_dialect
+def _first_lots_query(dialect: str):
+    """Each listed member's first ``page`` lots with free points, in consumption order: the members'
+    order index walked per member, stopping there."""
+    lot = lots_table.c
+    if dialect == "postgresql":
+        spender = func.unnest(bindparam("ids", type_=VarcharArray())).table_valued("id").render_derived(name="spender")
+        page = (select(lots_table).where(lot.member_id == spender.c.id, lot.remaining > lot.reserved)
+                .order_by(lot.expires_at, lot.issued_at, lot.id).limit(bindparam("page")).lateral("page"))
+        return select(page).select_from(spender).join(page, true())
+    # SQLite has no LATERAL; a correlated IN list, run once per member, does the same
+    spender = func.json_each(bindparam("ids", type_=String())).table_valued("value").alias("spender")
+    first = lots_table.alias("page_lot")
+    page = (select(first.c.id).where(first.c.member_id == spender.c.value, first.c.remaining > first.c.reserved)
+            .order_by(first.c.expires_at, first.c.issued_at, first.c.id).limit(bindparam("page")))
+    return select(lots_table).select_from(spender).join(lots_table, lot.id.in_(page))
+
+
+def load_spendable(tx: Tx, needs: dict[str, int], now) -> tuple[dict[str, LotState], dict[str, tuple]]:
+    """What burns and holds of ``needs`` (member -> points they ask, 0 for none) may take, read
+    without walking every open lot of a member with many: first each member's earliest ``PAGE``
+    lots with free points; then all of them only for a member whose page is all due (a spend expires
+    every due lot first) or does not cover its need. Returns the lots and, for each member whose
+    lots were read only in part, the consumption key of the last one read (its horizon: every lot
+    with free points up to it is among those read)."""
+    lots: dict[str, LotState] = {}
+    pages: dict[str, list[LotState]] = {member_id: [] for member_id in needs}
+    for row in among_rows(tx, _first_lots_query(tx.dialect), needs, page=PAGE):
+        lot = lots[row.id] = _lot(row)
+        pages[lot.member_id].append(lot)
+    horizons: dict[str, tuple] = {}
+    read_all = []
+    for member_id, page in pages.items():
+        if len(page) < PAGE:
+            continue  # that is all its lots with free points
+        last = max(page, key=consumption_key)
+        if last.expires_at <= now or sum(lot.free for lot in page if lot.expires_at > now) < needs[member_id]:
+            read_all.append(member_id)
+        else:
+            horizons[member_id] = consumption_key(last)
+    for lot_id, lot in load_lots(tx, member_ids=read_all).items():
+        lots.setdefault(lot_id, lot)
+    return lots, horizons
+
+
 def load_due_lots(tx: Tx, member_ids: Iterable[str], now) -> dict[str, LotState]:
     """The members' lots that are due (``expires_at <= now``) and have free points: what expiry takes."""
     result: dict[str, LotState] = {}
@@ -100,4 +148,4 @@ def member_lots(lots: dict[str, LotState], member_id: str) -> list[LotState]:
     return [lot for lot in lots.values() if lot.member_id == member_id]
 
 
-__all__ = ["lock_members", "load_lots", "load_due_lots", "member_lots", "chunks", "among_rows", "survivors", "or_"]
+__all__ = ["lock_members", "load_lots", "load_spendable", "load_due_lots", "member_lots", "chunks", "among_rows", "survivors", "or_"]
