@@ -85,7 +85,7 @@ class TierState:
     tier: str | None  # as stored: NULL is the lowest tier
     since: datetime | None
     anniversary: datetime | None
-    qualifying: int
+    qualifying: int | None  # None: not summed (loaded for earns, at the top tier)
     changed: bool = False
 
 
@@ -101,28 +101,35 @@ class MemberTiers:
     def config(self):
         return self.tx.settings.tiers
 
-    def load(self, member_ids) -> None:
+    def load(self, member_ids, *, for_earns: bool = False) -> None:
+        """Read the members' tiers and qualifying points. ``for_earns``: only what earns need — an earn
+        can only move a member up, so at the top tier its qualifying points change nothing and are not
+        summed (the sum walks the member's earns of the whole window; the most active members, who
+        have the most earns, are the ones at the top)."""
         missing = set(member_ids) - set(self.states)
         if not self.config.enabled or not missing:
             return
-        qualifying = qualifying_points(self.tx, missing)
-        for row in among_rows(self.tx, _tiers_query(self.tx.dialect), missing):
+        rows = list(among_rows(self.tx, _tiers_query(self.tx.dialect), missing))
+        top = len(self.config.levels) - 1
+        summed = {row.id for row in rows if not for_earns or self.config.rank(row.tier) < top}
+        qualifying = qualifying_points(self.tx, summed) if summed else {}
+        for row in rows:
             self.states[row.id] = TierState(row.id, row.tier, row.tier_since, row.tier_anniversary_at,
-                                            qualifying.get(row.id, 0))
+                                            qualifying.get(row.id, 0) if row.id in summed else None)
 
     def tier(self, member_id: str) -> str | None:
         """The tier an earn of this member is computed at now (None: tiers are switched off)."""
         if not self.config.enabled:
             return None
         if member_id not in self.states:
-            self.load([member_id])
+            self.load([member_id], for_earns=True)
         state = self.states.get(member_id)
         return self.config.name(state.tier) if state else None
 
     def earned(self, member_id: str, points: int, entry_id: str) -> None:
         """An earn posted: its points qualify at once, and crossing a threshold upgrades now."""
         state = self.states.get(member_id)
-        if state is None:
+        if state is None or state.qualifying is None:  # at the top tier already
             return
         state.qualifying += points
         target = self.config.qualified(state.qualifying)
@@ -133,8 +140,9 @@ class MemberTiers:
 
     def reversed(self, member_id: str, points: int) -> None:
         """An earn was reversed: fewer qualifying points (a tier is only lost at the review)."""
-        if member_id in self.states:
-            self.states[member_id].qualifying -= points
+        state = self.states.get(member_id)
+        if state is not None and state.qualifying is not None:
+            state.qualifying -= points
 
     def change(self, state: TierState, target: str, reason: str, *, since: datetime,
                 anniversary: datetime | None, entry_id: str | None = None) -> None:

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from shared.ledger.events import Event
 from shared.models import MemberTierHistory
-from shared.programme import jobs
+from shared.programme import jobs, tiers
 from shared.programme.tiers import current_tier, tier_view
 from shared.rules.store import set_rules
 from tests.conftest import START
@@ -135,3 +135,26 @@ def test_tiers_switched_off(network, settings):
     member = make_member(network, partner)
     network.earn(partner, member, "big", points=5_000)
     assert tier(network, member) is None and history(network, member)[0] == []
+
+
+def test_earns_at_the_top_tier_do_not_sum_the_window(network, monkeypatch):
+    """An earn can only move a member up, so a top-tier member's earns skip summing its whole
+    window of earns (the costliest read of an earn for the most active members)."""
+    partner = make_partner(network)
+    top, climber = make_member(network, partner), make_member(network, partner)
+    network.earn(partner, top, "e-1", points=2_000)
+    assert tier(network, top) == "platinum"
+    summed = []
+    real = tiers.qualifying_points
+    monkeypatch.setattr(tiers, "qualifying_points", lambda tx, ids, *a, **k: summed.append(set(ids)) or real(tx, ids, *a, **k))
+    network.earn(partner, top, "e-2", points=50)
+    outcomes = network.post(partner, [Event(kind="earn", reference="b-1", member_id=top, points=10),
+                                      Event(kind="earn", reference="b-2", member_id=climber, points=100)])
+    assert all(isinstance(outcome, dict) for outcome in outcomes)
+    assert summed == [{climber}]
+    assert tier(network, top) == "platinum" and tier(network, climber) == "silver"
+    network.reverse(partner, "r-1", "e-2", points=50)  # nothing to take back from a sum not made
+    view = network.tx(lambda tx: tier_view(tx, top), readonly=True)
+    assert view["qualifying_points"] == 2_010
+    assert history(network, top)[0] == [("regular", "platinum", "qualified", 2_000)]
+    verify_ok(network)
