@@ -505,18 +505,18 @@ class Posting:
         """What the capped campaigns running when ``earns`` occurred have given: in all, for a cap in
         all (read under the campaign's lock, so that two units cannot both give its last points), and
         to the earns' members, for a cap per member (their locks are held already). A campaign
-        without caps reads nothing. Returns the usage and the capped campaigns' keys."""
+        without caps reads nothing (on PostgreSQL it is locked shared: see ``campaign_usage``).
+        Returns the usage and the capped campaigns' keys."""
         partner_rules, network_rules = self._rules
         campaigns = [(f"{self.partner_id}:{c.id}", c) for c in (partner_rules.campaigns if partner_rules else ())]
         campaigns += [(f"network:{c.id}", c) for c in (network_rules.campaigns if network_rules else ())]
-        capped = [(key, c) for key, c in campaigns if c.campaign_cap is not None or c.per_member_cap is not None]
         zone = self.tx.settings.zone
         moments = {(e.occurred_at or self.now).astimezone(zone) for e in earns}
-        running = [(key, c) for key, c in capped if any(is_active(c, local) for local in moments)]
+        running = [(key, c) for key, c in campaigns if any(is_active(c, local) for local in moments)]
         in_all = {key: c.campaign_cap for key, c in running if c.campaign_cap is not None}
         per_member = {key for key, c in running if c.per_member_cap is not None}
         usage = campaign_usage(self.tx, in_all, per_member, {e.member_id for e in earns if e.member_id},
-                               lock=self.gives_points)
+                               lock=self.gives_points, running=[key for key, _ in running if key not in in_all])
         return usage, sorted(in_all.keys() | per_member)
 
     def _burn(self, event: Event) -> dict:

@@ -50,6 +50,16 @@ CHECKS: dict[str, tuple[str, str]] = {
         WHERE m.available + m.held <> COALESCE(l.remaining, 0) OR m.held <> COALESCE(l.reserved, 0)
         """,
     ),
+    "campaign_total_matches_awards": (
+        "a campaign's stored total equals the sum of its awards",
+        """
+        SELECT t.campaign, 'total ' || t.points || ' awards ' || COALESCE(a.points, 0)
+        FROM campaign_totals t LEFT JOIN (
+            SELECT campaign, SUM(points) AS points FROM campaign_awards GROUP BY campaign
+        ) a ON a.campaign = t.campaign
+        WHERE t.points <> COALESCE(a.points, 0)
+        """,
+    ),
     "negative_balance": (
         "no member's available or held balance is negative",
         "SELECT id, 'available ' || available || ' held ' || held FROM members WHERE available < 0 OR held < 0",

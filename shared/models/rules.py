@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.types import UTCDateTime
@@ -33,4 +33,16 @@ class CampaignAward(Base):
     campaign: Mapped[str] = mapped_column(String(120))  # "<scope>:<campaign id>"
     member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
     entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id"), index=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class CampaignTotal(Base):
+    """What a campaign gave in all: the sum of its awards, kept for a campaign that has had a cap in
+    all (created from that sum by the first unit that checks the cap, then added to by every unit
+    that gives from the campaign), so a cap costs one row, not a sum over every award."""
+
+    __tablename__ = "campaign_totals"
+    __table_args__ = (CheckConstraint("points >= 0", name="points_not_negative"),)
+
+    campaign: Mapped[str] = mapped_column(String(120), primary_key=True)
     points: Mapped[int] = mapped_column(BigInteger)

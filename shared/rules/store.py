@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-
 from functools import lru_cache
+from typing import Iterable
 
 from sqlalchemy import bindparam, func, insert, select, union_all
 
@@ -13,12 +13,13 @@ from shared.db.database import Tx
 from shared.db.lists import among
 from shared.db.types import new_id
 from shared.errors import ValidationFailed
-from shared.models import CampaignAward, EarnRuleSet
+from shared.models import CampaignAward, CampaignTotal, EarnRuleSet
 from shared.partners.contracts import require_partner
 from shared.rules.document import RuleSet, canonical, parse
 
 rule_sets = EarnRuleSet.__table__
 awards = CampaignAward.__table__
+totals = CampaignTotal.__table__
 
 
 def set_rules(tx: Tx, scope: str, text: str, effective_from: datetime | None = None) -> dict:
@@ -68,31 +69,55 @@ def rules_in_force_for(tx: Tx, partner_id: str, instant: datetime) -> tuple[tupl
     return found.get(partner_id), found.get("network")
 
 
-def _totals(tx: Tx, keys) -> dict[tuple[str, None], int]:
-    return {(campaign, None): int(total) for campaign, total in tx.session.execute(
+def _stored_totals(tx: Tx, keys) -> dict[str, int]:
+    return {campaign: int(points) for campaign, points in tx.session.execute(
+        select(totals.c.campaign, totals.c.points).where(totals.c.campaign.in_(sorted(keys))))}
+
+
+def _summed(tx: Tx, keys) -> dict[str, int]:
+    """The campaigns' awards summed: what a total row starts from (and what a quote reads without one)."""
+    found = dict.fromkeys(keys, 0)
+    found.update((campaign, int(total)) for campaign, total in tx.session.execute(
         select(awards.c.campaign, func.sum(awards.c.points)).where(awards.c.campaign.in_(sorted(keys)))
-        .group_by(awards.c.campaign))}
+        .group_by(awards.c.campaign)))
+    return found
 
 
 def campaign_usage(tx: Tx, in_all: dict[str, int], per_member: set[str], member_ids: set[str], *,
-                   lock: bool = True) -> dict[tuple[str, str | None], int]:
+                   lock: bool = True, running: Iterable[str] = ()) -> dict[tuple[str, str | None], int]:
     """(campaign, None) -> points the campaign gave in all, for the campaigns ``in_all`` (key -> its
     cap in all), and (campaign, member) -> points it gave each of ``member_ids``, for ``per_member``.
 
-    With ``lock`` (a unit that may give points), on PostgreSQL each campaign of ``in_all`` with room
-    left under its cap is locked, in key order, until the unit commits, and its total read again:
-    two units giving its points concurrently would otherwise both read the same total and together
-    give more than its cap. A campaign whose cap is used up needs no lock: what it gave only grows
-    (awards are never deleted; a reversal gives no room back), so no unit can give from it again.
-    (SQLite's writers run one at a time.)"""
+    What a campaign gave in all is its ``campaign_totals`` row; the first unit that needs one makes it
+    from the sum of the campaign's awards. ``lock`` (a unit that may give points): on PostgreSQL each
+    campaign of ``in_all`` with room left under its cap (or no row yet) is locked until the unit
+    commits, and its total read again: two units giving its points concurrently would otherwise both
+    read the same total and together give more than its cap. A campaign whose cap is used up needs
+    no lock: what it gave only grows (awards are never deleted; a reversal gives no room back), so no
+    unit can give from it again. The campaigns ``running`` without a cap in all are locked shared:
+    a unit giving from one of them under rules without the cap (an earlier rule version still in
+    flight, or a later one that dropped the cap) adds to a total row if there is one
+    (the journal adds every unit's awards), and the unit that makes the row waits for it, so the row counts its points.
+    All locks are taken in key order. (SQLite's writers run one at a time.)"""
     usage: dict[tuple[str, str | None], int] = {}
     if in_all:
-        usage.update(_totals(tx, in_all))
-        room = sorted(key for key, cap in in_all.items() if usage.get((key, None), 0) < cap)
-        if lock and tx.is_postgres and room:
-            for key in room:
-                lock_until_commit(tx.session, "campaign", key)
-            usage.update(_totals(tx, room))  # read again under the locks (a new statement, a new snapshot)
+        stored = _stored_totals(tx, in_all)
+        room = {key for key, cap in in_all.items() if stored.get(key, 0) < cap}
+        if lock and tx.is_postgres:
+            for key in sorted(room | set(running)):
+                lock_until_commit(tx.session, "campaign", key, shared=key not in room)
+            if room:
+                stored.update(_stored_totals(tx, room))  # read again under the locks (a new snapshot)
+        missing = [key for key in in_all if key not in stored]
+        if missing:
+            made = _summed(tx, missing)
+            if lock:  # a unit that may give points keeps the row (a quote writes nothing)
+                tx.session.execute(insert(totals), [{"campaign": key, "points": points} for key, points in made.items()])
+            stored.update(made)
+        usage.update(((key, None), stored[key]) for key in in_all)
+    elif lock and tx.is_postgres:
+        for key in sorted(running):
+            lock_until_commit(tx.session, "campaign", key, shared=True)
     if per_member and member_ids:
         for campaign, member, total in tx.session.execute(
                 select(awards.c.campaign, awards.c.member_id, func.sum(awards.c.points))
