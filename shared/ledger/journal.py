@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any, Callable
 
 import orjson
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import bindparam, update
 
 from shared.db.database import Tx
 from shared.db.lists import pg_array
@@ -27,18 +27,6 @@ from shared.observability import count_entries
 from shared.webhooks.outbox import record_ledger_entries
 
 CHUNK = 5000
-# A unit's campaign awards are added to their campaigns' total rows (``shared/rules/store.py``); a
-# campaign never capped in all has no row, so the statement finds none and locks nothing.
-_ADD_TO_TOTAL_PG = "UPDATE campaign_totals SET points = points + %(p)s WHERE campaign = %(k)s"
-_ADD_TO_TOTAL = text("UPDATE campaign_totals SET points = points + :p WHERE campaign = :k")
-
-
-def _given_by_campaign(awards: list[dict]) -> list[dict]:
-    given: dict[str, int] = {}
-    for award in awards:
-        given[award["campaign"]] = given.get(award["campaign"], 0) + award["points"]
-    return [{"k": key, "p": points} for key, points in sorted(given.items())]
-
 # Up to this many rows in all, PostgreSQL gets them in one pipeline of INSERTs; more go by COPY.
 PIPELINE_ROWS = 100
 
@@ -167,11 +155,9 @@ class Journal:
         ]
         changed = [lot for lot in self.lots.values() if lot.dirty and not lot.is_new]
         moved = [m for m in self.members.values() if m.delta_available or m.delta_held]
-        given = _given_by_campaign(self.campaign_awards)
         if self.tx.is_postgres:
             updates = [_lot_update(changed[i:i + CHUNK]) for i in range(0, len(changed), CHUNK)]
             updates += [_member_update(moved[i:i + CHUNK]) for i in range(0, len(moved), CHUNK)]
-            updates += [(_ADD_TO_TOTAL_PG, params) for params in given]
             if sum(len(rows) for _, rows in tables) + len(changed) + len(moved) <= PIPELINE_ROWS:
                 self._write_pipelined(tables, updates)
             else:
@@ -186,8 +172,6 @@ class Journal:
                 self._update_lots(changed)
             if moved:
                 self._update_members(moved)
-            if given:
-                session.execute(_ADD_TO_TOTAL, given)
         for resolution in self.hold_resolutions:
             table = Hold.__table__
             done = session.execute(

@@ -97,7 +97,7 @@ def campaign_usage(tx: Tx, in_all: dict[str, int], per_member: set[str], member_
     unit can give from it again. The campaigns ``running`` without a cap in all are locked shared:
     a unit giving from one of them under rules without the cap (an earlier rule version still in
     flight, or a later one that dropped the cap) adds to a total row if there is one
-    (the journal adds every unit's awards), and the unit that makes the row waits for it, so the row counts its points.
+    (a trigger on ``campaign_awards`` adds every award), and the unit that makes the row waits for it, so the row counts its points.
     All locks are taken in key order. (SQLite's writers run one at a time.)"""
     usage: dict[tuple[str, str | None], int] = {}
     if in_all:

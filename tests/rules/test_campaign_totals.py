@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from shared.ledger import posting as posting_module
 from shared.ledger.events import Event
@@ -157,3 +157,18 @@ def test_an_earn_under_the_old_rules_after_the_cap_adds_to_the_total(network, cl
     assert both.first["rules"]["network"] == 2 and both.second["rules"]["network"] == 1
     assert stored(network) == awarded(network) == 20
     verify_ok(network)
+
+
+def test_the_database_adds_every_award_whoever_writes_it(network, clock):
+    """A trigger keeps the row, not the posting code: during a rolling upgrade processes of the previous
+    release keep writing awards, and the row must count theirs too."""
+    partner, members = shop(network)
+    city(network, cap=100)
+    clock.advance(seconds=1)
+    entry_id = network.earn(partner, members[0], "one", amount=1_000)["entry_id"]
+    network.tx(lambda tx: tx.session.execute(insert(CampaignAward), [
+        {"id": f"cmp_written_elsewhere_{n}", "campaign": campaign, "member_id": members[1], "entry_id": entry_id,
+         "points": 7} for n, campaign in enumerate([KEY, KEY, "network:other"])]))
+    assert stored(network) == awarded(network) == 24
+    assert city_points(network.earn(partner, members[2], "two", amount=1_000)) == 10
+    assert stored(network) == awarded(network) == 34
