@@ -48,13 +48,18 @@ def new_password(password: str) -> NewPassword:
     return NewPassword(_hasher.hash(password))
 
 
-def add_user(tx: Tx, email: str, role: str, password: NewPassword, *, partner_id: str | None = None,
-             language: str = "en") -> dict:
-    email = normalise_email(email)
+def check_role(role: str, partner_id: str | None) -> None:
+    """Refuse a role that does not exist, or a partner given with the wrong role (before a password is asked)."""
     if role not in ROLES:
         raise InvalidUser(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
     if (role == "partner_viewer") != (partner_id is not None):
         raise InvalidUser("a partner_viewer needs --partner, and only a partner_viewer may have one")
+
+
+def add_user(tx: Tx, email: str, role: str, password: NewPassword, *, partner_id: str | None = None,
+             language: str = "en") -> dict:
+    email = normalise_email(email)
+    check_role(role, partner_id)
     if partner_id is not None and tx.session.get(Partner, partner_id) is None:
         raise InvalidUser(f"unknown partner {partner_id}")
     if tx.session.scalar(select(StaffUser.id).where(StaffUser.email == email)):

@@ -48,6 +48,8 @@ def test_users_add_refuses_bad_input_with_one_line(cli, network):
     assert short.exit_code != 0 and "at least 12 characters" in str(short.exception or short.output)
     role = cli("users", "add", "a@example.org", "--role", "root", "--password-stdin", stdin=PASSWORD + "\n")
     assert role.exit_code != 0
+    both = cli("users", "add", "a@example.org", "--role", "root", "--password-stdin", stdin="short\n")
+    assert both.exit_code != 0 and "unknown role 'root'" in str(both.exception or both.output)  # the role first
     assert network.tx(users.count_users, readonly=True) == 0
 
 
