@@ -94,6 +94,10 @@ def _first_lots_query(dialect: str):
     lot = lots_table.c
     if dialect == "postgresql":
         spender = func.unnest(bindparam("ids", type_=VarcharArray())).table_valued("id").render_derived(name="spender")
+        # In the order index's own order, so the walk stops after the page. Its ids sort by the database's
+        # collation, Python's (``consumption_key``) by code point: the same for lot ids, which are all
+        # "lot_" and lowercase hex of one length (``new_id``). COLLATE "C" here would make PostgreSQL
+        # sort every lot of the member instead (14 ms a burn at 5,000 lots, against 7).
         page = (select(lots_table).where(lot.member_id == spender.c.id, lot.remaining > lot.reserved)
                 .order_by(lot.expires_at, lot.issued_at, lot.id).limit(bindparam("page")).lateral("page"))
         return select(page).select_from(spender).join(page, true())
