@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from shared.db.database import Tx
 from shared.errors import UnknownMember
 from shared.ledger.rules import party
+from shared.ledger.state import is_open
 from shared.models import Lot, Member, Transfer
 
 transfers_t, lots_t, members_t = Transfer.__table__, Lot.__table__, Member.__table__
@@ -30,7 +31,7 @@ def member_balance(tx: Tx, member_id: str, *, expiring_within_days: int = 30) ->
         raise UnknownMember(f"no member {member_id}")
     horizon = tx.now + timedelta(days=expiring_within_days)
     lots = tx.session.execute(
-        select(lots_t).where(lots_t.c.member_id == member_id, lots_t.c.remaining > 0)
+        select(lots_t).where(lots_t.c.member_id == member_id, is_open(lots_t.c))
         .order_by(lots_t.c.expires_at, lots_t.c.issued_at, lots_t.c.id)).all()
     expiring = [{"points": lot.remaining - lot.reserved, "expires_at": lot.expires_at.isoformat()}
                 for lot in lots if lot.expires_at <= horizon and lot.remaining > lot.reserved]
@@ -46,7 +47,7 @@ def member_balance(tx: Tx, member_id: str, *, expiring_within_days: int = 30) ->
 def member_lots_page(tx: Tx, member_id: str, *, offset: int = 0, limit: int = 50,
                      open_only: bool = True) -> tuple[list[dict], int]:
     """A member's lots in consumption order (earliest expiry first), with funder and expiry."""
-    where = [lots_t.c.member_id == member_id] + ([lots_t.c.remaining > 0] if open_only else [])
+    where = [lots_t.c.member_id == member_id] + ([is_open(lots_t.c)] if open_only else [])
     rows = tx.session.execute(select(lots_t).where(*where).order_by(lots_t.c.expires_at, lots_t.c.issued_at,
                                                                      lots_t.c.id).offset(offset).limit(limit)).all()
     total = tx.session.execute(select(func.count()).select_from(lots_t).where(*where)).scalar_one()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import String, bindparam, func, or_, select, true
+from sqlalchemy import String, bindparam, func, literal_column, or_, select, true
 
 from shared.db.database import Tx
 from shared.db.lists import VarcharArray, among_bound, among_rows, chunks, per_dialect
@@ -46,11 +46,18 @@ def _survivors_query(dialect: str):
         among_bound(dialect, members_table.c.id, "ids"), members_table.c.merged_into.is_not(None))
 
 
+def is_open(lot):
+    """``remaining > 0`` as the second column of ix_lots_member_order holds it, so that a member's open
+    lots are read as one range of that index (SQLite matches an indexed expression only when the
+    query compares the very same expression, written out: ``(remaining > 0) = 1``)."""
+    return (lot.remaining > literal_column("0")) == true()
+
+
 @per_dialect
 def _lots_query(dialect: str, by: str):
     """Lots by member (open ones only), by id or by earning entry."""
     query = select(lots_table).where(among_bound(dialect, lots_table.c[by], "ids"))
-    return query.where(lots_table.c.remaining > 0) if by == "member_id" else query
+    return query.where(is_open(lots_table.c)) if by == "member_id" else query
 
 
 def survivors(tx: Tx, member_ids: Iterable[str]) -> dict[str, str]:
@@ -89,22 +96,23 @@ PAGE = 32  # lots per spender read first: most burns and holds are covered by th
 
 @per_dialect
 def _first_lots_query(dialect: str):
-    """Each listed member's first ``page`` lots with free points, in consumption order: the members'
-    order index walked per member, stopping there."""
+    """Each listed member's first ``page`` lots with free points, in consumption order: the range of
+    the member's open lots in ix_lots_member_order walked per member, stopping there."""
     lot = lots_table.c
     if dialect == "postgresql":
         spender = func.unnest(bindparam("ids", type_=VarcharArray())).table_valued("id").render_derived(name="spender")
-        # In the order index's own order, so the walk stops after the page. Its ids sort by the database's
+        # In the index's own order, so the walk stops after the page. Its ids sort by the database's
         # collation, Python's (``consumption_key``) by code point: the same for lot ids, which are all
         # "lot_" and lowercase hex of one length (``new_id``). COLLATE "C" here would make PostgreSQL
         # sort every lot of the member instead (14 ms a burn at 5,000 lots, against 7).
-        page = (select(lots_table).where(lot.member_id == spender.c.id, lot.remaining > lot.reserved)
+        page = (select(lots_table).where(lot.member_id == spender.c.id, is_open(lot), lot.remaining > lot.reserved)
                 .order_by(lot.expires_at, lot.issued_at, lot.id).limit(bindparam("page")).lateral("page"))
         return select(page).select_from(spender).join(page, true())
     # SQLite has no LATERAL; a correlated IN list, run once per member, does the same
     spender = func.json_each(bindparam("ids", type_=String())).table_valued("value").alias("spender")
     first = lots_table.alias("page_lot")
-    page = (select(first.c.id).where(first.c.member_id == spender.c.value, first.c.remaining > first.c.reserved)
+    page = (select(first.c.id).where(first.c.member_id == spender.c.value, is_open(first.c),
+                                     first.c.remaining > first.c.reserved)
             .order_by(first.c.expires_at, first.c.issued_at, first.c.id).limit(bindparam("page")))
     return select(lots_table).select_from(spender).join(lots_table, lot.id.in_(page))
 
@@ -140,7 +148,7 @@ def load_due_lots(tx: Tx, member_ids: Iterable[str], now) -> dict[str, LotState]
     """The members' lots that are due (``expires_at <= now``) and have free points: what expiry takes."""
     result: dict[str, LotState] = {}
     for chunk in chunks(member_ids):
-        query = select(lots_table).where(lots_table.c.member_id.in_(chunk), lots_table.c.remaining > 0,
+        query = select(lots_table).where(lots_table.c.member_id.in_(chunk), is_open(lots_table.c),
                                          lots_table.c.expires_at <= now,
                                          lots_table.c.remaining > lots_table.c.reserved)
         for row in tx.session.execute(query):

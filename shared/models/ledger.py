@@ -108,7 +108,9 @@ class Lot(Base):
             "(billing <> 'network' AND funder_partner_id IS NOT NULL AND contract_id IS NOT NULL)",
             name="one_funder",
         ),
-        Index("ix_lots_member_order", "member_id", "expires_at", "issued_at", "id"),
+        # a member's lots, its open ones first as one range in consumption order (``shared.ledger.state``:
+        # what spends, expiry and erasure read, without walking the member's spent history)
+        Index("ix_lots_member_order", "member_id", text("(remaining > 0)"), "expires_at", "issued_at", "id"),
         # open lots by expiry: the expiry job's (and the open-liability queries') index; fully spent or
         # expired lots leave it, so finding the due lots never walks the ledger's history
         Index("ix_lots_open_expires", "expires_at", sqlite_where=text("remaining > 0"),
