@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any, Callable
 
 import orjson
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, text, update
 
 from shared.db.database import Tx
 from shared.db.lists import pg_array
@@ -27,6 +27,9 @@ from shared.observability import count_entries
 from shared.webhooks.outbox import record_ledger_entries
 
 CHUNK = 5000
+_ADD_TO_CAMPAIGN_TOTAL = text("UPDATE campaign_totals SET points = points + :p WHERE campaign = :k")
+_ADD_TO_FLOAT_DRAWN = text("UPDATE partner_limits SET float_drawn_micro = float_drawn_micro + :a "
+                           "WHERE partner_id = :k AND float_drawn_micro IS NOT NULL")
 # Up to this many rows in all, PostgreSQL gets them in one pipeline of INSERTs; more go by COPY.
 PIPELINE_ROWS = 100
 
@@ -172,6 +175,7 @@ class Journal:
                 self._update_lots(changed)
             if moved:
                 self._update_members(moved)
+            self._add_to_kept_totals()
         for resolution in self.hold_resolutions:
             table = Hold.__table__
             done = session.execute(
@@ -183,6 +187,22 @@ class Journal:
                 raise AssertionError(f"hold {resolution['id']} resolved twice")
         # Webhook events (points.earned, .redeemed, .reversed, .expired) commit with the entries or not at all.
         record_ledger_entries(self.tx, self.entries)
+
+    def _add_to_kept_totals(self) -> None:
+        """SQLite: add the unit's campaign awards to their campaigns' kept totals, and its prepaid
+        funding to its payers' kept float drawn (rows that exist; on PostgreSQL triggers of migrations
+        0020 and 0022 do this for every writer)."""
+        awards: dict[str, int] = {}
+        for award in self.campaign_awards:
+            awards[award["campaign"]] = awards.get(award["campaign"], 0) + award["points"]
+        funding: dict[str, int] = {}
+        for line in self.lines:
+            if line["kind"] == "prepaid_funding":
+                funding[line["payer"]] = funding.get(line["payer"], 0) + line["amount_micro"]
+        if awards:
+            self.tx.session.execute(_ADD_TO_CAMPAIGN_TOTAL, [{"k": k, "p": p} for k, p in sorted(awards.items())])
+        if funding:
+            self.tx.session.execute(_ADD_TO_FLOAT_DRAWN, [{"k": k, "a": a} for k, a in sorted(funding.items())])
 
     def _driver(self):
         return self.tx.session.connection().connection.driver_connection

@@ -60,6 +60,17 @@ CHECKS: dict[str, tuple[str, str]] = {
         WHERE t.points <> COALESCE(a.points, 0)
         """,
     ),
+    "float_drawn_matches_lines": (
+        "a partner's kept float drawn equals the sum of its prepaid_funding lines",
+        """
+        SELECT p.partner_id, 'kept ' || p.float_drawn_micro || ' lines ' || COALESCE(l.amount, 0)
+        FROM partner_limits p LEFT JOIN (
+            SELECT payer, SUM(amount_micro) AS amount FROM obligation_lines WHERE kind = 'prepaid_funding'
+            GROUP BY payer
+        ) l ON l.payer = p.partner_id
+        WHERE p.float_drawn_micro IS NOT NULL AND p.float_drawn_micro <> COALESCE(l.amount, 0)
+        """,
+    ),
     "negative_balance": (
         "no member's available or held balance is negative",
         "SELECT id, 'available ' || available || ' held ' || held FROM members WHERE available < 0 OR held < 0",

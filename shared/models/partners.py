@@ -73,6 +73,10 @@ class PartnerLimits(Base):
     exposure_limit_minor: Mapped[int | None] = mapped_column(BigInteger)
     exposure_warn_ppm: Mapped[int] = mapped_column(Integer, default=800_000)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What the float has given, kept once a float is enforced: the sum of the partner's prepaid_funding
+    # line amounts (micro-units), set from that sum when the overdraft is first set and then added to
+    # (PostgreSQL: a trigger on obligation_lines, migration 0022; SQLite: the journal); NULL: not kept.
+    float_drawn_micro: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class FloatTopup(Base):

@@ -38,8 +38,9 @@ class CampaignAward(Base):
 
 class CampaignTotal(Base):
     """What a campaign gave in all: the sum of its awards, kept for a campaign that has had a cap in
-    all (created from that sum by the first unit that checks the cap; a trigger of migration 0020
-    adds every award inserted after), so a cap costs one row, not a sum over every award."""
+    all (created from that sum by the first unit that checks the cap; every award inserted after is
+    added, on PostgreSQL by a trigger of migration 0020, on SQLite by the journal), so a cap costs
+    one row, not a sum over every award."""
 
     __tablename__ = "campaign_totals"
     __table_args__ = (CheckConstraint("points >= 0", name="points_not_negative"),)

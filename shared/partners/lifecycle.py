@@ -42,8 +42,9 @@ def hold_off_termination(tx: Tx, partner_id: str) -> None:
         lock_until_commit(tx.session, "partner-postings", partner_id, shared=True)
 
 
-def _wait_for_postings(tx: Tx, partner_id: str) -> None:
-    """A termination: wait for the partner's postings in flight, and hold off new ones until commit."""
+def wait_for_postings(tx: Tx, partner_id: str) -> None:
+    """Wait for the partner's postings in flight, and hold off new ones until commit (a termination;
+    the first enforcement of a float, which sums what the postings draw)."""
     if tx.is_postgres:
         lock_until_commit(tx.session, "partner-postings", partner_id)
 
@@ -82,7 +83,7 @@ def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying", buy_o
         raise ValidationFailed("a buy-out needs a rate, and only a buy-out has one")
     if buy_out_rate_ppm is not None and not 0 <= buy_out_rate_ppm <= 1_000_000:
         raise ValidationFailed("the buy-out rate is between 0 and 1")
-    _wait_for_postings(tx, partner_id)  # so the lots they issue are counted (and bought out)
+    wait_for_postings(tx, partner_id)  # so the lots they issue are counted (and bought out)
     lock_partner(tx, partner_id)  # one termination at a time per partner, and not beside a reactivation
     existing = _termination(tx, partner_id)
     if existing is not None:

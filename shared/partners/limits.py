@@ -32,6 +32,7 @@ from shared.db.types import new_id
 from shared.models import FloatTopup, Lot, ObligationLine, Partner, PartnerLimits
 from shared.money import MICRO, round_micro_to_minor
 from shared.partners.contracts import require_partner, terms_in_force
+from shared.partners.lifecycle import wait_for_postings
 
 
 class FloatExhausted(Conflict):
@@ -62,12 +63,18 @@ def set_limits(tx: Tx, partner_id: str, **changes: int | None) -> dict:
         changes.pop("exposure_warn_ppm", None)
     elif changes["exposure_warn_ppm"] > 1_000_000:
         raise ValidationFailed("exposure_warn_ppm is at most 1000000 (100%)")
+    if changes.get("float_overdraft_minor") is not None:
+        # before the row lock, which a posting takes after this: no posting in flight may draw
+        # between the sum below and the trigger that keeps it from then on
+        wait_for_postings(tx, partner_id)
     row = _limits(tx, partner_id, lock=True)
     if row is None:
         row = PartnerLimits(partner_id=partner_id, exposure_warn_ppm=800_000, updated_at=tx.now)
         tx.session.add(row)
     for name, value in changes.items():
         setattr(row, name, value)
+    if row.float_overdraft_minor is not None and row.float_drawn_micro is None:
+        row.float_drawn_micro = _summed_drawn(tx, partner_id)
     row.updated_at = tx.now
     tx.session.flush()
     return limits_json(row)
@@ -102,12 +109,19 @@ def record_topup(tx: Tx, partner_id: str, amount_minor: int, bank_reference: str
     return float_status(tx, partner_id) | {"topup_id": row.id, "recorded": True}
 
 
-def _balance_micro(tx: Tx, partner_id: str) -> tuple[int, int]:
+def _summed_drawn(tx: Tx, partner_id: str) -> int:
+    """The partner's prepaid_funding line amounts summed: every line it ever paid (slow for a big partner)."""
+    return int(tx.session.execute(select(func.coalesce(func.sum(ObligationLine.amount_micro), 0)).where(
+        ObligationLine.payer == partner_id, ObligationLine.kind == "prepaid_funding")).scalar_one())
+
+
+def _balance_micro(tx: Tx, partner_id: str, row: PartnerLimits | None = None) -> tuple[int, int]:
+    """(top-ups in minor units, drawn in micro-units): drawn from the kept total when there is one."""
     topups = tx.session.execute(select(func.coalesce(func.sum(FloatTopup.amount_minor), 0))
                                 .where(FloatTopup.partner_id == partner_id)).scalar_one()
-    drawn = tx.session.execute(select(func.coalesce(func.sum(ObligationLine.amount_micro), 0)).where(
-        ObligationLine.payer == partner_id, ObligationLine.kind == "prepaid_funding")).scalar_one()
-    return int(topups), int(drawn)
+    kept = row.float_drawn_micro if row is not None else tx.session.execute(
+        select(PartnerLimits.float_drawn_micro).where(PartnerLimits.partner_id == partner_id)).scalar_one_or_none()
+    return int(topups), (_summed_drawn(tx, partner_id) if kept is None else int(kept))
 
 
 def float_status(tx: Tx, partner_id: str) -> dict:
@@ -128,7 +142,7 @@ class FloatGuard:
         self.overdraft = None if row is None else row.float_overdraft_minor
         self.headroom = 0
         if self.overdraft is not None:
-            topups, drawn = _balance_micro(tx, partner_id)
+            topups, drawn = _balance_micro(tx, partner_id, row)
             self.headroom = topups * MICRO - drawn + self.overdraft * MICRO
 
     def ensure(self, amount_micro: int, *, member_id: str, reference: str | None) -> None:

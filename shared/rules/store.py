@@ -96,8 +96,9 @@ def campaign_usage(tx: Tx, in_all: dict[str, int], per_member: set[str], member_
     no lock: what it gave only grows (awards are never deleted; a reversal gives no room back), so no
     unit can give from it again. The campaigns ``running`` without a cap in all are locked shared:
     a unit giving from one of them under rules without the cap (an earlier rule version still in
-    flight, or a later one that dropped the cap) adds to a total row if there is one
-    (a trigger on ``campaign_awards`` adds every award), and the unit that makes the row waits for it, so the row counts its points.
+    flight, or a later one that dropped the cap) adds to a total row if there is one (a trigger on
+    PostgreSQL; ``Journal.flush`` on SQLite), and the unit that makes the row waits for it, so the
+    row counts its points.
     All locks are taken in key order. (SQLite's writers run one at a time.)"""
     usage: dict[tuple[str, str | None], int] = {}
     if in_all:
