@@ -110,25 +110,35 @@ def test_holds_then_a_burn_in_one_batch_take_the_lots_in_order(network, clock, m
     verify_ok(network)
 
 
-def test_every_due_lot_expires_in_one_entry_however_many(database_url, clock, tmp_path):
-    """More due lots than a page: the spend's lazy expiry still takes all of them at once."""
+@pytest.fixture
+def expiring(database_url, clock, tmp_path):
+    """A network whose lots expire after 30 days, a partner and a member with forty lots."""
     network = Network(Settings(data_dir=Path(tmp_path) / "data", expiry_policy="days:30"),
                       database_url=database_url, clock=clock)
     try:
         partner = make_partner(network, "Grocer")
         member_id = make_member(network, partner)
         forty_lots(network, clock, partner, member_id)
-        clock.advance(days=31)
-        network.earn(partner, member_id, "fresh", points=100)
-        result = network.burn(partner, member_id, "burn", 30)
-        assert len(result["consumed"]) == 1 and result["balance"]["available"] == 70
-        expiries = network.tx(lambda tx: tx.session.execute(
-            select(Entry.points).where(Entry.member_id == member_id, Entry.kind == "expiry")).scalars().all(),
-            readonly=True)
-        assert expiries == [400]
-        verify_ok(network)
+        yield network, partner, member_id
     finally:
         network.close()
+
+
+def expiries(network, member_id: str) -> list[int]:
+    return network.tx(lambda tx: tx.session.execute(
+        select(Entry.points).where(Entry.member_id == member_id, Entry.kind == "expiry")).scalars().all(),
+        readonly=True)
+
+
+def test_every_due_lot_expires_in_one_entry_however_many(expiring, clock):
+    """More due lots than a page: the spend's lazy expiry still takes all of them at once."""
+    network, partner, member_id = expiring
+    clock.advance(days=31)
+    network.earn(partner, member_id, "fresh", points=100)
+    result = network.burn(partner, member_id, "burn", 30)
+    assert len(result["consumed"]) == 1 and result["balance"]["available"] == 70
+    assert expiries(network, member_id) == [400]
+    verify_ok(network)
 
 
 def test_the_page_is_a_prefix_of_the_order_whatever_its_size(network, clock, member, monkeypatch):
@@ -142,23 +152,13 @@ def test_the_page_is_a_prefix_of_the_order_whatever_its_size(network, clock, mem
     assert [(c["lot_id"], c["points"]) for c in second["consumed"]] == [(order[1], 10), (order[2], 5)]
 
 
-def test_a_capture_expires_every_due_lot_however_many(database_url, clock, tmp_path):
+def test_a_capture_expires_every_due_lot_however_many(expiring, clock):
     """A capture spends nothing new, yet expires the member's due lots: all of them, in one entry."""
-    network = Network(Settings(data_dir=Path(tmp_path) / "data", expiry_policy="days:30"),
-                      database_url=database_url, clock=clock)
-    try:
-        partner = make_partner(network, "Grocer")
-        member_id = make_member(network, partner)
-        forty_lots(network, clock, partner, member_id)
-        clock.advance(days=30, minutes=-4)
-        hold = network.hold(partner, member_id, "hold", 10)
-        clock.advance(minutes=5)  # every lot is due now; the hold is still open
-        result = network.capture(partner, hold["hold_id"], 10)
-        assert result["balance"] == {"available": 0, "held": 0}
-        expiries = network.tx(lambda tx: tx.session.execute(
-            select(Entry.points).where(Entry.member_id == member_id, Entry.kind == "expiry")).scalars().all(),
-            readonly=True)
-        assert expiries == [390]
-        verify_ok(network)
-    finally:
-        network.close()
+    network, partner, member_id = expiring
+    clock.advance(days=30, minutes=-4)
+    hold = network.hold(partner, member_id, "hold", 10)
+    clock.advance(minutes=5)  # every lot is due now; the hold is still open
+    result = network.capture(partner, hold["hold_id"], 10)
+    assert result["balance"] == {"available": 0, "held": 0}
+    assert expiries(network, member_id) == [390]
+    verify_ok(network)
