@@ -45,6 +45,7 @@ SCENARIOS = {
     "batch-ingest": "signed POST /v1/batch of --batch-size events over HTTP, and in-process in the same run",
     "single-earn": "signed single POST /v1/earn from 32 concurrent clients (--events requests): req/s, p50/p99",
     "hot-member": "concurrent earns and burns on one member (--events / 10 operations): ops/s, exact balance",
+    "history": "single burns and earns after a long history (spent lots, a capped campaign, a float): median ms",
 }
 # --scale: small runs in seconds (the test suite's smoke tests), full is the performance issue's sizes;
 # "large" is the report scenario's older name for full
@@ -420,6 +421,10 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
             from services.bench_verify import scenario_verify
 
             results.append(scenario_verify(database_url, scale=scale, members=members, console=console))
+        elif name == "history":
+            from services.bench_history import HISTORY_SIZES, scenario_history
+
+            results.append(scenario_history(database_url, size=events or HISTORY_SIZES[scale], console=console))
         elif name in ("batch-ingest", "single-earn", "hot-member"):
             from services import bench_http
 
@@ -443,7 +448,9 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
                  "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb",
                  "partner_report_s", "network_report_s", "copy_events_per_s", "ratio_a_c", "entries", "sealed_per_s",
                  "entries_per_s", "in_process_events_per_s",
-                 "http_in_process_ratio", "requests_per_s", "operations_per_s", "p50_ms", "p99_ms")
+                 "http_in_process_ratio", "requests_per_s", "operations_per_s", "p50_ms", "p99_ms", "history",
+                 "burn_no_history_ms", "burn_spent_history_ms", "burn_open_lots_ms", "earn_capped_campaign_ms",
+                 "earn_enforced_float_ms", "earn_no_history_ms")
     columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
     for column in columns:
         table.add_column(column)

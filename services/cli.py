@@ -616,7 +616,7 @@ def partners_list() -> None:
 
 # services.bench.SCENARIOS, named here so that --help need not import the benchmarks
 BENCH_SCENARIOS = ("batch-post, settle, expire, report, dashboard, peers, verify, batch-ingest, single-earn, "
-                   "hot-member")
+                   "hot-member, history")
 
 
 @app.command()

@@ -67,3 +67,14 @@ def test_bench_help_names_every_scenario():
     assert BENCH_SCENARIOS.split(", ") == list(SCENARIOS)
     shown = " ".join(pointsnet("bench", "--help").stdout.split())
     assert all(name in shown for name in SCENARIOS)
+
+
+def test_history_small_checks_what_it_built():
+    from services.bench_history import HISTORY_SIZES, SAMPLES, scenario_history
+
+    result = scenario_history(PG_URL, size=HISTORY_SIZES["small"], console=quiet())
+    # checked inside: the burns took the members' earliest open lots, the campaign's and the float's kept
+    # totals equal their rows, and verify finds nothing
+    assert result["history"] == HISTORY_SIZES["small"] and result["samples"] == SAMPLES
+    assert result["campaign_awards"] >= HISTORY_SIZES["small"]
+    assert all(result[key] > 0 for key in result if key.endswith("_ms"))

@@ -1,0 +1,161 @@
+"""``pointsnet bench history``: what single requests cost once the ledger has a long history.
+
+A benchmark on a fresh database never sees a cost that grows with time. This scenario gives the
+ledger, through the posting path, the history that made single requests slow before 2026-12-03:
+
+* a member with ``size`` spent lots and 40 open ones (a loyal member's years), and one with
+  ``size`` open lots: single burns of 1 point of each;
+* a network campaign with a cap in all that has given ``size`` awards: single earns under it;
+* a prepaid partner with an enforced float that has issued ``size`` earns: single earns of it;
+
+each beside the same request for a member or partner without history. Figures are medians in ms
+(``…_ms``) of ``SAMPLES`` requests after ``WARM_UP``. The scenario fails unless the burns took the
+members' earliest lots, the campaign's kept total equals its awards, the float's kept total equals
+its lines, and ``pointsnet verify`` finds nothing.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import datetime, timezone
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import func, select
+
+from shared.clock import FixedClock
+from shared.config import Settings
+from shared.db.migrate import upgrade
+from shared.ledger.events import Event
+from shared.ledger.verify import verify
+from shared.models import CampaignAward, CampaignTotal, Lot, ObligationLine, PartnerLimits
+from shared.network import Network
+from shared.partners.contracts import ContractTerms
+from shared.partners.limits import record_topup, set_limits
+from shared.rules.store import set_rules
+
+HISTORY_SIZES = {"small": 300, "medium": 20_000, "full": 100_000}
+SAMPLES, WARM_UP = 50, 10
+BATCH = 1_000
+CAMPAIGN = ("campaigns: [{id: city, name: City day, starts_on: 2026-01-01, ends_on: 2026-12-31, "
+            "bonus_points: 10, funded_by: network, campaign_cap: 1000000000}]")
+
+
+class HistoryCheckFailed(AssertionError):
+    pass
+
+
+def _median_ms(call, count: int) -> float:
+    times = []
+    for n in range(WARM_UP + count):
+        started = time.perf_counter()
+        call(n)
+        if n >= WARM_UP:
+            times.append(time.perf_counter() - started)
+    return round(statistics.median(times) * 1000, 2)
+
+
+def scenario_history(database_url: str | None, *, size: int, console: Console) -> dict:
+    from services.bench import fresh_database
+
+    with fresh_database(database_url) as (url, workdir):
+        upgrade(url)
+        clock = FixedClock(datetime(2026, 3, 2, 2, tzinfo=timezone.utc))
+        network = Network(Settings(data_dir=workdir), database_url=url, clock=clock)
+        try:
+            return _run(network, clock, url, size, console)
+        finally:
+            network.close()
+
+
+def _run(network: Network, clock: FixedClock, url: str, size: int, console: Console) -> dict:
+    shop = network.create_partner("HistoryShop", ContractTerms("postpaid", "1", "0.1", "0.05", "0"))["partner_id"]
+    prepaid = network.create_partner("HistoryPrepaid", ContractTerms("prepaid", "1", "0", "0", "0"))["partner_id"]
+    enrol = iter(range(10**6))
+
+    def member(*partners: str) -> str:
+        member_id = network.enrol(partners[0], phone=f"+86137{next(enrol):08d}")["member_id"]
+        for other in partners[1:]:
+            network.enrol(other, link_token=network.mint_link_token(partners[0], member_id)["link_token"])
+        return member_id
+
+    loyal, hoarder, newcomer = member(shop), member(shop), member(shop)
+    earners = [member(shop, prepaid) for _ in range(50)]
+    network.tx(lambda tx: record_topup(tx, prepaid, 10**12, "HISTORY-1"))
+    network.tx(lambda tx: set_limits(tx, prepaid, float_overdraft_minor=0))
+    network.tx(lambda tx: set_rules(tx, "network", CAMPAIGN))
+    clock.advance(seconds=1)
+    refs = iter(range(10**9))
+
+    def post(partner: str, events: list[Event]) -> None:
+        outcomes = network.post(partner, events)
+        refused = [o for o in outcomes if not isinstance(o, dict)]
+        if refused:
+            raise HistoryCheckFailed(f"seeding refused: {refused[0]}")
+
+    steps = [
+        # loyal: size lots of 10 earned and spent, then 40 open; hoarder: size open lots
+        *[(shop, [Event("earn", f"h{next(refs)}", loyal, points=10) for _ in range(min(BATCH, size - n))])
+          for n in range(0, size, BATCH)],
+        *[(shop, [Event("burn", f"h{next(refs)}", loyal, points=100) for _ in range(min(BATCH // 10, (size - n) // 10))])
+          for n in range(0, size, BATCH)],
+        (shop, [Event("earn", f"h{next(refs)}", loyal, points=10) for _ in range(40)]),
+        *[(shop, [Event("earn", f"h{next(refs)}", hoarder, points=10) for _ in range(min(BATCH, size - n))])
+          for n in range(0, size, BATCH)],
+        # the campaign's awards (earns by amount, each given 10 by the campaign) and the float's lines
+        *[(shop, [Event("earn", f"h{next(refs)}", earners[i % 50], amount=100) for i in range(min(BATCH, size - n))])
+          for n in range(0, size, BATCH)],
+        *[(prepaid, [Event("earn", f"h{next(refs)}", earners[i % 50], points=1) for i in range(min(BATCH, size - n))])
+          for n in range(0, size, BATCH)],
+    ]
+    with Progress(TextColumn("history: building the ledger's past"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("seed", total=len(steps))
+        for partner, events in steps:
+            if events:
+                post(partner, events)
+            progress.advance(task)
+    network.earn(shop, newcomer, f"h{next(refs)}", points=10 * (WARM_UP + SAMPLES))
+
+    def lots_open(member_id: str) -> list[str]:
+        return network.tx(lambda tx: list(tx.session.execute(
+            select(Lot.id).where(Lot.member_id == member_id, Lot.remaining > 0)
+            .order_by(Lot.expires_at, Lot.issued_at, Lot.id)).scalars()), readonly=True)
+
+    burns = {}
+    for name, member_id in (("burn_no_history_ms", newcomer), ("burn_spent_history_ms", loyal),
+                            ("burn_open_lots_ms", hoarder)):
+        burns[name] = _median_ms(lambda n: network.burn(shop, member_id, f"b{next(refs)}", 1), SAMPLES)
+    for member_id in (loyal, hoarder):
+        earliest = lots_open(member_id)[0]
+        taken = network.burn(shop, member_id, f"b{next(refs)}", 1)["consumed"][0]["lot_id"]
+        if taken != earliest:
+            raise HistoryCheckFailed(f"a burn of {member_id} took {taken}, not its earliest open lot {earliest}")
+    fresh = member(shop, prepaid)
+    earns = {
+        "earn_capped_campaign_ms": _median_ms(
+            lambda n: network.earn(shop, earners[n % 50], f"c{next(refs)}", amount=100), SAMPLES),
+        "earn_enforced_float_ms": _median_ms(
+            lambda n: network.earn(prepaid, earners[n % 50], f"f{next(refs)}", points=1), SAMPLES),
+        "earn_no_history_ms": _median_ms(lambda n: network.earn(prepaid, fresh, f"n{next(refs)}", points=1),
+                                         SAMPLES),
+    }
+
+    def kept(tx):
+        awarded = tx.session.execute(select(func.coalesce(func.sum(CampaignAward.points), 0))).scalar_one()
+        total = tx.session.execute(select(CampaignTotal.points)).scalar_one()
+        lines = tx.session.execute(select(func.coalesce(func.sum(ObligationLine.amount_micro), 0)).where(
+            ObligationLine.payer == prepaid, ObligationLine.kind == "prepaid_funding")).scalar_one()
+        drawn = tx.session.execute(select(PartnerLimits.float_drawn_micro).where(
+            PartnerLimits.partner_id == prepaid)).scalar_one()
+        return int(awarded), int(total), int(lines), int(drawn)
+
+    awarded, total, lines, drawn = network.tx(kept, readonly=True)
+    if (awarded, lines) != (total, drawn) or awarded < 10 * size:
+        raise HistoryCheckFailed(f"kept totals: campaign {total} for {awarded} awarded, float {drawn} for {lines}")
+    report = network.tx(verify, readonly=True)
+    if not report.ok:
+        raise HistoryCheckFailed(f"verify: {report.offences[0].check}: {report.offences[0].detail}")
+    return {"scenario": "history", "database": network.db.dialect, "history": size, "samples": SAMPLES,
+            **burns, **earns, "campaign_awards": awarded // 10}
