@@ -101,24 +101,20 @@ def campaign_usage(tx: Tx, in_all: dict[str, int], per_member: set[str], member_
     row counts its points.
     All locks are taken in key order. (SQLite's writers run one at a time.)"""
     usage: dict[tuple[str, str | None], int] = {}
-    if in_all:
-        stored = _stored_totals(tx, in_all)
-        room = {key for key, cap in in_all.items() if stored.get(key, 0) < cap}
-        if lock and tx.is_postgres:
-            for key in sorted(room | set(running)):
-                lock_until_commit(tx.session, "campaign", key, shared=key not in room)
-            if room:
-                stored.update(_stored_totals(tx, room))  # read again under the locks (a new snapshot)
-        missing = [key for key in in_all if key not in stored]
-        if missing:
-            made = _summed(tx, missing)
-            if lock:  # a unit that may give points keeps the row (a quote writes nothing)
-                tx.session.execute(insert(totals), [{"campaign": key, "points": points} for key, points in made.items()])
-            stored.update(made)
-        usage.update(((key, None), stored[key]) for key in in_all)
-    elif lock and tx.is_postgres:
-        for key in sorted(running):
-            lock_until_commit(tx.session, "campaign", key, shared=True)
+    stored = _stored_totals(tx, in_all) if in_all else {}
+    room = {key for key, cap in in_all.items() if stored.get(key, 0) < cap}
+    if lock and tx.is_postgres:
+        for key in sorted(room | set(running)):
+            lock_until_commit(tx.session, "campaign", key, shared=key not in room)
+        if room:
+            stored.update(_stored_totals(tx, room))  # read again under the locks (a new snapshot)
+    missing = [key for key in in_all if key not in stored]
+    if missing:
+        made = _summed(tx, missing)
+        if lock:  # a unit that may give points keeps the row (a quote writes nothing)
+            tx.session.execute(insert(totals), [{"campaign": key, "points": points} for key, points in made.items()])
+        stored.update(made)
+    usage.update(((key, None), stored[key]) for key in in_all)
     if per_member and member_ids:
         for campaign, member, total in tx.session.execute(
                 select(awards.c.campaign, awards.c.member_id, func.sum(awards.c.points))
