@@ -115,19 +115,20 @@ def _summed_drawn(tx: Tx, partner_id: str) -> int:
         ObligationLine.payer == partner_id, ObligationLine.kind == "prepaid_funding")).scalar_one())
 
 
-def _balance_micro(tx: Tx, partner_id: str, row: PartnerLimits | None = None) -> tuple[int, int]:
-    """(top-ups in minor units, drawn in micro-units): drawn from the kept total when there is one."""
+def _balance_micro(tx: Tx, partner_id: str, row: PartnerLimits | None) -> tuple[int, int]:
+    """(top-ups in minor units, drawn in micro-units): drawn from the kept total of the partner's
+    limits ``row`` when there is one."""
     topups = tx.session.execute(select(func.coalesce(func.sum(FloatTopup.amount_minor), 0))
                                 .where(FloatTopup.partner_id == partner_id)).scalar_one()
-    kept = row.float_drawn_micro if row is not None else tx.session.execute(
-        select(PartnerLimits.float_drawn_micro).where(PartnerLimits.partner_id == partner_id)).scalar_one_or_none()
+    kept = None if row is None else row.float_drawn_micro
     return int(topups), (_summed_drawn(tx, partner_id) if kept is None else int(kept))
 
 
 def float_status(tx: Tx, partner_id: str) -> dict:
-    topups, drawn = _balance_micro(tx, partner_id)
+    row = _limits(tx, partner_id)
+    topups, drawn = _balance_micro(tx, partner_id, row)
     balance = topups * MICRO - drawn
-    overdraft = limits_json(_limits(tx, partner_id))["float_overdraft_minor"]
+    overdraft = limits_json(row)["float_overdraft_minor"]
     return {"partner_id": partner_id, "topups_minor": topups, "drawn_micro": drawn, "balance_micro": balance,
             "float_overdraft_minor": overdraft, "enforced": overdraft is not None,
             "headroom_micro": None if overdraft is None else balance + overdraft * MICRO}
