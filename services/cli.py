@@ -48,6 +48,8 @@ app.add_typer(reports_app, name="reports")
 users_app = typer.Typer(help="Dashboard users: operators, finance, partner viewers (docs/dashboard.md).",
                         no_args_is_help=True)
 app.add_typer(users_app, name="users")
+repair_app = typer.Typer(help="Repairs that verify may call for (docs/operations.md).", no_args_is_help=True)
+app.add_typer(repair_app, name="repair")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -397,6 +399,27 @@ def verify(
             err.print(f"{offence.check}: {offence.subject}: {offence.detail}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@repair_app.command("totals")
+def repair_totals(as_json: bool = typer.Option(False, "--json", help="Print what was changed as JSON.")) -> None:
+    """Set each kept total (a capped campaign's awards, an enforced float's drawn amount) that differs
+    from the rows it sums to their sum, after the postings adding to it; audited."""
+    from shared.ledger.kept_totals import repair_kept_totals
+
+    repaired = repair_kept_totals(_network())
+    if as_json:
+        print(json.dumps([r.__dict__ for r in repaired], indent=2))
+        return
+    if not repaired:
+        console.print("every kept total equals the sum of its rows; nothing changed")
+        return
+    table = Table(title="kept totals repaired")
+    for column in ("total", "subject", "kept", "summed"):
+        table.add_column(column, justify="right" if column in ("kept", "summed") else "left")
+    for r in repaired:
+        table.add_row(r.total, r.subject, str(r.kept), str(r.summed))
+    console.print(table)
 
 
 @partners_app.command("add")

@@ -115,6 +115,30 @@ def _summed_drawn(tx: Tx, partner_id: str) -> int:
         ObligationLine.payer == partner_id, ObligationLine.kind == "prepaid_funding")).scalar_one())
 
 
+def kept_floats(tx: Tx) -> list[str]:
+    """The partners whose float drawn is kept (``partner_limits.float_drawn_micro``), by id."""
+    return list(tx.session.execute(select(PartnerLimits.partner_id).where(
+        PartnerLimits.float_drawn_micro.is_not(None)).order_by(PartnerLimits.partner_id)).scalars())
+
+
+def repair_float_drawn(tx: Tx, partner_id: str) -> tuple[int, int] | None:
+    """Set the partner's kept float drawn to the sum of its prepaid_funding lines; (kept, summed)
+    when they differed. The limits row is locked before the sum: a posting that has written lines
+    has also added them to the row (PostgreSQL's trigger), so holds its lock until it commits, and
+    the sum, a later statement, sees its lines; a posting that writes them later adds to the
+    repaired row. (``set_limits`` must wait for the postings instead: before a float is kept, the
+    trigger adds nothing and locks nothing. SQLite's writers run one at a time.)"""
+    row = _limits(tx, partner_id, lock=True)
+    if row is None or row.float_drawn_micro is None:
+        return None
+    summed = _summed_drawn(tx, partner_id)
+    if row.float_drawn_micro == summed:
+        return None
+    kept, row.float_drawn_micro, row.updated_at = int(row.float_drawn_micro), summed, tx.now
+    tx.session.flush()
+    return kept, summed
+
+
 def _balance_micro(tx: Tx, partner_id: str, row: PartnerLimits | None) -> tuple[int, int]:
     """(top-ups in minor units, drawn in micro-units): drawn from the kept total of the partner's
     limits ``row`` when there is one."""

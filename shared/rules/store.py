@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Iterable
 
-from sqlalchemy import bindparam, func, insert, select, union_all
+from sqlalchemy import bindparam, func, insert, select, union_all, update
 
 from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
@@ -123,6 +123,29 @@ def campaign_usage(tx: Tx, in_all: dict[str, int], per_member: set[str], member_
                 .group_by(awards.c.campaign, awards.c.member_id)):
             usage[(campaign, member)] = int(total)
     return usage
+
+
+def kept_campaigns(tx: Tx) -> list[str]:
+    """The campaigns with a kept total (``campaign_totals``), in key order."""
+    return list(tx.session.execute(select(totals.c.campaign).order_by(totals.c.campaign)).scalars())
+
+
+def repair_campaign_total(tx: Tx, key: str) -> tuple[int, int] | None:
+    """Set the campaign's kept total to the sum of its awards; (kept, summed) when they differed.
+
+    On PostgreSQL the campaign's lock is taken exclusively first, so every unit that may be giving
+    from the campaign (it holds the lock, shared or not) has committed and the sum counts its awards;
+    units after it add to the repaired row. (SQLite's writers run one at a time.)"""
+    if tx.is_postgres:
+        lock_until_commit(tx.session, "campaign", key)
+    kept = tx.session.execute(select(totals.c.points).where(totals.c.campaign == key)).scalar_one_or_none()
+    if kept is None:
+        return None
+    summed = _summed(tx, [key])[key]
+    if int(kept) == summed:
+        return None
+    tx.session.execute(update(totals).where(totals.c.campaign == key).values(points=summed))
+    return int(kept), summed
 
 
 def rule_versions(tx: Tx, scope: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:

@@ -68,6 +68,29 @@ def test_verify_names_the_offending_member(tmp_path):
     assert not report["ok"] and {o["check"] for o in report["offences"]} >= {"member_available_matches_postings"}
 
 
+def test_repair_totals_sets_a_drifted_float_to_its_lines(tmp_path):
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data")}):
+        n = Network(get_settings())
+        p = n.create_partner("Prepaid", ContractTerms("prepaid", "1", "0", "0", "0"))["partner_id"]
+        member = n.enrol(p, phone="+8613812345678")["member_id"]
+        n.close()
+    assert pointsnet(tmp_path, "partners", "limits", p, "--float-overdraft", "5").returncode == 0
+    with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data")}):
+        n = Network(get_settings())
+        n.earn(p, member, "e1", points=3)
+        n.close()
+    nothing = pointsnet(tmp_path, "repair", "totals")
+    assert nothing.returncode == 0 and "nothing changed" in nothing.stdout
+    with sqlite3.connect(tmp_path / "data" / "pointsnet.db") as db:
+        db.execute("UPDATE partner_limits SET float_drawn_micro = 7 WHERE partner_id = ?", (p,))
+    assert pointsnet(tmp_path, "verify").returncode == 1
+    repaired = pointsnet(tmp_path, "repair", "totals", "--json")
+    assert repaired.returncode == 0, repaired.stderr
+    assert json.loads(repaired.stdout) == [{"total": "float", "subject": p, "kept": 7, "summed": 3_000_000}]
+    assert pointsnet(tmp_path, "verify").returncode == 0
+
+
 def test_bench_writes_figures_with_units(tmp_path):
     out = tmp_path / "bench.json"
     run = pointsnet(tmp_path, "bench", "batch-post", "expire", "--events", "2000", "--members", "200",
