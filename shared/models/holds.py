@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.types import UTCDateTime
@@ -18,6 +18,9 @@ class Hold(Base):
         CheckConstraint("captured_points >= 0 AND captured_points <= points", name="captured_bounds"),
         CheckConstraint("status IN ('open', 'captured', 'voided', 'expired')", name="status"),
         CheckConstraint("(status = 'open') = (resolved_entry_id IS NULL)", name="resolved_once"),
+        # open holds by expiry, the timeout job's index: a resolved hold leaves it (migration 0023)
+        Index("ix_holds_open_expires", "expires_at", sqlite_where=text("status = 'open'"),
+              postgresql_where=text("status = 'open'")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -28,7 +31,7 @@ class Hold(Base):
     captured_points: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_entry_id: Mapped[str | None] = mapped_column(ForeignKey("entries.id"), unique=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import literal_column, select
 
 from shared.db.database import Tx
 from shared.db.types import new_id
@@ -30,8 +30,10 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
     if not days:
         return None, 0
     zone, now = tx.settings.zone, tx.now
-    due = (lots_t.c.expires_at > now, lots_t.c.expires_at <= now + timedelta(days=days[-1]),
-           lots_t.c.remaining > lots_t.c.reserved)
+    # remaining > 0 written out as ix_lots_open_expires's condition, so the lots come from that index
+    # (open lots by expiry); without it the pass walked every lot, spent and expired ones included
+    due = (lots_t.c.remaining > literal_column("0"), lots_t.c.expires_at > now,
+           lots_t.c.expires_at <= now + timedelta(days=days[-1]), lots_t.c.remaining > lots_t.c.reserved)
     member_ids = tx.session.execute(
         select(lots_t.c.member_id).distinct().where(*due, lots_t.c.member_id > after)
         .order_by(lots_t.c.member_id).limit(limit)).scalars().all()

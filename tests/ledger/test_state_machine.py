@@ -565,7 +565,8 @@ class LedgerMachine(RuleBasedStateMachine):
     # -- invariants --------------------------------------------------------------------------
     @invariant()
     def balances_and_lots_match_the_model(self):
-        balances = self.network.tx(lambda tx: [member_balance(tx, m) for m in self.members], readonly=True)
+        balances = self.network.tx(lambda tx: [member_balance(tx, m, with_lots=True) for m in self.members],
+                                   readonly=True)
         for member, balance in zip(self.members, balances):
             assert {"available": balance["available"], "held": balance["held"]} == self.balance(member), member
             stored = {lot["lot_id"]: (lot["remaining"], lot["reserved"], lot["expires_at"]) for lot in balance["lots"]}
