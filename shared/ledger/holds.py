@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import literal_column, select
 
 from shared.db.database import Tx
 from shared.ledger import expiry
@@ -18,7 +18,7 @@ holds_t, hold_lots_t = Hold.__table__, HoldLot.__table__
 def expire_holds(tx: Tx, limit: int) -> int:
     """Release at most ``limit`` timed-out holds; returns how many were released."""
     rows = tx.session.execute(
-        select(holds_t.c.id, holds_t.c.member_id).where(holds_t.c.status == "open", holds_t.c.expires_at <= tx.now)
+        select(holds_t.c.id, holds_t.c.member_id).where(holds_t.c.status == literal_column("'open'"), holds_t.c.expires_at <= tx.now)
         .order_by(holds_t.c.expires_at).limit(limit)
     ).all()
     if not rows:

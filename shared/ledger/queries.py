@@ -28,7 +28,7 @@ def member_balance(tx: Tx, member_id: str, *, expiring_within_days: int = 30, wi
     """Balances and the free points expiring within ``expiring_within_days``; ``with_lots``: every open
     lot too. Without it only the lots expiring by then are read (one range of ix_lots_member_order):
     a member's open lots are as many as its earns of the expiry period (with ``never``, of all time),
-    and reading them all cost ``GET /v1/members/{id}`` 123 ms at 10,000 open lots."""
+    and reading them all cost ``GET /v1/members/{id}`` 86 ms at 10,532 open lots (SQLite)."""
     row = tx.session.execute(select(members_t.c.available, members_t.c.held, members_t.c.status)
                              .where(members_t.c.id == member_id)).first()
     if row is None or row.status != "active":

@@ -133,12 +133,16 @@ def kept_campaigns(tx: Tx) -> list[str]:
 def repair_campaign_total(tx: Tx, key: str) -> tuple[int, int] | None:
     """Set the campaign's kept total to the sum of its awards; (kept, summed) when they differed.
 
-    On PostgreSQL the campaign's lock is taken exclusively first, so every unit that may be giving
-    from the campaign (it holds the lock, shared or not) has committed and the sum counts its awards;
-    units after it add to the repaired row. (SQLite's writers run one at a time.)"""
+    On PostgreSQL the campaign's lock is taken exclusively first, so every unit of this release that
+    may be giving from the campaign (it holds the lock, shared or not) has committed and the sum
+    counts its awards; units after it add to the repaired row. Then the row itself is locked before
+    the sum: a unit of the previous release takes no campaign lock, but once it has written an award
+    the trigger has added it to the row, which stays locked until it commits. (SQLite's writers run
+    one at a time.)"""
     if tx.is_postgres:
         lock_until_commit(tx.session, "campaign", key)
-    kept = tx.session.execute(select(totals.c.points).where(totals.c.campaign == key)).scalar_one_or_none()
+    kept = tx.session.execute(select(totals.c.points).where(totals.c.campaign == key)
+                              .with_for_update()).scalar_one_or_none()
     if kept is None:
         return None
     summed = _summed(tx, [key])[key]

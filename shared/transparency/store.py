@@ -53,8 +53,9 @@ def _recent(tx: Tx, size: int, limit: int) -> list[str]:
         return []
     # the last leaves by their index, then their smallest id: min() straight over the table let the
     # planners walk the entry_id index from the ledger's first id until a leaf in range turned up,
-    # which read nearly every leaf ever written (5.4 ms a pass at 67,500 leaves, SQLite); a subquery
-    # with an OFFSET is not merged into the min(), on either database
+    # which read nearly every leaf ever written (76 ms at 1,000,000 leaves on SQLite, against 6.5 ms
+    # for the 40,000 last leaves); a subquery with an OFFSET is not merged into the min(), on either
+    # database
     last = select(LedgerLeaf.entry_id).where(LedgerLeaf.leaf_index >= size - LOOKBACK).offset(0).subquery()
     floor = tx.session.execute(select(func.min(last.c.entry_id))).scalar_one()
     open_cycles = select(Cycle.cycle_date).where(Cycle.cycle_date.not_in(select(SealedCycle.cycle_date)))

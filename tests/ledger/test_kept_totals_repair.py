@@ -9,7 +9,8 @@ posting in flight is neither lost nor counted twice.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+import pytest
+from sqlalchemy import func, insert, select, update
 
 from shared.access.audit import page
 from shared.ledger.journal import Journal
@@ -122,3 +123,24 @@ def test_repairing_a_float_waits_for_the_posting_in_flight(network, monkeypatch)
     assert both.second == [Repaired("float", partner, 1 - 10_000_000, 0)]
     assert float_drawn(network, partner) == (0, 0)
     verify_ok(network)
+
+
+@pytest.mark.postgres
+def test_repairing_a_campaign_counts_an_award_of_the_previous_release_in_flight(network, clock):
+    """A process of the previous release takes no campaign lock, but once it has written an award the
+    trigger has added it to the row, which it holds locked until it commits: the repair locks the row
+    before summing, so it waits and counts the award."""
+    partner, members = capped_city(network, clock)
+    entry_id = network.earn(partner, members[1], "second", amount=1_000)["entry_id"]
+    drift(network, partner)
+    pause = Pause()
+
+    def previous_release_award(tx):
+        tx.session.execute(insert(CampaignAward), [{"id": "cmp_previous_release", "campaign": KEY,
+                                                    "member_id": members[1], "entry_id": entry_id, "points": 7}])
+        pause()
+
+    both = overlap(lambda: network.tx(previous_release_award), lambda: repair_kept_totals(network), pause)
+    assert both.second_waited
+    assert both.second == [Repaired("campaign", KEY, 999 + 7, 27)]
+    assert campaign_total(network) == (27, 27)

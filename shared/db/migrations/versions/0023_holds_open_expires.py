@@ -4,8 +4,8 @@
 
 The hold-timeout job runs every 15 seconds and asks for open holds past their expiry. Every captured,
 voided or expired hold also has an expiry in the past, so through the plain index the job walked
-every hold ever made (3.7 ms a pass at 7,500 holds on SQLite with nothing due; a sequential scan on
-PostgreSQL). A hold leaves the partial index when it is resolved, so the job reads only open holds.
+every hold ever made (1.7 ms a pass at 7,500 holds on SQLite with nothing due, 0.4 ms with this
+index; a sequential scan on PostgreSQL). A hold leaves the partial index when it is resolved, so the job reads only open holds.
 Nothing else reads holds by expiry; the plain index is dropped, so writes pay no more than before.
 
 The index is built with a plain CREATE INDEX, which holds writes to holds until it is built.
