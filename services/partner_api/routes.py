@@ -364,13 +364,31 @@ def _settlement_json(row: Settlement) -> dict:
             "payment_date": row.payment_date.isoformat(), "status": row.status}
 
 
+def _cycle_cursor(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode())
+    except Exception as exc:
+        raise ValidationFailed("cursor is not one this API gave out") from exc
+
+
 @router.get("/statements", response_model=schemas.Statements, responses=problems())
-def statements(request: Request):
-    """Your settlement statements, one per settled cycle you took part in (newest first)."""
+def statements(request: Request, cursor: str | None = Query(None), limit: int = Query(100, ge=1, le=1000)):
+    """Your settlement statements, one per settled cycle you took part in, newest first, cursor-paginated."""
     partner_id = _partner(request)
-    rows = _network(request).tx(lambda tx: tx.session.execute(select(Settlement).where(
-        Settlement.party == partner_id).order_by(Settlement.cycle_date.desc())).scalars().all(), readonly=True)
-    return {"statements": [_settlement_json(row) for row in rows]}
+    before = _cycle_cursor(cursor)
+
+    def read(tx: Tx) -> list:
+        query = select(Settlement).where(Settlement.party == partner_id)  # ix_settlements_party_cycle
+        if before is not None:
+            query = query.where(Settlement.cycle_date < before)
+        return tx.session.execute(query.order_by(Settlement.cycle_date.desc()).limit(limit + 1)).scalars().all()
+
+    rows = _network(request).tx(read, readonly=True)
+    after = (base64.urlsafe_b64encode(rows[limit - 1].cycle_date.isoformat().encode()).decode().rstrip("=")
+             if len(rows) > limit else None)
+    return {"statements": [_settlement_json(row) for row in rows[:limit]], "next_cursor": after}
 
 
 @router.get("/statements/{cycle}", response_model=schemas.Statement, responses=problems("statement_not_found"))

@@ -272,6 +272,7 @@ class StatementSummary(BaseModel):
 
 class Statements(BaseModel):
     statements: list[StatementSummary]
+    next_cursor: str | None
 
 
 class Statement(StatementSummary):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.types import UTCDateTime
@@ -29,6 +29,8 @@ class Settlement(Base):
     __tablename__ = "settlements"
     __table_args__ = (
         CheckConstraint("status IN ('due', 'paid', 'received', 'nothing_due')", name="status"),
+        # a party's statements, newest first (GET /v1/statements): the key starts with the cycle
+        Index("ix_settlements_party_cycle", "party", "cycle_date"),
     )
 
     cycle_date: Mapped[date] = mapped_column(ForeignKey("settlement_runs.cycle_date"), primary_key=True)

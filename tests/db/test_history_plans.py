@@ -3,7 +3,7 @@
 Each of these read every row its table ever had, or every row of a member or partner, before
 2026-12-03 (measured in docs/benchmarks.md, "2026-12-03 (third)"): a partner's next page of
 transactions (PostgreSQL), a member's balance, the hold-timeout and expiry-reminder jobs, the activity
-status pass and the sealer. A benchmark on a fresh database never sees that, and neither does a test
+status pass, the sealer and a partner's list of statements. A benchmark on a fresh database never sees that, and neither does a test
 of results, so each test here runs the real code, captures the statement it sent and asks the
 database for its plan. (On PostgreSQL the tables are small, so the scans the indexes make unneeded
 are switched off, as in test_lot_indexes.py.)
@@ -12,13 +12,13 @@ are switched off, as in test_lot_indexes.py.)
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import event, select, text
 
 from shared.ledger import holds
 from shared.ledger.queries import entries_after, member_balance
-from shared.models import Entry, LedgerLeaf
+from shared.models import Entry, LedgerLeaf, Settlement
 from shared.programme import reminders, status
 from shared.transparency import store
 from tests.factories import make_member, make_partner
@@ -134,3 +134,15 @@ def test_the_sealer_finds_its_floor_through_the_last_leaves(network):
     found = plan(network, *sent[0])  # the floor; then the window's look-up of the leaves
     # the leaf index range, not the entry_id index walked from the ledger's first id
     assert ("Index Cond: (leaf_index >=" if is_postgres(network) else "(leaf_index>?)") in found, found
+
+
+def test_a_partners_statements_are_one_range_of_the_party_index(network):
+    """The settlements' key starts with the cycle: a party's statements were a scan of every cycle's
+    rows for every party (migration 0024)."""
+    with captured(network, "FROM settlements") as sent:
+        network.tx(lambda tx: tx.session.execute(
+            select(Settlement).where(Settlement.party == "ptn_x", Settlement.cycle_date < date(2026, 11, 1))
+            .order_by(Settlement.cycle_date.desc()).limit(101)).all(), readonly=True)
+    found = only_plan(network, sent)
+    assert "ix_settlements_party_cycle" in found, found
+    assert "Sort" not in found and "TEMP B-TREE" not in found, found
