@@ -450,7 +450,9 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
                  "entries_per_s", "in_process_events_per_s",
                  "http_in_process_ratio", "requests_per_s", "operations_per_s", "p50_ms", "p99_ms", "history",
                  "burn_no_history_ms", "burn_spent_history_ms", "burn_open_lots_ms", "earn_capped_campaign_ms",
-                 "earn_enforced_float_ms", "earn_no_history_ms")
+                 "earn_enforced_float_ms", "earn_no_history_ms", "member_read_open_lots_ms",
+                 "member_read_no_history_ms", "transactions_first_page_ms", "transactions_last_page_ms",
+                 "hold_timeouts_pass_ms", "reminder_pass_ms", "status_pass_ms")
     columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
     for column in columns:
         table.add_column(column)

@@ -8,10 +8,13 @@ ledger, through the posting path, the history that made single requests slow bef
 * a network campaign with a cap in all that has given ``size`` awards: single earns under it;
 * a prepaid partner with an enforced float that has issued ``size`` earns: single earns of it;
 
-each beside the same request for a member or partner without history. Figures are medians in ms
-(``…_ms``) of ``SAMPLES`` requests after ``WARM_UP``. The scenario fails unless the burns took the
-members' earliest lots, the campaign's and the float's kept totals exist, and ``pointsnet verify``
-finds nothing (which checks each kept total against the rows it sums).
+each beside the same request for a member or partner without history; then the reads and jobs that
+run all day over that history (a member's read, the first and last page of the shop's transactions,
+one pass of the hold-timeout, reminder and activity-status jobs, after ``size / 10`` holds).
+Figures are medians in ms (``…_ms``) of ``SAMPLES`` requests (``JOB_SAMPLES`` job passes) after
+``WARM_UP``. The scenario fails unless the burns took the members' earliest lots, the campaign's and
+the float's kept totals exist, the bounded reads give what the unbounded ones give, and ``pointsnet
+verify`` finds nothing (which checks each kept total against the rows it sums).
 """
 
 from __future__ import annotations
@@ -29,15 +32,19 @@ from shared.config import Settings
 from shared.db.migrate import upgrade
 from shared.ledger.events import Event
 from shared.ledger.verify import verify
-from shared.ledger.queries import member_lots_page
+from shared.ledger.queries import member_balance, member_lots_page, partner_entries_page
 from shared.models import CampaignTotal, PartnerLimits
 from shared.network import Network
 from shared.partners.contracts import ContractTerms
 from shared.partners.limits import record_topup, set_limits
+from shared.programme.jobs import recompute_statuses, remind_expiring
+from shared.programme.tiers import current_tier
 from shared.rules.store import set_rules
 
 HISTORY_SIZES = {"small": 300, "medium": 20_000, "full": 100_000}
 SAMPLES, WARM_UP = 50, 10
+JOB_SAMPLES = 10  # job passes (each also after WARM_UP)
+PAGE = 100  # a page of GET /v1/transactions
 BATCH = 1_000
 CAMPAIGN = ("campaigns: [{id: city, name: City day, starts_on: 2026-01-01, ends_on: 2026-12-31, "
             "bonus_points: 10, funded_by: network, campaign_cap: 1000000000}]")
@@ -116,6 +123,7 @@ def _run(network: Network, clock: FixedClock, size: int, console: Console) -> di
         for partner, events in steps:
             if events:
                 post(partner, events)
+            clock.advance(seconds=1)  # a batch's entries share an instant; batches do not
             progress.advance(task)
     network.earn(shop, newcomer, f"h{next(refs)}", points=10 * (WARM_UP + SAMPLES))
 
@@ -145,8 +153,56 @@ def _run(network: Network, clock: FixedClock, size: int, console: Console) -> di
                            .where(PartnerLimits.partner_id == prepaid)).scalar_one()), readonly=True)
     if total < 10 * size or drawn is None:
         raise HistoryCheckFailed(f"kept totals: campaign {total} for a history of {size} awards, float {drawn}")
+    holder, holds = member(shop), max(size // 10, 10)
+    network.earn(shop, holder, f"h{next(refs)}", points=holds)
+    reads = _reads_and_jobs(network, clock, shop, hoarder, newcomer, (holder, holds), refs, console)
     report = network.tx(verify, readonly=True)
     if not report.ok:
         raise HistoryCheckFailed(f"verify: {report.offences[0].check}: {report.offences[0].detail}")
     return {"scenario": "history", "database": network.db.dialect, "history": size, "samples": SAMPLES,
-            **burns, **earns, "campaign_awards": total // 10}
+            **burns, **earns, **reads, "campaign_awards": total // 10}
+
+
+def _reads_and_jobs(network: Network, clock: FixedClock, shop: str, hoarder: str, newcomer: str,
+                    holding: tuple[str, int], refs, console: Console) -> dict:
+    """Reads and jobs that run all day, with the history above (and ``holding``: a member and how
+    many holds it places and has captured): a member's read (``GET /v1/members/{id}``) of the member
+    with ``size`` open lots and of one without; the shop's first and last page of ``GET /v1/transactions``; one pass of the
+    hold-timeout, reminder and activity-status jobs. Each must give what the unbounded read gives."""
+    holder, holds = holding
+    with Progress(TextColumn("history: holds placed and captured"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("holds", total=holds)
+        for _ in range(holds):
+            hold = network.hold(shop, holder, f"hold{next(refs)}", 1)
+            network.capture(shop, hold["hold_id"], reference=f"cap{next(refs)}")
+            clock.advance(seconds=1)
+            progress.advance(task)
+
+    def member_read(member_id: str) -> dict:
+        return network.tx(lambda tx: {**member_balance(tx, member_id), "tier": current_tier(tx, member_id)},
+                          readonly=True)
+
+    for member_id in (hoarder, newcomer):
+        full = network.tx(lambda tx: member_balance(tx, member_id, with_lots=True), readonly=True)
+        if member_read(member_id)["expiring_soon"] != full["expiring_soon"]:
+            raise HistoryCheckFailed(f"the bounded read of {member_id}'s expiring points differs from the full one")
+    everything = network.tx(lambda tx: partner_entries_page(tx, shop, None, 10**9), readonly=True)
+    last = (everything[-PAGE - 1].posted_at, everything[-PAGE - 1].id)
+    page = network.tx(lambda tx: partner_entries_page(tx, shop, last, PAGE + 1), readonly=True)
+    if [row.id for row in page] != [row.id for row in everything[-PAGE:]]:
+        raise HistoryCheckFailed("the last page of the shop's transactions is not its last entries")
+    jobs = {"hold_timeouts_pass_ms": lambda: network.expire_holds(),
+            "reminder_pass_ms": lambda: remind_expiring(network),
+            "status_pass_ms": lambda: recompute_statuses(network)}
+    figures = {
+        "member_read_open_lots_ms": _median_ms(lambda n: member_read(hoarder), SAMPLES),
+        "member_read_no_history_ms": _median_ms(lambda n: member_read(newcomer), SAMPLES),
+        "transactions_first_page_ms": _median_ms(lambda n: network.tx(
+            lambda tx: partner_entries_page(tx, shop, None, PAGE + 1), readonly=True), SAMPLES),
+        "transactions_last_page_ms": _median_ms(lambda n: network.tx(
+            lambda tx: partner_entries_page(tx, shop, last, PAGE + 1), readonly=True), SAMPLES),
+    }
+    for name, job in jobs.items():
+        figures[name] = _median_ms(lambda n, job=job: job(), JOB_SAMPLES)
+    return {**figures, "shop_entries": len(everything), "holds": holds}

@@ -36,7 +36,7 @@ def _per_worker(url: str | None) -> str | None:
     return base.set(database=name).render_as_string(hide_password=False)
 
 
-PG_URL = _per_worker(os.environ.get("POINTSNET_TEST_DATABASE_URL"))
+PG_URL = _per_worker(os.environ.get("POINTSNET_TEST_DATABASE_URL") or None)  # set but empty: SQLite
 START = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 10:00 in Asia/Shanghai
 
 

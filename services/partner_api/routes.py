@@ -20,7 +20,7 @@ from shared.db.database import Tx
 from shared.errors import NotFound, PointsnetError, ValidationFailed
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events, quote_earn
-from shared.ledger.queries import entries_after, member_balance
+from shared.ledger.queries import entries_after, member_balance, partner_entries_page
 from shared.programme.tiers import current_tier
 from shared.members import enrolment
 from shared.models import Entry, Member, Partner, Settlement, SettlementRun, Transfer
@@ -327,11 +327,7 @@ def transactions(request: Request, cursor: str | None = Query(None), limit: int 
     position = _cursor(cursor)
 
     def read(tx: Tx) -> dict:
-        rows = tx.session.execute(
-            select(Entry.id, Entry.kind, Entry.reference, Entry.member_id, Entry.points, Entry.posted_at,
-                   Entry.cycle_date, Entry.original_entry_id)
-            .where(Entry.partner_id == partner_id, entries_after(position, descending=False))
-            .order_by(Entry.posted_at, Entry.id).limit(limit + 1)).all()
+        rows = partner_entries_page(tx, partner_id, position, limit + 1)
         return {"next_cursor": _next_cursor(rows, limit), "transactions": [
             {"transaction_id": r.id, "kind": r.kind, "reference": r.reference, "member_id": r.member_id,
              "points": r.points, "posted_at": r.posted_at, "cycle_date": r.cycle_date,

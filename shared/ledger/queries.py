@@ -101,3 +101,13 @@ def entries_after(position, *, descending: bool):
                     or_(Entry.posted_at < posted_at, and_(Entry.posted_at == posted_at, Entry.id < entry_id)))
     return and_(Entry.posted_at >= posted_at,
                 or_(Entry.posted_at > posted_at, and_(Entry.posted_at == posted_at, Entry.id > entry_id)))
+
+
+def partner_entries_page(tx: Tx, partner_id: str, position, limit: int) -> list:
+    """Up to ``limit`` of the partner's entries after the cursor ``position`` (None: from its first),
+    oldest first: what ``GET /v1/transactions`` lists."""
+    return tx.session.execute(
+        select(Entry.id, Entry.kind, Entry.reference, Entry.member_id, Entry.points, Entry.posted_at,
+               Entry.cycle_date, Entry.original_entry_id)
+        .where(Entry.partner_id == partner_id, entries_after(position, descending=False))
+        .order_by(Entry.posted_at, Entry.id).limit(limit)).all()

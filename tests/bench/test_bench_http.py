@@ -10,8 +10,8 @@ from rich.console import Console
 
 from services import bench_http
 
-# Each scenario makes (and drops) its own fresh database on this server; unset: temporary SQLite files.
-PG_URL = os.environ.get("POINTSNET_TEST_DATABASE_URL")
+# Each scenario makes (and drops) its own fresh database on this server; unset or empty: temporary SQLite files.
+PG_URL = os.environ.get("POINTSNET_TEST_DATABASE_URL") or None
 
 
 def quiet() -> Console:

@@ -74,7 +74,8 @@ def test_history_small_checks_what_it_built():
 
     result = scenario_history(PG_URL, size=HISTORY_SIZES["small"], console=quiet())
     # checked inside: the burns took the members' earliest open lots, the campaign's and the float's kept
-    # totals equal their rows, and verify finds nothing
+    # totals equal their rows, the bounded reads give what the unbounded ones give, and verify finds nothing
     assert result["history"] == HISTORY_SIZES["small"] and result["samples"] == SAMPLES
     assert result["campaign_awards"] >= HISTORY_SIZES["small"]
+    assert result["holds"] == 30 and result["shop_entries"] > 4 * HISTORY_SIZES["small"]
     assert all(result[key] > 0 for key in result if key.endswith("_ms"))
