@@ -33,3 +33,33 @@ def test_recent_range_first_and_a_late_old_id_still_sealed_once(network, monkeyp
     report = network.tx(lambda tx: verify(tx, public_key=network.signing_key.public_key()), readonly=True)
     assert report.ok, report.offences
     assert report.counts["ledger_leaves"] == report.counts["entries"] == 10
+
+
+def test_an_entry_sealed_before_the_last_leaves_is_not_sealed_again(network, monkeypatch):
+    """The window's sealed entries are mostly the last LOOKBACK leaves; one sealed earlier whose id
+    still falls in the window (an id made ahead of the others) is looked up, not sealed twice."""
+    import shared.ledger.journal as journal
+
+    monkeypatch.setattr(store, "LOOKBACK", 3)
+    monkeypatch.setattr(store, "SCAN", 10)
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    real_new_id = journal.new_id
+    monkeypatch.setattr(journal, "new_id", lambda prefix: "ent_zzzzahead" if prefix == "ent" else real_new_id(prefix))
+    network.earn(partner, member, "ahead", points=5)  # an id above every later one
+    monkeypatch.setattr(journal, "new_id", real_new_id)
+    assert network.tx(lambda tx: store.seal_batch(tx, 10)) == 1
+    for i in range(5):
+        network.earn(partner, member, f"e{i}", points=10 + i)
+    while network.tx(lambda tx: store.seal_batch(tx, 2)):
+        pass
+    size = network.tx(store.tree_size, readonly=True)
+    assert size == 6
+    window = network.tx(lambda tx: store._recent(tx, size, 10), readonly=True)
+    assert window == []  # "ahead" is in the id window, outside the last 3 leaves, and sealed already
+    network.earn(partner, member, "after", points=6)
+    assert network.tx(lambda tx: store.seal_batch(tx, 10)) == 1
+    network.checkpoint()
+    report = network.tx(lambda tx: verify(tx, public_key=network.signing_key.public_key()), readonly=True)
+    assert report.ok, report.offences
+    assert report.counts["ledger_leaves"] == report.counts["entries"] == 7
