@@ -10,7 +10,8 @@ ledger, through the posting path, the history that made single requests slow bef
 
 each beside the same request for a member or partner without history; then the reads and jobs that
 run all day over that history (a member's read, the first and last page of the shop's transactions,
-one pass of the hold-timeout, reminder and activity-status jobs, after ``size / 10`` holds).
+one pass of the hold-timeout, reminder and activity-status jobs, after ``max(size // 10, 10)`` holds,
+ten days before the hoarder's first ``EARLY_LOTS`` lots expire).
 Figures are medians in ms (``…_ms``) of ``SAMPLES`` requests (``JOB_SAMPLES`` job passes) after
 ``WARM_UP``. The scenario fails unless the burns took the members' earliest lots, the campaign's and
 the float's kept totals exist, the bounded reads give what the unbounded ones give, and ``pointsnet
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -45,6 +46,7 @@ HISTORY_SIZES = {"small": 300, "medium": 20_000, "full": 100_000}
 SAMPLES, WARM_UP = 50, 10
 JOB_SAMPLES = 10  # job passes (each also after WARM_UP)
 PAGE = 100  # a page of GET /v1/transactions
+EARLY_LOTS = 3  # the hoarder's lots that expire a month before its others
 BATCH = 1_000
 CAMPAIGN = ("campaigns: [{id: city, name: City day, starts_on: 2026-01-01, ends_on: 2026-12-31, "
             "bonus_points: 10, funded_by: network, campaign_cap: 1000000000}]")
@@ -95,6 +97,9 @@ def _run(network: Network, clock: FixedClock, size: int, console: Console) -> di
     network.tx(lambda tx: set_rules(tx, "network", CAMPAIGN))
     clock.advance(seconds=1)
     refs = iter(range(10**9))
+    # the hoarder's first lots, a month before the rest: the member read later finds them expiring soon
+    network.post(shop, [Event("earn", f"h{next(refs)}", hoarder, points=1_000) for _ in range(EARLY_LOTS)])
+    clock.advance(days=31)
 
     def post(partner: str, events: list[Event]) -> None:
         outcomes = network.post(partner, events)
@@ -179,6 +184,11 @@ def _reads_and_jobs(network: Network, clock: FixedClock, shop: str, hoarder: str
             clock.advance(seconds=1)
             progress.advance(task)
 
+    # to ten days before the hoarder's first lots expire: they are expiring soon, its others are not
+    first_expiry = datetime.fromisoformat(network.tx(
+        lambda tx: member_lots_page(tx, hoarder, limit=1)[0][0]["expires_at"], readonly=True))
+    clock.set(first_expiry - timedelta(days=10))
+
     def member_read(member_id: str) -> dict:
         return network.tx(lambda tx: {**member_balance(tx, member_id), "tier": current_tier(tx, member_id)},
                           readonly=True)
@@ -187,6 +197,8 @@ def _reads_and_jobs(network: Network, clock: FixedClock, shop: str, hoarder: str
         full = network.tx(lambda tx: member_balance(tx, member_id, with_lots=True), readonly=True)
         if member_read(member_id)["expiring_soon"] != full["expiring_soon"]:
             raise HistoryCheckFailed(f"the bounded read of {member_id}'s expiring points differs from the full one")
+    if len(member_read(hoarder)["expiring_soon"]) != EARLY_LOTS:
+        raise HistoryCheckFailed(f"the hoarder's {EARLY_LOTS} first lots are not the ones expiring soon")
     everything = network.tx(lambda tx: partner_entries_page(tx, shop, None, 10**9), readonly=True)
     last = (everything[-PAGE - 1].posted_at, everything[-PAGE - 1].id)
     page = network.tx(lambda tx: partner_entries_page(tx, shop, last, PAGE + 1), readonly=True)

@@ -27,6 +27,7 @@ from shared.models import Entry, Member, Partner, Settlement, SettlementRun, Tra
 from shared.rules.evaluate import PurchaseItem
 from shared.network import Network
 from shared.settlement.files import statement_name
+from shared.settlement.runs import partner_statements
 from shared.signing import jwk, network_key_id
 from shared.transparency import checkpoints
 from shared.transparency.checkpoints import checkpoint_json
@@ -375,13 +376,7 @@ def statements(request: Request, cursor: str | None = Query(None), limit: int = 
     partner_id = _partner(request)
     before = _cycle_cursor(cursor)
 
-    def read(tx: Tx) -> list:
-        query = select(Settlement).where(Settlement.party == partner_id)  # ix_settlements_party_cycle
-        if before is not None:
-            query = query.where(Settlement.cycle_date < before)
-        return tx.session.execute(query.order_by(Settlement.cycle_date.desc()).limit(limit + 1)).scalars().all()
-
-    rows = _network(request).tx(read, readonly=True)
+    rows = _network(request).tx(lambda tx: partner_statements(tx, partner_id, before, limit + 1), readonly=True)
     after = (base64.urlsafe_b64encode(rows[limit - 1].cycle_date.isoformat().encode()).decode().rstrip("=")
              if len(rows) > limit else None)
     return {"statements": [_settlement_json(row) for row in rows[:limit]], "next_cursor": after}

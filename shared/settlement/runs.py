@@ -66,6 +66,15 @@ def load_lines(tx: Tx, cycle: date) -> list[LineRecord]:
     return [LineRecord(*row) for row in rows]
 
 
+def partner_statements(tx: Tx, party: str, before: date | None, limit: int) -> list[Settlement]:
+    """Up to ``limit`` of the party's settlements, newest first, of cycles before ``before`` (None: all):
+    ``GET /v1/statements``, one range of ix_settlements_party_cycle."""
+    query = select(Settlement).where(Settlement.party == party)
+    if before is not None:
+        query = query.where(Settlement.cycle_date < before)
+    return list(tx.session.execute(query.order_by(Settlement.cycle_date.desc()).limit(limit)).scalars())
+
+
 def ledger_position(tx: Tx, cycle: date) -> dict:
     entries, last = tx.session.execute(
         select(func.count(), func.max(Entry.id)).where(Entry.cycle_date <= cycle)).one()
