@@ -15,6 +15,7 @@ from sqlalchemy import literal_column, select
 
 from shared.db.database import Tx
 from shared.db.types import new_id
+from shared.ledger.state import is_open
 from shared.models import ExpiryReminder, Lot, Member
 from shared.programme.events import points_expiring
 
@@ -43,7 +44,9 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
     for lot in tx.session.execute(
             select(lots_t.c.member_id, lots_t.c.expires_at, lots_t.c.remaining, lots_t.c.reserved)
             .join(members_t, members_t.c.id == lots_t.c.member_id)
-            .where(*due, lots_t.c.member_id.in_(member_ids), members_t.c.status == "active")):
+            # is_open: the members' open lots in the window are one range of ix_lots_member_order
+            # (member, open, expiry), not all their lots
+            .where(*due, is_open(lots_t.c), lots_t.c.member_id.in_(member_ids), members_t.c.status == "active")):
         key = (lot.member_id, lot.expires_at.astimezone(zone).date())
         day = expiring.setdefault(key, [0, lot.expires_at])
         day[0] += lot.remaining - lot.reserved
