@@ -29,6 +29,8 @@ JOB_DURATION = Histogram("pointsnet_job_duration_seconds", "Time a scheduled job
                          buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1800))
 SETTLEMENT_DURATION = Histogram("pointsnet_settlement_run_seconds", "Time to settle one cycle",
                                 buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800))
+LIABILITY_MEASURED = Gauge("pointsnet_outstanding_points_measured_timestamp_seconds",
+                           "When the worker last measured pointsnet_outstanding_points (Unix time)")
 LIABILITY = Gauge("pointsnet_outstanding_points", "Points open in unexpired lots, by who funds them",
                   ["billing"])
 
@@ -123,15 +125,18 @@ def observe_job(name: str, elapsed: float, outcome: str, detail: str | None = No
 
 
 def refresh_liability(tx) -> None:
-    """Set the gauges read from the database — outstanding points, webhook backlog — at each scrape."""
+    """Set the gauges read from the database at each scrape: outstanding points as the worker last
+    measured them (summed here only until it first has: shared/ledger/outstanding.py), the webhook
+    backlog."""
     from sqlalchemy import func, select
 
-    from shared.models import Lot
+    from shared.ledger.outstanding import last_measured, outstanding_now
 
-    rows = dict(tx.session.execute(select(Lot.billing, func.sum(Lot.remaining)).where(
-        Lot.remaining > 0, Lot.expires_at > tx.now).group_by(Lot.billing)).all())
-    for billing in ("postpaid", "prepaid", "network"):
-        LIABILITY.labels(billing).set(int(rows.get(billing) or 0))
+    kept = last_measured(tx)
+    outstanding, measured_at = kept if kept is not None else (outstanding_now(tx), tx.now)
+    for billing, points in outstanding.items():
+        LIABILITY.labels(billing).set(points)
+    LIABILITY_MEASURED.set(measured_at.timestamp())
     from shared.models import WebhookDelivery
 
     backlog = dict(tx.session.execute(select(WebhookDelivery.status, func.count()).where(

@@ -5,7 +5,7 @@ from shared.models.ledger import Account, Cycle, Entry, LotConsumption, Lot, Obl
 from shared.models.members import LinkToken, Member, MemberErasure, MemberLink
 from shared.models.partners import Contract, FloatTopup, Partner, PartnerLimits, Termination
 from shared.models.holds import Hold, HoldLot
-from shared.models.ops import Alert, IdempotencyRecord
+from shared.models.ops import Alert, IdempotencyRecord, OutstandingPoints
 from shared.models.keys import PartnerKey, RequestNonce
 from shared.models.settlement import Holiday, Settlement, SettlementRun
 from shared.models.rules import CampaignAward, CampaignTotal, EarnRuleSet
@@ -21,7 +21,7 @@ from shared.models.reports import (
 
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
-    "LinkToken", "Member", "MemberErasure", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "PartnerKey", "RequestNonce",
+    "LinkToken", "Member", "MemberErasure", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "OutstandingPoints", "PartnerKey", "RequestNonce",
     "Holiday", "Settlement", "SettlementRun", "CampaignAward", "CampaignTotal", "EarnRuleSet", "Alert", "FloatTopup", "PartnerLimits", "Termination",
     "WebhookEndpoint", "WebhookDelivery", "WebhookAttempt",
     "ActivityAward", "IssuanceCounter", "Referral", "ReferralBonus",
