@@ -72,7 +72,8 @@ def scenario_history(database_url: str | None, *, size: int, console: Console) -
     with fresh_database(database_url) as (url, workdir):
         upgrade(url)
         clock = FixedClock(datetime(2026, 3, 2, 2, tzinfo=timezone.utc))
-        network = Network(Settings(data_dir=workdir), database_url=url, clock=clock)
+        # the scenario's lots expire as the default policy says, whatever this environment sets
+        network = Network(Settings(data_dir=workdir, expiry_policy="rolling:12"), database_url=url, clock=clock)
         try:
             return _run(network, clock, size, console)
         finally:
@@ -97,15 +98,16 @@ def _run(network: Network, clock: FixedClock, size: int, console: Console) -> di
     network.tx(lambda tx: set_rules(tx, "network", CAMPAIGN))
     clock.advance(seconds=1)
     refs = iter(range(10**9))
-    # the hoarder's first lots, a month before the rest: the member read later finds them expiring soon
-    network.post(shop, [Event("earn", f"h{next(refs)}", hoarder, points=1_000) for _ in range(EARLY_LOTS)])
-    clock.advance(days=31)
 
     def post(partner: str, events: list[Event]) -> None:
         outcomes = network.post(partner, events)
         refused = [o for o in outcomes if not isinstance(o, dict)]
         if refused:
             raise HistoryCheckFailed(f"seeding refused: {refused[0]}")
+
+    # the hoarder's first lots, a month before the rest: the member read later finds them expiring soon
+    post(shop, [Event("earn", f"h{next(refs)}", hoarder, points=1_000) for _ in range(EARLY_LOTS)])
+    clock.advance(days=31)
 
     steps = [
         # loyal: size lots of 10 earned and spent, then 40 open; hoarder: size open lots

@@ -30,7 +30,7 @@ JOB_DURATION = Histogram("pointsnet_job_duration_seconds", "Time a scheduled job
 SETTLEMENT_DURATION = Histogram("pointsnet_settlement_run_seconds", "Time to settle one cycle",
                                 buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800))
 LIABILITY_MEASURED = Gauge("pointsnet_outstanding_points_measured_timestamp_seconds",
-                           "When the worker last measured pointsnet_outstanding_points (Unix time)")
+                           "When the worker last measured pointsnet_outstanding_points (Unix time; 0: never)")
 LIABILITY = Gauge("pointsnet_outstanding_points", "Points open in unexpired lots, by who funds them",
                   ["billing"])
 
@@ -124,6 +124,14 @@ def observe_job(name: str, elapsed: float, outcome: str, detail: str | None = No
                                "duration_ms": round(elapsed * 1000, 2), "detail": detail})
 
 
+def set_liability(outstanding: dict[str, int], measured_at=None) -> None:
+    """This process's liability gauges: the figures, and when the worker measured them (if it did)."""
+    for billing, points in outstanding.items():
+        LIABILITY.labels(billing).set(points)
+    if measured_at is not None:
+        LIABILITY_MEASURED.set(measured_at.timestamp())
+
+
 def refresh_liability(tx) -> None:
     """Set the gauges read from the database at each scrape: outstanding points as the worker last
     measured them (summed here only until it first has: shared/ledger/outstanding.py), the webhook
@@ -133,10 +141,10 @@ def refresh_liability(tx) -> None:
     from shared.ledger.outstanding import last_measured, outstanding_now
 
     kept = last_measured(tx)
-    outstanding, measured_at = kept if kept is not None else (outstanding_now(tx), tx.now)
-    for billing, points in outstanding.items():
-        LIABILITY.labels(billing).set(points)
-    LIABILITY_MEASURED.set(measured_at.timestamp())
+    if kept is None:  # no worker has measured yet: the figures now, and the timestamp stays 0
+        set_liability(outstanding_now(tx))
+    else:
+        set_liability(*kept)
     from shared.models import WebhookDelivery
 
     backlog = dict(tx.session.execute(select(WebhookDelivery.status, func.count()).where(

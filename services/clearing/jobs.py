@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from shared.jobs.runner import Job
 from shared.ledger.outstanding import measure_outstanding
+from shared.observability import set_liability
 from shared.partners.keys import prune_nonces
 from shared.partners.limits import check_exposure
 from shared.network import Network
@@ -24,7 +25,7 @@ def ledger_jobs(network: Network) -> list[Job]:
         Job("lot_expiry", 300, network.expire_lots),
         Job("idempotency_pruning", 3600, network.prune_idempotency),
         Job("exposure_check", 3600, lambda: network.tx(check_exposure)),
-        Job("outstanding_points", 60, lambda: network.tx(measure_outstanding)),
+        Job("outstanding_points", 60, lambda: set_liability(*measure_outstanding(network))),
         Job("webhook_delivery", 5, lambda: deliver_due(network)),
         Job("webhook_pruning", 3600, lambda: network.tx(prune_delivered)),
         Job("nonce_pruning", 600, lambda: network.tx(lambda tx: prune_nonces(tx, datetime.now(timezone.utc)))),
