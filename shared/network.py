@@ -193,13 +193,14 @@ class Network:
         return self.tx(idempotency.prune)
 
     # -- tamper-evident ledger (shared/transparency) --------------------------------
-    def seal(self) -> int:
-        """Seal every committed entry into the tree, one bounded transaction per batch."""
+    def seal(self, *, search_all: bool = True) -> int:
+        """Seal every committed entry into the tree, one bounded transaction per batch (without
+        ``search_all``: those in the recent id range; see ``seal_batch``)."""
         from shared.transparency.store import BATCH, seal_batch
 
         total = 0
         while True:
-            sealed = self.tx(seal_batch)
+            sealed = self.tx(lambda tx: seal_batch(tx, search_all=search_all))
             total += sealed
             if sealed < BATCH:
                 return total

@@ -18,7 +18,7 @@ from shared.reports.delivery import publish_due
 def ledger_jobs(network: Network) -> list[Job]:
     return [
         Job("hold_timeouts", 15, network.expire_holds),
-        Job("ledger_sealing", 10, network.seal),
+        Job("ledger_sealing", 10, lambda: network.seal(search_all=False)),  # the checkpoint's pass searches all
         Job("ledger_checkpoint", 60, network.checkpoint),
         Job("settlement", 60, network.settle_due),
         Job("reports", 120, lambda: publish_due(network)),

@@ -84,7 +84,7 @@ def _among(tx: Tx, query, column, ids: list[str]) -> list:
     return found
 
 
-def seal_batch(tx: Tx, limit: int = BATCH) -> int:
+def seal_batch(tx: Tx, limit: int = BATCH, *, search_all: bool = True) -> int:
     """Append up to ``limit`` unsealed committed entries to the tree; returns how many.
 
     Entry ids are writer-made and sortable by creation time, so the entries committed since the
@@ -92,14 +92,18 @@ def seal_batch(tx: Tx, limit: int = BATCH) -> int:
     searched first (``_recent``: index ranges, not the whole open cycle). Only when it yields fewer
     than ``limit`` is the whole of the open cycles searched — so a batch that returns less than
     ``limit`` has, as before, sealed every committed entry it could see, including one that
-    committed late with an old id.
+    committed late with an old id. Without ``search_all`` (the sealing job's passes every 10 s) that
+    search, whose cost follows the open cycles' volume, is left to the next pass with it (the
+    checkpoint's, every minute): an entry that committed late is sealed within a minute, as every
+    entry is in a checkpoint within a minute. A tree smaller than ``LOOKBACK`` is always searched whole.
     """
     if tx.is_postgres:
         tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK})
         tx.session.execute(text("SET LOCAL jit = off"))  # short queries; compiling them costs seconds
     size = tree_size(tx)
     ids = _recent(tx, size, limit)
-    if len(ids) < limit:
+    search_all = search_all or size < LOOKBACK
+    if len(ids) < limit and search_all:
         ids += tx.session.execute(_unsealed(limit - len(ids)).where(Entry.id.not_in(ids) if ids else true())
                                   ).scalars()
     if ids:
@@ -113,7 +117,7 @@ def seal_batch(tx: Tx, limit: int = BATCH) -> int:
                       for level, index, h in tree.append(hashes[entry_id])]
         _insert(tx, LedgerLeaf, leaves)
         _insert(tx, LedgerNode, nodes)
-    if len(ids) < limit:
+    if len(ids) < limit and search_all:
         _record_sealed_cycles(tx)
     return len(ids)
 

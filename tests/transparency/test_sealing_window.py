@@ -63,3 +63,36 @@ def test_an_entry_sealed_before_the_last_leaves_is_not_sealed_again(network, mon
     report = network.tx(lambda tx: verify(tx, public_key=network.signing_key.public_key()), readonly=True)
     assert report.ok, report.offences
     assert report.counts["ledger_leaves"] == report.counts["entries"] == 7
+
+
+def test_the_sealing_job_leaves_a_late_old_id_to_the_checkpoints_pass(network, monkeypatch):
+    """The sealing job's passes (every 10 s) search only the recent id range; a late entry with an old
+    id is found by the checkpoint job's pass (every minute), which searches the whole open cycles, and
+    is in the checkpoint it signs. A tree smaller than LOOKBACK is searched whole by every pass."""
+    import shared.ledger.journal as journal
+    from services.clearing.jobs import ledger_jobs
+    from shared.transparency.checkpoints import latest
+
+    monkeypatch.setattr(store, "LOOKBACK", 3)
+    monkeypatch.setattr(store, "SCAN", 10)
+    jobs = {job.name: job for job in ledger_jobs(network)}
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    network.earn(partner, member, "e0", points=10)
+    assert network.seal(search_all=False) == 1  # a tree smaller than LOOKBACK: searched whole
+    for i in range(1, 5):
+        network.earn(partner, member, f"e{i}", points=10 + i)
+    jobs["ledger_sealing"].run()
+    assert network.tx(store.tree_size, readonly=True) == 5
+    real_new_id = journal.new_id
+    monkeypatch.setattr(journal, "new_id", lambda prefix: "ent_0000late" if prefix == "ent" else real_new_id(prefix))
+    network.earn(partner, member, "late", points=5)
+    monkeypatch.setattr(journal, "new_id", real_new_id)
+    network.earn(partner, member, "after", points=6)
+    jobs["ledger_sealing"].run()
+    assert network.tx(store.tree_size, readonly=True) == 6  # "after"; "late" is below the recent range
+    assert network.tx(lambda tx: store.unsealed_through(tx, tx.now.date()), readonly=True) == 1
+    jobs["ledger_checkpoint"].run()
+    assert network.tx(latest, readonly=True).tree_size == 7
+    report = network.tx(lambda tx: verify(tx, public_key=network.signing_key.public_key()), readonly=True)
+    assert report.ok and report.counts["ledger_leaves"] == report.counts["entries"] == 7
