@@ -2,12 +2,14 @@
 
 Sealing order is commit-discovery order: each pass appends the committed entries
 not yet sealed, ordered by (posted_at, id) within each search of the pass (the recent
-id range first, then, if that came up short, the whole of the open cycles). An entry that commits
+id range first, then, if that came up short, the whole of the open cycles — in the sealing
+job's passes only if the recent range was not searched to its end; see ``seal_batch``). An entry that commits
 late with an earlier ``posted_at`` than entries already sealed is appended when it
 is found, so leaf order is not posted_at order; the leaf index records the order.
 Only cycles not yet fully sealed are searched: a closed cycle takes no more entries
 (writers hold it FOR SHARE, closing takes it FOR UPDATE), so once a pass finds none
-of its entries unsealed it is recorded in ``sealed_cycles`` and never searched again.
+of its entries unsealed (a pass that searched whole) it is recorded in ``sealed_cycles`` and
+never searched again.
 
 One sealer at a time (an advisory lock on PostgreSQL, the single writer on SQLite);
 the write path never waits for a hash.
@@ -45,12 +47,13 @@ def _unsealed(limit: int | None = None, through_cycle=None):
     return query.limit(limit) if limit else query
 
 
-def _recent(tx: Tx, size: int, limit: int) -> list[str]:
+def _recent(tx: Tx, size: int, limit: int) -> tuple[list[str], bool]:
     """Unsealed entries among the ``SCAN`` ids from the smallest id of the last ``LOOKBACK`` leaves
     on, ordered by (posted_at, id), at most ``limit``: every step an index range or look-up, so the
-    cost does not grow with the open cycle or the tree."""
+    cost does not grow with the open cycle or the tree. And whether the window was full (``SCAN``
+    ids): then ids beyond it were not searched."""
     if size < LOOKBACK:
-        return []
+        return [], False
     # The last leaves' entries, read as one range of the leaf index: their smallest id is the
     # window's floor, and they are nearly all of the window's sealed entries. (min() over the table
     # walked the entry_id index from the ledger's first id: 87 ms at 1,000,000 leaves on SQLite.)
@@ -67,7 +70,7 @@ def _recent(tx: Tx, size: int, limit: int) -> list[str]:
     fresh = sorted(_among(tx, select(Entry.id, Entry.posted_at), Entry.id,
                           [entry_id for entry_id in others if entry_id not in sealed]),
                    key=lambda row: (row.posted_at, row.id))
-    return [row.id for row in fresh[:limit]]
+    return [row.id for row in fresh[:limit]], len(window) == SCAN
 
 
 def _among(tx: Tx, query, column, ids: list[str]) -> list:
@@ -101,8 +104,10 @@ def seal_batch(tx: Tx, limit: int = BATCH, *, search_all: bool = True) -> int:
         tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK})
         tx.session.execute(text("SET LOCAL jit = off"))  # short queries; compiling them costs seconds
     size = tree_size(tx)
-    ids = _recent(tx, size, limit)
-    search_all = search_all or size < LOOKBACK
+    ids, window_full = _recent(tx, size, limit)
+    # a full window that gave less than a batch left ids beyond it unsearched (an old id sealed late
+    # holds the floor back until LOOKBACK more leaves follow): search whole then too
+    search_all = search_all or size < LOOKBACK or window_full
     if len(ids) < limit and search_all:
         ids += tx.session.execute(_unsealed(limit - len(ids)).where(Entry.id.not_in(ids) if ids else true())
                                   ).scalars()

@@ -130,7 +130,7 @@ def test_the_sealer_finds_its_floor_through_the_last_leaves(network):
     network.tx(lambda tx: tx.session.add(LedgerLeaf(leaf_index=0, entry_id="ent_x", leaf_hash=bytes(32),
                                                     sealed_at=datetime(2026, 11, 1, tzinfo=timezone.utc))))
     with captured(network, "FROM ledger_leaves") as sent:
-        network.tx(lambda tx: store._recent(tx, store.LOOKBACK, 10), readonly=True)
+        network.tx(lambda tx: store._recent(tx, store.LOOKBACK, 10)[0], readonly=True)
     found = plan(network, *sent[0])  # the floor; then the window's look-up of the leaves
     # the leaf index range, not the entry_id index walked from the ledger's first id
     assert ("Index Cond: (leaf_index >=" if is_postgres(network) else "(leaf_index>?)") in found, found

@@ -26,7 +26,7 @@ def test_recent_range_first_and_a_late_old_id_still_sealed_once(network, monkeyp
     network.earn(partner, member, "late", points=5)  # an id below every sealed one: outside the recent range
     monkeypatch.setattr(journal, "new_id", real_new_id)
     network.earn(partner, member, "after", points=6)
-    assert network.tx(lambda tx: store._recent(tx, store.tree_size(tx), 10), readonly=True) != []
+    assert network.tx(lambda tx: store._recent(tx, store.tree_size(tx), 10), readonly=True)[0] != []
     assert network.tx(lambda tx: store.seal_batch(tx, 10)) == 2  # the recent one, and the late one by the full search
     assert network.tx(lambda tx: store.seal_batch(tx, 10)) == 0
     network.checkpoint()
@@ -55,8 +55,8 @@ def test_an_entry_sealed_before_the_last_leaves_is_not_sealed_again(network, mon
         pass
     size = network.tx(store.tree_size, readonly=True)
     assert size == 6
-    window = network.tx(lambda tx: store._recent(tx, size, 10), readonly=True)
-    assert window == []  # "ahead" is in the id window, outside the last 3 leaves, and sealed already
+    fresh, _ = network.tx(lambda tx: store._recent(tx, size, 10), readonly=True)
+    assert fresh == []  # "ahead" is in the id window, outside the last 3 leaves, and sealed already
     network.earn(partner, member, "after", points=6)
     assert network.tx(lambda tx: store.seal_batch(tx, 10)) == 1
     network.checkpoint()
@@ -96,3 +96,27 @@ def test_the_sealing_job_leaves_a_late_old_id_to_the_checkpoints_pass(network, m
     assert network.tx(latest, readonly=True).tree_size == 7
     report = network.tx(lambda tx: verify(tx, public_key=network.signing_key.public_key()), readonly=True)
     assert report.ok and report.counts["ledger_leaves"] == report.counts["entries"] == 7
+
+
+def test_a_window_held_back_by_an_old_id_still_lets_the_sealing_job_seal(network, monkeypatch):
+    """Once a late entry with an old id is sealed, it is among the last LOOKBACK leaves and holds the
+    window's floor back: the window fills with sealed ids, and new entries lie beyond it. A quick pass
+    whose window was full searches whole, so the sealing job goes on sealing every 10 s."""
+    import shared.ledger.journal as journal
+
+    monkeypatch.setattr(store, "LOOKBACK", 3)
+    monkeypatch.setattr(store, "SCAN", 5)
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    for i in range(8):
+        network.earn(partner, member, f"e{i}", points=10 + i)
+    network.seal()
+    real_new_id = journal.new_id
+    monkeypatch.setattr(journal, "new_id", lambda prefix: "ent_0000late" if prefix == "ent" else real_new_id(prefix))
+    network.earn(partner, member, "late", points=5)
+    monkeypatch.setattr(journal, "new_id", real_new_id)
+    assert network.seal() == 1  # the checkpoint's pass: searched whole
+    for i in range(3):
+        network.earn(partner, member, f"n{i}", points=20 + i)
+    assert network.seal(search_all=False) == 3  # the sealing job's pass: its window was full
+    assert network.tx(lambda tx: store.unsealed_through(tx, tx.now.date()), readonly=True) == 0
