@@ -33,6 +33,9 @@ operation = st.one_of(
 )
 
 
+PICK = st.integers(0, 10**6)  # an index into a list whose length the example's state decides
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     """Lots expire two days after the earn, so random traffic over a few cycles has breakage."""
@@ -92,14 +95,20 @@ def test_reports_from_rollups_equal_the_direct_aggregation(network, clock, ops, 
         cycles.add(cycle_date_for(clock.now(), network.settings))
     clock.advance(days=1)
     ordered = sorted(cycles)
-    # settle a prefix of the cycles (so whole months get rolled up) and a random choice of the rest
-    prefix = data.draw(st.integers(0, len(ordered)), label="settled prefix")
-    settled = ordered[:prefix] + data.draw(st.lists(st.sampled_from(ordered[prefix:]), unique=True)
-                                           if prefix < len(ordered) else st.just([]), label="settled others")
+    # Choices among the cycles are drawn as plain numbers and mapped onto them: how many cycles there
+    # are depends on where the shared clock stood when the example began (the network fixture lives
+    # across examples), and draws shaped by such state make Hypothesis's replay inconsistent
+    # (FlakyStrategyDefinition). Settle a prefix of the cycles (so whole months get rolled up) and a
+    # random choice of the rest, in the drawn order.
+    prefix = data.draw(PICK, label="settled prefix") % (len(ordered) + 1)
+    rest = ordered[prefix:]
+    others = data.draw(st.lists(PICK, max_size=6), label="settled others")
+    settled = ordered[:prefix] + (list(dict.fromkeys(rest[i % len(rest)] for i in others)) if rest else [])
     for cycle in settled:
         network.settle(cycle)
-    first = data.draw(st.sampled_from(ordered), label="first")
-    last = data.draw(st.sampled_from([c for c in ordered if c >= first]), label="last")
+    first = ordered[data.draw(PICK, label="first") % len(ordered)]
+    later = [c for c in ordered if c >= first]
+    last = later[data.draw(PICK, label="last") % len(later)]
     periods = [Period(first, last), Period(ordered[0] - timedelta(days=1), ordered[-1] + timedelta(days=1)),
                Period(first.replace(day=1), last)]  # a month to date
     periods += [Period.month(year, month) for year, month in sorted({(c.year, c.month) for c in ordered})]
