@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import ARRAY, Text, bindparam, exists, func, insert, select, text, true
+from sqlalchemy import exists, func, insert, select, text, true
 
 from shared.db.database import Tx
+from shared.db.lists import among
 from shared.models import Cycle, Entry, LedgerLeaf, LedgerNode, SealedCycle
 from shared.transparency import merkle
 from shared.transparency.encoding import hash_entries, sql_hash_entries
@@ -66,25 +67,12 @@ def _recent(tx: Tx, size: int, limit: int) -> tuple[list[str], bool]:
     # (an id older than the floor's, sealed earlier) — each window entry checked, as before, with
     # tens of look-ups a pass instead of SCAN; then the fresh ones' times, to order them
     others = [entry_id for entry_id in window if entry_id not in recent]
-    sealed = {row.entry_id for row in _among(tx, select(LedgerLeaf.entry_id), LedgerLeaf.entry_id, others)}
-    fresh = sorted(_among(tx, select(Entry.id, Entry.posted_at), Entry.id,
-                          [entry_id for entry_id in others if entry_id not in sealed]),
-                   key=lambda row: (row.posted_at, row.id))
+    sealed = set(tx.session.execute(select(LedgerLeaf.entry_id).where(
+        among(tx.dialect, LedgerLeaf.entry_id, others))).scalars()) if others else set()
+    unsealed = [entry_id for entry_id in others if entry_id not in sealed]
+    fresh = sorted(tx.session.execute(select(Entry.id, Entry.posted_at).where(
+        among(tx.dialect, Entry.id, unsealed))).all(), key=lambda row: (row.posted_at, row.id)) if unsealed else []
     return [row.id for row in fresh[:limit]], len(window) == SCAN
-
-
-def _among(tx: Tx, query, column, ids: list[str]) -> list:
-    """``query``'s rows whose ``column`` is one of ``ids``: on PostgreSQL one array parameter (thousands
-    of bound values cost more to send than to look up), on SQLite lists of 5,000."""
-    if not ids:
-        return []
-    if tx.is_postgres:
-        return tx.session.execute(query.where(column == func.any(bindparam("ids", type_=ARRAY(Text)))),
-                                  {"ids": ids}).all()
-    found = []
-    for start in range(0, len(ids), 5000):
-        found += tx.session.execute(query.where(column.in_(ids[start:start + 5000]))).all()
-    return found
 
 
 def seal_batch(tx: Tx, limit: int = BATCH, *, search_all: bool = True) -> int:
