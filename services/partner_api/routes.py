@@ -172,11 +172,21 @@ def get_member(request: Request, member_id: str):
     return _network(request).tx(read, readonly=True)
 
 
+def _opaque(position: str) -> str:
+    """A cursor as the lists give it out: the position, base64url without padding."""
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+
+
+def _position(cursor: str) -> str:
+    """What ``_opaque`` wrapped (raises on anything that is not such a cursor)."""
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+
+
 def _cursor(value: str | None) -> tuple[datetime, str] | None:
     if not value:
         return None
     try:
-        posted_at, entry_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        posted_at, entry_id = json.loads(_position(value))
         position = datetime.fromisoformat(posted_at), entry_id
     except Exception as exc:
         raise ValidationFailed("cursor is not one this API gave out") from exc
@@ -189,7 +199,7 @@ def _next_cursor(rows: list, limit: int) -> str | None:
     if len(rows) <= limit:
         return None
     last = rows[limit - 1]
-    return base64.urlsafe_b64encode(json.dumps([last.posted_at.isoformat(), last.id]).encode()).decode().rstrip("=")
+    return _opaque(json.dumps([last.posted_at.isoformat(), last.id]))
 
 
 @router.get("/members/{member_id}/history", response_model=schemas.History, responses=problems("unknown_member"))
@@ -365,7 +375,7 @@ def _cycle_cursor(value: str | None) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode())
+        return date.fromisoformat(_position(value))
     except Exception as exc:
         raise ValidationFailed("cursor is not one this API gave out") from exc
 
@@ -377,8 +387,7 @@ def statements(request: Request, cursor: str | None = Query(None), limit: int = 
     before = _cycle_cursor(cursor)
 
     rows = _network(request).tx(lambda tx: partner_statements(tx, partner_id, before, limit + 1), readonly=True)
-    after = (base64.urlsafe_b64encode(rows[limit - 1].cycle_date.isoformat().encode()).decode().rstrip("=")
-             if len(rows) > limit else None)
+    after = _opaque(rows[limit - 1].cycle_date.isoformat()) if len(rows) > limit else None
     return {"statements": [_settlement_json(row) for row in rows[:limit]], "next_cursor": after}
 
 
