@@ -195,11 +195,13 @@ def _reads_and_jobs(network: Network, clock: FixedClock, shop: str, hoarder: str
         return network.tx(lambda tx: {**member_balance(tx, member_id), "tier": current_tier(tx, member_id)},
                           readonly=True)
 
+    expiring = {}
     for member_id in (hoarder, newcomer):
         full = network.tx(lambda tx: member_balance(tx, member_id, with_lots=True), readonly=True)
-        if member_read(member_id)["expiring_soon"] != full["expiring_soon"]:
+        expiring[member_id] = member_read(member_id)["expiring_soon"]
+        if expiring[member_id] != full["expiring_soon"]:
             raise HistoryCheckFailed(f"the bounded read of {member_id}'s expiring points differs from the full one")
-    if len(member_read(hoarder)["expiring_soon"]) != EARLY_LOTS:
+    if len(expiring[hoarder]) != EARLY_LOTS:
         raise HistoryCheckFailed(f"the hoarder's {EARLY_LOTS} first lots are not the ones expiring soon")
     everything = network.tx(lambda tx: partner_entries_page(tx, shop, None, 10**9), readonly=True)
     last = (everything[-PAGE - 1].posted_at, everything[-PAGE - 1].id)
