@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 
 from shared.alerts import raise_alert
 from shared.db.database import Tx
@@ -33,6 +33,11 @@ from shared.models import FloatTopup, Lot, ObligationLine, Partner, PartnerLimit
 from shared.money import MICRO, round_micro_to_minor
 from shared.partners.contracts import require_partner, terms_in_force
 from shared.partners.lifecycle import wait_for_postings
+
+
+# written into the statement, not bound: a prepared statement's generic plan cannot use the partial
+# index on prepaid funding lines (ix_obligation_lines_prepaid_funding) for a bound kind
+PREPAID_FUNDING = literal_column("'prepaid_funding'")
 
 
 class FloatExhausted(Conflict):
@@ -112,7 +117,7 @@ def record_topup(tx: Tx, partner_id: str, amount_minor: int, bank_reference: str
 def _summed_drawn(tx: Tx, partner_id: str) -> int:
     """The partner's prepaid_funding line amounts summed: every line it ever paid (slow for a big partner)."""
     return int(tx.session.execute(select(func.coalesce(func.sum(ObligationLine.amount_micro), 0)).where(
-        ObligationLine.payer == partner_id, ObligationLine.kind == "prepaid_funding")).scalar_one())
+        ObligationLine.payer == partner_id, ObligationLine.kind == PREPAID_FUNDING)).scalar_one())
 
 
 def kept_floats(tx: Tx) -> list[str]:
@@ -263,6 +268,6 @@ def float_drawn(tx: Tx) -> dict[tuple, int]:
         return {}
     rows = tx.session.execute(
         select(ObligationLine.cycle_date, ObligationLine.payer, func.sum(ObligationLine.amount_micro))
-        .where(ObligationLine.kind == "prepaid_funding", ObligationLine.payer.in_(with_float))
+        .where(ObligationLine.kind == PREPAID_FUNDING, ObligationLine.payer.in_(with_float))
         .group_by(ObligationLine.cycle_date, ObligationLine.payer)).all()
     return {(cycle, payer): round_micro_to_minor(int(total)) for cycle, payer, total in rows}
