@@ -51,8 +51,10 @@ def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
         entry["result"]["reason"] = "erasure"
     journal.flush()  # partners linked to the member hear points.expired, as for any expiry
     session = tx.session
+    # no anniversary either: an erased member has no tier to review, and one left in the review's
+    # index range was read and passed over by every later pass of the tier review (migration 0027)
     session.execute(update(members_t).where(members_t.c.id == member_id).values(
-        status="erased", erased_at=tx.now, **NO_PERSONAL_DATA))
+        status="erased", erased_at=tx.now, tier_anniversary_at=None, **NO_PERSONAL_DATA))
     # duplicates merged into this member keep their contact so that it finds the survivor: erased too
     session.execute(update(members_t).where(members_t.c.merged_into == member_id).values(**NO_PERSONAL_DATA))
     # a partner's own customer reference is personal data too; the link stays so it hears `member_erased`

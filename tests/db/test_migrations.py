@@ -71,3 +71,24 @@ def test_0017_sums_the_members_of_a_month_still_running(database_url):
     assert rows == {("P1", "2026-10-01", "m1"): (3, 1), ("P1", "2026-10-01", "m2"): (1, 1),
                     ("P1", "2026-11-01", "m1"): (4, 3), ("P2", "2026-11-01", "m1"): (1, 1)}
     assert "report_rollup_months" not in tables
+
+
+def test_0027_clears_the_anniversary_of_members_already_erased(database_url):
+    engine = create_engine(normalise_url(database_url))
+    _migrate(database_url, "0026", down=True)
+    try:
+        with engine.begin() as connection:
+            for member, status in (("mbr_erased", "erased"), ("mbr_active", "active")):
+                connection.execute(text(
+                    "INSERT INTO members (id, status, available, held, created_at, tier, tier_anniversary_at) "
+                    "VALUES (:id, :status, 0, 0, '2025-01-01 00:00:00', 'gold', '2025-06-01 00:00:00')"),
+                    {"id": member, "status": status})
+        _migrate(database_url, "head")
+        with engine.begin() as connection:
+            anniversaries = {member: anniversary is not None for member, anniversary in connection.execute(text(
+                "SELECT id, tier_anniversary_at FROM members"))}
+            connection.execute(text("DELETE FROM members"))
+    finally:
+        engine.dispose()
+        _migrate(database_url, "head")
+    assert anniversaries == {"mbr_erased": False, "mbr_active": True}

@@ -158,3 +158,16 @@ def test_earns_at_the_top_tier_do_not_sum_the_window(network, monkeypatch):
     assert view["qualifying_points"] == 2_010
     assert history(network, top)[0] == [("regular", "platinum", "qualified", 2_000)]
     verify_ok(network)
+
+
+def test_an_erased_member_leaves_the_tier_review(network, clock):
+    """The review reads members by anniversary; an erased one is never reviewed, so it has none."""
+    _, member = gold_member(network)
+    network.erase_member(member)
+    clock.set(datetime(2028, 1, 1, tzinfo=timezone.utc))  # well past the anniversary and its grace
+    assert jobs.review_tiers(network) == 0
+    due = network.tx(lambda tx: tx.session.execute(
+        select(tiers.members_t.c.id).where(tiers.members_t.c.tier_anniversary_at.is_not(None))).all(), readonly=True)
+    assert due == []
+    assert history(network, member)[0] == [("regular", "gold", "qualified", 500)]
+    verify_ok(network)
