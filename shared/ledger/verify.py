@@ -141,6 +141,22 @@ CHECKS: dict[str, tuple[str, str]] = {
         HAVING ABS(SUM(r.amount_micro)) > ABS(o.amount_micro) OR -SUM(r.points) > o.points
         """,
     ),
+    "cycle_position_matches_entries": (
+        "a settled cycle's kept ledger position equals its entries counted: of the cycle, through it, the largest id",
+        """
+        SELECT p.cycle_date, 'kept ' || p.entries_in_cycle || ' / ' || p.entries_through_cycle || ' / '
+               || COALESCE(p.last_transaction_id, '-') || ' counted ' || c.in_cycle || ' / ' || c.through || ' / '
+               || COALESCE(c.last_id, '-')
+        FROM cycle_positions p JOIN (
+            SELECT cycle_date, in_cycle, SUM(in_cycle) OVER (ORDER BY cycle_date) AS through,
+                   MAX(last_in_cycle) OVER (ORDER BY cycle_date) AS last_id
+            FROM (SELECT y.cycle_date, COUNT(e.id) AS in_cycle, MAX(e.id) AS last_in_cycle
+                  FROM cycles y LEFT JOIN entries e ON e.cycle_date = y.cycle_date GROUP BY y.cycle_date) per_cycle
+        ) c ON c.cycle_date = p.cycle_date
+        WHERE p.entries_in_cycle <> c.in_cycle OR p.entries_through_cycle <> c.through
+           OR COALESCE(p.last_transaction_id, '') <> COALESCE(c.last_id, '')
+        """,
+    ),
 }
 
 

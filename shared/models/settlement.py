@@ -23,6 +23,19 @@ class SettlementRun(Base):
     settled_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class CyclePosition(Base):
+    """The manifest's ``ledger_position`` of a settled cycle, kept so the next cycle's counts only its
+    own cycles' entries (every cycle up to a settled one is closed: the figures cannot change).
+    ``pointsnet verify`` recounts them (``cycle_position_matches_entries``)."""
+
+    __tablename__ = "cycle_positions"
+
+    cycle_date: Mapped[date] = mapped_column(ForeignKey("cycles.cycle_date"), primary_key=True)
+    entries_in_cycle: Mapped[int] = mapped_column(BigInteger)
+    entries_through_cycle: Mapped[int] = mapped_column(BigInteger)
+    last_transaction_id: Mapped[str | None] = mapped_column(String(40))
+
+
 class Settlement(Base):
     """What one party pays (negative) or receives (positive) for a cycle, and whether it happened."""
 

@@ -119,7 +119,7 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
         fresh = write_cycle(tx, cycle, Path(scratch), currency=tx.settings.currency,
                             cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"),
                             payment_date=date.fromisoformat(manifest["payment_date"]),
-                            ledger_position=ledger_position(tx, cycle), format_version=version,
+                            ledger_position=ledger_position(tx, cycle, recount=True), format_version=version,
                             checkpoint=checkpoint)
         if fresh.manifest != manifest_bytes:
             found.append(Finding("recomputation", "manifest.json", "recomputing the cycle from the ledger gives a "

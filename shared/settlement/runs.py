@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import String, func, insert, literal, select, text, union_all
 from sqlalchemy.orm import aliased
 
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import Conflict, NotFound
 from shared.ledger.cycles import close_cycle, cycle_date_for
-from shared.models import Contract, Cycle, Entry, ObligationLine, Settlement, SettlementRun
+from shared.models import Contract, Cycle, CyclePosition, Entry, ObligationLine, Settlement, SettlementRun
 from shared.reports.rollup import roll_up_settling
 from shared.settlement.calendar import cycle_end, payment_date
 from shared.settlement.streaming import WrittenCycle, write_cycle
@@ -75,11 +75,46 @@ def partner_statements(tx: Tx, party: str, before: date | None, limit: int) -> l
     return list(tx.session.execute(query.order_by(Settlement.cycle_date.desc()).limit(limit)).scalars())
 
 
-def ledger_position(tx: Tx, cycle: date) -> dict:
-    entries, last = tx.session.execute(
-        select(func.count(), func.max(Entry.id)).where(Entry.cycle_date <= cycle)).one()
+def ledger_position(tx: Tx, cycle: date, *, keep: bool = False, recount: bool = False) -> dict:
+    """The manifest's ``ledger_position``: the entries of every cycle up to ``cycle``, of ``cycle``
+    alone, and the largest entry id among them.
+
+    A settled cycle's figures are kept (``cycle_positions``), and every cycle up to it was closed then,
+    so the next cycle's count starts from the newest kept one before it and reads only the entries
+    of the cycles since (counting every entry through the cycle grew with the ledger's whole history,
+    once a day). ``keep`` (settlement, in its unit of work) keeps this cycle's when no cycle up to it
+    is open. ``recount`` (reconciliation, which checks a manifest against the entries themselves)
+    counts every entry through the cycle and trusts no kept figure.
+    """
+    if not recount:
+        kept = tx.session.execute(select(CyclePosition).where(CyclePosition.cycle_date == cycle)).scalar_one_or_none()
+        if kept is not None:
+            return _position(kept.entries_through_cycle, kept.entries_in_cycle, kept.last_transaction_id)
+    base = None if recount else tx.session.execute(
+        select(CyclePosition).where(CyclePosition.cycle_date < cycle)
+        .order_by(CyclePosition.cycle_date.desc()).limit(1)).scalar_one_or_none()
+    since = [Entry.cycle_date <= cycle] + ([Entry.cycle_date > base.cycle_date] if base else [])
+    entries, last = tx.session.execute(select(func.count(), func.max(Entry.id)).where(*since)).one()
+    if base is not None and base.last_transaction_id is not None:
+        last = base.last_transaction_id if last is None else _larger(tx, base.last_transaction_id, last)
     in_cycle = tx.session.execute(select(func.count()).where(Entry.cycle_date == cycle)).scalar_one()
-    return {"entries_through_cycle": entries, "entries_in_cycle": in_cycle, "last_transaction_id": last}
+    position = _position(entries + (base.entries_through_cycle if base else 0), in_cycle, last)
+    if keep and not tx.session.execute(select(Cycle.cycle_date).where(
+            Cycle.cycle_date <= cycle, Cycle.status != "closed").limit(1)).first():
+        tx.session.execute(insert(CyclePosition.__table__).values(
+            cycle_date=cycle, entries_in_cycle=in_cycle, entries_through_cycle=position["entries_through_cycle"],
+            last_transaction_id=last))
+    return position
+
+
+def _larger(tx: Tx, first: str, second: str) -> str:
+    """The larger id as the database orders them (its collation), as ``max(id)`` over the entries did."""
+    both = union_all(select(literal(first, String).label("id")), select(literal(second, String).label("id"))).subquery()
+    return tx.session.execute(select(func.max(both.c.id))).scalar_one()
+
+
+def _position(through: int, in_cycle: int, last: str | None) -> dict:
+    return {"entries_through_cycle": int(through), "entries_in_cycle": int(in_cycle), "last_transaction_id": last}
 
 
 def cutoff_checkpoint(tx: Tx, cycle: date, key: Ed25519PrivateKey | None = None) -> dict | None:
@@ -98,7 +133,7 @@ def compute(tx: Tx, cycle: date, pay_on: date) -> CycleFiles:
     """The reference implementation's files for a settled cycle (read-only)."""
     return build(cycle, load_lines(tx, cycle), currency=tx.settings.currency,
                  cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"), payment_date=pay_on,
-                 ledger_position=ledger_position(tx, cycle), checkpoint=cutoff_checkpoint(tx, cycle))
+                 ledger_position=ledger_position(tx, cycle, recount=True), checkpoint=cutoff_checkpoint(tx, cycle))
 
 
 def sign_manifest(manifest: bytes, key: Ed25519PrivateKey) -> bytes:
@@ -120,7 +155,7 @@ def write_cycle_files(tx: Tx, cycle: date, pay_on: date, target: Path, key: Ed25
     with staged_directory(target) as staging:
         written = write_cycle(tx, cycle, staging, currency=tx.settings.currency,
                               cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"),
-                              payment_date=pay_on, ledger_position=ledger_position(tx, cycle),
+                              payment_date=pay_on, ledger_position=ledger_position(tx, cycle, keep=True),
                               checkpoint=cutoff_checkpoint(tx, cycle, key), meanwhile=meanwhile)
         write_synced(staging / "manifest.json", written.manifest)
         write_synced(staging / "manifest.json.sig", sign_manifest(written.manifest, key))
