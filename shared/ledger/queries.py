@@ -16,7 +16,9 @@ transfers_t, lots_t, members_t = Transfer.__table__, Lot.__table__, Member.__tab
 
 
 def account_balance(tx: Tx, account: str) -> int:
-    """Credits minus debits: the balance of any account, summed from its postings on read."""
+    """Credits minus debits: the balance of any account, summed from its postings — a scan of every
+    transfer (no path serves one account's balance; transfers carry no index on their accounts).
+    For audits and tests."""
     credits = tx.session.execute(select(func.coalesce(func.sum(transfers_t.c.points), 0))
                                  .where(transfers_t.c.credit_account == account)).scalar_one()
     debits = tx.session.execute(select(func.coalesce(func.sum(transfers_t.c.points), 0))

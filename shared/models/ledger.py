@@ -65,10 +65,10 @@ class Entry(Base):
               postgresql_where=text("kind = 'reversal'")),
         # Reversals and a hold's resolutions are found by what they point at. Most entries point at
         # nothing, so these hold only entries that do: every index entry is paid by every write (0026).
-        Index("ix_entries_original_entry_id", "original_entry_id",
+        Index("ix_entries_original_entry_id_set", "original_entry_id",
               sqlite_where=text("original_entry_id IS NOT NULL"),
               postgresql_where=text("original_entry_id IS NOT NULL")),
-        Index("ix_entries_hold_id", "hold_id", sqlite_where=text("hold_id IS NOT NULL"),
+        Index("ix_entries_hold_id_set", "hold_id", sqlite_where=text("hold_id IS NOT NULL"),
               postgresql_where=text("hold_id IS NOT NULL")),
     )
 
@@ -178,7 +178,7 @@ class ObligationLine(Base):
         Index("ix_obligation_lines_prepaid_funding", "payer", "cycle_date",
               sqlite_where=text("kind = 'prepaid_funding'"), postgresql_where=text("kind = 'prepaid_funding'")),
         # a reversal's lines point at the lines they reverse; the others at nothing (0026)
-        Index("ix_obligation_lines_original_line_id", "original_line_id",
+        Index("ix_obligation_lines_original_line_id_set", "original_line_id",
               sqlite_where=text("original_line_id IS NOT NULL"),
               postgresql_where=text("original_line_id IS NOT NULL")),
     )

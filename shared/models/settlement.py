@@ -24,9 +24,9 @@ class SettlementRun(Base):
 
 
 class CyclePosition(Base):
-    """The manifest's ``ledger_position`` of a settled cycle, kept so the next cycle's counts only its
-    own cycles' entries (every cycle up to a settled one is closed: the figures cannot change).
-    ``pointsnet verify`` recounts them (``cycle_position_matches_entries``)."""
+    """The manifest's ``ledger_position`` of a settled cycle, kept when every cycle up to it was closed
+    (entries join only the current cycle, so the figures cannot change), so that a later cycle's
+    counts only the entries since. ``pointsnet verify`` recounts them (``cycle_position_matches_entries``)."""
 
     __tablename__ = "cycle_positions"
 

@@ -79,10 +79,10 @@ def ledger_position(tx: Tx, cycle: date, *, keep: bool = False, recount: bool = 
     """The manifest's ``ledger_position``: the entries of every cycle up to ``cycle``, of ``cycle``
     alone, and the largest entry id among them.
 
-    A settled cycle's figures are kept (``cycle_positions``), and every cycle up to it was closed then,
-    so the next cycle's count starts from the newest kept one before it and reads only the entries
-    of the cycles since (counting every entry through the cycle grew with the ledger's whole history,
-    once a day). ``keep`` (settlement, in its unit of work) keeps this cycle's when no cycle up to it
+    A settled cycle's figures are kept (``cycle_positions``) when every cycle up to it is closed then
+    (entries join only the current cycle, so they cannot change), and a later cycle's count starts
+    from the newest kept one before it and reads only the entries of the cycles since (counting every
+    entry through the cycle grew with the ledger's whole history, once a day). ``keep`` (settlement, in its unit of work) keeps this cycle's when no cycle up to it
     is open. ``recount`` (reconciliation, which checks a manifest against the entries themselves)
     counts every entry through the cycle and trusts no kept figure.
     """

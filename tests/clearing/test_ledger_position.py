@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text, update
 from shared.ledger.verify import verify
 from shared.models import CyclePosition, Entry
 from shared.settlement.reconcile import verify_directory
-from shared.settlement.runs import ledger_position, settlement_dir
+from shared.settlement.runs import _larger, ledger_position, settlement_dir
 from shared.signing import network_key_id
 from tests.db.test_history_plans import captured
 from tests.factories import make_member, make_partner, verify_ok
@@ -70,9 +70,38 @@ def test_a_manifest_recomputed_later_gives_the_same_position(network, clock):
     cycles = days_of_traffic(network, clock, 3)
     keys = {network_key_id(network.signing_key): network.signing_key.public_key()}
     for cycle in cycles:
-        assert network.tx(lambda tx: ledger_position(tx, cycle), readonly=True) == manifest_position(network, cycle)
+        assert network.tx(lambda tx: ledger_position(tx, cycle, recount=True), readonly=True) == \
+            manifest_position(network, cycle) == counted(network, cycle)
         assert network.tx(lambda tx: verify_directory(tx, settlement_dir(network.settings.data_dir, cycle), keys),
                           readonly=True) == []
+
+
+def test_a_cycle_settled_before_an_earlier_one_keeps_no_position_until_every_earlier_one_is_closed(network, clock):
+    """``pointsnet clearing run --cycle`` may settle a later cycle first: its figures are right, and kept
+    only once no earlier cycle is open (the earlier one's settlement keeps its own)."""
+    shop = make_partner(network)
+    member = make_member(network, shop)
+    cycles = []
+    for day in range(3):
+        network.earn(shop, member, f"d{day}", points=10)
+        cycles.append(network.tx(_today, readonly=True))
+        clock.advance(days=1)
+    network.settle(cycles[0])
+    network.settle(cycles[2])  # cycles[1] is still open
+    network.settle(cycles[1])
+    for cycle in cycles:
+        assert manifest_position(network, cycle) == counted(network, cycle), cycle
+    kept = network.tx(lambda tx: tx.session.execute(select(CyclePosition.cycle_date)).scalars().all(), readonly=True)
+    assert sorted(kept) == cycles[:2]
+    verify_ok(network)
+
+
+def test_the_last_id_is_the_larger_of_the_kept_one_and_the_cycles_as_the_database_orders_them(network):
+    for first, second in (("ent_01b", "ent_01a"), ("ent_01a", "ent_01b"), ("ent_02", "ent_10")):
+        expected = network.tx(lambda tx: tx.session.execute(text(
+            "SELECT max(id) FROM (SELECT :a AS id UNION ALL SELECT :b) t"), {"a": first, "b": second}).scalar_one(),
+            readonly=True)
+        assert network.tx(lambda tx: _larger(tx, first, second), readonly=True) == expected == max(first, second)
 
 
 def test_verify_recounts_the_kept_positions(network, clock):
