@@ -16,13 +16,13 @@ from operator import itemgetter
 from typing import Any, Callable
 
 import orjson
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import text, update
 
 from shared.db.database import Tx
 from shared.db.lists import pg_array
 from shared.db.types import new_id
 from shared.ledger.rules import Line, LotState
-from shared.models import CampaignAward, Entry, Hold, HoldLot, Lot, LotConsumption, Member, ObligationLine, Transfer
+from shared.models import CampaignAward, Entry, Hold, HoldLot, Lot, LotConsumption, ObligationLine, Transfer
 from shared.observability import count_entries
 from shared.webhooks.outbox import record_ledger_entries
 
@@ -236,22 +236,23 @@ class Journal:
             cursor.close()
 
     def _update_lots(self, changed: list[LotState]) -> None:
-        table = Lot.__table__
-        self.tx.session.execute(
-            update(table).where(table.c.id == bindparam("b_id"))
-            .values(remaining=bindparam("b_remaining"), reserved=bindparam("b_reserved"),
-                    expires_at=bindparam("b_expires_at")),
-            [{"b_id": lot.id, "b_remaining": lot.remaining, "b_reserved": lot.reserved,
-              "b_expires_at": lot.expires_at} for lot in changed],
-        )
+        """SQLite: the driver's executemany over tuples, the expiry through its column type's bind
+        processor (SQLAlchemy's per-row parameter handling cost as much as the updates themselves)."""
+        expires = _sqlite_processor(Lot.__table__.c.expires_at, self.tx.session.get_bind().dialect)
+        self._executemany("UPDATE lots SET remaining = ?, reserved = ?, expires_at = ? WHERE id = ?",
+                          [(lot.remaining, lot.reserved, expires(lot.expires_at), lot.id) for lot in changed])
 
     def _update_members(self, moved: list[MemberState]) -> None:
-        table = Member.__table__
-        self.tx.session.execute(
-            update(table).where(table.c.id == bindparam("b_id"))
-            .values(available=table.c.available + bindparam("b_da"), held=table.c.held + bindparam("b_dh")),
-            [{"b_id": m.id, "b_da": m.delta_available, "b_dh": m.delta_held} for m in moved],
-        )
+        """SQLite: as the lots' updates (the columns are integers and the id text: nothing to process)."""
+        self._executemany("UPDATE members SET available = available + ?, held = held + ? WHERE id = ?",
+                          [(m.delta_available, m.delta_held, m.id) for m in moved])
+
+    def _executemany(self, sql: str, rows: list[tuple]) -> None:
+        cursor = self.tx.session.connection().connection.driver_connection.cursor()
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
 
     def _copy(self, model, rows: list[dict]) -> None:
         """COPY: one set-based statement per table, constraints still checked."""
@@ -334,6 +335,12 @@ def _sqlite_insert(model, dialect) -> tuple[str, SqlitePlan]:
         _SQLITE_INSERTS[model] = (f"INSERT INTO {model.__tablename__} ({', '.join(defaults)}) VALUES "
                                   f"({', '.join('?' * len(defaults))})", SqlitePlan(defaults, processed))
     return _SQLITE_INSERTS[model]
+
+
+def _sqlite_processor(column, dialect) -> Callable[[Any], Any]:
+    """The column type's bind processor for SQLite (the value itself when it has none)."""
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return process or (lambda value: value)
 
 
 # PostgreSQL updates: one set-based statement over arrays (passed as array literals: psycopg's
