@@ -265,13 +265,14 @@ class Posting:
         direct = {e.member_id for e in events if e.member_id}
         self.linked.update(row.member_id for row in among_rows(self.tx, _linked_query(self.tx.dialect), direct,
                                                                partner_id=self.partner_id))
+        locked_rows: list = []
         self.journal.members = lock_members(self.tx, self.linked | self._owners(references, hold_ids)
-                                            | self.programme.members_to_lock(events, self.linked))
+                                            | self.programme.members_to_lock(events, self.linked), rows=locked_rows)
         self._load_originals(references)
         self._load_holds(hold_ids)
         # Earners' tiers and qualifying points, read under their locks: an earn may upgrade.
         self.tiers.load({e.member_id for e in events if e.kind == "earn"} & self.linked & set(self.journal.members),
-                        for_earns=True)
+                        for_earns=True, rows=locked_rows)
         lot_ids = {lot_id for o in self.originals.values() for lot_id in o.returnable}
         lot_ids |= {lot_id for h in self.holds.values() for lot_id, _ in h.lots}
         # Only members who spend need their open lots, and only as many as their spends ask; an earn

@@ -23,8 +23,10 @@ members_table = Member.__table__
 
 @per_dialect
 def _lock_query(dialect: str):
+    # the tier columns too: a posting with earns reads them under the same locks (MemberTiers.load)
     query = (
-        select(members_table.c.id, members_table.c.available, members_table.c.held)
+        select(members_table.c.id, members_table.c.available, members_table.c.held, members_table.c.tier,
+               members_table.c.tier_since, members_table.c.tier_anniversary_at)
         .where(among_bound(dialect, members_table.c.id, "ids"), members_table.c.status == "active",
                members_table.c.merged_into.is_(None))
         .order_by(members_table.c.id)
@@ -32,11 +34,14 @@ def _lock_query(dialect: str):
     return query.with_for_update() if dialect == "postgresql" else query
 
 
-def lock_members(tx: Tx, member_ids: Iterable[str]) -> dict[str, MemberState]:
-    """Lock the members' rows in id order and return their balances (missing, erased or merged ids are left out)."""
+def lock_members(tx: Tx, member_ids: Iterable[str], *, rows: list | None = None) -> dict[str, MemberState]:
+    """Lock the members' rows in id order and return their balances (missing, erased or merged ids are
+    left out). ``rows``: the rows read are appended to it (their tier columns save a posting a read)."""
     found: dict[str, MemberState] = {}
     for row in among_rows(tx, _lock_query(tx.dialect), member_ids):
         found[row.id] = MemberState(row.id, row.available, row.held)
+        if rows is not None:
+            rows.append(row)
     return found
 
 

@@ -101,15 +101,22 @@ class MemberTiers:
     def config(self):
         return self.tx.settings.tiers
 
-    def load(self, member_ids, *, for_earns: bool = False) -> None:
+    def load(self, member_ids, *, for_earns: bool = False, rows: list | None = None) -> None:
         """Read the members' tiers and qualifying points. ``for_earns``: only what earns need — an earn
         can only move a member up, so at the top tier its qualifying points change nothing and are not
         summed (the sum walks the member's earns of the whole window; the most active members, who
-        have the most earns, are the ones at the top)."""
+        have the most earns, are the ones at the top). ``rows``: the members' rows as the caller read
+        them under their locks (``lock_members``), with the tier columns: not read again."""
         missing = set(member_ids) - set(self.states)
         if not self.config.enabled or not missing:
             return
-        rows = list(among_rows(self.tx, _tiers_query(self.tx.dialect), missing))
+        if rows is not None:
+            rows = [row for row in rows if row.id in missing]
+            missing -= {row.id for row in rows}
+        else:
+            rows = []
+        if missing:
+            rows += list(among_rows(self.tx, _tiers_query(self.tx.dialect), missing))
         top = len(self.config.levels) - 1
         summed = {row.id for row in rows if not for_earns or self.config.rank(row.tier) < top}
         qualifying = qualifying_points(self.tx, summed) if summed else {}

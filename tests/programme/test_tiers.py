@@ -10,6 +10,7 @@ from shared.programme import jobs, tiers
 from shared.programme.tiers import current_tier, tier_view
 from shared.rules.store import set_rules
 from tests.conftest import START
+from tests.db.test_history_plans import captured
 from tests.factories import make_member, make_partner, verify_ok
 
 
@@ -171,3 +172,14 @@ def test_an_erased_member_leaves_the_tier_review(network, clock):
     assert due == []
     assert history(network, member)[0] == [("regular", "gold", "qualified", 500)]
     verify_ok(network)
+
+
+def test_an_earn_reads_its_members_tier_with_the_members_lock(network):
+    """One read of the member's row gives its balance (locked) and its tier: no second read."""
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    with captured(network, "tier_anniversary_at") as sent:
+        network.earn(partner, member, "e1", points=500)
+    reads = [statement for statement, _ in sent if statement.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 1 and "available" in reads[0], reads
+    assert tier(network, member) == "gold"
