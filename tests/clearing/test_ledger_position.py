@@ -110,6 +110,17 @@ def test_verify_recounts_the_kept_positions(network, clock):
                                              .values(entries_through_cycle=CyclePosition.entries_through_cycle + 1)))
     assert [(o.check, str(o.subject)[:10]) for o in offences(network)] == [
         ("cycle_position_matches_entries", cycles[1].isoformat())]
+    restore = network.tx(lambda tx: tx.session.execute(select(CyclePosition.entries_through_cycle).where(
+        CyclePosition.cycle_date == cycles[1])).scalar_one() - 1, readonly=True)
+    network.tx(lambda tx: tx.session.execute(update(CyclePosition).where(CyclePosition.cycle_date == cycles[1])
+                                             .values(entries_through_cycle=restore)))
+    later = network.tx(lambda tx: tx.session.execute(select(Entry.id).where(Entry.cycle_date == cycles[1])
+                                                     .limit(1)).scalar_one(), readonly=True)
+    network.tx(lambda tx: tx.session.execute(update(CyclePosition).where(CyclePosition.cycle_date == cycles[0])
+                                             .values(last_transaction_id=later)))
+    # a last id of a later cycle
+    assert [(o.check, str(o.subject)[:10]) for o in offences(network)] == [
+        ("cycle_position_matches_entries", cycles[0].isoformat())]
     network.tx(lambda tx: tx.session.execute(text("UPDATE cycle_positions SET last_transaction_id = 'ent_0'")))
     found = offences(network)
     assert {o.check for o in found} == {"cycle_position_matches_entries"} and len(found) == 3
