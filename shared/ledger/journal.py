@@ -229,16 +229,12 @@ class Journal:
         if not rows:
             return
         sql, plan = _sqlite_insert(model, self.tx.session.get_bind().dialect)
-        cursor = self.tx.session.connection().connection.driver_connection.cursor()
-        try:
-            cursor.executemany(sql, sqlite_rows(plan, rows))
-        finally:
-            cursor.close()
+        self._executemany(sql, sqlite_rows(plan, rows))
 
     def _update_lots(self, changed: list[LotState]) -> None:
         """SQLite: the driver's executemany over tuples, the expiry through its column type's bind
         processor (SQLAlchemy's per-row parameter handling cost as much as the updates themselves)."""
-        expires = _sqlite_processor(Lot.__table__.c.expires_at, self.tx.session.get_bind().dialect)
+        expires = _bind_processor(Lot.__table__.c.expires_at, self.tx.session.get_bind().dialect) or (lambda v: v)
         self._executemany("UPDATE lots SET remaining = ?, reserved = ?, expires_at = ? WHERE id = ?",
                           [(lot.remaining, lot.reserved, expires(lot.expires_at), lot.id) for lot in changed])
 
@@ -329,7 +325,7 @@ def _sqlite_insert(model, dialect) -> tuple[str, SqlitePlan]:
             if column.default is not None and not column.default.is_scalar:
                 raise TypeError(f"{model.__tablename__}.{column.name}: only scalar defaults are written here")
             defaults[column.name] = None if column.default is None else column.default.arg
-            process = column.type.dialect_impl(dialect).bind_processor(dialect)
+            process = _bind_processor(column, dialect)
             if process is not None:
                 processed.append((index, process, _python_type(column.type) in (datetime, date)))
         _SQLITE_INSERTS[model] = (f"INSERT INTO {model.__tablename__} ({', '.join(defaults)}) VALUES "
@@ -337,10 +333,9 @@ def _sqlite_insert(model, dialect) -> tuple[str, SqlitePlan]:
     return _SQLITE_INSERTS[model]
 
 
-def _sqlite_processor(column, dialect) -> Callable[[Any], Any]:
-    """The column type's bind processor for SQLite (the value itself when it has none)."""
-    process = column.type.dialect_impl(dialect).bind_processor(dialect)
-    return process or (lambda value: value)
+def _bind_processor(column, dialect) -> Callable[[Any], Any] | None:
+    """The column type's bind processor for the dialect, as SQLAlchemy would apply it (None: none)."""
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
 
 
 # PostgreSQL updates: one set-based statement over arrays (passed as array literals: psycopg's

@@ -82,9 +82,9 @@ def ledger_position(tx: Tx, cycle: date, *, keep: bool = False, recount: bool = 
     A settled cycle's figures are kept (``cycle_positions``) when every cycle up to it is closed then
     (entries join only the current cycle, so they cannot change), and a later cycle's count starts
     from the newest kept one before it and reads only the entries of the cycles since (counting every
-    entry through the cycle grew with the ledger's whole history, once a day). ``keep`` (settlement, in its unit of work) keeps this cycle's when no cycle up to it
-    is open. ``recount`` (reconciliation, which checks a manifest against the entries themselves)
-    counts every entry through the cycle and trusts no kept figure.
+    entry through the cycle grew with the ledger's whole history, once a day). ``keep``: settlement,
+    in its unit of work, keeping this cycle's. ``recount``: reconciliation, which checks a manifest
+    against the entries themselves, counting every entry through the cycle and trusting no kept figure.
     """
     if not recount:
         kept = tx.session.execute(select(CyclePosition).where(CyclePosition.cycle_date == cycle)).scalar_one_or_none()

@@ -6,8 +6,9 @@
 Each settlement's manifest states the ledger's position: the entries of every cycle through the
 one settled, of that cycle, and the largest entry id among them. Each one counted every entry of
 the ledger's history (17 ms at 67,500 entries, a sequential scan on PostgreSQL; minutes a day after
-some years). Every cycle up to a settled one is closed, so its figures cannot change: the next
-settlement starts from them and counts only its own cycles' entries. The first settlement after the
+some years). Entries join only the current cycle, so once a settled cycle and every cycle before it
+are closed its figures cannot change: settlement keeps them, and the next one starts from them and
+counts only its own cycles' entries. The first settlement after the
 upgrade counts the history once, as before. ``pointsnet verify`` recounts the kept rows.
 
 Revision ID: 0028
