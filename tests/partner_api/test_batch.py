@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from tests.factories import verify_ok
 from tests.partner_api.conftest import assert_problem, enrol, entry_count
@@ -128,3 +129,19 @@ def test_batch_limits(shop, member, network):
     too_many = [{"type": "earn", "reference": f"m-{i}", "member_id": member, "points": 1} for i in range(10_001)]
     assert_problem(shop.call("POST", "/v1/batch", {"events": too_many}), 422, "validation_failed")
     assert entry_count(network) == 1
+
+
+@pytest.mark.postgres
+def test_a_large_batch_answer_is_stored_with_lz4_and_replays_unchanged(shop, member, network):
+    """Migration 0029: the record of a batch (its request and answer run to hundreds of kilobytes)
+    is compressed with lz4, not PostgreSQL's slower default, and reads back exactly."""
+    events = [{"type": "earn", "reference": f"lz-{i}", "member_id": member, "points": 1 + i % 7} for i in range(400)]
+    first = shop.ok("POST", "/v1/batch", {"events": events}, idempotency_key="BATCH-LZ4")
+    assert first["accepted"] == 400
+    stored = network.tx(lambda tx: tx.session.execute(text(
+        "SELECT length(request), length(response), pg_column_compression(request), "
+        "pg_column_compression(response) FROM idempotency_records WHERE key = 'BATCH-LZ4'")).one(), readonly=True)
+    assert stored[0] > 8000 and stored[1] > 8000, stored  # long enough to be compressed
+    assert stored[2:] == ("lz4", "lz4")
+    replay = shop.call("POST", "/v1/batch", {"events": events}, idempotency_key="BATCH-LZ4")
+    assert replay.headers["idempotent-replayed"] == "true" and replay.json() == first
