@@ -488,11 +488,16 @@ class Posting:
         # one look-up per capped campaign: the usage of every member of the batch is in self._usage
         used = self._usage
         usage = {key: (used.get((key, member_id), 0), used.get((key, None), 0)) for key in self._campaign_keys}
-        return evaluate(amount=event.amount or 0, items=event.items, currency=self.tx.settings.currency,
-                        occurred_local=(event.occurred_at or self.now).astimezone(self.tx.settings.zone),
-                        contract_base_rate_micro=self.terms.base_rate_micro, partner=self._rules[0],
-                        partner_scope=self.partner_id, network=self._rules[1], usage=usage,
-                        tier=self.tiers.tier(member_id))
+        evaluation = evaluate(amount=event.amount or 0, items=event.items, currency=self.tx.settings.currency,
+                              occurred_local=(event.occurred_at or self.now).astimezone(self.tx.settings.zone),
+                              contract_base_rate_micro=self.terms.base_rate_micro, partner=self._rules[0],
+                              partner_scope=self.partner_id, network=self._rules[1], usage=usage,
+                              tier=self.tiers.tier(member_id))
+        if evaluation.partner_points + evaluation.network_points > MAX_POINTS:  # explicit points have this bound too
+            raise InvalidAmount(f"a purchase of {event.amount} minor units would earn "
+                                f"{evaluation.partner_points + evaluation.network_points} points; one earn carries "
+                                f"at most {MAX_POINTS}")
+        return evaluation
 
     def _load_rules(self, earns: list[Event]) -> None:
         """The rules in force, and what the capped campaigns they hold have given (``earns``: the

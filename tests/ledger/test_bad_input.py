@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from shared import errors
 from shared.ledger.events import Event
+from shared.ledger.posting import quote_earn
 from shared.models import Entry, Lot, ObligationLine, Transfer
 from tests.factories import make_member, make_partner
 
@@ -55,6 +56,12 @@ CASES = [
      errors.NothingToEarn),
     ("a foreign currency", lambda n, s: n.earn(s["partner"], s["member"], "x", amount=500, currency="USD"),
      errors.InvalidAmount),
+    # 10**15 fen at the default 1 point per yuan: 10**13 points, above what explicit points may be (10**12)
+    ("a purchase earning more points than one earn carries",
+     lambda n, s: n.earn(s["partner"], s["member"], "x", amount=10**15), errors.InvalidAmount),
+    ("a quote of such a purchase",
+     lambda n, s: n.tx(lambda tx: quote_earn(tx, s["partner"], Event("earn", "x", s["member"], amount=10**15)),
+                       readonly=True), errors.InvalidAmount),
 ]
 
 
