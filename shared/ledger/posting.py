@@ -271,7 +271,8 @@ class Posting:
         self._load_originals(references)
         self._load_holds(hold_ids)
         # Earners' tiers and qualifying points, read under their locks: an earn may upgrade.
-        self.tiers.load({e.member_id for e in events if e.kind == "earn"} & self.linked & set(self.journal.members),
+        self.tiers.load({e.member_id for e in events if e.kind in ("earn", "activity")} & self.linked
+                        & set(self.journal.members),
                         for_earns=True, rows=locked_rows)
         lot_ids = {lot_id for o in self.originals.values() for lot_id in o.returnable}
         lot_ids |= {lot_id for h in self.holds.values() for lot_id, _ in h.lots}

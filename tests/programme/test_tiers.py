@@ -129,6 +129,30 @@ def test_an_earn_later_in_the_same_batch_gets_the_new_tier(network):
     assert tier(network, member) == "silver"
 
 
+def test_an_activity_award_that_crosses_a_threshold_upgrades_at_once(network):
+    """An award is an earn in the ledger (earn-rules.md): its points qualify, and the award that
+    crosses a threshold upgrades in its own transaction, so the next earn gets the new tier."""
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    network.tx(lambda tx: set_rules(tx, partner, "base_rate: 1\ntier_multipliers: {silver: 2}\n"
+                                                 "activities:\n  survey: {points: 150}\n"))
+    award = network.activity(partner, member, "survey", "s-1")
+    assert tier(network, member) == "silver"
+    changes, rows = history(network, member)
+    assert changes == [("regular", "silver", "qualified", 150)] and rows[0].entry_id == award["entry_id"]
+    later = network.earn(partner, member, "p-1", amount=10_000)
+    assert [(line["rule"], line["points"]) for line in later["breakdown"]] == [("base_rate", 100),
+                                                                                ("tier:silver", 100)]
+    # in one batch too: the earn after the award that crosses gold is computed at gold's rate (none: 1x)
+    other = make_member(network, partner)
+    network.earn(partner, other, "o-1", points=60)
+    _, after = network.post(partner, [Event("activity", "s-2", other, activity="survey"),
+                                      Event("earn", "o-2", other, amount=10_000)])
+    assert tier(network, other) == "silver"
+    assert [line["rule"] for line in after["breakdown"]] == ["base_rate", "tier:silver"]
+    verify_ok(network)
+
+
 def test_tiers_switched_off(network, settings):
     settings_off = settings.model_copy(update={"tiers": settings.tiers.model_copy(update={"enabled": False})})
     network.settings = network.db.settings = settings_off
