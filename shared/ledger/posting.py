@@ -673,13 +673,17 @@ class Posting:
                 remaining=remaining)
         entry = self._reversal_entry(event, original, member, points)
         left = points
+        back: dict[str, int] = {}  # each lot's points go back to the account that funded them
         for lot in lots:
             take = min(lot.free, left)
             if take:
                 self.journal.move(entry, lot, take)
                 self._reverse_lines(entry, original, lot.id, take)
+                source = "network:promotions" if lot.billing == "network" else f"partner:{lot.funder_partner_id}:issued"
+                back[source] = back.get(source, 0) + take
                 left -= take
-        self.journal.transfer(entry, f"member:{member.id}", f"partner:{original.partner_id}:issued", points)
+        for account, taken in back.items():
+            self.journal.transfer(entry, f"member:{member.id}", account, taken)
         member.change(available=-points)
         self.tiers.reversed(member.id, points)
         original.reversed += points

@@ -12,6 +12,7 @@ from shared.db.types import FAR_FUTURE
 from shared.ledger.queries import account_balance
 from shared.models import Entry, Hold, Lot, LotConsumption, ObligationLine
 from shared.partners.contracts import ContractTerms, add_contract_version
+from shared.rules.store import set_rules
 from tests.factories import make_member, make_partner, verify_ok
 
 MICRO = 1_000_000
@@ -304,6 +305,23 @@ def test_reversal_of_an_earn_takes_back_only_what_remains(network, coalition):
     result = network.reverse(a, "r1", "e1", 30)
     assert result["balance"]["available"] == 0 and result["reversible_remaining"] == 0
     assert account(network, f"partner:{a}:issued") == -70
+    verify_ok(network)
+
+
+def test_reversing_an_earn_gives_each_lots_points_back_to_its_funder(network, coalition):
+    """An earn with network campaign points has a partner lot and a network lot; reversing it debits
+    each funder's own account back: the partner's issued account for its lot, network:promotions for
+    the network's (partly first, then the rest)."""
+    a, _, _, member = coalition
+    network.tx(lambda tx: set_rules(tx, "network", "campaigns: [{id: city, name: City day, starts_on: 2026-11-01, "
+                                                   "ends_on: 2026-11-30, bonus_points: 10, funded_by: network}]"))
+    earned = network.earn(a, member, "o-1", amount=10_000)
+    assert {lot["funded_by"]: lot["points"] for lot in earned["lots"]} == {a: 100, "network": 10}
+    network.reverse(a, "r-1", "o-1", 95)  # from the partner's lot
+    assert (account(network, f"partner:{a}:issued"), account(network, "network:promotions")) == (-5, -10)
+    network.reverse(a, "r-2", "o-1")  # the rest: 5 of the partner's, 10 of the network's
+    assert (account(network, f"partner:{a}:issued"), account(network, "network:promotions")) == (0, 0)
+    assert network.balance(member)["available"] == 0
     verify_ok(network)
 
 
