@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select
 
@@ -27,12 +27,15 @@ from shared.ledger.events import KINDS, Event, differences
 from shared.lazy import lazy
 from shared.ledger.journal import Journal
 from shared.ledger.rules import (
-    Line, LotState, Terms, consumption_key, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
+    NETWORK, Line, LotState, Terms, consumption_key, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
 )
 from shared.ledger.state import among_rows, chunks, load_lots, load_spendable, lock_members, survivors
-from shared.models import Contract, Entry, Hold, HoldLot, LotConsumption, Member, MemberLink, ObligationLine
+from shared.models import (
+    Contract, Entry, Hold, HoldLot, LotConsumption, Member, MemberLink, ObligationLine, Termination,
+)
 from shared.rules.evaluate import Evaluation, evaluate, is_active
 from shared.rules.store import campaign_usage, rules_in_force_for
+from shared.money import apply_rate_ppm
 from shared.partners.contracts import require_partner, terms_in_force
 from shared.partners.lifecycle import PartnerTerminated, hold_off_termination, is_terminated
 from shared.partners.limits import FloatGuard
@@ -74,6 +77,7 @@ class Original:
     lines: list[tuple[str, Line]] = field(default_factory=list)
     reversed_lines: dict[str, list[int]] = field(default_factory=dict)  # line id -> [points, amount]
     reversed: int = 0  # points of this entry already reversed
+    posted_at: datetime | None = None  # None: posted in this unit
 
 
 @dataclass
@@ -317,7 +321,7 @@ class Posting:
             by_id = {}
             for row in rows:
                 original = Original(row.id, row.kind, self._survivors.get(row.member_id, row.member_id),
-                                    row.partner_id, row.points)
+                                    row.partner_id, row.points, posted_at=row.posted_at)
                 self.originals[row.reference] = by_id[row.id] = original
             if not by_id:
                 continue
@@ -665,11 +669,15 @@ class Posting:
         """Take back points of an earn from what remains of its lots; never more (the rest is cash at the till)."""
         lots = [self.journal.lots[lot_id] for lot_id in original.lot_ids]
         expiry.expire_due(self.journal, member, lots, self.now)  # expired points are no longer the member's
+        # A lot its issuer sold to the network when it left (a buy-out) is no longer the issuer's to take back.
+        sold = sum(lot.free for lot in lots if lot.bought_out)
+        lots = [lot for lot in lots if not lot.bought_out]
         remaining = sum(lot.free for lot in lots)
         points = original.points - original.reversed if event.points is None else event.points
         if points <= 0 or points > remaining:
             raise PointsAlreadySpent(
-                f"only {remaining} points of this earn remain with the member; {points} cannot be reversed",
+                f"only {remaining} points of this earn remain with the member; {points} cannot be reversed"
+                + (f" ({sold} were bought out by the network when the partner left)" if sold else ""),
                 remaining=remaining)
         entry = self._reversal_entry(event, original, member, points)
         left = points
@@ -713,11 +721,29 @@ class Posting:
             if lot not in self.by_member[member.id]:
                 self.by_member[member.id].append(lot)
             self._reverse_lines(entry, original, lot_id, give)
+            if lot.bought_out and original.posted_at is not None and original.posted_at < lot.bought_out_at:
+                self._fund_bought_out(entry, lot, give)
         self.journal.transfer(entry, f"partner:{original.partner_id}:redeemed", f"member:{member.id}", points)
         member.change(available=points)
         self.originals[event.reference] = Original(entry["id"], "reversal", member.id, self.partner_id, points)
         return self._result(entry, member, original_reference=event.original_reference,
                             reversible_remaining=remaining - points)
+
+
+    def _fund_bought_out(self, entry: dict, lot: LotState, points: int) -> None:
+        """Points taken from a lot before its issuer's buy-out come back to it after: the buy-out did not
+        cover them (the issuer paid for them as they were redeemed, and the reversal refunds it), so the
+        issuer funds them now as it funded the lot's other points then — at the buy-out's rate and the
+        lot's contract point value, a ``prepaid_funding`` line to the network — and the network, which
+        reimburses the lot's redemptions from now on, is paid for them."""
+        rate = self.tx.session.execute(select(Termination.buy_out_rate_ppm).where(
+            Termination.partner_id == lot.funder_partner_id)).scalar_one()
+        value = self.tx.session.execute(select(Contract.point_value_micro).where(
+            Contract.id == lot.contract_id)).scalar_one()
+        amount = apply_rate_ppm(points * value, rate)
+        if amount:
+            self.journal.line(entry, Line(lot.funder_partner_id, NETWORK, "prepaid_funding", points, amount,
+                                          lot.contract_id, lot.id))
 
 
 def release_hold(journal: Journal, hold: OpenHold, entry: dict, captured: int, redeem=None) -> None:

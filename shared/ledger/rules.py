@@ -30,7 +30,11 @@ class LotState:
     expires_at: datetime
     is_new: bool = False
     dirty: bool = False
-    bought_out: bool = False  # its postpaid funder left and bought it out: the network reimburses
+    bought_out_at: datetime | None = None  # its postpaid funder left and bought it out: the network reimburses
+
+    @property
+    def bought_out(self) -> bool:
+        return self.bought_out_at is not None
 
     @property
     def free(self) -> int:

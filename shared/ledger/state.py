@@ -78,7 +78,7 @@ def _lot(row) -> LotState:
         id=row.id, member_id=row.member_id, entry_id=row.entry_id, funder_partner_id=row.funder_partner_id,
         billing=row.billing, contract_id=row.contract_id, points=row.points, remaining=row.remaining,
         reserved=row.reserved, issued_at=row.issued_at, expires_at=row.expires_at,
-        bought_out=row.bought_out_at is not None,
+        bought_out_at=row.bought_out_at,
     )
 
 

@@ -8,7 +8,8 @@ redemptions under its last contract: they appear on its statements in later cycl
 Under ``buy_out`` it pays, once and in its final cycle, the buy-out rate times the value of its
 open postpaid points (per lot, at the lot's contract point value); those lots are marked bought
 out and the network reimburses their later redemptions. Postpaid expiry moves no money, so the
-network keeps what a bought-out lot leaves to expire.
+network keeps what a bought-out lot leaves to expire. Reversals after a buy-out keep it square
+(``Posting._fund_bought_out``, ``Posting._reverse_earn``; docs/ledger.md, decision 16).
 """
 
 from __future__ import annotations
