@@ -22,6 +22,7 @@ import json
 
 from sqlalchemy import select
 
+from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import InsufficientPoints, InvalidPoints, ReferenceConflict, UnknownMember, ValidationFailed
@@ -57,9 +58,12 @@ def adjust_member(tx: Tx, member_id: str, points: int, *, reason: str, request_k
     if member is None:
         raise UnknownMember(f"no member {member_id} (unknown, erased or merged into another member)")
     if reference is not None:
+        # a request key names one adjustment whatever member it names; (partner, reference) is not unique
+        # where the partner is NULL, so twins take turns on the key (PostgreSQL; SQLite's writers run singly)
+        if tx.is_postgres:
+            lock_until_commit(tx.session, "adjustment-reference", reference)
         existing = tx.session.execute(select(Entry.request, Entry.result).where(
-            Entry.kind == "adjustment", Entry.member_id == member_id, Entry.partner_id.is_(None),
-            Entry.reference == reference)).first()
+            Entry.kind == "adjustment", Entry.partner_id.is_(None), Entry.reference == reference)).first()
         if existing is not None:
             if json.loads(existing.request) != request:
                 raise ReferenceConflict(f"request {request_key!r} was already used for a different adjustment")

@@ -6,6 +6,7 @@ import json
 
 from sqlalchemy import select
 
+from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import InvalidPoints, ReferenceConflict, UnknownMember, ValidationFailed
@@ -26,9 +27,17 @@ def grant_bonus(tx: Tx, member_id: str, points: int, *, reason: str, partner_id:
         raise InvalidPoints(f"points must be a positive integer, not {points!r}")
     if not reason:
         raise ValidationFailed("a bonus needs a reason")
-    if reference is not None and partner_id is not None:
+    if reference is not None:
+        if partner_id is None:
+            # (partner, reference) is unique in the database, but not where the partner is NULL: twins of a
+            # network bonus take turns on its reference (PostgreSQL; SQLite's writers run one at a time)
+            if tx.is_postgres:
+                lock_until_commit(tx.session, "bonus-reference", reference)
+            same = (Entry.partner_id.is_(None), Entry.kind == "bonus")
+        else:
+            same = (Entry.partner_id == partner_id,)
         existing = tx.session.execute(select(Entry.request, Entry.result).where(
-            Entry.partner_id == partner_id, Entry.reference == reference)).first()
+            *same, Entry.reference == reference)).first()
         if existing is not None:
             if json.loads(existing.request) != {"kind": "bonus", "member_id": member_id, "points": points,
                                                 "reason": reason}:

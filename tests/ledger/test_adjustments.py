@@ -94,6 +94,10 @@ def test_the_same_request_key_applies_once(network):
     assert network.balance(member)["available"] == 25
     with pytest.raises(ReferenceConflict):
         adjust(network, member, 26, key="form-1")
+    other = make_member(network, partner)  # the key names one adjustment, whatever member is asked
+    with pytest.raises(ReferenceConflict):
+        adjust(network, other, 25, key="form-1")
+    assert network.balance(other)["available"] == 0
     verify_ok(network)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import InsufficientPoints
+from shared.errors import InsufficientPoints, ReferenceConflict
 from shared.ledger.adjustments import adjust_member
 from tests.factories import make_member, make_partner, verify_ok
 from tests.ledger.test_concurrency_pg import entries_of, run_together, unexpected
@@ -44,4 +44,15 @@ def test_one_request_key_raced_posts_once(network):
     assert not unexpected(outcomes)
     assert len({o["entry_id"] for o in outcomes}) == 1
     assert network.balance(member)["available"] == 40 and entries_of(network, kind="adjustment") == 1
+    verify_ok(network)
+
+
+def test_one_request_key_raced_for_two_members_posts_once(network):
+    partner = make_partner(network)
+    members = [make_member(network, partner) for _ in range(2)]
+    outcomes = run_together(16, lambda i: adjust(network, members[i % 2], 40, key="form-2"))
+    assert not unexpected(outcomes, ReferenceConflict)
+    assert len({o["entry_id"] for o in outcomes if isinstance(o, dict)}) == 1
+    assert entries_of(network, kind="adjustment") == 1
+    assert sum(network.balance(m)["available"] for m in members) == 40
     verify_ok(network)

@@ -124,6 +124,20 @@ def test_grant_bonus_returns_a_dict_like_every_other_operation(network, coalitio
     assert replay == first
 
 
+def test_a_network_bonus_with_a_reference_is_granted_once(network, coalition):
+    """A bonus's reference makes it exactly once, also when no partner is attributed (the database's
+    unique (partner, reference) does not hold where the partner is NULL)."""
+    a, _, _, member = coalition
+    first = network.grant_bonus(member, 40, reason="welcome", reference="welcome-1")
+    assert network.grant_bonus(member, 40, reason="welcome", reference="welcome-1") == first
+    with pytest.raises(errors.ReferenceConflict):
+        network.grant_bonus(member, 41, reason="welcome", reference="welcome-1")
+    attributed = network.grant_bonus(member, 5, reason="shop", partner_id=a, reference="welcome-1")  # another scope
+    assert attributed["entry_id"] != first["entry_id"]
+    assert network.balance(member)["available"] == 45
+    verify_ok(network)
+
+
 def test_a_network_bonus_is_its_own_lot(network, clock, coalition):
     a, _, _, member = coalition
     earned = network.earn(a, member, "e1", points=100)
