@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# usage: curl-sign.sh METHOD PATH [BODY]  (env: AUTHORITY, KEY_ID, KEY_FILE, SCHEME=https)
+# usage: curl-sign.sh METHOD PATH[?QUERY] [BODY]  (env: AUTHORITY, KEY_ID, KEY_FILE, SCHEME=https)
 # Signs one request with profile pointsnet-v1 (RFC 9421, Ed25519) using openssl, and sends it with curl.
+# A query string is sent and signed exactly as given (percent-encode it yourself).
 set -euo pipefail
-METHOD=$1; REQ_PATH=$2; BODY=${3:-}
+METHOD=$1; TARGET=$2; BODY=${3:-}
+# "@path" is the target up to the first "?"; "@query" is that "?" and the rest, or "?" alone without one.
+case $TARGET in
+  *\?*) REQ_PATH=${TARGET%%\?*}; QUERY="?${TARGET#*\?}" ;;
+  *) REQ_PATH=$TARGET; QUERY="?" ;;
+esac
 CREATED=$(date +%s); NONCE=$(openssl rand -hex 12); IDEM=$(openssl rand -hex 16)
 if [ "$METHOD" = POST ]; then
   DIGEST="sha-256=:$(printf '%s' "$BODY" | openssl dgst -sha256 -binary | base64):"
@@ -12,14 +18,14 @@ else
 fi
 PARAMS="($COMPONENTS);created=$CREATED;keyid=\"$KEY_ID\";alg=\"ed25519\";nonce=\"$NONCE\";tag=\"pointsnet-v1\""
 {
-  printf '"@method": %s\n"@authority": %s\n"@path": %s\n"@query": ?\n' "$METHOD" "$AUTHORITY" "$REQ_PATH"
+  printf '"@method": %s\n"@authority": %s\n"@path": %s\n"@query": %s\n' "$METHOD" "$AUTHORITY" "$REQ_PATH" "$QUERY"
   if [ "$METHOD" = POST ]; then printf '"content-digest": %s\n"idempotency-key": %s\n' "$DIGEST" "$IDEM"; fi
   printf '"@signature-params": %s' "$PARAMS"
 } > "${TMPDIR:-/tmp}/pointsnet-signature-base.txt"
 SIG=$(openssl pkeyutl -sign -inkey "$KEY_FILE" -rawin -in "${TMPDIR:-/tmp}/pointsnet-signature-base.txt" | base64 -w0)
 if [ "$METHOD" = POST ]; then
-  curl -sS -X POST "${SCHEME:-https}://$AUTHORITY$REQ_PATH" -H "content-type: application/json" -H "idempotency-key: $IDEM" \
+  curl -sS -X POST "${SCHEME:-https}://$AUTHORITY$TARGET" -H "content-type: application/json" -H "idempotency-key: $IDEM" \
     -H "content-digest: $DIGEST" -H "signature-input: sig1=$PARAMS" -H "signature: sig1=:$SIG:" --data-binary "$BODY"
 else
-  curl -sS "${SCHEME:-https}://$AUTHORITY$REQ_PATH" -H "signature-input: sig1=$PARAMS" -H "signature: sig1=:$SIG:"
+  curl -sS "${SCHEME:-https}://$AUTHORITY$TARGET" -H "signature-input: sig1=$PARAMS" -H "signature: sig1=:$SIG:"
 fi

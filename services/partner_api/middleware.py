@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from datetime import datetime, timezone
 
@@ -22,13 +23,15 @@ from limits.strategies import MovingWindowRateLimiter
 
 from services.partner_api import errors
 from services.partner_api.auth import SignedRequest, authenticate, request_label
-from shared.errors import PointsnetError
+from shared.errors import PointsnetError, ValidationFailed
 from shared.network import Network
 from shared.signing import RESPONSE_TAG, network_key_id, response_components, signer
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("pointsnet.api")
 UNSIGNED_PATHS = {"/v1/network/keys", "/v1/checkpoints/latest"}  # public, self-authenticating
+# A NUL character in a JSON string: the escape \u0000 after an even run of backslashes (\\u0000 is text).
+NUL_IN_JSON = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class Internal(PointsnetError):
@@ -84,6 +87,7 @@ class PartnerGate:
             now = datetime.now(timezone.utc)  # signature freshness always uses the real time
             auth = await anyio.to_thread.run_sync(authenticate, self.network, request, body, now)
             self._rate_limit(auth.partner_id)
+            refuse_nul(scope, body)
         except PointsnetError as error:
             await self._send_problem(send, error, request, label)
             return
@@ -168,6 +172,21 @@ class PartnerGate:
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
         await send({"type": "http.response.body", "body": body})
+
+
+def refuse_nul(scope, body: bytes) -> None:
+    """No NUL character (U+0000) anywhere a partner sends text: PostgreSQL cannot store one in text, and
+    psycopg refuses it (a 500 on any route that looks an id or a reference up). Refused here, once for
+    every route, as a schema refusal: 422 validation_failed, nothing stored or posted."""
+    found = [where for where, present in (
+        ("path", "\x00" in scope["path"]),  # uvicorn decodes %00 in the path
+        ("query", b"%00" in scope.get("query_string", b"")),
+        ("body", b"\\u0000" in body and NUL_IN_JSON.search(body) is not None),
+    ) if present]
+    if found:
+        raise ValidationFailed(f"a NUL character (U+0000) is not accepted in the request's {' or '.join(found)}",
+                               errors=[{"field": where, "message": "contains a NUL character (U+0000)"}
+                                       for where in found])
 
 
 def _replay(body: bytes):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
 
@@ -124,7 +124,7 @@ def _post_event(request: Request, payload: Any, event: Event) -> JSONResponse:
 @router.post("/members", status_code=201, response_model=schemas.MemberEnrolled,
              responses={200: {"model": schemas.MemberEnrolled, "description": "Existing member linked"},
                         **problems("consent_required", "invalid_link_token", "invalid_contact", "unknown_member",
-                                   "customer_ref_taken", write=True)})
+                                   "customer_ref_taken", "customer_ref_mismatch", write=True)})
 def enrol_member(request: Request, body: schemas.EnrolRequest):
     """Enrol a new member, or link an existing one with its `link_token` (the member's consent).
 
@@ -285,14 +285,16 @@ def hold(request: Request, body: schemas.HoldRequest):
 
 @router.post("/holds/{hold_id}/capture", response_model=schemas.LedgerResult, responses=problems(
     "unknown_hold", "hold_not_open", "capture_exceeds_hold", "reference_conflict", "cycle_closed", write=True))
-def capture(request: Request, hold_id: str, body: schemas.CaptureRequest):
+def capture(request: Request, hold_id: str,
+            body: schemas.CaptureRequest = Body(default_factory=schemas.CaptureRequest)):  # no body: {}
     """Spend up to the held points; the rest returns to the member."""
     return _post_event(request, body, Event("capture", body.reference, points=body.points, hold_id=hold_id))
 
 
 @router.post("/holds/{hold_id}/void", response_model=schemas.LedgerResult, responses=problems(
     "unknown_hold", "hold_not_open", "invalid_points", "reference_conflict", "cycle_closed", write=True))
-def void(request: Request, hold_id: str, body: schemas.VoidRequest):
+def void(request: Request, hold_id: str,
+         body: schemas.VoidRequest = Body(default_factory=schemas.VoidRequest)):  # no body: {}
     """Release a hold entirely."""
     return _post_event(request, body, Event("void", body.reference, hold_id=hold_id))
 

@@ -9,6 +9,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, mod
 
 Reference = Field(min_length=1, max_length=128, description="The partner's own unique id for this operation.")
 Points = Field(gt=0, le=10**12, description="Whole points.")
+# Bounds of what a till sends (docs/partner-integration.md, section 5): beyond them a request is a schema
+# refusal (422 validation_failed), never an integer the database cannot store.
+MAX_AMOUNT = 10**15  # minor units: ten trillion yuan in fen
+MAX_QUANTITY = 10**6
 
 
 class Strict(BaseModel):
@@ -69,14 +73,14 @@ class MemberView(BaseModel):
 class Item(Strict):
     sku: str = Field(min_length=1, max_length=64)
     category: str | None = Field(None, max_length=64)
-    amount: StrictInt = Field(ge=0, description="Line amount in minor units.")
-    quantity: StrictInt = Field(1, ge=1)
+    amount: StrictInt = Field(ge=0, le=MAX_AMOUNT, description="Line amount in minor units.")
+    quantity: StrictInt = Field(1, ge=1, le=MAX_QUANTITY)
 
 
 class EarnRequest(Strict):
     member_id: str = Field(min_length=1, max_length=40)
     reference: str = Reference
-    amount: StrictInt | None = Field(None, ge=0, description="Purchase amount in minor units (fen).")
+    amount: StrictInt | None = Field(None, ge=0, le=MAX_AMOUNT, description="Purchase amount in minor units (fen).")
     currency: str | None = Field(None, min_length=3, max_length=3, examples=["CNY"])
     items: list[Item] | None = Field(None, max_length=500)
     points: StrictInt | None = Field(None, gt=0, le=10**12, description="Explicit points instead of the rules.")
@@ -133,7 +137,7 @@ class BatchEvent(Strict):
     type: Literal["earn", "burn", "reversal"]
     reference: str = Reference
     member_id: str | None = Field(None, min_length=1, max_length=40)
-    amount: StrictInt | None = Field(None, ge=0)
+    amount: StrictInt | None = Field(None, ge=0, le=MAX_AMOUNT)
     currency: str | None = Field(None, min_length=3, max_length=3)
     points: StrictInt | None = Field(None, gt=0, le=10**12)
     original_reference: str | None = Field(None, min_length=1, max_length=128)

@@ -10,7 +10,9 @@ from sqlalchemy import func, insert, or_, select, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
-from shared.errors import ConsentRequired, CustomerRefTaken, InvalidContact, InvalidLinkToken, UnknownMember, ValidationFailed
+from shared.errors import (
+    Conflict, ConsentRequired, CustomerRefTaken, InvalidContact, InvalidLinkToken, UnknownMember, ValidationFailed,
+)
 from shared.members.privacy import Keyring, normalise_email, normalise_phone
 from shared.models import Account, LinkToken, Member, MemberLink
 from shared.partners.contracts import require_partner
@@ -41,17 +43,40 @@ def find_member(tx: Tx, keyring: Keyring, *, phone: str | None = None, email: st
     )
 
 
+class CustomerRefMismatch(Conflict):
+    code, title = "customer_ref_mismatch", "The member is already linked to you under another customer id"
+
+
 def _link(tx: Tx, partner_id: str, member_id: str, customer_ref: str | None) -> None:
-    exists = tx.session.execute(select(links_t.c.member_id).where(
+    """Link the member to the partner, or check an existing link against ``customer_ref``.
+
+    A partner's customer_ref names one member (unique in the database too), and a member has at most
+    one customer_ref of each partner: an existing link without one takes the one given; another than
+    its own is refused rather than silently kept or replaced."""
+    exists = tx.session.execute(select(links_t.c.customer_ref).where(
         links_t.c.partner_id == partner_id, links_t.c.member_id == member_id)).first()
+    if customer_ref is None or (exists is not None and exists.customer_ref == customer_ref):
+        if exists is None:
+            tx.session.execute(insert(links_t).values(partner_id=partner_id, member_id=member_id,
+                                                      customer_ref=None, linked_at=tx.now))
+        return
+    taken = tx.session.execute(select(links_t.c.member_id).where(
+        links_t.c.partner_id == partner_id, links_t.c.customer_ref == customer_ref)).first()
+    if taken is not None:
+        raise CustomerRefTaken("this customer_ref of yours is already linked to another member")
     if exists is None:
-        if customer_ref is not None:  # a partner's customer id names one member (unique in the database too)
-            taken = tx.session.execute(select(links_t.c.member_id).where(
-                links_t.c.partner_id == partner_id, links_t.c.customer_ref == customer_ref)).first()
-            if taken is not None:
-                raise CustomerRefTaken("this customer_ref of yours is already linked to another member")
         tx.session.execute(insert(links_t).values(partner_id=partner_id, member_id=member_id,
                                                   customer_ref=customer_ref, linked_at=tx.now))
+        return
+    if exists.customer_ref is None:  # only while it has none: a twin may have given it one meanwhile
+        set_now = tx.session.execute(update(links_t).where(
+            links_t.c.partner_id == partner_id, links_t.c.member_id == member_id, links_t.c.customer_ref.is_(None))
+            .values(customer_ref=customer_ref)).rowcount
+        if set_now or tx.session.execute(select(links_t.c.customer_ref).where(
+                links_t.c.partner_id == partner_id, links_t.c.member_id == member_id)).scalar() == customer_ref:
+            return
+    # the member's own customer_ref is not named: refusals are stored with the Idempotency-Key
+    raise CustomerRefMismatch("this member is already linked to you under another customer_ref of yours")
 
 
 def enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None = None, email: str | None = None,
@@ -90,6 +115,7 @@ def _enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None, emai
         if linked is None:
             raise ConsentRequired("this phone or email belongs to a member enrolled elsewhere; "
                                   "present the member's link token to link it")
+        _link(tx, partner_id, existing, customer_ref)
         return {"member_id": existing, "created": False, "linked": True}
     member_id = new_id("mem")
     tx.session.execute(insert(members_t).values(

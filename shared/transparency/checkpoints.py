@@ -84,6 +84,9 @@ class InvalidTreeSizes(ValidationFailed):
     code, title = "invalid_tree_sizes", "No consistency proof between these tree sizes"
 
 
+MAX_TREE_SIZE = 2**63 - 1  # the largest size a 64-bit column holds
+
+
 def inclusion_proof(tx: Tx, partner_id: str, entry_id: str) -> dict:
     """The partner's own transaction, its leaf and the path to the latest checkpoint's root.
 
@@ -109,11 +112,14 @@ def inclusion_proof(tx: Tx, partner_id: str, entry_id: str) -> dict:
 
 def consistency_proof(tx: Tx, old_size: int, new_size: int) -> dict:
     """RFC 9162 consistency proof between two tree sizes the network has signed checkpoints for."""
+    refusal = InvalidTreeSizes(f"from={old_size} and to={new_size} must be sizes of signed checkpoints, "
+                               "0 < from <= to")
+    if not 0 < old_size <= new_size <= MAX_TREE_SIZE:  # before the query: a size beyond 64 bits fails in it
+        raise refusal
     signed = set(tx.session.execute(select(Checkpoint.tree_size).where(
         Checkpoint.tree_size.in_([old_size, new_size]))).scalars())
-    if not 0 < old_size <= new_size or {old_size, new_size} - signed:
-        raise InvalidTreeSizes(f"from={old_size} and to={new_size} must be sizes of signed checkpoints, "
-                               "0 < from <= to")
+    if {old_size, new_size} - signed:
+        raise refusal
     path = StoredTree(tx).consistency(old_size, new_size)
     return {"from": old_size, "to": new_size, "consistency_path": [_b64(h) for h in path]}
 

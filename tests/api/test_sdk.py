@@ -1,6 +1,8 @@
 """The partner SDK and `pointsnet partner-call`: signed calls, safe retries, verified answers."""
 
 import json
+import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -36,6 +38,28 @@ def test_the_sdk_round_trip(client):
         client.burn(member, "b-1", 10_000)
     assert refusal.value.code == "insufficient_points" and refusal.value.status == 409
     assert len(client.transactions()["transactions"]) == 4
+
+
+def test_the_documented_quick_start_runs(network, api, tmp_path, monkeypatch):
+    """docs/partner-integration.md 7, "Quick start", run as written (only the address, key id and key file
+    are this network's). Found by review: it burned 500 of the 128 points its earn gives at the default
+    contract (1 point per CNY unit), so a partner's first run raised 409 insufficient_points."""
+    guide = (Path(__file__).resolve().parents[2] / "docs/partner-integration.md").read_text()
+    snippet = re.search(r"### Python \(the SDK\)\n\n```python\n(.*?)```", guide, re.S).group(1)
+    partner = make_partner(network)
+    key = Ed25519PrivateKey.generate()
+    key_id = network.tx(lambda tx: add_key(tx, partner, public_key_pem(key.public_key()).decode()))["key_id"]
+    (tmp_path / "my-shop.pem").write_bytes(private_key_pem(key))
+    monkeypatch.chdir(tmp_path)
+    assert '"https://points.example.com", "key_…"' in snippet, snippet
+    code = snippet.replace('"https://points.example.com", "key_…"', f"{api!r}, {key_id!r}")
+    scope: dict = {}
+    try:
+        exec(compile(code, "partner-integration.md", "exec"), scope)  # noqa: S102 - the guide's own code
+    finally:
+        if "client" in scope:
+            scope["client"].close()
+    assert network.balance(scope["member"]["member_id"])["available"] > 0
 
 
 def test_a_retry_reuses_the_idempotency_key(client, network):

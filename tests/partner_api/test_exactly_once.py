@@ -48,11 +48,31 @@ def test_the_same_key_with_a_different_body_is_refused(shop, member, network):
     before = entry_count(network)
     response = shop.call("POST", "/v1/burn", {"member_id": member, "reference": "b-1", "points": 11},
                          idempotency_key="K-2")
-    assert_problem(response, 422, "idempotency_key_reused")
+    assert assert_problem(response, 422, "idempotency_key_reused")["differs"] == ["points"]
     other_route = shop.call("POST", "/v1/holds", {"member_id": member, "reference": "b-1", "points": 10},
                             idempotency_key="K-2")
-    assert_problem(other_route, 422, "idempotency_key_reused")
+    assert assert_problem(other_route, 422, "idempotency_key_reused")["differs"] == ["path"]
     assert entry_count(network) == before
+
+
+def test_idempotency_key_reused_names_the_fields_that_differ(shop, member):
+    """docs 3: "(naming what differs)". Found by review: the problem named only "body", never the field.
+    Fields of nested objects and lists are named by their path in the body."""
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-1", "amount": 500,
+                                 "items": [{"sku": "a", "amount": 200}, {"sku": "b", "amount": 300}]},
+            idempotency_key="K-3")
+    response = shop.call("POST", "/v1/earn", {"member_id": member, "reference": "e-2", "amount": 500, "currency": "CNY",
+                                              "items": [{"sku": "a", "amount": 200}, {"sku": "b", "amount": 301}]},
+                         idempotency_key="K-3")
+    problem = assert_problem(response, 422, "idempotency_key_reused")
+    assert problem["differs"] == ["currency", "items[1].amount", "reference"], problem
+    assert "items[1].amount" in problem["detail"]
+    batch = {"events": [{"type": "burn", "reference": f"bb-{i}", "member_id": member, "points": 1} for i in range(2)]}
+    shop.ok("POST", "/v1/batch", batch, idempotency_key="K-4")
+    batch["events"][1]["points"] = 2
+    problem = assert_problem(shop.call("POST", "/v1/batch", batch, idempotency_key="K-4"), 422,
+                             "idempotency_key_reused")
+    assert problem["differs"] == ["events[1].points"], problem
 
 
 def test_a_post_without_idempotency_key_is_refused(shop, member, network):

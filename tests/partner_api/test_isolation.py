@@ -146,6 +146,47 @@ def test_a_customer_ref_names_one_member_per_partner(partners):
     assert again["member_id"] == first and again["created"] is False
 
 
+def test_an_already_linked_member_cannot_take_another_members_customer_ref(partners):
+    """Found by review: enrolling again a member already linked to you, with the customer_ref of
+    another of your members, answered 200 and silently ignored the customer_ref."""
+    a = partners("A")
+    enrol(a, phone="+8613811110001", customer_ref="C-1")
+    enrol(a, phone="+8613811110002", customer_ref="C-2")
+    assert_problem(a.call("POST", "/v1/members", {"phone": "+8613811110002", "customer_ref": "C-1"}), 409,
+                   "customer_ref_taken")
+    assert_problem(a.call("POST", "/v1/members", {"phone": "+8613811110003", "customer_ref": "C-1"}), 409,
+                   "customer_ref_taken")  # C-1 is still the first member's
+
+
+def test_a_linked_member_without_a_customer_ref_gets_the_one_given(partners):
+    a = partners("A")
+    member = enrol(a, phone="+8613811110004")
+    again = a.ok("POST", "/v1/members", {"phone": "+8613811110004", "customer_ref": "C-4"})
+    assert (again["member_id"], again["created"]) == (member, False)
+    assert_problem(a.call("POST", "/v1/members", {"phone": "+8613811110005", "customer_ref": "C-4"}), 409,
+                   "customer_ref_taken")  # now the member's
+    assert a.ok("POST", "/v1/members", {"phone": "+8613811110004", "customer_ref": "C-4"})["member_id"] == member
+    assert a.ok("POST", "/v1/members", {"phone": "+8613811110004"})["member_id"] == member  # none given: kept
+
+
+def test_a_linked_member_keeps_its_customer_ref_and_another_is_refused(partners, network):
+    """docs 4: a member has one customer_ref of yours; another one for it answers 409
+    `customer_ref_mismatch` rather than silently keeping or replacing the one you gave first."""
+    a, b = partners("A"), partners("B")
+    member = enrol(a, phone="+8613811110006", customer_ref="C-6")
+    problem = assert_problem(a.call("POST", "/v1/members", {"phone": "+8613811110006", "customer_ref": "C-7"}), 409,
+                             "customer_ref_mismatch")
+    assert "C-6" not in problem["detail"], problem  # refusals are stored: no customer data in them
+    assert a.ok("POST", "/v1/members", {"phone": "+8613811110006", "customer_ref": "C-6"})["member_id"] == member
+    enrol(a, phone="+8613811110007", customer_ref="C-7")  # C-7 was not given to the member
+    # the same through a link token: a member linked to you again by its consent keeps its customer_ref
+    token = a.ok("POST", f"/v1/members/{member}/link-tokens")["link_token"]
+    assert b.ok("POST", "/v1/members", {"link_token": token, "customer_ref": "C-6"})["member_id"] == member
+    token = b.ok("POST", f"/v1/members/{member}/link-tokens")["link_token"]
+    assert_problem(a.call("POST", "/v1/members", {"link_token": token, "customer_ref": "C-8"}), 409,
+                   "customer_ref_mismatch")
+
+
 def test_linking_with_an_invalid_token_is_refused(world):
     a, b, member, _, _ = world
     assert_problem(b.call("POST", "/v1/members", {"link_token": "not-a-token"}), 409, "invalid_link_token")
