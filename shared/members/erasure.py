@@ -10,18 +10,22 @@ their points belong to a redemption in progress. Recorded in ``member_erasures``
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, insert, select, update
+import json
+
+from sqlalchemy import delete, func, insert, or_, select, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import HoldsOpen, MemberErased, UnknownMember
 from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.expiry import forfeit
-from shared.ledger.journal import Journal
+from shared.ledger.idempotency import request_hash
+from shared.ledger.journal import Journal, canonical_json
 from shared.ledger.state import load_lots, lock_members
-from shared.models import Hold, LinkToken, Member, MemberErasure, MemberLink
+from shared.models import Hold, IdempotencyRecord, LinkToken, Member, MemberErasure, MemberLink
 
-members_t, links_t = Member.__table__, MemberLink.__table__
+members_t, links_t, records_t = Member.__table__, MemberLink.__table__, IdempotencyRecord.__table__
+ENROLMENT_PATH = "/v1/members"
 NO_PERSONAL_DATA = {"phone_ct": None, "phone_bidx": None, "email_ct": None, "email_bidx": None, "name_ct": None}
 
 
@@ -29,6 +33,43 @@ def count_open_holds(tx: Tx, member_id: str) -> int:
     """Holds of the member still open (an erasure waits until none are)."""
     return tx.session.execute(select(func.count()).select_from(Hold.__table__).where(
         Hold.member_id == member_id, Hold.status == "open")).scalar_one()
+
+
+def forget_enrolment_requests(tx: Tx, member_ids: list[str]) -> int:
+    """Blank the stored request of the API enrolments (``POST /v1/members``) that answered with one of
+    ``member_ids``; returns how many.
+
+    Such a record keeps the contact fields as keyed hashes (``request.phone`` …, never in clear) next to
+    the member id in its answer: the same hashes as the blind-index values erasure removes. Its request
+    (and request hash) become ``{"method", "path", "body": {"erased": true}}``, so a retry with its
+    Idempotency-Key is refused as a reused key (``idempotency_key_reused``) rather than enrolling the
+    person again; the answer (member id, balance) holds no personal data and stays.
+
+    Only the partners linked to the member can have such a record (an enrolment that names a member
+    links it; a merge moves the duplicate's links or keeps the survivor's), so the search is one range
+    of the records' primary key per partner, narrowed by ``LIKE`` on the path (the end of the canonical
+    request) and the member id in the answer, then checked exactly on the parsed JSON.
+    """
+    session = tx.session
+    partners = session.execute(select(links_t.c.partner_id).where(links_t.c.member_id == member_ids[0])).scalars().all()
+    if not partners:
+        return 0
+    found = session.execute(select(records_t.c.partner_id, records_t.c.key, records_t.c.request, records_t.c.response)
+                            .where(records_t.c.partner_id.in_(sorted(partners)),
+                                   records_t.c.request.endswith(f'{ENROLMENT_PATH}"}}', autoescape=True),
+                                   or_(*(records_t.c.response.contains(f'"member_id":"{m}"', autoescape=True)
+                                         for m in member_ids)))).all()
+    blanked = 0
+    for row in found:
+        request, response = json.loads(row.request), json.loads(row.response)
+        if not (isinstance(request, dict) and isinstance(response, dict) and request.get("method") == "POST"
+                and str(request.get("path")).endswith(ENROLMENT_PATH) and response.get("member_id") in member_ids):
+            continue
+        blank = {"method": "POST", "path": request["path"], "body": {"erased": True}}
+        session.execute(update(records_t).where(records_t.c.partner_id == row.partner_id, records_t.c.key == row.key)
+                        .values(request=canonical_json(blank), request_hash=request_hash(blank)))
+        blanked += 1
+    return blanked
 
 
 def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
@@ -56,7 +97,9 @@ def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
     session.execute(update(members_t).where(members_t.c.id == member_id).values(
         status="erased", erased_at=tx.now, tier_anniversary_at=None, **NO_PERSONAL_DATA))
     # duplicates merged into this member keep their contact so that it finds the survivor: erased too
+    duplicates = session.execute(select(members_t.c.id).where(members_t.c.merged_into == member_id)).scalars().all()
     session.execute(update(members_t).where(members_t.c.merged_into == member_id).values(**NO_PERSONAL_DATA))
+    forget_enrolment_requests(tx, [member_id, *duplicates])
     # a partner's own customer reference is personal data too; the link stays so it hears `member_erased`
     session.execute(update(links_t).where(links_t.c.member_id == member_id).values(customer_ref=None))
     session.execute(delete(LinkToken.__table__).where(LinkToken.member_id == member_id, LinkToken.used_at.is_(None)))

@@ -4,9 +4,13 @@ Counts are gross (a reversal gives no room back, like campaign caps) and exact u
 
 * member counts are summed from the ledger after the posting engine has locked the member, and
   every entry that moves a member's points is written under that lock;
-* a partner's issuance is kept in one ``issuance_counters`` row per (partner, day), read FOR UPDATE
-  and rewritten at the end of the unit — only while the partner has a cap in force, so uncapped
-  partners have no hot row (a capped partner's writes serialise on it: that is what a cap costs).
+* a partner's issuance is kept in one ``issuance_counters`` row per (partner, day), made (from the
+  day's issuance so far) by the first unit that has a cap in force that day, read FOR UPDATE and
+  rewritten at the end of each capped unit. A unit without a cap adds its issuance to the day's row
+  if there is one (the cap was in force earlier that day: it may be set again, and must count what
+  was issued meanwhile), as campaign totals are kept; without a row it touches nothing, so a
+  partner that has no cap that day has no hot row (a capped partner's writes serialise on it:
+  that is what a cap costs).
 
 Within a unit (a batch) earlier events count toward later ones. A refusal raises an operator alert
 (``velocity_limit``), recorded even though the refused unit may roll back.
@@ -57,9 +61,11 @@ def earned_on(tx: Tx, member_ids: Iterable[str], start: datetime, end: datetime)
 
 def spent_on(tx: Tx, member_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, int]:
     """Points members spent in [start, end): burns, plus holds placed then (open: held; captured:
-    captured; voided or timed out: nothing) — so a hold counts once, on the day it was placed."""
+    captured; voided or timed out: nothing) — so a hold counts once, on the day it was placed. An
+    open hold past its ``expires_at`` has timed out (it can no longer be captured) even before the
+    hold-timeout job releases it: it counts nothing."""
     found: dict[str, int] = {}
-    held = case((holds_t.c.status == "open", holds_t.c.points),
+    held = case(((holds_t.c.status == "open") & (holds_t.c.expires_at > tx.now), holds_t.c.points),
                 (holds_t.c.status == "captured", holds_t.c.captured_points), else_=0)
     for chunk in chunks(member_ids):
         for member, points in tx.session.execute(
@@ -116,6 +122,7 @@ class DailyLimits:
         self._spent: dict[str, int] | None = None
         self._issued: int | None = None
         self._issued_at_start = 0
+        self._issued_uncapped = 0  # partner-funded points given without a cap: added to a row if there is one
         self._alerts: dict[tuple, dict] = {}
 
     @property
@@ -142,6 +149,8 @@ class DailyLimits:
             self._earned[member_id] = self._earned.get(member_id, 0) + points
         if cap is not None and partner_points:
             self._issued += partner_points
+        elif partner_points:
+            self._issued_uncapped += partner_points
 
     def check_spend(self, member_id: str, points: int) -> None:
         """Refuse a burn or hold over the member's daily limit; otherwise count it."""
@@ -171,7 +180,11 @@ class DailyLimits:
             remaining=max(0, limit - used), business_day=self.day.isoformat())
 
     def flush(self) -> None:
+        today = (counters_t.c.partner_id == self.partner_id) & (counters_t.c.business_day == self.day)
         if self._issued is not None and self._issued != self._issued_at_start:
-            self.tx.session.execute(update(counters_t).where(
-                counters_t.c.partner_id == self.partner_id, counters_t.c.business_day == self.day)
-                .values(points=self._issued))
+            self.tx.session.execute(update(counters_t).where(today).values(points=self._issued))
+        if self._issued_uncapped:
+            # the day's row, if a cap made it earlier: a cap set again today counts these points
+            # (the row's lock orders this after a capped unit that holds it, and a capped unit after this)
+            self.tx.session.execute(update(counters_t).where(today)
+                                    .values(points=counters_t.c.points + self._issued_uncapped))

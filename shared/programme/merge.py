@@ -4,9 +4,11 @@ Entries are history and stay with the member they were posted for. What the dupl
 has moves: its balance by one ``adjustment`` entry (member:DUP → member:SURV, and the held
 account likewise), its lots and holds by owner (so provenance, expiry and reversals follow
 the points), its partner links (a partner linked to both keeps the survivor's), its tier and
-status history and its campaign awards (so per-member caps count both). The duplicate is
-marked ``merged_into`` the survivor: it is never locked again, so nothing can post to it,
-reversals of its old entries act on the survivor, and its phone or email finds the survivor.
+status history, its campaign and activity awards (so per-member caps count both), its expiry
+reminders (so the survivor is not told again of points it was told of; on a (date, days) both
+were reminded of, the survivor's is kept) and its referrals (see ``_move_referrals``). The
+duplicate is marked ``merged_into`` the survivor: it is never locked again, so nothing can post
+to it, reversals of its old entries act on the survivor, and its phone or email finds the survivor.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.journal import Journal
 from shared.ledger.state import lock_members
 from shared.models import (
-    CampaignAward, Hold, LinkToken, Lot, Member, MemberLink, MemberMerge, MemberStatusHistory, MemberTierHistory,
+    ActivityAward, CampaignAward, ExpiryReminder, Hold, LinkToken, Lot, Member, MemberLink, MemberMerge,
+    MemberStatusHistory, MemberTierHistory, Referral, ReferralBonus,
 )
 from shared.programme.tiers import MemberTiers, add_months
 
-members_t, links_t = Member.__table__, MemberLink.__table__
+members_t, links_t, reminders_t = Member.__table__, MemberLink.__table__, ExpiryReminder.__table__
+referrals_t, bonuses_t = Referral.__table__, ReferralBonus.__table__
 
 
 def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | None = None) -> dict:
@@ -61,9 +65,17 @@ def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | 
                             .values(member_id=survivor_id)).rowcount
     session.execute(delete(LinkToken.__table__).where(LinkToken.member_id == duplicate_id,
                                                       LinkToken.used_at.is_(None)))
-    for history in (MemberTierHistory, MemberStatusHistory, CampaignAward):  # awards: per-member campaign caps
+    # awards: per-member campaign and activity caps count both
+    for history in (MemberTierHistory, MemberStatusHistory, CampaignAward, ActivityAward):
         session.execute(update(history.__table__).where(history.member_id == duplicate_id)
                         .values(member_id=survivor_id))
+    # reminders made (member, date, days) once: where both were told, the survivor's is kept
+    kept = reminders_t.alias("kept")
+    session.execute(delete(reminders_t).where(reminders_t.c.member_id == duplicate_id, select(kept.c.id).where(
+        kept.c.member_id == survivor_id, kept.c.expires_on == reminders_t.c.expires_on,
+        kept.c.days_before == reminders_t.c.days_before).exists()))
+    session.execute(update(reminders_t).where(reminders_t.c.member_id == duplicate_id).values(member_id=survivor_id))
+    _move_referrals(tx, survivor_id, duplicate_id)
     # earlier duplicates of the duplicate now point at the survivor too: one hop, always
     session.execute(update(members_t).where(members_t.c.merged_into == duplicate_id).values(merged_into=survivor_id))
     row = session.execute(select(members_t.c.tier, members_t.c.tier_since, members_t.c.tier_anniversary_at)
@@ -76,6 +88,44 @@ def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | 
               "reason": reason, "at": tx.now}
     session.execute(insert(MemberMerge.__table__).values(**record))
     return {**record, "at": tx.now.isoformat(), "balance": survivor.balance()}
+
+
+def _move_referrals(tx: Tx, survivor_id: str, duplicate_id: str) -> None:
+    """Referrals name the survivor instead of the duplicate, so that its bonuses are paid.
+
+    * As referrer: the duplicate's referees' referrals name the survivor (a bonus not yet paid goes
+      to it). Bonuses already paid stay as they were posted (``referral_bonuses`` is history).
+    * As referee (at most one referrer per member): the duplicate's pending referral moves to the
+      survivor if the survivor has none. If the survivor has one, the survivor's is kept and the
+      duplicate's stays with the duplicate (never paid: nothing posts to a merged member) — except
+      when the duplicate's was paid already and the survivor's is still pending: one person earns
+      one referrer one bonus, so the survivor's pending referral is dropped.
+    * A referral between the two records (one person referring itself) is never paid: the
+      duplicate's naming the survivor stays as it was; the survivor's naming the duplicate stays
+      too, unless the duplicate has a pending referral of its own, which then replaces it.
+    """
+    session = tx.session
+    session.execute(update(referrals_t).where(referrals_t.c.referrer_member_id == duplicate_id,
+                                              referrals_t.c.referee_member_id != survivor_id)
+                    .values(referrer_member_id=survivor_id))
+    paid = select(bonuses_t.c.referee_member_id).where(
+        bonuses_t.c.referee_member_id == referrals_t.c.referee_member_id).exists()
+    rows = {row.referee_member_id: row for row in session.execute(
+        select(referrals_t.c.referee_member_id, referrals_t.c.referrer_member_id, paid.label("paid"))
+        .where(referrals_t.c.referee_member_id.in_([survivor_id, duplicate_id])))}
+    theirs, ours = rows.get(duplicate_id), rows.get(survivor_id)
+    if theirs is None or theirs.referrer_member_id == survivor_id:
+        return
+    if ours is not None and ours.referrer_member_id == duplicate_id and not ours.paid:
+        # the survivor "referred" by its own duplicate: no referral, and no bar to the duplicate's
+        session.execute(delete(referrals_t).where(referrals_t.c.referee_member_id == survivor_id))
+        ours = None
+    if ours is None:
+        if not theirs.paid:
+            session.execute(update(referrals_t).where(referrals_t.c.referee_member_id == duplicate_id)
+                            .values(referee_member_id=survivor_id))
+    elif theirs.paid and not ours.paid:
+        session.execute(delete(referrals_t).where(referrals_t.c.referee_member_id == survivor_id))
 
 
 def _keep_the_higher_tier(tx: Tx, survivor_id: str, duplicate) -> None:

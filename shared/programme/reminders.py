@@ -1,7 +1,9 @@
 """Expiry reminders: N days before a member's points expire (``POINTSNET_EXPIRY_REMINDER_DAYS``, e.g. 30,7).
 
 One reminder per (member, expiry date in the network's time zone, N): the unique key on
-``expiry_reminders`` makes it exactly once, however often the job runs. Only free points count
+``expiry_reminders`` makes it exactly once, however often the job runs. A day is reminded of when
+its first lot comes within N days, and the reminder names the free points of the whole day (lots
+expiring later that day included: there is no second reminder for them). Only free points count
 (not spent, not reserved by a hold); a day whose points are all spent gets no reminder. When a
 reminder's moment was missed (the job was down, or the lot was earned with less time left), only
 the nearest one still ahead is made: a member is never told twice on the same day.
@@ -17,6 +19,7 @@ from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.ledger.state import is_open
 from shared.models import ExpiryReminder, Lot, Member
+from shared.programme.days import day_bounds, network_day
 from shared.programme.events import points_expiring
 
 lots_t, members_t, reminders_t = Lot.__table__, Member.__table__, ExpiryReminder.__table__
@@ -31,26 +34,31 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
     if not days:
         return None, 0
     zone, now = tx.settings.zone, tx.now
+    horizon = now + timedelta(days=days[-1])
     # remaining > 0 written out as ix_lots_open_expires's condition, so the lots come from that index
     # (open lots by expiry); without it the pass walked every lot, spent and expired ones included
-    due = (lots_t.c.remaining > literal_column("0"), lots_t.c.expires_at > now,
-           lots_t.c.expires_at <= now + timedelta(days=days[-1]), lots_t.c.remaining > lots_t.c.reserved)
+    free = (lots_t.c.remaining > literal_column("0"), lots_t.c.expires_at > now, lots_t.c.remaining > lots_t.c.reserved)
     member_ids = tx.session.execute(
-        select(lots_t.c.member_id).distinct().where(*due, lots_t.c.member_id > after)
+        select(lots_t.c.member_id).distinct().where(*free, lots_t.c.expires_at <= horizon, lots_t.c.member_id > after)
         .order_by(lots_t.c.member_id).limit(limit)).scalars().all()
     if not member_ids:
         return None, 0
+    # a day is due when its first lot is within the horizon; its reminder counts the whole local day,
+    # so the lots are read to the end of the horizon's day
+    _, end_of_last_day = day_bounds(network_day(horizon, zone), zone)
     expiring: dict[tuple, list] = {}  # (member, expiry date) -> [free points, first instant]
     for lot in tx.session.execute(
             select(lots_t.c.member_id, lots_t.c.expires_at, lots_t.c.remaining, lots_t.c.reserved)
             .join(members_t, members_t.c.id == lots_t.c.member_id)
             # is_open: the members' open lots in the window are one range of ix_lots_member_order
             # (member, open, expiry), not all their lots
-            .where(*due, is_open(lots_t.c), lots_t.c.member_id.in_(member_ids), members_t.c.status == "active")):
-        key = (lot.member_id, lot.expires_at.astimezone(zone).date())
+            .where(*free, lots_t.c.expires_at < end_of_last_day, is_open(lots_t.c),
+                   lots_t.c.member_id.in_(member_ids), members_t.c.status == "active")):
+        key = (lot.member_id, network_day(lot.expires_at, zone))
         day = expiring.setdefault(key, [0, lot.expires_at])
         day[0] += lot.remaining - lot.reserved
         day[1] = min(day[1], lot.expires_at)
+    expiring = {key: day for key, day in expiring.items() if day[1] <= horizon}  # the horizon's day may not be due
     made = {(row.member_id, row.expires_on, row.days_before) for row in tx.session.execute(
         select(reminders_t.c.member_id, reminders_t.c.expires_on, reminders_t.c.days_before)
         .where(reminders_t.c.member_id.in_(member_ids), reminders_t.c.expires_on >= now.astimezone(zone).date()))}

@@ -26,6 +26,7 @@ from sqlalchemy import insert, select
 from shared.db.database import Tx
 from shared.db.lists import among_bound, among_rows, bound_list, per_dialect
 from shared.db.types import new_id
+from shared.ledger.rules import NETWORK
 from shared.models import Entry, MemberLink, WebhookDelivery, WebhookEndpoint
 from shared.webhooks.errors import UnknownEventType
 
@@ -131,13 +132,22 @@ def _common(entry: dict) -> dict:
     return data
 
 
+def _funded_by(kind: str, lots: list[dict] | None) -> str:
+    """"partner" or "network", as the earn's answer says: an earn is the partner's issuance; a bonus
+    is the network's (operator bonuses, network-funded referral bonuses) unless its lot is funded by
+    a partner (a partner-funded referral bonus: the lot names the partner)."""
+    if kind == "earn":
+        return "partner"
+    return "partner" if any(lot.get("funded_by") not in (None, NETWORK) for lot in lots or ()) else "network"
+
+
 def ledger_event(entry: dict, original_kinds: dict[str, str]) -> Outgoing | None:
     """The webhook event a journal entry produces, if any (pure)."""
     kind, partner = entry["kind"], entry.get("partner_id")
     own = (partner,) if partner else None
     if kind in ("earn", "bonus"):
-        data = _common(entry) | {"funded_by": "network" if kind == "bonus" else "partner"}
         lots = (entry.get("result") or {}).get("lots")
+        data = _common(entry) | {"funded_by": _funded_by(kind, lots)}
         if lots:
             data["lots"] = [{"lot_id": l["lot_id"], "points": l["points"],
                              "expires_at": l["expires_at"].replace("+00:00", "Z"), "funded_by": l["funded_by"]}

@@ -3,6 +3,8 @@ rules, the ledger keeps the opaque id and still verifies, and nothing posts to t
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -163,6 +165,46 @@ def test_the_api_answers_member_erased_to_a_linked_partner(network, shop):
                                                       "points": 1}]})
     assert "member_erased" in str(batch)
     assert_problem(shop.call("GET", f"/v1/members/{member}"), 404, "unknown_member")
+
+
+def test_erasure_leaves_no_contact_hash_in_the_enrolments_idempotency_records(network, shop, partners):
+    """The enrolment's idempotency record keeps the contact fields as keyed hashes (never in clear),
+    next to the member id in its response: the same hashes erasure removes from the member's row."""
+    from shared.ledger.idempotency import request_hash
+    from shared.models import IdempotencyRecord
+    from shared.programme.merge import merge_members
+    from tests.partner_api.conftest import assert_problem
+
+    phone, email = "+8613912345678", "li.lei@example.com"
+    enrolment = {"phone": phone, "email": email, "name": "Li Lei", "customer_ref": "C-77"}
+    member = shop.ok("POST", "/v1/members", enrolment, idempotency_key="enrol-1")["member_id"]
+    assert shop.ok("POST", "/v1/members", enrolment)["member_id"] == member  # again, under another key
+    other = partners("Other")
+    token = shop.ok("POST", f"/v1/members/{member}/link-tokens")["link_token"]
+    other.ok("POST", "/v1/members", {"link_token": token, "customer_ref": "X-1"})
+    # the same person enrolled twice at Other, merged into the member: its enrolment goes too
+    duplicate = other.ok("POST", "/v1/members", {"email": "lei.li@example.com"})["member_id"]
+    network.tx(lambda tx: merge_members(tx, member, duplicate))
+    bystander = shop.ok("POST", "/v1/members", {"phone": "+8613912340000", "customer_ref": "C-78"})["member_id"]
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-1", "points": 10})
+
+    network.erase_member(member, reason="ticket 7")
+
+    keyring = network.keyring
+    hashes = {keyring.blind_index(f"request.{field}", value) for field, value in
+              (*enrolment.items(), ("customer_ref", "X-1"), ("email", "lei.li@example.com"))}
+    records = network.tx(lambda tx: tx.session.execute(select(IdempotencyRecord)).scalars().all(), readonly=True)
+    assert not [r for r in records if any(h in r.request for h in hashes)]
+    erased = [r for r in records if r.request.endswith('"path":"/v1/members"}') and r.request_hash == request_hash(
+        {"method": "POST", "path": "/v1/members", "body": {"erased": True}})]
+    assert sorted(json.loads(r.response)["member_id"] for r in erased) == sorted([member] * 3 + [duplicate])
+    # the rest stays: the earn's record, the bystander's enrolment
+    assert [r for r in records if '"reference":"e-1"' in r.request]
+    assert [r for r in records if bystander in r.response
+            and keyring.blind_index("request.phone", "+8613912340000") in r.request]
+    # a retry of the erased enrolment is refused, not made into a new member
+    assert_problem(shop.call("POST", "/v1/members", enrolment, idempotency_key="enrol-1"),
+                   422, "idempotency_key_reused")
 
 
 @pytest.mark.parametrize("ending", ["erasure", "merge"])

@@ -3,12 +3,13 @@
 import pytest
 from sqlalchemy import select
 
-from shared.errors import UnknownMember, ValidationFailed
+from shared.errors import ActivityCapReached, UnknownMember, ValidationFailed
 from shared.ledger.queries import member_balance
-from shared.models import MemberLink, MemberMerge, MemberTierHistory
+from shared.models import MemberLink, MemberMerge, MemberTierHistory, Referral
 from shared.programme.merge import merge_members
 from shared.programme.summary import member_summary
 from shared.programme.tiers import current_tier
+from shared.rules.store import set_rules
 from tests.factories import make_member, make_partner, verify_ok
 
 
@@ -98,3 +99,90 @@ def test_a_merged_duplicate_of_a_duplicate_points_at_the_last_survivor(network):
     network.reverse(partner, "a-1-r", "a-1")
     assert network.balance(c)["available"] == 0
     verify_ok(network)
+
+
+def referral_programme(network, partner):
+    network.tx(lambda tx: set_rules(tx, partner, "referral: {bonus_points: 500}\n"))
+
+
+def referrals(network):
+    return network.tx(lambda tx: sorted((r.referee_member_id, r.referrer_member_id) for r in tx.session.execute(
+        select(Referral)).scalars()), readonly=True)
+
+
+def test_a_merged_referrer_still_gets_its_referral_bonus(network):
+    partner = make_partner(network)
+    referral_programme(network, partner)
+    survivor, duplicate = make_member(network, partner), make_member(network, partner)
+    referee = network.enrol(partner, phone="+8613900001111", referrer_member_id=duplicate)["member_id"]
+    merge(network, survivor, duplicate)  # the referrer was enrolled twice
+    result = network.earn(partner, referee, "first", points=10)
+    assert result["referral_bonus"]["points"] == 500
+    assert network.balance(survivor)["available"] == 500
+    verify_ok(network)
+
+
+def test_a_merged_referee_still_earns_its_referrer_the_bonus(network):
+    partner = make_partner(network)
+    referral_programme(network, partner)
+    referrer = make_member(network, partner)
+    duplicate = network.enrol(partner, phone="+8613900002222", referrer_member_id=referrer)["member_id"]
+    survivor = make_member(network, partner)
+    merge(network, survivor, duplicate)
+    assert network.earn(partner, survivor, "first", points=10)["referral_bonus"]["points"] == 500
+    assert network.balance(referrer)["available"] == 500
+    assert "referral_bonus" not in network.earn(partner, survivor, "second", points=10)
+
+
+def test_a_survivor_referred_already_keeps_its_own_referral(network):
+    partner = make_partner(network)
+    referral_programme(network, partner)
+    first, second = make_member(network, partner), make_member(network, partner)
+    survivor = network.enrol(partner, phone="+8613900003333", referrer_member_id=first)["member_id"]
+    duplicate = network.enrol(partner, phone="+8613900004444", referrer_member_id=second)["member_id"]
+    merge(network, survivor, duplicate)
+    # one person, one referrer: the survivor's; the duplicate's referral stays with it, never paid
+    assert (survivor, first) in referrals(network) and (duplicate, second) in referrals(network)
+    network.earn(partner, survivor, "first", points=10)
+    assert (network.balance(first)["available"], network.balance(second)["available"]) == (500, 0)
+
+
+def test_a_paid_referral_of_the_duplicate_stops_the_survivors_pending_one(network):
+    partner = make_partner(network)
+    referral_programme(network, partner)
+    first, second = make_member(network, partner), make_member(network, partner)
+    survivor = network.enrol(partner, phone="+8613900005555", referrer_member_id=first)["member_id"]
+    duplicate = network.enrol(partner, phone="+8613900006666", referrer_member_id=second)["member_id"]
+    network.earn(partner, duplicate, "d-first", points=10)  # pays the duplicate's referrer
+    merge(network, survivor, duplicate)
+    # the person has earned one referrer its bonus already: no second one
+    assert "referral_bonus" not in network.earn(partner, survivor, "s-first", points=10)
+    assert (network.balance(first)["available"], network.balance(second)["available"]) == (0, 500)
+    assert survivor not in {referee for referee, _ in referrals(network)}
+
+
+def test_a_referral_between_the_two_records_is_no_referral(network):
+    partner = make_partner(network)
+    referral_programme(network, partner)
+    survivor = make_member(network, partner)
+    duplicate = network.enrol(partner, phone="+8613900007777", referrer_member_id=survivor)["member_id"]
+    merge(network, survivor, duplicate)  # the person referred itself
+    assert "referral_bonus" not in network.earn(partner, survivor, "first", points=10)
+    assert referrals(network) == [(duplicate, survivor)]
+    # and the other way round: a survivor referred by its duplicate
+    duplicate = make_member(network, partner)
+    survivor = network.enrol(partner, phone="+8613900008888", referrer_member_id=duplicate)["member_id"]
+    merge(network, survivor, duplicate)
+    assert "referral_bonus" not in network.earn(partner, survivor, "first-2", points=10)
+    assert network.balance(survivor)["available"] == 10
+    verify_ok(network)
+
+
+def test_per_member_activity_caps_count_the_duplicates_awards(network):
+    partner = make_partner(network)
+    network.tx(lambda tx: set_rules(tx, partner, "activities:\n  signup: {points: 200, per_member_total: 1}\n"))
+    survivor, duplicate = make_member(network, partner), make_member(network, partner)
+    network.activity(partner, duplicate, "signup", "d-signup")
+    merge(network, survivor, duplicate)
+    with pytest.raises(ActivityCapReached):
+        network.activity(partner, survivor, "signup", "s-signup")  # one person, signed up already

@@ -50,6 +50,28 @@ def test_concurrent_earns_of_one_partner_never_exceed_its_daily_issuance_cap(net
     verify_ok(network)
 
 
+def test_concurrent_earns_while_the_cap_is_dropped_all_count_when_it_is_set_again(network, clock):
+    partner = make_partner(network)
+    capped = "limits: {partner_daily_issuance: 5000}\n"
+    rules(network, partner, capped)
+    members = [make_member(network, partner) for _ in range(THREADS)]
+    network.earn(partner, members[0], "capped", points=100)  # the day's counter row
+    clock.advance(minutes=1)
+    rules(network, partner, "base_rate: 1\n")
+
+    outcomes = run_together(THREADS, lambda i: network.earn(partner, members[i], f"e-{i}", points=100))
+
+    assert unexpected(outcomes) == [] and all(isinstance(o, dict) for o in outcomes)
+    issued = network.tx(lambda tx: tx.session.execute(select(IssuanceCounter.points)).scalar_one())
+    assert issued == 100 + THREADS * 100  # every uncapped unit added to the row, none lost
+    clock.advance(minutes=1)
+    rules(network, partner, capped)
+    with pytest.raises(VelocityLimitExceeded):
+        network.earn(partner, members[0], "over", points=5000 - issued + 1)
+    network.earn(partner, members[0], "last", points=5000 - issued)
+    verify_ok(network)
+
+
 def test_concurrent_burns_never_exceed_the_daily_burn_limit(network, limits):
     partner = make_partner(network)
     member = make_member(network, partner)

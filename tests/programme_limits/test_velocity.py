@@ -121,6 +121,18 @@ def test_a_voided_hold_gives_its_room_back(shop, network, limits):
     shop.ok("POST", "/v1/burn", {"member_id": member, "reference": "b-2", "points": 100})
 
 
+def test_a_timed_out_hold_gives_its_room_back_before_the_timeout_job_runs(shop, network, limits, clock, settings):
+    limits(member_daily_burn=150)
+    member = enrol(shop)
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "seed", "points": 500})
+    shop.ok("POST", "/v1/holds", {"member_id": member, "reference": "h-1", "points": 100})
+    assert_problem(shop.call("POST", "/v1/burn", {"member_id": member, "reference": "b-1", "points": 100}),
+                   422, "velocity_limit_exceeded")
+    # timed out the same network day; the hold-timeout job has not released it yet
+    clock.advance(minutes=settings.hold_timeout_minutes)
+    shop.ok("POST", "/v1/burn", {"member_id": member, "reference": "b-2", "points": 100})
+
+
 def test_the_partners_daily_issuance_cap_counts_all_its_members(shop, network):
     rules(network, shop.partner_id, "limits: {partner_daily_issuance: 1000}\n")
     first, second = enrol(shop), enrol(shop)
@@ -142,6 +154,23 @@ def test_issuance_before_the_cap_came_into_force_counts_toward_it(shop, network,
     assert_problem(shop.call("POST", "/v1/earn", {"member_id": member, "reference": "after", "points": 201}),
                    422, "velocity_limit_exceeded")
     shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "after-2", "points": 200})
+
+
+def test_a_cap_set_again_the_same_day_counts_what_was_issued_while_it_was_off(shop, network, clock):
+    capped = "limits: {partner_daily_issuance: 1000}\n"
+    member = enrol(shop)
+    rules(network, shop.partner_id, capped)
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-1", "points": 100})
+    clock.advance(minutes=1)
+    rules(network, shop.partner_id, "base_rate: 1\n")  # the cap dropped
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-2", "points": 800})
+    clock.advance(minutes=1)
+    rules(network, shop.partner_id, capped)  # and back, the same network day
+    problem = assert_problem(shop.call("POST", "/v1/earn", {"member_id": member, "reference": "e-3",
+                                                            "points": 101}), 422, "velocity_limit_exceeded")
+    assert (problem["limit_name"], problem["used"]) == ("partner_daily_issuance", 900)
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-4", "points": 100})
+    verify_ok(network)
 
 
 def test_a_partners_own_cap_wins_over_the_network_default(partners, network, limits):

@@ -41,3 +41,21 @@ def test_expiry_reminders_and_status_changes_are_announced(network, clock, recei
     assert kinds["points.expiring"]["days_before"] == 30
     assert (kinds["member.status_changed"]["from_status"], kinds["member.status_changed"]["to_status"]) == \
         ("active", "dormant")
+
+
+def test_a_referral_bonus_names_who_funds_it(network, receiver):
+    from shared.rules.store import set_rules
+
+    shop = make_partner(network)
+    register(network, receiver, shop)
+    for phone, funded_by in (("+8613900003333", "partner"), ("+8613900004444", "network")):
+        network.tx(lambda tx: set_rules(tx, shop, f"referral: {{bonus_points: 500, funded_by: {funded_by}}}\n"))
+        referrer = make_member(network, shop)
+        referee = network.enrol(shop, phone=phone, referrer_member_id=referrer)["member_id"]
+        answer = network.earn(shop, referee, f"first-{funded_by}", points=10)["referral_bonus"]
+        deliver_due(network)
+        [bonus] = [b["data"] for b in bodies(receiver.at(f"/hooks/{shop}"))
+                   if b["type"] == "points.earned" and b["data"]["member_id"] == referrer]
+        # as the earn's answer says, and as its lot says (the partner's id, or "network")
+        assert bonus["funded_by"] == answer["funded_by"] == funded_by
+        assert bonus["lots"][0]["funded_by"] == (shop if funded_by == "partner" else "network")
