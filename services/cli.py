@@ -702,20 +702,19 @@ def clearing_list() -> None:
     from sqlalchemy import select
 
     from shared.models import Settlement
-
-    from shared.partners.limits import float_drawn
+    from shared.settlement.finance import by_bank
 
     network = _network()
-    rows, drawn = network.tx(lambda tx: (tx.session.execute(select(Settlement).order_by(
-        Settlement.cycle_date, Settlement.party)).scalars().all(), float_drawn(tx)), readonly=True)
+    rows = network.tx(lambda tx: tx.session.execute(select(Settlement).order_by(
+        Settlement.cycle_date, Settlement.party)).scalars().all(), readonly=True)
     today = network.clock.now().date()
     table = Table("cycle", "party", "net (minor units)", "from float", "by bank", "payment date", "status",
                   "bank reference")
     for row in rows:
         overdue = row.status == "due" and row.payment_date < today
-        from_float = drawn.get((row.cycle_date, row.party), 0)
+        from_float = row.from_float_minor  # kept by settlement: what the float settled then
         table.add_row(row.cycle_date.isoformat(), row.party, str(row.net_minor), str(from_float) if from_float else "",
-                      str(row.net_minor + from_float), row.payment_date.isoformat(),
+                      str(by_bank(row)), row.payment_date.isoformat(),
                       "[red]overdue[/]" if overdue else row.status, row.bank_reference or "")
     console.print(table)
 

@@ -37,7 +37,14 @@ class CyclePosition(Base):
 
 
 class Settlement(Base):
-    """What one party pays (negative) or receives (positive) for a cycle, and whether it happened."""
+    """What one party pays (negative) or receives (positive) for a cycle, and whether it happened.
+
+    ``net_minor`` is the statement's net. ``from_float_minor`` is the part of it settled from the
+    party's prepaid float, fixed at settlement: a partner with a float enforced then has its cycle's
+    rounded ``prepaid_funding`` sum there, the network minus the sum of those (it was paid them by
+    top-ups), every other party 0. What moves by bank is ``net_minor + from_float_minor``; the
+    status follows that amount (``nothing_due`` when it is 0).
+    """
 
     __tablename__ = "settlements"
     __table_args__ = (
@@ -49,6 +56,7 @@ class Settlement(Base):
     cycle_date: Mapped[date] = mapped_column(ForeignKey("settlement_runs.cycle_date"), primary_key=True)
     party: Mapped[str] = mapped_column(String(40), primary_key=True)
     net_minor: Mapped[int] = mapped_column(BigInteger)
+    from_float_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     payment_date: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16))
     bank_reference: Mapped[str | None] = mapped_column(String(128))

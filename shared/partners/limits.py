@@ -10,7 +10,8 @@ with ``float_exhausted`` and raised to operators. The float is exact::
 
 Reversals of earns post negative ``prepaid_funding`` lines, so they give the float back.
 The statements do not change: they still show every ``prepaid_funding`` line; for a partner
-with a float, that part of its net is settled from the float, not by bank transfer.
+with a float, that part of its net is settled from the float, not by bank transfer
+(``from_float``, kept by settlement in ``settlements.from_float_minor``).
 
 Exposure. A postpaid partner's outstanding liability is the points still open in the lots it
 funded, valued at its current ``point_value``. Above ``exposure_warn_ppm`` of its limit the
@@ -226,10 +227,11 @@ class Exposure:
 
 
 def exposures(tx: Tx) -> list[Exposure]:
-    """Every partner's outstanding postpaid points (open, unexpired lots it funded) and their value."""
+    """Every partner's outstanding postpaid points (open, unexpired lots it funded and has not bought
+    out: after a buy-out the network reimburses their redemptions) and their value."""
     open_points = dict(tx.session.execute(
         select(Lot.funder_partner_id, func.sum(Lot.remaining))
-        .where(Lot.billing == "postpaid", Lot.remaining > 0, Lot.expires_at > tx.now)
+        .where(Lot.billing == "postpaid", Lot.remaining > 0, Lot.expires_at > tx.now, Lot.bought_out_at.is_(None))
         .group_by(Lot.funder_partner_id)).all())
     limits = {row.partner_id: row for row in tx.session.scalars(select(PartnerLimits))}
     today = cycle_date_for(tx.now, tx.settings)
@@ -256,18 +258,23 @@ def check_exposure(tx: Tx) -> list[dict]:
     return flagged
 
 
-def float_drawn(tx: Tx) -> dict[tuple, int]:
-    """Per (cycle, partner with a float): the prepaid funding settled from the float, in minor units.
+def from_float(tx: Tx, cycle) -> dict[str, int]:
+    """Per partner with a float enforced now: the part of its net for ``cycle`` settled from the
+    float, in minor units. Settlement stores it (``settlements.from_float_minor``) when it settles
+    the cycle, so a float enforced later does not change an old cycle's.
 
-    It is the cycle's rounded ``prepaid_funding`` sum, exactly as on the statement; the rest of the
-    partner's net moves by bank transfer.
+    It is the cycle's rounded ``prepaid_funding`` sum, rounded once per cycle and payer exactly as on
+    the statement (the payee is always the network); the rest of the partner's net moves by bank
+    transfer.
     """
     with_float = list(tx.session.scalars(select(PartnerLimits.partner_id).where(
         PartnerLimits.float_overdraft_minor.is_not(None))))
     if not with_float:
         return {}
+    # one probe of ix_obligation_lines_prepaid_funding (payer, cycle_date) per partner with a float
     rows = tx.session.execute(
-        select(ObligationLine.cycle_date, ObligationLine.payer, func.sum(ObligationLine.amount_micro))
-        .where(ObligationLine.kind == PREPAID_FUNDING, ObligationLine.payer.in_(with_float))
-        .group_by(ObligationLine.cycle_date, ObligationLine.payer)).all()
-    return {(cycle, payer): round_micro_to_minor(int(total)) for cycle, payer, total in rows}
+        select(ObligationLine.payer, func.sum(ObligationLine.amount_micro))
+        .where(ObligationLine.kind == PREPAID_FUNDING, ObligationLine.cycle_date == cycle,
+               ObligationLine.payer.in_(with_float))
+        .group_by(ObligationLine.payer)).all()
+    return {payer: round_micro_to_minor(int(total)) for payer, total in rows}

@@ -39,16 +39,18 @@ def names_of(tx: Tx, parties) -> dict[str, str]:
 
 
 def runs_page(tx: Tx, today: date, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
-    """Settlement runs, newest cycle first, each with how many parties are due, overdue, paid or have nothing due."""
+    """Settlement runs, newest cycle first, each with how many parties are due, overdue, paid or have nothing due,
+    and the total payable by bank (a prepaid float's part of a net is not)."""
     runs = tx.session.execute(select(SettlementRun).order_by(SettlementRun.cycle_date.desc())
                               .offset(offset).limit(limit)).scalars().all()
     total = tx.session.scalar(select(func.count()).select_from(SettlementRun)) or 0
     counts: dict[date, dict[str, int]] = {}
     if runs:
         overdue = case((Settlement.payment_date < today, 1), else_=0)
+        bank = Settlement.net_minor + Settlement.from_float_minor  # what moves by bank (not from a float)
         for cycle, status, n, late, pays in tx.session.execute(
                 select(Settlement.cycle_date, Settlement.status, func.count(),
-                       func.sum(overdue), func.sum(case((Settlement.net_minor < 0, -Settlement.net_minor), else_=0)))
+                       func.sum(overdue), func.sum(case((bank < 0, -bank), else_=0)))
                 .where(Settlement.cycle_date.in_([r.cycle_date for r in runs]))
                 .group_by(Settlement.cycle_date, Settlement.status)):
             row = counts.setdefault(cycle, {"due": 0, "overdue": 0, "paid": 0, "nothing_due": 0, "volume_minor": 0})
@@ -75,7 +77,8 @@ def run_of(tx: Tx, cycle: date) -> SettlementRun:
 
 def positions_page(tx: Tx, cycle: date, *, offset: int = 0, limit: int = 50,
                    party: str | None = None) -> tuple[list[dict], int]:
-    """Each party's net position for the cycle (receives +, pays −) with its payment status."""
+    """Each party's net position for the cycle (receives +, pays −), the part of it settled from a
+    prepaid float and what moves by bank (net + from float), with its payment status."""
     where = [Settlement.cycle_date == cycle] + ([Settlement.party == party] if party else [])
     rows = tx.session.execute(select(Settlement).where(*where).order_by(Settlement.party)
                               .offset(offset).limit(limit)).scalars().all()
@@ -83,6 +86,7 @@ def positions_page(tx: Tx, cycle: date, *, offset: int = 0, limit: int = 50,
     names = names_of(tx, [r.party for r in rows])
     waiting = pending_payments(tx, cycle, [r.party for r in rows])
     return [{"party": r.party, "name": names.get(r.party, r.party), "net_minor": r.net_minor,
+             "from_float_minor": r.from_float_minor, "by_bank_minor": r.net_minor + r.from_float_minor,
              "payment_date": r.payment_date, "status": r.status, "bank_reference": r.bank_reference,
              "recorded_at": r.recorded_at, "statement": None if r.party == NETWORK else statement_name(r.party),
              "pending_approval": waiting.get(r.party)} for r in rows], int(total)
@@ -130,7 +134,8 @@ def party_statements_page(tx: Tx, party: str, *, offset: int = 0, limit: int = 5
     rows = tx.session.execute(select(Settlement).where(*where).order_by(Settlement.cycle_date.desc())
                               .offset(offset).limit(limit)).scalars().all()
     total = tx.session.scalar(select(func.count()).select_from(Settlement).where(*where)) or 0
-    return [{"cycle_date": r.cycle_date, "net_minor": r.net_minor, "payment_date": r.payment_date,
+    return [{"cycle_date": r.cycle_date, "net_minor": r.net_minor, "from_float_minor": r.from_float_minor,
+             "by_bank_minor": r.net_minor + r.from_float_minor, "payment_date": r.payment_date,
              "status": r.status, "bank_reference": r.bank_reference, "statement": statement_name(party)}
             for r in rows], int(total)
 

@@ -26,10 +26,11 @@ from shared.db.types import new_id
 from shared.errors import Conflict, NotFound
 from shared.ledger.cycles import close_cycle, cycle_date_for
 from shared.models import Contract, Cycle, CyclePosition, Entry, ObligationLine, Settlement, SettlementRun
+from shared.partners.limits import from_float
 from shared.reports.rollup import roll_up_settling
 from shared.settlement.calendar import cycle_end, payment_date
 from shared.settlement.streaming import WrittenCycle, write_cycle
-from shared.settlement.files import CycleFiles, LineRecord, build
+from shared.settlement.files import NETWORK, CycleFiles, LineRecord, build
 from shared.signing import network_key_id
 from shared.staging import staged_directory, write_synced
 from shared.transparency.checkpoints import checkpoint_at_cutoff, covering
@@ -205,13 +206,30 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
     tx.session.execute(insert(SettlementRun.__table__).values(
         cycle_date=cycle, run_id=run_id, directory=str(target),
         manifest_sha256=hashlib.sha256(files.manifest).hexdigest(), settled_at=tx.now))
-    parties = [{"cycle_date": cycle, "party": party, "net_minor": net, "payment_date": pay_on,
-                "status": "due" if net else "nothing_due"} for party, net in files.net_positions.items()]
+    floats = settled_from_float(tx, cycle, files.net_positions)
+    parties = [{"cycle_date": cycle, "party": party, "net_minor": net, "from_float_minor": floats.get(party, 0),
+                "payment_date": pay_on, "status": "due" if net + floats.get(party, 0) else "nothing_due"}
+               for party, net in files.net_positions.items()]
     if parties:
         tx.session.execute(insert(Settlement.__table__), parties)
     record_settlement_ready(tx, cycle, pay_on, files.net_positions, hashlib.sha256(files.manifest).hexdigest())
     return {"cycle_date": cycle.isoformat(), "run_id": run_id, "directory": str(target), "already_settled": False,
             "net_positions": files.net_positions}
+
+
+def settled_from_float(tx: Tx, cycle: date, positions: dict[str, int]) -> dict[str, int]:
+    """Per party of the cycle: the part of its net settled from prepaid floats, not by bank.
+
+    A partner with a float enforced now has its cycle's rounded ``prepaid_funding`` sum (it paid
+    that in advance by top-ups); the network, which those lines pay, has minus their total (it
+    received that money with the top-ups). So what moves by bank, ``net + from float``, sums to
+    zero over the parties as the nets do. Stored with the settlement: a float enforced or removed
+    later does not change a settled cycle's.
+    """
+    drawn = {party: amount for party, amount in from_float(tx, cycle).items() if party in positions and amount}
+    if drawn and NETWORK in positions:
+        drawn[NETWORK] = -sum(drawn.values())
+    return {party: amount for party, amount in drawn.items() if amount}
 
 
 def due_cycles(tx: Tx) -> list[date]:

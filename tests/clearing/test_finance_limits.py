@@ -9,10 +9,10 @@ from shared.alerts import list_alerts
 from shared.errors import PartnerSuspended
 from shared.ledger.cycles import cycle_date_for
 from shared.ledger.events import Event
-from shared.models import Entry, ObligationLine
+from shared.models import Entry, ObligationLine, Settlement
 from shared.partners.lifecycle import PartnerTerminated, set_status, terminate
-from shared.partners.limits import (FloatExhausted, TopupConflict, check_exposure, exposures, float_drawn,
-                                    float_status, record_topup, set_limits)
+from shared.partners.limits import (FloatExhausted, TopupConflict, check_exposure, exposures, float_status,
+                                    record_topup, set_limits)
 from shared.settlement.files import statement_name
 from tests.factories import make_member, make_partner, verify_ok
 
@@ -108,7 +108,9 @@ def test_settlement_shows_what_is_drawn_from_the_float(network, prepaid, clock):
     result = network.settle(cycle)
     statement = (network.settings.data_dir / "settlements" / cycle.isoformat() / statement_name(partner))
     assert "prepaid_funding" in statement.read_text()  # the statement still shows the obligation
-    assert network.tx(float_drawn, readonly=True) == {(cycle, partner): 700}
+    drawn = network.tx(lambda tx: dict(tx.session.execute(select(Settlement.party, Settlement.from_float_minor).where(
+        Settlement.cycle_date == cycle, Settlement.from_float_minor != 0)).all()), readonly=True)
+    assert drawn == {partner: 700, "network": -700}  # kept by settlement; the network got it with the top-up
     assert result["cycle_date"] == cycle.isoformat()
 
 
@@ -129,6 +131,20 @@ def test_exposure_alerts_near_and_over_the_limit_and_ignores_expired_points(netw
     clock.advance(days=400)  # every lot expired (default policy: 12 months)
     [state] = [e for e in network.tx(exposures, readonly=True) if e.partner_id == partner]
     assert (state.outstanding_points, state.state) == (0, "ok")
+
+
+def test_bought_out_lots_are_no_longer_the_issuers_exposure(network, clock):
+    issuer = make_partner(network, "Issuer", billing="postpaid", point_value="1")
+    other = make_partner(network, "Other", billing="postpaid", point_value="1")
+    member = make_member(network, issuer, also_linked_to=(other,))
+    network.earn(issuer, member, "e1", points=500)
+    network.earn(other, member, "o1", points=200)
+    clock.advance(days=1)
+    network.tx(lambda tx: terminate(tx, issuer, settlement="buy_out", buy_out_rate_ppm=1_000_000))
+    state = {e.partner_id: e for e in network.tx(exposures, readonly=True)}
+    # the issuer paid for these 500 points; the network reimburses their redemptions now
+    assert (state[issuer].outstanding_points, state[issuer].value_minor) == (0, 0)
+    assert state[other].outstanding_points == 200  # lots not bought out still count
 
 
 def test_a_terminated_partner_cannot_post_but_keeps_paying_for_its_points_spent_elsewhere(network, clock):

@@ -227,6 +227,47 @@ def test_mark_paid_refuses_bad_forms_and_roles(client_as, network, settled):
     assert audit_actions(network, "approval.requested") == []
 
 
+def test_a_float_partners_row_shows_what_moves_by_bank_and_its_direction(client_as, network, clock):
+    """docs/settlement-files.md, "Finance": net −580, 700 from the float, the network pays it 120 by bank."""
+    from shared.partners.limits import record_topup, set_limits
+    from shared.settlement import positions
+    from tests.factories import make_partner
+
+    terms = dict(point_value="1", issuance_fee="0", redemption_fee_rate="0")
+    shop = make_partner(network, "FloatShop", billing="prepaid", **terms)
+    issuer = make_partner(network, "Issuer", billing="postpaid", **terms)
+    network.tx(lambda tx: set_limits(tx, shop, float_overdraft_minor=0))
+    network.tx(lambda tx: record_topup(tx, shop, 1_000, "BANK-TOPUP"))
+    member = make_member(network, shop, also_linked_to=(issuer,))
+    network.earn(issuer, member, "i1", points=120)
+    network.burn(shop, member, "b1", 120)
+    network.earn(shop, member, "e1", points=700)
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    finance = client_as("finance")
+    page = finance.get(f"{BASE}/settlement/{CYCLE}").text
+    row = page.split(f'data-party="{shop}"', 1)[1].split("</tr>", 1)[0]
+    assert ' data-status="due"' in row and 'data-minor="-580"' in row
+    assert 'data-from-float="700"' in row and 'data-by-bank="120"' in row
+    assert "Mark received" in row and "Mark paid" not in row  # the network pays it
+    network_row = page.split('data-party="network"', 1)[1].split("</tr>", 1)[0]
+    assert ' data-status="nothing_due"' in network_row and 'data-by-bank="0"' in network_row
+    assert "bank_reference" not in network_row  # nothing to mark
+    statements = finance.get(f"{BASE}/settlement/parties/{shop}").text
+    assert 'data-minor="-580"' in statements and 'data-by-bank="120"' in statements
+    [run], _ = network.tx(lambda tx: positions.runs_page(tx, CYCLE), readonly=True)
+    assert (run["due"], run["nothing_due"], run["volume_minor"]) == (2, 1, 120)  # only the issuer pays by bank
+    network.settings.four_eyes_actions = frozenset()
+    operator = client_as("operator")
+    answer = post_form(operator, f"{BASE}/settlement/{CYCLE}/parties/{shop}/paid",
+                       {"bank_reference": "OUT-120"}, page=f"{BASE}/settlement/{CYCLE}")
+    assert answer.status_code == 303 and "message=paid" in answer.headers["location"]
+    assert settlement_row(network, shop).status == "received"
+    nothing = post_form(operator, f"{BASE}/settlement/{CYCLE}/parties/network/paid",
+                        {"bank_reference": "NONE"}, page=f"{BASE}/settlement/{CYCLE}")
+    assert nothing.status_code == 404 and 'data-code="nothing_due"' in nothing.text
+
+
 def test_verify_run_reports_reconciled_and_is_audited(client_as, network, settled):
     client = client_as("operator")
     answer = post_form(client, f"{BASE}/settlement/{CYCLE}/verify", page=f"{BASE}/settlement/{CYCLE}")
