@@ -32,21 +32,27 @@ def forfeit(journal: Journal, member: MemberState, lots: list[LotState], *, requ
     """Forfeit what is free in ``lots`` as breakage (an ``expiry`` entry, with expiry's money rules).
 
     Used by expiry and by erasure (``request`` then says why); returns the entry, if any."""
-    due = sorted((lot for lot in lots if lot.free > 0), key=consumption_key)
+    return forfeit_points(journal, member, [(lot, lot.free) for lot in lots], request=request)
+
+
+def forfeit_points(journal: Journal, member: MemberState, taken: list[tuple[LotState, int]], *,
+                   request: dict | None = None) -> dict | None:
+    """Forfeit ``points`` of each lot (at most what is free in it) as breakage: one ``expiry`` entry."""
+    due = sorted(((lot, min(points, lot.free)) for lot, points in taken if min(points, lot.free) > 0),
+                 key=lambda pair: consumption_key(pair[0]))
     if not due:
         return None
-    total = sum(lot.free for lot in due)
-    terms = terms_by_id(journal.tx, {lot.contract_id for lot in due if lot.billing == "prepaid"})
+    total = sum(points for _, points in due)
+    terms = terms_by_id(journal.tx, {lot.contract_id for lot, _ in due if lot.billing == "prepaid"})
     entry = journal.entry("expiry", total, member_id=member.id, request=request)
-    for lot in due:
-        points = lot.free
+    for lot, points in due:
         journal.move(entry, lot, points)
         for line in breakage_lines(lot, points, terms.get(lot.contract_id)):
             journal.line(entry, line)
     journal.transfer(entry, f"member:{member.id}", "network:expired", total)
     member.change(available=-total)
     entry["result"] = {"entry_id": entry["id"], "kind": "expiry", "member_id": member.id, "points": total,
-                       "lots": [lot.id for lot in due], "balance": member.balance()}
+                       "lots": [lot.id for lot, _ in due], "balance": member.balance()}
     return entry
 
 

@@ -38,7 +38,7 @@ def expire_holds(tx: Tx, limit: int) -> int:
         if row.member_id not in journal.members:
             continue
         hold = OpenHold(row.id, row.member_id, row.points, row.status, row.expires_at,
-                        [(r.lot_id, r.points) for r in reserved if r.hold_id == row.id])
+                        [(r.lot_id, r.points, r.lot_expires_at) for r in reserved if r.hold_id == row.id])
         entry = journal.entry("hold_expiry", row.points, partner_id=row.partner_id, member_id=row.member_id,
                               hold_id=row.id)
         release_hold(journal, hold, entry, 0)

@@ -87,7 +87,7 @@ class OpenHold:
     points: int
     status: str
     expires_at: object
-    lots: list[tuple[str, int]]  # (lot id, reserved points) in reservation order
+    lots: list[tuple[str, int, datetime | None]]  # (lot id, reserved points, the lot's expiry then) in order
 
 
 def lot_json(lot: LotState) -> dict:
@@ -279,7 +279,7 @@ class Posting:
                         & set(self.journal.members),
                         for_earns=True, rows=locked_rows)
         lot_ids = {lot_id for o in self.originals.values() for lot_id in o.returnable}
-        lot_ids |= {lot_id for h in self.holds.values() for lot_id, _ in h.lots}
+        lot_ids |= {lot_id for h in self.holds.values() for lot_id, *_ in h.lots}
         # Only members who spend need their open lots, and only as many as their spends ask; an earn
         # never reads them.
         needs = dict.fromkeys((h.member_id for h in self.holds.values()), 0)
@@ -370,7 +370,7 @@ class Posting:
                                                .order_by(hold_lots_t.c.hold_id, hold_lots_t.c.seq)).all()
             for row in reserved:
                 if row.hold_id in self.holds:
-                    self.holds[row.hold_id].lots.append((row.lot_id, row.points))
+                    self.holds[row.hold_id].lots.append((row.lot_id, row.points, row.lot_expires_at))
 
     # -- helpers -------------------------------------------------------------------------
     def _member(self, member_id: str | None, *, linked: bool = True):
@@ -578,8 +578,9 @@ class Posting:
         reserved = []
         for seq, (lot, points) in enumerate(plan, start=1):
             self.journal.reserve(lot, points)
-            self.journal.hold_lots.append({"hold_id": hold_id, "lot_id": lot.id, "seq": seq, "points": points})
-            reserved.append((lot.id, points))
+            self.journal.hold_lots.append({"hold_id": hold_id, "lot_id": lot.id, "seq": seq, "points": points,
+                                           "lot_expires_at": lot.expires_at})
+            reserved.append((lot.id, points, lot.expires_at))
         self.holds[hold_id] = OpenHold(hold_id, member.id, event.points, "open", expires_at, reserved)
         self.originals[event.reference] = Original(entry["id"], "hold", member.id, self.partner_id, event.points)
         self.journal.transfer(entry, f"member:{member.id}", f"member:{member.id}:held", event.points)
@@ -747,9 +748,14 @@ class Posting:
 
 
 def release_hold(journal: Journal, hold: OpenHold, entry: dict, captured: int, redeem=None) -> None:
-    """Capture ``captured`` points of a hold from its lots in reservation order; release the rest."""
-    left = captured
-    for lot_id, reserved in hold.lots:
+    """Capture ``captured`` points of a hold from its lots in reservation order; release the rest.
+
+    Released points keep the expiry their lot had when they were reserved: if that has passed but the
+    lot has since been given a reversal's grace (only the returned points get it), they expire now.
+    (Where the lot itself is still past its expiry, the caller's ``expire_due`` takes them.)"""
+    now = journal.tx.now
+    left, lapsed = captured, []
+    for lot_id, reserved, expired_at in hold.lots:
         lot = journal.lots[lot_id]
         take = min(reserved, left)
         journal.reserve(lot, -reserved)
@@ -757,10 +763,14 @@ def release_hold(journal: Journal, hold: OpenHold, entry: dict, captured: int, r
             journal.move(entry, lot, take)
             redeem(entry, lot, take)
             left -= take
+        if reserved > take and expired_at is not None and expired_at <= now < lot.expires_at:
+            lapsed.append((lot, reserved - take))
     member = journal.members[hold.member_id]
     if hold.points - captured:
         journal.transfer(entry, f"member:{member.id}:held", f"member:{member.id}", hold.points - captured)
     member.change(available=hold.points - captured, held=-hold.points)
+    if lapsed:
+        expiry.forfeit_points(journal, member, lapsed)
 
 
 def post_events(tx: Tx, partner_id: str, events: list[Event]) -> list[dict | PointsnetError]:

@@ -44,3 +44,6 @@ class HoldLot(Base):
     lot_id: Mapped[str] = mapped_column(ForeignKey("lots.id"), primary_key=True, index=True)
     seq: Mapped[int] = mapped_column(Integer)
     points: Mapped[int] = mapped_column(BigInteger)
+    # the lot's expiry when these points were reserved: they keep it, even if a reversal gives the lot
+    # its grace while they are held (NULL: reserved before migration 0031 recorded it)
+    lot_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -92,3 +92,83 @@ def test_0027_clears_the_anniversary_of_members_already_erased(database_url):
         engine.dispose()
         _migrate(database_url, "head")
     assert anniversaries == {"mbr_erased": False, "mbr_active": True}
+
+
+def test_0030_keeps_what_floats_settled_and_clears_what_no_bank_owes(network, clock, database_url):
+    """Settled cycles get from_float_minor as `clearing list` computed it (the cycle's rounded
+    prepaid_funding sum of each partner whose float is enforced, the network minus their total);
+    a settlement still due with nothing to move by bank becomes nothing_due; one recorded keeps its status."""
+    from datetime import date
+
+    from shared.partners.limits import record_topup, set_limits
+    from tests.factories import make_member, make_partner
+
+    terms = dict(point_value="1", issuance_fee="0", redemption_fee_rate="0")
+    shop, whole = (make_partner(network, name, billing="prepaid", **terms) for name in ("Shop", "Whole"))
+    unfloated = make_partner(network, "Unfloated", billing="prepaid", **terms)
+    issuer = make_partner(network, "Issuer", billing="postpaid", **terms)
+    for partner in (shop, whole):
+        network.tx(lambda tx, p=partner: set_limits(tx, p, float_overdraft_minor=0))
+        network.tx(lambda tx, p=partner: record_topup(tx, p, 1_000, f"TOPUP-{p}"))
+    member = make_member(network, shop, also_linked_to=(whole, unfloated, issuer))
+    first, second = date(2026, 11, 20), date(2026, 11, 21)
+    network.earn(issuer, member, "i1", points=120)
+    network.burn(shop, member, "b1", 120)  # docs/settlement-files.md: net -580, 700 from the float
+    network.earn(shop, member, "s1", points=700)
+    network.earn(whole, member, "w1", points=300)
+    network.earn(unfloated, member, "u1", points=200)
+    clock.advance(days=1)
+    network.earn(whole, member, "w2", points=100)
+    clock.advance(days=1)
+    network.settle(first)
+    network.settle(second)
+    network.db.engine.dispose()
+    _migrate(database_url, "0029", down=True)
+    engine = create_engine(normalise_url(database_url))
+    try:
+        with engine.begin() as connection:  # as the previous release left them: status from the net alone
+            connection.execute(text("UPDATE settlements SET status = CASE WHEN net_minor = 0 THEN 'nothing_due' "
+                                    "ELSE 'due' END, bank_reference = NULL"))
+            connection.execute(text("UPDATE settlements SET status = 'paid', bank_reference = 'OLD-1' "
+                                    "WHERE party = :p AND cycle_date = :d"), {"p": whole, "d": first})
+        _migrate(database_url, "head")
+        with engine.connect() as connection:
+            rows = {(str(d)[:10], party): (int(net), int(from_float), status) for d, party, net, from_float, status
+                    in connection.execute(text("SELECT cycle_date, party, net_minor, from_float_minor, status "
+                                               "FROM settlements"))}
+    finally:
+        engine.dispose()
+        _migrate(database_url, "head")
+    assert rows == {
+        ("2026-11-20", shop): (-580, 700, "due"),  # by bank +120: the network pays it
+        ("2026-11-20", whole): (-300, 300, "paid"),  # recorded before the upgrade: kept
+        ("2026-11-20", unfloated): (-200, 0, "due"),
+        ("2026-11-20", issuer): (-120, 0, "due"),
+        ("2026-11-20", "network"): (1200, -1000, "due"),  # by bank +200, from the partner without a float
+        ("2026-11-21", whole): (-100, 100, "nothing_due"),
+        ("2026-11-21", "network"): (100, -100, "nothing_due"),
+    }
+
+
+def test_0031_gives_open_holds_their_lots_expiry(network, database_url):
+    from tests.factories import make_member, make_partner
+
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    network.earn(partner, member, "e1", points=100)
+    open_hold = network.hold(partner, member, "h1", 30)["hold_id"]
+    voided = network.hold(partner, member, "h2", 20)["hold_id"]
+    network.void(partner, voided)
+    network.db.engine.dispose()
+    engine = create_engine(normalise_url(database_url))
+    _migrate(database_url, "0030", down=True)
+    try:
+        _migrate(database_url, "head")
+        with engine.connect() as connection:
+            rows = {hold_id: (kept, lot_expiry) for hold_id, kept, lot_expiry in connection.execute(text(
+                "SELECT hl.hold_id, hl.lot_expires_at, l.expires_at FROM hold_lots hl JOIN lots l ON l.id = hl.lot_id"))}
+    finally:
+        engine.dispose()
+        _migrate(database_url, "head")
+    assert rows[open_hold][0] is not None and str(rows[open_hold][0]) == str(rows[open_hold][1])
+    assert rows[voided][0] is None  # a resolved hold releases nothing more: left as it was

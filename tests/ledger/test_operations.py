@@ -404,6 +404,39 @@ def test_a_hold_that_times_out_on_an_expired_lot_releases_into_expiry(network, c
     verify_ok(network)
 
 
+@pytest.mark.parametrize("release", ["void", "capture 20", "timeout"])
+def test_a_reversals_grace_is_for_the_returned_points_not_for_what_a_hold_reserves(network, clock, coalition,
+                                                                                    release):
+    """A burn reversed into an expired lot gives that lot a grace (decision 13: only the returned
+    points get it); the points an open hold reserves in the same lot keep the expiry they were
+    reserved under, so what the hold releases still expires at once."""
+    a, b, _, member = coalition
+    ttl(network, 1)
+    lot_id = earn_lot(network, a, member, "e1", 100)
+    clock.advance(hours=23, minutes=45)
+    network.burn(b, member, "b1", 30)
+    clock.advance(minutes=5)
+    hold = network.hold(b, member, "h1", 70)  # everything left in the lot
+    clock.advance(minutes=12)  # the lot has expired; the hold is still open
+    network.reverse(b, "r1", "b1")  # 30 come back, with the grace
+    assert (network.balance(member)["available"], network.balance(member)["held"]) == (30, 70)
+    assert lot(network, lot_id).expires_at > clock.now()
+    if release == "void":
+        network.void(b, hold["hold_id"])
+    elif release == "capture 20":
+        network.capture(b, hold["hold_id"], 20)
+    else:
+        clock.advance(minutes=5)
+        assert network.expire_holds() == 1
+    captured = 20 if release == "capture 20" else 0
+    assert network.balance(member)["available"] == 30 and network.balance(member)["held"] == 0
+    assert account(network, "network:expired") == 70 - captured
+    assert (lot(network, lot_id).remaining, lot(network, lot_id).reserved) == (30, 0)
+    clock.advance(days=29)
+    assert network.expire_lots() == 0  # the returned 30 keep their grace
+    verify_ok(network)
+
+
 # -- money lines -----------------------------------------------------------------------------------
 
 def test_prepaid_and_postpaid_money_lines(network, clock):
