@@ -270,6 +270,9 @@ class NetworkKeys(BaseModel):
 class StatementSummary(BaseModel):
     cycle_date: date
     net_minor: int = Field(description="Positive: you receive; negative: you pay (minor units).")
+    from_float_minor: int = Field(0, description="The part of the net your prepaid float settles (your cycle's "
+                                                 "prepaid funding; 0 without a float).")
+    by_bank_minor: int = Field(description="What moves by bank: net + from float. Positive: you receive.")
     payment_date: date
     status: str
 

@@ -212,7 +212,8 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
                for party, net in files.net_positions.items()]
     if parties:
         tx.session.execute(insert(Settlement.__table__), parties)
-    record_settlement_ready(tx, cycle, pay_on, files.net_positions, hashlib.sha256(files.manifest).hexdigest())
+    record_settlement_ready(tx, cycle, pay_on, files.net_positions, hashlib.sha256(files.manifest).hexdigest(),
+                            from_float=floats)
     return {"cycle_date": cycle.isoformat(), "run_id": run_id, "directory": str(target), "already_settled": False,
             "net_positions": files.net_positions}
 

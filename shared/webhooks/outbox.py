@@ -191,17 +191,21 @@ def record_ledger_entries(tx: Tx, entries: list[dict]) -> list[str]:
 
 
 def record_settlement_ready(tx: Tx, cycle: date, payment_date: date, net_positions: dict[str, int],
-                            manifest_sha256: str) -> list[str]:
-    """Tell each partner of a settled cycle its own net position (never anyone else's)."""
+                            manifest_sha256: str, from_float: dict[str, int] | None = None) -> list[str]:
+    """Tell each partner of a settled cycle its own net position (never anyone else's), what of it
+    its prepaid float settled, and which way the rest moves by bank."""
     from shared.settlement.files import NETWORK, statement_name
 
     events = []
     for party, net in sorted(net_positions.items()):
         if party == NETWORK:
             continue
+        floated = (from_float or {}).get(party, 0)
+        by_bank = net + floated
         events.append(Outgoing("settlement.ready", {
             "cycle_date": cycle.isoformat(), "partner_id": party, "net_minor": net,
-            "direction": "receive" if net > 0 else "pay" if net < 0 else "none",
+            "from_float_minor": floated, "by_bank_minor": by_bank,
+            "direction": "receive" if by_bank > 0 else "pay" if by_bank < 0 else "none",
             "currency": tx.settings.currency, "payment_date": payment_date.isoformat(),
             "statement": statement_name(party), "manifest_sha256": manifest_sha256,
         }, (party,)))

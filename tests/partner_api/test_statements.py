@@ -64,6 +64,7 @@ def test_one_statement_is_its_file_and_its_digest(network, clock, shop, api):
     assert one["statement_csv"].encode() == csv.content
     assert one["statement_sha256"] == hashlib.sha256(csv.content).hexdigest()
     assert one["net_minor"] == stored(network, shop.partner_id)[cycle.isoformat()]
+    assert (one["from_float_minor"], one["by_bank_minor"]) == (0, one["net_minor"])  # no float: all by bank
     assert shop.partner_id in one["statement_csv"] and other.partner_id not in one["statement_csv"].split("\n")[0]
 
 

@@ -14,6 +14,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from shared.errors import InsufficientPoints
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events
+from shared.partners.limits import record_topup, set_limits
 from shared.signing import jwk
 from shared.webhooks import emit
 from shared.webhooks.delivery import deliver_due, list_deliveries, replay
@@ -122,6 +123,26 @@ def test_settlement_ready_tells_each_partner_only_its_own_position(network, cloc
     assert not receiver.at(f"/hooks/{idle}")  # not in the cycle
     network.settle(date(2026, 11, 20))  # a re-run settles nothing and announces nothing
     assert deliver_due(network)["delivered"] == 0
+
+
+def test_settlement_ready_gives_a_float_partner_the_direction_of_what_moves_by_bank(network, clock, receiver):
+    """docs/settlement-files.md: net -580 of which the float settles 700, so the network pays 120."""
+    prepaid = make_partner(network, "Prepaid", billing="prepaid", point_value="1", issuance_fee="0",
+                           redemption_fee_rate="0")
+    issuer = make_partner(network, "Issuer", billing="postpaid", point_value="1", issuance_fee="0")
+    network.tx(lambda tx: set_limits(tx, prepaid, float_overdraft_minor=0))
+    network.tx(lambda tx: record_topup(tx, prepaid, 1_000, "TOPUP-1"))
+    register(network, receiver, prepaid)
+    member = make_member(network, prepaid, also_linked_to=(issuer,))
+    network.earn(issuer, member, "i1", points=120)
+    network.burn(prepaid, member, "b1", points=120)  # the issuer reimburses 120
+    network.earn(prepaid, member, "e1", points=700)  # funded from the float
+    clock.advance(days=1)
+    network.settle(date(2026, 11, 20))
+    deliver_due(network)
+    [ready] = [b for b in bodies(receiver.at(f"/hooks/{prepaid}")) if b["type"] == "settlement.ready"]
+    assert {key: ready["data"][key] for key in ("net_minor", "from_float_minor", "by_bank_minor", "direction")} == {
+        "net_minor": -580, "from_float_minor": 700, "by_bank_minor": 120, "direction": "receive"}
 
 
 def test_no_event_reaches_another_partner(network, clock, receiver):
