@@ -34,9 +34,11 @@ class Programme:
     def limits(self) -> DailyLimits:
         partner, network = self.rules
         members = {e.member_id for e in self.posting.events if e.member_id}
+        since = [version[2] for version in self.posting.rules_in_force if version is not None]
         return DailyLimits(self.posting.tx, self.posting.partner_id,
                            effective_limits(partner.limits if partner else None,
-                                            network.limits if network else None), members)
+                                            network.limits if network else None), members,
+                           rules_since=max(since) if since else None)
 
     @lazy
     def referrals(self) -> Referrals:

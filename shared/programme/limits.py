@@ -6,11 +6,13 @@ Counts are gross (a reversal gives no room back, like campaign caps) and exact u
   every entry that moves a member's points is written under that lock;
 * a partner's issuance is kept in one ``issuance_counters`` row per (partner, day), made (from the
   day's issuance so far) by the first unit that has a cap in force that day, read FOR UPDATE and
-  rewritten at the end of each capped unit. A unit without a cap adds its issuance to the day's row
-  if there is one (the cap was in force earlier that day: it may be set again, and must count what
-  was issued meanwhile), as campaign totals are kept; without a row it touches nothing, so a
-  partner that has no cap that day has no hot row (a capped partner's writes serialise on it:
-  that is what a cap costs).
+  rewritten at the end of each capped unit. A unit without a cap, under rules that took effect
+  today, adds its issuance to the day's row if there is one (the cap was in force earlier that day:
+  it may be set again, and must count what was issued meanwhile), as campaign totals are kept;
+  without a row it touches nothing, and under rules in force since before the day began it sends
+  nothing at all (they were in force all day: no cap today), so a partner that has no cap that day
+  has no hot row and no extra statement (a capped partner's writes serialise on it: that is what a
+  cap costs).
 
 Within a unit (a batch) earlier events count toward later ones. A refusal raises an operator alert
 (``velocity_limit``), recorded even though the refused unit may roll back.
@@ -111,7 +113,8 @@ def lock_issuance_counter(tx: Tx, partner_id: str, day, start: datetime, end: da
 class DailyLimits:
     """The velocity limits of one unit of work for one partner, counted as its events post."""
 
-    def __init__(self, tx: Tx, partner_id: str, limits: Limits, member_ids: Iterable[str]):
+    def __init__(self, tx: Tx, partner_id: str, limits: Limits, member_ids: Iterable[str], *,
+                 rules_since: datetime | None = None):
         self.tx = tx
         self.partner_id = partner_id
         self.limits = limits
@@ -123,6 +126,9 @@ class DailyLimits:
         self._issued: int | None = None
         self._issued_at_start = 0
         self._issued_uncapped = 0  # partner-funded points given without a cap: added to a row if there is one
+        # Rules in force since before today began were in force all day: without a cap now, there was
+        # none today, so there is no row to add to (and no statement to send).
+        self._rules_changed_today = rules_since is not None and rules_since > self.start
         self._alerts: dict[tuple, dict] = {}
 
     @property
@@ -183,7 +189,7 @@ class DailyLimits:
         today = (counters_t.c.partner_id == self.partner_id) & (counters_t.c.business_day == self.day)
         if self._issued is not None and self._issued != self._issued_at_start:
             self.tx.session.execute(update(counters_t).where(today).values(points=self._issued))
-        if self._issued_uncapped:
+        if self._issued_uncapped and self._rules_changed_today:
             # the day's row, if a cap made it earlier: a cap set again today counts these points
             # (the row's lock orders this after a capped unit that holds it, and a capped unit after this)
             self.tx.session.execute(update(counters_t).where(today)

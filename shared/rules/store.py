@@ -47,7 +47,7 @@ def rules_in_force(tx: Tx, scope: str, instant: datetime) -> tuple[int, RuleSet]
 
 
 def _latest(scope) -> object:
-    return (select(rule_sets.c.scope, rule_sets.c.version, rule_sets.c.document)
+    return (select(rule_sets.c.scope, rule_sets.c.version, rule_sets.c.document, rule_sets.c.effective_from)
             .where(rule_sets.c.scope == scope, rule_sets.c.effective_from <= bindparam("instant"))
             .order_by(rule_sets.c.effective_from.desc(), rule_sets.c.version.desc()).limit(1).subquery())
 
@@ -62,9 +62,10 @@ def _parsed(document: str) -> RuleSet:
     return RuleSet.model_validate_json(document)
 
 
-def rules_in_force_for(tx: Tx, partner_id: str, instant: datetime) -> tuple[tuple[int, RuleSet] | None, ...]:
-    """(the partner's, the network's) rules in force at ``instant``, each (version, rules) or None."""
-    found = {row.scope: (row.version, _parsed(row.document))
+def rules_in_force_for(tx: Tx, partner_id: str, instant: datetime) -> tuple[tuple | None, ...]:
+    """(the partner's, the network's) rules in force at ``instant``, each (version, rules, in force
+    since) or None."""
+    found = {row.scope: (row.version, _parsed(row.document), row.effective_from)
              for row in tx.session.execute(_BOTH_IN_FORCE, {"partner": partner_id, "instant": instant})}
     return found.get(partner_id), found.get("network")
 

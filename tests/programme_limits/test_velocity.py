@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from shared.errors import VelocityLimitExceeded
 from shared.ledger.events import Event
+from tests.db.test_history_plans import captured
 from tests.factories import make_member, make_partner, verify_ok
 from tests.partner_api.conftest import assert_problem, enrol, entry_count
 from tests.programme_limits.conftest import alerts, entries, rules
@@ -171,6 +172,21 @@ def test_a_cap_set_again_the_same_day_counts_what_was_issued_while_it_was_off(sh
     assert (problem["limit_name"], problem["used"]) == ("partner_daily_issuance", 900)
     shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-4", "points": 100})
     verify_ok(network)
+
+
+def test_an_uncapped_earn_under_rules_older_than_the_day_sends_nothing_to_the_counter(shop, network, clock):
+    """Rules in force since before the network day began were in force all day: no cap today, so no
+    counter row, and an earn does not look for one (a statement per earn otherwise)."""
+    rules(network, shop.partner_id, "base_rate: 1\n")
+    member = enrol(shop)
+    clock.advance(days=1)  # the rules are now older than the day
+    with captured(network, "issuance_counters") as sent:
+        shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-1", "points": 100})
+    assert sent == []
+    rules(network, shop.partner_id, "base_rate: 2\n")  # rules changed today: a cap may have been on earlier
+    with captured(network, "issuance_counters") as sent:
+        shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-2", "points": 100})
+    assert [statement.split()[0] for statement, _ in sent] == ["UPDATE"]
 
 
 def test_a_partners_own_cap_wins_over_the_network_default(partners, network, limits):
