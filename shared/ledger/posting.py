@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 
 from shared.db.database import Tx
 from shared.db.lists import among_bound, per_dialect
@@ -31,7 +31,7 @@ from shared.ledger.rules import (
 )
 from shared.ledger.state import among_rows, chunks, load_lots, load_spendable, lock_members, survivors
 from shared.models import (
-    Contract, Entry, Hold, HoldLot, LotConsumption, Member, MemberLink, ObligationLine, Termination,
+    Contract, Entry, Hold, HoldLot, Lot, LotConsumption, Member, MemberLink, ObligationLine, Termination,
 )
 from shared.rules.evaluate import Evaluation, evaluate, is_active
 from shared.rules.store import campaign_usage, rules_in_force_for
@@ -722,7 +722,7 @@ class Posting:
             if lot not in self.by_member[member.id]:
                 self.by_member[member.id].append(lot)
             self._reverse_lines(entry, original, lot_id, give)
-            if lot.bought_out and original.posted_at is not None and original.posted_at < lot.bought_out_at:
+            if self._not_bought_out_with(original, lot):
                 self._fund_bought_out(entry, lot, give)
         self.journal.transfer(entry, f"partner:{original.partner_id}:redeemed", f"member:{member.id}", points)
         member.change(available=points)
@@ -731,21 +731,48 @@ class Posting:
                             reversible_remaining=remaining - points)
 
 
+    def _buy_out_rate(self, partner_id: str) -> int | None:
+        """The rate at which the partner bought out its points when it left, or None (no buy-out)."""
+        rates = self.__dict__.setdefault("_buy_out_rates", {})
+        if partner_id not in rates:
+            rates[partner_id] = self.tx.session.execute(select(Termination.buy_out_rate_ppm).where(
+                Termination.partner_id == partner_id, Termination.settlement == "buy_out")).scalar_one_or_none()
+        return rates[partner_id]
+
+    def _not_bought_out_with(self, original: Original, lot: LotState) -> bool:
+        """Whether points ``original`` took from ``lot`` and a reversal now returns were left out of its
+        issuer's buy-out: they had left the lot before it. Told by who paid for their redemption (the
+        issuer: before the buy-out; the network: after it), not by the times, which do not order units
+        that waited on each other's locks: the issuer redeeming them itself (it can no longer post once
+        it has left); a lot not open at the buy-out (spent or expired then: not bought out at all). Only
+        where no money moved for them (a redeemer's point value of 0) do the times decide."""
+        if lot.billing != "postpaid" or lot.funder_partner_id is None or self._buy_out_rate(lot.funder_partner_id) is None:
+            return False
+        if not lot.bought_out or original.partner_id == lot.funder_partner_id:
+            return True
+        payers = {line.payer for _, line in original.lines if line.lot_id == lot.id and line.kind == "redemption"}
+        if payers:
+            return lot.funder_partner_id in payers
+        return original.posted_at is not None and original.posted_at < lot.bought_out_at
+
     def _fund_bought_out(self, entry: dict, lot: LotState, points: int) -> None:
-        """Points taken from a lot before its issuer's buy-out come back to it after: the buy-out did not
+        """Points that left a lot before its issuer's buy-out come back to it after: the buy-out did not
         cover them (the issuer paid for them as they were redeemed, and the reversal refunds it), so the
         issuer funds them now as it funded the lot's other points then — at the buy-out's rate and the
         lot's contract point value, a ``prepaid_funding`` line to the network — and the network, which
-        reimburses the lot's redemptions from now on, is paid for them."""
-        rate = self.tx.session.execute(select(Termination.buy_out_rate_ppm).where(
-            Termination.partner_id == lot.funder_partner_id)).scalar_one()
-        value = self.tx.session.execute(select(Contract.point_value_micro).where(
-            Contract.id == lot.contract_id)).scalar_one()
-        amount = apply_rate_ppm(points * value, rate)
+        reimburses the lot's redemptions from now on, is paid for them. A lot that was not open at the
+        buy-out (spent or expired then) is bought out now, with these points."""
+        if not lot.bought_out:
+            lot.bought_out_at = self.now
+            self.tx.session.execute(update(Lot).where(Lot.id == lot.id).values(bought_out_at=self.now))
+        values = self.__dict__.setdefault("_point_values", {})
+        if lot.contract_id not in values:
+            values[lot.contract_id] = self.tx.session.execute(select(Contract.point_value_micro).where(
+                Contract.id == lot.contract_id)).scalar_one()
+        amount = apply_rate_ppm(points * values[lot.contract_id], self._buy_out_rate(lot.funder_partner_id))
         if amount:
             self.journal.line(entry, Line(lot.funder_partner_id, NETWORK, "prepaid_funding", points, amount,
                                           lot.contract_id, lot.id))
-
 
 def release_hold(journal: Journal, hold: OpenHold, entry: dict, captured: int, redeem=None) -> None:
     """Capture ``captured`` points of a hold from its lots in reservation order; release the rest.

@@ -9,7 +9,8 @@ Under ``buy_out`` it pays, once and in its final cycle, the buy-out rate times t
 open postpaid points (per lot, at the lot's contract point value); those lots are marked bought
 out and the network reimburses their later redemptions. Postpaid expiry moves no money, so the
 network keeps what a bought-out lot leaves to expire. Reversals after a buy-out keep it square
-(``Posting._fund_bought_out``, ``Posting._reverse_earn``; docs/ledger.md, decision 16).
+(``Posting._not_bought_out_with``, ``Posting._fund_bought_out``, ``Posting._reverse_earn``; docs/ledger.md,
+decision 16).
 """
 
 from __future__ import annotations

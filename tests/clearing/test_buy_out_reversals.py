@@ -8,6 +8,8 @@ issuer at the buy-out's rate; an earn reversal cannot take back points the netwo
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
@@ -89,4 +91,55 @@ def test_an_earn_reversal_cannot_take_back_points_bought_out_by_the_network(netw
     assert network.balance(member)["available"] == 400  # the network carries them; the issuer paid for them
     nets = settled_nets(network, clock)
     assert (nets[issuer], nets["network"]) == (-400, 400)
+    verify_ok(network)
+
+
+def lines_of(network, entry_id: str) -> list[tuple]:
+    return [tuple(row) for row in network.tx(lambda tx: tx.session.execute(
+        select(ObligationLine.payer, ObligationLine.payee, ObligationLine.kind, ObligationLine.points)
+        .where(ObligationLine.entry_id == entry_id).order_by(ObligationLine.kind)).all(), readonly=True)]
+
+
+def test_who_paid_the_redemption_decides_not_the_times(network, clock):
+    """A burn's unit may start before the buy-out's and take the member's lock after it commits: it is
+    reimbursed by the network (the lot is bought out by then), so the buy-out covered its points and
+    their return is not funded again, whatever its posted_at says."""
+    issuer = make_partner(network, "Issuer", **TERMS)
+    shop = make_partner(network, "Shop", **TERMS)
+    member = make_member(network, issuer, also_linked_to=(shop,))
+    network.earn(issuer, member, "e1", points=500)
+    clock.advance(days=1)
+    began = clock.now()
+    buy_out(network, issuer, 1_000_000)  # pays 500
+    clock.set(began - timedelta(seconds=1))  # the burn's unit began first, and waited for the member's lock
+    burn = network.burn(shop, member, "b1", 400)
+    assert lines_of(network, burn["entry_id"]) == [("network", shop, "redemption", 400)]
+    clock.set(began + timedelta(days=1))
+    reversal = network.reverse(shop, "r1", "b1")
+    assert lines_of(network, reversal["entry_id"]) == [("network", shop, "redemption", -400)]
+    nets = settled_nets(network, clock)
+    assert (nets[issuer], nets["network"], nets.get(shop, 0)) == (-500, 500, 0)
+    verify_ok(network)
+
+
+def test_a_lot_spent_before_the_buy_out_is_bought_out_when_points_come_back_to_it(network, clock):
+    """A lot with nothing left at the termination was not bought out; points a reversal returns to it
+    afterwards are funded at the buy-out's rate and the lot is bought out then: the terminated issuer
+    does not become the payer of its redemptions again."""
+    issuer = make_partner(network, "Issuer", **TERMS)
+    shop = make_partner(network, "Shop", **TERMS)
+    member = make_member(network, issuer, also_linked_to=(shop,))
+    network.earn(issuer, member, "e1", points=500)
+    network.burn(shop, member, "b1", 500)  # the issuer reimburses 500; the lot is spent
+    clock.advance(days=1)
+    assert buy_out(network, issuer, 800_000)["outstanding_points_at_termination"] == 0
+    clock.advance(days=1)
+    reversal = network.reverse(shop, "r1", "b1", 300)
+    assert lines_of(network, reversal["entry_id"]) == [(issuer, "network", "prepaid_funding", 300),
+                                                       (issuer, shop, "redemption", -300)]
+    again = network.burn(shop, member, "b2", 300)
+    assert lines_of(network, again["entry_id"]) == [("network", shop, "redemption", 300)]
+    nets = settled_nets(network, clock)
+    # the shop redeemed 500 in all; the issuer bore 200 in full and 300 at the buy-out's 80 %
+    assert (nets[shop], nets[issuer], nets["network"]) == (500, -440, -60)
     verify_ok(network)
