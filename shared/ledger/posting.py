@@ -142,6 +142,7 @@ class Posting:
                 self.outcomes[index] = error
         for index, first in self._duplicates:
             self.outcomes[index] = self._replay_in_batch(self.events[index], first)
+        self.programme.flush_counters()
         self.journal.flush()
         self.programme.flush()
         self.tiers.flush()
