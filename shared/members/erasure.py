@@ -46,16 +46,19 @@ def forget_enrolment_requests(tx: Tx, member_ids: list[str]) -> int:
     person again; the answer (member id, balance) holds no personal data and stays.
 
     Only the partners linked to the member can have such a record (an enrolment that names a member
-    links it; a merge moves the duplicate's links or keeps the survivor's), so the search is one range
-    of the records' primary key per partner, narrowed by ``LIKE`` on the path (the end of the canonical
-    request) and the member id in the answer, then checked exactly on the parsed JSON.
+    links it; a merge moves the duplicate's links or keeps the survivor's), and only records made since
+    the oldest of the members was, so the search is those partners' records of that time, narrowed by
+    ``LIKE`` on the path (the end of the canonical request) and the member id in the answer, then
+    checked exactly on the parsed JSON.
     """
     session = tx.session
     partners = session.execute(select(links_t.c.partner_id).where(links_t.c.member_id == member_ids[0])).scalars().all()
     if not partners:
         return 0
+    # an enrolment's record is no older than the member it names: only records since then
+    since = session.execute(select(func.min(members_t.c.created_at)).where(members_t.c.id.in_(member_ids))).scalar()
     found = session.execute(select(records_t.c.partner_id, records_t.c.key, records_t.c.request, records_t.c.response)
-                            .where(records_t.c.partner_id.in_(sorted(partners)),
+                            .where(records_t.c.partner_id.in_(sorted(partners)), records_t.c.created_at >= since,
                                    records_t.c.request.endswith(f'{ENROLMENT_PATH}"}}', autoescape=True),
                                    or_(*(records_t.c.response.contains(f'"member_id":"{m}"', autoescape=True)
                                          for m in member_ids)))).all()
