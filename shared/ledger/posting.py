@@ -222,6 +222,10 @@ class Posting:
         if event.reference is not None and any(ord(c) < 32 or ord(c) == 127 for c in event.reference):
             # References are printed in settlement files: no line breaks or other control characters.
             raise ValidationFailed("reference must not contain control characters (line breaks, tabs, ...)")
+        for name in ("member_id", "original_reference", "hold_id", "activity", "currency"):
+            value = getattr(event, name)
+            if isinstance(value, str) and "\x00" in value:  # PostgreSQL cannot hold one in text: every entry point
+                raise ValidationFailed(f"{name} must not contain a NUL character (U+0000)")
         if event.kind in ("earn", "burn", "hold", "activity") and not event.member_id:
             raise UnknownMember("member_id is required")
         if event.points is not None and (

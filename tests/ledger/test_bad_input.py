@@ -56,6 +56,9 @@ CASES = [
      errors.NothingToEarn),
     ("a foreign currency", lambda n, s: n.earn(s["partner"], s["member"], "x", amount=500, currency="USD"),
      errors.InvalidAmount),
+    ("a NUL in a member id (PostgreSQL cannot store one)",
+     lambda n, s: n.earn(s["partner"], s["member"] + "\x00", "x", points=5), errors.ValidationFailed),
+    ("a NUL in an original reference", lambda n, s: n.reverse(s["partner"], "x", "seed\x00"), errors.ValidationFailed),
     # 10**15 fen at the default 1 point per yuan: 10**13 points, above what explicit points may be (10**12)
     ("a purchase earning more points than one earn carries",
      lambda n, s: n.earn(s["partner"], s["member"], "x", amount=10**15), errors.InvalidAmount),
