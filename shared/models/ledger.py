@@ -145,6 +145,9 @@ class Lot(Base):
     # Set when the funder left the network and bought its outstanding points out: the network
     # reimburses their later redemptions (shared/partners/lifecycle.py).
     bought_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The member the lot was issued to, once a merge moved the lot to another (NULL: never moved). The
+    # lot's sealed leaf names that member: merges move lots, and a sealed leaf never changes.
+    merged_from: Mapped[str | None] = mapped_column(String(40))
 
 
 class LotConsumption(Base):

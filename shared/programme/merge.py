@@ -13,7 +13,7 @@ to it, reversals of its old entries act on the survivor, and its phone or email 
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
@@ -54,8 +54,10 @@ def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | 
         entry_id = entry["id"]
     journal.flush()
     session = tx.session
+    # the lots' leaves keep naming the member they were issued to (merged_from), whatever member holds them
     lots = session.execute(update(Lot.__table__).where(Lot.member_id == duplicate_id)
-                           .values(member_id=survivor_id)).rowcount
+                           .values(member_id=survivor_id, merged_from=func.coalesce(Lot.merged_from, duplicate_id))
+                           ).rowcount
     holds = session.execute(update(Hold.__table__).where(Hold.member_id == duplicate_id)
                             .values(member_id=survivor_id)).rowcount
     shared_partners = select(links_t.c.partner_id).where(links_t.c.member_id == survivor_id).scalar_subquery()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from shared.db.database import Tx
 from shared.models import Entry, Lot, LotConsumption, ObligationLine, Transfer
@@ -59,8 +59,15 @@ def encode_entry(entry: dict, transfers: Sequence[dict], consumptions: Sequence[
     return b"".join(out)
 
 
+def _column(model, name: str):
+    """A field's column; a lot's member is the one it was issued to (a merge moves lots: ``merged_from``)."""
+    if model is Lot and name == "member_id":
+        return func.coalesce(Lot.merged_from, Lot.member_id)
+    return getattr(model, name)
+
+
 def _rows(tx: Tx, model, fields: Sequence[str], ids: list[str]) -> dict[str, list[dict]]:
-    columns = [getattr(model, f) for f in fields]
+    columns = [_column(model, f) for f in fields]
     by_entry: dict[str, list[dict]] = {}
     for start in range(0, len(ids), CHUNK):
         part = ids[start:start + CHUNK]
@@ -117,10 +124,18 @@ _KINDS = {"points": "int", "seq": "int", "amount_micro": "int", "cycle_date": "d
           "occurred_at": "time", "issued_at": "time"}
 
 
+def _sql_expression(model, alias: str, name: str) -> str:
+    """``_column`` in SQL: a lot's member is the one it was issued to (never NULL: member_id is not)."""
+    if model is Lot and name == "member_id":
+        return f"COALESCE({alias}.merged_from, {alias}.member_id)"
+    return f"{alias}.{name}"
+
+
 def _sql_record(tag: str, alias: str, model, fields: Sequence[str], fast: bool = False) -> str:
     """One record, built by a single ``concat()`` (one allocation, not one per ``||``)."""
     columns = model.__table__.c
-    return (f"concat('{tag} ', " + ", ".join(_sql_field(f"{alias}.{f}", _KINDS.get(f, "text"), columns[f].nullable, fast)
+    return (f"concat('{tag} ', " + ", ".join(_sql_field(_sql_expression(model, alias, f), _KINDS.get(f, "text"),
+                                                        columns[f].nullable, fast)
                                              for f in fields) + ", chr(10))")
 
 

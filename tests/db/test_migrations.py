@@ -172,3 +172,27 @@ def test_0031_gives_open_holds_their_lots_expiry(network, database_url):
         _migrate(database_url, "head")
     assert rows[open_hold][0] is not None and str(rows[open_hold][0]) == str(rows[open_hold][1])
     assert rows[voided][0] is None  # a resolved hold releases nothing more: left as it was
+
+
+def test_0032_gives_lots_a_merge_moved_the_member_they_were_issued_to(network, database_url):
+    from shared.programme.merge import merge_members
+    from tests.factories import make_member, make_partner
+
+    partner = make_partner(network)
+    survivor, duplicate = make_member(network, partner), make_member(network, partner)
+    network.earn(partner, survivor, "s1", points=10)
+    moved = network.earn(partner, duplicate, "d1", points=20)["lots"][0]["lot_id"]
+    network.tx(lambda tx: merge_members(tx, survivor, duplicate, reason="test"))
+    network.db.engine.dispose()
+    engine = create_engine(normalise_url(database_url))
+    _migrate(database_url, "0031", down=True)  # as a merge left lots before 0032
+    try:
+        _migrate(database_url, "head")
+        with engine.connect() as connection:
+            lots = {lot_id: (member, merged_from) for lot_id, member, merged_from in connection.execute(text(
+                "SELECT id, member_id, merged_from FROM lots"))}
+    finally:
+        engine.dispose()
+        _migrate(database_url, "head")
+    assert lots.pop(moved) == (survivor, duplicate)
+    assert [merged_from for _, merged_from in lots.values()] == [None]  # the survivor's own lot

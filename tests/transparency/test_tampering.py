@@ -6,11 +6,18 @@ verify and expects the tampered entry (or checkpoint) to be named.
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from shared.ledger.verify import verify
+from shared.programme.merge import merge_members
+from shared.transparency.checkpoints import inclusion_proof
+from shared.transparency.merkle import leaf_hash
+from tests.factories import make_member, make_partner
+from tests.transparency.conftest import TERMS
 
 
 def run_verify(network):
@@ -34,6 +41,29 @@ def test_an_untouched_sealed_ledger_verifies(network, sealed):
     report = run_verify(network)
     assert report.ok, report.offences
     assert report.counts["ledger_leaves"] == 3
+
+
+def test_a_merge_after_sealing_leaves_the_ledger_verifiable(network, clock):
+    """A merge moves the duplicate's lots to the survivor: the lots' leaves keep naming the member
+    they were issued to (lots.merged_from), so an honest ledger still verifies and partners' inclusion
+    proofs still match their leaves, before and after the next checkpoint; a lot's member edited
+    by hand is still named."""
+    coffee = make_partner(network, "CoffeeCo", **TERMS)
+    survivor, duplicate = make_member(network, coffee), make_member(network, coffee)
+    earned = network.earn(coffee, duplicate, "d-1", points=450)["entry_id"]
+    clock.advance(minutes=1)
+    network.checkpoint()
+    network.tx(lambda tx: merge_members(tx, survivor, duplicate, reason="same person"))
+    later = network.earn(coffee, survivor, "s-1", points=10)["entry_id"]  # after the merge, sealed after it
+    network.checkpoint()
+    report = run_verify(network)
+    assert report.ok, report.offences
+    for entry_id in (earned, later):
+        proof = network.tx(lambda tx: inclusion_proof(tx, coffee, entry_id), readonly=True)
+        assert leaf_hash(base64.b64decode(proof["leaf_data"])) == base64.b64decode(proof["leaf_hash"])
+    assert network.balance(survivor)["available"] == 460
+    tamper(network, "UPDATE lots SET merged_from = :m WHERE entry_id = :e", m=survivor, e=earned)
+    assert named(run_verify(network), "leaf_hash_mismatch") == {f"entry {earned}"}
 
 
 def test_editing_an_entrys_points_is_named(network, sealed):
