@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
@@ -73,17 +74,31 @@ def ensure_partner(session: Session, partner_id: str) -> None:
 
 
 def _same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    if not origin or origin == "null":
-        return origin is None  # a browser always sends Origin on a POST; "null" is a sandboxed or opaque origin
+    """The request comes from the dashboard's own origin: its ``Origin`` names this host, or, from
+    a browser that left ``Origin`` out, its ``Referer`` does. Neither: refused."""
     host = request.headers.get("host", "")
-    return origin.split("://", 1)[-1] == host
+    origin = request.headers.get("origin")
+    if origin is None:
+        referer = urlsplit(request.headers.get("referer", ""))
+        return bool(host) and referer.scheme in ("http", "https") and referer.netloc == host
+    if origin == "null":  # a sandboxed or opaque origin
+        return False
+    return bool(host) and origin.split("://", 1)[-1] == host
 
 
 async def read_form(request: Request) -> FormData:
+    """The request's form, refused past ``MAX_FORM_BYTES`` — counted as received, so a chunked
+    body (no Content-Length) is limited too."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_FORM_BYTES:
         raise CsrfRejected("the form is too large")
+    received, chunks = 0, []
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > MAX_FORM_BYTES:
+            raise CsrfRejected("the form is too large")
+        chunks.append(chunk)
+    request._body = b"".join(chunks)  # what request.form() then parses (Starlette reads a kept body)
     return await request.form()
 
 

@@ -42,7 +42,8 @@ class WebhookDelivery(Base):
 
     ``id`` is the Standard Webhooks ``webhook-id``: the same on every retry and replay, so a
     receiver can drop duplicates. ``body`` is the exact JSON that is signed and sent.
-    ``retry_from`` starts the retry window (creation, or the operator's replay).
+    ``retry_from`` starts the retry window: the first attempt (set when first claimed), the operator's replay,
+    or the endpoint being enabled again.
     """
 
     __tablename__ = "webhook_deliveries"

@@ -75,6 +75,10 @@ def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None)
     if not ids:
         return []
     token = new_id("clm")
+    # the retry window opens at the first attempt, not when the message was queued: a message that
+    # waited (endpoint disabled, workers down) still gets its 3 days of retries
+    tx.session.execute(update(deliveries_t).where(deliveries_t.c.id.in_(ids), deliveries_t.c.attempts == 0)
+                       .values(retry_from=tx.now))
     tx.session.execute(update(deliveries_t).where(deliveries_t.c.id.in_(ids)).values(
         claim_token=token, next_attempt_at=tx.now + LEASE, attempts=deliveries_t.c.attempts + 1,
         last_attempt_at=tx.now))
@@ -91,11 +95,16 @@ def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None)
 def send(client: httpx.Client, claimed: Claimed, clock, key, *, allow_private: bool = True) -> Outcome:
     """One signed POST, timestamped when it leaves; never raises (a failure is an outcome).
 
-    The target is checked again here (a name may resolve elsewhere since it was registered)."""
+    The target is checked again here (a name may resolve elsewhere since it was registered), under
+    the very name httpx dials."""
     if not allow_private:
-        from shared.webhooks.endpoints import private_address
+        from shared.webhooks.endpoints import dial_host, private_address
+        from shared.webhooks.errors import InvalidWebhookUrl
 
-        found = private_address(httpx.URL(claimed.url).host)
+        try:  # the name httpx dials (IDNA 2008), not Python's idna codec's (IDNA 2003)
+            found = private_address(dial_host(claimed.url))
+        except InvalidWebhookUrl as exc:
+            return Outcome(None, f"refused: {exc}"[:MAX_ERROR], 0)
         if found is not None:
             return Outcome(None, f"refused: the URL resolves to a non-public address ({found})", 0)
     timestamp = int(clock.now().timestamp())

@@ -7,11 +7,12 @@ import socket
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+import httpx
+from sqlalchemy import select, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
-from shared.models import WebhookEndpoint
+from shared.models import WebhookDelivery, WebhookEndpoint
 from shared.partners.contracts import require_partner
 from shared.webhooks.errors import InvalidWebhookUrl, UnknownWebhookEndpoint
 from shared.webhooks.signing import new_secret
@@ -40,8 +41,18 @@ def private_address(hostname: str) -> str | None:
     return None
 
 
+def dial_host(url: str) -> str:
+    """The host name httpx connects to for ``url``: an internationalised name in its IDNA 2008
+    ASCII form (``straße`` -> ``xn--strae-oqa``), which is what must be resolved and judged —
+    Python's ``idna`` codec (IDNA 2003: ``straße`` -> ``strasse``) would name another host."""
+    try:
+        return httpx.URL(url).raw_host.decode("ascii")
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise InvalidWebhookUrl(f"webhook URL host cannot be used: {exc}") from exc
+
+
 def refuse_private_target(url: str) -> None:
-    hostname = urlsplit(url).hostname or ""
+    hostname = dial_host(url)
     found = private_address(hostname)
     if found is not None:
         raise InvalidWebhookUrl(f"webhook URL host {hostname} is a loopback, private, link-local or reserved "
@@ -61,6 +72,7 @@ def check_url(url: str, *, allow_private: bool = False) -> str:
         raise InvalidWebhookUrl("webhook URLs must not carry credentials")
     if len(url) > 2000:
         raise InvalidWebhookUrl("webhook URLs are at most 2000 characters")
+    dial_host(url.strip())  # a host httpx cannot encode is refused here, not at every delivery
     if not allow_private:
         refuse_private_target(url.strip())
     return url.strip()
@@ -93,6 +105,10 @@ def set_endpoint(tx: Tx, partner_id: str, url: str) -> dict:
                                    status="active", created_at=tx.now, updated_at=tx.now)
         tx.session.add(endpoint)
     else:
+        if endpoint.status != "active":  # enabled again: what waited gets a fresh retry window
+            tx.session.execute(update(WebhookDelivery.__table__).where(
+                WebhookDelivery.__table__.c.endpoint_id == endpoint.id,
+                WebhookDelivery.__table__.c.status == "pending").values(retry_from=tx.now))
         endpoint.url, endpoint.status, endpoint.updated_at = url, "active", tx.now
     tx.session.flush()
     return _view(endpoint)

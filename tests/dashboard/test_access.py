@@ -80,6 +80,34 @@ def test_forms_without_a_valid_token_or_from_another_origin_are_refused(client_a
     assert "user.sessions_revoked" in audit_actions(network)
 
 
+def test_a_form_without_origin_is_refused_unless_its_referer_is_the_dashboard(client_as, network, staff):
+    """Every state-changing request must come from the dashboard's own origin: a request without
+    Origin needs a Referer of that origin (a browser that strips Origin still sends one)."""
+    client = client_as("operator")
+    target = network.tx(lambda tx: users.find_user(tx, staff["finance"]).id, readonly=True)
+    path = f"{BASE}/users/{target}/sign-out"
+    token = csrf_of(client.get(f"{BASE}/users").text)
+    for headers in ({}, {"referer": "https://evil.example/dashboard/users"}, {"origin": "null"},
+                    {"referer": "http://testserver.evil.example/dashboard/users"}):
+        answer = client.post(path, data={"csrf_token": token}, headers=headers)
+        assert answer.status_code == 403 and 'data-code="csrf_rejected"' in answer.text, headers
+    assert "user.sessions_revoked" not in audit_actions(network)
+    same_site = client.post(path, data={"csrf_token": token}, headers={"referer": f"http://testserver{BASE}/users"})
+    assert same_site.status_code == 303
+    assert "user.sessions_revoked" in audit_actions(network)
+
+
+def test_a_signed_in_users_language_is_remembered_and_audited(client_as, network, staff):
+    client = client_as("operator")
+    answer = post_form(client, f"{BASE}/language", {"language": "zh", "next": "/"})
+    assert answer.status_code == 303
+    user = network.tx(lambda tx: users.find_user(tx, staff["operator"]), readonly=True)
+    assert user.language == "zh"
+    [entry] = network.tx(lambda tx: tx.session.scalars(select(AuditEntry).where(
+        AuditEntry.action == "user.language_set")).all(), readonly=True)
+    assert (entry.user_email, entry.target) == (staff["operator"], user.id) and '"zh"' in entry.detail
+
+
 @pytest.mark.parametrize("who, path, allowed", [
     ("operator", "/users", True), ("operator", "/approvals", True), ("operator", "/audit", True),
     ("finance", "/", True), ("finance", "/audit", True), ("finance", "/users", False), ("finance", "/approvals", False),

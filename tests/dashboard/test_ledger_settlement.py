@@ -332,6 +332,28 @@ def test_reconciliation_refuses_bad_logs_forms_and_roles(client_as, network, set
     assert audit_actions(network, "settlement.reconcile") == []
 
 
+def test_an_upload_over_2mb_is_refused_also_when_sent_chunked(client_as, network, settled):
+    """docs/dashboard.md: uploads are limited to 2 MB — counted as received, not as announced."""
+    client = client_as("finance")
+    token = csrf_of(client.get(f"{BASE}/settlement/{CYCLE}/reconcile").text)
+    boundary = "XyZ"
+    log = partner_log([("nope-ref", "earn", 1, "0.01", "2026-11-20T10:00:00Z")] * 80_000)
+    assert len(log) > 3 * 1024 * 1024
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="partner_id"\r\n\r\n{settled["coffee"]}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="log"; filename="big.csv"\r\n'
+            f"Content-Type: text/csv\r\n\r\n").encode() + log + f"\r\n--{boundary}--\r\n".encode()
+
+    def chunks():  # a generator body: sent with Transfer-Encoding: chunked, no Content-Length
+        for start in range(0, len(body), 65536):
+            yield body[start:start + 65536]
+
+    answer = client.post(f"{BASE}/settlement/{CYCLE}/reconcile", content=chunks(),
+                         headers=ORIGIN | {"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert answer.status_code == 403 and 'data-code="csrf_rejected"' in answer.text
+    assert audit_actions(network, "settlement.reconcile") == []
+
+
 # -- a partner viewer sees its own partner only ----------------------------------------------------------
 def test_partner_viewer_sees_own_statements_and_reports_only(client_as, settled):
     coffee, book = settled["coffee"], settled["book"]

@@ -56,6 +56,18 @@ def test_search_by_id_and_not_found(client_as, member):
     assert unreadable.status_code == 422 and 'data-code="invalid_contact"' in unreadable.text
 
 
+def test_a_merged_member_is_found_as_its_survivor_by_id_too(network, client_as, partners, member):
+    """docs/dashboard.md: a member merged into another is found as the member it was merged into."""
+    from shared.programme.merge import merge_members
+
+    duplicate = network.enrol(partners["CoffeeCo"], phone="+8613912345679")["member_id"]
+    network.tx(lambda tx: merge_members(tx, member, duplicate))
+    client = client_as("operator")
+    for query in ("+8613912345679", duplicate):
+        answer = client.get(f"{BASE}/members", params={"q": query})
+        assert answer.status_code == 303 and answer.headers["location"] == f"{BASE}/members/{member}", query
+
+
 def test_search_never_decrypts(network, client_as, member, monkeypatch):
     """The lookup uses keyed blind indexes only: decryption is not called while searching."""
     from shared.members.privacy import Keyring

@@ -9,8 +9,11 @@ name can resolve elsewhere later), unless the operator allows private targets ex
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from shared.config import Settings
@@ -70,6 +73,59 @@ def test_delivery_checks_the_target_again_and_never_connects(network):
     claimed = Claimed("whd_1", "token", "https://localhost:9/hooks", "{}", ["whsec_test"], 0)
     outcome = send(_NeverCalled(), claimed, network.clock, network.signing_key, allow_private=False)
     assert outcome.status_code is None and "non-public address" in outcome.error
+
+
+def _idn_zone(monkeypatch) -> dict:
+    """A stable DNS zone (no rebinding) where the IDNA 2003 form of ``straße.idn-attacker.test``
+    (``strasse``, Python's ``idna`` codec) is public and its IDNA 2008 form (``xn--strae-oqa``,
+    what httpx dials) is this machine."""
+    real = socket.getaddrinfo
+    zone = {"strasse.idn-attacker.test": "93.184.215.14", "xn--strae-oqa.idn-attacker.test": "127.0.0.1"}
+
+    def resolver(host, port, *args, **kwargs):  # as socket.getaddrinfo: a str host goes through "idna"
+        name = host.decode() if isinstance(host, bytes) else host.encode("idna").decode()
+        return real(zone.get(name, host), port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    return zone
+
+
+def test_an_internationalised_name_is_judged_under_the_name_httpx_dials(monkeypatch):
+    _idn_zone(monkeypatch)
+    with pytest.raises(InvalidWebhookUrl):
+        check_url("https://straße.idn-attacker.test/hooks")
+    with pytest.raises(InvalidWebhookUrl):  # a name httpx cannot encode is refused, not skipped
+        check_url("https://☃\ufe0f.example/hooks")
+
+
+def test_delivery_to_an_internationalised_name_that_dials_this_machine_never_connects(monkeypatch, network):
+    _idn_zone(monkeypatch)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    claimed = Claimed("whd_1", "token", f"https://straße.idn-attacker.test:{port}/hooks", "{}", ["whsec_test"], 1)
+    outcome = {}
+
+    def deliver():
+        with httpx.Client(timeout=httpx.Timeout(3.0), follow_redirects=False) as client:
+            outcome["o"] = send(client, claimed, network.clock, network.signing_key, allow_private=False)
+
+    thread = threading.Thread(target=deliver)
+    thread.start()
+    peer = None
+    try:
+        listener.settimeout(2)
+        try:
+            connection, peer = listener.accept()
+            connection.close()
+        except socket.timeout:
+            pass
+    finally:
+        thread.join(15)
+        listener.close()
+    assert peer is None, f"connected to {peer}"
+    assert outcome["o"].status_code is None and outcome["o"].error.startswith("refused")
 
 
 def test_the_command_refuses_a_private_target_without_the_setting(tmp_path):

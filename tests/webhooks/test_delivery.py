@@ -324,6 +324,42 @@ def test_a_disabled_endpoint_gets_nothing_until_enabled_again(network, clock, re
     assert [b["data"]["reference"] for b in bodies(receiver.requests)] == ["before"]
 
 
+def test_the_retry_window_opens_at_the_first_attempt_not_when_queued(network, clock, receiver):
+    """A message whose first attempt comes late (its endpoint was disabled, or the workers were
+    down) still gets 3 days of retries."""
+    from shared.webhooks.endpoints import disable_endpoint
+
+    shop = make_partner(network)
+    register(network, receiver, shop)
+    network.earn(shop, make_member(network, shop), "e1", points=5)
+    network.tx(lambda tx: disable_endpoint(tx, shop))
+    clock.advance(days=3, minutes=1)
+    register(network, receiver, shop)  # enabled again
+    receiver.script = [503]
+    assert deliver_due(network) == {"delivered": 0, "retrying": 1, "dead": 0, "stale": 0}
+    [row] = deliveries(network)
+    assert row.status == "pending" and row.attempts == 1 and row.retry_from == clock.now()
+    clock.set(row.next_attempt_at)
+    assert deliver_due(network)["delivered"] == 1
+
+
+def test_a_message_retried_before_its_endpoint_was_disabled_gets_a_fresh_window(network, clock, receiver):
+    from shared.webhooks.endpoints import disable_endpoint
+
+    shop = make_partner(network)
+    register(network, receiver, shop)
+    network.earn(shop, make_member(network, shop), "e1", points=5)
+    receiver.script = [500]
+    assert deliver_due(network)["retrying"] == 1
+    network.tx(lambda tx: disable_endpoint(tx, shop))
+    clock.advance(days=4)
+    register(network, receiver, shop)  # enabled again
+    receiver.script = [500]
+    assert deliver_due(network) == {"delivered": 0, "retrying": 1, "dead": 0, "stale": 0}
+    [row] = deliveries(network)
+    assert row.status == "pending" and row.attempts == 2
+
+
 def test_a_run_with_nothing_due_makes_no_http_client(network, receiver, monkeypatch):
     from shared.webhooks import delivery
 

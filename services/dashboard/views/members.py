@@ -65,8 +65,9 @@ def members_page(request: Request, q: str = Query("", max_length=200),
     keyring = network.keyring
 
     def unit(tx):
-        if kind == "id":
-            return directory.member_record(tx, query)["member_id"]
+        if kind == "id":  # a member merged into another is found as its survivor, as by phone or e-mail
+            record = directory.member_record(tx, query)
+            return record["merged_into"] or record["member_id"]
         return find_member(tx, keyring, **{kind: query})
 
     try:

@@ -106,8 +106,12 @@ async def language(request: Request):
     chosen = str(form.get("language", "en"))
     chosen = chosen if chosen in LANGUAGES else "en"
     if session is not None:
-        await run_in_threadpool(network_of(request).tx,
-                                lambda tx: setattr(tx.session.get(StaffUser, session.user_id), "language", chosen))
+        def remember(tx):  # the change and its audit entry in one unit
+            user = tx.session.get(StaffUser, session.user_id)
+            previous, user.language = user.language, chosen
+            audit.record(tx, session, "user.language_set", session.user_id, language=chosen, previous=previous)
+
+        await run_in_threadpool(network_of(request).tx, remember)
     back = str(form.get("next", "/"))
     base = request.scope.get("root_path") or ""
     if not back.startswith("/") or back.startswith("//"):
