@@ -5,6 +5,28 @@ connection: if the leader dies, its connection closes, the lock is released and
 the next process to try takes over. On SQLite there is one process, the leader.
 Jobs read what is due from the database, so work missed while no leader ran is
 caught up on start (every job runs once immediately).
+
+Leadership is also a fence for work in flight (PostgreSQL). A job's units of work
+run on other pooled connections than the lock's, so a leader whose lock connection
+dies mid-job would otherwise go on committing after another process took over and
+ran the same job. So while a job runs, every unit of work it starts (in the job's
+thread) is fenced:
+
+* its transaction first takes a transaction-level advisory lock named after the job
+  (``advisory_key("job", name)``, blocking): the same job's units in two processes
+  never overlap — one that is still in flight when the other leader starts makes it
+  wait, and the waiter then sees what it committed. A unit with a snapshot
+  (REPEATABLE READ, the read-only units) first waits for that lock on another
+  connection, so its snapshot is taken after such a unit ended;
+* then, and again just before it commits, it checks in ``pg_locks`` that this
+  process's lock connection (its backend pid) still holds the leader lock, and
+  raises ``LostLeadership`` otherwise, so the unit rolls back.
+
+A deposed leader's unit therefore either committed before the new leader's unit of
+that job began, or commits nothing. (Units already committed before it lost the
+lock stay: each is complete, and jobs read what is due.) A unit nested in another
+of the same job, in the same thread, does not wait again for the lock its outer
+unit holds. On SQLite (one process) nothing of this applies.
 """
 
 from __future__ import annotations
@@ -17,8 +39,10 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
 
+from shared.db.advisory import advisory_key
 from shared.db.database import Database
 from shared.observability import observe_job
 
@@ -27,6 +51,20 @@ LEADER_LOCK = 7242002
 
 
 LEADERSHIP_CHECK_S = 2.0
+
+# Whether the session-level leader lock is held by the given backend (this process's lock connection).
+HOLDS_LEADER_LOCK = text("""
+    SELECT EXISTS (SELECT 1 FROM pg_locks l
+                   WHERE l.locktype = 'advisory' AND l.granted AND l.pid = :pid
+                     AND l.classid = 0 AND l.objid = :k AND l.objsubid = 1
+                     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+""")
+JOB_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+SNAPSHOT_ISOLATION = {"REPEATABLE READ", "SERIALIZABLE"}
+
+
+class LostLeadership(RuntimeError):
+    """A job's unit of work found this process no longer leads: the unit rolls back."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +79,7 @@ class LeaderElection:
         self.db = db
         self._conn = None
         self._lock = threading.Lock()
+        self.pid: int | None = None  # the lock connection's backend pid while this process leads
 
     def is_leader(self) -> bool:
         if self.db.dialect != "postgresql":
@@ -57,6 +96,7 @@ class LeaderElection:
             try:
                 if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar_one():
                     self._conn = conn
+                    self.pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
                     log.info("this process is the job leader")
                     return True
             except Exception:
@@ -70,6 +110,7 @@ class LeaderElection:
         except Exception:
             pass
         self._conn = None
+        self.pid = None
 
     def resign(self) -> None:
         with self._lock:
@@ -80,6 +121,62 @@ class LeaderElection:
                 except Exception:
                     self._drop()
                 self._conn = None
+                self.pid = None
+
+    def still_leads(self, connection) -> bool:
+        """Inside a unit's transaction: does this process's lock connection still hold the leader lock?"""
+        pid = self.pid
+        return pid is not None and bool(
+            connection.execute(HOLDS_LEADER_LOCK, {"pid": pid, "k": LEADER_LOCK}).scalar_one())
+
+
+class _Fence:
+    """The job running in this thread: its units of work are fenced (see the module docstring)."""
+
+    def __init__(self, db: Database, election: LeaderElection, name: str):
+        self.db, self.election, self.name = db, election, name
+        self.key = advisory_key("job", name)
+        self.open = 0  # this thread's fenced transactions still open (the outer one holds the job lock)
+
+    def check(self, connection) -> None:
+        if not self.election.still_leads(connection):
+            raise LostLeadership(f"job {self.name}: this process no longer holds the leader lock")
+
+
+_running = threading.local()
+
+
+@event.listens_for(Session, "after_begin")
+def _fence_begin(session, _transaction, connection) -> None:
+    fence: _Fence | None = getattr(_running, "fence", None)
+    if fence is None or connection.engine.pool is not fence.db.engine.pool:
+        return
+    if fence.open == 0:
+        if connection.get_execution_options().get("isolation_level") in SNAPSHOT_ISOLATION:
+            # wait out the other process's unit before this transaction's snapshot is taken
+            with fence.db.engine.connect() as other:
+                other.execute(JOB_LOCK, {"k": fence.key})
+                other.rollback()
+        connection.execute(JOB_LOCK, {"k": fence.key})
+    fence.open += 1
+    session.info["job_fence"] = fence
+    fence.check(connection)
+
+
+@event.listens_for(Session, "before_commit")
+def _fence_commit(session) -> None:
+    fence = session.info.get("job_fence")
+    if fence is not None:
+        session.flush()  # what is left to write first: the check is then the last statement before COMMIT
+        fence.check(session.connection())
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _fence_end(session, transaction) -> None:
+    if transaction.parent is None:
+        fence = session.info.pop("job_fence", None)
+        if fence is not None:
+            fence.open -= 1
 
 
 class JobRunner:
@@ -96,12 +193,20 @@ class JobRunner:
         if not self.election.is_leader():
             return False
         started = time.perf_counter()
+        if self.db.dialect == "postgresql":
+            _running.fence = _Fence(self.db, self.election, job.name)
         try:
             outcome = job.run()
+        except LostLeadership as exc:
+            log.warning("job %s stopped: %s (its unit of work rolled back)", job.name, exc)
+            observe_job(job.name, time.perf_counter() - started, "failed", type(exc).__name__)
+            return False
         except Exception as exc:
             log.exception("job %s failed", job.name)
             observe_job(job.name, time.perf_counter() - started, "failed", type(exc).__name__)
             return False
+        finally:
+            _running.fence = None
         self.runs[job.name] += 1
         observe_job(job.name, time.perf_counter() - started, "ok", str(outcome)[:200])
         return True

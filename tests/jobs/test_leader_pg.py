@@ -177,8 +177,118 @@ def test_scheduled_runners_act_one_at_a_time_and_hand_over_on_shutdown_and_on_a_
     with probe.lock:
         calls = sorted(probe.calls, key=lambda c: c[1])
     # (not while the kill was under way: the dead leader's job in flight may end after the other took
-    # over — its connection is gone, so nothing it did commits — and the kill itself can take longer
-    # than 0.1 s on a loaded machine, which the window must cover from its start)
+    # over — only its lock connection is gone: its units of work run on other pooled connections, and
+    # it is the runner's fence that keeps them from committing then (the tests below) — and the kill
+    # itself can take longer than 0.1 s on a loaded machine, which the window must cover from its start)
     steady = [c for c in calls if not kill_started - 0.1 < c[1] < killed_at + 0.2]
     for (w1, _, e1), (w2, s2, _) in zip(steady, steady[1:]):
         assert w1 == w2 or e1 <= s2, "two runners ran the job at the same time"
+
+
+def note_writer(networks, who: int, started: threading.Event, before=0.0, inside=0.0):
+    """A job of one unit of work that records which runner ran it, in the database; it waits
+    ``before`` seconds before its unit begins and ``inside`` seconds within it."""
+    def run():
+        started.set()
+        time.sleep(before)
+
+        def unit(tx):
+            tx.session.execute(text("INSERT INTO checkpoints (tree_size, root_hash, created_at, note) "
+                                    "VALUES (0, :r, now(), :n)"), {"r": b"\0" * 32, "n": f"run by {who}"})
+            time.sleep(inside)
+        networks[who].tx(unit)
+    return Job("probe", 3600, run)
+
+
+def notes(admin) -> list[str]:
+    with admin.connect() as conn:
+        return sorted(conn.execute(text("SELECT note FROM checkpoints")).scalars())
+
+
+def kill_the_leader(admin) -> None:
+    [pid] = leader_pids(admin)
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    assert wait_for(lambda: not leader_pids(admin))
+
+
+def test_a_deposed_leaders_job_commits_nothing_after_it_lost_the_lock(two_processes, admin):
+    """Only the lock connection dies: the job's units of work use other pooled connections, so
+    without the runner's fence the old leader's job would commit after the new leader ran it."""
+    networks, runners = two_processes
+    started = threading.Event()
+    runners += [JobRunner(n.db, [note_writer(networks, i, started, before=1.5 if i == 0 else 0.0)])
+                for i, n in enumerate(networks)]
+    ran_old = []
+    old = threading.Thread(target=lambda: ran_old.append(runners[0].run_job(runners[0].jobs[0])))
+    old.start()
+    assert started.wait(5)
+    kill_the_leader(admin)
+    assert runners[1].run_job(runners[1].jobs[0])  # the standby takes over and acts
+    old.join(10)
+    assert ran_old == [False], "the deposed leader's job must fail"
+    assert notes(admin) == ["run by 1"], "the deposed leader's job committed after the new leader ran it"
+    assert len(leader_pids(admin)) == 1
+
+
+def test_a_deposed_leaders_unit_in_flight_holds_the_new_leader_back_and_then_rolls_back(two_processes, admin):
+    """The old leader's unit is inside its transaction when its lock connection dies: the new leader's
+    unit of the same job waits for it (the job's transaction-level lock), and it does not commit."""
+    networks, runners = two_processes
+    started = threading.Event()
+    runners += [JobRunner(n.db, [note_writer(networks, i, started, inside=1.5 if i == 0 else 0.0)])
+                for i, n in enumerate(networks)]
+    ran_old, ended = [], {}
+
+    def run_old():
+        ran_old.append(runners[0].run_job(runners[0].jobs[0]))
+        ended[0] = time.monotonic()
+    old = threading.Thread(target=run_old)
+    old.start()
+    assert started.wait(5)
+    time.sleep(0.3)  # inside its transaction now, holding the job's lock
+    kill_the_leader(admin)
+    assert runners[1].run_job(runners[1].jobs[0])
+    ended[1] = time.monotonic()
+    old.join(10)
+    assert ran_old == [False]
+    assert ended[0] <= ended[1], "the new leader's unit ran beside the old leader's"
+    assert notes(admin) == ["run by 1"]
+
+
+def test_a_unit_with_a_snapshot_waits_for_the_other_leaders_unit_before_taking_it(
+        two_processes, admin, monkeypatch):
+    """The old leader's unit passed its last leadership check, and its lock connection dies before it
+    commits: the new leader's units of the same job wait for it, and a read-only (REPEATABLE READ)
+    one takes its snapshot only then, so it sees what the old unit committed."""
+    networks, runners = two_processes
+    in_unit, release, seen = threading.Event(), threading.Event(), []
+
+    def old_job():
+        def unit(tx):
+            tx.session.execute(text("INSERT INTO checkpoints (tree_size, root_hash, created_at, note) "
+                                    "VALUES (0, :r, now(), 'run by 0')"), {"r": b"\0" * 32})
+            in_unit.set()
+            release.wait(10)
+        networks[0].tx(unit)
+
+    def new_job():
+        seen.extend(networks[1].tx(lambda tx: list(tx.session.execute(
+            text("SELECT note FROM checkpoints")).scalars()), readonly=True))
+
+    runners += [JobRunner(networks[0].db, [Job("probe", 3600, old_job)]),
+                JobRunner(networks[1].db, [Job("probe", 3600, new_job)])]
+    old = threading.Thread(target=runners[0].run_job, args=(runners[0].jobs[0],))
+    old.start()
+    assert in_unit.wait(5)
+    monkeypatch.setattr(runners[0].election, "still_leads", lambda connection: True)  # checked in time
+    kill_the_leader(admin)
+    reader = threading.Thread(target=runners[1].run_job, args=(runners[1].jobs[0],))
+    reader.start()
+    time.sleep(0.5)
+    assert reader.is_alive(), "the new leader's unit did not wait for the old leader's"
+    release.set()
+    old.join(10)
+    reader.join(10)
+    assert notes(admin) == ["run by 0"]
+    assert seen == ["run by 0"], "the new leader's snapshot was taken before the old unit committed"
