@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.config import get_settings
@@ -442,7 +444,7 @@ def partners_add(
     from shared.partners.contracts import ContractTerms, create_partner
     from shared.partners.limits import set_limits
 
-    key_text = _read_key(public_key) if public_key else None
+    key_text = _read_text(public_key) if public_key else None
     network = _network()
     terms = ContractTerms(billing, point_value, issuance_fee, redemption_fee_rate, breakage_share, base_rate)
     overdraft = _optional_minor(float_overdraft, "--float-overdraft") if billing == "prepaid" else None
@@ -459,11 +461,13 @@ def partners_add(
     print(json.dumps(network.tx(unit)))
 
 
-def _read_key(path: Path) -> str:
+def _read_text(path: Path) -> str:
     try:
         return path.read_text()
     except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror}")
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        fail(f"cannot read {path}: not a text file")
 
 
 @keys_app.command("add")
@@ -471,7 +475,7 @@ def keys_add(partner_id: str, public_key: Path = typer.Option(..., "--public-key
     """Add a key to a partner (at most two active: rotate by adding, then revoking the old one)."""
     from shared.partners import keys
 
-    text = _read_key(public_key)
+    text = _read_text(public_key)
     print(json.dumps(_network().tx(lambda tx: keys.add_key(tx, partner_id, text))))
 
 
@@ -487,8 +491,13 @@ def keys_revoke(key_id: str):
 def keys_list(partner_id: str):
     """List a partner's keys."""
     from shared.partners import keys
+    from shared.partners.contracts import require_partner
 
-    print(json.dumps(_network().tx(lambda tx: keys.list_keys(tx, partner_id), readonly=True), indent=2))
+    def unit(tx):
+        require_partner(tx, partner_id)  # an unknown partner is an error, not an empty list
+        return keys.list_keys(tx, partner_id)
+
+    print(json.dumps(_network().tx(unit, readonly=True), indent=2))
 
 
 @partners_app.command("keygen")
@@ -526,12 +535,18 @@ def partner_call(
 
     payload = None
     if body is not None:
-        text = Path(body[1:]).read_text() if body.startswith("@") else body
+        text = _read_text(Path(body[1:])) if body.startswith("@") else body
         try:
             payload = json.loads(text)
         except ValueError as exc:
             fail(f"--json is not valid JSON: {exc}")
-    client = PointsnetClient(url, key_id, load_private_key(key_file.read_bytes()))
+    try:
+        private_key = load_private_key(key_file.read_bytes())
+    except OSError as exc:
+        fail(f"cannot read {key_file}: {exc.strerror or exc}")
+    except (ValueError, TypeError):  # not PEM, not Ed25519, or encrypted
+        fail(f"{key_file} is not an unencrypted Ed25519 private key (PEM)")
+    client = PointsnetClient(url, key_id, private_key)
     try:
         answer = client.call(method, path, payload, idempotency_key=idempotency_key)
     except PointsnetAPIError as error:
@@ -678,10 +693,10 @@ def bench(
 
 
 def _cycle(text: str):
-    from datetime import date
+    from shared.reports.period import parse_date
 
     try:
-        return date.fromisoformat(text)
+        return parse_date(text)
     except ValueError:
         fail(f"--cycle must be a date YYYY-MM-DD, not {text!r}")
 
@@ -798,9 +813,10 @@ def reconcile(
         statement = directory / statement_name(partner)
         if not statement.exists():
             fail(f"no statement for {partner} in {directory}")
+        log = _read_text(partner_log)  # before the transaction: a missing log is one line, not a traceback
         try:
-            breaks = network.tx(lambda tx: match_partner_log(tx, statement.read_bytes(), partner,
-                                                             partner_log.read_text()), readonly=True)
+            breaks = network.tx(lambda tx: match_partner_log(tx, statement.read_bytes(), partner, log),
+                                readonly=True)
         except ValueError as exc:
             fail(str(exc))
         table = Table("reference", "break", "ours", "theirs", "reason", title=f"breaks for {partner}")
@@ -836,7 +852,7 @@ def rules_set(
 
     if bool(partner) == network_wide:
         fail("give either --partner ID or --network")
-    text = _read_key(document)
+    text = _read_text(document)
     when = None
     if effective_from:
         try:
@@ -1032,8 +1048,11 @@ def _emit_report(document: str, out: Optional[Path]) -> None:
     if out is None:
         sys.stdout.write(document)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(document, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(document, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write the report to {out}: {exc.strerror or exc}")
     err.print(f"wrote {out}", highlight=False)
 
 
@@ -1170,6 +1189,15 @@ def _configuration_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _undecodable_setting(error: SettingsError) -> str:
+    """One line naming the variable whose value could not be decoded (not its value)."""
+    field = re.search(r'field "([^"]+)"', str(error))
+    variable = f"POINTSNET_{field.group(1).upper()}" if field else "a POINTSNET_* variable"
+    cause = error.__cause__
+    reason = f"not valid JSON ({cause.msg})" if isinstance(cause, json.JSONDecodeError) else "cannot be decoded"
+    return f"{variable}: {reason}"
+
+
 def main() -> None:
     try:
         app()
@@ -1177,6 +1205,9 @@ def main() -> None:
         if error.title != "Settings":  # not the configuration: not ours to word
             raise
         err.print(f"[bold red]configuration error:[/] {_configuration_error(error)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except SettingsError as error:  # a value pydantic-settings could not even decode (POINTSNET_TIERS not JSON)
+        err.print(f"[bold red]configuration error:[/] {_undecodable_setting(error)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (PointsnetError, MoneyError) as error:
         err.print(f"[bold red]error:[/] {error}", highlight=False)

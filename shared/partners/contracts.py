@@ -43,14 +43,23 @@ class ContractTerms:
         try:
             return {
                 "billing": self.billing,
-                "point_value_micro": to_micro(self.point_value, what="point_value"),
-                "issuance_fee_micro": to_micro(self.issuance_fee, what="issuance_fee"),
+                "point_value_micro": _not_negative(to_micro(self.point_value, what="point_value"),
+                                                   "point_value", self.point_value),
+                "issuance_fee_micro": _not_negative(to_micro(self.issuance_fee, what="issuance_fee"),
+                                                    "issuance_fee", self.issuance_fee),
                 "redemption_fee_ppm": rate_to_ppm(self.redemption_fee_rate, what="redemption_fee_rate"),
                 "breakage_share_ppm": rate_to_ppm(self.breakage_share, what="breakage_share"),
                 "base_rate_micro": rate_to_ppm(self.base_rate, what="base_rate", maximum=None),
             }
         except MoneyError as exc:
             raise ValidationFailed(str(exc)) from exc
+
+
+def _not_negative(micro: int, what: str, value) -> int:
+    """Refused here, naming the term, rather than by the table's check constraint."""
+    if micro < 0:
+        raise ValidationFailed(f"{what}: {value} must be 0 or more")
+    return micro
 
 
 def partner_accounts(partner_id: str) -> list[dict]:

@@ -50,7 +50,7 @@ def campaign_effect(tx: Tx, partner_id: str, period: Period, *, rollup: bool = T
                                          key=lambda item: (item[1][1].starts_on, item[0])):
         if campaign.ends_on < period.first or campaign.starts_on > period.last:
             continue
-        during = Period(campaign.starts_on, campaign.ends_on)
+        during = Period.clamped(campaign.starts_on, campaign.ends_on)  # an open-ended campaign ends 9999-12-31
         results.append({"campaign": key, "name": campaign.name, "funded_by": campaign.funded_by,
                         "starts_on": campaign.starts_on.isoformat(), "ends_on": campaign.ends_on.isoformat(),
                         "campaign_points": campaign_points(tx, key, partner_id, rollup=rollup),

@@ -156,16 +156,18 @@ def liability(tx: Tx, period: Period, funder_partner_id: str | None = None) -> d
     present, so the cost follows the partner's open lots and what happened after the
     period, not its whole history: what lots have left now, plus what consumptions after
     the last cycle took from them, less lots created after the last cycle. For a partner,
-    only lots it funded and had not bought out by the cut-off. Expiry months are in the
-    network time zone; ``due`` holds points past their expiry date that the expiry job had
+    only lots it funded and had not bought out by the cut-off; for the network (no partner),
+    every lot, bought out or not, so that it equals the members' balances. Expiry months are
+    in the network time zone; ``due`` holds points past their expiry date that the expiry job had
     not expired yet at the cut-off, ``later`` what expires after the schedule's last month
     (or never).
     """
     end = period.ends_at(tx.settings)
     lot, entry, lc = aliased(Lot), aliased(Entry), aliased(LotConsumption)
-    counted = [or_(lot.bought_out_at.is_(None), lot.bought_out_at > end)]
-    if funder_partner_id is not None:
-        counted.append(lot.funder_partner_id == funder_partner_id)
+    counted = []
+    if funder_partner_id is not None:  # the network's figure counts every lot: the members' balances
+        counted = [lot.funder_partner_id == funder_partner_id,
+                   or_(lot.bought_out_at.is_(None), lot.bought_out_at > end)]
     bounds = month_boundaries(end, tx.settings.zone)
     bucket = case((lot.expires_at <= end, const("due")),
                   *[(lot.expires_at < until, const(label)) for label, until in bounds],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -11,6 +12,14 @@ from shared.settlement.calendar import cycle_end
 
 MAX_DAYS = 400
 EARLIEST, LATEST = date(2000, 1, 1), date(8999, 12, 31)
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)  # only this: fromisoformat also takes 20261101, 2026-W45-1
+
+
+def parse_date(text: str) -> date:
+    """A date written exactly YYYY-MM-DD; ValueError for anything else."""
+    if not ISO_DATE.fullmatch(text):
+        raise ValueError(f"not a date YYYY-MM-DD: {text!r}")
+    return date.fromisoformat(text)
 
 
 class InvalidPeriod(ValidationFailed):
@@ -26,8 +35,8 @@ class Period:
     def parse(cls, first: str | date | None, last: str | date | None) -> "Period":
         """Both ends given as YYYY-MM-DD, ``first`` not after ``last``, at most MAX_DAYS cycles."""
         try:
-            start = first if isinstance(first, date) else date.fromisoformat(str(first))
-            end = last if isinstance(last, date) else date.fromisoformat(str(last))
+            start = first if isinstance(first, date) else parse_date(str(first))
+            end = last if isinstance(last, date) else parse_date(str(last))
         except ValueError:
             raise InvalidPeriod(f"from and to are cycle dates YYYY-MM-DD, not {first!r} and {last!r}") from None
         if start < EARLIEST or end > LATEST:
@@ -56,10 +65,17 @@ class Period:
         """The instant the last cycle ends: the cut-off the report is "as of" (UTC)."""
         return cycle_end(self.last, settings)
 
+    @classmethod
+    def clamped(cls, first: date, last: date) -> "Period":
+        """``first`` … ``last`` cut to EARLIEST … LATEST, where every report period lies (a campaign may
+        be written as running to 9999-12-31: its window must not reach the end of the calendar)."""
+        return cls(max(first, EARLIEST), min(last, LATEST))
+
     def before(self) -> "Period":
-        """The same number of cycles just before this period (campaign baselines)."""
+        """The same number of cycles just before this period (campaign baselines), from EARLIEST at the
+        earliest (empty for a period that starts there)."""
         length = timedelta(days=(self.last - self.first).days + 1)
-        return Period(self.first - length, self.last - length)
+        return Period(self.first - min(length, self.first - EARLIEST), self.first - timedelta(days=1))
 
     def json(self) -> dict:
         return {"from": self.first.isoformat(), "to": self.last.isoformat(), "cycles": len(self.days)}

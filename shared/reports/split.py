@@ -9,7 +9,7 @@ as ranges of consecutive cycles, so a query reads the ledger's ``cycle_date`` in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import and_, false, or_, select
 
@@ -61,10 +61,24 @@ def split(tx: Tx, period: Period, rollup: bool = True) -> Split:
     for day in done:
         by_month.setdefault(day.replace(day=1), []).append(day)
     months = sorted(month for month, days in by_month.items() if period.first <= min(days) and max(days) <= period.last)
-    days = period.days
-    rolled = [d for d in days if d in done]
-    return Split(ranges(rolled), ranges([d for d in days if d not in done]), tuple(months),
+    # from the rolled-up cycles, not period.days: a campaign's window may span thousands of years
+    rolled = sorted(d for d in done if period.first <= d <= period.last)
+    spans = ranges(rolled)
+    return Split(spans, gaps(period, spans), tuple(months),
                  ranges([d for d in rolled if d.replace(day=1) not in months]))
+
+
+def gaps(period: Period, spans: Ranges) -> Ranges:
+    """The cycles of the period outside the sorted, disjoint ``spans`` (which lie in it), as ranges."""
+    found: list[tuple[date, date]] = []
+    start = period.first
+    for first, last in spans:
+        if first > start:
+            found.append((start, first - timedelta(days=1)))
+        start = last + timedelta(days=1)
+    if start <= period.last:
+        found.append((start, period.last))
+    return tuple(found)
 
 
 def within(column, spans: Ranges):

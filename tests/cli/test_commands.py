@@ -42,12 +42,42 @@ def test_partner_registration_keys_and_one_line_errors(tmp_path):
     assert precise.returncode != 0 and "6 decimal places" in precise.stderr
     missing = pointsnet(tmp_path, "partners", "add", "Third", "--public-key", str(tmp_path / "nope.pem"))
     assert missing.returncode != 0 and "cannot read" in missing.stderr
+    negative = pointsnet(tmp_path, "partners", "add", "Fourth", "--point-value", "-1")  # not the CHECK constraint's
+    assert one_line_error(negative) and "point_value: -1 must be 0 or more" in negative.stderr, negative.stderr
+    unknown = pointsnet(tmp_path, "partners", "keys", "list", "ptn_unknown")
+    assert one_line_error(unknown) and unknown.stdout == "" and "no partner ptn_unknown" in unknown.stderr
     second = pointsnet(tmp_path, "partners", "keygen", "--out", str(tmp_path / "shop2"), check=True)
     rotated = pointsnet(tmp_path, "partners", "keys", "add", created["partner_id"], "--public-key",
                         json.loads(second.stdout)["public_key"], check=True)
     assert json.loads(rotated.stdout)["key_id"] != created["key_id"]
     revoked = pointsnet(tmp_path, "partners", "keys", "revoke", created["key_id"], check=True)
     assert json.loads(revoked.stdout)["status"] == "revoked"
+
+
+def one_line_error(done) -> bool:
+    return done.returncode != 0 and "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
+
+
+def test_partner_call_with_a_missing_or_bad_key_or_body_file_is_a_one_line_error(tmp_path):
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    call = ("partner-call", "GET", "/v1/reports", "--key-id", "key_x", "--key-file")
+    missing = pointsnet(tmp_path, *call, str(tmp_path / "nope.pem"))
+    assert one_line_error(missing) and "cannot read" in missing.stderr, missing.stderr
+    (tmp_path / "bad.pem").write_text("not a key\n")
+    bad = pointsnet(tmp_path, *call, str(tmp_path / "bad.pem"))
+    assert one_line_error(bad) and "not an unencrypted Ed25519 private key" in bad.stderr, bad.stderr
+    keygen = json.loads(pointsnet(tmp_path, "partners", "keygen", "--out", str(tmp_path / "p"), check=True).stdout)
+    no_body = pointsnet(tmp_path, *call, keygen["private_key"], "--json", f"@{tmp_path / 'nope.json'}")
+    assert one_line_error(no_body) and "cannot read" in no_body.stderr, no_body.stderr
+
+
+@pytest.mark.parametrize("variable, value", [("POINTSNET_TIMEZONE", "Mars/Olympus"), ("POINTSNET_TIERS", "not json")])
+def test_a_wrong_configuration_value_is_one_line_and_exit_2(tmp_path, variable, value):
+    """A time zone zoneinfo does not know (a KeyError, not a ValueError) and a value pydantic-settings
+    cannot decode (a SettingsError) are configuration errors like any other (docs/operations.md)."""
+    done = pointsnet(tmp_path, "db", "upgrade", env={variable: value})
+    assert done.returncode == 2 and one_line_error(done), done.stderr[-400:]
+    assert done.stderr.startswith(f"configuration error: {variable}: ") and value not in done.stderr
 
 
 @pytest.mark.skipif(bool(PG_URL), reason="drives the embedded SQLite database")
@@ -184,6 +214,10 @@ def test_clearing_run_and_reconcile_from_the_command_line(tmp_path, database_url
     assert "already settled" in again.stderr
     directory = json.loads(first.stdout)["directory"]
     assert cli("reconcile", directory).returncode == 0
+    no_log = cli("reconcile", directory, "--partner", partner_b, "--partner-log", str(tmp_path / "missing.csv"))
+    assert one_line_error(no_log) and "cannot read" in no_log.stderr, no_log.stderr
+    loose = cli("clearing", "run", "--cycle", "20261120")  # date.fromisoformat takes it; YYYY-MM-DD only
+    assert one_line_error(loose) and "YYYY-MM-DD" in loose.stderr, loose.stderr
     log = tmp_path / "b.csv"
     log.write_text("reference,kind,points,amount,time\nb1,burn,200,180,2026-11-20T02:00:00Z\n")
     breaks = cli("reconcile", directory, "--partner", partner_b, "--partner-log", str(log),

@@ -2,17 +2,20 @@
 
 import csv
 import io
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from shared.ledger.queries import account_balance
 from shared.models import Entry, Member, Settlement, SettlementRun, Transfer
+from shared.partners.lifecycle import terminate
 from shared.reports.network import network_report
 from shared.reports.partner import partner_report
 from shared.reports.period import Period
 from shared.settlement.files import statement_name
+from tests.factories import make_member, make_partner
+from tests.reports.conftest import TERMS
 
 PERIOD = Period.parse("2026-11-20", "2026-12-15")
 
@@ -90,4 +93,27 @@ def test_money_agrees_with_the_settlement_runs_and_statements(network, coalition
         network = network_report(tx, PERIOD)
         assert total + network["network_revenue_minor"] == 0
         assert sum(row["net_minor"] for row in network["leaderboard"]) == total
+    network.tx(check, readonly=True)
+
+
+def test_network_liability_counts_bought_out_lots_and_equals_the_members_balances(network, clock):
+    """docs/reports.md: the network's ``liability`` is over every lot, bought-out ones included (the points
+    are still the members'); a partner's leaves out the lots it had bought out by the cut-off."""
+    leaving = make_partner(network, "Leaving", **TERMS)
+    staying = make_partner(network, "Staying", **TERMS)
+    member = make_member(network, leaving, also_linked_to=(staying,))
+    network.earn(leaving, member, "e1", points=500)
+    network.earn(staying, member, "e2", points=200)
+    network.tx(lambda tx: terminate(tx, leaving, settlement="buy_out", buy_out_rate_ppm=800_000))
+    clock.set(datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc))
+    network.settle(date(2026, 11, 20))
+    period = Period.parse("2026-11-20", "2026-11-20")
+
+    def check(tx):
+        balances = tx.session.execute(select(func.sum(Member.available + Member.held))).scalar_one()
+        assert balances == 700
+        for rollup in (True, False):
+            assert network_report(tx, period, rollup=rollup)["liability"]["outstanding_points"] == balances
+            assert partner_report(tx, leaving, period, rollup=rollup)["liability"]["outstanding_points"] == 0
+            assert partner_report(tx, staying, period, rollup=rollup)["liability"]["outstanding_points"] == 200
     network.tx(check, readonly=True)

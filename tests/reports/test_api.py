@@ -53,6 +53,8 @@ def test_the_report_is_always_the_callers(network, coalition, coffee_client):
     ({"from": "2026-12-15", "to": "2026-11-20"}, "invalid_period"),
     ({"from": "2026-13-01", "to": "2026-12-15"}, "invalid_period"),
     ({"from": "2024-01-01", "to": "2026-12-15"}, "invalid_period"),
+    ({"from": "20261120", "to": "2026-12-15"}, "invalid_period"),  # ISO 8601, but not YYYY-MM-DD
+    ({"from": "2026-11-20", "to": "2026-W51-2"}, "invalid_period"),
     ({"from": "2026-11-20"}, "validation_failed"),
     (QUERY | {"format": "pdf"}, "validation_failed"),
 ])

@@ -63,6 +63,26 @@ def test_reports_commands(tmp_path):
     assert json.loads(published.stdout) == {"cycles": [], "months": []}   # nothing settled yet
 
 
+def one_line_error(done, code: int) -> bool:
+    return done.returncode == code and "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("first", ["20261101", "2026-W45-1"])
+def test_a_date_that_is_not_yyyy_mm_dd_is_refused_with_exit_2(tmp_path, first):
+    """Python's date.fromisoformat takes these too; docs/reports.md says YYYY-MM-DD."""
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    refused = run(tmp_path, "reports", "network", "--from", first, "--to", "2026-11-30")
+    assert one_line_error(refused, 2) and "YYYY-MM-DD" in refused.stderr, (refused.returncode, refused.stderr)
+
+
+def test_a_report_out_to_a_directory_is_a_one_line_error(tmp_path):
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    (tmp_path / "out").mkdir()
+    refused = run(tmp_path, "reports", "network", "--from", "2026-11-01", "--to", "2026-11-30",
+                  "--out", str(tmp_path / "out"))
+    assert one_line_error(refused, 1) and "cannot write the report" in refused.stderr, refused.stderr
+
+
 def test_bench_report_scenario_small(tmp_path):
     out = tmp_path / "bench.json"
     made = run(tmp_path, "bench", "report", "--scale", "small", "--json", str(out))
