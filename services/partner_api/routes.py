@@ -26,6 +26,7 @@ from shared.members import enrolment
 from shared.models import Entry, Member, Partner, Settlement, SettlementRun, Transfer
 from shared.rules.evaluate import PurchaseItem
 from shared.network import Network
+from shared.reports.period import parse_date
 from shared.settlement.files import statement_name
 from shared.settlement.runs import partner_statements
 from shared.signing import jwk, network_key_id
@@ -352,7 +353,7 @@ def transactions(request: Request, cursor: str | None = Query(None), limit: int 
 def _statement_file(request: Request, cycle: str) -> tuple[dict, bytes]:
     partner_id = _partner(request)
     try:
-        day = date.fromisoformat(cycle)
+        day = parse_date(cycle)  # exactly YYYY-MM-DD: one cycle has one name
     except ValueError:
         raise UnknownStatement(f"no statement for cycle {cycle!r}") from None
 

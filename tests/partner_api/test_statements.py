@@ -77,5 +77,7 @@ def test_a_cycle_without_a_statement_for_you_is_not_found(network, clock, shop, 
     later = (cycle + timedelta(days=30)).isoformat()
     assert_problem(shop.call("GET", f"/v1/statements/{later}"), 404, "statement_not_found")
     assert_problem(shop.call("GET", "/v1/statements/not-a-date"), 404, "statement_not_found")
+    basic = cycle.isoformat().replace("-", "")  # the same day, not written YYYY-MM-DD: not a cycle's name
+    assert_problem(shop.call("GET", f"/v1/statements/{basic}"), 404, "statement_not_found")
     assert outsider.ok("GET", "/v1/statements") == {"statements": [], "next_cursor": None}
 
