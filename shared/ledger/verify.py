@@ -141,6 +141,22 @@ CHECKS: dict[str, tuple[str, str]] = {
         HAVING ABS(SUM(r.amount_micro)) > ABS(o.amount_micro) OR -SUM(r.points) > o.points
         """,
     ),
+    "lot_holder_follows_merges": (
+        "a lot is held by the member it was issued to, or, once a merge moved it (merged_from), by the member "
+        "that member was merged into; no lot is held by a merged member",
+        # the leaf names the member a lot was issued to (merged_from once moved), so who holds it now is
+        # checked here: through the partial index of moved lots and the index of merged members
+        """
+        SELECT l.id, 'held by ' || l.member_id || ' issued to ' || l.merged_from
+               || ' merged into ' || COALESCE(m.merged_into, '-')
+        FROM lots l LEFT JOIN members m ON m.id = l.merged_from
+        WHERE l.merged_from IS NOT NULL AND (m.merged_into IS NULL OR m.merged_into <> l.member_id)
+        UNION ALL
+        SELECT l.id, 'held by ' || l.member_id || ', merged into ' || m.merged_into
+        FROM members m JOIN lots l ON l.member_id = m.id
+        WHERE m.merged_into IS NOT NULL
+        """,
+    ),
     "cycle_position_matches_entries": (
         "a settled cycle's kept ledger position counts the entries of the cycle and through it, and its last id "
         "names an entry of a cycle up to it",

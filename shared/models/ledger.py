@@ -127,6 +127,9 @@ class Lot(Base):
               postgresql_where=text("remaining > 0")),
         # a funder's open lots by expiry, with what liability reads: a report's liability costs the
         # partner's open lots (on PostgreSQL from the index alone), not the ledger's history
+        # lots a merge moved (verify's lot_holder_follows_merges): none at all on most networks
+        Index("ix_lots_merged_from_set", "merged_from", sqlite_where=text("merged_from IS NOT NULL"),
+              postgresql_where=text("merged_from IS NOT NULL")),
         Index("ix_lots_open_funder", "funder_partner_id", "expires_at",
               postgresql_include=["remaining", "bought_out_at"], sqlite_where=text("remaining > 0"), postgresql_where=text("remaining > 0")),
     )

@@ -66,6 +66,36 @@ def test_a_merge_after_sealing_leaves_the_ledger_verifiable(network, clock):
     assert named(run_verify(network), "leaf_hash_mismatch") == {f"entry {earned}"}
 
 
+def test_moving_lots_between_members_by_hand_is_named(network, clock):
+    """The leaf names the member a lot was issued to; who holds it now is checked against the merges:
+    two equal lots swapped between two members (the balances still add up) are named, whether or not
+    the swap also fakes a merge's merged_from."""
+    p1, p2 = make_partner(network, "P1", **TERMS), make_partner(network, "P2", **TERMS)
+    a, b = make_member(network, p1, also_linked_to=(p2,)), make_member(network, p2, also_linked_to=(p1,))
+    la = network.earn(p1, a, "a1", points=100)["lots"][0]["lot_id"]
+    lb = network.earn(p2, b, "b1", points=100)["lots"][0]["lot_id"]
+    clock.advance(minutes=1)
+    network.checkpoint()
+    assert run_verify(network).ok
+    tamper(network, "UPDATE lots SET merged_from = member_id, member_id = :b WHERE id = :la",
+           "UPDATE lots SET merged_from = member_id, member_id = :a WHERE id = :lb", a=a, b=b, la=la, lb=lb)
+    assert named(run_verify(network), "lot_holder_follows_merges") == {la, lb}
+    tamper(network, "UPDATE lots SET merged_from = NULL WHERE id IN (:la, :lb)", la=la, lb=lb)
+    assert named(run_verify(network), "leaf_hash_mismatch") == {f"entry {e}" for e in (
+        network.tx(lambda tx: [row[0] for row in tx.session.execute(text(
+            "SELECT entry_id FROM lots WHERE id IN (:la, :lb)"), {"la": la, "lb": lb})], readonly=True))}
+
+
+def test_a_lot_left_with_a_merged_member_is_named(network, clock):
+    coffee = make_partner(network, "CoffeeCo", **TERMS)
+    survivor, duplicate = make_member(network, coffee), make_member(network, coffee)
+    lot_id = network.earn(coffee, duplicate, "d-1", points=50)["lots"][0]["lot_id"]
+    network.tx(lambda tx: merge_members(tx, survivor, duplicate, reason="same person"))
+    assert run_verify(network).ok
+    tamper(network, "UPDATE lots SET member_id = :d, merged_from = NULL WHERE id = :l", d=duplicate, l=lot_id)
+    assert lot_id in named(run_verify(network), "lot_holder_follows_merges")
+
+
 def test_editing_an_entrys_points_is_named(network, sealed):
     tamper(network, "UPDATE entries SET points = points + 1 WHERE id = :e", e=sealed.earn_air)
     assert named(run_verify(network), "leaf_hash_mismatch") == {f"entry {sealed.earn_air}"}
