@@ -149,8 +149,8 @@ _running = threading.local()
 @event.listens_for(Session, "after_begin")
 def _fence_begin(session, _transaction, connection) -> None:
     fence: _Fence | None = getattr(_running, "fence", None)
-    if fence is None or connection.engine.pool is not fence.db.engine.pool:
-        return
+    if fence is None or connection.engine.pool is not fence.db.engine.pool or "job_fence" in session.info:
+        return  # not a job's unit, or a savepoint of a unit already fenced (after_begin fires for it too)
     if fence.open == 0:
         if connection.get_execution_options().get("isolation_level") in SNAPSHOT_ISOLATION:
             # wait out the other process's unit before this transaction's snapshot is taken

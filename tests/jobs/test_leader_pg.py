@@ -292,3 +292,26 @@ def test_a_unit_with_a_snapshot_waits_for_the_other_leaders_unit_before_taking_i
     reader.join(10)
     assert notes(admin) == ["run by 0"]
     assert seen == ["run by 0"], "the new leader's snapshot was taken before the old unit committed"
+
+
+def test_a_savepoint_in_a_units_work_leaves_the_next_unit_fenced(two_processes, admin):
+    """SQLAlchemy begins a savepoint with the same event as a transaction: a unit that takes one must
+    not leave the fence counting it as open, or the job's next unit would skip the job's lock."""
+    from shared.db.advisory import advisory_key
+
+    networks, runners = two_processes
+    held = []
+
+    def run():
+        def with_savepoint(tx):
+            with tx.session.begin_nested():
+                tx.session.execute(text("SELECT 1"))
+        networks[0].tx(with_savepoint)
+        key = advisory_key("job", "fenced") & 0xFFFFFFFFFFFFFFFF  # pg_locks shows a bigint key in two halves
+        held.append(networks[0].tx(lambda tx: tx.session.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() "
+            "AND classid = CAST(:hi AS bigint)::oid AND objid = CAST(:lo AS bigint)::oid AND objsubid = 1"),
+            {"hi": key >> 32, "lo": key & 0xFFFFFFFF}).scalar_one()))
+    runners.append(JobRunner(networks[0].db, [Job("fenced", 60, run)]))
+    assert runners[0].run_job(runners[0].jobs[0])
+    assert held == [1], "the unit after a savepoint ran without the job's lock"
