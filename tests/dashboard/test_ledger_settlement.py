@@ -65,6 +65,7 @@ def test_explorer_filters_in_sql_and_pages(client_as, settled):
     first_page = client.get(f"{BASE}/ledger", params={"limit": 1}).text
     assert first_page.count("data-entry=") == 1 and 'rel="next"' in first_page
     assert client.get(f"{BASE}/ledger", params={"from": "yesterday"}).status_code == 422
+    assert client.get(f"{BASE}/ledger", params={"from": "20261121"}).status_code == 422  # YYYY-MM-DD only
 
 
 def test_explorer_counts_only_so_far_past_the_page(network, settled):

@@ -343,6 +343,18 @@ def test_the_retry_window_opens_at_the_first_attempt_not_when_queued(network, cl
     assert deliver_due(network)["delivered"] == 1
 
 
+def test_a_message_first_tried_days_after_it_was_queued_gets_its_three_days(network, clock, receiver):
+    """No endpoint change at all: the workers were down for more than the retry window."""
+    shop = make_partner(network)
+    register(network, receiver, shop)
+    network.earn(shop, make_member(network, shop), "e1", points=5)
+    clock.advance(days=3, minutes=1)  # nothing delivered meanwhile
+    receiver.script = [503]
+    assert deliver_due(network) == {"delivered": 0, "retrying": 1, "dead": 0, "stale": 0}
+    [row] = deliveries(network)
+    assert row.status == "pending" and row.attempts == 1 and row.retry_from == clock.now()
+
+
 def test_a_message_retried_before_its_endpoint_was_disabled_gets_a_fresh_window(network, clock, receiver):
     from shared.webhooks.endpoints import disable_endpoint
 

@@ -16,6 +16,7 @@ from shared.models.ledger import ENTRY_KINDS
 from shared.settlement.files import exact
 from shared.transparency.checkpoints import NoCheckpoint, checkpoint_json, latest
 from shared.transparency.inclusion import inclusion_status
+from shared.reports.period import parse_date
 
 router = APIRouter()
 ID = r"^[A-Za-z0-9_.:\-]{1,64}$"
@@ -25,7 +26,7 @@ def _day(value: str | None, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        return parse_date(value)
     except ValueError:
         from shared.errors import ValidationFailed
 
