@@ -45,5 +45,5 @@ class HoldLot(Base):
     seq: Mapped[int] = mapped_column(Integer)
     points: Mapped[int] = mapped_column(BigInteger)
     # the lot's expiry when these points were reserved: they keep it, even if a reversal gives the lot
-    # its grace while they are held (NULL: reserved before migration 0031 recorded it)
+    # its grace while they are held (NULL: reserved before migration 0030 recorded it)
     lot_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -94,7 +94,7 @@ def test_0027_clears_the_anniversary_of_members_already_erased(database_url):
     assert anniversaries == {"mbr_erased": False, "mbr_active": True}
 
 
-def test_0030_keeps_what_floats_settled_and_clears_what_no_bank_owes(network, clock, database_url):
+def test_0029_keeps_what_floats_settled_and_clears_what_no_bank_owes(network, clock, database_url):
     """Settled cycles get from_float_minor as `clearing list` computed it (the cycle's rounded
     prepaid_funding sum of each partner whose float is enforced, the network minus their total);
     a settlement still due with nothing to move by bank becomes nothing_due; one recorded keeps its status."""
@@ -123,7 +123,7 @@ def test_0030_keeps_what_floats_settled_and_clears_what_no_bank_owes(network, cl
     network.settle(first)
     network.settle(second)
     network.db.engine.dispose()
-    _migrate(database_url, "0029", down=True)
+    _migrate(database_url, "0028", down=True)
     engine = create_engine(normalise_url(database_url))
     try:
         with engine.begin() as connection:  # as the previous release left them: status from the net alone
@@ -150,7 +150,7 @@ def test_0030_keeps_what_floats_settled_and_clears_what_no_bank_owes(network, cl
     }
 
 
-def test_0031_gives_open_holds_their_lots_expiry(network, database_url):
+def test_0030_gives_open_holds_their_lots_expiry(network, database_url):
     from tests.factories import make_member, make_partner
 
     partner = make_partner(network)
@@ -161,7 +161,7 @@ def test_0031_gives_open_holds_their_lots_expiry(network, database_url):
     network.void(partner, voided)
     network.db.engine.dispose()
     engine = create_engine(normalise_url(database_url))
-    _migrate(database_url, "0030", down=True)
+    _migrate(database_url, "0029", down=True)
     try:
         _migrate(database_url, "head")
         with engine.connect() as connection:
@@ -174,7 +174,7 @@ def test_0031_gives_open_holds_their_lots_expiry(network, database_url):
     assert rows[voided][0] is None  # a resolved hold releases nothing more: left as it was
 
 
-def test_0032_gives_lots_a_merge_moved_the_member_they_were_issued_to(network, database_url):
+def test_0031_gives_lots_a_merge_moved_the_member_they_were_issued_to(network, database_url):
     from shared.programme.merge import merge_members
     from tests.factories import make_member, make_partner
 
@@ -185,7 +185,7 @@ def test_0032_gives_lots_a_merge_moved_the_member_they_were_issued_to(network, d
     network.tx(lambda tx: merge_members(tx, survivor, duplicate, reason="test"))
     network.db.engine.dispose()
     engine = create_engine(normalise_url(database_url))
-    _migrate(database_url, "0031", down=True)  # as a merge left lots before 0032
+    _migrate(database_url, "0030", down=True)  # as a merge left lots before 0031
     try:
         _migrate(database_url, "head")
         with engine.connect() as connection:

@@ -133,7 +133,7 @@ def test_batch_limits(shop, member, network):
 
 @pytest.mark.postgres
 def test_a_large_batch_answer_is_stored_with_lz4_and_replays_unchanged(shop, member, network):
-    """Migration 0029: the record of a batch (its request and answer run to hundreds of kilobytes)
+    """Migration 0032: the record of a batch (its request and answer run to hundreds of kilobytes)
     is compressed with lz4, not PostgreSQL's slower default, and reads back exactly."""
     events = [{"type": "earn", "reference": f"lz-{i}", "member_id": member, "points": 1 + i % 7} for i in range(400)]
     first = shop.ok("POST", "/v1/batch", {"events": events}, idempotency_key="BATCH-LZ4")

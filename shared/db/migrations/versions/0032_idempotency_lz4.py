@@ -9,16 +9,20 @@ keep their compression; new ones get lz4. SQLite stores text uncompressed: nothi
 A server built without lz4 (PostgreSQL 14+ lists it in default_toast_compression's values when it
 has it) keeps pglz.
 
-Revision ID: 0029
-Revises: 0028
+Kept last of its release's migrations: SET COMPRESSION takes an exclusive lock on idempotency_records,
+which every partner POST reads and writes, and the lock lasts until the upgrade commits, so nothing
+slow may run after it in the same upgrade.
+
+Revision ID: 0032
+Revises: 0031
 Create Date: 2026-12-04 19:30:00.000000
 """
 from alembic import op
 from sqlalchemy import text
 
 
-revision = '0029'
-down_revision = '0028'
+revision = '0032'
+down_revision = '0031'
 branch_labels = None
 depends_on = None
 

@@ -13,16 +13,16 @@ moved that is its member, as before, so no leaf sealed so far changes. The backf
 member that lots already moved were sealed with (a lot moved before the sealer reached it, within the
 sealer's minute, was sealed with the survivor: verify names such a leaf; operations.md says why).
 
-Revision ID: 0032
-Revises: 0031
+Revision ID: 0031
+Revises: 0030
 Create Date: 2026-12-04 20:30:00.000000
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0032'
-down_revision = '0031'
+revision = '0031'
+down_revision = '0030'
 branch_labels = None
 depends_on = None
 

@@ -10,8 +10,8 @@ gives the lot a grace period (only the returned points should get it): the lot's
 the points a hold had reserved in it came back unexpired when released. With the expiry they were
 reserved under kept beside them, a release expires them whatever happened to the lot's date since.
 
-Revision ID: 0031
-Revises: 0030
+Revision ID: 0030
+Revises: 0029
 Create Date: 2026-12-04 19:40:00.000000
 """
 from alembic import op
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 import shared.db.types
 
 
-revision = '0031'
-down_revision = '0030'
+revision = '0030'
+down_revision = '0029'
 branch_labels = None
 depends_on = None
 

@@ -15,8 +15,8 @@ partners with a float *today*, so an old cycle's changed when a float was enforc
 now fixes the amount when it settles a cycle and the status follows the by-bank amount. Rows already
 ``paid`` or ``received`` keep their status and bank reference.
 
-Revision ID: 0030
-Revises: 0029
+Revision ID: 0029
+Revises: 0028
 Create Date: 2026-12-05 10:00:00.000000
 """
 from collections import defaultdict
@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy import text
 
 
-revision = '0030'
-down_revision = '0029'
+revision = '0029'
+down_revision = '0028'
 branch_labels = None
 depends_on = None
 
