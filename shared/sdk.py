@@ -37,6 +37,9 @@ RETRY_STATUSES = {429, 502, 503, 504}
 GATEWAY_STATUSES = {502, 503, 504}
 
 
+MAX_RETRY_AFTER_S = 300.0  # a Retry-After longer than this is answered with the error, not slept on
+
+
 class PointsnetAPIError(Exception):
     """A problem+json answer from the network, with its stable ``code``."""
 
@@ -115,7 +118,13 @@ class PointsnetClient:
                     return answer
                 retry_after = answer.headers.get("retry-after")
                 if retry_after and retry_after.isdigit():
-                    delay = max(delay, float(retry_after))
+                    # never sooner than the server asked (the jitter only adds to it), never absurdly late
+                    wait = float(retry_after)
+                    if wait > MAX_RETRY_AFTER_S:
+                        raise PointsnetAPIError(answer.status, answer.body if isinstance(answer.body, dict) else {})
+                    time.sleep(wait + delay * secrets.randbelow(100) / 100)
+                    delay = min(delay * 2, 5.0)
+                    continue
             time.sleep(delay * (0.5 + secrets.randbelow(100) / 100))
             delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")

@@ -162,3 +162,37 @@ def test_a_threads_clients_share_one_tls_context_that_verifies_certificates(monk
     assert (made[0].verify_mode, made[0].check_hostname, made[0].minimum_version, made[0].options) == \
         (default.verify_mode, default.check_hostname, default.minimum_version, default.options)
     assert len(made[0].get_ca_certs()) == len(default.get_ca_certs()) > 0
+
+
+def _mock_client(handler):
+    return PointsnetClient("https://points.example.com", "key_x", Ed25519PrivateKey.generate(),
+                           verify_responses=False, transport=httpx.MockTransport(handler))
+
+
+def _rate_limited(seconds: str):
+    return httpx.Response(429, headers={"retry-after": seconds, "content-type": "application/problem+json"},
+                          content=json.dumps({"code": "rate_limited", "status": 429}).encode())
+
+
+def test_a_429_is_retried_no_sooner_than_retry_after_with_the_same_key(monkeypatch):
+    import shared.sdk as sdk
+    slept, keys = [], []
+
+    def handler(request):
+        keys.append(request.headers.get("idempotency-key"))
+        return _rate_limited("10") if len(keys) == 1 else httpx.Response(200, json={"ok": True})
+
+    monkeypatch.setattr(sdk.time, "sleep", slept.append)
+    monkeypatch.setattr(sdk.secrets, "randbelow", lambda n: 0)  # the low end of the jitter
+    _mock_client(handler).call("POST", "/v1/earn", {"member_id": "m", "reference": "r", "points": 1})
+    assert len(keys) == 2 and len(set(keys)) == 1
+    assert slept == [10.0]
+
+
+def test_a_retry_after_beyond_five_minutes_is_the_error_not_a_wait(monkeypatch):
+    import shared.sdk as sdk
+    slept = []
+    monkeypatch.setattr(sdk.time, "sleep", slept.append)
+    with pytest.raises(PointsnetAPIError) as refused:
+        _mock_client(lambda request: _rate_limited("86400")).call("GET", "/v1/members/m")
+    assert refused.value.status == 429 and slept == []
