@@ -144,7 +144,7 @@ def enrol_member(request: Request, body: schemas.EnrolRequest):
 def _without_personal_data(network: Network, body: schemas.EnrolRequest) -> dict:
     """The enrolment as the idempotency record keeps it: contact fields only as keyed hashes, never in clear."""
     keyring, fingerprint = network.keyring, body.model_dump(mode="json")
-    for field in ("phone", "email", "name", "customer_ref"):
+    for field in ("phone", "email", "name", "customer_ref", "link_token"):  # a token not used may still work
         if fingerprint.get(field) is not None:
             fingerprint[field] = keyring.blind_index(f"request.{field}", fingerprint[field])
     return fingerprint
@@ -153,10 +153,22 @@ def _without_personal_data(network: Network, body: schemas.EnrolRequest) -> dict
 @router.post("/members/{member_id}/link-tokens", status_code=201, response_model=schemas.LinkToken,
              responses=problems("unknown_member", write=True))
 def mint_link_token(request: Request, member_id: str):
-    """Mint a short-lived, single-use token for a linked member to show another partner (QR code)."""
-    partner_id = _partner(request)
-    return _exactly_once(request, None,
-                         lambda tx: (201, enrolment.mint_link_token(tx, partner_id, member_id)))
+    """Mint a short-lived, single-use token for a linked member to show another partner (QR code).
+
+    A retry with the same Idempotency-Key answers the same token; the answer kept for it holds the
+    token sealed with the members' data key, as contact details are (the token works until used or
+    expired, and the database otherwise keeps only its hash)."""
+    network, partner_id = _network(request), _partner(request)
+
+    def operation(tx: Tx) -> tuple[int, dict]:
+        answer = enrolment.mint_link_token(tx, partner_id, member_id)
+        return 201, {**answer, "link_token": network.keyring.encrypt("link_token", member_id, answer["link_token"])}
+
+    status, body, replayed = execute(network, partner_id, request.state.idempotency_key, {
+        "method": request.method, "path": request.url.path, "body": None}, operation)
+    if status == 201 and body["link_token"].startswith("v1."):  # (an answer kept before it was sealed: as it is)
+        body = {**body, "link_token": network.keyring.decrypt("link_token", member_id, body["link_token"])}
+    return _respond(status, body, replayed)
 
 
 @router.get("/members/{member_id}", response_model=schemas.MemberView, responses=problems("unknown_member"))

@@ -6,6 +6,7 @@ import threading
 import uuid
 
 import pytest
+from sqlalchemy import text
 
 from tests.partner_api.conftest import assert_problem, enrol, entry_count, rebuild
 
@@ -194,6 +195,21 @@ def test_a_link_token_retry_returns_the_same_token(shop, member, partners):
     other = partners("Other")
     linked = other.ok("POST", "/v1/members", {"link_token": first.json()["link_token"]})
     assert linked["member_id"] == member
+
+
+def test_no_usable_link_token_is_kept_in_the_database(shop, member, partners, network):
+    """security.md: link tokens are stored as hashes only. The answer kept for a retry holds the token
+    sealed with the members' data key; an enrolment that presented a token and was refused (a stored
+    business refusal) keeps only its keyed hash."""
+    token = shop.ok("POST", f"/v1/members/{member}/link-tokens", idempotency_key="LT-2")["link_token"]
+    other = partners("Other")
+    other.ok("POST", "/v1/members", {"phone": "+8613900000001", "customer_ref": "C-1"})
+    refused = other.call("POST", "/v1/members", {"link_token": token, "customer_ref": "C-1"}, idempotency_key="EN-1")
+    assert refused.status_code == 409, refused.text
+    kept = network.tx(lambda tx: tx.session.execute(text(
+        "SELECT request || response FROM idempotency_records")).scalars().all(), readonly=True)
+    assert not any(token in record for record in kept)
+    assert other.ok("POST", "/v1/members", {"link_token": token})["member_id"] == member  # still the member's
 
 
 def test_keys_are_kept_at_least_seven_days(shop, member, network, clock):
