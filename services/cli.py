@@ -343,7 +343,12 @@ def keys_retire(key_id: str) -> None:
 
 
 @app.command()
-def worker(metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0: off).")) -> None:
+def worker(
+    metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0: off)."),
+    metrics_host: str = typer.Option("127.0.0.1", help="Address the metrics port listens on: 127.0.0.1 (the "
+                                     "default) lets only this machine scrape it; 0.0.0.0 lets other hosts, e.g. "
+                                     "Prometheus in another container."),
+) -> None:
     """Run only the job runner (one of several workers leads; the others stand by). The schema must be
     current (`pointsnet db upgrade`)."""
     from shared.db.migrate import is_current
@@ -354,10 +359,11 @@ def worker(metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on
     if not is_current(settings.resolved_database_url):
         fail("the database schema is not current: run `pointsnet db upgrade` first")
     network = Network(settings)
+    network.keyring, network.signing_key  # fail now, not in the first job, if keys are misconfigured
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1")
+        start_http_server(metrics_port, addr=metrics_host)
     runner = _job_runner(network, None)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -1211,6 +1217,14 @@ def main() -> None:
         sys.exit(2)
     except (PointsnetError, MoneyError) as error:
         err.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)
+    except ValueError as error:  # after MoneyError (a ValueError too): a key file missing, a keyring not JSON
+        # shared.keys (and cryptography) is imported only by the commands that read keys: a key
+        # configuration error can only have been raised once it has been.
+        keys = sys.modules.get("shared.keys")
+        if keys is None or not isinstance(error, keys.KeyConfigurationError):
+            raise
+        err.print(f"[bold red]configuration error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except SQLAlchemyError as error:
         err.print(f"[bold red]database error:[/] {str(error.orig if hasattr(error, 'orig') else error).splitlines()[0]}",

@@ -41,18 +41,35 @@ def _create_once(path: Path, data: bytes) -> None:
         staging.unlink()
 
 
+class KeyConfigurationError(ValueError):
+    """A configured key that cannot be used: the message names the variable (never the key), for the
+    one-line ``configuration error: …`` of the command line."""
+
+
+def _read_configured(path: Path, variable: str, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise KeyConfigurationError(f"{variable}: {what} {path} does not exist") from None
+    except OSError as exc:
+        raise KeyConfigurationError(f"{variable}: cannot read {what} {path} ({exc.strerror or exc})") from None
+
+
 def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
     path = settings.signing_key_file or settings.data_dir / "keys" / "network-ed25519.pem"
-    if not path.exists():
-        if settings.signing_key_file:
-            raise FileNotFoundError(f"signing key file {path} does not exist")
+    if not path.exists() and not settings.signing_key_file:
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
         _create_once(path, pem)  # if another process or thread got there first, its key wins
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    variable = "POINTSNET_SIGNING_KEY_FILE" if settings.signing_key_file else "the network's signing key"
+    data = _read_configured(path, variable, "signing key file")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        key = None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
+        raise KeyConfigurationError(f"{variable}: {path} is not an unencrypted Ed25519 private key (PEM)")
     return key
 
 
@@ -84,15 +101,29 @@ def new_keyring_json() -> dict:
     }}}
 
 
+def _keyring_from(text: str | bytes, variable: str) -> tuple[str, dict[str, PiiKey]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KeyConfigurationError(f"{variable}: not valid JSON ({exc.msg})") from None
+    except UnicodeDecodeError:
+        raise KeyConfigurationError(f"{variable}: not valid JSON (not UTF-8)") from None
+    try:
+        return _decode_keyring(data)
+    except ValueError as exc:  # binascii.Error (not base64) is a ValueError too
+        raise KeyConfigurationError(f"{variable}: {exc}") from None
+    except (KeyError, TypeError, AttributeError):
+        raise KeyConfigurationError(f'{variable}: not a keyring ({{"active": …, "keys": {{…}}}})') from None
+
+
 def load_pii_keyring(settings: Settings) -> tuple[str, dict[str, PiiKey]]:
     if settings.pii_keys:
-        return _decode_keyring(json.loads(settings.pii_keys))
+        return _keyring_from(settings.pii_keys, "POINTSNET_PII_KEYS")
     path = settings.pii_keys_file or settings.data_dir / "keys" / "pii-keys.json"
-    if not path.exists():
-        if settings.pii_keys_file:
-            raise FileNotFoundError(f"personal-data key file {path} does not exist")
+    if not path.exists() and not settings.pii_keys_file:
         _create_once(path, json.dumps(new_keyring_json(), indent=2).encode())
-    return _decode_keyring(json.loads(path.read_text()))
+    variable = "POINTSNET_PII_KEYS_FILE" if settings.pii_keys_file else "the personal-data keyring"
+    return _keyring_from(_read_configured(path, variable, "personal-data key file"), variable)
 
 
 def pii_key_file(settings: Settings) -> Path | None:

@@ -80,6 +80,56 @@ def test_a_wrong_configuration_value_is_one_line_and_exit_2(tmp_path, variable, 
     assert done.stderr.startswith(f"configuration error: {variable}: ") and value not in done.stderr
 
 
+@pytest.mark.parametrize("variable, value", [
+    ("POINTSNET_SIGNING_KEY_FILE", "/nonexistent/network-signing-key.pem"),
+    ("POINTSNET_PII_KEYS_FILE", "/nonexistent/pii-keys.json"),
+    ("POINTSNET_PII_KEYS", "{not json"),
+], ids=["signing-key-file-missing", "pii-keys-file-missing", "pii-keys-not-json"])
+def test_a_key_configuration_mistake_is_one_line_and_exit_2(tmp_path, monkeypatch, variable, value):
+    """A configured key file that does not exist and a keyring that is not JSON are configuration
+    errors like any other (docs/operations.md): one line naming the variable, never the key."""
+    done = pointsnet(tmp_path, "keys", "init", env={variable: value})
+    assert done.returncode == 2 and one_line_error(done), done.stderr[-600:]
+    assert done.stderr.startswith(f"configuration error: {variable}: "), done.stderr
+    assert not (tmp_path / "data" / "keys" / "pii-keys.json").exists()  # no keyring generated in its stead
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    from services import cli
+
+    monkeypatch.setattr(cli, "_job_runner", lambda *_: sys.exit("the worker started with the keys unread"))
+    worker = pointsnet(tmp_path, "worker", env={variable: value})  # at its start, not in its first job
+    assert worker.returncode == 2 and worker.stderr.startswith(f"configuration error: {variable}: "), worker.stderr
+
+
+def test_a_key_configuration_mistake_in_a_file_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "pii-keys.json").write_text('{"active": "k1", "keys": {}}')
+    (tmp_path / "signing.pem").write_text("not a key\n")
+    keyring = pointsnet(tmp_path, "keys", "init", env={"POINTSNET_PII_KEYS_FILE": str(tmp_path / "pii-keys.json")})
+    assert keyring.returncode == 2 and one_line_error(keyring), keyring.stderr[-600:]
+    assert keyring.stderr.startswith("configuration error: POINTSNET_PII_KEYS_FILE: "), keyring.stderr
+    assert "not in the keyring" in keyring.stderr
+    signing = pointsnet(tmp_path, "keys", "init", env={"POINTSNET_SIGNING_KEY_FILE": str(tmp_path / "signing.pem")})
+    assert signing.returncode == 2 and one_line_error(signing), signing.stderr[-600:]
+    assert signing.stderr.startswith("configuration error: POINTSNET_SIGNING_KEY_FILE: "), signing.stderr
+
+
+@pytest.mark.parametrize("options, address", [((), "127.0.0.1"), (("--metrics-host", "0.0.0.0"), "0.0.0.0")])
+def test_the_worker_serves_metrics_on_the_address_asked(tmp_path, monkeypatch, options, address):
+    """By default only this machine reaches a worker's metrics; in a container Prometheus is
+    another machine (deploy/compose.yaml: --metrics-host 0.0.0.0)."""
+    import prometheus_client
+
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    bound = {}
+
+    def start_http_server(port, addr="0.0.0.0", **_):
+        bound.update(port=port, addr=addr)
+        raise KeyboardInterrupt  # stop the worker before its job runner starts
+
+    monkeypatch.setattr(prometheus_client, "start_http_server", start_http_server)
+    pointsnet(tmp_path, "worker", "--metrics-port", "9400", *options)
+    assert bound == {"port": 9400, "addr": address}
+
+
 @pytest.mark.skipif(bool(PG_URL), reason="drives the embedded SQLite database")
 def test_verify_names_the_offending_member(tmp_path):
     assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
