@@ -723,7 +723,6 @@ def clearing_list() -> None:
     from sqlalchemy import select
 
     from shared.models import Settlement
-    from shared.settlement.finance import by_bank
 
     network = _network()
     rows = network.tx(lambda tx: tx.session.execute(select(Settlement).order_by(
@@ -735,7 +734,7 @@ def clearing_list() -> None:
         overdue = row.status == "due" and row.payment_date < today
         from_float = row.from_float_minor  # kept by settlement: what the float settled then
         table.add_row(row.cycle_date.isoformat(), row.party, str(row.net_minor), str(from_float) if from_float else "",
-                      str(by_bank(row)), row.payment_date.isoformat(),
+                      str(row.by_bank_minor), row.payment_date.isoformat(),
                       "[red]overdue[/]" if overdue else row.status, row.bank_reference or "")
     console.print(table)
 

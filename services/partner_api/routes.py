@@ -383,7 +383,7 @@ def _statement_file(request: Request, cycle: str) -> tuple[dict, bytes]:
 
 def _settlement_json(row: Settlement) -> dict:
     return {"cycle_date": row.cycle_date.isoformat(), "net_minor": row.net_minor,
-            "from_float_minor": row.from_float_minor, "by_bank_minor": row.net_minor + row.from_float_minor,
+            "from_float_minor": row.from_float_minor, "by_bank_minor": row.by_bank_minor,
             "payment_date": row.payment_date.isoformat(), "status": row.status}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.types import UTCDateTime
@@ -61,6 +62,12 @@ class Settlement(Base):
     status: Mapped[str] = mapped_column(String(16))
     bank_reference: Mapped[str | None] = mapped_column(String(128))
     recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @hybrid_property
+    def by_bank_minor(self) -> int:
+        """What moves by bank (receives +, pays −): the net without the part a prepaid float settled.
+        In Python on a row, and in SQL (``Settlement.by_bank_minor < 0``) alike."""
+        return self.net_minor + self.from_float_minor
 
 
 class Holiday(Base):

@@ -20,11 +20,6 @@ class NothingDue(NotFound):
     code, title = "nothing_due", "No settlement is due for this party and cycle"
 
 
-def by_bank(row) -> int:
-    """What moves by bank for a settlement (receives +, pays −): its net and what the float settled."""
-    return row.net_minor + row.from_float_minor
-
-
 def record_payment(tx: Tx, cycle: date, party: str, bank_reference: str) -> dict:
     """Move a party's settlement from due to paid (it pays by bank) or received (it is paid by bank),
     with the bank's reference. The direction is the by-bank amount's, not the net's: a prepaid partner
@@ -35,14 +30,14 @@ def record_payment(tx: Tx, cycle: date, party: str, bank_reference: str) -> dict
     # it waits for the first's row lock, then re-reads the status) instead of overwriting the first.
     done = tx.session.execute(
         update(Settlement).where(Settlement.cycle_date == cycle, Settlement.party == party, Settlement.status == "due")
-        .values(status=case((Settlement.net_minor + Settlement.from_float_minor < 0, "paid"), else_="received"),
+        .values(status=case((Settlement.by_bank_minor < 0, "paid"), else_="received"),
                 bank_reference=bank_reference.strip(), recorded_at=tx.now))
     if done.rowcount != 1:
         raise NothingDue(f"no settlement due for {party} in cycle {cycle.isoformat()}")
-    row = tx.session.execute(select(Settlement.net_minor, Settlement.from_float_minor, Settlement.status).where(
-        Settlement.cycle_date == cycle, Settlement.party == party)).one()
+    row = tx.session.execute(select(Settlement).where(
+        Settlement.cycle_date == cycle, Settlement.party == party)).scalar_one()
     return {"cycle_date": cycle.isoformat(), "party": party, "net_minor": row.net_minor,
-            "from_float_minor": row.from_float_minor, "by_bank_minor": by_bank(row), "status": row.status,
+            "from_float_minor": row.from_float_minor, "by_bank_minor": row.by_bank_minor, "status": row.status,
             "bank_reference": bank_reference.strip()}
 
 
@@ -51,5 +46,5 @@ def overdue(tx: Tx, today: date) -> list[dict]:
     rows = tx.session.execute(select(Settlement).where(Settlement.status == "due", Settlement.payment_date < today)
                               .order_by(Settlement.payment_date, Settlement.party)).scalars().all()
     return [{"cycle_date": r.cycle_date.isoformat(), "party": r.party, "net_minor": r.net_minor,
-             "from_float_minor": r.from_float_minor, "by_bank_minor": by_bank(r),
+             "from_float_minor": r.from_float_minor, "by_bank_minor": r.by_bank_minor,
              "payment_date": r.payment_date.isoformat()} for r in rows]

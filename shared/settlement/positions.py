@@ -47,7 +47,7 @@ def runs_page(tx: Tx, today: date, *, offset: int = 0, limit: int = 50) -> tuple
     counts: dict[date, dict[str, int]] = {}
     if runs:
         overdue = case((Settlement.payment_date < today, 1), else_=0)
-        bank = Settlement.net_minor + Settlement.from_float_minor  # what moves by bank (not from a float)
+        bank = Settlement.by_bank_minor  # what moves by bank (not from a float)
         for cycle, status, n, late, pays in tx.session.execute(
                 select(Settlement.cycle_date, Settlement.status, func.count(),
                        func.sum(overdue), func.sum(case((bank < 0, -bank), else_=0)))
@@ -86,7 +86,7 @@ def positions_page(tx: Tx, cycle: date, *, offset: int = 0, limit: int = 50,
     names = names_of(tx, [r.party for r in rows])
     waiting = pending_payments(tx, cycle, [r.party for r in rows])
     return [{"party": r.party, "name": names.get(r.party, r.party), "net_minor": r.net_minor,
-             "from_float_minor": r.from_float_minor, "by_bank_minor": r.net_minor + r.from_float_minor,
+             "from_float_minor": r.from_float_minor, "by_bank_minor": r.by_bank_minor,
              "payment_date": r.payment_date, "status": r.status, "bank_reference": r.bank_reference,
              "recorded_at": r.recorded_at, "statement": None if r.party == NETWORK else statement_name(r.party),
              "pending_approval": waiting.get(r.party)} for r in rows], int(total)
@@ -135,7 +135,7 @@ def party_statements_page(tx: Tx, party: str, *, offset: int = 0, limit: int = 5
                               .offset(offset).limit(limit)).scalars().all()
     total = tx.session.scalar(select(func.count()).select_from(Settlement).where(*where)) or 0
     return [{"cycle_date": r.cycle_date, "net_minor": r.net_minor, "from_float_minor": r.from_float_minor,
-             "by_bank_minor": r.net_minor + r.from_float_minor, "payment_date": r.payment_date,
+             "by_bank_minor": r.by_bank_minor, "payment_date": r.payment_date,
              "status": r.status, "bank_reference": r.bank_reference, "statement": statement_name(party)}
             for r in rows], int(total)
 
