@@ -31,13 +31,13 @@ from shared.ledger.rules import (
 )
 from shared.ledger.state import among_rows, chunks, load_lots, load_spendable, lock_members, survivors
 from shared.models import (
-    Contract, Entry, Hold, HoldLot, Lot, LotConsumption, Member, MemberLink, ObligationLine, Termination,
+    Contract, Entry, Hold, HoldLot, Lot, LotConsumption, Member, MemberLink, ObligationLine,
 )
 from shared.rules.evaluate import Evaluation, evaluate, is_active
 from shared.rules.store import campaign_usage, rules_in_force_for
 from shared.money import apply_rate_ppm
-from shared.partners.contracts import require_partner, terms_in_force
-from shared.partners.lifecycle import PartnerTerminated, hold_off_termination, is_terminated
+from shared.partners.contracts import require_partner, terms_by_id, terms_in_force
+from shared.partners.lifecycle import PartnerTerminated, buy_out_rate, hold_off_termination, is_terminated
 from shared.partners.limits import FloatGuard
 from shared.programme import activities
 from shared.programme.engine import Programme
@@ -124,6 +124,8 @@ class Posting:
         self.programme = Programme(self)  # velocity limits, activities, referral bonuses
         self.tiers = MemberTiers(tx)
         self._survivors: dict[str, str] = {}
+        self._buy_out_rates: dict[str, int | None] = {}  # reversals into bought-out lots (rare): per partner
+        self._lot_terms: dict[str, Terms] = {}  # and the contract terms of those lots
 
     # -- entry point -------------------------------------------------------------------
     def run(self) -> list[dict | PointsnetError]:
@@ -735,14 +737,11 @@ class Posting:
         return self._result(entry, member, original_reference=event.original_reference,
                             reversible_remaining=remaining - points)
 
-
     def _buy_out_rate(self, partner_id: str) -> int | None:
-        """The rate at which the partner bought out its points when it left, or None (no buy-out)."""
-        rates = self.__dict__.setdefault("_buy_out_rates", {})
-        if partner_id not in rates:
-            rates[partner_id] = self.tx.session.execute(select(Termination.buy_out_rate_ppm).where(
-                Termination.partner_id == partner_id, Termination.settlement == "buy_out")).scalar_one_or_none()
-        return rates[partner_id]
+        """``lifecycle.buy_out_rate``, read once per partner in this unit (None is an answer too)."""
+        if partner_id not in self._buy_out_rates:
+            self._buy_out_rates[partner_id] = buy_out_rate(self.tx, partner_id)
+        return self._buy_out_rates[partner_id]
 
     def _not_bought_out_with(self, original: Original, lot: LotState) -> bool:
         """Whether points ``original`` took from ``lot`` and a reversal now returns were left out of its
@@ -770,14 +769,14 @@ class Posting:
         if not lot.bought_out:
             lot.bought_out_at = self.now
             self.tx.session.execute(update(Lot).where(Lot.id == lot.id).values(bought_out_at=self.now))
-        values = self.__dict__.setdefault("_point_values", {})
-        if lot.contract_id not in values:
-            values[lot.contract_id] = self.tx.session.execute(select(Contract.point_value_micro).where(
-                Contract.id == lot.contract_id)).scalar_one()
-        amount = apply_rate_ppm(points * values[lot.contract_id], self._buy_out_rate(lot.funder_partner_id))
+        if lot.contract_id not in self._lot_terms:
+            self._lot_terms.update(terms_by_id(self.tx, {lot.contract_id}))
+        value = self._lot_terms[lot.contract_id].point_value_micro
+        amount = apply_rate_ppm(points * value, self._buy_out_rate(lot.funder_partner_id))
         if amount:
             self.journal.line(entry, Line(lot.funder_partner_id, NETWORK, "prepaid_funding", points, amount,
                                           lot.contract_id, lot.id))
+
 
 def release_hold(journal: Journal, hold: OpenHold, entry: dict, captured: int, redeem=None) -> None:
     """Capture ``captured`` points of a hold from its lots in reservation order; release the rest.

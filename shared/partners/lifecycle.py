@@ -59,6 +59,12 @@ def is_terminated(tx: Tx, partner_id: str) -> bool:
     return _termination(tx, partner_id) is not None
 
 
+def buy_out_rate(tx: Tx, partner_id: str) -> int | None:
+    """The rate at which the partner bought out its points when it left, or None (no buy-out)."""
+    row = _termination(tx, partner_id)
+    return row.buy_out_rate_ppm if row is not None and row.settlement == "buy_out" else None
+
+
 def set_status(tx: Tx, partner_id: str, status: str) -> dict:
     """Suspend (``suspended``) or reactivate (``active``) a partner; a terminated partner stays out."""
     if status not in ("active", "suspended"):
