@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared.config import get_settings
+from shared.config import KeyConfigurationError, get_settings
 from shared.errors import PointsnetError
 from shared.money import MoneyError
 from shared.runtime import tune_for_throughput
@@ -1214,16 +1214,11 @@ def main() -> None:
     except SettingsError as error:  # a value pydantic-settings could not even decode (POINTSNET_TIERS not JSON)
         err.print(f"[bold red]configuration error:[/] {_undecodable_setting(error)}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except KeyConfigurationError as error:  # a key file missing, a keyring not JSON
+        err.print(f"[bold red]configuration error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except (PointsnetError, MoneyError) as error:
         err.print(f"[bold red]error:[/] {error}", highlight=False)
-        sys.exit(2)
-    except ValueError as error:  # after MoneyError (a ValueError too): a key file missing, a keyring not JSON
-        # shared.keys (and cryptography) is imported only by the commands that read keys: a key
-        # configuration error can only have been raised once it has been.
-        keys = sys.modules.get("shared.keys")
-        if keys is None or not isinstance(error, keys.KeyConfigurationError):
-            raise
-        err.print(f"[bold red]configuration error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except SQLAlchemyError as error:
         err.print(f"[bold red]database error:[/] {str(error.orig if hasattr(error, 'orig') else error).splitlines()[0]}",

@@ -14,6 +14,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.programme.config import TierConfig
 
 
+class KeyConfigurationError(ValueError):
+    """A configured key that cannot be used (shared/keys.py raises it): the message names the variable
+    (never the key), for the one-line ``configuration error: …`` of the command line."""
+
+
 def default_jobs() -> int:
     """Connections for work split over one snapshot (verify, settlement): the cores, at most 8."""
     return min(os.cpu_count() or 1, 8)

@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.config import Settings
+from shared.config import KeyConfigurationError, Settings
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -39,11 +39,6 @@ def _create_once(path: Path, data: bytes) -> None:
         pass
     finally:
         staging.unlink()
-
-
-class KeyConfigurationError(ValueError):
-    """A configured key that cannot be used: the message names the variable (never the key), for the
-    one-line ``configuration error: …`` of the command line."""
 
 
 def _read_configured(path: Path, variable: str, what: str) -> bytes:
