@@ -29,22 +29,19 @@ depends_on = None
 COLUMNS = ("request", "response")
 
 
-def _has_lz4(bind) -> bool:
-    return bind.execute(text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
-                        ).scalar() is True
+def _compress_with(method: str) -> None:
+    """The columns' compression, on a PostgreSQL server that has lz4 (elsewhere nothing changes)."""
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql" or bind.execute(text(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")).scalar() is not True:
+        return
+    for column in COLUMNS:
+        op.execute(f"ALTER TABLE idempotency_records ALTER COLUMN {column} SET COMPRESSION {method}")
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name != "postgresql" or not _has_lz4(bind):
-        return
-    for column in COLUMNS:
-        op.execute(f"ALTER TABLE idempotency_records ALTER COLUMN {column} SET COMPRESSION lz4")
+    _compress_with("lz4")
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name != "postgresql" or not _has_lz4(bind):
-        return
-    for column in COLUMNS:
-        op.execute(f"ALTER TABLE idempotency_records ALTER COLUMN {column} SET COMPRESSION DEFAULT")
+    _compress_with("DEFAULT")
