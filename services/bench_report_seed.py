@@ -35,17 +35,17 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta, timezone
 from typing import Callable
 
 from sqlalchemy import insert, text
 
 from shared.db.types import new_id
-from shared.ledger.cycles import close_cycle
+from shared.ledger.cycles import close_cycle, cycle_end
 from shared.models import Settlement, SettlementRun
 from shared.money import round_micro_to_minor
 from shared.network import Network
-from shared.settlement.calendar import cycle_end, payment_date
+from shared.settlement.calendar import payment_date
 from shared.settlement.netting import net_positions
 
 # 36 of every 40 entries are the measured partner's (see the module's docstring)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -16,10 +18,45 @@ from shared.models import Cycle
 cycles = Cycle.__table__
 
 
+def cycle_end(cycle_date: date, settings: Settings) -> datetime:
+    """The instant a cycle's business day ends (its cut-off), in UTC: the first instant at which the
+    network's wall clock reads the cut-off time of the next day.
+
+    Around a daylight-saving change that wall time can occur twice (autumn: the later one ends the
+    day, which is then an hour longer) or not at all (spring: the day ends at the change itself)."""
+    return _cycle_end(cycle_date, settings.timezone, settings.cycle_cutoff_minutes)
+
+
+@lru_cache(maxsize=1024)
+def _cycle_end(cycle_date: date, zone_name: str, cutoff_minutes: int) -> datetime:
+    zone = ZoneInfo(zone_name)
+    wall = datetime.combine(cycle_date + timedelta(days=1), time(0)) + timedelta(minutes=cutoff_minutes)
+    later = wall.replace(tzinfo=zone, fold=1).astimezone(timezone.utc)  # the later of a repeated time
+    if later.astimezone(zone).replace(tzinfo=None) == wall:
+        return later
+    # the wall time does not exist (skipped forward): the day ends at the change, the first instant
+    # whose wall time is past the cut-off (changes fall on whole seconds)
+    early, late = sorted(int(wall.replace(tzinfo=zone, fold=fold).timestamp()) for fold in (0, 1))
+    while late - early > 1:
+        middle = (early + late) // 2
+        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= wall:
+            late = middle
+        else:
+            early = middle
+    return datetime.fromtimestamp(late, timezone.utc)
+
+
 def cycle_date_for(instant: datetime, settings: Settings) -> date:
-    """The business day (network time zone, after the cut-off) an instant belongs to."""
-    local = instant.astimezone(settings.zone) - timedelta(minutes=settings.cycle_cutoff_minutes)
-    return local.date()
+    """The business day (network time zone, after the cut-off) an instant belongs to: the cycle whose
+    end (``cycle_end``) is the first one after it. Instants only ever move forward through cycles,
+    also in the hour a daylight-saving change repeats."""
+    local = instant.astimezone(settings.zone).replace(tzinfo=None) - timedelta(minutes=settings.cycle_cutoff_minutes)
+    candidate = local.date()
+    if instant >= cycle_end(candidate, settings):
+        return candidate + timedelta(days=1)
+    if instant < cycle_end(candidate - timedelta(days=1), settings):
+        return candidate - timedelta(days=1)
+    return candidate
 
 
 def _ensure_cycle(tx: Tx, cycle_date: date) -> None:

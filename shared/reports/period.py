@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from shared.config import Settings
 from shared.errors import ValidationFailed
-from shared.settlement.calendar import cycle_end
+from shared.ledger.cycles import cycle_end
 
 MAX_DAYS = 400
 EARLIEST, LATEST = date(2000, 1, 1), date(8999, 12, 31)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from shared.config import Settings
 from shared.db.database import Tx
 from shared.models import Holiday
 
@@ -32,9 +31,3 @@ def holidays_between(tx: Tx, start: date, end: date) -> set[date]:
 def payment_date(tx: Tx, cycle_date: date) -> date:
     lag = tx.settings.settlement_lag_business_days
     return add_business_days(cycle_date, lag, holidays_between(tx, cycle_date, cycle_date + timedelta(days=60 + lag * 3)))
-
-
-def cycle_end(cycle_date: date, settings: Settings) -> datetime:
-    """The instant a cycle's business day ends (its cut-off), in UTC."""
-    wall = datetime.combine(cycle_date + timedelta(days=1), time(0)) + timedelta(minutes=settings.cycle_cutoff_minutes)
-    return wall.replace(tzinfo=settings.zone).astimezone(timezone.utc)

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from shared.db.database import Tx
 from shared.models import Entry
 from shared.settlement.files import exact
-from shared.settlement.calendar import cycle_end
+from shared.ledger.cycles import cycle_end
 from shared.settlement.runs import cutoff_checkpoint, ledger_position
 from shared.settlement.streaming import write_cycle
 from shared.transparency.note import open_note

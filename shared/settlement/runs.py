@@ -24,11 +24,11 @@ from sqlalchemy.orm import aliased
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import Conflict, NotFound
-from shared.ledger.cycles import close_cycle, cycle_date_for
+from shared.ledger.cycles import close_cycle, cycle_date_for, cycle_end
 from shared.models import Contract, Cycle, CyclePosition, Entry, ObligationLine, Settlement, SettlementRun
 from shared.partners.limits import from_float
 from shared.reports.rollup import roll_up_settling
-from shared.settlement.calendar import cycle_end, payment_date
+from shared.settlement.calendar import payment_date
 from shared.settlement.streaming import WrittenCycle, write_cycle
 from shared.settlement.files import NETWORK, CycleFiles, LineRecord, build
 from shared.signing import network_key_id

@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import func, select
 
 from shared.models import Entry, LedgerLeaf
-from shared.settlement.calendar import cycle_end
+from shared.ledger.cycles import cycle_end
 from shared.settlement.files import FORMAT_VERSION
 from shared.settlement.reconcile import verify_directory
 from shared.settlement.runs import ledger_position, settlement_dir, sign_manifest
