@@ -78,17 +78,19 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
 
 
-def _pgcode(exc: DBAPIError) -> str | None:
-    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+def _pgcode(exc: BaseException) -> str | None:
+    """The SQLSTATE of a PostgreSQL error: wrapped by SQLAlchemy, or raw from psycopg (the journal's
+    pipelined and COPY writes use the driver's connection, so their errors arrive unwrapped)."""
+    raw = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(raw, "sqlstate", None) or getattr(raw, "pgcode", None)
 
 
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, TurnTimeout):  # as SQLite's busy database: try again, at the back of the queue
         return True
+    if _pgcode(exc) in RETRYABLE_PG:
+        return True
     if isinstance(exc, DBAPIError):
-        code = _pgcode(exc)
-        if code in RETRYABLE_PG:
-            return True
         message = str(exc.orig).lower()
         if isinstance(exc, OperationalError) and ("database is locked" in message or "busy" in message):
             return True
@@ -96,9 +98,9 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def is_unique_violation(exc: BaseException) -> bool:
-    if isinstance(exc, IntegrityError):
-        return _pgcode(exc) == UNIQUE_PG or "unique constraint failed" in str(exc.orig).lower()
-    return False
+    if _pgcode(exc) == UNIQUE_PG:
+        return True
+    return isinstance(exc, IntegrityError) and "unique constraint failed" in str(exc.orig).lower()
 
 
 @dataclass
