@@ -8,9 +8,12 @@ the repository.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,11 +131,27 @@ def pii_key_file(settings: Settings) -> Path | None:
     return settings.pii_keys_file or settings.data_dir / "keys" / "pii-keys.json"
 
 
-def keyring_with_new_active_key(data: dict) -> tuple[dict, str]:
-    """The keyring plus a fresh key made active; earlier keys stay to read what they sealed."""
+def keyring_with_new_key(data: dict) -> tuple[dict, str]:
+    """Phase 1 of a rotation: the keyring plus a fresh key that is NOT active yet.
+
+    Every process given this keyring looks members up under the new key too, but still seals and
+    indexes under the active one, so a process that does not know the new key yet still finds
+    everyone enrolled meanwhile. Make the key active (``keyring_with_active_key``) only once every
+    process has this keyring."""
     fresh = new_keyring_json()
     key_id = fresh["active"]
-    return {"active": key_id, "keys": {**data["keys"], **fresh["keys"]}}, key_id
+    return {"active": data["active"], "keys": {**data["keys"], **fresh["keys"]}}, key_id
+
+
+def keyring_with_active_key(data: dict, key_id: str) -> dict:
+    """Phase 2 of a rotation: the same keys, ``key_id`` (already in the keyring) made active; the
+    earlier keys stay to read and look up what they sealed."""
+    if key_id not in data["keys"]:
+        raise ValueError(f"no personal-data key {key_id} in the keyring: add it with `pointsnet keys rotate` "
+                         "and give every process the keyring with it first")
+    if key_id == data["active"]:
+        raise ValueError(f"{key_id} is already the active personal-data key")
+    return {"active": key_id, "keys": dict(data["keys"])}
 
 
 def write_keyring(path: Path, data: dict) -> None:
@@ -143,26 +162,44 @@ def write_keyring(path: Path, data: dict) -> None:
     os.replace(staging, path)
 
 
-def add_pii_key(settings: Settings) -> str:
-    """Add a new active personal-data key to the key file; returns its id."""
+@contextmanager
+def _changing(settings: Settings) -> Iterator[Path]:
+    """The key file, locked against another command changing it at the same moment: two changes
+    each reading the file before the other wrote it would lose one of the keys."""
     path = pii_key_file(settings)
     if path is None:
         raise ValueError("personal-data keys come from the environment (POINTSNET_PII_KEYS)")
     load_pii_keyring(settings)  # generates the file on first use
-    data, key_id = keyring_with_new_active_key(json.loads(path.read_text()))
-    write_keyring(path, data)
+    lock = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def add_pii_key(settings: Settings) -> str:
+    """Phase 1: add a new personal-data key to the key file, not active yet; returns its id."""
+    with _changing(settings) as path:
+        data, key_id = keyring_with_new_key(json.loads(path.read_text()))
+        write_keyring(path, data)
     return key_id
+
+
+def activate_pii_key(settings: Settings, key_id: str) -> None:
+    """Phase 2: make a key already in the key file the active one."""
+    with _changing(settings) as path:
+        write_keyring(path, keyring_with_active_key(json.loads(path.read_text()), key_id))
 
 
 def retire_pii_key(settings: Settings, key_id: str) -> None:
     """Remove a key that no ciphertext or index value uses any more (checked by the caller)."""
-    path = pii_key_file(settings)
-    if path is None:
-        raise ValueError("personal-data keys come from the environment (POINTSNET_PII_KEYS)")
-    data = json.loads(path.read_text())
-    if key_id == data["active"]:
-        raise ValueError(f"{key_id} is the active key; rotate first")
-    if key_id not in data["keys"]:
-        raise ValueError(f"no personal-data key {key_id}")
-    del data["keys"][key_id]
-    write_keyring(path, data)
+    with _changing(settings) as path:
+        data = json.loads(path.read_text())
+        if key_id == data["active"]:
+            raise ValueError(f"{key_id} is the active key; rotate first")
+        if key_id not in data["keys"]:
+            raise ValueError(f"no personal-data key {key_id}")
+        del data["keys"][key_id]
+        write_keyring(path, data)

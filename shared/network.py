@@ -44,8 +44,9 @@ class Network:
         stamp = self._key_file_stamp()
         cached = self.__dict__.get("_keyring")
         if cached is None or cached[0] != stamp:
-            keyring = Keyring(*load_pii_keyring(self.settings))
-            cached = (self._key_file_stamp(), keyring)
+            # noted with the stamp taken BEFORE reading: a change landing while the file is read is
+            # read again on the next use, never taken as already read (a rotation's phase 1 missed)
+            cached = (stamp, Keyring(*load_pii_keyring(self.settings)))
             self.__dict__["_keyring"] = cached
         return cached[1]
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, insert, or_, select, update
 
+from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import (
@@ -32,6 +33,28 @@ def _find_by_contact(tx: Tx, keyring: Keyring, phone: str | None, email: str | N
     # a duplicate merged into another member is found as its survivor (shared/programme/merge.py)
     return tx.session.execute(select(func.coalesce(members_t.c.merged_into, members_t.c.id))
                               .where(or_(*conditions)).limit(1)).scalar_one_or_none()
+
+
+def _lock_contacts(tx: Tx, keyring: Keyring, phone: str | None, email: str | None) -> None:
+    """Serialise enrolments of the same person, whatever key each process indexes under.
+
+    The unique blind-index columns only catch twins that index under the same key: during a key
+    rotation two processes may have different active keys, both miss the person and insert it under
+    different index values. So, before looking the person up, take an advisory lock (PostgreSQL,
+    until commit) on each index value of the contact under every key this process knows, in one
+    sorted order (no deadlock). Two processes whose keyrings share a key (which the two-phase
+    rotation guarantees, docs/security.md) share a lock: the second waits, then finds the first's
+    member. SQLite needs nothing: a writing unit holds the database's one write lock from its
+    BEGIN IMMEDIATE, so enrolments run one after another anyway."""
+    if not tx.is_postgres:
+        return
+    values = set()
+    if phone:
+        values.update(keyring.lookup_indexes("phone", phone))
+    if email:
+        values.update(keyring.lookup_indexes("email", email))
+    for value in sorted(values):
+        lock_until_commit(tx.session, "member-contact", value)
 
 
 def find_member(tx: Tx, keyring: Keyring, *, phone: str | None = None, email: str | None = None) -> str | None:
@@ -108,6 +131,7 @@ def _enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None, emai
         raise InvalidContact("a member needs a phone number or an email address")
     phone_e164 = normalise_phone(phone, tx.settings.default_region) if phone else None
     email_norm = normalise_email(email) if email else None
+    _lock_contacts(tx, keyring, phone_e164, email_norm)
     existing = _find_by_contact(tx, keyring, phone_e164, email_norm)
     if existing is not None:
         linked = tx.session.execute(select(links_t.c.member_id).where(

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from shared.keys import add_pii_key
+from shared.keys import activate_pii_key, add_pii_key
 from shared.models import Member
 from tests.conftest import PG_URL
 from tests.factories import verify_ok
@@ -47,6 +47,7 @@ def test_a_dump_holds_no_personal_data_before_and_after_a_key_rotation(network, 
     old_key = network.keyring.active.id
 
     new_key = add_pii_key(settings)
+    activate_pii_key(settings, new_key)
     assert network.keyring.active.id == new_key  # the running network picks the key file change up
     assert network.rotate_personal_data(batch_size=2) == len(PEOPLE)
     after = dump(network, url)
@@ -68,7 +69,7 @@ def test_after_erasure_nothing_in_a_dump_decrypts_to_the_member(network, setting
     partner, members = enrol_people(network)
     erased = members[0]
     network.earn(partner, erased, "e1", points=50)
-    add_pii_key(settings)
+    activate_pii_key(settings, add_pii_key(settings))
     network.rotate_personal_data(batch_size=10)
     network.erase_member(erased, reason="request 1")
     network.db.dispose()  # connections closed: SQLite checkpoints what is left of its WAL

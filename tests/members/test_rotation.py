@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from shared.config import Settings
-from shared.keys import add_pii_key, load_pii_keyring, new_keyring_json
+from shared.keys import activate_pii_key, add_pii_key, load_pii_keyring, new_keyring_json
 from shared.members.rotation import rotate_batch, stale_count
 from shared.models import Member
 from shared.network import Network
@@ -32,7 +32,9 @@ def test_rotation_reseals_in_bounded_batches_and_keeps_every_member_findable(net
     phones = [f"+86139{n:08d}" for n in range(30)]
     members = [make_member(network, shop, phone=phone, email=f"m{n}@example.com") for n, phone in enumerate(phones)]
     old = network.keyring.active.id
-    new = add_pii_key(settings)
+    new = add_pii_key(settings)  # phase 1: known to every process, not sealed with yet
+    assert network.keyring.active.id == old and set(network.keyring.keys) == {old, new}
+    activate_pii_key(settings, new)  # phase 2
     assert network.keyring.active.id == new and set(network.keyring.keys) == {old, new}
     key_file = settings.data_dir / "keys" / "pii-keys.json"
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
@@ -75,7 +77,7 @@ def test_lookups_and_enrolments_keep_working_while_a_rotation_runs(network, sett
     shop = make_partner(network)
     phones = [f"+86138{n:08d}" for n in range(40)]
     members = {phone: make_member(network, shop, phone=phone) for phone in phones}
-    add_pii_key(settings)
+    activate_pii_key(settings, add_pii_key(settings))
     missed: list[str] = []
     stop = threading.Event()
 
@@ -127,7 +129,7 @@ def test_keys_rotate_and_retire_from_the_command_line(tmp_path):
 
 
 @pytest.mark.skipif(bool(PG_URL), reason="the command runs on its data directory's SQLite database")
-def test_keys_from_the_environment_are_staged_for_the_operator(tmp_path):
+def test_keys_from_the_environment_are_staged_for_the_operator_one_phase_at_a_time(tmp_path):
     data_dir = tmp_path / "data"
     assert _cli(data_dir, "db", "upgrade").returncode == 0
     keyring = new_keyring_json()
@@ -137,8 +139,73 @@ def test_keys_from_the_environment_are_staged_for_the_operator(tmp_path):
     path = Path(report["next_keyring_file"])
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     staged_keys = json.loads(path.read_text())
-    assert staged_keys["active"] == report["added_key"] and set(staged_keys["keys"]) == {keyring["active"],
-                                                                                          report["added_key"]}
-    assert "POINTSNET_PII_KEYS" in staged.stderr and "--reencrypt-only" in staged.stderr
+    # phase 1: the new key is in the keyring, the active key is still the current one
+    assert report["active_key"] == staged_keys["active"] == keyring["active"]
+    assert set(staged_keys["keys"]) == {keyring["active"], report["added_key"]}
+    assert "POINTSNET_PII_KEYS" in staged.stderr and f"--activate {report['added_key']}" in staged.stderr
     # no secret on the terminal
     assert staged_keys["keys"][report["added_key"]]["encryption"] not in staged.stdout + staged.stderr
+
+    # phase 2, with the phase-1 keyring deployed: the same keys, the new one active
+    activated = _cli(data_dir, "keys", "rotate", "--activate", report["added_key"],
+                     env_extra={"POINTSNET_PII_KEYS": json.dumps(staged_keys)})
+    assert activated.returncode == 0, activated.stderr
+    assert json.loads(activated.stdout)["activated_key"] == report["added_key"]
+    assert json.loads(path.read_text()) == {**staged_keys, "active": report["added_key"]}
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert "POINTSNET_PII_KEYS" in activated.stderr and "--reencrypt-only" in activated.stderr
+    assert staged_keys["keys"][report["added_key"]]["encryption"] not in activated.stdout + activated.stderr
+    # activating with the old keyring (phase 1 not deployed here): refused in one line, nothing staged
+    path.unlink()
+    early = _cli(data_dir, "keys", "rotate", "--activate", report["added_key"],
+                 env_extra={"POINTSNET_PII_KEYS": json.dumps(keyring)})
+    assert early.returncode != 0 and early.stderr.strip().count("\n") == 0 and "Traceback" not in early.stderr
+    assert f"no personal-data key {report['added_key']}" in early.stderr and not path.exists()
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="the command runs on its data directory's SQLite database")
+def test_with_a_key_file_the_command_adds_the_key_inactive_then_activates_it_after_the_settle_time(
+        tmp_path, monkeypatch):
+    """Each wait of the command is seen from a running process (the key file re-read on change):
+    during the first wait the new key is known but not active, during the second it is active."""
+    import time
+
+    data_dir = tmp_path / "data"
+    assert _cli(data_dir, "db", "upgrade").returncode == 0
+    network = Network(Settings(data_dir=data_dir))
+    shop = make_partner(network)
+    member = make_member(network, shop, phone="+8613812340000")
+    old = network.keyring.active.id
+    seen: list[tuple[float, str, set[str]]] = []
+
+    def waiting(seconds: float) -> None:  # what a running process has while the command waits
+        keyring = network.keyring
+        seen.append((seconds, keyring.active.id, set(keyring.keys)))
+        if len(seen) == 1:  # enrolled during phase 1: sealed under the old key, re-sealed after phase 2
+            make_member(network, shop, phone="+8613812340001")
+
+    monkeypatch.setattr(time, "sleep", waiting)
+    try:
+        rotated = _cli(data_dir, "keys", "rotate", "--settle-seconds", "7")
+    finally:
+        monkeypatch.undo()
+    assert rotated.returncode == 0, rotated.stderr
+    report = json.loads(rotated.stdout)
+    new = report["active_key"]
+    assert new != old and report["old_keys"] == [old]
+    assert seen == [(7.0, old, {old, new}), (7.0, new, {old, new})]
+    assert report["resealed"] == 2 and report["left"] == 0
+    assert lookup(network, phone="+8613812340000") == member
+    network.close()
+
+    # resuming phase 2 by hand: a key the file does not hold is refused in one line, the file unchanged
+    key_file = data_dir / "keys" / "pii-keys.json"
+    before = key_file.read_text()
+    unknown = _cli(data_dir, "keys", "rotate", "--activate", "k00000000", "--settle-seconds", "0")
+    assert unknown.returncode != 0 and unknown.stderr.strip().count("\n") == 0
+    assert "no personal-data key k00000000" in unknown.stderr and key_file.read_text() == before
+    again = _cli(data_dir, "keys", "rotate", "--activate", new, "--settle-seconds", "0")
+    assert again.returncode != 0 and "already the active" in again.stderr and key_file.read_text() == before
+    back = _cli(data_dir, "keys", "rotate", "--activate", old, "--settle-seconds", "0")  # (back to the old key)
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["active_key"] == old and json.loads(back.stdout)["left"] == 0
