@@ -98,6 +98,10 @@ class FastJSONResponse(JSONResponse):
                               separators=(",", ":")).encode()
 
 
+def _items(lines: list[schemas.Item] | None) -> tuple[PurchaseItem, ...] | None:
+    return tuple(PurchaseItem(i.sku, i.category, i.amount, i.quantity) for i in lines) if lines else None
+
+
 def _respond(status: int, body: Any, replayed: bool) -> JSONResponse:
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return FastJSONResponse(body, status_code=status, headers=headers,
@@ -267,7 +271,7 @@ def earn_quote(request: Request, body: schemas.EarnRequest):
 
 
 def _earn_event(body: schemas.EarnRequest) -> Event:
-    items = tuple(PurchaseItem(i.sku, i.category, i.amount, i.quantity) for i in body.items) if body.items else None
+    items = _items(body.items)
     return Event("earn", body.reference, body.member_id, body.points, body.amount, body.currency, body.occurred_at,
                  items=items)
 
@@ -329,7 +333,7 @@ def batch(request: Request, body: schemas.BatchRequest):
     """Up to 10,000 earn/burn/reversal events; one result per event, in order, each exactly once by reference."""
     partner_id = _partner(request)
     events = [Event(e.type, e.reference, e.member_id, e.points, e.amount, e.currency, e.occurred_at,
-                    e.original_reference) for e in body.events]
+                    e.original_reference, items=_items(e.items)) for e in body.events]
 
     def operation(tx: Tx) -> tuple[int, dict]:
         outcomes = post_events(tx, partner_id, events)

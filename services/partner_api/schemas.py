@@ -139,9 +139,16 @@ class BatchEvent(Strict):
     member_id: str | None = Field(None, min_length=1, max_length=40)
     amount: StrictInt | None = Field(None, ge=0, le=MAX_AMOUNT)
     currency: str | None = Field(None, min_length=3, max_length=3)
+    items: list[Item] | None = Field(None, max_length=500, description="An earn's item lines, as in POST /v1/earn.")
     points: StrictInt | None = Field(None, gt=0, le=10**12)
     original_reference: str | None = Field(None, min_length=1, max_length=128)
     occurred_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _items_only_on_earns(self):
+        if self.items is not None and self.type != "earn":
+            raise ValueError(f"items belong to earns, not to a {self.type}")
+        return self
 
 
 class BatchRequest(Strict):
