@@ -23,6 +23,7 @@ from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.tls import tls_context
+from shared.webhooks.dialing import PublicOnlyTransport, refused_target
 from shared.webhooks.endpoints import secrets_in_force
 from shared.webhooks.errors import UnknownDelivery
 from shared.webhooks.schedule import next_attempt_at
@@ -96,7 +97,8 @@ def send(client: httpx.Client, claimed: Claimed, clock, key, *, allow_private: b
     """One signed POST, timestamped when it leaves; never raises (a failure is an outcome).
 
     The target is checked again here (a name may resolve elsewhere since it was registered), under
-    the very name httpx dials."""
+    the very name httpx dials; and again by the delivery job's client when it connects
+    (``PublicOnlyTransport``), on the very addresses it connects to."""
     if not allow_private:
         from shared.webhooks.endpoints import dial_host, private_address
         from shared.webhooks.errors import InvalidWebhookUrl
@@ -106,7 +108,7 @@ def send(client: httpx.Client, claimed: Claimed, clock, key, *, allow_private: b
         except InvalidWebhookUrl as exc:
             return Outcome(None, f"refused: {exc}"[:MAX_ERROR], 0)
         if found is not None:
-            return Outcome(None, f"refused: the URL resolves to a non-public address ({found})", 0)
+            return Outcome(None, _refusal(found), 0)
     timestamp = int(clock.now().timestamp())
     headers = webhook_headers(claimed.id, timestamp, claimed.body, claimed.secrets, key)
     started = time.perf_counter()
@@ -115,7 +117,13 @@ def send(client: httpx.Client, claimed: Claimed, clock, key, *, allow_private: b
         error = None if 200 <= response.status_code < 300 else response.text[:MAX_ERROR] or None
         return Outcome(response.status_code, error, int((time.perf_counter() - started) * 1000))
     except Exception as exc:  # noqa: BLE001 - refused connection, timeout, TLS, a URL httpx rejects...
-        return Outcome(None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR], int((time.perf_counter() - started) * 1000))
+        refused = refused_target(exc)
+        error = _refusal(refused.address) if refused else f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
+        return Outcome(None, error, int((time.perf_counter() - started) * 1000))
+
+
+def _refusal(address) -> str:
+    return f"refused: the URL resolves to a non-public address ({address})"[:MAX_ERROR]
 
 
 def record(tx: Tx, claimed: Claimed, outcome: Outcome) -> str:
@@ -146,14 +154,17 @@ def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: 
     if not claimed:  # the job runs every few seconds, mostly to find nothing due: no client made then
         return counts
     key = network.signing_key
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, verify=verify) as client, \
+    allow = network.settings.webhook_allow_private_targets
+    # refusing private targets, the client connects only to addresses it judged public, the ones it
+    # resolved (no second DNS answer in between); and so straight to them, never through a proxy
+    guarded = {} if allow else {"transport": PublicOnlyTransport(verify)}
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, verify=verify, **guarded) as client, \
             ThreadPoolExecutor(max_workers=SENDERS) as pool:
         for round_ in range(rounds):
             if round_:
                 claimed = network.tx(lambda tx: claim_due(tx, limit, delivery_ids))
             if not claimed:
                 break
-            allow = network.settings.webhook_allow_private_targets
             outcomes = list(pool.map(lambda c: send(client, c, network.clock, key, allow_private=allow), claimed))
             for item, outcome in zip(claimed, outcomes):
                 status = network.tx(lambda tx: record(tx, item, outcome))
@@ -214,14 +225,16 @@ def delivery_detail(tx: Tx, delivery_id: str) -> dict:
 
 
 def queue_replay(tx: Tx, delivery_id: str) -> dict:
-    """Send a delivery again now (same ``webhook-id``), with a fresh retry window."""
+    """Send a delivery again now (same ``webhook-id``), starting afresh: its attempts count from zero
+    again, so the backoff starts over (5 s after a first failure) within a fresh 3-day retry window.
+    Every earlier attempt stays in its attempt log."""
     # locked first (PostgreSQL): a prune deleting it meanwhile is waited for, and then it is unknown
     row = tx.session.execute(select(deliveries_t.c.id, deliveries_t.c.status)
                              .where(deliveries_t.c.id == delivery_id).with_for_update(key_share=True)).one_or_none()
     if row is None:
         raise UnknownDelivery(f"no webhook delivery {delivery_id}")
     tx.session.execute(update(deliveries_t).where(deliveries_t.c.id == delivery_id).values(
-        status="pending", next_attempt_at=tx.now, retry_from=tx.now, claim_token=None, dead_at=None,
+        status="pending", attempts=0, next_attempt_at=tx.now, retry_from=tx.now, claim_token=None, dead_at=None,
         delivered_at=None))
     return {"delivery_id": delivery_id, "previous_status": row.status}
 

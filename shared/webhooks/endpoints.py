@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -14,6 +13,7 @@ from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.models import WebhookDelivery, WebhookEndpoint
 from shared.partners.contracts import require_partner
+from shared.webhooks.addresses import first_non_public, parse
 from shared.webhooks.errors import InvalidWebhookUrl, UnknownWebhookEndpoint
 from shared.webhooks.signing import new_secret
 
@@ -22,23 +22,20 @@ LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 def private_address(hostname: str) -> str | None:
-    """The first address ``hostname`` is or resolves to that is not a public unicast address, if any.
+    """The first address ``hostname`` is or resolves to that is not a public unicast address (see
+    shared/webhooks/addresses.py: IPv6 forms that carry an IPv4 address are judged by it too), if any.
 
-    A name that does not resolve now is not judged here: delivery checks again before each send."""
+    A name that does not resolve now is not judged here: delivery checks again when it connects."""
     try:
-        addresses = [ipaddress.ip_address(hostname.strip("[]"))]
+        addresses = [parse(hostname)]
     except ValueError:
         try:
             infos = socket.getaddrinfo(hostname, None, proto=socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError, OSError):
             return None
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    for address in addresses:
-        mapped = getattr(address, "ipv4_mapped", None) or address
-        if (mapped.is_private or mapped.is_loopback or mapped.is_link_local or mapped.is_reserved
-                or mapped.is_multicast or mapped.is_unspecified or not mapped.is_global):
-            return str(address)
-    return None
+        addresses = [parse(info[4][0]) for info in infos]
+    found = first_non_public(addresses)
+    return None if found is None else str(found)
 
 
 def dial_host(url: str) -> str:

@@ -93,7 +93,7 @@ def test_delivered_messages_are_pruned_after_retention_dead_letters_stay(network
 
 
 def test_an_outcome_from_a_lost_lease_does_not_overwrite_the_new_owner(network, clock, receiver):
-    from shared.webhooks.delivery import Outcome, queue_replay, record
+    from shared.webhooks.delivery import Outcome, delivery_detail, queue_replay, record
 
     [delivery_id] = _queue(network, receiver, 1)
     [claimed] = network.tx(lambda tx: claim_due(tx, 10))
@@ -102,7 +102,10 @@ def test_an_outcome_from_a_lost_lease_does_not_overwrite_the_new_owner(network, 
     assert network.tx(lambda tx: record(tx, claimed, Outcome(500, "late", 10))) == "stale"
     assert network.tx(lambda tx: record(tx, retaken, Outcome(204, None, 10))) == "delivered"
     [row] = deliveries(network)
-    assert row.status == "delivered" and row.attempts == 2
+    # the replay counts its attempts afresh; both tries stay in the attempt log
+    assert row.status == "delivered" and row.attempts == 1
+    log = network.tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True)["attempt_log"]
+    assert [a["status_code"] for a in log] == [500, 204]
 
 
 def test_a_replay_and_the_prune_of_its_delivery_never_both_succeed(network, clock, receiver, monkeypatch):
