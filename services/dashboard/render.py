@@ -31,8 +31,13 @@ NAV = [
 
 
 def language(request: Request) -> str:
+    """Signed in: the user's own choice, wherever they sign in (a browser's cookie may be stale:
+    left by another user, or by a choice made since on another machine). Signed out: the cookie,
+    this browser's last choice."""
     session = current_session(request)
-    return pick_language(request.cookies.get(LANG_COOKIE), session.language if session else None)
+    if session is not None:
+        return pick_language(session.language)
+    return pick_language(request.cookies.get(LANG_COOKIE))
 
 
 def chart_data(value) -> Markup:

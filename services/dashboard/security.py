@@ -22,6 +22,7 @@ from shared.access.sessions import Session
 COOKIE = "pointsnet_session"
 LOGIN_CSRF_COOKIE = "pointsnet_login_csrf"
 LANG_COOKIE = "pointsnet_lang"
+LANG_CHOSEN_COOKIE = "pointsnet_lang_chosen"  # a language picked on the sign-in page, for that sign-in
 MAX_FORM_BYTES = 2 * 1024 * 1024
 
 

@@ -432,7 +432,7 @@ def test_every_page_has_its_labels_in_chinese(client_as, network, settled):
     raw_key = re.compile(r">\s*(ledger|settlement|reconcile|proof|payment|run|integrity|checkpoint|reports|statements"
                          r"|period|points|totals|series|month)\.[a-z_]+")
     client = client_as("finance")
-    client.cookies.set("pointsnet_lang", "zh")
+    assert post_form(client, f"{BASE}/language", {"language": "zh", "next": "/"}).status_code == 303
     pages = ["/ledger", f"/ledger/entries/{transaction_id(settled['burn'])}", "/ledger/integrity", "/settlement",
              f"/settlement/{CYCLE}", f"/settlement/{CYCLE}?tab=matrix", f"/settlement/{CYCLE}/reconcile",
              f"/settlement/parties/{settled['coffee']}", "/reports?from=2026-11-20&to=2026-11-21",
@@ -443,5 +443,6 @@ def test_every_page_has_its_labels_in_chinese(client_as, network, settled):
         assert not raw_key.search(answer.text), (path, raw_key.search(answer.text).group(0))
     assert "结算" in client.get(f"{BASE}/settlement/{CYCLE}").text
     viewer = client_as("viewer")
-    viewer.cookies.set("pointsnet_lang", "zh")
+    assert post_form(viewer, f"{BASE}/language", {"language": "zh", "next": "/my-partner"},
+                     page=f"{BASE}/my-partner").status_code == 303
     assert "结算对账单" in viewer.get(f"{BASE}/my-partner").text

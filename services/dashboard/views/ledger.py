@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from services.dashboard.audited import read_then_audit
+from services.dashboard.dates import form_date
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
@@ -16,21 +15,9 @@ from shared.models.ledger import ENTRY_KINDS
 from shared.settlement.files import exact
 from shared.transparency.checkpoints import NoCheckpoint, checkpoint_json, latest
 from shared.transparency.inclusion import inclusion_status
-from shared.reports.period import parse_date
 
 router = APIRouter()
 ID = r"^[A-Za-z0-9_.:\-]{1,64}$"
-
-
-def _day(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return parse_date(value)
-    except ValueError:
-        from shared.errors import ValidationFailed
-
-        raise ValidationFailed(f"{name} is a cycle date YYYY-MM-DD, not {value!r}") from None
 
 
 @router.get("/ledger")
@@ -41,7 +28,7 @@ def explorer(request: Request, partner: str | None = Query(None, max_length=64),
              reference: str | None = Query(None, max_length=128), paged: Paging = Depends(paging),
              staff=Depends(require("operator", "finance"))):
     where = EntryFilter(partner_id=partner or None, member_id=member or None, kind=kind or None,
-                        first=_day(first, "from"), last=_day(last, "to"), reference=reference or None)
+                        first=form_date(first, "from"), last=form_date(last, "to"), reference=reference or None)
     rows, total, more = network_of(request).tx(
         lambda tx: entries_page(tx, where, offset=paged.offset, limit=paged.limit), readonly=True)
     query = {"partner": partner, "member": member, "kind": kind, "from": first, "to": last, "reference": reference}

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
 from services.dashboard.actions import action, submit
+from services.dashboard.dates import form_date, form_instant
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
 from shared.access import audit
-from shared.clock import parse_instant
 from shared.errors import PointsnetError, UnknownPartner, ValidationFailed
 from shared.partners import directory, keys
 from shared.partners.contracts import ContractTerms, add_contract_version, create_partner
@@ -192,15 +192,11 @@ def request_contract(request: Request, partner_id: str = PARTNER_ID, checked=Dep
     values = {name: str(form.get(name) or "") for name in (*TERM_FIELDS, "effective_from")}
     try:
         written, _terms_checked = _terms(form)
-        effective = _text(form, "effective_from")
-        if effective:
-            try:
-                date.fromisoformat(effective)
-            except ValueError:
-                raise ValidationFailed(f"effective_from must be a date (YYYY-MM-DD), not {effective!r}") from None
+        effective = form_date(_text(form, "effective_from"), "effective_from")
         _profile(request, partner_id)
         done = submit(network_of(request), staff, "contract_change", partner_id,
-                      {"partner_id": partner_id, "terms": written, "effective_from": effective or None})
+                      {"partner_id": partner_id, "terms": written,
+                       "effective_from": effective.isoformat() if effective else None})
     except PointsnetError as error:
         return _contracts(request, partner_id, Paging(), values=values, status_code=error.status,
                           error={"code": error.code, "detail": error.detail})
@@ -395,16 +391,11 @@ def _save_rules(request: Request, partner_id: str, checked):
     """The same validation as `pointsnet rules set`: the document's problems are shown beside it."""
     staff, form = checked
     document = str(form.get("document") or "")
-    effective_text = str(form.get("effective_from") or "").strip()[:64]
+    effective_text = str(form.get("effective_from") or "").strip()[:MAX_FIELD]
     try:
         if len(document) > MAX_DOCUMENT:
             raise ValidationFailed(f"the rules document is at most {MAX_DOCUMENT} characters")
-        when = None
-        if effective_text:
-            try:
-                when = parse_instant(effective_text)
-            except ValueError:
-                raise ValidationFailed(f"effective_from must be an RFC 3339 instant, not {effective_text!r}") from None
+        when = form_instant(effective_text, "effective_from")
 
         def unit(tx):
             stored = set_rules(tx, partner_id, document, when)

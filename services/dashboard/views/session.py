@@ -9,8 +9,9 @@ from starlette.datastructures import FormData
 
 from services.dashboard.i18n import LANGUAGES
 from services.dashboard.render import page
-from services.dashboard.security import (COOKIE, LANG_COOKIE, LOGIN_CSRF_COOKIE, checked_form, checked_login_form,
-                                         client_of, current_session, network_of, new_login_token, set_cookie)
+from services.dashboard.security import (COOKIE, LANG_CHOSEN_COOKIE, LANG_COOKIE, LOGIN_CSRF_COOKIE, checked_form,
+                                         checked_login_form, client_of, current_session, network_of,
+                                         new_login_token, set_cookie)
 from shared.access import audit, sessions, throttle, users
 from shared.access.errors import LoginThrottled
 from shared.models import StaffUser
@@ -36,6 +37,7 @@ def login(request: Request, form: FormData = Depends(checked_login_form)):
     email, password, client = str(form.get("email", ""))[:320], str(form.get("password", ""))[:1024], client_of(request)
 
     key = email.strip().lower()
+    picked = request.cookies.get(LANG_CHOSEN_COOKIE)  # a language picked on the sign-in page just now
 
     def attempt(tx):
         # The attempt counts as a failure before its password is checked (a success clears it), so
@@ -48,8 +50,12 @@ def login(request: Request, form: FormData = Depends(checked_login_form)):
         if user is None or user is users.CHANGED:
             return user
         throttle.forget(tx, key)
-        audit.record(tx, audit.Actor(user.id, user.email), "session.signed_in", None, client=client)
-        return sessions.open_session(tx, user, client), user.role
+        actor = audit.Actor(user.id, user.email)
+        audit.record(tx, actor, "session.signed_in", None, client=client)
+        if picked in LANGUAGES and picked != user.language:  # picked for this sign-in: remembered
+            previous, user.language = user.language, picked
+            audit.record(tx, actor, "user.language_set", user.id, language=picked, previous=previous)
+        return sessions.open_session(tx, user, client), user.role, user.language
 
     try:
         # Count the attempt, check the password with no transaction open (Argon2 never holds a
@@ -76,10 +82,13 @@ def login(request: Request, form: FormData = Depends(checked_login_form)):
         response = page(request, "login.html", status_code=401, login_csrf=token, failed="login.failed")
         set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
         return response
-    token, role = outcome
+    token, role, language_of_user = outcome
     response = RedirectResponse((request.scope.get("root_path") or "") + home_of(role), status_code=303)
     set_cookie(request, response, COOKIE, token)
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path=(request.scope.get("root_path") or "") + "/")
+    # the user's language from now on, signed in (their stored choice wins) and after signing out
+    set_cookie(request, response, LANG_COOKIE, language_of_user, max_age=365 * 24 * 3600)
+    for name in (LOGIN_CSRF_COOKIE, LANG_CHOSEN_COOKIE):
+        response.delete_cookie(name, path=(request.scope.get("root_path") or "") + "/")
     return response
 
 
@@ -95,7 +104,8 @@ def logout(request: Request, checked=Depends(checked_form())):
 
 @router.post("/language")
 async def language(request: Request):
-    """Switch language. Signed in: remembered for the user (CSRF-checked); before sign-in: a cookie.
+    """Switch language. Signed in: remembered for the user (CSRF-checked); before sign-in: a cookie,
+    and a second one for an hour (the sign-in form's life) that makes the sign-in remember it too.
     (Async to read the form itself; its database work runs in a worker thread, as a def endpoint's
     does, never on the event loop.)"""
     session = await run_in_threadpool(current_session, request)
@@ -119,4 +129,6 @@ async def language(request: Request):
     target = back if back.startswith(base + "/") or back == base else base + back
     response = RedirectResponse(target, status_code=303)
     set_cookie(request, response, LANG_COOKIE, chosen, max_age=365 * 24 * 3600)
+    if session is None:
+        set_cookie(request, response, LANG_CHOSEN_COOKIE, chosen, max_age=3600)
     return response

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from services.dashboard.actions import action, submit
 from services.dashboard.audited import read_then_audit
+from services.dashboard.dates import cycle_in_path
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, ensure_partner, network_of, require
@@ -77,7 +78,8 @@ def statements_page(request: Request, partner_id: str, paged: Paging):
 
 
 @router.get("/settlement/{cycle}")
-def cycle_page(request: Request, cycle: date, tab: str = Query("positions", pattern="^(positions|matrix)$"),
+def cycle_page(request: Request, cycle: date = Depends(cycle_in_path),
+               tab: str = Query("positions", pattern="^(positions|matrix)$"),
                paged: Paging = Depends(paging), staff=Depends(require("operator", "finance"))):
     network = network_of(request)
 
@@ -114,7 +116,7 @@ def _matrix_chart(rows: list[dict]) -> dict:
 
 
 @router.get("/settlement/{cycle}/files/{name}")
-def download(request: Request, cycle: date, name: str = Path(..., max_length=120),
+def download(request: Request, cycle: date = Depends(cycle_in_path), name: str = Path(..., max_length=120),
              staff=Depends(require("operator", "finance", "partner_viewer"))):
     """One of the run's files. A partner viewer gets only its own statement."""
     if staff.role == "partner_viewer":
@@ -128,7 +130,7 @@ def download(request: Request, cycle: date, name: str = Path(..., max_length=120
 
 
 @router.post("/settlement/{cycle}/parties/{party}/paid")
-def mark_paid(request: Request, cycle: date, party: str = Path(..., max_length=40),
+def mark_paid(request: Request, cycle: date = Depends(cycle_in_path), party: str = Path(..., max_length=40),
               checked=Depends(checked_form("operator", "finance"))):
     """Record a payment with the bank's reference: settlement_paid, which a second operator approves
     when the network asks for four eyes (the default)."""
@@ -153,7 +155,8 @@ def _due(tx, cycle: date, party: str) -> None:
 
 
 @router.post("/settlement/{cycle}/verify")
-def verify_run(request: Request, cycle: date, checked=Depends(checked_form("operator", "finance"))):
+def verify_run(request: Request, cycle: date = Depends(cycle_in_path),
+               checked=Depends(checked_form("operator", "finance"))):
     """Signature, digests, control totals and a recomputation from the ledger (`pointsnet reconcile DIR`)."""
     staff, _form = checked
     network = network_of(request)
@@ -169,14 +172,16 @@ def verify_run(request: Request, cycle: date, checked=Depends(checked_form("oper
 
 
 @router.get("/settlement/{cycle}/reconcile")
-def reconcile_form(request: Request, cycle: date, partner: str | None = Query(None, max_length=40),
+def reconcile_form(request: Request, cycle: date = Depends(cycle_in_path),
+                   partner: str | None = Query(None, max_length=40),
                    staff=Depends(require("operator", "finance"))):
     network_of(request).tx(lambda tx: positions.run_of(tx, cycle), readonly=True)
     return page(request, "settlement_reconcile.html", cycle=cycle, partner=partner or "", breaks=None)
 
 
 @router.post("/settlement/{cycle}/reconcile")
-def reconcile(request: Request, cycle: date, checked=Depends(checked_form("operator", "finance"))):
+def reconcile(request: Request, cycle: date = Depends(cycle_in_path),
+              checked=Depends(checked_form("operator", "finance"))):
     """Match a partner's own log against its statement; the breaks on the page, or as CSV."""
     staff, form = checked
     partner = str(form.get("partner_id", "")).strip()
