@@ -14,7 +14,6 @@ import io
 from datetime import timedelta
 
 import pytest
-from rich.console import Console
 from sqlalchemy import select
 
 from services import cli
@@ -149,7 +148,7 @@ def test_a_float_enforced_or_removed_later_does_not_change_a_settled_cycle(netwo
     network.tx(lambda tx: set_limits(tx, removed, float_overdraft_minor=None))
     assert settlements(network, cycle) == before
     # `pointsnet clearing list` reads the kept amounts: net, from float, by bank ... status
-    monkeypatch.setattr(cli, "console", Console(width=250))  # a terminal wide enough for whole cells
+    monkeypatch.setattr(cli.console, "width", 250)  # a terminal wide enough for whole cells
     listed = pointsnet("clearing", "list", env={
         "POINTSNET_DATABASE_URL": database_url, "POINTSNET_DATA_DIR": str(network.settings.data_dir),
         "POINTSNET_CLOCK": clock.now().isoformat()})

@@ -93,9 +93,9 @@ def test_a_key_configuration_mistake_is_one_line_and_exit_2(tmp_path, monkeypatc
     assert done.stderr.startswith(f"configuration error: {variable}: "), done.stderr
     assert not (tmp_path / "data" / "keys" / "pii-keys.json").exists()  # no keyring generated in its stead
     assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
-    from services import cli
+    from services.cli import serving
 
-    monkeypatch.setattr(cli, "_job_runner", lambda *_: sys.exit("the worker started with the keys unread"))
+    monkeypatch.setattr(serving, "_job_runner", lambda *_: sys.exit("the worker started with the keys unread"))
     worker = pointsnet(tmp_path, "worker", env={variable: value})  # at its start, not in its first job
     assert worker.returncode == 2 and worker.stderr.startswith(f"configuration error: {variable}: "), worker.stderr
 

@@ -1,0 +1,146 @@
+"""The ``pointsnet`` command: runs any service, or all of them in one process.
+
+This package holds the command's groups and what every command shares (the consoles, ``fail``, the
+network); the commands live in one module per domain, imported at the end to register them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+from sqlalchemy.exc import SQLAlchemyError
+
+from shared.config import KeyConfigurationError, get_settings
+from shared.errors import PointsnetError
+from shared.money import MoneyError
+
+app = typer.Typer(help="Pointsnet: a coalition loyalty points network.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+partners_app = typer.Typer(help="Partner merchants and their contracts.", no_args_is_help=True)
+clearing_app = typer.Typer(help="Settlement of cycles and finance controls.", no_args_is_help=True)
+rules_app = typer.Typer(help="Earn rules and campaigns (JSON or YAML documents, versioned).", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+app.add_typer(db_app, name="db")
+app.add_typer(clearing_app, name="clearing")
+keys_app = typer.Typer(help="A partner's signing keys.", no_args_is_help=True)
+partners_app.add_typer(keys_app, name="keys")
+app.add_typer(partners_app, name="partners")
+alerts_app = typer.Typer(help="Operator alerts: limits reached, refusals that protect money.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+webhooks_app = typer.Typer(help="Signed webhooks to partners: endpoints, secrets, deliveries, dead letters.",
+                           no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+members_app = typer.Typer(help="Members: balance, tier, activity status, history; merge and erasure.", no_args_is_help=True)
+app.add_typer(members_app, name="members")
+reports_app = typer.Typer(help="Partner performance reports and network analytics (docs/reports.md).",
+                          no_args_is_help=True)
+app.add_typer(reports_app, name="reports")
+users_app = typer.Typer(help="Dashboard users: operators, finance, partner viewers (docs/dashboard.md).",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
+repair_app = typer.Typer(help="Repairs that verify may call for (docs/operations.md).", no_args_is_help=True)
+app.add_typer(repair_app, name="repair")
+network_keys_app = typer.Typer(help="The network's own keys (response signing, personal data).",
+                                no_args_is_help=True)
+app.add_typer(network_keys_app, name="keys")
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _logging() -> None:
+    from shared.observability import configure_logging
+
+    configure_logging(get_settings().log_format)
+
+
+def _network(database_url: str | None = None, **kwargs):
+    from shared.db.migrate import is_current, upgrade
+    from shared.network import Network
+
+    settings = get_settings()
+    url = database_url or settings.resolved_database_url
+    if not is_current(url):
+        if url.startswith("sqlite"):
+            upgrade(url)  # the embedded default keeps itself current
+        else:
+            fail("the database schema is not current; run `pointsnet db upgrade` first")
+    return Network(settings, database_url=database_url, **kwargs)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        fail(f"cannot read {path}: not a text file")
+
+
+# services.bench.SCENARIOS, named here so that --help need not import the benchmarks
+BENCH_SCENARIOS = ("batch-post, settle, expire, report, dashboard, peers, verify, batch-ingest, single-earn, "
+                   "hot-member, history")
+
+
+def _configuration_error(error: ValidationError) -> str:
+    """One line naming each POINTSNET_* variable that is wrong and what is wrong with it (not its
+    value: it may be a database URL with a password)."""
+    parts = []
+    for problem in error.errors():
+        variable, *within = problem["loc"]
+        where = f" (at {'.'.join(str(part) for part in within)})" if within else ""
+        parts.append(f"POINTSNET_{str(variable).upper()}{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def _undecodable_setting(error: SettingsError) -> str:
+    """One line naming the variable whose value could not be decoded (not its value)."""
+    field = re.search(r'field "([^"]+)"', str(error))
+    variable = f"POINTSNET_{field.group(1).upper()}" if field else "a POINTSNET_* variable"
+    cause = error.__cause__
+    reason = f"not valid JSON ({cause.msg})" if isinstance(cause, json.JSONDecodeError) else "cannot be decoded"
+    return f"{variable}: {reason}"
+
+
+def main() -> None:
+    try:
+        app()
+    except ValidationError as error:
+        if error.title != "Settings":  # not the configuration: not ours to word
+            raise
+        err.print(f"[bold red]configuration error:[/] {_configuration_error(error)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except SettingsError as error:  # a value pydantic-settings could not even decode (POINTSNET_TIERS not JSON)
+        err.print(f"[bold red]configuration error:[/] {_undecodable_setting(error)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyConfigurationError as error:  # a key file missing, a keyring not JSON
+        err.print(f"[bold red]configuration error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (PointsnetError, MoneyError) as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)
+    except SQLAlchemyError as error:
+        err.print(f"[bold red]database error:[/] {str(error.orig if hasattr(error, 'orig') else error).splitlines()[0]}",
+                  highlight=False)
+        sys.exit(1)
+
+
+# the commands, one module per domain: each registers its own on the groups above (in this order
+# in --help)
+from services.cli import (  # noqa: E402,F401  isort:skip
+    serving, ledger, partners, clearing, programme, network_keys, webhooks, reports, users,
+)

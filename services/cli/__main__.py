@@ -1,0 +1,5 @@
+"""``python -m services.cli``: the ``pointsnet`` command."""
+
+from services.cli import main
+
+main()

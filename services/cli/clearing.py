@@ -1,0 +1,158 @@
+"""Settlement of cycles, prepaid floats, exposure, payments and reconciliation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from services.cli import app, clearing_app, console, err, fail, _network, _read_text
+
+
+def _cycle(text: str):
+    from shared.reports.period import parse_date
+
+    try:
+        return parse_date(text)
+    except ValueError:
+        fail(f"--cycle must be a date YYYY-MM-DD, not {text!r}")
+
+
+@clearing_app.command("run")
+def clearing_run(cycle: str = typer.Option(..., help="The cycle (business day) to settle, YYYY-MM-DD.")) -> None:
+    """Close and settle one cycle by hand; for a settled cycle, change nothing and say so."""
+    result = _network().settle(_cycle(cycle))
+    if result["already_settled"]:
+        err.print(f"cycle {cycle} was already settled; nothing changed")
+    print(json.dumps({"cycle_date": result["cycle_date"], "run_id": result["run_id"],
+                      "directory": result["directory"]}))
+
+
+@clearing_app.command("list")
+def clearing_list() -> None:
+    """Settlements per cycle and party, with their payment status (overdue flagged)."""
+    from sqlalchemy import select
+
+    from shared.models import Settlement
+
+    network = _network()
+    rows = network.tx(lambda tx: tx.session.execute(select(Settlement).order_by(
+        Settlement.cycle_date, Settlement.party)).scalars().all(), readonly=True)
+    today = network.clock.now().date()
+    table = Table("cycle", "party", "net (minor units)", "from float", "by bank", "payment date", "status",
+                  "bank reference")
+    for row in rows:
+        overdue = row.status == "due" and row.payment_date < today
+        from_float = row.from_float_minor  # kept by settlement: what the float settled then
+        table.add_row(row.cycle_date.isoformat(), row.party, str(row.net_minor), str(from_float) if from_float else "",
+                      str(row.by_bank_minor), row.payment_date.isoformat(),
+                      "[red]overdue[/]" if overdue else row.status, row.bank_reference or "")
+    console.print(table)
+
+
+@clearing_app.command("top-up")
+def clearing_top_up(partner_id: str,
+                    amount: int = typer.Option(..., help="Money received into the float, in minor units."),
+                    bank_reference: str = typer.Option(..., help="The bank's reference of the transfer.")) -> None:
+    """Record a prepaid partner's top-up of its float (the same bank reference twice changes nothing)."""
+    from shared.partners.limits import record_topup
+
+    print(json.dumps(_network().tx(lambda tx: record_topup(tx, partner_id, amount, bank_reference))))
+
+
+@clearing_app.command("float")
+def clearing_float(partner_id: str) -> None:
+    """A prepaid partner's float: top-ups, prepaid funding drawn, balance and headroom; prints JSON."""
+    from shared.partners.contracts import require_partner
+    from shared.partners.limits import float_status
+
+    def unit(tx):
+        require_partner(tx, partner_id)
+        return float_status(tx, partner_id)
+
+    print(json.dumps(_network().tx(unit, readonly=True)))
+
+
+@clearing_app.command("exposure")
+def clearing_exposure(as_json: bool = typer.Option(False, "--json"),
+                      alert: bool = typer.Option(False, "--alert", help="Also raise alerts (as the hourly job does).")
+                      ) -> None:
+    """Every partner's outstanding postpaid points, their value and its exposure limit."""
+    from shared.partners.limits import check_exposure, exposures
+
+    network = _network()
+    if alert:
+        network.tx(check_exposure)
+    rows = [e.json() for e in network.tx(exposures, readonly=True)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("partner", "outstanding points", "value (minor units)", "limit", "state", title="exposure")
+    colour = {"exceeded": "red", "near": "yellow"}
+    for row in rows:
+        state = row["state"]
+        table.add_row(row["name"], str(row["outstanding_points"]), str(row["value_minor"]),
+                      "" if row["limit_minor"] is None else str(row["limit_minor"]),
+                      f"[{colour[state]}]{state}[/]" if state in colour else state)
+    console.print(table)
+
+
+@clearing_app.command("mark-paid")
+def clearing_mark_paid(cycle: str = typer.Option(...), party: str = typer.Option(...),
+                       bank_reference: str = typer.Option(..., help="The bank's reference of the transfer.")) -> None:
+    """Record that a settlement was paid (or received) with its bank reference."""
+    from shared.settlement.finance import record_payment
+
+    day = _cycle(cycle)
+    print(json.dumps(_network().tx(lambda tx: record_payment(tx, day, party, bank_reference))))
+
+
+@app.command()
+def reconcile(
+    directory: Path,
+    partner: Optional[str] = typer.Option(None, help="Match this partner's own log against its statement."),
+    partner_log: Optional[Path] = typer.Option(None, help="The partner's log: CSV reference,kind,points,amount,time."),
+    breaks_csv: Optional[Path] = typer.Option(None, help="Also write the breaks report here as CSV."),
+) -> None:
+    """Verify a settlement directory against its signature and the ledger; or report a partner's breaks."""
+    from shared.settlement import positions
+    from shared.settlement.files import statement_name
+    from shared.settlement.reconcile import match_partner_log, verify_directory
+    from shared.signing import network_key_id
+
+    if not directory.is_dir():
+        fail(f"{directory} is not a settlement directory")
+    network = _network()
+    if partner or partner_log:
+        if not (partner and partner_log):
+            fail("--partner and --partner-log go together")
+        statement = directory / statement_name(partner)
+        if not statement.exists():
+            fail(f"no statement for {partner} in {directory}")
+        log = _read_text(partner_log)  # before the transaction: a missing log is one line, not a traceback
+        try:
+            breaks = network.tx(lambda tx: match_partner_log(tx, statement.read_bytes(), partner, log),
+                                readonly=True)
+        except ValueError as exc:
+            fail(str(exc))
+        table = Table("reference", "break", "ours", "theirs", "reason", title=f"breaks for {partner}")
+        for item in breaks:
+            table.add_row(item.reference, item.kind, item.ours, item.theirs, item.reason)
+        console.print(table if breaks else "no breaks: the partner's log matches its statement")
+        if breaks_csv:
+            breaks_csv.write_text(positions.breaks_csv(breaks), encoding="utf-8", newline="")  # as the dashboard gives it
+        if breaks:
+            raise typer.Exit(1)
+        return
+    key = network.signing_key
+    findings = network.tx(lambda tx: verify_directory(tx, directory, {network_key_id(key): key.public_key()}),
+                          readonly=True)
+    for finding in findings:
+        err.print(f"{finding.check}: {finding.subject}: {finding.detail}", highlight=False)
+    if findings:
+        err.print(f"[bold red]NOT RECONCILED[/]: {len(findings)} difference(s)")
+        raise typer.Exit(1)
+    console.print(f"[green]reconciled[/]: signature, digests, control totals and recomputation match ({directory})")

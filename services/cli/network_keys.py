@@ -1,0 +1,157 @@
+"""The network's own keys: response signing and the personal-data keyring (rotation in two phases)."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from services.cli import network_keys_app, err, fail, _logging, _network
+
+
+@network_keys_app.command("init")
+def keys_init() -> None:
+    """Create the network's keys in the data directory if they are not configured; print the public key id.
+    Run once before starting several processes on one data directory."""
+    from shared.config import get_settings as settings_now
+    from shared.keys import load_pii_keyring, load_signing_key
+    from shared.signing import network_key_id
+
+    settings = settings_now()
+    key = load_signing_key(settings)
+    active, _ = load_pii_keyring(settings)
+    print(json.dumps({"signing_key_id": network_key_id(key), "pii_active_key": active}))
+
+
+@network_keys_app.command("rotate")
+def keys_rotate(
+    batch_size: int = typer.Option(500, min=1, help="Members re-sealed per transaction."),
+    activate: Optional[str] = typer.Option(None, "--activate", metavar="KEY_ID",
+                                           help="Skip phase 1: make KEY_ID, added by an earlier `pointsnet keys "
+                                                "rotate` and known to every process by now, the active key "
+                                                "(with POINTSNET_PII_KEYS: stage that keyring)."),
+    reencrypt_only: bool = typer.Option(False, "--reencrypt-only",
+                                        help="Change no key: re-seal under the active key (after the key change "
+                                             "was deployed in POINTSNET_PII_KEYS, or to resume)."),
+    settle_seconds: float = typer.Option(5.0, min=0, help="Wait after each change of the key file, so that every "
+                                                          "process reads it and requests in flight with the "
+                                                          "previous keyring finish first."),
+) -> None:
+    """Rotate the personal-data key in two phases, then re-encrypt every ciphertext and re-compute every
+    blind-index value under the new key, in bounded batches, while the network runs.
+
+    Phase 1 adds the new key inactive (every process looks members up under it, nobody seals with it);
+    phase 2 makes it active once every process knows it, so no process can miss a member enrolled by
+    another and enrol the same person twice. With a key file the command does both, waiting
+    --settle-seconds after each; with POINTSNET_PII_KEYS it stages each phase for the operator to deploy.
+    Old keys stay in the keyring (lookups try every key) until `pointsnet keys retire`."""
+    import time
+
+    from shared.config import get_settings as settings_now
+    from shared.keys import activate_pii_key, add_pii_key, keyring_with_active_key, load_pii_keyring, pii_key_file
+    from shared.members.rotation import stale_count
+
+    _logging()
+    if activate is not None and reencrypt_only:
+        fail("--activate and --reencrypt-only do not go together: activate first, then re-encrypt")
+    settings = settings_now()
+    load_pii_keyring(settings)  # a keyring that does not load is a configuration error, before any change
+    if pii_key_file(settings) is None:
+        if not reencrypt_only:
+            _stage_next_keyring(settings, activate)
+            return
+    elif not reencrypt_only:
+        try:
+            if activate is None:
+                activate = add_pii_key(settings)
+                err.print(f"phase 1: added the personal-data key {activate}, not active yet; waiting "
+                          f"{settle_seconds:g} s for every process to read it", highlight=False)
+            else:  # resuming: the key must be in the file, and every process must have read it (wait again)
+                keyring_with_active_key(_key_file_json(settings), activate)
+                err.print(f"phase 1: the personal-data key {activate} is in the key file; waiting "
+                          f"{settle_seconds:g} s for every process to have read it", highlight=False)
+            time.sleep(settle_seconds)
+            activate_pii_key(settings, activate)
+        except (ValueError, OSError) as exc:
+            fail(_key_file_error(exc))
+        err.print(f"phase 2: {activate} is the active personal-data key; waiting {settle_seconds:g} s for every "
+                  f"process to read it", highlight=False)
+        time.sleep(settle_seconds)
+    network = _network()
+    keyring = network.keyring
+    resealed = network.rotate_personal_data(batch_size)
+    left = network.tx(lambda tx: stale_count(tx, keyring.active.id), readonly=True)
+    print(json.dumps({"active_key": keyring.active.id, "resealed": resealed, "left": left,
+                      "old_keys": sorted(k for k in keyring.keys if k != keyring.active.id)}))
+    if left:
+        fail(f"{left} members are still sealed under an older key; run `pointsnet keys rotate --reencrypt-only`")
+
+
+def _key_file_json(settings) -> dict:
+    from shared.keys import pii_key_file
+
+    return json.loads(pii_key_file(settings).read_text())
+
+
+def _key_file_error(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return f"cannot change the personal-data key file: {exc.strerror or exc}"
+    return str(exc)
+
+
+def _stage_next_keyring(settings, activate: str | None) -> None:
+    """Keys from POINTSNET_PII_KEYS, which no command can change: write the next phase's keyring to
+    an owner-only file beside the data and tell the operator how to deploy it."""
+    from shared.keys import keyring_with_active_key, keyring_with_new_key, write_keyring
+
+    current = json.loads(settings.pii_keys)
+    staged = settings.data_dir / "keys" / "pii-keys.next.json"
+    def stage(data: dict) -> None:
+        try:
+            write_keyring(staged, data)
+        except OSError as exc:
+            fail(f"cannot write {staged}: {exc.strerror or exc}")
+
+    if activate is None:
+        data, key_id = keyring_with_new_key(current)
+        stage(data)
+        print(json.dumps({"added_key": key_id, "active_key": data["active"], "resealed": 0,
+                          "next_keyring_file": str(staged)}))
+        err.print(f"personal-data keys come from POINTSNET_PII_KEYS, which this command cannot change. Phase 1: "
+                  f"a keyring with the new key {key_id} NOT active yet (and every current key, "
+                  f"{data['active']} still active) is in {staged} (owner-only). 1) Put its content in "
+                  f"POINTSNET_PII_KEYS of every process and restart them all; 2) once every process runs with "
+                  f"it, run `pointsnet keys rotate --activate {key_id}` with it in POINTSNET_PII_KEYS.",
+                  highlight=False)
+        return
+    try:
+        data = keyring_with_active_key(current, activate)
+    except ValueError as exc:
+        fail(f"POINTSNET_PII_KEYS: {exc}")
+    stage(data)
+    print(json.dumps({"activated_key": activate, "active_key": activate, "resealed": 0,
+                      "next_keyring_file": str(staged)}))
+    err.print(f"Phase 2: a keyring with {activate} active (and every current key) is in {staged} (owner-only). "
+              f"1) Put its content in POINTSNET_PII_KEYS of every process and restart them all; 2) then run "
+              f"`pointsnet keys rotate --reencrypt-only` with it in POINTSNET_PII_KEYS; 3) delete {staged}.",
+              highlight=False)
+
+
+@network_keys_app.command("retire")
+def keys_retire(key_id: str) -> None:
+    """Remove an old personal-data key from the key file, once nothing is sealed under it any more."""
+    from shared.config import get_settings as settings_now
+    from shared.keys import retire_pii_key
+    from shared.members.rotation import stale_count
+
+    network = _network()
+    active = network.keyring.active.id
+    left = network.tx(lambda tx: stale_count(tx, active), readonly=True)
+    if left:
+        fail(f"{left} members are still sealed under an older key; run `pointsnet keys rotate --reencrypt-only`")
+    try:
+        retire_pii_key(settings_now(), key_id)
+    except (ValueError, OSError) as exc:
+        fail(_key_file_error(exc))
+    print(json.dumps({"retired": key_id, "active_key": active}))

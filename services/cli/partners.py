@@ -1,0 +1,232 @@
+"""Partner merchants: registration, signing keys, status, limits; a signed call by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from services.cli import app, partners_app, keys_app, console, fail, _network, _read_text
+
+
+@partners_app.command("add")
+def partners_add(
+    name: str,
+    public_key: Optional[Path] = typer.Option(None, "--public-key", help="The partner's Ed25519 public key (PEM)."),
+    billing: str = typer.Option("postpaid", help="postpaid or prepaid"),
+    point_value: str = typer.Option("1", help="Minor units one redeemed point is worth to the redeemer."),
+    issuance_fee: str = typer.Option("0", help="Network fee per point issued, in minor units."),
+    redemption_fee_rate: str = typer.Option("0", help="Share of a reimbursement paid to the network, e.g. 0.05."),
+    breakage_share: str = typer.Option("0", help="Share of expired prepaid value the network keeps."),
+    base_rate: str = typer.Option("1", help="Points per major currency unit spent."),
+    float_overdraft: str = typer.Option("0", help="Prepaid only: issuance may take the float this far below zero "
+                                                  "(minor units); 'none' for no float limit."),
+    exposure_limit: Optional[int] = typer.Option(None, help="Alert when the partner's outstanding points are "
+                                                            "worth more than this (minor units)."),
+) -> None:
+    """Register a partner (contract version 1, optionally its first key); prints JSON."""
+    from shared.partners import keys
+    from shared.partners.contracts import ContractTerms, create_partner
+    from shared.partners.limits import set_limits
+
+    key_text = _read_text(public_key) if public_key else None
+    network = _network()
+    terms = ContractTerms(billing, point_value, issuance_fee, redemption_fee_rate, breakage_share, base_rate)
+    overdraft = _optional_minor(float_overdraft, "--float-overdraft") if billing == "prepaid" else None
+
+    def unit(tx):
+        created = create_partner(tx, name, terms)
+        if key_text:
+            created["key_id"] = keys.add_key(tx, created["partner_id"], key_text)["key_id"]
+        if overdraft is not None or exposure_limit is not None:
+            created["limits"] = set_limits(tx, created["partner_id"], float_overdraft_minor=overdraft,
+                                           exposure_limit_minor=exposure_limit)
+        return created
+
+    print(json.dumps(network.tx(unit)))
+
+
+@keys_app.command("add")
+def keys_add(partner_id: str, public_key: Path = typer.Option(..., "--public-key", help="Ed25519 public key (PEM).")):
+    """Add a key to a partner (at most two active: rotate by adding, then revoking the old one)."""
+    from shared.partners import keys
+
+    text = _read_text(public_key)
+    print(json.dumps(_network().tx(lambda tx: keys.add_key(tx, partner_id, text))))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str):
+    """Revoke a key at once: requests signed with it are refused from now on."""
+    from shared.partners import keys
+
+    print(json.dumps(_network().tx(lambda tx: keys.revoke_key(tx, key_id))))
+
+
+@keys_app.command("list")
+def keys_list(partner_id: str):
+    """List a partner's keys."""
+    from shared.partners import keys
+    from shared.partners.contracts import require_partner
+
+    def unit(tx):
+        require_partner(tx, partner_id)  # an unknown partner is an error, not an empty list
+        return keys.list_keys(tx, partner_id)
+
+    print(json.dumps(_network().tx(unit, readonly=True), indent=2))
+
+
+@partners_app.command("keygen")
+def partners_keygen(out: Path = typer.Option(Path("partner-key"), help="Path prefix: writes PREFIX.pem and PREFIX.pub.pem")):
+    """Write a new Ed25519 key pair for a partner to keep (the private key never leaves the partner)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from shared.signing import private_key_pem, public_key_pem
+
+    private, public = out.with_suffix(".pem"), out.with_suffix(".pub.pem")
+    if private.exists():
+        fail(f"{private} exists; refusing to overwrite a key")
+    key = Ed25519PrivateKey.generate()
+    private.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private_key_pem(key))
+    public.write_bytes(public_key_pem(key.public_key()))
+    print(json.dumps({"private_key": str(private), "public_key": str(public)}))
+
+
+@app.command("partner-call")
+def partner_call(
+    method: str,
+    path: str,
+    body: Optional[str] = typer.Option(None, "--json", help="JSON body (or @file)."),
+    key_file: Path = typer.Option(..., help="The partner's private key (PEM)."),
+    key_id: str = typer.Option(..., help="The key id the network gave for it."),
+    url: str = typer.Option("http://127.0.0.1:8400", help="The network's base URL."),
+    idempotency_key: Optional[str] = typer.Option(None, help="Reuse a key to retry an operation."),
+) -> None:
+    """Call the partner API by hand: signs the request, verifies the signed answer, prints it."""
+    from shared.sdk import PointsnetAPIError, PointsnetClient
+    from shared.signing import load_private_key
+
+    payload = None
+    if body is not None:
+        text = _read_text(Path(body[1:])) if body.startswith("@") else body
+        try:
+            payload = json.loads(text)
+        except ValueError as exc:
+            fail(f"--json is not valid JSON: {exc}")
+    try:
+        private_key = load_private_key(key_file.read_bytes())
+    except OSError as exc:
+        fail(f"cannot read {key_file}: {exc.strerror or exc}")
+    except (ValueError, TypeError):  # not PEM, not Ed25519, or encrypted
+        fail(f"{key_file} is not an unencrypted Ed25519 private key (PEM)")
+    client = PointsnetClient(url, key_id, private_key)
+    try:
+        answer = client.call(method, path, payload, idempotency_key=idempotency_key)
+    except PointsnetAPIError as error:
+        print(json.dumps(error.problem, indent=2))
+        raise typer.Exit(1)
+    print(json.dumps(answer.body, indent=2))
+
+
+def _set_partner_status(partner_id: str, status: str) -> None:
+    from shared.partners.lifecycle import set_status
+
+    print(json.dumps(_network().tx(lambda tx: set_status(tx, partner_id, status))))
+
+
+@partners_app.command("suspend")
+def partners_suspend(partner_id: str) -> None:
+    """Suspend a partner: the API refuses its requests with 403 partner_suspended; settlement continues."""
+    _set_partner_status(partner_id, "suspended")
+
+
+@partners_app.command("reactivate")
+def partners_reactivate(partner_id: str) -> None:
+    """Lift a suspension (a terminated partner cannot come back)."""
+    _set_partner_status(partner_id, "active")
+
+
+@partners_app.command("terminate")
+def partners_terminate(partner_id: str,
+                       buy_out_rate: Optional[str] = typer.Option(
+                           None, help="Buy the partner's outstanding points out at this share of their value "
+                                      "(e.g. 0.8); without it, the partner keeps paying for them.")) -> None:
+    """Terminate a partner: the open cycle is its last; its points stay redeemable elsewhere. It keeps
+    reimbursing their redemptions, or with --buy-out-rate pays once and the network takes them over."""
+    from shared.money import rate_to_ppm
+    from shared.partners.lifecycle import terminate
+
+    rate = None if buy_out_rate is None else rate_to_ppm(buy_out_rate, what="--buy-out-rate")
+    settlement = "keep_paying" if rate is None else "buy_out"
+    print(json.dumps(_network().tx(lambda tx: terminate(tx, partner_id, settlement=settlement,
+                                                        buy_out_rate_ppm=rate))))
+
+
+def _optional_minor(text: str, option: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        fail(f"{option} takes a whole number of minor units or 'none', not {text!r}")
+    if value < 0:
+        fail(f"{option} must be 0 or more")
+    return value
+
+
+@partners_app.command("limits")
+def partners_limits(
+    partner_id: str,
+    float_overdraft: Optional[str] = typer.Option(None, help="Minor units below zero the float may go; 'none' "
+                                                             "lifts the float limit."),
+    exposure_limit: Optional[str] = typer.Option(None, help="Exposure alert limit in minor units; 'none' lifts it."),
+    exposure_warn: Optional[str] = typer.Option(None, help="Share of the exposure limit that raises a warning, "
+                                                           "e.g. 0.8."),
+) -> None:
+    """Show or change a partner's finance limits; prints JSON."""
+    from shared.money import rate_to_ppm
+    from shared.partners.limits import _limits, limits_json, set_limits
+
+    changes: dict = {}
+    if float_overdraft is not None:
+        changes["float_overdraft_minor"] = _optional_minor(float_overdraft, "--float-overdraft")
+    if exposure_limit is not None:
+        changes["exposure_limit_minor"] = _optional_minor(exposure_limit, "--exposure-limit")
+    if exposure_warn is not None:
+        changes["exposure_warn_ppm"] = rate_to_ppm(exposure_warn, what="--exposure-warn")
+
+    def unit(tx):
+        if changes:
+            return set_limits(tx, partner_id, **changes)
+        from shared.partners.contracts import require_partner
+
+        require_partner(tx, partner_id)
+        return limits_json(_limits(tx, partner_id))
+
+    print(json.dumps({"partner_id": partner_id} | _network().tx(unit)))
+
+
+@partners_app.command("list")
+def partners_list() -> None:
+    """List partners."""
+    from sqlalchemy import select
+
+    from shared.models import Partner
+
+    from shared.partners.lifecycle import lifecycle_status
+
+    network = _network()
+    rows, status = network.tx(lambda tx: (tx.session.execute(select(Partner.id, Partner.name)
+                                                              .order_by(Partner.name)).all(), lifecycle_status(tx)),
+                              readonly=True)
+    table = Table("partner id", "name", "status")
+    for partner_id, name in rows:
+        table.add_row(partner_id, name, status[partner_id])
+    console.print(table)

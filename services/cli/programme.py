@@ -1,0 +1,130 @@
+"""Earn rules and campaigns, operator alerts, members."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from shared.errors import PointsnetError
+
+from services.cli import rules_app, alerts_app, members_app, console, fail, _network, _read_text
+
+
+@rules_app.command("set")
+def rules_set(
+    document: Path,
+    partner: Optional[str] = typer.Option(None, help="The partner whose rules these are."),
+    network_wide: bool = typer.Option(False, "--network", help="Network-wide (network-funded) campaigns."),
+    effective_from: Optional[str] = typer.Option(None, help="RFC 3339 instant; default: now."),
+) -> None:
+    """Validate a rules document and store it as the scope's next version."""
+    from shared.clock import parse_instant
+    from shared.rules.store import set_rules
+
+    if bool(partner) == network_wide:
+        fail("give either --partner ID or --network")
+    text = _read_text(document)
+    when = None
+    if effective_from:
+        try:
+            when = parse_instant(effective_from)
+        except ValueError:
+            fail(f"--effective-from must be an RFC 3339 instant, not {effective_from!r}")
+    scope = "network" if network_wide else partner
+    print(json.dumps(_network().tx(lambda tx: set_rules(tx, scope, text, when))))
+
+
+@rules_app.command("show")
+def rules_show(partner: Optional[str] = typer.Option(None), network_wide: bool = typer.Option(False, "--network")):
+    """Print the rules in force now for a partner or the network."""
+    from shared.rules.store import rules_in_force
+
+    if bool(partner) == network_wide:
+        fail("give either --partner ID or --network")
+    scope = "network" if network_wide else partner
+    found = _network().tx(lambda tx: rules_in_force(tx, scope, tx.now), readonly=True)
+    if found is None:
+        fail(f"no rules set for {scope}; earns use the contract's base rate")
+    print(json.dumps({"scope": scope, "version": found[0], "rules": found[1].model_dump(mode="json")}, indent=2))
+
+
+@alerts_app.command("list")
+def alerts_list(include_acknowledged: bool = typer.Option(False, "--all", help="Include acknowledged alerts."),
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """Open alerts, newest first."""
+    from shared.alerts import list_alerts
+
+    rows = _network().tx(lambda tx: list_alerts(tx, include_acknowledged=include_acknowledged), readonly=True)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "kind", "partner", "member", "count", "last", "detail", title="alerts")
+    for row in rows:
+        table.add_row(str(row["id"]), row["kind"], row["partner_id"] or "", row["member_id"] or "",
+                      str(row["count"]), row["last_at"], json.dumps(row["detail"], sort_keys=True))
+    console.print(table if rows else "no open alerts")
+
+
+@alerts_app.command("ack")
+def alerts_ack(alert_id: int) -> None:
+    """Acknowledge an alert (it stays in the history)."""
+    from shared.alerts import acknowledge
+
+    if not _network().tx(lambda tx: acknowledge(tx, alert_id)):
+        fail(f"no open alert {alert_id}")
+    console.print(f"acknowledged alert {alert_id}")
+
+
+@members_app.command("show")
+def members_show(member_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """A member's balance, tier (qualifying points, next review), activity status and histories."""
+    from shared.programme.summary import member_summary
+
+    view = _network().tx(lambda tx: member_summary(tx, member_id), readonly=True)
+    if as_json:
+        print(json.dumps(view, indent=2))
+        return
+    tier = view["tier"] or {}
+    console.print(f"member {member_id} (enrolled {view['enrolled_at']})\n"
+                  f"balance: {view['balance']['available']} available, {view['balance']['held']} held\n"
+                  f"tier: {tier.get('tier', 'tiers off')}, {tier.get('qualifying_points', 0)} qualifying points"
+                  f"{', review ' + tier['review_at'] if tier.get('review_at') else ''}\n"
+                  f"activity: {view['activity_status']}", highlight=False)
+    table = Table("at", "from", "to", "reason", "qualifying points", title="tier history")
+    for change in view["tier_history"]:
+        table.add_row(change["at"], change["from"], change["to"], change["reason"], str(change["qualifying_points"]))
+    console.print(table if view["tier_history"] else "no tier changes")
+
+
+@members_app.command("merge")
+def members_merge(survivor: str, duplicate: str,
+                  reason: Optional[str] = typer.Option(None, help="Why (kept with the merge record).")) -> None:
+    """Merge DUPLICATE into SURVIVOR: balance, lots, holds, links and history move; the merge is recorded."""
+    from shared.programme.merge import merge_members
+
+    print(json.dumps(_network().tx(lambda tx: merge_members(tx, survivor, duplicate, reason=reason)), indent=2))
+
+
+@members_app.command("erase")
+def members_erase(member_id: str,
+                  reason: Optional[str] = typer.Option(None, help="The operator's reference for the request "
+                                                                   "(kept with the erasure; no personal data).")) -> None:
+    """Erase a member's personal data (contact ciphertexts and blind-index values). Its remaining points are
+    forfeited as breakage; the ledger keeps its opaque id and stays verifiable. Refused while holds are open."""
+    try:
+        record = _network().erase_member(member_id, reason=reason)
+    except PointsnetError as error:
+        fail(f"{error.code}: {error.detail}", 2)
+    print(json.dumps(record, indent=2))
+
+
+@members_app.command("status-counts")
+def members_status_counts() -> None:
+    """Members by activity status (active, at_risk, dormant), as JSON."""
+    from shared.programme.status import status_counts
+
+    print(json.dumps(_network().tx(status_counts, readonly=True)))

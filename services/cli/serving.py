@@ -1,0 +1,228 @@
+"""Serving the network: the schema, the servers, the job runner and the demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shared.config import get_settings
+from shared.runtime import tune_for_throughput
+
+from services.cli import app, db_app, console, fail, _logging, _network
+
+
+def _upgrade(url: str) -> None:
+    from shared.db.migrate import upgrade
+
+    upgrade(url)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to the configured database."""
+    url = get_settings().resolved_database_url
+    _upgrade(url)
+    console.print("database schema is up to date")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the configured database."""
+    from shared.db.migrate import current_revision
+
+    console.print(current_revision(get_settings().resolved_database_url) or "empty")
+
+
+def _job_runner(network, demo_url: str | None):
+    from services.clearing.jobs import ledger_jobs
+    from shared.jobs.runner import Job, JobRunner
+
+    jobs = ledger_jobs(network)
+    if demo_url:
+        from services.demo import LiveTraffic
+
+        jobs.append(Job("demo_traffic", 5, LiveTraffic(network, demo_url)))
+    return JobRunner(network.db, jobs)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8400, help="Port to listen on."),
+    demo: bool = typer.Option(False, "--demo", help="Seed a demo coalition (once) and keep demo traffic flowing."),
+    jobs: bool = typer.Option(True, "--jobs/--no-jobs", help="Run the job runner in this process."),
+) -> None:
+    """Run the whole network in one process: ledger, job runner, partner API and dashboard."""
+    import uvicorn
+
+    from services.dashboard.app import create_dashboard
+    from services.partner_api.app import create_app
+
+    if demo and "POINTSNET_DASHBOARD_SECURE_COOKIES" not in os.environ:
+        os.environ["POINTSNET_DASHBOARD_SECURE_COOKIES"] = "false"  # the demo is plain http on this machine
+        get_settings.cache_clear()
+    _logging()
+    settings = get_settings()
+    _upgrade(settings.resolved_database_url)
+    network = _network()
+    network.keyring, network.signing_key  # generate keys into the data directory on first start
+    if demo:
+        _seed_demo(network)
+    if demo:
+        _demo_users(network)
+    runner = _job_runner(network, f"http://{_local(host)}:{port}" if demo else None) if jobs else None
+    application = create_app(network, on_start=runner.start if runner else None,
+                             on_stop=runner.shutdown if runner else None)
+    application.mount("/dashboard", create_dashboard(network))
+    console.print(f"Pointsnet listening on http://{host}:{port} (database: {network.db.dialect}, "
+                  f"data: {settings.data_dir}); dashboard at http://{_local(host)}:{port}/dashboard/")
+    tune_for_throughput()
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def _local(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _seed_demo(network) -> None:
+    from services.demo import demo_exists, seed
+
+    if demo_exists(network):
+        console.print("demo coalition already seeded; serving it")
+        return
+    with Progress(TextColumn("seeding demo coalition"), BarColumn(), TextColumn("day {task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("seed", total=None)
+        counts = seed(network, progress=lambda done, total: progress.update(task, completed=done, total=total))
+    console.print(f"demo: {counts['partners']} partners, {counts['members']} members, "
+                  f"{counts['events']} events ({counts['refused']} refused as a real network would), "
+                  f"{counts['holds']} holds")
+
+
+def _demo_users(network) -> None:
+    """Demo dashboard users with fresh passwords at every start, printed once."""
+    import secrets
+
+    from shared.access import users
+    from shared.models import StaffUser
+
+    logins = []
+    for email, role in (("operator@demo.pointsnet", "operator"), ("checker@demo.pointsnet", "operator"),
+                        ("finance@demo.pointsnet", "finance")):
+        password = secrets.token_urlsafe(12)
+        hashed = users.new_password(password)
+
+        def unit(tx, email=email, role=role, password=hashed):
+            if tx.session.query(StaffUser).filter_by(email=email).first():
+                users.set_password(tx, email, password)
+            else:
+                users.add_user(tx, email, role, password)
+
+        network.tx(unit)
+        logins.append((email, role, password))
+    table = Table("dashboard user", "role", "password", title="Demo dashboard logins (new passwords at each start)")
+    for email, role, password in logins:
+        table.add_row(email, role, password)
+    console.print(table)
+
+
+@app.command("serve-dashboard")
+def serve_dashboard(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8402, help="Port to listen on."),
+) -> None:
+    """Run the operator and finance dashboard alone (at /dashboard), e.g. behind the same nginx as
+    the API processes. The schema must be current."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from services.dashboard.app import create_dashboard
+    from shared.db.migrate import is_current
+
+    _logging()
+    settings = get_settings()
+    if not is_current(settings.resolved_database_url):
+        fail("the database schema is not current: run `pointsnet db upgrade` first")
+    from shared.network import Network
+
+    network = Network(settings)
+    root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    root.mount("/dashboard", create_dashboard(network))
+    console.print(f"Pointsnet dashboard listening on http://{host}:{port}/dashboard/ (database: {network.db.dialect})")
+    uvicorn.run(root, host=host, port=port, log_level="warning")
+
+
+@app.command("serve-api")
+def serve_api(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8400, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="API processes sharing this port (one Python process uses "
+                                               "one core at most)."),
+) -> None:
+    """Run the partner API (no jobs): one process, or --workers processes on one port. Run as many as
+    needed behind a load balancer; the schema must be current (`pointsnet db upgrade` is an explicit
+    deployment step)."""
+    import uvicorn
+
+    from services.partner_api.app import from_environment
+    from shared.db.migrate import is_current
+
+    _logging()
+    settings = get_settings()
+    if not is_current(settings.resolved_database_url):
+        fail("the database schema is not current: run `pointsnet db upgrade` first")
+    # one process, or each of the workers, sets itself up the same way: from_environment
+    if workers == 1:
+        application = from_environment()  # fails now, not on the first request, if keys are missing
+        dialect = application.state.network.db.dialect
+    else:
+        from shared.network import Network
+
+        network = Network(settings)
+        network.keyring, network.signing_key  # fail here, not in every worker, if keys are missing
+        dialect = network.db.dialect
+        network.close()
+    console.print(f"Pointsnet API listening on http://{host}:{port} (database: {dialect}"
+                  + (f", {workers} processes)" if workers > 1 else ")"))
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, log_level="warning")
+    else:
+        uvicorn.run("services.partner_api.app:from_environment", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+
+
+@app.command()
+def worker(
+    metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0: off)."),
+    metrics_host: str = typer.Option("127.0.0.1", help="Address the metrics port listens on: 127.0.0.1 (the "
+                                     "default) lets only this machine scrape it; 0.0.0.0 lets other hosts, e.g. "
+                                     "Prometheus in another container."),
+) -> None:
+    """Run only the job runner (one of several workers leads; the others stand by). The schema must be
+    current (`pointsnet db upgrade`)."""
+    from shared.db.migrate import is_current
+    from shared.network import Network
+
+    _logging()
+    settings = get_settings()
+    if not is_current(settings.resolved_database_url):
+        fail("the database schema is not current: run `pointsnet db upgrade` first")
+    network = Network(settings)
+    network.keyring, network.signing_key  # fail now, not in the first job, if keys are misconfigured
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
+    runner = _job_runner(network, None)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runner.start()
+    console.print("worker running; Ctrl-C to stop")
+    stop.wait()
+    runner.shutdown()

@@ -1,0 +1,96 @@
+"""Signed webhooks to partners: endpoints, secrets, deliveries, dead letters."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from services.cli import webhooks_app, console, _network
+
+
+@webhooks_app.command("set")
+def webhooks_set(partner_id: str, url: str = typer.Option(..., "--url", help="Where the partner receives events.")) -> None:
+    """Register (or change) a partner's webhook URL; prints the endpoint id and its whsec_ secret."""
+    from shared.webhooks.endpoints import set_endpoint
+
+    print(json.dumps(_network().tx(lambda tx: set_endpoint(tx, partner_id, url)), indent=2))
+
+
+@webhooks_app.command("rotate-secret")
+def webhooks_rotate_secret(partner_id: str, overlap_hours: float = typer.Option(
+        24, "--overlap-hours", min=0, help="How long the old secret keeps signing too.")) -> None:
+    """Give the partner a new secret; the old one keeps signing alongside it during the overlap."""
+    from datetime import timedelta
+
+    from shared.webhooks.endpoints import rotate_secret
+
+    print(json.dumps(_network().tx(lambda tx: rotate_secret(tx, partner_id, timedelta(hours=overlap_hours))),
+                     indent=2))
+
+
+@webhooks_app.command("disable")
+def webhooks_disable(partner_id: str) -> None:
+    """Stop sending to the partner (nothing new is queued; `webhooks set` enables it again)."""
+    from shared.webhooks.endpoints import disable_endpoint
+
+    print(json.dumps(_network().tx(lambda tx: disable_endpoint(tx, partner_id)), indent=2))
+
+
+@webhooks_app.command("show")
+def webhooks_show(partner_id: str) -> None:
+    """A partner's endpoint (without its secret)."""
+    from shared.webhooks.endpoints import show_endpoint
+
+    print(json.dumps(_network().tx(lambda tx: show_endpoint(tx, partner_id), readonly=True), indent=2))
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(dead: bool = typer.Option(False, "--dead", help="Only dead letters (retries exhausted)."),
+                        partner: Optional[str] = typer.Option(None, "--partner", help="Only this partner's."),
+                        limit: int = typer.Option(100, "--limit", min=1),
+                        as_json: bool = typer.Option(False, "--json")) -> None:
+    """Webhook deliveries, newest first: status, attempts, the receiver's last answer."""
+    from shared.webhooks.delivery import list_deliveries
+
+    rows = _network().tx(lambda tx: list_deliveries(tx, dead_only=dead, partner_id=partner, limit=limit),
+                         readonly=True)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="dead letters" if dead else "webhook deliveries")
+    table.add_column("delivery", no_wrap=True)  # ids are copied into `webhooks replay`: never cut
+    for column in ("partner", "event", "status", "attempts", "last", "next / done", "last error"):
+        table.add_column(column)
+    for row in rows:
+        last = str(row["last_status_code"] or ("error" if row["last_error"] else ""))
+        table.add_row(row["delivery_id"], row["partner_id"], row["event_type"], row["status"], str(row["attempts"]),
+                      last, row["next_attempt_at"] or row["delivered_at"] or row["dead_at"] or "",
+                      (row["last_error"] or "")[:60])
+    console.print(table if rows else ("no dead letters" if dead else "no deliveries"))
+
+
+@webhooks_app.command("show-delivery")
+def webhooks_show_delivery(delivery_id: str) -> None:
+    """One delivery with its body and every attempt."""
+    from shared.webhooks.delivery import delivery_detail
+
+    print(json.dumps(_network().tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True), indent=2))
+
+
+@webhooks_app.command("deliver")
+def webhooks_deliver() -> None:
+    """Run the delivery job once now (the job runner does this every few seconds)."""
+    from shared.webhooks.delivery import deliver_due
+
+    print(json.dumps(deliver_due(_network())))
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(delivery_id: str) -> None:
+    """Send a delivery again now (same webhook-id, fresh retry window); prints how it went."""
+    from shared.webhooks.delivery import replay
+
+    print(json.dumps(replay(_network(), delivery_id), indent=2))
