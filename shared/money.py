@@ -7,7 +7,7 @@ million. Rounding to minor units happens once, when clearing sums a cycle.
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 MICRO = 1_000_000
 PPM = 1_000_000
@@ -63,14 +63,29 @@ def micro_to_minor_decimal(micro: int) -> Decimal:
     return (Decimal(micro) / MICRO).normalize()
 
 
+def divide_half_even(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half-even, in exact integer arithmetic whatever the sizes.
+
+    (``Decimal`` computes in 28 significant digits by default: a product such as a fee line of 17
+    digits times a point count of 13 was rounded before its division, and a tie broke the wrong way.)
+    """
+    if denominator <= 0:
+        raise MoneyError("division by a non-positive whole")
+    quotient, remainder = divmod(numerator, denominator)  # floor: 0 <= remainder < denominator
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient % 2):
+        quotient += 1
+    return quotient
+
+
 def round_micro_to_minor(micro: int) -> int:
     """Round an exact micro-unit amount once, half-even, to whole minor units."""
-    return int((Decimal(micro) / MICRO).to_integral_value(rounding=ROUND_HALF_EVEN))
+    return divide_half_even(micro, MICRO)
 
 
 def apply_rate_ppm(amount_micro: int, rate_ppm: int) -> int:
     """amount × rate, rounded half-even to a whole micro-unit."""
-    return int((Decimal(amount_micro) * rate_ppm / PPM).to_integral_value(rounding=ROUND_HALF_EVEN))
+    return divide_half_even(amount_micro * rate_ppm, PPM)
 
 
 def prorate(total: int, part: int, whole: int) -> int:
@@ -79,11 +94,9 @@ def prorate(total: int, part: int, whole: int) -> int:
         raise MoneyError("prorate over an empty whole")
     if part == whole:
         return total
-    return int((Decimal(total) * part / whole).to_integral_value(rounding=ROUND_HALF_EVEN))
+    return divide_half_even(total * part, whole)
 
 
 def points_for_purchase(amount_minor: int, base_rate_micro: int, currency: str) -> int:
     """Points earned for a purchase: amount (minor units) × points per major unit, rounded down."""
-    major = Decimal(amount_minor) / (10 ** currency_exponent(currency))
-    points = major * base_rate_micro / MICRO
-    return int(points.to_integral_value(rounding=ROUND_FLOOR))
+    return (amount_minor * base_rate_micro) // (MICRO * 10 ** currency_exponent(currency))
