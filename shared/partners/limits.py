@@ -8,10 +8,14 @@ with ``float_exhausted`` and raised to operators. The float is exact::
 
     balance (micro-units) = sum(top-ups) * 10**6 - sum(prepaid_funding line amounts)
 
-Reversals of earns post negative ``prepaid_funding`` lines, so they give the float back.
+Reversals of earns post negative ``prepaid_funding`` lines, so they give the float back. Every
+``prepaid_funding`` line draws on it, a buy-out's too (a terminated partner funds its bought-out
+points into the network's float as prepaid issuance does; docs/ledger.md, decisions 14 and 16).
 The statements do not change: they still show every ``prepaid_funding`` line; for a partner
-with a float, that part of its net is settled from the float, not by bank transfer
-(``from_float``, kept by settlement in ``settlements.from_float_minor``).
+with a float, the part of it the float held is settled from the float, not by bank transfer
+(``float_draws``, kept by settlement in ``settlements.from_float_minor``). What the float did not
+hold (an overdraft; a buy-out larger than the float) is due by bank with the cycle's settlement,
+and the float is credited with it (``credit_settled_by_bank``).
 
 Exposure. A postpaid partner's outstanding liability is the points still open in the lots it
 funded, valued at its current ``point_value``. Above ``exposure_warn_ppm`` of its limit the
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import case, func, literal_column, select
 
 from shared.alerts import raise_alert
 from shared.db.database import Tx
@@ -39,6 +43,10 @@ from shared.partners.lifecycle import wait_for_postings
 # written into the statement, not bound: a prepared statement's generic plan cannot use the partial
 # index on prepaid funding lines (ix_obligation_lines_prepaid_funding) for a bound kind
 PREPAID_FUNDING = literal_column("'prepaid_funding'")
+
+
+# the references of the float's credits by settlements (``credit_settled_by_bank``): not a bank's
+SETTLED_BY_BANK = "settlement:"
 
 
 class FloatExhausted(Conflict):
@@ -99,6 +107,9 @@ def record_topup(tx: Tx, partner_id: str, amount_minor: int, bank_reference: str
     reference = bank_reference.strip()
     if not reference:
         raise ValidationFailed("a bank reference is required")
+    if reference.lower().startswith(SETTLED_BY_BANK):
+        raise ValidationFailed(f"bank references starting with {SETTLED_BY_BANK!r} are the network's own "
+                               "(a settlement's credit to the float)")
     if amount_minor <= 0:
         raise ValidationFailed("a top-up is a positive amount in minor units")
     existing = tx.session.execute(select(FloatTopup).where(
@@ -155,11 +166,16 @@ def _balance_micro(tx: Tx, partner_id: str, row: PartnerLimits | None) -> tuple[
 
 
 def float_status(tx: Tx, partner_id: str) -> dict:
+    """The float's top-ups (``settled_by_bank_minor`` of them: settlements' credits for funding the float
+    did not hold, due by bank instead), what it gave, its balance and, where enforced, its headroom."""
     row = _limits(tx, partner_id)
     topups, drawn = _balance_micro(tx, partner_id, row)
     balance = topups * MICRO - drawn
     overdraft = limits_json(row)["float_overdraft_minor"]
-    return {"partner_id": partner_id, "topups_minor": topups, "drawn_micro": drawn, "balance_micro": balance,
+    by_bank = tx.session.execute(select(func.coalesce(func.sum(FloatTopup.amount_minor), 0)).where(
+        FloatTopup.partner_id == partner_id, FloatTopup.bank_reference.like(f"{SETTLED_BY_BANK}%"))).scalar_one()
+    return {"partner_id": partner_id, "topups_minor": topups, "settled_by_bank_minor": int(by_bank),
+            "drawn_micro": drawn, "balance_micro": balance,
             "float_overdraft_minor": overdraft, "enforced": overdraft is not None,
             "headroom_micro": None if overdraft is None else balance + overdraft * MICRO}
 
@@ -258,23 +274,72 @@ def check_exposure(tx: Tx) -> list[dict]:
     return flagged
 
 
-def from_float(tx: Tx, cycle) -> dict[str, int]:
-    """Per partner with a float enforced now: the part of its net for ``cycle`` settled from the
-    float, in minor units. Settlement stores it (``settlements.from_float_minor``) when it settles
-    the cycle, so a float enforced later does not change an old cycle's.
+@dataclass(frozen=True)
+class FloatDraw:
+    """A float partner's prepaid funding of one cycle against its float, in minor units."""
 
-    It is the cycle's rounded ``prepaid_funding`` sum, rounded once per cycle and payer exactly as on
-    the statement (the payee is always the network); the rest of the partner's net moves by bank
-    transfer.
+    funding_minor: int  # the cycle's prepaid_funding sum, rounded once as on the statement
+    from_float_minor: int  # the part of it the float held (all of a negative sum: refunds go back to it)
+
+    @property
+    def short_minor(self) -> int:
+        """What the float did not hold: due by bank with the cycle's settlement."""
+        return self.funding_minor - self.from_float_minor
+
+
+def float_draws(tx: Tx, cycle) -> dict[str, FloatDraw]:
+    """Per partner with a float enforced now and prepaid funding in ``cycle``: that funding (rounded
+    once per cycle and payer, as on the statement; the payee is always the network) and the part of
+    it settled from the float. Settlement keeps the part (``settlements.from_float_minor``), so a
+    float enforced later does not change an old cycle's.
+
+    The float settles only what it held. It holds the top-ups recorded so far (the credits of earlier
+    settlements included, ``credit_settled_by_bank``) less every prepaid_funding line of this cycle
+    and the ones before it (the draws of later cycles, posted since the cut-off, are not this
+    cycle's). Where that is below zero (an overdraft; a buy-out, which is never refused), the
+    shortfall, rounded up to whole minor units and at most the cycle's funding, moves by bank; the
+    rest comes from the float. A cycle whose funding is negative (reversals) gives it all back to
+    the float.
     """
-    with_float = list(tx.session.scalars(select(PartnerLimits.partner_id).where(
-        PartnerLimits.float_overdraft_minor.is_not(None))))
-    if not with_float:
-        return {}
-    # one probe of ix_obligation_lines_prepaid_funding (payer, cycle_date) per partner with a float
+    lines, limits = ObligationLine, PartnerLimits
+
+    def funding(*when):
+        return (select(func.coalesce(func.sum(lines.amount_micro), 0))
+                .where(lines.payer == limits.partner_id, lines.kind == PREPAID_FUNDING, *when).scalar_subquery())
+
+    # One statement, so one snapshot on PostgreSQL: the kept total and the later cycles' lines agree
+    # however many postings commit meanwhile (each adds its lines and its kept amount at once).
+    # Probes of ix_obligation_lines_prepaid_funding (payer, cycle_date) per partner with a float.
+    drawn_through = case((limits.float_drawn_micro.is_(None), funding(lines.cycle_date <= cycle)),
+                         else_=limits.float_drawn_micro - funding(lines.cycle_date > cycle))
+    topups = (select(func.coalesce(func.sum(FloatTopup.amount_minor), 0))
+              .where(FloatTopup.partner_id == limits.partner_id).scalar_subquery())
     rows = tx.session.execute(
-        select(ObligationLine.payer, func.sum(ObligationLine.amount_micro))
-        .where(ObligationLine.kind == PREPAID_FUNDING, ObligationLine.cycle_date == cycle,
-               ObligationLine.payer.in_(with_float))
-        .group_by(ObligationLine.payer)).all()
-    return {payer: round_micro_to_minor(int(total)) for payer, total in rows}
+        select(limits.partner_id, funding(lines.cycle_date == cycle), drawn_through, topups)
+        .where(limits.float_overdraft_minor.is_not(None)).order_by(limits.partner_id)).all()
+    draws = {}
+    for partner_id, cycle_funding, drawn, paid_in in rows:
+        funded = round_micro_to_minor(int(cycle_funding))
+        if not funded:
+            continue
+        short_micro = max(0, int(drawn) - int(paid_in) * MICRO)
+        short = min(funded, -(-short_micro // MICRO)) if funded > 0 else 0
+        draws[partner_id] = FloatDraw(funded, funded - short)
+    return draws
+
+
+def settled_by_bank_reference(cycle) -> str:
+    """The reference of a settlement's credit to a float (a prefix finance's top-ups cannot use)."""
+    return f"{SETTLED_BY_BANK}{cycle.isoformat()}"
+
+
+def credit_settled_by_bank(tx: Tx, partner_id: str, cycle, amount_minor: int) -> None:
+    """Credit the float with the funding of ``cycle`` it did not hold, which the cycle's settlement
+    makes due by bank: the float is not short of it any more (the settlement is), so the partner
+    does not owe it twice — by bank and again by a top-up. Recorded as a top-up with the reference
+    ``settlement <cycle>``, once per cycle (settlement runs once per cycle)."""
+    if amount_minor <= 0:
+        return
+    tx.session.add(FloatTopup(id=new_id("top"), partner_id=partner_id, amount_minor=amount_minor,
+                              bank_reference=settled_by_bank_reference(cycle), recorded_at=tx.now))
+    tx.session.flush()

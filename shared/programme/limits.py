@@ -3,7 +3,9 @@
 Counts are gross (a reversal gives no room back, like campaign caps) and exact under concurrency:
 
 * member counts are summed from the ledger after the posting engine has locked the member, and
-  every entry that moves a member's points is written under that lock;
+  every entry that moves a member's points is written under that lock; a member's counts include
+  the day's entries of the duplicates merged into it (the merge takes both locks, and nothing
+  posts to a merged duplicate again);
 * a partner's issuance is kept in one ``issuance_counters`` row per (partner, day), made (from the
   day's issuance so far) by the first unit that has a cap in force that day, read FOR UPDATE and
   rewritten at the end of each capped unit. A unit without a cap, under rules that took effect
@@ -23,20 +25,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.alerts import raise_alert
 from shared.db.database import Tx
-from shared.db.lists import among
+from shared.db.lists import among, among_bound, among_rows, chunks, per_dialect
 from shared.errors import VelocityLimitExceeded
-from shared.ledger.state import chunks
-from shared.models import Entry, Hold, IssuanceCounter, Lot
+from shared.models import Entry, Hold, IssuanceCounter, Lot, Member
 from shared.programme.days import day_bounds, network_day
 from shared.rules.document import Limits
 
 entries_t, holds_t, lots_t, counters_t = Entry.__table__, Hold.__table__, Lot.__table__, IssuanceCounter.__table__
+members_t = Member.__table__
 
 
 def effective_limits(partner: Limits | None, network: Limits | None) -> Limits:
@@ -49,33 +51,46 @@ def effective_limits(partner: Limits | None, network: Limits | None) -> Limits:
     )
 
 
-def earned_on(tx: Tx, member_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, int]:
-    """Points credited to members by earns (purchases and activities) posted in [start, end)."""
+@per_dialect
+def _day_entries_query(dialect: str, kind: str):
+    """Points of the day's entries of ``kind`` per member: the members' own, and those of the
+    duplicates merged into them (entries stay with the member they were posted for; the person is
+    one, so what its duplicate earned or spent today counts toward its limits today). One round trip:
+    for a member nobody was merged into, the second half is one probe of ix_members_merged_into,
+    the partial index of the few merged duplicates, which finds nothing."""
+    entry, member = entries_t.c, members_t.c
+    day = (entry.kind == kind, entry.posted_at >= bindparam("start"), entry.posted_at < bindparam("end"))
+    own = (select(entry.member_id, func.sum(entry.points))
+           .where(among_bound(dialect, entry.member_id, "ids"), *day).group_by(entry.member_id))
+    merged_in = (select(member.merged_into, func.sum(entry.points))
+                 .select_from(members_t.join(entries_t, entry.member_id == member.id))
+                 .where(among_bound(dialect, member.merged_into, "ids"), *day).group_by(member.merged_into))
+    return union_all(own, merged_in)
+
+
+def _day_entries(tx: Tx, kind: str, member_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, int]:
     found: dict[str, int] = {}
-    for chunk in chunks(member_ids):
-        found.update({member: int(points) for member, points in tx.session.execute(
-            select(entries_t.c.member_id, func.sum(entries_t.c.points))
-            .where(among(tx.dialect, entries_t.c.member_id, chunk), entries_t.c.kind == "earn",
-                   entries_t.c.posted_at >= start, entries_t.c.posted_at < end)
-            .group_by(entries_t.c.member_id))})
+    for member, points in among_rows(tx, _day_entries_query(tx.dialect, kind), member_ids, start=start, end=end):
+        found[member] = found.get(member, 0) + int(points)
     return found
 
 
+def earned_on(tx: Tx, member_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, int]:
+    """Points credited to members by earns (purchases and activities) posted in [start, end), their
+    merged duplicates' included."""
+    return _day_entries(tx, "earn", member_ids, start, end)
+
+
 def spent_on(tx: Tx, member_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, int]:
-    """Points members spent in [start, end): burns, plus holds placed then (open: held; captured:
-    captured; voided or timed out: nothing) — so a hold counts once, on the day it was placed. An
-    open hold past its ``expires_at`` has timed out (it can no longer be captured) even before the
+    """Points members spent in [start, end): burns (their merged duplicates' included), plus holds
+    placed then (open: held; captured: captured; voided or timed out: nothing) — so a hold counts
+    once, on the day it was placed; a merge moves the duplicate's holds to the survivor. An open hold
+    past its ``expires_at`` has timed out (it can no longer be captured) even before the
     hold-timeout job releases it: it counts nothing."""
-    found: dict[str, int] = {}
+    found = _day_entries(tx, "burn", member_ids, start, end)
     held = case(((holds_t.c.status == "open") & (holds_t.c.expires_at > tx.now), holds_t.c.points),
                 (holds_t.c.status == "captured", holds_t.c.captured_points), else_=0)
     for chunk in chunks(member_ids):
-        for member, points in tx.session.execute(
-                select(entries_t.c.member_id, func.sum(entries_t.c.points))
-                .where(among(tx.dialect, entries_t.c.member_id, chunk), entries_t.c.kind == "burn",
-                       entries_t.c.posted_at >= start, entries_t.c.posted_at < end)
-                .group_by(entries_t.c.member_id)):
-            found[member] = found.get(member, 0) + int(points)
         for member, points in tx.session.execute(
                 select(holds_t.c.member_id, func.sum(held))
                 .where(among(tx.dialect, holds_t.c.member_id, chunk), holds_t.c.created_at >= start, holds_t.c.created_at < end)

@@ -7,6 +7,7 @@ the points), its partner links (a partner linked to both keeps the survivor's), 
 status history, its campaign and activity awards (so per-member caps count both), its expiry
 reminders (so the survivor is not told again of points it was told of; on a (date, days) both
 were reminded of, the survivor's is kept) and its referrals (see ``_move_referrals``). The
+daily velocity limits find its entries through ``merged_into`` (``limits._day_entries_query``). The
 duplicate is marked ``merged_into`` the survivor: it is never locked again, so nothing can post
 to it, reversals of its old entries act on the survivor, and its phone or email finds the survivor.
 """

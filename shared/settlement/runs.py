@@ -26,7 +26,7 @@ from shared.db.types import new_id
 from shared.errors import Conflict, NotFound
 from shared.ledger.cycles import close_cycle, cycle_date_for, cycle_end
 from shared.models import Contract, Cycle, CyclePosition, Entry, ObligationLine, Settlement, SettlementRun
-from shared.partners.limits import from_float
+from shared.partners.limits import FloatDraw, credit_settled_by_bank, float_draws
 from shared.reports.rollup import roll_up_settling
 from shared.settlement.calendar import payment_date
 from shared.settlement.streaming import WrittenCycle, write_cycle
@@ -206,7 +206,10 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
     tx.session.execute(insert(SettlementRun.__table__).values(
         cycle_date=cycle, run_id=run_id, directory=str(target),
         manifest_sha256=hashlib.sha256(files.manifest).hexdigest(), settled_at=tx.now))
-    floats = settled_from_float(tx, cycle, files.net_positions)
+    draws = {party: draw for party, draw in float_draws(tx, cycle).items() if party in files.net_positions}
+    floats = settled_from_float(draws, files.net_positions)
+    for party, draw in draws.items():  # what the floats did not hold is due by bank now, not from them
+        credit_settled_by_bank(tx, party, cycle, draw.short_minor)
     parties = [{"cycle_date": cycle, "party": party, "net_minor": net, "from_float_minor": floats.get(party, 0),
                 "payment_date": pay_on, "status": "due" if net + floats.get(party, 0) else "nothing_due"}
                for party, net in files.net_positions.items()]
@@ -218,16 +221,18 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
             "net_positions": files.net_positions}
 
 
-def settled_from_float(tx: Tx, cycle: date, positions: dict[str, int]) -> dict[str, int]:
+def settled_from_float(draws: dict[str, FloatDraw], positions: dict[str, int]) -> dict[str, int]:
     """Per party of the cycle: the part of its net settled from prepaid floats, not by bank.
 
-    A partner with a float enforced now has its cycle's rounded ``prepaid_funding`` sum (it paid
-    that in advance by top-ups); the network, which those lines pay, has minus their total (it
+    A partner with a float enforced now has the part of its cycle's rounded ``prepaid_funding`` sum
+    that its float held (``limits.float_draws``: it paid that in advance by top-ups; what the float
+    did not hold moves by bank); the network, which those lines pay, has minus their total (it
     received that money with the top-ups). So what moves by bank, ``net + from float``, sums to
     zero over the parties as the nets do. Stored with the settlement: a float enforced or removed
     later does not change a settled cycle's.
     """
-    drawn = {party: amount for party, amount in from_float(tx, cycle).items() if party in positions and amount}
+    drawn = {party: draw.from_float_minor for party, draw in draws.items()
+             if party in positions and draw.from_float_minor}
     if drawn and NETWORK in positions:
         drawn[NETWORK] = -sum(drawn.values())
     return {party: amount for party, amount in drawn.items() if amount}
