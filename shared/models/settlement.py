@@ -41,9 +41,9 @@ class Settlement(Base):
     """What one party pays (negative) or receives (positive) for a cycle, and whether it happened.
 
     ``net_minor`` is the statement's net. ``from_float_minor`` is the part of it settled from the
-    party's prepaid float, fixed at settlement: a partner with a float enforced then has its cycle's
-    rounded ``prepaid_funding`` sum there, the network minus the sum of those (it was paid them by
-    top-ups), every other party 0. What moves by bank is ``net_minor + from_float_minor``; the
+    party's prepaid float, fixed at settlement: a partner with a float enforced then has the part of
+    its cycle's rounded ``prepaid_funding`` sum that the float held (``limits.float_draws``), the
+    network minus the sum of those (it was paid them by top-ups), every other party 0. What moves by bank is ``net_minor + from_float_minor``; the
     status follows that amount (``nothing_due`` when it is 0).
     """
 
