@@ -263,7 +263,8 @@ def earn(request: Request, body: schemas.EarnRequest):
     return _post_event(request, body, _earn_event(body))
 
 
-@router.post("/earn/quote", response_model=schemas.Quote, responses=problems("unknown_member", write=True))
+@router.post("/earn/quote", response_model=schemas.Quote, responses=problems(
+    "unknown_member", "member_erased", "invalid_points", "invalid_amount", "occurred_at_out_of_range", write=True))
 def earn_quote(request: Request, body: schemas.EarnRequest):
     """Compute the points an earn with this body would award, without posting anything."""
     partner_id = _partner(request)

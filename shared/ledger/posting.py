@@ -244,6 +244,7 @@ class Posting:
                 raise InvalidAmount(f"amount must be a non-negative integer in minor units, not {event.amount!r}")
             if event.currency and event.currency.upper() != self.tx.settings.currency:
                 raise InvalidAmount(f"currency {event.currency} is not the network's ({self.tx.settings.currency})")
+            self._validate_items(event)
         if event.kind == "activity":
             activities.validate(event)
         if event.kind == "reversal" and not event.original_reference:
@@ -258,6 +259,21 @@ class Posting:
                 raise OccurredAtOutOfRange(
                     f"occurred_at {event.occurred_at.isoformat()} must lie within the {window} before "
                     f"the network's time {self.now.isoformat()}", posted_at=self.now.isoformat())
+
+    @staticmethod
+    def _validate_items(event: Event) -> None:
+        """Item lines are part of the purchase: each has an amount, and together they are at most the
+        purchase's ``amount`` (the rest, amount − items, earns at the base rate). Without an ``amount``
+        (explicit points) the rules do not read the items, so there is nothing to add them up against."""
+        total = 0
+        for item in event.items or ():
+            if isinstance(item.amount, bool) or not isinstance(item.amount, int) or item.amount < 0:
+                raise InvalidAmount(f"an item's amount must be a non-negative integer in minor units, "
+                                    f"not {item.amount!r}")
+            total += item.amount
+        if event.amount is not None and total > event.amount:
+            raise InvalidAmount(f"the items add up to {total} minor units, more than the purchase's amount "
+                                f"{event.amount}: items are lines of the purchase, so the amount includes them")
 
     def _stored_by_reference(self, references: list[str]) -> dict:
         return {row.reference: row for row in among_rows(self.tx, _stored_query(self.tx.dialect), references,
@@ -813,9 +829,16 @@ def quote_earn(tx: Tx, partner_id: str, event: Event) -> dict:
     """What an earn with this content would award now, computed exactly as the earn will, posting nothing."""
     posting = Posting(tx, partner_id, [event], quote=True)
     posting._validate(event)
+    posting._require_active()  # refused in the earn's order: the partner, then the member
     posting.linked.update(tx.session.execute(select(MemberLink.member_id).where(
         MemberLink.partner_id == partner_id, MemberLink.member_id == event.member_id)).scalars())
-    if event.member_id not in posting.linked:
+    # the member as the earn's lock finds it (active, not merged into another), read without a lock
+    member = tx.session.execute(select(Member.status, Member.merged_into).where(
+        Member.id == event.member_id)).one_or_none()
+    if (event.member_id not in posting.linked or member is None or member.status != "active"
+            or member.merged_into is not None):
+        if event.member_id in posting.linked and member is not None and member.status == "erased":
+            raise MemberErased(f"member {event.member_id} was erased; it can no longer earn or spend points")
         raise UnknownMember(f"no member {event.member_id} linked to this partner")
     version = tx.session.execute(select(Contract.version).where(Contract.id == posting.terms.contract_id)).scalar_one()
     if event.points is not None:

@@ -106,9 +106,11 @@ def evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_lo
     for scope, campaign, rounding in campaigns:
         if not is_active(campaign, occurred_local):
             continue
-        eligible = base if campaign.categories is None else sum(
-            (by_category.get(category, Decimal(0)) for category in campaign.categories), Decimal(0))
-        if campaign.categories is not None and not eligible:
+        if campaign.categories is None:
+            eligible = base
+        elif any(category in by_category for category in campaign.categories):  # items in them, even at 0 points
+            eligible = sum((by_category.get(category, Decimal(0)) for category in campaign.categories), Decimal(0))
+        else:
             continue
         if campaign.multiplier is not None:
             extra = _round(eligible * (campaign.multiplier - 1), rounding)

@@ -1,0 +1,55 @@
+"""Over HTTP, `POST /v1/earn/quote` refuses what `POST /v1/earn` refuses, with the same problem: items
+adding up to more than the amount (422 `invalid_amount`, not stored for the Idempotency-Key; in a
+batch, at that event's index) and an erased member (409 `member_erased`); the OpenAPI document lists
+those codes for the quote."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.partner_api.conftest import assert_problem, enrol, entry_count
+
+INFLATED = {"amount": 1_000, "items": [{"sku": "B", "category": "books", "amount": 100_000}]}
+
+
+@pytest.fixture
+def member(shop) -> str:
+    return enrol(shop, phone="+8613812345678")
+
+
+@pytest.mark.parametrize("path", ["/v1/earn", "/v1/earn/quote"])
+def test_items_adding_up_to_more_than_the_amount_are_invalid_amount(shop, member, network, path):
+    before = entry_count(network)
+    problem = assert_problem(shop.call("POST", path, {"member_id": member, "reference": "o-1", **INFLATED},
+                                       idempotency_key="K-1"), 422, "invalid_amount")
+    assert "100000" in problem["detail"]
+    assert entry_count(network) == before
+    # a validation failure is not stored for its key: the corrected request with the same key goes through
+    fixed = {"member_id": member, "reference": "o-1", "amount": 100_000, "items": INFLATED["items"]}
+    answer = shop.ok("POST", path, fixed, idempotency_key="K-1")
+    assert answer["points"] == 1_000  # 1,000.00 at the contract's 1 point per yuan
+
+
+def test_in_a_batch_the_earn_with_inflated_items_is_refused_at_its_index(shop, member, network):
+    answer = shop.ok("POST", "/v1/batch", {"events": [
+        {"type": "earn", "reference": "b-1", "member_id": member, "amount": 10_000},
+        {"type": "earn", "reference": "b-2", "member_id": member, **INFLATED},
+        {"type": "earn", "reference": "b-3", "member_id": member, "amount": 100_000, "items": INFLATED["items"]}]})
+    assert [r["status"] for r in answer["results"]] == [200, 422, 200]
+    assert answer["results"][1]["problem"]["code"] == "invalid_amount"
+    assert [r["result"]["points"] for r in answer["results"] if r.get("result")] == [100, 1_000]
+
+
+def test_a_quote_for_an_erased_member_is_refused_as_its_earn_is(shop, member, network):
+    network.erase_member(member)
+    body = {"member_id": member, "reference": "o-2", "amount": 10_000}
+    assert_problem(shop.call("POST", "/v1/earn", body), 409, "member_erased")
+    assert_problem(shop.call("POST", "/v1/earn/quote", body), 409, "member_erased")
+
+
+def test_the_quote_documents_the_refusals_it_shares_with_the_earn(shop):
+    answers = shop.http.get("/openapi.json").json()["paths"]["/v1/earn/quote"]["post"]["responses"]
+    documented = " ".join(answer.get("description", "") for answer in answers.values())
+    for code in ("unknown_member", "member_erased", "invalid_amount", "invalid_points", "occurred_at_out_of_range",
+                 "partner_suspended", "partner_terminated"):
+        assert f"`{code}`" in documented, code
