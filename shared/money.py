@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 
 MICRO = 1_000_000
 PPM = 1_000_000
+MAX_MICRO = 2**63 - 1  # the largest amount a ledger column (64-bit integer) holds
 
 # ISO 4217 minor-unit exponents for the currencies a coalition is likely to use.
 _EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "KWD": 3, "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3}

@@ -28,6 +28,7 @@ from shared.db.types import new_id
 from shared.errors import InsufficientPoints, InvalidPoints, ReferenceConflict, UnknownMember, ValidationFailed
 from shared.ledger import expiry
 from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.events import MAX_POINTS
 from shared.ledger.journal import Journal
 from shared.ledger.rules import LotState, breakage_lines, take_from_lots
 from shared.ledger.state import load_lots, lock_members
@@ -35,7 +36,6 @@ from shared.models import Entry
 from shared.partners.contracts import terms_by_id
 
 ACCOUNT = "network:adjustments"
-MAX_POINTS = 10**12
 MAX_REASON = 500
 
 

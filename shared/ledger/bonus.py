@@ -11,6 +11,7 @@ from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import InvalidPoints, ReferenceConflict, UnknownMember, ValidationFailed
 from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.events import MAX_POINTS
 from shared.ledger.journal import Journal
 from shared.ledger.rules import LotState
 from shared.ledger.state import lock_members
@@ -23,8 +24,8 @@ def grant_bonus(tx: Tx, member_id: str, points: int, *, reason: str, partner_id:
 
     ``partner_id`` only attributes the bonus (where it happened); the network funds it.
     """
-    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
-        raise InvalidPoints(f"points must be a positive integer, not {points!r}")
+    if isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= MAX_POINTS:
+        raise InvalidPoints(f"points must be a positive integer of at most {MAX_POINTS}, not {points!r}")
     if not reason:
         raise ValidationFailed("a bonus needs a reason")
     if reference is not None:

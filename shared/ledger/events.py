@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 KINDS = ("earn", "burn", "reversal", "hold", "capture", "void", "activity")
+# the most points one event, adjustment or bonus moves (explicit or computed by the rules)
+MAX_POINTS = 10**12
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from shared.errors import (
 )
 from shared.ledger import expiry
 from shared.ledger.cycles import enter_open_cycle
-from shared.ledger.events import KINDS, Event, differences
+from shared.ledger.events import KINDS, MAX_POINTS, Event, differences
 from shared.lazy import lazy
 from shared.ledger.journal import Journal
 from shared.ledger.rules import (
@@ -35,7 +35,7 @@ from shared.models import (
 )
 from shared.rules.evaluate import Evaluation, evaluate, is_active
 from shared.rules.store import campaign_usage, rules_in_force_for
-from shared.money import apply_rate_ppm
+from shared.money import MAX_MICRO, apply_rate_ppm
 from shared.partners.contracts import require_partner, terms_by_id, terms_in_force
 from shared.partners.lifecycle import PartnerTerminated, buy_out_rate, hold_off_termination, is_terminated
 from shared.partners.limits import FloatGuard
@@ -44,7 +44,6 @@ from shared.programme.engine import Programme
 from shared.programme.tiers import MemberTiers
 
 MAX_BATCH = 10_000
-MAX_POINTS = 10**12
 entries_t = Entry.__table__
 lines_t = ObligationLine.__table__
 consumptions_t = LotConsumption.__table__
@@ -454,6 +453,7 @@ class Posting:
             if partner_points + network_points <= 0:
                 raise NothingToEarn(f"a purchase of {event.amount} minor units earns no points under the rules",
                                     breakdown=[line.__dict__ for line in evaluation.lines])
+        self._require_money_fits(partner_points)
         float_cost = partner_points * terms.point_value_micro if partner_points and terms.billing == "prepaid" else 0
         if float_cost:
             self.float_guard.ensure(float_cost, member_id=member.id, reference=event.reference)
@@ -568,6 +568,7 @@ class Posting:
     def _plan_spend(self, event: Event):
         """The member and the lots a burn or hold would take, or the refusal."""
         self._require_active()
+        self._require_money_fits(event.points)
         member = self._member(event.member_id)
         plan = take_from_lots(self._spendable(member.id), event.points)
         if plan is None and member.id in self._horizons and member.available >= event.points:
@@ -578,6 +579,15 @@ class Posting:
                                      available=member.available)
         self.programme.check_spend(member.id, event.points)
         return member, plan
+
+    def _require_money_fits(self, points: int) -> None:
+        """Refuse, before anything is written, points whose money at this partner's terms (issuance fee,
+        prepaid funding, a redemption's reimbursement: at most points × the larger of its point value and
+        fee) would not fit the ledger's 64-bit amounts: a 500 from the database before."""
+        largest = max(self.terms.point_value_micro, self.terms.issuance_fee_micro)
+        if points * largest > MAX_MICRO:
+            raise InvalidAmount(f"{points} points at this partner's point value move more money than one ledger "
+                                f"line holds; split them (at most {MAX_MICRO // largest} at a time)")
 
     def _redeem(self, entry: dict, plan: list[tuple[LotState, int]], original: Original) -> None:
         for lot, points in plan:
