@@ -571,6 +571,8 @@ class Posting:
         self._require_money_fits(event.points)
         member = self._member(event.member_id)
         plan = take_from_lots(self._spendable(member.id), event.points)
+        if plan is None and member.held and self._release_lapsed_holds(member.id):
+            plan = take_from_lots(self._spendable(member.id), event.points)
         if plan is None and member.id in self._horizons and member.available >= event.points:
             self._read_the_rest(member.id)  # its lots read so far do not cover it; the rest may
             plan = take_from_lots(self._spendable(member.id), event.points)
@@ -579,6 +581,41 @@ class Posting:
                                      available=member.available)
         self.programme.check_spend(member.id, event.points)
         return member, plan
+
+    def _release_lapsed_holds(self, member_id: str) -> bool:
+        """Release, as the hold-timeout job would (a ``hold_expiry`` entry each, for the hold's partner),
+        the member's holds that timed out but that the job has not reached yet, so that a spend sees
+        their points: refused for want of them, it was ``insufficient_points``, and that refusal is
+        kept for its Idempotency-Key. Read only when a spend falls short and the member has points
+        held. The member's lock is held; the job re-reads a hold's status under it."""
+        holds_t, hold_lots_t = Hold.__table__, HoldLot.__table__
+        rows = [row for row in self.tx.session.execute(select(holds_t).where(
+            holds_t.c.member_id == member_id, holds_t.c.status == "open", holds_t.c.expires_at <= self.now)
+            .order_by(holds_t.c.expires_at, holds_t.c.id)).all()
+            if self.holds.get(row.id) is None or self.holds[row.id].status == "open"]  # not resolved in this unit
+        if not rows:
+            return False
+        reserved = self.tx.session.execute(select(hold_lots_t).where(hold_lots_t.c.hold_id.in_([r.id for r in rows]))
+                                           .order_by(hold_lots_t.c.hold_id, hold_lots_t.c.seq)).all()
+        missing = {r.lot_id for r in reserved} - self.journal.lots.keys()
+        if missing:  # reserved lots beyond what this unit read of the member's
+            for lot in load_lots(self.tx, lot_ids=missing).values():
+                self.journal.lots[lot.id] = lot
+                self.by_member.setdefault(member_id, []).append(lot)
+        member = self.journal.members[member_id]
+        for row in rows:
+            hold = OpenHold(row.id, member_id, row.points, row.status, row.expires_at,
+                            [(r.lot_id, r.points, r.lot_expires_at) for r in reserved if r.hold_id == row.id])
+            entry = self.journal.entry("hold_expiry", row.points, partner_id=row.partner_id, member_id=member_id,
+                                       hold_id=row.id)
+            release_hold(self.journal, hold, entry, 0)
+            self.journal.hold_resolutions.append({"id": row.id, "status": "expired", "captured_points": 0,
+                                                  "resolved_entry_id": entry["id"]})
+            entry["result"] = {"entry_id": entry["id"], "kind": "hold_expiry", "hold_id": row.id,
+                               "member_id": member_id, "points": row.points, "balance": member.balance()}
+            if row.id in self.holds:
+                self.holds[row.id].status = "expired"
+        return True
 
     def _require_money_fits(self, points: int) -> None:
         """Refuse, before anything is written, points whose money at this partner's terms (issuance fee,

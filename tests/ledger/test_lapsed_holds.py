@@ -1,0 +1,83 @@
+"""A hold's points are the member's again once it has timed out, before the hold-timeout job reaches it.
+
+Until 2026-12-04 a burn or hold that needed them answered insufficient_points until the job ran (every
+few seconds, or later if the worker was down), and that refusal was kept for the request's
+Idempotency-Key, so the till's retry kept getting it (found reviewing the partner API). A spend that
+falls short now releases the member's timed-out holds first, as the job would: a hold_expiry entry
+each, for the hold's partner; the job then finds nothing left to release.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from shared import errors
+from shared.ledger.events import Event
+from shared.models import Entry, Hold
+from tests.factories import make_member, make_partner, verify_ok
+
+
+def _kinds(network, hold_id: str) -> list[tuple[str, str]]:
+    return sorted(network.tx(lambda tx: tx.session.execute(select(Entry.kind, Entry.partner_id).where(
+        Entry.hold_id == hold_id)).all(), readonly=True))
+
+
+def _status(network, hold_id: str) -> str:
+    return network.tx(lambda tx: tx.session.get(Hold, hold_id).status, readonly=True)
+
+
+@pytest.fixture
+def shops(network):
+    a, b = make_partner(network, "Till A"), make_partner(network, "Till B")
+    member = make_member(network, a, also_linked_to=(b,))
+    network.earn(a, member, "e-1", points=100)
+    return a, b, member
+
+
+def test_a_burn_after_the_timeout_spends_the_held_points_before_the_job_runs(network, clock, shops):
+    a, b, member = shops
+    hold = network.hold(a, member, "h-1", 100)
+    with pytest.raises(errors.InsufficientPoints):
+        network.burn(b, member, "b-early", 100)  # still held
+    clock.advance(minutes=15, seconds=1)
+    burned = network.burn(b, member, "b-1", 100)
+    assert burned["balance"] == {"available": 0, "held": 0}
+    assert _status(network, hold["hold_id"]) == "expired"
+    assert _kinds(network, hold["hold_id"]) == [("hold", a), ("hold_expiry", a)]  # released for its partner
+    assert network.expire_holds() == 0  # nothing left for the job
+    with pytest.raises(errors.HoldNotOpen):
+        network.capture(a, hold["hold_id"])
+    verify_ok(network)
+
+
+def test_a_new_hold_after_the_timeout_reserves_the_released_points(network, clock, shops):
+    a, b, member = shops
+    first = network.hold(a, member, "h-1", 60)
+    clock.advance(minutes=16)
+    second = network.hold(b, member, "h-2", 100)
+    assert second["balance"] == {"available": 0, "held": 100}
+    assert _status(network, first["hold_id"]) == "expired"
+    verify_ok(network)
+
+
+def test_a_spend_that_fits_beside_the_hold_leaves_it_to_the_job(network, clock, shops):
+    a, b, member = shops
+    hold = network.hold(a, member, "h-1", 60)
+    clock.advance(minutes=16)
+    network.burn(b, member, "b-1", 40)  # the 40 not held are enough: nothing else is read or released
+    assert _status(network, hold["hold_id"]) == "open"
+    assert network.expire_holds() == 1
+    balance = network.balance(member)
+    assert (balance["available"], balance["held"]) == (60, 0)
+    verify_ok(network)
+
+
+def test_in_one_batch_a_capture_after_the_release_finds_the_hold_timed_out(network, clock, shops):
+    a, b, member = shops
+    hold = network.hold(a, member, "h-1", 100)
+    clock.advance(minutes=16)
+    burned, captured = network.post(a, [Event("burn", "b-1", member, 100), Event("capture", "c-1", hold_id=hold["hold_id"])])
+    assert burned["balance"] == {"available": 0, "held": 0}
+    assert isinstance(captured, errors.HoldNotOpen)
+    verify_ok(network)
