@@ -111,6 +111,7 @@ class Posting:
         self._posted_at, self._cycle = self.now.isoformat(), self.cycle_date.isoformat()  # in every result
         self.originals: dict[str, Original] = {}
         self.holds: dict[str, OpenHold] = {}
+        self._released_holds: set[str] = set()  # timed-out holds a spend released in this unit
         self.by_member: dict[str, list[LotState]] = {}
         self._horizons: dict[str, tuple] = {}  # members whose open lots were read only in part
         self.linked: set[str] = set()
@@ -592,7 +593,8 @@ class Posting:
         rows = [row for row in self.tx.session.execute(select(holds_t).where(
             holds_t.c.member_id == member_id, holds_t.c.status == "open", holds_t.c.expires_at <= self.now)
             .order_by(holds_t.c.expires_at, holds_t.c.id)).all()
-            if self.holds.get(row.id) is None or self.holds[row.id].status == "open"]  # not resolved in this unit
+            if row.id not in self._released_holds  # not released, captured or voided earlier in this unit
+            and (self.holds.get(row.id) is None or self.holds[row.id].status == "open")]
         if not rows:
             return False
         reserved = self.tx.session.execute(select(hold_lots_t).where(hold_lots_t.c.hold_id.in_([r.id for r in rows]))
@@ -613,6 +615,7 @@ class Posting:
                                                   "resolved_entry_id": entry["id"]})
             entry["result"] = {"entry_id": entry["id"], "kind": "hold_expiry", "hold_id": row.id,
                                "member_id": member_id, "points": row.points, "balance": member.balance()}
+            self._released_holds.add(row.id)
             if row.id in self.holds:
                 self.holds[row.id].status = "expired"
         return True

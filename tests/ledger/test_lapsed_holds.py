@@ -81,3 +81,19 @@ def test_in_one_batch_a_capture_after_the_release_finds_the_hold_timed_out(netwo
     assert burned["balance"] == {"available": 0, "held": 0}
     assert isinstance(captured, errors.HoldNotOpen)
     verify_ok(network)
+
+
+def test_two_short_spends_in_one_batch_release_a_timed_out_hold_once(network, clock, shops):
+    a, b, member = shops
+    lapsed = network.hold(a, member, "h-1", 60)
+    clock.advance(minutes=10)
+    network.hold(a, member, "h-2", 20)  # still open when the batch runs
+    clock.advance(minutes=6)
+    # both fall short with the member's points still held by h-2; the first releases h-1 and is refused
+    # all the same (the release stays, as a lazy expiry does); the second must not release h-1 again
+    first, second = network.post(b, [Event("burn", "b-1", member, 150), Event("burn", "b-2", member, 90)])
+    assert isinstance(first, errors.InsufficientPoints) and isinstance(second, errors.InsufficientPoints)
+    assert _kinds(network, lapsed["hold_id"]) == [("hold", a), ("hold_expiry", a)]
+    balance = network.balance(member)
+    assert (balance["available"], balance["held"]) == (80, 20)
+    verify_ok(network)
