@@ -767,7 +767,7 @@ class Posting:
         for account, taken in back.items():
             self.journal.transfer(entry, f"member:{member.id}", account, taken)
         member.change(available=-points)
-        self.tiers.reversed(member.id, points)
+        self.tiers.reversed(member.id, points, original, self.originals.values())
         original.reversed += points
         self.originals[event.reference] = Original(entry["id"], "reversal", member.id, self.partner_id, points)
         return self._result(entry, member, original_reference=event.original_reference,

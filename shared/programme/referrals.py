@@ -8,6 +8,7 @@
 * Funding follows the ledger's rule: partner-funded bonuses are the earning partner's lot (issuance
   fee as for any earn); network-funded bonuses are their own lot from ``network:promotions``.
 * Reversing the qualifying earn does not claw the bonus back (see docs/earn-rules.md).
+* A referrer id of a duplicate merged into another member names the survivor.
 """
 
 from __future__ import annotations
@@ -33,21 +34,34 @@ referrals_t, bonuses_t, members_t = Referral.__table__, ReferralBonus.__table__,
 
 def record_referral(tx: Tx, referee_id: str, referrer_id: str, partner_id: str, *, created: bool) -> None:
     """Record who referred a member at its enrolment (only a new member can be referred)."""
+    named = referrer_id
+    referrer_id = _referrer(tx, named)
     existing = tx.session.execute(select(referrals_t.c.referrer_member_id).where(
         referrals_t.c.referee_member_id == referee_id)).scalar_one_or_none()
     if not created:
-        if existing == referrer_id:  # the same enrolment again
+        if existing is not None and existing == referrer_id:  # the same enrolment again
             return
         raise ValidationFailed("a referrer can only be given when a new member is enrolled",
                                errors=[{"field": "referrer_member_id", "message": "member already enrolled"}])
     if referrer_id == referee_id:
         raise ValidationFailed("a member cannot refer itself")
-    active = tx.session.execute(select(members_t.c.id).where(members_t.c.id == referrer_id,
-                                                             members_t.c.status == "active")).first()
-    if active is None:
-        raise UnknownMember(f"no referrer member {referrer_id}")
+    if referrer_id is None:
+        raise UnknownMember(f"no referrer member {named}")
     tx.session.execute(insert(referrals_t).values(referee_member_id=referee_id, referrer_member_id=referrer_id,
                                                   partner_id=partner_id, created_at=tx.now))
+
+
+def _referrer(tx: Tx, member_id: str) -> str | None:
+    """The active member a referral names (None: none). A duplicate merged into another member names
+    its survivor, as the referrals that named it before the merge do: its referral code may still be
+    shown in its old app, and a referral to a merged member could never be paid (it is never locked)."""
+    query = select(members_t.c.id, members_t.c.status, members_t.c.merged_into)
+    row = tx.session.execute(query.where(members_t.c.id == member_id)).first()
+    if row is not None and row.merged_into is not None:  # a merge re-points earlier duplicates: one step
+        row = tx.session.execute(query.where(members_t.c.id == row.merged_into)).first()
+    if row is None or row.status != "active" or row.merged_into is not None:
+        return None
+    return row.id
 
 
 def pending_referrals(tx: Tx, referee_ids: Iterable[str]) -> dict[str, str]:

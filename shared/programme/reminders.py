@@ -6,7 +6,10 @@ its first lot comes within N days, and the reminder names the free points of the
 expiring later that day included: there is no second reminder for them). Only free points count
 (not spent, not reserved by a hold); a day whose points are all spent gets no reminder. When a
 reminder's moment was missed (the job was down, or the lot was earned with less time left), only
-the nearest one still ahead is made: a member is never told twice on the same day.
+the nearest one still ahead is made: a member is never told twice on the same local day about one
+expiry date. So no reminder is made for a date the member was reminded of today, none once a nearer
+one was made, and a late one gives way to a nearer one that falls due later the same local day
+(that one is made at the next run instead).
 """
 
 from __future__ import annotations
@@ -59,17 +62,41 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
         day[0] += lot.remaining - lot.reserved
         day[1] = min(day[1], lot.expires_at)
     expiring = {key: day for key, day in expiring.items() if day[1] <= horizon}  # the horizon's day may not be due
-    made = {(row.member_id, row.expires_on, row.days_before) for row in tx.session.execute(
-        select(reminders_t.c.member_id, reminders_t.c.expires_on, reminders_t.c.days_before)
-        .where(reminders_t.c.member_id.in_(member_ids), reminders_t.c.expires_on >= now.astimezone(zone).date()))}
+    today = network_day(now, zone)
+    _, end_of_today = day_bounds(today, zone)
+    made: dict[tuple, tuple[int, bool]] = {}  # (member, expiry date) -> (nearest reminder made, one made today)
+    for row in tx.session.execute(
+            select(reminders_t.c.member_id, reminders_t.c.expires_on, reminders_t.c.days_before,
+                   reminders_t.c.created_at)
+            .where(reminders_t.c.member_id.in_(member_ids), reminders_t.c.expires_on >= today)):
+        nearest, told_today = made.get((row.member_id, row.expires_on), (row.days_before, False))
+        made[(row.member_id, row.expires_on)] = (min(nearest, row.days_before),
+                                                 told_today or network_day(row.created_at, zone) == today)
     rows = []
     for (member_id, expires_on), (points, first) in sorted(expiring.items()):
-        nearest = next(n for n in days if first - now <= timedelta(days=n))
-        if (member_id, expires_on, nearest) not in made:
-            rows.append({"id": new_id("rem"), "member_id": member_id, "expires_on": expires_on,
-                         "days_before": nearest, "points": points, "first_expires_at": first, "created_at": now})
+        if _told(days, made.get((member_id, expires_on)), first, now, end_of_today):
+            continue
+        rows.append({"id": new_id("rem"), "member_id": member_id, "expires_on": expires_on,
+                     "days_before": _nearest(days, first, now), "points": points, "first_expires_at": first,
+                     "created_at": now})
     points_expiring(tx, rows)
     return member_ids[-1], len(rows)
+
+
+def _nearest(days: list[int], first, now) -> int:
+    """The nearest reminder still ahead: the fewest days whose window already holds the day's first lot."""
+    return next(n for n in days if first - now <= timedelta(days=n))
+
+
+def _told(days: list[int], made: tuple[int, bool] | None, first, now, end_of_today) -> bool:
+    """Whether the day's nearest reminder is to be left out now, so the member is told once per local day:
+    it (or a nearer one) was made already, one for that day was made today, or a nearer one falls due
+    later today (that one alone is made, at the next run)."""
+    nearest = _nearest(days, first, now)
+    if made is not None and (made[0] <= nearest or made[1]):
+        return True
+    nearer = [n for n in days if n < nearest]
+    return bool(nearer) and first - timedelta(days=nearer[-1]) < end_of_today
 
 
 def reminders_for(tx: Tx, member_id: str, limit: int = 20) -> list[dict]:

@@ -9,8 +9,10 @@ earn back, under the member's row lock, so the upgrade commits with the earn tha
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import bindparam, func, literal_column, select, union_all, update
 
@@ -59,6 +61,28 @@ def _qualifying_query(dialect: str):
 
 
 @per_dialect
+def _earlier_query(dialect: str):
+    """The earns that occurred in [since, until) one by one, and what reversals of them took back: added
+    to the sum from ``until`` for the members whose own window starts before ``until``."""
+    earn, original, reversal = _earn.c, _original.c, _reversal.c
+    since, until = bindparam("since"), bindparam("until")
+    earned = (select(earn.member_id, earn.occurred_at, earn.points)
+              .where(earn.kind == "earn", among_bound(dialect, earn.member_id, "owners"), earn.posted_at >= since,
+                     earn.occurred_at >= since, earn.occurred_at < until))
+    taken_back = (select(reversal.member_id, original.occurred_at, -reversal.points)
+                  .join(_original, original.id == reversal.original_entry_id)
+                  .where(reversal.kind == literal_column("'reversal'"), among_bound(dialect, reversal.member_id, "owners"),
+                         reversal.posted_at >= since, original.kind == "earn", original.occurred_at >= since,
+                         original.occurred_at < until))
+    return union_all(earned, taken_back)
+
+
+@per_dialect
+def _occurred_query(dialect: str):
+    return select(_earn.c.id, _earn.c.occurred_at).where(among_bound(dialect, _earn.c.id, "ids"))
+
+
+@per_dialect
 def _tiers_query(dialect: str):
     return (select(members_t.c.id, members_t.c.tier, members_t.c.tier_since, members_t.c.tier_anniversary_at)
             .where(among_bound(dialect, members_t.c.id, "ids")))
@@ -66,16 +90,35 @@ def _tiers_query(dialect: str):
 
 def qualifying_points(tx: Tx, member_ids, now: datetime | None = None) -> dict[str, int]:
     """Member -> qualifying points in the window ending ``now`` (members with none are left out)."""
-    since = window_start(tx.settings, now or tx.now)
+    return _qualifying(tx, dict.fromkeys(member_ids, window_start(tx.settings, now or tx.now)))
+
+
+def qualifying_points_at(tx: Tx, moments: dict[str, datetime]) -> dict[str, int]:
+    """Member -> qualifying points in the window ending at the member's own moment (the review: the
+    moment it was due), for many members at once (members with none may be left out)."""
+    return _qualifying(tx, {member_id: window_start(tx.settings, at) for member_id, at in moments.items()})
+
+
+def _qualifying(tx: Tx, starts: dict[str, datetime]) -> dict[str, int]:
+    """Member -> qualifying points from its own window start on, set-based: one sum per chunk from the
+    latest start, plus the earns one by one between the earliest and the latest start (none when the
+    chunk's members share one window), each counted for the members whose window it lies in."""
     points: dict[str, int] = {}
-    for chunk in chunks(member_ids):
+    for chunk in chunks(starts):
         # a survivor of a merge also qualifies with its duplicates' earns
         owner = {row.id: row.merged_into for row in tx.session.execute(
             _duplicates_query(tx.dialect), {"ids": bound_list(tx.dialect, chunk)})}
         owner.update((member_id, member_id) for member_id in chunk)
+        owners = bound_list(tx.dialect, owner)
+        earliest, latest = min(starts[m] for m in chunk), max(starts[m] for m in chunk)
         for member_id, total in tx.session.execute(_qualifying_query(tx.dialect), {
-                "owners": bound_list(tx.dialect, owner), "since": since}):
+                "owners": owners, "since": latest}):
             points[owner[member_id]] = points.get(owner[member_id], 0) + int(total)
+        if earliest < latest:
+            for member_id, occurred_at, change in tx.session.execute(_earlier_query(tx.dialect), {
+                    "owners": owners, "since": earliest, "until": latest}):
+                if occurred_at >= starts[owner[member_id]]:
+                    points[owner[member_id]] = points.get(owner[member_id], 0) + int(change)
     return points
 
 
@@ -96,17 +139,20 @@ class MemberTiers:
     tx: Tx
     states: dict[str, TierState] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    occurred: dict[str, datetime] = field(default_factory=dict)  # earn entry id -> occurred_at, as read
 
     @property
     def config(self):
         return self.tx.settings.tiers
 
-    def load(self, member_ids, *, for_earns: bool = False, rows: list | None = None) -> None:
+    def load(self, member_ids, *, for_earns: bool = False, rows: list | None = None,
+             as_of: Callable[[Any], datetime] | None = None) -> None:
         """Read the members' tiers and qualifying points. ``for_earns``: only what earns need — an earn
         can only move a member up, so at the top tier its qualifying points change nothing and are not
         summed (the sum walks the member's earns of the whole window; the most active members, who
         have the most earns, are the ones at the top). ``rows``: the members' rows as the caller read
-        them under their locks (``lock_members``), with the tier columns: not read again."""
+        them under their locks (``lock_members``), with the tier columns: not read again. ``as_of``: the
+        moment whose window a member's qualifying points are summed for, from its row (default: now)."""
         missing = set(member_ids) - set(self.states)
         if not self.config.enabled or not missing:
             return
@@ -119,7 +165,10 @@ class MemberTiers:
             rows += list(among_rows(self.tx, _tiers_query(self.tx.dialect), missing))
         top = len(self.config.levels) - 1
         summed = {row.id for row in rows if not for_earns or self.config.rank(row.tier) < top}
-        qualifying = qualifying_points(self.tx, summed) if summed else {}
+        if as_of is None:
+            qualifying = qualifying_points(self.tx, summed) if summed else {}
+        else:
+            qualifying = qualifying_points_at(self.tx, {row.id: as_of(row) for row in rows if row.id in summed})
         for row in rows:
             self.states[row.id] = TierState(row.id, row.tier, row.tier_since, row.tier_anniversary_at,
                                             qualifying.get(row.id, 0) if row.id in summed else None)
@@ -145,11 +194,29 @@ class MemberTiers:
             self.change(state, target, "qualified", since=now, anniversary=add_months(self.tx.settings, now, 12),
                          entry_id=entry_id)
 
-    def reversed(self, member_id: str, points: int) -> None:
-        """An earn was reversed: fewer qualifying points (a tier is only lost at the review)."""
+    def reversed(self, member_id: str, points: int, original, originals: Iterable = ()) -> None:
+        """An earn was reversed: fewer qualifying points if the earn occurred in the window — the sum
+        counts only reversals of earns in the window (a tier is only lost at the review).
+
+        ``original``: the earn (``entry_id``; ``posted_at`` None when posted in this unit of work);
+        ``originals``: the unit's originals, whose times are read at once the first time one is needed.
+        """
         state = self.states.get(member_id)
-        if state is not None and state.qualifying is not None:
+        if state is not None and state.qualifying is not None and self._in_window(original, originals):
             state.qualifying -= points
+
+    def _in_window(self, original, originals: Iterable) -> bool:
+        if original.posted_at is None:  # posted in this unit: it occurred at most hours ago
+            return True
+        since = window_start(self.tx.settings, self.tx.now)
+        if original.posted_at < since:  # it occurred no later than it was posted
+            return False
+        if original.entry_id not in self.occurred:
+            wanted = {o.entry_id for o in originals if o.kind == "earn" and o.posted_at is not None
+                      and o.posted_at >= since and o.entry_id not in self.occurred} | {original.entry_id}
+            for row in among_rows(self.tx, _occurred_query(self.tx.dialect), wanted):
+                self.occurred[row.id] = row.occurred_at
+        return self.occurred[original.entry_id] >= since
 
     def change(self, state: TierState, target: str, reason: str, *, since: datetime,
                 anniversary: datetime | None, entry_id: str | None = None) -> None:
@@ -181,7 +248,9 @@ def review_due(tx: Tx, limit: int) -> int:
     """Review up to ``limit`` members whose tier anniversary plus grace has passed; returns how many.
 
     Below the tier's threshold by then, a member moves down to the tier its qualifying points
-    reach; either way the next review is a year after this anniversary.
+    reach; either way the next review is a year after this anniversary. A review run late (the job
+    was down) decides as it would have on time: on the qualifying points of the window ending at the
+    moment it was due (the last anniversary passed, plus grace), not at the moment it runs.
     """
     config = tx.settings.tiers
     if not config.enabled:
@@ -194,13 +263,18 @@ def review_due(tx: Tx, limit: int) -> int:
         return 0
     locked = lock_members(tx, due)
     tiers = MemberTiers(tx)
-    tiers.load(locked)
+    grace = timedelta(days=config.grace_days)
+
+    def due_at(row) -> datetime:  # the moment the member's review was due (now: none is due)
+        if row.tier_anniversary_at is None or row.tier_anniversary_at > cutoff:
+            return tx.now
+        return _anniversaries(tx.settings, row.tier_anniversary_at, cutoff)[0] + grace
+
+    tiers.load(locked, as_of=due_at)
     for state in tiers.states.values():
         if state.anniversary is None or state.anniversary > cutoff:  # changed by an earn meanwhile
             continue
-        anniversary = state.anniversary
-        while anniversary <= cutoff:
-            anniversary = add_months(tx.settings, anniversary, 12)
+        anniversary = _anniversaries(tx.settings, state.anniversary, cutoff)[1]
         target = config.qualified(state.qualifying)
         if config.rank(target) < config.rank(state.tier):
             tiers.change(state, target, "anniversary_review", since=tx.now, anniversary=anniversary)
@@ -210,6 +284,14 @@ def review_due(tx: Tx, limit: int) -> int:
             state.anniversary, state.changed = anniversary, True
     tiers.flush()
     return len(tiers.states)
+
+
+def _anniversaries(settings, anniversary: datetime, cutoff: datetime) -> tuple[datetime, datetime]:
+    """The last anniversary not after ``cutoff`` (the review due), and the next one (the next review)."""
+    last = anniversary
+    while (following := add_months(settings, last, 12)) <= cutoff:
+        last = following
+    return last, following
 
 
 def tier_view(tx: Tx, member_id: str) -> dict | None:
