@@ -230,13 +230,27 @@ class LedgerMachine(RuleBasedStateMachine):
         return total
 
     def snapshot(self, lots: list[MLot]):
-        """A refusal rolls back its whole unit of work, lazy expiry included: undo it in the model."""
-        saved = [(lot, lot.remaining, lot.expired) for lot in lots]
+        """A refusal rolls back its whole unit of work, lazy expiry and hold release included: undo it
+        in the model."""
+        saved = [(lot, lot.remaining, lot.expired, lot.reserved) for lot in lots]
+        statuses = [(hold, hold.status) for hold in self.holds]
 
         def restore():
-            for lot, remaining, expired in saved:
-                lot.remaining, lot.expired = remaining, expired
+            for lot, remaining, expired, reserved in saved:
+                lot.remaining, lot.expired, lot.reserved = remaining, expired, reserved
+            for hold, status in statuses:
+                hold.status = status
         return restore
+
+    def release_lapsed(self, member: str) -> tuple[int, bool]:
+        """A spend the member's available points do not cover, while some are held, first releases the
+        member's timed-out holds as the job would, then expires what that returned to due lots.
+        Returns how many holds it released and whether anything expired."""
+        lapsed = [h for h in self.holds if h.member == member and h.status == "open" and h.expires_at <= self.now]
+        for hold in lapsed:
+            hold.status = "expired"
+            self.release(hold, 0)
+        return len(lapsed), bool(lapsed) and bool(self.expire(self.lots_of(member)))
 
     def take(self, member: str, points: int) -> list[tuple[MLot, int]]:
         """Earliest expiry first; tie: oldest first, then id; free points only."""
@@ -328,6 +342,7 @@ class LedgerMachine(RuleBasedStateMachine):
         restore = self.snapshot(self.lots_of(member))
         expired = self.expire(self.lots_of(member))  # a burn first expires the member's due lots
         points = self.size(self.available(member), how)
+        released, expired_again = self.release_lapsed(member) if points > self.available(member) else (0, False)
         if points > self.available(member):
             self.refused(InsufficientPoints, lambda: self.network.burn(partner, member, reference, points),
                          available=self.available(member))
@@ -337,7 +352,7 @@ class LedgerMachine(RuleBasedStateMachine):
         result = self.network.burn(partner, member, reference, points)
         plan = self.take(member, points)
         assert result["consumed"] == [{"lot_id": lot.id, "points": take} for lot, take in plan]
-        event("burn" + (" after lazy expiry" if expired else ""))
+        event("burn" + (" after lazy expiry" if expired else "") + (" after a hold's release" if released else ""))
         spend = MSpend("burn", partner, reference, member)
         for lot, take in plan:
             lot.remaining -= take
@@ -345,7 +360,7 @@ class LedgerMachine(RuleBasedStateMachine):
             spend.taken.append([lot.id, take])
         self.spends.append(spend)
         assert result["balance"] == self.balance(member)
-        self.expect_entries(1 + (1 if expired else 0))
+        self.expect_entries(1 + (1 if expired else 0) + released + (1 if expired_again else 0))
 
     @rule(p=st.integers(0, N_PARTNERS - 1), m=st.integers(0, N_MEMBERS - 1), how=SHARE)
     def hold(self, p, m, how):
@@ -353,6 +368,7 @@ class LedgerMachine(RuleBasedStateMachine):
         restore = self.snapshot(self.lots_of(member))
         expired = self.expire(self.lots_of(member))
         points = self.size(self.available(member), how)
+        released, expired_again = self.release_lapsed(member) if points > self.available(member) else (0, False)
         if points > self.available(member):
             self.refused(InsufficientPoints, lambda: self.network.hold(partner, member, reference, points),
                          available=self.available(member))
@@ -364,11 +380,11 @@ class LedgerMachine(RuleBasedStateMachine):
         plan = self.take(member, points)
         for lot, take in plan:
             lot.reserved += take
-        event("hold" + (" after lazy expiry" if expired else ""))
+        event("hold" + (" after lazy expiry" if expired else "") + (" after a hold's release" if released else ""))
         self.holds.append(MHold(result["hold_id"], partner, reference, member, points,
                                 [(lot.id, take) for lot, take in plan], self.now + HOLD_TIMEOUT))
         assert result["balance"] == self.balance(member)
-        self.expect_entries(1 + (1 if expired else 0))
+        self.expect_entries(1 + (1 if expired else 0) + released + (1 if expired_again else 0))
 
     def hold_refusal(self, hold: MHold):
         if hold.status != "open":
