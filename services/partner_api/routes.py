@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from datetime import date, datetime
@@ -14,7 +13,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
 
-from services.partner_api import schemas
+from services.partner_api import cursors, schemas
 from services.partner_api.exactly_once import execute
 from shared.db.database import Tx
 from shared.errors import NotFound, PointsnetError, ValidationFailed
@@ -192,42 +191,39 @@ def get_member(request: Request, member_id: str):
     return _network(request).tx(read, readonly=True)
 
 
-def _opaque(position: str) -> str:
-    """A cursor as the lists give it out: the position, base64url without padding."""
-    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+def _cursors(request: Request) -> bytes:
+    """The key the lists' cursors are authenticated with (services/partner_api/cursors.py)."""
+    return cursors.cursor_key(_network(request).signing_key)
 
 
-def _position(cursor: str) -> str:
-    """What ``_opaque`` wrapped (raises on anything that is not such a cursor)."""
-    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-
-
-def _cursor(value: str | None) -> tuple[datetime, str] | None:
+def _history_cursor(key: bytes, listing: tuple[str, ...], value: str | None) -> tuple[datetime, str] | None:
     if not value:
         return None
+    position = cursors.take(key, listing, value)
     try:
-        posted_at, entry_id = json.loads(_position(value))
-        position = datetime.fromisoformat(posted_at), entry_id
-    except Exception as exc:
-        raise ValidationFailed("cursor is not one this API gave out") from exc
-    if position[0].tzinfo is None or not isinstance(entry_id, str):  # this API's cursors carry UTC instants
-        raise ValidationFailed("cursor is not one this API gave out")
-    return position
+        posted_at, entry_id = position
+        at = datetime.fromisoformat(posted_at)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(cursors.REFUSED) from exc
+    if at.tzinfo is None or not isinstance(entry_id, str):  # this API's cursors carry UTC instants
+        raise ValidationFailed(cursors.REFUSED)
+    return at, entry_id
 
 
-def _next_cursor(rows: list, limit: int) -> str | None:
+def _next_history_cursor(key: bytes, listing: tuple[str, ...], rows: list, limit: int) -> str | None:
     if len(rows) <= limit:
         return None
     last = rows[limit - 1]
-    return _opaque(json.dumps([last.posted_at.isoformat(), last.id]))
+    return cursors.give(key, listing, [last.posted_at.isoformat(), last.id])
 
 
 @router.get("/members/{member_id}/history", response_model=schemas.History, responses=problems("unknown_member"))
 def member_history(request: Request, member_id: str, cursor: str | None = Query(None),
                    limit: int = Query(50, ge=1, le=500)):
     """The member's points movements across the network, newest first (no other partners' purchase details)."""
-    partner_id = _partner(request)
-    position = _cursor(cursor)
+    partner_id, key = _partner(request), _cursors(request)
+    listing = ("history", partner_id, member_id)
+    position = _history_cursor(key, listing, cursor)
 
     def read(tx: Tx) -> dict:
         enrolment.require_linked(tx, partner_id, member_id)
@@ -245,7 +241,7 @@ def member_history(request: Request, member_id: str, cursor: str | None = Query(
                     .where(Transfer.entry_id.in_(ids))):
                 for name, sign in ((credit, 1), (debit, -1)):
                     changes[(entry_id, name)] = changes.get((entry_id, name), 0) + sign * points
-        return {"member_id": member_id, "next_cursor": _next_cursor(rows, limit), "movements": [
+        return {"member_id": member_id, "next_cursor": _next_history_cursor(key, listing, rows, limit), "movements": [
             {"transaction_id": row.id, "kind": row.kind, "points": row.points, "posted_at": row.posted_at,
              "available_change": changes.get((row.id, account), 0), "held_change": changes.get((row.id, held), 0),
              "partner": row.name} for row in rows[:limit]]}
@@ -356,18 +352,31 @@ def batch(request: Request, body: schemas.BatchRequest):
 
 @router.get("/transactions", response_model=schemas.Transactions, responses=problems())
 def transactions(request: Request, cursor: str | None = Query(None), limit: int = Query(100, ge=1, le=1000)):
-    """Your own ledger entries, oldest first, cursor-paginated."""
-    partner_id = _partner(request)
-    position = _cursor(cursor)
+    """Your own ledger entries, in the order the ledger wrote them (oldest first), cursor-paginated: an
+    entry committing after a page never falls behind its cursor."""
+    partner_id, key = _partner(request), _cursors(request)
+    listing = ("transactions", partner_id)
+    position = _transactions_cursor(key, listing, cursor)
 
     def read(tx: Tx) -> dict:
         rows = partner_entries_page(tx, partner_id, position, limit + 1)
-        return {"next_cursor": _next_cursor(rows, limit), "transactions": [
+        after = cursors.give(key, listing, [rows[limit - 1].xid, rows[limit - 1].id]) if len(rows) > limit else None
+        return {"next_cursor": after, "transactions": [
             {"transaction_id": r.id, "kind": r.kind, "reference": r.reference, "member_id": r.member_id,
              "points": r.points, "posted_at": r.posted_at, "cycle_date": r.cycle_date,
              "original_transaction_id": r.original_entry_id} for r in rows[:limit]]}
 
     return _network(request).tx(read, readonly=True)
+
+
+def _transactions_cursor(key: bytes, listing: tuple[str, ...], value: str | None) -> tuple[int, str] | None:
+    if not value:
+        return None
+    position = cursors.take(key, listing, value)
+    if not (isinstance(position, list) and len(position) == 2 and type(position[0]) is int
+            and isinstance(position[1], str)):
+        raise ValidationFailed(cursors.REFUSED)
+    return position[0], position[1]
 
 
 def _statement_file(request: Request, cycle: str) -> tuple[dict, bytes]:
@@ -395,23 +404,25 @@ def _settlement_json(row: Settlement) -> dict:
             "payment_date": row.payment_date.isoformat(), "status": row.status}
 
 
-def _cycle_cursor(value: str | None) -> date | None:
+def _cycle_cursor(key: bytes, listing: tuple[str, ...], value: str | None) -> date | None:
     if not value:
         return None
+    position = cursors.take(key, listing, value)
     try:
-        return date.fromisoformat(_position(value))
-    except Exception as exc:
-        raise ValidationFailed("cursor is not one this API gave out") from exc
+        return date.fromisoformat(position)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(cursors.REFUSED) from exc
 
 
 @router.get("/statements", response_model=schemas.Statements, responses=problems())
 def statements(request: Request, cursor: str | None = Query(None), limit: int = Query(100, ge=1, le=1000)):
     """Your settlement statements, one per settled cycle you took part in, newest first, cursor-paginated."""
-    partner_id = _partner(request)
-    before = _cycle_cursor(cursor)
+    partner_id, key = _partner(request), _cursors(request)
+    listing = ("statements", partner_id)
+    before = _cycle_cursor(key, listing, cursor)
 
     rows = _network(request).tx(lambda tx: partner_statements(tx, partner_id, before, limit + 1), readonly=True)
-    after = _opaque(rows[limit - 1].cycle_date.isoformat()) if len(rows) > limit else None
+    after = cursors.give(key, listing, rows[limit - 1].cycle_date.isoformat()) if len(rows) > limit else None
     return {"statements": [_settlement_json(row) for row in rows[:limit]], "next_cursor": after}
 
 

@@ -145,8 +145,10 @@ class Journal:
         if self.entries:
             kinds = [row["kind"] for row in self.entries]
             self.tx.after_commit.append(lambda: count_entries(kinds))
+        # SQLite numbers the unit's entries itself; PostgreSQL's default does (the column is not sent)
+        xid = {"xid": self._sqlite_xid()} if self.entries and not self.tx.is_postgres else {}
         tables = [  # foreign-key order
-            (Entry, [{**row, "request": stored_json(row["request"]), "result": stored_json(row["result"])}
+            (Entry, [{**row, **xid, "request": stored_json(row["request"]), "result": stored_json(row["result"])}
                      for row in self.entries]),
             (Lot, [{"id": lot.id, "member_id": lot.member_id, "entry_id": lot.entry_id,
                     "funder_partner_id": lot.funder_partner_id, "billing": lot.billing,
@@ -204,6 +206,13 @@ class Journal:
         if funding:
             self.tx.session.execute(_ADD_TO_FLOAT_DRAWN, [{"k": k, "a": a} for k, a in sorted(funding.items())])
 
+    def _sqlite_xid(self) -> int:
+        """SQLite: the ``xid`` of the unit's entries, one more than the highest rowid of entries. Writers
+        take turns at the one write lock, held from a unit's first write to its commit, and a new row's
+        rowid is one more than the highest: a unit that commits later reads a higher one, so no entry
+        commits behind one already listed (docs/ledger.md, "Listing order")."""
+        return int(self.tx.session.execute(text("SELECT COALESCE(MAX(rowid), 0) + 1 FROM entries")).scalar_one())
+
     def _driver(self):
         return self.tx.session.connection().connection.driver_connection
 
@@ -214,7 +223,7 @@ class Journal:
         with connection.pipeline(), connection.cursor() as cursor:
             for model, rows in tables:
                 if rows:
-                    columns = [column.name for column in model.__table__.columns]
+                    columns = _sent(model)
                     cursor.executemany(
                         f"INSERT INTO {model.__tablename__} ({', '.join(columns)}) "
                         f"VALUES ({', '.join(['%s'] * len(columns))})",
@@ -254,10 +263,16 @@ class Journal:
         """COPY: one set-based statement per table, constraints still checked."""
         if not rows:
             return
-        columns = [column.name for column in model.__table__.columns]
+        columns = _sent(model)
         with self._driver().cursor().copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([_plain(row.get(name)) for name in columns])
+
+
+def _sent(model) -> list[str]:
+    """PostgreSQL: the columns a table's rows are written with, all but those the server fills
+    (``entries.xid``, the writing transaction's id, by its default)."""
+    return [column.name for column in model.__table__.columns if column.server_default is None]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select, true
+from sqlalchemy import and_, func, or_, select, text, true, tuple_
 
 from shared.db.database import Tx
 from shared.errors import UnknownMember
@@ -92,7 +92,7 @@ def member_movements_page(tx: Tx, member_id: str, *, offset: int = 0, limit: int
 def entries_after(position, *, descending: bool):
     """Entries after a keyset cursor ``(posted_at, id)`` in the order (posted_at, id), or before it
     when ``descending`` (None: from the start). The plain bound on ``posted_at`` beside the exact
-    condition lets PostgreSQL start the range of the (partner or member, posted_at) index at the
+    condition lets PostgreSQL start the range of the (member, posted_at) index at the
     cursor; with the OR alone it filtered, and each page walked every entry before it (a partner's
     page 30,000 entries deep: 11.6 against 1.3 ms)."""
     if position is None:
@@ -105,11 +105,35 @@ def entries_after(position, *, descending: bool):
                 or_(Entry.posted_at > posted_at, and_(Entry.posted_at == posted_at, Entry.id > entry_id)))
 
 
-def partner_entries_page(tx: Tx, partner_id: str, position, limit: int) -> list:
-    """Up to ``limit`` of the partner's entries after the cursor ``position`` (None: from its first),
-    oldest first: what ``GET /v1/transactions`` lists."""
+# PostgreSQL: the listing's horizon, below which every transaction has ended as the statement's snapshot
+# sees the database: the smallest transaction id the snapshot sees running, or with none its xmax (the
+# next id to be given) — leaving out the transactions of sessions of other databases on the same server
+# (as pg_stat_activity names them), which can never write these entries. The snapshot's ids are 64-bit
+# (xid8, read as bigint); a session's backend_xid is the 32-bit xid, unique among running transactions.
+LISTING_HORIZON = text("""(SELECT LEAST(pg_snapshot_xmax(s.snapshot)::text::bigint, (
+    SELECT min(running::text::bigint) FROM pg_snapshot_xip(s.snapshot) AS running
+    WHERE NOT EXISTS (SELECT FROM pg_stat_activity a
+                      WHERE a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
+                        AND a.backend_xid::text::bigint = running::text::bigint % 4294967296)))
+  FROM (SELECT pg_current_snapshot() AS snapshot) AS s)""")
+
+
+def partner_entries_page(tx: Tx, partner_id: str, position: tuple[int, str] | None, limit: int) -> list:
+    """Up to ``limit`` of the partner's entries after the cursor ``position`` ``(xid, id)`` (None: from
+    its first), in the order of their writing transactions, each transaction's by id: what
+    ``GET /v1/transactions`` lists. No entry can later commit before the last one listed (docs/ledger.md,
+    "Listing order"): on SQLite a later unit's xid is higher than every committed one; on PostgreSQL only
+    entries below the horizon are listed, and a transaction running or not yet begun gets a higher xid.
+    The cursor is one row-value bound, so the range of ix_entries_partner_xid starts exactly at it:
+    with a bound on xid alone, a page inside one transaction's entries (a batch; every entry written
+    before migration 0033, xid 0) walked that transaction's entries before the cursor (150,000 at
+    xid 0: 30 against 0.1 ms, PostgreSQL)."""
+    where = [Entry.partner_id == partner_id]
+    if position is not None:
+        where.append(tuple_(Entry.xid, Entry.id) > tuple_(*position))
+    if tx.is_postgres:
+        where.append(Entry.xid < LISTING_HORIZON)
     return tx.session.execute(
         select(Entry.id, Entry.kind, Entry.reference, Entry.member_id, Entry.points, Entry.posted_at,
-               Entry.cycle_date, Entry.original_entry_id)
-        .where(Entry.partner_id == partner_id, entries_after(position, descending=False))
-        .order_by(Entry.posted_at, Entry.id).limit(limit)).all()
+               Entry.cycle_date, Entry.original_entry_id, Entry.xid)
+        .where(*where).order_by(Entry.xid, Entry.id).limit(limit)).all()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
-    BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text,
+    BigInteger, CheckConstraint, Date, FetchedValue, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,7 +58,9 @@ class Entry(Base):
         CheckConstraint("kind IN (%s)" % ", ".join(f"'{k}'" for k in ENTRY_KINDS), name="kind"),
         CheckConstraint("points > 0", name="points_positive"),
         Index("ix_entries_member_posted", "member_id", "posted_at"),
-        Index("ix_entries_partner_posted", "partner_id", "posted_at"),
+        Index("ix_entries_partner_posted", "partner_id", "posted_at"),  # a day's issuance (velocity limits)
+        # GET /v1/transactions: a partner's entries in the order of their writing transactions (0033)
+        Index("ix_entries_partner_xid", "partner_id", "xid", "id"),
         # A member's reversals (rare): a tier's qualifying points take back what reversals of earns
         # took, and without it read the member's every entry in the window a second time (0019).
         Index("ix_entries_member_reversals", "member_id", "posted_at", sqlite_where=text("kind = 'reversal'"),
@@ -85,6 +87,11 @@ class Entry(Base):
     hold_id: Mapped[str | None] = mapped_column(String(40))
     request: Mapped[str] = mapped_column(Text, default="{}")
     result: Mapped[str] = mapped_column(Text, default="{}")
+    # The writing transaction, in an order no later commit can fall behind (docs/ledger.md, "Listing
+    # order"): on PostgreSQL its transaction id, the column's default (pg_current_xact_id(), never sent
+    # by the journal); on SQLite, whose writers take turns at one lock, one more than the highest rowid
+    # of entries when the unit writes (the journal sets it). Entries before migration 0033: 0.
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
 
 
 class Transfer(Base):

@@ -63,15 +63,45 @@ def is_postgres(network) -> bool:
 
 
 def test_a_page_of_transactions_starts_the_index_range_at_its_cursor(network):
-    cursor = (datetime(2026, 11, 1, tzinfo=timezone.utc), "ent_x")
+    """A page is one range of (partner, xid, id) from the cursor, in the index's order (no sort), the
+    cursor a row-value bound (a bound on xid alone walked the entries of the cursor's transaction
+    before it: a batch, or every entry from before migration 0033); on PostgreSQL the listing's
+    horizon bounds the same range."""
+    cursor = (12345, "ent_x")
     with captured(network, "FROM entries") as sent:
         network.tx(lambda tx: partner_entries_page(tx, "ptn_x", cursor, 101), readonly=True)
     found = only_plan(network, sent)
-    assert "ix_entries_partner_posted" in found, found
+    assert "ix_entries_partner_xid" in found, found
     if is_postgres(network):  # the OR alone was a filter: each page walked every entry before it
-        assert "posted_at >=" in found.split("Filter")[0], found
+        condition = found.split("ix_entries_partner_xid")[1].split("Filter")[0]
+        assert "ROW(xid, (id)::text) > ROW(12345" in condition and "xid <" in condition, found
+        assert "Sort" not in found, found
     else:
-        assert "(partner_id=? AND posted_at>?)" in found, found
+        assert "(partner_id=? AND (xid,id)>(?,?))" in found and "TEMP B-TREE" not in found, found
+
+
+def test_a_partners_issuance_of_the_day_is_one_range_of_the_partner_time_index(network, clock):
+    """Why ix_entries_partner_posted stays beside ix_entries_partner_xid: a daily issuance cap's
+    counter is seeded with the partner's earns of the day, one range of (partner, posted_at), not a
+    walk through every entry the partner ever posted."""
+    from shared.programme.limits import issued_on
+
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    for day in range(40):
+        network.earn(partner, member, f"e{day}", points=1)
+        clock.advance(days=1)
+    if is_postgres(network):
+        network.tx(lambda tx: tx.session.execute(text("ANALYZE entries")))
+    start = clock.now() - timedelta(days=10)
+    with captured(network, "FROM entries") as sent:
+        network.tx(lambda tx: issued_on(tx, partner, start, start + timedelta(days=1)), readonly=True)
+    found = only_plan(network, sent)
+    assert "ix_entries_partner_posted" in found, found
+    if is_postgres(network):
+        assert "posted_at >=" in found.split("ix_entries_partner_posted")[1].split("Filter")[0], found
+    else:
+        assert "(partner_id=? AND posted_at>? AND posted_at<?)" in found, found
 
 
 def test_a_page_of_a_members_history_starts_the_index_range_at_its_cursor(network):
