@@ -143,7 +143,8 @@ def _set_partner_status(partner_id: str, status: str) -> None:
 
 @partners_app.command("suspend")
 def partners_suspend(partner_id: str) -> None:
-    """Suspend a partner: the API refuses its requests with 403 partner_suspended; settlement continues."""
+    """Suspend a partner: the API refuses its POSTs with 403 partner_suspended (its signed reads still
+    answer: statements, reports, transactions); settlement continues."""
     _set_partner_status(partner_id, "suspended")
 
 

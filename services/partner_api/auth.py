@@ -20,6 +20,9 @@ from shared.partners.keys import ResolvedKey, remember_nonce, resolve_key
 from shared.signing import ALG, FRESHNESS_S, POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, load_public_key
 from shared.partners.lifecycle import PartnerTerminated, is_terminated
 
+READS = ("GET", "HEAD")  # what a suspended partner may still do: nothing it sends changes the network
+
+
 @dataclass
 class SignedRequest:
     """What the resolver of http-message-signatures needs: method, absolute URL, headers."""
@@ -115,7 +118,8 @@ def authenticate(network: Network, request: SignedRequest, body: bytes, now: dat
     if key.partner_status != "active":
         if terminated:
             raise PartnerTerminated("the partner has left the network")
-        raise errors.Forbidden("the partner is suspended")
+        if request.method not in READS:  # it still settles: statements, reports and lookups stay open
+            raise errors.Forbidden("the partner is suspended: it can read (GET) but not write")
     return Authenticated(key.partner_id, key.key_id, label)
 
 

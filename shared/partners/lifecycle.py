@@ -1,6 +1,7 @@
 """A partner's life in the network: active, suspended, terminated.
 
-Suspended: the API refuses its earns, burns and holds (403 ``partner_suspended``); its
+Suspended: the API refuses every POST of the partner (403 ``partner_suspended``: earns, burns,
+holds, enrolments, ...) and still answers its signed reads (statements, reports, transactions); its
 points stay redeemable at other partners and settlement goes on. Terminated: suspended for
 good, with a recorded final cycle (the cycle open at termination). The partner's outstanding
 points stay redeemable elsewhere. Under ``keep_paying`` the issuer keeps reimbursing those

@@ -17,10 +17,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from shared.money import round_micro_to_minor
-from shared.settlement.netting import bilateral_sums, net_positions
+from shared.settlement.netting import NETWORK, bilateral_sums, net_positions
 
-FORMAT_VERSION = 2  # 2: the manifest carries the ledger checkpoint at cut-off; 1 still verifies
-NETWORK = "network"
+# 2: the manifest carries the ledger checkpoint at cut-off; 3: the network has its net position (and
+# its network-summary.csv row) in every cycle, at 0 when it has no line. Older versions still verify.
+FORMAT_VERSION = 3
 
 STATEMENT_COLUMNS = (
     "record_type", "cycle_date", "partner_id", "transaction_id", "reference", "entry_kind", "line_kind",
@@ -177,6 +178,11 @@ def bilateral(cycle: date, lines: list[LineRecord], sums: dict, totals: dict | N
     return _csv(BILATERAL_COLUMNS, rows)
 
 
+def network_always(format_version: int) -> bool:
+    """Whether the network has a net position in a cycle where it has no line (format version 3 on)."""
+    return format_version >= 3
+
+
 def statement_name(party: str) -> str:
     return f"statement-{party}.csv"
 
@@ -198,7 +204,7 @@ def build(cycle: date, lines: list[LineRecord], *, currency: str, cutoff: str, p
     """Every file of a cycle and its manifest. Raises NettingError if positions do not sum to zero."""
     lines = sorted(lines, key=lambda l: (l.transaction_id, l.line_id))
     sums = bilateral_sums((l.payer, l.payee, l.kind, l.amount_micro) for l in lines)
-    positions = net_positions(sums)
+    positions = net_positions(sums, network=network_always(format_version))
     totals = group_totals(lines)
     by_party: dict[str, list[LineRecord]] = {}
     for line in lines:

@@ -7,6 +7,8 @@ from typing import Iterable
 
 from shared.money import round_micro_to_minor
 
+NETWORK = "network"
+
 
 class NettingError(AssertionError):
     """Net positions that do not sum to zero: a run must fail loudly and write nothing."""
@@ -20,9 +22,15 @@ def bilateral_sums(lines: Iterable[tuple[str, str, str, int]]) -> dict[tuple[str
     return {key: round_micro_to_minor(total) for key, total in sorted(exact.items())}
 
 
-def net_positions(sums: dict[tuple[str, str, str], int]) -> dict[str, int]:
-    """Multilateral net position of every party (positive: receives). Sums to exactly zero."""
+def net_positions(sums: dict[tuple[str, str, str], int], *, network: bool = True) -> dict[str, int]:
+    """Multilateral net position of every party (positive: receives). Sums to exactly zero.
+
+    The network is always a party, at 0 when it has no line in the cycle (no fees, nothing prepaid)
+    or the cycle has no line at all (format version 3). ``network=False``: the parties of the lines
+    only, as format versions 1 and 2 wrote them (a recomputation of their directories)."""
     positions: dict[str, int] = defaultdict(int)
+    if network:
+        positions[NETWORK] = 0
     for (payer, payee, _kind), amount in sums.items():
         positions[payer] -= amount
         positions[payee] += amount

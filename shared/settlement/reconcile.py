@@ -105,7 +105,7 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
         found.extend(check_controls(name, content))
     cycle = date.fromisoformat(manifest["cycle_date"])
     version = manifest.get("format_version")
-    if version not in (1, 2):
+    if version not in (1, 2, 3):
         return found + [Finding("manifest", "manifest.json", f"unknown format_version {version!r}")]
     checkpoint = None
     if version >= 2:  # version 1 manifests carry no checkpoint and are recomputed as version 1

@@ -238,10 +238,26 @@ def settled_from_float(draws: dict[str, FloatDraw], positions: dict[str, int]) -
     return {party: amount for party, amount in drawn.items() if amount}
 
 
-def due_cycles(tx: Tx) -> list[date]:
-    """Cycles that ended more than the grace period ago and are not settled, oldest first."""
-    settled = select(SettlementRun.cycle_date)
-    candidates = tx.session.execute(select(Cycle.cycle_date).where(Cycle.cycle_date.not_in(settled))
-                                    .order_by(Cycle.cycle_date)).scalars().all()
+DUE_PER_RUN = 31  # cycles one settlement job run settles at most: a long backlog is caught up a month a run
+
+
+def due_cycles(tx: Tx, limit: int = DUE_PER_RUN) -> list[date]:
+    """Cycles that ended more than the grace period ago and are not settled, oldest first, at most ``limit``.
+
+    Every business day from the network's first cycle on is one, a day without a single entry too:
+    it has no ``cycles`` row (a day's first posting makes it), and settling it writes its empty,
+    signed set, so finance gets a directory for every day. A network without a cycle has none due."""
+    first = tx.session.execute(select(func.min(Cycle.cycle_date))).scalar_one_or_none()
+    if first is None:
+        return []
     grace = timedelta(minutes=tx.settings.settlement_grace_minutes)
-    return [c for c in candidates if cycle_end(c, tx.settings) + grace <= tx.now]
+    last = cycle_date_for(tx.now - grace, tx.settings) - timedelta(days=1)  # newest whose end + grace passed
+    settled = set(tx.session.execute(select(SettlementRun.cycle_date).where(
+        SettlementRun.cycle_date >= first, SettlementRun.cycle_date <= last)).scalars())
+    due: list[date] = []
+    day = first
+    while day <= last and len(due) < limit:
+        if day not in settled:
+            due.append(day)
+        day += timedelta(days=1)
+    return due

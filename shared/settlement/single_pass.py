@@ -126,9 +126,13 @@ def _columns(row: dict) -> list:
     return [row.get(column) for column in STATEMENT_COLUMNS]
 
 
-def _netting(sums, cycle: date, target: Path) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict]:
-    """First read of the sums: positions, what each party pays and receives, and bilateral.csv."""
+def _netting(sums, cycle: date, target: Path,
+             network: bool) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict]:
+    """First read of the sums: positions, what each party pays and receives, and bilateral.csv.
+    ``network``: the network has a position even without a line (``netting.net_positions``)."""
     positions: dict[str, int] = defaultdict(int)
+    if network:
+        positions[NETWORK] = 0
     pays: dict[str, int] = defaultdict(int)
     receives: dict[str, int] = defaultdict(int)
     out = _Out(target / "bilateral.csv.partial")
@@ -216,11 +220,13 @@ def _statement(target: Path, params: dict, party: str, payment_date: date):
 
 
 def write_files(tx: Tx, cycle: date, target: Path, payment_date: date,
-                meanwhile: Callable[[], None] | None = None) -> tuple[dict[str, int], dict[str, dict]]:
+                meanwhile: Callable[[], None] | None = None, *,
+                network: bool = True) -> tuple[dict[str, int], dict[str, dict]]:
     """Write every file but the manifest into ``target``; return the net positions and each file's digest.
 
     ``meanwhile`` runs in the unit while the other connections write the statements' detail records
-    (settlement writes the cycle's report roll-ups there)."""
+    (settlement writes the cycle's report roll-ups there). ``network``: the network has a position
+    (and a summary row) even without a line, as from format version 3 (``files.network_always``)."""
     for setting in SETTINGS:
         tx.session.execute(text(f"SET LOCAL {setting}"))
     connection = tx.session.connection().connection.driver_connection
@@ -233,7 +239,7 @@ def write_files(tx: Tx, cycle: date, target: Path, payment_date: date,
                             tx.settings.settlement_jobs, settings=SETTINGS, ahead=len(parties)) as statements, \
             connection.cursor(name="settlement_sums", scrollable=True) as sums:
         sums.execute(_SUMS, params)
-        positions, pays, receives, described["bilateral.csv"] = _netting(sums, cycle, target)
+        positions, pays, receives, described["bilateral.csv"] = _netting(sums, cycle, target, network)
         if [party for party in positions if party != NETWORK] != parties:
             raise AssertionError("the cycle's sums and its lines name different parties")
         if meanwhile is not None:

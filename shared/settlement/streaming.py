@@ -33,8 +33,8 @@ from shared.db.database import Tx
 from shared.models import Contract, Entry, ObligationLine
 from shared.money import round_micro_to_minor
 from shared.settlement.files import (FORMAT_VERSION, HashedFile, NETWORK, STATEMENT_COLUMNS, LineRecord,
-                                     bilateral, detail_row, exact, manifest_header, network_summary,
-                                     statement_name, statement_tail)
+                                     bilateral, detail_row, manifest_header, network_always,
+                                     network_summary, statement_name, statement_tail)
 from shared.settlement import single_pass
 from shared.settlement.netting import net_positions
 
@@ -136,10 +136,11 @@ def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str
     Raises NettingError (leaving no file) if the positions do not sum to zero. ``meanwhile`` is other
     work of the unit, done while the files are written (on PostgreSQL, beside the statements).
     """
+    network = network_always(format_version)  # a version's files, however new this writer
     if tx.is_postgres and not generic:
-        positions, described = single_pass.write_files(tx, cycle, target, payment_date, meanwhile)
+        positions, described = single_pass.write_files(tx, cycle, target, payment_date, meanwhile, network=network)
     else:
-        positions, described = _write_generic(tx, cycle, target, payment_date)
+        positions, described = _write_generic(tx, cycle, target, payment_date, network)
         if meanwhile is not None:
             meanwhile()
     manifest = manifest_header(cycle, currency=currency, cutoff=cutoff, payment_date=payment_date,
@@ -151,7 +152,8 @@ def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str
     return WrittenCycle((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), positions)
 
 
-def _write_generic(tx: Tx, cycle: date, target: Path, payment_date: date) -> tuple[dict[str, int], dict[str, dict]]:
+def _write_generic(tx: Tx, cycle: date, target: Path, payment_date: date,
+                   network: bool) -> tuple[dict[str, int], dict[str, dict]]:
     """One query per statement; the cycle's sums (one per payer, payee and kind) are held in memory."""
     if tx.is_postgres:
         # one query per statement, each short but costed high over a big cycle: PostgreSQL's JIT
@@ -159,7 +161,7 @@ def _write_generic(tx: Tx, cycle: date, target: Path, payment_date: date) -> tup
         tx.session.execute(text("SET LOCAL jit = off"))
     totals = _totals(tx, cycle)
     sums = {key: round_micro_to_minor(amount) for key, (_points, amount) in sorted(totals.items())}
-    positions = net_positions(sums)
+    positions = net_positions(sums, network=network)
     by_party: dict[str, list[tuple[str, str, str]]] = {}  # each party's sums, in key order
     for key in sums:
         payer, payee, _kind = key

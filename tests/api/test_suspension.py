@@ -1,4 +1,4 @@
-"""A suspended partner is refused at the door (its earlier entries still settle)."""
+"""A suspended partner's writes are refused at the door (its earlier entries still settle)."""
 
 
 def test_suspended_partner_is_refused(partner_factory, network):
@@ -9,7 +9,7 @@ def test_suspended_partner_is_refused(partner_factory, network):
     shop = partner_factory()
     network.tx(lambda tx: tx.session.execute(update(PartnerRow).where(PartnerRow.id == shop.partner_id)
                                              .values(status="suspended")))
-    response = shop.call("GET", "/v1/transactions")
+    response = shop.call("POST", "/v1/earn", {"member_id": "mem_x", "reference": "r1", "points": 5})
     assert response.status_code == 403 and response.json()["code"] == "partner_suspended"
 
 

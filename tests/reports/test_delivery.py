@@ -1,7 +1,7 @@
 """The scheduled job writes each settled cycle's and each complete month's reports, once, atomically."""
 
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from services.clearing.jobs import ledger_jobs
 from shared.reports.delivery import publish_due, reports_dir
@@ -39,8 +39,13 @@ def test_settled_cycles_and_complete_months_are_written_once(network, clock, coa
     network.earn(coffee, coalition["m3"], "late", points=5)
     clock.set(datetime(2027, 1, 2, 3, 0, tzinfo=timezone.utc))
     assert publish_due(network) == {"cycles": [], "months": []}
-    network.settle_due()
-    assert publish_due(network) == {"cycles": ["2026-12-31"], "months": ["2026-12"]}
+    while network.settle_due():  # the job, run after run: every day since, the quiet ones too, oldest first
+        pass
+    published = {"cycles": [], "months": []}
+    while (written := publish_due(network))["cycles"] or written["months"]:
+        published = {key: published[key] + written[key] for key in published}
+    days = [date(2026, 11, 22) + timedelta(days=n) for n in range(41)]  # through 2027-01-01: it ended before now
+    assert published == {"cycles": [d.isoformat() for d in days if d != date(2026, 12, 15)], "months": ["2026-12"]}
     assert not [p for p in (root / "monthly").iterdir() if p.name.startswith(".")]  # no staging left behind
 
 

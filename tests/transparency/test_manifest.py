@@ -33,7 +33,7 @@ def _settle(network, sealed, clock):
 def test_a_new_manifest_carries_the_checkpoint_at_cutoff(network, sealed, clock):
     cycle, directory = _settle(network, sealed, clock)
     manifest = json.loads((directory / "manifest.json").read_bytes())
-    assert manifest["format_version"] == FORMAT_VERSION == 2
+    assert manifest["format_version"] == FORMAT_VERSION == 3
     checkpoint = manifest["checkpoint"]
     body, _, signature = checkpoint["note"].partition("\n\n")
     raw = base64.b64decode(signature.split(" ")[2])

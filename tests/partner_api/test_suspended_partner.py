@@ -1,0 +1,70 @@
+"""A suspended partner still settles, so it still reads: its signed GETs answer (statements, reports,
+its transactions, its members), every write is refused with 403 ``partner_suspended`` and changes
+nothing. A terminated partner is refused everything with ``partner_terminated``."""
+
+from __future__ import annotations
+
+import hashlib
+
+from shared.ledger.cycles import cycle_date_for
+from shared.partners.lifecycle import set_status, terminate
+from shared.settlement.runs import settlement_dir
+from tests.partner_api.conftest import Partner, assert_problem, enrol, entry_count
+
+
+def settled_day(network, clock, shop, other):
+    """One cycle: the shop issues 500 points, the other partner redeems 200 of them; settled."""
+    member = enrol(shop)
+    token = shop.ok("POST", f"/v1/members/{member}/link-tokens", {})["link_token"]
+    other.ok("POST", "/v1/members", {"link_token": token})
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-1", "points": 500})
+    other.ok("POST", "/v1/burn", {"member_id": member, "reference": "b-1", "points": 200})
+    cycle = cycle_date_for(clock.now(), network.settings)
+    clock.advance(days=1)
+    network.settle(cycle)
+    return member, cycle
+
+
+def test_a_suspended_partner_reads_what_it_still_settles(network, clock, shop, api):
+    member, cycle = settled_day(network, clock, shop, Partner(network, api))
+    network.tx(lambda tx: set_status(tx, shop.partner_id, "suspended"))
+
+    [listed] = shop.ok("GET", "/v1/statements")["statements"]
+    assert (listed["cycle_date"], listed["net_minor"]) == (cycle.isoformat(), -200)
+    one = shop.ok("GET", f"/v1/statements/{cycle}")
+    file = (settlement_dir(network.settings.data_dir, cycle) / f"statement-{shop.partner_id}.csv").read_bytes()
+    assert one["statement_csv"].encode() == file and one["statement_sha256"] == hashlib.sha256(file).hexdigest()
+    csv_answer = shop.call("GET", f"/v1/statements/{cycle}/statement.csv")
+    assert csv_answer.status_code == 200 and csv_answer.content == file
+    assert [t["reference"] for t in shop.ok("GET", "/v1/transactions")["transactions"]] == ["e-1"]
+    assert shop.ok("GET", f"/v1/members/{member}")["balance"]["available"] == 300
+    assert len(shop.ok("GET", f"/v1/members/{member}/history")["movements"]) == 2
+    report = shop.call("GET", "/v1/reports", params={"from": cycle.isoformat(), "to": cycle.isoformat()})
+    assert report.status_code == 200, report.text
+
+
+def test_a_suspended_partners_writes_are_refused_and_change_nothing(network, clock, shop, api):
+    member, _cycle = settled_day(network, clock, shop, Partner(network, api))
+    network.tx(lambda tx: set_status(tx, shop.partner_id, "suspended"))
+    entries = entry_count(network)
+    for path, body in (("/v1/earn", {"member_id": member, "reference": "e-2", "points": 5}),
+                       ("/v1/earn/quote", {"member_id": member, "reference": "e-2", "points": 5}),
+                       ("/v1/burn", {"member_id": member, "reference": "b-2", "points": 5}),
+                       ("/v1/holds", {"member_id": member, "reference": "h-2", "points": 5}),
+                       ("/v1/reversals", {"reference": "r-2", "original_reference": "e-1", "points": 5}),
+                       ("/v1/batch", {"events": [{"type": "earn", "member_id": member, "reference": "e-3",
+                                                  "points": 5}]}),
+                       ("/v1/members", {"phone": "+8613900007777"}),
+                       (f"/v1/members/{member}/link-tokens", {})):
+        assert_problem(shop.call("POST", path, body), 403, "partner_suspended")
+    assert entry_count(network) == entries
+    # reactivated, the same write goes through
+    network.tx(lambda tx: set_status(tx, shop.partner_id, "active"))
+    assert shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-2", "points": 5})["points"] == 5
+
+
+def test_a_terminated_partner_is_still_refused_its_reads(network, clock, shop, api):
+    _member, cycle = settled_day(network, clock, shop, Partner(network, api))
+    network.tx(lambda tx: terminate(tx, shop.partner_id))
+    assert_problem(shop.call("GET", f"/v1/statements/{cycle}"), 403, "partner_terminated")
+    assert_problem(shop.call("GET", "/v1/transactions"), 403, "partner_terminated")
