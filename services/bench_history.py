@@ -204,7 +204,7 @@ def _reads_and_jobs(network: Network, clock: FixedClock, shop: str, hoarder: str
     if len(expiring[hoarder]) != EARLY_LOTS:
         raise HistoryCheckFailed(f"the hoarder's {EARLY_LOTS} first lots are not the ones expiring soon")
     everything = network.tx(lambda tx: partner_entries_page(tx, shop, None, 10**9), readonly=True)
-    last = (everything[-PAGE - 1].posted_at, everything[-PAGE - 1].id)
+    last = (everything[-PAGE - 1].xid, everything[-PAGE - 1].id)  # the cursor position: (writing transaction, id)
     page = network.tx(lambda tx: partner_entries_page(tx, shop, last, PAGE + 1), readonly=True)
     if [row.id for row in page] != [row.id for row in everything[-PAGE:]]:
         raise HistoryCheckFailed("the last page of the shop's transactions is not its last entries")
