@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
@@ -38,8 +39,23 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+# RFC 3339 exactly: seconds and an offset always, fractions allowed. datetime.fromisoformat alone
+# also takes 20261201T000000Z, week dates, no seconds, +0800 and a space for the T.
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII | re.IGNORECASE)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """An instant people typed (a form, a command's option): RFC 3339 with seconds and its offset,
+    e.g. 2026-12-01T00:00:00+08:00 or ...Z, in UTC; ValueError for anything else (a day or time
+    that does not exist, 2026-02-30 or 24:00:00, included)."""
+    if not RFC3339.fullmatch(text):
+        raise ValueError(f"not an RFC 3339 instant with its offset: {text!r}")
+    return as_utc(datetime.fromisoformat(text.upper().replace("Z", "+00:00")))
+
+
 def parse_instant(text: str) -> datetime:
-    """Parse an RFC 3339 instant (a trailing Z is accepted)."""
+    """Parse an ISO 8601 instant leniently (a trailing Z is accepted): the configured clock
+    (POINTSNET_CLOCK). What an operator types is read by :func:`parse_rfc3339`."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     return as_utc(value)
 

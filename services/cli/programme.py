@@ -19,21 +19,23 @@ def rules_set(
     document: Path,
     partner: Optional[str] = typer.Option(None, help="The partner whose rules these are."),
     network_wide: bool = typer.Option(False, "--network", help="Network-wide (network-funded) campaigns."),
-    effective_from: Optional[str] = typer.Option(None, help="RFC 3339 instant; default: now."),
+    effective_from: Optional[str] = typer.Option(
+        None, help="RFC 3339 instant with seconds and its offset, e.g. 2026-12-01T00:00:00+08:00; default: now."),
 ) -> None:
     """Validate a rules document and store it as the scope's next version."""
-    from shared.clock import parse_instant
+    from shared.clock import parse_rfc3339
     from shared.rules.store import set_rules
 
     if bool(partner) == network_wide:
         fail("give either --partner ID or --network")
     text = _read_text(document)
     when = None
-    if effective_from:
+    if effective_from is not None:
         try:
-            when = parse_instant(effective_from)
+            when = parse_rfc3339(effective_from)
         except ValueError:
-            fail(f"--effective-from must be an RFC 3339 instant, not {effective_from!r}")
+            fail(f"--effective-from is an RFC 3339 instant with seconds and its offset "
+                 f"(e.g. 2026-12-01T00:00:00+08:00), not {effective_from!r}")
     scope = "network" if network_wide else partner
     print(json.dumps(_network().tx(lambda tx: set_rules(tx, scope, text, when))))
 

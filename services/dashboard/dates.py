@@ -2,22 +2,20 @@
 
 A date is exactly ``YYYY-MM-DD`` (shared.reports.period.parse_date, as the ledger filter, the
 reports and the command line read them): ``20261201``, ``2026-W49-2`` or ``2026-12-1`` are refused
-rather than read as some day. An instant is RFC 3339 with its offset:
-``2026-12-01T00:00:00+08:00`` or ``…Z``, seconds included, fractions allowed.
+rather than read as some day. An instant is RFC 3339 with its offset
+(shared.clock.parse_rfc3339, as the command line reads them): ``2026-12-01T00:00:00+08:00`` or
+``…Z``, seconds included, fractions allowed.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 
 from fastapi import Path
 
-from shared.clock import as_utc
+from shared.clock import parse_rfc3339
 from shared.errors import ValidationFailed
 from shared.reports.period import parse_date
-
-RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII | re.IGNORECASE)
 
 
 def form_date(text: str | None, name: str) -> date | None:
@@ -34,13 +32,11 @@ def form_instant(text: str | None, name: str) -> datetime | None:
     """An instant field: empty is None; anything but an RFC 3339 instant with its offset is refused."""
     if not text:
         return None
-    if RFC3339.fullmatch(text):
-        try:
-            return as_utc(datetime.fromisoformat(text.upper().replace("Z", "+00:00")))
-        except ValueError:  # a day or time that does not exist: 2026-02-30, 24:00:00
-            pass
-    raise ValidationFailed(f"{name} is an RFC 3339 instant with its offset (e.g. 2026-12-01T00:00:00+08:00), "
-                           f"not {text!r}")
+    try:
+        return parse_rfc3339(text)
+    except ValueError:
+        raise ValidationFailed(f"{name} is an RFC 3339 instant with its offset (e.g. 2026-12-01T00:00:00+08:00), "
+                               f"not {text!r}") from None
 
 
 def cycle_in_path(cycle: str = Path(...)) -> date:

@@ -1,19 +1,101 @@
-"""The earn rules document (JSON or YAML), validated with clear errors. See docs/earn-rules.md."""
+"""The earn rules document (JSON or YAML), validated with clear errors. See docs/earn-rules.md.
+
+Read strictly: a number is read from the digits written, never through a binary float (1.5 is
+Decimal("1.5")); counts (points, caps, weekdays, minor units) are whole numbers written as such
+(not 20.0, "20", true or YAML's 010 and 1:30); rates and multipliers are decimals (a number or a
+decimal string, never a float or a boolean, as shared.money.to_decimal); a campaign's dates are
+exactly YYYY-MM-DD (a YAML date written so, or a string), not a number or a date and time.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from shared.errors import ValidationFailed
+from shared.money import MoneyError, to_decimal
+from shared.reports.period import parse_date
 
 ACTIVITY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)", re.ASCII)
+_PLAIN_DECIMAL = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?", re.ASCII)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as written: plain integers are ints and decimals Decimals (from their text); YAML 1.1's
+    other number forms (010 is 8, 0x10, 1:30 is 90, .inf) and its timestamps stay the text written,
+    for the fields to accept (a date YYYY-MM-DD) or refuse."""
+
+
+def _int_or_text(loader: _Loader, node: yaml.ScalarNode):
+    text = loader.construct_scalar(node)
+    return int(text) if _PLAIN_INT.fullmatch(text) else text
+
+
+def _decimal_or_text(loader: _Loader, node: yaml.ScalarNode):
+    text = loader.construct_scalar(node)
+    return Decimal(text) if _PLAIN_DECIMAL.fullmatch(text) else text
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int_or_text)
+_Loader.add_constructor("tag:yaml.org,2002:float", _decimal_or_text)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+
+
+def _refuse_json_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def _shown(value) -> str:
+    """A value as the document wrote it: 20.0, true, '30'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, Decimal) else repr(value)
+
+
+def _whole(value, info: ValidationInfo):
+    """A count written as a whole number: not 20.0, "20" or true."""
+    if type(value) is not int:
+        raise ValueError(f"{info.field_name} is a whole number, not {_shown(value)}")
+    return value
+
+
+def _decimal(value, info: ValidationInfo):
+    """A rate or multiplier: a number or a decimal string (shared.money.to_decimal), never a float
+    (a caller's binary float) or a boolean."""
+    if isinstance(value, float):
+        raise ValueError(f"{info.field_name}: floats are not accepted for rates, use a decimal string")
+    if not isinstance(value, bool) and isinstance(value, (int, str, Decimal)):
+        try:
+            return to_decimal(value, what=info.field_name)
+        except MoneyError:
+            pass
+    raise ValueError(f"{info.field_name} is a decimal number, not {_shown(value)}")
+
+
+def _day(value, info: ValidationInfo):
+    """A campaign's date: exactly YYYY-MM-DD."""
+    if isinstance(value, str):
+        try:
+            return parse_date(value)
+        except ValueError:
+            pass
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    raise ValueError(f"campaign {info.data.get('id', '?')}: {info.field_name} is a date YYYY-MM-DD, "
+                     f"not {_shown(value)}")
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
+Rate = Annotated[Decimal, BeforeValidator(_decimal)]
+Day = Annotated[date, BeforeValidator(_day)]
 
 
 class Strict(BaseModel):
@@ -29,15 +111,15 @@ def _rate(value: Decimal, what: str) -> Decimal:
 class Campaign(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     name: str = Field(min_length=1, max_length=200)
-    starts_on: date
-    ends_on: date
-    weekdays: list[int] | None = Field(None, description="ISO weekdays 1 (Monday) … 7 (Sunday), network time zone")
-    multiplier: Decimal | None = Field(None, description="e.g. 2 for double points (applies to the base points)")
-    bonus_points: int | None = Field(None, gt=0, description="a fixed bonus per qualifying earn")
+    starts_on: Day
+    ends_on: Day
+    weekdays: list[Whole] | None = Field(None, description="ISO weekdays 1 (Monday) … 7 (Sunday), network time zone")
+    multiplier: Rate | None = Field(None, description="e.g. 2 for double points (applies to the base points)")
+    bonus_points: Whole | None = Field(None, gt=0, description="a fixed bonus per qualifying earn")
     categories: list[str] | None = Field(None, description="only purchases (items) in these categories")
     funded_by: Literal["partner", "network"] = "partner"
-    per_member_cap: int | None = Field(None, gt=0)
-    campaign_cap: int | None = Field(None, gt=0)
+    per_member_cap: Whole | None = Field(None, gt=0)
+    campaign_cap: Whole | None = Field(None, gt=0)
 
     @field_validator("weekdays")
     @classmethod
@@ -62,9 +144,9 @@ class Campaign(Strict):
 class Activity(Strict):
     """Points for a non-purchase action (sign-up, survey, check-in, ...), partner-funded."""
 
-    points: int = Field(gt=0, le=10**9, description="points per award")
-    per_member_per_day: int | None = Field(None, gt=0, description="awards per member per network day")
-    per_member_total: int | None = Field(None, gt=0, description="awards per member in all")
+    points: Whole = Field(gt=0, le=10**9, description="points per award")
+    per_member_per_day: Whole | None = Field(None, gt=0, description="awards per member per network day")
+    per_member_total: Whole | None = Field(None, gt=0, description="awards per member in all")
 
     @model_validator(mode="after")
     def _caps(self):
@@ -77,30 +159,30 @@ class Activity(Strict):
 class Referral(Strict):
     """The referrer's bonus on a referred member's first qualifying earn."""
 
-    bonus_points: int = Field(gt=0, le=10**9)
-    min_spend: int = Field(0, ge=0, description="minor units the qualifying purchase must reach")
+    bonus_points: Whole = Field(gt=0, le=10**9)
+    min_spend: Whole = Field(0, ge=0, description="minor units the qualifying purchase must reach")
     funded_by: Literal["partner", "network"] = "partner"
 
 
 class Limits(Strict):
     """Velocity limits, in points per network day (midnight in the network time zone)."""
 
-    member_daily_earn: int | None = Field(None, gt=0, description="points one member may earn, all partners")
-    member_daily_burn: int | None = Field(None, gt=0, description="points one member may spend, all partners")
-    partner_daily_issuance: int | None = Field(None, gt=0, description="partner-funded points a partner may issue")
+    member_daily_earn: Whole | None = Field(None, gt=0, description="points one member may earn, all partners")
+    member_daily_burn: Whole | None = Field(None, gt=0, description="points one member may spend, all partners")
+    partner_daily_issuance: Whole | None = Field(None, gt=0, description="partner-funded points a partner may issue")
 
 
 class RuleSet(Strict):
-    base_rate: Decimal | None = Field(None, description="points per major currency unit; default: the contract's")
-    minimum_spend: int = Field(0, ge=0, description="minor units below which a purchase earns nothing")
+    base_rate: Rate | None = Field(None, description="points per major currency unit; default: the contract's")
+    minimum_spend: Whole = Field(0, ge=0, description="minor units below which a purchase earns nothing")
     rounding: Literal["floor", "half_up", "half_even", "ceiling"] = "floor"
-    categories: dict[str, Decimal] = Field(default_factory=dict, description="category -> multiplier")
-    skus: dict[str, Decimal] = Field(default_factory=dict, description="SKU -> multiplier (wins over category)")
+    categories: dict[str, Rate] = Field(default_factory=dict, description="category -> multiplier")
+    skus: dict[str, Rate] = Field(default_factory=dict, description="SKU -> multiplier (wins over category)")
     campaigns: list[Campaign] = Field(default_factory=list)
     activities: dict[str, Activity] = Field(default_factory=dict, description="activity name -> points and caps")
     referral: Referral | None = None
     limits: Limits | None = None
-    tier_multipliers: dict[str, Decimal] = Field(
+    tier_multipliers: dict[str, Rate] = Field(
         default_factory=dict, description="member tier -> multiplier of the base points (e.g. gold: 1.5)")
 
     @field_validator("base_rate")
@@ -138,14 +220,21 @@ class RuleSet(Strict):
 def parse(text: str, *, network: bool = False) -> RuleSet:
     """Read a JSON or YAML rules document; refuse it with every problem named."""
     try:
-        data = yaml.safe_load(text) if not text.lstrip().startswith("{") else json.loads(text)
+        data = (yaml.load(text, Loader=_Loader) if not text.lstrip().startswith("{")
+                else json.loads(text, parse_float=Decimal, parse_constant=_refuse_json_constant))
     except (yaml.YAMLError, ValueError) as exc:
         raise ValidationFailed(f"the rules document is not valid JSON or YAML: {exc}") from exc
     try:
         rules = RuleSet.model_validate(data or {})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'document'}: "
+                             f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
         raise ValidationFailed(f"the rules document is invalid: {problems}") from exc
+    for campaign in rules.campaigns:
+        # checked here, not in the model: a version stored before this was refused still reads back
+        if campaign.categories == []:
+            raise ValidationFailed(f"campaign {campaign.id}: categories is empty, so the campaign would never "
+                                   "apply; leave categories out for a campaign on every purchase")
     if network and (rules.base_rate is not None or rules.categories or rules.skus or rules.minimum_spend
                     or rules.tier_multipliers):
         raise ValidationFailed("network-wide rules hold campaigns only (rates belong to partners' rules)")

@@ -23,13 +23,20 @@ totals = CampaignTotal.__table__
 
 
 def set_rules(tx: Tx, scope: str, text: str, effective_from: datetime | None = None) -> dict:
-    """Store a new version of a partner's (or the network's) rules, in force from ``effective_from`` (default now)."""
+    """Store a new version of a partner's (or the network's) rules, in force from ``effective_from`` (default now).
+
+    Saves of one scope take turns: on PostgreSQL a lock on the scope, held until the unit commits, is
+    taken before the latest version is read (a writing unit reads each statement afresh), so two
+    operators saving at once get the next two versions rather than the same one (SQLite's writers
+    run one at a time)."""
     if scope != "network":
         require_partner(tx, scope)
     rules = parse(text, network=scope == "network")
     effective_from = effective_from or tx.now
     if effective_from < tx.now:
         raise ValidationFailed("rules cannot take effect in the past: earns already posted keep their rules")
+    if tx.is_postgres:
+        lock_until_commit(tx.session, "rules", scope)
     version = (tx.session.execute(select(func.max(rule_sets.c.version)).where(rule_sets.c.scope == scope))
                .scalar_one() or 0) + 1
     tx.session.execute(insert(rule_sets).values(id=new_id("rul"), scope=scope, version=version,
