@@ -268,13 +268,13 @@ def review_due(tx: Tx, limit: int) -> int:
     def due_at(row) -> datetime:  # the moment the member's review was due (now: none is due)
         if row.tier_anniversary_at is None or row.tier_anniversary_at > cutoff:
             return tx.now
-        return _anniversaries(tx.settings, row.tier_anniversary_at, cutoff)[0] + grace
+        return _anniversaries(tx.settings, row.tier_anniversary_at, cutoff, row.tier_since)[0] + grace
 
     tiers.load(locked, as_of=due_at)
     for state in tiers.states.values():
         if state.anniversary is None or state.anniversary > cutoff:  # changed by an earn meanwhile
             continue
-        anniversary = _anniversaries(tx.settings, state.anniversary, cutoff)[1]
+        anniversary = _anniversaries(tx.settings, state.anniversary, cutoff, state.since)[1]
         target = config.qualified(state.qualifying)
         if config.rank(target) < config.rank(state.tier):
             tiers.change(state, target, "anniversary_review", since=tx.now, anniversary=anniversary)
@@ -286,12 +286,29 @@ def review_due(tx: Tx, limit: int) -> int:
     return len(tiers.states)
 
 
-def _anniversaries(settings, anniversary: datetime, cutoff: datetime) -> tuple[datetime, datetime]:
-    """The last anniversary not after ``cutoff`` (the review due), and the next one (the next review)."""
-    last = anniversary
-    while (following := add_months(settings, last, 12)) <= cutoff:
-        last = following
-    return last, following
+def _anniversaries(settings, anniversary: datetime, cutoff: datetime,
+                   since: datetime | None = None) -> tuple[datetime, datetime]:
+    """The last anniversary not after ``cutoff`` (the review due), and the next one (the next review).
+
+    Each is counted in whole years from the moment the rhythm started, not from the anniversary
+    before it: a member upgraded on 29 February is reviewed on 28 February in common years and on
+    29 February again in leap years (stepping from one anniversary to the next would keep the 28th
+    for good). That moment is ``since`` (``tier_since``) when the stored anniversary is a whole
+    number of years after it, as it is after an upgrade (and a merge, which carries both over);
+    otherwise (a downgrade at a review starts ``since`` afresh) the stored anniversary itself."""
+    start, years = _rhythm(settings, anniversary, since)
+    while add_months(settings, start, 12 * (years + 1)) <= cutoff:
+        years += 1
+    return add_months(settings, start, 12 * years), add_months(settings, start, 12 * (years + 1))
+
+
+def _rhythm(settings, anniversary: datetime, since: datetime | None) -> tuple[datetime, int]:
+    """The moment the member's yearly rhythm counts from, and how many years ``anniversary`` is after it."""
+    if since is not None:
+        years = anniversary.astimezone(settings.zone).year - since.astimezone(settings.zone).year
+        if years >= 1 and add_months(settings, since, 12 * years) == anniversary:
+            return since, years
+    return anniversary, 0
 
 
 def tier_view(tx: Tx, member_id: str) -> dict | None:
