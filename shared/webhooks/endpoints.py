@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
@@ -102,13 +102,22 @@ def set_endpoint(tx: Tx, partner_id: str, url: str) -> dict:
                                    status="active", created_at=tx.now, updated_at=tx.now)
         tx.session.add(endpoint)
     else:
-        if endpoint.status != "active":  # enabled again: what waited gets a fresh retry window
-            tx.session.execute(update(WebhookDelivery.__table__).where(
-                WebhookDelivery.__table__.c.endpoint_id == endpoint.id,
-                WebhookDelivery.__table__.c.status == "pending").values(retry_from=tx.now))
+        if endpoint.status != "active":  # enabled again: what waited is due now, with a fresh retry window
+            _due_again(tx, endpoint.id)
         endpoint.url, endpoint.status, endpoint.updated_at = url, "active", tx.now
     tx.session.flush()
     return _view(endpoint)
+
+
+def _due_again(tx: Tx, endpoint_id: str) -> None:
+    """The endpoint's pending messages are due at once (not at the backoff step they had reached),
+    with a fresh retry window; one still leased to a worker keeps its lease (no second send while
+    the first is in flight) and gets its next try from the fresh window when that one is recorded."""
+    deliveries = WebhookDelivery.__table__
+    tx.session.execute(update(deliveries).where(
+        deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == "pending").values(
+        retry_from=tx.now,
+        next_attempt_at=case((deliveries.c.claim_token.is_(None), tx.now), else_=deliveries.c.next_attempt_at)))
 
 
 def rotate_secret(tx: Tx, partner_id: str, overlap: timedelta = DEFAULT_OVERLAP) -> dict:
