@@ -8,7 +8,7 @@ from shared.db.database import Tx
 from shared.ledger import expiry
 from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.journal import Journal
-from shared.ledger.posting import OpenHold, release_hold
+from shared.ledger.posting import expire_hold
 from shared.ledger.state import load_lots, lock_members
 from shared.models import Hold, HoldLot
 
@@ -37,16 +37,7 @@ def expire_holds(tx: Tx, limit: int) -> int:
     for row in holds:
         if row.member_id not in journal.members:
             continue
-        hold = OpenHold(row.id, row.member_id, row.points, row.status, row.expires_at,
-                        [(r.lot_id, r.points, r.lot_expires_at) for r in reserved if r.hold_id == row.id])
-        entry = journal.entry("hold_expiry", row.points, partner_id=row.partner_id, member_id=row.member_id,
-                              hold_id=row.id)
-        release_hold(journal, hold, entry, 0)
-        journal.hold_resolutions.append({"id": row.id, "status": "expired", "captured_points": 0,
-                                         "resolved_entry_id": entry["id"]})
-        member = journal.members[row.member_id]
-        entry["result"] = {"entry_id": entry["id"], "kind": "hold_expiry", "hold_id": row.id,
-                           "member_id": row.member_id, "points": row.points, "balance": member.balance()}
+        expire_hold(journal, row, reserved)
         released += 1
     for member_id, member in journal.members.items():
         lots = [lot for lot in journal.lots.values() if lot.member_id == member_id]

@@ -604,17 +604,8 @@ class Posting:
             for lot in load_lots(self.tx, lot_ids=missing).values():
                 self.journal.lots[lot.id] = lot
                 self.by_member.setdefault(member_id, []).append(lot)
-        member = self.journal.members[member_id]
         for row in rows:
-            hold = OpenHold(row.id, member_id, row.points, row.status, row.expires_at,
-                            [(r.lot_id, r.points, r.lot_expires_at) for r in reserved if r.hold_id == row.id])
-            entry = self.journal.entry("hold_expiry", row.points, partner_id=row.partner_id, member_id=member_id,
-                                       hold_id=row.id)
-            release_hold(self.journal, hold, entry, 0)
-            self.journal.hold_resolutions.append({"id": row.id, "status": "expired", "captured_points": 0,
-                                                  "resolved_entry_id": entry["id"]})
-            entry["result"] = {"entry_id": entry["id"], "kind": "hold_expiry", "hold_id": row.id,
-                               "member_id": member_id, "points": row.points, "balance": member.balance()}
+            expire_hold(self.journal, row, reserved)
             self._released_holds.add(row.id)
             if row.id in self.holds:
                 self.holds[row.id].status = "expired"
@@ -842,6 +833,23 @@ class Posting:
         if amount:
             self.journal.line(entry, Line(lot.funder_partner_id, NETWORK, "prepaid_funding", points, amount,
                                           lot.contract_id, lot.id))
+
+
+def expire_hold(journal: Journal, row, reserved: list) -> dict:
+    """Release a timed-out hold (``row``: its ``holds`` row; ``reserved``: ``hold_lots`` rows, its own
+    among them, in order) with a ``hold_expiry`` entry for the hold's partner: what the hold-timeout
+    job does, and a spend that needs the points before the job got there. Returns the entry."""
+    hold = OpenHold(row.id, row.member_id, row.points, row.status, row.expires_at,
+                    [(r.lot_id, r.points, r.lot_expires_at) for r in reserved if r.hold_id == row.id])
+    entry = journal.entry("hold_expiry", row.points, partner_id=row.partner_id, member_id=row.member_id,
+                          hold_id=row.id)
+    release_hold(journal, hold, entry, 0)
+    journal.hold_resolutions.append({"id": row.id, "status": "expired", "captured_points": 0,
+                                     "resolved_entry_id": entry["id"]})
+    entry["result"] = {"entry_id": entry["id"], "kind": "hold_expiry", "hold_id": row.id,
+                       "member_id": row.member_id, "points": row.points,
+                       "balance": journal.members[row.member_id].balance()}
+    return entry
 
 
 def release_hold(journal: Journal, hold: OpenHold, entry: dict, captured: int, redeem=None) -> None:
