@@ -43,38 +43,42 @@ def _duplicates_query(dialect: str):
     return select(members_t.c.id, members_t.c.merged_into).where(among_bound(dialect, members_t.c.merged_into, "ids"))
 
 
+def _window(dialect: str, *, until: bool = False) -> tuple[list, list]:
+    """The conditions of what counts toward qualifying points: the owners' earns that occurred from
+    ``since`` on (before ``until`` too, if asked), and their reversals of such earns."""
+    earn, original, reversal, since = _earn.c, _original.c, _reversal.c, bindparam("since")
+    # posted_at >= since follows from occurred_at >= since; it lets the (member, posted_at) index work
+    earned = [earn.kind == "earn", among_bound(dialect, earn.member_id, "owners"), earn.posted_at >= since,
+              earn.occurred_at >= since]
+    # 'reversal' written into the SQL: the planner can then use the partial index of reversals
+    taken_back = [reversal.kind == literal_column("'reversal'"), among_bound(dialect, reversal.member_id, "owners"),
+                  reversal.posted_at >= since, original.kind == "earn", original.occurred_at >= since]
+    if until:
+        earned.append(earn.occurred_at < bindparam("until"))
+        taken_back.append(original.occurred_at < bindparam("until"))
+    return earned, taken_back
+
+
 @per_dialect
 def _qualifying_query(dialect: str):
     """Earns in the window less what reversals of them took back, per member, in one round trip."""
-    earn, original, reversal, since = _earn.c, _original.c, _reversal.c, bindparam("since")
-    # posted_at >= since follows from occurred_at >= since; it lets the (member, posted_at) index work
-    earned = (select(earn.member_id, func.sum(earn.points))
-              .where(earn.kind == "earn", among_bound(dialect, earn.member_id, "owners"), earn.posted_at >= since,
-                     earn.occurred_at >= since).group_by(earn.member_id))
-    taken_back = (select(reversal.member_id, -func.sum(reversal.points))
-                  .join(_original, original.id == reversal.original_entry_id)
-                  # 'reversal' written into the SQL: the planner can then use the partial index of reversals
-                  .where(reversal.kind == literal_column("'reversal'"), among_bound(dialect, reversal.member_id, "owners"),
-                         reversal.posted_at >= since, original.kind == "earn", original.occurred_at >= since)
-                  .group_by(reversal.member_id))
-    return union_all(earned, taken_back)
+    earned, taken_back = _window(dialect)
+    return union_all(
+        select(_earn.c.member_id, func.sum(_earn.c.points)).where(*earned).group_by(_earn.c.member_id),
+        select(_reversal.c.member_id, -func.sum(_reversal.c.points))
+        .join(_original, _original.c.id == _reversal.c.original_entry_id)
+        .where(*taken_back).group_by(_reversal.c.member_id))
 
 
 @per_dialect
 def _earlier_query(dialect: str):
     """The earns that occurred in [since, until) one by one, and what reversals of them took back: added
     to the sum from ``until`` for the members whose own window starts before ``until``."""
-    earn, original, reversal = _earn.c, _original.c, _reversal.c
-    since, until = bindparam("since"), bindparam("until")
-    earned = (select(earn.member_id, earn.occurred_at, earn.points)
-              .where(earn.kind == "earn", among_bound(dialect, earn.member_id, "owners"), earn.posted_at >= since,
-                     earn.occurred_at >= since, earn.occurred_at < until))
-    taken_back = (select(reversal.member_id, original.occurred_at, -reversal.points)
-                  .join(_original, original.id == reversal.original_entry_id)
-                  .where(reversal.kind == literal_column("'reversal'"), among_bound(dialect, reversal.member_id, "owners"),
-                         reversal.posted_at >= since, original.kind == "earn", original.occurred_at >= since,
-                         original.occurred_at < until))
-    return union_all(earned, taken_back)
+    earned, taken_back = _window(dialect, until=True)
+    return union_all(
+        select(_earn.c.member_id, _earn.c.occurred_at, _earn.c.points).where(*earned),
+        select(_reversal.c.member_id, _original.c.occurred_at, -_reversal.c.points)
+        .join(_original, _original.c.id == _reversal.c.original_entry_id).where(*taken_back))
 
 
 @per_dialect
