@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
 
 
@@ -39,9 +39,18 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)  # only this: fromisoformat also takes 20261101, 2026-W45-1
 # RFC 3339 exactly: seconds and an offset always, fractions allowed. datetime.fromisoformat alone
 # also takes 20261201T000000Z, week dates, no seconds, +0800 and a space for the T.
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII | re.IGNORECASE)
+
+
+def parse_date(text: str) -> date:
+    """A date people typed (a form, a command's option, a report period, a rules document): exactly
+    YYYY-MM-DD; ValueError for anything else."""
+    if not ISO_DATE.fullmatch(text):
+        raise ValueError(f"not a date YYYY-MM-DD: {text!r}")
+    return date.fromisoformat(text)
 
 
 def parse_rfc3339(text: str) -> datetime:

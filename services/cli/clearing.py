@@ -13,7 +13,7 @@ from services.cli import app, clearing_app, console, err, fail, _network, _read_
 
 
 def _cycle(text: str):
-    from shared.reports.period import parse_date
+    from shared.clock import parse_date
 
     try:
         return parse_date(text)

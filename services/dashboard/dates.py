@@ -1,6 +1,6 @@
 """Dates and instants typed into the dashboard's forms and links, read strictly.
 
-A date is exactly ``YYYY-MM-DD`` (shared.reports.period.parse_date, as the ledger filter, the
+A date is exactly ``YYYY-MM-DD`` (shared.clock.parse_date, as the ledger filter, the
 reports and the command line read them): ``20261201``, ``2026-W49-2`` or ``2026-12-1`` are refused
 rather than read as some day. An instant is RFC 3339 with its offset
 (shared.clock.parse_rfc3339, as the command line reads them): ``2026-12-01T00:00:00+08:00`` or
@@ -15,7 +15,7 @@ from fastapi import Path
 
 from shared.clock import parse_rfc3339
 from shared.errors import ValidationFailed
-from shared.reports.period import parse_date
+from shared.clock import parse_date
 
 
 def form_date(text: str | None, name: str) -> date | None:

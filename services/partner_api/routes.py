@@ -25,7 +25,7 @@ from shared.members import enrolment
 from shared.models import Entry, Member, Partner, Settlement, SettlementRun, Transfer
 from shared.rules.evaluate import PurchaseItem
 from shared.network import Network
-from shared.reports.period import parse_date
+from shared.clock import parse_date
 from shared.settlement.files import statement_name
 from shared.settlement.runs import partner_statements
 from shared.signing import jwk, network_key_id

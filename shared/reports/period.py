@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from shared.clock import parse_date
 from shared.config import Settings
 from shared.errors import ValidationFailed
 from shared.ledger.cycles import cycle_end
 
 MAX_DAYS = 400
 EARLIEST, LATEST = date(2000, 1, 1), date(8999, 12, 31)
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)  # only this: fromisoformat also takes 20261101, 2026-W45-1
-
-
-def parse_date(text: str) -> date:
-    """A date written exactly YYYY-MM-DD; ValueError for anything else."""
-    if not ISO_DATE.fullmatch(text):
-        raise ValueError(f"not a date YYYY-MM-DD: {text!r}")
-    return date.fromisoformat(text)
 
 
 class InvalidPeriod(ValidationFailed):

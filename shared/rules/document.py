@@ -21,7 +21,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationE
 
 from shared.errors import ValidationFailed
 from shared.money import MoneyError, to_decimal
-from shared.reports.period import parse_date
+from shared.clock import parse_date
 
 ACTIVITY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)", re.ASCII)
