@@ -19,7 +19,7 @@ from shared.db.database import Tx
 from shared.errors import NotFound, PointsnetError, ValidationFailed
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events, quote_earn
-from shared.ledger.queries import entries_after, member_balance, partner_entries_page
+from shared.ledger.queries import entries_after, member_balance, other_writers, partner_entries_page
 from shared.programme.tiers import current_tier
 from shared.members import enrolment
 from shared.models import Entry, Member, Partner, Settlement, SettlementRun, Transfer
@@ -358,15 +358,18 @@ def transactions(request: Request, cursor: str | None = Query(None), limit: int 
     listing = ("transactions", partner_id)
     position = _transactions_cursor(key, listing, cursor)
 
+    network = _network(request)
+    not_ours = network.tx(other_writers, readonly=True)  # before the listing's snapshot: see other_writers
+
     def read(tx: Tx) -> dict:
-        rows = partner_entries_page(tx, partner_id, position, limit + 1)
+        rows = partner_entries_page(tx, partner_id, position, limit + 1, not_ours)
         after = cursors.give(key, listing, [rows[limit - 1].xid, rows[limit - 1].id]) if len(rows) > limit else None
         return {"next_cursor": after, "transactions": [
             {"transaction_id": r.id, "kind": r.kind, "reference": r.reference, "member_id": r.member_id,
              "points": r.points, "posted_at": r.posted_at, "cycle_date": r.cycle_date,
              "original_transaction_id": r.original_entry_id} for r in rows[:limit]]}
 
-    return _network(request).tx(read, readonly=True)
+    return network.tx(read, readonly=True)
 
 
 def _transactions_cursor(key: bytes, listing: tuple[str, ...], value: str | None) -> tuple[int, str] | None:

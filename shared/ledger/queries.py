@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import and_, func, or_, select, text, true, tuple_
@@ -107,18 +108,34 @@ def entries_after(position, *, descending: bool):
 
 # PostgreSQL: the listing's horizon, below which every transaction has ended as the statement's snapshot
 # sees the database: the smallest transaction id the snapshot sees running, or with none its xmax (the
-# next id to be given) — leaving out the transactions of sessions of other databases on the same server
-# (as pg_stat_activity names them), which can never write these entries. The snapshot's ids are 64-bit
-# (xid8, read as bigint); a session's backend_xid is the 32-bit xid, unique among running transactions.
-LISTING_HORIZON = text("""(SELECT LEAST(pg_snapshot_xmax(s.snapshot)::text::bigint, (
+# next id to be given) — leaving out the ids the caller read beforehand as not ours (other_writers).
+# The snapshot's ids are 64-bit (xid8, read as bigint); a session's backend_xid is the 32-bit xid,
+# unique among running transactions.
+def listing_horizon(not_ours: Sequence[int] = ()):
+    return text("""(SELECT LEAST(pg_snapshot_xmax(s.snapshot)::text::bigint, (
     SELECT min(running::text::bigint) FROM pg_snapshot_xip(s.snapshot) AS running
-    WHERE NOT EXISTS (SELECT FROM pg_stat_activity a
-                      WHERE a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
-                        AND a.backend_xid::text::bigint = running::text::bigint % 4294967296)))
-  FROM (SELECT pg_current_snapshot() AS snapshot) AS s)""")
+    WHERE running::text::bigint % 4294967296 <> ALL(CAST(:not_ours AS bigint[]))))
+  FROM (SELECT pg_current_snapshot() AS snapshot) AS s)""").bindparams(not_ours=list(not_ours))
 
 
-def partner_entries_page(tx: Tx, partner_id: str, position: tuple[int, str] | None, limit: int) -> list:
+def other_writers(tx: Tx) -> list[int]:
+    """PostgreSQL: the ids of the transactions running now that cannot write entries — sessions of other
+    databases on the same server, and autovacuum — as ``pg_stat_activity`` names them; [] on SQLite.
+    Read in a transaction of its own *before* the listing's: a transaction that ends between the
+    listing's snapshot and its read of ``pg_stat_activity`` is no longer named there, so read in the
+    listing's own statement it held the horizon back (and hid what the partner had just posted, though
+    that had committed before the request came); read before, the only ids not named are of
+    transactions given an id since, above every entry committed before."""
+    if not tx.is_postgres:
+        return []
+    return list(tx.session.execute(text(
+        "SELECT backend_xid::text::bigint FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+        " AND (datid <> (SELECT oid FROM pg_database WHERE datname = current_database())"
+        "      OR backend_type = 'autovacuum worker')")).scalars())
+
+
+def partner_entries_page(tx: Tx, partner_id: str, position: tuple[int, str] | None, limit: int,
+                         not_ours: Sequence[int] = ()) -> list:
     """Up to ``limit`` of the partner's entries after the cursor ``position`` ``(xid, id)`` (None: from
     its first), in the order of their writing transactions, each transaction's by id: what
     ``GET /v1/transactions`` lists. No entry can later commit before the last one listed (docs/ledger.md,
@@ -127,12 +144,13 @@ def partner_entries_page(tx: Tx, partner_id: str, position: tuple[int, str] | No
     The cursor is one row-value bound, so the range of ix_entries_partner_xid starts exactly at it:
     with a bound on xid alone, a page inside one transaction's entries (a batch; every entry written
     before migration 0033, xid 0) walked that transaction's entries before the cursor (150,000 at
-    xid 0: 30 against 0.1 ms, PostgreSQL)."""
+    xid 0: 30 against 0.1 ms, PostgreSQL). ``not_ours``: what ``other_writers`` read before this
+    transaction began (left empty, every running transaction holds the horizon back)."""
     where = [Entry.partner_id == partner_id]
     if position is not None:
         where.append(tuple_(Entry.xid, Entry.id) > tuple_(*position))
     if tx.is_postgres:
-        where.append(Entry.xid < LISTING_HORIZON)
+        where.append(Entry.xid < listing_horizon(not_ours))
     return tx.session.execute(
         select(Entry.id, Entry.kind, Entry.reference, Entry.member_id, Entry.points, Entry.posted_at,
                Entry.cycle_date, Entry.original_entry_id, Entry.xid)
