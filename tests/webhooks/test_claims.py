@@ -11,7 +11,7 @@ import pytest
 
 from shared.webhooks import emit
 from shared.webhooks.delivery import LEASE, RETENTION, claim_due, deliver_due, prune_delivered
-from shared.webhooks.schedule import JITTER, RETRY_DELAYS, RETRY_WINDOW, next_attempt_at
+from shared.webhooks.schedule import JITTER, MIN_TRIES, RETRY_DELAYS, RETRY_WINDOW, next_attempt_at
 from tests.factories import make_member, make_partner
 from tests.interleave import Pause, overlap
 from tests.webhooks.conftest import deliveries, register
@@ -72,8 +72,20 @@ def test_retry_schedule_covers_three_days_then_gives_up():
     for expected, actual in zip(RETRY_DELAYS, delays):
         assert expected * (1 - JITTER) <= actual <= expected * (1 + JITTER)
     assert all(d <= RETRY_DELAYS[-1] * (1 + JITTER) for d in delays)
-    assert next_attempt_at(3, start, start + RETRY_WINDOW, rng) is None
-    assert next_attempt_at(3, start, start + RETRY_WINDOW - timedelta(seconds=1), rng) is not None
+    assert attempts >= MIN_TRIES
+    assert next_attempt_at(MIN_TRIES, start, start + RETRY_WINDOW, rng) is None
+    assert next_attempt_at(MIN_TRIES, start, start + RETRY_WINDOW - timedelta(seconds=1), rng) is not None
+
+
+def test_an_outage_does_not_use_up_the_retries():
+    """A message that failed 3 tries, then waited out 4 days of no delivery job, is not dead at its
+    next failure: it keeps to the schedule until it has had the tries the window gives."""
+    start = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    after_outage = start + RETRY_WINDOW + timedelta(days=1)
+    assert next_attempt_at(4, start, after_outage) is not None
+    assert next_attempt_at(MIN_TRIES - 1, start, after_outage) is not None
+    assert next_attempt_at(MIN_TRIES, start, after_outage) is None
+    assert MIN_TRIES == 12  # 5 s, 5 min, 30 min, 2 h, 5 h, then 10 h, every delay at its longest
 
 
 def test_delivered_messages_are_pruned_after_retention_dead_letters_stay(network, clock, receiver):
@@ -82,9 +94,9 @@ def test_delivered_messages_are_pruned_after_retention_dead_letters_stay(network
     delivered_at = clock.now()
     receiver.always = 500
     [dead] = _queue(network, receiver, 1)
-    deliver_due(network)
-    clock.advance(days=3, seconds=1)
-    assert deliver_due(network)["dead"] == 1
+    while not deliver_due(network)["dead"]:  # its tries, on schedule, until it is a dead letter
+        [pending] = [row for row in deliveries(network) if row.id == dead]
+        clock.set(pending.next_attempt_at)
     clock.set(delivered_at + RETENTION - timedelta(seconds=1))
     assert network.tx(prune_delivered) == 0
     clock.advance(seconds=2)

@@ -9,6 +9,7 @@ import pytest
 from shared.config import get_settings
 from shared.network import Network
 from tests.cli.inprocess import environment, pointsnet as run_pointsnet
+from shared.webhooks.schedule import MIN_TRIES
 from tests.conftest import PG_URL
 from tests.cli.test_commands import pointsnet
 
@@ -52,18 +53,24 @@ def test_set_rotate_deliver_dead_letter_and_replay(tmp_path, receiver):
     [pending] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
     assert pending["status"] == "pending" and pending["last_status_code"] == 503
     assert json.loads(run(tmp_path, "webhooks", "deliveries", "--dead", "--json").stdout) == []
-    # past the three-day window the next failure is the last
-    assert json.loads(run(tmp_path, "webhooks", "deliver", clock="2026-11-24T00:00:00Z").stdout)["dead"] == 1
+    # tried on schedule; past the three-day window (and the tries it gives) the next failure is the last
+    while True:
+        due = pending["next_attempt_at"].replace("+00:00", "Z")
+        if json.loads(run(tmp_path, "webhooks", "deliver", clock=due).stdout)["dead"] == 1:
+            break
+        [pending] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
+        assert pending["status"] == "pending" and due < "2026-11-24T02:00:00Z"
     [dead] = json.loads(run(tmp_path, "webhooks", "deliveries", "--dead", "--json").stdout)
-    assert dead["delivery_id"] == pending["delivery_id"] and dead["attempts"] == 2
+    assert dead["delivery_id"] == pending["delivery_id"] and dead["attempts"] >= MIN_TRIES
+    assert dead["dead_at"] >= "2026-11-23T02:00:01+00:00"
     assert pending["delivery_id"] in run(tmp_path, "webhooks", "deliveries", "--dead").stdout
 
     receiver.always = None
     replayed = json.loads(run(tmp_path, "webhooks", "replay", dead["delivery_id"],
-                              clock="2026-11-24T01:00:00Z").stdout)
+                              clock="2026-11-25T00:00:00Z").stdout)
     assert replayed["status"] == "delivered" and replayed["previous_status"] == "dead"
-    assert [a["status_code"] for a in replayed["attempt_log"]] == [503, 503, 200]
-    assert len(receiver.requests) == 3
+    assert [a["status_code"] for a in replayed["attempt_log"]] == [503] * dead["attempts"] + [200]
+    assert len(receiver.requests) == dead["attempts"] + 1
     assert {r["headers"]["webhook-id"] for r in receiver.requests} == {dead["delivery_id"]}
     unknown = run(tmp_path, "webhooks", "replay", "msg_nope", check=False)
     assert unknown.returncode == 2 and "msg_nope" in unknown.stderr

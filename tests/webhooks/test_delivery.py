@@ -19,7 +19,7 @@ from shared.signing import jwk
 from shared.webhooks import emit
 from shared.webhooks.delivery import deliver_due, list_deliveries, replay
 from shared.webhooks.endpoints import rotate_secret
-from shared.webhooks.schedule import RETRY_WINDOW
+from shared.webhooks.schedule import MIN_TRIES, RETRY_WINDOW
 from tests.factories import make_member, make_partner
 from tests.webhooks.conftest import bodies, deliveries, register, verify_v1, verify_v1a
 
@@ -212,6 +212,29 @@ def test_a_failed_delivery_is_retried_after_the_backoff(network, clock, receiver
     verify_v1(endpoint["secret"], second, clock.now())
     [done] = deliveries(network)
     assert done.status == "delivered" and done.attempts == 2
+
+
+def test_a_delivery_job_outage_does_not_use_up_the_retry_window(network, clock, receiver):
+    """Three failed tries, then no delivery job for four days: the message is not dead at its next
+    failure, but keeps to the schedule (10 h apart) until it has had the tries the window gives."""
+    shop = make_partner(network)
+    register(network, receiver, shop)
+    network.earn(shop, make_member(network, shop), "e1", points=5)
+    receiver.always = 500
+    for _ in range(3):
+        assert deliver_due(network)["dead"] == 0
+        [row] = deliveries(network)
+        clock.set(row.next_attempt_at)
+    clock.advance(days=4)  # the workers were down
+    outcomes = []
+    while not (outcome := deliver_due(network))["dead"]:
+        outcomes.append(outcome)
+        [row] = deliveries(network)
+        assert row.status == "pending"
+        clock.set(row.next_attempt_at)
+    [dead] = deliveries(network)
+    assert dead.attempts == len(receiver.requests) == MIN_TRIES
+    assert len(outcomes) == MIN_TRIES - 4  # every try after the outage but the last was retried
 
 
 def test_dead_letter_after_three_days_then_replay(network, clock, receiver):
