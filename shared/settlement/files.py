@@ -146,13 +146,26 @@ def statement_tail(cycle: date, party: str, net: int, payment_date: date, detail
     return tail
 
 
-def network_summary(cycle: date, sums: dict, positions: dict[str, int], payment_date: date) -> bytes:
+def network_summary(cycle: date, sums: dict, positions: dict[str, int], payment_date: date, *,
+                    turned: bool = True) -> bytes:
     pays: dict[str, int] = {}
     receives: dict[str, int] = {}
     for (payer, payee, _kind), minor in sums.items():
-        pays[payer] = pays.get(payer, 0) + minor
-        receives[payee] = receives.get(payee, 0) + minor
+        flow(pays, receives, payer, minor, turned)
+        flow(receives, pays, payee, minor, turned)
     return summary_of(cycle, pays, receives, positions, payment_date)
+
+
+def flow(side: dict[str, int], other_side: dict[str, int], party: str, minor: int, turned: bool = True) -> None:
+    """Count one (payer, payee, kind) sum on ``side`` of ``party`` (its pays for the payer, its receives
+    for the payee). A sum below zero — reversals of earlier cycles' lines outweighing the cycle's own —
+    is money flowing the other way: ``turned`` (format version 3, ``flows_turned``), it counts as a
+    positive amount on the other side, so pays and receives are never negative; receives − pays is
+    the net position either way."""
+    if minor >= 0 or not turned:
+        side[party] = side.get(party, 0) + minor
+    else:
+        other_side[party] = other_side.get(party, 0) - minor
 
 
 def summary_of(cycle: date, pays: dict[str, int], receives: dict[str, int], positions: dict[str, int],
@@ -180,6 +193,12 @@ def bilateral(cycle: date, lines: list[LineRecord], sums: dict, totals: dict | N
 
 def network_always(format_version: int) -> bool:
     """Whether the network has a net position in a cycle where it has no line (format version 3 on)."""
+    return format_version >= 3
+
+
+def flows_turned(format_version: int) -> bool:
+    """Whether a negative bilateral sum counts on the other side of ``network-summary.csv`` (pays and
+    receives never negative: format version 3 on; earlier versions added it, negative, where it was)."""
     return format_version >= 3
 
 
@@ -216,7 +235,8 @@ def build(cycle: date, lines: list[LineRecord], *, currency: str, cutoff: str, p
             continue
         files[statement_name(party)] = statement(party, cycle, by_party.get(party, []), sums, positions[party],
                                                  payment_date, totals)
-    files["network-summary.csv"] = network_summary(cycle, sums, positions, payment_date)
+    files["network-summary.csv"] = network_summary(cycle, sums, positions, payment_date,
+                                                   turned=flows_turned(format_version))
     files["bilateral.csv"] = bilateral(cycle, lines, sums, totals)
     manifest = manifest_header(cycle, currency=currency, cutoff=cutoff, payment_date=payment_date,
                                ledger_position=ledger_position, format_version=format_version,

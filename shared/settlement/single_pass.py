@@ -39,7 +39,7 @@ from sqlalchemy import text
 from shared.db.database import Tx
 from shared.db.snapshot import stream_in_snapshot
 from shared.money import round_micro_to_minor
-from shared.settlement.files import (BILATERAL_COLUMNS, NETWORK, STATEMENT_COLUMNS, HashedFile, exact,
+from shared.settlement.files import (BILATERAL_COLUMNS, NETWORK, STATEMENT_COLUMNS, HashedFile, exact, flow,
                                      statement_name, statement_tail, summary_of)
 from shared.settlement.netting import NettingError
 
@@ -126,8 +126,8 @@ def _columns(row: dict) -> list:
     return [row.get(column) for column in STATEMENT_COLUMNS]
 
 
-def _netting(sums, cycle: date, target: Path,
-             network: bool) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict]:
+def _netting(sums, cycle: date, target: Path, network: bool,
+             turned: bool) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict]:
     """First read of the sums: positions, what each party pays and receives, and bilateral.csv.
     ``network``: the network has a position even without a line (``netting.net_positions``)."""
     positions: dict[str, int] = defaultdict(int)
@@ -145,10 +145,10 @@ def _netting(sums, cycle: date, target: Path,
                 minor = round_micro_to_minor(int(amount))
                 if party == payee:
                     positions[payee] += minor
-                    receives[payee] += minor
+                    flow(receives, pays, payee, minor, turned)
                     continue
                 positions[payer] -= minor
-                pays[payer] += minor
+                flow(pays, receives, payer, minor, turned)
                 records += 1
                 control += minor
                 lines.append(["D", cycle, payer, payee, kind, int(points), exact(int(amount)), minor, None, None])
@@ -221,12 +221,13 @@ def _statement(target: Path, params: dict, party: str, payment_date: date):
 
 def write_files(tx: Tx, cycle: date, target: Path, payment_date: date,
                 meanwhile: Callable[[], None] | None = None, *,
-                network: bool = True) -> tuple[dict[str, int], dict[str, dict]]:
+                network: bool = True, turned: bool = True) -> tuple[dict[str, int], dict[str, dict]]:
     """Write every file but the manifest into ``target``; return the net positions and each file's digest.
 
     ``meanwhile`` runs in the unit while the other connections write the statements' detail records
     (settlement writes the cycle's report roll-ups there). ``network``: the network has a position
-    (and a summary row) even without a line, as from format version 3 (``files.network_always``)."""
+    (and a summary row) even without a line, as from format version 3 (``files.network_always``);
+    ``turned``: a negative sum counts on the other side of the summary (``files.flows_turned``)."""
     for setting in SETTINGS:
         tx.session.execute(text(f"SET LOCAL {setting}"))
     connection = tx.session.connection().connection.driver_connection
@@ -239,7 +240,7 @@ def write_files(tx: Tx, cycle: date, target: Path, payment_date: date,
                             tx.settings.settlement_jobs, settings=SETTINGS, ahead=len(parties)) as statements, \
             connection.cursor(name="settlement_sums", scrollable=True) as sums:
         sums.execute(_SUMS, params)
-        positions, pays, receives, described["bilateral.csv"] = _netting(sums, cycle, target, network)
+        positions, pays, receives, described["bilateral.csv"] = _netting(sums, cycle, target, network, turned)
         if [party for party in positions if party != NETWORK] != parties:
             raise AssertionError("the cycle's sums and its lines name different parties")
         if meanwhile is not None:

@@ -33,7 +33,7 @@ from shared.db.database import Tx
 from shared.models import Contract, Entry, ObligationLine
 from shared.money import round_micro_to_minor
 from shared.settlement.files import (FORMAT_VERSION, HashedFile, NETWORK, STATEMENT_COLUMNS, LineRecord,
-                                     bilateral, detail_row, manifest_header, network_always,
+                                     bilateral, detail_row, flows_turned, manifest_header, network_always,
                                      network_summary, statement_name, statement_tail)
 from shared.settlement import single_pass
 from shared.settlement.netting import net_positions
@@ -138,9 +138,10 @@ def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str
     """
     network = network_always(format_version)  # a version's files, however new this writer
     if tx.is_postgres and not generic:
-        positions, described = single_pass.write_files(tx, cycle, target, payment_date, meanwhile, network=network)
+        positions, described = single_pass.write_files(tx, cycle, target, payment_date, meanwhile, network=network,
+                                                       turned=flows_turned(format_version))
     else:
-        positions, described = _write_generic(tx, cycle, target, payment_date, network)
+        positions, described = _write_generic(tx, cycle, target, payment_date, network, flows_turned(format_version))
         if meanwhile is not None:
             meanwhile()
     manifest = manifest_header(cycle, currency=currency, cutoff=cutoff, payment_date=payment_date,
@@ -153,7 +154,7 @@ def write_cycle(tx: Tx, cycle: date, target: Path, *, currency: str, cutoff: str
 
 
 def _write_generic(tx: Tx, cycle: date, target: Path, payment_date: date,
-                   network: bool) -> tuple[dict[str, int], dict[str, dict]]:
+                   network: bool, turned: bool) -> tuple[dict[str, int], dict[str, dict]]:
     """One query per statement; the cycle's sums (one per payer, payee and kind) are held in memory."""
     if tx.is_postgres:
         # one query per statement, each short but costed high over a big cycle: PostgreSQL's JIT
@@ -179,7 +180,8 @@ def _write_generic(tx: Tx, cycle: date, target: Path, payment_date: date,
                               (key + totals[key] for key in by_party.get(party, [])))
         out.rows(tail)
         described[statement_name(party)] = out.close()
-    for name, content in (("network-summary.csv", network_summary(cycle, sums, positions, payment_date)),
+    for name, content in (("network-summary.csv", network_summary(cycle, sums, positions, payment_date,
+                                                                          turned=turned)),
                           ("bilateral.csv", bilateral(cycle, [], sums, totals))):
         out = _File(target / name)
         out.write(content)

@@ -116,6 +116,47 @@ def test_late_reversal_is_an_adjustment_in_the_current_cycle(network, clock, wor
                if r["record_type"] == "D"}
     assert summary == {p["air"]: 100, p["book"]: -95, "network": -5}
     assert sum(summary.values()) == 0
+    # the cycle's lines net negative (the reversal's): money flows from payee to payer, so the payee
+    # pays and the payer receives; neither column is ever negative
+    flows = {r["party"]: (int(r["pays_minor"]), int(r["receives_minor"]))
+             for r in rows(directory / "network-summary.csv") if r["record_type"] == "D"}
+    assert flows == {p["air"]: (0, 100), p["book"]: (100, 5), "network": (5, 0)}
+    assert network.tx(lambda tx: verify_directory(tx, directory, public_keys(network)), readonly=True) == []
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["default writer", "generic writer"])
+def test_a_version_2_directory_keeps_its_negative_flows_and_still_reconciles(network, clock, worked_example,
+                                                                             tmp_path, generic):
+    """Format version 2 added a negative bilateral sum where it was (negative pays and receives); a
+    version 2 directory of such a cycle is still recomputed that way, by either writer."""
+    from shared.ledger.cycles import cycle_end
+    from shared.settlement.calendar import payment_date
+    from shared.settlement.runs import cutoff_checkpoint, ledger_position, sign_manifest
+    from shared.settlement.streaming import write_cycle
+
+    p = worked_example
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    network.reverse(p["book"], "book-1-rev", "book-1", 100)
+    clock.advance(days=1)
+    late = CYCLE + timedelta(days=1)
+    network.settle(late)
+    old = tmp_path / "v2" / late.isoformat()
+    old.mkdir(parents=True)
+
+    def write_v2(tx):
+        return write_cycle(tx, late, old, currency=tx.settings.currency,
+                           cutoff=cycle_end(late, tx.settings).isoformat().replace("+00:00", "Z"),
+                           payment_date=payment_date(tx, late), ledger_position=ledger_position(tx, late),
+                           format_version=2, checkpoint=cutoff_checkpoint(tx, late), generic=generic)
+
+    written = network.tx(write_v2, readonly=True)
+    (old / "manifest.json").write_bytes(written.manifest)
+    (old / "manifest.json.sig").write_bytes(sign_manifest(written.manifest, network.signing_key))
+    flows = {r["party"]: (int(r["pays_minor"]), int(r["receives_minor"]))
+             for r in rows(old / "network-summary.csv") if r["record_type"] == "D"}
+    assert flows == {p["air"]: (-100, 0), p["book"]: (-5, -100), "network": (0, -5)}
+    assert network.tx(lambda tx: verify_directory(tx, old, public_keys(network)), readonly=True) == []
 
 
 def test_reconcile_catches_a_tampered_statement_and_a_tampered_ledger(network, clock, worked_example):
