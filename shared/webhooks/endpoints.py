@@ -110,14 +110,18 @@ def set_endpoint(tx: Tx, partner_id: str, url: str) -> dict:
 
 
 def _due_again(tx: Tx, endpoint_id: str) -> None:
-    """The endpoint's pending messages are due at once (not at the backoff step they had reached),
-    with a fresh retry window; one still leased to a worker keeps its lease (no second send while
-    the first is in flight) and gets its next try from the fresh window when that one is recorded."""
+    """The endpoint's pending messages are due at once and start the schedule afresh, as a replay does:
+    attempts from one again (a failure next waits 5 s, not the 10 h step they had reached) within a
+    fresh retry window. One still leased to a worker keeps its lease and its count (no second send
+    while the first is in flight) and gets its next try from the fresh window when that one is
+    recorded. Every earlier attempt stays in the attempt log."""
     deliveries = WebhookDelivery.__table__
+    idle = deliveries.c.claim_token.is_(None)
     tx.session.execute(update(deliveries).where(
         deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == "pending").values(
         retry_from=tx.now,
-        next_attempt_at=case((deliveries.c.claim_token.is_(None), tx.now), else_=deliveries.c.next_attempt_at)))
+        attempts=case((idle, 0), else_=deliveries.c.attempts),
+        next_attempt_at=case((idle, tx.now), else_=deliveries.c.next_attempt_at)))
 
 
 def rotate_secret(tx: Tx, partner_id: str, overlap: timedelta = DEFAULT_OVERLAP) -> dict:
