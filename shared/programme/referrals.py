@@ -35,14 +35,15 @@ referrals_t, bonuses_t, members_t = Referral.__table__, ReferralBonus.__table__,
 def record_referral(tx: Tx, referee_id: str, referrer_id: str, partner_id: str, *, created: bool) -> None:
     """Record who referred a member at its enrolment (only a new member can be referred)."""
     named = referrer_id
-    referrer_id = _referrer(tx, named)
-    existing = tx.session.execute(select(referrals_t.c.referrer_member_id).where(
-        referrals_t.c.referee_member_id == referee_id)).scalar_one_or_none()
     if not created:
-        if existing is not None and existing == referrer_id:  # the same enrolment again
+        existing = tx.session.execute(select(referrals_t.c.referrer_member_id).where(
+            referrals_t.c.referee_member_id == referee_id)).scalar_one_or_none()
+        # the same enrolment again: the referrer as named, or the survivor it names, even if erased since
+        if existing is not None and (existing == named or existing == getattr(_named(tx, named), "id", None)):
             return
         raise ValidationFailed("a referrer can only be given when a new member is enrolled",
                                errors=[{"field": "referrer_member_id", "message": "member already enrolled"}])
+    referrer_id = _referrer(tx, named)
     if referrer_id == referee_id:
         raise ValidationFailed("a member cannot refer itself")
     if referrer_id is None:
@@ -51,14 +52,21 @@ def record_referral(tx: Tx, referee_id: str, referrer_id: str, partner_id: str, 
                                                   partner_id=partner_id, created_at=tx.now))
 
 
-def _referrer(tx: Tx, member_id: str) -> str | None:
-    """The active member a referral names (None: none). A duplicate merged into another member names
-    its survivor, as the referrals that named it before the merge do: its referral code may still be
-    shown in its old app, and a referral to a merged member could never be paid (it is never locked)."""
+def _named(tx: Tx, member_id: str):
+    """The member row a referral names, whatever its status (None: no such member). A duplicate
+    merged into another member names its survivor, as the referrals that named it before the merge
+    do: its referral code may still be shown in its old app."""
     query = select(members_t.c.id, members_t.c.status, members_t.c.merged_into)
     row = tx.session.execute(query.where(members_t.c.id == member_id)).first()
     if row is not None and row.merged_into is not None:  # a merge re-points earlier duplicates: one step
         row = tx.session.execute(query.where(members_t.c.id == row.merged_into)).first()
+    return row
+
+
+def _referrer(tx: Tx, member_id: str) -> str | None:
+    """The active member a referral names (None: none). A referral to a merged member could never be
+    paid (it is never locked)."""
+    row = _named(tx, member_id)
     if row is None or row.status != "active" or row.merged_into is not None:
         return None
     return row.id

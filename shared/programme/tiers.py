@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal_column, select, union_all, update
+from sqlalchemy import bindparam, func, literal_column, null, select, union_all, update
 
 from shared.db.database import Tx
 from shared.db.lists import among_bound, bound_list, per_dialect
@@ -43,9 +43,10 @@ def _duplicates_query(dialect: str):
     return select(members_t.c.id, members_t.c.merged_into).where(among_bound(dialect, members_t.c.merged_into, "ids"))
 
 
-def _window(dialect: str, *, until: bool = False) -> tuple[list, list]:
+def _window(dialect: str, *, until: bool = False, before: bool = False) -> tuple[list, list]:
     """The conditions of what counts toward qualifying points: the owners' earns that occurred from
-    ``since`` on (before ``until`` too, if asked), and their reversals of such earns."""
+    ``since`` on (before ``until`` too, if asked), and their reversals of such earns (posted before
+    ``before`` too, if asked: a review counts no reversal posted after it was due)."""
     earn, original, reversal, since = _earn.c, _original.c, _reversal.c, bindparam("since")
     # posted_at >= since follows from occurred_at >= since; it lets the (member, posted_at) index work
     earned = [earn.kind == "earn", among_bound(dialect, earn.member_id, "owners"), earn.posted_at >= since,
@@ -56,13 +57,21 @@ def _window(dialect: str, *, until: bool = False) -> tuple[list, list]:
     if until:
         earned.append(earn.occurred_at < bindparam("until"))
         taken_back.append(original.occurred_at < bindparam("until"))
+    if before:
+        taken_back.append(reversal.posted_at < bindparam("before"))
     return earned, taken_back
 
 
+def _taken_back(taken_back: list):
+    return (select(_reversal.c.member_id, _original.c.occurred_at, -_reversal.c.points)
+            .join(_original, _original.c.id == _reversal.c.original_entry_id).where(*taken_back))
+
+
 @per_dialect
-def _qualifying_query(dialect: str):
-    """Earns in the window less what reversals of them took back, per member, in one round trip."""
-    earned, taken_back = _window(dialect)
+def _qualifying_query(dialect: str, review: bool = False):
+    """Earns in the window less what reversals of them took back, per member, in one round trip.
+    ``review``: only the reversals posted before ``before`` (the chunk's earliest due moment)."""
+    earned, taken_back = _window(dialect, before=review)
     return union_all(
         select(_earn.c.member_id, func.sum(_earn.c.points)).where(*earned).group_by(_earn.c.member_id),
         select(_reversal.c.member_id, -func.sum(_reversal.c.points))
@@ -77,8 +86,25 @@ def _earlier_query(dialect: str):
     earned, taken_back = _window(dialect, until=True)
     return union_all(
         select(_earn.c.member_id, _earn.c.occurred_at, _earn.c.points).where(*earned),
-        select(_reversal.c.member_id, _original.c.occurred_at, -_reversal.c.points)
-        .join(_original, _original.c.id == _reversal.c.original_entry_id).where(*taken_back))
+        _taken_back(taken_back))
+
+
+@per_dialect
+def _review_earlier_query(dialect: str):
+    """For a review, what the sum (``_qualifying_query(review=True)``) leaves out, one by one, with the
+    moment each reversal was posted (NULL for an earn): counted for the members whose window holds the
+    earn and whose due moment came after the reversal. That is the earns that occurred in [since,
+    until), the reversals of those posted before ``later`` (the chunk's latest due moment), and the
+    reversals of earns from ``until`` on posted in [before, later)."""
+    earned, taken_back = _window(dialect, until=True)
+    reversal, original, later = _reversal.c, _original.c, bindparam("later")
+    return union_all(  # a reversal first: the union's columns take the types of the first select's
+        _taken_back([*taken_back, reversal.posted_at < later]).add_columns(reversal.posted_at),
+        _taken_back([reversal.kind == literal_column("'reversal'"), among_bound(dialect, reversal.member_id, "owners"),
+                     reversal.posted_at >= bindparam("before"), reversal.posted_at < later,
+                     original.kind == "earn", original.occurred_at >= bindparam("until")])
+        .add_columns(reversal.posted_at),
+        select(_earn.c.member_id, _earn.c.occurred_at, _earn.c.points, null()).where(*earned))
 
 
 @per_dialect
@@ -99,14 +125,19 @@ def qualifying_points(tx: Tx, member_ids, now: datetime | None = None) -> dict[s
 
 def qualifying_points_at(tx: Tx, moments: dict[str, datetime]) -> dict[str, int]:
     """Member -> qualifying points in the window ending at the member's own moment (the review: the
-    moment it was due), for many members at once (members with none may be left out)."""
-    return _qualifying(tx, {member_id: window_start(tx.settings, at) for member_id, at in moments.items()})
+    moment it was due), for many members at once (members with none may be left out). Earns count
+    from the window's start on, even those after the moment (on time, each would have upgraded at
+    once); reversals only if posted before the moment (on time, none after it downgraded)."""
+    return _qualifying(tx, {member_id: window_start(tx.settings, at) for member_id, at in moments.items()}, moments)
 
 
-def _qualifying(tx: Tx, starts: dict[str, datetime]) -> dict[str, int]:
+def _qualifying(tx: Tx, starts: dict[str, datetime], moments: dict[str, datetime] | None = None) -> dict[str, int]:
     """Member -> qualifying points from its own window start on, set-based: one sum per chunk from the
     latest start, plus the earns one by one between the earliest and the latest start (none when the
-    chunk's members share one window), each counted for the members whose window it lies in."""
+    chunk's members share one window), each counted for the members whose window it lies in. With
+    ``moments`` (a review), the sum counts the reversals posted before the earliest moment, and those
+    posted between the earliest and the latest moment are read one by one too, each counted for the
+    members whose moment came after it."""
     points: dict[str, int] = {}
     for chunk in chunks(starts):
         # a survivor of a merge also qualifies with its duplicates' earns
@@ -115,14 +146,25 @@ def _qualifying(tx: Tx, starts: dict[str, datetime]) -> dict[str, int]:
         owner.update((member_id, member_id) for member_id in chunk)
         owners = bound_list(tx.dialect, owner)
         earliest, latest = min(starts[m] for m in chunk), max(starts[m] for m in chunk)
-        for member_id, total in tx.session.execute(_qualifying_query(tx.dialect), {
-                "owners": owners, "since": latest}):
+        if moments is None:
+            summed = tx.session.execute(_qualifying_query(tx.dialect), {"owners": owners, "since": latest})
+        else:
+            first, last = min(moments[m] for m in chunk), max(moments[m] for m in chunk)
+            summed = tx.session.execute(_qualifying_query(tx.dialect, review=True), {
+                "owners": owners, "since": latest, "before": first})
+        for member_id, total in summed:
             points[owner[member_id]] = points.get(owner[member_id], 0) + int(total)
-        if earliest < latest:
+        if moments is None and earliest < latest:
             for member_id, occurred_at, change in tx.session.execute(_earlier_query(tx.dialect), {
                     "owners": owners, "since": earliest, "until": latest}):
                 if occurred_at >= starts[owner[member_id]]:
                     points[owner[member_id]] = points.get(owner[member_id], 0) + int(change)
+        elif moments is not None and (earliest < latest or first < last):
+            for member_id, occurred_at, change, posted_at in tx.session.execute(_review_earlier_query(tx.dialect), {
+                    "owners": owners, "since": earliest, "until": latest, "before": first, "later": last}):
+                member_id = owner[member_id]
+                if occurred_at >= starts[member_id] and (posted_at is None or posted_at < moments[member_id]):
+                    points[member_id] = points.get(member_id, 0) + int(change)
     return points
 
 
@@ -254,7 +296,9 @@ def review_due(tx: Tx, limit: int) -> int:
     Below the tier's threshold by then, a member moves down to the tier its qualifying points
     reach; either way the next review is a year after this anniversary. A review run late (the job
     was down) decides as it would have on time: on the qualifying points of the window ending at the
-    moment it was due (the last anniversary passed, plus grace), not at the moment it runs.
+    moment it was due (the last anniversary passed, plus grace), not at the moment it runs. Earns
+    after that moment count (each would have upgraded at once); reversals after it do not (none
+    would have downgraded).
     """
     config = tx.settings.tiers
     if not config.enabled:

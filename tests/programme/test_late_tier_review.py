@@ -84,6 +84,62 @@ def test_points_earned_while_the_review_was_late_count_as_they_would_have_upgrad
     assert tier(network, member) == "silver"
 
 
+def test_a_reversal_posted_after_the_review_was_due_does_not_downgrade_at_a_late_review(network, clock, settings):
+    """On time the review keeps silver (100 qualifying points at its due moment) and a reversal after it
+    never downgrades at once; late, the review counts no reversal posted after its due moment either."""
+    network.settings.expiry_policy = "never"  # the points reversed a year on are still there
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    network.earn(partner, member, "up", points=100)
+    clock.advance(days=31)
+    network.earn(partner, member, "keep", points=100)  # in the window ending at the due moment
+    due = ANNIVERSARY + timedelta(days=settings.tiers.grace_days)
+    clock.set(due + timedelta(days=1))
+    network.reverse(partner, "return", "keep", points=60)  # after the due moment
+    clock.set(due + timedelta(days=3))
+    assert jobs.review_tiers(network) == 1
+    assert tier(network, member) == "silver"
+    assert changes(network, member) == [("regular", "silver", "qualified", 100)]
+
+
+def test_reversals_count_for_each_member_up_to_its_own_due_moment_in_one_pass(network, clock, settings):
+    """Members due at different moments, reviewed together: a reversal posted between the two due
+    moments downgrades the member due after it, not the one due before it; one posted before both
+    counts for both, and one posted after both for neither."""
+    network.settings.expiry_policy = "never"
+    partner = make_partner(network)
+    early, late, both, neither = (make_member(network, partner) for _ in range(4))
+    for member in (early, both, neither):
+        network.earn(partner, member, f"{member}-up", points=100)
+    clock.set(START + timedelta(days=2))
+    network.earn(partner, late, "late-up", points=100)  # its anniversary and review are 2 days later
+    clock.set(START + timedelta(days=31))  # in early's window, before late's
+    for member in (early, both):
+        network.earn(partner, member, f"{member}-keep", points=100)
+    clock.set(START + timedelta(days=33))  # in both windows
+    for member in (late, neither):
+        network.earn(partner, member, f"{member}-keep", points=100)
+    grace = timedelta(days=settings.tiers.grace_days)
+    due = {early: ANNIVERSARY + grace, both: ANNIVERSARY + grace, neither: ANNIVERSARY + grace,
+           late: ANNIVERSARY + timedelta(days=2) + grace}
+    clock.set(due[both] - timedelta(hours=1))
+    network.reverse(partner, "both-return", f"{both}-keep", points=60)  # before either moment
+    clock.set(due[early] + timedelta(days=1))  # between the two moments
+    for member in (early, late):
+        network.reverse(partner, f"{member}-return", f"{member}-keep", points=60)
+    clock.set(due[late] + timedelta(days=1))
+    network.reverse(partner, "neither-return", f"{neither}-keep", points=60)  # after both
+    clock.set(due[late] + timedelta(days=3))
+    with captured(network, "occurred_at") as sums:
+        assert jobs.review_tiers(network) == 4
+    assert len(sums) == 2, "one sum and one read of what lies between the moments for the batch"
+    assert {m: tier(network, m) for m in due} == {early: "silver", late: "regular", both: "regular",
+                                                  neither: "silver"}
+    assert changes(network, late)[-1] == ("silver", "regular", "anniversary_review", 40)
+    assert changes(network, both)[-1] == ("silver", "regular", "anniversary_review", 40)
+    verify_ok(network)
+
+
 def test_a_review_missed_for_more_than_a_year_decides_on_the_last_one_due(network, clock, settings):
     partner = make_partner(network)
     member = make_member(network, partner)
