@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from shared.clock import FixedClock
@@ -18,6 +19,16 @@ from shared.db.database import normalise_url
 from shared.db.migrate import upgrade
 from shared.models import Base
 from shared.network import Network
+
+# Hypothesis: no per-example deadline anywhere (a scheduler stall on a loaded 2-core machine is not a
+# failure of the code under test). In CI (`CI` set, as .ci/run does) the examples are derandomized and
+# no example database is kept, like Hypothesis' own "ci" profile, so a run of main is repeatable; a
+# developer's runs keep exploring new examples.
+_IN_CI = bool(os.environ.get("CI"))
+hypothesis_settings.register_profile("pointsnet", deadline=None, derandomize=_IN_CI,
+                                     **({"database": None} if _IN_CI else {}))
+hypothesis_settings.load_profile("pointsnet")
+
 
 def _per_worker(url: str | None) -> str | None:
     """Under pytest-xdist each worker gets its own PostgreSQL database (created when missing)."""

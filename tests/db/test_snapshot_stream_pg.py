@@ -17,6 +17,12 @@ from tests.factories import make_member, make_partner
 pytestmark = pytest.mark.postgres
 
 
+def _snapshot_threads() -> int:
+    """The stream's helper threads alive (named snapshot-N): other threads of the process — an earlier
+    test's server or worker thread still winding down — come and go on their own."""
+    return sum(thread.name.startswith("snapshot-") for thread in threading.enumerate())
+
+
 @pytest.fixture
 def ledger(network):
     partner = make_partner(network)
@@ -28,9 +34,12 @@ def ledger(network):
 
 def test_results_come_in_order_from_other_connections_in_the_units_snapshot(network, ledger):
     partner, member = ledger
+    together = threading.Barrier(2, timeout=30)  # jobs 0 and 1 run at once: on two helpers' connections
 
     def job(n):
         def run(connection):
+            if n < 2:
+                together.wait()
             time.sleep(0.02 * (n % 3))  # finishing out of order
             return (n, connection.execute(text("SELECT COUNT(*) FROM entries")).scalar_one(),
                     connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
@@ -93,12 +102,12 @@ def test_a_failing_job_raises_where_its_result_would_come_and_the_rest_is_discar
                 taken.append(n)
         return taken
 
-    threads = threading.active_count()
+    threads = _snapshot_threads()
     taken = network.tx(unit, readonly=True)
     assert taken == [0, 1, 2, 3, 4]
     assert sorted(taken + discarded) == sorted(made)  # nothing made is lost: taken or discarded
     assert len(made) < 40  # no new job started once the failure was raised
-    assert threading.active_count() == threads  # the workers are gone
+    assert _snapshot_threads() == threads  # the workers are gone
 
 
 def test_stopping_early_hands_what_was_made_to_discard(network, ledger):
@@ -165,11 +174,11 @@ def test_when_no_helper_can_start_the_error_comes_and_no_thread_is_left(network,
         raise RuntimeError("no such snapshot")
 
     monkeypatch.setattr(snapshot, "_begin_in", fails)
-    threads = threading.active_count()
+    threads = _snapshot_threads()
 
     def unit(tx):
         with pytest.raises(RuntimeError, match="no such snapshot"):
             list(stream_in_snapshot(tx, [lambda connection: 1] * 5, 3))
 
     network.tx(unit, readonly=True)
-    assert threading.active_count() == threads
+    assert _snapshot_threads() == threads

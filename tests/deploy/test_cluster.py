@@ -53,9 +53,14 @@ def wait_until(condition, message: str, timeout: float = 90.0, detail=lambda: ""
         time.sleep(0.2)
 
 
-def _waiting_on_advisory_lock(connection) -> bool:
+def _waiting_on_advisory_lock(connection, key1: int, key2: int) -> bool:
+    """Whether a session of this database waits for the advisory lock (key1, key2). pg_locks lists the
+    locks of every database on the server (the other test worker's too), so the database and the
+    keys are named: an (int4, int4) lock shows them as classid, objid and objsubid 2."""
     waiting = connection.execute(text(
-        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).scalar_one()
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND classid = :k1 AND objid = :k2 AND objsubid = 2"), {"k1": key1, "k2": key2}).scalar_one()
     connection.commit()
     return waiting > 0
 
@@ -139,7 +144,8 @@ def test_the_leading_worker_killed_mid_settlement_is_taken_over_and_the_cycle_se
         gate.execute(text("SELECT pg_advisory_lock(7242003, :d)"), {"d": cycle.toordinal()})
         gate.commit()
         doomed = cluster.start_worker(0, env={"POINTSNET_FAILPOINT": "settlement.after_files"})
-        wait_until(lambda: _waiting_on_advisory_lock(gate), "the leader never reached the settlement")
+        wait_until(lambda: _waiting_on_advisory_lock(gate, 7242003, cycle.toordinal()),
+                   "the leader never reached the settlement")
         cluster.start_worker(1)  # the standby
         wait_until(lambda: "worker running" in (workdir / "worker1.log").read_text(), "the standby did not start")
         gate.execute(text("SELECT pg_advisory_unlock(7242003, :d)"), {"d": cycle.toordinal()})
