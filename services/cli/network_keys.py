@@ -140,16 +140,29 @@ def _stage_next_keyring(settings, activate: str | None) -> None:
 
 @network_keys_app.command("retire")
 def keys_retire(key_id: str) -> None:
-    """Remove an old personal-data key from the key file, once nothing is sealed under it any more."""
+    """Remove an old personal-data key from the key file, once nothing is sealed under it any more: no
+    member, and no Idempotency-Key record within its retention (an API enrolment kept hashed under it, a
+    link token kept sealed under it, for a retry), so one retention (7 days) after the rotation."""
+    from datetime import timedelta
+
     from shared.config import get_settings as settings_now
     from shared.keys import retire_pii_key
+    from shared.members.enrolment import kept_under_key
     from shared.members.rotation import stale_count
 
     network = _network()
-    active = network.keyring.active.id
+    keyring = network.keyring
+    active = keyring.active.id
     left = network.tx(lambda tx: stale_count(tx, active), readonly=True)
     if left:
         fail(f"{left} members are still sealed under an older key; run `pointsnet keys rotate --reencrypt-only`")
+    if key_id != active and key_id in keyring.keys:
+        kept, newest = network.tx(lambda tx: kept_under_key(tx, key_id), readonly=True)
+        if kept:
+            after = newest + timedelta(days=network.settings.idempotency_retention_days)
+            fail(f"{kept} Idempotency-Key records within their retention still need {key_id} (API enrolments "
+                 f"kept hashed under it, link tokens kept sealed under it, for a retry); retire it after "
+                 f"{after.isoformat(timespec='seconds')}")
     try:
         retire_pii_key(settings_now(), key_id)
     except (ValueError, OSError) as exc:

@@ -16,12 +16,14 @@ from sqlalchemy import select
 from services.partner_api import cursors, schemas
 from services.partner_api.exactly_once import execute
 from shared.db.database import Tx
-from shared.errors import NotFound, PointsnetError, ValidationFailed
+from shared.errors import IdempotencyKeyReused, InvalidLinkToken, NotFound, PointsnetError, ValidationFailed
+from shared.ledger import idempotency
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events, quote_earn
 from shared.ledger.queries import entries_after, member_balance, other_writers, partner_entries_page
 from shared.programme.tiers import current_tier
 from shared.members import enrolment
+from shared.members.privacy import Keyring
 from shared.models import Entry, Member, Partner, Settlement, SettlementRun, Transfer
 from shared.rules.evaluate import PurchaseItem
 from shared.network import Network
@@ -138,32 +140,63 @@ def enrol_member(request: Request, body: schemas.EnrolRequest):
     A phone or email already enrolled elsewhere, without a token: 409 `consent_required`.
     """
     network, partner_id = _network(request), _partner(request)
+    keyring = network.keyring
 
     def operation(tx: Tx) -> tuple[int, dict]:
-        outcome = enrolment.enrol(tx, network.keyring, partner_id, **body.model_dump())
+        outcome = enrolment.enrol(tx, keyring, partner_id, **body.model_dump())
         row = tx.session.execute(select(Member.available, Member.held).where(Member.id == outcome["member_id"])).one()
         return (201 if outcome["created"] else 200), {**outcome, "balance": {"available": row[0], "held": row[1]}}
 
-    return _exactly_once(request, _without_personal_data(network, body), operation)
+    try:
+        return _exactly_once(request, _without_personal_data(keyring, keyring.active.id, body), operation)
+    except IdempotencyKeyReused:
+        # Kept under an earlier active key (before a rotation, or by a process not on phase 2 yet)? Then
+        # the same body is compared under that key, while the keyring holds it (`keys retire` waits).
+        earlier = _kept_under(network, partner_id, request)
+        if earlier is None or earlier == keyring.active.id:
+            raise
+        if earlier not in keyring.keys:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {request.state.idempotency_key!r} was first used for an enrolment kept under a "
+                "personal-data key since retired, so it can no longer be compared; enrol with a new "
+                "Idempotency-Key (a person already enrolled and linked to you is answered with its member)",
+                differs=[]) from None
+        return _exactly_once(request, _without_personal_data(keyring, earlier, body), operation)
 
 
-def _without_personal_data(network: Network, body: schemas.EnrolRequest) -> dict:
-    """The enrolment as the idempotency record keeps it: contact fields only as keyed hashes, never in clear."""
-    keyring, fingerprint = network.keyring, body.model_dump(mode="json")
-    for field in ("phone", "email", "name", "customer_ref", "link_token"):  # a token not used may still work
+def _without_personal_data(keyring: Keyring, key_id: str, body: schemas.EnrolRequest) -> dict:
+    """The enrolment as the idempotency record keeps it: contact fields only as keyed hashes under the
+    personal-data key ``key_id`` (``<key id>:<hex>``), never in clear."""
+    fingerprint = body.model_dump(mode="json")
+    for field in enrolment.REQUEST_HASHED:  # a token not used may still work
         if fingerprint.get(field) is not None:
-            fingerprint[field] = keyring.blind_index(f"request.{field}", fingerprint[field])
+            fingerprint[field] = keyring.index_under(key_id, f"request.{field}", fingerprint[field])
     return fingerprint
 
 
+def _kept_under(network: Network, partner_id: str, request: Request) -> str | None:
+    """The personal-data key the enrolment kept for this request's Idempotency-Key was hashed under."""
+    def read(tx: Tx) -> str | None:
+        stored = tx.session.execute(idempotency.LOOKUP, {"partner_id": partner_id,
+                                                         "key": request.state.idempotency_key}).first()
+        kept = json.loads(stored.request) if stored is not None else None
+        if not isinstance(kept, dict) or (kept.get("method"), kept.get("path")) != (request.method, request.url.path):
+            return None
+        return enrolment.request_key_id(kept)
+
+    return network.tx(read, readonly=True)
+
+
 @router.post("/members/{member_id}/link-tokens", status_code=201, response_model=schemas.LinkToken,
-             responses=problems("unknown_member", write=True))
+             responses=problems("unknown_member", "invalid_link_token", write=True))
 def mint_link_token(request: Request, member_id: str):
     """Mint a short-lived, single-use token for a linked member to show another partner (QR code).
 
     A retry with the same Idempotency-Key answers the same token; the answer kept for it holds the
     token sealed with the members' data key, as contact details are (the token works until used or
-    expired, and the database otherwise keeps only its hash)."""
+    expired, and the database otherwise keeps only its hash). `pointsnet keys retire` keeps that key
+    while such answers are within their retention; should it be gone anyway, the retry answers 409
+    `invalid_link_token` (mint another with a new Idempotency-Key), never an error of the server."""
     network, partner_id = _network(request), _partner(request)
 
     def operation(tx: Tx) -> tuple[int, dict]:
@@ -173,7 +206,12 @@ def mint_link_token(request: Request, member_id: str):
     status, body, replayed = execute(network, partner_id, request.state.idempotency_key, {
         "method": request.method, "path": request.url.path, "body": None}, operation)
     if status == 201 and body["link_token"].startswith("v1."):  # (an answer kept before it was sealed: as it is)
-        body = {**body, "link_token": network.keyring.decrypt("link_token", member_id, body["link_token"])}
+        keyring = network.keyring
+        if body["link_token"].split(".", 2)[1] not in keyring.keys:
+            raise InvalidLinkToken("the link token kept for this Idempotency-Key was sealed under a personal-data "
+                                   "key since retired and cannot be shown again; mint another with a new "
+                                   "Idempotency-Key")
+        body = {**body, "link_token": keyring.decrypt("link_token", member_id, body["link_token"])}
     return _respond(status, body, replayed)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 
 from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
@@ -15,11 +17,16 @@ from shared.errors import (
     Conflict, ConsentRequired, CustomerRefTaken, InvalidContact, InvalidLinkToken, UnknownMember, ValidationFailed,
 )
 from shared.members.privacy import Keyring, normalise_email, normalise_phone
-from shared.models import Account, LinkToken, Member, MemberLink
+from shared.models import Account, IdempotencyRecord, LinkToken, Member, MemberLink
 from shared.partners.contracts import require_partner
 
 LINK_TOKEN_TTL = timedelta(minutes=10)
 members_t, links_t, tokens_t = Member.__table__, MemberLink.__table__, LinkToken.__table__
+records_t = IdempotencyRecord.__table__
+# The fields of an API enrolment (POST /v1/members) its Idempotency-Key record keeps only as keyed
+# hashes: the blind index of ``request.<field>`` under the active personal-data key, ``<key id>:<hex>``.
+REQUEST_HASHED = ("phone", "email", "name", "customer_ref", "link_token")
+ENROLMENT_PATH, LINK_TOKENS_SUFFIX = "/v1/members", "/link-tokens"
 
 
 def _find_by_contact(tx: Tx, keyring: Keyring, phone: str | None, email: str | None) -> str | None:
@@ -195,3 +202,37 @@ def redeem_link_token(tx: Tx, partner_id: str, token: str) -> str:
     if used is None:
         raise InvalidLinkToken("the link token is unknown, already used or expired")
     return used
+
+
+def request_key_id(request: Any) -> str | None:
+    """The personal-data key an enrolment request kept for an Idempotency-Key was hashed under (the key
+    a retry is compared under), or None: no hashed field (an erased record, another route's request)."""
+    body = request.get("body") if isinstance(request, dict) else None
+    if not isinstance(body, dict):
+        return None
+    found = {value.rpartition(":")[0] for field in REQUEST_HASHED
+             if isinstance(value := body.get(field), str) and ":" in value}
+    return found.pop() if len(found) == 1 else None
+
+
+def kept_under_key(tx: Tx, key_id: str) -> tuple[int, datetime | None]:
+    """Idempotency-Key records within their retention that still need the personal-data key ``key_id``:
+    API enrolments whose kept request was hashed under it (a retry is compared under it; a hash cannot
+    be recomputed under another key without the contact, which is not kept) and minted link tokens whose
+    kept answer is sealed under it (a retry shows the token again). Returns how many, and when the newest
+    was kept: ``pointsnet keys retire`` refuses until none is left, one retention after that."""
+    cutoff = tx.now - timedelta(days=tx.settings.idempotency_retention_days)
+    quoted = json.dumps(key_id)[1:-1]  # the key id as it appears inside the stored JSON
+    hashed = and_(records_t.c.request.endswith(f'{ENROLMENT_PATH}"}}', autoescape=True),
+                  records_t.c.request.contains(f'"{quoted}:', autoescape=True))
+    sealed = and_(records_t.c.request.endswith(f'{LINK_TOKENS_SUFFIX}"}}', autoescape=True),
+                  records_t.c.response.contains(f'"v1.{quoted}.', autoescape=True))
+    count, newest = 0, None
+    for row in tx.session.execute(select(records_t.c.request, records_t.c.response, records_t.c.created_at)
+                                  .where(records_t.c.created_at >= cutoff, or_(hashed, sealed))):
+        request, response = json.loads(row.request), json.loads(row.response)
+        token = response.get("link_token") if isinstance(response, dict) else None
+        if request_key_id(request) == key_id or (isinstance(token, str) and token.startswith(f"v1.{key_id}.")):
+            count += 1
+            newest = row.created_at if newest is None else max(newest, row.created_at)
+    return count, newest

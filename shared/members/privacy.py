@@ -46,6 +46,11 @@ class Keyring:
         """The index value written now (active key)."""
         return self._index(self.active, field, value)
 
+    def index_under(self, key_id: str, field: str, value: str) -> str:
+        """The index value under one key of the keyring (KeyError if it is not in it any more): what a
+        value kept under an earlier active key is compared with."""
+        return self._index(self.keys[key_id], field, value)
+
     def lookup_indexes(self, field: str, value: str) -> list[str]:
         """Every index value the same contact may be stored under (all keys, during a rotation)."""
         return [self._index(key, field, value) for key in self.keys.values()]

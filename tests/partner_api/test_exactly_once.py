@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
+from shared.keys import activate_pii_key, add_pii_key, retire_pii_key
+from shared.models import Member
+from tests.cli.inprocess import pointsnet
+from tests.conftest import START
 from tests.partner_api.conftest import assert_problem, enrol, entry_count, rebuild
 
 
@@ -210,6 +215,101 @@ def test_no_usable_link_token_is_kept_in_the_database(shop, member, partners, ne
         "SELECT request || response FROM idempotency_records")).scalars().all(), readonly=True)
     assert not any(token in record for record in kept)
     assert other.ok("POST", "/v1/members", {"link_token": token})["member_id"] == member  # still the member's
+
+
+def _rotate(network) -> tuple[str, str]:
+    """Both phases of a personal-data key rotation (docs/security.md): a new key added, then made active."""
+    old = network.keyring.active.id
+    new = add_pii_key(network.settings)
+    activate_pii_key(network.settings, new)
+    assert network.keyring.active.id == new
+    return old, new
+
+
+def _retire(network, database_url: str, key_id: str, at):
+    """`pointsnet keys retire KEY_ID` on this network's key file and database, its clock at ``at``."""
+    return pointsnet("keys", "retire", key_id, env={
+        "POINTSNET_DATA_DIR": str(network.settings.data_dir), "POINTSNET_DATABASE_URL": database_url,
+        "POINTSNET_CLOCK": at.isoformat()})
+
+
+def _members(network) -> int:
+    return network.tx(lambda tx: tx.session.execute(select(func.count()).select_from(Member)).scalar_one(),
+                      readonly=True)
+
+
+def test_an_enrolment_retried_after_a_key_rotation_is_replayed(shop, network):
+    """The enrolment kept for an Idempotency-Key holds its contact fields hashed under the personal-data
+    key active then. A retry of the same body after a rotation (and its re-encryption) is compared under
+    that key, as long as the keyring holds it, and answers the first answer byte for byte; another body
+    under the same key is still refused, naming what differs; a new enrolment is kept under the new key."""
+    body = {"phone": "+8613912345678", "email": "li.lei@example.com", "name": "Li Lei", "customer_ref": "C-9"}
+    first = shop.call("POST", "/v1/members", body, idempotency_key="EN-ROT")
+    assert first.status_code == 201, first.text
+    old, new = _rotate(network)
+    network.rotate_personal_data()
+    members = _members(network)
+
+    retry = shop.call("POST", "/v1/members", body, idempotency_key="EN-ROT")
+    assert retry.status_code == 201, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.content == first.content
+    changed = shop.call("POST", "/v1/members", {**body, "phone": "+8613912345679"}, idempotency_key="EN-ROT")
+    assert assert_problem(changed, 422, "idempotency_key_reused")["differs"] == ["phone"]
+    assert _members(network) == members
+
+    shop.ok("POST", "/v1/members", {"phone": "+8613912340077"}, idempotency_key="EN-NEW")
+    kept = network.tx(lambda tx: dict(tx.session.execute(text(
+        "SELECT key, request FROM idempotency_records WHERE key IN ('EN-ROT', 'EN-NEW')")).all()), readonly=True)
+    assert f'"{old}:' in kept["EN-ROT"] and f'"{new}:' in kept["EN-NEW"]
+    assert "+86139" not in kept["EN-ROT"] + kept["EN-NEW"] and "Li Lei" not in kept["EN-ROT"]
+
+
+def test_an_enrolment_kept_under_a_key_no_longer_in_the_keyring_is_refused_in_words(shop, network):
+    """Should the key an enrolment was kept under leave the keyring anyway (by hand, past `keys retire`'s
+    check), a retry cannot be compared: 422 `idempotency_key_reused` saying so, not an error of the
+    server and not a second enrolment."""
+    body = {"phone": "+8613912345680"}
+    assert shop.call("POST", "/v1/members", body, idempotency_key="EN-GONE").status_code == 201
+    old, _ = _rotate(network)
+    network.rotate_personal_data()
+    retire_pii_key(network.settings, old)
+    members = _members(network)
+    gone = shop.call("POST", "/v1/members", body, idempotency_key="EN-GONE")
+    problem = assert_problem(gone, 422, "idempotency_key_reused")
+    assert "since retired" in problem["detail"] and problem["differs"] == []
+    assert _members(network) == members
+
+
+def test_a_link_token_retried_after_a_key_rotation_is_replayed_and_its_key_kept(shop, network, database_url):
+    """The answer kept for a link token holds the token sealed under the key active then. After a rotation
+    and its re-encryption a retry answers the first answer byte for byte; `pointsnet keys retire OLD`
+    refuses (one line, naming when it can) while that answer is within the retention, and retires the
+    key after it. A retry after that answers 409 `invalid_link_token`, never a server error."""
+    member = shop.ok("POST", "/v1/members", {"phone": "+8613912345679"})["member_id"]
+    first = shop.call("POST", f"/v1/members/{member}/link-tokens", idempotency_key="LT-ROT")
+    assert first.status_code == 201, first.text
+    old, new = _rotate(network)
+    network.rotate_personal_data()
+
+    retry = shop.call("POST", f"/v1/members/{member}/link-tokens", idempotency_key="LT-ROT")
+    assert retry.status_code == 201 and retry.headers["idempotent-replayed"] == "true"
+    assert retry.content == first.content
+
+    kept_until = START + timedelta(days=network.settings.idempotency_retention_days)
+    refused = _retire(network, database_url, old, kept_until)
+    assert refused.returncode != 0 and refused.stderr.strip().count("\n") == 0, refused.stderr
+    assert "Traceback" not in refused.stderr and f"still need {old}" in refused.stderr
+    assert f"after {kept_until.isoformat(timespec='seconds')}" in refused.stderr
+    assert set(network.keyring.keys) == {old, new}
+    again = shop.call("POST", f"/v1/members/{member}/link-tokens", idempotency_key="LT-ROT")
+    assert again.status_code == 201 and again.content == first.content
+
+    retired = _retire(network, database_url, old, kept_until + timedelta(seconds=1))
+    assert retired.returncode == 0, retired.stderr
+    assert set(network.keyring.keys) == {new}
+    late = shop.call("POST", f"/v1/members/{member}/link-tokens", idempotency_key="LT-ROT")
+    assert assert_problem(late, 409, "invalid_link_token")["detail"].startswith("the link token kept")
 
 
 def test_keys_are_kept_at_least_seven_days(shop, member, network, clock):
