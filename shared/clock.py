@@ -41,8 +41,9 @@ def as_utc(value: datetime) -> datetime:
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)  # only this: fromisoformat also takes 20261101, 2026-W45-1
 # RFC 3339 exactly: seconds and an offset always, fractions allowed. datetime.fromisoformat alone
-# also takes 20261201T000000Z, week dates, no seconds, +0800 and a space for the T.
-RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII | re.IGNORECASE)
+# also takes 20261201T000000Z, week dates, no seconds, +0800 and a space for the T; an offset's
+# minutes are 00-59 (fromisoformat reads +08:60 as +09:00).
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:[0-5]\d)", re.ASCII | re.IGNORECASE)
 
 
 def parse_date(text: str) -> date:
@@ -56,10 +57,14 @@ def parse_date(text: str) -> date:
 def parse_rfc3339(text: str) -> datetime:
     """An instant people typed (a form, a command's option): RFC 3339 with seconds and its offset,
     e.g. 2026-12-01T00:00:00+08:00 or ...Z, in UTC; ValueError for anything else (a day or time
-    that does not exist, 2026-02-30 or 24:00:00, included)."""
+    that does not exist, 2026-02-30 or 24:00:00, included, and an instant whose UTC time is before
+    year 1 or after year 9999)."""
     if not RFC3339.fullmatch(text):
         raise ValueError(f"not an RFC 3339 instant with its offset: {text!r}")
-    return as_utc(datetime.fromisoformat(text.upper().replace("Z", "+00:00")))
+    try:
+        return as_utc(datetime.fromisoformat(text.upper().replace("Z", "+00:00")))
+    except OverflowError:
+        raise ValueError(f"{text!r} is beyond the calendar in UTC (years 1 to 9999)") from None
 
 
 def parse_instant(text: str) -> datetime:

@@ -137,6 +137,9 @@ def main() -> None:
         err.print(f"[bold red]database error:[/] {str(error.orig if hasattr(error, 'orig') else error).splitlines()[0]}",
                   highlight=False)
         sys.exit(1)
+    except OverflowError as error:  # a number too large for the database (SQLite) or the calendar
+        err.print(f"[bold red]error:[/] a number is out of range: {error}", highlight=False)
+        sys.exit(2)
 
 
 # the commands, one module per domain: each registers its own on the groups above (in this order

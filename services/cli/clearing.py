@@ -13,12 +13,18 @@ from services.cli import app, clearing_app, console, err, fail, _network, _read_
 
 
 def _cycle(text: str):
+    """A cycle typed on the command line: YYYY-MM-DD, one reports can cover (EARLIEST … LATEST; the
+    last day of the calendar has no cut-off, the day after it does not exist)."""
     from shared.clock import parse_date
+    from shared.reports.period import EARLIEST, LATEST
 
     try:
-        return parse_date(text)
+        day = parse_date(text)
     except ValueError:
         fail(f"--cycle must be a date YYYY-MM-DD, not {text!r}")
+    if not EARLIEST <= day <= LATEST:
+        fail(f"--cycle lies between {EARLIEST} and {LATEST}, not {text}")
+    return day
 
 
 @clearing_app.command("run")

@@ -26,16 +26,17 @@ Issuance is not refused for exposure: the limit is a finance alarm, not a gate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import case, func, literal_column, select
 
 from shared.alerts import raise_alert
 from shared.db.database import Tx
-from shared.errors import Conflict, ValidationFailed
-from shared.ledger.cycles import cycle_date_for
+from shared.errors import Conflict, InvalidAmount, ValidationFailed
+from shared.ledger.cycles import cycle_date_for, cycle_end
 from shared.db.types import new_id
-from shared.models import FloatTopup, Lot, ObligationLine, Partner, PartnerLimits
-from shared.money import MICRO, round_micro_to_minor
+from shared.models import Cycle, FloatTopup, Lot, ObligationLine, Partner, PartnerLimits, SettlementRun
+from shared.money import MAX_MICRO, MICRO, round_micro_to_minor
 from shared.partners.contracts import require_partner, terms_in_force
 from shared.partners.lifecycle import wait_for_postings
 
@@ -47,6 +48,10 @@ PREPAID_FUNDING = literal_column("'prepaid_funding'")
 
 # the references of the float's credits by settlements (``credit_settled_by_bank``): not a bank's
 SETTLED_BY_BANK = "settlement:"
+
+# The most minor units a top-up, a float overdraft or an exposure limit may be: its micro-units fit
+# a ledger column (64-bit); more is refused as invalid_amount, not overflowed in the database.
+MAX_MINOR = MAX_MICRO // MICRO
 
 
 class FloatExhausted(Conflict):
@@ -73,6 +78,8 @@ def set_limits(tx: Tx, partner_id: str, **changes: int | None) -> dict:
     for name, value in changes.items():
         if value is not None and value < 0:
             raise ValidationFailed(f"{name} must be 0 or more")
+        if value is not None and name != "exposure_warn_ppm" and value > MAX_MINOR:
+            raise InvalidAmount(f"{name} is at most {MAX_MINOR} minor units, not {value}")
     if changes.get("exposure_warn_ppm") is None:
         changes.pop("exposure_warn_ppm", None)
     elif changes["exposure_warn_ppm"] > 1_000_000:
@@ -112,6 +119,8 @@ def record_topup(tx: Tx, partner_id: str, amount_minor: int, bank_reference: str
                                "(a settlement's credit to the float)")
     if amount_minor <= 0:
         raise ValidationFailed("a top-up is a positive amount in minor units")
+    if amount_minor > MAX_MINOR:
+        raise InvalidAmount(f"a top-up is at most {MAX_MINOR} minor units, not {amount_minor}")
     existing = tx.session.execute(select(FloatTopup).where(
         FloatTopup.partner_id == partner_id, FloatTopup.bank_reference == reference)).scalar_one_or_none()
     if existing is not None:
@@ -287,21 +296,48 @@ class FloatDraw:
         return self.funding_minor - self.from_float_minor
 
 
-def float_draws(tx: Tx, cycle) -> dict[str, FloatDraw]:
+def _short_minor(funding_micro: int, drawn_micro: int, paid_in_minor: int) -> tuple[int, int]:
+    """(a cycle's funding rounded once to minor units, the part of it the float did not hold): the
+    float holds ``paid_in_minor`` against ``drawn_micro``, every prepaid_funding line through the
+    cycle; what that leaves below zero, rounded up and at most the funding, is short. A negative
+    funding (reversals) is never short: it gives all of it back to the float."""
+    funded = round_micro_to_minor(funding_micro)
+    if funded <= 0:
+        return funded, 0
+    short_micro = max(0, drawn_micro - paid_in_minor * MICRO)
+    return funded, min(funded, -(-short_micro // MICRO))
+
+
+def _settlement_cycle(reference: str) -> date | None:
+    """The cycle a settlement's credit to the float answers (reference ``settlement:<cycle>``), or None."""
+    if not reference.startswith(SETTLED_BY_BANK):
+        return None
+    try:
+        return date.fromisoformat(reference[len(SETTLED_BY_BANK):])
+    except ValueError:
+        return None
+
+
+def float_draws(tx: Tx, cycle: date) -> dict[str, FloatDraw]:
     """Per partner with a float enforced now and prepaid funding in ``cycle``: that funding (rounded
     once per cycle and payer, as on the statement; the payee is always the network) and the part of
     it settled from the float. Settlement keeps the part (``settlements.from_float_minor``), so a
     float enforced later does not change an old cycle's.
 
-    The float settles only what it held. It holds the top-ups recorded so far (the credits of earlier
-    settlements included, ``credit_settled_by_bank``) less every prepaid_funding line of this cycle
-    and the ones before it (the draws of later cycles, posted since the cut-off, are not this
-    cycle's). Where that is below zero (an overdraft; a buy-out, which is never refused), the
-    shortfall, rounded up to whole minor units and at most the cycle's funding, moves by bank; the
-    rest comes from the float. A cycle whose funding is negative (reversals) gives it all back to
-    the float.
+    The float settles only what it held as of the cycle, as if every cycle had been settled in date
+    order, whatever order they are settled in (``pointsnet clearing run --cycle D`` settles any ended
+    cycle). It holds the top-ups finance recorded so far and the credits of the earlier cycles'
+    settlements (``credit_settled_by_bank``) — never a later cycle's, which answers that cycle's draws
+    — less every prepaid_funding line of this cycle and the ones before it (the draws of later cycles,
+    posted since the cut-off, are not this cycle's). An earlier cycle not settled yet counts as its
+    settlement would have it now: the part of its funding the float did not hold is credited, due by
+    bank with it. Where what the float held is below zero (an overdraft; a buy-out, which is never
+    refused), the shortfall, rounded up to whole minor units and at most the cycle's funding, moves by
+    bank; the rest comes from the float. A cycle whose funding is negative (reversals) gives it all
+    back to the float.
     """
     lines, limits = ObligationLine, PartnerLimits
+    enforced = select(limits.partner_id).where(limits.float_overdraft_minor.is_not(None))
 
     def funding(*when):
         return (select(func.coalesce(func.sum(lines.amount_micro), 0))
@@ -312,19 +348,60 @@ def float_draws(tx: Tx, cycle) -> dict[str, FloatDraw]:
     # Probes of ix_obligation_lines_prepaid_funding (payer, cycle_date) per partner with a float.
     drawn_through = case((limits.float_drawn_micro.is_(None), funding(lines.cycle_date <= cycle)),
                          else_=limits.float_drawn_micro - funding(lines.cycle_date > cycle))
-    topups = (select(func.coalesce(func.sum(FloatTopup.amount_minor), 0))
-              .where(FloatTopup.partner_id == limits.partner_id).scalar_subquery())
     rows = tx.session.execute(
-        select(limits.partner_id, funding(lines.cycle_date == cycle), drawn_through, topups)
+        select(limits.partner_id, funding(lines.cycle_date == cycle), drawn_through)
         .where(limits.float_overdraft_minor.is_not(None)).order_by(limits.partner_id)).all()
+    if not rows:
+        return {}
+
+    # The earlier cycles not settled yet (normally none: the job settles them oldest first), read
+    # before the credits: a settlement committing in between is then counted as not settled yet, its
+    # credit left out for the figures its settlement has (it writes its run and its credit at once).
+    unsettled = set(tx.session.execute(select(Cycle.cycle_date).where(
+        Cycle.cycle_date < cycle,
+        ~select(SettlementRun.cycle_date).where(SettlementRun.cycle_date == Cycle.cycle_date).exists())).scalars())
+    horizon = min(unsettled, default=cycle)
+    # A settlement's credit is recorded once its cycle has ended: those of the cycles from the
+    # horizon on are all among the credits recorded since the horizon's end, read one by one; every
+    # other top-up (finance's, and the credits of cycles before the horizon) is summed.
+    recent = case((FloatTopup.bank_reference.like(f"{SETTLED_BY_BANK}%")
+                   & (FloatTopup.recorded_at >= cycle_end(horizon, tx.settings)), FloatTopup.bank_reference))
+    paid_in: dict[str, int] = {}
+    credited: dict[str, dict[date, int]] = {}
+    for partner_id, reference, amount in tx.session.execute(
+            select(FloatTopup.partner_id, recent, func.sum(FloatTopup.amount_minor))
+            .where(FloatTopup.partner_id.in_(enforced)).group_by(FloatTopup.partner_id, recent)).all():
+        answers = None if reference is None else _settlement_cycle(reference)
+        if answers is None or answers < horizon:
+            paid_in[partner_id] = paid_in.get(partner_id, 0) + int(amount)
+        elif answers < cycle:  # an earlier cycle's, counted below in date order
+            credited.setdefault(partner_id, {})[answers] = int(amount)
+        # a later cycle's (or this one's): it answers draws that are not this cycle's
+    window: dict[str, dict[date, int]] = {}
+    if unsettled:
+        for partner_id, day, amount in tx.session.execute(
+                select(lines.payer, lines.cycle_date, func.sum(lines.amount_micro))
+                .where(lines.payer.in_(enforced), lines.kind == PREPAID_FUNDING,
+                       lines.cycle_date >= horizon, lines.cycle_date < cycle)
+                .group_by(lines.payer, lines.cycle_date)).all():
+            window.setdefault(partner_id, {})[day] = int(amount)
+
     draws = {}
-    for partner_id, cycle_funding, drawn, paid_in in rows:
-        funded = round_micro_to_minor(int(cycle_funding))
-        if not funded:
-            continue
-        short_micro = max(0, int(drawn) - int(paid_in) * MICRO)
-        short = min(funded, -(-short_micro // MICRO)) if funded > 0 else 0
-        draws[partner_id] = FloatDraw(funded, funded - short)
+    for partner_id, cycle_funding, drawn in rows:
+        held, fundings = paid_in.get(partner_id, 0), window.get(partner_id, {})
+        credits = credited.get(partner_id, {})
+        # the cycles since the horizon in date order: a settled one with the credit it had, one not
+        # settled yet with the credit its settlement would have now
+        drawn_before = int(drawn) - int(cycle_funding) - sum(fundings.values())
+        for day in sorted(fundings.keys() | credits.keys()):
+            drawn_before += fundings.get(day, 0)
+            if day in unsettled:
+                held += _short_minor(fundings.get(day, 0), drawn_before, held)[1]
+            else:
+                held += credits.get(day, 0)
+        funded, short = _short_minor(int(cycle_funding), int(drawn), held)
+        if funded:
+            draws[partner_id] = FloatDraw(funded, funded - short)
     return draws
 
 

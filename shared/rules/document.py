@@ -5,6 +5,8 @@ Decimal("1.5")); counts (points, caps, weekdays, minor units) are whole numbers 
 (not 20.0, "20", true or YAML's 010 and 1:30); rates and multipliers are decimals (a number or a
 decimal string, never a float or a boolean, as shared.money.to_decimal); a campaign's dates are
 exactly YYYY-MM-DD (a YAML date written so, or a string), not a number or a date and time.
+A rate or multiplier is at most MAX_RATE, and the document is a mapping of fields (an empty
+document is an empty rule set; a list, false or 0 is refused, not read as one).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
 import yaml
@@ -20,6 +22,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationE
                       field_validator, model_validator)
 
 from shared.errors import ValidationFailed
+from shared.ledger.events import MAX_POINTS
 from shared.money import MoneyError, to_decimal
 from shared.clock import parse_date
 
@@ -102,10 +105,34 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The largest rate or multiplier a document may set: above it one major unit earns more points than
+# one event may move (MAX_POINTS). Checked when a document is saved (parse), not by the model, so a
+# version stored before it was refused still reads back.
+MAX_RATE = Decimal(MAX_POINTS)
+
+
+def _too_large(what: str) -> str:
+    return f"{what} is at most {MAX_RATE} (the most points one event moves)"
+
+
 def _rate(value: Decimal, what: str) -> Decimal:
-    if value < 0 or value != value.quantize(Decimal("0.000001")):
+    try:
+        exact = value >= 0 and value == value.quantize(Decimal("0.000001"))
+    except InvalidOperation:  # more than 28 digits with its 6 places: far above MAX_RATE
+        raise ValueError(_too_large(what)) from None
+    if not exact:
         raise ValueError(f"{what} must be non-negative with at most 6 decimal places")
     return value
+
+
+def _rates(rules: "RuleSet") -> list[tuple[str, Decimal]]:
+    """Every rate and multiplier of a document, each named as its refusal names it."""
+    named = [] if rules.base_rate is None else [("base_rate", rules.base_rate)]
+    named += [(f"multiplier of {key}", value) for multipliers in (rules.categories, rules.skus)
+              for key, value in multipliers.items()]
+    named += [(f"tier multiplier of {tier}", value) for tier, value in rules.tier_multipliers.items()]
+    named += [(f"campaign {c.id}: multiplier", c.multiplier) for c in rules.campaigns if c.multiplier is not None]
+    return named
 
 
 class Campaign(Strict):
@@ -224,12 +251,20 @@ def parse(text: str, *, network: bool = False) -> RuleSet:
                 else json.loads(text, parse_float=Decimal, parse_constant=_refuse_json_constant))
     except (yaml.YAMLError, ValueError) as exc:
         raise ValidationFailed(f"the rules document is not valid JSON or YAML: {exc}") from exc
+    if data is None:  # an empty document (or only comments): no rules
+        data = {}
+    if not isinstance(data, dict):
+        raise ValidationFailed(f"the rules document is invalid: the document is a mapping of fields "
+                               f"(base_rate: 2, campaigns: [...]), not {_shown(data)}")
     try:
-        rules = RuleSet.model_validate(data or {})
+        rules = RuleSet.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'document'}: "
                              f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
         raise ValidationFailed(f"the rules document is invalid: {problems}") from exc
+    too_large = [what for what, value in _rates(rules) if value > MAX_RATE]
+    if too_large:  # checked here, not in the model: a version stored before this was refused still reads back
+        raise ValidationFailed(f"the rules document is invalid: {'; '.join(_too_large(w) for w in too_large)}")
     for campaign in rules.campaigns:
         # checked here, not in the model: a version stored before this was refused still reads back
         if campaign.categories == []:

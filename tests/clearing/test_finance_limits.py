@@ -6,10 +6,11 @@ import pytest
 from sqlalchemy import func, select
 
 from shared.alerts import list_alerts
-from shared.errors import PartnerSuspended
+from shared.errors import InvalidAmount, PartnerSuspended
 from shared.ledger.cycles import cycle_date_for
 from shared.ledger.events import Event
 from shared.models import Entry, ObligationLine, Settlement
+from shared.money import MAX_MICRO, MICRO
 from shared.partners.lifecycle import PartnerTerminated, set_status, terminate
 from shared.partners.limits import (FloatExhausted, TopupConflict, check_exposure, exposures, float_status,
                                     record_topup, set_limits)
@@ -69,6 +70,24 @@ def test_a_top_up_is_recorded_once_per_bank_reference(network, prepaid):
     assert again["topups_minor"] == 500
     with pytest.raises(TopupConflict):
         network.tx(lambda tx: record_topup(tx, partner, 501, "BANK-7"))
+
+
+@pytest.mark.parametrize("limit", ["float_overdraft_minor", "exposure_limit_minor"])
+def test_a_top_up_or_limit_is_at_most_what_a_ledger_column_holds(network, prepaid, limit):
+    """Top-ups, float overdrafts and exposure limits are at most MAX_MICRO // MICRO minor units (their
+    micro-units fit a 64-bit ledger column): more is refused as invalid_amount, not an overflow from
+    the database, and nothing changes."""
+    partner, _ = prepaid
+    most = MAX_MICRO // MICRO
+    with pytest.raises(InvalidAmount, match=f"at most {most} minor units") as refused:
+        network.tx(lambda tx: record_topup(tx, partner, most + 1, "BANK-1"))
+    assert refused.value.code == "invalid_amount" and refused.value.status == 422
+    with pytest.raises(InvalidAmount, match=f"{limit} is at most {most} minor units"):
+        network.tx(lambda tx: set_limits(tx, partner, **{limit: 10**23}))
+    assert network.tx(lambda tx: float_status(tx, partner))["topups_minor"] == 0
+    assert network.tx(lambda tx: set_limits(tx, partner, **{limit: most}))[limit] == most
+    status = network.tx(lambda tx: record_topup(tx, partner, most, "BANK-1"))
+    assert status["recorded"] and status["topups_minor"] == most
 
 
 def test_an_overdraft_lets_issuance_go_that_far_below_zero_and_alerts_once_in_it(network, prepaid):

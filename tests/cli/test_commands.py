@@ -314,3 +314,64 @@ def test_finance_limits_top_ups_termination_and_alerts_from_the_command_line(tmp
     assert back.returncode != 0 and "terminated" in back.stderr
     assert "terminated" in pointsnet(tmp_path, "partners", "list", check=True).stdout
     assert "no open alerts" in pointsnet(tmp_path, "alerts", "list", check=True).stdout
+
+
+@pytest.mark.parametrize("cycle", ["9999-12-31", "9000-01-01", "0001-01-01", "1999-12-31"])
+def test_a_cycle_outside_the_range_reports_cover_is_refused_in_one_line(tmp_path, cycle):
+    """docs/operations.md: a mistake on the command line is one line, never a traceback. A cycle is
+    one reports can cover (2000-01-01 … 8999-12-31): the last day of the calendar has no cut-off
+    (the next day does not exist) and a cycle in year 1 is no business day of the network."""
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    for command in (["clearing", "run", "--cycle", cycle],
+                    ["clearing", "mark-paid", "--cycle", cycle, "--party", "network", "--bank-reference", "B-1"]):
+        done = pointsnet(tmp_path, *command)
+        assert one_line_error(done) and "--cycle lies between 2000-01-01 and 8999-12-31" in done.stderr, done.stderr
+        assert done.stdout == ""
+    assert not (tmp_path / "data" / "settlements" / cycle).exists()
+
+
+@pytest.mark.parametrize("amount", ["99999999999999999999999", "9223372036855"])
+def test_a_top_up_larger_than_the_ledger_holds_is_refused_in_one_line(tmp_path, amount):
+    """A top-up is at most 9223372036854 minor units (its micro-units fit a 64-bit ledger column):
+    more is invalid_amount in one line, not "Python int too large to convert to SQLite INTEGER"."""
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    shop = json.loads(pointsnet(tmp_path, "partners", "add", "Shop", "--billing", "prepaid",
+                                check=True).stdout)["partner_id"]
+    done = pointsnet(tmp_path, "clearing", "top-up", shop, "--amount", amount, "--bank-reference", "bank-1")
+    assert one_line_error(done) and "at most 9223372036854 minor units" in done.stderr, done.stderr
+    assert json.loads(pointsnet(tmp_path, "clearing", "float", shop, check=True).stdout)["topups_minor"] == 0
+
+
+def test_limits_larger_than_the_ledger_holds_are_refused_in_one_line(tmp_path):
+    """Float overdrafts and exposure limits are at most 9223372036854 minor units, set with a partner or
+    later; the partner is not registered when its limits are refused."""
+    huge = "99999999999999999999999"
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    for options in (["--exposure-limit", huge], ["--billing", "prepaid", "--float-overdraft", huge],
+                    ["--exposure-limit", "9223372036855"]):
+        done = pointsnet(tmp_path, "partners", "add", "Too Big", *options)
+        assert one_line_error(done) and "at most 9223372036854 minor units" in done.stderr, (options, done.stderr)
+    assert "Too Big" not in pointsnet(tmp_path, "partners", "list", check=True).stdout
+    shop = json.loads(pointsnet(tmp_path, "partners", "add", "Shop", "--billing", "prepaid",
+                                check=True).stdout)["partner_id"]
+    for option in ("--exposure-limit", "--float-overdraft"):
+        done = pointsnet(tmp_path, "partners", "limits", shop, option, huge)
+        assert one_line_error(done) and "at most 9223372036854 minor units" in done.stderr, (option, done.stderr)
+    limits = json.loads(pointsnet(tmp_path, "partners", "limits", shop, check=True).stdout)
+    assert (limits["float_overdraft_minor"], limits["exposure_limit_minor"]) == (0, None)
+    most = json.loads(pointsnet(tmp_path, "partners", "limits", shop, "--exposure-limit", "9223372036854",
+                                check=True).stdout)
+    assert most["exposure_limit_minor"] == 9223372036854
+
+
+@pytest.mark.parametrize("command", [["partners", "add", "Too Big", "--base-rate", "1e30"],
+                                     ["partners", "add", "Too Big", "--point-value", "1e30"],
+                                     ["partners", "add", "Too Big", "--issuance-fee", "1e30"],
+                                     ["alerts", "ack", "99999999999999999999999"]])
+def test_a_number_too_large_for_the_database_is_one_line(tmp_path, command):
+    """Whatever number the database cannot hold is refused in one line with a non-zero exit, never a
+    traceback, and nothing is stored."""
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    done = pointsnet(tmp_path, *command)
+    assert one_line_error(done), done.stderr
+    assert "Too Big" not in pointsnet(tmp_path, "partners", "list", check=True).stdout

@@ -108,3 +108,16 @@ def test_a_settlement_cycle_in_an_address_is_yyyy_mm_dd(network, client_as, sett
     paid = post_form(client, f"{BASE}/settlement/{cycle}/parties/{settled}/paid", {"bank_reference": "B-1"})
     assert paid.status_code == 422 and 'data-code="validation_failed"' in paid.text
     assert _requested(network) == []
+
+
+@pytest.mark.parametrize("typed", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_rules_effective_beyond_the_calendar_are_refused_as_a_422(network, client_as, partners, typed):
+    """An instant whose UTC time lies beyond year 9999 (or before year 1) is refused like any instant
+    that cannot be read, not answered with a 500."""
+    client = client_as("operator")
+    rules = f"{BASE}/partners/{partners['CoffeeCo']}/rules"
+    answer = post_form(client, rules, {"document": RULES, "effective_from": typed}, page=rules)
+    assert answer.status_code == 422 and 'data-code="validation_failed"' in answer.text
+    assert f'name="effective_from" value="{escape(typed)}"' in answer.text
+    assert network.tx(lambda tx: tx.session.scalar(select(func.count()).select_from(EarnRuleSet)),
+                      readonly=True) == 0

@@ -131,6 +131,46 @@ def test_a_rate_is_read_from_its_digits_not_through_a_float(document):
     assert "at most 6 decimal places" in refusal(document)
 
 
+@pytest.mark.parametrize("document, field", [
+    ("base_rate: 1e30\n", "base_rate"),
+    ('{"base_rate": 1e30}', "base_rate"),
+    ("categories: {tea: 1.0e+40}\n", "multiplier of tea"),
+    ('tier_multipliers: {gold: "1e29"}\n', "tier multiplier of gold"),
+    ("skus: {GIFT: 1000000000000.000001}\n", "multiplier of GIFT"),
+    (campaign_yaml().replace("multiplier: 2", "multiplier: 1e13"), "multiplier"),
+])
+def test_a_rate_above_the_most_points_one_event_moves_is_refused(document, field):
+    """A rate or multiplier above 10**12 (MAX_POINTS: one major unit would earn more than one event
+    may move) is refused naming the field, a clear one-line refusal: not decimal.InvalidOperation
+    from rounding beyond 28 digits, which pydantic does not turn into a refusal."""
+    message = refusal(document)
+    assert f"{field} is at most 1000000000000" in message, message
+
+
+def test_a_rate_of_the_most_points_one_event_moves_is_accepted():
+    rules = parse("base_rate: 1000000000000\ncategories: {tea: '1000000000000.000000'}\n")
+    assert rules.base_rate == Decimal(10**12) and rules.categories == {"tea": Decimal(10**12)}
+
+
+def test_a_version_stored_with_a_rate_above_the_bound_still_reads_back():
+    """The bound is checked when a document is saved, not by the model: a version stored before it
+    was refused still reads back (and earns what it always did: refusals above MAX_POINTS)."""
+    stored = RuleSet.model_validate_json('{"base_rate": "10000000000000"}')
+    assert stored.base_rate == Decimal(10**13)
+
+
+@pytest.mark.parametrize("document", ["[]\n", "[]", "false\n", "0\n", "base_rate\n", "- base_rate: 2\n"])
+def test_a_document_that_is_not_a_mapping_is_refused(document):
+    """Only an empty document is an empty rule set: a list, false or 0 (once read as one too) is
+    refused, so that saving it cannot wipe the partner's rates and campaigns."""
+    assert "the document is a mapping of fields" in refusal(document)
+
+
+@pytest.mark.parametrize("document", ["", "\n", "# nothing yet\n", "{}"])
+def test_an_empty_document_is_an_empty_rule_set(document):
+    assert parse(document) == RuleSet()
+
+
 @pytest.mark.parametrize("document", ['{"base_rate": NaN}', '{"base_rate": Infinity}'])
 def test_json_constants_are_not_numbers(document):
     assert "not a number" in refusal(document)
