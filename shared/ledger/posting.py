@@ -38,7 +38,7 @@ from shared.rules.store import campaign_usage, rules_in_force_for
 from shared.money import MAX_MICRO, apply_rate_ppm
 from shared.partners.contracts import require_partner, terms_by_id, terms_in_force
 from shared.partners.lifecycle import PartnerTerminated, buy_out_rate, hold_off_termination, is_terminated
-from shared.partners.limits import FloatGuard
+from shared.partners.limits import FloatExhausted, FloatGuard, float_status
 from shared.programme import activities
 from shared.programme.engine import Programme
 from shared.programme.tiers import MemberTiers
@@ -120,6 +120,7 @@ class Posting:
         self._rule_versions: dict = {}
         self._usage: dict = {}
         self._campaign_keys: list[str] = []
+        self.quote = quote  # a quote_earn: reads what the earn would, writes nothing
         self.gives_points = not quote  # a quote locks nothing
         self.programme = Programme(self)  # velocity limits, activities, referral bonuses
         self.tiers = MemberTiers(tx)
@@ -446,19 +447,7 @@ class Posting:
         self._require_active()
         member = self._member(event.member_id)
         terms = self.terms
-        if event.points is not None:
-            partner_points, network_points, evaluation = event.points, 0, None
-        else:
-            evaluation = self._evaluate(event, member.id)
-            partner_points, network_points = evaluation.partner_points, evaluation.network_points
-            if partner_points + network_points <= 0:
-                raise NothingToEarn(f"a purchase of {event.amount} minor units earns no points under the rules",
-                                    breakdown=[line.__dict__ for line in evaluation.lines])
-        self._require_money_fits(partner_points)
-        float_cost = partner_points * terms.point_value_micro if partner_points and terms.billing == "prepaid" else 0
-        if float_cost:
-            self.float_guard.ensure(float_cost, member_id=member.id, reference=event.reference)
-        self.programme.check_earn(member.id, partner_points + network_points, partner_points)
+        partner_points, network_points, evaluation, float_cost = self._earn_checks(event, member.id)
         if float_cost:  # drawn only once nothing else can refuse the earn
             self.float_guard.draw(float_cost, member_id=member.id, reference=event.reference)
         entry = self.journal.entry("earn", partner_points + network_points, partner_id=self.partner_id,
@@ -497,6 +486,43 @@ class Posting:
         result = self._result(entry, member, lots=[lot_json(lot) for lot in lots], **extra)
         self.programme.after_earn(event, entry, member, result)
         return result
+
+    def _earn_checks(self, event: Event, member_id: str) -> tuple[int, int, Evaluation | None, int]:
+        """Every refusal an earn can meet once its partner and member pass, in the earn's order, run by
+        the earn and by its quote alike so that they cannot disagree: nothing to earn, money that does
+        not fit the ledger, the prepaid float, the velocity limits. Returns (partner points, network
+        points, the rules' evaluation or None for explicit points, the float they cost). The earn checks
+        under its locks; a quote reads without them, and draws, counts and alerts nothing."""
+        if event.points is not None:
+            partner_points, network_points, evaluation = event.points, 0, None
+        else:
+            evaluation = self._evaluate(event, member_id)
+            partner_points, network_points = evaluation.partner_points, evaluation.network_points
+            if partner_points + network_points <= 0:
+                raise NothingToEarn(f"a purchase of {event.amount} minor units earns no points under the rules",
+                                    breakdown=[line.__dict__ for line in evaluation.lines])
+        self._require_money_fits(partner_points)
+        terms = self.terms
+        float_cost = partner_points * terms.point_value_micro if partner_points and terms.billing == "prepaid" else 0
+        if self.quote:
+            if float_cost:
+                self._quote_float(float_cost)
+            self.programme.limits.check_quote(member_id, partner_points + network_points, partner_points)
+        else:
+            if float_cost:
+                self.float_guard.ensure(float_cost, member_id=member_id, reference=event.reference)
+            self.programme.check_earn(member_id, partner_points + network_points, partner_points)
+        return partner_points, network_points, evaluation, float_cost
+
+    def _quote_float(self, amount_micro: int) -> None:
+        """Refuse, as ``FloatGuard.ensure`` refuses the earn, a quote for an issuance the prepaid float
+        (overdraft included) cannot fund, read without the float's lock and alerting nobody."""
+        status = float_status(self.tx, self.partner_id)
+        if status["enforced"] and amount_micro > status["headroom_micro"]:
+            headroom = status["headroom_micro"]
+            raise FloatExhausted(f"this issuance needs {amount_micro} micro-units of float; "
+                                 f"{max(headroom, 0)} remain (overdraft included): top up the float",
+                                 needed_micro=amount_micro, headroom_micro=headroom)
 
     def _activity(self, event: Event) -> dict:
         return self.programme.activity(event)
@@ -899,12 +925,12 @@ def quote_earn(tx: Tx, partner_id: str, event: Event) -> dict:
             raise MemberErased(f"member {event.member_id} was erased; it can no longer earn or spend points")
         raise UnknownMember(f"no member {event.member_id} linked to this partner")
     version = tx.session.execute(select(Contract.version).where(Contract.id == posting.terms.contract_id)).scalar_one()
-    if event.points is not None:
+    _, _, evaluation, _ = posting._earn_checks(event, event.member_id)  # the earn's own refusals, read only
+    if evaluation is None:
         lines = [{"rule": "explicit", "description": "points given in the request", "points": event.points,
                   "funded_by": "partner"}]
         rules = {}
     else:
-        evaluation = posting._evaluate(event, event.member_id)
         lines = [{"rule": l.rule, "description": l.description, "points": l.points, "funded_by": l.funded_by}
                  for l in evaluation.lines]
         rules = posting._rule_versions

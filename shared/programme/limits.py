@@ -17,12 +17,14 @@ Counts are gross (a reversal gives no room back, like campaign caps) and exact u
   cap costs).
 
 Within a unit (a batch) earlier events count toward later ones. A refusal raises an operator alert
-(``velocity_limit``), recorded even though the refused unit may roll back.
+(``velocity_limit``), recorded even though the refused unit may roll back. An earn's quote is refused
+by the same check (``check_quote``) reading the same counts without a lock (the counter row as a
+plain read sees it), counting nothing and alerting nobody: a quote writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sqlalchemy import bindparam, case, func, select, union_all, update
@@ -125,6 +127,14 @@ def lock_issuance_counter(tx: Tx, partner_id: str, day, start: datetime, end: da
     return int(tx.session.execute(query).scalar_one())  # a twin may have created it first: its value wins
 
 
+def read_issuance(tx: Tx, partner_id: str, day, start: datetime, end: datetime) -> int:
+    """The partner's issuance so far on ``day`` as a plain read sees it, locking and writing nothing
+    (a quote's): the day's counter row, or without one what ``lock_issuance_counter`` would seed it with."""
+    key = (counters_t.c.partner_id == partner_id) & (counters_t.c.business_day == day)
+    points = tx.session.execute(select(counters_t.c.points).where(key)).scalar_one_or_none()
+    return int(points) if points is not None else issued_on(tx, partner_id, start, end)
+
+
 class DailyLimits:
     """The velocity limits of one unit of work for one partner, counted as its events post."""
 
@@ -152,26 +162,53 @@ class DailyLimits:
 
     def check_earn(self, member_id: str, points: int, partner_points: int) -> None:
         """Refuse an earn over a limit; otherwise count it (nothing after this check refuses an earn)."""
+        refusal = self._earn_refusal(member_id, points, partner_points, self._locked_issuance)
+        if refusal is not None:
+            name, limit, used, asked, subject = refusal
+            self._refuse(name, limit, used, asked, member_id, subject=subject)
+        if self.limits.member_daily_earn is not None:
+            self._earned[member_id] = self._earned.get(member_id, 0) + points
+        if self.limits.partner_daily_issuance is not None and partner_points:
+            self._issued += partner_points
+        elif partner_points:
+            self._issued_uncapped += partner_points
+
+    def check_quote(self, member_id: str, points: int, partner_points: int) -> None:
+        """Refuse the quote of an earn ``check_earn`` would refuse, with the same figures, reading only:
+        the partner's counter row is read as a plain read reads it (never made, locked or rewritten),
+        nothing is counted and no alert is raised (a quote writes nothing)."""
+        refusal = self._earn_refusal(member_id, points, partner_points, self._read_issuance)
+        if refusal is not None:
+            raise self._exceeded(*refusal[:4])
+
+    def _earn_refusal(self, member_id: str, points: int, partner_points: int,
+                      issued_so_far: Callable[[], int]) -> tuple[str, int, int, int, str | None] | None:
+        """The limit an earn of ``points`` (``partner_points`` of them the partner's) would exceed, as
+        (limit name, limit, used, asked, subject), or None: the member's first, then the partner's
+        issuance so far (``issued_so_far``, read only when the partner has a cap and the earn issues)."""
         limit = self.limits.member_daily_earn
         if limit is not None:
             if self._earned is None:
                 self._earned = earned_on(self.tx, self._member_ids, self.start, self.end)
             used = self._earned.get(member_id, 0)
             if used + points > limit:
-                self._refuse("member_daily_earn", limit, used, points, member_id, subject=member_id)
+                return "member_daily_earn", limit, used, points, member_id
         cap = self.limits.partner_daily_issuance
         if cap is not None and partner_points:
-            if self._issued is None:
-                self._issued = self._issued_at_start = lock_issuance_counter(
-                    self.tx, self.partner_id, self.day, self.start, self.end)
-            if self._issued + partner_points > cap:
-                self._refuse("partner_daily_issuance", cap, self._issued, partner_points, member_id, subject=None)
-        if limit is not None:
-            self._earned[member_id] = self._earned.get(member_id, 0) + points
-        if cap is not None and partner_points:
-            self._issued += partner_points
-        elif partner_points:
-            self._issued_uncapped += partner_points
+            issued = issued_so_far()
+            if issued + partner_points > cap:
+                return "partner_daily_issuance", cap, issued, partner_points, None
+        return None
+
+    def _locked_issuance(self) -> int:
+        """The partner's issuance today, counted in this unit, its counter row locked from the first read."""
+        if self._issued is None:
+            self._issued = self._issued_at_start = lock_issuance_counter(
+                self.tx, self.partner_id, self.day, self.start, self.end)
+        return self._issued
+
+    def _read_issuance(self) -> int:
+        return read_issuance(self.tx, self.partner_id, self.day, self.start, self.end)
 
     def check_spend(self, member_id: str, points: int) -> None:
         """Refuse a burn or hold over the member's daily limit; otherwise count it."""
@@ -195,7 +232,10 @@ class DailyLimits:
                         limit=limit, used=used, asked=asked, business_day=self.day.isoformat(),
                         refused_events=1, **({} if subject else {"last_member_id": member_id}))
             self._alerts[key] = self.tx.alerts[-1]["detail"]
-        raise VelocityLimitExceeded(
+        raise self._exceeded(name, limit, used, asked)
+
+    def _exceeded(self, name: str, limit: int, used: int, asked: int) -> VelocityLimitExceeded:
+        return VelocityLimitExceeded(
             f"{name.replace('_', ' ')} limit of {limit} points would be exceeded: {used} used on "
             f"{self.day.isoformat()}, {asked} asked", limit_name=name, limit=limit, used=used,
             remaining=max(0, limit - used), business_day=self.day.isoformat())

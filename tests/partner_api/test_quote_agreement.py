@@ -1,12 +1,14 @@
 """Over HTTP, `POST /v1/earn/quote` refuses what `POST /v1/earn` refuses, with the same problem: items
 adding up to more than the amount (422 `invalid_amount`, not stored for the Idempotency-Key; in a
-batch, at that event's index) and an erased member (409 `member_erased`); the OpenAPI document lists
-those codes for the quote."""
+batch, at that event's index), an erased member (409 `member_erased`), an earn over the member's daily
+limit (422 `velocity_limit_exceeded`) and a purchase that earns nothing (422 `nothing_to_earn`); the
+OpenAPI document lists the codes the last test names for the quote."""
 
 from __future__ import annotations
 
 import pytest
 
+from shared.rules.store import set_rules
 from tests.partner_api.conftest import assert_problem, enrol, entry_count
 
 INFLATED = {"amount": 1_000, "items": [{"sku": "B", "category": "books", "amount": 100_000}]}
@@ -53,3 +55,31 @@ def test_the_quote_documents_the_refusals_it_shares_with_the_earn(shop):
     for code in ("unknown_member", "member_erased", "invalid_amount", "invalid_points", "occurred_at_out_of_range",
                  "partner_suspended", "partner_terminated"):
         assert f"`{code}`" in documented, code
+
+
+def test_a_quote_over_the_members_daily_limit_is_refused_as_its_earn_is(shop, member, network):
+    """Over HTTP a quote over the member's daily earn limit is 422 `velocity_limit_exceeded` with the
+    earn's figures (the same limit, used and remaining), not stored for its Idempotency-Key (a quote
+    writes nothing), and one within it answers the points."""
+    network.tx(lambda tx: set_rules(tx, "network", "limits:\n  member_daily_earn: 100\n"))
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "o-1", "points": 60})
+    over = {"member_id": member, "reference": "o-2", "points": 41}
+    quote = assert_problem(shop.call("POST", "/v1/earn/quote", over, idempotency_key="Q-1"), 422,
+                           "velocity_limit_exceeded")
+    earn = assert_problem(shop.call("POST", "/v1/earn", over), 422, "velocity_limit_exceeded")
+    figures = ("limit_name", "limit", "used", "remaining", "business_day", "detail")
+    assert [quote[name] for name in figures] == [earn[name] for name in figures]
+    assert (quote["limit_name"], quote["used"], quote["remaining"]) == ("member_daily_earn", 60, 40)
+    assert shop.ok("POST", "/v1/earn/quote", {**over, "points": 40}, idempotency_key="Q-1")["points"] == 40
+
+
+def test_a_quote_for_a_purchase_that_earns_nothing_is_refused_as_its_earn_is(shop, member, network):
+    """Under rules that give a purchase no points the quote is 422 `nothing_to_earn`, as the earn is,
+    with the same breakdown; nothing is posted."""
+    network.tx(lambda tx: set_rules(tx, shop.partner_id, "base_rate: 0"))
+    before = entry_count(network)
+    body = {"member_id": member, "reference": "o-3", "amount": 10_000}
+    quote = assert_problem(shop.call("POST", "/v1/earn/quote", body), 422, "nothing_to_earn")
+    earn = assert_problem(shop.call("POST", "/v1/earn", body), 422, "nothing_to_earn")
+    assert quote["breakdown"] == earn["breakdown"] and quote["detail"] == earn["detail"]
+    assert entry_count(network) == before
