@@ -291,14 +291,15 @@ def member_history(request: Request, member_id: str, cursor: str | None = Query(
 
 @router.post("/earn", response_model=schemas.LedgerResult, responses=problems(
     "unknown_member", "member_erased", "invalid_points", "invalid_amount", "nothing_to_earn", "occurred_at_out_of_range",
-    "velocity_limit_exceeded", "reference_conflict", "cycle_closed", write=True))
+    "velocity_limit_exceeded", "float_exhausted", "reference_conflict", "cycle_closed", write=True))
 def earn(request: Request, body: schemas.EarnRequest):
     """Award points for a purchase: explicit `points`, or computed from `amount` by the earn rules."""
     return _post_event(request, body, _earn_event(body))
 
 
 @router.post("/earn/quote", response_model=schemas.Quote, responses=problems(
-    "unknown_member", "member_erased", "invalid_points", "invalid_amount", "occurred_at_out_of_range", write=True))
+    "unknown_member", "member_erased", "invalid_points", "invalid_amount", "nothing_to_earn", "occurred_at_out_of_range",
+    "velocity_limit_exceeded", "float_exhausted", write=True))
 def earn_quote(request: Request, body: schemas.EarnRequest):
     """Compute the points an earn with this body would award, without posting anything."""
     partner_id = _partner(request)

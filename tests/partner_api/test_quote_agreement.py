@@ -53,7 +53,8 @@ def test_the_quote_documents_the_refusals_it_shares_with_the_earn(shop):
     answers = shop.http.get("/openapi.json").json()["paths"]["/v1/earn/quote"]["post"]["responses"]
     documented = " ".join(answer.get("description", "") for answer in answers.values())
     for code in ("unknown_member", "member_erased", "invalid_amount", "invalid_points", "occurred_at_out_of_range",
-                 "partner_suspended", "partner_terminated"):
+                 "partner_suspended", "partner_terminated", "nothing_to_earn", "velocity_limit_exceeded",
+                 "float_exhausted"):
         assert f"`{code}`" in documented, code
 
 
