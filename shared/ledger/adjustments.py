@@ -7,10 +7,12 @@ pays whoever later redeems it, as for any network-funded lot).
 
 A negative adjustment takes free points from the member's lots in consumption order
 (earliest expiry first; due lots expire first, as before a burn) and never more than the member
-has available. The points leave the member unredeemed, so the money follows the design's rule
-for points that leave unredeemed (expiry's): a postpaid or network-funded lot moves no money
-(its funder's liability simply ends); a prepaid lot pays its issuer back its value less the
-network's breakage share, under the contract version it was issued under.
+has available; falling short while the member has points held, it first releases the member's
+timed-out holds, as a burn does (docs/ledger.md, decision 7). The points leave the member
+unredeemed, so the money follows the design's rule for points that leave unredeemed (expiry's):
+a postpaid or network-funded lot moves no money (its funder's liability simply ends); a prepaid
+lot pays its issuer back its value less the network's breakage share, under the contract version
+it was issued under.
 
 Exactly once: ``request_key`` (the dashboard's form key, or the approved request's id) becomes the
 entry's reference; the same key, for the same request, answers the first result again.
@@ -29,6 +31,7 @@ from shared.errors import InsufficientPoints, InvalidPoints, ReferenceConflict, 
 from shared.ledger import expiry
 from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.events import MAX_POINTS
+from shared.ledger.holds import release_lapsed_holds
 from shared.ledger.journal import Journal
 from shared.ledger.rules import LotState, breakage_lines, take_from_lots
 from shared.ledger.state import load_lots, lock_members
@@ -98,6 +101,11 @@ def _debit(journal: Journal, member, points: int, reference: str | None, request
     journal.lots.update({lot.id: lot for lot in lots})
     expiry.expire_due(journal, member, lots, tx.now)  # expired points are no longer the member's to take
     plan = take_from_lots(lots, points)
+    if plan is None and member.held and release_lapsed_holds(journal, member.id):
+        # points whose hold timed out are the member's again, as for a short burn (decision 7)
+        lots = [lot for lot in journal.lots.values() if lot.member_id == member.id]
+        expiry.expire_due(journal, member, lots, tx.now)  # released points of a lot past its expiry
+        plan = take_from_lots(lots, points)
     if plan is None:
         raise InsufficientPoints(f"member has {member.available} points available; an adjustment cannot take "
                                  f"{points}", available=member.available)

@@ -77,6 +77,7 @@ class Activities:
                     f"activity {event.activity!r} was already awarded {used} times to this member "
                     f"({what} cap {cap})", activity=event.activity, cap_name=what, cap=cap)
         points = activity.points
+        posting._require_money_fits(points)  # as the earn: money that does not fit a ledger line is refused first
         terms = posting.terms
         float_cost = points * terms.point_value_micro if terms.billing == "prepaid" else 0
         if float_cost:  # a prepaid partner's activity points draw on its float like an earn

@@ -206,3 +206,84 @@ def test_a_posting_of_the_next_cycle_in_flight_does_not_change_what_the_float_he
     assert both.first["points"] == 300 and not isinstance(both.second, Exception), both
     assert settlements(network, cycle)[partner] == (-1_000, 1_000, 0, "nothing_due")
     verify_ok(network)
+
+
+def test_a_later_cycles_settlement_credit_does_not_pay_an_earlier_cycles_overdraft(network, clock):
+    """`pointsnet clearing run --cycle D` settles any ended cycle by hand. Until 2026-12-05 a cycle
+    counted every top-up recorded so far, the settlement:<later cycle> credits too, but not the later
+    cycles' draws those credits answer: settled after the next one, it took its own overdraft "from
+    the float", only 100 of the 200 issued were ever due by bank, and the float stayed 100 short with
+    both cycles settled. Settled in either order, the figures are those of the settlement in order."""
+    partner = floated(network, make_partner(network, "Prepaid", **PREPAID), topup=0, overdraft=1_000)
+    member = make_member(network, partner)
+    network.earn(partner, member, "e1", points=100)  # all of it in the overdraft
+    first = today(network)
+    clock.advance(days=1)
+    network.earn(partner, member, "e2", points=100)
+    second = today(network)
+    clock.advance(days=1)
+    network.settle(second)  # by hand, before the older cycle
+    network.settle(first)
+    assert settlements(network, first)[partner] == (-100, 0, -100, "due")
+    assert settlements(network, second)[partner] == (-100, 0, -100, "due")
+    # 200 issued, nothing ever topped up: all 200 are due by bank, and the float is square again
+    assert credits(network, partner) == {f"settlement:{first.isoformat()}": 100,
+                                         f"settlement:{second.isoformat()}": 100}
+    assert network.tx(lambda tx: float_status(tx, partner))["balance_micro"] == 0
+    assert network.settle(first)["already_settled"] and network.settle(second)["already_settled"]
+    assert settlements(network, first)[partner] == (-100, 0, -100, "due")
+    verify_ok(network)
+
+
+def _three_cycles(network, clock, partner, member) -> list:
+    """100 issued, 50 of it reversed the next day, 100 issued the day after: three ended cycles."""
+    cycles = []
+    network.earn(partner, member, "e1", points=100)
+    cycles.append(today(network))
+    clock.advance(days=1)
+    network.reverse(partner, "r1", "e1", points=50)  # a cycle whose prepaid funding is negative
+    cycles.append(today(network))
+    clock.advance(days=1)
+    network.earn(partner, member, "e2", points=100)
+    cycles.append(today(network))
+    clock.advance(days=1)
+    return cycles
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 0, 1), (2, 1, 0), (1, 2, 0)])
+def test_cycles_settled_in_any_order_have_the_figures_of_their_settlement_in_order(network, clock, order):
+    """A cycle settled before an earlier one counts that one as its settlement would have it now: the
+    first cycle's 100 are due by bank with it, the second's reversal gives 50 back to the float, and
+    the third takes those 50 from the float and 50 by bank, whichever is settled first. Counting the
+    earlier cycle's overdraft as the third's (its credit not recorded yet) asked 200 by bank for 150
+    issued and left the partner 50 in the float it never paid in."""
+    partner = floated(network, make_partner(network, "Prepaid", **PREPAID), topup=0, overdraft=1_000)
+    member = make_member(network, partner)
+    cycles = _three_cycles(network, clock, partner, member)
+    for index in order:
+        network.settle(cycles[index])
+    assert [settlements(network, cycle)[partner] for cycle in cycles] == [
+        (-100, 0, -100, "due"), (50, -50, 0, "nothing_due"), (-100, 50, -50, "due")]
+    assert network.tx(lambda tx: float_status(tx, partner))["balance_micro"] == 0
+    verify_ok(network)
+
+
+def test_a_top_up_between_settlements_out_of_order_leaves_nothing_unpaid(network, clock):
+    """The later cycle, settled first, leaves the earlier one's overdraft to the earlier one's
+    settlement; a top-up recorded before that settlement pays it (as in order), and the float ends
+    square: nothing is asked twice, and nothing is left unasked."""
+    partner = floated(network, make_partner(network, "Prepaid", **PREPAID), topup=0, overdraft=1_000)
+    member = make_member(network, partner)
+    network.earn(partner, member, "e1", points=100)
+    first = today(network)
+    clock.advance(days=1)
+    network.earn(partner, member, "e2", points=100)
+    second = today(network)
+    clock.advance(days=1)
+    network.settle(second)
+    assert settlements(network, second)[partner] == (-100, 0, -100, "due")
+    network.tx(lambda tx: record_topup(tx, partner, 100, "BANK-TOPUP-2"))
+    network.settle(first)
+    assert settlements(network, first)[partner] == (-100, 100, 0, "nothing_due")
+    assert network.tx(lambda tx: float_status(tx, partner))["balance_micro"] == 0
+    verify_ok(network)

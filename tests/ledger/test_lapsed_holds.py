@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from shared import errors
+from shared.ledger.adjustments import adjust_member
 from shared.ledger.events import Event
 from shared.models import Entry, Hold
 from tests.factories import make_member, make_partner, verify_ok
@@ -96,4 +97,33 @@ def test_two_short_spends_in_one_batch_release_a_timed_out_hold_once(network, cl
     assert _kinds(network, lapsed["hold_id"]) == [("hold", a), ("hold_expiry", a)]
     balance = network.balance(member)
     assert (balance["available"], balance["held"]) == (80, 20)
+    verify_ok(network)
+
+
+def test_a_debit_adjustment_takes_points_whose_hold_timed_out(network, clock, shops):
+    """An operator's debit adjustment falling short while the member has points held releases the
+    member's timed-out holds first, as a burn at the same instant does (a hold_expiry entry for the
+    hold's partner), and takes the points; it was insufficient_points until the job ran."""
+    a, b, member = shops
+    hold = network.hold(a, member, "h-1", 100)
+    with pytest.raises(errors.InsufficientPoints):  # still held: not the member's to take
+        network.tx(lambda tx: adjust_member(tx, member, -100, reason="fraud clawback"))
+    clock.advance(minutes=15, seconds=1)
+    taken = network.tx(lambda tx: adjust_member(tx, member, -100, reason="fraud clawback"))
+    assert (taken["points"], taken["balance"]) == (-100, {"available": 0, "held": 0})
+    assert _status(network, hold["hold_id"]) == "expired"
+    assert _kinds(network, hold["hold_id"]) == [("hold", a), ("hold_expiry", a)]
+    assert network.expire_holds() == 0  # nothing left for the job
+    verify_ok(network)
+
+
+def test_a_debit_adjustment_that_fits_beside_the_hold_leaves_it_to_the_job(network, clock, shops):
+    a, b, member = shops
+    hold = network.hold(a, member, "h-1", 60)
+    clock.advance(minutes=16)
+    network.tx(lambda tx: adjust_member(tx, member, -40, reason="correction"))
+    assert _status(network, hold["hold_id"]) == "open"
+    assert network.expire_holds() == 1
+    balance = network.balance(member)
+    assert (balance["available"], balance["held"]) == (60, 0)
     verify_ok(network)

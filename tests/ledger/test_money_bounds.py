@@ -11,8 +11,10 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import InvalidAmount, InvalidPoints
-from shared.ledger.events import MAX_POINTS
+from shared.ledger.events import MAX_POINTS, Event
 from shared.money import MAX_MICRO
+from shared.partners.limits import record_topup, set_limits
+from shared.rules.store import set_rules
 from tests.factories import make_member, make_partner, verify_ok
 
 TEN_FEN = 10 * 10**6  # micro-units per point
@@ -54,4 +56,26 @@ def test_a_network_bonus_has_the_points_ceiling_of_an_earn(network):
         network.grant_bonus(member, MAX_POINTS + 1, reason="too big")
     network.grant_bonus(member, MAX_POINTS, reason="largest")
     assert _balance(network, member) == MAX_POINTS
+    verify_ok(network)
+
+
+def test_an_activity_award_whose_money_does_not_fit_is_invalid_amount_not_a_database_error(network):
+    """An activity award is an earn at the partner's terms: 10^9 points (the rules' ceiling for an
+    activity) at a point value of 100 CNY is 10^19 micro-units of prepaid funding. It reached the
+    database and answered 500; it is refused invalid_amount before anything is written, and before
+    the float is looked at (as the earn: the float would refuse it too, as float_exhausted)."""
+    partner = make_partner(network, "Dear activities", billing="prepaid", point_value="10000")
+    network.tx(lambda tx: set_limits(tx, partner, float_overdraft_minor=0))
+    member = make_member(network, partner)
+    largest = MAX_MICRO // (10_000 * 10**6)
+    network.tx(lambda tx: set_rules(tx, partner, "activities:\n  survey: {points: 1000000000}\n"
+                                                 f"  check-in: {{points: {largest}}}\n"))
+    [refused] = network.post(partner, [Event("activity", "s-1", member, activity="survey")])
+    assert isinstance(refused, InvalidAmount), refused
+    assert _balance(network, member) == 0
+    # the largest award that fits is posted, once the float holds it
+    network.tx(lambda tx: record_topup(tx, partner, largest * 10_000, "BANK-1"))
+    [awarded] = network.post(partner, [Event("activity", "c-1", member, activity="check-in")])
+    assert not isinstance(awarded, Exception), awarded
+    assert _balance(network, member) == largest
     verify_ok(network)
