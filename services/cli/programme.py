@@ -76,7 +76,8 @@ def alerts_ack(alert_id: int) -> None:
     """Acknowledge an alert (it stays in the history)."""
     from shared.alerts import acknowledge
 
-    if not _network().tx(lambda tx: acknowledge(tx, alert_id)):
+    # an id no 64-bit column holds is no alert's: refused here, not by the database
+    if not 0 < alert_id < 2**63 or not _network().tx(lambda tx: acknowledge(tx, alert_id)):
         fail(f"no open alert {alert_id}")
     console.print(f"acknowledged alert {alert_id}")
 

@@ -14,7 +14,7 @@ from shared.errors import ContractNotAtBoundary, UnknownPartner, ValidationFaile
 from shared.ledger.cycles import cycle_date_for
 from shared.ledger.rules import Terms
 from shared.models import Account, Contract, Partner
-from shared.money import MoneyError, rate_to_ppm, to_micro
+from shared.money import MAX_MICRO, MICRO, MoneyError, rate_to_ppm, to_decimal, to_micro
 
 contracts = Contract.__table__
 partners = Partner.__table__
@@ -24,6 +24,11 @@ _LOCK_PARTNER = select(partners.c.id).where(partners.c.id == bindparam("partner_
 _TERMS_IN_FORCE = (select(contracts).where(contracts.c.partner_id == bindparam("partner_id"),
                                            contracts.c.effective_from <= bindparam("cycle_date"))
                    .order_by(contracts.c.effective_from.desc()).limit(1))
+
+# The most a money term (minor units) or the base rate (points per major unit) may be: its millionths
+# fit the contracts table's 64-bit columns (9223372036854.775807). More is refused here, naming the
+# term, not overflowed in the database.
+MAX_TERM = Decimal(MAX_MICRO) / MICRO
 
 
 @dataclass(frozen=True)
@@ -43,23 +48,28 @@ class ContractTerms:
         try:
             return {
                 "billing": self.billing,
-                "point_value_micro": _not_negative(to_micro(self.point_value, what="point_value"),
-                                                   "point_value", self.point_value),
-                "issuance_fee_micro": _not_negative(to_micro(self.issuance_fee, what="issuance_fee"),
-                                                    "issuance_fee", self.issuance_fee),
+                "point_value_micro": to_micro(_in_range(self.point_value, "point_value", "minor units"),
+                                              what="point_value"),
+                "issuance_fee_micro": to_micro(_in_range(self.issuance_fee, "issuance_fee", "minor units"),
+                                               what="issuance_fee"),
                 "redemption_fee_ppm": rate_to_ppm(self.redemption_fee_rate, what="redemption_fee_rate"),
                 "breakage_share_ppm": rate_to_ppm(self.breakage_share, what="breakage_share"),
-                "base_rate_micro": rate_to_ppm(self.base_rate, what="base_rate", maximum=None),
+                "base_rate_micro": rate_to_ppm(_in_range(self.base_rate, "base_rate", "points per major unit"),
+                                               what="base_rate", maximum=None),
             }
         except MoneyError as exc:
             raise ValidationFailed(str(exc)) from exc
 
 
-def _not_negative(micro: int, what: str, value) -> int:
-    """Refused here, naming the term, rather than by the table's check constraint."""
-    if micro < 0:
+def _in_range(value, what: str, unit: str):
+    """``value`` if it lies between 0 and MAX_TERM; refused here, naming the term, rather than by the
+    table's check constraint or the database's 64-bit column (or Decimal's exponent range, when scaled)."""
+    number = to_decimal(value, what=what)
+    if number < 0:
         raise ValidationFailed(f"{what}: {value} must be 0 or more")
-    return micro
+    if number > MAX_TERM:
+        raise ValidationFailed(f"{what}: {value} must be at most {MAX_TERM} {unit}")
+    return value
 
 
 def partner_accounts(partner_id: str) -> list[dict]:

@@ -1,0 +1,68 @@
+"""Contract terms are refused as bad input, naming the term, before anything is stored: a money term
+(point_value, issuance_fee) or the base rate is at most 9223372036854.775807, the most whose
+micro-units (millionths) fit the contracts table's 64-bit columns."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.errors import ValidationFailed
+from shared.models import Contract, Partner
+from shared.money import MAX_MICRO
+from shared.partners.contracts import ContractTerms, add_contract_version
+from tests.factories import make_partner
+
+LARGEST = "9223372036854.775807"  # MAX_MICRO micro-units
+ABOVE = "9223372036854.775808"
+TERMS = ("point_value", "issuance_fee", "base_rate")
+COLUMNS = {"point_value": "point_value_micro", "issuance_fee": "issuance_fee_micro", "base_rate": "base_rate_micro"}
+
+
+def stored(network, model, *where) -> int:
+    return network.tx(lambda tx: tx.session.scalar(select(func.count()).select_from(model).where(*where)),
+                      readonly=True)
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_the_largest_term_whose_millionths_fit_64_bits_is_stored(network, term):
+    """A term of exactly 9223372036854.775807 is accepted and stored as 2^63 - 1."""
+    partner = make_partner(network, "At the bound", **{term: LARGEST})
+    contract = network.tx(lambda tx: tx.session.scalar(select(Contract).where(Contract.partner_id == partner)),
+                          readonly=True)
+    assert getattr(contract, COLUMNS[term]) == MAX_MICRO
+
+
+@pytest.mark.parametrize("value", [ABOVE, "1e30", "1e999999999"])
+@pytest.mark.parametrize("term", TERMS)
+def test_a_term_above_the_bound_is_refused_naming_it_and_nothing_is_stored(network, term, value):
+    """One millionth more, 1e30 or a number beyond Decimal's exponent range: validation_failed saying
+    which term and its bound (not a database error, not decimal.Overflow), and no partner is stored."""
+    with pytest.raises(ValidationFailed) as refusal:
+        make_partner(network, "Too big", **{term: value})
+    assert refusal.value.code == "validation_failed"
+    assert str(refusal.value).startswith(f"{term}: {value} must be at most 9223372036854.775807"), str(refusal.value)
+    assert stored(network, Partner) == 0 and stored(network, Contract) == 0
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_a_new_contract_version_above_the_bound_is_refused_and_nothing_is_stored(network, clock, term):
+    """The same bound for a later contract version: refused before its row is written."""
+    partner = make_partner(network, "Shop")
+    with pytest.raises(ValidationFailed) as refusal:
+        network.tx(lambda tx: add_contract_version(tx, partner, ContractTerms(**{term: "1e30"})))
+    assert f"{term}: 1e30 must be at most 9223372036854.775807" in str(refusal.value)
+    assert stored(network, Contract, Contract.partner_id == partner) == 1
+    added = network.tx(lambda tx: add_contract_version(tx, partner, ContractTerms(**{term: LARGEST})))
+    assert added["contract_version"] == 2 and date.fromisoformat(added["effective_from"])
+
+
+@pytest.mark.parametrize("term", TERMS)
+@pytest.mark.parametrize("value", ["-1", "-1e999999999"])
+def test_a_negative_term_is_refused_as_0_or_more(network, term, value):
+    """A negative money term or base rate, however large, is `TERM: VALUE must be 0 or more`."""
+    with pytest.raises(ValidationFailed) as refusal:
+        ContractTerms(**{term: value}).to_columns()
+    assert str(refusal.value) == f"{term}: {value} must be 0 or more"
