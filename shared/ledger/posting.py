@@ -502,6 +502,9 @@ class Posting:
                 raise NothingToEarn(f"a purchase of {event.amount} minor units earns no points under the rules",
                                     breakdown=[line.__dict__ for line in evaluation.lines])
         self._require_money_fits(partner_points)
+        bonus = self.programme.referral_bonus(event, member_id)
+        if bonus is not None and bonus[1] == "partner":  # written after the earn, at this partner's terms
+            self._require_money_fits(bonus[0], referral_bonus=True)
         terms = self.terms
         float_cost = partner_points * terms.point_value_micro if partner_points and terms.billing == "prepaid" else 0
         if self.quote:
@@ -637,12 +640,18 @@ class Posting:
                 self.holds[row.id].status = "expired"
         return True
 
-    def _require_money_fits(self, points: int) -> None:
+    def _require_money_fits(self, points: int, *, referral_bonus: bool = False) -> None:
         """Refuse, before anything is written, points whose money at this partner's terms (issuance fee,
         prepaid funding, a redemption's reimbursement: at most points × the larger of its point value and
-        fee) would not fit the ledger's 64-bit amounts: a 500 from the database before."""
+        fee) would not fit the ledger's 64-bit amounts: a 500 from the database before. ``referral_bonus``:
+        the points are the partner-funded referral bonus an earn would pay, which the refusal names."""
         largest = max(self.terms.point_value_micro, self.terms.issuance_fee_micro)
         if points * largest > MAX_MICRO:
+            if referral_bonus:
+                raise InvalidAmount(f"the referral bonus this earn would pay the member's referrer ({points} "
+                                    f"points, funded by this partner) moves more money at this partner's point "
+                                    f"value than one ledger line holds (at most {MAX_MICRO // largest} points): "
+                                    f"the referral programme's bonus_points must be lowered")
             raise InvalidAmount(f"{points} points at this partner's point value move more money than one ledger "
                                 f"line holds; split them (at most {MAX_MICRO // largest} at a time)")
 
@@ -697,6 +706,8 @@ class Posting:
             if captured > hold.points:
                 raise CaptureExceedsHold(f"capture of {captured} exceeds the {hold.points} points held",
                                          held=hold.points)
+            # its redemption lines are written at the terms in force now, which may not be the hold's
+            self._require_money_fits(captured)
         elif event.points is not None:
             raise InvalidPoints("a void releases the whole hold; points are not accepted")
         member = self._member(hold.member_id, linked=False)
@@ -758,13 +769,18 @@ class Posting:
 
     def _reverse_earn(self, event: Event, original: Original, member) -> dict:
         """Take back points of an earn from what remains of its lots; never more (the rest is cash at the till)."""
-        lots = [self.journal.lots[lot_id] for lot_id in original.lot_ids]
-        expiry.expire_due(self.journal, member, lots, self.now)  # expired points are no longer the member's
+        all_lots = [self.journal.lots[lot_id] for lot_id in original.lot_ids]
+        expiry.expire_due(self.journal, member, all_lots, self.now)  # expired points are no longer the member's
         # A lot its issuer sold to the network when it left (a buy-out) is no longer the issuer's to take back.
-        sold = sum(lot.free for lot in lots if lot.bought_out)
-        lots = [lot for lot in lots if not lot.bought_out]
+        lots = [lot for lot in all_lots if not lot.bought_out]
         remaining = sum(lot.free for lot in lots)
         points = original.points - original.reversed if event.points is None else event.points
+        if (remaining < points and member.held and any(lot.reserved for lot in lots)
+                and self._release_lapsed_holds(member.id)):
+            # points whose hold timed out are the member's again, as for a short burn (docs/ledger.md, 7)
+            expiry.expire_due(self.journal, member, all_lots, self.now)  # released points of a lot past due
+            remaining = sum(lot.free for lot in lots)
+        sold = sum(lot.free for lot in all_lots if lot.bought_out)
         if points <= 0 or points > remaining:
             raise PointsAlreadySpent(
                 f"only {remaining} points of this earn remain with the member; {points} cannot be reversed"

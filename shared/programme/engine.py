@@ -1,8 +1,9 @@
-"""The posting engine's programme hooks: one object per unit, so posting.py only calls in at five points.
+"""The posting engine's programme hooks: one object per unit, so posting.py only calls in at a few points.
 
-``Posting`` calls ``members_to_lock`` before it locks members, ``check_earn`` / ``check_spend``
-right before it writes an earn or a burn/hold (after every other check), ``after_earn`` once an
-earn is written, ``activity`` for activity events and ``flush`` after the journal is written.
+``Posting`` calls ``members_to_lock`` before it locks members, ``referral_bonus`` among an earn's
+(and its quote's) checks, ``check_earn`` / ``check_spend`` right before it writes an earn or a
+burn/hold (after every other check), ``after_earn`` once an earn is written, ``activity`` for
+activity events and ``flush`` after the journal is written.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class Programme:
 
     def check_earn(self, member_id: str, points: int, partner_points: int) -> None:
         self.limits.check_earn(member_id, points, partner_points)
+
+    def referral_bonus(self, event: Event, member_id: str) -> tuple[int, str] | None:
+        """(points, funded_by) of the referral bonus this earn would pay its member's referrer, or None:
+        read only, for the earn's and the quote's checks (``after_earn`` posts it)."""
+        return self.referrals.bonus_due(event, member_id)
 
     def check_spend(self, member_id: str, points: int) -> None:
         self.limits.check_spend(member_id, points)

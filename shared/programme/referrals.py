@@ -98,16 +98,38 @@ class Referrals:
             return set()
         return set(pending_referrals(self.posting.tx, earners).values())
 
+    def _pending_now(self) -> dict[str, str]:
+        """The unit's earners' pending referrals, read once under the members' locks: this is the truth."""
+        if self._pending is None:
+            posting = self.posting
+            earners = {e.member_id for e in posting.events if e.kind == "earn" and e.member_id}
+            self._pending = pending_referrals(posting.tx, earners & set(posting.journal.members))
+        return self._pending
+
+    def bonus_due(self, event: Event, member_id: str) -> tuple[int, str] | None:
+        """(points, funded_by) of the bonus ``after_earn`` would post if the earn ``event`` of
+        ``member_id`` is written now, or None; read only (the referral stays pending), so that the earn
+        and its quote can refuse, before anything is written, a bonus the ledger could not hold. The
+        earn decides under the members' locks, as ``after_earn`` does; a quote reads without them."""
+        programme = self.programme
+        if programme is None or event.kind != "earn" or (event.amount or 0) < programme.min_spend:
+            return None
+        posting = self.posting
+        if posting.quote:  # no locks: the referrer as the earn's lock would find it (active, not merged)
+            referrer_id = pending_referrals(posting.tx, [member_id]).get(member_id)
+            if referrer_id is None or _referrer(posting.tx, referrer_id) != referrer_id:
+                return None
+        elif self._pending_now().get(member_id) not in posting.journal.members:
+            return None
+        return programme.bonus_points, programme.funded_by
+
     def after_earn(self, event: Event, earn_entry: dict, member, result: dict) -> None:
         """Post the referrer's bonus if this is the referee's first qualifying earn. Never refuses."""
         programme = self.programme
         if programme is None or event.kind != "earn" or (event.amount or 0) < programme.min_spend:
             return
         posting = self.posting
-        if self._pending is None:  # read again under the members' locks: this is the truth
-            earners = {e.member_id for e in posting.events if e.kind == "earn" and e.member_id}
-            self._pending = pending_referrals(posting.tx, earners & set(posting.journal.members))
-        referrer_id = self._pending.pop(member.id, None)
+        referrer_id = self._pending_now().pop(member.id, None)
         referrer = posting.journal.members.get(referrer_id or "")
         if referrer is None:  # no referral pending, or the referrer was erased (or not locked): no bonus
             return

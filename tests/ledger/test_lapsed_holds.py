@@ -100,6 +100,47 @@ def test_two_short_spends_in_one_batch_release_a_timed_out_hold_once(network, cl
     verify_ok(network)
 
 
+def test_an_earn_reversal_takes_points_whose_hold_timed_out(network, clock, shops):
+    """The earn's partner reversing the earn whose points a timed-out hold (not yet reached by the job)
+    reserves: it was points_already_spent (only the lot's free points counted) while a burn at the same
+    instant took them. Falling short while the member has points held, it releases the member's
+    timed-out holds first (a hold_expiry entry for the hold's partner) and takes the points; a hold
+    still open keeps them from it."""
+    a, b, member = shops
+    hold = network.hold(b, member, "h-1", 100)
+    [early] = network.post(a, [Event("reversal", "r-early", original_reference="e-1")])
+    assert isinstance(early, errors.PointsAlreadySpent) and early.to_problem()["remaining"] == 0  # still held
+    clock.advance(minutes=15, seconds=1)
+    [reversed_] = network.post(a, [Event("reversal", "r-1", original_reference="e-1")])
+    assert not isinstance(reversed_, errors.PointsnetError), f"refused: {reversed_.code} {reversed_}"
+    assert (reversed_["points"], reversed_["reversible_remaining"]) == (100, 0)
+    assert reversed_["balance"] == {"available": 0, "held": 0}
+    assert _status(network, hold["hold_id"]) == "expired"
+    assert _kinds(network, hold["hold_id"]) == [("hold", b), ("hold_expiry", b)]  # released for its partner
+    assert network.expire_holds() == 0  # nothing left for the job
+    verify_ok(network)
+
+
+def test_in_one_batch_two_short_earn_reversals_release_a_timed_out_hold_once(network, clock, shops):
+    """A reversal of 90 points of the earn falls short (20 free) while the member holds 80 (h-1's 60
+    timed out, h-2's 20 still open): it releases h-1 and is refused all the same, with the 80 then
+    remaining (the release stays, as for a short burn); a second such reversal in the batch must not
+    release h-1 again; a reversal of those 80 is posted."""
+    a, b, member = shops
+    lapsed = network.hold(b, member, "h-1", 60)
+    clock.advance(minutes=10)
+    network.hold(b, member, "h-2", 20)
+    clock.advance(minutes=6)
+    first, second, third = network.post(a, [Event("reversal", "r-1", original_reference="e-1", points=90),
+                                            Event("reversal", "r-2", original_reference="e-1", points=90),
+                                            Event("reversal", "r-3", original_reference="e-1", points=80)])
+    assert isinstance(first, errors.PointsAlreadySpent) and first.to_problem()["remaining"] == 80
+    assert isinstance(second, errors.PointsAlreadySpent) and second.to_problem()["remaining"] == 80
+    assert third["points"] == 80 and third["balance"] == {"available": 0, "held": 20}
+    assert _kinds(network, lapsed["hold_id"]) == [("hold", b), ("hold_expiry", b)]
+    verify_ok(network)
+
+
 def test_a_debit_adjustment_takes_points_whose_hold_timed_out(network, clock, shops):
     """An operator's debit adjustment falling short while the member has points held releases the
     member's timed-out holds first, as a burn at the same instant does (a hold_expiry entry for the

@@ -8,11 +8,17 @@ bonus had no upper bound at all.
 
 from __future__ import annotations
 
-import pytest
+from datetime import datetime, timezone
 
-from shared.errors import InvalidAmount, InvalidPoints
+import pytest
+from sqlalchemy import func, select
+
+from shared.errors import InvalidAmount, InvalidPoints, PointsnetError
 from shared.ledger.events import MAX_POINTS, Event
+from shared.ledger.posting import quote_earn
+from shared.models import Entry, Hold
 from shared.money import MAX_MICRO
+from shared.partners.contracts import ContractTerms, add_contract_version
 from shared.partners.limits import record_topup, set_limits
 from shared.rules.store import set_rules
 from tests.factories import make_member, make_partner, verify_ok
@@ -78,4 +84,59 @@ def test_an_activity_award_whose_money_does_not_fit_is_invalid_amount_not_a_data
     [awarded] = network.post(partner, [Event("activity", "c-1", member, activity="check-in")])
     assert not isinstance(awarded, Exception), awarded
     assert _balance(network, member) == largest
+    verify_ok(network)
+
+
+def test_a_capture_under_a_new_contract_version_whose_money_does_not_fit_is_invalid_amount(network, clock):
+    """A capture's redemption lines are written at the terms in force when it is captured, not when the
+    hold was placed: a hold placed at 23:55 (Shanghai) for points that fit at the redeemer's point value
+    of 1 fen, captured after midnight when a version at 10 fen is in force, would move more money than
+    a ledger line holds. It reached the database (500); it is refused invalid_amount before anything
+    is written, and the hold stays open: a capture of the points that fit at 10 fen goes through."""
+    issuer = make_partner(network, "Issuer")
+    redeemer = make_partner(network, "Redeemer", point_value="1")
+    member = make_member(network, issuer, also_linked_to=(redeemer,))
+    points = FITS + 1  # fits at 1 fen a point, not at 10
+    network.earn(issuer, member, "e-1", points=points)
+    clock.set(datetime(2026, 11, 20, 15, 55, tzinfo=timezone.utc))  # 23:55 in Shanghai
+    network.tx(lambda tx: add_contract_version(tx, redeemer, ContractTerms(point_value="10")))  # next cycle
+    hold = network.hold(redeemer, member, "h-1", points)
+    clock.advance(minutes=10)  # the next cycle, the hold still open
+    with pytest.raises(InvalidAmount, match=f"at most {FITS} at a time"):
+        network.capture(redeemer, hold["hold_id"], reference="c-1")
+    assert network.tx(lambda tx: tx.session.get(Hold, hold["hold_id"]).status, readonly=True) == "open"
+    balance = network.balance(member)
+    assert (balance["available"], balance["held"]) == (0, points)
+    captured = network.capture(redeemer, hold["hold_id"], FITS, reference="c-2")
+    assert (captured["captured"], captured["released"]) == (FITS, 1)
+    assert _balance(network, member) == 1
+    verify_ok(network)
+
+
+def test_an_earn_whose_referral_bonus_money_does_not_fit_is_invalid_amount_and_so_is_its_quote(network):
+    """The referee's first qualifying earn pays its referrer's bonus in the same unit, after the earn is
+    written: a partner-funded bonus of 10^9 points at a point value of 100 CNY is 10^19 micro-units of
+    prepaid funding, which no ledger line holds (a 500 that rolled back the earn with it). The earn is
+    refused invalid_amount, naming the referral bonus, before anything is written, and its quote
+    says the same; the referral stays pending, so a bonus that fits is paid by a later earn."""
+    partner = make_partner(network, "Dear referrals", billing="prepaid", point_value="10000")
+    network.tx(lambda tx: record_topup(tx, partner, 10**6, "BANK-1"))
+    network.tx(lambda tx: set_rules(tx, partner, "referral: {bonus_points: 1000000000}\n"))
+    referrer = make_member(network, partner)
+    referee = network.enrol(partner, phone="+8613900001111", referrer_member_id=referrer)["member_id"]
+    event = Event("earn", "first", referee, points=1)
+    with pytest.raises(PointsnetError) as quote:
+        network.tx(lambda tx: quote_earn(tx, partner, event), readonly=True)
+    [refused] = network.post(partner, [event])
+    assert isinstance(refused, InvalidAmount) and refused.status == 422, refused
+    assert quote.value.code == "invalid_amount" and str(quote.value) == str(refused)
+    assert "referral bonus" in str(refused)
+    entries = network.tx(lambda tx: tx.session.execute(select(func.count()).select_from(Entry).where(
+        Entry.kind.in_(("earn", "bonus")))).scalar_one(), readonly=True)
+    assert entries == 0 and _balance(network, referee) == _balance(network, referrer) == 0
+    network.tx(lambda tx: set_rules(tx, partner, "referral: {bonus_points: 1000}\n"))
+    assert network.tx(lambda tx: quote_earn(tx, partner, event), readonly=True)["points"] == 1
+    earned = network.earn(partner, referee, "first", points=1)
+    assert earned["referral_bonus"]["points"] == 1000
+    assert (_balance(network, referee), _balance(network, referrer)) == (1, 1000)
     verify_ok(network)
