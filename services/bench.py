@@ -446,8 +446,8 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
     table = Table(title="pointsnet bench")
     preferred = ("scenario", "database", "events", "lots", "obligation_lines", "elapsed_s", "events_per_s",
                  "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb",
-                 "partner_report_s", "network_report_s", "copy_events_per_s", "ratio_a_c", "entries", "sealed_per_s",
-                 "entries_per_s", "in_process_events_per_s",
+                 "partner_report_s", "network_report_s", "copy_events_per_s", "ratio_a_c", "ratio_a_b", "entries",
+                 "sealed_per_s", "entries_per_s", "in_process_events_per_s",
                  "http_in_process_ratio", "requests_per_s", "operations_per_s", "p50_ms", "p99_ms", "history",
                  "burn_no_history_ms", "burn_spent_history_ms", "burn_open_lots_ms", "earn_capped_campaign_ms",
                  "earn_enforced_float_ms", "earn_no_history_ms", "member_read_open_lots_ms",
@@ -459,6 +459,11 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
     for result in results:
         table.add_row(*(str(result.get(column, "")) for column in columns))
     console.print(table)
+    for result in results:
+        if "accounting" in result:  # peers (b), or why it did not run (services/bench_peers.py)
+            figures = (f"; {result['accounting_events_per_s']} events/s, a / b {result['ratio_a_b']}"
+                       if "ratio_a_b" in result else "")
+            console.print(f"peers (b) python-accounting: {result['accounting']}{figures}", markup=False)
     console.print("machine speed (CPU ms of a fixed piece of Python; lower is faster), before and after each "
                   "scenario: " + ", ".join(f"{r['scenario']} {r['reference_before_ms']} / {r['reference_after_ms']}"
                                            for r in results))

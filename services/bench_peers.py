@@ -13,6 +13,9 @@ The rows are read back (untimed) with ``COPY … TO STDOUT`` into memory and wri
 times the same bytes travelling the same socket into the same server. (c) runs ``COPY_RUNS`` times
 (the copies emptied in between, untimed) and its median is the figure. The scenario fails unless
 each run of (c) wrote exactly as many rows per table as (a).
+
+(b), when the optional ``bench`` extra is installed: python-accounting posting the same journal entries
+(services/bench_peers_accounting.py); ratio a/b.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ class PeersNeedPostgres(RuntimeError):
 
 
 def scenario_peers(database_url: str | None, *, events: int, batch_size: int, members: int,
-                   console: Console) -> dict:
+                   console: Console, accounting_entries: int | None = None) -> dict:
+    """``accounting_entries``: at most this many of (a)'s entries for (b) (by default
+    ``ACCOUNTING_ENTRIES`` of services/bench_peers_accounting.py)."""
     if database_url is None:
         raise PeersNeedPostgres("the peers scenario compares with PostgreSQL's COPY: give --database-url")
     with fresh_database(database_url) as (url, workdir):
@@ -77,9 +82,36 @@ def scenario_peers(database_url: str | None, *, events: int, batch_size: int, me
                     "rows_by_table": rows, "elapsed_s": round(a_s, 3), "events_per_s": round(a_rate, 1),
                     "copy_s": round(c_s, 3), "copy_runs_s": [round(run, 3) for run in copy_runs],
                     "copy_events_per_s": round(c_rate, 1),
-                    "copy_rows_per_s": round(sum(rows.values()) / c_s, 1), "ratio_a_c": round(a_rate / c_rate, 3)}
+                    "copy_rows_per_s": round(sum(rows.values()) / c_s, 1), "ratio_a_c": round(a_rate / c_rate, 3),
+                    **_accounting_peer(network, database_url, events, a_rate, console, accounting_entries)}
         finally:
             network.close()
+
+
+def _accounting_peer(network: Network, database_url: str, events: int, a_rate: float, console: Console,
+                     limit: int | None) -> dict:
+    """(b), when python-accounting is installed: services/bench_peers_accounting.py."""
+    from services import bench_peers_accounting as peer
+
+    version = peer.installed_version()
+    if version is None:
+        return {"accounting": peer.NOT_INSTALLED}
+    entries, kinds, total = peer.read_entries(network.db.engine, limit or peer.ACCOUNTING_ENTRIES)
+    with fresh_database(database_url) as (url, _):
+        figures = peer.run_child(url, entries, kinds, console)
+    peer.check(figures, entries, kinds)
+    b_s = figures["elapsed_s"]
+    # a subset's rate per entry, projected over all of (a)'s entries (as (c)'s events/s counts all of them)
+    b_rate = events / (b_s * total / len(entries))
+    scope = (f"all {total:,} entries" if len(entries) == total
+             else f"the first {len(entries):,} of {total:,} entries (rate projected over all)")
+    return {"accounting": f"version {version}, {scope}", "accounting_version": version,
+            "accounting_entries": len(entries), "accounting_subset": len(entries) < total,
+            "accounting_accounts": figures["accounts"], "accounting_s": round(b_s, 3),
+            # untimed: its database and accounts made, and its trial balance read back for the checks
+            "accounting_setup_s": round(figures["setup_s"], 3), "accounting_check_s": round(figures["check_s"], 3),
+            "accounting_entries_per_s": round(len(entries) / b_s, 1),
+            "accounting_events_per_s": round(b_rate, 1), "ratio_a_b": round(a_rate / b_rate, 3)}
 
 
 def _raw(network: Network):
