@@ -31,8 +31,8 @@ from shared.errors import InsufficientPoints, InvalidPoints, ReferenceConflict, 
 from shared.ledger import expiry
 from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.events import MAX_POINTS
-from shared.ledger.holds import release_lapsed_holds
 from shared.ledger.journal import Journal
+from shared.ledger.posting import release_lapsed_holds
 from shared.ledger.rules import LotState, breakage_lines, take_from_lots
 from shared.ledger.state import load_lots, lock_members
 from shared.models import Entry
@@ -101,7 +101,7 @@ def _debit(journal: Journal, member, points: int, reference: str | None, request
     journal.lots.update({lot.id: lot for lot in lots})
     expiry.expire_due(journal, member, lots, tx.now)  # expired points are no longer the member's to take
     plan = take_from_lots(lots, points)
-    if plan is None and member.held and release_lapsed_holds(journal, member.id):
+    if plan is None and member.held and release_lapsed_holds(journal, member.id)[0]:
         # points whose hold timed out are the member's again, as for a short burn (decision 7)
         lots = [lot for lot in journal.lots.values() if lot.member_id == member.id]
         expiry.expire_due(journal, member, lots, tx.now)  # released points of a lot past its expiry

@@ -45,29 +45,3 @@ def expire_holds(tx: Tx, limit: int) -> int:
     journal.flush()
     return released
 
-
-def release_lapsed_holds(journal: Journal, member_id: str) -> bool:
-    """Release, as the hold-timeout job does (``expire_hold``: a ``hold_expiry`` entry each, for the
-    hold's partner), the member's holds that timed out but that the job has not reached yet, so that
-    what takes the member's points outside a partner's posting (an operator's debit adjustment) sees
-    them, as a short burn does (docs/ledger.md, decision 7). The member's lock must be held: a capture
-    or the job resolves a hold under it. The lots the holds reserve join ``journal.lots``; the caller
-    expires what is due among them. Returns whether any hold was released."""
-    tx = journal.tx
-    rows = tx.session.execute(
-        select(holds_t).where(holds_t.c.member_id == member_id, holds_t.c.status == literal_column("'open'"),
-                              holds_t.c.expires_at <= tx.now)
-        .order_by(holds_t.c.expires_at, holds_t.c.id)
-    ).all()
-    if not rows:
-        return False
-    reserved = tx.session.execute(
-        select(hold_lots_t).where(hold_lots_t.c.hold_id.in_([row.id for row in rows]))
-        .order_by(hold_lots_t.c.hold_id, hold_lots_t.c.seq)
-    ).all()
-    missing = {r.lot_id for r in reserved} - journal.lots.keys()
-    if missing:
-        journal.lots.update(load_lots(tx, lot_ids=missing))
-    for row in rows:
-        expire_hold(journal, row, reserved)
-    return True

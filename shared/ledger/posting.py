@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, literal_column, select, update
 
 from shared.db.database import Tx
 from shared.db.lists import among_bound, per_dialect
@@ -613,32 +613,20 @@ class Posting:
         return member, plan
 
     def _release_lapsed_holds(self, member_id: str) -> bool:
-        """Release, as the hold-timeout job would (a ``hold_expiry`` entry each, for the hold's partner),
-        the member's holds that timed out but that the job has not reached yet, so that a spend sees
-        their points: refused for want of them, it was ``insufficient_points``, and that refusal is
-        kept for its Idempotency-Key. Read only when a spend falls short and the member has points
-        held. The member's lock is held; the job re-reads a hold's status under it."""
-        holds_t, hold_lots_t = Hold.__table__, HoldLot.__table__
-        rows = [row for row in self.tx.session.execute(select(holds_t).where(
-            holds_t.c.member_id == member_id, holds_t.c.status == "open", holds_t.c.expires_at <= self.now)
-            .order_by(holds_t.c.expires_at, holds_t.c.id)).all()
-            if row.id not in self._released_holds  # not released, captured or voided earlier in this unit
-            and (self.holds.get(row.id) is None or self.holds[row.id].status == "open")]
-        if not rows:
-            return False
-        reserved = self.tx.session.execute(select(hold_lots_t).where(hold_lots_t.c.hold_id.in_([r.id for r in rows]))
-                                           .order_by(hold_lots_t.c.hold_id, hold_lots_t.c.seq)).all()
-        missing = {r.lot_id for r in reserved} - self.journal.lots.keys()
-        if missing:  # reserved lots beyond what this unit read of the member's
-            for lot in load_lots(self.tx, lot_ids=missing).values():
-                self.journal.lots[lot.id] = lot
-                self.by_member.setdefault(member_id, []).append(lot)
-        for row in rows:
-            expire_hold(self.journal, row, reserved)
-            self._released_holds.add(row.id)
-            if row.id in self.holds:
-                self.holds[row.id].status = "expired"
-        return True
+        """Release the member's timed-out holds that the job has not reached yet (``release_lapsed_holds``),
+        so that a spend sees their points: refused for want of them, it was ``insufficient_points``, and
+        that refusal is kept for its Idempotency-Key. Read only when a spend falls short and the member
+        has points held. Each hold once per unit, and none this unit captured or voided."""
+        released, loaded = release_lapsed_holds(
+            self.journal, member_id, skip=lambda hold_id: hold_id in self._released_holds
+            or (hold_id in self.holds and self.holds[hold_id].status != "open"))
+        if loaded:  # reserved lots beyond what this unit read of the member's
+            self.by_member.setdefault(member_id, []).extend(loaded)
+        for hold_id in released:
+            self._released_holds.add(hold_id)
+            if hold_id in self.holds:
+                self.holds[hold_id].status = "expired"
+        return bool(released)
 
     def _require_money_fits(self, points: int, *, referral_bonus: bool = False) -> None:
         """Refuse, before anything is written, points whose money at this partner's terms (issuance fee,
@@ -892,6 +880,32 @@ def expire_hold(journal: Journal, row, reserved: list) -> dict:
                        "member_id": row.member_id, "points": row.points,
                        "balance": journal.members[row.member_id].balance()}
     return entry
+
+
+def release_lapsed_holds(journal: Journal, member_id: str, *, skip=lambda hold_id: False) -> tuple[list[str], list]:
+    """Release, as the hold-timeout job would (``expire_hold``: a ``hold_expiry`` entry each, for the
+    hold's partner), the member's holds that timed out but that the job has not reached yet (but those
+    ``skip`` names), so that what takes the member's points — a spend that falls short, an earn
+    reversal, an operator's debit adjustment — sees them (docs/ledger.md, decision 7). The member's
+    lock must be held: a capture or the job resolves a hold under it. The lots the holds reserve join
+    ``journal.lots``; the caller expires what is due among them. Returns the ids of the holds released
+    and the lots read for them that the journal did not hold yet."""
+    tx = journal.tx
+    holds_t, hold_lots_t = Hold.__table__, HoldLot.__table__
+    rows = [row for row in tx.session.execute(
+        select(holds_t).where(holds_t.c.member_id == member_id, holds_t.c.status == literal_column("'open'"),
+                              holds_t.c.expires_at <= tx.now)
+        .order_by(holds_t.c.expires_at, holds_t.c.id)).all() if not skip(row.id)]
+    if not rows:
+        return [], []
+    reserved = tx.session.execute(select(hold_lots_t).where(hold_lots_t.c.hold_id.in_([row.id for row in rows]))
+                                  .order_by(hold_lots_t.c.hold_id, hold_lots_t.c.seq)).all()
+    missing = {r.lot_id for r in reserved} - journal.lots.keys()
+    loaded = list(load_lots(tx, lot_ids=missing).values()) if missing else []
+    journal.lots.update((lot.id, lot) for lot in loaded)
+    for row in rows:
+        expire_hold(journal, row, reserved)
+    return [row.id for row in rows], loaded
 
 
 def release_hold(journal: Journal, hold: OpenHold, entry: dict, captured: int, redeem=None) -> None:
