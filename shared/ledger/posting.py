@@ -522,10 +522,7 @@ class Posting:
         (overdraft included) cannot fund, read without the float's lock and alerting nobody."""
         status = float_status(self.tx, self.partner_id)
         if status["enforced"] and amount_micro > status["headroom_micro"]:
-            headroom = status["headroom_micro"]
-            raise FloatExhausted(f"this issuance needs {amount_micro} micro-units of float; "
-                                 f"{max(headroom, 0)} remain (overdraft included): top up the float",
-                                 needed_micro=amount_micro, headroom_micro=headroom)
+            raise FloatExhausted.needing(amount_micro, status["headroom_micro"])
 
     def _activity(self, event: Event) -> dict:
         return self.programme.activity(event)

@@ -57,6 +57,12 @@ MAX_MINOR = MAX_MICRO // MICRO
 class FloatExhausted(Conflict):
     code, title = "float_exhausted", "The partner's prepaid float does not cover this issuance"
 
+    @classmethod
+    def needing(cls, needed_micro: int, headroom_micro: int) -> FloatExhausted:
+        """The refusal of an issuance needing ``needed_micro`` where the float has ``headroom_micro`` left."""
+        return cls(f"this issuance needs {needed_micro} micro-units of float; {max(headroom_micro, 0)} remain "
+                   f"(overdraft included): top up the float", needed_micro=needed_micro, headroom_micro=headroom_micro)
+
 
 class TopupConflict(Conflict):
     code, title = "topup_conflict", "This bank reference was already recorded with another amount"
@@ -208,9 +214,7 @@ class FloatGuard:
         if amount_micro > self.headroom:
             raise_alert(self.tx, "float_exhausted", partner_id=self.partner_id, member_id=member_id,
                         reference=reference, needed_micro=amount_micro, headroom_micro=self.headroom)
-            raise FloatExhausted(f"this issuance needs {amount_micro} micro-units of float; "
-                                 f"{max(self.headroom, 0)} remain (overdraft included): top up the float",
-                                 needed_micro=amount_micro, headroom_micro=self.headroom)
+            raise FloatExhausted.needing(amount_micro, self.headroom)
 
     def force(self, amount_micro: int) -> None:
         """Draw without refusing (a referral bonus owed by an earn that already passed the gate)."""
