@@ -17,6 +17,12 @@ NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::
 TEREDO = ipaddress.ip_network("2001::/32")
 LOW_96 = ipaddress.ip_network("::/96")  # IPv4-compatible (deprecated): ::a.b.c.d
 TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # IPv4-translated (SIIT): ::ffff:0:a.b.c.d
+# Special-purpose blocks that Python's ``is_global`` (3.11) still calls global, none of them a place a
+# partner's webhook lives: IETF protocol assignments (192.0.0.8, the IPv4 dummy address, among them),
+# the deprecated 6to4 relay anycast, IPv6 site-local (deprecated, routed inside a site) and the IPv6
+# documentation prefix of RFC 9637.
+NOT_GLOBAL = tuple(ipaddress.ip_network(net) for net in (
+    "192.0.0.0/24", "192.88.99.0/24", "fec0::/10", "3fff::/20"))
 
 
 def parse(text: str) -> Address:
@@ -42,7 +48,8 @@ def embedded_ipv4(address: Address) -> list[ipaddress.IPv4Address]:
 
 def _public(address: Address) -> bool:
     return not (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
-                or address.is_multicast or address.is_unspecified or not address.is_global)
+                or address.is_multicast or address.is_unspecified or not address.is_global
+                or any(address in net for net in NOT_GLOBAL if net.version == address.version))
 
 
 def is_public(address: Address) -> bool:

@@ -55,6 +55,18 @@ CARRYING_PRIVATE_IPV4 = [
     "::ffff:0:a00:1",  # IPv4-translated
 ]
 
+# Special-purpose addresses that Python's is_global calls global
+SPECIAL_PURPOSE = ["192.0.0.8", "192.0.0.9", "192.0.0.170", "192.88.99.1", "fec0::1", "feff::1", "3fff::1",
+                   "::ffff:192.0.0.8", "2002:c000:8::1"]
+
+
+@pytest.mark.parametrize("address", SPECIAL_PURPOSE)
+def test_special_purpose_addresses_are_refused(address):
+    assert not is_public(ipaddress.ip_address(address))
+    literal = f"[{address}]" if ":" in address else address
+    with pytest.raises(InvalidWebhookUrl):
+        check_url(f"https://{literal}/hooks")
+
 
 @pytest.mark.parametrize("address", CARRYING_PRIVATE_IPV4)
 def test_ipv6_transition_addresses_carrying_a_private_ipv4_are_refused(address):
