@@ -17,7 +17,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from shared.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 NGINX_MAIN = """
@@ -44,12 +45,6 @@ http {{
     include {dir}/site.conf;
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 60.0) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +41,7 @@ from shared.ledger.verify import verify
 from shared.models import Entry, Lot, Member
 from shared.network import Network
 from shared.partners.keys import add_key
+from shared.ports import free_port
 from shared.sdk import PointsnetAPIError, PointsnetClient
 from shared.signing import public_key_from_jwk, public_key_pem
 
@@ -132,16 +132,10 @@ def bench_network(database_url: str | None) -> Iterator[tuple[str, Path, Network
             network.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def api_server(database_url: str, workdir: Path, *, env: dict | None = None, workers: int = 1) -> Iterator[Server]:
     """A ``pointsnet serve-api`` process (``workers`` API processes) on a free local port, over ``database_url``."""
-    port = _free_port()
+    port = free_port()
     environment = dict(os.environ, POINTSNET_DATA_DIR=str(workdir), POINTSNET_DATABASE_URL=database_url,
                        POINTSNET_RATE_LIMIT=BENCH_RATE_LIMIT, **(env or {}))
     log_path = workdir / "serve-api.log"

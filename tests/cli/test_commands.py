@@ -4,7 +4,6 @@
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from shared.config import get_settings
 from shared.network import Network
+from shared.ports import free_port
 from shared.partners.contracts import ContractTerms
 from tests.cli.inprocess import environment, pointsnet as run_pointsnet
 from tests.conftest import PG_URL
@@ -192,9 +192,7 @@ def test_bench_writes_figures_with_units(tmp_path):
 def test_serve_demo_comes_up_with_a_living_network(tmp_path):
     env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), COLUMNS="200")
     env.pop("POINTSNET_DATABASE_URL", None)
-    with socket.socket() as probe:  # a free port: other test runs may share this machine
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # other test runs may share this machine
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--demo", "--port", str(port)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

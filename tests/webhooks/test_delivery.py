@@ -303,13 +303,10 @@ def test_unregistered_partners_get_no_outbox_rows(network, receiver):
 
 
 def test_an_unreachable_receiver_is_a_failure_that_is_retried(network, clock):
-    import socket
-
+    from shared.ports import free_port
     from shared.webhooks.endpoints import set_endpoint
 
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nothing listens on
     shop = make_partner(network)
     network.tx(lambda tx: set_endpoint(tx, shop, f"http://127.0.0.1:{port}/hooks"))
     network.earn(shop, make_member(network, shop), "e1", points=5)
