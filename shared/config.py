@@ -105,7 +105,13 @@ class Settings(BaseSettings):
         from shared.access.approvals import GUARDED_ACTIONS
 
         if isinstance(value, str):
-            value = [] if value.strip().lower() == "none" else [p for p in value.replace(" ", "").split(",") if p]
+            if value.strip().lower() == "none":
+                value = []
+            else:
+                value = [p for p in value.replace(" ", "").split(",") if p]
+                if not value:  # an empty variable (a template's unset default) must not switch the control off
+                    raise ValueError("four-eyes actions are empty: name the actions, or say none to switch "
+                                     "maker-checker off")
         unknown = set(value) - GUARDED_ACTIONS
         if unknown:
             raise ValueError(f"unknown four-eyes actions {sorted(unknown)}: choose from {sorted(GUARDED_ACTIONS)}")

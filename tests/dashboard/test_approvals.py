@@ -117,6 +117,21 @@ def test_four_eyes_configuration_is_validated():
         Settings(four_eyes_actions="member_adjustment,launch_rockets")
 
 
+@pytest.mark.parametrize("empty", ["", " ", ",", " , "])
+def test_an_empty_four_eyes_setting_is_refused_not_read_as_none(empty, monkeypatch):
+    """Only ``none`` switches maker-checker off: an empty variable (a deployment template's unset
+    default, ``POINTSNET_FOUR_EYES_ACTIONS=${X:-}``) is a mistake to refuse, not a silent switch-off."""
+    from pydantic import ValidationError
+
+    from shared.config import Settings
+
+    with pytest.raises(ValidationError, match="say none"):
+        Settings(four_eyes_actions=empty)
+    monkeypatch.setenv("POINTSNET_FOUR_EYES_ACTIONS", empty)
+    with pytest.raises(ValidationError, match="say none"):
+        Settings()
+
+
 def test_a_failed_approval_never_marks_a_request_another_approval_ran(network, staff, monkeypatch):
     """One tab's approval is refused and rolls back; before it marks the request failed, a second tab's
     approval takes the request and runs it. The request stays approved (the action ran), not failed."""
