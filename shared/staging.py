@@ -13,8 +13,9 @@ from pathlib import Path
 @contextmanager
 def staged_directory(target: Path) -> Iterator[Path]:
     """Yield an empty temporary sibling of ``target`` to write into. When the block ends cleanly it
-    replaces ``target`` by a rename (an earlier attempt there is removed first); when it raises, the
-    sibling is removed, so a crash leaves at most a stray staging directory, never a half-written one."""
+    replaces ``target`` by a rename, synced to disk (an earlier attempt there is renamed aside first
+    and removed after the new one is in place); when it raises, the sibling is removed, so a crash
+    leaves at most a stray staging directory, never a half-written one."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
@@ -22,9 +23,24 @@ def staged_directory(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if target.exists():
-        shutil.rmtree(target)
+    sync_directory(staging)  # its files' names, before the directory takes the target's place
+    earlier = None
+    if target.exists():  # moved aside, not removed in place: a reader never finds it gone for long
+        earlier = Path(tempfile.mkdtemp(prefix=f".{target.name}-replaced-", dir=target.parent))
+        os.replace(target, earlier / target.name)
     os.replace(staging, target)
+    sync_directory(target.parent)  # the rename survives a crash, as the database's commit that follows does
+    if earlier is not None:
+        shutil.rmtree(earlier)
+
+
+def sync_directory(path: Path) -> None:
+    """Force a directory's entries (names created, renamed or removed in it) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_synced(path: Path, content: bytes) -> None:

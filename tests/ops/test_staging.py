@@ -1,0 +1,51 @@
+"""Directories that appear whole (settlement files, published reports): a replacement puts the new
+directory in place before the old one is deleted, and leaves nothing else behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import staging
+from shared.staging import staged_directory
+
+
+def _write(target, text):
+    with staged_directory(target) as directory:
+        (directory / "statement.csv").write_text(text)
+
+
+def test_the_old_directory_is_deleted_only_once_the_new_one_is_in_place(tmp_path, monkeypatch):
+    target = tmp_path / "2026-11-22"
+    _write(target, "first")
+    seen = []
+    real_rmtree = staging.shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        seen.append((target / "statement.csv").read_text())  # a reader at this moment
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(staging.shutil, "rmtree", rmtree)
+    _write(target, "second")
+    assert seen == ["second"]
+    assert (target / "statement.csv").read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-22"]
+
+
+def test_a_failed_replacement_keeps_the_old_directory_and_leaves_no_staging(tmp_path):
+    target = tmp_path / "2026-11-22"
+    _write(target, "first")
+    with pytest.raises(RuntimeError):
+        with staged_directory(target) as directory:
+            (directory / "statement.csv").write_text("half")
+            raise RuntimeError("crash")
+    assert (target / "statement.csv").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-22"]
+
+
+def test_the_new_directory_and_its_parent_are_synced(tmp_path, monkeypatch):
+    synced = []
+    real = staging.sync_directory
+    monkeypatch.setattr(staging, "sync_directory", lambda path: (synced.append(path), real(path)))
+    target = tmp_path / "reports" / "2026-11"
+    _write(target, "first")
+    assert target.parent in synced and len(synced) == 2
