@@ -13,7 +13,8 @@ from services.cli import webhooks_app, console, _network
 
 @webhooks_app.command("set")
 def webhooks_set(partner_id: str, url: str = typer.Option(..., "--url", help="Where the partner receives events.")) -> None:
-    """Register (or change) a partner's webhook URL; prints the endpoint id and its whsec_ secret."""
+    """Register (or change) a partner's webhook URL; prints the endpoint, with its whsec_ secret only when
+    this creates it (a changed URL keeps the secret, and it is not shown again: rotate-secret makes a new one)."""
     from shared.webhooks.endpoints import set_endpoint
 
     print(json.dumps(_network().tx(lambda tx: set_endpoint(tx, partner_id, url)), indent=2))
@@ -90,7 +91,8 @@ def webhooks_deliver() -> None:
 
 @webhooks_app.command("replay")
 def webhooks_replay(delivery_id: str) -> None:
-    """Send a delivery again now (same webhook-id, fresh retry window); prints how it went."""
+    """Send a delivered or dead delivery again now (same webhook-id, fresh retry window); prints how it
+    went. A pending one (due, or being sent right now) is refused."""
     from shared.webhooks.delivery import replay
 
     print(json.dumps(replay(_network(), delivery_id), indent=2))

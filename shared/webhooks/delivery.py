@@ -25,7 +25,7 @@ from shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.tls import tls_context
 from shared.webhooks.dialing import PublicOnlyTransport, refused_target
 from shared.webhooks.endpoints import secrets_in_force
-from shared.webhooks.errors import UnknownDelivery
+from shared.webhooks.errors import DeliveryPending, UnknownDelivery
 from shared.webhooks.schedule import next_attempt_at
 from shared.webhooks.signing import webhook_headers
 
@@ -38,6 +38,7 @@ BATCH = 50
 SENDERS = 8
 MAX_ERROR = 500
 RETENTION = timedelta(days=30)  # delivered messages and their attempts are kept this long
+REPLAYABLE = ("delivered", "dead")
 
 
 @dataclass(frozen=True)
@@ -225,17 +226,29 @@ def delivery_detail(tx: Tx, delivery_id: str) -> dict:
 
 
 def queue_replay(tx: Tx, delivery_id: str) -> dict:
-    """Send a delivery again now (same ``webhook-id``), starting afresh: its attempts count from zero
-    again, so the backoff starts over (5 s after a first failure) within a fresh 3-day retry window.
-    Every earlier attempt stays in its attempt log."""
+    """Send a delivered or dead delivery again now (same ``webhook-id``), starting afresh: its attempts
+    count from zero again, so the backoff starts over (5 s after a first failure) within a fresh 3-day
+    retry window. Every earlier attempt stays in its attempt log.
+
+    A pending delivery is refused (``DeliveryPending``): it is already due, or a worker is sending it
+    right now, and resetting its lease would throw that send's outcome away and send it again. The
+    status is checked by the UPDATE itself, so a replay never resets a delivery that became pending
+    meanwhile (an overlapping replay: on PostgreSQL the UPDATE waits for it and finds it pending)."""
     # locked first (PostgreSQL): a prune deleting it meanwhile is waited for, and then it is unknown
     row = tx.session.execute(select(deliveries_t.c.id, deliveries_t.c.status)
                              .where(deliveries_t.c.id == delivery_id).with_for_update(key_share=True)).one_or_none()
     if row is None:
         raise UnknownDelivery(f"no webhook delivery {delivery_id}")
-    tx.session.execute(update(deliveries_t).where(deliveries_t.c.id == delivery_id).values(
+    refused = DeliveryPending(f"webhook delivery {delivery_id} is pending (being sent, or waiting for its next "
+                              f"try): only a delivered or dead delivery can be replayed")
+    if row.status not in REPLAYABLE:
+        raise refused
+    done = tx.session.execute(update(deliveries_t).where(
+        deliveries_t.c.id == delivery_id, deliveries_t.c.status.in_(REPLAYABLE)).values(
         status="pending", attempts=0, next_attempt_at=tx.now, retry_from=tx.now, claim_token=None, dead_at=None,
         delivered_at=None))
+    if done.rowcount != 1:  # pending again since it was read: another replay got there first
+        raise refused
     return {"delivery_id": delivery_id, "previous_status": row.status}
 
 

@@ -60,7 +60,16 @@ def refuse_private_target(url: str) -> None:
 def check_url(url: str, *, allow_private: bool = False) -> str:
     """HTTPS only, except to this machine (local receivers, tests and the demo); no private targets
     unless the operator allows them."""
-    parts = urlsplit(url.strip())
+    try:  # what urlsplit cannot parse (``https://[::1``) is a refusal, never a bare ValueError
+        parts = urlsplit(url.strip())
+    except ValueError as exc:
+        raise InvalidWebhookUrl(f"{url!r} is not a valid URL ({exc})") from exc
+    try:
+        port = parts.port  # None when the URL names none; raises when it is not a number or above 65535
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise InvalidWebhookUrl(f"{url!r}: the port must be a number from 1 to 65535")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidWebhookUrl(f"{url!r} is not an absolute http(s) URL")
     if parts.scheme == "http" and parts.hostname not in LOOPBACK:
@@ -93,11 +102,13 @@ def _endpoint(tx: Tx, partner_id: str, *, lock: bool = False) -> WebhookEndpoint
 
 
 def set_endpoint(tx: Tx, partner_id: str, url: str) -> dict:
-    """Register the partner's URL, or change it (its secret stays); answers the endpoint and secret."""
+    """Register the partner's URL, or change it (its secret stays); answers the endpoint, with its
+    secret only when this made it (a new endpoint): an existing secret is never shown again."""
     require_partner(tx, partner_id)
     url = check_url(url, allow_private=tx.settings.webhook_allow_private_targets)
     endpoint = _endpoint(tx, partner_id, lock=True)
-    if endpoint is None:
+    created = endpoint is None
+    if created:
         endpoint = WebhookEndpoint(id=new_id("whe"), partner_id=partner_id, url=url, secret=new_secret(),
                                    status="active", created_at=tx.now, updated_at=tx.now)
         tx.session.add(endpoint)
@@ -106,7 +117,7 @@ def set_endpoint(tx: Tx, partner_id: str, url: str) -> dict:
             _due_again(tx, endpoint.id)
         endpoint.url, endpoint.status, endpoint.updated_at = url, "active", tx.now
     tx.session.flush()
-    return _view(endpoint)
+    return _view(endpoint, secret=created)
 
 
 def _due_again(tx: Tx, endpoint_id: str) -> None:

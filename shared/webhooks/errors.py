@@ -1,6 +1,6 @@
 """Refusals of the webhook service (they join the one error tree in shared/errors.py)."""
 
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 
 
 class InvalidWebhookUrl(ValidationFailed):
@@ -17,3 +17,7 @@ class UnknownDelivery(NotFound):
 
 class UnknownEventType(ValidationFailed):
     code, title = "unknown_event_type", "Not a webhook event type"
+
+
+class DeliveryPending(Conflict):
+    code, title = "delivery_pending", "The delivery is still pending: only a delivered or dead one is replayed"

@@ -281,6 +281,61 @@ def test_webhook_backlog_dead_letters_and_replay(network, client_as, partners):
     assert other.status_code == 404
 
 
+def test_changing_the_webhook_url_does_not_show_the_existing_secret_again(network, client_as, partners):
+    """docs/dashboard.md (Webhook tab): "A new secret is shown **once**, right after it is made"."""
+    coffee = partners["CoffeeCo"]
+    client = client_as("operator")
+    hooks = f"{BASE}/partners/{coffee}/webhooks"
+    created = post_form(client, hooks, {"url": "http://127.0.0.1:9/hook"}, page=hooks)
+    secret = created.text.split('data-testid="webhook-secret">')[1].split("<")[0]
+    assert secret.startswith("whsec_")
+    # another operator (or the same one, later) only changes the URL: no new secret is made
+    changed = post_form(client_as("operator"), hooks, {"url": "http://127.0.0.1:10/hook"}, page=hooks)
+    assert changed.status_code == 303 and secret not in changed.text and "whsec_" not in changed.text
+    shown = client.get(hooks).text
+    assert "http://127.0.0.1:10/hook" in shown and secret not in shown
+    post_form(client, f"{hooks}/disable", page=hooks)
+    enabled = post_form(client, hooks, {"url": "http://127.0.0.1:10/hook"}, page=hooks)  # enabled again
+    assert enabled.status_code == 303 and "whsec_" not in enabled.text
+    assert [e["action"] for e in audited(network, None, coffee)] == [
+        "webhook.set", "webhook.disabled", "webhook.set", "webhook.set"]
+
+
+@pytest.mark.parametrize("url", ["https://[::1", "https://[fe80::1/hook", "https://example.org:99999/hook",
+                                 "https://example.org:0/hook"])
+def test_an_unparsable_webhook_url_or_an_impossible_port_is_refused_in_the_dashboard(network, client_as,
+                                                                                       partners, url):
+    hooks = f"{BASE}/partners/{partners['CoffeeCo']}/webhooks"
+    answer = post_form(client_as("operator"), hooks, {"url": url}, page=hooks)
+    assert answer.status_code == 422 and 'data-code="invalid_webhook_url"' in answer.text, answer.status_code
+    assert 'data-testid="webhook-state">no endpoint' in answer.text
+    assert audited(network, "webhook.set", partners["CoffeeCo"]) == []
+
+
+def test_replaying_a_delivery_in_flight_is_refused_and_its_outcome_kept(network, client_as, partners):
+    """docs/dashboard.md: *Replay* sends a delivered or dead event again. A message a worker is sending
+    right now (pending, leased) is refused (409 delivery_pending), not reset under the worker."""
+    from shared.models import WebhookDelivery
+    from shared.webhooks import delivery as wd
+    from shared.webhooks.outbox import emit
+
+    coffee = partners["CoffeeCo"]
+    network.tx(lambda tx: set_endpoint(tx, coffee, "http://127.0.0.1:9/hook"))
+    [msg] = network.tx(lambda tx: emit(tx, "tier.changed", {"n": 1}, partner_ids=[coffee]))
+    [claimed] = network.tx(lambda tx: wd.claim_due(tx))  # a worker leased it and is sending it now
+    client = client_as("operator")
+    hooks = f"{BASE}/partners/{coffee}/webhooks"
+    refused = post_form(client, f"{hooks}/deliveries/{msg}/replay", page=hooks)
+    assert refused.status_code == 409 and 'data-code="delivery_pending"' in refused.text
+    assert f'data-delivery="{msg}" data-status="pending"' in refused.text  # the webhook page, with the reason
+    assert audited(network, "webhook.replayed", coffee) == []
+    # the worker's send succeeded: recorded as delivered, not thrown away as stale
+    status = network.tx(lambda tx: wd.record(tx, claimed, wd.Outcome(200, None, 5)))
+    row = network.tx(lambda tx: tx.session.execute(select(WebhookDelivery.status, WebhookDelivery.attempts)
+                                                   .where(WebhookDelivery.id == msg)).one(), readonly=True)
+    assert (status, tuple(row)) == ("delivered", ("delivered", 1))
+
+
 RULES = """
 base_rate: 2
 campaigns:

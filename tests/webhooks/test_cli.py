@@ -74,3 +74,51 @@ def test_set_rotate_deliver_dead_letter_and_replay(tmp_path, receiver):
     assert {r["headers"]["webhook-id"] for r in receiver.requests} == {dead["delivery_id"]}
     unknown = run(tmp_path, "webhooks", "replay", "msg_nope", check=False)
     assert unknown.returncode == 2 and "msg_nope" in unknown.stderr
+
+
+def _partner(tmp_path) -> str:
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    return json.loads(run(tmp_path, "partners", "add", "Shop").stdout)["partner_id"]
+
+
+@pytest.mark.parametrize("url", ["https://[::1", "https://[fe80::1/hook", "https://example.org:99999/hook",
+                                 "https://example.org:0/hook"])
+def test_webhooks_set_refuses_a_bad_url_in_one_line(tmp_path, url):
+    """docs/operations.md: every mistake on the command line is one line on stderr and a non-zero exit."""
+    partner = _partner(tmp_path)
+    done = run(tmp_path, "webhooks", "set", partner, "--url", url, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-400:]
+    assert len(done.stderr.strip().splitlines()) == 1 and "error" in done.stderr, done.stderr
+    assert json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout) == []
+    assert run(tmp_path, "webhooks", "show", partner, check=False).returncode == 2  # nothing registered
+
+
+def test_webhooks_set_prints_the_secret_when_it_makes_it_and_never_an_existing_one(tmp_path):
+    partner = _partner(tmp_path)
+    created = json.loads(run(tmp_path, "webhooks", "set", partner, "--url", "http://127.0.0.1:9/hooks").stdout)
+    secret = created["secret"]
+    assert secret.startswith("whsec_")
+    changed = run(tmp_path, "webhooks", "set", partner, "--url", "http://127.0.0.1:10/hooks")
+    assert secret not in changed.stdout and "whsec_" not in changed.stdout
+    assert json.loads(changed.stdout)["url"] == "http://127.0.0.1:10/hooks"
+    run(tmp_path, "webhooks", "disable", partner)
+    enabled = run(tmp_path, "webhooks", "set", partner, "--url", "http://127.0.0.1:10/hooks")  # enabled again
+    assert "whsec_" not in enabled.stdout and json.loads(enabled.stdout)["status"] == "active"
+    rotated = json.loads(run(tmp_path, "webhooks", "rotate-secret", partner).stdout)
+    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != secret
+
+
+def test_webhooks_replay_refuses_a_pending_delivery_in_one_line(tmp_path):
+    partner = _partner(tmp_path)
+    run(tmp_path, "webhooks", "set", partner, "--url", "http://127.0.0.1:9/hooks")
+    with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_CLOCK": T0,
+                      "POINTSNET_DATABASE_URL": None}):
+        n = Network(get_settings())
+        n.earn(partner, n.enrol(partner, phone="+8613812345678")["member_id"], "e1", points=50)
+        n.close()
+    [pending] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
+    refused = run(tmp_path, "webhooks", "replay", pending["delivery_id"], check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-400:]
+    assert len(refused.stderr.strip().splitlines()) == 1 and "pending" in refused.stderr, refused.stderr
+    [after] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
+    assert after == pending  # untouched: no attempt made, its schedule kept

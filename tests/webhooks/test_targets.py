@@ -82,6 +82,23 @@ def test_public_addresses_pass_whatever_form_they_take(address):
     assert check_url(f"https://{literal}/hooks") == f"https://{literal}/hooks"
 
 
+@pytest.mark.parametrize("url", ["https://[::1", "https://[fe80::1/hook", "https://example.org:99999/hook",
+                                 "https://example.org:0/hook", "https://example.org:65536/hook",
+                                 "https://example.org:-1/hook", "https://example.org:port/hook"])
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_an_unparsable_url_or_an_impossible_port_is_an_invalid_webhook_url(url, allow_private):
+    """Never a bare ValueError (a 500 in the dashboard, a traceback in the CLI), never accepted."""
+    with pytest.raises(InvalidWebhookUrl) as refused:
+        check_url(url, allow_private=allow_private)
+    assert refused.value.code == "invalid_webhook_url" and refused.value.status == 422
+
+
+@pytest.mark.parametrize("port", [1, 443, 8443, 65535])
+def test_every_port_from_1_to_65535_is_accepted(port):
+    url = f"https://{PUBLIC}:{port}/hooks"
+    assert check_url(url) == url
+
+
 def _zone(monkeypatch, answers: dict[str, list[str]]) -> list[str]:
     """Resolve names from ``answers`` (each lookup of a name takes its next answer; the last one
     repeats): a DNS server whose answer may change at every lookup. Answers the lookups made."""

@@ -330,7 +330,8 @@ def disable_webhook(request: Request, partner_id: str = PARTNER_ID, checked=Depe
 @router.post("/partners/{partner_id}/webhooks/deliveries/{delivery_id}/replay")
 def replay_delivery(request: Request, partner_id: str = PARTNER_ID, delivery_id: str = Path(..., max_length=40),
                     checked=Depends(checked_form("operator"))):
-    """Queue the delivery again (audited with it), then make its first attempt at once."""
+    """Queue a delivered or dead delivery again (audited with it), then make its first attempt at once.
+    A pending one (due, or being sent right now) is refused: 409 delivery_pending, on the webhook page."""
     staff, _form = checked
     network = network_of(request)
 
@@ -342,7 +343,11 @@ def replay_delivery(request: Request, partner_id: str = PARTNER_ID, delivery_id:
         audit.record(tx, staff, "webhook.replayed", partner_id, delivery_id=delivery_id,
                      previous_status=queued["previous_status"])
 
-    network.tx(unit)
+    try:
+        network.tx(unit)
+    except delivery.DeliveryPending as error:
+        return _webhooks(request, partner_id, Paging(), status_code=error.status,
+                         error={"code": error.code, "detail": error.detail})
     delivery.deliver_due(network, rounds=1, delivery_ids=[delivery_id])
     return _to(request, f"/partners/{partner_id}/webhooks", "done")
 
