@@ -27,7 +27,8 @@ def users_add(email: str,
     """Create a dashboard user (the password is hashed with Argon2id; at least 12 characters)."""
     from shared.access import audit, users
 
-    users.check_role(role, partner)  # a typo in the role is reported before the password is asked for
+    users.check_role(role, partner)  # a typo in the role or language is reported before the password is asked for
+    users.check_language(language)
     password = users.new_password(_password(password_stdin))
 
     def unit(tx):

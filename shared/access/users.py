@@ -15,6 +15,8 @@ from shared.models import Partner, StaffSession, StaffUser
 from shared.models.access import ROLES
 
 MIN_PASSWORD = 12
+# The languages the dashboard speaks (services/dashboard/i18n.py, LANGUAGES): a user's is one of them.
+LANGUAGES = ("en", "zh")
 _hasher = PasswordHasher()
 # Verifying against this when the e-mail is unknown keeps the answer's timing the same.
 _DUMMY = _hasher.hash("not a real password, only for timing")
@@ -56,10 +58,17 @@ def check_role(role: str, partner_id: str | None) -> None:
         raise InvalidUser("a partner_viewer needs --partner, and only a partner_viewer may have one")
 
 
+def check_language(language: str) -> None:
+    """Refuse a language the dashboard does not speak (before a password is asked)."""
+    if language not in LANGUAGES:
+        raise InvalidUser(f"unknown language {language[:20]!r}: choose one of {', '.join(LANGUAGES)}")
+
+
 def add_user(tx: Tx, email: str, role: str, password: NewPassword, *, partner_id: str | None = None,
              language: str = "en") -> dict:
     email = normalise_email(email)
     check_role(role, partner_id)
+    check_language(language)
     if partner_id is not None and tx.session.get(Partner, partner_id) is None:
         raise InvalidUser(f"unknown partner {partner_id}")
     if tx.session.scalar(select(StaffUser.id).where(StaffUser.email == email)):

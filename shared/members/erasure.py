@@ -5,7 +5,11 @@ ciphertexts and blind-index values and leaves every entry, posting and obligatio
 line as it was. What the member still has is forfeited as breakage by one ``expiry``
 entry with expiry's money rules (a prepaid lot pays its issuer the breakage refund;
 postpaid and network-funded points move no money). Refused while holds are open:
-their points belong to a redemption in progress. Recorded in ``member_erasures``.
+their points belong to a redemption in progress. A hold that has timed out is no longer
+open (docs/ledger.md, decision 7: it can be neither captured nor voided, and its points
+are the member's again): erasure releases it first, as the hold-timeout job would (a
+``hold_expiry`` entry for the hold's partner), then forfeits its points with the rest.
+Recorded in ``member_erasures``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.expiry import forfeit
 from shared.ledger.idempotency import request_hash
 from shared.ledger.journal import Journal, canonical_json
+from shared.ledger.posting import release_lapsed_holds
 from shared.ledger.state import load_lots, lock_members
 from shared.models import Hold, IdempotencyRecord, LinkToken, Member, MemberErasure, MemberLink
 
@@ -30,9 +35,10 @@ NO_PERSONAL_DATA = {"phone_ct": None, "phone_bidx": None, "email_ct": None, "ema
 
 
 def count_open_holds(tx: Tx, member_id: str) -> int:
-    """Holds of the member still open (an erasure waits until none are)."""
+    """Holds of the member still open and not timed out (an erasure waits until none are). A hold past its
+    ``expires_at`` can be neither captured nor voided: erasure releases it (``release_lapsed_holds``)."""
     return tx.session.execute(select(func.count()).select_from(Hold.__table__).where(
-        Hold.member_id == member_id, Hold.status == "open")).scalar_one()
+        Hold.member_id == member_id, Hold.status == "open", Hold.expires_at > tx.now)).scalar_one()
 
 
 def forget_enrolment_requests(tx: Tx, member_ids: list[str]) -> int:
@@ -88,7 +94,11 @@ def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
     if open_holds:
         raise HoldsOpen(f"member {member_id} has {open_holds} open holds; capture or void them first",
                         open_holds=open_holds)
-    journal.lots = load_lots(tx, member_ids=[member_id])
+    # timed-out holds the job has not reached yet: released as it would (decision 7), under the member's
+    # lock, in this unit; the lots they reserve join the journal with their reservations taken off
+    release_lapsed_holds(journal, member_id)
+    for lot_id, lot in load_lots(tx, member_ids=[member_id]).items():
+        journal.lots.setdefault(lot_id, lot)
     request = {"kind": "erasure", "member_id": member_id}
     entry = forfeit(journal, member, list(journal.lots.values()), request=request)
     if entry is not None:

@@ -82,6 +82,20 @@ def test_an_approved_action_the_ledger_refuses_is_marked_failed(network, staff, 
     assert row.status == "failed" and "refused by the ledger" in row.outcome and counter == []
 
 
+@pytest.mark.parametrize("pending_id", [2**31 - 1, 2**31, 2**63 - 1, 2**63, 2**70])
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_an_approval_id_no_row_can_have_is_not_pending(network, staff, client_as, counter, pending_id, decision):
+    """pending_actions.id is a 32-bit integer (PostgreSQL; SQLite's is 64-bit): an id beyond it is an
+    unknown action (409 action_not_pending), never the database's error (a 500)."""
+    submitted = actions.submit(network, session_of(network, staff["operator"]), "test_count", None, {"n": 1})
+    answer = post_form(client_as("checker"), f"{BASE}/approvals/{pending_id}/{decision}", page=f"{BASE}/approvals")
+    assert answer.status_code == 409 and 'data-code="action_not_pending"' in answer.text, answer.status_code
+    assert counter == [] and [row.status for row in pending(network)] == ["pending"]
+    unknown = post_form(client_as("checker"), f"{BASE}/approvals/{submitted.pending_id + 1}/{decision}",
+                        page=f"{BASE}/approvals")
+    assert unknown.status_code == 409 and 'data-code="action_not_pending"' in unknown.text  # the same answer
+
+
 def test_unguarded_actions_run_at_once_and_are_audited(network, staff, counter):
     network.settings.four_eyes_actions = frozenset()
     done = actions.submit(network, session_of(network, staff["operator"]), "test_count", "x", {"n": 3})

@@ -198,6 +198,24 @@ def test_erasure_is_refused_while_holds_are_open_and_runs_after_approval(network
     verify_ok(network)
 
 
+def test_a_hold_that_timed_out_does_not_stop_an_erasure(network, client_as, partners, member, clock):
+    """The pre-check counts as the erasure does: a timed-out hold is no longer open (docs/ledger.md, 7);
+    the approved erasure releases it (a ``hold_expiry`` entry), forfeits everything and verifies."""
+    maker, checker = client_as("operator"), client_as("checker")
+    page = f"{BASE}/members/{member}"
+    network.hold(partners["CoffeeCo"], member, "h1", 50)
+    clock.advance(minutes=network.settings.hold_timeout_minutes + 1)
+    assert post_form(maker, f"{page}/erasure", {"reason": "ticket-9"}, page=page).status_code == 303
+    answer = approve(checker, pending_id(maker))
+    assert answer.status_code in (200, 303) and "data-code=" not in answer.text
+    row = network.tx(lambda tx: tx.session.get(Member, member), readonly=True)
+    assert row.status == "erased" and row.available == 0 and row.held == 0
+    kinds = network.tx(lambda tx: tx.session.scalars(select(Entry.kind).where(Entry.member_id == member)).all(),
+                       readonly=True)
+    assert sorted(kinds) == ["earn", "expiry", "hold", "hold_expiry"]
+    verify_ok(network)
+
+
 def test_an_erasure_refused_at_approval_is_marked_failed(network, client_as, partners, member):
     maker, checker = client_as("operator"), client_as("checker")
     page = f"{BASE}/members/{member}"

@@ -53,6 +53,37 @@ def test_users_add_refuses_bad_input_with_one_line(cli, network):
     assert network.tx(users.count_users, readonly=True) == 0
 
 
+def test_users_add_refuses_a_language_the_dashboard_does_not_speak(cli, network):
+    """The dashboard speaks en and zh (`--language` says "en or zh"); anything else is refused in one line
+    before the password is asked for, and no user is stored."""
+    for language in ("fr", "EN", "", "x" * 9):
+        refused = cli("users", "add", "a@example.org", "--role", "operator", "--language", language,
+                      "--password-stdin", stdin="short\n")
+        assert refused.exit_code != 0, (language, refused.output)
+        assert "unknown language" in str(refused.exception or refused.output), (language, refused.output)
+    assert network.tx(users.count_users, readonly=True) == 0
+    for language in ("en", "zh"):
+        added = cli("users", "add", f"{language}@example.org", "--role", "operator", "--language", language,
+                    "--password-stdin", stdin=PASSWORD + "\n")
+        assert added.exit_code == 0, added.output
+    assert sorted(u["language"] for u in network.tx(users.list_users, readonly=True)) == ["en", "zh"]
+
+
+def test_add_user_refuses_a_language_the_dashboard_does_not_speak(network):
+    from shared.access.errors import InvalidUser
+
+    with pytest.raises(InvalidUser, match="unknown language 'fr'"):
+        network.tx(lambda tx: users.add_user(tx, "a@example.org", "operator", users.new_password(PASSWORD),
+                                             language="fr"))
+    assert network.tx(users.count_users, readonly=True) == 0
+
+
+def test_the_users_languages_are_the_dashboards():
+    from services.dashboard.i18n import LANGUAGES
+
+    assert set(users.LANGUAGES) == set(LANGUAGES)
+
+
 def test_passwords_are_hashed_before_their_transaction(cli, network, monkeypatch):
     """Argon2 (about 0.1 s) runs with no unit of work open: inside a write unit it would hold SQLite's
     one write lock, which every partner request needs, that long."""

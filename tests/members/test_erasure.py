@@ -95,6 +95,79 @@ def test_erasure_is_refused_while_holds_are_open(network):
     verify_ok(network)
 
 
+def _holds(network, member_id):
+    from shared.models import Hold
+
+    return network.tx(lambda tx: [(h.id, h.status, h.resolved_entry_id) for h in tx.session.execute(
+        select(Hold).where(Hold.member_id == member_id).order_by(Hold.id)).scalars()], readonly=True)
+
+
+def _entries(network, member_id, kind):
+    return network.tx(lambda tx: tx.session.execute(select(Entry).where(
+        Entry.member_id == member_id, Entry.kind == kind)).scalars().all(), readonly=True)
+
+
+def test_a_member_whose_only_hold_timed_out_is_erased_after_releasing_it(network, clock):
+    """docs/ledger.md decision 7: a timed-out hold can be neither captured nor voided, and its points are
+    the member's again. Erasure releases it first, as the hold-timeout job would (a ``hold_expiry`` entry
+    for the hold's partner), then forfeits everything; the job later finds nothing to do."""
+    till = make_partner(network)
+    member = make_member(network, till)
+    network.earn(till, member, "e1", points=100)
+    hold = network.hold(till, member, "h1", 40)
+    clock.advance(minutes=network.settings.hold_timeout_minutes + 1)
+    for resolve in (lambda: network.void(till, hold["hold_id"]), lambda: network.capture(till, hold["hold_id"])):
+        with pytest.raises(errors.HoldNotOpen):
+            resolve()
+
+    record = network.erase_member(member)
+
+    assert record["points_forfeited"] == 100
+    [released] = _entries(network, member, "hold_expiry")
+    assert released.partner_id == till and released.points == 40 and released.hold_id == hold["hold_id"]
+    assert _holds(network, member) == [(hold["hold_id"], "expired", released.id)]
+    row = _row(network, member)
+    assert row.status == "erased" and row.available == 0 and row.held == 0
+    assert account(network, "network:expired") == 100
+    assert network.expire_holds() == 0  # released once, by the erasure
+    verify_ok(network)
+
+
+def test_a_timed_out_hold_does_not_count_but_an_open_one_still_refuses_and_nothing_is_written(network, clock):
+    till = make_partner(network)
+    member = make_member(network, till)
+    network.earn(till, member, "e1", points=100)
+    lapsed = network.hold(till, member, "h1", 40)
+    clock.advance(minutes=network.settings.hold_timeout_minutes + 1)
+    network.hold(till, member, "h2", 10)
+    with pytest.raises(errors.HoldsOpen) as caught:
+        network.erase_member(member)
+    assert caught.value.code == "holds_open" and "1 open holds" in caught.value.detail
+    assert _entries(network, member, "hold_expiry") == []  # the refusal wrote nothing
+    assert [h[1] for h in _holds(network, member) if h[0] == lapsed["hold_id"]] == ["open"]
+    assert _row(network, member).status == "active"
+    verify_ok(network)
+
+
+def test_a_timed_out_hold_on_lots_past_their_expiry_is_released_then_forfeited(network, clock):
+    """The held points of a lot that expired meanwhile come back and are forfeited with the rest."""
+    pre = make_partner(network, "Prepaid", billing="prepaid", point_value="1", breakage_share="0.2")
+    member = make_member(network, pre)
+    network.earn(pre, member, "e1", points=100)
+    hold = network.hold(pre, member, "h1", 60)
+    clock.advance(days=400)  # past the lot's expiry (rolling:12) and the hold's timeout
+    record = network.erase_member(member)
+    assert record["points_forfeited"] == 100  # one expiry entry, the erasure's, with the released points
+    assert [e.id for e in _entries(network, member, "expiry")] == [record["entry_id"]]
+    [released] = _entries(network, member, "hold_expiry")
+    assert released.points == 60 and _holds(network, member) == [(hold["hold_id"], "expired", released.id)]
+    refunds = lines_of(network, record["entry_id"])
+    assert [line[:4] for line in refunds] == [("network", pre, "breakage_refund", 100)]
+    assert account(network, "network:expired") == 100
+    assert _row(network, member).available == 0 and _row(network, member).held == 0
+    verify_ok(network)
+
+
 def test_a_member_with_nothing_left_is_erased_without_an_entry(network):
     shop = make_partner(network)
     member = make_member(network, shop)

@@ -10,9 +10,13 @@ from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
 from shared.access import approvals
+from shared.access.errors import NotPending
 from shared.errors import PointsnetError
 
 router = APIRouter()
+# pending_actions.id is a 32-bit integer on PostgreSQL (a 64-bit one on SQLite): beyond it no action can be
+# found, and the database would answer with an error (a 500), not with "no such row"
+MAX_PENDING_ID = 2**31 - 1
 
 
 @router.get("/approvals")
@@ -30,6 +34,8 @@ def decide_action(request: Request, pending_id: int = Path(..., ge=1),
     staff, _form = checked
     base = request.scope.get("root_path") or ""
     try:
+        if pending_id > MAX_PENDING_ID:  # the same answer as any id that is not pending
+            raise NotPending(f"action {pending_id} is not waiting for a decision")
         decide(network_of(request), staff, pending_id, approve=decision == "approve")
     except PointsnetError as error:
         return page(request, "error.html", status_code=error.status, code=error.code, detail=error.detail)
