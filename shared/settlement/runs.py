@@ -175,6 +175,13 @@ def _settled_or_ready(tx: Tx, cycle: date, ignore_grace: bool) -> SettlementRun 
     if cycle >= cycle_date_for(tx.now, tx.settings) or tx.now < ready:
         raise CycleNotEnded(f"cycle {cycle} ends at {end.isoformat()}; it cannot be settled before "
                             f"{ready.isoformat()}")
+    first = first_cycle(tx)
+    if first is None:
+        raise UnknownCycle(f"cycle {cycle} cannot be settled: the network has no cycle yet (its first cycle "
+                           f"is the business day of its first ledger entry)")
+    if cycle < first:
+        raise UnknownCycle(f"cycle {cycle} is before the network's first cycle, {first} (the business day of "
+                           f"its first ledger entry): there is nothing to settle")
     return None
 
 
@@ -241,13 +248,25 @@ def settled_from_float(draws: dict[str, FloatDraw], positions: dict[str, int]) -
 DUE_PER_RUN = 31  # cycles one settlement job run settles at most: a long backlog is caught up a month a run
 
 
+def first_cycle(tx: Tx) -> date | None:
+    """The network's first cycle: the business day of its first ledger entry (None before any entry).
+
+    No obligation line, and so no money, lies before it; a day before it is no cycle of the network
+    (a manual run of one is refused). Not the earliest ``cycles`` row: a settlement by hand made one
+    for any day it was given before it refused such days, and a unit that wrote no entry (a buy-out
+    of a partner without open lots) may make one too. Entries only ever join the open cycle, so the
+    answer never moves back; ``entries.cycle_date`` is indexed, so this is one index lookup."""
+    return tx.session.execute(select(func.min(Entry.cycle_date))).scalar_one_or_none()
+
+
 def due_cycles(tx: Tx, limit: int = DUE_PER_RUN) -> list[date]:
     """Cycles that ended more than the grace period ago and are not settled, oldest first, at most ``limit``.
 
-    Every business day from the network's first cycle on is one, a day without a single entry too:
-    it has no ``cycles`` row (a day's first posting makes it), and settling it writes its empty,
-    signed set, so finance gets a directory for every day. A network without a cycle has none due."""
-    first = tx.session.execute(select(func.min(Cycle.cycle_date))).scalar_one_or_none()
+    Every business day from the network's first cycle (``first_cycle``) on is one, a day without a
+    single entry too: it has no ``cycles`` row (a day's first posting makes it), and settling it
+    writes its empty, signed set, so finance gets a directory for every day. A network without an
+    entry has none due."""
+    first = first_cycle(tx)
     if first is None:
         return []
     grace = timedelta(minutes=tx.settings.settlement_grace_minutes)
