@@ -19,7 +19,7 @@ from shared.db.database import Tx
 from shared.errors import NotFound, ValidationFailed
 from shared.models import Partner, PendingAction, Settlement, SettlementRun
 from shared.settlement.files import NETWORK, statement_name
-from shared.settlement.reconcile import Break, match_partner_log
+from shared.settlement.reconcile import Break, PartnerLogError, match_partner_log
 from shared.settlement.runs import UnknownCycle
 
 SHARED_FILES = ("network-summary.csv", "bilateral.csv", "manifest.json", "manifest.json.sig")
@@ -28,6 +28,10 @@ BREAK_COLUMNS = ("reference", "break", "ours", "theirs", "reason")
 
 class UnknownSettlementFile(NotFound):
     code, title = "settlement_file_not_found", "No such settlement file"
+
+
+class InvalidPartnerLog(ValidationFailed):
+    code, title = "invalid_partner_log", "The partner's log cannot be read"
 
 
 def names_of(tx: Tx, parties) -> dict[str, str]:
@@ -178,7 +182,9 @@ def reconcile_partner_log(tx: Tx, cycle: date, partner_id: str, log: str) -> lis
     statement = settlement_file(tx, cycle, statement_name(partner_id))
     try:
         return match_partner_log(tx, statement.read_bytes(), partner_id, log)
-    except ValueError as exc:
+    except PartnerLogError as exc:  # "partner log line N: …"
+        raise InvalidPartnerLog(str(exc)) from None
+    except ValueError as exc:  # the statement itself cannot be read
         raise ValidationFailed(str(exc)) from None
 
 

@@ -7,10 +7,12 @@ import csv
 import hashlib
 import io
 import json
+import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import localcontext
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -19,11 +21,16 @@ from sqlalchemy import select
 
 from shared.db.database import Tx
 from shared.models import Entry
+from shared.money import MAX_MICRO, MoneyError, to_decimal, to_micro
 from shared.settlement.files import exact
 from shared.ledger.cycles import cycle_end
 from shared.settlement.runs import cutoff_checkpoint, ledger_position
 from shared.settlement.streaming import write_cycle
 from shared.transparency.note import open_note
+
+MANIFEST, SIGNATURE = "manifest.json", "manifest.json.sig"
+FIGURE_FINDINGS = 20  # unreadable figures reported per file; a file of nothing but is one finding more
+LOG_COLUMNS = "reference,kind,points,amount,time"
 
 
 @dataclass(frozen=True)
@@ -33,53 +40,211 @@ class Finding:
     detail: str
 
 
-def _records(content: bytes) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
+class UnreadableFigure(ValueError):
+    """A figure that is not what its format says: not a number, not finite, finer than a micro-unit."""
 
 
-def _micro(text: str) -> int:
-    return int(Decimal(text) * 1_000_000)
+class PartnerLogError(ValueError):
+    """A partner's log that cannot be matched: the message names its line ("partner log line N: …")."""
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+_LOG_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+_PLAIN_AMOUNT = re.compile(r"(-?)([0-9]{1,13})(?:\.([0-9]{1,6}))?")  # what the files write: read without Decimal
+
+
+def _integer(text: str | None, what: str, pattern: re.Pattern = _INTEGER) -> int:
+    """A whole number, exactly: ASCII digits and a sign, no blanks, underscores or exponent."""
+    if text is None or not pattern.fullmatch(text):
+        raise UnreadableFigure(f"{what}: {text!r} is not a whole number" if text else f"{what} is empty")
+    return int(text)
+
+
+def _micro(text: str | None, what: str) -> int:
+    """An amount in minor units as exact micro-units: refused, never rounded, if it has more than six
+    decimal places, is not finite or does not fit a ledger amount."""
+    if text is None or not text.strip():
+        raise UnreadableFigure(f"{what} is empty")
+    plain = _PLAIN_AMOUNT.fullmatch(text)
+    if plain:  # the same value to_micro gives, at a tenth of the cost (a statement has a figure per line)
+        sign, whole, fraction = plain.groups()
+        micro = int(whole) * 1_000_000 + int((fraction or "").ljust(6, "0"))
+        if micro > MAX_MICRO:
+            raise UnreadableFigure(f"{what}: {text} is out of range")
+        return -micro if sign else micro
+    if len(text) > 40:
+        raise UnreadableFigure(f"{what}: {text[:40]!r}… is too long for an amount")
+    try:
+        value = to_decimal(text, what=what)
+        if value and value.adjusted() > 18:
+            raise UnreadableFigure(f"{what}: {text} is out of range")
+        with localcontext() as context:
+            context.prec = 80  # the scaling by 10⁶ is exact: a seventh decimal place is refused, never rounded away
+            micro = to_micro(text, what=what)
+    except (MoneyError, ArithmeticError) as exc:
+        raise UnreadableFigure(str(exc)) from None
+    if abs(micro) > MAX_MICRO:
+        raise UnreadableFigure(f"{what}: {text} is out of range")
+    return micro
+
+
+def _numbered(content: bytes) -> list[tuple[int, dict]]:
+    """The CSV's records with the line each ends on; raises ValueError (or csv.Error) on text that is no CSV."""
+    reader = csv.DictReader(io.StringIO(content.decode("utf-8")))
+    return [(reader.line_num, row) for row in reader]
+
+
+class _Figures:
+    """Reads one file's figures exactly, noting every one it cannot read instead of raising."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def _read(self, parse, line: int, row: dict, column: str) -> int:
+        try:
+            return parse(row.get(column), column)
+        except UnreadableFigure as exc:
+            self.problems.append(f"line {line} ({row.get('record_type') or '?'} record): {exc}")
+            return 0
+
+    def integer(self, line: int, row: dict, column: str) -> int:
+        return self._read(_integer, line, row, column)
+
+    def amount(self, line: int, row: dict, column: str) -> int:
+        return self._read(_micro, line, row, column)
+
+    def findings(self, name: str) -> list[Finding]:
+        found = [Finding("control_totals", name, problem) for problem in self.problems[:FIGURE_FINDINGS]]
+        if len(self.problems) > FIGURE_FINDINGS:
+            found.append(Finding("control_totals", name, f"and {len(self.problems) - FIGURE_FINDINGS} more "
+                                                         f"figures that cannot be read"))
+        return found
 
 
 def check_controls(name: str, content: bytes) -> list[Finding]:
-    """Trailer and net records must agree with the detail records they summarise."""
-    found: list[Finding] = []
-    rows = _records(content)
-    trailer = [r for r in rows if r["record_type"] == "T"]
-    if len(trailer) != 1:
+    """Trailer and net records must agree with the detail records they summarise. A file that is not a
+    UTF-8 CSV, or a figure that cannot be read exactly, is a finding naming the file and record."""
+    try:
+        rows = _numbered(content)
+    except (ValueError, csv.Error) as exc:
+        return [Finding("control_totals", name, f"not a UTF-8 CSV file ({exc})")]
+    trailers = [(line, r) for line, r in rows if r.get("record_type") == "T"]
+    if len(trailers) != 1:
         return [Finding("control_totals", name, "exactly one trailer record expected")]
-    trailer = trailer[0]
-    if int(trailer["record_count"]) != len(rows):
+    at, trailer = trailers[0]
+    figures = _Figures()
+    count = figures.integer(at, trailer, "record_count")
+    if name.startswith("statement-"):
+        details = [(line, r) for line, r in rows if r.get("record_type") in ("D", "A")]
+        points = sum(figures.integer(line, r, "points") for line, r in details)
+        amount = sum(figures.amount(line, r, "amount") for line, r in details)
+        control_points = figures.integer(at, trailer, "control_points")
+        control_amount = figures.amount(at, trailer, "control_amount")
+        net = [figures.integer(line, r, "amount_minor") for line, r in rows if r.get("record_type") == "N"]
+        summary = sum(figures.integer(line, r, "amount_minor") for line, r in rows if r.get("record_type") == "S")
+    elif name == "network-summary.csv":
+        total = sum(figures.integer(line, r, "net_minor") for line, r in rows if r.get("record_type") == "D")
+        control = figures.integer(at, trailer, "control_net_minor")
+    elif name == "bilateral.csv":
+        total = sum(figures.integer(line, r, "amount_minor") for line, r in rows if r.get("record_type") == "D")
+        control = figures.integer(at, trailer, "control_amount_minor")
+    if figures.problems:  # sums of figures that cannot be read prove nothing
+        return figures.findings(name)
+    found: list[Finding] = []
+    if count != len(rows):
         found.append(Finding("control_totals", name, f"trailer says {trailer['record_count']} records, "
                                                       f"file has {len(rows)}"))
     if name.startswith("statement-"):
-        details = [r for r in rows if r["record_type"] in ("D", "A")]
-        points = sum(int(r["points"]) for r in details)
-        amount = sum(_micro(r["amount"]) for r in details)
-        if points != int(trailer["control_points"]) or amount != _micro(trailer["control_amount"]):
+        if points != control_points or amount != control_amount:
             found.append(Finding("control_totals", name, f"details sum to {points} points / {exact(amount)}, "
                                                           f"trailer says {trailer['control_points']} / "
                                                           f"{trailer['control_amount']}"))
-        net = [int(r["amount_minor"]) for r in rows if r["record_type"] == "N"]
-        summary = sum(int(r["amount_minor"]) for r in rows if r["record_type"] == "S")
         if net != [summary]:
             found.append(Finding("control_totals", name, f"net {net} differs from the bilateral summary {summary}"))
     elif name == "network-summary.csv":
-        total = sum(int(r["net_minor"]) for r in rows if r["record_type"] == "D")
-        if total != 0 or int(trailer["control_net_minor"]) != total:
+        if total != 0 or control != total:
             found.append(Finding("control_totals", name, f"net positions sum to {total}, not zero"))
     elif name == "bilateral.csv":
-        total = sum(int(r["amount_minor"]) for r in rows if r["record_type"] == "D")
-        if total != int(trailer["control_amount_minor"]):
+        if total != control:
             found.append(Finding("control_totals", name, f"details sum to {total}, trailer says "
                                                           f"{trailer['control_amount_minor']}"))
     return found
 
 
+def plain_file_name(name: object) -> bool:
+    """A name the manifest may list: one file in the directory itself, no path (no separator, not . or ..)."""
+    separators = {"/", "\\", os.sep, os.altsep} - {None}
+    return isinstance(name, str) and name not in ("", ".", "..") and "\x00" not in name \
+        and not any(separator in name for separator in separators)
+
+
+def _read_manifest(manifest_bytes: bytes) -> tuple[dict | None, list[Finding]]:
+    try:
+        manifest = json.loads(manifest_bytes)
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested past reading
+        return None, [Finding("manifest", MANIFEST, f"cannot be read: not JSON ({type(exc).__name__}: "
+                                                    f"{str(exc)[:200]})")]
+    if not isinstance(manifest, dict):
+        return None, [Finding("manifest", MANIFEST, f"cannot be read: a JSON {type(manifest).__name__}, "
+                                                    f"not an object")]
+    return manifest, []
+
+
+def _listed_files(manifest: dict) -> tuple[dict[str, str | None], list[Finding]]:
+    """The manifest's files by name with their SHA-256 (None when it gives none); every entry that
+    names no plain file of the directory, or a file twice, is a finding and is not opened."""
+    files = manifest.get("files")
+    if not isinstance(files, list):
+        return {}, [Finding("manifest", MANIFEST, "`files` is not a list of files")]
+    listed: dict[str, str | None] = {}
+    found: list[Finding] = []
+    for number, entry in enumerate(files, start=1):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not plain_file_name(name):
+            found.append(Finding("manifest", MANIFEST if not isinstance(name, str) else name,
+                                 f"files[{number}]: {name!r} is not a plain file name of the directory "
+                                 f"(no path, not . or ..); not opened"))
+            continue
+        if name in listed:
+            found.append(Finding("manifest", name, f"files[{number}]: listed twice"))
+            continue
+        digest = entry.get("sha256")
+        if not isinstance(digest, str):
+            found.append(Finding("manifest", name, f"files[{number}]: no sha256"))
+            digest = None
+        listed[name] = digest
+    return listed, found
+
+
+def _recomputation_inputs(manifest: dict) -> tuple[tuple[date, date, int] | None, list[Finding]]:
+    """The cycle date, payment date and format version to recompute with, or None and why not."""
+    found: list[Finding] = []
+    days = []
+    for field in ("cycle_date", "payment_date"):
+        value = manifest.get(field)
+        try:
+            days.append(date.fromisoformat(value))
+        except (TypeError, ValueError):
+            found.append(Finding("manifest", MANIFEST, f"`{field}` {value!r} is not a date"))
+    version = manifest.get("format_version")
+    if type(version) is not int or version not in (1, 2, 3):
+        found.append(Finding("manifest", MANIFEST, f"unknown format_version {version!r}"))
+    return (None if found else (days[0], days[1], version)), found
+
+
+def _is_settlement_file(name: str) -> bool:
+    return name in ("network-summary.csv", "bilateral.csv") or \
+        (name.startswith("statement-") and name.endswith(".csv"))
+
+
 def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519PublicKey]) -> list[Finding]:
-    """Signature, digests, control totals, and a fresh recomputation from the ledger, byte for byte."""
-    manifest_path, signature_path = directory / "manifest.json", directory / "manifest.json.sig"
-    if not manifest_path.exists() or not signature_path.exists():
+    """Signature, digests, control totals, and a fresh recomputation from the ledger, byte for byte.
+
+    A damaged or forged directory gives findings, never an exception: a manifest that is not a JSON
+    object leaves the files' control totals to check and nothing to recompute against; a manifest
+    entry that is not a plain file name is a finding and nothing outside the directory is opened."""
+    manifest_path, signature_path = directory / MANIFEST, directory / SIGNATURE
+    if not manifest_path.is_file() or not signature_path.is_file():
         return [Finding("manifest", str(directory), "manifest.json or manifest.json.sig is missing")]
     manifest_bytes = manifest_path.read_bytes()
     found: list[Finding] = []
@@ -87,46 +252,59 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
         signature = json.loads(signature_path.read_bytes())
         key = public_keys[signature["key_id"]]
         key.verify(base64.b64decode(signature["signature"]), manifest_bytes)
-    except (KeyError, ValueError, InvalidSignature) as exc:
-        found.append(Finding("signature", "manifest.json", f"the network's signature does not verify ({exc!r})"))
-    manifest = json.loads(manifest_bytes)
-    listed = {entry["name"]: entry for entry in manifest["files"]}
-    present = {p.name for p in directory.iterdir() if p.is_file()} - {"manifest.json", "manifest.json.sig"}
+    except (KeyError, ValueError, TypeError, RecursionError, InvalidSignature) as exc:
+        found.append(Finding("signature", MANIFEST, f"the network's signature does not verify ({exc!r:.200})"))
+    manifest, unreadable = _read_manifest(manifest_bytes)
+    found.extend(unreadable)
+    present = {p.name for p in directory.iterdir() if p.is_file()} - {MANIFEST, SIGNATURE}
+    if manifest is None:  # nothing to check the digests against or to recompute: the files' own totals still
+        for name in sorted(n for n in present if _is_settlement_file(n)):
+            found.extend(check_controls(name, (directory / name).read_bytes()))
+        return found
+    listed, problems = _listed_files(manifest)
+    found.extend(problems)
     for name in sorted(present - set(listed)):
         found.append(Finding("digest", name, "file is not listed in the manifest"))
-    for name, entry in sorted(listed.items()):
+    for name, digest in sorted(listed.items()):
         path = directory / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            found.append(Finding("digest", name, "listed in the manifest but not a regular file; not opened"))
+            continue
         if not path.exists():
             found.append(Finding("digest", name, "listed in the manifest but missing"))
             continue
         content = path.read_bytes()
-        if hashlib.sha256(content).hexdigest() != entry["sha256"]:
+        if digest is not None and hashlib.sha256(content).hexdigest() != digest:
             found.append(Finding("digest", name, "SHA-256 differs from the manifest"))
         found.extend(check_controls(name, content))
-    cycle = date.fromisoformat(manifest["cycle_date"])
-    version = manifest.get("format_version")
-    if version not in (1, 2, 3):
-        return found + [Finding("manifest", "manifest.json", f"unknown format_version {version!r}")]
+    inputs, problems = _recomputation_inputs(manifest)
+    if inputs is None:
+        return found + problems
+    cycle, payment_date, version = inputs
+    try:
+        cutoff = cycle_end(cycle, tx.settings)
+    except OverflowError:  # the last day a date can hold has no end
+        return found + [Finding("manifest", MANIFEST, f"`cycle_date` {cycle.isoformat()} is out of range")]
     checkpoint = None
     if version >= 2:  # version 1 manifests carry no checkpoint and are recomputed as version 1
         found.extend(check_checkpoint(manifest.get("checkpoint"), public_keys))
         checkpoint = cutoff_checkpoint(tx, cycle)
         if checkpoint is None:
-            found.append(Finding("checkpoint", "manifest.json", "the ledger holds no signed checkpoint covering "
-                                                                "the cycle"))
+            found.append(Finding("checkpoint", MANIFEST, "the ledger holds no signed checkpoint covering "
+                                                         "the cycle"))
             checkpoint = manifest.get("checkpoint")
     with tempfile.TemporaryDirectory(prefix="pointsnet-reconcile-") as scratch:
         fresh = write_cycle(tx, cycle, Path(scratch), currency=tx.settings.currency,
-                            cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"),
-                            payment_date=date.fromisoformat(manifest["payment_date"]),
+                            cutoff=cutoff.isoformat().replace("+00:00", "Z"),
+                            payment_date=payment_date,
                             ledger_position=ledger_position(tx, cycle, recount=True), format_version=version,
                             checkpoint=checkpoint)
         if fresh.manifest != manifest_bytes:
-            found.append(Finding("recomputation", "manifest.json", "recomputing the cycle from the ledger gives a "
-                                                                   "different manifest"))
+            found.append(Finding("recomputation", MANIFEST, "recomputing the cycle from the ledger gives a "
+                                                            "different manifest"))
         for recomputed in sorted(Path(scratch).iterdir()):
             path = directory / recomputed.name
-            if not path.exists() or _sha256(path) != _sha256(recomputed):
+            if not path.is_file() or path.is_symlink() or _sha256(path) != _sha256(recomputed):
                 found.append(Finding("recomputation", recomputed.name,
                                      "differs from the file recomputed from the ledger"))
     return found
@@ -137,11 +315,13 @@ def check_checkpoint(checkpoint: dict | None, public_keys: dict[str, Ed25519Publ
     if not isinstance(checkpoint, dict) or "note" not in checkpoint:
         return [Finding("checkpoint", "manifest.json", "a version 2 manifest carries the checkpoint at cut-off")]
     note = checkpoint["note"]
+    if not isinstance(note, str):
+        return [Finding("checkpoint", "manifest.json", "the checkpoint's note is not text")]
     name = note.split("\n", 1)[0]
     for key in public_keys.values():
         try:
             parsed = open_note(note, name, key)
-        except ValueError:
+        except (ValueError, TypeError):
             continue
         if parsed.tree_size != checkpoint.get("tree_size") or \
                 base64.b64encode(parsed.root_hash).decode() != checkpoint.get("root_hash"):
@@ -161,32 +341,78 @@ def _sha256(path: Path) -> str:
 @dataclass(frozen=True)
 class Break:
     reference: str
-    kind: str  # missing_on_network | missing_on_partner | points_mismatch | amount_mismatch | kind_mismatch
+    kind: str  # missing_on_network | missing_on_partner | duplicate_on_partner | points_mismatch |
+    #            amount_mismatch | kind_mismatch
     ours: str
     theirs: str
     reason: str
 
 
-def match_partner_log(tx: Tx, statement: bytes, partner_id: str, log: str) -> list[Break]:
-    """Compare a partner's log (CSV: reference, kind, points, amount, time) with its statement, by reference."""
+def _statement_amounts(statement: bytes) -> tuple[dict[str, dict], str | None]:
+    """The statement's net exact amount and entry kind per reference, and its cycle date."""
+    try:
+        rows = _numbered(statement)
+    except (ValueError, csv.Error) as exc:
+        raise ValueError(f"the statement cannot be read ({exc}); verify the run's files") from None
     ours: dict[str, dict] = {}
-    for row in _records(statement):
-        if row["record_type"] in ("D", "A") and row["reference"]:
-            entry = ours.setdefault(row["reference"], {"kind": row["entry_kind"], "amount": 0,
-                                                       "transaction_id": row["transaction_id"]})
-            entry["amount"] += _micro(row["amount"])
-    cycle = next((r["cycle_date"] for r in _records(statement)), None)
+    for line, row in rows:
+        if row.get("record_type") in ("D", "A") and row.get("reference"):
+            entry = ours.setdefault(row["reference"], {"kind": row.get("entry_kind"), "amount": 0})
+            try:
+                entry["amount"] += _micro(row.get("amount"), "amount")
+            except UnreadableFigure as exc:
+                raise ValueError(f"statement line {line}: {exc}; verify the run's files") from None
+    return ours, next((r.get("cycle_date") for _line, r in rows), None)
+
+
+def read_partner_log(log: str) -> dict[str, list[dict]]:
+    """The partner's log (CSV reference,kind,points,amount,time) by reference, each line of a reference
+    with its line number. Amounts are exact (at most six decimal places of the minor unit, finite);
+    raises PartnerLogError naming the line otherwise."""
+    reader = csv.DictReader(io.StringIO(log))
+    theirs: dict[str, list[dict]] = {}
+    try:
+        missing = [c for c in ("reference", "kind", "points", "amount") if c not in (reader.fieldnames or ())]
+        if reader.fieldnames is not None and missing:
+            raise PartnerLogError(f"partner log line 1: no column {', '.join(missing)}; columns are {LOG_COLUMNS}")
+        for row in reader:
+            line = reader.line_num
+            if row.get("reference") is None or row.get("kind") is None:
+                raise PartnerLogError(f"partner log line {line}: too few fields; columns are {LOG_COLUMNS}")
+            try:
+                points = _integer((row.get("points") or "").strip(), "points", _LOG_INTEGER)
+                amount = _micro(row.get("amount") or "0", "amount")
+            except UnreadableFigure as exc:
+                raise PartnerLogError(f"partner log line {line}: {exc}") from None
+            theirs.setdefault(row["reference"], []).append({"line": line, "kind": row["kind"], "points": points,
+                                                            "amount": amount})
+    except csv.Error as exc:
+        raise PartnerLogError(f"partner log line {reader.line_num}: {exc}") from None
+    return theirs
+
+
+def _duplicate(reference: str, lines: list[dict], mine: dict | None) -> Break:
+    return Break(reference, "duplicate_on_partner", f"{mine['kind']} {exact(mine['amount'])}" if mine else "",
+                 "; ".join(f"line {o['line']}: {o['kind']} {o['points']} {exact(o['amount'])}" for o in lines),
+                 f"the partner's log lists this reference on {len(lines)} lines"
+                 + ("" if mine else " and the statement does not"))
+
+
+def match_partner_log(tx: Tx, statement: bytes, partner_id: str, log: str) -> list[Break]:
+    """Compare a partner's log (CSV: reference, kind, points, amount, time) with its statement, by reference.
+
+    A reference the log lists more than once is one ``duplicate_on_partner`` break naming every line;
+    it is not matched further. A line that cannot be read raises PartnerLogError ("partner log line N")."""
+    ours, cycle = _statement_amounts(statement)
+    logged = read_partner_log(log)
+    theirs = {reference: lines[0] for reference, lines in logged.items() if len(lines) == 1}
     breaks: list[Break] = []
-    theirs: dict[str, dict] = {}
-    for number, row in enumerate(csv.DictReader(io.StringIO(log)), start=2):
-        try:
-            theirs[row["reference"]] = {"kind": row["kind"], "points": int(row["points"]),
-                                        "amount": _micro(row["amount"] or "0")}
-        except (KeyError, ValueError, InvalidOperation) as exc:
-            raise ValueError(f"partner log line {number}: {exc!r}; columns are reference,kind,points,amount,time")
     points = dict(tx.session.execute(select(Entry.reference, Entry.points).where(
         Entry.partner_id == partner_id, Entry.reference.in_(list(ours) or [""]))).all())
     for reference, mine in sorted(ours.items()):
+        if len(logged.get(reference, ())) > 1:
+            breaks.append(_duplicate(reference, logged[reference], mine))
+            continue
         if reference not in theirs:
             breaks.append(Break(reference, "missing_on_partner", f"{mine['kind']} {exact(mine['amount'])}", "",
                                 "on the statement but not in the partner's log"))
@@ -200,7 +426,10 @@ def match_partner_log(tx: Tx, statement: bytes, partner_id: str, log: str) -> li
         if mine["amount"] != other["amount"]:
             breaks.append(Break(reference, "amount_mismatch", exact(mine["amount"]), exact(other["amount"]),
                                 "the statement's amounts for this reference sum differently"))
-    for reference in sorted(set(theirs) - set(ours)):
+    for reference in sorted(set(logged) - set(ours)):
+        if reference not in theirs:
+            breaks.append(_duplicate(reference, logged[reference], None))
+            continue
         entry = tx.session.execute(select(Entry.cycle_date, Entry.kind).where(
             Entry.partner_id == partner_id, Entry.reference == reference)).first()
         if entry is None:
