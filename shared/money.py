@@ -37,9 +37,18 @@ def to_decimal(value: Decimal | int | str, *, what: str = "value") -> Decimal:
     return result
 
 
+def _scaled_exactly(number: Decimal, places: int, *, what: str, value) -> Decimal:
+    """``number`` × 10^places, exactly: a product under Decimal's context would be rounded to 28
+    significant digits, and a 29th decimal digit rounded away would pass as a whole number."""
+    if number and number.adjusted() + places > 40:  # far beyond any 64-bit column: refused before int() of it
+        raise MoneyError(f"{what}: {value} is out of range")
+    sign, digits, exponent = number.as_tuple()
+    return Decimal((sign, digits, exponent + places))
+
+
 def to_micro(value: Decimal | int | str, *, what: str = "amount") -> int:
     """Minor units (decimals allowed down to 10⁻⁶) as exact integer micro-units."""
-    scaled = to_decimal(value, what=what) * MICRO
+    scaled = _scaled_exactly(to_decimal(value, what=what), 6, what=what, value=value)
     if scaled != scaled.to_integral_value():
         raise MoneyError(f"{what}: {value} has more than 6 decimal places of the minor unit")
     return int(scaled)
@@ -50,7 +59,7 @@ def rate_to_ppm(value: Decimal | int | str, *, what: str = "rate", maximum: Deci
     rate = to_decimal(value, what=what)
     if rate < 0 or (maximum is not None and rate > maximum):
         raise MoneyError(f"{what}: {value} must lie between 0 and {maximum}")
-    scaled = rate * PPM
+    scaled = _scaled_exactly(rate, 6, what=what, value=value)
     if scaled != scaled.to_integral_value():
         raise MoneyError(f"{what}: {value} has more than 6 decimal places")
     return int(scaled)

@@ -65,3 +65,30 @@ def test_points_for_a_purchase_round_down_exactly(amount, base_rate_micro, curre
     exponent = {"CNY": 2, "JPY": 0, "KWD": 3}[currency]
     assert points_for_purchase(amount, base_rate_micro, currency) == floor(
         Fraction(amount, 10**exponent) * Fraction(base_rate_micro, 10**6))
+
+
+def test_an_amount_finer_than_a_micro_unit_is_refused_however_many_digits_it_has():
+    """Scaling under Decimal's 28-digit context rounded a 29th digit away: 1.000…0001 (28 zeros) was
+    taken as exactly 1,000,000 micro-units. The scaling is exact, so the extra place is refused."""
+    import pytest
+
+    from shared.money import MoneyError, rate_to_ppm, to_micro
+
+    for text in ("1.0000000000000000000000000001", "123456789012.0000000000000000000000000001",
+                 "0.0000001", "-5.1234567"):
+        with pytest.raises(MoneyError, match="more than 6 decimal places"):
+            to_micro(text)
+    with pytest.raises(MoneyError, match="more than 6 decimal places"):
+        rate_to_ppm("0.050000000000000000000000000000001")
+    assert to_micro("190.000000000000000000000000000000") == 190_000_000
+    assert to_micro("9223372036854.775807") == 2**63 - 1
+    assert rate_to_ppm("0.050000000000000000000000000000000") == 50_000
+
+
+def test_an_amount_far_beyond_any_column_is_refused_without_building_it():
+    import pytest
+
+    from shared.money import MoneyError, to_micro
+
+    with pytest.raises(MoneyError, match="out of range"):
+        to_micro("1e999999999")
