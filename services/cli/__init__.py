@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -58,7 +59,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -122,23 +123,23 @@ def main() -> None:
     except ValidationError as error:
         if error.title != "Settings":  # not the configuration: not ours to word
             raise
-        err.print(f"[bold red]configuration error:[/] {_configuration_error(error)}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]configuration error:[/] {escape(_configuration_error(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except SettingsError as error:  # a value pydantic-settings could not even decode (POINTSNET_TIERS not JSON)
-        err.print(f"[bold red]configuration error:[/] {_undecodable_setting(error)}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]configuration error:[/] {escape(_undecodable_setting(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyConfigurationError as error:  # a key file missing, a keyring not JSON
-        err.print(f"[bold red]configuration error:[/] {error}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]configuration error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (PointsnetError, MoneyError) as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
         sys.exit(2)
     except SQLAlchemyError as error:
-        err.print(f"[bold red]database error:[/] {str(error.orig if hasattr(error, 'orig') else error).splitlines()[0]}",
+        err.print(f"[bold red]database error:[/] {escape(str(error.orig if hasattr(error, 'orig') else error).splitlines()[0])}",
                   highlight=False)
         sys.exit(1)
     except OverflowError as error:  # a number too large for the database (SQLite) or the calendar
-        err.print(f"[bold red]error:[/] a number is out of range: {error}", highlight=False)
+        err.print(f"[bold red]error:[/] a number is out of range: {escape(str(error))}", highlight=False)
         sys.exit(2)
 
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.markup import escape
 
 from services.cli import app, clearing_app, console, err, fail, _network, _read_text
 
@@ -146,7 +147,8 @@ def reconcile(
             fail(str(exc))
         table = Table("reference", "break", "ours", "theirs", "reason", title=f"breaks for {partner}")
         for item in breaks:
-            table.add_row(item.reference, item.kind, item.ours, item.theirs, item.reason)
+            table.add_row(*(escape(str(cell)) for cell in (item.reference, item.kind, item.ours, item.theirs,
+                                                           item.reason)))  # the partner's text, not markup
         console.print(table if breaks else "no breaks: the partner's log matches its statement")
         if breaks_csv:
             breaks_csv.write_text(positions.breaks_csv(breaks), encoding="utf-8", newline="")  # as the dashboard gives it
@@ -157,8 +159,9 @@ def reconcile(
     findings = network.tx(lambda tx: verify_directory(tx, directory, {network_key_id(key): key.public_key()}),
                           readonly=True)
     for finding in findings:
-        err.print(f"{finding.check}: {finding.subject}: {finding.detail}", highlight=False)
+        err.print(escape(f"{finding.check}: {finding.subject}: {finding.detail}"), highlight=False)
     if findings:
         err.print(f"[bold red]NOT RECONCILED[/]: {len(findings)} difference(s)")
         raise typer.Exit(1)
-    console.print(f"[green]reconciled[/]: signature, digests, control totals and recomputation match ({directory})")
+    console.print(f"[green]reconciled[/]: signature, digests, control totals and recomputation match "
+                  f"({escape(str(directory))})")

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.markup import escape
 
 from services.cli import app, repair_app, console, err, fail, _network, BENCH_SCENARIOS
 
@@ -41,7 +42,7 @@ def verify(
         console.print(table)
         console.print(", ".join(f"{count} {table_name}" for table_name, count in report.counts.items()))
         for offence in report.offences:
-            err.print(f"{offence.check}: {offence.subject}: {offence.detail}", highlight=False)
+            err.print(escape(f"{offence.check}: {offence.subject}: {offence.detail}"), highlight=False)
     if not report.ok:
         raise typer.Exit(1)
 

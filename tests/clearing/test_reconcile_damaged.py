@@ -294,3 +294,26 @@ def test_a_reference_twice_in_the_log_and_not_on_the_statement_is_a_duplicate_br
     log = ("reference,kind,points,amount,time\nbook-1,burn,200,190,x\nbook-9,earn,1,0,x\nbook-9,earn,1,0,x\n")
     breaks = network.tx(lambda tx: match_partner_log(tx, statement, settled["book"], log), readonly=True)
     assert [(b.reference, b.kind, b.ours) for b in breaks] == [("book-9", "duplicate_on_partner", "")]
+
+
+# -- what the files and the log say is printed as text, never read as Rich markup ----------------------
+
+def test_a_manifest_value_that_looks_like_markup_is_printed_as_it_is(settled, network):
+    path = settled["directory"] / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["format_version"] = "[/b]"
+    path.write_text(json.dumps(manifest))
+    done = cli(settled, "reconcile", str(settled["directory"]))
+    assert not_reconciled(done) and "[/b]" in done.stderr, done.stderr[-400:]
+
+
+def test_a_partner_log_reference_that_looks_like_markup_is_printed_as_it_is(settled, tmp_path):
+    done = reconcile_log(settled, log_file(tmp_path, "book-1,burn,200,190,2026-11-20T02:00:00Z",
+                                           "[/]x[red],burn,5,1,2026-11-20T02:00:00Z"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-400:]
+    assert "[/]x[red]" in done.stdout.replace("\n", ""), done.stdout
+
+
+def test_a_refusal_naming_markup_is_one_line_printed_as_it_is(settled, tmp_path):
+    done = reconcile_log(settled, log_file(tmp_path, "book-1,burn,[/b],190,x"))
+    assert one_line_error(done) and "[/b]" in done.stderr, done.stderr
