@@ -13,20 +13,26 @@ Named findings (check, subject, detail):
   or disagrees with its row;
 * ``checkpoint_root_mismatch`` — the tree recomputed from the entries does not give the root a
   signed checkpoint committed to: leaves rewritten together with their stored hashes;
-* ``stored_tree_mismatch`` — the stored subtrees (which answer proofs) disagree with the leaves.
+* ``stored_tree_mismatch`` — a stored subtree (they answer proofs) disagrees with the stored leaves
+  under it, or its row is missing: each such subtree is named (``level L node I``).
+
+Should the set-based proof (PostgreSQL) fail in a part the rebuild checks exactly — the leaf indices,
+a range of stored subtrees, a checkpoint's root — and the rebuild then name nothing of that check,
+the proof's failure is reported under that check rather than passed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Connection, exists, select, text
+from sqlalchemy import Connection, and_, exists, or_, select, text
 
 from shared.db.database import Tx
 from shared.db.snapshot import run_in_snapshot
-from shared.models import Checkpoint, Entry, LedgerLeaf, SealedCycle
+from shared.models import Checkpoint, Entry, LedgerLeaf, LedgerNode, SealedCycle
 from shared.transparency import merkle
 from shared.transparency.checkpoints import origin
 from shared.transparency.note import open_note
@@ -40,12 +46,27 @@ SQL_SETTINGS = ("jit = off", "work_mem = '256MB'", "max_parallel_workers_per_gat
 Finding = tuple[str, str, str]
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The set-based proof's answer: true when the tree is sound. When it is not, ``failed`` lists the
+    parts that failed which the rebuild checks exactly (the leaf indices, a range of stored subtrees,
+    a checkpoint's root), as findings, so that a rebuild naming nothing of their check cannot pass
+    them. The leaf check's fast path is not among them: it can fail on a sound ledger (a time after
+    the year 9999), and the rebuild's exact encoding decides."""
+    holds: bool
+    failed: tuple[Finding, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.holds
+
+
 def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
-          proven: Callable[[list[Checkpoint]], bool] | None = None) -> list[Finding]:
+          proven: Callable[[list[Checkpoint]], Verdict | bool] | None = None) -> list[Finding]:
     """The findings. ``proven`` answers, given the stored checkpoints, whether the set-based proof
     holds (``TreeProof.holds`` with its jobs' results) when the caller ran the proof's jobs: verify
     runs them beside its own. Not holding, or no proof (SQLite), rebuilds the tree to name what is
-    wrong."""
+    wrong; a part of the proof that failed (``Verdict.failed``) and whose check the rebuild did not
+    name is reported as it is."""
     found: list[Finding] = []
 
     def add(check: str, subject: str, detail: str) -> None:
@@ -69,8 +90,19 @@ def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
     if proven is None and tx.is_postgres:  # the set-based proof, here, one job after another
         proof = TreeProof(tx)
         proven = partial(proof.holds, tx, run_in_snapshot(tx, proof.jobs(), 1, settings=SQL_SETTINGS))
-    if not (proven and proven(checkpoints)):
-        _rebuild(tx, checkpoints, add)
+    verdict = proven(checkpoints) if proven else False
+    if not verdict:
+        named: set[str] = set()
+
+        def rebuilt(check: str, subject: str, detail: str) -> None:
+            named.add(check)
+            add(check, subject, detail)
+
+        _rebuild(tx, checkpoints, rebuilt)
+        for check, subject, detail in getattr(verdict, "failed", ()):
+            if check not in named:
+                add(check, subject, f"{detail} (the set-based proof found this; the rebuild leaf by leaf "
+                                    "found nothing of it: verify again, and report it if it repeats)")
     unsealed = tx.session.execute(
         select(Entry.id, Entry.cycle_date).join(SealedCycle, SealedCycle.cycle_date == Entry.cycle_date)
         .where(~exists().where(LedgerLeaf.entry_id == Entry.id)).limit(limit)).all()
@@ -85,6 +117,9 @@ def _rebuild(tx: Tx, checkpoints: list, add) -> None:
     as_stored = merkle.CompactRange()  # over the stored leaf hashes, to check the stored subtrees
     pending = list(checkpoints)  # in tree-size order: each is checked when the rebuilt tree reaches it
     position = 0
+    # the stored subtrees are compared batch by batch with those the rebuild completes, up to a gap in
+    # the leaves (leaf_missing): beyond it the rebuild's positions are no longer the stored ones
+    aligned = True
 
     def check_roots() -> None:
         while pending and pending[0].tree_size == tree.size:
@@ -95,10 +130,12 @@ def _rebuild(tx: Tx, checkpoints: list, add) -> None:
 
     check_roots()
     for batch, recomputed in _recomputed_batches(tx):
+        compare: list[tuple[int, int, bytes]] = []
         for row in batch:
             if row.leaf_index != position:
                 add("leaf_missing", f"leaf {position}", f"leaves jump from {position - 1} to {row.leaf_index}")
                 position = row.leaf_index
+                aligned = False
             stored = bytes(row.leaf_hash)
             h = recomputed.get(row.entry_id)
             if h is None:
@@ -109,20 +146,45 @@ def _rebuild(tx: Tx, checkpoints: list, add) -> None:
                     f"leaf {row.leaf_index}: the entry, its postings, lot consumptions or obligation lines "
                     "changed since it was sealed")
             tree.append(h)
-            as_stored.append(stored)
+            completed = as_stored.append(stored)
+            if aligned:
+                compare += completed
             position += 1
             check_roots()
+        _compare_nodes(tx, compare, add)
     for cp in pending:
         add("checkpoint_root_mismatch", f"checkpoint {cp.id}",
             f"signed for {cp.tree_size} leaves; the tree has {tree.size}")
-    if tree.size:
-        try:
-            stored_root = StoredTree(tx).root(tree.size)
-        except LookupError as exc:
-            stored_root = None
-            add("stored_tree_mismatch", f"tree of {tree.size}", str(exc))
-        if stored_root is not None and stored_root != as_stored.root():
-            add("stored_tree_mismatch", f"tree of {tree.size}", "the stored subtrees do not hash to the leaves")
+
+
+def _compare_nodes(tx: Tx, completed: list[tuple[int, int, bytes]], add) -> None:
+    """Each subtree the rebuild over the stored leaf hashes completed against its stored row."""
+    stored = _stored_nodes(tx, completed)
+    for level, index, h in completed:
+        first, last = index << level, ((index + 1) << level) - 1
+        row = stored.get((level, index))
+        if row is None:
+            add("stored_tree_mismatch", f"level {level} node {index}",
+                f"the tree store has no row for the subtree of leaves {first}-{last}: proofs through it fail")
+        elif row != h:
+            add("stored_tree_mismatch", f"level {level} node {index}",
+                f"the stored subtree of leaves {first}-{last} does not hash from the stored leaves: "
+                "proofs through it fail")
+
+
+def _stored_nodes(tx: Tx, completed: list[tuple[int, int, bytes]]) -> dict[tuple[int, int], bytes]:
+    """The stored rows of the given subtrees, in one query: the subtrees one batch of leaves completes
+    are, on each level, one run of indices, so each level is one range of the primary key."""
+    runs: dict[int, list[int]] = {}
+    for level, index, _ in completed:
+        low, high = runs.setdefault(level, [index, index])
+        runs[level] = [min(low, index), max(high, index)]
+    if not runs:
+        return {}
+    rows = tx.session.execute(select(LedgerNode.level, LedgerNode.node_index, LedgerNode.hash).where(or_(*(
+        and_(LedgerNode.level == level, LedgerNode.node_index.between(low, high))
+        for level, (low, high) in runs.items()))))
+    return {(int(level), int(index)): bytes(h) for level, index, h in rows}
 
 
 class TreeProof:
@@ -144,9 +206,11 @@ class TreeProof:
     NODES_PER_JOB = 1 << 20
 
     def __init__(self, tx: Tx, slices: int = 1):
-        self.size, last = tx.session.execute(text("SELECT COUNT(*), MAX(leaf_index) FROM ledger_leaves")).one()
-        self.contiguous = self.size == 0 or last == self.size - 1
+        self.size, self.last = tx.session.execute(
+            text("SELECT COUNT(*), MAX(leaf_index) FROM ledger_leaves")).one()
+        self.contiguous = self.size == 0 or self.last == self.size - 1
         self.bounds = self._bounds(tx, slices) if self.contiguous and self.size else []
+        self.parts: list[Finding | None] = []  # beside each job: what its failing means, if exact
 
     def _bounds(self, tx: Tx, slices: int) -> list[str]:
         """Entry ids cutting the leaves into ``slices`` ranges of about equal size: from leaves spread
@@ -165,25 +229,42 @@ class TreeProof:
             return []
         edges = [None, *self.bounds, None]
         jobs = [partial(_leaves_hold, low, high) for low, high in zip(edges, edges[1:])]
+        parts: list[Finding | None] = [None] * len(jobs)  # the fast path: only the rebuild's exact form decides
         level = 1
         while self.size >> level:
             nodes = self.size >> level
-            jobs += [partial(_nodes_hold, level, first, min(first + self.NODES_PER_JOB, nodes))
-                     for first in range(0, nodes, self.NODES_PER_JOB)]
+            for first in range(0, nodes, self.NODES_PER_JOB):
+                last = min(first + self.NODES_PER_JOB, nodes)
+                jobs.append(partial(_nodes_hold, level, first, last))
+                parts.append(("stored_tree_mismatch", f"level {level} nodes {first}-{last - 1}",
+                              "a stored subtree here is missing or is not the node hash of its two children"))
             level += 1
+        self.parts = parts
         return jobs
 
-    def holds(self, tx: Tx, results: list[bool], checkpoints: list) -> bool:
-        """Given the jobs' results: is the tree sound, and does it give every checkpoint's root?"""
+    def holds(self, tx: Tx, results: list[bool], checkpoints: list) -> Verdict:
+        """Given the jobs' results: is the tree sound, and does it give every checkpoint's root? Not
+        holding, the verdict names the parts that failed which the rebuild checks exactly."""
         if not self.contiguous:
-            return False
+            return Verdict(False, (("leaf_missing", f"tree of {self.size}",
+                                    f"{self.size} leaves, the last at index {self.last}"),))
         if not self.size:
-            return not checkpoints
+            return Verdict(not checkpoints, tuple(
+                ("checkpoint_root_mismatch", f"checkpoint {cp.id}", f"signed for {cp.tree_size} leaves; the tree "
+                 "has none") for cp in checkpoints))
         if not all(results):
-            return False
+            return Verdict(False, tuple(part for part, held in zip(self.parts, results) if not held and part))
         stored = StoredTree(tx)  # memoised: consecutive checkpoints share most of their subtrees
-        return all(cp.tree_size <= self.size and stored.root(cp.tree_size) == bytes(cp.root_hash)
-                   for cp in checkpoints)
+        failed = []
+        for cp in checkpoints:
+            try:
+                held = cp.tree_size <= self.size and stored.root(cp.tree_size) == bytes(cp.root_hash)
+            except LookupError:
+                held = False
+            if not held:
+                failed.append(("checkpoint_root_mismatch", f"checkpoint {cp.id}",
+                               f"the stored tree of {cp.tree_size} leaves does not give the signed root"))
+        return Verdict(not failed, tuple(failed))
 
 
 def _leaves_hold(low: str | None, high: str | None, connection: Connection) -> bool:
