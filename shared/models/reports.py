@@ -28,7 +28,8 @@ class ReportRollup(Base):
 
 class ReportCyclePoints(Base):
     """Points of a cycle by movement: ``issued`` (party: the issuing partner) or a lot-consumption
-    category (``redeemed``, ``issue_reversed``, ``expired``, ``other``; party: the redeemer).
+    category (``redeemed``, ``issue_reversed``, ``expired``, ``adjusted_out``; party: the redeemer; rows
+    written before ``adjusted_out`` existed say ``other`` for it, and are read as ``adjusted_out``).
     ``funder`` and ``party`` are partner ids or ``network``."""
 
     __tablename__ = "report_cycle_points"

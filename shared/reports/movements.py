@@ -1,10 +1,12 @@
 """Points movements from lots and lot consumptions, summed in the database.
 
-Every point enters the ledger in a lot (an earn or a bonus) and leaves it through a lot
-consumption: a redemption (burn, capture; their reversals give points back), an earn
-reversal, or expiry. Summing those two tables by cycle, category, funder and redeemer gives
-every points figure of the reports, and they add up: outstanding at the end of a period is
-what lots received minus what consumptions took, up to that period's last cycle.
+Every point enters the ledger in a lot (an earn, a bonus or an operator's credit adjustment) and
+leaves it through a lot consumption: a redemption (burn, capture; their reversals give points
+back), an earn reversal, expiry, or an operator's debit adjustment. Summing those two tables by
+cycle, category, funder and redeemer gives every points figure of the reports, and they add up:
+outstanding at the end of a period is what lots received minus what consumptions took, up to that
+period's last cycle. Points that leave unredeemed — expired or taken by a debit adjustment, whose
+money follows expiry's rule — are the reports' breakage (``breakage``/``per_cycle_breakage``).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from shared.db.database import Tx
 from shared.models import Entry, Lot, LotConsumption, ReportCyclePoints
 from shared.reports.period import Period
 from shared.reports.split import Ranges, split, within
-from shared.reports.sql import NETWORK, const, movement_category
+from shared.reports.sql import ADJUSTED_OUT, LEGACY_CATEGORIES, NETWORK, const, movement_category
 
 ISSUED = "issued"  # the roll-up category of lots created (the others are consumption categories)
+BREAKAGE = ("expired", ADJUSTED_OUT)  # consumption categories of points that leave unredeemed
 SCHEDULE_MONTHS = 24
 
 
@@ -53,6 +56,17 @@ class Movements:
                 sums[key[0]] = sums.get(key[0], 0) + points
         return sums
 
+    def breakage(self, **match) -> int:
+        """Points that left unredeemed (``BREAKAGE``: expired or taken by a debit adjustment)."""
+        return sum(self.total("moved", category=category, **match) for category in BREAKAGE)
+
+    def per_cycle_breakage(self, **match) -> dict:
+        sums: dict = {}
+        for category in BREAKAGE:
+            for cycle, points in self.per_cycle("moved", category=category, **match).items():
+                sums[cycle] = sums.get(cycle, 0) + points
+        return sums
+
 
 def _funder(lot):
     return func.coalesce(lot.funder_partner_id, const(NETWORK))
@@ -80,7 +94,8 @@ def _add(rows: dict, key: tuple, points: int) -> None:
 
 def _rolled(tx: Tx, spans: Ranges, partner_id: str | None, by_cycle: bool, by_party: bool,
             result: Movements) -> None:
-    """The roll-up rows of the cycles in ``spans``, folded to the grouping asked for."""
+    """The roll-up rows of the cycles in ``spans``, folded to the grouping asked for (a category of roll-ups
+    written by an earlier version read as it is named now: ``LEGACY_CATEGORIES``)."""
     rollup = ReportCyclePoints
     where = [within(rollup.cycle_date, spans)]
     if partner_id is not None:
@@ -92,7 +107,7 @@ def _rolled(tx: Tx, spans: Ranges, partner_id: str | None, by_cycle: bool, by_pa
         if category == ISSUED:
             _add(result.issued, (c, f, p), int(points))
         else:
-            _add(result.moved, (c, category, f, p), int(points))
+            _add(result.moved, (c, LEGACY_CATEGORIES.get(category, category), f, p), int(points))
 
 
 def live_queries(spans: Ranges, partner_id: str | None = None, *, by_cycle: bool = True,

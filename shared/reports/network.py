@@ -8,6 +8,7 @@ from shared.reports.money import net_by_party, unsettled_cycles
 from shared.reports.movements import NETWORK, liability, movements
 from shared.reports.partner import header, partner_names
 from shared.reports.period import Period
+from shared.reports.sql import ADJUSTED_OUT
 
 
 def network_report(tx: Tx, period: Period, *, rollup: bool = True) -> dict:
@@ -17,20 +18,22 @@ def network_report(tx: Tx, period: Period, *, rollup: bool = True) -> dict:
     by_party = movements(tx, period, by_cycle=False, rollup=rollup)
     issued = by_party.total("issued")
     redeemed = by_party.total("moved", category="redeemed")
-    expired = by_party.total("moved", category="expired")
+    expired = by_party.breakage()  # expiry and debit adjustments: points that left unredeemed
     totals = {
         "issued": issued,
         "issued_by_partners": issued - by_party.total("issued", funder=NETWORK),
         "issued_by_network": by_party.total("issued", funder=NETWORK),
         "issue_reversed": by_party.total("moved", category="issue_reversed"),
         "redeemed": redeemed, "expired": expired,
+        "adjusted_out": by_party.total("moved", category=ADJUSTED_OUT),
         "breakage_rate": ratio(expired, redeemed + expired),
         "active_members": active_members(tx, period, rollup=rollup),
     }
     series = {"issued": by_day.per_cycle("issued"),
               "issue_reversed": by_day.per_cycle("moved", category="issue_reversed"),
               "redeemed": by_day.per_cycle("moved", category="redeemed"),
-              "expired": by_day.per_cycle("moved", category="expired")}
+              "expired": by_day.per_cycle_breakage(),
+              "adjusted_out": by_day.per_cycle("moved", category=ADJUSTED_OUT)}
     daily = [{"cycle_date": day.isoformat()} | {name: values.get(day, 0) for name, values in series.items()}
              for day in period.days]
     active = active_by_partner(tx, period, rollup=rollup)

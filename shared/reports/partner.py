@@ -11,6 +11,7 @@ from shared.reports.campaigns import campaign_effect
 from shared.reports.members import member_figures
 from shared.reports.money import money
 from shared.reports.movements import NETWORK, liability, movements
+from shared.reports.sql import ADJUSTED_OUT
 from shared.reports.period import Period
 
 FORMAT_VERSION = 1
@@ -53,12 +54,14 @@ def partner_report(tx: Tx, partner_id: str, period: Period, *, rollup: bool = Tr
         "redeemed_here_other_partners_points": sum(v for k, v in spent_here.items() if k not in (p, NETWORK)),
         "redeemed_here_network_points": spent_here.get(NETWORK, 0),
         "redeemed_elsewhere": sum(spent_elsewhere.values()),
-        "expired": moves.total("moved", category="expired", funder=p),
+        "expired": moves.breakage(funder=p),  # breakage: expiry and debit adjustments
+        "adjusted_out": moves.total("moved", category=ADJUSTED_OUT, funder=p),  # … of which debit adjustments
         "network_funded_awarded_here": moves.total("issued", funder=NETWORK, partner=p),
     }
     series = {"issued": moves.per_cycle("issued", funder=p),
               "redeemed_here": moves.per_cycle("moved", category="redeemed", redeemer=p),
-              "redeemed_elsewhere": {}, "expired": moves.per_cycle("moved", category="expired", funder=p)}
+              "redeemed_elsewhere": {}, "expired": moves.per_cycle_breakage(funder=p),
+              "adjusted_out": moves.per_cycle("moved", category=ADJUSTED_OUT, funder=p)}
     for (cycle, category, funder, redeemer), moved in moves.moved.items():
         if category == "redeemed" and funder == p and redeemer != p:
             series["redeemed_elsewhere"][cycle] = series["redeemed_elsewhere"].get(cycle, 0) + moved

@@ -11,6 +11,11 @@ from shared.models import Entry
 NETWORK = "network"  # the funder or party of what no partner funded or did
 REDEMPTION_KINDS = ("burn", "capture")
 TRANSACTION_KINDS = ("earn", "burn", "capture")  # what counts as a member transacting at a partner
+ADJUSTED_OUT = "adjusted_out"  # the consumption category of an operator's debit adjustment
+# Roll-ups written before ``adjusted_out`` existed hold debit adjustments as ``other``: then as now, no
+# other lot consumption fell outside the named categories (burn, capture, reversal, expiry, adjustment
+# are the only entries that consume lots; tests/reports/test_adjustments.py keeps the list).
+LEGACY_CATEGORIES = {"other": ADJUSTED_OUT}
 
 
 def const(text: str):
@@ -30,7 +35,8 @@ def purchase_amount(tx: Tx, entry=Entry):
 
 
 def movement_category(entry, original):
-    """What a lot consumption of ``entry`` is: redeemed, issue_reversed (an earn taken back) or expired.
+    """What a lot consumption of ``entry`` is: redeemed, issue_reversed (an earn taken back), expired or
+    adjusted_out (an operator's debit adjustment; a credit adjustment makes a lot and consumes none).
 
     Burns and captures take points (positive); reversals of them give points back (negative, still
     "redeemed", so sums are net); a reversal of an earn takes points back from its own lots.
@@ -40,6 +46,7 @@ def movement_category(entry, original):
         (and_(entry.kind == "reversal", original.kind.in_(REDEMPTION_KINDS)), const("redeemed")),
         (entry.kind == "reversal", const("issue_reversed")),
         (entry.kind == "expiry", const("expired")),
+        (entry.kind == "adjustment", const(ADJUSTED_OUT)),
         else_=const("other"),
     )
 

@@ -100,7 +100,7 @@ def test_partner_html_in_chromium(browser, coffee_report, coalition):
         series={"issued": day({"2026-11-20": 800, "2026-11-21": 800, "2026-12-15": 300}),
                 "redeemed_here": day({"2026-11-21": 150}),
                 "redeemed_elsewhere": day({"2026-11-20": 500, "2026-11-21": 30}),
-                "expired": day({"2026-12-15": 170})},
+                "expired": day({"2026-12-15": 170}), "adjusted_out": day({})},
         cells={(coffee, book): 530, (air, coffee): 150},
         schedule={"2026-12": 800, "2027-01": 300})
     csv = csv_values(render(coffee_report, "csv"))
@@ -120,7 +120,7 @@ def test_the_report_prints_to_a_clean_document(browser, coffee_report):
         page.emulate_media(media="print")
         assert page.evaluate("getComputedStyle(document.body).maxWidth") == "none"
         assert page.evaluate("getComputedStyle(document.querySelector('#chart-daily')).breakInside") == "avoid"
-        assert page.locator("#chart-daily rect.bar").count() == 4 * len(PERIOD.days)
+        assert page.locator("#chart-daily rect.bar").count() == 5 * len(PERIOD.days)
         assert page.pdf(format="A4")[:5] == b"%PDF-"
     finally:
         page.close()
@@ -136,7 +136,7 @@ def test_network_html_in_chromium(browser, network_analytics, coalition):
         series={"issued": day({"2026-11-20": 1100, "2026-11-21": 850, "2026-12-15": 300}),
                 "issue_reversed": day({"2026-11-21": 100}),
                 "redeemed": day({"2026-11-20": 600, "2026-11-21": 180}),
-                "expired": day({"2026-12-15": 220})},
+                "expired": day({"2026-12-15": 220}), "adjusted_out": day({})},
         cells={(coffee, book): 530, (air, coffee): 150, (air, book): 100},
         schedule={"2026-12": 850, "2027-01": 300})
     assert text["totals.issued"] == "2,250" and text["totals.breakage_rate"] == "22.00%"

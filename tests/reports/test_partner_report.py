@@ -24,7 +24,7 @@ def test_coffeeco_report_every_figure(network, coalition):
     c = coalition
     coffee, air, book = c["coffee"], c["air"], c["book"]
     report = network.tx(lambda tx: partner_report(tx, coffee, PERIOD), readonly=True)
-    zero = {"issued": 0, "redeemed_here": 0, "redeemed_elsewhere": 0, "expired": 0}
+    zero = {"issued": 0, "redeemed_here": 0, "redeemed_elsewhere": 0, "expired": 0, "adjusted_out": 0}
     assert report == {
         "report": "partner", "format_version": 1,
         "period": {"from": "2026-11-20", "to": "2026-12-15", "cycles": 26, "timezone": "Asia/Shanghai",
@@ -39,6 +39,7 @@ def test_coffeeco_report_every_figure(network, coalition):
             "redeemed_here_network_points": 0,
             "redeemed_elsewhere": 530,            # at BookMart: 500 (b1) + 50 − 20 (b2 and its reversal)
             "expired": 170,                       # L3
+            "adjusted_out": 0,                    # no operator adjustments
             "network_funded_awarded_here": 0,
         },
         "liability": {
@@ -90,9 +91,9 @@ def test_coffeeco_report_every_figure(network, coalition):
                        "purchase_amount_minor": 80000},
         }],
         "daily": daily({
-            "2026-11-20": {"issued": 800, "redeemed_here": 0, "redeemed_elsewhere": 500, "expired": 0},
-            "2026-11-21": {"issued": 800, "redeemed_here": 150, "redeemed_elsewhere": 30, "expired": 0},
-            "2026-12-15": {"issued": 300, "redeemed_here": 0, "redeemed_elsewhere": 0, "expired": 170},
+            "2026-11-20": {"issued": 800, "redeemed_here": 0, "redeemed_elsewhere": 500, "expired": 0, "adjusted_out": 0},
+            "2026-11-21": {"issued": 800, "redeemed_here": 150, "redeemed_elsewhere": 30, "expired": 0, "adjusted_out": 0},
+            "2026-12-15": {"issued": 300, "redeemed_here": 0, "redeemed_elsewhere": 0, "expired": 170, "adjusted_out": 0},
         }, zero),
     }
 
@@ -101,13 +102,13 @@ def test_network_analytics_every_figure(network, coalition):
     c = coalition
     coffee, air, book = c["coffee"], c["air"], c["book"]
     report = network.tx(lambda tx: network_report(tx, PERIOD), readonly=True)
-    zero = {"issued": 0, "issue_reversed": 0, "redeemed": 0, "expired": 0}
+    zero = {"issued": 0, "issue_reversed": 0, "redeemed": 0, "expired": 0, "adjusted_out": 0}
     assert report == {
         "report": "network", "format_version": 1,
         "period": {"from": "2026-11-20", "to": "2026-12-15", "cycles": 26, "timezone": "Asia/Shanghai",
                    "currency": "CNY"},
         "totals": {"issued": 2250, "issued_by_partners": 2250, "issued_by_network": 0, "issue_reversed": 100,
-                   "redeemed": 780, "expired": 220, "breakage_rate": "0.2200", "active_members": 3},
+                   "redeemed": 780, "expired": 220, "adjusted_out": 0, "breakage_rate": "0.2200", "active_members": 3},
         "liability": {"as_of": "2026-12-15T16:00:00Z", "outstanding_points": 1150,
                       "expiry_schedule": [{"month": "2026-12", "points": 850},
                                           {"month": "2027-01", "points": 300}]},
@@ -130,9 +131,9 @@ def test_network_analytics_every_figure(network, coalition):
         "network_revenue_minor": 255,             # 140 + 85 + 30
         "unsettled_cycles": [],
         "daily": daily({
-            "2026-11-20": {"issued": 1100, "issue_reversed": 0, "redeemed": 600, "expired": 0},
-            "2026-11-21": {"issued": 850, "issue_reversed": 100, "redeemed": 180, "expired": 0},
-            "2026-12-15": {"issued": 300, "issue_reversed": 0, "redeemed": 0, "expired": 220},
+            "2026-11-20": {"issued": 1100, "issue_reversed": 0, "redeemed": 600, "expired": 0, "adjusted_out": 0},
+            "2026-11-21": {"issued": 850, "issue_reversed": 100, "redeemed": 180, "expired": 0, "adjusted_out": 0},
+            "2026-12-15": {"issued": 300, "issue_reversed": 0, "redeemed": 0, "expired": 220, "adjusted_out": 0},
         }, zero),
     }
 

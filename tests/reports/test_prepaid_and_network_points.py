@@ -52,7 +52,7 @@ def test_prepaid_partner_figures(network, shops):
     assert report["points"] == {
         "issued": 200, "issue_reversed": 0, "redeemed_here": 160, "redeemed_here_own_points": 10,
         "redeemed_here_other_partners_points": 100, "redeemed_here_network_points": 50, "redeemed_elsewhere": 0,
-        "expired": 190, "network_funded_awarded_here": 0}
+        "expired": 190, "adjusted_out": 0, "network_funded_awarded_here": 0}
     assert report["flows"]["spent_here"] == [{"partner_id": cafe, "name": "Cafe", "points": 100},
                                              {"partner_id": "network", "name": "network", "points": 50}]
     assert report["liability"]["outstanding_points"] == 0 and report["liability"]["expiry_schedule"] == []
@@ -85,7 +85,7 @@ def test_network_campaign_points_at_the_partner_that_earned_them(network, shops)
     assert report["money"]["cycles"][0]["net_minor"] == -110        # redemption 100 + issuance fee 10
     analytics = network.tx(lambda tx: network_report(tx, PERIOD), readonly=True)
     assert analytics["totals"] == {"issued": 350, "issued_by_partners": 300, "issued_by_network": 50,
-                                   "issue_reversed": 0, "redeemed": 160, "expired": 190,
+                                   "issue_reversed": 0, "redeemed": 160, "expired": 190, "adjusted_out": 0,
                                    "breakage_rate": "0.5429", "active_members": 1}
     assert {(c["funder"], c["redeemer"]): c["points"] for c in analytics["flow_matrix"]["cells"]} == {
         (cafe, mart): 100, ("network", mart): 50, (mart, mart): 10}
