@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.partner_api.errors import MalformedRequest
 from services.partner_api.links import add_links
 from services.partner_api.middleware import PartnerGate
 from services.partner_api.reports import router as reports_router
@@ -101,7 +102,10 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
 
     @app.exception_handler(StarletteHTTPException)
     async def http_problem(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        codes = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+        if error.status_code == 400:  # FastAPI's "There was an error parsing the body" (not UTF-8, ...)
+            refusal = MalformedRequest("the request body cannot be read: it must be JSON in UTF-8")
+            return JSONResponse(refusal.to_problem(), status_code=400, media_type=PROBLEM)
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
         body = {"type": "about:blank", "title": str(error.detail), "status": error.status_code,
                 "code": codes.get(error.status_code, "http_error"), "detail": str(error.detail)}
         return JSONResponse(body, status_code=error.status_code, media_type=PROBLEM,
@@ -109,6 +113,13 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        unreadable = [item for item in error.errors() if item.get("type") == "json_invalid"]
+        if unreadable:  # the body is not JSON at all (truncated, a stray comma): nothing to validate
+            where = unreadable[0].get("loc", ())[1:]
+            reason = (unreadable[0].get("ctx") or {}).get("error") or unreadable[0].get("msg", "")
+            refusal = MalformedRequest("the request body is not valid JSON: " + reason
+                                       + (f" (at character {where[0]})" if where else ""))
+            return JSONResponse(refusal.to_problem(), status_code=400, media_type=PROBLEM)
         details = [{"field": ".".join(str(part) for part in item.get("loc", ())[1:]) or "body",
                     "message": item.get("msg", "")} for item in error.errors()]
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])

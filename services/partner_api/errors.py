@@ -15,6 +15,7 @@ PointsnetError
  │    └── NonceReused               nonce_reused
  ├── IdempotencyKeyMissing (400)    idempotency_key_missing
  ├── IdempotencyKeyInvalid (400)    idempotency_key_invalid
+ ├── MalformedRequest (400)         malformed_request
  ├── BodyTooLarge (413)             body_too_large
  ├── RateLimited (429)              rate_limited
  └── Forbidden (403)                partner_suspended
@@ -77,6 +78,10 @@ class IdempotencyKeyMissing(PointsnetError):
 
 class IdempotencyKeyInvalid(PointsnetError):
     status, code, title = 400, "idempotency_key_invalid", "Idempotency-Key must be 1 to 255 visible ASCII characters"
+
+
+class MalformedRequest(PointsnetError):
+    status, code, title = 400, "malformed_request", "The request body cannot be read"
 
 
 class BodyTooLarge(PointsnetError):

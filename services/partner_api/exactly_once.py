@@ -1,9 +1,12 @@
 """Idempotency-Key handling at the API: outcome stored in the business transaction.
 
 Stored: successes and business refusals (409 conflicts such as insufficient_points,
-points_already_spent, reference_conflict). Not stored: authentication failures,
-validation failures, 404s, rate limits, request_in_progress and 5xx — so a
-corrected retry with the same key can still succeed.
+points_already_spent, reference_conflict, and 422 velocity_limit_exceeded). Not stored:
+authentication failures, validation failures, 404s, rate limits, request_in_progress,
+5xx, and the 403s partner_suspended and partner_terminated. Those two are Conflicts by
+class, met by the posting when the partner was suspended (or left) after the door let the
+request in; kept, a suspension's 403 would be replayed after the reactivation for the key's
+whole retention. So a corrected retry with the same key can still succeed.
 """
 
 from __future__ import annotations
@@ -12,16 +15,21 @@ import threading
 from typing import Callable
 
 from shared.db.database import Tx, is_unique_violation
-from shared.errors import Conflict, PointsnetError, RequestInProgress
+from shared.errors import Conflict, PartnerSuspended, PointsnetError, RequestInProgress
 from shared.ledger import idempotency
 from shared.network import Network
+from shared.partners.lifecycle import PartnerTerminated
 
 _inflight: set[tuple[str, str]] = set()
 _inflight_lock = threading.Lock()
 
 
+NOT_KEPT = (RequestInProgress, PartnerSuspended, PartnerTerminated)  # Conflicts by class, not business refusals
+
+
 def storable(error: PointsnetError) -> bool:
-    return isinstance(error, Conflict) and not isinstance(error, RequestInProgress)
+    """A refusal kept for the Idempotency-Key: a business refusal (docs/partner-integration.md, section 3)."""
+    return isinstance(error, Conflict) and not isinstance(error, NOT_KEPT)
 
 
 def execute(network: Network, partner_id: str, key: str, request: dict,

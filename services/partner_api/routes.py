@@ -40,6 +40,7 @@ DOOR = ("signature_missing", "signature_malformed", "signature_tag_invalid", "si
         "digest_mismatch", "nonce_reused", "partner_suspended", "partner_terminated", "rate_limited", "body_too_large",
         "validation_failed")
 WRITE = ("idempotency_key_missing", "idempotency_key_invalid", "idempotency_key_reused", "request_in_progress")
+BODY = ("malformed_request",)  # a JSON body that does not parse (services/partner_api/app.py)
 
 
 def _all_errors() -> dict[str, int]:
@@ -53,11 +54,12 @@ def _all_errors() -> dict[str, int]:
     return found
 
 
-def problems(*codes: str, write: bool = False) -> dict:
-    """OpenAPI responses listing every problem code a route can answer, grouped by status."""
+def problems(*codes: str, write: bool = False, body: bool | None = None) -> dict:
+    """OpenAPI responses listing every problem code a route can answer, grouped by status. ``write``: a
+    POST (Idempotency-Key); ``body``: it reads a JSON body (by default, as a POST does)."""
     codes_by_name = _all_errors()
     by_status: dict[int, list[str]] = {}
-    for code in DOOR + (WRITE if write else ()) + codes:
+    for code in DOOR + (WRITE if write else ()) + (BODY if (write if body is None else body) else ()) + codes:
         by_status.setdefault(codes_by_name[code], []).append(code)
     return {status: {"model": schemas.Problem,
                      "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
@@ -188,7 +190,7 @@ def _kept_under(network: Network, partner_id: str, request: Request) -> str | No
 
 
 @router.post("/members/{member_id}/link-tokens", status_code=201, response_model=schemas.LinkToken,
-             responses=problems("unknown_member", "invalid_link_token", write=True))
+             responses=problems("unknown_member", "invalid_link_token", write=True, body=False))
 def mint_link_token(request: Request, member_id: str):
     """Mint a short-lived, single-use token for a linked member to show another partner (QR code).
 
@@ -217,12 +219,14 @@ def mint_link_token(request: Request, member_id: str):
 
 @router.get("/members/{member_id}", response_model=schemas.MemberView, responses=problems("unknown_member"))
 def get_member(request: Request, member_id: str):
-    """Balance, held points, tier and points expiring in the next 30 days (linked members only)."""
+    """Balance, held points, tier and points expiring in the next 30 days (linked members only), as at
+    this instant: a hold past its timeout counts as released and points past their expiry as expired,
+    as a burn now would find them, even before the network's jobs have recorded it."""
     partner_id = _partner(request)
 
     def read(tx: Tx) -> dict:
         enrolment.require_linked(tx, partner_id, member_id)
-        view = member_balance(tx, member_id)
+        view = member_balance(tx, member_id, apply_due=True)  # as a spend now would find it
         return {"member_id": member_id, "balance": {"available": view["available"], "held": view["held"]},
                 "held": view["held"], "tier": current_tier(tx, member_id), "expiring_soon": view["expiring_soon"]}
 
@@ -313,8 +317,8 @@ def _earn_event(body: schemas.EarnRequest) -> Event:
 
 
 @router.post("/activities", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_member", "member_erased", "unknown_activity", "activity_cap_reached", "velocity_limit_exceeded",
-    "occurred_at_out_of_range", "reference_conflict", "cycle_closed", write=True))
+    "unknown_member", "member_erased", "unknown_activity", "invalid_amount", "activity_cap_reached",
+    "velocity_limit_exceeded", "occurred_at_out_of_range", "reference_conflict", "cycle_closed", write=True))
 def activity(request: Request, body: schemas.ActivityRequest):
     """Award the points of one of your activities (sign-up, survey, check-in, ...) from your earn rules."""
     return _post_event(request, body, Event("activity", body.reference, body.member_id,
@@ -322,8 +326,8 @@ def activity(request: Request, body: schemas.ActivityRequest):
 
 
 @router.post("/burn", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_member", "member_erased", "insufficient_points", "velocity_limit_exceeded", "occurred_at_out_of_range",
-    "reference_conflict", "cycle_closed", write=True))
+    "unknown_member", "member_erased", "insufficient_points", "invalid_amount", "velocity_limit_exceeded",
+    "occurred_at_out_of_range", "reference_conflict", "cycle_closed", write=True))
 def burn(request: Request, body: schemas.BurnRequest):
     """Spend points (earliest-expiring first)."""
     return _post_event(request, body, Event("burn", body.reference, body.member_id, body.points,
@@ -331,8 +335,8 @@ def burn(request: Request, body: schemas.BurnRequest):
 
 
 @router.post("/holds", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_member", "member_erased", "insufficient_points", "velocity_limit_exceeded", "occurred_at_out_of_range",
-    "reference_conflict", "cycle_closed", write=True))
+    "unknown_member", "member_erased", "insufficient_points", "invalid_amount", "velocity_limit_exceeded",
+    "occurred_at_out_of_range", "reference_conflict", "cycle_closed", write=True))
 def hold(request: Request, body: schemas.HoldRequest):
     """Reserve points for a two-phase redemption; capture or void it before it times out."""
     return _post_event(request, body, Event("hold", body.reference, body.member_id, body.points,
@@ -340,7 +344,8 @@ def hold(request: Request, body: schemas.HoldRequest):
 
 
 @router.post("/holds/{hold_id}/capture", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_hold", "hold_not_open", "capture_exceeds_hold", "reference_conflict", "cycle_closed", write=True))
+    "unknown_hold", "hold_not_open", "capture_exceeds_hold", "invalid_amount", "reference_conflict", "cycle_closed",
+    write=True))
 def capture(request: Request, hold_id: str,
             body: schemas.CaptureRequest = Body(default_factory=schemas.CaptureRequest)):  # no body: {}
     """Spend up to the held points; the rest returns to the member."""
@@ -356,7 +361,7 @@ def void(request: Request, hold_id: str,
 
 
 @router.post("/reversals", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_reference", "not_reversible", "points_already_spent", "reversal_exceeds_remaining",
+    "unknown_reference", "member_erased", "not_reversible", "points_already_spent", "reversal_exceeds_remaining",
     "reference_conflict", "cycle_closed", write=True))
 def reversal(request: Request, body: schemas.ReversalRequest):
     """Reverse an earn, burn or capture of yours, fully or partly, by its reference."""
@@ -406,7 +411,7 @@ def transactions(request: Request, cursor: str | None = Query(None), limit: int 
         return {"next_cursor": after, "transactions": [
             {"transaction_id": r.id, "kind": r.kind, "reference": r.reference, "member_id": r.member_id,
              "points": r.points, "posted_at": r.posted_at, "cycle_date": r.cycle_date,
-             "original_transaction_id": r.original_entry_id} for r in rows[:limit]]}
+             "original_transaction_id": r.original_entry_id, "hold_id": r.hold_id} for r in rows[:limit]]}
 
     return network.tx(read, readonly=True)
 

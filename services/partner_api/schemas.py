@@ -130,7 +130,10 @@ class VoidRequest(Strict):
 class ReversalRequest(Strict):
     reference: str = Reference
     original_reference: str = Field(min_length=1, max_length=128)
-    points: StrictInt | None = Field(None, gt=0, le=10**12, description="Default: all that can be reversed.")
+    points: StrictInt | None = Field(None, gt=0, le=10**12, description=(
+        "Default: everything not yet reversed. For an earn, that is the earn's points less earlier reversals, "
+        "refused with 409 `points_already_spent` if the member has spent some (its `remaining` is what can "
+        "still be reversed: send that as `points`). For a burn or capture: everything not yet returned."))
 
 
 class BatchEvent(Strict):
@@ -263,6 +266,9 @@ class Transaction(BaseModel):
     posted_at: AwareDatetime
     cycle_date: date
     original_transaction_id: str | None
+    hold_id: str | None = Field(description="The hold this entry is about: the hold itself (`hold`), or the one it "
+                                            "resolved (`capture`, `void`, `hold_expiry` — a timeout, which carries "
+                                            "no reference); null for every other kind.")
 
 
 class Transactions(BaseModel):

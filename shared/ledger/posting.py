@@ -731,6 +731,9 @@ class Posting:
         if original.kind not in ("earn", "burn", "capture"):
             raise NotReversible(f"a {original.kind} cannot be reversed"
                                 + ("; void the hold instead" if original.kind == "hold" else ""))
+        if original.member_id not in self.journal.members and self._erased(original.member_id):
+            # as an earn or burn for the member answers: its id stays in the ledger, nothing posts to it
+            raise MemberErased(f"member {original.member_id} was erased; its points can no longer be reversed")
         member = self._member(original.member_id, linked=False)
         if original.kind == "earn":
             return self._reverse_earn(event, original, member)

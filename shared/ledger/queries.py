@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select, text, true, tuple_
+from sqlalchemy import and_, func, literal_column, or_, select, text, true, tuple_
 
 from shared.db.database import Tx
 from shared.errors import UnknownMember
 from shared.ledger.rules import party
 from shared.ledger.state import is_open
-from shared.models import Entry, Lot, Member, Transfer
+from shared.models import Entry, Hold, HoldLot, Lot, Member, Transfer
 
 transfers_t, lots_t, members_t = Transfer.__table__, Lot.__table__, Member.__table__
+holds_t, hold_lots_t = Hold.__table__, HoldLot.__table__
 
 
 def account_balance(tx: Tx, account: str) -> int:
@@ -27,11 +28,17 @@ def account_balance(tx: Tx, account: str) -> int:
     return int(credits) - int(debits)
 
 
-def member_balance(tx: Tx, member_id: str, *, expiring_within_days: int = 30, with_lots: bool = False) -> dict:
+def member_balance(tx: Tx, member_id: str, *, expiring_within_days: int = 30, with_lots: bool = False,
+                   apply_due: bool = False) -> dict:
     """Balances and the free points expiring within ``expiring_within_days``; ``with_lots``: every open
     lot too. Without it only the lots expiring by then are read (one range of ix_lots_member_order):
     a member's open lots are as many as its earns of the expiry period (with ``never``, of all time),
-    and reading them all cost ``GET /v1/members/{id}`` 86 ms at 10,532 open lots (SQLite)."""
+    and reading them all cost ``GET /v1/members/{id}`` 86 ms at 10,532 open lots (SQLite).
+
+    ``apply_due``: the balances as the ledger holds them at this instant, as a spend now would find
+    them — holds past their timeout released and points past their expiry expired (docs/ledger.md,
+    decisions 6, 7 and 13), though the jobs have not written so yet; the read writes nothing. Without
+    it, the balances stored (what the jobs and spends have written so far). ``lots`` are as stored."""
     row = tx.session.execute(select(members_t.c.available, members_t.c.held, members_t.c.status)
                              .where(members_t.c.id == member_id)).first()
     if row is None or row.status != "active":
@@ -40,14 +47,51 @@ def member_balance(tx: Tx, member_id: str, *, expiring_within_days: int = 30, wi
     where = [lots_t.c.member_id == member_id, is_open(lots_t.c)] + ([] if with_lots else [lots_t.c.expires_at <= horizon])
     lots = tx.session.execute(
         select(lots_t).where(*where).order_by(lots_t.c.expires_at, lots_t.c.issued_at, lots_t.c.id)).all()
-    expiring = [{"points": lot.remaining - lot.reserved, "expires_at": lot.expires_at.isoformat()}
-                for lot in lots if lot.expires_at <= horizon and lot.remaining > lot.reserved]
-    view = {"member_id": member_id, "available": row.available, "held": row.held, "expiring_soon": expiring}
+    if apply_due:
+        available, held, expiring = _due_applied(tx, member_id, row, lots, horizon)
+    else:
+        available, held = row.available, row.held
+        expiring = [{"points": lot.remaining - lot.reserved, "expires_at": lot.expires_at.isoformat()}
+                    for lot in lots if lot.expires_at <= horizon and lot.remaining > lot.reserved]
+    view = {"member_id": member_id, "available": available, "held": held, "expiring_soon": expiring}
     if with_lots:
         view["lots"] = [{"lot_id": lot.id, "remaining": lot.remaining, "reserved": lot.reserved,
                          "expires_at": lot.expires_at.isoformat(), "funded_by": party(lot.funder_partner_id)}
                         for lot in lots]
     return view
+
+
+def _due_applied(tx: Tx, member_id: str, row, lots: list, horizon) -> tuple[int, int, list[dict]]:
+    """(available, held, expiring soon) once what is due now is applied, as the ledger applies it:
+    the member's holds past their timeout release their points (``expire_hold``), and each lot past its
+    expiry loses what is free in it (``expire_due``), as do released points reserved past the expiry
+    their lot had when the hold took them (``release_hold``; a reversal's grace is not theirs).
+    ``lots``: the member's open lots expiring by ``horizon`` (those past expiry among them)."""
+    now = tx.now
+    available, held = row.available, row.held
+    back: dict[str, int] = {}  # lot id -> released points that are free in it again
+    if held:  # only a member with points held has open holds
+        released = tx.session.execute(
+            select(holds_t.c.id, holds_t.c.points, hold_lots_t.c.lot_id, hold_lots_t.c.points.label("reserved"),
+                   hold_lots_t.c.lot_expires_at, lots_t.c.expires_at)
+            .join(hold_lots_t, hold_lots_t.c.hold_id == holds_t.c.id).join(lots_t, lots_t.c.id == hold_lots_t.c.lot_id)
+            .where(holds_t.c.member_id == member_id, holds_t.c.status == literal_column("'open'"),
+                   holds_t.c.expires_at <= now)).all()
+        for hold_points in {r.id: r.points for r in released}.values():
+            available, held = available + hold_points, held - hold_points
+        for r in released:
+            if r.expires_at <= now or (r.lot_expires_at is not None and r.lot_expires_at <= now):
+                available -= r.reserved  # expires as it is released
+            else:
+                back[r.lot_id] = back.get(r.lot_id, 0) + r.reserved
+    expiring = []
+    for lot in lots:
+        if lot.expires_at <= now:
+            available -= lot.remaining - lot.reserved  # what the released points above do not include
+        elif lot.expires_at <= horizon and lot.remaining - lot.reserved + back.get(lot.id, 0) > 0:
+            expiring.append({"points": lot.remaining - lot.reserved + back.get(lot.id, 0),
+                             "expires_at": lot.expires_at.isoformat()})
+    return available, held, expiring
 
 
 def member_lots_page(tx: Tx, member_id: str, *, offset: int = 0, limit: int = 50,
@@ -153,5 +197,5 @@ def partner_entries_page(tx: Tx, partner_id: str, position: tuple[int, str] | No
         where.append(Entry.xid < listing_horizon(not_ours))
     return tx.session.execute(
         select(Entry.id, Entry.kind, Entry.reference, Entry.member_id, Entry.points, Entry.posted_at,
-               Entry.cycle_date, Entry.original_entry_id, Entry.xid)
+               Entry.cycle_date, Entry.original_entry_id, Entry.hold_id, Entry.xid)
         .where(*where).order_by(Entry.xid, Entry.id).limit(limit)).all()

@@ -68,3 +68,71 @@ def test_a_terminated_partner_is_still_refused_its_reads(network, clock, shop, a
     network.tx(lambda tx: terminate(tx, shop.partner_id))
     assert_problem(shop.call("GET", f"/v1/statements/{cycle}"), 403, "partner_terminated")
     assert_problem(shop.call("GET", "/v1/transactions"), 403, "partner_terminated")
+
+
+# -- suspended or terminated between the door and the posting: the 403 is not kept for the key --------
+
+def _stored_for(network, partner_id: str, key: str):
+    from shared.ledger import idempotency
+
+    return network.tx(lambda tx: tx.session.execute(idempotency.LOOKUP, {"partner_id": partner_id, "key": key})
+                      .first(), readonly=True)
+
+
+def _between_door_and_posting(monkeypatch, network, shop, change):
+    """Run ``change`` (a suspension, a termination) once the door has let the request in (the partner
+    active there, in its own transaction) and before the posting's transaction begins."""
+    import services.partner_api.routes as routes
+
+    real = routes._partner
+
+    def partner(request):
+        network.tx(change)
+        monkeypatch.setattr(routes, "_partner", real)  # once
+        return real(request)
+
+    monkeypatch.setattr(routes, "_partner", partner)
+
+
+def test_a_suspension_met_by_the_posting_is_not_kept_for_the_idempotency_key(network, shop, monkeypatch):
+    """docs/partner-integration.md section 3: only successes, 409 business refusals and 422
+    velocity_limit_exceeded are stored. A 403 the posting meets (suspended after the door let the
+    request in) was stored, PartnerSuspended being a Conflict, and replayed for the whole retention
+    after the partner was reactivated."""
+    member = enrol(shop)
+    body = {"member_id": member, "reference": "e-race", "points": 5}
+    _between_door_and_posting(monkeypatch, network, shop,
+                              lambda tx: set_status(tx, shop.partner_id, "suspended"))
+    assert_problem(shop.call("POST", "/v1/earn", body, idempotency_key="SUSP-1"), 403, "partner_suspended")
+    assert _stored_for(network, shop.partner_id, "SUSP-1") is None
+    network.tx(lambda tx: set_status(tx, shop.partner_id, "active"))
+    retry = shop.call("POST", "/v1/earn", body, idempotency_key="SUSP-1")
+    assert retry.status_code == 200, retry.text
+    assert "idempotent-replayed" not in retry.headers and retry.json()["points"] == 5
+
+
+def test_a_termination_met_by_the_posting_is_not_kept_for_the_idempotency_key(network, shop, monkeypatch):
+    member = enrol(shop)
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-1", "points": 50})
+    _between_door_and_posting(monkeypatch, network, shop, lambda tx: terminate(tx, shop.partner_id))
+    answer = shop.call("POST", "/v1/burn", {"member_id": member, "reference": "b-race", "points": 5},
+                       idempotency_key="TERM-1")
+    assert_problem(answer, 403, "partner_terminated")
+    assert _stored_for(network, shop.partner_id, "TERM-1") is None
+
+
+def test_what_is_kept_for_an_idempotency_key():
+    """Successes aside, exactly what the guide's section 3 names: the 409 business refusals and 422
+    velocity_limit_exceeded; never a 403, nor request_in_progress."""
+    from services.partner_api.exactly_once import storable
+    from shared.errors import (HoldNotOpen, InsufficientPoints, MemberErased, PartnerSuspended, PointsAlreadySpent,
+                               ReferenceConflict, RequestInProgress, UnknownMember, ValidationFailed,
+                               VelocityLimitExceeded)
+    from shared.partners.lifecycle import PartnerTerminated
+    from shared.partners.limits import FloatExhausted
+
+    for kept in (InsufficientPoints, PointsAlreadySpent, ReferenceConflict, HoldNotOpen, MemberErased,
+                 FloatExhausted, VelocityLimitExceeded):
+        assert storable(kept("x")), kept
+    for not_kept in (PartnerSuspended, PartnerTerminated, RequestInProgress, UnknownMember, ValidationFailed):
+        assert not storable(not_kept("x")), not_kept
