@@ -507,7 +507,7 @@ def latest_checkpoint(request: Request):
 
 
 @router.get("/checkpoints/consistency", response_model=schemas.ConsistencyProof, response_model_by_alias=True,
-            responses=problems("invalid_tree_sizes"))
+            responses=problems("invalid_tree_sizes", "proof_unavailable"))
 def checkpoint_consistency(request: Request, from_size: int = Query(alias="from"), to_size: int = Query(alias="to")):
     """RFC 9162 consistency proof that the tree of `to` leaves extends the tree of `from` leaves; both
     must be sizes of signed checkpoints."""
@@ -515,7 +515,8 @@ def checkpoint_consistency(request: Request, from_size: int = Query(alias="from"
 
 
 @router.get("/transactions/{transaction_id}/proof", response_model=schemas.InclusionProof,
-            responses=problems("transaction_not_found", "transaction_not_sealed", "checkpoint_not_found"))
+            responses=problems("transaction_not_found", "transaction_not_sealed", "checkpoint_not_found",
+                               "proof_unavailable"))
 def transaction_proof(request: Request, transaction_id: str):
     """Inclusion proof of one of your own transactions in the latest signed checkpoint, with the
     transaction's canonical encoding so you can recompute its leaf. Another partner's: 404."""

@@ -6,6 +6,7 @@ The note format is in shared/transparency/note.py.
 from __future__ import annotations
 
 import base64
+import logging
 from datetime import timezone
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -13,11 +14,13 @@ from sqlalchemy import func, insert, select
 
 from shared.config import Settings
 from shared.db.database import Tx
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import Conflict, NotFound, PointsnetError, ValidationFailed
 from shared.models import Checkpoint, Entry, LedgerLeaf
 from shared.transparency.encoding import encode_entries
 from shared.transparency.note import note_body, sign_note
 from shared.transparency.store import StoredTree, seal_all, tree_size, unsealed_through
+
+logger = logging.getLogger("pointsnet.transparency")
 
 
 class NoCheckpoint(NotFound):
@@ -84,6 +87,22 @@ class InvalidTreeSizes(ValidationFailed):
     code, title = "invalid_tree_sizes", "No consistency proof between these tree sizes"
 
 
+class ProofUnavailable(PointsnetError):
+    """The tree store lacks a subtree the proof needs: damage for the operators (``pointsnet verify``
+    names it as ``stored_tree_mismatch``), not something a retry mends. Proofs and checkpoints already
+    given out stay valid: they are checked against signed roots, not against the store."""
+    status, code, title = 503, "proof_unavailable", "The network cannot build this proof now"
+
+
+def _stored_path(build) -> list:
+    try:
+        return build()
+    except LookupError as missing:
+        logger.error("proof_unavailable", extra={"reason": str(missing)})
+        raise ProofUnavailable("the network's tree store cannot build this proof (its operators are told by "
+                               "`pointsnet verify`); proofs and checkpoints you already hold stay valid") from None
+
+
 MAX_TREE_SIZE = 2**63 - 1  # the largest size a 64-bit column holds
 
 
@@ -104,7 +123,7 @@ def inclusion_proof(tx: Tx, partner_id: str, entry_id: str) -> dict:
     if index >= checkpoint.tree_size:
         raise TransactionNotSealed("sealed, but not yet in a signed checkpoint; ask again within a minute")
     data = encode_entries(tx, [entry_id])[entry_id]
-    path = StoredTree(tx).inclusion(index, checkpoint.tree_size)
+    path = _stored_path(lambda: StoredTree(tx).inclusion(index, checkpoint.tree_size))
     return {"transaction_id": entry_id, "leaf_index": index, "tree_size": checkpoint.tree_size,
             "leaf_hash": _b64(found.leaf_hash), "leaf_data": _b64(data),
             "inclusion_path": [_b64(h) for h in path], "checkpoint": checkpoint_json(checkpoint)}
@@ -120,7 +139,7 @@ def consistency_proof(tx: Tx, old_size: int, new_size: int) -> dict:
         Checkpoint.tree_size.in_([old_size, new_size]))).scalars())
     if {old_size, new_size} - signed:
         raise refusal
-    path = StoredTree(tx).consistency(old_size, new_size)
+    path = _stored_path(lambda: StoredTree(tx).consistency(old_size, new_size))
     return {"from": old_size, "to": new_size, "consistency_path": [_b64(h) for h in path]}
 
 

@@ -35,8 +35,11 @@ def inclusion_status(tx: Tx, entry_id: str) -> dict:
         return found | {"state": "awaiting_checkpoint"}
     data = encode_entries(tx, [entry_id]).get(entry_id)
     recomputed = merkle.leaf_hash(data) if data is not None else b""
-    path = StoredTree(tx).inclusion(index, checkpoint.tree_size)
-    proved = recomputed == bytes(leaf.leaf_hash) and merkle.verify_inclusion(
+    try:
+        path, built = StoredTree(tx).inclusion(index, checkpoint.tree_size), True
+    except LookupError:  # a subtree missing from the store: no proof can be built (verify names it)
+        path, built = [], False
+    proved = built and recomputed == bytes(leaf.leaf_hash) and merkle.verify_inclusion(
         index, checkpoint.tree_size, recomputed, path, bytes(checkpoint.root_hash))
     return found | {"state": "verified" if proved else "mismatch", "tree_size": checkpoint.tree_size,
                     "root_hash": base64.b64encode(bytes(checkpoint.root_hash)).decode(),

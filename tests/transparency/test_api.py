@@ -121,3 +121,25 @@ def test_the_sdk_verifies_both_proofs(network, client):
         client.verify_checkpoint(forged_note)
     with pytest.raises(ProofError):
         client.verified_consistency(new, dict(old, tree_size=new["tree_size"]))
+
+
+def test_a_proof_the_damaged_tree_store_cannot_build_is_503_proof_unavailable(network, shop):
+    """A subtree row missing from ``ledger_nodes`` (damage: ``pointsnet verify`` names it): the proofs
+    that need it answer 503 proof_unavailable, not a 500 that tells the partner to retry; the dashboard's
+    transaction detail shows the proof as a mismatch."""
+    from sqlalchemy import text
+
+    from shared.transparency.inclusion import inclusion_status
+
+    member = _member(shop)
+    entries = [_earn(shop, member, f"d-{i}", 10 + i) for i in range(3)]
+    network.checkpoint()
+    old = shop.ok("GET", "/v1/checkpoints/latest")["tree_size"]
+    entries += [_earn(shop, member, f"d-{i}", 10 + i) for i in range(3, 5)]
+    network.checkpoint()
+    new = shop.ok("GET", "/v1/checkpoints/latest")["tree_size"]
+    network.tx(lambda tx: tx.session.execute(text("DELETE FROM ledger_nodes WHERE level = 1 AND node_index = 0")))
+    problem = assert_problem(shop.call("GET", f"/v1/transactions/{entries[3]}/proof"), 503, "proof_unavailable")
+    assert "retry" not in problem["detail"].lower()
+    assert_problem(shop.call("GET", f"/v1/checkpoints/consistency?from={old}&to={new}"), 503, "proof_unavailable")
+    assert network.tx(lambda tx: inclusion_status(tx, entries[3]), readonly=True)["state"] == "mismatch"
