@@ -242,15 +242,17 @@ class LedgerMachine(RuleBasedStateMachine):
                 hold.status = status
         return restore
 
-    def release_lapsed(self, member: str) -> tuple[int, bool]:
+    def release_lapsed(self, member: str, expiring: list[MLot] | None = None) -> tuple[int, bool]:
         """A spend the member's available points do not cover, while some are held, first releases the
-        member's timed-out holds as the job would, then expires what that returned to due lots.
+        member's timed-out holds as the job would, then expires what that returned to due lots (of
+        ``expiring``: the member's, or for an earn reversal the earn's lot alone).
         Returns how many holds it released and whether anything expired."""
         lapsed = [h for h in self.holds if h.member == member and h.status == "open" and h.expires_at <= self.now]
         for hold in lapsed:
             hold.status = "expired"
             self.release(hold, 0)
-        return len(lapsed), bool(lapsed) and bool(self.expire(self.lots_of(member)))
+        due = self.lots_of(member) if expiring is None else expiring
+        return len(lapsed), bool(lapsed) and bool(self.expire(due))
 
     def take(self, member: str, points: int) -> list[tuple[MLot, int]]:
         """Earliest expiry first; tie: oldest first, then id; free points only."""
@@ -469,25 +471,32 @@ class LedgerMachine(RuleBasedStateMachine):
             return self.reversal_refused(earn.partner, earn.reference, elsewhere + 1)
         lot = self.lots[earn.lot]
         reference = self.ref()
-        restore = self.snapshot([lot])
+        restore = self.snapshot(self.lots_of(earn.member))
         expired = self.expire([lot])  # expired points are no longer the member's to give back
         remaining = lot.free
         points = None if how is None else self.size(min(remaining, earn.points - earn.reversed), how)
         asked = earn.points - earn.reversed if points is None else points
+        released, expired_again = 0, False
+        if remaining < asked and self.held(earn.member) and lot.reserved:
+            # points a timed-out hold reserved in the earn's lot are the member's again (docs/ledger.md, 7):
+            # the member's lapsed holds are released first, then what is due in the earn's lot expires
+            released, expired_again = self.release_lapsed(earn.member, [lot])
+            remaining = lot.free
         call = lambda: self.network.reverse(earn.partner, reference, earn.reference, points)  # noqa: E731
         if asked <= 0 or asked > remaining:
             self.refused(PointsAlreadySpent, call, remaining=remaining)
             restore()
-            self.expect_entries(0)  # nothing written, not even the due expiry
+            self.expect_entries(0)  # nothing written, not even the due expiry or the holds' release
             return
         result = call()
-        event("reverse earn " + ("full" if asked == earn.points else "partial") + (" after expiry" if expired else ""))
+        event("reverse earn " + ("full" if asked == earn.points else "partial") + (" after expiry" if expired else "")
+              + (" after a hold's release" if released else ""))
         lot.remaining -= asked
         lot.reversed += asked
         earn.reversed += asked
         assert result["reversible_remaining"] == remaining - asked
         assert result["balance"] == self.balance(earn.member)
-        self.expect_entries(1 + (1 if expired else 0))
+        self.expect_entries(1 + (1 if expired else 0) + released + (1 if expired_again else 0))
 
     @precondition(lambda self: self.spends)
     @rule(i=st.integers(0, 10**6), how=st.one_of(st.none(), SHARE), elsewhere=st.integers(0, 12))
