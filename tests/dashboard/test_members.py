@@ -162,7 +162,9 @@ def test_a_refused_adjustment_marks_the_request_failed_and_changes_nothing(netwo
 
 
 @pytest.mark.parametrize("points, reason, code", [("abc", "x", "invalid_points"), ("0", "x", "invalid_points"),
-                                                  ("5", " ", "validation_failed")])
+                                                  ("5", " ", "validation_failed"),
+                                                  ("1000000000001", "x", "invalid_points"),
+                                                  ("-1000000000001", "x", "invalid_points")])
 def test_a_malformed_adjustment_is_refused_beside_the_form(network, client_as, member, points, reason, code):
     client = client_as("operator")
     page = f"{BASE}/members/{member}"
@@ -214,6 +216,17 @@ def test_a_hold_that_timed_out_does_not_stop_an_erasure(network, client_as, part
                        readonly=True)
     assert sorted(kinds) == ["earn", "expiry", "hold", "hold_expiry"]
     verify_ok(network)
+
+
+def test_an_erasure_of_an_erased_member_is_refused_when_asked_not_queued(network, client_as, member):
+    from shared.members.erasure import erase_member
+
+    maker = client_as("operator")
+    page = f"{BASE}/members/{member}"
+    network.tx(lambda tx: erase_member(tx, member, reason="ticket-1"))
+    refused = post_form(maker, f"{page}/erasure", {"reason": "ticket-2"}, page=page)
+    assert refused.status_code == 409 and 'data-code="member_erased"' in refused.text
+    assert audited(network, "approval.requested") == []
 
 
 def test_an_erasure_refused_at_approval_is_marked_failed(network, client_as, partners, member):

@@ -15,7 +15,8 @@ from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
 from shared.access import audit
-from shared.errors import HoldsOpen, InvalidPoints, PointsnetError, UnknownMember, ValidationFailed
+from shared.errors import HoldsOpen, InvalidPoints, MemberErased, PointsnetError, UnknownMember, ValidationFailed
+from shared.ledger.events import MAX_POINTS
 from shared.ledger.adjustments import MAX_REASON, adjust_member
 from shared.ledger.queries import member_lots_page, member_movements_page
 from shared.members import directory
@@ -162,6 +163,8 @@ def request_adjustment(request: Request, member_id: str = MEMBER_ID, checked=Dep
             raise InvalidPoints(f"points must be a whole number, not {text[:20]!r}") from None
         if points == 0:
             raise InvalidPoints("an adjustment of 0 points changes nothing")
+        if abs(points) > MAX_POINTS:  # refused now rather than queued for a second operator to see fail
+            raise InvalidPoints(f"an adjustment is at most {MAX_POINTS} points either way")
         reason = str(form.get("reason") or "").strip()
         if not reason or len(reason) > MAX_REASON:
             raise ValidationFailed(f"give a reason of 1 to {MAX_REASON} characters")
@@ -187,7 +190,11 @@ def request_erasure(request: Request, member_id: str = MEMBER_ID, checked=Depend
     reason = str(form.get("reason") or "").strip()[:MAX_REASON] or None
     try:
         def holds(tx):
-            directory.member_record(tx, member_id)
+            record = directory.member_record(tx, member_id)
+            if record["status"] == "erased":  # refused now rather than queued to fail at approval
+                raise MemberErased(f"member {member_id} is already erased")
+            if record["status"] != "active":
+                raise UnknownMember(f"member {member_id} was merged into {record['merged_into']}: erase the survivor")
             return count_open_holds(tx, member_id)
 
         open_holds = network.tx(holds, readonly=True)
