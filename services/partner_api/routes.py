@@ -16,7 +16,8 @@ from sqlalchemy import select
 from services.partner_api import cursors, schemas
 from services.partner_api.exactly_once import execute
 from shared.db.database import Tx
-from shared.errors import IdempotencyKeyReused, InvalidLinkToken, NotFound, PointsnetError, ValidationFailed
+from shared.errors import (IdempotencyKeyReused, InvalidLinkToken, NotFound, PartnerSuspended, PointsnetError,
+                           ValidationFailed)
 from shared.ledger import idempotency
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events, quote_earn
@@ -27,6 +28,7 @@ from shared.members.privacy import Keyring
 from shared.models import Entry, Member, Partner, Settlement, SettlementRun, Transfer
 from shared.rules.evaluate import PurchaseItem
 from shared.network import Network
+from shared.partners.lifecycle import PartnerTerminated
 from shared.clock import parse_date
 from shared.settlement.files import statement_name
 from shared.settlement.runs import partner_statements
@@ -378,6 +380,9 @@ def batch(request: Request, body: schemas.BatchRequest):
 
     def operation(tx: Tx) -> tuple[int, dict]:
         outcomes = post_events(tx, partner_id, events)
+        left = next((o for o in outcomes if isinstance(o, (PartnerSuspended, PartnerTerminated))), None)
+        if left is not None:  # suspended or gone since the door: the whole batch is refused, as any POST then
+            raise left  # (rolls back what the batch's other events wrote; a 403 is not kept for the key)
         results = []
         for index, (event, outcome) in enumerate(zip(events, outcomes)):
             if isinstance(outcome, PointsnetError):

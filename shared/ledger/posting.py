@@ -678,6 +678,7 @@ class Posting:
         return self._resolve_hold(event, "void")
 
     def _resolve_hold(self, event: Event, kind: str) -> dict:
+        self._require_active()  # a capture or void is a write of the partner's like any other
         hold = self.holds.get(event.hold_id)
         if hold is None:
             raise UnknownHold(f"no hold {event.hold_id}")
@@ -725,6 +726,7 @@ class Posting:
         entry.setdefault("_lines", [])
 
     def _reversal(self, event: Event) -> dict:
+        self._require_active()
         original = self.originals.get(event.original_reference)
         if original is None:
             raise UnknownReference(f"no entry with reference {event.original_reference!r}")

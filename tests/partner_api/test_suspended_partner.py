@@ -9,6 +9,8 @@ import hashlib
 from shared.ledger.cycles import cycle_date_for
 from shared.partners.lifecycle import set_status, terminate
 from shared.settlement.runs import settlement_dir
+import pytest
+
 from tests.partner_api.conftest import Partner, assert_problem, enrol, entry_count
 
 
@@ -136,3 +138,67 @@ def test_what_is_kept_for_an_idempotency_key():
         assert storable(kept("x")), kept
     for not_kept in (PartnerSuspended, PartnerTerminated, RequestInProgress, UnknownMember, ValidationFailed):
         assert not storable(not_kept("x")), not_kept
+
+
+def test_a_batch_that_meets_a_suspension_answers_403_writes_nothing_and_keeps_nothing(network, shop, monkeypatch):
+    """A batch whose posting meets the suspension (after the door let it in) is refused whole, as every
+    POST of a suspended partner is: it was a stored 200 of per-event 403s, replayed after reactivation."""
+    member = enrol(shop)
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-0", "points": 50})
+    body = {"events": [{"type": "earn", "reference": "be-1", "member_id": member, "points": 5},
+                       {"type": "reversal", "reference": "br-1", "original_reference": "e-0", "points": 10},
+                       {"type": "burn", "reference": "bb-1", "member_id": member, "points": 3}]}
+    before = entry_count(network, shop.partner_id)
+    _between_door_and_posting(monkeypatch, network, shop,
+                              lambda tx: set_status(tx, shop.partner_id, "suspended"))
+    assert_problem(shop.call("POST", "/v1/batch", body, idempotency_key="BATCH-SUSP"), 403, "partner_suspended")
+    assert _stored_for(network, shop.partner_id, "BATCH-SUSP") is None
+    assert entry_count(network, shop.partner_id) == before
+    network.tx(lambda tx: set_status(tx, shop.partner_id, "active"))
+    retry = shop.call("POST", "/v1/batch", body, idempotency_key="BATCH-SUSP")
+    assert retry.status_code == 200 and "idempotent-replayed" not in retry.headers, retry.text
+    assert retry.json()["accepted"] == 3, retry.text
+
+
+# -- reversals, captures and voids the posting meets after a suspension or termination (review) --------
+
+def suspend(partner_id):
+    return lambda tx: set_status(tx, partner_id, "suspended")
+
+
+def end(partner_id):
+    return lambda tx: terminate(tx, partner_id)
+
+
+@pytest.mark.parametrize("change,code", [(suspend, "partner_suspended"), (end, "partner_terminated")])
+def test_a_reversal_met_after_a_suspension_or_termination_is_refused(network, shop, monkeypatch, change, code):
+    member = enrol(shop)
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-1", "points": 50})
+    before = entry_count(network)
+    _between_door_and_posting(monkeypatch, network, shop, change(shop.partner_id))
+    answer = shop.call("POST", "/v1/reversals", {"reference": "r-1", "original_reference": "e-1", "points": 20})
+    assert_problem(answer, 403, code)
+    assert entry_count(network) == before
+
+
+@pytest.mark.parametrize("change,code", [(suspend, "partner_suspended"), (end, "partner_terminated")])
+def test_a_capture_met_after_a_suspension_or_termination_is_refused(network, shop, monkeypatch, change, code):
+    member = enrol(shop)
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-1", "points": 50})
+    hold = shop.ok("POST", "/v1/holds", {"member_id": member, "reference": "h-1", "points": 30})["hold_id"]
+    before = entry_count(network)
+    _between_door_and_posting(monkeypatch, network, shop, change(shop.partner_id))
+    answer = shop.call("POST", f"/v1/holds/{hold}/capture", {"points": 30})
+    assert_problem(answer, 403, code)
+    assert entry_count(network) == before
+
+
+@pytest.mark.parametrize("change,code", [(suspend, "partner_suspended"), (end, "partner_terminated")])
+def test_a_void_met_after_a_suspension_or_termination_is_refused(network, shop, monkeypatch, change, code):
+    member = enrol(shop)
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-1", "points": 50})
+    hold = shop.ok("POST", "/v1/holds", {"member_id": member, "reference": "h-1", "points": 30})["hold_id"]
+    before = entry_count(network)
+    _between_door_and_posting(monkeypatch, network, shop, change(shop.partner_id))
+    assert_problem(shop.call("POST", f"/v1/holds/{hold}/void", {}), 403, code)
+    assert entry_count(network) == before
