@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from shared.ledger.cycles import cycle_date_for
 from shared.partners.lifecycle import set_status, terminate
 from shared.settlement.runs import settlement_dir
-import pytest
-
 from tests.partner_api.conftest import Partner, assert_problem, enrol, entry_count
 
 
