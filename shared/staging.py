@@ -28,7 +28,14 @@ def staged_directory(target: Path) -> Iterator[Path]:
     if target.exists():  # moved aside, not removed in place: a reader never finds it gone for long
         earlier = Path(tempfile.mkdtemp(prefix=f".{target.name}-replaced-", dir=target.parent))
         os.replace(target, earlier / target.name)
-    os.replace(staging, target)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        if earlier is not None:  # the old directory goes back where it was, the new one is dropped
+            os.replace(earlier / target.name, target)
+            shutil.rmtree(earlier, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     sync_directory(target.parent)  # the rename survives a crash, as the database's commit that follows does
     if earlier is not None:
         shutil.rmtree(earlier)

@@ -49,3 +49,20 @@ def test_the_new_directory_and_its_parent_are_synced(tmp_path, monkeypatch):
     target = tmp_path / "reports" / "2026-11"
     _write(target, "first")
     assert target.parent in synced and len(synced) == 2
+
+
+def test_a_failed_rename_puts_the_old_directory_back(tmp_path, monkeypatch):
+    target = tmp_path / "2026-11-22"
+    _write(target, "first")
+    real = staging.os.replace
+
+    def replace(source, destination):
+        if str(source).startswith(str(tmp_path / ".2026-11-22-")) and "replaced" not in str(source):
+            raise OSError("disk full")  # the new directory's rename into place
+        return real(source, destination)
+
+    monkeypatch.setattr(staging.os, "replace", replace)
+    with pytest.raises(OSError):
+        _write(target, "second")
+    assert (target / "statement.csv").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-22"]
