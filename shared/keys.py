@@ -11,6 +11,7 @@ import base64
 import fcntl
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,7 +79,19 @@ class PiiKey:
     index: bytes  # HMAC-SHA256 key of the blind index
 
 
+# Every ciphertext is ``v1.<key id>.<base64>`` (split at its dots) and every blind-index value
+# ``<key id>:<64 hex>`` in a VARCHAR(80) column: an id holds no separator and at most 15 characters.
+KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,15}")
+KEY_ID_RULE = "1 to 15 letters, digits, '_' or '-'"
+
+
 def _decode_keyring(data: dict) -> tuple[str, dict[str, PiiKey]]:
+    for position, key_id in enumerate(data["keys"], start=1):
+        if not isinstance(key_id, str) or not KEY_ID.fullmatch(key_id):
+            # the id is not echoed: a keyring written the wrong way round would hold key material there
+            raise KeyConfigurationError(
+                f"personal-data key id number {position} in \"keys\" is not {KEY_ID_RULE} (each id is part of "
+                "every ciphertext and blind-index value sealed under its key)")
     keys = {
         key_id: PiiKey(key_id, base64.b64decode(value["encryption"]), base64.b64decode(value["index"]))
         for key_id, value in data["keys"].items()

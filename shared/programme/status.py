@@ -1,7 +1,9 @@
 """Activity status from recency: active, at_risk, dormant — recomputed by a job in bounded batches.
 
 A member's last activity is its latest earn, burn or hold (by ``posted_at``), or its enrolment
-if it has none. Quiet for ``POINTSNET_ACTIVITY_AT_RISK_DAYS`` (90) it is at risk; for
+if it has none; the duplicates merged into it count as the member: their earns, burns and holds,
+and their enrolments (one person enrolled again yesterday under another record is not quiet).
+Quiet for ``POINTSNET_ACTIVITY_AT_RISK_DAYS`` (90) it is at risk; for
 ``POINTSNET_ACTIVITY_DORMANT_DAYS`` (180), dormant. A member who comes back is active again
 at the next run of the job.
 """
@@ -41,6 +43,16 @@ _LATEST = (select(entries_t.c.posted_at)
            .order_by(entries_t.c.posted_at.desc()).limit(1).correlate(members_t).scalar_subquery())
 
 
+# The latest enrolment among the duplicates merged into a member (a merge makes every duplicate of
+# the duplicate name the survivor too): the few rows of the partial index of merged members, read in
+# the statement that reads the members' own enrolments, so a member nobody was merged into costs one
+# index probe.
+merged_t = members_t.alias("merged")
+_DUPLICATES_ENROLLED = (select(func.max(merged_t.c.created_at))
+                        .where(merged_t.c.merged_into == members_t.c.id)
+                        .correlate(members_t).scalar_subquery())
+
+
 def last_activity(tx: Tx, member_ids: list[str]) -> dict[str, datetime]:
     """Member -> latest earn, burn or hold, its merged duplicates' included (members without one are left out)."""
     owner = {row.id: row.merged_into for row in tx.session.execute(
@@ -67,11 +79,12 @@ def recompute_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
         return None, 0
     locked = lock_members(tx, ids)  # the same global order as every writer
     latest = last_activity(tx, list(locked))
-    rows = tx.session.execute(select(members_t.c.id, members_t.c.activity_status, members_t.c.created_at)
+    rows = tx.session.execute(select(members_t.c.id, members_t.c.activity_status, members_t.c.created_at,
+                                     _DUPLICATES_ENROLLED.label("duplicates_enrolled"))
                               .where(members_t.c.id.in_(list(locked)))).all()
     history, changed = [], []
     for row in sorted(rows, key=lambda r: r.id):
-        seen = max(filter(None, (latest.get(row.id), row.created_at)))
+        seen = max(filter(None, (latest.get(row.id), row.created_at, row.duplicates_enrolled)))
         status = status_for(tx.settings, seen, tx.now)
         if status != row.activity_status:
             changed.append({"b_id": row.id, "b_status": status, "b_since": tx.now})

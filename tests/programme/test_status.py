@@ -63,3 +63,74 @@ def test_a_burn_counts_as_activity_an_expiry_does_not(network, clock):
     network.expire_lots()
     jobs.recompute_statuses(network)
     assert statuses(network)[member] == "at_risk"
+
+
+def merge(network, survivor, duplicate):
+    from shared.programme.merge import merge_members
+
+    network.tx(lambda tx: merge_members(tx, survivor, duplicate))
+
+
+def test_a_survivor_counts_the_enrolment_of_the_duplicates_merged_into_it(network, clock):
+    """The same person enrolled again yesterday under another record is not dormant once merged:
+    without the merge that record would be active."""
+    coffee, books = make_partner(network, "Coffee"), make_partner(network, "Books")
+    survivor = make_member(network, coffee)  # an old record, never used
+    clock.advance(days=150)
+    earlier = make_member(network, books)
+    clock.advance(days=50)
+    duplicate = make_member(network, books)  # enrolled again, 200 days after the survivor
+    enrolled = clock.now()
+    merge(network, duplicate, earlier)  # merged into the duplicate first: now names the survivor
+    clock.advance(days=1)
+    merge(network, survivor, duplicate)
+    assert jobs.recompute_statuses(network) == 0
+    assert statuses(network)[survivor] == "active"
+    clock.advance(days=89)  # 90 days since the latest enrolment of the person's records
+    assert jobs.recompute_statuses(network) == 1
+    assert statuses(network)[survivor] == "at_risk"
+    assert history(network, survivor) == [("active", "at_risk", enrolled)]
+
+
+def test_a_survivor_enrolled_after_its_duplicate_keeps_its_own_enrolment(network, clock):
+    coffee, books = make_partner(network, "Coffee"), make_partner(network, "Books")
+    duplicate = make_member(network, books)
+    clock.advance(days=100)
+    survivor = make_member(network, coffee)
+    enrolled = clock.now()
+    merge(network, survivor, duplicate)
+    clock.advance(days=90)
+    assert jobs.recompute_statuses(network) == 1
+    assert history(network, survivor) == [("active", "at_risk", enrolled)]
+
+
+def test_a_duplicates_earn_after_its_enrolment_is_the_last_activity(network, clock):
+    coffee, books = make_partner(network, "Coffee"), make_partner(network, "Books")
+    survivor = make_member(network, coffee)
+    clock.advance(days=100)
+    duplicate = make_member(network, books)
+    clock.advance(days=10)
+    network.earn(books, duplicate, "d-1", points=10)
+    earned = clock.now()
+    merge(network, survivor, duplicate)
+    clock.advance(days=90)
+    assert jobs.recompute_statuses(network) == 1
+    assert history(network, survivor) == [("active", "at_risk", earned)]
+
+
+def test_the_status_pass_finds_the_duplicates_enrolments_through_their_index(network):
+    """The duplicates' enrolments are read in the statement that reads the members' own, through the
+    partial index of merged members: a member nobody was merged into costs an index probe, no scan."""
+    from tests.db.test_history_plans import captured, is_postgres, only_plan
+
+    from shared.programme import status
+
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    with captured(network, "created_at") as sent:
+        assert network.tx(lambda tx: status.recompute_batch(tx, "", 100)) == (member, 0)
+    sent[:] = [(statement, parameters) for statement, parameters in sent if "FROM members" in statement]
+    found = only_plan(network, sent)
+    assert "ix_members_merged_into" in found, found
+    if not is_postgres(network):
+        assert "SCAN merged" not in found and "SCAN members" not in found, found
