@@ -3,6 +3,13 @@
 A unit of work raises an alert with :func:`raise_alert`; the alert is written in its own
 transaction once the unit has ended, committed *or* rolled back, because the most useful
 alerts come from refusals (a velocity limit, an exhausted float), whose unit rolls back.
+
+Occurrences of one kind about one subject (partner, member) on one network day add to one open
+row (its ``dedupe_key``), with a count. An acknowledged row stays as the operator saw it: the next
+occurrence opens a new row with the same key, which is unique among open rows only (a partial
+unique index). Each occurrence is one INSERT … ON CONFLICT on that index, so two processes
+recording the same alert at once make one open row: the second waits for the first's row and
+adds to it.
 """
 
 from __future__ import annotations
@@ -11,10 +18,14 @@ import json
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from shared.db.database import Tx
 from shared.models import Alert
+
+alerts_t = Alert.__table__
 
 
 def raise_alert(tx: Tx, kind: str, *, partner_id: str | None = None, member_id: str | None = None,
@@ -24,15 +35,18 @@ def raise_alert(tx: Tx, kind: str, *, partner_id: str | None = None, member_id: 
 
 
 def record_alerts(session: Session, now: datetime, day: str, alerts: list[dict]) -> None:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for alert in alerts:
         key = "|".join([alert["kind"], alert["partner_id"] or "-", alert["member_id"] or "-", day])
         detail = json.dumps(alert["detail"], sort_keys=True, default=str)
-        bumped = session.execute(update(Alert).where(Alert.dedupe_key == key).values(
-            count=Alert.count + 1, last_at=now, detail=detail)).rowcount
-        if not bumped:
-            session.add(Alert(kind=alert["kind"], partner_id=alert["partner_id"], member_id=alert["member_id"],
-                              detail=detail, dedupe_key=key, count=1, first_at=now, last_at=now))
-            session.flush()
+        statement = insert(alerts_t).values(
+            kind=alert["kind"], partner_id=alert["partner_id"], member_id=alert["member_id"], detail=detail,
+            dedupe_key=key, count=1, first_at=now, last_at=now)
+        # the open row's key only (uq_alerts_open_dedupe_key): an acknowledged row never matches
+        session.execute(statement.on_conflict_do_update(
+            index_elements=[alerts_t.c.dedupe_key], index_where=alerts_t.c.acknowledged_at.is_(None),
+            set_={"count": alerts_t.c["count"] + 1, "last_at": statement.excluded.last_at,
+                  "detail": statement.excluded.detail}))
 
 
 def list_alerts(tx: Tx, *, include_acknowledged: bool = False, limit: int = 200) -> list[dict]:

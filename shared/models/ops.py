@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.types import UTCDateTime
@@ -29,17 +29,23 @@ class Alert(Base):
     """Something an operator should look at: a limit reached, a refusal that protects money.
 
     Alerts of one kind about one subject on one day collapse into one row with a count, so a
-    partner hammering a limit raises one alert, not ten thousand.
+    partner hammering a limit raises one alert, not ten thousand. Only while the row is open: once
+    acknowledged it stays as it was, and the next occurrence opens a new row with the same
+    ``dedupe_key`` (unique among open rows only, migration 0034).
     """
 
     __tablename__ = "alerts"
+    __table_args__ = (
+        Index("uq_alerts_open_dedupe_key", "dedupe_key", unique=True,
+              sqlite_where=text("acknowledged_at IS NULL"), postgresql_where=text("acknowledged_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(64), index=True)
     partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
     member_id: Mapped[str | None] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text)
-    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200))
     count: Mapped[int] = mapped_column(Integer, default=1)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)

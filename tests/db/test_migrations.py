@@ -196,3 +196,58 @@ def test_0031_gives_lots_a_merge_moved_the_member_they_were_issued_to(network, d
         _migrate(database_url, "head")
     assert lots.pop(moved) == (survivor, duplicate)
     assert [merged_from for _, merged_from in lots.values()] == [None]  # the survivor's own lot
+
+
+def _alerts(connection) -> dict:
+    return {key: (int(count), acknowledged is not None) for key, count, acknowledged in connection.execute(text(
+        "SELECT dedupe_key, count, acknowledged_at FROM alerts"))}
+
+
+def _add_alert(connection, key: str, count: int, acknowledged: bool) -> None:
+    connection.execute(text(
+        "INSERT INTO alerts (kind, detail, dedupe_key, count, first_at, last_at, acknowledged_at) VALUES "
+        "('float_exhausted', '{}', :key, :count, '2026-11-20 02:00:00', '2026-11-20 03:00:00', :ack)"),
+        {"key": key, "count": count, "ack": "2026-11-20 04:00:00" if acknowledged else None})
+
+
+def test_0034_keeps_the_alerts_and_holds_a_key_unique_among_open_alerts_only(database_url):
+    """Alerts written before 0034 stay as they were; after it an acknowledged alert's key may open again,
+    once; the downgrade keeps every row and gives an acknowledged one that shares its key with an open one
+    a key of its own (the whole-table unique key comes back)."""
+    from sqlalchemy.exc import IntegrityError
+
+    engine = create_engine(normalise_url(database_url))
+    _migrate(database_url, "0033", down=True)
+    try:
+        with engine.begin() as connection:
+            _add_alert(connection, "float_exhausted|P1|-|2026-11-20", 3, acknowledged=True)
+            _add_alert(connection, "float_exhausted|P2|-|2026-11-20", 2, acknowledged=False)
+        _migrate(database_url, "head")
+        with engine.begin() as connection:
+            migrated = _alerts(connection)
+            _add_alert(connection, "float_exhausted|P1|-|2026-11-20", 1, acknowledged=False)  # open again
+        refused = []
+        for key in ("float_exhausted|P1|-|2026-11-20", "float_exhausted|P2|-|2026-11-20"):
+            try:
+                with engine.begin() as connection:
+                    _add_alert(connection, key, 1, acknowledged=False)  # a second open row
+            except IntegrityError:
+                refused.append(key)
+        _migrate(database_url, "0033", down=True)
+        with engine.connect() as connection:
+            downgraded = _alerts(connection)
+            rows = connection.execute(text("SELECT id, dedupe_key FROM alerts WHERE acknowledged_at IS NOT NULL")).all()
+        _migrate(database_url, "head")
+        with engine.begin() as connection:
+            upgraded_again = _alerts(connection)
+            connection.execute(text("DELETE FROM alerts"))
+    finally:
+        engine.dispose()
+        _migrate(database_url, "head")
+    assert migrated == {"float_exhausted|P1|-|2026-11-20": (3, True), "float_exhausted|P2|-|2026-11-20": (2, False)}
+    assert refused == ["float_exhausted|P1|-|2026-11-20", "float_exhausted|P2|-|2026-11-20"]
+    [(acknowledged_id, acknowledged_key)] = rows
+    assert acknowledged_key == f"float_exhausted|P1|-|2026-11-20#{acknowledged_id}"
+    assert downgraded == {acknowledged_key: (3, True), "float_exhausted|P1|-|2026-11-20": (1, False),
+                          "float_exhausted|P2|-|2026-11-20": (2, False)}
+    assert upgraded_again == downgraded
