@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.markup import escape
 
-from services.cli import app, clearing_app, console, err, fail, _network, _read_text
+from services.cli import app, clearing_app, console, err, fail, _network
 
 
 def _cycle(text: str):
@@ -117,6 +117,16 @@ def clearing_mark_paid(cycle: str = typer.Option(...), party: str = typer.Option
     print(json.dumps(_network().tx(lambda tx: record_payment(tx, day, party, bank_reference))))
 
 
+def _read_log(path: Path) -> str:
+    """A partner's log as UTF-8 text whatever the locale, a leading byte-order mark (as Excel writes) dropped."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        fail(f"cannot read {path}: not UTF-8 text")
+
+
 @app.command()
 def reconcile(
     directory: Path,
@@ -127,22 +137,23 @@ def reconcile(
     """Verify a settlement directory against its signature and the ledger; or report a partner's breaks."""
     from shared.settlement import positions
     from shared.settlement.files import statement_name
-    from shared.settlement.reconcile import match_partner_log, verify_directory
+    from shared.settlement.reconcile import match_partner_log, verified_statement, verify_directory
     from shared.signing import network_key_id
 
     if not directory.is_dir():
         fail(f"{directory} is not a settlement directory")
     network = _network()
+    key = network.signing_key
+    public_keys = {network_key_id(key): key.public_key()}
     if partner or partner_log:
         if not (partner and partner_log):
             fail("--partner and --partner-log go together")
-        statement = directory / statement_name(partner)
-        if not statement.exists():
+        if not (directory / statement_name(partner)).exists():
             fail(f"no statement for {partner} in {directory}")
-        log = _read_text(partner_log)  # before the transaction: a missing log is one line, not a traceback
-        try:
-            breaks = network.tx(lambda tx: match_partner_log(tx, statement.read_bytes(), partner, log),
-                                readonly=True)
+        log = _read_log(partner_log)  # before the transaction: a missing log is one line, not a traceback
+        try:  # only the statement the network signed, read once: those bytes are matched
+            statement = verified_statement(directory, partner, public_keys)
+            breaks = network.tx(lambda tx: match_partner_log(tx, statement, partner, log), readonly=True)
         except ValueError as exc:
             fail(str(exc))
         table = Table("reference", "break", "ours", "theirs", "reason", title=f"breaks for {partner}")
@@ -155,9 +166,7 @@ def reconcile(
         if breaks:
             raise typer.Exit(1)
         return
-    key = network.signing_key
-    findings = network.tx(lambda tx: verify_directory(tx, directory, {network_key_id(key): key.public_key()}),
-                          readonly=True)
+    findings = network.tx(lambda tx: verify_directory(tx, directory, public_keys), readonly=True)
     for finding in findings:
         err.print(escape(f"{finding.check}: {finding.subject}: {finding.detail}"), highlight=False)
     if findings:

@@ -13,13 +13,15 @@ import io
 from datetime import date
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import case, func, select
 
 from shared.db.database import Tx
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.models import Partner, PendingAction, Settlement, SettlementRun
 from shared.settlement.files import NETWORK, statement_name
-from shared.settlement.reconcile import Break, PartnerLogError, match_partner_log
+from shared.settlement.reconcile import Break, PartnerLogError, UnverifiedStatement, match_partner_log, \
+    verified_statement
 from shared.settlement.runs import UnknownCycle
 
 SHARED_FILES = ("network-summary.csv", "bilateral.csv", "manifest.json", "manifest.json.sig")
@@ -32,6 +34,10 @@ class UnknownSettlementFile(NotFound):
 
 class InvalidPartnerLog(ValidationFailed):
     code, title = "invalid_partner_log", "The partner's log cannot be read"
+
+
+class StatementNotVerified(Conflict):
+    code, title = "statement_not_verified", "The statement is not the one the network signed"
 
 
 def names_of(tx: Tx, parties) -> dict[str, str]:
@@ -177,11 +183,19 @@ def settlement_file(tx: Tx, cycle: date, name: str) -> Path:
     return path
 
 
-def reconcile_partner_log(tx: Tx, cycle: date, partner_id: str, log: str) -> list[Break]:
-    """A partner's own log (CSV reference,kind,points,amount,time) against its statement of the cycle."""
-    statement = settlement_file(tx, cycle, statement_name(partner_id))
+def reconcile_partner_log(tx: Tx, cycle: date, partner_id: str, log: str,
+                          public_keys: dict[str, Ed25519PublicKey]) -> list[Break]:
+    """A partner's own log (CSV reference,kind,points,amount,time) against its statement of the cycle —
+    the one in the run's directory, matched only when the manifest is the one the run wrote, its signature
+    verifies and the statement's SHA-256 is the one it lists (StatementNotVerified otherwise)."""
+    settlement_file(tx, cycle, statement_name(partner_id))  # a party of the cycle, its file in the run's directory
+    run = run_of(tx, cycle)
     try:
-        return match_partner_log(tx, statement.read_bytes(), partner_id, log)
+        statement = verified_statement(Path(run.directory), partner_id, public_keys,
+                                       manifest_sha256=run.manifest_sha256)
+        return match_partner_log(tx, statement, partner_id, log)
+    except UnverifiedStatement as exc:
+        raise StatementNotVerified(str(exc)) from None
     except PartnerLogError as exc:  # "partner log line N: …"
         raise InvalidPartnerLog(str(exc)) from None
     except ValueError as exc:  # the statement itself cannot be read

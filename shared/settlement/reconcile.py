@@ -22,7 +22,7 @@ from sqlalchemy import select
 from shared.db.database import Tx
 from shared.models import Entry
 from shared.money import MAX_MICRO, MoneyError, to_decimal, to_micro
-from shared.settlement.files import exact
+from shared.settlement.files import exact, statement_name
 from shared.ledger.cycles import cycle_end
 from shared.settlement.runs import cutoff_checkpoint, ledger_position
 from shared.settlement.streaming import write_cycle
@@ -237,6 +237,27 @@ def _is_settlement_file(name: str) -> bool:
         (name.startswith("statement-") and name.endswith(".csv"))
 
 
+def _signature_findings(manifest_bytes: bytes, signature_path: Path,
+                        public_keys: dict[str, Ed25519PublicKey]) -> list[Finding]:
+    """No finding when the manifest carries a signature of one of the network's keys."""
+    try:
+        signature = json.loads(signature_path.read_bytes())
+        key = public_keys[signature["key_id"]]
+        key.verify(base64.b64decode(signature["signature"]), manifest_bytes)
+    except (KeyError, ValueError, TypeError, RecursionError, InvalidSignature) as exc:
+        return [Finding("signature", MANIFEST, f"the network's signature does not verify ({exc!r:.200})")]
+    return []
+
+
+def _unopenable(path: Path) -> str | None:
+    """Why a file the manifest lists is not opened: a symbolic link, not a regular file, or missing."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        return "listed in the manifest but not a regular file; not opened"
+    if not path.exists():
+        return "listed in the manifest but missing"
+    return None
+
+
 def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519PublicKey]) -> list[Finding]:
     """Signature, digests, control totals, and a fresh recomputation from the ledger, byte for byte.
 
@@ -247,13 +268,7 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
     if not manifest_path.is_file() or not signature_path.is_file():
         return [Finding("manifest", str(directory), "manifest.json or manifest.json.sig is missing")]
     manifest_bytes = manifest_path.read_bytes()
-    found: list[Finding] = []
-    try:
-        signature = json.loads(signature_path.read_bytes())
-        key = public_keys[signature["key_id"]]
-        key.verify(base64.b64decode(signature["signature"]), manifest_bytes)
-    except (KeyError, ValueError, TypeError, RecursionError, InvalidSignature) as exc:
-        found.append(Finding("signature", MANIFEST, f"the network's signature does not verify ({exc!r:.200})"))
+    found = _signature_findings(manifest_bytes, signature_path, public_keys)
     manifest, unreadable = _read_manifest(manifest_bytes)
     found.extend(unreadable)
     present = {p.name for p in directory.iterdir() if p.is_file()} - {MANIFEST, SIGNATURE}
@@ -267,11 +282,9 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
         found.append(Finding("digest", name, "file is not listed in the manifest"))
     for name, digest in sorted(listed.items()):
         path = directory / name
-        if path.is_symlink() or (path.exists() and not path.is_file()):
-            found.append(Finding("digest", name, "listed in the manifest but not a regular file; not opened"))
-            continue
-        if not path.exists():
-            found.append(Finding("digest", name, "listed in the manifest but missing"))
+        problem = _unopenable(path)
+        if problem:
+            found.append(Finding("digest", name, problem))
             continue
         content = path.read_bytes()
         if digest is not None and hashlib.sha256(content).hexdigest() != digest:
@@ -338,6 +351,48 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class UnverifiedStatement(ValueError):
+    """A statement that is not the one the network signed: a partner's log is not matched against it.
+    The message is one line naming the file and the problem."""
+
+
+def verified_statement(directory: Path, partner_id: str, public_keys: dict[str, Ed25519PublicKey], *,
+                       manifest_sha256: str | None = None) -> bytes:
+    """The partner's statement in a settlement directory, read once, only if the manifest's signature
+    verifies (and, given ``manifest_sha256``, the manifest is that one: the run's own) and the statement's
+    SHA-256 is the one the manifest lists; raises UnverifiedStatement otherwise. The checks are
+    verify_directory's, for the one file a partner's log is matched against."""
+    name = statement_name(partner_id)
+
+    def refuse(finding: Finding) -> UnverifiedStatement:
+        return UnverifiedStatement(f"the partner's log is not matched: {name} is not verified ({finding.check}: "
+                                   f"{finding.subject}: {finding.detail}); verify the run's files")
+
+    manifest_path, signature_path = directory / MANIFEST, directory / SIGNATURE
+    if not manifest_path.is_file() or not signature_path.is_file():
+        raise refuse(Finding("manifest", f"{MANIFEST} / {SIGNATURE}", "missing"))
+    manifest_bytes = manifest_path.read_bytes()
+    if manifest_sha256 is not None and hashlib.sha256(manifest_bytes).hexdigest() != manifest_sha256:
+        raise refuse(Finding("manifest", MANIFEST, "SHA-256 differs from the manifest the run wrote"))
+    problems = _signature_findings(manifest_bytes, signature_path, public_keys)
+    manifest, unreadable = _read_manifest(manifest_bytes)
+    if problems or unreadable:
+        raise refuse((problems + unreadable)[0])
+    listed, _problems = _listed_files(manifest)
+    if not plain_file_name(name) or name not in listed:
+        raise refuse(Finding("digest", name, "not listed in the manifest"))
+    if listed[name] is None:
+        raise refuse(Finding("digest", name, "the manifest gives no sha256"))
+    path = directory / name
+    problem = _unopenable(path)
+    if problem:
+        raise refuse(Finding("digest", name, problem))
+    content = path.read_bytes()
+    if hashlib.sha256(content).hexdigest() != listed[name]:
+        raise refuse(Finding("digest", name, "SHA-256 differs from the manifest"))
+    return content
+
+
 @dataclass(frozen=True)
 class Break:
     reference: str
@@ -369,7 +424,7 @@ def read_partner_log(log: str) -> dict[str, list[dict]]:
     """The partner's log (CSV reference,kind,points,amount,time) by reference, each line of a reference
     with its line number. Amounts are exact (at most six decimal places of the minor unit, finite);
     raises PartnerLogError naming the line otherwise."""
-    reader = csv.DictReader(io.StringIO(log))
+    reader = csv.DictReader(io.StringIO(log.removeprefix("\ufeff")))  # a byte-order mark, as Excel writes
     theirs: dict[str, list[dict]] = {}
     try:
         missing = [c for c in ("reference", "kind", "points", "amount") if c not in (reader.fieldnames or ())]
@@ -402,7 +457,10 @@ def match_partner_log(tx: Tx, statement: bytes, partner_id: str, log: str) -> li
     """Compare a partner's log (CSV: reference, kind, points, amount, time) with its statement, by reference.
 
     A reference the log lists more than once is one ``duplicate_on_partner`` break naming every line;
-    it is not matched further. A line that cannot be read raises PartnerLogError ("partner log line N")."""
+    it is not matched further. A reference of the cycle that is not on the statement (its entry moves no
+    money) is matched on kind and points against the ledger entry. A line that cannot be read raises
+    PartnerLogError ("partner log line N"). ``statement`` must be verified_statement's: its amounts are
+    taken as they are."""
     ours, cycle = _statement_amounts(statement)
     logged = read_partner_log(log)
     theirs = {reference: lines[0] for reference, lines in logged.items() if len(lines) == 1}
@@ -430,15 +488,21 @@ def match_partner_log(tx: Tx, statement: bytes, partner_id: str, log: str) -> li
         if reference not in theirs:
             breaks.append(_duplicate(reference, logged[reference], None))
             continue
-        entry = tx.session.execute(select(Entry.cycle_date, Entry.kind).where(
+        other = theirs[reference]
+        entry = tx.session.execute(select(Entry.cycle_date, Entry.kind, Entry.points).where(
             Entry.partner_id == partner_id, Entry.reference == reference)).first()
         if entry is None:
             reason = "no such reference in the ledger"
         elif cycle and entry.cycle_date.isoformat() != cycle:
             reason = f"posted in cycle {entry.cycle_date.isoformat()}, not this one"
-        else:
-            if theirs[reference]["amount"] == 0:
-                continue  # an entry that moves no money is not a break
+        else:  # an entry of the cycle that moves no money: not on the statement, matched against the ledger
+            if other["kind"] != entry.kind:
+                breaks.append(Break(reference, "kind_mismatch", entry.kind, other["kind"], "different operation"))
+            if other["points"] != entry.points:
+                breaks.append(Break(reference, "points_mismatch", str(entry.points), str(other["points"]),
+                                    "the ledger entry has different points"))
+            if other["amount"] == 0:
+                continue  # no money moved, and the log says so
             reason = "the entry moves no money between parties"
         breaks.append(Break(reference, "missing_on_network", "", f"{theirs[reference]['kind']} "
                                                                  f"{exact(theirs[reference]['amount'])}", reason))

@@ -53,3 +53,53 @@ def test_a_reference_twice_in_an_uploaded_log_is_a_break(client_as, network, set
                                                              ("book-1", "burn", 300, "285", "2026-11-20T02:06:00Z")]))
     assert answer.status_code == 200
     assert 'data-reference="book-1" data-break="duplicate_on_partner"' in answer.text and 'data-breaks="1"' in answer.text
+
+
+# -- the upload is matched only against the statement the network signed, read from the run's directory --
+
+def tamper_statement(network, settled):
+    statement = directory_of(network) / f"statement-{settled['book']}.csv"
+    text = statement.read_text()
+    assert ",300.000000," in text
+    statement.write_text(text.replace(",300.000000,", ",1300.000000,"))
+
+
+def test_an_upload_against_a_tampered_statement_is_refused_409(client_as, network, settled):
+    tamper_statement(network, settled)
+    client = client_as("finance")
+    client._transport.raise_server_exceptions = False
+    answer = reconcile(client, settled["book"], partner_log([("book-1", "burn", 300, "1285", "2026-11-20T02:05:00Z")]))
+    assert answer.status_code == 409, answer.status_code
+    assert "statement_not_verified" in answer.text and "SHA-256" in answer.text
+    assert 'data-breaks="0"' not in answer.text
+
+
+def test_an_upload_against_a_manifest_that_is_not_the_runs_is_refused_409(client_as, network, settled):
+    """A manifest re-signed with the network's key (as an older run's would be) but not the one the run
+    recorded is not this run's."""
+    import hashlib
+    import json
+
+    from shared.settlement.runs import sign_manifest
+
+    tamper_statement(network, settled)
+    directory = directory_of(network)
+    statement = directory / f"statement-{settled['book']}.csv"
+    manifest = json.loads((directory / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        if entry["name"] == statement.name:
+            entry["sha256"] = hashlib.sha256(statement.read_bytes()).hexdigest()
+    content = json.dumps(manifest).encode()
+    (directory / "manifest.json").write_bytes(content)
+    (directory / "manifest.json.sig").write_bytes(sign_manifest(content, network.signing_key))
+    client = client_as("finance")
+    client._transport.raise_server_exceptions = False
+    answer = reconcile(client, settled["book"], partner_log([("book-1", "burn", 300, "1285", "2026-11-20T02:05:00Z")]))
+    assert answer.status_code == 409 and "statement_not_verified" in answer.text, answer.status_code
+
+
+def test_an_upload_with_a_byte_order_mark_is_read(client_as, network, settled):
+    client = client_as("finance")
+    log = b"\xef\xbb\xbf" + partner_log([("book-1", "burn", 300, "300.000000", "2026-11-20T02:05:00Z")])
+    answer = reconcile(client, settled["book"], log)
+    assert answer.status_code == 200 and 'data-breaks="0"' in answer.text, answer.text[-2000:]

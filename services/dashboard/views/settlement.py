@@ -195,10 +195,12 @@ def reconcile(request: Request, cycle: date = Depends(cycle_in_path),
     except UnicodeDecodeError:
         raise ValidationFailed("the partner's log is not UTF-8 text") from None
     as_csv = form.get("format") == "csv"
+    network = network_of(request)
+    key = network.signing_key
 
     breaks = read_then_audit(
-        network_of(request), staff, "settlement.reconcile", f"{cycle.isoformat()}/{partner}",
-        lambda tx: positions.reconcile_partner_log(tx, cycle, partner, log),
+        network, staff, "settlement.reconcile", f"{cycle.isoformat()}/{partner}",
+        lambda tx: positions.reconcile_partner_log(tx, cycle, partner, log, {network_key_id(key): key.public_key()}),
         lambda found: {"log": getattr(upload, "filename", None), "lines": log.count("\n"), "breaks": len(found),
                        "kinds": sorted({b.kind for b in found})})
     if as_csv:
