@@ -293,9 +293,7 @@ class Posting:
         direct = {e.member_id for e in events if e.member_id}
         self.linked.update(row.member_id for row in among_rows(self.tx, _linked_query(self.tx.dialect), direct,
                                                                partner_id=self.partner_id))
-        locked_rows: list = []
-        self.journal.members = lock_members(self.tx, self.linked | self._owners(references, hold_ids)
-                                            | self.programme.members_to_lock(events, self.linked), rows=locked_rows)
+        locked_rows = self._lock_members(events, references, hold_ids)
         self._load_originals(references)
         self._load_holds(hold_ids)
         # Earners' tiers and qualifying points, read under their locks: an earn may upgrade.
@@ -322,6 +320,36 @@ class Posting:
             if original.kind == "earn":
                 original.lot_ids = sorted((lot.id for lot in lots.values() if lot.entry_id == original.entry_id),
                                           key=lambda lot_id: (lots[lot_id].billing == "network", lot_id))
+
+    def _lock_members(self, events: list[Event], references: set[str], hold_ids: set[str]) -> list:
+        """Lock the members the events touch (``self.journal.members``); returns the rows read.
+
+        The owners of the entries to reverse and the holds to resolve are read before their locks. A
+        merge that held an owner's lock meanwhile has moved its holds and lots to the survivor (and
+        the owner is no longer locked: it is merged), so once locked the owners are looked at again:
+        an owner merged since it was read gives way to its survivor, which is locked too, until what
+        was read holds under the locks (each round follows a merge that committed). The survivor's id
+        may sort before members locked already: on PostgreSQL the locks are then taken again, all in
+        id order, from a savepoint set before them (a lock out of order could deadlock with a writer
+        holding the survivor and waiting for one of ours). SQLite's one writer sees no merge commit
+        meanwhile."""
+        owners = self._owners(references, hold_ids)
+        wanted = self.linked | owners | self.programme.members_to_lock(events, self.linked)
+        while True:
+            savepoint = self.tx.session.begin_nested() if owners and self.tx.is_postgres else None
+            rows: list = []
+            self.journal.members = lock_members(self.tx, wanted, rows=rows)
+            unlocked = owners - self.journal.members.keys()  # merged, erased or gone
+            if unlocked and survivors(self.tx, unlocked):  # merged since they were read
+                owners = self._owners(references, hold_ids)  # the survivors own them now
+                if not owners <= wanted:
+                    wanted |= owners
+                    if savepoint is not None:
+                        savepoint.rollback()  # lets go of the locks taken since; taken again in order
+                    continue
+            if savepoint is not None:
+                savepoint.commit()
+            return rows
 
     def _owners(self, references: set[str], hold_ids: set[str]) -> set[str]:
         """The members of the entries to reverse and of the holds to resolve."""
@@ -448,7 +476,7 @@ class Posting:
         member = self._member(event.member_id)
         terms = self.terms
         partner_points, network_points, evaluation, float_cost = self._earn_checks(event, member.id)
-        if float_cost:  # drawn only once nothing else can refuse the earn
+        if float_cost:  # drawn only once nothing else can refuse the earn; its referral bonus's too
             self.float_guard.draw(float_cost, member_id=member.id, reference=event.reference)
         entry = self.journal.entry("earn", partner_points + network_points, partner_id=self.partner_id,
                                    member_id=member.id, reference=event.reference,
@@ -491,8 +519,9 @@ class Posting:
         """Every refusal an earn can meet once its partner and member pass, in the earn's order, run by
         the earn and by its quote alike so that they cannot disagree: nothing to earn, money that does
         not fit the ledger, the prepaid float, the velocity limits. Returns (partner points, network
-        points, the rules' evaluation or None for explicit points, the float they cost). The earn checks
-        under its locks; a quote reads without them, and draws, counts and alerts nothing."""
+        points, the rules' evaluation or None for explicit points, the float they cost — with the
+        partner-funded referral bonus the earn pays). The earn checks under its locks; a quote reads
+        without them, and draws, counts and alerts nothing."""
         if event.points is not None:
             partner_points, network_points, evaluation = event.points, 0, None
         else:
@@ -503,26 +532,34 @@ class Posting:
                                     breakdown=[line.__dict__ for line in evaluation.lines])
         self._require_money_fits(partner_points)
         bonus = self.programme.referral_bonus(event, member_id)
-        if bonus is not None and bonus[1] == "partner":  # written after the earn, at this partner's terms
-            self._require_money_fits(bonus[0], referral_bonus=True)
+        bonus_points = bonus[0] if bonus is not None and bonus[1] == "partner" else 0
+        if bonus_points:  # written after the earn, at this partner's terms
+            self._require_money_fits(bonus_points, referral_bonus=True)
         terms = self.terms
-        float_cost = partner_points * terms.point_value_micro if partner_points and terms.billing == "prepaid" else 0
+        # A prepaid partner's float funds the earn's points and the partner-funded referral bonus the
+        # earn pays (``Referrals.after_earn``): both are checked here, before anything is written, and
+        # drawn together by the earn (docs/ledger.md, decision 14).
+        bonus_cost = bonus_points * terms.point_value_micro if terms.billing == "prepaid" else 0
+        float_cost = partner_points * terms.point_value_micro if terms.billing == "prepaid" else 0
+        float_cost += bonus_cost
         if self.quote:
             if float_cost:
-                self._quote_float(float_cost)
+                self._quote_float(float_cost, bonus_cost)
             self.programme.limits.check_quote(member_id, partner_points + network_points, partner_points)
         else:
             if float_cost:
-                self.float_guard.ensure(float_cost, member_id=member_id, reference=event.reference)
+                self.float_guard.ensure(float_cost, member_id=member_id, reference=event.reference,
+                                        referral_bonus_micro=bonus_cost)
             self.programme.check_earn(member_id, partner_points + network_points, partner_points)
         return partner_points, network_points, evaluation, float_cost
 
-    def _quote_float(self, amount_micro: int) -> None:
+    def _quote_float(self, amount_micro: int, referral_bonus_micro: int = 0) -> None:
         """Refuse, as ``FloatGuard.ensure`` refuses the earn, a quote for an issuance the prepaid float
         (overdraft included) cannot fund, read without the float's lock and alerting nobody."""
         status = float_status(self.tx, self.partner_id)
         if status["enforced"] and amount_micro > status["headroom_micro"]:
-            raise FloatExhausted.needing(amount_micro, status["headroom_micro"])
+            raise FloatExhausted.needing(amount_micro, status["headroom_micro"],
+                                         referral_bonus_micro=referral_bonus_micro)
 
     def _activity(self, event: Event) -> dict:
         return self.programme.activity(event)

@@ -58,10 +58,17 @@ class FloatExhausted(Conflict):
     code, title = "float_exhausted", "The partner's prepaid float does not cover this issuance"
 
     @classmethod
-    def needing(cls, needed_micro: int, headroom_micro: int) -> FloatExhausted:
-        """The refusal of an issuance needing ``needed_micro`` where the float has ``headroom_micro`` left."""
-        return cls(f"this issuance needs {needed_micro} micro-units of float; {max(headroom_micro, 0)} remain "
-                   f"(overdraft included): top up the float", needed_micro=needed_micro, headroom_micro=headroom_micro)
+    def needing(cls, needed_micro: int, headroom_micro: int, *, referral_bonus_micro: int = 0) -> FloatExhausted:
+        """The refusal of an issuance needing ``needed_micro`` where the float has ``headroom_micro`` left;
+        ``referral_bonus_micro`` of it is the partner-funded referral bonus the earn would pay."""
+        if not referral_bonus_micro:
+            return cls(f"this issuance needs {needed_micro} micro-units of float; {max(headroom_micro, 0)} remain "
+                       f"(overdraft included): top up the float",
+                       needed_micro=needed_micro, headroom_micro=headroom_micro)
+        return cls(f"this issuance needs {needed_micro} micro-units of float, {referral_bonus_micro} of them for "
+                   f"the referral bonus it would pay the member's referrer; {max(headroom_micro, 0)} remain "
+                   f"(overdraft included): top up the float", needed_micro=needed_micro,
+                   headroom_micro=headroom_micro, referral_bonus_micro=referral_bonus_micro)
 
 
 class TopupConflict(Conflict):
@@ -207,19 +214,17 @@ class FloatGuard:
             topups, drawn = _balance_micro(tx, partner_id, row)
             self.headroom = topups * MICRO - drawn + self.overdraft * MICRO
 
-    def ensure(self, amount_micro: int, *, member_id: str, reference: str | None) -> None:
-        """Refuse (and alert) if the float cannot cover ``amount_micro``; draws nothing."""
+    def ensure(self, amount_micro: int, *, member_id: str, reference: str | None,
+               referral_bonus_micro: int = 0) -> None:
+        """Refuse (and alert) if the float cannot cover ``amount_micro`` (``referral_bonus_micro`` of it:
+        the partner-funded referral bonus an earn would pay, which the refusal names); draws nothing."""
         if self.overdraft is None or amount_micro <= 0:
             return
         if amount_micro > self.headroom:
+            bonus = {"referral_bonus_micro": referral_bonus_micro} if referral_bonus_micro else {}
             raise_alert(self.tx, "float_exhausted", partner_id=self.partner_id, member_id=member_id,
-                        reference=reference, needed_micro=amount_micro, headroom_micro=self.headroom)
-            raise FloatExhausted.needing(amount_micro, self.headroom)
-
-    def force(self, amount_micro: int) -> None:
-        """Draw without refusing (a referral bonus owed by an earn that already passed the gate)."""
-        if self.overdraft is not None and amount_micro > 0:
-            self.headroom -= amount_micro
+                        reference=reference, needed_micro=amount_micro, headroom_micro=self.headroom, **bonus)
+            raise FloatExhausted.needing(amount_micro, self.headroom, referral_bonus_micro=referral_bonus_micro)
 
     def draw(self, amount_micro: int, *, member_id: str, reference: str | None) -> None:
         if self.overdraft is None or amount_micro <= 0:

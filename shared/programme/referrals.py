@@ -139,9 +139,9 @@ class Referrals:
                               request={"kind": "referral_bonus", "referee_member_id": member.id,
                                        "qualifying_entry_id": earn_entry["id"], "points": points})
         if programme.funded_by == "partner":
+            # a prepaid partner's float was checked for it, and drawn, with the qualifying earn
+            # (``Posting._earn_checks``: ``bonus_due`` told it this bonus)
             terms = posting.terms
-            if terms.billing == "prepaid":  # never refused: the qualifying earn already passed the gate
-                posting.float_guard.force(points * terms.point_value_micro)
             lot = posting._new_lot(entry, referrer.id, posting.partner_id, terms.billing, terms.contract_id, points)
             journal.transfer(entry, f"partner:{posting.partner_id}:issued", f"member:{referrer.id}", points)
             for line in issuance_lines(lot, terms):

@@ -4,13 +4,16 @@ import pytest
 from sqlalchemy import select
 
 from shared.errors import ActivityCapReached, UnknownMember, ValidationFailed
+from shared.ledger.events import Event
 from shared.ledger.queries import member_balance
 from shared.models import MemberLink, MemberMerge, MemberTierHistory, Referral
+from shared.programme import merge as merging
 from shared.programme.merge import merge_members
 from shared.programme.summary import member_summary
 from shared.programme.tiers import current_tier
 from shared.rules.store import set_rules
 from tests.factories import make_member, make_partner, verify_ok
+from tests.interleave import Pause, overlap
 
 
 @pytest.fixture
@@ -186,3 +189,88 @@ def test_per_member_activity_caps_count_the_duplicates_awards(network):
     merge(network, survivor, duplicate)
     with pytest.raises(ActivityCapReached):
         network.activity(partner, survivor, "signup", "s-signup")  # one person, signed up already
+
+
+# -- a merge running at the same time as the partner acts on the duplicate's entries and holds --------
+# (the reviewers' race, tests/_review_mem/test_merge_concurrent.py: the posting reads the duplicate as
+# the owner, waits for the merge's lock on it, and must then act on the survivor it never asked for)
+
+def points(network, member) -> dict:
+    balance = network.balance(member)
+    return {"available": balance["available"], "held": balance["held"]}
+
+
+def _overlapping_merge(network, monkeypatch, survivor, duplicate, second):
+    """Run the merge up to just after it locked both members, then ``second``; both end."""
+    pause = Pause().after(monkeypatch, merging, "lock_members")
+    both = overlap(lambda: merge(network, survivor, duplicate), second, pause)
+    assert isinstance(both.first, dict), both.first
+    assert both.second_waited, "the posting did not wait for the merge: no race was made"
+    return both.second
+
+
+@pytest.fixture
+def racing(network):
+    """Books' members: the survivor, the duplicate (300 earned, 100 of them held, 40 burnt) and another."""
+    books = make_partner(network, "Books")
+    members = sorted(make_member(network, books) for _ in range(3))
+    return books, members
+
+
+def _arrange(network, books, survivor, duplicate):
+    network.earn(books, duplicate, "d-earn", points=300)
+    network.burn(books, duplicate, "d-burn", 40)
+    return network.hold(books, duplicate, "d-hold", points=100)["hold_id"]
+
+
+OPERATIONS = {
+    "capture": (lambda network, books, hold: network.capture(books, hold, 60), {"available": 200, "held": 0}),
+    "void": (lambda network, books, hold: network.void(books, hold), {"available": 260, "held": 0}),
+    "reversal of an earn": (lambda network, books, hold: network.reverse(books, "d-earn-r", "d-earn", points=50),
+                            {"available": 110, "held": 100}),
+    "reversal of a burn": (lambda network, books, hold: network.reverse(books, "d-burn-r", "d-burn"),
+                           {"available": 200, "held": 100}),
+}
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+@pytest.mark.parametrize("survivor_sorts", ["first", "last"])
+def test_the_duplicates_hold_or_entry_acted_on_during_a_merge_acts_on_the_survivor(
+        network, monkeypatch, racing, operation, survivor_sorts):
+    """docs/programme.md: captures, voids and later reversals of the duplicate's entries act on the
+    survivor — also when the merge commits while the partner's request waits for it."""
+    books, members = racing
+    survivor, duplicate = (members[0], members[1]) if survivor_sorts == "first" else (members[2], members[1])
+    hold = _arrange(network, books, survivor, duplicate)
+    act, balance = OPERATIONS[operation]
+    outcome = _overlapping_merge(network, monkeypatch, survivor, duplicate, lambda: act(network, books, hold))
+    assert isinstance(outcome, dict), f"{operation} refused: {outcome!r}"
+    assert outcome["member_id"] == survivor
+    assert points(network, survivor) == balance
+    assert points(network, duplicate) == {"available": 0, "held": 0}
+    verify_ok(network)
+
+
+@pytest.mark.parametrize("survivor_sorts", ["first", "last"])
+def test_a_batch_waiting_for_a_merge_locks_the_survivor_in_order_with_its_other_members(
+        network, monkeypatch, racing, survivor_sorts):
+    """A batch that captures the duplicate's hold and earns for another member locked both before it
+    learnt of the survivor; whether the survivor's id sorts before the other member's (its lock then
+    comes out of the global order: the batch starts its locks again, in order) or after it, the capture
+    acts on the survivor and the earn posts."""
+    books, members = racing
+    if survivor_sorts == "first":
+        survivor, duplicate, other = members
+    else:
+        other, duplicate, survivor = members
+    hold = _arrange(network, books, survivor, duplicate)
+    outcome = _overlapping_merge(network, monkeypatch, survivor, duplicate, lambda: network.post(books, [
+        Event("capture", None, hold_id=hold, points=60), Event("earn", "o-earn", other, points=5)]))
+    assert isinstance(outcome, list), outcome
+    captured, earned = outcome
+    assert isinstance(captured, dict), f"capture refused: {captured!r}"
+    assert isinstance(earned, dict), f"earn refused: {earned!r}"
+    assert captured["member_id"] == survivor and earned["member_id"] == other
+    assert points(network, survivor) == {"available": 200, "held": 0}
+    assert points(network, other) == {"available": 5, "held": 0}
+    verify_ok(network)
