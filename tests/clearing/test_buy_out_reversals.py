@@ -13,7 +13,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from shared import errors
 from shared.models import ObligationLine, Settlement
 from shared.partners.lifecycle import PartnerTerminated, terminate
 from tests.factories import make_member, make_partner, verify_ok
