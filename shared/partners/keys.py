@@ -1,4 +1,10 @@
-"""Partners' signing keys: registration, rotation with overlap (two active at most), revocation."""
+"""Partners' signing keys: registration, rotation with overlap (two active at most), revocation.
+
+A key's material (its 32 raw public bytes) is registered once in the network's life: a key already
+registered, to this partner or another, is refused (``key_already_registered``), and so is one that
+was revoked (``key_previously_revoked``), whatever partner offers it again — a revoked key is
+typically one that leaked, and a new keyid must not make its private key sign again. (Not the API's
+``key_revoked``, a 401 for a request signed with a revoked keyid: one code, one status.)"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
 from shared.db.lists import per_dialect
 from shared.db.types import new_id
@@ -38,6 +45,14 @@ class TooManyKeys(Conflict):
     code, title = "too_many_keys", "A partner has at most two active keys"
 
 
+class RevokedKeyRefused(Conflict):
+    code, title = "key_previously_revoked", "This key was revoked; it is never accepted again"
+
+
+class KeyAlreadyRegistered(Conflict):
+    code, title = "key_already_registered", "This key is already registered"
+
+
 class UnknownKey(NotFound):
     code, title = "unknown_key", "Unknown key"
 
@@ -57,15 +72,37 @@ def add_key(tx: Tx, partner_id: str, public_key_text: str) -> dict:
         key = load_public_key(public_key_text)
     except ValueError as exc:
         raise ValidationFailed(f"public key: {exc}") from exc
+    public = b64url(raw_public(key))  # one spelling of the key, whatever its encoding here
     lock_partner(tx, partner_id)  # two keys added at once must not both count one active key
+    if tx.is_postgres:  # the same key added to two partners at once: the second sees the first
+        lock_until_commit(tx.session, "partner-key", public)
+    _require_new(tx, public)
     active = tx.session.execute(select(func.count()).select_from(keys_t).where(
         keys_t.c.partner_id == partner_id, keys_t.c.status == "active")).scalar_one()
     if active >= MAX_ACTIVE_KEYS:
         raise TooManyKeys("revoke one of the two active keys before adding another")
     key_id = new_id("key")
     tx.session.execute(insert(keys_t).values(key_id=key_id, partner_id=partner_id,
-                                             public_key=b64url(raw_public(key)), status="active", created_at=tx.now))
+                                             public_key=public, status="active", created_at=tx.now))
     return {"partner_id": partner_id, "key_id": key_id}
+
+
+def _require_new(tx: Tx, public: str) -> None:
+    """Refuse key material registered before, to any partner: revoked (``key_previously_revoked``), or not."""
+    rows = tx.session.execute(select(keys_t.c.key_id, keys_t.c.partner_id, keys_t.c.status, keys_t.c.revoked_at)
+                              .where(keys_t.c.public_key == public).order_by(keys_t.c.created_at)).all()
+    revoked = [row for row in rows if row.status == "revoked"]
+    if revoked:
+        row = revoked[0]
+        when = f" at {row.revoked_at.isoformat()}" if row.revoked_at else ""
+        raise RevokedKeyRefused(f"this public key was registered as {row.key_id} (partner {row.partner_id}) and "
+                                f"revoked{when}; a revoked key is never accepted again: make a new key pair",
+                                key_id=row.key_id)
+    if rows:
+        row = rows[0]
+        raise KeyAlreadyRegistered(f"this public key is already registered as {row.key_id} (partner "
+                                   f"{row.partner_id}); a key is registered once: make a new key pair",
+                                   key_id=row.key_id)
 
 
 def revoke_key(tx: Tx, key_id: str) -> dict:

@@ -7,16 +7,18 @@ good, with a recorded final cycle (the cycle open at termination). The partner's
 points stay redeemable elsewhere. Under ``keep_paying`` the issuer keeps reimbursing those
 redemptions under its last contract: they appear on its statements in later cycles as usual.
 Under ``buy_out`` it pays, once and in its final cycle, the buy-out rate times the value of its
-open postpaid points (per lot, at the lot's contract point value); those lots are marked bought
-out and the network reimburses their later redemptions. Postpaid expiry moves no money, so the
-network keeps what a bought-out lot leaves to expire. Reversals after a buy-out keep it square
-(``Posting._not_bought_out_with``, ``Posting._fund_bought_out``, ``Posting._reverse_earn``; docs/ledger.md,
-decision 16).
+open postpaid points — those that can still be redeemed: what remains of lots not past their expiry,
+and what open holds reserve in lots past it (``redeemable``) — per lot, at the lot's contract point
+value; those lots are marked bought out and the network reimburses their later redemptions.
+Postpaid expiry moves no money, so the network keeps what a bought-out lot leaves to expire (held
+points of a lot past its expiry that a void or a timeout releases too). Reversals after a buy-out
+keep it square (``Posting._not_bought_out_with``, ``Posting._fund_bought_out``,
+``Posting._reverse_earn``; docs/ledger.md, decision 16).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
@@ -110,34 +112,51 @@ def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying", buy_o
 
 
 def _open_lots(partner_id: str, now):
+    """The issuer's lots with points that can still be redeemed: free points of a lot not past its
+    expiry, and reserved points of any lot (an open hold's points do not expire while held, and a
+    capture redeems them — ARCHITECTURE "Holds")."""
     return (Lot.funder_partner_id == partner_id, Lot.billing == "postpaid", Lot.remaining > 0,
-            Lot.expires_at > now, Lot.bought_out_at.is_(None))
+            or_(Lot.expires_at > now, Lot.reserved > 0), Lot.bought_out_at.is_(None))
+
+
+def redeemable(now):
+    """What of a lot can still be redeemed at ``now``: all it holds while not past its expiry; past
+    it, only what open holds reserve (the free rest only expires). Reserved points count whatever
+    their hold: a hold past its timeout that no job has released yet cannot be captured, but a unit
+    that began before its timeout may still capture it, so its points are counted too (released, they
+    expire: see ``_buy_out``)."""
+    return case((Lot.expires_at > now, Lot.remaining), else_=Lot.reserved)
 
 
 def _outstanding(tx: Tx, partner_id: str) -> int:
-    return int(tx.session.execute(select(func.coalesce(func.sum(Lot.remaining), 0))
+    return int(tx.session.execute(select(func.coalesce(func.sum(redeemable(tx.now)), 0))
                                   .where(*_open_lots(partner_id, tx.now))).scalar_one())
 
 
 def _buy_out(tx: Tx, partner_id: str, rate_ppm: int) -> tuple[int, str | None]:
-    """One adjustment entry: the issuer funds each open lot at the rate; the network takes the lots over."""
+    """One adjustment entry: the issuer funds each open lot at the rate; the network takes the lots over.
+
+    A lot past its expiry that open holds still reserve is bought out for its reserved points alone:
+    a capture redeems them after the buy-out at the network's expense; what a void or a timeout
+    releases expires at once, and postpaid expiry moves no money, so the network keeps what the
+    issuer paid for them — as for a bought-out lot whose points expire later."""
     holders = tx.session.scalars(select(Lot.member_id).where(*_open_lots(partner_id, tx.now)).distinct()).all()
     journal = Journal(tx, enter_open_cycle(tx))
     journal.members = lock_members(tx, holders)  # racing burns finish first, or see the buy-out
-    lots = tx.session.execute(select(Lot.id, Lot.remaining, Lot.contract_id)
+    lots = tx.session.execute(select(Lot.id, redeemable(tx.now).label("points"), Lot.contract_id)
                               .where(*_open_lots(partner_id, tx.now)).order_by(Lot.id)).all()
     if not lots:
         return 0, None
     values = {row.id: row.point_value_micro for row in tx.session.execute(
         select(Contract.id, Contract.point_value_micro).where(Contract.id.in_({lot.contract_id for lot in lots})))}
-    total = sum(lot.remaining for lot in lots)
+    total = sum(lot.points for lot in lots)
     entry = journal.entry("adjustment", total, partner_id=partner_id, reference="termination-buy-out",
                           occurred_at=tx.now, request={"kind": "buy_out", "rate_ppm": rate_ppm})
     journal.transfer(entry, "network:adjustments", f"partner:{partner_id}:issued", total)
     for lot in lots:
-        amount = apply_rate_ppm(lot.remaining * values[lot.contract_id], rate_ppm)
+        amount = apply_rate_ppm(lot.points * values[lot.contract_id], rate_ppm)
         if amount:
-            journal.line(entry, Line(partner_id, NETWORK, "prepaid_funding", lot.remaining, amount,
+            journal.line(entry, Line(partner_id, NETWORK, "prepaid_funding", lot.points, amount,
                                      lot.contract_id, lot.id))
     entry["result"] = {"entry_id": entry["id"], "kind": "adjustment", "buy_out_points": total,
                        "rate_ppm": rate_ppm, "lots": len(lots)}
