@@ -111,12 +111,17 @@ def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying", buy_o
     return termination_json(row) | {"recorded": True}
 
 
+def open_postpaid_lots(now):
+    """Postpaid lots not bought out with points that can still be redeemed: free points of a lot not
+    past its expiry, and reserved points of any lot (an open hold's points do not expire while held,
+    and a capture redeems them — ARCHITECTURE "Holds"). The buy-out and the exposure check count these."""
+    return (Lot.billing == "postpaid", Lot.remaining > 0, or_(Lot.expires_at > now, Lot.reserved > 0),
+            Lot.bought_out_at.is_(None))
+
+
 def _open_lots(partner_id: str, now):
-    """The issuer's lots with points that can still be redeemed: free points of a lot not past its
-    expiry, and reserved points of any lot (an open hold's points do not expire while held, and a
-    capture redeems them — ARCHITECTURE "Holds")."""
-    return (Lot.funder_partner_id == partner_id, Lot.billing == "postpaid", Lot.remaining > 0,
-            or_(Lot.expires_at > now, Lot.reserved > 0), Lot.bought_out_at.is_(None))
+    """The issuer's open postpaid lots (``open_postpaid_lots``)."""
+    return (Lot.funder_partner_id == partner_id, *open_postpaid_lots(now))
 
 
 def redeemable(now):

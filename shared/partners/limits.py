@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import case, func, literal_column, or_, select
+from sqlalchemy import case, func, literal_column, select
 
 from shared.alerts import raise_alert
 from shared.db.database import Tx
@@ -38,7 +38,7 @@ from shared.db.types import new_id
 from shared.models import Cycle, FloatTopup, Lot, ObligationLine, Partner, PartnerLimits, SettlementRun
 from shared.money import MAX_MICRO, MICRO, round_micro_to_minor
 from shared.partners.contracts import require_partner, terms_in_force
-from shared.partners.lifecycle import redeemable, wait_for_postings
+from shared.partners.lifecycle import open_postpaid_lots, redeemable, wait_for_postings
 
 
 # written into the statement, not bound: a prepared statement's generic plan cannot use the partial
@@ -266,9 +266,7 @@ def exposures(tx: Tx) -> list[Exposure]:
     which a capture still redeems past the lot's expiry; after a buy-out the network reimburses their
     redemptions) and their value."""
     open_points = dict(tx.session.execute(
-        select(Lot.funder_partner_id, func.sum(redeemable(tx.now)))
-        .where(Lot.billing == "postpaid", Lot.remaining > 0, or_(Lot.expires_at > tx.now, Lot.reserved > 0),
-               Lot.bought_out_at.is_(None))
+        select(Lot.funder_partner_id, func.sum(redeemable(tx.now))).where(*open_postpaid_lots(tx.now))
         .group_by(Lot.funder_partner_id)).all())
     limits = {row.partner_id: row for row in tx.session.scalars(select(PartnerLimits))}
     today = cycle_date_for(tx.now, tx.settings)

@@ -12,7 +12,6 @@ import re
 import tempfile
 from dataclasses import dataclass
 from datetime import date
-from decimal import localcontext
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -21,7 +20,7 @@ from sqlalchemy import select
 
 from shared.db.database import Tx
 from shared.models import Entry
-from shared.money import MAX_MICRO, MoneyError, to_decimal, to_micro
+from shared.money import MAX_MICRO, MoneyError, to_micro
 from shared.settlement.files import exact, statement_name
 from shared.ledger.cycles import cycle_end
 from shared.settlement.runs import cutoff_checkpoint, ledger_position
@@ -75,12 +74,7 @@ def _micro(text: str | None, what: str) -> int:
     if len(text) > 40:
         raise UnreadableFigure(f"{what}: {text[:40]!r}… is too long for an amount")
     try:
-        value = to_decimal(text, what=what)
-        if value and value.adjusted() > 18:
-            raise UnreadableFigure(f"{what}: {text} is out of range")
-        with localcontext() as context:
-            context.prec = 80  # the scaling by 10⁶ is exact: a seventh decimal place is refused, never rounded away
-            micro = to_micro(text, what=what)
+        micro = to_micro(text, what=what)  # exact: a seventh decimal place is refused, never rounded away
     except (MoneyError, ArithmeticError) as exc:
         raise UnreadableFigure(str(exc)) from None
     if abs(micro) > MAX_MICRO:
