@@ -382,7 +382,7 @@ def batch(request: Request, body: schemas.BatchRequest):
         outcomes = post_events(tx, partner_id, events)
         left = next((o for o in outcomes if isinstance(o, (PartnerSuspended, PartnerTerminated))), None)
         if left is not None:  # suspended or gone since the door: the whole batch is refused, as any POST then
-            raise left  # (rolls back what the batch's other events wrote; a 403 is not kept for the key)
+            raise left  # (every event of it was refused, so nothing was written; a 403 is not kept for the key)
         results = []
         for index, (event, outcome) in enumerate(zip(events, outcomes)):
             if isinstance(outcome, PointsnetError):
