@@ -9,18 +9,27 @@ approved action, the approval), so the change, its audit entry and its approval 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import update
 
 from shared.access import approvals, audit
+from shared.access.errors import NotPending
 from shared.access.sessions import Session
 from shared.db.database import Tx
-from shared.errors import PointsnetError
+from shared.errors import Conflict, PointsnetError
 from shared.models import PendingAction
 
 Run = Callable[[Tx, Any, dict], dict]  # (tx, network, params) -> outcome
+log = logging.getLogger("pointsnet.dashboard")
+
+
+class ActionFailed(Conflict):
+    """An approved action broke on something other than a refusal (a bug, a database error): it changed
+    nothing, and its request is marked failed; the error itself is in the server's log."""
+    code, title = "action_failed", "The action failed and changed nothing"
 
 
 @dataclass(frozen=True)
@@ -66,8 +75,9 @@ def submit(network, actor: Session, name: str, target: str | None, params: dict)
 
 
 def decide(network, checker: Session, pending_id: int, *, approve: bool) -> dict | None:
-    """Approve (and run) or reject a pending action. If the action itself is refused, the
-    approval rolls back with it and the request is marked failed with the reason."""
+    """Approve (and run) or reject a pending action. If the action itself is refused, or breaks on
+    anything else, the approval rolls back with it and the request is marked failed with the reason
+    (a generic one, ``action_failed``, for an error that is not a refusal): run once, or failed."""
 
     def unit(tx: Tx) -> dict | None:
         row = approvals.take(tx, pending_id, checker, approve=approve)
@@ -84,19 +94,36 @@ def decide(network, checker: Session, pending_id: int, *, approve: bool) -> dict
     except PointsnetError as error:
         if error.code in ("action_not_pending", "four_eyes_required"):
             raise
-        refusal = {"code": error.code, "detail": error.detail}
-
-        def failed(tx: Tx) -> None:
-            # Only if still pending, in one conditional UPDATE: another approval of the same request may
-            # have run meanwhile (on PostgreSQL this waits for it, then finds the row no longer pending).
-            marked = tx.session.execute(
-                update(PendingAction).where(PendingAction.id == pending_id, PendingAction.status == "pending")
-                .values(status="failed", decided_by=checker.user_id, decided_at=tx.now,
-                        outcome=json.dumps(refusal)))
-            if marked.rowcount == 1:
-                row = tx.session.get(PendingAction, pending_id)
-                audit.record(tx, checker, "approval.failed", row.target, requested=row.action, pending_id=row.id,
-                             **refusal)
-
-        network.tx(failed)
+        _mark_failed(network, checker, pending_id, {"code": error.code, "detail": error.detail})
         raise
+    except Exception:
+        if not approve:
+            raise
+        # Rolled back with the approval, like a refusal; its internals go to the log, not to the page or
+        # the request (which operators and finance read).
+        log.exception("approved action %s failed unexpectedly", pending_id)
+        failure = ActionFailed(f"action {pending_id} failed unexpectedly and changed nothing; it is marked "
+                               f"failed (the error is in the dashboard's log)")
+        if not _mark_failed(network, checker, pending_id, {"code": failure.code, "detail": failure.detail}):
+            raise NotPending(f"action {pending_id} is no longer waiting for a decision") from None
+        raise failure from None
+
+
+def _mark_failed(network, checker: Session, pending_id: int, refusal: dict) -> bool:
+    """Mark the request failed with the reason and audit it; False if it was no longer pending."""
+
+    def failed(tx: Tx) -> bool:
+        # Only if still pending, in one conditional UPDATE: another approval of the same request may
+        # have run meanwhile (on PostgreSQL this waits for it, then finds the row no longer pending).
+        marked = tx.session.execute(
+            update(PendingAction).where(PendingAction.id == pending_id, PendingAction.status == "pending")
+            .values(status="failed", decided_by=checker.user_id, decided_at=tx.now,
+                    outcome=json.dumps(refusal)))
+        if marked.rowcount != 1:
+            return False
+        row = tx.session.get(PendingAction, pending_id)
+        audit.record(tx, checker, "approval.failed", row.target, requested=row.action, pending_id=row.id,
+                     **refusal)
+        return True
+
+    return network.tx(failed)

@@ -7,16 +7,19 @@ API never reads cookies, so neither accepts the other's credentials.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.dashboard import views
 from services.dashboard.render import page
+from services.dashboard.security import MAX_FORM_BYTES
 from shared.access.errors import NotSignedIn
 from shared.errors import PointsnetError
 from shared.network import Network
@@ -30,6 +33,7 @@ HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("pointsnet.dashboard")
 
 
 class DashboardHeaders:
@@ -53,13 +57,60 @@ class DashboardHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class RefuseNul:
+    """No NUL character (U+0000) in a page's address, its query or a form: PostgreSQL cannot store or
+    compare one in text, so any field a page looks up would be a 500. Refused here, once for every
+    page and before any of them runs (signed in or not), with the page any invalid input gets: 422
+    validation_failed. A form is read here up to MAX_FORM_BYTES; a larger one reaches read_form, which
+    refuses it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        messages, body, more = [], b"", True
+        while more and len(body) <= MAX_FORM_BYTES:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        replay = _replay(messages, receive)
+        found = [where for where, present in (
+            ("address", "\x00" in scope["path"]),  # uvicorn decodes %00 in the path
+            ("query", any(nul in scope.get("query_string", b"") for nul in (b"%00", b"\x00"))),
+            ("form", any(nul in body for nul in (b"%00", b"\x00"))),
+        ) if present]
+        if not found:
+            return await self.app(scope, replay, send)
+        # the page may read the session from the database: in a worker thread, never on the event loop
+        response = await run_in_threadpool(
+            page, Request(scope, replay), "error.html", status_code=422, code="validation_failed",
+            detail=f"a NUL character (U+0000) is not accepted in the page's {' or '.join(found)}")
+        await response(scope, replay, send)
+
+
+def _replay(messages: list[dict], receive):
+    """``receive`` that gives back the messages already read, then reads on."""
+    pending = list(messages)
+
+    async def replayed():
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
 def create_dashboard(network: Network) -> FastAPI:
     app = FastAPI(title="Pointsnet dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.network = network
     for module in views.ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(DashboardHeaders)
+    app.add_middleware(RefuseNul)
+    app.add_middleware(DashboardHeaders)  # outside RefuseNul: its refusals carry the headers too
 
     # The handlers render pages, which may read the session from the database: plain functions,
     # so Starlette runs them in a worker thread, never on the event loop.
@@ -83,6 +134,20 @@ def create_dashboard(network: Network) -> FastAPI:
     def http_error(request: Request, error: StarletteHTTPException):
         return page(request, "error.html", status_code=error.status_code, code="not_found"
                     if error.status_code == 404 else "http_error", detail=str(error.detail))
+
+    # A failure no handler above answers leaves through Starlette's outermost middleware, outside
+    # DashboardHeaders: its page carries the same headers itself, and never the error's internals.
+    @app.exception_handler(Exception)
+    def failed(request: Request, error: Exception):
+        headers = {name.decode(): value.decode() for name, value in HEADERS}
+        try:
+            response = page(request, "error.html", status_code=500, code="internal_error",
+                            detail="the dashboard failed to answer; try again, or tell the network's operators")
+        except Exception:  # the page itself cannot be made (say, the database is gone): plain text
+            log.exception("the error page for %s %s failed", request.method, request.url.path)
+            return PlainTextResponse("Internal Server Error", status_code=500, headers=headers)
+        response.headers.update(headers)
+        return response
 
     @app.get("/health/ready", include_in_schema=False)
     def ready():

@@ -103,6 +103,12 @@ async def read_form(request: Request) -> FormData:
     return await request.form()
 
 
+def _same_token(sent: str, expected: str) -> bool:
+    """In constant time, as bytes: compare_digest refuses str with characters beyond ASCII (a forged
+    token such as "é" would be a TypeError, a 500, rather than a refusal)."""
+    return hmac.compare_digest(sent.encode(), expected.encode())
+
+
 def checked_form(*roles: str):
     """A dependency for every state-changing form: signed in, one of the roles (any if none
     given), same origin, and the session's CSRF token."""
@@ -111,7 +117,7 @@ def checked_form(*roles: str):
     async def dependency(request: Request, session: Session = Depends(role_check)) -> tuple[Session, FormData]:
         form = await read_form(request)
         sent = str(form.get("csrf_token", ""))
-        if not _same_origin(request) or not sent or not hmac.compare_digest(sent, session.csrf_token):
+        if not _same_origin(request) or not sent or not _same_token(sent, session.csrf_token):
             raise CsrfRejected("the form's CSRF token is missing or wrong")
         return session, form
 
@@ -126,6 +132,6 @@ async def checked_login_form(request: Request) -> FormData:
     form = await read_form(request)
     sent = str(form.get("csrf_token", ""))
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not _same_origin(request) or not sent or not expected or not hmac.compare_digest(sent, expected):
+    if not _same_origin(request) or not sent or not expected or not _same_token(sent, expected):
         raise CsrfRejected("the sign-in form's CSRF token is missing or wrong")
     return form

@@ -1,6 +1,6 @@
 """Server-side dashboard sessions. The browser holds a random token; the database holds its
 SHA-256, the user, and the session's CSRF token. A session ends when signed out, revoked,
-idle for IDLE, older than LIFETIME, or when its user is disabled."""
+idle for IDLE (never sooner: see IDLE_LIMIT), older than LIFETIME, or when its user is disabled."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from shared.models import StaffSession, StaffUser
 IDLE = timedelta(minutes=30)
 LIFETIME = timedelta(hours=12)
 TOUCH_EVERY = timedelta(minutes=1)  # last_seen is written at most this often
+# A request within TOUCH_EVERY of last_seen_at is not written down, so the last request may be up to
+# TOUCH_EVERY later than last_seen_at: a session ends IDLE to IDLE + TOUCH_EVERY after it, never sooner.
+IDLE_LIMIT = IDLE + TOUCH_EVERY
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def resolve(tx: Tx, token: str | None) -> Session | None:
         return None
     session, user = row
     if (session.revoked_at is not None or user.disabled_at is not None
-            or tx.now - session.last_seen_at > IDLE or tx.now - session.created_at > LIFETIME):
+            or tx.now - session.last_seen_at > IDLE_LIMIT or tx.now - session.created_at > LIFETIME):
         return None
     if tx.now - session.last_seen_at > TOUCH_EVERY:
         session.last_seen_at = tx.now
@@ -75,7 +78,7 @@ def revoke_user(tx: Tx, user_id: str) -> int:
 def live_sessions(tx: Tx, user_id: str) -> list[dict]:
     rows = tx.session.scalars(select(StaffSession).where(StaffSession.user_id == user_id,
                                                          StaffSession.revoked_at.is_(None),
-                                                         StaffSession.last_seen_at > tx.now - IDLE)
+                                                         StaffSession.last_seen_at >= tx.now - IDLE_LIMIT)
                               .order_by(StaffSession.created_at.desc()).limit(50))
     return [{"id": s.token_hash[:12], "created_at": s.created_at.isoformat(), "last_seen_at": s.last_seen_at.isoformat(),
              "client": s.client} for s in rows]

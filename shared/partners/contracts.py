@@ -29,6 +29,9 @@ _TERMS_IN_FORCE = (select(contracts).where(contracts.c.partner_id == bindparam("
 # fit the contracts table's 64-bit columns (9223372036854.775807). More is refused here, naming the
 # term, not overflowed in the database.
 MAX_TERM = Decimal(MAX_MICRO) / MICRO
+# A version takes effect at most this many years after the network's today: further is a slip of the
+# keyboard (2206 for 2026), and a version on the calendar's last day would leave no day after it.
+HORIZON_YEARS = 10
 
 
 @dataclass(frozen=True)
@@ -98,10 +101,24 @@ def create_partner(tx: Tx, name: str, terms: ContractTerms | None = None, *, par
     return {"partner_id": partner_id, "name": name, "contract_id": contract_id, "contract_version": 1}
 
 
+def refuse_beyond_horizon(effective_from: date | None, today: date) -> None:
+    """A version's date at most HORIZON_YEARS after the network's ``today`` (its current cycle date);
+    later is refused as bad input, naming the latest date allowed."""
+    try:
+        horizon = today.replace(year=today.year + HORIZON_YEARS)
+    except ValueError:  # 29 February, in a year that has none
+        horizon = today.replace(year=today.year + HORIZON_YEARS, day=28)
+    if effective_from is not None and effective_from > horizon:
+        raise ValidationFailed(f"effective_from {effective_from} is too far ahead: a contract version takes effect "
+                               f"at most {HORIZON_YEARS} years ahead ({horizon} at the latest)")
+
+
 def add_contract_version(tx: Tx, partner_id: str, terms: ContractTerms, effective_from: date | None = None) -> dict:
-    """A new version takes effect at a future cycle boundary (default: the next cycle)."""
+    """A new version takes effect at a future cycle boundary (default: the next cycle), at most
+    HORIZON_YEARS ahead."""
     require_partner(tx, partner_id)
     current = cycle_date_for(tx.now, tx.settings)
+    refuse_beyond_horizon(effective_from, current)
     effective_from = effective_from or current + timedelta(days=1)
     if effective_from <= current:
         raise ContractNotAtBoundary(

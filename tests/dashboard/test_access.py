@@ -65,6 +65,21 @@ def test_sign_in_form_needs_its_csrf_token(network, staff):
     assert answer.status_code == 403 and 'data-code="csrf_rejected"' in answer.text
 
 
+def test_a_csrf_token_with_characters_beyond_ascii_is_refused_not_a_500(client_as, network, staff):
+    """hmac.compare_digest refuses to compare str with non-ASCII characters (a TypeError, a 500): a
+    forged token such as "é", in the sign-in form or a signed-in one, is csrf_rejected like any other."""
+    client = make_client(network)
+    client._transport.raise_server_exceptions = False
+    client.get(f"{BASE}/login")
+    answer = client.post(f"{BASE}/login", data={"email": staff["operator"], "password": PASSWORD, "csrf_token": "é"},
+                         headers={"origin": "http://testserver"})
+    assert answer.status_code == 403 and 'data-code="csrf_rejected"' in answer.text, answer.status_code
+    operator = client_as("operator")
+    operator._transport.raise_server_exceptions = False
+    answer = operator.post(f"{BASE}/logout", data={"csrf_token": "é" * 43}, headers={"origin": "http://testserver"})
+    assert answer.status_code == 403 and 'data-code="csrf_rejected"' in answer.text, answer.status_code
+
+
 def test_forms_without_a_valid_token_or_from_another_origin_are_refused(client_as, network, staff):
     client = client_as("operator")
     target = network.tx(lambda tx: users.find_user(tx, staff["finance"]).id, readonly=True)
@@ -149,7 +164,7 @@ def test_sessions_expire_when_idle_and_after_their_lifetime(client_as, clock):
     client = client_as("operator")
     clock.advance(seconds=(sessions.IDLE - timedelta(minutes=1)).total_seconds())
     assert client.get(f"{BASE}/").status_code == 200  # and touched
-    clock.advance(seconds=sessions.IDLE.total_seconds() + 1)
+    clock.advance(seconds=(sessions.IDLE + sessions.TOUCH_EVERY).total_seconds() + 1)
     assert client.get(f"{BASE}/").status_code == 303
     client = client_as("operator")
     started, step = clock.now(), sessions.IDLE - timedelta(minutes=1)
@@ -157,6 +172,19 @@ def test_sessions_expire_when_idle_and_after_their_lifetime(client_as, clock):
         assert clock.now() - started <= sessions.LIFETIME, "a session outlived its lifetime"
         clock.advance(seconds=step.total_seconds())
     assert clock.now() - started > sessions.LIFETIME - step  # it was the lifetime, not idleness, that ended it
+
+
+def test_a_session_never_ends_before_30_minutes_without_a_request(client_as, clock):
+    """last_seen_at is written at most once a minute (TOUCH_EVERY), so a request within that minute is
+    not recorded: the session is kept until IDLE + TOUCH_EVERY after the recorded one, never less than
+    IDLE after the last request, and it does end then."""
+    client = client_as("operator")
+    clock.advance(seconds=59)
+    assert client.get(f"{BASE}/").status_code == 200  # a request not written down (within the minute)
+    clock.advance(seconds=(sessions.IDLE - timedelta(seconds=1)).total_seconds())
+    assert client.get(f"{BASE}/").status_code == 200, "ended before 30 minutes without a request"
+    clock.advance(seconds=(sessions.IDLE + sessions.TOUCH_EVERY).total_seconds() + 1)
+    assert client.get(f"{BASE}/").headers["location"] == f"{BASE}/login"
 
 
 def test_users_are_validated(network, partners):
@@ -180,6 +208,24 @@ def test_security_headers_on_every_page(client_as):
     policy = answer.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
     assert answer.headers["x-frame-options"] == "DENY" and answer.headers["cache-control"] == "no-store"
+
+
+def test_security_headers_on_a_server_error_page_too(client_as, monkeypatch):
+    """A page that fails unexpectedly answers 500 with the same headers as every page (the error page
+    is made outside the pages' own middleware), and without the error's internals."""
+    from shared.partners import directory
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(directory, "partners_page", broken)
+    client = client_as("operator")
+    client._transport.raise_server_exceptions = False
+    answer = client.get(f"{BASE}/partners")
+    assert answer.status_code == 500 and "secret internals" not in answer.text
+    assert "frame-ancestors 'none'" in answer.headers.get("content-security-policy", "")
+    assert answer.headers.get("x-frame-options") == "DENY" and answer.headers.get("cache-control") == "no-store"
+    assert answer.headers.get("x-content-type-options") == "nosniff"
 
 
 def test_production_hashing_parameters():

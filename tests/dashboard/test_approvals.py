@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.dashboard import actions
-from shared.access import users
+from shared.access import audit, users
 from shared.access.sessions import Session
 from shared.errors import Conflict
 from shared.models import AuditEntry, PendingAction
@@ -194,3 +194,37 @@ def test_a_failed_approval_never_marks_a_request_another_approval_ran(network, s
     assert isinstance(outcomes["first"], Conflict) and outcomes["second"] == {"runs": 1}
     [row] = pending(network)
     assert row.status == "approved" and runs == [5]
+
+
+def test_an_approved_action_that_breaks_unexpectedly_is_marked_failed_and_changes_nothing(
+        network, staff, client_as, monkeypatch, caplog):
+    """An action that fails with something other than a refusal (a bug, a database error): its work
+    rolls back with the approval, the request is marked failed with a generic reason (the error itself
+    goes to the log, not to the page or the audit log), and the checker gets a clear page, not a 500.
+    The request is decided: approving it again is refused, so it never runs twice."""
+    runs, someone = [], session_of(network, staff["checker"])
+
+    def run(tx, _network, params):
+        audit.record(tx, someone, "test.work_done", None)  # work that must roll back
+        runs.append(params["n"])
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setitem(actions.ACTIONS, "test_break", actions.Action("test_break", run))
+    network.settings.four_eyes_actions = frozenset({"test_break"})
+    pending_id = actions.submit(network, session_of(network, staff["operator"]), "test_break", "thing-1",
+                                {"n": 1}).pending_id
+    checker = client_as("checker")
+    checker._transport.raise_server_exceptions = False
+    with caplog.at_level("ERROR", logger="pointsnet.dashboard"):
+        answer = post_form(checker, f"{BASE}/approvals/{pending_id}/approve", page=f"{BASE}/approvals")
+    assert answer.status_code == 409 and 'data-code="action_failed"' in answer.text, answer.status_code
+    assert "secret internals" not in answer.text
+    assert "secret internals" in caplog.text  # the error itself is logged
+    [row] = pending(network)
+    assert row.status == "failed" and "action_failed" in row.outcome and "secret internals" not in row.outcome
+    trail = network.tx(lambda tx: tx.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all(),
+                       readonly=True)
+    assert "test.work_done" not in trail and "approval.failed" in trail and "approval.approved" not in trail
+    again = post_form(checker, f"{BASE}/approvals/{pending_id}/approve", page=f"{BASE}/approvals")
+    assert again.status_code == 409 and 'data-code="action_not_pending"' in again.text
+    assert runs == [1]

@@ -4,15 +4,17 @@ earn rules, suspension — and that every change is audited."""
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from shared.access import audit
 from shared.ledger.cycles import cycle_date_for
 from shared.models import Contract, EarnRuleSet, Partner, PartnerKey
 from shared.partners import keys as partner_keys
+from shared.partners.contracts import ContractTerms
 from shared.signing import public_key_pem
 from shared.webhooks.endpoints import set_endpoint
 from tests.dashboard.conftest import BASE, csrf_of, post_form
@@ -215,6 +217,33 @@ def test_a_contract_change_into_the_current_cycle_fails_at_approval(network, cli
     failed = checker.get(f"{BASE}/approvals?status=failed").text
     assert f'data-pending="{pending_id}"' in failed
     assert count(network, Contract, Contract.partner_id == coffee) == 1
+
+
+def test_a_contract_version_beyond_the_ten_year_horizon_is_refused_before_it_is_queued(network, client_as, partners):
+    """9999-12-31 is a valid YYYY-MM-DD, but more than 10 years ahead: refused beside the form (422, the
+    reason shown, what was typed kept), nothing queued, and the tab keeps working."""
+    client = client_as("operator")
+    contracts = f"{BASE}/partners/{partners['CoffeeCo']}/contracts"
+    answer = post_form(client, contracts, {"billing": "postpaid", "point_value": "7", "effective_from": "9999-12-31"},
+                       page=contracts)
+    assert answer.status_code == 422 and 'data-code="validation_failed"' in answer.text
+    assert "at most 10 years ahead" in answer.text and 'value="9999-12-31"' in answer.text
+    assert audited(network, "approval.requested") == []
+    assert client.get(contracts).status_code == 200
+
+
+def test_the_contracts_tab_works_with_a_version_on_the_calendars_last_day(network, client_as, partners):
+    """A version dated 9999-12-31, stored before the horizon existed: the tab still lists it and its form
+    still suggests a date (there is no day after it to suggest), never an overflow (a 500)."""
+    coffee = partners["CoffeeCo"]
+    network.tx(lambda tx: tx.session.execute(insert(Contract.__table__).values(
+        id="ctr_lastday", partner_id=coffee, version=2, effective_from=date(9999, 12, 31), created_at=tx.now,
+        **ContractTerms().to_columns())))
+    client = client_as("operator")
+    client._transport.raise_server_exceptions = False
+    answer = client.get(f"{BASE}/partners/{coffee}/contracts")
+    assert answer.status_code == 200 and 'data-version="2"' in answer.text
+    assert 'value="9999-12-31"' in answer.text
 
 
 def test_suspension_and_reactivation_go_through_maker_checker(network, client_as, partners):

@@ -4,7 +4,7 @@ micro-units (millionths) fit the contracts table's 64-bit columns."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -66,3 +66,22 @@ def test_a_negative_term_is_refused_as_0_or_more(network, term, value):
     with pytest.raises(ValidationFailed) as refusal:
         ContractTerms(**{term: value}).to_columns()
     assert str(refusal.value) == f"{term}: {value} must be 0 or more"
+
+
+def test_a_contract_version_takes_effect_at_most_ten_years_ahead(network, clock):
+    """An effective date more than 10 years after the network's today (a typo: 2206 for 2026, or the
+    calendar's last day 9999-12-31, after which no day can be computed) is refused as bad input,
+    naming the latest date allowed, and nothing is stored; up to the horizon is accepted."""
+    from shared.ledger.cycles import cycle_date_for
+
+    partner = make_partner(network, "Shop")
+    today = network.tx(lambda tx: cycle_date_for(tx.now, tx.settings), readonly=True)
+    horizon = today.replace(year=today.year + 10)
+    for too_far in (date(9999, 12, 31), horizon + timedelta(days=1)):
+        with pytest.raises(ValidationFailed) as refusal:
+            network.tx(lambda tx: add_contract_version(tx, partner, ContractTerms(), too_far))
+        assert refusal.value.code == "validation_failed"
+        assert f"at most 10 years ahead ({horizon.isoformat()} at the latest)" in str(refusal.value), str(refusal.value)
+    assert stored(network, Contract, Contract.partner_id == partner) == 1
+    added = network.tx(lambda tx: add_contract_version(tx, partner, ContractTerms(), horizon))
+    assert added["effective_from"] == horizon.isoformat()

@@ -20,7 +20,7 @@ from services.dashboard.security import checked_form, network_of, require
 from shared.access import audit
 from shared.errors import PointsnetError, UnknownPartner, ValidationFailed
 from shared.partners import directory, keys
-from shared.partners.contracts import ContractTerms, add_contract_version, create_partner
+from shared.partners.contracts import ContractTerms, add_contract_version, create_partner, refuse_beyond_horizon
 from shared.partners.lifecycle import set_status
 from shared.rules.store import rule_versions, set_rules
 from shared.webhooks import delivery, endpoints
@@ -179,7 +179,10 @@ def _contracts(request: Request, partner_id: str, paged: Paging, *, values: dict
         latest = profile["latest_contract"] or {}
         next_day = date.fromisoformat(profile["cycle_date"]) + timedelta(days=1)
         if latest and date.fromisoformat(latest["effective_from"]) >= next_day:
-            next_day = date.fromisoformat(latest["effective_from"]) + timedelta(days=1)
+            # the day after the latest version; none after the calendar's last day (a version stored
+            # there before the horizon existed): that day itself, which the form then refuses
+            last = date.fromisoformat(latest["effective_from"])
+            next_day = last + timedelta(days=1) if last < date.max else last
         values = {name: latest.get(name, TERM_DEFAULTS[name]) for name in TERM_FIELDS} | {
             "effective_from": next_day.isoformat()}
     return page(request, "partner_contracts.html", status_code=status_code, partner=profile, tab="contracts",
@@ -193,7 +196,8 @@ def request_contract(request: Request, partner_id: str = PARTNER_ID, checked=Dep
     try:
         written, _terms_checked = _terms(form)
         effective = form_date(_text(form, "effective_from"), "effective_from")
-        _profile(request, partner_id)
+        profile = _profile(request, partner_id)
+        refuse_beyond_horizon(effective, date.fromisoformat(profile["cycle_date"]))  # now, not at approval
         done = submit(network_of(request), staff, "contract_change", partner_id,
                       {"partner_id": partner_id, "terms": written,
                        "effective_from": effective.isoformat() if effective else None})
