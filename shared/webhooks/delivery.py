@@ -37,6 +37,7 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 BATCH = 50
 SENDERS = 8
 MAX_ERROR = 500
+ANSWER_BYTES = 4096  # of a failing receiver's body, read at most: enough for MAX_ERROR characters of UTF-8
 RETENTION = timedelta(days=30)  # delivered messages and their attempts are kept this long
 REPLAYABLE = ("delivered", "dead")
 
@@ -107,20 +108,44 @@ def send(client: httpx.Client, claimed: Claimed, clock, key, *, allow_private: b
         try:  # the name httpx dials (IDNA 2008), not Python's idna codec's (IDNA 2003)
             found = private_address(dial_host(claimed.url))
         except InvalidWebhookUrl as exc:
-            return Outcome(None, f"refused: {exc}"[:MAX_ERROR], 0)
+            return Outcome(None, _kept(f"refused: {exc}"), 0)
         if found is not None:
             return Outcome(None, _refusal(found), 0)
     timestamp = int(clock.now().timestamp())
     headers = webhook_headers(claimed.id, timestamp, claimed.body, claimed.secrets, key)
     started = time.perf_counter()
     try:
-        response = client.post(claimed.url, content=claimed.body.encode(), headers=headers)
-        error = None if 200 <= response.status_code < 300 else response.text[:MAX_ERROR] or None
+        with client.stream("POST", claimed.url, content=claimed.body.encode(), headers=headers) as response:
+            error = None if 200 <= response.status_code < 300 else _answer(response)
         return Outcome(response.status_code, error, int((time.perf_counter() - started) * 1000))
     except Exception as exc:  # noqa: BLE001 - refused connection, timeout, TLS, a URL httpx rejects...
         refused = refused_target(exc)
-        error = _refusal(refused.address) if refused else f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
+        error = _refusal(refused.address) if refused else _kept(f"{type(exc).__name__}: {exc}")
         return Outcome(None, error, int((time.perf_counter() - started) * 1000))
+
+
+def _answer(response: httpx.Response) -> str | None:
+    """The start of a failing receiver's body, for the operator's eyes: only ``ANSWER_BYTES`` are read
+    (a receiver's page may be endless or slow), and what cannot be read is left unread."""
+    raw = b""
+    try:
+        for chunk in response.iter_bytes():
+            raw += chunk
+            if len(raw) >= ANSWER_BYTES:
+                break
+    except httpx.HTTPError:  # the status is the answer; its body is only a courtesy
+        pass
+    try:
+        text = raw[:ANSWER_BYTES].decode(response.charset_encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        text = raw[:ANSWER_BYTES].decode("utf-8", errors="replace")
+    return _kept(text)
+
+
+def _kept(text: str) -> str | None:
+    """Text as an attempt keeps it: at most ``MAX_ERROR`` characters, a NUL written ``\\x00``
+    (PostgreSQL text cannot hold one: the attempt could not be recorded at all)."""
+    return text.replace("\x00", "\\x00")[:MAX_ERROR] or None
 
 
 def _refusal(address) -> str:
@@ -168,12 +193,31 @@ def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: 
                 break
             outcomes = list(pool.map(lambda c: send(client, c, network.clock, key, allow_private=allow), claimed))
             for item, outcome in zip(claimed, outcomes):
-                status = network.tx(lambda tx: record(tx, item, outcome))
+                status = _record(network, item, outcome)
+                if status is None:  # counted apart, only when it happens: sent again when its lease ends
+                    counts["unrecorded"] = counts.get("unrecorded", 0) + 1
+                    continue
                 counts["retrying" if status == "pending" else status] += 1
                 if not outcome.ok:
                     log.info("webhook %s to %s failed: %s %s", item.id, item.url, outcome.status_code,
                              outcome.error)
     return counts
+
+
+def _record(network, claimed: Claimed, outcome: Outcome) -> str | None:
+    """``record`` in its own transaction; one outcome that cannot be recorded never stops the batch's
+    others. It is tried once more without the receiver's text (the likely culprit); None if that fails
+    too (the delivery keeps its lease and is sent again when it ends)."""
+    try:
+        return network.tx(lambda tx: record(tx, claimed, outcome))
+    except Exception:  # noqa: BLE001 - whatever it was, the rest of the batch is recorded
+        log.exception("webhook %s: its attempt could not be recorded; recording it without the answer", claimed.id)
+    bare = Outcome(outcome.status_code, "(the receiver's answer could not be stored)", outcome.duration_ms)
+    try:
+        return network.tx(lambda tx: record(tx, claimed, bare))
+    except Exception:  # noqa: BLE001
+        log.exception("webhook %s: its attempt could not be recorded; it is sent again after its lease", claimed.id)
+        return None
 
 
 # -- operators -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from shared.db.types import new_id
 from shared.models import WebhookDelivery, WebhookEndpoint
 from shared.partners.contracts import require_partner
 from shared.webhooks.addresses import first_non_public, parse
-from shared.webhooks.errors import InvalidWebhookUrl, UnknownWebhookEndpoint
+from shared.webhooks.errors import InvalidWebhookUrl, RotationOverlapRunning, UnknownWebhookEndpoint
 from shared.webhooks.signing import new_secret
 
 DEFAULT_OVERLAP = timedelta(hours=24)
@@ -136,10 +136,21 @@ def _due_again(tx: Tx, endpoint_id: str) -> None:
 
 
 def rotate_secret(tx: Tx, partner_id: str, overlap: timedelta = DEFAULT_OVERLAP) -> dict:
-    """A new secret signs from now on; the current one keeps signing too until the overlap ends."""
+    """A new secret signs from now on; the current one keeps signing too until the overlap ends.
+
+    One previous secret is kept, so a rotation while an overlap is running is refused
+    (``RotationOverlapRunning``): it would cut off the older secret the partner was promised until
+    then. With no overlap it is done (a leaked secret): every older secret stops signing at once."""
     endpoint = _endpoint(tx, partner_id, lock=True)
     if endpoint is None:
         raise UnknownWebhookEndpoint(f"partner {partner_id} has no webhook endpoint; set one first")
+    running = secrets_in_force(endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, tx.now)
+    if overlap > timedelta(0) and len(running) > 1:
+        ends = endpoint.previous_secret_expires_at.isoformat()
+        raise RotationOverlapRunning(
+            f"partner {partner_id}'s previous webhook secret still signs until {ends} (the last rotation's "
+            f"overlap): rotate again after that, or with an overlap of 0 to end every older secret now",
+            overlap_ends_at=ends)
     endpoint.previous_secret, endpoint.secret = endpoint.secret, new_secret()
     endpoint.previous_secret_expires_at = tx.now + overlap
     endpoint.updated_at = tx.now

@@ -21,3 +21,7 @@ class UnknownEventType(ValidationFailed):
 
 class DeliveryPending(Conflict):
     code, title = "delivery_pending", "The delivery is still pending: only a delivered or dead one is replayed"
+
+
+class RotationOverlapRunning(Conflict):
+    code, title = "rotation_overlap_running", "The previous webhook secret's overlap is still running"

@@ -9,9 +9,11 @@ when its journal flushes, settlement calls ``record_settlement_ready``; other mo
     emit(tx, "points.expiring", {"member_id": m, "points": 300, "expires_at": "..."}, partner_ids=[p])
 
 Who receives what: an event whose ``data`` names a ``member_id`` goes only to partners linked
-to that member (``member_links``), whatever the caller asks; an event without a member goes
-only to the partners named. Partners without an active endpoint get nothing. Payloads carry
-opaque ids, never personal data.
+to that member (``member_links``), whatever the caller asks; a ledger event goes to the partner
+that posted it, or, when that partner is not linked to the member (a referral bonus earned where
+the referred friend bought), to every partner linked to the member. An event without a member
+goes only to the partners named. Partners without an active endpoint get nothing. Payloads
+carry opaque ids, never personal data.
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ CHUNK = 1000
 
 
 class Outgoing(NamedTuple):
-    """One event to queue. ``partner_ids=None``: every partner linked to ``data['member_id']``."""
+    """One event to queue. ``partner_ids=None``: every partner linked to ``data['member_id']``.
+    ``or_linked``: when none of ``partner_ids`` is linked to the member (a referral bonus posted by
+    the partner where the referred friend bought), every partner linked to it instead."""
 
     event_type: str
     data: dict
     partner_ids: tuple[str, ...] | None = None
+    or_linked: bool = False
 
 
 def instant(value: datetime | None) -> str | None:
@@ -98,16 +103,26 @@ def emit_many(tx: Tx, events: list[Outgoing], endpoints: dict[str, str] | None =
     if not endpoints:
         return []
     members = {e.data["member_id"] for e in events if e.data.get("member_id")}
+    # the links to the partners listening, and to the posters (listening or not): whether the poster
+    # is linked to the member decides who hears of it
+    named = {p for e in events if e.or_linked and e.partner_ids for p in e.partner_ids}
     linked: dict[str, set[str]] = {}
     for member_id, partner_id in among_rows(tx, _linked_query(tx.dialect), members, size=CHUNK,
-                                            partners=bound_list(tx.dialect, endpoints)):
+                                            partners=bound_list(tx.dialect, set(endpoints) | named)):
         linked.setdefault(member_id, set()).add(partner_id)
     rows = []
     for event in events:
         member_id = event.data.get("member_id")
         allowed = linked.get(member_id, set()) if member_id else set(endpoints)
         wanted = allowed if event.partner_ids is None else set(event.partner_ids) & allowed
-        body = event_body(event.event_type, tx.now, event.data)
+        data = event.data
+        if event.or_linked and member_id and not wanted:
+            # the partner that posted it is not linked to the member (a referral bonus earned at the
+            # friend's partner): every partner the member is linked to hears of it, as of a network
+            # bonus, and none of them gets the poster's own references
+            wanted = allowed
+            data = {k: v for k, v in data.items() if k not in ("reference", "original_reference")}
+        body = event_body(event.event_type, tx.now, data)
         for partner_id in sorted(wanted & set(endpoints)):
             rows.append({"id": new_id("msg"), "endpoint_id": endpoints[partner_id], "partner_id": partner_id,
                          "event_type": event.event_type, "body": body, "status": "pending", "attempts": 0,
@@ -144,7 +159,8 @@ def _funded_by(kind: str, lots: list[dict] | None) -> str:
 def ledger_event(entry: dict, original_kinds: dict[str, str]) -> Outgoing | None:
     """The webhook event a journal entry produces, if any (pure)."""
     kind, partner = entry["kind"], entry.get("partner_id")
-    own = (partner,) if partner else None
+    # the partner that posted it (if it is not linked to the member: the member's partners); none: all of those
+    to = {"partner_ids": (partner,), "or_linked": True} if partner else {}
     if kind in ("earn", "bonus"):
         lots = (entry.get("result") or {}).get("lots")
         data = _common(entry) | {"funded_by": _funded_by(kind, lots)}
@@ -152,19 +168,19 @@ def ledger_event(entry: dict, original_kinds: dict[str, str]) -> Outgoing | None
             data["lots"] = [{"lot_id": l["lot_id"], "points": l["points"],
                              "expires_at": l["expires_at"].replace("+00:00", "Z"), "funded_by": l["funded_by"]}
                             for l in lots]
-        return Outgoing("points.earned", data, own)
+        return Outgoing("points.earned", data, **to)
     if kind == "burn":
-        return Outgoing("points.redeemed", _common(entry) | {"source": "burn"}, own)
+        return Outgoing("points.redeemed", _common(entry) | {"source": "burn"}, **to)
     if kind == "capture":
         return Outgoing("points.redeemed", _common(entry) | {"source": "hold_capture", "hold_id": entry["hold_id"]},
-                        own)
+                        **to)
     if kind == "reversal":
         data = _common(entry) | {"original_transaction_id": entry["original_entry_id"],
                                  "original_kind": original_kinds.get(entry["original_entry_id"])}
         original_reference = (entry.get("result") or {}).get("original_reference")
         if original_reference:
             data["original_reference"] = original_reference
-        return Outgoing("points.reversed", data, own)
+        return Outgoing("points.reversed", data, **to)
     if kind == "expiry":  # no partner acted: every partner the member is linked to hears of it
         return Outgoing("points.expired", _common(entry), None)
     return None

@@ -122,3 +122,18 @@ def test_webhooks_replay_refuses_a_pending_delivery_in_one_line(tmp_path):
     assert len(refused.stderr.strip().splitlines()) == 1 and "pending" in refused.stderr, refused.stderr
     [after] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
     assert after == pending  # untouched: no attempt made, its schedule kept
+
+
+def test_webhooks_rotate_secret_refuses_a_second_rotation_during_the_overlap_in_one_line(tmp_path):
+    partner = _partner(tmp_path)
+    run(tmp_path, "webhooks", "set", partner, "--url", "http://127.0.0.1:9/hooks")
+    first = json.loads(run(tmp_path, "webhooks", "rotate-secret", partner).stdout)
+    refused = run(tmp_path, "webhooks", "rotate-secret", partner, clock="2026-11-20T03:00:00Z", check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-400:]
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "2026-11-21T02:00:00" in refused.stderr and "overlap of 0" in refused.stderr
+    assert json.loads(run(tmp_path, "webhooks", "show", partner).stdout)["previous_secret_expires_at"] == \
+        first["previous_secret_expires_at"]
+    leaked = json.loads(run(tmp_path, "webhooks", "rotate-secret", partner, "--overlap-hours", "0",
+                            clock="2026-11-20T03:00:00Z").stdout)
+    assert leaked["secret"] != first["secret"] and leaked["previous_secret_expires_at"] == "2026-11-20T03:00:00+00:00"
