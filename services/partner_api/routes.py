@@ -11,7 +11,7 @@ from typing import Any, Callable
 import orjson
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 
 from services.partner_api import cursors, schemas
 from services.partner_api.exactly_once import execute
@@ -25,7 +25,7 @@ from shared.ledger.queries import entries_after, member_balance, other_writers, 
 from shared.programme.tiers import current_tier
 from shared.members import enrolment
 from shared.members.privacy import Keyring
-from shared.models import Entry, Member, Partner, Settlement, SettlementRun, Transfer
+from shared.models import Entry, Member, MemberLink, Partner, Settlement, SettlementRun, Transfer
 from shared.rules.evaluate import PurchaseItem
 from shared.network import Network
 from shared.partners.lifecycle import PartnerTerminated
@@ -413,12 +413,26 @@ def transactions(request: Request, cursor: str | None = Query(None), limit: int 
     def read(tx: Tx) -> dict:
         rows = partner_entries_page(tx, partner_id, position, limit + 1, not_ours)
         after = cursors.give(key, listing, [rows[limit - 1].xid, rows[limit - 1].id]) if len(rows) > limit else None
+        linked = _linked_members(tx, partner_id, {r.member_id for r in rows[:limit] if r.member_id})
         return {"next_cursor": after, "transactions": [
-            {"transaction_id": r.id, "kind": r.kind, "reference": r.reference, "member_id": r.member_id,
+            {"transaction_id": r.id, "kind": r.kind, "reference": r.reference,
+             "member_id": r.member_id if r.member_id in linked else None,
              "points": r.points, "posted_at": r.posted_at, "cycle_date": r.cycle_date,
              "original_transaction_id": r.original_entry_id, "hold_id": r.hold_id} for r in rows[:limit]]}
 
     return network.tx(read, readonly=True)
+
+
+def _linked_members(tx: Tx, partner_id: str, member_ids: set[str]) -> set[str]:
+    """Which of a page's members the partner is linked to, in one query: an entry of its own may be
+    another member's (a referral bonus it pays a referrer linked elsewhere), whose id it is not shown.
+    A duplicate merged into another member counts as linked through the survivor, which holds its links."""
+    if not member_ids:
+        return set()
+    return set(tx.session.execute(
+        select(Member.id).join(MemberLink, and_(MemberLink.partner_id == partner_id,
+                                                MemberLink.member_id == func.coalesce(Member.merged_into, Member.id)))
+        .where(Member.id.in_(member_ids))).scalars())
 
 
 def _transactions_cursor(key: bytes, listing: tuple[str, ...], value: str | None) -> tuple[int, str] | None:

@@ -1,6 +1,7 @@
 """Expiry reminders: N days before a member's points expire (``POINTSNET_EXPIRY_REMINDER_DAYS``, e.g. 30,7).
 
-One reminder per (member, expiry date in the network's time zone, N): the unique key on
+One reminder per (member, expiry date, N), the expiry date being the last day in the network's time
+zone on which the points can be used (``last_day``): the unique key on
 ``expiry_reminders`` makes it exactly once, however often the job runs. A day is reminded of when
 its first lot comes within N days, and the reminder names the free points of the whole day (lots
 expiring later that day included: there is no second reminder for them). Only free points count
@@ -14,7 +15,8 @@ one was made, and a late one gives way to a nearer one that falls due later the 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import literal_column, select
 
@@ -47,7 +49,8 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
     if not member_ids:
         return None, 0
     # a day is due when its first lot is within the horizon; its reminder counts the whole local day,
-    # so the lots are read to the end of the horizon's day
+    # so the lots are read to the end of the horizon's day (a lot expiring at that midnight included:
+    # its last day is the horizon's)
     _, end_of_last_day = day_bounds(network_day(horizon, zone), zone)
     expiring: dict[tuple, list] = {}  # (member, expiry date) -> [free points, first instant]
     for lot in tx.session.execute(
@@ -55,9 +58,9 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
             .join(members_t, members_t.c.id == lots_t.c.member_id)
             # is_open: the members' open lots in the window are one range of ix_lots_member_order
             # (member, open, expiry), not all their lots
-            .where(*free, lots_t.c.expires_at < end_of_last_day, is_open(lots_t.c),
+            .where(*free, lots_t.c.expires_at <= end_of_last_day, is_open(lots_t.c),
                    lots_t.c.member_id.in_(member_ids), members_t.c.status == "active")):
-        key = (lot.member_id, network_day(lot.expires_at, zone))
+        key = (lot.member_id, last_day(lot.expires_at, zone))
         day = expiring.setdefault(key, [0, lot.expires_at])
         day[0] += lot.remaining - lot.reserved
         day[1] = min(day[1], lot.expires_at)
@@ -81,6 +84,13 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
                      "created_at": now})
     points_expiring(tx, rows)
     return member_ids[-1], len(rows)
+
+
+def last_day(expires_at: datetime, zone: ZoneInfo) -> date:
+    """The last local day points expiring at ``expires_at`` can be used: the day of the instant before
+    it. A lot expiring at a local midnight (always under end-of-period expiry) was last usable the day
+    before; one expiring within a day (rolling) is usable that day until then."""
+    return network_day(expires_at - timedelta(microseconds=1), zone)
 
 
 def _nearest(days: list[int], first, now) -> int:

@@ -6,7 +6,8 @@ Decimal("1.5")); counts (points, caps, weekdays, minor units) are whole numbers 
 decimal string, never a float or a boolean, as shared.money.to_decimal); a campaign's dates are
 exactly YYYY-MM-DD (a YAML date written so, or a string), not a number or a date and time.
 A rate or multiplier is at most MAX_RATE, and the document is a mapping of fields (an empty
-document is an empty rule set; a list, false or 0 is refused, not read as one).
+document is an empty rule set; a list, false or 0 is refused, not read as one) in which no
+mapping gives a key twice (YAML and JSON would keep the last silently).
 """
 
 from __future__ import annotations
@@ -31,10 +32,40 @@ _PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)", re.ASCII)
 _PLAIN_DECIMAL = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?", re.ASCII)
 
 
+class _RepeatedKey(ValueError):
+    """A key given twice in one mapping: YAML and JSON would keep the last one and drop the first silently."""
+
+
 class _Loader(yaml.SafeLoader):
     """YAML as written: plain integers are ints and decimals Decimals (from their text); YAML 1.1's
     other number forms (010 is 8, 0x10, 1:30 is 90, .inf) and its timestamps stay the text written,
-    for the fields to accept (a date YYYY-MM-DD) or refuse."""
+    for the fields to accept (a date YYYY-MM-DD) or refuse. A key given twice in a mapping is refused."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # << merges, which its own keys may override
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    repeated = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: refused by the constructor below
+                    continue
+                if repeated:
+                    raise _RepeatedKey(f"{key} is given twice (line {key_node.start_mark.line + 1}); "
+                                       "write each key once")
+        return super().construct_mapping(node, deep=deep)
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> dict:
+    found = {}
+    for key, value in pairs:
+        if key in found:
+            raise _RepeatedKey(f"{key} is given twice; write each key once")
+        found[key] = value
+    return found
 
 
 def _int_or_text(loader: _Loader, node: yaml.ScalarNode):
@@ -248,7 +279,10 @@ def parse(text: str, *, network: bool = False) -> RuleSet:
     """Read a JSON or YAML rules document; refuse it with every problem named."""
     try:
         data = (yaml.load(text, Loader=_Loader) if not text.lstrip().startswith("{")
-                else json.loads(text, parse_float=Decimal, parse_constant=_refuse_json_constant))
+                else json.loads(text, parse_float=Decimal, parse_constant=_refuse_json_constant,
+                                object_pairs_hook=_json_object))
+    except _RepeatedKey as exc:
+        raise ValidationFailed(f"the rules document is invalid: {exc}") from exc
     except (yaml.YAMLError, ValueError) as exc:
         raise ValidationFailed(f"the rules document is not valid JSON or YAML: {exc}") from exc
     if data is None:  # an empty document (or only comments): no rules

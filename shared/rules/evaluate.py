@@ -2,7 +2,9 @@
 
 Every breakdown line is a whole number of points and the total is their sum:
 the base (with SKU and category multipliers) is rounded once by the partner's
-rounding rule; each campaign's extra is rounded on its own and then capped.
+rounding rule; each campaign's extra is rounded on its own and then capped. A multiplier
+campaign multiplies each item's points before its SKU or category multiplier, or at that
+multiplier where it is below 1: never more than the item earns itself (0 for a gift card at 0).
 """
 
 from __future__ import annotations
@@ -78,17 +80,24 @@ def evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_lo
         return result
     items = items or ()
     base = Decimal(0)
-    by_category: dict[str | None, Decimal] = {}
     multiplied = Decimal(0)
+    # what a multiplier campaign multiplies: each item's base points, but never more than the item
+    # earns itself — not compounded with a multiplier above 1, nothing for an item at 0, an item at
+    # 0.5 at its own (halved) points (docs/earn-rules.md, "How points are computed", 3)
+    campaign_base = Decimal(0)
+    by_category: dict[str | None, Decimal] = {}
     for item in items:
         points = Decimal(item.amount) / unit * rate
-        by_category[item.category] = by_category.get(item.category, Decimal(0)) + points
         base += points
         multiplier = rules.skus.get(item.sku, rules.categories.get(item.category or "", Decimal(1)))
         multiplied += points * (multiplier - 1)
+        own = points * min(multiplier, Decimal(1))
+        campaign_base += own
+        by_category[item.category] = by_category.get(item.category, Decimal(0)) + own
     rest = amount - sum(item.amount for item in items)
     if rest > 0:
         base += Decimal(rest) / unit * rate
+        campaign_base += Decimal(rest) / unit * rate
     base_points = _round(base + multiplied, rules.rounding)
     description = f"{rate.normalize():f} points per {currency} unit"
     if multiplied:
@@ -107,7 +116,7 @@ def evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_lo
         if not is_active(campaign, occurred_local):
             continue
         if campaign.categories is None:
-            eligible = base
+            eligible = campaign_base
         elif any(category in by_category for category in campaign.categories):  # items in them, even at 0 points
             eligible = sum((by_category.get(category, Decimal(0)) for category in campaign.categories), Decimal(0))
         else:

@@ -95,6 +95,51 @@ def test_transactions_list_only_own_entries(world, network):
     assert refs == ["b-earn"]
 
 
+def test_a_referral_bonus_does_not_show_an_unlinked_referrers_id(partners, network):
+    """The referee, linked to Alpha and Beta, earns at Beta, whose programme pays its referrer a
+    bonus: Beta's transactions list that bonus with member_id null while the referrer is not linked
+    to Beta (never its id: ARCHITECTURE.md, only members linked to it), and with it once it is."""
+    from shared.rules.store import set_rules
+
+    alpha, beta = partners("Alpha Books"), partners("Beta Tea")
+    network.tx(lambda tx: set_rules(tx, beta.partner_id, "referral: {bonus_points: 50}\n"))
+    referrer = enrol(alpha)
+    referee = enrol(alpha, referrer_member_id=referrer)
+    other_referee = enrol(alpha, referrer_member_id=referrer)
+    for member in (referee, other_referee):
+        token = alpha.ok("POST", f"/v1/members/{member}/link-tokens", status=201)["link_token"]
+        assert beta.ok("POST", "/v1/members", {"link_token": token})["member_id"] == member
+    earned = beta.ok("POST", "/v1/earn", {"member_id": referee, "reference": "b-1", "amount": 10_000,
+                                          "currency": "CNY"})
+    assert earned["referral_bonus"]["points"] == 50
+    listed = beta.ok("GET", "/v1/transactions")["transactions"]
+    assert sorted((t["kind"], t["member_id"] or "", t["points"]) for t in listed) == [("bonus", "", 50),
+                                                                                        ("earn", referee, 100)]
+    assert referrer not in str(listed)
+    # once the referrer links to Beta (its consent), Beta sees whose bonus it was
+    token = alpha.ok("POST", f"/v1/members/{referrer}/link-tokens", status=201)["link_token"]
+    beta.ok("POST", "/v1/members", {"link_token": token})
+    beta.ok("POST", "/v1/earn", {"member_id": other_referee, "reference": "b-2", "amount": 10_000, "currency": "CNY"})
+    listed = beta.ok("GET", "/v1/transactions")["transactions"]
+    assert [(t["kind"], t["member_id"]) for t in listed if t["kind"] == "bonus"] == [("bonus", referrer)] * 2
+
+
+def test_a_merged_duplicates_id_stays_on_the_partners_own_transactions(partners, network):
+    """Merging moves the duplicate's link to the survivor; the partner's earns for the duplicate
+    still show the id it posted them with (a member it was linked to), page after page."""
+    from shared.programme.merge import merge_members
+
+    alpha = partners("Alpha Books")
+    survivor, duplicate = enrol(alpha), enrol(alpha)
+    alpha.ok("POST", "/v1/earn", {"member_id": duplicate, "reference": "a-1", "points": 10})
+    alpha.ok("POST", "/v1/earn", {"member_id": survivor, "reference": "a-2", "points": 20})
+    network.tx(lambda tx: merge_members(tx, survivor, duplicate))
+    listed = [t for t in alpha.ok("GET", "/v1/transactions")["transactions"] if t["kind"] == "earn"]
+    assert [(t["reference"], t["member_id"]) for t in listed] == [("a-1", duplicate), ("a-2", survivor)]
+    first = alpha.ok("GET", "/v1/transactions", params={"limit": 1})["transactions"]
+    assert [(t["reference"], t["member_id"]) for t in first] == [("a-1", duplicate)]
+
+
 def test_a_batch_across_partners_refuses_each_event(world, network):
     a, b, member, _, _ = world
     before = entry_count(network)

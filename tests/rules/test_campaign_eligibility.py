@@ -71,3 +71,72 @@ def test_an_earn_and_its_quote_give_the_category_bonus_at_base_rate_zero(network
     assert outcome["points"] == quote["points"] == 20
     assert outcome["breakdown"] == quote["breakdown"]
     assert [(lot["funded_by"], lot["points"]) for lot in outcome["lots"]] == [(partner, 20)]
+
+
+# docs/earn-rules.md, "How points are computed", 3: a multiplier campaign multiplies the eligible items'
+# base points before SKU and category multipliers (no compounding), but never more than the item earns
+# itself: an item at 0 earns nothing from it, one at 0.5 is multiplied at its own points
+GIFTS = "base_rate: 1\nskus: {GIFT-CARD: 0, HALF: 0.5}\ncategories: {books: 2, tea: 0}\n"
+DOUBLE = f"campaigns: [{{id: double, name: Double, {NOVEMBER}, multiplier: 2}}]"
+TRIPLE_TEA = f"campaigns: [{{id: tea, name: Tea, {NOVEMBER}, categories: [tea], multiplier: 3}}]"
+
+
+ZERO_AND_PARTIAL = [
+    ("a gift card at SKU multiplier 0 gets nothing", GIFTS + DOUBLE, 50_000, [("GIFT-CARD", None, 50_000)],
+     [("base_rate", 0)]),
+    ("an item of a category at 0 gets nothing", GIFTS + DOUBLE, 5_000, [("T", "tea", 5_000)], [("base_rate", 0)]),
+    ("the rest of the purchase is doubled, the gift card not", GIFTS + DOUBLE, 70_000,
+     [("GIFT-CARD", None, 50_000)], [("base_rate", 200), ("campaign:double", 200)]),
+    ("no compounding: books at 2 are doubled at their base points", GIFTS + DOUBLE, 60_000,
+     [("GIFT-CARD", None, 50_000), ("B", "books", 10_000)], [("base_rate", 200), ("campaign:double", 100)]),
+    ("an item at 0.5 is doubled at its own points", GIFTS + DOUBLE, 10_000, [("HALF", "books", 10_000)],
+     [("base_rate", 50), ("campaign:double", 50)]),
+    ("a category campaign on items that earn nothing gives nothing", GIFTS + TRIPLE_TEA, 5_000,
+     [("T", "tea", 5_000)], [("base_rate", 0)]),
+    ("a category campaign counts only its items' own points", "base_rate: 1\nskus: {T0: 0, T5: 0.5}\n" + TRIPLE_TEA,
+     30_000, [("T0", "tea", 10_000), ("T5", "tea", 10_000), ("T1", "tea", 10_000)],
+     [("base_rate", 150), ("campaign:tea", 300)]),
+]
+
+
+@pytest.mark.parametrize("rules,amount,items,expected", [pytest.param(*case[1:], id=case[0].replace(" ", "-"))
+                                                         for case in ZERO_AND_PARTIAL])
+def test_a_multiplier_campaign_gives_nothing_for_what_earns_nothing(rules, amount, items, expected):
+    assert lines(rules, amount, items) == expected
+
+
+def test_a_gift_card_on_a_double_points_weekend_earns_nothing(network, clock):
+    """The documented example (gift cards earn nothing, weekends double): a 500 CNY gift card on a
+    Saturday is refused nothing_to_earn, earn and quote alike, not paid 500 campaign points."""
+    from shared.errors import NothingToEarn
+
+    clock.set(datetime(2026, 11, 21, 12, tzinfo=SHANGHAI))  # a Saturday
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    network.tx(lambda tx: set_rules(tx, partner, "base_rate: 1\nskus: {GIFT-CARD: 0}\ncampaigns: [{id: weekend, "
+                                    f"name: Double weekend, {NOVEMBER}, weekdays: [6, 7], multiplier: 2}}]"))
+    gift = Event("earn", "gift-1", member, amount=50_000, items=(PurchaseItem("GIFT-CARD", None, 50_000),))
+    with pytest.raises(NothingToEarn):
+        network.tx(lambda tx: quote_earn(tx, partner, gift), readonly=True)
+    [outcome] = network.post(partner, [gift])
+    assert not isinstance(outcome, dict) and outcome.code == "nothing_to_earn", outcome
+    mixed = Event("earn", "mixed-1", member, amount=60_000,
+                  items=(PurchaseItem("GIFT-CARD", None, 50_000), PurchaseItem("B", "books", 10_000)))
+    [outcome] = network.post(partner, [mixed])
+    assert {line["rule"]: line["points"] for line in outcome["breakdown"]} == {"base_rate": 100,
+                                                                              "campaign:weekend": 100}
+
+
+def test_the_documented_worked_example():
+    """docs/earn-rules.md, step 3: the example document with HALF: 0.5, a weekend purchase of 700 CNY."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "earn-rules.md").read_text()
+    example = re.search(r"## The document\n\n```yaml\n(.*?)```", doc, re.S).group(1)
+    rules = parse(example.replace("  GIFT-CARD: 0\n", "  GIFT-CARD: 0\n  HALF: 0.5\n"))
+    result = evaluate(amount=70_000, items=(PurchaseItem("GIFT-CARD", None, 50_000), PurchaseItem("B", "books", 10_000),
+                                            PurchaseItem("HALF", None, 10_000)),
+                      occurred_local=datetime(2026, 11, 21, 12, tzinfo=SHANGHAI), currency="CNY",
+                      contract_base_rate_micro=1_000_000, partner=rules, partner_scope="p")
+    assert [(line.rule, line.points) for line in result.lines] == [("base_rate", 250), ("campaign:weekend", 150)]

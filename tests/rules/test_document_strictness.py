@@ -234,3 +234,52 @@ referral:
 """)
     assert rules.categories["tea"] == Decimal("1.5") and rules.campaigns[0].weekdays == [6, 7]
     assert rules.campaigns[1].starts_on == date(2026, 11, 16) and rules.referral.min_spend == 5000
+
+
+TWO_CAMPAIGNS = campaign_yaml() + "\nbase_rate: 1\ncampaigns: [{id: tea, name: Tea, starts_on: 2026-11-16, " \
+                                  "ends_on: 2026-11-22, bonus_points: 20}]\n"
+
+
+@pytest.mark.parametrize("document, key", [
+    (TWO_CAMPAIGNS, "campaigns"),
+    ("base_rate: 1\nminimum_spend: 100\nbase_rate: 2\n", "base_rate"),
+    ("skus:\n  GIFT-CARD: 0\n  BOOK: 2\n  GIFT-CARD: 1\n", "GIFT-CARD"),
+    (campaign_yaml(extra=", multiplier: 3"), "multiplier"),
+    ("activities:\n  survey: {points: 5}\n  survey: {points: 500}\n", "survey"),
+    ("referral: {bonus_points: 50, bonus_points: 5000}", "bonus_points"),
+    ('{"base_rate": 1, "base_rate": 2}', "base_rate"),
+    ('{"skus": {"GIFT-CARD": 0, "GIFT-CARD": 3}}', "GIFT-CARD"),
+    ('{"campaigns": [{"id": "weekend", "name": "W", "starts_on": "2026-11-01", "ends_on": "2026-11-30", '
+     '"multiplier": 2, "multiplier": 20}]}', "multiplier"),
+], ids=["yaml-campaigns", "yaml-base_rate", "yaml-sku", "yaml-campaign-field", "yaml-activity", "yaml-referral",
+        "json-base_rate", "json-sku", "json-campaign-field"])
+def test_a_key_given_twice_is_refused_naming_it(document, key):
+    """YAML and JSON keep the last of a repeated key: a second `campaigns:` section silently dropped
+    the first. Read strictly, a key given twice, at any depth, is refused, naming it."""
+    message = refusal(document)
+    assert message.startswith("the rules document is invalid") and f"{key} is given twice" in message, message
+
+
+def test_a_key_in_two_different_mappings_is_not_repeated():
+    """The same field in two campaigns, or one name as a category and a SKU, are different keys."""
+    rules = parse("categories: {tea: 2}\nskus: {tea: 0}\ncampaigns:\n"
+                  "  - {id: weekend, name: W, starts_on: 2026-11-01, ends_on: 2026-11-30, multiplier: 2}\n"
+                  "  - {id: tea, name: T, starts_on: 2026-11-16, ends_on: 2026-11-22, bonus_points: 20}\n")
+    assert [c.id for c in rules.campaigns] == ["weekend", "tea"] and rules.skus == {"tea": Decimal(0)}
+
+
+def test_a_second_campaigns_section_is_refused_and_nothing_stored(network, tmp_path):
+    """Through ``pointsnet rules set``: one line, a non-zero exit, no version stored."""
+    import json
+
+    from tests.cli.inprocess import pointsnet
+
+    env = {"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None}
+    assert pointsnet("db", "upgrade", env=env).returncode == 0
+    shop = json.loads(pointsnet("partners", "add", "Shop", env=env).stdout)["partner_id"]
+    (tmp_path / "rules.yaml").write_text(TWO_CAMPAIGNS)
+    done = pointsnet("rules", "set", "--partner", shop, str(tmp_path / "rules.yaml"), env=env)
+    assert done.returncode != 0 and done.stderr.strip().count("\n") == 0, done.stderr
+    assert "the rules document is invalid: campaigns is given twice" in done.stderr, done.stderr
+    shown = pointsnet("rules", "show", "--partner", shop, env=env)
+    assert shown.returncode != 0 and "no rules set" in shown.stderr
