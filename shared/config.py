@@ -6,6 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -14,9 +15,24 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.programme.config import TierConfig
 
 
-class KeyConfigurationError(ValueError):
+class ConfigurationError(ValueError):
+    """A setting the network cannot work with, found only when it is used (a data directory that
+    cannot be written): the message names the variable, for the one-line ``configuration error: …``
+    of the command line."""
+
+
+class KeyConfigurationError(ConfigurationError):
     """A configured key that cannot be used (shared/keys.py raises it): the message names the variable
-    (never the key), for the one-line ``configuration error: …`` of the command line."""
+    (never the key)."""
+
+
+# Every duration is at most 100 years: far beyond any business use, and far enough from the end of
+# the calendar (year 9999) that adding one to the network's time never overflows a datetime.
+MAX_DAYS = 36500
+MAX_HOURS = MAX_DAYS * 24
+MAX_MINUTES = MAX_HOURS * 60
+# What limits' Redis storages accept (POINTSNET_REDIS_URL); checked for shape only, never connected to.
+REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
 
 
 def default_jobs() -> int:
@@ -39,19 +55,19 @@ class Settings(BaseSettings):
     # Business-day cut-off, minutes after local midnight (0 = midnight).
     cycle_cutoff_minutes: int = Field(default=0, ge=0, lt=24 * 60)
     # How far before posted_at a partner's occurred_at may lie.
-    occurred_at_window_hours: int = Field(default=72, ge=0)
+    occurred_at_window_hours: int = Field(default=72, ge=0, le=MAX_HOURS)
     # When lots expire (see shared/ledger/expiry_policy.py): never, days:N, rolling:N (months),
     # end_of_month:N, end_of_quarter:N, end_of_year:N — in the network time zone.
     expiry_policy: str = "rolling:12"
     # A returned lot that expired meanwhile lives at least this long again.
-    return_grace_days: int = Field(default=30, ge=0)
-    hold_timeout_minutes: int = Field(default=15, gt=0)
-    idempotency_retention_days: int = Field(default=7, ge=7)
+    return_grace_days: int = Field(default=30, ge=0, le=MAX_DAYS)
+    hold_timeout_minutes: int = Field(default=15, gt=0, le=MAX_MINUTES)
+    idempotency_retention_days: int = Field(default=7, ge=7, le=MAX_DAYS)
     expiry_batch_size: int = Field(default=5000, gt=0)
     # Fix the network clock of this process (RFC 3339 instant) for drills and tests.
     clock: str | None = None
     # Settlement: a cycle is closed and settled this long after its cut-off.
-    settlement_grace_minutes: int = Field(default=30, ge=0)
+    settlement_grace_minutes: int = Field(default=30, ge=0, le=MAX_MINUTES)
     # Connections writing a cycle's statements side by side on PostgreSQL (each in the settlement's
     # snapshot); the default is this machine's cores, at most 8. 1 writes them one by one.
     settlement_jobs: int = Field(default_factory=default_jobs, ge=1, le=16)
@@ -59,7 +75,7 @@ class Settings(BaseSettings):
     # on at most this many requests at once, so a request never waits for a connection to be opened.
     db_pool_size: int = Field(default=20, ge=1, le=500)
     # Payments are due this many business days after the cycle date.
-    settlement_lag_business_days: int = Field(default=1, ge=0)
+    settlement_lag_business_days: int = Field(default=1, ge=0, le=MAX_DAYS)
     # What partners sign as @authority (host[:port]) when it differs from the Host a process sees.
     public_authority: str | None = None
     redis_url: str | None = None  # shared rate limits across API processes
@@ -77,8 +93,8 @@ class Settings(BaseSettings):
     # Member programme (docs/programme.md): the tier ladder as JSON, activity status thresholds,
     # and how many days before points expire members are reminded (e.g. "30,7").
     tiers: TierConfig = Field(default_factory=TierConfig)
-    activity_at_risk_days: int = Field(default=90, gt=0)
-    activity_dormant_days: int = Field(default=180, gt=0)
+    activity_at_risk_days: int = Field(default=90, gt=0, le=MAX_DAYS)
+    activity_dormant_days: int = Field(default=180, gt=0, le=MAX_DAYS)
     expiry_reminder_days: Annotated[tuple[int, ...], NoDecode] = (30, 7)
     programme_batch_size: int = Field(default=500, gt=0)
     # Dashboard (docs/dashboard.md): actions that need a second operator's approval, comma-separated
@@ -97,7 +113,98 @@ class Settings(BaseSettings):
         days = tuple(sorted({int(day) for day in value}, reverse=True))
         if any(day <= 0 for day in days):
             raise ValueError("expiry reminder days must be positive whole days, e.g. 30,7")
+        if any(day > MAX_DAYS for day in days):
+            raise ValueError(f"expiry reminder days must be at most {MAX_DAYS} (100 years)")
         return days
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        if not value:
+            return value
+        try:
+            backend = make_url(value).get_backend_name()
+        except (ArgumentError, ValueError):  # the message would hold the URL, and its password
+            raise ValueError("not a database URL (sqlite:///PATH or postgresql://USER@HOST:PORT/NAME)") from None
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("only SQLite (sqlite:///PATH) and PostgreSQL (postgresql://…) databases are supported")
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, value: str) -> str:
+        code = value.strip().upper()  # a partner's code is upper-cased before it is compared
+        if not (len(code) == 3 and code.isascii() and code.isalpha()):
+            raise ValueError("not an ISO 4217 currency code (three letters, e.g. CNY)")
+        return code
+
+    @field_validator("default_region")
+    @classmethod
+    def _phone_region(cls, value: str) -> str:
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("not a region phone numbers are known for (an ISO 3166 code such as CN)")
+        return region
+
+    @field_validator("clock")
+    @classmethod
+    def _fixed_instant(cls, value: str | None) -> str | None:
+        from shared.clock import parse_instant
+
+        if value:
+            try:
+                parse_instant(value)  # as the network clock reads it (shared/clock.py)
+            except (ValueError, OverflowError):
+                raise ValueError("not an RFC 3339 instant with its offset, e.g. 2026-12-01T00:00:00+08:00") from None
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)  # as the partner API's gate reads it
+        except ValueError:
+            raise ValueError("not a rate limit in `limits` syntax, e.g. 6000/minute") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        url = urlsplit(value)
+        if url.scheme not in REDIS_SCHEMES:
+            raise ValueError(f"not a Redis URL: the scheme is one of {', '.join(REDIS_SCHEMES)} "
+                             "(e.g. redis://HOST:6379/0)")
+        if url.scheme == "redis+unix":
+            if not url.path:
+                raise ValueError("a redis+unix URL names its socket (redis+unix:///run/redis/redis.sock)")
+            return value
+        for address in url.netloc.rpartition("@")[2].split(","):  # the hosts of a cluster or sentinels
+            where = urlsplit(f"//{address}")
+            try:
+                port = where.port
+            except ValueError:
+                port = 0
+            if not where.hostname or port == 0:
+                raise ValueError("not a Redis URL: each host is HOST or HOST:PORT (e.g. redis://HOST:6379/0)")
+        if url.scheme == "redis+sentinel" and not url.path.strip("/"):
+            raise ValueError("a redis+sentinel URL names the service after its hosts (redis+sentinel://HOST:26379/NAME)")
+        if url.scheme in ("redis", "rediss"):
+            from redis.connection import parse_url
+
+            try:
+                parse_url(value)  # redis-py's own reading of its options (?socket_timeout=…), no connection
+            except ValueError:
+                raise ValueError("not a Redis URL: an option in its query cannot be read") from None
+        return value
 
     @field_validator("four_eyes_actions", mode="before")
     @classmethod

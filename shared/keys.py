@@ -36,7 +36,13 @@ def _create_once(path: Path, data: bytes) -> None:
     name, then linked into place (which fails if another process or thread got there first).
     A reader never sees a half-written key file, and the first writer's key wins."""
     staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    _write_private(staging, data)
+    try:
+        _write_private(staging, data)
+    except OSError as exc:  # only generated keys are created: they go into the data directory
+        reason = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else (
+            exc.strerror or exc)
+        raise KeyConfigurationError(f"POINTSNET_DATA_DIR: cannot write the network's keys into {path.parent} "
+                                    f"({reason})") from None
     try:
         os.link(staging, path)
     except FileExistsError:
@@ -168,11 +174,55 @@ def keyring_with_active_key(data: dict, key_id: str) -> dict:
 
 
 def write_keyring(path: Path, data: dict) -> None:
-    """Replace the key file atomically (owner-only), so a process reading it never sees half a file."""
+    """Replace the key file atomically, so a process reading it never sees half a file. The new file
+    keeps the owner, group and mode of the one it replaces (a new one is owner-only): a rotation run
+    from a root shell must not take the key file away from the services' user. Where the new file
+    cannot be given to that owner, nothing is replaced."""
+    import errno
+    import stat
+
     _decode_keyring(data)  # refuse to write a keyring that would not load
+    try:
+        kept = path.stat()
+    except FileNotFoundError:
+        kept = None
+    path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    _write_private(staging, json.dumps(data, indent=2).encode())
-    os.replace(staging, path)
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(json.dumps(data, indent=2).encode())
+            if kept is not None:
+                ours = os.fstat(fd)
+                if (ours.st_uid, ours.st_gid) != (kept.st_uid, kept.st_gid):
+                    try:
+                        os.fchown(fd, kept.st_uid, kept.st_gid)
+                    except PermissionError:
+                        owner = _owner_name(kept)
+                        raise PermissionError(errno.EPERM, f"{path} belongs to {owner}, and this user cannot give "
+                                              f"the new file to it: run the command as {owner.split(':')[0]} "
+                                              "or as root", str(path)) from None
+                os.fchmod(fd, stat.S_IMODE(kept.st_mode))
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+
+
+def _owner_name(status: os.stat_result) -> str:
+    """user:group (uid N, gid N) of a file, the names where the system knows them."""
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwuid(status.st_uid).pw_name
+    except KeyError:
+        user = str(status.st_uid)
+    try:
+        group = grp.getgrgid(status.st_gid).gr_name
+    except KeyError:
+        group = str(status.st_gid)
+    return f"{user}:{group} (uid {status.st_uid}, gid {status.st_gid})"
 
 
 @contextmanager

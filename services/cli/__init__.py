@@ -19,9 +19,13 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared.config import KeyConfigurationError, get_settings
+from shared.config import ConfigurationError, get_settings
 from shared.errors import PointsnetError
 from shared.money import MoneyError
+try:
+    from typer import TyperException as UsageMistake  # the click typer carries inside since 0.2x
+except ImportError:  # an older typer, on the click package
+    from click import ClickException as UsageMistake
 
 app = typer.Typer(help="Pointsnet: a coalition loyalty points network.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -119,7 +123,15 @@ def _undecodable_setting(error: SettingsError) -> str:
 
 def main() -> None:
     try:
-        app()
+        # not standalone: a usage mistake comes back here to be one line, not click's framed box
+        code = app(standalone_mode=False)
+    except UsageMistake as error:  # a missing option, a value of the wrong type, an unknown command
+        if type(error).__name__ != "NoArgsIsHelpError":  # `pointsnet clearing`: its help, printed already
+            err.print(f"[bold red]error:[/] {escape(error.format_message())}", highlight=False, soft_wrap=True)
+        sys.exit(error.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        err.print("aborted", highlight=False)
+        sys.exit(1)
     except ValidationError as error:
         if error.title != "Settings":  # not the configuration: not ours to word
             raise
@@ -128,7 +140,7 @@ def main() -> None:
     except SettingsError as error:  # a value pydantic-settings could not even decode (POINTSNET_TIERS not JSON)
         err.print(f"[bold red]configuration error:[/] {escape(_undecodable_setting(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyConfigurationError as error:  # a key file missing, a keyring not JSON
+    except ConfigurationError as error:  # a key file missing, a keyring not JSON, a data dir not writable
         err.print(f"[bold red]configuration error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (PointsnetError, MoneyError) as error:
@@ -141,6 +153,7 @@ def main() -> None:
     except OverflowError as error:  # a number too large for the database (SQLite) or the calendar
         err.print(f"[bold red]error:[/] a number is out of range: {escape(str(error))}", highlight=False)
         sys.exit(2)
+    sys.exit(code or 0)  # a command's exit (typer.Exit, Ctrl-C's 130); no command returns a value
 
 
 # the commands, one module per domain: each registers its own on the groups above (in this order

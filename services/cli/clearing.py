@@ -43,12 +43,13 @@ def clearing_list() -> None:
     """Settlements per cycle and party, with their payment status (overdue flagged)."""
     from sqlalchemy import select
 
+    from shared.ledger.cycles import cycle_date_for
     from shared.models import Settlement
 
     network = _network()
     rows = network.tx(lambda tx: tx.session.execute(select(Settlement).order_by(
         Settlement.cycle_date, Settlement.party)).scalars().all(), readonly=True)
-    today = network.clock.now().date()
+    today = cycle_date_for(network.clock.now(), network.settings)  # the network's business day, as the dashboard's
     table = Table("cycle", "party", "net (minor units)", "from float", "by bank", "payment date", "status",
                   "bank reference")
     for row in rows:
@@ -162,7 +163,10 @@ def reconcile(
                                                            item.reason)))  # the partner's text, not markup
         console.print(table if breaks else "no breaks: the partner's log matches its statement")
         if breaks_csv:
-            breaks_csv.write_text(positions.breaks_csv(breaks), encoding="utf-8", newline="")  # as the dashboard gives it
+            try:
+                breaks_csv.write_text(positions.breaks_csv(breaks), encoding="utf-8", newline="")  # as the dashboard gives it
+            except OSError as exc:
+                fail(f"cannot write the breaks report to {breaks_csv}: {exc.strerror or exc}")
         if breaks:
             raise typer.Exit(1)
         return

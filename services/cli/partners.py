@@ -91,11 +91,14 @@ def partners_keygen(out: Path = typer.Option(Path("partner-key"), help="Path pre
     if private.exists():
         fail(f"{private} exists; refusing to overwrite a key")
     key = Ed25519PrivateKey.generate()
-    private.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(private_key_pem(key))
-    public.write_bytes(public_key_pem(key.public_key()))
+    try:
+        private.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(private_key_pem(key))
+        public.write_bytes(public_key_pem(key.public_key()))
+    except OSError as exc:  # a directory on the way that is a file, or that may not be written
+        fail(f"cannot write the key pair to {out}: {exc.strerror or exc}")
     print(json.dumps({"private_key": str(private), "public_key": str(public)}))
 
 
@@ -110,9 +113,17 @@ def partner_call(
     idempotency_key: Optional[str] = typer.Option(None, help="Reuse a key to retry an operation."),
 ) -> None:
     """Call the partner API by hand: signs the request, verifies the signed answer, prints it."""
-    from shared.sdk import PointsnetAPIError, PointsnetClient
+    import httpx
+
+    from shared.sdk import PointsnetAPIError, PointsnetClient, ResponseSignatureError
     from shared.signing import load_private_key
 
+    try:
+        base = httpx.URL(url)
+    except httpx.InvalidURL:
+        base = None
+    if base is None or base.scheme not in ("http", "https") or not base.host:
+        fail(f"--url must be the network's http:// or https:// address, not {url!r}")
     payload = None
     if body is not None:
         text = _read_text(Path(body[1:])) if body.startswith("@") else body
@@ -132,6 +143,10 @@ def partner_call(
     except PointsnetAPIError as error:
         print(json.dumps(error.problem, indent=2))
         raise typer.Exit(1)
+    except httpx.HTTPError as exc:  # unreachable (after the retries), or no keys where the network's should be
+        fail(f"no answer from {url}: {(str(exc) or type(exc).__name__).splitlines()[0]}")
+    except ResponseSignatureError as exc:
+        fail(str(exc).splitlines()[0])
     print(json.dumps(answer.body, indent=2))
 
 

@@ -53,7 +53,7 @@ def _job_runner(network, demo_url: str | None):
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8400, help="Port to listen on."),
+    port: int = typer.Option(8400, min=1, max=65535, help="Port to listen on."),
     demo: bool = typer.Option(False, "--demo", help="Seed a demo coalition (once) and keep demo traffic flowing."),
     jobs: bool = typer.Option(True, "--jobs/--no-jobs", help="Run the job runner in this process."),
 ) -> None:
@@ -82,7 +82,12 @@ def serve(
     console.print(f"Pointsnet listening on http://{host}:{port} (database: {network.db.dialect}, "
                   f"data: {settings.data_dir}); dashboard at http://{_local(host)}:{port}/dashboard/")
     tune_for_throughput()
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None)
+
+
+# uvicorn.run(..., log_config=None): uvicorn's own loggers (a malformed request, an exception it
+# caught, its shutdown) go through the handler of shared.observability.configure_logging like every
+# other line, JSON with POINTSNET_LOG_FORMAT=json, instead of uvicorn's own text formatter
 
 
 def _local(host: str) -> str:
@@ -134,7 +139,7 @@ def _demo_users(network) -> None:
 @app.command("serve-dashboard")
 def serve_dashboard(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8402, help="Port to listen on."),
+    port: int = typer.Option(8402, min=1, max=65535, help="Port to listen on."),
 ) -> None:
     """Run the operator and finance dashboard alone (at /dashboard), e.g. behind the same nginx as
     the API processes. The schema must be current."""
@@ -154,13 +159,13 @@ def serve_dashboard(
     root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     root.mount("/dashboard", create_dashboard(network))
     console.print(f"Pointsnet dashboard listening on http://{host}:{port}/dashboard/ (database: {network.db.dialect})")
-    uvicorn.run(root, host=host, port=port, log_level="warning")
+    uvicorn.run(root, host=host, port=port, log_level="warning", log_config=None)
 
 
 @app.command("serve-api")
 def serve_api(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8400, help="Port to listen on."),
+    port: int = typer.Option(8400, min=1, max=65535, help="Port to listen on."),
     workers: int = typer.Option(1, min=1, help="API processes sharing this port (one Python process uses "
                                                "one core at most)."),
 ) -> None:
@@ -190,15 +195,15 @@ def serve_api(
     console.print(f"Pointsnet API listening on http://{host}:{port} (database: {dialect}"
                   + (f", {workers} processes)" if workers > 1 else ")"))
     if workers == 1:
-        uvicorn.run(application, host=host, port=port, log_level="warning")
+        uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None)
     else:
         uvicorn.run("services.partner_api.app:from_environment", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning")
+                    workers=workers, log_level="warning", log_config=None)
 
 
 @app.command()
 def worker(
-    metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on this port (0: off)."),
+    metrics_port: int = typer.Option(0, min=0, max=65535, help="Serve Prometheus metrics on this port (0: off)."),
     metrics_host: str = typer.Option("127.0.0.1", help="Address the metrics port listens on: 127.0.0.1 (the "
                                      "default) lets only this machine scrape it; 0.0.0.0 lets other hosts, e.g. "
                                      "Prometheus in another container."),
@@ -217,7 +222,10 @@ def worker(
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr=metrics_host)
+        try:
+            start_http_server(metrics_port, addr=metrics_host)
+        except OSError as exc:  # the port taken (another worker), or an address not of this machine
+            fail(f"cannot serve metrics on {metrics_host} port {metrics_port}: {exc.strerror or exc}")
     runner = _job_runner(network, None)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.clock import Clock, SystemClock
-from shared.config import Settings
+from shared.config import ConfigurationError, Settings
 from shared.db.writer_queue import TurnTimeout, WriterQueue
 
 log = logging.getLogger("pointsnet.db")
@@ -49,7 +49,14 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            directory = Path(parsed.database).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file in its place, a read-only mount, no permission
+                reason = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else (
+                    exc.strerror or exc)
+                raise ConfigurationError(f"POINTSNET_DATA_DIR: cannot create {directory} for the SQLite database "
+                                         f"({reason})") from None
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 60},

@@ -1,0 +1,68 @@
+"""What a server process writes to its log, uvicorn's own lines included (docs/operations.md, "Logs
+and metrics": with POINTSNET_LOG_FORMAT=json every line is one JSON object)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from shared.ports import free_port
+from tests.cli.inprocess import pointsnet as in_process
+
+
+def _serve_api_log(tmp_path, log_format: str) -> str:
+    """Standard error of `pointsnet serve-api` that received one malformed request, then SIGTERM."""
+    same_env = {"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None}
+    assert in_process("db", "upgrade", env=same_env).returncode == 0
+    assert in_process("keys", "init", env=same_env).returncode == 0
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"), POINTSNET_LOG_FORMAT=log_format)
+    env.pop("POINTSNET_DATABASE_URL", None)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve-api", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "serve-api did not come up"
+            time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:  # a scanner, a broken client
+            raw.sendall(b"GARBAGE\r\n\r\n")
+            raw.recv(200)
+        time.sleep(0.5)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            _, stderr = server.communicate()
+    return stderr
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_uvicorns_own_lines_take_the_configured_log_format(tmp_path, log_format):
+    lines = [line for line in _serve_api_log(tmp_path, log_format).splitlines() if line.strip()]
+    if log_format == "json":
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                pytest.fail(f"not one JSON object: {line!r}")
+        assert {"logger": "uvicorn.error", "level": "WARNING", "message": "Invalid HTTP request received."} \
+            in [{key: record.get(key) for key in ("logger", "level", "message")} for record in records], records
+    else:  # the project's text format, uvicorn's logger named
+        assert any(line.endswith(" WARNING uvicorn.error Invalid HTTP request received.") for line in lines), lines
