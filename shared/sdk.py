@@ -58,6 +58,17 @@ class ResponseSignatureError(Exception):
     """The network's answer did not carry a valid signature bound to our request."""
 
 
+def _problem(response: httpx.Response) -> dict:
+    """The problem details of an error answer to an unsigned request (a proxy's 502/503/504 page: none)."""
+    if response.status_code in GATEWAY_STATUSES or "problem+json" not in response.headers.get("content-type", ""):
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 @dataclass
 class _View:
     method: str
@@ -101,6 +112,9 @@ class PointsnetClient:
         if method == "POST" and idempotency_key is None:
             idempotency_key = str(uuid.uuid4())
         content = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+        if self.verify_responses and not self.network_keys:
+            # before anything is sent: keys that cannot be had refuse the call, never an answer already posted
+            self.fetch_network_keys()
         delay = 0.2
         for attempt in range(self.retries + 1):
             try:
@@ -167,11 +181,32 @@ class PointsnetClient:
                                          f"{exc}") from exc
 
     def fetch_network_keys(self) -> dict[str, Ed25519PublicKey]:
-        """Fetch (and pin for this client) the network's public keys."""
-        answer = self.http.get(self.base_url + "/v1/network/keys")
-        answer.raise_for_status()
-        self.network_keys = {key["kid"]: public_key_from_jwk(key) for key in answer.json()["keys"]}
-        return self.network_keys
+        """Fetch (and pin for this client) the network's public keys, retrying transport errors, 5xx and
+        429 as a call does; an error answer left after the retries is a PointsnetAPIError."""
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            try:
+                answer = self.http.get(self.base_url + "/v1/network/keys")
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise
+            else:
+                if answer.status_code == 200:
+                    try:
+                        keys = {key["kid"]: public_key_from_jwk(key) for key in answer.json()["keys"]}
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise ResponseSignatureError(f"the network's keys cannot be read: {exc}") from exc
+                    self.network_keys = keys
+                    return keys
+                retry_after = answer.headers.get("retry-after", "")
+                wait = float(retry_after) if retry_after.isdigit() else 0.0
+                if not (answer.status_code in RETRY_STATUSES or answer.status_code >= 500) \
+                        or attempt == self.retries or wait > MAX_RETRY_AFTER_S:
+                    raise PointsnetAPIError(answer.status_code, _problem(answer))
+                time.sleep(wait)  # never sooner than asked; the jitter below only adds to it
+            time.sleep(delay * (0.5 + secrets.randbelow(100) / 100))
+            delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.http.close()

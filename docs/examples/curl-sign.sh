@@ -17,12 +17,16 @@ else
   COMPONENTS='"@method" "@authority" "@path" "@query"'
 fi
 PARAMS="($COMPONENTS);created=$CREATED;keyid=\"$KEY_ID\";alg=\"ed25519\";nonce=\"$NONCE\";tag=\"pointsnet-v1\""
+# openssl signs Ed25519 in one shot from a file (not a pipe): each run writes its base to a file of its
+# own (mktemp: a new name, created mode 0600, never an existing file or link), removed when the run ends.
+BASE_FILE=$(mktemp "${TMPDIR:-/tmp}/pointsnet-signature-base.XXXXXXXXXX")
+trap 'rm -f "$BASE_FILE"' EXIT; trap 'exit 1' HUP INT TERM
 {
   printf '"@method": %s\n"@authority": %s\n"@path": %s\n"@query": %s\n' "$METHOD" "$AUTHORITY" "$REQ_PATH" "$QUERY"
   if [ "$METHOD" = POST ]; then printf '"content-digest": %s\n"idempotency-key": %s\n' "$DIGEST" "$IDEM"; fi
   printf '"@signature-params": %s' "$PARAMS"
-} > "${TMPDIR:-/tmp}/pointsnet-signature-base.txt"
-SIG=$(openssl pkeyutl -sign -inkey "$KEY_FILE" -rawin -in "${TMPDIR:-/tmp}/pointsnet-signature-base.txt" | base64 -w0)
+} > "$BASE_FILE"
+SIG=$(openssl pkeyutl -sign -inkey "$KEY_FILE" -rawin -in "$BASE_FILE" | base64 -w0)
 if [ "$METHOD" = POST ]; then
   curl -sS -X POST "${SCHEME:-https}://$AUTHORITY$TARGET" -H "content-type: application/json" -H "idempotency-key: $IDEM" \
     -H "content-digest: $DIGEST" -H "signature-input: sig1=$PARAMS" -H "signature: sig1=:$SIG:" --data-binary "$BODY"

@@ -17,7 +17,7 @@ from services.partner_api.links import add_links
 from services.partner_api.middleware import PartnerGate
 from services.partner_api.reports import router as reports_router
 from services.partner_api.routes import router
-from shared.errors import PointsnetError, ValidationFailed
+from shared.errors import BatchTooLarge, PointsnetError, ValidationFailed
 from shared.network import Network
 from shared.observability import RequestObserver, refresh_liability
 
@@ -64,6 +64,27 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": True,
+    "description": "One per operation, reused on every retry of it (a UUID is ideal): 1 to 255 visible ASCII "
+                   "characters, else 400 `idempotency_key_missing` or `idempotency_key_invalid`. Covered by the "
+                   "request signature.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
+
+
+def declare_idempotency_key(document: dict) -> dict:
+    """Every POST of the partner API needs an Idempotency-Key (the door, PartnerGate, refuses one without
+    it): declared on each, so that a generated client or Swagger UI sends one."""
+    for path, operations in document.get("paths", {}).items():
+        post = operations.get("post")
+        if path.startswith("/v1/") and post is not None:
+            parameters = post.setdefault("parameters", [])
+            if not any(p.get("in") == "header" and p.get("name", "").lower() == "idempotency-key" for p in parameters):
+                parameters.append(dict(IDEMPOTENCY_KEY))
+    return document
+
+
 def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
                on_stop: Callable[[], None] | None = None) -> FastAPI:
     @asynccontextmanager
@@ -88,7 +109,7 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
 
     def openapi() -> dict:  # the generated document, with the links between operations
         if app.openapi_schema is None:
-            add_links(generated())
+            add_links(declare_idempotency_key(generated()))
         return app.openapi_schema
 
     app.openapi = openapi
@@ -120,6 +141,10 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
             refusal = MalformedRequest("the request body is not valid JSON: " + reason
                                        + (f" (at character {where[0]})" if where else ""))
             return JSONResponse(refusal.to_problem(), status_code=400, media_type=PROBLEM)
+        too_many = [item for item in error.errors() if item.get("type") == "batch_too_large"]
+        if too_many:  # schemas.BatchRequest: the ledger's own refusal of too large a batch, as documented
+            refusal = BatchTooLarge(too_many[0].get("msg", ""))
+            return JSONResponse(refusal.to_problem(), status_code=refusal.status, media_type=PROBLEM)
         details = [{"field": ".".join(str(part) for part in item.get("loc", ())[1:]) or "body",
                     "message": item.get("msg", "")} for item in error.errors()]
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])

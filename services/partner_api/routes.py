@@ -305,9 +305,12 @@ def earn(request: Request, body: schemas.EarnRequest):
 
 @router.post("/earn/quote", response_model=schemas.Quote, responses=problems(
     "unknown_member", "member_erased", "invalid_points", "invalid_amount", "nothing_to_earn", "occurred_at_out_of_range",
-    "velocity_limit_exceeded", "float_exhausted", write=True))
+    "velocity_limit_exceeded", "float_exhausted", "reference_conflict", write=True))
 def earn_quote(request: Request, body: schemas.EarnRequest):
-    """Compute the points an earn with this body would award, without posting anything."""
+    """Compute the points an earn with this body would award, without posting anything.
+
+    A `reference` you already used for other content is 409 `reference_conflict`, as the earn is; one
+    already used for this very earn answers what that earn awarded (the earn answers it again)."""
     partner_id = _partner(request)
     return _network(request).tx(lambda tx: quote_earn(tx, partner_id, _earn_event(body)))
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from shared.ledger.posting import MAX_BATCH
 
 Reference = Field(min_length=1, max_length=128, description="The partner's own unique id for this operation.")
 Points = Field(gt=0, le=10**12, description="Whole points.")
@@ -155,7 +158,17 @@ class BatchEvent(Strict):
 
 
 class BatchRequest(Strict):
-    events: list[BatchEvent] = Field(min_length=1, max_length=10_000)
+    events: list[BatchEvent] = Field(min_length=1, json_schema_extra={"maxItems": MAX_BATCH})
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _at_most_max_batch(cls, events):
+        """Too many events is the documented 422 ``batch_too_large`` (services/partner_api/app.py), not a
+        ``validation_failed``: a client splits its file on that code. Counted before any event is read."""
+        if isinstance(events, list) and len(events) > MAX_BATCH:
+            raise PydanticCustomError("batch_too_large", "a batch holds at most {limit} events, this one has {count}",
+                                      {"limit": MAX_BATCH, "count": len(events)})
+        return events
 
 
 class LotOut(BaseModel):

@@ -130,21 +130,26 @@ class Posting:
 
     # -- entry point -------------------------------------------------------------------
     def run(self) -> list[dict | PointsnetError]:
-        candidates = self._validate_and_dedupe()
+        candidates = self._validate_all()
         self._load(candidates)
         # Only now, under the members' locks, can a twin that committed first be seen for sure.
         pending = self._replay_stored(candidates)
         earns = [self.events[i] for i in pending if self.events[i].kind == "earn" and self.events[i].points is None]
         if earns and self.partner_status == "active":
             self._load_rules(earns)  # so capped campaigns are locked after the members, before a partner's float
+        posted: dict[str, int] = {}  # reference -> the event of this unit that posted under it
         for index in pending:
             event = self.events[index]
+            if event.reference is not None and event.reference in posted:
+                self.outcomes[index] = self._replay_in_batch(event, posted[event.reference])
+                continue
             try:
                 self.outcomes[index] = getattr(self, f"_{event.kind}")(event)
             except PointsnetError as error:
                 self.outcomes[index] = error
-        for index, first in self._duplicates:
-            self.outcomes[index] = self._replay_in_batch(self.events[index], first)
+            else:
+                if event.reference is not None:
+                    posted[event.reference] = index
         self.programme.flush_counters()
         self.journal.flush()
         self.programme.flush()
@@ -172,9 +177,12 @@ class Posting:
         return self._terms
 
     # -- validation and replays ----------------------------------------------------------
-    def _validate_and_dedupe(self) -> list[int]:
-        self._duplicates: list[tuple[int, int]] = []
-        first_by_reference: dict[str, int] = {}
+    def _validate_all(self) -> list[int]:
+        """The events that pass validation (the others have their refusal as outcome).
+
+        A reference is taken only by what is posted: an event whose reference an earlier event of the
+        batch posted under replays it or conflicts with it (``_replay_in_batch``), but one whose earlier
+        namesakes were all refused, writing nothing, is a new event, as it would be in a later call."""
         candidates = []
         for index, event in enumerate(self.events):
             try:
@@ -182,17 +190,13 @@ class Posting:
             except PointsnetError as error:
                 self.outcomes[index] = error
                 continue
-            if event.reference is not None:
-                if event.reference in first_by_reference:
-                    self._duplicates.append((index, first_by_reference[event.reference]))
-                    continue
-                first_by_reference[event.reference] = index
             candidates.append(index)
         return candidates
 
     def _replay_stored(self, candidates: list[int]) -> list[int]:
         """Events whose reference is already in the ledger answer with its result (or a conflict)."""
-        stored = self._stored_by_reference([self.events[i].reference for i in candidates if self.events[i].reference])
+        stored = self._stored_by_reference(list(dict.fromkeys(
+            self.events[i].reference for i in candidates if self.events[i].reference)))
         pending = []
         for index in candidates:
             event = self.events[index]
@@ -200,14 +204,18 @@ class Posting:
             if row is None:
                 pending.append(index)
                 continue
-            diff = differences(json.loads(row.request), event.request())
-            if diff:
-                self.outcomes[index] = ReferenceConflict(
-                    f"reference {event.reference!r} was already used with different {', '.join(diff)}",
-                    reference=event.reference, differs=diff)
-            else:
-                self.outcomes[index] = json.loads(row.result)
+            self.outcomes[index] = self._stored_outcome(event, row)
         return pending
+
+    @staticmethod
+    def _stored_outcome(event: Event, row) -> dict | PointsnetError:
+        """What an event whose reference is in the ledger answers: that entry's result if its content is
+        the same, else a conflict."""
+        diff = differences(json.loads(row.request), event.request())
+        if diff:
+            return ReferenceConflict(f"reference {event.reference!r} was already used with different "
+                                     f"{', '.join(diff)}", reference=event.reference, differs=diff)
+        return json.loads(row.result)
 
     def _replay_in_batch(self, event: Event, first: int) -> dict | PointsnetError:
         diff = differences(self.events[first].request(), event.request())
@@ -982,6 +990,12 @@ def quote_earn(tx: Tx, partner_id: str, event: Event) -> dict:
     """What an earn with this content would award now, computed exactly as the earn will, posting nothing."""
     posting = Posting(tx, partner_id, [event], quote=True)
     posting._validate(event)
+    row = posting._stored_by_reference([event.reference]).get(event.reference)
+    if row is not None:  # in the earn's order: a reference already used answers before anything else
+        outcome = posting._stored_outcome(event, row)
+        if isinstance(outcome, PointsnetError):
+            raise outcome
+        return _quote_of_posted(tx, posting, outcome)
     posting._require_active()  # refused in the earn's order: the partner, then the member
     posting.linked.update(tx.session.execute(select(MemberLink.member_id).where(
         MemberLink.partner_id == partner_id, MemberLink.member_id == event.member_id)).scalars())
@@ -1005,3 +1019,17 @@ def quote_earn(tx: Tx, partner_id: str, event: Event) -> dict:
         rules = posting._rule_versions
     return {"member_id": event.member_id, "points": sum(line["points"] for line in lines),
             "contract_version": version, "rules": rules, "breakdown": lines}
+
+
+def _quote_of_posted(tx: Tx, posting: Posting, result: dict) -> dict:
+    """The quote of an earn already posted under this reference with the same content: what that earn
+    awarded (the earn answers its result again and awards nothing more), whatever the rules say now."""
+    version = tx.session.execute(select(Contract.version).join(Lot, Lot.contract_id == Contract.id).where(
+        Lot.entry_id == result["entry_id"]).limit(1)).scalar_one_or_none()
+    if version is None:  # only network-funded points: no contract of yours in the lots
+        version = tx.session.execute(select(Contract.version).where(
+            Contract.id == posting.terms.contract_id)).scalar_one()
+    lines = result.get("breakdown") or [{"rule": "explicit", "description": "points given in the request",
+                                         "points": result["points"], "funded_by": "partner"}]
+    return {"member_id": result["member_id"], "points": result["points"], "contract_version": version,
+            "rules": result.get("rules") or {}, "breakdown": lines}

@@ -7,12 +7,14 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, select
 
+from shared.models import Entry
 from shared.partners.keys import add_key
 from shared.sdk import PointsnetAPIError, PointsnetClient, ResponseSignatureError
 from shared.signing import private_key_pem, public_key_pem
 from tests.cli.inprocess import pointsnet
-from tests.factories import make_partner
+from tests.factories import make_member, make_partner
 
 
 @pytest.fixture
@@ -114,9 +116,10 @@ def test_a_proxys_unsigned_502_is_retried_with_the_same_key_and_never_trusted(ne
     seen = []
 
     def flaky_gateway(request):
-        seen.append(request.headers.get("idempotency-key"))
-        if len(seen) <= 2 and request.method == "POST":  # the load balancer's own error page
-            return httpx.Response(502, text="<html>502 Bad Gateway</html>")
+        if request.method == "POST":  # (a new client fetches the network's keys first, with a GET)
+            seen.append(request.headers.get("idempotency-key"))
+            if len(seen) <= 2:  # the load balancer's own error page
+                return httpx.Response(502, text="<html>502 Bad Gateway</html>")
         return real.handle_request(request)
 
     sdk = PointsnetClient(api, key_id, key, transport=httpx.MockTransport(flaky_gateway))
@@ -196,3 +199,70 @@ def test_a_retry_after_beyond_five_minutes_is_the_error_not_a_wait(monkeypatch):
     with pytest.raises(PointsnetAPIError) as refused:
         _mock_client(lambda request: _rate_limited("86400")).call("GET", "/v1/members/m")
     assert refused.value.status == 429 and slept == []
+
+
+def _gateway_to(api: str, fail_key_fetches: int, failure):
+    """A transport to the real API whose first ``fail_key_fetches`` GETs of /v1/network/keys meet
+    ``failure`` (the load balancer's 503 page, or a dropped connection)."""
+    real, fetches, sent = httpx.HTTPTransport(), [], []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/network/keys":
+            fetches.append(request)
+            if len(fetches) <= fail_key_fetches:
+                return failure(request)
+        else:
+            sent.append(request)
+        return real.handle_request(request)
+
+    return httpx.MockTransport(gateway), fetches, sent
+
+
+def _balance_and_burns(network, member):
+    burns = network.tx(lambda tx: tx.session.execute(select(func.count()).select_from(Entry).where(
+        Entry.member_id == member, Entry.kind == "burn")).scalar_one(), readonly=True)
+    return network.balance(member)["available"], burns
+
+
+@pytest.mark.parametrize("failure", [
+    lambda request: httpx.Response(503, text="<html>503 Service Unavailable</html>"),
+    lambda request: (_ for _ in ()).throw(httpx.ConnectError("reset", request=request))])
+def test_a_new_clients_key_fetch_is_retried_like_a_call_and_the_burn_answered_once(network, api, failure):
+    """Found by review: a new client's first call sent its POST, then fetched the network's keys to verify
+    the answer; a passing 503 on that fetch was raised as a raw httpx.HTTPStatusError (not retried, not
+    a PointsnetAPIError) although the burn was posted. The fetch is retried as any call is."""
+    partner = make_partner(network)
+    key = Ed25519PrivateKey.generate()
+    key_id = network.tx(lambda tx: add_key(tx, partner, public_key_pem(key.public_key()).decode()))["key_id"]
+    member = make_member(network, partner)
+    network.earn(partner, member, "seed", points=100)
+    transport, fetches, sent = _gateway_to(api, 2, failure)
+    sdk = PointsnetClient(api, key_id, key, transport=transport)
+    try:
+        answer = sdk.burn(member, "till-1", 30)
+    finally:
+        sdk.close()
+    assert answer["balance"] == {"available": 70, "held": 0}
+    assert len(fetches) == 3 and len(sent) == 1  # the keys once they came; the burn sent once
+    assert _balance_and_burns(network, member) == (70, 1)
+
+
+def test_keys_that_cannot_be_fetched_are_an_sdk_error_and_nothing_is_spent(network, api):
+    """Keys still unreachable after the retries: the call answers a PointsnetAPIError with the fetch's
+    status (never a raw httpx error), before the burn is sent, so nothing is spent that the till was
+    told failed."""
+    partner = make_partner(network)
+    key = Ed25519PrivateKey.generate()
+    key_id = network.tx(lambda tx: add_key(tx, partner, public_key_pem(key.public_key()).decode()))["key_id"]
+    member = make_member(network, partner)
+    network.earn(partner, member, "seed", points=100)
+    transport, fetches, sent = _gateway_to(api, 99, lambda request: httpx.Response(503, text="<html>503</html>"))
+    sdk = PointsnetClient(api, key_id, key, retries=2, transport=transport)
+    try:
+        with pytest.raises(PointsnetAPIError) as gave_up:
+            sdk.burn(member, "till-2", 30)
+    finally:
+        sdk.close()
+    assert gave_up.value.status == 503 and gave_up.value.problem == {}
+    assert len(fetches) == 3 and sent == []
+    assert _balance_and_burns(network, member) == (100, 0)

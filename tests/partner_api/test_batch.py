@@ -111,6 +111,25 @@ def test_the_same_reference_twice_in_one_batch_posts_once(shop, member, network)
     assert entry_count(network) == before + 1
 
 
+def test_a_reference_whose_earlier_line_was_refused_is_evaluated_as_a_new_event(shop, member, network):
+    """A reference is taken only by what was posted: a line refused earlier in the batch (409
+    insufficient_points, nothing written) leaves its reference free for the corrected line after it, as
+    two single calls or two batches would. Once a line posted, its namesakes replay it or conflict."""
+    before = entry_count(network)
+    answer = shop.ok("POST", "/v1/batch", {"events": [
+        {"type": "burn", "member_id": member, "reference": "pos-7", "points": 1_000},
+        {"type": "burn", "member_id": member, "reference": "pos-7", "points": 50},
+        {"type": "burn", "member_id": member, "reference": "pos-7", "points": 50},
+        {"type": "burn", "member_id": member, "reference": "pos-7", "points": 40}]})
+    outcomes = [(r["status"], (r.get("problem") or {}).get("code")) for r in answer["results"]]
+    assert outcomes == [(409, "insufficient_points"), (200, None), (200, None), (409, "reference_conflict")], answer
+    first, replay = answer["results"][1]["result"], answer["results"][2]["result"]
+    assert replay == first and first["balance"]["available"] == 50
+    assert entry_count(network) == before + 1
+    assert shop.ok("GET", f"/v1/members/{member}")["balance"]["available"] == 50
+    verify_ok(network)
+
+
 def test_a_schema_invalid_event_refuses_the_whole_batch_and_posts_nothing(shop, member, network):
     before = entry_count(network)
     events = mixed(member)[:3] + [{"type": "earn", "reference": "bad", "member_id": member, "points": 0}]
@@ -127,8 +146,12 @@ def test_a_schema_invalid_event_refuses_the_whole_batch_and_posts_nothing(shop, 
 def test_batch_limits(shop, member, network):
     assert_problem(shop.call("POST", "/v1/batch", {"events": []}), 422, "validation_failed")
     too_many = [{"type": "earn", "reference": f"m-{i}", "member_id": member, "points": 1} for i in range(10_001)]
-    assert_problem(shop.call("POST", "/v1/batch", {"events": too_many}), 422, "validation_failed")
+    # the documented code (docs 5 and 6, the OpenAPI): a client splits its file on batch_too_large
+    problem = assert_problem(shop.call("POST", "/v1/batch", {"events": too_many}), 422, "batch_too_large")
+    assert "10000" in problem["detail"] and "10001" in problem["detail"], problem
     assert entry_count(network) == 1
+    at_most = [{"type": "earn", "reference": f"m-{i}", "member_id": member, "points": 1} for i in range(10_000)]
+    assert shop.ok("POST", "/v1/batch", {"events": at_most})["accepted"] == 10_000
 
 
 @pytest.mark.postgres

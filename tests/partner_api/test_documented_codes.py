@@ -96,6 +96,32 @@ def test_routes_with_a_json_body_list_malformed_request(path):
     assert "malformed_request" in listed(path, "post", 400)
 
 
+def test_every_post_declares_the_idempotency_key_header_the_door_requires(shop):
+    """docs 3: every POST carries an Idempotency-Key (1 to 255 visible ASCII characters, else 400). The
+    served document declares it as a required header on each POST, so a generated client or Swagger
+    UI's "Try it out" sends one; the declared bounds are the door's: 255 characters pass, 256 do not."""
+    served = shop.http.get("/openapi.json").json()
+    declared = {}
+    for path, operations in served["paths"].items():
+        for method, operation in operations.items():
+            headers = [p for p in operation.get("parameters", [])
+                       if p["in"] == "header" and p["name"].lower() == "idempotency-key"]
+            if method == "post":
+                [declared[path]] = headers
+            else:
+                assert headers == [], (method, path)
+    assert {"/v1/members", "/v1/earn", "/v1/earn/quote", "/v1/batch", "/v1/holds/{hold_id}/void"} <= set(declared)
+    for path, header in declared.items():
+        assert header["required"] is True, path
+        assert (header["schema"]["type"], header["schema"]["minLength"], header["schema"]["maxLength"]) == (
+            "string", 1, 255), path
+    member = enrol(shop)
+    body = {"member_id": member, "reference": "k-255", "points": 1}
+    assert shop.ok("POST", "/v1/earn", body, idempotency_key="k" * 255)["points"] == 1
+    assert_problem(shop.call("POST", "/v1/earn", {**body, "reference": "k-256"}, idempotency_key="k" * 256),
+                   400, "idempotency_key_invalid")
+
+
 # -- the guide's errors table ---------------------------------------------------------------------
 
 def test_every_code_the_openapi_lists_is_in_the_guides_errors_table_under_its_status():

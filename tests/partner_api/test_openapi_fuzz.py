@@ -49,7 +49,11 @@ class SignWithLibrary(requests.auth.AuthBase):
         body = request.body or b""
         body = body.encode() if isinstance(body, str) else body
         post = request.method == "POST"
-        if post and "idempotency-key" not in request.headers:
+        key = request.headers.get("idempotency-key")
+        # The document declares the header, so it is generated too; a key with a character that is not
+        # printable cannot be a signed component (the library refuses it): a fresh one instead. Other bad
+        # keys go out as they are, for the door to refuse (400 idempotency_key_invalid).
+        if post and (not key or not key.replace("\t", " ").isprintable()):
             request.headers["Idempotency-Key"] = str(uuid.uuid4())
         self.signer.sign(request, key_id=self.key_id, label="fuzz", tag="pointsnet-v1", created=now(),
                          nonce=secrets.token_urlsafe(16),

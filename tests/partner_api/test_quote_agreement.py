@@ -54,7 +54,7 @@ def test_the_quote_documents_the_refusals_it_shares_with_the_earn(shop):
     documented = " ".join(answer.get("description", "") for answer in answers.values())
     for code in ("unknown_member", "member_erased", "invalid_amount", "invalid_points", "occurred_at_out_of_range",
                  "partner_suspended", "partner_terminated", "nothing_to_earn", "velocity_limit_exceeded",
-                 "float_exhausted"):
+                 "float_exhausted", "reference_conflict"):
         assert f"`{code}`" in documented, code
 
 
@@ -84,3 +84,37 @@ def test_a_quote_for_a_purchase_that_earns_nothing_is_refused_as_its_earn_is(sho
     earn = assert_problem(shop.call("POST", "/v1/earn", body), 422, "nothing_to_earn")
     assert quote["breakdown"] == earn["breakdown"] and quote["detail"] == earn["detail"]
     assert entry_count(network) == before
+
+
+def test_a_quote_whose_reference_was_used_for_another_purchase_is_refused_as_its_earn_is(shop, member, network):
+    """docs 3 and 5: the earn of a body whose reference is already taken by different content is 409
+    `reference_conflict`, so its quote is too, with the same `differs` (also for a reference a burn
+    took); nothing is posted."""
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "order-1", "amount": 5_000})
+    shop.ok("POST", "/v1/burn", {"member_id": member, "reference": "pos-1", "points": 10})
+    before = entry_count(network)
+    for body in ({"member_id": member, "reference": "order-1", "amount": 9_900},
+                 {"member_id": member, "reference": "pos-1", "points": 10}):
+        earn = assert_problem(shop.call("POST", "/v1/earn", body), 409, "reference_conflict")
+        quote = assert_problem(shop.call("POST", "/v1/earn/quote", body), 409, "reference_conflict")
+        assert (quote["differs"], quote["reference"]) == (earn["differs"], earn["reference"]), (quote, earn)
+    assert entry_count(network) == before
+
+
+def test_a_quote_of_an_earn_already_posted_answers_what_that_earn_answers(shop, member, network):
+    """A new key with a reference already used for the same content answers the original earn (docs 3),
+    whatever the rules say now: its quote answers that earn's points, breakdown and rule versions."""
+    body = {"member_id": member, "reference": "order-2", "amount": 5_000}
+    earned = shop.ok("POST", "/v1/earn", body)
+    network.tx(lambda tx: set_rules(tx, shop.partner_id, "base_rate: 3"))
+    assert shop.ok("POST", "/v1/earn/quote", {**body, "reference": "order-3"})["points"] == 150  # the rules now
+    before = entry_count(network)
+    quote = shop.ok("POST", "/v1/earn/quote", body)
+    again = shop.ok("POST", "/v1/earn", body)
+    assert again["transaction_id"] == earned["transaction_id"] and again["points"] == earned["points"] == 50
+    assert (quote["member_id"], quote["points"], quote["breakdown"]) == (member, 50, earned["breakdown"])
+    assert quote["rules"] == earned["rules"] and quote["contract_version"] == 1
+    explicit = {"member_id": member, "reference": "order-4", "points": 7}
+    shop.ok("POST", "/v1/earn", explicit)
+    assert shop.ok("POST", "/v1/earn/quote", explicit)["points"] == 7
+    assert entry_count(network) == before + 1

@@ -193,3 +193,27 @@ def test_the_curl_sign_example_signs_a_query(shop, tmp_path, path):
     "@query" that `?` and the rest (`?` alone without a query)."""
     answer = json.loads(_curl_sign(shop, tmp_path, "GET", path))
     assert "code" not in answer, answer
+
+
+def test_the_curl_sign_example_signs_requests_run_at_the_same_time_and_leaves_no_file(shop, tmp_path):
+    """Found by review: the script wrote every signature base to one fixed file in $TMPDIR, so two tills
+    signing at once signed each other's bases (401 signature_invalid), and any local user could plant a
+    symlink at that name. Each run has a file of its own, removed when the run ends."""
+    member = enrol(shop)
+    pem = shop.keys[shop.key_id].private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption())
+    (tmp_path / "shop.pem").write_bytes(pem)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    (scratch / "pointsnet-signature-base.txt").symlink_to(tmp_path / "planted")  # a trap at the old name
+    env = dict(os.environ, AUTHORITY=shop.base_url.split("//", 1)[1], KEY_ID=shop.key_id,
+               KEY_FILE=str(tmp_path / "shop.pem"), SCHEME="http", TMPDIR=str(scratch))
+    runs = [subprocess.Popen(["bash", str(CURL_SIGN), "POST", "/v1/earn",
+                              json.dumps({"member_id": member, "reference": f"till-{n}", "points": 10 + n})],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(12)]
+    answers = [(run.communicate(timeout=120), run.returncode) for run in runs]
+    refused = [(code, out, err[-200:]) for (out, err), code in answers if code != 0 or '"code"' in out]
+    assert refused == [], f"{len(refused)} of {len(runs)} refused: {refused[:3]}"
+    assert sorted(json.loads(out)["points"] for (out, _), _ in answers) == list(range(10, 22))
+    assert not (tmp_path / "planted").exists()
+    assert [p.name for p in scratch.iterdir()] == ["pointsnet-signature-base.txt"]  # only the planted link
