@@ -248,6 +248,12 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
+        # Files of the system's zoneinfo directory that are not one IANA zone: `localtime` is the host's
+        # own setting (each host would have its own business day), `Factory` a placeholder, `right/…`
+        # counts leap seconds (27 s off UTC), `posix/…` and `posixrules` are copies not every host has.
+        if value in ("localtime", "Factory", "posixrules") or value.startswith(("right/", "posix/")):
+            raise ValueError("not an IANA time zone name (such as Asia/Shanghai): the host's localtime, Factory, "
+                             "right/… and posix/… are refused")
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, OSError) as exc:  # a KeyError: pydantic would not report it as invalid

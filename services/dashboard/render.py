@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from markupsafe import Markup
 
 from services.dashboard.i18n import LANGUAGES, pick_language, translate
@@ -44,6 +46,46 @@ def chart_data(value) -> Markup:
     """Data for a chart, as JSON safe to place inside <script type="application/json">."""
     text = json.dumps(value, default=str, ensure_ascii=False)
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def _local(context, value) -> datetime | None:
+    """``value`` (a stored UTC instant, or its ISO text) in the network's time zone; None for none."""
+    if value is None or value == "":
+        return None
+    instant = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if instant.tzinfo is None:  # stored instants are UTC
+        instant = instant.replace(tzinfo=timezone.utc)
+    return instant.astimezone(context["request"].app.state.network.settings.zone)
+
+
+@pass_context
+def local_date(context, value) -> str:
+    """The network's local day of an instant (people see local dates: ARCHITECTURE.md, "Time")."""
+    local = _local(context, value)
+    return local.date().isoformat() if local else ""
+
+
+@pass_context
+def local_time(context, value, seconds: bool = True) -> str:
+    """An instant as the network's local date and time, with its UTC offset: ``2026-11-21 00:35:00 +08:00``."""
+    local = _local(context, value)
+    if local is None:
+        return ""
+    offset = local.strftime("%z")  # ±HHMM, or ±HHMMSS for a historical offset
+    offset = ":".join([offset[:3], offset[3:5]] + ([offset[5:]] if offset[5:] else []))
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S' if seconds else '%Y-%m-%d %H:%M')} {offset}"
+
+
+@pass_context
+def last_day(context, value) -> str:
+    """The last local day on which points expiring at ``value`` can be used: the day of the instant
+    before they expire, as the member's expiry reminder names it (docs/programme.md). Points that
+    expire at a local midnight were last usable the day before."""
+    local = _local(context, value)
+    return (local - timedelta(microseconds=1)).date().isoformat() if local else ""
+
+
+TEMPLATES.env.filters.update(local_date=local_date, local_time=local_time, last_day=last_day)
 
 
 def page(request: Request, template: str, status_code: int = 200, **context):

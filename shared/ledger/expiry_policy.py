@@ -6,8 +6,16 @@
 * ``end_of_month:N`` / ``end_of_quarter:N`` / ``end_of_year:N`` — at the end (local midnight
   that starts the next period) of the month, quarter or year in which the earn's N-month
   anniversary falls;
-* ``days:N`` — N days after the earn;
+* ``days:N`` — N local days after the earn, at the same wall time (not N × 24 hours: across a
+  daylight-saving change the last usable day stays N days after the earn's);
 * ``never`` — expiry switched off (some jurisdictions forbid it): lots carry a far-future date.
+
+``rolling:N`` and ``days:N`` move the earn's local wall time, then read it as zoneinfo does (PEP 495)
+with the earn's own ``fold``, which is 0 unless the earn was made in the second pass of an hour the
+clocks repeat. With fold 0, a wall time the clocks repeat is the first of the two, and one the clocks
+skip is read with the offset before the change: the points expire when the old clock would have
+shown it (01:30 that does not exist is 02:30 on the new clock). With fold 1, the second of the two,
+and the offset after the change.
 """
 
 from __future__ import annotations
@@ -44,9 +52,9 @@ def expires_at(earned_at: datetime, policy: str, zone: ZoneInfo) -> datetime:
     if match.group(1) == "never":
         return FAR_FUTURE
     kind, n = match.group(2), int(match.group(3))
-    if kind == "days":
-        return earned_at + timedelta(days=n)
     local = earned_at.astimezone(zone)
+    if kind == "days":  # wall-clock arithmetic; adding a timedelta resets fold: keep the earn's, as rolling does
+        return (local + timedelta(days=n)).replace(fold=local.fold).astimezone(timezone.utc)
     anniversary = _add_months(local, n)
     if kind == "rolling":
         return anniversary.astimezone(timezone.utc)

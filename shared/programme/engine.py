@@ -71,7 +71,11 @@ class Programme:
         self.referrals.after_earn(event, entry, member, result)
 
     def activity(self, event: Event) -> dict:
-        day = network_day(self.posting.now, self.posting.tx.settings.zone)
+        """The award counts toward (and is kept under) the network day the activity occurred: the
+        partner's ``occurred_at`` drives earn rules (docs/earn-rules.md), so a check-in at 23:50 that
+        reaches the network after midnight is that evening's. (An activity is posted alone in its unit,
+        so ``Activities`` reads the counts of one day.)"""
+        day = network_day(event.occurred_at or self.posting.now, self.posting.tx.settings.zone)
         return self.activities.post(event, self.limits, day)
 
     def flush_counters(self) -> None:

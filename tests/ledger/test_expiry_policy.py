@@ -52,3 +52,61 @@ def test_lots_expire_exactly_at_the_boundary(network, clock):
     assert network.expire_lots() == 70
     assert network.expire_lots() == 0  # running again posts nothing new
     assert network.balance(member)["available"] == 0
+
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def last_day(expiry: datetime, zone: ZoneInfo):
+    """The last local day points can be used: the day of the instant before they expire."""
+    return (expiry - timedelta(microseconds=1)).astimezone(zone).date().isoformat()
+
+
+@pytest.mark.parametrize("earned,local_expiry", [
+    # summer time to winter time (25 October 2026): 30 local days, not 30 × 24 h (which ends at 23:30 on the 18th)
+    (datetime(2026, 10, 19, 23, 30, tzinfo=UTC), datetime(2026, 11, 19, 0, 30)),
+    # winter time to summer time (29 March 2026): not 00:30 on 20 April, a day more than in May
+    (datetime(2026, 3, 20, 23, 30, tzinfo=UTC), datetime(2026, 4, 19, 23, 30)),
+    # no change in between: the same
+    (datetime(2026, 5, 19, 22, 30, tzinfo=UTC), datetime(2026, 6, 18, 23, 30)),
+])
+def test_days_policy_counts_local_days_across_daylight_saving(earned, local_expiry):
+    expiry = expires_at(earned, "days:30", LONDON)
+    assert expiry.tzinfo is not None and expiry.utcoffset() == timedelta(0)
+    assert expiry.astimezone(LONDON).replace(tzinfo=None) == local_expiry
+    assert last_day(expiry, LONDON) == local_expiry.date().isoformat()
+
+
+def test_days_policy_on_a_wall_time_the_clocks_skip_or_repeat():
+    """As rolling:N: the earn's wall time N local days later, read as zoneinfo reads it with the earn's
+    fold. 01:30 on 29 March 2026 does not exist in London: the points expire at the instant the old
+    clock would have shown it (02:30 BST). 01:30 on 25 October 2026 happens twice: the first of the two."""
+    skipped = expires_at(datetime(2026, 2, 27, 1, 30, tzinfo=UTC), "days:30", LONDON)
+    assert skipped == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    repeated = expires_at(datetime(2026, 9, 25, 0, 30, tzinfo=UTC), "days:30", LONDON)  # 01:30 BST
+    assert repeated == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 01:30 BST, not 01:30 GMT an hour later
+    assert repeated == expires_at(datetime(2026, 9, 25, 0, 30, tzinfo=UTC), "rolling:1", LONDON)
+
+
+def test_an_earn_in_a_london_network_carries_the_local_days_expiry(database_url, clock, tmp_path):
+    """Through the ledger: the lot an earn writes expires 30 local days later, and the expiry job
+    leaves it alone on its last day."""
+    from pathlib import Path
+
+    from shared.network import Network
+
+    network = Network(Settings(data_dir=Path(tmp_path) / "london", timezone="Europe/London",
+                               expiry_policy="days:30"), database_url=database_url, clock=clock, pool_size=5)
+    try:
+        clock.set(datetime(2026, 10, 19, 23, 30, tzinfo=UTC))  # 00:30 BST on 20 October
+        partner = make_partner(network)
+        member = make_member(network, partner)
+        lot = network.earn(partner, member, "e1", points=100)["lots"][0]
+        expiry = datetime.fromisoformat(lot["expires_at"])
+        assert expiry == datetime(2026, 11, 19, 0, 30, tzinfo=UTC)  # 00:30 GMT on 19 November
+        clock.set(datetime(2026, 11, 19, 0, 0, tzinfo=UTC))  # 19 November, still usable
+        assert network.expire_lots() == 0 and network.balance(member)["available"] == 100
+        clock.set(expiry)
+        assert network.expire_lots() == 100
+    finally:
+        network.close()
