@@ -6,7 +6,10 @@ authentication failures, validation failures, 404s, rate limits, request_in_prog
 5xx, and the 403s partner_suspended and partner_terminated. Those two are Conflicts by
 class, met by the posting when the partner was suspended (or left) after the door let the
 request in; kept, a suspension's 403 would be replayed after the reactivation for the key's
-whole retention. So a corrected retry with the same key can still succeed.
+whole retention. Nor 409 cycle_closed: a refusal about the network's timing (a cycle an
+operator closed before its day ended), not about the request; a unit that met a cycle closed at
+midnight while it ran is run again and posts into the open cycle (``Database.run_in_transaction``).
+So a corrected retry with the same key can still succeed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import threading
 from typing import Callable
 
 from shared.db.database import Tx, is_unique_violation
-from shared.errors import Conflict, PartnerSuspended, PointsnetError, RequestInProgress
+from shared.errors import Conflict, CycleClosed, PartnerSuspended, PointsnetError, RequestInProgress
 from shared.ledger import idempotency
 from shared.network import Network
 from shared.partners.lifecycle import PartnerTerminated
@@ -24,7 +27,7 @@ _inflight: set[tuple[str, str]] = set()
 _inflight_lock = threading.Lock()
 
 
-NOT_KEPT = (RequestInProgress, PartnerSuspended, PartnerTerminated)  # Conflicts by class, not business refusals
+NOT_KEPT = (RequestInProgress, PartnerSuspended, PartnerTerminated, CycleClosed)  # Conflicts by class, not business refusals
 
 
 def storable(error: PointsnetError) -> bool:

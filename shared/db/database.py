@@ -1,9 +1,12 @@
 """Engines, sessions and the one transaction runner every unit of work goes through.
 
 ``Database.run_in_transaction(fn)`` owns begin and commit. It retries the whole
-unit on serialization failures, deadlocks, SQLite's busy database and unique
-violations raised by a concurrent twin (the retry then finds the twin's row), so
-no such error reaches a caller. Services and endpoints never commit themselves.
+unit on serialization failures, deadlocks, SQLite's busy database, unique
+violations raised by a concurrent twin (the retry then finds the twin's row) and
+errors that carry a ``retry_from`` instant the clock has reached (a write into a
+cycle closed at midnight while the unit ran: the retry, at a fresh time, posts
+into the open cycle), so no such error reaches a caller. Services and endpoints
+never commit themselves.
 On SQLite a write unit first waits for its turn at the one write lock, in order of
 arrival within the process (shared/db/writer_queue.py); a writer out of patience
 is retried like a busy database.
@@ -156,7 +159,7 @@ class Database:
                 with self._turn(readonly), session.begin():
                     result = fn(tx)
             except Exception as exc:
-                retry = is_retryable(exc)
+                retry = is_retryable(exc) or self._is_past(getattr(exc, "retry_from", None))
                 if not retry and is_unique_violation(exc) and unique_retries < 2:
                     unique_retries += 1
                     retry = True
@@ -173,6 +176,11 @@ class Database:
                 hook()
             return result
         raise AssertionError("unreachable")
+
+    def _is_past(self, instant: datetime | None) -> bool:
+        """An error that a unit run from ``instant`` on does not meet (its ``retry_from``: a write into
+        a cycle that ended while the unit ran) is retried once the network's clock has reached it."""
+        return instant is not None and self.clock.now() >= instant
 
     def _turn(self, readonly: bool):
         return nullcontext() if readonly or self._write_turns is None else self._write_turns.turn()

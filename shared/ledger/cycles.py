@@ -74,7 +74,8 @@ def enter_open_cycle(tx: Tx) -> date:
     On PostgreSQL the writer holds the cycle row FOR KEY SHARE (the lightest share lock,
     which still conflicts with FOR UPDATE), so closing
     waits for every writer in flight and no entry can commit into a closed cycle.
-    On SQLite the single writer lock gives the same guarantee.
+    On SQLite the single writer lock gives the same guarantee. A closed cycle is refused
+    ``CycleClosed``: a timing error, which the unit's runner retries once the cycle has ended.
     """
     cycle_date = cycle_date_for(tx.now, tx.settings)
     query, key = (_CYCLE_STATUS_KEY_SHARE if tx.is_postgres else _CYCLE_STATUS), {"cycle_date": cycle_date}
@@ -83,7 +84,11 @@ def enter_open_cycle(tx: Tx) -> date:
         _ensure_cycle(tx, cycle_date)
         status = tx.session.execute(query, key).scalar_one()
     if status != "open":
-        raise CycleClosed(f"cycle {cycle_date.isoformat()} is closed; no entry can be posted into it")
+        error = CycleClosed(f"cycle {cycle_date.isoformat()} is closed; no entry can be posted into it")
+        # The unit took its time in a day that has ended since (settled at midnight while it ran): run
+        # again from then on, it posts into the open cycle (``Database.run_in_transaction``).
+        error.retry_from = cycle_end(cycle_date, tx.settings)
+        raise error
     return cycle_date
 
 

@@ -341,6 +341,7 @@ class Posting:
         id order, from a savepoint set before them (a lock out of order could deadlock with a writer
         holding the survivor and waiting for one of ours). SQLite's one writer sees no merge commit
         meanwhile."""
+        self._hold_off_terminations(references)
         owners = self._owners(references, hold_ids)
         wanted = self.linked | owners | self.programme.members_to_lock(events, self.linked)
         while True:
@@ -372,6 +373,24 @@ class Posting:
         # an entry of a member merged into another now belongs to the survivor (its lots moved there)
         self._survivors = survivors(self.tx, {owner for owner in owners if owner})
         return {self._survivors.get(owner, owner) for owner in owners if owner}
+
+    def _hold_off_terminations(self, references: set[str]) -> None:
+        """Hold off the terminations of the other partners whose lots the burns and captures to reverse
+        took points from (``_buy_out_rate``), in id order and before the members' locks, as a posting
+        of theirs would: a buy-out waits for these reversals, having locked the issuer's postings
+        before the members holding its lots. PostgreSQL only (SQLite's writers run one at a time)."""
+        if not self.tx.is_postgres or not references:
+            return
+        lots_t, funders = Lot.__table__, set()
+        for chunk in chunks(references):
+            funders.update(self.tx.session.execute(
+                select(lots_t.c.funder_partner_id).distinct()
+                .join_from(entries_t, consumptions_t, consumptions_t.c.entry_id == entries_t.c.id)
+                .join(lots_t, lots_t.c.id == consumptions_t.c.lot_id)
+                .where(entries_t.c.partner_id == self.partner_id, entries_t.c.reference.in_(chunk),
+                       entries_t.c.kind.in_(("burn", "capture")), lots_t.c.billing == "postpaid")).scalars())
+        for funder in sorted(funders - {None, self.partner_id}):
+            hold_off_termination(self.tx, funder)
 
     def _load_originals(self, references: set[str]) -> None:
         session = self.tx.session
@@ -872,8 +891,17 @@ class Posting:
                             reversible_remaining=remaining - points)
 
     def _buy_out_rate(self, partner_id: str) -> int | None:
-        """``lifecycle.buy_out_rate``, read once per partner in this unit (None is an answer too)."""
+        """``lifecycle.buy_out_rate``, read once per partner in this unit (None is an answer too).
+
+        Read under the partner's postings lock, as its own postings take it (``hold_off_termination``):
+        a termination of the partner, which takes it exclusively, waits for this unit, or this unit for
+        it and then reads its buy-out. So a reversal that returns points to a lot of the partner that was
+        empty at the buy-out either commits first (the buy-out then counts those points) or sees the
+        buy-out (and buys the lot out with them). Taken before the members' locks for the reversals
+        known then (``_hold_off_terminations``); here for any other (a burn reversed in its own batch)."""
         if partner_id not in self._buy_out_rates:
+            if partner_id != self.partner_id:
+                hold_off_termination(self.tx, partner_id)
             self._buy_out_rates[partner_id] = buy_out_rate(self.tx, partner_id)
         return self._buy_out_rates[partner_id]
 

@@ -145,9 +145,8 @@ def _buy_out(tx: Tx, partner_id: str, rate_ppm: int) -> tuple[int, str | None]:
     a capture redeems them after the buy-out at the network's expense; what a void or a timeout
     releases expires at once, and postpaid expiry moves no money, so the network keeps what the
     issuer paid for them — as for a bought-out lot whose points expire later."""
-    holders = tx.session.scalars(select(Lot.member_id).where(*_open_lots(partner_id, tx.now)).distinct()).all()
     journal = Journal(tx, enter_open_cycle(tx))
-    journal.members = lock_members(tx, holders)  # racing burns finish first, or see the buy-out
+    journal.members = _lock_holders(tx, partner_id)  # racing burns finish first, or see the buy-out
     lots = tx.session.execute(select(Lot.id, redeemable(tx.now).label("points"), Lot.contract_id)
                               .where(*_open_lots(partner_id, tx.now)).order_by(Lot.id)).all()
     if not lots:
@@ -168,6 +167,32 @@ def _buy_out(tx: Tx, partner_id: str, rate_ppm: int) -> tuple[int, str | None]:
     journal.flush()
     tx.session.execute(update(Lot).where(Lot.id.in_([lot.id for lot in lots])).values(bought_out_at=tx.now))
     return total, entry["id"]
+
+
+def _lock_holders(tx: Tx, partner_id: str) -> dict:
+    """Lock the members holding the issuer's open lots (``lock_members``). They are read before their
+    locks: a merge that committed meanwhile has moved a lot to its survivor, which a burn may be taking
+    from now. So once locked the holders are read again, and any new one is locked too, until what was
+    read holds under the locks (each round follows a merge that committed; no lot of the issuer can
+    be issued or come back meanwhile: its postings and the reversals into its lots wait for the
+    termination). On PostgreSQL the locks are then taken again, all in id order, from a savepoint set
+    before them, as ``Posting._lock_members`` does."""
+    holders = _holders(tx, partner_id)
+    while True:
+        savepoint = tx.session.begin_nested() if tx.is_postgres else None
+        members = lock_members(tx, holders)
+        moved = _holders(tx, partner_id) - holders  # to survivors not locked yet
+        if not moved:
+            if savepoint is not None:
+                savepoint.commit()
+            return members
+        holders |= moved
+        if savepoint is not None:
+            savepoint.rollback()  # lets go of the locks taken since; taken again in order
+
+
+def _holders(tx: Tx, partner_id: str) -> set[str]:
+    return set(tx.session.scalars(select(Lot.member_id).where(*_open_lots(partner_id, tx.now)).distinct()))
 
 
 def termination_json(row: Termination) -> dict:
