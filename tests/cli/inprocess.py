@@ -68,6 +68,22 @@ def _exit_code(exit: SystemExit) -> int:
     return 1
 
 
+@contextmanager
+def _console_width(*consoles) -> Iterator[None]:
+    """The width a process started now would give its consoles: Rich reads ``COLUMNS`` when a console
+    is made, and services.cli makes its consoles once, at import, under whatever environment the test
+    process had then (so a table's columns would depend on which test imported it first)."""
+    columns = os.environ.get("COLUMNS", "")
+    saved = [console._width for console in consoles]
+    try:
+        for console in consoles:
+            console._width = int(columns) if columns.isdigit() else None
+        yield
+    finally:
+        for console, width in zip(consoles, saved):
+            console._width = width
+
+
 def pointsnet(*args: str, env: Mapping[str, str | None] | None = None) -> subprocess.CompletedProcess:
     """``pointsnet ARGS`` with ``env`` changed in the environment (None removes a variable)."""
     from services import cli
@@ -85,7 +101,8 @@ def pointsnet(*args: str, env: Mapping[str, str | None] | None = None) -> subpro
     try:
         with CliRunner().isolation(env=dict(env or {})) as (stdout, stderr, _), _logging_restored(), \
                 mock.patch.object(cli, "_network", tracked_network), \
-                mock.patch.object(sys, "argv", ["pointsnet", *args]):
+                mock.patch.object(sys, "argv", ["pointsnet", *args]), \
+                _console_width(cli.console, cli.err):
             try:
                 cli.main()
             except SystemExit as exit:
