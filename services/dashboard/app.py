@@ -82,7 +82,8 @@ class RefuseNul:
         found = [where for where, present in (
             ("address", "\x00" in scope["path"]),  # uvicorn decodes %00 in the path
             ("query", any(nul in scope.get("query_string", b"") for nul in (b"%00", b"\x00"))),
-            ("form", any(nul in body for nul in (b"%00", b"\x00"))),
+            # a form is URL-encoded (%00) or multipart, whose parts (an uploaded log) are raw text
+            ("form", any(nul in body for nul in ((b"%00", b"\x00") if _url_encoded(scope) else (b"\x00",)))),
         ) if present]
         if not found:
             return await self.app(scope, replay, send)
@@ -91,6 +92,11 @@ class RefuseNul:
             page, Request(scope, replay), "error.html", status_code=422, code="validation_failed",
             detail=f"a NUL character (U+0000) is not accepted in the page's {' or '.join(found)}")
         await response(scope, replay, send)
+
+
+def _url_encoded(scope) -> bool:
+    kind = dict(scope.get("headers") or ()).get(b"content-type", b"")
+    return kind.split(b";", 1)[0].strip().lower() == b"application/x-www-form-urlencoded"
 
 
 def _replay(messages: list[dict], receive):

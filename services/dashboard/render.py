@@ -55,7 +55,10 @@ def _local(context, value) -> datetime | None:
     instant = datetime.fromisoformat(value) if isinstance(value, str) else value
     if instant.tzinfo is None:  # stored instants are UTC
         instant = instant.replace(tzinfo=timezone.utc)
-    return instant.astimezone(context["request"].app.state.network.settings.zone)
+    try:
+        return instant.astimezone(context["request"].app.state.network.settings.zone)
+    except OverflowError:  # within hours of the calendar's end (a date far ahead, 9999-12-31): shown in UTC
+        return instant
 
 
 @pass_context

@@ -44,6 +44,8 @@ def normalise_url(url: str) -> str:
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername.startswith("postgres+"):  # SQLAlchemy knows the dialect only as postgresql
+        parsed = parsed.set(drivername="postgresql+" + parsed.drivername.partition("+")[2])
     return parsed.render_as_string(hide_password=False)
 
 

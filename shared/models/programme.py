@@ -49,7 +49,7 @@ class ActivityAward(Base):
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     activity: Mapped[str] = mapped_column(String(64))
     member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
-    business_day: Mapped[date] = mapped_column(Date)  # network day (time zone midnight) of posted_at
+    business_day: Mapped[date] = mapped_column(Date)  # network day of the activity's occurred_at (else posted_at)
     points: Mapped[int] = mapped_column(BigInteger)
 
 

@@ -101,7 +101,7 @@ def create_partner(tx: Tx, name: str, terms: ContractTerms | None = None, *, par
     return {"partner_id": partner_id, "name": name, "contract_id": contract_id, "contract_version": 1}
 
 
-def refuse_beyond_horizon(effective_from: date | None, today: date) -> None:
+def refuse_beyond_horizon(effective_from: date | None, today: date, what: str = "a contract version") -> None:
     """A version's date at most HORIZON_YEARS after the network's ``today`` (its current cycle date);
     later is refused as bad input, naming the latest date allowed."""
     try:
@@ -109,7 +109,7 @@ def refuse_beyond_horizon(effective_from: date | None, today: date) -> None:
     except ValueError:  # 29 February, in a year that has none
         horizon = today.replace(year=today.year + HORIZON_YEARS, day=28)
     if effective_from is not None and effective_from > horizon:
-        raise ValidationFailed(f"effective_from {effective_from} is too far ahead: a contract version takes effect "
+        raise ValidationFailed(f"effective_from {effective_from} is too far ahead: {what} takes effect "
                                f"at most {HORIZON_YEARS} years ahead ({horizon} at the latest)")
 
 

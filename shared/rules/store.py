@@ -14,7 +14,7 @@ from shared.db.lists import among
 from shared.db.types import new_id
 from shared.errors import ValidationFailed
 from shared.models import CampaignAward, CampaignTotal, EarnRuleSet
-from shared.partners.contracts import require_partner
+from shared.partners.contracts import refuse_beyond_horizon, require_partner
 from shared.rules.document import RuleSet, canonical, parse
 
 rule_sets = EarnRuleSet.__table__
@@ -35,6 +35,7 @@ def set_rules(tx: Tx, scope: str, text: str, effective_from: datetime | None = N
     effective_from = effective_from or tx.now
     if effective_from < tx.now:
         raise ValidationFailed("rules cannot take effect in the past: earns already posted keep their rules")
+    refuse_beyond_horizon(effective_from.date(), tx.now.date(), "a rules version")  # as a contract version
     if tx.is_postgres:
         lock_until_commit(tx.session, "rules", scope)
     version = (tx.session.execute(select(func.max(rule_sets.c.version)).where(rule_sets.c.scope == scope))

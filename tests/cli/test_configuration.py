@@ -161,3 +161,18 @@ def test_a_data_directory_on_a_read_only_mount_is_a_configuration_error(tmp_path
 def test_a_database_url_neither_sqlite_nor_postgresql_is_a_configuration_error(tmp_path, url):
     done = pointsnet(tmp_path, "db", "upgrade", env={"POINTSNET_DATABASE_URL": url})
     assert refused_as(done, "POINTSNET_DATABASE_URL") and "secret" not in done.stderr, done.stderr[-500:]
+
+
+@pytest.mark.parametrize("url, engine_url", [
+    ("postgres+psycopg://pointsnet@db:5432/pointsnet", "postgresql+psycopg://pointsnet@db:5432/pointsnet"),
+    ("postgres://pointsnet@db/pointsnet", "postgresql+psycopg://pointsnet@db/pointsnet"),
+    ("postgresql://pointsnet@db/pointsnet", "postgresql+psycopg://pointsnet@db/pointsnet"),
+])
+def test_every_postgresql_spelling_the_check_accepts_is_one_the_engine_can_use(url, engine_url):
+    """The start-up check accepts the backend name ``postgres`` (the URL scheme Heroku-style services
+    hand out); the engine must then know it too, not fail with a traceback at its first use."""
+    from shared.config import Settings
+    from shared.db.database import normalise_url
+
+    assert Settings(database_url=url).database_url == url
+    assert normalise_url(url) == engine_url

@@ -64,3 +64,33 @@ def test_text_that_only_looks_like_a_nul_is_accepted(network, client_as, partner
                           page=f"{BASE}/partners/new")
     assert onboarded.status_code == 303, onboarded.text
     assert count(network, Partner) == 3
+
+
+def test_an_uploaded_log_is_refused_only_for_a_real_nul(network, clock, client_as, partners):
+    """In a multipart upload (the partner log on the Reconcile page) the letters %00 are raw text, not
+    URL-encoding: a partner's reference may hold them (POST /v1/burn takes ``INV%0017``). Such a log is
+    reconciled; one with an actual NUL byte is refused as any form is."""
+    from datetime import date
+
+    from tests.factories import make_member
+
+    cycle = date(2026, 11, 20)
+    coffee, book = partners["CoffeeCo"], partners["BookMart"]
+    member = make_member(network, coffee, also_linked_to=(book,))
+    network.earn(coffee, member, "coffee-1", points=500)
+    clock.advance(minutes=5)
+    burn = network.burn(book, member, "INV%0017", 300)
+    clock.advance(days=1)
+    network.settle(cycle)
+    client = client_as("finance")
+    token = csrf_of(client.get(f"{BASE}/settlement/{cycle}/reconcile").text)
+    header = "reference,kind,points,amount,time\n"
+
+    def upload(line: str):
+        return client.post(f"{BASE}/settlement/{cycle}/reconcile", headers={"origin": "http://testserver"},
+                           data={"csrf_token": token, "partner_id": book, "format": "html"},
+                           files={"log": ("bookmart.csv", (header + line).encode(), "text/csv")})
+
+    answer = upload(f"INV%0017,burn,300,300.000000,{burn['posted_at']}\n")
+    assert answer.status_code == 200 and 'data-breaks="0"' in answer.text, answer.text[-600:]
+    assert refused_for_nul(upload(f"INV\x000017,burn,300,300.000000,{burn['posted_at']}\n"))

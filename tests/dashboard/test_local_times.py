@@ -80,3 +80,20 @@ def test_settlement_and_ledger_times_are_local_with_their_offset(network, clock,
     detail = client.get(f"{BASE}/ledger/entries/{entry}").text
     assert "2026-11-20 07:00:00 +08:00" in detail and "23:00:00 UTC" not in detail
     assert re.search(r"<td>2027-11-20</td>", detail), "the lot's last usable day"
+
+
+def test_an_instant_at_the_calendars_end_is_shown_in_utc(network, client_as, partners):
+    """A rules version stored for late on 9999-12-31 (before rules versions had a horizon) lies past
+    year 9999 in the network's zone (+08:00): the Rules tab shows it in UTC rather than failing."""
+    from sqlalchemy import insert
+
+    from shared.db.types import new_id
+    from shared.models import EarnRuleSet
+
+    coffee = partners["CoffeeCo"]
+    network.tx(lambda tx: tx.session.execute(insert(EarnRuleSet.__table__).values(
+        id=new_id("rul"), scope=coffee, version=1, effective_from=datetime(9999, 12, 31, 20, 0, tzinfo=UTC),
+        document='{"activities": {"survey": {"points": 50}}}', created_at=datetime(2026, 11, 20, tzinfo=UTC))))
+    answer = client_as("operator").get(f"{BASE}/partners/{coffee}/rules")
+    assert answer.status_code == 200 and 'data-version="1"' in answer.text
+    assert "9999-12-31 20:00" in answer.text and "+00:00" in answer.text

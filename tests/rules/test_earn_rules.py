@@ -282,3 +282,16 @@ def test_a_quote_and_the_earn_agree(network, shop, clock, amount, tea, books, ho
         assert not isinstance(quote, NothingToEarn), f"the earn posted {outcome['points']} points"
         assert outcome["points"] == quote["points"]
         assert outcome["breakdown"] == quote["breakdown"]
+
+
+def test_a_rules_version_takes_effect_at_most_ten_years_ahead(network, shop, clock):
+    """As a contract version: a date far ahead is a slip (2206 for 2026), and one on the calendar's last
+    day broke the dashboard's Rules tab; refused naming the latest date allowed, nothing stored."""
+    partner, _ = shop  # its rules are at version 1
+    now = clock.now()
+    ahead = now.replace(year=now.year + 10) - timedelta(days=1)
+    assert network.tx(lambda tx: set_rules(tx, partner, "base_rate: 2\n", ahead))["version"] == 2
+    for instant in (now.replace(year=now.year + 11), datetime(9999, 12, 31, 20, 0, tzinfo=timezone.utc)):
+        with pytest.raises(ValidationFailed, match="a rules version takes effect at most 10 years ahead"):
+            network.tx(lambda tx: set_rules(tx, partner, "base_rate: 3\n", instant))
+    assert network.tx(lambda tx: set_rules(tx, partner, "base_rate: 4\n"))["version"] == 3
