@@ -16,7 +16,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from services import cli
 from shared.ledger.cycles import cycle_date_for
 from shared.models import Settlement
 from shared.partners.limits import record_topup, set_limits
@@ -135,8 +134,7 @@ def test_the_float_is_rounded_once_per_cycle_and_payer_as_on_the_statement(netwo
     assert settlements(network, cycle)[partner] == (-2, 2, "nothing_due")
 
 
-def test_a_float_enforced_or_removed_later_does_not_change_a_settled_cycle(network, clock, database_url,
-                                                                         monkeypatch):
+def test_a_float_enforced_or_removed_later_does_not_change_a_settled_cycle(network, clock, database_url):
     later = make_partner(network, "Float later", **PREPAID)  # no float when its cycle is settled
     removed = float_partner(network, "Float removed")
     member = make_member(network, later, also_linked_to=(removed,))
@@ -149,10 +147,9 @@ def test_a_float_enforced_or_removed_later_does_not_change_a_settled_cycle(netwo
     network.tx(lambda tx: set_limits(tx, removed, float_overdraft_minor=None))
     assert settlements(network, cycle) == before
     # `pointsnet clearing list` reads the kept amounts: net, from float, by bank ... status
-    monkeypatch.setattr(cli.console, "width", 250)  # a terminal wide enough for whole cells
-    listed = pointsnet("clearing", "list", env={
+    listed = pointsnet("clearing", "list", env={  # on a terminal wide enough for whole cells
         "POINTSNET_DATABASE_URL": database_url, "POINTSNET_DATA_DIR": str(network.settings.data_dir),
-        "POINTSNET_CLOCK": clock.now().isoformat()})
+        "POINTSNET_CLOCK": clock.now().isoformat(), "COLUMNS": "250"})
     assert listed.returncode == 0, listed.stderr
     rows = {cells[1]: cells[2:5] + cells[6:7] for cells in (
         [cell.strip() for cell in line.split("│")[1:-1]] for line in listed.stdout.splitlines() if "│" in line)
