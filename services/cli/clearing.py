@@ -128,6 +128,15 @@ def _read_log(path: Path) -> str:
         fail(f"cannot read {path}: not UTF-8 text")
 
 
+def _found(test) -> bool:
+    """A path test (``path.is_dir``, ``path.exists``); False for a name the file system cannot look up,
+    longer than it allows: a wrong value is one line, never a traceback."""
+    try:
+        return test()
+    except OSError:
+        return False
+
+
 @app.command()
 def reconcile(
     directory: Path,
@@ -141,7 +150,7 @@ def reconcile(
     from shared.settlement.reconcile import match_partner_log, verified_statement, verify_directory
     from shared.signing import network_key_id
 
-    if not directory.is_dir():
+    if not _found(directory.is_dir):
         fail(f"{directory} is not a settlement directory")
     network = _network()
     key = network.signing_key
@@ -149,7 +158,7 @@ def reconcile(
     if partner or partner_log:
         if not (partner and partner_log):
             fail("--partner and --partner-log go together")
-        if not (directory / statement_name(partner)).exists():
+        if not _found((directory / statement_name(partner)).exists):
             fail(f"no statement for {partner} in {directory}")
         log = _read_log(partner_log)  # before the transaction: a missing log is one line, not a traceback
         try:  # only the statement the network signed, read once: those bytes are matched

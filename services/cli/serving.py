@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import sys
 import threading
 
 import typer
@@ -58,8 +60,6 @@ def serve(
     jobs: bool = typer.Option(True, "--jobs/--no-jobs", help="Run the job runner in this process."),
 ) -> None:
     """Run the whole network in one process: ledger, job runner, partner API and dashboard."""
-    import uvicorn
-
     from services.dashboard.app import create_dashboard
     from services.partner_api.app import create_app
 
@@ -79,15 +79,46 @@ def serve(
     application = create_app(network, on_start=runner.start if runner else None,
                              on_stop=runner.shutdown if runner else None)
     application.mount("/dashboard", create_dashboard(network))
+    listening = _bound(host, port)
     console.print(f"Pointsnet listening on http://{host}:{port} (database: {network.db.dialect}, "
                   f"data: {settings.data_dir}); dashboard at http://{_local(host)}:{port}/dashboard/")
     tune_for_throughput()
-    uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None)
+    _serve_on(listening, application, host=host, port=port)
 
 
-# uvicorn.run(..., log_config=None): uvicorn's own loggers (a malformed request, an exception it
+# log_config=None: uvicorn's own loggers (a malformed request, an exception it
 # caught, its shutdown) go through the handler of shared.observability.configure_logging like every
 # other line, JSON with POINTSNET_LOG_FORMAT=json, instead of uvicorn's own text formatter
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """The server's socket, bound as uvicorn binds it, before anything says it is listening: a port
+    another process holds (or an address not of this machine) stops the command in one line."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                              socket.IPPROTO_TCP)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        fail(f"cannot serve on {host} port {port}: {exc.strerror or exc}")
+    listening.set_inheritable(True)
+    return listening
+
+
+def _serve_on(listening: socket.socket, application, **options) -> None:
+    """uvicorn.run's own steps for one process, on the socket _bound bound."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", log_config=None, **options))
+    try:
+        server.run(sockets=[listening])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listening.close()
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE
 
 
 def _local(host: str) -> str:
@@ -143,7 +174,6 @@ def serve_dashboard(
 ) -> None:
     """Run the operator and finance dashboard alone (at /dashboard), e.g. behind the same nginx as
     the API processes. The schema must be current."""
-    import uvicorn
     from fastapi import FastAPI
 
     from services.dashboard.app import create_dashboard
@@ -158,8 +188,9 @@ def serve_dashboard(
     network = Network(settings)
     root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     root.mount("/dashboard", create_dashboard(network))
+    listening = _bound(host, port)
     console.print(f"Pointsnet dashboard listening on http://{host}:{port}/dashboard/ (database: {network.db.dialect})")
-    uvicorn.run(root, host=host, port=port, log_level="warning", log_config=None)
+    _serve_on(listening, root, host=host, port=port)
 
 
 @app.command("serve-api")
@@ -192,10 +223,13 @@ def serve_api(
         network.keyring, network.signing_key  # fail here, not in every worker, if keys are missing
         dialect = network.db.dialect
         network.close()
+    listening = _bound(host, port)
+    if workers > 1:  # uvicorn's supervisor binds the port itself for its processes: free it for it
+        listening.close()
     console.print(f"Pointsnet API listening on http://{host}:{port} (database: {dialect}"
                   + (f", {workers} processes)" if workers > 1 else ")"))
     if workers == 1:
-        uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None)
+        _serve_on(listening, application, host=host, port=port)
     else:
         uvicorn.run("services.partner_api.app:from_environment", factory=True, host=host, port=port,
                     workers=workers, log_level="warning", log_config=None)

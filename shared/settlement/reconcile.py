@@ -244,11 +244,15 @@ def _signature_findings(manifest_bytes: bytes, signature_path: Path,
 
 
 def _unopenable(path: Path) -> str | None:
-    """Why a file the manifest lists is not opened: a symbolic link, not a regular file, or missing."""
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        return "listed in the manifest but not a regular file; not opened"
-    if not path.exists():
-        return "listed in the manifest but missing"
+    """Why a file the manifest lists is not opened: a symbolic link, not a regular file, missing, or a
+    name the file system cannot look up (longer than it allows)."""
+    try:
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            return "listed in the manifest but not a regular file; not opened"
+        if not path.exists():
+            return "listed in the manifest but missing"
+    except OSError as exc:
+        return f"listed in the manifest but cannot be looked up ({exc.strerror or exc}); not opened"
     return None
 
 
@@ -426,7 +430,7 @@ def read_partner_log(log: str) -> dict[str, list[dict]]:
             raise PartnerLogError(f"partner log line 1: no column {', '.join(missing)}; columns are {LOG_COLUMNS}")
         for row in reader:
             line = reader.line_num
-            if row.get("reference") is None or row.get("kind") is None:
+            if None in row.values():  # a field of the header missing on the line (an empty one is '')
                 raise PartnerLogError(f"partner log line {line}: too few fields; columns are {LOG_COLUMNS}")
             try:
                 points = _integer((row.get("points") or "").strip(), "points", _LOG_INTEGER)

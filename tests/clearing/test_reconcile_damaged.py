@@ -243,6 +243,32 @@ def test_a_listed_name_that_is_a_directory_is_a_finding(settled, network):
     assert ("digest", "folder") in [(f.check, f.subject) for f in verify(network, settled)]
 
 
+def test_a_listed_name_longer_than_the_file_system_allows_is_a_finding(settled, network):
+    """A plain name of 300 characters cannot even be looked up (ENAMETOOLONG): a finding, not a crash."""
+    name = "statement-" + "x" * 300 + ".csv"
+    path = settled["directory"] / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"].append({"name": name, "sha256": "0" * 64, "records": 1})
+    path.write_text(json.dumps(manifest))
+    assert ("digest", name) in [(f.check, f.subject) for f in verify(network, settled)]
+    done = cli(settled, "reconcile", str(settled["directory"]))
+    assert not_reconciled(done) and name in done.stderr.replace("\n", ""), done.stderr[-400:]
+
+
+@pytest.mark.parametrize("mistake", ["directory", "partner"])
+def test_a_directory_or_partner_longer_than_the_file_system_allows_is_one_line(settled, tmp_path, mistake):
+    """As a short wrong value: `DIR is not a settlement directory`, `no statement for ID in DIR`."""
+    log = log_file(tmp_path, "book-1,burn,200,190,2026-11-20T02:00:00Z")
+    if mistake == "directory":
+        done = cli(settled, "reconcile", str(tmp_path / ("d" * 300)))
+        says = "is not a settlement directory"
+    else:
+        done = cli(settled, "reconcile", str(settled["directory"]), "--partner", "p" * 300,
+                   "--partner-log", str(log))
+        says = "no statement for " + "p" * 300
+    assert one_line_error(done) and says in done.stderr, done.stderr[-400:]
+
+
 # -- the partner's log is read exactly ---------------------------------------------------------------
 
 def test_a_partner_log_amount_finer_than_a_micro_unit_is_refused_naming_its_line(settled, tmp_path):
@@ -262,6 +288,20 @@ def test_a_partner_log_amount_that_is_not_finite_is_refused_naming_its_line(sett
 def test_a_partner_log_line_without_its_figures_is_refused_naming_its_line(settled, tmp_path, line):
     done = reconcile_log(settled, log_file(tmp_path, line))
     assert one_line_error(done) and "partner log line 2" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("line", ["book-1,burn,200", "book-1,burn,200,190"])
+def test_a_partner_log_line_with_fewer_fields_than_the_header_is_refused_naming_its_line(settled, tmp_path, line):
+    """A line cut short (an export truncated after `points`) is not read as an amount of 0."""
+    done = reconcile_log(settled, log_file(tmp_path, "book-2,burn,5,0,2026-11-20T02:00:00Z", line))
+    assert one_line_error(done) and "partner log line 3: too few fields" in done.stderr, done.stderr
+    assert "no breaks" not in done.stdout and "amount_mismatch" not in done.stdout
+
+
+def test_a_partner_log_amount_present_but_empty_still_counts_as_zero(settled, tmp_path):
+    done = reconcile_log(settled, log_file(tmp_path, "book-1,burn,200,,2026-11-20T02:00:00Z"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-400:]
+    assert "amount_mismatch" in done.stdout, done.stdout
 
 
 def test_a_partner_log_line_number_counts_blank_lines(settled, tmp_path):

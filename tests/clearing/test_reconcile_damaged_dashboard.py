@@ -47,6 +47,31 @@ def test_a_partner_log_amount_that_is_not_exact_is_refused_422_with_its_line(cli
     assert "invalid_partner_log" in answer.text and "partner log line 2" in answer.text
 
 
+def test_an_uploaded_log_line_with_fewer_fields_than_the_header_is_refused_422_with_its_line(client_as, network,
+                                                                                            settled):
+    client = client_as("finance")
+    client._transport.raise_server_exceptions = False
+    log = partner_log([("book-1", "burn", 300, "285", "2026-11-20T02:05:00Z")]) + b"book-2,burn,600\n"
+    answer = reconcile(client, settled["book"], log)
+    assert answer.status_code == 422, answer.status_code
+    assert "invalid_partner_log" in answer.text and "partner log line 3: too few fields" in answer.text
+
+
+def test_the_verify_page_reports_a_listed_name_too_long_to_look_up(client_as, network, settled):
+    import json
+
+    name = "statement-" + "x" * 300 + ".csv"
+    path = directory_of(network) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"].append({"name": name, "sha256": "0" * 64, "records": 1})
+    path.write_text(json.dumps(manifest))
+    client = client_as("finance")
+    client._transport.raise_server_exceptions = False
+    answer = post_form(client, f"{BASE}/settlement/{CYCLE}/verify", page=f"{BASE}/settlement/{CYCLE}")
+    assert answer.status_code == 200 and 'data-ok="false"' in answer.text, answer.status_code
+    assert name in answer.text
+
+
 def test_a_reference_twice_in_an_uploaded_log_is_a_break(client_as, network, settled):
     client = client_as("finance")
     answer = reconcile(client, settled["book"], partner_log([("book-1", "burn", 300, "100", "2026-11-20T02:05:00Z"),

@@ -59,6 +59,7 @@ def test_serve_api_with_an_unusable_rate_limit_setting_does_not_start(tmp_path, 
         served.append(TestClient(application, raise_server_exceptions=False).get("/health/live").status_code)
 
     monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, **_: run(server.config.app))  # one process
     done = pointsnet(tmp_path, "serve-api", env={variable: value})
     assert served == [] and refused_as(done, variable), (served, done.stderr[-500:])
     assert value not in done.stderr  # a Redis URL may hold a password

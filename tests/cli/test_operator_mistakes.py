@@ -45,6 +45,22 @@ def test_a_worker_whose_metrics_port_is_taken_says_so_in_one_line(tmp_path, keys
     assert f"cannot serve metrics on 127.0.0.1 port {port}" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("command", [("serve", "--no-jobs"), ("serve-api",), ("serve-api", "--workers", "2"),
+                                     ("serve-dashboard",)])
+def test_a_server_whose_port_is_taken_says_so_in_one_line_and_never_that_it_listens(tmp_path, keys_ready,
+                                                                                    monkeypatch, command):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **kw: pytest.fail("served on a port another holds"))
+    with socket.socket() as taken:  # another server, or a leftover process, on the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = pointsnet(tmp_path, *command, "--port", str(port))
+    assert one_line_error(done) and "listening" not in done.stdout, (done.stdout, done.stderr[-500:])
+    assert f"cannot serve on 127.0.0.1 port {port}: Address already in use" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("command, option", [("serve", "--port"), ("serve-api", "--port"),
                                              ("serve-dashboard", "--port"), ("worker", "--metrics-port")])
 @pytest.mark.parametrize("port", ["70000", "65536", "-1"])
@@ -59,6 +75,7 @@ def test_a_port_outside_1_to_65535_is_refused_before_anything_listens(tmp_path, 
     monkeypatch.setattr(serving, "_job_runner", lambda *_: pytest.fail(f"the worker started on port {port}"))
     listened = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: listened.append(kw.get("port")))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, **_: listened.append(server.config.port))
     monkeypatch.setattr(prometheus_client, "start_http_server", lambda port, **_: listened.append(port))
     done = pointsnet(tmp_path, command, option, port)
     assert listened == [] and done.returncode == 2 and one_line_error(done), (listened, done.stderr[-500:])
