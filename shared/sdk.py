@@ -16,7 +16,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -115,17 +115,24 @@ class PointsnetClient:
         if self.verify_responses and not self.network_keys:
             # before anything is sent: keys that cannot be had refuse the call, never an answer already posted
             self.fetch_network_keys()
+        return self._retrying(lambda: self._send(method, path, content, idempotency_key, params),
+                              also=lambda answer: answer.status == 409 and isinstance(answer.body, dict)
+                              and answer.body.get("code") == "request_in_progress")
+
+    def _retrying(self, send: Callable[[], Answer], *, also: Callable[[Answer], bool] = lambda answer: False
+                  ) -> Answer:
+        """``send()`` again after a transport error, a 5xx, a 429 (or what ``also`` names), with backoff and
+        never sooner than a Retry-After asks, until it answers otherwise or the retries are spent; an error
+        answer left is a PointsnetAPIError."""
         delay = 0.2
         for attempt in range(self.retries + 1):
             try:
-                answer = self._send(method, path, content, idempotency_key, params)
+                answer = send()
             except httpx.TransportError:
                 if attempt == self.retries:
                     raise
             else:
-                in_progress = answer.status == 409 and isinstance(answer.body, dict) \
-                    and answer.body.get("code") == "request_in_progress"
-                if not (answer.status in RETRY_STATUSES or answer.status >= 500 or in_progress) \
+                if not (answer.status in RETRY_STATUSES or answer.status >= 500 or also(answer)) \
                         or attempt == self.retries:
                     if answer.status >= 400:
                         raise PointsnetAPIError(answer.status, answer.body if isinstance(answer.body, dict) else {})
@@ -183,30 +190,21 @@ class PointsnetClient:
     def fetch_network_keys(self) -> dict[str, Ed25519PublicKey]:
         """Fetch (and pin for this client) the network's public keys, retrying transport errors, 5xx and
         429 as a call does; an error answer left after the retries is a PointsnetAPIError."""
-        delay = 0.2
-        for attempt in range(self.retries + 1):
-            try:
-                answer = self.http.get(self.base_url + "/v1/network/keys")
-            except httpx.TransportError:
-                if attempt == self.retries:
-                    raise
-            else:
-                if answer.status_code == 200:
-                    try:
-                        keys = {key["kid"]: public_key_from_jwk(key) for key in answer.json()["keys"]}
-                    except (ValueError, KeyError, TypeError) as exc:
-                        raise ResponseSignatureError(f"the network's keys cannot be read: {exc}") from exc
-                    self.network_keys = keys
-                    return keys
-                retry_after = answer.headers.get("retry-after", "")
-                wait = float(retry_after) if retry_after.isdigit() else 0.0
-                if not (answer.status_code in RETRY_STATUSES or answer.status_code >= 500) \
-                        or attempt == self.retries or wait > MAX_RETRY_AFTER_S:
-                    raise PointsnetAPIError(answer.status_code, _problem(answer))
-                time.sleep(wait)  # never sooner than asked; the jitter below only adds to it
-            time.sleep(delay * (0.5 + secrets.randbelow(100) / 100))
-            delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
+
+        def send() -> Answer:
+            response = self.http.get(self.base_url + "/v1/network/keys")
+            body = response.content if response.status_code == 200 else _problem(response)
+            return Answer(response.status_code, body, False, response.headers)
+
+        answer = self._retrying(send)
+        if answer.status != 200:
+            raise PointsnetAPIError(answer.status, answer.body)
+        try:
+            keys = {key["kid"]: public_key_from_jwk(key) for key in json.loads(answer.body)["keys"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ResponseSignatureError(f"the network's keys cannot be read: {exc}") from exc
+        self.network_keys = keys
+        return keys
 
     def close(self) -> None:
         self.http.close()
