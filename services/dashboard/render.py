@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from fastapi import Request
@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from services.dashboard.i18n import LANGUAGES, pick_language, translate
 from services.dashboard.security import LANG_COOKIE, current_session
+from shared.programme.days import last_day as last_usable_day
 from shared.reports.labels import format_money, format_points, format_rate
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -85,7 +86,7 @@ def last_day(context, value) -> str:
     before they expire, as the member's expiry reminder names it (docs/programme.md). Points that
     expire at a local midnight were last usable the day before."""
     local = _local(context, value)
-    return (local - timedelta(microseconds=1)).date().isoformat() if local else ""
+    return last_usable_day(local, local.tzinfo).isoformat() if local else ""  # already local: no overflow
 
 
 TEMPLATES.env.filters.update(local_date=local_date, local_time=local_time, last_day=last_day)

@@ -15,8 +15,7 @@ one was made, and a late one gives way to a nearer one that falls due later the 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 from sqlalchemy import literal_column, select
 
@@ -24,7 +23,7 @@ from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.ledger.state import is_open
 from shared.models import ExpiryReminder, Lot, Member
-from shared.programme.days import day_bounds, network_day
+from shared.programme.days import day_bounds, last_day, network_day
 from shared.programme.events import points_expiring
 
 lots_t, members_t, reminders_t = Lot.__table__, Member.__table__, ExpiryReminder.__table__
@@ -84,13 +83,6 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
                      "created_at": now})
     points_expiring(tx, rows)
     return member_ids[-1], len(rows)
-
-
-def last_day(expires_at: datetime, zone: ZoneInfo) -> date:
-    """The last local day points expiring at ``expires_at`` can be used: the day of the instant before
-    it. A lot expiring at a local midnight (always under end-of-period expiry) was last usable the day
-    before; one expiring within a day (rolling) is usable that day until then."""
-    return network_day(expires_at - timedelta(microseconds=1), zone)
 
 
 def _nearest(days: list[int], first, now) -> int:
