@@ -18,6 +18,7 @@ from services.partner_api.middleware import PartnerGate
 from services.partner_api.reports import router as reports_router
 from services.partner_api.routes import router
 from shared.errors import BatchTooLarge, PointsnetError, ValidationFailed
+from shared.ledger.idempotency import KEY_LENGTH
 from shared.network import Network
 from shared.observability import RequestObserver, refresh_liability
 
@@ -66,10 +67,10 @@ class SecurityHeaders:
 
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": True,
-    "description": "One per operation, reused on every retry of it (a UUID is ideal): 1 to 255 visible ASCII "
-                   "characters, else 400 `idempotency_key_missing` or `idempotency_key_invalid`. Covered by the "
-                   "request signature.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+    "description": f"One per operation, reused on every retry of it (a UUID is ideal): 1 to {KEY_LENGTH} visible "
+                   "ASCII characters, else 400 `idempotency_key_missing` or `idempotency_key_invalid`. Covered by "
+                   "the request signature.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_LENGTH, "pattern": "^[ -~]+$"},  # as PartnerGate
 }
 
 

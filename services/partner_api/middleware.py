@@ -24,6 +24,7 @@ from limits.strategies import MovingWindowRateLimiter
 from services.partner_api import errors
 from services.partner_api.auth import SignedRequest, authenticate, request_label
 from shared.errors import PointsnetError, ValidationFailed
+from shared.ledger.idempotency import KEY_LENGTH
 from shared.network import Network
 from shared.signing import RESPONSE_TAG, network_key_id, response_components, signer
 
@@ -82,8 +83,8 @@ class PartnerGate:
                 key = headers.get("idempotency-key")
                 if not key:
                     raise errors.IdempotencyKeyMissing("every POST needs an Idempotency-Key header")
-                if not 0 < len(key) <= 255 or not key.isascii() or not key.isprintable():
-                    raise errors.IdempotencyKeyInvalid("Idempotency-Key must be 1 to 255 visible ASCII characters")
+                if not 0 < len(key) <= KEY_LENGTH or not key.isascii() or not key.isprintable():
+                    raise errors.IdempotencyKeyInvalid(f"Idempotency-Key must be 1 to {KEY_LENGTH} visible ASCII characters")
             now = datetime.now(timezone.utc)  # signature freshness always uses the real time
             auth = await anyio.to_thread.run_sync(authenticate, self.network, request, body, now)
             self._rate_limit(auth.partner_id)

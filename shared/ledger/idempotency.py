@@ -80,11 +80,14 @@ def _fields(stored: Any, new: Any, at: str, whole: str) -> list[str]:
     return [at or whole] if stored != new else []
 
 
+KEY_LENGTH = 255  # an Idempotency-Key is 1 to this many characters (the partner API: visible ASCII)
+
+
 def run_once(tx: Tx, partner_id: str, key: str, request: dict, operation: Callable[[], Any],
              *, status_code: int = 200) -> tuple[int, Any, bool]:
     """Run ``operation`` once per key; returns (status, body, replayed)."""
-    if not key or len(key) > 255:
-        raise ValidationFailed("Idempotency-Key must be 1 to 255 characters")
+    if not key or len(key) > KEY_LENGTH:
+        raise ValidationFailed(f"Idempotency-Key must be 1 to {KEY_LENGTH} characters")
     claim(tx, partner_id, key)
     stored = replay(tx, partner_id, key, request)
     if stored is not None:
