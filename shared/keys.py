@@ -8,11 +8,15 @@ the repository.
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
+import grp
 import json
 import os
+import pwd
 import re
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -178,9 +182,6 @@ def write_keyring(path: Path, data: dict) -> None:
     keeps the owner, group and mode of the one it replaces (a new one is owner-only): a rotation run
     from a root shell must not take the key file away from the services' user. Where the new file
     cannot be given to that owner, nothing is replaced."""
-    import errno
-    import stat
-
     _decode_keyring(data)  # refuse to write a keyring that would not load
     try:
         kept = path.stat()
@@ -211,9 +212,6 @@ def write_keyring(path: Path, data: dict) -> None:
 
 def _owner_name(status: os.stat_result) -> str:
     """user:group (uid N, gid N) of a file, the names where the system knows them."""
-    import grp
-    import pwd
-
     try:
         user = pwd.getpwuid(status.st_uid).pw_name
     except KeyError:
