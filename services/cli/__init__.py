@@ -159,5 +159,5 @@ def main() -> None:
 # the commands, one module per domain: each registers its own on the groups above (in this order
 # in --help)
 from services.cli import (  # noqa: E402,F401  isort:skip
-    serving, ledger, partners, clearing, programme, network_keys, webhooks, reports, users,
+    serving, ledger, partners, clearing, calendar, programme, network_keys, webhooks, reports, users,
 )

@@ -71,9 +71,13 @@ class Settlement(Base):
 
 
 class Holiday(Base):
-    """A day on which no settlement payment is made (weekends are never business days)."""
+    """A day of the business-day calendar that departs from the week: a ``holiday`` (a weekday on which
+    no settlement payment is made) or a ``working_day`` (a Saturday or Sunday on which payments are made,
+    a make-up working day). Every other Monday–Friday is a business day, every other weekend day not."""
 
     __tablename__ = "holidays"
+    __table_args__ = (CheckConstraint("kind IN ('holiday', 'working_day')", name="kind"),)
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(12), default="holiday", server_default="holiday")

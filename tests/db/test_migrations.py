@@ -251,3 +251,29 @@ def test_0034_keeps_the_alerts_and_holds_a_key_unique_among_open_alerts_only(dat
     assert downgraded == {acknowledged_key: (3, True), "float_exhausted|P1|-|2026-11-20": (1, False),
                           "float_exhausted|P2|-|2026-11-20": (2, False)}
     assert upgraded_again == downgraded
+
+
+def test_0035_keeps_the_holidays_as_holidays_and_its_downgrade_drops_only_working_days(database_url):
+    """Every day of the calendar before 0035 was a holiday and stays one; a make-up working day has no
+    place before 0035, so the downgrade removes those and keeps the holidays."""
+    engine = create_engine(normalise_url(database_url))
+    _migrate(database_url, "0034", down=True)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO holidays (day, name) VALUES ('2026-10-01', 'National Day')"))
+        _migrate(database_url, "head")
+        with engine.begin() as connection:
+            migrated = connection.execute(text("SELECT day, name, kind FROM holidays")).all()
+            connection.execute(text("INSERT INTO holidays (day, name, kind) VALUES "
+                                    "('2026-10-10', 'Make-up for National Day', 'working_day')"))
+        _migrate(database_url, "0034", down=True)
+        with engine.connect() as connection:
+            downgraded = connection.execute(text("SELECT * FROM holidays")).mappings().all()
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM holidays"))
+        engine.dispose()
+        _migrate(database_url, "head")
+    assert [(str(day), name, kind) for day, name, kind in migrated] == [("2026-10-01", "National Day", "holiday")]
+    assert [(str(row["day"]), row["name"], sorted(row)) for row in downgraded] == [
+        ("2026-10-01", "National Day", ["day", "name"])]
