@@ -26,6 +26,7 @@ from shared.models import Holiday, Settlement
 
 HOLIDAY, WORKING_DAY = "holiday", "working_day"
 KINDS = (HOLIDAY, WORKING_DAY)
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")  # whatever the locale
 NAME_LENGTH = 200
 # the days a calendar entry may name: those a cycle, and so a payment date, can fall on (reports' range)
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(8999, 12, 31)
@@ -82,14 +83,19 @@ def payment_date(tx: Tx, cycle_date: date) -> date:
 
 
 def _row(row) -> dict:
-    return {"day": row.day.isoformat(), "weekday": row.day.strftime("%A"), "kind": row.kind, "name": row.name}
+    return {"day": row.day.isoformat(), "weekday": WEEKDAYS[row.day.weekday()], "kind": row.kind, "name": row.name}
 
 
-def calendar_days(tx: Tx, *, year: int | None = None) -> list[dict]:
-    """The calendar's entries in day order, of one year or all."""
-    query = select(Holiday).order_by(Holiday.day)
+def calendar_days(tx: Tx, *, year: int | None = None, start: date | None = None, end: date | None = None,
+                  limit: int | None = None) -> list[dict]:
+    """The calendar's entries in day order: of one year, from ``start`` to ``end``, or all."""
+    query = select(Holiday).order_by(Holiday.day).limit(limit)
     if year is not None:
-        query = query.where(Holiday.day >= date(year, 1, 1), Holiday.day <= date(year, 12, 31))
+        start, end = date(year, 1, 1), date(year, 12, 31)
+    if start is not None:
+        query = query.where(Holiday.day >= start)
+    if end is not None:
+        query = query.where(Holiday.day <= end)
     return [_row(row) for row in tx.session.execute(query).scalars()]
 
 
@@ -106,10 +112,10 @@ def _checked(day: date, kind: str, name: str) -> str:
         raise InvalidCalendarDay(f"a calendar day's name is at most {NAME_LENGTH} characters, not {len(name)}")
     weekend = day.weekday() >= 5
     if kind == HOLIDAY and weekend:
-        raise InvalidCalendarDay(f"{day} is a {day:%A}, never a business day: a holiday there would change "
+        raise InvalidCalendarDay(f"{day} is a {WEEKDAYS[day.weekday()]}, never a business day: a holiday there would change "
                                  "nothing (a working day on a weekend is kind working_day)")
     if kind == WORKING_DAY and not weekend:
-        raise InvalidCalendarDay(f"{day} is a {day:%A}, a business day already: a working day is a Saturday "
+        raise InvalidCalendarDay(f"{day} is a {WEEKDAYS[day.weekday()]}, a business day already: a working day is a Saturday "
                                  "or Sunday on which payments are made")
     return name
 
@@ -128,7 +134,7 @@ def add_calendar_day(tx: Tx, day: date, name: str, kind: str = HOLIDAY) -> dict:
     if taken is not None:
         raise CalendarDayTaken(f"{day} is already in the calendar: {taken.kind} {taken.name!r}; remove it first")
     tx.session.execute(insert(Holiday).values(day=day, name=name, kind=kind))
-    return {"day": day.isoformat(), "weekday": day.strftime("%A"), "kind": kind, "name": name,
+    return {"day": day.isoformat(), "weekday": WEEKDAYS[day.weekday()], "kind": kind, "name": name,
             "settlements_due_that_day": _due_on(tx, day)}
 
 

@@ -182,3 +182,4 @@ def test_the_command_line_keeps_the_calendar_audited_and_says_what_stays_due(net
 def test_command_line_mistakes_are_one_line_and_change_nothing(network, clock, database_url, args, message):
     one_line_error(cli(network, clock, database_url, "clearing", "calendar", *args), message)
     assert network.tx(lambda tx: tx.session.execute(select(Holiday)).scalars().all(), readonly=True) == []
+

@@ -24,6 +24,7 @@ from shared.access.errors import Forbidden
 from shared.errors import UnknownPartner, ValidationFailed
 from shared.ledger.cycles import cycle_date_for
 from shared.settlement import positions
+from shared.settlement.calendar import calendar_days
 from shared.settlement.files import statement_name
 from shared.settlement.finance import NothingDue, record_payment
 from shared.settlement.reconcile import verify_directory
@@ -33,6 +34,7 @@ router = APIRouter()
 MEDIA = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".sig": "application/json"}
 BREAKS_SHOWN = 500
 MAX_REFERENCE = 128
+CALENDAR_AHEAD_DAYS, CALENDAR_SHOWN = 366, 100  # the payment calendar's coming year, as far as a page shows
 
 
 @action("settlement_paid", roles=("operator", "finance"))
@@ -48,9 +50,14 @@ def _today(network) -> date:
 @router.get("/settlement")
 def runs(request: Request, paged: Paging = Depends(paging), staff=Depends(require("operator", "finance"))):
     network = network_of(request)
-    rows, total = network.tx(lambda tx: positions.runs_page(tx, _today(network), offset=paged.offset,
-                                                            limit=paged.limit), readonly=True)
-    return page(request, "settlement.html", runs=page_of(rows, total, paged))
+    today = _today(network)
+
+    def unit(tx):
+        upcoming = calendar_days(tx, start=today, end=today + timedelta(days=CALENDAR_AHEAD_DAYS),
+                                 limit=CALENDAR_SHOWN)
+        return positions.runs_page(tx, today, offset=paged.offset, limit=paged.limit), upcoming
+    (rows, total), upcoming = network.tx(unit, readonly=True)
+    return page(request, "settlement.html", runs=page_of(rows, total, paged), calendar=upcoming)
 
 
 @router.get("/settlement/parties/{partner_id}")
