@@ -1,14 +1,29 @@
-"""Signed webhooks to partners: endpoints, secrets, deliveries, dead letters."""
+"""Signed webhooks to partners: endpoints, secrets, deliveries, dead letters.
+
+A refusal is one line with its stable code, ``error: <code>: <detail>`` (as `members erase` prints it),
+and exit status 2.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import typer
 from rich.table import Table
 
-from services.cli import webhooks_app, console, _network
+from services.cli import webhooks_app, console, _network, fail
+from shared.errors import PointsnetError
+
+T = TypeVar("T")
+
+
+def _refused(call: Callable[[], T]) -> T:
+    """``call()``; a refusal is printed with its code."""
+    try:
+        return call()
+    except PointsnetError as error:
+        fail(f"{error.code}: {error.detail}", 2)
 
 
 @webhooks_app.command("set")
@@ -17,7 +32,7 @@ def webhooks_set(partner_id: str, url: str = typer.Option(..., "--url", help="Wh
     this creates it (a changed URL keeps the secret, and it is not shown again: rotate-secret makes a new one)."""
     from shared.webhooks.endpoints import set_endpoint
 
-    print(json.dumps(_network().tx(lambda tx: set_endpoint(tx, partner_id, url)), indent=2))
+    print(json.dumps(_refused(lambda: _network().tx(lambda tx: set_endpoint(tx, partner_id, url))), indent=2))
 
 
 @webhooks_app.command("rotate-secret")
@@ -28,8 +43,8 @@ def webhooks_rotate_secret(partner_id: str, overlap_hours: float = typer.Option(
 
     from shared.webhooks.endpoints import rotate_secret
 
-    print(json.dumps(_network().tx(lambda tx: rotate_secret(tx, partner_id, timedelta(hours=overlap_hours))),
-                     indent=2))
+    print(json.dumps(_refused(lambda: _network().tx(
+        lambda tx: rotate_secret(tx, partner_id, timedelta(hours=overlap_hours)))), indent=2))
 
 
 @webhooks_app.command("disable")
@@ -37,7 +52,7 @@ def webhooks_disable(partner_id: str) -> None:
     """Stop sending to the partner (nothing new is queued; `webhooks set` enables it again)."""
     from shared.webhooks.endpoints import disable_endpoint
 
-    print(json.dumps(_network().tx(lambda tx: disable_endpoint(tx, partner_id)), indent=2))
+    print(json.dumps(_refused(lambda: _network().tx(lambda tx: disable_endpoint(tx, partner_id))), indent=2))
 
 
 @webhooks_app.command("show")
@@ -45,7 +60,8 @@ def webhooks_show(partner_id: str) -> None:
     """A partner's endpoint (without its secret)."""
     from shared.webhooks.endpoints import show_endpoint
 
-    print(json.dumps(_network().tx(lambda tx: show_endpoint(tx, partner_id), readonly=True), indent=2))
+    print(json.dumps(_refused(lambda: _network().tx(lambda tx: show_endpoint(tx, partner_id), readonly=True)),
+                     indent=2))
 
 
 @webhooks_app.command("deliveries")
@@ -78,7 +94,8 @@ def webhooks_show_delivery(delivery_id: str) -> None:
     """One delivery with its body and every attempt."""
     from shared.webhooks.delivery import delivery_detail
 
-    print(json.dumps(_network().tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True), indent=2))
+    print(json.dumps(_refused(lambda: _network().tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True)),
+                     indent=2))
 
 
 @webhooks_app.command("deliver")
@@ -91,8 +108,9 @@ def webhooks_deliver() -> None:
 
 @webhooks_app.command("replay")
 def webhooks_replay(delivery_id: str) -> None:
-    """Send a delivered or dead delivery again now (same webhook-id, fresh retry window); prints how it
-    went. A pending one (due, or being sent right now) is refused."""
+    """Send a delivery again now (same webhook-id, attempts counted afresh in a fresh retry window): a
+    delivered or dead one, or a pending one waiting for its next try; prints how it went. One a worker
+    is sending right now is refused (delivery_pending)."""
     from shared.webhooks.delivery import replay
 
-    print(json.dumps(replay(_network(), delivery_id), indent=2))
+    print(json.dumps(_refused(lambda: replay(_network(), delivery_id)), indent=2))

@@ -10,6 +10,8 @@ were reminded of, the survivor's is kept) and its referrals (see ``_move_referra
 daily velocity limits find its entries through ``merged_into`` (``limits._day_entries_query``). The
 duplicate is marked ``merged_into`` the survivor: it is never locked again, so nothing can post
 to it, reversals of its old entries act on the survivor, and its phone or email finds the survivor.
+Every partner linked to either member (all of them linked to the survivor now) is told by a
+``member.merged`` webhook queued in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from shared.models import (
     MemberStatusHistory, MemberTierHistory, Referral, ReferralBonus,
 )
 from shared.programme.tiers import MemberTiers, add_months
+from shared.webhooks import emit
 
 members_t, links_t, reminders_t = Member.__table__, MemberLink.__table__, ExpiryReminder.__table__
 referrals_t, bonuses_t = Referral.__table__, ReferralBonus.__table__
@@ -90,6 +93,10 @@ def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | 
               "available": available, "held": held, "lots": lots, "holds": holds, "links": links,
               "reason": reason, "at": tx.now}
     session.execute(insert(MemberMerge.__table__).values(**record))
+    # the links have moved: the survivor's partners are those of either member
+    emit(tx, "member.merged", {"member_id": survivor_id, "from": duplicate_id, "into": survivor_id,
+                               "merge_id": record["id"], "points": available, "held_points": held,
+                               "balance": survivor.balance(), "merged_at": tx.now.isoformat().replace("+00:00", "Z")})
     return {**record, "at": tx.now.isoformat(), "balance": survivor.balance()}
 
 

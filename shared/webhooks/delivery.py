@@ -6,24 +6,34 @@ never take the same row; SQLite has one writer), the calls run outside any trans
 and one short transaction per delivery records the outcome. A worker that dies mid-call
 loses its lease after ``LEASE`` and the delivery is sent again: at least once. Receivers
 drop duplicates by ``webhook-id``.
+
+One slow receiver holds up nobody else: a delivery takes at most ``DEADLINE`` in all (the name's
+resolution included), one endpoint is sent at most ``PER_ENDPOINT`` deliveries at once (the other
+senders stay free for the other endpoints), outcomes are recorded as they come in, and once a
+delivery to an endpoint has timed out, that endpoint's deliveries not yet started in the batch are
+not sent: each is recorded as a failed try (retried on its schedule), so a dead endpoint costs a
+run one timeout, not one per message.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.tls import tls_context
-from shared.webhooks.dialing import PublicOnlyTransport, refused_target
+from shared.webhooks.dialing import PublicOnlyBackend, PublicOnlyTransport, anywhere, refused_target, within
 from shared.webhooks.endpoints import secrets_in_force
 from shared.webhooks.errors import DeliveryPending, UnknownDelivery
 from shared.webhooks.schedule import next_attempt_at
@@ -32,10 +42,13 @@ from shared.webhooks.signing import webhook_headers
 log = logging.getLogger("pointsnet.webhooks")
 deliveries_t, endpoints_t, attempts_t = WebhookDelivery.__table__, WebhookEndpoint.__table__, WebhookAttempt.__table__
 
-LEASE = timedelta(minutes=5)  # longer than a batch can take: BATCH / SENDERS calls of at most TIMEOUT each
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# longer than a batch can take: an endpoint's BATCH deliveries, PER_ENDPOINT at once, DEADLINE each
+LEASE = timedelta(minutes=5)
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # each step: connecting, each read, each write
+DEADLINE = 15.0  # seconds one delivery may take in all: resolution, connection, TLS, request, answer
 BATCH = 50
 SENDERS = 8
+PER_ENDPOINT = 4  # deliveries to one endpoint sent at once: a slow one leaves the other senders free
 MAX_ERROR = 500
 ANSWER_BYTES = 4096  # of a failing receiver's body, read at most: enough for MAX_ERROR characters of UTF-8
 RETENTION = timedelta(days=30)  # delivered messages and their attempts are kept this long
@@ -57,6 +70,7 @@ class Outcome:
     status_code: int | None
     error: str | None
     duration_ms: int
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -96,11 +110,19 @@ def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None)
 
 
 def send(client: httpx.Client, claimed: Claimed, clock, key, *, allow_private: bool = True) -> Outcome:
-    """One signed POST, timestamped when it leaves; never raises (a failure is an outcome).
+    """One signed POST, timestamped when it leaves; never raises (a failure is an outcome). It takes
+    at most ``DEADLINE`` in all, the check's resolution included, when the client's transport is the
+    delivery job's (``PublicOnlyTransport``).
 
     The target is checked again here (a name may resolve elsewhere since it was registered), under
     the very name httpx dials; and again by the delivery job's client when it connects
     (``PublicOnlyTransport``), on the very addresses it connects to."""
+    started = time.perf_counter()
+    with within(DEADLINE):
+        return _send(client, claimed, clock, key, allow_private, started)
+
+
+def _send(client: httpx.Client, claimed: Claimed, clock, key, allow_private: bool, started: float) -> Outcome:
     if not allow_private:
         from shared.webhooks.endpoints import dial_host, private_address
         from shared.webhooks.errors import InvalidWebhookUrl
@@ -113,11 +135,14 @@ def send(client: httpx.Client, claimed: Claimed, clock, key, *, allow_private: b
             return Outcome(None, _refusal(found), 0)
     timestamp = int(clock.now().timestamp())
     headers = webhook_headers(claimed.id, timestamp, claimed.body, claimed.secrets, key)
-    started = time.perf_counter()
     try:
         with client.stream("POST", claimed.url, content=claimed.body.encode(), headers=headers) as response:
             error = None if 200 <= response.status_code < 300 else _answer(response)
         return Outcome(response.status_code, error, int((time.perf_counter() - started) * 1000))
+    except httpx.TimeoutException as exc:
+        took = time.perf_counter() - started
+        return Outcome(None, _kept(f"timed out after {took:.1f} s ({type(exc).__name__}: {exc})"),
+                       int(took * 1000), timed_out=True)
     except Exception as exc:  # noqa: BLE001 - refused connection, timeout, TLS, a URL httpx rejects...
         refused = refused_target(exc)
         error = _refusal(refused.address) if refused else _kept(f"{type(exc).__name__}: {exc}")
@@ -182,17 +207,19 @@ def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: 
     key = network.signing_key
     allow = network.settings.webhook_allow_private_targets
     # refusing private targets, the client connects only to addresses it judged public, the ones it
-    # resolved (no second DNS answer in between); and so straight to them, never through a proxy
-    guarded = {} if allow else {"transport": PublicOnlyTransport(verify)}
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, verify=verify, **guarded) as client, \
+    # resolved (no second DNS answer in between); and so straight to them, never through a proxy. Allowing
+    # them, it connects to whatever the name resolves to, straight too: either way the name's resolution
+    # is bounded by the delivery's time, which the system resolver httpx would use is not
+    transport = PublicOnlyTransport(verify, PublicOnlyBackend(judge=anywhere) if allow else None)
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, verify=verify, transport=transport) as client, \
             ThreadPoolExecutor(max_workers=SENDERS) as pool:
         for round_ in range(rounds):
             if round_:
                 claimed = network.tx(lambda tx: claim_due(tx, limit, delivery_ids))
             if not claimed:
                 break
-            outcomes = list(pool.map(lambda c: send(client, c, network.clock, key, allow_private=allow), claimed))
-            for item, outcome in zip(claimed, outcomes):
+            sent = _send_batch(pool, claimed, lambda c: send(client, c, network.clock, key, allow_private=allow))
+            for item, outcome in sent:
                 status = _record(network, item, outcome)
                 if status is None:  # counted apart, only when it happens: sent again when its lease ends
                     counts["unrecorded"] = counts.get("unrecorded", 0) + 1
@@ -202,6 +229,44 @@ def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: 
                     log.info("webhook %s to %s failed: %s %s", item.id, item.url, outcome.status_code,
                              outcome.error)
     return counts
+
+
+def _send_batch(pool: ThreadPoolExecutor, claimed: list[Claimed], send_one):
+    """Send a claimed batch; yields each (delivery, outcome) as soon as it is known, once each.
+
+    Each endpoint (its URL) is a lane of at most ``PER_ENDPOINT`` senders, their first ones queued
+    before anyone's second, so one slow endpoint never takes every sender. Once a delivery of a lane
+    has timed out, the lane's deliveries not yet started are not sent: their outcome is that failure."""
+    lanes: dict[str, deque[Claimed]] = {}
+    for item in claimed:
+        lanes.setdefault(item.url, deque()).append(item)
+    timed_out: set[str] = set()
+    lock, done = threading.Lock(), queue.Queue()
+
+    def lane(url: str) -> None:
+        while True:
+            with lock:
+                if not lanes[url]:
+                    return
+                item, skip = lanes[url].popleft(), url in timed_out
+            if skip:
+                outcome = Outcome(None, "not sent: an earlier delivery to this URL timed out in this run", 0)
+            else:
+                try:
+                    outcome = send_one(item)
+                except Exception as exc:  # noqa: BLE001 - send never raises; if it did, still one outcome
+                    outcome = Outcome(None, _kept(f"{type(exc).__name__}: {exc}"), 0)
+            if outcome.timed_out:
+                with lock:
+                    timed_out.add(url)
+            done.put((item, outcome))
+
+    for turn in range(PER_ENDPOINT):
+        for url, items in list(lanes.items()):
+            if len(items) > turn:
+                pool.submit(lane, url)
+    for _ in claimed:
+        yield done.get()
 
 
 def _record(network, claimed: Claimed, outcome: Outcome) -> str | None:
@@ -270,29 +335,29 @@ def delivery_detail(tx: Tx, delivery_id: str) -> dict:
 
 
 def queue_replay(tx: Tx, delivery_id: str) -> dict:
-    """Send a delivered or dead delivery again now (same ``webhook-id``), starting afresh: its attempts
-    count from zero again, so the backoff starts over (5 s after a first failure) within a fresh 3-day
-    retry window. Every earlier attempt stays in its attempt log.
+    """Send a delivery again now (same ``webhook-id``), starting afresh: its attempts count from zero
+    again, so the backoff starts over (5 s after a first failure) within a fresh 3-day retry window.
+    Every earlier attempt stays in its attempt log. A delivered or dead delivery is queued again; a
+    pending one waiting for its next try (hours away, on a long backoff) is due now instead.
 
-    A pending delivery is refused (``DeliveryPending``): it is already due, or a worker is sending it
-    right now, and resetting its lease would throw that send's outcome away and send it again. The
-    status is checked by the UPDATE itself, so a replay never resets a delivery that became pending
-    meanwhile (an overlapping replay: on PostgreSQL the UPDATE waits for it and finds it pending)."""
+    One a worker is sending right now (pending, its lease still running) is refused
+    (``DeliveryPending``): resetting its lease would throw that send's outcome away and send it again.
+    The state is checked by the UPDATE itself, so a replay never resets a delivery a worker leased
+    meanwhile (on PostgreSQL the UPDATE waits for the claim and then finds it leased)."""
     # locked first (PostgreSQL): a prune deleting it meanwhile is waited for, and then it is unknown
     row = tx.session.execute(select(deliveries_t.c.id, deliveries_t.c.status)
                              .where(deliveries_t.c.id == delivery_id).with_for_update(key_share=True)).one_or_none()
     if row is None:
         raise UnknownDelivery(f"no webhook delivery {delivery_id}")
-    refused = DeliveryPending(f"webhook delivery {delivery_id} is pending (being sent, or waiting for its next "
-                              f"try): only a delivered or dead delivery can be replayed")
-    if row.status not in REPLAYABLE:
-        raise refused
-    done = tx.session.execute(update(deliveries_t).where(
-        deliveries_t.c.id == delivery_id, deliveries_t.c.status.in_(REPLAYABLE)).values(
+    # not leased: no claim, or a claim whose lease ran out (its worker died; it is due again anyway)
+    idle = or_(deliveries_t.c.claim_token.is_(None), deliveries_t.c.next_attempt_at <= tx.now)
+    replayable = or_(deliveries_t.c.status.in_(REPLAYABLE), and_(deliveries_t.c.status == "pending", idle))
+    done = tx.session.execute(update(deliveries_t).where(deliveries_t.c.id == delivery_id, replayable).values(
         status="pending", attempts=0, next_attempt_at=tx.now, retry_from=tx.now, claim_token=None, dead_at=None,
         delivered_at=None))
-    if done.rowcount != 1:  # pending again since it was read: another replay got there first
-        raise refused
+    if done.rowcount != 1:
+        raise DeliveryPending(f"webhook delivery {delivery_id} is being sent right now: replay it once that "
+                              f"attempt is recorded (`webhooks show-delivery {delivery_id}`)")
     return {"delivery_id": delivery_id, "previous_status": row.status}
 
 

@@ -14,6 +14,7 @@ from shared.db.types import new_id
 from shared.models import WebhookDelivery, WebhookEndpoint
 from shared.partners.contracts import require_partner
 from shared.webhooks.addresses import first_non_public, parse
+from shared.webhooks.dialing import DeadlineExceeded, bounded_lookup
 from shared.webhooks.errors import InvalidWebhookUrl, RotationOverlapRunning, UnknownWebhookEndpoint
 from shared.webhooks.signing import new_secret
 
@@ -25,13 +26,15 @@ def private_address(hostname: str) -> str | None:
     """The first address ``hostname`` is or resolves to that is not a public unicast address (see
     shared/webhooks/addresses.py: IPv6 forms that carry an IPv4 address are judged by it too), if any.
 
-    A name that does not resolve now is not judged here: delivery checks again when it connects."""
+    A name that does not resolve now (or not within ``RESOLVE_TIMEOUT``, or the delivery's time) is not
+    judged here: delivery checks again when it connects."""
     try:
         addresses = [parse(hostname)]
     except ValueError:
         try:
-            infos = socket.getaddrinfo(hostname, None, proto=socket.IPPROTO_TCP)
-        except (socket.gaierror, UnicodeError, OSError):
+            infos = bounded_lookup((hostname, None, "private_address"),
+                                   lambda: socket.getaddrinfo(hostname, None, proto=socket.IPPROTO_TCP))
+        except (socket.gaierror, UnicodeError, OSError, DeadlineExceeded):
             return None
         addresses = [parse(info[4][0]) for info in infos]
     found = first_non_public(addresses)

@@ -20,7 +20,7 @@ class UnknownEventType(ValidationFailed):
 
 
 class DeliveryPending(Conflict):
-    code, title = "delivery_pending", "The delivery is still pending: only a delivered or dead one is replayed"
+    code, title = "delivery_pending", "The delivery is being sent right now: replay it once its attempt is recorded"
 
 
 class RotationOverlapRunning(Conflict):

@@ -1,8 +1,9 @@
 """The transactional outbox: webhook events queued in the same transaction as what they report.
 
 ``emit`` is the one way to queue an event. The ledger calls ``record_ledger_entries``
-when its journal flushes, settlement calls ``record_settlement_ready``; other modules
-(points.expiring reminders, tier changes, member status) call ``emit`` directly:
+when its journal flushes (operators' adjustments among its entries), settlement calls
+``record_settlement_ready``; other modules (points.expiring reminders, tier changes, member
+status, member merges) call ``emit`` directly:
 
     from shared.webhooks import emit
     emit(tx, "tier.changed", {"member_id": m, "from": "silver", "to": "gold"})   # every linked partner
@@ -33,9 +34,9 @@ from shared.models import Entry, MemberLink, WebhookDelivery, WebhookEndpoint
 from shared.webhooks.errors import UnknownEventType
 
 EVENT_TYPES = frozenset({
-    "points.earned", "points.redeemed", "points.reversed", "points.expired", "settlement.ready",
+    "points.earned", "points.redeemed", "points.reversed", "points.expired", "points.adjusted", "settlement.ready",
     # queued by features built elsewhere, through emit():
-    "points.expiring", "tier.changed", "member.status_changed",
+    "points.expiring", "tier.changed", "member.status_changed", "member.merged",
 })
 CHUNK = 1000
 
@@ -183,13 +184,32 @@ def ledger_event(entry: dict, original_kinds: dict[str, str]) -> Outgoing | None
         return Outgoing("points.reversed", data, **to)
     if kind == "expiry":  # no partner acted: every partner the member is linked to hears of it
         return Outgoing("points.expired", _common(entry), None)
+    if kind == "adjustment" and (entry.get("request") or {}).get("kind") == "adjustment":
+        return Outgoing("points.adjusted", adjustment_data(entry), None)
+    # a merge's adjustment (the duplicate's points moving to the survivor) is told as member.merged
     return None
+
+
+def adjustment_data(entry: dict) -> dict:
+    """An operator's adjustment as every partner linked to the member hears of it: the points signed
+    (negative: taken away), the new balance, a credit's lot. Not the operator's reason (free text,
+    it may name the person) nor the request key behind the entry's reference (the network's own)."""
+    result = entry.get("result") or {}
+    data = {"transaction_id": entry["id"], "member_id": entry["member_id"], "points": entry["request"]["points"],
+            "posted_at": instant(entry["posted_at"])}
+    if "balance" in result:
+        data["balance"] = result["balance"]
+    if result.get("lots"):
+        data["lots"] = [{"lot_id": l["lot_id"], "points": l["points"],
+                         "expires_at": l["expires_at"].replace("+00:00", "Z"), "funded_by": l["funded_by"]}
+                        for l in result["lots"]]
+    return data
 
 
 def record_ledger_entries(tx: Tx, entries: list[dict]) -> list[str]:
     """Queue the events of the entries a journal is writing (called from ``Journal.flush``)."""
-    relevant = [e for e in entries if e["kind"] in ("earn", "bonus", "burn", "capture", "reversal", "expiry")
-                and e.get("member_id")]
+    relevant = [e for e in entries if e["kind"] in ("earn", "bonus", "burn", "capture", "reversal", "expiry",
+                                                    "adjustment") and e.get("member_id")]
     if not relevant:
         return []
     endpoints = active_endpoints(tx)

@@ -108,7 +108,7 @@ def test_webhooks_set_prints_the_secret_when_it_makes_it_and_never_an_existing_o
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != secret
 
 
-def test_webhooks_replay_refuses_a_pending_delivery_in_one_line(tmp_path):
+def _pending(tmp_path) -> tuple[str, dict]:
     partner = _partner(tmp_path)
     run(tmp_path, "webhooks", "set", partner, "--url", "http://127.0.0.1:9/hooks")
     with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_CLOCK": T0,
@@ -117,11 +117,61 @@ def test_webhooks_replay_refuses_a_pending_delivery_in_one_line(tmp_path):
         n.earn(partner, n.enrol(partner, phone="+8613812345678")["member_id"], "e1", points=50)
         n.close()
     [pending] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
+    return partner, pending
+
+
+def test_webhooks_replay_sends_a_pending_delivery_on_a_long_backoff_now(tmp_path):
+    _partner_id, pending = _pending(tmp_path)
+    for n, at in enumerate(("2026-11-20T02:00:01Z", "2026-11-20T02:00:10Z", "2026-11-20T02:06:00Z"), 1):
+        assert json.loads(run(tmp_path, "webhooks", "deliver", clock=at).stdout)["retrying"] == 1  # nothing on :9
+        [waiting] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
+        assert waiting["attempts"] == n
+    assert waiting["next_attempt_at"] > "2026-11-20T02:30:00"  # half an hour away
+    replayed = json.loads(run(tmp_path, "webhooks", "replay", pending["delivery_id"],
+                              clock="2026-11-20T02:07:00Z").stdout)
+    assert replayed["previous_status"] == "pending" and replayed["attempts"] == 1  # tried now, counted afresh
+    assert replayed["last_attempt_at"] == "2026-11-20T02:07:00+00:00"
+    assert len(replayed["attempt_log"]) == 4 and replayed["next_attempt_at"] < "2026-11-20T02:07:06"
+
+
+def test_webhooks_replay_refuses_a_delivery_being_sent_in_one_line_with_its_code(tmp_path):
+    from shared.webhooks.delivery import claim_due
+
+    _partner_id, pending = _pending(tmp_path)
+    with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_CLOCK": T0,
+                      "POINTSNET_DATABASE_URL": None}):
+        n = Network(get_settings())
+        assert len(n.tx(lambda tx: claim_due(tx))) == 1  # a worker is sending it right now
+        n.close()
+    [leased] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
     refused = run(tmp_path, "webhooks", "replay", pending["delivery_id"], check=False)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-400:]
-    assert len(refused.stderr.strip().splitlines()) == 1 and "pending" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert refused.stderr.startswith("error: delivery_pending: "), refused.stderr
     [after] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
-    assert after == pending  # untouched: no attempt made, its schedule kept
+    assert after == leased  # untouched: its lease and the worker's attempt kept
+
+
+def test_webhook_refusals_print_their_stable_code(tmp_path):
+    """docs/operations.md: a refusal is one line, ``error: <code>: <detail>``, like `members erase`."""
+    partner = _partner(tmp_path)
+
+    def refusal(*args, clock=T0) -> str:
+        done = run(tmp_path, "webhooks", *args, clock=clock, check=False)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr[-400:]
+        return done.stderr
+
+    assert refusal("set", partner, "--url", "http://example.com/hooks").startswith("error: invalid_webhook_url: ")
+    assert refusal("set", "ptn_nope", "--url", "http://127.0.0.1:9/hooks").startswith("error: unknown_partner: ")
+    assert refusal("show", partner).startswith("error: unknown_webhook_endpoint: ")
+    assert refusal("disable", partner).startswith("error: unknown_webhook_endpoint: ")
+    assert refusal("rotate-secret", partner).startswith("error: unknown_webhook_endpoint: ")
+    assert refusal("replay", "msg_nope").startswith("error: unknown_delivery: no webhook delivery msg_nope")
+    assert refusal("show-delivery", "msg_nope").startswith("error: unknown_delivery: ")
+    run(tmp_path, "webhooks", "set", partner, "--url", "http://127.0.0.1:9/hooks")
+    run(tmp_path, "webhooks", "rotate-secret", partner)
+    assert refusal("rotate-secret", partner, clock="2026-11-20T03:00:00Z").startswith(
+        "error: rotation_overlap_running: ")
 
 
 def test_webhooks_rotate_secret_refuses_a_second_rotation_during_the_overlap_in_one_line(tmp_path):

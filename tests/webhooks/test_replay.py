@@ -1,12 +1,13 @@
 """An operator's replay starts a delivery afresh: attempts from zero, the backoff from its first step,
 a new 3-day window — while the attempt log keeps every earlier try (docs/partner-integration.md,
-"Answering, retries and dead letters")."""
+"Answering, retries and dead letters"). A pending delivery waiting for its next try is replayed
+too (sent now, counted afresh); only one a worker is sending right now is refused."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.webhooks.delivery import Outcome, claim_due, deliver_due, delivery_detail, queue_replay, record, replay
+from shared.webhooks.delivery import LEASE, Outcome, claim_due, deliver_due, delivery_detail, queue_replay, record, replay
 from shared.webhooks.schedule import RETRY_DELAYS, RETRY_WINDOW
 from tests.factories import make_member, make_partner
 from tests.interleave import Pause, overlap
@@ -107,16 +108,58 @@ def test_replaying_a_delivery_a_worker_is_sending_is_refused_and_the_send_is_kep
     assert (after.status, after.attempts, after.claim_token) == ("delivered", 1, None)
 
 
-def test_a_pending_delivery_waiting_for_its_next_try_is_not_replayed(network, clock, receiver):
+def test_a_pending_delivery_on_a_long_backoff_is_replayed_now(network, clock, receiver):
+    """An operator who fixed the partner's endpoint replays a message waiting hours for its next try:
+    it is sent now, and counts afresh like any replay (attempts from one, a new window)."""
     _pending(network, receiver)
-    receiver.script = [500]
-    assert deliver_due(network)["retrying"] == 1
+    receiver.always = 500
+    for _ in range(4):  # failed four times: the next try is 5 h away
+        assert deliver_due(network)["retrying"] == 1
+        [waiting] = deliveries(network)
+        clock.set(waiting.next_attempt_at)
+    clock.set(waiting.next_attempt_at - RETRY_DELAYS[4] * 0.8)  # hours before it is due
     [before] = deliveries(network)
-    _refused_as_pending(lambda: replay(network, before.id))
+    assert before.attempts == 4 and before.next_attempt_at - clock.now() > RETRY_DELAYS[3]
+    receiver.always = None  # the partner's receiver is fixed
+    replayed = replay(network, before.id)
+    assert replayed["status"] == "delivered" and replayed["previous_status"] == "pending"
+    assert replayed["attempts"] == 1 and replayed["delivered_at"] == clock.now().isoformat()
+    assert [a["status_code"] for a in replayed["attempt_log"]] == [500] * 4 + [200]
+    assert len(receiver.requests) == 5
+    assert {r["headers"]["webhook-id"] for r in receiver.requests} == {before.id}
+
+
+def test_a_replayed_pending_delivery_that_fails_again_starts_the_backoff_afresh(network, clock, receiver):
+    _pending(network, receiver)
+    receiver.always = 500
+    for _ in range(3):
+        assert deliver_due(network)["retrying"] == 1
+        [waiting] = deliveries(network)
+        clock.set(waiting.next_attempt_at)
+    clock.advance(minutes=-60)  # the fourth try is an hour away
+    queued = network.tx(lambda tx: queue_replay(tx, waiting.id))
+    assert queued == {"delivery_id": waiting.id, "previous_status": "pending"}
+    [due] = deliveries(network)
+    assert (due.status, due.attempts, due.next_attempt_at, due.retry_from) == (
+        "pending", 0, clock.now(), clock.now())
+    assert deliver_due(network)["retrying"] == 1
     [after] = deliveries(network)
-    assert (after.status, after.attempts, after.next_attempt_at, after.retry_from) == (
-        "pending", 1, before.next_attempt_at, before.retry_from)
-    assert len(receiver.requests) == 1
+    assert after.attempts == 1
+    assert RETRY_DELAYS[0] * 0.9 <= after.next_attempt_at - clock.now() <= RETRY_DELAYS[0] * 1.1
+    assert len(receiver.requests) == 4  # every try, the replay's among them, recorded once each
+    detail = network.tx(lambda tx: delivery_detail(tx, waiting.id), readonly=True)
+    assert [a["status_code"] for a in detail["attempt_log"]] == [500] * 4
+
+
+def test_a_pending_delivery_whose_workers_lease_ran_out_is_replayed(network, clock, receiver):
+    """A lease that ran out (the worker died mid-call) no longer protects a send in flight: the
+    delivery is due anyway, and a replay sends it now; the dead worker's late outcome is stale."""
+    row = _pending(network, receiver)
+    [claimed] = network.tx(lambda tx: claim_due(tx))
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    replayed = replay(network, row.id)
+    assert replayed["status"] == "delivered" and replayed["previous_status"] == "pending"
+    assert network.tx(lambda tx: record(tx, claimed, Outcome(200, None, 5))) == "stale"
 
 
 def test_two_overlapping_replays_of_one_dead_letter_queue_it_once(network, clock, receiver):
@@ -133,6 +176,10 @@ def test_two_overlapping_replays_of_one_dead_letter_queue_it_once(network, clock
     both = overlap(lambda: network.tx(first_replay), lambda: network.tx(lambda tx: queue_replay(tx, dead.id)), pause)
     assert both.second_waited  # they did overlap
     assert both.first == {"delivery_id": dead.id, "previous_status": "dead"}
-    assert getattr(both.second, "code", both.second) == "delivery_pending"
+    # the second finds it pending and due (not leased): it is due now all the same, still once
+    assert both.second == {"delivery_id": dead.id, "previous_status": "pending"}
     [row] = deliveries(network)
-    assert row.status == "pending" and row.attempts == 0
+    assert row.status == "pending" and row.attempts == 0 and row.claim_token is None
+    assert deliver_due(network)["retrying"] == 1  # sent once, by one claim
+    detail = network.tx(lambda tx: delivery_detail(tx, dead.id), readonly=True)
+    assert len(detail["attempt_log"]) == dead.attempts + 1

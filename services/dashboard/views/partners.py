@@ -334,8 +334,9 @@ def disable_webhook(request: Request, partner_id: str = PARTNER_ID, checked=Depe
 @router.post("/partners/{partner_id}/webhooks/deliveries/{delivery_id}/replay")
 def replay_delivery(request: Request, partner_id: str = PARTNER_ID, delivery_id: str = Path(..., max_length=40),
                     checked=Depends(checked_form("operator"))):
-    """Queue a delivered or dead delivery again (audited with it), then make its first attempt at once.
-    A pending one (due, or being sent right now) is refused: 409 delivery_pending, on the webhook page."""
+    """Queue a delivery again (audited with it), then make its first attempt at once: a delivered or dead
+    one, or a pending one waiting for its next try. One a worker is sending right now is refused: 409
+    delivery_pending, on the webhook page."""
     staff, _form = checked
     network = network_of(request)
 

@@ -1,0 +1,167 @@
+"""One slow receiver, or a name that takes long to resolve, holds up nobody else: a delivery has a
+total time (resolution, connection and answer together), and a slow endpoint's deliveries neither
+take every sender nor keep the other endpoints' outcomes waiting (docs/operations.md, "Webhooks")."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from shared.webhooks import delivery, emit
+from shared.webhooks.delivery import deliver_due, delivery_detail
+from shared.webhooks.endpoints import set_endpoint
+from tests.factories import make_member, make_partner
+from tests.webhooks.conftest import deliveries, register
+
+DEADLINE = 1.0  # the total time a delivery may take, shortened for the test
+LINGER = 4.0  # how long the slow receiver takes to answer, a few bytes at a time
+
+
+@pytest.fixture
+def settings(tmp_path, request) -> Settings:
+    """Private targets allowed (the receivers listen on 127.0.0.1) unless a test asks otherwise."""
+    return Settings(data_dir=Path(tmp_path) / "data", webhook_allow_private_targets=getattr(request, "param", True))
+
+
+@pytest.fixture
+def short_deadline(monkeypatch):
+    monkeypatch.setattr(delivery, "DEADLINE", DEADLINE, raising=False)
+
+
+class Dribbler:
+    """A receiver that answers 200 after ``LINGER`` seconds, sending one header line every 0.2 s
+    meanwhile: no single read waits long, so only a total bound ends the call early."""
+
+    def __init__(self):
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    ends = time.monotonic() + LINGER
+                    while time.monotonic() < ends:
+                        self.wfile.write(b"x-still-thinking: 1\r\n")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                    self.wfile.write(b"content-length: 0\r\n\r\n")
+                except OSError:  # the sender gave up and closed the connection
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/slow"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def dribbler():
+    slow = Dribbler()
+    yield slow
+    slow.close()
+
+
+def _recorded_in_order(monkeypatch) -> list[str]:
+    """The URLs of the outcomes as they are recorded."""
+    order, real = [], delivery.record
+
+    def record(tx, claimed, outcome):
+        order.append(claimed.url)
+        return real(tx, claimed, outcome)
+
+    monkeypatch.setattr(delivery, "record", record)
+    return order
+
+
+def _attempts(network, delivery_id: str) -> list[dict]:
+    return network.tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True)["attempt_log"]
+
+
+def test_a_receiver_answering_a_little_at_a_time_is_cut_off_at_the_deadline(network, receiver, dribbler,
+                                                                            short_deadline):
+    slow, fast = make_partner(network, "Slow"), make_partner(network, "Fast")
+    network.tx(lambda tx: set_endpoint(tx, slow, dribbler.url()))
+    register(network, receiver, fast)
+    network.earn(slow, make_member(network, slow), "s1", points=5)
+    network.earn(fast, make_member(network, fast), "f1", points=5)
+    started = time.monotonic()
+    counts = deliver_due(network)
+    took = time.monotonic() - started
+    assert took < DEADLINE + 1.5, f"the run took {took:.1f} s"
+    assert counts["delivered"] == 1 and counts["retrying"] == 1
+    [late] = deliveries(network, partner_id=slow)
+    assert late.status == "pending" and late.last_status_code is None
+    assert "timed out" in late.last_error
+    [attempt] = _attempts(network, late.id)
+    assert attempt["duration_ms"] < (DEADLINE + 1.0) * 1000
+    [done] = deliveries(network, partner_id=fast)
+    assert done.status == "delivered"
+
+
+def test_a_slow_endpoints_many_deliveries_take_neither_every_sender_nor_the_others_turn(
+        network, receiver, dribbler, short_deadline, monkeypatch):
+    slow, fast = make_partner(network, "Slow"), make_partner(network, "Fast")
+    network.tx(lambda tx: set_endpoint(tx, slow, dribbler.url()))
+    register(network, receiver, fast)
+    member = make_member(network, slow)
+    for n in range(12):  # queued first: claimed first
+        network.tx(lambda tx: emit(tx, "points.expiring", {"member_id": member, "points": n + 1}))
+    network.earn(fast, make_member(network, fast), "f1", points=5)
+    order = _recorded_in_order(monkeypatch)
+    started = time.monotonic()
+    counts = deliver_due(network, rounds=1)
+    took = time.monotonic() - started
+    # the fast partner's outcome is recorded first, not after the slow one's whole batch
+    assert order[0] == receiver.url(f"/hooks/{fast}")
+    assert took < 2 * DEADLINE + 1.5, f"the run took {took:.1f} s"
+    assert counts == {"delivered": 1, "retrying": 12, "dead": 0, "stale": 0}
+    slow_rows = deliveries(network, partner_id=slow)
+    assert len(slow_rows) == 12 and all(row.status == "pending" and row.attempts == 1 for row in slow_rows)
+    for row in slow_rows:  # every outcome recorded once
+        assert len(_attempts(network, row.id)) == 1 and row.claim_token is None
+    assert all("timed out" in row.last_error for row in slow_rows)
+
+
+@pytest.mark.parametrize("settings", [True, False], indirect=True, ids=["private-allowed", "private-refused"])
+def test_a_name_that_takes_long_to_resolve_is_given_up_at_the_deadline(network, receiver, short_deadline,
+                                                                       monkeypatch):
+    real = socket.getaddrinfo
+
+    def resolver(host, port, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        if name == "hooks.slowdns.test":
+            time.sleep(LINGER)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, port, *args, **kwargs)
+
+    slow, fast = make_partner(network, "Slow"), make_partner(network, "Fast")
+    network.tx(lambda tx: set_endpoint(tx, slow, "https://hooks.slowdns.test/hooks"))
+    allowed = network.settings.webhook_allow_private_targets
+    if allowed:  # the other receiver listens on this machine
+        register(network, receiver, fast)
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    network.earn(slow, make_member(network, slow), "s1", points=5)
+    network.earn(fast, make_member(network, fast), "f1", points=5)
+    order = _recorded_in_order(monkeypatch)
+    started = time.monotonic()
+    counts = deliver_due(network)
+    took = time.monotonic() - started
+    assert took < DEADLINE + 1.5, f"the run took {took:.1f} s"
+    [late] = deliveries(network, partner_id=slow)
+    assert late.status == "pending" and "timed out" in late.last_error
+    if allowed:  # the other partner's outcome did not wait for the name
+        assert counts["delivered"] == 1 and order == [receiver.url(f"/hooks/{fast}"), "https://hooks.slowdns.test/hooks"]
