@@ -21,6 +21,9 @@ from shared.signing import ALG, FRESHNESS_S, POST_COMPONENTS, REQUEST_COMPONENTS
 from shared.partners.lifecycle import PartnerTerminated, is_terminated
 
 READS = ("GET", "HEAD")  # what a suspended partner may still do: nothing it sends changes the network
+# What a terminated partner may still read: its statements. It still settles — under keep_paying it
+# reimburses its points redeemed elsewhere, a buy-out is paid in its final cycle — and nothing else.
+STATEMENTS = "/v1/statements"
 
 
 @dataclass
@@ -30,6 +33,7 @@ class SignedRequest:
     method: str
     url: str
     headers: httpx.Headers
+    path: str = ""  # the path the application routes on (the ASGI scope's)
 
 
 @dataclass(frozen=True)
@@ -116,11 +120,17 @@ def authenticate(network: Network, request: SignedRequest, body: bytes, now: dat
     # The nonce commits with the lookup; a suspended partner's refusal comes after, so its nonce stays spent.
     key, terminated = network.tx(door)
     if key.partner_status != "active":
-        if terminated:
-            raise PartnerTerminated("the partner has left the network")
+        if terminated and not _statement_read(request):
+            raise PartnerTerminated("the partner has left the network; it can still read its statements "
+                                    "(GET /v1/statements)")
         if request.method not in READS:  # it still settles: statements, reports and lookups stay open
             raise errors.Forbidden("the partner is suspended: it can read (GET) but not write")
     return Authenticated(key.partner_id, key.key_id, label)
+
+
+def _statement_read(request: SignedRequest) -> bool:
+    """A read of the partner's statements: the list, a cycle's statement or its file."""
+    return request.method in READS and (request.path == STATEMENTS or request.path.startswith(STATEMENTS + "/"))
 
 
 def _verify_signature(request: SignedRequest, key: ResolvedKey, label: str) -> None:

@@ -66,7 +66,7 @@ class PartnerGate:
             return
         raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         headers = httpx.Headers(raw_headers)
-        request = SignedRequest(scope["method"], self._url(scope, headers), headers)
+        request = SignedRequest(scope["method"], self._url(scope, headers), headers, scope["path"])
         label = request_label(headers) if "signature" in headers else None
         try:
             body = await self._read_body(receive)

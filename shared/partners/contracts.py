@@ -15,6 +15,7 @@ from shared.ledger.cycles import cycle_date_for
 from shared.ledger.rules import Terms
 from shared.models import Account, Contract, Partner
 from shared.money import MAX_MICRO, MICRO, MoneyError, rate_to_ppm, to_decimal, to_micro
+from shared.rules.document import MAX_RATE
 
 contracts = Contract.__table__
 partners = Partner.__table__
@@ -25,10 +26,12 @@ _TERMS_IN_FORCE = (select(contracts).where(contracts.c.partner_id == bindparam("
                                            contracts.c.effective_from <= bindparam("cycle_date"))
                    .order_by(contracts.c.effective_from.desc()).limit(1))
 
-# The most a money term (minor units) or the base rate (points per major unit) may be: its millionths
-# fit the contracts table's 64-bit columns (9223372036854.775807). More is refused here, naming the
-# term, not overflowed in the database.
+# The most a money term (minor units) may be: its millionths fit the contracts table's 64-bit columns
+# (9223372036854.775807). More is refused here, naming the term, not overflowed in the database.
 MAX_TERM = Decimal(MAX_MICRO) / MICRO
+# The most the base rate (points per major unit) may be: the earn rules' cap on any rate, so a contract
+# cannot set what a rules document may not (one major unit earns at most the points one event moves).
+MAX_BASE_RATE = MAX_RATE
 # A version takes effect at most this many years after the network's today: further is a slip of the
 # keyboard (2206 for 2026), and a version on the calendar's last day would leave no day after it.
 HORIZON_YEARS = 10
@@ -57,21 +60,23 @@ class ContractTerms:
                                                what="issuance_fee"),
                 "redemption_fee_ppm": rate_to_ppm(self.redemption_fee_rate, what="redemption_fee_rate"),
                 "breakage_share_ppm": rate_to_ppm(self.breakage_share, what="breakage_share"),
-                "base_rate_micro": rate_to_ppm(_in_range(self.base_rate, "base_rate", "points per major unit"),
+                "base_rate_micro": rate_to_ppm(_in_range(self.base_rate, "base_rate", "points per major unit",
+                                                         maximum=MAX_BASE_RATE,
+                                                         why=" (the most points one event moves)"),
                                                what="base_rate", maximum=None),
             }
         except MoneyError as exc:
             raise ValidationFailed(str(exc)) from exc
 
 
-def _in_range(value, what: str, unit: str):
-    """``value`` if it lies between 0 and MAX_TERM; refused here, naming the term, rather than by the
+def _in_range(value, what: str, unit: str, *, maximum: Decimal = MAX_TERM, why: str = ""):
+    """``value`` if it lies between 0 and ``maximum``; refused here, naming the term, rather than by the
     table's check constraint or the database's 64-bit column (or Decimal's exponent range, when scaled)."""
     number = to_decimal(value, what=what)
     if number < 0:
         raise ValidationFailed(f"{what}: {value} must be 0 or more")
-    if number > MAX_TERM:
-        raise ValidationFailed(f"{what}: {value} must be at most {MAX_TERM} {unit}")
+    if number > maximum:
+        raise ValidationFailed(f"{what}: {value} must be at most {maximum} {unit}{why}")
     return value
 
 

@@ -3,7 +3,8 @@
 Suspended: the API refuses every POST of the partner (403 ``partner_suspended``: earns, burns,
 holds, enrolments, ...) and still answers its signed reads (statements, reports, transactions); its
 points stay redeemable at other partners and settlement goes on. Terminated: suspended for
-good, with a recorded final cycle (the cycle open at termination). The partner's outstanding
+good, with a recorded final cycle (the cycle open at termination); the API answers only its signed
+reads of its statements, since it still settles. The partner's outstanding
 points stay redeemable elsewhere. Under ``keep_paying`` the issuer keeps reimbursing those
 redemptions under its last contract: they appear on its statements in later cycles as usual.
 Under ``buy_out`` it pays, once and in its final cycle, the buy-out rate times the value of its
@@ -144,7 +145,13 @@ def _buy_out(tx: Tx, partner_id: str, rate_ppm: int) -> tuple[int, str | None]:
     A lot past its expiry that open holds still reserve is bought out for its reserved points alone:
     a capture redeems them after the buy-out at the network's expense; what a void or a timeout
     releases expires at once, and postpaid expiry moves no money, so the network keeps what the
-    issuer paid for them — as for a bought-out lot whose points expire later."""
+    issuer paid for them — as for a bought-out lot whose points expire later.
+
+    An issuer without an open lot writes no entry, and enters no cycle: on a network without a single
+    entry that would leave a ``cycles`` row before its first cycle. None can appear meanwhile: the
+    issuer's postings, and the reversals into its lots, wait for the termination."""
+    if tx.session.execute(select(Lot.id).where(*_open_lots(partner_id, tx.now)).limit(1)).first() is None:
+        return 0, None
     journal = Journal(tx, enter_open_cycle(tx))
     journal.members = _lock_holders(tx, partner_id)  # racing burns finish first, or see the buy-out
     lots = tx.session.execute(select(Lot.id, redeemable(tx.now).label("points"), Lot.contract_id)

@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from shared.money import round_micro_to_minor
-from shared.settlement.netting import NETWORK, bilateral_sums, net_positions
+from shared.settlement.netting import NETWORK, bilateral_sums, net_positions, refuse_sum_beyond_64_bits
 
 # 2: the manifest carries the ledger checkpoint at cut-off; 3: the network has its net position (and
 # its network-summary.csv row) in every cycle, at 0 when it has no line. Older versions still verify.
@@ -223,8 +223,10 @@ def build(cycle: date, lines: list[LineRecord], *, currency: str, cutoff: str, p
     """Every file of a cycle and its manifest. Raises NettingError if positions do not sum to zero."""
     lines = sorted(lines, key=lambda l: (l.transaction_id, l.line_id))
     sums = bilateral_sums((l.payer, l.payee, l.kind, l.amount_micro) for l in lines)
-    positions = net_positions(sums, network=network_always(format_version))
     totals = group_totals(lines)
+    for (payer, payee, kind), (_points, amount) in sorted(totals.items()):
+        refuse_sum_beyond_64_bits(cycle, payer, payee, kind, amount)
+    positions = net_positions(sums, network=network_always(format_version))
     by_party: dict[str, list[LineRecord]] = {}
     for line in lines:
         by_party.setdefault(line.payer, []).append(line)

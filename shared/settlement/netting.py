@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date
+from decimal import Decimal
 from typing import Iterable
 
-from shared.money import round_micro_to_minor
+from shared.errors import Conflict
+from shared.money import MAX_MICRO, round_micro_to_minor
 
 NETWORK = "network"
 
 
 class NettingError(AssertionError):
     """Net positions that do not sum to zero: a run must fail loudly and write nothing."""
+
+
+class CycleSumTooLarge(Conflict):
+    """A cycle's exact sum for one (payer, payee, kind) beyond a 64-bit amount: each line fits one (posting
+    refuses more), but a cycle sums any number of them, and the report roll-ups (``report_cycle_lines``)
+    and reconciliation hold each sum as one. The run refuses and writes nothing, rather than failing
+    on the database's overflow."""
+
+    code, title = "cycle_sum_too_large", "A sum of the cycle is larger than one amount may hold"
+
+
+def refuse_sum_beyond_64_bits(cycle: date, payer: str, payee: str, kind: str, amount_micro: int) -> None:
+    if abs(amount_micro) > MAX_MICRO:
+        raise CycleSumTooLarge(f"cycle {cycle.isoformat()} cannot be settled: its {kind} lines from {payer} to "
+                               f"{payee} sum to {Decimal(amount_micro).scaleb(-6):.6f} minor units, more than "
+                               f"one sum may hold ({Decimal(MAX_MICRO).scaleb(-6):.6f})")
 
 
 def bilateral_sums(lines: Iterable[tuple[str, str, str, int]]) -> dict[tuple[str, str, str], int]:

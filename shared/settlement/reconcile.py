@@ -59,16 +59,17 @@ def _integer(text: str | None, what: str, pattern: re.Pattern = _INTEGER) -> int
     return int(text)
 
 
-def _micro(text: str | None, what: str) -> int:
+def _micro(text: str | None, what: str, limit: int = MAX_MICRO) -> int:
     """An amount in minor units as exact micro-units: refused, never rounded, if it has more than six
-    decimal places, is not finite or does not fit a ledger amount."""
+    decimal places, is not finite or does not fit a ledger amount (or ``limit``: a control total sums
+    many of them)."""
     if text is None or not text.strip():
         raise UnreadableFigure(f"{what} is empty")
     plain = _PLAIN_AMOUNT.fullmatch(text)
     if plain:  # the same value to_micro gives, at a tenth of the cost (a statement has a figure per line)
         sign, whole, fraction = plain.groups()
         micro = int(whole) * 1_000_000 + int((fraction or "").ljust(6, "0"))
-        if micro > MAX_MICRO:
+        if micro > limit:
             raise UnreadableFigure(f"{what}: {text} is out of range")
         return -micro if sign else micro
     if len(text) > 40:
@@ -77,9 +78,15 @@ def _micro(text: str | None, what: str) -> int:
         micro = to_micro(text, what=what)  # exact: a seventh decimal place is refused, never rounded away
     except (MoneyError, ArithmeticError) as exc:
         raise UnreadableFigure(str(exc)) from None
-    if abs(micro) > MAX_MICRO:
+    if abs(micro) > limit:
         raise UnreadableFigure(f"{what}: {text} is out of range")
     return micro
+
+
+def _control_micro(text: str | None, what: str) -> int:
+    """A statement's control amount: its detail amounts summed, each at most a ledger amount, so it may
+    lie beyond 64 bits (a text of at most 40 characters, as any amount read here)."""
+    return _micro(text, what, limit=10 ** 34)
 
 
 def _numbered(content: bytes) -> list[tuple[int, dict]]:
@@ -107,6 +114,9 @@ class _Figures:
     def amount(self, line: int, row: dict, column: str) -> int:
         return self._read(_micro, line, row, column)
 
+    def control_amount(self, line: int, row: dict, column: str) -> int:
+        return self._read(_control_micro, line, row, column)
+
     def findings(self, name: str) -> list[Finding]:
         found = [Finding("control_totals", name, problem) for problem in self.problems[:FIGURE_FINDINGS]]
         if len(self.problems) > FIGURE_FINDINGS:
@@ -133,7 +143,7 @@ def check_controls(name: str, content: bytes) -> list[Finding]:
         points = sum(figures.integer(line, r, "points") for line, r in details)
         amount = sum(figures.amount(line, r, "amount") for line, r in details)
         control_points = figures.integer(at, trailer, "control_points")
-        control_amount = figures.amount(at, trailer, "control_amount")
+        control_amount = figures.control_amount(at, trailer, "control_amount")
         net = [figures.integer(line, r, "amount_minor") for line, r in rows if r.get("record_type") == "N"]
         summary = sum(figures.integer(line, r, "amount_minor") for line, r in rows if r.get("record_type") == "S")
     elif name == "network-summary.csv":
@@ -420,7 +430,8 @@ def _statement_amounts(statement: bytes) -> tuple[dict[str, dict], str | None]:
 
 def read_partner_log(log: str) -> dict[str, list[dict]]:
     """The partner's log (CSV reference,kind,points,amount,time) by reference, each line of a reference
-    with its line number. Amounts are exact (at most six decimal places of the minor unit, finite);
+    with its line number. Amounts are exact (at most six decimal places of the minor unit, finite), and a
+    line has exactly the header's fields (`time` may be left out of the header, then of every line);
     raises PartnerLogError naming the line otherwise."""
     reader = csv.DictReader(io.StringIO(log.removeprefix("\ufeff")))  # a byte-order mark, as Excel writes
     theirs: dict[str, list[dict]] = {}
@@ -432,6 +443,8 @@ def read_partner_log(log: str) -> dict[str, list[dict]]:
             line = reader.line_num
             if None in row.values():  # a field of the header missing on the line (an empty one is '')
                 raise PartnerLogError(f"partner log line {line}: too few fields; columns are {LOG_COLUMNS}")
+            if None in row:  # DictReader's restkey: fields past the header's, as an unquoted `1,234.50` makes
+                raise PartnerLogError(f"partner log line {line}: too many fields; columns are {LOG_COLUMNS}")
             try:
                 points = _integer((row.get("points") or "").strip(), "points", _LOG_INTEGER)
                 amount = _micro(row.get("amount") or "0", "amount")

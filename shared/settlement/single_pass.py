@@ -41,7 +41,7 @@ from shared.db.snapshot import stream_in_snapshot
 from shared.money import round_micro_to_minor
 from shared.settlement.files import (BILATERAL_COLUMNS, NETWORK, STATEMENT_COLUMNS, HashedFile, exact, flow,
                                      statement_name, statement_tail, summary_of)
-from shared.settlement.netting import NettingError
+from shared.settlement.netting import NettingError, refuse_sum_beyond_64_bits
 
 BATCH = 2000  # records per fetch: about 300 kB
 # Cursors read to the end: plan for all their rows, not the first tenth. No JIT: a statement's query is
@@ -142,6 +142,7 @@ def _netting(sums, cycle: date, target: Path, network: bool,
         for rows in _batches(sums):
             lines = []
             for party, payer, payee, kind, points, amount in rows:
+                refuse_sum_beyond_64_bits(cycle, payer, payee, kind, int(amount))
                 minor = round_micro_to_minor(int(amount))
                 if party == payee:
                     positions[payee] += minor

@@ -124,3 +124,34 @@ def test_the_command_line_refuses_a_day_before_the_first_cycle_in_one_line(netwo
     assert settled.returncode == 0, settled.stderr
     future = cli(network, clock, database_url, "clearing", "run", "--cycle", "2026-11-23")
     assert future.returncode != 0 and "cannot be settled before" in future.stderr, future.stderr
+
+
+def listing(network, clock, database_url):
+    """`pointsnet clearing list` on a terminal wide enough for whole cells."""
+    return run_pointsnet("clearing", "list", env={
+        "POINTSNET_DATA_DIR": str(network.settings.data_dir), "POINTSNET_DATABASE_URL": database_url,
+        "POINTSNET_CLOCK": clock.now().isoformat().replace("+00:00", "Z"), "COLUMNS": "250"})
+
+
+def test_clearing_list_shows_no_stray_settlement_before_the_first_cycle(network, active, clock, database_url,
+                                                                        monkeypatch):
+    """A settlement an earlier version made of a day before the network's first cycle (a typo run by
+    hand) is no cycle of the network: `clearing list` shows the real cycles only."""
+    with monkeypatch.context() as old_version:  # what `clearing run --cycle 2016-11-20` did before
+        old_version.setattr(runs, "first_cycle", lambda tx: TYPO)
+        network.settle(TYPO)
+    network.settle(CYCLE)
+    listed = listing(network, clock, database_url)
+    assert listed.returncode == 0, listed.stderr
+    assert "2016-11-20" not in listed.stdout, listed.stdout
+    assert "2026-11-20" in listed.stdout and "ptn_" in listed.stdout, listed.stdout
+
+
+def test_clearing_list_of_a_network_without_an_entry_is_empty(network, clock, database_url, monkeypatch):
+    make_partner(network, "CoffeeCo", **TERMS)
+    with monkeypatch.context() as old_version:
+        old_version.setattr(runs, "first_cycle", lambda tx: TYPO)
+        network.settle(TYPO)
+    clock.advance(days=1)
+    listed = listing(network, clock, database_url)
+    assert listed.returncode == 0 and "2016-11-20" not in listed.stdout, listed.stdout

@@ -20,8 +20,8 @@ from hypothesis import given, strategies as st
 
 from shared.money import MAX_MICRO, to_micro
 from shared.settlement.files import exact
-from shared.settlement.reconcile import Finding, UnreadableFigure, _micro, check_controls, match_partner_log, \
-    verify_directory
+from shared.settlement.reconcile import Finding, PartnerLogError, UnreadableFigure, _micro, check_controls, \
+    match_partner_log, read_partner_log, verify_directory
 from shared.signing import network_key_id
 from tests.cli.inprocess import pointsnet as run_pointsnet
 from tests.factories import make_member, make_partner
@@ -296,6 +296,39 @@ def test_a_partner_log_line_with_fewer_fields_than_the_header_is_refused_naming_
     done = reconcile_log(settled, log_file(tmp_path, "book-2,burn,5,0,2026-11-20T02:00:00Z", line))
     assert one_line_error(done) and "partner log line 3: too few fields" in done.stderr, done.stderr
     assert "no breaks" not in done.stdout and "amount_mismatch" not in done.stdout
+
+
+@pytest.mark.parametrize("line", ["book-1,burn,200,1,234.50,2026-11-20T02:00:00Z",
+                                  "book-1,burn,200,190,2026-11-20T02:00:00Z,"],
+                         ids=["unquoted-thousands-separator", "trailing-empty-field"])
+def test_a_partner_log_line_with_more_fields_than_the_header_is_refused_naming_its_line(settled, tmp_path, line):
+    """An unquoted `1,234.50` is two fields: the line is refused, never read as an amount of 1."""
+    done = reconcile_log(settled, log_file(tmp_path, "book-2,burn,5,0,2026-11-20T02:00:00Z", line))
+    assert one_line_error(done) and "partner log line 3: too many fields; columns are " \
+        "reference,kind,points,amount,time" in done.stderr, done.stderr
+    assert "no breaks" not in done.stdout and "amount_mismatch" not in done.stdout
+
+
+def test_a_partner_log_without_the_time_column_is_read_and_refuses_extra_fields(settled, tmp_path):
+    """`time` is optional: a log of four columns matches; a fifth field on a line is one too many."""
+    log = tmp_path / "log.csv"
+    log.write_text("reference,kind,points,amount\nbook-1,burn,200,190\n")
+    done = reconcile_log(settled, log)
+    assert done.returncode == 0 and "no breaks" in done.stdout, (done.stdout, done.stderr)
+    log.write_text("reference,kind,points,amount\nbook-1,burn,200,1,234.50\n")
+    done = reconcile_log(settled, log)
+    assert one_line_error(done) and "partner log line 2: too many fields" in done.stderr, done.stderr
+
+
+def test_read_partner_log_refuses_a_line_longer_than_the_header():
+    with pytest.raises(PartnerLogError, match=r"^partner log line 2: too many fields; columns are "):
+        read_partner_log("reference,kind,points,amount,time\nbook-1,burn,200,1,234.50,2026-11-20T02:00:00Z\n")
+    with pytest.raises(PartnerLogError, match=r"^partner log line 2: amount: '1,234.50' is not a decimal"):
+        read_partner_log('reference,kind,points,amount,time\r\nbook-1,burn,200,"1,234.50",x\r\n')  # quoted: one field
+    assert read_partner_log("reference,kind,points,amount,time\r\nbook-1,burn,200,1234.50,x\r\n") == \
+        {"book-1": [{"line": 2, "kind": "burn", "points": 200, "amount": to_micro("1234.50")}]}
+    assert read_partner_log("reference,kind,points,amount\nbook-1,burn,200,1234.50\n") == \
+        {"book-1": [{"line": 2, "kind": "burn", "points": 200, "amount": to_micro("1234.50")}]}
 
 
 def test_a_partner_log_amount_present_but_empty_still_counts_as_zero(settled, tmp_path):

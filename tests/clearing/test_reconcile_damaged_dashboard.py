@@ -57,6 +57,17 @@ def test_an_uploaded_log_line_with_fewer_fields_than_the_header_is_refused_422_w
     assert "invalid_partner_log" in answer.text and "partner log line 3: too few fields" in answer.text
 
 
+def test_an_uploaded_log_line_with_more_fields_than_the_header_is_refused_422_with_its_line(client_as, network,
+                                                                                           settled):
+    client = client_as("finance")
+    client._transport.raise_server_exceptions = False
+    log = partner_log([("book-1", "burn", 300, "285", "2026-11-20T02:05:00Z")]) + \
+        b"book-2,burn,600,1,234.50,2026-11-20T02:05:00Z\n"
+    answer = reconcile(client, settled["book"], log)
+    assert answer.status_code == 422, answer.status_code
+    assert "invalid_partner_log" in answer.text and "partner log line 3: too many fields" in answer.text
+
+
 def test_the_verify_page_reports_a_listed_name_too_long_to_look_up(client_as, network, settled):
     import json
 

@@ -263,3 +263,52 @@ def test_a_run_that_dies_after_writing_its_files_is_rerun_later_to_the_same_byte
     result = network.settle(cycle)
     assert not result["already_settled"]
     assert {p.name: p.read_bytes() for p in directory.iterdir()} == first
+
+
+# -- sums beyond 64 bits ------------------------------------------------------------------------------
+# One line holds at most 2^63 - 1 micro-units (posting refuses more), but a cycle sums any number of
+# lines: at a point value and issuance fee of 10^6 minor units, 9,000,000 points move 9 * 10^18.
+
+HUGE = dict(billing="postpaid", point_value="1000000", issuance_fee="1000000", redemption_fee_rate="0")
+POINTS = 9_000_000
+
+
+def test_a_party_whose_lines_sum_beyond_64_bits_still_settles_and_reconciles(network, clock):
+    """CoffeeCo pays 9 * 10^18 micro-units of issuance fee and as much of reimbursement: each sum fits
+    a ledger amount, its statement's total (-1.8 * 10^19) does not. The cycle settles, its net is exact,
+    and the directory verifies with no finding (before: control_totals 'out of range')."""
+    coffee = make_partner(network, "CoffeeCo", **HUGE)
+    book = make_partner(network, "BookMart", **HUGE)
+    member = make_member(network, coffee, also_linked_to=(book,))
+    network.earn(coffee, member, "coffee-1", points=POINTS)
+    network.burn(book, member, "book-1", POINTS)
+    clock.advance(days=1)
+    result = network.settle(CYCLE)
+    assert result["net_positions"] == {coffee: -2 * POINTS * 10**6 * 10**6 // 10**6,
+                                       book: POINTS * 10**6, "network": POINTS * 10**6}
+    statement = rows(network.settings.data_dir / "settlements" / CYCLE.isoformat() / f"statement-{coffee}.csv")
+    assert statement[-1]["control_amount"] == f"-{2 * POINTS * 10**6}.000000"
+    assert network.tx(lambda tx: verify_directory(tx, network.settings.data_dir / "settlements" / CYCLE.isoformat(),
+                                                  public_keys(network)), readonly=True) == []
+
+
+def test_a_cycle_whose_sum_of_one_kind_exceeds_64_bits_is_refused_clearly_and_writes_nothing(network, clock):
+    """Three earns of 4,000,000 points: CoffeeCo's issuance fees to the network sum to 1.2 * 10^19
+    micro-units, more than a ledger amount (and the report roll-ups) hold. Settlement refuses with a
+    clear reason naming the cycle, the parties and the kind — not a database error (SQLite's integer
+    overflow, PostgreSQL's bigint out of range) — and settles nothing."""
+    from shared.settlement.netting import CycleSumTooLarge
+
+    coffee = make_partner(network, "CoffeeCo", **HUGE)
+    member = make_member(network, coffee)
+    for n in range(3):
+        network.earn(coffee, member, f"coffee-{n}", points=4_000_000)
+    clock.advance(days=1)
+    with pytest.raises(CycleSumTooLarge) as refusal:
+        network.settle(CYCLE)
+    assert refusal.value.code == "cycle_sum_too_large"
+    assert str(refusal.value) == (
+        f"cycle 2026-11-20 cannot be settled: its issuance_fee lines from {coffee} to network sum to "
+        f"12000000000000.000000 minor units, more than one sum may hold (9223372036854.775807)")
+    assert network.tx(lambda tx: tx.session.scalars(select(Settlement)).all(), readonly=True) == []
+    assert not (network.settings.data_dir / "settlements" / CYCLE.isoformat()).exists()

@@ -1,6 +1,7 @@
 """A suspended partner still settles, so it still reads: its signed GETs answer (statements, reports,
 its transactions, its members), every write is refused with 403 ``partner_suspended`` and changes
-nothing. A terminated partner is refused everything with ``partner_terminated``."""
+nothing. A terminated partner still settles, so it reads its statements; it is refused everything
+else with ``partner_terminated``."""
 
 from __future__ import annotations
 
@@ -65,11 +66,42 @@ def test_a_suspended_partners_writes_are_refused_and_change_nothing(network, clo
     assert shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e-2", "points": 5})["points"] == 5
 
 
-def test_a_terminated_partner_is_still_refused_its_reads(network, clock, shop, api):
-    _member, cycle = settled_day(network, clock, shop, Partner(network, api))
-    network.tx(lambda tx: terminate(tx, shop.partner_id))
-    assert_problem(shop.call("GET", f"/v1/statements/{cycle}"), 403, "partner_terminated")
+@pytest.mark.parametrize("settlement", ["keep_paying", "buy_out"])
+def test_a_terminated_partner_reads_its_statements_and_nothing_else(network, clock, shop, api, settlement):
+    """A terminated partner still settles — under keep_paying it keeps reimbursing its points redeemed
+    elsewhere, after a buy-out it pays once in its final cycle — so its signed GETs of its statements
+    (the list, one cycle, the CSV file) answer. Every other request, any write and its other reads,
+    stays refused with 403 ``partner_terminated`` and changes nothing."""
+    other = Partner(network, api)
+    member, cycle = settled_day(network, clock, shop, other)
+    rate = 1_000_000 if settlement == "buy_out" else None
+    network.tx(lambda tx: terminate(tx, shop.partner_id, settlement=settlement, buy_out_rate_ppm=rate))
+    other.ok("POST", "/v1/burn", {"member_id": member, "reference": "b-2", "points": 100})
+    later = cycle_date_for(clock.now(), network.settings)
+    clock.advance(days=1)
+    network.settle(later)
+
+    listed = shop.ok("GET", "/v1/statements")["statements"]
+    assert [row["cycle_date"] for row in listed] == [later.isoformat(), cycle.isoformat()]
+    # keep_paying: the 100 points redeemed after the termination; buy_out: the 300 open points, once
+    assert listed[0]["net_minor"] == -(100 if settlement == "keep_paying" else 300)
+    for day in (cycle, later):
+        file = (settlement_dir(network.settings.data_dir, day) / f"statement-{shop.partner_id}.csv").read_bytes()
+        one = shop.ok("GET", f"/v1/statements/{day}")
+        assert one["statement_csv"].encode() == file and one["statement_sha256"] == hashlib.sha256(file).hexdigest()
+        csv_answer = shop.call("GET", f"/v1/statements/{day}/statement.csv")
+        assert csv_answer.status_code == 200 and csv_answer.content == file
     assert_problem(shop.call("GET", "/v1/transactions"), 403, "partner_terminated")
+    assert_problem(shop.call("GET", f"/v1/members/{member}"), 403, "partner_terminated")
+    assert_problem(shop.call("GET", "/v1/reports", params={"from": cycle.isoformat(), "to": cycle.isoformat()}),
+                   403, "partner_terminated")
+    entries = entry_count(network)
+    for path, body in (("/v1/earn", {"member_id": member, "reference": "e-2", "points": 5}),
+                       ("/v1/burn", {"member_id": member, "reference": "b-3", "points": 5}),
+                       ("/v1/reversals", {"reference": "r-2", "original_reference": "e-1", "points": 5}),
+                       ("/v1/members", {"phone": "+8613900007777"})):
+        assert_problem(shop.call("POST", path, body), 403, "partner_terminated")
+    assert entry_count(network) == entries
 
 
 # -- suspended or terminated between the door and the posting: the 403 is not kept for the key --------

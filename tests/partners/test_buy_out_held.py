@@ -136,3 +136,26 @@ def test_exposure_counts_points_held_in_a_lot_past_its_expiry(network, clock, he
     assert outstanding(network, issuer) == 60  # a capture would still bill the issuer for them
     buy_out(network, issuer)
     assert outstanding(network, issuer) == 0  # the network carries them now
+
+
+def test_a_buy_out_without_open_points_on_an_empty_network_makes_no_cycle(network, clock):
+    """A buy-out of an issuer with no open lot writes no entry: on a network without a single entry it
+    leaves no ``cycles`` row behind (the network's first cycle is its first entry's business day), and
+    the first real entry's day is then the only cycle."""
+    from datetime import date
+
+    from shared.models import Cycle
+
+    issuer = make_partner(network, "Leaving", **TERMS)
+    done = buy_out(network, issuer)
+    assert done["recorded"] is True and done["buy_out_entry_id"] is None and done["final_cycle"] == "2026-11-20"
+
+    def cycles():
+        return network.tx(lambda tx: list(tx.session.scalars(select(Cycle.cycle_date).order_by(Cycle.cycle_date))),
+                          readonly=True)
+
+    assert cycles() == []
+    clock.advance(days=2)
+    staying = make_partner(network, "Staying", **TERMS)
+    network.earn(staying, make_member(network, staying), "s1", points=5)
+    assert cycles() == [date(2026, 11, 22)]

@@ -85,7 +85,8 @@ def test_a_reversal_into_a_spent_lot_after_a_buy_out_buys_it_out(network, clock,
     """The other order: the termination (its buy-out finds the lot empty) goes first; the reversal
     waits for it, reads the buy-out and buys the lot out with the points it returns."""
     issuer, shop, member = spent_at_a_shop(network, clock)
-    pause = Pause().after(monkeypatch, lifecycle, "enter_open_cycle")  # in the buy-out, the issuer's lock held
+    # in the termination, the issuer's locks held (a buy-out that finds no open lot enters no cycle)
+    pause = Pause().after(monkeypatch, lifecycle, "lock_partner")
     both = overlap(lambda: buy_out(network, issuer), lambda: network.reverse(shop, "r1", "b1"), pause)
     assert isinstance(both.first, dict), both.first
     assert isinstance(both.second, dict), both.second

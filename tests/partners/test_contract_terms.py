@@ -1,6 +1,7 @@
 """Contract terms are refused as bad input, naming the term, before anything is stored: a money term
-(point_value, issuance_fee) or the base rate is at most 9223372036854.775807, the most whose
-micro-units (millionths) fit the contracts table's 64-bit columns."""
+(point_value, issuance_fee) is at most 9223372036854.775807, the most whose micro-units (millionths)
+fit the contracts table's 64-bit columns; the base rate is at most 1000000000000, the cap the earn
+rules put on a rate (one major unit earns at most the points one event may move)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from tests.factories import make_partner
 
 LARGEST = "9223372036854.775807"  # MAX_MICRO micro-units
 ABOVE = "9223372036854.775808"
-TERMS = ("point_value", "issuance_fee", "base_rate")
+TERMS = ("point_value", "issuance_fee")  # money terms; the base rate has the earn rules' bound
+ALL_TERMS = TERMS + ("base_rate",)
+RATE_CAP = "1000000000000"  # shared.rules.document.MAX_RATE: MAX_POINTS points per major unit
 COLUMNS = {"point_value": "point_value_micro", "issuance_fee": "issuance_fee_micro", "base_rate": "base_rate_micro"}
 
 
@@ -59,7 +62,40 @@ def test_a_new_contract_version_above_the_bound_is_refused_and_nothing_is_stored
     assert added["contract_version"] == 2 and date.fromisoformat(added["effective_from"])
 
 
-@pytest.mark.parametrize("term", TERMS)
+def test_the_base_rate_at_the_earn_rules_cap_is_stored(network):
+    """A contract's base rate may be as high as a rules document's (MAX_RATE), and no higher."""
+    from shared.rules.document import MAX_RATE
+
+    assert str(MAX_RATE) == RATE_CAP
+    partner = make_partner(network, "At the cap", base_rate=RATE_CAP)
+    contract = network.tx(lambda tx: tx.session.scalar(select(Contract).where(Contract.partner_id == partner)),
+                          readonly=True)
+    assert contract.base_rate_micro == 10**12 * 10**6
+
+
+@pytest.mark.parametrize("value", ["1000000000000.000001", LARGEST, ABOVE, "1e30", "1e999999999"])
+def test_a_base_rate_above_the_earn_rules_cap_is_refused_naming_it_and_nothing_is_stored(network, value):
+    """Above 10^12 points per major unit (what the earn rules refuse in a document): validation_failed
+    naming the term and the cap, and no partner is stored."""
+    with pytest.raises(ValidationFailed) as refusal:
+        make_partner(network, "Too big", base_rate=value)
+    assert refusal.value.code == "validation_failed"
+    assert str(refusal.value) == (f"base_rate: {value} must be at most {RATE_CAP} points per major unit "
+                                  f"(the most points one event moves)"), str(refusal.value)
+    assert stored(network, Partner) == 0 and stored(network, Contract) == 0
+
+
+def test_a_new_contract_version_with_a_base_rate_above_the_cap_is_refused(network, clock):
+    partner = make_partner(network, "Shop")
+    with pytest.raises(ValidationFailed) as refusal:
+        network.tx(lambda tx: add_contract_version(tx, partner, ContractTerms(base_rate=LARGEST)))
+    assert f"base_rate: {LARGEST} must be at most {RATE_CAP} points per major unit" in str(refusal.value)
+    assert stored(network, Contract, Contract.partner_id == partner) == 1
+    added = network.tx(lambda tx: add_contract_version(tx, partner, ContractTerms(base_rate=RATE_CAP)))
+    assert added["contract_version"] == 2
+
+
+@pytest.mark.parametrize("term", ALL_TERMS)
 @pytest.mark.parametrize("value", ["-1", "-1e999999999"])
 def test_a_negative_term_is_refused_as_0_or_more(network, term, value):
     """A negative money term or base rate, however large, is `TERM: VALUE must be 0 or more`."""
