@@ -10,6 +10,16 @@ occurrence opens a new row with the same key, which is unique among open rows on
 unique index). Each occurrence is one INSERT … ON CONFLICT on that index, so two processes
 recording the same alert at once make one open row: the second waits for the first's row and
 adds to it.
+
+A *standing condition* (a partner over its exposure limit) is not an event but a state that a
+periodic check finds again and again. Its alert (:func:`raise_condition`) is held by an
+acknowledgement: while the condition lasts — the next hours and network days too — the check
+records nothing more, and the operator is not asked to acknowledge the same state every hour.
+When the check finds the condition gone (:func:`clear_conditions`), the acknowledged alert is
+released (its ``dedupe_key`` gets ``#`` and its id, as a row the operator has dealt with for
+good), so the condition's return opens a new alert. A worse state is a condition of its own
+(``exposure_limit_exceeded`` after ``exposure_limit_near``) and shows although the milder one
+was acknowledged.
 """
 
 from __future__ import annotations
@@ -17,12 +27,13 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import String, exists, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from shared.db.database import Tx
+from shared.db.lists import among
 from shared.models import Alert
 
 alerts_t = Alert.__table__
@@ -34,9 +45,47 @@ def raise_alert(tx: Tx, kind: str, *, partner_id: str | None = None, member_id: 
     tx.alerts.append({"kind": kind, "partner_id": partner_id, "member_id": member_id, "detail": detail})
 
 
+def raise_condition(tx: Tx, kind: str, *, partner_id: str | None = None, member_id: str | None = None,
+                    **detail) -> None:
+    """Queue the alert of a standing condition found by a periodic check: recorded as an alert,
+    unless the operator has acknowledged this condition since it last cleared."""
+    tx.alerts.append({"kind": kind, "partner_id": partner_id, "member_id": member_id, "detail": detail,
+                      "standing": True})
+
+
+def clear_conditions(tx: Tx, kind: str, partner_ids: list[str]) -> None:
+    """The check found no condition ``kind`` at these partners: an acknowledgement of it no longer
+    holds back its next occurrence."""
+    if partner_ids:
+        tx.alerts.append({"kind": kind, "clear": sorted(partner_ids)})
+
+
+def _held(alert: dict):
+    """An acknowledged alert of the same condition that has not cleared since."""
+    return exists().where(alerts_t.c.kind == alert["kind"], alerts_t.c.acknowledged_at.is_not(None),
+                          alerts_t.c.partner_id.is_(None) if alert["partner_id"] is None
+                          else alerts_t.c.partner_id == alert["partner_id"],
+                          alerts_t.c.member_id.is_(None) if alert["member_id"] is None
+                          else alerts_t.c.member_id == alert["member_id"],
+                          ~alerts_t.c.dedupe_key.contains("#"))
+
+
+def _release(session: Session, kind: str, partner_ids: list[str]) -> None:
+    dialect = session.get_bind().dialect.name
+    session.execute(update(alerts_t).where(
+        alerts_t.c.kind == kind, among(dialect, alerts_t.c.partner_id, partner_ids),
+        alerts_t.c.member_id.is_(None), alerts_t.c.acknowledged_at.is_not(None), ~alerts_t.c.dedupe_key.contains("#"))
+        .values(dedupe_key=alerts_t.c.dedupe_key + literal("#") + alerts_t.c.id.cast(String)))
+
+
 def record_alerts(session: Session, now: datetime, day: str, alerts: list[dict]) -> None:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for alert in alerts:
+        if "clear" in alert:
+            _release(session, alert["kind"], alert["clear"])
+            continue
+        if alert.get("standing") and session.execute(select(_held(alert))).scalar():
+            continue
         key = "|".join([alert["kind"], alert["partner_id"] or "-", alert["member_id"] or "-", day])
         detail = json.dumps(alert["detail"], sort_keys=True, default=str)
         statement = insert(alerts_t).values(

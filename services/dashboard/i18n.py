@@ -304,6 +304,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "rules.effective_from": ("Effective from (RFC 3339, empty: now)", "生效时间（RFC 3339，留空为立即）"),
     "rules.save": ("Validate and save", "校验并保存"),
     "rules.versions": ("Versions", "版本"),
+    "rules.status": ("Status", "状态"),
+    "rules.status.in_force": ("in force", "生效中"),
+    "rules.status.scheduled": ("scheduled", "待生效"),
+    "rules.status.superseded": ("superseded before its date (never in force) by version",
+                                "生效前已被取代（不会生效），取代版本"),
+    "rules.status.replaced": ("replaced", "已被替换"),
     "rules.network": ("Network-wide campaigns", "全网活动"),
     "rules.network_help": ("Network-wide rules hold network-funded campaigns (and the network's referral bonus and "
                            "member limits) only.",

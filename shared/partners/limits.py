@@ -30,7 +30,7 @@ from datetime import date
 
 from sqlalchemy import case, func, literal_column, select
 
-from shared.alerts import raise_alert
+from shared.alerts import clear_conditions, raise_alert, raise_condition
 from shared.db.database import Tx
 from shared.errors import Conflict, InvalidAmount, ValidationFailed
 from shared.ledger.cycles import cycle_date_for, cycle_end
@@ -282,14 +282,22 @@ def exposures(tx: Tx) -> list[Exposure]:
 
 
 def check_exposure(tx: Tx) -> list[dict]:
-    """The exposure job: an alert for every partner near or over its limit."""
-    flagged = []
+    """The exposure job: an alert for every partner near or over its limit — standing conditions,
+    which an acknowledgement holds until they clear (shared/alerts.py): near clears below the
+    warning share, exceeded at or below the limit."""
+    flagged, below_warning, within_limit = [], [], []
     for exposure in exposures(tx):
         if exposure.state in ("near", "exceeded"):
-            raise_alert(tx, f"exposure_limit_{exposure.state}", partner_id=exposure.partner_id,
-                        value_minor=exposure.value_minor, limit_minor=exposure.limit_minor,
-                        outstanding_points=exposure.outstanding_points)
+            raise_condition(tx, f"exposure_limit_{exposure.state}", partner_id=exposure.partner_id,
+                            value_minor=exposure.value_minor, limit_minor=exposure.limit_minor,
+                            outstanding_points=exposure.outstanding_points)
             flagged.append(exposure.json())
+        else:
+            below_warning.append(exposure.partner_id)
+        if exposure.state != "exceeded":
+            within_limit.append(exposure.partner_id)
+    clear_conditions(tx, "exposure_limit_near", below_warning)
+    clear_conditions(tx, "exposure_limit_exceeded", within_limit)
     return flagged
 
 

@@ -223,10 +223,15 @@ class DailyLimits:
         self._spent[member_id] = used + points
 
     def _refuse(self, name: str, limit: int, used: int, asked: int, member_id: str, *, subject: str | None):
-        # One alert per limit and subject per unit; a batch that hits a limit many times counts its refusals.
+        # One alert per limit and subject per unit; a batch that hits a limit many times counts its refusals,
+        # and the detail describes the latest of them (the member refused last under the partner's cap,
+        # what was used and asked then), as an alert that later units fold into it does.
         key = (name, subject)
         if key in self._alerts:
-            self._alerts[key]["refused_events"] += 1
+            detail = self._alerts[key]
+            detail.update(used=used, asked=asked, refused_events=detail["refused_events"] + 1)
+            if subject is None:
+                detail["last_member_id"] = member_id
         else:
             raise_alert(self.tx, "velocity_limit", partner_id=self.partner_id, member_id=subject, limit_name=name,
                         limit=limit, used=used, asked=asked, business_day=self.day.isoformat(),

@@ -20,6 +20,7 @@ from datetime import timedelta
 from sqlalchemy import literal_column, select
 
 from shared.db.database import Tx
+from shared.db.lists import among
 from shared.db.types import new_id
 from shared.ledger.state import is_open
 from shared.models import ExpiryReminder, Lot, Member
@@ -58,7 +59,7 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
             # is_open: the members' open lots in the window are one range of ix_lots_member_order
             # (member, open, expiry), not all their lots
             .where(*free, lots_t.c.expires_at <= end_of_last_day, is_open(lots_t.c),
-                   lots_t.c.member_id.in_(member_ids), members_t.c.status == "active")):
+                   among(tx.dialect, lots_t.c.member_id, member_ids), members_t.c.status == "active")):
         key = (lot.member_id, last_day(lot.expires_at, zone))
         day = expiring.setdefault(key, [0, lot.expires_at])
         day[0] += lot.remaining - lot.reserved
@@ -70,7 +71,7 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
     for row in tx.session.execute(
             select(reminders_t.c.member_id, reminders_t.c.expires_on, reminders_t.c.days_before,
                    reminders_t.c.created_at)
-            .where(reminders_t.c.member_id.in_(member_ids), reminders_t.c.expires_on >= today)):
+            .where(among(tx.dialect, reminders_t.c.member_id, member_ids), reminders_t.c.expires_on >= today)):
         nearest, told_today = made.get((row.member_id, row.expires_on), (row.days_before, False))
         made[(row.member_id, row.expires_on)] = (min(nearest, row.days_before),
                                                  told_today or network_day(row.created_at, zone) == today)

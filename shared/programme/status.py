@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, func, select, update
 
 from shared.db.database import Tx
+from shared.db.lists import among
 from shared.db.types import new_id
 from shared.ledger.state import lock_members
 from shared.models import Entry, Member
@@ -56,11 +57,11 @@ _DUPLICATES_ENROLLED = (select(func.max(merged_t.c.created_at))
 def last_activity(tx: Tx, member_ids: list[str]) -> dict[str, datetime]:
     """Member -> latest earn, burn or hold, its merged duplicates' included (members without one are left out)."""
     owner = {row.id: row.merged_into for row in tx.session.execute(
-        select(members_t.c.id, members_t.c.merged_into).where(members_t.c.merged_into.in_(member_ids)))}
+        select(members_t.c.id, members_t.c.merged_into).where(among(tx.dialect, members_t.c.merged_into, member_ids)))}
     owner.update((member_id, member_id) for member_id in member_ids)
     latest: dict[str, datetime] = {}
     for member_id, at in tx.session.execute(
-            select(members_t.c.id, _LATEST).where(members_t.c.id.in_(list(owner)))):
+            select(members_t.c.id, _LATEST).where(among(tx.dialect, members_t.c.id, owner))):
         if at is not None:
             latest[owner[member_id]] = max(at, latest.get(owner[member_id], at))
     return latest
@@ -81,7 +82,7 @@ def recompute_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
     latest = last_activity(tx, list(locked))
     rows = tx.session.execute(select(members_t.c.id, members_t.c.activity_status, members_t.c.created_at,
                                      _DUPLICATES_ENROLLED.label("duplicates_enrolled"))
-                              .where(members_t.c.id.in_(list(locked)))).all()
+                              .where(among(tx.dialect, members_t.c.id, locked))).all()
     history, changed = [], []
     for row in sorted(rows, key=lambda r: r.id):
         seen = max(filter(None, (latest.get(row.id), row.created_at, row.duplicates_enrolled)))

@@ -1,27 +1,36 @@
 """Campaign effect: points a campaign awarded, and earns during it against the same number of cycles before.
 
-Campaigns are read from the rule documents (the latest version that names a campaign wins);
-their windows are cycles (``starts_on`` … ``ends_on``). Before-and-after is a comparison, not
-proof of incrementality: the report shows both windows side by side and nothing more.
+Campaigns are read from the rule documents (the latest version that names a campaign wins; a
+version superseded before it took effect never applied and is not read). A campaign applies to an
+earn by its ``occurred_at`` (the network day the purchase was made), not by when it was posted, so
+its windows (``starts_on`` … ``ends_on``, and as many days before) count earns by that day too: an
+earn posted after the campaign ended but made during it (late, within the occurred_at window) is
+one of its earns. Before-and-after is a comparison, not proof of incrementality: the report shows
+both windows side by side and nothing more.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime, time, timedelta, timezone
+
+from sqlalchemy import and_, case, func, or_, select
 
 from shared.db.database import Tx
 from shared.models import CampaignAward, EarnRuleSet, Entry, ReportCycleCampaigns
 from shared.reports.members import earn_window
 from shared.reports.period import Period
 from shared.reports.split import unrolled, within
+from shared.reports.sql import purchase_amount
 from shared.rules.document import RuleSet
+from shared.rules.store import superseded_by
 
 
 def campaigns_of(tx: Tx, scopes: tuple[str, ...]) -> dict[str, tuple[str, object]]:
     """"<scope>:<id>" -> (scope, campaign), the latest version of each."""
     found: dict[str, tuple[str, object]] = {}
     for scope, document in tx.session.execute(
-            select(EarnRuleSet.scope, EarnRuleSet.document).where(EarnRuleSet.scope.in_(scopes))
+            select(EarnRuleSet.scope, EarnRuleSet.document).where(
+                EarnRuleSet.scope.in_(scopes), superseded_by(EarnRuleSet.__table__).is_(None))
             .order_by(EarnRuleSet.effective_from, EarnRuleSet.version)):
         for campaign in RuleSet.model_validate_json(document).campaigns:
             found[f"{scope}:{campaign.id}"] = (scope, campaign)
@@ -43,6 +52,43 @@ def campaign_points(tx: Tx, campaign: str, partner_id: str, *, rollup: bool = Tr
     return int(rolled)
 
 
+def _midnight(day, zone) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc)
+
+
+def occurred_window(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> dict:
+    """Earns at the partner made (``occurred_at``, network time zone) on the days of ``period``: how
+    many, their points, their purchase amounts.
+
+    The sums of the period's cycles (``earn_window``: roll-ups, and the ledger for the rest), less
+    the earns posted in those cycles but made on another day, plus those made in the period but
+    posted in another cycle. Such earns lie at the period's edges — an earn is posted at most the
+    occurred_at window after it was made, and a cycle differs from its day by the cut-off, under a
+    day — so they are read from the ledger by ``posted_at`` there, not over the whole period."""
+    figures = earn_window(tx, partner_id, period, rollup=rollup)
+    if period.last < period.first:  # an empty window (before a campaign that starts at EARLIEST)
+        return figures
+    zone = tx.settings.zone
+    starts, ends = _midnight(period.first, zone), _midnight(period.last + timedelta(days=1), zone)
+    slack, late = timedelta(days=2), timedelta(hours=tx.settings.occurred_at_window_hours, days=2)
+    made = func.coalesce(Entry.occurred_at, Entry.posted_at)
+    in_days = and_(made >= starts, made < ends)
+    in_cycles = and_(Entry.cycle_date >= period.first, Entry.cycle_date <= period.last)
+    sign = case((in_days, 1), else_=-1)
+    amount = purchase_amount(tx)
+    moved = tx.session.execute(
+        select(func.coalesce(func.sum(sign), 0), func.coalesce(func.sum(sign * Entry.points), 0),
+               func.coalesce(func.sum(sign * amount), 0))
+        .where(Entry.partner_id == partner_id, Entry.kind == "earn",
+               or_(and_(Entry.posted_at >= starts - slack, Entry.posted_at < starts + late),
+                   and_(Entry.posted_at >= ends - slack, Entry.posted_at < ends + late)),
+               or_(and_(in_days, ~in_cycles), and_(in_cycles, ~in_days)))).one()
+    figures["earns"] += int(moved[0])
+    figures["points"] += int(moved[1])
+    figures["purchase_amount_minor"] += int(moved[2])
+    return figures
+
+
 def campaign_effect(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> list[dict]:
     """Every campaign of the partner or the network whose window overlaps the period."""
     results = []
@@ -54,6 +100,6 @@ def campaign_effect(tx: Tx, partner_id: str, period: Period, *, rollup: bool = T
         results.append({"campaign": key, "name": campaign.name, "funded_by": campaign.funded_by,
                         "starts_on": campaign.starts_on.isoformat(), "ends_on": campaign.ends_on.isoformat(),
                         "campaign_points": campaign_points(tx, key, partner_id, rollup=rollup),
-                        "during": earn_window(tx, partner_id, during, rollup=rollup),
-                        "before": earn_window(tx, partner_id, during.before(), rollup=rollup)})
+                        "during": occurred_window(tx, partner_id, during, rollup=rollup),
+                        "before": occurred_window(tx, partner_id, during.before(), rollup=rollup)})
     return results

@@ -32,6 +32,7 @@ def set_rules(tx: Tx, scope: str, text: str, effective_from: datetime | None = N
     if scope != "network":
         require_partner(tx, scope)
     rules = parse(text, network=scope == "network")
+    _refuse_unknown_tiers(tx, rules)
     effective_from = effective_from or tx.now
     if effective_from < tx.now:
         raise ValidationFailed("rules cannot take effect in the past: earns already posted keep their rules")
@@ -40,28 +41,65 @@ def set_rules(tx: Tx, scope: str, text: str, effective_from: datetime | None = N
         lock_until_commit(tx.session, "rules", scope)
     version = (tx.session.execute(select(func.max(rule_sets.c.version)).where(rule_sets.c.scope == scope))
                .scalar_one() or 0) + 1
+    # the versions still scheduled: this save supersedes them (they will never take effect)
+    supersedes = list(tx.session.execute(
+        select(rule_sets.c.version).where(rule_sets.c.scope == scope, rule_sets.c.effective_from > tx.now,
+                                          superseded_by(rule_sets).is_(None))
+        .order_by(rule_sets.c.version)).scalars())
     tx.session.execute(insert(rule_sets).values(id=new_id("rul"), scope=scope, version=version,
                                                 effective_from=effective_from, document=canonical(rules),
                                                 created_at=tx.now))
-    return {"scope": scope, "version": version, "effective_from": effective_from.isoformat()}
+    return {"scope": scope, "version": version, "effective_from": effective_from.isoformat(),
+            "supersedes": supersedes}
+
+
+def _refuse_unknown_tiers(tx: Tx, rules: RuleSet) -> None:
+    """A tier multiplier applies to members holding that tier of the ladder (POINTSNET_TIERS): one
+    naming no tier of it (a typo: glod) would silently never apply, so the document is refused."""
+    ladder = [level.name for level in tx.settings.tiers.levels]
+    unknown = [tier for tier in rules.tier_multipliers if tier not in ladder]
+    if unknown:
+        raise ValidationFailed("the rules document is invalid: " + "; ".join(
+            f"tier_multipliers: {tier} is not a tier" for tier in unknown)
+            + f" (the tiers are {', '.join(ladder)})")
+
+
+# A newer saved version supersedes every older version not yet in force when it was saved: an
+# operator's latest save is what they mean, so a version scheduled earlier never takes over from it
+# on its date (docs/earn-rules.md, "Decisions"). Taking effect is never undone: a version already in
+# force when a newer one was saved governed its own time. Among the versions not superseded, a
+# newer one never takes effect before an older one (it was saved after the older one took effect,
+# and takes effect at the earliest when saved), so the one in force is the newest begun.
+_newer = rule_sets.alias("newer")
+
+
+def superseded_by(versions) -> object:
+    """The first version saved while ``versions``' row was not yet in force (None: not superseded)."""
+    return (select(func.min(_newer.c.version))
+            .where(_newer.c.scope == versions.c.scope, _newer.c.version > versions.c.version,
+                   _newer.c.created_at < versions.c.effective_from)
+            .correlate(versions).scalar_subquery())
+
+
+def _in_force(scope, instant) -> object:
+    """The scope's version in force at ``instant``: the newest begun by then and not superseded."""
+    return (select(rule_sets.c.scope, rule_sets.c.version, rule_sets.c.document, rule_sets.c.effective_from)
+            .where(rule_sets.c.scope == scope, rule_sets.c.effective_from <= instant,
+                   ~select(_newer.c.version).where(_newer.c.scope == rule_sets.c.scope,
+                                                   _newer.c.version > rule_sets.c.version,
+                                                   _newer.c.created_at < rule_sets.c.effective_from)
+                   .correlate(rule_sets).exists())
+            .order_by(rule_sets.c.version.desc()).limit(1))
 
 
 def rules_in_force(tx: Tx, scope: str, instant: datetime) -> tuple[int, RuleSet] | None:
-    row = tx.session.execute(
-        select(rule_sets.c.version, rule_sets.c.document).where(rule_sets.c.scope == scope,
-                                                                rule_sets.c.effective_from <= instant)
-        .order_by(rule_sets.c.effective_from.desc(), rule_sets.c.version.desc()).limit(1)).first()
+    row = tx.session.execute(_in_force(scope, instant)).first()
     return (row.version, _parsed(row.document)) if row else None
 
 
-def _latest(scope) -> object:
-    return (select(rule_sets.c.scope, rule_sets.c.version, rule_sets.c.document, rule_sets.c.effective_from)
-            .where(rule_sets.c.scope == scope, rule_sets.c.effective_from <= bindparam("instant"))
-            .order_by(rule_sets.c.effective_from.desc(), rule_sets.c.version.desc()).limit(1).subquery())
-
-
-# Built once: the partner's latest version and the network's, in one round trip.
-_BOTH_IN_FORCE = union_all(select(_latest(bindparam("partner"))), select(_latest("network")))
+# Built once: the partner's version in force and the network's, in one round trip.
+_BOTH_IN_FORCE = union_all(select(_in_force(bindparam("partner"), bindparam("instant")).subquery()),
+                           select(_in_force("network", bindparam("instant")).subquery()))
 
 
 @lru_cache(maxsize=512)
@@ -162,10 +200,23 @@ def repair_campaign_total(tx: Tx, key: str) -> tuple[int, int] | None:
 
 
 def rule_versions(tx: Tx, scope: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
-    """A scope's rule set versions, newest first, each with its document."""
-    rows = tx.session.execute(select(rule_sets).where(rule_sets.c.scope == scope)
+    """A scope's rule set versions, newest first, each with its document and its ``status`` now:
+    ``in_force``; ``scheduled`` (takes effect at its ``effective_from``); ``superseded`` (a newer
+    version, ``superseded_by``, was saved before it took effect, so it never does); ``replaced``
+    (was in force, a newer version has taken over)."""
+    rows = tx.session.execute(select(rule_sets, superseded_by(rule_sets).label("superseded_by")).where(rule_sets.c.scope == scope)
                               .order_by(rule_sets.c.version.desc()).offset(offset).limit(limit)).all()
     total = tx.session.execute(select(func.count()).select_from(rule_sets)
                                .where(rule_sets.c.scope == scope)).scalar_one()
+    current = tx.session.execute(_in_force(scope, tx.now)).first()
+
+    def status(row) -> str:
+        if row.superseded_by is not None:
+            return "superseded"
+        if row.effective_from > tx.now:
+            return "scheduled"
+        return "in_force" if current is not None and row.version == current.version else "replaced"
+
     return ([{"version": r.version, "effective_from": r.effective_from.isoformat(),
-              "created_at": r.created_at.isoformat(), "document": r.document} for r in rows], int(total))
+              "created_at": r.created_at.isoformat(), "status": status(r), "superseded_by": r.superseded_by,
+              "document": r.document} for r in rows], int(total))

@@ -85,6 +85,46 @@ def test_a_new_crossing_after_an_acknowledgement_is_shown(network, clock):
     assert open_alerts(network, "exposure_limit_exceeded"), "the new crossing raised no visible alert"
 
 
+def test_an_acknowledged_exposure_alert_stays_acknowledged_while_the_partner_stays_over(network, clock):
+    """The hourly check re-finds a standing condition: once finance has acknowledged it, it stays
+    acknowledged — the next hours and days too — until the condition clears and comes back. A worse
+    state (near the limit, then over it) is a condition of its own and shows; coming back from over
+    the limit to near it, a near alert acknowledged before does not reopen (the partner never went
+    below the warning share)."""
+    issuer = make_partner(network, "Issuer", billing="postpaid", point_value="1")
+    shop = make_partner(network, "Shop", billing="postpaid", point_value="1")
+    member = make_member(network, issuer, also_linked_to=(shop,))
+    network.tx(lambda tx: set_limits(tx, issuer, exposure_limit_minor=1_000))
+
+    def check() -> list[str]:
+        clock.advance(hours=1)
+        return [e["state"] for e in network.tx(check_exposure)]
+
+    def shown() -> list[str]:
+        return [a["kind"] for a in network.tx(list_alerts, readonly=True)]
+
+    network.earn(issuer, member, "e1", points=900)  # 90%: near the limit
+    assert check() == ["near"] and shown() == ["exposure_limit_near"]
+    [near] = network.tx(list_alerts, readonly=True)
+    assert network.tx(lambda tx: acknowledge(tx, near["id"]))
+    assert check() == ["near"] and shown() == []
+    clock.advance(days=1)
+    assert check() == ["near"] and shown() == []  # another network day, still near: still acknowledged
+    network.earn(issuer, member, "e2", points=300)  # 1,200: over the limit, a worse condition
+    assert check() == ["exceeded"] and shown() == ["exposure_limit_exceeded"]
+    [over] = network.tx(list_alerts, readonly=True)
+    assert network.tx(lambda tx: acknowledge(tx, over["id"]))
+    assert check() == ["exceeded"] and shown() == []
+    network.burn(shop, member, "b1", 250)  # 950: back to near, never below the warning share
+    assert check() == ["near"] and shown() == []
+    network.earn(issuer, member, "e3", points=100)  # 1,050: over again after it had cleared
+    assert check() == ["exceeded"] and shown() == ["exposure_limit_exceeded"]
+    network.burn(shop, member, "b2", 900)  # 150: ok; both conditions clear
+    assert check() == [] and shown() == ["exposure_limit_exceeded"]  # the open one stays until acknowledged
+    network.earn(issuer, member, "e4", points=700)  # 850: near again after it had cleared
+    assert check() == ["near"] and sorted(shown()) == ["exposure_limit_exceeded", "exposure_limit_near"]
+
+
 def test_an_acknowledged_alert_stays_as_it_was_and_the_next_occurrence_opens_a_new_one(network, clock):
     partner = make_partner(network)
 

@@ -1,6 +1,9 @@
 """Activity status over simulated time: active, at risk after 90 quiet days, dormant after 180, back on activity."""
 
-from sqlalchemy import select
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
 
 from shared.models import Member, MemberStatusHistory
 from shared.programme import jobs
@@ -134,3 +137,53 @@ def test_the_status_pass_finds_the_duplicates_enrolments_through_their_index(net
     assert "ix_members_merged_into" in found, found
     if not is_postgres(network):
         assert "SCAN merged" not in found and "SCAN members" not in found, found
+
+
+def test_a_batch_larger_than_postgresqls_parameter_limit_runs(network, clock):
+    """POINTSNET_PROGRAMME_BATCH_SIZE above 65,535 (PostgreSQL's limit of bound parameters in one
+    statement): a batch's members are passed as one list parameter, not one parameter each, so the
+    status and reminder batches still run (they failed with "number of parameters must be between 0
+    and 65535"). The members are made, and the batches run, in one unit that is then rolled back:
+    nothing is committed, so no table grows for the tests after this one (nor their query plans)."""
+    from sqlalchemy import insert
+
+    from shared.models import ExpiryReminder, Lot
+    from shared.programme import reminders, status
+
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    network.earn(partner, member, "seed", points=10)
+    many, size = 66_000, 100_000
+
+    class Done(Exception):
+        pass
+
+    def unit(tx):  # copies of the member and its lot, in two set-based statements, then one batch of each job
+        person = dict(tx.session.execute(select(Member.__table__).where(Member.id == member)).one()._mapping)
+        lot = dict(tx.session.execute(select(Lot.__table__).where(Lot.member_id == member)).one()._mapping)
+        ids = [f"mem_bulk{n:07d}" for n in range(many)]
+        person.update(phone_ct=None, phone_bidx=None, email_ct=None, email_bidx=None, name_ct=None)
+        tx.session.execute(insert(Member.__table__), [{**person, "id": i} for i in ids])
+        tx.session.execute(insert(Lot.__table__), [{**lot, "id": f"lot_bulk{n:07d}", "member_id": i}
+                                                   for n, i in enumerate(ids)])
+        tx.now += timedelta(days=90)
+        last, changed = status.recompute_batch(tx, "", size)
+        assert (last, changed) == (max(ids + [member]), many + 1)
+        tx.now = lot["expires_at"] - timedelta(days=30)
+        last, made = reminders.reminder_batch(tx, "", size)
+        assert (last, made) == (max(ids + [member]), many + 1)
+        assert tx.session.execute(select(func.count()).select_from(ExpiryReminder)).scalar_one() == many + 1
+        raise Done
+
+    try:
+        with pytest.raises(Done):
+            network.tx(unit)
+        assert counts(network) == {"active": 1, "at_risk": 0, "dormant": 0}  # nothing was kept
+    finally:
+        if network.db.dialect == "postgresql":  # give back the space the rolled-back rows took, so the
+            # tables' sizes (which the planner reads) are as small as before for the tests after this one
+            from sqlalchemy import text
+
+            with network.db.engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                    text("VACUUM members, lots, expiry_reminders, member_status_history"))

@@ -98,3 +98,17 @@ def test_a_quote_and_the_earn_agree_as_the_member_climbs(network, shop, clock, p
             assert tier_lines == []
         elif base >= 4:  # below that, a 1.25 multiplier may round to no extra point
             assert tier_lines == [f"tier:{tier}"]
+
+
+def test_a_tier_multiplier_naming_no_tier_of_the_ladder_is_refused(network):
+    """A typo (glod) would never apply: refused naming the key and the tiers there are; nothing stored."""
+    from shared.rules.store import rules_in_force
+
+    partner = make_partner(network)
+    with pytest.raises(ValidationFailed) as refused:
+        network.tx(lambda tx: set_rules(tx, partner, "base_rate: 1\ntier_multipliers: {silver: 2, glod: 3}\n"))
+    message = str(refused.value)
+    assert "tier_multipliers: glod is not a tier" in message and "silver is not" not in message
+    assert "the tiers are regular, silver, gold, platinum" in message
+    assert network.tx(lambda tx: rules_in_force(tx, partner, tx.now), readonly=True) is None
+    network.tx(lambda tx: set_rules(tx, partner, "base_rate: 1\ntier_multipliers: {silver: 2, gold: 3}\n"))

@@ -148,6 +148,26 @@ def test_the_partners_daily_issuance_cap_counts_all_its_members(shop, network):
     verify_ok(network)
 
 
+def test_a_batchs_partner_cap_alert_names_the_last_member_refused(shop, network):
+    """The partner cap's alert is about the partner; its detail describes the latest refusal (as an
+    alert folded from later units does): the last member refused, what was used and asked then, and
+    how many of the batch's events were refused."""
+    rules(network, shop.partner_id, "limits: {partner_daily_issuance: 1000}\n")
+    first, second, third, fourth = enrol(shop), enrol(shop), enrol(shop), enrol(shop)
+    answer = shop.ok("POST", "/v1/batch", {"events": [
+        {"type": "earn", "reference": "e-1", "member_id": first, "points": 700},
+        {"type": "earn", "reference": "e-2", "member_id": second, "points": 400},   # refused: 1100 > 1000
+        {"type": "earn", "reference": "e-3", "member_id": third, "points": 200},    # 900
+        {"type": "earn", "reference": "e-4", "member_id": fourth, "points": 150},   # refused: 1050 > 1000
+    ]})
+    assert [r["status"] for r in answer["results"]] == [200, 422, 200, 422]
+    [alert] = alerts(network)
+    assert (alert["partner_id"], alert["member_id"], alert["count"]) == (shop.partner_id, None, 1)
+    detail = alert["detail"]
+    assert (detail["last_member_id"], detail["used"], detail["asked"], detail["refused_events"]) == (
+        fourth, 900, 150, 2)
+
+
 def test_issuance_before_the_cap_came_into_force_counts_toward_it(shop, network, clock):
     member = enrol(shop)
     shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "before", "points": 800})

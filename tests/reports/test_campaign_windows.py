@@ -38,3 +38,39 @@ def test_an_open_ended_campaign_is_read_within_the_reports_bounds(network, clock
     assert (campaign["during"]["earns"], campaign["during"]["points"]) == (2, 300)
     assert (campaign["before"]["from"], campaign["before"]["to"], campaign["before"]["earns"]) == (*before, 0)
     assert campaign["campaign_points"] == 150
+
+
+def test_the_campaign_windows_count_earns_by_when_they_occurred(network, clock):
+    """A campaign applies by the earn's occurred_at (network time zone), so its report does too: an
+    earn posted the day after the campaign ended but made on its last day (the campaign gave it its
+    points) counts during the campaign; one posted on its first day but made the evening before (no
+    campaign points) counts before it. Read from the roll-ups or live, the figures agree."""
+    clock.set(datetime(2026, 11, 17, 16, 30, tzinfo=timezone.utc))  # 00:30 on 18 November in Shanghai
+    shop = make_partner(network, "Shop")
+    member = make_member(network, shop)
+    rules = {"campaigns": [{"id": "double", "name": "Double days", "starts_on": "2026-11-18",
+                            "ends_on": "2026-11-20", "multiplier": "2"}]}
+    network.tx(lambda tx: set_rules(tx, shop, json.dumps(rules)))
+    early = network.earn(shop, member, "early", amount=10000,
+                         occurred_at=datetime(2026, 11, 17, 15, 0, tzinfo=timezone.utc))  # 23:00 on the 17th
+    assert [line["rule"] for line in early["breakdown"]] == ["base_rate"]
+    clock.set(datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
+    network.earn(shop, member, "during", amount=10000)
+    clock.set(datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc))  # 10:00 on the 21st: the campaign is over
+    late = network.earn(shop, member, "late", amount=10000,
+                        occurred_at=datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc))  # 20:00 on its last day
+    assert [(line["rule"], line["points"]) for line in late["breakdown"]] == [("base_rate", 100),
+                                                                              ("campaign:double", 100)]
+    for day in (18, 19, 20):
+        network.settle(date(2026, 11, day))
+    period = Period.parse("2026-11-15", "2026-11-21")
+    reports = [network.tx(lambda tx: partner_report(tx, shop, period, rollup=rollup), readonly=True)
+               for rollup in (True, False)]
+    assert reports[0] == reports[1]
+    [campaign] = reports[0]["campaigns"]
+    assert campaign["campaign_points"] == 200
+    assert (campaign["during"]["from"], campaign["during"]["to"]) == ("2026-11-18", "2026-11-20")
+    assert (campaign["during"]["earns"], campaign["during"]["points"],
+            campaign["during"]["purchase_amount_minor"]) == (2, 400, 20000)
+    assert (campaign["before"]["from"], campaign["before"]["to"]) == ("2026-11-15", "2026-11-17")
+    assert (campaign["before"]["earns"], campaign["before"]["points"]) == (1, 100)

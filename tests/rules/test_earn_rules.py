@@ -295,3 +295,47 @@ def test_a_rules_version_takes_effect_at_most_ten_years_ahead(network, shop, clo
         with pytest.raises(ValidationFailed, match="a rules version takes effect at most 10 years ahead"):
             network.tx(lambda tx: set_rules(tx, partner, "base_rate: 3\n", instant))
     assert network.tx(lambda tx: set_rules(tx, partner, "base_rate: 4\n"))["version"] == 3
+
+
+def test_a_newer_version_supersedes_an_older_one_still_scheduled(network, shop, clock):
+    """Version 2 is saved to take effect in two days, then version 3 at once: on version 2's date the
+    operator's newer rules stay in force (version 2 never takes over), and the listing shows version
+    2 as superseded. A version already in force when a newer one is saved is not superseded."""
+    from shared.rules.store import rule_versions, rules_in_force, rules_in_force_for
+
+    partner, member = shop  # its rules are at version 1, in force
+    scheduled = clock.now() + timedelta(days=2)
+    assert network.tx(lambda tx: set_rules(tx, partner, "base_rate: 2\n", scheduled))["supersedes"] == []
+    clock.advance(seconds=1)
+    assert network.tx(lambda tx: set_rules(tx, partner, "base_rate: 3\n"))["supersedes"] == [2]  # said at once
+    clock.advance(seconds=1)
+    assert network.earn(partner, member, "before", amount=10_000)["rules"]["partner"] == 3
+    clock.set(scheduled + timedelta(hours=1))
+    earned = network.earn(partner, member, "after", amount=10_000)
+    assert earned["rules"]["partner"] == 3
+    assert [line["points"] for line in earned["breakdown"] if line["rule"] == "base_rate"] == [300]
+    assert network.tx(lambda tx: rules_in_force(tx, partner, tx.now), readonly=True)[0] == 3
+    assert network.tx(lambda tx: rules_in_force_for(tx, partner, tx.now), readonly=True)[0][0] == 3
+    rows, total = network.tx(lambda tx: rule_versions(tx, partner), readonly=True)
+    assert total == 3
+    assert [(row["version"], row["status"], row["superseded_by"]) for row in rows] == [
+        (3, "in_force", None), (2, "superseded", 3), (1, "replaced", None)]
+
+
+def test_a_version_saved_after_a_scheduled_one_took_effect_leaves_it_alone(network, shop, clock):
+    """Supersession never rewrites the past: a scheduled version that was in force when the next was
+    saved governed its own time; and a version scheduled after the newest save takes effect on its date."""
+    from shared.rules.store import rule_versions, rules_in_force
+
+    partner, _ = shop
+    start = clock.now()
+    network.tx(lambda tx: set_rules(tx, partner, "base_rate: 2\n", start + timedelta(days=1)))
+    clock.set(start + timedelta(days=1, hours=1))
+    assert network.tx(lambda tx: rules_in_force(tx, partner, tx.now), readonly=True)[0] == 2
+    network.tx(lambda tx: set_rules(tx, partner, "base_rate: 3\n", start + timedelta(days=3)))
+    clock.set(start + timedelta(days=2))
+    assert network.tx(lambda tx: rules_in_force(tx, partner, tx.now), readonly=True)[0] == 2
+    rows, _ = network.tx(lambda tx: rule_versions(tx, partner), readonly=True)
+    assert [(row["version"], row["status"]) for row in rows] == [(3, "scheduled"), (2, "in_force"), (1, "replaced")]
+    clock.set(start + timedelta(days=3))
+    assert network.tx(lambda tx: rules_in_force(tx, partner, tx.now), readonly=True)[0] == 3
