@@ -7,6 +7,7 @@ import signal
 import socket
 import sys
 import threading
+from contextlib import contextmanager, nullcontext
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -52,6 +53,35 @@ def _job_runner(network, demo_url: str | None):
     return JobRunner(network.db, jobs)
 
 
+@contextmanager
+def _sole_job_runner(network):
+    """SQLite elects no job leader (each process leads itself, shared/jobs/runner.py), so `serve` and a
+    `worker`, or two of either, on one SQLite database would each run every job (SQLite has one
+    writer; a settlement would race itself). The process running the jobs holds an exclusive lock on a
+    file beside the database while it runs; another one stops here in one line. (On PostgreSQL the
+    runners elect one leader.) The lock ends with the process, however it ends."""
+    path = network.db.engine.url.database if network.db.dialect == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        yield
+        return
+    import fcntl
+
+    lock_path = f"{path}.jobs-lock"
+    try:
+        lock = open(lock_path, "a")
+    except OSError as exc:
+        fail(f"cannot open {lock_path} to run the jobs: {exc.strerror or exc}")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fail(f"another process already runs the jobs on the SQLite database {path} (`pointsnet serve` or "
+                 "`pointsnet worker`); SQLite has one writer: run one of them, or `serve --no-jobs` beside it")
+        yield
+    finally:
+        lock.close()  # closing the file releases the lock
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -71,19 +101,20 @@ def serve(
     _upgrade(settings.resolved_database_url)
     network = _network()
     network.keyring, network.signing_key  # generate keys into the data directory on first start
-    if demo:
-        _seed_demo(network)
-    if demo:
-        _demo_users(network)
-    runner = _job_runner(network, f"http://{_local(host)}:{port}" if demo else None) if jobs else None
-    application = create_app(network, on_start=runner.start if runner else None,
-                             on_stop=runner.shutdown if runner else None)
-    application.mount("/dashboard", create_dashboard(network))
-    listening = _bound(host, port)
-    console.print(f"Pointsnet listening on http://{host}:{port} (database: {network.db.dialect}, "
-                  f"data: {settings.data_dir}); dashboard at http://{_local(host)}:{port}/dashboard/")
-    tune_for_throughput()
-    _serve_on(listening, application, host=host, port=port)
+    with _sole_job_runner(network) if jobs else nullcontext():
+        if demo:
+            _seed_demo(network)
+        if demo:
+            _demo_users(network)
+        runner = _job_runner(network, f"http://{_local(host)}:{port}" if demo else None) if jobs else None
+        application = create_app(network, on_start=runner.start if runner else None,
+                                 on_stop=runner.shutdown if runner else None)
+        application.mount("/dashboard", create_dashboard(network))
+        listening = _bound(host, port)
+        console.print(f"Pointsnet listening on http://{host}:{port} (database: {network.db.dialect}, "
+                      f"data: {settings.data_dir}); dashboard at http://{_local(host)}:{port}/dashboard/")
+        tune_for_throughput()
+        _serve_on(listening, application, host=host, port=port)
 
 
 # log_config=None: uvicorn's own loggers (a malformed request, an exception it
@@ -242,8 +273,8 @@ def worker(
                                      "default) lets only this machine scrape it; 0.0.0.0 lets other hosts, e.g. "
                                      "Prometheus in another container."),
 ) -> None:
-    """Run only the job runner (one of several workers leads; the others stand by). The schema must be
-    current (`pointsnet db upgrade`)."""
+    """Run only the job runner (on PostgreSQL one of several workers leads, the others stand by; on
+    SQLite only one process runs the jobs). The schema must be current (`pointsnet db upgrade`)."""
     from shared.db.migrate import is_current
     from shared.network import Network
 
@@ -253,18 +284,19 @@ def worker(
         fail("the database schema is not current: run `pointsnet db upgrade` first")
     network = Network(settings)
     network.keyring, network.signing_key  # fail now, not in the first job, if keys are misconfigured
-    if metrics_port:
-        from prometheus_client import start_http_server
+    with _sole_job_runner(network):
+        if metrics_port:
+            from prometheus_client import start_http_server
 
-        try:
-            start_http_server(metrics_port, addr=metrics_host)
-        except OSError as exc:  # the port taken (another worker), or an address not of this machine
-            fail(f"cannot serve metrics on {metrics_host} port {metrics_port}: {exc.strerror or exc}")
-    runner = _job_runner(network, None)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    runner.start()
-    console.print("worker running; Ctrl-C to stop")
-    stop.wait()
-    runner.shutdown()
+            try:
+                start_http_server(metrics_port, addr=metrics_host)
+            except OSError as exc:  # the port taken (another worker), or an address not of this machine
+                fail(f"cannot serve metrics on {metrics_host} port {metrics_port}: {exc.strerror or exc}")
+        runner = _job_runner(network, None)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        runner.start()
+        console.print("worker running; Ctrl-C to stop")
+        stop.wait()
+        runner.shutdown()

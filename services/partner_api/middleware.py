@@ -54,8 +54,7 @@ class PartnerGate:
         self.max_body = settings.max_body_bytes
         self.authority = settings.public_authority
         self.rate = parse_limit(settings.rate_limit)
-        storage = storage_from_string(settings.redis_url) if settings.redis_url else MemoryStorage()
-        self.limiter = MovingWindowRateLimiter(storage)
+        self.limits = RateCounters(settings.redis_url)
         key = network.signing_key
         self.key_id = network_key_id(key)
         self.signer = signer(self.key_id, key)
@@ -120,8 +119,8 @@ class PartnerGate:
         return b"".join(chunks)
 
     def _rate_limit(self, partner_id: str) -> None:
-        if not self.limiter.hit(self.rate, partner_id):
-            reset = self.limiter.get_window_stats(self.rate, partner_id).reset_time
+        reset = self.limits.hit(self.rate, partner_id)
+        if reset is not None:
             retry_after = max(1, math.ceil(reset - time.time()))
             raise errors.RateLimited(f"more than {self.rate} requests; retry in {retry_after} s",
                                      retry_after=retry_after)
@@ -173,6 +172,60 @@ class PartnerGate:
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
         await send({"type": "http.response.body", "body": body})
+
+
+class RateCounters:
+    """Where the rate limit counts: in Redis when POINTSNET_REDIS_URL is set (one count for all API
+    processes), else in this process.
+
+    A Redis that cannot be reached or fails fails open to this process's own counters, never to an
+    error answer (docs/operations.md): one warning when an outage starts and one when Redis answers
+    again, Redis asked again every REDIS_RETRY_SECONDS meanwhile. Its client is made on the first
+    request, not with the gate: a cluster client connects as it is made, and the gate itself is built
+    by the first request of all (a failure there answered every request, the health probe too, 500)."""
+
+    REDIS_RETRY_SECONDS = 10.0
+
+    def __init__(self, redis_url: str | None):
+        self.redis_url = redis_url
+        self.local = MovingWindowRateLimiter(MemoryStorage())
+        self.shared: MovingWindowRateLimiter | None = None
+        self.down_until: float | None = None  # during an outage: time.monotonic() when Redis is asked again
+
+    def hit(self, rate, key: str) -> float | None:
+        """Count one request: None if it is let in, else when its window resets (epoch seconds)."""
+        limiter = self._limiter()
+        try:
+            allowed = limiter.hit(rate, key)
+            reset = None if allowed else limiter.get_window_stats(rate, key).reset_time
+        except Exception as exc:  # any failure of Redis (refused, timed out, cluster down, READONLY...)
+            if limiter is self.local:
+                raise
+            self._failed(exc)
+            return self.hit(rate, key)
+        if limiter is self.shared and self.down_until is not None:
+            self.down_until = None
+            log.warning("POINTSNET_REDIS_URL: the rate limit's Redis answers again; rate limits count "
+                        "for all API processes")
+        return reset
+
+    def _limiter(self) -> MovingWindowRateLimiter:
+        if not self.redis_url or (self.down_until is not None and time.monotonic() < self.down_until):
+            return self.local
+        if self.shared is None:
+            try:
+                self.shared = MovingWindowRateLimiter(storage_from_string(self.redis_url))
+            except Exception as exc:
+                self._failed(exc)
+                return self.local
+        return self.shared
+
+    def _failed(self, exc: Exception) -> None:
+        if self.down_until is None:  # the URL is not named: it may hold a password
+            log.warning("POINTSNET_REDIS_URL: the rate limit's Redis failed (%s); each API process counts "
+                        "its rate limits alone until it answers again (asked every %g s)",
+                        type(exc).__name__, self.REDIS_RETRY_SECONDS)
+        self.down_until = time.monotonic() + self.REDIS_RETRY_SECONDS
 
 
 def refuse_nul(scope, body: bytes) -> None:

@@ -2,7 +2,9 @@
 
 Which actions need a second operator is configuration (``POINTSNET_FOUR_EYES_ACTIONS``). The
 checker's approval and the action itself commit in one transaction, so an approved action runs
-exactly once; the database refuses a row decided by the operator who asked for it.
+exactly once; the database refuses a row decided by the operator who asked for it. The same
+request (action, target and parameters) is not filed again while it waits: approved twice, it would
+run twice.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from shared.access import audit
-from shared.access.errors import NotPending, SameOperator
+from shared.access.errors import AlreadyPending, NotPending, SameOperator
+from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
 from shared.models import PendingAction, StaffUser
 
@@ -23,7 +26,19 @@ GUARDED_ACTIONS = frozenset({"member_adjustment", "member_erasure", "contract_ch
 
 
 def request(tx: Tx, maker: Any, action: str, target: str | None, params: dict) -> int:
-    row = PendingAction(action=action, target=target, params=json.dumps(params, sort_keys=True, default=str),
+    """File a request for a second operator; AlreadyPending if the same one (by any operator) waits."""
+    stored = json.dumps(params, sort_keys=True, default=str)
+    if tx.is_postgres:  # two filings of the same request at once: the second waits, then sees the first
+        lock_until_commit(tx.session, "approval", action, target or "")
+    waiting = tx.session.scalar(select(PendingAction.id).where(
+        PendingAction.action == action,
+        PendingAction.target.is_(None) if target is None else PendingAction.target == target,
+        PendingAction.params == stored, PendingAction.status == "pending").limit(1))
+    if waiting is not None:
+        raise AlreadyPending(f"the same request ({action.replace('_', ' ')}"
+                             + (f" of {target}" if target else "") + f") is already waiting for a second "
+                             f"operator as #{waiting}: approve or reject that one", pending_id=waiting)
+    row = PendingAction(action=action, target=target, params=stored,
                         status="pending", requested_by=maker.user_id, requested_at=tx.now)
     tx.session.add(row)
     tx.session.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.errors import Conflict, PointsnetError, ValidationFailed
+from shared.errors import Conflict, NotFound, PointsnetError, ValidationFailed
 
 
 class NotSignedIn(PointsnetError):
@@ -31,3 +31,11 @@ class NotPending(Conflict):
 
 class SameOperator(Conflict):
     code, title = "four_eyes_required", "A second operator must approve this"
+
+
+class AlreadyPending(Conflict):
+    code, title = "approval_already_pending", "The same request is already waiting for a second operator"
+
+
+class UnknownUser(NotFound):
+    code, title = "unknown_user", "No such dashboard user"

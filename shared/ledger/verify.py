@@ -207,6 +207,7 @@ TREE_CHECKS: dict[str, str] = {
     "leaf_missing": "the tree's leaves are contiguous",
     "entry_not_sealed": "every entry of a sealed cycle is in the tree",
     "checkpoint_signature": "every stored checkpoint carries a valid network signature",
+    "checkpoint_origin": "every stored checkpoint is signed under an origin the network signed under",
     "checkpoint_root_mismatch": "the recomputed tree gives every signed checkpoint's root",
     "stored_tree_mismatch": "the stored subtrees that answer proofs agree with the leaves",
 }

@@ -13,7 +13,7 @@ from shared.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpo
 from shared.models.programme import ActivityAward, IssuanceCounter, Referral, ReferralBonus
 from shared.models.programme import ExpiryReminder, MemberMerge, MemberStatusHistory, MemberTierHistory
 from shared.models.access import AuditEntry, LoginFailure, PendingAction, StaffSession, StaffUser
-from shared.models.transparency import Checkpoint, LedgerLeaf, LedgerNode, SealedCycle
+from shared.models.transparency import Checkpoint, LedgerLeaf, LedgerNode, NetworkOrigin, SealedCycle
 from shared.models.reports import (
     ReportCycleCampaigns, ReportCycleEarns, ReportCycleLines, ReportCycleMembers, ReportCyclePoints, ReportMonthMembers,
     ReportRollup,
@@ -26,7 +26,7 @@ __all__ = [
     "WebhookEndpoint", "WebhookDelivery", "WebhookAttempt",
     "ActivityAward", "IssuanceCounter", "Referral", "ReferralBonus",
     "ExpiryReminder", "MemberMerge", "MemberStatusHistory", "MemberTierHistory",
-    "Checkpoint", "LedgerLeaf", "LedgerNode", "SealedCycle",
+    "Checkpoint", "LedgerLeaf", "LedgerNode", "NetworkOrigin", "SealedCycle",
     "AuditEntry", "LoginFailure", "PendingAction", "StaffSession", "StaffUser",
     "ReportRollup", "ReportCyclePoints", "ReportCycleEarns", "ReportCycleMembers", "ReportCycleLines",
     "ReportCycleCampaigns", "ReportMonthMembers",

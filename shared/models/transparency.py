@@ -58,3 +58,15 @@ class Checkpoint(Base):
     root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     note: Mapped[str] = mapped_column(Text)
+
+
+class NetworkOrigin(Base):
+    """An origin (``<public authority>/ledger``, a checkpoint note's first line and key name) the
+    network has signed checkpoints under, from when. A note is judged under the origin written in
+    it (the authority may change while checkpoints stay valid), so this record is what tells a note
+    of this network from one the same key signed for another origin (``pointsnet verify``)."""
+
+    __tablename__ = "network_origins"
+
+    origin: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_used_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -4,18 +4,23 @@
 every partner, ``partner-<id>.json|csv|html``, the network analytics ``network.json|csv|html``
 and ``index.json`` (files and their SHA-256), written last: a directory with an index is complete.
 A set is written into a temporary sibling and renamed into place, so a crash leaves no half set;
-the reports are functions of the ledger, so writing a set again gives the same bytes.
+the reports are functions of the ledger, so writing a set again gives the same bytes. One
+publisher at a time (the scheduled job, `pointsnet reports publish`): see ``publishing``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from shared.db.advisory import advisory_key
 from shared.ledger.cycles import cycle_date_for
 from shared.models import Cycle, Partner, SettlementRun
 from shared.network import Network
@@ -65,10 +70,40 @@ def _state(network: Network) -> tuple[list[date], set[date]]:
     return network.tx(read, readonly=True)
 
 
+PUBLISH_LOCK = advisory_key("reports", "publish")
+
+
+@contextmanager
+def publishing(network: Network) -> Iterator[None]:
+    """Held while one publisher looks for unwritten sets and writes them, in whatever process: the
+    job and a `pointsnet reports publish` run by hand both found the same sets unwritten and both
+    wrote them. The second waits and then finds them written. PostgreSQL: a session-level advisory
+    lock on a connection of its own (not the jobs' own ``("job", name)`` lock, which each of the job's
+    units takes); SQLite (one machine): a lock on a file in the reports directory."""
+    if network.db.dialect == "postgresql":
+        with network.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": PUBLISH_LOCK})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PUBLISH_LOCK})
+        return
+    root = reports_dir(network)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".publish.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def publish_due(network: Network, *, limit: int | None = 10) -> dict:
     """Write the report sets not written yet: each settled cycle's, and each month's once it is over
     and all of its cycles are settled; at most ``limit`` sets per call (oldest first), so a job
-    catching up a long history stays short. Returns what was written."""
+    catching up a long history stays short. Returns what was written. One publisher at a time."""
+    with publishing(network):
+        return _publish_due(network, limit)
+
+
+def _publish_due(network: Network, limit: int | None) -> dict:
     root = reports_dir(network)
     rolled_up = roll_up_settled(network, limit=limit)
     settled, unsettled = _state(network)

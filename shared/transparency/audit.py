@@ -11,6 +11,8 @@ Named findings (check, subject, detail):
   inserted behind the ledger's back;
 * ``checkpoint_signature`` — a stored checkpoint's note does not verify with the network key,
   or disagrees with its row;
+* ``checkpoint_origin`` — a stored checkpoint's note verifies, but under an origin the network
+  never signed under (not in ``network_origins``): the key signed it for another log;
 * ``checkpoint_root_mismatch`` — the tree recomputed from the entries does not give the root a
   signed checkpoint committed to: leaves rewritten together with their stored hashes;
 * ``stored_tree_mismatch`` — a stored subtree (they answer proofs) disagrees with the stored leaves
@@ -33,7 +35,7 @@ from sqlalchemy import Connection, and_, exists, or_, select, text
 
 from shared.db.database import Tx
 from shared.db.snapshot import run_in_snapshot
-from shared.models import Checkpoint, Entry, LedgerLeaf, LedgerNode, SealedCycle
+from shared.models import Checkpoint, Entry, LedgerLeaf, LedgerNode, NetworkOrigin, SealedCycle
 from shared.transparency import merkle
 from shared.transparency.note import open_note
 from shared.transparency.encoding import LEAVES_SQL, bad_leaves_sql, hash_entries
@@ -75,11 +77,14 @@ def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
 
     checkpoints = list(tx.session.execute(select(Checkpoint).order_by(Checkpoint.tree_size, Checkpoint.id))
                        .scalars())
+    origins = set(tx.session.execute(select(NetworkOrigin.origin)).scalars()) if public_key is not None else set()
     for cp in checkpoints:
         if public_key is None:
             break
         # each note is checked under the name it was signed with (its first line, as reconcile does):
-        # the origin follows the public authority, which an operator may set after checkpoints were signed
+        # the origin follows the public authority, which an operator may set after checkpoints were
+        # signed — but only an origin the network itself signed under (network_origins), not any the
+        # key may have signed for
         name = cp.note.split("\n", 1)[0]
         try:
             parsed = open_note(cp.note, name, public_key)
@@ -88,6 +93,9 @@ def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
             continue
         if parsed.tree_size != cp.tree_size or parsed.root_hash != bytes(cp.root_hash):
             add("checkpoint_signature", f"checkpoint {cp.id}", "the signed note disagrees with the stored row")
+        elif name not in origins:
+            add("checkpoint_origin", f"checkpoint {cp.id}",
+                f"signed by the network key under {name!r}, an origin this network never signed under")
 
     if proven is None and tx.is_postgres:  # the set-based proof, here, one job after another
         proof = TreeProof(tx)

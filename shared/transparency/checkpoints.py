@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 from shared.config import Settings
 from shared.db.database import Tx
 from shared.errors import Conflict, NotFound, PointsnetError, ValidationFailed
-from shared.models import Checkpoint, Entry, LedgerLeaf
+from shared.models import Checkpoint, Entry, LedgerLeaf, NetworkOrigin
 from shared.transparency.encoding import encode_entries
 from shared.transparency.note import note_body, sign_note
 from shared.transparency.store import StoredTree, seal_all, tree_size, unsealed_through
@@ -35,6 +35,17 @@ def origin(settings: Settings) -> str:
     return f"{settings.public_authority or 'pointsnet.local'}/ledger"
 
 
+def record_origin(tx: Tx, name: str) -> None:
+    """Note ``name`` among the origins the network signs under (once; two signers at once make one row):
+    ``pointsnet verify`` refuses a checkpoint under any other."""
+    if tx.is_postgres:
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    tx.session.execute(upsert(NetworkOrigin).values(origin=name, first_used_at=tx.now)
+                       .on_conflict_do_nothing(index_elements=["origin"]))
+
+
 def make_checkpoint(tx: Tx, key: Ed25519PrivateKey, *, seal: bool = True) -> Checkpoint:
     """Sign the tree as it stands (after sealing what is committed, unless told not to) and store it."""
     if seal:
@@ -42,6 +53,7 @@ def make_checkpoint(tx: Tx, key: Ed25519PrivateKey, *, seal: bool = True) -> Che
     size = tree_size(tx)
     root = StoredTree(tx).root(size)
     name = origin(tx.settings)
+    record_origin(tx, name)
     note = sign_note(note_body(name, size, root, tx.now), name, key)
     new_id = tx.session.execute(insert(Checkpoint.__table__).values(
         tree_size=size, root_hash=root, created_at=tx.now, note=note).returning(Checkpoint.id)).scalar_one()

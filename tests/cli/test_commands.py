@@ -381,3 +381,40 @@ def test_a_number_too_large_for_the_database_is_one_line(tmp_path, command, refu
     assert one_line_error(done) and refusal in done.stderr, done.stderr
     assert "out of range" not in done.stderr and done.stdout == "", done.stderr
     assert "Too Big" not in pointsnet(tmp_path, "partners", "list", check=True).stdout
+
+
+def test_reports_publish_by_hand_and_the_reports_job_write_each_set_once(network, clock, database_url, monkeypatch):
+    """`pointsnet reports publish` run while the scheduled reports job publishes: both found the same
+    sets unwritten and both wrote them (a set written twice; or one rename failing under the other's)."""
+    import threading
+
+    from services.clearing.jobs import ledger_jobs
+    from shared.reports import delivery
+    from tests.factories import make_member, make_partner
+
+    shop = make_partner(network, "Tea House")
+    network.earn(shop, make_member(network, shop), "e1", points=100)
+    clock.advance(days=2)
+    assert network.settle_due()
+    real_write, writes, both = delivery.write_set, [], threading.Event()
+
+    def write_set(network_, period, target):
+        writes.append(target.name)
+        if len(writes) == 2:
+            both.set()
+        both.wait(timeout=3)  # the two publishers side by side, if they can be
+        return real_write(network_, period, target)
+
+    monkeypatch.setattr(delivery, "write_set", write_set)
+    [job] = [job for job in ledger_jobs(network) if job.name == "reports"]
+    scheduled = threading.Thread(target=job.run)
+    scheduled.start()
+    try:
+        by_hand = run_pointsnet("reports", "publish", env={
+            "POINTSNET_DATA_DIR": str(network.settings.data_dir), "POINTSNET_DATABASE_URL": database_url,
+            "POINTSNET_CLOCK": clock.now().isoformat()})
+    finally:
+        scheduled.join(timeout=60)
+    assert by_hand.returncode == 0, by_hand.stderr[-500:]
+    assert writes and len(writes) == len(set(writes)), writes  # each set written once, by one of them
+    assert (delivery.reports_dir(network) / "cycles" / writes[0] / delivery.INDEX).exists()

@@ -3,15 +3,21 @@ traceback, and never a server listening somewhere other than where it said (docs
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
 from datetime import date, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.network import Network
+from shared.ports import free_port
 from tests.cli.inprocess import pointsnet as run_pointsnet
 from tests.factories import make_member, make_partner
 
@@ -43,6 +49,48 @@ def test_a_worker_whose_metrics_port_is_taken_says_so_in_one_line(tmp_path, keys
         done = pointsnet(tmp_path, "worker", "--metrics-port", str(port))
     assert one_line_error(done), done.stderr[-500:]
     assert f"cannot serve metrics on 127.0.0.1 port {port}" in done.stderr, done.stderr
+
+
+@pytest.fixture
+def serving_jobs(tmp_path, keys_ready):
+    """``pointsnet serve`` (its job runner on) as a real process on the embedded database of tmp_path/data."""
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(tmp_path / "data"))
+    env.pop("POINTSNET_DATABASE_URL", None)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "serve did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield server
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        server.stderr.close()
+
+
+def test_a_worker_beside_serve_on_one_sqlite_database_refuses_in_one_line(tmp_path, serving_jobs, monkeypatch):
+    """SQLite elects no leader: every process is its own, so a worker started beside `serve` (or a
+    second worker) ran every scheduled job a second time beside the first runner's."""
+    import uvicorn
+
+    from services.cli import serving
+
+    monkeypatch.setattr(serving, "_job_runner", lambda *_: sys.exit("the jobs started beside serve's"))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **kw: pytest.fail("served beside serve's jobs"))
+    worker = pointsnet(tmp_path, "worker")
+    assert worker.returncode == 1 and one_line_error(worker), worker.stderr[-500:]
+    assert "already runs the jobs" in worker.stderr, worker.stderr
+    second = pointsnet(tmp_path, "serve", "--port", str(free_port()))
+    assert second.returncode == 1 and one_line_error(second) and "already runs the jobs" in second.stderr, (
+        second.stderr[-500:])
 
 
 @pytest.mark.parametrize("command", [("serve", "--no-jobs"), ("serve-api",), ("serve-api", "--workers", "2"),

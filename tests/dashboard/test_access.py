@@ -365,3 +365,29 @@ def test_two_attempts_at_once_cannot_both_pass_the_last_place_under_the_limit(ne
     assert sorted(answers) == [401, 429]
     counted = network.tx(lambda tx: len(tx.session.scalars(select(LoginFailure)).all()), readonly=True)
     assert counted == throttle.PER_EMAIL
+
+
+@pytest.mark.parametrize("form, data", [("logout", {}), ("language", {"language": "zh", "next": "/"})])
+@pytest.mark.parametrize("sign_in_page_open", [False, True])
+def test_signing_out_or_switching_language_after_the_session_expired_goes_to_the_sign_in_page(
+        client_as, network, staff, clock, form, data, sign_in_page_open):
+    """The page was open when the session expired: its form answered 401 (sign out) or 403
+    csrf_rejected (language) instead of taking the browser to the sign-in page."""
+    client = client_as("operator")
+    token = csrf_of(client.get(f"{BASE}/").text)
+    clock.advance(seconds=(sessions.IDLE_LIMIT + timedelta(seconds=1)).total_seconds())
+    if sign_in_page_open:  # in another tab: the browser holds a sign-in form's token cookie too
+        assert client.get(f"{BASE}/login").status_code == 200
+    before = audit_actions(network)
+    answer = client.post(f"{BASE}/{form}", data={"csrf_token": token} | data, headers={"origin": "http://testserver"})
+    assert answer.status_code == 303 and answer.headers["location"] == f"{BASE}/login", answer.text[-300:]
+    assert audit_actions(network) == before  # nobody was signed in: nothing done, nothing audited
+    assert network.tx(lambda tx: users.find_user(tx, staff["operator"]).language, readonly=True) == "en"
+    assert client.get(f"{BASE}/login").status_code == 200
+
+
+def test_signing_out_an_unknown_user_everywhere_is_refused_and_not_audited(client_as, network):
+    client = client_as("operator")
+    answer = post_form(client, f"{BASE}/users/usr_nobody/sign-out", page=f"{BASE}/users")
+    assert answer.status_code == 404 and 'data-code="unknown_user"' in answer.text, answer.status_code
+    assert "user.sessions_revoked" not in audit_actions(network)

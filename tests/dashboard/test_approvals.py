@@ -228,3 +228,33 @@ def test_an_approved_action_that_breaks_unexpectedly_is_marked_failed_and_change
     again = post_form(checker, f"{BASE}/approvals/{pending_id}/approve", page=f"{BASE}/approvals")
     assert again.status_code == 409 and 'data-code="action_not_pending"' in again.text
     assert runs == [1]
+
+
+def test_the_same_request_is_not_filed_twice_while_the_first_is_pending(network, staff, counter):
+    """Filed twice (a double click, a second operator filing the same thing), one approval ran the
+    action and the other ran it again — or waited in the list as a trap for the checker."""
+    maker, other = session_of(network, staff["operator"]), session_of(network, staff["checker"])
+    first = actions.submit(network, maker, "test_count", "thing-1", {"n": 7}).pending_id
+    for who in (maker, other):
+        with pytest.raises(Conflict) as refused:
+            actions.submit(network, who, "test_count", "thing-1", {"n": 7})
+        assert refused.value.code == "approval_already_pending" and f"#{first}" in refused.value.detail
+    assert [row.id for row in pending(network)] == [first]
+    # another request is not the same one: another target or other parameters
+    actions.submit(network, maker, "test_count", "thing-2", {"n": 7})
+    actions.submit(network, maker, "test_count", "thing-1", {"n": 8})
+    # once the first is decided, the same request may be filed again
+    actions.decide(network, other, first, approve=False)
+    assert actions.submit(network, maker, "test_count", "thing-1", {"n": 7}).pending_id
+    assert len(pending(network)) == 4 and counter == []
+
+
+def test_a_duplicate_request_from_the_dashboard_answers_a_clear_refusal(network, staff, partners, client_as):
+    network.settings.four_eyes_actions = frozenset({"partner_suspension"})
+    client = client_as("operator")
+    path = f"{BASE}/partners/{partners['CoffeeCo']}/status"
+    assert post_form(client, path, {"status": "suspended"}).status_code == 303
+    again = post_form(client_as("checker"), path, {"status": "suspended"})
+    assert again.status_code == 409 and 'data-code="approval_already_pending"' in again.text, again.text
+    assert "already waiting for a second operator" in again.text
+    assert [row.action for row in pending(network)] == ["partner_suspension"]

@@ -277,3 +277,30 @@ def test_0035_keeps_the_holidays_as_holidays_and_its_downgrade_drops_only_workin
     assert [(str(day), name, kind) for day, name, kind in migrated] == [("2026-10-01", "National Day", "holiday")]
     assert [(str(row["day"]), row["name"], sorted(row)) for row in downgraded] == [
         ("2026-10-01", "National Day", ["day", "name"])]
+
+
+def test_0036_records_the_origins_of_the_checkpoints_already_signed(database_url):
+    """The checkpoints stored before 0036 are the network's history: their notes' origins (line 1), each
+    from its first checkpoint's time, are the origins the network signed under."""
+    engine = create_engine(normalise_url(database_url))
+    _migrate(database_url, "0035", down=True)
+    notes = [("pointsnet.local/ledger", "2026-11-20 02:00:00"), ("pointsnet.local/ledger", "2026-11-20 02:01:00"),
+             ("points.example.com/ledger", "2026-11-21 08:00:00"), ("points.example.com/ledger", "2026-11-21 07:59:00")]
+    try:
+        with engine.begin() as connection:
+            for size, (origin, at) in enumerate(notes):
+                connection.execute(text("INSERT INTO checkpoints (tree_size, root_hash, created_at, note) "
+                                        "VALUES (:size, :root, :at, :note)"), {
+                    "size": size, "root": bytes(32), "at": at,
+                    "note": f"{origin}\n{size}\nAAAA\ntimestamp x\n\n\u2014 {origin} c2ln\n"})
+        _migrate(database_url, "head")
+        with engine.connect() as connection:
+            origins = connection.execute(text("SELECT origin, first_used_at FROM network_origins ORDER BY origin")).all()
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM network_origins"))
+            connection.execute(text("DELETE FROM checkpoints"))
+        engine.dispose()
+        _migrate(database_url, "head")
+    assert [(origin, str(at)[:19]) for origin, at in origins] == [
+        ("points.example.com/ledger", "2026-11-21 07:59:00"), ("pointsnet.local/ledger", "2026-11-20 02:00:00")]

@@ -62,3 +62,29 @@ def test_a_default_region_written_in_lower_case_enrols_local_phone_numbers(netwo
             assert local["member_id"].startswith("mem_") and again["member_id"] == local["member_id"]
         finally:
             shop.close()
+
+
+@pytest.mark.parametrize("redis_url", ["redis://:secret@127.0.0.1:1/0", "redis+cluster://:secret@127.0.0.1:1"])
+def test_an_unreachable_redis_fails_open_to_this_process_limits_with_a_warning(network_with, caplog, redis_url):
+    """POINTSNET_REDIS_URL naming a Redis that does not answer: a plain redis:// URL answered every
+    signed request with an unsigned text/plain 500, a redis+cluster:// one every request at all, the
+    health probe included (the cluster client connects when the gate is built). Both now keep
+    answering, limited by this process's own counters, and say so in the log (docs/operations.md)."""
+    import httpx
+
+    network = network_with(redis_url=redis_url, rate_limit="3/minute")
+    with caplog.at_level("WARNING", logger="pointsnet.api"), Server(create_app(network)) as api:
+        assert httpx.get(api + "/health/live").status_code == 200
+        shop = Partner(network, api, "Corner Shop")
+        try:
+            for _ in range(3):
+                answer = shop.call("GET", "/v1/transactions")  # signed by the network, verified
+                assert answer.status_code == 200, answer.text
+            limited = shop.call("GET", "/v1/transactions")
+            assert limited.status_code == 429 and limited.json()["code"] == "rate_limited", limited.text
+        finally:
+            shop.close()
+    warnings = [record for record in caplog.records if record.name == "pointsnet.api"
+                and record.levelname == "WARNING" and "POINTSNET_REDIS_URL" in record.getMessage()]
+    assert len(warnings) == 1, [record.getMessage() for record in caplog.records]  # once, not per request
+    assert not any("secret" in record.getMessage() for record in caplog.records)  # a Redis URL may hold a password

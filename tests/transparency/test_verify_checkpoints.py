@@ -113,3 +113,35 @@ def test_a_checkpoint_under_its_own_name_but_not_by_the_network_key_is_still_nam
     assert code == 1
     assert len(offences) == 2 and set(offences) == {("checkpoint_signature", f"checkpoint {forged}"),
                                                     ("checkpoint_signature", f"checkpoint {renamed}")}
+
+
+def test_a_note_by_the_network_key_under_an_origin_the_network_never_used_is_named(network, settings, database_url,
+                                                                                  clock, pointsnet_verify):
+    """Each note was checked under the origin written in it, so a note the network's key signed for any
+    origin passed — one of another log the key also signs (a staging network sharing the key), copied in.
+    The network records every origin it has signed checkpoints under; a note under another is named."""
+    shop = make_partner(network)
+    network.earn(shop, make_member(network, shop), "e1", points=10)
+    network.checkpoint()
+    [genuine] = _checkpoint_ids(network)
+
+    def copy_in(tx):
+        size, root = tx.session.execute(text("SELECT tree_size, root_hash FROM checkpoints WHERE id = :id"),
+                                        {"id": genuine}).one()
+        name = "staging.points.example.com/ledger"
+        note = sign_note(note_body(name, size, bytes(root), network.clock.now()), name, network.signing_key)
+        tx.session.execute(text("INSERT INTO checkpoints (tree_size, root_hash, created_at, note) "
+                                "VALUES (:size, :root, :at, :note)"),
+                           {"size": size, "root": root, "at": network.clock.now(), "note": note})
+    network.tx(copy_in)
+    [_, copied] = _checkpoint_ids(network)
+    code, offences = pointsnet_verify()
+    assert code == 1 and offences == [("checkpoint_origin", f"checkpoint {copied}")], offences
+    # the same note under an origin this network did sign under (set as its public authority later) holds
+    renamed = Network(settings.model_copy(update={"public_authority": "staging.points.example.com"}),
+                      database_url=database_url, clock=clock, pool_size=2)
+    try:
+        renamed.checkpoint()
+    finally:
+        renamed.close()
+    assert pointsnet_verify() == (0, [])

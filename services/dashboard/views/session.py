@@ -13,7 +13,7 @@ from services.dashboard.security import (COOKIE, LANG_CHOSEN_COOKIE, LANG_COOKIE
                                          checked_login_form, client_of, current_session, network_of,
                                          new_login_token, set_cookie)
 from shared.access import audit, sessions, throttle, users
-from shared.access.errors import LoginThrottled
+from shared.access.errors import CsrfRejected, LoginThrottled
 from shared.models import StaffUser
 
 router = APIRouter()
@@ -92,14 +92,25 @@ def login(request: Request, form: FormData = Depends(checked_login_form)):
     return response
 
 
-@router.post("/logout")
-def logout(request: Request, checked=Depends(checked_form())):
-    session, _form = checked
-    network_of(request).tx(lambda tx: (sessions.revoke(tx, session.token_hash),
-                                       audit.record(tx, session, "session.signed_out")))
+def _to_sign_in(request: Request) -> RedirectResponse:
+    """To the sign-in page, the session cookie dropped: what a form of a page whose session has ended
+    (expired, revoked, signed out in another tab) leads to, instead of an error page."""
     response = RedirectResponse((request.scope.get("root_path") or "") + "/login", status_code=303)
     response.delete_cookie(COOKIE, path=(request.scope.get("root_path") or "") + "/")
     return response
+
+
+@router.post("/logout")
+async def logout(request: Request):
+    """Sign out (CSRF-checked). Without a live session there is nobody to sign out: to the sign-in
+    page, nothing done, nothing audited. (Async to read the form itself, as ``language`` does.)"""
+    session = await run_in_threadpool(current_session, request)
+    if session is None:
+        return _to_sign_in(request)
+    session, _form = await checked_form()(request, session)
+    await run_in_threadpool(network_of(request).tx, lambda tx: (sessions.revoke(tx, session.token_hash),
+                                                                audit.record(tx, session, "session.signed_out")))
+    return _to_sign_in(request)
 
 
 @router.post("/language")
@@ -112,7 +123,12 @@ async def language(request: Request):
     if session is not None:
         _session, form = await checked_form()(request, session)
     else:
-        form = await checked_login_form(request)
+        try:
+            form = await checked_login_form(request)
+        except CsrfRejected:
+            if request.cookies.get(COOKIE):  # a signed-in page's form whose session has ended since
+                return _to_sign_in(request)
+            raise
     chosen = str(form.get("language", "en"))
     chosen = chosen if chosen in LANGUAGES else "en"
     if session is not None:

@@ -8,6 +8,8 @@ from fastapi.responses import RedirectResponse
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
 from shared.access import audit, sessions, users
+from shared.access.errors import UnknownUser
+from shared.models import StaffUser
 
 router = APIRouter()
 
@@ -23,6 +25,8 @@ def sign_out_everywhere(request: Request, user_id: str = Path(..., max_length=40
     staff, _form = checked
 
     def unit(tx):
+        if tx.session.get(StaffUser, user_id) is None:  # no one to sign out: refused, not audited
+            raise UnknownUser(f"no dashboard user {user_id}")
         ended = sessions.revoke_user(tx, user_id)
         audit.record(tx, staff, "user.sessions_revoked", user_id, sessions=ended)
 
