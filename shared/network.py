@@ -18,6 +18,7 @@ from shared.db.database import Database, Tx
 from shared.errors import PointsnetError
 from shared.keys import load_pii_keyring, load_signing_key, pii_key_file
 from shared.ledger import bonus, expiry, holds, idempotency, queries
+from shared.ledger.cycles import pin_cycle_settings
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events
 from shared.members import enrolment
@@ -231,6 +232,11 @@ class Network:
         from shared.settlement.runs import due_cycles
 
         return [self.settle(cycle) for cycle in self.tx(due_cycles, readonly=True)]
+
+    def pin_cycle_settings(self) -> None:
+        """At a process's start: refuse (a configuration error) a time zone or cut-off other than the
+        one the network's cycles are cut by; on a new network, record them."""
+        self.tx(pin_cycle_settings)
 
     def close(self) -> None:
         self.db.dispose()

@@ -84,7 +84,9 @@ def _network(database_url: str | None = None, **kwargs):
             upgrade(url)  # the embedded default keeps itself current
         else:
             fail("the database schema is not current; run `pointsnet db upgrade` first")
-    return Network(settings, database_url=database_url, **kwargs)
+    network = Network(settings, database_url=database_url, **kwargs)
+    network.pin_cycle_settings()
+    return network
 
 
 def _read_text(path: Path) -> str:

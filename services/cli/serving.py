@@ -217,6 +217,7 @@ def serve_dashboard(
     from shared.network import Network
 
     network = Network(settings)
+    network.pin_cycle_settings()
     root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     root.mount("/dashboard", create_dashboard(network))
     listening = _bound(host, port)
@@ -252,6 +253,7 @@ def serve_api(
 
         network = Network(settings)
         network.keyring, network.signing_key  # fail here, not in every worker, if keys are missing
+        network.pin_cycle_settings()
         dialect = network.db.dialect
         network.close()
     listening = _bound(host, port)
@@ -284,6 +286,7 @@ def worker(
         fail("the database schema is not current: run `pointsnet db upgrade` first")
     network = Network(settings)
     network.keyring, network.signing_key  # fail now, not in the first job, if keys are misconfigured
+    network.pin_cycle_settings()
     with _sole_job_runner(network):
         if metrics_port:
             from prometheus_client import start_http_server

@@ -187,6 +187,7 @@ def from_environment() -> FastAPI:
     configure_logging(settings.log_format)
     network = Network(settings)
     network.keyring, network.signing_key  # noqa: B018 - fail at start, not on the first request
+    network.pin_cycle_settings()
     application = create_app(network)
     tune_for_throughput()
     return application

@@ -10,10 +10,10 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from shared.config import Settings
+from shared.config import ConfigurationError, Settings
 from shared.db.database import Tx
 from shared.errors import CycleClosed
-from shared.models import Cycle
+from shared.models import Cycle, Entry, NetworkSetting
 
 cycles = Cycle.__table__
 
@@ -104,3 +104,54 @@ def close_cycle(tx: Tx, cycle_date: date) -> bool:
         update(cycles).where(cycles.c.cycle_date == cycle_date).values(status="closed", closed_at=tx.now)
     )
     return True
+
+
+class CycleSettingsChanged(ConfigurationError):
+    """The process was started with another time zone or cut-off than the network's cycles are cut by."""
+
+
+# what the network's cycles are cut by: each setting, its variable, and its value as kept
+_CYCLE_SETTINGS = (("timezone", "POINTSNET_TIMEZONE", lambda settings: settings.timezone),
+                   ("cycle_cutoff_minutes", "POINTSNET_CYCLE_CUTOFF_MINUTES",
+                    lambda settings: str(settings.cycle_cutoff_minutes)))
+
+
+def pin_cycle_settings(tx: Tx) -> None:
+    """Keep the time zone and cut-off the network's cycles are cut by, and refuse to run with others.
+
+    The first process to start records them. Once the ledger has an entry, a process started with
+    another zone or cut-off is refused with CycleSettingsChanged (a configuration error naming the
+    variable): its cycles would begin and end elsewhere than those already posted into, closed,
+    settled and signed — an earn could fall into a closed cycle, a day be settled twice or not at
+    all. Before the first entry nothing is cut yet, and the new values replace the old."""
+    wanted = {name: (variable, value(tx.settings)) for name, variable, value in _CYCLE_SETTINGS}
+    kept = _kept(tx, wanted)
+    changed = _changed(wanted, kept)
+    if changed and tx.session.execute(select(Entry.id).limit(1)).first() is not None:
+        raise _refusal(wanted, kept, changed)
+    if len(kept) == len(wanted) and not changed:
+        return
+    insert = pg_insert if tx.is_postgres else sqlite_insert
+    for name, (_variable, value) in wanted.items():
+        statement = insert(NetworkSetting.__table__).values(name=name, value=value, set_at=tx.now)
+        tx.session.execute(statement.on_conflict_do_update(index_elements=["name"], set_={
+            "value": value, "set_at": tx.now}) if name in changed else statement.on_conflict_do_nothing())
+    kept = _kept(tx, wanted)  # two processes starting at once on a new network: the first one's stay
+    if _changed(wanted, kept):
+        raise _refusal(wanted, kept, _changed(wanted, kept))
+
+
+def _kept(tx: Tx, wanted: dict) -> dict[str, str]:
+    return dict(tx.session.execute(select(NetworkSetting.name, NetworkSetting.value).where(
+        NetworkSetting.name.in_(list(wanted)))).all())
+
+
+def _changed(wanted: dict, kept: dict) -> list[str]:
+    return [name for name, (_variable, value) in wanted.items() if kept.get(name, value) != value]
+
+
+def _refusal(wanted: dict, kept: dict, changed: list[str]) -> CycleSettingsChanged:
+    return CycleSettingsChanged("; ".join(
+        f"{wanted[name][0]} is {wanted[name][1]!r}, but this network's cycles are cut by {kept[name]!r}"
+        for name in changed) + ": other values would move the boundaries of cycles already posted into and "
+        "settled; start with the network's own (operations.md, \"Time zone and cut-off\")")

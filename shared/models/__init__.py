@@ -1,7 +1,7 @@
 """All ORM models in one package so that relationships never create import cycles."""
 
 from shared.models.base import Base
-from shared.models.ledger import Account, Cycle, Entry, LotConsumption, Lot, ObligationLine, Transfer
+from shared.models.ledger import Account, Cycle, Entry, LotConsumption, Lot, NetworkSetting, ObligationLine, Transfer
 from shared.models.members import LinkToken, Member, MemberErasure, MemberLink
 from shared.models.partners import Contract, FloatTopup, Partner, PartnerLimits, Termination
 from shared.models.holds import Hold, HoldLot
@@ -20,7 +20,7 @@ from shared.models.reports import (
 )
 
 __all__ = [
-    "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "ObligationLine", "Transfer",
+    "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "NetworkSetting", "ObligationLine", "Transfer",
     "LinkToken", "Member", "MemberErasure", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "OutstandingPoints", "PartnerKey", "RequestNonce",
     "CyclePosition", "Holiday", "Settlement", "SettlementRun", "CampaignAward", "CampaignTotal", "EarnRuleSet", "Alert", "FloatTopup", "PartnerLimits", "Termination",
     "WebhookEndpoint", "WebhookDelivery", "WebhookAttempt",

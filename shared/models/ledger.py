@@ -49,6 +49,17 @@ class Cycle(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class NetworkSetting(Base):
+    """A setting the ledger's history is cut by, kept as the network first ran with it: the time zone
+    and the cut-off of its cycles (shared/ledger/cycles.py, ``pin_cycle_settings``)."""
+
+    __tablename__ = "network_settings"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Entry(Base):
     """One immutable ledger event. ``request`` and ``result`` are canonical JSON, written once."""
 
