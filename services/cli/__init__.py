@@ -145,8 +145,11 @@ def main() -> None:
     except ConfigurationError as error:  # a key file missing, a keyring not JSON, a data dir not writable
         err.print(f"[bold red]configuration error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (PointsnetError, MoneyError) as error:
-        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+    except PointsnetError as error:  # a refusal: its stable code, as the API's problem+json carries it
+        err.print(f"[bold red]error:[/] {escape(error.code)}: {escape(error.detail)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except MoneyError as error:
+        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except SQLAlchemyError as error:
         err.print(f"[bold red]database error:[/] {escape(str(error.orig if hasattr(error, 'orig') else error).splitlines()[0])}",

@@ -9,7 +9,6 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from shared.errors import PointsnetError
 
 from services.cli import rules_app, alerts_app, members_app, console, fail, _network, _read_text
 
@@ -118,11 +117,7 @@ def members_erase(member_id: str,
                                                                    "(kept with the erasure; no personal data).")) -> None:
     """Erase a member's personal data (contact ciphertexts and blind-index values). Its remaining points are
     forfeited as breakage; the ledger keeps its opaque id and stays verifiable. Refused while holds are open."""
-    try:
-        record = _network().erase_member(member_id, reason=reason)
-    except PointsnetError as error:
-        fail(f"{error.code}: {error.detail}", 2)
-    print(json.dumps(record, indent=2))
+    print(json.dumps(_network().erase_member(member_id, reason=reason), indent=2))
 
 
 @members_app.command("status-counts")

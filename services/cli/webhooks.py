@@ -1,29 +1,18 @@
 """Signed webhooks to partners: endpoints, secrets, deliveries, dead letters.
 
-A refusal is one line with its stable code, ``error: <code>: <detail>`` (as `members erase` prints it),
-and exit status 2.
+A refusal is one line with its stable code, ``error: <code>: <detail>``, and exit status 2 (as every
+command's, services.cli.main).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Callable, Optional, TypeVar
+from typing import Optional
 
 import typer
 from rich.table import Table
 
-from services.cli import webhooks_app, console, _network, fail
-from shared.errors import PointsnetError
-
-T = TypeVar("T")
-
-
-def _refused(call: Callable[[], T]) -> T:
-    """``call()``; a refusal is printed with its code."""
-    try:
-        return call()
-    except PointsnetError as error:
-        fail(f"{error.code}: {error.detail}", 2)
+from services.cli import webhooks_app, console, _network
 
 
 @webhooks_app.command("set")
@@ -32,7 +21,7 @@ def webhooks_set(partner_id: str, url: str = typer.Option(..., "--url", help="Wh
     this creates it (a changed URL keeps the secret, and it is not shown again: rotate-secret makes a new one)."""
     from shared.webhooks.endpoints import set_endpoint
 
-    print(json.dumps(_refused(lambda: _network().tx(lambda tx: set_endpoint(tx, partner_id, url))), indent=2))
+    print(json.dumps(_network().tx(lambda tx: set_endpoint(tx, partner_id, url)), indent=2))
 
 
 @webhooks_app.command("rotate-secret")
@@ -43,8 +32,8 @@ def webhooks_rotate_secret(partner_id: str, overlap_hours: float = typer.Option(
 
     from shared.webhooks.endpoints import rotate_secret
 
-    print(json.dumps(_refused(lambda: _network().tx(
-        lambda tx: rotate_secret(tx, partner_id, timedelta(hours=overlap_hours)))), indent=2))
+    print(json.dumps(_network().tx(
+        lambda tx: rotate_secret(tx, partner_id, timedelta(hours=overlap_hours))), indent=2))
 
 
 @webhooks_app.command("disable")
@@ -52,7 +41,7 @@ def webhooks_disable(partner_id: str) -> None:
     """Stop sending to the partner (nothing new is queued; `webhooks set` enables it again)."""
     from shared.webhooks.endpoints import disable_endpoint
 
-    print(json.dumps(_refused(lambda: _network().tx(lambda tx: disable_endpoint(tx, partner_id))), indent=2))
+    print(json.dumps(_network().tx(lambda tx: disable_endpoint(tx, partner_id)), indent=2))
 
 
 @webhooks_app.command("show")
@@ -60,7 +49,7 @@ def webhooks_show(partner_id: str) -> None:
     """A partner's endpoint (without its secret)."""
     from shared.webhooks.endpoints import show_endpoint
 
-    print(json.dumps(_refused(lambda: _network().tx(lambda tx: show_endpoint(tx, partner_id), readonly=True)),
+    print(json.dumps(_network().tx(lambda tx: show_endpoint(tx, partner_id), readonly=True),
                      indent=2))
 
 
@@ -94,7 +83,7 @@ def webhooks_show_delivery(delivery_id: str) -> None:
     """One delivery with its body and every attempt."""
     from shared.webhooks.delivery import delivery_detail
 
-    print(json.dumps(_refused(lambda: _network().tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True)),
+    print(json.dumps(_network().tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True),
                      indent=2))
 
 
@@ -113,4 +102,4 @@ def webhooks_replay(delivery_id: str) -> None:
     is sending right now is refused (delivery_pending)."""
     from shared.webhooks.delivery import replay
 
-    print(json.dumps(_refused(lambda: replay(_network(), delivery_id)), indent=2))
+    print(json.dumps(replay(_network(), delivery_id), indent=2))

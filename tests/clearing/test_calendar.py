@@ -183,3 +183,13 @@ def test_command_line_mistakes_are_one_line_and_change_nothing(network, clock, d
     one_line_error(cli(network, clock, database_url, "clearing", "calendar", *args), message)
     assert network.tx(lambda tx: tx.session.execute(select(Holiday)).scalars().all(), readonly=True) == []
 
+
+
+def test_a_refusal_on_the_command_line_names_its_stable_code(network, clock, database_url):
+    assert cli(network, clock, database_url, "clearing", "calendar", "add", "2026-11-23", "Founders' Day").returncode == 0
+    again = cli(network, clock, database_url, "clearing", "calendar", "add", "2026-11-23", "Another")
+    one_line_error(again, "")
+    assert again.returncode == 2 and again.stderr.startswith(
+        "error: calendar_day_taken: 2026-11-23 is already in the calendar: holiday \"Founders' Day\""), again.stderr
+    removed = cli(network, clock, database_url, "clearing", "calendar", "remove", "2026-11-24")
+    assert removed.returncode == 2 and removed.stderr.startswith("error: unknown_calendar_day: "), removed.stderr
