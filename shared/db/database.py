@@ -8,8 +8,9 @@ cycle closed at midnight while the unit ran: the retry, at a fresh time, posts
 into the open cycle), so no such error reaches a caller. Services and endpoints
 never commit themselves.
 On SQLite a write unit first waits for its turn at the one write lock, in order of
-arrival within the process (shared/db/writer_queue.py); a writer out of patience
-is retried like a busy database.
+arrival within the process (shared/db/writer_queue.py), and reads the network's
+time (``tx.now``) only once it has its turn; a writer out of patience is retried
+like a busy database.
 """
 
 from __future__ import annotations
@@ -156,17 +157,22 @@ class Database:
         unique_retries = 0
         for attempt in range(1, attempts + 1):
             session = (self._reader if readonly else self._writer)()
-            tx = Tx(session=session, now=self.clock.now(), settings=self.settings, dialect=self.dialect)
+            tx = None
             try:
-                with self._turn(readonly), session.begin():
-                    result = fn(tx)
+                with self._turn(readonly):
+                    # the time once the turn is this unit's: one that waited for it never posts
+                    # at a time older than that of a unit that wrote before it
+                    tx = Tx(session=session, now=self.clock.now(), settings=self.settings, dialect=self.dialect)
+                    with session.begin():
+                        result = fn(tx)
             except Exception as exc:
                 retry = is_retryable(exc) or self._is_past(getattr(exc, "retry_from", None))
                 if not retry and is_unique_violation(exc) and unique_retries < 2:
                     unique_retries += 1
                     retry = True
                 if not retry or attempt == attempts:
-                    self._record_alerts(tx)
+                    if tx is not None:  # None: it gave up waiting for its turn, before it ran
+                        self._record_alerts(tx)
                     raise
                 log.debug("retrying unit of work after %s (attempt %d)", type(exc).__name__, attempt)
                 time.sleep(min(0.2, 0.002 * 2 ** attempt) * random.random())

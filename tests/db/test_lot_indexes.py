@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, text
 from shared.db.database import normalise_url
 from shared.db.lists import bound_list
 from shared.ledger.state import _first_lots_query
+from tests.db.test_history_plans import analyzed, with_a_past
 
 
 def _plan(url: str) -> tuple[str, str]:
@@ -38,7 +39,9 @@ def _plan(url: str) -> tuple[str, str]:
         engine.dispose()
 
 
-def test_a_spenders_first_lots_are_one_range_of_the_member_index(database_url):
+def test_a_spenders_first_lots_are_one_range_of_the_member_index(network, clock, database_url):
+    with_a_past(network, clock)
+    analyzed(network, "lots")
     plan, definition = _plan(database_url)
     assert "remaining > 0" in definition and "member_id" in definition
     assert "ix_lots_member_order" in plan, plan

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from shared.ledger.verify import CHECKS
 from shared.partners import limits
-from tests.db.test_history_plans import captured, is_postgres, only_plan, plan
+from tests.db.test_history_plans import analyzed, captured, is_postgres, only_plan, plan, with_a_past
 from tests.factories import make_member, make_partner
 
 
@@ -25,17 +25,17 @@ def test_a_reversal_finds_earlier_reversals_and_reversed_lines_through_the_parti
     for n in range(60):  # reversals of many earns: the selective index is the one to take
         network.earn(partner, member, f"e{n}", points=100)
         network.reverse(partner, f"r{n}", f"e{n}", 30)
-    if is_postgres(network):
-        network.tx(lambda tx: tx.session.execute(text("ANALYZE entries")))
-        network.tx(lambda tx: tx.session.execute(text("ANALYZE obligation_lines")))
+    analyzed(network, "entries", "obligation_lines")
     with captured(network, "original_entry_id IN") as reversals, captured(network, "original_line_id IN") as lines:
         network.reverse(partner, "again", "e0", 20)
     assert "ix_entries_original_entry_id_set" in only_plan(network, reversals)
     assert "ix_obligation_lines_original_line_id_set" in only_plan(network, lines)
 
 
-def test_a_partners_float_is_summed_from_its_prepaid_funding_lines_only(network):
+def test_a_partners_float_is_summed_from_its_prepaid_funding_lines_only(network, clock):
+    with_a_past(network, clock)
     partner = make_partner(network, "ptn_pre")
+    analyzed(network, "obligation_lines")
     with captured(network, "prepaid_funding") as sent:
         network.tx(lambda tx: limits._summed_drawn(tx, partner), readonly=True)
     # the kind is written into the statement: a prepared statement's generic plan could not prove
@@ -44,7 +44,9 @@ def test_a_partners_float_is_summed_from_its_prepaid_funding_lines_only(network)
     assert "ix_obligation_lines_prepaid_funding" in only_plan(network, sent)
 
 
-def test_verify_finds_a_holds_resolutions_through_the_hold_index(network):
+def test_verify_finds_a_holds_resolutions_through_the_hold_index(network, clock):
+    with_a_past(network, clock)
+    analyzed(network, "holds", "entries")
     found = plan(network, CHECKS["hold_resolved_once"][1], {} if is_postgres(network) else ())
     assert "ix_entries_hold_id_set" in found, found
 

@@ -6,6 +6,7 @@ Every wait here is bounded, so a regression fails instead of hanging the run."""
 import sqlite3
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
@@ -13,6 +14,8 @@ from sqlalchemy import text
 from shared.db import writer_queue
 from shared.db.database import Database
 from shared.db.writer_queue import TurnTimeout, WriterQueue
+from tests.conftest import START
+from tests.interleave import Pause, overlap
 
 
 def _waiting(queue: WriterQueue, count: int) -> None:
@@ -114,8 +117,8 @@ def _try(queue, expected=TurnTimeout):
         return stopped
 
 
-def _sqlite(settings, tmp_path) -> Database:
-    db = Database(settings, url=f"sqlite:///{tmp_path / 'turns.db'}", pool_size=4)
+def _sqlite(settings, tmp_path, **kwargs) -> Database:
+    db = Database(settings, url=f"sqlite:///{tmp_path / 'turns.db'}", pool_size=4, **kwargs)
     db.run_in_transaction(lambda tx: tx.session.execute(text("CREATE TABLE t (who TEXT)")))
     return db
 
@@ -186,3 +189,42 @@ def test_readiness_answers_while_another_process_holds_the_write_lock(settings, 
         other.rollback()
         other.close()
         db.dispose()
+
+
+class _Ticking:
+    """A clock a millisecond later at every reading; the first unit waits at its pause right after its
+    reading (tests/interleave.py)."""
+
+    def __init__(self, pause: Pause) -> None:
+        self.pause, self._lock, self._now = pause, threading.Lock(), START
+
+    def now(self):
+        with self._lock:
+            self._now += timedelta(milliseconds=1)
+            now = self._now
+        self.pause()
+        return now
+
+
+def test_a_unit_reads_its_time_once_it_has_its_turn(settings, tmp_path):
+    """A write unit's ``tx.now`` is read once it has its turn at the write lock, so the units commit in
+    the order of their times. Read before the wait, a unit that read its time and then waited for its
+    turn committed a time older than that of a unit that took the turn before it: time went backwards
+    in the ledger's order."""
+    pause = Pause()
+    db = _sqlite(settings, tmp_path, clock=_Ticking(pause))
+    db.run_in_transaction(lambda tx: tx.session.execute(text("ALTER TABLE t ADD COLUMN at TEXT")))
+
+    def write(who):
+        return db.run_in_transaction(lambda tx: tx.session.execute(
+            text("INSERT INTO t VALUES (:who, :at)"), {"who": who, "at": tx.now.isoformat()}))
+
+    try:
+        both = overlap(lambda: write("first"), lambda: write("second"), pause)
+        assert not isinstance(both.first, Exception) and not isinstance(both.second, Exception), both
+        rows = db.run_in_transaction(lambda tx: tx.session.execute(text("SELECT who, at FROM t ORDER BY rowid")).all(),
+                                     readonly=True)
+    finally:
+        db.dispose()
+    assert len(rows) == 2
+    assert [at for _who, at in rows] == sorted(at for _who, at in rows), rows  # in commit order, time goes on

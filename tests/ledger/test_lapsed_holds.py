@@ -168,3 +168,44 @@ def test_a_debit_adjustment_that_fits_beside_the_hold_leaves_it_to_the_job(netwo
     balance = network.balance(member)
     assert (balance["available"], balance["held"]) == (60, 0)
     verify_ok(network)
+
+
+# -- the hold-timeout job meeting a merge of the hold's member ------------------------------------------
+
+@pytest.mark.parametrize("survivor_sorts", ["first", "last"])
+@pytest.mark.parametrize("company", ["alone", "beside another member's hold"])
+def test_the_job_releases_timed_out_holds_of_a_member_merged_while_it_waited(network, clock, monkeypatch,
+                                                                           survivor_sorts, company):
+    """A batch of the job reads the timed-out holds, then waits for their members' locks. A merge
+    holding the duplicate's lock meanwhile moves its holds to the survivor and marks it merged (never
+    locked again): the batch follows the hold to the survivor and releases it, instead of leaving it
+    open for a whole job interval (a batch that released nothing ended the job's run). Another
+    member's hold in the batch is released beside it, whether the survivor's id sorts before the
+    members the batch locked first or after them."""
+    from shared.ledger.holds import expire_holds
+    from shared.programme import merge as merging
+    from shared.programme.merge import merge_members
+    from tests.interleave import Pause, overlap
+
+    shop = make_partner(network, "Till")
+    members = sorted(make_member(network, shop) for _ in range(3))
+    survivor, duplicate, other = members if survivor_sorts == "first" else members[::-1]
+    network.earn(shop, duplicate, "d-earn", points=300)
+    network.earn(shop, other, "o-earn", points=50)
+    holds = [network.hold(shop, duplicate, "d-hold", 100)["hold_id"]]
+    if company != "alone":
+        holds.append(network.hold(shop, other, "o-hold", 20)["hold_id"])
+    clock.advance(minutes=network.settings.hold_timeout_minutes + 1)
+    pause = Pause().after(monkeypatch, merging, "lock_members")
+    batch = network.settings.expiry_batch_size
+    both = overlap(lambda: network.tx(lambda tx: merge_members(tx, survivor, duplicate)),
+                   lambda: network.tx(lambda tx: expire_holds(tx, batch)), pause)
+    assert isinstance(both.first, dict), both.first
+    assert both.second_waited, "the job did not wait for the merge: no race was made"
+    assert both.second == len(holds), both.second  # released by this batch, not left to the next run
+    assert [_status(network, hold) for hold in holds] == ["expired"] * len(holds)
+    assert network.tx(lambda tx: tx.session.get(Hold, holds[0]).member_id, readonly=True) == survivor
+    assert {m: (network.balance(m)["available"], network.balance(m)["held"]) for m in members} == {
+        survivor: (300, 0), duplicate: (0, 0), other: (50, 0)}
+    assert network.expire_holds() == 0
+    verify_ok(network)
