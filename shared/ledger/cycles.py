@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -80,6 +81,9 @@ def enter_open_cycle(tx: Tx) -> date:
     cycle_date = cycle_date_for(tx.now, tx.settings)
     query, key = (_CYCLE_STATUS_KEY_SHARE if tx.is_postgres else _CYCLE_STATUS), {"cycle_date": cycle_date}
     status = tx.session.execute(query, key).scalar_one_or_none()
+    engine = tx.session.get_bind()
+    if engine not in _PINNED and pin_cycle_settings(tx):  # the first entry's cut is the one recorded
+        _PINNED.add(engine)  # final: the record never changes once the network has an entry
     if status is None:  # the day's first writer makes the cycle (a twin may race it: no conflict either way)
         _ensure_cycle(tx, cycle_date)
         status = tx.session.execute(query, key).scalar_one()
@@ -106,6 +110,10 @@ def close_cycle(tx: Tx, cycle_date: date) -> bool:
     return True
 
 
+# the engines (one per network handle) whose process has found the record final and its own
+_PINNED: weakref.WeakSet = weakref.WeakSet()
+
+
 class CycleSettingsChanged(ConfigurationError):
     """The process was started with another time zone or cut-off than the network's cycles are cut by."""
 
@@ -116,21 +124,27 @@ _CYCLE_SETTINGS = (("timezone", "POINTSNET_TIMEZONE", lambda settings: settings.
                     lambda settings: str(settings.cycle_cutoff_minutes)))
 
 
-def pin_cycle_settings(tx: Tx) -> None:
+def pin_cycle_settings(tx: Tx) -> bool:
     """Keep the time zone and cut-off the network's cycles are cut by, and refuse to run with others.
 
-    The first process to start records them. Once the ledger has an entry, a process started with
-    another zone or cut-off is refused with CycleSettingsChanged (a configuration error naming the
-    variable): its cycles would begin and end elsewhere than those already posted into, closed,
-    settled and signed — an earn could fall into a closed cycle, a day be settled twice or not at
-    all. Before the first entry nothing is cut yet, and the new values replace the old."""
+    Checked when a process starts, and by every writer of a process until the network has an entry
+    (True: the record is final, and the process's values are the record's). Once the ledger has an entry,
+    other values are refused with CycleSettingsChanged (a configuration error naming the variable):
+    cycles would begin and end elsewhere than those already posted into, closed, settled and signed —
+    an earn could fall into a closed cycle, a day be settled twice or not at all. Before the first
+    entry nothing is cut yet and the new values replace the old, so the record always names the cut
+    of the first entry: a process that started with the record's values before another start replaced
+    them (a command run from a shell with another zone) still posts the first entry under its own
+    values, and records them with it. The record's rows are share-locked while this runs (PostgreSQL):
+    two first entries cut by two zones cannot both be posted."""
     wanted = {name: (variable, value(tx.settings)) for name, variable, value in _CYCLE_SETTINGS}
-    kept = _kept(tx, wanted)
+    kept = _kept(tx, wanted, lock=True)
     changed = _changed(wanted, kept)
-    if changed and tx.session.execute(select(Entry.id).limit(1)).first() is not None:
+    posted = tx.session.execute(select(Entry.id).limit(1)).first() is not None
+    if changed and posted:
         raise _refusal(wanted, kept, changed)
     if len(kept) == len(wanted) and not changed:
-        return
+        return posted
     insert = pg_insert if tx.is_postgres else sqlite_insert
     for name, (_variable, value) in wanted.items():
         statement = insert(NetworkSetting.__table__).values(name=name, value=value, set_at=tx.now)
@@ -139,11 +153,14 @@ def pin_cycle_settings(tx: Tx) -> None:
     kept = _kept(tx, wanted)  # two processes starting at once on a new network: the first one's stay
     if _changed(wanted, kept):
         raise _refusal(wanted, kept, _changed(wanted, kept))
+    return posted
 
 
-def _kept(tx: Tx, wanted: dict) -> dict[str, str]:
-    return dict(tx.session.execute(select(NetworkSetting.name, NetworkSetting.value).where(
-        NetworkSetting.name.in_(list(wanted)))).all())
+def _kept(tx: Tx, wanted: dict, *, lock: bool = False) -> dict[str, str]:
+    query = select(NetworkSetting.name, NetworkSetting.value).where(NetworkSetting.name.in_(list(wanted)))
+    # FOR SHARE: writers agreeing with the record do not wait for each other; one changing it waits for
+    # them (and two changing it at once: PostgreSQL aborts one, retried, which then sees the other's entry)
+    return dict(tx.session.execute(query.with_for_update(read=True) if lock and tx.is_postgres else query).all())
 
 
 def _changed(wanted: dict, kept: dict) -> list[str]:

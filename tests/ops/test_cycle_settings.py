@@ -3,15 +3,17 @@
 POINTSNET_CYCLE_CUTOFF_MINUTES, and once the ledger has an entry every process started with others —
 a command, `serve`, `serve-api`, `serve-dashboard`, `worker` — is refused in one line with exit 2,
 changing nothing. Another zone would move the boundaries of cycles already posted into, closed,
-settled and signed: an earn could fall into a closed cycle, a day be settled twice or not at all."""
+settled and signed: an earn could fall into a closed cycle, a day be settled twice or not at all.
+Before the first entry the record follows the latest start, and the first entry's writer records its
+own values with it: the record is always the cut of the ledger's entries."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from shared.ledger.cycles import CycleSettingsChanged
-from shared.models import NetworkSetting
+from shared.models import Entry, NetworkSetting
 from tests.cli.inprocess import environment, pointsnet
 from tests.factories import make_member, make_partner
 
@@ -77,3 +79,43 @@ def test_before_the_first_entry_a_new_zone_replaces_the_recorded_one(network, da
     assert command(network, database_url, "clearing", "list", timezone="Europe/Paris",
                    cycle_cutoff_minutes="60").returncode == 0
     assert kept(network) == {"timezone": "Europe/Paris", "cycle_cutoff_minutes": "60"}
+
+
+def test_the_record_follows_the_cut_of_the_first_entry_whatever_started_since(network, database_url):
+    """`serve` starts with the default zone and keeps running; before any earn, a command run from a
+    shell with another zone replaces the record; then the server posts the network's first entry, cut
+    by its own zone. The record is the first entry's (written with it), so the server restarts with
+    the values every entry was cut by, and the other zone is the one refused."""
+    network.pin_cycle_settings()
+    assert command(network, database_url, "clearing", "list", timezone="UTC").returncode == 0
+    assert kept(network)["timezone"] == "UTC"
+    partner = make_partner(network, "CoffeeCo", billing="postpaid", point_value="1")
+    network.earn(partner, make_member(network, partner), "e1", points=500)
+    assert kept(network) == {"timezone": "Asia/Shanghai", "cycle_cutoff_minutes": "0"}
+    assert command(network, database_url, "clearing", "list").returncode == 0
+    refused(command(network, database_url, "clearing", "list", timezone="UTC"), "POINTSNET_TIMEZONE is 'UTC'")
+
+
+def test_a_process_still_running_with_other_values_cannot_post_after_the_first_entry(network, database_url,
+                                                                                        settings, clock):
+    """Two processes started on a new network with two zones (neither refused: nothing was cut yet).
+    The first entry fixes the record; the other process's next write is refused, not cut its way."""
+    from shared.network import Network
+
+    elsewhere = Network(settings.model_copy(update={"timezone": "Asia/Tokyo"}), database_url=database_url,
+                        clock=clock)
+    try:
+        network.pin_cycle_settings()
+        elsewhere.pin_cycle_settings()  # the record is Tokyo's now
+        partner = make_partner(network, "CoffeeCo", billing="postpaid", point_value="1")
+        member = make_member(network, partner)
+        elsewhere.earn(partner, member, "ny-1", points=100)  # the first entry, cut in Tokyo
+        assert kept(network)["timezone"] == "Asia/Tokyo"
+        with pytest.raises(CycleSettingsChanged, match="POINTSNET_TIMEZONE is 'Asia/Shanghai', but this network's "
+                                                       "cycles are cut by 'Asia/Tokyo'"):
+            network.earn(partner, member, "sh-1", points=100)
+        elsewhere.earn(partner, member, "ny-2", points=100)
+    finally:
+        elsewhere.close()
+    assert network.tx(lambda tx: tx.session.execute(select(func.count()).select_from(Entry)).scalar_one(),
+                      readonly=True) == 2
