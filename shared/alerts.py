@@ -14,7 +14,9 @@ adds to it.
 A *standing condition* (a partner over its exposure limit) is not an event but a state that a
 periodic check finds again and again. Its alert (:func:`raise_condition`) is held by an
 acknowledgement: while the condition lasts — the next hours and network days too — the check
-records nothing more, and the operator is not asked to acknowledge the same state every hour.
+records nothing more (it renews the acknowledged alert's ``last_at``), and the operator is not asked
+to acknowledge the same state every hour. An acknowledgement no check has renewed for
+``STANDING_LAPSE`` (the checks stopped, or it predates this rule) holds nothing back.
 When the check finds the condition gone (:func:`clear_conditions`), the acknowledged alert is
 released (its ``dedupe_key`` gets ``#`` and its id, as a row the operator has dealt with for
 good), so the condition's return opens a new alert. A worse state is a condition of its own
@@ -25,9 +27,9 @@ was acknowledged.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import String, exists, literal, select, update
+from sqlalchemy import String, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -37,6 +39,9 @@ from shared.db.lists import among
 from shared.models import Alert
 
 alerts_t = Alert.__table__
+# an acknowledged standing condition no check has seen for this long holds its next occurrence back no
+# more: the exposure check runs hourly, so two missed runs
+STANDING_LAPSE = timedelta(hours=2)
 
 
 def raise_alert(tx: Tx, kind: str, *, partner_id: str | None = None, member_id: str | None = None,
@@ -60,14 +65,33 @@ def clear_conditions(tx: Tx, kind: str, partner_ids: list[str]) -> None:
         tx.alerts.append({"kind": kind, "clear": sorted(partner_ids)})
 
 
-def _held(alert: dict):
-    """An acknowledged alert of the same condition that has not cleared since."""
-    return exists().where(alerts_t.c.kind == alert["kind"], alerts_t.c.acknowledged_at.is_not(None),
-                          alerts_t.c.partner_id.is_(None) if alert["partner_id"] is None
-                          else alerts_t.c.partner_id == alert["partner_id"],
-                          alerts_t.c.member_id.is_(None) if alert["member_id"] is None
-                          else alerts_t.c.member_id == alert["member_id"],
-                          ~alerts_t.c.dedupe_key.contains("#"))
+def renew_conditions(tx: Tx, kind: str, partner_ids: list[str]) -> None:
+    """The check found condition ``kind`` still standing at these partners without raising it (a
+    milder condition within a worse one: near the limit while over it): an acknowledgement of it is
+    renewed, as when it is found."""
+    if partner_ids:
+        tx.alerts.append({"kind": kind, "renew": sorted(partner_ids)})
+
+
+def _held(session: Session, alert: dict, now: datetime) -> int | None:
+    """The id of an acknowledged alert of the same condition that has not cleared since: seen by a
+    check within STANDING_LAPSE. An acknowledgement no check has renewed for longer (the checks
+    stopped, or it was made before this release, which recorded no clearing) holds nothing back: the
+    condition may have cleared and returned unseen meanwhile, and is shown again."""
+    return session.execute(select(alerts_t.c.id).where(
+        alerts_t.c.kind == alert["kind"], alerts_t.c.acknowledged_at.is_not(None),
+        alerts_t.c.partner_id.is_(None) if alert["partner_id"] is None else alerts_t.c.partner_id == alert["partner_id"],
+        alerts_t.c.member_id.is_(None) if alert["member_id"] is None else alerts_t.c.member_id == alert["member_id"],
+        ~alerts_t.c.dedupe_key.contains("#"), alerts_t.c.last_at >= now - STANDING_LAPSE)
+        .order_by(alerts_t.c.id.desc()).limit(1)).scalar()
+
+
+def _renew(session: Session, kind: str, partner_ids: list[str], now: datetime) -> None:
+    dialect = session.get_bind().dialect.name
+    session.execute(update(alerts_t).where(
+        alerts_t.c.kind == kind, among(dialect, alerts_t.c.partner_id, partner_ids), alerts_t.c.member_id.is_(None),
+        alerts_t.c.acknowledged_at.is_not(None), ~alerts_t.c.dedupe_key.contains("#"),
+        alerts_t.c.last_at >= now - STANDING_LAPSE).values(last_at=now))
 
 
 def _release(session: Session, kind: str, partner_ids: list[str]) -> None:
@@ -84,7 +108,12 @@ def record_alerts(session: Session, now: datetime, day: str, alerts: list[dict])
         if "clear" in alert:
             _release(session, alert["kind"], alert["clear"])
             continue
-        if alert.get("standing") and session.execute(select(_held(alert))).scalar():
+        if "renew" in alert:
+            _renew(session, alert["kind"], alert["renew"], now)
+            continue
+        held = _held(session, alert, now) if alert.get("standing") else None
+        if held is not None:  # still standing: the acknowledgement holds, renewed (last seen now)
+            session.execute(update(alerts_t).where(alerts_t.c.id == held).values(last_at=now))
             continue
         key = "|".join([alert["kind"], alert["partner_id"] or "-", alert["member_id"] or "-", day])
         detail = json.dumps(alert["detail"], sort_keys=True, default=str)

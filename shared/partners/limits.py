@@ -30,7 +30,7 @@ from datetime import date
 
 from sqlalchemy import case, func, literal_column, select
 
-from shared.alerts import clear_conditions, raise_alert, raise_condition
+from shared.alerts import clear_conditions, raise_alert, raise_condition, renew_conditions
 from shared.db.database import Tx
 from shared.errors import Conflict, InvalidAmount, ValidationFailed
 from shared.ledger.cycles import cycle_date_for, cycle_end
@@ -285,7 +285,7 @@ def check_exposure(tx: Tx) -> list[dict]:
     """The exposure job: an alert for every partner near or over its limit — standing conditions,
     which an acknowledgement holds until they clear (shared/alerts.py): near clears below the
     warning share, exceeded at or below the limit."""
-    flagged, below_warning, within_limit = [], [], []
+    flagged, below_warning, within_limit, over = [], [], [], []
     for exposure in exposures(tx):
         if exposure.state in ("near", "exceeded"):
             raise_condition(tx, f"exposure_limit_{exposure.state}", partner_id=exposure.partner_id,
@@ -296,6 +296,9 @@ def check_exposure(tx: Tx) -> list[dict]:
             below_warning.append(exposure.partner_id)
         if exposure.state != "exceeded":
             within_limit.append(exposure.partner_id)
+        else:
+            over.append(exposure.partner_id)
+    renew_conditions(tx, "exposure_limit_near", over)  # over the limit is near it too: not cleared
     clear_conditions(tx, "exposure_limit_near", below_warning)
     clear_conditions(tx, "exposure_limit_exceeded", within_limit)
     return flagged
