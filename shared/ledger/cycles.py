@@ -69,7 +69,7 @@ _CYCLE_STATUS = select(cycles.c.status).where(cycles.c.cycle_date == bindparam("
 _CYCLE_STATUS_KEY_SHARE = _CYCLE_STATUS.with_for_update(read=True, key_share=True)
 
 
-def enter_open_cycle(tx: Tx) -> date:
+def enter_open_cycle(tx: Tx, *, pin: bool = True) -> date:
     """Make sure the cycle of ``tx.now`` exists and is open, and keep it open until commit.
 
     On PostgreSQL the writer holds the cycle row FOR KEY SHARE (the lightest share lock,
@@ -82,7 +82,8 @@ def enter_open_cycle(tx: Tx) -> date:
     query, key = (_CYCLE_STATUS_KEY_SHARE if tx.is_postgres else _CYCLE_STATUS), {"cycle_date": cycle_date}
     status = tx.session.execute(query, key).scalar_one_or_none()
     engine = tx.session.get_bind()
-    if engine not in _PINNED and pin_cycle_settings(tx):  # the first entry's cut is the one recorded
+    # the first entry's cut is the one recorded (``pin``: this unit may post; a quote writes nothing)
+    if pin and engine not in _PINNED and pin_cycle_settings(tx):
         _PINNED.add(engine)  # final: the record never changes once the network has an entry
     if status is None:  # the day's first writer makes the cycle (a twin may race it: no conflict either way)
         _ensure_cycle(tx, cycle_date)

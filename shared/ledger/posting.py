@@ -106,7 +106,7 @@ class Posting:
         if not quote:  # a termination waits for this posting, or this posting for it (PostgreSQL)
             hold_off_termination(tx, partner_id)
         self.partner_status = require_partner(tx, partner_id)
-        self.cycle_date = enter_open_cycle(tx)
+        self.cycle_date = enter_open_cycle(tx, pin=not quote)
         self.journal = Journal(tx, self.cycle_date)
         self._posted_at, self._cycle = self.now.isoformat(), self.cycle_date.isoformat()  # in every result
         self.originals: dict[str, Original] = {}
