@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -33,6 +34,14 @@ MAX_HOURS = MAX_DAYS * 24
 MAX_MINUTES = MAX_HOURS * 60
 # What limits' Redis storages accept (POINTSNET_REDIS_URL); checked for shape only, never connected to.
 REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
+
+
+def _positive_seconds(text: str) -> bool:
+    try:
+        seconds = float(text)
+    except ValueError:
+        return False
+    return 0 < seconds and math.isfinite(seconds)
 
 
 def default_jobs() -> int:
@@ -183,6 +192,11 @@ class Settings(BaseSettings):
         if url.scheme not in REDIS_SCHEMES:
             raise ValueError(f"not a Redis URL: the scheme is one of {', '.join(REDIS_SCHEMES)} "
                              "(e.g. redis://HOST:6379/0)")
+        # the client's timeouts (the partner API gives it 0.5 s of each unless the URL sets its own)
+        for name, values in parse_qs(url.query).items():
+            if name in ("socket_timeout", "socket_connect_timeout") and not all(
+                    _positive_seconds(given) for given in values):
+                raise ValueError(f"not a Redis URL: its {name} is a number of seconds above 0 (e.g. 0.5)")
         if url.scheme == "redis+unix":
             if not url.path:
                 raise ValueError("a redis+unix URL names its socket (redis+unix:///run/redis/redis.sock)")

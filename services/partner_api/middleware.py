@@ -13,6 +13,7 @@ import math
 import re
 import time
 from datetime import datetime, timezone
+from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import httpx
@@ -174,13 +175,42 @@ class PartnerGate:
         await send({"type": "http.response.body", "body": body})
 
 
+REDIS_TIMEOUT_SECONDS = 0.5  # the rate limit's Redis client: connect and read, unless the URL sets its own
+REDIS_TIMEOUTS = ("socket_connect_timeout", "socket_timeout")
+
+
+def redis_storage_options(url: str) -> dict:
+    """The options limits' Redis storage of POINTSNET_REDIS_URL is made with: short connect and read
+    timeouts, so that a Redis that is silent (black-holed: no answer, not even a refusal) fails open within
+    a second instead of holding each request for the client's own timeout (redis-py 5: none at all).
+
+    A timeout the URL's query sets is kept: redis-py reads those of a ``redis://``, ``rediss://`` or
+    ``redis+unix://`` URL itself (and they override any option); limits reads no query of a
+    ``redis+cluster://`` or ``redis+sentinel://`` one, so those are passed on from here. A sentinel's own
+    connections (finding the master) get the same timeouts."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    own = parts.scheme in ("redis+cluster", "redis+sentinel")  # limits leaves their query unread
+    options: dict = {}
+    for name in REDIS_TIMEOUTS:
+        if name not in query:
+            options[name] = REDIS_TIMEOUT_SECONDS
+        elif own:
+            options[name] = float(query[name][-1])
+    if parts.scheme == "redis+sentinel":
+        options["sentinel_kwargs"] = {name: options[name] for name in REDIS_TIMEOUTS}
+    return options
+
+
 class RateCounters:
     """Where the rate limit counts: in Redis when POINTSNET_REDIS_URL is set (one count for all API
     processes), else in this process.
 
     A Redis that cannot be reached or fails fails open to this process's own counters, never to an
     error answer (docs/operations.md): one warning when an outage starts and one when Redis answers
-    again, Redis asked again every REDIS_RETRY_SECONDS meanwhile. Its client is made on the first
+    again, Redis asked again every REDIS_RETRY_SECONDS meanwhile; its client gives up after
+    REDIS_TIMEOUT_SECONDS (``redis_storage_options``), so a silent Redis delays a request by about that
+    once per outage and retry, not the OS's connect timeout. Its client is made on the first
     request, not with the gate: a cluster client connects as it is made, and the gate itself is built
     by the first request of all (a failure there answered every request, the health probe too, 500)."""
 
@@ -214,7 +244,8 @@ class RateCounters:
             return self.local
         if self.shared is None:
             try:
-                self.shared = MovingWindowRateLimiter(storage_from_string(self.redis_url))
+                self.shared = MovingWindowRateLimiter(storage_from_string(
+                    self.redis_url, **redis_storage_options(self.redis_url)))
             except Exception as exc:
                 self._failed(exc)
                 return self.local

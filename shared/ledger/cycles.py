@@ -97,6 +97,22 @@ def enter_open_cycle(tx: Tx, *, pin: bool = True) -> date:
     return cycle_date
 
 
+def enter_open_cycle_once_posted(tx: Tx) -> date | None:
+    """``enter_open_cycle`` for a unit that may post nothing (a merge of a member without points, an
+    erasure with nothing to forfeit), taken as every writer takes it, before the members' locks; on a
+    network without a single entry, None and no cycle entered.
+
+    There the unit can post nothing (no member has a point before the first entry), and entering
+    would leave a ``cycles`` row before the network's first cycle (the business day of its first entry,
+    ``settlement.runs.first_cycle``): never settled, so open for ever, it would keep every later
+    settlement from keeping its ledger position and stay in reports as unsettled. If the network's first
+    entry commits between this look and the unit's locks and gives it something to post after all, the
+    unit calls ``enter_open_cycle`` then, holding its members' locks (close_cycle takes none of them)."""
+    if tx.session.execute(select(Entry.id).limit(1)).first() is None:
+        return None
+    return enter_open_cycle(tx)
+
+
 def close_cycle(tx: Tx, cycle_date: date) -> bool:
     """Close a cycle (idempotent). Returns True if this call closed it."""
     _ensure_cycle(tx, cycle_date)

@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import HoldsOpen, MemberErased, UnknownMember
-from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.cycles import cycle_date_for, enter_open_cycle, enter_open_cycle_once_posted
 from shared.ledger.expiry import forfeit
 from shared.ledger.idempotency import request_hash
 from shared.ledger.journal import Journal, canonical_json
@@ -82,7 +82,10 @@ def forget_enrolment_requests(tx: Tx, member_ids: list[str]) -> int:
 
 
 def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
-    journal = Journal(tx, enter_open_cycle(tx))
+    # a network without an entry has nothing to forfeit: such an erasure enters no cycle (it would leave
+    # a `cycles` row before the network's first cycle)
+    cycle = enter_open_cycle_once_posted(tx)
+    journal = Journal(tx, cycle or cycle_date_for(tx.now, tx.settings))
     journal.members = lock_members(tx, [member_id])
     member = journal.members.get(member_id)
     if member is None:
@@ -94,6 +97,8 @@ def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
     if open_holds:
         raise HoldsOpen(f"member {member_id} has {open_holds} open holds; capture or void them first",
                         open_holds=open_holds)
+    if cycle is None and (member.available or member.held):  # the network's first entry committed meanwhile
+        enter_open_cycle(tx)
     # timed-out holds the job has not reached yet: released as it would (decision 7), under the member's
     # lock, in this unit; the lots they reserve join the journal with their reservations taken off
     release_lapsed_holds(journal, member_id)

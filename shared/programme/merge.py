@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, insert, select, update
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import UnknownMember, ValidationFailed
-from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.cycles import cycle_date_for, enter_open_cycle, enter_open_cycle_once_posted
 from shared.ledger.journal import Journal
 from shared.ledger.state import lock_members
 from shared.models import (
@@ -38,7 +38,10 @@ referrals_t, bonuses_t = Referral.__table__, ReferralBonus.__table__
 def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | None = None) -> dict:
     if survivor_id == duplicate_id:
         raise ValidationFailed("a member cannot be merged into itself")
-    journal = Journal(tx, enter_open_cycle(tx))
+    # a network without an entry has no points to move: such a merge enters no cycle (it would leave a
+    # `cycles` row before the network's first cycle)
+    cycle = enter_open_cycle_once_posted(tx)
+    journal = Journal(tx, cycle or cycle_date_for(tx.now, tx.settings))
     journal.members = lock_members(tx, [survivor_id, duplicate_id])  # id order, like every writer
     for member_id in (survivor_id, duplicate_id):
         if member_id not in journal.members:
@@ -47,6 +50,8 @@ def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | 
     available, held = duplicate.available, duplicate.held
     entry_id = None
     if available or held:
+        if cycle is None:  # the network's first entry committed meanwhile, for the duplicate
+            enter_open_cycle(tx)
         request = {"kind": "merge", "survivor": survivor_id, "duplicate": duplicate_id}
         entry = journal.entry("adjustment", available + held, member_id=survivor_id, request=request)
         journal.transfer(entry, f"member:{duplicate_id}", f"member:{survivor_id}", available)

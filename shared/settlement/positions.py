@@ -22,7 +22,7 @@ from shared.models import Partner, PendingAction, Settlement, SettlementRun
 from shared.settlement.files import NETWORK, statement_name
 from shared.settlement.reconcile import Break, PartnerLogError, UnverifiedStatement, match_partner_log, \
     verified_statement
-from shared.settlement.runs import UnknownCycle
+from shared.settlement.runs import UnknownCycle, first_cycle
 
 SHARED_FILES = ("network-summary.csv", "bilateral.csv", "manifest.json", "manifest.json.sig")
 BREAK_COLUMNS = ("reference", "break", "ours", "theirs", "reason")
@@ -50,10 +50,17 @@ def names_of(tx: Tx, parties) -> dict[str, str]:
 
 def runs_page(tx: Tx, today: date, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
     """Settlement runs, newest cycle first, each with how many parties are due, overdue, paid or have nothing due,
-    and the total payable by bank (a prepaid float's part of a net is not)."""
-    runs = tx.session.execute(select(SettlementRun).order_by(SettlementRun.cycle_date.desc())
+    and the total payable by bank (a prepaid float's part of a net is not).
+
+    From the network's first cycle on, as ``clearing list``: a run of an earlier day (a typo run by hand
+    before such runs were refused) is no cycle of the network."""
+    first = first_cycle(tx)
+    if first is None:
+        return [], 0
+    since = SettlementRun.cycle_date >= first
+    runs = tx.session.execute(select(SettlementRun).where(since).order_by(SettlementRun.cycle_date.desc())
                               .offset(offset).limit(limit)).scalars().all()
-    total = tx.session.scalar(select(func.count()).select_from(SettlementRun)) or 0
+    total = tx.session.scalar(select(func.count()).select_from(SettlementRun).where(since)) or 0
     counts: dict[date, dict[str, int]] = {}
     if runs:
         overdue = case((Settlement.payment_date < today, 1), else_=0)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from shared.db.database import Tx
-from shared.models import Entry
+from shared.models import Entry, NetworkOrigin
 from shared.money import MAX_MICRO, MoneyError, to_micro
 from shared.settlement.files import exact, statement_name
 from shared.ledger.cycles import cycle_end
@@ -308,7 +308,8 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
         return found + [Finding("manifest", MANIFEST, f"`cycle_date` {cycle.isoformat()} is out of range")]
     checkpoint = None
     if version >= 2:  # version 1 manifests carry no checkpoint and are recomputed as version 1
-        found.extend(check_checkpoint(manifest.get("checkpoint"), public_keys))
+        origins = set(tx.session.execute(select(NetworkOrigin.origin)).scalars())
+        found.extend(check_checkpoint(manifest.get("checkpoint"), public_keys, origins))
         checkpoint = cutoff_checkpoint(tx, cycle)
         if checkpoint is None:
             found.append(Finding("checkpoint", MANIFEST, "the ledger holds no signed checkpoint covering "
@@ -331,8 +332,11 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
     return found
 
 
-def check_checkpoint(checkpoint: dict | None, public_keys: dict[str, Ed25519PublicKey]) -> list[Finding]:
-    """The manifest's checkpoint is a note signed by a network key, and its fields are the note's."""
+def check_checkpoint(checkpoint: dict | None, public_keys: dict[str, Ed25519PublicKey],
+                     origins: set[str]) -> list[Finding]:
+    """The manifest's checkpoint is a note signed by a network key, under one of ``origins`` (those the
+    network has signed under, ``network_origins``, as ``pointsnet verify`` takes them: not any origin the
+    key may have signed for), and its fields are the note's."""
     if not isinstance(checkpoint, dict) or "note" not in checkpoint:
         return [Finding("checkpoint", "manifest.json", "a version 2 manifest carries the checkpoint at cut-off")]
     note = checkpoint["note"]
@@ -347,6 +351,9 @@ def check_checkpoint(checkpoint: dict | None, public_keys: dict[str, Ed25519Publ
         if parsed.tree_size != checkpoint.get("tree_size") or \
                 base64.b64encode(parsed.root_hash).decode() != checkpoint.get("root_hash"):
             return [Finding("checkpoint", "manifest.json", "the checkpoint's fields disagree with its signed note")]
+        if name not in origins:
+            return [Finding("checkpoint", "manifest.json", f"the checkpoint note is signed by the network key under "
+                                                           f"{name!r}, an origin this network never signed under")]
         return []
     return [Finding("checkpoint", "manifest.json", "the checkpoint note is not signed by the network")]
 

@@ -205,6 +205,39 @@ def test_a_checkpoint_that_is_not_a_note_is_a_finding(settled, network):
     assert ("checkpoint", "manifest.json") in [(f.check, f.subject) for f in verify(network, settled)]
 
 
+def test_a_checkpoint_note_under_an_origin_the_network_never_signed_under_is_a_finding(settled, network):
+    """The manifest's checkpoint note was checked under the origin written in it, so a note the network's
+    key signed for another log (a staging network sharing the key) passed, once copied into the ledger's
+    checkpoints and the manifest (re-signed with that key). As `pointsnet verify`, reconcile takes only
+    an origin the network itself signed under (network_origins): another is a finding."""
+    import base64
+
+    from sqlalchemy import text
+
+    from shared.settlement.runs import sign_manifest
+    from shared.transparency.note import note_body, sign_note
+
+    name = "staging.points.example.com/ledger"
+    path = settled["directory"] / "manifest.json"
+    manifest = json.loads(path.read_text())
+    genuine = manifest["checkpoint"]["note"]
+    assert not [f for f in verify(network, settled) if f.check == "checkpoint"]
+    note = sign_note(note_body(name, manifest["checkpoint"]["tree_size"],
+                               base64.b64decode(manifest["checkpoint"]["root_hash"]),
+                               network.clock.now()), name, network.signing_key)
+    network.tx(lambda tx: tx.session.execute(text("UPDATE checkpoints SET note = :new WHERE note = :old"),
+                                             {"new": note, "old": genuine}))
+    manifest["checkpoint"]["note"] = note
+    forged = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    path.write_bytes(forged)
+    (settled["directory"] / "manifest.json.sig").write_bytes(sign_manifest(forged, network.signing_key))
+    findings = verify(network, settled)
+    assert [(f.check, f.subject) for f in findings] == [("checkpoint", "manifest.json")], findings
+    assert name in findings[0].detail and "never signed under" in findings[0].detail
+    done = cli(settled, "reconcile", str(settled["directory"]))
+    assert not_reconciled(done), done.stderr[-300:]
+
+
 # -- a forged manifest names no file outside the directory ------------------------------------------
 
 @pytest.mark.parametrize("name", ["../outside.csv", "..", ".", "", "sub/bilateral.csv", "..\\outside.csv",

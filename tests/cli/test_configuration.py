@@ -44,6 +44,8 @@ def test_a_clock_that_is_not_an_instant_is_a_configuration_error(tmp_path, value
     ("POINTSNET_REDIS_URL", "redis+sentinel://:26379,sentinel-2:26379/main"),
     ("POINTSNET_REDIS_URL", "redis+sentinel://sentinel-1:26379,sentinel-2:26379"),
     ("POINTSNET_REDIS_URL", "redis://cache:6379/0?socket_timeout=soon"),
+    ("POINTSNET_REDIS_URL", "redis+cluster://cache-1:6379,cache-2:6379?socket_timeout=soon"),
+    ("POINTSNET_REDIS_URL", "redis+sentinel://sentinel-1:26379/main?socket_connect_timeout=-1"),
 ])
 def test_serve_api_with_an_unusable_rate_limit_setting_does_not_start(tmp_path, monkeypatch, variable, value):
     """Parsed only when the first request built the gate, such a value let serve-api start and answer
@@ -70,6 +72,7 @@ def test_serve_api_with_an_unusable_rate_limit_setting_does_not_start(tmp_path, 
     ("POINTSNET_REDIS_URL", "rediss://cache.internal"),
     ("POINTSNET_REDIS_URL", "redis+unix:///run/redis/redis.sock"),
     ("POINTSNET_REDIS_URL", "redis+sentinel://sentinel-1:26379,sentinel-2:26379/main"),
+    ("POINTSNET_REDIS_URL", "redis+cluster://cache-1:6379,cache-2:6379?socket_timeout=2&socket_connect_timeout=1"),
     ("POINTSNET_RATE_LIMIT", "100 per second"),
 ])
 def test_a_usable_rate_limit_setting_is_accepted(tmp_path, variable, value):

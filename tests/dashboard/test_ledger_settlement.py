@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -153,6 +153,22 @@ def test_runs_and_cycle_page_show_positions_and_matrix(client_as, settled):
     assert chart == {"labels": ["CoffeeCo → BookMart"], "datasets": [{"label": "redemption", "data": [300]}]}
     assert client.get(f"{BASE}/settlement/2026-11-19").status_code == 404
     assert client.get(f"{BASE}/settlement/not-a-date").status_code == 422
+
+
+def test_the_runs_list_shows_no_stray_run_before_the_first_cycle(client_as, network, settled, monkeypatch):
+    """A settlement an earlier release made of a day before the network's first cycle (a typo run by
+    hand) is no cycle of the network: the runs list, its count and pages show the real cycles only, as
+    `clearing list` does."""
+    from shared.settlement import positions, runs as settlement_runs
+
+    stray = date(2016, 11, 20)
+    with monkeypatch.context() as old_release:  # what `clearing run --cycle 2016-11-20` did before
+        old_release.setattr(settlement_runs, "first_cycle", lambda tx: stray)
+        network.settle(stray)
+    rows, total = network.tx(lambda tx: positions.runs_page(tx, CYCLE + timedelta(days=1)), readonly=True)
+    assert [row["cycle_date"] for row in rows] == [CYCLE] and total == 1
+    page = client_as("finance").get(f"{BASE}/settlement").text
+    assert f'data-cycle="{CYCLE}"' in page and f'data-cycle="{stray}"' not in page
 
 
 def test_files_download_from_the_run_directory_only(client_as, network, settled):

@@ -304,3 +304,52 @@ def test_a_link_token_minted_during_an_erasure_or_merge_does_not_outlive_it(netw
     tokens = network.tx(lambda tx: tx.session.execute(select(LinkToken.token_hash).where(
         LinkToken.member_id == member)).all(), readonly=True)
     assert tokens == []
+
+
+def test_an_erasure_on_a_network_without_an_entry_makes_no_cycle(network, clock):
+    """An erasure that forfeits nothing writes no entry: on a network without a single entry it leaves
+    no ``cycles`` row behind (one before the network's first cycle is never settled and stays open)."""
+    from datetime import date
+
+    from shared.models import Cycle
+
+    def cycle_days():
+        return network.tx(lambda tx: list(tx.session.scalars(select(Cycle.cycle_date).order_by(Cycle.cycle_date))),
+                          readonly=True)
+
+    partner = make_partner(network)
+    record = network.erase_member(make_member(network, partner))
+    assert record["entry_id"] is None
+    assert cycle_days() == []
+    clock.advance(days=2)
+    network.earn(partner, make_member(network, partner), "first", points=5)
+    assert cycle_days() == [date(2026, 11, 22)]
+    verify_ok(network)
+
+
+def test_an_erasure_that_looked_before_the_first_entry_enters_the_cycle_when_it_finds_points(network, monkeypatch):
+    """The network's first entry, an earn for the member, commits after the erasure looked for an entry
+    and before its lock (PostgreSQL; on SQLite the one writer makes the earn wait): the erasure forfeits
+    those points after all, and enters the open cycle for it, under the closed-cycle guard."""
+    from shared.members import erasure as erasing
+
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    entered = []
+    original = erasing.enter_open_cycle
+
+    def spy(tx):
+        entered.append(tx.now)
+        return original(tx)
+
+    monkeypatch.setattr(erasing, "enter_open_cycle", spy)
+    pause = Pause().after(monkeypatch, erasing, "enter_open_cycle_once_posted")
+    both = overlap(lambda: network.erase_member(member), lambda: network.earn(partner, member, "first", points=30), pause)
+    assert isinstance(both.first, dict), both.first
+    if both.second_waited:  # the earn came after the erasure
+        assert isinstance(both.second, errors.MemberErased), both.second
+        assert both.first["points_forfeited"] == 0 and entered == []
+    else:
+        assert isinstance(both.second, dict), both.second
+        assert both.first["points_forfeited"] == 30 and len(entered) == 1
+    verify_ok(network)

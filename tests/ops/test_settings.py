@@ -88,3 +88,81 @@ def test_an_unreachable_redis_fails_open_to_this_process_limits_with_a_warning(n
                 and record.levelname == "WARNING" and "POINTSNET_REDIS_URL" in record.getMessage()]
     assert len(warnings) == 1, [record.getMessage() for record in caplog.records]  # once, not per request
     assert not any("secret" in record.getMessage() for record in caplog.records)  # a Redis URL may hold a password
+
+
+@pytest.fixture(params=["reads nothing", "completes no connection"])
+def silent_redis(request):
+    """A listening socket that never answers (a black-holed Redis: silence, not a refusal). "reads
+    nothing": the kernel completes each connection and nothing is ever read or written; "completes no
+    connection": its one-place queue is taken, so a connection attempt hears nothing back at all."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    queued = []
+    if request.param == "reads nothing":
+        listener.listen(64)
+    else:
+        listener.listen(0)
+        queued.append(socket.create_connection(("127.0.0.1", port), timeout=1))  # fills the queue
+    yield port
+    for sock in queued + [listener]:
+        sock.close()
+
+
+def _timed_hit(counters, seconds: float = 10.0) -> tuple[object, float]:
+    """One hit of the counters in a thread (a regression fails the test, it never hangs the run)."""
+    import threading
+    import time
+
+    from limits import parse
+
+    out: dict = {}
+
+    def run():
+        started = time.monotonic()
+        try:
+            out["answer"] = counters.hit(parse("3/minute"), "ptn_1")
+        except Exception as exc:  # the test asserts on it
+            out["answer"] = exc
+        out["seconds"] = time.monotonic() - started
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert "seconds" in out, f"still waiting for Redis after {seconds} s"
+    return out["answer"], out["seconds"]
+
+
+@pytest.mark.parametrize("scheme", ["redis", "redis+cluster", "redis+sentinel"])
+def test_a_silent_redis_fails_open_within_a_second(silent_redis, scheme):
+    """A Redis that accepts connections but never answers held each request for the client's socket
+    timeout (redis-py 5 has none: for ever; later ones 5 s), and the API's requests wait on the rate
+    limit in turn. The client's connect and read timeouts are 0.5 s unless POINTSNET_REDIS_URL sets its
+    own: the request fails open to this process's counters within a second."""
+    from services.partner_api.middleware import RateCounters
+
+    url = f"{scheme}://127.0.0.1:{silent_redis}" + ("/mymaster" if scheme == "redis+sentinel" else "/0"
+                                                     if scheme == "redis" else "")
+    counters = RateCounters(url)
+    answer, seconds = _timed_hit(counters)
+    assert answer is None and seconds < 1.5, (answer, seconds)  # let in, counted by this process
+    assert counters.down_until is not None  # and the outage is noted: Redis is asked again in 10 s
+
+
+def test_the_redis_urls_own_timeouts_are_kept(silent_redis):
+    """A timeout the URL sets is the client's (redis-py reads a plain URL's query; limits reads none of a
+    cluster's or sentinel's, so the gate passes them on)."""
+    from services.partner_api.middleware import RateCounters, redis_storage_options
+
+    own = "socket_timeout=1.5&socket_connect_timeout=1.5"
+    answer, seconds = _timed_hit(RateCounters(f"redis://127.0.0.1:{silent_redis}/0?{own}"))
+    assert answer is None and 1.4 < seconds < 3, (answer, seconds)
+    assert redis_storage_options("redis://h:6379/0") == {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+    assert redis_storage_options("rediss://h:6379/0?socket_timeout=2") == {"socket_connect_timeout": 0.5}
+    assert redis_storage_options("redis+cluster://h:1,g:2?socket_timeout=2&socket_connect_timeout=3") == {
+        "socket_connect_timeout": 3.0, "socket_timeout": 2.0}
+    assert redis_storage_options("redis+sentinel://h:26379/svc") == {
+        "socket_connect_timeout": 0.5, "socket_timeout": 0.5,
+        "sentinel_kwargs": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}

@@ -274,3 +274,78 @@ def test_a_batch_waiting_for_a_merge_locks_the_survivor_in_order_with_its_other_
     assert points(network, survivor) == {"available": 200, "held": 0}
     assert points(network, other) == {"available": 5, "held": 0}
     verify_ok(network)
+
+
+def _cycle_days(network):
+    from shared.models import Cycle
+
+    return network.tx(lambda tx: list(tx.session.scalars(select(Cycle.cycle_date).order_by(Cycle.cycle_date))),
+                      readonly=True)
+
+
+def test_a_merge_on_a_network_without_an_entry_makes_no_cycle(network, clock):
+    """A merge that moves no points writes no entry: on a network without a single entry it leaves no
+    ``cycles`` row behind. Such a row, before the network's first cycle, is never settled (settlement
+    starts at the first entry's day) and stays open: the settlement of every later cycle then keeps no
+    ledger position (each recounts the whole ledger), and reports list it as unsettled for ever."""
+    from datetime import date
+
+    from shared.models import CyclePosition
+
+    partner = make_partner(network, "Coffee")
+    survivor, duplicate = make_member(network, partner), make_member(network, partner)
+    done = merge(network, survivor, duplicate)
+    assert done["entry_id"] is None and done["available"] == 0
+    assert _cycle_days(network) == []
+    clock.advance(days=2)
+    network.earn(partner, survivor, "first", points=5)
+    assert _cycle_days(network) == [date(2026, 11, 22)]
+    clock.advance(days=1)
+    network.settle(date(2026, 11, 22))
+    kept = network.tx(lambda tx: list(tx.session.scalars(select(CyclePosition.cycle_date))), readonly=True)
+    assert kept == [date(2026, 11, 22)]
+    verify_ok(network)
+
+
+def test_a_merge_that_moves_points_still_posts_into_the_open_cycle(network, clock):
+    from datetime import date
+
+    partner = make_partner(network, "Coffee")
+    survivor, duplicate = make_member(network, partner), make_member(network, partner)
+    network.earn(partner, duplicate, "d-1", points=30)
+    clock.advance(days=1)
+    done = merge(network, survivor, duplicate)
+    assert done["entry_id"] is not None and done["available"] == 30
+    assert _cycle_days(network) == [date(2026, 11, 20), date(2026, 11, 21)]
+    verify_ok(network)
+
+
+def test_a_merge_that_looked_before_the_first_entry_enters_the_cycle_when_it_finds_points(network, monkeypatch):
+    """The network's first entry, an earn for the duplicate, commits after the merge looked for an entry
+    and before its locks (PostgreSQL; on SQLite the one writer makes the earn wait for the merge): the
+    merge moves those points after all, and enters the open cycle for it, under the closed-cycle guard."""
+    from datetime import date
+
+    partner = make_partner(network, "Coffee")
+    survivor, duplicate = make_member(network, partner), make_member(network, partner)
+    entered = []
+
+    def spy(tx):
+        entered.append(tx.now)
+        return original(tx)
+
+    original = merging.enter_open_cycle
+    monkeypatch.setattr(merging, "enter_open_cycle", spy)
+    pause = Pause().after(monkeypatch, merging, "enter_open_cycle_once_posted")
+    both = overlap(lambda: merge(network, survivor, duplicate),
+                   lambda: network.earn(partner, duplicate, "first", points=30), pause)
+    assert isinstance(both.first, dict), both.first
+    if both.second_waited:  # the earn came after the merge: the duplicate is the survivor's now
+        assert isinstance(both.second, UnknownMember), both.second
+        assert both.first["available"] == 0 and entered == [] and _cycle_days(network) == []
+    else:
+        assert isinstance(both.second, dict), both.second
+        assert both.first["available"] == 30 and both.first["entry_id"] is not None and len(entered) == 1
+        assert points(network, survivor) == {"available": 30, "held": 0}
+        assert _cycle_days(network) == [date(2026, 11, 20)]
+    verify_ok(network)
