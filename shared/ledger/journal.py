@@ -24,7 +24,7 @@ from shared.db.types import new_id
 from shared.ledger.rules import Line, LotState
 from shared.models import CampaignAward, Entry, Hold, HoldLot, Lot, LotConsumption, ObligationLine, Transfer
 from shared.observability import count_entries
-from shared.webhooks.outbox import record_ledger_entries
+from shared.webhooks.outbox import ACTIVE_ENDPOINTS_SQL, needs_endpoints, record_ledger_entries
 
 CHUNK = 5000
 _ADD_TO_CAMPAIGN_TOTAL = text("UPDATE campaign_totals SET points = points + :p WHERE campaign = :k")
@@ -160,11 +160,12 @@ class Journal:
         ]
         changed = [lot for lot in self.lots.values() if lot.dirty and not lot.is_new]
         moved = [m for m in self.members.values() if m.delta_available or m.delta_held]
+        endpoints = None  # the active webhook endpoints, when read with the rows
         if self.tx.is_postgres:
             updates = [_lot_update(changed[i:i + CHUNK]) for i in range(0, len(changed), CHUNK)]
             updates += [_member_update(moved[i:i + CHUNK]) for i in range(0, len(moved), CHUNK)]
             if sum(len(rows) for _, rows in tables) + len(changed) + len(moved) <= PIPELINE_ROWS:
-                self._write_pipelined(tables, updates)
+                endpoints = self._write_pipelined(tables, updates, with_endpoints=needs_endpoints(self.entries))
             else:
                 for model, rows in tables:
                     self._copy(model, rows)
@@ -188,7 +189,7 @@ class Journal:
             if done.rowcount != 1:
                 raise AssertionError(f"hold {resolution['id']} resolved twice")
         # Webhook events (points.earned, .redeemed, .reversed, .expired) commit with the entries or not at all.
-        record_ledger_entries(self.tx, self.entries)
+        record_ledger_entries(self.tx, self.entries, endpoints)
 
     def _add_to_kept_totals(self) -> None:
         """SQLite: add the unit's campaign awards to their campaigns' kept totals, and its prepaid
@@ -216,20 +217,27 @@ class Journal:
     def _driver(self):
         return self.tx.session.connection().connection.driver_connection
 
-    def _write_pipelined(self, tables: list[tuple[Any, list[dict]]], updates: list[tuple[str, dict]]) -> None:
+    def _write_pipelined(self, tables: list[tuple[Any, list[dict]]], updates: list[tuple[str, dict]], *,
+                         with_endpoints: bool = False) -> dict[str, str] | None:
         """A small unit (a single request): every INSERT and UPDATE sent at once in psycopg's pipeline
-        mode — one round trip, where a COPY per table costs two each. Errors surface at the sync."""
+        mode — one round trip, where a COPY per table costs two each. Errors surface at the sync.
+        ``with_endpoints``: the webhook outbox's read of the active endpoints goes in the same round
+        trip, after the writes (where it ran before); returns its answer (partner -> endpoint id)."""
         connection = self._driver()
-        with connection.pipeline(), connection.cursor() as cursor:
-            for model, rows in tables:
-                if rows:
-                    columns = _sent(model)
-                    cursor.executemany(
-                        f"INSERT INTO {model.__tablename__} ({', '.join(columns)}) "
-                        f"VALUES ({', '.join(['%s'] * len(columns))})",
-                        [[_plain(row.get(name)) for name in columns] for row in rows])
-            for sql, params in updates:
-                cursor.execute(sql, params)
+        with connection.cursor() as cursor, connection.cursor() as listening:
+            with connection.pipeline():
+                for model, rows in tables:
+                    if rows:
+                        columns = _sent(model)
+                        cursor.executemany(
+                            f"INSERT INTO {model.__tablename__} ({', '.join(columns)}) "
+                            f"VALUES ({', '.join(['%s'] * len(columns))})",
+                            [[_plain(row.get(name)) for name in columns] for row in rows])
+                for sql, params in updates:
+                    cursor.execute(sql, params)
+                if with_endpoints:
+                    listening.execute(ACTIVE_ENDPOINTS_SQL)
+            return dict(listening.fetchall()) if with_endpoints else None
 
     def _insert_sqlite(self, model, rows: list[dict]) -> None:
         """SQLite: the driver's executemany over tuples. Each value goes through its column type's own

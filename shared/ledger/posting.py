@@ -22,7 +22,7 @@ from shared.errors import (
     ReferenceConflict, ReversalExceedsRemaining, UnknownHold, UnknownMember, UnknownReference, ValidationFailed,
 )
 from shared.ledger import expiry
-from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.cycles import cycle_date_for, enter_open_cycle
 from shared.ledger.events import KINDS, MAX_POINTS, Event, differences
 from shared.lazy import lazy
 from shared.ledger.journal import Journal
@@ -36,7 +36,7 @@ from shared.models import (
 from shared.rules.evaluate import Evaluation, evaluate, is_active
 from shared.rules.store import campaign_usage, rules_in_force_for
 from shared.money import MAX_MICRO, apply_rate_ppm
-from shared.partners.contracts import require_partner, terms_by_id, terms_in_force
+from shared.partners.contracts import partner_with_terms, terms_by_id, terms_in_force
 from shared.partners.lifecycle import PartnerTerminated, buy_out_rate, hold_off_termination, is_terminated
 from shared.partners.limits import FloatExhausted, FloatGuard, float_status
 from shared.programme import activities
@@ -105,7 +105,9 @@ class Posting:
         self.outcomes: list[dict | PointsnetError | None] = [None] * len(events)
         if not quote:  # a termination waits for this posting, or this posting for it (PostgreSQL)
             hold_off_termination(tx, partner_id)
-        self.partner_status = require_partner(tx, partner_id)
+        # the partner's status and the terms in force in this instant's cycle: one statement
+        self._terms_read_for = cycle_date_for(self.now, tx.settings)
+        self.partner_status, self._terms_read = partner_with_terms(tx, partner_id, self._terms_read_for)
         self.cycle_date = enter_open_cycle(tx, pin=not quote)
         self.journal = Journal(tx, self.cycle_date)
         self._posted_at, self._cycle = self.now.isoformat(), self.cycle_date.isoformat()  # in every result
@@ -173,7 +175,10 @@ class Posting:
     @property
     def terms(self) -> Terms:
         if self._terms is None:
-            self._terms = terms_in_force(self.tx, self.partner_id, self.cycle_date)
+            if self._terms_read is not None and self._terms_read_for == self.cycle_date:
+                self._terms = self._terms_read  # read with the partner's status
+            else:  # none in force (refused, as terms_in_force does)
+                self._terms = terms_in_force(self.tx, self.partner_id, self.cycle_date)
         return self._terms
 
     # -- validation and replays ----------------------------------------------------------

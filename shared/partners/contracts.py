@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, true
 
 from shared.db.database import Tx
 from shared.db.types import new_id
@@ -25,6 +25,12 @@ _LOCK_PARTNER = select(partners.c.id).where(partners.c.id == bindparam("partner_
 _TERMS_IN_FORCE = (select(contracts).where(contracts.c.partner_id == bindparam("partner_id"),
                                            contracts.c.effective_from <= bindparam("cycle_date"))
                    .order_by(contracts.c.effective_from.desc()).limit(1))
+# The partner's status and its terms in force on a cycle date in one round trip (the posting path):
+# the same two reads, the terms left NULL where no version is in force yet.
+_TERMS_ROW = _TERMS_IN_FORCE.subquery("terms")
+_STATUS_AND_TERMS = (select(partners.c.status.label("partner_status"), _TERMS_ROW)
+                     .select_from(partners.outerjoin(_TERMS_ROW, true()))
+                     .where(partners.c.id == bindparam("partner_id")))
 
 # The most a money term (minor units) may be: its millionths fit the contracts table's 64-bit columns
 # (9223372036854.775807). More is refused here, naming the term, not overflowed in the database.
@@ -157,6 +163,17 @@ def require_partner(tx: Tx, partner_id: str) -> str:
     if status is None:
         raise UnknownPartner(f"no partner {partner_id}")
     return status
+
+
+def partner_with_terms(tx: Tx, partner_id: str, cycle_date: date) -> tuple[str, Terms | None]:
+    """``require_partner`` and ``terms_in_force`` in one statement: (the partner's status, its terms in
+    force on ``cycle_date``, or None where none is; ``terms_in_force`` then refuses as it does).
+    A posting read the terms without a lock before too, a few statements later in the same unit;
+    versions are only ever added, each in force from a cycle after the one it is added in."""
+    row = tx.session.execute(_STATUS_AND_TERMS, {"partner_id": partner_id, "cycle_date": cycle_date}).first()
+    if row is None:
+        raise UnknownPartner(f"no partner {partner_id}")
+    return row.partner_status, (_terms(row) if row.id is not None else None)
 
 
 def _terms(row) -> Terms:

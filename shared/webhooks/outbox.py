@@ -76,6 +76,11 @@ def emit(tx: Tx, event_type: str, data: dict, *, partner_ids: Iterable[str] | No
 
 _ACTIVE_ENDPOINTS = select(WebhookEndpoint.__table__.c.partner_id, WebhookEndpoint.__table__.c.id).where(
     WebhookEndpoint.__table__.c.status == "active")  # built once: every posting asks
+# The same read as SQL for a driver's cursor: on PostgreSQL a single request's journal sends it in the
+# pipeline of its rows (``Journal.flush``), one round trip for both, and hands the answer to
+# ``record_ledger_entries``.
+ACTIVE_ENDPOINTS_SQL = "SELECT partner_id, id FROM webhook_endpoints WHERE status = 'active'"
+LEDGER_EVENT_KINDS = ("earn", "bonus", "burn", "capture", "reversal", "expiry", "adjustment")
 
 
 @per_dialect
@@ -206,13 +211,23 @@ def adjustment_data(entry: dict) -> dict:
     return data
 
 
-def record_ledger_entries(tx: Tx, entries: list[dict]) -> list[str]:
-    """Queue the events of the entries a journal is writing (called from ``Journal.flush``)."""
-    relevant = [e for e in entries if e["kind"] in ("earn", "bonus", "burn", "capture", "reversal", "expiry",
-                                                    "adjustment") and e.get("member_id")]
+def _with_events(entries: list[dict]) -> list[dict]:
+    return [e for e in entries if e["kind"] in LEDGER_EVENT_KINDS and e.get("member_id")]
+
+
+def needs_endpoints(entries: list[dict]) -> bool:
+    """Whether ``record_ledger_entries`` reads the active endpoints for these entries."""
+    return bool(_with_events(entries))
+
+
+def record_ledger_entries(tx: Tx, entries: list[dict], endpoints: dict[str, str] | None = None) -> list[str]:
+    """Queue the events of the entries a journal is writing (called from ``Journal.flush``).
+    ``endpoints``: the active endpoints (``active_endpoints``), when the caller read them in this unit."""
+    relevant = _with_events(entries)
     if not relevant:
         return []
-    endpoints = active_endpoints(tx)
+    if endpoints is None:
+        endpoints = active_endpoints(tx)
     if not endpoints:  # nobody listens: no events to build
         return []
     originals = sorted({e["original_entry_id"] for e in relevant if e["kind"] == "reversal"})

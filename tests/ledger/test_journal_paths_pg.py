@@ -22,9 +22,9 @@ def written(monkeypatch):
     seen: list[tuple] = []
     pipelined, copy = journal_module.Journal._write_pipelined, journal_module.Journal._copy
 
-    def record_pipelined(self, tables, updates):
+    def record_pipelined(self, tables, updates, **options):
         seen.extend((model, rows) for model, rows in tables if rows)
-        return pipelined(self, tables, updates)
+        return pipelined(self, tables, updates, **options)
 
     def record_copy(self, model, rows):
         if rows:

@@ -54,16 +54,16 @@ def test_an_earn_in_flight_at_midnight_posts_into_the_next_cycle(shop, member, n
     clock.set(datetime(2026, 11, 20, 15, 59, 59, tzinfo=timezone.utc))  # 23:59:59 in Asia/Shanghai
     day = cycle_date_for(clock.now(), network.settings)
     reached, released = threading.Event(), threading.Event()
-    real = posting_module.require_partner
+    real = posting_module.partner_with_terms
 
-    def pause_once(tx, partner_id):  # the earn has read its partner, not yet the cycle's row
-        result = real(tx, partner_id)
+    def pause_once(tx, partner_id, cycle_date):  # the earn has read its partner, not yet the cycle's row
+        result = real(tx, partner_id, cycle_date)
         if not reached.is_set():
             reached.set()
             released.wait(10)
         return result
 
-    monkeypatch.setattr(posting_module, "require_partner", pause_once)
+    monkeypatch.setattr(posting_module, "partner_with_terms", pause_once)
     earn = {"member_id": member, "reference": "till-7", "points": 100}
     answers = {}
     pos = threading.Thread(daemon=True, target=lambda: answers.setdefault(
