@@ -16,7 +16,7 @@ from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.expiry_pg import expire_locked
 from shared.ledger.journal import Journal, MemberState
 from shared.ledger.rules import LotState, breakage_lines, consumption_key
-from shared.ledger.state import load_due_lots, lock_members, survivors
+from shared.ledger.state import load_due_lots, lock_members_following_merges, survivors
 from shared.models import Lot
 from shared.partners.contracts import terms_by_id
 
@@ -61,7 +61,7 @@ def expire_batch(tx: Tx, limit: int, *, in_sql: bool | None = None) -> int:
 
     Set-based: one read finds the members (through the partial index of open lots by expiry,
     so lots already spent or expired are never walked again), one locks them in id order (and
-    follows a member merged meanwhile to its survivor, ``_lock_owners``), one
+    follows a member merged meanwhile to its survivor, ``lock_members_following_merges``), one
     reads only their due lots with free points, and the journal writes each table with one
     statement. Each member gets one ``expiry`` entry for all its due lots, built by ``forfeit``
     (the same rows, money lines and webhook events as every other expiry path). On PostgreSQL
@@ -75,7 +75,8 @@ def expire_batch(tx: Tx, limit: int, *, in_sql: bool | None = None) -> int:
     if not candidates:
         return 0
     journal = Journal(tx, enter_open_cycle(tx))
-    journal.members = _lock_owners(tx, candidates)
+    # a member merged while this waited: its lots expire on the survivor, in this batch
+    journal.members = lock_members_following_merges(tx, candidates, _survivors_of_missing(tx, candidates))
     if in_sql is None:
         in_sql = tx.is_postgres
     if in_sql:
@@ -92,28 +93,10 @@ def expire_batch(tx: Tx, limit: int, *, in_sql: bool | None = None) -> int:
     return expired
 
 
-def _lock_owners(tx: Tx, candidates: list[str]) -> dict[str, MemberState]:
-    """Lock the members owning the due lots found, and the survivor of any of them merged meanwhile.
 
-    The owners were read before their locks. A merge that held an owner's lock has moved its lots to
-    the survivor and marked it merged (never locked again): the lots would be left unexpired, and a
-    batch that expired nothing ends the job's run. So once the locks are taken, an owner left unlocked
-    is looked up, and a survivor it names now is locked too, so its lots expire in this batch. Each
-    round follows a merge that committed. A survivor whose id sorts before members locked already
-    would be locked out of the global order: on PostgreSQL the locks are then taken again, all in id
-    order, from a savepoint set before them (as ``holds._lock_owners`` does). SQLite's one writer sees
-    no merge commit meanwhile."""
-    wanted = set(candidates)
-    while True:
-        savepoint = tx.session.begin_nested() if tx.is_postgres else None
-        members = lock_members(tx, wanted)
-        missing = wanted - members.keys()  # merged, erased or unknown now
-        moved = set(survivors(tx, missing).values()) - wanted if missing else set()
-        if moved:
-            wanted |= moved
-            if savepoint is not None:
-                savepoint.rollback()  # lets go of the locks taken since; taken again in order
-            continue
-        if savepoint is not None:
-            savepoint.commit()
-        return members
+def _survivors_of_missing(tx: Tx, candidates: list[str]):
+    """``more`` for ``lock_members_following_merges``: the survivor of an owner merged since it was read."""
+    def more(members: dict) -> set[str]:
+        missing = set(candidates) - members.keys()  # merged, erased or unknown now
+        return set(survivors(tx, missing).values()) if missing else set()
+    return more

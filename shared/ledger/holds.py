@@ -9,7 +9,7 @@ from shared.ledger import expiry
 from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.journal import Journal
 from shared.ledger.posting import expire_hold
-from shared.ledger.state import load_lots, lock_members
+from shared.ledger.state import load_lots, lock_members_following_merges
 from shared.models import Hold, HoldLot
 
 holds_t, hold_lots_t = Hold.__table__, HoldLot.__table__
@@ -42,30 +42,19 @@ def expire_holds(tx: Tx, limit: int) -> int:
     return released
 
 
+
 def _lock_owners(tx: Tx, hold_ids: list[str], owners: set[str]) -> tuple[dict, list]:
     """Lock the members owning the holds and read the holds still open under those locks.
 
     The owners were read before their locks. A capture may have resolved a hold meanwhile, and a
-    merge that held an owner's lock has moved its holds to the survivor (the owner, merged, is no
-    longer locked): the holds are read again once locked, and a survivor they name now is locked
-    too, so the hold is released in this batch, not left open until the job's next run. Each round
-    follows a merge that committed. A survivor whose id sorts before members locked already would
-    be locked out of the global order: on PostgreSQL the locks are then taken again, all in id
-    order, from a savepoint set before them (as ``posting._lock_members`` does). SQLite's one writer
-    sees no merge commit meanwhile."""
-    wanted = set(owners)
-    while True:
-        savepoint = tx.session.begin_nested() if tx.is_postgres else None
-        members = lock_members(tx, wanted)
-        holds = tx.session.execute(
+    merge that held an owner's lock has moved its holds to the survivor: the holds are read again once
+    locked, and a survivor they name now is locked too (``lock_members_following_merges``), so the
+    hold is released in this batch, not left open until the job's next run."""
+    holds: list = []
+
+    def more(members: dict) -> set[str]:
+        holds[:] = tx.session.execute(
             select(holds_t).where(holds_t.c.id.in_(hold_ids), holds_t.c.status == "open")
         ).all()
-        moved = {row.member_id for row in holds} - wanted
-        if moved:
-            wanted |= moved
-            if savepoint is not None:
-                savepoint.rollback()  # lets go of the locks taken since; taken again in order
-            continue
-        if savepoint is not None:
-            savepoint.commit()
-        return members, holds
+        return {row.member_id for row in holds}
+    return lock_members_following_merges(tx, owners, more), holds

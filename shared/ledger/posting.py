@@ -29,7 +29,9 @@ from shared.ledger.journal import Journal
 from shared.ledger.rules import (
     NETWORK, Line, LotState, Terms, consumption_key, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
 )
-from shared.ledger.state import among_rows, chunks, load_lots, load_spendable, lock_members, survivors
+from shared.ledger.state import (
+    among_rows, chunks, load_lots, load_spendable, lock_members_following_merges, survivors,
+)
 from shared.models import (
     Contract, Entry, Hold, HoldLot, Lot, LotConsumption, Member, MemberLink, ObligationLine,
 )
@@ -348,22 +350,21 @@ class Posting:
         meanwhile."""
         self._hold_off_terminations(references)
         owners = self._owners(references, hold_ids)
-        wanted = self.linked | owners | self.programme.members_to_lock(events, self.linked)
-        while True:
-            savepoint = self.tx.session.begin_nested() if owners and self.tx.is_postgres else None
-            rows: list = []
-            self.journal.members = lock_members(self.tx, wanted, rows=rows)
-            unlocked = owners - self.journal.members.keys()  # merged, erased or gone
+
+        def more(members: dict) -> set[str]:
+            nonlocal owners
+            unlocked = owners - members.keys()  # merged, erased or gone
             if unlocked and survivors(self.tx, unlocked):  # merged since they were read
                 owners = self._owners(references, hold_ids)  # the survivors own them now
-                if not owners <= wanted:
-                    wanted |= owners
-                    if savepoint is not None:
-                        savepoint.rollback()  # lets go of the locks taken since; taken again in order
-                    continue
-            if savepoint is not None:
-                savepoint.commit()
-            return rows
+                return owners
+            return set()
+
+        rows: list = []
+        # without owners read before the locks no round can follow: no savepoint
+        self.journal.members = lock_members_following_merges(
+            self.tx, self.linked | owners | self.programme.members_to_lock(events, self.linked), more, rows=rows,
+            savepoint=bool(owners))
+        return rows
 
     def _owners(self, references: set[str], hold_ids: set[str]) -> set[str]:
         """The members of the entries to reverse and of the holds to resolve."""

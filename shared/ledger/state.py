@@ -7,7 +7,7 @@ update, no deadlock cycles. SQLite's single writer gives the same guarantee.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 from sqlalchemy import String, bindparam, func, literal_column, or_, select, true
 
@@ -43,6 +43,36 @@ def lock_members(tx: Tx, member_ids: Iterable[str], *, rows: list | None = None)
         if rows is not None:
             rows.append(row)
     return found
+
+
+def lock_members_following_merges(tx: Tx, member_ids: Iterable[str], more: Callable[[dict], set[str]], *,
+                                  rows: list | None = None, savepoint: bool = True) -> dict[str, MemberState]:
+    """``lock_members``, for a unit that read whose members to lock before it locked them.
+
+    A merge that held one of their locks meanwhile has moved that member's lots and holds to the
+    survivor and marked it merged (it is left out of the locks). ``more(members)``, asked once the
+    locks are taken, names the members that must be locked too (the survivors that own now what was
+    read); they are added and the locks taken again, until it names none (each round follows a merge
+    that committed). A survivor's id may sort before members locked already: on PostgreSQL the locks
+    are taken again, all in id order, from a savepoint set before them (``savepoint``: False when the
+    caller knows no round can follow), so no lock is ever taken out of the global order (one could
+    deadlock with a writer holding the survivor and waiting for one of ours). SQLite's one writer sees
+    no merge commit meanwhile. ``rows``: as ``lock_members``'s, those of the last round."""
+    wanted = set(member_ids)
+    while True:
+        point = tx.session.begin_nested() if savepoint and tx.is_postgres else None
+        if rows is not None:
+            rows.clear()
+        members = lock_members(tx, wanted, rows=rows)
+        added = more(members) - wanted
+        if added:
+            wanted |= added
+            if point is not None:
+                point.rollback()  # lets go of the locks taken since; taken again in order
+            continue
+        if point is not None:
+            point.commit()
+        return members
 
 
 @per_dialect
