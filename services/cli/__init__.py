@@ -89,6 +89,17 @@ def _network(database_url: str | None = None, **kwargs):
     return network
 
 
+def _read_csv(path: Path) -> str:
+    """A CSV people made (a partner's log, a year's calendar) as UTF-8 text whatever the locale, a
+    leading byte-order mark (as Excel writes) dropped."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        fail(f"cannot read {path}: not UTF-8 text")
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text()

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from services.cli import clearing_app, console, err, fail, _network
+from services.cli import clearing_app, console, err, fail, _network, _read_csv
 
 calendar_app = typer.Typer(help="The business-day calendar of payment dates: holidays and make-up working days.",
                            no_args_is_help=True)
@@ -95,12 +95,7 @@ def calendar_import(path: Path = typer.Argument(..., help="CSV with the columns 
     from shared.access import audit
     from shared.settlement.calendar import import_calendar
 
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror or exc}")
-    except UnicodeDecodeError:
-        fail(f"cannot read {path}: not UTF-8 text")
+    text = _read_csv(path)
 
     def unit(tx):
         result = import_calendar(tx, text)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.markup import escape
 
-from services.cli import app, clearing_app, console, err, fail, _network
+from services.cli import app, clearing_app, console, err, fail, _network, _read_csv
 
 
 def _cycle(text: str):
@@ -127,16 +127,6 @@ def clearing_mark_paid(cycle: str = typer.Option(...), party: str = typer.Option
     print(json.dumps(_network().tx(lambda tx: record_payment(tx, day, party, bank_reference))))
 
 
-def _read_log(path: Path) -> str:
-    """A partner's log as UTF-8 text whatever the locale, a leading byte-order mark (as Excel writes) dropped."""
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror or exc}")
-    except UnicodeDecodeError:
-        fail(f"cannot read {path}: not UTF-8 text")
-
-
 def _found(test) -> bool:
     """A path test (``path.is_dir``, ``path.exists``); False for a name the file system cannot look up,
     longer than it allows: a wrong value is one line, never a traceback."""
@@ -169,7 +159,7 @@ def reconcile(
             fail("--partner and --partner-log go together")
         if not _found((directory / statement_name(partner)).exists):
             fail(f"no statement for {partner} in {directory}")
-        log = _read_log(partner_log)  # before the transaction: a missing log is one line, not a traceback
+        log = _read_csv(partner_log)  # before the transaction: a missing log is one line, not a traceback
         try:  # only the statement the network signed, read once: those bytes are matched
             statement = verified_statement(directory, partner, public_keys)
             breaks = network.tx(lambda tx: match_partner_log(tx, statement, partner, log), readonly=True)

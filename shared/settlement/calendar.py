@@ -23,13 +23,12 @@ from shared.clock import parse_date
 from shared.db.database import Tx
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.models import Holiday, Settlement
+from shared.reports.period import EARLIEST, LATEST
 
 HOLIDAY, WORKING_DAY = "holiday", "working_day"
 KINDS = (HOLIDAY, WORKING_DAY)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")  # whatever the locale
 NAME_LENGTH = 200
-# the days a calendar entry may name: those a cycle, and so a payment date, can fall on (reports' range)
-FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(8999, 12, 31)
 
 
 class InvalidCalendarDay(ValidationFailed):
@@ -103,8 +102,8 @@ def _checked(day: date, kind: str, name: str) -> str:
     """The name to keep, or InvalidCalendarDay saying what is wrong with the entry."""
     if kind not in KINDS:
         raise InvalidCalendarDay(f"a calendar day is a holiday or a working_day, not {kind!r}")
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise InvalidCalendarDay(f"calendar days lie between {FIRST_DAY} and {LAST_DAY}, not {day}")
+    if not EARLIEST <= day <= LATEST:  # the days a cycle, and so a payment date, can fall on
+        raise InvalidCalendarDay(f"calendar days lie between {EARLIEST} and {LATEST}, not {day}")
     name = " ".join(name.split())
     if not name:
         raise InvalidCalendarDay("a calendar day needs a name (the holiday's, or the one a working day makes up for)")
