@@ -27,7 +27,7 @@ from services.partner_api.auth import SignedRequest, authenticate, request_label
 from shared.errors import PointsnetError, ValidationFailed
 from shared.ledger.idempotency import KEY_LENGTH
 from shared.network import Network
-from shared.signing import RESPONSE_TAG, network_key_id, response_components, signer
+from shared.signing import RESPONSE_TAG, network_key_id, response_components, signature_fields, signer
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("pointsnet.api")
@@ -159,15 +159,15 @@ class PartnerGate:
 
     async def _finish(self, send, status: int, headers: list[tuple[str, str]], body: bytes,
                       request: SignedRequest, label: str | None) -> None:
-        headers = [(k, v) for k, v in headers if k.lower() not in ("content-length", "content-digest")]
+        headers = [(k, v) for k, v in headers
+                   if k.lower() not in ("content-length", "content-digest", "signature-input", "signature")]
         headers += [("content-length", str(len(body))), ("content-digest", ContentDigest.create(body))]
         if label is not None:
             message = _Response(status, httpx.Headers(headers), request)
             try:
-                self.signer.sign(message, key_id=self.key_id, label="pointsnet", tag=RESPONSE_TAG,
-                                 covered_component_ids=response_components(label), body=body,
-                                 use_existing_digest=True)
-                headers = list(message.headers.multi_items())
+                headers += signature_fields(self.signer, message, key_id=self.key_id, label="pointsnet",
+                                            tag=RESPONSE_TAG, covered_component_ids=response_components(label),
+                                            body=body, use_existing_digest=True)
             except Exception as exc:  # the request's own signature is unreadable: nothing to bind to
                 log.info("response left unsigned: %s", exc)
         await send({"type": "http.response.start", "status": status,
