@@ -45,15 +45,12 @@ def clearing_list() -> None:
 
     from shared.ledger.cycles import cycle_date_for
     from shared.models import Settlement
-    from shared.settlement.runs import first_cycle
+    from shared.settlement.runs import of_the_network
 
     def settlements(tx):
-        """From the network's first cycle on: a settlement of an earlier day (a typo run by hand before
-        such runs were refused) is no cycle of the network."""
-        first = first_cycle(tx)
-        if first is None:
-            return []
-        return tx.session.execute(select(Settlement).where(Settlement.cycle_date >= first).order_by(
+        """From the network's first cycle on (``of_the_network``): a settlement of an earlier day (a typo
+        run by hand before such runs were refused) is no cycle of the network."""
+        return tx.session.execute(select(Settlement).where(of_the_network(Settlement.cycle_date)).order_by(
             Settlement.cycle_date, Settlement.party)).scalars().all()
 
     network = _network()

@@ -14,6 +14,7 @@ from shared.models import Cycle, ObligationLine, ReportCycleLines, Settlement, S
 from shared.money import round_micro_to_minor
 from shared.reports.period import Period
 from shared.reports.split import split, within
+from shared.reports.sql import exact_sum, exact_total
 
 # (figure, side of the partner, line kinds)
 FIGURES = (
@@ -38,12 +39,12 @@ def statement_sums(tx: Tx, party: str, period: Period, *, rollup: bool = True) -
     if parts.live:
         line = ObligationLine
         settled = select(SettlementRun.cycle_date)
-        for cycle, payer, payee, kind, amount in tx.session.execute(
-                select(line.cycle_date, line.payer, line.payee, line.kind, func.sum(line.amount_micro))
+        for cycle, payer, payee, kind, *amount in tx.session.execute(  # exact past 2^63 on the way (SQLite)
+                select(line.cycle_date, line.payer, line.payee, line.kind, *exact_sum(tx, line.amount_micro))
                 .where(within(line.cycle_date, parts.live), line.cycle_date.in_(settled),
                        or_(line.payer == party, line.payee == party))
                 .group_by(line.cycle_date, line.payer, line.payee, line.kind)):
-            exact[(cycle, payer, payee, kind)] = int(amount)
+            exact[(cycle, payer, payee, kind)] = exact_total(tx, amount)
     return {key: round_micro_to_minor(amount) for key, amount in exact.items()}
 
 

@@ -25,7 +25,7 @@ from shared.models import (
     ReportCycleMembers, ReportCyclePoints, ReportMonthMembers, ReportRollup, SettlementRun,
 )
 from shared.reports.movements import ISSUED, live_queries
-from shared.reports.sql import NETWORK, TRANSACTION_KINDS, const, purchase_amount
+from shared.reports.sql import NETWORK, TRANSACTION_KINDS, const, exact_sum, exact_total, purchase_amount
 
 
 class CycleNotSettled(Conflict):
@@ -108,12 +108,27 @@ def _members(tx: Tx, cycle: date) -> None:
         ["partner_id", "cycle_date", "member_id", "transactions", "earns"], per_member))
 
 
+LINES_PER_INSERT = 10_000
+
+
 def _lines(tx: Tx, cycle: date) -> None:
+    """The cycle's exact sums per (payer, payee, kind). Each fits 64 bits (settlement refuses a cycle
+    where one does not, ``cycle_sum_too_large``), but the running sum may pass 2^63 on the way: on
+    PostgreSQL INSERT … SELECT (its sum of a bigint is exact); on SQLite, whose integer SUM fails
+    then, ``sql.exact_sum``'s two halves put together in Python and inserted a batch at a time."""
     line = ObligationLine
-    tx.session.execute(insert(ReportCycleLines.__table__).from_select(
-        ["cycle_date", "payer", "payee", "kind", "amount_micro"],
-        select(literal(cycle), line.payer, line.payee, line.kind, func.sum(line.amount_micro))
-        .where(line.cycle_date == cycle).group_by(line.payer, line.payee, line.kind)))
+    if tx.is_postgres:
+        tx.session.execute(insert(ReportCycleLines.__table__).from_select(
+            ["cycle_date", "payer", "payee", "kind", "amount_micro"],
+            select(literal(cycle), line.payer, line.payee, line.kind, func.sum(line.amount_micro))
+            .where(line.cycle_date == cycle).group_by(line.payer, line.payee, line.kind)))
+        return
+    rows = tx.session.execute(select(line.payer, line.payee, line.kind, *exact_sum(tx, line.amount_micro))
+                              .where(line.cycle_date == cycle).group_by(line.payer, line.payee, line.kind)).all()
+    for start in range(0, len(rows), LINES_PER_INSERT):
+        _insert(tx, ReportCycleLines, [{"cycle_date": cycle, "payer": payer, "payee": payee, "kind": kind,
+                                        "amount_micro": exact_total(tx, figures)}
+                                       for payer, payee, kind, *figures in rows[start:start + LINES_PER_INSERT]])
 
 
 def _campaigns(tx: Tx, cycle: date) -> None:

@@ -18,6 +18,31 @@ ADJUSTED_OUT = "adjusted_out"  # the consumption category of an operator's debit
 LEGACY_CATEGORIES = {"other": ADJUSTED_OUT}
 
 
+_HALF = 2**32  # SQLite: a 64-bit value as its high and low halves, each summed without overflow
+
+
+def exact_sum(tx: Tx, column) -> list:
+    """``SUM(column)`` of 64-bit integers (money in micro-units), exact however large the running sum
+    grows: one or two select columns, which ``exact_total`` makes one int again.
+
+    PostgreSQL sums a bigint as a numeric (exact, unbounded). SQLite's integer ``SUM`` fails with
+    "integer overflow" as soon as its running sum passes 2^63, even when the total fits (lines that
+    each fit, a reversal later), and ``TOTAL()`` is a float, never for money: there it is two sums, of
+    the value divided by 2^32 (truncated) and of the remainder (the sign of the value), which cannot
+    overflow below 2^31 rows, put together exactly in Python."""
+    if tx.is_postgres:
+        return [func.sum(column)]
+    return [func.sum(column.op("/")(_HALF)), func.sum(column.op("%")(_HALF))]
+
+
+def exact_total(tx: Tx, figures) -> int | None:
+    """The int of ``exact_sum``'s columns of one row (None for the sum of no row)."""
+    if tx.is_postgres:
+        return None if figures[0] is None else int(figures[0])
+    high, low = figures
+    return None if high is None else int(high) * _HALF + int(low)
+
+
 def const(text: str):
     """A string constant rendered inline, so GROUP BY sees the very same expression on PostgreSQL."""
     return literal_column("'" + text.replace("'", "''") + "'")

@@ -22,7 +22,7 @@ from shared.models import Partner, PendingAction, Settlement, SettlementRun
 from shared.settlement.files import NETWORK, statement_name
 from shared.settlement.reconcile import Break, PartnerLogError, UnverifiedStatement, match_partner_log, \
     verified_statement
-from shared.settlement.runs import UnknownCycle, first_cycle
+from shared.settlement.runs import UnknownCycle, of_the_network
 
 SHARED_FILES = ("network-summary.csv", "bilateral.csv", "manifest.json", "manifest.json.sig")
 BREAK_COLUMNS = ("reference", "break", "ours", "theirs", "reason")
@@ -52,12 +52,9 @@ def runs_page(tx: Tx, today: date, *, offset: int = 0, limit: int = 50) -> tuple
     """Settlement runs, newest cycle first, each with how many parties are due, overdue, paid or have nothing due,
     and the total payable by bank (a prepaid float's part of a net is not).
 
-    From the network's first cycle on, as ``clearing list``: a run of an earlier day (a typo run by hand
-    before such runs were refused) is no cycle of the network."""
-    first = first_cycle(tx)
-    if first is None:
-        return [], 0
-    since = SettlementRun.cycle_date >= first
+    From the network's first cycle on (``runs.of_the_network``), as ``clearing list``: a run of an
+    earlier day (a typo run by hand before such runs were refused) is no cycle of the network."""
+    since = of_the_network(SettlementRun.cycle_date)
     runs = tx.session.execute(select(SettlementRun).where(since).order_by(SettlementRun.cycle_date.desc())
                               .offset(offset).limit(limit)).scalars().all()
     total = tx.session.scalar(select(func.count()).select_from(SettlementRun).where(since)) or 0
@@ -86,7 +83,10 @@ def runs_page(tx: Tx, today: date, *, offset: int = 0, limit: int = 50) -> tuple
 
 
 def run_of(tx: Tx, cycle: date) -> SettlementRun:
-    run = tx.session.get(SettlementRun, cycle)
+    """The cycle's run; UnknownCycle for a cycle not settled, or one before the network's first cycle
+    (``runs.of_the_network``: the runs list does not show it, nor do its pages, files and reconciliation)."""
+    run = tx.session.execute(select(SettlementRun).where(
+        SettlementRun.cycle_date == cycle, of_the_network(SettlementRun.cycle_date))).scalar_one_or_none()
     if run is None:
         raise UnknownCycle(f"cycle {cycle.isoformat()} has not been settled")
     return run
@@ -146,8 +146,9 @@ def bilateral_page(tx: Tx, cycle: date, *, offset: int = 0, limit: int = 50) -> 
 
 
 def party_statements_page(tx: Tx, party: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
-    """One party's settlements, newest cycle first, each with its statement file's name."""
-    where = [Settlement.party == party]
+    """One party's settlements, newest cycle first, each with its statement file's name: from the
+    network's first cycle on (``runs.of_the_network``), as ``clearing list`` and the runs list."""
+    where = [Settlement.party == party, of_the_network(Settlement.cycle_date)]
     rows = tx.session.execute(select(Settlement).where(*where).order_by(Settlement.cycle_date.desc())
                               .offset(offset).limit(limit)).scalars().all()
     total = tx.session.scalar(select(func.count()).select_from(Settlement).where(*where)) or 0

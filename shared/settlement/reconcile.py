@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
+from shared.clock import parse_rfc3339
 from shared.db.database import Tx
 from shared.models import Entry, NetworkOrigin
 from shared.money import MAX_MICRO, MoneyError, to_micro
@@ -435,11 +436,26 @@ def _statement_amounts(statement: bytes) -> tuple[dict[str, dict], str | None]:
     return ours, next((r.get("cycle_date") for _line, r in rows), None)
 
 
+def _log_time(value: str | None, line: int) -> None:
+    """A log line's ``time``: an RFC 3339 instant, or empty (no time given; None: the log has no such
+    column). Read, not only carried: a line that left its time out has its last field there instead —
+    an unquoted ``1,234.50`` gives the amount ``1`` and the time ``234.50`` — and is refused, never read
+    as an amount of 1."""
+    if value is None or not value.strip():
+        return
+    try:
+        parse_rfc3339(value.strip())
+    except ValueError:
+        raise PartnerLogError(f"partner log line {line}: time: {value!r} is not an RFC 3339 instant "
+                              f"(2026-11-20T10:00:00+08:00; an amount with a thousands separator must be "
+                              f"quoted); columns are {LOG_COLUMNS}") from None
+
+
 def read_partner_log(log: str) -> dict[str, list[dict]]:
     """The partner's log (CSV reference,kind,points,amount,time) by reference, each line of a reference
-    with its line number. Amounts are exact (at most six decimal places of the minor unit, finite), and a
-    line has exactly the header's fields (`time` may be left out of the header, then of every line);
-    raises PartnerLogError naming the line otherwise."""
+    with its line number. Amounts are exact (at most six decimal places of the minor unit, finite), a
+    time is an RFC 3339 instant or empty, and a line has exactly the header's fields (`time` may be left
+    out of the header, then of every line); raises PartnerLogError naming the line otherwise."""
     reader = csv.DictReader(io.StringIO(log.removeprefix("\ufeff")))  # a byte-order mark, as Excel writes
     theirs: dict[str, list[dict]] = {}
     try:
@@ -457,6 +473,7 @@ def read_partner_log(log: str) -> dict[str, list[dict]]:
                 amount = _micro(row.get("amount") or "0", "amount")
             except UnreadableFigure as exc:
                 raise PartnerLogError(f"partner log line {line}: {exc}") from None
+            _log_time(row.get("time"), line)
             theirs.setdefault(row["reference"], []).append({"line": line, "kind": row["kind"], "points": points,
                                                             "amount": amount})
     except csv.Error as exc:

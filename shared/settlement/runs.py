@@ -68,9 +68,10 @@ def load_lines(tx: Tx, cycle: date) -> list[LineRecord]:
 
 
 def partner_statements(tx: Tx, party: str, before: date | None, limit: int) -> list[Settlement]:
-    """Up to ``limit`` of the party's settlements, newest first, of cycles before ``before`` (None: all):
-    ``GET /v1/statements``, one range of ix_settlements_party_cycle."""
-    query = select(Settlement).where(Settlement.party == party)
+    """Up to ``limit`` of the party's settlements, newest first, of cycles before ``before`` (None: all)
+    from the network's first cycle on (``of_the_network``): ``GET /v1/statements``, one range of
+    ix_settlements_party_cycle."""
+    query = select(Settlement).where(Settlement.party == party, of_the_network(Settlement.cycle_date))
     if before is not None:
         query = query.where(Settlement.cycle_date < before)
     return list(tx.session.execute(query.order_by(Settlement.cycle_date.desc()).limit(limit)).scalars())
@@ -248,6 +249,9 @@ def settled_from_float(draws: dict[str, FloatDraw], positions: dict[str, int]) -
 DUE_PER_RUN = 31  # cycles one settlement job run settles at most: a long backlog is caught up a month a run
 
 
+_FIRST_CYCLE = select(func.min(Entry.cycle_date))
+
+
 def first_cycle(tx: Tx) -> date | None:
     """The network's first cycle: the business day of its first ledger entry (None before any entry).
 
@@ -256,7 +260,16 @@ def first_cycle(tx: Tx) -> date | None:
     for any day it was given before it refused such days, and a unit that wrote no entry (a buy-out
     of a partner without open lots) may make one too. Entries only ever join the open cycle, so the
     answer never moves back; ``entries.cycle_date`` is indexed, so this is one index lookup."""
-    return tx.session.execute(select(func.min(Entry.cycle_date))).scalar_one_or_none()
+    return tx.session.execute(_FIRST_CYCLE).scalar_one_or_none()
+
+
+def of_the_network(cycle_column):
+    """SQL: ``cycle_column`` (a cycle date) is a cycle of the network, from its first cycle
+    (``first_cycle``, looked up in the same statement) on; false for every row of a network without
+    an entry. What ``clearing list``, the dashboard's settlement pages and ``GET /v1/statements``
+    show: a settlement of an earlier day (a typo run by hand before such runs were refused, or a day
+    an older merge, erasure or buy-out left a ``cycles`` row for) is no cycle of the network."""
+    return cycle_column >= _FIRST_CYCLE.scalar_subquery()
 
 
 def due_cycles(tx: Tx, limit: int = DUE_PER_RUN) -> list[date]:

@@ -32,6 +32,7 @@ from sqlalchemy.orm import aliased
 from shared.db.database import Tx
 from shared.models import Contract, Entry, ObligationLine
 from shared.money import round_micro_to_minor
+from shared.reports.sql import exact_sum, exact_total
 from shared.settlement.files import (FORMAT_VERSION, HashedFile, NETWORK, STATEMENT_COLUMNS, LineRecord,
                                      bilateral, detail_row, flows_turned, manifest_header, network_always,
                                      network_summary, statement_name, statement_tail)
@@ -60,31 +61,17 @@ class _File(HashedFile):
         self.write(out.getvalue().encode("utf-8"))
 
 
-# SQLite's sum() of 64-bit integers raises "integer overflow" past 2^63 - 1 (PostgreSQL's sum of a bigint is
-# a numeric): there each figure is summed in two parts, quotient and remainder by 2^32, which cannot
-# overflow below 2^31 lines, and put together exactly in Python.
-_SPLIT = 2**32
-
-
-def _exact_sum(tx: Tx, column) -> list:
-    if tx.is_postgres:
-        return [func.sum(column)]
-    return [func.sum(column.op("/")(_SPLIT)), func.sum(column.op("%")(_SPLIT))]
-
-
 def _totals(tx: Tx, cycle: date) -> dict[tuple[str, str, str], tuple[int, int]]:
     """The cycle's (points, exact amount) per (payer, payee, kind); CycleSumTooLarge if an amount does not
     fit 64 bits (checked here, before any file or roll-up is written)."""
     line = ObligationLine
     rows = tx.session.execute(
-        select(line.payer, line.payee, line.kind, *_exact_sum(tx, line.points), *_exact_sum(tx, line.amount_micro))
+        select(line.payer, line.payee, line.kind, *exact_sum(tx, line.points), *exact_sum(tx, line.amount_micro))
         .where(line.cycle_date == cycle).group_by(line.payer, line.payee, line.kind)).all()
     totals = {}
+    half = len(exact_sum(tx, line.points))
     for payer, payee, kind, *figures in rows:
-        if tx.is_postgres:
-            points, amount = (int(figure) for figure in figures)
-        else:
-            points, amount = (int(high) * _SPLIT + int(low) for high, low in (figures[:2], figures[2:]))
+        points, amount = exact_total(tx, figures[:half]), exact_total(tx, figures[half:])
         refuse_sum_beyond_64_bits(cycle, payer, payee, kind, amount)
         totals[(payer, payee, kind)] = (points, amount)
     return totals

@@ -358,7 +358,8 @@ def test_read_partner_log_refuses_a_line_longer_than_the_header():
         read_partner_log("reference,kind,points,amount,time\nbook-1,burn,200,1,234.50,2026-11-20T02:00:00Z\n")
     with pytest.raises(PartnerLogError, match=r"^partner log line 2: amount: '1,234.50' is not a decimal"):
         read_partner_log('reference,kind,points,amount,time\r\nbook-1,burn,200,"1,234.50",x\r\n')  # quoted: one field
-    assert read_partner_log("reference,kind,points,amount,time\r\nbook-1,burn,200,1234.50,x\r\n") == \
+    assert read_partner_log("reference,kind,points,amount,time\r\n"
+                            "book-1,burn,200,1234.50,2026-11-20T02:00:00Z\r\n") == \
         {"book-1": [{"line": 2, "kind": "burn", "points": 200, "amount": to_micro("1234.50")}]}
     assert read_partner_log("reference,kind,points,amount\nbook-1,burn,200,1234.50\n") == \
         {"book-1": [{"line": 2, "kind": "burn", "points": 200, "amount": to_micro("1234.50")}]}
@@ -397,7 +398,7 @@ def test_a_reference_twice_in_the_partner_log_is_a_break_naming_both_lines(settl
 
 def test_a_reference_twice_in_the_log_and_not_on_the_statement_is_a_duplicate_break(settled, network):
     statement = statement_of(settled).read_bytes()
-    log = ("reference,kind,points,amount,time\nbook-1,burn,200,190,x\nbook-9,earn,1,0,x\nbook-9,earn,1,0,x\n")
+    log = ("reference,kind,points,amount,time\nbook-1,burn,200,190,\nbook-9,earn,1,0,\nbook-9,earn,1,0,\n")
     breaks = network.tx(lambda tx: match_partner_log(tx, statement, settled["book"], log), readonly=True)
     assert [(b.reference, b.kind, b.ours) for b in breaks] == [("book-9", "duplicate_on_partner", "")]
 

@@ -66,6 +66,9 @@ def test_a_tampered_statement_is_not_matched_as_no_breaks(settled, tmp_path):
 
 # -- an entry that moves no money is matched on its kind and points ------------------------------------
 
+AT = "2026-11-20T02:00:00Z"  # a log line's time (RFC 3339)
+
+
 def breaks_of(done) -> list[tuple[str, str]]:
     return [tuple(row.split(",")[:2]) for row in done.breaks.splitlines()[1:]]
 
@@ -81,17 +84,18 @@ def reconcile_with_report(settled, tmp_path, partner, *lines):
 
 
 @pytest.mark.parametrize("line, expected", [
-    ("coffee-own,earn,50,0,x", [("coffee-own", "kind_mismatch")]),
-    ("coffee-own,burn,51,0,x", [("coffee-own", "points_mismatch")]),
-    ("coffee-own,earn,99999,0,x", [("coffee-own", "kind_mismatch"), ("coffee-own", "points_mismatch")]),
+    (f"coffee-own,earn,50,0,{AT}", [("coffee-own", "kind_mismatch")]),
+    (f"coffee-own,burn,51,0,{AT}", [("coffee-own", "points_mismatch")]),
+    (f"coffee-own,earn,99999,0,{AT}", [("coffee-own", "kind_mismatch"), ("coffee-own", "points_mismatch")]),
 ])
 def test_a_no_money_entry_is_compared_on_kind_and_points(settled, tmp_path, line, expected):
-    done = reconcile_with_report(settled, tmp_path, "coffee", "coffee-1,earn,500,-50,x", line)
+    done = reconcile_with_report(settled, tmp_path, "coffee", f"coffee-1,earn,500,-50,{AT}", line)
     assert done.returncode == 1 and breaks_of(done) == expected, (done.stdout, done.stderr, done.breaks)
 
 
 def test_a_no_money_entry_logged_with_money_still_says_it_moves_none(settled, tmp_path):
-    done = reconcile_with_report(settled, tmp_path, "coffee", "coffee-1,earn,500,-50,x", "coffee-own,burn,50,5,x")
+    done = reconcile_with_report(settled, tmp_path, "coffee", f"coffee-1,earn,500,-50,{AT}",
+                                 f"coffee-own,burn,50,5,{AT}")
     assert done.returncode == 1 and breaks_of(done) == [("coffee-own", "missing_on_network")], done.breaks
     assert "moves no money" in done.breaks
 
