@@ -29,7 +29,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, literal, select, update
+from sqlalchemy import BigInteger, String, Text, cast, func, literal, literal_column, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -121,10 +122,29 @@ def record_alerts(session: Session, now: datetime, day: str, alerts: list[dict])
             kind=alert["kind"], partner_id=alert["partner_id"], member_id=alert["member_id"], detail=detail,
             dedupe_key=key, count=1, first_at=now, last_at=now)
         # the open row's key only (uq_alerts_open_dedupe_key): an acknowledged row never matches
+        merged = (_adding_refusals(session, statement.excluded.detail) if "refused_events" in alert["detail"]
+                  else statement.excluded.detail)
         session.execute(statement.on_conflict_do_update(
             index_elements=[alerts_t.c.dedupe_key], index_where=alerts_t.c.acknowledged_at.is_(None),
-            set_={"count": alerts_t.c["count"] + 1, "last_at": statement.excluded.last_at,
-                  "detail": statement.excluded.detail}))
+            set_={"count": alerts_t.c["count"] + 1, "last_at": statement.excluded.last_at, "detail": merged}))
+
+
+def _adding_refusals(session: Session, new_detail):
+    """The new occurrence's detail (the latest refusal), with ``refused_events`` the open row's plus the
+    new one's: an alert counts every refusal it covers, not the last unit's only. In the one statement
+    that adds the occurrence, so two processes adding to the row at once lose neither's refusals."""
+    old = func.coalesce(_json_int(session, alerts_t.c.detail), 0)
+    total = old + func.coalesce(_json_int(session, new_detail), 0)
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.jsonb_set(cast(new_detail, JSONB), literal_column("'{refused_events}'"),
+                                   func.to_jsonb(total)), Text)
+    return func.json_set(new_detail, "$.refused_events", total)
+
+
+def _json_int(session: Session, detail):
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(cast(detail, JSONB).op("->>")(literal_column("'refused_events'")), BigInteger)
+    return func.json_extract(detail, "$.refused_events")
 
 
 def list_alerts(tx: Tx, *, include_acknowledged: bool = False, limit: int = 200) -> list[dict]:

@@ -235,8 +235,12 @@ class Network:
 
     def pin_cycle_settings(self) -> None:
         """At a process's start: refuse (a configuration error) a time zone or cut-off other than the
-        one the network's cycles are cut by; on a new network, record them."""
+        one the network's cycles are cut by; on a new network, record them. Also keep the largest
+        occurred_at window the network has posted under (campaign reports read that far)."""
+        from shared.reports.campaigns import record_occurred_window
+
         self.tx(pin_cycle_settings)
+        self.tx(record_occurred_window)
 
     def close(self) -> None:
         self.db.dispose()

@@ -42,15 +42,35 @@ def rules_set(
 @rules_app.command("show")
 def rules_show(partner: Optional[str] = typer.Option(None), network_wide: bool = typer.Option(False, "--network")):
     """Print the rules in force now for a partner or the network."""
-    from shared.rules.store import rules_in_force
+    from shared.rules.store import rules_in_force, tier_warnings
 
     if bool(partner) == network_wide:
         fail("give either --partner ID or --network")
     scope = "network" if network_wide else partner
-    found = _network().tx(lambda tx: rules_in_force(tx, scope, tx.now), readonly=True)
+    network = _network()
+    found = network.tx(lambda tx: rules_in_force(tx, scope, tx.now), readonly=True)
     if found is None:
         fail(f"no rules set for {scope}; earns use the contract's base rate")
-    print(json.dumps({"scope": scope, "version": found[0], "rules": found[1].model_dump(mode="json")}, indent=2))
+    warnings = tier_warnings(network.settings, found[1])
+    for warning in warnings:
+        typer.echo(f"warning: version {found[0]}: {warning}", err=True)
+    print(json.dumps({"scope": scope, "version": found[0], "rules": found[1].model_dump(mode="json"),
+                      "warnings": warnings}, indent=2))
+
+
+@rules_app.command("check")
+def rules_check() -> None:
+    """Name every rules version in force or scheduled whose tier multipliers name a tier the tiers
+    configured now (POINTSNET_TIERS) do not have; exit 1 if there is one. Run it after changing the tiers."""
+    from shared.rules.store import rules_naming_unknown_tiers
+
+    found = _network().tx(rules_naming_unknown_tiers, readonly=True)
+    for item in found:
+        for warning in item["warnings"]:
+            typer.echo(f"{item['scope']} version {item['version']} ({item['status']}): {warning}", err=True)
+    if found:
+        raise typer.Exit(1)
+    typer.echo("every rules version in force or scheduled names only configured tiers")
 
 
 @alerts_app.command("list")

@@ -310,6 +310,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "rules.status.superseded": ("superseded before its date (never in force) by version",
                                 "生效前已被取代（不会生效），取代版本"),
     "rules.status.replaced": ("replaced", "已被替换"),
+    "rules.warning": ("Version {version} ({status}) names tiers the tier ladder (POINTSNET_TIERS) no longer has:",
+                      "版本 {version}（{status}）含有当前会员等级（POINTSNET_TIERS）中已不存在的等级："),
     "rules.network": ("Network-wide campaigns", "全网活动"),
     "rules.network_help": ("Network-wide rules hold network-funded campaigns (and the network's referral bonus and "
                            "member limits) only.",

@@ -11,12 +11,15 @@ both windows side by side and nothing more.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.db.database import Tx
-from shared.models import CampaignAward, EarnRuleSet, Entry, ReportCycleCampaigns
+from shared.models import CampaignAward, EarnRuleSet, Entry, NetworkSetting, ReportCycleCampaigns
 from shared.reports.members import earn_window
 from shared.reports.period import Period
 from shared.reports.split import unrolled, within
@@ -52,6 +55,50 @@ def campaign_points(tx: Tx, campaign: str, partner_id: str, *, rollup: bool = Tr
     return int(rolled)
 
 
+# The largest occurred_at window (hours) the network has posted under: a later, smaller
+# POINTSNET_OCCURRED_AT_WINDOW_HOURS leaves earns posted that long after they were made.
+LARGEST_WINDOW = "occurred_at_window_hours_max"
+settings_t = NetworkSetting.__table__
+
+
+def record_occurred_window(tx: Tx) -> int:
+    """At a process's start: keep the largest occurred_at window the network ever posted under (the
+    process's own, if larger). The first time, with earns already posted, the ledger's own largest lag
+    (``posted_at`` − ``occurred_at``) counts too — one read of the earns, once — since the windows they
+    were posted under were not recorded. Two processes starting at once keep the larger."""
+    kept = tx.session.execute(select(settings_t.c.value).where(settings_t.c.name == LARGEST_WINDOW)
+                              ).scalar_one_or_none()
+    hours = tx.settings.occurred_at_window_hours
+    if kept is not None and int(kept) >= hours:
+        return int(kept)
+    if kept is None:
+        hours = max(hours, _largest_lag_hours(tx))
+    insert = pg_insert if tx.is_postgres else sqlite_insert
+    statement = insert(settings_t).values(name=LARGEST_WINDOW, value=str(hours), set_at=tx.now)
+    tx.session.execute(statement.on_conflict_do_update(
+        index_elements=["name"], set_={"value": str(hours), "set_at": tx.now},
+        where=cast(settings_t.c.value, Integer) < hours))
+    return hours
+
+
+def _largest_lag_hours(tx: Tx) -> int:
+    if tx.is_postgres:
+        lag = func.extract("epoch", Entry.posted_at - Entry.occurred_at)
+    else:
+        lag = (func.julianday(Entry.posted_at) - func.julianday(Entry.occurred_at)) * 86400.0
+    seconds = tx.session.execute(select(func.max(lag)).where(Entry.kind == "earn", Entry.occurred_at.is_not(None))
+                                 ).scalar_one()
+    return max(0, math.ceil(float(seconds) / 3600)) if seconds is not None else 0
+
+
+def largest_occurred_window(tx: Tx) -> timedelta:
+    """The occurred_at window earns may have been posted under: the largest recorded, or this
+    process's own if larger (a network whose processes never recorded one: its own)."""
+    kept = tx.session.execute(select(settings_t.c.value).where(settings_t.c.name == LARGEST_WINDOW)
+                              ).scalar_one_or_none()
+    return timedelta(hours=max(tx.settings.occurred_at_window_hours, int(kept) if kept is not None else 0))
+
+
 def _midnight(day, zone) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc)
 
@@ -64,13 +111,15 @@ def occurred_window(tx: Tx, partner_id: str, period: Period, *, rollup: bool = T
     the earns posted in those cycles but made on another day, plus those made in the period but
     posted in another cycle. Such earns lie at the period's edges — an earn is posted at most the
     occurred_at window after it was made, and a cycle differs from its day by the cut-off, under a
-    day — so they are read from the ledger by ``posted_at`` there, not over the whole period."""
+    day — so they are read from the ledger by ``posted_at`` there, not over the whole period. The
+    window is the largest the network ever posted under (``largest_occurred_window``), not only
+    the one configured now: an earn posted under a larger one lies further from the edge."""
     figures = earn_window(tx, partner_id, period, rollup=rollup)
     if period.last < period.first:  # an empty window (before a campaign that starts at EARLIEST)
         return figures
     zone = tx.settings.zone
     starts, ends = _midnight(period.first, zone), _midnight(period.last + timedelta(days=1), zone)
-    slack, late = timedelta(days=2), timedelta(hours=tx.settings.occurred_at_window_hours, days=2)
+    slack, late = timedelta(days=2), largest_occurred_window(tx) + timedelta(days=2)
     made = func.coalesce(Entry.occurred_at, Entry.posted_at)
     in_days = and_(made >= starts, made < ends)
     in_cycles = and_(Entry.cycle_date >= period.first, Entry.cycle_date <= period.last)

@@ -53,15 +53,61 @@ def set_rules(tx: Tx, scope: str, text: str, effective_from: datetime | None = N
             "supersedes": supersedes}
 
 
+class TiersSwitchedOff(ValidationFailed):
+    code, title = "tiers_switched_off", "Tiers are switched off"
+
+
 def _refuse_unknown_tiers(tx: Tx, rules: RuleSet) -> None:
     """A tier multiplier applies to members holding that tier of the ladder (POINTSNET_TIERS): one
-    naming no tier of it (a typo: glod) would silently never apply, so the document is refused."""
+    naming no tier of it (a typo: glod) would silently never apply, so the document is refused; so is
+    any tier multiplier while tiers are switched off (no earn has a tier then)."""
+    if rules.tier_multipliers and not tx.settings.tiers.enabled:
+        raise TiersSwitchedOff(
+            "the rules document is invalid: tier_multipliers cannot be saved while tiers are switched off "
+            "(POINTSNET_TIERS has enabled false): no earn has a tier, so they would never apply; remove them, "
+            "or switch tiers on first")
     ladder = [level.name for level in tx.settings.tiers.levels]
     unknown = [tier for tier in rules.tier_multipliers if tier not in ladder]
     if unknown:
         raise ValidationFailed("the rules document is invalid: " + "; ".join(
             f"tier_multipliers: {tier} is not a tier" for tier in unknown)
             + f" (the tiers are {', '.join(ladder)})")
+
+
+def tier_warnings(settings, rules: RuleSet) -> list[str]:
+    """What a stored version's tier multipliers name that the tiers configured now do not have: a
+    tier a later POINTSNET_TIERS dropped (or all of them, tiers switched off). Saving refuses such a
+    document; a stored one stays as it was (it governed its time), and its multipliers for those
+    tiers never apply — members holding a dropped tier count as the lowest."""
+    if not rules.tier_multipliers:
+        return []
+    if not settings.tiers.enabled:
+        return [f"tier_multipliers ({', '.join(rules.tier_multipliers)}) never apply: tiers are switched off "
+                "(POINTSNET_TIERS)"]
+    ladder = [level.name for level in settings.tiers.levels]
+    unknown = [tier for tier in rules.tier_multipliers if tier not in ladder]
+    return [f"tier_multipliers: {tier} is no longer a tier (the tiers are {', '.join(ladder)}): its multiplier "
+            "never applies" for tier in unknown]
+
+
+def rules_naming_unknown_tiers(tx: Tx) -> list[dict]:
+    """Every scope whose version in force now, or a version scheduled (not superseded), has tier
+    multipliers the tiers configured now do not have (``tier_warnings``), by scope and version."""
+    found = []
+    scopes = tx.session.execute(select(rule_sets.c.scope).distinct().order_by(rule_sets.c.scope)).scalars().all()
+    for scope in scopes:
+        current = tx.session.execute(_in_force(scope, tx.now)).first()
+        rows = ([current] if current is not None else []) + list(tx.session.execute(
+            select(rule_sets.c.version, rule_sets.c.document, rule_sets.c.effective_from)
+            .where(rule_sets.c.scope == scope, rule_sets.c.effective_from > tx.now,
+                   superseded_by(rule_sets).is_(None)).order_by(rule_sets.c.version)))
+        for row in rows:
+            warnings = tier_warnings(tx.settings, _parsed(row.document))
+            if warnings:
+                found.append({"scope": scope, "version": row.version,
+                              "status": "scheduled" if row.effective_from > tx.now else "in_force",
+                              "warnings": warnings})
+    return found
 
 
 # A newer saved version supersedes every older version not yet in force when it was saved: an
@@ -203,7 +249,8 @@ def rule_versions(tx: Tx, scope: str, *, offset: int = 0, limit: int = 50) -> tu
     """A scope's rule set versions, newest first, each with its document and its ``status`` now:
     ``in_force``; ``scheduled`` (takes effect at its ``effective_from``); ``superseded`` (a newer
     version, ``superseded_by``, was saved before it took effect, so it never does); ``replaced``
-    (was in force, a newer version has taken over)."""
+    (was in force, a newer version has taken over). ``warnings``: for a version in force or scheduled,
+    the tiers its multipliers name that the tiers configured now do not have (``tier_warnings``)."""
     rows = tx.session.execute(select(rule_sets, superseded_by(rule_sets).label("superseded_by")).where(rule_sets.c.scope == scope)
                               .order_by(rule_sets.c.version.desc()).offset(offset).limit(limit)).all()
     total = tx.session.execute(select(func.count()).select_from(rule_sets)
@@ -217,6 +264,12 @@ def rule_versions(tx: Tx, scope: str, *, offset: int = 0, limit: int = 50) -> tu
             return "scheduled"
         return "in_force" if current is not None and row.version == current.version else "replaced"
 
-    return ([{"version": r.version, "effective_from": r.effective_from.isoformat(),
-              "created_at": r.created_at.isoformat(), "status": status(r), "superseded_by": r.superseded_by,
-              "document": r.document} for r in rows], int(total))
+    def row(r) -> dict:
+        shown = status(r)
+        return {"version": r.version, "effective_from": r.effective_from.isoformat(),
+                "created_at": r.created_at.isoformat(), "status": shown, "superseded_by": r.superseded_by,
+                "document": r.document,
+                "warnings": tier_warnings(tx.settings, _parsed(r.document)) if shown in ("in_force", "scheduled")
+                else []}
+
+    return [row(r) for r in rows], int(total)

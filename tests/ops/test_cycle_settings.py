@@ -19,8 +19,9 @@ from tests.factories import make_member, make_partner
 
 
 def kept(network) -> dict[str, str]:
-    return dict(network.tx(lambda tx: tx.session.execute(select(NetworkSetting.name, NetworkSetting.value)).all(),
-                           readonly=True))
+    """The record of the cycles' time zone and cut-off (network_settings holds other settings too)."""
+    return dict(network.tx(lambda tx: tx.session.execute(select(NetworkSetting.name, NetworkSetting.value).where(
+        NetworkSetting.name.in_(["timezone", "cycle_cutoff_minutes"]))).all(), readonly=True))
 
 
 def command(network, database_url, *args, **variables):

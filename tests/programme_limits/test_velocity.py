@@ -259,10 +259,11 @@ def test_in_a_batch_earlier_events_count_toward_later_ones(shop, network, limits
         (422, "velocity_limit_exceeded"), (200, None), (422, "velocity_limit_exceeded")]
     assert balance(shop, member) == 250 - 80 - 50
     # one alert raise per limit and member in the unit (refused events counted in its detail); alerts about
-    # one member on one day collapse into one row, whose detail is the latest
+    # one member on one day collapse into one row, whose detail is the latest and whose refused_events
+    # counts every refusal the row covers (the two earns and the burn)
     [alert] = alerts(network)
     assert alert["count"] == 2 and alert["member_id"] == member
-    assert (alert["detail"]["limit_name"], alert["detail"]["refused_events"]) == ("member_daily_burn", 1)
+    assert (alert["detail"]["limit_name"], alert["detail"]["refused_events"]) == ("member_daily_burn", 3)
     verify_ok(network)
 
 
