@@ -34,6 +34,10 @@ MAX_HOURS = MAX_DAYS * 24
 MAX_MINUTES = MAX_HOURS * 60
 # What limits' Redis storages accept (POINTSNET_REDIS_URL); checked for shape only, never connected to.
 REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
+# Defaults checked without importing the library that checks any other value (phonenumbers, limits:
+# about 0.1 s of every command line); tests/ops/test_settings_imports.py holds them to those checks.
+DEFAULT_REGION = "CN"
+DEFAULT_RATE_LIMIT = "6000/minute"
 
 
 def _positive_seconds(text: str) -> bool:
@@ -60,7 +64,7 @@ class Settings(BaseSettings):
     currency: str = "CNY"
     # Language of the labels of human-readable reports (HTML): en or zh.
     locale: Literal["en", "zh"] = "en"
-    default_region: str = "CN"
+    default_region: str = DEFAULT_REGION
     # Business-day cut-off, minutes after local midnight (0 = midnight).
     cycle_cutoff_minutes: int = Field(default=0, ge=0, lt=24 * 60)
     # How far before posted_at a partner's occurred_at may lie.
@@ -88,7 +92,7 @@ class Settings(BaseSettings):
     # What partners sign as @authority (host[:port]) when it differs from the Host a process sees.
     public_authority: str | None = None
     redis_url: str | None = None  # shared rate limits across API processes
-    rate_limit: str = "6000/minute"  # per partner, a `limits` rate string
+    rate_limit: str = DEFAULT_RATE_LIMIT  # per partner, a `limits` rate string
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     # Webhook URLs resolving to loopback, private, link-local or reserved addresses are refused
     # (SSRF: a partner must not make the network call into its own infrastructure). An operator may
@@ -153,9 +157,11 @@ class Settings(BaseSettings):
     @field_validator("default_region")
     @classmethod
     def _phone_region(cls, value: str) -> str:
+        region = value.strip().upper()
+        if region == DEFAULT_REGION:
+            return region
         import phonenumbers
 
-        region = value.strip().upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError("not a region phone numbers are known for (an ISO 3166 code such as CN)")
         return region
@@ -175,6 +181,8 @@ class Settings(BaseSettings):
     @field_validator("rate_limit")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
+        if value == DEFAULT_RATE_LIMIT:
+            return value
         from limits import parse
 
         try:

@@ -28,10 +28,39 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shared.config import KeyConfigurationError, Settings
 
 
+def _make_directory(directory: Path) -> None:
+    """``mkdir -p``; as root, each directory made belongs to its parent's owner and group (a command run
+    from a root shell over the services' data directory must not leave them a ``keys/`` they cannot use)."""
+    if directory.is_dir():
+        return
+    _make_directory(directory.parent)
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        if not directory.is_dir():
+            raise
+        return
+    if os.geteuid() == 0:
+        parent = directory.parent.stat()
+        os.chown(directory, parent.st_uid, parent.st_gid)
+
+
+def _own_like_directory(fd: int, directory: Path) -> None:
+    """As root, give a file just made (or a lock file left by an earlier root run) the owner and group of
+    its directory: the services' user, who must be able to open it next (docs/operations.md). Files made
+    by any other user are theirs already; nothing else is changed (the mode stays)."""
+    if os.geteuid() != 0:
+        return
+    where, ours = directory.stat(), os.fstat(fd)
+    if (ours.st_uid, ours.st_gid) != (where.st_uid, where.st_gid):
+        os.fchown(fd, where.st_uid, where.st_gid)
+
+
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_directory(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
+        _own_like_directory(fd, path.parent)
         handle.write(data)
 
 
@@ -187,7 +216,7 @@ def write_keyring(path: Path, data: dict) -> None:
         kept = path.stat()
     except FileNotFoundError:
         kept = None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_directory(path.parent)
     staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -204,6 +233,8 @@ def write_keyring(path: Path, data: dict) -> None:
                                               f"the new file to it: run the command as {owner.split(':')[0]} "
                                               "or as root", str(path)) from None
                 os.fchmod(fd, stat.S_IMODE(kept.st_mode))
+            else:
+                _own_like_directory(fd, path.parent)
         os.replace(staging, path)
     except BaseException:
         staging.unlink(missing_ok=True)
@@ -226,14 +257,32 @@ def _owner_name(status: os.stat_result) -> str:
 @contextmanager
 def _changing(settings: Settings) -> Iterator[Path]:
     """The key file, locked against another command changing it at the same moment: two changes
-    each reading the file before the other wrote it would lose one of the keys."""
+    each reading the file before the other wrote it would lose one of the keys.
+
+    The lock file stays beside the key file. Made (or found) by root, it is given the directory's owner
+    and group, so that the next change, run as the services' user, can open it; a lock file root left
+    before that (root:root, owner-only) is refused to that user in one line saying what to do."""
     path = pii_key_file(settings)
     if path is None:
         raise ValueError("personal-data keys come from the environment (POINTSNET_PII_KEYS)")
     load_pii_keyring(settings)  # generates the file on first use
     lock = path.with_name(f".{path.name}.lock")
-    fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
+    except PermissionError:
+        try:
+            owner = _owner_name(lock.stat())
+        except OSError:
+            raise PermissionError(errno.EACCES, f"cannot make the lock file {lock} (the key file's directory "
+                                  "is not writable by this user)", str(lock)) from None
+        raise PermissionError(errno.EACCES, f"the lock file {lock} belongs to {owner} and this user cannot "
+                              "open it: remove it (it holds nothing), or run the command once as root, which "
+                              "gives it to the directory's owner", str(lock)) from None
+    try:
+        try:
+            _own_like_directory(fd, lock.parent)
+        except OSError:  # the lock works for this command all the same
+            pass
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield path
     finally:

@@ -18,7 +18,7 @@ from shared.db.database import Database, Tx
 from shared.errors import PointsnetError
 from shared.keys import load_pii_keyring, load_signing_key, pii_key_file
 from shared.ledger import bonus, expiry, holds, idempotency, queries
-from shared.ledger.cycles import pin_cycle_settings
+from shared.ledger.cycles import check_cycle_settings, pin_cycle_settings
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events
 from shared.members import enrolment
@@ -241,6 +241,11 @@ class Network:
 
         self.tx(pin_cycle_settings)
         self.tx(record_occurred_window)
+
+    def check_cycle_settings(self) -> None:
+        """At the start of a process that only reads: the same refusal, nothing written (a read-only
+        replica), a missing record left to the next writer."""
+        self.tx(check_cycle_settings, readonly=True)
 
     def close(self) -> None:
         self.db.dispose()

@@ -73,7 +73,9 @@ def _logging() -> None:
     configure_logging(get_settings().log_format)
 
 
-def _network(database_url: str | None = None, **kwargs):
+def _network(database_url: str | None = None, *, readonly: bool = False, **kwargs):
+    """The network for a command. ``readonly``: the command only reads (a read-only replica must do);
+    the time zone and cut-off are checked against the network's record, which is not created."""
     from shared.db.migrate import is_current, upgrade
     from shared.network import Network
 
@@ -85,7 +87,10 @@ def _network(database_url: str | None = None, **kwargs):
         else:
             fail("the database schema is not current; run `pointsnet db upgrade` first")
     network = Network(settings, database_url=database_url, **kwargs)
-    network.pin_cycle_settings()
+    if readonly:
+        network.check_cycle_settings()
+    else:
+        network.pin_cycle_settings()
     return network
 
 

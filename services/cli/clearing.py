@@ -53,7 +53,7 @@ def clearing_list() -> None:
         return tx.session.execute(select(Settlement).where(of_the_network(Settlement.cycle_date)).order_by(
             Settlement.cycle_date, Settlement.party)).scalars().all()
 
-    network = _network()
+    network = _network(readonly=True)
     rows = network.tx(settlements, readonly=True)
     today = cycle_date_for(network.clock.now(), network.settings)  # the network's business day, as the dashboard's
     table = Table("cycle", "party", "net (minor units)", "from float", "by bank", "payment date", "status",

@@ -25,7 +25,7 @@ def verify(
 
     jobs = jobs or DEFAULT_WORKERS
 
-    network = _network()
+    network = _network(readonly=True)
     public_key = network.signing_key.public_key()
     report = network.tx(lambda tx: run_verify(tx, public_key=public_key, workers=jobs), readonly=True)
     if as_json:

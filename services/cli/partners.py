@@ -77,7 +77,7 @@ def keys_list(partner_id: str):
         require_partner(tx, partner_id)  # an unknown partner is an error, not an empty list
         return keys.list_keys(tx, partner_id)
 
-    print(json.dumps(_network().tx(unit, readonly=True), indent=2))
+    print(json.dumps(_network(readonly=True).tx(unit, readonly=True), indent=2))
 
 
 @partners_app.command("keygen")
@@ -238,7 +238,7 @@ def partners_list() -> None:
 
     from shared.partners.lifecycle import lifecycle_status
 
-    network = _network()
+    network = _network(readonly=True)
     rows, status = network.tx(lambda tx: (tx.session.execute(select(Partner.id, Partner.name)
                                                               .order_by(Partner.name)).all(), lifecycle_status(tx)),
                               readonly=True)

@@ -47,7 +47,7 @@ def rules_show(partner: Optional[str] = typer.Option(None), network_wide: bool =
     if bool(partner) == network_wide:
         fail("give either --partner ID or --network")
     scope = "network" if network_wide else partner
-    network = _network()
+    network = _network(readonly=True)
     found = network.tx(lambda tx: rules_in_force(tx, scope, tx.now), readonly=True)
     if found is None:
         fail(f"no rules set for {scope}; earns use the contract's base rate")
@@ -64,7 +64,7 @@ def rules_check() -> None:
     configured now (POINTSNET_TIERS) do not have; exit 1 if there is one. Run it after changing the tiers."""
     from shared.rules.store import rules_naming_unknown_tiers
 
-    found = _network().tx(rules_naming_unknown_tiers, readonly=True)
+    found = _network(readonly=True).tx(rules_naming_unknown_tiers, readonly=True)
     for item in found:
         for warning in item["warnings"]:
             typer.echo(f"{item['scope']} version {item['version']} ({item['status']}): {warning}", err=True)
@@ -79,7 +79,7 @@ def alerts_list(include_acknowledged: bool = typer.Option(False, "--all", help="
     """Open alerts, newest first."""
     from shared.alerts import list_alerts
 
-    rows = _network().tx(lambda tx: list_alerts(tx, include_acknowledged=include_acknowledged), readonly=True)
+    rows = _network(readonly=True).tx(lambda tx: list_alerts(tx, include_acknowledged=include_acknowledged), readonly=True)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -106,7 +106,7 @@ def members_show(member_id: str, as_json: bool = typer.Option(False, "--json")) 
     """A member's balance, tier (qualifying points, next review), activity status and histories."""
     from shared.programme.summary import member_summary
 
-    view = _network().tx(lambda tx: member_summary(tx, member_id), readonly=True)
+    view = _network(readonly=True).tx(lambda tx: member_summary(tx, member_id), readonly=True)
     if as_json:
         print(json.dumps(view, indent=2))
         return
@@ -145,4 +145,4 @@ def members_status_counts() -> None:
     """Members by activity status (active, at_risk, dormant), as JSON."""
     from shared.programme.status import status_counts
 
-    print(json.dumps(_network().tx(status_counts, readonly=True)))
+    print(json.dumps(_network(readonly=True).tx(status_counts, readonly=True)))

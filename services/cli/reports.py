@@ -45,7 +45,7 @@ def reports_partner(partner_id: str,
     from shared.reports.service import partner_document
 
     period = _report_period(first, last, fmt)
-    _emit_report(partner_document(_network(), partner_id, period, fmt), out)
+    _emit_report(partner_document(_network(readonly=True), partner_id, period, fmt), out)
 
 
 @reports_app.command("network")
@@ -56,7 +56,7 @@ def reports_network(first: str = typer.Option(..., "--from", help="First cycle, 
     from shared.reports.service import network_document
 
     period = _report_period(first, last, fmt)
-    _emit_report(network_document(_network(), period, fmt), out)
+    _emit_report(network_document(_network(readonly=True), period, fmt), out)
 
 
 @reports_app.command("publish")

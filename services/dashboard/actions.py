@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
 
 from shared.access import approvals, audit
 from shared.access.errors import NotPending
 from shared.access.sessions import Session
-from shared.db.database import Tx
+from shared.db.database import Tx, is_retryable
 from shared.errors import Conflict, PointsnetError
 from shared.models import PendingAction
 
@@ -30,6 +31,37 @@ class ActionFailed(Conflict):
     """An approved action broke on something other than a refusal (a bug, a database error): it changed
     nothing, and its request is marked failed; the error itself is in the server's log."""
     code, title = "action_failed", "The action failed and changed nothing"
+
+
+class ActionNotRun(PointsnetError):
+    """An approved action met a database error that may pass (a lost connection, a statement or lock
+    timeout, a conflict still there after the unit's retries): nothing changed, the approval rolled back
+    with it, and the request is still waiting: approve it again once the database answers."""
+    status, code, title = 503, "action_not_run", "The database did not answer; the request is still waiting"
+
+
+# PostgreSQL errors that pass: connection exceptions (class 08), insufficient resources (53: too many
+# connections, out of memory or disk), operator intervention (57: statement timeout, shutdown), a lock
+# not obtained in time (55P03); serialization failures and deadlocks are is_retryable's.
+_TRANSIENT_PG_CLASSES = ("08", "53", "57")
+_TRANSIENT_PG_CODES = ("55P03",)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a unit's error, after its retries, is the database's passing state rather than a fault that
+    every approval would meet again."""
+    if is_retryable(exc) or isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code:
+        return code.startswith(_TRANSIENT_PG_CLASSES) or code in _TRANSIENT_PG_CODES
+    # psycopg's failure to connect at all carries no SQLSTATE; SQLite's errors of that class are its
+    # locks (is_retryable) and its own faults
+    return isinstance(exc, OperationalError) and type(exc.orig).__module__.startswith("psycopg")
 
 
 @dataclass(frozen=True)
@@ -77,7 +109,9 @@ def submit(network, actor: Session, name: str, target: str | None, params: dict)
 def decide(network, checker: Session, pending_id: int, *, approve: bool) -> dict | None:
     """Approve (and run) or reject a pending action. If the action itself is refused, or breaks on
     anything else, the approval rolls back with it and the request is marked failed with the reason
-    (a generic one, ``action_failed``, for an error that is not a refusal): run once, or failed."""
+    (a generic one, ``action_failed``, for an error that is not a refusal): run once, or failed. A
+    database error that may pass (``is_transient``) marks nothing: the request still waits, to be
+    approved again (``ActionNotRun``, 503)."""
 
     def unit(tx: Tx) -> dict | None:
         row = approvals.take(tx, pending_id, checker, approve=approve)
@@ -96,9 +130,15 @@ def decide(network, checker: Session, pending_id: int, *, approve: bool) -> dict
             raise
         _mark_failed(network, checker, pending_id, {"code": error.code, "detail": error.detail})
         raise
-    except Exception:
+    except Exception as exc:
         if not approve:
             raise
+        if is_transient(exc):  # the approval rolled back with the action: the request still waits
+            log.warning("approved action %s not run: the database did not answer (%s); it is still waiting",
+                        pending_id, type(exc).__name__)
+            raise ActionNotRun(f"action {pending_id} was not run: the database did not answer in time "
+                               "(nothing changed). The request is still waiting: approve it again in a "
+                               "moment") from None
         # Rolled back with the approval, like a refusal; its internals go to the log, not to the page or
         # the request (which operators and finance read).
         log.exception("approved action %s failed unexpectedly", pending_id)

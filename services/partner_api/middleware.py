@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlsplit
@@ -87,7 +88,7 @@ class PartnerGate:
                     raise errors.IdempotencyKeyInvalid(f"Idempotency-Key must be 1 to {KEY_LENGTH} visible ASCII characters")
             now = datetime.now(timezone.utc)  # signature freshness always uses the real time
             auth = await anyio.to_thread.run_sync(authenticate, self.network, request, body, now)
-            self._rate_limit(auth.partner_id)
+            await self._rate_limit(auth.partner_id)
             refuse_nul(scope, body)
         except PointsnetError as error:
             await self._send_problem(send, error, request, label)
@@ -119,8 +120,8 @@ class PartnerGate:
                 break
         return b"".join(chunks)
 
-    def _rate_limit(self, partner_id: str) -> None:
-        reset = self.limits.hit(self.rate, partner_id)
+    async def _rate_limit(self, partner_id: str) -> None:
+        reset = await self.limits.hit_async(self.rate, partner_id)
         if reset is not None:
             retry_after = max(1, math.ceil(reset - time.time()))
             raise errors.RateLimited(f"more than {self.rate} requests; retry in {retry_after} s",
@@ -212,7 +213,13 @@ class RateCounters:
     REDIS_TIMEOUT_SECONDS (``redis_storage_options``), so a silent Redis delays a request by about that
     once per outage and retry, not the OS's connect timeout. Its client is made on the first
     request, not with the gate: a cluster client connects as it is made, and the gate itself is built
-    by the first request of all (a failure there answered every request, the health probe too, 500)."""
+    by the first request of all (a failure there answered every request, the health probe too, 500).
+
+    The gate counts through ``hit_async``: a request that asks Redis does so in a worker thread, never on
+    the event loop, so a slow or silent Redis delays that request alone (up to its client's timeouts),
+    not every other request of the process; this process's own counters (memory, no I/O) are counted on
+    the loop. The sync client's connection pool, limits' memory storage and this object's state (under
+    ``self.lock``) are safe to share between those threads."""
 
     REDIS_RETRY_SECONDS = 10.0
 
@@ -221,6 +228,16 @@ class RateCounters:
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.shared: MovingWindowRateLimiter | None = None
         self.down_until: float | None = None  # during an outage: time.monotonic() when Redis is asked again
+        self.lock = threading.Lock()  # the client's making and the outage's start and end, across threads
+
+    def _asks_redis(self) -> bool:
+        return bool(self.redis_url) and (self.down_until is None or time.monotonic() >= self.down_until)
+
+    async def hit_async(self, rate, key: str) -> float | None:
+        """``hit`` for the event loop: Redis is asked (and its client made) in a worker thread."""
+        if not self._asks_redis():
+            return self.hit(rate, key)  # this process's counters: memory only, nothing to wait for
+        return await anyio.to_thread.run_sync(self.hit, rate, key)
 
     def hit(self, rate, key: str) -> float | None:
         """Count one request: None if it is let in, else when its window resets (epoch seconds)."""
@@ -234,24 +251,31 @@ class RateCounters:
             self._failed(exc)
             return self.hit(rate, key)
         if limiter is self.shared and self.down_until is not None:
-            self.down_until = None
-            log.warning("POINTSNET_REDIS_URL: the rate limit's Redis answers again; rate limits count "
-                        "for all API processes")
+            with self.lock:
+                if self.down_until is not None:
+                    self.down_until = None
+                    log.warning("POINTSNET_REDIS_URL: the rate limit's Redis answers again; rate limits count "
+                                "for all API processes")
         return reset
 
     def _limiter(self) -> MovingWindowRateLimiter:
-        if not self.redis_url or (self.down_until is not None and time.monotonic() < self.down_until):
+        if not self._asks_redis():
             return self.local
         if self.shared is None:
-            try:
-                self.shared = MovingWindowRateLimiter(storage_from_string(
-                    self.redis_url, **redis_storage_options(self.redis_url)))
-            except Exception as exc:
-                self._failed(exc)
-                return self.local
+            with self.lock:
+                if self.shared is None:
+                    try:
+                        self.shared = MovingWindowRateLimiter(storage_from_string(
+                            self.redis_url, **redis_storage_options(self.redis_url)))
+                    except Exception as exc:
+                        self._failed(exc, locked=True)
+                        return self.local
         return self.shared
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, locked: bool = False) -> None:
+        if not locked:
+            with self.lock:
+                return self._failed(exc, locked=True)
         if self.down_until is None:  # the URL is not named: it may hold a password
             log.warning("POINTSNET_REDIS_URL: the rate limit's Redis failed (%s); each API process counts "
                         "its rate limits alone until it answers again (asked every %g s)",

@@ -173,6 +173,17 @@ def pin_cycle_settings(tx: Tx) -> bool:
     return posted
 
 
+def check_cycle_settings(tx: Tx) -> None:
+    """``pin_cycle_settings`` for a process that only reads (``pointsnet verify``, reports, listings; a
+    read-only replica): the same refusal once the ledger has an entry and the record names other values,
+    and nothing written — a missing record is left for the next writer to make."""
+    wanted = {name: (variable, value(tx.settings)) for name, variable, value in _CYCLE_SETTINGS}
+    kept = _kept(tx, wanted)
+    changed = _changed(wanted, kept)
+    if changed and tx.session.execute(select(Entry.id).limit(1)).first() is not None:
+        raise _refusal(wanted, kept, changed)
+
+
 def _kept(tx: Tx, wanted: dict, *, lock: bool = False) -> dict[str, str]:
     query = select(NetworkSetting.name, NetworkSetting.value).where(NetworkSetting.name.in_(list(wanted)))
     # FOR SHARE: writers agreeing with the record do not wait for each other; one changing it waits for

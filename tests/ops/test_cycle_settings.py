@@ -46,7 +46,9 @@ def posted(network):
 
 def test_the_first_start_records_the_zone_and_cut_off(network, database_url):
     assert kept(network) == {}
-    assert command(network, database_url, "clearing", "list").returncode == 0
+    assert command(network, database_url, "clearing", "list").returncode == 0  # only reads: records nothing
+    assert kept(network) == {}
+    assert command(network, database_url, "repair", "totals").returncode == 0  # a command that may write
     assert kept(network) == {"timezone": "Asia/Shanghai", "cycle_cutoff_minutes": "0"}
 
 
@@ -75,9 +77,9 @@ def test_an_api_process_refuses_to_start_with_another_zone(posted, database_url)
 
 
 def test_before_the_first_entry_a_new_zone_replaces_the_recorded_one(network, database_url):
-    assert command(network, database_url, "clearing", "list", timezone="UTC").returncode == 0
+    assert command(network, database_url, "repair", "totals", timezone="UTC").returncode == 0
     assert kept(network)["timezone"] == "UTC"
-    assert command(network, database_url, "clearing", "list", timezone="Europe/Paris",
+    assert command(network, database_url, "repair", "totals", timezone="Europe/Paris",
                    cycle_cutoff_minutes="60").returncode == 0
     assert kept(network) == {"timezone": "Europe/Paris", "cycle_cutoff_minutes": "60"}
 
@@ -88,7 +90,7 @@ def test_the_record_follows_the_cut_of_the_first_entry_whatever_started_since(ne
     by its own zone. The record is the first entry's (written with it), so the server restarts with
     the values every entry was cut by, and the other zone is the one refused."""
     network.pin_cycle_settings()
-    assert command(network, database_url, "clearing", "list", timezone="UTC").returncode == 0
+    assert command(network, database_url, "repair", "totals", timezone="UTC").returncode == 0
     assert kept(network)["timezone"] == "UTC"
     partner = make_partner(network, "CoffeeCo", billing="postpaid", point_value="1")
     network.earn(partner, make_member(network, partner), "e1", points=500)
