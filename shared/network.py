@@ -7,6 +7,7 @@ their own ``run_in_transaction``.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from functools import cached_property
@@ -16,6 +17,7 @@ from shared.clock import Clock, clock_from_settings
 from shared.config import Settings, get_settings
 from shared.db.database import Database, Tx
 from shared.errors import PointsnetError
+from shared.jobs.batches import Batch
 from shared.keys import load_pii_keyring, load_signing_key, pii_key_file
 from shared.ledger import bonus, expiry, holds, idempotency, queries
 from shared.ledger.cycles import check_cycle_settings, pin_cycle_settings
@@ -26,6 +28,8 @@ from shared.members.privacy import Keyring
 from shared.observability import SETTLEMENT_DURATION
 from shared.partners import contracts
 from shared.partners.contracts import ContractTerms
+
+log = logging.getLogger("pointsnet.jobs")
 
 
 class Network:
@@ -174,22 +178,36 @@ class Network:
         return self.tx(lambda tx: queries.member_balance(tx, member_id, with_lots=True), readonly=True)
 
     # -- jobs ------------------------------------------------------------------------
-    def until_done(self, batch: Callable[[Tx], int], on_batch: Callable[[int], None] | None = None) -> int:
+    def until_done(self, batch: Callable[[Tx], int | Batch], on_batch: Callable[[int], None] | None = None) -> int:
         """Run ``batch`` in one bounded transaction after another until one does nothing; returns the
-        sum of what they did (``on_batch`` hears each batch's count, e.g. for a progress bar)."""
-        total = 0
-        while done := self.tx(batch):
-            total += done
-            if on_batch:
-                on_batch(done)
-        return total
+        sum of what they did (``on_batch`` hears each batch's count, e.g. for a progress bar).
+
+        A batch that returns a ``Batch`` and did nothing though it read due work (done meanwhile by
+        another unit: shared/jobs/batches.py) does not end the run; the next batch reads what is due
+        now. The run ends when a batch reads nothing due, or reads just what the last one did and
+        again does nothing (nothing else is taking that work: never a loop)."""
+        total, emptied = 0, None
+        while True:
+            outcome = self.tx(batch)
+            done, read = (outcome.done, outcome.read) if isinstance(outcome, Batch) else (outcome, None)
+            if done:
+                total += done
+                emptied = None
+                if on_batch:
+                    on_batch(done)
+                continue
+            if not read or read == emptied:
+                if read:
+                    log.warning("a job batch read the same due work (%d ids) twice and did none of it", len(read))
+                return total
+            emptied = read
 
     def expire_lots(self, on_batch: Callable[[int], None] | None = None) -> int:
         """Expire every due lot, in bounded transactions; returns the points expired."""
-        return self.until_done(lambda tx: expiry.expire_batch(tx, self.settings.expiry_batch_size), on_batch)
+        return self.until_done(lambda tx: expiry.expire_next(tx, self.settings.expiry_batch_size), on_batch)
 
     def expire_holds(self) -> int:
-        return self.until_done(lambda tx: holds.expire_holds(tx, self.settings.expiry_batch_size))
+        return self.until_done(lambda tx: holds.expire_holds_next(tx, self.settings.expiry_batch_size))
 
     def prune_idempotency(self) -> int:
         return self.tx(idempotency.prune)

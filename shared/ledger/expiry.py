@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from shared.db.database import Tx
+from shared.jobs.batches import Batch
 from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.expiry_pg import expire_locked
 from shared.ledger.journal import Journal, MemberState
@@ -57,7 +58,16 @@ def forfeit_points(journal: Journal, member: MemberState, taken: list[tuple[LotS
 
 
 def expire_batch(tx: Tx, limit: int, *, in_sql: bool | None = None) -> int:
-    """Expire the due lots of the members owning the next ``limit`` due lots; returns the points expired.
+    """Expire the due lots of the members owning the next ``limit`` due lots; returns the points expired."""
+    return expire_next(tx, limit, in_sql=in_sql).done
+
+
+def expire_next(tx: Tx, limit: int, *, in_sql: bool | None = None) -> Batch:
+    """``expire_batch``, for the job: also says which members it read as owning due lots.
+
+    The members are read before their locks: a spend of one of them that held its lock meanwhile has
+    expired its due lots first, and the batch may find nothing left under the locks. It then still
+    reads as due (``Batch.read``), so that the job's run goes on to the due lots after them.
 
     Set-based: one read finds the members (through the partial index of open lots by expiry,
     so lots already spent or expired are never walked again), one locks them in id order (and
@@ -73,14 +83,15 @@ def expire_batch(tx: Tx, limit: int, *, in_sql: bool | None = None) -> int:
     # the members, not the lots: one row per member reaches Python
     candidates = tx.session.execute(select(due.c.member_id).distinct()).scalars().all()
     if not candidates:
-        return 0
+        return Batch(0)
+    read = frozenset(candidates)
     journal = Journal(tx, enter_open_cycle(tx))
     # a member merged while this waited: its lots expire on the survivor, in this batch
     journal.members = lock_members_following_merges(tx, candidates, _survivors_of_missing(tx, candidates))
     if in_sql is None:
         in_sql = tx.is_postgres
     if in_sql:
-        return expire_locked(journal, tx.now)
+        return Batch(expire_locked(journal, tx.now), read)
     journal.lots = load_due_lots(tx, journal.members, tx.now)  # read after the lock: nothing moves them now
     by_member: dict[str, list[LotState]] = {}
     for lot in journal.lots.values():
@@ -90,7 +101,7 @@ def expire_batch(tx: Tx, limit: int, *, in_sql: bool | None = None) -> int:
         entry = expire_due(journal, journal.members[member_id], by_member[member_id], tx.now)
         expired += entry["points"] if entry else 0
     journal.flush()
-    return expired
+    return Batch(expired, read)
 
 
 

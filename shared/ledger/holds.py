@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import literal_column, select
 
 from shared.db.database import Tx
+from shared.jobs.batches import Batch
 from shared.ledger import expiry
 from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.journal import Journal
@@ -17,12 +18,18 @@ holds_t, hold_lots_t = Hold.__table__, HoldLot.__table__
 
 def expire_holds(tx: Tx, limit: int) -> int:
     """Release at most ``limit`` timed-out holds; returns how many were released."""
+    return expire_holds_next(tx, limit).done
+
+
+def expire_holds_next(tx: Tx, limit: int) -> Batch:
+    """``expire_holds``, for the job: also says which timed-out holds it read (their members' spend that
+    held a lock meanwhile may have released them all: the run goes on, shared/jobs/batches.py)."""
     rows = tx.session.execute(
         select(holds_t.c.id, holds_t.c.member_id).where(holds_t.c.status == literal_column("'open'"), holds_t.c.expires_at <= tx.now)
         .order_by(holds_t.c.expires_at).limit(limit)
     ).all()
     if not rows:
-        return 0
+        return Batch(0)
     journal = Journal(tx, enter_open_cycle(tx))
     journal.members, holds = _lock_owners(tx, [row.id for row in rows], {row.member_id for row in rows})
     reserved = tx.session.execute(
@@ -39,7 +46,7 @@ def expire_holds(tx: Tx, limit: int) -> int:
         lots = [lot for lot in journal.lots.values() if lot.member_id == member_id]
         expiry.expire_due(journal, member, lots, tx.now)
     journal.flush()
-    return released
+    return Batch(released, frozenset(row.id for row in rows))
 
 
 
