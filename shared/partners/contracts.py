@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, insert, select, true
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import ContractNotAtBoundary, UnknownPartner, ValidationFailed
-from shared.ledger.cycles import cycle_date_for
+from shared.ledger.cycles import cycle_date_for, cycle_end
 from shared.ledger.rules import Terms
 from shared.models import Account, Contract, Partner
 from shared.money import MAX_MICRO, MICRO, MoneyError, rate_to_ppm, to_decimal, to_micro
@@ -41,6 +41,9 @@ MAX_BASE_RATE = MAX_RATE
 # A version takes effect at most this many years after the network's today: further is a slip of the
 # keyboard (2206 for 2026), and a version on the calendar's last day would leave no day after it.
 HORIZON_YEARS = 10
+# A version takes effect at a cycle that begins at least this long after the unit adding it (see
+# ``add_contract_version``): far longer than any unit of work runs, so it is committed by then.
+CONTRACT_NOTICE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -124,16 +127,37 @@ def refuse_beyond_horizon(effective_from: date | None, today: date, what: str = 
                                f"at most {HORIZON_YEARS} years ahead ({horizon} at the latest)")
 
 
+def first_effective_date(tx: Tx) -> date:
+    """The first cycle a contract version added now may take effect from: the one after the cycle that
+    will be open CONTRACT_NOTICE from now (usually tomorrow; the day after within the notice of a
+    cut-off). The dashboard's form suggests it."""
+    return cycle_date_for(tx.now + CONTRACT_NOTICE, tx.settings) + timedelta(days=1)
+
+
 def add_contract_version(tx: Tx, partner_id: str, terms: ContractTerms, effective_from: date | None = None) -> dict:
-    """A new version takes effect at a future cycle boundary (default: the next cycle), at most
-    HORIZON_YEARS ahead."""
+    """A new version takes effect at a future cycle boundary at least CONTRACT_NOTICE ahead (default:
+    the first such cycle, usually the next), at most HORIZON_YEARS ahead.
+
+    Postings read the terms in force without a lock (``partner_with_terms``): a version whose unit
+    committed after its cycle had begun would be missed by that cycle's first postings and read by
+    the later ones (two contracts in one cycle). So its cycle must begin at least CONTRACT_NOTICE
+    after this unit's time, which no unit of work outlasts: it is in force only once committed."""
     require_partner(tx, partner_id)
     current = cycle_date_for(tx.now, tx.settings)
     refuse_beyond_horizon(effective_from, current)
-    effective_from = effective_from or current + timedelta(days=1)
+    first = first_effective_date(tx)
+    settled = first - timedelta(days=1)
+    effective_from = effective_from or first
     if effective_from <= current:
         raise ContractNotAtBoundary(
             f"contract changes take effect from a future cycle; {effective_from} is not after {current}"
+        )
+    if effective_from <= settled:
+        minutes = int(CONTRACT_NOTICE.total_seconds() // 60)
+        raise ContractNotAtBoundary(
+            f"contract changes take effect from a cycle that begins at least {minutes} minutes ahead; "
+            f"{effective_from} begins at {cycle_end(effective_from - timedelta(days=1), tx.settings).isoformat()}, "
+            f"too soon: choose {settled + timedelta(days=1)} or later"
         )
     latest = tx.session.execute(
         select(func.max(contracts.c.version), func.max(contracts.c.effective_from)).where(contracts.c.partner_id == partner_id)

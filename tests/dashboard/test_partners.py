@@ -426,3 +426,19 @@ def test_network_wide_campaigns_have_their_own_editor(network, client_as, partne
     assert client.get(f"{BASE}/partners/network/rules").status_code == 404
     assert post_form(client, f"{BASE}/partners/network/rules", {"document": NETWORK_RULES},
                      page=rules).status_code == 404
+
+
+def test_the_contracts_form_suggests_the_first_date_a_version_may_take_effect(network, client_as, partners, clock):
+    """Five minutes before the cut-off, tomorrow's cycle begins within the notice a version needs
+    (CONTRACT_NOTICE): the form suggests the day after, which the approval then accepts."""
+    from datetime import timedelta
+
+    from shared.ledger.cycles import cycle_end
+
+    coffee = partners["CoffeeCo"]
+    today = cycle_date_for(clock.now(), network.settings)
+    client = client_as("operator")
+    assert f'value="{today + timedelta(days=1)}"' in client.get(f"{BASE}/partners/{coffee}/contracts").text
+    clock.set(cycle_end(today, network.settings) - timedelta(minutes=5))
+    client = client_as("operator")  # signed in afresh: the clock moved past the last session's life
+    assert f'value="{today + timedelta(days=2)}"' in client.get(f"{BASE}/partners/{coffee}/contracts").text

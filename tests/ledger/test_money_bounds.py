@@ -98,8 +98,11 @@ def test_a_capture_under_a_new_contract_version_whose_money_does_not_fit_is_inva
     member = make_member(network, issuer, also_linked_to=(redeemer,))
     points = FITS + 1  # fits at 1 fen a point, not at 10
     network.earn(issuer, member, "e-1", points=points)
-    clock.set(datetime(2026, 11, 20, 15, 55, tzinfo=timezone.utc))  # 23:55 in Shanghai
+    # added at 23:45 in Shanghai (less than its notice, 10 minutes, before midnight it would take effect
+    # a cycle later), the hold placed at 23:55
+    clock.set(datetime(2026, 11, 20, 15, 45, tzinfo=timezone.utc))
     network.tx(lambda tx: add_contract_version(tx, redeemer, ContractTerms(point_value="10")))  # next cycle
+    clock.set(datetime(2026, 11, 20, 15, 55, tzinfo=timezone.utc))
     hold = network.hold(redeemer, member, "h-1", points)
     clock.advance(minutes=10)  # the next cycle, the hold still open
     with pytest.raises(InvalidAmount, match=f"at most {FITS} at a time"):

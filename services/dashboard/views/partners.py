@@ -20,7 +20,8 @@ from services.dashboard.security import checked_form, network_of, require
 from shared.access import audit
 from shared.errors import PointsnetError, UnknownPartner, ValidationFailed
 from shared.partners import directory, keys
-from shared.partners.contracts import ContractTerms, add_contract_version, create_partner, refuse_beyond_horizon
+from shared.partners.contracts import (ContractTerms, add_contract_version, create_partner, first_effective_date,
+                                      refuse_beyond_horizon)
 from shared.partners.lifecycle import set_status
 from shared.rules.store import rule_versions, set_rules
 from shared.webhooks import delivery, endpoints
@@ -172,12 +173,11 @@ def _contracts(request: Request, partner_id: str, paged: Paging, *, values: dict
                error: dict | None = None, status_code: int = 200):
     def unit(tx):
         return directory.partner_profile(tx, partner_id), directory.contract_versions(
-            tx, partner_id, offset=paged.offset, limit=paged.limit)
+            tx, partner_id, offset=paged.offset, limit=paged.limit), first_effective_date(tx)
 
-    profile, (rows, total) = network_of(request).tx(unit, readonly=True)
+    profile, (rows, total), next_day = network_of(request).tx(unit, readonly=True)
     if values is None:
         latest = profile["latest_contract"] or {}
-        next_day = date.fromisoformat(profile["cycle_date"]) + timedelta(days=1)
         if latest and date.fromisoformat(latest["effective_from"]) >= next_day:
             # the day after the latest version; none after the calendar's last day (a version stored
             # there before the horizon existed): that day itself, which the form then refuses
