@@ -6,7 +6,7 @@ nginx, and two ``pointsnet worker`` processes (one leads), all on one PostgreSQL
 systemd units, for drills and for tests/deploy/test_cluster.py::
 
     python deploy/cluster.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/pointsnet \\
-        --dir /tmp/pointsnet-cluster --listen 8080
+        --dir ./cluster-drill --listen 8080
 
 Ctrl-C stops everything. Needs nginx on the PATH (Debian: apt-get install nginx).
 """
