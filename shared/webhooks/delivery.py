@@ -10,10 +10,9 @@ drop duplicates by ``webhook-id``.
 One slow receiver holds up nobody else: a delivery takes at most ``DEADLINE`` in all (the name's
 resolution included), one endpoint is sent at most ``PER_ENDPOINT`` deliveries at once (the other
 senders stay free for the other endpoints), outcomes are recorded as they come in, and once a
-delivery to an endpoint has timed out, that endpoint's deliveries not yet started in the run are
-not sent: each is put back for a try ``NOT_SENT_DELAY`` later without counting as one (no attempt is
-recorded, its backoff does not move on), so a dead endpoint costs a run one timeout, not one per
-message, and a receiver slow for a moment costs only the messages that were sent to it a try each.
+delivery to an endpoint has timed out, that endpoint's deliveries not yet started in the batch are
+not sent: each is recorded as a failed try (retried on its schedule), so a dead endpoint costs a
+run one timeout, not one per message.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
@@ -54,8 +53,6 @@ MAX_ERROR = 500
 ANSWER_BYTES = 4096  # of a failing receiver's body, read at most: enough for MAX_ERROR characters of UTF-8
 RETENTION = timedelta(days=30)  # delivered messages and their attempts are kept this long
 REPLAYABLE = ("delivered", "dead")
-NOT_SENT_DELAY = timedelta(seconds=30)  # a delivery not sent after its URL timed out is tried again then
-NOT_SENT = "not sent: an earlier delivery to this URL timed out in this run"
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,6 @@ class Outcome:
     error: str | None
     duration_ms: int
     timed_out: bool = False
-    sent: bool = True  # False: not sent (its URL timed out earlier in the run); not a try
 
     @property
     def ok(self) -> bool:
@@ -182,13 +178,7 @@ def _refusal(address) -> str:
 
 
 def record(tx: Tx, claimed: Claimed, outcome: Outcome) -> str:
-    """Record one attempt; answers the delivery's new status ('stale' if the lease was lost).
-
-    A delivery that was not sent (``Outcome.sent`` False) records no attempt: its claim is undone
-    (the try it counted, the time of its last try) and it is due again ``NOT_SENT_DELAY`` later;
-    answers 'not_sent'."""
-    if not outcome.sent:
-        return _put_back(tx, claimed)
+    """Record one attempt; answers the delivery's new status ('stale' if the lease was lost)."""
     tx.session.execute(insert(attempts_t).values(delivery_id=claimed.id, attempted_at=tx.now,
                                                  status_code=outcome.status_code, error=outcome.error,
                                                  duration_ms=outcome.duration_ms))
@@ -207,21 +197,8 @@ def record(tx: Tx, claimed: Claimed, outcome: Outcome) -> str:
     return values.get("status", "pending") if done.rowcount == 1 else "stale"
 
 
-def _put_back(tx: Tx, claimed: Claimed) -> str:
-    last_try = (select(func.max(attempts_t.c.attempted_at)).where(attempts_t.c.delivery_id == claimed.id)
-                .scalar_subquery())
-    done = tx.session.execute(update(deliveries_t).where(
-        deliveries_t.c.id == claimed.id, deliveries_t.c.claim_token == claimed.claim_token).values(
-        claim_token=None, attempts=deliveries_t.c.attempts - 1, last_attempt_at=last_try,
-        next_attempt_at=tx.now + NOT_SENT_DELAY))
-    return "not_sent" if done.rowcount == 1 else "stale"
-
-
 def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: list[str] | None = None) -> dict:
-    """The delivery job: claim, send and record until nothing is due (or ``rounds`` batches).
-
-    A URL that timed out in one batch is not sent to in the run's later batches either; the deliveries
-    not sent are counted apart (``not_sent``, only when there are some)."""
+    """The delivery job: claim, send and record until nothing is due (or ``rounds`` batches)."""
     counts = {"delivered": 0, "retrying": 0, "dead": 0, "stale": 0}
     verify = tls_context()  # first: a context that cannot be made (a bad SSL_CERT_FILE) claims nothing
     claimed = network.tx(lambda tx: claim_due(tx, limit, delivery_ids)) if rounds > 0 else []
@@ -234,7 +211,6 @@ def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: 
     # them, it connects to whatever the name resolves to, straight too: either way the name's resolution
     # is bounded by the delivery's time, which the system resolver httpx would use is not
     transport = PublicOnlyTransport(verify, PublicOnlyBackend(judge=anywhere) if allow else None)
-    timed_out: set[str] = set()  # the URLs that timed out in this run
     with httpx.Client(timeout=TIMEOUT, follow_redirects=False, verify=verify, transport=transport) as client, \
             ThreadPoolExecutor(max_workers=SENDERS) as pool:
         for round_ in range(rounds):
@@ -242,15 +218,11 @@ def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: 
                 claimed = network.tx(lambda tx: claim_due(tx, limit, delivery_ids))
             if not claimed:
                 break
-            sent = _send_batch(pool, claimed, lambda c: send(client, c, network.clock, key, allow_private=allow),
-                               timed_out)
+            sent = _send_batch(pool, claimed, lambda c: send(client, c, network.clock, key, allow_private=allow))
             for item, outcome in sent:
                 status = _record(network, item, outcome)
                 if status is None:  # counted apart, only when it happens: sent again when its lease ends
                     counts["unrecorded"] = counts.get("unrecorded", 0) + 1
-                    continue
-                if status == "not_sent":  # counted apart too: not a try
-                    counts["not_sent"] = counts.get("not_sent", 0) + 1
                     continue
                 counts["retrying" if status == "pending" else status] += 1
                 if not outcome.ok:
@@ -259,17 +231,16 @@ def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: 
     return counts
 
 
-def _send_batch(pool: ThreadPoolExecutor, claimed: list[Claimed], send_one, timed_out: set[str] | None = None):
+def _send_batch(pool: ThreadPoolExecutor, claimed: list[Claimed], send_one):
     """Send a claimed batch; yields each (delivery, outcome) as soon as it is known, once each.
 
     Each endpoint (its URL) is a lane of at most ``PER_ENDPOINT`` senders, their first ones queued
     before anyone's second, so one slow endpoint never takes every sender. Once a delivery of a lane
-    has timed out (in this batch, or in an earlier one of the run: ``timed_out``, added to), the lane's
-    deliveries not yet started are not sent: their outcome says so (``Outcome.sent`` False)."""
+    has timed out, the lane's deliveries not yet started are not sent: their outcome is that failure."""
     lanes: dict[str, deque[Claimed]] = {}
     for item in claimed:
         lanes.setdefault(item.url, deque()).append(item)
-    timed_out = set() if timed_out is None else timed_out
+    timed_out: set[str] = set()
     lock, done = threading.Lock(), queue.Queue()
 
     def lane(url: str) -> None:
@@ -279,7 +250,7 @@ def _send_batch(pool: ThreadPoolExecutor, claimed: list[Claimed], send_one, time
                     return
                 item, skip = lanes[url].popleft(), url in timed_out
             if skip:
-                outcome = Outcome(None, NOT_SENT, 0, sent=False)
+                outcome = Outcome(None, "not sent: an earlier delivery to this URL timed out in this run", 0)
             else:
                 try:
                     outcome = send_one(item)
@@ -306,7 +277,7 @@ def _record(network, claimed: Claimed, outcome: Outcome) -> str | None:
         return network.tx(lambda tx: record(tx, claimed, outcome))
     except Exception:  # noqa: BLE001 - whatever it was, the rest of the batch is recorded
         log.exception("webhook %s: its attempt could not be recorded; recording it without the answer", claimed.id)
-    bare = replace(outcome, error="(the receiver's answer could not be stored)")
+    bare = Outcome(outcome.status_code, "(the receiver's answer could not be stored)", outcome.duration_ms)
     try:
         return network.tx(lambda tx: record(tx, claimed, bare))
     except Exception:  # noqa: BLE001
