@@ -42,7 +42,8 @@ def _make_directory(directory: Path) -> None:
         return
     if os.geteuid() == 0:
         parent = directory.parent.stat()
-        os.chown(directory, parent.st_uid, parent.st_gid)
+        # never through a symlink: whoever owns the parent could swap the new directory for one
+        os.chown(directory, parent.st_uid, parent.st_gid, follow_symlinks=False)
 
 
 def _own_like_directory(fd: int, directory: Path) -> None:
@@ -52,13 +53,17 @@ def _own_like_directory(fd: int, directory: Path) -> None:
     if os.geteuid() != 0:
         return
     where, ours = directory.stat(), os.fstat(fd)
+    if not stat.S_ISREG(ours.st_mode) or ours.st_nlink != 1:
+        # a hard link to another file, planted by whoever owns the directory: never given away
+        raise PermissionError(errno.EPERM, f"{directory} holds a file linked elsewhere where a key or lock file "
+                              "belongs: remove it", str(directory))
     if (ours.st_uid, ours.st_gid) != (where.st_uid, where.st_gid):
         os.fchown(fd, where.st_uid, where.st_gid)
 
 
 def _write_private(path: Path, data: bytes) -> None:
     _make_directory(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         _own_like_directory(fd, path.parent)
         handle.write(data)
@@ -268,7 +273,9 @@ def _changing(settings: Settings) -> Iterator[Path]:
     load_pii_keyring(settings)  # generates the file on first use
     lock = path.with_name(f".{path.name}.lock")
     try:
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
+        # O_NOFOLLOW: the directory's owner could plant the lock's name as a symlink to any file, which
+        # root would then open and give to that owner (_own_like_directory)
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except PermissionError:
         try:
             owner = _owner_name(lock.stat())
@@ -278,6 +285,11 @@ def _changing(settings: Settings) -> Iterator[Path]:
         raise PermissionError(errno.EACCES, f"the lock file {lock} belongs to {owner} and this user cannot "
                               "open it: remove it (it holds nothing), or run the command once as root, which "
                               "gives it to the directory's owner", str(lock)) from None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise PermissionError(errno.EPERM, f"the lock file {lock} is a symbolic link, which a key change never "
+                              "follows: remove it (a lock file holds nothing)", str(lock)) from None
     try:
         try:
             _own_like_directory(fd, lock.parent)

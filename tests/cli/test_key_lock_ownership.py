@@ -104,3 +104,47 @@ def test_keys_init_run_as_root_makes_keys_the_services_user_can_read(tmp_path):
         assert stat.S_IMODE((keys / name).stat().st_mode) == 0o600
         assert _opens_as(SERVICE_UID, SERVICE_GID, keys / name, os.O_RDONLY)
     assert sorted(p.name for p in keys.iterdir()) == ["network-ed25519.pem", "pii-keys.json"]  # no staging left
+
+
+def _services_secrets(tmp_path) -> tuple[Path, "Settings"]:
+    from shared.config import Settings
+
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    os.chown(secrets, SERVICE_UID, SERVICE_GID)
+    key_file = secrets / "pii-keys.json"
+    key_file.write_text(json.dumps(new_keyring_json()))
+    os.chown(key_file, SERVICE_UID, SERVICE_GID)
+    return secrets, Settings(pii_keys_file=key_file, pii_keys=None, data_dir=tmp_path / "data")
+
+
+def _root_only(tmp_path) -> Path:
+    victim = tmp_path / "root-only"  # stands for /etc/shadow, root's authorized_keys, ...
+    victim.write_text("root's")
+    victim.chmod(0o600)
+    return victim
+
+
+def test_a_lock_file_planted_as_a_symlink_is_refused_and_its_target_not_given_away(tmp_path):
+    """The services' user owns the directory, so it can put a symlink where the lock file goes: root must
+    neither follow it nor hand its target over (found in review)."""
+    from shared.keys import _changing
+
+    secrets, settings = _services_secrets(tmp_path)
+    victim = _root_only(tmp_path)
+    (secrets / ".pii-keys.json.lock").symlink_to(victim)
+    with pytest.raises(PermissionError, match="symbolic link"):
+        with _changing(settings):
+            pass
+    assert _owner(victim) == (0, 0) and victim.read_text() == "root's"
+
+
+def test_a_lock_file_planted_as_a_hard_link_is_not_given_away(tmp_path):
+    from shared.keys import _changing
+
+    secrets, settings = _services_secrets(tmp_path)
+    victim = _root_only(tmp_path)
+    os.link(victim, secrets / ".pii-keys.json.lock")
+    with _changing(settings):
+        pass
+    assert _owner(victim) == (0, 0) and victim.read_text() == "root's"
