@@ -184,23 +184,24 @@ class Network:
 
         A batch that returns a ``Batch`` and did nothing though it read due work (done meanwhile by
         another unit: shared/jobs/batches.py) does not end the run; the next batch reads what is due
-        now. The run ends when a batch reads nothing due, or reads just what the last one did and
-        again does nothing (nothing else is taking that work: never a loop)."""
-        total, emptied = 0, None
+        now. The run ends when a batch reads nothing due, or reads only work that batches since the
+        last one that did something have read and left (nothing else is taking that work: never a
+        loop, even when ties in the due order make them read it in alternating subsets)."""
+        total, left = 0, set()
         while True:
             outcome = self.tx(batch)
             done, read = (outcome.done, outcome.read) if isinstance(outcome, Batch) else (outcome, None)
             if done:
                 total += done
-                emptied = None
+                left.clear()
                 if on_batch:
                     on_batch(done)
                 continue
-            if not read or read == emptied:
+            if not read or read <= left:
                 if read:
-                    log.warning("a job batch read the same due work (%d ids) twice and did none of it", len(read))
+                    log.warning("job batches read the same due work (%d ids) again and did none of it", len(left))
                 return total
-            emptied = read
+            left |= read
 
     def expire_lots(self, on_batch: Callable[[int], None] | None = None) -> int:
         """Expire every due lot, in bounded transactions; returns the points expired."""
