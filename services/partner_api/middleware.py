@@ -216,8 +216,10 @@ class RateCounters:
     by the first request of all (a failure there answered every request, the health probe too, 500).
 
     The gate counts through ``hit_async``: a request that asks Redis does so in a worker thread, never on
-    the event loop, so a slow or silent Redis delays that request alone (up to its client's timeouts),
-    not every other request of the process; this process's own counters (memory, no I/O) are counted on
+    the event loop, so a slow or silent Redis never stalls the loop (the health probe still answers).
+    Those threads are anyio's default pool, shared with the requests' database work: until a timeout
+    marks the outage (and at each retry), every request then asking Redis holds one for up to the
+    client's timeouts, and a busy process's other requests may wait for a thread. This process's own counters (memory, no I/O) are counted on
     the loop. The sync client's connection pool, limits' memory storage and this object's state (under
     ``self.lock``) are safe to share between those threads."""
 
