@@ -11,7 +11,6 @@ both windows side by side and nothing more.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, time, timedelta, timezone
 
 from sqlalchemy import Integer, and_, case, cast, func, or_, select
@@ -63,32 +62,20 @@ settings_t = NetworkSetting.__table__
 
 def record_occurred_window(tx: Tx) -> int:
     """At a process's start: keep the largest occurred_at window the network ever posted under (the
-    process's own, if larger). The first time, with earns already posted, the ledger's own largest lag
-    (``posted_at`` − ``occurred_at``) counts too — one read of the earns, once — since the windows they
-    were posted under were not recorded. Two processes starting at once keep the larger."""
+    process's own, if larger). Two processes starting at once keep the larger. The windows of earns
+    posted before the record was kept are stood for by the ledger's own largest lag, read once by
+    migration 0039 at upgrade, never here (every API process would scan the earns before it listens)."""
     kept = tx.session.execute(select(settings_t.c.value).where(settings_t.c.name == LARGEST_WINDOW)
                               ).scalar_one_or_none()
     hours = tx.settings.occurred_at_window_hours
     if kept is not None and int(kept) >= hours:
         return int(kept)
-    if kept is None:
-        hours = max(hours, _largest_lag_hours(tx))
     insert = pg_insert if tx.is_postgres else sqlite_insert
     statement = insert(settings_t).values(name=LARGEST_WINDOW, value=str(hours), set_at=tx.now)
     tx.session.execute(statement.on_conflict_do_update(
         index_elements=["name"], set_={"value": str(hours), "set_at": tx.now},
         where=cast(settings_t.c.value, Integer) < hours))
     return hours
-
-
-def _largest_lag_hours(tx: Tx) -> int:
-    if tx.is_postgres:
-        lag = func.extract("epoch", Entry.posted_at - Entry.occurred_at)
-    else:
-        lag = (func.julianday(Entry.posted_at) - func.julianday(Entry.occurred_at)) * 86400.0
-    seconds = tx.session.execute(select(func.max(lag)).where(Entry.kind == "earn", Entry.occurred_at.is_not(None))
-                                 ).scalar_one()
-    return max(0, math.ceil(float(seconds) / 3600)) if seconds is not None else 0
 
 
 def largest_occurred_window(tx: Tx) -> timedelta:

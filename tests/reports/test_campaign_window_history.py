@@ -11,14 +11,16 @@ import pytest
 from shared.reports.partner import partner_report
 from shared.reports.period import Period
 from shared.rules.store import set_rules
+from tests.db.test_migrations import _migrate
 from tests.factories import make_member, make_partner
 
 
 @pytest.mark.parametrize("recorded_at_start", [True, False])
-def test_an_earn_posted_under_a_larger_window_counts_during_the_campaign(network, settings, clock,
+def test_an_earn_posted_under_a_larger_window_counts_during_the_campaign(network, settings, clock, database_url,
                                                                          recorded_at_start):
     """``recorded_at_start``: the process that posted it recorded its window when it started; or
-    not (it ran before the record was kept): the first start that records reads the ledger's own."""
+    not (it ran a release before the record was kept): the upgrade (migration 0039) reads the ledger's
+    own largest lag, before any process of the new release starts."""
     settings.occurred_at_window_hours = 168
     if recorded_at_start:
         network.pin_cycle_settings()
@@ -34,6 +36,9 @@ def test_an_earn_posted_under_a_larger_window_counts_during_the_campaign(network
     late = network.earn(shop, member, "late", amount=10000,
                         occurred_at=datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc))  # 20:00 on its last day
     assert [line["rule"] for line in late["breakdown"]] == ["base_rate", "campaign:double"]
+    if not recorded_at_start:  # the upgrade to the release that keeps the record
+        _migrate(database_url, "0038", down=True)
+        _migrate(database_url, "head")
     settings.occurred_at_window_hours = 72  # cut since
     network.pin_cycle_settings()  # a process starts with the smaller window
     for day in range(20, 27):
