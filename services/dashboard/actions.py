@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
 
 from shared.access import approvals, audit
@@ -133,12 +133,21 @@ def decide(network, checker: Session, pending_id: int, *, approve: bool) -> dict
     except Exception as exc:
         if not approve:
             raise
-        if is_transient(exc):  # the approval rolled back with the action: the request still waits
-            log.warning("approved action %s not run: the database did not answer (%s); it is still waiting",
-                        pending_id, type(exc).__name__)
-            raise ActionNotRun(f"action {pending_id} was not run: the database did not answer in time "
-                               "(nothing changed). The request is still waiting: approve it again in a "
-                               "moment") from None
+        if is_transient(exc):  # the approval rolled back with the action, unless only COMMIT's answer was lost
+            status, outcome = _decided(network, pending_id)
+            if status == "approved":  # the COMMIT went through; its answer was lost on the way back
+                log.warning("approved action %s ran; the database's answer to its COMMIT was lost (%s)",
+                            pending_id, type(exc).__name__)
+                return outcome
+            log.warning("approved action %s not run: the database did not answer (%s); it is %s",
+                        pending_id, type(exc).__name__, status or "of unknown status")
+            if status == "pending":
+                raise ActionNotRun(f"action {pending_id} was not run: the database did not answer in time "
+                                   "(nothing changed). The request is still waiting: approve it again in a "
+                                   "moment") from None
+            raise ActionNotRun(f"action {pending_id}: the database did not answer in time, and whether the "
+                               "action ran is not known yet. Look for the request under Approvals in a moment: "
+                               "approve it again if it is still waiting (it runs once)") from None
         # Rolled back with the approval, like a refusal; its internals go to the log, not to the page or
         # the request (which operators and finance read).
         log.exception("approved action %s failed unexpectedly", pending_id)
@@ -147,6 +156,20 @@ def decide(network, checker: Session, pending_id: int, *, approve: bool) -> dict
         if not _mark_failed(network, checker, pending_id, {"code": failure.code, "detail": failure.detail}):
             raise NotPending(f"action {pending_id} is no longer waiting for a decision") from None
         raise failure from None
+
+
+def _decided(network, pending_id: int) -> tuple[str | None, dict | None]:
+    """The request's status and outcome as committed, read again after a database error; (None, None) when
+    the database still does not answer."""
+    try:
+        row = network.tx(lambda tx: tx.session.execute(
+            select(PendingAction.status, PendingAction.outcome).where(PendingAction.id == pending_id)).first(),
+            readonly=True)
+    except Exception:  # still unreachable: not known
+        return None, None
+    if row is None:
+        return None, None
+    return row.status, (json.loads(row.outcome) if row.outcome else None)
 
 
 def _mark_failed(network, checker: Session, pending_id: int, refusal: dict) -> bool:

@@ -63,3 +63,62 @@ def test_an_approval_that_meets_a_transient_database_error_stays_pending_and_run
     assert again.status_code in (200, 303), again.text[-400:]
     [row] = pending(network)
     assert row.status == "approved" and runs == [1]
+
+
+def test_an_approval_whose_commit_answer_was_lost_answers_what_ran(network, staff, monkeypatch):
+    """The COMMIT reached the database but its answer was lost (the connection dropped): the action ran
+    once and the request is approved, so the checker is given its outcome, not "nothing changed"; an
+    approval once more is refused (it runs once). Found in review."""
+    from shared.access.errors import NotPending
+
+    runs = []
+
+    def run(tx, _network, params):
+        runs.append(params["n"])
+        return {"runs": len(runs)}
+
+    monkeypatch.setitem(actions.ACTIONS, "test_db", actions.Action("test_db", run))
+    network.settings.four_eyes_actions = frozenset({"test_db"})
+    pending_id = actions.submit(network, session_of(network, staff["operator"]), "test_db", "thing-1",
+                                {"n": 1}).pending_id
+    checker = session_of(network, staff["checker"])
+    real_tx, lose = network.tx, [True]
+
+    def tx(fn, **kwargs):
+        result = real_tx(fn, **kwargs)  # committed
+        if lose[0] and not kwargs.get("readonly"):
+            lose[0] = False
+            raise OperationalError("COMMIT", {}, _DriverError("server closed the connection unexpectedly", "08006"))
+        return result
+
+    monkeypatch.setattr(network, "tx", tx)
+    assert actions.decide(network, checker, pending_id, approve=True) == {"runs": 1}
+    monkeypatch.setattr(network, "tx", real_tx)
+    with pytest.raises(NotPending):
+        actions.decide(network, checker, pending_id, approve=True)
+    [row] = pending(network)
+    assert row.status == "approved" and runs == [1]
+
+
+def test_an_approval_whose_database_stays_silent_does_not_claim_nothing_changed(network, staff, monkeypatch):
+    """The database answers neither the approval nor the read after it: whether the action ran is not
+    known, and the page says so instead of "nothing changed"."""
+    runs = []
+
+    def run(tx, _network, params):
+        runs.append(params["n"])
+        return {"runs": len(runs)}
+
+    monkeypatch.setitem(actions.ACTIONS, "test_db", actions.Action("test_db", run))
+    network.settings.four_eyes_actions = frozenset({"test_db"})
+    pending_id = actions.submit(network, session_of(network, staff["operator"]), "test_db", "thing-1",
+                                {"n": 1}).pending_id
+    checker = session_of(network, staff["checker"])
+
+    def down(fn, **kwargs):
+        raise OperationalError("SELECT 1", {}, _DriverError("connection refused", "08001"))
+
+    monkeypatch.setattr(network, "tx", down)
+    with pytest.raises(actions.ActionNotRun) as raised:
+        actions.decide(network, checker, pending_id, approve=True)
+    assert "not known" in raised.value.detail and "nothing changed" not in raised.value.detail
