@@ -65,12 +65,8 @@ def test_an_approval_that_meets_a_transient_database_error_stays_pending_and_run
     assert row.status == "approved" and runs == [1]
 
 
-def test_an_approval_whose_commit_answer_was_lost_answers_what_ran(network, staff, monkeypatch):
-    """The COMMIT reached the database but its answer was lost (the connection dropped): the action ran
-    once and the request is approved, so the checker is given its outcome, not "nothing changed"; an
-    approval once more is refused (it runs once). Found in review."""
-    from shared.access.errors import NotPending
-
+def _waiting_action(network, staff, monkeypatch) -> tuple[list, int, object]:
+    """An action under four eyes that counts its runs, filed and waiting: (runs, its id, the checker)."""
     runs = []
 
     def run(tx, _network, params):
@@ -81,7 +77,15 @@ def test_an_approval_whose_commit_answer_was_lost_answers_what_ran(network, staf
     network.settings.four_eyes_actions = frozenset({"test_db"})
     pending_id = actions.submit(network, session_of(network, staff["operator"]), "test_db", "thing-1",
                                 {"n": 1}).pending_id
-    checker = session_of(network, staff["checker"])
+    return runs, pending_id, session_of(network, staff["checker"])
+
+def test_an_approval_whose_commit_answer_was_lost_answers_what_ran(network, staff, monkeypatch):
+    """The COMMIT reached the database but its answer was lost (the connection dropped): the action ran
+    once and the request is approved, so the checker is given its outcome, not "nothing changed"; an
+    approval once more is refused (it runs once). Found in review."""
+    from shared.access.errors import NotPending
+
+    runs, pending_id, checker = _waiting_action(network, staff, monkeypatch)
     real_tx, lose = network.tx, [True]
 
     def tx(fn, **kwargs):
@@ -103,17 +107,7 @@ def test_an_approval_whose_commit_answer_was_lost_answers_what_ran(network, staf
 def test_an_approval_whose_database_stays_silent_does_not_claim_nothing_changed(network, staff, monkeypatch):
     """The database answers neither the approval nor the read after it: whether the action ran is not
     known, and the page says so instead of "nothing changed"."""
-    runs = []
-
-    def run(tx, _network, params):
-        runs.append(params["n"])
-        return {"runs": len(runs)}
-
-    monkeypatch.setitem(actions.ACTIONS, "test_db", actions.Action("test_db", run))
-    network.settings.four_eyes_actions = frozenset({"test_db"})
-    pending_id = actions.submit(network, session_of(network, staff["operator"]), "test_db", "thing-1",
-                                {"n": 1}).pending_id
-    checker = session_of(network, staff["checker"])
+    runs, pending_id, checker = _waiting_action(network, staff, monkeypatch)
 
     def down(fn, **kwargs):
         raise OperationalError("SELECT 1", {}, _DriverError("connection refused", "08001"))
