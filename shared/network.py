@@ -258,8 +258,7 @@ class Network:
         occurred_at window the network has posted under (campaign reports read that far)."""
         from shared.reports.campaigns import record_occurred_window
 
-        self.tx(pin_cycle_settings)
-        self.tx(record_occurred_window)
+        self.tx(lambda tx: (pin_cycle_settings(tx), record_occurred_window(tx)))
 
     def check_cycle_settings(self) -> None:
         """At the start of a process that only reads: the same refusal, nothing written (a read-only

@@ -219,9 +219,10 @@ class RateCounters:
     the event loop, so a slow or silent Redis never stalls the loop (the health probe still answers).
     Those threads are anyio's default pool, shared with the requests' database work: until a timeout
     marks the outage (and at each retry), every request then asking Redis holds one for up to the
-    client's timeouts, and a busy process's other requests may wait for a thread. This process's own counters (memory, no I/O) are counted on
-    the loop. The sync client's connection pool, limits' memory storage and this object's state (under
-    ``self.lock``) are safe to share between those threads."""
+    client's timeouts, and a busy process's other requests may wait for a thread. This process's own
+    counters (memory, no I/O) are counted on the loop. The sync client's connection pool, limits'
+    memory storage and this object's state (under ``self.lock``) are safe to share between those
+    threads."""
 
     REDIS_RETRY_SECONDS = 10.0
 

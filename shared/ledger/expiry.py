@@ -104,7 +104,6 @@ def expire_next(tx: Tx, limit: int, *, in_sql: bool | None = None) -> Batch:
     return Batch(expired, read)
 
 
-
 def _survivors_of_missing(tx: Tx, candidates: list[str]):
     """``more`` for ``lock_members_following_merges``: the survivor of an owner merged since it was read."""
     def more(members: dict) -> set[str]:

@@ -49,7 +49,6 @@ def expire_holds_next(tx: Tx, limit: int) -> Batch:
     return Batch(released, frozenset(row.id for row in rows))
 
 
-
 def _lock_owners(tx: Tx, hold_ids: list[str], owners: set[str]) -> tuple[dict, list]:
     """Lock the members owning the holds and read the holds still open under those locks.
 

@@ -65,11 +65,10 @@ def record_occurred_window(tx: Tx) -> int:
     process's own, if larger). Two processes starting at once keep the larger. The windows of earns
     posted before the record was kept are stood for by the ledger's own largest lag, read once by
     migration 0039 at upgrade, never here (every API process would scan the earns before it listens)."""
-    kept = tx.session.execute(select(settings_t.c.value).where(settings_t.c.name == LARGEST_WINDOW)
-                              ).scalar_one_or_none()
+    kept = _kept_window(tx)
     hours = tx.settings.occurred_at_window_hours
-    if kept is not None and int(kept) >= hours:
-        return int(kept)
+    if kept is not None and kept >= hours:
+        return kept
     insert = pg_insert if tx.is_postgres else sqlite_insert
     statement = insert(settings_t).values(name=LARGEST_WINDOW, value=str(hours), set_at=tx.now)
     tx.session.execute(statement.on_conflict_do_update(
@@ -81,9 +80,14 @@ def record_occurred_window(tx: Tx) -> int:
 def largest_occurred_window(tx: Tx) -> timedelta:
     """The occurred_at window earns may have been posted under: the largest recorded, or this
     process's own if larger (a network whose processes never recorded one: its own)."""
+    return timedelta(hours=max(tx.settings.occurred_at_window_hours, _kept_window(tx) or 0))
+
+
+def _kept_window(tx: Tx) -> int | None:
+    """The largest occurred_at window recorded (hours), None where none is."""
     kept = tx.session.execute(select(settings_t.c.value).where(settings_t.c.name == LARGEST_WINDOW)
                               ).scalar_one_or_none()
-    return timedelta(hours=max(tx.settings.occurred_at_window_hours, int(kept) if kept is not None else 0))
+    return int(kept) if kept is not None else None
 
 
 def _midnight(day, zone) -> datetime:

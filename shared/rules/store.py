@@ -66,12 +66,17 @@ def _refuse_unknown_tiers(tx: Tx, rules: RuleSet) -> None:
             "the rules document is invalid: tier_multipliers cannot be saved while tiers are switched off "
             "(POINTSNET_TIERS has enabled false): no earn has a tier, so they would never apply; remove them, "
             "or switch tiers on first")
-    ladder = [level.name for level in tx.settings.tiers.levels]
-    unknown = [tier for tier in rules.tier_multipliers if tier not in ladder]
+    ladder, unknown = _unknown_tiers(tx.settings, rules)
     if unknown:
         raise ValidationFailed("the rules document is invalid: " + "; ".join(
             f"tier_multipliers: {tier} is not a tier" for tier in unknown)
             + f" (the tiers are {', '.join(ladder)})")
+
+
+def _unknown_tiers(settings, rules: RuleSet) -> tuple[list[str], list[str]]:
+    """(the tier ladder's names, the tiers ``rules``' multipliers name that it does not have)."""
+    ladder = [level.name for level in settings.tiers.levels]
+    return ladder, [tier for tier in rules.tier_multipliers if tier not in ladder]
 
 
 def tier_warnings(settings, rules: RuleSet) -> list[str]:
@@ -84,8 +89,7 @@ def tier_warnings(settings, rules: RuleSet) -> list[str]:
     if not settings.tiers.enabled:
         return [f"tier_multipliers ({', '.join(rules.tier_multipliers)}) never apply: tiers are switched off "
                 "(POINTSNET_TIERS)"]
-    ladder = [level.name for level in settings.tiers.levels]
-    unknown = [tier for tier in rules.tier_multipliers if tier not in ladder]
+    ladder, unknown = _unknown_tiers(settings, rules)
     return [f"tier_multipliers: {tier} is no longer a tier (the tiers are {', '.join(ladder)}): its multiplier "
             "never applies" for tier in unknown]
 
