@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.config import Settings
 from shared.keys import new_keyring_json
 from tests.cli.inprocess import pointsnet as run_pointsnet
 
@@ -53,12 +54,7 @@ def _opens_as(uid: int, gid: int, path, flags: int) -> bool:
 
 
 def test_a_rotation_run_as_root_leaves_a_lock_file_the_services_user_can_open(tmp_path):
-    secrets = tmp_path / "secrets"
-    secrets.mkdir(mode=0o700)
-    os.chown(secrets, SERVICE_UID, SERVICE_GID)
-    key_file = secrets / "pii-keys.json"
-    key_file.write_text(json.dumps(new_keyring_json()))
-    os.chown(key_file, SERVICE_UID, SERVICE_GID)
+    secrets, key_file = _services_key_file(tmp_path)
     os.chmod(key_file, 0o600)
     env = {"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None,
            "POINTSNET_PII_KEYS_FILE": str(key_file)}
@@ -74,12 +70,7 @@ def test_a_rotation_run_as_root_leaves_a_lock_file_the_services_user_can_open(tm
 def test_a_lock_file_an_earlier_root_run_left_is_given_back_by_the_next_root_run(tmp_path):
     """A lock file a version before this one left as root:root 0600: the next command run as root gives
     it to the directory's owner."""
-    secrets = tmp_path / "secrets"
-    secrets.mkdir(mode=0o700)
-    os.chown(secrets, SERVICE_UID, SERVICE_GID)
-    key_file = secrets / "pii-keys.json"
-    key_file.write_text(json.dumps(new_keyring_json()))
-    os.chown(key_file, SERVICE_UID, SERVICE_GID)
+    secrets, key_file = _services_key_file(tmp_path)
     lock = secrets / ".pii-keys.json.lock"
     os.close(os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600))  # root:root, as left before
     env = {"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None,
@@ -106,15 +97,19 @@ def test_keys_init_run_as_root_makes_keys_the_services_user_can_read(tmp_path):
     assert sorted(p.name for p in keys.iterdir()) == ["network-ed25519.pem", "pii-keys.json"]  # no staging left
 
 
-def _services_secrets(tmp_path) -> tuple[Path, "Settings"]:
-    from shared.config import Settings
-
+def _services_key_file(tmp_path) -> tuple[Path, Path]:
+    """(secrets/, its personal-data key file), both the services' user's, as docs/operations.md sets them up."""
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
     os.chown(secrets, SERVICE_UID, SERVICE_GID)
     key_file = secrets / "pii-keys.json"
     key_file.write_text(json.dumps(new_keyring_json()))
     os.chown(key_file, SERVICE_UID, SERVICE_GID)
+    return secrets, key_file
+
+
+def _services_secrets(tmp_path) -> tuple[Path, Settings]:
+    secrets, key_file = _services_key_file(tmp_path)
     return secrets, Settings(pii_keys_file=key_file, pii_keys=None, data_dir=tmp_path / "data")
 
 
