@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from shared import errors
 from shared.models import Entry, Member, MemberErasure, MemberLink
+from tests.conftest import PG_URL
 from tests.factories import make_member, make_partner, verify_ok
 from tests.interleave import Pause, overlap
 from tests.ledger.test_operations import MICRO, account, lines_of
@@ -190,8 +191,7 @@ def test_duplicates_merged_into_the_member_lose_their_contact_too(network):
     verify_ok(network)
 
 
-@pytest.mark.skipif(bool(__import__("tests.conftest", fromlist=["PG_URL"]).PG_URL),
-                    reason="the command runs on its data directory's SQLite database")
+@pytest.mark.skipif(bool(PG_URL), reason="the command runs on its data directory's SQLite database")
 def test_members_erase_from_the_command_line_then_verify(tmp_path):
     import json
 
