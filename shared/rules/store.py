@@ -94,21 +94,24 @@ def tier_warnings(settings, rules: RuleSet) -> list[str]:
             "never applies" for tier in unknown]
 
 
-def rules_naming_unknown_tiers(tx: Tx) -> list[dict]:
-    """Every scope whose version in force now, or a version scheduled (not superseded), has tier
-    multipliers the tiers configured now do not have (``tier_warnings``), by scope and version."""
+def rules_naming_unknown_tiers(tx: Tx, scope: str | None = None) -> list[dict]:
+    """Every scope (or just ``scope``) whose version in force now, or a version scheduled (not
+    superseded), has tier multipliers the tiers configured now do not have (``tier_warnings``), by
+    scope and version. Only those versions are read, never a scope's whole history: what
+    `pointsnet rules check` reports, and what the dashboard's Rules tab warns of on every page."""
     found = []
-    scopes = tx.session.execute(select(rule_sets.c.scope).distinct().order_by(rule_sets.c.scope)).scalars().all()
-    for scope in scopes:
-        current = tx.session.execute(_in_force(scope, tx.now)).first()
+    scopes = ([scope] if scope is not None else
+              tx.session.execute(select(rule_sets.c.scope).distinct().order_by(rule_sets.c.scope)).scalars().all())
+    for each in scopes:
+        current = tx.session.execute(_in_force(each, tx.now)).first()
         rows = ([current] if current is not None else []) + list(tx.session.execute(
             select(rule_sets.c.version, rule_sets.c.document, rule_sets.c.effective_from)
-            .where(rule_sets.c.scope == scope, rule_sets.c.effective_from > tx.now,
+            .where(rule_sets.c.scope == each, rule_sets.c.effective_from > tx.now,
                    superseded_by(rule_sets).is_(None)).order_by(rule_sets.c.version)))
         for row in rows:
             warnings = tier_warnings(tx.settings, _parsed(row.document))
             if warnings:
-                found.append({"scope": scope, "version": row.version,
+                found.append({"scope": each, "version": row.version,
                               "status": "scheduled" if row.effective_from > tx.now else "in_force",
                               "warnings": warnings})
     return found

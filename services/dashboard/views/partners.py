@@ -23,7 +23,7 @@ from shared.partners import directory, keys
 from shared.partners.contracts import (ContractTerms, add_contract_version, create_partner, first_effective_date,
                                       refuse_beyond_horizon)
 from shared.partners.lifecycle import set_status
-from shared.rules.store import rule_versions, set_rules
+from shared.rules.store import rule_versions, rules_naming_unknown_tiers, set_rules
 from shared.webhooks import delivery, endpoints
 
 router = APIRouter()
@@ -375,14 +375,17 @@ def _rules(request: Request, partner_id: str, paged: Paging, *, document: str | 
            effective_from: str = "", error: dict | None = None, status_code: int = 200):
     def unit(tx):
         profile = None if partner_id == NETWORK_SCOPE else directory.partner_profile(tx, partner_id)
-        return profile, rule_versions(tx, partner_id, offset=paged.offset, limit=paged.limit)
+        # the warnings at the top cover every version in force or scheduled, not just this page's
+        return (profile, rule_versions(tx, partner_id, offset=paged.offset, limit=paged.limit),
+                rules_naming_unknown_tiers(tx, partner_id))
 
-    profile, (rows, total) = network_of(request).tx(unit, readonly=True)
+    profile, (rows, total), warnings = network_of(request).tx(unit, readonly=True)
     if document is None:
         document = _pretty(rows[0]["document"]) if rows and paged.offset == 0 else ""
     template = "network_rules.html" if partner_id == NETWORK_SCOPE else "partner_rules.html"
     return page(request, template, status_code=status_code, partner=profile, tab="rules",
-                versions=page_of(rows, total, paged), document=document, effective_from=effective_from,
+                versions=page_of(rows, total, paged), warnings=warnings, document=document,
+                effective_from=effective_from,
                 error=error, message=request.query_params.get("message"), pretty=_pretty)
 
 
