@@ -21,10 +21,15 @@ class WebhookEndpoint(Base):
     Secrets are stored in clear: they are shared HMAC keys the network must use to sign
     (``whsec_`` + base64 of 32 random bytes). During a rotation the previous secret keeps
     signing too until ``previous_secret_expires_at``.
+
+    ``paused_until``: after a delivery to the endpoint timed out, none of its deliveries is claimed
+    by the delivery job before then (NULL: not paused). ``pauses``: the pauses since the endpoint
+    last took a delivery; each is twice as long as the one before, up to a longest.
     """
 
     __tablename__ = "webhook_endpoints"
-    __table_args__ = (CheckConstraint("status IN ('active', 'disabled')", name="status"),)
+    __table_args__ = (CheckConstraint("status IN ('active', 'disabled')", name="status"),
+                      CheckConstraint("pauses >= 0", name="pauses"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), unique=True)
@@ -35,6 +40,8 @@ class WebhookEndpoint(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pauses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class WebhookDelivery(Base):

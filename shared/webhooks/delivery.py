@@ -11,8 +11,15 @@ One slow receiver holds up nobody else: a delivery takes at most ``DEADLINE`` in
 resolution included), one endpoint is sent at most ``PER_ENDPOINT`` deliveries at once (the other
 senders stay free for the other endpoints), outcomes are recorded as they come in, and once a
 delivery to an endpoint has timed out, that endpoint's deliveries not yet started in the batch are
-not sent: each is recorded as a failed try (retried on its schedule), so a dead endpoint costs a
-run one timeout, not one per message.
+not sent, so a dead endpoint costs a run one timeout, not one per message.
+
+A timeout pauses the endpoint: none of its deliveries is claimed until ``paused_until`` (an
+operator's replay still goes). The pause is ``PAUSE_FIRST``, twice as long at each timeout after
+it, up to ``PAUSE_LONGEST``, and ends at the first delivery the endpoint takes. A delivery not sent
+because of the timeout is not a try: its try is given back and it waits out the pause, so a backlog
+behind one slow moment keeps its tries; and a dead receiver's backlog is claimed once a pause, not
+in every run ahead of the other partners' deliveries. A try that did time out keeps its schedule
+(``schedule.next_attempt_at``), and is not sent before the pause is over either.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -34,7 +41,7 @@ from shared.db.types import new_id
 from shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.tls import tls_context
 from shared.webhooks.dialing import PublicOnlyBackend, PublicOnlyTransport, anywhere, refused_target, within
-from shared.webhooks.endpoints import secrets_in_force
+from shared.webhooks.endpoints import end_pause, secrets_in_force
 from shared.webhooks.errors import DeliveryPending, UnknownDelivery
 from shared.webhooks.schedule import next_attempt_at
 from shared.webhooks.signing import webhook_headers
@@ -53,6 +60,9 @@ MAX_ERROR = 500
 ANSWER_BYTES = 4096  # of a failing receiver's body, read at most: enough for MAX_ERROR characters of UTF-8
 RETENTION = timedelta(days=30)  # delivered messages and their attempts are kept this long
 REPLAYABLE = ("delivered", "dead")
+PAUSE_FIRST = timedelta(seconds=30)  # an endpoint's pause after its first timeout; twice as long each time after
+PAUSE_LONGEST = timedelta(hours=1)
+SKIPPED = "not sent: an earlier delivery to this URL timed out in this run"
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,8 @@ class Claimed:
     body: str
     secrets: list[str]
     attempts: int
+    endpoint_id: str | None = None
+    previous_attempt_at: datetime | None = None  # before this claim: given back with the try if not sent
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ class Outcome:
     error: str | None
     duration_ms: int
     timed_out: bool = False
+    skipped: bool = False  # not sent (an earlier delivery to its URL timed out in the run): not a try
 
     @property
     def ok(self) -> bool:
@@ -78,9 +91,13 @@ class Outcome:
 
 
 def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None) -> list[Claimed]:
-    """Lease due deliveries to this worker (their next try moves past the lease)."""
+    """Lease due deliveries to this worker (their next try moves past the lease). The deliveries of an
+    endpoint paused after a timeout are not due before its pause is over, unless named
+    (``delivery_ids``: an operator's replay or retry)."""
     active = select(endpoints_t.c.id).where(endpoints_t.c.status == "active")
-    query = (select(deliveries_t.c.id).where(deliveries_t.c.status == "pending",
+    if delivery_ids is None:
+        active = active.where(or_(endpoints_t.c.paused_until.is_(None), endpoints_t.c.paused_until <= tx.now))
+    query = (select(deliveries_t.c.id, deliveries_t.c.last_attempt_at).where(deliveries_t.c.status == "pending",
                                               deliveries_t.c.next_attempt_at <= tx.now,
                                               deliveries_t.c.endpoint_id.in_(active))
              .order_by(deliveries_t.c.next_attempt_at).limit(limit))
@@ -88,7 +105,8 @@ def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None)
         query = query.where(deliveries_t.c.id.in_(delivery_ids))
     if tx.is_postgres:
         query = query.with_for_update(skip_locked=True)
-    ids = tx.session.execute(query).scalars().all()
+    previous = dict(tx.session.execute(query).all())
+    ids = list(previous)
     if not ids:
         return []
     token = new_id("clm")
@@ -100,13 +118,14 @@ def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None)
         claim_token=token, next_attempt_at=tx.now + LEASE, attempts=deliveries_t.c.attempts + 1,
         last_attempt_at=tx.now))
     rows = tx.session.execute(
-        select(deliveries_t.c.id, deliveries_t.c.body, deliveries_t.c.attempts, endpoints_t.c.url,
+        select(deliveries_t.c.id, deliveries_t.c.body, deliveries_t.c.attempts, deliveries_t.c.endpoint_id,
+               endpoints_t.c.url,
                endpoints_t.c.secret, endpoints_t.c.previous_secret, endpoints_t.c.previous_secret_expires_at)
         .join(endpoints_t, endpoints_t.c.id == deliveries_t.c.endpoint_id)
         .where(deliveries_t.c.id.in_(ids)).order_by(deliveries_t.c.next_attempt_at, deliveries_t.c.id)).all()
     return [Claimed(row.id, token, row.url, row.body,
                     secrets_in_force(row.secret, row.previous_secret, row.previous_secret_expires_at, tx.now),
-                    row.attempts) for row in rows]
+                    row.attempts, row.endpoint_id, previous[row.id]) for row in rows]
 
 
 def send(client: httpx.Client, claimed: Claimed, clock, key, *, allow_private: bool = True) -> Outcome:
@@ -178,23 +197,80 @@ def _refusal(address) -> str:
 
 
 def record(tx: Tx, claimed: Claimed, outcome: Outcome) -> str:
-    """Record one attempt; answers the delivery's new status ('stale' if the lease was lost)."""
+    """Record one attempt; answers the delivery's new status ('stale' if the lease was lost;
+    'skipped' for a delivery not sent, see ``_put_back``)."""
+    if outcome.skipped:
+        return _put_back(tx, claimed)
     tx.session.execute(insert(attempts_t).values(delivery_id=claimed.id, attempted_at=tx.now,
                                                  status_code=outcome.status_code, error=outcome.error,
                                                  duration_ms=outcome.duration_ms))
     row = tx.session.execute(select(deliveries_t.c.retry_from, deliveries_t.c.claim_token)
                              .where(deliveries_t.c.id == claimed.id)).one()
+    if outcome.timed_out:
+        _pause(tx, claimed.endpoint_id)
+    elif outcome.ok:
+        _unpause(tx, claimed.endpoint_id)
     if row.claim_token != claimed.claim_token:  # our lease ran out and another worker took it over
         return "stale"
     values = {"claim_token": None, "last_status_code": outcome.status_code, "last_error": outcome.error}
     if outcome.ok:
         values |= {"status": "delivered", "delivered_at": tx.now}
     else:
-        retry_at = next_attempt_at(claimed.attempts, row.retry_from, tx.now)
+        retry_at = next_attempt_at(claimed.attempts, row.retry_from, tx.now)  # a pause may delay it further
         values |= ({"status": "dead", "dead_at": tx.now} if retry_at is None else {"next_attempt_at": retry_at})
     done = tx.session.execute(update(deliveries_t).where(
         deliveries_t.c.id == claimed.id, deliveries_t.c.claim_token == claimed.claim_token).values(**values))
     return values.get("status", "pending") if done.rowcount == 1 else "stale"
+
+
+def _put_back(tx: Tx, claimed: Claimed) -> str:
+    """A delivery claimed but not sent, because an earlier delivery to its URL timed out in the run:
+    it was no try, so the try the claim counted is given back (and its last try's time), no attempt
+    is logged, and it is due when its endpoint's pause is over (the endpoint is paused now if the
+    timeout's outcome is not recorded yet)."""
+    paused_until = _pause(tx, claimed.endpoint_id) or tx.now + PAUSE_FIRST
+    done = tx.session.execute(update(deliveries_t).where(
+        deliveries_t.c.id == claimed.id, deliveries_t.c.claim_token == claimed.claim_token).values(
+        claim_token=None, attempts=deliveries_t.c.attempts - 1, last_attempt_at=claimed.previous_attempt_at,
+        next_attempt_at=max(paused_until, tx.now)))
+    return "skipped" if done.rowcount == 1 else "stale"
+
+
+def pause_after(pauses: int) -> timedelta:
+    """How long an endpoint is paused at a timeout after ``pauses`` earlier ones (since it last took a
+    delivery): ``PAUSE_FIRST``, doubling each time, at most ``PAUSE_LONGEST``."""
+    return min(PAUSE_FIRST * 2 ** min(pauses, 20), PAUSE_LONGEST)
+
+
+def _pause(tx: Tx, endpoint_id: str | None) -> datetime | None:
+    """Pause the endpoint after a timeout, unless a pause is already running (the same run's other
+    timeouts, or a replay during a pause); answers the end of the endpoint's pause."""
+    if endpoint_id is None:
+        return None
+    row = tx.session.execute(select(endpoints_t.c.paused_until, endpoints_t.c.pauses)
+                             .where(endpoints_t.c.id == endpoint_id)).one_or_none()
+    if row is None:
+        return None
+    if row.paused_until is not None and row.paused_until > tx.now:
+        return row.paused_until
+    until = tx.now + pause_after(row.pauses)
+    tx.session.execute(update(endpoints_t).where(endpoints_t.c.id == endpoint_id).values(
+        paused_until=until, pauses=endpoints_t.c.pauses + 1))
+    return until
+
+
+def _unpause(tx: Tx, endpoint_id: str | None) -> None:
+    """The endpoint took a delivery: its pausing starts over, and what waited for a pause still running
+    is due now (nothing written when it was not paused)."""
+    if endpoint_id is None:
+        return
+    paused = or_(endpoints_t.c.pauses > 0, endpoints_t.c.paused_until.is_not(None))
+    row = tx.session.execute(select(endpoints_t.c.paused_until).where(endpoints_t.c.id == endpoint_id, paused)).first()
+    if row is None:
+        return
+    tx.session.execute(update(endpoints_t).where(endpoints_t.c.id == endpoint_id).values(paused_until=None, pauses=0))
+    if row.paused_until is not None:
+        end_pause(tx, endpoint_id, row.paused_until)
 
 
 def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: list[str] | None = None) -> dict:
@@ -224,6 +300,9 @@ def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: 
                 if status is None:  # counted apart, only when it happens: sent again when its lease ends
                     counts["unrecorded"] = counts.get("unrecorded", 0) + 1
                     continue
+                if status == "skipped":  # counted apart, only when it happens: not a try
+                    counts["skipped"] = counts.get("skipped", 0) + 1
+                    continue
                 counts["retrying" if status == "pending" else status] += 1
                 if not outcome.ok:
                     log.info("webhook %s to %s failed: %s %s", item.id, item.url, outcome.status_code,
@@ -236,7 +315,7 @@ def _send_batch(pool: ThreadPoolExecutor, claimed: list[Claimed], send_one):
 
     Each endpoint (its URL) is a lane of at most ``PER_ENDPOINT`` senders, their first ones queued
     before anyone's second, so one slow endpoint never takes every sender. Once a delivery of a lane
-    has timed out, the lane's deliveries not yet started are not sent: their outcome is that failure."""
+    has timed out, the lane's deliveries not yet started are not sent: their outcome says so (``skipped``)."""
     lanes: dict[str, deque[Claimed]] = {}
     for item in claimed:
         lanes.setdefault(item.url, deque()).append(item)
@@ -250,7 +329,7 @@ def _send_batch(pool: ThreadPoolExecutor, claimed: list[Claimed], send_one):
                     return
                 item, skip = lanes[url].popleft(), url in timed_out
             if skip:
-                outcome = Outcome(None, "not sent: an earlier delivery to this URL timed out in this run", 0)
+                outcome = Outcome(None, SKIPPED, 0, skipped=True)
             else:
                 try:
                     outcome = send_one(item)
@@ -277,7 +356,8 @@ def _record(network, claimed: Claimed, outcome: Outcome) -> str | None:
         return network.tx(lambda tx: record(tx, claimed, outcome))
     except Exception:  # noqa: BLE001 - whatever it was, the rest of the batch is recorded
         log.exception("webhook %s: its attempt could not be recorded; recording it without the answer", claimed.id)
-    bare = Outcome(outcome.status_code, "(the receiver's answer could not be stored)", outcome.duration_ms)
+    bare = Outcome(outcome.status_code, "(the receiver's answer could not be stored)", outcome.duration_ms,
+                   timed_out=outcome.timed_out, skipped=outcome.skipped)
     try:
         return network.tx(lambda tx: record(tx, claimed, bare))
     except Exception:  # noqa: BLE001

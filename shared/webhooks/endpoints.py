@@ -90,6 +90,7 @@ def check_url(url: str, *, allow_private: bool = False) -> str:
 def _view(endpoint: WebhookEndpoint, *, secret: bool = True) -> dict:
     view = {"endpoint_id": endpoint.id, "partner_id": endpoint.partner_id, "url": endpoint.url,
             "status": endpoint.status,
+            "paused_until": endpoint.paused_until.isoformat() if endpoint.paused_until else None,
             "previous_secret_expires_at": (endpoint.previous_secret_expires_at.isoformat()
                                            if endpoint.previous_secret_expires_at else None)}
     if secret:
@@ -106,7 +107,8 @@ def _endpoint(tx: Tx, partner_id: str, *, lock: bool = False) -> WebhookEndpoint
 
 def set_endpoint(tx: Tx, partner_id: str, url: str) -> dict:
     """Register the partner's URL, or change it (its secret stays); answers the endpoint, with its
-    secret only when this made it (a new endpoint): an existing secret is never shown again."""
+    secret only when this made it (a new endpoint): an existing secret is never shown again. A pause
+    after a timeout ends: the URL set is taken to be one that answers."""
     require_partner(tx, partner_id)
     url = check_url(url, allow_private=tx.settings.webhook_allow_private_targets)
     endpoint = _endpoint(tx, partner_id, lock=True)
@@ -119,8 +121,22 @@ def set_endpoint(tx: Tx, partner_id: str, url: str) -> dict:
         if endpoint.status != "active":  # enabled again: what waited is due now, with a fresh retry window
             _due_again(tx, endpoint.id)
         endpoint.url, endpoint.status, endpoint.updated_at = url, "active", tx.now
+        if endpoint.paused_until is not None:
+            end_pause(tx, endpoint.id, endpoint.paused_until)
+        endpoint.paused_until, endpoint.pauses = None, 0
     tx.session.flush()
     return _view(endpoint, secret=created)
+
+
+def end_pause(tx: Tx, endpoint_id: str, paused_until: datetime) -> None:
+    """The endpoint's pause after a timeout is over early (it took a delivery, or its URL was set):
+    the deliveries put back to wait for the pause's end (``delivery._put_back``) are due now. A
+    delivery whose try failed keeps the next try its schedule gave it."""
+    deliveries = WebhookDelivery.__table__
+    tx.session.execute(update(deliveries).where(
+        deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == "pending", deliveries.c.claim_token.is_(None),
+        deliveries.c.next_attempt_at == paused_until, deliveries.c.next_attempt_at > tx.now)
+        .values(next_attempt_at=tx.now))
 
 
 def _due_again(tx: Tx, endpoint_id: str) -> None:

@@ -1,7 +1,8 @@
 """A dead receiver's backlog does not keep other partners' fresh deliveries waiting: deliveries not sent
-because their URL timed out earlier in the run count as a try and move down the retry schedule. (A
-change that put them back 30 s later without a try, reverted, made such a backlog come due every 30 s for
-ever, filling the job's batches, ordered by next_attempt_at, ahead of every other partner's deliveries.)"""
+because their URL timed out earlier in the run use up no try, but the endpoint is paused, longer at each
+timeout, and none of its deliveries is claimed until the pause is over. (A change that put them back 30 s
+later without a try and without a pause, reverted, made such a backlog come due every 30 s for ever,
+filling the job's batches, ordered by next_attempt_at, ahead of every other partner's deliveries.)"""
 
 from __future__ import annotations
 
