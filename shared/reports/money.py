@@ -2,7 +2,10 @@
 
 Fees and reimbursements are the per-cycle sums of the partner's obligation lines by
 (payer, payee, kind), each rounded once half-even to minor units: exactly the S records of
-its statements. Only settled cycles count; the others are listed as unsettled.
+its statements. Only settled cycles count; the others are listed as unsettled. Only the network's
+cycles count, from its first cycle on (``runs.of_the_network``, as ``clearing list`` and the runs
+list): a settlement of an earlier day (a typo run by hand before such runs were refused) and an open
+``cycles`` row of one (an older merge, erasure or buy-out left it) are in no figure.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from shared.money import round_micro_to_minor
 from shared.reports.period import Period
 from shared.reports.split import split, within
 from shared.reports.sql import exact_sum, exact_total
+from shared.settlement.runs import of_the_network
 
 # (figure, side of the partner, line kinds)
 FIGURES = (
@@ -34,7 +38,8 @@ def statement_sums(tx: Tx, party: str, period: Period, *, rollup: bool = True) -
         sums = ReportCycleLines
         for cycle, payer, payee, kind, amount in tx.session.execute(
                 select(sums.cycle_date, sums.payer, sums.payee, sums.kind, sums.amount_micro)
-                .where(within(sums.cycle_date, parts.rolled), or_(sums.payer == party, sums.payee == party))):
+                .where(within(sums.cycle_date, parts.rolled), of_the_network(sums.cycle_date),
+                       or_(sums.payer == party, sums.payee == party))):
             exact[(cycle, payer, payee, kind)] = int(amount)
     if parts.live:
         line = ObligationLine
@@ -42,6 +47,7 @@ def statement_sums(tx: Tx, party: str, period: Period, *, rollup: bool = True) -
         for cycle, payer, payee, kind, *amount in tx.session.execute(  # exact past 2^63 on the way (SQLite)
                 select(line.cycle_date, line.payer, line.payee, line.kind, *exact_sum(tx, line.amount_micro))
                 .where(within(line.cycle_date, parts.live), line.cycle_date.in_(settled),
+                       of_the_network(line.cycle_date),
                        or_(line.payer == party, line.payee == party))
                 .group_by(line.cycle_date, line.payer, line.payee, line.kind)):
             exact[(cycle, payer, payee, kind)] = exact_total(tx, amount)
@@ -53,7 +59,8 @@ def money(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> di
     cycles = []
     for row in tx.session.execute(select(Settlement).where(
             Settlement.party == partner_id, Settlement.cycle_date >= period.first,
-            Settlement.cycle_date <= period.last).order_by(Settlement.cycle_date)).scalars():
+            Settlement.cycle_date <= period.last, of_the_network(Settlement.cycle_date))
+            .order_by(Settlement.cycle_date)).scalars():
         figures = {name: sum(amount for (cycle, payer, payee, kind), amount in sums.items()
                              if cycle == row.cycle_date and kind in kinds
                              and (payer if side == "payer" else payee) == partner_id)
@@ -65,15 +72,18 @@ def money(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> di
 
 
 def unsettled_cycles(tx: Tx, period: Period) -> list[str]:
-    """Cycles of the period that hold entries but are not settled yet: their money is not in the report."""
+    """Cycles of the period that hold entries but are not settled yet: their money is not in the report
+    (from the network's first cycle on: an open row of an earlier day holds none and is never settled)."""
     return [day.isoformat() for day in tx.session.execute(
         select(Cycle.cycle_date).where(Cycle.cycle_date >= period.first, Cycle.cycle_date <= period.last,
-                                       Cycle.cycle_date.not_in(select(SettlementRun.cycle_date)))
+                                       Cycle.cycle_date.not_in(select(SettlementRun.cycle_date)),
+                                       of_the_network(Cycle.cycle_date))
         .order_by(Cycle.cycle_date)).scalars()]
 
 
 def net_by_party(tx: Tx, period: Period) -> dict[str, int]:
     return {party: int(net) for party, net in tx.session.execute(
         select(Settlement.party, func.sum(Settlement.net_minor))
-        .where(Settlement.cycle_date >= period.first, Settlement.cycle_date <= period.last)
+        .where(Settlement.cycle_date >= period.first, Settlement.cycle_date <= period.last,
+               of_the_network(Settlement.cycle_date))
         .group_by(Settlement.party))}

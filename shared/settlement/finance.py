@@ -3,6 +3,11 @@
 What a payment moves is the settlement's by-bank amount, ``net_minor + from_float_minor``: the part of
 a partner's net settled from its prepaid float (``from_float_minor``, fixed at settlement) is not paid
 by bank. A settlement is ``due`` only when that amount is not 0; its sign says who pays.
+
+Both see the network's settlements only, from its first cycle on (``runs.of_the_network``), as
+``clearing list`` and the runs list: a settlement of an earlier day (a typo run by hand before such
+runs were refused) is never overdue, and recording a payment against it is refused as for a cycle
+that was never settled.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from sqlalchemy import case, select, update
 
 from shared.db.database import Tx
 from shared.errors import NotFound, ValidationFailed
-from shared.models import Settlement
+from shared.models import Settlement, SettlementRun
+from shared.settlement.runs import UnknownCycle, of_the_network
 
 
 class NothingDue(NotFound):
@@ -23,13 +29,19 @@ class NothingDue(NotFound):
 def record_payment(tx: Tx, cycle: date, party: str, bank_reference: str) -> dict:
     """Move a party's settlement from due to paid (it pays by bank) or received (it is paid by bank),
     with the bank's reference. The direction is the by-bank amount's, not the net's: a prepaid partner
-    whose float settles more than its net owes is paid the difference."""
+    whose float settles more than its net owes is paid the difference. A cycle not settled, or one
+    before the network's first cycle (``of_the_network``), is refused as ``unknown_cycle``, as the
+    dashboard's run pages refuse it."""
     if not bank_reference.strip():
         raise ValidationFailed("a bank reference is required")
+    if tx.session.execute(select(SettlementRun.cycle_date).where(
+            SettlementRun.cycle_date == cycle, of_the_network(SettlementRun.cycle_date))).first() is None:
+        raise UnknownCycle(f"cycle {cycle.isoformat()} has not been settled")
     # One conditional UPDATE: of two recordings at once, the second finds nothing due (on PostgreSQL
     # it waits for the first's row lock, then re-reads the status) instead of overwriting the first.
     done = tx.session.execute(
-        update(Settlement).where(Settlement.cycle_date == cycle, Settlement.party == party, Settlement.status == "due")
+        update(Settlement).where(Settlement.cycle_date == cycle, Settlement.party == party, Settlement.status == "due",
+                                 of_the_network(Settlement.cycle_date))
         .values(status=case((Settlement.by_bank_minor < 0, "paid"), else_="received"),
                 bank_reference=bank_reference.strip(), recorded_at=tx.now))
     if done.rowcount != 1:
@@ -42,8 +54,10 @@ def record_payment(tx: Tx, cycle: date, party: str, bank_reference: str) -> dict
 
 
 def overdue(tx: Tx, today: date) -> list[dict]:
-    """Settlements still due (each has a by-bank amount that is not 0) past their payment date."""
-    rows = tx.session.execute(select(Settlement).where(Settlement.status == "due", Settlement.payment_date < today)
+    """Settlements still due (each has a by-bank amount that is not 0) past their payment date, from the
+    network's first cycle on (``of_the_network``)."""
+    rows = tx.session.execute(select(Settlement).where(Settlement.status == "due", Settlement.payment_date < today,
+                                                       of_the_network(Settlement.cycle_date))
                               .order_by(Settlement.payment_date, Settlement.party)).scalars().all()
     return [{"cycle_date": r.cycle_date.isoformat(), "party": r.party, "net_minor": r.net_minor,
              "from_float_minor": r.from_float_minor, "by_bank_minor": r.by_bank_minor,

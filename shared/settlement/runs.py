@@ -81,12 +81,13 @@ def ledger_position(tx: Tx, cycle: date, *, keep: bool = False, recount: bool = 
     """The manifest's ``ledger_position``: the entries of every cycle up to ``cycle``, of ``cycle``
     alone, and the largest entry id among them.
 
-    A settled cycle's figures are kept (``cycle_positions``) when every cycle up to it is closed then
-    (entries join only the current cycle, so they cannot change), and a later cycle's count starts
-    from the newest kept one before it and reads only the entries of the cycles since (counting every
-    entry through the cycle grew with the ledger's whole history, once a day). ``keep``: settlement,
-    in its unit of work, keeping this cycle's. ``recount``: reconciliation, which checks a manifest
-    against the entries themselves, counting every entry through the cycle and trusting no kept figure.
+    A settled cycle's figures are kept (``cycle_positions``) when every cycle of the network up to it
+    (``of_the_network``) is closed then (entries join only the current cycle, so they cannot change),
+    and a later cycle's count starts from the newest kept one before it and reads only the entries of
+    the cycles since (counting every entry through the cycle grew with the ledger's whole history,
+    once a day). ``keep``: settlement, in its unit of work, keeping this cycle's. ``recount``:
+    reconciliation, which checks a manifest against the entries themselves, counting every entry
+    through the cycle and trusting no kept figure.
     """
     if not recount:
         kept = tx.session.execute(select(CyclePosition).where(CyclePosition.cycle_date == cycle)).scalar_one_or_none()
@@ -101,8 +102,11 @@ def ledger_position(tx: Tx, cycle: date, *, keep: bool = False, recount: bool = 
         last = base.last_transaction_id if last is None else _larger(tx, base.last_transaction_id, last)
     in_cycle = tx.session.execute(select(func.count()).where(Entry.cycle_date == cycle)).scalar_one()
     position = _position(entries + (base.entries_through_cycle if base else 0), in_cycle, last)
+    # An open cycle before the network's first one (``of_the_network``: a row an older merge, erasure or
+    # buy-out left, which a termination may name) can gain no entry, entries joining only the cycle of
+    # the moment they are written: it holds nothing back. A real open earlier cycle still does.
     if keep and not tx.session.execute(select(Cycle.cycle_date).where(
-            Cycle.cycle_date <= cycle, Cycle.status != "closed").limit(1)).first():
+            Cycle.cycle_date <= cycle, Cycle.status != "closed", of_the_network(Cycle.cycle_date)).limit(1)).first():
         tx.session.execute(insert(CyclePosition.__table__).values(
             cycle_date=cycle, entries_in_cycle=in_cycle, entries_through_cycle=position["entries_through_cycle"],
             last_transaction_id=last))

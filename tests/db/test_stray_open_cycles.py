@@ -1,7 +1,8 @@
 """Migration 0038: an open ``cycles`` row before the network's first cycle, left by an older merge,
-erasure or buy-out on a network without an entry, is removed when nothing refers to it, so that
-settlements keep their ledger position again. A row anything refers to, a closed one and the open
-cycles from the first on are never touched."""
+erasure or buy-out on a network without an entry, is removed when nothing refers to it. A row anything
+refers to, a closed one and the open cycles from the first on are never touched. Neither kind keeps a
+settlement from keeping its ledger position: an open row before the first cycle can gain no entry
+(tests/clearing/test_stray_open_cycle_positions.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def test_an_open_row_before_the_first_cycle_that_nothing_refers_to_is_removed(ne
     network.tx(older_release)
     clock.advance(days=1)
     network.settle(CYCLE)
-    assert kept_positions(network) == []  # the open row before it keeps the settlement from keeping it
+    assert kept_positions(network) == [CYCLE]  # the open rows before it do not keep it from being kept
 
     _migrate(database_url, "0037", down=True)
     _migrate(database_url, "head")
@@ -52,7 +53,7 @@ def test_an_open_row_before_the_first_cycle_that_nothing_refers_to_is_removed(ne
     network.earn(coffee, make_member(network, coffee), "coffee-2", points=100)
     clock.advance(days=1)
     network.settle(date(2026, 11, 21))
-    assert kept_positions(network) == []  # REFERRED still stands: a termination names it
+    assert kept_positions(network) == [CYCLE, date(2026, 11, 21)]  # REFERRED stands, and holds nothing back
     assert cycle_rows(network)[date(2026, 11, 21)] == "closed"
 
 
