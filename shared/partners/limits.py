@@ -21,6 +21,13 @@ Exposure. A postpaid partner's outstanding liability is the points still open in
 funded, valued at its current ``point_value``. Above ``exposure_warn_ppm`` of its limit the
 exposure job raises ``exposure_limit_near``; above the limit, ``exposure_limit_exceeded``.
 Issuance is not refused for exposure: the limit is a finance alarm, not a gate.
+
+Sums of ``prepaid_funding`` line amounts (micro-units, signed: reversals post negative lines) are
+exact however large their running sum grows (``shared.reports.sql.exact_sum``): lines that each fit
+64 bits, added in order, can pass 2^63 on the way to a total that fits, which SQLite's integer ``SUM``
+refuses ("integer overflow"). Top-ups (positive minor units) and outstanding points (never negative)
+are summed plainly: their running sum only grows, so it passes 2^63 only where the total itself does
+not fit a ledger column.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from shared.models import Cycle, FloatTopup, Lot, ObligationLine, Partner, Partn
 from shared.money import MAX_MICRO, MICRO, round_micro_to_minor
 from shared.partners.contracts import require_partner, terms_in_force
 from shared.partners.lifecycle import open_postpaid_lots, redeemable, wait_for_postings
+from shared.reports.sql import exact_sum, exact_total
 
 
 # written into the statement, not bound: a prepared statement's generic plan cannot use the partial
@@ -150,8 +158,8 @@ def record_topup(tx: Tx, partner_id: str, amount_minor: int, bank_reference: str
 
 def _summed_drawn(tx: Tx, partner_id: str) -> int:
     """The partner's prepaid_funding line amounts summed: every line it ever paid (slow for a big partner)."""
-    return int(tx.session.execute(select(func.coalesce(func.sum(ObligationLine.amount_micro), 0)).where(
-        ObligationLine.payer == partner_id, ObligationLine.kind == PREPAID_FUNDING)).scalar_one())
+    return exact_total(tx, tx.session.execute(select(*exact_sum(tx, ObligationLine.amount_micro)).where(
+        ObligationLine.payer == partner_id, ObligationLine.kind == PREPAID_FUNDING)).one()) or 0
 
 
 def kept_floats(tx: Tx) -> list[str]:
@@ -360,18 +368,26 @@ def float_draws(tx: Tx, cycle: date) -> dict[str, FloatDraw]:
     lines, limits = ObligationLine, PartnerLimits
     enforced = select(limits.partner_id).where(limits.float_overdraft_minor.is_not(None))
 
-    def funding(*when):
-        return (select(func.coalesce(func.sum(lines.amount_micro), 0))
-                .where(lines.payer == limits.partner_id, lines.kind == PREPAID_FUNDING, *when).scalar_subquery())
+    def funding(*when) -> list:
+        """The exact sum's columns (``exact_sum``: one, or SQLite's two halves), each a scalar subquery."""
+        return [select(func.coalesce(part, 0)).where(lines.payer == limits.partner_id, lines.kind == PREPAID_FUNDING,
+                                                     *when).scalar_subquery()
+                for part in exact_sum(tx, lines.amount_micro)]
 
     # One statement, so one snapshot on PostgreSQL: the kept total and the later cycles' lines agree
     # however many postings commit meanwhile (each adds its lines and its kept amount at once).
-    # Probes of ix_obligation_lines_prepaid_funding (payer, cycle_date) per partner with a float.
-    drawn_through = case((limits.float_drawn_micro.is_(None), funding(lines.cycle_date <= cycle)),
-                         else_=limits.float_drawn_micro - funding(lines.cycle_date > cycle))
-    rows = tx.session.execute(
-        select(limits.partner_id, funding(lines.cycle_date == cycle), drawn_through)
-        .where(limits.float_overdraft_minor.is_not(None)).order_by(limits.partner_id)).all()
+    # Probes of ix_obligation_lines_prepaid_funding (payer, cycle_date) per partner with a float. Drawn
+    # through the cycle: every line up to it where no total is kept, else the kept total less the
+    # later cycles' lines (taken off in Python: exact, as the sums are).
+    in_cycle = funding(lines.cycle_date == cycle)
+    summed = [case((limits.float_drawn_micro.is_(None), through), else_=later)
+              for through, later in zip(funding(lines.cycle_date <= cycle), funding(lines.cycle_date > cycle))]
+    rows = []
+    for partner_id, kept, *parts in tx.session.execute(
+            select(limits.partner_id, limits.float_drawn_micro, *in_cycle, *summed)
+            .where(limits.float_overdraft_minor.is_not(None)).order_by(limits.partner_id)).all():
+        cycle_funding, other = exact_total(tx, parts[:len(in_cycle)]), exact_total(tx, parts[len(in_cycle):])
+        rows.append((partner_id, cycle_funding, other if kept is None else int(kept) - other))
     if not rows:
         return {}
 
@@ -400,12 +416,12 @@ def float_draws(tx: Tx, cycle: date) -> dict[str, FloatDraw]:
         # a later cycle's (or this one's): it answers draws that are not this cycle's
     window: dict[str, dict[date, int]] = {}
     if unsettled:
-        for partner_id, day, amount in tx.session.execute(
-                select(lines.payer, lines.cycle_date, func.sum(lines.amount_micro))
+        for partner_id, day, *amount in tx.session.execute(
+                select(lines.payer, lines.cycle_date, *exact_sum(tx, lines.amount_micro))
                 .where(lines.payer.in_(enforced), lines.kind == PREPAID_FUNDING,
                        lines.cycle_date >= horizon, lines.cycle_date < cycle)
                 .group_by(lines.payer, lines.cycle_date)).all():
-            window.setdefault(partner_id, {})[day] = int(amount)
+            window.setdefault(partner_id, {})[day] = exact_total(tx, amount)
 
     draws = {}
     for partner_id, cycle_funding, drawn in rows:
