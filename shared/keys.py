@@ -2,7 +2,9 @@
 
 Taken from configuration (a key file, or JSON in the environment) or, on first
 start, generated into ``<data dir>/keys/`` with owner-only permissions. Never from
-the repository.
+the repository. A process that only reads opens them with ``create=False``: a key
+missing there is a configuration error, never a new key (a read-only replica host, a
+mistyped data directory).
 """
 
 from __future__ import annotations
@@ -98,9 +100,24 @@ def _read_configured(path: Path, variable: str, what: str) -> bytes:
         raise KeyConfigurationError(f"{variable}: cannot read {what} {path} ({exc.strerror or exc})") from None
 
 
-def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
+class KeyNotMade(KeyConfigurationError):
+    """A key the network generates on first start is missing, and this process makes none (it only reads)."""
+
+
+def _not_made(what: str, path: Path) -> KeyNotMade:
+    """A generated key a read-only command found missing: it makes none (docs/operations.md, "Keys")."""
+    return KeyNotMade(f"{what} {path} does not exist, and a command that only reads makes no keys: "
+                      "is POINTSNET_DATA_DIR the network's data directory? (`pointsnet keys init` makes "
+                      "a new network's keys)")
+
+
+def load_signing_key(settings: Settings, *, create: bool = True) -> Ed25519PrivateKey:
+    """The network's signing key; generated on first start unless ``create`` is False (a command that
+    only reads: a missing key is a KeyConfigurationError then)."""
     path = settings.signing_key_file or settings.data_dir / "keys" / "network-ed25519.pem"
     if not path.exists() and not settings.signing_key_file:
+        if not create:
+            raise _not_made("the network's signing key", path)
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
@@ -171,11 +188,15 @@ def _keyring_from(text: str | bytes, variable: str) -> tuple[str, dict[str, PiiK
         raise KeyConfigurationError(f'{variable}: not a keyring ({{"active": …, "keys": {{…}}}})') from None
 
 
-def load_pii_keyring(settings: Settings) -> tuple[str, dict[str, PiiKey]]:
+def load_pii_keyring(settings: Settings, *, create: bool = True) -> tuple[str, dict[str, PiiKey]]:
+    """The personal-data keyring; generated on first start unless ``create`` is False (as
+    ``load_signing_key``)."""
     if settings.pii_keys:
         return _keyring_from(settings.pii_keys, "POINTSNET_PII_KEYS")
     path = settings.pii_keys_file or settings.data_dir / "keys" / "pii-keys.json"
     if not path.exists() and not settings.pii_keys_file:
+        if not create:
+            raise _not_made("the personal-data keyring", path)
         _create_once(path, json.dumps(new_keyring_json(), indent=2).encode())
     variable = "POINTSNET_PII_KEYS_FILE" if settings.pii_keys_file else "the personal-data keyring"
     return _keyring_from(_read_configured(path, variable, "personal-data key file"), variable)

@@ -34,8 +34,11 @@ log = logging.getLogger("pointsnet.jobs")
 
 class Network:
     def __init__(self, settings: Settings | None = None, *, database_url: str | None = None,
-                 clock: Clock | None = None, pool_size: int | None = None):
+                 clock: Clock | None = None, pool_size: int | None = None, create_keys: bool = True):
+        """``create_keys``: make the keys a first start makes when they are missing; False for a process
+        that only reads (a missing key is then a configuration error: shared/keys.py)."""
         self.settings = settings or get_settings()
+        self.create_keys = create_keys
         self.clock = clock or clock_from_settings(self.settings.clock)
         self.db = Database(self.settings, url=database_url, clock=self.clock,
                            pool_size=pool_size or self.settings.db_pool_size)
@@ -51,7 +54,7 @@ class Network:
         if cached is None or cached[0] != stamp:
             # noted with the stamp taken BEFORE reading: a change landing while the file is read is
             # read again on the next use, never taken as already read (a rotation's phase 1 missed)
-            cached = (stamp, Keyring(*load_pii_keyring(self.settings)))
+            cached = (stamp, Keyring(*load_pii_keyring(self.settings, create=self.create_keys)))
             self.__dict__["_keyring"] = cached
         return cached[1]
 
@@ -70,7 +73,7 @@ class Network:
 
     @cached_property
     def signing_key(self):
-        return load_signing_key(self.settings)
+        return load_signing_key(self.settings, create=self.create_keys)
 
     def tx(self, fn, **kwargs):
         return self.db.run_in_transaction(fn, **kwargs)

@@ -75,7 +75,8 @@ def _logging() -> None:
 
 def _network(database_url: str | None = None, *, readonly: bool = False, **kwargs):
     """The network for a command. ``readonly``: the command only reads (a read-only replica must do);
-    the time zone and cut-off are checked against the network's record, which is not created."""
+    the time zone and cut-off are checked against the network's record, which is not created, and the
+    network's keys are opened, never made: a missing one is a configuration error (one line, exit 2)."""
     from shared.db.migrate import is_current, upgrade
     from shared.network import Network
 
@@ -86,7 +87,7 @@ def _network(database_url: str | None = None, *, readonly: bool = False, **kwarg
             upgrade(url)  # the embedded default keeps itself current
         else:
             fail("the database schema is not current; run `pointsnet db upgrade` first")
-    network = Network(settings, database_url=database_url, **kwargs)
+    network = Network(settings, database_url=database_url, create_keys=not readonly, **kwargs)
     if readonly:
         network.check_cycle_settings()
     else:

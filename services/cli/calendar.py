@@ -52,7 +52,7 @@ def calendar_list(year: Optional[int] = typer.Option(None, help="Only this year'
 
     if year is not None and not 2000 <= year <= 8999:
         fail(f"--year lies between 2000 and 8999, not {year}")
-    rows = _network().tx(lambda tx: calendar_days(tx, year=year), readonly=True)
+    rows = _network(readonly=True).tx(lambda tx: calendar_days(tx, year=year), readonly=True)
     if as_json:
         print(json.dumps(rows, indent=2))
         return

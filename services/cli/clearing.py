@@ -87,7 +87,7 @@ def clearing_float(partner_id: str) -> None:
         require_partner(tx, partner_id)
         return float_status(tx, partner_id)
 
-    print(json.dumps(_network().tx(unit, readonly=True)))
+    print(json.dumps(_network(readonly=True).tx(unit, readonly=True)))
 
 
 @clearing_app.command("exposure")
@@ -97,7 +97,7 @@ def clearing_exposure(as_json: bool = typer.Option(False, "--json"),
     """Every partner's outstanding postpaid points, their value and its exposure limit."""
     from shared.partners.limits import check_exposure, exposures
 
-    network = _network()
+    network = _network(readonly=not alert)  # without --alert it only reads
     if alert:
         network.tx(check_exposure)
     rows = [e.json() for e in network.tx(exposures, readonly=True)]
@@ -148,7 +148,7 @@ def reconcile(
 
     if not _found(directory.is_dir):
         fail(f"{directory} is not a settlement directory")
-    network = _network()
+    network = _network(readonly=True)  # a check: it reads the directory, the log and the ledger
     key = network.signing_key
     public_keys = {network_key_id(key): key.public_key()}
     if partner or partner_log:

@@ -46,7 +46,7 @@ def users_list() -> None:
     from shared.access import users
 
     table = Table("email", "role", "partner", "language", "created", "status")
-    for user in _network().tx(users.list_users, readonly=True):
+    for user in _network(readonly=True).tx(users.list_users, readonly=True):
         table.add_row(user["email"], user["role"], user["partner_id"] or "", user["language"], user["created_at"][:19],
                       "disabled" if user["disabled"] else "active")
     console.print(table)

@@ -49,7 +49,7 @@ def webhooks_show(partner_id: str) -> None:
     """A partner's endpoint (without its secret)."""
     from shared.webhooks.endpoints import show_endpoint
 
-    print(json.dumps(_network().tx(lambda tx: show_endpoint(tx, partner_id), readonly=True),
+    print(json.dumps(_network(readonly=True).tx(lambda tx: show_endpoint(tx, partner_id), readonly=True),
                      indent=2))
 
 
@@ -61,7 +61,7 @@ def webhooks_deliveries(dead: bool = typer.Option(False, "--dead", help="Only de
     """Webhook deliveries, newest first: status, attempts, the receiver's last answer."""
     from shared.webhooks.delivery import list_deliveries
 
-    rows = _network().tx(lambda tx: list_deliveries(tx, dead_only=dead, partner_id=partner, limit=limit),
+    rows = _network(readonly=True).tx(lambda tx: list_deliveries(tx, dead_only=dead, partner_id=partner, limit=limit),
                          readonly=True)
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -83,7 +83,7 @@ def webhooks_show_delivery(delivery_id: str) -> None:
     """One delivery with its body and every attempt."""
     from shared.webhooks.delivery import delivery_detail
 
-    print(json.dumps(_network().tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True),
+    print(json.dumps(_network(readonly=True).tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True),
                      indent=2))
 
 
