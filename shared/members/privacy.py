@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import secrets
 
-import phonenumbers
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from email_validator import EmailNotValidError, validate_email
@@ -57,6 +56,10 @@ class Keyring:
 
 
 def normalise_phone(raw: str, default_region: str) -> str:
+    # imported here, where a number is parsed: its metadata costs 16-25 ms, which every process that
+    # imports this module (each network handle, `pointsnet verify`) would pay without ever parsing one
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
