@@ -217,12 +217,15 @@ class RateCounters:
 
     The gate counts through ``hit_async``: a request that asks Redis does so in a worker thread, never on
     the event loop, so a slow or silent Redis never stalls the loop (the health probe still answers).
-    Those threads are anyio's default pool, shared with the requests' database work: until a timeout
-    marks the outage (and at each retry), every request then asking Redis holds one for up to the
-    client's timeouts, and a busy process's other requests may wait for a thread. This process's own
-    counters (memory, no I/O) are counted on the loop. The sync client's connection pool, limits'
-    memory storage and this object's state (under ``self.lock``) are safe to share between those
-    threads."""
+    Those threads are anyio's default pool, shared with the requests' database work. So while Redis is
+    in doubt — its client not made yet, or an outage's retry due — one request at a time asks it (the
+    probe, ``probing``); every other request meanwhile counts on this process's own counters at once,
+    on the loop, as during the outage, and never waits for the probe or holds a thread for it. The
+    probe's answer decides for the requests after it: Redis again, or this process's counters until the
+    next retry. (A Redis that falls silent while in use still holds each request already asking it for
+    up to the client's timeouts, until the first timeout marks the outage.) This process's own counters
+    (memory, no I/O) are counted on the loop. The sync client's connection pool, limits' memory storage
+    and this object's state (under ``self.lock``) are safe to share between those threads."""
 
     REDIS_RETRY_SECONDS = 10.0
 
@@ -231,49 +234,73 @@ class RateCounters:
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.shared: MovingWindowRateLimiter | None = None
         self.down_until: float | None = None  # during an outage: time.monotonic() when Redis is asked again
-        self.lock = threading.Lock()  # the client's making and the outage's start and end, across threads
+        self.probing = False  # one request is asking a Redis in doubt (client to make, or retry due)
+        self.lock = threading.Lock()  # the probe's turn and the outage's start and end, across threads
 
-    def _asks_redis(self) -> bool:
-        return bool(self.redis_url) and (self.down_until is None or time.monotonic() >= self.down_until)
+    def _route(self) -> str:
+        """How this request counts: "redis" (Redis in use), "probe" (this request asks a Redis in doubt,
+        the only one doing so) or "local" (an outage, or another request's probe under way). Never
+        waits: the lock only guards a few fields."""
+        if not self.redis_url:
+            return "local"
+        if self.down_until is None and self.shared is not None:
+            return "redis"
+        with self.lock:
+            if self.down_until is None and self.shared is not None:
+                return "redis"
+            if self.probing or (self.down_until is not None and time.monotonic() < self.down_until):
+                return "local"
+            self.probing = True
+            return "probe"
 
     async def hit_async(self, rate, key: str) -> float | None:
         """``hit`` for the event loop: Redis is asked (and its client made) in a worker thread."""
-        if not self._asks_redis():
-            return self.hit(rate, key)  # this process's counters: memory only, nothing to wait for
-        return await anyio.to_thread.run_sync(self.hit, rate, key)
+        route = self._route()
+        if route == "local":
+            return self._hit_local(rate, key)  # this process's counters: memory only, nothing to wait for
+        return await anyio.to_thread.run_sync(self._hit_shared, rate, key, route == "probe")
 
     def hit(self, rate, key: str) -> float | None:
         """Count one request: None if it is let in, else when its window resets (epoch seconds)."""
-        limiter = self._limiter()
-        try:
-            allowed = limiter.hit(rate, key)
-            reset = None if allowed else limiter.get_window_stats(rate, key).reset_time
-        except Exception as exc:  # any failure of Redis (refused, timed out, cluster down, READONLY...)
-            if limiter is self.local:
-                raise
-            self._failed(exc)
-            return self.hit(rate, key)
-        if limiter is self.shared and self.down_until is not None:
-            with self.lock:
-                if self.down_until is not None:
-                    self.down_until = None
-                    log.warning("POINTSNET_REDIS_URL: the rate limit's Redis answers again; rate limits count "
-                                "for all API processes")
-        return reset
+        route = self._route()
+        if route == "local":
+            return self._hit_local(rate, key)
+        return self._hit_shared(rate, key, route == "probe")
 
-    def _limiter(self) -> MovingWindowRateLimiter:
-        if not self._asks_redis():
-            return self.local
-        if self.shared is None:
-            with self.lock:
-                if self.shared is None:
-                    try:
-                        self.shared = MovingWindowRateLimiter(storage_from_string(
-                            self.redis_url, **redis_storage_options(self.redis_url)))
-                    except Exception as exc:
-                        self._failed(exc, locked=True)
-                        return self.local
-        return self.shared
+    def _hit_local(self, rate, key: str) -> float | None:
+        if self.local.hit(rate, key):
+            return None
+        return self.local.get_window_stats(rate, key).reset_time
+
+    def _hit_shared(self, rate, key: str, probe: bool) -> float | None:
+        """Count in Redis; on any failure of Redis (refused, timed out, cluster down, READONLY...) the
+        outage starts (or goes on) and this request counts on this process's counters."""
+        try:
+            if self.shared is None:  # only a probe makes the client: a cluster's connects as it is made
+                try:
+                    self.shared = MovingWindowRateLimiter(storage_from_string(
+                        self.redis_url, **redis_storage_options(self.redis_url)))
+                except Exception as exc:
+                    self._failed(exc)
+                    return self._hit_local(rate, key)
+            limiter = self.shared
+            try:
+                allowed = limiter.hit(rate, key)
+                reset = None if allowed else limiter.get_window_stats(rate, key).reset_time
+            except Exception as exc:
+                self._failed(exc)
+                return self._hit_local(rate, key)
+            if self.down_until is not None:
+                with self.lock:
+                    if self.down_until is not None:
+                        self.down_until = None
+                        log.warning("POINTSNET_REDIS_URL: the rate limit's Redis answers again; rate limits "
+                                    "count for all API processes")
+            return reset
+        finally:
+            if probe:
+                with self.lock:
+                    self.probing = False
 
     def _failed(self, exc: Exception, locked: bool = False) -> None:
         if not locked:
