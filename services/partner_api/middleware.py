@@ -20,11 +20,12 @@ import anyio
 import httpx
 from http_message_signatures.digests import ContentDigest
 from limits import parse as parse_limit
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from services.partner_api import errors
 from services.partner_api.auth import SignedRequest, authenticate, request_label
+from services.partner_api.rate_window import LocalWindow
 from shared.errors import PointsnetError, ValidationFailed
 from shared.ledger.idempotency import KEY_LENGTH
 from shared.network import Network
@@ -224,14 +225,15 @@ class RateCounters:
     probe's answer decides for the requests after it: Redis again, or this process's counters until the
     next retry. (A Redis that falls silent while in use still holds each request already asking it for
     up to the client's timeouts, until the first timeout marks the outage.) This process's own counters
-    (memory, no I/O) are counted on the loop. The sync client's connection pool, limits' memory storage
-    and this object's state (under ``self.lock``) are safe to share between those threads."""
+    (memory, no I/O: ``rate_window.LocalWindow``) are counted on the loop. The sync client's connection
+    pool, those counters and this object's state (under ``self.lock``) are safe to share between
+    those threads."""
 
     REDIS_RETRY_SECONDS = 10.0
 
     def __init__(self, redis_url: str | None):
         self.redis_url = redis_url
-        self.local = MovingWindowRateLimiter(MemoryStorage())
+        self.local = LocalWindow()
         self.shared: MovingWindowRateLimiter | None = None
         self.down_until: float | None = None  # during an outage: time.monotonic() when Redis is asked again
         self.probing = False  # one request is asking a Redis in doubt (client to make, or retry due)
@@ -268,9 +270,7 @@ class RateCounters:
         return self._hit_shared(rate, key, route == "probe")
 
     def _hit_local(self, rate, key: str) -> float | None:
-        if self.local.hit(rate, key):
-            return None
-        return self.local.get_window_stats(rate, key).reset_time
+        return self.local.hit(rate, key)
 
     def _hit_shared(self, rate, key: str, probe: bool) -> float | None:
         """Count in Redis; on any failure of Redis (refused, timed out, cluster down, READONLY...) the
