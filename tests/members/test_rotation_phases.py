@@ -163,8 +163,8 @@ def test_a_process_notices_a_key_file_change_that_lands_while_it_reads_the_file(
         added: list[str] = []
         original = shared.network.load_pii_keyring
 
-        def read_then_changed(s):
-            loaded = original(s)
+        def read_then_changed(s, **options):
+            loaded = original(s, **options)
             if not added:
                 added.append(add_pii_key(s))  # the rotation's phase 1 lands right after this read
             return loaded
