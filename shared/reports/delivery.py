@@ -6,6 +6,9 @@ and ``index.json`` (files and their SHA-256), written last: a directory with an 
 A set is written into a temporary sibling and renamed into place, so a crash leaves no half set;
 the reports are functions of the ledger, so writing a set again gives the same bytes. One
 publisher at a time (the scheduled job, `pointsnet reports publish`): see ``publishing``.
+Only the network's cycles count, from its first cycle on (``runs.of_the_network``, as the reports'
+money figures): a settlement of an earlier day (a typo run by hand before such runs were refused) has
+no set, and an open ``cycles`` row of one (an older merge, erasure or buy-out left it) holds no month back.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from shared.reports.partner import partner_report
 from shared.reports.period import Period
 from shared.reports.render import FORMATS, render
 from shared.reports.rollup import due_for_rollup, roll_up_cycle
+from shared.settlement.runs import of_the_network
 from shared.staging import staged_directory, write_synced
 
 INDEX = "index.json"
@@ -62,10 +66,14 @@ def write_set(network: Network, period: Period, target: Path) -> list[str]:
 
 
 def _state(network: Network) -> tuple[list[date], set[date]]:
+    """The network's settled cycles, and its cycles with entries not settled yet: from its first cycle on
+    (``of_the_network``), so a stray settlement of an earlier day gets no set and makes no month, and an
+    open ``cycles`` row of such a day (never settled) holds no month back."""
     def read(tx):
-        settled = tx.session.execute(select(SettlementRun.cycle_date).order_by(SettlementRun.cycle_date)).scalars()
+        settled = tx.session.execute(select(SettlementRun.cycle_date).where(
+            of_the_network(SettlementRun.cycle_date)).order_by(SettlementRun.cycle_date)).scalars()
         unsettled = tx.session.execute(select(Cycle.cycle_date).where(
-            Cycle.cycle_date.not_in(select(SettlementRun.cycle_date)))).scalars()
+            Cycle.cycle_date.not_in(select(SettlementRun.cycle_date)), of_the_network(Cycle.cycle_date))).scalars()
         return list(settled), set(unsettled)
     return network.tx(read, readonly=True)
 
