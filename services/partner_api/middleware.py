@@ -260,14 +260,27 @@ class RateCounters:
         route = self._route()
         if route == "local":
             return self._hit_local(rate, key)  # this process's counters: memory only, nothing to wait for
-        return await anyio.to_thread.run_sync(self._hit_shared, rate, key, route == "probe")
+        try:
+            return await anyio.to_thread.run_sync(self._hit_shared, rate, key)
+        finally:  # also when the request is cancelled before a thread took the call (waiting for one)
+            self._probed(route)
 
     def hit(self, rate, key: str) -> float | None:
         """Count one request: None if it is let in, else when its window resets (epoch seconds)."""
         route = self._route()
         if route == "local":
             return self._hit_local(rate, key)
-        return self._hit_shared(rate, key, route == "probe")
+        try:
+            return self._hit_shared(rate, key)
+        finally:
+            self._probed(route)
+
+    def _probed(self, route: str) -> None:
+        """The probe is over, however it ended: the next request in doubt may ask Redis (left set, the
+        process would count alone for good, never asking Redis again)."""
+        if route == "probe":
+            with self.lock:
+                self.probing = False
 
     def _hit_local(self, rate, key: str) -> float | None:
         return self.local.hit(rate, key)

@@ -11,6 +11,7 @@ import threading
 import time
 
 import anyio
+import anyio.to_thread
 import pytest
 from limits import parse
 
@@ -129,3 +130,29 @@ def test_the_first_requests_of_all_make_one_client(monkeypatch):
     assert all(reset is None for reset, _ in answers)
     assert sorted(seconds for _, seconds in answers)[-2] < 0.3
     assert counters.down_until is not None and counters.shared is None and not counters.probing
+
+
+def test_a_probe_cancelled_while_it_waits_for_a_thread_lets_a_later_request_probe():
+    """A request cancelled while its probe waited for a worker thread (the pool busy with database work)
+    never ran the probe: the next request in doubt probes, instead of this process counting alone for
+    good, never asking Redis (found in review of 287677b)."""
+    counters = RateCounters("memory://")  # a Redis that always answers: limits' memory storage
+
+    async def main():
+        # the request is cancelled while its probe waits for a worker thread (the pool is busy)
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = 1
+        release = anyio.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, lambda: anyio.from_thread.run(release.wait))
+            await anyio.sleep(0.05)
+            with anyio.move_on_after(0.1):
+                await counters.hit_async(RATE, "ptn_1")
+            release.set()
+        limiter.total_tokens = 40
+        for _ in range(20):  # later requests, Redis (here: memory) answering all along
+            await counters.hit_async(RATE, "ptn_1")
+
+    anyio.run(main)
+    assert counters.probing is False, "probing stuck True after a cancelled probe"
+    assert counters.shared is not None, "the shared limiter was never made: the process never uses Redis"
