@@ -285,35 +285,30 @@ class RateCounters:
     def _hit_local(self, rate, key: str) -> float | None:
         return self.local.hit(rate, key)
 
-    def _hit_shared(self, rate, key: str, probe: bool) -> float | None:
+    def _hit_shared(self, rate, key: str) -> float | None:
         """Count in Redis; on any failure of Redis (refused, timed out, cluster down, READONLY...) the
         outage starts (or goes on) and this request counts on this process's counters."""
-        try:
-            if self.shared is None:  # only a probe makes the client: a cluster's connects as it is made
-                try:
-                    self.shared = MovingWindowRateLimiter(storage_from_string(
-                        self.redis_url, **redis_storage_options(self.redis_url)))
-                except Exception as exc:
-                    self._failed(exc)
-                    return self._hit_local(rate, key)
-            limiter = self.shared
+        if self.shared is None:  # only a probe makes the client: a cluster's connects as it is made
             try:
-                allowed = limiter.hit(rate, key)
-                reset = None if allowed else limiter.get_window_stats(rate, key).reset_time
+                self.shared = MovingWindowRateLimiter(storage_from_string(
+                    self.redis_url, **redis_storage_options(self.redis_url)))
             except Exception as exc:
                 self._failed(exc)
                 return self._hit_local(rate, key)
-            if self.down_until is not None:
-                with self.lock:
-                    if self.down_until is not None:
-                        self.down_until = None
-                        log.warning("POINTSNET_REDIS_URL: the rate limit's Redis answers again; rate limits "
-                                    "count for all API processes")
-            return reset
-        finally:
-            if probe:
-                with self.lock:
-                    self.probing = False
+        limiter = self.shared
+        try:
+            allowed = limiter.hit(rate, key)
+            reset = None if allowed else limiter.get_window_stats(rate, key).reset_time
+        except Exception as exc:
+            self._failed(exc)
+            return self._hit_local(rate, key)
+        if self.down_until is not None:
+            with self.lock:
+                if self.down_until is not None:
+                    self.down_until = None
+                    log.warning("POINTSNET_REDIS_URL: the rate limit's Redis answers again; rate limits "
+                                "count for all API processes")
+        return reset
 
     def _failed(self, exc: Exception, locked: bool = False) -> None:
         if not locked:
