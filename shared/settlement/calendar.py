@@ -120,8 +120,13 @@ def _checked(day: date, kind: str, name: str) -> str:
 
 
 def _due_on(tx: Tx, day: date) -> int:
+    """The network's settlements still due on ``day``: from its first cycle on (``runs.of_the_network``),
+    as the overdue list counts them."""
+    from shared.settlement.runs import of_the_network  # runs reads this module's payment dates
+
     return tx.session.execute(select(func.count()).select_from(Settlement).where(
-        Settlement.payment_date == day, Settlement.status == "due")).scalar_one()
+        Settlement.payment_date == day, Settlement.status == "due",
+        of_the_network(Settlement.cycle_date))).scalar_one()
 
 
 def add_calendar_day(tx: Tx, day: date, name: str, kind: str = HOLIDAY) -> dict:

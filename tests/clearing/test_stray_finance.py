@@ -71,3 +71,13 @@ def test_the_command_line_refuses_a_stray_cycle_as_one_never_settled(network, cl
         assert done.returncode == 2 and done.stdout == "", (done.returncode, done.stdout)
         assert f"unknown_cycle: cycle {day.isoformat()} has not been settled" in done.stderr, done.stderr
     assert status_of(network, TYPO, stray) == "due"
+
+
+def test_a_stray_settlement_is_not_counted_due_on_a_calendar_day(network, stray):
+    """Adding or removing a calendar day counts the settlements still due on it: a stray one is no
+    settlement of the network's (found in review of 1db45e0)."""
+    from shared.settlement.calendar import add_calendar_day, remove_calendar_day
+
+    day = TYPO + timedelta(days=1)  # the stray settlement's payment date
+    assert network.tx(lambda tx: add_calendar_day(tx, day, "a holiday"))["settlements_due_that_day"] == 0
+    assert network.tx(lambda tx: remove_calendar_day(tx, day))["settlements_due_that_day"] == 0
