@@ -247,8 +247,9 @@ def _pause(tx: Tx, endpoint_id: str | None) -> datetime | None:
     timeouts, or a replay during a pause); answers the end of the endpoint's pause."""
     if endpoint_id is None:
         return None
+    # locked: two workers recording timeouts of the endpoint at once pause it once, not twice over
     row = tx.session.execute(select(endpoints_t.c.paused_until, endpoints_t.c.pauses)
-                             .where(endpoints_t.c.id == endpoint_id)).one_or_none()
+                             .where(endpoints_t.c.id == endpoint_id).with_for_update()).one_or_none()
     if row is None:
         return None
     if row.paused_until is not None and row.paused_until > tx.now:
