@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -70,11 +71,14 @@ def pytest_addoption(parser):
 
 def touches_the_database(item) -> bool:
     """Whether a test's outcome can depend on which database the run uses: it is given a migrated
-    database (every such fixture rests on ``template_db``), is marked ``postgres``, or its module reads
-    ``PG_URL`` to choose what it does. The others (pure functions, files, configuration, commands on
-    their own embedded SQLite) run the same whatever POINTSNET_TEST_DATABASE_URL says."""
+    database (every such fixture here rests on ``template_db``), is marked ``postgres``, or its module,
+    or the module of one of its fixtures (another conftest's), reads ``PG_URL`` to choose what it does.
+    The others (pure functions, files, configuration, commands on their own embedded SQLite) run the
+    same whatever POINTSNET_TEST_DATABASE_URL says."""
     return ("template_db" in item.fixturenames or "postgres" in item.keywords
-            or hasattr(getattr(item, "module", None), "PG_URL"))
+            or hasattr(getattr(item, "module", None), "PG_URL")
+            or any(fixture.func.__module__ != __name__ and hasattr(sys.modules.get(fixture.func.__module__), "PG_URL")
+                   for fixtures in item._fixtureinfo.name2fixturedefs.values() for fixture in fixtures))
 
 
 def pytest_collection_modifyitems(config, items):
