@@ -68,9 +68,9 @@ class SecurityHeaders:
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": True,
     "description": f"One per operation, reused on every retry of it (a UUID is ideal): 1 to {KEY_LENGTH} visible "
-                   "ASCII characters, else 400 `idempotency_key_missing` or `idempotency_key_invalid`. Covered by "
-                   "the request signature.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_LENGTH, "pattern": "^[ -~]+$"},  # as PartnerGate
+                   "ASCII characters (`!` to `~`, no spaces), else 400 `idempotency_key_missing` or "
+                   "`idempotency_key_invalid`. Covered by the request signature.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_LENGTH, "pattern": "^[!-~]+$"},  # as PartnerGate
 }
 
 

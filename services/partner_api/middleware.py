@@ -27,11 +27,19 @@ from services.partner_api import errors
 from services.partner_api.auth import SignedRequest, authenticate, request_label
 from services.partner_api.rate_window import LocalWindow
 from shared.errors import PointsnetError, ValidationFailed
+from shared.ledger import idempotency
 from shared.ledger.idempotency import KEY_LENGTH
 from shared.network import Network
 from shared.signing import RESPONSE_TAG, network_key_id, response_components, signature_fields, signer
 
 PROBLEM = "application/problem+json"
+KEY_REFUSED = f"Idempotency-Key must be 1 to {KEY_LENGTH} visible ASCII characters (no spaces)"
+
+
+def visible_key(key: str) -> bool:
+    """1 to ``KEY_LENGTH`` visible ASCII characters, 0x21-0x7E: what the partner guide allows as an
+    Idempotency-Key (``str.isprintable`` let a space through)."""
+    return 0 < len(key) <= KEY_LENGTH and all("\x21" <= c <= "\x7e" for c in key)
 log = logging.getLogger("pointsnet.api")
 UNSIGNED_PATHS = {"/v1/network/keys", "/v1/checkpoints/latest"}  # public, self-authenticating
 # A NUL character in a JSON string: the escape \u0000 after an even run of backslashes (\\u0000 is text).
@@ -81,14 +89,19 @@ class PartnerGate:
         try:
             if "signature-input" not in headers and "signature" not in headers:
                 raise errors.SignatureMissing("sign the request (RFC 9421, profile pointsnet-v1)")
+            spaced = False  # a key whose only characters out of bounds are spaces: kept from before?
             if scope["method"] == "POST":
                 key = headers.get("idempotency-key")
                 if not key:
                     raise errors.IdempotencyKeyMissing("every POST needs an Idempotency-Key header")
-                if not 0 < len(key) <= KEY_LENGTH or not key.isascii() or not key.isprintable():
-                    raise errors.IdempotencyKeyInvalid(f"Idempotency-Key must be 1 to {KEY_LENGTH} visible ASCII characters")
+                if not visible_key(key):
+                    if not visible_key(key.replace(" ", "!")):
+                        raise errors.IdempotencyKeyInvalid(KEY_REFUSED)
+                    spaced = True
             now = datetime.now(timezone.utc)  # signature freshness always uses the real time
             auth = await anyio.to_thread.run_sync(authenticate, self.network, request, body, now)
+            if spaced and not await anyio.to_thread.run_sync(self._kept, auth.partner_id, key):
+                raise errors.IdempotencyKeyInvalid(KEY_REFUSED)
             await self._rate_limit(auth.partner_id)
             refuse_nul(scope, body)
         except PointsnetError as error:
@@ -120,6 +133,13 @@ class PartnerGate:
             if not message.get("more_body"):
                 break
         return b"".join(chunks)
+
+    def _kept(self, partner_id: str, key: str) -> bool:
+        """Whether the partner has a record kept under ``key``: a key with a space, which the door let
+        through before it checked for visible ASCII, still replays its stored answer while the record is
+        kept (at least 7 days); a new request under such a key is refused."""
+        return self.network.tx(lambda tx: tx.session.execute(
+            idempotency.LOOKUP, {"partner_id": partner_id, "key": key}).first() is not None, readonly=True)
 
     async def _rate_limit(self, partner_id: str) -> None:
         reset = await self.limits.hit_async(self.rate, partner_id)
