@@ -148,8 +148,10 @@ def enrol_member(request: Request, body: schemas.EnrolRequest):
 
     def operation(tx: Tx) -> tuple[int, dict]:
         outcome = enrolment.enrol(tx, keyring, partner_id, **body.model_dump())
-        row = tx.session.execute(select(Member.available, Member.held).where(Member.id == outcome["member_id"])).one()
-        return (201 if outcome["created"] else 200), {**outcome, "balance": {"available": row[0], "held": row[1]}}
+        # as a spend now would find it, as GET /v1/members/{id} shows it (only what is due is read: horizon now)
+        now = member_balance(tx, outcome["member_id"], expiring_within_days=0, apply_due=True)
+        return (201 if outcome["created"] else 200), {**outcome, "balance": {"available": now["available"],
+                                                                            "held": now["held"]}}
 
     try:
         return _exactly_once(request, _without_personal_data(keyring, keyring.active.id, body), operation)

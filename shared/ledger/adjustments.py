@@ -30,6 +30,7 @@ from shared.db.types import new_id
 from shared.errors import InsufficientPoints, InvalidPoints, ReferenceConflict, UnknownMember, ValidationFailed
 from shared.ledger import expiry
 from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.due import load_due
 from shared.ledger.events import MAX_POINTS
 from shared.ledger.journal import Journal
 from shared.ledger.posting import release_lapsed_holds
@@ -71,6 +72,7 @@ def adjust_member(tx: Tx, member_id: str, points: int, *, reason: str, request_k
             if json.loads(existing.request) != request:
                 raise ReferenceConflict(f"request {request_key!r} was already used for a different adjustment")
             return json.loads(existing.result) | {"repeated": True}
+    load_due(journal)  # the balance answered (and sent to partners) as a spend now would find it
     if points > 0:
         entry = _credit(journal, member, points, reference, request)
     else:

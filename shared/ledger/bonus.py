@@ -11,6 +11,7 @@ from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import InvalidPoints, ReferenceConflict, UnknownMember, ValidationFailed
 from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.due import load_due
 from shared.ledger.events import MAX_POINTS
 from shared.ledger.journal import Journal
 from shared.ledger.rules import LotState
@@ -49,6 +50,7 @@ def grant_bonus(tx: Tx, member_id: str, points: int, *, reason: str, partner_id:
     member = journal.members.get(member_id)
     if member is None:
         raise UnknownMember(f"no member {member_id}")
+    load_due(journal)  # the balance answered (and sent to partners) as a spend now would find it
     entry = journal.entry("bonus", points, partner_id=partner_id, member_id=member_id, reference=reference,
                           occurred_at=tx.now,
                           request={"kind": "bonus", "member_id": member_id, "points": points, "reason": reason})

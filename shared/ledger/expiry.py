@@ -14,6 +14,7 @@ from sqlalchemy import select
 from shared.db.database import Tx
 from shared.jobs.batches import Batch
 from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.due import load_due
 from shared.ledger.expiry_pg import expire_locked
 from shared.ledger.journal import Journal, MemberState
 from shared.ledger.rules import LotState, breakage_lines, consumption_key
@@ -88,6 +89,9 @@ def expire_next(tx: Tx, limit: int, *, in_sql: bool | None = None) -> Batch:
     journal = Journal(tx, enter_open_cycle(tx))
     # a member merged while this waited: its lots expire on the survivor, in this batch
     journal.members = lock_members_following_merges(tx, candidates, _survivors_of_missing(tx, candidates))
+    # the balance each points.expired carries: this batch expires every due lot of theirs, so only
+    # their holds past timeout are left to apply (one read, and only with points held)
+    load_due(journal, lots=False)
     if in_sql is None:
         in_sql = tx.is_postgres
     if in_sql:

@@ -48,6 +48,8 @@ class MemberState:
     held: int
     delta_available: int = 0
     delta_held: int = 0
+    # what is due on the member but not written yet (``shared.ledger.due.load_due``); None: nothing
+    due: Any = field(default=None, repr=False, compare=False)
 
     def change(self, available: int = 0, held: int = 0) -> None:
         self.available += available
@@ -56,7 +58,13 @@ class MemberState:
         self.delta_held += held
 
     def balance(self) -> dict[str, int]:
-        return {"available": self.available, "held": self.held}
+        """The balance an answer or a webhook gives: as a spend now would find it — what the unit of work
+        has made of the stored balance, less points past their expiry and with holds past their timeout
+        released, where the unit read them (``load_due``), though nothing writes that yet."""
+        if self.due is None:
+            return {"available": self.available, "held": self.held}
+        available, held = self.due.applied(self.available, self.held)
+        return {"available": available, "held": held}
 
 
 def canonical_json(value: Any) -> str:

@@ -23,6 +23,7 @@ from shared.errors import (
 )
 from shared.ledger import expiry
 from shared.ledger.cycles import cycle_date_for, enter_open_cycle
+from shared.ledger.due import load_due
 from shared.ledger.events import KINDS, MAX_POINTS, Event, differences
 from shared.lazy import lazy
 from shared.ledger.journal import Journal
@@ -309,6 +310,7 @@ class Posting:
         self.linked.update(row.member_id for row in among_rows(self.tx, _linked_query(self.tx.dialect), direct,
                                                                partner_id=self.partner_id))
         locked_rows = self._lock_members(events, references, hold_ids)
+        load_due(self.journal)  # so that every balance answered is as a spend now would find it
         self._load_originals(references)
         self._load_holds(hold_ids)
         # Earners' tiers and qualifying points, read under their locks: an earn may upgrade.

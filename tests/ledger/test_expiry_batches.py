@@ -61,7 +61,9 @@ def test_every_due_lot_expires_once_with_its_breakage(network, clock, batch_size
         assert [tuple(m) for m in moves[entry_id]] == expected
         assert points == sum(free for _, free in expected) == result["points"]
         assert result["lots"] == [lot_id for lot_id, _ in expected]
-        assert result["balance"]["held"] == (5 if member == members[0] else 0)
+        # the balance as a spend would find it (what points.expired carries): member 0's hold timed out
+        # long ago, so its 5 points count as released, and as they lie in a lot past its expiry, expired
+        assert result["balance"] == {"available": 99 if member == members[1] else 0, "held": 0}
     prepaid = {lot_id: free for member in members for lot_id, free in due[member][0::2]}
     assert sorted((lot, points, amount) for _, _, _, points, amount, lot in lines) == sorted(
         (lot_id, free, free * MICRO * 3 // 4) for lot_id, free in prepaid.items())

@@ -1,0 +1,101 @@
+"""What is due on a member but not written yet, so that every balance a unit of work answers is the
+balance as a spend at that instant would find it (docs/ledger.md, decisions 6, 7 and 13): points past
+their expiry gone, holds past their timeout released (and what they reserved past the expiry it had
+then gone with them), as ``member_balance(apply_due=True)`` reads it for ``GET /v1/members/{id}``.
+
+Nothing is written for it: the expiry and hold-timeout jobs, or the member's next spend, do that. The
+unit reads, under the members' locks, each member's open lots past their expiry (one range of
+``ix_lots_member_order``; nothing in the common case) and, only for a member with points held, its open
+holds past their timeout. ``MemberState.balance()`` then applies what is still due at the moment it
+answers: what the unit itself expired or released in the meantime is not counted twice, since the lots
+are looked up in the journal (the state the unit changed) and holds the unit resolved are skipped.
+Within one unit nothing else becomes due: its time does not move, lots only get later expiries (a
+reversal's grace), and the holds it makes time out after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import bindparam, literal_column, select
+
+from shared.db.lists import among_bound, among_rows, per_dialect
+from shared.ledger.journal import Journal
+from shared.ledger.rules import LotState
+from shared.ledger.state import _lot, is_open
+from shared.models import Hold, HoldLot, Lot
+
+lots_t, holds_t, hold_lots_t = Lot.__table__, Hold.__table__, HoldLot.__table__
+
+
+class Due:
+    """One member's lots past expiry and holds past timeout, as read under its lock."""
+
+    __slots__ = ("journal", "lots", "holds")
+
+    def __init__(self, journal: Journal, lots: list[LotState], holds: list[tuple]):
+        self.journal = journal
+        self.lots = lots  # open lots past their expiry (free points or not)
+        self.holds = holds  # (hold id, points, [(lot id, reserved, lot's expiry when reserved, lot's expiry)])
+
+    def applied(self, available: int, held: int) -> tuple[int, int]:
+        """(available, held) of the member's balance now stored in the journal, once what is due is applied."""
+        now, current = self.journal.tx.now, self.journal.lots
+        if self.holds:
+            resolved = {row["id"] for row in self.journal.hold_resolutions}
+            for hold_id, points, reserved in self.holds:
+                if hold_id in resolved:  # released, captured or voided in this unit: in the balance already
+                    continue
+                available, held = available + points, held - points
+                for lot_id, part, expired_at, lot_expires_at in reserved:
+                    lot = current.get(lot_id)
+                    expires_at = lot.expires_at if lot is not None else lot_expires_at
+                    if expires_at <= now or (expired_at is not None and expired_at <= now):
+                        available -= part  # expires as it is released
+        for lot in self.lots:
+            lot = current.get(lot.id, lot)  # as the unit left it
+            if lot.expires_at <= now:
+                available -= lot.remaining - lot.reserved
+        return available, held
+
+
+@per_dialect
+def _due_lots_query(dialect: str):
+    # the members' open lots past expiry: per member one range of ix_lots_member_order, empty as a rule
+    return select(lots_t).where(among_bound(dialect, lots_t.c.member_id, "ids"), is_open(lots_t.c),
+                                lots_t.c.expires_at <= bindparam("now"))
+
+
+@per_dialect
+def _due_holds_query(dialect: str):
+    return (select(holds_t.c.id, holds_t.c.member_id, holds_t.c.points, hold_lots_t.c.lot_id,
+                   hold_lots_t.c.points.label("reserved"), hold_lots_t.c.lot_expires_at,
+                   lots_t.c.expires_at.label("expires_at_now"))
+            .join(hold_lots_t, hold_lots_t.c.hold_id == holds_t.c.id).join(lots_t, lots_t.c.id == hold_lots_t.c.lot_id)
+            .where(among_bound(dialect, holds_t.c.member_id, "ids"), holds_t.c.status == literal_column("'open'"),
+                   holds_t.c.expires_at <= bindparam("now"))
+            .order_by(holds_t.c.member_id, holds_t.c.expires_at, holds_t.c.id, hold_lots_t.c.seq))
+
+
+def load_due(journal: Journal, member_ids: Iterable[str] | None = None, *, lots: bool = True) -> None:
+    """Read what is due on the journal's locked members (``member_ids``: some of them; all by default)
+    and attach it to them, so that their ``balance()`` answers it applied. ``lots=False``: the caller
+    expires every due lot of theirs itself (the expiry job), so only their timed-out holds are read."""
+    tx = journal.tx
+    members = {member_id: journal.members[member_id]
+               for member_id in (journal.members if member_ids is None else member_ids) if member_id in journal.members}
+    if not members:
+        return
+    due_lots: dict[str, list[LotState]] = {}
+    if lots:
+        for row in among_rows(tx, _due_lots_query(tx.dialect), members, now=tx.now):
+            due_lots.setdefault(row.member_id, []).append(_lot(row))
+    due_holds: dict[str, dict[str, tuple]] = {}
+    holding = [member_id for member_id, member in members.items() if member.held]  # no points held, no holds
+    if holding:
+        for row in among_rows(tx, _due_holds_query(tx.dialect), holding, now=tx.now):
+            hold = due_holds.setdefault(row.member_id, {}).setdefault(row.id, (row.id, row.points, []))
+            hold[2].append((row.lot_id, row.reserved, row.lot_expires_at, row.expires_at_now))
+    for member_id, member in members.items():
+        found_lots, found_holds = due_lots.get(member_id, []), list(due_holds.get(member_id, {}).values())
+        member.due = Due(journal, found_lots, found_holds) if found_lots or found_holds else None
