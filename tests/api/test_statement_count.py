@@ -33,9 +33,11 @@ from shared.network import Network
 from tests.api.conftest import Partner, Server
 from tests.factories import make_member
 
-# (statements, round trips) of one warmed-up request, door and idempotency record included
-POSTGRES = {"earn": (25, 21), "burn": (25, 20)}
-SQLITE = {"earn": 22, "burn": 22}
+# (statements, round trips) of one warmed-up request, door and idempotency record included; since
+# 2745789 one of them reads the member's lots past expiry (and holds past timeout, with points held) so
+# that the balance answered is the one a spend would find (shared/ledger/due.py)
+POSTGRES = {"earn": (26, 22), "burn": (26, 21)}
+SQLITE = {"earn": 23, "burn": 23}
 WARM_UP = 6  # per kind: past psycopg's prepare threshold (5), so no Parse of its own is counted
 
 
