@@ -22,6 +22,7 @@ from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import UnknownMember, ValidationFailed
 from shared.ledger.cycles import cycle_date_for, enter_open_cycle, enter_open_cycle_once_posted
+from shared.ledger.due import load_due
 from shared.ledger.journal import Journal
 from shared.ledger.state import lock_members
 from shared.models import (
@@ -98,6 +99,9 @@ def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | 
               "available": available, "held": held, "lots": lots, "holds": holds, "links": links,
               "reason": reason, "at": tx.now}
     session.execute(insert(MemberMerge.__table__).values(**record))
+    # the balance sent and answered is the one a spend now would find: the survivor's lots and holds,
+    # the duplicate's among them now, past expiry or timeout count as expired and released
+    load_due(journal, [survivor_id])
     # the links have moved: the survivor's partners are those of either member
     emit(tx, "member.merged", {"member_id": survivor_id, "from": duplicate_id, "into": survivor_id,
                                "merge_id": record["id"], "points": available, "held_points": held,
