@@ -100,9 +100,9 @@ class PartnerGate:
                     spaced = True
             now = datetime.now(timezone.utc)  # signature freshness always uses the real time
             auth = await anyio.to_thread.run_sync(authenticate, self.network, request, body, now)
+            await self._rate_limit(auth.partner_id)  # first: a refused spaced key counts too
             if spaced and not await anyio.to_thread.run_sync(self._kept, auth.partner_id, key):
                 raise errors.IdempotencyKeyInvalid(KEY_REFUSED)
-            await self._rate_limit(auth.partner_id)
             refuse_nul(scope, body)
         except PointsnetError as error:
             await self._send_problem(send, error, request, label)

@@ -61,3 +61,21 @@ def test_the_openapi_document_declares_the_same_bounds(network):
     for pattern in patterns:
         assert re.fullmatch(pattern, "".join(chr(c) for c in range(0x21, 0x7F)))
         assert not re.fullmatch(pattern, "a b") and not re.fullmatch(pattern, "a\u00e9")
+
+
+def test_requests_with_a_spaced_key_count_against_the_rate_limit(make_network, serve):
+    """A spaced key is looked up (is it kept from before?) only after the request is counted: refused
+    400 or not, each one counts, so a partner cannot make the network read its records without limit
+    (found in review of 728af55)."""
+    from tests.partner_api.conftest import Partner
+
+    network = make_network(rate_limit="3/minute")
+    shop = Partner(network, serve(network), "Busy Shop")
+    try:
+        for n in range(3):
+            response = shop.call("POST", "/v1/earn", {"member_id": "mem_x", "reference": f"r{n}", "points": 1},
+                                 idempotency_key=f"a b{n}")
+            assert_problem(response, 400, "idempotency_key_invalid")
+        assert_problem(shop.call("GET", "/v1/transactions"), 429, "rate_limited")
+    finally:
+        shop.close()
