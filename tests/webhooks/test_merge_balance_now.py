@@ -4,21 +4,10 @@ count as expired though no job has run (found in review of 2745789)."""
 
 from __future__ import annotations
 
-import json
-
-from shared.ledger.queries import member_balance
 from shared.programme.merge import merge_members
 from tests.factories import make_member, make_partner
-from tests.webhooks.conftest import deliveries, register
-
-
-def payloads(network, event_type):
-    return [json.loads(d.body)["data"] for d in deliveries(network, event_type=event_type)]
-
-
-def now_view(network, member):
-    view = network.tx(lambda tx: member_balance(tx, member, apply_due=True), readonly=True)
-    return {"available": view["available"], "held": view["held"]}
+from tests.webhooks.conftest import register
+from tests.webhooks.test_payload_balance_now import now_view, payloads
 
 
 def test_member_merged_webhook_balance_is_as_a_spend_would_find(network, clock, receiver):
