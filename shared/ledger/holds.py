@@ -8,6 +8,7 @@ from shared.db.database import Tx
 from shared.jobs.batches import Batch
 from shared.ledger import expiry
 from shared.ledger.cycles import enter_open_cycle
+from shared.ledger.due import load_due
 from shared.ledger.journal import Journal
 from shared.ledger.posting import expire_hold
 from shared.ledger.state import load_lots, lock_members_following_merges
@@ -32,6 +33,9 @@ def expire_holds_next(tx: Tx, limit: int) -> Batch:
         return Batch(0)
     journal = Journal(tx, enter_open_cycle(tx))
     journal.members, holds = _lock_owners(tx, [row.id for row in rows], {row.member_id for row in rows})
+    # the balance each points.expired carries is the one a spend would find: a member's lapsed holds
+    # beyond this bounded batch, and its lots past expiry, count as released and expired
+    load_due(journal)
     reserved = tx.session.execute(
         select(hold_lots_t).where(hold_lots_t.c.hold_id.in_([h.id for h in holds])).order_by(hold_lots_t.c.seq)
     ).all()
