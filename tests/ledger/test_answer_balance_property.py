@@ -6,27 +6,18 @@ their timeout, neither job run)."""
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from shared.config import Settings
 from shared.errors import PointsnetError
 from shared.ledger import queries
 from shared.ledger.events import Event
-from shared.network import Network
 from tests.factories import make_member, make_partner
+from tests.partner_api.test_member_view_property import net  # noqa: F401  (the fixture: the same network)
 
 _n = itertools.count()
 
 
-@pytest.fixture
-def net(database_url, clock, tmp_path):
-    n = Network(Settings(data_dir=Path(tmp_path) / "d", expiry_policy="days:2", return_grace_days=1,
-                         hold_timeout_minutes=60), database_url=database_url, clock=clock, pool_size=10)
-    yield n
-    n.close()
 
 
 def now_balance(net, member: str) -> dict:

@@ -9,20 +9,9 @@ from __future__ import annotations
 import pytest
 
 from tests.partner_api.conftest import Partner, enrol, entry_count
+# the member view's network and shop (fixtures): lots expire DAYS after their earn
+from tests.partner_api.test_member_view_now import DAYS, net, shop  # noqa: F401
 
-DAYS = 40  # lots expire 40 days after their earn
-
-
-@pytest.fixture
-def net(make_network):
-    return make_network(expiry_policy=f"days:{DAYS}")
-
-
-@pytest.fixture
-def shop(net, serve):
-    partner = Partner(net, serve(net), "Coffee Shop")
-    yield partner
-    partner.close()
 
 
 @pytest.fixture
