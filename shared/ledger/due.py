@@ -40,23 +40,53 @@ class Due:
 
     def applied(self, available: int, held: int) -> tuple[int, int]:
         """(available, held) of the member's balance now stored in the journal, once what is due is applied."""
-        now, current = self.journal.tx.now, self.journal.lots
-        if self.holds:
-            resolved = {row["id"] for row in self.journal.hold_resolutions}
-            for hold_id, points, reserved in self.holds:
-                if hold_id in resolved:  # released, captured or voided in this unit: in the balance already
-                    continue
-                available, held = available + points, held - points
-                for lot_id, part, expired_at, lot_expires_at in reserved:
-                    lot = current.get(lot_id)
-                    expires_at = lot.expires_at if lot is not None else lot_expires_at
-                    if expires_at <= now or (expired_at is not None and expired_at <= now):
-                        available -= part  # expires as it is released
-        for lot in self.lots:
-            lot = current.get(lot.id, lot)  # as the unit left it
-            if lot.expires_at <= now:
-                available -= lot.remaining - lot.reserved
+        journal = self.journal
+        resolved = {row["id"] for row in journal.hold_resolutions} if self.holds else set()
+        available, held, _ = apply_due(available, held, journal.tx.now, self.lots, self.holds,
+                                       current=journal.lots, resolved=resolved)
         return available, held
+
+
+def apply_due(available: int, held: int, now, lots, holds: list[tuple], *, current=None,
+              resolved=frozenset()) -> tuple[int, int, dict[str, int]]:
+    """(available, held, back) of a member's balance once what is due at ``now`` is applied, as the ledger
+    applies it: each hold past its timeout releases its points (``expire_hold``), and each lot past its
+    expiry loses what is free in it (``expire_due``), as do released points reserved past the expiry their
+    lot had when the hold took them (``release_hold``; a reversal's grace is not theirs). ``back``: per lot
+    id, released points that are free in it again (its lot not past expiry).
+
+    ``lots``: the member's open lots past expiry (anything with ``id``, ``expires_at``, ``remaining`` and
+    ``reserved``); ``holds``: its open holds past timeout, as ``group_due_holds`` gives them. ``current``: lots
+    as a unit of work has left them (by id), which win over ``lots`` and the holds' lots as read;
+    ``resolved``: ids of holds the unit released, captured or voided itself (in the balance already)."""
+    current = current or {}
+    back: dict[str, int] = {}
+    for hold_id, points, reserved in holds:
+        if hold_id in resolved:
+            continue
+        available, held = available + points, held - points
+        for lot_id, part, expired_at, lot_expires_at in reserved:
+            lot = current.get(lot_id)
+            expires_at = lot.expires_at if lot is not None else lot_expires_at
+            if expires_at <= now or (expired_at is not None and expired_at <= now):
+                available -= part  # expires as it is released
+            else:
+                back[lot_id] = back.get(lot_id, 0) + part
+    for lot in lots:
+        lot = current.get(lot.id, lot)  # as the unit left it
+        if lot.expires_at <= now:
+            available -= lot.remaining - lot.reserved  # what the released points above do not include
+    return available, held, back
+
+
+def group_due_holds(rows) -> dict[str, dict[str, tuple]]:
+    """``due_holds_query``'s rows as member id -> hold id -> (hold id, points, [(lot id, reserved, lot's
+    expiry when reserved, lot's expiry)]), the holds in the query's order."""
+    due_holds: dict[str, dict[str, tuple]] = {}
+    for row in rows:
+        hold = due_holds.setdefault(row.member_id, {}).setdefault(row.id, (row.id, row.points, []))
+        hold[2].append((row.lot_id, row.reserved, row.lot_expires_at, row.expires_at_now))
+    return due_holds
 
 
 @per_dialect
@@ -67,7 +97,7 @@ def _due_lots_query(dialect: str):
 
 
 @per_dialect
-def _due_holds_query(dialect: str):
+def due_holds_query(dialect: str):
     return (select(holds_t.c.id, holds_t.c.member_id, holds_t.c.points, hold_lots_t.c.lot_id,
                    hold_lots_t.c.points.label("reserved"), hold_lots_t.c.lot_expires_at,
                    lots_t.c.expires_at.label("expires_at_now"))
@@ -90,12 +120,8 @@ def load_due(journal: Journal, member_ids: Iterable[str] | None = None, *, lots:
     if lots:
         for row in among_rows(tx, _due_lots_query(tx.dialect), members, now=tx.now):
             due_lots.setdefault(row.member_id, []).append(_lot(row))
-    due_holds: dict[str, dict[str, tuple]] = {}
     holding = [member_id for member_id, member in members.items() if member.held]  # no points held, no holds
-    if holding:
-        for row in among_rows(tx, _due_holds_query(tx.dialect), holding, now=tx.now):
-            hold = due_holds.setdefault(row.member_id, {}).setdefault(row.id, (row.id, row.points, []))
-            hold[2].append((row.lot_id, row.reserved, row.lot_expires_at, row.expires_at_now))
+    due_holds = group_due_holds(among_rows(tx, due_holds_query(tx.dialect), holding, now=tx.now)) if holding else {}
     for member_id, member in members.items():
         found_lots, found_holds = due_lots.get(member_id, []), list(due_holds.get(member_id, {}).values())
         member.due = Due(journal, found_lots, found_holds) if found_lots or found_holds else None

@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import and_, func, literal_column, or_, select, text, true, tuple_
+from sqlalchemy import and_, func, or_, select, text, true, tuple_
 
 from shared.db.database import Tx
+from shared.db.lists import among_rows
 from shared.errors import UnknownMember
+from shared.ledger.due import apply_due, due_holds_query, group_due_holds
 from shared.ledger.rules import party
 from shared.ledger.state import is_open
-from shared.models import Entry, Hold, HoldLot, Lot, Member, Transfer
+from shared.models import Entry, Lot, Member, Transfer
 
 transfers_t, lots_t, members_t = Transfer.__table__, Lot.__table__, Member.__table__
-holds_t, hold_lots_t = Hold.__table__, HoldLot.__table__
 
 
 def account_balance(tx: Tx, account: str) -> int:
@@ -62,36 +63,20 @@ def member_balance(tx: Tx, member_id: str, *, expiring_within_days: int = 30, wi
 
 
 def _due_applied(tx: Tx, member_id: str, row, lots: list, horizon) -> tuple[int, int, list[dict]]:
-    """(available, held, expiring soon) once what is due now is applied, as the ledger applies it:
-    the member's holds past their timeout release their points (``expire_hold``), and each lot past its
-    expiry loses what is free in it (``expire_due``), as do released points reserved past the expiry
-    their lot had when the hold took them (``release_hold``; a reversal's grace is not theirs).
-    ``lots``: the member's open lots expiring by ``horizon`` (those past expiry among them)."""
+    """(available, held, expiring soon) once what is due now is applied, as a unit of work applies it
+    (``shared.ledger.due.apply_due``). ``lots``: the member's open lots expiring by ``horizon`` (those past
+    expiry among them)."""
     now = tx.now
-    available, held = row.available, row.held
-    back: dict[str, int] = {}  # lot id -> released points that are free in it again
-    if held:  # only a member with points held has open holds
-        released = tx.session.execute(
-            select(holds_t.c.id, holds_t.c.points, hold_lots_t.c.lot_id, hold_lots_t.c.points.label("reserved"),
-                   hold_lots_t.c.lot_expires_at, lots_t.c.expires_at)
-            .join(hold_lots_t, hold_lots_t.c.hold_id == holds_t.c.id).join(lots_t, lots_t.c.id == hold_lots_t.c.lot_id)
-            .where(holds_t.c.member_id == member_id, holds_t.c.status == literal_column("'open'"),
-                   holds_t.c.expires_at <= now)).all()
-        for hold_points in {r.id: r.points for r in released}.values():
-            available, held = available + hold_points, held - hold_points
-        for r in released:
-            if r.expires_at <= now or (r.lot_expires_at is not None and r.lot_expires_at <= now):
-                available -= r.reserved  # expires as it is released
-            else:
-                back[r.lot_id] = back.get(r.lot_id, 0) + r.reserved
-    expiring = []
-    for lot in lots:
-        if lot.expires_at <= now:
-            available -= lot.remaining - lot.reserved  # what the released points above do not include
-        elif lot.expires_at <= horizon and lot.remaining - lot.reserved + back.get(lot.id, 0) > 0:
-            expiring.append({"points": lot.remaining - lot.reserved + back.get(lot.id, 0),
-                             "expires_at": lot.expires_at.isoformat()})
-    return available, held, expiring
+    holds = []
+    if row.held:  # only a member with points held has open holds
+        rows = among_rows(tx, due_holds_query(tx.dialect), [member_id], now=now)
+        holds = list(group_due_holds(rows).get(member_id, {}).values())
+    available, held, back = apply_due(row.available, row.held, now, [lot for lot in lots if lot.expires_at <= now],
+                                      holds)
+    return available, held, [{"points": lot.remaining - lot.reserved + back.get(lot.id, 0),
+                              "expires_at": lot.expires_at.isoformat()}
+                             for lot in lots if now < lot.expires_at <= horizon
+                             and lot.remaining - lot.reserved + back.get(lot.id, 0) > 0]
 
 
 def member_lots_page(tx: Tx, member_id: str, *, offset: int = 0, limit: int = 50,
