@@ -26,8 +26,10 @@ def verify(
     jobs = jobs or DEFAULT_WORKERS
 
     network = _network(readonly=True)
-    public_key = _public_key(network)
-    report = network.tx(lambda tx: run_verify(tx, public_key=public_key, workers=jobs), readonly=True)
+    # whether a missing key matters is read in the snapshot verified: a checkpoint signed meanwhile is
+    # either in both (and needs the key) or in neither
+    report = network.tx(lambda tx: run_verify(tx, public_key=_public_key(network, tx), workers=jobs),
+                        readonly=True)
     if as_json:
         print(json.dumps({"ok": report.ok, "counts": report.counts,
                           "offences": [o.__dict__ for o in report.offences]}, indent=2))
@@ -47,10 +49,11 @@ def verify(
         raise typer.Exit(1)
 
 
-def _public_key(network):
+def _public_key(network, tx):
     """The network's public key, to check what the network signed. A read-only command makes no key:
     missing, it is an error where the ledger holds a signed checkpoint, and None (nothing to check with
-    it) where it holds none yet."""
+    it) where it holds none yet — as read in ``tx``, the unit that verifies (its first read takes the
+    snapshot that verify then checks)."""
     from sqlalchemy import select
 
     from shared.keys import KeyNotMade
@@ -59,7 +62,7 @@ def _public_key(network):
     try:
         return network.signing_key.public_key()
     except KeyNotMade:
-        if network.tx(lambda tx: tx.session.execute(select(Checkpoint.id).limit(1)).first(), readonly=True) is None:
+        if tx.session.execute(select(Checkpoint.id).limit(1)).first() is None:
             return None
         raise
 

@@ -50,6 +50,39 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+class DatabaseNotMade(ConfigurationError):
+    """The embedded SQLite database is missing, and this process creates none (it only reads)."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for another database or an in-memory one."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:" \
+            or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def require_existing(url: str, variable: str) -> None:
+    """For a process that only reads: a SQLite database file that is not there is a configuration error
+    (DatabaseNotMade) naming the file and ``variable``, the setting that chose it — never a new, empty
+    database created and answered from (a mistyped POINTSNET_DATA_DIR would read as an empty network)."""
+    path = sqlite_file(url)
+    try:
+        if path is None or path.exists():
+            return
+        there = next((folder for folder in path.absolute().parents if folder.exists()), None)
+    except OSError as exc:  # a name longer than the file system allows
+        raise DatabaseNotMade(f"{variable}: cannot look for the SQLite database {path} ({exc.strerror or exc})") \
+            from None
+    if there is not None and not there.is_dir():  # as a writer would find it (make_engine)
+        raise DatabaseNotMade(f"{variable}: {there} is not a directory for the SQLite database (a file is in "
+                              "the way)")
+    what = "the network's data directory" if variable == "POINTSNET_DATA_DIR" else "the network's database"
+    raise DatabaseNotMade(f"the network's database {path.absolute()} does not exist, and a command that only "
+                          f"reads creates no database: is {variable} {what}?")
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)

@@ -29,8 +29,13 @@ def test_the_verify_command_and_the_network_do_not_import_phonenumbers():
 
 
 def test_running_verify_does_not_import_phonenumbers(tmp_path):
-    script = (f"import os; os.environ['POINTSNET_DATA_DIR'] = {str(tmp_path / 'data')!r}\n"
-              "os.environ.pop('POINTSNET_DATABASE_URL', None)\n"
+    environment = (f"import os; os.environ['POINTSNET_DATA_DIR'] = {str(tmp_path / 'data')!r}\n"
+                   "os.environ.pop('POINTSNET_DATABASE_URL', None)\n")
+    made = subprocess.run([sys.executable, "-c", environment + "import sys; sys.argv = ['pointsnet', 'db', 'upgrade']\n"
+                           "from services.cli import main\nmain()"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert made.returncode == 0, made.stderr  # verify only reads: the network's database must be there
+    script = (environment +
               "from shared.keys import load_signing_key; from shared.config import get_settings\n"
               "load_signing_key(get_settings())\n"
               "import sys; sys.argv = ['pointsnet', 'verify', '--json']\n"
