@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import insert
 
+from shared.db.bulk import insert_rows
 from shared.db.database import Tx
 from shared.models import ExpiryReminder, MemberStatusHistory, MemberTierHistory
 from shared.webhooks.outbox import Outgoing, emit_many
@@ -30,7 +31,7 @@ def tier_changed(tx: Tx, rows: list[dict]) -> None:
 def member_status_changed(tx: Tx, rows: list[dict]) -> None:
     """``member.status_changed``: rows of ``member_status_history``."""
     if rows:
-        tx.session.execute(insert(MemberStatusHistory.__table__), rows)
+        insert_rows(tx, MemberStatusHistory.__table__, rows)  # set-based: a pass makes thousands
         emit_many(tx, [Outgoing("member.status_changed", {
             "member_id": row["member_id"], "from_status": row["from_status"], "to_status": row["to_status"],
             "last_activity_at": _iso(row["last_activity_at"]), "at": _iso(row["at"])}) for row in rows])
@@ -39,7 +40,7 @@ def member_status_changed(tx: Tx, rows: list[dict]) -> None:
 def points_expiring(tx: Tx, rows: list[dict]) -> None:
     """``points.expiring``: rows of ``expiry_reminders`` (member_id, expires_on, days_before, points)."""
     if rows:
-        tx.session.execute(insert(ExpiryReminder.__table__), rows)
+        insert_rows(tx, ExpiryReminder.__table__, rows)  # set-based: a pass makes thousands
         emit_many(tx, [Outgoing("points.expiring", {
             "member_id": row["member_id"], "expires_on": _iso(row["expires_on"]), "days_before": row["days_before"],
             "points": row["points"], "first_expires_at": _iso(row["first_expires_at"])}) for row in rows])
