@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
 
 from shared.access import approvals, audit
-from shared.access.errors import NotPending
+from shared.access.errors import AlreadyDone, NotPending
 from shared.access.sessions import Session
 from shared.db.database import Tx, is_retryable
 from shared.errors import Conflict, PointsnetError
@@ -64,19 +64,23 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and type(exc.orig).__module__.startswith("psycopg")
 
 
+Check = Callable[[Tx, Any, dict], None]  # (tx, network, params): refuses what could not be approved
+
+
 @dataclass(frozen=True)
 class Action:
     name: str
     run: Run
     roles: tuple[str, ...] = ("operator",)
+    check: Check | None = None  # run when asked, in the unit that files the request (or runs it at once)
 
 
 ACTIONS: dict[str, Action] = {}
 
 
-def action(name: str, roles: tuple[str, ...] = ("operator",)):
+def action(name: str, roles: tuple[str, ...] = ("operator",), check: Check | None = None):
     def register(run: Run) -> Run:
-        ACTIONS[name] = Action(name, run, roles)
+        ACTIONS[name] = Action(name, run, roles, check)
         return run
 
     return register
@@ -95,11 +99,17 @@ def submit(network, actor: Session, name: str, target: str | None, params: dict)
         from shared.access.errors import Forbidden
 
         raise Forbidden(f"the {actor.role} role may not {name.replace('_', ' ')}")
+    check = (lambda tx: spec.check(tx, network, params)) if spec.check else None
     if name in network.settings.four_eyes_actions:
-        return Submitted(pending_id=network.tx(lambda tx: approvals.request(tx, actor, name, target, params)))
+        return Submitted(pending_id=network.tx(
+            lambda tx: approvals.request(tx, actor, name, target, params, check=check)))
 
     def unit(tx: Tx) -> dict:
+        if check is not None:
+            check(tx)
         outcome = spec.run(tx, network, params)
+        if outcome.get("repeated"):  # the same request ran meanwhile (its key): not a second one to audit
+            raise AlreadyDone(f"this request ({name.replace('_', ' ')} of {target}) was already done")
         audit.record(tx, actor, name, target, params=params, outcome=outcome)
         return outcome
 
@@ -119,6 +129,14 @@ def decide(network, checker: Session, pending_id: int, *, approve: bool) -> dict
             return None
         params = approvals.params(row)
         outcome = ACTIONS[row.action].run(tx, network, params)
+        if outcome.get("repeated"):
+            # its key was already applied (by another way): nothing was done now, so no second audit of
+            # the action; the approval's outcome and its own audit entry say so
+            outcome = {key: value for key, value in outcome.items() if key != "repeated"} | {"already_applied": True}
+            row.outcome = json.dumps(outcome, sort_keys=True, default=str)
+            audit.record(tx, checker, "approval.already_applied", row.target, requested=row.action,
+                         pending_id=row.id, entry_id=outcome.get("entry_id"))
+            return outcome
         row.outcome = json.dumps(outcome, sort_keys=True, default=str)
         audit.record(tx, checker, row.action, row.target, params=params, outcome=outcome, pending_id=row.id)
         return outcome

@@ -60,6 +60,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "approvals.requested": ("Requested: a second operator must approve it (approvals).",
                             "已提交申请：需要另一位运营人员批准（见审批）。"),
     "done": ("Done.", "已完成。"),
+    "approvals.already_applied": ("Approved; it was already applied (its request key had posted), so nothing was "
+                                  "posted again.", "已批准；该请求此前已执行（其请求键已记账），本次未重复记账。"),
     # overview
     "overview.title": ("Network overview", "网络概览"),
     "overview.today": ("Today", "今日"),
@@ -225,6 +227,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "users.title": ("Dashboard users", "后台用户"),
     "users.sessions": ("Sign out everywhere", "在所有设备退出"),
     "users.partner": ("Partner", "商户"),
+    "users.disabled": ("disabled", "已停用"),
+    "role": ("Role", "角色"),
     "language": ("Language", "语言"),
     # partners (dash-partners-members)
     "partner.name": ("Name", "名称"),

@@ -37,5 +37,9 @@ class AlreadyPending(Conflict):
     code, title = "approval_already_pending", "The same request is already waiting for a second operator"
 
 
+class AlreadyDone(Conflict):
+    code, title = "request_already_done", "The same request was already done"
+
+
 class UnknownUser(NotFound):
     code, title = "unknown_user", "No such dashboard user"

@@ -141,6 +141,12 @@ def list_users(tx: Tx) -> list[dict]:
     return [_public(u) for u in tx.session.scalars(select(StaffUser).order_by(StaffUser.email))]
 
 
+def users_page(tx: Tx, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+    """A page of users in e-mail order, and how many there are."""
+    rows = tx.session.scalars(select(StaffUser).order_by(StaffUser.email, StaffUser.id).offset(offset).limit(limit))
+    return [_public(u) for u in rows], tx.session.scalar(select(func.count()).select_from(StaffUser)) or 0
+
+
 def find_user(tx: Tx, email: str) -> StaffUser:
     user = tx.session.scalar(select(StaffUser).where(StaffUser.email == normalise_email(email)))
     if user is None:

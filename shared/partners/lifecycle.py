@@ -38,6 +38,14 @@ class PartnerTerminated(Conflict):
     status, code, title = 403, "partner_terminated", "Partner has left the network"
 
 
+class PartnerAlreadySuspended(Conflict):
+    code, title = "partner_already_suspended", "The partner is already suspended"
+
+
+class PartnerAlreadyActive(Conflict):
+    code, title = "partner_already_active", "The partner is already active"
+
+
 def hold_off_termination(tx: Tx, partner_id: str) -> None:
     """A posting under the partner: until it commits, no termination of the partner begins (on
     PostgreSQL a shared advisory lock, which a termination takes exclusively; SQLite's writers run
@@ -69,16 +77,27 @@ def buy_out_rate(tx: Tx, partner_id: str) -> int | None:
     return row.buy_out_rate_ppm if row is not None and row.settlement == "buy_out" else None
 
 
-def set_status(tx: Tx, partner_id: str, status: str) -> dict:
-    """Suspend (``suspended``) or reactivate (``active``) a partner; a terminated partner stays out."""
+def set_status(tx: Tx, partner_id: str, status: str, *, refuse_unchanged: bool = False) -> dict:
+    """Suspend (``suspended``) or reactivate (``active``) a partner; a terminated partner stays out.
+    ``refuse_unchanged``: a status the partner already has is refused (``partner_already_suspended``,
+    ``partner_already_active``) rather than set again (a stale form, a request approved after the
+    partner was suspended another way)."""
     if status not in ("active", "suspended"):
         raise ValidationFailed(f"unknown partner status {status!r}")
     require_partner(tx, partner_id)
     lock_partner(tx, partner_id)  # a termination committing meanwhile is seen, not overwritten
-    if _termination(tx, partner_id) is not None:
-        raise PartnerTerminated(f"partner {partner_id} was terminated; it cannot be {status} again")
+    refuse_status(tx, partner_id, status, unchanged=refuse_unchanged)
     tx.session.execute(update(Partner).where(Partner.id == partner_id).values(status=status))
     return {"partner_id": partner_id, "status": status}
+
+
+def refuse_status(tx: Tx, partner_id: str, status: str, *, unchanged: bool = True) -> None:
+    """Refuse a status change a terminated partner cannot have, or (``unchanged``) one it already has."""
+    if _termination(tx, partner_id) is not None:
+        raise PartnerTerminated(f"partner {partner_id} was terminated; it cannot be {status} again")
+    if unchanged and tx.session.scalar(select(Partner.status).where(Partner.id == partner_id)) == status:
+        error = PartnerAlreadySuspended if status == "suspended" else PartnerAlreadyActive
+        raise error(f"partner {partner_id} is already {status}", partner_id=partner_id)
 
 
 def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying", buy_out_rate_ppm: int | None = None) -> dict:

@@ -131,7 +131,8 @@ def test_csrf_is_required_for_every_member_form(network, client_as, member):
 def test_an_adjustment_needs_a_second_operator_and_applies_exactly_once(network, client_as, member):
     maker, checker = client_as("operator"), client_as("checker")
     page = f"{BASE}/members/{member}"
-    answer = post_form(maker, f"{page}/adjustments", {"points": "-20", "reason": "duplicate earn"}, page=page)
+    answer = post_form(maker, f"{page}/adjustments", {"points": "-20", "reason": "duplicate earn",
+                                                      "request_key": "form-1"}, page=page)
     assert answer.status_code == 303 and "message=requested" in answer.headers["location"]
     assert network.balance(member)["available"] == 120 and adjustments(network, member) == 0
     pending = pending_id(maker)
@@ -151,7 +152,8 @@ def test_an_adjustment_needs_a_second_operator_and_applies_exactly_once(network,
 def test_a_refused_adjustment_marks_the_request_failed_and_changes_nothing(network, client_as, member):
     maker, checker = client_as("operator"), client_as("checker")
     page = f"{BASE}/members/{member}"
-    post_form(maker, f"{page}/adjustments", {"points": "-500", "reason": "too much"}, page=page)
+    post_form(maker, f"{page}/adjustments", {"points": "-500", "reason": "too much", "request_key": "form-2"},
+              page=page)
     pending = pending_id(maker)
     answer = approve(checker, pending)
     assert answer.status_code == 409 and 'data-code="insufficient_points"' in answer.text

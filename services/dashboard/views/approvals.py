@@ -21,11 +21,11 @@ MAX_PENDING_ID = 2**31 - 1
 
 @router.get("/approvals")
 def approvals_page(request: Request, status: str = Query("pending", pattern="^(pending|approved|rejected|failed|all)$"),
-                   paged: Paging = Depends(paging), staff=Depends(require("operator"))):
+                   message: str = Query("", pattern="^(|done|already_applied)$"), paged: Paging = Depends(paging), staff=Depends(require("operator"))):
     rows, total = network_of(request).tx(lambda tx: approvals.page(
         tx, status=None if status == "all" else status, offset=paged.offset, limit=paged.limit), readonly=True)
     return page(request, "approvals.html", actions=page_of(rows, total, paged, {"status": status}), status=status,
-                message=request.query_params.get("message"))
+                message=message)
 
 
 @router.post("/approvals/{pending_id}/{decision}")
@@ -36,7 +36,8 @@ def decide_action(request: Request, pending_id: int = Path(..., ge=1),
     try:
         if pending_id > MAX_PENDING_ID:  # the same answer as any id that is not pending
             raise NotPending(f"action {pending_id} is not waiting for a decision")
-        decide(network_of(request), staff, pending_id, approve=decision == "approve")
+        outcome = decide(network_of(request), staff, pending_id, approve=decision == "approve")
     except PointsnetError as error:
         return page(request, "error.html", status_code=error.status, code=error.code, detail=error.detail)
-    return RedirectResponse(f"{base}/approvals?status=all&message=done", status_code=303)
+    message = "already_applied" if outcome and outcome.get("already_applied") else "done"
+    return RedirectResponse(f"{base}/approvals?status=all&message={message}", status_code=303)

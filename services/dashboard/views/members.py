@@ -9,12 +9,15 @@ import secrets
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy import select
 
 from services.dashboard.actions import action, submit
+from services.dashboard.numbers import is_whole
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
 from shared.access import audit
+from shared.access.errors import AlreadyDone
 from shared.errors import HoldsOpen, InvalidPoints, MemberErased, PointsnetError, UnknownMember, ValidationFailed
 from shared.ledger.events import MAX_POINTS
 from shared.ledger.adjustments import MAX_REASON, adjust_member
@@ -22,15 +25,27 @@ from shared.ledger.queries import member_lots_page, member_movements_page
 from shared.members import directory
 from shared.members.enrolment import find_member
 from shared.members.erasure import count_open_holds, erase_member
+from shared.models import Entry
 from shared.programme.summary import member_summary
 
 router = APIRouter()
 MEMBER_ID = Path(..., max_length=40)
+MAX_REQUEST_KEY = 64
 
 
 # -- maker-checker actions -------------------------------------------------------------------
 
-@action("member_adjustment")
+def _key_unused(tx, network, params: dict) -> None:
+    """A request key the ledger already used is a form sent again: refused when asked, not filed."""
+    entry_id = tx.session.scalar(select(Entry.id).where(
+        Entry.kind == "adjustment", Entry.partner_id.is_(None),
+        Entry.reference == f"adjustment:{params['request_key']}").limit(1))
+    if entry_id is not None:
+        raise AlreadyDone(f"this adjustment was already done (entry {entry_id}): the same form was sent again",
+                          entry_id=entry_id)
+
+
+@action("member_adjustment", check=_key_unused)
 def adjust(tx, network, params: dict) -> dict:
     return adjust_member(tx, params["member_id"], int(params["points"]), reason=params["reason"],
                          request_key=params.get("request_key"))
@@ -157,10 +172,9 @@ def request_adjustment(request: Request, member_id: str = MEMBER_ID, checked=Dep
     network = network_of(request)
     try:
         text = str(form.get("points") or "").strip()
-        try:
-            points = int(text)
-        except ValueError:
-            raise InvalidPoints(f"points must be a whole number, not {text[:20]!r}") from None
+        if not is_whole(text, negative=True):  # int() would also read "１２" as 12
+            raise InvalidPoints(f"points must be a whole number in the digits 0-9, not {text[:20]!r}")
+        points = int(text)
         if points == 0:
             raise InvalidPoints("an adjustment of 0 points changes nothing")
         if abs(points) > MAX_POINTS:  # refused now rather than queued for a second operator to see fail
@@ -168,7 +182,11 @@ def request_adjustment(request: Request, member_id: str = MEMBER_ID, checked=Dep
         reason = str(form.get("reason") or "").strip()
         if not reason or len(reason) > MAX_REASON:
             raise ValidationFailed(f"give a reason of 1 to {MAX_REASON} characters")
-        request_key = str(form.get("request_key") or "")[:64] or secrets.token_urlsafe(16)
+        # the form's own key makes a form sent twice one request; a key made here would make it two
+        request_key = str(form.get("request_key") or "").strip()
+        if not request_key or len(request_key) > MAX_REQUEST_KEY:
+            raise ValidationFailed("the form has no request key: open the member's page again and fill in "
+                                   "its form")
 
         def active(tx):
             if directory.member_record(tx, member_id)["status"] != "active":

@@ -14,21 +14,23 @@ from fastapi.responses import RedirectResponse
 
 from services.dashboard.actions import action, submit
 from services.dashboard.dates import form_date, form_instant
+from services.dashboard.numbers import is_decimal
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
-from shared.access import audit
+from shared.access import approvals, audit
 from shared.errors import PointsnetError, UnknownPartner, ValidationFailed
 from shared.partners import directory, keys
 from shared.partners.contracts import (ContractTerms, add_contract_version, create_partner, first_effective_date,
-                                      refuse_beyond_horizon)
-from shared.partners.lifecycle import set_status
+                                      refuse_beyond_horizon, require_partner)
+from shared.partners.lifecycle import refuse_status, set_status
 from shared.rules.store import rule_versions, rules_naming_unknown_tiers, set_rules
 from shared.webhooks import delivery, endpoints
 
 router = APIRouter()
 PARTNER_ID = Path(..., max_length=40)
 TERM_FIELDS = ("billing", "point_value", "issuance_fee", "redemption_fee_rate", "breakage_share", "base_rate")
+NUMBER_TERMS = TERM_FIELDS[1:]
 TERM_DEFAULTS = {"billing": "postpaid", "point_value": "1", "issuance_fee": "0", "redemption_fee_rate": "0",
                  "breakage_share": "0", "base_rate": "1"}
 MAX_FIELD = 200
@@ -46,9 +48,15 @@ def change_contract(tx, network, params: dict) -> dict:
     return add_contract_version(tx, params["partner_id"], terms, effective)
 
 
-@action("partner_suspension")
+def _status_changes(tx, network, params: dict) -> None:
+    """A status the partner already has (a stale Suspend form) is refused when asked, not queued."""
+    require_partner(tx, params["partner_id"])
+    refuse_status(tx, params["partner_id"], params["status"])
+
+
+@action("partner_suspension", check=_status_changes)
 def change_status(tx, network, params: dict) -> dict:
-    return set_status(tx, params["partner_id"], params["status"])
+    return set_status(tx, params["partner_id"], params["status"], refuse_unchanged=True)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -67,6 +75,10 @@ def _text(form, name: str, default: str = "", limit: int = MAX_FIELD) -> str:
 
 def _terms(form) -> tuple[dict, ContractTerms]:
     written = {name: _text(form, name, TERM_DEFAULTS[name]) for name in TERM_FIELDS}
+    for name in NUMBER_TERMS:  # the numbers: Decimal() would also read "１" or "1e2"
+        if not is_decimal(written[name]):
+            raise ValidationFailed(f"{name} is a number 0 or more in the digits 0-9 (e.g. 1.5), "
+                                   f"not {written[name][:20]!r}")
     terms = ContractTerms(**written)
     terms.to_columns()  # refuses bad billing, precision or range now, before anything is written or queued
     return written, terms
@@ -141,10 +153,12 @@ def partner_page(request: Request, partner_id: str = PARTNER_ID, staff=Depends(r
             hook = endpoints.show_endpoint(tx, partner_id)
         except PointsnetError:
             hook = None
-        return profile, active, hook, delivery.counts_by_status(tx, partner_id)
+        return profile, active, hook, delivery.counts_by_status(tx, partner_id), \
+            approvals.waiting(tx, "partner_suspension", partner_id)
 
-    profile, active, hook, counts = network_of(request).tx(unit, readonly=True)
+    profile, active, hook, counts, status_pending = network_of(request).tx(unit, readonly=True)
     return page(request, "partner.html", partner=profile, active_keys=active, webhook=hook, counts=counts,
+                status_pending=status_pending,
                 tab="summary", message=request.query_params.get("message"))
 
 
@@ -314,10 +328,8 @@ def set_webhook(request: Request, partner_id: str = PARTNER_ID, checked=Depends(
 @router.post("/partners/{partner_id}/webhooks/rotate-secret")
 def rotate_webhook_secret(request: Request, partner_id: str = PARTNER_ID, checked=Depends(checked_form("operator"))):
     staff, form = checked
-    try:
-        hours = float(str(form.get("overlap_hours") or "24"))
-    except ValueError:
-        hours = -1
+    text = str(form.get("overlap_hours") or "24").strip()
+    hours = float(text) if is_decimal(text) else -1  # float() would also read "２４", "1e1" or "nan"
     if not 0 <= hours <= 24 * 30:
         raise ValidationFailed("the overlap is between 0 and 720 hours")
     return _endpoint_change(request, partner_id, staff, "secret_rotated",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import RedirectResponse
 
+from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
 from shared.access import audit, sessions, users
@@ -15,8 +16,10 @@ router = APIRouter()
 
 
 @router.get("/users")
-def users_page(request: Request, staff=Depends(require("operator"))):
-    return page(request, "users.html", users=network_of(request).tx(users.list_users, readonly=True))
+def users_page(request: Request, paged: Paging = Depends(paging), staff=Depends(require("operator"))):
+    rows, total = network_of(request).tx(
+        lambda tx: users.users_page(tx, offset=paged.offset, limit=paged.limit), readonly=True)
+    return page(request, "users.html", users=page_of(rows, total, paged))
 
 
 @router.post("/users/{user_id}/sign-out")
