@@ -125,12 +125,33 @@ def enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None = None
     return outcome
 
 
+def _hold_active(tx: Tx, member_id: str | None) -> bool:
+    """Hold the member's row until commit (PostgreSQL ``FOR SHARE``) if it is still active and not merged.
+
+    An enrolment that answers with an existing member holds it so: an erasure (or a merge), which takes
+    the row ``FOR UPDATE``, then either commits before — and this finds the member no more — or waits
+    until the enrolment committed, and then blanks the enrolment's Idempotency-Key record with the
+    others (``forget_enrolment_requests``). Unheld, an erasure could commit between the enrolment's
+    look-up and its commit, and the enrolment would store the keyed hashes of the contact beside the
+    erased id after the erasure blanked such records. SQLite's one writer runs them one after the other."""
+    if member_id is None:
+        return False
+    query = select(members_t.c.id).where(members_t.c.id == member_id, members_t.c.status == "active",
+                                         members_t.c.merged_into.is_(None))
+    if tx.is_postgres:
+        query = query.with_for_update(read=True)
+    return tx.session.execute(query).first() is not None
+
+
 def _enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None, email: str | None, name: str | None,
            customer_ref: str | None, link_token: str | None) -> dict:
     require_partner(tx, partner_id)
     if customer_ref is not None and not 0 < len(customer_ref) <= 128:
         raise ValidationFailed("customer_ref must be 1 to 128 characters")
     if link_token:
+        # the token's member held first (an erasure or merge meanwhile deletes its unused tokens)
+        _hold_active(tx, tx.session.execute(select(tokens_t.c.member_id).where(
+            tokens_t.c.token_hash == hashlib.sha256(link_token.encode()).hexdigest())).scalar_one_or_none())
         member_id = redeem_link_token(tx, partner_id, link_token)
         _link(tx, partner_id, member_id, customer_ref)
         return {"member_id": member_id, "created": False, "linked": True}
@@ -140,6 +161,13 @@ def _enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None, emai
     email_norm = normalise_email(email) if email else None
     _lock_contacts(tx, keyring, phone_e164, email_norm)
     existing = _find_by_contact(tx, keyring, phone_e164, email_norm)
+    while existing is not None and not _hold_active(tx, existing):
+        # erased (its contact is gone: not found any more) or merged (found as its survivor) since it
+        # was found: looked up again, as the same request after that erasure or merge would
+        again = _find_by_contact(tx, keyring, phone_e164, email_norm)
+        if again == existing:  # found, yet neither active nor merged into another: never enrolled twice
+            raise UnknownMember(f"the member of this contact, {existing}, is not active")
+        existing = again
     if existing is not None:
         linked = tx.session.execute(select(links_t.c.member_id).where(
             links_t.c.partner_id == partner_id, links_t.c.member_id == existing)).first()

@@ -9,7 +9,9 @@ their points belong to a redemption in progress. A hold that has timed out is no
 open (docs/ledger.md, decision 7: it can be neither captured nor voided, and its points
 are the member's again): erasure releases it first, as the hold-timeout job would (a
 ``hold_expiry`` entry for the hold's partner), then forfeits its points with the rest.
-Recorded in ``member_erasures``.
+Recorded in ``member_erasures``; every partner linked to the member hears ``member.erased`` (its id
+and the time only), queued in the erasure's own transaction, besides the ``points.expired`` of what
+was forfeited.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from shared.ledger.journal import Journal, canonical_json
 from shared.ledger.posting import release_lapsed_holds
 from shared.ledger.state import load_lots, lock_members
 from shared.models import Hold, IdempotencyRecord, LinkToken, Member, MemberErasure, MemberLink
+from shared.webhooks import emit
+from shared.webhooks.outbox import instant
 
 members_t, links_t, records_t = Member.__table__, MemberLink.__table__, IdempotencyRecord.__table__
 ENROLMENT_PATH = "/v1/members"
@@ -118,8 +122,11 @@ def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
     duplicates = session.execute(select(members_t.c.id).where(members_t.c.merged_into == member_id)).scalars().all()
     session.execute(update(members_t).where(members_t.c.merged_into == member_id).values(**NO_PERSONAL_DATA))
     forget_enrolment_requests(tx, [member_id, *duplicates])
-    # a partner's own customer reference is personal data too; the link stays so it hears `member_erased`
+    # a partner's own customer reference is personal data too (not sent either: the partner maps the
+    # member id to its customer); the link stays, so that a partner's later call for the id answers
+    # `member_erased`, and every linked partner hears `member.erased` (GDPR Art. 19), once: queued here
     session.execute(update(links_t).where(links_t.c.member_id == member_id).values(customer_ref=None))
+    emit(tx, "member.erased", {"member_id": member_id, "erased_at": instant(tx.now)})
     session.execute(delete(LinkToken.__table__).where(LinkToken.member_id == member_id, LinkToken.used_at.is_(None)))
     record = {"id": new_id("ers"), "member_id": member_id, "entry_id": entry["id"] if entry else None,
               "points_forfeited": entry["points"] if entry else 0, "reason": reason, "erased_at": tx.now}

@@ -3,7 +3,7 @@
 ``emit`` is the one way to queue an event. The ledger calls ``record_ledger_entries``
 when its journal flushes (operators' adjustments among its entries), settlement calls
 ``record_settlement_ready``; other modules (points.expiring reminders, tier changes, member
-status, member merges) call ``emit`` directly:
+status, member merges, member erasures) call ``emit`` directly:
 
     from shared.webhooks import emit
     emit(tx, "tier.changed", {"member_id": m, "from": "silver", "to": "gold"})   # every linked partner
@@ -36,7 +36,7 @@ from shared.webhooks.errors import UnknownEventType
 EVENT_TYPES = frozenset({
     "points.earned", "points.redeemed", "points.reversed", "points.expired", "points.adjusted", "settlement.ready",
     # queued by features built elsewhere, through emit():
-    "points.expiring", "tier.changed", "member.status_changed", "member.merged",
+    "points.expiring", "tier.changed", "member.status_changed", "member.merged", "member.erased",
 })
 CHUNK = 1000
 
