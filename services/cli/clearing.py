@@ -30,16 +30,21 @@ def _cycle(text: str):
 
 @clearing_app.command("run")
 def clearing_run(cycle: str = typer.Option(..., help="The cycle (business day) to settle, YYYY-MM-DD.")) -> None:
-    """Close and settle one cycle by hand; for a settled cycle, change nothing and say so."""
+    """Close and settle one cycle by hand; for a settled cycle, change nothing and say so (only a
+    settled cycle's missing directory is written again, byte for byte as its run wrote it)."""
     result = _network().settle(_cycle(cycle))
-    if result["already_settled"]:
+    if result.get("rewritten"):
+        err.print(f"cycle {cycle} was already settled; its directory was missing and has been written again "
+                  f"from the ledger, byte for byte as its run wrote it", highlight=False, soft_wrap=True)
+    elif result["already_settled"]:
         err.print(f"cycle {cycle} was already settled; nothing changed")
     print(json.dumps({"cycle_date": result["cycle_date"], "run_id": result["run_id"],
                       "directory": result["directory"]}))
 
 
 @clearing_app.command("list")
-def clearing_list() -> None:
+def clearing_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON list of the settlements, "
+                                                                      "one object per row, whole values.")) -> None:
     """Settlements per cycle and party, with their payment status (overdue flagged)."""
     from sqlalchemy import select
 
@@ -54,17 +59,38 @@ def clearing_list() -> None:
             Settlement.cycle_date, Settlement.party)).scalars().all()
 
     network = _network(readonly=True)
-    rows = network.tx(settlements, readonly=True)
     today = cycle_date_for(network.clock.now(), network.settings)  # the network's business day, as the dashboard's
+    rows = [{"cycle_date": row.cycle_date.isoformat(), "party": row.party, "net_minor": row.net_minor,
+             "from_float_minor": row.from_float_minor,  # kept by settlement: what the float settled then
+             "by_bank_minor": row.by_bank_minor, "payment_date": row.payment_date.isoformat(), "status": row.status,
+             "overdue": row.status == "due" and row.payment_date < today, "bank_reference": row.bank_reference}
+            for row in network.tx(settlements, readonly=True)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
     table = Table("cycle", "party", "net (minor units)", "from float", "by bank", "payment date", "status",
                   "bank reference")
     for row in rows:
-        overdue = row.status == "due" and row.payment_date < today
-        from_float = row.from_float_minor  # kept by settlement: what the float settled then
-        table.add_row(row.cycle_date.isoformat(), row.party, str(row.net_minor), str(from_float) if from_float else "",
-                      str(row.by_bank_minor), row.payment_date.isoformat(),
-                      "[red]overdue[/]" if overdue else row.status, row.bank_reference or "")
-    console.print(table)
+        table.add_row(row["cycle_date"], escape(row["party"]), str(row["net_minor"]),
+                      str(row["from_float_minor"]) if row["from_float_minor"] else "", str(row["by_bank_minor"]),
+                      row["payment_date"], "[red]overdue[/]" if row["overdue"] else row["status"],
+                      escape(row["bank_reference"] or ""))
+    _print_whole(table)
+
+
+UNBOUNDED = 1_000_000  # columns a table is measured in: its natural width, not the console's
+
+
+def _print_whole(table: Table) -> None:
+    """A table on standard output; piped or redirected (not a terminal), as wide as its widest row, so
+    no cell is cut (``2026-1…``) for a reader that is not a person at an 80-column terminal."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    from rich.console import Console
+
+    natural = console.measure(table, options=console.options.update_width(UNBOUNDED)).maximum
+    Console(file=console.file, width=max(console.width, natural)).print(table)  # print() never passes its width
 
 
 @clearing_app.command("top-up")

@@ -31,7 +31,7 @@ from shared.network import Network
 from shared.partners.lifecycle import PartnerTerminated
 from shared.clock import parse_date
 from shared.settlement.files import statement_name
-from shared.settlement.runs import of_the_network, partner_statements
+from shared.settlement.runs import of_the_network, partner_statements, run_directory
 from shared.signing import jwk, network_key_id
 from shared.transparency import checkpoints
 from shared.transparency.checkpoints import checkpoint_json
@@ -458,10 +458,11 @@ def _statement_file(request: Request, cycle: str) -> tuple[dict, bytes]:
         raise UnknownStatement(f"no statement for cycle {cycle!r}") from None
 
     def read(tx: Tx):
-        return tx.session.execute(select(Settlement, SettlementRun.directory).join(
+        found = tx.session.execute(select(Settlement).join(
             SettlementRun, SettlementRun.cycle_date == Settlement.cycle_date).where(
             Settlement.cycle_date == day, Settlement.party == partner_id,
-            of_the_network(Settlement.cycle_date))).first()  # none before the first cycle, as the list
+            of_the_network(Settlement.cycle_date))).scalar_one_or_none()  # none before the first cycle, as the list
+        return (found, run_directory(tx, day)) if found else None  # under the data directory in force now
 
     found = _network(request).tx(read, readonly=True)
     path = Path(found[1]) / statement_name(partner_id) if found else None

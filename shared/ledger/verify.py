@@ -232,6 +232,8 @@ TREE_CHECKS: dict[str, str] = {
     "checkpoint_origin": "every stored checkpoint is signed under an origin the network signed under",
     "checkpoint_root_mismatch": "the recomputed tree gives every signed checkpoint's root",
     "stored_tree_mismatch": "the stored subtrees that answer proofs agree with the leaves",
+    # beside the tree, listed here so every report shows it (shared/settlement/runs.py)
+    "settlement_directory_missing": "every settled cycle's directory is in the data directory",
 }
 
 
@@ -284,5 +286,8 @@ def verify(tx: Tx, *, limit_per_check: int = 100, public_key: Ed25519PublicKey |
     offences = [offence for name in CHECKS for offence in found[name]]
     proven = partial(proof.holds, tx, results[:len(tree_jobs)]) if proof else None
     offences.extend(Offence(*finding) for finding in audit(tx, public_key, limit=limit, proven=proven))
+    from shared.settlement.runs import missing_directories  # settlement builds on the ledger: imported late
+
+    offences.extend(Offence(*finding) for finding in missing_directories(tx, limit))
     return VerifyReport(results[-1], offences)
 

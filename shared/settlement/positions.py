@@ -22,7 +22,7 @@ from shared.models import Partner, PendingAction, Settlement, SettlementRun
 from shared.settlement.files import NETWORK, statement_name
 from shared.settlement.reconcile import Break, PartnerLogError, UnverifiedStatement, match_partner_log, \
     verified_statement
-from shared.settlement.runs import UnknownCycle, of_the_network
+from shared.settlement.runs import UnknownCycle, of_the_network, run_directory
 
 SHARED_FILES = ("network-summary.csv", "bilateral.csv", "manifest.json", "manifest.json.sig")
 BREAK_COLUMNS = ("reference", "break", "ours", "theirs", "reason")
@@ -184,7 +184,7 @@ def settlement_file(tx: Tx, cycle: date, name: str) -> Path:
         name = statement_name(known)
     else:
         name = SHARED_FILES[SHARED_FILES.index(name)]
-    directory = Path(run.directory).resolve()
+    directory = run_directory(tx, run.cycle_date).resolve()  # under the data directory in force now
     path = (directory / name).resolve()
     if path.parent != directory or not path.is_file():
         raise UnknownSettlementFile(f"no settlement file {name!r} in cycle {cycle.isoformat()}")
@@ -199,7 +199,7 @@ def reconcile_partner_log(tx: Tx, cycle: date, partner_id: str, log: str,
     settlement_file(tx, cycle, statement_name(partner_id))  # a party of the cycle, its file in the run's directory
     run = run_of(tx, cycle)
     try:
-        statement = verified_statement(Path(run.directory), partner_id, public_keys,
+        statement = verified_statement(run_directory(tx, cycle), partner_id, public_keys,
                                        manifest_sha256=run.manifest_sha256)
         return match_partner_log(tx, statement, partner_id, log)
     except UnverifiedStatement as exc:

@@ -413,27 +413,63 @@ def verified_statement(directory: Path, partner_id: str, public_keys: dict[str, 
 class Break:
     reference: str
     kind: str  # missing_on_network | missing_on_partner | duplicate_on_partner | points_mismatch |
-    #            amount_mismatch | kind_mismatch
+    #            amount_mismatch | kind_mismatch | unreferenced
     ours: str
     theirs: str
     reason: str
 
 
-def _statement_amounts(statement: bytes) -> tuple[dict[str, dict], str | None]:
-    """The statement's net exact amount and entry kind per reference, and its cycle date."""
+UNREFERENCED_CHUNK = 1000  # statement transaction ids looked up in the ledger per query
+
+
+def _statement_amounts(statement: bytes) -> tuple[dict[str, dict], dict[str, dict], str | None]:
+    """The statement's net exact amount and entry kind per reference, the same per transaction id for
+    the records without a reference (another partner's entries, or the partner's own posted without
+    one), and its cycle date."""
     try:
         rows = _numbered(statement)
     except (ValueError, csv.Error) as exc:
         raise ValueError(f"the statement cannot be read ({exc}); verify the run's files") from None
     ours: dict[str, dict] = {}
+    unreferenced: dict[str, dict] = {}
     for line, row in rows:
-        if row.get("record_type") in ("D", "A") and row.get("reference"):
+        if row.get("record_type") not in ("D", "A"):
+            continue
+        if row.get("reference"):
             entry = ours.setdefault(row["reference"], {"kind": row.get("entry_kind"), "amount": 0})
-            try:
-                entry["amount"] += _micro(row.get("amount"), "amount")
-            except UnreadableFigure as exc:
-                raise ValueError(f"statement line {line}: {exc}; verify the run's files") from None
-    return ours, next((r.get("cycle_date") for _line, r in rows), None)
+        else:
+            entry = unreferenced.setdefault(row.get("transaction_id") or "", {"kind": row.get("entry_kind"),
+                                                                               "amount": 0})
+        try:
+            entry["amount"] += _micro(row.get("amount"), "amount")
+        except UnreadableFigure as exc:
+            raise ValueError(f"statement line {line}: {exc}; verify the run's files") from None
+    return ours, unreferenced, next((r.get("cycle_date") for _line, r in rows), None)
+
+
+def _own_unreferenced(tx: Tx, partner_id: str, unreferenced: dict[str, dict]) -> dict[str, dict]:
+    """Of the statement's records without a reference, those of the partner's own entries (a capture
+    posted without one), by transaction id, with the entry's points and, for a capture, its hold's
+    reference. Other partners' entries (blank on this statement by design) are left out."""
+    ids = sorted(unreferenced)
+    own: dict[str, dict] = {}
+    for start in range(0, len(ids), UNREFERENCED_CHUNK):
+        for entry_id, points, hold_id in tx.session.execute(select(Entry.id, Entry.points, Entry.hold_id).where(
+                Entry.partner_id == partner_id, Entry.id.in_(ids[start:start + UNREFERENCED_CHUNK]))):
+            own[entry_id] = unreferenced[entry_id] | {"points": points, "hold_id": hold_id}
+    holds = sorted({mine["hold_id"] for mine in own.values() if mine["hold_id"]})
+    held = dict(tx.session.execute(select(Entry.hold_id, Entry.reference).where(
+        Entry.partner_id == partner_id, Entry.kind == "hold", Entry.hold_id.in_(holds or [""]))).all())
+    for mine in own.values():
+        mine["hold_reference"] = held.get(mine.pop("hold_id"))
+    return own
+
+
+def _unreferenced_break(transaction_id: str, mine: dict) -> Break:
+    hold = f" (of hold {mine['hold_reference']})" if mine.get("hold_reference") else ""
+    return Break(transaction_id, "unreferenced", f"{mine['kind']} {exact(mine['amount'])}", "",
+                 f"your own {mine['kind']}{hold} was posted without a reference: its lines are on the statement "
+                 f"under this transaction id, which the log does not list")
 
 
 def _log_time(value: str | None, line: int) -> None:
@@ -488,15 +524,32 @@ def _duplicate(reference: str, lines: list[dict], mine: dict | None) -> Break:
                  + ("" if mine else " and the statement does not"))
 
 
+def _compared(reference: str, mine: dict, other: dict, points: int | None) -> list[Break]:
+    """A reference (or transaction id) on the statement and its one line in the log."""
+    breaks: list[Break] = []
+    if other["kind"] != mine["kind"]:
+        breaks.append(Break(reference, "kind_mismatch", mine["kind"], other["kind"], "different operation"))
+    if points != other["points"]:
+        breaks.append(Break(reference, "points_mismatch", str(points), str(other["points"]),
+                            "the ledger entry has different points"))
+    if mine["amount"] != other["amount"]:
+        breaks.append(Break(reference, "amount_mismatch", exact(mine["amount"]), exact(other["amount"]),
+                            "the statement's amounts for this reference sum differently"))
+    return breaks
+
+
 def match_partner_log(tx: Tx, statement: bytes, partner_id: str, log: str) -> list[Break]:
     """Compare a partner's log (CSV: reference, kind, points, amount, time) with its statement, by reference.
 
     A reference the log lists more than once is one ``duplicate_on_partner`` break naming every line;
     it is not matched further. A reference of the cycle that is not on the statement (its entry moves no
-    money) is matched on kind and points against the ledger entry. A line that cannot be read raises
-    PartnerLogError ("partner log line N"). ``statement`` must be verified_statement's: its amounts are
-    taken as they are."""
-    ours, cycle = _statement_amounts(statement)
+    money) is matched on kind and points against the ledger entry. The partner's own entry posted
+    without a reference (a capture may leave it out) is on the statement under its transaction id
+    only: a log line with that transaction id as its reference is matched against it, and without one
+    it is an ``unreferenced`` break (never skipped: its money would go unmatched). A line that cannot
+    be read raises PartnerLogError ("partner log line N"). ``statement`` must be verified_statement's:
+    its amounts are taken as they are."""
+    ours, unreferenced, cycle = _statement_amounts(statement)
     logged = read_partner_log(log)
     theirs = {reference: lines[0] for reference, lines in logged.items() if len(lines) == 1}
     breaks: list[Break] = []
@@ -510,16 +563,16 @@ def match_partner_log(tx: Tx, statement: bytes, partner_id: str, log: str) -> li
             breaks.append(Break(reference, "missing_on_partner", f"{mine['kind']} {exact(mine['amount'])}", "",
                                 "on the statement but not in the partner's log"))
             continue
-        other = theirs[reference]
-        if other["kind"] != mine["kind"]:
-            breaks.append(Break(reference, "kind_mismatch", mine["kind"], other["kind"], "different operation"))
-        if points.get(reference) != other["points"]:
-            breaks.append(Break(reference, "points_mismatch", str(points.get(reference)), str(other["points"]),
-                                "the ledger entry has different points"))
-        if mine["amount"] != other["amount"]:
-            breaks.append(Break(reference, "amount_mismatch", exact(mine["amount"]), exact(other["amount"]),
-                                "the statement's amounts for this reference sum differently"))
-    for reference in sorted(set(logged) - set(ours)):
+        breaks.extend(_compared(reference, mine, theirs[reference], points.get(reference)))
+    own = _own_unreferenced(tx, partner_id, unreferenced)
+    for transaction_id, mine in sorted(own.items()):
+        if len(logged.get(transaction_id, ())) > 1:
+            breaks.append(_duplicate(transaction_id, logged[transaction_id], mine))
+        elif transaction_id not in theirs:
+            breaks.append(_unreferenced_break(transaction_id, mine))
+        else:
+            breaks.extend(_compared(transaction_id, mine, theirs[transaction_id], mine["points"]))
+    for reference in sorted(set(logged) - set(ours) - set(own)):
         if reference not in theirs:
             breaks.append(_duplicate(reference, logged[reference], None))
             continue

@@ -30,7 +30,7 @@ from shared.partners.limits import FloatDraw, credit_settled_by_bank, float_draw
 from shared.reports.rollup import roll_up_settling
 from shared.settlement.calendar import payment_date
 from shared.settlement.streaming import WrittenCycle, write_cycle
-from shared.settlement.files import NETWORK, CycleFiles, LineRecord, build
+from shared.settlement.files import FORMAT_VERSION, NETWORK, CycleFiles, LineRecord, build
 from shared.signing import network_key_id
 from shared.staging import staged_directory, write_synced
 from shared.transparency.checkpoints import checkpoint_at_cutoff, covering
@@ -49,6 +49,10 @@ class CycleNotEnded(Conflict):
 
 class UnknownCycle(NotFound):
     code, title = "unknown_cycle", "No such cycle"
+
+
+class SettlementDirectoryMissing(Conflict):
+    code, title = "settlement_directory_missing", "The settled cycle's directory is missing"
 
 
 def load_lines(tx: Tx, cycle: date) -> list[LineRecord]:
@@ -149,7 +153,25 @@ def sign_manifest(manifest: bytes, key: Ed25519PrivateKey) -> bytes:
 
 
 def settlement_dir(data_dir: Path, cycle: date) -> Path:
+    """A cycle's settlement directory: ``settlements/<cycle date>`` of the data directory.
+
+    Readers take a settled cycle's directory from here, under the data directory in force now, not
+    from ``settlement_runs.directory`` (the path the run wrote to, kept as a record only): a data
+    directory moved or restored elsewhere still serves its files."""
     return data_dir / "settlements" / cycle.isoformat()
+
+
+def run_directory(tx: Tx, cycle: date) -> Path:
+    """A settled cycle's directory under the current data directory (``settlement_dir``)."""
+    return settlement_dir(tx.settings.data_dir, cycle)
+
+
+def _missing(path: Path) -> bool:
+    """No directory there (a name the file system cannot even look up counts as missing)."""
+    try:
+        return not path.is_dir()
+    except OSError:
+        return True
 
 
 def write_cycle_files(tx: Tx, cycle: date, pay_on: date, target: Path, key: Ed25519PrivateKey,
@@ -201,12 +223,69 @@ def prepare_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: 
     cutoff_checkpoint(tx, cycle, key)
 
 
+def rewrite_cycle_files(tx: Tx, run: SettlementRun, key: Ed25519PrivateKey) -> Path:
+    """Write a settled cycle's lost directory again, byte for byte as its run wrote it.
+
+    The files depend only on the ledger, the cycle's payment date (kept with its settlements), its
+    ledger position and the checkpoint at cut-off (both kept when it was settled): recomputed as
+    ``pointsnet reconcile`` does, in the run's format version (the newest first, then older ones), they
+    are put in place only when the manifest's SHA-256 is the one the run stored. Ed25519 signatures are
+    deterministic, so the signature is the run's too while the network key is the same. Otherwise
+    nothing is written and SettlementDirectoryMissing says how to restore the directory."""
+    cycle = run.cycle_date
+    target = run_directory(tx, cycle)
+    kept_date = tx.session.execute(select(Settlement.payment_date).where(Settlement.cycle_date == cycle)
+                                   .limit(1)).scalar_one_or_none()
+    pay_on = kept_date or payment_date(tx, cycle)
+    position = ledger_position(tx, cycle)
+    cutoff = cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z")
+    checkpoint = cutoff_checkpoint(tx, cycle)
+    with staged_directory(target) as staging:
+        for version in range(FORMAT_VERSION, 0, -1):
+            for leftover in staging.iterdir():  # an earlier version's attempt
+                leftover.unlink()
+            written = write_cycle(tx, cycle, staging, currency=tx.settings.currency, cutoff=cutoff,
+                                  payment_date=pay_on, ledger_position=position, format_version=version,
+                                  checkpoint=checkpoint if version >= 2 else None)
+            if hashlib.sha256(written.manifest).hexdigest() == run.manifest_sha256:
+                break
+        else:
+            raise SettlementDirectoryMissing(
+                f"cycle {cycle} is settled but its directory {target} is missing, and recomputing it from the "
+                f"ledger does not give the manifest its run wrote (SHA-256 {run.manifest_sha256}): restore the "
+                f"directory from a backup of the data directory, then check it with `pointsnet reconcile`")
+        write_synced(staging / "manifest.json", written.manifest)
+        write_synced(staging / "manifest.json.sig", sign_manifest(written.manifest, key))
+    return target
+
+
+def missing_directories(tx: Tx, limit: int = 100) -> list[tuple[str, str, str]]:
+    """``pointsnet verify``: the network's settled cycles (``of_the_network``) whose directory is not in
+    the data directory, as (check, cycle date, detail), at most ``limit``."""
+    found = []
+    for cycle in tx.session.execute(select(SettlementRun.cycle_date).where(
+            of_the_network(SettlementRun.cycle_date)).order_by(SettlementRun.cycle_date)).scalars():
+        directory = run_directory(tx, cycle)
+        if _missing(directory):
+            found.append(("settlement_directory_missing", cycle.isoformat(),
+                          f"the cycle is settled but {directory} is missing: `pointsnet clearing run --cycle "
+                          f"{cycle.isoformat()}` writes it again from the ledger"))
+            if len(found) >= limit:
+                break
+    return found
+
+
 def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: bool = True) -> dict:
-    """Close and settle one cycle; for a cycle already settled, change nothing and say so."""
+    """Close and settle one cycle. For a cycle already settled, change nothing and say so; only if its
+    directory is missing, write it again (``rewrite_cycle_files``) and say that."""
     done = _settled_or_ready(tx, cycle, ignore_grace)
     if done is not None:
-        return {"cycle_date": cycle.isoformat(), "run_id": done.run_id, "directory": done.directory,
-                "already_settled": True}
+        target, rewritten = run_directory(tx, cycle), False
+        if _missing(target):
+            rewrite_cycle_files(tx, done, key)
+            rewritten = True
+        return {"cycle_date": cycle.isoformat(), "run_id": done.run_id, "directory": str(target),
+                "already_settled": True, "rewritten": rewritten}
     close_cycle(tx, cycle)
     pay_on = payment_date(tx, cycle)
     target = settlement_dir(tx.settings.data_dir, cycle)

@@ -9,7 +9,6 @@ is for operators and finance.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path as FsPath
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -28,6 +27,7 @@ from shared.settlement.calendar import calendar_days
 from shared.settlement.files import statement_name
 from shared.settlement.finance import NothingDue, record_payment
 from shared.settlement.reconcile import verify_directory
+from shared.settlement.runs import run_directory
 from shared.signing import network_key_id
 
 router = APIRouter()
@@ -171,7 +171,7 @@ def verify_run(request: Request, cycle: date = Depends(cycle_in_path),
 
     def read(tx):
         run = positions.run_of(tx, cycle)
-        return verify_directory(tx, FsPath(run.directory), {network_key_id(key): key.public_key()})
+        return verify_directory(tx, run_directory(tx, run.cycle_date), {network_key_id(key): key.public_key()})
 
     findings = read_then_audit(network, staff, "settlement.verify", cycle.isoformat(), read,
                                lambda found: {"differences": len(found)})
