@@ -115,7 +115,8 @@ class Cluster:
         upstreams = "\n".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=1s;" for port in self.api_ports)
         dashboard = f"    server 127.0.0.1:{self.dashboard_port};"
         (self.dir / "site.conf").write_text(template.safe_substitute(UPSTREAMS=upstreams, DASHBOARD_UPSTREAMS=dashboard,
-                                                                     LISTEN=f"127.0.0.1:{self.listen}"))
+                                                                     LISTEN=f"127.0.0.1:{self.listen}",
+                                                                     ACCESS_LOG=str(self.dir / "nginx-access.log")))
         (self.dir / "nginx.conf").write_text(NGINX_MAIN.format(dir=self.dir))
         log = open(self.dir / "nginx.log", "ab")
         self.processes["nginx"] = subprocess.Popen([nginx, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],

@@ -9,6 +9,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.types import UTCDateTime
 from shared.models.base import Base
+from shared.partners.names import name_key
+
+
+def _name_key_of_insert(context) -> str:
+    return name_key(context.get_current_parameters()["name"])
 
 
 class Partner(Base):
@@ -17,6 +22,11 @@ class Partner(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # SHA-256 of the name trimmed, NFKC-normalised and case-folded (shared/partners/names.py): names
+    # that differ only in case, spacing at either end or Unicode form are one name. Computed from the
+    # name on an insert that does not give it.
+    name_key: Mapped[str] = mapped_column(String(64), unique=True, index=True,
+                                          default=_name_key_of_insert)
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -15,6 +15,7 @@ from shared.ledger.cycles import cycle_date_for, cycle_end
 from shared.ledger.rules import Terms
 from shared.models import Account, Contract, Partner
 from shared.money import MAX_MICRO, MICRO, MoneyError, rate_to_ppm, to_decimal, to_micro
+from shared.partners.names import MAX_NAME, name_key
 from shared.rules.document import MAX_RATE
 
 contracts = Contract.__table__
@@ -101,11 +102,19 @@ def create_partner(tx: Tx, name: str, terms: ContractTerms | None = None, *, par
     name = name.strip()
     if not name:
         raise ValidationFailed("partner name must not be empty")
-    if tx.session.execute(select(Partner.id).where(Partner.name == name)).first():
-        raise ValidationFailed(f"a partner named {name!r} already exists")
+    if len(name) > MAX_NAME:
+        raise ValidationFailed(f"partner name is at most {MAX_NAME} characters")
+    key = name_key(name)
+    # One name per partner, compared without case, end spacing or Unicode form (shared/partners/names.py);
+    # the unique name_key refuses a racing twin, and the unit's retry then finds it here.
+    existing = tx.session.execute(select(Partner.name).where(Partner.name_key == key)).scalar_one_or_none()
+    if existing is not None:
+        same = "" if existing == name else " (names are compared ignoring case, end spaces and Unicode form)"
+        raise ValidationFailed(f"a partner named {existing!r} already exists{same}")
     columns = (terms or ContractTerms()).to_columns()
     partner_id = partner_id or new_id("ptn")
-    tx.session.execute(insert(Partner.__table__).values(id=partner_id, name=name, status="active", created_at=tx.now))
+    tx.session.execute(insert(Partner.__table__).values(id=partner_id, name=name, name_key=key, status="active",
+                                                        created_at=tx.now))
     tx.session.execute(insert(Account.__table__), partner_accounts(partner_id))
     contract_id = new_id("ctr")
     tx.session.execute(insert(contracts).values(

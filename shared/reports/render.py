@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 
 from shared.reports import charts
 from shared.reports.labels import format_money, format_points, format_rate, label
+from shared.reports.spreadsheet import spreadsheet_row, unquoted
 
 FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
 ID_KEYS = ("cycle_date", "month", "partner_id", "campaign")
@@ -65,17 +66,23 @@ def flatten(report: dict) -> list[tuple[str, str, str]]:
 
 
 def to_csv(report: dict) -> str:
+    """The flattened rows, each text cell that a spreadsheet would take for a formula (a partner or
+    campaign named ``=...``) with a leading ``'`` (shared/reports/spreadsheet.py); numbers as they are."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows(flatten(report))
+    writer.writerows(spreadsheet_row(row) for row in flatten(report))
     return out.getvalue()
 
 
 def csv_values(text: str) -> dict[str, str]:
-    """``section.name`` -> value of a report CSV (what the HTML's data-key/data-value pairs mirror)."""
-    return {(f"{row['section']}.{row['name']}" if row["name"] else row["section"]): row["value"]
-            for row in csv.DictReader(io.StringIO(text))}
+    """``section.name`` -> value of a report CSV (what the HTML's data-key/data-value pairs mirror),
+    the leading ``'`` of a quoted formula-like cell removed again."""
+    values = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        section, name = unquoted(row["section"]), unquoted(row["name"])
+        values[f"{section}.{name}" if name else section] = unquoted(row["value"])
+    return values
 
 
 def _helpers(report: dict, locale: str) -> dict:

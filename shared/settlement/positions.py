@@ -19,6 +19,7 @@ from sqlalchemy import case, func, select
 from shared.db.database import Tx
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.models import Partner, PendingAction, Settlement, SettlementRun
+from shared.reports.spreadsheet import spreadsheet_row
 from shared.settlement.files import NETWORK, statement_name
 from shared.settlement.reconcile import Break, PartnerLogError, UnverifiedStatement, match_partner_log, \
     verified_statement
@@ -215,5 +216,6 @@ def breaks_csv(breaks: list[Break]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(BREAK_COLUMNS)
-    writer.writerows([b.reference, b.kind, b.ours, b.theirs, b.reason] for b in breaks)
+    # what the partner's log wrote goes into a spreadsheet: formula-like text gets a leading '
+    writer.writerows(spreadsheet_row([b.reference, b.kind, b.ours, b.theirs, b.reason]) for b in breaks)
     return out.getvalue()

@@ -1,0 +1,161 @@
+"""nginx in deploy/ logs requests without their query string or Referer (docs/security.md: nothing
+personal is logged): the dashboard's member search is a GET (``/dashboard/members?q=+8613912345678``)
+and its result pages are the Referer of the next click. Every access_log names a log_format that
+uses none of $request, $request_uri, $args, $arg_*, $query_string or $http_referer; the sites pass
+``nginx -t``; and a real nginx with the VM site logs the path of a search, not what was searched."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import string
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+SITES = sorted((DEPLOY / "nginx").iterdir())
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+FORBIDDEN = {"request", "request_uri", "args", "query_string", "http_referer", "request_body"}
+PHONE = "8613912345678"
+
+
+def _directives(text: str, name: str) -> list[str]:
+    """The arguments of every ``name`` directive (up to its ';'), comments removed."""
+    text = re.sub(r"#[^\n]*", "", text)
+    return [m.group(1) for m in re.finditer(rf"(?:^|[;{{}}\s]){name}\s+([^;]*);", text)]
+
+
+def _variables(fmt: str) -> set[str]:
+    return {m.group(1) or m.group(2) for m in re.finditer(r"\$\{(\w+)\}|\$(\w+)", fmt)}
+
+
+def _check_logging(text: str, where: str) -> None:
+    formats = {}
+    for args in _directives(text, "log_format"):
+        name, _, body = args.strip().partition(" ")
+        formats[name] = body
+    logs = _directives(text, "access_log")
+    assert logs, f"{where}: no access_log, so nginx writes its default 'combined' format (the whole request line)"
+    for args in logs:
+        words = args.split()
+        if words == ["off"]:
+            continue
+        assert len(words) >= 2, f"{where}: access_log {args!r} uses the default 'combined' format"
+        assert words[1] in formats, f"{where}: access_log {args!r} uses a format not defined here"
+        bad = {v for v in _variables(formats[words[1]]) if v in FORBIDDEN or v.startswith("arg_")}
+        assert not bad, f"{where}: log_format {words[1]} records {sorted(bad)}"
+
+
+@pytest.mark.parametrize("site", SITES, ids=lambda p: p.name)
+def test_every_access_log_uses_a_format_without_query_string_or_referer(site):
+    _check_logging(site.read_text(), str(site.relative_to(DEPLOY)))
+
+
+def test_the_check_catches_what_nginx_logs_by_default():
+    for text in ("server { listen 80; }",
+                 "server { access_log /var/log/nginx/access.log; }",
+                 "log_format full '$remote_addr \"$request\"'; server { access_log /x.log full; }",
+                 "log_format uri '$remote_addr $request_uri'; server { access_log /x.log uri; }",
+                 "log_format a '$uri?$args'; server { access_log /x.log a; }",
+                 "log_format a '$uri ${query_string}'; server { access_log /x.log a; }",
+                 "log_format a '$uri $arg_q'; server { access_log /x.log a; }",
+                 "log_format a '$uri \"$http_referer\"'; server { access_log /x.log a; }"):
+        with pytest.raises(AssertionError):
+            _check_logging(text, "example")
+    _check_logging("log_format a '$request_method $uri $request_id'; server { access_log /x.log a; }", "example")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+MAIN = """daemon off;
+master_process off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log {dir}/access.log;  # as Debian's and the nginx image's main configuration: 'combined'
+    client_body_temp_path {dir}/tmp/body;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+    include {dir}/site.conf;
+}}
+"""
+
+
+def _site(name: str, tmp_path: Path, listen: int, closed: int) -> str:
+    """The site as deployed, its upstreams pointed at a closed local port and its log in tmp_path."""
+    text = (DEPLOY / "nginx" / name).read_text()
+    if name.endswith(".template"):
+        return string.Template(text).safe_substitute(
+            UPSTREAMS=f"    server 127.0.0.1:{closed};", DASHBOARD_UPSTREAMS=f"    server 127.0.0.1:{closed};",
+            LISTEN=f"127.0.0.1:{listen}", ACCESS_LOG=str(tmp_path / "access.log"))
+    text = re.sub(r"server (api1|api2|dashboard):\d+", f"server 127.0.0.1:{closed}", text)
+    text = text.replace("listen 80;", f"listen 127.0.0.1:{listen};")
+    return text.replace("/var/log/nginx/access.log", str(tmp_path / "access.log"))
+
+
+def _configure(tmp_path: Path, name: str) -> tuple[Path, int]:
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    os.chmod(tmp_path / "tmp", 0o777)
+    listen = _free_port()
+    (tmp_path / "site.conf").write_text(_site(name, tmp_path, listen, _free_port()))
+    (tmp_path / "nginx.conf").write_text(MAIN.format(dir=tmp_path))
+    return tmp_path / "nginx.conf", listen
+
+
+@pytest.fixture
+def nginx():
+    if NGINX is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is missing (.ci/run installs it)")
+        pytest.skip("nginx is not installed")
+    return NGINX
+
+
+@pytest.mark.parametrize("name", ["compose.conf", "pointsnet.conf.template"])
+def test_the_sites_pass_nginx_t(nginx, tmp_path, name):
+    conf, _ = _configure(tmp_path, name)
+    checked = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True,
+                             timeout=60)
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("name", ["compose.conf", "pointsnet.conf.template"])
+def test_a_member_search_is_logged_by_path_only(nginx, tmp_path, name):
+    conf, listen = _configure(tmp_path, name)
+    process = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{listen}/dashboard/members", params={"q": f"+{PHONE}"},
+                                   headers={"referer": f"http://127.0.0.1:{listen}/dashboard/members?q=a%40b.example",
+                                            "user-agent": "log-check"}, timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.1)
+        assert answer.status_code == 502  # no dashboard behind it: nginx answers, and logs the request
+        log = tmp_path / "access.log"
+        while not (log.exists() and "log-check" in log.read_text()):
+            assert time.monotonic() < deadline, "nothing logged"
+            time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    line = log.read_text()
+    assert "GET /dashboard/members HTTP/1.1" in line and " 502 " in line, line
+    assert PHONE not in line and "a%40b" not in line and "a@b" not in line and "?" not in line, line
