@@ -23,7 +23,7 @@ def _plan(url: str) -> tuple[str, str]:
             params = {"ids": bound_list(dialect.name, ["mem_a", "mem_b"]), "page": 32}
             if dialect.name == "postgresql":
                 # an empty table's plan says nothing: rule out what the index should make unnecessary
-                for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+                for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_incremental_sort"):
                     connection.execute(text(f"SET LOCAL {setting} = off"))
                 rows = connection.exec_driver_sql(f"EXPLAIN {compiled}", compiled.construct_params(params))
                 definition = connection.execute(text(
