@@ -246,12 +246,21 @@ class BatchResult(BaseModel):
     results: list[BatchOutcome]
 
 
+class QuoteReferralBonus(BaseModel):
+    points: int
+    funded_by: Literal["partner", "network"]
+
+
 class Quote(BaseModel):
     member_id: str
     points: int
     contract_version: int
     rules: RuleVersions
     breakdown: list[QuoteLine]
+    referral_bonus: QuoteReferralBonus | None = Field(
+        None, description="the referrer's bonus the earn with this body would pay (the referee's first qualifying "
+                          "earn: the earn's `referral_bonus`, without `transaction_id` since nothing is posted); "
+                          "null when it would pay none")
 
 
 class Movement(BaseModel):

@@ -1031,7 +1031,9 @@ def quote_earn(tx: Tx, partner_id: str, event: Event) -> dict:
         outcome = posting._stored_outcome(event, row)
         if isinstance(outcome, PointsnetError):
             raise outcome
-        return _quote_of_posted(tx, posting, outcome)
+        paid = outcome.get("referral_bonus")  # the bonus that earn paid, as its answer again names it
+        return {**_quote_of_posted(tx, posting, outcome),
+                "referral_bonus": {"points": paid["points"], "funded_by": paid["funded_by"]} if paid else None}
     posting._require_active()  # refused in the earn's order: the partner, then the member
     posting.linked.update(tx.session.execute(select(MemberLink.member_id).where(
         MemberLink.partner_id == partner_id, MemberLink.member_id == event.member_id)).scalars())
@@ -1045,6 +1047,8 @@ def quote_earn(tx: Tx, partner_id: str, event: Event) -> dict:
         raise UnknownMember(f"no member {event.member_id} linked to this partner")
     version = tx.session.execute(select(Contract.version).where(Contract.id == posting.terms.contract_id)).scalar_one()
     _, _, evaluation, _ = posting._earn_checks(event, event.member_id)  # the earn's own refusals, read only
+    # the referrer's bonus the earn would pay (and its checks above refused for): Referrals.bonus_due, read only
+    bonus = posting.programme.referral_bonus(event, event.member_id)
     if evaluation is None:
         lines = [{"rule": "explicit", "description": "points given in the request", "points": event.points,
                   "funded_by": "partner"}]
@@ -1054,7 +1058,8 @@ def quote_earn(tx: Tx, partner_id: str, event: Event) -> dict:
                  for l in evaluation.lines]
         rules = posting._rule_versions
     return {"member_id": event.member_id, "points": sum(line["points"] for line in lines),
-            "contract_version": version, "rules": rules, "breakdown": lines}
+            "contract_version": version, "rules": rules, "breakdown": lines,
+            "referral_bonus": {"points": bonus[0], "funded_by": bonus[1]} if bonus is not None else None}
 
 
 def _quote_of_posted(tx: Tx, posting: Posting, result: dict) -> dict:

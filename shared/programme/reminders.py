@@ -5,12 +5,13 @@ zone on which the points can be used (``last_day``): the unique key on
 ``expiry_reminders`` makes it exactly once, however often the job runs. A day is reminded of when
 its first lot comes within N days, and the reminder names the free points of the whole day (lots
 expiring later that day included: there is no second reminder for them). Only free points count
-(not spent, not reserved by a hold); a day whose points are all spent gets no reminder. When a
-reminder's moment was missed (the job was down, or the lot was earned with less time left), only
-the nearest one still ahead is made: a member is never told twice on the same local day about one
-expiry date. So no reminder is made for a date the member was reminded of today, none once a nearer
-one was made, and a late one gives way to a nearer one that falls due later the same local day
-(that one is made at the next run instead).
+(not spent, not reserved by an open hold: points of a hold past its timeout count as free before the
+hold-timeout job releases them, as the member view counts them); a day whose points are all spent gets
+no reminder. When a reminder's moment was missed (the job was down, or the lot was earned with less
+time left), only the nearest one still ahead is made: a member is never told twice on the same local
+day about one expiry date. So no reminder is made for a date the member was reminded of today, none
+once a nearer one was made, and a late one gives way to a nearer one that falls due later the same
+local day (that one is made at the next run instead).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from datetime import timedelta
 from sqlalchemy import literal_column, select
 
 from shared.db.database import Tx
-from shared.db.lists import among
+from shared.db.lists import among, among_rows
 from shared.db.types import new_id
+from shared.ledger.due import apply_due, due_holds_query, group_due_holds
 from shared.ledger.state import is_open
 from shared.models import ExpiryReminder, Lot, Member
 from shared.programme.days import day_bounds, last_day, network_day
@@ -41,10 +43,12 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
     zone, now = tx.settings.zone, tx.now
     horizon = now + timedelta(days=days[-1])
     # remaining > 0 written out as ix_lots_open_expires's condition, so the lots come from that index
-    # (open lots by expiry); without it the pass walked every lot, spent and expired ones included
-    free = (lots_t.c.remaining > literal_column("0"), lots_t.c.expires_at > now, lots_t.c.remaining > lots_t.c.reserved)
+    # (open lots by expiry); without it the pass walked every lot, spent and expired ones included.
+    # Lots all reserved are read too: their hold may be past its timeout, its points free again.
+    unexpired = (lots_t.c.remaining > literal_column("0"), lots_t.c.expires_at > now)
     member_ids = tx.session.execute(
-        select(lots_t.c.member_id).distinct().where(*free, lots_t.c.expires_at <= horizon, lots_t.c.member_id > after)
+        select(lots_t.c.member_id).distinct().where(*unexpired, lots_t.c.expires_at <= horizon,
+                                                    lots_t.c.member_id > after)
         .order_by(lots_t.c.member_id).limit(limit)).scalars().all()
     if not member_ids:
         return None, 0
@@ -52,17 +56,22 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
     # so the lots are read to the end of the horizon's day (a lot expiring at that midnight included:
     # its last day is the horizon's)
     _, end_of_last_day = day_bounds(network_day(horizon, zone), zone)
+    lots = tx.session.execute(
+        select(lots_t.c.id, lots_t.c.member_id, lots_t.c.expires_at, lots_t.c.remaining, lots_t.c.reserved)
+        .join(members_t, members_t.c.id == lots_t.c.member_id)
+        # is_open: the members' open lots in the window are one range of ix_lots_member_order
+        # (member, open, expiry), not all their lots
+        .where(*unexpired, lots_t.c.expires_at <= end_of_last_day, is_open(lots_t.c),
+               among(tx.dialect, lots_t.c.member_id, member_ids), members_t.c.status == "active")).all()
+    back = _released(tx, {lot.member_id for lot in lots if lot.reserved})
     expiring: dict[tuple, list] = {}  # (member, expiry date) -> [free points, first instant]
-    for lot in tx.session.execute(
-            select(lots_t.c.member_id, lots_t.c.expires_at, lots_t.c.remaining, lots_t.c.reserved)
-            .join(members_t, members_t.c.id == lots_t.c.member_id)
-            # is_open: the members' open lots in the window are one range of ix_lots_member_order
-            # (member, open, expiry), not all their lots
-            .where(*free, lots_t.c.expires_at <= end_of_last_day, is_open(lots_t.c),
-                   among(tx.dialect, lots_t.c.member_id, member_ids), members_t.c.status == "active")):
+    for lot in lots:
+        free = lot.remaining - lot.reserved + back.get(lot.id, 0)
+        if free <= 0:  # spent, or reserved by an open hold
+            continue
         key = (lot.member_id, last_day(lot.expires_at, zone))
         day = expiring.setdefault(key, [0, lot.expires_at])
-        day[0] += lot.remaining - lot.reserved
+        day[0] += free
         day[1] = min(day[1], lot.expires_at)
     expiring = {key: day for key, day in expiring.items() if day[1] <= horizon}  # the horizon's day may not be due
     today = network_day(now, zone)
@@ -84,6 +93,21 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
                      "created_at": now})
     points_expiring(tx, rows)
     return member_ids[-1], len(rows)
+
+
+def _released(tx: Tx, holding: set[str]) -> dict[str, int]:
+    """Per lot id, the reserved points that are free again because their hold is past its timeout,
+    though the hold-timeout job has not released it yet (docs/ledger.md, decision 7): what ``apply_due``
+    gives back to the lot, as the member view counts it (points past the expiry their lot had when
+    reserved are not). ``holding``: the batch's members with points reserved in the window, read in
+    one statement."""
+    if not holding:
+        return {}
+    back: dict[str, int] = {}
+    rows = among_rows(tx, due_holds_query(tx.dialect), sorted(holding), now=tx.now)
+    for holds in group_due_holds(rows).values():
+        back.update(apply_due(0, 0, tx.now, [], list(holds.values()))[2])  # a lot is one member's
+    return back
 
 
 def _nearest(days: list[int], first, now) -> int:
