@@ -26,7 +26,7 @@ def member(network, partners) -> str:
     return member_id
 
 
-@pytest.mark.parametrize("points", NOT_ASCII + ["+12", "1_2", "12.0"])
+@pytest.mark.parametrize("points", NOT_ASCII + ["+12", "1_2", "12.0", "1" * 5000, "-" + "9" * 13])
 def test_points_are_read_in_ascii_digits_only(network, client_as, member, points):
     client = client_as("operator")
     page = f"{BASE}/members/{member}"

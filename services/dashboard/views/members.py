@@ -174,6 +174,8 @@ def request_adjustment(request: Request, member_id: str = MEMBER_ID, checked=Dep
         text = str(form.get("points") or "").strip()
         if not is_whole(text, negative=True):  # int() would also read "１２" as 12
             raise InvalidPoints(f"points must be a whole number in the digits 0-9, not {text[:20]!r}")
+        if len(text.lstrip("-").lstrip("0")) > len(str(MAX_POINTS)):  # int() refuses past 4,300 digits
+            raise InvalidPoints(f"an adjustment is at most {MAX_POINTS} points either way")
         points = int(text)
         if points == 0:
             raise InvalidPoints("an adjustment of 0 points changes nothing")

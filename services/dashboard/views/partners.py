@@ -75,7 +75,7 @@ def _text(form, name: str, default: str = "", limit: int = MAX_FIELD) -> str:
 
 def _terms(form) -> tuple[dict, ContractTerms]:
     written = {name: _text(form, name, TERM_DEFAULTS[name]) for name in TERM_FIELDS}
-    for name in NUMBER_TERMS:  # the numbers: Decimal() would also read "１" or "1e2"
+    for name in NUMBER_TERMS:  # the numbers: Decimal() would also read "１" or "nan"
         if not is_decimal(written[name]):
             raise ValidationFailed(f"{name} is a number 0 or more in the digits 0-9 (e.g. 1.5), "
                                    f"not {written[name][:20]!r}")
@@ -329,7 +329,7 @@ def set_webhook(request: Request, partner_id: str = PARTNER_ID, checked=Depends(
 def rotate_webhook_secret(request: Request, partner_id: str = PARTNER_ID, checked=Depends(checked_form("operator"))):
     staff, form = checked
     text = str(form.get("overlap_hours") or "24").strip()
-    hours = float(text) if is_decimal(text) else -1  # float() would also read "２４", "1e1" or "nan"
+    hours = float(text) if is_decimal(text) else -1  # float() would also read "２４", "inf" or "nan"
     if not 0 <= hours <= 24 * 30:
         raise ValidationFailed("the overlap is between 0 and 720 hours")
     return _endpoint_change(request, partner_id, staff, "secret_rotated",
