@@ -454,18 +454,34 @@ def _own_unreferenced(tx: Tx, partner_id: str, unreferenced: dict[str, dict]) ->
     ids = sorted(unreferenced)
     own: dict[str, dict] = {}
     for start in range(0, len(ids), UNREFERENCED_CHUNK):
-        for entry_id, points, hold_id in tx.session.execute(select(Entry.id, Entry.points, Entry.hold_id).where(
-                Entry.partner_id == partner_id, Entry.id.in_(ids[start:start + UNREFERENCED_CHUNK]))):
-            own[entry_id] = unreferenced[entry_id] | {"points": points, "hold_id": hold_id}
+        for entry_id, points, hold_id, request in tx.session.execute(
+                select(Entry.id, Entry.points, Entry.hold_id, Entry.request).where(
+                    Entry.partner_id == partner_id, Entry.id.in_(ids[start:start + UNREFERENCED_CHUNK]))):
+            qualifying = None
+            if unreferenced[entry_id]["kind"] == "bonus":  # the network posts a referral bonus, never the partner
+                asked = json.loads(request or "{}")
+                if asked.get("kind") == "referral_bonus":
+                    qualifying = asked.get("qualifying_entry_id")
+            own[entry_id] = unreferenced[entry_id] | {"points": points, "hold_id": hold_id, "qualifying": qualifying}
     holds = sorted({mine["hold_id"] for mine in own.values() if mine["hold_id"]})
     held = dict(tx.session.execute(select(Entry.hold_id, Entry.reference).where(
         Entry.partner_id == partner_id, Entry.kind == "hold", Entry.hold_id.in_(holds or [""]))).all())
+    earns = sorted({mine["qualifying"] for mine in own.values() if mine["qualifying"]})
+    earned = dict(tx.session.execute(select(Entry.id, Entry.reference).where(
+        Entry.partner_id == partner_id, Entry.id.in_(earns or [""]))).all())
     for mine in own.values():
         mine["hold_reference"] = held.get(mine.pop("hold_id"))
+        qualifying = mine.pop("qualifying")
+        mine["referral_of"] = (earned.get(qualifying) or qualifying) if qualifying else None
     return own
 
 
 def _unreferenced_break(transaction_id: str, mine: dict) -> Break:
+    if mine.get("referral_of"):  # posted by the network for the partner's earn: no reference to give it
+        return Break(transaction_id, "unreferenced", f"{mine['kind']} {exact(mine['amount'])}", "",
+                     f"the referral bonus your earn {mine['referral_of']} paid (its answer's "
+                     f"referral_bonus.transaction_id): its lines are on the statement under this transaction id, "
+                     f"which the log does not list")
     hold = f" (of hold {mine['hold_reference']})" if mine.get("hold_reference") else ""
     return Break(transaction_id, "unreferenced", f"{mine['kind']} {exact(mine['amount'])}", "",
                  f"your own {mine['kind']}{hold} was posted without a reference: its lines are on the statement "

@@ -5,11 +5,13 @@ log must not skip those lines and say "no breaks": each such entry is an ``unref
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
 from tests.cli.inprocess import pointsnet as run_pointsnet
 from tests.factories import make_member, make_partner
+from tests.programme_limits.conftest import rules
 
 PREPAID = dict(billing="prepaid", point_value="0.7", issuance_fee="0.05", redemption_fee_rate="0.05")
 POSTPAID = dict(billing="postpaid", point_value="1", issuance_fee="0.1", redemption_fee_rate="0.05")
@@ -87,3 +89,30 @@ def test_the_capture_logged_under_its_transaction_id_is_compared(settled, tmp_pa
     rows = [row.split(",")[:2] for row in done.breaks.splitlines()[1:]]
     assert done.returncode == 1 and rows == [[transaction, "points_mismatch"], [transaction, "amount_mismatch"]], \
         done.breaks
+
+
+def test_a_referral_bonus_the_partner_funds_is_named_as_its_earns_bonus(network, clock, database_url, tmp_path):
+    """A referral bonus the partner funds is posted by the network for the partner's earn: it has no
+    reference the partner could have given it, so its break names the earn that paid it; logged under
+    its transaction id (the earn's answer gives it) it matches."""
+    c = make_partner(network, "C", **PREPAID)
+    rules(network, c, "referral: {bonus_points: 50}\n")
+    referrer = make_member(network, c)
+    referee = network.enrol(c, phone="+8613900002222", referrer_member_id=referrer)["member_id"]
+    earn = network.earn(c, referee, "c-e1", points=10, amount=10000)
+    bonus = earn["referral_bonus"]["transaction_id"]
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    settled = {"c": c, "directory": network.settings.data_dir / "settlements" / CYCLE.isoformat(),
+               "env": {"POINTSNET_DATA_DIR": str(network.settings.data_dir), "POINTSNET_DATABASE_URL": database_url,
+                       "POINTSNET_CLOCK": clock.now().isoformat().replace("+00:00", "Z")}}
+    statement = (settled["directory"] / f"statement-{c}.csv").read_text()
+    earned = sum(Decimal(line.split(",")[9]) for line in statement.splitlines() if ",c-e1," in line)
+    given = sum(Decimal(line.split(",")[9]) for line in statement.splitlines() if f",{bonus}," in line)
+    assert given < 0, statement
+    done = reconcile(settled, tmp_path, "c", f"c-e1,earn,10,{earned},{AT}")
+    rows = [row.split(",") for row in done.breaks.splitlines()[1:]]
+    assert done.returncode == 1 and [row[:2] for row in rows] == [[bonus, "unreferenced"]], done.breaks
+    assert "referral bonus your earn c-e1 paid" in done.breaks and "your own" not in done.breaks, done.breaks
+    matched = reconcile(settled, tmp_path, "c", f"c-e1,earn,10,{earned},{AT}", f"{bonus},bonus,50,{given},{AT}")
+    assert matched.returncode == 0 and "no breaks" in matched.stdout, (matched.stdout, matched.breaks)
