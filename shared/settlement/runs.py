@@ -261,7 +261,11 @@ def rewrite_cycle_files(tx: Tx, run: SettlementRun, key: Ed25519PrivateKey) -> P
 
 def missing_directories(tx: Tx, limit: int = 100) -> list[tuple[str, str, str]]:
     """``pointsnet verify``: the network's settled cycles (``of_the_network``) whose directory is not in
-    the data directory, as (check, cycle date, detail), at most ``limit``."""
+    the data directory, as (check, cycle date, detail), at most ``limit``. Only on a host that keeps the
+    settlement files, whose data directory has ``settlements/``: a read-only replica's host, with the
+    network's keys and no files, verifies the ledger without them."""
+    if _missing(tx.settings.data_dir / "settlements"):
+        return []
     found = []
     for cycle in tx.session.execute(select(SettlementRun.cycle_date).where(
             of_the_network(SettlementRun.cycle_date)).order_by(SettlementRun.cycle_date)).scalars():

@@ -133,3 +133,15 @@ def test_the_directory_is_found_under_the_current_data_directory(network, activi
     from shared.settlement import positions
     path = network.tx(lambda tx: positions.settlement_file(tx, FIRST, "network-summary.csv"), readonly=True)
     assert path == (activity["settlements"] / FIRST.isoformat() / "network-summary.csv").resolve()
+
+
+def test_a_host_that_keeps_no_settlement_files_verifies_without_them(network, activity):
+    """A read-only replica's host has the network's keys and no settlement files: its verify checks the
+    ledger, not files it never had; with the settlements directory there, a lost cycle is named."""
+    network.settle(FIRST)
+    kept = activity["settlements"].with_name("settlements-elsewhere")
+    activity["settlements"].rename(kept)
+    assert pointsnet(activity, "verify").returncode == 0
+    activity["settlements"].mkdir()
+    missing = pointsnet(activity, "verify")
+    assert missing.returncode == 1 and "settlement_directory_missing" in missing.stderr, missing.stderr
