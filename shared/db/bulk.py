@@ -16,7 +16,7 @@ import json
 from functools import cache
 from typing import Any, Callable
 
-from sqlalchemy import Table, text
+from sqlalchemy import JSON, String, Table, Text, text
 from sqlalchemy.engine import Dialect
 
 CHUNK = 5000
@@ -28,6 +28,7 @@ def update_rows(tx, table: Table, key: str, rows: list[dict], *, size: int | Non
     if not rows:
         return
     columns = tuple(rows[0])
+    _refuse_json(table, columns)
     statement = _update(tx.dialect, table, key, columns)
     dialect = tx.session.get_bind().dialect
     size = size or CHUNK
@@ -43,6 +44,7 @@ def insert_rows(tx, table: Table, rows: list[dict], *, size: int | None = None) 
     columns = tuple(rows[0])
     if set(columns) != set(table.c.keys()):
         raise ValueError(f"{table.name}: a row names {sorted(columns)}, not every column")
+    _refuse_json(table, columns)
     statement = _insert(tx.dialect, table, columns)
     dialect = tx.session.get_bind().dialect
     size = size or CHUNK
@@ -54,14 +56,29 @@ def insert_rows(tx, table: Table, rows: list[dict], *, size: int | None = None) 
 def _source(dialect: str, table: Table, columns: tuple[str, ...]) -> str:
     """The rows as a table ``v`` with the given columns."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        pg = postgresql.dialect()
-        arrays = ", ".join(f"CAST(:c{n} AS {table.c[name].type.compile(dialect=pg)}[])"
-                           for n, name in enumerate(columns))
+        arrays = ", ".join(f"CAST(:c{n} AS {_pg_element(table, name)}[])" for n, name in enumerate(columns))
         return f"unnest({arrays}) AS v({', '.join(columns)})"
     picked = ", ".join(f"json_extract(value, '$[{n}]') AS {name}" for n, name in enumerate(columns))
     return f"(SELECT {picked} FROM json_each(:rows)) AS v"
+
+
+def _refuse_json(table: Table, columns: tuple[str, ...]) -> None:
+    for name in columns:
+        if isinstance(table.c[name].type, JSON):
+            raise TypeError(f"{table.name}.{name}: a JSON column is not written set-based here (its values "
+                            "bind as adapter objects, not text)")
+
+
+def _pg_element(table: Table, name: str) -> str:
+    """The PostgreSQL type of a column's array elements, without a length: an explicit cast to
+    ``VARCHAR(n)[]`` would cut a longer value to n characters, where the column itself refuses it (as an
+    ``executemany`` would)."""
+    from sqlalchemy.dialects import postgresql
+
+    kind = table.c[name].type
+    if isinstance(kind, String):
+        return "TEXT" if isinstance(kind, Text) else "VARCHAR"
+    return kind.compile(dialect=postgresql.dialect())
 
 
 @cache
@@ -70,7 +87,7 @@ def _update(dialect: str, table: Table, key: str, columns: tuple[str, ...]):
     where = f"{table.name}.{key} = v.{key}"
     if dialect == "postgresql":
         # the keys again as = ANY: the planner probes the key's index instead of hashing the table
-        where += f" AND {table.name}.{key} = ANY(CAST(:c{columns.index(key)} AS VARCHAR[]))"
+        where += f" AND {table.name}.{key} = ANY(CAST(:c{columns.index(key)} AS {_pg_element(table, key)}[]))"
     return text(f"UPDATE {table.name} SET {assigned} FROM {_source(dialect, table, columns)} WHERE {where}")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+import pytest
+
 from sqlalchemy import insert, select, text
 
 from shared.db import bulk
@@ -52,3 +54,34 @@ def test_a_set_based_row_is_stored_as_the_row_by_row_insert_stored_it(network):
             "SELECT expires_on, points, first_expires_at, created_at FROM expiry_reminders ORDER BY id"))]
     by_rows, by_set = network.tx(write)
     assert by_set == by_rows
+
+
+def test_a_value_too_long_for_its_column_is_refused_as_row_by_row_not_cut(network):
+    """PostgreSQL refuses a value longer than its VARCHAR(n) column; an explicit cast of the rows' array
+    to VARCHAR(n)[] would cut it to n characters instead, and store another id than the one given."""
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    row = {"id": "rem_" + "x" * 60, "member_id": member, "expires_on": date(2027, 11, 20), "days_before": 30,
+           "points": 5, "first_expires_at": EXPIRES, "created_at": EXPIRES}
+    table = ExpiryReminder.__table__
+
+    def outcome(write):
+        def unit(tx):
+            write(tx)
+            return tx.session.execute(select(ExpiryReminder.id)).scalars().all()
+        try:
+            return network.tx(unit)
+        except Exception as error:  # noqa: BLE001 - the refusal itself is compared
+            return type(error).__name__
+    by_rows = outcome(lambda tx: tx.session.execute(insert(table), [row]))
+    network.tx(lambda tx: tx.session.execute(text("DELETE FROM expiry_reminders")))
+    by_set = outcome(lambda tx: bulk.insert_rows(tx, table, [row]))
+    assert by_set == by_rows and by_set != [row["id"][:40]], (by_rows, by_set)
+
+
+def test_a_json_column_is_refused(network):
+    from sqlalchemy import JSON, Column, MetaData, String, Table
+
+    table = Table("bulk_json", MetaData(), Column("id", String(10), primary_key=True), Column("body", JSON))
+    with pytest.raises(TypeError, match="JSON"):
+        network.tx(lambda tx: bulk.insert_rows(tx, table, [{"id": "a", "body": {"k": 1}}]))
