@@ -393,6 +393,12 @@ def translate(key: str, lang: str, **values) -> str:
     return text.format(**values) if values else text
 
 
+def notice(value: str | None) -> str | None:
+    """A page's ``?message=`` (set by the redirect after an action) if it names a known notice; any
+    other text in the address is shown nowhere (a link could otherwise put words in a notice)."""
+    return value if value and f"message.{value}" in LABELS else None
+
+
 def pick_language(*candidates: str | None) -> str:
     for candidate in candidates:
         if candidate in LANGUAGES:

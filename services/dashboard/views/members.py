@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from services.dashboard.actions import action, submit
 from services.dashboard.numbers import is_whole
+from services.dashboard.i18n import notice
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
@@ -117,7 +118,7 @@ def _member(request: Request, member_id: str, paged: Paging, *, full: dict | Non
     return page(request, "member.html", status_code=status_code, member=record, summary=summary,
                 personal=full or masked, full=full is not None, movements=page_of(rows, total, paged),
                 request_key=secrets.token_urlsafe(16), error=error, max_reason=MAX_REASON, tab="member",
-                message=request.query_params.get("message"))
+                message=notice(request.query_params.get("message")))
 
 
 @router.get("/members/{member_id}")

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 from services.dashboard.actions import action, submit
 from services.dashboard.dates import form_date, form_instant
 from services.dashboard.numbers import is_decimal
+from services.dashboard.i18n import notice
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
@@ -159,7 +160,7 @@ def partner_page(request: Request, partner_id: str = PARTNER_ID, staff=Depends(r
     profile, active, hook, counts, status_pending = network_of(request).tx(unit, readonly=True)
     return page(request, "partner.html", partner=profile, active_keys=active, webhook=hook, counts=counts,
                 status_pending=status_pending,
-                tab="summary", message=request.query_params.get("message"))
+                tab="summary", message=notice(request.query_params.get("message")))
 
 
 
@@ -236,7 +237,7 @@ def _keys(request: Request, partner_id: str, paged: Paging, *, error: dict | Non
 
     profile, (rows, total) = network_of(request).tx(unit, readonly=True)
     return page(request, "partner_keys.html", status_code=status_code, partner=profile, tab="keys",
-                keys=page_of(rows, total, paged), error=error, message=request.query_params.get("message"))
+                keys=page_of(rows, total, paged), error=error, message=notice(request.query_params.get("message")))
 
 
 @router.post("/partners/{partner_id}/keys")
@@ -298,7 +299,7 @@ def _webhooks(request: Request, partner_id: str, paged: Paging, status: str = ""
     profile, hook, rows, total, counts = network_of(request).tx(unit, readonly=True)
     return page(request, "partner_webhooks.html", status_code=status_code, partner=profile, tab="webhooks",
                 webhook=hook, deliveries=page_of(rows, total, paged, {"status": status}), status=status,
-                counts=counts, secret=secret, error=error, message=request.query_params.get("message"))
+                counts=counts, secret=secret, error=error, message=notice(request.query_params.get("message")))
 
 
 def _endpoint_change(request: Request, partner_id: str, staff, verb: str, change) -> object:
@@ -398,7 +399,7 @@ def _rules(request: Request, partner_id: str, paged: Paging, *, document: str | 
     return page(request, template, status_code=status_code, partner=profile, tab="rules",
                 versions=page_of(rows, total, paged), warnings=warnings, document=document,
                 effective_from=effective_from,
-                error=error, message=request.query_params.get("message"), pretty=_pretty)
+                error=error, message=notice(request.query_params.get("message")), pretty=_pretty)
 
 
 def _pretty(document: str) -> str:

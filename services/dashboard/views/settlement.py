@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from services.dashboard.actions import action, submit
 from services.dashboard.audited import read_then_audit
 from services.dashboard.dates import cycle_in_path
+from services.dashboard.i18n import notice
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, ensure_partner, network_of, require
@@ -102,7 +103,7 @@ def cycle_page(request: Request, cycle: date = Depends(cycle_in_path),
     table = page_of(rows, total, paged, {"tab": tab})
     return page(request, "settlement_cycle.html", cycle=cycle, run=run, tab=tab, table=table,
                 series=_matrix_chart(rows) if tab == "matrix" else _positions_chart(rows),
-                message=request.query_params.get("message"), today=_today(network))
+                message=notice(request.query_params.get("message")), today=_today(network))
 
 
 def _positions_chart(rows: list[dict]) -> dict:
