@@ -143,6 +143,14 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+def violated_key(exc: BaseException) -> str | None:
+    """Which key a unique violation names, where the database says (PostgreSQL's detail: ``Key
+    (partner_id, reference)=(ptn_…, ref-122) already exists.``); None where it does not (SQLite)."""
+    raw = exc.orig if isinstance(exc, DBAPIError) else exc
+    diag = getattr(raw, "diag", None)
+    return getattr(diag, "message_detail", None) or None
+
+
 def is_unique_violation(exc: BaseException) -> bool:
     if _pgcode(exc) == UNIQUE_PG:
         return True
@@ -187,7 +195,7 @@ class Database:
 
     def run_in_transaction(self, fn: Callable[[Tx], T], *, readonly: bool = False, attempts: int = 12) -> T:
         """Run ``fn`` in one transaction, committing once; retry the whole unit on transient conflicts."""
-        unique_retries = 0
+        unique_seen: list[str | None] = []  # the keys the unit's unique violations named, in order
         for attempt in range(1, attempts + 1):
             session = (self._reader if readonly else self._writer)()
             tx = None
@@ -200,9 +208,14 @@ class Database:
                         result = fn(tx)
             except Exception as exc:
                 retry = is_retryable(exc) or self._is_past(getattr(exc, "retry_from", None))
-                if not retry and is_unique_violation(exc) and unique_retries < 2:
-                    unique_retries += 1
-                    retry = True
+                if not retry and is_unique_violation(exc):
+                    # a concurrent twin committed the row first: the retry finds it. Two such violations
+                    # are retried whatever they name; beyond that only one naming a key not met before
+                    # (units that share many keys, such as batches reusing references, lose to one twin
+                    # after another), so a unit that violates the same key each time fails and is seen
+                    key = violated_key(exc)
+                    retry = len(unique_seen) < 2 or (key is not None and key not in unique_seen)
+                    unique_seen.append(key)
                 if not retry or attempt == attempts:
                     if tx is not None:  # None: it gave up waiting for its turn, before it ran
                         self._record_alerts(tx)
