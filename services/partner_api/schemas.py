@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator,
+                      model_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.ledger.posting import MAX_BATCH
 
@@ -139,22 +140,43 @@ class ReversalRequest(Strict):
         "still be reversed: send that as `points`). For a burn or capture: everything not yet returned."))
 
 
+# The single call each batch event type is: an event takes that call's fields, and no other.
+SINGLE_CALLS: dict[str, type[Strict]] = {"earn": EarnRequest, "burn": BurnRequest, "reversal": ReversalRequest}
+
+
 class BatchEvent(Strict):
+    """An earn, burn or reversal with the fields and bounds of its single call (POST /v1/earn, /v1/burn,
+    /v1/reversals); a field its type does not take is refused as that call refuses it."""
+
     type: Literal["earn", "burn", "reversal"]
     reference: str = Reference
-    member_id: str | None = Field(None, min_length=1, max_length=40)
-    amount: StrictInt | None = Field(None, ge=0, le=MAX_AMOUNT)
-    currency: str | None = Field(None, min_length=3, max_length=3)
+    member_id: str | None = Field(None, min_length=1, max_length=40, description="Earns and burns.")
+    amount: StrictInt | None = Field(None, ge=0, le=MAX_AMOUNT, description="Earns.")
+    currency: str | None = Field(None, min_length=3, max_length=3, description="Earns.")
     items: list[Item] | None = Field(None, max_length=500, description="An earn's item lines, as in POST /v1/earn.")
     points: StrictInt | None = Field(None, gt=0, le=10**12)
-    original_reference: str | None = Field(None, min_length=1, max_length=128)
-    occurred_at: AwareDatetime | None = None
+    original_reference: str | None = Field(None, min_length=1, max_length=128, description="Reversals.")
+    occurred_at: AwareDatetime | None = Field(None, description="Earns and burns.")
 
     @model_validator(mode="after")
-    def _items_only_on_earns(self):
-        if self.items is not None and self.type != "earn":
-            raise ValueError(f"items belong to earns, not to a {self.type}")
+    def _only_its_single_calls_fields(self):
+        """Each field given (even as null) that the type's single call does not take: ``extra_forbidden`` at
+        its name, as that call's model answers, so the batch is refused whole naming ``events.N.<field>``."""
+        takes = SINGLE_CALLS[self.type].model_fields
+        given = [name for name in type(self).model_fields
+                 if name in self.model_fields_set and name != "type" and name not in takes]
+        if given:
+            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                type=PydanticCustomError("extra_forbidden", "Extra inputs are not permitted: {field} {belong} to "
+                                         "{kinds}, not to a {type}", _taken_by(name, self.type)),
+                loc=(name,), input=getattr(self, name)) for name in given])
         return self
+
+
+def _taken_by(name: str, kind: str) -> dict:
+    kinds = [f"{other}s" for other, model in SINGLE_CALLS.items() if name in model.model_fields]
+    return {"field": name, "belong": "belong" if name.endswith("s") else "belongs",
+            "kinds": " and ".join(kinds), "type": kind}
 
 
 class BatchRequest(Strict):

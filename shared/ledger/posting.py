@@ -871,7 +871,10 @@ class Posting:
     def _reverse_redemption(self, event: Event, original: Original, member) -> dict:
         remaining = sum(original.returnable.values())
         points = remaining if event.points is None else event.points
-        if points == 0 or points > remaining:
+        if remaining == 0:  # without points: "all that is left", and nothing is
+            raise ReversalExceedsRemaining(f"nothing of this {original.kind} is left to return"
+                                           + ("" if event.points is None else f"; {points} asked"), remaining=0)
+        if points > remaining:
             raise ReversalExceedsRemaining(
                 f"only {remaining} points of this {original.kind} can still be returned; {points} asked",
                 remaining=remaining)

@@ -1,0 +1,46 @@
+"""A reversal of a burn or capture of which nothing is left to return says so (409 reversal_exceeds_remaining,
+`remaining` 0); until 2026-12-06 a reversal without `points` then read "only 0 points ... can still be
+returned; 0 asked"."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.partner_api.conftest import assert_problem, enrol, entry_count
+
+
+@pytest.fixture
+def member(shop) -> str:
+    member_id = enrol(shop, phone="+8613855550003")
+    shop.ok("POST", "/v1/earn", {"member_id": member_id, "reference": "seed", "points": 100})
+    return member_id
+
+
+def test_a_capture_returned_in_full_has_nothing_left_to_return(shop, member, network):
+    hold = shop.ok("POST", "/v1/holds", {"member_id": member, "reference": "h-1", "points": 30})["hold_id"]
+    shop.ok("POST", f"/v1/holds/{hold}/capture", {"reference": "cap-1"})
+    shop.ok("POST", "/v1/reversals", {"reference": "r-1", "original_reference": "cap-1"})
+    before = entry_count(network)
+    problem = assert_problem(shop.call("POST", "/v1/reversals", {"reference": "r-2", "original_reference": "cap-1"}),
+                             409, "reversal_exceeds_remaining")
+    assert problem["detail"] == "nothing of this capture is left to return", problem
+    assert problem["remaining"] == 0
+    assert entry_count(network) == before
+
+
+def test_a_burn_returned_in_full_refuses_explicit_points_too(shop, member):
+    shop.ok("POST", "/v1/burn", {"member_id": member, "reference": "b-1", "points": 20})
+    shop.ok("POST", "/v1/reversals", {"reference": "r-1", "original_reference": "b-1", "points": 20})
+    problem = assert_problem(shop.call("POST", "/v1/reversals", {"reference": "r-2", "original_reference": "b-1",
+                                                                 "points": 5}), 409, "reversal_exceeds_remaining")
+    assert problem["detail"] == "nothing of this burn is left to return; 5 asked", problem
+    assert problem["remaining"] == 0
+
+
+def test_a_partly_returned_burn_still_says_how_much_is_left(shop, member):
+    shop.ok("POST", "/v1/burn", {"member_id": member, "reference": "b-1", "points": 20})
+    shop.ok("POST", "/v1/reversals", {"reference": "r-1", "original_reference": "b-1", "points": 15})
+    problem = assert_problem(shop.call("POST", "/v1/reversals", {"reference": "r-2", "original_reference": "b-1",
+                                                                 "points": 6}), 409, "reversal_exceeds_remaining")
+    assert problem["detail"] == "only 5 points of this burn can still be returned; 6 asked", problem
+    assert problem["remaining"] == 5
