@@ -30,6 +30,26 @@ FIGURES = (
 )
 
 
+def cycle_figures(party: str, sums: dict[tuple, int]) -> dict[str, int]:
+    """The money figures of one cycle from its rounded sums by (payer, payee, kind), each read as its
+    statement's S record reads it, from the party's side (+ received, − paid). A reimbursement is paid or
+    received by that sign: a reversal in a later cycle of a burn at the party's till is a line with a
+    negative amount to the party, a reimbursement it pays back, as its S record shows. Fees, prepaid
+    funding and breakage refunds keep their one direction, net of what reversals refund."""
+    figures = {name: 0 for name, _, _ in FIGURES}
+    for (payer, payee, kind), amount in sums.items():
+        if party not in (payer, payee):
+            continue
+        signed = amount if payee == party else -amount
+        if kind == "redemption":
+            figures["reimbursements_received_minor" if signed > 0 else "reimbursements_paid_minor"] += abs(signed)
+            continue
+        for name, side, kinds in FIGURES:
+            if kind in kinds:
+                figures[name] += signed if side == "payee" else -signed
+    return figures
+
+
 def statement_sums(tx: Tx, party: str, period: Period, *, rollup: bool = True) -> dict[tuple, int]:
     """(cycle, payer, payee, kind) -> minor units, as the statements of settled cycles show them."""
     parts = split(tx, period, rollup)
@@ -61,10 +81,9 @@ def money(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> di
             Settlement.party == partner_id, Settlement.cycle_date >= period.first,
             Settlement.cycle_date <= period.last, of_the_network(Settlement.cycle_date))
             .order_by(Settlement.cycle_date)).scalars():
-        figures = {name: sum(amount for (cycle, payer, payee, kind), amount in sums.items()
-                             if cycle == row.cycle_date and kind in kinds
-                             and (payer if side == "payer" else payee) == partner_id)
-                   for name, side, kinds in FIGURES}
+        figures = cycle_figures(partner_id, {(payer, payee, kind): amount
+                                             for (cycle, payer, payee, kind), amount in sums.items()
+                                             if cycle == row.cycle_date})
         cycles.append({"cycle_date": row.cycle_date.isoformat(), "net_minor": row.net_minor,
                        **figures, "payment_date": row.payment_date.isoformat(), "status": row.status})
     totals = {name: sum(c[name] for c in cycles) for name in ("net_minor", *(f[0] for f in FIGURES))}
