@@ -32,6 +32,8 @@ class KeyConfigurationError(ConfigurationError):
 MAX_DAYS = 36500
 MAX_HOURS = MAX_DAYS * 24
 MAX_MINUTES = MAX_HOURS * 60
+# A job's batch: far above any useful transaction, far below the numbers its queries compute from it
+MAX_BATCH_SIZE = 1_000_000
 # What limits' Redis storages accept (POINTSNET_REDIS_URL); checked for shape only, never connected to.
 REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
 # Defaults checked without importing the library that checks any other value (phonenumbers, limits:
@@ -76,7 +78,7 @@ class Settings(BaseSettings):
     return_grace_days: int = Field(default=30, ge=0, le=MAX_DAYS)
     hold_timeout_minutes: int = Field(default=15, gt=0, le=MAX_MINUTES)
     idempotency_retention_days: int = Field(default=7, ge=7, le=MAX_DAYS)
-    expiry_batch_size: int = Field(default=5000, gt=0)
+    expiry_batch_size: int = Field(default=5000, gt=0, le=MAX_BATCH_SIZE)
     # Fix the network clock of this process (RFC 3339 instant) for drills and tests.
     clock: str | None = None
     # Settlement: a cycle is closed and settled this long after its cut-off.
@@ -109,7 +111,7 @@ class Settings(BaseSettings):
     activity_at_risk_days: int = Field(default=90, gt=0, le=MAX_DAYS)
     activity_dormant_days: int = Field(default=180, gt=0, le=MAX_DAYS)
     expiry_reminder_days: Annotated[tuple[int, ...], NoDecode] = (30, 7)
-    programme_batch_size: int = Field(default=500, gt=0)
+    programme_batch_size: int = Field(default=500, gt=0, le=MAX_BATCH_SIZE)
     # Dashboard (docs/dashboard.md): actions that need a second operator's approval, comma-separated
     # (any of member_adjustment, member_erasure, contract_change, settlement_paid, partner_suspension);
     # "none" turns maker-checker off. Session cookies are marked Secure unless this is false (plain

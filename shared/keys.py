@@ -19,7 +19,7 @@ import pwd
 import re
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,13 +111,32 @@ def _not_made(what: str, path: Path) -> KeyNotMade:
                       "a new network's keys)")
 
 
-def load_signing_key(settings: Settings, *, create: bool = True) -> Ed25519PrivateKey:
+KeysInUse = Callable[[], "str | None"]
+"""What a network's database already holds that its keys made ("signed checkpoints", "sealed members"),
+or None for a brand-new network: asked before a first start generates a key."""
+
+
+def _refuse_if_in_use(in_use: KeysInUse | None, directory: Path) -> None:
+    """A key missing from this host is generated only for a brand-new network: a network that has used
+    its keys needs them given to this host, not new ones (new ones would enrol members again and sign
+    checkpoints that ``pointsnet verify`` rejects)."""
+    found = in_use() if in_use is not None else None
+    if found:
+        raise KeyConfigurationError(f"no keys in {directory}, but this network's database already has them in use "
+                                    f"({found}): give this host the network's keys (POINTSNET_DATA_DIR, or the "
+                                    "key variables)")
+
+
+def load_signing_key(settings: Settings, *, create: bool = True,
+                     in_use: KeysInUse | None = None) -> Ed25519PrivateKey:
     """The network's signing key; generated on first start unless ``create`` is False (a command that
-    only reads: a missing key is a KeyConfigurationError then)."""
+    only reads: a missing key is a KeyConfigurationError then) or ``in_use`` says the network's database
+    holds what its keys made already (a KeyConfigurationError too)."""
     path = settings.signing_key_file or settings.data_dir / "keys" / "network-ed25519.pem"
     if not path.exists() and not settings.signing_key_file:
         if not create:
             raise _not_made("the network's signing key", path)
+        _refuse_if_in_use(in_use, path.parent)
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
@@ -188,15 +207,17 @@ def _keyring_from(text: str | bytes, variable: str) -> tuple[str, dict[str, PiiK
         raise KeyConfigurationError(f'{variable}: not a keyring ({{"active": …, "keys": {{…}}}})') from None
 
 
-def load_pii_keyring(settings: Settings, *, create: bool = True) -> tuple[str, dict[str, PiiKey]]:
-    """The personal-data keyring; generated on first start unless ``create`` is False (as
-    ``load_signing_key``)."""
+def load_pii_keyring(settings: Settings, *, create: bool = True,
+                     in_use: KeysInUse | None = None) -> tuple[str, dict[str, PiiKey]]:
+    """The personal-data keyring; generated on first start unless ``create`` is False or ``in_use``
+    refuses (as ``load_signing_key``)."""
     if settings.pii_keys:
         return _keyring_from(settings.pii_keys, "POINTSNET_PII_KEYS")
     path = settings.pii_keys_file or settings.data_dir / "keys" / "pii-keys.json"
     if not path.exists() and not settings.pii_keys_file:
         if not create:
             raise _not_made("the personal-data keyring", path)
+        _refuse_if_in_use(in_use, path.parent)
         _create_once(path, json.dumps(new_keyring_json(), indent=2).encode())
     variable = "POINTSNET_PII_KEYS_FILE" if settings.pii_keys_file else "the personal-data keyring"
     return _keyring_from(_read_configured(path, variable, "personal-data key file"), variable)

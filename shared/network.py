@@ -54,7 +54,8 @@ class Network:
         if cached is None or cached[0] != stamp:
             # noted with the stamp taken BEFORE reading: a change landing while the file is read is
             # read again on the next use, never taken as already read (a rotation's phase 1 missed)
-            cached = (stamp, Keyring(*load_pii_keyring(self.settings, create=self.create_keys)))
+            cached = (stamp, Keyring(*load_pii_keyring(self.settings, create=self.create_keys,
+                                                       in_use=lambda: self._keys_in_use("pii"))))
             self.__dict__["_keyring"] = cached
         return cached[1]
 
@@ -67,13 +68,51 @@ class Network:
         path = pii_key_file(self.settings)
         try:
             status = path.stat() if path is not None else None
-        except FileNotFoundError:
-            return None
+        except (FileNotFoundError, NotADirectoryError):  # not there yet (or a file where the data dir belongs:
+            return None  # loading the keyring then says so in one line)
         return (status.st_ino, status.st_mtime_ns) if status else None
 
     @cached_property
     def signing_key(self):
-        return load_signing_key(self.settings, create=self.create_keys)
+        return load_signing_key(self.settings, create=self.create_keys,
+                                in_use=lambda: self._keys_in_use("signing"))
+
+    def _keys_in_use(self, key: str) -> str | None:
+        """What this network's database holds that its keys made, asked before a first start makes
+        ``key`` ("signing" or "pii"): signed checkpoints (the signing key), members whose personal data is
+        sealed (``v1.<key id>.…``) or indexed (``<key id>:…``) under the keyring. What the other key made
+        counts too while this host lacks that key as well: a host without the network's keys at all gets
+        neither, so it writes no key before refusing. Only a brand-new network gets new keys."""
+        from sqlalchemy import inspect, or_, select
+
+        from shared.models.members import Member
+        from shared.models.transparency import Checkpoint
+
+        if not inspect(self.db.engine).has_table(Member.__tablename__):
+            return None  # no schema yet: nothing was made with a key
+        other = "pii" if key == "signing" else "signing"
+        sealed = or_(*(column.is_not(None) for column in (Member.phone_ct, Member.phone_bidx, Member.email_ct,
+                                                         Member.email_bidx, Member.name_ct)))
+        queries = {"signing": ("signed checkpoints", select(Checkpoint.id).limit(1)),
+                   "pii": ("sealed members", select(Member.id).where(sealed).limit(1))}
+        asked = [key, other] if self._key_missing(other) else [key]
+
+        def look(tx: Tx) -> str | None:
+            found = [queries[which][0] for which in asked if tx.session.scalar(queries[which][1]) is not None]
+            return " and ".join(found) or None
+
+        return self.tx(look, readonly=True)
+
+    def _key_missing(self, key: str) -> bool:
+        """``key`` ("signing" or "pii") is neither configured, nor given to this handle, nor in this host's
+        data directory."""
+        if key == "signing":
+            return not self.settings.signing_key_file and not (
+                self.settings.data_dir / "keys" / "network-ed25519.pem").exists()
+        if "_keyring_fixed" in self.__dict__:
+            return False
+        path = pii_key_file(self.settings)
+        return path is not None and not self.settings.pii_keys_file and not path.exists()
 
     def tx(self, fn, **kwargs):
         return self.db.run_in_transaction(fn, **kwargs)

@@ -87,7 +87,7 @@ def partners_keygen(out: Path = typer.Option(Path("partner-key"), help="Path pre
 
     from shared.signing import private_key_pem, public_key_pem
 
-    private, public = out.with_suffix(".pem"), out.with_suffix(".pub.pem")
+    private, public = out.with_name(out.name + ".pem"), out.with_name(out.name + ".pub.pem")
     if private.exists():
         fail(f"{private} exists; refusing to overwrite a key")
     key = Ed25519PrivateKey.generate()

@@ -12,6 +12,8 @@ from datetime import date, timedelta
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.network import Network
 from tests.partner_api.conftest import Partner, assert_problem, enrol
@@ -105,13 +107,19 @@ def same_partner_at(partner: Partner, base_url: str) -> Partner:
 
 
 def test_another_api_process_with_the_network_key_takes_the_cursor_and_another_key_does_not(
-        shop, posted, network, settings, serve, make_network, clock):
+        shop, posted, network, settings, serve, make_network, clock, tmp_path):
     """Any API process of the network verifies a cursor another gave out (the key is derived from the
     network's signing key, which they share); a network with another signing key refuses it."""
     given = shop.ok("GET", "/v1/transactions", params={"limit": 1})["next_cursor"]
     twin = Network(settings, database_url=network.db.url, clock=clock, pool_size=5)
     beside = same_partner_at(shop, serve(twin))
-    stranger = same_partner_at(shop, serve(make_network()))  # the same database, a signing key of its own
+    # the same database, a signing key of its own: configured (a process with no key makes none for a
+    # network that has sealed members: tests/cli/test_keys_existing_network.py)
+    other_key = tmp_path / "other-signing-key.pem"
+    other_key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    stranger = same_partner_at(shop, serve(make_network(
+        signing_key_file=other_key, pii_keys_file=settings.data_dir / "keys" / "pii-keys.json")))
     try:
         assert beside.ok("GET", "/v1/transactions", params={"limit": 1, "cursor": given})["transactions"]
         refused(stranger, "/v1/transactions", given)
