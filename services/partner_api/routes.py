@@ -77,6 +77,12 @@ class UnknownStatement(NotFound):
     code, title = "statement_not_found", "No such statement"
 
 
+class StatementUnavailable(PointsnetError):
+    """A settled statement whose file the network's host does not have now (its settlement directory lost,
+    until the operators write it again with ``pointsnet clearing run --cycle D``): not "no such statement"."""
+    status, code, title = 503, "statement_unavailable", "The network cannot serve this statement now"
+
+
 def _network(request: Request) -> Network:
     return request.app.state.network
 
@@ -465,9 +471,12 @@ def _statement_file(request: Request, cycle: str) -> tuple[dict, bytes]:
         return (found, run_directory(tx, day)) if found else None  # under the data directory in force now
 
     found = _network(request).tx(read, readonly=True)
-    path = Path(found[1]) / statement_name(partner_id) if found else None
-    if path is None or not path.exists():
+    if found is None:
         raise UnknownStatement(f"no settled statement for you in cycle {cycle}")
+    path = Path(found[1]) / statement_name(partner_id)
+    if not path.exists():  # settled, the file lost: the operators write it again; the cycle is listed
+        raise StatementUnavailable(f"cycle {cycle} is settled, but its statement file is not available now; "
+                                   "the network's operators are told by `pointsnet verify`: ask again later")
     return _settlement_json(found[0]), path.read_bytes()
 
 
@@ -499,7 +508,7 @@ def statements(request: Request, cursor: str | None = Query(None), limit: int = 
     return {"statements": [_settlement_json(row) for row in rows[:limit]], "next_cursor": after}
 
 
-@router.get("/statements/{cycle}", response_model=schemas.Statement, responses=problems("statement_not_found"))
+@router.get("/statements/{cycle}", response_model=schemas.Statement, responses=problems("statement_not_found", "statement_unavailable"))
 def statement(request: Request, cycle: str):
     """One cycle's settlement for you, with its statement file (CSV, see docs/settlement-files.md)."""
     summary, content = _statement_file(request, cycle)
@@ -507,7 +516,7 @@ def statement(request: Request, cycle: str):
 
 
 @router.get("/statements/{cycle}/statement.csv", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/csv": {}}}, **problems("statement_not_found")})
+            responses={200: {"content": {"text/csv": {}}}, **problems("statement_not_found", "statement_unavailable")})
 def statement_csv(request: Request, cycle: str):
     """The statement file itself, as finance downloads it."""
     _, content = _statement_file(request, cycle)
