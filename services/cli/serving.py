@@ -36,9 +36,14 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Print the schema revision of the configured database."""
+    from shared.db.database import require_existing
     from shared.db.migrate import current_revision
 
-    console.print(current_revision(get_settings().resolved_database_url) or "empty")
+    settings = get_settings()
+    url = settings.resolved_database_url
+    # it only reads: a missing embedded database is a mistyped data directory, not an empty schema to create
+    require_existing(url, "POINTSNET_DATABASE_URL" if settings.database_url else "POINTSNET_DATA_DIR")
+    console.print(current_revision(url) or "empty")
 
 
 def _job_runner(network, demo_url: str | None):

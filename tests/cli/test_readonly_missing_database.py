@@ -21,7 +21,7 @@ READ_ONLY = (
     ("clearing", "calendar", "list"), ("members", "show", "mem_x"), ("members", "status-counts"),
     ("alerts", "list"), ("partners", "list"), ("partners", "keys", "list", "ptn_x"), ("rules", "show", "--network"),
     ("rules", "check"), ("users", "list"), ("webhooks", "show", "ptn_x"), ("webhooks", "deliveries"),
-    ("webhooks", "show-delivery", "whd_x"),
+    ("webhooks", "show-delivery", "whd_x"), ("db", "current"),
 )
 
 
