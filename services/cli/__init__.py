@@ -73,20 +73,28 @@ def _logging() -> None:
     configure_logging(get_settings().log_format)
 
 
+def _require_database(url: str, *, explicit: bool = False) -> None:
+    """For a command that only reads: the database at ``url`` must be there (a missing embedded SQLite
+    file is one line naming the setting that chose it, exit 2), never created. ``explicit``: the URL
+    was given to the command rather than taken from the settings."""
+    from shared.db.database import require_existing
+
+    settings = get_settings()
+    require_existing(url, "POINTSNET_DATABASE_URL" if explicit or settings.database_url else "POINTSNET_DATA_DIR")
+
+
 def _network(database_url: str | None = None, *, readonly: bool = False, **kwargs):
     """The network for a command. ``readonly``: the command only reads (a read-only replica must do);
     the time zone and cut-off are checked against the network's record, which is not created, and the
     network's keys are opened, never made, and so is its embedded SQLite database: a missing one is a
     configuration error (one line, exit 2)."""
-    from shared.db.database import require_existing
     from shared.db.migrate import is_current, upgrade
     from shared.network import Network
 
     settings = get_settings()
     url = database_url or settings.resolved_database_url
     if readonly:  # it reads the network's database: it creates none where it is missing
-        require_existing(url, "POINTSNET_DATABASE_URL" if database_url or settings.database_url
-                         else "POINTSNET_DATA_DIR")
+        _require_database(url, explicit=bool(database_url))
     if not is_current(url):
         if url.startswith("sqlite"):
             upgrade(url)  # the embedded default keeps itself current

@@ -16,7 +16,7 @@ from rich.table import Table
 from shared.config import get_settings
 from shared.runtime import tune_for_throughput
 
-from services.cli import app, db_app, console, fail, _logging, _network
+from services.cli import app, db_app, console, fail, _logging, _network, _require_database
 
 
 def _upgrade(url: str) -> None:
@@ -36,13 +36,10 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Print the schema revision of the configured database."""
-    from shared.db.database import require_existing
     from shared.db.migrate import current_revision
 
-    settings = get_settings()
-    url = settings.resolved_database_url
-    # it only reads: a missing embedded database is a mistyped data directory, not an empty schema to create
-    require_existing(url, "POINTSNET_DATABASE_URL" if settings.database_url else "POINTSNET_DATA_DIR")
+    url = get_settings().resolved_database_url
+    _require_database(url)  # it only reads: a missing embedded database is not an empty schema to create
     console.print(current_revision(url) or "empty")
 
 

@@ -127,8 +127,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 def _pgcode(exc: BaseException) -> str | None:
     """The SQLSTATE of a PostgreSQL error: wrapped by SQLAlchemy, or raw from psycopg (the journal's
     pipelined and COPY writes use the driver's connection, so their errors arrive unwrapped)."""
-    raw = exc.orig if isinstance(exc, DBAPIError) else exc
+    raw = _driver_error(exc)
     return getattr(raw, "sqlstate", None) or getattr(raw, "pgcode", None)
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's own error: wrapped by SQLAlchemy, or raw (pipelined and COPY writes)."""
+    return exc.orig if isinstance(exc, DBAPIError) else exc
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -146,8 +151,7 @@ def is_retryable(exc: BaseException) -> bool:
 def violated_key(exc: BaseException) -> str | None:
     """Which key a unique violation names, where the database says (PostgreSQL's detail: ``Key
     (partner_id, reference)=(ptn_…, ref-122) already exists.``); None where it does not (SQLite)."""
-    raw = exc.orig if isinstance(exc, DBAPIError) else exc
-    diag = getattr(raw, "diag", None)
+    diag = getattr(_driver_error(exc), "diag", None)
     return getattr(diag, "message_detail", None) or None
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from shared.clock import parse_rfc3339
 from shared.db.database import Tx
+from shared.db.lists import chunks
 from shared.models import Entry, NetworkOrigin
 from shared.money import MAX_MICRO, MoneyError, to_micro
 from shared.settlement.files import exact, statement_name
@@ -419,9 +420,6 @@ class Break:
     reason: str
 
 
-UNREFERENCED_CHUNK = 1000  # statement transaction ids looked up in the ledger per query
-
-
 def _statement_amounts(statement: bytes) -> tuple[dict[str, dict], dict[str, dict], str | None]:
     """The statement's net exact amount and entry kind per reference, the same per transaction id for
     the records without a reference (another partner's entries, or the partner's own posted without
@@ -451,12 +449,11 @@ def _own_unreferenced(tx: Tx, partner_id: str, unreferenced: dict[str, dict]) ->
     """Of the statement's records without a reference, those of the partner's own entries (a capture
     posted without one), by transaction id, with the entry's points and, for a capture, its hold's
     reference. Other partners' entries (blank on this statement by design) are left out."""
-    ids = sorted(unreferenced)
     own: dict[str, dict] = {}
-    for start in range(0, len(ids), UNREFERENCED_CHUNK):
+    for ids in chunks(unreferenced, 1000):  # statement transaction ids looked up in the ledger per query
         for entry_id, points, hold_id, request in tx.session.execute(
                 select(Entry.id, Entry.points, Entry.hold_id, Entry.request).where(
-                    Entry.partner_id == partner_id, Entry.id.in_(ids[start:start + UNREFERENCED_CHUNK]))):
+                    Entry.partner_id == partner_id, Entry.id.in_(ids))):
             qualifying = None
             if unreferenced[entry_id]["kind"] == "bonus":  # the network posts a referral bonus, never the partner
                 asked = json.loads(request or "{}")
