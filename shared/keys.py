@@ -127,12 +127,17 @@ def _refuse_if_in_use(in_use: KeysInUse | None, directory: Path) -> None:
                                     "key variables)")
 
 
+def signing_key_file(settings: Settings) -> Path:
+    """Where the network's signing key lives: the configured file, or ``keys/`` of the data directory."""
+    return settings.signing_key_file or settings.data_dir / "keys" / "network-ed25519.pem"
+
+
 def load_signing_key(settings: Settings, *, create: bool = True,
                      in_use: KeysInUse | None = None) -> Ed25519PrivateKey:
     """The network's signing key; generated on first start unless ``create`` is False (a command that
     only reads: a missing key is a KeyConfigurationError then) or ``in_use`` says the network's database
     holds what its keys made already (a KeyConfigurationError too)."""
-    path = settings.signing_key_file or settings.data_dir / "keys" / "network-ed25519.pem"
+    path = signing_key_file(settings)
     if not path.exists() and not settings.signing_key_file:
         if not create:
             raise _not_made("the network's signing key", path)
@@ -213,7 +218,7 @@ def load_pii_keyring(settings: Settings, *, create: bool = True,
     refuses (as ``load_signing_key``)."""
     if settings.pii_keys:
         return _keyring_from(settings.pii_keys, "POINTSNET_PII_KEYS")
-    path = settings.pii_keys_file or settings.data_dir / "keys" / "pii-keys.json"
+    path = pii_key_file(settings)
     if not path.exists() and not settings.pii_keys_file:
         if not create:
             raise _not_made("the personal-data keyring", path)

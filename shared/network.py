@@ -18,7 +18,7 @@ from shared.config import Settings, get_settings
 from shared.db.database import Database, Tx
 from shared.errors import PointsnetError
 from shared.jobs.batches import Batch
-from shared.keys import load_pii_keyring, load_signing_key, pii_key_file
+from shared.keys import load_pii_keyring, load_signing_key, pii_key_file, signing_key_file
 from shared.ledger import bonus, expiry, holds, idempotency, queries
 from shared.ledger.cycles import check_cycle_settings, pin_cycle_settings
 from shared.ledger.events import Event
@@ -107,8 +107,7 @@ class Network:
         """``key`` ("signing" or "pii") is neither configured, nor given to this handle, nor in this host's
         data directory."""
         if key == "signing":
-            return not self.settings.signing_key_file and not (
-                self.settings.data_dir / "keys" / "network-ed25519.pem").exists()
+            return not self.settings.signing_key_file and not signing_key_file(self.settings).exists()
         if "_keyring_fixed" in self.__dict__:
             return False
         path = pii_key_file(self.settings)
