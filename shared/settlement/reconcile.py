@@ -24,8 +24,7 @@ from shared.db.lists import chunks
 from shared.models import Entry, NetworkOrigin
 from shared.money import MAX_MICRO, MoneyError, to_micro
 from shared.settlement.files import exact, statement_name
-from shared.ledger.cycles import cycle_end
-from shared.settlement.runs import cutoff_checkpoint, ledger_position
+from shared.settlement.runs import cutoff_checkpoint, cutoff_of, ledger_position
 from shared.settlement.streaming import write_cycle
 from shared.transparency.note import open_note
 
@@ -305,7 +304,7 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
         return found + problems
     cycle, payment_date, version = inputs
     try:
-        cutoff = cycle_end(cycle, tx.settings)
+        cutoff = cutoff_of(cycle, tx.settings)
     except OverflowError:  # the last day a date can hold has no end
         return found + [Finding("manifest", MANIFEST, f"`cycle_date` {cycle.isoformat()} is out of range")]
     checkpoint = None
@@ -319,7 +318,7 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
             checkpoint = manifest.get("checkpoint")
     with tempfile.TemporaryDirectory(prefix="pointsnet-reconcile-") as scratch:
         fresh = write_cycle(tx, cycle, Path(scratch), currency=tx.settings.currency,
-                            cutoff=cutoff.isoformat().replace("+00:00", "Z"),
+                            cutoff=cutoff,
                             payment_date=payment_date,
                             ledger_position=ledger_position(tx, cycle, recount=True), format_version=version,
                             checkpoint=checkpoint)

@@ -139,10 +139,15 @@ def cutoff_checkpoint(tx: Tx, cycle: date, key: Ed25519PrivateKey | None = None)
     return {"tree_size": row.tree_size, "root_hash": base64.b64encode(row.root_hash).decode(), "note": row.note}
 
 
+def cutoff_of(cycle: date, settings) -> str:
+    """The cycle's cut-off as its files write it (RFC 3339, UTC with ``Z``)."""
+    return cycle_end(cycle, settings).isoformat().replace("+00:00", "Z")
+
+
 def compute(tx: Tx, cycle: date, pay_on: date) -> CycleFiles:
     """The reference implementation's files for a settled cycle (read-only)."""
     return build(cycle, load_lines(tx, cycle), currency=tx.settings.currency,
-                 cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"), payment_date=pay_on,
+                 cutoff=cutoff_of(cycle, tx.settings), payment_date=pay_on,
                  ledger_position=ledger_position(tx, cycle, recount=True), checkpoint=cutoff_checkpoint(tx, cycle))
 
 
@@ -182,7 +187,7 @@ def write_cycle_files(tx: Tx, cycle: date, pay_on: date, target: Path, key: Ed25
     """
     with staged_directory(target) as staging:
         written = write_cycle(tx, cycle, staging, currency=tx.settings.currency,
-                              cutoff=cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z"),
+                              cutoff=cutoff_of(cycle, tx.settings),
                               payment_date=pay_on, ledger_position=ledger_position(tx, cycle, keep=True),
                               checkpoint=cutoff_checkpoint(tx, cycle, key), meanwhile=meanwhile)
         write_synced(staging / "manifest.json", written.manifest)
@@ -238,7 +243,7 @@ def rewrite_cycle_files(tx: Tx, run: SettlementRun, key: Ed25519PrivateKey) -> P
                                    .limit(1)).scalar_one_or_none()
     pay_on = kept_date or payment_date(tx, cycle)
     position = ledger_position(tx, cycle)
-    cutoff = cycle_end(cycle, tx.settings).isoformat().replace("+00:00", "Z")
+    cutoff = cutoff_of(cycle, tx.settings)
     checkpoint = cutoff_checkpoint(tx, cycle)
     with staged_directory(target) as staging:
         for version in range(FORMAT_VERSION, 0, -1):
@@ -292,7 +297,7 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
                 "already_settled": True, "rewritten": rewritten}
     close_cycle(tx, cycle)
     pay_on = payment_date(tx, cycle)
-    target = settlement_dir(tx.settings.data_dir, cycle)
+    target = run_directory(tx, cycle)
     # the reports' per-cycle sums, committed with the settlement or not at all, written while other
     # connections write the statements (PostgreSQL)
     files = write_cycle_files(tx, cycle, pay_on, target, key, meanwhile=lambda: roll_up_settling(tx, cycle))
