@@ -16,6 +16,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Callable
 
 import httpx
@@ -23,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from http_message_signatures import HTTPMessageVerifier, MappingKeyResolver, algorithms
 
 from shared.signing import (
-    POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, RESPONSE_TAG, public_key_from_jwk, response_components,
-    signer,
+    FRESHNESS_S, POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, RESPONSE_TAG, public_key_from_jwk,
+    response_components, signer,
 )
 
 from shared.tls import tls_context
@@ -38,6 +39,7 @@ GATEWAY_STATUSES = {502, 503, 504}
 
 
 MAX_RETRY_AFTER_S = 300.0  # a Retry-After longer than this is answered with the error, not slept on
+KEY_REFETCH_INTERVAL_S = 60.0  # an answer signed by an unknown key fetches the network's keys at most this often
 
 
 class PointsnetAPIError(Exception):
@@ -83,12 +85,27 @@ class _ResponseView:
     request: _View
 
 
+class _Resolver(MappingKeyResolver):
+    """The network's keys; remembers a key id asked for that is not among them."""
+
+    def __init__(self, keys: dict[str, Ed25519PublicKey]):
+        super().__init__(public_keys=keys, private_keys={})
+        self.unknown: str | None = None
+
+    def resolve_public_key(self, key_id: str):
+        key = super().resolve_public_key(key_id)
+        if key is None:
+            self.unknown = key_id
+        return key
+
+
 @dataclass
 class Answer:
     status: int
     body: Any
     replayed: bool
     headers: httpx.Headers
+    content: bytes = b""  # the body as received (a CSV or HTML answer's ``body`` is its decoded text)
 
 
 class PointsnetClient:
@@ -99,10 +116,21 @@ class PointsnetClient:
         self.key_id = key_id
         self.signer = signer(key_id, private_key)
         self.authority = authority or httpx.URL(self.base_url).netloc.decode()
-        self.network_keys = network_keys
+        self._pinned_keys = network_keys or None  # given (or assigned): never replaced by a fetch
+        self._fetched_keys: dict[str, Ed25519PublicKey] | None = None
+        self._refetched_at: float | None = None  # time.monotonic() of the last fetch an unknown key made
         self.verify_responses = verify_responses
         self.retries = retries
         self.http = httpx.Client(timeout=timeout, transport=transport, verify=tls_context())
+
+    @property
+    def network_keys(self) -> dict[str, Ed25519PublicKey] | None:
+        """The keys answers are verified with: those the client was given (pinned), else the last fetched."""
+        return self._pinned_keys or self._fetched_keys
+
+    @network_keys.setter
+    def network_keys(self, keys: dict[str, Ed25519PublicKey] | None) -> None:
+        self._pinned_keys = keys or None
 
     # -- the generic call ---------------------------------------------------------------
     def call(self, method: str, path: str, body: Any = None, *, idempotency_key: str | None = None,
@@ -174,12 +202,36 @@ class PointsnetClient:
         except ValueError:
             body = response.text
         return Answer(response.status_code, body, response.headers.get("idempotent-replayed") == "true",
-                      response.headers)
+                      response.headers, response.content)
 
     def _verify(self, response: httpx.Response, view: _View) -> None:
-        keys = self.network_keys or self.fetch_network_keys()
-        verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519,
-                                       key_resolver=MappingKeyResolver(public_keys=keys, private_keys={}))
+        """Check the answer's signature. One signed by a key the client does not hold (the network replaced
+        its signing key) fetches the network's keys once more and is checked again, unless the keys are
+        pinned or the last such fetch was less than KEY_REFETCH_INTERVAL_S ago."""
+        resolver = _Resolver(self.network_keys or self.fetch_network_keys())
+        try:
+            self._check(response, view, resolver)
+            return
+        except ResponseSignatureError:
+            if resolver.unknown is None or self._pinned_keys or not self._may_refetch():
+                raise
+        self._refetched_at = time.monotonic()
+        try:
+            keys = self.fetch_network_keys()
+        except (PointsnetAPIError, httpx.HTTPError) as exc:  # the answer stays unverified: never a retry
+            raise ResponseSignatureError(f"response to {view.method} {view.url} is signed by key "
+                                         f"{resolver.unknown!r}, and the network's keys cannot be fetched: "
+                                         f"{exc}") from exc
+        self._check(response, view, _Resolver(keys))
+
+    def _may_refetch(self) -> bool:
+        return self._refetched_at is None or time.monotonic() - self._refetched_at >= KEY_REFETCH_INTERVAL_S
+
+    @staticmethod
+    def _check(response: httpx.Response, view: _View, resolver: "_Resolver") -> None:
+        verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519, key_resolver=resolver)
+        # the network's own allowance for a signature's `created` (its clock and ours may differ that much)
+        verifier.max_clock_skew = timedelta(seconds=FRESHNESS_S)
         try:
             verifier.verify(_ResponseView(response.status_code, response.headers, view), expect_tag=RESPONSE_TAG,
                             require_components=response_components(LABEL), body=response.content)
@@ -188,8 +240,9 @@ class PointsnetClient:
                                          f"{exc}") from exc
 
     def fetch_network_keys(self) -> dict[str, Ed25519PublicKey]:
-        """Fetch (and pin for this client) the network's public keys, retrying transport errors, 5xx and
-        429 as a call does; an error answer left after the retries is a PointsnetAPIError."""
+        """Fetch the network's public keys (kept by this client until an answer is signed by a key not among
+        them), retrying transport errors, 5xx and 429 as a call does; an error answer left after the retries
+        is a PointsnetAPIError."""
 
         def send() -> Answer:
             response = self.http.get(self.base_url + "/v1/network/keys")
@@ -203,7 +256,7 @@ class PointsnetClient:
             keys = {key["kid"]: public_key_from_jwk(key) for key in json.loads(answer.body)["keys"]}
         except (ValueError, KeyError, TypeError) as exc:
             raise ResponseSignatureError(f"the network's keys cannot be read: {exc}") from exc
-        self.network_keys = keys
+        self._fetched_keys = keys
         return keys
 
     def close(self) -> None:

@@ -112,7 +112,8 @@ def partner_call(
     url: str = typer.Option("http://127.0.0.1:8400", help="The network's base URL."),
     idempotency_key: Optional[str] = typer.Option(None, help="Reuse a key to retry an operation."),
 ) -> None:
-    """Call the partner API by hand: signs the request, verifies the signed answer, prints it."""
+    """Call the partner API by hand: signs the request, verifies the signed answer, prints it (JSON
+    indented; a CSV or HTML file as it came)."""
     import httpx
 
     from shared.sdk import PointsnetAPIError, PointsnetClient, ResponseSignatureError
@@ -147,7 +148,15 @@ def partner_call(
         fail(f"no answer from {url}: {(str(exc) or type(exc).__name__).splitlines()[0]}")
     except ResponseSignatureError as exc:
         fail(str(exc).splitlines()[0])
+    if answer.content and not _is_json(answer.headers.get("content-type", "")):
+        typer.echo(answer.content, nl=False)  # a CSV or HTML file: the bytes as they came
+        return
     print(json.dumps(answer.body, indent=2))
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
 
 
 def _set_partner_status(partner_id: str, status: str) -> None:

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from shared.models import Entry
 from shared.partners.keys import add_key
 from shared.sdk import PointsnetAPIError, PointsnetClient, ResponseSignatureError
-from shared.signing import private_key_pem, public_key_pem
+from services.partner_api.app import create_app
+from shared.signing import private_key_pem, public_key_from_jwk, public_key_pem
 from tests.cli.inprocess import pointsnet
 from tests.factories import make_member, make_partner
 
@@ -266,3 +267,170 @@ def test_keys_that_cannot_be_fetched_are_an_sdk_error_and_nothing_is_spent(netwo
     assert gave_up.value.status == 503 and gave_up.value.problem == {}
     assert len(fetches) == 3 and sent == []
     assert _balance_and_burns(network, member) == (100, 0)
+
+
+def _network_clock_ahead(monkeypatch, seconds: int) -> None:
+    """The network's clock runs ``seconds`` ahead of this (the partner's) one: every answer's
+    signature says so in its ``created``."""
+    from datetime import datetime, timedelta, timezone
+
+    from services.partner_api import middleware
+    from shared.signing import signature_fields
+
+    def signed_ahead(signer_, message, **options):
+        return signature_fields(signer_, message, created=datetime.now(timezone.utc) + timedelta(seconds=seconds),
+                                **options)
+
+    monkeypatch.setattr(middleware, "signature_fields", signed_ahead)
+
+
+def test_an_answer_from_a_network_whose_clock_is_ahead_within_the_allowance_is_taken(client, network, monkeypatch):
+    """Found by review: the SDK verified answers with the signature library's default 5 s clock skew while the
+    network takes requests within 300 s, so a partner whose clock was 6 s or more behind the network's had
+    every answer refused as "not signed by the network", after the earn was posted."""
+    member = client.enrol(phone="+8613812345670")["member_id"]
+    _network_clock_ahead(monkeypatch, 30)
+    assert client.earn(member, "ahead-1", points=7)["balance"]["available"] == 7
+    _network_clock_ahead(monkeypatch, 290)
+    assert client.member(member)["balance"]["available"] == 7
+
+
+def test_an_answer_signed_beyond_the_allowance_is_still_refused(client, network, monkeypatch):
+    from shared.signing import FRESHNESS_S
+
+    member = client.enrol(phone="+8613812345671")["member_id"]
+    _network_clock_ahead(monkeypatch, FRESHNESS_S + 30)
+    with pytest.raises(ResponseSignatureError, match="future"):
+        client.member(member)
+
+
+def _network_with_a_new_signing_key(network, settings, tmp_path):
+    """The same network (database, personal-data keys) after the operator replaced its signing key."""
+    from cryptography.hazmat.primitives import serialization
+
+    from shared.config import Settings
+    from shared.network import Network
+
+    key_file = tmp_path / "new-signing-key.pem"
+    key_file.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    network.signing_key  # noqa: B018 - the keys exist in the data directory before they are shared
+    return Network(Settings(data_dir=tmp_path / "data-new-key", signing_key_file=key_file,
+                            pii_keys_file=settings.data_dir / "keys" / "pii-keys.json"),
+                   database_url=network.db.url, clock=network.clock, pool_size=5)
+
+
+@pytest.fixture
+def key_change(network, settings, tmp_path, api):
+    """A transport to the network's API that ``change()`` moves to the same network with a new signing key
+    (the partner's address stays the same); ``fetches`` counts the GETs of /v1/network/keys."""
+    from tests.api.conftest import Server
+
+    real, fetches, target = httpx.HTTPTransport(), [], [httpx.URL(api)]
+    renewed = _network_with_a_new_signing_key(network, settings, tmp_path)
+    server = Server(create_app(renewed))
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/network/keys":
+            fetches.append(request)
+        url = request.url.copy_with(host=target[0].host, port=target[0].port)
+        return real.handle_request(httpx.Request(request.method, url, headers=request.headers,
+                                                 content=request.content))
+
+    def change() -> None:
+        target[0] = httpx.URL(server.__enter__())
+
+    yield httpx.MockTransport(forward), change, fetches
+    if server.thread.is_alive():
+        server.__exit__(None, None, None)
+    renewed.close()
+
+
+def _partner_client(network, api, **options):
+    partner = make_partner(network)
+    key = Ed25519PrivateKey.generate()
+    key_id = network.tx(lambda tx: add_key(tx, partner, public_key_pem(key.public_key()).decode()))["key_id"]
+    return PointsnetClient(api, key_id, key, **options)
+
+
+def test_a_long_lived_client_follows_the_networks_new_signing_key(network, api, key_change):
+    """Found by review: a client kept the keys it fetched once, so after the operator replaced the network's
+    signing key every call was posted and then raised "Unable to resolve verification key" until restart."""
+    transport, change, fetches = key_change
+    sdk = _partner_client(network, api, transport=transport)
+    try:
+        member = sdk.enrol(phone="+8613812345672")["member_id"]
+        assert len(fetches) == 1
+        change()
+        assert sdk.earn(member, "after-change", points=9)["balance"]["available"] == 9
+        assert len(fetches) == 2  # fetched once more, for the answer signed by a key it did not know
+        assert sdk.member(member)["balance"]["available"] == 9
+        assert len(fetches) == 2
+    finally:
+        sdk.close()
+
+
+def test_pinned_network_keys_stay_pinned_after_a_key_change(network, api, key_change):
+    transport, change, fetches = key_change
+    pinned = {key["kid"]: public_key_from_jwk(key) for key in httpx.get(api + "/v1/network/keys").json()["keys"]}
+    sdk = _partner_client(network, api, transport=transport, network_keys=pinned)
+    try:
+        member = sdk.enrol(phone="+8613812345673")["member_id"]
+        change()
+        with pytest.raises(ResponseSignatureError, match="Unable to resolve verification key"):
+            sdk.member(member)
+        assert fetches == [] and sdk.network_keys == pinned
+    finally:
+        sdk.close()
+
+
+def test_an_unknown_key_id_fetches_the_keys_at_most_once_in_a_while(monkeypatch):
+    """Answers naming a key the network does not have (forged, or from an impostor) cannot make the client
+    hammer /v1/network/keys: one fetch per answer at most, none sooner than KEY_REFETCH_INTERVAL_S after
+    the last one an unknown key made."""
+    import time
+
+    import shared.sdk as sdk_module
+    from shared.signing import jwk
+
+    network_key, fetches, now = Ed25519PrivateKey.generate(), [], [1000.0]
+
+    def forger(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/network/keys":
+            fetches.append(now[0])
+            return httpx.Response(200, json={"keys": [jwk(network_key.public_key(), "network-real")]})
+        return httpx.Response(200, json={"transaction_id": "ent_forged"}, headers={
+            "signature-input": f'pointsnet=("@status");created={int(time.time())};keyid="network-forged";'
+                               f'alg="ed25519";tag="pointsnet-v1-response"',
+            "signature": f"pointsnet=:{'A' * 86}==:"})
+
+    monkeypatch.setattr(sdk_module.time, "monotonic", lambda: now[0])
+    sdk = PointsnetClient("https://points.example.com", "key_x", Ed25519PrivateKey.generate(),
+                          transport=httpx.MockTransport(forger))
+    for _ in range(3):
+        with pytest.raises(ResponseSignatureError, match="Unable to resolve verification key"):
+            sdk.call("GET", "/v1/transactions")
+    assert len(fetches) == 2  # before the first call, and once more for its answer's unknown key
+    now[0] += sdk_module.KEY_REFETCH_INTERVAL_S - 1
+    with pytest.raises(ResponseSignatureError):
+        sdk.call("GET", "/v1/transactions")
+    assert len(fetches) == 2
+    now[0] += 1
+    with pytest.raises(ResponseSignatureError):
+        sdk.call("GET", "/v1/transactions")
+    assert len(fetches) == 3 and set(sdk.network_keys) == {"network-real"}
+    sdk.close()
+
+
+@pytest.mark.parametrize("form, media", [("csv", "text/csv"), ("html", "text/html")])
+def test_partner_call_prints_a_file_answer_as_it_came(client, api, tmp_path, form, media):
+    """Found by review: `pointsnet partner-call` printed a CSV or HTML answer as one JSON-quoted string."""
+    key_file = tmp_path / "shop.pem"
+    key_file.write_bytes(private_key_pem(client.key))
+    path = f"/v1/reports?from=2026-11-20&to=2026-11-20&format={form}"
+    run = pointsnet("partner-call", "GET", path, "--key-file", str(key_file), "--key-id", client.key_id,
+                    "--url", api)
+    assert run.returncode == 0, run.stderr
+    direct = client.call("GET", path)
+    assert direct.headers["content-type"].startswith(media) and "\n" in direct.body
+    assert run.stdout.encode() == direct.content  # the bytes as received: no quotes, no escaped newlines
