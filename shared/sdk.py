@@ -360,7 +360,10 @@ class PointsnetClient:
         leaf = merkle.leaf_hash(data)
         if base64.b64encode(leaf).decode() != proof["leaf_hash"]:
             raise ProofError("the leaf hash is not the hash of the transaction's encoding")
-        if f" {len(transaction_id)}:{transaction_id},".encode() not in data.split(b"\n")[1]:
+        # the E record's first field is the entry's id (docs/verifiable-ledger.md): compared by the grammar,
+        # never searched for, since a reference (free text, later in the record) may spell the same bytes
+        asked = transaction_id.encode()
+        if not data.startswith(b"pointsnet-leaf-v1\nE %d:%s," % (len(asked), asked)):
             raise ProofError("the proof is for another transaction")
         path = [base64.b64decode(h) for h in proof["inclusion_path"]]
         if proof["tree_size"] != checkpoint.tree_size or not merkle.verify_inclusion(

@@ -123,6 +123,27 @@ def test_the_sdk_verifies_both_proofs(network, client):
         client.verified_consistency(new, dict(old, tree_size=new["tree_size"]))
 
 
+def test_the_sdk_refuses_another_transactions_proof_whose_reference_spells_the_asked_id(network, client):
+    """A network that answers the proof of another entry is caught even when that entry's reference (free
+    text) contains the asked id's field: the id is the E record's first field, read by the grammar."""
+    member = client.enrol(phone="+8613900003333")["member_id"]
+    victim = client.earn(member, "real", points=5, amount=500, currency="CNY")["transaction_id"]
+    other = client.earn(member, f"x {len(victim)}:{victim},", points=6, amount=600,
+                        currency="CNY")["transaction_id"]
+    network.checkpoint()
+    assert client.verified_inclusion(victim)["leaf_index"] == 0
+    honest_call = client.call
+
+    def lying_call(method, path, *args, **kwargs):
+        if path == f"/v1/transactions/{victim}/proof":
+            path = f"/v1/transactions/{other}/proof"
+        return honest_call(method, path, *args, **kwargs)
+
+    client.call = lying_call
+    with pytest.raises(ProofError, match="another transaction"):
+        client.verified_inclusion(victim)
+
+
 def test_a_proof_the_damaged_tree_store_cannot_build_is_503_proof_unavailable(network, shop):
     """A subtree row missing from ``ledger_nodes`` (damage: ``pointsnet verify`` names it): the proofs
     that need it answer 503 proof_unavailable, not a 500 that tells the partner to retry; the dashboard's
