@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Annotated, Literal
 
 import yaml
@@ -146,9 +146,15 @@ def _too_large(what: str) -> str:
     return f"{what} is at most {MAX_RATE} (the most points one event moves)"
 
 
+# Six places are checked in a context of their own, not the calling thread's (which could be narrower,
+# round otherwise or trap Inexact): 28 digits, so a model's rate stays below 10^22 (the bound
+# shared.rules.evaluate's precision is derived from), and only InvalidOperation trapped.
+_SIX_PLACES = Context(prec=28, traps=[InvalidOperation])
+
+
 def _rate(value: Decimal, what: str) -> Decimal:
     try:
-        exact = value >= 0 and value == value.quantize(Decimal("0.000001"))
+        exact = value >= 0 and value == value.quantize(Decimal("0.000001"), context=_SIX_PLACES)
     except InvalidOperation:  # more than 28 digits with its 6 places: far above MAX_RATE
         raise ValueError(_too_large(what)) from None
     if not exact:

@@ -5,16 +5,36 @@ the base (with SKU and category multipliers) is rounded once by the partner's
 rounding rule; each campaign's extra is rounded on its own and then capped. A multiplier
 campaign multiplies each item's points before its SKU or category multiplier, or at that
 multiplier where it is below 1: never more than the item earns itself (0 for a gift card at 0).
+Every product and sum is exact (see _EXACT): the rounding rule is the only rounding.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import (ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, DivisionByZero,
+                     Inexact, InvalidOperation, Overflow, localcontext)
 
+from shared.errors import InvalidAmount
 from shared.money import MICRO, currency_exponent
 from shared.rules.document import Campaign, RuleSet
+
+# The decimal context every computation of points runs in, whatever the calling thread has set.
+# Python's default (28 significant digits) rounded a campaign's extra half-even before the rule's
+# floor, which could then give a point too many. A multiple of 10^-k of at most 10^n has at most
+# n + k + 1 digits, and an operation whose exact result fits the precision is exact. With A the
+# largest amount in major units (minor units / 10^0..3) and R the largest rate or multiplier
+# (6 places): an amount is a multiple of 10^-3 of at most A; an item's points one of 10^-9 of at
+# most A·R; with its multiplier (the base) one of 10^-15 of at most A·R²; a campaign's extra,
+# eligible points × (multiplier − 1), one of 10^-21 of at most A·R²; a tier's extra, whole base
+# points × (multiplier − 1), one of 10^-6 of at most A·R³ (sums stay within these: items add up to
+# at most the amount). At the documented bounds — an amount of at most 10^15 minor units (the API's),
+# rates and multipliers at most MAX_RATE = 10^12 — that is at most 61 digits (10^39 at 10^-21).
+# 100 digits also cover a version stored before MAX_RATE (a stored rate has at most 28 digits with
+# its 6 places: R < 10^22) at amounts up to 10^19 (at most 92 digits: 10^85 at 10^-6). Beyond that
+# Inexact is trapped: an inexact intermediate refuses the purchase (invalid_amount) rather than
+# rounding it silently. The rule's rounding (to_integral_value) signals neither Inexact nor Rounded.
+_EXACT = Context(prec=100, rounding=ROUND_HALF_EVEN, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
 
 ROUNDING = {"floor": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "ceiling": ROUND_CEILING}
 
@@ -69,6 +89,19 @@ def evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_lo
              tier: str | None = None) -> Evaluation:
     """``usage``: campaign key -> (points already given to this member, points given in all);
     ``tier``: the member's tier when the earn posts (its multiplier applies to the base points)."""
+    try:
+        with localcontext(_EXACT):
+            return _evaluate(amount=amount, items=items, occurred_local=occurred_local, currency=currency,
+                             contract_base_rate_micro=contract_base_rate_micro, partner=partner,
+                             partner_scope=partner_scope, network=network, usage=usage, tier=tier)
+    except Inexact:
+        raise InvalidAmount(f"the points of a purchase of {amount} minor units at these rates have too many "
+                            "digits to be computed exactly") from None
+
+
+def _evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_local: datetime, currency: str,
+              contract_base_rate_micro: int, partner: RuleSet | None, partner_scope: str,
+              network: RuleSet | None, usage: dict[str, tuple[int, int]] | None, tier: str | None) -> Evaluation:
     rules = partner or NO_RULES
     usage = usage or {}
     result = Evaluation()
