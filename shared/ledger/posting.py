@@ -828,6 +828,8 @@ class Posting:
                 self.journal.line(entry, reversal)
                 before[0] -= reversal.points
                 before[1] -= reversal.amount_micro
+                if reversal.kind == "prepaid_funding" and reversal.payer == self.partner_id:
+                    self.float_guard.give_back(-reversal.amount_micro)  # this unit's later earns may draw it
 
     def _reverse_earn(self, event: Event, original: Original, member) -> dict:
         """Take back points of an earn from what remains of its lots; never more (the rest is cash at the till)."""

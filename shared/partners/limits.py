@@ -234,6 +234,12 @@ class FloatGuard:
                         reference=reference, needed_micro=amount_micro, headroom_micro=self.headroom, **bonus)
             raise FloatExhausted.needing(amount_micro, self.headroom, referral_bonus_micro=referral_bonus_micro)
 
+    def give_back(self, amount_micro: int) -> None:
+        """A reversal in this unit took back prepaid funding drawn earlier: later events may draw it again,
+        as they could once the reversal committed."""
+        if self.overdraft is not None and amount_micro > 0:
+            self.headroom += amount_micro
+
     def draw(self, amount_micro: int, *, member_id: str, reference: str | None) -> None:
         if self.overdraft is None or amount_micro <= 0:
             return

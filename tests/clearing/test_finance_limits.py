@@ -111,6 +111,25 @@ def test_a_batch_draws_event_by_event_and_refused_events_draw_nothing(network, p
     assert network.tx(lambda tx: float_status(tx, partner))["balance_micro"] == 0
 
 
+def test_a_reversal_in_a_batch_gives_its_float_back_to_the_batchs_later_earns(network, prepaid):
+    """As sent one by one: the reversal's negative funding is headroom for the next event of the same
+    batch (it was refused as float_exhausted, "0 remain", with an alert)."""
+    partner, member = prepaid
+    network.tx(lambda tx: record_topup(tx, partner, 100, "BANK-1"))
+    network.earn(partner, member, "e0", points=100)
+    outcomes = network.post(partner, [Event(kind="reversal", reference="r0", original_reference="e0"),
+                                      Event("earn", "e1", member, 100), Event("earn", "e2", member, 1)])
+    assert [getattr(o, "code", "posted") for o in outcomes] == ["posted", "posted", "float_exhausted"]
+    outcomes = network.post(partner, [Event("earn", "e3", member, 1), Event(kind="reversal", reference="r1",
+                                      original_reference="e1", points=40), Event("earn", "e4", member, 40)])
+    assert [getattr(o, "code", "posted") for o in outcomes] == ["float_exhausted", "posted", "posted"]
+    assert network.tx(lambda tx: float_status(tx, partner))["balance_micro"] == 0
+    [alert] = alerts(network, "float_exhausted")
+    assert alert["count"] == 2 and alert["detail"]["reference"] == "e3"  # e2's and e3's, none for e1 or e4
+    assert network.balance(member)["available"] == 100
+    verify_ok(network)
+
+
 def test_a_partner_without_a_float_limit_is_not_gated(network):
     partner = make_partner(network, **PREPAID)
     member = make_member(network, partner)
