@@ -7,8 +7,10 @@ and one short transaction per delivery records the outcome. A worker that dies m
 loses its lease after ``LEASE`` and the delivery is sent again: at least once. Receivers
 drop duplicates by ``webhook-id``.
 
-One slow receiver holds up nobody else: a delivery takes at most ``DEADLINE`` in all (the name's
-resolution included), one endpoint is sent at most ``PER_ENDPOINT`` deliveries at once (the other
+One slow receiver holds up nobody else: a batch is claimed fairly per endpoint (every endpoint's
+oldest due delivery before anyone's second, at most ``CLAIM_PER_ENDPOINT`` of one endpoint), so a
+receiver that answers slowly but in time, with a backlog, fills no batch; a delivery takes at most
+``DEADLINE`` in all (the name's resolution included), one endpoint is sent at most ``PER_ENDPOINT`` deliveries at once (the other
 senders stay free for the other endpoints), outcomes are recorded as they come in, and once a
 delivery to an endpoint has timed out, that endpoint's deliveries not yet started in the batch are
 not sent, so a dead endpoint costs a run one timeout, not one per message.
@@ -28,6 +30,7 @@ import logging
 import queue
 import threading
 import time
+import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,20 +45,22 @@ from shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.tls import tls_context
 from shared.webhooks.dialing import PublicOnlyBackend, PublicOnlyTransport, anywhere, refused_target, within
 from shared.webhooks.endpoints import end_pause, secrets_in_force
-from shared.webhooks.errors import DeliveryPending, UnknownDelivery
+from shared.webhooks.errors import DeliveryPending, EndpointDisabled, UnknownDelivery
 from shared.webhooks.schedule import next_attempt_at
 from shared.webhooks.signing import webhook_headers
 
 log = logging.getLogger("pointsnet.webhooks")
 deliveries_t, endpoints_t, attempts_t = WebhookDelivery.__table__, WebhookEndpoint.__table__, WebhookAttempt.__table__
 
-# longer than a batch can take: an endpoint's BATCH deliveries, PER_ENDPOINT at once, DEADLINE each
+# longer than a batch can take: BATCH deliveries, SENDERS at once, DEADLINE each (105 s)
 LEASE = timedelta(minutes=5)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # each step: connecting, each read, each write
 DEADLINE = 15.0  # seconds one delivery may take in all: resolution, connection, TLS, request, answer
 BATCH = 50
 SENDERS = 8
 PER_ENDPOINT = 4  # deliveries to one endpoint sent at once: a slow one leaves the other senders free
+CLAIM_PER_ENDPOINT = 3 * PER_ENDPOINT  # of one endpoint in a batch: a slow one's backlog fills none
+ROUNDS = 40  # batches a run sends at most: 480 of one endpoint's backlog, about the 500 of 10 whole batches
 MAX_ERROR = 500
 ANSWER_BYTES = 4096  # of a failing receiver's body, read at most: enough for MAX_ERROR characters of UTF-8
 RETENTION = timedelta(days=30)  # delivered messages and their attempts are kept this long
@@ -93,22 +98,37 @@ class Outcome:
 def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None) -> list[Claimed]:
     """Lease due deliveries to this worker (their next try moves past the lease). The deliveries of an
     endpoint paused after a timeout are not due before its pause is over, unless named
-    (``delivery_ids``: an operator's replay or retry)."""
+    (``delivery_ids``: an operator's replay or retry).
+
+    Fair per endpoint: every endpoint's oldest due delivery before any endpoint's second, and so on,
+    at most ``CLAIM_PER_ENDPOINT`` of one endpoint; each endpoint's own in the order they came due. A
+    receiver that answers slowly (but in time: never paused) with a backlog so fills no batch, and a
+    batch lasts at most ``CLAIM_PER_ENDPOINT / PER_ENDPOINT`` deliveries to it one after the other."""
     active = select(endpoints_t.c.id).where(endpoints_t.c.status == "active")
     if delivery_ids is None:
         active = active.where(or_(endpoints_t.c.paused_until.is_(None), endpoints_t.c.paused_until <= tx.now))
-    query = (select(deliveries_t.c.id, deliveries_t.c.last_attempt_at).where(deliveries_t.c.status == "pending",
-                                              deliveries_t.c.next_attempt_at <= tx.now,
-                                              deliveries_t.c.endpoint_id.in_(active))
-             .order_by(deliveries_t.c.next_attempt_at).limit(limit))
+    due = (deliveries_t.c.status == "pending", deliveries_t.c.next_attempt_at <= tx.now,
+           deliveries_t.c.endpoint_id.in_(active))
+    turn = func.row_number().over(partition_by=deliveries_t.c.endpoint_id,
+                                  order_by=(deliveries_t.c.next_attempt_at, deliveries_t.c.id)).label("turn")
+    ranked = select(deliveries_t.c.id, deliveries_t.c.next_attempt_at.label("due_at"), turn).where(*due)
     if delivery_ids is not None:
-        query = query.where(deliveries_t.c.id.in_(delivery_ids))
+        ranked = ranked.where(deliveries_t.c.id.in_(delivery_ids))
+    ranked = ranked.subquery()
+    # the turns are counted in a subquery (a window function cannot be locked at its own level); the rows
+    # are locked in turn order until the batch is full: on PostgreSQL a row another worker holds is
+    # skipped, and one it claimed meanwhile is not due any more (the conditions are checked again on
+    # the row as it then is)
+    query = (select(deliveries_t.c.id, deliveries_t.c.last_attempt_at)
+             .join(ranked, ranked.c.id == deliveries_t.c.id).where(ranked.c.turn <= CLAIM_PER_ENDPOINT, *due)
+             .order_by(ranked.c.turn, ranked.c.due_at, ranked.c.id).limit(limit))
     if tx.is_postgres:
-        query = query.with_for_update(skip_locked=True)
-    previous = dict(tx.session.execute(query).all())
-    ids = list(previous)
-    if not ids:
+        query = query.with_for_update(skip_locked=True, of=deliveries_t)
+    chosen = tx.session.execute(query).all()
+    if not chosen:
         return []
+    previous = dict(chosen)
+    ids = list(previous)
     token = new_id("clm")
     # the retry window opens at the first attempt, not when the message was queued: a message that
     # waited (endpoint disabled, workers down) still gets its 3 days of retries
@@ -122,7 +142,9 @@ def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None)
                endpoints_t.c.url,
                endpoints_t.c.secret, endpoints_t.c.previous_secret, endpoints_t.c.previous_secret_expires_at)
         .join(endpoints_t, endpoints_t.c.id == deliveries_t.c.endpoint_id)
-        .where(deliveries_t.c.id.in_(ids)).order_by(deliveries_t.c.next_attempt_at, deliveries_t.c.id)).all()
+        .where(deliveries_t.c.id.in_(ids))).all()
+    place = {delivery_id: n for n, delivery_id in enumerate(ids)}
+    rows = sorted(rows, key=lambda row: place[row.id])
     return [Claimed(row.id, token, row.url, row.body,
                     secrets_in_force(row.secret, row.previous_secret, row.previous_secret_expires_at, tx.now),
                     row.attempts, row.endpoint_id, previous[row.id]) for row in rows]
@@ -153,7 +175,9 @@ def _send(client: httpx.Client, claimed: Claimed, clock, key, allow_private: boo
         if found is not None:
             return Outcome(None, _refusal(found), 0)
     timestamp = int(clock.now().timestamp())
-    headers = webhook_headers(claimed.id, timestamp, claimed.body, claimed.secrets, key)
+    # no compression asked for: a failing receiver's page is read as it comes, a few kB of it (_answer)
+    headers = webhook_headers(claimed.id, timestamp, claimed.body, claimed.secrets, key) | {
+        "accept-encoding": "identity"}
     try:
         with client.stream("POST", claimed.url, content=claimed.body.encode(), headers=headers) as response:
             error = None if 200 <= response.status_code < 300 else _answer(response)
@@ -170,20 +194,43 @@ def _send(client: httpx.Client, claimed: Claimed, clock, key, allow_private: boo
 
 def _answer(response: httpx.Response) -> str | None:
     """The start of a failing receiver's body, for the operator's eyes: only ``ANSWER_BYTES`` are read
-    (a receiver's page may be endless or slow), and what cannot be read is left unread."""
+    off the wire (a receiver's page may be endless or slow), and what cannot be read is left unread.
+    The request asks for no compression; a page compressed anyway (gzip or deflate) is inflated only
+    up to ``ANSWER_BYTES`` (a few kB on the wire may inflate to gigabytes), one in another encoding is
+    not decoded at all."""
     raw = b""
     try:
-        for chunk in response.iter_bytes():
+        for chunk in response.iter_raw():  # as it came: httpx would inflate a compressed page whole
             raw += chunk
             if len(raw) >= ANSWER_BYTES:
                 break
     except httpx.HTTPError:  # the status is the answer; its body is only a courtesy
         pass
+    raw = _inflated(raw[:ANSWER_BYTES], response.headers.get("content-encoding", ""))
+    if raw is None:
+        return _kept(f"(an answer in {response.headers['content-encoding'][:40]} encoding, not decoded)")
     try:
-        text = raw[:ANSWER_BYTES].decode(response.charset_encoding or "utf-8", errors="replace")
+        text = raw.decode(response.charset_encoding or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know
-        text = raw[:ANSWER_BYTES].decode("utf-8", errors="replace")
+        text = raw.decode("utf-8", errors="replace")
     return _kept(text)
+
+
+def _inflated(raw: bytes, encoding: str) -> bytes | None:
+    """The first ``ANSWER_BYTES`` of a body in its ``Content-Encoding`` (none, gzip or deflate;
+    None for another one), never more in memory."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        return None
+    # gzip; deflate is zlib-wrapped, or bare as some servers send it
+    for wbits in ((zlib.MAX_WBITS | 16,) if encoding != "deflate" else (zlib.MAX_WBITS, -zlib.MAX_WBITS)):
+        try:
+            return zlib.decompressobj(wbits).decompress(raw, ANSWER_BYTES)
+        except zlib.error:
+            continue
+    return None
 
 
 def _kept(text: str) -> str | None:
@@ -274,7 +321,7 @@ def _unpause(tx: Tx, endpoint_id: str | None) -> None:
         end_pause(tx, endpoint_id, row.paused_until)
 
 
-def deliver_due(network, *, limit: int = BATCH, rounds: int = 10, delivery_ids: list[str] | None = None) -> dict:
+def deliver_due(network, *, limit: int = BATCH, rounds: int = ROUNDS, delivery_ids: list[str] | None = None) -> dict:
     """The delivery job: claim, send and record until nothing is due (or ``rounds`` batches)."""
     counts = {"delivered": 0, "retrying": 0, "dead": 0, "stale": 0}
     verify = tls_context()  # first: a context that cannot be made (a bad SSL_CERT_FILE) claims nothing
@@ -421,15 +468,22 @@ def queue_replay(tx: Tx, delivery_id: str) -> dict:
     Every earlier attempt stays in its attempt log. A delivered or dead delivery is queued again; a
     pending one waiting for its next try (hours away, on a long backoff) is due now instead.
 
-    One a worker is sending right now (pending, its lease still running) is refused
-    (``DeliveryPending``): resetting its lease would throw that send's outcome away and send it again.
+    One whose endpoint is disabled is refused (``EndpointDisabled``), nothing changed: the job sends
+    nothing to a disabled endpoint. One a worker is sending right now (pending, its lease still running)
+    is refused (``DeliveryPending``): resetting its lease would throw that send's outcome away and send it again.
     The state is checked by the UPDATE itself, so a replay never resets a delivery a worker leased
     meanwhile (on PostgreSQL the UPDATE waits for the claim and then finds it leased)."""
     # locked first (PostgreSQL): a prune deleting it meanwhile is waited for, and then it is unknown
-    row = tx.session.execute(select(deliveries_t.c.id, deliveries_t.c.status)
+    row = tx.session.execute(select(deliveries_t.c.id, deliveries_t.c.status, deliveries_t.c.partner_id,
+                                    deliveries_t.c.endpoint_id)
                              .where(deliveries_t.c.id == delivery_id).with_for_update(key_share=True)).one_or_none()
     if row is None:
         raise UnknownDelivery(f"no webhook delivery {delivery_id}")
+    endpoint = tx.session.execute(select(endpoints_t.c.status).where(endpoints_t.c.id == row.endpoint_id)).scalar()
+    if endpoint != "active":  # the job sends nothing to it: the replay would send nothing either
+        raise EndpointDisabled(f"webhook delivery {delivery_id} is not replayed: partner {row.partner_id}'s webhook "
+                               f"endpoint is disabled, so nothing would be sent; enable it again (`webhooks set`), "
+                               f"then replay it")
     # not leased: no claim, or a claim whose lease ran out (its worker died; it is due again anyway)
     idle = or_(deliveries_t.c.claim_token.is_(None), deliveries_t.c.next_attempt_at <= tx.now)
     replayable = or_(deliveries_t.c.status.in_(REPLAYABLE), and_(deliveries_t.c.status == "pending", idle))

@@ -23,5 +23,9 @@ class DeliveryPending(Conflict):
     code, title = "delivery_pending", "The delivery is being sent right now: replay it once its attempt is recorded"
 
 
+class EndpointDisabled(Conflict):
+    code, title = "endpoint_disabled", "The delivery's webhook endpoint is disabled: nothing would be sent"
+
+
 class RotationOverlapRunning(Conflict):
     code, title = "rotation_overlap_running", "The previous webhook secret's overlap is still running"

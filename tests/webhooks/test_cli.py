@@ -152,6 +152,21 @@ def test_webhooks_replay_refuses_a_delivery_being_sent_in_one_line_with_its_code
     assert after == leased  # untouched: its lease and the worker's attempt kept
 
 
+def test_webhooks_replay_refuses_a_delivery_whose_endpoint_is_disabled_in_one_line(tmp_path):
+    """docs/operations.md: a replay sends the message now; to a disabled endpoint nothing is sent, so
+    it is refused (endpoint_disabled, exit 2) and the message left as it was."""
+    partner_id, pending = _pending(tmp_path)
+    run(tmp_path, "webhooks", "disable", partner_id)
+    [before] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
+    refused = run(tmp_path, "webhooks", "replay", pending["delivery_id"], clock="2026-11-20T05:00:00Z", check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-400:]
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert refused.stderr.startswith("error: endpoint_disabled: "), refused.stderr
+    assert "webhooks set" in refused.stderr
+    [after] = json.loads(run(tmp_path, "webhooks", "deliveries", "--json").stdout)
+    assert after == before  # nothing changed
+
+
 def test_webhook_refusals_print_their_stable_code(tmp_path):
     """docs/operations.md: a refusal is one line, ``error: <code>: <detail>``, like `members erase`."""
     partner = _partner(tmp_path)

@@ -183,3 +183,27 @@ def test_two_overlapping_replays_of_one_dead_letter_queue_it_once(network, clock
     assert deliver_due(network)["retrying"] == 1  # sent once, by one claim
     detail = network.tx(lambda tx: delivery_detail(tx, dead.id), readonly=True)
     assert len(detail["attempt_log"]) == dead.attempts + 1
+
+
+def test_replaying_a_message_whose_endpoint_is_disabled_is_refused_and_changes_nothing(network, clock, receiver):
+    """The job sends nothing to a disabled endpoint: a replay would reset the message and send nothing,
+    while it promises to send it now. It is refused (409 endpoint_disabled), the message untouched;
+    once the endpoint is enabled again (`webhooks set`), the replay goes."""
+    from shared.webhooks.endpoints import disable_endpoint, set_endpoint
+    from shared.webhooks.errors import EndpointDisabled
+
+    dead = _dead_letter(network, clock, receiver)
+    sent = len(receiver.requests)
+    network.tx(lambda tx: disable_endpoint(tx, dead.partner_id))
+    for call in (lambda: network.tx(lambda tx: queue_replay(tx, dead.id)), lambda: replay(network, dead.id)):
+        with pytest.raises(EndpointDisabled) as refused:
+            call()
+        assert refused.value.code == "endpoint_disabled" and refused.value.status == 409
+        assert dead.id in refused.value.detail and "webhooks set" in refused.value.detail
+    [after] = deliveries(network)
+    assert (after.status, after.attempts, after.dead_at, after.next_attempt_at, after.retry_from) == (
+        "dead", dead.attempts, dead.dead_at, dead.next_attempt_at, dead.retry_from)
+    assert len(receiver.requests) == sent  # nothing sent
+    network.tx(lambda tx: set_endpoint(tx, dead.partner_id, receiver.url(f"/hooks/{dead.partner_id}")))
+    receiver.always = None
+    assert replay(network, dead.id)["status"] == "delivered"

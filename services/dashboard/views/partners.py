@@ -348,8 +348,9 @@ def disable_webhook(request: Request, partner_id: str = PARTNER_ID, checked=Depe
 def replay_delivery(request: Request, partner_id: str = PARTNER_ID, delivery_id: str = Path(..., max_length=40),
                     checked=Depends(checked_form("operator"))):
     """Queue a delivery again (audited with it), then make its first attempt at once: a delivered or dead
-    one, or a pending one waiting for its next try. One a worker is sending right now is refused: 409
-    delivery_pending, on the webhook page."""
+    one, or a pending one waiting for its next try. One a worker is sending right now is refused (409
+    delivery_pending), and so is one whose endpoint is disabled (409 endpoint_disabled: nothing would be
+    sent), on the webhook page."""
     staff, _form = checked
     network = network_of(request)
 
@@ -363,7 +364,7 @@ def replay_delivery(request: Request, partner_id: str = PARTNER_ID, delivery_id:
 
     try:
         network.tx(unit)
-    except delivery.DeliveryPending as error:
+    except (delivery.DeliveryPending, delivery.EndpointDisabled) as error:
         return _webhooks(request, partner_id, Paging(), status_code=error.status,
                          error={"code": error.code, "detail": error.detail})
     delivery.deliver_due(network, rounds=1, delivery_ids=[delivery_id])
