@@ -335,6 +335,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "members.by.email": ("e-mail", "邮箱"),
     "members.by.id": ("member id", "会员 ID"),
     "members.not_found": ("No member found.", "未找到会员。"),
+    "members.search_by_form": ("Search by phone number or e-mail with this form, not in the page's address: "
+                               "the address is kept in browser history and server logs. Links by member id "
+                               "still work.",
+                               "请用此表单按手机号或邮箱查找，不要写在网址中：网址会留在浏览器历史和服务器日志里。"
+                               "按会员 ID 的链接仍可使用。"),
     "members.member": ("Member", "会员"),
     "members.status.active": ("active", "正常"),
     "members.status.erased": ("erased", "已删除"),

@@ -53,10 +53,15 @@ def test_find_a_member_by_phone(page_as, live_dashboard, network, partners):
     network.earn(partners["CoffeeCo"], member, "e1", points=120)
     page = page_as("operator")
     page.goto(f"{live_dashboard}/members")
+    asked = []
+    page.on("request", lambda request: asked.append((request.method, request.url)))
     page.fill("[data-testid=member-search] input[name=q]", "139 1234 5678")
     page.select_option("[data-testid=member-search] select[name=by]", "phone")
     page.click("[data-testid=member-search] button[type=submit]")
     page.wait_for_selector("[data-testid=member-id]")
+    # the form is a POST: the number is in no URL (history, logs), and the answer names the member by id
+    assert ("POST", f"{live_dashboard}/members") in asked and page.url == f"{live_dashboard}/members/{member}"
+    assert not [url for _, url in asked if "q=" in url or "1234+5678" in url or "1234%205678" in url], asked
     assert page.inner_text("[data-testid=member-id]") == member
     assert page.inner_text("[data-field=phone]") == "+86*******5678"
     assert "120" in page.inner_text("[data-testid=available]")

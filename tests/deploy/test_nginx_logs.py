@@ -1,6 +1,7 @@
 """nginx in deploy/ logs requests without their query string or Referer (docs/security.md: nothing
-personal is logged): the dashboard's member search is a GET (``/dashboard/members?q=+8613912345678``)
-and its result pages are the Referer of the next click. Every access_log names a log_format that
+personal is logged), a second line of defence now that the dashboard's member search is a POST: a
+query string (a page filter, an old bookmark such as ``/dashboard/members?q=+8613912345678``) or a
+Referer stays out of the log all the same. Every access_log names a log_format that
 uses none of $request, $request_uri, $args, $arg_*, $query_string or $http_referer; the sites pass
 ``nginx -t``; and a real nginx with the VM site logs the path of a search, not what was searched."""
 

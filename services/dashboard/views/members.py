@@ -60,6 +60,13 @@ def erase(tx, network, params: dict) -> dict:
 
 
 # -- search ----------------------------------------------------------------------------------
+# What is typed (a phone number, an e-mail address) travels in a POST's body, never in a URL: a URL
+# lands in browser history, in nginx's error log (request line and Referer) and in proxies' logs.
+# A GET searches by member id only (an opaque id, not personal data), so links by id keep working.
+
+SEARCH_KINDS = ("auto", "phone", "email", "id")
+MAX_QUERY = 200
+
 
 def _search_kind(query: str, by: str) -> str:
     if by in ("phone", "email", "id"):
@@ -69,14 +76,14 @@ def _search_kind(query: str, by: str) -> str:
     return "id" if query.startswith("mem_") else "phone"
 
 
-@router.get("/members")
-def members_page(request: Request, q: str = Query("", max_length=200),
-                 by: str = Query("auto", pattern="^(auto|phone|email|id)$"),
-                 staff=Depends(require("operator", "finance"))):
-    """Find one member through the blind index (phone, e-mail) or by id; never by decrypting."""
-    query = q.strip()
-    if not query:
-        return page(request, "members.html", q="", by=by, error=None)
+def _search_page(request: Request, *, q: str = "", by: str = "auto", error: dict | None = None,
+                 status_code: int = 200):
+    return page(request, "members.html", status_code=status_code, q=q, by=by, error=error)
+
+
+def _search(request: Request, query: str, by: str):
+    """Find one member through the blind index (phone, e-mail) or by id; never by decrypting. A hit
+    answers 303 to the member's page (its opaque id); a miss or a refusal, the form again."""
     kind = _search_kind(query, by)
     network = network_of(request)
     keyring = network.keyring
@@ -95,8 +102,38 @@ def members_page(request: Request, q: str = Query("", max_length=200),
         problem = None if found else {"code": "unknown_member", "detail": "no member has this " + kind}
     if found:
         return RedirectResponse(f"{request.scope.get('root_path') or ''}/members/{found}", status_code=303)
-    return page(request, "members.html", status_code=404 if problem["code"] == "unknown_member" else 422,
-                q=query, by=by, error=problem)
+    return _search_page(request, q=query, by=by, error=problem,
+                        status_code=404 if problem["code"] == "unknown_member" else 422)
+
+
+@router.get("/members")
+def members_page(request: Request, q: str = Query("", max_length=MAX_QUERY),
+                 by: str = Query("auto", pattern="^(auto|phone|email|id)$"),
+                 staff=Depends(require("operator", "finance"))):
+    """The search form; a link by member id (``?q=mem_…``) is followed. A phone number or e-mail
+    address in the URL is not searched, nor shown again: the form sends it in the body."""
+    query = q.strip()
+    if not query:
+        return _search_page(request, by=by)
+    if _search_kind(query, by) != "id" or not query.startswith("mem_"):
+        return _search_page(request, by=by, status_code=400, error={
+            "code": "search_by_form", "detail": "search by phone number or e-mail with the form, not in the "
+                                                "page's address"})
+    return _search(request, query, by)
+
+
+@router.post("/members")
+def search_members(request: Request, checked=Depends(checked_form("operator", "finance"))):
+    _staff, form = checked
+    query, by = str(form.get("q") or "").strip(), str(form.get("by") or "auto")
+    if by not in SEARCH_KINDS or len(query) > MAX_QUERY:
+        problem = {"code": "validation_failed",
+                   "detail": f"search for at most {MAX_QUERY} characters, by one of {', '.join(SEARCH_KINDS)}"}
+        return _search_page(request, q=query[:MAX_QUERY], by=by if by in SEARCH_KINDS else "auto",
+                            error=problem, status_code=422)
+    if not query:
+        return _search_page(request, by=by)
+    return _search(request, query, by)
 
 
 # -- the member page -------------------------------------------------------------------------
