@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from shared.config import KeyConfigurationError, Settings
 
@@ -264,16 +264,28 @@ def write_keyring(path: Path, data: dict) -> None:
     from a root shell must not take the key file away from the services' user. Where the new file
     cannot be given to that owner, nothing is replaced."""
     _decode_keyring(data)  # refuse to write a keyring that would not load
+    staging = _stage_replacement(path, json.dumps(data, indent=2).encode())
+    try:
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+
+
+def _stage_replacement(path: Path, data: bytes) -> Path:
+    """The next content of ``path`` in a private file beside it, with the owner, group and mode of the
+    file it is to replace (a new one is owner-only), on disk: ``os.replace`` it over ``path``. Where it
+    cannot be given to that owner, nothing is left behind."""
     try:
         kept = path.stat()
     except FileNotFoundError:
         kept = None
     _make_directory(path.parent)
     staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(json.dumps(data, indent=2).encode())
+            handle.write(data)
             if kept is not None:
                 ours = os.fstat(fd)
                 if (ours.st_uid, ours.st_gid) != (kept.st_uid, kept.st_gid):
@@ -287,10 +299,12 @@ def write_keyring(path: Path, data: dict) -> None:
                 os.fchmod(fd, stat.S_IMODE(kept.st_mode))
             else:
                 _own_like_directory(fd, path.parent)
-        os.replace(staging, path)
+            handle.flush()
+            os.fsync(fd)
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
+    return staging
 
 
 def _owner_name(status: os.stat_result) -> str:
@@ -308,16 +322,23 @@ def _owner_name(status: os.stat_result) -> str:
 
 @contextmanager
 def _changing(settings: Settings) -> Iterator[Path]:
-    """The key file, locked against another command changing it at the same moment: two changes
+    """The personal-data key file, locked against another command changing it at the same moment (``_locked``)."""
+    path = pii_key_file(settings)
+    if path is None:
+        raise ValueError("personal-data keys come from the environment (POINTSNET_PII_KEYS)")
+    load_pii_keyring(settings)  # generates the file on first use
+    with _locked(path):
+        yield path
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """A key file, locked against another command changing it at the same moment: two changes
     each reading the file before the other wrote it would lose one of the keys.
 
     The lock file stays beside the key file. Made (or found) by root, it is given the directory's owner
     and group, so that the next change, run as the services' user, can open it; a lock file root left
     before that (root:root, owner-only) is refused to that user in one line saying what to do."""
-    path = pii_key_file(settings)
-    if path is None:
-        raise ValueError("personal-data keys come from the environment (POINTSNET_PII_KEYS)")
-    load_pii_keyring(settings)  # generates the file on first use
     lock = path.with_name(f".{path.name}.lock")
     try:
         # O_NOFOLLOW: the directory's owner could plant the lock's name as a symlink to any file, which
@@ -343,7 +364,7 @@ def _changing(settings: Settings) -> Iterator[Path]:
         except OSError:  # the lock works for this command all the same
             pass
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield path
+        yield
     finally:
         os.close(fd)  # releases the lock
 
@@ -372,3 +393,61 @@ def retire_pii_key(settings: Settings, key_id: str) -> None:
             raise ValueError(f"no personal-data key {key_id}")
         del data["keys"][key_id]
         write_keyring(path, data)
+
+
+class SigningKeyRetired(KeyConfigurationError):
+    """This host's signing key was retired by an earlier rotation: it needs the current key, not a new one."""
+
+
+def rotate_signing_key(settings: Settings, *, retired_at: Callable[[Ed25519PublicKey], "str | None"],
+                       record: Callable[[Ed25519PublicKey, Ed25519PublicKey], None]) -> tuple[str, str]:
+    """Replace the network's signing key with a new one; returns (old key id, new key id).
+
+    Under the key file's lock: ``retired_at`` (when an earlier rotation retired the key this host holds,
+    or None) refuses a host that missed a rotation; the new key is written beside the key file (its owner,
+    group and mode) and on disk; ``record`` keeps both PUBLIC keys (in the database: the old one retired,
+    the new one current), and only then is the new file renamed over the old one. A failure before
+    ``record`` commits changes nothing; the old private key is gone once the new one is in place: it is
+    never kept."""
+    from shared.signing import network_key_id
+
+    path = signing_key_file(settings)
+    load_signing_key(settings, create=False)  # a missing or unusable key file: one line, before any lock file
+    with _locked(path):
+        old = load_signing_key(settings, create=False)  # as it is under the lock
+        when = retired_at(old.public_key())
+        if when:
+            raise SigningKeyRetired(f"this host's signing key {network_key_id(old)} was retired at {when} by an "
+                                    "earlier rotation: give this host the network's current signing key "
+                                    "instead of rotating again")
+        new = Ed25519PrivateKey.generate()
+        staging = _stage_replacement(path, new.private_bytes(serialization.Encoding.PEM,
+                                                             serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()))
+        try:
+            record(old.public_key(), new.public_key())
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+        try:
+            os.replace(staging, path)
+        except OSError as exc:  # recorded already: the new key must not be lost
+            raise OSError(exc.errno, f"the new signing key {network_key_id(new)} is recorded and written to "
+                          f"{staging}, but could not replace {path} ({exc.strerror or exc}): move it there",
+                          str(path)) from None
+        _sync_directory(path.parent)
+    return network_key_id(old), network_key_id(new)
+
+
+def _sync_directory(directory: Path) -> None:
+    """The rename of a key file on disk too (best effort: not every file system opens a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -170,13 +170,14 @@ def reconcile(
     from shared.settlement import positions
     from shared.settlement.files import statement_name
     from shared.settlement.reconcile import match_partner_log, verified_statement, verify_directory
-    from shared.signing import network_key_id
+    from shared.signing_keys import public_keys as network_public_keys
 
     if not _found(directory.is_dir):
         fail(f"{directory} is not a settlement directory")
     network = _network(readonly=True)  # a check: it reads the directory, the log and the ledger
-    key = network.signing_key
-    public_keys = {network_key_id(key): key.public_key()}
+    current = network.signing_key.public_key()
+    # the current key and every key a rotation retired: a manifest signed before a rotation still verifies
+    public_keys = network.tx(lambda tx: network_public_keys(tx, current), readonly=True)
     if partner or partner_log:
         if not (partner and partner_log):
             fail("--partner and --partner-log go together")

@@ -24,6 +24,37 @@ def keys_init() -> None:
     print(json.dumps({"signing_key_id": network_key_id(key), "pii_active_key": active}))
 
 
+@network_keys_app.command("rotate-signing")
+def keys_rotate_signing() -> None:
+    """Replace the network's Ed25519 signing key with a new one; the old PUBLIC key is kept as retired.
+
+    The new key goes into this host's key file (POINTSNET_SIGNING_KEY_FILE or <data>/keys/), replacing the
+    old private key, which is not kept. Both public keys are recorded in the database, so every API host
+    serves them at /v1/network/keys and `pointsnet verify` and `pointsnet reconcile` still check what the
+    old key signed. Then restart this host's processes, and give every other host that signs the new key
+    file (docs/operations.md, "Rotating the network signing key")."""
+    from shared.config import get_settings as settings_now
+    from shared.keys import rotate_signing_key
+    from shared.signing_keys import record_rotation, retired
+
+    settings = settings_now()
+    network = _network()
+
+    def retired_at(key) -> str | None:
+        when = network.tx(lambda tx: retired(tx, key), readonly=True)
+        return when.isoformat(timespec="seconds") if when else None
+
+    try:
+        old, new = rotate_signing_key(settings, retired_at=retired_at,
+                                      record=lambda old, new: network.tx(lambda tx: record_rotation(tx, old, new)))
+    except OSError as exc:
+        fail(f"cannot change the network's signing key file: {exc.strerror or exc}")
+    print(json.dumps({"signing_key_id": new, "retired_key_id": old}))
+    err.print(f"the network now signs with {new}, in this host's key file; {old} is retired (its public key "
+              "stays at /v1/network/keys). Restart every process on this host, then give every other host that "
+              "signs the new key file and restart it.", highlight=False)
+
+
 @network_keys_app.command("rotate")
 def keys_rotate(
     batch_size: int = typer.Option(500, min=1, help="Members re-sealed per transaction."),

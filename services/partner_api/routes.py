@@ -33,6 +33,7 @@ from shared.clock import parse_date
 from shared.settlement.files import statement_name
 from shared.settlement.runs import of_the_network, partner_statements, run_directory
 from shared.signing import jwk, network_key_id
+from shared.signing_keys import known_keys
 from shared.transparency import checkpoints
 from shared.transparency.checkpoints import checkpoint_json
 
@@ -525,9 +526,26 @@ def statement_csv(request: Request, cycle: str):
 
 @router.get("/network/keys", response_model=schemas.NetworkKeys)
 def network_keys(request: Request):
-    """The network's public keys (JWK), to verify response signatures. May be called unsigned."""
-    key = _network(request).signing_key
-    return {"keys": [jwk(key.public_key(), network_key_id(key))]}
+    """The network's public keys (JWK), to verify response signatures. May be called unsigned.
+
+    First the key this host signs with; then every other key a rotation recorded (`pointsnet keys
+    rotate-signing`): the network's new key, on a host not given it yet, and each retired key, marked
+    ``"status": "retired"`` with its ``retired_at``, to check what it signed (checkpoints, manifests)."""
+    network = _network(request)
+    key = network.signing_key
+    own = network_key_id(key)
+    recorded = network.tx(known_keys, readonly=True)
+    mark = {k.key_id: k.retired_at for k in recorded}
+
+    def served(public, kid: str) -> dict:
+        when = mark.get(kid)
+        return jwk(public, kid) | ({"status": "retired", "retired_at": _instant(when)} if when else {})
+
+    return {"keys": [served(key.public_key(), own), *(served(k.key, k.key_id) for k in recorded if k.key_id != own)]}
+
+
+def _instant(when: datetime) -> str:
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 

@@ -234,6 +234,8 @@ TREE_CHECKS: dict[str, str] = {
     "stored_tree_mismatch": "the stored subtrees that answer proofs agree with the leaves",
     # beside the tree, listed here so every report shows it (shared/settlement/runs.py)
     "settlement_directory_missing": "every settled cycle's directory is in the data directory",
+    "settlement_manifest_signature": "every settled cycle's manifest carries the network's signature",
+    "settlement_manifest_checkpoint": "every settled cycle's manifest carries one of the stored signed checkpoints",
 }
 
 
@@ -287,7 +289,9 @@ def verify(tx: Tx, *, limit_per_check: int = 100, public_key: Ed25519PublicKey |
     proven = partial(proof.holds, tx, results[:len(tree_jobs)]) if proof else None
     offences.extend(Offence(*finding) for finding in audit(tx, public_key, limit=limit, proven=proven))
     from shared.settlement.runs import missing_directories  # settlement builds on the ledger: imported late
+    from shared.settlement.signed_manifests import manifest_offences
 
     offences.extend(Offence(*finding) for finding in missing_directories(tx, limit))
+    offences.extend(Offence(*finding) for finding in manifest_offences(tx, public_key, limit))
     return VerifyReport(results[-1], offences)
 

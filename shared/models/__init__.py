@@ -6,7 +6,7 @@ from shared.models.members import LinkToken, Member, MemberErasure, MemberLink
 from shared.models.partners import Contract, FloatTopup, Partner, PartnerLimits, Termination
 from shared.models.holds import Hold, HoldLot
 from shared.models.ops import Alert, IdempotencyRecord, OutstandingPoints
-from shared.models.keys import PartnerKey, RequestNonce
+from shared.models.keys import NetworkSigningKey, PartnerKey, RequestNonce
 from shared.models.settlement import CyclePosition, Holiday, Settlement, SettlementRun
 from shared.models.rules import CampaignAward, CampaignTotal, EarnRuleSet
 from shared.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -21,7 +21,7 @@ from shared.models.reports import (
 
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "NetworkSetting", "ObligationLine", "Transfer",
-    "LinkToken", "Member", "MemberErasure", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "OutstandingPoints", "PartnerKey", "RequestNonce",
+    "LinkToken", "Member", "MemberErasure", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "OutstandingPoints", "NetworkSigningKey", "PartnerKey", "RequestNonce",
     "CyclePosition", "Holiday", "Settlement", "SettlementRun", "CampaignAward", "CampaignTotal", "EarnRuleSet", "Alert", "FloatTopup", "PartnerLimits", "Termination",
     "WebhookEndpoint", "WebhookDelivery", "WebhookAttempt",
     "ActivityAward", "IssuanceCounter", "Referral", "ReferralBonus",

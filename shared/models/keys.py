@@ -33,3 +33,18 @@ class RequestNonce(Base):
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class NetworkSigningKey(Base):
+    """A public key the network signs (or signed) checkpoints, settlement manifests and answers with,
+    recorded by ``pointsnet keys rotate-signing``: the key it retired (``retired_at`` set) and the one it
+    made (``current_from`` set, ``retired_at`` empty). Only public keys: a retired private key is never
+    kept. In the database, not beside the key file, so that every API host serves the same keys and
+    ``pointsnet verify`` and ``pointsnet reconcile`` check what a retired key signed (shared/signing_keys.py)."""
+
+    __tablename__ = "network_signing_keys"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # network-<16 hex>, as served
+    public_key: Mapped[str] = mapped_column(Text)  # base64url of the 32 raw bytes
+    current_from: Mapped[datetime | None] = mapped_column(UTCDateTime)  # empty: from the network's start
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -9,8 +9,9 @@ Named findings (check, subject, detail):
 * ``leaf_missing`` — a gap in the leaf indices (a leaf row deleted);
 * ``entry_not_sealed`` — an entry in a fully sealed (closed) cycle that the tree does not hold:
   inserted behind the ledger's back;
-* ``checkpoint_signature`` — a stored checkpoint's note does not verify with the network key,
-  or disagrees with its row;
+* ``checkpoint_signature`` — a stored checkpoint's note does not verify with the network key
+  whose key hash its signature names (the current key, or one a rotation retired), or disagrees
+  with its row;
 * ``checkpoint_origin`` — a stored checkpoint's note verifies, but under an origin the network
   never signed under (not in ``network_origins``): the key signed it for another log;
 * ``checkpoint_root_mismatch`` — the tree recomputed from the entries does not give the root a
@@ -25,6 +26,7 @@ the proof's failure is reported under that check rather than passed.
 
 from __future__ import annotations
 
+import base64
 from collections import deque
 from dataclasses import dataclass
 from functools import partial
@@ -37,7 +39,9 @@ from shared.db.database import Tx
 from shared.db.snapshot import run_in_snapshot
 from shared.models import Checkpoint, Entry, LedgerLeaf, LedgerNode, NetworkOrigin, SealedCycle
 from shared.transparency import merkle
-from shared.transparency.note import open_note
+from shared.transparency.checkpoints import signed_as_stored
+from shared.signing_keys import known_keys
+from shared.transparency.note import EM_DASH, key_hash, open_note
 from shared.transparency.encoding import LEAVES_SQL, bad_leaves_sql, hash_entries
 from shared.transparency.store import StoredTree
 
@@ -78,8 +82,9 @@ def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
     checkpoints = list(tx.session.execute(select(Checkpoint).order_by(Checkpoint.tree_size, Checkpoint.id))
                        .scalars())
     origins = set(tx.session.execute(select(NetworkOrigin.origin)).scalars()) if public_key is not None else set()
+    keys = NoteKeys(public_key, [known.key for known in known_keys(tx)]) if public_key is not None else None
     for cp in checkpoints:
-        if public_key is None:
+        if keys is None:
             break
         # each note is checked under the name it was signed with (its first line, as reconcile does):
         # the origin follows the public authority, which an operator may set after checkpoints were
@@ -87,11 +92,11 @@ def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
         # key may have signed for
         name = cp.note.split("\n", 1)[0]
         try:
-            parsed = open_note(cp.note, name, public_key)
+            parsed = open_note(cp.note, name, keys.for_note(cp.note, name))
         except ValueError as exc:
             add("checkpoint_signature", f"checkpoint {cp.id}", str(exc))
             continue
-        if parsed.tree_size != cp.tree_size or parsed.root_hash != bytes(cp.root_hash):
+        if not signed_as_stored(parsed, cp):
             add("checkpoint_signature", f"checkpoint {cp.id}", "the signed note disagrees with the stored row")
         elif name not in origins:
             add("checkpoint_origin", f"checkpoint {cp.id}",
@@ -119,6 +124,34 @@ def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
     for entry_id, cycle in unsealed:
         add("entry_not_sealed", f"entry {entry_id}", f"cycle {cycle} was sealed without it")
     return found
+
+
+class NoteKeys:
+    """The network's public keys, the current one and those rotations retired (shared/signing_keys.py),
+    picked for a checkpoint note by its signature's key hash (C2SP signed-note: the first 4 bytes of
+    SHA-256(key name || 0x0A || 0x01 || public key)). A note no known key signed gets the current key,
+    under which it fails as signed by no key of the network."""
+
+    def __init__(self, current: Ed25519PublicKey, retired: list[Ed25519PublicKey]):
+        self.current = current
+        self.keys = [current, *retired]
+        self.hashes: dict[str, dict[bytes, Ed25519PublicKey]] = {}  # per key name
+
+    def for_note(self, note: str, name: str) -> Ed25519PublicKey:
+        hashes = self.hashes.get(name)
+        if hashes is None:
+            hashes = self.hashes[name] = {key_hash(name, key): key for key in reversed(self.keys)}
+        for line in note.partition("\n\n")[2].splitlines():
+            parts = line.split(" ")
+            if len(parts) != 3 or parts[0] != EM_DASH or parts[1] != name:
+                continue
+            try:
+                signed_by = base64.b64decode(parts[2])[:4]
+            except ValueError:
+                continue
+            if signed_by in hashes:
+                return hashes[signed_by]
+        return self.current
 
 
 def _rebuild(tx: Tx, checkpoints: list, add) -> None:

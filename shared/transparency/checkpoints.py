@@ -17,7 +17,7 @@ from shared.db.database import Tx
 from shared.errors import Conflict, NotFound, PointsnetError, ValidationFailed
 from shared.models import Checkpoint, Entry, LedgerLeaf, NetworkOrigin
 from shared.transparency.encoding import encode_entries
-from shared.transparency.note import note_body, sign_note
+from shared.transparency.note import ParsedCheckpoint, note_body, sign_note
 from shared.transparency.store import StoredTree, seal_all, tree_size, unsealed_through
 
 logger = logging.getLogger("pointsnet.transparency")
@@ -87,8 +87,22 @@ def checkpoint_at_cutoff(tx: Tx, cycle, key: Ed25519PrivateKey) -> Checkpoint:
 
 def checkpoint_json(row: Checkpoint) -> dict:
     return {"tree_size": row.tree_size, "root_hash": base64.b64encode(row.root_hash).decode(),
-            "created_at": row.created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "note": row.note}
+            "created_at": _served_time(row), "note": row.note}
+
+
+def _served_time(row: Checkpoint) -> str:
+    """The row's time as served and as its note's timestamp line writes it (``note_body``): to the second."""
+    return row.created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def signed_as_stored(parsed: ParsedCheckpoint, row: Checkpoint) -> bool:
+    """``pointsnet verify``: the row's note, verified and parsed, signs what the row holds and the API serves
+    beside it — its size, its root and its time. ``make_checkpoint`` writes one instant (``tx.now``) to
+    both, the row to the microsecond and the note truncated to the second, so they agree to the second
+    on every checkpoint the network signed; a row whose time was moved does not."""
+    stamps = [line for line in parsed.extensions if line.startswith("timestamp ")]
+    return parsed.tree_size == row.tree_size and parsed.root_hash == bytes(row.root_hash) \
+        and stamps == [f"timestamp {_served_time(row)}"]
 
 
 class TransactionNotSealed(Conflict):

@@ -145,3 +145,40 @@ def test_a_note_by_the_network_key_under_an_origin_the_network_never_used_is_nam
     finally:
         renamed.close()
     assert pointsnet_verify() == (0, [])
+
+
+def test_a_checkpoint_whose_time_was_moved_is_named(network, clock, pointsnet_verify):
+    """A row's created_at is served beside its note (``GET /v1/checkpoints``); it is the note's signed
+    timestamp line. Moved back three days, the row disagrees with what the network signed."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from shared.models import Checkpoint
+
+    shop = make_partner(network, "Shop")
+    network.earn(shop, make_member(network, shop), "e1", points=10)
+    network.checkpoint()
+    clock.advance(minutes=1)
+    network.checkpoint()
+    [_, moved] = _checkpoint_ids(network)
+    assert pointsnet_verify() == (0, [])
+    signed_at = network.tx(lambda tx: tx.session.get(Checkpoint, moved).created_at, readonly=True)
+    network.tx(lambda tx: tx.session.execute(update(Checkpoint).where(Checkpoint.id == moved)
+                                             .values(created_at=signed_at - timedelta(days=3))))
+    assert pointsnet_verify() == (1, [("checkpoint_signature", f"checkpoint {moved}")])
+    # a second is a second too: the note's timestamp is to the second
+    network.tx(lambda tx: tx.session.execute(update(Checkpoint).where(Checkpoint.id == moved)
+                                             .values(created_at=signed_at + timedelta(seconds=1))))
+    assert pointsnet_verify() == (1, [("checkpoint_signature", f"checkpoint {moved}")])
+
+
+def test_a_checkpoint_signed_within_a_second_verifies(network, clock, pointsnet_verify):
+    """The row keeps the signing time to the microsecond, the note to the second (truncated, not
+    rounded): the two agree however far into its second a checkpoint was signed."""
+    shop = make_partner(network, "Shop")
+    network.earn(shop, make_member(network, shop), "e1", points=10)
+    for fraction in (0.000001, 0.5, 0.999999):
+        clock.advance(seconds=1 + fraction)
+        network.checkpoint()
+    assert pointsnet_verify() == (0, [])

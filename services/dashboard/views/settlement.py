@@ -29,7 +29,7 @@ from shared.settlement.files import statement_name
 from shared.settlement.finance import NothingDue, record_payment
 from shared.settlement.reconcile import verify_directory
 from shared.settlement.runs import run_directory
-from shared.signing import network_key_id
+from shared.signing_keys import public_keys
 
 router = APIRouter()
 MEDIA = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".sig": "application/json"}
@@ -172,7 +172,7 @@ def verify_run(request: Request, cycle: date = Depends(cycle_in_path),
 
     def read(tx):
         run = positions.run_of(tx, cycle)
-        return verify_directory(tx, run_directory(tx, run.cycle_date), {network_key_id(key): key.public_key()})
+        return verify_directory(tx, run_directory(tx, run.cycle_date), public_keys(tx, key.public_key()))
 
     findings = read_then_audit(network, staff, "settlement.verify", cycle.isoformat(), read,
                                lambda found: {"differences": len(found)})
@@ -208,7 +208,7 @@ def reconcile(request: Request, cycle: date = Depends(cycle_in_path),
 
     breaks = read_then_audit(
         network, staff, "settlement.reconcile", f"{cycle.isoformat()}/{partner}",
-        lambda tx: positions.reconcile_partner_log(tx, cycle, partner, log, {network_key_id(key): key.public_key()}),
+        lambda tx: positions.reconcile_partner_log(tx, cycle, partner, log, public_keys(tx, key.public_key())),
         lambda found: {"log": getattr(upload, "filename", None), "lines": log.count("\n"), "breaks": len(found),
                        "kinds": sorted({b.kind for b in found})})
     if as_csv:

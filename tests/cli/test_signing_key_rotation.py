@@ -1,0 +1,184 @@
+"""`pointsnet keys rotate-signing`: a new network signing key, the old public key kept as retired.
+
+Replacing the key file by hand (the only way there was) made every checkpoint signed before fail
+``pointsnet verify`` (``checkpoint_signature``: no signature by <origin> on the note) and every settlement
+manifest signed before fail ``pointsnet reconcile``: only the current key was known. After a rotation
+what the old key signed still verifies, what the new key signs verifies, and a note signed by a key the
+network never had is still an offence.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+from datetime import date
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+
+from shared.network import Network
+from shared.signing import network_key_id
+from shared.transparency.note import note_body, sign_note
+from tests.cli.inprocess import pointsnet
+from tests.factories import make_member, make_partner
+
+TERMS = dict(billing="postpaid", point_value="1", issuance_fee="0.1", redemption_fee_rate="0.05")
+CYCLE = date(2026, 11, 20)
+
+
+@pytest.fixture
+def env(network, database_url, clock) -> dict[str, str]:
+    return {"POINTSNET_DATA_DIR": str(network.settings.data_dir), "POINTSNET_DATABASE_URL": database_url,
+            "POINTSNET_CLOCK": clock.now().isoformat().replace("+00:00", "Z")}
+
+
+@pytest.fixture
+def signed_before(network, clock) -> dict:
+    """Checkpoints and a settled cycle signed by the network's first key."""
+    coffee = make_partner(network, "CoffeeCo", **TERMS)
+    book = make_partner(network, "BookMart", **TERMS)
+    member = make_member(network, coffee, also_linked_to=(book,))
+    network.earn(coffee, member, "coffee-1", points=500)
+    network.checkpoint()
+    network.burn(book, member, "book-1", 200)
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    network.checkpoint()
+    return {"coffee": coffee, "book": book, "member": member,
+            "directory": network.settings.data_dir / "settlements" / CYCLE.isoformat()}
+
+
+def restarted(network) -> Network:
+    """The same network as a process started after the rotation sees it (it reads the key file anew)."""
+    return Network(network.settings, database_url=network.db.url, clock=network.clock)
+
+
+def offences(done) -> list[tuple[str, str, str]]:
+    return [(o["check"], o["subject"], o["detail"]) for o in json.loads(done.stdout)["offences"]]
+
+
+def rotate(env) -> dict:
+    done = pointsnet("keys", "rotate-signing", env=env)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    return json.loads(done.stdout)
+
+
+def test_rotation_replaces_the_key_and_keeps_no_old_private_key(network, signed_before, env):
+    old = network.signing_key
+    key_file = network.settings.data_dir / "keys" / "network-ed25519.pem"
+    old_pem = key_file.read_bytes()
+    rotated = rotate(env)
+    assert rotated["retired_key_id"] == network_key_id(old)
+    after = restarted(network)
+    try:
+        assert rotated["signing_key_id"] == network_key_id(after.signing_key) != network_key_id(old)
+    finally:
+        after.close()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    kept = [path for path in network.settings.data_dir.rglob("*") if path.is_file() and old_pem in path.read_bytes()]
+    assert kept == [], "the old private key is still on disk"
+
+
+def test_after_rotation_verify_passes_on_old_and_new_checkpoints(network, signed_before, env, clock):
+    rotate(env)
+    after = restarted(network)
+    try:
+        after.earn(signed_before["coffee"], signed_before["member"], "coffee-2", points=70)
+        after.checkpoint()  # signed by the new key
+    finally:
+        after.close()
+    notes = network.tx(lambda tx: tx.session.execute(text("SELECT note FROM checkpoints ORDER BY id")).scalars().all(),
+                       readonly=True)
+    assert len({base64.b64decode(note.rsplit(" ", 1)[1])[:4] for note in notes}) == 2  # signed by two keys
+    done = pointsnet("verify", "--json", env=env)
+    assert offences(done) == [] and done.returncode == 0, (done.stdout, done.stderr)
+
+
+def test_a_note_signed_by_a_key_the_network_never_had_is_still_an_offence(network, signed_before, env):
+    rotate(env)
+    size, root = network.tx(lambda tx: tx.session.execute(text(
+        "SELECT tree_size, root_hash FROM checkpoints ORDER BY id DESC LIMIT 1")).one(), readonly=True)
+    name = "pointsnet.local/ledger"
+    forged = sign_note(note_body(name, size, bytes(root), network.clock.now()), name, Ed25519PrivateKey.generate())
+    network.tx(lambda tx: tx.session.execute(text(
+        "INSERT INTO checkpoints (tree_size, root_hash, created_at, note) VALUES (:size, :root, :at, :note)"),
+        {"size": size, "root": bytes(root), "at": network.clock.now(), "note": forged}))
+    forged_id = network.tx(lambda tx: tx.session.execute(text("SELECT MAX(id) FROM checkpoints")).scalar_one())
+    done = pointsnet("verify", "--json", env=env)
+    assert done.returncode == 1
+    assert offences(done) == [("checkpoint_signature", f"checkpoint {forged_id}",
+                               f"no signature by {name} on the note")]
+
+
+def test_a_manifest_signed_before_rotation_reconciles_after(network, signed_before, env, tmp_path):
+    rotate(env)
+    done = pointsnet("reconcile", str(signed_before["directory"]), env=env)
+    assert done.returncode == 0 and "reconciled" in done.stdout, (done.stdout, done.stderr)
+    log = tmp_path / "log.csv"
+    log.write_text("reference,kind,points,amount,time\nbook-1,burn,200,190,2026-11-20T02:00:00Z\n")
+    done = pointsnet("reconcile", str(signed_before["directory"]), "--partner", signed_before["book"],
+                     "--partner-log", str(log), env=env)
+    assert "is not verified" not in done.stderr, done.stderr
+
+
+def test_a_manifest_signed_by_a_key_the_network_never_had_is_refused(network, signed_before, env):
+    rotate(env)
+    directory = signed_before["directory"]
+    signature = json.loads((directory / "manifest.json.sig").read_text())
+    stranger = Ed25519PrivateKey.generate()
+    signature["key_id"] = network_key_id(stranger)
+    (directory / "manifest.json.sig").write_text(json.dumps(signature))
+    done = pointsnet("reconcile", str(directory), env=env)
+    assert done.returncode == 1 and "signature: manifest.json" in done.stderr, (done.stdout, done.stderr)
+
+
+def test_a_host_whose_key_was_retired_does_not_rotate_again(network, signed_before, env):
+    """A host that missed the rotation (its key file still the old key) is told to take the current key."""
+    key_file = network.settings.data_dir / "keys" / "network-ed25519.pem"
+    old_pem = key_file.read_bytes()
+    rotated = rotate(env)
+    current_pem = key_file.read_bytes()
+    key_file.unlink()
+    key_file.write_bytes(old_pem)
+    key_file.chmod(0o600)
+    done = pointsnet("keys", "rotate-signing", env=env)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"{rotated['retired_key_id']} was retired" in done.stderr, done.stderr
+    assert key_file.read_bytes() == old_pem != current_pem
+
+
+def test_rotating_twice_keeps_both_earlier_keys(network, signed_before, env, clock):
+    first = rotate(env)
+    after = restarted(network)
+    try:
+        after.checkpoint()
+    finally:
+        after.close()
+    second = rotate(env)
+    assert second["retired_key_id"] == first["signing_key_id"]
+    done = pointsnet("verify", "--json", env=env)
+    assert offences(done) == [] and done.returncode == 0, (done.stdout, done.stderr)
+
+
+def test_a_configured_key_file_is_replaced_in_place(network, signed_before, env, tmp_path):
+    """POINTSNET_SIGNING_KEY_FILE (the systemd layout): the new key goes into that file, nowhere else."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    configured = secrets / "network-signing-key.pem"
+    default = network.settings.data_dir / "keys" / "network-ed25519.pem"
+    configured.write_bytes(default.read_bytes())
+    configured.chmod(0o640)
+    default.unlink()
+    rotated = rotate({**env, "POINTSNET_SIGNING_KEY_FILE": str(configured)})
+    assert not default.exists()
+    assert stat.S_IMODE(configured.stat().st_mode) == 0o640  # the old file's mode, kept
+    assert sorted(p.name for p in secrets.iterdir()) == [".network-signing-key.pem.lock", "network-signing-key.pem"]
+    after = Network(network.settings.model_copy(update={"signing_key_file": configured}), database_url=network.db.url,
+                    clock=network.clock)
+    try:
+        assert network_key_id(after.signing_key) == rotated["signing_key_id"]
+    finally:
+        after.close()
