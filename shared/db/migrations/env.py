@@ -26,6 +26,9 @@ def _run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # one transaction for the whole upgrade on SQLite too (its DDL is transactional; Alembic assumes
+        # not, and would commit each migration): a migration that stops leaves the revision it started from
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -26,6 +26,8 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy import text
 
+from shared.db.migrate import MigrationStopped
+
 
 revision = '0041'
 down_revision = '0040'
@@ -38,8 +40,8 @@ def _name_key(name: str) -> str:
     return hashlib.sha256(folded.encode("utf-8")).hexdigest()
 
 
-class DuplicatePartnerNames(RuntimeError):
-    pass
+class DuplicatePartnerNames(MigrationStopped):
+    """One line from `pointsnet db upgrade` (exit 2), nothing changed."""
 
 
 def upgrade() -> None:
