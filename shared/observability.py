@@ -3,6 +3,8 @@
 Logs: with ``POINTSNET_LOG_FORMAT=json`` every record is one JSON object (python-json-logger);
 one ``request`` event per HTTP request and one ``job`` event per job run, carrying partner id,
 request id and ledger transaction id where there is one — never personal data (member ids only).
+A request is named by its route's template, a path no route names by a fixed label (``route_label``);
+a database error is logged without the values it carries (``log_failure``, and the handler's filter).
 
 Metrics: prometheus_client's registry of this process, served at ``/metrics``. Each API
 process and each worker exposes its own; Prometheus scrapes them all and sums.
@@ -14,9 +16,12 @@ import collections
 import logging
 import re
 import time
+import traceback
 import uuid
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.exc import StatementError
+from starlette.routing import Mount
 
 REQUESTS = Counter("pointsnet_http_requests_total", "HTTP requests answered", ["route", "method", "status"])
 LATENCY = Histogram("pointsnet_http_request_duration_seconds", "Time to answer an HTTP request", ["route"],
@@ -53,11 +58,143 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
                                                           "name": "logger"}))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(WithoutDatabaseValues())  # any logger's: uvicorn's "Exception in ASGI application" too
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("apscheduler", "alembic", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# -- what a request is named by -----------------------------------------------------------------
+
+def route_label(scope) -> str:
+    """The ``route`` a request is logged and counted under: its route's template, behind the path its
+    app is mounted at (``/v1/members/{member_id}``, ``/dashboard/members``); a path that no route names
+    gets a fixed label by prefix: ``/v1/*``, ``<mount>/*`` (``/dashboard/*``, ``/dashboard/static/*``:
+    the dashboard's static files too) and ``/*`` for any other. Never the path itself: it holds
+    whatever a client typed (a phone number, an e-mail address), and each label is a time series
+    kept for the life of the process."""
+    root_path = scope.get("root_path") or ""
+    app_root = scope.get("app_root_path")  # set by a Mount that matched: root_path then ends in its path
+    mounted = root_path[len(app_root):] if app_root is not None and root_path.startswith(app_root) else ""
+    route = scope.get("route")
+    template = None if isinstance(route, Mount) else getattr(route, "path", None)
+    if template:
+        return mounted + template
+    if mounted:
+        return mounted + "/*"
+    path = scope.get("path") or ""
+    path = path[len(root_path):] if root_path and path.startswith(root_path) else path
+    return "/v1/*" if path.startswith("/v1/") else "/*"
+
+
+# -- database errors, without their values ------------------------------------------------------
+
+_DRIVERS = ("psycopg", "psycopg2", "sqlite3")
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    """The exception and those it was raised from or during, outermost first (as a traceback links them)."""
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = exc.__cause__ if exc.__cause__ is not None else (None if exc.__suppress_context__ else exc.__context__)
+    return chain
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    return isinstance(exc, StatementError) or type(exc).__module__.split(".")[0] in _DRIVERS
+
+
+def carries_database_error(exc: BaseException | None) -> bool:
+    return any(_is_database_error(link) for link in _chain(exc))
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """A database error as an operator diagnoses it, without the values it carries: SQLAlchemy's
+    class, the driver's error, PostgreSQL's SQLSTATE and the names its diagnostics give (constraint,
+    table, column), SQLite's message (it names columns, never values), and the statement's first line
+    (its placeholders, not its parameters). Left out: the parameters and PostgreSQL's message and
+    DETAIL, which quote the row (``Key (partner_id, customer_ref)=(ptn_…, C-1001) already exists``)."""
+    chain = _chain(exc)
+    wrapper = next((link for link in chain if isinstance(link, StatementError)), None)
+    driver = getattr(wrapper, "orig", None)
+    if driver is None or not _is_database_error(driver):
+        driver = next((link for link in chain if type(link).__module__.split(".")[0] in _DRIVERS), None)
+    details: list[str] = []
+    if driver is not None:
+        if wrapper is not None:
+            details.append(type(driver).__name__)
+        if type(driver).__module__.startswith("psycopg"):
+            sqlstate = getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None)
+            if sqlstate:
+                details.append(f"SQLSTATE {sqlstate}")
+            diag = getattr(driver, "diag", None)
+            for name in ("constraint_name", "table_name", "column_name", "datatype_name"):
+                if value := getattr(diag, name, None):
+                    details.append(f"{name.removesuffix('_name')} {value}")
+        elif type(driver).__module__ == "sqlite3":
+            code = getattr(driver, "sqlite_errorname", None)
+            details.append(f"{code}: {driver}" if code else str(driver))
+    described = type(wrapper or driver or exc).__name__ + (f" ({', '.join(details)})" if details else "")
+    statement = (getattr(wrapper, "statement", None) or "").strip()
+    if statement:
+        described += " in: " + statement.splitlines()[0][:300]
+    return described
+
+
+def _traceback_without_values(exc: BaseException) -> str:
+    """The traceback as Python prints it (innermost cause first), each database error's own line
+    replaced by its description."""
+    parts: list[str] = []
+    inner = None
+    for link in reversed(_chain(exc)):
+        if inner is not None:
+            parts.append("\nThe above exception was the direct cause of the following exception:\n\n"
+                         if link.__cause__ is inner else
+                         "\nDuring handling of the above exception, another exception occurred:\n\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_tb(link.__traceback__))
+        if _is_database_error(link):
+            parts.append(f"{type(link).__module__}.{type(link).__qualname__}: {describe_database_error(link)}\n")
+        else:
+            parts.extend(traceback.format_exception_only(type(link), link))
+        inner = link
+    return "".join(parts).rstrip("\n")
+
+
+def log_failure(logger: logging.Logger, message: str, *args, exc: BaseException) -> None:
+    """``logger.exception``, but a database error's parameters and the row its DETAIL quotes (a
+    partner's customer_ref, a member's contact in a failed statement) stay out of the record: its
+    description and a traceback without them instead (see ``describe_database_error``)."""
+    if not carries_database_error(exc):
+        logger.error(message, *args, exc_info=exc, stacklevel=2)
+        return
+    logger.error(message + ": %s\n%s", *args, describe_database_error(exc), _traceback_without_values(exc),
+                 extra={"error": describe_database_error(exc)}, stacklevel=2)
+
+
+class WithoutDatabaseValues(logging.Filter):
+    """The log handler's filter for records logged elsewhere (a library's, uvicorn's): a database
+    error in the record's traceback or arguments is replaced by its description, as ``log_failure``
+    does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        in_args = isinstance(record.args, tuple) and any(
+            isinstance(arg, BaseException) and carries_database_error(arg) for arg in record.args)
+        if not in_args and not carries_database_error(exc):
+            return True
+        if in_args:
+            record.args = tuple(describe_database_error(arg) if isinstance(arg, BaseException)
+                                and carries_database_error(arg) else arg for arg in record.args)
+        if carries_database_error(exc):
+            record.msg = f"{record.getMessage()}: {describe_database_error(exc)}\n{_traceback_without_values(exc)}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def count_entries(kinds: list[str]) -> None:
@@ -101,8 +238,7 @@ class RequestObserver:
             await self.app(scope, receive, observe)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or ("/v1/*" if scope["path"].startswith("/v1/")
-                                                                  else scope["path"])
+            route = route_label(scope)
             REQUESTS.labels(route, scope["method"], str(seen["status"])).inc()
             LATENCY.labels(route).observe(elapsed)
             if seen["status"] == 401 and seen["code"]:

@@ -30,6 +30,7 @@ from shared.errors import PointsnetError, ValidationFailed
 from shared.ledger import idempotency
 from shared.ledger.idempotency import KEY_LENGTH
 from shared.network import Network
+from shared.observability import log_failure, route_label
 from shared.signing import RESPONSE_TAG, network_key_id, response_components, signature_fields, signer
 
 PROBLEM = "application/problem+json"
@@ -173,8 +174,9 @@ class PartnerGate:
 
         try:
             await self.app(scope, receive, capture)
-        except Exception:  # an answer to a signed request is a signed problem, even for our own failures
-            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+        except Exception as exc:  # an answer to a signed request is a signed problem, even for our own failures
+            # the route, not the path (a client's path may hold anything); a database error without its values
+            log_failure(log, "unhandled error in %s %s", scope["method"], route_label(scope), exc=exc)
             if not finished:
                 await self._send_problem(send, Internal("the network failed to answer; retry with the same "
                                                         "Idempotency-Key"), request, label)

@@ -101,6 +101,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 60},
             isolation_level=None,  # we emit BEGIN ourselves (below)
             pool_size=pool_size, max_overflow=pool_size,
+            hide_parameters=True,  # an error's text, logged, names no value (a customer_ref, a contact)
         )
 
         @event.listens_for(engine, "connect")
@@ -121,7 +122,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True,
+                         hide_parameters=True)
 
 
 def _pgcode(exc: BaseException) -> str | None:

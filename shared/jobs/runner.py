@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from shared.db.advisory import advisory_key
 from shared.db.database import Database
-from shared.observability import observe_job
+from shared.observability import log_failure, observe_job
 
 log = logging.getLogger("pointsnet.jobs")
 LEADER_LOCK = 7242002
@@ -99,8 +99,8 @@ class LeaderElection:
                     self.pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
                     log.info("this process is the job leader")
                     return True
-            except Exception:
-                log.exception("leader election failed")
+            except Exception as exc:
+                log_failure(log, "leader election failed", exc=exc)
             conn.close()
             return False
 
@@ -202,7 +202,7 @@ class JobRunner:
             observe_job(job.name, time.perf_counter() - started, "failed", type(exc).__name__)
             return False
         except Exception as exc:
-            log.exception("job %s failed", job.name)
+            log_failure(log, "job %s failed", job.name, exc=exc)  # a database error without its values
             observe_job(job.name, time.perf_counter() - started, "failed", type(exc).__name__)
             return False
         finally:

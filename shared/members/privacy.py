@@ -63,9 +63,11 @@ def normalise_phone(raw: str, default_region: str) -> str:
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidContact(f"phone number {mask_phone(raw)} cannot be read: {exc}") from exc
+        # the number is not repeated: a refusal is stored with the Idempotency-Key and shown on the
+        # dashboard, and the partner has it in its own request
+        raise InvalidContact(f"the phone number cannot be read: {exc}") from exc
     if not phonenumbers.is_valid_number(number):
-        raise InvalidContact(f"phone number {mask_phone(raw)} is not a valid number")
+        raise InvalidContact("the phone number is not a valid number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -77,8 +79,16 @@ def normalise_email(raw: str) -> str:
 
 
 def mask_phone(phone: str) -> str:
-    digits = phone.strip()
-    return digits[:3] + "*" * max(len(digits) - 7, 2) + digits[-4:] if len(digits) > 7 else "***"
+    """A phone number with most of its digits starred: its last digits, at most 4 and at most a third of
+    them; a number in international form of 11 digits or more also keeps its ``+`` and first two digits
+    (the country's code, or its start). ``+8613912345678`` is ``+86*******5678``; ``91234567`` is
+    ``******67``."""
+    digits = "".join(char for char in phone if char.isdigit())
+    international = phone.strip().startswith("+") and len(digits) >= 11
+    head = digits[:2] if international else ""
+    tail = digits[len(digits) - min(4, len(digits) // 3):] if len(digits) >= 3 else ""
+    return ("+" if international else "") + head + "*" * (len(digits) - len(head) - len(tail)) + tail \
+        if tail else "***"
 
 
 def mask_email(email: str) -> str:
