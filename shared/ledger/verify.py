@@ -236,6 +236,7 @@ TREE_CHECKS: dict[str, str] = {
     "settlement_directory_missing": "every settled cycle's directory is in the data directory",
     "settlement_manifest_signature": "every settled cycle's manifest carries the network's signature",
     "settlement_manifest_checkpoint": "every settled cycle's manifest carries one of the stored signed checkpoints",
+    "settlement_manifest_replaced": "every settled cycle's manifest is the one its settlement run wrote",
 }
 
 

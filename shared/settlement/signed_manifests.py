@@ -11,12 +11,16 @@ Named findings (check, cycle date, detail):
   read, or its signature does not verify with the network key it names (the current key, or one a
   rotation retired): the manifest was changed after signing, or signed by another key;
 * ``settlement_manifest_checkpoint`` — the manifest (format version 2 on) carries no checkpoint, or one
-  that is none of the network's stored checkpoints (same size, root and signed note).
+  that is none of the network's stored checkpoints (same size, root and signed note);
+* ``settlement_manifest_replaced`` — the manifest is not the one the cycle's settlement run wrote (its
+  SHA-256, kept with the run, differs): another cycle's genuine manifest, for example, with its
+  signature, put in its place.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -40,12 +44,12 @@ def manifest_offences(tx: Tx, public_key: Ed25519PublicKey | None, limit: int = 
         return []
     keys = public_keys(tx, public_key)  # the current key and every one a rotation retired, by key id
     found: list[tuple[str, str, str]] = []
-    for cycle in tx.session.execute(select(SettlementRun.cycle_date).where(
-            of_the_network(SettlementRun.cycle_date)).order_by(SettlementRun.cycle_date)).scalars():
+    for cycle, written in tx.session.execute(select(SettlementRun.cycle_date, SettlementRun.manifest_sha256).where(
+            of_the_network(SettlementRun.cycle_date)).order_by(SettlementRun.cycle_date)):
         directory = run_directory(tx, cycle)
         if _missing(directory):
             continue
-        for check, detail in _cycle_findings(tx, directory, keys):
+        for check, detail in _cycle_findings(tx, directory, keys, written):
             if sum(1 for f in found if f[0] == check) < limit:
                 found.append((check, cycle.isoformat(), detail))
         if len(found) >= 2 * limit:
@@ -53,7 +57,8 @@ def manifest_offences(tx: Tx, public_key: Ed25519PublicKey | None, limit: int = 
     return found
 
 
-def _cycle_findings(tx: Tx, directory: Path, keys: dict[str, Ed25519PublicKey]) -> list[tuple[str, str]]:
+def _cycle_findings(tx: Tx, directory: Path, keys: dict[str, Ed25519PublicKey],
+                    written_sha256: str) -> list[tuple[str, str]]:
     try:
         manifest_bytes = (directory / MANIFEST).read_bytes()
         if not (directory / SIGNATURE).is_file():
@@ -65,6 +70,9 @@ def _cycle_findings(tx: Tx, directory: Path, keys: dict[str, Ed25519PublicKey]) 
                  f"{directory}` checks the directory")]
     found = [("settlement_manifest_signature", f"{MANIFEST}: {finding.detail}; `pointsnet reconcile {directory}` "
                                                "names what differs") for finding in unsigned]
+    if not found and hashlib.sha256(manifest_bytes).hexdigest() != written_sha256:  # signed, but not this run's
+        found.append(("settlement_manifest_replaced", f"{MANIFEST} is signed by the network but is not the one "
+                                                      f"this cycle's settlement run wrote (SHA-256 {written_sha256})"))
     manifest, _unreadable = _read_manifest(manifest_bytes)  # unreadable and signed: the signature is named
     if manifest is not None:
         problem = _checkpoint_problem(tx, manifest)

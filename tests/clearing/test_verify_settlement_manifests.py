@@ -105,7 +105,8 @@ def test_a_manifest_whose_checkpoint_the_network_does_not_hold_is_named(network,
 
 def test_a_manifest_signed_with_a_checkpoint_not_stored_is_named(network, settled):
     """A manifest whose checkpoint was replaced by a note the network key signed but the network
-    never stored (re-signed, as by someone holding the key): its signature holds, its checkpoint is named."""
+    never stored (re-signed, as by someone holding the key): its signature holds, its checkpoint is named,
+    and it is not the manifest the cycle's run wrote."""
     import base64
 
     from shared.transparency.note import note_body, sign_note
@@ -120,7 +121,8 @@ def test_a_manifest_signed_with_a_checkpoint_not_stored_is_named(network, settle
     forged = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     (directory / "manifest.json").write_bytes(forged)
     (directory / "manifest.json.sig").write_bytes(runs.sign_manifest(forged, network.signing_key))
-    assert verify(settled) == (1, [("settlement_manifest_checkpoint", SECOND.isoformat())])
+    assert verify(settled) == (1, [("settlement_manifest_replaced", SECOND.isoformat()),
+                                   ("settlement_manifest_checkpoint", SECOND.isoformat())])
 
 
 def test_a_host_that_keeps_no_settlement_files_checks_no_manifest(network, settled):
@@ -129,3 +131,13 @@ def test_a_host_that_keeps_no_settlement_files_checks_no_manifest(network, settl
     settlements = settled["directories"][FIRST].parent
     settlements.rename(settlements.with_name("settlements-elsewhere"))
     assert verify(settled) == (0, [])
+
+
+def test_another_cycles_signed_manifest_put_in_its_place_is_named(settled):
+    """A manifest and its signature, both genuine, of another cycle (or an earlier signed state of this one)
+    copied over the cycle's own: the signature and its checkpoint verify, but it is not the manifest the
+    cycle's settlement run wrote (its SHA-256 is kept with the run)."""
+    first, second = settled["directories"][FIRST], settled["directories"][SECOND]
+    for name in ("manifest.json", "manifest.json.sig"):
+        (first / name).write_bytes((second / name).read_bytes())
+    assert verify(settled) == (1, [("settlement_manifest_replaced", FIRST.isoformat())])
