@@ -6,30 +6,18 @@ the previous release refuses as newer)."""
 from __future__ import annotations
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
-from shared.db.database import make_engine, normalise_url
-from shared.db.migrate import MigrationStopped, alembic_config, current_revision, upgrade
+from shared.db.database import normalise_url
+from shared.db.migrate import MigrationStopped, current_revision, upgrade
 from tests.cli.inprocess import pointsnet
-
-
-def _downgrade(url: str, revision: str) -> None:
-    engine = make_engine(url, pool_size=1)
-    try:
-        with engine.connect() as connection:
-            config = alembic_config(url)
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-            connection.commit()
-    finally:
-        engine.dispose()
+from tests.db.migrating import downgrade
 
 
 @pytest.fixture
 def twins(database_url):
     """The database at 0039 with two partners whose names are one name by 0041's rule."""
-    _downgrade(database_url, "0039")
+    downgrade(database_url, "0039")
     engine = create_engine(normalise_url(database_url))
     try:
         with engine.begin() as connection:

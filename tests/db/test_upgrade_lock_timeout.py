@@ -9,27 +9,15 @@ import threading
 import time
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine, text
 
 from shared.db import migrate
-from shared.db.database import make_engine, normalise_url
-from shared.db.migrate import alembic_config, current_revision, upgrade
+from shared.db.database import normalise_url
+from shared.db.migrate import current_revision, upgrade
 from tests.cli.inprocess import pointsnet
+from tests.db.migrating import downgrade
 
 pytestmark = pytest.mark.postgres
-
-
-def _downgrade(url: str, revision: str) -> None:
-    engine = make_engine(url, pool_size=1)
-    try:
-        with engine.connect() as connection:
-            config = alembic_config(url)
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-            connection.commit()
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
@@ -38,7 +26,7 @@ def held_partners(database_url, monkeypatch):
     lock holds off 0041's ALTER TABLE); the runner's lock timeout short, for the test."""
     monkeypatch.setattr(migrate, "LOCK_TIMEOUT", 0.5, raising=False)
     monkeypatch.setattr(migrate, "LOCK_RETRY_PAUSE", 0.3, raising=False)
-    _downgrade(database_url, "0040")
+    downgrade(database_url, "0040")
     engine = create_engine(normalise_url(database_url))
     holder = engine.connect()
     holder.execute(text("SELECT count(*) FROM partners"))  # a report's read: the transaction stays open

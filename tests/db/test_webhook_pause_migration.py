@@ -7,25 +7,12 @@ downgrade now run through the network's own engine (foreign keys on), as `points
 from __future__ import annotations
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
 from shared.db.database import make_engine, normalise_url
-from shared.db.migrate import alembic_config, is_current, upgrade
-
-
-def _downgrade(url: str, revision: str) -> None:
-    """As the network's processes connect (on SQLite: foreign keys enforced)."""
-    engine = make_engine(url, pool_size=1)
-    try:
-        with engine.connect() as connection:
-            config = alembic_config(url)
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-            connection.commit()
-    finally:
-        engine.dispose()
+from shared.db.migrate import is_current, upgrade
+from tests.db.migrating import downgrade
 
 
 def _add_endpoint_with_delivery(connection) -> None:
@@ -50,7 +37,7 @@ def _endpoints(engine) -> list:
 
 def test_0040_upgrades_and_downgrades_a_network_whose_endpoints_have_deliveries(database_url):
     engine = create_engine(normalise_url(database_url))
-    _downgrade(database_url, "0039")
+    downgrade(database_url, "0039")
     try:
         with engine.begin() as connection:
             _add_endpoint_with_delivery(connection)
@@ -63,7 +50,7 @@ def test_0040_upgrades_and_downgrades_a_network_whose_endpoints_have_deliveries(
         with engine.begin() as connection:
             connection.execute(text("UPDATE webhook_endpoints SET pauses = 2 WHERE id = 'whe_1'"))
 
-        _downgrade(database_url, "0039")  # its downgrade keeps the rows too
+        downgrade(database_url, "0039")  # its downgrade keeps the rows too
         with engine.connect() as connection:
             kept = connection.execute(text("SELECT * FROM webhook_endpoints")).mappings().all()
         assert [(row["id"], "pauses" in row, "paused_until" in row) for row in kept] == [("whe_1", False, False)]
