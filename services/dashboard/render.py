@@ -90,6 +90,9 @@ def last_day(context, value) -> str:
 
 
 TEMPLATES.env.filters.update(local_date=local_date, local_time=local_time, last_day=last_day)
+# ``|tojson`` (a request's parameters, an audit entry's detail) writes text as it was typed, Chinese
+# included, not as \u escapes; Jinja still escapes <, >, & and ' for HTML
+TEMPLATES.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
 
 
 def page(request: Request, template: str, status_code: int = 200, **context):

@@ -159,6 +159,20 @@ def test_an_adjustment_needs_a_second_operator_and_applies_exactly_once(network,
     verify_ok(network)
 
 
+def test_a_requests_reason_in_chinese_reads_as_written_on_approvals_and_audit(network, client_as, member):
+    """The checker reads what is asked in the words it was asked in (``|tojson`` wrote every non-ASCII
+    character as a \\u escape), and HTML stays escaped."""
+    maker, checker = client_as("operator"), client_as("checker")
+    page = f"{BASE}/members/{member}"
+    reason = "客户投诉退回积分 <b>&"
+    post_form(maker, f"{page}/adjustments", {"points": "-20", "reason": reason, "request_key": "form-zh"}, page=page)
+    approvals = checker.get(f"{BASE}/approvals").text
+    assert "客户投诉退回积分" in approvals and "\\u5ba2" not in approvals and "<b>&" not in approvals
+    assert approve(checker, pending_id(checker)).status_code == 303
+    trail = checker.get(f"{BASE}/audit").text
+    assert "客户投诉退回积分" in trail and "\\u5ba2" not in trail and "<b>&" not in trail
+
+
 def test_a_refused_adjustment_marks_the_request_failed_and_changes_nothing(network, client_as, member):
     maker, checker = client_as("operator"), client_as("checker")
     page = f"{BASE}/members/{member}"
