@@ -23,6 +23,7 @@ from services.dashboard.security import MAX_FORM_BYTES
 from shared.access.errors import NotSignedIn
 from shared.errors import PointsnetError
 from shared.network import Network
+from shared.observability import route_label
 
 HEADERS = [
     (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -150,7 +151,8 @@ def create_dashboard(network: Network) -> FastAPI:
             response = page(request, "error.html", status_code=500, code="internal_error",
                             detail="the dashboard failed to answer; try again, or tell the network's operators")
         except Exception:  # the page itself cannot be made (say, the database is gone): plain text
-            log.exception("the error page for %s %s failed", request.method, request.url.path)
+            # the route's label, as the request log names it: the path holds whatever a visitor typed
+            log.exception("the error page for %s %s failed", request.method, route_label(request.scope))
             return PlainTextResponse("Internal Server Error", status_code=500, headers=headers)
         response.headers.update(headers)
         return response
