@@ -399,6 +399,10 @@ class SigningKeyRetired(KeyConfigurationError):
     """This host's signing key was retired by an earlier rotation: it needs the current key, not a new one."""
 
 
+class SigningKeyNotCurrent(KeyConfigurationError):
+    """This host's signing key was never recorded, and the network's current key is another one."""
+
+
 def rotate_signing_key(settings: Settings, *, retired_at: Callable[[Ed25519PublicKey], "str | None"],
                        record: Callable[[Ed25519PublicKey, Ed25519PublicKey], None]) -> tuple[str, str]:
     """Replace the network's signing key with a new one; returns (old key id, new key id).
@@ -406,9 +410,11 @@ def rotate_signing_key(settings: Settings, *, retired_at: Callable[[Ed25519Publi
     Under the key file's lock: ``retired_at`` (when an earlier rotation retired the key this host holds,
     or None) refuses a host that missed a rotation; the new key is written beside the key file (its owner,
     group and mode) and on disk; ``record`` keeps both PUBLIC keys (in the database: the old one retired,
-    the new one current), and only then is the new file renamed over the old one. A failure before
-    ``record`` commits changes nothing; the old private key is gone once the new one is in place: it is
-    never kept."""
+    the new one current), and only then is the new file renamed over the old one. ``record`` checks again,
+    under the database's lock, that the old key is still the network's current one (another host holding
+    the same key file may have rotated it meanwhile: this lock is the host's own) and refuses otherwise
+    (SigningKeyRetired, SigningKeyNotCurrent). A failure before ``record`` commits changes nothing; the old
+    private key is gone once the new one is in place: it is never kept."""
     from shared.signing import network_key_id
 
     path = signing_key_file(settings)

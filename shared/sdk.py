@@ -16,7 +16,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import httpx
@@ -40,6 +40,10 @@ GATEWAY_STATUSES = {502, 503, 504}
 
 MAX_RETRY_AFTER_S = 300.0  # a Retry-After longer than this is answered with the error, not slept on
 KEY_REFETCH_INTERVAL_S = 60.0  # an answer signed by an unknown key fetches the network's keys at most this often
+# A key the network retired (``"status": "retired"`` at /v1/network/keys) is believed for what it signed at
+# most this long after its ``retired_at``: the network's hosts not restarted since its rotation still sign
+# with it. Later, a signature by it is refused (the key may have leaked). The network's ROLLOUT.
+RETIRED_KEY_ROLLOUT = timedelta(hours=24)
 
 
 class PointsnetAPIError(Exception):
@@ -58,6 +62,12 @@ class ProofError(Exception):
 
 class ResponseSignatureError(Exception):
     """The network's answer did not carry a valid signature bound to our request."""
+
+
+def _instant(text: str) -> datetime:
+    """An RFC 3339 time as the network writes it (``2026-11-20T02:00:00Z``); one without a zone is UTC."""
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _problem(response: httpx.Response) -> dict:
@@ -118,6 +128,7 @@ class PointsnetClient:
         self.authority = authority or httpx.URL(self.base_url).netloc.decode()
         self._pinned_keys = network_keys or None  # given (or assigned): never replaced by a fetch
         self._fetched_keys: dict[str, Ed25519PublicKey] | None = None
+        self._retired: dict[str, datetime] = {}  # key id -> retired_at, of the keys last fetched
         self._refetched_at: float | None = None  # time.monotonic() of the last fetch an unknown key made
         self.verify_responses = verify_responses
         self.retries = retries
@@ -210,11 +221,13 @@ class PointsnetClient:
         pinned or the last such fetch was less than KEY_REFETCH_INTERVAL_S ago."""
         resolver = _Resolver(self.network_keys or self.fetch_network_keys())
         try:
-            self._check(response, view, resolver)
-            return
+            signed = self._check(response, view, resolver)
         except ResponseSignatureError:
             if resolver.unknown is None or self._pinned_keys or not self._may_refetch():
                 raise
+        else:
+            self._refuse_after_rollout(signed, view)
+            return
         self._refetched_at = time.monotonic()
         try:
             keys = self.fetch_network_keys()
@@ -222,19 +235,40 @@ class PointsnetClient:
             raise ResponseSignatureError(f"response to {view.method} {view.url} is signed by key "
                                          f"{resolver.unknown!r}, and the network's keys cannot be fetched: "
                                          f"{exc}") from exc
-        self._check(response, view, _Resolver(keys))
+        self._refuse_after_rollout(self._check(response, view, _Resolver(keys)), view)
 
     def _may_refetch(self) -> bool:
         return self._refetched_at is None or time.monotonic() - self._refetched_at >= KEY_REFETCH_INTERVAL_S
 
+    def _retired_at(self, key_id: str) -> datetime | None:
+        """When the network retired this key, as its keys last fetched say (keys given to the client: never)."""
+        return None if self._pinned_keys else self._retired.get(key_id)
+
+    def _refuse_after_rollout(self, signed: list, view: _View) -> None:
+        """An answer signed by a retired key later than RETIRED_KEY_ROLLOUT after its retirement (by its
+        ``created``) is not believed: the key may have leaked, and the network's hosts have the new one."""
+        for result in signed:
+            key_id, created = result.parameters.get("keyid"), result.parameters.get("created")
+            retired_at = self._retired_at(key_id)
+            if retired_at is None:
+                continue
+            signed_at = datetime.fromtimestamp(created, timezone.utc) if isinstance(created, int) else None
+            if signed_at is None or signed_at > retired_at + RETIRED_KEY_ROLLOUT:
+                raise ResponseSignatureError(
+                    f"response to {view.method} {view.url} is signed by key {key_id!r}, which the network retired "
+                    f"at {retired_at.isoformat()}; a retired key is believed for answers signed at most "
+                    f"{RETIRED_KEY_ROLLOUT} after that, and this one was signed at "
+                    f"{signed_at.isoformat() if signed_at else 'no stated time'}")
+
     @staticmethod
-    def _check(response: httpx.Response, view: _View, resolver: "_Resolver") -> None:
+    def _check(response: httpx.Response, view: _View, resolver: "_Resolver") -> list:
         verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519, key_resolver=resolver)
         # the network's own allowance for a signature's `created` (its clock and ours may differ that much)
         verifier.max_clock_skew = timedelta(seconds=FRESHNESS_S)
         try:
-            verifier.verify(_ResponseView(response.status_code, response.headers, view), expect_tag=RESPONSE_TAG,
-                            require_components=response_components(LABEL), body=response.content)
+            return verifier.verify(_ResponseView(response.status_code, response.headers, view),
+                                   expect_tag=RESPONSE_TAG, require_components=response_components(LABEL),
+                                   body=response.content)
         except Exception as exc:
             raise ResponseSignatureError(f"response to {view.method} {view.url} is not signed by the network: "
                                          f"{exc}") from exc
@@ -253,10 +287,12 @@ class PointsnetClient:
         if answer.status != 200:
             raise PointsnetAPIError(answer.status, answer.body)
         try:
-            keys = {key["kid"]: public_key_from_jwk(key) for key in json.loads(answer.body)["keys"]}
-        except (ValueError, KeyError, TypeError) as exc:
+            served = json.loads(answer.body)["keys"]
+            keys = {key["kid"]: public_key_from_jwk(key) for key in served}
+            retired = {key["kid"]: _instant(key["retired_at"]) for key in served if key.get("status") == "retired"}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ResponseSignatureError(f"the network's keys cannot be read: {exc}") from exc
-        self._fetched_keys = keys
+        self._fetched_keys, self._retired = keys, retired
         return keys
 
     def close(self) -> None:
@@ -314,8 +350,9 @@ class PointsnetClient:
         return self.call("GET", "/v1/transactions", params=params).body
 
     # -- the tamper-evident ledger (docs/verifiable-ledger.md) ----------------------------------
-    def _note_key(self, note: str) -> tuple[str, Ed25519PublicKey]:
-        """The network key that signed a checkpoint note, matched by the note's 4-byte key hash."""
+    def _note_key(self, note: str) -> tuple[str, str, Ed25519PublicKey]:
+        """The network key that signed a checkpoint note (name, key id, key), matched by the note's 4-byte
+        key hash."""
         name = note.split("\n", 1)[0]
         keys = self.network_keys or self.fetch_network_keys()
         for line in note.partition("\n\n")[2].splitlines():
@@ -325,18 +362,32 @@ class PointsnetClient:
                     raw = base64.b64decode(parts[2], validate=True)
                 except ValueError:
                     continue
-                for key in keys.values():
+                for key_id, key in keys.items():
                     if note_key_hash(name, key) == raw[:4]:
-                        return name, key
+                        return name, key_id, key
         raise ProofError("the checkpoint is not signed by a network key")
 
     def verify_checkpoint(self, checkpoint: dict) -> ParsedCheckpoint:
-        """Check a checkpoint's note signature with the network's key; its size and root must match."""
-        name, key = self._note_key(checkpoint["note"])
+        """Check a checkpoint's note signature with the network's key; its size and root must match. A note
+        signed by a retired key is believed only if its time is at most RETIRED_KEY_ROLLOUT after the key's
+        retirement."""
+        name, key_id, key = self._note_key(checkpoint["note"])
         try:
             parsed = open_note(checkpoint["note"], name, key)
         except ValueError as exc:
             raise ProofError(str(exc)) from exc
+        retired_at = self._retired_at(key_id)
+        if retired_at is not None:
+            stamps = [line.removeprefix("timestamp ") for line in parsed.extensions if line.startswith("timestamp ")]
+            try:
+                signed_at = _instant(stamps[0]) if len(stamps) == 1 else None
+            except ValueError:
+                signed_at = None
+            if signed_at is None or signed_at > retired_at + RETIRED_KEY_ROLLOUT:
+                raise ProofError(f"the checkpoint is signed by key {key_id!r}, which the network retired at "
+                                 f"{retired_at.isoformat()}; a retired key is believed for notes signed at most "
+                                 f"{RETIRED_KEY_ROLLOUT} after that, and this one was signed at "
+                                 f"{signed_at.isoformat() if signed_at else 'no stated time'}")
         if parsed.tree_size != checkpoint["tree_size"] or \
                 base64.b64encode(parsed.root_hash).decode() != checkpoint["root_hash"]:
             raise ProofError("the checkpoint's fields disagree with its signed note")

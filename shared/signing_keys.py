@@ -9,12 +9,14 @@ rotation still verify. Only public keys are recorded; a network that never rotat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select, update
+from sqlalchemy import select, text
 
+from shared.db.advisory import advisory_key
 from shared.db.database import Tx
+from shared.keys import SigningKeyNotCurrent, SigningKeyRetired
 from shared.models import NetworkSigningKey
 from shared.signing import b64url, key_fingerprint, public_key_from_jwk, raw_public
 
@@ -25,6 +27,12 @@ def public_key_id(key: Ed25519PublicKey) -> str:
 
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+# How long after its retirement a key still signs: the hosts not restarted since the rotation (or not given
+# the new key file yet) sign with it. A checkpoint note it signed later is an offence for ``pointsnet
+# verify``, an answer or note it signed later is refused by the SDK (shared/sdk.py RETIRED_KEY_ROLLOUT):
+# after a rotation for a leak, the leaked key is no longer believed once this has passed.
+ROLLOUT = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -59,15 +67,35 @@ def retired(tx: Tx, key: Ed25519PublicKey) -> datetime | None:
                               .where(NetworkSigningKey.key_id == public_key_id(key))).scalar_one_or_none()
 
 
+ROTATION_LOCK = advisory_key("network_signing_keys", "rotate")
+
+
 def record_rotation(tx: Tx, old: Ed25519PublicKey, new: Ed25519PublicKey) -> None:
-    """``old`` retired now, ``new`` current from now. Any other key still recorded as current (one a
-    rotation made whose key file never reached a host) is retired too."""
+    """``old`` retired now, ``new`` current from now, once ``old`` is found, under the database's lock, to be
+    the network's current key: recorded as current, or never recorded while no key is (a network's first
+    rotation). Another host may have rotated the same key since this one checked it (the key file's lock is
+    each host's own): then SigningKeyRetired (SigningKeyNotCurrent for a key never recorded while another
+    is current), and nothing is recorded. Rotations are one at a time: an
+    advisory lock on PostgreSQL, the unit's write lock on SQLite (taken as it begins)."""
+    if tx.is_postgres:
+        tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROTATION_LOCK})
     old_id, new_id = public_key_id(old), public_key_id(new)
-    if tx.session.get(NetworkSigningKey, old_id) is None:
+    row = tx.session.get(NetworkSigningKey, old_id, populate_existing=True)
+    if row is not None and row.retired_at is not None:
+        raise SigningKeyRetired(f"this host's signing key {old_id} was retired at "
+                                f"{row.retired_at.isoformat(timespec='seconds')} by another rotation: give this "
+                                "host the network's current signing key instead of rotating again")
+    current = tx.session.execute(select(NetworkSigningKey.key_id).where(NetworkSigningKey.retired_at.is_(None),
+                                                                        NetworkSigningKey.key_id != old_id)
+                                 .order_by(NetworkSigningKey.key_id)).scalars().all()
+    if current:
+        raise SigningKeyNotCurrent(f"this host's signing key {old_id} is not the network's: {', '.join(current)} "
+                                   "is (recorded by a rotation): give this host the network's current signing "
+                                   "key instead of rotating")
+    if row is None:
         tx.session.add(NetworkSigningKey(key_id=old_id, public_key=b64url(raw_public(old)), current_from=None,
                                          retired_at=tx.now))
-        tx.session.flush()
-    tx.session.execute(update(NetworkSigningKey).where(NetworkSigningKey.retired_at.is_(None))
-                       .values(retired_at=tx.now))
+    else:
+        row.retired_at = tx.now
     tx.session.add(NetworkSigningKey(key_id=new_id, public_key=b64url(raw_public(new)), current_from=tx.now,
                                      retired_at=None))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -12,6 +14,7 @@ import orjson
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.partner_api import cursors, schemas
 from services.partner_api.exactly_once import execute
@@ -33,10 +36,11 @@ from shared.clock import parse_date
 from shared.settlement.files import statement_name
 from shared.settlement.runs import of_the_network, partner_statements, run_directory
 from shared.signing import jwk, network_key_id
-from shared.signing_keys import known_keys
+from shared.signing_keys import KnownKey, known_keys
 from shared.transparency import checkpoints
 from shared.transparency.checkpoints import checkpoint_json
 
+log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 DOOR = ("signature_missing", "signature_malformed", "signature_tag_invalid", "signature_alg_invalid",
         "signature_component_missing", "signature_expired", "key_unknown", "key_revoked", "signature_invalid",
@@ -524,17 +528,53 @@ def statement_csv(request: Request, cycle: str):
     return PlainTextResponse(content, media_type="text/csv; charset=utf-8")
 
 
+KEYS_CACHE_S = 60.0  # the keys rotations recorded are read at most this often per process (a rotation reaches
+# every host's /v1/network/keys within it)
+
+
+class _RecordedKeys:
+    """The keys rotations recorded, as this process last read them from the database. When the database
+    cannot be read, the keys read before (none: this host's own key alone is served) and a warning, once
+    until it can again; it is tried again KEYS_CACHE_S later. The keys are public and answer every client's
+    first call: a database outage must not stop clients from starting."""
+
+    def __init__(self) -> None:
+        self.keys: list[KnownKey] | None = None
+        self.read_at = 0.0
+        self.warned = False
+
+    def get(self, network: Network) -> list[KnownKey]:
+        now = time.monotonic()
+        if self.keys is not None and now - self.read_at < KEYS_CACHE_S:
+            return self.keys
+        try:
+            keys = network.tx(known_keys, readonly=True)
+        except SQLAlchemyError as exc:
+            if not self.warned:
+                self.warned = True
+                log.warning("GET /v1/network/keys: the database cannot be read (%s); serving %s until it can",
+                            type(exc).__name__, "the keys read before" if self.keys else "this host's own key only")
+            self.keys, self.read_at = self.keys or [], now
+            return self.keys
+        self.keys, self.read_at, self.warned = keys, now, False
+        return keys
+
+
 @router.get("/network/keys", response_model=schemas.NetworkKeys)
 def network_keys(request: Request):
     """The network's public keys (JWK), to verify response signatures. May be called unsigned.
 
     First the key this host signs with; then every other key a rotation recorded (`pointsnet keys
     rotate-signing`): the network's new key, on a host not given it yet, and each retired key, marked
-    ``"status": "retired"`` with its ``retired_at``, to check what it signed (checkpoints, manifests)."""
+    ``"status": "retired"`` with its ``retired_at``, to check what it signed (checkpoints, manifests).
+    The recorded keys are read at most once per KEYS_CACHE_S; with the database down, this host's key."""
     network = _network(request)
     key = network.signing_key
     own = network_key_id(key)
-    recorded = network.tx(known_keys, readonly=True)
+    state = request.app.state
+    if getattr(state, "recorded_keys", None) is None:
+        state.recorded_keys = _RecordedKeys()
+    recorded = state.recorded_keys.get(network)
     mark = {k.key_id: k.retired_at for k in recorded}
 
     def served(public, kid: str) -> dict:

@@ -11,7 +11,7 @@ Named findings (check, subject, detail):
   inserted behind the ledger's back;
 * ``checkpoint_signature`` — a stored checkpoint's note does not verify with the network key
   whose key hash its signature names (the current key, or one a rotation retired), or disagrees
-  with its row;
+  with its row, or was signed by a retired key later than its retirement and ROLLOUT (named);
 * ``checkpoint_origin`` — a stored checkpoint's note verifies, but under an origin the network
   never signed under (not in ``network_origins``): the key signed it for another log;
 * ``checkpoint_root_mismatch`` — the tree recomputed from the entries does not give the root a
@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Callable, Iterator
 
@@ -40,8 +41,9 @@ from shared.db.snapshot import run_in_snapshot
 from shared.models import Checkpoint, Entry, LedgerLeaf, LedgerNode, NetworkOrigin, SealedCycle
 from shared.transparency import merkle
 from shared.transparency.checkpoints import signed_as_stored
-from shared.signing_keys import known_keys
-from shared.transparency.note import EM_DASH, key_hash, open_note
+from shared.signing import raw_public
+from shared.signing_keys import ROLLOUT, KnownKey, known_keys
+from shared.transparency.note import EM_DASH, ParsedCheckpoint, key_hash, open_note
 from shared.transparency.encoding import LEAVES_SQL, bad_leaves_sql, hash_entries
 from shared.transparency.store import StoredTree
 
@@ -82,7 +84,7 @@ def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
     checkpoints = list(tx.session.execute(select(Checkpoint).order_by(Checkpoint.tree_size, Checkpoint.id))
                        .scalars())
     origins = set(tx.session.execute(select(NetworkOrigin.origin)).scalars()) if public_key is not None else set()
-    keys = NoteKeys(public_key, [known.key for known in known_keys(tx)]) if public_key is not None else None
+    keys = NoteKeys(public_key, known_keys(tx)) if public_key is not None else None
     for cp in checkpoints:
         if keys is None:
             break
@@ -91,12 +93,16 @@ def audit(tx: Tx, public_key: Ed25519PublicKey | None, *, limit: int = 100,
         # signed — but only an origin the network itself signed under (network_origins), not any the
         # key may have signed for
         name = cp.note.split("\n", 1)[0]
+        key = keys.for_note(cp.note, name)
         try:
-            parsed = open_note(cp.note, name, keys.for_note(cp.note, name))
+            parsed = open_note(cp.note, name, key)
         except ValueError as exc:
             add("checkpoint_signature", f"checkpoint {cp.id}", str(exc))
             continue
-        if not signed_as_stored(parsed, cp):
+        late = keys.signed_after_rollout(key, parsed)
+        if late:
+            add("checkpoint_signature", f"checkpoint {cp.id}", late)
+        elif not signed_as_stored(parsed, cp):
             add("checkpoint_signature", f"checkpoint {cp.id}", "the signed note disagrees with the stored row")
         elif name not in origins:
             add("checkpoint_origin", f"checkpoint {cp.id}",
@@ -130,11 +136,13 @@ class NoteKeys:
     """The network's public keys, the current one and those rotations retired (shared/signing_keys.py),
     picked for a checkpoint note by its signature's key hash (C2SP signed-note: the first 4 bytes of
     SHA-256(key name || 0x0A || 0x01 || public key)). A note no known key signed gets the current key,
-    under which it fails as signed by no key of the network."""
+    under which it fails as signed by no key of the network. A retired key signs for ROLLOUT after its
+    retirement (hosts not restarted yet), no longer: ``signed_after_rollout``."""
 
-    def __init__(self, current: Ed25519PublicKey, retired: list[Ed25519PublicKey]):
+    def __init__(self, current: Ed25519PublicKey, known: list[KnownKey]):
         self.current = current
-        self.keys = [current, *retired]
+        self.keys = [current, *(k.key for k in known)]
+        self.retired = {raw_public(k.key): (k.key_id, k.retired_at) for k in known if k.retired_at is not None}
         self.hashes: dict[str, dict[bytes, Ed25519PublicKey]] = {}  # per key name
 
     def for_note(self, note: str, name: str) -> Ed25519PublicKey:
@@ -152,6 +160,30 @@ class NoteKeys:
             if signed_by in hashes:
                 return hashes[signed_by]
         return self.current
+
+    def signed_after_rollout(self, key: Ed25519PublicKey, parsed: ParsedCheckpoint) -> str | None:
+        """Why a note ``key`` signed is not believed: the key was retired, and the note's time is later than
+        its retirement and ROLLOUT (or the note has none). None for a note a key signed while it could."""
+        retired = self.retired.get(raw_public(key))
+        if retired is None:
+            return None
+        key_id, retired_at = retired
+        stamps = [line.removeprefix("timestamp ") for line in parsed.extensions if line.startswith("timestamp ")]
+        try:
+            signed_at = datetime.fromisoformat(stamps[0]) if len(stamps) == 1 else None
+        except ValueError:
+            signed_at = None
+        deadline = retired_at + ROLLOUT
+        if signed_at is not None and signed_at <= deadline:
+            return None
+        when = f"at {stamps[0]}" if signed_at is not None else "at no time it names"
+        return (f"signed {when} by the network key {key_id}, retired at {_instant(retired_at)}: a retired key "
+                f"signs for {ROLLOUT.total_seconds() / 3600:g} h after its rotation, until "
+                f"{_instant(deadline)} (a leaked key, or a host never given the new key)")
+
+
+def _instant(when: datetime) -> str:
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _rebuild(tx: Tx, checkpoints: list, add) -> None:

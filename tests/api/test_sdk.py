@@ -434,3 +434,79 @@ def test_partner_call_prints_a_file_answer_as_it_came(client, api, tmp_path, for
     direct = client.call("GET", path)
     assert direct.headers["content-type"].startswith(media) and "\n" in direct.body
     assert run.stdout.encode() == direct.content  # the bytes as received: no quotes, no escaped newlines
+
+
+def _keys_served_with_the_networks_key_retired(network, api, retired_at):
+    """A transport to the network's API whose /v1/network/keys says the key the network signs with was
+    retired at ``retired_at`` (another key current): what a partner sees after a rotation, from a host not
+    restarted since, or from whoever holds the leaked key."""
+    from shared.signing import jwk, network_key_id
+
+    real = httpx.HTTPTransport()
+    key = network.signing_key
+    current = Ed25519PrivateKey.generate().public_key()
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/network/keys":
+            when = retired_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+            return httpx.Response(200, json={"keys": [
+                jwk(current, "network-current"),
+                jwk(key.public_key(), network_key_id(key)) | {"status": "retired", "retired_at": when}]})
+        return real.handle_request(httpx.Request(request.method, request.url, headers=request.headers,
+                                                 content=request.content))
+
+    return httpx.MockTransport(forward)
+
+
+def test_an_answer_signed_by_a_retired_key_is_taken_only_within_the_rollout(network, api):
+    """Found by review: the SDK trusted a retired key without time limit, so after a rotation for a leaked key
+    whoever held it could still answer a partner (a forged 'balance', a forged 'earned') with a fresh
+    `created`. A retired key is trusted for an answer signed at most ROLLOUT after its retirement (the hosts
+    not restarted yet still sign with it)."""
+    from datetime import datetime, timedelta, timezone
+
+    from shared.sdk import RETIRED_KEY_ROLLOUT
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    lately = _partner_client(network, api, transport=_keys_served_with_the_networks_key_retired(
+        network, api, now - RETIRED_KEY_ROLLOUT + timedelta(hours=1)))
+    long_ago = _partner_client(network, api, transport=_keys_served_with_the_networks_key_retired(
+        network, api, now - RETIRED_KEY_ROLLOUT - timedelta(minutes=10)))
+    try:
+        assert lately.call("GET", "/v1/transactions").status == 200
+        with pytest.raises(ResponseSignatureError, match="retired"):
+            long_ago.call("GET", "/v1/transactions")
+    finally:
+        lately.close()
+        long_ago.close()
+
+
+def test_a_checkpoint_a_retired_key_signed_after_the_rollout_is_refused(network, api, clock):
+    from datetime import timedelta
+
+    from shared.sdk import ProofError, RETIRED_KEY_ROLLOUT
+
+    make_partner(network)
+    network.checkpoint()
+    checkpoint = httpx.get(api + "/v1/checkpoints/latest").json()
+    signed_at = clock.now().replace(microsecond=0)
+    within = PointsnetClient(api, "key_x", Ed25519PrivateKey.generate(), verify_responses=False,
+                             transport=_keys_served_with_the_networks_key_retired(
+                                 network, api, signed_at - RETIRED_KEY_ROLLOUT))
+    beyond = PointsnetClient(api, "key_x", Ed25519PrivateKey.generate(), verify_responses=False,
+                             transport=_keys_served_with_the_networks_key_retired(
+                                 network, api, signed_at - RETIRED_KEY_ROLLOUT - timedelta(seconds=1)))
+    try:
+        assert within.verify_checkpoint(checkpoint).tree_size == checkpoint["tree_size"]
+        with pytest.raises(ProofError, match="retired"):
+            beyond.verify_checkpoint(checkpoint)
+    finally:
+        within.close()
+        beyond.close()
+
+
+def test_the_sdks_rollout_is_the_networks():
+    from shared.sdk import RETIRED_KEY_ROLLOUT
+    from shared.signing_keys import ROLLOUT
+
+    assert RETIRED_KEY_ROLLOUT == ROLLOUT

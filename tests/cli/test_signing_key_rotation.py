@@ -16,8 +16,9 @@ from datetime import date
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from shared.models import NetworkSigningKey
 from shared.network import Network
 from shared.signing import network_key_id
 from shared.transparency.note import note_body, sign_note
@@ -182,3 +183,112 @@ def test_a_configured_key_file_is_replaced_in_place(network, signed_before, env,
         assert network_key_id(after.signing_key) == rotated["signing_key_id"]
     finally:
         after.close()
+
+
+def _current_and_retired(network) -> tuple[list[str], list[str]]:
+    rows = network.tx(lambda tx: tx.session.execute(text(
+        "SELECT key_id, retired_at FROM network_signing_keys ORDER BY key_id")).all(), readonly=True)
+    return [k for k, when in rows if when is None], [k for k, when in rows if when is not None]
+
+
+def test_two_hosts_rotating_the_same_key_at_once_one_is_refused(network, signed_before, env, tmp_path, monkeypatch):
+    """Found by review: two hosts holding the same key file rotated at once (the key file's lock is each
+    host's own). Host B found its key not retired; host A then rotated the same key; B recorded its
+    rotation, which retired A's new key: both exited 0, and A signed with a key the network had retired.
+    Now the record re-checks, under the database's lock, that the key is still the current one."""
+    import shared.keys as keys
+    from shared.signing_keys import record_rotation, retired
+
+    key_file = network.settings.data_dir / "keys" / "network-ed25519.pem"
+    old_pem = key_file.read_bytes()
+    before = sorted(p.name for p in key_file.parent.iterdir() if not p.name.endswith(".lock"))
+    host_a = tmp_path / "host-a" / "network-signing-key.pem"
+    host_a.parent.mkdir(mode=0o700)
+    host_a.write_bytes(old_pem)
+    host_a.chmod(0o600)
+    a_settings = network.settings.model_copy(update={"signing_key_file": host_a})
+    real_rotate = keys.rotate_signing_key
+    a_rotated: list[tuple[str, str]] = []
+
+    def a_rotates() -> None:  # host A's whole rotation, start to end
+        a_rotated.append(real_rotate(
+            a_settings, retired_at=lambda key: network.tx(lambda tx: retired(tx, key), readonly=True),
+            record=lambda old, new: network.tx(lambda tx: record_rotation(tx, old, new))))
+
+    def b_rotates(settings, *, retired_at, record):
+        def checked_then_a_rotates(key):
+            when = retired_at(key)  # B's check: not retired
+            a_rotates()  # ... and A rotates before B records
+            return when
+
+        return real_rotate(settings, retired_at=checked_then_a_rotates, record=record)
+
+    monkeypatch.setattr(keys, "rotate_signing_key", b_rotates)
+    done = pointsnet("keys", "rotate-signing", env=env)
+    assert a_rotated, "host A's rotation did not run"
+    (old_id, a_new_id), = a_rotated
+    assert done.returncode != 0, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"{old_id} was retired" in done.stderr, done.stderr
+    assert done.stdout == ""
+    assert key_file.read_bytes() == old_pem  # B's key file untouched
+    # the staged new key removed (the lock file, holding nothing, stays)
+    assert sorted(p.name for p in key_file.parent.iterdir() if not p.name.endswith(".lock")) == before
+    assert host_a.read_bytes() != old_pem
+    assert _current_and_retired(network) == ([a_new_id], [old_id])  # A's new key is still the current one
+
+
+def test_a_host_with_a_key_the_network_never_recorded_does_not_rotate(network, signed_before, env):
+    """After a rotation, a host whose key file holds some other key (never recorded) is refused: its
+    rotation would have retired the network's current key."""
+    key_file = network.settings.data_dir / "keys" / "network-ed25519.pem"
+    rotated = rotate(env)
+    from cryptography.hazmat.primitives import serialization
+
+    stranger = Ed25519PrivateKey.generate()
+    stranger_pem = stranger.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption())
+    key_file.write_bytes(stranger_pem)
+    done = pointsnet("keys", "rotate-signing", env=env)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert rotated["signing_key_id"] in done.stderr, done.stderr
+    assert key_file.read_bytes() == stranger_pem
+    assert _current_and_retired(network) == ([rotated["signing_key_id"]], [rotated["retired_key_id"]])
+
+
+def _note_by(network, key: Ed25519PrivateKey, signed_at) -> int:
+    """A checkpoint row of the latest tree, its note signed by ``key`` at ``signed_at`` (row and note agree)."""
+    size, root = network.tx(lambda tx: tx.session.execute(text(
+        "SELECT tree_size, root_hash FROM checkpoints ORDER BY id DESC LIMIT 1")).one(), readonly=True)
+    name = "pointsnet.local/ledger"
+    note = sign_note(note_body(name, size, bytes(root), signed_at), name, key)
+    network.tx(lambda tx: tx.session.execute(text(
+        "INSERT INTO checkpoints (tree_size, root_hash, created_at, note) VALUES (:size, :root, :at, :note)"),
+        {"size": size, "root": bytes(root), "at": signed_at, "note": note}))
+    return network.tx(lambda tx: tx.session.execute(text("SELECT MAX(id) FROM checkpoints")).scalar_one())
+
+
+def test_a_note_a_retired_key_signed_after_its_rollout_is_an_offence(network, signed_before, env):
+    """Found by review: a checkpoint note signed by a retired key verified whenever it was signed, so a key
+    retired because it leaked could still sign checkpoints verify accepted. A retired key signs for at most
+    ROLLOUT after its retirement (hosts not restarted yet); a note it signed later is an offence."""
+    from datetime import timedelta
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from shared.signing_keys import ROLLOUT
+
+    old = load_pem_private_key((network.settings.data_dir / "keys" / "network-ed25519.pem").read_bytes(), None)
+    rotated = rotate(env)
+    retired_at = network.tx(lambda tx: tx.session.execute(select(NetworkSigningKey.retired_at).where(
+        NetworkSigningKey.retired_at.is_not(None))).scalar_one(), readonly=True)
+    _note_by(network, old, retired_at + ROLLOUT - timedelta(minutes=1))  # a host not restarted yet: fine
+    done = pointsnet("verify", "--json", env=env)
+    assert offences(done) == [] and done.returncode == 0, (done.stdout, done.stderr)
+    late = _note_by(network, old, retired_at + ROLLOUT + timedelta(minutes=1))
+    done = pointsnet("verify", "--json", env=env)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    found = offences(done)
+    assert [(check, subject) for check, subject, _ in found] == [("checkpoint_signature", f"checkpoint {late}")]
+    assert rotated["retired_key_id"] in found[0][2] and "retired" in found[0][2], found

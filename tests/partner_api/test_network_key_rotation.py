@@ -58,3 +58,45 @@ def test_the_keys_served_after_a_rotation(network, database_url, serve):
 def test_a_network_that_never_rotated_serves_one_key_as_before(network, serve):
     keys = httpx.get(serve(network) + "/v1/network/keys").json()["keys"]
     assert keys == [jwk(network.signing_key.public_key(), network_key_id(network.signing_key))]
+
+
+def test_keys_are_served_from_this_host_when_the_database_is_down(network, serve, monkeypatch, caplog):
+    """Found by review: since rotations are recorded in the database, /v1/network/keys read it on every call
+    and answered a plain-text 500 when it was down (before: 200 with the host's key). The SDK fetches the keys
+    when it starts: every client starting meanwhile failed. Now the host's own key is served, with a warning
+    logged once."""
+    import logging
+
+    from sqlalchemy.exc import OperationalError
+
+    api = serve(network)
+    own = jwk(network.signing_key.public_key(), network_key_id(network.signing_key))  # loaded as the host started
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(network.db, "run_in_transaction", down)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            answer = httpx.get(api + "/v1/network/keys")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["keys"] == [own]
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING and "network/keys" in r.getMessage()]
+    assert len(warned) == 1, [r.getMessage() for r in caplog.records]
+    assert "connection refused" not in warned[0].getMessage()  # by class, never the driver's text
+
+
+def test_the_keys_a_host_served_are_kept_a_short_while(network, database_url, serve, monkeypatch):
+    """The keys recorded are read from the database at most once per KEYS_CACHE_S per process; the keys
+    a rotation records are served by every host within that."""
+    from services.partner_api import routes
+
+    api = serve(network)
+    now = [1000.0]
+    monkeypatch.setattr(routes.time, "monotonic", lambda: now[0])
+    before = httpx.get(api + "/v1/network/keys").json()["keys"]
+    rotated = _rotate(network, database_url)
+    assert httpx.get(api + "/v1/network/keys").json()["keys"] == before
+    now[0] += routes.KEYS_CACHE_S
+    served = httpx.get(api + "/v1/network/keys").json()["keys"]
+    assert [k["kid"] for k in served] == [network_key_id(network.signing_key), rotated["signing_key_id"]]
