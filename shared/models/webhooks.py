@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.types import UTCDateTime
@@ -51,6 +51,9 @@ class WebhookDelivery(Base):
     receiver can drop duplicates. ``body`` is the exact JSON that is signed and sent.
     ``retry_from`` starts the retry window: the first attempt (set when first claimed), the operator's replay,
     or the endpoint being enabled again.
+
+    ``ix_webhook_deliveries_endpoint_due``: each endpoint's pending deliveries in the order they come
+    due, so a claim reads an endpoint's first few due ones, not the whole backlog (migration 0043).
     """
 
     __tablename__ = "webhook_deliveries"
@@ -58,6 +61,8 @@ class WebhookDelivery(Base):
         CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_due", "endpoint_id", "next_attempt_at", "id",
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, true, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
@@ -104,17 +104,34 @@ def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None)
     at most ``CLAIM_PER_ENDPOINT`` of one endpoint; each endpoint's own in the order they came due. A
     receiver that answers slowly (but in time: never paused) with a backlog so fills no batch, and a
     batch lasts at most ``CLAIM_PER_ENDPOINT / PER_ENDPOINT`` deliveries to it one after the other."""
-    active = select(endpoints_t.c.id).where(endpoints_t.c.status == "active")
+    serving = [endpoints_t.c.status == "active"]
     if delivery_ids is None:
-        active = active.where(or_(endpoints_t.c.paused_until.is_(None), endpoints_t.c.paused_until <= tx.now))
-    due = (deliveries_t.c.status == "pending", deliveries_t.c.next_attempt_at <= tx.now,
-           deliveries_t.c.endpoint_id.in_(active))
-    turn = func.row_number().over(partition_by=deliveries_t.c.endpoint_id,
-                                  order_by=(deliveries_t.c.next_attempt_at, deliveries_t.c.id)).label("turn")
-    ranked = select(deliveries_t.c.id, deliveries_t.c.next_attempt_at.label("due_at"), turn).where(*due)
-    if delivery_ids is not None:
-        ranked = ranked.where(deliveries_t.c.id.in_(delivery_ids))
-    ranked = ranked.subquery()
+        serving.append(or_(endpoints_t.c.paused_until.is_(None), endpoints_t.c.paused_until <= tx.now))
+    pending = (deliveries_t.c.status == "pending", deliveries_t.c.next_attempt_at <= tx.now)
+    due = (*pending, deliveries_t.c.endpoint_id.in_(select(endpoints_t.c.id).where(*serving)))
+    if delivery_ids is None:
+        # the turns are counted over each serving endpoint's first CLAIM_PER_ENDPOINT due rows only, read
+        # off ix_webhook_deliveries_endpoint_due, not over the whole backlog (a sort of every due row,
+        # each claim). The one difference between the databases is how they are joined to the endpoint:
+        # PostgreSQL takes them with LATERAL; SQLite has none, so there its rows are those whose id is
+        # among them (a subquery run once per endpoint)
+        first = (select(deliveries_t.c.id, deliveries_t.c.endpoint_id, deliveries_t.c.next_attempt_at)
+                 .where(deliveries_t.c.endpoint_id == endpoints_t.c.id, *pending)
+                 .order_by(deliveries_t.c.next_attempt_at, deliveries_t.c.id).limit(CLAIM_PER_ENDPOINT))
+        if tx.is_postgres:
+            rows = first.lateral("first_due")
+            source = endpoints_t.join(rows, true())
+        else:
+            rows = deliveries_t.alias("first_due")
+            source = endpoints_t.join(rows, rows.c.id.in_(first.with_only_columns(deliveries_t.c.id)
+                                                          .correlate(endpoints_t)))
+        where = serving
+    else:  # named (an operator's replay): those few rows, found by id
+        rows = source = deliveries_t
+        where = [*due, deliveries_t.c.id.in_(delivery_ids)]
+    turn = func.row_number().over(partition_by=rows.c.endpoint_id, order_by=(rows.c.next_attempt_at, rows.c.id))
+    ranked = (select(rows.c.id, rows.c.next_attempt_at.label("due_at"), turn.label("turn"))
+              .select_from(source).where(*where).subquery())
     # the turns are counted in a subquery (a window function cannot be locked at its own level); the rows
     # are locked in turn order until the batch is full: on PostgreSQL a row another worker holds is
     # skipped, and one it claimed meanwhile is not due any more (the conditions are checked again on
