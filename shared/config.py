@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -50,6 +52,43 @@ def _positive_seconds(text: str) -> bool:
     return 0 < seconds and math.isfinite(seconds)
 
 
+AUTHORITY_HOST = re.compile(r"[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?")  # a DNS name or IPv4 address, lower-cased
+DEFAULT_PORTS = ("443", "80")  # dropped: partners sign https://HOST/… as "HOST" (RFC 9421 @authority)
+
+
+def public_authority(value: str) -> str:
+    """POINTSNET_PUBLIC_AUTHORITY as partners sign it (``@authority``): ``host`` or ``host:port``, the
+    host lower-cased, a default port (443, or 80) dropped; a scheme, path, query, fragment, user
+    information or empty host is refused (each of those refused every request)."""
+    text = value.strip()
+    if not text:
+        raise ValueError("is empty: set the host[:port] partners sign (e.g. points.example.com), or leave it unset")
+    if "://" in text:
+        raise ValueError("give the host[:port] partners sign without a scheme (points.example.com, not "
+                         "https://points.example.com)")
+    if any(mark in text for mark in "/?#"):
+        raise ValueError("the host[:port] partners sign, with no path, query or fragment (e.g. points.example.com)")
+    if "@" in text:
+        raise ValueError("the host[:port] partners sign, with no user information (e.g. points.example.com)")
+    bracketed = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", text)
+    if bracketed:  # an IPv6 address
+        host, port = bracketed.group(1), bracketed.group(2)
+        try:
+            host = f"[{ipaddress.IPv6Address(host).compressed}]"
+        except ValueError:
+            raise ValueError("not a host[:port]: the host in brackets is not an IPv6 address") from None
+    else:
+        host, colon, port = text.partition(":")
+        host, port = host.lower(), port if colon else None
+        if not AUTHORITY_HOST.fullmatch(host):
+            raise ValueError("not a host[:port] (e.g. points.example.com or points.example.com:8443)")
+    if port is not None:
+        if not (port.isascii() and port.isdigit() and 0 < int(port) <= 65535):
+            raise ValueError("not a host[:port]: the port is a number from 1 to 65535")
+        port = str(int(port))
+    return host if port is None or port in DEFAULT_PORTS else f"{host}:{port}"
+
+
 def default_jobs() -> int:
     """Connections for work split over one snapshot (verify, settlement): the cores, at most 8."""
     return min(os.cpu_count() or 1, 8)
@@ -91,7 +130,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=1, le=500)
     # Payments are due this many business days after the cycle date.
     settlement_lag_business_days: int = Field(default=1, ge=0, le=MAX_DAYS)
-    # What partners sign as @authority (host[:port]) when it differs from the Host a process sees.
+    # What partners sign as @authority (host[:port], see public_authority()): set it in production, or
+    # each request's Host header is what its signature is checked against.
     public_authority: str | None = None
     redis_url: str | None = None  # shared rate limits across API processes
     rate_limit: str = DEFAULT_RATE_LIMIT  # per partner, a `limits` rate string
@@ -229,6 +269,11 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError("not a Redis URL: an option in its query cannot be read") from None
         return value
+
+    @field_validator("public_authority")
+    @classmethod
+    def _public_authority(cls, value: str | None) -> str | None:
+        return None if value is None else public_authority(value)
 
     @field_validator("four_eyes_actions", mode="before")
     @classmethod

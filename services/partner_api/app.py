@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from typing import Callable
 
@@ -23,6 +24,7 @@ from shared.network import Network
 from shared.observability import RequestObserver, refresh_liability
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger("pointsnet.api")
 DESCRIPTION = """
 The Pointsnet partner API (v1). Every request is signed with RFC 9421 HTTP Message
 Signatures, profile `pointsnet-v1` (Ed25519; components `@method @authority @path
@@ -102,7 +104,10 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
             if on_stop:
                 on_stop()
 
-    app = FastAPI(title="Pointsnet partner API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # redirect_slashes off: /v1/transactions/ is an unknown path (404 not_found), never a signed 307 to
+    # the address this process sees (the internal host, in plain http, behind the proxy)
+    app = FastAPI(title="Pointsnet partner API", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  redirect_slashes=False)
     app.state.network = network
     app.include_router(router)
     app.include_router(reports_router)
@@ -176,6 +181,17 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
     return app
 
 
+def warn_without_public_authority(settings) -> None:
+    """One warning when an API process starts without POINTSNET_PUBLIC_AUTHORITY: each request's
+    ``@authority`` is then checked against the Host header it brings, so a request signed for another
+    host (another network, a staging one) is accepted here if it is replayed with that Host. Fine on
+    one machine (the demo); production sets it (docs/operations.md)."""
+    if not settings.public_authority:
+        log.warning("POINTSNET_PUBLIC_AUTHORITY is not set: request signatures are checked against the Host "
+                    "header each request brings, so a request signed for another host (another network's) "
+                    "is accepted if replayed here with that Host; set it to the host[:port] partners sign")
+
+
 def from_environment() -> FastAPI:
     """The API of one ``pointsnet serve-api`` process (with ``--workers N``, uvicorn calls this factory
     in each worker): settings, logging and keys from the environment."""
@@ -185,6 +201,7 @@ def from_environment() -> FastAPI:
 
     settings = get_settings()
     configure_logging(settings.log_format)
+    warn_without_public_authority(settings)
     network = Network(settings)
     network.keyring, network.signing_key  # noqa: B018 - fail at start, not on the first request
     network.pin_cycle_settings()

@@ -90,20 +90,10 @@ class PartnerGate:
         try:
             if "signature-input" not in headers and "signature" not in headers:
                 raise errors.SignatureMissing("sign the request (RFC 9421, profile pointsnet-v1)")
-            spaced = False  # a key whose only characters out of bounds are spaces: kept from before?
+            auth = await self._authenticate(request, body)  # every 401 before a 400 of the Idempotency-Key
+            await self._rate_limit(auth.partner_id)  # first: a refused Idempotency-Key counts too
             if scope["method"] == "POST":
-                key = headers.get("idempotency-key")
-                if not key:
-                    raise errors.IdempotencyKeyMissing("every POST needs an Idempotency-Key header")
-                if not visible_key(key):
-                    if not visible_key(key.replace(" ", "!")):
-                        raise errors.IdempotencyKeyInvalid(KEY_REFUSED)
-                    spaced = True
-            now = datetime.now(timezone.utc)  # signature freshness always uses the real time
-            auth = await anyio.to_thread.run_sync(authenticate, self.network, request, body, now)
-            await self._rate_limit(auth.partner_id)  # first: a refused spaced key counts too
-            if spaced and not await anyio.to_thread.run_sync(self._kept, auth.partner_id, key):
-                raise errors.IdempotencyKeyInvalid(KEY_REFUSED)
+                await self._require_idempotency_key(auth.partner_id, headers.get("idempotency-key"))
             refuse_nul(scope, body)
         except PointsnetError as error:
             await self._send_problem(send, error, request, label)
@@ -113,12 +103,42 @@ class PartnerGate:
                               idempotency_key=headers.get("idempotency-key"))
         await self._signed(scope, _replay(body), send, request, auth.label)
 
+    async def _authenticate(self, request: SignedRequest, body: bytes):
+        """The signature, key, digest and nonce (``auth.authenticate``). A POST must sign its
+        Idempotency-Key: one that carries none cannot have its signature verified (its base has no value
+        for the header), so once every check that needs no such value has passed (the components
+        covered, the times, the key known and active) it is refused for what is missing, 400
+        ``idempotency_key_missing``; its nonce is not spent."""
+        now = datetime.now(timezone.utc)  # signature freshness always uses the real time
+        try:
+            return await anyio.to_thread.run_sync(authenticate, self.network, request, body, now)
+        except errors.SignatureInvalid as error:
+            if request.method == "POST" and "idempotency-key" not in request.headers:
+                raise errors.IdempotencyKeyMissing("every POST needs an Idempotency-Key header") from error
+            raise
+
+    async def _require_idempotency_key(self, partner_id: str, key: str | None) -> None:
+        """1 to ``KEY_LENGTH`` visible ASCII characters. A key whose only characters out of bounds are
+        spaces is let through while a record is kept under it (``_kept``)."""
+        if not key:
+            raise errors.IdempotencyKeyMissing("every POST needs an Idempotency-Key header")
+        if visible_key(key):
+            return
+        if not visible_key(key.replace(" ", "!")) or not await anyio.to_thread.run_sync(self._kept, partner_id, key):
+            raise errors.IdempotencyKeyInvalid(KEY_REFUSED)
+
     def _url(self, scope, headers: httpx.Headers) -> str:
-        authority = self.authority or headers.get("host") or "localhost"
+        """The URL the signature is checked against. With POINTSNET_PUBLIC_AUTHORITY, the one partners
+        sign: https on that authority (a default port is dropped from the setting when it is read, so
+        ``@authority`` is the bare host a partner signing https://HOST/… covers, whatever scheme this
+        process sees behind the proxy). Without it, the Host header and scheme the request came with."""
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
-        return f"{scope.get('scheme', 'http')}://{authority}{path.decode('latin-1')}" + (
-            f"?{query.decode('latin-1')}" if query else "")
+        if self.authority:
+            origin = f"https://{self.authority}"
+        else:
+            origin = f"{scope.get('scheme', 'http')}://{headers.get('host') or 'localhost'}"
+        return origin + path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
 
     async def _read_body(self, receive) -> bytes:
         chunks, size = [], 0

@@ -133,7 +133,17 @@ def remember_nonce(tx: Tx, key_id: str, nonce: str, now: datetime) -> bool:
     return inserted is not None
 
 
+# How far apart the clocks of the network's hosts may be (docs/operations.md: keep them on NTP).
+CLOCK_SKEW_S = 300
+# How long a nonce is kept after it was seen. A request is accepted while |now - created| <= FRESHNESS_S
+# by the clock of the API host that answers it, so one seen at T (that host's clock) can be replayed
+# until created + FRESHNESS_S <= T + 2 x FRESHNESS_S; seen_at is the API host's clock and the pruning
+# job reads the worker's, so the allowed skew between them is kept on top.
+NONCE_KEPT_S = 2 * FRESHNESS_S + CLOCK_SKEW_S
+
+
 def prune_nonces(tx: Tx, now: datetime) -> int:
-    """Nonces older than twice the freshness window can no longer be replayed."""
-    cutoff = now - timedelta(seconds=2 * FRESHNESS_S)
+    """Forget the nonces no request they guard can still be accepted with: seen more than
+    ``NONCE_KEPT_S`` before ``now`` (the pruning host's clock)."""
+    cutoff = now - timedelta(seconds=NONCE_KEPT_S)
     return tx.session.execute(delete(nonces_t).where(nonces_t.c.seen_at < cutoff)).rowcount
