@@ -125,17 +125,21 @@ def create_dashboard(network: Network) -> FastAPI:
     def sign_in_first(request: Request, error: NotSignedIn):
         if request.method == "GET":
             return RedirectResponse((request.scope.get("root_path") or "") + "/login", status_code=303)
-        return page(request, "error.html", status_code=401, code=error.code, detail=error.detail)
+        return page(request, "error.html", status_code=401, code=error.code, detail=error.detail, extra=error.extra)
 
     @app.exception_handler(PointsnetError)
     def refused(request: Request, error: PointsnetError):
-        return page(request, "error.html", status_code=error.status, code=error.code, detail=error.detail)
+        return page(request, "error.html", status_code=error.status, code=error.code, detail=error.detail,
+                    extra=error.extra)
 
     @app.exception_handler(RequestValidationError)
     def invalid(request: Request, error: RequestValidationError):
         detail = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', '')}"
                            for e in error.errors()[:5])
-        return page(request, "error.html", status_code=422, code="validation_failed", detail=detail)
+        fields = [{"loc": e.get("loc", ()), "type": e.get("type", ""), "ctx": e.get("ctx") or {}}
+                  for e in error.errors()[:5]]  # the page's language says each field's problem
+        return page(request, "error.html", status_code=422, code="validation_failed", detail=detail,
+                    extra={"errors": fields})
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, error: StarletteHTTPException):

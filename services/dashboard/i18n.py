@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.dashboard.code_labels import CODE_LABELS, code_of
 from shared.reports.labels import LABELS as REPORT_LABELS
 
 LANGUAGES = {"en": "English", "zh": "简体中文"}
@@ -389,11 +390,39 @@ LABELS: dict[str, tuple[str, str]] = {
     "members.issued": ("Issued", "发放"),
     "members.expires": ("Expires", "到期"),
     "members.expired": ("expired", "已过期"),
+    # finance views
+    "finance.positions_chart": ("Net position per party (+ receives, − pays)", "各方净头寸（+ 收，− 付）"),
+    "finance.matrix_chart": ("Bilateral sums, payer → payee", "双边金额，付款方 → 收款方"),
+    "finance.pairs_axis": ("Payer → payee", "付款方 → 收款方"),
+    "finance.amount_axis": ("Amount ({unit})", "金额（{unit}）"),
+    "finance.unit.CNY": ("CNY", "元"),
+    "finance.unit.HKD": ("HKD", "港元"),
+    "finance.unit.USD": ("USD", "美元"),
+    "finance.unit.EUR": ("EUR", "欧元"),
+    "finance.unit.GBP": ("GBP", "英镑"),
+    "finance.unit.JPY": ("JPY", "日元"),
+    "finance.unit.SGD": ("SGD", "新加坡元"),
+    "finance.unit.KRW": ("KRW", "韩元"),
+    "finance.exact_amount": ("Exact amount", "精确金额"),
+    "payment.due_pay": ("to pay", "待付"),
+    "payment.due_receive": ("to receive", "待收"),
+    "finance.network": ("the network", "积分网络"),
+    "finance.request_amount": ("Amount by bank", "银行转账金额"),
+    "finance.parameters": ("Parameters", "参数"),
+    "finance.log_unit": ("The log's amount column is in exact minor units of {currency} (fen for CNY, cents for "
+                         "USD; up to six decimals), not in major units: {money} is written {minor}, not {major}. "
+                         "An amount written in major units is reported as an amount_mismatch 100 times too small "
+                         "(for a currency with two decimals).",
+                         "流水的 amount 列以 {currency} 的最小货币单位（人民币为“分”，美元为“美分”）填写精确金额，"
+                         "最多六位小数，不是以“元”填写：{money} 应写作 {minor}，而不是 {major}。"
+                         "按“元”填写的金额会被报告为 amount_mismatch（金额差异），相差 100 倍（两位小数的币种）。"),
 }
 
 
 def translate(key: str, lang: str, **values) -> str:
-    pair = LABELS.get(key) or REPORT_LABELS.get(key) or (key, key)
+    """A label in the language; a stored code with no label of its family (``kind.x``) is the code
+    itself, any other key without a label the key."""
+    pair = LABELS.get(key) or CODE_LABELS.get(key) or REPORT_LABELS.get(key) or (code_of(key) or key,) * 2
     text = pair[1] if lang == "zh" else pair[0]
     return text.format(**values) if values else text
 
@@ -409,3 +438,23 @@ def pick_language(*candidates: str | None) -> str:
         if candidate in LANGUAGES:
             return candidate
     return "en"
+
+
+def from_accept_language(header: str | None) -> str | None:
+    """The dashboard language a browser's Accept-Language asks for most (``zh-CN``, ``zh-TW``, ``zh``:
+    Chinese; ``en-GB``: English), or None when it names neither. The first listed wins a tie."""
+    best, best_q = None, 0.0
+    for part in (header or "")[:1000].split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LANGUAGES and 0 < q <= 1 and q > best_q:
+            best, best_q = primary, q
+    return best

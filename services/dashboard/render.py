@@ -11,7 +11,8 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from markupsafe import Markup
 
-from services.dashboard.i18n import LANGUAGES, pick_language, translate
+from services.dashboard.i18n import LANGUAGES, from_accept_language, pick_language, translate
+from services.dashboard.messages import problem_text, reason_text
 from services.dashboard.security import LANG_COOKIE, current_session
 from shared.programme.days import last_day as last_usable_day
 from shared.reports.labels import format_money, format_points, format_rate
@@ -36,11 +37,12 @@ NAV = [
 def language(request: Request) -> str:
     """Signed in: the user's own choice, wherever they sign in (a browser's cookie may be stale:
     left by another user, or by a choice made since on another machine). Signed out: the cookie,
-    this browser's last choice."""
+    this browser's last choice; without one, the language the browser asks for (Accept-Language)."""
     session = current_session(request)
     if session is not None:
         return pick_language(session.language)
-    return pick_language(request.cookies.get(LANG_COOKIE))
+    return pick_language(request.cookies.get(LANG_COOKIE),
+                         from_accept_language(request.headers.get("accept-language")))
 
 
 def chart_data(value) -> Markup:
@@ -104,6 +106,8 @@ def page(request: Request, template: str, status_code: int = 200, **context):
     return TEMPLATES.TemplateResponse(request, template, status_code=status_code, context={
         "staff": session, "csrf": session.csrf_token if session else "", "lang": lang, "languages": LANGUAGES,
         "t": lambda key, **values: translate(key, lang, **values), "nav": nav, "base": base,
+        "problem": lambda code, detail, extra=None: problem_text(code, detail, lang, extra),
+        "reason": lambda text: reason_text(text, lang),
         "points": format_points, "money": lambda minor: format_money(minor, settings.currency),
         "rate": format_rate, "chart_data": chart_data, "currency": settings.currency,
         "path": request.url.path,

@@ -3,6 +3,9 @@ drawn by the vendored Chart.js, a partner's log uploaded for its breaks; screens
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
+
 import pytest
 
 from tests.dashboard.conftest import screenshot
@@ -17,12 +20,22 @@ def chart(page, chart_id: str):
                          "{labels: c.data.labels, sets: c.data.datasets.map(d => [d.label, d.data])}; }", chart_id)
 
 
+def axes(page, chart_id: str):
+    """The drawn chart's axis titles (x, y) and its y-axis tick labels."""
+    return page.evaluate("id => { const c = document.getElementById(id).pointsnetChart; return "
+                         "{titles: [c.options.scales.x.title.text, c.options.scales.y.title.text], "
+                         "ticks: c.scales.y.ticks.map(t => t.label)}; }", chart_id)
+
+
 def test_settlement_cycle_matrix_chart_and_mark_paid_request(page_as, live_dashboard, settled):  # noqa: F811
     page = page_as("finance")
     page.goto(f"{live_dashboard}/settlement")
     page.click(f"a[href$='/settlement/{CYCLE}']")
     page.wait_for_selector("[data-testid=positions]")
-    assert sorted(chart(page, "positions-chart")["sets"][0][1]) == [-300, 0, 300]  # the network at 0: no fees
+    drawn = chart(page, "positions-chart")
+    assert sorted(Decimal(v) for v in drawn["sets"][0][1]) == [Decimal("-3.00"), 0, Decimal("3.00")]  # yuan; network 0
+    assert axes(page, "positions-chart")["titles"] == ["Party", "Amount (CNY)"]
+    assert all(re.fullmatch(r"-?¥[0-9,]+(\.[0-9]+)?", tick) for tick in axes(page, "positions-chart")["ticks"])
     row = page.locator(f"tr[data-party='{settled['coffee']}']")
     row.locator("input[name=bank_reference]").fill("BANK-77")
     row.locator("button[type=submit]").click()
@@ -31,7 +44,9 @@ def test_settlement_cycle_matrix_chart_and_mark_paid_request(page_as, live_dashb
     screenshot(page, "settlement-cycle")
     page.click("[data-testid=matrix-tab]")
     drawn = chart(page, "matrix-chart")
-    assert drawn == {"labels": ["CoffeeCo → BookMart"], "sets": [["redemption", [300]]]}
+    assert drawn == {"labels": ["CoffeeCo → BookMart"], "sets": [["redemption", ["3.00"]]]}
+    assert axes(page, "matrix-chart")["titles"] == ["Payer → payee", "Amount (CNY)"]
+    assert "¥3" in axes(page, "matrix-chart")["ticks"]
     screenshot(page, "settlement-matrix")
 
 

@@ -150,7 +150,9 @@ def test_runs_and_cycle_page_show_positions_and_matrix(client_as, settled):
     matrix = client.get(f"{BASE}/settlement/{CYCLE}", params={"tab": "matrix"}).text
     assert f'data-payer="{settled["coffee"]}" data-payee="{settled["book"]}" data-kind="redemption"' in matrix
     chart = json.loads(matrix.split('id="matrix-chart-data">', 1)[1].split("</script>", 1)[0])
-    assert chart == {"labels": ["CoffeeCo → BookMart"], "datasets": [{"label": "redemption", "data": [300]}]}
+    assert chart == {"labels": ["CoffeeCo → BookMart"], "datasets": [{"label": "redemption", "data": ["3.00"]}],
+                     "axes": {"x": "Payer → payee", "y": "Amount (CNY)"},
+                     "money": {"symbol": "¥", "code": "CNY", "digits": 2}}  # yuan, as the table's money
     assert client.get(f"{BASE}/settlement/2026-11-19").status_code == 404
     assert client.get(f"{BASE}/settlement/not-a-date").status_code == 422
 

@@ -9,6 +9,7 @@ from services.dashboard.actions import decide
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
+from services.dashboard.views.approval_details import details_of
 from shared.access import approvals
 from shared.access.errors import NotPending
 from shared.errors import PointsnetError
@@ -22,10 +23,14 @@ MAX_PENDING_ID = 2**31 - 1
 @router.get("/approvals")
 def approvals_page(request: Request, status: str = Query("pending", pattern="^(pending|approved|rejected|failed|all)$"),
                    message: str = Query("", pattern="^(|done|already_applied)$"), paged: Paging = Depends(paging), staff=Depends(require("operator"))):
-    rows, total = network_of(request).tx(lambda tx: approvals.page(
-        tx, status=None if status == "all" else status, offset=paged.offset, limit=paged.limit), readonly=True)
+    def unit(tx):
+        rows, total = approvals.page(tx, status=None if status == "all" else status, offset=paged.offset,
+                                     limit=paged.limit)
+        return rows, total, details_of(tx, rows)  # the partner's name, a payment's amount (views/approval_details)
+
+    rows, total, details = network_of(request).tx(unit, readonly=True)
     return page(request, "approvals.html", actions=page_of(rows, total, paged, {"status": status}), status=status,
-                message=message)
+                message=message, details=details)
 
 
 @router.post("/approvals/{pending_id}/{decision}")

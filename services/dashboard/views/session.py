@@ -73,7 +73,8 @@ def login(request: Request, form: FormData = Depends(checked_login_form)):
             network.tx(lambda tx: users.store_upgraded_hash(tx, verified, upgraded))
     except LoginThrottled as error:
         token = new_login_token()
-        response = page(request, "login.html", status_code=429, login_csrf=token, failed=error.detail)
+        response = page(request, "login.html", status_code=429, login_csrf=token, failed=None,
+                        refusal={"code": error.code, "detail": error.detail, "extra": error.extra})
         response.headers["Retry-After"] = str(error.extra.get("retry_after", 60))
         set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
         return response

@@ -17,6 +17,7 @@ from services.dashboard.actions import action, submit
 from services.dashboard.audited import read_then_audit
 from services.dashboard.dates import cycle_in_path
 from services.dashboard.i18n import notice
+from services.dashboard.numbers import chart_amount, exact_amounts_as_money, exact_money, money_format
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, ensure_partner, network_of, require
@@ -35,6 +36,7 @@ router = APIRouter()
 MEDIA = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".sig": "application/json"}
 BREAKS_SHOWN = 500
 MAX_REFERENCE = 128
+EXAMPLE_MINOR = 5956789  # the reconciliation page's example of a log's amount, in minor units
 CALENDAR_AHEAD_DAYS, CALENDAR_SHOWN = 366, 100  # the payment calendar's coming year, as far as a page shows
 
 
@@ -101,17 +103,22 @@ def cycle_page(request: Request, cycle: date = Depends(cycle_in_path),
 
     run, rows, total = network.tx(unit, readonly=True)
     table = page_of(rows, total, paged, {"tab": tab})
+    currency = network.settings.currency
+    series = _matrix_chart(rows, currency) if tab == "matrix" else _positions_chart(rows, currency)
     return page(request, "settlement_cycle.html", cycle=cycle, run=run, tab=tab, table=table,
-                series=_matrix_chart(rows) if tab == "matrix" else _positions_chart(rows),
+                series=series | {"money": money_format(currency)}, exact_money=lambda a: exact_money(a, currency),
                 message=notice(request.query_params.get("message")), today=_today(network))
 
 
-def _positions_chart(rows: list[dict]) -> dict:
-    return {"labels": [r["name"] for r in rows], "datasets": [{"label": "net", "data": [r["net_minor"] for r in rows]}]}
+def _positions_chart(rows: list[dict], currency: str) -> dict:
+    """Each party's net position in major units (the table beside it shows the same amounts as money)."""
+    return {"labels": [r["name"] for r in rows],
+            "datasets": [{"label": "net", "data": [chart_amount(r["net_minor"], currency) for r in rows]}]}
 
 
-def _matrix_chart(rows: list[dict]) -> dict:
-    """Payer → payee pairs of this page, one dataset per line kind (the table shows the same numbers)."""
+def _matrix_chart(rows: list[dict], currency: str) -> dict:
+    """Payer → payee pairs of this page, one dataset per line kind, in major units (the table shows
+    the same amounts as money)."""
     pairs: list[tuple[str, str]] = []
     for r in rows:
         if (r["payer"], r["payee"]) not in pairs:
@@ -120,7 +127,8 @@ def _matrix_chart(rows: list[dict]) -> dict:
     amounts = {(r["payer"], r["payee"], r["kind"]): r["amount_minor"] for r in rows}
     names = {r["payer"]: r["payer_name"] for r in rows} | {r["payee"]: r["payee_name"] for r in rows}
     return {"labels": [f"{names[a]} → {names[b]}" for a, b in pairs],
-            "datasets": [{"label": kind, "data": [amounts.get((a, b, kind), 0) for a, b in pairs]} for kind in kinds]}
+            "datasets": [{"label": kind, "data": [chart_amount(amounts.get((a, b, kind), 0), currency)
+                                                  for a, b in pairs]} for kind in kinds]}
 
 
 @router.get("/settlement/{cycle}/files/{name}")
@@ -183,8 +191,10 @@ def verify_run(request: Request, cycle: date = Depends(cycle_in_path),
 def reconcile_form(request: Request, cycle: date = Depends(cycle_in_path),
                    partner: str | None = Query(None, max_length=40),
                    staff=Depends(require("operator", "finance"))):
-    network_of(request).tx(lambda tx: positions.run_of(tx, cycle), readonly=True)
-    return page(request, "settlement_reconcile.html", cycle=cycle, partner=partner or "", breaks=None)
+    network = network_of(request)
+    network.tx(lambda tx: positions.run_of(tx, cycle), readonly=True)
+    return page(request, "settlement_reconcile.html", cycle=cycle, partner=partner or "", breaks=None,
+                **_log_unit(network.settings.currency))
 
 
 @router.post("/settlement/{cycle}/reconcile")
@@ -215,7 +225,16 @@ def reconcile(request: Request, cycle: date = Depends(cycle_in_path),
         return Response(positions.breaks_csv(breaks), media_type="text/csv; charset=utf-8", headers={
             "content-disposition": f'attachment; filename="breaks-{cycle.isoformat()}-{_safe(partner)}.csv"'})
     return page(request, "settlement_reconcile.html", cycle=cycle, partner=partner, breaks=breaks[:BREAKS_SHOWN],
-                total_breaks=len(breaks), shown=BREAKS_SHOWN)
+                total_breaks=len(breaks), shown=BREAKS_SHOWN, **_log_unit(network.settings.currency))
+
+
+def _log_unit(currency: str) -> dict:
+    """What the page says of the log's amount (exact minor units) and how it shows a break's amounts
+    (as money, exactly)."""
+    example = EXAMPLE_MINOR
+    return {"as_money": lambda text: exact_amounts_as_money(text, currency),
+            "log_example": {"minor": str(example), "major": chart_amount(example, currency),
+                            "money": exact_money(example, currency)}}
 
 
 def _safe(text: str) -> str:

@@ -1,0 +1,75 @@
+"""What a request on the Approvals page is about, as a checker reads it: the partner's name beside
+its id, and for a "mark paid" (settlement_paid) the amount that moves by bank and which way — who
+pays whom — before and after it is approved. The raw parameters stay on the page beside it."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from sqlalchemy import and_, or_, select
+
+from shared.db.database import Tx
+from shared.models import Settlement
+from shared.settlement import positions
+from shared.settlement.files import NETWORK
+
+PARTNER_ACTIONS = {"contract_change": "partner_id", "partner_suspension": "partner_id", "settlement_paid": "party"}
+
+
+def details_of(tx: Tx, rows: list[dict]) -> dict[int, dict]:
+    """Request id -> what the page shows of it (only requests about a partner or a payment)."""
+    partner_of = {r["id"]: str(r["params"].get(PARTNER_ACTIONS[r["action"]]) or "")
+                  for r in rows if r["action"] in PARTNER_ACTIONS and isinstance(r["params"], dict)}
+    names = positions.names_of(tx, partner_of.values())
+    payments = _payments(tx, [r for r in rows if r["action"] == "settlement_paid" and r["id"] in partner_of])
+    details: dict[int, dict] = {}
+    for row in rows:
+        if row["id"] not in partner_of:
+            continue
+        party = partner_of[row["id"]]
+        detail = {"partner_id": party, "partner_name": names.get(party)}
+        if row["action"] == "settlement_paid":
+            detail |= _payment(row, party, payments)
+        details[row["id"]] = detail
+    return details
+
+
+def _cycle(row: dict) -> date | None:
+    try:
+        return date.fromisoformat(str(row["params"].get("cycle_date")))
+    except ValueError:
+        return None
+
+
+def _payments(tx: Tx, rows: list[dict]) -> dict[tuple[date, str], int]:
+    """(cycle, party) -> the settlement's by-bank amount (receives +, pays −), for these requests."""
+    wanted = {(cycle, str(r["params"].get("party"))) for r in rows if (cycle := _cycle(r)) is not None}
+    if not wanted:
+        return {}
+    found = tx.session.execute(select(Settlement.cycle_date, Settlement.party, Settlement.by_bank_minor).where(
+        or_(*[and_(Settlement.cycle_date == cycle, Settlement.party == party) for cycle, party in sorted(wanted)])))
+    return {(cycle, party): int(by_bank) for cycle, party, by_bank in found}
+
+
+def _payment(row: dict, party: str, payments: dict[tuple[date, str], int]) -> dict:
+    outcome = _outcome(row)
+    by_bank = outcome.get("by_bank_minor", payments.get((_cycle(row), party)))
+    if not isinstance(by_bank, int):
+        return {"cycle_date": row["params"].get("cycle_date"), "bank_reference": row["params"].get("bank_reference")}
+    pays = by_bank < 0
+    return {"cycle_date": row["params"].get("cycle_date"), "bank_reference": row["params"].get("bank_reference"),
+            "by_bank_minor": by_bank, "amount_minor": abs(by_bank),
+            "payer": party if pays else NETWORK, "payee": NETWORK if pays else party,
+            "outcome_status": outcome.get("status")}
+
+
+def _outcome(row: dict) -> dict:
+    """An approved payment's recorded outcome (status, by_bank_minor), or nothing."""
+    if row.get("status") != "approved" or not row.get("outcome"):
+        return {}
+    try:
+        outcome = json.loads(row["outcome"])
+    except ValueError:
+        return {}
+    return outcome if isinstance(outcome, dict) else {}
