@@ -30,7 +30,8 @@ from shared.errors import PointsnetError, ValidationFailed
 from shared.ledger import idempotency
 from shared.ledger.idempotency import KEY_LENGTH
 from shared.network import Network
-from shared.observability import log_failure, route_label
+from shared.log_redaction import log_failure
+from shared.observability import route_label
 from shared.signing import RESPONSE_TAG, network_key_id, response_components, signature_fields, signer
 
 PROBLEM = "application/problem+json"

@@ -44,7 +44,8 @@ from sqlalchemy.orm import Session
 
 from shared.db.advisory import advisory_key
 from shared.db.database import Database
-from shared.observability import log_failure, observe_job
+from shared.log_redaction import log_failure
+from shared.observability import observe_job
 
 log = logging.getLogger("pointsnet.jobs")
 LEADER_LOCK = 7242002

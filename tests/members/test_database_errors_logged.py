@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from shared.db.database import make_engine, normalise_url
-from shared.observability import (WithoutDatabaseValues, carries_database_error, configure_logging,
-                                  describe_database_error, log_failure)
+from shared.log_redaction import WithoutDatabaseValues, carries_database_error, describe_database_error, log_failure
+from shared.observability import configure_logging
 from tests.conftest import PG_URL
 
 REF = "CREF-4417-SECRET"

@@ -132,7 +132,7 @@ def test_the_description_of_a_database_error_names_kind_code_and_statement_but_n
     with pytest.raises(DBAPIError) as caught:
         network.tx(unit, attempts=1)
     assert ref not in str(caught.value), "SQLAlchemy's text carries the parameters"
-    from shared.observability import describe_database_error
+    from shared.log_redaction import describe_database_error
 
     described = describe_database_error(caught.value)
     assert "IntegrityError" in described and "INSERT INTO member_links" in described, described
