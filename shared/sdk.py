@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from http_message_signatures import HTTPMessageVerifier, MappingKeyResolver, algorithms
 
 from shared.signing import (
-    FRESHNESS_S, POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, RESPONSE_TAG, public_key_from_jwk,
-    response_components, signer,
+    FRESHNESS_S, POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, RESPONSE_TAG, RETIRED_KEY_ROLLOUT,
+    public_key_from_jwk, response_components, signer,
 )
 
 from shared.tls import tls_context
@@ -40,10 +40,6 @@ GATEWAY_STATUSES = {502, 503, 504}
 
 MAX_RETRY_AFTER_S = 300.0  # a Retry-After longer than this is answered with the error, not slept on
 KEY_REFETCH_INTERVAL_S = 60.0  # an answer signed by an unknown key fetches the network's keys at most this often
-# A key the network retired (``"status": "retired"`` at /v1/network/keys) is believed for what it signed at
-# most this long after its ``retired_at``: the network's hosts not restarted since its rotation still sign
-# with it. Later, a signature by it is refused (the key may have leaked). The network's ROLLOUT.
-RETIRED_KEY_ROLLOUT = timedelta(hours=24)
 
 
 class PointsnetAPIError(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import timedelta
 from typing import Any
 
 import http_sf
@@ -21,6 +22,11 @@ ALG = "ed25519"
 REQUEST_COMPONENTS = ("@method", "@authority", "@path", "@query")
 POST_COMPONENTS = ("content-digest", "idempotency-key")
 FRESHNESS_S = 300
+# How long after its retirement a network key is still believed for what it signed: the hosts not restarted
+# since the rotation (or not given the new key file yet) sign with it. ``pointsnet verify`` names a
+# checkpoint note it signed later; the SDK refuses an answer or a note it signed later: after a rotation for
+# a leak, the leaked key is no longer believed once this has passed.
+RETIRED_KEY_ROLLOUT = timedelta(hours=24)
 
 
 def response_components(request_label: str) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ rotation still verify. Only public keys are recorded; a network that never rotat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select, text
@@ -18,7 +18,7 @@ from shared.db.advisory import advisory_key
 from shared.db.database import Tx
 from shared.keys import SigningKeyNotCurrent, SigningKeyRetired
 from shared.models import NetworkSigningKey
-from shared.signing import b64url, key_fingerprint, public_key_from_jwk, raw_public
+from shared.signing import RETIRED_KEY_ROLLOUT, b64url, key_fingerprint, public_key_from_jwk, raw_public
 
 
 def public_key_id(key: Ed25519PublicKey) -> str:
@@ -28,11 +28,7 @@ def public_key_id(key: Ed25519PublicKey) -> str:
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
-# How long after its retirement a key still signs: the hosts not restarted since the rotation (or not given
-# the new key file yet) sign with it. A checkpoint note it signed later is an offence for ``pointsnet
-# verify``, an answer or note it signed later is refused by the SDK (shared/sdk.py RETIRED_KEY_ROLLOUT):
-# after a rotation for a leak, the leaked key is no longer believed once this has passed.
-ROLLOUT = timedelta(hours=24)
+ROLLOUT = RETIRED_KEY_ROLLOUT  # how long a retired key still signs (shared/signing.py)
 
 
 @dataclass(frozen=True)

@@ -503,10 +503,3 @@ def test_a_checkpoint_a_retired_key_signed_after_the_rollout_is_refused(network,
     finally:
         within.close()
         beyond.close()
-
-
-def test_the_sdks_rollout_is_the_networks():
-    from shared.sdk import RETIRED_KEY_ROLLOUT
-    from shared.signing_keys import ROLLOUT
-
-    assert RETIRED_KEY_ROLLOUT == ROLLOUT
