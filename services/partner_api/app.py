@@ -182,7 +182,7 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
 
 
 def warn_without_public_authority(settings) -> None:
-    """One warning when an API process starts without POINTSNET_PUBLIC_AUTHORITY: each request's
+    """One warning when an API process starts serving without POINTSNET_PUBLIC_AUTHORITY: each request's
     ``@authority`` is then checked against the Host header it brings, so a request signed for another
     host (another network, a staging one) is accepted here if it is replayed with that Host. Fine on
     one machine (the demo); production sets it (docs/operations.md)."""
@@ -201,10 +201,10 @@ def from_environment() -> FastAPI:
 
     settings = get_settings()
     configure_logging(settings.log_format)
-    warn_without_public_authority(settings)
     network = Network(settings)
     network.keyring, network.signing_key  # noqa: B018 - fail at start, not on the first request
     network.pin_cycle_settings()
-    application = create_app(network)
+    # warned as the process starts serving: a refusal before that (keys, the port) stays one line
+    application = create_app(network, on_start=lambda: warn_without_public_authority(settings))
     tune_for_throughput()
     return application

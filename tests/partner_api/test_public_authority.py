@@ -13,6 +13,7 @@ import logging
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from shared.config import Settings
@@ -97,7 +98,7 @@ def test_the_command_line_refuses_it_in_one_line(tmp_path, value, says):
     assert done.stderr.strip().count("\n") == 0, done.stderr
 
 
-# -- without the setting: one warning when an API process starts --------------------------------
+# -- without the setting: one warning when an API process starts serving --------------------------------
 
 def _started_api(database_url, tmp_path, monkeypatch, caplog, authority: str | None) -> list[str]:
     import shared.observability
@@ -107,6 +108,8 @@ def _started_api(database_url, tmp_path, monkeypatch, caplog, authority: str | N
     with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": database_url,
                       "POINTSNET_PUBLIC_AUTHORITY": authority}), caplog.at_level(logging.WARNING):
         application = from_environment()
+        with TestClient(application):  # the process starts serving (its lifespan)
+            pass
         application.state.network.close()
     return [record.getMessage() for record in caplog.records
             if record.levelno == logging.WARNING and "POINTSNET_PUBLIC_AUTHORITY" in record.getMessage()]
