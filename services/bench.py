@@ -467,8 +467,36 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
     console.print("machine speed (CPU ms of a fixed piece of Python; lower is faster), before and after each "
                   "scenario: " + ", ".join(f"{r['scenario']} {r['reference_before_ms']} / {r['reference_after_ms']}"
                                            for r in results))
-    if json_file:
+    if json_file is not None:
         record = {"measured_at": datetime.now(timezone.utc).isoformat(), "machine": machine(), "results": results}
-        Path(json_file).write_text(json.dumps(record, indent=2))
+        try:
+            Path(json_file).write_text(json.dumps(record, indent=2))
+        except OSError as exc:  # it became a directory, or its folder went, while the benchmark ran
+            raise RecordNotWritten(_not_written(json_file, exc)) from None
         console.print(f"wrote {json_file}")
     return results
+
+
+class RecordNotWritten(Exception):
+    """The --json record cannot be written (the message says where and why, in one line)."""
+
+
+def _not_written(json_file: str, exc: OSError) -> str:
+    return f"cannot write the benchmark record {json_file!r}: {exc.strerror or exc}"
+
+
+def check_record_file(json_file: str) -> None:
+    """Before any benchmark runs (minutes, at --scale full): that ``json_file`` can be written, or
+    RecordNotWritten. The file is opened for appending (nothing it holds changes) and, if this made
+    it, removed again."""
+    path = Path(json_file)
+    try:
+        if not json_file or path.is_dir():
+            raise IsADirectoryError(21, "a directory, not a file")
+        existed = path.exists()
+        with open(path, "a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:  # its folder missing, a name too long, no permission, a directory
+        raise RecordNotWritten(_not_written(json_file, exc)) from None

@@ -181,11 +181,16 @@ class Settings(BaseSettings):
         if not value:
             return value
         try:
-            backend = make_url(value).get_backend_name()
+            url = make_url(value)
+            backend = url.get_backend_name()
         except (ArgumentError, ValueError):  # the message would hold the URL, and its password
             raise ValueError("not a database URL (sqlite:///PATH or postgresql://USER@HOST:PORT/NAME)") from None
         if backend not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("only SQLite (sqlite:///PATH) and PostgreSQL (postgresql://…) databases are supported")
+        if backend == "sqlite" and (not url.database or url.database in (":memory:", "file::memory:")
+                                    or url.query.get("mode") == "memory"):
+            # an in-memory database: each connection its own, empty, network (and no pool to size)
+            raise ValueError("a SQLite URL names the database file (sqlite:///PATH), not an in-memory database")
         return value
 
     @field_validator("currency")

@@ -11,6 +11,8 @@ from rich.markup import escape
 
 from services.cli import app, repair_app, console, err, fail, _network, BENCH_SCENARIOS
 
+MAX_BENCH_MEMBERS = 10_000_000  # --members: more would not finish seeding in any useful time
+
 
 @app.command()
 def verify(
@@ -95,7 +97,7 @@ def bench(
     database_url: Optional[str] = typer.Option(None, help="Run against a fresh database on this server."),
     events: Optional[int] = typer.Option(None, help="Events to post in batch-post and peers (default: by --scale)."),
     batch_size: int = typer.Option(1000, help="Events per batch."),
-    members: int = typer.Option(5000, help="Members in the benchmark network."),
+    members: int = typer.Option(5000, min=1, max=MAX_BENCH_MEMBERS, help="Members in the benchmark network."),
     lots: Optional[int] = typer.Option(None, help="Due lots in the expire scenario (default: by --scale; "
                                                   "full is 1000000)."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write a machine-readable record here."),
@@ -107,7 +109,7 @@ def bench(
                                            "checked equal to the roll-up path (minutes at --scale full)."),
 ) -> None:
     """Measure the network's speed on a fresh database."""
-    from services.bench import SCALES, SCENARIOS, run_bench
+    from services.bench import SCALES, SCENARIOS, RecordNotWritten, check_record_file, run_bench
 
     if scale not in SCALES:
         fail(f"--scale is one of small, medium, full, not {scale!r}")
@@ -118,6 +120,11 @@ def bench(
         fail(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     if "peers" in chosen and not database_url:
         fail("the peers scenario runs on PostgreSQL: give --database-url")
-    run_bench(chosen, database_url=database_url, events=events, batch_size=batch_size, members=members,
-              json_file=json_file, console=console, lots=lots, scale=scale, check_direct=check_direct,
-              api_workers=api_workers)
+    try:
+        if json_file is not None:  # where the record goes, before the benchmark runs, not after
+            check_record_file(json_file)
+        run_bench(chosen, database_url=database_url, events=events, batch_size=batch_size, members=members,
+                  json_file=json_file, console=console, lots=lots, scale=scale, check_direct=check_direct,
+                  api_workers=api_workers)
+    except RecordNotWritten as error:  # after a run, its table was printed
+        fail(str(error), 2)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from shared.config import MAX_BATCH_SIZE
+
 from services.cli import network_keys_app, err, fail, _logging, _network
 
 
@@ -55,9 +57,13 @@ def keys_rotate_signing() -> None:
               "signs the new key file and restart it.", highlight=False)
 
 
+# the longest --settle-seconds: every process re-reads the key file on its next use of the keyring
+MAX_SETTLE_SECONDS = 3600
+
+
 @network_keys_app.command("rotate")
 def keys_rotate(
-    batch_size: int = typer.Option(500, min=1, help="Members re-sealed per transaction."),
+    batch_size: int = typer.Option(500, min=1, max=MAX_BATCH_SIZE, help="Members re-sealed per transaction."),
     activate: Optional[str] = typer.Option(None, "--activate", metavar="KEY_ID",
                                            help="Skip phase 1: make KEY_ID, added by an earlier `pointsnet keys "
                                                 "rotate` and known to every process by now, the active key "
@@ -65,9 +71,9 @@ def keys_rotate(
     reencrypt_only: bool = typer.Option(False, "--reencrypt-only",
                                         help="Change no key: re-seal under the active key (after the key change "
                                              "was deployed in POINTSNET_PII_KEYS, or to resume)."),
-    settle_seconds: float = typer.Option(5.0, min=0, help="Wait after each change of the key file, so that every "
-                                                          "process reads it and requests in flight with the "
-                                                          "previous keyring finish first."),
+    settle_seconds: float = typer.Option(5.0, min=0, max=MAX_SETTLE_SECONDS,
+                                         help="Wait after each change of the key file, so that every process reads "
+                                              "it and requests in flight with the previous keyring finish first."),
 ) -> None:
     """Rotate the personal-data key in two phases, then re-encrypt every ciphertext and re-compute every
     blind-index value under the new key, in bounded batches, while the network runs.
@@ -92,10 +98,14 @@ def keys_rotate(
         if not reencrypt_only:
             _stage_next_keyring(settings, activate)
             return
-    elif not reencrypt_only:
+    # the database, before the key file changes: one that cannot be reached (or is not current) stops
+    # the command here, not between two phases with the keyring half rotated
+    network = _network()
+    if not reencrypt_only:
+        added = None
         try:
             if activate is None:
-                activate = add_pii_key(settings)
+                activate = added = add_pii_key(settings)
                 err.print(f"phase 1: added the personal-data key {activate}, not active yet; waiting "
                           f"{settle_seconds:g} s for every process to read it", highlight=False)
             else:  # resuming: the key must be in the file, and every process must have read it (wait again)
@@ -105,11 +115,12 @@ def keys_rotate(
             time.sleep(settle_seconds)
             activate_pii_key(settings, activate)
         except (ValueError, OSError) as exc:
-            fail(_key_file_error(exc))
+            resume = (f"; the key {added} was added, not active: resume with `pointsnet keys rotate --activate "
+                      f"{added}`") if added else ""
+            fail(_key_file_error(exc) + resume)
         err.print(f"phase 2: {activate} is the active personal-data key; waiting {settle_seconds:g} s for every "
                   f"process to read it", highlight=False)
         time.sleep(settle_seconds)
-    network = _network()
     keyring = network.keyring
     resealed = network.rotate_personal_data(batch_size)
     left = network.tx(lambda tx: stale_count(tx, keyring.active.id), readonly=True)

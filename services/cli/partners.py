@@ -81,14 +81,22 @@ def keys_list(partner_id: str):
 
 
 @partners_app.command("keygen")
-def partners_keygen(out: Path = typer.Option(Path("partner-key"), help="Path prefix: writes PREFIX.pem and PREFIX.pub.pem")):
+def partners_keygen(out: str = typer.Option("partner-key", help="Path prefix: writes PREFIX.pem and PREFIX.pub.pem")):
     """Write a new Ed25519 key pair for a partner to keep (the private key never leaves the partner)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from shared.signing import private_key_pem, public_key_pem
 
-    private, public = out.with_name(out.name + ".pem"), out.with_name(out.name + ".pub.pem")
-    if private.exists():
+    # the prefix as typed: a Path would drop a trailing / (--out keys/ wrote keys.pem beside the folder)
+    prefix = Path(out)
+    if out.endswith(("/", os.sep)) or prefix.name in ("", ".", ".."):
+        fail(f"--out is a path prefix ending in a file name (e.g. keys/acme writes keys/acme.pem), not {out!r}")
+    private, public = prefix.with_name(prefix.name + ".pem"), prefix.with_name(prefix.name + ".pub.pem")
+    try:
+        exists = private.exists()
+    except OSError as exc:  # a name longer than the file system allows
+        fail(f"cannot write the key pair to {out}: {exc.strerror or exc}")
+    if exists:
         fail(f"{private} exists; refusing to overwrite a key")
     key = Ed25519PrivateKey.generate()
     try:

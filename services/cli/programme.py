@@ -23,6 +23,7 @@ def rules_set(
 ) -> None:
     """Validate a rules document and store it as the scope's next version."""
     from shared.clock import parse_rfc3339
+    from shared.errors import ValidationFailed
     from shared.rules.store import set_rules
 
     if bool(partner) == network_wide:
@@ -36,19 +37,51 @@ def rules_set(
             fail(f"--effective-from is an RFC 3339 instant with seconds and its offset "
                  f"(e.g. 2026-12-01T00:00:00+08:00), not {effective_from!r}")
     scope = "network" if network_wide else partner
-    print(json.dumps(_network().tx(lambda tx: set_rules(tx, scope, text, when))))
+    try:
+        stored = _network().tx(lambda tx: set_rules(tx, scope, text, when))
+    except ValidationFailed as error:
+        fail(f"{error.code}: {_one_line(error)}", 2)
+    print(json.dumps(stored))
+
+
+def _one_line(error) -> str:
+    """A refused rules document's reason in one line: the YAML parser's own text spans several (the
+    offending source line, a caret under it); its problem and where it is are kept."""
+    import yaml
+
+    cause = error.__cause__
+    if "\n" not in error.detail:
+        return error.detail
+    if not isinstance(cause, yaml.MarkedYAMLError):
+        return " ".join(error.detail.split())
+
+    def at(mark) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    detail = error.detail.removesuffix(str(cause)).rstrip(": ")  # "the rules document is not valid JSON or YAML"
+    where = f" at {at(cause.problem_mark)}" if cause.problem_mark else ""
+    context = (f" ({cause.context}" + (f" at {at(cause.context_mark)}" if cause.context_mark else "") + ")"
+               if cause.context else "")
+    return f"{detail}: {cause.problem or 'not valid YAML'}{where}{context}"
 
 
 @rules_app.command("show")
 def rules_show(partner: Optional[str] = typer.Option(None), network_wide: bool = typer.Option(False, "--network")):
     """Print the rules in force now for a partner or the network."""
+    from shared.partners.contracts import require_partner
     from shared.rules.store import rules_in_force, tier_warnings
 
     if bool(partner) == network_wide:
         fail("give either --partner ID or --network")
     scope = "network" if network_wide else partner
+
+    def in_force(tx):
+        if scope != "network":  # a partner that does not exist is unknown_partner, not "no rules set"
+            require_partner(tx, scope)
+        return rules_in_force(tx, scope, tx.now)
+
     network = _network(readonly=True)
-    found = network.tx(lambda tx: rules_in_force(tx, scope, tx.now), readonly=True)
+    found = network.tx(in_force, readonly=True)
     if found is None:
         fail(f"no rules set for {scope}; earns use the contract's base rate")
     warnings = tier_warnings(network.settings, found[1])

@@ -59,10 +59,15 @@ def webhooks_deliveries(dead: bool = typer.Option(False, "--dead", help="Only de
                         limit: int = typer.Option(100, "--limit", min=1),
                         as_json: bool = typer.Option(False, "--json")) -> None:
     """Webhook deliveries, newest first: status, attempts, the receiver's last answer."""
+    from shared.partners.contracts import require_partner
     from shared.webhooks.delivery import list_deliveries
 
-    rows = _network(readonly=True).tx(lambda tx: list_deliveries(tx, dead_only=dead, partner_id=partner, limit=limit),
-                         readonly=True)
+    def deliveries(tx):
+        if partner is not None:  # a partner that does not exist is unknown_partner, not "no deliveries"
+            require_partner(tx, partner)
+        return list_deliveries(tx, dead_only=dead, partner_id=partner, limit=limit)
+
+    rows = _network(readonly=True).tx(deliveries, readonly=True)
     if as_json:
         print(json.dumps(rows, indent=2))
         return

@@ -1,0 +1,171 @@
+"""Bad input on the command line is refused in one line before anything changes or any long work
+runs: `keys rotate` leaves the keyring as it was, `bench` checks where it will write its record
+before it measures, a SQLite URL without a file is a configuration error, `partners keygen` names
+what it cannot write, and a partner that does not exist is `unknown_partner`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from shared.config import Settings
+from tests.cli.inprocess import pointsnet as run_pointsnet
+
+
+def pointsnet(tmp_path, *args, env=None):
+    """``pointsnet ARGS`` on the embedded database of ``tmp_path/data``."""
+    return run_pointsnet(*args, env={"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None,
+                                     **(env or {})})
+
+
+def one_line_error(done, code: int = 2) -> bool:
+    return done.returncode == code and "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
+
+
+@pytest.fixture
+def network_ready(tmp_path):
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    assert pointsnet(tmp_path, "keys", "init").returncode == 0
+    return tmp_path / "data" / "keys" / "pii-keys.json"
+
+
+# keys rotate: nothing changes in the keyring until the options and the database are known good
+
+@pytest.mark.parametrize("options", [
+    ("--batch-size", "99999999999999999999999999", "--settle-seconds", "0"),
+    ("--batch-size", "1000001", "--settle-seconds", "0"),
+    ("--settle-seconds", "99999999999999999999999999"),
+    ("--settle-seconds", "inf"),
+    ("--settle-seconds", "nan"),
+])
+def test_keys_rotate_with_an_option_out_of_range_changes_no_key(tmp_path, network_ready, options):
+    before = network_ready.read_bytes()
+    done = pointsnet(tmp_path, "keys", "rotate", *options)
+    assert one_line_error(done), done.stderr
+    assert network_ready.read_bytes() == before
+
+
+def test_keys_rotate_activating_with_an_option_out_of_range_changes_no_key(tmp_path, network_ready):
+    added = json.loads(pointsnet(tmp_path, "keys", "rotate", "--settle-seconds", "0").stdout)["active_key"]
+    before = network_ready.read_bytes()
+    done = pointsnet(tmp_path, "keys", "rotate", "--activate", added, "--settle-seconds", "1e400")
+    assert one_line_error(done), done.stderr
+    assert network_ready.read_bytes() == before
+
+
+def test_keys_rotate_with_an_unreachable_database_changes_no_key(tmp_path, network_ready):
+    before = network_ready.read_bytes()
+    done = pointsnet(tmp_path, "keys", "rotate", "--settle-seconds", "0",
+                     env={"POINTSNET_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"})
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert "phase 1" not in done.stderr, done.stderr
+    assert network_ready.read_bytes() == before
+
+
+def test_keys_rotate_at_the_bounds_still_rotates(tmp_path, network_ready):
+    done = pointsnet(tmp_path, "keys", "rotate", "--batch-size", "1000000", "--settle-seconds", "0")
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(network_ready.read_text())["keys"]) == 2
+
+
+# bench: where the record goes is checked before the benchmark runs; a failed write keeps the table
+
+@pytest.fixture
+def no_benchmark(monkeypatch):
+    import services.bench
+
+    monkeypatch.setattr(services.bench, "run_bench", lambda *a, **k: pytest.fail("the benchmark ran"))
+
+
+@pytest.mark.parametrize("where", ["directory", "missing parent", "name too long", "empty"])
+def test_bench_refuses_a_record_it_cannot_write_before_it_runs(tmp_path, no_benchmark, where):
+    path = {"directory": str(tmp_path), "missing parent": str(tmp_path / "nowhere" / "bench.json"),
+            "name too long": str(tmp_path / ("b" * 300 + ".json")), "empty": ""}[where]
+    done = pointsnet(tmp_path, "bench", "batch-post", "--json", path)
+    assert one_line_error(done), done.stderr
+    assert "cannot write the benchmark record" in done.stderr, done.stderr
+
+
+def test_bench_checking_the_record_leaves_no_file_behind(tmp_path, monkeypatch):
+    import services.bench
+
+    seen = []
+    monkeypatch.setattr(services.bench, "run_bench", lambda *a, **k: seen.append(Path(k["json_file"]).exists()))
+    done = pointsnet(tmp_path, "bench", "batch-post", "--json", str(tmp_path / "bench.json"))
+    assert done.returncode == 0, done.stderr
+    assert seen == [False]
+
+
+def test_bench_that_cannot_write_its_record_after_running_prints_the_table_and_one_line(tmp_path, monkeypatch):
+    import services.bench
+
+    record = tmp_path / "bench.json"
+
+    def scenario(*_args, **_kwargs):
+        record.mkdir()  # the path became a directory while the benchmark ran
+        return {"scenario": "batch-post", "database": "sqlite", "events": 1, "elapsed_s": 0.1}
+
+    monkeypatch.setattr(services.bench, "scenario_batch_post", scenario)
+    done = pointsnet(tmp_path, "bench", "batch-post", "--json", str(record), env={"COLUMNS": "200"})
+    assert one_line_error(done), done.stderr
+    assert "cannot write the benchmark record" in done.stderr, done.stderr
+    assert "pointsnet bench" in done.stdout and "batch-post" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("members", ["0", "-1", "10000001", "99999999999999999999999999"])
+def test_bench_refuses_a_member_count_out_of_range(tmp_path, no_benchmark, members):
+    done = pointsnet(tmp_path, "bench", "batch-post", "--members", members)
+    assert one_line_error(done), done.stderr
+
+
+# a SQLite database URL without a file
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite+pysqlite://",
+                                 "sqlite:///file:x?mode=memory&uri=true",
+                                 "sqlite:///file::memory:?uri=true"])
+def test_a_sqlite_url_without_a_file_is_a_configuration_error(tmp_path, url):
+    done = pointsnet(tmp_path, "alerts", "list", env={"POINTSNET_DATABASE_URL": url})
+    assert one_line_error(done), done.stderr
+    assert done.stderr.startswith("configuration error: POINTSNET_DATABASE_URL:"), done.stderr
+    with pytest.raises(ValidationError):
+        Settings(data_dir=tmp_path, database_url=url)
+
+
+def test_a_sqlite_url_with_a_file_is_accepted(tmp_path):
+    url = f"sqlite:///{(tmp_path / 'network.db').as_posix()}"
+    assert Settings(data_dir=tmp_path, database_url=url).database_url == url
+
+
+# partners keygen: a prefix that names no file
+
+@pytest.mark.parametrize("out", ["", "{tmp}/keys/", "{tmp}/" + "k" * 300, ".", "{tmp}/.."])
+def test_partners_keygen_refuses_a_prefix_that_names_no_file(tmp_path, out):
+    done = pointsnet(tmp_path, "partners", "keygen", "--out", out.format(tmp=tmp_path))
+    assert one_line_error(done, 1), done.stderr
+    assert [path.name for path in tmp_path.iterdir() if path.name != "data"] == []
+
+
+# a partner that does not exist
+
+def test_webhook_deliveries_of_an_unknown_partner_is_unknown_partner(tmp_path, network_ready):
+    done = pointsnet(tmp_path, "webhooks", "deliveries", "--partner", "ptn_doesnotexist")
+    assert one_line_error(done), done.stderr
+    assert done.stderr.startswith("error: unknown_partner:"), done.stderr
+
+
+def test_rules_of_an_unknown_partner_is_unknown_partner(tmp_path, network_ready):
+    done = pointsnet(tmp_path, "rules", "show", "--partner", "ptn_doesnotexist")
+    assert one_line_error(done), done.stderr
+    assert done.stderr.startswith("error: unknown_partner:"), done.stderr
+
+
+def test_rules_set_with_invalid_yaml_is_one_line_with_where(tmp_path, network_ready):
+    document = tmp_path / "bad.yaml"
+    document.write_text("base_rate: [1\n  foo: :\n")
+    done = pointsnet(tmp_path, "rules", "set", str(document), "--network")
+    assert one_line_error(done), done.stderr
+    assert done.stderr.startswith("error: validation_failed: the rules document is not valid JSON or YAML"), done.stderr
+    assert "line 2, column 6" in done.stderr, done.stderr
