@@ -7,25 +7,31 @@ times, so the demo network is a real one: ``pointsnet verify`` passes on it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
+import secrets
+import shlex
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from shared.clock import FixedClock
 from shared.errors import PointsnetError
 from shared.ledger.events import Event
-from shared.models import MemberLink, Partner
+from shared.models import MemberLink, NetworkSetting, Partner, SettlementRun
 from shared.network import Network
 from shared.partners.contracts import ContractTerms
 from shared.partners.keys import add_key
 from shared.rules.store import set_rules
 from shared.sdk import PointsnetAPIError, PointsnetClient
 from shared.signing import load_private_key, private_key_pem, public_key_pem
+
+log = logging.getLogger("pointsnet.demo")
 
 PARTNERS = {
     "CoffeeCo": ContractTerms("postpaid", 1, "0.1", "0.05", "0", 1),
@@ -50,9 +56,27 @@ campaigns:
 """
 
 
-def demo_exists(network: Network) -> bool:
-    return network.tx(lambda tx: tx.session.execute(select(Partner.id).where(Partner.name == "CoffeeCo")).first()
-                      is not None, readonly=True)
+# The seed's last step writes this row (network_settings, a name and a value): demo partners without it
+# are a seed that stopped part way (Ctrl-C), never a demo to serve.
+SEEDED = "demo_seeded"
+
+
+def demo_state(network: Network) -> str:
+    """``absent`` (no demo partner), ``seeded`` (the seed ran to its end) or ``interrupted`` (demo
+    partners, but the seed never wrote its last row). A demo seeded by a release before that row, and
+    served since, is seeded: the seed settles nothing, so a settled cycle means the demo was served."""
+    def read(tx) -> str:
+        if tx.session.execute(select(Partner.id).where(Partner.name == "CoffeeCo")).first() is None:
+            return "absent"
+        done = tx.session.execute(select(NetworkSetting.name).where(NetworkSetting.name == SEEDED)).first()
+        served = tx.session.execute(select(SettlementRun.cycle_date).limit(1)).first()
+        return "seeded" if done is not None or served is not None else "interrupted"
+
+    return network.tx(read, readonly=True)
+
+
+def _mark_seeded(tx, counts: dict) -> None:
+    tx.session.add(NetworkSetting(name=SEEDED, value=json.dumps(counts, separators=(",", ":")), set_at=tx.now))
 
 
 def seed(network: Network, *, members: int = 300, days: int = 42, seed: int = 7,
@@ -119,6 +143,7 @@ def seed(network: Network, *, members: int = 300, days: int = 42, seed: int = 7,
         clock.set(end)
         sim.expire_holds()
         sim.expire_lots()
+        sim.tx(lambda tx: _mark_seeded(tx, counts))  # the last step: the demo is whole
         return counts
     finally:
         sim.close()
@@ -149,18 +174,51 @@ def _keys_file(network: Network) -> Path:
     return network.settings.data_dir / "keys" / "demo-partners.json"
 
 
+def partner_key_file(network: Network, name: str) -> Path:
+    """The demo partner's private key alone, a PEM file for ``pointsnet partner-call --key-file``."""
+    return _keys_file(network).with_name(f"demo-{name.lower()}.pem")
+
+
+def _write_owner_only(path: Path, text: str) -> None:
+    """``text`` in ``path``, readable by its owner only, whole or not at all (a private file beside
+    it, renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+
+
 def _demo_keys(network: Network, partners: dict[str, str]) -> None:
-    """Give each demo partner a signing key, kept in the data directory (demo only)."""
+    """Give each demo partner a signing key, kept in the data directory (demo only): all of them in
+    one JSON file, and each in a PEM file of its own."""
     keys = {}
     for name, partner_id in partners.items():
         private = Ed25519PrivateKey.generate()
         key_id = network.tx(lambda tx: add_key(tx, partner_id, public_key_pem(private.public_key()).decode()))["key_id"]
         keys[partner_id] = {"name": name, "key_id": key_id, "private_key": private_key_pem(private).decode()}
+        _write_owner_only(partner_key_file(network, name), keys[partner_id]["private_key"])
+    _write_owner_only(_keys_file(network), json.dumps(keys, indent=2))
+
+
+def partner_call_line(network: Network, base_url: str, name: str = "CoffeeCo") -> str | None:
+    """A ready-to-run ``pointsnet partner-call`` as the demo partner ``name`` (its PEM file written
+    if a demo seeded before there were PEM files lacks it); None without the demo's keys."""
     path = _keys_file(network)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(keys, handle, indent=2)
+    keys = json.loads(path.read_text()) if path.exists() else {}
+    entry = next((entry for entry in keys.values() if entry["name"] == name), None)
+    if entry is None:
+        return None
+    pem = partner_key_file(network, name)
+    if not pem.exists():
+        _write_owner_only(pem, entry["private_key"])
+    return (f"pointsnet partner-call GET /v1/transactions --key-file {shlex.quote(str(pem))} "
+            f"--key-id {entry['key_id']} --url {shlex.quote(base_url)}")
 
 
 class LiveTraffic:
@@ -172,6 +230,7 @@ class LiveTraffic:
         self.rng = random.Random(seed)
         self.count = 0
         self.clients: dict[str, PointsnetClient] = {}
+        self.stopped = False
 
     def _client(self, partner_id: str) -> PointsnetClient | None:
         if partner_id not in self.clients:
@@ -179,11 +238,15 @@ class LiveTraffic:
             if partner_id not in keys:
                 return None
             entry = keys[partner_id]
+            # no retries: the server this process runs is the only one asked, and one that is not
+            # answering is stopping (Ctrl-C); the next round, five seconds on, asks again
             self.clients[partner_id] = PointsnetClient(self.base_url, entry["key_id"],
-                                                       load_private_key(entry["private_key"].encode()))
+                                                       load_private_key(entry["private_key"].encode()), retries=0)
         return self.clients[partner_id]
 
     def __call__(self) -> int:
+        if self.stopped:
+            return 0
         links = self.network.tx(lambda tx: tx.session.execute(
             select(MemberLink.partner_id, MemberLink.member_id)).all(), readonly=True)
         if not links:
@@ -208,4 +271,11 @@ class LiveTraffic:
                 posted += 1
             except PointsnetAPIError:
                 pass
+            except httpx.TransportError as exc:  # the server is stopping, or not up yet: this round ends
+                log.info("demo traffic paused: no answer from %s (%s)", self.base_url, type(exc).__name__)
+                break
+            except httpx.InvalidURL as exc:  # an address the client cannot sign for: said once, not every round
+                log.warning("demo traffic stopped: the partner SDK cannot call %s (%s)", self.base_url, exc)
+                self.stopped = True
+                break
         return posted

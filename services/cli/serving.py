@@ -92,6 +92,7 @@ def serve(
     jobs: bool = typer.Option(True, "--jobs/--no-jobs", help="Run the job runner in this process."),
 ) -> None:
     """Run the whole network in one process: ledger, job runner, partner API and dashboard."""
+    _check_host(host)
     from services.dashboard.app import create_dashboard
     from services.partner_api.app import create_app
 
@@ -104,17 +105,22 @@ def serve(
     network = _network()
     network.keyring, network.signing_key  # generate keys into the data directory on first start
     with _sole_job_runner(network) if jobs else nullcontext():
+        listening = _bound(host, port)  # a port taken stops here, before a demo is seeded
+        try:
+            if demo:
+                _seed_demo(network, settings)
+                _demo_users(network)
+            runner = _job_runner(network, _base_url(host, port) if demo else None) if jobs else None
+            application = create_app(network, on_start=runner.start if runner else None,
+                                     on_stop=runner.shutdown if runner else None)
+            application.mount("/dashboard", create_dashboard(network))
+        except BaseException:
+            listening.close()
+            raise
         if demo:
-            _seed_demo(network)
-        if demo:
-            _demo_users(network)
-        runner = _job_runner(network, f"http://{_local(host)}:{port}" if demo else None) if jobs else None
-        application = create_app(network, on_start=runner.start if runner else None,
-                                 on_stop=runner.shutdown if runner else None)
-        application.mount("/dashboard", create_dashboard(network))
-        listening = _bound(host, port)
-        console.print(f"Pointsnet listening on http://{host}:{port} (database: {network.db.dialect}, "
-                      f"data: {settings.data_dir}); dashboard at http://{_local(host)}:{port}/dashboard/")
+            _demo_partner_call(network, _base_url(host, port))
+        console.print(f"Pointsnet listening on {_url(host, port)} (database: {network.db.dialect}, "
+                      f"data: {settings.data_dir}); dashboard at {_base_url(host, port)}/dashboard/")
         tune_for_throughput()
         _serve_on(listening, application, host=host, port=port)
 
@@ -124,9 +130,18 @@ def serve(
 # other line, JSON with POINTSNET_LOG_FORMAT=json, instead of uvicorn's own text formatter
 
 
+def _check_host(host: str) -> None:
+    """An empty --host would listen on every interface: that is asked for with 0.0.0.0, never by
+    leaving the address out. Checked before a command does anything else."""
+    if not host.strip():
+        fail("--host is empty: give the address to listen on (127.0.0.1, or 0.0.0.0 for every interface)", 2)
+
+
 def _bound(host: str, port: int) -> socket.socket:
     """The server's socket, bound as uvicorn binds it, before anything says it is listening: a port
-    another process holds (or an address not of this machine) stops the command in one line."""
+    another process holds (or an address not of this machine) stops the command in one line, and so does
+    an empty address (which would listen on every interface: 0.0.0.0 says so)."""
+    _check_host(host)
     listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
                               socket.IPPROTO_TCP)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -154,23 +169,48 @@ def _serve_on(listening: socket.socket, application, **options) -> None:
         sys.exit(3)  # uvicorn's STARTUP_FAILURE
 
 
-def _local(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+def _url(host: str, port: int) -> str:
+    """http://HOST:PORT, an IPv6 literal in brackets (RFC 3986)."""
+    return f"http://[{host}]:{port}" if ":" in host and not host.startswith("[") else f"http://{host}:{port}"
 
 
-def _seed_demo(network) -> None:
-    from services.demo import demo_exists, seed
+def _base_url(host: str, port: int) -> str:
+    """The URL this machine reaches a server listening on ``host`` at: the loopback address for a
+    wildcard one."""
+    return _url({"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host), port)
 
-    if demo_exists(network):
+
+def _seed_demo(network, settings) -> None:
+    from services.demo import demo_state, seed
+
+    state = demo_state(network)
+    again = f"remove the data directory {settings.data_dir}" + (
+        "" if not settings.database_url else " and empty the database POINTSNET_DATABASE_URL names") + " to seed it again"
+    if state == "interrupted":
+        fail(f"a previous demo seed was interrupted: {again}", 2)
+    if state == "seeded":
         console.print("demo coalition already seeded; serving it")
         return
     with Progress(TextColumn("seeding demo coalition"), BarColumn(), TextColumn("day {task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("seed", total=None)
-        counts = seed(network, progress=lambda done, total: progress.update(task, completed=done, total=total))
+        try:
+            counts = seed(network, progress=lambda done, total: progress.update(task, completed=done, total=total))
+        except KeyboardInterrupt:
+            progress.stop()
+            fail(f"the demo seed was interrupted: {again}", 130)
     console.print(f"demo: {counts['partners']} partners, {counts['members']} members, "
                   f"{counts['events']} events ({counts['refused']} refused as a real network would), "
                   f"{counts['holds']} holds")
+
+
+def _demo_partner_call(network, base_url: str) -> None:
+    from services.demo import partner_call_line
+
+    line = partner_call_line(network, base_url)
+    if line:
+        console.print("Try the partner API as the demo partner CoffeeCo:", highlight=False)
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 def _demo_users(network) -> None:
@@ -207,6 +247,7 @@ def serve_dashboard(
 ) -> None:
     """Run the operator and finance dashboard alone (at /dashboard), e.g. behind the same nginx as
     the API processes. The schema must be current."""
+    _check_host(host)
     from fastapi import FastAPI
 
     from services.dashboard.app import create_dashboard
@@ -223,7 +264,7 @@ def serve_dashboard(
     root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     root.mount("/dashboard", create_dashboard(network))
     listening = _bound(host, port)
-    console.print(f"Pointsnet dashboard listening on http://{host}:{port}/dashboard/ (database: {network.db.dialect})")
+    console.print(f"Pointsnet dashboard listening on {_url(host, port)}/dashboard/ (database: {network.db.dialect})")
     _serve_on(listening, root, host=host, port=port)
 
 
@@ -237,6 +278,7 @@ def serve_api(
     """Run the partner API (no jobs): one process, or --workers processes on one port. Run as many as
     needed behind a load balancer; the schema must be current (`pointsnet db upgrade` is an explicit
     deployment step)."""
+    _check_host(host)
     import uvicorn
 
     from services.partner_api.app import from_environment
@@ -261,7 +303,7 @@ def serve_api(
     listening = _bound(host, port)
     if workers > 1:  # uvicorn's supervisor binds the port itself for its processes: free it for it
         listening.close()
-    console.print(f"Pointsnet API listening on http://{host}:{port} (database: {dialect}"
+    console.print(f"Pointsnet API listening on {_url(host, port)} (database: {dialect}"
                   + (f", {workers} processes)" if workers > 1 else ")"))
     if workers == 1:
         _serve_on(listening, application, host=host, port=port)
