@@ -146,7 +146,7 @@ def test_a_batch_larger_than_postgresqls_parameter_limit_runs(network, clock):
     status and reminder batches still run (they failed with "number of parameters must be between 0
     and 65535"). The members are made, and the batches run, in one unit that is then rolled back:
     nothing is committed, so no table grows for the tests after this one (nor their query plans)."""
-    from sqlalchemy import insert
+    from sqlalchemy import Text, cast, insert, literal
 
     from shared.models import ExpiryReminder, Lot
     from shared.programme import reminders, status
@@ -159,14 +159,24 @@ def test_a_batch_larger_than_postgresqls_parameter_limit_runs(network, clock):
     class Done(Exception):
         pass
 
+    def copies(tx, table, row: dict, made: dict):
+        """INSERT … SELECT over generate_series: ``many`` copies of ``row`` in one statement made by the
+        server (no parameter per row), each with the columns of ``made`` (SQL of the series' ``n``)."""
+        n = func.generate_series(0, many - 1).column_valued("n")
+        columns = list(table.columns)
+        values = [made[c.name](n) if c.name in made else literal(row[c.name], type_=c.type) for c in columns]
+        tx.session.execute(insert(table).from_select([c.name for c in columns], select(*values)))
+
+    def numbered(prefix: str):
+        return lambda n: literal(prefix) + func.lpad(cast(n, Text), 7, "0")
+
     def unit(tx):  # copies of the member and its lot, in two set-based statements, then one batch of each job
         person = dict(tx.session.execute(select(Member.__table__).where(Member.id == member)).one()._mapping)
         lot = dict(tx.session.execute(select(Lot.__table__).where(Lot.member_id == member)).one()._mapping)
         ids = [f"mem_bulk{n:07d}" for n in range(many)]
         person.update(phone_ct=None, phone_bidx=None, email_ct=None, email_bidx=None, name_ct=None)
-        tx.session.execute(insert(Member.__table__), [{**person, "id": i} for i in ids])
-        tx.session.execute(insert(Lot.__table__), [{**lot, "id": f"lot_bulk{n:07d}", "member_id": i}
-                                                   for n, i in enumerate(ids)])
+        copies(tx, Member.__table__, person, {"id": numbered("mem_bulk")})
+        copies(tx, Lot.__table__, lot, {"id": numbered("lot_bulk"), "member_id": numbered("mem_bulk")})
         tx.now += timedelta(days=90)
         last, changed = status.recompute_batch(tx, "", size)
         assert (last, changed) == (max(ids + [member]), many + 1)
