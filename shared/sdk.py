@@ -77,6 +77,16 @@ def _problem(response: httpx.Response) -> dict:
     return body if isinstance(body, dict) else {}
 
 
+def _on_authority(url: httpx.URL, authority: str) -> httpx.URL:
+    """``url`` on ``authority`` (``host[:port]``, an IPv6 host in brackets): the URL whose ``@authority`` is
+    signed. Host and port are set apart, as httpx takes an IPv6 literal only so; a scheme's default port is
+    dropped, as RFC 9421 derives ``@authority``."""
+    parsed = httpx.URL(f"{url.scheme}://{authority}")
+    if not parsed.host or parsed.userinfo or parsed.raw_path not in (b"", b"/") or parsed.query:
+        raise ValueError(f"authority {authority!r} is not host[:port]")
+    return url.copy_with(host=parsed.host, port=parsed.port)
+
+
 @dataclass
 class _View:
     method: str
@@ -122,6 +132,7 @@ class PointsnetClient:
         self.key_id = key_id
         self.signer = signer(key_id, private_key)
         self.authority = authority or httpx.URL(self.base_url).netloc.decode()
+        _on_authority(httpx.URL(self.base_url), self.authority)  # an authority that is not host[:port] fails here
         self._pinned_keys = network_keys or None  # given (or assigned): never replaced by a fetch
         self._fetched_keys: dict[str, Ed25519PublicKey] | None = None
         self._retired: dict[str, datetime] = {}  # key id -> retired_at, of the keys last fetched
@@ -192,7 +203,7 @@ class PointsnetClient:
             headers["idempotency-key"] = idempotency_key
         request = self.http.build_request(method, self.base_url + path, content=content or None, headers=headers,
                                           params=params)
-        view = _View(method, str(request.url.copy_with(netloc=self.authority.encode())), request.headers)
+        view = _View(method, str(_on_authority(request.url, self.authority)), request.headers)
         components = REQUEST_COMPONENTS + (POST_COMPONENTS if method == "POST" else ())
         self.signer.sign(view, key_id=self.key_id, label=LABEL, tag=REQUEST_TAG, nonce=secrets.token_urlsafe(18),
                          covered_component_ids=components, body=content if method == "POST" else None)
@@ -262,9 +273,13 @@ class PointsnetClient:
         # the network's own allowance for a signature's `created` (its clock and ours may differ that much)
         verifier.max_clock_skew = timedelta(seconds=FRESHNESS_S)
         try:
+            # The network signs an answer as it sends it: by our clock its `created` is at most the allowance
+            # old (the network's clock behind ours by FRESHNESS_S), never a day (the library's default). The
+            # library refuses created + max_age < now - max_clock_skew, so an answer more than
+            # 2 x FRESHNESS_S old is refused: the allowance either way, with as much again to spare.
             return verifier.verify(_ResponseView(response.status_code, response.headers, view),
-                                   expect_tag=RESPONSE_TAG, require_components=response_components(LABEL),
-                                   body=response.content)
+                                   max_age=timedelta(seconds=FRESHNESS_S), expect_tag=RESPONSE_TAG,
+                                   require_components=response_components(LABEL), body=response.content)
         except Exception as exc:
             raise ResponseSignatureError(f"response to {view.method} {view.url} is not signed by the network: "
                                          f"{exc}") from exc

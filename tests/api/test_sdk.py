@@ -2,6 +2,7 @@
 
 import json
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -302,6 +303,96 @@ def test_an_answer_signed_beyond_the_allowance_is_still_refused(client, network,
     _network_clock_ahead(monkeypatch, FRESHNESS_S + 30)
     with pytest.raises(ResponseSignatureError, match="future"):
         client.member(member)
+
+
+def test_an_answer_older_than_twice_the_allowance_is_refused(client, network, monkeypatch):
+    """Found by review: the SDK verified answers with the signature library's default max_age of a day, while
+    the network signs an answer as it sends it; an answer captured up to a day earlier (bound to the request's
+    signature, so mainly one signed by a retired key within its rollout) passed the freshness check. An answer
+    is now at most 2 x FRESHNESS_S old by its ``created``: the network's clock behind ours by the allowance,
+    and the allowance again."""
+    member = client.enrol(phone="+8613812345672")["member_id"]
+    _network_clock_ahead(monkeypatch, -11 * 60)
+    with pytest.raises(ResponseSignatureError, match="age"):
+        client.member(member)
+
+
+def test_an_answer_from_a_network_whose_clock_is_behind_within_the_allowance_is_taken(client, network,
+                                                                                      monkeypatch):
+    member = client.enrol(phone="+8613812345673")["member_id"]
+    _network_clock_ahead(monkeypatch, -4 * 60)
+    assert client.earn(member, "behind-1", points=7)["balance"]["available"] == 7
+    _network_clock_ahead(monkeypatch, -9 * 60)  # the allowance, and most of it again
+    assert client.member(member)["balance"]["available"] == 7
+
+
+@contextmanager
+def _server_on_ipv6_loopback(app):
+    """A real partner API server listening on ::1 only; the test is skipped on a machine without it."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    server = uvicorn.Server(uvicorn.Config(app, host="::1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "the API server did not start"
+            time.sleep(0.02)
+        yield f"http://[::1]:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_the_sdk_and_partner_call_reach_an_ipv6_literal_url(network, tmp_path):
+    """Found by review: the SDK put the authority into the request URL as a netloc, which httpx refuses for
+    an IPv6 literal (``Invalid port: ':1]:8483'``), so no call to ``http://[::1]:PORT`` was ever sent."""
+    partner = make_partner(network)
+    key = Ed25519PrivateKey.generate()
+    key_id = network.tx(lambda tx: add_key(tx, partner, public_key_pem(key.public_key()).decode()))["key_id"]
+    with _server_on_ipv6_loopback(create_app(network)) as url:
+        sdk = PointsnetClient(url, key_id, key)
+        try:
+            assert sdk.authority == url.removeprefix("http://")  # "[::1]:PORT", as RFC 9421 derives it
+            member = sdk.enrol(phone="+8613812345674")["member_id"]
+            assert sdk.earn(member, "v6-1", points=9)["balance"]["available"] == 9
+        finally:
+            sdk.close()
+        key_file = tmp_path / "shop.pem"
+        key_file.write_bytes(private_key_pem(key))
+        run = pointsnet("partner-call", "POST", "/v1/earn", "--json",
+                        json.dumps({"member_id": member, "reference": "v6-2", "points": 4}),
+                        "--key-file", str(key_file), "--key-id", key_id, "--url", url)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["balance"]["available"] == 13
+
+
+def test_an_ipv6_authority_is_signed_as_rfc_9421_derives_it():
+    """What the signature covers, on any machine: ``@authority`` is ``[::1]:8483``, the request's own."""
+    from http_message_signatures import HTTPMessageVerifier, MappingKeyResolver, algorithms
+
+    key, seen = Ed25519PrivateKey.generate(), []
+    sdk = PointsnetClient("http://[::1]:8483", "key_v6", key, verify_responses=False,
+                          transport=httpx.MockTransport(lambda request: seen.append(request) or httpx.Response(204)))
+    try:
+        sdk.call("GET", "/v1/transactions")
+    finally:
+        sdk.close()
+    assert str(seen[0].url) == "http://[::1]:8483/v1/transactions"
+    verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519, key_resolver=MappingKeyResolver(
+        public_keys={"key_v6": key.public_key()}, private_keys={}))
+    [result] = verifier.verify(seen[0], expect_tag="pointsnet-v1")
+    assert result.covered_components['"@authority"'] == "[::1]:8483"
 
 
 def _network_with_a_new_signing_key(network, settings, tmp_path):
