@@ -64,6 +64,20 @@ def _payment(row: dict, party: str, payments: dict[tuple[date, str], int]) -> di
             "outcome_status": outcome.get("status")}
 
 
+def outcomes_of(rows: list[dict]) -> dict[int, dict]:
+    """Request id -> its recorded outcome read from JSON (what was posted, or the refusal's code and
+    detail), for the page's summary of it; a request without one, or with one not a JSON object, is left out."""
+    found = {}
+    for row in rows:
+        try:
+            outcome = json.loads(row["outcome"]) if row.get("outcome") else None
+        except ValueError:
+            continue
+        if isinstance(outcome, dict):
+            found[row["id"]] = outcome
+    return found
+
+
 def _outcome(row: dict) -> dict:
     """An approved payment's recorded outcome (status, by_bank_minor), or nothing."""
     if row.get("status") != "approved" or not row.get("outcome"):

@@ -9,7 +9,7 @@ from services.dashboard.actions import decide
 from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
-from services.dashboard.views.approval_details import details_of
+from services.dashboard.views.approval_details import details_of, outcomes_of
 from shared.access import approvals
 from shared.access.errors import NotPending
 from shared.errors import PointsnetError
@@ -30,7 +30,7 @@ def approvals_page(request: Request, status: str = Query("pending", pattern="^(p
 
     rows, total, details = network_of(request).tx(unit, readonly=True)
     return page(request, "approvals.html", actions=page_of(rows, total, paged, {"status": status}), status=status,
-                message=message, details=details)
+                message=message, details=details, outcomes=outcomes_of(rows))
 
 
 @router.post("/approvals/{pending_id}/{decision}")
