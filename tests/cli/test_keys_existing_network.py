@@ -59,17 +59,23 @@ def test_a_long_running_process_on_an_existing_network_makes_no_new_keys(network
     existing_network(network, clock)
     empty = tmp_path / "new-host"
     empty.mkdir()
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(empty), POINTSNET_DATABASE_URL=database_url)
+    done = _long_running(command, empty, database_url, "started on another network's database with new keys")
+    refused(done, empty)
+
+
+def _long_running(command: list[str], data_dir, database_url: str, if_it_starts: str):
+    """``pointsnet COMMAND`` on ``data_dir`` with no key configured elsewhere, which must stop at once
+    (the test fails, saying ``if_it_starts``, should it run on)."""
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(data_dir), POINTSNET_DATABASE_URL=database_url)
     for variable in ("POINTSNET_SIGNING_KEY_FILE", "POINTSNET_PII_KEYS", "POINTSNET_PII_KEYS_FILE"):
         env.pop(variable, None)
     if command[0] != "worker":
         command = [*command, "--port", str(free_port())]
     try:
-        done = subprocess.run([sys.executable, "-m", "services.cli", *command], env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "services.cli", *command], env=env, capture_output=True,
                               text=True, timeout=40)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"`pointsnet {' '.join(command)}` started on another network's database with new keys")
-    refused(done, empty)
+        pytest.fail(f"`pointsnet {' '.join(command)}` {if_it_starts}")
 
 
 def test_the_api_on_a_host_without_the_keys_does_not_start_and_enrols_nobody(network, database_url, clock,
@@ -131,16 +137,7 @@ def test_a_data_directory_that_is_a_file_is_one_line(database_url, tmp_path, com
     with a NotADirectoryError traceback; ``keys init`` already said it in one line."""
     in_the_way = tmp_path / "data"
     in_the_way.write_text("not a directory\n")
-    env = dict(os.environ, POINTSNET_DATA_DIR=str(in_the_way), POINTSNET_DATABASE_URL=database_url)
-    for variable in ("POINTSNET_SIGNING_KEY_FILE", "POINTSNET_PII_KEYS", "POINTSNET_PII_KEYS_FILE"):
-        env.pop(variable, None)
-    if command[0] != "worker":
-        command = [*command, "--port", str(free_port())]
-    try:
-        done = subprocess.run([sys.executable, "-m", "services.cli", *command], env=env, capture_output=True,
-                              text=True, timeout=40)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"`pointsnet {' '.join(command)}` started with a file as its data directory")
+    done = _long_running(command, in_the_way, database_url, "started with a file as its data directory")
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith("configuration error: POINTSNET_DATA_DIR: cannot "), done.stderr
