@@ -12,7 +12,9 @@ from shared.programme.tiers import tier_view
 
 
 def member_summary(tx: Tx, member_id: str, *, history_limit: int = 20) -> dict:
-    balance = member_balance(tx, member_id)  # refuses unknown and erased members
+    # as a spend now would find it (holds past their timeout released, points past their expiry gone),
+    # as GET /v1/members/{id} answers, though the jobs have not written so yet; refuses unknown and erased members
+    balance = member_balance(tx, member_id, apply_due=True)
     member = tx.session.execute(select(Member.activity_status, Member.activity_status_since, Member.created_at,
                                        Member.merged_into)
                                 .where(Member.id == member_id)).one()
