@@ -77,14 +77,14 @@ def _problem(response: httpx.Response) -> dict:
     return body if isinstance(body, dict) else {}
 
 
-def _on_authority(url: httpx.URL, authority: str) -> httpx.URL:
-    """``url`` on ``authority`` (``host[:port]``, an IPv6 host in brackets): the URL whose ``@authority`` is
-    signed. Host and port are set apart, as httpx takes an IPv6 literal only so; a scheme's default port is
-    dropped, as RFC 9421 derives ``@authority``."""
-    parsed = httpx.URL(f"{url.scheme}://{authority}")
+def _host_and_port(scheme: str, authority: str) -> tuple[str, int | None]:
+    """The host and port of ``authority`` (``host[:port]``, an IPv6 host in brackets) under ``scheme``, set
+    apart, as httpx takes an IPv6 literal only so; a scheme's default port is None (dropped, as RFC 9421
+    derives ``@authority``). An authority that is not host[:port] is a ValueError."""
+    parsed = httpx.URL(f"{scheme}://{authority}")
     if not parsed.host or parsed.userinfo or parsed.raw_path not in (b"", b"/") or parsed.query:
         raise ValueError(f"authority {authority!r} is not host[:port]")
-    return url.copy_with(host=parsed.host, port=parsed.port)
+    return parsed.host, parsed.port
 
 
 @dataclass
@@ -131,8 +131,7 @@ class PointsnetClient:
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
         self.signer = signer(key_id, private_key)
-        self.authority = authority or httpx.URL(self.base_url).netloc.decode()
-        _on_authority(httpx.URL(self.base_url), self.authority)  # an authority that is not host[:port] fails here
+        self.authority = authority or httpx.URL(self.base_url).netloc.decode()  # not host[:port]: fails here
         self._pinned_keys = network_keys or None  # given (or assigned): never replaced by a fetch
         self._fetched_keys: dict[str, Ed25519PublicKey] | None = None
         self._retired: dict[str, datetime] = {}  # key id -> retired_at, of the keys last fetched
@@ -140,6 +139,18 @@ class PointsnetClient:
         self.verify_responses = verify_responses
         self.retries = retries
         self.http = httpx.Client(timeout=timeout, transport=transport, verify=tls_context())
+
+    @property
+    def authority(self) -> str:
+        """What requests are signed with as ``@authority`` (``host[:port]``): by default the base URL's."""
+        return self._authority
+
+    @authority.setter
+    def authority(self, authority: str) -> None:
+        # parsed once, here (an authority that is not host[:port] fails here): each request only puts the
+        # parsed host and port into its signed URL
+        self._signed_host, self._signed_port = _host_and_port(httpx.URL(self.base_url).scheme, authority)
+        self._authority = authority
 
     @property
     def network_keys(self) -> dict[str, Ed25519PublicKey] | None:
@@ -203,7 +214,9 @@ class PointsnetClient:
             headers["idempotency-key"] = idempotency_key
         request = self.http.build_request(method, self.base_url + path, content=content or None, headers=headers,
                                           params=params)
-        view = _View(method, str(_on_authority(request.url, self.authority)), request.headers)
+        # the URL whose @authority is signed: the request's, on the client's authority
+        signed_url = request.url.copy_with(host=self._signed_host, port=self._signed_port)
+        view = _View(method, str(signed_url), request.headers)
         components = REQUEST_COMPONENTS + (POST_COMPONENTS if method == "POST" else ())
         self.signer.sign(view, key_id=self.key_id, label=LABEL, tag=REQUEST_TAG, nonce=secrets.token_urlsafe(18),
                          covered_component_ids=components, body=content if method == "POST" else None)

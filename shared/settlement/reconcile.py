@@ -183,7 +183,8 @@ def plain_file_name(name: object) -> bool:
         and not any(separator in name for separator in separators)
 
 
-def _read_manifest(manifest_bytes: bytes) -> tuple[dict | None, list[Finding]]:
+def read_manifest(manifest_bytes: bytes) -> tuple[dict | None, list[Finding]]:
+    """The manifest as a JSON object and no finding, or None and the finding that says why it cannot be read."""
     try:
         manifest = json.loads(manifest_bytes)
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested past reading
@@ -242,9 +243,9 @@ def _is_settlement_file(name: str) -> bool:
         (name.startswith("statement-") and name.endswith(".csv"))
 
 
-def _signature_findings(manifest_bytes: bytes, signature_path: Path,
-                        public_keys: dict[str, Ed25519PublicKey]) -> list[Finding]:
-    """No finding when the manifest carries a signature of one of the network's keys."""
+def signature_findings(manifest_bytes: bytes, signature_path: Path,
+                       public_keys: dict[str, Ed25519PublicKey]) -> list[Finding]:
+    """No finding when the manifest carries a signature of one of the network's keys, else one finding saying why."""
     try:
         signature = json.loads(signature_path.read_bytes())
         key = public_keys[signature["key_id"]]
@@ -277,8 +278,8 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
     if not manifest_path.is_file() or not signature_path.is_file():
         return [Finding("manifest", str(directory), "manifest.json or manifest.json.sig is missing")]
     manifest_bytes = manifest_path.read_bytes()
-    found = _signature_findings(manifest_bytes, signature_path, public_keys)
-    manifest, unreadable = _read_manifest(manifest_bytes)
+    found = signature_findings(manifest_bytes, signature_path, public_keys)
+    manifest, unreadable = read_manifest(manifest_bytes)
     found.extend(unreadable)
     present = {p.name for p in directory.iterdir() if p.is_file()} - {MANIFEST, SIGNATURE}
     if manifest is None:  # nothing to check the digests against or to recompute: the files' own totals still
@@ -390,8 +391,8 @@ def verified_statement(directory: Path, partner_id: str, public_keys: dict[str, 
     manifest_bytes = manifest_path.read_bytes()
     if manifest_sha256 is not None and hashlib.sha256(manifest_bytes).hexdigest() != manifest_sha256:
         raise refuse(Finding("manifest", MANIFEST, "SHA-256 differs from the manifest the run wrote"))
-    problems = _signature_findings(manifest_bytes, signature_path, public_keys)
-    manifest, unreadable = _read_manifest(manifest_bytes)
+    problems = signature_findings(manifest_bytes, signature_path, public_keys)
+    manifest, unreadable = read_manifest(manifest_bytes)
     if problems or unreadable:
         raise refuse((problems + unreadable)[0])
     listed, _problems = _listed_files(manifest)

@@ -171,8 +171,8 @@ def run_directory(tx: Tx, cycle: date) -> Path:
     return settlement_dir(tx.settings.data_dir, cycle)
 
 
-def _missing(path: Path) -> bool:
-    """No directory there (a name the file system cannot even look up counts as missing)."""
+def missing(path: Path) -> bool:
+    """True when no directory is there (a name the file system cannot even look up counts as missing)."""
     try:
         return not path.is_dir()
     except OSError:
@@ -269,13 +269,13 @@ def missing_directories(tx: Tx, limit: int = 100) -> list[tuple[str, str, str]]:
     the data directory, as (check, cycle date, detail), at most ``limit``. Only on a host that keeps the
     settlement files, whose data directory has ``settlements/``: a read-only replica's host, with the
     network's keys and no files, verifies the ledger without them."""
-    if _missing(tx.settings.data_dir / "settlements"):
+    if missing(tx.settings.data_dir / "settlements"):
         return []
     found = []
     for cycle in tx.session.execute(select(SettlementRun.cycle_date).where(
             of_the_network(SettlementRun.cycle_date)).order_by(SettlementRun.cycle_date)).scalars():
         directory = run_directory(tx, cycle)
-        if _missing(directory):
+        if missing(directory):
             found.append(("settlement_directory_missing", cycle.isoformat(),
                           f"the cycle is settled but {directory} is missing: `pointsnet clearing run --cycle "
                           f"{cycle.isoformat()}` writes it again from the ledger"))
@@ -290,7 +290,7 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
     done = _settled_or_ready(tx, cycle, ignore_grace)
     if done is not None:
         target, rewritten = run_directory(tx, cycle), False
-        if _missing(target):
+        if missing(target):
             rewrite_cycle_files(tx, done, key)
             rewritten = True
         return {"cycle_date": cycle.isoformat(), "run_id": done.run_id, "directory": str(target),

@@ -28,8 +28,8 @@ from sqlalchemy import select
 
 from shared.db.database import Tx
 from shared.models import Checkpoint, SettlementRun
-from shared.settlement.reconcile import MANIFEST, SIGNATURE, _read_manifest, _signature_findings
-from shared.settlement.runs import _missing, of_the_network, run_directory
+from shared.settlement.reconcile import MANIFEST, SIGNATURE, read_manifest, signature_findings
+from shared.settlement.runs import missing, of_the_network, run_directory
 from shared.signing_keys import public_keys
 
 MAX_TREE_SIZE = 2**63 - 1  # a size a 64-bit column holds: a larger one is looked up nowhere
@@ -40,14 +40,14 @@ def manifest_offences(tx: Tx, public_key: Ed25519PublicKey | None, limit: int = 
     at most ``limit`` per check. Only on a host that keeps the settlement files (its data directory has
     ``settlements/``, as for ``settlement_directory_missing``, which names a missing directory) and
     with the network's key (none: the network has signed nothing yet)."""
-    if public_key is None or _missing(tx.settings.data_dir / "settlements"):
+    if public_key is None or missing(tx.settings.data_dir / "settlements"):
         return []
     keys = public_keys(tx, public_key)  # the current key and every one a rotation retired, by key id
     found: list[tuple[str, str, str]] = []
     for cycle, written in tx.session.execute(select(SettlementRun.cycle_date, SettlementRun.manifest_sha256).where(
             of_the_network(SettlementRun.cycle_date)).order_by(SettlementRun.cycle_date)):
         directory = run_directory(tx, cycle)
-        if _missing(directory):
+        if missing(directory):
             continue
         for check, detail in _cycle_findings(tx, directory, keys, written):
             if sum(1 for f in found if f[0] == check) < limit:
@@ -63,7 +63,7 @@ def _cycle_findings(tx: Tx, directory: Path, keys: dict[str, Ed25519PublicKey],
         manifest_bytes = (directory / MANIFEST).read_bytes()
         if not (directory / SIGNATURE).is_file():
             raise FileNotFoundError(f"{SIGNATURE} is missing")
-        unsigned = _signature_findings(manifest_bytes, directory / SIGNATURE, keys)  # reconcile's check
+        unsigned = signature_findings(manifest_bytes, directory / SIGNATURE, keys)  # reconcile's check
     except OSError as exc:
         return [("settlement_manifest_signature",
                  f"{MANIFEST} or {SIGNATURE} cannot be read ({exc.strerror or exc}): `pointsnet reconcile "
@@ -73,7 +73,7 @@ def _cycle_findings(tx: Tx, directory: Path, keys: dict[str, Ed25519PublicKey],
     if not found and hashlib.sha256(manifest_bytes).hexdigest() != written_sha256:  # signed, but not this run's
         found.append(("settlement_manifest_replaced", f"{MANIFEST} is signed by the network but is not the one "
                                                       f"this cycle's settlement run wrote (SHA-256 {written_sha256})"))
-    manifest, _unreadable = _read_manifest(manifest_bytes)  # unreadable and signed: the signature is named
+    manifest, _unreadable = read_manifest(manifest_bytes)  # unreadable and signed: the signature is named
     if manifest is not None:
         problem = _checkpoint_problem(tx, manifest)
         if problem:

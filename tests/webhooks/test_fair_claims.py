@@ -6,9 +6,8 @@ delays the other partners' events"). Within one endpoint, its oldest due deliver
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from shared.webhooks.delivery import BATCH, CLAIM_PER_ENDPOINT, PER_ENDPOINT, cl
 from shared.webhooks.endpoints import set_endpoint
 from tests.factories import make_member, make_partner
 from tests.webhooks.conftest import deliveries, register
+from tests.webhooks.receivers import slow_receiver
 
 SLOW = 0.5  # seconds the slow receiver takes to answer 200: well within the timeout, so never paused
 
@@ -28,38 +28,18 @@ def settings(tmp_path) -> Settings:
     return Settings(data_dir=Path(tmp_path) / "data", webhook_allow_private_targets=True)
 
 
-class Sleeper:
-    """A receiver that answers every POST 200 after ``SLOW`` seconds."""
-
-    def __init__(self):
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                time.sleep(SLOW)
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/slow"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+def _after_a_while(handler: BaseHTTPRequestHandler) -> None:
+    """Answers 200 after ``SLOW`` seconds."""
+    time.sleep(SLOW)
+    handler.send_response(200)
+    handler.send_header("content-length", "0")
+    handler.end_headers()
 
 
 @pytest.fixture
 def sleeper():
-    slow = Sleeper()
-    yield slow
-    slow.close()
+    with slow_receiver(_after_a_while) as slow:
+        yield slow
 
 
 def _backlog(network, clock, partner_id: str, count: int) -> list[str]:

@@ -5,9 +5,8 @@ take every sender nor keep the other endpoints' outcomes waiting (docs/operation
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from shared.webhooks.delivery import deliver_due, delivery_detail
 from shared.webhooks.endpoints import set_endpoint
 from tests.factories import make_member, make_partner
 from tests.webhooks.conftest import deliveries, register
+from tests.webhooks.receivers import slow_receiver
 
 DEADLINE = 1.0  # the total time a delivery may take, shortened for the test
 LINGER = 4.0  # how long the slow receiver takes to answer, a few bytes at a time
@@ -34,45 +34,25 @@ def short_deadline(monkeypatch):
     monkeypatch.setattr(delivery, "DEADLINE", DEADLINE, raising=False)
 
 
-class Dribbler:
-    """A receiver that answers 200 after ``LINGER`` seconds, sending one header line every 0.2 s
-    meanwhile: no single read waits long, so only a total bound ends the call early."""
-
-    def __init__(self):
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                try:
-                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
-                    ends = time.monotonic() + LINGER
-                    while time.monotonic() < ends:
-                        self.wfile.write(b"x-still-thinking: 1\r\n")
-                        self.wfile.flush()
-                        time.sleep(0.2)
-                    self.wfile.write(b"content-length: 0\r\n\r\n")
-                except OSError:  # the sender gave up and closed the connection
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/slow"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+def _a_little_at_a_time(handler: BaseHTTPRequestHandler) -> None:
+    """Answers 200 after ``LINGER`` seconds, sending one header line every 0.2 s meanwhile: no single
+    read waits long, so only a total bound ends the call early."""
+    try:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        ends = time.monotonic() + LINGER
+        while time.monotonic() < ends:
+            handler.wfile.write(b"x-still-thinking: 1\r\n")
+            handler.wfile.flush()
+            time.sleep(0.2)
+        handler.wfile.write(b"content-length: 0\r\n\r\n")
+    except OSError:  # the sender gave up and closed the connection
+        pass
 
 
 @pytest.fixture
 def dribbler():
-    slow = Dribbler()
-    yield slow
-    slow.close()
+    with slow_receiver(_a_little_at_a_time) as slow:
+        yield slow
 
 
 def _recorded_in_order(monkeypatch) -> list[str]:
