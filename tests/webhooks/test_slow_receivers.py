@@ -20,7 +20,10 @@ from tests.webhooks.conftest import deliveries, register
 from tests.webhooks.receivers import slow_receiver
 
 DEADLINE = 1.0  # the total time a delivery may take, shortened for the test
-LINGER = 4.0  # how long the slow receiver takes to answer, a few bytes at a time
+LINGER = 10.0  # how long the slow receiver (or the slow name) takes to answer, a few bytes at a time
+# A run is cut off at the deadline when it ends well before LINGER; the slack over the deadline is for a
+# loaded machine (a CI pass with several workers), never a measure of speed
+SLACK = 4.0
 
 
 @pytest.fixture
@@ -81,13 +84,13 @@ def test_a_receiver_answering_a_little_at_a_time_is_cut_off_at_the_deadline(netw
     started = time.monotonic()
     counts = deliver_due(network)
     took = time.monotonic() - started
-    assert took < DEADLINE + 1.5, f"the run took {took:.1f} s"
+    assert took < DEADLINE + SLACK, f"the run took {took:.1f} s"
     assert counts["delivered"] == 1 and counts["retrying"] == 1
     [late] = deliveries(network, partner_id=slow)
     assert late.status == "pending" and late.last_status_code is None
     assert "timed out" in late.last_error
     [attempt] = _attempts(network, late.id)
-    assert attempt["duration_ms"] < (DEADLINE + 1.0) * 1000
+    assert attempt["duration_ms"] < (DEADLINE + SLACK) * 1000
     [done] = deliveries(network, partner_id=fast)
     assert done.status == "delivered"
 
@@ -107,7 +110,7 @@ def test_a_slow_endpoints_many_deliveries_take_neither_every_sender_nor_the_othe
     took = time.monotonic() - started
     # the fast partner's outcome is recorded first, not after the slow one's whole batch
     assert order[0] == receiver.url(f"/hooks/{fast}")
-    assert took < 2 * DEADLINE + 1.5, f"the run took {took:.1f} s"
+    assert took < 2 * DEADLINE + SLACK, f"the run took {took:.1f} s"
     # the slow endpoint's first PER_ENDPOINT deliveries were tried and timed out; the others were not
     # sent, and that used up none of their tries (docs/partner-integration.md, "Retries")
     tried = delivery.PER_ENDPOINT
@@ -145,7 +148,7 @@ def test_a_name_that_takes_long_to_resolve_is_given_up_at_the_deadline(network, 
     started = time.monotonic()
     counts = deliver_due(network)
     took = time.monotonic() - started
-    assert took < DEADLINE + 1.5, f"the run took {took:.1f} s"
+    assert took < DEADLINE + SLACK, f"the run took {took:.1f} s"
     [late] = deliveries(network, partner_id=slow)
     assert late.status == "pending" and "timed out" in late.last_error
     if allowed:  # the other partner's outcome did not wait for the name
