@@ -45,24 +45,9 @@ def rules_set(
 
 
 def _one_line(error) -> str:
-    """A refused rules document's reason in one line: the YAML parser's own text spans several (the
-    offending source line, a caret under it); its problem and where it is are kept."""
-    import yaml
-
-    cause = error.__cause__
-    if "\n" not in error.detail:
-        return error.detail
-    if not isinstance(cause, yaml.MarkedYAMLError):
-        return " ".join(error.detail.split())
-
-    def at(mark) -> str:
-        return f"line {mark.line + 1}, column {mark.column + 1}"
-
-    detail = error.detail.removesuffix(str(cause)).rstrip(": ")  # "the rules document is not valid JSON or YAML"
-    where = f" at {at(cause.problem_mark)}" if cause.problem_mark else ""
-    context = (f" ({cause.context}" + (f" at {at(cause.context_mark)}" if cause.context_mark else "") + ")"
-               if cause.context else "")
-    return f"{detail}: {cause.problem or 'not valid YAML'}{where}{context}"
+    """A refused rules document's reason in one line: a syntax error's already is (the parser's own
+    several lines are put in one by shared.rules.document.syntax_problem, as the dashboard shows it)."""
+    return " ".join(error.detail.split())
 
 
 @rules_app.command("show")

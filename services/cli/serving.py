@@ -130,11 +130,11 @@ def serve(
 # other line, JSON with POINTSNET_LOG_FORMAT=json, instead of uvicorn's own text formatter
 
 
-def _check_host(host: str) -> None:
-    """An empty --host would listen on every interface: that is asked for with 0.0.0.0, never by
-    leaving the address out. Checked before a command does anything else."""
+def _check_host(host: str, option: str = "--host") -> None:
+    """An empty --host (or --metrics-host) would listen on every interface: that is asked for with
+    0.0.0.0, never by leaving the address out. Checked before a command does anything else."""
     if not host.strip():
-        fail("--host is empty: give the address to listen on (127.0.0.1, or 0.0.0.0 for every interface)", 2)
+        fail(f"{option} is empty: give the address to listen on (127.0.0.1, or 0.0.0.0 for every interface)", 2)
 
 
 def _bound(host: str, port: int) -> socket.socket:
@@ -321,6 +321,7 @@ def worker(
 ) -> None:
     """Run only the job runner (on PostgreSQL one of several workers leads, the others stand by; on
     SQLite only one process runs the jobs). The schema must be current (`pointsnet db upgrade`)."""
+    _check_host(metrics_host, "--metrics-host")
     from shared.db.migrate import is_current
     from shared.network import Network
 

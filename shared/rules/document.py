@@ -19,6 +19,7 @@ from decimal import Context, Decimal, InvalidOperation
 from typing import Annotated, Literal
 
 import yaml
+from yaml.reader import ReaderError
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
                       field_validator, model_validator)
 
@@ -281,6 +282,26 @@ class RuleSet(Strict):
         return self
 
 
+def syntax_problem(error: Exception, text: str) -> str:
+    """Why the parser cannot read ``text``, in one line: the YAML parser's own text spans several (the
+    offending source line, a caret under it); its problem and where it is (line and column, counted
+    from 1) are kept. The command line, the dashboard and any problem+json answer give this line."""
+
+    def at(mark) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    if isinstance(error, yaml.MarkedYAMLError):
+        where = f" at {at(error.problem_mark)}" if error.problem_mark else ""
+        context = (f" ({error.context}" + (f" at {at(error.context_mark)}" if error.context_mark else "") + ")"
+                   if error.context else "")
+        return f"{error.problem or 'not valid YAML'}{where}{context}"
+    if isinstance(error, ReaderError):  # a character YAML does not allow, e.g. a NUL
+        before = text[:error.position]
+        line, column = before.count("\n") + 1, error.position - (before.rfind("\n") + 1) + 1
+        return f"{str(error).splitlines()[0]} at line {line}, column {column}"
+    return " ".join(str(error).split())
+
+
 def parse(text: str, *, network: bool = False) -> RuleSet:
     """Read a JSON or YAML rules document; refuse it with every problem named."""
     try:
@@ -290,7 +311,7 @@ def parse(text: str, *, network: bool = False) -> RuleSet:
     except _RepeatedKey as exc:
         raise ValidationFailed(f"the rules document is invalid: {exc}") from exc
     except (yaml.YAMLError, ValueError) as exc:
-        raise ValidationFailed(f"the rules document is not valid JSON or YAML: {exc}") from exc
+        raise ValidationFailed(f"the rules document is not valid JSON or YAML: {syntax_problem(exc, text)}") from exc
     if data is None:  # an empty document (or only comments): no rules
         data = {}
     if not isinstance(data, dict):

@@ -169,3 +169,7 @@ def test_rules_set_with_invalid_yaml_is_one_line_with_where(tmp_path, network_re
     assert one_line_error(done), done.stderr
     assert done.stderr.startswith("error: validation_failed: the rules document is not valid JSON or YAML"), done.stderr
     assert "line 2, column 6" in done.stderr, done.stderr
+    # the very line the dashboard shows (tests/dashboard/test_rules_syntax_error.py)
+    assert done.stderr.strip() == ("error: validation_failed: the rules document is not valid JSON or YAML: expected "
+                                   "',' or ']', but got ':' at line 2, column 6 (while parsing a flow sequence at "
+                                   "line 1, column 12)"), done.stderr

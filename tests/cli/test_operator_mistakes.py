@@ -51,6 +51,24 @@ def test_a_worker_whose_metrics_port_is_taken_says_so_in_one_line(tmp_path, keys
     assert f"cannot serve metrics on 127.0.0.1 port {port}" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("address", ["", "  "])
+def test_a_worker_with_an_empty_metrics_host_is_refused_in_one_line_and_serves_nothing(tmp_path, keys_ready,
+                                                                                     monkeypatch, address):
+    """An empty address would serve the metrics on every interface: 0.0.0.0 asks for that, as --host of
+    the servers (tests/cli/test_serve_demo.py)."""
+    import prometheus_client
+
+    from services.cli import serving
+
+    served = []
+    monkeypatch.setattr(prometheus_client, "start_http_server", lambda *a, **k: served.append((a, k)))
+    monkeypatch.setattr(serving, "_job_runner", lambda *_: pytest.fail("the worker started"))
+    done = pointsnet(tmp_path, "worker", "--metrics-port", str(free_port()), "--metrics-host", address)
+    assert served == []  # nothing listens
+    assert done.returncode == 2 and one_line_error(done), done.stderr[-500:]
+    assert "--metrics-host is empty" in done.stderr and "0.0.0.0" in done.stderr, done.stderr
+
+
 @pytest.fixture
 def serving_jobs(tmp_path, keys_ready):
     """``pointsnet serve`` (its job runner on) as a real process on the embedded database of tmp_path/data."""
