@@ -47,6 +47,31 @@ GENERAL: dict[str, tuple[str, str]] = {
     "partner_suspended": ("The partner is suspended.", "该合作伙伴已暂停。"),
     "contract_not_at_boundary": ("Contract changes take effect at a future cycle boundary.",
                                  "合同变更只能在未来的结算周期开始时生效。"),
+    # the partner pages' refusals (tests/dashboard/test_chinese_partner_pages.py lists them from the code)
+    "forbidden": ("Your role does not allow this.", "您的角色无权执行此操作。"),
+    "csrf_rejected": ("The form was stale or not sent by this dashboard. Reload the page and try again.",
+                      "表单已过期或来源无效，请刷新页面后重试。"),
+    "partner_terminated": ("The partner has left the network.", "该合作伙伴已退出网络。"),
+    "partner_already_suspended": ("The partner is already suspended.", "该合作伙伴已处于暂停状态。"),
+    "partner_already_active": ("The partner is already active.", "该合作伙伴已处于正常状态。"),
+    "too_many_keys": ("A partner has at most two active keys.",
+                      "每个合作伙伴最多有两个有效公钥：请先吊销其中一个，再添加新公钥。"),
+    "key_previously_revoked": ("This key was revoked; it is never accepted again.",
+                               "该公钥曾被吊销，永远不会再被接受：请生成新的密钥对。"),
+    "key_already_registered": ("This key is already registered.",
+                               "该公钥已经登记过，每个公钥只能登记一次：请生成新的密钥对。"),
+    "invalid_webhook_url": ("The webhook URL is not acceptable.", "该 Webhook URL 不可用。"),
+    "unknown_webhook_endpoint": ("The partner has no webhook endpoint.", "该合作伙伴尚未设置 Webhook URL。"),
+    "rotation_overlap_running": ("The previous webhook secret's overlap is still running.",
+                                 "上一个 Webhook 签名密钥仍在重叠期内：请在重叠期结束后再轮换，"
+                                 "或将重叠时长设为 0 以立即停用所有旧密钥。"),
+    "delivery_pending": ("The delivery is being sent right now: replay it once its attempt is recorded.",
+                         "该投递正在发送中：请在本次尝试记录后再重新发送。"),
+    "endpoint_disabled": ("The delivery's webhook endpoint is disabled: nothing would be sent.",
+                          "该合作伙伴的 Webhook 已停用，重新发送不会发出任何内容：请先重新设置 Webhook URL，再重新发送。"),
+    "tiers_switched_off": ("Tiers are switched off.",
+                           "会员等级功能已关闭（POINTSNET_TIERS 中 enabled 为 false）：规则中不能有 tier_multipliers，"
+                           "请删除它们，或先开启会员等级。"),
 }
 REFUSED = ("Request refused.", "请求被拒绝。")
 
@@ -87,6 +112,35 @@ FORMS: list[tuple[str, re.Pattern, str]] = [(code, re.compile(pattern), zh) for 
     ("validation_failed", r"^attach the partner's log .*$", "请附上商户流水（CSV：reference,kind,points,amount,time）。"),
     ("validation_failed", r"^the partner's log is not UTF-8 text$", "商户流水不是 UTF-8 文本。"),
     ("validation_failed", r"^the form has no request key.*$", "表单缺少请求键：请重新打开会员页面并填写表单。"),
+    ("partner_terminated", r"^partner (?P<partner>\S+) was terminated; it cannot be \w+ again$",
+     "合作伙伴 {partner} 已退出网络，不能再更改其状态。"),
+    ("partner_already_suspended", r"^partner (?P<partner>\S+) is already suspended$", "合作伙伴 {partner} 已处于暂停状态。"),
+    ("partner_already_active", r"^partner (?P<partner>\S+) is already active$", "合作伙伴 {partner} 已处于正常状态。"),
+    ("key_previously_revoked", r"^this public key was registered as (?P<key>\S+) \(partner (?P<partner>\S+)\) "
+                               r"and revoked.*$",
+     "该公钥曾登记为 {key}（合作伙伴 {partner}）并已被吊销，永远不会再被接受：请生成新的密钥对。"),
+    ("key_already_registered", r"^this public key is already registered as (?P<key>\S+) \(partner "
+                               r"(?P<partner>\S+)\);.*$",
+     "该公钥已登记为 {key}（合作伙伴 {partner}），每个公钥只能登记一次：请生成新的密钥对。"),
+    ("invalid_webhook_url", r"^webhook URLs must use https .*$", "Webhook URL 须使用 https（仅本机 localhost 可使用 http）。"),
+    ("invalid_webhook_url", r"^(?P<url>.*) is not an absolute http\(s\) URL$",
+     "该地址不是完整的 http(s) URL（例如 https://example.com/hooks）。"),
+    ("invalid_webhook_url", r"^(?P<url>.*) is not a valid URL \(.*\)$", "该地址不是有效的 URL。"),
+    ("invalid_webhook_url", r"^(?P<url>.*): the port must be a number from 1 to 65535$",
+     "Webhook URL 的端口须为 1 到 65535 之间的数字。"),
+    ("invalid_webhook_url", r"^webhook URLs must not carry credentials$", "Webhook URL 中不能包含用户名或密码。"),
+    ("invalid_webhook_url", r"^webhook URLs are at most (?P<limit>\d+) characters$", "Webhook URL 最多 {limit} 个字符。"),
+    ("invalid_webhook_url", r"^webhook URL host cannot be used: .*$", "Webhook URL 的主机名无法使用。"),
+    ("invalid_webhook_url", r"^webhook URL host (?P<host>\S+) is a loopback, private, link-local or reserved "
+                            r"address \((?P<address>[^)]*)\).*$",
+     "Webhook URL 的主机 {host} 是回环、内网、链路本地或保留地址（{address}），不能使用；"
+     "运营方可通过 POINTSNET_WEBHOOK_ALLOW_PRIVATE_TARGETS 允许此类地址。"),
+    ("unknown_webhook_endpoint", r"^partner (?P<partner>\S+) has no webhook endpoint; set one first$",
+     "合作伙伴 {partner} 尚未设置 Webhook URL，请先设置。"),
+    ("rotation_overlap_running", r"^partner (?P<partner>\S+)'s previous webhook secret still signs until "
+                                 r"(?P<ends>\S+) .*$",
+     "合作伙伴 {partner} 的上一个 Webhook 签名密钥在 {ends} 之前仍然有效（上次轮换的重叠期）："
+     "请在此之后再轮换，或将重叠时长设为 0 以立即停用所有旧密钥。"),
 ]]
 
 # request fields (pydantic's errors) by their error type

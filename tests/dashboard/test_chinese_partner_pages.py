@@ -1,17 +1,23 @@
 """The partner pages, a member's lots and the Approvals outcome in 简体中文 (docs/dashboard.md, "Language"):
-a refusal reads as a translated sentence with its code and English detail beneath, smaller; the network
-that funds a lot is named by its label; a decided request's outcome is a readable summary, its raw JSON
-kept beside it, smaller."""
+a refusal reads as a translated sentence with its code and English detail beneath, smaller, and every
+refusal the partner pages can give has a sentence of its own; the network that funds a lot is named by
+its label, a partner by its name; a decided request's outcome is a readable summary, its raw JSON kept
+beside it, smaller."""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
 import re
 from html import unescape
 
+from services.dashboard.messages import GENERAL, REFUSED, problem_text
+from shared.errors import PointsnetError
 from shared.ledger.cycles import cycle_date_for
 from tests.dashboard.conftest import BASE, post_form
 from tests.dashboard.test_chinese_texts import cells, in_chinese
-from tests.dashboard.test_partners import ONBOARD, RULES
+from tests.dashboard.test_partners import ONBOARD, RULES, pem
 
 
 def alert(html: str) -> tuple[str, str]:
@@ -160,3 +166,145 @@ def test_suspension_and_erasure_outcomes_in_chinese_read_as_the_status_and_the_t
     assert "状态: 已暂停" in summary and '"status": "suspended"' in raw, summary
     summary, raw = outcome_cell(html, erasure)
     assert "个人数据删除时间" in summary and "erased_at" not in summary and "erased_at" in raw, summary
+
+
+# -- every refusal the partner pages can give has its own Chinese sentence ---------------------------
+
+# the modules whose refusals reach the partner pages: the pages' own module and, through its imports,
+# the shared partner, webhook, rules and access modules and the dashboard's own (actions, security, …)
+PARTNER_PAGES = "services.dashboard.views.partners"
+REACHED = ("shared.partners.", "shared.webhooks.", "shared.rules.", "shared.access.", "services.dashboard.")
+
+
+def _is_module(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+def _scanned(module) -> tuple[dict[str, str], set[str]]:
+    """The codes of the refusals a module raises or chooses to raise (``error = A if … else B``): every
+    PointsnetError class it names, except in an ``except`` clause or as a class's base; and the modules
+    it imports that refusals may come from."""
+    nodes = list(ast.walk(ast.parse(inspect.getsource(module))))
+    skipped, imported = set(), set()
+    for node in nodes:
+        if isinstance(node, ast.ExceptHandler) and node.type is not None:
+            skipped.update(map(id, ast.walk(node.type)))
+        elif isinstance(node, ast.ClassDef):
+            skipped.update(id(n) for base in node.bases for n in ast.walk(base))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}  # or a module
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    codes = {}
+    for node in nodes:
+        named = None
+        if isinstance(node, ast.Name) and id(node) not in skipped:
+            named = vars(module).get(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and id(node) not in skipped:
+            owner = vars(module).get(node.value.id)
+            named = getattr(owner, node.attr, None) if inspect.ismodule(owner) else None
+        if inspect.isclass(named) and issubclass(named, PointsnetError):
+            codes[named.code] = f"{module.__name__}.{named.__name__}"
+    return codes, {name for name in imported if name.startswith(REACHED) and _is_module(name)}
+
+
+def partner_page_refusals() -> dict[str, str]:
+    """Every refusal code the partner pages can answer, found in the code (with one class raising it)."""
+    codes: dict[str, str] = {}
+    seen, todo = set(), [PARTNER_PAGES]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            found, imported = _scanned(importlib.import_module(name))
+            codes |= found
+            todo.extend(imported - seen)
+    return codes
+
+
+def test_every_refusal_the_partner_pages_can_give_has_its_own_chinese_sentence():
+    codes = partner_page_refusals()
+    # the enumeration finds what the pages' forms and the shared partner modules raise
+    assert {"invalid_webhook_url", "too_many_keys", "key_previously_revoked", "key_already_registered",
+            "rotation_overlap_running", "unknown_webhook_endpoint", "delivery_pending", "endpoint_disabled",
+            "partner_already_suspended", "partner_already_active", "partner_terminated", "tiers_switched_off",
+            "contract_not_at_boundary", "approval_already_pending", "unknown_key", "validation_failed"} <= set(codes)
+    general = GENERAL["validation_failed"][1]
+    sentences = {}
+    for code, raised_by in sorted(codes.items()):
+        sentence = problem_text(code, "a detail of no known form", "zh")
+        assert code in GENERAL and chinese(sentence), (code, raised_by)
+        assert sentence != REFUSED[1] and (code == "validation_failed" or sentence != general), (code, raised_by)
+        sentences.setdefault(sentence, []).append(code)
+    assert all(len(same) == 1 for same in sentences.values()), sentences
+
+
+def test_refused_keys_in_chinese_say_why_in_their_own_sentence(client_as, partners):
+    client = in_chinese(client_as("operator"))
+    coffee, book = (f"{BASE}/partners/{partners[name]}/keys" for name in ("CoffeeCo", "BookMart"))
+    first = pem()
+    for text in (first, pem()):
+        assert post_form(client, coffee, {"public_key": text}, page=coffee).status_code == 303
+    third = post_form(client, coffee, {"public_key": pem()}, page=coffee)
+    assert third.status_code == 409 and alert(third.text) == (
+        "每个合作伙伴最多有两个有效公钥：请先吊销其中一个，再添加新公钥。",
+        "too_many_keys · revoke one of the two active keys before adding another")
+
+    active = set(re.findall(r'/keys/([^/"]+)/revoke', client.get(coffee).text))
+    assert len(active) == 2
+    for key_id in active:
+        assert post_form(client, f"{coffee}/{key_id}/revoke", page=coffee).status_code == 303
+    revoked = post_form(client, book, {"public_key": first}, page=book)
+    sentence, beneath = alert(revoked.text)
+    assert revoked.status_code == 409 and beneath.startswith("key_previously_revoked · ")
+    assert re.fullmatch(rf"该公钥曾登记为 key_\S+（合作伙伴 {partners['CoffeeCo']}）并已被吊销，永远不会再被接受："
+                        r"请生成新的密钥对。", sentence), sentence
+
+    registered = pem()
+    assert post_form(client, coffee, {"public_key": registered}, page=coffee).status_code == 303
+    twice = post_form(client, book, {"public_key": registered}, page=book)
+    sentence, beneath = alert(twice.text)
+    assert twice.status_code == 409 and beneath.startswith("key_already_registered · ")
+    assert re.fullmatch(rf"该公钥已登记为 key_\S+（合作伙伴 {partners['CoffeeCo']}），每个公钥只能登记一次："
+                        r"请生成新的密钥对。", sentence), sentence
+
+
+def test_refused_webhook_changes_in_chinese_say_why_in_their_own_sentence(client_as, partners):
+    client = in_chinese(client_as("operator"))
+    hooks = f"{BASE}/partners/{partners['CoffeeCo']}/webhooks"
+    plain = post_form(client, hooks, {"url": "http://example.org/hook"}, page=hooks)
+    assert alert(plain.text)[0] == "Webhook URL 须使用 https（仅本机 localhost 可使用 http）。"
+    unset = post_form(client, f"{hooks}/rotate-secret", {"overlap_hours": "1"}, page=hooks)
+    assert alert(unset.text)[0] == f"合作伙伴 {partners['CoffeeCo']} 尚未设置 Webhook URL，请先设置。"
+    assert post_form(client, hooks, {"url": "http://127.0.0.1:9/hook"}, page=hooks).status_code == 200
+    assert post_form(client, f"{hooks}/rotate-secret", {"overlap_hours": "1"}, page=hooks).status_code == 200
+    running = post_form(client, f"{hooks}/rotate-secret", {"overlap_hours": "1"}, page=hooks)
+    sentence, beneath = alert(running.text)
+    assert running.status_code == 409 and beneath.startswith("rotation_overlap_running · ")
+    assert sentence.startswith(f"合作伙伴 {partners['CoffeeCo']} 的上一个 Webhook 签名密钥在 ") and "重叠" in sentence
+
+
+def test_a_stale_status_form_in_chinese_says_the_partner_already_has_that_status(client_as, partners):
+    client = in_chinese(client_as("operator"))
+    partner = f"{BASE}/partners/{partners['CoffeeCo']}"
+    answer = post_form(client, f"{partner}/status", {"status": "active"}, page=partner)
+    assert answer.status_code == 409 and 'data-code="partner_already_active"' in answer.text
+    assert f"合作伙伴 {partners['CoffeeCo']} 已处于正常状态。" in unescape(answer.text)
+
+
+# -- the lots page names the partner funding a lot --------------------------------------------------
+
+def test_a_lot_funded_by_a_partner_shows_the_partners_name_in_either_language(network, client_as, partners):
+    coffee = partners["CoffeeCo"]
+    member = network.enrol(coffee, phone="+8613800138002")["member_id"]
+    network.earn(coffee, member, "e1", points=120)
+    for client, billing in ((client_as("finance"), "postpaid"), (in_chinese(client_as("operator")), "后付费")):
+        html = client.get(f"{BASE}/members/{member}/lots").text
+        funder = re.search(rf'<td data-funder="{coffee}">(.*?)</td>', html, re.S)
+        assert funder, html
+        shown = re.sub(r"<[^>]+>", " ", funder.group(1)).split()
+        assert shown[:2] == ["CoffeeCo", f"({billing})"] and shown[2:] == [coffee], shown  # the id beneath, smaller

@@ -28,6 +28,7 @@ from shared.members.enrolment import find_member
 from shared.members.erasure import count_open_holds, erase_member
 from shared.models import Entry
 from shared.programme.summary import member_summary
+from shared.settlement.positions import names_of
 
 router = APIRouter()
 MEMBER_ID = Path(..., max_length=40)
@@ -169,10 +170,13 @@ def lots_page(request: Request, member_id: str = MEMBER_ID, paged: Paging = Depe
               show: str = Query("open", pattern="^(open|all)$"), staff=Depends(require("operator", "finance"))):
     def unit(tx):
         record = directory.member_record(tx, member_id)
-        return record, member_lots_page(tx, member_id, offset=paged.offset, limit=paged.limit,
-                                        open_only=show == "open")
+        rows, total = member_lots_page(tx, member_id, offset=paged.offset, limit=paged.limit,
+                                       open_only=show == "open")
+        # a partner that funds a lot by its name, as the other pages show partners
+        names = names_of(tx, [row["funded_by"] for row in rows])
+        return record, [row | {"funder_name": names.get(row["funded_by"], row["funded_by"])} for row in rows], total
 
-    record, (rows, total) = network_of(request).tx(unit, readonly=True)
+    record, rows, total = network_of(request).tx(unit, readonly=True)
     return page(request, "member_lots.html", member=record, lots=page_of(rows, total, paged, {"show": show}),
                 show=show, tab="lots")
 
