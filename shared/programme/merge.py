@@ -114,37 +114,48 @@ def _move_referrals(tx: Tx, survivor_id: str, duplicate_id: str) -> None:
 
     * As referrer: the duplicate's referees' referrals name the survivor (a bonus not yet paid goes
       to it). Bonuses already paid stay as they were posted (``referral_bonuses`` is history).
-    * As referee (at most one referrer per member): the duplicate's pending referral moves to the
-      survivor if the survivor has none. If the survivor has one, the survivor's is kept and the
-      duplicate's stays with the duplicate (never paid: nothing posts to a merged member) — except
-      when the duplicate's was paid already and the survivor's is still pending: one person earns
-      one referrer one bonus, so the survivor's pending referral is dropped.
+    * As referee, one person earns one referrer one bonus: if any record of the person (the
+      survivor, the duplicate, or an earlier duplicate merged into either) has earned its referrer
+      a bonus already, the survivor's pending referral is dropped and the duplicate's pending one
+      stays with the duplicate (never paid: nothing posts to a merged member). Otherwise (at most
+      one referrer per member) the duplicate's pending referral moves to the survivor if the
+      survivor has none; if the survivor has one, the survivor's is kept and the duplicate's stays.
     * A referral between the two records (one person referring itself) is never paid: the
       duplicate's naming the survivor stays as it was; the survivor's naming the duplicate stays
       too, unless the duplicate has a pending referral of its own, which then replaces it.
+
+    Earlier duplicates are never locked again (nothing posts for them), and the survivor's and the
+    duplicate's own bonuses are serialised by their locks, held here: what is read is settled.
     """
     session = tx.session
     session.execute(update(referrals_t).where(referrals_t.c.referrer_member_id == duplicate_id,
                                               referrals_t.c.referee_member_id != survivor_id)
                     .values(referrer_member_id=survivor_id))
-    paid = select(bonuses_t.c.referee_member_id).where(
-        bonuses_t.c.referee_member_id == referrals_t.c.referee_member_id).exists()
+    person = [survivor_id, duplicate_id]
+    # earlier duplicates still name the survivor or the duplicate (re-pointed one hop after this)
+    earlier = select(members_t.c.id).where(members_t.c.merged_into.in_(person))
+    paid = session.execute(select(bonuses_t.c.referee_member_id).where(
+        bonuses_t.c.referee_member_id.in_(person) | bonuses_t.c.referee_member_id.in_(earlier)).limit(1)).first()
+    if paid is not None:
+        # the person has earned a referrer its bonus already: nothing pending stays with the survivor,
+        # nothing moves to it (a paid referral of the survivor has its bonus row: it is not pending)
+        session.execute(delete(referrals_t).where(referrals_t.c.referee_member_id == survivor_id,
+                                                  ~select(bonuses_t.c.referee_member_id).where(
+                                                      bonuses_t.c.referee_member_id == survivor_id).exists()))
+        return
     rows = {row.referee_member_id: row for row in session.execute(
-        select(referrals_t.c.referee_member_id, referrals_t.c.referrer_member_id, paid.label("paid"))
-        .where(referrals_t.c.referee_member_id.in_([survivor_id, duplicate_id])))}
+        select(referrals_t.c.referee_member_id, referrals_t.c.referrer_member_id)
+        .where(referrals_t.c.referee_member_id.in_(person)))}
     theirs, ours = rows.get(duplicate_id), rows.get(survivor_id)
     if theirs is None or theirs.referrer_member_id == survivor_id:
         return
-    if ours is not None and ours.referrer_member_id == duplicate_id and not ours.paid:
+    if ours is not None and ours.referrer_member_id == duplicate_id:
         # the survivor "referred" by its own duplicate: no referral, and no bar to the duplicate's
         session.execute(delete(referrals_t).where(referrals_t.c.referee_member_id == survivor_id))
         ours = None
     if ours is None:
-        if not theirs.paid:
-            session.execute(update(referrals_t).where(referrals_t.c.referee_member_id == duplicate_id)
-                            .values(referee_member_id=survivor_id))
-    elif theirs.paid and not ours.paid:
-        session.execute(delete(referrals_t).where(referrals_t.c.referee_member_id == survivor_id))
+        session.execute(update(referrals_t).where(referrals_t.c.referee_member_id == duplicate_id)
+                        .values(referee_member_id=survivor_id))
 
 
 def _keep_the_higher_tier(tx: Tx, survivor_id: str, duplicate) -> None:

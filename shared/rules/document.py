@@ -331,6 +331,10 @@ def parse(text: str, *, network: bool = False) -> RuleSet:
         if campaign.categories == []:
             raise ValidationFailed(f"campaign {campaign.id}: categories is empty, so the campaign would never "
                                    "apply; leave categories out for a campaign on every purchase")
+        repeated = [c for c in dict.fromkeys(campaign.categories or ()) if campaign.categories.count(c) > 1]
+        if repeated:  # read back (stored before this was refused), each category counts once (rules.evaluate)
+            raise ValidationFailed(f"the rules document is invalid: campaign {campaign.id}: categories lists "
+                                   f"{', '.join(repeated)} more than once; list each category once")
     if network and (rules.base_rate is not None or rules.categories or rules.skus or rules.minimum_spend
                     or rules.tier_multipliers):
         raise ValidationFailed("network-wide rules hold campaigns only (rates belong to partners' rules)")

@@ -151,7 +151,9 @@ def _evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_l
         if campaign.categories is None:
             eligible = campaign_base
         elif any(category in by_category for category in campaign.categories):  # items in them, even at 0 points
-            eligible = sum((by_category.get(category, Decimal(0)) for category in campaign.categories), Decimal(0))
+            # each category once: a version stored before a repeated category was refused lists one twice
+            eligible = sum((by_category.get(category, Decimal(0)) for category in dict.fromkeys(campaign.categories)),
+                           Decimal(0))
         else:
             continue
         if campaign.multiplier is not None:

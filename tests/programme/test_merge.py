@@ -164,6 +164,37 @@ def test_a_paid_referral_of_the_duplicate_stops_the_survivors_pending_one(networ
     assert survivor not in {referee for referee, _ in referrals(network)}
 
 
+@pytest.mark.parametrize("paid_first", [True, False], ids=["paid-then-pending", "pending-then-paid"])
+def test_one_person_earns_one_referrer_one_bonus_over_two_merges(network, paid_first):
+    partner = make_partner(network)
+    referral_programme(network, partner)
+    x, z, survivor = (make_member(network, partner) for _ in range(3))
+    paid = network.enrol(partner, phone="+8613900005551", referrer_member_id=x)["member_id"]
+    pending = network.enrol(partner, phone="+8613900005552", referrer_member_id=z)["member_id"]
+    network.earn(partner, paid, "paid-first", points=10)  # pays x its bonus
+    for duplicate in ((paid, pending) if paid_first else (pending, paid)):
+        merge(network, survivor, duplicate)
+    assert "referral_bonus" not in network.earn(partner, survivor, "s-first", points=10)
+    assert (network.balance(x)["available"], network.balance(z)["available"]) == (500, 0)
+    assert survivor not in {referee for referee, _ in referrals(network)}
+    verify_ok(network)
+
+
+def test_a_survivor_holding_a_paid_referral_merged_into_a_referred_member_pays_no_second_bonus(network):
+    partner = make_partner(network)
+    referral_programme(network, partner)
+    x, y, middle = (make_member(network, partner) for _ in range(3))
+    paid = network.enrol(partner, phone="+8613900005553", referrer_member_id=x)["member_id"]
+    last = network.enrol(partner, phone="+8613900005554", referrer_member_id=y)["member_id"]
+    network.earn(partner, paid, "paid-first", points=10)  # pays x its bonus
+    merge(network, middle, paid)  # the middle record has no referral of its own: the paid one stays with `paid`
+    merge(network, last, middle)  # the person's referral was paid: the last survivor's pending one is dropped
+    assert "referral_bonus" not in network.earn(partner, last, "last-first", points=10)
+    assert (network.balance(x)["available"], network.balance(y)["available"]) == (500, 0)
+    assert last not in {referee for referee, _ in referrals(network)}
+    verify_ok(network)
+
+
 def test_a_referral_between_the_two_records_is_no_referral(network):
     partner = make_partner(network)
     referral_programme(network, partner)

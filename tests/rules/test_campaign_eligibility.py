@@ -4,10 +4,12 @@ whatever points those items earn — a base rate of 0 or an item costing 0 inclu
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import yaml
 
+from shared.errors import ValidationFailed
 from shared.ledger.events import Event
 from shared.ledger.posting import quote_earn
-from shared.rules.document import parse
+from shared.rules.document import RuleSet, parse
 from shared.rules.evaluate import PurchaseItem, evaluate
 from shared.rules.store import set_rules
 from tests.factories import make_member, make_partner
@@ -140,3 +142,24 @@ def test_the_documented_worked_example():
                       occurred_local=datetime(2026, 11, 21, 12, tzinfo=SHANGHAI), currency="CNY",
                       contract_base_rate_micro=1_000_000, partner=rules, partner_scope="p")
     assert [(line.rule, line.points) for line in result.lines] == [("base_rate", 250), ("campaign:weekend", 150)]
+
+
+BOOKS_TWICE = (f"base_rate: 1\ncampaigns: [{{id: b, name: B, {NOVEMBER}, categories: [books, tea, books, books], "
+               "multiplier: 2}]")
+
+
+def test_a_category_listed_more_than_once_is_refused():
+    with pytest.raises(ValidationFailed) as refused:
+        parse(BOOKS_TWICE)
+    assert refused.value.code == "validation_failed"
+    assert "campaign b: categories lists books more than once; list each category once" in str(refused.value)
+
+
+def test_a_stored_campaign_listing_a_category_more_than_once_counts_it_once():
+    """A version stored before a repeated category was refused: the extra is (multiplier - 1) x the
+    base points of the eligible items, each category counted once."""
+    stored = RuleSet.model_validate(yaml.safe_load(BOOKS_TWICE))
+    result = evaluate(amount=10_000, items=(PurchaseItem("X", "books", 6_000), PurchaseItem("T", "tea", 4_000)),
+                      occurred_local=WEDNESDAY, currency="CNY", contract_base_rate_micro=1_000_000, partner=stored,
+                      partner_scope="p")
+    assert [(line.rule, line.points) for line in result.lines] == [("base_rate", 100), ("campaign:b", 100)]

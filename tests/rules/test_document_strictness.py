@@ -10,9 +10,11 @@ from sqlalchemy import insert
 
 from shared.db.types import new_id
 from shared.errors import ValidationFailed
+from shared.ledger.events import Event
 from shared.models import EarnRuleSet
 from shared.rules.document import RuleSet, parse
-from shared.rules.store import rules_in_force
+from shared.rules.evaluate import PurchaseItem
+from shared.rules.store import rules_in_force, set_rules
 from tests.factories import make_member, make_partner
 
 CAMPAIGN = "{{id: weekend, name: Weekend, starts_on: {starts}, ends_on: {ends}, multiplier: 2}}"
@@ -283,3 +285,23 @@ def test_a_second_campaigns_section_is_refused_and_nothing_stored(network, tmp_p
     assert "the rules document is invalid: campaigns is given twice" in done.stderr, done.stderr
     shown = pointsnet("rules", "show", "--partner", shop, env=env)
     assert shown.returncode != 0 and "no rules set" in shown.stderr
+
+
+def test_a_category_listed_twice_is_refused_on_save_and_counted_once_in_a_stored_version(network, clock):
+    """Saving a campaign that lists a category twice is refused; a version stored before that was
+    refused still reads back, and its campaign gives (multiplier - 1) x the eligible base points once."""
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    twice = ("base_rate: 1\ncampaigns: [{id: b, name: B, starts_on: 2026-01-01, ends_on: 2030-12-31, "
+             "categories: [books, books, books], multiplier: 2}]")
+    with pytest.raises(ValidationFailed, match="campaign b: categories lists books more than once"):
+        network.tx(lambda tx: set_rules(tx, partner, twice))
+    stored = ('{"base_rate":"1","campaigns":[{"categories":["books","books","books"],"id":"b","multiplier":"2",'
+              '"name":"B","starts_on":"2026-01-01","ends_on":"2030-12-31"}]}')
+    network.tx(lambda tx: tx.session.execute(insert(EarnRuleSet.__table__).values(
+        id=new_id("rul"), scope=partner, version=1, effective_from=tx.now - timedelta(days=1),
+        document=stored, created_at=tx.now)))
+    event = Event("earn", "o-1", member, amount=10_000, items=(PurchaseItem("X", "books", 10_000),))
+    [earned] = network.post(partner, [event])
+    assert [(line["rule"], line["points"]) for line in earned["breakdown"]] == [("base_rate", 100), ("campaign:b", 100)]
+    assert network.balance(member)["available"] == 200
