@@ -140,11 +140,10 @@ def test_a_taken_port_stops_serve_demo_before_the_seed(tmp_path, database_url):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        started = time.monotonic()
         refused = pointsnet("serve", "--demo", "--port", str(port), env=_env(tmp_path, database_url))
     assert refused.returncode != 0 and "cannot serve on 127.0.0.1 port" in refused.stderr
     assert "password" not in refused.stdout and "seeding" not in refused.stdout
-    assert time.monotonic() - started < 15
+    # nothing was seeded (the database's own record, not how long the refusal took)
     from shared.config import Settings
     from shared.network import Network
 
