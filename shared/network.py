@@ -142,7 +142,8 @@ class Network:
         """Erase the member's personal data and forfeit its points (see shared/members/erasure.py)."""
         from shared.members.erasure import erase_member
 
-        record = self.tx(lambda tx: erase_member(tx, member_id, reason=reason))
+        keyring = self.keyring
+        record = self.tx(lambda tx: erase_member(tx, member_id, keyring=keyring, reason=reason))
         self.forget_erased_pages()
         return record
 

@@ -148,11 +148,12 @@ def _post_event(request: Request, payload: Any, event: Event) -> JSONResponse:
 @router.post("/members", status_code=201, response_model=schemas.MemberEnrolled,
              responses={200: {"model": schemas.MemberEnrolled, "description": "Existing member linked"},
                         **problems("consent_required", "invalid_link_token", "invalid_contact", "unknown_member",
-                                   "customer_ref_taken", "customer_ref_mismatch", write=True)})
+                                   "customer_ref_taken", "customer_ref_mismatch", "contact_conflict", write=True)})
 def enrol_member(request: Request, body: schemas.EnrolRequest):
     """Enrol a new member, or link an existing one with its `link_token` (the member's consent).
 
-    A phone or email already enrolled elsewhere, without a token: 409 `consent_required`.
+    A phone or email already enrolled elsewhere, without a token: 409 `consent_required`. A phone of one
+    member with the email of another: 409 `contact_conflict`.
     """
     network, partner_id = _network(request), _partner(request)
     keyring = network.keyring
@@ -164,30 +165,52 @@ def enrol_member(request: Request, body: schemas.EnrolRequest):
         return (201 if outcome["created"] else 200), {**outcome, "balance": {"available": now["available"],
                                                                             "held": now["held"]}}
 
+    region = network.settings.default_region
+    first = _without_personal_data(keyring, keyring.active.id, body, region)
     try:
-        return _exactly_once(request, _without_personal_data(keyring, keyring.active.id, body), operation)
-    except IdempotencyKeyReused:
+        return _exactly_once(request, first, operation)
+    except IdempotencyKeyReused as refused:
         # Kept under an earlier active key (before a rotation, or by a process not on phase 2 yet)? Then
         # the same body is compared under that key, while the keyring holds it (`keys retire` waits).
-        earlier = _kept_under(network, partner_id, request)
-        if earlier is None or earlier == keyring.active.id:
+        # Kept before contacts were hashed in their normalised form? Then as typed (`as_typed`).
+        kept = _kept_under(network, partner_id, request)
+        if kept is None:
             raise
-        if earlier not in keyring.keys:
+        if kept not in keyring.keys:
             raise IdempotencyKeyReused(
                 f"Idempotency-Key {request.state.idempotency_key!r} was first used for an enrolment kept under a "
                 "personal-data key since retired, so it can no longer be compared; enrol with a new "
                 "Idempotency-Key (a person already enrolled and linked to you is answered with its member)",
                 differs=[]) from None
-        return _exactly_once(request, _without_personal_data(keyring, earlier, body), operation)
+        tried, closest = [first], refused
+        for as_typed in (False, True):
+            fingerprint = _without_personal_data(keyring, kept, body, region, as_typed=as_typed)
+            if fingerprint in tried:
+                continue
+            tried.append(fingerprint)
+            try:
+                return _exactly_once(request, fingerprint, operation)
+            except IdempotencyKeyReused as again:  # the refusal naming the fewest differences is the one answered
+                if len(again.extra.get("differs", [])) < len(closest.extra.get("differs", [])):
+                    closest = again
+        raise closest from None
 
 
-def _without_personal_data(keyring: Keyring, key_id: str, body: schemas.EnrolRequest) -> dict:
+def _without_personal_data(keyring: Keyring, key_id: str, body: schemas.EnrolRequest, region: str, *,
+                           as_typed: bool = False) -> dict:
     """The enrolment as the idempotency record keeps it: contact fields only as keyed hashes under the
-    personal-data key ``key_id`` (``<key id>:<hex>``), never in clear."""
+    personal-data key ``key_id`` (``<key id>:<hex>``), never in clear. A phone or email is hashed in its
+    normalised form (E.164, the folded address), as the member's blind index holds it, so that an erasure
+    finds every enrolment record of the person, refused ones too (shared/members/erasure.py); as typed
+    if it cannot be read (a link-token enrolment does not read it), or with ``as_typed``: how records
+    were kept before (a retry of one is compared so)."""
     fingerprint = body.model_dump(mode="json")
     for field in enrolment.REQUEST_HASHED:  # a token not used may still work
-        if fingerprint.get(field) is not None:
-            fingerprint[field] = keyring.index_under(key_id, f"request.{field}", fingerprint[field])
+        value = fingerprint.get(field)
+        if value is not None:
+            if not as_typed and value:
+                value = enrolment.normalised_contact(field, value, region)
+            fingerprint[field] = keyring.index_under(key_id, f"request.{field}", value)
     return fingerprint
 
 

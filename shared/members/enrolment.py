@@ -29,6 +29,23 @@ REQUEST_HASHED = ("phone", "email", "name", "customer_ref", "link_token")
 ENROLMENT_PATH, LINK_TOKENS_SUFFIX = "/v1/members", "/link-tokens"
 
 
+def normalised_contact(field: str, value: str, default_region: str) -> str:
+    """``value`` of an enrolment's ``field`` as the member's blind index holds it: a phone in E.164, an
+    email normalised; any other field, or a contact that cannot be read, as it is."""
+    try:
+        if field == "phone":
+            return normalise_phone(value, default_region)
+        if field == "email":
+            return normalise_email(value)
+    except InvalidContact:
+        pass
+    return value
+
+
+class ContactConflict(Conflict):
+    code, title = "contact_conflict", "The phone number and the email address belong to two different members"
+
+
 def _find_by_contact(tx: Tx, keyring: Keyring, phone: str | None, email: str | None) -> str | None:
     conditions = []
     if phone:
@@ -38,8 +55,12 @@ def _find_by_contact(tx: Tx, keyring: Keyring, phone: str | None, email: str | N
     if not conditions:
         return None
     # a duplicate merged into another member is found as its survivor (shared/programme/merge.py)
-    return tx.session.execute(select(func.coalesce(members_t.c.merged_into, members_t.c.id))
-                              .where(or_(*conditions)).limit(1)).scalar_one_or_none()
+    found = tx.session.execute(select(func.coalesce(members_t.c.merged_into, members_t.c.id)).distinct()
+                               .where(or_(*conditions)).limit(2)).scalars().all()
+    if len(found) > 1:  # the phone is one member's, the e-mail another's: neither is picked
+        raise ContactConflict("this phone number belongs to one member and this email address to another; "
+                              "enrol with one of them, or ask the network's operators to merge the two members")
+    return found[0] if found else None
 
 
 def _lock_contacts(tx: Tx, keyring: Keyring, phone: str | None, email: str | None) -> None:
@@ -65,7 +86,8 @@ def _lock_contacts(tx: Tx, keyring: Keyring, phone: str | None, email: str | Non
 
 
 def find_member(tx: Tx, keyring: Keyring, *, phone: str | None = None, email: str | None = None) -> str | None:
-    """Look a member up by phone or email through the blind index (never by decrypting)."""
+    """Look a member up by phone or email through the blind index (never by decrypting). Given both,
+    and they are two members' (``ContactConflict``), neither is answered."""
     return _find_by_contact(
         tx, keyring,
         normalise_phone(phone, tx.settings.default_region) if phone else None,

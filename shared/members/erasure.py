@@ -17,8 +17,10 @@ was forfeited.
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
@@ -29,6 +31,7 @@ from shared.ledger.idempotency import request_hash
 from shared.ledger.journal import Journal, canonical_json
 from shared.ledger.posting import release_lapsed_holds
 from shared.ledger.state import load_lots, lock_members
+from shared.members.privacy import Keyring
 from shared.models import Hold, IdempotencyRecord, LinkToken, Member, MemberErasure, MemberLink
 from shared.webhooks import emit
 from shared.webhooks.outbox import instant
@@ -85,7 +88,74 @@ def forget_enrolment_requests(tx: Tx, member_ids: list[str]) -> int:
     return blanked
 
 
-def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
+class RequestHashes(NamedTuple):
+    """The keyed hashes an enrolment's kept request may hold of a member: its phone and e-mail (and its
+    merged duplicates'), normalised, under every key of the keyring, whichever partner sent it; and each
+    partner's customer reference of the member, in that partner's requests only."""
+    contacts: dict[str, set[str]]  # "phone" / "email" -> hashes
+    refs: dict[str, set[str]]  # partner id -> hashes of its customer_ref
+
+
+def request_hashes(tx: Tx, keyring: Keyring, member_ids: list[str]) -> RequestHashes:
+    contacts: dict[str, set[str]] = {"phone": set(), "email": set()}
+    for row in tx.session.execute(select(members_t.c.id, members_t.c.phone_ct, members_t.c.email_ct)
+                                  .where(members_t.c.id.in_(member_ids))):
+        for field, sealed in (("phone", row.phone_ct), ("email", row.email_ct)):
+            if sealed is None:
+                continue
+            try:
+                value = keyring.decrypt(field, row.id, sealed)
+            except (KeyError, ValueError, InvalidTag):  # sealed under a key not here: nothing to hash it with
+                continue
+            contacts[field].update(keyring.lookup_indexes(f"request.{field}", value))
+    refs: dict[str, set[str]] = {}
+    for link in tx.session.execute(select(links_t.c.partner_id, links_t.c.customer_ref).where(
+            links_t.c.member_id.in_(member_ids), links_t.c.customer_ref.is_not(None))):
+        refs.setdefault(link.partner_id, set()).update(
+            keyring.lookup_indexes("request.customer_ref", link.customer_ref))
+    return RequestHashes(contacts, refs)
+
+
+def forget_requests_naming(tx: Tx, naming: RequestHashes) -> int:
+    """Blank the stored request of every API enrolment (``POST /v1/members``) that holds one of the
+    member's hashes (``request_hashes``), whatever it answered: a refused one too (``consent_required``
+    at another partner, ``customer_ref_mismatch``, ``customer_ref_taken`` …), which names no member.
+    Returns how many. As ``forget_enrolment_requests``, a retry with its Idempotency-Key is then refused
+    as a reused key. Enrolment records are searched whole (``LIKE`` on the path and the hashes, then
+    checked exactly on the parsed JSON): an erasure is rare, the records are kept a week.
+
+    A record holds the contact's hash in its normalised form since this release; one kept before holds
+    the contact as the partner typed it, which cannot be recomputed: unless it answered with the member
+    (``forget_enrolment_requests``), it goes with the retention (``idempotency_retention_days``)."""
+    contact_hashes = {value for values in naming.contacts.values() for value in values}
+    conditions = [records_t.c.request.contains(f'"{value}"', autoescape=True) for value in sorted(contact_hashes)]
+    conditions += [and_(records_t.c.partner_id == partner_id,
+                        or_(*(records_t.c.request.contains(f'"{value}"', autoescape=True) for value in sorted(values))))
+                   for partner_id, values in sorted(naming.refs.items())]
+    if not conditions:
+        return 0
+    session = tx.session
+    found = session.execute(select(records_t.c.partner_id, records_t.c.key, records_t.c.request)
+                            .where(records_t.c.request.endswith(f'{ENROLMENT_PATH}"}}', autoescape=True),
+                                   or_(*conditions))).all()
+    blanked = 0
+    for row in found:
+        request = json.loads(row.request)
+        body = request.get("body") if isinstance(request, dict) else None
+        if not (isinstance(body, dict) and request.get("method") == "POST"
+                and str(request.get("path")).endswith(ENROLMENT_PATH)):
+            continue
+        if not (any(body.get(field) in values for field, values in naming.contacts.items())
+                or body.get("customer_ref") in naming.refs.get(row.partner_id, ())):
+            continue
+        blank = {"method": "POST", "path": request["path"], "body": {"erased": True}}
+        session.execute(update(records_t).where(records_t.c.partner_id == row.partner_id, records_t.c.key == row.key)
+                        .values(request=canonical_json(blank), request_hash=request_hash(blank)))
+        blanked += 1
+    return blanked
+
+
+def erase_member(tx: Tx, member_id: str, *, keyring: Keyring, reason: str | None = None) -> dict:
     # a network without an entry has nothing to forfeit: such an erasure enters no cycle (it would leave
     # a `cycles` row before the network's first cycle)
     cycle = enter_open_cycle_once_posted(tx)
@@ -114,14 +184,17 @@ def erase_member(tx: Tx, member_id: str, *, reason: str | None = None) -> dict:
         entry["result"]["reason"] = "erasure"
     journal.flush()  # partners linked to the member hear points.expired, as for any expiry
     session = tx.session
+    # duplicates merged into this member keep their contact so that it finds the survivor: erased too
+    duplicates = session.execute(select(members_t.c.id).where(members_t.c.merged_into == member_id)).scalars().all()
+    # read before the contacts and customer references go: the enrolment records that hold them
+    naming = request_hashes(tx, keyring, [member_id, *duplicates])
     # no anniversary either: an erased member has no tier to review, and one left in the review's
     # index range was read and passed over by every later pass of the tier review (migration 0027)
     session.execute(update(members_t).where(members_t.c.id == member_id).values(
         status="erased", erased_at=tx.now, tier_anniversary_at=None, **NO_PERSONAL_DATA))
-    # duplicates merged into this member keep their contact so that it finds the survivor: erased too
-    duplicates = session.execute(select(members_t.c.id).where(members_t.c.merged_into == member_id)).scalars().all()
     session.execute(update(members_t).where(members_t.c.merged_into == member_id).values(**NO_PERSONAL_DATA))
     forget_enrolment_requests(tx, [member_id, *duplicates])
+    forget_requests_naming(tx, naming)
     # a partner's own customer reference is personal data too (not sent either: the partner maps the
     # member id to its customer); the link stays, so that a partner's later call for the id answers
     # `member_erased`, and every linked partner hears `member.erased` (GDPR Art. 19), once: queued here

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import unicodedata
 
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -72,10 +73,23 @@ def normalise_phone(raw: str, default_region: str) -> str:
 
 
 def normalise_email(raw: str) -> str:
+    """The address as it is indexed: the domain in its folded (IDNA) form, all of it in lower case.
+
+    A local part (before the ``@``) that compatibility normalisation (NFKC) would change is refused
+    (``invalid_contact``), not folded: full-width ``ｌｉ.lei`` or the ligature ``ﬁ`` is most likely
+    ``li.lei`` or ``fi`` typed with an input method, but a mail server need not read them so, and folding
+    could merge two real mailboxes into one member. Refused, the person is never enrolled twice under
+    two spellings of one address; the till corrects its input."""
     try:
-        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
+        normalised = validate_email(raw.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise InvalidContact(f"email address is not valid: {exc}") from exc
+    local = normalised.rpartition("@")[0]
+    if unicodedata.normalize("NFKC", local) != local:
+        # the address is not repeated: a refusal is stored with the Idempotency-Key
+        raise InvalidContact("email address is not valid: its part before the @ has full-width or other "
+                             "compatibility characters (full-width letters, ligatures); type it in plain characters")
+    return normalised
 
 
 def mask_phone(phone: str) -> str:

@@ -249,7 +249,7 @@ def test_an_erasure_of_an_erased_member_is_refused_when_asked_not_queued(network
 
     maker = client_as("operator")
     page = f"{BASE}/members/{member}"
-    network.tx(lambda tx: erase_member(tx, member, reason="ticket-1"))
+    network.tx(lambda tx: erase_member(tx, member, keyring=network.keyring, reason="ticket-1"))
     refused = post_form(maker, f"{page}/erasure", {"reason": "ticket-2"}, page=page)
     assert refused.status_code == 409 and 'data-code="member_erased"' in refused.text
     assert audited(network, "approval.requested") == []

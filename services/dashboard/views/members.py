@@ -55,7 +55,7 @@ def adjust(tx, network, params: dict) -> dict:
 
 @action("member_erasure")
 def erase(tx, network, params: dict) -> dict:
-    record = erase_member(tx, params["member_id"], reason=params.get("reason"))
+    record = erase_member(tx, params["member_id"], keyring=network.keyring, reason=params.get("reason"))
     tx.after_commit.append(network.forget_erased_pages)
     return record
 

@@ -1,0 +1,106 @@
+"""Enrolment by contact: an e-mail local part in full-width or other compatibility characters is refused
+(never a second member under another spelling of one address), and a phone of one member with the
+e-mail of another is refused as ``contact_conflict`` rather than answered with whichever row came first."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from shared import errors
+from shared.members.enrolment import find_member
+from shared.members.privacy import normalise_email
+from shared.models import Member
+from tests.factories import make_partner
+from tests.partner_api.conftest import api, assert_problem, partners, serve, shop  # noqa: F401  (fixtures)
+
+
+@pytest.mark.parametrize("typed", ["ｌｉ.lei@example.com", "Ｌi.lei@example.com", "ﬁ@example.com",
+                                   "li.lei²@example.com"])
+def test_a_local_part_that_compatibility_normalisation_changes_is_refused(typed):
+    with pytest.raises(errors.InvalidContact) as caught:
+        normalise_email(typed)
+    assert "@" not in caught.value.detail.split("before the @")[-1] and typed not in caught.value.detail
+
+
+@pytest.mark.parametrize("typed, indexed", [
+    ("Li.Lei@ＥＸＡＭＰＬＥ.com", "li.lei@example.com"),  # the domain is folded, as before
+    ("李雷@example.com", "李雷@example.com"),
+    ("\u212aai@example.com", "kai@example.com"),  # the Kelvin sign: canonically K
+])
+def test_other_addresses_read_as_before(typed, indexed):
+    assert normalise_email(typed) == indexed
+
+
+def _members(network) -> int:
+    return network.tx(lambda tx: tx.session.scalar(select(func.count()).select_from(Member)), readonly=True)
+
+
+def test_a_full_width_local_part_never_enrols_the_person_twice(network):
+    home, other = make_partner(network, "A"), make_partner(network, "B")
+    first = network.enrol(home, email="li.lei@example.com")["member_id"]
+    for typed in ("ｌｉ.lei@example.com", "ＬＩ.ＬＥＩ@example.com"):
+        with pytest.raises(errors.InvalidContact):
+            network.enrol(home, email=typed)
+        with pytest.raises(errors.InvalidContact):  # not a new member at another partner either
+            network.enrol(other, email=typed)
+    network.enrol(make_partner(network, "C"), email="fi@example.com")
+    with pytest.raises(errors.InvalidContact):
+        network.enrol(home, email="ﬁ@example.com")
+    assert _members(network) == 2
+    assert network.enrol(home, email="LI.lei@example.com") == {"member_id": first, "created": False, "linked": True}
+
+
+def test_the_api_answers_invalid_contact_for_a_full_width_local_part(network, shop, partners):
+    shop.ok("POST", "/v1/members", {"email": "li.lei@example.com"})
+    refused = assert_problem(shop.call("POST", "/v1/members", {"email": "ｌｉ.lei@example.com"}),
+                             422, "invalid_contact")
+    assert "ｌｉ" not in refused["detail"]
+    assert_problem(partners("Other").call("POST", "/v1/members", {"email": "ｌｉ.lei@example.com"}),
+                   422, "invalid_contact")
+    assert _members(network) == 1
+
+
+def test_a_phone_of_one_member_with_the_email_of_another_is_a_contact_conflict(network):
+    home, other = make_partner(network, "A"), make_partner(network, "B")
+    by_phone = network.enrol(home, phone="+8613912345678")["member_id"]
+    by_email = network.enrol(other, email="li.lei@example.com")["member_id"]
+    for partner in (home, other, make_partner(network, "C")):  # linked to one, the other, or neither
+        with pytest.raises(errors.Conflict) as caught:
+            network.enrol(partner, phone="+86 139 1234 5678", email="Li.Lei@example.com")
+        assert caught.value.code == "contact_conflict" and caught.value.status == 409
+        assert by_phone not in caught.value.detail and by_email not in caught.value.detail
+        assert "5678" not in caught.value.detail and "li.lei" not in caught.value.detail.lower()
+    assert _members(network) == 2
+    # each alone still finds its member, and the lookup by both names neither
+    assert network.enrol(home, phone="+8613912345678")["member_id"] == by_phone
+    assert network.tx(lambda tx: find_member(tx, network.keyring, email="li.lei@example.com"),
+                      readonly=True) == by_email
+    with pytest.raises(errors.Conflict):
+        network.tx(lambda tx: find_member(tx, network.keyring, phone="+8613912345678", email="li.lei@example.com"),
+                   readonly=True)
+
+
+def test_a_duplicate_merged_into_the_other_is_no_conflict(network):
+    from shared.programme.merge import merge_members
+
+    home = make_partner(network, "A")
+    survivor = network.enrol(home, phone="+8613912345678")["member_id"]
+    duplicate = network.enrol(home, email="li.lei@example.com")["member_id"]
+    network.tx(lambda tx: merge_members(tx, survivor, duplicate))
+    assert network.enrol(home, phone="+8613912345678", email="li.lei@example.com") == {
+        "member_id": survivor, "created": False, "linked": True}
+
+
+def test_the_api_answers_contact_conflict_and_keeps_it_for_the_key(network, shop, partners):
+    by_phone = shop.ok("POST", "/v1/members", {"phone": "+8613912345678"})["member_id"]
+    other = partners("Other")
+    other.ok("POST", "/v1/members", {"email": "li.lei@example.com"})
+    body = {"phone": "+8613912345678", "email": "li.lei@example.com", "customer_ref": "C-1"}
+    for partner in (shop, other):
+        problem = assert_problem(partner.call("POST", "/v1/members", body, idempotency_key="both-1"),
+                                 409, "contact_conflict")
+        assert by_phone not in problem["detail"]
+        again = partner.call("POST", "/v1/members", body, idempotency_key="both-1")
+        assert again.status_code == 409 and again.headers.get("Idempotent-Replayed") == "true"
+    assert _members(network) == 2
