@@ -59,13 +59,19 @@ def give(key: bytes, listing: tuple[str, ...], position: Any) -> str:
     return f"{_encode(payload)}.{_encode(_tag(key, listing, payload))}"
 
 
+def refused() -> ValidationFailed:
+    """The refusal of a cursor this API did not give out: 422 ``validation_failed``, its ``errors`` naming
+    the ``cursor`` query parameter, as every ``validation_failed`` names what it refuses."""
+    return ValidationFailed(REFUSED, errors=[{"field": "cursor", "message": REFUSED}])
+
+
 def take(key: bytes, listing: tuple[str, ...], cursor: str) -> Any:
-    """The position ``give`` put in ``cursor`` for this list; ``ValidationFailed`` for anything else."""
+    """The position ``give`` put in ``cursor`` for this list; ``refused()`` for anything else."""
     try:
         payload_text, tag_text = cursor.split(".")
         payload, tag = _decode(payload_text), _decode(tag_text)
     except (ValueError, binascii.Error, UnicodeError):
-        raise ValidationFailed(REFUSED) from None
+        raise refused() from None
     if not hmac.compare_digest(tag, _tag(key, listing, payload)):
-        raise ValidationFailed(REFUSED)
+        raise refused()
     return json.loads(payload)

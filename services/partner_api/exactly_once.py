@@ -39,7 +39,11 @@ def execute(network: Network, partner_id: str, key: str, request: dict,
             operation: Callable[[Tx], tuple[int, dict]]) -> tuple[int, dict, bool]:
     """Run ``operation`` exactly once for (partner, key); returns (status, body, replayed)."""
     marker = (partner_id, key)
-    with _inflight_lock:  # a twin in this process answers at once, on SQLite too
+    # A twin that reaches this point while the first runs in this process answers at once. On SQLite that is
+    # only a twin the door let in before the first began writing: one arriving later waits at the write lock
+    # to record its nonce (auth.authenticate), so the first has finished and it gets the stored answer, as a
+    # twin in another process does. On PostgreSQL every twin answers at once (idempotency.claim).
+    with _inflight_lock:
         if marker in _inflight:
             raise RequestInProgress("a request with this Idempotency-Key is still running; retry shortly")
         _inflight.add(marker)

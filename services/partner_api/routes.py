@@ -19,8 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.partner_api import cursors, schemas
 from services.partner_api.exactly_once import execute
 from shared.db.database import Tx
-from shared.errors import (IdempotencyKeyReused, InvalidLinkToken, NotFound, PartnerSuspended, PointsnetError,
-                           ValidationFailed)
+from shared.errors import IdempotencyKeyReused, InvalidLinkToken, NotFound, PartnerSuspended, PointsnetError
 from shared.ledger import idempotency
 from shared.ledger.events import Event
 from shared.ledger.posting import post_events, quote_earn
@@ -284,9 +283,9 @@ def _history_cursor(key: bytes, listing: tuple[str, ...], value: str | None) -> 
         posted_at, entry_id = position
         at = datetime.fromisoformat(posted_at)
     except (TypeError, ValueError) as exc:
-        raise ValidationFailed(cursors.REFUSED) from exc
+        raise cursors.refused() from exc
     if at.tzinfo is None or not isinstance(entry_id, str):  # this API's cursors carry UTC instants
-        raise ValidationFailed(cursors.REFUSED)
+        raise cursors.refused()
     return at, entry_id
 
 
@@ -480,7 +479,7 @@ def _transactions_cursor(key: bytes, listing: tuple[str, ...], value: str | None
     position = cursors.take(key, listing, value)
     if not (isinstance(position, list) and len(position) == 2 and type(position[0]) is int
             and isinstance(position[1], str)):
-        raise ValidationFailed(cursors.REFUSED)
+        raise cursors.refused()
     return position[0], position[1]
 
 
@@ -521,7 +520,7 @@ def _cycle_cursor(key: bytes, listing: tuple[str, ...], value: str | None) -> da
     try:
         return date.fromisoformat(position)
     except (TypeError, ValueError) as exc:
-        raise ValidationFailed(cursors.REFUSED) from exc
+        raise cursors.refused() from exc
 
 
 @router.get("/statements", response_model=schemas.Statements, responses=problems())

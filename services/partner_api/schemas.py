@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError,
+                      field_validator, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.ledger.posting import MAX_BATCH
 
-Reference = Field(min_length=1, max_length=128, description="The partner's own unique id for this operation.")
+# What a reference may hold (docs/partner-integration.md, section 5): 1 to 128 characters, none of them a
+# control character (U+0000 to U+001F, U+007F): references are printed in settlement files, one per line.
+# The ledger refuses them too (shared/ledger/posting.py); here they are a schema refusal, 422
+# validation_failed naming the field, so a batch holding one is refused whole, as any event that does
+# not match the API.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+
+
+def _no_control_characters(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise PydanticCustomError("control_character", "must not contain control characters (U+0000 to U+001F, "
+                                  "U+007F: tabs, line breaks, ...)")
+    return value
+
+
+ReferenceText = Annotated[str, Field(min_length=1, max_length=128, json_schema_extra={
+    "pattern": NO_CONTROL_CHARACTERS}), AfterValidator(_no_control_characters)]
+Reference = Field(description="The partner's own unique id for this operation: 1 to 128 characters, no control "
+                              "characters.")
 Points = Field(gt=0, le=10**12, description="Whole points.")
 # Bounds of what a till sends (docs/partner-integration.md, section 5): beyond them a request is a schema
 # refusal (422 validation_failed), never an integer the database cannot store.
@@ -83,7 +101,7 @@ class Item(Strict):
 
 class EarnRequest(Strict):
     member_id: str = Field(min_length=1, max_length=40)
-    reference: str = Reference
+    reference: ReferenceText = Reference
     amount: StrictInt | None = Field(None, ge=0, le=MAX_AMOUNT, description="Purchase amount in minor units (fen).")
     currency: str | None = Field(None, min_length=3, max_length=3, examples=["CNY"])
     items: list[Item] | None = Field(None, max_length=500)
@@ -100,7 +118,7 @@ class EarnRequest(Strict):
 class ActivityRequest(Strict):
     member_id: str = Field(min_length=1, max_length=40)
     activity: str = Field(min_length=1, max_length=64, description="An activity name from your earn rules.")
-    reference: str = Reference
+    reference: ReferenceText = Reference
     occurred_at: AwareDatetime | None = Field(None, description="When the member did it (RFC 3339).")
 
 
@@ -112,7 +130,7 @@ class ReferralBonusOut(BaseModel):
 
 class BurnRequest(Strict):
     member_id: str = Field(min_length=1, max_length=40)
-    reference: str = Reference
+    reference: ReferenceText = Reference
     points: StrictInt = Points
     occurred_at: AwareDatetime | None = None
 
@@ -122,18 +140,17 @@ class HoldRequest(BurnRequest):
 
 
 class CaptureRequest(Strict):
-    reference: str | None = Field(None, min_length=1, max_length=128,
-                                  description="Needed if you may later reverse this capture.")
+    reference: ReferenceText | None = Field(None, description="Needed if you may later reverse this capture.")
     points: StrictInt | None = Field(None, gt=0, le=10**12, description="Default: everything held.")
 
 
 class VoidRequest(Strict):
-    reference: str | None = Field(None, min_length=1, max_length=128)
+    reference: ReferenceText | None = None
 
 
 class ReversalRequest(Strict):
-    reference: str = Reference
-    original_reference: str = Field(min_length=1, max_length=128)
+    reference: ReferenceText = Reference
+    original_reference: ReferenceText
     points: StrictInt | None = Field(None, gt=0, le=10**12, description=(
         "Default: everything not yet reversed. For an earn, that is the earn's points less earlier reversals, "
         "refused with 409 `points_already_spent` if the member has spent some (its `remaining` is what can "
@@ -149,13 +166,13 @@ class BatchEvent(Strict):
     /v1/reversals); a field its type does not take is refused as that call refuses it."""
 
     type: Literal["earn", "burn", "reversal"]
-    reference: str = Reference
+    reference: ReferenceText = Reference
     member_id: str | None = Field(None, min_length=1, max_length=40, description="Earns and burns.")
     amount: StrictInt | None = Field(None, ge=0, le=MAX_AMOUNT, description="Earns.")
     currency: str | None = Field(None, min_length=3, max_length=3, description="Earns.")
     items: list[Item] | None = Field(None, max_length=500, description="An earn's item lines, as in POST /v1/earn.")
     points: StrictInt | None = Field(None, gt=0, le=10**12)
-    original_reference: str | None = Field(None, min_length=1, max_length=128, description="Reversals.")
+    original_reference: ReferenceText | None = Field(None, description="Reversals.")
     occurred_at: AwareDatetime | None = Field(None, description="Earns and burns.")
 
     @model_validator(mode="after")

@@ -87,7 +87,8 @@ def run_once(tx: Tx, partner_id: str, key: str, request: dict, operation: Callab
              *, status_code: int = 200) -> tuple[int, Any, bool]:
     """Run ``operation`` once per key; returns (status, body, replayed)."""
     if not key or len(key) > KEY_LENGTH:
-        raise ValidationFailed(f"Idempotency-Key must be 1 to {KEY_LENGTH} characters")
+        raise ValidationFailed(f"Idempotency-Key must be 1 to {KEY_LENGTH} characters", errors=[
+            {"field": "Idempotency-Key", "message": f"must be 1 to {KEY_LENGTH} characters"}])
     claim(tx, partner_id, key)
     stored = replay(tx, partner_id, key, request)
     if stored is not None:

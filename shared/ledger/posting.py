@@ -234,17 +234,22 @@ class Posting:
 
     def _validate(self, event: Event) -> None:
         if event.kind not in KINDS:
-            raise ValidationFailed(f"unknown event kind {event.kind!r}")
+            raise ValidationFailed(f"unknown event kind {event.kind!r}",
+                                   errors=[{"field": "type", "message": f"unknown event kind {event.kind!r}"}])
         if event.kind in ("earn", "burn", "hold", "reversal", "activity"):
             if not event.reference or len(event.reference) > 128:
-                raise ValidationFailed("reference is required (1 to 128 characters)")
+                raise ValidationFailed("reference is required (1 to 128 characters)", errors=[
+                    {"field": "reference", "message": "required, 1 to 128 characters"}])
         if event.reference is not None and any(ord(c) < 32 or ord(c) == 127 for c in event.reference):
-            # References are printed in settlement files: no line breaks or other control characters.
-            raise ValidationFailed("reference must not contain control characters (line breaks, tabs, ...)")
+            # References are printed in settlement files: no line breaks or other control characters. The
+            # partner API's schema refuses them first (services/partner_api/schemas.py); this is the backstop.
+            raise ValidationFailed("reference must not contain control characters (line breaks, tabs, ...)", errors=[
+                {"field": "reference", "message": "must not contain control characters (U+0000 to U+001F, U+007F)"}])
         for name in ("member_id", "original_reference", "hold_id", "activity", "currency"):
             value = getattr(event, name)
             if isinstance(value, str) and "\x00" in value:  # PostgreSQL cannot hold one in text: every entry point
-                raise ValidationFailed(f"{name} must not contain a NUL character (U+0000)")
+                raise ValidationFailed(f"{name} must not contain a NUL character (U+0000)",
+                                       errors=[{"field": name, "message": "contains a NUL character (U+0000)"}])
         if event.kind in ("earn", "burn", "hold", "activity") and not event.member_id:
             raise UnknownMember("member_id is required")
         if event.points is not None and (

@@ -169,7 +169,8 @@ def _enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None, emai
            customer_ref: str | None, link_token: str | None) -> dict:
     require_partner(tx, partner_id)
     if customer_ref is not None and not 0 < len(customer_ref) <= 128:
-        raise ValidationFailed("customer_ref must be 1 to 128 characters")
+        raise ValidationFailed("customer_ref must be 1 to 128 characters",
+                               errors=[{"field": "customer_ref", "message": "must be 1 to 128 characters"}])
     if link_token:
         # the token's member held first (an erasure or merge meanwhile deletes its unused tokens)
         _hold_active(tx, tx.session.execute(select(tokens_t.c.member_id).where(

@@ -45,7 +45,8 @@ def record_referral(tx: Tx, referee_id: str, referrer_id: str, partner_id: str, 
                                errors=[{"field": "referrer_member_id", "message": "member already enrolled"}])
     referrer_id = _referrer(tx, named)
     if referrer_id == referee_id:
-        raise ValidationFailed("a member cannot refer itself")
+        raise ValidationFailed("a member cannot refer itself",
+                               errors=[{"field": "referrer_member_id", "message": "the member itself"}])
     if referrer_id is None:
         raise UnknownMember(f"no referrer member {named}")
     tx.session.execute(insert(referrals_t).values(referee_member_id=referee_id, referrer_member_id=referrer_id,
