@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from sqlalchemy import case, distinct, func, literal, select, union_all
+from sqlalchemy import case, distinct, exists, func, literal, or_, select, union_all
 
 from shared.db.database import Tx
 from shared.models import Entry, Member, MemberLink, ReportCycleEarns, ReportCycleMembers, ReportMonthMembers
@@ -73,19 +73,48 @@ def _transactions(parts: Split, partner_id: str | None = None, *, with_partner: 
     return (selects[0] if len(selects) == 1 else union_all(*selects)).subquery()
 
 
+def _people(rows):
+    """``rows`` (with a ``member_id``) joined to each member's person: the member a merged duplicate was
+    merged into, else the member itself. A merge re-points the duplicates merged into the duplicate
+    (shared/programme/merge.py), so ``merged_into`` is one hop. The join reads only the few merged
+    duplicates (the partial index ix_members_merged_into), materialized once, whatever the period; the
+    roll-ups keep the member ids as posted, so a merge made after a period was rolled up counts on
+    reading."""
+    merged = (select(Member.id.label("id"), Member.merged_into.label("merged_into"))
+              .where(Member.merged_into.is_not(None)).cte("merged").prefix_with("MATERIALIZED"))
+    person = func.coalesce(merged.c.merged_into, rows.c.member_id).label("person")
+    return person, rows.outerjoin(merged, merged.c.id == rows.c.member_id)
+
+
+def _new(tx: Tx, partner_id: str, starts, ends) -> int:
+    """People whose first enrolment is in the period, counted by the partner that enrolled the survivor:
+    a survivor enrolled by the partner whose earliest record (itself or a duplicate merged into it) was
+    created in the period. Only the survivor's own rows are scanned, the duplicates found by their index."""
+    duplicate = Member.__table__.alias("duplicate")
+    merged_in_period = select(duplicate.c.merged_into).where(
+        duplicate.c.merged_into.is_not(None), duplicate.c.created_at >= starts, duplicate.c.created_at < ends)
+    merged_before = exists().where(duplicate.c.merged_into == Member.id, duplicate.c.created_at < starts)
+    return int(tx.session.execute(select(func.count()).select_from(Member).where(
+        Member.enrolled_by == partner_id, Member.merged_into.is_(None), Member.created_at >= starts,
+        or_(Member.created_at < ends, Member.id.in_(merged_in_period)), ~merged_before)).scalar_one())
+
+
 def member_figures(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> dict:
     starts, ends = period.starts_at(tx.settings), period.ends_at(tx.settings)
     parts = split(tx, period, rollup)
-    # the partner's transactions grouped by member (a hash aggregate, no DISTINCT sorts)
+    # the partner's transactions grouped by member (a hash aggregate, no DISTINCT sorts), then by person
     rows = _transactions(parts, partner_id)
     per_member = (select(rows.c.member_id.label("member_id"), func.sum(rows.c.earns).label("earns"))
                   .group_by(rows.c.member_id).subquery())
+    person, joined = _people(per_member)
+    per_person = (select(person, func.sum(per_member.c.earns).label("earns")).select_from(joined)
+                  .group_by(person).subquery())
+    # the person's enrolling partner is the survivor's
     active, from_elsewhere, earning, repeat = tx.session.execute(
         select(func.count(), func.count(case((Member.enrolled_by != partner_id, 1))),
-               func.count(case((per_member.c.earns >= 1, 1))), func.count(case((per_member.c.earns >= 2, 1))))
-        .select_from(per_member).join(Member, Member.id == per_member.c.member_id)).one()
-    new = tx.session.execute(select(func.count()).select_from(Member).where(
-        Member.enrolled_by == partner_id, Member.created_at >= starts, Member.created_at < ends)).scalar_one()
+               func.count(case((per_person.c.earns >= 1, 1))), func.count(case((per_person.c.earns >= 2, 1))))
+        .select_from(per_person).join(Member, Member.id == per_person.c.person)).one()
+    new = _new(tx, partner_id, starts, ends)
     linked, newly_linked = tx.session.execute(
         select(func.count(), func.count(case((MemberLink.linked_at >= starts, 1))))
         .where(MemberLink.partner_id == partner_id, MemberLink.linked_at < ends)).one()
@@ -108,15 +137,18 @@ def _segments(tx: Tx, partner_id: str, period: Period) -> dict:
 
 
 def active_members(tx: Tx, period: Period, *, rollup: bool = True) -> int:
-    """Members with at least one earn, burn or capture anywhere in the network in the period."""
+    """People (a merged duplicate is its survivor) with at least one earn, burn or capture anywhere in the
+    network in the period."""
     rows = _transactions(split(tx, period, rollup))
-    return int(tx.session.execute(select(func.count(distinct(rows.c.member_id)))).scalar_one())
+    person, joined = _people(rows)
+    return int(tx.session.execute(select(func.count(distinct(person))).select_from(joined)).scalar_one())
 
 
 def active_by_partner(tx: Tx, period: Period, *, rollup: bool = True) -> dict[str, int]:
     rows = _transactions(split(tx, period, rollup), with_partner=True)
+    person, joined = _people(rows)
     return {partner: int(n) for partner, n in tx.session.execute(
-        select(rows.c.partner_id, func.count(distinct(rows.c.member_id)))
+        select(rows.c.partner_id, func.count(distinct(person))).select_from(joined)
         .where(rows.c.partner_id != const(NETWORK)).group_by(rows.c.partner_id))}
 
 
