@@ -537,7 +537,7 @@ class Posting:
         original.lot_ids = [lot.id for lot in lots]
         self.originals[event.reference] = original
         member.change(available=partner_points + network_points)
-        self.tiers.earned(member.id, partner_points + network_points, entry["id"])
+        self.tiers.earned(member.id, partner_points + network_points, entry["id"], entry["occurred_at"])
         extra = {}
         if evaluation is not None:
             for line in evaluation.lines:

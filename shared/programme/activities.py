@@ -99,7 +99,8 @@ class Activities:
             original.reversed_lines[line_id] = [0, 0]
         posting.originals[event.reference] = original
         member.change(available=points)
-        posting.tiers.earned(member.id, points, entry["id"])  # an award is an earn: it qualifies, and may upgrade
+        # an award is an earn: it qualifies (if it occurred in the window), and may upgrade
+        posting.tiers.earned(member.id, points, entry["id"], entry["occurred_at"])
         count[0] += 1
         count[1] += 1
         self.rows.append({"entry_id": entry["id"], "partner_id": posting.partner_id, "activity": event.activity,

@@ -185,7 +185,8 @@ class MemberTiers:
     tx: Tx
     states: dict[str, TierState] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
-    occurred: dict[str, datetime] = field(default_factory=dict)  # earn entry id -> occurred_at, as read
+    occurred: dict[str, datetime] = field(default_factory=dict)  # earn entry id -> occurred_at, as read or posted
+    _since: datetime | None = field(default=None, repr=False)  # the window's start, once worked out
 
     @property
     def config(self):
@@ -228,10 +229,21 @@ class MemberTiers:
         state = self.states.get(member_id)
         return self.config.name(state.tier) if state else None
 
-    def earned(self, member_id: str, points: int, entry_id: str) -> None:
-        """An earn posted: its points qualify at once, and crossing a threshold upgrades now."""
+    def _window_start(self) -> datetime:
+        """The start of the window ending now (the unit's ``tx.now``), worked out once per unit."""
+        if self._since is None:
+            self._since = window_start(self.tx.settings, self.tx.now)
+        return self._since
+
+    def earned(self, member_id: str, points: int, entry_id: str, occurred_at: datetime) -> None:
+        """An earn posted: its points qualify at once if it occurred in the window, as the sum counts
+        them (an earn backdated to before the window counts for nothing), and crossing a threshold
+        upgrades now."""
+        self.occurred[entry_id] = occurred_at  # a reversal later in this unit judges it by the same moment
         state = self.states.get(member_id)
         if state is None or state.qualifying is None:  # at the top tier already
+            return
+        if occurred_at < self._window_start():
             return
         state.qualifying += points
         target = self.config.qualified(state.qualifying)
@@ -252,9 +264,10 @@ class MemberTiers:
             state.qualifying -= points
 
     def _in_window(self, original, originals: Iterable) -> bool:
-        if original.posted_at is None:  # posted in this unit: it occurred at most hours ago
-            return True
-        since = window_start(self.tx.settings, self.tx.now)
+        since = self._window_start()
+        if original.posted_at is None:  # posted in this unit: ``earned`` noted when it occurred
+            occurred = self.occurred.get(original.entry_id)
+            return occurred is None or occurred >= since
         if original.posted_at < since:  # it occurred no later than it was posted
             return False
         if original.entry_id not in self.occurred:
