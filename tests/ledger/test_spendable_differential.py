@@ -44,12 +44,6 @@ class Ids:
         self.n += 1
         return self.n.to_bytes(k, "big")
 
-    def token_hex(self, k):
-        out = ""
-        for _ in range(k // 8):
-            out += self.urandom(8).hex()
-        return out
-
 
 TABLES = ("lots", "entries", "lot_consumptions", "members", "holds", "hold_lots",
           "transfers", "obligation_lines", "member_tier_history")
@@ -77,7 +71,7 @@ def run_history(template_db, tmp_path, monkeypatch, seed, page, steps=60, profil
     ids = Ids()
     clock = FixedClock(START)
     monkeypatch.setattr(dbtypes, "os", types.SimpleNamespace(urandom=ids.urandom))
-    monkeypatch.setattr(dbtypes, "secrets", types.SimpleNamespace(token_hex=ids.token_hex))
+    monkeypatch.setattr(dbtypes, "_last", [0, -1])  # ids count up within a millisecond: from a known start
     monkeypatch.setattr(dbtypes, "time", types.SimpleNamespace(time_ns=lambda: int(clock.now().timestamp() * 1e9)))
     settings = Settings(data_dir=Path(tmp_path) / "data", expiry_policy="days:20", webhook_allow_private_targets=True)
     nets = {}
@@ -89,10 +83,11 @@ def run_history(template_db, tmp_path, monkeypatch, seed, page, steps=60, profil
         nets[mode] = Network(settings, database_url=url, clock=clock, pool_size=2)
 
     def both(fn):
-        base = ids.n
+        base, last = ids.n, list(dbtypes._last)
         got = {}
         for mode in ("old", "new"):
             ids.n = base
+            dbtypes._last[:] = last
             if mode == "old":
                 monkeypatch.setattr(posting, "load_spendable", old_load_spendable)
             else:
