@@ -71,6 +71,21 @@ CHECKS: dict[str, tuple[str, str]] = {
         WHERE p.float_drawn_micro IS NOT NULL AND p.float_drawn_micro <> COALESCE(l.amount, 0)
         """,
     ),
+    "float_rounding_matches_lines": (
+        "a settlement's rounding credit to a float is the cycle's prepaid_funding lines of the partner less "
+        "their sum rounded half-even to minor units (what its statement settled)",
+        # per settlement with a credit (few: floats enforced), through ix_obligation_lines_prepaid_funding;
+        # at most half a minor unit, leaving whole minor units, an even number of them where it is a half
+        """
+        SELECT r.party || ' ' || CAST(r.cycle_date AS TEXT), 'rounding ' || r.rounding || ' lines ' || r.amount
+        FROM (SELECT s.party, s.cycle_date, s.float_rounding_micro AS rounding,
+                     COALESCE((SELECT SUM(o.amount_micro) FROM obligation_lines o WHERE o.kind = 'prepaid_funding'
+                               AND o.payer = s.party AND o.cycle_date = s.cycle_date), 0) AS amount
+              FROM settlements s WHERE s.float_rounding_micro <> 0) r
+        WHERE r.rounding > 500000 OR r.rounding < -500000 OR (r.amount - r.rounding) % 1000000 <> 0
+           OR (r.rounding IN (500000, -500000) AND ((r.amount - r.rounding) / 1000000) % 2 <> 0)
+        """,
+    ),
     "negative_balance": (
         "no member's available or held balance is negative",
         "SELECT id, 'available ' || available || ' held ' || held FROM members WHERE available < 0 OR held < 0",

@@ -58,6 +58,11 @@ class Settlement(Base):
     party: Mapped[str] = mapped_column(String(40), primary_key=True)
     net_minor: Mapped[int] = mapped_column(BigInteger)
     from_float_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # What settlement credited the party's float (micro-units, signed) so that the float gave exactly
+    # the statement's figure: the cycle's exact prepaid_funding sum less that sum rounded once to minor
+    # units (a partner with a float enforced then; 0 for every other party). The float's balance counts
+    # it (``limits.float_status``): after settlement, top-ups less the settled funding, in minor units.
+    float_rounding_micro: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     payment_date: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16))
     bank_reference: Mapped[str | None] = mapped_column(String(128))

@@ -7,6 +7,7 @@ configured (0 or more), issuance that would take the float below ``-overdraft`` 
 with ``float_exhausted`` and raised to operators. The float is exact::
 
     balance (micro-units) = sum(top-ups) * 10**6 - sum(prepaid_funding line amounts)
+                            + sum(settlements' rounding credits)
 
 Reversals of earns post negative ``prepaid_funding`` lines, so they give the float back. Every
 ``prepaid_funding`` line draws on it, a buy-out's too (a terminated partner funds its bought-out
@@ -15,7 +16,11 @@ The statements do not change: they still show every ``prepaid_funding`` line; fo
 with a float, the part of it the float held is settled from the float, not by bank transfer
 (``float_draws``, kept by settlement in ``settlements.from_float_minor``). What the float did not
 hold (an overdraft; a buy-out larger than the float) is due by bank with the cycle's settlement,
-and the float is credited with it (``credit_settled_by_bank``).
+and the float is credited with it (``credit_settled_by_bank``). A statement settles the cycle's
+funding rounded once to minor units while the float was drawn the exact lines: settlement credits
+the float with the difference (``settlements.float_rounding_micro``, signed), so a settled cycle
+took from the float exactly what its statement says and, once every cycle is settled, the balance
+is the top-ups less the statements' *from float*, in whole minor units.
 
 Exposure. A postpaid partner's outstanding liability is the points still open in the lots it
 funded, valued at its current ``point_value``. Above ``exposure_warn_ppm`` of its limit the
@@ -42,7 +47,7 @@ from shared.db.database import Tx
 from shared.errors import Conflict, InvalidAmount, ValidationFailed
 from shared.ledger.cycles import cycle_date_for, cycle_end
 from shared.db.types import new_id
-from shared.models import Cycle, FloatTopup, Lot, ObligationLine, Partner, PartnerLimits, SettlementRun
+from shared.models import Cycle, FloatTopup, Lot, ObligationLine, Partner, PartnerLimits, Settlement, SettlementRun
 from shared.money import MAX_MICRO, MICRO, round_micro_to_minor
 from shared.partners.contracts import require_partner, terms_in_force
 from shared.partners.lifecycle import open_postpaid_lots, redeemable, wait_for_postings
@@ -186,26 +191,33 @@ def repair_float_drawn(tx: Tx, partner_id: str) -> tuple[int, int] | None:
     return kept, summed
 
 
-def _balance_micro(tx: Tx, partner_id: str, row: PartnerLimits | None) -> tuple[int, int]:
-    """(top-ups in minor units, drawn in micro-units): drawn from the kept total of the partner's
-    limits ``row`` when there is one."""
-    topups = tx.session.execute(select(func.coalesce(func.sum(FloatTopup.amount_minor), 0))
-                                .where(FloatTopup.partner_id == partner_id)).scalar_one()
+def _balance_micro(tx: Tx, partner_id: str, row: PartnerLimits | None) -> tuple[int, int, int]:
+    """(top-ups in minor units, drawn in micro-units, settlements' rounding credits in micro-units):
+    drawn from the kept total of the partner's limits ``row`` when there is one."""
+    # one statement (a prepaid earn's round trip): the top-ups, and the settlements' rounding credits, each
+    # at most half a minor unit (ix_settlements_party_cycle)
+    topups, rounding = tx.session.execute(select(
+        select(func.coalesce(func.sum(FloatTopup.amount_minor), 0))
+        .where(FloatTopup.partner_id == partner_id).scalar_subquery(),
+        select(func.coalesce(func.sum(Settlement.float_rounding_micro), 0))
+        .where(Settlement.party == partner_id).scalar_subquery())).one()
     kept = None if row is None else row.float_drawn_micro
-    return int(topups), (_summed_drawn(tx, partner_id) if kept is None else int(kept))
+    return int(topups), (_summed_drawn(tx, partner_id) if kept is None else int(kept)), int(rounding)
 
 
 def float_status(tx: Tx, partner_id: str) -> dict:
     """The float's top-ups (``settled_by_bank_minor`` of them: settlements' credits for funding the float
-    did not hold, due by bank instead), what it gave, its balance and, where enforced, its headroom."""
+    did not hold, due by bank instead), what it gave (its prepaid_funding lines, exact), what
+    settlements credited it for rounding (``settled_rounding_micro``: the statements settle each
+    cycle's funding rounded once), its balance and, where enforced, its headroom."""
     row = _limits(tx, partner_id)
-    topups, drawn = _balance_micro(tx, partner_id, row)
-    balance = topups * MICRO - drawn
+    topups, drawn, rounding = _balance_micro(tx, partner_id, row)
+    balance = topups * MICRO - drawn + rounding
     overdraft = limits_json(row)["float_overdraft_minor"]
     by_bank = tx.session.execute(select(func.coalesce(func.sum(FloatTopup.amount_minor), 0)).where(
         FloatTopup.partner_id == partner_id, FloatTopup.bank_reference.like(f"{SETTLED_BY_BANK}%"))).scalar_one()
     return {"partner_id": partner_id, "topups_minor": topups, "settled_by_bank_minor": int(by_bank),
-            "drawn_micro": drawn, "balance_micro": balance,
+            "drawn_micro": drawn, "settled_rounding_micro": rounding, "balance_micro": balance,
             "float_overdraft_minor": overdraft, "enforced": overdraft is not None,
             "headroom_micro": None if overdraft is None else balance + overdraft * MICRO}
 
@@ -219,8 +231,8 @@ class FloatGuard:
         self.overdraft = None if row is None else row.float_overdraft_minor
         self.headroom = 0
         if self.overdraft is not None:
-            topups, drawn = _balance_micro(tx, partner_id, row)
-            self.headroom = topups * MICRO - drawn + self.overdraft * MICRO
+            topups, drawn, rounding = _balance_micro(tx, partner_id, row)
+            self.headroom = topups * MICRO - drawn + rounding + self.overdraft * MICRO
 
     def ensure(self, amount_micro: int, *, member_id: str, reference: str | None,
                referral_bonus_micro: int = 0) -> None:
@@ -324,6 +336,9 @@ class FloatDraw:
 
     funding_minor: int  # the cycle's prepaid_funding sum, rounded once as on the statement
     from_float_minor: int  # the part of it the float held (all of a negative sum: refunds go back to it)
+    # the exact sum less the rounded one, in micro-units: what settlement credits the float (signed) so
+    # that the float gave exactly ``funding_minor`` (``settlements.float_rounding_micro``)
+    rounding_micro: int = 0
 
     @property
     def short_minor(self) -> int:
@@ -331,16 +346,19 @@ class FloatDraw:
         return self.funding_minor - self.from_float_minor
 
 
-def _short_minor(funding_micro: int, drawn_micro: int, paid_in_minor: int) -> tuple[int, int]:
-    """(a cycle's funding rounded once to minor units, the part of it the float did not hold): the
-    float holds ``paid_in_minor`` against ``drawn_micro``, every prepaid_funding line through the
-    cycle; what that leaves below zero, rounded up and at most the funding, is short. A negative
-    funding (reversals) is never short: it gives all of it back to the float."""
+def _short_minor(funding_micro: int, drawn_micro: int, held_micro: int) -> tuple[int, int, int]:
+    """(a cycle's funding rounded once to minor units, the part of it the float did not hold, the
+    rounding the settlement credits the float): the float holds ``held_micro`` (top-ups and the earlier
+    cycles' settlement credits) against ``drawn_micro``, every prepaid_funding line through the cycle,
+    this cycle's counted as its statement has it (rounded); what that leaves below zero, rounded up and
+    at most the funding, is short. A negative funding (reversals) is never short: it gives all of it
+    back to the float."""
     funded = round_micro_to_minor(funding_micro)
+    rounding = funding_micro - funded * MICRO
     if funded <= 0:
-        return funded, 0
-    short_micro = max(0, drawn_micro - paid_in_minor * MICRO)
-    return funded, min(funded, -(-short_micro // MICRO))
+        return funded, 0, rounding
+    short_micro = max(0, drawn_micro - rounding - held_micro)
+    return funded, min(funded, -(-short_micro // MICRO)), rounding
 
 
 def _settlement_cycle(reference: str) -> date | None:
@@ -362,14 +380,15 @@ def float_draws(tx: Tx, cycle: date) -> dict[str, FloatDraw]:
     The float settles only what it held as of the cycle, as if every cycle had been settled in date
     order, whatever order they are settled in (``pointsnet clearing run --cycle D`` settles any ended
     cycle). It holds the top-ups finance recorded so far and the credits of the earlier cycles'
-    settlements (``credit_settled_by_bank``) — never a later cycle's, which answers that cycle's draws
-    — less every prepaid_funding line of this cycle and the ones before it (the draws of later cycles,
-    posted since the cut-off, are not this cycle's). An earlier cycle not settled yet counts as its
-    settlement would have it now: the part of its funding the float did not hold is credited, due by
-    bank with it. Where what the float held is below zero (an overdraft; a buy-out, which is never
-    refused), the shortfall, rounded up to whole minor units and at most the cycle's funding, moves by
-    bank; the rest comes from the float. A cycle whose funding is negative (reversals) gives it all
-    back to the float.
+    settlements (``credit_settled_by_bank``, and their rounding credits) — never a later cycle's,
+    which answers that cycle's draws — less every prepaid_funding line of this cycle and the ones before
+    it (the draws of later cycles, posted since the cut-off, are not this cycle's), this cycle's funding
+    rounded as on its statement. An earlier cycle not settled yet counts as its settlement would have it
+    now: the part of its funding the float did not hold is credited, due by bank with it, and so is its
+    rounding. Where what the float held is below zero (an overdraft; a buy-out, which is never refused),
+    the shortfall, rounded up to whole minor units and at most the cycle's funding, moves by bank; the
+    rest comes from the float. A cycle whose funding is negative (reversals) gives it all back to the
+    float. A partner whose cycle funding rounds to 0 is answered too (for its rounding credit).
     """
     lines, limits = ObligationLine, PartnerLimits
     enforced = select(limits.partner_id).where(limits.float_overdraft_minor.is_not(None))
@@ -420,6 +439,12 @@ def float_draws(tx: Tx, cycle: date) -> dict[str, FloatDraw]:
         elif answers < cycle:  # an earlier cycle's, counted below in date order
             credited.setdefault(partner_id, {})[answers] = int(amount)
         # a later cycle's (or this one's): it answers draws that are not this cycle's
+    # the rounding credits of the earlier cycles settled (those not settled yet are counted below)
+    settled = [Settlement.cycle_date.not_in(sorted(unsettled))] if unsettled else []
+    rounded = dict(tx.session.execute(
+        select(Settlement.party, func.sum(Settlement.float_rounding_micro))
+        .where(Settlement.party.in_(enforced), Settlement.cycle_date < cycle, *settled)
+        .group_by(Settlement.party)).all())
     window: dict[str, dict[date, int]] = {}
     if unsettled:
         for partner_id, day, *amount in tx.session.execute(
@@ -431,7 +456,8 @@ def float_draws(tx: Tx, cycle: date) -> dict[str, FloatDraw]:
 
     draws = {}
     for partner_id, cycle_funding, drawn in rows:
-        held, fundings = paid_in.get(partner_id, 0), window.get(partner_id, {})
+        held = paid_in.get(partner_id, 0) * MICRO + int(rounded.get(partner_id) or 0)
+        fundings = window.get(partner_id, {})
         credits = credited.get(partner_id, {})
         # the cycles since the horizon in date order: a settled one with the credit it had, one not
         # settled yet with the credit its settlement would have now
@@ -439,12 +465,13 @@ def float_draws(tx: Tx, cycle: date) -> dict[str, FloatDraw]:
         for day in sorted(fundings.keys() | credits.keys()):
             drawn_before += fundings.get(day, 0)
             if day in unsettled:
-                held += _short_minor(fundings.get(day, 0), drawn_before, held)[1]
+                _funded, short, rounding = _short_minor(fundings.get(day, 0), drawn_before, held)
+                held += short * MICRO + rounding
             else:
-                held += credits.get(day, 0)
-        funded, short = _short_minor(int(cycle_funding), int(drawn), held)
-        if funded:
-            draws[partner_id] = FloatDraw(funded, funded - short)
+                held += credits.get(day, 0) * MICRO
+        funded, short, rounding = _short_minor(int(cycle_funding), int(drawn), held)
+        if funded or rounding:
+            draws[partner_id] = FloatDraw(funded, funded - short, rounding)
     return draws
 
 

@@ -310,7 +310,11 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
     floats = settled_from_float(draws, files.net_positions)
     for party, draw in draws.items():  # what the floats did not hold is due by bank now, not from them
         credit_settled_by_bank(tx, party, cycle, draw.short_minor)
+    # the float gave the exact lines, the statement settles their rounded sum: the difference goes back
+    # to the float (signed), so the float gave exactly what the statement says
+    rounding = {party: draw.rounding_micro for party, draw in draws.items()}
     parties = [{"cycle_date": cycle, "party": party, "net_minor": net, "from_float_minor": floats.get(party, 0),
+                "float_rounding_micro": rounding.get(party, 0),
                 "payment_date": pay_on, "status": "due" if net + floats.get(party, 0) else "nothing_due"}
                for party, net in files.net_positions.items()]
     if parties:

@@ -304,3 +304,44 @@ def test_0036_records_the_origins_of_the_checkpoints_already_signed(database_url
         _migrate(database_url, "head")
     assert [(origin, str(at)[:19]) for origin, at in origins] == [
         ("points.example.com/ledger", "2026-11-21 07:59:00"), ("pointsnet.local/ledger", "2026-11-20 02:00:00")]
+
+
+def test_0044_credits_settled_floats_with_their_rounding(network, clock, database_url):
+    """Settled cycles of a partner whose float is enforced get the rounding settlement now credits
+    (the cycle's exact prepaid funding less its statement's rounded sum): one from the float, one
+    wholly short (credited by bank); a partner without a float enforced gets nothing."""
+    from shared.partners.limits import float_status, record_topup, set_limits
+    from tests.factories import make_member, make_partner
+
+    terms = dict(billing="prepaid", point_value="0.5", issuance_fee="0", redemption_fee_rate="0")
+    floated, unfloated = (make_partner(network, name, **terms) for name in ("Floated", "Unfloated"))
+    network.tx(lambda tx: set_limits(tx, floated, float_overdraft_minor=1_000))
+    network.tx(lambda tx: record_topup(tx, floated, 300, "TOPUP-1"))
+    member = make_member(network, floated, also_linked_to=(unfloated,))
+    network.earn(floated, member, "f1", points=599)  # 299.5: statement 300, all from the float
+    network.earn(unfloated, member, "u1", points=3)  # 1.5: statement 2, by bank
+    clock.advance(days=1)
+    network.earn(floated, member, "f2", points=777)  # 388.5: statement 388, all by bank
+    clock.advance(days=1)
+    network.settle_due()
+    before = network.tx(lambda tx: float_status(tx, floated), readonly=True)["balance_micro"]
+    settled = dict(network.tx(lambda tx: [
+        ((str(d)[:10], party), int(rounding)) for d, party, rounding in tx.session.execute(text(
+            "SELECT cycle_date, party, float_rounding_micro FROM settlements WHERE float_rounding_micro <> 0"))],
+        readonly=True))
+    network.db.engine.dispose()
+    _migrate(database_url, "0043", down=True)
+    try:
+        _migrate(database_url, "head")
+        engine = create_engine(normalise_url(database_url))
+        try:
+            with engine.connect() as connection:
+                rows = {(str(d)[:10], party): int(rounding) for d, party, rounding in connection.execute(text(
+                    "SELECT cycle_date, party, float_rounding_micro FROM settlements WHERE float_rounding_micro <> 0"))}
+        finally:
+            engine.dispose()
+    finally:
+        _migrate(database_url, "head")
+    # signed: the statement took 0.5 more than the lines of the first cycle, 0.5 less of the second
+    assert rows == settled == {("2026-11-20", floated): -500_000, ("2026-11-21", floated): 500_000}
+    assert before == 0  # 300 topped up, 300 from the float, 388 by bank (credited): square
