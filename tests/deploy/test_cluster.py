@@ -77,7 +77,8 @@ def test_an_api_process_killed_under_signed_traffic_loses_nothing_and_applies_no
         key = Ed25519PrivateKey.generate()
         key_id = network.tx(lambda tx: add_key(tx, shop, public_key_pem(key.public_key()).decode()))["key_id"]
         members = [make_member(network, shop) for _ in range(8)]
-        client = PointsnetClient(cluster.url, key_id, key, retries=8)
+        # nginx serves HTTPS with the cluster's self-signed certificate, as the VM site does
+        client = PointsnetClient(cluster.url, key_id, key, retries=8, transport=httpx.HTTPTransport(verify=cluster.tls))
         accepted: list[str] = []
         failed: list[tuple[str, Exception]] = []
         lock = threading.Lock()
@@ -105,10 +106,14 @@ def test_an_api_process_killed_under_signed_traffic_loses_nothing_and_applies_no
                 future.result(timeout=120)
         client.close()
         # the dashboard runs as its own process behind the same nginx, on its own path
-        login = httpx.get(f"{cluster.url}/dashboard/login", timeout=10)
+        login = httpx.get(f"{cluster.url}/dashboard/login", timeout=10, verify=cluster.tls)
         assert login.status_code == 200 and 'name="csrf_token"' in login.text
         assert "script-src 'self'" in login.headers["content-security-policy"]
-        assert httpx.get(f"{cluster.url}/dashboard/", timeout=10).headers["location"] == "/dashboard/login"
+        assert httpx.get(f"{cluster.url}/dashboard/", timeout=10, verify=cluster.tls).headers["location"] == \
+            "/dashboard/login"
+        # plain HTTP only sends the browser to HTTPS
+        plain = httpx.get(f"http://127.0.0.1:{cluster.http_listen}/dashboard/login", timeout=10)
+        assert plain.status_code == 301 and plain.headers["location"] == "https://127.0.0.1/dashboard/login"
 
     assert failed == [], f"requests that never got an answer: {failed[:3]}"
     assert len(accepted) == 260

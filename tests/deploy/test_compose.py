@@ -58,3 +58,14 @@ def test_one_browsers_failed_sign_ins_do_not_lock_out_another_behind_the_proxy(n
         assert sign_in(attacker, staff["operator"]).status_code == 429
     with behind_compose_nginx(network, "198.51.100.7") as operator:
         assert sign_in(operator, staff["operator"]).status_code == 303
+
+
+def test_nginx_publishes_https_with_the_certificate_of_tls():
+    """The dashboard's session cookie is Secure and partners send personal data: nginx publishes 443
+    with the certificate and key of ./tls, and 80 only redirects (tests/deploy/test_nginx_logs.py runs it)."""
+    nginx = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["nginx"]
+    assert "443:443" in nginx["ports"]
+    assert "./tls:/etc/nginx/tls:ro" in nginx["volumes"]
+    conf = (DEPLOY / "nginx" / "compose.conf").read_text()
+    assert "listen 443 ssl;" in conf and "ssl_certificate /etc/nginx/tls/fullchain.pem;" in conf
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf

@@ -7,13 +7,17 @@ uses none of $request, $request_uri, $args, $arg_*, $query_string or $http_refer
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
 import socket
 import string
+import ssl
 import subprocess
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -24,6 +28,9 @@ SITES = sorted((DEPLOY / "nginx").iterdir())
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 FORBIDDEN = {"request", "request_uri", "args", "query_string", "http_referer", "request_body"}
 PHONE = "8613912345678"
+_spec = importlib.util.spec_from_file_location("cluster", DEPLOY / "cluster.py")
+cluster_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cluster_module)
 
 
 def _directives(text: str, name: str) -> list[str]:
@@ -95,25 +102,56 @@ http {{
 """
 
 
-def _site(name: str, tmp_path: Path, listen: int, closed: int) -> str:
-    """The site as deployed, its upstreams pointed at a closed local port and its log in tmp_path."""
+def _site(name: str, tmp_path: Path, listen: int, tls: int, closed: int) -> str:
+    """The site as deployed, its upstreams pointed at a closed local port, its plain-HTTP and HTTPS ports
+    on 127.0.0.1, a throwaway certificate (tmp_path/tls) and its log in tmp_path."""
     text = (DEPLOY / "nginx" / name).read_text()
+    cert, key = cluster_module.self_signed_certificate(tmp_path / "tls")
     if name.endswith(".template"):
         return string.Template(text).safe_substitute(
             UPSTREAMS=f"    server 127.0.0.1:{closed};", DASHBOARD_UPSTREAMS=f"    server 127.0.0.1:{closed};",
-            LISTEN=f"127.0.0.1:{listen}", ACCESS_LOG=str(tmp_path / "access.log"))
+            LISTEN=f"127.0.0.1:{listen}", TLS_LISTEN=f"127.0.0.1:{tls}", TLS_CERTIFICATE=str(cert),
+            TLS_CERTIFICATE_KEY=str(key), ACCESS_LOG=str(tmp_path / "access.log"))
     text = re.sub(r"server (api1|api2|dashboard):\d+", f"server 127.0.0.1:{closed}", text)
-    text = text.replace("listen 80;", f"listen 127.0.0.1:{listen};")
+    text = text.replace("listen 80;", f"listen 127.0.0.1:{listen};").replace("listen 443 ssl;",
+                                                                          f"listen 127.0.0.1:{tls} ssl;")
+    text = text.replace("/etc/nginx/tls/fullchain.pem", str(cert)).replace("/etc/nginx/tls/privkey.pem", str(key))
     return text.replace("/var/log/nginx/access.log", str(tmp_path / "access.log"))
 
 
-def _configure(tmp_path: Path, name: str) -> tuple[Path, int]:
+def _configure(tmp_path: Path, name: str) -> tuple[Path, int, int]:
+    """nginx.conf for the site, its plain-HTTP port and its HTTPS port."""
     (tmp_path / "tmp").mkdir(exist_ok=True)
     os.chmod(tmp_path / "tmp", 0o777)
-    listen = _free_port()
-    (tmp_path / "site.conf").write_text(_site(name, tmp_path, listen, _free_port()))
+    listen, tls = _free_port(), _free_port()
+    (tmp_path / "site.conf").write_text(_site(name, tmp_path, listen, tls, _free_port()))
     (tmp_path / "nginx.conf").write_text(MAIN.format(dir=tmp_path))
-    return tmp_path / "nginx.conf", listen
+    return tmp_path / "nginx.conf", listen, tls
+
+
+def _client(tmp_path: Path) -> httpx.Client:
+    """A client that trusts the site's throwaway certificate."""
+    return httpx.Client(verify=ssl.create_default_context(cafile=str(tmp_path / "tls" / "cert.pem")), timeout=5)
+
+
+@contextmanager
+def _running(nginx: str, conf: Path):
+    process = subprocess.Popen([nginx, "-p", str(conf.parent), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _first_answer(send, deadline: float) -> httpx.Response:
+    while True:
+        try:
+            return send()
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.1)
 
 
 @pytest.fixture
@@ -127,7 +165,7 @@ def nginx():
 
 @pytest.mark.parametrize("name", ["compose.conf", "pointsnet.conf.template"])
 def test_the_sites_pass_nginx_t(nginx, tmp_path, name):
-    conf, _ = _configure(tmp_path, name)
+    conf, _, _ = _configure(tmp_path, name)
     checked = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True,
                              timeout=60)
     assert checked.returncode == 0, checked.stderr
@@ -135,28 +173,60 @@ def test_the_sites_pass_nginx_t(nginx, tmp_path, name):
 
 @pytest.mark.parametrize("name", ["compose.conf", "pointsnet.conf.template"])
 def test_a_member_search_is_logged_by_path_only(nginx, tmp_path, name):
-    conf, listen = _configure(tmp_path, name)
-    process = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
+    conf, _, tls = _configure(tmp_path, name)
+    with _running(nginx, conf), _client(tmp_path) as client:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{listen}/dashboard/members", params={"q": f"+{PHONE}"},
-                                   headers={"referer": f"http://127.0.0.1:{listen}/dashboard/members?q=a%40b.example",
-                                            "user-agent": "log-check"}, timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.1)
+        answer = _first_answer(lambda: client.get(
+            f"https://127.0.0.1:{tls}/dashboard/members", params={"q": f"+{PHONE}"},
+            headers={"referer": f"https://127.0.0.1:{tls}/dashboard/members?q=a%40b.example",
+                     "user-agent": "log-check"}), deadline)
         assert answer.status_code == 502  # no dashboard behind it: nginx answers, and logs the request
         log = tmp_path / "access.log"
         while not (log.exists() and "log-check" in log.read_text()):
             assert time.monotonic() < deadline, "nothing logged"
             time.sleep(0.1)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     line = log.read_text()
     assert "GET /dashboard/members HTTP/1.1" in line and " 502 " in line, line
     assert PHONE not in line and "a%40b" not in line and "a@b" not in line and "?" not in line, line
+
+
+@pytest.mark.parametrize("name", ["compose.conf", "pointsnet.conf.template"])
+def test_the_sites_serve_https_only_and_never_metrics(nginx, tmp_path, name):
+    """Partners and browsers over TLS 1.2 or 1.3 only; plain HTTP only redirects to HTTPS (the dashboard's
+    session cookie is Secure: over http a browser drops it), and /metrics is refused on both."""
+    conf, listen, tls = _configure(tmp_path, name)
+    with _running(nginx, conf), _client(tmp_path) as client:
+        deadline = time.monotonic() + 30
+        plain = _first_answer(lambda: httpx.get(f"http://127.0.0.1:{listen}/dashboard/login?next=x", timeout=5),
+                              deadline)
+        assert plain.status_code == 301 and plain.headers["location"] == "https://127.0.0.1/dashboard/login?next=x"
+        assert httpx.post(f"http://127.0.0.1:{listen}/v1/earn", timeout=5).status_code == 301  # nothing proxied
+        assert httpx.get(f"http://127.0.0.1:{listen}/metrics", timeout=5).status_code == 403
+        secure = _first_answer(lambda: client.get(f"https://127.0.0.1:{tls}/dashboard/login"), deadline)
+        assert secure.status_code == 502  # proxied (no dashboard behind it here)
+        assert secure.headers["strict-transport-security"].startswith("max-age=")
+        assert client.get(f"https://127.0.0.1:{tls}/metrics").status_code == 403
+        old = ssl.create_default_context(cafile=str(tmp_path / "tls" / "cert.pem"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.1 is: that is the point
+            old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+        try:
+            old.set_ciphers("ALL:@SECLEVEL=0")  # let the client offer TLS 1.1: the server must refuse it
+        except ssl.SSLError:
+            pass
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"https://127.0.0.1:{tls}/dashboard/login", verify=old, timeout=5)
+
+
+def test_the_vm_walkthrough_fills_in_every_variable_of_the_template():
+    """docs/operations.md step 6 names the template's variables to envsubst (a bare envsubst blanks
+    nginx's own): one left out stays ``${...}`` in the site, and nginx refuses it."""
+    template = (DEPLOY / "nginx" / "pointsnet.conf.template").read_text()
+    variables = set(re.findall(r"\$\{(\w+)\}", template))
+    assert {"LISTEN", "TLS_LISTEN", "TLS_CERTIFICATE", "TLS_CERTIFICATE_KEY"} <= variables
+    guide = (DEPLOY.parent / "docs" / "operations.md").read_text()
+    step = guide[guide.index("6. **The nginx site**"):]
+    named = re.search(r"envsubst '([^']*)'", step).group(1)
+    assert set(re.findall(r"\$\{(\w+)\}", named)) == variables
+    exported = step[step.index("export UPSTREAMS"):step.index("envsubst '")]
+    assert all(f"{name}=" in exported for name in variables), exported
