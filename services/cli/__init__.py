@@ -62,7 +62,16 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 
-def fail(message: str, code: int = 1) -> None:
+# Exit statuses (docs/operations.md, "Exit status"): a script tells "fix the command" from "fix the system"
+MISTAKE = 2  # the operator's input or configuration is wrong, or the network refuses the request
+TROUBLE = 1  # the command ran and found a problem in what it checks, or the system failed under it
+
+
+def fail(message: str, code: int = MISTAKE) -> None:
+    """One line on standard error, then exit: MISTAKE (2) for what the operator gave the command (an
+    option's value, a file named, a thing that is not there, a request refused); TROUBLE (1), given
+    explicitly, where the command was right and the system is not (a database, a port, the network's own
+    files) or the command found a problem in what it checks."""
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -99,7 +108,7 @@ def _network(database_url: str | None = None, *, readonly: bool = False, **kwarg
         if url.startswith("sqlite"):
             upgrade(url)  # the embedded default keeps itself current
         else:
-            fail("the database schema is not current; run `pointsnet db upgrade` first")
+            fail("the database schema is not current; run `pointsnet db upgrade` first", TROUBLE)
     network = Network(settings, database_url=database_url, create_keys=not readonly, **kwargs)
     if readonly:
         network.check_cycle_settings()
@@ -161,9 +170,9 @@ def main() -> None:
         if type(error).__name__ != "NoArgsIsHelpError":  # `pointsnet clearing`: its help, printed already
             err.print(f"[bold red]error:[/] {escape(error.format_message())}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
-    except typer.Abort:  # end of input at a prompt
+    except typer.Abort:  # end of input (or Ctrl-C) at a prompt: no answer given (--password-stdin gives one)
         err.print("aborted", highlight=False)
-        sys.exit(1)
+        sys.exit(MISTAKE)
     except ValidationError as error:
         if error.title != "Settings":  # not the configuration: not ours to word
             raise
@@ -177,7 +186,9 @@ def main() -> None:
         sys.exit(2)
     except PointsnetError as error:  # a refusal: its stable code, as the API's problem+json carries it
         err.print(f"[bold red]error:[/] {escape(error.code)}: {escape(error.detail)}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        # what the API answers 4xx (the request) is the operator's to fix; 5xx (a migration stopped, a schema
+        # newer than this release, no scratch directory) the system's
+        sys.exit(TROUBLE if error.status >= 500 else MISTAKE)
     except MoneyError as error:
         err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)

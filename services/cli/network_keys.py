@@ -9,7 +9,7 @@ import typer
 
 from shared.config import MAX_BATCH_SIZE
 
-from services.cli import network_keys_app, err, fail, _logging, _network
+from services.cli import MISTAKE, TROUBLE, network_keys_app, err, fail, _logging, _network
 
 
 @network_keys_app.command("init")
@@ -50,7 +50,7 @@ def keys_rotate_signing() -> None:
         old, new = rotate_signing_key(settings, retired_at=retired_at,
                                       record=lambda old, new: network.tx(lambda tx: record_rotation(tx, old, new)))
     except OSError as exc:
-        fail(f"cannot change the network's signing key file: {exc.strerror or exc}")
+        fail(f"cannot change the network's signing key file: {exc.strerror or exc}", TROUBLE)
     print(json.dumps({"signing_key_id": new, "retired_key_id": old}))
     err.print(f"the network now signs with {new}, in this host's key file; {old} is retired (its public key "
               "stays at /v1/network/keys). Restart every process on this host, then give every other host that "
@@ -117,7 +117,7 @@ def keys_rotate(
         except (ValueError, OSError) as exc:
             resume = (f"; the key {added} was added, not active: resume with `pointsnet keys rotate --activate "
                       f"{added}`") if added else ""
-            fail(_key_file_error(exc) + resume)
+            fail(_key_file_error(exc) + resume, _key_file_status(exc))
         err.print(f"phase 2: {activate} is the active personal-data key; waiting {settle_seconds:g} s for every "
                   f"process to read it", highlight=False)
         time.sleep(settle_seconds)
@@ -126,8 +126,9 @@ def keys_rotate(
     left = network.tx(lambda tx: stale_count(tx, keyring.active.id), readonly=True)
     print(json.dumps({"active_key": keyring.active.id, "resealed": resealed, "left": left,
                       "old_keys": sorted(k for k in keyring.keys if k != keyring.active.id)}))
-    if left:
-        fail(f"{left} members are still sealed under an older key; run `pointsnet keys rotate --reencrypt-only`")
+    if left:  # enrolled under an older key meanwhile: the rotation ran, and is not done
+        fail(f"{left} members are still sealed under an older key; run `pointsnet keys rotate --reencrypt-only`",
+             TROUBLE)
 
 
 def _key_file_json(settings) -> dict:
@@ -142,6 +143,12 @@ def _key_file_error(exc: Exception) -> str:
     return str(exc)
 
 
+def _key_file_status(exc: Exception) -> int:
+    """A key file the system cannot change is TROUBLE; a key id the keyring refuses (unknown, already
+    active) is the operator's MISTAKE."""
+    return TROUBLE if isinstance(exc, OSError) else MISTAKE
+
+
 def _stage_next_keyring(settings, activate: str | None) -> None:
     """Keys from POINTSNET_PII_KEYS, which no command can change: write the next phase's keyring to
     an owner-only file beside the data and tell the operator how to deploy it."""
@@ -153,7 +160,7 @@ def _stage_next_keyring(settings, activate: str | None) -> None:
         try:
             write_keyring(staged, data)
         except OSError as exc:
-            fail(f"cannot write {staged}: {exc.strerror or exc}")
+            fail(f"cannot write {staged}: {exc.strerror or exc}", TROUBLE)
 
     if activate is None:
         data, key_id = keyring_with_new_key(current)
@@ -208,5 +215,5 @@ def keys_retire(key_id: str) -> None:
     try:
         retire_pii_key(settings_now(), key_id)
     except (ValueError, OSError) as exc:
-        fail(_key_file_error(exc))
+        fail(_key_file_error(exc), _key_file_status(exc))
     print(json.dumps({"retired": key_id, "active_key": active}))

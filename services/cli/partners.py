@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from services.cli import app, partners_app, keys_app, console, fail, _network, _read_text
+from services.cli import MISTAKE, TROUBLE, app, partners_app, keys_app, console, fail, _network, _read_text
 
 
 @partners_app.command("add")
@@ -151,11 +151,11 @@ def partner_call(
         answer = client.call(method, path, payload, idempotency_key=idempotency_key)
     except PointsnetAPIError as error:
         print(json.dumps(error.problem, indent=2))
-        raise typer.Exit(1)
+        raise typer.Exit(TROUBLE if error.status >= 500 else MISTAKE)  # refused (4xx), or the network failed
     except httpx.HTTPError as exc:  # unreachable (after the retries), or no keys where the network's should be
-        fail(f"no answer from {url}: {(str(exc) or type(exc).__name__).splitlines()[0]}")
+        fail(f"no answer from {url}: {(str(exc) or type(exc).__name__).splitlines()[0]}", TROUBLE)
     except ResponseSignatureError as exc:
-        fail(str(exc).splitlines()[0])
+        fail(str(exc).splitlines()[0], TROUBLE)  # an answer the network did not sign
     if answer.content and not _is_json(answer.headers.get("content-type", "")):
         typer.echo(answer.content, nl=False)  # a CSV or HTML file: the bytes as they came
         return

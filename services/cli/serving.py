@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -16,7 +17,17 @@ from rich.table import Table
 from shared.config import get_settings
 from shared.runtime import tune_for_throughput
 
-from services.cli import app, db_app, console, fail, _logging, _network, _require_database
+from services.cli import TROUBLE, app, db_app, console, fail, _logging, _network, _require_database
+
+
+def _banner(message: str) -> None:
+    """A server's start-up line. With POINTSNET_LOG_FORMAT=json it is one log record (standard error,
+    one JSON object, as every other line of the process's log); otherwise one line on standard output,
+    never wrapped at the terminal's (or, when not a terminal, 80 columns') width."""
+    if get_settings().log_format == "json":
+        logging.getLogger("pointsnet.serve").info(message)
+    else:
+        console.print(message, soft_wrap=True, markup=False, highlight=False)
 
 
 def _upgrade(url: str) -> None:
@@ -72,13 +83,14 @@ def _sole_job_runner(network):
     try:
         lock = open(lock_path, "a")
     except OSError as exc:
-        fail(f"cannot open {lock_path} to run the jobs: {exc.strerror or exc}")
+        fail(f"cannot open {lock_path} to run the jobs: {exc.strerror or exc}", TROUBLE)
     try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fail(f"another process already runs the jobs on the SQLite database {path} (`pointsnet serve` or "
-                 "`pointsnet worker`); SQLite has one writer: run one of them, or `serve --no-jobs` beside it")
+                 "`pointsnet worker`); SQLite has one writer: run one of them, or `serve --no-jobs` beside it",
+                 TROUBLE)
         yield
     finally:
         lock.close()  # closing the file releases the lock
@@ -119,8 +131,8 @@ def serve(
             raise
         if demo:
             _demo_partner_call(network, _base_url(host, port))
-        console.print(f"Pointsnet listening on {_url(host, port)} (database: {network.db.dialect}, "
-                      f"data: {settings.data_dir}); dashboard at {_base_url(host, port)}/dashboard/")
+        _banner(f"Pointsnet listening on {_url(host, port)} (database: {network.db.dialect}, "
+                f"data: {settings.data_dir}); dashboard at {_base_url(host, port)}/dashboard/")
         tune_for_throughput()
         _serve_on(listening, application, host=host, port=port)
 
@@ -149,7 +161,7 @@ def _bound(host: str, port: int) -> socket.socket:
         listening.bind((host, port))
     except OSError as exc:
         listening.close()
-        fail(f"cannot serve on {host} port {port}: {exc.strerror or exc}")
+        fail(f"cannot serve on {host} port {port}: {exc.strerror or exc}", TROUBLE)
     listening.set_inheritable(True)
     return listening
 
@@ -256,7 +268,7 @@ def serve_dashboard(
     _logging()
     settings = get_settings()
     if not is_current(settings.resolved_database_url):
-        fail("the database schema is not current: run `pointsnet db upgrade` first")
+        fail("the database schema is not current: run `pointsnet db upgrade` first", TROUBLE)
     from shared.network import Network
 
     network = Network(settings)
@@ -264,7 +276,7 @@ def serve_dashboard(
     root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     root.mount("/dashboard", create_dashboard(network))
     listening = _bound(host, port)
-    console.print(f"Pointsnet dashboard listening on {_url(host, port)}/dashboard/ (database: {network.db.dialect})")
+    _banner(f"Pointsnet dashboard listening on {_url(host, port)}/dashboard/ (database: {network.db.dialect})")
     _serve_on(listening, root, host=host, port=port)
 
 
@@ -287,7 +299,7 @@ def serve_api(
     _logging()
     settings = get_settings()
     if not is_current(settings.resolved_database_url):
-        fail("the database schema is not current: run `pointsnet db upgrade` first")
+        fail("the database schema is not current: run `pointsnet db upgrade` first", TROUBLE)
     # one process, or each of the workers, sets itself up the same way: from_environment
     if workers == 1:
         application = from_environment()  # fails now, not on the first request, if keys are missing
@@ -303,8 +315,8 @@ def serve_api(
     listening = _bound(host, port)
     if workers > 1:  # uvicorn's supervisor binds the port itself for its processes: free it for it
         listening.close()
-    console.print(f"Pointsnet API listening on {_url(host, port)} (database: {dialect}"
-                  + (f", {workers} processes)" if workers > 1 else ")"))
+    _banner(f"Pointsnet API listening on {_url(host, port)} (database: {dialect}"
+            + (f", {workers} processes)" if workers > 1 else ")"))
     if workers == 1:
         _serve_on(listening, application, host=host, port=port)
     else:
@@ -328,7 +340,7 @@ def worker(
     _logging()
     settings = get_settings()
     if not is_current(settings.resolved_database_url):
-        fail("the database schema is not current: run `pointsnet db upgrade` first")
+        fail("the database schema is not current: run `pointsnet db upgrade` first", TROUBLE)
     network = Network(settings)
     network.keyring, network.signing_key  # fail now, not in the first job, if keys are misconfigured
     network.pin_cycle_settings()
@@ -339,12 +351,12 @@ def worker(
             try:
                 start_http_server(metrics_port, addr=metrics_host)
             except OSError as exc:  # the port taken (another worker), or an address not of this machine
-                fail(f"cannot serve metrics on {metrics_host} port {metrics_port}: {exc.strerror or exc}")
+                fail(f"cannot serve metrics on {metrics_host} port {metrics_port}: {exc.strerror or exc}", TROUBLE)
         runner = _job_runner(network, None)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         runner.start()
-        console.print("worker running; Ctrl-C to stop")
+        _banner("worker running; Ctrl-C to stop")
         stop.wait()
         runner.shutdown()

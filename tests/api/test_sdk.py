@@ -107,7 +107,7 @@ def test_partner_call_from_the_command_line(client, api, tmp_path):
     refused = pointsnet("partner-call", "POST", "/v1/burn", "--json",
                         json.dumps({"member_id": member, "reference": "cli-2", "points": 90}),
                         "--key-file", str(key_file), "--key-id", client.key_id, "--url", api)
-    assert refused.returncode == 1 and json.loads(refused.stdout)["code"] == "insufficient_points"
+    assert refused.returncode == 2 and json.loads(refused.stdout)["code"] == "insufficient_points"
 
 
 def test_a_proxys_unsigned_502_is_retried_with_the_same_key_and_never_trusted(network, api):

@@ -145,7 +145,7 @@ def test_a_host_whose_key_was_retired_does_not_rotate_again(network, signed_befo
     key_file.write_bytes(old_pem)
     key_file.chmod(0o600)
     done = pointsnet("keys", "rotate-signing", env=env)
-    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr  # this host's key file to fix
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert f"{rotated['retired_key_id']} was retired" in done.stderr, done.stderr
     assert key_file.read_bytes() == old_pem != current_pem
@@ -227,7 +227,7 @@ def test_two_hosts_rotating_the_same_key_at_once_one_is_refused(network, signed_
     done = pointsnet("keys", "rotate-signing", env=env)
     assert a_rotated, "host A's rotation did not run"
     (old_id, a_new_id), = a_rotated
-    assert done.returncode != 0, (done.stdout, done.stderr)
+    assert done.returncode == 2, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert f"{old_id} was retired" in done.stderr, done.stderr
     assert done.stdout == ""
@@ -250,7 +250,7 @@ def test_a_host_with_a_key_the_network_never_recorded_does_not_rotate(network, s
                                           serialization.NoEncryption())
     key_file.write_bytes(stranger_pem)
     done = pointsnet("keys", "rotate-signing", env=env)
-    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr  # this host's key file to fix
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert rotated["signing_key_id"] in done.stderr, done.stderr
     assert key_file.read_bytes() == stranger_pem

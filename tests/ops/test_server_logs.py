@@ -19,7 +19,7 @@ from tests.cli.inprocess import pointsnet as in_process
 
 
 def _serve_api_log(tmp_path, log_format: str) -> str:
-    """Standard error of `pointsnet serve-api` that received one malformed request, then SIGTERM."""
+    """Standard output and error of `pointsnet serve-api` that received one malformed request, then SIGTERM."""
     same_env = {"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None}
     assert in_process("db", "upgrade", env=same_env).returncode == 0
     assert in_process("keys", "init", env=same_env).returncode == 0
@@ -45,11 +45,11 @@ def _serve_api_log(tmp_path, log_format: str) -> str:
     finally:
         server.send_signal(signal.SIGTERM)
         try:
-            _, stderr = server.communicate(timeout=30)
+            stdout, stderr = server.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-            _, stderr = server.communicate()
-    return stderr
+            stdout, stderr = server.communicate()
+    return stdout + stderr  # the start-up banner included (stdout in the text format)
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
@@ -66,3 +66,57 @@ def test_uvicorns_own_lines_take_the_configured_log_format(tmp_path, log_format)
             in [{key: record.get(key) for key in ("logger", "level", "message")} for record in records], records
     else:  # the project's text format, uvicorn's logger named
         assert any(line.endswith(" WARNING uvicorn.error Invalid HTTP request received.") for line in lines), lines
+
+
+def test_with_the_json_format_every_line_a_server_writes_at_start_is_json(tmp_path):
+    """The start-up banner too: it went to standard output through rich, wrapped at 80 columns when not
+    a terminal (journald, docker logs), breaking "every line is one JSON object"."""
+    data = tmp_path / ("a-data-directory-with-a-long-name-" * 3)  # what the log lines carry is long
+    assert in_process("db", "upgrade", env={"POINTSNET_DATA_DIR": str(data), "POINTSNET_DATABASE_URL": None}
+                      ).returncode == 0
+    env = dict(os.environ, POINTSNET_DATA_DIR=str(data), POINTSNET_LOG_FORMAT="json", COLUMNS="80")
+    env.pop("POINTSNET_DATABASE_URL", None)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve-dashboard", "--port", str(port)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/dashboard/health/live", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "serve-dashboard did not come up"
+            time.sleep(0.2)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            stdout, stderr = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            stdout, stderr = server.communicate()
+    lines = [line for line in (stdout + stderr).splitlines() if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"not one JSON object: {line!r} (stdout {stdout!r})")
+    assert any(r.get("message", "").startswith(f"Pointsnet dashboard listening on http://127.0.0.1:{port}/dashboard/")
+               for r in records), records
+
+
+def test_without_the_json_format_the_banner_is_one_line_however_long(monkeypatch, capsys):
+    from services.cli.serving import _banner
+    from shared.config import get_settings
+
+    monkeypatch.delenv("POINTSNET_LOG_FORMAT", raising=False)
+    monkeypatch.setenv("COLUMNS", "80")
+    get_settings.cache_clear()
+    try:
+        message = "Pointsnet listening on http://127.0.0.1:8400 (data: " + "/srv/pointsnet/" * 12 + ")"
+        _banner(message)
+    finally:
+        get_settings.cache_clear()
+    assert capsys.readouterr().out == message + "\n"

@@ -58,7 +58,7 @@ def test_reports_commands(tmp_path):
     backwards = run(tmp_path, "reports", "network", "--from", "2026-02-02", "--to", "2026-02-01")
     assert backwards.returncode == 2 and "ends" in backwards.stderr and backwards.stderr.strip().count("\n") == 0
     wrong = run(tmp_path, "reports", "network", *period, "--format", "pdf")
-    assert wrong.returncode == 1 and "--format" in wrong.stderr
+    assert wrong.returncode == 2 and "--format" in wrong.stderr
     published = run(tmp_path, "reports", "publish")
     assert json.loads(published.stdout) == {"cycles": [], "months": []}   # nothing settled yet
 
@@ -80,7 +80,7 @@ def test_a_report_out_to_a_directory_is_a_one_line_error(tmp_path):
     (tmp_path / "out").mkdir()
     refused = run(tmp_path, "reports", "network", "--from", "2026-11-01", "--to", "2026-11-30",
                   "--out", str(tmp_path / "out"))
-    assert one_line_error(refused, 1) and "cannot write the report" in refused.stderr, refused.stderr
+    assert one_line_error(refused, 2) and "cannot write the report" in refused.stderr, refused.stderr
 
 
 def test_bench_report_scenario_small(tmp_path):
@@ -91,4 +91,4 @@ def test_bench_report_scenario_small(tmp_path):
     assert result["scenario"] == "report" and result["scale"] == "small" and result["cycles"] == 30
     assert result["events"] == 3000 and 0 < result["partner_entries"] <= 3000
     assert {"partner_report_s", "network_report_s", "render_s"} <= set(result)
-    assert run(tmp_path, "bench", "report", "--scale", "huge").returncode == 1
+    assert run(tmp_path, "bench", "report", "--scale", "huge").returncode == 2
