@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.markup import escape
 
-from services.cli import app, clearing_app, console, err, fail, _network, _read_csv
+from services.cli import TROUBLE, app, clearing_app, console, err, fail, _network, _read_csv
 
 
 def _cycle(text: str):
@@ -169,7 +169,8 @@ def reconcile(
     """Verify a settlement directory against its signature and the ledger; or report a partner's breaks."""
     from shared.settlement import positions
     from shared.settlement.files import statement_name
-    from shared.settlement.reconcile import match_partner_log, verified_statement, verify_directory
+    from shared.settlement.reconcile import (PartnerLogError, ScratchUnavailable, match_partner_log,
+                                             verified_statement, verify_cycle_directory)
     from shared.signing_keys import public_keys as network_public_keys
 
     if not _found(directory.is_dir):
@@ -187,8 +188,10 @@ def reconcile(
         try:  # only the statement the network signed, read once: those bytes are matched
             statement = verified_statement(directory, partner, public_keys)
             breaks = network.tx(lambda tx: match_partner_log(tx, statement, partner, log), readonly=True)
-        except ValueError as exc:
+        except PartnerLogError as exc:  # the log given is not one to match: the operator's to fix
             fail(str(exc))
+        except ValueError as exc:  # the statement is not the one the network signed: a finding
+            fail(str(exc), TROUBLE)
         table = Table("reference", "break", "ours", "theirs", "reason", title=f"breaks for {partner}")
         for item in breaks:
             table.add_row(*(escape(str(cell)) for cell in (item.reference, item.kind, item.ours, item.theirs,
@@ -202,11 +205,14 @@ def reconcile(
         if breaks:
             raise typer.Exit(1)
         return
-    findings = network.tx(lambda tx: verify_directory(tx, directory, public_keys), readonly=True)
+    try:
+        cycle, findings = network.tx(lambda tx: verify_cycle_directory(tx, directory, public_keys), readonly=True)
+    except ScratchUnavailable as exc:  # a read-only /tmp: one line, not a traceback
+        fail(exc.detail, TROUBLE)
     for finding in findings:
         err.print(escape(f"{finding.check}: {finding.subject}: {finding.detail}"), highlight=False)
     if findings:
         err.print(f"[bold red]NOT RECONCILED[/]: {len(findings)} difference(s)")
         raise typer.Exit(1)
-    console.print(f"[green]reconciled[/]: signature, digests, control totals and recomputation match "
-                  f"({escape(str(directory))})")
+    console.print(f"[green]reconciled[/]: cycle {cycle.isoformat()}: signature, digests, control totals and "
+                  f"recomputation match ({escape(str(directory))})")

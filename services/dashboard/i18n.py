@@ -168,8 +168,8 @@ LABELS: dict[str, tuple[str, str]] = {
                                     "各商户对账单见净头寸表。"),
     "settlement.manifest_sha256": ("Manifest SHA-256", "清单 SHA-256"),
     "settlement.verify": ("Verify the run's files", "校验结算文件"),
-    "settlement.reconciled": ("Reconciled: signature, digests, control totals and recomputation match.",
-                              "核对一致：签名、摘要、控制合计与重新计算结果均一致。"),
+    "settlement.reconciled": ("Reconciled: cycle {cycle}: signature, digests, control totals and recomputation "
+                              "match.", "核对一致：结算日 {cycle}：签名、摘要、控制合计与重新计算结果均一致。"),
     "settlement.not_reconciled": ("NOT reconciled: {n} difference(s).", "核对不一致：{n} 处差异。"),
     "settlement.reconcile": ("Reconcile a partner's log", "核对商户流水"),
     "settlement.reconcile_short": ("reconcile", "核对"),

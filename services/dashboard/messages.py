@@ -21,6 +21,8 @@ GENERAL: dict[str, tuple[str, str]] = {
     "internal_error": ("The dashboard failed to answer; try again, or tell the network's operators.",
                        "后台未能响应；请重试，或联系网络运营人员。"),
     "validation_failed": ("Invalid input.", "输入无效。"),
+    "scratch_unavailable": ("The check needs a writable temporary directory, which the server lacks; tell the "
+                            "network's operators.", "服务器没有可写的临时目录，无法进行核对；请联系网络运营人员。"),
     "not_signed_in": ("Sign in first.", "请先登录。"),
     "login_throttled": ("Too many failed sign-ins; try again later.", "登录失败次数过多，请稍后重试。"),
     "unknown_partner": ("No such partner.", "没有该合作伙伴。"),
@@ -36,6 +38,7 @@ GENERAL: dict[str, tuple[str, str]] = {
     "holds_open": ("The member has open holds.", "该会员有未完成的冻结。"),
     "member_erased": ("The member was erased.", "该会员已删除。"),
     "nothing_due": ("No settlement is due for this party and cycle.", "该参与方在此结算日没有应付款项。"),
+    "already_recorded": ("This settlement's payment is already recorded.", "该笔结算的付款已登记，无需重复登记。"),
     "four_eyes_required": ("A second operator must approve this.", "需要另一位运营人员批准。"),
     "action_not_pending": ("The request was already decided.", "该申请已处理。"),
     "approval_already_pending": ("The same request is already waiting for a second operator.",
@@ -94,6 +97,12 @@ FORMS: list[tuple[str, re.Pattern, str]] = [(code, re.compile(pattern), zh) for 
      "会员 {member} 有 {n} 笔未完成的冻结，请先扣除或取消。"),
     ("nothing_due", r"^no settlement due for (?P<party>\S+) in cycle (?P<cycle>\S+)$",
      "{party} 在结算日 {cycle} 没有应付款项。"),
+    ("already_recorded", r"^the settlement of (?P<party>\S+) in cycle (?P<cycle>\S+) is already paid: recorded "
+                         r"(?P<when>.+?) with bank reference (?P<reference>.*)$",
+     "{party} 在结算日 {cycle} 的结算已登记为已付款（登记时间 {when}，银行流水号 {reference}），无需重复登记。"),
+    ("already_recorded", r"^the settlement of (?P<party>\S+) in cycle (?P<cycle>\S+) is already received: recorded "
+                         r"(?P<when>.+?) with bank reference (?P<reference>.*)$",
+     "{party} 在结算日 {cycle} 的结算已登记为已收款（登记时间 {when}，银行流水号 {reference}），无需重复登记。"),
     ("invalid_points", r"^points must be a whole number in the digits 0-9, not (?P<value>.*)$",
      "积分须为整数（数字 0-9），而不是 {value}。"),
     ("invalid_points", r"^an adjustment is at most (?P<limit>\d+) points either way$",
@@ -171,6 +180,8 @@ REASONS: list[tuple[re.Pattern, str]] = [(re.compile(pattern), zh) for pattern, 
      "商户流水中该参考号出现在 {n} 行，而对账单中没有"),
     (r"^the referral bonus your earn (?P<earn>\S+) paid .*$",
      "贵方积分交易 {earn} 产生的推荐奖励：其明细以交易 ID 列在对账单上，而流水中没有该交易 ID"),
+    (r"^the buy-out of your open points when you left the network .*$",
+     "贵方退出网络时由网络记账的未兑付积分买断：其明细以交易 ID 列在对账单上，而流水中没有该交易 ID"),
     (r"^your own (?P<kind>\w+)(?: \(of hold (?P<hold>.+?)\))? was posted without a reference: .*$",
      "贵方的{kind}{hold}记账时未带参考号：其明细以交易 ID 列在对账单上，而流水中没有该交易 ID"),
 ]]

@@ -33,6 +33,10 @@ from shared.models import Contract, Lot, Partner, Termination
 from shared.money import apply_rate_ppm
 from shared.partners.contracts import lock_partner, require_partner
 
+# the buy-out entry's reference: the network posts it for the issuer (its statement shows it in its
+# ``reference`` column), so reconciliation matches it by transaction id as well (settlement-files.md)
+BUY_OUT_REFERENCE = "termination-buy-out"
+
 
 class PartnerTerminated(Conflict):
     status, code, title = 403, "partner_terminated", "Partner has left the network"
@@ -180,7 +184,7 @@ def _buy_out(tx: Tx, partner_id: str, rate_ppm: int) -> tuple[int, str | None]:
     values = {row.id: row.point_value_micro for row in tx.session.execute(
         select(Contract.id, Contract.point_value_micro).where(Contract.id.in_({lot.contract_id for lot in lots})))}
     total = sum(lot.points for lot in lots)
-    entry = journal.entry("adjustment", total, partner_id=partner_id, reference="termination-buy-out",
+    entry = journal.entry("adjustment", total, partner_id=partner_id, reference=BUY_OUT_REFERENCE,
                           occurred_at=tx.now, request={"kind": "buy_out", "rate_ppm": rate_ppm})
     journal.transfer(entry, "network:adjustments", f"partner:{partner_id}:issued", total)
     for lot in lots:

@@ -17,7 +17,8 @@ from datetime import date
 from sqlalchemy import case, select, update
 
 from shared.db.database import Tx
-from shared.errors import NotFound, ValidationFailed
+from shared.clock import as_utc
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.models import Settlement, SettlementRun
 from shared.settlement.runs import UnknownCycle, of_the_network
 
@@ -26,12 +27,19 @@ class NothingDue(NotFound):
     code, title = "nothing_due", "No settlement is due for this party and cycle"
 
 
+class AlreadyRecorded(Conflict):
+    code, title = "already_recorded", "This settlement's payment is already recorded"
+
+
 def record_payment(tx: Tx, cycle: date, party: str, bank_reference: str) -> dict:
     """Move a party's settlement from due to paid (it pays by bank) or received (it is paid by bank),
     with the bank's reference. The direction is the by-bank amount's, not the net's: a prepaid partner
     whose float settles more than its net owes is paid the difference. A cycle not settled, or one
     before the network's first cycle (``of_the_network``), is refused as ``unknown_cycle``, as the
-    dashboard's run pages refuse it."""
+    dashboard's run pages refuse it. A settlement whose payment is recorded already (``paid`` or
+    ``received``) is refused as ``already_recorded``, naming its status, when and its bank reference
+    (the first recording stands); ``nothing_due`` is for a party with nothing to pay by bank (or no
+    settlement) in the cycle."""
     if not bank_reference.strip():
         raise ValidationFailed("a bank reference is required")
     if tx.session.execute(select(SettlementRun.cycle_date).where(
@@ -45,12 +53,26 @@ def record_payment(tx: Tx, cycle: date, party: str, bank_reference: str) -> dict
         .values(status=case((Settlement.by_bank_minor < 0, "paid"), else_="received"),
                 bank_reference=bank_reference.strip(), recorded_at=tx.now))
     if done.rowcount != 1:
+        refuse_recorded(tx, cycle, party)
         raise NothingDue(f"no settlement due for {party} in cycle {cycle.isoformat()}")
     row = tx.session.execute(select(Settlement).where(
         Settlement.cycle_date == cycle, Settlement.party == party)).scalar_one()
     return {"cycle_date": cycle.isoformat(), "party": party, "net_minor": row.net_minor,
             "from_float_minor": row.from_float_minor, "by_bank_minor": row.by_bank_minor, "status": row.status,
             "bank_reference": bank_reference.strip()}
+
+
+def refuse_recorded(tx: Tx, cycle: date, party: str) -> None:
+    """Raise AlreadyRecorded when the party's settlement of the cycle is paid or received already."""
+    row = tx.session.execute(select(Settlement.status, Settlement.recorded_at, Settlement.bank_reference).where(
+        Settlement.cycle_date == cycle, Settlement.party == party, Settlement.status.in_(("paid", "received")),
+        of_the_network(Settlement.cycle_date))).first()
+    if row is None:
+        return
+    when = as_utc(row.recorded_at).isoformat().replace("+00:00", "Z") if row.recorded_at else None
+    raise AlreadyRecorded(f"the settlement of {party} in cycle {cycle.isoformat()} is already {row.status}: "
+                          f"recorded {when or 'at an unknown time'} with bank reference {row.bank_reference}",
+                          status=row.status, recorded_at=when, bank_reference=row.bank_reference)
 
 
 def overdue(tx: Tx, today: date) -> list[dict]:

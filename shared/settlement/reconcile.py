@@ -21,10 +21,12 @@ from sqlalchemy import select
 from shared.clock import parse_rfc3339
 from shared.db.database import Tx
 from shared.db.lists import chunks
-from shared.models import Entry, NetworkOrigin
+from shared.errors import PointsnetError
+from shared.models import Entry, NetworkOrigin, SettlementRun
 from shared.money import MAX_MICRO, MoneyError, to_micro
+from shared.partners.lifecycle import BUY_OUT_REFERENCE
 from shared.settlement.files import exact, statement_name
-from shared.settlement.runs import cutoff_checkpoint, cutoff_of, ledger_position
+from shared.settlement.runs import cutoff_checkpoint, cutoff_of, ledger_position, of_the_network
 from shared.settlement.streaming import write_cycle
 from shared.transparency.note import open_note
 
@@ -46,6 +48,12 @@ class UnreadableFigure(ValueError):
 
 class PartnerLogError(ValueError):
     """A partner's log that cannot be matched: the message names its line ("partner log line N: …")."""
+
+
+class ScratchUnavailable(PointsnetError):
+    """No temporary directory can be made to recompute a cycle in (a read-only /tmp: a systemd unit with
+    ProtectSystem=strict and no PrivateTmp=true, a full disk): the check cannot run, and says why."""
+    status, code, title = 503, "scratch_unavailable", "No temporary directory"
 
 
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
@@ -268,24 +276,70 @@ def _unopenable(path: Path) -> str | None:
     return None
 
 
+def replaced_manifest(manifest_bytes: bytes, written_sha256: str) -> str | None:
+    """Why a manifest whose signature verifies is still not its cycle's (``settlement_manifest_replaced``
+    in ``pointsnet verify``, a ``manifest`` finding here), or None: its SHA-256 is not the one the cycle's
+    settlement run wrote and kept — another cycle's genuine manifest, with its signature, put in its place."""
+    if hashlib.sha256(manifest_bytes).hexdigest() == written_sha256:
+        return None
+    return (f"{MANIFEST} is signed by the network but is not the one this cycle's settlement run wrote "
+            f"(SHA-256 {written_sha256})")
+
+
+_DIRECTORY_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _cycle_findings(tx: Tx, directory: Path, manifest_bytes: bytes, manifest: dict, *,
+                    signed: bool) -> list[Finding]:
+    """The manifest is its directory's cycle's: a directory named by a date (as the settlement runs name
+    theirs) holds that cycle's manifest, and a signed manifest of a settled cycle is the one its run
+    wrote (one that is not signed is named by its signature already, as ``pointsnet verify`` does)."""
+    found: list[Finding] = []
+    cycle = manifest.get("cycle_date")
+    if _DIRECTORY_DATE.fullmatch(directory.name) and directory.name != cycle:
+        found.append(Finding("manifest", MANIFEST, f"the directory {directory.name} holds the manifest of cycle "
+                                                   f"{cycle}: another cycle's files"))
+    try:
+        day = date.fromisoformat(cycle) if isinstance(cycle, str) else None
+    except ValueError:
+        day = None  # named by _recomputation_inputs
+    written = signed and day and tx.session.scalar(select(SettlementRun.manifest_sha256).where(
+        SettlementRun.cycle_date == day, of_the_network(SettlementRun.cycle_date)))
+    problem = written and replaced_manifest(manifest_bytes, written)
+    if problem:
+        found.append(Finding("manifest", MANIFEST, problem))
+    return found
+
+
 def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519PublicKey]) -> list[Finding]:
-    """Signature, digests, control totals, and a fresh recomputation from the ledger, byte for byte.
+    """Signature, digests, control totals, and a fresh recomputation from the ledger, byte for byte
+    (``verify_cycle_directory``'s findings)."""
+    return verify_cycle_directory(tx, directory, public_keys)[1]
+
+
+def verify_cycle_directory(tx: Tx, directory: Path,
+                           public_keys: dict[str, Ed25519PublicKey]) -> tuple[date | None, list[Finding]]:
+    """The cycle date the manifest names (None when it names none that can be read) and the findings:
+    signature, the manifest being its cycle's (the directory's date, the run's SHA-256), digests, control
+    totals, and a fresh recomputation of that cycle from the ledger, byte for byte.
 
     A damaged or forged directory gives findings, never an exception: a manifest that is not a JSON
     object leaves the files' control totals to check and nothing to recompute against; a manifest
     entry that is not a plain file name is a finding and nothing outside the directory is opened."""
     manifest_path, signature_path = directory / MANIFEST, directory / SIGNATURE
     if not manifest_path.is_file() or not signature_path.is_file():
-        return [Finding("manifest", str(directory), "manifest.json or manifest.json.sig is missing")]
+        return None, [Finding("manifest", str(directory), "manifest.json or manifest.json.sig is missing")]
     manifest_bytes = manifest_path.read_bytes()
     found = signature_findings(manifest_bytes, signature_path, public_keys)
     manifest, unreadable = read_manifest(manifest_bytes)
     found.extend(unreadable)
+    if manifest is not None:
+        found.extend(_cycle_findings(tx, directory, manifest_bytes, manifest, signed=not found))
     present = {p.name for p in directory.iterdir() if p.is_file()} - {MANIFEST, SIGNATURE}
     if manifest is None:  # nothing to check the digests against or to recompute: the files' own totals still
         for name in sorted(n for n in present if _is_settlement_file(n)):
             found.extend(check_controls(name, (directory / name).read_bytes()))
-        return found
+        return None, found
     listed, problems = _listed_files(manifest)
     found.extend(problems)
     for name in sorted(present - set(listed)):
@@ -302,12 +356,12 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
         found.extend(check_controls(name, content))
     inputs, problems = _recomputation_inputs(manifest)
     if inputs is None:
-        return found + problems
+        return None, found + problems
     cycle, payment_date, version = inputs
     try:
         cutoff = cutoff_of(cycle, tx.settings)
     except OverflowError:  # the last day a date can hold has no end
-        return found + [Finding("manifest", MANIFEST, f"`cycle_date` {cycle.isoformat()} is out of range")]
+        return cycle, found + [Finding("manifest", MANIFEST, f"`cycle_date` {cycle.isoformat()} is out of range")]
     checkpoint = None
     if version >= 2:  # version 1 manifests carry no checkpoint and are recomputed as version 1
         origins = set(tx.session.execute(select(NetworkOrigin.origin)).scalars())
@@ -317,7 +371,14 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
             found.append(Finding("checkpoint", MANIFEST, "the ledger holds no signed checkpoint covering "
                                                          "the cycle"))
             checkpoint = manifest.get("checkpoint")
-    with tempfile.TemporaryDirectory(prefix="pointsnet-reconcile-") as scratch:
+    try:
+        scratch_directory = tempfile.TemporaryDirectory(prefix="pointsnet-reconcile-")
+    except OSError as exc:  # mkdtemp's error, or gettempdir's "No usable temporary directory found in [...]"
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise ScratchUnavailable(
+            f"cannot make a temporary directory to recompute the cycle in ({where}{exc.strerror or exc}); "
+            f"give the process a writable temporary directory (TMPDIR; under systemd PrivateTmp=true)") from None
+    with scratch_directory as scratch:
         fresh = write_cycle(tx, cycle, Path(scratch), currency=tx.settings.currency,
                             cutoff=cutoff,
                             payment_date=payment_date,
@@ -331,7 +392,7 @@ def verify_directory(tx: Tx, directory: Path, public_keys: dict[str, Ed25519Publ
             if not path.is_file() or path.is_symlink() or _sha256(path) != _sha256(recomputed):
                 found.append(Finding("recomputation", recomputed.name,
                                      "differs from the file recomputed from the ledger"))
-    return found
+    return cycle, found
 
 
 def check_checkpoint(checkpoint: dict | None, public_keys: dict[str, Ed25519PublicKey],
@@ -423,7 +484,8 @@ class Break:
 def _statement_amounts(statement: bytes) -> tuple[dict[str, dict], dict[str, dict], str | None]:
     """The statement's net exact amount and entry kind per reference, the same per transaction id for
     the records without a reference (another partner's entries, or the partner's own posted without
-    one), and its cycle date."""
+    one), and its cycle date. The buy-out's reference (``BUY_OUT_REFERENCE``) also keeps the transaction
+    ids of its records (``_network_posted``)."""
     try:
         rows = _numbered(statement)
     except (ValueError, csv.Error) as exc:
@@ -435,6 +497,8 @@ def _statement_amounts(statement: bytes) -> tuple[dict[str, dict], dict[str, dic
             continue
         if row.get("reference"):
             entry = ours.setdefault(row["reference"], {"kind": row.get("entry_kind"), "amount": 0})
+            if row["reference"] == BUY_OUT_REFERENCE:
+                entry.setdefault("transactions", set()).add(row.get("transaction_id"))
         else:
             entry = unreferenced.setdefault(row.get("transaction_id") or "", {"kind": row.get("entry_kind"),
                                                                                "amount": 0})
@@ -443,6 +507,23 @@ def _statement_amounts(statement: bytes) -> tuple[dict[str, dict], dict[str, dic
         except UnreadableFigure as exc:
             raise ValueError(f"statement line {line}: {exc}; verify the run's files") from None
     return ours, unreferenced, next((r.get("cycle_date") for _line, r in rows), None)
+
+
+def _network_posted(tx: Tx, partner_id: str, ours: dict[str, dict], unreferenced: dict[str, dict]) -> bool:
+    """Move the buy-out the network posted for the partner when it left (``BUY_OUT_REFERENCE``, shown in
+    the statement's ``reference`` column though it is none of the partner's) to the records matched by
+    transaction id, as a referral bonus is; True if it was on the statement."""
+    mine = ours.get(BUY_OUT_REFERENCE)
+    if mine is None:
+        return False
+    entry = tx.session.execute(select(Entry.id, Entry.request).where(
+        Entry.partner_id == partner_id, Entry.reference == BUY_OUT_REFERENCE, Entry.kind == "adjustment")).first()
+    if entry is None or json.loads(entry.request or "{}").get("kind") != "buy_out" or \
+            mine["transactions"] != {entry.id} or entry.id in unreferenced:
+        return False
+    unreferenced[entry.id] = {"kind": mine["kind"], "amount": mine["amount"]}
+    del ours[BUY_OUT_REFERENCE]
+    return True
 
 
 def _own_unreferenced(tx: Tx, partner_id: str, unreferenced: dict[str, dict]) -> dict[str, dict]:
@@ -454,12 +535,14 @@ def _own_unreferenced(tx: Tx, partner_id: str, unreferenced: dict[str, dict]) ->
         for entry_id, points, hold_id, request in tx.session.execute(
                 select(Entry.id, Entry.points, Entry.hold_id, Entry.request).where(
                     Entry.partner_id == partner_id, Entry.id.in_(ids))):
-            qualifying = None
-            if unreferenced[entry_id]["kind"] == "bonus":  # the network posts a referral bonus, never the partner
+            qualifying, buy_out = None, False
+            if unreferenced[entry_id]["kind"] in ("bonus", "adjustment"):  # the network posts these for the partner
                 asked = json.loads(request or "{}")
                 if asked.get("kind") == "referral_bonus":
                     qualifying = asked.get("qualifying_entry_id")
-            own[entry_id] = unreferenced[entry_id] | {"points": points, "hold_id": hold_id, "qualifying": qualifying}
+                buy_out = asked.get("kind") == "buy_out"
+            own[entry_id] = unreferenced[entry_id] | {"points": points, "hold_id": hold_id, "qualifying": qualifying,
+                                                      "buy_out": buy_out}
     holds = sorted({mine["hold_id"] for mine in own.values() if mine["hold_id"]})
     held = dict(tx.session.execute(select(Entry.hold_id, Entry.reference).where(
         Entry.partner_id == partner_id, Entry.kind == "hold", Entry.hold_id.in_(holds or [""]))).all())
@@ -474,6 +557,11 @@ def _own_unreferenced(tx: Tx, partner_id: str, unreferenced: dict[str, dict]) ->
 
 
 def _unreferenced_break(transaction_id: str, mine: dict) -> Break:
+    if mine.get("buy_out"):  # posted by the network when the partner left: the partner has no reference of it
+        return Break(transaction_id, "unreferenced", f"{mine['kind']} {exact(mine['amount'])}", "",
+                     f"the buy-out of your open points when you left the network (posted by the network, reference "
+                     f"{BUY_OUT_REFERENCE}): its lines are on the statement under this transaction id, which the log "
+                     f"does not list")
     if mine.get("referral_of"):  # posted by the network for the partner's earn: no reference to give it
         return Break(transaction_id, "unreferenced", f"{mine['kind']} {exact(mine['amount'])}", "",
                      f"the referral bonus your earn {mine['referral_of']} paid (its answer's "
@@ -559,10 +647,13 @@ def match_partner_log(tx: Tx, statement: bytes, partner_id: str, log: str) -> li
     money) is matched on kind and points against the ledger entry. The partner's own entry posted
     without a reference (a capture may leave it out) is on the statement under its transaction id
     only: a log line with that transaction id as its reference is matched against it, and without one
-    it is an ``unreferenced`` break (never skipped: its money would go unmatched). A line that cannot
-    be read raises PartnerLogError ("partner log line N"). ``statement`` must be verified_statement's:
-    its amounts are taken as they are."""
+    it is an ``unreferenced`` break (never skipped: its money would go unmatched). So are the entries
+    the network posts for the partner: a referral bonus (no reference) and the buy-out when it left
+    (``BUY_OUT_REFERENCE`` on the statement, none of the partner's: a log line under that reference is
+    matched against it too). A line that cannot be read raises PartnerLogError ("partner log line N").
+    ``statement`` must be verified_statement's: its amounts are taken as they are."""
     ours, unreferenced, cycle = _statement_amounts(statement)
+    bought_out = _network_posted(tx, partner_id, ours, unreferenced)
     logged = read_partner_log(log)
     theirs = {reference: lines[0] for reference, lines in logged.items() if len(lines) == 1}
     breaks: list[Break] = []
@@ -579,13 +670,15 @@ def match_partner_log(tx: Tx, statement: bytes, partner_id: str, log: str) -> li
         breaks.extend(_compared(reference, mine, theirs[reference], points.get(reference)))
     own = _own_unreferenced(tx, partner_id, unreferenced)
     for transaction_id, mine in sorted(own.items()):
-        if len(logged.get(transaction_id, ())) > 1:
-            breaks.append(_duplicate(transaction_id, logged[transaction_id], mine))
-        elif transaction_id not in theirs:
+        keys = [key for key in (transaction_id, BUY_OUT_REFERENCE if mine["buy_out"] else None) if key in logged]
+        lines = [line for key in keys for line in logged[key]]
+        if len(lines) > 1:
+            breaks.append(_duplicate(transaction_id, lines, mine))
+        elif not lines:
             breaks.append(_unreferenced_break(transaction_id, mine))
         else:
-            breaks.extend(_compared(transaction_id, mine, theirs[transaction_id], mine["points"]))
-    for reference in sorted(set(logged) - set(ours) - set(own)):
+            breaks.extend(_compared(keys[0], mine, lines[0], mine["points"]))
+    for reference in sorted(set(logged) - set(ours) - set(own) - ({BUY_OUT_REFERENCE} if bought_out else set())):
         if reference not in theirs:
             breaks.append(_duplicate(reference, logged[reference], None))
             continue

@@ -20,7 +20,6 @@ Named findings (check, cycle date, detail):
 from __future__ import annotations
 
 import base64
-import hashlib
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -28,7 +27,7 @@ from sqlalchemy import select
 
 from shared.db.database import Tx
 from shared.models import Checkpoint, SettlementRun
-from shared.settlement.reconcile import MANIFEST, SIGNATURE, read_manifest, signature_findings
+from shared.settlement.reconcile import MANIFEST, SIGNATURE, read_manifest, replaced_manifest, signature_findings
 from shared.settlement.runs import missing, of_the_network, run_directory
 from shared.signing_keys import public_keys
 
@@ -70,9 +69,9 @@ def _cycle_findings(tx: Tx, directory: Path, keys: dict[str, Ed25519PublicKey],
                  f"{directory}` checks the directory")]
     found = [("settlement_manifest_signature", f"{MANIFEST}: {finding.detail}; `pointsnet reconcile {directory}` "
                                                "names what differs") for finding in unsigned]
-    if not found and hashlib.sha256(manifest_bytes).hexdigest() != written_sha256:  # signed, but not this run's
-        found.append(("settlement_manifest_replaced", f"{MANIFEST} is signed by the network but is not the one "
-                                                      f"this cycle's settlement run wrote (SHA-256 {written_sha256})"))
+    replaced = None if found else replaced_manifest(manifest_bytes, written_sha256)  # signed, but not this run's
+    if replaced:
+        found.append(("settlement_manifest_replaced", replaced))
     manifest, _unreadable = read_manifest(manifest_bytes)  # unreadable and signed: the signature is named
     if manifest is not None:
         problem = _checkpoint_problem(tx, manifest)

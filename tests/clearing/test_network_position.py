@@ -84,6 +84,19 @@ def test_the_writers_and_the_reference_builder_write_the_network_row_alike(netwo
     assert b"\nD,2026-11-20,network,0,0,0," in reference.files["network-summary.csv"]
 
 
+def as_an_older_release_ran_it(network, cycle: date, manifest: bytes) -> None:
+    """The cycle's run as the release that wrote its version 2 directory kept it: with that manifest's
+    SHA-256 (reconcile names a signed manifest that is not the one its cycle's run wrote)."""
+    import hashlib
+
+    from sqlalchemy import update
+
+    from shared.models import SettlementRun
+
+    network.tx(lambda tx: tx.session.execute(update(SettlementRun).where(SettlementRun.cycle_date == cycle)
+                                             .values(manifest_sha256=hashlib.sha256(manifest).hexdigest())))
+
+
 def test_a_version_2_directory_without_the_network_row_still_reconciles(network, clock, tmp_path):
     coffee, book = free_cycle(network, clock)
     network.settle(CYCLE)  # signs the checkpoint at cut-off a version 2 manifest carries
@@ -99,6 +112,7 @@ def test_a_version_2_directory_without_the_network_row_still_reconciles(network,
     written = network.tx(write_v2, readonly=True)
     (old / "manifest.json").write_bytes(written.manifest)
     (old / "manifest.json.sig").write_bytes(sign_manifest(written.manifest, network.signing_key))
+    as_an_older_release_ran_it(network, CYCLE, written.manifest)
     manifest = json.loads(written.manifest)
     assert manifest["format_version"] == 2 and "network" not in manifest["net_positions"]
     assert [row.split(",")[2] for row in summary_rows(old)] == sorted([coffee, book]) + [""]

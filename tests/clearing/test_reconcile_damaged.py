@@ -232,8 +232,11 @@ def test_a_checkpoint_note_under_an_origin_the_network_never_signed_under_is_a_f
     path.write_bytes(forged)
     (settled["directory"] / "manifest.json.sig").write_bytes(sign_manifest(forged, network.signing_key))
     findings = verify(network, settled)
-    assert [(f.check, f.subject) for f in findings] == [("checkpoint", "manifest.json")], findings
-    assert name in findings[0].detail and "never signed under" in findings[0].detail
+    # re-signed, it is not the manifest the cycle's run wrote either (as `pointsnet verify` names it)
+    assert [(f.check, f.subject) for f in findings] == [("manifest", "manifest.json"),
+                                                        ("checkpoint", "manifest.json")], findings
+    assert "not the one this cycle's settlement run wrote" in findings[0].detail
+    assert name in findings[1].detail and "never signed under" in findings[1].detail
     done = cli(settled, "reconcile", str(settled["directory"]))
     assert not_reconciled(done), done.stderr[-300:]
 
@@ -321,6 +324,7 @@ def test_a_partner_log_amount_that_is_not_finite_is_refused_naming_its_line(sett
 def test_a_partner_log_line_without_its_figures_is_refused_naming_its_line(settled, tmp_path, line):
     done = reconcile_log(settled, log_file(tmp_path, line))
     assert one_line_error(done) and "partner log line 2" in done.stderr, done.stderr
+    assert done.returncode == 2  # the log given is the operator's to fix: not a break, not the system
 
 
 @pytest.mark.parametrize("line", ["book-1,burn,200", "book-1,burn,200,190"])

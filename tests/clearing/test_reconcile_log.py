@@ -112,6 +112,7 @@ def test_a_tampered_statement_is_refused_in_one_line(settled, tmp_path):
     path.write_text(path.read_text().replace(",200.000000,", ",1009.000000,"))
     done = reconcile(settled, tmp_path, "book", "book-1,burn,200,999,2026-11-20T02:10:00Z")
     assert one_line_refusal(done), (done.returncode, done.stdout, done.stderr)
+    assert done.returncode == 1  # a finding about the network's files, as NOT RECONCILED is
     assert f"statement-{settled['book']}.csv" in done.stderr and "SHA-256" in done.stderr, done.stderr
 
 

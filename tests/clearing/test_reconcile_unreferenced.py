@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from shared.settlement.reconcile import match_partner_log
 from tests.cli.inprocess import pointsnet as run_pointsnet
 from tests.factories import make_member, make_partner
 from tests.programme_limits.conftest import rules
@@ -116,3 +117,47 @@ def test_a_referral_bonus_the_partner_funds_is_named_as_its_earns_bonus(network,
     assert "referral bonus your earn c-e1 paid" in done.breaks and "your own" not in done.breaks, done.breaks
     matched = reconcile(settled, tmp_path, "c", f"c-e1,earn,10,{earned},{AT}", f"{bonus},bonus,50,{given},{AT}")
     assert matched.returncode == 0 and "no breaks" in matched.stdout, (matched.stdout, matched.breaks)
+
+
+def test_the_buy_out_the_network_posts_when_a_partner_leaves_is_matched_by_transaction_id(
+        network, clock, database_url, tmp_path):
+    """The buy-out of a leaving issuer's open points is posted by the network (the statement shows its fixed
+    reference, none of the partner's): a log without it has one ``unreferenced`` break naming the buy-out,
+    not a ``missing_on_partner`` one; logged under its transaction id, or the reference its statement
+    shows, it matches, so the partner's log can match its final cycle."""
+    from shared.partners.lifecycle import BUY_OUT_REFERENCE, terminate
+
+    terms = dict(billing="postpaid", point_value="1", issuance_fee="0", redemption_fee_rate="0")
+    issuer, shop = make_partner(network, "Issuer", **terms), make_partner(network, "Shop", **terms)
+    member = make_member(network, issuer, also_linked_to=(shop,))
+    network.earn(issuer, member, "i-e1", points=500)
+    network.burn(shop, member, "s-b1", 200)
+    left = network.tx(lambda tx: terminate(tx, issuer, settlement="buy_out", buy_out_rate_ppm=800_000))
+    bought = left["buy_out_entry_id"]
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    settled = {"i": issuer, "directory": network.settings.data_dir / "settlements" / CYCLE.isoformat(),
+               "env": {"POINTSNET_DATA_DIR": str(network.settings.data_dir), "POINTSNET_DATABASE_URL": database_url,
+                       "POINTSNET_CLOCK": clock.now().isoformat().replace("+00:00", "Z")}}
+    statement = (settled["directory"] / f"statement-{issuer}.csv").read_text()
+    lines = [line.split(",") for line in statement.splitlines() if f",{bought}," in line]
+    assert lines and all(fields[4] == BUY_OUT_REFERENCE and fields[5] == "adjustment" for fields in lines), statement
+    assert sum(Decimal(fields[9]) for fields in lines) == Decimal(-240), statement  # 300 open points at 0.8
+    own = f"i-e1,earn,500,0,{AT}"  # moves no money (no fees, postpaid): matched against the ledger
+    done = reconcile(settled, tmp_path, "i", own)
+    rows = [row.split(",") for row in done.breaks.splitlines()[1:]]
+    assert done.returncode == 1 and [row[:2] for row in rows] == [[bought, "unreferenced"]], done.breaks
+    assert "the buy-out of your open points when you left the network" in done.breaks, done.breaks
+    assert "missing_on_partner" not in done.breaks
+
+    def breaks(*lines):
+        log = "reference,kind,points,amount,time\n" + "".join(line + "\n" for line in (own, *lines))
+        return [(b.reference, b.kind) for b in network.tx(lambda tx: match_partner_log(
+            tx, statement.encode(), issuer, log), readonly=True)]
+
+    assert breaks(f"{bought},adjustment,300,-240,{AT}") == []
+    assert breaks(f"{BUY_OUT_REFERENCE},adjustment,300,-240,{AT}") == []  # the reference its statement shows
+    assert breaks(f"{bought},adjustment,300,-250,{AT}") == [(bought, "amount_mismatch")]
+    assert breaks(f"{BUY_OUT_REFERENCE},adjustment,301,-240,{AT}") == [(BUY_OUT_REFERENCE, "points_mismatch")]
+    assert breaks(f"{bought},adjustment,300,-240,{AT}", f"{BUY_OUT_REFERENCE},adjustment,300,-240,{AT}") == [
+        (bought, "duplicate_on_partner")]

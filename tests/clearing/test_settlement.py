@@ -133,6 +133,7 @@ def test_a_version_2_directory_keeps_its_negative_flows_and_still_reconciles(net
     from shared.settlement.calendar import payment_date
     from shared.settlement.runs import cutoff_checkpoint, ledger_position, sign_manifest
     from shared.settlement.streaming import write_cycle
+    from tests.clearing.test_network_position import as_an_older_release_ran_it
 
     p = worked_example
     clock.advance(days=1)
@@ -153,6 +154,7 @@ def test_a_version_2_directory_keeps_its_negative_flows_and_still_reconciles(net
     written = network.tx(write_v2, readonly=True)
     (old / "manifest.json").write_bytes(written.manifest)
     (old / "manifest.json.sig").write_bytes(sign_manifest(written.manifest, network.signing_key))
+    as_an_older_release_ran_it(network, late, written.manifest)
     flows = {r["party"]: (int(r["pays_minor"]), int(r["receives_minor"]))
              for r in rows(old / "network-summary.csv") if r["record_type"] == "D"}
     assert flows == {p["air"]: (-100, 0), p["book"]: (-5, -100), "network": (0, -5)}
@@ -192,7 +194,7 @@ def test_partner_log_breaks(network, clock, worked_example):
 
 
 def test_finance_records_payments_and_sees_overdue(network, clock, worked_example):
-    from shared.settlement.finance import NothingDue, overdue, record_payment
+    from shared.settlement.finance import AlreadyRecorded, NothingDue, overdue, record_payment
 
     p = worked_example
     clock.advance(days=1)
@@ -204,15 +206,24 @@ def test_finance_records_payments_and_sees_overdue(network, clock, worked_exampl
     assert paid["status"] == "paid" and paid["net_minor"] == -550
     received = network.tx(lambda tx: record_payment(tx, CYCLE, p["book"], "BANK-002"))
     assert received["status"] == "received"
-    with pytest.raises(NothingDue):
+    with pytest.raises(AlreadyRecorded) as again:  # not "nothing due": it was due, and is recorded
         network.tx(lambda tx: record_payment(tx, CYCLE, p["coffee"], "BANK-003"))
+    when = clock.now().isoformat().replace("+00:00", "Z")
+    assert again.value.code == "already_recorded" and again.value.detail == (
+        f"the settlement of {p['coffee']} in cycle {CYCLE} is already paid: recorded {when} with bank reference "
+        f"BANK-001")
+    assert again.value.extra == {"status": "paid", "recorded_at": when, "bank_reference": "BANK-001"}
+    with pytest.raises(AlreadyRecorded, match="is already received: .* with bank reference BANK-002$"):
+        network.tx(lambda tx: record_payment(tx, CYCLE, p["book"], "BANK-004"))
+    with pytest.raises(NothingDue, match=f"^no settlement due for nobody in cycle {CYCLE}$"):
+        network.tx(lambda tx: record_payment(tx, CYCLE, "nobody", "BANK-005"))
     assert {row["party"] for row in network.tx(lambda tx: overdue(tx, date(2026, 11, 24)))} == {p["air"], "network"}
 
 
 def test_two_clerks_recording_one_payment_at_once_record_it_once(network, clock, worked_example):
-    """The first recording holds its transaction open; the second, begun meanwhile, finds nothing due
-    once the first commits, rather than overwriting its bank reference."""
-    from shared.settlement.finance import NothingDue, record_payment
+    """The first recording holds its transaction open; the second, begun meanwhile, finds the payment
+    recorded once the first commits (and names the first's bank reference), rather than overwriting it."""
+    from shared.settlement.finance import AlreadyRecorded, record_payment
 
     coffee = worked_example["coffee"]
     clock.advance(days=1)
@@ -226,7 +237,8 @@ def test_two_clerks_recording_one_payment_at_once_record_it_once(network, clock,
 
     both = overlap(lambda: network.tx(first),
                    lambda: network.tx(lambda tx: record_payment(tx, CYCLE, coffee, "BANK-SECOND")), pause)
-    assert both.first["status"] == "paid" and isinstance(both.second, NothingDue)
+    assert both.first["status"] == "paid" and isinstance(both.second, AlreadyRecorded), both.second
+    assert both.second.extra["bank_reference"] == "BANK-FIRST"
     stored = network.tx(lambda tx: tx.session.execute(select(Settlement.bank_reference).where(
         Settlement.cycle_date == CYCLE, Settlement.party == coffee)).scalar_one(), readonly=True)
     assert stored == "BANK-FIRST"

@@ -141,3 +141,47 @@ def test_another_cycles_signed_manifest_put_in_its_place_is_named(settled):
     for name in ("manifest.json", "manifest.json.sig"):
         (first / name).write_bytes((second / name).read_bytes())
     assert verify(settled) == (1, [("settlement_manifest_replaced", FIRST.isoformat())])
+
+
+def reconcile(settled, directory):
+    return run_pointsnet("reconcile", str(directory), env=settled["env"])
+
+
+def test_reconcile_names_another_cycles_files_put_in_a_cycles_directory(settled):
+    """Another cycle's genuine directory copied over a cycle's: every file verifies and recomputes (as the
+    other cycle), but the directory is not its own cycle's. ``pointsnet reconcile`` said "reconciled"."""
+    import shutil
+
+    first, second = settled["directories"][FIRST], settled["directories"][SECOND]
+    intact = reconcile(settled, second)
+    assert intact.returncode == 0 and f"cycle {SECOND.isoformat()}:" in intact.stdout, intact.stdout
+    shutil.rmtree(second)
+    shutil.copytree(first, second)
+    done = reconcile(settled, second)
+    assert done.returncode == 1 and "NOT RECONCILED" in done.stderr and "reconciled:" not in done.stdout
+    assert f"the directory {SECOND.isoformat()} holds the manifest of cycle {FIRST.isoformat()}" \
+        in done.stderr.replace("\n", ""), done.stderr
+    copy = first.parent.parent / "copy-of-the-first"  # named as a person may: the verdict says which cycle
+    shutil.copytree(first, copy)
+    checked = reconcile(settled, copy)
+    assert checked.returncode == 0 and f"cycle {FIRST.isoformat()}:" in checked.stdout, checked.stdout
+
+
+def test_reconcile_names_a_signed_manifest_of_the_cycle_that_its_run_did_not_write(network, settled, tmp_path):
+    """The cycle's files written again in another format version and signed with the network's key (an
+    earlier signed state, or someone holding the key): they recompute byte for byte as that version and
+    the signature verifies, but the manifest is not the one the cycle's run wrote, as verify says."""
+    import shutil
+
+    first = settled["directories"][FIRST]
+    pay_on = date.fromisoformat(json.loads((first / "manifest.json").read_text())["payment_date"])
+    again = tmp_path / FIRST.isoformat()
+    network.tx(lambda tx: runs.write_cycle_files(tx, FIRST, pay_on, again, network.signing_key))
+    assert json.loads((again / "manifest.json").read_text())["format_version"] == runs.FORMAT_VERSION != 2
+    shutil.rmtree(first)
+    shutil.copytree(again, first)
+    assert verify(settled) == (1, [("settlement_manifest_replaced", FIRST.isoformat())])
+    done = reconcile(settled, first)
+    assert done.returncode == 1 and "NOT RECONCILED: 1 difference" in done.stderr, done.stderr
+    assert "manifest: manifest.json: manifest.json is signed by the network but is not the one this cycle's " \
+           "settlement run wrote" in done.stderr.replace("\n", ""), done.stderr

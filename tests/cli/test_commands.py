@@ -282,6 +282,9 @@ def test_clearing_run_and_reconcile_from_the_command_line(tmp_path, database_url
     assert tampered.returncode == 1 and "NOT RECONCILED" in tampered.stderr
     paid = cli("clearing", "mark-paid", "--cycle", "2026-11-20", "--party", partner_b, "--bank-reference", "BK-1")
     assert paid.returncode == 0 and json.loads(paid.stdout)["status"] == "received"
+    twice = cli("clearing", "mark-paid", "--cycle", "2026-11-20", "--party", partner_b, "--bank-reference", "BK-2")
+    assert twice.returncode == 2 and "already_recorded: the settlement of" in twice.stderr.replace("\n", " ")
+    assert "is already received: recorded" in twice.stderr.replace("\n", " ") and "BK-1" in twice.stderr
     early = cli("clearing", "run", "--cycle", "2026-11-21")
     assert early.returncode != 0 and "cannot be settled before" in early.stderr
 

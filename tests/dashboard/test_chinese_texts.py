@@ -249,3 +249,31 @@ def test_an_empty_tables_pager_says_nothing_but_its_count(client_as, settled):
     assert "共 0 条" in empty and "第 0–0 条" not in empty
     full = client.get(f"{BASE}/audit").text
     assert re.search(r"第 1–\d+ 条，共 \d+ 条", full)
+
+
+def test_marking_a_recorded_payment_again_is_refused_in_chinese_naming_the_payment(network, client_as, settled):
+    """A payment recorded already is ``already_recorded`` with its status, when and bank reference in the
+    Chinese sentence too; ``nothing_due`` keeps its own sentence for a party with nothing to pay."""
+    network.settings.four_eyes_actions = frozenset()
+    client = in_chinese(client_as("operator"))
+    page = f"{BASE}/settlement/{CYCLE}"
+    coffee, book = settled["coffee"], settled["book"]
+    assert post_form(client, f"{page}/parties/{coffee}/paid", {"bank_reference": "BK-1"}, page=page).status_code == 303
+    assert post_form(client, f"{page}/parties/{book}/paid", {"bank_reference": "IN-2"}, page=page).status_code == 303
+    when = network.clock.now().isoformat().replace("+00:00", "Z")
+    again = post_form(client, f"{page}/parties/{coffee}/paid", {"bank_reference": "BK-2"}, page=page)
+    assert again.status_code == 409 and 'data-code="already_recorded"' in again.text
+    assert f"{coffee} 在结算日 {CYCLE} 的结算已登记为已付款（登记时间 {when}，银行流水号 BK-1），无需重复登记。" in again.text
+    received = post_form(client, f"{page}/parties/{book}/paid", {"bank_reference": "IN-3"}, page=page)
+    assert f"{book} 在结算日 {CYCLE} 的结算已登记为已收款（登记时间 {when}，银行流水号 IN-2），无需重复登记。" \
+        in received.text
+    assert problem_text("already_recorded", "a detail of no known form", "zh") == "该笔结算的付款已登记，无需重复登记。"
+    assert problem_text("nothing_due", f"no settlement due for network in cycle {CYCLE}", "zh") \
+        == f"network 在结算日 {CYCLE} 没有应付款项。"
+
+
+def test_the_buy_out_break_reason_is_translated():
+    from shared.settlement.reconcile import _unreferenced_break
+
+    reason = _unreferenced_break("ent_1", {"kind": "adjustment", "amount": -240_000_000, "buy_out": True}).reason
+    assert reason_text(reason, "zh") == "贵方退出网络时由网络记账的未兑付积分买断：其明细以交易 ID 列在对账单上，而流水中没有该交易 ID"

@@ -210,10 +210,13 @@ def test_mark_paid_needs_a_second_operator(client_as, network, settled):
     row = settlement_row(network, coffee)
     assert (row.status, row.bank_reference) == ("paid", "BANK-123")  # CoffeeCo pays: paid
     assert [a["user"] for a in audit_actions(network, "settlement_paid")] == ["checker@example.org"]
-    # once paid, nothing is due any more: a second request is refused at once
+    # once paid, a second request is refused at once, naming the payment recorded (not "nothing due")
     again = post_form(finance, f"{BASE}/settlement/{CYCLE}/parties/{coffee}/paid",
                       {"bank_reference": "BANK-124"}, page=page)
-    assert again.status_code == 404 and 'data-code="nothing_due"' in again.text
+    assert again.status_code == 409 and 'data-code="already_recorded"' in again.text, again.text
+    assert f"the settlement of {coffee} in cycle {CYCLE} is already paid: recorded " in again.text
+    assert "with bank reference BANK-123" in again.text
+    assert settlement_row(network, coffee).bank_reference == "BANK-123"
 
 
 def test_mark_paid_runs_at_once_without_four_eyes_and_is_audited(client_as, network, settled):
@@ -296,6 +299,26 @@ def test_verify_run_reports_reconciled_and_is_audited(client_as, network, settle
     answer = post_form(client, f"{BASE}/settlement/{CYCLE}/verify", page=f"{BASE}/settlement/{CYCLE}")
     assert 'data-ok="false"' in answer.text and "bilateral.csv" in answer.text
     assert [a["detail"]["differences"] > 0 for a in audit_actions(network, "settlement.verify")] == [False, True]
+
+
+def test_verify_run_names_another_cycles_files_in_the_runs_directory(client_as, network, clock, settled):
+    """The next cycle's directory replaced by a copy of this one's genuine files: each file verifies and
+    recomputes as this cycle, so "Verify the run's files" said reconciled for the next cycle's run."""
+    import shutil
+
+    network.earn(settled["coffee"], settled["member"], "coffee-2", points=70)
+    clock.advance(days=1)
+    following = CYCLE + timedelta(days=1)
+    network.settle(following)
+    client = client_as("operator")
+    answer = post_form(client, f"{BASE}/settlement/{following}/verify", page=f"{BASE}/settlement/{following}")
+    assert 'data-ok="true"' in answer.text and f"Reconciled: cycle {following}:" in answer.text
+    settlements = network.settings.data_dir / "settlements"
+    shutil.rmtree(settlements / following.isoformat())
+    shutil.copytree(settlements / CYCLE.isoformat(), settlements / following.isoformat())
+    answer = post_form(client, f"{BASE}/settlement/{following}/verify", page=f"{BASE}/settlement/{following}")
+    assert 'data-ok="false"' in answer.text, answer.text
+    assert f"the directory {following} holds the manifest of cycle {CYCLE}" in answer.text
 
 
 def partner_log(rows: list[tuple]) -> bytes:

@@ -66,6 +66,8 @@ def test_a_forged_checkpoint_in_a_manifest_is_found(network, sealed, clock):
 
 def test_a_version_1_directory_still_reconciles(network, sealed, clock, tmp_path):
     """A directory written by Pointsnet before format version 2 (no checkpoint) verifies unchanged."""
+    from tests.clearing.test_network_position import as_an_older_release_ran_it
+
     cycle, directory = _settle(network, sealed, clock)
     old = tmp_path / "v1" / cycle.isoformat()
     old.mkdir(parents=True)
@@ -78,6 +80,7 @@ def test_a_version_1_directory_still_reconciles(network, sealed, clock, tmp_path
         readonly=True)
     (old / "manifest.json").write_bytes(written.manifest)
     (old / "manifest.json.sig").write_bytes(sign_manifest(written.manifest, network.signing_key))
+    as_an_older_release_ran_it(network, cycle, written.manifest)  # the run kept that manifest's SHA-256
     manifest = json.loads(written.manifest)
     assert manifest["format_version"] == 1 and "checkpoint" not in manifest
     assert network.tx(lambda tx: verify_directory(tx, old, _keys(network)), readonly=True) == []

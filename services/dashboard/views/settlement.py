@@ -27,8 +27,8 @@ from shared.ledger.cycles import cycle_date_for
 from shared.settlement import positions
 from shared.settlement.calendar import calendar_days
 from shared.settlement.files import statement_name
-from shared.settlement.finance import NothingDue, record_payment
-from shared.settlement.reconcile import verify_directory
+from shared.settlement.finance import NothingDue, record_payment, refuse_recorded
+from shared.settlement.reconcile import verify_cycle_directory
 from shared.settlement.runs import run_directory
 from shared.signing_keys import public_keys
 
@@ -165,6 +165,7 @@ def mark_paid(request: Request, cycle: date = Depends(cycle_in_path), party: str
 
 def _due(tx, cycle: date, party: str) -> None:
     positions.run_of(tx, cycle)
+    refuse_recorded(tx, cycle, party)  # already_recorded: its status, when and its bank reference
     rows, _total = positions.positions_page(tx, cycle, party=party, limit=1)
     if not rows or rows[0]["status"] != "due":
         raise NothingDue(f"no settlement due for {party} in cycle {cycle.isoformat()}")
@@ -173,18 +174,19 @@ def _due(tx, cycle: date, party: str) -> None:
 @router.post("/settlement/{cycle}/verify")
 def verify_run(request: Request, cycle: date = Depends(cycle_in_path),
                checked=Depends(checked_form("operator", "finance"))):
-    """Signature, digests, control totals and a recomputation from the ledger (`pointsnet reconcile DIR`)."""
+    """Signature, digests, control totals and a recomputation from the ledger (`pointsnet reconcile DIR`):
+    the run's directory holds its cycle's files, the manifest the run wrote (``verify_cycle_directory``)."""
     staff, _form = checked
     network = network_of(request)
     key = network.signing_key
 
     def read(tx):
         run = positions.run_of(tx, cycle)
-        return verify_directory(tx, run_directory(tx, run.cycle_date), public_keys(tx, key.public_key()))
+        return verify_cycle_directory(tx, run_directory(tx, run.cycle_date), public_keys(tx, key.public_key()))
 
-    findings = read_then_audit(network, staff, "settlement.verify", cycle.isoformat(), read,
-                               lambda found: {"differences": len(found)})
-    return page(request, "settlement_verified.html", cycle=cycle, findings=findings)
+    checked, findings = read_then_audit(network, staff, "settlement.verify", cycle.isoformat(), read,
+                                        lambda found: {"differences": len(found[1])})
+    return page(request, "settlement_verified.html", cycle=cycle, checked=checked, findings=findings)
 
 
 @router.get("/settlement/{cycle}/reconcile")
