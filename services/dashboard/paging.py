@@ -42,7 +42,11 @@ class Page:
 
     @property
     def previous_link(self) -> str | None:
-        return self._link(max(0, self.offset - self.limit)) if self.offset > 0 else None
+        if self.offset <= 0:
+            return None
+        if self.offset >= self.total:  # past the end (a stale or bookmarked link): to the last page, not one back
+            return self._link(max(0, (self.total - 1) // self.limit * self.limit))
+        return self._link(max(0, self.offset - self.limit))
 
     @property
     def next_link(self) -> str | None:

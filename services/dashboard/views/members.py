@@ -18,7 +18,7 @@ from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, network_of, require
 from shared.access import audit
-from shared.access.errors import AlreadyDone
+from shared.access.errors import AlreadyDone, AlreadyPending
 from shared.errors import HoldsOpen, InvalidPoints, MemberErased, PointsnetError, UnknownMember, ValidationFailed
 from shared.ledger.events import MAX_POINTS
 from shared.ledger.adjustments import MAX_REASON, adjust_member
@@ -140,7 +140,10 @@ def search_members(request: Request, checked=Depends(checked_form("operator", "f
 # -- the member page -------------------------------------------------------------------------
 
 def _member(request: Request, member_id: str, paged: Paging, *, full: dict | None = None,
-            error: dict | None = None, status_code: int = 200):
+            error: dict | None = None, values: dict | None = None, request_key: str | None = None,
+            status_code: int = 200):
+    """The member's page; a refused form comes back with what was typed into it (``values``) beside its
+    error. Its adjustment form carries a fresh request key unless ``request_key`` says otherwise."""
     network = network_of(request)
     keyring = network.keyring
 
@@ -155,7 +158,8 @@ def _member(request: Request, member_id: str, paged: Paging, *, full: dict | Non
     record, summary, masked, rows, total = network.tx(unit, readonly=True)
     return page(request, "member.html", status_code=status_code, member=record, summary=summary,
                 personal=full or masked, full=full is not None, movements=page_of(rows, total, paged),
-                request_key=secrets.token_urlsafe(16), error=error, max_reason=MAX_REASON, tab="member",
+                request_key=request_key or secrets.token_urlsafe(16), error=error, values=values or {},
+                max_reason=MAX_REASON, tab="member",
                 message=notice(request.query_params.get("message")))
 
 
@@ -212,8 +216,9 @@ def _done(request: Request, member_id: str, done) -> RedirectResponse:
 def request_adjustment(request: Request, member_id: str = MEMBER_ID, checked=Depends(checked_form("operator"))):
     staff, form = checked
     network = network_of(request)
+    text, reason = str(form.get("points") or "").strip(), str(form.get("reason") or "").strip()
+    request_key = str(form.get("request_key") or "").strip()
     try:
-        text = str(form.get("points") or "").strip()
         if not is_whole(text, negative=True):  # int() would also read "１２" as 12
             raise InvalidPoints(f"points must be a whole number in the digits 0-9, not {text[:20]!r}")
         if len(text.lstrip("-").lstrip("0")) > len(str(MAX_POINTS)):  # int() refuses past 4,300 digits
@@ -223,11 +228,9 @@ def request_adjustment(request: Request, member_id: str = MEMBER_ID, checked=Dep
             raise InvalidPoints("an adjustment of 0 points changes nothing")
         if abs(points) > MAX_POINTS:  # refused now rather than queued for a second operator to see fail
             raise InvalidPoints(f"an adjustment is at most {MAX_POINTS} points either way")
-        reason = str(form.get("reason") or "").strip()
         if not reason or len(reason) > MAX_REASON:
             raise ValidationFailed(f"give a reason of 1 to {MAX_REASON} characters")
         # the form's own key makes a form sent twice one request; a key made here would make it two
-        request_key = str(form.get("request_key") or "").strip()
         if not request_key or len(request_key) > MAX_REQUEST_KEY:
             raise ValidationFailed("the form has no request key: open the member's page again and fill in "
                                    "its form")
@@ -240,7 +243,12 @@ def request_adjustment(request: Request, member_id: str = MEMBER_ID, checked=Dep
         done = submit(network, staff, "member_adjustment", member_id,
                       {"member_id": member_id, "points": points, "reason": reason, "request_key": request_key})
     except PointsnetError as error:
+        # The form comes back as typed. Refused as a duplicate (the same form sent again), it keeps its
+        # own request key, so sending it once more is refused again; otherwise nothing was filed under
+        # that key and the form gets a fresh one, as the page always does.
+        duplicate = isinstance(error, (AlreadyPending, AlreadyDone))
         return _member(request, member_id, Paging(), error=_problem(error) | {"form": "adjust"},
+                       values={"points": text, "reason": reason}, request_key=request_key if duplicate else None,
                        status_code=error.status)
     return _done(request, member_id, done)
 
@@ -249,7 +257,8 @@ def request_adjustment(request: Request, member_id: str = MEMBER_ID, checked=Dep
 def request_erasure(request: Request, member_id: str = MEMBER_ID, checked=Depends(checked_form("operator"))):
     staff, form = checked
     network = network_of(request)
-    reason = str(form.get("reason") or "").strip()[:MAX_REASON] or None
+    typed = str(form.get("reason") or "").strip()
+    reason = typed[:MAX_REASON] or None
     try:
         def holds(tx):
             record = directory.member_record(tx, member_id)
@@ -266,5 +275,5 @@ def request_erasure(request: Request, member_id: str = MEMBER_ID, checked=Depend
         done = submit(network, staff, "member_erasure", member_id, {"member_id": member_id, "reason": reason})
     except PointsnetError as error:
         return _member(request, member_id, Paging(), error=_problem(error) | {"form": "erase"},
-                       status_code=error.status)
+                       values={"reason": typed}, status_code=error.status)
     return _done(request, member_id, done)

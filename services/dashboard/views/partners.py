@@ -230,19 +230,22 @@ def keys_page(request: Request, partner_id: str = PARTNER_ID, paged: Paging = De
     return _keys(request, partner_id, paged)
 
 
-def _keys(request: Request, partner_id: str, paged: Paging, *, error: dict | None = None, status_code: int = 200):
+def _keys(request: Request, partner_id: str, paged: Paging, *, public_key: str = "", error: dict | None = None,
+          status_code: int = 200):
     def unit(tx):
         return directory.partner_profile(tx, partner_id), directory.keys_page(
             tx, partner_id, offset=paged.offset, limit=paged.limit)
 
     profile, (rows, total) = network_of(request).tx(unit, readonly=True)
     return page(request, "partner_keys.html", status_code=status_code, partner=profile, tab="keys",
-                keys=page_of(rows, total, paged), error=error, message=notice(request.query_params.get("message")))
+                keys=page_of(rows, total, paged), public_key=public_key, error=error,
+                message=notice(request.query_params.get("message")))
 
 
 @router.post("/partners/{partner_id}/keys")
 def add_key(request: Request, partner_id: str = PARTNER_ID, checked=Depends(checked_form("operator"))):
     staff, form = checked
+    typed = str(form.get("public_key") or "")
     try:
         text = _text(form, "public_key", limit=10_000)
 
@@ -253,7 +256,7 @@ def add_key(request: Request, partner_id: str = PARTNER_ID, checked=Depends(chec
 
         network_of(request).tx(unit)
     except PointsnetError as error:
-        return _keys(request, partner_id, Paging(), status_code=error.status,
+        return _keys(request, partner_id, Paging(), public_key=typed, status_code=error.status,
                      error={"code": error.code, "detail": error.detail})
     return _to(request, f"/partners/{partner_id}/keys", "done")
 
@@ -284,7 +287,9 @@ def webhooks_page(request: Request, partner_id: str = PARTNER_ID,
 
 
 def _webhooks(request: Request, partner_id: str, paged: Paging, status: str = "", *, secret: str | None = None,
-              error: dict | None = None, status_code: int = 200):
+              values: dict | None = None, error: dict | None = None, status_code: int = 200):
+    """The webhook page; a refused form comes back with what was typed into it (``values``: its ``url``
+    or ``overlap_hours``) beside the error."""
     def unit(tx):
         profile = directory.partner_profile(tx, partner_id)
         try:
@@ -299,11 +304,13 @@ def _webhooks(request: Request, partner_id: str, paged: Paging, status: str = ""
     profile, hook, rows, total, counts = network_of(request).tx(unit, readonly=True)
     return page(request, "partner_webhooks.html", status_code=status_code, partner=profile, tab="webhooks",
                 webhook=hook, deliveries=page_of(rows, total, paged, {"status": status}), status=status,
-                counts=counts, secret=secret, error=error, message=notice(request.query_params.get("message")))
+                counts=counts, secret=secret, values=values or {}, error=error,
+                message=notice(request.query_params.get("message")))
 
 
-def _endpoint_change(request: Request, partner_id: str, staff, verb: str, change) -> object:
-    """Run an endpoint change with its audit entry (never the secret); show a new secret once."""
+def _endpoint_change(request: Request, partner_id: str, staff, verb: str, change, values: dict | None = None) -> object:
+    """Run an endpoint change with its audit entry (never the secret); show a new secret once. Refused,
+    the page comes back with the form's ``values`` as typed."""
     def unit(tx):
         view = change(tx)
         audit.record(tx, staff, f"webhook.{verb}", partner_id, url=view.get("url"), status=view.get("status"))
@@ -312,7 +319,7 @@ def _endpoint_change(request: Request, partner_id: str, staff, verb: str, change
     try:
         view = network_of(request).tx(unit)
     except PointsnetError as error:
-        return _webhooks(request, partner_id, Paging(), status_code=error.status,
+        return _webhooks(request, partner_id, Paging(), values=values, status_code=error.status,
                          error={"code": error.code, "detail": error.detail})
     if view.get("secret"):
         return _webhooks(request, partner_id, Paging(), secret=view["secret"])
@@ -323,18 +330,22 @@ def _endpoint_change(request: Request, partner_id: str, staff, verb: str, change
 def set_webhook(request: Request, partner_id: str = PARTNER_ID, checked=Depends(checked_form("operator"))):
     staff, form = checked
     url = str(form.get("url") or "")[:2100]
-    return _endpoint_change(request, partner_id, staff, "set", lambda tx: endpoints.set_endpoint(tx, partner_id, url))
+    return _endpoint_change(request, partner_id, staff, "set", lambda tx: endpoints.set_endpoint(tx, partner_id, url),
+                            {"url": url})
 
 
 @router.post("/partners/{partner_id}/webhooks/rotate-secret")
 def rotate_webhook_secret(request: Request, partner_id: str = PARTNER_ID, checked=Depends(checked_form("operator"))):
     staff, form = checked
     text = str(form.get("overlap_hours") or "24").strip()
+    typed = {"overlap_hours": text}
     hours = float(text) if is_decimal(text) else -1  # float() would also read "２４", "inf" or "nan"
-    if not 0 <= hours <= 24 * 30:
-        raise ValidationFailed("the overlap is between 0 and 720 hours")
+    if not 0 <= hours <= 24 * 30:  # the page again, beside the form, with what was typed
+        refused = ValidationFailed("the overlap is between 0 and 720 hours")
+        return _webhooks(request, partner_id, Paging(), values=typed, status_code=refused.status,
+                         error={"code": refused.code, "detail": refused.detail})
     return _endpoint_change(request, partner_id, staff, "secret_rotated",
-                            lambda tx: endpoints.rotate_secret(tx, partner_id, timedelta(hours=hours)))
+                            lambda tx: endpoints.rotate_secret(tx, partner_id, timedelta(hours=hours)), typed)
 
 
 @router.post("/partners/{partner_id}/webhooks/disable")

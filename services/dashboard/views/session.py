@@ -73,14 +73,15 @@ def login(request: Request, form: FormData = Depends(checked_login_form)):
             network.tx(lambda tx: users.store_upgraded_hash(tx, verified, upgraded))
     except LoginThrottled as error:
         token = new_login_token()
-        response = page(request, "login.html", status_code=429, login_csrf=token, failed=None,
+        response = page(request, "login.html", status_code=429, login_csrf=token, failed=None, email=email,
                         refusal={"code": error.code, "detail": error.detail, "extra": error.extra})
         response.headers["Retry-After"] = str(error.extra.get("retry_after", 60))
         set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
         return response
     if outcome is None:
         token = new_login_token()
-        response = page(request, "login.html", status_code=401, login_csrf=token, failed="login.failed")
+        # the e-mail address comes back as typed; the password never does (the field is empty)
+        response = page(request, "login.html", status_code=401, login_csrf=token, failed="login.failed", email=email)
         set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
         return response
     token, role, language_of_user = outcome
