@@ -49,6 +49,20 @@ def award_counts(tx: Tx, partner_id: str, member_ids: Iterable[str], day) -> dic
     return counts
 
 
+def day_counts(tx: Tx, partner_id: str, member_ids: Iterable[str], day) -> dict[tuple[str, str], int]:
+    """(member, activity) -> awards on ``day``, for a further day that one unit's activities occurred on."""
+    counts: dict[tuple[str, str], int] = {}
+    for chunk in chunks(member_ids):
+        rows = tx.session.execute(
+            select(awards_t.c.member_id, awards_t.c.activity, func.count())
+            .where(awards_t.c.partner_id == partner_id, awards_t.c.member_id.in_(chunk),
+                   awards_t.c.business_day == day)
+            .group_by(awards_t.c.member_id, awards_t.c.activity))
+        for member, activity, on_day in rows:
+            counts[(member, activity)] = int(on_day)
+    return counts
+
+
 class Activities:
     """One unit of work's activity awards for one partner."""
 
@@ -56,7 +70,11 @@ class Activities:
         self.posting = posting
         self.rules = rules  # the partner's RuleSet in force, or None
         self.rows: list[dict] = []
-        self._counts: dict[tuple[str, str], list[int]] | None = None
+        # (member, activity) -> awards in all; day -> (member, activity) -> awards on that network day.
+        # The unit's first activity reads both in one query (its day's counts with the totals); an
+        # activity of a further day (a backdated one beside today's) reads that day's counts once.
+        self._totals: dict[tuple[str, str], int] | None = None
+        self._days: dict[object, dict[tuple[str, str], int]] = {}
 
     def post(self, event: Event, limits, day) -> dict:
         posting = self.posting
@@ -66,12 +84,18 @@ class Activities:
         if activity is None:
             raise UnknownActivity(f"no activity {event.activity!r} in your earn rules in force",
                                   activity=event.activity)
-        if self._counts is None:
+        if self._totals is None or day not in self._days:
             members = {e.member_id for e in posting.events if e.kind == "activity" and e.member_id}
-            self._counts = award_counts(posting.tx, posting.partner_id, members, day)
-        count = self._counts.setdefault((member.id, event.activity), [0, 0])
-        for cap, used, what in ((activity.per_member_per_day, count[0], "per_member_per_day"),
-                                (activity.per_member_total, count[1], "per_member_total")):
+            if self._totals is None:
+                counts = award_counts(posting.tx, posting.partner_id, members, day)
+                self._totals = {key: total for key, (_, total) in counts.items()}
+                self._days[day] = {key: on_day for key, (on_day, _) in counts.items()}
+            else:
+                self._days[day] = day_counts(posting.tx, posting.partner_id, members, day)
+        key = (member.id, event.activity)
+        on_day, total = self._days[day].get(key, 0), self._totals.get(key, 0)
+        for cap, used, what in ((activity.per_member_per_day, on_day, "per_member_per_day"),
+                                (activity.per_member_total, total, "per_member_total")):
             if cap is not None and used >= cap:
                 raise ActivityCapReached(
                     f"activity {event.activity!r} was already awarded {used} times to this member "
@@ -101,8 +125,8 @@ class Activities:
         member.change(available=points)
         # an award is an earn: it qualifies (if it occurred in the window), and may upgrade
         posting.tiers.earned(member.id, points, entry["id"], entry["occurred_at"])
-        count[0] += 1
-        count[1] += 1
+        self._days[day][key] = on_day + 1
+        self._totals[key] = total + 1
         self.rows.append({"entry_id": entry["id"], "partner_id": posting.partner_id, "activity": event.activity,
                           "member_id": member.id, "business_day": day, "points": points})
         return posting._result(entry, member, activity=event.activity, lots=[lot_json(lot)])

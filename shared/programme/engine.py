@@ -73,8 +73,8 @@ class Programme:
     def activity(self, event: Event) -> dict:
         """The award counts toward (and is kept under) the network day the activity occurred: the
         partner's ``occurred_at`` drives earn rules (docs/earn-rules.md), so a check-in at 23:50 that
-        reaches the network after midnight is that evening's. (An activity is posted alone in its unit,
-        so ``Activities`` reads the counts of one day.)"""
+        reaches the network after midnight is that evening's. A unit may hold activities of several
+        days (``Network.post``): ``Activities`` counts each award against its own day's cap."""
         day = network_day(event.occurred_at or self.posting.now, self.posting.tx.settings.zone)
         return self.activities.post(event, self.limits, day)
 

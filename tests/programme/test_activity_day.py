@@ -8,8 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.partner_api.app import create_app
+from shared.errors import ActivityCapReached
+from shared.ledger.events import Event
 from shared.rules.store import set_rules
-from tests.factories import verify_ok
+from tests.factories import make_member, make_partner, verify_ok
 from tests.partner_api.conftest import Partner, Server, assert_problem, enrol
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -64,3 +66,52 @@ def test_two_check_ins_of_one_evening_get_one_award_when_the_second_arrives_afte
                              409, "activity_cap_reached")
     assert problem["cap_name"] == "per_member_per_day"
     assert shop.ok("GET", f"/v1/members/{member}")["balance"]["available"] == 5
+
+
+# -- several days in one unit (Network.post): each award counts against its own day's cap ----------
+
+def _check_in_partner(network) -> tuple[str, str]:
+    partner = make_partner(network)
+    network.tx(lambda tx: set_rules(tx, partner, RULES + "  survey: {points: 50}\n"))
+    return partner, make_member(network, partner)
+
+
+def _balance(network, member: str) -> int:
+    return network.balance(member)["available"]
+
+
+def test_a_backdated_award_in_a_unit_that_starts_with_another_day_keeps_its_days_cap(network, clock):
+    partner, member = _check_in_partner(network)
+    clock.set(datetime(2026, 11, 21, 0, 30, tzinfo=SHANGHAI))
+    network.activity(partner, member, "check-in", "y-1", occurred_at=datetime(2026, 11, 20, 23, 0, tzinfo=SHANGHAI))
+    with pytest.raises(ActivityCapReached):  # alone: refused
+        network.activity(partner, member, "check-in", "y-2",
+                         occurred_at=datetime(2026, 11, 20, 23, 30, tzinfo=SHANGHAI))
+    survey, late = network.post(partner, [
+        Event("activity", "s-1", member, activity="survey"),  # today's (the 21st): read first
+        Event("activity", "y-3", member, activity="check-in", occurred_at=datetime(2026, 11, 20, 23, 30,
+                                                                                     tzinfo=SHANGHAI))])
+    assert survey["points"] == 50, survey
+    assert isinstance(late, ActivityCapReached) and late.extra["cap_name"] == "per_member_per_day", late
+    # the 21st's check-in is still free, and the 20th's still refused, in a further unit
+    today, again = network.post(partner, [
+        Event("activity", "t-1", member, activity="check-in"),
+        Event("activity", "y-4", member, activity="check-in", occurred_at=datetime(2026, 11, 20, 23, 40,
+                                                                                     tzinfo=SHANGHAI))])
+    assert today["points"] == 5 and isinstance(again, ActivityCapReached), (today, again)
+    assert _balance(network, member) == 5 + 50 + 5
+    verify_ok(network)
+
+
+def test_yesterdays_check_in_then_todays_in_one_unit_are_both_awarded(network, clock):
+    partner, member = _check_in_partner(network)
+    clock.set(datetime(2026, 11, 21, 0, 30, tzinfo=SHANGHAI))
+    late, today, twice = network.post(partner, [
+        Event("activity", "y-1", member, activity="check-in", occurred_at=datetime(2026, 11, 20, 23, 50,
+                                                                                     tzinfo=SHANGHAI)),
+        Event("activity", "t-1", member, activity="check-in"),
+        Event("activity", "t-2", member, activity="check-in")])
+    assert late["points"] == 5 and today["points"] == 5, (late, today)
+    assert isinstance(twice, ActivityCapReached) and twice.extra["cap_name"] == "per_member_per_day", twice
+    assert _balance(network, member) == 10
+    verify_ok(network)
