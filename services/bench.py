@@ -1,4 +1,4 @@
-"""``pointsnet bench``: benchmarks on a fresh database, printed as a table and kept as JSON.
+"""``pointsnet bench``: benchmarks on a fresh database, printed as a table per scenario and kept as JSON.
 
 Figures are named with their unit (``_per_s``, ``_s``, ``_ms``, ``_mb``) and recorded
 with the machine they were measured on.
@@ -65,16 +65,37 @@ def scale_of(scale: str) -> str:
     return "full" if scale == "large" else scale
 
 
-def machine() -> dict:
+def machine(database_url: str | None = None) -> dict:
+    """The machine the figures were taken on, and the database server (its version asked once; None
+    where it cannot be reached any more)."""
     memory_mb = None
     try:
         with open("/proc/meminfo") as handle:
             memory_mb = int(handle.readline().split()[1]) // 1024
     except OSError:
         pass
-    # the load average says whether other work shared the cores while the figures were taken
+    # the load average (runnable processes, no unit) says whether other work shared the cores
     return {"cores": os.cpu_count(), "memory_mb": memory_mb, "python": platform.python_version(),
-            "platform": platform.platform(), "load_average_1m": round(os.getloadavg()[0], 2)}
+            "platform": platform.platform(), "load_average_1m": round(os.getloadavg()[0], 2),
+            **database_server(database_url)}
+
+
+def database_server(database_url: str | None) -> dict:
+    if database_url is None:
+        import sqlite3
+
+        return {"database": "sqlite", "database_version": sqlite3.sqlite_version}
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(postgres_url(database_url))
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(text("SHOW server_version")).scalar_one()
+    except SQLAlchemyError:
+        version = None
+    finally:
+        engine.dispose()
+    return {"database": "postgresql", "database_version": version}
 
 
 def reference_ms() -> float:
@@ -120,28 +141,59 @@ def database_cpu_s(url: str) -> float:
     return total / ticks
 
 
+class NotPostgres(ValueError):
+    """--database-url names another database than PostgreSQL (the message is one line)."""
+
+
+def postgres_url(database_url: str) -> str:
+    """``database_url`` normalised (psycopg 3), or NotPostgres: the benchmark makes its fresh
+    databases with PostgreSQL's CREATE DATABASE (without --database-url it runs on a SQLite file)."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(normalise_url(database_url))
+    except ArgumentError:
+        url = None
+    if url is None or url.get_backend_name() != "postgresql":
+        raise NotPostgres("--database-url must be a PostgreSQL URL (postgresql://…); without it the "
+                          "benchmark runs on a temporary SQLite file")
+    return url.render_as_string(hide_password=False)
+
+
 @contextmanager
 def fresh_database(database_url: str | None) -> Iterator[tuple[str, Path]]:
-    """A new, empty database: a temporary SQLite file, or a new database on the given server."""
-    workdir = Path(tempfile.mkdtemp(prefix="pointsnet-bench-"))
+    """A new, empty database: a temporary SQLite file, or a new database on the given PostgreSQL
+    server. The temporary directory is made once the database is, so that a server that cannot be
+    reached leaves nothing behind; both go afterwards (on SIGTERM too: run_bench turns it into
+    SystemExit)."""
     if database_url is None:
+        workdir = Path(tempfile.mkdtemp(prefix="pointsnet-bench-"))
         try:
             yield f"sqlite:///{workdir / 'bench.db'}", workdir
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         return
-    url = make_url(normalise_url(database_url))
+    url = make_url(postgres_url(database_url))
     name = f"pointsnet_bench_{secrets.token_hex(4)}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except BaseException:
+        admin.dispose()
+        raise
+    workdir = None
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix="pointsnet-bench-"))
         yield url.set(database=name).render_as_string(hide_password=False), workdir
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
 
 
 def seed_members(network: Network, partner_ids: list[str], count: int) -> list[str]:
@@ -163,18 +215,35 @@ def seed_members(network: Network, partner_ids: list[str], count: int) -> list[s
 
 
 def make_batches(member_ids: list[str], events: int, batch_size: int, rng: random.Random) -> list[list[Event]]:
+    """``events`` events in batches of ``batch_size``: 80 % earns from amounts at random members, 20 %
+    burns of 1–30 points, each by a member who earned earlier in the workload (a burn by a member
+    without points would be refused, and the accepted mix would not be 80/20)."""
+    if batch_size < 1 or events < 0:
+        raise ValueError(f"batch_size must be 1 or more and events 0 or more, not {batch_size} and {events}")
     batches, n = [], 0
+    earners: list[str] = []  # a member once per earn: those who earned more are likelier to burn
     while n < events:
         batch = []
         for _ in range(min(batch_size, events - n)):
             n += 1
             member = rng.choice(member_ids)
-            if rng.random() < 0.8:
+            if rng.random() < 0.8 or not earners:
                 batch.append(Event("earn", f"E{n}", member, amount=rng.randint(1000, 50000)))
+                earners.append(member)
             else:
-                batch.append(Event("burn", f"B{n}", member, points=rng.randint(1, 30)))
+                batch.append(Event("burn", f"B{n}", rng.choice(earners), points=rng.randint(1, 30)))
         batches.append(batch)
     return batches
+
+
+def accepted_mix(network: Network) -> dict:
+    """The earns and burns in the ledger, counted (the workload aims at 80/20 accepted)."""
+    with network.db.engine.connect() as conn:
+        counts = dict(conn.execute(text("SELECT kind, COUNT(*) FROM entries WHERE kind IN ('earn', 'burn') "
+                                        "GROUP BY kind")).all())
+    earns, burns = counts.get("earn", 0), counts.get("burn", 0)
+    return {"accepted_earns": earns, "accepted_burns": burns,
+            "accepted_burn_share": round(burns / (earns + burns), 3) if earns + burns else None}
 
 
 def scenario_batch_post(database_url: str | None, *, events: int, batch_size: int, members: int,
@@ -213,7 +282,7 @@ def scenario_batch_post(database_url: str | None, *, events: int, batch_size: in
                 "elapsed_s": round(elapsed, 3), "events_per_s": round(posted / elapsed, 1),
                 "python_cpu_s": round(cpu, 3), "database_cpu_s": round(db_cpu, 3),
                 "batch_p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
-                "batch_max_ms": round(latencies[-1] * 1000, 1),
+                "batch_max_ms": round(latencies[-1] * 1000, 1), **accepted_mix(network),
             }
         finally:
             network.close()
@@ -386,79 +455,156 @@ def scenario_expire(database_url: str | None, *, lots: int, members: int, consol
 
 def run_bench(scenarios: list[str], *, database_url: str | None, events: int | None, batch_size: int,
               members: int, json_file: str | None, console: Console, lots: int | None = None,
-              scale: str = "small", check_direct: bool = True, api_workers: int = 1) -> list[dict]:
+              scale: str = "small", check_direct: bool = True, api_workers: int = 1,
+              errors: Console | None = None) -> list[dict]:
+    """Run ``scenarios`` one after the other. A scenario that fails is recorded as ``{"scenario": name,
+    "error": "…"}`` (one line, also printed to ``errors``) and the others still run; the tables are
+    printed and the record written in any case. SIGTERM ends the run as Ctrl-C does: each fresh database
+    and temporary directory is removed on the way out."""
+    if events is not None and events < 1 or batch_size < 1 or members < 1 or lots is not None and lots < 1:
+        raise ValueError("--events, --batch-size, --members and --lots are 1 or more")
     scale = scale_of(scale)
     from shared.runtime import tune_for_throughput
 
     tune_for_throughput()  # as `pointsnet serve` does: the in-process and HTTP figures compare alike
     results = []
-    for name in scenarios:
-        before = reference_ms()
-        if name == "batch-post":
-            results.append(scenario_batch_post(database_url, events=events or BATCH_POST_EVENTS[scale],
-                                               batch_size=batch_size, members=members, console=console))
-        elif name == "settle":
-            results.append(scenario_settle(database_url, scale=scale, console=console))
-        elif name == "expire":
-            results.append(scenario_expire(database_url, lots=lots or EXPIRE_LOTS[scale], members=members,
-                                           console=console))
-        elif name == "dashboard":
-            from services.bench_dashboard import scenario_dashboard
-
-            results.append(scenario_dashboard(database_url, events=events or BATCH_POST_EVENTS[scale],
-                                              batch_size=batch_size, members=members, console=console))
-        elif name == "report":
-            from services.bench_report import scenario_report
-
-            results.append(scenario_report(database_url, scale=scale, batch_size=batch_size, members=members,
-                                           console=console, check_direct=check_direct))
-        elif name == "peers":
-            from services.bench_peers import scenario_peers
-
-            results.append(scenario_peers(database_url, events=events or PEERS_EVENTS[scale],
-                                          batch_size=batch_size, members=members, console=console))
-        elif name == "verify":
-            from services.bench_verify import scenario_verify
-
-            results.append(scenario_verify(database_url, scale=scale, members=members, console=console))
-        elif name == "history":
-            from services.bench_history import HISTORY_SIZES, scenario_history
-
-            results.append(scenario_history(database_url, size=events or HISTORY_SIZES[scale], console=console))
-        elif name in ("batch-ingest", "single-earn", "hot-member"):
-            from services import bench_http
-
-            if name == "batch-ingest":
-                results.append(bench_http.scenario_batch_ingest(database_url, events=events or BATCH_POST_EVENTS[scale],
-                                                                batch_size=batch_size, members=members, console=console,
-                                                                api_workers=api_workers))
-            elif name == "single-earn":
-                results.append(bench_http.scenario_single_earn(
-                    database_url, requests=events or SINGLE_EARN_REQUESTS[scale], members=members, console=console,
-                    api_workers=api_workers))
-            else:
-                operations = max(events // 10, 1) if events else HOT_MEMBER_OPERATIONS[scale]
-                results.append(bench_http.scenario_hot_member(database_url, operations=operations, console=console,
-                                                              api_workers=api_workers))
-        else:
-            raise ValueError(f"unknown scenario {name!r}")
-        results[-1].update(reference_before_ms=before, reference_after_ms=reference_ms())
-    table = Table(title="pointsnet bench")
-    preferred = ("scenario", "database", "events", "lots", "obligation_lines", "elapsed_s", "events_per_s",
-                 "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb",
-                 "partner_report_s", "network_report_s", "copy_events_per_s", "ratio_a_c", "ratio_a_b", "entries",
-                 "sealed_per_s", "entries_per_s", "in_process_events_per_s",
-                 "http_in_process_ratio", "requests_per_s", "operations_per_s", "p50_ms", "p99_ms", "history",
-                 "burn_no_history_ms", "burn_spent_history_ms", "burn_open_lots_ms", "earn_capped_campaign_ms",
-                 "earn_enforced_float_ms", "earn_no_history_ms", "member_read_open_lots_ms",
-                 "member_read_no_history_ms", "transactions_first_page_ms", "transactions_last_page_ms",
-                 "hold_timeouts_pass_ms", "reminder_pass_ms", "status_pass_ms")
-    columns = [c for c in preferred if any(result.get(c) not in (None, "") for result in results)]
-    for column in columns:
-        table.add_column(column)
+    with _sigterm_exits():
+        for name in scenarios:
+            before = reference_ms()
+            try:
+                result = _run_scenario(name, database_url=database_url, events=events, batch_size=batch_size,
+                                       members=members, console=console, lots=lots, scale=scale,
+                                       check_direct=check_direct, api_workers=api_workers)
+            except Exception as error:  # noqa: BLE001 - recorded; the other scenarios' figures are kept
+                result = {"scenario": name, "error": _one_line(error)}
+            results.append(result)
+            result.update(reference_before_ms=before, reference_after_ms=reference_ms())
+    print_results(results, console)
     for result in results:
-        table.add_row(*(str(result.get(column, "")) for column in columns))
-    console.print(table)
+        if "error" in result:
+            (errors or console).print(f"error: scenario {result['scenario']} failed: {result['error']}", markup=False,
+                                      highlight=False, soft_wrap=True)
+    if json_file is not None:
+        record = {"measured_at": datetime.now(timezone.utc).isoformat(), "machine": machine(database_url),
+                  "results": results}
+        try:
+            Path(json_file).write_text(json.dumps(record, indent=2))
+        except OSError as exc:  # it became a directory, or its folder went, while the benchmark ran
+            raise RecordNotWritten(_not_written(json_file, exc)) from None
+        console.print(f"wrote {json_file}")
+    return results
+
+
+def _run_scenario(name: str, *, database_url: str | None, events: int | None, batch_size: int, members: int,
+                  console: Console, lots: int | None, scale: str, check_direct: bool, api_workers: int) -> dict:
+    def sized(table: dict) -> int:  # --events when given, else the scale's size
+        return events if events is not None else table[scale]
+
+    if name == "batch-post":
+        return scenario_batch_post(database_url, events=sized(BATCH_POST_EVENTS), batch_size=batch_size,
+                                   members=members, console=console)
+    if name == "settle":
+        return scenario_settle(database_url, scale=scale, console=console)
+    if name == "expire":
+        return scenario_expire(database_url, lots=lots if lots is not None else EXPIRE_LOTS[scale],
+                               members=members, console=console)
+    if name == "dashboard":
+        from services.bench_dashboard import scenario_dashboard
+
+        return scenario_dashboard(database_url, events=sized(BATCH_POST_EVENTS), batch_size=batch_size,
+                                  members=members, console=console)
+    if name == "report":
+        from services.bench_report import scenario_report
+
+        return scenario_report(database_url, scale=scale, batch_size=batch_size, members=members,
+                               console=console, check_direct=check_direct)
+    if name == "peers":
+        from services.bench_peers import scenario_peers
+
+        return scenario_peers(database_url, events=sized(PEERS_EVENTS), batch_size=batch_size, members=members,
+                              console=console)
+    if name == "verify":
+        from services.bench_verify import scenario_verify
+
+        return scenario_verify(database_url, scale=scale, members=members, console=console)
+    if name == "history":
+        from services.bench_history import HISTORY_SIZES, scenario_history
+
+        return scenario_history(database_url, size=sized(HISTORY_SIZES), console=console)
+    if name in ("batch-ingest", "single-earn", "hot-member"):
+        from services import bench_http
+
+        if name == "batch-ingest":
+            return bench_http.scenario_batch_ingest(database_url, events=sized(BATCH_POST_EVENTS),
+                                                    batch_size=batch_size, members=members, console=console,
+                                                    api_workers=api_workers)
+        if name == "single-earn":
+            return bench_http.scenario_single_earn(database_url, requests=sized(SINGLE_EARN_REQUESTS),
+                                                   members=members, console=console, api_workers=api_workers)
+        operations = max(events // 10, 1) if events is not None else HOT_MEMBER_OPERATIONS[scale]
+        return bench_http.scenario_hot_member(database_url, operations=operations, console=console,
+                                              api_workers=api_workers)
+    raise ValueError(f"unknown scenario {name!r}")
+
+
+def _one_line(error: Exception) -> str:
+    """What went wrong, in one line: a database error as its driver words it, else the exception's type
+    and the first line of its message."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(error, SQLAlchemyError):
+        cause = getattr(error, "orig", None) or error
+        lines = str(cause).strip().splitlines() or [type(cause).__name__]
+        return f"database error: {lines[0]}"
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+@contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, ``kill``) raises SystemExit(143) in the main thread, so that every
+    ``finally`` runs: fresh_database drops its database and removes its directory."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# the figures first in each scenario's table, in this order; the others follow as the scenario gave them
+PREFERRED = ("database", "events", "lots", "obligation_lines", "elapsed_s", "events_per_s",
+             "batch_p50_ms", "lines_per_s", "lots_per_s", "python_cpu_s", "database_cpu_s", "peak_rss_mb",
+             "partner_report_s", "network_report_s", "copy_events_per_s", "ratio_a_c", "ratio_a_b", "entries",
+             "sealed_per_s", "entries_per_s", "in_process_events_per_s", "http_in_process_ratio", "requests_per_s",
+             "operations_per_s", "p50_ms", "p99_ms")
+
+
+def print_results(results: list[dict], console: Console) -> None:
+    """One table per scenario, a row per figure (its name never wrapped), so that any number of
+    scenarios and figures reads at 80 columns; then peers (b)'s line and the machine's speed."""
+    for result in results:
+        table = Table(title=f"pointsnet bench: {result['scenario']}", title_justify="left")
+        table.add_column("figure", no_wrap=True)
+        table.add_column("value", overflow="fold")
+        if "error" in result:
+            table.add_row("error", str(result["error"]))
+        keys = [k for k in PREFERRED if k in result] + [k for k in result if k not in PREFERRED]
+        for key in keys:
+            if key in ("scenario", "error", "reference_before_ms", "reference_after_ms") or result[key] in (None, ""):
+                continue
+            value = result[key]
+            table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+        console.print(table)
     for result in results:
         if "accounting" in result:  # peers (b), or why it did not run (services/bench_peers.py)
             figures = (f"; {result['accounting_events_per_s']} events/s, a / b {result['ratio_a_b']}"
@@ -467,14 +613,6 @@ def run_bench(scenarios: list[str], *, database_url: str | None, events: int | N
     console.print("machine speed (CPU ms of a fixed piece of Python; lower is faster), before and after each "
                   "scenario: " + ", ".join(f"{r['scenario']} {r['reference_before_ms']} / {r['reference_after_ms']}"
                                            for r in results))
-    if json_file is not None:
-        record = {"measured_at": datetime.now(timezone.utc).isoformat(), "machine": machine(), "results": results}
-        try:
-            Path(json_file).write_text(json.dumps(record, indent=2))
-        except OSError as exc:  # it became a directory, or its folder went, while the benchmark ran
-            raise RecordNotWritten(_not_written(json_file, exc)) from None
-        console.print(f"wrote {json_file}")
-    return results
 
 
 class RecordNotWritten(Exception):

@@ -35,6 +35,22 @@ def _median_ms(network: Network, read) -> float:
     return round(statistics.median(times) * 1000, 1)
 
 
+class NoBurnToSample(AssertionError):
+    """No burn was accepted: the member and reference filters and the detail have nothing to sample."""
+
+
+def _sample_burn(tx, events: int, members: int):
+    """One of the accepted burns to sample the member, reference and detail queries with: the 101st in
+    id order, or the middle one when fewer were accepted (a small --events over many --members)."""
+    burns = tx.session.execute(text("SELECT COUNT(*) FROM entries WHERE kind = 'burn'")).scalar_one()
+    if not burns:
+        raise NoBurnToSample(f"no burn was accepted among {events} events over {members} members: nothing to "
+                             "sample the member, reference and detail queries with (give more --events)")
+    return tx.session.execute(text(
+        "SELECT id, member_id, reference, partner_id FROM entries WHERE kind = 'burn' "
+        "ORDER BY id LIMIT 1 OFFSET :offset"), {"offset": min(100, burns // 2)}).one()
+
+
 def scenario_dashboard(database_url: str | None, *, events: int, batch_size: int, members: int,
                        console: Console) -> dict:
     from shared.clock import FixedClock
@@ -58,6 +74,8 @@ def scenario_dashboard(database_url: str | None, *, events: int, batch_size: int
                 for index, batch in enumerate(make_batches(member_ids, events, batch_size, random.Random(5))):
                     network.post(partners[index % len(partners)], batch)
                     progress.update(task, advance=len(batch))
+            # sampled before settling: a ledger without a burn fails fast
+            burn = network.tx(lambda tx: _sample_burn(tx, events, members), readonly=True)
             cycle = cycle_date_for(clock.now(), network.settings)
             clock.advance(days=1)
             network.settle(cycle)
@@ -67,9 +85,6 @@ def scenario_dashboard(database_url: str | None, *, events: int, batch_size: int
                     conn.execute(text("ANALYZE"))
                     conn.commit()
             entries = network.tx(lambda tx: tx.session.execute(text("SELECT COUNT(*) FROM entries")).scalar_one())
-            burn = network.tx(lambda tx: tx.session.execute(text(
-                "SELECT id, member_id, reference, partner_id FROM entries WHERE kind = 'burn' "
-                "ORDER BY id LIMIT 1 OFFSET 100")).one())
             today = cycle_date_for(clock.now(), network.settings)
 
             def explore(where: EntryFilter, offset: int = 0):

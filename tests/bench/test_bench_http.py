@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from rich.console import Console
 
 from services import bench_http
@@ -21,16 +22,42 @@ def quiet() -> Console:
 def test_batch_ingest_posts_every_accepted_event_once():
     result = bench_http.scenario_batch_ingest(PG_URL, events=300, batch_size=100, members=40, console=quiet())
     assert result["accepted"] + result["refused"] == 300
-    assert result["accepted"] > 200 and result["ledger_entries"] == result["accepted"]
+    assert result["accepted"] > 280 and result["ledger_entries"] == result["accepted"]
+    assert result["accepted_earns"] + result["accepted_burns"] == result["accepted"]
+    assert 0 < result["accepted_events_per_s"] <= result["events_per_s"]
     assert result["events_per_s"] > 0 and result["in_process_events_per_s"] > 0 and result["http_in_process_ratio"] > 0
 
 
 def test_single_earn_from_concurrent_clients():
     result = bench_http.scenario_single_earn(PG_URL, requests=48, members=30, console=quiet(), clients=8)
     assert result["refused"] == 0
-    # the warm-up's earns are in the ledger too
-    assert result["accepted"] == result["ledger_entries"] >= 48
+    # the timed requests apart from the warm-up's, whose earns are in the ledger too
+    assert result["accepted"] == 48 and result["warmup_requests"] == result["warmup_accepted"] == 16
+    assert result["ledger_entries"] == 48 + 16
     assert 0 < result["p50_ms"] <= result["p99_ms"]
+
+
+def test_single_earn_fails_when_earns_are_refused(monkeypatch):
+    """A refused earn is a fault of the run, never throughput: members the network does not know."""
+    prepare = bench_http.prepare
+    monkeypatch.setattr(bench_http, "prepare", lambda network, members: (
+        prepare(network, 1)[0], [f"mem_unknown{n}" for n in range(members)]))
+    with pytest.raises(AssertionError, match=r"single-earn: 12 of 12 earns refused: 12 unknown_member"):
+        bench_http.scenario_single_earn(PG_URL, requests=8, members=5, console=quiet(), clients=2)
+
+
+def test_batch_ingest_fails_on_refusals_other_than_insufficient_points():
+    """Only a burn beyond the balance may be refused; anything else fails the run (no server needed)."""
+    def answer(*results):
+        return {"results": [{"reference": ref, "status": 200, "result": {"points": 5}} if code is None else
+                            {"reference": ref, "status": 422, "problem": {"code": code}} for ref, code in results]}
+
+    accepted, refused = bench_http.tally_batch_answers([answer(("E1", None), ("B2", "insufficient_points"))])
+    assert accepted == {"E1": 5} and refused == {"B2"}
+    with pytest.raises(AssertionError, match=r"refused for other reasons than insufficient points: "
+                                             r"2 unknown_member, 1 validation_failed"):
+        bench_http.tally_batch_answers([answer(("E1", None), ("E2", "unknown_member")),
+                                        answer(("E3", "unknown_member"), ("E4", "validation_failed"))])
 
 
 def test_hot_member_balance_is_exact():
