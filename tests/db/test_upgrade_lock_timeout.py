@@ -65,7 +65,7 @@ def test_an_upgrade_that_cannot_lock_a_table_stops_in_one_line_and_changes_nothi
     assert not waited, "the upgrade waited for the lock on partners as long as the transaction held it"
     [done] = result
     assert time.monotonic() - started < 10
-    assert done.returncode == 2, done.stderr[-600:]
+    assert done.returncode == 1, done.stderr[-600:]  # the system (a lock held), not the command: docs/operations.md, "Exit status"
     assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr[-600:]
     assert "migration 0041 could not lock table partners within 0.5 s (3 tries): a long transaction holds it" \
         in done.stderr and "nothing changed: run the upgrade again" in done.stderr, done.stderr
