@@ -71,17 +71,42 @@ CHECKS: dict[str, tuple[str, str]] = {
         WHERE p.float_drawn_micro IS NOT NULL AND p.float_drawn_micro <> COALESCE(l.amount, 0)
         """,
     ),
+    "float_opened_matches_lines": (
+        "a float's lines that are not the float's (float_opened_micro) are the partner's prepaid_funding lines "
+        "of the cycles before the one it was enforced in that no settlement took from the float or credited "
+        "it for (docs/ledger.md, decision 14)",
+        """
+        SELECT p.partner_id, 'opened ' || COALESCE(CAST(p.float_opened_cycle AS TEXT), '-') || ' kept '
+               || p.float_opened_micro || ' lines ' || COALESCE(l.amount, 0)
+        FROM partner_limits p LEFT JOIN (
+            SELECT o.payer, SUM(o.amount_micro) AS amount
+            FROM obligation_lines o JOIN partner_limits q ON q.partner_id = o.payer
+            WHERE o.kind = 'prepaid_funding' AND q.float_opened_cycle IS NOT NULL
+              AND o.cycle_date < q.float_opened_cycle
+              AND NOT EXISTS (SELECT 1 FROM settlements s WHERE s.cycle_date = o.cycle_date AND s.party = o.payer
+                              AND (s.from_float_minor <> 0 OR s.float_rounding_micro <> 0))
+              AND NOT EXISTS (SELECT 1 FROM float_topups t WHERE t.partner_id = o.payer
+                              AND t.bank_reference = 'settlement:' || CAST(o.cycle_date AS TEXT))
+            GROUP BY o.payer
+        ) l ON l.payer = p.partner_id
+        WHERE p.float_opened_micro <> COALESCE(l.amount, 0)
+        """,
+    ),
     "float_rounding_matches_lines": (
         "a settlement's rounding credit to a float is the cycle's prepaid_funding lines of the partner less "
-        "their sum rounded half-even to minor units (what its statement settled)",
-        # per settlement with a credit (few: floats enforced), through ix_obligation_lines_prepaid_funding;
+        "their sum rounded half-even to minor units (what its statement settled): every settlement with a "
+        "credit, and every settlement of a partner whose float is enforced of a cycle from the one it was "
+        "enforced in (settled from the float: a missing credit is found too)",
+        # per settlement with a credit or of an enforced float (few), through ix_obligation_lines_prepaid_funding;
         # at most half a minor unit, leaving whole minor units, an even number of them where it is a half
         """
         SELECT r.party || ' ' || CAST(r.cycle_date AS TEXT), 'rounding ' || r.rounding || ' lines ' || r.amount
         FROM (SELECT s.party, s.cycle_date, s.float_rounding_micro AS rounding,
                      COALESCE((SELECT SUM(o.amount_micro) FROM obligation_lines o WHERE o.kind = 'prepaid_funding'
                                AND o.payer = s.party AND o.cycle_date = s.cycle_date), 0) AS amount
-              FROM settlements s WHERE s.float_rounding_micro <> 0) r
+              FROM settlements s WHERE s.float_rounding_micro <> 0 OR EXISTS (
+                  SELECT 1 FROM partner_limits p WHERE p.partner_id = s.party AND p.float_overdraft_minor IS NOT NULL
+                  AND (p.float_opened_cycle IS NULL OR s.cycle_date >= p.float_opened_cycle))) r
         WHERE r.rounding > 500000 OR r.rounding < -500000 OR (r.amount - r.rounding) % 1000000 <> 0
            OR (r.rounding IN (500000, -500000) AND ((r.amount - r.rounding) / 1000000) % 2 <> 0)
         """,

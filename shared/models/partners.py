@@ -87,6 +87,13 @@ class PartnerLimits(Base):
     # line amounts (micro-units), set from that sum when the overdraft is first set and then added to
     # (PostgreSQL: a trigger on obligation_lines, migration 0022; SQLite: the journal); NULL: not kept.
     float_drawn_micro: Mapped[int | None] = mapped_column(BigInteger)
+    # Where the float (last) was enforced from (docs/ledger.md, decision 14): the cycle open then, and the
+    # prepaid_funding lines of the cycles before it that no settlement took from the float (settled by
+    # bank, or settled later, by bank: a float settles only cycles from this one on). The float counts
+    # the kept total less these (``limits._balance_micro``). NULL cycle: every cycle's lines count (a
+    # float enforced before migration 0045 whose settlements show no cycle settled by bank before it).
+    float_opened_cycle: Mapped[date | None] = mapped_column(Date)
+    float_opened_micro: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class FloatTopup(Base):

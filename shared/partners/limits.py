@@ -6,8 +6,12 @@ top-ups, and every prepaid issuance draws on them. Where a partner has a float o
 configured (0 or more), issuance that would take the float below ``-overdraft`` is refused
 with ``float_exhausted`` and raised to operators. The float is exact::
 
-    balance (micro-units) = sum(top-ups) * 10**6 - sum(prepaid_funding line amounts)
+    balance (micro-units) = sum(top-ups) * 10**6 - sum(the float's prepaid_funding line amounts)
                             + sum(settlements' rounding credits)
+
+The float's lines are those of the cycles from the one open when it was enforced, and of cycles it
+settled under an earlier enforcement; the lines of cycles settled by bank before it was enforced are
+not (``partner_limits.float_opened_micro``).
 
 Reversals of earns post negative ``prepaid_funding`` lines, so they give the float back. Every
 ``prepaid_funding`` line draws on it, a buy-out's too (a terminated partner funds its bought-out
@@ -118,10 +122,14 @@ def set_limits(tx: Tx, partner_id: str, **changes: int | None) -> dict:
     if row is None:
         row = PartnerLimits(partner_id=partner_id, exposure_warn_ppm=800_000, updated_at=tx.now)
         tx.session.add(row)
+    opening = row.float_overdraft_minor is None and changes.get("float_overdraft_minor") is not None
     for name, value in changes.items():
         setattr(row, name, value)
     if row.float_overdraft_minor is not None and row.float_drawn_micro is None:
         row.float_drawn_micro = _summed_drawn(tx, partner_id)
+    if opening:  # enforced (again): the float answers the cycles from the one open now
+        row.float_opened_cycle = cycle_date_for(tx.now, tx.settings)
+        row.float_opened_micro = not_the_floats(tx, partner_id, row.float_opened_cycle)
     row.updated_at = tx.now
     tx.session.flush()
     return limits_json(row)
@@ -167,6 +175,36 @@ def _summed_drawn(tx: Tx, partner_id: str) -> int:
         ObligationLine.payer == partner_id, ObligationLine.kind == PREPAID_FUNDING)).one()) or 0
 
 
+def float_settled_cycles(tx: Tx, partner_id: str) -> set[date]:
+    """The settled cycles whose settlement took the partner's funding from its float or credited the
+    float (a part of it, its shortfall or its rounding): what a float settled, every other settled cycle
+    with funding was settled by bank (a cycle whose lines add up to 0 is neither, and counts for nothing)."""
+    shown = select(Settlement.cycle_date).where(
+        Settlement.party == partner_id,
+        (Settlement.from_float_minor != 0) | (Settlement.float_rounding_micro != 0))
+    days = set(tx.session.execute(shown).scalars())
+    for reference in tx.session.execute(select(FloatTopup.bank_reference).where(
+            FloatTopup.partner_id == partner_id, FloatTopup.bank_reference.like(f"{SETTLED_BY_BANK}%"))).scalars():
+        answers = _settlement_cycle(reference)
+        if answers is not None:
+            days.add(answers)
+    return days
+
+
+def not_the_floats(tx: Tx, partner_id: str, opened: date) -> int:
+    """The prepaid_funding lines (micro-units) that are not a float enforced from cycle ``opened``'s: those
+    of the cycles before it that no settlement took from the float (docs/ledger.md, decision 14)."""
+    floats = float_settled_cycles(tx, partner_id)
+    total = 0
+    for day, *amount in tx.session.execute(
+            select(ObligationLine.cycle_date, *exact_sum(tx, ObligationLine.amount_micro))
+            .where(ObligationLine.payer == partner_id, ObligationLine.kind == PREPAID_FUNDING,
+                   ObligationLine.cycle_date < opened).group_by(ObligationLine.cycle_date)).all():
+        if day not in floats:
+            total += exact_total(tx, amount) or 0
+    return total
+
+
 def kept_floats(tx: Tx) -> list[str]:
     """The partners whose float drawn is kept (``partner_limits.float_drawn_micro``), by id."""
     return list(tx.session.execute(select(PartnerLimits.partner_id).where(
@@ -193,7 +231,8 @@ def repair_float_drawn(tx: Tx, partner_id: str) -> tuple[int, int] | None:
 
 def _balance_micro(tx: Tx, partner_id: str, row: PartnerLimits | None) -> tuple[int, int, int]:
     """(top-ups in minor units, drawn in micro-units, settlements' rounding credits in micro-units):
-    drawn from the kept total of the partner's limits ``row`` when there is one."""
+    drawn from the kept total of the partner's limits ``row`` when there is one, less the lines that are
+    not the float's (those of cycles before it was enforced that it did not settle)."""
     # one statement (a prepaid earn's round trip): the top-ups, and the settlements' rounding credits, each
     # at most half a minor unit (ix_settlements_party_cycle)
     topups, rounding = tx.session.execute(select(
@@ -202,7 +241,8 @@ def _balance_micro(tx: Tx, partner_id: str, row: PartnerLimits | None) -> tuple[
         select(func.coalesce(func.sum(Settlement.float_rounding_micro), 0))
         .where(Settlement.party == partner_id).scalar_subquery())).one()
     kept = None if row is None else row.float_drawn_micro
-    return int(topups), (_summed_drawn(tx, partner_id) if kept is None else int(kept)), int(rounding)
+    drawn = _summed_drawn(tx, partner_id) if kept is None else int(kept)
+    return int(topups), drawn - (0 if row is None else int(row.float_opened_micro or 0)), int(rounding)
 
 
 def float_status(tx: Tx, partner_id: str) -> dict:
@@ -389,6 +429,11 @@ def float_draws(tx: Tx, cycle: date) -> dict[str, FloatDraw]:
     the shortfall, rounded up to whole minor units and at most the cycle's funding, moves by bank; the
     rest comes from the float. A cycle whose funding is negative (reversals) gives it all back to the
     float. A partner whose cycle funding rounds to 0 is answered too (for its rounding credit).
+
+    A float answers the cycles from the one open when it was (last) enforced
+    (``partner_limits.float_opened_cycle``), and counts only their lines and those of the cycles it
+    settled before (an earlier enforcement): a cycle before it is settled by bank, wholly, and its lines
+    are not the float's (``partner_limits.float_opened_micro``; docs/ledger.md, decision 14).
     """
     lines, limits = ObligationLine, PartnerLimits
     enforced = select(limits.partner_id).where(limits.float_overdraft_minor.is_not(None))
@@ -407,12 +452,17 @@ def float_draws(tx: Tx, cycle: date) -> dict[str, FloatDraw]:
     in_cycle = funding(lines.cycle_date == cycle)
     summed = [case((limits.float_drawn_micro.is_(None), through), else_=later)
               for through, later in zip(funding(lines.cycle_date <= cycle), funding(lines.cycle_date > cycle))]
-    rows = []
-    for partner_id, kept, *parts in tx.session.execute(
-            select(limits.partner_id, limits.float_drawn_micro, *in_cycle, *summed)
+    rows, opened = [], {}
+    for partner_id, kept, opened_cycle, not_floats, *parts in tx.session.execute(
+            select(limits.partner_id, limits.float_drawn_micro, limits.float_opened_cycle,
+                   limits.float_opened_micro, *in_cycle, *summed)
             .where(limits.float_overdraft_minor.is_not(None)).order_by(limits.partner_id)).all():
+        if opened_cycle is not None and cycle < opened_cycle:
+            continue  # before the float was enforced: settled by bank, its lines are not the float's
+        opened[partner_id] = opened_cycle
         cycle_funding, other = exact_total(tx, parts[:len(in_cycle)]), exact_total(tx, parts[len(in_cycle):])
-        rows.append((partner_id, cycle_funding, other if kept is None else int(kept) - other))
+        drawn = other if kept is None else int(kept) - other
+        rows.append((partner_id, cycle_funding, drawn - int(not_floats or 0)))
     if not rows:
         return {}
 
@@ -439,13 +489,14 @@ def float_draws(tx: Tx, cycle: date) -> dict[str, FloatDraw]:
         elif answers < cycle:  # an earlier cycle's, counted below in date order
             credited.setdefault(partner_id, {})[answers] = int(amount)
         # a later cycle's (or this one's): it answers draws that are not this cycle's
-    # the rounding credits of the earlier cycles settled (those not settled yet are counted below)
-    settled = [Settlement.cycle_date.not_in(sorted(unsettled))] if unsettled else []
+    # the rounding credits of the cycles settled before the horizon, summed (every cycle before it is
+    # settled); those of the cycles settled since, one by one below, in date order with the others
     rounded = dict(tx.session.execute(
         select(Settlement.party, func.sum(Settlement.float_rounding_micro))
-        .where(Settlement.party.in_(enforced), Settlement.cycle_date < cycle, *settled)
+        .where(Settlement.party.in_(enforced), Settlement.cycle_date < horizon)
         .group_by(Settlement.party)).all())
     window: dict[str, dict[date, int]] = {}
+    shown: dict[str, dict[date, tuple[int, int]]] = {}  # settled since the horizon: (from float, rounding)
     if unsettled:
         for partner_id, day, *amount in tx.session.execute(
                 select(lines.payer, lines.cycle_date, *exact_sum(tx, lines.amount_micro))
@@ -453,22 +504,32 @@ def float_draws(tx: Tx, cycle: date) -> dict[str, FloatDraw]:
                        lines.cycle_date >= horizon, lines.cycle_date < cycle)
                 .group_by(lines.payer, lines.cycle_date)).all():
             window.setdefault(partner_id, {})[day] = exact_total(tx, amount)
+        for partner_id, day, from_float, rounding in tx.session.execute(
+                select(Settlement.party, Settlement.cycle_date, Settlement.from_float_minor,
+                       Settlement.float_rounding_micro)
+                .where(Settlement.party.in_(enforced), Settlement.cycle_date >= horizon,
+                       Settlement.cycle_date < cycle)).all():
+            shown.setdefault(partner_id, {})[day] = (int(from_float), int(rounding))
 
     draws = {}
     for partner_id, cycle_funding, drawn in rows:
         held = paid_in.get(partner_id, 0) * MICRO + int(rounded.get(partner_id) or 0)
-        fundings = window.get(partner_id, {})
-        credits = credited.get(partner_id, {})
-        # the cycles since the horizon in date order: a settled one with the credit it had, one not
-        # settled yet with the credit its settlement would have now
+        credits, settled, since = credited.get(partner_id, {}), shown.get(partner_id, {}), opened[partner_id]
+        # the float's cycles since the horizon: from the one it was enforced in, and those settled from it
+        # before (an earlier enforcement); the others' lines are not the float's (settled by bank)
+        ours = {day for day in window.get(partner_id, {}).keys() | credits.keys() | settled.keys()
+                if since is None or day >= since or day in credits or any(settled.get(day, (0, 0)))}
+        fundings = {day: amount for day, amount in window.get(partner_id, {}).items() if day in ours}
+        # in date order: a settled one with the credits it had (its shortfall and its rounding), one not
+        # settled yet with the credits its settlement would have now
         drawn_before = int(drawn) - int(cycle_funding) - sum(fundings.values())
-        for day in sorted(fundings.keys() | credits.keys()):
+        for day in sorted(ours):
             drawn_before += fundings.get(day, 0)
             if day in unsettled:
                 _funded, short, rounding = _short_minor(fundings.get(day, 0), drawn_before, held)
                 held += short * MICRO + rounding
             else:
-                held += credits.get(day, 0) * MICRO
+                held += credits.get(day, 0) * MICRO + settled.get(day, (0, 0))[1]
         funded, short, rounding = _short_minor(int(cycle_funding), int(drawn), held)
         if funded or rounding:
             draws[partner_id] = FloatDraw(funded, funded - short, rounding)

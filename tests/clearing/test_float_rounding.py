@@ -10,13 +10,16 @@ back are what the statements add up to. docs/ledger.md, decision 14; docs/settle
 
 from __future__ import annotations
 
+import itertools
+
+import pytest
 from sqlalchemy import func, select
 
 from shared.ledger.cycles import cycle_date_for
 from shared.models import FloatTopup, Settlement
 from shared.partners.contracts import ContractTerms, add_contract_version
 from shared.partners.lifecycle import terminate
-from shared.partners.limits import float_status, record_topup, set_limits
+from shared.partners.limits import FloatExhausted, float_status, record_topup, set_limits
 from tests.factories import make_member, make_partner, verify_ok
 
 HALF_FEN = dict(billing="prepaid", point_value="0.5", issuance_fee="0", redemption_fee_rate="0")
@@ -196,3 +199,155 @@ def test_verify_finds_a_rounding_credit_that_does_not_match_the_lines(network, c
         report = network.tx(verify, readonly=True)
         assert [(o.check, o.subject) for o in report.offences] == [
             ("float_rounding_matches_lines", f"{partner} {cycle.isoformat()}")]
+
+
+# Cycles settled out of order: 300.0, 389.5 (statement 390, credit -0.5), 1.0 against a top-up of 300.
+# A later cycle's rounding credit is never counted in an earlier cycle's figures.
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_every_order_of_settling_has_the_figures_of_date_order(network, clock, order):
+    partner = floated(network, make_partner(network, "Half fen", **HALF_FEN), topup=300, overdraft=1_000)
+    member = make_member(network, partner)
+    cycles = []
+    for i, points in enumerate((600, 779, 2)):
+        network.earn(partner, member, f"e{i}", points=points)
+        cycles.append(today(network))
+        clock.advance(days=1)
+    for i in order:
+        network.settle(cycles[i])
+    assert [settled(network, partner, cycle) for cycle in cycles] == [(-300, 300, 0), (-390, 0, -390), (-1, 0, -1)]
+    assert assert_square(network, partner) == 0
+    verify_ok(network)
+
+
+def test_verify_finds_a_missing_rounding_credit(network, clock):
+    from sqlalchemy import update
+
+    from shared.ledger.verify import verify
+
+    partner = floated(network, make_partner(network, "Half fen", **HALF_FEN), topup=1_000)
+    member = make_member(network, partner)
+    network.earn(partner, member, "e1", points=1)  # 0.5: the statement settles 0, the float is credited 0.5
+    cycle = today(network)
+    clock.advance(days=1)
+    network.settle(cycle)
+    assert settled(network, partner, cycle) == (0, 0, 0)
+    assert assert_square(network, partner) == 1_000
+    verify_ok(network)
+    network.tx(lambda tx: tx.session.execute(update(Settlement).where(Settlement.party == partner)
+                                             .values(float_rounding_micro=0)))
+    report = network.tx(verify, readonly=True)
+    assert [(o.check, o.subject) for o in report.offences] == [
+        ("float_rounding_matches_lines", f"{partner} {cycle.isoformat()}")]
+
+
+# A float counts the prepaid funding since it was enforced: the cycles before, settled by bank, are not
+# its draws (docs/ledger.md, decision 14).
+
+def _enforce(network, partner, overdraft=0):
+    network.tx(lambda tx: set_limits(tx, partner, float_overdraft_minor=overdraft))
+
+
+def test_a_float_enforced_after_cycles_settled_by_bank_counts_only_its_own(network, clock):
+    partner = make_partner(network, "Later", **HALF_FEN)
+    network.tx(lambda tx: set_limits(tx, partner, float_overdraft_minor=None))
+    member = make_member(network, partner)
+    network.earn(partner, member, "old", points=777)
+    old = today(network)
+    clock.advance(days=1)
+    network.settle_due()
+    assert settled(network, partner, old) == (-388, 0, -388)  # by bank
+    _enforce(network, partner)
+    network.tx(lambda tx: record_topup(tx, partner, 1_000, "TOP-1"))
+    network.earn(partner, member, "new", points=100)
+    new = today(network)
+    clock.advance(days=1)
+    network.settle_due()
+    assert settled(network, partner, new) == (-50, 50, 0)
+    status = network.tx(lambda tx: float_status(tx, partner), readonly=True)
+    assert (status["balance_micro"], status["headroom_micro"]) == (950 * MICRO, 950 * MICRO)
+    assert assert_square(network, partner) == 950
+    verify_ok(network)
+    # the headroom is all of it: 950 can be issued (1,900 points), not a point more
+    with pytest.raises(FloatExhausted):
+        network.earn(partner, member, "too-much", points=1_901)
+    network.earn(partner, member, "all-of-it", points=1_900)
+    assert balance(network, partner) == 0
+
+
+def test_a_cycle_ended_before_the_float_was_enforced_is_settled_by_bank(network, clock):
+    """Enforced after a cycle's cut-off but before its settlement: that cycle is not the float's."""
+    partner = make_partner(network, "Later", **HALF_FEN)
+    member = make_member(network, partner)
+    network.earn(partner, member, "old", points=777)  # 388.5
+    old = today(network)
+    clock.advance(days=1)
+    _enforce(network, partner)
+    network.tx(lambda tx: record_topup(tx, partner, 1_000, "TOP-1"))
+    network.earn(partner, member, "new", points=100)  # 50, in the cycle open when it was enforced
+    new = today(network)
+    clock.advance(days=1)
+    network.settle_due()
+    assert settled(network, partner, old) == (-388, 0, -388)
+    assert settled(network, partner, new) == (-50, 50, 0)
+    assert assert_square(network, partner) == 950
+    verify_ok(network)
+
+
+def test_the_open_cycles_funding_before_enforcement_is_the_floats(network, clock):
+    """The cycle open when the float is enforced settles from it, all of its funding: so it draws it."""
+    partner = make_partner(network, "Later", **HALF_FEN)
+    member = make_member(network, partner)
+    network.earn(partner, member, "before", points=100)  # 50
+    _enforce(network, partner)
+    network.tx(lambda tx: record_topup(tx, partner, 1_000, "TOP-1"))
+    assert balance(network, partner) == 950 * MICRO
+    network.earn(partner, member, "after", points=100)  # 50
+    cycle = today(network)
+    clock.advance(days=1)
+    network.settle_due()
+    assert settled(network, partner, cycle) == (-100, 100, 0)
+    assert assert_square(network, partner) == 900
+    verify_ok(network)
+
+
+def test_a_float_turned_off_and_on_again_does_not_count_what_was_settled_by_bank_meanwhile(network, clock):
+    partner = floated(network, make_partner(network, "On and off", **HALF_FEN), topup=1_000)
+    member = make_member(network, partner)
+    cycles = []
+    network.earn(partner, member, "on", points=100)  # 50, from the float
+    cycles.append(today(network))
+    clock.advance(days=1)
+    network.settle_due()
+    network.tx(lambda tx: set_limits(tx, partner, float_overdraft_minor=None))
+    network.earn(partner, member, "off", points=201)  # 100.5, by bank
+    cycles.append(today(network))
+    clock.advance(days=1)
+    network.settle_due()
+    _enforce(network, partner)
+    assert balance(network, partner) == 950 * MICRO
+    network.earn(partner, member, "on-again", points=100)  # 50, from the float
+    cycles.append(today(network))
+    clock.advance(days=1)
+    network.settle_due()
+    assert [settled(network, partner, cycle) for cycle in cycles] == [(-50, 50, 0), (-100, 0, -100), (-50, 50, 0)]
+    assert assert_square(network, partner) == 900
+    verify_ok(network)
+
+
+def test_verify_finds_a_float_baseline_that_does_not_match_the_lines(network, clock):
+    from sqlalchemy import update
+
+    from shared.ledger.verify import verify
+    from shared.models import PartnerLimits
+
+    partner = make_partner(network, "Later", **HALF_FEN)
+    member = make_member(network, partner)
+    network.earn(partner, member, "old", points=777)
+    clock.advance(days=1)
+    network.settle_due()
+    _enforce(network, partner)
+    verify_ok(network)
+    network.tx(lambda tx: tx.session.execute(update(PartnerLimits).where(PartnerLimits.partner_id == partner)
+                                             .values(float_opened_micro=0)))
+    report = network.tx(verify, readonly=True)
+    assert [(o.check, o.subject) for o in report.offences] == [("float_opened_matches_lines", partner)]

@@ -345,3 +345,59 @@ def test_0044_credits_settled_floats_with_their_rounding(network, clock, databas
     # signed: the statement took 0.5 more than the lines of the first cycle, 0.5 less of the second
     assert rows == settled == {("2026-11-20", floated): -500_000, ("2026-11-21", floated): 500_000}
     assert before == 0  # 300 topped up, 300 from the float, 388 by bank (credited): square
+
+
+def _read(database_url, query: str) -> dict:
+    engine = create_engine(normalise_url(database_url))
+    try:
+        with engine.connect() as connection:
+            return {(str(row[0])[:10], row[1]): tuple(int(v) for v in row[2:])
+                    for row in connection.execute(text(query))}
+    finally:
+        engine.dispose()
+
+
+def test_0044_and_0045_backfill_what_settlement_and_set_limits_write(network, clock, database_url):
+    """Down to 0043 and up again gives what the code wrote: every settled cycle of a float enforced from
+    the start has its rounding credit, also where the funding rounds to 0; a float enforced after a cycle
+    was settled by bank gets the cycle it answers from and that cycle's lines as not the float's."""
+    from shared.partners.limits import float_status, record_topup, set_limits
+    from tests.factories import make_member, make_partner
+
+    terms = dict(billing="prepaid", point_value="0.5", issuance_fee="0", redemption_fee_rate="0")
+    early, later = (make_partner(network, name, **terms) for name in ("Early", "Later"))
+    network.tx(lambda tx: set_limits(tx, early, float_overdraft_minor=1_000))
+    network.tx(lambda tx: record_topup(tx, early, 300, "TOPUP-1"))
+    member = make_member(network, early, also_linked_to=(later,))
+    network.earn(early, member, "e1", points=1)  # 0.5: statement 0, credit +0.5
+    network.earn(later, member, "l1", points=777)  # 388.5: by bank, no float yet
+    clock.advance(days=1)
+    network.earn(early, member, "e2", points=3)  # 1.5: statement 2, credit -0.5
+    network.settle_due()
+    network.tx(lambda tx: set_limits(tx, later, float_overdraft_minor=0))
+    network.tx(lambda tx: record_topup(tx, later, 1_000, "TOPUP-2"))
+    network.earn(later, member, "l2", points=100)  # 50: from the float
+    clock.advance(days=1)
+    network.reverse(early, "r1", "e2", points=1)  # -0.5: statement 0, credit -0.5
+    clock.advance(days=1)
+    network.settle_due()
+    balances = {p: network.tx(lambda tx, p=p: float_status(tx, p), readonly=True)["balance_micro"]
+                for p in (early, later)}
+    assert balances == {early: 298 * 10**6, later: 950 * 10**6}  # 300 - (0 + 2 + 0); 1,000 - 50
+    rounding = ("SELECT cycle_date, party, float_rounding_micro FROM settlements "
+                "WHERE float_rounding_micro <> 0 ORDER BY cycle_date, party")
+    opened = "SELECT float_opened_cycle, partner_id, float_opened_micro FROM partner_limits WHERE partner_id = '%s'"
+    written = _read(database_url, rounding), _read(database_url, opened % later)
+    assert written == ({("2026-11-20", early): (500_000,), ("2026-11-21", early): (-500_000,),
+                        ("2026-11-22", early): (-500_000,)}, {("2026-11-21", later): (388_500_000,)})
+    network.db.engine.dispose()
+    _migrate(database_url, "0043", down=True)
+    try:
+        _migrate(database_url, "head")
+        migrated = _read(database_url, rounding), _read(database_url, opened % later)
+        after = {p: network.tx(lambda tx, p=p: float_status(tx, p), readonly=True)["balance_micro"]
+                 for p in (early, later)}
+    finally:
+        _migrate(database_url, "head")
+    assert migrated == written
+    assert after == balances
