@@ -48,6 +48,15 @@ def count_open_holds(tx: Tx, member_id: str) -> int:
         Hold.member_id == member_id, Hold.status == "open", Hold.expires_at > tx.now)).scalar_one()
 
 
+def _blank(session, row, path: str) -> None:
+    """The kept request of ``row`` (an API enrolment) becomes ``{"method", "path", "body": {"erased": true}}``
+    with its hash: the contact's keyed hashes go, and a retry with its Idempotency-Key is refused as a
+    reused key rather than enrolling the person again."""
+    blank = {"method": "POST", "path": path, "body": {"erased": True}}
+    session.execute(update(records_t).where(records_t.c.partner_id == row.partner_id, records_t.c.key == row.key)
+                    .values(request=canonical_json(blank), request_hash=request_hash(blank)))
+
+
 def forget_enrolment_requests(tx: Tx, member_ids: list[str]) -> int:
     """Blank the stored request of the API enrolments (``POST /v1/members``) that answered with one of
     ``member_ids``; returns how many.
@@ -81,9 +90,7 @@ def forget_enrolment_requests(tx: Tx, member_ids: list[str]) -> int:
         if not (isinstance(request, dict) and isinstance(response, dict) and request.get("method") == "POST"
                 and str(request.get("path")).endswith(ENROLMENT_PATH) and response.get("member_id") in member_ids):
             continue
-        blank = {"method": "POST", "path": request["path"], "body": {"erased": True}}
-        session.execute(update(records_t).where(records_t.c.partner_id == row.partner_id, records_t.c.key == row.key)
-                        .values(request=canonical_json(blank), request_hash=request_hash(blank)))
+        _blank(session, row, request["path"])
         blanked += 1
     return blanked
 
@@ -148,9 +155,7 @@ def forget_requests_naming(tx: Tx, naming: RequestHashes) -> int:
         if not (any(body.get(field) in values for field, values in naming.contacts.items())
                 or body.get("customer_ref") in naming.refs.get(row.partner_id, ())):
             continue
-        blank = {"method": "POST", "path": request["path"], "body": {"erased": True}}
-        session.execute(update(records_t).where(records_t.c.partner_id == row.partner_id, records_t.c.key == row.key)
-                        .values(request=canonical_json(blank), request_hash=request_hash(blank)))
+        _blank(session, row, request["path"])
         blanked += 1
     return blanked
 

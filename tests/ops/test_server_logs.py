@@ -18,6 +18,19 @@ from shared.ports import free_port
 from tests.cli.inprocess import pointsnet as in_process
 
 
+def _wait_live(server: subprocess.Popen, url: str, name: str) -> None:
+    """Until the server answers ``url`` 200 (at most 90 s, and only while it runs)."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline and server.poll() is None, f"{name} did not come up"
+        time.sleep(0.2)
+
+
 def _serve_api_log(tmp_path, log_format: str) -> str:
     """Standard output and error of `pointsnet serve-api` that received one malformed request, then SIGTERM."""
     same_env = {"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None}
@@ -29,15 +42,7 @@ def _serve_api_log(tmp_path, log_format: str) -> str:
     server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve-api", "--port", str(port)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "serve-api did not come up"
-            time.sleep(0.3)
+        _wait_live(server, f"http://127.0.0.1:{port}/health/live", "serve-api")
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:  # a scanner, a broken client
             raw.sendall(b"GARBAGE\r\n\r\n")
             raw.recv(200)
@@ -80,15 +85,7 @@ def test_with_the_json_format_every_line_a_server_writes_at_start_is_json(tmp_pa
     server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve-dashboard", "--port", str(port)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/dashboard/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "serve-dashboard did not come up"
-            time.sleep(0.2)
+        _wait_live(server, f"http://127.0.0.1:{port}/dashboard/health/live", "serve-dashboard")
     finally:
         server.send_signal(signal.SIGTERM)
         try:
