@@ -49,20 +49,6 @@ def award_counts(tx: Tx, partner_id: str, member_ids: Iterable[str], day) -> dic
     return counts
 
 
-def day_counts(tx: Tx, partner_id: str, member_ids: Iterable[str], day) -> dict[tuple[str, str], int]:
-    """(member, activity) -> awards on ``day``, for a further day that one unit's activities occurred on."""
-    counts: dict[tuple[str, str], int] = {}
-    for chunk in chunks(member_ids):
-        rows = tx.session.execute(
-            select(awards_t.c.member_id, awards_t.c.activity, func.count())
-            .where(awards_t.c.partner_id == partner_id, awards_t.c.member_id.in_(chunk),
-                   awards_t.c.business_day == day)
-            .group_by(awards_t.c.member_id, awards_t.c.activity))
-        for member, activity, on_day in rows:
-            counts[(member, activity)] = int(on_day)
-    return counts
-
-
 class Activities:
     """One unit of work's activity awards for one partner."""
 
@@ -72,7 +58,7 @@ class Activities:
         self.rows: list[dict] = []
         # (member, activity) -> awards in all; day -> (member, activity) -> awards on that network day.
         # The unit's first activity reads both in one query (its day's counts with the totals); an
-        # activity of a further day (a backdated one beside today's) reads that day's counts once.
+        # activity of a further day (a backdated one beside today's) reads that day's counts once, the same way.
         self._totals: dict[tuple[str, str], int] | None = None
         self._days: dict[object, dict[tuple[str, str], int]] = {}
 
@@ -86,12 +72,10 @@ class Activities:
                                   activity=event.activity)
         if self._totals is None or day not in self._days:
             members = {e.member_id for e in posting.events if e.kind == "activity" and e.member_id}
-            if self._totals is None:
-                counts = award_counts(posting.tx, posting.partner_id, members, day)
+            counts = award_counts(posting.tx, posting.partner_id, members, day)
+            if self._totals is None:  # the totals as read first: this unit's awards are counted on top
                 self._totals = {key: total for key, (_, total) in counts.items()}
-                self._days[day] = {key: on_day for key, (on_day, _) in counts.items()}
-            else:
-                self._days[day] = day_counts(posting.tx, posting.partner_id, members, day)
+            self._days[day] = {key: on_day for key, (on_day, _) in counts.items()}
         key = (member.id, event.activity)
         on_day, total = self._days[day].get(key, 0), self._totals.get(key, 0)
         for cap, used, what in ((activity.per_member_per_day, on_day, "per_member_per_day"),

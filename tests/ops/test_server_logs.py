@@ -31,6 +31,16 @@ def _wait_live(server: subprocess.Popen, url: str, name: str) -> None:
         time.sleep(0.2)
 
 
+def _stopped(server: subprocess.Popen) -> tuple[str, str]:
+    """SIGTERM (a kill after 30 s), then what the server wrote: (stdout, stderr)."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        return server.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        return server.communicate()
+
+
 def _serve_api_log(tmp_path, log_format: str) -> str:
     """Standard output and error of `pointsnet serve-api` that received one malformed request, then SIGTERM."""
     same_env = {"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None}
@@ -48,12 +58,7 @@ def _serve_api_log(tmp_path, log_format: str) -> str:
             raw.recv(200)
         time.sleep(0.5)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            stdout, stderr = server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            stdout, stderr = server.communicate()
+        stdout, stderr = _stopped(server)
     return stdout + stderr  # the start-up banner included (stdout in the text format)
 
 
@@ -87,12 +92,7 @@ def test_with_the_json_format_every_line_a_server_writes_at_start_is_json(tmp_pa
     try:
         _wait_live(server, f"http://127.0.0.1:{port}/dashboard/health/live", "serve-dashboard")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            stdout, stderr = server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            stdout, stderr = server.communicate()
+        stdout, stderr = _stopped(server)
     lines = [line for line in (stdout + stderr).splitlines() if line.strip()]
     records = []
     for line in lines:
