@@ -17,6 +17,7 @@ from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algor
 from services.partner_api.app import create_app
 from shared.partners.keys import add_key
 from shared.signing import public_key_pem
+from shared.tls import tls_context
 from tests.factories import make_partner
 
 POST_COMPONENTS = ("@method", "@authority", "@path", "@query", "content-digest", "idempotency-key")
@@ -56,7 +57,7 @@ class Partner:
         self.key = Ed25519PrivateKey.generate()
         self.key_id = network.tx(lambda tx: add_key(tx, self.partner_id, public_key_pem(self.key.public_key()).decode()))["key_id"]
         self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url, timeout=30)
+        self.http = httpx.Client(base_url=base_url, timeout=30, verify=tls_context())
         self.signer = HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=MappingKeyResolver(
             public_keys={}, private_keys={self.key_id: self.key}))
 

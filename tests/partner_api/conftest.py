@@ -31,6 +31,7 @@ from shared.config import Settings
 from shared.models import Entry
 from shared.network import Network
 from shared.partners.keys import add_key
+from shared.tls import tls_context
 from tests.factories import make_partner
 
 REQUEST_TAG = "pointsnet-v1"
@@ -86,7 +87,7 @@ class Partner:
         self.partner_id = make_partner(network, name)
         self.keys: dict[str, Ed25519PrivateKey] = {}
         self.key_id = self.add_key()
-        self.http = httpx.Client(base_url=base_url, timeout=60)
+        self.http = httpx.Client(base_url=base_url, timeout=60, verify=tls_context())  # one TLS context per process
         self._network_keys: dict[str, Ed25519PublicKey] | None = None
 
     def add_key(self, key: Ed25519PrivateKey | None = None) -> str:
@@ -148,7 +149,7 @@ class Partner:
     # -- response signatures -----------------------------------------------------------------
     def network_keys(self) -> dict[str, Ed25519PublicKey]:
         if self._network_keys is None:
-            answer = httpx.get(self.base_url + "/v1/network/keys")  # unsigned, as the design allows
+            answer = self.http.get("/v1/network/keys")  # unsigned, as the design allows
             assert answer.status_code == 200, answer.text
             keys = {}
             for jwk in answer.json()["keys"]:

@@ -6,6 +6,7 @@ import pytest
 from shared.reports.render import csv_values, render
 from shared.reports.service import build_partner
 from shared.reports.period import Period
+from shared.tls import tls_context
 from tests.partner_api.conftest import Partner, assert_problem, serve  # noqa: F401  (fixture)
 
 
@@ -16,7 +17,7 @@ class Registered(Partner):
         self.network, self.base_url, self.partner_id = network, base_url, partner_id
         self.keys = {}
         self.key_id = self.add_key()
-        self.http = httpx.Client(base_url=base_url, timeout=60)
+        self.http = httpx.Client(base_url=base_url, timeout=60, verify=tls_context())
         self._network_keys = None
 
 
