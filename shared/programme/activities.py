@@ -71,6 +71,9 @@ class Activities:
             raise UnknownActivity(f"no activity {event.activity!r} in your earn rules in force",
                                   activity=event.activity)
         if self._totals is None or day not in self._days:
+            # the events' ids are the keys read below: ``_member`` answers only the member locked under that
+            # very id (a duplicate merged into another is never locked: its events answer unknown_member,
+            # and its awards moved to the survivor with the merge)
             members = {e.member_id for e in posting.events if e.kind == "activity" and e.member_id}
             counts = award_counts(posting.tx, posting.partner_id, members, day)
             if self._totals is None:  # the totals as read first: this unit's awards are counted on top

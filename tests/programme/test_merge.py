@@ -212,14 +212,41 @@ def test_a_referral_between_the_two_records_is_no_referral(network):
     verify_ok(network)
 
 
-def test_per_member_activity_caps_count_the_duplicates_awards(network):
+def test_per_member_activity_caps_count_the_duplicates_awards(network, clock):
     partner = make_partner(network)
-    network.tx(lambda tx: set_rules(tx, partner, "activities:\n  signup: {points: 200, per_member_total: 1}\n"))
+    network.tx(lambda tx: set_rules(tx, partner, "activities:\n  signup: {points: 200, per_member_total: 1}\n"
+                                    "  survey: {points: 50, per_member_per_day: 1, per_member_total: 2}\n"))
     survivor, duplicate = make_member(network, partner), make_member(network, partner)
     network.activity(partner, duplicate, "signup", "d-signup")
+    network.activity(partner, duplicate, "survey", "d-survey")
     merge(network, survivor, duplicate)
     with pytest.raises(ActivityCapReached):
         network.activity(partner, survivor, "signup", "s-signup")  # one person, signed up already
+    # docs/programme.md: nothing posts to the merged-away id (it is not read as its survivor, whose caps
+    # would then be counted under the old id); the survivor's caps count the duplicate's awards (moved),
+    # in a batch naming both ids too, whichever comes first
+    with pytest.raises(UnknownMember):
+        network.activity(partner, duplicate, "survey", "d-survey-2")
+    outcomes = network.post(partner, [
+        Event("activity", "b-d-signup", duplicate, activity="signup"),
+        Event("activity", "b-s-signup", survivor, activity="signup"),
+        Event("activity", "b-d-survey", duplicate, activity="survey"),
+        Event("activity", "b-s-survey", survivor, activity="survey"),
+    ])
+    assert [type(outcome) for outcome in outcomes] == [UnknownMember, ActivityCapReached, UnknownMember,
+                                                        ActivityCapReached]
+    assert [outcome.extra["cap_name"] for outcome in outcomes[1::2]] == ["per_member_total", "per_member_per_day"]
+    clock.advance(days=1)  # the duplicate's survey was yesterday's: one more today, then the total is reached
+    outcomes = network.post(partner, [Event("activity", "n-d-survey", duplicate, activity="survey"),
+                                      Event("activity", "n-s-survey", survivor, activity="survey")])
+    assert isinstance(outcomes[0], UnknownMember) and outcomes[1]["member_id"] == survivor
+    clock.advance(days=1)
+    with pytest.raises(ActivityCapReached) as refused:
+        network.activity(partner, survivor, "survey", "s-survey-3")
+    assert refused.value.extra["cap_name"] == "per_member_total"
+    assert network.balance(survivor)["available"] == 300
+    assert network.balance(duplicate)["available"] == 0
+    verify_ok(network)
 
 
 # -- a merge running at the same time as the partner acts on the duplicate's entries and holds --------

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import VelocityLimitExceeded
+from shared.errors import UnknownMember, VelocityLimitExceeded
+from shared.ledger.events import Event
 from shared.programme.merge import merge_members
 from tests.db.test_history_plans import captured, plan
 from tests.factories import make_member, make_partner, verify_ok
+from tests.programme_limits.conftest import rules
 
 
 def merge(network, survivor, duplicate):
@@ -36,6 +38,17 @@ def test_the_duplicates_earns_of_the_day_count_toward_the_survivors_earn_limit(n
     with pytest.raises(VelocityLimitExceeded) as refused:
         network.earn(coffee, survivor, "s-2", points=101)
     assert (refused.value.extra["used"], refused.value.extra["remaining"]) == (900, 100)
+    # a batch naming the merged-away id and the survivor's: nothing posts to the old id (it is not read
+    # as the survivor, counted apart from the survivor's day), and the survivor's earns and activities
+    # are counted with the duplicate's
+    rules(network, books, "activities:\n  check-in: {points: 101}\n")
+    outcomes = network.post(books, [Event("earn", "b-d-1", duplicate, points=1),
+                                    Event("activity", "b-d-2", duplicate, activity="check-in"),
+                                    Event("activity", "b-s-1", survivor, activity="check-in"),
+                                    Event("earn", "b-s-2", survivor, points=101)])
+    assert [type(outcome) for outcome in outcomes] == [UnknownMember, UnknownMember, VelocityLimitExceeded,
+                                                        VelocityLimitExceeded]
+    assert [outcome.extra["used"] for outcome in outcomes[2:]] == [900, 900]
     network.earn(books, survivor, "s-3", points=100)  # exactly up to the limit
     assert network.balance(survivor)["available"] == 1_000
     verify_ok(network)
