@@ -44,7 +44,8 @@ app.add_typer(alerts_app, name="alerts")
 webhooks_app = typer.Typer(help="Signed webhooks to partners: endpoints, secrets, deliveries, dead letters.",
                            no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
-members_app = typer.Typer(help="Members: balance, tier, activity status, history; merge and erasure.", no_args_is_help=True)
+members_app = typer.Typer(help="Members: balance, tier, activity status, history; merge, erasure and export.",
+                          no_args_is_help=True)
 app.add_typer(members_app, name="members")
 reports_app = typer.Typer(help="Partner performance reports and network analytics (docs/reports.md).",
                           no_args_is_help=True)
@@ -205,5 +206,5 @@ def main() -> None:
 # the commands, one module per domain: each registers its own on the groups above (in this order
 # in --help)
 from services.cli import (  # noqa: E402,F401  isort:skip
-    serving, ledger, partners, clearing, calendar, programme, network_keys, webhooks, reports, users,
+    serving, ledger, partners, clearing, calendar, programme, privacy, network_keys, webhooks, reports, users,
 )

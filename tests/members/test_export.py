@@ -1,0 +1,138 @@
+"""A member's subject-access export (GDPR Art. 15, PIPL Art. 45): ``pointsnet members export`` writes one
+JSON document of what the network holds about the person — contacts decrypted, links, balance, lots,
+holds, awards, referrals, merged duplicates and the whole ledger history — and records the export in the
+audit log (the member id, never the contacts)."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+from sqlalchemy import select, update
+
+from shared.access import audit
+from shared.models import AuditEntry, Member
+from shared.programme.merge import merge_members
+from shared.rules.store import set_rules
+from tests.cli.inprocess import pointsnet
+from tests.factories import make_partner
+
+
+def export(network, database_url, clock, *args):
+    env = {"POINTSNET_DATA_DIR": str(network.settings.data_dir), "POINTSNET_DATABASE_URL": database_url,
+           "POINTSNET_CLOCK": clock.now().isoformat()}
+    return pointsnet("members", "export", *args, env=env)
+
+
+def exports_logged(network) -> list[dict]:
+    return network.tx(lambda tx: audit.page(tx, action="member.exported")[0], readonly=True)
+
+
+def test_the_export_holds_the_persons_contacts_links_balance_lots_holds_awards_and_history(
+        network, database_url, clock, tmp_path, monkeypatch):
+    monkeypatch.setattr("shared.members.export.PAGE", 2)  # the history and the lots read in several pages
+    shop, books = make_partner(network, "CoffeeCo"), make_partner(network, "BookMart")
+    network.tx(lambda tx: set_rules(tx, shop, "activities:\n  survey: {points: 15}\n"))
+    member = network.enrol(shop, phone="+8613812345678", email="li.lei@example.com", name="Li Lei",
+                           customer_ref="C-1")["member_id"]
+    clock.advance(minutes=1)
+    network.enrol(books, link_token=network.mint_link_token(shop, member)["link_token"], customer_ref="B-7")
+    duplicate = network.enrol(books, phone="+8613900001111", name="Lei Li")["member_id"]
+    referee = network.enrol(shop, phone="+8615011112222", referrer_member_id=member)["member_id"]
+    # a few seconds apart: the history's order is the order of posting
+    network.earn(shop, member, "e1", points=100)
+    clock.advance(seconds=10)
+    network.earn(books, duplicate, "d1", points=40)
+    clock.advance(seconds=10)
+    network.burn(books, member, "b1", 30)
+    clock.advance(seconds=10)
+    hold = network.hold(shop, member, "h1", 20)
+    clock.advance(seconds=10)
+    network.activity(shop, member, "survey", "a1")
+    clock.advance(seconds=10)
+    network.tx(lambda tx: merge_members(tx, member, duplicate, reason="ticket 9"))
+
+    out = tmp_path / "export.json"
+    done = export(network, database_url, clock, member, "--out", str(out))
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    document = json.loads(out.read_text())
+    assert (document["member_id"], document["status"]) == (member, "active")
+    assert document["member"]["personal_data"] == {"phone": "+8613812345678", "email": "li.lei@example.com",
+                                                   "name": "Li Lei"}
+    assert document["member"]["enrolled_by"] == shop
+    [merged] = document["merged_from"]
+    assert (merged["member_id"], merged["merged_into"], merged["reason"]) == (duplicate, member, "ticket 9")
+    assert merged["personal_data"] == {"phone": "+8613900001111", "email": None, "name": "Lei Li"}
+    assert [(link["partner"], link["customer_ref"]) for link in document["links"]] == [("CoffeeCo", "C-1"),
+                                                                                       ("BookMart", "B-7")]
+    # 100 + 15 + 40 (the duplicate's, moved by the merge) - 30 burnt; 20 of them held
+    assert document["balance"] == {"available": 105, "held": 20}
+    assert sorted((lot["points"], lot["remaining"], lot["reserved"], lot["funder"]) for lot in document["lots"]) == [
+        (15, 15, 0, "CoffeeCo"), (40, 40, 0, "BookMart"), (100, 70, 20, "CoffeeCo")]
+    assert all(lot["issued_at"] and lot["expires_at"] for lot in document["lots"])
+    assert [(h["hold_id"], h["points"], h["status"], h["partner"]) for h in document["holds"]] == [
+        (hold["hold_id"], 20, "open", "CoffeeCo")]
+    assert [(a["activity"], a["points"], a["partner_id"]) for a in document["activity_awards"]] == [
+        ("survey", 15, shop)]
+    assert [(r["referee"], r["partner_id"], r["bonus"]) for r in document["referrals"]["made"]] == [
+        (referee, shop, None)]
+    assert document["referrals"]["made_by"] == []
+    # the whole history, the duplicate's entries with the member's, oldest first
+    history = [(e["kind"], e["points"], e["reference"], e["partner"], e["member_id"]) for e in document["entries"]]
+    assert history == [("earn", 100, "e1", "CoffeeCo", member), ("earn", 40, "d1", "BookMart", duplicate),
+                       ("burn", 30, "b1", "BookMart", member), ("hold", 20, "h1", "CoffeeCo", member),
+                       ("earn", 15, "a1", "CoffeeCo", member), ("adjustment", 40, None, None, member)]
+    assert all(e["entry_id"] and e["posted_at"] for e in document["entries"])
+    # recorded: the command and the member, not the contacts
+    [logged] = exports_logged(network)
+    assert (logged["user"], logged["target"]) == ("cli", member)
+    assert logged["detail"] == {"command": "pointsnet members export", "status": "active", "entries": 6}
+    raw = network.tx(lambda tx: tx.session.execute(select(AuditEntry.detail)).scalars().all(), readonly=True)
+    assert not any("8613812345678" in detail or "li.lei" in detail for detail in raw)
+
+    # an existing file is kept unless --force; to standard output the same document
+    again = export(network, database_url, clock, member, "--out", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr and again.stderr.count("\n") == 1, again.stderr
+    assert json.loads(out.read_text()) == document
+    out.chmod(0o644)
+    assert export(network, database_url, clock, member, "--out", str(out), "--force").returncode == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and json.loads(out.read_text()) == document
+    printed = export(network, database_url, clock, member)
+    assert printed.returncode == 0 and json.loads(printed.stdout) == document
+    assert len(exports_logged(network)) == 3  # the refused one exported nothing
+
+
+def test_an_erased_members_export_says_so_and_holds_no_personal_data(network, database_url, clock):
+    shop = make_partner(network, "CoffeeCo")
+    member = network.enrol(shop, phone="+8613812345678", email="li.lei@example.com", name="Li Lei",
+                           customer_ref="C-1")["member_id"]
+    network.earn(shop, member, "e1", points=100)
+    network.erase_member(member, reason="request 7")
+    done = export(network, database_url, clock, member)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert (document["member_id"], document["status"]) == (member, "erased") and document["erased_at"]
+    assert set(document) == {"format", "generated_at", "member_id", "status", "erased_at", "note"}
+    assert "8613812345678" not in done.stdout and "li.lei" not in done.stdout and "C-1" not in done.stdout
+    assert [logged["detail"]["status"] for logged in exports_logged(network)] == ["erased"]
+
+
+def test_an_unknown_merged_or_undecryptable_member_is_one_line_and_exit_2(network, database_url, clock, tmp_path):
+    shop = make_partner(network)
+    survivor, duplicate, sealed = (network.enrol(shop, phone=phone)["member_id"]
+                                   for phone in ("+8613812345678", "+8613900001111", "+8615011112222"))
+    network.tx(lambda tx: merge_members(tx, survivor, duplicate))
+    # a contact sealed under a key this host's keyring does not hold: refused, never exported without it
+    network.tx(lambda tx: tx.session.execute(update(Member).where(Member.id == sealed)
+                                             .values(phone_ct="v1.pii_gone.AAAA")))
+    out = tmp_path / "export.json"
+    for member_id, says in (("mem_nobody", "unknown_member: no member mem_nobody"),
+                            (duplicate, f"was merged into {survivor}: export that member"),
+                            (sealed, f"configuration error: the personal data of member {sealed} cannot be "
+                                     "decrypted with this host's keyring")):
+        done = export(network, database_url, clock, member_id, "--out", str(out))
+        assert done.returncode == 2 and done.stdout == "", (done.returncode, done.stderr)
+        assert done.stderr.count("\n") == 1 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert not out.exists()  # the name taken for the document is given back
+    assert exports_logged(network) == []
