@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets
 import time
 import uuid
@@ -40,6 +41,18 @@ GATEWAY_STATUSES = {502, 503, 504}
 
 MAX_RETRY_AFTER_S = 300.0  # a Retry-After longer than this is answered with the error, not slept on
 KEY_REFETCH_INTERVAL_S = 60.0  # an answer signed by an unknown key fetches the network's keys at most this often
+# The network's keys a client fetched are held at most this long (or what the keys endpoint's Cache-Control
+# max-age says, within KEYS_MAX_AGE_BOUNDS_S); the next call or check after that fetches them again, so a
+# long-lived client learns that a key it holds was retired since.
+KEYS_MAX_AGE_S = 300.0
+KEYS_MAX_AGE_BOUNDS_S = (KEY_REFETCH_INTERVAL_S, 3600.0)
+# While such a refresh fails, the keys held go on being used for at most this long after they were fetched:
+# a key retired just after that fetch is still within its rollout allowance until then (an hour to spare for
+# the network's own caching of its keys and the clocks' allowance). Later, keys that cannot be fetched again
+# fail the call, before its request is sent, as they fail a new client's first call.
+KEYS_STALE_LIMIT_S = (RETIRED_KEY_ROLLOUT - timedelta(hours=1)).total_seconds()
+
+log = logging.getLogger("pointsnet.sdk")
 
 
 class PointsnetAPIError(Exception):
@@ -75,6 +88,18 @@ def _problem(response: httpx.Response) -> dict:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _max_age(headers: httpx.Headers) -> float:
+    """How long the network's keys just fetched are held: their answer's Cache-Control max-age, within
+    KEYS_MAX_AGE_BOUNDS_S (never refetched on every call, never held for hours); KEYS_MAX_AGE_S without one."""
+    for directive in headers.get("cache-control", "").split(","):
+        name, _, value = directive.strip().partition("=")
+        value = value.strip().strip('"')
+        if name.strip().lower() == "max-age" and value.isascii() and value.isdigit():
+            low, high = KEYS_MAX_AGE_BOUNDS_S
+            return min(max(float(value), low), high)
+    return KEYS_MAX_AGE_S
 
 
 def _host_and_port(scheme: str, authority: str) -> tuple[str, int | None]:
@@ -136,6 +161,9 @@ class PointsnetClient:
         self._fetched_keys: dict[str, Ed25519PublicKey] | None = None
         self._retired: dict[str, datetime] = {}  # key id -> retired_at, of the keys last fetched
         self._refetched_at: float | None = None  # time.monotonic() of the last fetch an unknown key made
+        self._fetched_at: float | None = None  # time.monotonic() as the keys last fetched were asked for
+        self._keys_max_age = KEYS_MAX_AGE_S  # how long those are held before they are fetched again
+        self._refresh_failed_at: float | None = None  # time.monotonic() of the last refresh that failed
         self.verify_responses = verify_responses
         self.retries = retries
         self.http = httpx.Client(timeout=timeout, transport=transport, verify=tls_context())
@@ -169,28 +197,30 @@ class PointsnetClient:
         if method == "POST" and idempotency_key is None:
             idempotency_key = str(uuid.uuid4())
         content = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
-        if self.verify_responses and not self.network_keys:
-            # before anything is sent: keys that cannot be had refuse the call, never an answer already posted
-            self.fetch_network_keys()
+        if self.verify_responses:
+            # before anything is sent (a new client's first fetch, or a refresh of keys held past their maximum
+            # age): keys that cannot be had refuse the call, never an answer already posted
+            self._verification_keys()
         return self._retrying(lambda: self._send(method, path, content, idempotency_key, params),
                               also=lambda answer: answer.status == 409 and isinstance(answer.body, dict)
                               and answer.body.get("code") == "request_in_progress")
 
-    def _retrying(self, send: Callable[[], Answer], *, also: Callable[[Answer], bool] = lambda answer: False
-                  ) -> Answer:
+    def _retrying(self, send: Callable[[], Answer], *, also: Callable[[Answer], bool] = lambda answer: False,
+                  retries: int | None = None) -> Answer:
         """``send()`` again after a transport error, a 5xx, a 429 (or what ``also`` names), with backoff and
-        never sooner than a Retry-After asks, until it answers otherwise or the retries are spent; an error
-        answer left is a PointsnetAPIError."""
+        never sooner than a Retry-After asks, until it answers otherwise or the retries (the client's unless
+        given) are spent; an error answer left is a PointsnetAPIError."""
+        retries = self.retries if retries is None else retries
         delay = 0.2
-        for attempt in range(self.retries + 1):
+        for attempt in range(retries + 1):
             try:
                 answer = send()
             except httpx.TransportError:
-                if attempt == self.retries:
+                if attempt == retries:
                     raise
             else:
                 if not (answer.status in RETRY_STATUSES or answer.status >= 500 or also(answer)) \
-                        or attempt == self.retries:
+                        or attempt == retries:
                     if answer.status >= 400:
                         raise PointsnetAPIError(answer.status, answer.body if isinstance(answer.body, dict) else {})
                     return answer
@@ -239,7 +269,12 @@ class PointsnetClient:
         """Check the answer's signature. One signed by a key the client does not hold (the network replaced
         its signing key) fetches the network's keys once more and is checked again, unless the keys are
         pinned or the last such fetch was less than KEY_REFETCH_INTERVAL_S ago."""
-        resolver = _Resolver(self.network_keys or self.fetch_network_keys())
+        try:
+            keys = self._verification_keys()
+        except (PointsnetAPIError, httpx.HTTPError) as exc:  # the answer stays unverified: never a retry
+            raise ResponseSignatureError(f"response to {view.method} {view.url} cannot be verified: the "
+                                         f"network's keys cannot be fetched: {exc}") from exc
+        resolver = _Resolver(keys)
         try:
             signed = self._check(response, view, resolver)
         except ResponseSignatureError:
@@ -256,6 +291,32 @@ class PointsnetClient:
                                          f"{resolver.unknown!r}, and the network's keys cannot be fetched: "
                                          f"{exc}") from exc
         self._refuse_after_rollout(self._check(response, view, _Resolver(keys)), view)
+
+    def _verification_keys(self) -> dict[str, Ed25519PublicKey]:
+        """The keys to verify with: the pinned ones; else those fetched, fetched (again) when there are none
+        or they are older than their maximum age. A refresh that fails (one attempt, tried again no sooner
+        than KEY_REFETCH_INTERVAL_S later) keeps the keys held while they are younger than
+        KEYS_STALE_LIMIT_S; older, the keys are fetched with the call's retries and a failure is raised."""
+        if self._pinned_keys:
+            return self._pinned_keys
+        if self._fetched_keys is None or self._fetched_at is None:
+            return self.fetch_network_keys()
+        now = time.monotonic()
+        age = now - self._fetched_at
+        if age < self._keys_max_age:
+            return self._fetched_keys
+        if age >= KEYS_STALE_LIMIT_S:
+            return self.fetch_network_keys()
+        if self._refresh_failed_at is not None and now - self._refresh_failed_at < KEY_REFETCH_INTERVAL_S:
+            return self._fetched_keys
+        try:
+            return self.fetch_network_keys(retries=0)
+        except (PointsnetAPIError, ResponseSignatureError, httpx.HTTPError) as exc:
+            self._refresh_failed_at = now
+            why = f"status {exc.status}" if isinstance(exc, PointsnetAPIError) else f"{type(exc).__name__}: {exc}"
+            log.warning("the network's keys could not be fetched again (%s); the keys fetched %d s ago are used "
+                        "until they can be, for at most %d s after that fetch", why, age, KEYS_STALE_LIMIT_S)
+            return self._fetched_keys
 
     def _may_refetch(self) -> bool:
         return self._refetched_at is None or time.monotonic() - self._refetched_at >= KEY_REFETCH_INTERVAL_S
@@ -297,17 +358,19 @@ class PointsnetClient:
             raise ResponseSignatureError(f"response to {view.method} {view.url} is not signed by the network: "
                                          f"{exc}") from exc
 
-    def fetch_network_keys(self) -> dict[str, Ed25519PublicKey]:
-        """Fetch the network's public keys (kept by this client until an answer is signed by a key not among
-        them), retrying transport errors, 5xx and 429 as a call does; an error answer left after the retries
-        is a PointsnetAPIError."""
+    def fetch_network_keys(self, *, retries: int | None = None) -> dict[str, Ed25519PublicKey]:
+        """Fetch the network's public keys (held by this client until they are older than their maximum age:
+        the keys endpoint's Cache-Control max-age, else KEYS_MAX_AGE_S; or until an answer is signed by a key
+        not among them), retrying transport errors, 5xx and 429 as a call does; an error answer left after
+        the retries is a PointsnetAPIError."""
 
         def send() -> Answer:
             response = self.http.get(self.base_url + "/v1/network/keys")
             body = response.content if response.status_code == 200 else _problem(response)
             return Answer(response.status_code, body, False, response.headers)
 
-        answer = self._retrying(send)
+        asked_at = time.monotonic()  # the keys' age counts from the asking: what they say may be that old
+        answer = self._retrying(send, retries=retries)
         if answer.status != 200:
             raise PointsnetAPIError(answer.status, answer.body)
         try:
@@ -317,6 +380,8 @@ class PointsnetClient:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ResponseSignatureError(f"the network's keys cannot be read: {exc}") from exc
         self._fetched_keys, self._retired = keys, retired
+        self._fetched_at, self._keys_max_age = asked_at, _max_age(answer.headers)
+        self._refresh_failed_at = None
         return keys
 
     def close(self) -> None:
@@ -378,7 +443,7 @@ class PointsnetClient:
         """The network key that signed a checkpoint note (name, key id, key), matched by the note's 4-byte
         key hash."""
         name = note.split("\n", 1)[0]
-        keys = self.network_keys or self.fetch_network_keys()
+        keys = self._verification_keys()
         for line in note.partition("\n\n")[2].splitlines():
             parts = line.split(" ")
             if len(parts) == 3 and parts[1] == name:

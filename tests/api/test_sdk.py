@@ -594,3 +594,125 @@ def test_a_checkpoint_a_retired_key_signed_after_the_rollout_is_refused(network,
     finally:
         within.close()
         beyond.close()
+
+
+def _sdk_clock(monkeypatch, start: float = 1000.0) -> list[float]:
+    """The SDK's monotonic clock, moved by the test (``now[0] += …``), and its sleeps skipped: only the SDK's,
+    the API server in this process keeps the real one."""
+    import time as real_time
+    from types import SimpleNamespace
+
+    import shared.sdk as sdk_module
+
+    now = [start]
+    monkeypatch.setattr(sdk_module, "time", SimpleNamespace(monotonic=lambda: now[0], sleep=lambda seconds: None,
+                                                            time=real_time.time))
+    return now
+
+
+def test_a_long_lived_client_learns_that_a_key_it_holds_was_retired(network, api, database_url, monkeypatch):
+    """Found by review: a client fetched the network's keys once and fetched them again only for an answer
+    signed by a key it did not know, so it never learnt that a key it held was retired afterwards (`pointsnet
+    keys rotate-signing` after a suspected leak), and believed answers that key signed at any time after its
+    retirement: whoever held the leaked key, or a host never given the new one, answered it for ever. The keys
+    held now have a maximum age; the first call after it fetches them again, once."""
+    from datetime import datetime, timedelta, timezone
+
+    from services.partner_api import routes
+    from shared.signing import RETIRED_KEY_ROLLOUT
+
+    now = _sdk_clock(monkeypatch)
+    monkeypatch.setattr(routes, "KEYS_CACHE_S", 0.0)  # the server serves a rotation at once, not a minute later
+    transport, fetches, sent = _gateway_to(api, 0, None)
+    sdk = _partner_client(network, api, transport=transport)
+    try:
+        member = sdk.enrol(phone="+8613812345675")["member_id"]
+        assert len(fetches) == 1
+        # the operator retires the network's key, recorded as retired longer ago than the rollout allowance;
+        # this server (not restarted: it has the key in memory) goes on signing with it
+        retired_at = datetime.now(timezone.utc) - RETIRED_KEY_ROLLOUT - timedelta(minutes=10)
+        rotated = pointsnet("keys", "rotate-signing", env={
+            "POINTSNET_DATA_DIR": str(network.settings.data_dir), "POINTSNET_DATABASE_URL": database_url,
+            "POINTSNET_CLOCK": retired_at.isoformat(timespec="seconds").replace("+00:00", "Z")})
+        assert rotated.returncode == 0, (rotated.stdout, rotated.stderr)
+        now[0] += 60  # the keys held, a minute old: still believed (the window the maximum age leaves)
+        assert sdk.member(member)["balance"]["available"] == 0
+        assert len(fetches) == 1
+        now[0] += 10 * 60  # older than their maximum age: the next call fetches them again, and learns
+        with pytest.raises(ResponseSignatureError, match="retired"):
+            sdk.member(member)
+        with pytest.raises(ResponseSignatureError, match="retired"):
+            sdk.member(member)
+        assert len(fetches) == 2  # once, not per request
+    finally:
+        sdk.close()
+
+
+def test_a_refresh_that_fails_keeps_the_keys_held_until_the_stale_limit(network, api, monkeypatch):
+    """The keys' maximum age is the keys answer's Cache-Control max-age when it has one. A refresh that fails
+    (the network briefly unreachable) does not fail a good answer: the keys held are used, and the refresh
+    tried again no sooner than KEY_REFETCH_INTERVAL_S later, until the keys are KEYS_STALE_LIMIT_S old;
+    then the call fails before its request is sent, as a new client's does. Pinned keys are never fetched."""
+    import shared.sdk as sdk_module
+
+    now = _sdk_clock(monkeypatch)
+    real, fetches, sent, failing = httpx.HTTPTransport(), [], [], [False]
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v1/network/keys":
+            sent.append(request)
+            return real.handle_request(request)
+        fetches.append(now[0])
+        if failing[0]:
+            return httpx.Response(503, text="<html>503 Service Unavailable</html>")
+        response = real.handle_request(request)
+        response.headers["cache-control"] = "max-age=120"  # as a cache in front of the keys may say
+        return response
+
+    sdk = _partner_client(network, api, transport=httpx.MockTransport(gateway))
+    pinned = None
+    try:
+        member = sdk.enrol(phone="+8613812345676")["member_id"]
+        assert len(fetches) == 1
+        pinned = _partner_client(network, api, transport=httpx.MockTransport(gateway),
+                                 network_keys=dict(sdk.network_keys))
+        now[0] += 100
+        sdk.member(member)
+        assert len(fetches) == 1
+        now[0] += 30  # 130 s: older than the 120 s the keys' answer allowed
+        sdk.member(member)
+        assert len(fetches) == 2
+        failing[0] = True
+        now[0] += 130
+        for _ in range(3):  # the refresh fails: the answers are taken with the keys held
+            assert sdk.member(member)["balance"]["available"] == 0
+        assert len(fetches) == 3  # one attempt, not one per call
+        now[0] += sdk_module.KEY_REFETCH_INTERVAL_S
+        sdk.member(member)
+        assert len(fetches) == 4
+        now[0] = fetches[1] + sdk_module.KEYS_STALE_LIMIT_S  # the keys held are as old as they may get
+        calls = len(sent)
+        with pytest.raises(PointsnetAPIError) as refused:
+            sdk.member(member)
+        assert refused.value.status == 503 and len(sent) == calls  # refused before the request was sent
+        assert len(fetches) == 4 + sdk.retries + 1
+        failing[0] = False
+        assert sdk.member(member)["balance"]["available"] == 0
+        assert len(fetches) == 4 + sdk.retries + 2
+        assert pinned.call("GET", "/v1/transactions").status == 200 and len(fetches) == 4 + sdk.retries + 2
+    finally:
+        sdk.close()
+        if pinned is not None:
+            pinned.close()
+
+
+def test_the_keys_maximum_age_is_the_endpoints_within_bounds():
+    from shared.sdk import KEYS_MAX_AGE_BOUNDS_S, KEYS_MAX_AGE_S, _max_age
+
+    low, high = KEYS_MAX_AGE_BOUNDS_S
+    assert _max_age(httpx.Headers({})) == KEYS_MAX_AGE_S == 300
+    assert _max_age(httpx.Headers({"cache-control": "no-store"})) == KEYS_MAX_AGE_S
+    assert _max_age(httpx.Headers({"cache-control": "public, max-age=120"})) == 120
+    assert _max_age(httpx.Headers({"cache-control": "max-age=0"})) == low  # never refetched on every call
+    assert _max_age(httpx.Headers({"cache-control": "max-age=31536000"})) == high  # nor held for a year
+    assert _max_age(httpx.Headers({"cache-control": "max-age=soon"})) == KEYS_MAX_AGE_S
