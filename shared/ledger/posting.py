@@ -353,24 +353,29 @@ class Posting:
         was read holds under the locks (each round follows a merge that committed). The survivor's id
         may sort before members locked already: on PostgreSQL the locks are then taken again, all in
         id order, from a savepoint set before them (a lock out of order could deadlock with a writer
-        holding the survivor and waiting for one of ours). SQLite's one writer sees no merge commit
-        meanwhile."""
+        holding the survivor and waiting for one of ours). The referrers to pay (``members_to_lock``) are
+        read before their locks too: a referrer merged meanwhile gives way to its survivor, which its
+        referees' referrals name now. SQLite's one writer sees no merge commit meanwhile."""
         self._hold_off_terminations(references)
         owners = self._owners(references, hold_ids)
+        referrers = self.programme.members_to_lock(events, self.linked)
 
         def more(members: dict) -> set[str]:
             nonlocal owners
+            found: set[str] = set()
             unlocked = owners - members.keys()  # merged, erased or gone
             if unlocked and survivors(self.tx, unlocked):  # merged since they were read
                 owners = self._owners(references, hold_ids)  # the survivors own them now
-                return owners
-            return set()
+                found |= owners
+            unpaid = referrers - members.keys()
+            if unpaid:  # a referrer merged since it was read: the survivor is paid (merge._move_referrals)
+                found.update(survivors(self.tx, unpaid).values())
+            return found
 
         rows: list = []
-        # without owners read before the locks no round can follow: no savepoint
+        # without owners or referrers read before the locks no round can follow: no savepoint
         self.journal.members = lock_members_following_merges(
-            self.tx, self.linked | owners | self.programme.members_to_lock(events, self.linked), more, rows=rows,
-            savepoint=bool(owners))
+            self.tx, self.linked | owners | referrers, more, rows=rows, savepoint=bool(owners or referrers))
         return rows
 
     def _owners(self, references: set[str], hold_ids: set[str]) -> set[str]:

@@ -24,12 +24,12 @@ from shared.db.database import Tx
 from shared.db.lists import among, among_rows
 from shared.db.types import new_id
 from shared.ledger.due import apply_due, due_holds_query, group_due_holds
-from shared.ledger.state import is_open
-from shared.models import ExpiryReminder, Lot, Member
+from shared.ledger.state import is_open, lock_members_following_merges, survivors
+from shared.models import ExpiryReminder, Lot
 from shared.programme.days import day_bounds, last_day, network_day
 from shared.programme.events import points_expiring
 
-lots_t, members_t, reminders_t = Lot.__table__, Member.__table__, ExpiryReminder.__table__
+lots_t, reminders_t = Lot.__table__, ExpiryReminder.__table__
 
 
 def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
@@ -52,17 +52,24 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
         .order_by(lots_t.c.member_id).limit(limit)).scalars().all()
     if not member_ids:
         return None, 0
+    # Their locks, in id order, before their lots are read: a merge (under the same locks) moves a
+    # duplicate's lots and reminders to the survivor, so a reminder is never made for a merged member,
+    # and a survivor's day counts its lots from the duplicate. A member merged since it was read gives
+    # way to its survivor (locked too, its day counting all its lots), even one outside this batch's
+    # ids: one told today is not told again.
+    locked = sorted(lock_members_following_merges(tx, member_ids, _survivors_of_missing(tx, member_ids)))
+    if not locked:
+        return member_ids[-1], 0
     # a day is due when its first lot is within the horizon; its reminder counts the whole local day,
     # so the lots are read to the end of the horizon's day (a lot expiring at that midnight included:
     # its last day is the horizon's)
     _, end_of_last_day = day_bounds(network_day(horizon, zone), zone)
     lots = tx.session.execute(
         select(lots_t.c.id, lots_t.c.member_id, lots_t.c.expires_at, lots_t.c.remaining, lots_t.c.reserved)
-        .join(members_t, members_t.c.id == lots_t.c.member_id)
         # is_open: the members' open lots in the window are one range of ix_lots_member_order
-        # (member, open, expiry), not all their lots
+        # (member, open, expiry), not all their lots; only locked members (active, not merged)
         .where(*unexpired, lots_t.c.expires_at <= end_of_last_day, is_open(lots_t.c),
-               among(tx.dialect, lots_t.c.member_id, member_ids), members_t.c.status == "active")).all()
+               among(tx.dialect, lots_t.c.member_id, locked))).all()
     back = _released(tx, {lot.member_id for lot in lots if lot.reserved})
     expiring: dict[tuple, list] = {}  # (member, expiry date) -> [free points, first instant]
     for lot in lots:
@@ -80,7 +87,7 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
     for row in tx.session.execute(
             select(reminders_t.c.member_id, reminders_t.c.expires_on, reminders_t.c.days_before,
                    reminders_t.c.created_at)
-            .where(among(tx.dialect, reminders_t.c.member_id, member_ids), reminders_t.c.expires_on >= today)):
+            .where(among(tx.dialect, reminders_t.c.member_id, locked), reminders_t.c.expires_on >= today)):
         nearest, told_today = made.get((row.member_id, row.expires_on), (row.days_before, False))
         made[(row.member_id, row.expires_on)] = (min(nearest, row.days_before),
                                                  told_today or network_day(row.created_at, zone) == today)
@@ -93,6 +100,14 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
                      "created_at": now})
     points_expiring(tx, rows)
     return member_ids[-1], len(rows)
+
+
+def _survivors_of_missing(tx: Tx, member_ids: list[str]):
+    """``more`` for ``lock_members_following_merges``: the survivor of a member merged since it was read."""
+    def more(members: dict) -> set[str]:
+        missing = set(member_ids) - members.keys()  # merged, erased or unknown now
+        return set(survivors(tx, missing).values()) if missing else set()
+    return more
 
 
 def _released(tx: Tx, holding: set[str]) -> dict[str, int]:
