@@ -199,6 +199,13 @@ class Settings(BaseSettings):
         code = value.strip().upper()  # a partner's code is upper-cased before it is compared
         if not (len(code) == 3 and code.isascii() and code.isalpha()):
             raise ValueError("not an ISO 4217 currency code (three letters, e.g. CNY)")
+        from shared.money import MoneyError, currency_exponent
+
+        try:
+            currency_exponent(code)  # points are per major unit: the places of its minor unit must be known
+        except MoneyError:
+            raise ValueError("not a current ISO 4217 currency with a minor unit (e.g. CNY, JPY, KWD; not XAU, "
+                             "XXX or a withdrawn code)") from None
         return code
 
     @field_validator("default_region")

@@ -8,21 +8,36 @@ million. Rounding to minor units happens once, when clearing sums a cycle.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from functools import cache
 
 MICRO = 1_000_000
 PPM = 1_000_000
 MAX_MICRO = 2**63 - 1  # the largest amount a ledger column (64-bit integer) holds
-
-# ISO 4217 minor-unit exponents for the currencies a coalition is likely to use.
-_EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "KWD": 3, "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3}
 
 
 class MoneyError(ValueError):
     pass
 
 
+@cache
+def _minor_units() -> dict[str, int]:
+    """Every currency of ISO 4217 list one (current codes) that has a minor unit, with its places:
+    CLP 0, CNY 2, IQD 3, CLF 4. From the maintained ``iso4217`` package (its data is the ISO 4217
+    Maintenance Agency's list one of the date it names, ``iso4217.__published__``), not CLDR's
+    digits, which differ for some codes. Codes without a minor unit (XAU gold, XDR, XXX) are left out."""
+    from iso4217 import Currency  # read on first use: parsing its table costs a few milliseconds
+
+    return {currency.code: currency.exponent for currency in Currency if currency.exponent is not None}
+
+
 def currency_exponent(currency: str) -> int:
-    return _EXPONENTS.get(currency.upper(), 2)
+    """The places of ``currency``'s minor unit (ISO 4217): 2 for CNY (100 fen to the yuan), 0 for
+    JPY and CLP, 3 for KWD and IQD, 4 for CLF. A code without one is refused, never guessed: the
+    network's currency is checked when its settings are read (shared/config.py)."""
+    exponent = _minor_units().get(currency.strip().upper())
+    if exponent is None:
+        raise MoneyError(f"{currency!r} is not an ISO 4217 currency with a minor unit")
+    return exponent
 
 
 def to_decimal(value: Decimal | int | str, *, what: str = "value") -> Decimal:

@@ -23,13 +23,14 @@ from shared.rules.document import Campaign, RuleSet
 # Python's default (28 significant digits) rounded a campaign's extra half-even before the rule's
 # floor, which could then give a point too many. A multiple of 10^-k of at most 10^n has at most
 # n + k + 1 digits, and an operation whose exact result fits the precision is exact. With A the
-# largest amount in major units (minor units / 10^0..3) and R the largest rate or multiplier
-# (6 places): an amount is a multiple of 10^-3 of at most A; an item's points one of 10^-9 of at
-# most A·R; with its multiplier (the base) one of 10^-15 of at most A·R²; a campaign's extra,
-# eligible points × (multiplier − 1), one of 10^-21 of at most A·R²; a tier's extra, whole base
-# points × (multiplier − 1), one of 10^-6 of at most A·R³ (sums stay within these: items add up to
-# at most the amount). At the documented bounds — an amount of at most 10^15 minor units (the API's),
-# rates and multipliers at most MAX_RATE = 10^12 — that is at most 61 digits (10^39 at 10^-21).
+# largest amount in major units (minor units / 10^0..4, ISO 4217's places: CLF has 4) and R the
+# largest rate or multiplier (6 places): an amount is a multiple of 10^-4 of at most A; an item's
+# points one of 10^-10 of at most A·R; with its multiplier (the base) one of 10^-16 of at most A·R²;
+# a campaign's extra, eligible points × (multiplier − 1), one of 10^-22 of at most A·R²; a tier's
+# extra, whole base points × (multiplier − 1), one of 10^-6 of at most A·R³ (sums stay within these:
+# items add up to at most the amount). At the documented bounds — an amount of at most 10^15 minor
+# units (the API's), rates and multipliers at most MAX_RATE = 10^12 — that is at most 62 digits (10^39
+# at 10^-22).
 # 100 digits also cover a version stored before MAX_RATE (a stored rate has at most 28 digits with
 # its 6 places: R < 10^22) at amounts up to 10^19 (at most 92 digits: 10^85 at 10^-6). Beyond that
 # Inexact is trapped: an inexact intermediate refuses the purchase (invalid_amount) rather than

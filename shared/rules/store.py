@@ -36,7 +36,13 @@ def set_rules(tx: Tx, scope: str, text: str, effective_from: datetime | None = N
     effective_from = effective_from or tx.now
     if effective_from < tx.now:
         raise ValidationFailed("rules cannot take effect in the past: earns already posted keep their rules")
-    refuse_beyond_horizon(effective_from.date(), tx.now.date(), "a rules version")  # as a contract version
+    # as a contract version; both days in the network's time zone, whatever offset the instant is written in
+    zone = tx.settings.zone
+    try:
+        day = effective_from.astimezone(zone).date()
+    except OverflowError:  # past 9999-12-31 there (a future instant: the past was refused above)
+        day = effective_from.date()
+    refuse_beyond_horizon(day, tx.now.astimezone(zone).date(), "a rules version")
     if tx.is_postgres:
         lock_until_commit(tx.session, "rules", scope)
     version = (tx.session.execute(select(func.max(rule_sets.c.version)).where(rule_sets.c.scope == scope))

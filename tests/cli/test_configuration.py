@@ -80,7 +80,7 @@ def test_a_usable_rate_limit_setting_is_accepted(tmp_path, variable, value):
     assert done.returncode == 0, done.stderr[-500:]
 
 
-@pytest.mark.parametrize("value", ["yuan", "JP", "JPY1", "¥", ""])
+@pytest.mark.parametrize("value", ["yuan", "JP", "JPY1", "¥", "", "XAU"])
 def test_a_currency_that_is_not_an_iso_code_is_a_configuration_error(tmp_path, value):
     done = pointsnet(tmp_path, "db", "upgrade", env={"POINTSNET_CURRENCY": value})
     assert refused_as(done, "POINTSNET_CURRENCY"), done.stderr[-500:]

@@ -4,6 +4,7 @@ partner signs, earns in the network's currency and enrols local phone numbers (d
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,61 @@ def test_a_currency_written_in_lower_case_earns_in_that_currency(network_with):
             assert "(JPY)" in other.json()["detail"]
         finally:
             shop.close()
+
+
+# ISO 4217 list one: the places of each currency's minor unit (CLF, the Chilean unidad de fomento, has 4)
+MINOR_UNITS = [("CLP", 0), ("ISK", 0), ("JPY", 0), ("CNY", 2), ("IQD", 3), ("KWD", 3), ("CLF", 4)]
+
+
+@pytest.mark.parametrize("currency, places", MINOR_UNITS)
+def test_a_currency_earns_and_shows_in_its_own_minor_units(tmp_path, currency, places):
+    """base_rate is points per major unit: a currency missing from a short table was taken to have 2
+    places, so a network in CLP (0) earned 100 times too few points and one in IQD (3) 10 times too many;
+    its money was shown with the wrong decimal point on the dashboard and in reports."""
+    from decimal import Decimal
+
+    from services.dashboard.numbers import major_units, money_format
+    from shared.money import currency_exponent, points_for_purchase
+    from shared.reports.labels import format_money
+    from shared.rules.document import parse
+    from shared.rules.evaluate import evaluate
+
+    assert Settings(data_dir=tmp_path, currency=currency.lower()).currency == currency
+    assert currency_exponent(currency) == places
+    one_major = 10 ** places  # minor units
+    assert points_for_purchase(250 * one_major, 1_000_000, currency) == 250
+    evaluation = evaluate(amount=250 * one_major, items=(), occurred_local=datetime(2026, 11, 20, 10),
+                          currency=currency, contract_base_rate_micro=1_000_000, partner=parse("base_rate: 2"),
+                          partner_scope="p")
+    assert evaluation.partner_points == 500
+    assert major_units(1234 * one_major + (5 if places else 0), currency) == (
+        Decimal("1234") + (Decimal(5).scaleb(-places) if places else 0))
+    assert money_format(currency)["digits"] == places
+    shown = format_money(1234 * one_major, currency)
+    assert ("1,234" + ("." + "0" * places if places else "")) in shown, shown
+
+
+@pytest.mark.parametrize("code", ["XAU", "XXX", "XDR", "ZZZ", "HRK"])
+def test_a_currency_without_iso_4217_minor_units_is_refused(tmp_path, code):
+    """Gold (XAU), "no currency" (XXX) and the SDR (XDR) have no minor unit in ISO 4217; ZZZ is no
+    code and HRK was withdrawn (Croatia took the euro): points per major unit cannot be computed."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="ISO 4217"):
+        Settings(data_dir=tmp_path, currency=code)
+
+
+def test_a_network_in_chilean_pesos_earns_a_point_per_peso(network_with, clock):
+    """The reviewer's reproduction: base_rate 1 and a purchase of 5,000 CLP (no minor unit) earned 50."""
+    from shared.rules.store import set_rules
+    from tests.factories import make_member, make_partner
+
+    network = network_with(currency="CLP")
+    partner = make_partner(network)
+    member = make_member(network, partner)
+    network.tx(lambda tx: set_rules(tx, partner, "base_rate: 1"))
+    clock.advance(seconds=1)
+    assert network.earn(partner, member, "o", amount=5_000, currency="CLP")["points"] == 5_000
 
 
 def test_a_default_region_written_in_lower_case_enrols_local_phone_numbers(network_with):

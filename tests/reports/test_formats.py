@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from shared.money import MoneyError
 from shared.reports.labels import format_money, format_rate
 from shared.reports.render import csv_values, flatten, render
 from shared.reports.service import build_network, build_partner
@@ -39,7 +40,9 @@ def test_money_is_formatted_in_the_network_currency():
     assert format_money(-568, "CNY") == "-¥5.68"
     assert format_money(123456789, "CNY") == "¥1,234,567.89"
     assert format_money(1500, "JPY") == "¥1,500"
-    assert format_money(5, "XYZ") == "0.05 XYZ"
+    assert format_money(5, "CHF") == "0.05 CHF" and format_money(5, "CLP") == "5 CLP"  # no symbol: the code after
+    with pytest.raises(MoneyError):  # not an ISO 4217 currency: its places are unknown, never guessed as 2
+        format_money(5, "XYZ")
     assert format_rate("0.3333") == "33.33%" and format_rate(None) == "—"
 
 

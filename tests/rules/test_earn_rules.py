@@ -297,6 +297,22 @@ def test_a_rules_version_takes_effect_at_most_ten_years_ahead(network, shop, clo
     assert network.tx(lambda tx: set_rules(tx, partner, "base_rate: 4\n"))["version"] == 3
 
 
+
+def test_the_rules_horizon_is_the_same_for_one_instant_in_any_offset(network, shop, clock):
+    """Whether a version lies within the 10 years was decided by the dates of the offsets it (and the
+    clock) were written in: 2036-11-20 12:00 UTC was allowed, the same instant written at +14:00 (the
+    21st there) refused. Both sides are now dates in the network's time zone (Asia/Shanghai)."""
+    partner, _ = shop
+    inside = datetime(2036, 11, 20, 12, tzinfo=timezone.utc)  # 20:00 on the 20th in Shanghai
+    for offset in (timezone.utc, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))):
+        assert network.tx(lambda tx: set_rules(tx, partner, "base_rate: 2\n", inside.astimezone(offset)))
+    beyond = datetime(2036, 11, 20, 16, tzinfo=timezone.utc)  # 00:00 on the 21st in Shanghai
+    for offset in (timezone.utc, timezone(timedelta(hours=-12))):
+        with pytest.raises(ValidationFailed, match="2036-11-20 at the latest"):
+            network.tx(lambda tx: set_rules(tx, partner, "base_rate: 3\n", beyond.astimezone(offset)))
+    clock.set(datetime(2026, 11, 20, 17, tzinfo=timezone.utc))  # the network's today: the 21st in Shanghai
+    assert network.tx(lambda tx: set_rules(tx, partner, "base_rate: 4\n", inside + timedelta(days=1)))
+
 def test_a_newer_version_supersedes_an_older_one_still_scheduled(network, shop, clock):
     """Version 2 is saved to take effect in two days, then version 3 at once: on version 2's date the
     operator's newer rules stay in force (version 2 never takes over), and the listing shows version
