@@ -32,7 +32,7 @@ PointsnetError
       ├── VelocityLimitExceeded    velocity_limit_exceeded (422)
       ├── ContractNotAtBoundary    contract_not_at_boundary
       ├── MemberErased             member_erased
-      └── HoldsOpen                holds_open
+      └── HoldsOpen                holds_open (erasure; a consent withdrawn with the partner's holds open)
 """
 
 from __future__ import annotations
@@ -198,4 +198,8 @@ class MemberErased(Conflict):
 
 
 class HoldsOpen(Conflict):
+    """Open holds block the request: an erasure (any partner's holds of the member) or a member's consent
+    withdrawn from one partner (that partner's holds of the member: ``POST /v1/members/{id}/unlink``,
+    ``pointsnet members unlink``). Capture or void them first; ``open_holds`` says how many."""
+
     code, title = "holds_open", "The member has open holds"

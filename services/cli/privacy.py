@@ -1,11 +1,16 @@
-"""A member's personal-data rights beside erasure (``members erase``): the subject-access export."""
+"""A member's personal-data rights beside erasure (``members erase``): the subject-access export, and its
+consent withdrawn from one partner (``members unlink``)."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
+import signal
 import sys
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -40,22 +45,57 @@ class _Sink:
             raise _Unwritable(error.strerror or str(error)) from error
 
 
+class _Exists(Exception):
+    """The ``--out`` file appeared while the document was written (without ``--force``): it is kept."""
+
+
+@contextmanager
+def _stops_raise():
+    """For the time the command runs, SIGTERM and SIGHUP (a stop, a closed terminal) raise
+    SystemExit(128 + the signal) in it, as an exception does, so that its clean-up runs: the document
+    written so far goes. The previous handlers are put back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers can be set from the main thread only
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+
 def _open_out(out: Path, force: bool):
-    """The file the document is written to, mode 0600, and what makes it ``out`` once complete. Without
-    ``--force`` the name is taken at once (an existing file refuses the command before anything is read);
-    with it, a file beside it replaces ``out`` only once the document is whole."""
+    """The file the document is written to, mode 0600, beside ``out`` (``.NAME.XXXX.part``), and what
+    publishes it as ``out`` once its export is recorded: without ``--force`` a hard link (refused if ``out``
+    appeared meanwhile: never an overwrite) then the temporary name goes, with it a rename over ``out``.
+    Without ``--force`` an existing ``out`` refuses the command before anything is read."""
     if out.is_dir():
         fail(f"--out {out} is a directory: name the file to write")
-    try:
-        if not force:
-            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            return os.fdopen(fd, "w", encoding="utf-8"), out, lambda: None
-        fd, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")  # mode 0600
-        return os.fdopen(fd, "w", encoding="utf-8"), Path(temporary), lambda: os.replace(temporary, out)
-    except FileExistsError:
+    if not force and os.path.lexists(out):
         fail(f"--out {out} exists: give --force to overwrite it")
+    try:
+        fd, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")  # mode 0600
     except OSError as error:
         fail(f"--out {out} cannot be written: {error.strerror}")
+
+    def publish() -> None:
+        try:
+            if force:
+                os.replace(temporary, out)
+                return
+            os.link(temporary, out)
+        except FileExistsError:
+            raise _Exists() from None
+        except OSError as error:
+            raise _Unwritable(error.strerror or str(error)) from error
+        os.unlink(temporary)
+
+    return os.fdopen(fd, "w", encoding="utf-8"), Path(temporary), publish
 
 
 @members_app.command("export")
@@ -65,36 +105,62 @@ def members_export(member_id: str,
                    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file.")) -> None:
     """Everything the network holds about a member (a data subject's access request): one JSON document
     with its contacts decrypted, partner links, balance, open lots, holds, awards, referrals, the members
-    merged into it and its whole ledger history. Recorded in the audit log (the member id, never its
-    contacts). An erased member's document says so and holds no personal data."""
+    merged into it, the alerts naming it and its whole ledger history (with each entry's purchase details).
+    Recorded in the audit log (the member id, never its contacts) before --out takes the document: a
+    failure or a stop (SIGTERM, SIGHUP) before then leaves no file. An erased member's document says so and
+    holds no personal data."""
     from shared.access import audit
     from shared.members.export import export_member
 
     network = _network(readonly=True)  # opens the keys, never makes them
     keyring = network.keyring
-    stream, written, finish = _open_out(out, force) if out is not None else (io.StringIO(), None, lambda: None)
-    sink = _Sink(stream)
 
     def unit(tx):
         sink.restart()
         return export_member(tx, keyring, member_id, sink.write)
 
-    try:
-        with stream:
-            noted = network.tx(unit, readonly=True)
-            # recorded before the document leaves the command: an export the log does not show never happens
-            network.tx(lambda tx: audit.record(tx, None, "member.exported", member_id,
-                                               command="pointsnet members export", **noted))
-            if out is None:
-                sys.stdout.write(stream.getvalue())
-            else:
-                sink.guarded(lambda: (stream.flush(), os.fsync(stream.fileno())))
-        sink.guarded(finish)
-    except BaseException as error:
-        if written is not None:
-            written.unlink(missing_ok=True)
-        if isinstance(error, _Unwritable):
-            fail(f"--out {out} cannot be written: {error}")
-        raise
+    with _stops_raise():  # a stop meanwhile leaves no document behind, whole or in part
+        stream, written, publish = _open_out(out, force) if out is not None else (io.StringIO(), None, None)
+        sink = _Sink(stream)
+        try:
+            with stream:
+                noted = network.tx(unit, readonly=True)
+                if out is not None:  # whole on disk (under its temporary name) before it is recorded
+                    sink.guarded(lambda: (stream.flush(), os.fsync(stream.fileno())))
+                # recorded before the document leaves the command: an export the log does not show never happens
+                network.tx(lambda tx: audit.record(tx, None, "member.exported", member_id,
+                                                   command="pointsnet members export", **noted))
+                if out is None:
+                    sys.stdout.write(stream.getvalue())
+            if publish is not None:
+                publish()
+        except BaseException as error:
+            if written is not None:
+                written.unlink(missing_ok=True)
+            if isinstance(error, _Unwritable):
+                fail(f"--out {out} cannot be written: {error}")
+            if isinstance(error, _Exists):
+                fail(f"--out {out} appeared while the document was written and is kept as it was: the export "
+                     "is recorded, its document not written; give --force to overwrite it, or another --out")
+            raise
     if out is not None:
         typer.echo(f"member {member_id} exported to {out}", err=True)
+
+
+@members_app.command("unlink")
+def members_unlink(member_id: str, partner_id: str,
+                   reason: Optional[str] = typer.Option(None, "--reason", help="The operator's reference for the "
+                                                        "request (kept with the record; no personal data).")) -> None:
+    """The member withdraws its consent from one partner: that partner's link to it, its customer reference
+    and its unused link tokens go; the member's points and history stay. Recorded (member_unlinks, and the
+    audit log); the partner hears member.unlinked. Refused while the partner holds an open hold for it."""
+    from shared.access import audit
+    from shared.members.consent import unlink
+
+    def unit(tx):
+        record = unlink(tx, partner_id, member_id, requested_by="operator", reason=reason)
+        audit.record(tx, None, "member.unlinked", member_id, partner_id=partner_id, reason=reason,
+                     unlink_id=record["id"], command="pointsnet members unlink")
+        return record
+
+    print(json.dumps(_network().tx(unit), indent=2))

@@ -25,7 +25,7 @@ from shared.ledger.events import Event
 from shared.ledger.posting import post_events, quote_earn
 from shared.ledger.queries import entries_after, member_balance, other_writers, partner_entries_page
 from shared.programme.tiers import current_tier
-from shared.members import enrolment
+from shared.members import consent, enrolment
 from shared.members.privacy import Keyring
 from shared.models import Entry, Member, MemberLink, Partner, Settlement, SettlementRun, Transfer
 from shared.rules.evaluate import PurchaseItem
@@ -252,6 +252,24 @@ def mint_link_token(request: Request, member_id: str):
                                    "Idempotency-Key")
         body = {**body, "link_token": keyring.decrypt("link_token", member_id, body["link_token"])}
     return _respond(status, body, replayed)
+
+
+@router.post("/members/{member_id}/unlink", response_model=schemas.MemberUnlinked,
+             responses=problems("unknown_member", "member_erased", "holds_open", write=True, body=False))
+def unlink_member(request: Request, member_id: str):
+    """The member withdraws its consent from you (it closes its account with you): your link to it goes.
+
+    A write as every other: a POST with an Idempotency-Key, its answer kept and replayed to a retry. From
+    then on the member is one you cannot see (404 `unknown_member`), your customer_ref of it and your unused
+    link tokens for it are gone; its points and history stay the network's. Linking it again needs its
+    consent again (a link token). Refused with 409 `holds_open` while you hold an open hold for it."""
+    partner_id = _partner(request)
+
+    def operation(tx: Tx) -> tuple[int, dict]:
+        consent.unlink(tx, partner_id, member_id, requested_by="partner")
+        return 200, {"member_id": member_id, "linked": False}
+
+    return _exactly_once(request, None, operation)
 
 
 @router.get("/members/{member_id}", response_model=schemas.MemberView, responses=problems("unknown_member"))

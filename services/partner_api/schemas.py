@@ -78,6 +78,13 @@ class LinkToken(BaseModel):
     expires_at: AwareDatetime
 
 
+class MemberUnlinked(BaseModel):
+    """The member withdrew its consent from you: it is no longer linked to you."""
+
+    member_id: str
+    linked: Literal[False]
+
+
 class Expiring(BaseModel):
     points: int
     expires_at: AwareDatetime

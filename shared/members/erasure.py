@@ -57,9 +57,10 @@ def _blank(session, row, path: str) -> None:
                     .values(request=canonical_json(blank), request_hash=request_hash(blank)))
 
 
-def forget_enrolment_requests(tx: Tx, member_ids: list[str]) -> int:
+def forget_enrolment_requests(tx: Tx, member_ids: list[str], *, partner_ids: list[str] | None = None) -> int:
     """Blank the stored request of the API enrolments (``POST /v1/members``) that answered with one of
-    ``member_ids``; returns how many.
+    ``member_ids``; returns how many. ``partner_ids``: only those partners' (a member withdrawing its
+    consent from one partner, shared/members/consent.py), rather than every partner linked to the member.
 
     Such a record keeps the contact fields as keyed hashes (``request.phone`` …, never in clear) next to
     the member id in its answer: the same hashes as the blind-index values erasure removes. Its request
@@ -74,7 +75,8 @@ def forget_enrolment_requests(tx: Tx, member_ids: list[str]) -> int:
     checked exactly on the parsed JSON.
     """
     session = tx.session
-    partners = session.execute(select(links_t.c.partner_id).where(links_t.c.member_id == member_ids[0])).scalars().all()
+    partners = partner_ids if partner_ids is not None else session.execute(
+        select(links_t.c.partner_id).where(links_t.c.member_id == member_ids[0])).scalars().all()
     if not partners:
         return 0
     # an enrolment's record is no older than the member it names: only records since then

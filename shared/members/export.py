@@ -5,9 +5,17 @@ It reads what the operator's views read — the member's record and contacts (``
 its summary (``shared.programme.summary.member_summary``: balance, tier, activity status, their histories,
 the members merged into it), its open lots (``shared.ledger.queries.member_lots_page``) — and what they
 show only in part: its partner links with their customer references, its holds, activity and campaign
-awards, referrals, and its whole ledger history. Duplicates merged into the member are the same person:
+awards, referrals, the alerts that name it, and its whole ledger history, each entry with what its request
+held beyond the line (a purchase's amount, currency and item lines, an activity's name, a reversal's
+original reference, an operator's reason). Duplicates merged into the member are the same person:
 their contacts (kept so that they find the member) and the entries posted for them are exported with
 the member's; their lots, holds, awards and links moved to it with the merge.
+
+The balance, holds and lots are as a spend at the export's instant would find them, as the balance of
+``GET /v1/members/{id}`` is (``shared.ledger.due``): a hold past its timeout that the hold-timeout job has
+not released yet is shown as the job will leave it (``expired``, flagged ``expiry_pending``) and its lots
+without its reservation (what it reserved past the expiry its lot had then, forfeited); a lot past its
+expiry is listed with ``expired: true`` (its free points no longer count in the balance).
 
 An erased member's document says so and holds nothing else: its personal data is gone, and what the
 ledger keeps under its opaque id no longer relates to a person the network can identify.
@@ -28,11 +36,14 @@ from sqlalchemy import or_, select
 from shared.config import ConfigurationError
 from shared.db.database import Tx
 from shared.errors import UnknownMember
+from shared.db.lists import among_rows
+from shared.ledger.due import due_holds_query, group_due_holds
 from shared.ledger.queries import entries_after, member_lots_page
 from shared.members import directory
 from shared.members.privacy import Keyring
 from shared.models import (
-    ActivityAward, CampaignAward, Entry, Hold, Member, MemberLink, MemberMerge, Partner, Referral, ReferralBonus,
+    ActivityAward, Alert, CampaignAward, Entry, Hold, Member, MemberLink, MemberMerge, Partner, Referral,
+    ReferralBonus,
 )
 from shared.programme.summary import member_summary
 
@@ -77,8 +88,18 @@ def _links(tx: Tx, member_id: str) -> list[dict]:
              "linked_at": _at(r.linked_at)} for r in rows]
 
 
-def _lots(tx: Tx, member_id: str) -> list[dict]:
-    """The open lots in consumption order, with their funder's name (the dashboard's lots page)."""
+def _due_holds(tx: Tx, member_id: str) -> dict[str, tuple]:
+    """The member's open holds past their timeout, which the hold-timeout job has not released yet: hold id
+    -> (hold id, points, [(lot id, reserved, lot's expiry when reserved, lot's expiry)]), as
+    ``shared.ledger.due`` reads them for the balance."""
+    rows = among_rows(tx, due_holds_query(tx.dialect), [member_id], now=tx.now)
+    return group_due_holds(rows).get(member_id, {})
+
+
+def _lots(tx: Tx, member_id: str, due_holds: dict[str, tuple]) -> list[dict]:
+    """The open lots in consumption order, with their funder's name (the dashboard's lots page), as the
+    release of ``due_holds`` leaves them (``release_hold``): their reservations gone, and what they reserved
+    past the expiry its lot had then forfeited (a lot so emptied is closed: left out)."""
     from shared.settlement.positions import names_of
 
     lots, offset = [], 0
@@ -88,16 +109,35 @@ def _lots(tx: Tx, member_id: str) -> list[dict]:
         offset += len(rows)
         if not rows or offset >= total:
             break
+    released: dict[str, tuple[int, int]] = {}  # lot id -> (points released, of them forfeited)
+    for _, _, reserved in due_holds.values():
+        for lot_id, part, expired_at, lot_expires_at in reserved:
+            lapsed = expired_at is not None and expired_at <= tx.now < lot_expires_at
+            points, forfeited = released.get(lot_id, (0, 0))
+            released[lot_id] = (points + part, forfeited + (part if lapsed else 0))
+    for lot in lots:
+        points, forfeited = released.get(lot["lot_id"], (0, 0))
+        lot["reserved"] -= points
+        lot["remaining"] -= forfeited
+    lots = [lot for lot in lots if lot["remaining"] > 0]
     names = names_of(tx, [lot["funded_by"] for lot in lots])
     return [lot | {"funder": names.get(lot["funded_by"], lot["funded_by"])} for lot in lots]
 
 
-def _holds(tx: Tx, member_id: str) -> list[dict]:
+def _holds(tx: Tx, member_id: str, due_holds: dict[str, tuple]) -> list[dict]:
+    """The member's holds; one of ``due_holds`` (open, past its timeout) as the hold-timeout job will leave
+    it: ``expired``, with ``expiry_pending`` (the job has not written so yet: no ``resolved_at``)."""
     rows = tx.session.execute(select(Hold, Partner.name).join(Partner, Partner.id == Hold.partner_id)
                               .where(Hold.member_id == member_id).order_by(Hold.created_at, Hold.id)).all()
-    return [{"hold_id": h.id, "partner_id": h.partner_id, "partner": name, "points": h.points,
-             "captured_points": h.captured_points, "status": h.status, "created_at": _at(h.created_at),
-             "expires_at": _at(h.expires_at), "resolved_at": _at(h.resolved_at)} for h, name in rows]
+    holds = []
+    for h, name in rows:
+        hold = {"hold_id": h.id, "partner_id": h.partner_id, "partner": name, "points": h.points,
+                "captured_points": h.captured_points, "status": h.status, "created_at": _at(h.created_at),
+                "expires_at": _at(h.expires_at), "resolved_at": _at(h.resolved_at)}
+        if h.id in due_holds:
+            hold |= {"status": "expired", "expiry_pending": True}
+        holds.append(hold)
+    return holds
 
 
 def _awards(tx: Tx, member_id: str) -> tuple[list[dict], list[dict]]:
@@ -129,13 +169,45 @@ def _referrals(tx: Tx, person: list[str]) -> dict[str, list[dict]]:
     return {"made": made, "made_by": made_by}
 
 
+def _alerts(tx: Tx, person: list[str]) -> list[dict]:
+    """The operators' alerts that name the person (a velocity limit refusing its earns, a partner's float
+    exhausted by them…), oldest first. Few per member: alerts of one kind, partner and member collapse into
+    one row a day."""
+    rows = tx.session.execute(select(Alert, Partner.name).outerjoin(Partner, Partner.id == Alert.partner_id)
+                              .where(Alert.member_id.in_(person)).order_by(Alert.first_at, Alert.id)).all()
+    return [{"kind": a.kind, "partner_id": a.partner_id, "partner": name, "member_id": a.member_id,
+             "detail": json.loads(a.detail), "first_at": _at(a.first_at), "last_at": _at(a.last_at),
+             "count": a.count} for a, name in rows]
+
+
+_ON_THE_LINE = ("kind", "member_id", "points")  # a request's fields the entry's line says (when the same)
+
+
+def _details(request: str | None, line: dict) -> dict:
+    """What the entry's request held beyond what its line says: a purchase's amount, currency and item
+    lines (SKU, category, line amount, quantity), an activity's name, a reversal's original reference, a
+    capture's hold, an operator's reason… The time the partner gave is the line's ``occurred_at``."""
+    try:
+        content = json.loads(request or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(content, dict):
+        return {}
+    details = {key: value for key, value in content.items()
+               if value is not None and key != "occurred_at" and not (key in _ON_THE_LINE and value == line[key])}
+    if isinstance(details.get("items"), list):
+        details["items"] = [dict(zip(("sku", "category", "amount", "quantity"), item)) if isinstance(item, list)
+                            else item for item in details["items"]]
+    return details
+
+
 def _entries_of(tx: Tx, member_id: str) -> Iterator[tuple]:
     """One member's entries in (posted_at, id) order, a page at a time on ix_entries_member_posted."""
     position = None
     while True:
         rows = tx.session.execute(
             select(Entry.posted_at, Entry.id, Entry.kind, Entry.points, Entry.partner_id, Partner.name,
-                   Entry.reference, Entry.occurred_at, Entry.member_id)
+                   Entry.reference, Entry.occurred_at, Entry.member_id, Entry.request)
             .outerjoin(Partner, Partner.id == Entry.partner_id)
             .where(Entry.member_id == member_id, entries_after(position, descending=False))
             .order_by(Entry.posted_at, Entry.id).limit(PAGE)).all()
@@ -149,9 +221,10 @@ def ledger_history(tx: Tx, person: list[str]) -> Iterator[dict]:
     """The entries posted for the member and its merged duplicates, oldest first, merged as they are read."""
     streams = [_entries_of(tx, member_id) for member_id in person]
     for r in heapq.merge(*streams, key=lambda row: (row.posted_at, row.id)):
-        yield {"entry_id": r.id, "kind": r.kind, "points": r.points, "partner_id": r.partner_id, "partner": r.name,
-               "reference": r.reference, "occurred_at": _at(r.occurred_at), "posted_at": _at(r.posted_at),
-               "member_id": r.member_id}
+        line = {"entry_id": r.id, "kind": r.kind, "points": r.points, "partner_id": r.partner_id, "partner": r.name,
+                "reference": r.reference, "occurred_at": _at(r.occurred_at), "posted_at": _at(r.posted_at),
+                "member_id": r.member_id}
+        yield line | {"details": _details(r.request, line)}
 
 
 def export_member(tx: Tx, keyring: Keyring, member_id: str, write: Callable[[str], object]) -> dict:
@@ -172,6 +245,7 @@ def export_member(tx: Tx, keyring: Keyring, member_id: str, write: Callable[[str
     duplicates = _duplicates(tx, keyring, member_id)
     person = [member_id, *(duplicate["member_id"] for duplicate in duplicates)]
     activities, campaigns = _awards(tx, member_id)
+    due_holds = _due_holds(tx, member_id)  # what the balance above applied: the holds and lots show it too
     tier = summary["tier"]
     document |= {
         "member": {"enrolled_at": summary["enrolled_at"], "enrolled_by": record["enrolled_by"],
@@ -183,14 +257,15 @@ def export_member(tx: Tx, keyring: Keyring, member_id: str, write: Callable[[str
         "merged_from": duplicates,
         "links": _links(tx, member_id),
         "balance": summary["balance"],
-        "lots": _lots(tx, member_id),
-        "holds": _holds(tx, member_id),
+        "lots": _lots(tx, member_id, due_holds),
+        "holds": _holds(tx, member_id, due_holds),
         "activity_awards": activities,
         "campaign_awards": campaigns,
         "referrals": _referrals(tx, person),
         "tier_history": summary["tier_history"],
         "status_history": summary["status_history"],
         "expiry_reminders": summary["expiry_reminders"],
+        "alerts": _alerts(tx, person),
     }
     head = json.dumps(document, indent=2)
     write(head[:-2] + ',\n  "entries": [')  # the document without its closing "\n}", then the history

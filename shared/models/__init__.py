@@ -2,7 +2,7 @@
 
 from shared.models.base import Base
 from shared.models.ledger import Account, Cycle, Entry, LotConsumption, Lot, NetworkSetting, ObligationLine, Transfer
-from shared.models.members import LinkToken, Member, MemberErasure, MemberLink
+from shared.models.members import LinkToken, Member, MemberErasure, MemberLink, MemberUnlink
 from shared.models.partners import Contract, FloatTopup, Partner, PartnerLimits, Termination
 from shared.models.holds import Hold, HoldLot
 from shared.models.ops import Alert, IdempotencyRecord, OutstandingPoints
@@ -21,7 +21,7 @@ from shared.models.reports import (
 
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "NetworkSetting", "ObligationLine", "Transfer",
-    "LinkToken", "Member", "MemberErasure", "MemberLink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "OutstandingPoints", "NetworkSigningKey", "PartnerKey", "RequestNonce",
+    "LinkToken", "Member", "MemberErasure", "MemberLink", "MemberUnlink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "OutstandingPoints", "NetworkSigningKey", "PartnerKey", "RequestNonce",
     "CyclePosition", "Holiday", "Settlement", "SettlementRun", "CampaignAward", "CampaignTotal", "EarnRuleSet", "Alert", "FloatTopup", "PartnerLimits", "Termination",
     "WebhookEndpoint", "WebhookDelivery", "WebhookAttempt",
     "ActivityAward", "IssuanceCounter", "Referral", "ReferralBonus",

@@ -91,3 +91,26 @@ class MemberErasure(Base):
     points_forfeited: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str | None] = mapped_column(String(500))
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MemberUnlink(Base):
+    """A member withdrew its consent from one partner: the link that went (``linked_at``), when, at whose
+    request (``partner``: the partner's API, the member at its till or in its app; ``operator``: the
+    network's operators, ``pointsnet members unlink``) and the operator's reference. Holds no personal data:
+    the partner's ``customer_ref`` went with the link. Reports of past periods count the members linked
+    then from these rows beside the links (shared/members/consent.py)."""
+
+    __tablename__ = "member_unlinks"
+    __table_args__ = (
+        CheckConstraint("requested_by IN ('partner', 'operator')", name="requested_by"),
+        CheckConstraint("unlinked_at >= linked_at", name="after_linking"),
+        Index("ix_member_unlinks_partner_id_linked_at", "partner_id", "linked_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    unlinked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    requested_by: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(500))

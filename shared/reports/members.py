@@ -7,7 +7,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import case, distinct, exists, func, literal, or_, select, union_all
 
 from shared.db.database import Tx
-from shared.models import Entry, Member, MemberLink, ReportCycleEarns, ReportCycleMembers, ReportMonthMembers
+from shared.members.consent import link_periods
+from shared.models import Entry, Member, ReportCycleEarns, ReportCycleMembers, ReportMonthMembers
 from shared.reports.period import Period
 from shared.reports.segments import tier_and_status_mix
 from shared.reports.split import Split, split, within
@@ -115,9 +116,13 @@ def member_figures(tx: Tx, partner_id: str, period: Period, *, rollup: bool = Tr
                func.count(case((per_person.c.earns >= 1, 1))), func.count(case((per_person.c.earns >= 2, 1))))
         .select_from(per_person).join(Member, Member.id == per_person.c.person)).one()
     new = _new(tx, partner_id, starts, ends)
+    # from every link the partner has had, those withdrawn since too (``member_unlinks``): a withdrawal
+    # changes no figure of a period before it
+    links = link_periods(partner_id)
     linked, newly_linked = tx.session.execute(
-        select(func.count(), func.count(case((MemberLink.linked_at >= starts, 1))))
-        .where(MemberLink.partner_id == partner_id, MemberLink.linked_at < ends)).one()
+        select(func.count(case((or_(links.c.unlinked_at.is_(None), links.c.unlinked_at >= ends), 1))),
+               func.count(distinct(case((links.c.linked_at >= starts, links.c.member_id)))))
+        .where(links.c.linked_at < ends)).one()
     earns, points, with_amount, amount_total = _earn_sums(tx, partner_id, parts)
     return {
         "active": int(active), "new": int(new), "linked": int(linked), "newly_linked": int(newly_linked),

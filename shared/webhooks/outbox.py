@@ -3,7 +3,7 @@
 ``emit`` is the one way to queue an event. The ledger calls ``record_ledger_entries``
 when its journal flushes (operators' adjustments among its entries), settlement calls
 ``record_settlement_ready``; other modules (points.expiring reminders, tier changes, member
-status, member merges, member erasures) call ``emit`` directly:
+status, member merges, member erasures, consent withdrawn) call ``emit`` directly:
 
     from shared.webhooks import emit
     emit(tx, "tier.changed", {"member_id": m, "from": "silver", "to": "gold"})   # every linked partner
@@ -37,6 +37,7 @@ EVENT_TYPES = frozenset({
     "points.earned", "points.redeemed", "points.reversed", "points.expired", "points.adjusted", "settlement.ready",
     # queued by features built elsewhere, through emit():
     "points.expiring", "tier.changed", "member.status_changed", "member.merged", "member.erased",
+    "member.unlinked",
 })
 CHUNK = 1000
 

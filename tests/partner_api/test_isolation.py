@@ -35,6 +35,7 @@ ROUTES = [
     ("GET", "/v1/members/{member}", None, "unknown_member"),
     ("GET", "/v1/members/{member}/history", None, "unknown_member"),
     ("POST", "/v1/members/{member}/link-tokens", None, "unknown_member"),
+    ("POST", "/v1/members/{member}/unlink", None, "unknown_member"),
     ("POST", "/v1/earn", {"member_id": "{member}", "reference": "x1", "points": 5}, "unknown_member"),
     ("POST", "/v1/earn/quote", {"member_id": "{member}", "reference": "x2", "amount": 1000}, "unknown_member"),
     ("POST", "/v1/burn", {"member_id": "{member}", "reference": "x3", "points": 5}, "unknown_member"),
@@ -270,3 +271,44 @@ def test_a_refused_link_is_not_stored_against_a_later_valid_token(world):
     assert_problem(b.call("POST", "/v1/members", {"phone": PHONE}), 409, "consent_required")
     token = a.ok("POST", f"/v1/members/{member}/link-tokens", status=201)["link_token"]
     assert b.ok("POST", "/v1/members", {"link_token": token})["member_id"] == member
+
+
+def test_a_member_withdraws_its_consent_from_one_partner(world, network):
+    """POST /v1/members/{id}/unlink: refused while the partner holds an open hold for the member; then the
+    link goes (replayed to a retry of its key); the member is one the partner cannot see, its own past
+    entries stay listed (without the member's id), and linking it again needs the member's consent."""
+    a, b, member, hold, _ = world
+    b.ok("POST", "/v1/members", {"link_token": a.ok("POST", f"/v1/members/{member}/link-tokens")["link_token"]})
+    spare = a.ok("POST", f"/v1/members/{member}/link-tokens")["link_token"]  # never used
+    enrolment = {"phone": PHONE, "customer_ref": "alpha-1"}  # kept for its key: the contact and ref hashed
+    assert a.ok("POST", "/v1/members", enrolment, idempotency_key="E-1")["member_id"] == member
+    balance = a.ok("GET", f"/v1/members/{member}")["balance"]
+    refused = assert_problem(a.call("POST", f"/v1/members/{member}/unlink", idempotency_key="U-1"), 409, "holds_open")
+    assert refused["open_holds"] == 1
+    a.ok("POST", f"/v1/holds/{hold}/void", {})
+
+    first = a.call("POST", f"/v1/members/{member}/unlink", idempotency_key="U-2")
+    assert first.status_code == 200 and first.json() == {"member_id": member, "linked": False}, first.text
+    again = a.call("POST", f"/v1/members/{member}/unlink", idempotency_key="U-2")
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    assert_problem(a.call("POST", f"/v1/members/{member}/unlink"), 404, "unknown_member")  # a new key: gone
+    # the enrolment kept for its key holds the hashes no more: its retry is refused, not answered "linked"
+    assert_problem(a.call("POST", "/v1/members", enrolment, idempotency_key="E-1"), 422, "idempotency_key_reused")
+    for method, path, body in (("GET", f"/v1/members/{member}", None), ("GET", f"/v1/members/{member}/history", None),
+                               ("POST", "/v1/earn", {"member_id": member, "reference": "a-earn-2", "points": 5}),
+                               ("POST", f"/v1/members/{member}/link-tokens", None)):
+        assert_problem(a.call(method, path, body), 404, "unknown_member")
+    listed = a.ok("GET", "/v1/transactions")["transactions"]
+    assert [(t["kind"], t["reference"]) for t in listed] == [("earn", "a-earn"), ("hold", "a-hold"), ("void", None)]
+    assert {t["member_id"] for t in listed} == {None}  # its own entries stay; the member's id is shown no more
+    # and it can still reverse them (a return of goods): by its reference, no link needed
+    assert a.ok("POST", "/v1/reversals", {"reference": "a-rev", "original_reference": "a-earn", "points": 5})[
+        "points"] == 5
+    # the member's points (the hold's 10 released, the 5 reversed) and its link to b are untouched
+    assert b.ok("GET", f"/v1/members/{member}")["balance"] == {"available": balance["available"] + 5, "held": 0}
+    assert_problem(b.call("POST", "/v1/members", {"link_token": spare}), 409, "invalid_link_token")
+    # linking again: the contact alone needs consent, a token of b links it, under the same customer_ref
+    assert_problem(a.call("POST", "/v1/members", {"phone": PHONE}), 409, "consent_required")
+    token = b.ok("POST", f"/v1/members/{member}/link-tokens")["link_token"]
+    assert a.ok("POST", "/v1/members", {"link_token": token, "customer_ref": "alpha-1"})["member_id"] == member
+    assert a.ok("GET", f"/v1/members/{member}")["balance"]["available"] == balance["available"] + 5

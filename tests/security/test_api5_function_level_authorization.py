@@ -15,6 +15,7 @@ from tests.partner_api.conftest import assert_problem
 
 PARTNER_ROUTES = {
     ("POST", "/v1/members"), ("POST", "/v1/members/{member_id}/link-tokens"), ("GET", "/v1/members/{member_id}"),
+    ("POST", "/v1/members/{member_id}/unlink"),  # the member withdraws its consent from the partner calling
     ("GET", "/v1/members/{member_id}/history"), ("POST", "/v1/earn"), ("POST", "/v1/earn/quote"),
     ("POST", "/v1/activities"), ("POST", "/v1/burn"), ("POST", "/v1/holds"),
     ("POST", "/v1/holds/{hold_id}/capture"), ("POST", "/v1/holds/{hold_id}/void"), ("POST", "/v1/reversals"),
