@@ -394,6 +394,11 @@ class PointsnetClient:
     def link_token(self, member_id: str) -> dict:
         return self.call("POST", f"/v1/members/{member_id}/link-tokens").body
 
+    def unlink(self, member_id: str, idempotency_key: str | None = None) -> dict:
+        """The member withdraws its consent from you: your link to it goes (409 ``holds_open`` while you hold
+        an open hold for it)."""
+        return self.call("POST", f"/v1/members/{member_id}/unlink", idempotency_key=idempotency_key).body
+
     def member(self, member_id: str) -> dict:
         return self.call("GET", f"/v1/members/{member_id}").body
 

@@ -42,6 +42,10 @@ def test_the_sdk_round_trip(client):
         client.burn(member, "b-1", 10_000)
     assert refusal.value.code == "insufficient_points" and refusal.value.status == 409
     assert len(client.transactions()["transactions"]) == 4
+    assert client.unlink(member) == {"member_id": member, "linked": False}  # the member withdraws its consent
+    with pytest.raises(PointsnetAPIError) as gone:
+        client.member(member)
+    assert gone.value.code == "unknown_member" and gone.value.status == 404
 
 
 def test_the_documented_quick_start_runs(network, api, tmp_path, monkeypatch):
