@@ -95,9 +95,26 @@ def _partner(request: Request) -> str:
     return request.state.partner_id
 
 
-def api_result(result: dict) -> dict:
+# what a partner may post for a member it is no longer linked to: a reversal of its own entry, a capture
+# or void of its own hold (shared/members/consent.py); any other write needs the link
+WITHOUT_LINK = ("reversal", "capture", "void")
+
+
+def api_result(result: dict, unseen: set[str] = frozenset()) -> dict:
+    """A posting's result as the API answers it. ``unseen``: members the partner is not linked to (see
+    ``_unseen``), whose current balance it may not see: ``balance`` null."""
     body = {("transaction_id" if key == "entry_id" else key): value for key, value in result.items()}
+    if body.get("member_id") in unseen:
+        body["balance"] = None
     return {key: value for key, value in body.items() if key in RESULT_FIELDS}
+
+
+def _unseen(tx: Tx, partner_id: str, outcomes: list) -> set[str]:
+    """The members of the results (of a kind that needs no link) the partner is not linked to: one query,
+    none for earns, burns and holds, which it posts only for members linked to it."""
+    members = {o["member_id"] for o in outcomes if isinstance(o, dict) and o.get("kind") in WITHOUT_LINK
+               and o.get("member_id")}
+    return members - _linked_members(tx, partner_id, members)
 
 
 class FastJSONResponse(JSONResponse):
@@ -137,7 +154,7 @@ def _post_event(request: Request, payload: Any, event: Event) -> JSONResponse:
         [outcome] = post_events(tx, partner_id, [event])
         if isinstance(outcome, PointsnetError):
             raise outcome
-        return 200, api_result(outcome)
+        return 200, api_result(outcome, _unseen(tx, partner_id, [outcome]))
 
     return _exactly_once(request, payload, operation)
 
@@ -439,14 +456,14 @@ def batch(request: Request, body: schemas.BatchRequest):
         left = next((o for o in outcomes if isinstance(o, (PartnerSuspended, PartnerTerminated))), None)
         if left is not None:  # suspended or gone since the door: the whole batch is refused, as any POST then
             raise left  # (every event of it was refused, so nothing was written; a 403 is not kept for the key)
-        results = []
+        results, unseen = [], _unseen(tx, partner_id, outcomes)
         for index, (event, outcome) in enumerate(zip(events, outcomes)):
             if isinstance(outcome, PointsnetError):
                 results.append({"index": index, "reference": event.reference, "status": outcome.status,
                                 "problem": outcome.to_problem()})
             else:
                 results.append({"index": index, "reference": event.reference, "status": 200,
-                                "result": api_result(outcome)})
+                                "result": api_result(outcome, unseen)})
         accepted = sum(r["status"] == 200 for r in results)
         return 200, {"accepted": accepted, "refused": len(results) - accepted, "results": results}
 

@@ -242,7 +242,9 @@ class RuleVersions(BaseModel):
 
 
 class LedgerResult(BaseModel):
-    """Every success carries the ledger transaction id and the member's new balance."""
+    """Every success carries the ledger transaction id and the member's new balance (null for a member
+    the partner is no longer linked to: a reversal, capture or void of its own after the member withdrew
+    its consent)."""
 
     transaction_id: str
     kind: str
@@ -251,7 +253,8 @@ class LedgerResult(BaseModel):
     points: int
     posted_at: AwareDatetime
     cycle_date: date
-    balance: Balance
+    balance: Balance | None = Field(description="the member's balance right after; null when the member is "
+                                    "no longer linked to you (it withdrew its consent): not yours to see")
     lots: list[LotOut] | None = None
     consumed: list[Consumed] | None = None
     hold_id: str | None = None

@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, literal_column, select, update
+from sqlalchemy import Text, bindparam, cast, false, func, literal_column, null, select, true, union_all, update
 
 from shared.db.database import Tx
-from shared.db.lists import among_bound, per_dialect
+from shared.db.lists import among_bound, bound_list, per_dialect
 from shared.db.types import new_id
 from shared.errors import (
     BatchTooLarge, CaptureExceedsHold, HoldNotOpen, InsufficientPoints, InvalidAmount, InvalidPoints, MemberErased,
@@ -63,6 +63,18 @@ def _linked_query(dialect: str):
 def _stored_query(dialect: str):
     return select(entries_t.c.reference, entries_t.c.request, entries_t.c.result).where(
         entries_t.c.partner_id == bindparam("partner_id"), among_bound(dialect, entries_t.c.reference, "ids"))
+
+
+@per_dialect
+def _stored_and_linked_query(dialect: str):
+    """``_stored_query``'s rows (``link`` false) and, in the same statement, the listed ``members`` linked
+    to the partner (``link`` true, the member id as ``reference``): the links read again under the locks."""
+    links_t = MemberLink.__table__
+    stored = select(entries_t.c.reference, entries_t.c.request, entries_t.c.result, false().label("link")).where(
+        entries_t.c.partner_id == bindparam("partner_id"), among_bound(dialect, entries_t.c.reference, "ids"))
+    linked = select(links_t.c.member_id, cast(null(), Text), cast(null(), Text), true()).where(
+        links_t.c.partner_id == bindparam("partner_id"), among_bound(dialect, links_t.c.member_id, "members"))
+    return union_all(stored, linked)
 
 
 @dataclass
@@ -136,9 +148,9 @@ class Posting:
     # -- entry point -------------------------------------------------------------------
     def run(self) -> list[dict | PointsnetError]:
         candidates = self._validate_all()
-        self._load(candidates)
-        # Only now, under the members' locks, can a twin that committed first be seen for sure.
-        pending = self._replay_stored(candidates)
+        # Only under the members' locks can a twin that committed first be seen for sure (read in _load).
+        stored = self._load(candidates)
+        pending = self._replay_stored(candidates, stored)
         earns = [self.events[i] for i in pending if self.events[i].kind == "earn" and self.events[i].points is None]
         if earns and self.partner_status == "active":
             self._load_rules(earns)  # so capped campaigns are locked after the members, before a partner's float
@@ -201,10 +213,9 @@ class Posting:
             candidates.append(index)
         return candidates
 
-    def _replay_stored(self, candidates: list[int]) -> list[int]:
-        """Events whose reference is already in the ledger answer with its result (or a conflict)."""
-        stored = self._stored_by_reference(list(dict.fromkeys(
-            self.events[i].reference for i in candidates if self.events[i].reference)))
+    def _replay_stored(self, candidates: list[int], stored: dict) -> list[int]:
+        """Events whose reference is already in the ledger (``stored``, read under the members' locks)
+        answer with its result (or a conflict)."""
         pending = []
         for index in candidates:
             event = self.events[index]
@@ -301,9 +312,36 @@ class Posting:
         return {row.reference: row for row in among_rows(self.tx, _stored_query(self.tx.dialect), references,
                                                           partner_id=self.partner_id)}
 
+    def _stored_and_still_linked(self, events: list[Event]) -> dict:
+        """The stored entries of the events' references (``_stored_by_reference``), read once the members
+        are locked; on PostgreSQL, with them, the links of the directly named members read again.
+
+        A link may have gone while the posting waited for a member's lock: an unlink holds it from its
+        start (shared/members/consent.py) and deletes only the link, which the locking statement, begun
+        before the unlink's commit, still sees (READ COMMITTED). A statement begun after the locks sees
+        it gone: this one, which the posting runs anyway. A member no longer linked then is unknown to
+        the partner, as any unlinked member is (per event in a batch). SQLite's one writer changes
+        nothing between the read before the locks and the locks."""
+        references = list(dict.fromkeys(e.reference for e in events if e.reference))
+        recheck = self.linked & self.journal.members.keys()
+        if not self.tx.is_postgres or not recheck:
+            return self._stored_by_reference(references)
+        dialect, stored, still = self.tx.dialect, {}, set()
+        for index, chunk in enumerate(list(chunks(references)) or [[]]):  # the members with the first chunk
+            for row in self.tx.session.execute(_stored_and_linked_query(dialect), {
+                    "ids": bound_list(dialect, chunk), "members": bound_list(dialect, recheck if index == 0 else ()),
+                    "partner_id": self.partner_id}):
+                if row.link:
+                    still.add(row.reference)
+                else:
+                    stored[row.reference] = row
+        self.linked -= recheck - still
+        return stored
+
     # -- loading -------------------------------------------------------------------------
-    def _load(self, pending: list[int]) -> None:
-        """Lock every member the events touch (in id order), then read what the events change.
+    def _load(self, pending: list[int]) -> dict:
+        """Lock every member the events touch (in id order), then read what the events change; returns
+        the stored entries of the events' references (``_stored_and_still_linked``).
 
         Originals and holds are read only after their members are locked: every change
         to them happens under the same locks, so what is read cannot be stale.
@@ -315,6 +353,7 @@ class Posting:
         self.linked.update(row.member_id for row in among_rows(self.tx, _linked_query(self.tx.dialect), direct,
                                                                partner_id=self.partner_id))
         locked_rows = self._lock_members(events, references, hold_ids)
+        stored = self._stored_and_still_linked(events)  # the links too: one may have gone while it waited
         load_due(self.journal)  # so that every balance answered is as a spend now would find it
         self._load_originals(references)
         self._load_holds(hold_ids)
@@ -342,6 +381,7 @@ class Posting:
             if original.kind == "earn":
                 original.lot_ids = sorted((lot.id for lot in lots.values() if lot.entry_id == original.entry_id),
                                           key=lambda lot_id: (lots[lot_id].billing == "network", lot_id))
+        return stored
 
     def _lock_members(self, events: list[Event], references: set[str], hold_ids: set[str]) -> list:
         """Lock the members the events touch (``self.journal.members``); returns the rows read.

@@ -226,15 +226,18 @@ def require_linked(tx: Tx, partner_id: str, member_id: str) -> None:
 
 def mint_link_token(tx: Tx, partner_id: str, member_id: str) -> dict:
     """A short-lived, single-use token the member shows another partner (as a QR code) to consent."""
-    require_linked(tx, partner_id, member_id)
     if tx.is_postgres:
-        # Held until commit, and read again after an erasure or merge in flight (they lock the member
-        # FOR UPDATE and delete its unused tokens): a token minted meanwhile must not outlive them.
+        # Held until commit, taken before the link is read: an erasure, a merge or an unlink in flight
+        # (they lock the member FOR UPDATE and delete its unused tokens) is waited for, and a token minted
+        # meanwhile must not outlive them. The lock's statement sees an erasure or a merge (they update
+        # the row); the unlink deletes only the link, which a statement begun before its commit still
+        # sees (READ COMMITTED), so the link is read after the lock, in a statement of its own.
         still = tx.session.execute(select(members_t.c.id).where(
             members_t.c.id == member_id, members_t.c.status == "active", members_t.c.merged_into.is_(None))
             .with_for_update(read=True, key_share=True)).first()
         if still is None:
             raise UnknownMember(f"no member {member_id}")
+    require_linked(tx, partner_id, member_id)
     token = secrets.token_urlsafe(24)
     expires_at = tx.now + LINK_TOKEN_TTL
     tx.session.execute(insert(tokens_t).values(

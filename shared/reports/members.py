@@ -117,12 +117,14 @@ def member_figures(tx: Tx, partner_id: str, period: Period, *, rollup: bool = Tr
         .select_from(per_person).join(Member, Member.id == per_person.c.person)).one()
     new = _new(tx, partner_id, starts, ends)
     # from every link the partner has had, those withdrawn since too (``member_unlinks``): a withdrawal
-    # changes no figure of a period before it
+    # changes no figure of a period before it. People, not link periods: a person may have several (a
+    # link withdrawn, then a duplicate's link moved onto it by a merge) or one of a merged duplicate.
     links = link_periods(partner_id)
+    linker, joined_links = _people(links)
     linked, newly_linked = tx.session.execute(
-        select(func.count(case((or_(links.c.unlinked_at.is_(None), links.c.unlinked_at >= ends), 1))),
-               func.count(distinct(case((links.c.linked_at >= starts, links.c.member_id)))))
-        .where(links.c.linked_at < ends)).one()
+        select(func.count(distinct(case((or_(links.c.unlinked_at.is_(None), links.c.unlinked_at >= ends), linker)))),
+               func.count(distinct(case((links.c.linked_at >= starts, linker)))))
+        .select_from(joined_links).where(links.c.linked_at < ends)).one()
     earns, points, with_amount, amount_total = _earn_sums(tx, partner_id, parts)
     return {
         "active": int(active), "new": int(new), "linked": int(linked), "newly_linked": int(newly_linked),

@@ -1,8 +1,9 @@
-"""Tier and activity-status mix of a partner's linked members, from one GROUP BY each.
+"""Tier and activity-status mix of a partner's linked members, from one GROUP BY.
 
-The mix is of the members linked to the partner at the end of the period (those who withdrew their
-consent since counted too: ``member_unlinks``), by their tier and
-activity status when the report is made (``members.tier`` NULL is the lowest configured tier).
+The mix is of the people linked to the partner at the end of the period (those who withdrew their
+consent since counted too: ``member_unlinks``), each once (a merged duplicate is its survivor; a person
+with several link periods, say one withdrawn and one a merge moved onto it, is one person), by their
+tier and activity status when the report is made (``members.tier`` NULL is the lowest configured tier).
 Member tiers and statuses are current values, not history: a report of an old period shows
 today's mix of the members linked to the partner then.
 """
@@ -16,26 +17,33 @@ from shared.members.consent import link_periods
 from shared.models import Member
 from shared.reports.period import Period
 
+STATUSES = ("active", "at_risk", "dormant")
+
+
+def linked_people(partner_id: str, ends):
+    """The people linked to the partner at ``ends`` (a link there then, withdrawn since or not), each
+    once: ``person``, the member a merged duplicate was merged into, else the member itself."""
+    links = link_periods(partner_id)
+    return (select(func.coalesce(Member.merged_into, Member.id).label("person")).distinct()
+            .join(links, links.c.member_id == Member.id)
+            .where(links.c.linked_at < ends, or_(links.c.unlinked_at.is_(None), links.c.unlinked_at >= ends))
+            .subquery("linked_people"))
+
 
 def tier_and_status_mix(tx: Tx, partner_id: str, period: Period) -> dict | None:
-    # linked at the end of the period: a link there now, or one withdrawn since (``member_unlinks``)
-    links, ends = link_periods(partner_id), period.ends_at(tx.settings)
-    linked_then = (links.c.linked_at < ends, or_(links.c.unlinked_at.is_(None), links.c.unlinked_at >= ends))
-    if not tx.settings.tiers.enabled:
-        tiers = None
-    else:
-        lowest = tx.settings.tiers.lowest
-        counted: dict[str, int] = {}
-        for tier, members in tx.session.execute(
-                select(Member.tier, func.count()).join(links, links.c.member_id == Member.id)
-                .where(*linked_then, Member.merged_into.is_(None))
-                .group_by(Member.tier)):
-            counted[tier or lowest] = counted.get(tier or lowest, 0) + int(members)  # NULL: the lowest tier
-        known = [level.name for level in tx.settings.tiers.levels]
-        tiers = {name: counted.get(name, 0) for name in known}
-    statuses = dict(tx.session.execute(
-        select(Member.activity_status, func.count()).join(links, links.c.member_id == Member.id)
-        .where(*linked_then, Member.merged_into.is_(None))
-        .group_by(Member.activity_status)).all())
-    return {"tiers": tiers,
-            "statuses": {status: int(statuses.get(status, 0)) for status in ("active", "at_risk", "dormant")}}
+    people = linked_people(partner_id, period.ends_at(tx.settings))
+    counted: dict[str | None, int] = {}
+    statuses = dict.fromkeys(STATUSES, 0)
+    for tier, status, members in tx.session.execute(
+            select(Member.tier, Member.activity_status, func.count()).join(people, people.c.person == Member.id)
+            .group_by(Member.tier, Member.activity_status)):
+        counted[tier] = counted.get(tier, 0) + int(members)
+        if status in statuses:
+            statuses[status] += int(members)
+    tiers = None
+    if tx.settings.tiers.enabled:
+        lowest, by_name = tx.settings.tiers.lowest, {}
+        for tier, members in counted.items():
+            by_name[tier or lowest] = by_name.get(tier or lowest, 0) + members  # NULL: the lowest tier
+        tiers = {level.name: by_name.get(level.name, 0) for level in tx.settings.tiers.levels}
+    return {"tiers": tiers, "statuses": statuses}

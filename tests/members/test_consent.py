@@ -15,6 +15,7 @@ from shared.access import audit
 from shared.ledger.cycles import cycle_date_for
 from shared.members.consent import unlink
 from shared.models import Entry, MemberLink, MemberUnlink
+from shared.programme.merge import merge_members
 from shared.reports.members import member_figures
 from shared.reports.period import Period
 from tests.cli.inprocess import pointsnet
@@ -133,3 +134,28 @@ def test_reports_of_a_period_before_a_withdrawal_do_not_change(network, clock):
     assert (figures(day2, day2)["linked"], figures(day2, day2)["newly_linked"]) == (2, 1)
     assert (figures(day1, day2)["linked"], figures(day1, day2)["newly_linked"]) == (2, 2)
     assert figures(day1, day1) == before
+
+
+def test_reports_count_a_person_once_after_a_withdrawal_and_a_merge(network, clock):
+    """S withdraws its consent from the shop, then its duplicate D, linked to the shop, is merged into S:
+    D's link moves onto S (its consent moves with its record), so the shop's link periods hold S twice
+    (the withdrawn one and the moved one) and D's once. Every report counts the person once, and its
+    status mix is of the same people."""
+    shop, other = make_partner(network, "Shop"), make_partner(network, "Other")
+    survivor = make_member(network, shop, phone=PHONE, also_linked_to=(other,))
+    duplicate = make_member(network, shop, phone="+8613900001111")
+    day1 = network.tx(lambda tx: cycle_date_for(tx.now, tx.settings))
+    clock.advance(days=1)
+    day2 = network.tx(lambda tx: cycle_date_for(tx.now, tx.settings))
+    network.tx(lambda tx: unlink(tx, shop, survivor, requested_by="operator"))
+    clock.advance(hours=1)
+    network.tx(lambda tx: merge_members(tx, survivor, duplicate))
+    assert links_of(network, survivor) == {(shop, None), (other, None)}  # linked to the shop again, by D's link
+
+    def figures(first, last):
+        found = network.tx(lambda tx: member_figures(tx, shop, Period(first, last), rollup=False), readonly=True)
+        return found["linked"], found["newly_linked"], sum(found["status_mix"].values())
+
+    assert figures(day1, day1) == (1, 1, 1)  # S and D then: one person now
+    assert figures(day2, day2) == (1, 0, 1)
+    assert figures(day1, day2) == (1, 1, 1)

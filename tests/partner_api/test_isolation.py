@@ -301,14 +301,21 @@ def test_a_member_withdraws_its_consent_from_one_partner(world, network):
     listed = a.ok("GET", "/v1/transactions")["transactions"]
     assert [(t["kind"], t["reference"]) for t in listed] == [("earn", "a-earn"), ("hold", "a-hold"), ("void", None)]
     assert {t["member_id"] for t in listed} == {None}  # its own entries stay; the member's id is shown no more
-    # and it can still reverse them (a return of goods): by its reference, no link needed
-    assert a.ok("POST", "/v1/reversals", {"reference": "a-rev", "original_reference": "a-earn", "points": 5})[
-        "points"] == 5
-    # the member's points (the hold's 10 released, the 5 reversed) and its link to b are untouched
-    assert b.ok("GET", f"/v1/members/{member}")["balance"] == {"available": balance["available"] + 5, "held": 0}
+    # and it can still reverse them (a return of goods): by its reference, no link needed; the member's
+    # balance is not its to see any more: null in the answer, in a batch's result too
+    reversed_ = a.ok("POST", "/v1/reversals", {"reference": "a-rev", "original_reference": "a-earn", "points": 5})
+    assert (reversed_["points"], reversed_["balance"]) == (5, None)
+    [result] = a.ok("POST", "/v1/batch", {"events": [
+        {"type": "reversal", "reference": "a-rev-2", "original_reference": "a-earn", "points": 1}]})["results"]
+    assert (result["status"], result["result"]["points"], result["result"]["balance"]) == (200, 1, None)
+    # the member's points (the hold's 10 released, the 5 and 1 reversed) and its link to b are untouched
+    assert b.ok("GET", f"/v1/members/{member}")["balance"] == {"available": balance["available"] + 4, "held": 0}
     assert_problem(b.call("POST", "/v1/members", {"link_token": spare}), 409, "invalid_link_token")
     # linking again: the contact alone needs consent, a token of b links it, under the same customer_ref
     assert_problem(a.call("POST", "/v1/members", {"phone": PHONE}), 409, "consent_required")
     token = b.ok("POST", f"/v1/members/{member}/link-tokens")["link_token"]
     assert a.ok("POST", "/v1/members", {"link_token": token, "customer_ref": "alpha-1"})["member_id"] == member
-    assert a.ok("GET", f"/v1/members/{member}")["balance"]["available"] == balance["available"] + 5
+    assert a.ok("GET", f"/v1/members/{member}")["balance"]["available"] == balance["available"] + 4
+    # linked again, its answers show the balance again
+    assert a.ok("POST", "/v1/reversals", {"reference": "a-rev-3", "original_reference": "a-earn", "points": 1})[
+        "balance"] == {"available": balance["available"] + 3, "held": 0}
