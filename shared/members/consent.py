@@ -8,7 +8,11 @@ id of its own past entries no more, and events about the member are no longer se
 row go the partner's customer_ref of the member, its unused link tokens for the member, and the
 contact and customer_ref hashes its kept enrolment requests hold next to the member's id (a retry of
 such an Idempotency-Key is refused as reused, as after an erasure). The member's points, lots and
-ledger history are the network's and stay as they are, and so do the partner's own entries.
+ledger history are the network's and stay as they are, and so do the partner's own entries: it may
+still reverse them, capture or void its holds by id, and is then answered ``balance`` null (the member's
+balance is no longer its to see). A posting or link token of the partner's waiting for the member's lock
+meanwhile reads the link again once it holds it, and finds it gone (shared/ledger/posting.py,
+shared/members/enrolment.py).
 
 Linking again needs consent again: an enrolment with the member's contact answers ``consent_required``,
 a link token minted by another partner the member is linked to links it.
