@@ -128,6 +128,8 @@ def current_revision(url: str) -> str | None:
     engine = make_engine(url, pool_size=1)
     try:
         with engine.connect() as connection:
+            # a read: on SQLite never BEGIN IMMEDIATE (a writer's), which would wait behind a busy writer
+            connection.execution_options(sqlite_begin="DEFERRED")
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()

@@ -1,5 +1,6 @@
 """The migrations build exactly the schema the models describe, on SQLite and on PostgreSQL."""
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -401,3 +402,35 @@ def test_0044_and_0045_backfill_what_settlement_and_set_limits_write(network, cl
         _migrate(database_url, "head")
     assert migrated == written
     assert after == balances
+
+
+def test_reading_the_schema_revision_on_sqlite_does_not_wait_for_the_write_lock(template_db, tmp_path):
+    """Every command checks the schema's revision first: on the embedded database that read took the write
+    lock (BEGIN IMMEDIATE, as a writer), so a read-only command (``members show``, ``members export``)
+    waited behind a busy ``serve`` for up to the 60 s busy timeout. Found by the export's tests."""
+    import shutil
+    import sqlite3
+    import threading
+
+    from shared.db.migrate import current_revision
+
+    if not str(template_db).endswith(".db"):
+        pytest.skip("the embedded database's write lock")
+    path = tmp_path / "busy.db"
+    shutil.copyfile(template_db, path)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a writer holds the lock while the command starts
+    read, answer = threading.Event(), {}
+
+    def check() -> None:
+        answer["revision"] = current_revision(f"sqlite:///{path}")
+        read.set()
+
+    reader = threading.Thread(target=check, daemon=True)
+    reader.start()
+    released_by_timeout = not read.wait(30)  # before: read only once the writer let go
+    writer.execute("ROLLBACK")
+    writer.close()
+    reader.join(70)
+    assert not released_by_timeout, "the revision was read only once the writer let go of its lock"
+    assert answer["revision"] == ScriptDirectory.from_config(alembic_config(f"sqlite:///{path}")).get_current_head()
