@@ -70,8 +70,7 @@ def _stored_and_linked_query(dialect: str):
     """``_stored_query``'s rows (``link`` false) and, in the same statement, the listed ``members`` linked
     to the partner (``link`` true, the member id as ``reference``): the links read again under the locks."""
     links_t = MemberLink.__table__
-    stored = select(entries_t.c.reference, entries_t.c.request, entries_t.c.result, false().label("link")).where(
-        entries_t.c.partner_id == bindparam("partner_id"), among_bound(dialect, entries_t.c.reference, "ids"))
+    stored = _stored_query(dialect).add_columns(false().label("link"))
     linked = select(links_t.c.member_id, cast(null(), Text), cast(null(), Text), true()).where(
         links_t.c.partner_id == bindparam("partner_id"), among_bound(dialect, links_t.c.member_id, "members"))
     return union_all(stored, linked)

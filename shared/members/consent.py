@@ -25,7 +25,7 @@ past periods count the members linked to the partner then (``link_periods``). Th
 
 from __future__ import annotations
 
-from sqlalchemy import cast, delete, func, insert, null, select, union_all
+from sqlalchemy import and_, cast, delete, func, insert, null, or_, select, union_all
 
 from shared.db.database import Tx
 from shared.db.types import UTCDateTime, new_id
@@ -98,3 +98,9 @@ def link_periods(partner_id: str):
         select(unlinks_t.c.member_id, unlinks_t.c.linked_at, unlinks_t.c.unlinked_at)
         .where(unlinks_t.c.partner_id == partner_id),
     ).subquery("link_periods")
+
+
+def linked_at(links, instant):
+    """Whether a row of ``link_periods`` had the member linked at ``instant``: linked before it, and not
+    withdrawn by then."""
+    return and_(links.c.linked_at < instant, or_(links.c.unlinked_at.is_(None), links.c.unlinked_at >= instant))

@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import case, distinct, exists, func, literal, or_, select, union_all
 
 from shared.db.database import Tx
-from shared.members.consent import link_periods
+from shared.members.consent import link_periods, linked_at
 from shared.models import Entry, Member, ReportCycleEarns, ReportCycleMembers, ReportMonthMembers
 from shared.reports.period import Period
 from shared.reports.segments import tier_and_status_mix
@@ -122,7 +122,7 @@ def member_figures(tx: Tx, partner_id: str, period: Period, *, rollup: bool = Tr
     links = link_periods(partner_id)
     linker, joined_links = _people(links)
     linked, newly_linked = tx.session.execute(
-        select(func.count(distinct(case((or_(links.c.unlinked_at.is_(None), links.c.unlinked_at >= ends), linker)))),
+        select(func.count(distinct(case((linked_at(links, ends), linker)))),
                func.count(distinct(case((links.c.linked_at >= starts, linker)))))
         .select_from(joined_links).where(links.c.linked_at < ends)).one()
     earns, points, with_amount, amount_total = _earn_sums(tx, partner_id, parts)

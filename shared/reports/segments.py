@@ -10,10 +10,10 @@ today's mix of the members linked to the partner then.
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from shared.db.database import Tx
-from shared.members.consent import link_periods
+from shared.members.consent import link_periods, linked_at
 from shared.models import Member
 from shared.reports.period import Period
 
@@ -26,7 +26,7 @@ def linked_people(partner_id: str, ends):
     links = link_periods(partner_id)
     return (select(func.coalesce(Member.merged_into, Member.id).label("person")).distinct()
             .join(links, links.c.member_id == Member.id)
-            .where(links.c.linked_at < ends, or_(links.c.unlinked_at.is_(None), links.c.unlinked_at >= ends))
+            .where(linked_at(links, ends))
             .subquery("linked_people"))
 
 
