@@ -18,7 +18,7 @@ from shared.ledger.due import load_due
 from shared.ledger.expiry_pg import expire_locked
 from shared.ledger.journal import Journal, MemberState
 from shared.ledger.rules import LotState, breakage_lines, consumption_key
-from shared.ledger.state import load_due_lots, lock_members_following_merges, survivors
+from shared.ledger.state import load_due_lots, lock_members_following_merges, survivors_of_missing
 from shared.models import Lot
 from shared.partners.contracts import terms_by_id
 
@@ -88,7 +88,7 @@ def expire_next(tx: Tx, limit: int, *, in_sql: bool | None = None) -> Batch:
     read = frozenset(candidates)
     journal = Journal(tx, enter_open_cycle(tx))
     # a member merged while this waited: its lots expire on the survivor, in this batch
-    journal.members = lock_members_following_merges(tx, candidates, _survivors_of_missing(tx, candidates))
+    journal.members = lock_members_following_merges(tx, candidates, survivors_of_missing(tx, candidates))
     # the balance each points.expired carries: this batch expires every due lot of theirs, so only
     # their holds past timeout are left to apply (one read, and only with points held)
     load_due(journal, lots=False)
@@ -106,11 +106,3 @@ def expire_next(tx: Tx, limit: int, *, in_sql: bool | None = None) -> Batch:
         expired += entry["points"] if entry else 0
     journal.flush()
     return Batch(expired, read)
-
-
-def _survivors_of_missing(tx: Tx, candidates: list[str]):
-    """``more`` for ``lock_members_following_merges``: the survivor of an owner merged since it was read."""
-    def more(members: dict) -> set[str]:
-        missing = set(candidates) - members.keys()  # merged, erased or unknown now
-        return set(survivors(tx, missing).values()) if missing else set()
-    return more

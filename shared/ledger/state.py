@@ -103,6 +103,17 @@ def survivors(tx: Tx, member_ids: Iterable[str]) -> dict[str, str]:
     return found
 
 
+def survivors_of_missing(tx: Tx, member_ids: Iterable[str]) -> Callable[[dict], set[str]]:
+    """``more`` for ``lock_members_following_merges`` when the members were read before their locks: the
+    survivor of one merged since it was read (one merged, erased or unknown now is left out of the locks)."""
+    wanted = set(member_ids)
+
+    def more(members: dict) -> set[str]:
+        missing = wanted - members.keys()
+        return set(survivors(tx, missing).values()) if missing else set()
+    return more
+
+
 def _lot(row) -> LotState:
     return LotState(
         id=row.id, member_id=row.member_id, entry_id=row.entry_id, funder_partner_id=row.funder_partner_id,

@@ -24,7 +24,7 @@ from shared.db.database import Tx
 from shared.db.lists import among, among_rows
 from shared.db.types import new_id
 from shared.ledger.due import apply_due, due_holds_query, group_due_holds
-from shared.ledger.state import is_open, lock_members_following_merges, survivors
+from shared.ledger.state import is_open, lock_members_following_merges, survivors_of_missing
 from shared.models import ExpiryReminder, Lot
 from shared.programme.days import day_bounds, last_day, network_day
 from shared.programme.events import points_expiring
@@ -57,7 +57,7 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
     # and a survivor's day counts its lots from the duplicate. A member merged since it was read gives
     # way to its survivor (locked too, its day counting all its lots), even one outside this batch's
     # ids: one told today is not told again.
-    locked = sorted(lock_members_following_merges(tx, member_ids, _survivors_of_missing(tx, member_ids)))
+    locked = sorted(lock_members_following_merges(tx, member_ids, survivors_of_missing(tx, member_ids)))
     if not locked:
         return member_ids[-1], 0
     # a day is due when its first lot is within the horizon; its reminder counts the whole local day,
@@ -100,14 +100,6 @@ def reminder_batch(tx: Tx, after: str, limit: int) -> tuple[str | None, int]:
                      "created_at": now})
     points_expiring(tx, rows)
     return member_ids[-1], len(rows)
-
-
-def _survivors_of_missing(tx: Tx, member_ids: list[str]):
-    """``more`` for ``lock_members_following_merges``: the survivor of a member merged since it was read."""
-    def more(members: dict) -> set[str]:
-        missing = set(member_ids) - members.keys()  # merged, erased or unknown now
-        return set(survivors(tx, missing).values()) if missing else set()
-    return more
 
 
 def _released(tx: Tx, holding: set[str]) -> dict[str, int]:
