@@ -143,14 +143,12 @@ def first_effective_date(tx: Tx) -> date:
     return cycle_date_for(tx.now + CONTRACT_NOTICE, tx.settings) + timedelta(days=1)
 
 
-def add_contract_version(tx: Tx, partner_id: str, terms: ContractTerms, effective_from: date | None = None) -> dict:
-    """A new version takes effect at a future cycle boundary at least CONTRACT_NOTICE ahead (default:
-    the first such cycle, usually the next), at most HORIZON_YEARS ahead.
-
-    Postings read the terms in force without a lock (``partner_with_terms``): a version whose unit
-    committed after its cycle had begun would be missed by that cycle's first postings and read by
-    the later ones (two contracts in one cycle). So its cycle must begin at least CONTRACT_NOTICE
-    after this unit's time, which no unit of work outlasts: it is in force only once committed."""
+def contract_version_date(tx: Tx, partner_id: str, effective_from: date | None = None) -> date:
+    """The date a new version of the partner's contract would take effect from, now: ``effective_from``
+    or by default the first cycle it may (``first_effective_date``). Refuses a date that cannot be one
+    (``add_contract_version``'s rules): after today's cycle, at least CONTRACT_NOTICE ahead, after every
+    version already added, at most HORIZON_YEARS ahead. The dashboard checks a request with it when
+    it is filed; time passes before approval, which checks again."""
     require_partner(tx, partner_id)
     current = cycle_date_for(tx.now, tx.settings)
     refuse_beyond_horizon(effective_from, current)
@@ -168,13 +166,24 @@ def add_contract_version(tx: Tx, partner_id: str, terms: ContractTerms, effectiv
             f"{effective_from} begins at {cycle_end(effective_from - timedelta(days=1), tx.settings).isoformat()}, "
             f"too soon: choose {settled + timedelta(days=1)} or later"
         )
-    latest = tx.session.execute(
-        select(func.max(contracts.c.version), func.max(contracts.c.effective_from)).where(contracts.c.partner_id == partner_id)
-    ).one()
-    if latest[1] is not None and effective_from <= latest[1]:
+    latest = tx.session.scalar(select(func.max(contracts.c.effective_from)).where(contracts.c.partner_id == partner_id))
+    if latest is not None and effective_from <= latest:
         raise ContractNotAtBoundary(f"a version already takes effect on or after {effective_from}")
+    return effective_from
+
+
+def add_contract_version(tx: Tx, partner_id: str, terms: ContractTerms, effective_from: date | None = None) -> dict:
+    """A new version takes effect at a future cycle boundary at least CONTRACT_NOTICE ahead (default:
+    the first such cycle, usually the next), at most HORIZON_YEARS ahead (``contract_version_date``).
+
+    Postings read the terms in force without a lock (``partner_with_terms``): a version whose unit
+    committed after its cycle had begun would be missed by that cycle's first postings and read by
+    the later ones (two contracts in one cycle). So its cycle must begin at least CONTRACT_NOTICE
+    after this unit's time, which no unit of work outlasts: it is in force only once committed."""
+    effective_from = contract_version_date(tx, partner_id, effective_from)
+    latest = tx.session.scalar(select(func.max(contracts.c.version)).where(contracts.c.partner_id == partner_id))
     contract_id = new_id("ctr")
-    version = (latest[0] or 0) + 1
+    version = (latest or 0) + 1
     tx.session.execute(insert(contracts).values(
         id=contract_id, partner_id=partner_id, version=version, effective_from=effective_from,
         created_at=tx.now, **terms.to_columns(),

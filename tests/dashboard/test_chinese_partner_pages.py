@@ -10,6 +10,7 @@ import ast
 import importlib
 import inspect
 import re
+from datetime import timedelta
 from html import unescape
 
 from services.dashboard.messages import GENERAL, REFUSED, problem_text
@@ -133,9 +134,11 @@ def test_contract_outcomes_in_chinese_read_as_a_version_or_a_translated_refusal(
     today = network.tx(lambda tx: cycle_date_for(tx.now, tx.settings), readonly=True)
     post_form(maker, contracts, {"billing": "postpaid", "point_value": "2"}, page=contracts)
     [applied] = pending_ids(maker)
+    # a second version from the same day, valid when filed; once the first is approved it no longer is
+    post_form(maker, contracts, {"billing": "postpaid", "effective_from": str(today + timedelta(days=1))},
+              page=contracts)
+    [refused] = [pending for pending in pending_ids(maker) if pending != applied]
     assert approve(checker, applied).status_code == 303
-    post_form(maker, contracts, {"billing": "postpaid", "effective_from": today.isoformat()}, page=contracts)
-    [refused] = pending_ids(maker)
     assert 'data-code="contract_not_at_boundary"' in approve(checker, refused).text
 
     html = checker.get(f"{BASE}/approvals?status=all").text

@@ -4,7 +4,7 @@ earn rules, suspension — and that every change is audited."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -12,9 +12,9 @@ from sqlalchemy import func, insert, select
 
 from shared.access import audit
 from shared.ledger.cycles import cycle_date_for
-from shared.models import Contract, EarnRuleSet, Partner, PartnerKey
+from shared.models import Contract, EarnRuleSet, Partner, PartnerKey, PendingAction
 from shared.partners import keys as partner_keys
-from shared.partners.contracts import ContractTerms
+from shared.partners.contracts import ContractTerms, add_contract_version
 from shared.signing import public_key_pem
 from shared.webhooks.endpoints import set_endpoint
 from tests.dashboard.conftest import BASE, csrf_of, post_form
@@ -206,13 +206,54 @@ def test_a_term_too_large_for_the_ledger_is_refused_beside_the_form(network, cli
     assert audited(network, "approval.requested") == []
 
 
-def test_a_contract_change_into_the_current_cycle_fails_at_approval(network, client_as, partners, settings):
+CONTRACT_FORM = {"billing": "postpaid", "point_value": "1", "issuance_fee": "0", "redemption_fee_rate": "0",
+                 "breakage_share": "0", "base_rate": "2"}
+
+
+@pytest.mark.parametrize("when", ["past", "today", "before_the_latest"])
+def test_a_contract_change_that_could_never_be_approved_is_refused_before_it_is_queued(network, client_as, partners,
+                                                                                     when):
+    """A date in the past, today's cycle, or a day not after a version already added could never be
+    approved (contract_not_at_boundary at approval): refused beside the form when asked, what was typed
+    kept, nothing queued."""
     coffee = partners["CoffeeCo"]
-    maker, checker = client_as("operator"), client_as("checker")
     contracts = f"{BASE}/partners/{coffee}/contracts"
     today = network.tx(lambda tx: cycle_date_for(tx.now, tx.settings), readonly=True)
-    post_form(maker, contracts, {"billing": "postpaid", "effective_from": today.isoformat()}, page=contracts)
+    if when == "before_the_latest":
+        network.tx(lambda tx: add_contract_version(tx, coffee, ContractTerms(), today + timedelta(days=5)))
+    effective = {"past": date(2001, 1, 1), "today": today, "before_the_latest": today + timedelta(days=3)}[when]
+    client = client_as("operator")
+    answer = post_form(client, contracts, CONTRACT_FORM | {"effective_from": effective.isoformat()}, page=contracts)
+    assert answer.status_code == 409 and 'data-code="contract_not_at_boundary"' in answer.text
+    assert f'value="{effective}"' in answer.text and 'value="2"' in answer.text  # the form as typed
+    assert count(network, PendingAction) == 0 and audited(network, "approval.requested") == []
+
+
+def test_a_contract_change_refused_without_four_eyes_changes_nothing(network, client_as, partners):
+    """Without maker-checker the change runs at once: the same refusal, beside the form."""
+    network.settings.four_eyes_actions = frozenset()
+    coffee = partners["CoffeeCo"]
+    contracts = f"{BASE}/partners/{coffee}/contracts"
+    client = client_as("operator")
+    answer = post_form(client, contracts, CONTRACT_FORM | {"effective_from": "2001-01-01"}, page=contracts)
+    assert answer.status_code == 409 and 'data-code="contract_not_at_boundary"' in answer.text
+    assert count(network, Contract, Contract.partner_id == coffee) == 1 and audited(network, "contract_change") == []
+
+
+def test_a_contract_change_whose_day_has_come_fails_at_approval(network, client_as, partners, clock):
+    """Filed for tomorrow, approved only after tomorrow's cycle began: refused at approval too."""
+    from shared.ledger.cycles import cycle_end
+
+    coffee = partners["CoffeeCo"]
+    maker = client_as("operator")
+    contracts = f"{BASE}/partners/{coffee}/contracts"
+    today = network.tx(lambda tx: cycle_date_for(tx.now, tx.settings), readonly=True)
+    filed = post_form(maker, contracts, {"billing": "postpaid", "effective_from": str(today + timedelta(days=1))},
+                      page=contracts)
+    assert filed.status_code == 303 and "message=requested" in filed.headers["location"]
     pending_id = maker.get(f"{BASE}/approvals").text.split('data-pending="')[1].split('"')[0]
+    clock.set(cycle_end(today, network.settings) + timedelta(minutes=1))
+    checker = client_as("checker")  # signed in now: the maker's session has lapsed meanwhile
     answer = post_form(checker, f"{BASE}/approvals/{pending_id}/approve", page=f"{BASE}/approvals")
     assert 'data-code="contract_not_at_boundary"' in answer.text
     failed = checker.get(f"{BASE}/approvals?status=failed").text

@@ -7,8 +7,10 @@ from datetime import timedelta
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select
 
-from services.dashboard.render import page
+from services.dashboard.i18n import translate
+from services.dashboard.render import language, page
 from services.dashboard.security import network_of, require
+from services.dashboard.views.reports import daily_chart
 from shared.ledger.cycles import cycle_date_for
 from shared.models import Alert, SettlementRun
 from shared.reports.network import network_report
@@ -16,6 +18,7 @@ from shared.reports.period import Period
 
 router = APIRouter()
 TRAILING_DAYS = 30
+DAILY_SERIES = ("issued", "redeemed", "expired")  # the chart's and its table's series
 
 
 @router.get("/")
@@ -31,8 +34,8 @@ def overview(request: Request, staff=Depends(require("operator", "finance"))):
 
     today, trailing, last_run, alerts = network.tx(unit, readonly=True)
     day = trailing["daily"][-1] if trailing["daily"] else {}
-    series = {name: [row[name] for row in trailing["daily"]] for name in ("issued", "redeemed", "expired")}
+    t = lambda key: translate(key, language(request))  # noqa: E731
     return page(request, "overview.html", today=today, day=day, totals=trailing["totals"],
                 liability=trailing["liability"], last_run=last_run, alerts=alerts,
-                daily={"labels": [row["cycle_date"] for row in trailing["daily"]], "series": series},
+                daily=daily_chart(trailing, t, DAILY_SERIES),
                 leaderboard=trailing["leaderboard"][:10])

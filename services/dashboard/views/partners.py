@@ -22,8 +22,8 @@ from services.dashboard.security import checked_form, network_of, require
 from shared.access import approvals, audit
 from shared.errors import PointsnetError, UnknownPartner, ValidationFailed
 from shared.partners import directory, keys
-from shared.partners.contracts import (ContractTerms, add_contract_version, create_partner, first_effective_date,
-                                      refuse_beyond_horizon, require_partner)
+from shared.partners.contracts import (ContractTerms, add_contract_version, contract_version_date, create_partner,
+                                      first_effective_date, require_partner)
 from shared.partners.lifecycle import refuse_status, set_status
 from shared.rules.store import rule_versions, rules_naming_unknown_tiers, set_rules
 from shared.webhooks import delivery, endpoints
@@ -42,7 +42,14 @@ KEYS_SHOWN = 10  # the summary lists the active keys (two at most) among the new
 
 # -- maker-checker actions -------------------------------------------------------------------
 
-@action("contract_change")
+def _contract_date(tx, network, params: dict) -> None:
+    """A date that could never be approved (past, today's cycle, within the notice, not after a version
+    already added, beyond the horizon) is refused when asked, not queued; approval checks it again."""
+    effective = date.fromisoformat(params["effective_from"]) if params.get("effective_from") else None
+    contract_version_date(tx, params["partner_id"], effective)
+
+
+@action("contract_change", check=_contract_date)
 def change_contract(tx, network, params: dict) -> dict:
     terms = ContractTerms(**params["terms"])
     effective = date.fromisoformat(params["effective_from"]) if params.get("effective_from") else None
@@ -211,8 +218,7 @@ def request_contract(request: Request, partner_id: str = PARTNER_ID, checked=Dep
     try:
         written, _terms_checked = _terms(form)
         effective = form_date(_text(form, "effective_from"), "effective_from")
-        profile = _profile(request, partner_id)
-        refuse_beyond_horizon(effective, date.fromisoformat(profile["cycle_date"]))  # now, not at approval
+        _profile(request, partner_id)  # refuses an unknown partner before anything is queued
         done = submit(network_of(request), staff, "contract_change", partner_id,
                       {"partner_id": partner_id, "terms": written,
                        "effective_from": effective.isoformat() if effective else None})

@@ -29,8 +29,11 @@ def period_of(network, first: str | None, last: str | None) -> Period:
     return Period.parse(first, last)
 
 
-def daily_chart(report: dict, t) -> dict:
-    names = [k for k in (report["daily"][0] if report["daily"] else {}) if k != "cycle_date"]
+def daily_chart(report: dict, t, names: tuple[str, ...] | None = None) -> dict:
+    """Points per day, one dataset per series (``names``: those series only, in that order), as the
+    chart draws them and ``series_table`` lists them."""
+    if names is None:
+        names = [k for k in (report["daily"][0] if report["daily"] else {}) if k != "cycle_date"]
     return {"labels": [d["cycle_date"] for d in report["daily"]],
             "datasets": [{"label": t(f"series.{n}"), "data": [d[n] for d in report["daily"]]} for n in names]}
 
