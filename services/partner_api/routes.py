@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.partner_api import cursors, schemas
 from services.partner_api.exactly_once import execute
+from shared.alerts import raise_alert
 from shared.db.database import Tx
 from shared.errors import IdempotencyKeyReused, InvalidLinkToken, NotFound, PartnerSuspended, PointsnetError
 from shared.ledger import idempotency
@@ -33,9 +34,10 @@ from shared.network import Network
 from shared.partners.lifecycle import PartnerTerminated
 from shared.clock import parse_date
 from shared.settlement.files import statement_name
+from shared.settlement.reconcile import UnverifiedStatement, verified_statement
 from shared.settlement.runs import of_the_network, partner_statements, run_directory
 from shared.signing import jwk, network_key_id
-from shared.signing_keys import KnownKey, known_keys
+from shared.signing_keys import KnownKey, known_keys, public_keys
 from shared.transparency import checkpoints
 from shared.transparency.checkpoints import checkpoint_json
 
@@ -519,27 +521,65 @@ def _transactions_cursor(key: bytes, listing: tuple[str, ...], value: str | None
 
 
 def _statement_file(request: Request, cycle: str) -> tuple[dict, bytes]:
+    """The partner's settlement of the cycle and its statement file, only as the network signed it: the
+    file's SHA-256 the one the cycle's manifest lists, the manifest's signature the network's (a current or
+    retired key) and the manifest the one the cycle's run wrote (settlement_runs.manifest_sha256). A file
+    edited or replaced since is never served: 503 statement_unavailable, an error logged and an operator
+    alert (``statement_unverified``), as for a lost file. Three files are read (manifest, signature,
+    statement), never the whole directory."""
     partner_id = _partner(request)
     try:
         day = parse_date(cycle)  # exactly YYYY-MM-DD: one cycle has one name
     except ValueError:
         raise UnknownStatement(f"no statement for cycle {cycle!r}") from None
+    network = _network(request)
+    current = network.signing_key.public_key()
 
     def read(tx: Tx):
-        found = tx.session.execute(select(Settlement).join(
+        found = tx.session.execute(select(Settlement, SettlementRun.manifest_sha256).join(
             SettlementRun, SettlementRun.cycle_date == Settlement.cycle_date).where(
             Settlement.cycle_date == day, Settlement.party == partner_id,
-            of_the_network(Settlement.cycle_date))).scalar_one_or_none()  # none before the first cycle, as the list
-        return (found, run_directory(tx, day)) if found else None  # under the data directory in force now
+            of_the_network(Settlement.cycle_date))).one_or_none()  # none before the first cycle, as the list
+        if found is None:
+            return None
+        # under the data directory in force now; every key the manifest may be signed with (current, retired)
+        return found[0], found[1], run_directory(tx, day), public_keys(tx, current)
 
-    found = _network(request).tx(read, readonly=True)
+    found = network.tx(read, readonly=True)
     if found is None:
         raise UnknownStatement(f"no settled statement for you in cycle {cycle}")
-    path = Path(found[1]) / statement_name(partner_id)
-    if not path.exists():  # settled, the file lost: the operators write it again; the cycle is listed
+    settlement, manifest_sha256, directory, keys = found
+    directory = Path(directory)
+    # settled, the file lost: the operators write it again; the cycle is listed
+    if not (directory / statement_name(partner_id)).exists():
         raise StatementUnavailable(f"cycle {cycle} is settled, but its statement file is not available now; "
                                    "the network's operators are told by `pointsnet verify`: ask again later")
-    return _settlement_json(found[0]), path.read_bytes()
+    try:
+        content = verified_statement(directory, partner_id, keys, manifest_sha256=manifest_sha256)
+    except (UnverifiedStatement, OSError) as exc:
+        _unverified_statement(network, partner_id, day, directory, exc)
+        raise StatementUnavailable(f"cycle {cycle} is settled, but its statement file does not match the network's "
+                                   "signed record of it now, so it is not served; the network's operators are "
+                                   "told: ask again later") from None
+    return _settlement_json(settlement), content
+
+
+def _unverified_statement(network: Network, partner_id: str, day: date, directory: Path, exc: Exception) -> None:
+    """Tell the operators that a statement was not served, it failing its check against the signed manifest
+    (or a file unreadable): an error in the log and an operator alert, one open row per partner and day."""
+    finding = getattr(exc, "finding", None)
+    problem = (f"{finding.check}: {finding.subject}: {finding.detail}" if finding is not None
+               else f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}")
+    log.error("the statement of %s for cycle %s is not served: %s; check the cycle's directory (%s) with "
+              "`pointsnet reconcile DIR` and restore it from a backup of the data directory",
+              partner_id, day.isoformat(), problem, directory)
+    try:
+        network.tx(lambda tx: raise_alert(tx, "statement_unverified", partner_id=partner_id,
+                                          cycle_date=day.isoformat(), problem=problem),
+                   readonly=True)  # the alert is written in its own unit once this one ends
+    except SQLAlchemyError as alert_failed:  # the partner is answered all the same; the error above stands
+        log.warning("the alert about the statement of %s for cycle %s was not recorded (%s)",
+                    partner_id, day.isoformat(), type(alert_failed).__name__)
 
 
 def _settlement_json(row: Settlement) -> dict:
@@ -574,6 +614,7 @@ def statements(request: Request, cursor: str | None = Query(None), limit: int = 
 def statement(request: Request, cycle: str):
     """One cycle's settlement for you, with its statement file (CSV, see docs/settlement-files.md)."""
     summary, content = _statement_file(request, cycle)
+    # the bytes verified against the signed manifest: their SHA-256 is the one it lists
     return {**summary, "statement_sha256": hashlib.sha256(content).hexdigest(), "statement_csv": content.decode()}
 
 

@@ -430,8 +430,13 @@ def _sha256(path: Path) -> str:
 
 
 class UnverifiedStatement(ValueError):
-    """A statement that is not the one the network signed: a partner's log is not matched against it.
-    The message is one line naming the file and the problem."""
+    """A statement that is not the one the network signed: a partner's log is not matched against it,
+    the partner API does not serve it. The message is one line naming the file and the problem;
+    ``finding`` is the problem."""
+
+    def __init__(self, message: str, finding: Finding):
+        super().__init__(message)
+        self.finding = finding
 
 
 def verified_statement(directory: Path, partner_id: str, public_keys: dict[str, Ed25519PublicKey], *,
@@ -439,12 +444,13 @@ def verified_statement(directory: Path, partner_id: str, public_keys: dict[str, 
     """The partner's statement in a settlement directory, read once, only if the manifest's signature
     verifies (and, given ``manifest_sha256``, the manifest is that one: the run's own) and the statement's
     SHA-256 is the one the manifest lists; raises UnverifiedStatement otherwise. The checks are
-    verify_directory's, for the one file a partner's log is matched against."""
+    verify_directory's, for the one file a partner's log is matched against (or the partner API
+    serves)."""
     name = statement_name(partner_id)
 
     def refuse(finding: Finding) -> UnverifiedStatement:
         return UnverifiedStatement(f"the partner's log is not matched: {name} is not verified ({finding.check}: "
-                                   f"{finding.subject}: {finding.detail}); verify the run's files")
+                                   f"{finding.subject}: {finding.detail}); verify the run's files", finding)
 
     manifest_path, signature_path = directory / MANIFEST, directory / SIGNATURE
     if not manifest_path.is_file() or not signature_path.is_file():
