@@ -104,10 +104,11 @@ WITHOUT_LINK = ("reversal", "capture", "void")
 
 def api_result(result: dict, unseen: set[str] = frozenset()) -> dict:
     """A posting's result as the API answers it. ``unseen``: members the partner is not linked to (see
-    ``_unseen``), whose current balance it may not see: ``balance`` null."""
+    ``_unseen``), whom it may not see: ``member_id`` and ``balance`` null, as ``GET /v1/transactions``
+    shows its entries for them (after a merge the id would be another partner's member)."""
     body = {("transaction_id" if key == "entry_id" else key): value for key, value in result.items()}
     if body.get("member_id") in unseen:
-        body["balance"] = None
+        body["member_id"] = body["balance"] = None
     return {key: value for key, value in body.items() if key in RESULT_FIELDS}
 
 

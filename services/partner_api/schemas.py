@@ -160,8 +160,9 @@ class ReversalRequest(Strict):
     original_reference: ReferenceText
     points: StrictInt | None = Field(None, gt=0, le=10**12, description=(
         "Default: everything not yet reversed. For an earn, that is the earn's points less earlier reversals, "
-        "refused with 409 `points_already_spent` if the member has spent some (its `remaining` is what can "
-        "still be reversed: send that as `points`). For a burn or capture: everything not yet returned."))
+        "refused with 409 `points_already_spent` if the member has spent some or some are under an open hold (its "
+        "`remaining` is what can still be reversed: send that as `points`; `held`: the earn's points under an open "
+        "hold, reversible once it is voided or times out). For a burn or capture: everything not yet returned."))
 
 
 # The single call each batch event type is: an event takes that call's fields, and no other.
@@ -242,14 +243,15 @@ class RuleVersions(BaseModel):
 
 
 class LedgerResult(BaseModel):
-    """Every success carries the ledger transaction id and the member's new balance (null for a member
-    the partner is no longer linked to: a reversal, capture or void of its own after the member withdrew
-    its consent)."""
+    """Every success carries the ledger transaction id, the member's id and its new balance (both null for
+    a member the partner is no longer linked to: a reversal, capture or void of its own after the member
+    withdrew its consent)."""
 
     transaction_id: str
     kind: str
     reference: str | None
-    member_id: str
+    member_id: str | None = Field(description="null when the member is no longer linked to you (it withdrew its "
+                                  "consent): not yours to see, as in `GET /v1/transactions`")
     points: int
     posted_at: AwareDatetime
     cycle_date: date

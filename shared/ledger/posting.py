@@ -895,10 +895,14 @@ class Posting:
             remaining = sum(lot.free for lot in lots)
         sold = sum(lot.free for lot in all_lots if lot.bought_out)
         if points <= 0 or points > remaining:
+            # the rest is spent, or held by an open hold (the member's until it is captured or voided)
+            held = sum(lot.reserved for lot in lots)
             raise PointsAlreadySpent(
-                f"only {remaining} points of this earn remain with the member; {points} cannot be reversed"
+                f"only {remaining} points of this earn remain with the member, neither spent nor held; "
+                f"{points} cannot be reversed"
+                + (f" ({held} are held by an open hold: reversible once it is voided or times out)" if held else "")
                 + (f" ({sold} were bought out by the network when the partner left)" if sold else ""),
-                remaining=remaining)
+                remaining=remaining, held=held)
         entry = self._reversal_entry(event, original, member, points)
         left = points
         back: dict[str, int] = {}  # each lot's points go back to the account that funded them
