@@ -1,7 +1,8 @@
 """Ed25519 keys and RFC 9421 signatures for the partner API profile ``pointsnet-v1``.
 
-All cryptography is done by ``cryptography`` and ``http-message-signatures``; this
-module only names the profile: which components, which parameters, which tags.
+All cryptography is done by ``cryptography`` and ``http-message-signatures`` (and the check of a public
+key's point by libsodium, through PyNaCl); this module only names the profile: which components, which
+parameters, which tags.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from datetime import timedelta
 from typing import Any
 
 import http_sf
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 REQUEST_TAG = "pointsnet-v1"
 RESPONSE_TAG = "pointsnet-v1-response"
@@ -50,19 +53,36 @@ def network_key_id(key: Ed25519PrivateKey) -> str:
     return f"network-{key_fingerprint(key.public_key())}"
 
 
-def load_public_key(text: str | bytes) -> Ed25519PublicKey:
-    """An Ed25519 public key from PEM, or from the base64/base64url of its 32 raw bytes."""
-    data = text.encode() if isinstance(text, str) else text
-    if b"-----BEGIN" in data:
-        key = serialization.load_pem_public_key(data)
-        if not isinstance(key, Ed25519PublicKey):
-            raise ValueError("the PEM key is not an Ed25519 public key")
-        return key
-    cleaned = data.strip()
-    raw = base64.urlsafe_b64decode(cleaned.replace(b"+", b"-").replace(b"/", b"_") + b"=" * (-len(cleaned) % 4))
+WEAK_KEY = ("a weak Ed25519 public key (a point of small order, outside the main subgroup, or not canonically "
+            "encoded): anyone could sign as its holder; make a new key pair")
+
+
+def strong_public_key(raw: bytes) -> Ed25519PublicKey:
+    """The Ed25519 public key of these 32 bytes, if libsodium finds them a canonical point of the main subgroup
+    and not of small order. A small-order point (the identity among them) verifies the signature R = that
+    point, s = 0 for every message, and OpenSSL does not refuse one when it verifies: ValueError(WEAK_KEY)."""
     if len(raw) != 32:
         raise ValueError("an Ed25519 public key has 32 bytes")
+    if not crypto_core_ed25519_is_valid_point(raw):
+        raise ValueError(WEAK_KEY)
     return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def load_public_key(text: str | bytes) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM, or from the base64/base64url of its 32 raw bytes; ValueError for
+    anything else, and for a weak key (``strong_public_key``)."""
+    data = text.encode() if isinstance(text, str) else text
+    if b"-----BEGIN" in data:
+        try:
+            key = serialization.load_pem_public_key(data)
+        except UnsupportedAlgorithm as exc:  # a curve or key type cryptography does not know (secp112r1, ...)
+            raise ValueError("the PEM key is not an Ed25519 public key") from exc
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("the PEM key is not an Ed25519 public key")
+        return strong_public_key(raw_public(key))
+    cleaned = data.strip()
+    raw = base64.urlsafe_b64decode(cleaned.replace(b"+", b"-").replace(b"/", b"_") + b"=" * (-len(cleaned) % 4))
+    return strong_public_key(raw)
 
 
 def jwk(key: Ed25519PublicKey, key_id: str) -> dict[str, Any]:
@@ -71,7 +91,8 @@ def jwk(key: Ed25519PublicKey, key_id: str) -> dict[str, Any]:
 
 
 def public_key_from_jwk(value: dict[str, Any]) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(value["x"] + "=" * (-len(value["x"]) % 4)))
+    """The key of a JWK's ``x``; ValueError for a weak key (``strong_public_key``): a network key too."""
+    return strong_public_key(base64.urlsafe_b64decode(value["x"] + "=" * (-len(value["x"]) % 4)))
 
 
 def private_key_pem(key: Ed25519PrivateKey) -> bytes:

@@ -87,7 +87,7 @@ def keys_rotate(
 
     from shared.config import get_settings as settings_now
     from shared.keys import activate_pii_key, add_pii_key, keyring_with_active_key, load_pii_keyring, pii_key_file
-    from shared.members.rotation import stale_count
+    from shared.members.rotation import require_keys, stale_count
 
     _logging()
     if activate is not None and reencrypt_only:
@@ -101,6 +101,8 @@ def keys_rotate(
     # the database, before the key file changes: one that cannot be reached (or is not current) stops
     # the command here, not between two phases with the keyring half rotated
     network = _network()
+    # members sealed under a key this keyring lacks cannot be re-sealed: stop before any change
+    network.tx(lambda tx: require_keys(tx, network.keyring), readonly=True)
     if not reencrypt_only:
         added = None
         try:

@@ -10,14 +10,17 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import http_sf
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from http_message_signatures import HTTPMessageVerifier, InvalidSignature, MappingKeyResolver, algorithms
 from services.partner_api import errors
 from shared.network import Network
 from shared.partners.keys import ResolvedKey, remember_nonce, resolve_key
-from shared.signing import ALG, FRESHNESS_S, POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, load_public_key
+from shared.signing import (ALG, FRESHNESS_S, POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, WEAK_KEY,
+                            load_public_key)
 from shared.partners.lifecycle import PartnerTerminated, is_terminated
 
 READS = ("GET", "HEAD")  # what a suspended partner may still do: nothing it sends changes the network
@@ -133,9 +136,24 @@ def _statement_read(request: SignedRequest) -> bool:
     return request.method in READS and (request.path == STATEMENTS or request.path.startswith(STATEMENTS + "/"))
 
 
+@lru_cache(maxsize=4096)
+def _stored_key(public: str) -> Ed25519PublicKey | None:
+    """A stored key's material loaded and checked once per process (libsodium's check of the point costs
+    about as much as verifying a signature); None for a weak key, registered before registration refused
+    them: nothing signed with it is believed. Keyed by the material, which never changes its meaning."""
+    try:
+        return load_public_key(public)
+    except ValueError:
+        return None
+
+
 def _verify_signature(request: SignedRequest, key: ResolvedKey, label: str) -> None:
+    public = _stored_key(key.public_key)
+    if public is None:
+        raise errors.SignatureInvalid(f"key {key.key_id} is never believed: it is {WEAK_KEY}, register it and "
+                                      f"revoke {key.key_id}")
     verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519, key_resolver=MappingKeyResolver(
-        public_keys={key.key_id: load_public_key(key.public_key)}, private_keys={}))
+        public_keys={key.key_id: public}, private_keys={}))
     verifier.max_clock_skew = timedelta(seconds=FRESHNESS_S)
     try:
         verifier.verify(request, max_age=None, expect_tag=REQUEST_TAG, expect_label=label)

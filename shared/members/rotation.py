@@ -3,13 +3,17 @@
 Runs in bounded batches, one short transaction each, members locked in id order like
 every other writer, so the network keeps running: lookups try every key in the keyring
 (``Keyring.lookup_indexes``), so a member is found whether its row was re-indexed yet or not.
-A batch only touches rows that still carry another key id, so the job can stop and resume.
+A batch only touches rows that still carry another key id, so the job can stop and resume. Members sealed
+under a key the keyring no longer holds stop it before anything is re-sealed (``require_keys``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 from sqlalchemy import and_, bindparam, func, or_, select, update
 
+from shared.config import ConfigurationError
 from shared.db.database import Tx
 from shared.members.privacy import Keyring
 from shared.models import Member
@@ -29,13 +33,43 @@ def index_key_id(value: str) -> str:
 
 def _stale(key_id: str):
     """Rows with any ciphertext or index value under another key than ``key_id``."""
+    return _under_none_of([key_id])
+
+
+def _under_none_of(key_ids: list[str]):
+    """Rows with any ciphertext or index value under a key none of ``key_ids`` is."""
     conditions = [and_(members_t.c[f"{field}_ct"].is_not(None),
-                       ~members_t.c[f"{field}_ct"].startswith(f"v1.{key_id}.", autoescape=True))
+                       *(~members_t.c[f"{field}_ct"].startswith(f"v1.{key_id}.", autoescape=True) for key_id in key_ids))
                   for field in CIPHERTEXTS]
     conditions += [and_(members_t.c[f"{field}_bidx"].is_not(None),
-                        ~members_t.c[f"{field}_bidx"].startswith(f"{key_id}:", autoescape=True))
+                        *(~members_t.c[f"{field}_bidx"].startswith(f"{key_id}:", autoescape=True) for key_id in key_ids))
                    for field in INDEXED]
     return or_(*conditions)
+
+
+def missing_keys(tx: Tx, keyring: Keyring) -> dict[str, int]:
+    """Key id -> how many members hold a ciphertext or index value under it, for each key id the keyring
+    does not hold (none: an empty dict)."""
+    held = sorted(keyring.keys)
+    query = (select(*(members_t.c[f"{f}_ct"] for f in CIPHERTEXTS), *(members_t.c[f"{f}_bidx"] for f in INDEXED))
+             .where(_under_none_of(held)).execution_options(yield_per=1000))
+    counts: Counter[str] = Counter()
+    for row in tx.session.execute(query):
+        ids = {ciphertext_key_id(row._mapping[f"{f}_ct"]) for f in CIPHERTEXTS if row._mapping[f"{f}_ct"]}
+        ids |= {index_key_id(row._mapping[f"{f}_bidx"]) for f in INDEXED if row._mapping[f"{f}_bidx"]}
+        counts.update(ids - set(held))
+    return dict(sorted(counts.items()))
+
+
+def require_keys(tx: Tx, keyring: Keyring, done: str = "nothing was re-sealed") -> None:
+    """ConfigurationError, naming each missing key id and how many members it holds, if any member is
+    sealed under a key the keyring does not hold: such a member cannot be re-sealed here."""
+    missing = missing_keys(tx, keyring)
+    if missing:
+        held = ", ".join(f"{key_id} ({count} member{'s' if count != 1 else ''})" for key_id, count in missing.items())
+        raise ConfigurationError(f"members are sealed under personal-data keys this host's keyring does not hold: "
+                                 f"{held}; give this host the keyring that has them (POINTSNET_PII_KEYS_FILE or "
+                                 f"POINTSNET_PII_KEYS), then rotate again; {done}")
 
 
 def rotate_batch(tx: Tx, keyring: Keyring, limit: int) -> int:
@@ -52,7 +86,11 @@ def rotate_batch(tx: Tx, keyring: Keyring, limit: int) -> int:
         values = {"b_id": row.id}
         for field in CIPHERTEXTS:
             token = row._mapping[f"{field}_ct"]
-            plain = keyring.decrypt(field, row.id, token) if token else None
+            try:
+                plain = keyring.decrypt(field, row.id, token) if token else None
+            except KeyError:  # the key left the keyring since require_keys looked (the key file changed)
+                require_keys(tx, keyring, "the members re-sealed before stay re-sealed")
+                raise
             values[f"b_{field}_ct"] = keyring.encrypt(field, row.id, plain) if plain is not None else None
             if field in INDEXED:
                 values[f"b_{field}_bidx"] = keyring.blind_index(field, plain) if plain is not None else None

@@ -1,6 +1,9 @@
 """Standard Webhooks signatures: ``v1`` (HMAC-SHA256, per-partner secret) and ``v1a`` (Ed25519, network key).
 
 Pure functions over bytes and strings; both schemes sign ``{webhook-id}.{webhook-timestamp}.{body}``.
+``webhook-key-id`` names the network key of the ``v1a`` (the kid of its JWK at ``GET /v1/network/keys``, as
+API answers name it): no signature covers it, it only tells the partner which published key to check
+with, so a partner verifies across a rotation of the network's key without pinning one.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import hmac
 import secrets
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shared.signing import network_key_id
 
 SECRET_PREFIX = "whsec_"
 
@@ -40,12 +45,14 @@ def sign_v1a(key: Ed25519PrivateKey, message_id: str, timestamp: int, body: str)
 
 def webhook_headers(message_id: str, timestamp: int, body: str, secrets_in_force: list[str],
                     key: Ed25519PrivateKey) -> dict[str, str]:
-    """The three Standard Webhooks headers; one ``v1`` per secret in force, then the ``v1a``."""
+    """The three Standard Webhooks headers, one ``v1`` per secret in force, then the ``v1a``; and the id of
+    the key of the ``v1a``."""
     signatures = [sign_v1(secret, message_id, timestamp, body) for secret in secrets_in_force]
     signatures.append(sign_v1a(key, message_id, timestamp, body))
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": " ".join(signatures),
+        "webhook-key-id": network_key_id(key),
         "content-type": "application/json",
     }
