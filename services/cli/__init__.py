@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -59,8 +60,29 @@ network_keys_app = typer.Typer(help="The network's own keys (response signing, p
                                 no_args_is_help=True)
 app.add_typer(network_keys_app, name="keys")
 
-console = Console()
+# soft wrap: a message is one line however long (a script piping it reads it whole, never cut at 80
+# columns); a table keeps its layout (``show``)
+console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+UNBOUNDED = 1_000_000  # columns a table is measured in: its natural width, not the console's
+
+
+def literal(value: object) -> str:
+    """A value the network stored (a partner's name, a receiver's answer, an e-mail address; None is
+    empty) for a Rich table cell or message: printed as it is, never read as markup (``[/]`` would
+    fail the command, ``[b]AirLink`` would be shown as ``AirLink``)."""
+    return "" if value is None else escape(str(value))
+
+
+def show(renderable: Table | str) -> None:
+    """A table (or a message) on standard output; piped or redirected (not a terminal), a table is as
+    wide as its widest row, so no cell is cut (``2026-1…``) for a reader that is not a person at an
+    80-column terminal."""
+    if not isinstance(renderable, Table) or console.is_terminal:
+        console.print(renderable)
+        return
+    natural = console.measure(renderable, options=console.options.update_width(UNBOUNDED)).maximum
+    Console(file=console.file, width=max(console.width, natural)).print(renderable)  # print() never passes its width
 
 
 # Exit statuses (docs/operations.md, "Exit status"): a script tells "fix the command" from "fix the system"

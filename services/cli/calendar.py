@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from services.cli import clearing_app, console, err, fail, _network, _read_csv
+from services.cli import clearing_app, err, fail, literal, show, _network, _read_csv
 
 calendar_app = typer.Typer(help="The business-day calendar of payment dates: holidays and make-up working days.",
                            no_args_is_help=True)
@@ -59,8 +59,8 @@ def calendar_list(year: Optional[int] = typer.Option(None, help="Only this year'
     table = Table("day", "weekday", "kind", "name", title="business-day calendar")
     for row in rows:
         table.add_row(row["day"], row["weekday"], "working day" if row["kind"] == "working_day" else "holiday",
-                      row["name"])
-    console.print(table)
+                      literal(row["name"]))
+    show(table)
 
 
 @calendar_app.command("add")

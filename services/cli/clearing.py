@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.markup import escape
 
-from services.cli import TROUBLE, app, clearing_app, console, err, fail, _network, _read_csv
+from services.cli import TROUBLE, app, clearing_app, console, err, fail, literal, show, _network, _read_csv
 
 
 def _cycle(text: str):
@@ -75,22 +75,7 @@ def clearing_list(as_json: bool = typer.Option(False, "--json", help="Print a JS
                       str(row["from_float_minor"]) if row["from_float_minor"] else "", str(row["by_bank_minor"]),
                       row["payment_date"], "[red]overdue[/]" if row["overdue"] else row["status"],
                       escape(row["bank_reference"] or ""))
-    _print_whole(table)
-
-
-UNBOUNDED = 1_000_000  # columns a table is measured in: its natural width, not the console's
-
-
-def _print_whole(table: Table) -> None:
-    """A table on standard output; piped or redirected (not a terminal), as wide as its widest row, so
-    no cell is cut (``2026-1…``) for a reader that is not a person at an 80-column terminal."""
-    if console.is_terminal:
-        console.print(table)
-        return
-    from rich.console import Console
-
-    natural = console.measure(table, options=console.options.update_width(UNBOUNDED)).maximum
-    Console(file=console.file, width=max(console.width, natural)).print(table)  # print() never passes its width
+    show(table)  # piped: as wide as its widest row (services.cli.show)
 
 
 @clearing_app.command("top-up")
@@ -134,10 +119,10 @@ def clearing_exposure(as_json: bool = typer.Option(False, "--json"),
     colour = {"exceeded": "red", "near": "yellow"}
     for row in rows:
         state = row["state"]
-        table.add_row(row["name"], str(row["outstanding_points"]), str(row["value_minor"]),
+        table.add_row(literal(row["name"]), str(row["outstanding_points"]), str(row["value_minor"]),
                       "" if row["limit_minor"] is None else str(row["limit_minor"]),
                       f"[{colour[state]}]{state}[/]" if state in colour else state)
-    console.print(table)
+    show(table)
 
 
 @clearing_app.command("mark-paid")
@@ -192,11 +177,11 @@ def reconcile(
             fail(str(exc))
         except ValueError as exc:  # the statement is not the one the network signed: a finding
             fail(str(exc), TROUBLE)
-        table = Table("reference", "break", "ours", "theirs", "reason", title=f"breaks for {partner}")
+        table = Table("reference", "break", "ours", "theirs", "reason", title=f"breaks for {literal(partner)}")
         for item in breaks:
             table.add_row(*(escape(str(cell)) for cell in (item.reference, item.kind, item.ours, item.theirs,
                                                            item.reason)))  # the partner's text, not markup
-        console.print(table if breaks else "no breaks: the partner's log matches its statement")
+        show(table if breaks else "no breaks: the partner's log matches its statement")
         if breaks_csv:
             try:
                 breaks_csv.write_text(positions.breaks_csv(breaks), encoding="utf-8", newline="")  # as the dashboard gives it

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.markup import escape
 
-from services.cli import app, repair_app, console, err, fail, _network, BENCH_SCENARIOS
+from services.cli import app, repair_app, console, err, fail, literal, show, _network, BENCH_SCENARIOS
 
 MAX_BENCH_MEMBERS = 10_000_000  # --members: more would not finish seeding in any useful time
 
@@ -43,7 +43,7 @@ def verify(
         for name, description in descriptions.items():
             bad = [o for o in report.offences if o.check == name]
             table.add_row(description, "[green]ok[/]" if not bad else f"[red]{len(bad)} offending[/]")
-        console.print(table)
+        show(table)
         console.print(", ".join(f"{count} {table_name}" for table_name, count in report.counts.items()))
         for offence in report.offences:
             err.print(escape(f"{offence.check}: {offence.subject}: {offence.detail}"), highlight=False)
@@ -86,8 +86,8 @@ def repair_totals(as_json: bool = typer.Option(False, "--json", help="Print what
     for column in ("total", "subject", "kept", "summed"):
         table.add_column(column, justify="right" if column in ("kept", "summed") else "left")
     for r in repaired:
-        table.add_row(r.total, r.subject, str(r.kept), str(r.summed))
-    console.print(table)
+        table.add_row(literal(r.total), literal(r.subject), str(r.kept), str(r.summed))
+    show(table)
 
 
 @app.command()

@@ -54,7 +54,7 @@ def keys_rotate_signing() -> None:
     print(json.dumps({"signing_key_id": new, "retired_key_id": old}))
     err.print(f"the network now signs with {new}, in this host's key file; {old} is retired (its public key "
               "stays at /v1/network/keys). Restart every process on this host, then give every other host that "
-              "signs the new key file and restart it.", highlight=False)
+              "signs the new key file and restart it.", highlight=False, markup=False)
 
 
 # the longest --settle-seconds: every process re-reads the key file on its next use of the keyring
@@ -109,11 +109,11 @@ def keys_rotate(
             if activate is None:
                 activate = added = add_pii_key(settings)
                 err.print(f"phase 1: added the personal-data key {activate}, not active yet; waiting "
-                          f"{settle_seconds:g} s for every process to read it", highlight=False)
+                          f"{settle_seconds:g} s for every process to read it", highlight=False, markup=False)
             else:  # resuming: the key must be in the file, and every process must have read it (wait again)
                 keyring_with_active_key(_key_file_json(settings), activate)
                 err.print(f"phase 1: the personal-data key {activate} is in the key file; waiting "
-                          f"{settle_seconds:g} s for every process to have read it", highlight=False)
+                          f"{settle_seconds:g} s for every process to have read it", highlight=False, markup=False)
             time.sleep(settle_seconds)
             activate_pii_key(settings, activate)
         except (ValueError, OSError) as exc:
@@ -121,7 +121,7 @@ def keys_rotate(
                       f"{added}`") if added else ""
             fail(_key_file_error(exc) + resume, _key_file_status(exc))
         err.print(f"phase 2: {activate} is the active personal-data key; waiting {settle_seconds:g} s for every "
-                  f"process to read it", highlight=False)
+                  f"process to read it", highlight=False, markup=False)
         time.sleep(settle_seconds)
     keyring = network.keyring
     resealed = network.rotate_personal_data(batch_size)
@@ -174,7 +174,7 @@ def _stage_next_keyring(settings, activate: str | None) -> None:
                   f"{data['active']} still active) is in {staged} (owner-only). 1) Put its content in "
                   f"POINTSNET_PII_KEYS of every process and restart them all; 2) once every process runs with "
                   f"it, run `pointsnet keys rotate --activate {key_id}` with it in POINTSNET_PII_KEYS.",
-                  highlight=False)
+                  highlight=False, markup=False)
         return
     try:
         data = keyring_with_active_key(current, activate)
@@ -186,7 +186,7 @@ def _stage_next_keyring(settings, activate: str | None) -> None:
     err.print(f"Phase 2: a keyring with {activate} active (and every current key) is in {staged} (owner-only). "
               f"1) Put its content in POINTSNET_PII_KEYS of every process and restart them all; 2) then run "
               f"`pointsnet keys rotate --reencrypt-only` with it in POINTSNET_PII_KEYS; 3) delete {staged}.",
-              highlight=False)
+              highlight=False, markup=False)
 
 
 @network_keys_app.command("retire")

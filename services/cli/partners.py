@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from services.cli import MISTAKE, TROUBLE, app, partners_app, keys_app, console, fail, _network, _read_text
+from services.cli import MISTAKE, TROUBLE, app, partners_app, keys_app, fail, literal, show, _network, _read_text
 
 
 @partners_app.command("add")
@@ -261,5 +261,5 @@ def partners_list() -> None:
                               readonly=True)
     table = Table("partner id", "name", "status")
     for partner_id, name in rows:
-        table.add_row(partner_id, name, status[partner_id])
-    console.print(table)
+        table.add_row(literal(partner_id), literal(name), status[partner_id])
+    show(table)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 
-from services.cli import rules_app, alerts_app, members_app, console, fail, _network, _read_text
+from services.cli import rules_app, alerts_app, members_app, console, fail, literal, show, _network, _read_text
 
 
 @rules_app.command("set")
@@ -103,9 +103,9 @@ def alerts_list(include_acknowledged: bool = typer.Option(False, "--all", help="
         return
     table = Table("id", "kind", "partner", "member", "count", "last", "detail", title="alerts")
     for row in rows:
-        table.add_row(str(row["id"]), row["kind"], row["partner_id"] or "", row["member_id"] or "",
-                      str(row["count"]), row["last_at"], json.dumps(row["detail"], sort_keys=True))
-    console.print(table if rows else "no open alerts")
+        table.add_row(str(row["id"]), literal(row["kind"]), literal(row["partner_id"]), literal(row["member_id"]),
+                      str(row["count"]), row["last_at"], literal(json.dumps(row["detail"], sort_keys=True)))
+    show(table if rows else "no open alerts")
 
 
 @alerts_app.command("ack")
@@ -133,11 +133,11 @@ def members_show(member_id: str, as_json: bool = typer.Option(False, "--json")) 
                   f"balance: {view['balance']['available']} available, {view['balance']['held']} held\n"
                   f"tier: {tier.get('tier', 'tiers off')}, {tier.get('qualifying_points', 0)} qualifying points"
                   f"{', review ' + tier['review_at'] if tier.get('review_at') else ''}\n"
-                  f"activity: {view['activity_status']}", highlight=False)
+                  f"activity: {view['activity_status']}", highlight=False, markup=False)
     table = Table("at", "from", "to", "reason", "qualifying points", title="tier history")
     for change in view["tier_history"]:
-        table.add_row(change["at"], change["from"], change["to"], change["reason"], str(change["qualifying_points"]))
-    console.print(table if view["tier_history"] else "no tier changes")
+        table.add_row(*(literal(change[key]) for key in ("at", "from", "to", "reason", "qualifying_points")))
+    show(table if view["tier_history"] else "no tier changes")
 
 
 @members_app.command("merge")

@@ -24,7 +24,7 @@ def _emit_report(document: str, out: Optional[Path]) -> None:
         out.write_text(document, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write the report to {out}: {exc.strerror or exc}")
-    err.print(f"wrote {out}", highlight=False)
+    err.print(f"wrote {out}", highlight=False, markup=False)
 
 
 def _report_period(first: str, last: str, fmt: str):

@@ -11,8 +11,9 @@ import threading
 from contextlib import contextmanager, nullcontext
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from shared.config import get_settings
 from shared.runtime import tune_for_throughput
@@ -192,6 +193,14 @@ def _base_url(host: str, port: int) -> str:
     return _url({"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host), port)
 
 
+class _DayColumn(ProgressColumn):
+    """The demo seed's day: ``day 3/30``, or ``day 0`` before the seed has said how many there are."""
+
+    def render(self, task) -> Text:
+        total = "" if task.total is None else f"/{task.total:g}"
+        return Text(f"day {task.completed:g}{total}")
+
+
 def _seed_demo(network, settings) -> None:
     from services.demo import demo_state, seed
 
@@ -203,8 +212,8 @@ def _seed_demo(network, settings) -> None:
     if state == "seeded":
         console.print("demo coalition already seeded; serving it")
         return
-    with Progress(TextColumn("seeding demo coalition"), BarColumn(), TextColumn("day {task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(TextColumn("seeding demo coalition"), BarColumn(), _DayColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
         task = progress.add_task("seed", total=None)
         try:
             counts = seed(network, progress=lambda done, total: progress.update(task, completed=done, total=total))

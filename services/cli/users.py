@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from services.cli import users_app, console, _network
+from services.cli import users_app, console, literal, show, _network
 
 
 def _password(password_stdin: bool) -> str:
@@ -37,7 +37,8 @@ def users_add(email: str,
         return user
 
     user = _network().tx(unit)
-    console.print(f"added {user['email']} ({user['role']}{', partner ' + partner if partner else ''})")
+    console.print(f"added {user['email']} ({user['role']}{', partner ' + partner if partner else ''})",
+                  markup=False, highlight=False)
 
 
 @users_app.command("list")
@@ -47,9 +48,9 @@ def users_list() -> None:
 
     table = Table("email", "role", "partner", "language", "created", "status")
     for user in _network(readonly=True).tx(users.list_users, readonly=True):
-        table.add_row(user["email"], user["role"], user["partner_id"] or "", user["language"], user["created_at"][:19],
-                      "disabled" if user["disabled"] else "active")
-    console.print(table)
+        table.add_row(literal(user["email"]), user["role"], literal(user["partner_id"]), user["language"],
+                      user["created_at"][:19], "disabled" if user["disabled"] else "active")
+    show(table)
 
 
 @users_app.command("disable")
@@ -62,7 +63,7 @@ def users_disable(email: str) -> None:
         audit.record(tx, None, "user.disabled", user["id"], email=user["email"])
 
     _network().tx(unit)
-    console.print(f"disabled {email}; their sessions are ended")
+    console.print(f"disabled {email}; their sessions are ended", markup=False, highlight=False)
 
 
 @users_app.command("password")
@@ -77,7 +78,7 @@ def users_password(email: str, password_stdin: bool = typer.Option(False, "--pas
         audit.record(tx, None, "user.password_set", user["id"], email=user["email"])
 
     _network().tx(unit)
-    console.print(f"password set for {email}; their sessions are ended")
+    console.print(f"password set for {email}; their sessions are ended", markup=False, highlight=False)
 
 
 @users_app.command("sign-out")
@@ -91,4 +92,4 @@ def users_sign_out(email: str) -> None:
         audit.record(tx, None, "user.sessions_revoked", user.id, sessions=ended)
         return ended
 
-    console.print(f"ended {_network().tx(unit)} session(s) of {email}")
+    console.print(f"ended {_network().tx(unit)} session(s) of {email}", markup=False, highlight=False)

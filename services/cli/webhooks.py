@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from services.cli import webhooks_app, console, _network
+from services.cli import webhooks_app, literal, show, _network
 
 
 @webhooks_app.command("set")
@@ -77,10 +77,11 @@ def webhooks_deliveries(dead: bool = typer.Option(False, "--dead", help="Only de
         table.add_column(column)
     for row in rows:
         last = str(row["last_status_code"] or ("error" if row["last_error"] else ""))
-        table.add_row(row["delivery_id"], row["partner_id"], row["event_type"], row["status"], str(row["attempts"]),
-                      last, row["next_attempt_at"] or row["delivered_at"] or row["dead_at"] or "",
-                      (row["last_error"] or "")[:60])
-    console.print(table if rows else ("no dead letters" if dead else "no deliveries"))
+        table.add_row(*(literal(value) for value in (
+            row["delivery_id"], row["partner_id"], row["event_type"], row["status"], row["attempts"], last,
+            row["next_attempt_at"] or row["delivered_at"] or row["dead_at"],
+            (row["last_error"] or "")[:60])))  # the receiver's answer: its text, not markup
+    show(table if rows else ("no dead letters" if dead else "no deliveries"))
 
 
 @webhooks_app.command("show-delivery")
