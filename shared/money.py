@@ -125,3 +125,34 @@ def prorate(total: int, part: int, whole: int) -> int:
 def points_for_purchase(amount_minor: int, base_rate_micro: int, currency: str) -> int:
     """Points earned for a purchase: amount (minor units) × points per major unit, rounded down."""
     return (amount_minor * base_rate_micro) // (MICRO * 10 ** currency_exponent(currency))
+
+
+MAX_MAJOR_DIGITS = 15  # whole major units an amount typed by a person may have (far beyond any settlement)
+
+
+def major_to_minor(text: str, currency: str, *, what: str = "amount") -> int:
+    """An amount a person typed in major units as a plain decimal (``1234.56`` for CNY) as whole minor
+    units: digits 0-9, at most one point and at most the currency's minor-unit places after it (none
+    for JPY). A sign, a thousands separator, an exponent, NaN or Infinity, more places, or nothing is
+    refused (MoneyError, naming what was typed); 0 is returned as 0 for the caller to refuse."""
+    places = currency_exponent(currency)
+    value = text.strip()
+    whole, point, fraction = value.partition(".")
+    plain = (whole.isascii() and whole.isdigit() and len(whole) <= MAX_MAJOR_DIGITS
+             and (not point or (fraction.isascii() and fraction.isdigit() and len(fraction) <= places)))
+    if not plain:
+        shape = f"with at most {places} decimal place{'s' if places != 1 else ''}" if places else "whole"
+        raise MoneyError(f"{what} is a plain decimal of major units ({_example(places)}), {shape}, "
+                         f"without a sign or separators, not {text!r}")
+    return int(whole) * 10 ** places + int(fraction.ljust(places, "0") or 0)
+
+
+def _example(places: int) -> str:
+    return "1234" + ("." + "56789"[:places] if places else "")
+
+
+def minor_to_major(minor: int, currency: str) -> str:
+    """Whole minor units as a plain decimal of major units with every place (``-1234.50`` for CNY)."""
+    places = currency_exponent(currency)
+    sign, digits = ("-" if minor < 0 else ""), str(abs(minor)).rjust(places + 1, "0")
+    return sign + (f"{digits[:-places]}.{digits[-places:]}" if places else digits)

@@ -50,30 +50,35 @@ def clearing_list(as_json: bool = typer.Option(False, "--json", help="Print a JS
 
     from shared.ledger.cycles import cycle_date_for
     from shared.models import Settlement
+    from shared.settlement.finance import amounts, paid_sums
     from shared.settlement.runs import of_the_network
 
     def settlements(tx):
         """From the network's first cycle on (``of_the_network``): a settlement of an earlier day (a typo
-        run by hand before such runs were refused) is no cycle of the network."""
-        return tx.session.execute(select(Settlement).where(of_the_network(Settlement.cycle_date)).order_by(
+        run by hand before such runs were refused) is no cycle of the network. With the sum of each one's
+        payments recorded so far."""
+        rows = tx.session.execute(select(Settlement).where(of_the_network(Settlement.cycle_date)).order_by(
             Settlement.cycle_date, Settlement.party)).scalars().all()
+        paid = paid_sums(tx, of_the_network(Settlement.cycle_date))
+        return [(row, paid.get((row.cycle_date, row.party), 0)) for row in rows]
 
     network = _network(readonly=True)
     today = cycle_date_for(network.clock.now(), network.settings)  # the network's business day, as the dashboard's
     rows = [{"cycle_date": row.cycle_date.isoformat(), "party": row.party, "net_minor": row.net_minor,
              "from_float_minor": row.from_float_minor,  # kept by settlement: what the float settled then
-             "by_bank_minor": row.by_bank_minor, "payment_date": row.payment_date.isoformat(), "status": row.status,
-             "overdue": row.status == "due" and row.payment_date < today, "bank_reference": row.bank_reference}
-            for row in network.tx(settlements, readonly=True)]
+             "by_bank_minor": row.by_bank_minor} | amounts(row.status, row.by_bank_minor, paid)
+            | {"payment_date": row.payment_date.isoformat(), "status": row.status,
+               "overdue": row.status == "due" and row.payment_date < today, "bank_reference": row.bank_reference}
+            for row, paid in network.tx(settlements, readonly=True)]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("cycle", "party", "net (minor units)", "from float", "by bank", "payment date", "status",
-                  "bank reference")
+    table = Table("cycle", "party", "net (minor units)", "from float", "by bank", "paid", "outstanding",
+                  "payment date", "status", "bank reference")
     for row in rows:
         table.add_row(row["cycle_date"], escape(row["party"]), str(row["net_minor"]),
                       str(row["from_float_minor"]) if row["from_float_minor"] else "", str(row["by_bank_minor"]),
-                      row["payment_date"], "[red]overdue[/]" if row["overdue"] else row["status"],
+                      str(row["paid_minor"]), str(row["outstanding_minor"]), row["payment_date"], "[red]overdue[/]" if row["overdue"] else row["status"],
                       escape(row["bank_reference"] or ""))
     show(table)  # piped: as wide as its widest row (services.cli.show)
 
@@ -127,12 +132,24 @@ def clearing_exposure(as_json: bool = typer.Option(False, "--json"),
 
 @clearing_app.command("mark-paid")
 def clearing_mark_paid(cycle: str = typer.Option(...), party: str = typer.Option(...),
-                       bank_reference: str = typer.Option(..., help="The bank's reference of the transfer.")) -> None:
-    """Record that a settlement was paid (or received) with its bank reference."""
+                       bank_reference: str = typer.Option(..., help="The bank's reference of the transfer."),
+                       amount: Optional[str] = typer.Option(
+                           None, help="What the transfer moved, in major units as a plain decimal (1234.56); "
+                                      "without it, the whole amount outstanding.")) -> None:
+    """Record a bank transfer against a settlement with its bank reference (and its amount, when it paid
+    only part): the settlement is paid (or received) once its transfers add up to its by-bank amount."""
+    from shared.money import MoneyError, major_to_minor
     from shared.settlement.finance import record_payment
 
     day = _cycle(cycle)
-    print(json.dumps(_network().tx(lambda tx: record_payment(tx, day, party, bank_reference))))
+    network = _network()
+    amount_minor = None
+    if amount is not None:
+        try:
+            amount_minor = major_to_minor(amount, network.settings.currency, what="--amount")
+        except MoneyError as exc:
+            fail(str(exc))
+    print(json.dumps(network.tx(lambda tx: record_payment(tx, day, party, bank_reference, amount_minor))))
 
 
 def _found(test) -> bool:

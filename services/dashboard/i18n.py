@@ -188,6 +188,18 @@ LABELS: dict[str, tuple[str, str]] = {
     "settlement.mark_paid": ("Mark paid", "标记已付"),
     "settlement.mark_received": ("Mark received", "标记已收"),
     "settlement.recorded": ("The payment is recorded.", "付款已记录。"),
+    "settlement.amount_optional": ("Amount (blank: all outstanding)", "金额（留空：全部未付余额）"),
+    "settlement.amount_help": ("the amount is what the transfer moved, in {currency}, as a plain decimal such as "
+                               "{example}; leave it blank to record the whole amount outstanding.",
+                               "金额为本笔转账的金额，以 {currency} 计，写作普通小数，如 {example}；留空则登记全部未付余额。"),
+    "settlement.paid_so_far": ("Paid so far", "已付部分"),
+    "settlement.outstanding": ("Outstanding", "未付余额"),
+    "settlement.payments": ("Payments recorded", "付款记录"),
+    "settlement.payments_explain": ("Each bank transfer recorded against a settlement on this page: a settlement "
+                                    "is paid or received when they add up to its amount by bank.",
+                                    "本页各笔结算已登记的每笔银行转账：合计达到银行转账金额时，该笔结算即为已付或已收。"),
+    "settlement.recorded_at": ("Recorded", "登记时间"),
+    "settlement.recorded_unknown": ("not known", "未知"),
     "settlement.payer": ("Payer", "付款方"),
     "settlement.payee": ("Payee", "收款方"),
     "settlement.kind": ("Line kind", "明细类型"),
@@ -200,6 +212,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "payment.paid": ("paid", "已付"),
     "payment.received": ("received", "已收"),
     "payment.nothing_due": ("nothing due", "无应付"),
+    "payment.partly_paid": ("partly paid", "部分已付"),
     "reconcile.explain": ("Upload the partner's own log of the cycle (CSV with the columns reference,kind,points,"
                           "amount,time; at most 2 MB — larger logs: `pointsnet reconcile`). It is matched against "
                           "the partner's statement by reference. The run is written to the audit log.",
@@ -324,6 +337,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "rules.none": ("No rules yet: earns use the contract's base rate.", "尚无规则：积分按合同基础积分率计算。"),
     "message.done": ("Done.", "已完成。"),
     "message.created": ("Partner onboarded.", "合作伙伴已创建。"),
+    "message.paid": ("The payment is recorded.", "付款已记录。"),  # settlement_cycle.html shows settlement.recorded
     "message.requested": ("Requested: a second operator must approve it (approvals).",
                           "已提交申请：需要另一位运营人员批准（见审批）。"),
     # members (dash-partners-members)

@@ -39,6 +39,8 @@ GENERAL: dict[str, tuple[str, str]] = {
     "member_erased": ("The member was erased.", "该会员已删除。"),
     "nothing_due": ("No settlement is due for this party and cycle.", "该参与方在此结算日没有应付款项。"),
     "already_recorded": ("This settlement's payment is already recorded.", "该笔结算的付款已登记，无需重复登记。"),
+    "amount_exceeds_due": ("The amount is more than what is outstanding of the settlement.",
+                           "金额超过该笔结算的未付余额。"),
     "four_eyes_required": ("A second operator must approve this.", "需要另一位运营人员批准。"),
     "action_not_pending": ("The request was already decided.", "该申请已处理。"),
     "approval_already_pending": ("The same request is already waiting for a second operator.",
@@ -103,6 +105,20 @@ FORMS: list[tuple[str, re.Pattern, str]] = [(code, re.compile(pattern), zh) for 
     ("already_recorded", r"^the settlement of (?P<party>\S+) in cycle (?P<cycle>\S+) is already received: recorded "
                          r"(?P<when>.+?) with bank reference (?P<reference>.*)$",
      "{party} 在结算日 {cycle} 的结算已登记为已收款（登记时间 {when}，银行流水号 {reference}），无需重复登记。"),
+    ("already_recorded", r"^a payment of (?P<amount>\d+) \(minor units\) with bank reference (?P<reference>.*) is "
+                         r"already recorded for the settlement of (?P<party>\S+) in cycle (?P<cycle>\S+): recorded "
+                         r"(?P<when>.+)$",
+     "{party} 在结算日 {cycle} 的结算已登记过银行流水号为 {reference} 的付款 {amount}（最小货币单位，登记时间 {when}），"
+     "无需重复登记。"),
+    ("amount_exceeds_due", r"^the settlement of (?P<party>\S+) in cycle (?P<cycle>\S+) has (?P<outstanding>\d+) "
+                           r"outstanding \(minor units; (?P<paid>\d+) of (?P<due>\d+) recorded\): a payment of "
+                           r"(?P<amount>\d+) is more than that$",
+     "{party} 在结算日 {cycle} 的结算未付余额为 {outstanding}（最小货币单位；共 {due}，已登记 {paid}），"
+     "付款金额 {amount} 超过未付余额。"),
+    ("validation_failed", r"^the amount is a plain decimal of major units \((?P<example>[^)]*)\), .*, not (?P<value>.*)$",
+     "金额须为以元等主币单位计的普通小数（如 {example}），不带正负号或千位分隔符，小数位数不超过该币种的位数，而不是 {value}。"),
+    ("validation_failed", r"^the amount is more than 0, or blank for the whole amount outstanding$",
+     "金额须大于 0；留空则登记全部未付余额。"),
     ("invalid_points", r"^points must be a whole number in the digits 0-9, not (?P<value>.*)$",
      "积分须为整数（数字 0-9），而不是 {value}。"),
     ("invalid_points", r"^an adjustment is at most (?P<limit>\d+) points either way$",

@@ -7,7 +7,7 @@ from shared.models.partners import Contract, FloatTopup, Partner, PartnerLimits,
 from shared.models.holds import Hold, HoldLot
 from shared.models.ops import Alert, IdempotencyRecord, OutstandingPoints
 from shared.models.keys import NetworkSigningKey, PartnerKey, RequestNonce
-from shared.models.settlement import CyclePosition, Holiday, Settlement, SettlementRun
+from shared.models.settlement import CyclePosition, Holiday, Settlement, SettlementPayment, SettlementRun
 from shared.models.rules import CampaignAward, CampaignTotal, EarnRuleSet
 from shared.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.models.programme import ActivityAward, IssuanceCounter, Referral, ReferralBonus
@@ -22,7 +22,7 @@ from shared.models.reports import (
 __all__ = [
     "Base", "Account", "Cycle", "Entry", "LotConsumption", "Lot", "NetworkSetting", "ObligationLine", "Transfer",
     "LinkToken", "Member", "MemberErasure", "MemberLink", "MemberUnlink", "Contract", "Partner", "Hold", "HoldLot", "IdempotencyRecord", "OutstandingPoints", "NetworkSigningKey", "PartnerKey", "RequestNonce",
-    "CyclePosition", "Holiday", "Settlement", "SettlementRun", "CampaignAward", "CampaignTotal", "EarnRuleSet", "Alert", "FloatTopup", "PartnerLimits", "Termination",
+    "CyclePosition", "Holiday", "Settlement", "SettlementPayment", "SettlementRun", "CampaignAward", "CampaignTotal", "EarnRuleSet", "Alert", "FloatTopup", "PartnerLimits", "Termination",
     "WebhookEndpoint", "WebhookDelivery", "WebhookAttempt",
     "ActivityAward", "IssuanceCounter", "Referral", "ReferralBonus",
     "ExpiryReminder", "MemberMerge", "MemberStatusHistory", "MemberTierHistory",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text
+from sqlalchemy import (BigInteger, CheckConstraint, Date, ForeignKey, ForeignKeyConstraint, Index, Integer, String,
+                        Text, UniqueConstraint)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -73,6 +74,28 @@ class Settlement(Base):
         """What moves by bank (receives +, pays −): the net without the part a prepaid float settled.
         In Python on a row, and in SQL (``Settlement.by_bank_minor < 0``) alike."""
         return self.net_minor + self.from_float_minor
+
+
+class SettlementPayment(Base):
+    """One bank transfer recorded against a party's settlement (``clearing mark-paid``, the dashboard's
+    Mark paid): what moved, with the bank's reference. A settlement is paid (or received) when its
+    payments add up to its by-bank amount (its sign aside); until then it stays ``due`` with the rest
+    outstanding. A bank reference is recorded once per settlement."""
+
+    __tablename__ = "settlement_payments"
+    __table_args__ = (
+        ForeignKeyConstraint(["cycle_date", "party"], ["settlements.cycle_date", "settlements.party"]),
+        UniqueConstraint("cycle_date", "party", "bank_reference"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cycle_date: Mapped[date] = mapped_column(Date)
+    party: Mapped[str] = mapped_column(String(40))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    bank_reference: Mapped[str] = mapped_column(String(128))
+    # null only for a payment the upgrade to migration 0047 took from a settlement recorded without a time
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Holiday(Base):

@@ -18,8 +18,9 @@ from sqlalchemy import case, func, select
 
 from shared.db.database import Tx
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.models import Partner, PendingAction, Settlement, SettlementRun
+from shared.models import Partner, PendingAction, Settlement, SettlementPayment, SettlementRun
 from shared.reports.spreadsheet import spreadsheet_row
+from shared.settlement import finance
 from shared.settlement.files import NETWORK, statement_name
 from shared.settlement.reconcile import Break, PartnerLogError, UnverifiedStatement, match_partner_log, \
     verified_statement
@@ -103,11 +104,27 @@ def positions_page(tx: Tx, cycle: date, *, offset: int = 0, limit: int = 50,
     total = tx.session.scalar(select(func.count()).select_from(Settlement).where(*where)) or 0
     names = names_of(tx, [r.party for r in rows])
     waiting = pending_payments(tx, cycle, [r.party for r in rows])
+    paid = finance.paid_sums(tx, Settlement.cycle_date == cycle, Settlement.party.in_([r.party for r in rows])) \
+        if rows else {}
     return [{"party": r.party, "name": names.get(r.party, r.party), "net_minor": r.net_minor,
              "from_float_minor": r.from_float_minor, "by_bank_minor": r.by_bank_minor,
              "payment_date": r.payment_date, "status": r.status, "bank_reference": r.bank_reference,
              "recorded_at": r.recorded_at, "statement": None if r.party == NETWORK else statement_name(r.party),
-             "pending_approval": waiting.get(r.party)} for r in rows], int(total)
+             "pending_approval": waiting.get(r.party)}
+            | finance.amounts(r.status, r.by_bank_minor, paid.get((cycle, r.party), 0)) for r in rows], int(total)
+
+
+def payments_of(tx: Tx, cycle: date, parties: list[str]) -> list[dict]:
+    """The bank transfers recorded against these parties' settlements of the cycle, by party and in the
+    order they were recorded: reference, amount (minor units, its sign aside) and when."""
+    if not parties:
+        return []
+    rows = tx.session.execute(select(SettlementPayment).where(
+        SettlementPayment.cycle_date == cycle, SettlementPayment.party.in_(parties))
+        .order_by(SettlementPayment.party, SettlementPayment.id)).scalars().all()
+    names = names_of(tx, [r.party for r in rows])
+    return [{"party": r.party, "name": names.get(r.party, r.party), "amount_minor": r.amount_minor,
+             "bank_reference": r.bank_reference, "recorded_at": r.recorded_at} for r in rows]
 
 
 def payment_target(cycle: date, party: str) -> str:

@@ -90,7 +90,8 @@ def test_the_docs_example_net_minus_580_is_120_received_by_bank(network, clock):
     recorded = network.tx(lambda tx: record_payment(tx, cycle, partner, "BANK-PAYOUT-120"))
     # by bank the network paid the partner 120: the partner *received*
     assert recorded == {"cycle_date": cycle.isoformat(), "party": partner, "net_minor": -580, "from_float_minor": 700,
-                        "by_bank_minor": 120, "status": "received", "bank_reference": "BANK-PAYOUT-120"}
+                        "by_bank_minor": 120, "status": "received", "bank_reference": "BANK-PAYOUT-120",
+                        "paid_minor": 120, "outstanding_minor": 0}
     assert network.tx(lambda tx: record_payment(tx, cycle, issuer, "BANK-IN-120"))["status"] == "paid"
     assert late(network, cycle) == {}
 
@@ -151,7 +152,7 @@ def test_a_float_enforced_or_removed_later_does_not_change_a_settled_cycle(netwo
         "POINTSNET_DATABASE_URL": database_url, "POINTSNET_DATA_DIR": str(network.settings.data_dir),
         "POINTSNET_CLOCK": clock.now().isoformat(), "COLUMNS": "250"})
     assert listed.returncode == 0, listed.stderr
-    rows = {cells[1]: cells[2:5] + cells[6:7] for cells in (
+    rows = {cells[1]: cells[2:5] + cells[8:9] for cells in (
         [cell.strip() for cell in line.split("│")[1:-1]] for line in listed.stdout.splitlines() if "│" in line)
         if cells and cells[0] == cycle.isoformat()}
     assert rows == {later: ["-400", "", "-400", "due"], removed: ["-300", "300", "0", "nothing_due"],

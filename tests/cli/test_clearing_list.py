@@ -38,8 +38,9 @@ def test_piped_the_table_keeps_whole_values(settled):
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in done.stdout.splitlines() if "│" in line]
     rows = {row[1]: row for row in rows if row and row[0] == CYCLE.isoformat()}
     assert set(rows) == {settled["coffee"], settled["book"], "network"}, done.stdout
-    assert rows[settled["book"]][5:] == ["2026-11-23", "received", "BANK-REFERENCE-2026-11-23-000000000001"]
-    assert rows[settled["coffee"]][6] == "overdue"
+    assert rows[settled["book"]][5:] == ["190", "0", "2026-11-23", "received",
+                                         "BANK-REFERENCE-2026-11-23-000000000001"]  # paid, outstanding, …
+    assert rows[settled["coffee"]][5:7] == ["0", "250"] and rows[settled["coffee"]][8] == "overdue"
 
 
 def test_json_lists_the_table_fields(settled):
@@ -49,7 +50,8 @@ def test_json_lists_the_table_fields(settled):
     assert set(listed) == {settled["coffee"], settled["book"], "network"}
     assert listed[settled["book"]] == {
         "cycle_date": "2026-11-20", "party": settled["book"], "net_minor": 190, "from_float_minor": 0,
-        "by_bank_minor": 190, "payment_date": "2026-11-23", "status": "received", "overdue": False,
+        "by_bank_minor": 190, "paid_minor": 190, "outstanding_minor": 0, "payment_date": "2026-11-23",
+        "status": "received", "overdue": False,
         "bank_reference": "BANK-REFERENCE-2026-11-23-000000000001"}
     assert listed[settled["coffee"]]["status"] == "due" and listed[settled["coffee"]]["overdue"] is True
     assert listed[settled["coffee"]]["bank_reference"] is None

@@ -50,6 +50,30 @@ def test_settlement_cycle_matrix_chart_and_mark_paid_request(page_as, live_dashb
     screenshot(page, "settlement-matrix")
 
 
+def test_a_partial_payment_from_the_form_leaves_the_rest_outstanding(page_as, live_dashboard, network, request):
+    """Mark paid with an amount (four eyes off): the row stays to pay, with what was paid so far and what is
+    outstanding, and the payment is listed with its reference; the rest, amount left blank, completes it."""
+    coffee = request.getfixturevalue("settled")["coffee"]
+    network.settings.four_eyes_actions = frozenset()
+    page = page_as("finance")
+    page.goto(f"{live_dashboard}/settlement/{CYCLE}")
+    row = page.locator(f"tr[data-party='{coffee}']")
+    row.locator("input[name=bank_reference]").fill("BANK-PART-1")
+    row.locator("input[name=amount]").fill("1.00")
+    row.locator("button[type=submit]").click()
+    page.wait_for_selector("[data-testid=message]")
+    part = page.locator(f"tr[data-party='{coffee}'] .partly-paid")
+    assert (part.get_attribute("data-paid"), part.get_attribute("data-outstanding")) == ("100", "200")
+    assert page.locator("[data-testid=payments] tr[data-reference='BANK-PART-1'] [data-amount]").inner_text() == "¥1.00"
+    screenshot(page, "settlement-partly-paid")
+    row = page.locator(f"tr[data-party='{coffee}']")
+    row.locator("input[name=bank_reference]").fill("BANK-PART-2")
+    with page.expect_navigation():
+        row.locator("button[type=submit]").click()
+    assert page.locator(f"tr[data-party='{coffee}']").get_attribute("data-status") == "paid"
+    assert page.locator("[data-testid=payments] tr[data-payment-party]").count() == 2
+
+
 def test_reconciliation_upload_shows_breaks(page_as, live_dashboard, settled, tmp_path):  # noqa: F811
     log = tmp_path / "bookmart.csv"
     log.write_bytes(partner_log([("book-1", "burn", 300, "300.000000", "2026-11-20T02:05:00Z"),

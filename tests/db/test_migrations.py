@@ -404,6 +404,52 @@ def test_0044_and_0045_backfill_what_settlement_and_set_limits_write(network, cl
     assert after == balances
 
 
+def test_0047_gives_each_settlement_recorded_before_its_payment(network, clock, database_url):
+    """A settlement paid or received before 0047 gets one payment: its whole by-bank amount, its bank
+    reference and time (none where it has none). One recorded without a bank reference (by hand) gets
+    none; one still due gets none, and a partial payment is recorded on it afterwards."""
+    from datetime import date
+
+    from shared.settlement.finance import record_payment
+    from tests.factories import make_member, make_partner
+
+    terms = dict(billing="postpaid", point_value="1", issuance_fee="0.1", redemption_fee_rate="0")
+    coffee, book, air, dine = (make_partner(network, name, **terms)
+                               for name in ("CoffeeCo", "BookMart", "AirLink", "DineOut"))
+    member = make_member(network, coffee, also_linked_to=(book, air, dine))
+    network.earn(coffee, member, "c1", points=500)
+    network.earn(air, member, "a1", points=100)
+    network.earn(dine, member, "d1", points=50)
+    network.burn(book, member, "b1", 300)
+    clock.advance(days=1)
+    cycle = date(2026, 11, 20)
+    network.settle(cycle)
+    network.tx(lambda tx: record_payment(tx, cycle, coffee, "OLD-1"))
+    network.tx(lambda tx: record_payment(tx, cycle, book, "OLD-2"))
+    network.db.engine.dispose()
+    _migrate(database_url, "0046", down=True)
+    engine = create_engine(normalise_url(database_url))
+    try:
+        with engine.begin() as connection:  # recorded by hand, without a reference
+            connection.execute(text("UPDATE settlements SET status = 'paid', recorded_at = NULL WHERE party = :p"),
+                               {"p": air})
+            connection.execute(text("UPDATE settlements SET recorded_at = NULL WHERE party = :p"), {"p": coffee})
+        _migrate(database_url, "head")
+        payments = _read(database_url, "SELECT cycle_date, party, amount_minor FROM settlement_payments")
+        references = dict(network.tx(lambda tx: [tuple(r) for r in tx.session.execute(text(
+            "SELECT bank_reference, recorded_at FROM settlement_payments ORDER BY bank_reference"))], readonly=True))
+        network.tx(lambda tx: record_payment(tx, cycle, dine, "NEW-1", amount_minor=1))
+        later = _read(database_url, "SELECT cycle_date, party, amount_minor FROM settlement_payments "
+                                    "WHERE bank_reference = 'NEW-1'")
+    finally:
+        engine.dispose()
+        _migrate(database_url, "head")
+    assert payments == {("2026-11-20", coffee): (350,), ("2026-11-20", book): (300,)}  # 300 + a fee of 50
+    assert set(references) == {"OLD-1", "OLD-2"}
+    assert references["OLD-1"] is None and references["OLD-2"] is not None  # a time unknown stays unknown
+    assert later == {("2026-11-20", dine): (1,)}
+
+
 def test_reading_the_schema_revision_on_sqlite_does_not_wait_for_the_write_lock(template_db, tmp_path):
     """Every command checks the schema's revision first: on the embedded database that read took the write
     lock (BEGIN IMMEDIATE, as a writer), so a read-only command (``members show``, ``members export``)

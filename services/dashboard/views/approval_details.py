@@ -1,6 +1,6 @@
 """What a request on the Approvals page is about, as a checker reads it: the partner's name beside
-its id, and for a "mark paid" (settlement_paid) the amount that moves by bank and which way — who
-pays whom — before and after it is approved. The raw parameters stay on the page beside it."""
+its id, and for a "mark paid" (settlement_paid) the amount that moves by bank (the request's own amount
+when it records part of it) and which way — who pays whom — before and after it is approved. The raw parameters stay on the page beside it."""
 
 from __future__ import annotations
 
@@ -58,10 +58,13 @@ def _payment(row: dict, party: str, payments: dict[tuple[date, str], int]) -> di
     if not isinstance(by_bank, int):
         return {"cycle_date": row["params"].get("cycle_date"), "bank_reference": row["params"].get("bank_reference")}
     pays = by_bank < 0
+    asked = row["params"].get("amount_minor")  # part of it (none: the whole amount outstanding)
+    status = outcome.get("status")
     return {"cycle_date": row["params"].get("cycle_date"), "bank_reference": row["params"].get("bank_reference"),
-            "by_bank_minor": by_bank, "amount_minor": abs(by_bank),
+            "by_bank_minor": by_bank,
+            "amount_minor": asked if isinstance(asked, int) and not isinstance(asked, bool) else abs(by_bank),
             "payer": party if pays else NETWORK, "payee": NETWORK if pays else party,
-            "outcome_status": outcome.get("status")}
+            "outcome_status": "partly_paid" if status == "due" else status}
 
 
 def outcomes_of(rows: list[dict]) -> dict[int, dict]:

@@ -27,7 +27,8 @@ from shared.ledger.cycles import cycle_date_for
 from shared.settlement import positions
 from shared.settlement.calendar import calendar_days
 from shared.settlement.files import statement_name
-from shared.settlement.finance import NothingDue, record_payment, refuse_recorded
+from shared.money import MoneyError, currency_exponent, major_to_minor
+from shared.settlement.finance import payable, record_payment
 from shared.settlement.reconcile import verify_cycle_directory
 from shared.settlement.runs import run_directory
 from shared.signing_keys import public_keys
@@ -42,8 +43,11 @@ CALENDAR_AHEAD_DAYS, CALENDAR_SHOWN = 366, 100  # the payment calendar's coming 
 
 @action("settlement_paid", roles=("operator", "finance"))
 def settlement_paid(tx, network, params: dict) -> dict:
-    """Record that a party's settlement was paid (or received), with the bank's reference."""
-    return record_payment(tx, date.fromisoformat(params["cycle_date"]), params["party"], params["bank_reference"])
+    """Record a bank transfer against a party's settlement, with the bank's reference and its amount in minor
+    units (none: the whole amount outstanding, as a request filed before amounts were asked). Checked again
+    here, under the settlement's lock: what is outstanding may have changed since the request was filed."""
+    return record_payment(tx, date.fromisoformat(params["cycle_date"]), params["party"], params["bank_reference"],
+                          params.get("amount_minor"))
 
 
 def _today(network) -> date:
@@ -99,15 +103,22 @@ def cycle_page(request: Request, cycle: date = Depends(cycle_in_path),
             rows, total = positions.bilateral_page(tx, cycle, offset=paged.offset, limit=paged.limit)
         else:
             rows, total = positions.positions_page(tx, cycle, offset=paged.offset, limit=paged.limit)
-        return run, rows, total
+        return run, rows, total, positions.payments_of(tx, cycle, [r["party"] for r in rows] if tab != "matrix" else [])
 
-    run, rows, total = network.tx(unit, readonly=True)
+    run, rows, total, payments = network.tx(unit, readonly=True)
     table = page_of(rows, total, paged, {"tab": tab})
     currency = network.settings.currency
     series = _matrix_chart(rows, currency) if tab == "matrix" else _positions_chart(rows, currency)
-    return page(request, "settlement_cycle.html", cycle=cycle, run=run, tab=tab, table=table,
+    return page(request, "settlement_cycle.html", cycle=cycle, run=run, tab=tab, table=table, payments=payments,
                 series=series | {"money": money_format(currency)}, exact_money=lambda a: exact_money(a, currency),
+                currency=currency, amount_example=_amount_example(currency),
                 message=notice(request.query_params.get("message")), today=_today(network))
+
+
+def _amount_example(currency: str) -> str:
+    """How the Mark paid form's amount is typed: a plain decimal of major units (1234.56 for CNY)."""
+    places = currency_exponent(currency)
+    return "1234" + ("." + "56789"[:places] if places else "")
 
 
 def _positions_chart(rows: list[dict], currency: str) -> dict:
@@ -148,27 +159,31 @@ def download(request: Request, cycle: date = Depends(cycle_in_path), name: str =
 @router.post("/settlement/{cycle}/parties/{party}/paid")
 def mark_paid(request: Request, cycle: date = Depends(cycle_in_path), party: str = Path(..., max_length=40),
               checked=Depends(checked_form("operator", "finance"))):
-    """Record a payment with the bank's reference: settlement_paid, which a second operator approves
-    when the network asks for four eyes (the default)."""
+    """Record a payment with the bank's reference and, when the transfer moved only part of what is
+    outstanding, its amount (major units, a plain decimal; blank: the whole outstanding): settlement_paid,
+    which a second operator approves when the network asks for four eyes (the default)."""
     staff, form = checked
     reference = str(form.get("bank_reference", "")).strip()
     if not reference or len(reference) > MAX_REFERENCE:
         raise ValidationFailed(f"a bank reference (1 to {MAX_REFERENCE} characters) is required")
     network = network_of(request)
-    network.tx(lambda tx: _due(tx, cycle, party), readonly=True)  # refuse at once what could never be approved
-    params = {"cycle_date": cycle.isoformat(), "party": party, "bank_reference": reference}
+    amount = str(form.get("amount", "")).strip()
+    amount_minor = None
+    if amount:
+        try:
+            amount_minor = major_to_minor(amount, network.settings.currency, what="the amount")
+        except MoneyError as exc:
+            raise ValidationFailed(str(exc)) from None
+        if amount_minor == 0:
+            raise ValidationFailed("the amount is more than 0, or blank for the whole amount outstanding")
+    # refuse at once what could never be approved: nothing due, recorded already, more than is outstanding
+    network.tx(lambda tx: payable(tx, cycle, party, reference, amount_minor, lock=False), readonly=True)
+    params = {"cycle_date": cycle.isoformat(), "party": party, "bank_reference": reference,
+              "amount_minor": amount_minor}
     done = submit(network, staff, "settlement_paid", positions.payment_target(cycle, party), params)
     base = request.scope.get("root_path") or ""
     message = "requested" if done.pending_id is not None else "paid"
     return RedirectResponse(f"{base}/settlement/{cycle.isoformat()}?message={message}", status_code=303)
-
-
-def _due(tx, cycle: date, party: str) -> None:
-    positions.run_of(tx, cycle)
-    refuse_recorded(tx, cycle, party)  # already_recorded: its status, when and its bank reference
-    rows, _total = positions.positions_page(tx, cycle, party=party, limit=1)
-    if not rows or rows[0]["status"] != "due":
-        raise NothingDue(f"no settlement due for {party} in cycle {cycle.isoformat()}")
 
 
 @router.post("/settlement/{cycle}/verify")

@@ -1,0 +1,106 @@
+"""The dashboard's Mark paid with an amount: part of a settlement, requested, approved by a second operator
+(checked again then), the rest outstanding on the cycle's page with the party's payments listed."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from shared.models import Settlement
+from shared.settlement.finance import record_payment
+from tests.dashboard.conftest import BASE, post_form
+from tests.factories import make_member
+
+CYCLE = date(2026, 11, 20)
+PAGE = f"{BASE}/settlement/{CYCLE}"
+
+
+@pytest.fixture
+def settled(network, clock, partners):
+    coffee, book = partners["CoffeeCo"], partners["BookMart"]
+    member = make_member(network, coffee, also_linked_to=(book,))
+    network.earn(coffee, member, "coffee-1", points=500)
+    network.burn(book, member, "book-1", 300)
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    due = network.tx(lambda tx: -tx.session.get(Settlement, (CYCLE, coffee)).by_bank_minor, readonly=True)
+    assert due > 200
+    return {"coffee": coffee, "book": book, "due": due}
+
+
+def row_of(html: str, party: str) -> str:
+    return html.split(f'data-party="{party}"', 1)[1].split("</tr>", 1)[0]
+
+
+def approve_the_request(client_as) -> object:
+    checker = client_as("checker")
+    approvals = checker.get(f"{BASE}/approvals").text
+    pending = int(approvals.split('data-pending="', 1)[1].split('"', 1)[0])
+    return post_form(checker, f"{BASE}/approvals/{pending}/approve", page=f"{BASE}/approvals")
+
+
+def test_a_partial_payment_is_requested_approved_and_shown_with_what_is_outstanding(client_as, network, settled):
+    coffee, due = settled["coffee"], settled["due"]
+    finance = client_as("finance")
+    form = finance.get(PAGE).text
+    assert 'name="amount"' in row_of(form, coffee)
+    asked = post_form(finance, f"{PAGE}/parties/{coffee}/paid", {"bank_reference": "BK-1", "amount": "2.00"},
+                      page=PAGE)
+    assert asked.status_code == 303 and "message=requested" in asked.headers["location"], asked.text
+    approvals = client_as("checker").get(f"{BASE}/approvals").text
+    assert '&#34;amount_minor&#34;: 200' in approvals or '"amount_minor": 200' in approvals
+    summary = approvals.split('data-testid="request-summary"', 1)[1].split("</div>", 1)[0]
+    assert "¥2.00" in summary  # the request's amount, not the settlement's
+    assert approve_the_request(client_as).status_code == 303
+    row = network.tx(lambda tx: tx.session.get(Settlement, (CYCLE, coffee)), readonly=True)
+    assert (row.status, row.bank_reference) == ("due", None)  # partly paid: still due
+    page = finance.get(PAGE).text
+    party = row_of(page, coffee)
+    assert 'data-paid="200"' in party and f'data-outstanding="{due - 200}"' in party, party
+    assert 'name="amount"' in party  # the rest can be marked
+    payments = page.split('data-testid="payments"', 1)[1].split("</table>", 1)[0]
+    assert "BK-1" in payments and 'data-amount="200"' in payments
+    zh = client_as("finance")
+    assert post_form(zh, f"{BASE}/language", {"language": "zh", "next": "/"}).status_code == 303
+    chinese = zh.get(PAGE).text
+    assert "已付部分" in row_of(chinese, coffee) and "未付余额" in row_of(chinese, coffee)
+    assert "付款记录" in chinese
+    # the rest, no amount: the whole outstanding
+    assert post_form(finance, f"{PAGE}/parties/{coffee}/paid", {"bank_reference": "BK-2", "amount": " "},
+                     page=PAGE).status_code == 303
+    assert approve_the_request(client_as).status_code == 303
+    row = network.tx(lambda tx: tx.session.get(Settlement, (CYCLE, coffee)), readonly=True)
+    assert (row.status, row.bank_reference) == ("paid", "BK-2")
+
+
+def test_more_than_the_outstanding_is_refused_at_once_and_again_at_approval(client_as, network, settled):
+    coffee, due = settled["coffee"], settled["due"]
+    finance = client_as("finance")
+    over = post_form(finance, f"{PAGE}/parties/{coffee}/paid",
+                     {"bank_reference": "BK-1", "amount": f"{(due + 1) / 100:.2f}"}, page=PAGE)
+    assert over.status_code == 409 and 'data-code="amount_exceeds_due"' in over.text, over.text
+    assert f"has {due} outstanding (minor units; 0 of {due} recorded)" in over.text
+    zh = client_as("operator")
+    assert post_form(zh, f"{BASE}/language", {"language": "zh", "next": "/"}).status_code == 303
+    refused = post_form(zh, f"{PAGE}/parties/{coffee}/paid", {"bank_reference": "BK-1", "amount": "99999"}, page=PAGE)
+    assert f"的结算未付余额为 {due}（最小货币单位" in refused.text, refused.text
+    asked = post_form(finance, f"{PAGE}/parties/{coffee}/paid", {"bank_reference": "BK-1", "amount": "2.00"},
+                      page=PAGE)
+    assert asked.status_code == 303
+    # meanwhile finance records a transfer from the command line: 2.00 is now more than what is outstanding
+    network.tx(lambda tx: record_payment(tx, CYCLE, coffee, "CLI-1", amount_minor=due - 100))
+    refused = approve_the_request(client_as)
+    assert refused.status_code == 409 and 'data-code="amount_exceeds_due"' in refused.text, refused.text
+    row = network.tx(lambda tx: tx.session.get(Settlement, (CYCLE, coffee)), readonly=True)
+    assert row.status == "due"
+    history = client_as("checker").get(f"{BASE}/approvals", params={"status": "failed"}).text
+    assert "amount_exceeds_due" in history
+
+
+@pytest.mark.parametrize("amount", ["1,000.00", "-1", "3.001", "NaN", "1e2", "0"])
+def test_an_amount_that_is_not_a_plain_positive_decimal_is_refused(client_as, network, settled, amount):
+    answer = post_form(client_as("finance"), f"{PAGE}/parties/{settled['coffee']}/paid",
+                       {"bank_reference": "BK-1", "amount": amount}, page=PAGE)
+    assert answer.status_code == 422 and 'data-code="validation_failed"' in answer.text, answer.text
+    assert 'data-pending=' not in client_as("checker").get(f"{BASE}/approvals").text
