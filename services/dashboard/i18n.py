@@ -302,6 +302,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "webhook.delivered": ("delivered", "已送达"),
     "webhook.pending": ("pending", "待发送"),
     "webhook.dead": ("Dead letters", "死信"),
+    "webhook.cancelled": ("cancelled (never sent)", "已取消（不再发送）"),
     "webhook.rotate": ("Rotate secret", "轮换密钥"),
     "webhook.overlap_hours": ("Old secret keeps signing for (hours)", "旧密钥继续签名时长（小时）"),
     "webhook.disable": ("Disable", "停用"),

@@ -3,16 +3,17 @@
 A partner's link to a member (``member_links``) is the member's consent that the partner sees and serves
 it (shared/members/enrolment.py). Withdrawing it deletes the link row, so every check of a link stops
 seeing it with no filter of its own: the partner's reads and writes for the member answer 404
-``unknown_member`` (``require_linked``, the posting's links), its transaction listing shows the member
-id of its own past entries no more, and events about the member are no longer sent to it. With the
-row go the partner's customer_ref of the member, its unused link tokens for the member, and the
-contact and customer_ref hashes its kept enrolment requests hold next to the member's id (a retry of
-such an Idempotency-Key is refused as reused, as after an erasure). The member's points, lots and
-ledger history are the network's and stay as they are, and so do the partner's own entries: it may
-still reverse them, capture or void its holds by id, and is then answered ``balance`` null (the member's
-balance is no longer its to see). A posting or link token of the partner's waiting for the member's lock
-meanwhile reads the link again once it holds it, and finds it gone (shared/ledger/posting.py,
-shared/members/enrolment.py).
+``unknown_member`` (``require_linked``, the posting's links), its transaction listing shows the member id
+of its own past entries no more, and events about the member are no longer sent to it. With the row go
+the partner's customer_ref of the member, its unused link tokens for the member, its webhook deliveries
+about the member still pending (retries: ``cancelled``, never sent; one a worker is sending at that
+moment may still arrive), and the contact and customer_ref hashes its kept enrolment requests hold next
+to the member's id (a retry of such an Idempotency-Key is refused as reused, as after an erasure). The
+member's points, lots and ledger history are the network's and stay as they are, and so do the partner's
+own entries: it may still reverse them, capture or void its holds by id, and is then answered ``balance``
+null (the member's balance is no longer its to see). A posting or link token of the partner's waiting for
+the member's lock meanwhile reads the link again once it holds it, and finds it gone
+(shared/ledger/posting.py, shared/members/enrolment.py).
 
 Linking again needs consent again: an enrolment with the member's contact answers ``consent_required``,
 a link token minted by another partner the member is linked to links it.
@@ -34,7 +35,7 @@ from shared.members.erasure import forget_enrolment_requests
 from shared.models import Hold, LinkToken, Member, MemberLink, MemberUnlink
 from shared.partners.contracts import require_partner
 from shared.webhooks import emit
-from shared.webhooks.outbox import instant
+from shared.webhooks.outbox import UNLINKED, cancel_naming, instant
 
 members_t, links_t, unlinks_t = Member.__table__, MemberLink.__table__, MemberUnlink.__table__
 REQUESTERS = ("partner", "operator")
@@ -77,9 +78,13 @@ def unlink(tx: Tx, partner_id: str, member_id: str, *, requested_by: str, reason
                         "void them first", open_holds=holds)
     # queued while the link is there (an event naming a member goes to the partners linked to it), to
     # this partner alone; nothing personal: the id and the time
-    emit(tx, "member.unlinked", {"member_id": member_id, "unlinked_at": instant(tx.now)}, partner_ids=[partner_id])
+    unlinked = emit(tx, "member.unlinked", {"member_id": member_id, "unlinked_at": instant(tx.now)},
+                    partner_ids=[partner_id])
     forget_enrolment_requests(tx, [member_id], partner_ids=[partner_id])
     session.execute(delete(links_t).where(links_t.c.partner_id == partner_id, links_t.c.member_id == member_id))
+    # after the link's deletion: a replay that read the link (FOR SHARE) is waited for, and what it
+    # queued again is cancelled here with the rest; member.unlinked is the last event the partner gets
+    cancel_naming(tx, member_id, UNLINKED, partner_ids=[partner_id], keep=unlinked)
     session.execute(delete(LinkToken.__table__).where(LinkToken.member_id == member_id,
                                                        LinkToken.issued_by == partner_id, LinkToken.used_at.is_(None)))
     record = {"id": new_id("unl"), "partner_id": partner_id, "member_id": member_id, "linked_at": link.linked_at,

@@ -11,7 +11,8 @@ are the member's again): erasure releases it first, as the hold-timeout job woul
 ``hold_expiry`` entry for the hold's partner), then forfeits its points with the rest.
 Recorded in ``member_erasures``; every partner linked to the member hears ``member.erased`` (its id
 and the time only), queued in the erasure's own transaction, besides the ``points.expired`` of what
-was forfeited.
+was forfeited. Deliveries naming the member queued before and still pending (retries) are ``cancelled``
+in that transaction, to every partner: never sent (one a worker is sending at that moment may still arrive).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from shared.ledger.state import load_lots, lock_members
 from shared.members.privacy import Keyring
 from shared.models import Hold, IdempotencyRecord, LinkToken, Member, MemberErasure, MemberLink
 from shared.webhooks import emit
-from shared.webhooks.outbox import instant
+from shared.webhooks.outbox import ERASED, cancel_naming, instant
 
 members_t, links_t, records_t = Member.__table__, MemberLink.__table__, IdempotencyRecord.__table__
 ENROLMENT_PATH = "/v1/members"
@@ -189,6 +190,9 @@ def erase_member(tx: Tx, member_id: str, *, keyring: Keyring, reason: str | None
     entry = forfeit(journal, member, list(journal.lots.values()), request=request)
     if entry is not None:
         entry["result"]["reason"] = "erasure"
+    # what was queued about the member (or a duplicate merged into it) and not sent yet is never sent:
+    # from here on only this erasure's points.expired and member.erased name it
+    cancel_naming(tx, member_id, ERASED)
     journal.flush()  # partners linked to the member hear points.expired, as for any expiry
     session = tx.session
     # duplicates merged into this member keep their contact so that it finds the survivor: erased too

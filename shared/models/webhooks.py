@@ -52,13 +52,18 @@ class WebhookDelivery(Base):
     ``retry_from`` starts the retry window: the first attempt (set when first claimed), the operator's replay,
     or the endpoint being enabled again.
 
+    ``status``: ``pending`` (queued, or waiting for its next try), ``delivered``, ``dead`` (its retry
+    window ran out: an operator may replay it) or ``cancelled`` (never sent: the member withdrew its
+    consent from the partner or was erased, or the partner was terminated; ``last_error`` says which;
+    migration 0048).
+
     ``ix_webhook_deliveries_endpoint_due``: each endpoint's pending deliveries in the order they come
     due, so a claim reads an endpoint's first few due ones, not the whole backlog (migration 0043).
     """
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
+        CheckConstraint("status IN ('pending', 'delivered', 'dead', 'cancelled')", name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_endpoint_due", "endpoint_id", "next_attempt_at", "id",

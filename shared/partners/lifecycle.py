@@ -4,7 +4,9 @@ Suspended: the API refuses every POST of the partner (403 ``partner_suspended``:
 holds, enrolments, ...) and still answers its signed reads (statements, reports, transactions); its
 points stay redeemable at other partners and settlement goes on. Terminated: suspended for
 good, with a recorded final cycle (the cycle open at termination); the API answers only its signed
-reads of its statements, since it still settles. The partner's outstanding
+reads of its statements, since it still settles; of the webhooks it gets ``settlement.ready`` alone (no
+event about a member is queued for it, and those pending at termination are ``cancelled``, never sent:
+shared/webhooks/outbox.py). The partner's outstanding
 points stay redeemable elsewhere. Under ``keep_paying`` the issuer keeps reimbursing those
 redemptions under its last contract: they appear on its statements in later cycles as usual.
 Under ``buy_out`` it pays, once and in its final cycle, the buy-out rate times the value of its
@@ -32,6 +34,7 @@ from shared.ledger.state import lock_members
 from shared.models import Contract, Lot, Partner, Termination
 from shared.money import apply_rate_ppm
 from shared.partners.contracts import lock_partner, require_partner
+from shared.webhooks.outbox import TERMINATED, cancel_member_events
 
 # the buy-out entry's reference: the network posts it for the issuer (its statement shows it in its
 # ``reference`` column), so reconciliation matches it by transaction id as well (settlement-files.md)
@@ -132,6 +135,8 @@ def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying", buy_o
                       buy_out_entry_id=entry_id, recorded_at=tx.now)
     tx.session.add(row)
     tx.session.flush()
+    # its member events still pending are never sent (it sees no member any more); settlement.ready goes on
+    cancel_member_events(tx, partner_id, TERMINATED)
     return termination_json(row) | {"recorded": True}
 
 

@@ -26,6 +26,7 @@ in every run ahead of the other partners' deliveries. A try that did time out ke
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -41,16 +42,23 @@ from sqlalchemy import and_, delete, func, insert, or_, select, true, update
 
 from shared.db.database import Tx
 from shared.db.types import new_id
-from shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from shared.models import (
+    Member, MemberLink, Partner, Termination, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+)
 from shared.tls import tls_context
 from shared.webhooks.dialing import PublicOnlyBackend, PublicOnlyTransport, anywhere, refused_target, within
 from shared.webhooks.endpoints import end_pause, secrets_in_force
-from shared.webhooks.errors import DeliveryPending, EndpointDisabled, UnknownDelivery
+from shared.webhooks.errors import (
+    DeliveryCancelled, DeliveryPending, EndpointDisabled, MemberNotLinked, UnknownDelivery,
+)
+from shared.webhooks.outbox import SETTLEMENT_EVENTS
 from shared.webhooks.schedule import next_attempt_at
 from shared.webhooks.signing import webhook_headers
 
 log = logging.getLogger("pointsnet.webhooks")
 deliveries_t, endpoints_t, attempts_t = WebhookDelivery.__table__, WebhookEndpoint.__table__, WebhookAttempt.__table__
+partners_t, terminations_t = Partner.__table__, Termination.__table__
+members_t, links_t = Member.__table__, MemberLink.__table__
 
 # longer than a batch can take: BATCH deliveries, SENDERS at once, DEADLINE each (105 s)
 LEASE = timedelta(minutes=5)
@@ -489,13 +497,21 @@ def queue_replay(tx: Tx, delivery_id: str) -> dict:
     nothing to a disabled endpoint. One a worker is sending right now (pending, its lease still running)
     is refused (``DeliveryPending``): resetting its lease would throw that send's outcome away and send it again.
     The state is checked by the UPDATE itself, so a replay never resets a delivery a worker leased
-    meanwhile (on PostgreSQL the UPDATE waits for the claim and then finds it leased)."""
+    meanwhile (on PostgreSQL the UPDATE waits for the claim and then finds it leased).
+
+    A replay tells the partner nothing it may no longer hear (``reachable``): one naming a member no
+    longer linked to the partner, or erased, is refused (``MemberNotLinked``), and so is one about a
+    member to a terminated partner (``PartnerTerminated``); a cancelled one is never sent (``DeliveryCancelled``)."""
+    reachable(tx, delivery_id)
     # locked first (PostgreSQL): a prune deleting it meanwhile is waited for, and then it is unknown
     row = tx.session.execute(select(deliveries_t.c.id, deliveries_t.c.status, deliveries_t.c.partner_id,
                                     deliveries_t.c.endpoint_id)
                              .where(deliveries_t.c.id == delivery_id).with_for_update(key_share=True)).one_or_none()
     if row is None:
         raise UnknownDelivery(f"no webhook delivery {delivery_id}")
+    if row.status == "cancelled":
+        raise DeliveryCancelled(f"webhook delivery {delivery_id} was cancelled (the member withdrew its consent "
+                                f"or was erased, or the partner was terminated): it is never sent")
     endpoint = tx.session.execute(select(endpoints_t.c.status).where(endpoints_t.c.id == row.endpoint_id)).scalar()
     if endpoint != "active":  # the job sends nothing to it: the replay would send nothing either
         raise EndpointDisabled(f"webhook delivery {delivery_id} is not replayed: partner {row.partner_id}'s webhook "
@@ -511,6 +527,51 @@ def queue_replay(tx: Tx, delivery_id: str) -> dict:
         raise DeliveryPending(f"webhook delivery {delivery_id} is being sent right now: replay it once that "
                               f"attempt is recorded (`webhooks show-delivery {delivery_id}`)")
     return {"delivery_id": delivery_id, "previous_status": row.status}
+
+
+def reachable(tx: Tx, delivery_id: str) -> None:
+    """Refuse to send again a delivery its partner may no longer hear: about a member, to a terminated
+    partner (``PartnerTerminated``); naming a member (a duplicate: the member it was merged into) not
+    linked to the partner now, or erased (``MemberNotLinked``). ``member.unlinked`` tells of the unlink
+    itself, and ``member.erased`` of the erasure: those go again while the partner may hear them.
+
+    On PostgreSQL the partner's and the member's rows are read FOR SHARE before the delivery is locked,
+    in the order a termination, an unlink and an erasure lock them: one of those running is waited for
+    (and then seen), and one starting waits for this replay and cancels what it queued."""
+    row = tx.session.execute(select(deliveries_t.c.partner_id, deliveries_t.c.event_type, deliveries_t.c.body,
+                                    deliveries_t.c.status).where(deliveries_t.c.id == delivery_id)).one_or_none()
+    if row is None or row.event_type in SETTLEMENT_EVENTS or row.status == "cancelled":
+        return  # unknown or cancelled: queue_replay says so
+    from shared.partners.lifecycle import PartnerTerminated
+
+    partner = select(partners_t.c.id).where(partners_t.c.id == row.partner_id)
+    tx.session.execute(partner.with_for_update(read=True) if tx.is_postgres else partner)
+    if tx.session.execute(select(terminations_t.c.partner_id).where(
+            terminations_t.c.partner_id == row.partner_id)).first() is not None:
+        raise PartnerTerminated(f"webhook delivery {delivery_id} is not replayed: partner {row.partner_id} was "
+                                f"terminated, and hears of no member any more (settlement.ready alone)")
+    if row.event_type == "member.unlinked":
+        return
+    try:
+        member_id = (json.loads(row.body).get("data") or {}).get("member_id")
+    except (ValueError, AttributeError):
+        member_id = None
+    if not isinstance(member_id, str):
+        return
+    for _ in range(100):  # a duplicate's survivor, and so on: its points and links are there now
+        query = select(members_t.c.status, members_t.c.merged_into).where(members_t.c.id == member_id)
+        member = tx.session.execute(query.with_for_update(read=True) if tx.is_postgres else query).first()
+        if member is None or member.merged_into is None:
+            break
+        member_id = member.merged_into
+    if member is not None and member.status == "erased" and row.event_type != "member.erased":
+        raise MemberNotLinked(f"webhook delivery {delivery_id} is not replayed: member {member_id} was erased, "
+                              f"and no event names it again")
+    linked = tx.session.execute(select(links_t.c.member_id).where(
+        links_t.c.partner_id == row.partner_id, links_t.c.member_id == member_id)).first()
+    if linked is None:
+        raise MemberNotLinked(f"webhook delivery {delivery_id} is not replayed: member {member_id} is not linked "
+                              f"to partner {row.partner_id} any more (its consent was withdrawn)")
 
 
 def replay(network, delivery_id: str) -> dict:

@@ -29,3 +29,12 @@ class EndpointDisabled(Conflict):
 
 class RotationOverlapRunning(Conflict):
     code, title = "rotation_overlap_running", "The previous webhook secret's overlap is still running"
+
+
+class MemberNotLinked(Conflict):
+    code, title = "member_not_linked", ("The delivery names a member no longer linked to its partner, or erased: "
+                                        "it is not sent again")
+
+
+class DeliveryCancelled(Conflict):
+    code, title = "delivery_cancelled", "The delivery was cancelled: it is never sent"

@@ -13,8 +13,14 @@ Who receives what: an event whose ``data`` names a ``member_id`` goes only to pa
 to that member (``member_links``), whatever the caller asks; a ledger event goes to the partner
 that posted it, or, when that partner is not linked to the member (a referral bonus earned where
 the referred friend bought), to every partner linked to the member. An event without a member
-goes only to the partners named. Partners without an active endpoint get nothing. Payloads
-carry opaque ids, never personal data.
+goes only to the partners named. Partners without an active endpoint get nothing, and a terminated
+partner gets no event about a member (only ``settlement.ready``). Payloads carry opaque ids, never
+personal data.
+
+A delivery still pending when what it tells may no longer reach its partner is ``cancelled``, never
+sent (``cancel_naming``, ``cancel_member_events``): the member withdrew its consent from the partner
+(shared/members/consent.py), the member was erased (shared/members/erasure.py), the partner was
+terminated (shared/partners/lifecycle.py). One a worker is sending at that moment may still arrive.
 """
 
 from __future__ import annotations
@@ -24,13 +30,13 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import NamedTuple
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select, update
 
 from shared.db.database import Tx
 from shared.db.lists import among_bound, among_rows, bound_list, per_dialect
 from shared.db.types import new_id
 from shared.ledger.rules import NETWORK
-from shared.models import Entry, MemberLink, WebhookDelivery, WebhookEndpoint
+from shared.models import Entry, Member, MemberLink, Termination, WebhookDelivery, WebhookEndpoint
 from shared.webhooks.errors import UnknownEventType
 
 EVENT_TYPES = frozenset({
@@ -40,6 +46,7 @@ EVENT_TYPES = frozenset({
     "member.unlinked",
 })
 CHUNK = 1000
+deliveries_t, members_t = WebhookDelivery.__table__, Member.__table__
 
 
 class Outgoing(NamedTuple):
@@ -87,7 +94,8 @@ LEDGER_EVENT_KINDS = ("earn", "bonus", "burn", "capture", "reversal", "expiry", 
 @per_dialect
 def _linked_query(dialect: str):
     links = MemberLink.__table__
-    return select(links.c.member_id, links.c.partner_id).where(
+    terminated = links.c.partner_id.in_(select(Termination.__table__.c.partner_id))
+    return select(links.c.member_id, links.c.partner_id, terminated.label("terminated")).where(
         among_bound(dialect, links.c.member_id, "ids"), among_bound(dialect, links.c.partner_id, "partners"))
 
 
@@ -114,9 +122,12 @@ def emit_many(tx: Tx, events: list[Outgoing], endpoints: dict[str, str] | None =
     # is linked to the member decides who hears of it
     named = {p for e in events if e.or_linked and e.partner_ids for p in e.partner_ids}
     linked: dict[str, set[str]] = {}
-    for member_id, partner_id in among_rows(tx, _linked_query(tx.dialect), members, size=CHUNK,
-                                            partners=bound_list(tx.dialect, set(endpoints) | named)):
+    terminated: set[str] = set()  # hear of no member: they get settlement.ready alone
+    for member_id, partner_id, gone in among_rows(tx, _linked_query(tx.dialect), members, size=CHUNK,
+                                                  partners=bound_list(tx.dialect, set(endpoints) | named)):
         linked.setdefault(member_id, set()).add(partner_id)
+        if gone:
+            terminated.add(partner_id)
     rows = []
     for event in events:
         member_id = event.data.get("member_id")
@@ -130,6 +141,8 @@ def emit_many(tx: Tx, events: list[Outgoing], endpoints: dict[str, str] | None =
             wanted = allowed
             data = {k: v for k, v in data.items() if k not in ("reference", "original_reference")}
         body = event_body(event.event_type, tx.now, data)
+        if member_id:  # a terminated partner hears of no member, even as the one that posted it
+            wanted = wanted - terminated
         for partner_id in sorted(wanted & set(endpoints)):
             rows.append({"id": new_id("msg"), "endpoint_id": endpoints[partner_id], "partner_id": partner_id,
                          "event_type": event.event_type, "body": body, "status": "pending", "attempts": 0,
@@ -137,6 +150,67 @@ def emit_many(tx: Tx, events: list[Outgoing], endpoints: dict[str, str] | None =
     if rows:
         tx.session.execute(insert(WebhookDelivery.__table__), rows)
     return [row["id"] for row in rows]
+
+
+# -- deliveries that must not be sent any more ---------------------------------------------------
+
+CANCELLED = "cancelled"
+UNLINKED = "not sent: the member withdrew its consent from the partner"
+ERASED = "not sent: the member was erased"
+TERMINATED = "not sent: the partner was terminated"
+SETTLEMENT_EVENTS = ("settlement.ready",)
+
+
+def members_named(event_type: str, body: str) -> set[str]:
+    """The member ids a delivery's body names: its ``data.member_id``, and for ``member.merged`` its
+    ``from`` and ``into`` too (``from`` and ``to`` of other events are no members: a tier's)."""
+    try:
+        data = json.loads(body).get("data") or {}
+    except (ValueError, AttributeError):
+        return set()
+    if not isinstance(data, dict):
+        return set()
+    keys = ("member_id", "from", "into") if event_type == "member.merged" else ("member_id",)
+    return {data[key] for key in keys if isinstance(data.get(key), str)}
+
+
+def _cancel(tx: Tx, ids: list[str], why: str) -> int:
+    """Cancel these deliveries if still pending; the claim of one a worker is sending right now is taken
+    back, so its outcome is not recorded over the cancellation (that one send may still arrive)."""
+    done = 0
+    for start in range(0, len(ids), CHUNK):
+        done += tx.session.execute(update(deliveries_t).where(
+            deliveries_t.c.id.in_(ids[start:start + CHUNK]), deliveries_t.c.status == "pending").values(
+            status=CANCELLED, claim_token=None, last_error=why)).rowcount
+    return done
+
+
+def cancel_naming(tx: Tx, member_id: str, why: str, *, partner_ids: Iterable[str] | None = None,
+                  keep: Iterable[str] = ()) -> int:
+    """Cancel the pending deliveries that name the member (or a duplicate merged into it: the same
+    person) to ``partner_ids`` (None: to every partner), but those in ``keep``; answers how many.
+
+    A partner's pending deliveries are few (a backlog of three days at most); those whose body holds
+    the id are read and the ones that truly name the member (``members_named``) cancelled."""
+    named = {member_id, *tx.session.execute(select(members_t.c.id).where(
+        members_t.c.merged_into == member_id)).scalars()}
+    query = select(deliveries_t.c.id, deliveries_t.c.event_type, deliveries_t.c.body).where(
+        deliveries_t.c.status == "pending",
+        or_(*(deliveries_t.c.body.contains(m, autoescape=True) for m in sorted(named))))
+    if partner_ids is not None:
+        query = query.where(deliveries_t.c.partner_id.in_(list(partner_ids)))
+    kept = set(keep)
+    ids = [row.id for row in tx.session.execute(query)
+           if row.id not in kept and members_named(row.event_type, row.body) & named]
+    return _cancel(tx, ids, why)
+
+
+def cancel_member_events(tx: Tx, partner_id: str, why: str = TERMINATED) -> int:
+    """Cancel the partner's pending deliveries about members (all but ``settlement.ready``)."""
+    ids = tx.session.execute(select(deliveries_t.c.id).where(
+        deliveries_t.c.partner_id == partner_id, deliveries_t.c.status == "pending",
+        deliveries_t.c.event_type.not_in(SETTLEMENT_EVENTS))).scalars().all()
+    return _cancel(tx, list(ids), why)
 
 
 # -- ledger events -----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from shared.errors import PointsnetError, UnknownPartner, ValidationFailed
 from shared.partners import directory, keys
 from shared.partners.contracts import (ContractTerms, add_contract_version, contract_version_date, create_partner,
                                       first_effective_date, require_partner)
-from shared.partners.lifecycle import refuse_status, set_status
+from shared.partners.lifecycle import PartnerTerminated, refuse_status, set_status
 from shared.rules.store import rule_versions, rules_naming_unknown_tiers, set_rules
 from shared.webhooks import delivery, endpoints
 
@@ -287,7 +287,8 @@ def revoke_key(request: Request, partner_id: str = PARTNER_ID, key_id: str = Pat
 
 @router.get("/partners/{partner_id}/webhooks")
 def webhooks_page(request: Request, partner_id: str = PARTNER_ID,
-                  status: str = Query("", pattern="^(|pending|delivered|dead)$"), paged: Paging = Depends(paging),
+                  status: str = Query("", pattern="^(|pending|delivered|dead|cancelled)$"),
+                  paged: Paging = Depends(paging),
                   staff=Depends(require("operator", "finance"))):
     return _webhooks(request, partner_id, paged, status)
 
@@ -367,7 +368,9 @@ def replay_delivery(request: Request, partner_id: str = PARTNER_ID, delivery_id:
     """Queue a delivery again (audited with it), then make its first attempt at once: a delivered or dead
     one, or a pending one waiting for its next try. One a worker is sending right now is refused (409
     delivery_pending), and so is one whose endpoint is disabled (409 endpoint_disabled: nothing would be
-    sent), on the webhook page."""
+    sent), a cancelled one (409 delivery_cancelled), one naming a member no longer linked to the partner
+    or erased (409 member_not_linked) and one about a member to a terminated partner (403
+    partner_terminated), on the webhook page."""
     staff, _form = checked
     network = network_of(request)
 
@@ -381,7 +384,8 @@ def replay_delivery(request: Request, partner_id: str = PARTNER_ID, delivery_id:
 
     try:
         network.tx(unit)
-    except (delivery.DeliveryPending, delivery.EndpointDisabled) as error:
+    except (delivery.DeliveryPending, delivery.EndpointDisabled, delivery.DeliveryCancelled, delivery.MemberNotLinked,
+            PartnerTerminated) as error:
         return _webhooks(request, partner_id, Paging(), status_code=error.status,
                          error={"code": error.code, "detail": error.detail})
     delivery.deliver_due(network, rounds=1, delivery_ids=[delivery_id])
