@@ -26,10 +26,10 @@ past periods count the members linked to the partner then (``link_periods``). Th
 
 from __future__ import annotations
 
-from sqlalchemy import and_, cast, delete, func, insert, null, or_, select, union_all
+from sqlalchemy import and_, delete, func, insert, or_, select, union_all
 
 from shared.db.database import Tx
-from shared.db.types import UTCDateTime, new_id
+from shared.db.types import new_id
 from shared.errors import HoldsOpen, MemberErased, UnknownMember
 from shared.members.erasure import forget_enrolment_requests
 from shared.models import Hold, LinkToken, Member, MemberLink, MemberUnlink
@@ -96,10 +96,13 @@ def unlink(tx: Tx, partner_id: str, member_id: str, *, requested_by: str, reason
 def link_periods(partner_id: str):
     """Every link the partner has had, as ``(member_id, linked_at, unlinked_at)`` rows: the links there
     now (``unlinked_at`` NULL) and those withdrawn since (``member_unlinks``). A report of a past period
-    counts the members linked to the partner then from these, not from the links left now."""
+    counts the members linked to the partner then from these, not from the links left now. An erased
+    member's link, kept so that the partner is answered ``member_erased``, ended at its erasure
+    (``members.erased_at``; an erased member cannot withdraw, so its withdrawals are all before)."""
     return union_all(
         select(links_t.c.member_id.label("member_id"), links_t.c.linked_at.label("linked_at"),
-               cast(null(), UTCDateTime()).label("unlinked_at")).where(links_t.c.partner_id == partner_id),
+               members_t.c.erased_at.label("unlinked_at"))
+        .join_from(links_t, members_t, members_t.c.id == links_t.c.member_id).where(links_t.c.partner_id == partner_id),
         select(unlinks_t.c.member_id, unlinks_t.c.linked_at, unlinks_t.c.unlinked_at)
         .where(unlinks_t.c.partner_id == partner_id),
     ).subquery("link_periods")

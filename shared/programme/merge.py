@@ -3,15 +3,15 @@
 Entries are history and stay with the member they were posted for. What the duplicate still
 has moves: its balance by one ``adjustment`` entry (member:DUP → member:SURV, and the held
 account likewise), its lots and holds by owner (so provenance, expiry and reversals follow
-the points), its partner links (a partner linked to both keeps the survivor's), its tier and
-status history, its campaign and activity awards (so per-member caps count both), its expiry
-reminders (so the survivor is not told again of points it was told of; on a (date, days) both
-were reminded of, the survivor's is kept) and its referrals (see ``_move_referrals``). The
-daily velocity limits find its entries through ``merged_into`` (``limits._day_entries_query``). The
-duplicate is marked ``merged_into`` the survivor: it is never locked again, so nothing can post
-to it, reversals of its old entries act on the survivor, and its phone or email finds the survivor.
-Every partner linked to either member (all of them linked to the survivor now) is told by a
-``member.merged`` webhook queued in the same transaction.
+the points), its partner links (a partner linked to both keeps the survivor's, from the earlier
+of the two ``linked_at``), its tier and status history, its campaign and activity awards (so
+per-member caps count both), its expiry reminders (so the survivor is not told again of points
+it was told of; on a (date, days) both were reminded of, the survivor's is kept) and its referrals
+(see ``_move_referrals``). The daily velocity limits find its entries through ``merged_into``
+(``limits._day_entries_query``). The duplicate is marked ``merged_into`` the survivor: it is never
+locked again, so nothing can post to it, reversals of its old entries act on the survivor, and its
+phone or email finds the survivor. Every partner linked to either member (all of them linked to the
+survivor now) is told by a ``member.merged`` webhook queued in the same transaction.
 """
 
 from __future__ import annotations
@@ -70,6 +70,14 @@ def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | 
                            ).rowcount
     holds = session.execute(update(Hold.__table__).where(Hold.member_id == duplicate_id)
                             .values(member_id=survivor_id)).rowcount
+    # a partner linked to both keeps the survivor's link (its customer_ref) from the earlier of the two
+    # linked_at: the person was linked to the partner since then (the reports' past periods, the export)
+    theirs = links_t.alias("theirs")
+    earlier = select(theirs.c.linked_at).where(theirs.c.member_id == duplicate_id,
+                                                theirs.c.partner_id == links_t.c.partner_id,
+                                                theirs.c.linked_at < links_t.c.linked_at).scalar_subquery()
+    session.execute(update(links_t).where(links_t.c.member_id == survivor_id, earlier.is_not(None))
+                    .values(linked_at=earlier))
     shared_partners = select(links_t.c.partner_id).where(links_t.c.member_id == survivor_id).scalar_subquery()
     session.execute(delete(links_t).where(links_t.c.member_id == duplicate_id,
                                           links_t.c.partner_id.in_(shared_partners)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from sqlalchemy import case, distinct, exists, func, literal, or_, select, union_all
+from sqlalchemy import and_, case, distinct, exists, func, literal, or_, select, union_all
 
 from shared.db.database import Tx
 from shared.members.consent import link_periods, linked_at
@@ -100,6 +100,23 @@ def _new(tx: Tx, partner_id: str, starts, ends) -> int:
         or_(Member.created_at < ends, Member.id.in_(merged_in_period)), ~merged_before)).scalar_one())
 
 
+def _linked(partner_id: str, starts, ends):
+    """People linked to the partner at ``ends``, and people newly linked in [starts, ends): whose link
+    began then while no other link of the same person was there (the link of a merged duplicate or
+    one withdrawn since; one window over the person's links by their start, no self-join)."""
+    links = link_periods(partner_id)
+    linker, joined_links = _people(links)
+    # how long the person's earlier links reach (still there: past the period's end)
+    until = func.coalesce(links.c.unlinked_at, literal(ends, links.c.unlinked_at.type))
+    reach = func.max(until).over(partition_by=linker.element, order_by=links.c.linked_at, rows=(None, -1))
+    rows = (select(linker, links.c.linked_at, links.c.unlinked_at, reach.label("earlier_until"))
+            .select_from(joined_links).where(links.c.linked_at < ends).subquery("person_links"))
+    new = and_(rows.c.linked_at >= starts,
+               or_(rows.c.earlier_until.is_(None), rows.c.earlier_until < rows.c.linked_at))
+    return select(func.count(distinct(case((linked_at(rows, ends), rows.c.person)))),
+                  func.count(distinct(case((new, rows.c.person)))))
+
+
 def member_figures(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> dict:
     starts, ends = period.starts_at(tx.settings), period.ends_at(tx.settings)
     parts = split(tx, period, rollup)
@@ -119,12 +136,7 @@ def member_figures(tx: Tx, partner_id: str, period: Period, *, rollup: bool = Tr
     # from every link the partner has had, those withdrawn since too (``member_unlinks``): a withdrawal
     # changes no figure of a period before it. People, not link periods: a person may have several (a
     # link withdrawn, then a duplicate's link moved onto it by a merge) or one of a merged duplicate.
-    links = link_periods(partner_id)
-    linker, joined_links = _people(links)
-    linked, newly_linked = tx.session.execute(
-        select(func.count(distinct(case((linked_at(links, ends), linker)))),
-               func.count(distinct(case((links.c.linked_at >= starts, linker)))))
-        .select_from(joined_links).where(links.c.linked_at < ends)).one()
+    linked, newly_linked = tx.session.execute(_linked(partner_id, starts, ends)).one()
     earns, points, with_amount, amount_total = _earn_sums(tx, partner_id, parts)
     return {
         "active": int(active), "new": int(new), "linked": int(linked), "newly_linked": int(newly_linked),

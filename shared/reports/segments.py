@@ -1,11 +1,11 @@
 """Tier and activity-status mix of a partner's linked members, from one GROUP BY.
 
 The mix is of the people linked to the partner at the end of the period (those who withdrew their
-consent since counted too: ``member_unlinks``), each once (a merged duplicate is its survivor; a person
-with several link periods, say one withdrawn and one a merge moved onto it, is one person), by their
-tier and activity status when the report is made (``members.tier`` NULL is the lowest configured tier).
-Member tiers and statuses are current values, not history: a report of an old period shows
-today's mix of the members linked to the partner then.
+consent since counted too: ``member_unlinks``; an erased member only before its erasure), each once
+(a merged duplicate is its survivor; a person with several link periods, say one withdrawn and one a
+merge moved onto it, is one person), by their tier and activity status when the report is made
+(``members.tier`` NULL is the lowest configured tier). Member tiers and statuses are current values,
+not history: a report of an old period shows today's mix of the members linked to the partner then.
 """
 
 from __future__ import annotations
