@@ -44,6 +44,7 @@ class PointsnetError(Exception):
     status = 400
     code = "error"
     title = "Request refused"
+    retry_after: int | None = None  # seconds: sent as the answer's Retry-After header
 
     def __init__(self, detail: str, **extra: Any):
         super().__init__(detail)
@@ -153,6 +154,7 @@ class ReferenceConflict(Conflict):
 
 class RequestInProgress(Conflict):
     code, title = "request_in_progress", "A request with this idempotency key is still running"
+    retry_after = 1
 
 
 class ConsentRequired(Conflict):

@@ -11,14 +11,16 @@ retries only what is safe to retry, and verifies the network's response signatur
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import logging
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Iterator
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -37,6 +39,16 @@ from shared.transparency.note import key_hash as note_key_hash
 LABEL = "sig1"
 RETRY_STATUSES = {429, 502, 503, 504}
 GATEWAY_STATUSES = {502, 503, 504}
+# A proxy's own unsigned 413 (nginx's client_max_body_size, deploy/nginx: 9m): answered as the network's
+# body_too_large, nothing in it trusted, never retried
+TOO_LARGE = 413
+MAX_BODY_BYTES = 8 * 1024 * 1024  # the network's default body limit (POINTSNET_MAX_BODY_BYTES): batch() refuses more
+# After a request whose answer was lost (a timeout, a dropped connection, a proxy's 502/503/504), 409
+# request_in_progress is the first request still running: it is retried (no sooner than its Retry-After),
+# beyond the retries, for at least this long (or the client's timeout, if longer) before it is raised.
+IN_PROGRESS_WAIT_S = 60.0
+# a transport error after which the request may have reached the network (not a refused connection)
+ANSWER_LOST = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 
 MAX_RETRY_AFTER_S = 300.0  # a Retry-After longer than this is answered with the error, not slept on
@@ -73,10 +85,22 @@ class ResponseSignatureError(Exception):
     """The network's answer did not carry a valid signature bound to our request."""
 
 
+class StatementDigestError(ProofError):
+    """A statement file whose SHA-256 is not the ``statement_sha256`` its statement lists."""
+
+
+class BodyTooLargeError(ValueError):
+    """A request body over the network's limit, refused before it is sent (nothing was sent)."""
+
+
 def _instant(text: str) -> datetime:
     """An RFC 3339 time as the network writes it (``2026-11-20T02:00:00Z``); one without a zone is UTC."""
     when = datetime.fromisoformat(text)
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _cycle(cycle: date | str) -> str:
+    return cycle.isoformat() if isinstance(cycle, date) else cycle
 
 
 def _problem(response: httpx.Response) -> dict:
@@ -147,12 +171,14 @@ class Answer:
     replayed: bool
     headers: httpx.Headers
     content: bytes = b""  # the body as received (a CSV or HTML answer's ``body`` is its decoded text)
+    gateway: bool = False  # a proxy's own unsigned 502/503/504: the request may have reached the network
 
 
 class PointsnetClient:
     def __init__(self, base_url: str, key_id: str, private_key: Ed25519PrivateKey, *, authority: str | None = None,
                  network_keys: dict[str, Ed25519PublicKey] | None = None, verify_responses: bool = True,
-                 retries: int = 4, timeout: float = 15.0, transport: httpx.BaseTransport | None = None):
+                 retries: int = 4, timeout: float = 15.0, transport: httpx.BaseTransport | None = None,
+                 max_body_bytes: int = MAX_BODY_BYTES, in_progress_wait: float | None = None):
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
         self.signer = signer(key_id, private_key)
@@ -166,6 +192,9 @@ class PointsnetClient:
         self._refresh_failed_at: float | None = None  # time.monotonic() of the last refresh that failed
         self.verify_responses = verify_responses
         self.retries = retries
+        self.max_body_bytes = max_body_bytes  # batch() refuses a larger body before sending it
+        # after a lost answer, how long 409 request_in_progress is retried beyond the retries
+        self.in_progress_wait = max(IN_PROGRESS_WAIT_S, timeout) if in_progress_wait is None else in_progress_wait
         self.http = httpx.Client(timeout=timeout, transport=transport, verify=tls_context())
 
     @property
@@ -197,45 +226,77 @@ class PointsnetClient:
         if method == "POST" and idempotency_key is None:
             idempotency_key = str(uuid.uuid4())
         content = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+        return self._call(method, path, content, idempotency_key, params)
+
+    def _call(self, method: str, path: str, content: bytes, idempotency_key: str | None,
+              params: dict | None) -> Answer:
         if self.verify_responses:
             # before anything is sent (a new client's first fetch, or a refresh of keys held past their maximum
             # age): keys that cannot be had refuse the call, never an answer already posted
             self._verification_keys()
         return self._retrying(lambda: self._send(method, path, content, idempotency_key, params),
-                              also=lambda answer: answer.status == 409 and isinstance(answer.body, dict)
+                              in_progress=lambda answer: answer.status == 409 and isinstance(answer.body, dict)
                               and answer.body.get("code") == "request_in_progress")
 
-    def _retrying(self, send: Callable[[], Answer], *, also: Callable[[Answer], bool] = lambda answer: False,
+    def _retrying(self, send: Callable[[], Answer], *,
+                  in_progress: Callable[[Answer], bool] = lambda answer: False,
                   retries: int | None = None) -> Answer:
-        """``send()`` again after a transport error, a 5xx, a 429 (or what ``also`` names), with backoff and
-        never sooner than a Retry-After asks, until it answers otherwise or the retries (the client's unless
-        given) are spent; an error answer left is a PointsnetAPIError."""
+        """``send()`` again after a transport error, a 5xx, a 429 (or what ``in_progress`` names), with backoff
+        and never sooner than a Retry-After asks, until it answers otherwise or the retries (the client's
+        unless given) are spent; an error answer left is a PointsnetAPIError. Once an answer was lost (the
+        request may be running at the network), what ``in_progress`` names is retried beyond the retries for
+        up to ``in_progress_wait`` seconds after that: the first request is still running."""
         retries = self.retries if retries is None else retries
         delay = 0.2
-        for attempt in range(retries + 1):
+        attempt = 0
+        lost_at: float | None = None  # time.monotonic() when an answer was last lost
+        while True:
             try:
                 answer = send()
-            except httpx.TransportError:
-                if attempt == retries:
+            except httpx.TransportError as exc:
+                if attempt >= retries:
                     raise
+                if isinstance(exc, ANSWER_LOST):
+                    lost_at = time.monotonic()
             else:
-                if not (answer.status in RETRY_STATUSES or answer.status >= 500 or also(answer)) \
-                        or attempt == retries:
+                if answer.gateway:
+                    lost_at = time.monotonic()
+                waiting = in_progress(answer)
+                if waiting and lost_at is not None:
+                    # the request whose answer was lost is still running: waited for, not counted as a retry
+                    if time.monotonic() - lost_at >= self.in_progress_wait:
+                        raise PointsnetAPIError(answer.status, answer.body)
+                    wait = self._retry_wait(answer, 0.5)  # as the network asks (1 s), the jitter kept small
+                    if wait is None:
+                        wait = delay * (0.5 + secrets.randbelow(100) / 100)
+                        delay = min(delay * 2, 5.0)
+                    time.sleep(wait)
+                    continue
+                if not (answer.status in RETRY_STATUSES or answer.status >= 500 or waiting) or attempt >= retries:
                     if answer.status >= 400:
                         raise PointsnetAPIError(answer.status, answer.body if isinstance(answer.body, dict) else {})
                     return answer
-                retry_after = answer.headers.get("retry-after")
-                if retry_after and retry_after.isdigit():
-                    # never sooner than the server asked (the jitter only adds to it), never absurdly late
-                    wait = float(retry_after)
-                    if wait > MAX_RETRY_AFTER_S:
-                        raise PointsnetAPIError(answer.status, answer.body if isinstance(answer.body, dict) else {})
-                    time.sleep(wait + delay * secrets.randbelow(100) / 100)
+                wait = self._retry_wait(answer, delay)
+                if wait:
+                    time.sleep(wait)
                     delay = min(delay * 2, 5.0)
+                    attempt += 1
                     continue
             time.sleep(delay * (0.5 + secrets.randbelow(100) / 100))
             delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
+            attempt += 1
+
+    @staticmethod
+    def _retry_wait(answer: Answer, delay: float) -> float | None:
+        """How long to wait before retrying an answer with a Retry-After: never sooner than the server asked
+        (the jitter only adds to it), never absurdly late (a PointsnetAPIError); None without one."""
+        retry_after = answer.headers.get("retry-after")
+        if not (retry_after and retry_after.isascii() and retry_after.isdigit()):
+            return None
+        wait = float(retry_after)
+        if wait > MAX_RETRY_AFTER_S:
+            raise PointsnetAPIError(answer.status, answer.body if isinstance(answer.body, dict) else {})
+        return wait + delay * secrets.randbelow(100) / 100
 
     def _send(self, method: str, path: str, content: bytes, idempotency_key: str | None,
               params: dict | None) -> Answer:
@@ -251,11 +312,19 @@ class PointsnetClient:
         self.signer.sign(view, key_id=self.key_id, label=LABEL, tag=REQUEST_TAG, nonce=secrets.token_urlsafe(18),
                          covered_component_ids=components, body=content if method == "POST" else None)
         response = self.http.send(request)
-        gateway = response.status_code in GATEWAY_STATUSES and "signature-input" not in response.headers
-        if gateway:
+        unsigned = "signature-input" not in response.headers
+        if unsigned and response.status_code in GATEWAY_STATUSES:
             # A proxy's own 502/503/504 (the network never saw or never answered the request) is not
             # signed. Nothing in it is trusted: it only makes the call retry with the same key.
-            return Answer(response.status_code, None, False, response.headers)
+            return Answer(response.status_code, None, False, response.headers, gateway=True)
+        if unsigned and response.status_code == TOO_LARGE:
+            # A proxy's own 413 (nginx's client_max_body_size): the body never reached the network. Nothing in
+            # it is trusted; it is the network's body_too_large, never retried (the same body meets it again).
+            return Answer(TOO_LARGE, {
+                "status": TOO_LARGE, "code": "body_too_large", "title": "Request body too large",
+                "detail": f"a proxy in front of the network refused the {len(content)}-byte body as too large "
+                          f"(its own unsigned 413: nothing was posted); split the batch into smaller ones"},
+                False, response.headers)
         if self.verify_responses:
             self._verify(response, view)
         try:
@@ -387,12 +456,20 @@ class PointsnetClient:
     def close(self) -> None:
         self.http.close()
 
-    # -- operations -------------------------------------------------------------------------
-    def enrol(self, **fields: Any) -> dict:
-        return self.call("POST", "/v1/members", fields).body
+    def __enter__(self) -> "PointsnetClient":
+        return self
 
-    def link_token(self, member_id: str) -> dict:
-        return self.call("POST", f"/v1/members/{member_id}/link-tokens").body
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- operations -------------------------------------------------------------------------
+    # Every write takes ``idempotency_key=`` (keyword only): one is made when it is None. To retry an operation
+    # whose answer you did not get (your own process restarted, say), send it again with the same key and body.
+    def enrol(self, *, idempotency_key: str | None = None, **fields: Any) -> dict:
+        return self.call("POST", "/v1/members", fields, idempotency_key=idempotency_key).body
+
+    def link_token(self, member_id: str, *, idempotency_key: str | None = None) -> dict:
+        return self.call("POST", f"/v1/members/{member_id}/link-tokens", idempotency_key=idempotency_key).body
 
     def unlink(self, member_id: str, idempotency_key: str | None = None) -> dict:
         """The member withdraws its consent from you: your link to it goes (409 ``holds_open`` while you hold
@@ -402,46 +479,103 @@ class PointsnetClient:
     def member(self, member_id: str) -> dict:
         return self.call("GET", f"/v1/members/{member_id}").body
 
-    def history(self, member_id: str, cursor: str | None = None) -> dict:
-        return self.call("GET", f"/v1/members/{member_id}/history", params={"cursor": cursor} if cursor else None).body
+    def history(self, member_id: str, cursor: str | None = None, *, limit: int | None = None) -> dict:
+        """One page of the member's movements, newest first (``limit``: the network's default 50, at most 500);
+        the next page is ``history(member_id, page["next_cursor"])``."""
+        params = ({"cursor": cursor} if cursor else {}) | ({"limit": limit} if limit is not None else {})
+        return self.call("GET", f"/v1/members/{member_id}/history", params=params or None).body
 
-    def earn(self, member_id: str, reference: str, **fields: Any) -> dict:
-        return self.call("POST", "/v1/earn", {"member_id": member_id, "reference": reference, **fields}).body
+    def earn(self, member_id: str, reference: str, *, idempotency_key: str | None = None, **fields: Any) -> dict:
+        return self.call("POST", "/v1/earn", {"member_id": member_id, "reference": reference, **fields},
+                         idempotency_key=idempotency_key).body
 
-    def quote(self, member_id: str, reference: str, **fields: Any) -> dict:
-        return self.call("POST", "/v1/earn/quote", {"member_id": member_id, "reference": reference, **fields}).body
+    def quote(self, member_id: str, reference: str, *, idempotency_key: str | None = None, **fields: Any) -> dict:
+        return self.call("POST", "/v1/earn/quote", {"member_id": member_id, "reference": reference, **fields},
+                         idempotency_key=idempotency_key).body
 
-    def activity(self, member_id: str, activity: str, reference: str, **fields: Any) -> dict:
+    def activity(self, member_id: str, activity: str, reference: str, *, idempotency_key: str | None = None,
+                 **fields: Any) -> dict:
         """Award an activity's points (sign-up, survey, ...) as your earn rules define them."""
         return self.call("POST", "/v1/activities", {"member_id": member_id, "activity": activity,
-                                                    "reference": reference, **fields}).body
+                                                    "reference": reference, **fields},
+                         idempotency_key=idempotency_key).body
 
-    def burn(self, member_id: str, reference: str, points: int, **fields: Any) -> dict:
+    def burn(self, member_id: str, reference: str, points: int, *, idempotency_key: str | None = None,
+             **fields: Any) -> dict:
         return self.call("POST", "/v1/burn", {"member_id": member_id, "reference": reference, "points": points,
-                                               **fields}).body
+                                               **fields}, idempotency_key=idempotency_key).body
 
-    def hold(self, member_id: str, reference: str, points: int) -> dict:
-        return self.call("POST", "/v1/holds", {"member_id": member_id, "reference": reference, "points": points}).body
+    def hold(self, member_id: str, reference: str, points: int, *, idempotency_key: str | None = None) -> dict:
+        return self.call("POST", "/v1/holds", {"member_id": member_id, "reference": reference, "points": points},
+                         idempotency_key=idempotency_key).body
 
-    def capture(self, hold_id: str, points: int | None = None, reference: str | None = None) -> dict:
+    def capture(self, hold_id: str, points: int | None = None, reference: str | None = None, *,
+                idempotency_key: str | None = None) -> dict:
         body = {key: value for key, value in (("points", points), ("reference", reference)) if value is not None}
-        return self.call("POST", f"/v1/holds/{hold_id}/capture", body).body
+        return self.call("POST", f"/v1/holds/{hold_id}/capture", body, idempotency_key=idempotency_key).body
 
-    def void(self, hold_id: str, reference: str | None = None) -> dict:
-        return self.call("POST", f"/v1/holds/{hold_id}/void", {"reference": reference} if reference else {}).body
+    def void(self, hold_id: str, reference: str | None = None, *, idempotency_key: str | None = None) -> dict:
+        return self.call("POST", f"/v1/holds/{hold_id}/void", {"reference": reference} if reference else {},
+                         idempotency_key=idempotency_key).body
 
-    def reverse(self, reference: str, original_reference: str, points: int | None = None) -> dict:
+    def reverse(self, reference: str, original_reference: str, points: int | None = None, *,
+                idempotency_key: str | None = None) -> dict:
         body = {"reference": reference, "original_reference": original_reference}
         if points is not None:
             body["points"] = points
-        return self.call("POST", "/v1/reversals", body).body
+        return self.call("POST", "/v1/reversals", body, idempotency_key=idempotency_key).body
 
     def batch(self, events: list[dict], idempotency_key: str | None = None) -> dict:
-        return self.call("POST", "/v1/batch", {"events": events}, idempotency_key=idempotency_key).body
+        """Post up to 10,000 events at once. A body over ``max_body_bytes`` (the network's 8 MiB unless its
+        operator set another limit) is refused here, before anything is sent: a BodyTooLargeError."""
+        content = json.dumps({"events": events}, separators=(",", ":")).encode()
+        if len(content) > self.max_body_bytes:
+            raise BodyTooLargeError(
+                f"the batch's body is {len(content):,} bytes, over the network's limit of {self.max_body_bytes:,} "
+                f"bytes ({self.max_body_bytes / 1024 / 1024:g} MiB); nothing was sent: split the file into "
+                f"smaller batches")
+        return self._call("POST", "/v1/batch", content, idempotency_key or str(uuid.uuid4()), None).body
 
     def transactions(self, cursor: str | None = None, limit: int = 100) -> dict:
         params = {"limit": limit} | ({"cursor": cursor} if cursor else {})
         return self.call("GET", "/v1/transactions", params=params).body
+
+    def iter_transactions(self, cursor: str | None = None, limit: int = 100) -> Iterator[dict]:
+        """Every one of your transactions, oldest first, page after page (``limit`` a page) from ``cursor`` (the
+        start without one) until the last page."""
+        while True:
+            page = self.transactions(cursor, limit)
+            yield from page["transactions"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return
+
+    # -- statements and reports (docs/partner-integration.md, section 5) -----------------------
+    def statements(self, cursor: str | None = None, limit: int = 100) -> dict:
+        """One page of your settlement statements, newest first: ``statements`` and ``next_cursor``."""
+        params = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        return self.call("GET", "/v1/statements", params=params).body
+
+    def statement(self, cycle: date | str) -> dict:
+        """One cycle's statement (``YYYY-MM-DD`` or a date), its file and ``statement_sha256`` included."""
+        return self.call("GET", f"/v1/statements/{_cycle(cycle)}").body
+
+    def statement_csv(self, cycle: date | str) -> bytes:
+        """The cycle's statement file, as its bytes came, once their SHA-256 is the ``statement_sha256`` the
+        cycle's statement lists (else a StatementDigestError)."""
+        listed = self.statement(cycle)["statement_sha256"]
+        content = self.call("GET", f"/v1/statements/{_cycle(cycle)}/statement.csv").content
+        got = hashlib.sha256(content).hexdigest()
+        if not hmac.compare_digest(got, listed):
+            raise StatementDigestError(f"the statement file of {_cycle(cycle)} has SHA-256 {got}, not the "
+                                       f"{listed} its statement lists")
+        return content
+
+    def report(self, from_: date | str, to: date | str, format: str = "json") -> dict | bytes:
+        """Your performance report for the cycles ``from_`` to ``to`` (included): the JSON document, or the
+        file's bytes for ``format="csv"`` or ``"html"``."""
+        answer = self.call("GET", "/v1/reports", params={"from": _cycle(from_), "to": _cycle(to), "format": format})
+        return answer.body if format == "json" else answer.content
 
     # -- the tamper-evident ledger (docs/verifiable-ledger.md) ----------------------------------
     def _note_key(self, note: str) -> tuple[str, str, Ed25519PublicKey]:
@@ -495,21 +629,32 @@ class PointsnetClient:
 
     def verified_inclusion(self, transaction_id: str) -> dict:
         """Fetch your transaction's inclusion proof and check it: the leaf is the hash of the transaction's
-        canonical encoding, the path leads to the root of a checkpoint signed by the network."""
+        canonical encoding, the path leads to the root of a checkpoint signed by the network.
+
+        A proof whose ``leaf_data`` is null (the transaction names a member not linked to you: not yours to
+        see) is checked from its ``leaf_hash``: that leaf is in the signed tree, but neither its content nor
+        that it is this transaction can be checked."""
         proof = self.call("GET", f"/v1/transactions/{transaction_id}/proof").body
         checkpoint = self.verify_checkpoint(proof["checkpoint"])
-        try:
-            data = base64.b64decode(proof["leaf_data"], validate=True)
-        except ValueError as exc:
-            raise ProofError("leaf_data is not base64") from exc
-        leaf = merkle.leaf_hash(data)
-        if base64.b64encode(leaf).decode() != proof["leaf_hash"]:
-            raise ProofError("the leaf hash is not the hash of the transaction's encoding")
-        # the E record's first field is the entry's id (docs/verifiable-ledger.md): compared by the grammar,
-        # never searched for, since a reference (free text, later in the record) may spell the same bytes
-        asked = transaction_id.encode()
-        if not data.startswith(b"pointsnet-leaf-v1\nE %d:%s," % (len(asked), asked)):
-            raise ProofError("the proof is for another transaction")
+        if proof["leaf_data"] is None:
+            try:
+                leaf = base64.b64decode(proof["leaf_hash"], validate=True)
+            except ValueError as exc:
+                raise ProofError("leaf_hash is not base64") from exc
+        else:
+            try:
+                data = base64.b64decode(proof["leaf_data"], validate=True)
+            except ValueError as exc:
+                raise ProofError("leaf_data is not base64") from exc
+            leaf = merkle.leaf_hash(data)
+            if base64.b64encode(leaf).decode() != proof["leaf_hash"]:
+                raise ProofError("the leaf hash is not the hash of the transaction's encoding")
+            # the E record's first field is the entry's id (docs/verifiable-ledger.md): compared by the
+            # grammar, never searched for, since a reference (free text, later in the record) may spell the
+            # same bytes
+            asked = transaction_id.encode()
+            if not data.startswith(b"pointsnet-leaf-v1\nE %d:%s," % (len(asked), asked)):
+                raise ProofError("the proof is for another transaction")
         path = [base64.b64decode(h) for h in proof["inclusion_path"]]
         if proof["tree_size"] != checkpoint.tree_size or not merkle.verify_inclusion(
                 proof["leaf_index"], checkpoint.tree_size, leaf, path, checkpoint.root_hash):

@@ -146,16 +146,16 @@ def partner_call(
         fail(f"cannot read {key_file}: {exc.strerror or exc}")
     except (ValueError, TypeError):  # not PEM, not Ed25519, or encrypted
         fail(f"{key_file} is not an unencrypted Ed25519 private key (PEM)")
-    client = PointsnetClient(url, key_id, private_key)
-    try:
-        answer = client.call(method, path, payload, idempotency_key=idempotency_key)
-    except PointsnetAPIError as error:
-        print(json.dumps(error.problem, indent=2))
-        raise typer.Exit(TROUBLE if error.status >= 500 else MISTAKE)  # refused (4xx), or the network failed
-    except httpx.HTTPError as exc:  # unreachable (after the retries), or no keys where the network's should be
-        fail(f"no answer from {url}: {(str(exc) or type(exc).__name__).splitlines()[0]}", TROUBLE)
-    except ResponseSignatureError as exc:
-        fail(str(exc).splitlines()[0], TROUBLE)  # an answer the network did not sign
+    with PointsnetClient(url, key_id, private_key) as client:
+        try:
+            answer = client.call(method, path, payload, idempotency_key=idempotency_key)
+        except PointsnetAPIError as error:  # also a proxy's own unsigned 413: body_too_large
+            print(json.dumps(error.problem, indent=2))
+            raise typer.Exit(TROUBLE if error.status >= 500 else MISTAKE)  # refused (4xx), or the network failed
+        except httpx.HTTPError as exc:  # unreachable (after the retries), or no keys where the network's should be
+            fail(f"no answer from {url}: {(str(exc) or type(exc).__name__).splitlines()[0]}", TROUBLE)
+        except ResponseSignatureError as exc:
+            fail(str(exc).splitlines()[0], TROUBLE)  # an answer the network did not sign
     if answer.content and not _is_json(answer.headers.get("content-type", "")):
         typer.echo(answer.content, nl=False)  # a CSV or HTML file: the bytes as they came
         return

@@ -126,7 +126,8 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
 
     @app.exception_handler(PointsnetError)
     async def problem(_request: Request, error: PointsnetError) -> JSONResponse:
-        return JSONResponse(error.to_problem(), status_code=error.status, media_type=PROBLEM)
+        headers = {"retry-after": str(error.retry_after)} if error.retry_after else None  # request_in_progress
+        return JSONResponse(error.to_problem(), status_code=error.status, media_type=PROBLEM, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_problem(_request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -175,6 +175,8 @@ class PartnerGate:
         headers = [("content-type", PROBLEM)]
         if isinstance(error, errors.RateLimited):
             headers.append(("retry-after", str(error.extra["retry_after"])))
+        elif error.retry_after:  # request_in_progress
+            headers.append(("retry-after", str(error.retry_after)))
         await self._finish(send, error.status, headers, body, request, label)
 
     async def _signed(self, scope, receive, send, request: SignedRequest, label: str) -> None:
