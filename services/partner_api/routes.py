@@ -13,7 +13,7 @@ from typing import Any, Callable
 import orjson
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.partner_api import cursors, schemas
@@ -28,7 +28,7 @@ from shared.ledger.queries import entries_after, member_balance, other_writers, 
 from shared.programme.tiers import current_tier
 from shared.members import consent, enrolment
 from shared.members.privacy import Keyring
-from shared.models import Entry, Member, MemberLink, Partner, Settlement, SettlementRun, Transfer
+from shared.models import Entry, Partner, Settlement, SettlementRun, Transfer
 from shared.rules.evaluate import PurchaseItem
 from shared.network import Network
 from shared.partners.lifecycle import PartnerTerminated
@@ -503,12 +503,7 @@ def _linked_members(tx: Tx, partner_id: str, member_ids: set[str]) -> set[str]:
     """Which of a page's members the partner is linked to, in one query: an entry of its own may be
     another member's (a referral bonus it pays a referrer linked elsewhere), whose id it is not shown.
     A duplicate merged into another member counts as linked through the survivor, which holds its links."""
-    if not member_ids:
-        return set()
-    return set(tx.session.execute(
-        select(Member.id).join(MemberLink, and_(MemberLink.partner_id == partner_id,
-                                                MemberLink.member_id == func.coalesce(Member.merged_into, Member.id)))
-        .where(Member.id.in_(member_ids))).scalars())
+    return consent.linked_members(tx, partner_id, member_ids)
 
 
 def _transactions_cursor(key: bytes, listing: tuple[str, ...], value: str | None) -> tuple[int, str] | None:

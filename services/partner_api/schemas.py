@@ -385,8 +385,11 @@ class InclusionProof(BaseModel):
     leaf_index: int
     tree_size: int
     leaf_hash: str = Field(description="Base64 SHA-256(0x00 || leaf_data).")
-    leaf_data: str = Field(description="Base64 canonical encoding of the transaction with its postings, "
-                                       "lot consumptions, lots and obligation lines.")
+    leaf_data: str | None = Field(description="Base64 canonical encoding of the transaction with its postings, "
+                                              "lot consumptions, lots and obligation lines; null when it names a "
+                                              "member not linked to you (not yours to see, as `member_id` in "
+                                              "`GET /v1/transactions`): `leaf_hash` and the path still prove the "
+                                              "leaf is in the signed tree.")
     inclusion_path: list[str] = Field(description="Base64 RFC 9162 inclusion proof, from the leaf upwards.")
     checkpoint: CheckpointView
 

@@ -512,6 +512,11 @@ class Posting:
     def _member(self, member_id: str | None, *, linked: bool = True):
         member = self.journal.members.get(member_id or "")
         if member is None or (linked and member_id not in self.linked):
+            if not linked:  # the ledger's member of an entry or hold, perhaps a merge's survivor: never named
+                if member_id and self._erased(member_id):
+                    raise MemberErased("the member of this entry or hold was erased; its points can no longer "
+                                       "be reversed, captured or released")
+                raise UnknownMember("the member of this entry or hold is not found")
             if member_id in self.linked and self._erased(member_id):
                 raise MemberErased(f"member {member_id} was erased; it can no longer earn or spend points")
             raise UnknownMember(f"no member {member_id} linked to this partner")
@@ -856,7 +861,8 @@ class Posting:
                                 + ("; void the hold instead" if original.kind == "hold" else ""))
         if original.member_id not in self.journal.members and self._erased(original.member_id):
             # as an earn or burn for the member answers: its id stays in the ledger, nothing posts to it
-            raise MemberErased(f"member {original.member_id} was erased; its points can no longer be reversed")
+            # the member is not named: after a merge it is the survivor, perhaps another partner's member
+            raise MemberErased("the member of this entry was erased; its points can no longer be reversed")
         member = self._member(original.member_id, linked=False)
         if original.kind == "earn":
             return self._reverse_earn(event, original, member)

@@ -49,6 +49,19 @@ def open_holds_of(tx: Tx, partner_id: str, member_id: str) -> int:
         Hold.expires_at > tx.now)).scalar_one()
 
 
+def linked_members(tx: Tx, partner_id: str, member_ids: set[str]) -> set[str]:
+    """Which of ``member_ids`` the partner is linked to now, in one query: the members it may see. The
+    others (an unlinked member, a referrer linked elsewhere, a survivor another partner's) are not named
+    to it: ``member_id`` null in its transaction list and answers, no ``leaf_data`` in a proof. A duplicate
+    merged into another member counts as linked through the survivor, which holds its links."""
+    if not member_ids:
+        return set()
+    return set(tx.session.execute(
+        select(Member.id).join(MemberLink, and_(MemberLink.partner_id == partner_id,
+                                                MemberLink.member_id == func.coalesce(Member.merged_into, Member.id)))
+        .where(Member.id.in_(member_ids))).scalars())
+
+
 def unlink(tx: Tx, partner_id: str, member_id: str, *, requested_by: str, reason: str | None = None) -> dict:
     """Withdraw the member's consent from ``partner_id``: its link goes (see the module's docstring).
 

@@ -15,7 +15,8 @@ from sqlalchemy import func, insert, select
 from shared.config import Settings
 from shared.db.database import Tx
 from shared.errors import Conflict, NotFound, PointsnetError, ValidationFailed
-from shared.models import Checkpoint, Entry, LedgerLeaf, NetworkOrigin
+from shared.members.consent import linked_members
+from shared.models import Checkpoint, Entry, LedgerLeaf, Lot, NetworkOrigin, Transfer
 from shared.transparency.encoding import encode_entries
 from shared.transparency.note import ParsedCheckpoint, note_body, sign_note
 from shared.transparency.store import StoredTree, seal_all, tree_size, unsealed_through
@@ -132,10 +133,27 @@ def _stored_path(build) -> list:
 MAX_TREE_SIZE = 2**63 - 1  # the largest size a 64-bit column holds
 
 
+def named_members(tx: Tx, entry_id: str) -> set[str]:
+    """The members an entry's leaf names: the entry's member, the members of its postings' accounts
+    (``member:<id>`` and ``member:<id>:held``) and of the lots it created (the member issued to)."""
+    named = set(tx.session.execute(select(Entry.member_id).where(Entry.id == entry_id,
+                                                                 Entry.member_id.is_not(None))).scalars())
+    for debit, credit in tx.session.execute(select(Transfer.debit_account, Transfer.credit_account)
+                                            .where(Transfer.entry_id == entry_id)):
+        named.update(account.split(":")[1] for account in (debit, credit) if account.startswith("member:"))
+    named.update(tx.session.execute(select(func.coalesce(Lot.merged_from, Lot.member_id))
+                                    .where(Lot.entry_id == entry_id)).scalars())
+    return named
+
+
 def inclusion_proof(tx: Tx, partner_id: str, entry_id: str) -> dict:
     """The partner's own transaction, its leaf and the path to the latest checkpoint's root.
 
-    Another partner's transaction, or none, is 404 alike: a partner sees only its own."""
+    Another partner's transaction, or none, is 404 alike: a partner sees only its own. A leaf naming a
+    member the partner is not linked to now (its customer that withdrew its consent, the survivor of a
+    merge that is another partner's member, a referrer linked elsewhere) is not given: ``leaf_data`` null,
+    as its transaction list shows such an entry's ``member_id``; ``leaf_hash`` and the path still prove
+    the leaf is in the signed tree."""
     found = tx.session.execute(select(LedgerLeaf.leaf_index, LedgerLeaf.leaf_hash).join(
         Entry, Entry.id == LedgerLeaf.entry_id).where(Entry.id == entry_id, Entry.partner_id == partner_id)).first()
     if found is None:
@@ -148,10 +166,12 @@ def inclusion_proof(tx: Tx, partner_id: str, entry_id: str) -> dict:
     index = int(found.leaf_index)
     if index >= checkpoint.tree_size:
         raise TransactionNotSealed("sealed, but not yet in a signed checkpoint; ask again within a minute")
-    data = encode_entries(tx, [entry_id])[entry_id]
+    named = named_members(tx, entry_id)
+    withheld = bool(named - linked_members(tx, partner_id, named))
+    data = None if withheld else _b64(encode_entries(tx, [entry_id])[entry_id])
     path = _stored_path(lambda: StoredTree(tx).inclusion(index, checkpoint.tree_size))
     return {"transaction_id": entry_id, "leaf_index": index, "tree_size": checkpoint.tree_size,
-            "leaf_hash": _b64(found.leaf_hash), "leaf_data": _b64(data),
+            "leaf_hash": _b64(found.leaf_hash), "leaf_data": data,
             "inclusion_path": [_b64(h) for h in path], "checkpoint": checkpoint_json(checkpoint)}
 
 
