@@ -423,6 +423,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "payment.due_receive": ("to receive", "待收"),
     "finance.network": ("the network", "积分网络"),
     "finance.request_amount": ("Amount by bank", "银行转账金额"),
+    "finance.request_outstanding": ("Outstanding (whole)", "未付余额（全部）"),
     "finance.parameters": ("Parameters", "参数"),
     "finance.log_unit": ("The log's amount column is in exact minor units of {currency} (fen for CNY, cents for "
                          "USD; up to six decimals), not in major units: {money} is written {minor}, not {major}. "

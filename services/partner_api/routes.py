@@ -34,6 +34,7 @@ from shared.network import Network
 from shared.partners.lifecycle import PartnerTerminated
 from shared.clock import parse_date
 from shared.settlement.files import statement_name
+from shared.settlement.finance import amounts, paid_sums
 from shared.settlement.reconcile import UnverifiedStatement, verified_statement
 from shared.settlement.runs import of_the_network, partner_statements, run_directory
 from shared.signing import jwk, network_key_id
@@ -538,13 +539,14 @@ def _statement_file(request: Request, cycle: str) -> tuple[dict, bytes]:
             of_the_network(Settlement.cycle_date))).one_or_none()  # none before the first cycle, as the list
         if found is None:
             return None
+        paid = paid_sums(tx, Settlement.cycle_date == day, Settlement.party == partner_id).get((day, partner_id), 0)
         # under the data directory in force now; every key the manifest may be signed with (current, retired)
-        return found[0], found[1], run_directory(tx, day), public_keys(tx, current)
+        return found[0], paid, found[1], run_directory(tx, day), public_keys(tx, current)
 
     found = network.tx(read, readonly=True)
     if found is None:
         raise UnknownStatement(f"no settled statement for you in cycle {cycle}")
-    settlement, manifest_sha256, directory, keys = found
+    settlement, paid, manifest_sha256, directory, keys = found
     directory = Path(directory)
     # settled, the file lost: the operators write it again; the cycle is listed
     if not (directory / statement_name(partner_id)).exists():
@@ -557,7 +559,7 @@ def _statement_file(request: Request, cycle: str) -> tuple[dict, bytes]:
         raise StatementUnavailable(f"cycle {cycle} is settled, but its statement file does not match the network's "
                                    "signed record of it now, so it is not served; the network's operators are "
                                    "told: ask again later") from None
-    return _settlement_json(settlement), content
+    return _settlement_json(settlement, paid), content
 
 
 def _unverified_statement(network: Network, partner_id: str, day: date, directory: Path, exc: Exception) -> None:
@@ -578,10 +580,12 @@ def _unverified_statement(network: Network, partner_id: str, day: date, director
                     partner_id, day.isoformat(), type(alert_failed).__name__)
 
 
-def _settlement_json(row: Settlement) -> dict:
+def _settlement_json(row: Settlement, paid: int) -> dict:
+    """A statement's summary; ``paid``: the payments recorded so far of a settlement still due (finance.paid_sums)."""
     return {"cycle_date": row.cycle_date.isoformat(), "net_minor": row.net_minor,
             "from_float_minor": row.from_float_minor, "by_bank_minor": row.by_bank_minor,
-            "payment_date": row.payment_date.isoformat(), "status": row.status}
+            "payment_date": row.payment_date.isoformat(), "status": row.status} \
+        | amounts(row.status, row.by_bank_minor, paid)  # paid_minor, outstanding_minor: as `clearing list --json`
 
 
 def _cycle_cursor(key: bytes, listing: tuple[str, ...], value: str | None) -> date | None:
@@ -601,9 +605,15 @@ def statements(request: Request, cursor: str | None = Query(None), limit: int = 
     listing = ("statements", partner_id)
     before = _cycle_cursor(key, listing, cursor)
 
-    rows = _network(request).tx(lambda tx: partner_statements(tx, partner_id, before, limit + 1), readonly=True)
+    def read(tx: Tx):
+        rows = partner_statements(tx, partner_id, before, limit + 1)
+        cycles = [row.cycle_date for row in rows[:limit]]
+        return rows, paid_sums(tx, Settlement.party == partner_id, Settlement.cycle_date.in_(cycles)) if cycles else {}
+
+    rows, paid = _network(request).tx(read, readonly=True)
     after = cursors.give(key, listing, rows[limit - 1].cycle_date.isoformat()) if len(rows) > limit else None
-    return {"statements": [_settlement_json(row) for row in rows[:limit]], "next_cursor": after}
+    return {"statements": [_settlement_json(row, paid.get((row.cycle_date, partner_id), 0)) for row in rows[:limit]],
+            "next_cursor": after}
 
 
 @router.get("/statements/{cycle}", response_model=schemas.Statement, responses=problems("statement_not_found", "statement_unavailable"))

@@ -361,6 +361,10 @@ class StatementSummary(BaseModel):
     by_bank_minor: int = Field(description="What moves by bank: net + from float. Positive: you receive.")
     payment_date: date
     status: str
+    paid_minor: int = Field(description="The bank transfers recorded against it so far, the by-bank amount's sign "
+                                        "aside (minor units): all of it once paid or received; 0 with nothing by bank.")
+    outstanding_minor: int = Field(description="What is still to move by bank: the by-bank amount, its sign aside, "
+                                               "less paid_minor; 0 once paid or received.")
 
 
 class Statements(BaseModel):

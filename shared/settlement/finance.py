@@ -43,7 +43,8 @@ def record_payment(tx: Tx, cycle: date, party: str, bank_reference: str, amount_
     bank) or received (it is paid by bank) when its payments add up to its by-bank amount (its sign
     aside), with the completing payment's reference and time; until then it stays ``due``, the rest
     outstanding. The direction is the by-bank amount's, not the net's: a prepaid partner whose float
-    settles more than its net owes is paid the difference.
+    settles more than its net owes is paid the difference. The answer carries this payment's amount
+    (``amount_minor``), what is paid so far with it (``paid_minor``) and what is outstanding after it.
 
     Refused: an amount of 0 or less (``validation_failed``); more than what is outstanding
     (``amount_exceeds_due``, naming it); a bank reference recorded already for the settlement, or a
@@ -74,7 +75,7 @@ def record_payment(tx: Tx, cycle: date, party: str, bank_reference: str, amount_
         tx.session.refresh(row)
     return {"cycle_date": cycle.isoformat(), "party": party, "net_minor": row.net_minor,
             "from_float_minor": row.from_float_minor, "by_bank_minor": row.by_bank_minor, "status": row.status,
-            "bank_reference": reference, "paid_minor": paid, "outstanding_minor": due - paid}
+            "bank_reference": reference, "amount_minor": amount, "paid_minor": paid, "outstanding_minor": due - paid}
 
 
 def payable(tx: Tx, cycle: date, party: str, bank_reference: str, amount_minor: int | None, *,

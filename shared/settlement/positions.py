@@ -164,16 +164,19 @@ def bilateral_page(tx: Tx, cycle: date, *, offset: int = 0, limit: int = 50) -> 
 
 
 def party_statements_page(tx: Tx, party: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
-    """One party's settlements, newest cycle first, each with its statement file's name: from the
-    network's first cycle on (``runs.of_the_network``), as ``clearing list`` and the runs list."""
+    """One party's settlements, newest cycle first, each with its statement file's name and what is paid
+    and outstanding of it: from the network's first cycle on (``runs.of_the_network``), as ``clearing
+    list`` and the runs list."""
     where = [Settlement.party == party, of_the_network(Settlement.cycle_date)]
     rows = tx.session.execute(select(Settlement).where(*where).order_by(Settlement.cycle_date.desc())
                               .offset(offset).limit(limit)).scalars().all()
     total = tx.session.scalar(select(func.count()).select_from(Settlement).where(*where)) or 0
+    paid = finance.paid_sums(tx, Settlement.party == party, Settlement.cycle_date.in_([r.cycle_date for r in rows])) \
+        if rows else {}
     return [{"cycle_date": r.cycle_date, "net_minor": r.net_minor, "from_float_minor": r.from_float_minor,
              "by_bank_minor": r.by_bank_minor, "payment_date": r.payment_date,
              "status": r.status, "bank_reference": r.bank_reference, "statement": statement_name(party)}
-            for r in rows], int(total)
+            | finance.amounts(r.status, r.by_bank_minor, paid.get((r.cycle_date, party), 0)) for r in rows], int(total)
 
 
 def party_of_file(name: str) -> str | None:

@@ -91,7 +91,7 @@ def test_the_docs_example_net_minus_580_is_120_received_by_bank(network, clock):
     # by bank the network paid the partner 120: the partner *received*
     assert recorded == {"cycle_date": cycle.isoformat(), "party": partner, "net_minor": -580, "from_float_minor": 700,
                         "by_bank_minor": 120, "status": "received", "bank_reference": "BANK-PAYOUT-120",
-                        "paid_minor": 120, "outstanding_minor": 0}
+                        "amount_minor": 120, "paid_minor": 120, "outstanding_minor": 0}
     assert network.tx(lambda tx: record_payment(tx, cycle, issuer, "BANK-IN-120"))["status"] == "paid"
     assert late(network, cycle) == {}
 

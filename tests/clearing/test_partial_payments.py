@@ -73,7 +73,8 @@ def test_without_an_amount_the_rest_outstanding_is_recorded(network, settled):
     book = settled["book"]
     assert pay(network, book, "IN-1", 500)["outstanding_minor"] == 70
     rest = pay(network, book, "IN-2")
-    assert (rest["status"], rest["paid_minor"], rest["outstanding_minor"]) == ("received", 570, 0)
+    assert (rest["status"], rest["amount_minor"], rest["paid_minor"], rest["outstanding_minor"]) == \
+        ("received", 70, 570, 0)  # amount_minor: this transfer's, the rest outstanding
     assert stored(network, book) == ("received", "IN-2", [(500, "IN-1"), (70, "IN-2")])
 
 
@@ -82,7 +83,7 @@ def test_without_an_amount_a_whole_payment_answers_as_before(network, settled):
     whole = pay(network, book, "  IN-9 ")
     assert whole == {"cycle_date": CYCLE.isoformat(), "party": book, "net_minor": 570, "from_float_minor": 0,
                      "by_bank_minor": 570, "status": "received", "bank_reference": "IN-9",
-                     "paid_minor": 570, "outstanding_minor": 0}
+                     "amount_minor": 570, "paid_minor": 570, "outstanding_minor": 0}
     assert stored(network, book) == ("received", "IN-9", [(570, "IN-9")])
 
 

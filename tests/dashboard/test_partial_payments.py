@@ -104,3 +104,59 @@ def test_an_amount_that_is_not_a_plain_positive_decimal_is_refused(client_as, ne
                        {"bank_reference": "BK-1", "amount": amount}, page=PAGE)
     assert answer.status_code == 422 and 'data-code="validation_failed"' in answer.text, answer.text
     assert 'data-pending=' not in client_as("checker").get(f"{BASE}/approvals").text
+
+
+def test_a_whole_outstanding_request_on_a_partly_paid_settlement_shows_what_is_outstanding(client_as, network,
+                                                                                           settled):
+    """A "mark paid" with the amount blank on a settlement already paid in part records what is outstanding:
+    the Approvals page shows that (labelled so) while it waits, and what it recorded once approved — never the
+    settlement's whole by-bank amount."""
+    coffee, due = settled["coffee"], settled["due"]
+    whole = f"¥{due / 100:,.2f}"
+    network.tx(lambda tx: record_payment(tx, CYCLE, coffee, "CLI-1", amount_minor=due - 100))  # 1.00 outstanding
+    asked = post_form(client_as("finance"), f"{PAGE}/parties/{coffee}/paid", {"bank_reference": "BK-REST", "amount": ""},
+                      page=PAGE)
+    assert asked.status_code == 303 and "message=requested" in asked.headers["location"], asked.text
+    summary = client_as("checker").get(f"{BASE}/approvals").text.split('data-testid="request-summary"', 1)[1] \
+        .split("</div>", 1)[0]
+    assert "Outstanding (whole)" in summary and "¥1.00" in summary and whole not in summary, summary
+    zh = client_as("operator")
+    assert post_form(zh, f"{BASE}/language", {"language": "zh", "next": "/"}).status_code == 303
+    chinese = zh.get(f"{BASE}/approvals").text.split('data-testid="request-summary"', 1)[1].split("</div>", 1)[0]
+    assert "未付余额（全部）" in chinese and "¥1.00" in chinese and whole not in chinese, chinese
+    assert approve_the_request(client_as).status_code == 303
+    done = client_as("checker").get(f"{BASE}/approvals", params={"status": "approved"}).text
+    outcome = done.split('data-testid="outcome"', 1)[1].split("</small>", 1)[0]
+    assert "paid" in outcome and "¥1.00" in outcome and whole not in outcome, outcome
+    summary = done.split('data-testid="request-summary"', 1)[1].split("</div>", 1)[0]
+    assert "¥1.00" in summary and whole not in summary and "Outstanding (whole)" not in summary, summary
+    chinese = zh.get(f"{BASE}/approvals", params={"status": "approved"}).text
+    assert "¥1.00" in chinese.split('data-testid="outcome"', 1)[1].split("</small>", 1)[0]
+
+
+def test_an_approved_part_shows_the_amount_its_outcome_recorded(client_as, network, settled):
+    """The outcome of an approved part carries ``amount_minor``, that transfer's amount, and the page shows it."""
+    coffee = settled["coffee"]
+    assert post_form(client_as("finance"), f"{PAGE}/parties/{coffee}/paid",
+                     {"bank_reference": "BK-1", "amount": "1.00"}, page=PAGE).status_code == 303
+    assert approve_the_request(client_as).status_code == 303
+    done = client_as("checker").get(f"{BASE}/approvals", params={"status": "approved"}).text
+    outcome = done.split('data-testid="outcome"', 1)[1].split("</small>", 1)[0]
+    assert "partly paid" in outcome and "¥1.00" in outcome, outcome
+    assert '&#34;amount_minor&#34;: 100' in done.split('raw-outcome', 1)[1].split("</small>", 1)[0]
+
+
+def test_my_partner_shows_what_is_paid_and_outstanding_of_a_partly_paid_settlement(client_as, network, settled):
+    coffee, due = settled["coffee"], settled["due"]
+    network.tx(lambda tx: record_payment(tx, CYCLE, coffee, "CLI-1", amount_minor=due - 100))
+    viewer = client_as("viewer")
+    row = viewer.get(f"{BASE}/my-partner").text.split(f'data-cycle="{CYCLE}"', 1)[1].split("</tr>", 1)[0]
+    assert f'data-paid="{due - 100}"' in row and 'data-outstanding="100"' in row, row
+    assert "Paid so far" in row and "Outstanding" in row and "¥1.00" in row
+    assert post_form(viewer, f"{BASE}/language", {"language": "zh", "next": "/my-partner"},
+                     page=f"{BASE}/my-partner").status_code == 303
+    chinese = viewer.get(f"{BASE}/my-partner").text.split(f'data-cycle="{CYCLE}"', 1)[1].split("</tr>", 1)[0]
+    assert "已付部分" in chinese and "未付余额" in chinese
+    network.tx(lambda tx: record_payment(tx, CYCLE, coffee, "CLI-2"))  # the rest: paid, nothing outstanding shown
+    row = viewer.get(f"{BASE}/my-partner").text.split(f'data-cycle="{CYCLE}"', 1)[1].split("</tr>", 1)[0]
+    assert "data-outstanding" not in row and "CLI-2" in row

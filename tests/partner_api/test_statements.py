@@ -81,3 +81,30 @@ def test_a_cycle_without_a_statement_for_you_is_not_found(network, clock, shop, 
     assert_problem(shop.call("GET", f"/v1/statements/{basic}"), 404, "statement_not_found")
     assert outsider.ok("GET", "/v1/statements") == {"statements": [], "next_cursor": None}
 
+
+
+def test_a_statement_shows_what_is_paid_and_outstanding_of_its_settlement(network, clock, shop, api):
+    """Instalments recorded against a settlement (``clearing mark-paid --amount``) reach the partner: the list
+    and one statement carry ``paid_minor`` and ``outstanding_minor``, as ``clearing list --json`` gives them."""
+    from shared.settlement.finance import record_payment
+
+    other = Partner(network, api)
+    [cycle] = settled_days(network, clock, shop, other, 1)
+    by_bank = shop.ok("GET", f"/v1/statements/{cycle.isoformat()}")["by_bank_minor"]
+    assert by_bank < -1  # the shop pays by bank
+    fields = ("status", "paid_minor", "outstanding_minor")
+
+    def shown() -> tuple[tuple, tuple]:
+        [listed] = shop.ok("GET", "/v1/statements")["statements"]
+        one = shop.ok("GET", f"/v1/statements/{cycle.isoformat()}")
+        return tuple(listed[f] for f in fields), tuple(one[f] for f in fields)
+
+    assert shown() == (("due", 0, -by_bank),) * 2
+    network.tx(lambda tx: record_payment(tx, cycle, shop.partner_id, "BK-1", amount_minor=1))
+    assert shown() == (("due", 1, -by_bank - 1),) * 2
+    network.tx(lambda tx: record_payment(tx, cycle, shop.partner_id, "BK-2"))
+    assert shown() == (("paid", -by_bank, 0),) * 2
+    [received] = other.ok("GET", "/v1/statements")["statements"]
+    assert (received["paid_minor"], received["outstanding_minor"]) == (0, received["by_bank_minor"])
+    summary = shop.http.get("/openapi.json").json()["components"]["schemas"]["StatementSummary"]
+    assert {"paid_minor", "outstanding_minor"} <= set(summary["required"]) & set(summary["properties"])

@@ -1,6 +1,8 @@
 """What a request on the Approvals page is about, as a checker reads it: the partner's name beside
-its id, and for a "mark paid" (settlement_paid) the amount that moves by bank (the request's own amount
-when it records part of it) and which way — who pays whom — before and after it is approved. The raw parameters stay on the page beside it."""
+its id, and for a "mark paid" (settlement_paid) the amount that moves by bank and which way — who pays
+whom — before and after it is approved. The amount is the request's own when it names one; with the
+amount blank (the whole outstanding) what is outstanding of the settlement now, until it is approved,
+and then what it recorded (its outcome's ``amount_minor``). The raw parameters stay on the page beside it."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from shared.db.database import Tx
 from shared.models import Settlement
 from shared.settlement import positions
 from shared.settlement.files import NETWORK
+from shared.settlement.finance import amounts, paid_sums
 
 PARTNER_ACTIONS = {"contract_change": "partner_id", "partner_suspension": "partner_id", "settlement_paid": "party"}
 
@@ -42,27 +45,42 @@ def _cycle(row: dict) -> date | None:
         return None
 
 
-def _payments(tx: Tx, rows: list[dict]) -> dict[tuple[date, str], int]:
-    """(cycle, party) -> the settlement's by-bank amount (receives +, pays −), for these requests."""
+def _payments(tx: Tx, rows: list[dict]) -> dict[tuple[date, str], tuple[int, int]]:
+    """(cycle, party) -> the settlement's by-bank amount (receives +, pays −) and what is outstanding of it
+    now (its payments recorded so far aside), for these requests."""
     wanted = {(cycle, str(r["params"].get("party"))) for r in rows if (cycle := _cycle(r)) is not None}
     if not wanted:
         return {}
-    found = tx.session.execute(select(Settlement.cycle_date, Settlement.party, Settlement.by_bank_minor).where(
-        or_(*[and_(Settlement.cycle_date == cycle, Settlement.party == party) for cycle, party in sorted(wanted)])))
-    return {(cycle, party): int(by_bank) for cycle, party, by_bank in found}
+    which = or_(*[and_(Settlement.cycle_date == cycle, Settlement.party == party) for cycle, party in sorted(wanted)])
+    found = tx.session.execute(select(Settlement.cycle_date, Settlement.party, Settlement.by_bank_minor,
+                                      Settlement.status).where(which))
+    paid = paid_sums(tx, which)
+    return {(cycle, party): (int(by_bank), amounts(status, int(by_bank), paid.get((cycle, party), 0))
+                             ["outstanding_minor"]) for cycle, party, by_bank, status in found}
 
 
-def _payment(row: dict, party: str, payments: dict[tuple[date, str], int]) -> dict:
+def _minor(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _payment(row: dict, party: str, payments: dict[tuple[date, str], tuple[int, int]]) -> dict:
     outcome = _outcome(row)
-    by_bank = outcome.get("by_bank_minor", payments.get((_cycle(row), party)))
+    by_bank, outstanding = payments.get((_cycle(row), party), (None, None))
+    by_bank = outcome.get("by_bank_minor", by_bank)
     if not isinstance(by_bank, int):
         return {"cycle_date": row["params"].get("cycle_date"), "bank_reference": row["params"].get("bank_reference")}
     pays = by_bank < 0
-    asked = row["params"].get("amount_minor")  # part of it (none: the whole amount outstanding)
+    asked = _minor(row["params"].get("amount_minor"))  # part of it (none: the whole amount outstanding)
     status = outcome.get("status")
+    whole = False
+    if outcome:  # approved: what it recorded (an outcome from before payments in parts: the whole by-bank amount)
+        amount = _minor(outcome.get("amount_minor")) or asked or abs(by_bank)
+    elif asked is not None:
+        amount = asked
+    else:  # the whole outstanding, as it stands now (less than the by-bank amount once a part is paid)
+        amount, whole = outstanding if outstanding is not None else abs(by_bank), True
     return {"cycle_date": row["params"].get("cycle_date"), "bank_reference": row["params"].get("bank_reference"),
-            "by_bank_minor": by_bank,
-            "amount_minor": asked if isinstance(asked, int) and not isinstance(asked, bool) else abs(by_bank),
+            "by_bank_minor": by_bank, "amount_minor": amount, "whole_outstanding": whole,
             "payer": party if pays else NETWORK, "payee": NETWORK if pays else party,
             "outcome_status": "partly_paid" if status == "due" else status}
 
