@@ -128,8 +128,10 @@ def _network(database_url: str | None = None, *, readonly: bool = False, **kwarg
     if readonly:  # it reads the network's database: it creates none where it is missing
         _require_database(url, explicit=bool(database_url))
     if not is_current(url):
-        if url.startswith("sqlite"):
-            upgrade(url)  # the embedded default keeps itself current
+        # the embedded default keeps itself current, but never by a command that only reads: the previous
+        # release may still be serving that database
+        if url.startswith("sqlite") and not readonly:
+            upgrade(url)
         else:
             fail("the database schema is not current; run `pointsnet db upgrade` first", TROUBLE)
     network = Network(settings, database_url=database_url, create_keys=not readonly, **kwargs)

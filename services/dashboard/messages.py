@@ -77,9 +77,10 @@ GENERAL: dict[str, tuple[str, str]] = {
     "unknown_event_type": ("Not a webhook event type.", "不是 Webhook 事件类型。"),
     "delivery_cancelled": ("The delivery was cancelled: it is never sent.",
                            "该投递已取消，永远不会发送（会员已撤回同意或已被删除，或合作伙伴已终止）。"),
-    "member_not_linked": ("The delivery names a member no longer linked to the partner, or erased: it is not "
-                          "sent again.",
-                          "该投递涉及的会员已不再关联该合作伙伴，或已被删除：不会再次发送。"),
+    "member_not_linked": ("The delivery names a member no longer linked to the partner, or erased (or is a "
+                          "member.unlinked the member has undone by linking again): it is not sent again.",
+                          "该投递涉及的会员已不再关联该合作伙伴，或已被删除（或是会员此后已重新关联的 member.unlinked）："
+                          "不会再次发送。"),
     "tiers_switched_off": ("Tiers are switched off.",
                            "会员等级功能已关闭（POINTSNET_TIERS 中 enabled 为 false）：规则中不能有 tier_multipliers，"
                            "请删除它们，或先开启会员等级。"),

@@ -43,7 +43,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, true, update
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.models import (
-    Member, MemberLink, Partner, Termination, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+    Member, MemberErasure, MemberLink, Partner, Termination, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
 )
 from shared.tls import tls_context
 from shared.webhooks.dialing import PublicOnlyBackend, PublicOnlyTransport, anywhere, refused_target, within
@@ -51,14 +51,14 @@ from shared.webhooks.endpoints import end_pause, secrets_in_force
 from shared.webhooks.errors import (
     DeliveryCancelled, DeliveryPending, EndpointDisabled, MemberNotLinked, UnknownDelivery,
 )
-from shared.webhooks.outbox import SETTLEMENT_EVENTS
+from shared.webhooks.outbox import ERASED, SETTLEMENT_EVENTS, TERMINATED, UNLINKED
 from shared.webhooks.schedule import next_attempt_at
 from shared.webhooks.signing import webhook_headers
 
 log = logging.getLogger("pointsnet.webhooks")
 deliveries_t, endpoints_t, attempts_t = WebhookDelivery.__table__, WebhookEndpoint.__table__, WebhookAttempt.__table__
 partners_t, terminations_t = Partner.__table__, Termination.__table__
-members_t, links_t = Member.__table__, MemberLink.__table__
+members_t, links_t, erasures_t = Member.__table__, MemberLink.__table__, MemberErasure.__table__
 
 # longer than a batch can take: BATCH deliveries, SENDERS at once, DEADLINE each (105 s)
 LEASE = timedelta(minutes=5)
@@ -76,6 +76,7 @@ REPLAYABLE = ("delivered", "dead")
 PAUSE_FIRST = timedelta(seconds=30)  # an endpoint's pause after its first timeout; twice as long each time after
 PAUSE_LONGEST = timedelta(hours=1)
 SKIPPED = "not sent: an earlier delivery to this URL timed out in this run"
+CLAIM_TRIES = 10  # batches a claim may find all cancelled (``cancel_refused``) before it gives up
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,10 @@ def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None)
     Fair per endpoint: every endpoint's oldest due delivery before any endpoint's second, and so on,
     at most ``CLAIM_PER_ENDPOINT`` of one endpoint; each endpoint's own in the order they came due. A
     receiver that answers slowly (but in time: never paused) with a backlog so fills no batch, and a
-    batch lasts at most ``CLAIM_PER_ENDPOINT / PER_ENDPOINT`` deliveries to it one after the other."""
+    batch lasts at most ``CLAIM_PER_ENDPOINT / PER_ENDPOINT`` deliveries to it one after the other.
+
+    A delivery its partner may no longer hear (``refusals``: the member unlinked or erased, the partner
+    terminated, after it was queued) is cancelled instead (``cancel_refused``), never claimed."""
     serving = [endpoints_t.c.status == "active"]
     if delivery_ids is None:
         serving.append(or_(endpoints_t.c.paused_until.is_(None), endpoints_t.c.paused_until <= tx.now))
@@ -149,7 +153,15 @@ def claim_due(tx: Tx, limit: int = BATCH, delivery_ids: list[str] | None = None)
              .order_by(ranked.c.turn, ranked.c.due_at, ranked.c.id).limit(limit))
     if tx.is_postgres:
         query = query.with_for_update(skip_locked=True, of=deliveries_t)
-    chosen = tx.session.execute(query).all()
+    # what the partner may no longer hear (``refusals``: an event committed as the member was unlinked or
+    # erased, or the partner terminated; one a previous release queued) is cancelled, not sent; a batch
+    # all cancelled is claimed again, so that it does not end the run
+    for _ in range(CLAIM_TRIES):
+        chosen = tx.session.execute(query).all()
+        refused = cancel_refused(tx, [row.id for row in chosen])
+        chosen = [row for row in chosen if row.id not in refused]
+        if chosen or not refused:
+            break
     if not chosen:
         return []
     previous = dict(chosen)
@@ -530,48 +542,146 @@ def queue_replay(tx: Tx, delivery_id: str) -> dict:
 
 
 def reachable(tx: Tx, delivery_id: str) -> None:
-    """Refuse to send again a delivery its partner may no longer hear: about a member, to a terminated
-    partner (``PartnerTerminated``); naming a member (a duplicate: the member it was merged into) not
-    linked to the partner now, or erased (``MemberNotLinked``). ``member.unlinked`` tells of the unlink
-    itself, and ``member.erased`` of the erasure: those go again while the partner may hear them.
+    """Refuse to send again a delivery its partner may no longer hear (``refusals``, as a replay): about a
+    member, to a terminated partner (``PartnerTerminated``); naming a member (a duplicate: the member it was
+    merged into) not linked to the partner now, or erased (``MemberNotLinked``). ``member.unlinked`` tells
+    of the unlink itself, and ``member.erased`` of the erasure: those go again while the partner may hear
+    them — a ``member.unlinked`` not once the member is erased (only ``member.erased`` names it then), nor
+    once the member is linked to the partner again (the unlink it tells of no longer holds: ``MemberNotLinked`` too).
 
     On PostgreSQL the partner's and the member's rows are read FOR SHARE before the delivery is locked,
     in the order a termination, an unlink and an erasure lock them: one of those running is waited for
     (and then seen), and one starting waits for this replay and cancels what it queued."""
-    row = tx.session.execute(select(deliveries_t.c.partner_id, deliveries_t.c.event_type, deliveries_t.c.body,
-                                    deliveries_t.c.status).where(deliveries_t.c.id == delivery_id)).one_or_none()
+    row = tx.session.execute(select(*_REACH_COLUMNS, deliveries_t.c.status)
+                             .where(deliveries_t.c.id == delivery_id)).one_or_none()
     if row is None or row.event_type in SETTLEMENT_EVENTS or row.status == "cancelled":
         return  # unknown or cancelled: queue_replay says so
     from shared.partners.lifecycle import PartnerTerminated
 
-    partner = select(partners_t.c.id).where(partners_t.c.id == row.partner_id)
-    tx.session.execute(partner.with_for_update(read=True) if tx.is_postgres else partner)
-    if tx.session.execute(select(terminations_t.c.partner_id).where(
-            terminations_t.c.partner_id == row.partner_id)).first() is not None:
+    if tx.is_postgres:
+        tx.session.execute(select(partners_t.c.id).where(partners_t.c.id == row.partner_id)
+                           .with_for_update(read=True))
+        member_id = named_member(row.body)
+        for _ in range(100 if member_id is not None else 0):  # a duplicate's survivor, and so on
+            member = tx.session.execute(select(members_t.c.merged_into).where(members_t.c.id == member_id)
+                                        .with_for_update(read=True)).first()
+            if member is None or member.merged_into is None:
+                break
+            member_id = member.merged_into
+    refusal = refusals(tx, [row], replaying=True).get(delivery_id)
+    if refusal is None:
+        return
+    why, member_id = refusal
+    if why == "terminated":
         raise PartnerTerminated(f"webhook delivery {delivery_id} is not replayed: partner {row.partner_id} was "
                                 f"terminated, and hears of no member any more (settlement.ready alone)")
-    if row.event_type == "member.unlinked":
-        return
-    try:
-        member_id = (json.loads(row.body).get("data") or {}).get("member_id")
-    except (ValueError, AttributeError):
-        member_id = None
-    if not isinstance(member_id, str):
-        return
-    for _ in range(100):  # a duplicate's survivor, and so on: its points and links are there now
-        query = select(members_t.c.status, members_t.c.merged_into).where(members_t.c.id == member_id)
-        member = tx.session.execute(query.with_for_update(read=True) if tx.is_postgres else query).first()
-        if member is None or member.merged_into is None:
-            break
-        member_id = member.merged_into
-    if member is not None and member.status == "erased" and row.event_type != "member.erased":
+    if why == "erased":
         raise MemberNotLinked(f"webhook delivery {delivery_id} is not replayed: member {member_id} was erased, "
                               f"and no event names it again")
-    linked = tx.session.execute(select(links_t.c.member_id).where(
-        links_t.c.partner_id == row.partner_id, links_t.c.member_id == member_id)).first()
-    if linked is None:
-        raise MemberNotLinked(f"webhook delivery {delivery_id} is not replayed: member {member_id} is not linked "
-                              f"to partner {row.partner_id} any more (its consent was withdrawn)")
+    if why == "relinked":
+        raise MemberNotLinked(f"webhook delivery {delivery_id} is not replayed: member {member_id} is linked to "
+                              f"partner {row.partner_id} again, so the unlink it tells of no longer holds")
+    raise MemberNotLinked(f"webhook delivery {delivery_id} is not replayed: member {member_id} is not linked "
+                          f"to partner {row.partner_id} any more (its consent was withdrawn)")
+
+
+# what a refusal leaves in a delivery the job cancels instead of sending (``claim_due``)
+RELINKED = "not sent: the member is linked to the partner again, so the unlink it tells of no longer holds"
+REFUSED = {"terminated": TERMINATED, "erased": ERASED, "unlinked": UNLINKED, "relinked": RELINKED}
+_REACH_COLUMNS = (deliveries_t.c.id, deliveries_t.c.partner_id, deliveries_t.c.event_type, deliveries_t.c.body)
+
+
+def named_member(body: str) -> str | None:
+    """The member a delivery's body names (``data.member_id``; a ``member.merged``'s survivor), if any."""
+    try:
+        member_id = (json.loads(body).get("data") or {}).get("member_id")
+    except (ValueError, AttributeError):
+        return None
+    return member_id if isinstance(member_id, str) else None
+
+
+def _transaction(body: str) -> str | None:
+    try:
+        return (json.loads(body).get("data") or {}).get("transaction_id")
+    except (ValueError, AttributeError):
+        return None
+
+
+def refusals(tx: Tx, rows, *, replaying: bool) -> dict[str, tuple[str, str | None]]:
+    """The one rule of what a partner may no longer hear, for a replay (``reachable``) and for the job's
+    claim (``claim_due``): of ``rows`` (``id``, ``partner_id``, ``event_type``, ``body``),
+    those refused, each as (why, the member named) — why ``terminated``: about a member (any event but
+    ``settlement.ready``) to a terminated partner; ``erased``: naming an erased member (or a duplicate merged
+    into it), but the ``member.erased`` itself; ``unlinked``: naming a member not linked to the partner now,
+    but the ``member.unlinked`` itself; ``relinked``: a ``member.unlinked`` while the member is linked to the
+    partner again. The ``points.expired`` of the erasure's own forfeit (written in its transaction, beside
+    the ``member.erased``) goes when first sent, never again (``replaying``). A few queries for the whole
+    set, whatever its size."""
+    rows = [row for row in rows if row.event_type not in SETTLEMENT_EVENTS]
+    partners = {row.partner_id for row in rows}
+    terminated = set(tx.session.execute(select(terminations_t.c.partner_id).where(
+        terminations_t.c.partner_id.in_(partners))).scalars()) if partners else set()
+    named = {row.id: named_member(row.body) for row in rows if row.partner_id not in terminated}
+    members: dict[str, object] = {}
+    todo = {m for m in named.values() if m is not None}
+    for _ in range(100):  # a duplicate's survivor, and so on: its points and links are there now
+        todo -= members.keys()
+        if not todo:
+            break
+        found = tx.session.execute(select(members_t.c.id, members_t.c.status, members_t.c.merged_into)
+                                   .where(members_t.c.id.in_(todo))).all()
+        members.update((member.id, member) for member in found)
+        todo = {member.merged_into for member in found if member.merged_into is not None}
+
+    def survivor(member_id: str) -> str:
+        for _ in range(100):
+            member = members.get(member_id)
+            if member is None or member.merged_into is None:
+                break
+            member_id = member.merged_into
+        return member_id
+
+    survivors = {delivery: survivor(m) for delivery, m in named.items() if m is not None}
+    links = {(link.partner_id, link.member_id) for link in tx.session.execute(
+        select(links_t.c.partner_id, links_t.c.member_id).where(
+            links_t.c.member_id.in_(set(survivors.values())), links_t.c.partner_id.in_(partners)))} \
+        if survivors else set()
+    erased = {m for m in survivors.values() if m in members and members[m].status == "erased"}
+    forfeits = set() if replaying or not erased else set(tx.session.execute(select(erasures_t.c.entry_id).where(
+        erasures_t.c.member_id.in_(erased), erasures_t.c.entry_id.is_not(None))).scalars())
+    refused: dict[str, tuple[str, str | None]] = {}
+    for row in rows:
+        if row.partner_id in terminated:
+            refused[row.id] = ("terminated", None)
+            continue
+        member_id = survivors.get(row.id)
+        if member_id is None:
+            continue
+        if member_id in erased and row.event_type != "member.erased" and not (
+                row.event_type == "points.expired" and _transaction(row.body) in forfeits):
+            refused[row.id] = ("erased", member_id)
+            continue
+        linked = (row.partner_id, member_id) in links
+        if row.event_type == "member.unlinked":
+            if linked:
+                refused[row.id] = ("relinked", member_id)
+        elif not linked:
+            refused[row.id] = ("unlinked", member_id)
+    return refused
+
+
+def cancel_refused(tx: Tx, delivery_ids: list[str]) -> set[str]:
+    """Cancel, instead of sending, those of these pending deliveries their partner may no longer hear
+    (``refusals``); answers their ids. One set of queries for the batch."""
+    if not delivery_ids:
+        return set()
+    rows = tx.session.execute(select(*_REACH_COLUMNS).where(deliveries_t.c.id.in_(delivery_ids))).all()
+    refused = refusals(tx, rows, replaying=False)
+    for why in sorted({why for why, _ in refused.values()}):
+        tx.session.execute(update(deliveries_t).where(
+            deliveries_t.c.id.in_([d for d, (w, _) in refused.items() if w == why]),
+            deliveries_t.c.status == "pending").values(status="cancelled", claim_token=None, last_error=REFUSED[why]))
+    return set(refused)
 
 
 def replay(network, delivery_id: str) -> dict:
@@ -590,15 +700,25 @@ def counts_by_status(tx: Tx, partner_id: str | None = None) -> dict[str, int]:
 
 
 def prunable(tx: Tx, limit: int) -> list[str]:
-    """Up to ``limit`` deliveries delivered more than ``RETENTION`` ago, locked (PostgreSQL; one being
-    replayed right now is skipped, and a replay after this waits, then finds it gone)."""
-    return tx.session.execute(select(deliveries_t.c.id).where(
-        deliveries_t.c.status == "delivered", deliveries_t.c.delivered_at < tx.now - RETENTION)
-        .order_by(deliveries_t.c.delivered_at).limit(limit).with_for_update(skip_locked=True)).scalars().all()
+    """Up to ``limit`` deliveries delivered more than ``RETENTION`` ago, or cancelled and queued more than
+    ``RETENTION`` ago (never sent, never replayed: kept that long for the operators to see why), locked
+    (PostgreSQL; one being replayed right now is skipped, and a replay after this waits, then finds it gone)."""
+    before = tx.now - RETENTION
+    delivered = select(deliveries_t.c.id).where(deliveries_t.c.status == "delivered",
+                                                deliveries_t.c.delivered_at < before) \
+        .order_by(deliveries_t.c.delivered_at).limit(limit).with_for_update(skip_locked=True)
+    ids = list(tx.session.execute(delivered).scalars())
+    if len(ids) < limit:
+        cancelled = select(deliveries_t.c.id).where(deliveries_t.c.status == "cancelled",
+                                                    deliveries_t.c.created_at < before) \
+            .order_by(deliveries_t.c.created_at).limit(limit - len(ids)).with_for_update(skip_locked=True)
+        ids += tx.session.execute(cancelled).scalars()
+    return ids
 
 
 def prune_delivered(tx: Tx, limit: int = 5000) -> int:
-    """Forget up to ``limit`` deliveries delivered more than ``RETENTION`` ago (dead letters stay)."""
+    """Forget up to ``limit`` deliveries delivered, or cancelled, more than ``RETENTION`` ago (dead letters
+    stay)."""
     ids = prunable(tx, limit)
     if ids:
         tx.session.execute(delete(attempts_t).where(attempts_t.c.delivery_id.in_(ids)))

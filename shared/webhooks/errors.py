@@ -32,8 +32,9 @@ class RotationOverlapRunning(Conflict):
 
 
 class MemberNotLinked(Conflict):
-    code, title = "member_not_linked", ("The delivery names a member no longer linked to its partner, or erased: "
-                                        "it is not sent again")
+    code, title = "member_not_linked", ("The delivery names a member no longer linked to its partner, or erased "
+                                        "(or is a member.unlinked the member has undone by linking again): it is "
+                                        "not sent again")
 
 
 class DeliveryCancelled(Conflict):

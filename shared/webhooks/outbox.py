@@ -20,7 +20,9 @@ personal data.
 A delivery still pending when what it tells may no longer reach its partner is ``cancelled``, never
 sent (``cancel_naming``, ``cancel_member_events``): the member withdrew its consent from the partner
 (shared/members/consent.py), the member was erased (shared/members/erasure.py), the partner was
-terminated (shared/partners/lifecycle.py). One a worker is sending at that moment may still arrive.
+terminated (shared/partners/lifecycle.py). The delivery job checks each batch it claims by the same
+rule a replay follows (shared/webhooks/delivery.py, ``refusals``), and cancels what an event committed at
+the same moment queued. One a worker is sending at that moment may still arrive.
 """
 
 from __future__ import annotations

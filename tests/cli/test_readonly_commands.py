@@ -10,14 +10,17 @@ import json
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
+from shared.db.database import normalise_url
+from shared.db.migrate import upgrade
 from shared.models import NetworkSetting
 from shared.partners.limits import record_topup
 from shared.rules.store import set_rules
 from shared.webhooks.endpoints import set_endpoint
 from tests.cli.inprocess import pointsnet
 from tests.conftest import PG_URL
+from tests.db.migrating import downgrade
 from tests.factories import make_member, make_partner
 
 READ_ONLY = (("verify", "--json"), ("reports", "network", "--from", "2026-11-01", "--to", "2026-11-30",
@@ -118,3 +121,33 @@ def test_read_only_commands_run_on_a_read_only_replica_before_any_writer_started
     refused = run(network, replica, "repair", "totals")  # a writer is refused there, as it should be
     assert refused.returncode != 0
     assert rows(network) == {}
+
+
+def test_read_only_commands_refuse_a_schema_not_current_and_migrate_nothing(network, database_url):
+    """A host given the new release before the database is upgraded (the previous release still serving
+    it): a command that only reads says to run `pointsnet db upgrade` first (exit 1) and leaves the schema
+    as it is. Until 2026-12-07 on SQLite it migrated the database under the running previous release. A
+    writing command still migrates the embedded SQLite database (docs/operations.md)."""
+    network.db.engine.dispose()
+    downgrade(database_url, "0047")
+    for args in (("verify", "--json"), ("webhooks", "deliveries", "--json"), ("clearing", "list")):
+        done = run(network, database_url, *args)
+        assert done.returncode == 1 and "run `pointsnet db upgrade` first" in done.stderr, (
+            args, done.returncode, done.stderr[-600:])
+        assert revision(database_url) == "0047", args
+    writes = run(network, database_url, "repair", "totals")
+    if database_url.startswith("sqlite"):
+        assert writes.returncode == 0, writes.stderr[-600:]
+        assert revision(database_url) != "0047"
+    else:
+        assert writes.returncode == 1 and "run `pointsnet db upgrade` first" in writes.stderr
+        upgrade(database_url)
+
+
+def revision(database_url: str) -> str:
+    engine = create_engine(normalise_url(database_url))
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    finally:
+        engine.dispose()

@@ -58,3 +58,51 @@ def test_0048_keeps_deliveries_and_attempts_and_its_downgrade_drops_the_cancelle
     assert downgraded["deliveries"] == {k: v for k, v in before["deliveries"].items() if k != second}
     assert downgraded["attempts"] == [a for a in before["attempts"] if a[1] != second]
     assert downgraded["partial"]
+
+
+def test_0048_cancels_what_the_previous_release_left_pending_for_whom_it_may_not_reach(network, database_url):
+    """The previous release left a member's pending deliveries as they were when the member withdrew its
+    consent or was erased, and a terminated partner's about members: 0048 cancels each one a replay would
+    refuse (docs/operations.md, Upgrades), and leaves the rest pending — the unlink's `member.unlinked`,
+    the erasure's own `points.expired` and `member.erased`, another partner's and other members'."""
+    from shared.members.consent import unlink
+    from shared.partners.lifecycle import terminate
+    from shared.webhooks.outbox import ERASED, TERMINATED, UNLINKED
+
+    shop, books, gone = (make_partner(network, name) for name in ("Shop", "Books", "Gone"))
+    for partner in (shop, books, gone):
+        network.tx(lambda tx, p=partner: set_endpoint(tx, p, f"https://hooks.example/{p}"))
+    ordinary = make_member(network, shop)
+    withdrawn = make_member(network, shop, also_linked_to=(books,))
+    erased = make_member(network, shop)
+    gone_member = make_member(network, gone)
+    for n, (partner, member) in enumerate([(shop, ordinary), (shop, withdrawn), (books, withdrawn),
+                                           (shop, erased), (gone, gone_member)]):
+        network.earn(partner, member, f"e{n}", points=5 + n)
+    network.tx(lambda tx: unlink(tx, shop, withdrawn, requested_by="operator"))
+    network.erase_member(erased)
+    network.tx(lambda tx: terminate(tx, gone))
+    network.db.engine.dispose()
+    engine = create_engine(normalise_url(database_url))
+    try:
+        with engine.begin() as connection:  # as the previous release left them: pending, no word why
+            cancelled = dict(connection.execute(text(
+                "SELECT id, last_error FROM webhook_deliveries WHERE status = 'cancelled'")).all())
+            connection.execute(text("UPDATE webhook_deliveries SET status = 'pending', last_error = NULL "
+                                    "WHERE status = 'cancelled'"))
+            before = dict(connection.execute(text("SELECT id, status FROM webhook_deliveries")).all())
+        _migrate(database_url, "0047", down=True)
+        _migrate(database_url, "head")
+        with engine.connect() as connection:
+            after = {row.id: (row.status, row.last_error) for row in connection.execute(text(
+                "SELECT id, status, last_error FROM webhook_deliveries"))}
+            types = dict(connection.execute(text("SELECT id, event_type FROM webhook_deliveries")).all())
+    finally:
+        engine.dispose()
+    assert sorted(cancelled.values()) == sorted([UNLINKED, ERASED, TERMINATED])
+    assert set(before.values()) == {"pending"}
+    assert {d: s for d, (s, _) in after.items() if s != "pending"} == {d: "cancelled" for d in cancelled}
+    assert {d: why for d, (s, why) in after.items() if s == "cancelled"} == cancelled
+    still = sorted(types[d] for d, (s, _) in after.items() if s == "pending")
+    assert still.count("points.earned") == 2  # the ordinary member's, and the withdrawn member's to books
+    assert {"member.unlinked", "member.erased", "points.expired"} <= set(still)
