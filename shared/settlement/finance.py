@@ -166,7 +166,7 @@ def refuse_recorded(tx: Tx, cycle: date, party: str) -> None:
         of_the_network(Settlement.cycle_date))).first()
     if row is None:
         return
-    when = as_utc(row.recorded_at).isoformat().replace("+00:00", "Z") if row.recorded_at else None
+    when = _instant(row.recorded_at)
     raise AlreadyRecorded(f"the settlement of {party} in cycle {cycle.isoformat()} is already {row.status}: "
                           f"recorded {when or 'at an unknown time'} with bank reference {row.bank_reference}",
                           status=row.status, recorded_at=when, bank_reference=row.bank_reference)

@@ -26,7 +26,6 @@ in every run ahead of the other partners' deliveries. A try that did time out ke
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -51,7 +50,8 @@ from shared.webhooks.endpoints import end_pause, secrets_in_force
 from shared.webhooks.errors import (
     DeliveryCancelled, DeliveryPending, EndpointDisabled, MemberNotLinked, UnknownDelivery,
 )
-from shared.webhooks.outbox import ERASED, SETTLEMENT_EVENTS, TERMINATED, UNLINKED
+from shared.webhooks.outbox import (ERASED, SETTLEMENT_EVENTS, TERMINATED, UNLINKED, body_data,
+                                     cancel_deliveries)
 from shared.webhooks.schedule import next_attempt_at
 from shared.webhooks.signing import webhook_headers
 
@@ -593,18 +593,8 @@ _REACH_COLUMNS = (deliveries_t.c.id, deliveries_t.c.partner_id, deliveries_t.c.e
 
 def named_member(body: str) -> str | None:
     """The member a delivery's body names (``data.member_id``; a ``member.merged``'s survivor), if any."""
-    try:
-        member_id = (json.loads(body).get("data") or {}).get("member_id")
-    except (ValueError, AttributeError):
-        return None
+    member_id = body_data(body).get("member_id")
     return member_id if isinstance(member_id, str) else None
-
-
-def _transaction(body: str) -> str | None:
-    try:
-        return (json.loads(body).get("data") or {}).get("transaction_id")
-    except (ValueError, AttributeError):
-        return None
 
 
 def refusals(tx: Tx, rows, *, replaying: bool) -> dict[str, tuple[str, str | None]]:
@@ -658,7 +648,7 @@ def refusals(tx: Tx, rows, *, replaying: bool) -> dict[str, tuple[str, str | Non
         if member_id is None:
             continue
         if member_id in erased and row.event_type != "member.erased" and not (
-                row.event_type == "points.expired" and _transaction(row.body) in forfeits):
+                row.event_type == "points.expired" and body_data(row.body).get("transaction_id") in forfeits):
             refused[row.id] = ("erased", member_id)
             continue
         linked = (row.partner_id, member_id) in links
@@ -678,9 +668,7 @@ def cancel_refused(tx: Tx, delivery_ids: list[str]) -> set[str]:
     rows = tx.session.execute(select(*_REACH_COLUMNS).where(deliveries_t.c.id.in_(delivery_ids))).all()
     refused = refusals(tx, rows, replaying=False)
     for why in sorted({why for why, _ in refused.values()}):
-        tx.session.execute(update(deliveries_t).where(
-            deliveries_t.c.id.in_([d for d, (w, _) in refused.items() if w == why]),
-            deliveries_t.c.status == "pending").values(status="cancelled", claim_token=None, last_error=REFUSED[why]))
+        cancel_deliveries(tx, [d for d, (w, _) in refused.items() if w == why], REFUSED[why])
     return set(refused)
 
 

@@ -163,20 +163,24 @@ TERMINATED = "not sent: the partner was terminated"
 SETTLEMENT_EVENTS = ("settlement.ready",)
 
 
-def members_named(event_type: str, body: str) -> set[str]:
-    """The member ids a delivery's body names: its ``data.member_id``, and for ``member.merged`` its
-    ``from`` and ``into`` too (``from`` and ``to`` of other events are no members: a tier's)."""
+def body_data(body: str) -> dict:
+    """A delivery body's ``data`` object; empty for a body that is not one (never an error)."""
     try:
         data = json.loads(body).get("data") or {}
     except (ValueError, AttributeError):
-        return set()
-    if not isinstance(data, dict):
-        return set()
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def members_named(event_type: str, body: str) -> set[str]:
+    """The member ids a delivery's body names: its ``data.member_id``, and for ``member.merged`` its
+    ``from`` and ``into`` too (``from`` and ``to`` of other events are no members: a tier's)."""
+    data = body_data(body)
     keys = ("member_id", "from", "into") if event_type == "member.merged" else ("member_id",)
     return {data[key] for key in keys if isinstance(data.get(key), str)}
 
 
-def _cancel(tx: Tx, ids: list[str], why: str) -> int:
+def cancel_deliveries(tx: Tx, ids: list[str], why: str) -> int:
     """Cancel these deliveries if still pending; the claim of one a worker is sending right now is taken
     back, so its outcome is not recorded over the cancellation (that one send may still arrive)."""
     done = 0
@@ -204,7 +208,7 @@ def cancel_naming(tx: Tx, member_id: str, why: str, *, partner_ids: Iterable[str
     kept = set(keep)
     ids = [row.id for row in tx.session.execute(query)
            if row.id not in kept and members_named(row.event_type, row.body) & named]
-    return _cancel(tx, ids, why)
+    return cancel_deliveries(tx, ids, why)
 
 
 def cancel_member_events(tx: Tx, partner_id: str, why: str = TERMINATED) -> int:
@@ -212,7 +216,7 @@ def cancel_member_events(tx: Tx, partner_id: str, why: str = TERMINATED) -> int:
     ids = tx.session.execute(select(deliveries_t.c.id).where(
         deliveries_t.c.partner_id == partner_id, deliveries_t.c.status == "pending",
         deliveries_t.c.event_type.not_in(SETTLEMENT_EVENTS))).scalars().all()
-    return _cancel(tx, list(ids), why)
+    return cancel_deliveries(tx, list(ids), why)
 
 
 # -- ledger events -----------------------------------------------------------------------------
