@@ -19,6 +19,7 @@ from shared.partners.keys import add_key
 from shared.signing import public_key_pem
 from shared.tls import tls_context
 from tests.factories import make_partner
+from tests.quick_server import QuickServer
 
 POST_COMPONENTS = ("@method", "@authority", "@path", "@query", "content-digest", "idempotency-key")
 GET_COMPONENTS = ("@method", "@authority", "@path", "@query")
@@ -26,7 +27,7 @@ GET_COMPONENTS = ("@method", "@authority", "@path", "@query")
 
 class Server:
     def __init__(self, app):
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        self.server = QuickServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:

@@ -17,6 +17,7 @@ from services.partner_api.app import create_app
 from shared.signing import private_key_pem, public_key_from_jwk, public_key_pem
 from tests.cli.inprocess import pointsnet
 from tests.factories import make_member, make_partner
+from tests.quick_server import QuickServer
 
 
 @pytest.fixture
@@ -344,7 +345,7 @@ def _server_on_ipv6_loopback(app):
             probe.bind(("::1", 0))
     except OSError:
         pytest.skip("this machine has no IPv6 loopback")
-    server = uvicorn.Server(uvicorn.Config(app, host="::1", port=0, log_level="warning"))
+    server = QuickServer(uvicorn.Config(app, host="::1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -33,6 +33,7 @@ from shared.network import Network
 from shared.partners.keys import add_key
 from shared.tls import tls_context
 from tests.factories import make_partner
+from tests.quick_server import QuickServer
 
 REQUEST_TAG = "pointsnet-v1"
 RESPONSE_TAG = "pointsnet-v1-response"
@@ -60,7 +61,7 @@ class Server:
     """uvicorn in a daemon thread, bound to 127.0.0.1 on a free port."""
 
     def __init__(self, app):
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+        self.server = QuickServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                                     lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

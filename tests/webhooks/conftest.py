@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from shared.models import WebhookDelivery
 from shared.webhooks.endpoints import set_endpoint
+from tests.quick_server import POLL_INTERVAL
 
 
 class Receiver:
@@ -44,7 +45,7 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(POLL_INTERVAL,), daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:

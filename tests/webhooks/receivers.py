@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.quick_server import POLL_INTERVAL
+
 
 class SlowReceiver:
     """Reads every POST's body, then lets ``answer(handler)`` write the answer; each request in a thread of
@@ -24,7 +26,7 @@ class SlowReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(POLL_INTERVAL,), daemon=True).start()
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_port}/slow"

@@ -27,6 +27,7 @@ from shared.webhooks.dialing import NonPublicTarget, PublicOnlyBackend, PublicOn
 from shared.webhooks.endpoints import check_url, private_address, set_endpoint
 from shared.webhooks.errors import InvalidWebhookUrl
 from tests.factories import make_member, make_partner
+from tests.quick_server import POLL_INTERVAL
 from tests.webhooks.conftest import deliveries
 
 PUBLIC = "93.184.215.14"  # never connected to: only ever judged
@@ -223,7 +224,7 @@ def test_a_pinned_connection_keeps_the_names_sni_host_header_and_certificate_che
     server_tls.sni_callback = lambda sock, name, context: seen["sni"].append(name)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.socket = server_tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(POLL_INTERVAL,), daemon=True).start()
     port = server.server_address[1]
     lookups = []
 
