@@ -148,7 +148,11 @@ class Cluster:
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes.pop(name)
         os.killpg(process.pid, sig)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # not stopped within 30 s (stuck): killed, so nothing is left behind
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
 
     def start_nginx(self) -> None:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
