@@ -72,8 +72,18 @@ def problems(*codes: str, write: bool = False, body: bool | None = None) -> dict
         by_status.setdefault(codes_by_name[code], []).append(code)
     return {status: {"model": schemas.Problem,
                      "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-                     "description": "Problem details; `code` is one of: " + ", ".join(f"`{c}`" for c in found)}
+                     "description": "Problem details; `code` is one of: " + ", ".join(f"`{c}`" for c in found),
+                     **({"headers": {"Retry-After": retry_after()}} if RETRIED.intersection(found) else {})}
             for status, found in sorted(by_status.items())}
+
+
+# the problems answered with a Retry-After header (shared/errors.py retry_after; the door's rate limit)
+RETRIED = {"rate_limited", "request_in_progress"}
+
+
+def retry_after() -> dict:
+    return {"description": "Seconds to wait before sending the request again (`rate_limited`, `request_in_progress`)",
+            "schema": {"type": "integer"}}
 
 
 router = APIRouter(prefix="/v1")

@@ -188,3 +188,21 @@ def test_the_openapi_says_what_a_reversal_without_points_asks_for(shop):
     # a burn: everything not yet returned
     shop.ok("POST", "/v1/reversals", {"reference": "r2", "original_reference": "b1", "points": 10})
     assert shop.ok("POST", "/v1/reversals", {"reference": "r3", "original_reference": "b1"})["points"] == 20
+
+
+def test_the_answers_sent_with_retry_after_declare_it_and_no_other_does():
+    """rate_limited (429) and request_in_progress (409) carry Retry-After on the wire: the document says so
+    wherever it lists them, so that a generated client reads it (found by the SDK review: undeclared)."""
+    declared = 0
+    for path, operations in OPENAPI["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                codes = listed(path, method, int(status)) if status.isdigit() else set()
+                header = response.get("headers", {}).get("Retry-After")
+                if codes & {"rate_limited", "request_in_progress"}:
+                    assert header and header["schema"] == {"type": "integer"}, (path, method, status)
+                    declared += 1
+                else:
+                    assert header is None, (path, method, status)
+    posts = [path for path, operations in OPENAPI["paths"].items() if "post" in operations]
+    assert declared > 2 * len(posts)  # each POST's 409 and 429, and the reads' 429
