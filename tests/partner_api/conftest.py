@@ -62,7 +62,7 @@ class Server:
 
     def __init__(self, app):
         self.server = QuickServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                                    lifespan="off"))
+                                                 lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
