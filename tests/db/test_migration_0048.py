@@ -8,6 +8,7 @@ from shared.db.database import normalise_url
 from shared.webhooks.endpoints import set_endpoint
 from tests.db.test_migrations import _migrate
 from tests.factories import make_member, make_partner
+from tests.webhooks.conftest import consent_cases
 
 ATTEMPT = ("INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, duration_ms) "
            "VALUES (:d, '2026-11-20 10:00:00', 500, 'boom', 12)")
@@ -65,23 +66,9 @@ def test_0048_cancels_what_the_previous_release_left_pending_for_whom_it_may_not
     consent or was erased, and a terminated partner's about members: 0048 cancels each one a replay would
     refuse (docs/operations.md, Upgrades), and leaves the rest pending — the unlink's `member.unlinked`,
     the erasure's own `points.expired` and `member.erased`, another partner's and other members'."""
-    from shared.members.consent import unlink
-    from shared.partners.lifecycle import terminate
     from shared.webhooks.outbox import ERASED, TERMINATED, UNLINKED
 
-    shop, books, gone = (make_partner(network, name) for name in ("Shop", "Books", "Gone"))
-    for partner in (shop, books, gone):
-        network.tx(lambda tx, p=partner: set_endpoint(tx, p, f"https://hooks.example/{p}"))
-    ordinary = make_member(network, shop)
-    withdrawn = make_member(network, shop, also_linked_to=(books,))
-    erased = make_member(network, shop)
-    gone_member = make_member(network, gone)
-    for n, (partner, member) in enumerate([(shop, ordinary), (shop, withdrawn), (books, withdrawn),
-                                           (shop, erased), (gone, gone_member)]):
-        network.earn(partner, member, f"e{n}", points=5 + n)
-    network.tx(lambda tx: unlink(tx, shop, withdrawn, requested_by="operator"))
-    network.erase_member(erased)
-    network.tx(lambda tx: terminate(tx, gone))
+    consent_cases(network, lambda p: network.tx(lambda tx: set_endpoint(tx, p, f"https://hooks.example/{p}")))
     network.db.engine.dispose()
     engine = create_engine(normalise_url(database_url))
     try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 from unittest import mock
 
 import pytest
@@ -14,8 +16,11 @@ import standardwebhooks.webhooks as standard
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
+from shared.members.consent import unlink
 from shared.models import WebhookDelivery
+from shared.partners.lifecycle import terminate
 from shared.webhooks.endpoints import set_endpoint
+from tests.factories import make_member, make_partner
 from tests.quick_server import POLL_INTERVAL
 
 
@@ -102,3 +107,34 @@ def deliveries(network, **where) -> list[WebhookDelivery]:
             query = query.where(getattr(WebhookDelivery, name) == value)
         return tx.session.execute(query).scalars().all()
     return network.tx(unit, readonly=True)
+
+
+class ConsentCases(NamedTuple):
+    shop: str
+    books: str
+    gone: str
+    ordinary: str
+    withdrawn: str
+    erased: str
+    gone_member: str
+
+
+def consent_cases(network, endpoint: Callable[[str], object]) -> ConsentCases:
+    """Each case of a message its partner may no longer hear, beside one it may: partners Shop, Books and
+    Gone, each with an endpoint (``endpoint(partner_id)``), and an earn for each of their members (Shop's
+    ``ordinary``, ``withdrawn`` and ``erased``, Books' ``withdrawn`` too, Gone's ``gone_member``); then
+    ``withdrawn`` withdraws its consent from Shop, ``erased`` is erased and Gone is terminated."""
+    shop, books, gone = (make_partner(network, name) for name in ("Shop", "Books", "Gone"))
+    for partner in (shop, books, gone):
+        endpoint(partner)
+    ordinary = make_member(network, shop)
+    withdrawn = make_member(network, shop, also_linked_to=(books,))
+    erased = make_member(network, shop)
+    gone_member = make_member(network, gone)
+    for n, (partner, member) in enumerate([(shop, ordinary), (shop, withdrawn), (books, withdrawn),
+                                           (shop, erased), (gone, gone_member)]):
+        network.earn(partner, member, f"e{n}", points=5 + n)
+    network.tx(lambda tx: unlink(tx, shop, withdrawn, requested_by="operator"))
+    network.erase_member(erased)
+    network.tx(lambda tx: terminate(tx, gone))
+    return ConsentCases(shop, books, gone, ordinary, withdrawn, erased, gone_member)

@@ -12,11 +12,10 @@ from sqlalchemy import update
 
 from shared.members.consent import unlink
 from shared.models import WebhookDelivery
-from shared.partners.lifecycle import terminate
 from shared.webhooks.delivery import deliver_due
 from shared.webhooks.outbox import ERASED, TERMINATED, UNLINKED
 from tests.factories import make_member, make_partner
-from tests.webhooks.conftest import bodies, deliveries, register
+from tests.webhooks.conftest import bodies, consent_cases, deliveries, register
 
 
 def _left_pending(network) -> set[str]:
@@ -28,19 +27,8 @@ def _left_pending(network) -> set[str]:
 
 
 def test_the_job_cancels_what_its_partner_may_no_longer_hear_and_sends_the_rest(network, receiver):
-    shop, books, gone = (make_partner(network, name) for name in ("Shop", "Books", "Gone"))
-    for partner in (shop, books, gone):
-        register(network, receiver, partner)
-    ordinary = make_member(network, shop)
-    withdrawn = make_member(network, shop, also_linked_to=(books,))
-    erased = make_member(network, shop)
-    gone_member = make_member(network, gone)
-    for n, (partner, member) in enumerate([(shop, ordinary), (shop, withdrawn), (books, withdrawn),
-                                           (shop, erased), (gone, gone_member)]):
-        network.earn(partner, member, f"e{n}", points=5 + n)
-    network.tx(lambda tx: unlink(tx, shop, withdrawn, requested_by="operator"))
-    network.erase_member(erased)
-    network.tx(lambda tx: terminate(tx, gone))
+    cases = consent_cases(network, lambda partner: register(network, receiver, partner))
+    ordinary, withdrawn, erased, gone = cases.ordinary, cases.withdrawn, cases.erased, cases.gone
     racing = _left_pending(network)
     assert len(racing) == 3
     deliver_due(network, limit=1)  # batches of one: a batch all cancelled does not end the run
