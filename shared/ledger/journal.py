@@ -98,6 +98,7 @@ class Journal:
     campaign_awards: list[dict] = field(default_factory=list)
     lots: dict[str, LotState] = field(default_factory=dict)
     members: dict[str, MemberState] = field(default_factory=dict)
+    freed: list[LotState] = field(default_factory=list)  # lots given free points back, once per time (spend_order.py)
     _seq: dict[str, int] = field(default_factory=dict)
 
     def entry(self, kind: str, points: int, *, partner_id: str | None = None, member_id: str | None = None,
@@ -128,6 +129,8 @@ class Journal:
         if not 0 <= lot.reserved <= lot.remaining <= lot.points:
             raise AssertionError(f"lot {lot.id} would leave its bounds")
         lot.dirty = True
+        if points < 0:
+            self.freed.append(lot)
         seq = self._seq.get(entry["id"], 0) + 1
         self._seq[entry["id"]] = seq
         self.consumptions.append({"id": new_id("lc"), "entry_id": entry["id"], "lot_id": lot.id,
@@ -138,6 +141,8 @@ class Journal:
         if not 0 <= lot.reserved <= lot.remaining:
             raise AssertionError(f"lot {lot.id} reservation out of bounds")
         lot.dirty = True
+        if points < 0:
+            self.freed.append(lot)
 
     def line(self, entry: dict, line: Line) -> str:
         line_id = new_id("obl")

@@ -8,8 +8,10 @@ and changes state only once nothing can refuse it, so a refused event writes not
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import takewhile
 
 from sqlalchemy import Text, bindparam, cast, false, func, literal_column, null, select, true, union_all, update
 
@@ -27,8 +29,9 @@ from shared.ledger.due import load_due
 from shared.ledger.events import KINDS, MAX_POINTS, Event, differences
 from shared.lazy import lazy
 from shared.ledger.journal import Journal
+from shared.ledger.spend_order import SpendOrder
 from shared.ledger.rules import (
-    NETWORK, Line, LotState, Terms, consumption_key, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_from_lots,
+    NETWORK, Line, LotState, Terms, consumption_key, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_in_order,
 )
 from shared.ledger.state import (
     among_rows, chunks, load_lots, load_spendable, lock_members_following_merges, survivors,
@@ -130,6 +133,7 @@ class Posting:
         self._released_holds: set[str] = set()  # timed-out holds a spend released in this unit
         self.by_member: dict[str, list[LotState]] = {}
         self._horizons: dict[str, tuple] = {}  # members whose open lots were read only in part
+        self._orders: dict[str, SpendOrder] = {}  # each spender's lots in consumption order
         self.linked: set[str] = set()
         self._terms: Terms | None = None
         self._rules: tuple | None = None
@@ -532,13 +536,23 @@ class Posting:
                 raise PartnerTerminated("the partner has left the network; it cannot earn, burn or hold")
             raise PartnerSuspended("the partner is suspended; it cannot earn, burn or hold")
 
-    def _spendable(self, member_id: str) -> list[LotState]:
-        """The member's lots a spend may take, after expiring any that are due (lazily, before a burn
-        or hold): all of them, or, while not all were read, those up to the horizon of what was read."""
-        lots = self.by_member.setdefault(member_id, [])
-        expiry.expire_due(self.journal, self.journal.members[member_id], lots, self.now)
+    def _spendable(self, member_id: str) -> Iterator[LotState]:
+        """The member's lots a spend may take, with free points and in consumption order, after
+        expiring any that are due (lazily, before a burn or hold): all of them, or, while not all were
+        read, those up to the horizon of what was read."""
+        order = self._expire_due(self.journal.members[member_id])
         horizon = self._horizons.get(member_id)
-        return lots if horizon is None else [lot for lot in lots if consumption_key(lot) <= horizon]
+        lots = order.free_lots()
+        return lots if horizon is None else takewhile(lambda lot: consumption_key(lot) <= horizon, lots)
+
+    def _expire_due(self, member) -> SpendOrder:
+        """Expire the member's lots in this unit that are due; returns its lots' order."""
+        lots = self.by_member.setdefault(member.id, [])
+        order = self._orders.get(member.id)
+        if order is None or order.source is not lots or not order.refresh(self.journal.freed):
+            order = self._orders[member.id] = SpendOrder(lots, len(self.journal.freed))
+        expiry.forfeit(self.journal, member, order.due(self.now))
+        return order
 
     def _read_the_rest(self, member_id: str) -> None:
         """Read the member's other open lots (those already read keep their state in this unit)."""
@@ -723,12 +737,12 @@ class Posting:
         self._require_active()
         self._require_money_fits(event.points)
         member = self._member(event.member_id)
-        plan = take_from_lots(self._spendable(member.id), event.points)
+        plan = take_in_order(self._spendable(member.id), event.points)
         if plan is None and member.held and self._release_lapsed_holds(member.id):
-            plan = take_from_lots(self._spendable(member.id), event.points)
+            plan = take_in_order(self._spendable(member.id), event.points)
         if plan is None and member.id in self._horizons and member.available >= event.points:
             self._read_the_rest(member.id)  # its lots read so far do not cover it; the rest may
-            plan = take_from_lots(self._spendable(member.id), event.points)
+            plan = take_in_order(self._spendable(member.id), event.points)
         if plan is None:
             raise InsufficientPoints(f"member has {member.available} points available, {event.points} asked",
                                      available=member.available)
@@ -842,7 +856,7 @@ class Posting:
                 self.originals[event.reference] = original
         # Released points of a due lot expire at once — before the answer is made, so the balance it
         # shows (and that a replay of it shows) is the member's balance after this unit of work.
-        expiry.expire_due(self.journal, member, self.by_member.setdefault(member.id, []), self.now)
+        self._expire_due(member)
         return self._result(entry, member, hold_id=hold.id, captured=captured, released=hold.points - captured)
 
     def _capture_lot_lines(self, entry: dict, lot: LotState, points: int) -> None:

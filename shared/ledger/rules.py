@@ -75,9 +75,15 @@ def consumption_key(lot: LotState) -> tuple:
 
 def take_from_lots(lots: Iterable[LotState], points: int) -> list[tuple[LotState, int]] | None:
     """Which lots a burn or hold of ``points`` takes, in order; None if they do not cover it."""
+    return take_in_order(sorted((lot for lot in lots if lot.free > 0), key=consumption_key), points)
+
+
+def take_in_order(lots: Iterable[LotState], points: int) -> list[tuple[LotState, int]] | None:
+    """``take_from_lots`` for lots already in consumption order, each with free points: reads only as
+    many as it takes."""
     plan: list[tuple[LotState, int]] = []
     left = points
-    for lot in sorted((lot for lot in lots if lot.free > 0), key=consumption_key):
+    for lot in lots:
         take = min(lot.free, left)
         plan.append((lot, take))
         left -= take

@@ -66,7 +66,10 @@ def norm(outcome):
     return outcome
 
 
-def run_history(template_db, tmp_path, monkeypatch, seed, page, steps=60, profile=0):
+def run_history(template_db, tmp_path, monkeypatch, seed, page, steps=60, profile=0, configure=None, batch=(1, 7)):
+    """``configure(monkeypatch, mode)``, when given, sets up each side ("old", "new") instead of the
+    full and paged reads of lots; ``batch``: how many events a random batch holds (at least, at most);
+    ``profile`` 3: burns are reversed, in part or whole, later in their own batch."""
     rnd = random.Random(seed)
     ids = Ids()
     clock = FixedClock(START)
@@ -88,7 +91,10 @@ def run_history(template_db, tmp_path, monkeypatch, seed, page, steps=60, profil
         for mode in ("old", "new"):
             ids.n = base
             dbtypes._last[:] = last
-            if mode == "old":
+            if configure is not None:
+                monkeypatch.setattr(state, "PAGE", page)
+                configure(monkeypatch, mode)
+            elif mode == "old":
                 monkeypatch.setattr(posting, "load_spendable", old_load_spendable)
             else:
                 monkeypatch.setattr(posting, "load_spendable", real_load_spendable)
@@ -155,7 +161,8 @@ def run_history(template_db, tmp_path, monkeypatch, seed, page, steps=60, profil
                     if kind == "burn":
                         refs["burn"].append((p, ref))
                 rnd.shuffle(events) if rnd.random() < 0.3 else None
-            for _ in range(0 if events else rnd.randint(1, 7)):
+            this_batch: list[str] = []  # profile 3: the batch's burns so far
+            for _ in range(0 if events else rnd.randint(*batch)):
                 kind = rnd.choices(["earn", "burn", "hold", "capture", "void", "reversal"], [5, 4, 2, 2, 1, 3] if profile == 0 else [6, 4, 2, 2, 1, 5])[0]
                 m = rnd.choice(members)
                 ref = f"r{next(counter)}"
@@ -169,6 +176,11 @@ def run_history(template_db, tmp_path, monkeypatch, seed, page, steps=60, profil
                     events.append(Event(kind=kind, reference=ref, member_id=m, points=pts))
                     if kind == "burn":
                         refs["burn"].append((p, ref))
+                    if kind == "burn" and profile == 3:
+                        this_batch.append(ref)
+                    if profile == 3 and len(this_batch) > 1 and rnd.random() < 0.3:  # points back in this unit
+                        events.append(Event(kind="reversal", reference=f"r{next(counter)}",
+                                            original_reference=rnd.choice(this_batch[:-1]), points=rnd.choice([None, 1])))
                 elif kind in ("capture", "void"):
                     mine = [h for h in holds if h[0] == p]
                     if not mine:

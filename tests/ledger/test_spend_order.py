@@ -1,0 +1,142 @@
+"""A unit's spends walk each member's lots in a kept order (shared/ledger/spend_order.py), not by
+sorting and scanning every lot of the member for each spend as before.
+
+Two ways: the order itself against sorting every lot afresh, under any sequence of what a unit does
+to lots (spends, holds and their release, returned points, a reversal's grace, new lots); and whole
+ledgers, two SQLite databases given the same random history of large mixed batches, one posting with
+the kept order and one with the code it replaced — every outcome and every row must be identical."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from shared.ledger import expiry, posting
+from shared.ledger.journal import Journal
+from shared.ledger.rules import LotState, consumption_key, take_from_lots, take_in_order
+from shared.ledger.spend_order import SpendOrder
+from tests.conftest import PG_URL
+from tests.ledger.test_spendable_differential import run_history
+
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+def replaced_spendable(self, member_id):
+    """``Posting._spendable`` as it was: every lot of the member looked at and sorted for each spend."""
+    lots = self.by_member.setdefault(member_id, [])
+    expiry.expire_due(self.journal, self.journal.members[member_id], lots, self.now)
+    horizon = self._horizons.get(member_id)
+    chosen = lots if horizon is None else [lot for lot in lots if consumption_key(lot) <= horizon]
+    return sorted((lot for lot in chosen if lot.free > 0), key=consumption_key)
+
+
+def replaced_expire_due(self, member):
+    expiry.expire_due(self.journal, member, self.by_member.setdefault(member.id, []), self.now)
+
+
+KEPT_ORDER = (posting.Posting._spendable, posting.Posting._expire_due)
+
+
+def the_code_it_replaced(monkeypatch, mode):
+    spendable, expire_due = KEPT_ORDER if mode == "new" else (replaced_spendable, replaced_expire_due)
+    monkeypatch.setattr(posting.Posting, "_spendable", spendable)
+    monkeypatch.setattr(posting.Posting, "_expire_due", expire_due)
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="two SQLite databases side by side; runs in the SQLite pass")
+@pytest.mark.parametrize("seed", range(int(os.environ.get("POINTSNET_DIFFERENTIAL_SEEDS", "12")) // 2))
+def test_large_batches_spend_as_before(template_db, tmp_path, monkeypatch, seed):
+    # batches of 10 to 40 events over three members: many spends, holds, captures, voids and
+    # reversals of one member in one unit (burns reversed in their own batch), pages of one to six
+    # lots read at first
+    run_history(template_db, tmp_path, monkeypatch, 1000 + seed, page=1 + seed % 6, profile=(0, 2, 3)[seed % 3],
+                steps=40, configure=the_code_it_replaced, batch=(10, 40))
+
+
+def test_points_given_back_in_a_unit_are_taken_first_again(network, clock):
+    """A lot emptied and passed over earlier in the batch, then given its points back (a reversal of
+    the burn that emptied it, a void of the hold that reserved it), is the first a later spend takes."""
+    from shared.ledger.events import Event
+    from tests.factories import make_member, make_partner, verify_ok
+
+    partner = make_partner(network, "Shop")
+    member = make_member(network, partner)
+    first = []
+    for n in range(4):  # lots of 1 point, in this order of consumption
+        clock.advance(seconds=1)
+        first.append(network.earn(partner, member, f"e{n}", points=1)["lots"][0]["lot_id"])
+    hold = network.hold(partner, member, "h", 1)  # reserves the first lot
+    clock.advance(seconds=1)
+    outcomes = network.post(partner, [
+        Event("burn", "b1", member, points=1),  # the second lot
+        Event("burn", "b2", member, points=1),  # the third
+        Event("reversal", "r1", original_reference="b1"),  # the second lot has its point again
+        Event("burn", "b3", member, points=1),  # so it is taken, not the fourth
+        Event("void", "v", hold_id=hold["hold_id"]),  # the first lot is free again
+        Event("burn", "b4", member, points=1),  # and taken
+        Event("burn", "b5", member, points=1),  # then the fourth
+    ])
+    taken = [[lot["lot_id"] for lot in outcome["consumed"]] for outcome in outcomes if "consumed" in outcome]
+    assert taken == [[first[1]], [first[2]], [first[1]], [first[0]], [first[3]]]
+    assert network.balance(member)["available"] == 0
+    verify_ok(network)
+
+
+# -- the order alone -----------------------------------------------------------------------------
+
+lot_times = st.integers(min_value=-3, max_value=3).map(lambda days: NOW + timedelta(days=days))
+new_lots = st.tuples(st.just("lot"), st.integers(1, 5), lot_times, st.integers(0, 2))
+steps = st.lists(st.one_of(
+    new_lots,
+    st.tuples(st.just("spend"), st.integers(1, 8)),
+    st.tuples(st.just("hold"), st.integers(1, 8)),
+    st.tuples(st.just("release"), st.integers(0, 50)),
+    st.tuples(st.just("return"), st.integers(0, 50)),
+    st.tuples(st.just("grace"), st.integers(0, 50)),  # a reversal: points back and a later expiry
+    st.tuples(st.just("expire"),),
+), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=st.lists(new_lots, max_size=12), steps=steps)
+def test_the_order_takes_what_sorting_every_lot_takes(first, steps):
+    journal = Journal(tx=None, cycle_date=date(2026, 6, 1))
+    entry = {"id": "ent1"}  # the consumptions' entry (only its id is read)
+    lots: list[LotState] = []
+    serial = iter(range(10**6))
+
+    def add(points, expires_at, issued_days_ago):
+        lots.append(LotState(f"lot{next(serial):04d}", "mbr", "ent", None, "network", None, points, points, 0,
+                             NOW - timedelta(days=issued_days_ago), expires_at))
+
+    for _, points, expires_at, ago in first:
+        add(points, expires_at, ago)
+    order = SpendOrder(lots, len(journal.freed))
+    for step in steps:
+        if step[0] == "lot":
+            add(*step[1:])
+        if not order.refresh(journal.freed):  # what Posting does before each use
+            order = SpendOrder(lots, len(journal.freed))
+        reference = sorted((lot for lot in lots if lot.free > 0), key=consumption_key)
+        assert list(order.free_lots()) == reference
+        assert order.due(NOW) == [lot for lot in reference if lot.expires_at <= NOW]
+        kind = step[0]
+        if kind in ("spend", "hold"):
+            plan = take_in_order(order.free_lots(), step[1])
+            assert plan == take_from_lots(lots, step[1])
+            for lot, points in plan or ():
+                journal.move(entry, lot, points) if kind == "spend" else journal.reserve(lot, points)
+        elif kind == "expire":
+            for lot in order.due(NOW):
+                journal.move(entry, lot, lot.free)
+        elif lots:
+            lot = lots[step[1] % len(lots)]
+            if kind == "release" and lot.reserved:
+                journal.reserve(lot, -lot.reserved)
+            elif kind in ("return", "grace") and lot.remaining < lot.points:
+                journal.move(entry, lot, -(lot.points - lot.remaining))
+                if kind == "grace":
+                    lot.expires_at = max(lot.expires_at, NOW + timedelta(days=5))
