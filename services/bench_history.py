@@ -32,6 +32,7 @@ from shared.clock import FixedClock
 from shared.config import Settings
 from shared.db.migrate import upgrade
 from shared.ledger.events import Event
+from shared.ledger.posting import MAX_BATCH
 from shared.ledger.verify import verify
 from shared.ledger.queries import member_balance, member_lots_page, other_writers, partner_entries_page
 from shared.models import CampaignTotal, PartnerLimits
@@ -163,11 +164,40 @@ def _run(network: Network, clock: FixedClock, size: int, console: Console) -> di
     holder, holds = member(shop), max(size // 10, 10)
     network.earn(shop, holder, f"h{next(refs)}", points=holds)
     reads = _reads_and_jobs(network, clock, shop, hoarder, newcomer, (holder, holds), refs, console)
+    spends = _batch_of_spends(network, shop, hoarder, min(size // 2, MAX_BATCH), refs)
     report = network.tx(verify, readonly=True)
     if not report.ok:
         raise HistoryCheckFailed(f"verify: {report.offences[0].check}: {report.offences[0].detail}")
     return {"scenario": "history", "database": network.db.dialect, "history": size, "samples": SAMPLES,
-            **burns, **earns, **reads, "campaign_awards": total // 10}
+            **burns, **earns, **reads, **spends, "campaign_awards": total // 10}
+
+
+def _batch_of_spends(network: Network, shop: str, member_id: str, count: int, refs) -> dict:
+    """One batch of ``count`` burns of 10 points by the member with many open lots (a partner's file of
+    one account's purchases): each empties a lot or most of one. Until 2026-12-07 every spend sorted
+    and scanned all the member's lots left, so such a batch took time quadratic in its size. Fails
+    unless each burn took exactly what taking the earliest open lots in turn gives."""
+    lots = network.tx(lambda tx: member_lots_page(tx, member_id, limit=10**8)[0], readonly=True)
+    free = [[lot["lot_id"], lot["remaining"] - lot["reserved"]] for lot in lots if lot["remaining"] > lot["reserved"]]
+    expected, at = [], 0
+    for _ in range(count):
+        left, plan = 10, []
+        while left:
+            take = min(free[at][1], left)
+            plan.append((free[at][0], take))
+            free[at][1] -= take
+            left -= take
+            at += free[at][1] == 0
+        expected.append(plan)
+    events = [Event("burn", f"s{next(refs)}", member_id, points=10) for _ in range(count)]
+    started = time.perf_counter()
+    outcomes = network.post(shop, events)
+    elapsed = time.perf_counter() - started
+    taken = [[(c["lot_id"], c["points"]) for c in o["consumed"]] if isinstance(o, dict) else repr(o) for o in outcomes]
+    wrong = next((n for n, (got, want) in enumerate(zip(taken, expected)) if got != want), None)
+    if wrong is not None:
+        raise HistoryCheckFailed(f"burn {wrong} of the batch took {taken[wrong]}, not {expected[wrong]}")
+    return {"batch_spends": count, "batch_spends_open_lots_ms": round(elapsed * 1000, 1)}
 
 
 def _reads_and_jobs(network: Network, clock: FixedClock, shop: str, hoarder: str, newcomer: str,
