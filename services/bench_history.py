@@ -176,7 +176,8 @@ def _batch_of_spends(network: Network, shop: str, member_id: str, count: int, re
     """One batch of ``count`` burns of 10 points by the member with many open lots (a partner's file of
     one account's purchases): each empties a lot or most of one. Until 2026-12-07 every spend sorted
     and scanned all the member's lots left, so such a batch took time quadratic in its size. Fails
-    unless each burn took exactly what taking the earliest open lots in turn gives."""
+    unless each burn took exactly what taking the earliest open lots in turn gives; then the same file
+    reversed in one batch, which fails unless every lot has its points back."""
     lots = network.tx(lambda tx: member_lots_page(tx, member_id, limit=10**8)[0], readonly=True)
     free = [[lot["lot_id"], lot["remaining"] - lot["reserved"]] for lot in lots if lot["remaining"] > lot["reserved"]]
     expected, at = [], 0
@@ -197,7 +198,17 @@ def _batch_of_spends(network: Network, shop: str, member_id: str, count: int, re
     wrong = next((n for n, (got, want) in enumerate(zip(taken, expected)) if got != want), None)
     if wrong is not None:
         raise HistoryCheckFailed(f"burn {wrong} of the batch took {taken[wrong]}, not {expected[wrong]}")
-    return {"batch_spends": count, "batch_spends_open_lots_ms": round(elapsed * 1000, 1)}
+    # then the whole file reversed (a till's day voided): every point goes back to the lot it came from
+    reversals = [Event("reversal", f"s{next(refs)}", original_reference=event.reference) for event in events]
+    started = time.perf_counter()
+    outcomes = network.post(shop, reversals)
+    reversed_s = time.perf_counter() - started
+    refused = [o for o in outcomes if not isinstance(o, dict)]
+    after = network.tx(lambda tx: member_lots_page(tx, member_id, limit=10**8)[0], readonly=True)
+    if refused or [(lot["lot_id"], lot["remaining"]) for lot in after] != [(lot["lot_id"], lot["remaining"]) for lot in lots]:
+        raise HistoryCheckFailed(f"the batch's reversal left the member's lots other than before ({refused[:1]})")
+    return {"batch_spends": count, "batch_spends_open_lots_ms": round(elapsed * 1000, 1),
+            "batch_reversals_open_lots_ms": round(reversed_s * 1000, 1)}
 
 
 def _reads_and_jobs(network: Network, clock: FixedClock, shop: str, hoarder: str, newcomer: str,

@@ -29,7 +29,7 @@ from shared.ledger.due import load_due
 from shared.ledger.events import KINDS, MAX_POINTS, Event, differences
 from shared.lazy import lazy
 from shared.ledger.journal import Journal
-from shared.ledger.spend_order import SpendOrder
+from shared.ledger.spend_order import MemberLots, SpendOrder
 from shared.ledger.rules import (
     NETWORK, Line, LotState, Terms, consumption_key, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_in_order,
 )
@@ -131,7 +131,7 @@ class Posting:
         self.originals: dict[str, Original] = {}
         self.holds: dict[str, OpenHold] = {}
         self._released_holds: set[str] = set()  # timed-out holds a spend released in this unit
-        self.by_member: dict[str, list[LotState]] = {}
+        self.by_member: dict[str, MemberLots] = {}  # the lots of each member read or made in this unit
         self._horizons: dict[str, tuple] = {}  # members whose open lots were read only in part
         self._orders: dict[str, SpendOrder] = {}  # each spender's lots in consumption order
         self.linked: set[str] = set()
@@ -379,10 +379,13 @@ class Posting:
         lots.update((lot_id, lot) for lot_id, lot in extra.items() if lot_id not in lots)
         self.journal.lots = lots
         for lot in lots.values():
-            self.by_member.setdefault(lot.member_id, []).append(lot)
+            self._lots_of(lot.member_id).append(lot)
+        issued: dict[str, list[str]] = {}  # entry -> the lots it created, among those read
+        for lot in lots.values():
+            issued.setdefault(lot.entry_id, []).append(lot.id)
         for original in self.originals.values():
             if original.kind == "earn":
-                original.lot_ids = sorted((lot.id for lot in lots.values() if lot.entry_id == original.entry_id),
+                original.lot_ids = sorted(issued.get(original.entry_id, ()),
                                           key=lambda lot_id: (lots[lot_id].billing == "network", lot_id))
         return stored
 
@@ -536,6 +539,12 @@ class Posting:
                 raise PartnerTerminated("the partner has left the network; it cannot earn, burn or hold")
             raise PartnerSuspended("the partner is suspended; it cannot earn, burn or hold")
 
+    def _lots_of(self, member_id: str) -> MemberLots:
+        lots = self.by_member.get(member_id)
+        if lots is None:
+            lots = self.by_member[member_id] = MemberLots()
+        return lots
+
     def _spendable(self, member_id: str) -> Iterator[LotState]:
         """The member's lots a spend may take, with free points and in consumption order, after
         expiring any that are due (lazily, before a burn or hold): all of them, or, while not all were
@@ -547,17 +556,19 @@ class Posting:
 
     def _expire_due(self, member) -> SpendOrder:
         """Expire the member's lots in this unit that are due; returns its lots' order."""
-        lots = self.by_member.setdefault(member.id, [])
+        lots = self._lots_of(member.id)
         order = self._orders.get(member.id)
-        if order is None or order.source is not lots or not order.refresh(self.journal.freed):
+        if order is None:
             order = self._orders[member.id] = SpendOrder(lots, len(self.journal.freed))
+        else:
+            order.refresh(self.journal.freed)
         expiry.forfeit(self.journal, member, order.due(self.now))
         return order
 
     def _read_the_rest(self, member_id: str) -> None:
         """Read the member's other open lots (those already read keep their state in this unit)."""
         del self._horizons[member_id]
-        lots = self.by_member.setdefault(member_id, [])
+        lots = self._lots_of(member_id)
         for lot in load_lots(self.tx, member_ids=[member_id]).values():
             if lot.id not in self.journal.lots:
                 self.journal.lots[lot.id] = lot
@@ -672,7 +683,7 @@ class Posting:
         lot = LotState(new_id("lot"), member_id, entry["id"], funder, billing, contract_id, points, points, 0,
                        self.now, self.lot_expiry)
         self.journal.new_lot(lot)
-        self.by_member.setdefault(member_id, []).append(lot)
+        self._lots_of(member_id).append(lot)
         return lot
 
     def _evaluate(self, event: Event, member_id: str) -> Evaluation:
@@ -758,7 +769,7 @@ class Posting:
             self.journal, member_id, skip=lambda hold_id: hold_id in self._released_holds
             or (hold_id in self.holds and self.holds[hold_id].status != "open"))
         if loaded:  # reserved lots beyond what this unit read of the member's
-            self.by_member.setdefault(member_id, []).extend(loaded)
+            self._lots_of(member_id).extend(loaded)
         for hold_id in released:
             self._released_holds.add(hold_id)
             if hold_id in self.holds:
@@ -964,9 +975,8 @@ class Posting:
             if lot.expires_at <= self.now:
                 lot.expires_at = max(lot.expires_at, self.now + grace)
             original.returnable[lot_id] -= give
-            self.by_member.setdefault(member.id, [])
-            if lot not in self.by_member[member.id]:
-                self.by_member[member.id].append(lot)
+            if lot not in self._lots_of(member.id):
+                self._lots_of(member.id).append(lot)
             self._reverse_lines(entry, original, lot_id, give)
             if self._not_bought_out_with(original, lot):
                 self._fund_bought_out(entry, lot, give)

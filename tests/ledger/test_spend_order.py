@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from shared.ledger import expiry, posting
 from shared.ledger.journal import Journal
 from shared.ledger.rules import LotState, consumption_key, take_from_lots, take_in_order
-from shared.ledger.spend_order import SpendOrder
+from shared.ledger.spend_order import MemberLots, SpendOrder
 from tests.conftest import PG_URL
 from tests.ledger.test_spendable_differential import run_history
 
@@ -105,7 +105,7 @@ steps = st.lists(st.one_of(
 def test_the_order_takes_what_sorting_every_lot_takes(first, steps):
     journal = Journal(tx=None, cycle_date=date(2026, 6, 1))
     entry = {"id": "ent1"}  # the consumptions' entry (only its id is read)
-    lots: list[LotState] = []
+    lots = MemberLots()
     serial = iter(range(10**6))
 
     def add(points, expires_at, issued_days_ago):
@@ -118,8 +118,7 @@ def test_the_order_takes_what_sorting_every_lot_takes(first, steps):
     for step in steps:
         if step[0] == "lot":
             add(*step[1:])
-        if not order.refresh(journal.freed):  # what Posting does before each use
-            order = SpendOrder(lots, len(journal.freed))
+        order.refresh(journal.freed)  # what Posting does before each use
         reference = sorted((lot for lot in lots if lot.free > 0), key=consumption_key)
         assert list(order.free_lots()) == reference
         assert order.due(NOW) == [lot for lot in reference if lot.expires_at <= NOW]
@@ -140,3 +139,21 @@ def test_the_order_takes_what_sorting_every_lot_takes(first, steps):
                 journal.move(entry, lot, -(lot.points - lot.remaining))
                 if kind == "grace":
                     lot.expires_at = max(lot.expires_at, NOW + timedelta(days=5))
+
+
+def test_a_lot_given_a_reversals_grace_moves_to_where_its_new_expiry_sorts():
+    journal = Journal(tx=None, cycle_date=date(2026, 6, 1))
+    lots = MemberLots()
+    lots.extend([LotState("lotA", "mbr", "ent", None, "network", None, 5, 5, 0, NOW - timedelta(days=400),
+                          NOW - timedelta(days=1)),  # past its expiry
+                 LotState("lotB", "mbr", "ent", None, "network", None, 5, 5, 0, NOW - timedelta(days=9),
+                          NOW + timedelta(days=3))])
+    order = SpendOrder(lots, 0)
+    plan = take_in_order(order.free_lots(), 2)
+    assert [(lot.id, points) for lot, points in plan] == [("lotA", 2)]
+    journal.move({"id": "ent1"}, lots[0], 2)
+    journal.move({"id": "ent2"}, lots[0], -2)  # returned by a reversal, which gives the lot its grace
+    lots[0].expires_at = NOW + timedelta(days=30)
+    order.refresh(journal.freed)
+    assert [lot.id for lot in order.free_lots()] == ["lotB", "lotA"]
+    assert order.due(NOW) == []
