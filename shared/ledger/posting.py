@@ -378,10 +378,9 @@ class Posting:
                           entry_ids={o.entry_id for o in self.originals.values() if o.kind == "earn"})
         lots.update((lot_id, lot) for lot_id, lot in extra.items() if lot_id not in lots)
         self.journal.lots = lots
-        for lot in lots.values():
-            self._lots_of(lot.member_id).append(lot)
         issued: dict[str, list[str]] = {}  # entry -> the lots it created, among those read
         for lot in lots.values():
+            self._lots_of(lot.member_id).append(lot)
             issued.setdefault(lot.entry_id, []).append(lot.id)
         for original in self.originals.values():
             if original.kind == "earn":
