@@ -98,7 +98,7 @@ class Journal:
     campaign_awards: list[dict] = field(default_factory=list)
     lots: dict[str, LotState] = field(default_factory=dict)
     members: dict[str, MemberState] = field(default_factory=dict)
-    freed: list[LotState] = field(default_factory=list)  # lots given free points back, once per time (spend_order.py)
+    freed: list[LotState] = field(default_factory=list)  # lots given free points back, each time (spend_order.py)
     _seq: dict[str, int] = field(default_factory=dict)
 
     def entry(self, kind: str, points: int, *, partner_id: str | None = None, member_id: str | None = None,

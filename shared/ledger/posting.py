@@ -29,7 +29,7 @@ from shared.ledger.due import load_due
 from shared.ledger.events import KINDS, MAX_POINTS, Event, differences
 from shared.lazy import lazy
 from shared.ledger.journal import Journal
-from shared.ledger.spend_order import MemberLots, SpendOrder
+from shared.ledger.spend_order import MemberLots, SpendOrder, UnitLots
 from shared.ledger.rules import (
     NETWORK, Line, LotState, Terms, consumption_key, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_in_order,
 )
@@ -131,9 +131,8 @@ class Posting:
         self.originals: dict[str, Original] = {}
         self.holds: dict[str, OpenHold] = {}
         self._released_holds: set[str] = set()  # timed-out holds a spend released in this unit
-        self.by_member: dict[str, MemberLots] = {}  # the lots of each member read or made in this unit
+        self.unit_lots = UnitLots(self.journal)  # the lots of each member read or made, each spender's order
         self._horizons: dict[str, tuple] = {}  # members whose open lots were read only in part
-        self._orders: dict[str, SpendOrder] = {}  # each spender's lots in consumption order
         self.linked: set[str] = set()
         self._terms: Terms | None = None
         self._rules: tuple | None = None
@@ -539,10 +538,7 @@ class Posting:
             raise PartnerSuspended("the partner is suspended; it cannot earn, burn or hold")
 
     def _lots_of(self, member_id: str) -> MemberLots:
-        lots = self.by_member.get(member_id)
-        if lots is None:
-            lots = self.by_member[member_id] = MemberLots()
-        return lots
+        return self.unit_lots.of(member_id)
 
     def _spendable(self, member_id: str) -> Iterator[LotState]:
         """The member's lots a spend may take, with free points and in consumption order, after
@@ -555,12 +551,7 @@ class Posting:
 
     def _expire_due(self, member) -> SpendOrder:
         """Expire the member's lots in this unit that are due; returns its lots' order."""
-        lots = self._lots_of(member.id)
-        order = self._orders.get(member.id)
-        if order is None:
-            order = self._orders[member.id] = SpendOrder(lots, len(self.journal.freed))
-        else:
-            order.refresh(self.journal.freed)
+        order = self.unit_lots.order(member.id)
         expiry.forfeit(self.journal, member, order.due(self.now))
         return order
 

@@ -8,8 +8,8 @@ unit (docs/benchmarks.md, "2026-12-07 (later)"). ``SpendOrder`` keeps the lots s
 the lots it takes.
 
 What may change the order is known: the journal lists every lot given free points back (``Journal.freed``:
-a returned or released point, in ``move`` and ``reserve``), and only a reversal's grace moves a lot's
-expiry (after giving it points back). The order lists only lots that may have free points: a lot found
+a returned or released point, in ``move`` and ``reserve``), ``UnitLots`` hands each to the orders of
+the members holding it, and only a reversal's grace moves a lot's expiry (after giving it points back). The order lists only lots that may have free points: a lot found
 without any (spent, or reserved by a hold) is dropped as the order is walked, and a lot given points
 back is listed again where its key sorts now (a reversal's grace moves it). Lots added to the
 member's list (an earn's new lot, the rest of its lots read, a timed-out hold's lots) are listed in
@@ -27,14 +27,17 @@ from shared.ledger.rules import LotState, consumption_key
 
 class MemberLots(list):
     """A member's lots in a unit: a list that knows its lots by id, so that ``lot in lots`` looks the id
-    up instead of comparing the lot with every one before it field by field."""
+    up instead of comparing the lot with every one before it field by field. Only ``append`` and
+    ``extend`` add lots; each is noted in ``holders`` (the unit's: lot id -> the members holding it)."""
 
-    def __init__(self):
+    def __init__(self, member_id: str, holders: dict[str, list[str]]):
         super().__init__()
         self.ids: set[str] = set()
+        self.member_id, self.holders = member_id, holders
 
     def append(self, lot: LotState) -> None:
         self.ids.add(lot.id)
+        self.holders.setdefault(lot.id, []).append(self.member_id)
         super().append(lot)
 
     def extend(self, lots) -> None:
@@ -45,28 +48,59 @@ class MemberLots(list):
         return lot.id in self.ids
 
 
+class UnitLots:
+    """The lots of each member read or made in one unit of work (``of``), and the order of each
+    spender's (``order``). ``journal`` lists the lots given free points back (``Journal.freed``): each
+    is handed once to the orders of the members whose lists hold it."""
+
+    def __init__(self, journal):
+        self.journal = journal
+        self.members: dict[str, MemberLots] = {}
+        self.holders: dict[str, list[str]] = {}
+        self.orders: dict[str, SpendOrder] = {}
+        self.handed = 0  # how many of the journal's freed lots were handed out
+
+    def of(self, member_id: str) -> MemberLots:
+        lots = self.members.get(member_id)
+        if lots is None:
+            lots = self.members[member_id] = MemberLots(member_id, self.holders)
+        return lots
+
+    def order(self, member_id: str) -> SpendOrder:
+        """The member's lots with free points in consumption order, as they are now."""
+        freed = self.journal.freed
+        for lot in freed[self.handed:]:
+            for holder in self.holders.get(lot.id, ()):
+                if holder in self.orders:
+                    self.orders[holder].freed.append(lot)
+        self.handed = len(freed)
+        order = self.orders.get(member_id)
+        if order is None:
+            order = self.orders[member_id] = SpendOrder(self.of(member_id))
+        else:
+            order.refresh()
+        return order
+
+
 class SpendOrder:
     """The lots of a member's list (``source``, which the unit only appends to) that may have free
     points, in consumption order."""
 
-    def __init__(self, source: MemberLots, freed: int):
+    def __init__(self, source: MemberLots):
         self.source = source
         self.seen = len(source)
         self.lots = sorted((lot for lot in source if lot.free > 0), key=consumption_key)
         self.keys = {lot.id: consumption_key(lot) for lot in self.lots}  # each listed lot's key as sorted
-        self.freed = freed  # how many of the journal's freed lots this order has taken in
+        self.freed: list[LotState] = []  # its lots given free points back since the last refresh
 
-    def refresh(self, freed: list[LotState]) -> None:
-        """Take in what changed since: lots given free points back (``freed``, the journal's list for
-        the whole unit) and lots appended to ``source``."""
-        for lot in freed[self.freed:]:
-            if lot in self.source:  # not another member's
-                self._place(lot)
-        self.freed = len(freed)
+    def refresh(self) -> None:
+        """Take in what changed since: its lots given free points back and lots appended to ``source``."""
+        for lot in self.freed:
+            self._place(lot)
+        self.freed.clear()
         for lot in self.source[self.seen:]:
             self._place(lot)
         self.seen = len(self.source)
-
     def free_lots(self) -> Iterator[LotState]:
         """The lots with free points, in consumption order (those found without are dropped: a lot
         only has free points again through ``refresh``)."""
