@@ -99,6 +99,7 @@ class Journal:
     lots: dict[str, LotState] = field(default_factory=dict)
     members: dict[str, MemberState] = field(default_factory=dict)
     freed: list[LotState] = field(default_factory=list)  # lots given free points back, each time (spend_order.py)
+    touched: list[LotState] = field(default_factory=list)  # lots changed in any way, each time (due.py)
     _seq: dict[str, int] = field(default_factory=dict)
 
     def entry(self, kind: str, points: int, *, partner_id: str | None = None, member_id: str | None = None,
@@ -129,6 +130,7 @@ class Journal:
         if not 0 <= lot.reserved <= lot.remaining <= lot.points:
             raise AssertionError(f"lot {lot.id} would leave its bounds")
         lot.dirty = True
+        self.touched.append(lot)
         if points < 0:
             self.freed.append(lot)
         seq = self._seq.get(entry["id"], 0) + 1
@@ -141,8 +143,16 @@ class Journal:
         if not 0 <= lot.reserved <= lot.remaining:
             raise AssertionError(f"lot {lot.id} reservation out of bounds")
         lot.dirty = True
+        self.touched.append(lot)
         if points < 0:
             self.freed.append(lot)
+
+    def set_expiry(self, lot: LotState, expires_at: datetime) -> None:
+        """Give a lot a new expiry (a reversal's grace): the only change of a lot's expiry in a unit."""
+        lot.expires_at = expires_at
+        lot.dirty = True
+        self.touched.append(lot)
+        self.freed.append(lot)  # its place in the order of spends moves
 
     def line(self, entry: dict, line: Line) -> str:
         line_id = new_id("obl")

@@ -963,7 +963,7 @@ class Posting:
             lot = self.journal.lots[lot_id]
             self.journal.move(entry, lot, -give)
             if lot.expires_at <= self.now:
-                lot.expires_at = max(lot.expires_at, self.now + grace)
+                self.journal.set_expiry(lot, max(lot.expires_at, self.now + grace))
             original.returnable[lot_id] -= give
             if lot not in self._lots_of(member.id):
                 self._lots_of(member.id).append(lot)

@@ -7,9 +7,10 @@ unit (docs/benchmarks.md, "2026-12-07 (later)"). ``SpendOrder`` keeps the lots s
 ``consumption_key`` once, without the lots that have no free points, so each spend looks only at
 the lots it takes.
 
-What may change the order is known: the journal lists every lot given free points back (``Journal.freed``:
-a returned or released point, in ``move`` and ``reserve``), ``UnitLots`` hands each to the orders of
-the members holding it, and only a reversal's grace moves a lot's expiry (after giving it points back). The order lists only lots that may have free points: a lot found
+What may change the order is known: the journal lists every lot given free points back or a new
+expiry (``Journal.freed``: a returned or released point, in ``move`` and ``reserve``; a reversal's
+grace, the only change of an expiry in a unit, in ``set_expiry``), and ``UnitLots`` hands each to the
+orders of the members holding it. The order lists only lots that may have free points: a lot found
 without any (spent, or reserved by a hold) is dropped as the order is walked, and a lot given points
 back is listed again where its key sorts now (a reversal's grace moves it). Lots added to the
 member's list (an earn's new lot, the rest of its lots read, a timed-out hold's lots) are listed in

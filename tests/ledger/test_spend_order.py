@@ -197,7 +197,7 @@ def test_the_order_takes_what_sorting_every_lot_takes(first, steps):
             elif kind in ("return", "grace") and lot.remaining < lot.points:
                 journal.move(entry, lot, -(lot.points - lot.remaining))
                 if kind == "grace":
-                    lot.expires_at = max(lot.expires_at, NOW + timedelta(days=5))
+                    journal.set_expiry(lot, max(lot.expires_at, NOW + timedelta(days=5)))
 
 
 def test_a_lot_given_a_reversals_grace_moves_to_where_its_new_expiry_sorts():
@@ -212,7 +212,7 @@ def test_a_lot_given_a_reversals_grace_moves_to_where_its_new_expiry_sorts():
     assert [(lot.id, points) for lot, points in plan] == [("lotA", 2)]
     journal.move({"id": "ent1"}, lots[0], 2)
     journal.move({"id": "ent2"}, lots[0], -2)  # returned by a reversal, which gives the lot its grace
-    lots[0].expires_at = NOW + timedelta(days=30)
+    journal.set_expiry(lots[0], NOW + timedelta(days=30))
     order = unit.order("mbr")
     assert [lot.id for lot in order.free_lots()] == ["lotB", "lotA"]
     assert order.due(NOW) == []
