@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any, Callable
 
 import orjson
-from sqlalchemy import text, update
+from sqlalchemy import text
 
 from shared.db.database import Tx
 from shared.db.lists import pg_array
@@ -202,15 +202,8 @@ class Journal:
             if moved:
                 self._update_members(moved)
             self._add_to_kept_totals()
-        for resolution in self.hold_resolutions:
-            table = Hold.__table__
-            done = session.execute(
-                update(table).where(table.c.id == resolution["id"], table.c.status == "open")
-                .values(status=resolution["status"], captured_points=resolution["captured_points"],
-                        resolved_entry_id=resolution["resolved_entry_id"], resolved_at=self.tx.now)
-            )
-            if done.rowcount != 1:
-                raise AssertionError(f"hold {resolution['id']} resolved twice")
+        for start in range(0, len(self.hold_resolutions), CHUNK):
+            self._resolve_holds(self.hold_resolutions[start:start + CHUNK])
         # Webhook events (points.earned, .redeemed, .reversed, .expired) commit with the entries or not at all.
         record_ledger_entries(self.tx, self.entries, endpoints)
 
@@ -282,6 +275,32 @@ class Journal:
         """SQLite: as the lots' updates (the columns are integers and the id text: nothing to process)."""
         self._executemany("UPDATE members SET available = available + ?, held = held + ? WHERE id = ?",
                           [(m.delta_available, m.delta_held, m.id) for m in moved])
+
+    def _resolve_holds(self, part: list[dict]) -> None:
+        """Mark the unit's resolved holds, each only if still open (one statement per chunk on PostgreSQL,
+        the driver's prepared statement per hold on SQLite, without SQLAlchemy building one per hold): a
+        hold resolved by another unit meanwhile is a bug (holds resolve under their member's lock)."""
+        rows = [(r["status"], r["captured_points"], r["resolved_entry_id"], r["id"]) for r in part]
+        if self.tx.is_postgres:
+            sql, params = _hold_update(rows, self.tx.now)
+            done = {row[0] for row in self.tx.session.connection().exec_driver_sql(sql, params)}
+        else:
+            dialect = self.tx.session.get_bind().dialect
+            resolved_at = _bind_processor(Hold.__table__.c.resolved_at, dialect) or (lambda v: v)
+            cursor, done = self.tx.session.connection().connection.driver_connection.cursor(), set()
+            try:
+                for row in rows:  # the driver's own statement per hold: its row count names a hold not open
+                    cursor.execute("UPDATE holds SET status = ?, captured_points = ?, resolved_entry_id = ?, "
+                                   "resolved_at = ? WHERE id = ? AND status = 'open'",
+                                   (*row[:3], resolved_at(self.tx.now), row[3]))
+                    if cursor.rowcount == 1:
+                        done.add(row[3])
+            finally:
+                cursor.close()
+        missed = [row[3] for row in rows if row[3] not in done]
+        if missed:
+            raise AssertionError(f"hold {missed[0]} resolved twice" + (f" (and {len(missed) - 1} more)"
+                                                                       if len(missed) > 1 else ""))
 
     def _executemany(self, sql: str, rows: list[tuple]) -> None:
         cursor = self.tx.session.connection().connection.driver_connection.cursor()
@@ -396,6 +415,17 @@ def _lot_update(part: list[LotState]) -> tuple[str, dict]:
             {"ids": ids, "remaining": pg_array(lot.remaining for lot in part),
              "reserved": pg_array(lot.reserved for lot in part),
              "expires": pg_array(lot.expires_at.astimezone(timezone.utc).replace(tzinfo=None) for lot in part)})
+
+
+def _hold_update(rows: list[tuple], now: datetime) -> tuple[str, dict]:
+    """Resolve holds still open, set-based; returns the ids it resolved (``RETURNING``)."""
+    return ("UPDATE holds SET status = u.status, captured_points = u.captured, resolved_entry_id = u.entry, "
+            "resolved_at = %(now)s FROM unnest(%(ids)s::text[], %(status)s::text[], %(captured)s::bigint[], "
+            "%(entries)s::text[]) AS u(id, status, captured, entry) WHERE holds.id = u.id "
+            "AND holds.id = ANY(%(ids)s::varchar[]) AND holds.status = 'open' RETURNING holds.id",
+            {"ids": pg_array(row[3] for row in rows), "status": pg_array(row[0] for row in rows),
+             "captured": pg_array(row[1] for row in rows), "entries": pg_array(row[2] for row in rows),
+             "now": _plain(now)})
 
 
 def _member_update(part: list[MemberState]) -> tuple[str, dict]:
