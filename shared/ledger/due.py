@@ -31,12 +31,13 @@ lots_t, holds_t, hold_lots_t = Lot.__table__, Hold.__table__, HoldLot.__table__
 class Due:
     """One member's lots past expiry and holds past timeout, as read under its lock, and what they take
     from its balance as the unit has left them: ``apply_due`` over them, kept up to date from what the
-    unit changes (the journal's ``touched`` lots and ``hold_resolutions``), so that each balance a batch
-    answers costs what changed since the one before, not every due lot and hold again (a batch of n
-    results for a member with n due lots or holds was quadratic)."""
+    unit changes (the journal tells it of each change to one of its lots and each resolution of one of
+    its holds), so that each balance a batch answers costs what changed for this member since the one
+    before, not every due lot and hold again (a batch of n results for a member with n due lots or holds
+    was quadratic)."""
 
-    __slots__ = ("journal", "lots", "holds", "_lot_parts", "_hold_parts", "_holds_of_lot", "_touched",
-                 "_resolutions", "_available", "_held")
+    __slots__ = ("journal", "lots", "holds", "_lot_parts", "_hold_parts", "_holds_of_lot", "_available",
+                 "_held", "pending_lots", "pending_resolutions")
 
     def __init__(self, journal: Journal, lots: list[LotState], holds: list[tuple]):
         self.journal = journal
@@ -46,34 +47,36 @@ class Due:
         self._hold_parts: dict[str, tuple[int, int]] = {}  # unresolved due hold -> what it gives (available, held)
         self._holds_of_lot: dict[str, list[str]] = {}
         self._available = self._held = 0
-        self._touched = len(journal.touched)
-        self._resolutions = len(journal.hold_resolutions)
+        self.pending_lots: list[LotState] = []  # its lots changed since the last balance (Journal._touch)
+        self.pending_resolutions: list[dict] = []  # its holds resolved since (Journal.resolve_hold)
         resolved = {row["id"] for row in journal.hold_resolutions} if holds else set()
         for lot in lots:
             self._part_of_lot(journal.lots.get(lot.id, lot))
         for hold_id, _, reserved in holds:
+            journal.hold_watchers.setdefault(hold_id, []).append(self)
             for lot_id, *_ in reserved:
                 self._holds_of_lot.setdefault(lot_id, []).append(hold_id)
             if hold_id not in resolved:
                 self._part_of_hold(hold_id)
+        for lot_id in self._lot_parts.keys() | self._holds_of_lot.keys():
+            journal.lot_watchers.setdefault(lot_id, []).append(self)
 
     def applied(self, available: int, held: int) -> tuple[int, int]:
         """(available, held) of the member's balance now stored in the journal, once what is due is applied."""
-        journal = self.journal
-        if len(journal.hold_resolutions) > self._resolutions:
-            for row in journal.hold_resolutions[self._resolutions:]:
+        if self.pending_resolutions:
+            for row in self.pending_resolutions:
                 if row["id"] in self._hold_parts:  # resolved by the unit: in the balance already
                     got_available, got_held = self._hold_parts.pop(row["id"])
                     self._available, self._held = self._available - got_available, self._held - got_held
-            self._resolutions = len(journal.hold_resolutions)
-        if len(journal.touched) > self._touched:
-            for lot in journal.touched[self._touched:]:
+            self.pending_resolutions.clear()
+        if self.pending_lots:
+            for lot in self.pending_lots:
                 if lot.id in self._lot_parts:
                     self._part_of_lot(lot)
                 for hold_id in self._holds_of_lot.get(lot.id, ()):
                     if hold_id in self._hold_parts:
                         self._part_of_hold(hold_id)
-            self._touched = len(journal.touched)
+            self.pending_lots.clear()
         return available + self._available, held + self._held
 
     def _part_of_lot(self, lot) -> None:

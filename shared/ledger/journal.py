@@ -99,7 +99,9 @@ class Journal:
     lots: dict[str, LotState] = field(default_factory=dict)
     members: dict[str, MemberState] = field(default_factory=dict)
     freed: list[LotState] = field(default_factory=list)  # lots given free points back, each time (spend_order.py)
-    touched: list[LotState] = field(default_factory=list)  # lots changed in any way, each time (due.py)
+    # what is due on a member (due.py ``Due``) is told of changes to its lots and holds
+    lot_watchers: dict[str, list] = field(default_factory=dict)  # lot id -> the Dues to tell of a change
+    hold_watchers: dict[str, list] = field(default_factory=dict)  # hold id -> the Dues to tell of its resolution
     _seq: dict[str, int] = field(default_factory=dict)
 
     def entry(self, kind: str, points: int, *, partner_id: str | None = None, member_id: str | None = None,
@@ -130,7 +132,7 @@ class Journal:
         if not 0 <= lot.reserved <= lot.remaining <= lot.points:
             raise AssertionError(f"lot {lot.id} would leave its bounds")
         lot.dirty = True
-        self.touched.append(lot)
+        self._touch(lot)
         if points < 0:
             self.freed.append(lot)
         seq = self._seq.get(entry["id"], 0) + 1
@@ -143,15 +145,25 @@ class Journal:
         if not 0 <= lot.reserved <= lot.remaining:
             raise AssertionError(f"lot {lot.id} reservation out of bounds")
         lot.dirty = True
-        self.touched.append(lot)
+        self._touch(lot)
         if points < 0:
             self.freed.append(lot)
+
+    def _touch(self, lot: LotState) -> None:
+        for due in self.lot_watchers.get(lot.id, ()):
+            due.pending_lots.append(lot)
+
+    def resolve_hold(self, resolution: dict) -> None:
+        """Record a hold's resolution (written by ``flush``): {id, status, captured_points, resolved_entry_id}."""
+        self.hold_resolutions.append(resolution)
+        for due in self.hold_watchers.get(resolution["id"], ()):
+            due.pending_resolutions.append(resolution)
 
     def set_expiry(self, lot: LotState, expires_at: datetime) -> None:
         """Give a lot a new expiry (a reversal's grace): the only change of a lot's expiry in a unit."""
         lot.expires_at = expires_at
         lot.dirty = True
-        self.touched.append(lot)
+        self._touch(lot)
         self.freed.append(lot)  # its place in the order of spends moves
 
     def line(self, entry: dict, line: Line) -> str:
@@ -281,6 +293,9 @@ class Journal:
         the driver's prepared statement per hold on SQLite, without SQLAlchemy building one per hold): a
         hold resolved by another unit meanwhile is a bug (holds resolve under their member's lock)."""
         rows = [(r["status"], r["captured_points"], r["resolved_entry_id"], r["id"]) for r in part]
+        if len({row[3] for row in rows}) < len(rows):  # one statement would resolve it once, silently
+            twice = next(row[3] for n, row in enumerate(rows) if row[3] in {r[3] for r in rows[:n]})
+            raise AssertionError(f"hold {twice} resolved twice")
         if self.tx.is_postgres:
             sql, params = _hold_update(rows, self.tx.now)
             done = {row[0] for row in self.tx.session.connection().exec_driver_sql(sql, params)}

@@ -843,8 +843,8 @@ class Posting:
                                    hold_id=hold.id, request=self._request(event))
         release_hold(self.journal, hold, entry, captured, redeem=self._capture_lot_lines if captured else None)
         status = "captured" if kind == "capture" else "voided"
-        self.journal.hold_resolutions.append({"id": hold.id, "status": status, "captured_points": captured,
-                                              "resolved_entry_id": entry["id"]})
+        self.journal.resolve_hold({"id": hold.id, "status": status, "captured_points": captured,
+                                   "resolved_entry_id": entry["id"]})
         hold.status = status
         if captured:
             self.journal.transfer(entry, f"member:{member.id}:held", f"partner:{self.partner_id}:redeemed", captured)
@@ -1035,8 +1035,8 @@ def expire_hold(journal: Journal, row, reserved: list) -> dict:
     entry = journal.entry("hold_expiry", row.points, partner_id=row.partner_id, member_id=row.member_id,
                           hold_id=row.id)
     release_hold(journal, hold, entry, 0)
-    journal.hold_resolutions.append({"id": row.id, "status": "expired", "captured_points": 0,
-                                     "resolved_entry_id": entry["id"]})
+    journal.resolve_hold({"id": row.id, "status": "expired", "captured_points": 0,
+                          "resolved_entry_id": entry["id"]})
     entry["result"] = {"entry_id": entry["id"], "kind": "hold_expiry", "hold_id": row.id,
                        "member_id": row.member_id, "points": row.points,
                        "balance": journal.members[row.member_id].balance()}

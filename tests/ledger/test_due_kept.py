@@ -63,7 +63,7 @@ def test_the_kept_parts_give_what_applying_everything_again_gives(states, held, 
         if kind == "load" and lot is None:
             journal.lots[read[n].id] = copy(read[n])
         elif kind == "resolve" and n < len(due_holds):
-            journal.hold_resolutions.append({"id": due_holds[n][0], "status": "voided"})
+            journal.resolve_hold({"id": due_holds[n][0], "status": "voided"})
         elif lot is not None and kind == "move" and 0 <= lot.reserved <= lot.remaining - amount <= lot.points:
             journal.move({"id": "ent1"}, lot, amount)
         elif lot is not None and kind == "reserve" and 0 <= lot.reserved + amount <= lot.remaining:

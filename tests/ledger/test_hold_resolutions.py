@@ -61,3 +61,25 @@ def test_a_hold_no_longer_open_is_never_resolved_again(network, clock):
     with pytest.raises(AssertionError, match=f"hold {hold['hold_id']} resolved twice"):
         network.tx(resolve_both_again)
     assert _holds(network) == before  # the open one was not resolved either: the unit wrote nothing
+
+
+def test_a_hold_resolved_twice_in_one_unit_fails_it(network, clock):
+    """One statement per chunk would write the hold once and say nothing: the unit fails instead."""
+    partner = make_partner(network, "Shop")
+    member = make_member(network, partner)
+    network.earn(partner, member, "e", points=100)
+    hold = network.hold(partner, member, "h", 10)
+    before = _holds(network)
+
+    def resolve_twice(tx):
+        journal = Journal(tx, clock.now().date())
+        entry = before[hold["hold_id"]].entry_id
+        journal.resolve_hold({"id": hold["hold_id"], "status": "voided", "captured_points": 0,
+                              "resolved_entry_id": entry})
+        journal.resolve_hold({"id": hold["hold_id"], "status": "captured", "captured_points": 10,
+                              "resolved_entry_id": entry})
+        journal.flush()
+
+    with pytest.raises(AssertionError, match=f"hold {hold['hold_id']} resolved twice"):
+        network.tx(resolve_twice)
+    assert _holds(network) == before
