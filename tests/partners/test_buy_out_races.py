@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from shared.ledger import posting as posting_module
-from shared.ledger.rules import take_from_lots
+from shared.ledger.rules import take_in_order
 from shared.models import Lot, ObligationLine
 from shared.partners import lifecycle
 from shared.partners.lifecycle import terminate
@@ -126,14 +126,14 @@ def test_a_buy_out_racing_a_merge_and_a_burn_has_the_issuer_pay_once(network, cl
         return result
 
     def take_then_wait(lots, points):  # the burn has read the survivor's lots under its lock
-        plan = take_from_lots(lots, points)
+        plan = take_in_order(lots, points)
         if threading.current_thread().name == "burn":
             burn_paused.set()
             burn_go.wait(10)
         return plan
 
     monkeypatch.setattr(lifecycle, "_holders", holders_then_wait)
-    monkeypatch.setattr(posting_module, "take_from_lots", take_then_wait)
+    monkeypatch.setattr(posting_module, "take_in_order", take_then_wait)
     outcomes = {}
 
     def start(name, unit):
