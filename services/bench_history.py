@@ -205,7 +205,10 @@ def _batch_of_spends(network: Network, shop: str, member_id: str, count: int, re
     reversed_s = time.perf_counter() - started
     refused = [o for o in outcomes if not isinstance(o, dict)]
     after = network.tx(lambda tx: member_lots_page(tx, member_id, limit=10**8)[0], readonly=True)
-    if refused or [(lot["lot_id"], lot["remaining"]) for lot in after] != [(lot["lot_id"], lot["remaining"]) for lot in lots]:
+    def remaining(listed: list[dict]) -> list[tuple]:
+        return [(lot["lot_id"], lot["remaining"]) for lot in listed]
+
+    if refused or remaining(after) != remaining(lots):
         raise HistoryCheckFailed(f"the batch's reversal left the member's lots other than before ({refused[:1]})")
     return {"batch_spends": count, "batch_spends_open_lots_ms": round(elapsed * 1000, 1),
             "batch_reversals_open_lots_ms": round(reversed_s * 1000, 1)}

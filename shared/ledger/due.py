@@ -42,7 +42,8 @@ class Due:
     def __init__(self, journal: Journal, lots: list[LotState], holds: list[tuple]):
         self.journal = journal
         self.lots = lots  # open lots past their expiry (free points or not)
-        self.holds = {hold[0]: hold for hold in holds}  # id -> (hold id, points, [(lot id, reserved, lot's expiry when reserved, lot's expiry)])
+        # hold id -> (hold id, points, [(lot id, reserved, lot's expiry when reserved, lot's expiry)])
+        self.holds = {hold[0]: hold for hold in holds}
         self._lot_parts: dict[str, int] = {}  # due lot -> the free points it takes from available
         self._hold_parts: dict[str, tuple[int, int]] = {}  # unresolved due hold -> what it gives (available, held)
         self._holds_of_lot: dict[str, list[str]] = {}
@@ -72,7 +73,7 @@ class Due:
         if self.pending_lots:
             for lot in self.pending_lots:
                 if lot.id in self._lot_parts:
-                    self._part_of_lot(lot)
+                    self._part_of_lot(self.journal.lots.get(lot.id, lot))  # as the unit left it
                 for hold_id in self._holds_of_lot.get(lot.id, ()):
                     if hold_id in self._hold_parts:
                         self._part_of_hold(hold_id)

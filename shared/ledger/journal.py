@@ -292,10 +292,12 @@ class Journal:
         """Mark the unit's resolved holds, each only if still open (one statement per chunk on PostgreSQL,
         the driver's prepared statement per hold on SQLite, without SQLAlchemy building one per hold): a
         hold resolved by another unit meanwhile is a bug (holds resolve under their member's lock)."""
-        rows = [(r["status"], r["captured_points"], r["resolved_entry_id"], r["id"]) for r in part]
-        if len({row[3] for row in rows}) < len(rows):  # one statement would resolve it once, silently
-            twice = next(row[3] for n, row in enumerate(rows) if row[3] in {r[3] for r in rows[:n]})
-            raise AssertionError(f"hold {twice} resolved twice")
+        rows, listed = [], set()
+        for r in part:
+            if r["id"] in listed:  # one statement would resolve it once, silently
+                raise AssertionError(f"hold {r['id']} resolved twice")
+            listed.add(r["id"])
+            rows.append((r["status"], r["captured_points"], r["resolved_entry_id"], r["id"]))
         if self.tx.is_postgres:
             sql, params = _hold_update(rows, self.tx.now)
             done = {row[0] for row in self.tx.session.connection().exec_driver_sql(sql, params)}

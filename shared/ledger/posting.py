@@ -31,7 +31,8 @@ from shared.lazy import lazy
 from shared.ledger.journal import Journal
 from shared.ledger.spend_order import MemberLots, SpendOrder, UnitLots
 from shared.ledger.rules import (
-    NETWORK, Line, LotState, Terms, consumption_key, issuance_lines, party, redemption_lines, return_to_lots, reversal_line, take_in_order,
+    NETWORK, Line, LotState, Terms, consumption_key, issuance_lines, party, redemption_lines, return_to_lots,
+    reversal_line, take_in_order,
 )
 from shared.ledger.state import (
     among_rows, chunks, load_lots, load_spendable, lock_members_following_merges, survivors,
