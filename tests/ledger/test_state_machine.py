@@ -183,6 +183,7 @@ class LedgerMachine(RuleBasedStateMachine):
                         for _ in range(N_MEMBERS)]
         self.lots: dict[str, MLot] = {}
         self.earns: list[MEarn] = []
+        self.lapse_entries = 0  # expiry entries of released held points this step (``release``)
         self.spends: list[MSpend] = []
         self.holds: list[MHold] = []
         self.redeemed: dict[tuple[str, str], int] = {}  # (lot, redeemer) -> net points, where redeemer != funder
@@ -249,12 +250,14 @@ class LedgerMachine(RuleBasedStateMachine):
         in the model."""
         saved = [(lot, lot.remaining, lot.expired, lot.reserved) for lot in lots]
         statuses = [(hold, hold.status) for hold in self.holds]
+        lapse_entries = self.lapse_entries
 
         def restore():
             for lot, remaining, expired, reserved in saved:
                 lot.remaining, lot.expired, lot.reserved = remaining, expired, reserved
             for hold, status in statuses:
                 hold.status = status
+            self.lapse_entries = lapse_entries
         return restore
 
     def release_lapsed(self, member: str, expiring: list[MLot] | None = None) -> tuple[int, bool]:
@@ -305,7 +308,9 @@ class LedgerMachine(RuleBasedStateMachine):
                                readonly=True)
 
     def expect_entries(self, written: int) -> None:
-        """Exactly ``written`` new entries since the last step."""
+        """Exactly ``written`` new entries since the last step, and the ``expiry`` entries of held points
+        released past the expiry they were reserved under (``release``)."""
+        written, self.lapse_entries = written + self.lapse_entries, 0
         now = self.count_entries()
         assert now - self.entry_count == written, f"expected {written} new entries, found {now - self.entry_count}"
         self.entry_count = now
@@ -412,8 +417,12 @@ class LedgerMachine(RuleBasedStateMachine):
         return None
 
     def release(self, hold: MHold, captured: int) -> list[list]:
-        """Capture ``captured`` points from the reserved lots in reservation order; the rest returns."""
-        taken, left = [], captured
+        """Capture ``captured`` points from the reserved lots in reservation order; the rest returns,
+        but what returns to a lot whose expiry had passed by the time of the reservation's date expires
+        at once, though a reversal's grace gave the lot a later date since (decision 13: one ``expiry``
+        entry for the hold, counted into the step's entries; a lot still past its expiry is left to
+        ``expire``)."""
+        taken, left, lapsed = [], captured, False
         for lot_id, reserved in hold.lots:
             lot = self.lots[lot_id]
             lot.reserved -= reserved
@@ -423,6 +432,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.redeem(hold.partner, lot, take)
                 taken.append([lot_id, take])
                 left -= take
+            back = reserved - take
+            if back and hold.lot_expiries[lot_id] <= self.now < lot.expires_at:
+                lot.remaining -= back
+                lot.expired += back
+                lapsed = True
+        self.lapse_entries += lapsed
         return taken
 
     def pick_hold(self, i: int, any_hold: bool) -> MHold:
