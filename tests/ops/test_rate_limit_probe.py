@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import anyio.to_thread
@@ -52,6 +53,14 @@ class Watched:
         return self.limiter.get_window_stats(*args)
 
 
+def _run(fn, *args):
+    """``anyio.run`` in a thread of its own. A browser test earlier on the same test worker leaves
+    Playwright's event loop marked as running in the main thread for the rest of the session, and
+    without ``sniffio`` installed anyio takes that for a loop already running there and refuses."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(anyio.run, fn, *args).result()
+
+
 async def _burst(counters: RateCounters, size: int) -> list[tuple[object, float]]:
     """``size`` requests arriving at once, each answer with how long it took."""
     answers: list[tuple[object, float]] = []
@@ -74,7 +83,7 @@ def test_one_probe_at_a_time_when_a_retry_falls_due(silent_redis):
     counters.down_until = time.monotonic()  # the retry is due now
 
     started = time.monotonic()
-    answers = anyio.run(_burst, counters, BURST)
+    answers = _run(_burst, counters, BURST)
     assert len(answers) == BURST and all(reset is None for reset, _ in answers)  # all let in, failed open
     assert watched.calls == 1 and watched.most == 1, (watched.calls, watched.most)
     waited = sorted(seconds for _, seconds in answers)
@@ -103,11 +112,11 @@ def test_a_probe_that_finds_redis_back_ends_the_outage_and_the_next_requests_ask
     counters.hit(RATE, "ptn_0")
     counters.shared = back = Back()
     counters.down_until = time.monotonic()
-    answers = anyio.run(_burst, counters, BURST)
+    answers = _run(_burst, counters, BURST)
     assert back.calls == 1 and all(reset is None for reset, _ in answers)
     assert counters.down_until is None and not counters.probing
     back.hit = lambda *args: True  # Redis answers at once now
-    anyio.run(_burst, counters, 5)
+    _run(_burst, counters, 5)
     assert counters.down_until is None
 
 
@@ -125,7 +134,7 @@ def test_the_first_requests_of_all_make_one_client(monkeypatch):
 
     monkeypatch.setattr(middleware, "storage_from_string", slow_client)
     counters = RateCounters("redis+cluster://127.0.0.1:1")
-    answers = anyio.run(_burst, counters, BURST)
+    answers = _run(_burst, counters, BURST)
     assert len(made) == 1, len(made)
     assert all(reset is None for reset, _ in answers)
     assert sorted(seconds for _, seconds in answers)[-2] < 0.3
@@ -153,6 +162,6 @@ def test_a_probe_cancelled_while_it_waits_for_a_thread_lets_a_later_request_prob
         for _ in range(20):  # later requests, Redis (here: memory) answering all along
             await counters.hit_async(RATE, "ptn_1")
 
-    anyio.run(main)
+    _run(main)
     assert counters.probing is False, "probing stuck True after a cancelled probe"
     assert counters.shared is not None, "the shared limiter was never made: the process never uses Redis"
