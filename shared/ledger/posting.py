@@ -1035,9 +1035,11 @@ def expire_hold(journal: Journal, row, reserved: list) -> dict:
                     [(r.lot_id, r.points, r.lot_expires_at) for r in reserved if r.hold_id == row.id])
     entry = journal.entry("hold_expiry", row.points, partner_id=row.partner_id, member_id=row.member_id,
                           hold_id=row.id)
-    release_hold(journal, hold, entry, 0)
+    # resolved first: a balance answered while it is released (the expiry of points it held past their
+    # lot's date) must not apply it again as a hold past its timeout still open
     journal.resolve_hold({"id": row.id, "status": "expired", "captured_points": 0,
                           "resolved_entry_id": entry["id"]})
+    release_hold(journal, hold, entry, 0)
     entry["result"] = {"entry_id": entry["id"], "kind": "hold_expiry", "hold_id": row.id,
                        "member_id": row.member_id, "points": row.points,
                        "balance": journal.members[row.member_id].balance()}

@@ -9,6 +9,9 @@ each, for the hold's partner; the job then finds nothing left to release.
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 import pytest
 from sqlalchemy import select
 
@@ -208,4 +211,35 @@ def test_the_job_releases_timed_out_holds_of_a_member_merged_while_it_waited(net
     assert {m: (network.balance(m)["available"], network.balance(m)["held"]) for m in members} == {
         survivor: (300, 0), duplicate: (0, 0), other: (50, 0)}
     assert network.expire_holds() == 0
+    verify_ok(network)
+
+
+@pytest.mark.parametrize("releaser", ["job", "batch"])
+def test_the_expiry_of_held_points_past_their_date_answers_the_balance_once(network, clock, releaser):
+    """A timed-out hold whose points were reserved before their lot's date, the lot since given a
+    reversal's grace: releasing the hold expires those points at once (decision 13), in an ``expiry``
+    entry whose balance counted the hold as released twice (held -90) until 2026-12-07."""
+    partner = make_partner(network, "Till")
+    member = make_member(network, partner)
+    network.earn(partner, member, "e-1", points=100)
+    network.burn(partner, member, "b-1", 10)
+    lot_expires = network.balance(member)["lots"][0]["expires_at"]
+    clock.advance(seconds=(datetime.fromisoformat(lot_expires) - clock.now()).total_seconds() - 300)
+    network.hold(partner, member, "h-1", 90)  # the lot's 90 free points, 5 minutes before its date
+    clock.advance(minutes=20)  # past the lot's date and the hold's timeout; no job has run
+    network.reverse(partner, "r-1", "b-1", 10)  # 10 points back, with the grace
+    if releaser == "job":
+        assert network.expire_holds() == 1
+        final = {"available": 10, "held": 0}
+    else:  # a short burn releases the hold first, then is refused; the batch's next burn commits it
+        short, fits = network.post(partner, [Event("burn", "b-2", member, points=11),
+                                             Event("burn", "b-3", member, points=1)])
+        assert isinstance(short, errors.InsufficientPoints) and fits["balance"] == {"available": 9, "held": 0}
+        final = {"available": 9, "held": 0}
+    results = network.tx(lambda tx: tx.session.execute(select(Entry.kind, Entry.result).where(
+        Entry.kind.in_(["hold_expiry", "expiry"]))).all(), readonly=True)
+    assert sorted(kind for kind, _ in results) == ["expiry", "hold_expiry"]
+    for kind, result in results:
+        assert json.loads(result)["balance"] == {"available": 10, "held": 0}, kind  # before b-3, if any
+    assert {key: network.balance(member)[key] for key in final} == final
     verify_ok(network)
