@@ -37,7 +37,7 @@ class Due:
     was quadratic)."""
 
     __slots__ = ("journal", "lots", "holds", "_lot_parts", "_hold_parts", "_holds_of_lot", "_available",
-                 "_held", "pending_lots", "pending_resolutions")
+                 "_held", "pending", "pending_resolutions")
 
     def __init__(self, journal: Journal, lots: list[LotState], holds: list[tuple]):
         self.journal = journal
@@ -48,7 +48,7 @@ class Due:
         self._hold_parts: dict[str, tuple[int, int]] = {}  # unresolved due hold -> what it gives (available, held)
         self._holds_of_lot: dict[str, list[str]] = {}
         self._available = self._held = 0
-        self.pending_lots: list[LotState] = []  # its lots changed since the last balance (Journal._touch)
+        self.pending: list[LotState] = []  # its lots changed since the last balance (Journal._touch)
         self.pending_resolutions: list[dict] = []  # its holds resolved since (Journal.resolve_hold)
         resolved = {row["id"] for row in journal.hold_resolutions} if holds else set()
         for lot in lots:
@@ -70,14 +70,14 @@ class Due:
                     got_available, got_held = self._hold_parts.pop(row["id"])
                     self._available, self._held = self._available - got_available, self._held - got_held
             self.pending_resolutions.clear()
-        if self.pending_lots:
-            for lot in self.pending_lots:
+        if self.pending:
+            for lot in self.pending:
                 if lot.id in self._lot_parts:
                     self._part_of_lot(self.journal.lots.get(lot.id, lot))  # as the unit left it
                 for hold_id in self._holds_of_lot.get(lot.id, ()):
                     if hold_id in self._hold_parts:
                         self._part_of_hold(hold_id)
-            self.pending_lots.clear()
+            self.pending.clear()
         return available + self._available, held + self._held
 
     def _part_of_lot(self, lot) -> None:

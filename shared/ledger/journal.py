@@ -98,9 +98,8 @@ class Journal:
     campaign_awards: list[dict] = field(default_factory=list)
     lots: dict[str, LotState] = field(default_factory=dict)
     members: dict[str, MemberState] = field(default_factory=dict)
-    freed: list[LotState] = field(default_factory=list)  # lots given free points back, each time (spend_order.py)
-    # what is due on a member (due.py ``Due``) is told of changes to its lots and holds
-    lot_watchers: dict[str, list] = field(default_factory=dict)  # lot id -> the Dues to tell of a change
+    # who is told of each change to a lot (``pending``): the members' lists of spend_order.py, due.py's ``Due``
+    lot_watchers: dict[str, list] = field(default_factory=dict)  # lot id -> its watchers
     hold_watchers: dict[str, list] = field(default_factory=dict)  # hold id -> the Dues to tell of its resolution
     _seq: dict[str, int] = field(default_factory=dict)
 
@@ -133,8 +132,6 @@ class Journal:
             raise AssertionError(f"lot {lot.id} would leave its bounds")
         lot.dirty = True
         self._touch(lot)
-        if points < 0:
-            self.freed.append(lot)
         seq = self._seq.get(entry["id"], 0) + 1
         self._seq[entry["id"]] = seq
         self.consumptions.append({"id": new_id("lc"), "entry_id": entry["id"], "lot_id": lot.id,
@@ -146,12 +143,10 @@ class Journal:
             raise AssertionError(f"lot {lot.id} reservation out of bounds")
         lot.dirty = True
         self._touch(lot)
-        if points < 0:
-            self.freed.append(lot)
 
     def _touch(self, lot: LotState) -> None:
-        for due in self.lot_watchers.get(lot.id, ()):
-            due.pending_lots.append(lot)
+        for watcher in self.lot_watchers.get(lot.id, ()):
+            watcher.pending.append(lot)
 
     def resolve_hold(self, resolution: dict) -> None:
         """Record a hold's resolution (written by ``flush``): {id, status, captured_points, resolved_entry_id}."""
@@ -163,8 +158,7 @@ class Journal:
         """Give a lot a new expiry (a reversal's grace): the only change of a lot's expiry in a unit."""
         lot.expires_at = expires_at
         lot.dirty = True
-        self._touch(lot)
-        self.freed.append(lot)  # its place in the order of spends moves
+        self._touch(lot)  # its place in the order of spends moves
 
     def line(self, entry: dict, line: Line) -> str:
         line_id = new_id("obl")

@@ -7,14 +7,13 @@ unit (docs/benchmarks.md, "2026-12-07 (later)"). ``SpendOrder`` keeps the lots s
 ``consumption_key`` once, without the lots that have no free points, so each spend looks only at
 the lots it takes.
 
-What may change the order is known: the journal lists every lot given free points back or a new
-expiry (``Journal.freed``: a returned or released point, in ``move`` and ``reserve``; a reversal's
-grace, the only change of an expiry in a unit, in ``set_expiry``), and ``UnitLots`` hands each to the
-orders of the members holding it. The order lists only lots that may have free points: a lot found
-without any (spent, or reserved by a hold) is dropped as the order is walked, and a lot given points
-back is listed again where its key sorts now (a reversal's grace moves it). Lots added to the
-member's list (an earn's new lot, the rest of its lots read, a timed-out hold's lots) are listed in
-place. Each change costs a binary search and a list insert or delete, never a sort.
+What may change the order is known: the journal tells each member's list of every change to one of its
+lots (``Journal._touch``, from ``move``, ``reserve`` and ``set_expiry``: a reversal's grace is the only
+change of an expiry in a unit). The order lists only lots that may have free points: a lot found
+without any (spent, or reserved by a hold) is dropped as the order is walked, and a changed lot with
+free points is listed again where its key sorts now. Lots added to the member's list (an earn's new
+lot, the rest of its lots read, a timed-out hold's lots) are listed in place. Each change costs a
+binary search and a list insert or delete, never a sort.
 """
 
 from __future__ import annotations
@@ -28,17 +27,19 @@ from shared.ledger.rules import LotState, consumption_key
 
 class MemberLots(list):
     """A member's lots in a unit: a list that knows its lots by id, so that ``lot in lots`` looks the id
-    up instead of comparing the lot with every one before it field by field. Only ``append`` and
-    ``extend`` add lots; each is noted in ``holders`` (the unit's: lot id -> the members holding it)."""
+    up instead of comparing the lot with every one before it field by field, and that the journal tells
+    of each change to one of them (``pending``; it watches each lot in ``watchers``, the journal's
+    ``lot_watchers``). Only ``append`` and ``extend`` add lots."""
 
-    def __init__(self, member_id: str, holders: dict[str, list[str]]):
+    def __init__(self, watchers: dict[str, list]):
         super().__init__()
         self.ids: set[str] = set()
-        self.member_id, self.holders = member_id, holders
+        self.watchers = watchers
+        self.pending: list[LotState] = []  # its lots changed since its order last looked (Journal._touch)
 
     def append(self, lot: LotState) -> None:
         self.ids.add(lot.id)
-        self.holders.setdefault(lot.id, []).append(self.member_id)
+        self.watchers.setdefault(lot.id, []).append(self)
         super().append(lot)
 
     def extend(self, lots) -> None:
@@ -51,30 +52,21 @@ class MemberLots(list):
 
 class UnitLots:
     """The lots of each member read or made in one unit of work (``of``), and the order of each
-    spender's (``order``). ``journal`` lists the lots given free points back (``Journal.freed``): each
-    is handed once to the orders of the members whose lists hold it."""
+    spender's (``order``)."""
 
     def __init__(self, journal):
         self.journal = journal
         self.members: dict[str, MemberLots] = {}
-        self.holders: dict[str, list[str]] = {}
         self.orders: dict[str, SpendOrder] = {}
-        self.handed = 0  # how many of the journal's freed lots were handed out
 
     def of(self, member_id: str) -> MemberLots:
         lots = self.members.get(member_id)
         if lots is None:
-            lots = self.members[member_id] = MemberLots(member_id, self.holders)
+            lots = self.members[member_id] = MemberLots(self.journal.lot_watchers)
         return lots
 
     def order(self, member_id: str) -> SpendOrder:
         """The member's lots with free points in consumption order, as they are now."""
-        freed = self.journal.freed
-        for lot in freed[self.handed:]:
-            for holder in self.holders.get(lot.id, ()):
-                if holder in self.orders:
-                    self.orders[holder].freed.append(lot)
-        self.handed = len(freed)
         order = self.orders.get(member_id)
         if order is None:
             order = self.orders[member_id] = SpendOrder(self.of(member_id))
@@ -90,18 +82,20 @@ class SpendOrder:
     def __init__(self, source: MemberLots):
         self.source = source
         self.seen = len(source)
+        source.pending.clear()  # what changed before is in the lots as they are now
         self.lots = sorted((lot for lot in source if lot.free > 0), key=consumption_key)
         self.keys = {lot.id: consumption_key(lot) for lot in self.lots}  # each listed lot's key as sorted
-        self.freed: list[LotState] = []  # its lots given free points back since the last refresh
 
     def refresh(self) -> None:
-        """Take in what changed since: its lots given free points back and lots appended to ``source``."""
-        for lot in self.freed:
+        """Take in what changed since: its lots changed (given points back, a new expiry) and lots
+        appended to ``source``."""
+        for lot in self.source.pending:
             self._place(lot)
-        self.freed.clear()
+        self.source.pending.clear()
         for lot in self.source[self.seen:]:
             self._place(lot)
         self.seen = len(self.source)
+
     def free_lots(self) -> Iterator[LotState]:
         """The lots with free points, in consumption order (those found without are dropped: a lot
         only has free points again through ``refresh``)."""
@@ -133,7 +127,7 @@ class SpendOrder:
         """List the lot where its key sorts now (it may have free points); a lot whose expiry moved (a
         reversal's grace) leaves its old place first."""
         key, old = consumption_key(lot), self.keys.get(lot.id)
-        if key == old:
+        if key == old or (old is None and lot.free <= 0):  # in its place, or would be dropped at once
             return
         if old is not None:
             at = bisect_left(self.lots, old, key=self._listed_key)
