@@ -93,7 +93,10 @@ def unlink(tx: Tx, partner_id: str, member_id: str, *, requested_by: str, reason
     # this partner alone; nothing personal: the id and the time
     unlinked = emit(tx, "member.unlinked", {"member_id": member_id, "unlinked_at": instant(tx.now)},
                     partner_ids=[partner_id])
-    forget_enrolment_requests(tx, [member_id], partner_ids=[partner_id])
+    # the partner may have enrolled the person as a duplicate merged into this member since (its record
+    # answers the duplicate's id): those go too, as at an erasure
+    duplicates = session.execute(select(members_t.c.id).where(members_t.c.merged_into == member_id)).scalars().all()
+    forget_enrolment_requests(tx, [member_id, *duplicates], partner_ids=[partner_id])
     session.execute(delete(links_t).where(links_t.c.partner_id == partner_id, links_t.c.member_id == member_id))
     # after the link's deletion: a replay that read the link (FOR SHARE) is waited for, and what it
     # queued again is cancelled here with the rest; member.unlinked is the last event the partner gets
