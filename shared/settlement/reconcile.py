@@ -371,6 +371,8 @@ def verify_cycle_directory(tx: Tx, directory: Path,
             found.append(Finding("checkpoint", MANIFEST, "the ledger holds no signed checkpoint covering "
                                                          "the cycle"))
             checkpoint = manifest.get("checkpoint")
+            if not isinstance(checkpoint, dict):  # nor in the manifest (a finding above): nothing to recompute with
+                return cycle, found
     try:
         scratch_directory = tempfile.TemporaryDirectory(prefix="pointsnet-reconcile-")
     except OSError as exc:  # mkdtemp's error, or gettempdir's "No usable temporary directory found in [...]"

@@ -192,6 +192,24 @@ def test_a_file_that_is_no_settlement_csv_is_a_finding(content):
     assert findings and {(f.check, f.subject) for f in findings} == {("control_totals", "network-summary.csv")}
 
 
+def test_a_manifest_without_its_checkpoint_on_a_ledger_without_one_is_a_finding_not_a_traceback(network, tmp_path,
+                                                                                                  database_url, clock):
+    """A version 2 or 3 manifest without `checkpoint`, of a cycle no checkpoint of the ledger covers (a network
+    that has sealed nothing yet, a cycle not sealed yet), was recomputed with none: a ValueError's traceback,
+    exit 1, until 2026-12-07."""
+    directory = tmp_path / "2026-11-20"
+    directory.mkdir()
+    (directory / "manifest.json").write_text(json.dumps({"format_version": 3, "cycle_date": "2026-11-20",
+                                                         "payment_date": "2026-11-23", "files": []}))
+    (directory / "manifest.json.sig").write_text("{}")
+    findings = network.tx(lambda tx: verify_directory(tx, directory, keys(network)), readonly=True)
+    assert ("checkpoint", "manifest.json") in [(f.check, f.subject) for f in findings], findings
+    assert "recomputation" not in {f.check for f in findings}
+    env = {"POINTSNET_DATA_DIR": str(network.settings.data_dir), "POINTSNET_DATABASE_URL": database_url,
+           "POINTSNET_CLOCK": clock.now().isoformat().replace("+00:00", "Z")}
+    assert not_reconciled(run_pointsnet("reconcile", str(directory), env=env))
+
+
 def test_a_signature_file_that_is_not_a_signature_is_a_finding(settled, network):
     (settled["directory"] / "manifest.json.sig").write_text("[1, 2]")
     assert [(f.check, f.subject) for f in verify(network, settled)] == [("signature", "manifest.json")]
