@@ -916,6 +916,10 @@ class Posting:
             expiry.expire_due(self.journal, member, all_lots, self.now)  # released points of a lot past due
             remaining = sum(lot.free for lot in lots)
         sold = sum(lot.free for lot in all_lots if lot.bought_out)
+        if original.points == original.reversed:  # the design's code for an earn (docs/ledger.md, 8), saying why
+            raise PointsAlreadySpent(f"all {original.points} points of this earn were reversed already; nothing is "
+                                     "left to reverse" + ("" if event.points is None else f", {points} asked"),
+                                     remaining=0, held=0)
         if points <= 0 or points > remaining:
             # the rest is spent, or held by an open hold (the member's until it is captured or voided)
             held = sum(lot.reserved for lot in lots)

@@ -1,6 +1,8 @@
 """A reversal of a burn or capture of which nothing is left to return says so (409 reversal_exceeds_remaining,
 `remaining` 0); until 2026-12-06 a reversal without `points` then read "only 0 points ... can still be
-returned; 0 asked"."""
+returned; 0 asked". An earn reversed in full likewise, under the code the design gives every over-reversal of
+an earn (409 points_already_spent, `remaining` 0); until 2026-12-07 it read "... neither spent nor held; 0
+cannot be reversed", as if the points were spent."""
 
 from __future__ import annotations
 
@@ -44,3 +46,23 @@ def test_a_partly_returned_burn_still_says_how_much_is_left(shop, member):
                                                                  "points": 6}), 409, "reversal_exceeds_remaining")
     assert problem["detail"] == "only 5 points of this burn can still be returned; 6 asked", problem
     assert problem["remaining"] == 5
+
+
+@pytest.mark.parametrize("asked", [None, 5])
+def test_an_earn_reversed_in_full_says_so(shop, member, network, asked):
+    shop.ok("POST", "/v1/reversals", {"reference": "r-1", "original_reference": "seed"})
+    before = entry_count(network)
+    body = {"reference": "r-2", "original_reference": "seed", **({"points": asked} if asked else {})}
+    problem = assert_problem(shop.call("POST", "/v1/reversals", body), 409, "points_already_spent")
+    assert problem["detail"] == ("all 100 points of this earn were reversed already; nothing is left to reverse"
+                                 + (f", {asked} asked" if asked else "")), problem
+    assert (problem["remaining"], problem["held"]) == (0, 0)
+    assert entry_count(network) == before
+
+
+def test_an_earn_partly_spent_still_says_what_remains(shop, member):
+    shop.ok("POST", "/v1/burn", {"member_id": member, "reference": "b-1", "points": 70})
+    shop.ok("POST", "/v1/reversals", {"reference": "r-1", "original_reference": "seed", "points": 10})
+    problem = assert_problem(shop.call("POST", "/v1/reversals", {"reference": "r-2", "original_reference": "seed"}),
+                             409, "points_already_spent")
+    assert problem["remaining"] == 20 and "only 20 points of this earn remain" in problem["detail"], problem
