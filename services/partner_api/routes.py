@@ -48,7 +48,8 @@ DOOR = ("signature_missing", "signature_malformed", "signature_tag_invalid", "si
         "signature_component_missing", "signature_expired", "key_unknown", "key_revoked", "signature_invalid",
         "digest_mismatch", "nonce_reused", "partner_suspended", "partner_terminated", "rate_limited", "body_too_large",
         "validation_failed")
-WRITE = ("idempotency_key_missing", "idempotency_key_invalid", "idempotency_key_reused", "request_in_progress")
+KEYED = ("idempotency_key_missing", "idempotency_key_invalid")  # the door's, on every POST
+WRITE = KEYED + ("idempotency_key_reused", "request_in_progress")  # a write kept for its key
 BODY = ("malformed_request",)  # a JSON body that does not parse (services/partner_api/app.py)
 
 
@@ -63,12 +64,14 @@ def _all_errors() -> dict[str, int]:
     return found
 
 
-def problems(*codes: str, write: bool = False, body: bool | None = None) -> dict:
+def problems(*codes: str, write: bool = False, body: bool | None = None, kept: bool = True) -> dict:
     """OpenAPI responses listing every problem code a route can answer, grouped by status. ``write``: a
-    POST (Idempotency-Key); ``body``: it reads a JSON body (by default, as a POST does)."""
+    POST (Idempotency-Key); ``kept``: its answer is kept for the key (false for a quote, which the door
+    asks a key of but which nothing stores); ``body``: it reads a JSON body (by default, as a POST does)."""
     codes_by_name = _all_errors()
     by_status: dict[int, list[str]] = {}
-    for code in DOOR + (WRITE if write else ()) + (BODY if (write if body is None else body) else ()) + codes:
+    for code in DOOR + ((WRITE if kept else KEYED) if write else ()) + (BODY if (write if body is None else body)
+                                                                        else ()) + codes:
         by_status.setdefault(codes_by_name[code], []).append(code)
     return {status: {"model": schemas.Problem,
                      "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
@@ -389,7 +392,7 @@ def earn(request: Request, body: schemas.EarnRequest):
 
 @router.post("/earn/quote", response_model=schemas.Quote, responses=problems(
     "unknown_member", "member_erased", "invalid_points", "invalid_amount", "nothing_to_earn", "occurred_at_out_of_range",
-    "velocity_limit_exceeded", "float_exhausted", "reference_conflict", write=True))
+    "velocity_limit_exceeded", "float_exhausted", "reference_conflict", write=True, kept=False))
 def earn_quote(request: Request, body: schemas.EarnRequest):
     """Compute the points an earn with this body would award, without posting anything.
 

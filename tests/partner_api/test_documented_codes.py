@@ -122,6 +122,24 @@ def test_every_post_declares_the_idempotency_key_header_the_door_requires(shop):
                    400, "idempotency_key_invalid")
 
 
+def test_the_quote_lists_no_code_of_a_kept_answer(shop):
+    """A quote is not stored for its Idempotency-Key (docs 5): one key for two quotes answers both, and the
+    same key then posts the earn. Its OpenAPI entry listed 422 `idempotency_key_reused` and 409
+    `request_in_progress`, which it never answers (until 2026-12-07); the door's two stay."""
+    member = enrol(shop)
+    for points in (5, 7):
+        quote = shop.call("POST", "/v1/earn/quote", {"member_id": member, "reference": f"q{points}", "points": points},
+                          idempotency_key="K-Q")
+        assert quote.status_code == 200 and quote.json()["points"] == points, quote.text
+    assert shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e", "points": 3},
+                   idempotency_key="K-Q")["points"] == 3
+    listed_codes = {code for status in (400, 409, 422) for code in listed("/v1/earn/quote", "post", status)}
+    assert {"idempotency_key_missing", "idempotency_key_invalid"} <= listed_codes
+    assert not {"idempotency_key_reused", "request_in_progress"} & listed_codes
+    assert {"idempotency_key_reused", "request_in_progress"} <= {
+        code for status in (409, 422) for code in listed("/v1/earn", "post", status)}
+
+
 # -- the guide's errors table ---------------------------------------------------------------------
 
 def test_every_code_the_openapi_lists_is_in_the_guides_errors_table_under_its_status():
