@@ -4,7 +4,7 @@
 It reads what the operator's views read — the member's record and contacts (``shared.members.directory``),
 its summary (``shared.programme.summary.member_summary``: balance, tier, activity status, their histories,
 the members merged into it), its open lots (``shared.ledger.queries.member_lots_page``) — and what they
-show only in part: its partner links with their customer references, its holds, activity and campaign
+show only in part: its partner links with their customer references and the links it withdrew, its holds, activity and campaign
 awards, referrals, the alerts that name it, and its whole ledger history, each entry with what its request
 held beyond the line (a purchase's amount, currency and item lines, an activity's name, a reversal's
 original reference, an operator's reason). Duplicates merged into the member are the same person:
@@ -42,8 +42,8 @@ from shared.ledger.queries import entries_after, member_lots_page
 from shared.members import directory
 from shared.members.privacy import Keyring
 from shared.models import (
-    ActivityAward, Alert, CampaignAward, Entry, Hold, Member, MemberLink, MemberMerge, Partner, Referral,
-    ReferralBonus,
+    ActivityAward, Alert, CampaignAward, Entry, Hold, Member, MemberLink, MemberMerge, MemberUnlink, Partner,
+    Referral, ReferralBonus,
 )
 from shared.programme.summary import member_summary
 
@@ -86,6 +86,20 @@ def _links(tx: Tx, member_id: str) -> list[dict]:
                               .order_by(MemberLink.linked_at, MemberLink.partner_id)).all()
     return [{"partner_id": r.partner_id, "partner": r.name, "customer_ref": r.customer_ref,
              "linked_at": _at(r.linked_at)} for r in rows]
+
+
+def _past_links(tx: Tx, person: list[str]) -> list[dict]:
+    """The links the person withdrew (``member_unlinks``), of the member and of its duplicates: which partner,
+    when linked and unlinked, at whose request and the operator's reference (no ``customer_ref``: it went with
+    the link)."""
+    rows = tx.session.execute(select(MemberUnlink.member_id, MemberUnlink.partner_id, Partner.name,
+                                     MemberUnlink.linked_at, MemberUnlink.unlinked_at, MemberUnlink.requested_by,
+                                     MemberUnlink.reason)
+                              .join(Partner, Partner.id == MemberUnlink.partner_id)
+                              .where(MemberUnlink.member_id.in_(person))
+                              .order_by(MemberUnlink.unlinked_at, MemberUnlink.id)).all()
+    return [{"partner_id": r.partner_id, "partner": r.name, "member_id": r.member_id, "linked_at": _at(r.linked_at),
+             "unlinked_at": _at(r.unlinked_at), "requested_by": r.requested_by, "reason": r.reason} for r in rows]
 
 
 def _due_holds(tx: Tx, member_id: str) -> dict[str, tuple]:
@@ -256,6 +270,7 @@ def export_member(tx: Tx, keyring: Keyring, member_id: str, write: Callable[[str
                    "personal_data": _contacts(tx, keyring, member_id)},
         "merged_from": duplicates,
         "links": _links(tx, member_id),
+        "past_links": _past_links(tx, person),
         "balance": summary["balance"],
         "lots": _lots(tx, member_id, due_holds),
         "holds": _holds(tx, member_id, due_holds),

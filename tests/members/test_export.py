@@ -255,3 +255,30 @@ def test_sigterm_while_the_export_waits_for_its_audit_row_leaves_neither_file_no
     assert stdout == "" and "Li Lei" not in stderr
     assert list(folder.iterdir()) == []  # neither the document nor its .part
     assert exports_logged(network) == []
+
+
+def test_the_export_lists_the_links_the_person_withdrew(network, database_url, clock, tmp_path):
+    """The links the member (or a duplicate merged into it) withdrew are data the network holds about the
+    person: until 2026-12-07 the export listed only the links left, and the partners it had left appeared
+    nowhere in the document."""
+    from shared.members.consent import unlink
+
+    shop, books, cafe = (make_partner(network, name) for name in ("CoffeeCo", "BookMart", "TeaHouse"))
+    member = network.enrol(shop, phone="+8613812345670", customer_ref="C-1")["member_id"]
+    network.enrol(books, link_token=network.mint_link_token(shop, member)["link_token"], customer_ref="B-7")
+    duplicate = network.enrol(cafe, phone="+8613900001112")["member_id"]
+    network.enrol(shop, link_token=network.mint_link_token(cafe, duplicate)["link_token"])
+    clock.advance(minutes=5)
+    network.tx(lambda tx: unlink(tx, books, member, requested_by="operator", reason="ticket 3"))
+    clock.advance(minutes=1)
+    network.tx(lambda tx: unlink(tx, cafe, duplicate, requested_by="partner"))
+    network.tx(lambda tx: merge_members(tx, member, duplicate))
+
+    out = tmp_path / "export.json"
+    assert export(network, database_url, clock, member, "--out", str(out)).returncode == 0
+    document = json.loads(out.read_text())
+    assert [link["partner"] for link in document["links"]] == ["CoffeeCo"]
+    assert [(p["partner"], p["member_id"], p["requested_by"], p["reason"]) for p in document["past_links"]] == [
+        ("BookMart", member, "operator", "ticket 3"), ("TeaHouse", duplicate, "partner", None)]
+    assert all(p["linked_at"] < p["unlinked_at"] for p in document["past_links"])
+    assert "B-7" not in out.read_text()  # the customer_ref went with the link
