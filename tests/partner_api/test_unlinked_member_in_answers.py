@@ -119,3 +119,29 @@ def test_reversing_a_spent_earn_says_none_is_held(shop):
                              409, "points_already_spent")
     assert (problem["remaining"], problem["held"]) == (70, 0), problem
     assert "are held" not in problem["detail"], problem
+
+
+def test_a_reference_posted_before_an_unlink_or_erasure_answers_its_result_as_it_was(partners, network):
+    """docs/partner-integration.md §3: a new key with a reference already posted answers that posting's
+    result, also once the member withdrew its consent or was erased (it was posted: a 404 would tell the
+    till it was not) — as it was then, nothing newer; a new reference naming the member is refused."""
+    a, b = partners("A"), partners("B")
+    member = enrol(b)
+    a.ok("POST", "/v1/members", {"link_token": b.ok("POST", f"/v1/members/{member}/link-tokens")["link_token"]})
+    earn = {"member_id": member, "reference": "e1", "points": 10}
+    first = a.ok("POST", "/v1/earn", earn)
+    burn = a.ok("POST", "/v1/burn", {"member_id": member, "reference": "b1", "points": 4})
+    a.ok("POST", f"/v1/members/{member}/unlink")
+    b.ok("POST", "/v1/earn", {"member_id": member, "reference": "later", "points": 500})  # not a's to see
+
+    assert a.ok("POST", "/v1/earn", earn) == first
+    [replayed] = a.ok("POST", "/v1/batch", {"events": [{"type": "burn", "member_id": member, "reference": "b1",
+                                                         "points": 4}]})["results"]
+    assert (replayed["status"], replayed["result"]) == (200, burn)
+    assert first["balance"] == {"available": 10, "held": 0} and burn["balance"] == {"available": 6, "held": 0}
+    assert_problem(a.call("POST", "/v1/earn", {**earn, "reference": "e2"}), 404, "unknown_member")
+
+    network.erase_member(member)
+    assert b.ok("POST", "/v1/earn", {"member_id": member, "reference": "later", "points": 500})["points"] == 500
+    assert_problem(b.call("POST", "/v1/earn", {"member_id": member, "reference": "new", "points": 1}),
+                   409, "member_erased")
