@@ -312,6 +312,9 @@ def parse(text: str, *, network: bool = False) -> RuleSet:
         raise ValidationFailed(f"the rules document is invalid: {exc}") from exc
     except (yaml.YAMLError, ValueError) as exc:
         raise ValidationFailed(f"the rules document is not valid JSON or YAML: {syntax_problem(exc, text)}") from exc
+    except RecursionError:  # brackets nested beyond the parser's depth (the size limit allows 100,000 levels)
+        raise ValidationFailed("the rules document is invalid: it is nested too deeply to be read (a rules "
+                               "document is a few levels deep)") from None
     if data is None:  # an empty document (or only comments): no rules
         data = {}
     if not isinstance(data, dict):

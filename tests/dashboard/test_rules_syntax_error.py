@@ -29,3 +29,12 @@ def test_in_chinese_the_english_detail_beneath_is_the_same_line(client_as, partn
     rules = f"{BASE}/partners/{partners['CoffeeCo']}/rules"
     _sentence, beneath = alert(post_form(client, rules, {"document": BROKEN}, page=rules).text)
     assert beneath == f"validation_failed · {ONE_LINE}", beneath
+
+
+def test_a_rules_document_nested_too_deeply_is_refused_not_a_500(client_as, partners):
+    client = client_as("operator")
+    rules = f"{BASE}/partners/{partners['CoffeeCo']}/rules"
+    answer = post_form(client, rules, {"document": "campaigns: " + "[" * 3000 + "]" * 3000}, page=rules)
+    assert answer.status_code == 422 and 'data-code="validation_failed"' in answer.text
+    assert alert(answer.text)[0] == ("the rules document is invalid: it is nested too deeply to be read (a rules "
+                                     "document is a few levels deep)")

@@ -28,3 +28,17 @@ def test_a_document_the_parser_cannot_read_is_one_line_naming_line_and_column(do
     assert body["code"] == "validation_failed" and body["status"] == 422
     assert body["detail"] == NOT_READ + problem, body["detail"]
     assert "\n" not in body["detail"]
+
+
+DEEP = "the rules document is invalid: it is nested too deeply to be read (a rules document is a few levels deep)"
+
+
+@pytest.mark.parametrize("document", ["campaigns: " + "[" * 3000 + "]" * 3000,
+                                      '{"campaigns": ' + "[" * 5000 + "]" * 5000 + "}"], ids=["yaml", "json"])
+def test_a_document_nested_beyond_the_parsers_depth_is_refused_not_a_recursion_error(document):
+    """Brackets nested a few thousand deep (the size limit allows 100,000) made the parser exceed Python's
+    recursion limit: a RecursionError, a 500 on the dashboard, a traceback of `pointsnet rules set` (until
+    2026-12-07)."""
+    with pytest.raises(ValidationFailed) as refused:
+        parse(document)
+    assert refused.value.to_problem()["detail"] == DEEP
