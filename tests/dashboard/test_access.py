@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 
@@ -158,6 +159,37 @@ def test_sign_out_ends_the_session_server_side(client_as, network):
     replayed = make_client(network)
     replayed.cookies.set("pointsnet_session", token, path="/dashboard/")
     assert replayed.get(f"{BASE}/").headers["location"] == f"{BASE}/login"
+
+
+def _sign_in_again(client, email: str, password: str = PASSWORD):
+    """The sign-in form of a browser signed in already: its page also holds the session's forms (language,
+    sign-out), so the login form's own token is the one after its action."""
+    form = client.get(f"{BASE}/login").text
+    token = re.search(r'action="/dashboard/login">\s*<input type="hidden" name="csrf_token" value="([^"]+)"',
+                      form).group(1)
+    return client.post(f"{BASE}/login", data={"email": email, "password": password, "csrf_token": token},
+                       headers={"origin": "http://testserver"})
+
+
+def test_signing_in_again_in_the_same_browser_ends_the_session_it_replaces(network, staff):
+    """Until 2026-12-07 a sign-in as another user (or the same) in a browser signed in already opened a new
+    session and left the one its cookie named live for up to 12 hours: a copy of that token still opened
+    pages. A failed sign-in ends nothing."""
+    client = make_client(network)
+    assert sign_in(client, staff["operator"]).status_code == 303
+    first = client.cookies.get("pointsnet_session")
+    assert _sign_in_again(client, staff["finance"], password="wrong").status_code == 401
+    kept = make_client(network)
+    kept.cookies.set("pointsnet_session", first, path="/dashboard/")
+    assert kept.get(f"{BASE}/users").status_code == 200  # a failed attempt left it alone
+
+    assert _sign_in_again(client, staff["finance"]).status_code == 303
+    assert client.cookies.get("pointsnet_session") != first and client.get(f"{BASE}/").status_code == 200
+    assert kept.get(f"{BASE}/users").headers["location"] == f"{BASE}/login"
+    entries = network.tx(lambda tx: tx.session.execute(select(AuditEntry.user_email, AuditEntry.action, AuditEntry.detail)
+                                                        .order_by(AuditEntry.id)).all(), readonly=True)
+    ended = [(email, detail) for email, action, detail in entries if action == "session.signed_out"]
+    assert len(ended) == 1 and ended[0][0] == staff["operator"] and staff["finance"] in ended[0][1], ended
 
 
 def test_sessions_expire_when_idle_and_after_their_lifetime(client_as, clock):

@@ -50,6 +50,12 @@ def login(request: Request, form: FormData = Depends(checked_login_form)):
         if user is None or user is users.CHANGED:
             return user
         throttle.forget(tx, key)
+        # a sign-in in a browser signed in already replaces its session: the one its cookie names ends,
+        # as a sign-out would end it (its token, copied or kept, no longer opens a page)
+        previous = sessions.resolve(tx, request.cookies.get(COOKIE))
+        if previous is not None:
+            sessions.revoke(tx, previous.token_hash)
+            audit.record(tx, previous, "session.signed_out", None, client=client, replaced_by=user.email)
         actor = audit.Actor(user.id, user.email)
         audit.record(tx, actor, "session.signed_in", None, client=client)
         if picked in LANGUAGES and picked != user.language:  # picked for this sign-in: remembered
