@@ -173,7 +173,8 @@ def liability(tx: Tx, period: Period, funder_partner_id: str | None = None) -> d
     the last cycle took from them, less lots created after the last cycle. For a partner,
     only lots it funded and had not bought out by the cut-off; for the network (no partner),
     every lot, bought out or not, so that it equals the members' balances. Expiry months are
-    in the network time zone; ``due`` holds points past their expiry date that the expiry job had
+    in the network time zone, each the month of the last instant a lot's points can be used (a lot
+    expiring at midnight on the 1st counts in the month before); ``due`` holds points past their expiry date that the expiry job had
     not expired yet at the cut-off, ``later`` what expires after the schedule's last month
     (or never).
     """
@@ -185,7 +186,9 @@ def liability(tx: Tx, period: Period, funder_partner_id: str | None = None) -> d
                    or_(lot.bought_out_at.is_(None), lot.bought_out_at > end)]
     bounds = month_boundaries(end, tx.settings.zone)
     bucket = case((lot.expires_at <= end, const("due")),
-                  *[(lot.expires_at < until, const(label)) for label, until in bounds],
+                  # the month of the last instant its points can be used, as a reminder dates it: a lot of an
+                  # end-of-month policy expires at midnight starting the next month, and counts in this one
+                  *[(lot.expires_at <= until, const(label)) for label, until in bounds],
                   else_=const("later")).label("bucket")
     left_now = select(bucket, lot.remaining.label("points")).where(*counted, lot.remaining > 0)
     taken_since = (select(bucket, lc.points.label("points")).select_from(lc)
