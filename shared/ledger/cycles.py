@@ -132,17 +132,24 @@ _PINNED: weakref.WeakSet = weakref.WeakSet()
 
 
 class CycleSettingsChanged(ConfigurationError):
-    """The process was started with another time zone or cut-off than the network's cycles are cut by."""
+    """The process was started with another time zone, cut-off or currency than the network's ledger has."""
 
 
-# what the network's cycles are cut by: each setting, its variable, and its value as kept
+# what the network's cycles are cut by, and the currency its amounts are in: each setting, its variable,
+# its value as kept, and what another value would do
 _CYCLE_SETTINGS = (("timezone", "POINTSNET_TIMEZONE", lambda settings: settings.timezone),
                    ("cycle_cutoff_minutes", "POINTSNET_CYCLE_CUTOFF_MINUTES",
-                    lambda settings: str(settings.cycle_cutoff_minutes)))
+                    lambda settings: str(settings.cycle_cutoff_minutes)),
+                   ("currency", "POINTSNET_CURRENCY", lambda settings: settings.currency))
+_CUT_BY, _KEPT_AS = "this network's cycles are cut by", {"currency": "this network's amounts are in"}
+_MOVED = "other values would move the boundaries of cycles already posted into and settled"
+_WOULD = {"currency": "another currency would read every amount of the ledger in the wrong unit (minor units of "
+                      "another size: an earn's points, a settlement's money)"}
 
 
 def pin_cycle_settings(tx: Tx) -> bool:
-    """Keep the time zone and cut-off the network's cycles are cut by, and refuse to run with others.
+    """Keep the time zone and cut-off the network's cycles are cut by, and the currency its amounts are in,
+    and refuse to run with others.
 
     Checked when a process starts, and by every writer of a process until the network has an entry
     (True: the record is final, and the process's values are the record's). Once the ledger has an entry,
@@ -196,7 +203,8 @@ def _changed(wanted: dict, kept: dict) -> list[str]:
 
 
 def _refusal(wanted: dict, kept: dict, changed: list[str]) -> CycleSettingsChanged:
-    return CycleSettingsChanged("; ".join(
-        f"{wanted[name][0]} is {wanted[name][1]!r}, but this network's cycles are cut by {kept[name]!r}"
-        for name in changed) + ": other values would move the boundaries of cycles already posted into and "
-        "settled; start with the network's own (operations.md, \"Time zone and cut-off\")")
+    named = "; ".join(f"{wanted[name][0]} is {wanted[name][1]!r}, but {_KEPT_AS.get(name, _CUT_BY)} {kept[name]!r}"
+                      for name in changed)
+    why = list(dict.fromkeys(_WOULD.get(name, _MOVED) for name in changed))
+    return CycleSettingsChanged(f"{named}: {'; '.join(why)}; start with the network's own (operations.md, "
+                                "\"Time zone and cut-off\")")
