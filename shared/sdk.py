@@ -195,6 +195,7 @@ class PointsnetClient:
         self.max_body_bytes = max_body_bytes  # batch() refuses a larger body before sending it
         # after a lost answer, how long 409 request_in_progress is retried beyond the retries
         self.in_progress_wait = max(IN_PROGRESS_WAIT_S, timeout) if in_progress_wait is None else in_progress_wait
+        self.timeout = timeout  # each attempt's whole time: httpx's bounds each read, not the answer
         self.http = httpx.Client(timeout=timeout, transport=transport, verify=tls_context())
 
     @property
@@ -311,7 +312,7 @@ class PointsnetClient:
         components = REQUEST_COMPONENTS + (POST_COMPONENTS if method == "POST" else ())
         self.signer.sign(view, key_id=self.key_id, label=LABEL, tag=REQUEST_TAG, nonce=secrets.token_urlsafe(18),
                          covered_component_ids=components, body=content if method == "POST" else None)
-        response = self.http.send(request)
+        response = self._received(request)
         unsigned = "signature-input" not in response.headers
         if unsigned and response.status_code in GATEWAY_STATUSES:
             # A proxy's own 502/503/504 (the network never saw or never answered the request) is not
@@ -333,6 +334,27 @@ class PointsnetClient:
             body = response.text
         return Answer(response.status_code, body, response.headers.get("idempotent-replayed") == "true",
                       response.headers, response.content)
+
+    def _received(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and read its whole answer within the client's ``timeout``: httpx bounds each read,
+        so an answer that trickles in (a byte now and then, from a broken proxy) would keep the call for as long
+        as it goes on. Past the deadline it is a ReadTimeout: the answer is lost and the call retried with the
+        same Idempotency-Key, as after any other timeout."""
+        deadline = time.monotonic() + self.timeout
+        response = self.http.send(request, stream=True)
+        if response.is_stream_consumed:  # read already (an in-memory transport's answer)
+            return response
+        try:
+            raw = bytearray()
+            for chunk in response.iter_raw():
+                raw += chunk
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"the answer took more than {self.timeout:g} s in all", request=request)
+        finally:
+            response.close()
+        # the body as received, decoded as httpx decodes an answer read at once
+        return httpx.Response(response.status_code, headers=response.headers, content=bytes(raw), request=request,
+                              extensions=response.extensions)
 
     def _verify(self, response: httpx.Response, view: _View) -> None:
         """Check the answer's signature. One signed by a key the client does not hold (the network replaced
@@ -434,7 +456,7 @@ class PointsnetClient:
         the retries is a PointsnetAPIError."""
 
         def send() -> Answer:
-            response = self.http.get(self.base_url + "/v1/network/keys")
+            response = self._received(self.http.build_request("GET", self.base_url + "/v1/network/keys"))
             body = response.content if response.status_code == 200 else _problem(response)
             return Answer(response.status_code, body, False, response.headers)
 

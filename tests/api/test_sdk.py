@@ -721,3 +721,47 @@ def test_the_keys_maximum_age_is_the_endpoints_within_bounds():
     assert _max_age(httpx.Headers({"cache-control": "max-age=0"})) == low  # never refetched on every call
     assert _max_age(httpx.Headers({"cache-control": "max-age=31536000"})) == high  # nor held for a year
     assert _max_age(httpx.Headers({"cache-control": "max-age=soon"})) == KEYS_MAX_AGE_S
+
+
+def test_an_answer_that_trickles_in_is_a_timeout_of_the_whole_attempt_retried_with_the_same_key():
+    """The client's `timeout` bounds each attempt's whole answer: httpx's bounds each read, so an answer sent
+    a byte at a time (a broken proxy) kept a call for as long as it went on (until 2026-12-07). Past the
+    deadline the answer counts as lost: a ReadTimeout, retried with the same Idempotency-Key."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    keys, stop = [], threading.Event()
+
+    def trickle(conn):
+        with conn:
+            request = conn.recv(65536).decode(errors="replace")
+            keys.extend(line.split(":", 1)[1].strip() for line in request.split("\r\n")
+                        if line.lower().startswith("idempotency-key:"))
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n")
+                while not stop.wait(0.2):  # a byte at a time, each well within httpx's read timeout
+                    conn.sendall(b" ")
+            except OSError:  # the client gave up
+                pass
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    sdk = PointsnetClient(f"http://127.0.0.1:{listener.getsockname()[1]}", "key_x", Ed25519PrivateKey.generate(),
+                          timeout=1.0, retries=1, verify_responses=False)
+    try:
+        with pytest.raises(httpx.ReadTimeout, match="in all"):
+            sdk.call("POST", "/v1/earn", {"member_id": "m", "reference": "r", "points": 1})
+    finally:
+        stop.set()
+        listener.close()
+        sdk.close()
+    assert len(keys) == 2 and len(set(keys)) == 1  # two attempts, one key
