@@ -76,9 +76,26 @@ def _rows(tx: Tx, model, fields: Sequence[str], ids: list[str]) -> dict[str, lis
     return by_entry
 
 
+# what an entry whose stored rows cannot be read as their types encodes to: no leaf's bytes (those begin with
+# VERSION), so its leaf is named as not matching rather than the check stopping
+UNREADABLE = b"unreadable\n"
+
+
 def encode_entries(tx: Tx, entry_ids: Sequence[str]) -> dict[str, bytes]:
-    """The canonical encoding of each entry that exists (missing ids are simply absent)."""
+    """The canonical encoding of each entry that exists (missing ids are simply absent). A stored value that is
+    not of its column's type (a time that is no time: only a hand-made edit writes one) makes its entry
+    ``UNREADABLE``; the others of its batch are encoded as ever (the batch halved until it is found)."""
     ids = list(entry_ids)
+    try:
+        return _encode_entries(tx, ids)
+    except (ValueError, TypeError, OverflowError):
+        if len(ids) == 1:
+            return {ids[0]: UNREADABLE}
+        half = len(ids) // 2
+        return encode_entries(tx, ids[:half]) | encode_entries(tx, ids[half:])
+
+
+def _encode_entries(tx: Tx, ids: list[str]) -> dict[str, bytes]:
     entries: dict[str, dict] = {}
     columns = [getattr(Entry, f) for f in ENTRY_FIELDS]
     for start in range(0, len(ids), CHUNK):
@@ -108,10 +125,11 @@ _WIDTHS = {"time": 27, "date": 10}
 
 def _sql_field(expression: str, kind: str = "text", nullable: bool = True, fast: bool = False) -> str:
     """The field as arguments of ``concat()``; a column that cannot be NULL skips the NULL test."""
-    if kind == "time":
-        value = f"to_char({expression}, {_TIME})"
-    elif kind == "date":
-        value = f"to_char({expression}, 'YYYY-MM-DD')"
+    # to_char writes no sign for a year before the common era: such a value (only a hand-made edit writes one)
+    # is marked, so that it never encodes as the same instant of the common era does
+    if kind in ("time", "date"):
+        first, pattern = ("TIMESTAMP '0001-01-01'", _TIME) if kind == "time" else ("DATE '0001-01-01'", "'YYYY-MM-DD'")
+        value = f"(CASE WHEN {expression} < {first} THEN 'BC ' ELSE '' END || to_char({expression}, {pattern}))"
     else:  # text, and integers (whose ::text is Python's str())
         value = f"({expression})::text"
     length = f"'{_WIDTHS[kind]}'" if fast and kind in _WIDTHS else f"octet_length({value})"

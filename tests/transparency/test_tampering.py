@@ -236,3 +236,26 @@ def test_a_varied_ledger_seals_and_verifies(network, sealed, clock):
     report = run_verify(network)
     assert report.ok, report.offences
     assert report.counts["ledger_leaves"] == report.counts["entries"]
+
+
+@pytest.mark.parametrize("column", ["posted_at", "occurred_at"])
+def test_moving_a_sealed_time_before_the_common_era_is_named(network, sealed, column):
+    """An entry's time moved into BC, the same day and hour: PostgreSQL's to_char writes no sign for the
+    year, so its encoding was byte for byte the AD time's and verify found nothing (until 2026-12-07); on
+    SQLite, a stored time that is no time at all stopped verify with a ValueError instead of naming it."""
+    if network.db.dialect == "postgresql":
+        tamper(network, f"UPDATE entries SET {column} = ((to_char({column}, 'YYYY-MM-DD HH24:MI:SS.US') || ' BC')"
+                        f")::timestamp WHERE id = :e", e=sealed.earn_coffee)
+    else:
+        tamper(network, f"UPDATE entries SET {column} = '0' || {column} || ' BC' WHERE id = :e", e=sealed.earn_coffee)
+    assert named(run_verify(network), "leaf_hash_mismatch") == {f"entry {sealed.earn_coffee}"}
+
+
+def test_moving_a_sealed_lots_issue_time_before_the_common_era_is_named(network, sealed):
+    """A lot's issued_at decides the consumption order (expiry, issue time, id), so which funder pays later."""
+    if network.db.dialect == "postgresql":
+        tamper(network, "UPDATE lots SET issued_at = ((to_char(issued_at, 'YYYY-MM-DD HH24:MI:SS.US') || ' BC')"
+                        ")::timestamp WHERE entry_id = :e", e=sealed.earn_air)
+    else:
+        tamper(network, "UPDATE lots SET issued_at = 'yesterday' WHERE entry_id = :e", e=sealed.earn_air)
+    assert named(run_verify(network), "leaf_hash_mismatch") == {f"entry {sealed.earn_air}"}
