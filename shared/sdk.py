@@ -687,6 +687,10 @@ class PointsnetClient:
         """Check that checkpoint ``new`` extends checkpoint ``old`` (both signed): nothing in the first
         ``old['tree_size']`` leaves was rewritten, removed or reordered since."""
         first, second = self.verify_checkpoint(old), self.verify_checkpoint(new)
+        if first.tree_size == 0:  # the empty tree begins every tree: nothing to prove, nothing to ask the network
+            if first.root_hash != merkle.EMPTY_ROOT:
+                raise ProofError("checkpoint 0 does not sign the empty tree's root")
+            return {"from": 0, "to": second.tree_size, "consistency_path": []}
         proof = self.call("GET", "/v1/checkpoints/consistency",
                           params={"from": first.tree_size, "to": second.tree_size}).body
         path = [base64.b64decode(h) for h in proof["consistency_path"]]

@@ -123,6 +123,22 @@ def test_the_sdk_verifies_both_proofs(network, client):
         client.verified_consistency(new, dict(old, tree_size=new["tree_size"]))
 
 
+def test_the_sdk_takes_the_empty_tree_as_the_beginning_of_every_tree(network, client):
+    """A new network signs checkpoints of size 0; a partner that kept one checks the next against it. The
+    empty tree is a prefix of every tree: until 2026-12-07 the SDK asked the network for a proof from size 0,
+    which it refuses (422 invalid_tree_sizes), so the check failed."""
+    network.checkpoint()
+    old = client.latest_checkpoint()
+    assert old["tree_size"] == 0
+    member = client.enrol(phone="+8613900004444")["member_id"]
+    client.earn(member, "e-1", points=5, amount=500, currency="CNY")
+    network.checkpoint()
+    new = client.latest_checkpoint()
+    assert client.verified_consistency(old, new) == {"from": 0, "to": new["tree_size"], "consistency_path": []}
+    with pytest.raises(ProofError):  # a forged size-0 checkpoint is still refused, by its signature
+        client.verified_consistency(dict(old, root_hash=new["root_hash"]), new)
+
+
 def test_the_sdk_refuses_another_transactions_proof_whose_reference_spells_the_asked_id(network, client):
     """A network that answers the proof of another entry is caught even when that entry's reference (free
     text) contains the asked id's field: the id is the E record's first field, read by the grammar."""
