@@ -178,7 +178,8 @@ class PointsnetClient:
     def __init__(self, base_url: str, key_id: str, private_key: Ed25519PrivateKey, *, authority: str | None = None,
                  network_keys: dict[str, Ed25519PublicKey] | None = None, verify_responses: bool = True,
                  retries: int = 4, timeout: float = 15.0, transport: httpx.BaseTransport | None = None,
-                 max_body_bytes: int = MAX_BODY_BYTES, in_progress_wait: float | None = None):
+                 max_body_bytes: int = MAX_BODY_BYTES, in_progress_wait: float | None = None,
+                 ledger_origin: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
         self.signer = signer(key_id, private_key)
@@ -196,6 +197,9 @@ class PointsnetClient:
         # after a lost answer, how long 409 request_in_progress is retried beyond the retries
         self.in_progress_wait = max(IN_PROGRESS_WAIT_S, timeout) if in_progress_wait is None else in_progress_wait
         self.timeout = timeout  # each attempt's whole time: httpx's bounds each read, not the answer
+        # the log whose checkpoints are taken (a note's first line, "<public authority>/ledger"): a note the
+        # network's key signed for another log (a staging network sharing the key) is refused; None: any
+        self.ledger_origin = ledger_origin
         self.http = httpx.Client(timeout=timeout, transport=transport, verify=tls_context())
 
     @property
@@ -604,6 +608,8 @@ class PointsnetClient:
         """The network key that signed a checkpoint note (name, key id, key), matched by the note's 4-byte
         key hash."""
         name = note.split("\n", 1)[0]
+        if self.ledger_origin is not None and name != self.ledger_origin:
+            raise ProofError(f"the checkpoint is of the log {name!r}, not {self.ledger_origin!r}")
         keys = self._verification_keys()
         for line in note.partition("\n\n")[2].splitlines():
             parts = line.split(" ")

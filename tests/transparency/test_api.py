@@ -123,6 +123,52 @@ def test_the_sdk_verifies_both_proofs(network, client):
         client.verified_consistency(new, dict(old, tree_size=new["tree_size"]))
 
 
+def test_a_client_given_the_ledgers_origin_refuses_a_checkpoint_of_another_log(network, client):
+    """A note the network's key signed for another log (a staging network sharing the key) verifies with the
+    key; a client told the ledger's origin refuses it (docs/verifiable-ledger.md), as `pointsnet verify`
+    names it (checkpoint_origin). Until 2026-12-07 the SDK took any origin."""
+    from datetime import datetime, timezone
+
+    from shared.transparency.checkpoints import origin
+    from shared.transparency.note import note_body, sign_note
+
+    member = client.enrol(phone="+8613900005555")["member_id"]
+    client.earn(member, "o-1", points=5, amount=500, currency="CNY")
+    network.checkpoint()
+    ours = client.latest_checkpoint()
+    staging = "staging.example.com/ledger"
+    root = base64.b64decode(ours["root_hash"])
+    theirs = dict(ours, note=sign_note(note_body(staging, ours["tree_size"], root, datetime.now(timezone.utc)),
+                                       staging, network.signing_key))
+    assert client.verify_checkpoint(theirs).tree_size == ours["tree_size"]  # no origin given: any the key signed
+    client.ledger_origin = origin(network.settings)
+    assert client.verify_checkpoint(ours).tree_size == ours["tree_size"]
+    with pytest.raises(ProofError, match="staging.example.com/ledger"):
+        client.verify_checkpoint(theirs)
+
+
+def test_the_guides_forty_lines_check_a_proof_and_refuse_another_log(network, client):
+    """The guide's verifier without Pointsnet code (docs/verifiable-ledger.md), run as written."""
+    import re
+    from pathlib import Path
+
+    from shared.transparency.checkpoints import origin
+
+    guide = (Path(__file__).parents[2] / "docs" / "verifiable-ledger.md").read_text()
+    code = re.search(r"so do 40 lines of Python:\n\n```python\n(.*?)```", guide, re.S).group(1)
+    definitions, _, usage = code.partition("\nsize, root = ")
+    member = client.enrol(phone="+8613900006666")["member_id"]
+    earned = client.earn(member, "g-1", points=5, amount=500, currency="CNY")["transaction_id"]
+    network.checkpoint()
+    proof = client.verified_inclusion(earned)
+    here = {"proof": proof, "network_key": network.signing_key.public_key()}
+    exec(definitions.replace('"points.example.com/ledger"', repr(origin(network.settings))), here)
+    exec("size, root = " + usage, here)  # the guide's own lines: raise if the proof does not hold
+    assert here["size"] == proof["tree_size"]
+    with pytest.raises(AssertionError):
+        here["check_note"](proof["checkpoint"]["note"], here["network_key"], origin="staging.example.com/ledger")
+
+
 def test_the_sdk_takes_the_empty_tree_as_the_beginning_of_every_tree(network, client):
     """A new network signs checkpoints of size 0; a partner that kept one checks the next against it. The
     empty tree is a prefix of every tree: until 2026-12-07 the SDK asked the network for a proof from size 0,
