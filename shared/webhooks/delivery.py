@@ -390,9 +390,16 @@ def deliver_due(network, *, limit: int = BATCH, rounds: int = ROUNDS, delivery_i
                     continue
                 counts["retrying" if status == "pending" else status] += 1
                 if not outcome.ok:
-                    log.info("webhook %s to %s failed: %s %s", item.id, item.url, outcome.status_code,
+                    log.info("webhook %s to %s failed: %s %s", item.id, _logged(item.url), outcome.status_code,
                              outcome.error)
     return counts
+
+
+def _logged(url: str) -> str:
+    """An endpoint's URL as the log shows it: without its query and fragment, where a partner may put a
+    token its receiver checks (the operators see the whole URL with `pointsnet webhooks show`)."""
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(query=None, fragment=None)) + ("?…" if parsed.query or parsed.fragment else "")
 
 
 def _send_batch(pool: ThreadPoolExecutor, claimed: list[Claimed], send_one):

@@ -94,3 +94,20 @@ def test_an_attempt_that_cannot_be_recorded_does_not_lose_the_batch(network, rec
     assert failed.status == "pending" and failed.last_status_code == 500 and failed.claim_token is None
     assert "unstorable" not in failed.last_error
     assert deliveries(network, partner_id=books)[0].status == "delivered"
+
+
+def test_a_failed_delivery_is_logged_without_the_urls_query(network, receiver, caplog):
+    """A partner may put a token its receiver checks in the URL's query; the log line of a failed delivery
+    named the whole URL (until 2026-12-07). It names the address without the query now."""
+    import logging
+
+    from shared.webhooks.endpoints import set_endpoint
+
+    coffee = make_partner(network, "Coffee")
+    network.tx(lambda tx: set_endpoint(tx, coffee, receiver.url(f"/hooks/{coffee}?token=s3cr3t-T0KEN#frag")))
+    network.earn(coffee, make_member(network, coffee), "e1", points=5)
+    _answer(receiver, {f"/hooks/{coffee}?token=s3cr3t-T0KEN": (503, b"busy", None)})
+    with caplog.at_level(logging.INFO, logger="pointsnet.webhooks"):
+        assert deliver_due(network)["retrying"] == 1
+    [line] = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert "s3cr3t" not in line and f"/hooks/{coffee}?…" in line and "503" in line, line
