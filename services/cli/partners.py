@@ -23,8 +23,9 @@ def partners_add(
     redemption_fee_rate: str = typer.Option("0", help="Share of a reimbursement paid to the network, e.g. 0.05."),
     breakage_share: str = typer.Option("0", help="Share of expired prepaid value the network keeps."),
     base_rate: str = typer.Option("1", help="Points per major currency unit spent."),
-    float_overdraft: str = typer.Option("0", help="Prepaid only: issuance may take the float this far below zero "
-                                                  "(minor units); 'none' for no float limit."),
+    float_overdraft: Optional[str] = typer.Option(None, help="Prepaid only: issuance may take the float this far "
+                                                            "below zero (minor units; default 0); 'none' for no "
+                                                            "float limit."),
     exposure_limit: Optional[int] = typer.Option(None, help="Alert when the partner's outstanding points are "
                                                             "worth more than this (minor units)."),
 ) -> None:
@@ -36,7 +37,9 @@ def partners_add(
     key_text = _read_text(public_key) if public_key else None
     network = _network()
     terms = ContractTerms(billing, point_value, issuance_fee, redemption_fee_rate, breakage_share, base_rate)
-    overdraft = _optional_minor(float_overdraft, "--float-overdraft") if billing == "prepaid" else None
+    if float_overdraft is not None and billing != "prepaid":  # a postpaid partner has no float to overdraw
+        fail(f"--float-overdraft is for a prepaid partner (--billing prepaid); this one is {billing}")
+    overdraft = _optional_minor(float_overdraft or "0", "--float-overdraft") if billing == "prepaid" else None
 
     def unit(tx):
         created = create_partner(tx, name, terms)

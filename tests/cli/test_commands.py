@@ -299,6 +299,11 @@ def test_finance_limits_top_ups_termination_and_alerts_from_the_command_line(tmp
                                   "--exposure-limit", "5000", "--exposure-warn", "0.9", check=True).stdout)
     assert (limits["float_overdraft_minor"], limits["exposure_limit_minor"], limits["exposure_warn_ppm"]) == \
         (300, 5000, 900_000)
+    # a postpaid partner has no float: an overdraft given for one is refused, not dropped (until 2026-12-07)
+    postpaid = pointsnet(tmp_path, "partners", "add", "Postpaid Shop", "--float-overdraft", "500")
+    assert postpaid.returncode == 2 and postpaid.stderr.strip().count("\n") == 0, postpaid.stderr
+    assert "--float-overdraft is for a prepaid partner" in postpaid.stderr
+    assert "Postpaid Shop" not in pointsnet(tmp_path, "partners", "list", check=True).stdout
     bad = pointsnet(tmp_path, "partners", "limits", pid, "--float-overdraft", "lots")
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "--float-overdraft" in bad.stderr
     topped = json.loads(pointsnet(tmp_path, "clearing", "top-up", pid, "--amount", "1200", "--bank-reference",
