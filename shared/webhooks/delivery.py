@@ -217,8 +217,13 @@ def _send(client: httpx.Client, claimed: Claimed, clock, key, allow_private: boo
         "accept-encoding": "identity"}
     try:
         with client.stream("POST", claimed.url, content=claimed.body.encode(), headers=headers) as response:
-            error = None if 200 <= response.status_code < 300 else _answer(response)
-        return Outcome(response.status_code, error, int((time.perf_counter() - started) * 1000))
+            error, late = (None, False) if 200 <= response.status_code < 300 else _answer(response)
+        took = time.perf_counter() - started
+        if late:  # the status came, its page did not within the time: a slow receiver, timed out as one
+            return Outcome(response.status_code, _kept(f"timed out after {took:.1f} s reading the answer to its "
+                                                       f"{response.status_code}: {error or ''}"),
+                           int(took * 1000), timed_out=True)
+        return Outcome(response.status_code, error, int(took * 1000))
     except httpx.TimeoutException as exc:
         took = time.perf_counter() - started
         return Outcome(None, _kept(f"timed out after {took:.1f} s ({type(exc).__name__}: {exc})"),
@@ -229,28 +234,32 @@ def _send(client: httpx.Client, claimed: Claimed, clock, key, allow_private: boo
         return Outcome(None, error, int((time.perf_counter() - started) * 1000))
 
 
-def _answer(response: httpx.Response) -> str | None:
-    """The start of a failing receiver's body, for the operator's eyes: only ``ANSWER_BYTES`` are read
-    off the wire (a receiver's page may be endless or slow), and what cannot be read is left unread.
-    The request asks for no compression; a page compressed anyway (gzip or deflate) is inflated only
-    up to ``ANSWER_BYTES`` (a few kB on the wire may inflate to gigabytes), one in another encoding is
-    not decoded at all."""
-    raw = b""
+def _answer(response: httpx.Response) -> tuple[str | None, bool]:
+    """The start of a failing receiver's body, for the operator's eyes, and whether reading it ran out of
+    time: only ``ANSWER_BYTES`` are read off the wire (a receiver's page may be endless or slow), and what
+    cannot be read is left unread. A page that does not come within the delivery's time (``DEADLINE``, or a
+    read's) makes the delivery a timeout, as a status that never came does: the endpoint pauses and its
+    other deliveries of the batch are not sent. The request asks for no compression; a page compressed
+    anyway (gzip or deflate) is inflated only up to ``ANSWER_BYTES`` (a few kB on the wire may inflate to
+    gigabytes), one in another encoding is not decoded at all."""
+    raw, late = b"", False
     try:
         for chunk in response.iter_raw():  # as it came: httpx would inflate a compressed page whole
             raw += chunk
             if len(raw) >= ANSWER_BYTES:
                 break
+    except httpx.TimeoutException:
+        late = True
     except httpx.HTTPError:  # the status is the answer; its body is only a courtesy
         pass
     raw = _inflated(raw[:ANSWER_BYTES], response.headers.get("content-encoding", ""))
     if raw is None:
-        return _kept(f"(an answer in {response.headers['content-encoding'][:40]} encoding, not decoded)")
+        return _kept(f"(an answer in {response.headers['content-encoding'][:40]} encoding, not decoded)"), late
     try:
         text = raw.decode(response.charset_encoding or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know
         text = raw.decode("utf-8", errors="replace")
-    return _kept(text)
+    return _kept(text), late
 
 
 def _inflated(raw: bytes, encoding: str) -> bytes | None:

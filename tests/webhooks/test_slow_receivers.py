@@ -153,3 +153,38 @@ def test_a_name_that_takes_long_to_resolve_is_given_up_at_the_deadline(network, 
     assert late.status == "pending" and "timed out" in late.last_error
     if allowed:  # the other partner's outcome did not wait for the name
         assert counts["delivered"] == 1 and order == [receiver.url(f"/hooks/{fast}"), "https://hooks.slowdns.test/hooks"]
+
+
+def _error_then_a_little_at_a_time(handler: BaseHTTPRequestHandler) -> None:
+    """Answers 500 at once, then its page a byte every 0.2 s for ``LINGER`` seconds."""
+    try:
+        handler.send_response(500)
+        handler.send_header("content-length", "1000")
+        handler.end_headers()
+        ends = time.monotonic() + LINGER
+        while time.monotonic() < ends:
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            time.sleep(0.2)
+    except OSError:  # the sender gave up and closed the connection
+        pass
+
+
+def test_an_error_whose_page_does_not_come_in_time_is_a_timeout(network, short_deadline):
+    """A receiver that sends its status at once and its page a byte at a time past the delivery's time
+    is a slow receiver: the delivery is a timeout (the status kept), the endpoint pauses and its other
+    deliveries of the batch are not sent (docs/operations.md, "Timeouts"). Until 2026-12-07 it was a plain
+    500: no pause, and each of the batch's deliveries to it waited out the whole time."""
+    from shared.webhooks.endpoints import show_endpoint
+
+    with slow_receiver(_error_then_a_little_at_a_time) as slow:
+        shop = make_partner(network, "Slow")
+        network.tx(lambda tx: set_endpoint(tx, shop, slow.url()))
+        member = make_member(network, shop)
+        for n in range(6):
+            network.earn(shop, member, f"e{n}", points=5)
+        counts = deliver_due(network, rounds=1)
+    assert counts.get("skipped", 0) >= 1 and counts["retrying"] + counts["skipped"] == 6, counts
+    timed_out = [d for d in deliveries(network, partner_id=shop) if d.last_status_code == 500]
+    assert timed_out and all("timed out" in d.last_error for d in timed_out)
+    assert network.tx(lambda tx: show_endpoint(tx, shop), readonly=True)["paused_until"] is not None
