@@ -261,7 +261,7 @@ def _kept_under(network: Network, partner_id: str, request: Request) -> str | No
 
 
 @router.post("/members/{member_id}/link-tokens", status_code=201, response_model=schemas.LinkToken,
-             responses=problems("unknown_member", "invalid_link_token", write=True, body=False))
+             responses=problems("unknown_member", "member_erased", "invalid_link_token", write=True, body=False))
 def mint_link_token(request: Request, member_id: str):
     """Mint a short-lived, single-use token for a linked member to show another partner (QR code).
 

@@ -14,7 +14,8 @@ from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import (
-    Conflict, ConsentRequired, CustomerRefTaken, InvalidContact, InvalidLinkToken, UnknownMember, ValidationFailed,
+    Conflict, ConsentRequired, CustomerRefTaken, InvalidContact, InvalidLinkToken, MemberErased, UnknownMember,
+    ValidationFailed,
 )
 from shared.members.privacy import Keyring, normalise_email, normalise_phone
 from shared.models import Account, IdempotencyRecord, LinkToken, Member, MemberLink
@@ -216,11 +217,16 @@ def _enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None, emai
     return {"member_id": member_id, "created": True, "linked": True}
 
 
-def require_linked(tx: Tx, partner_id: str, member_id: str) -> None:
-    row = tx.session.execute(select(links_t.c.member_id).join(members_t, members_t.c.id == links_t.c.member_id)
+def require_linked(tx: Tx, partner_id: str, member_id: str, *, erased: bool = False) -> None:
+    """The member is active and linked to the partner, else ``UnknownMember`` — or, with ``erased``, for an
+    erased member linked to it ``MemberErased`` (an erasure keeps the links so that a write naming the id
+    answers so; a read, ``GET``, answers 404)."""
+    row = tx.session.execute(select(members_t.c.status).join(links_t, members_t.c.id == links_t.c.member_id)
                              .where(links_t.c.partner_id == partner_id, links_t.c.member_id == member_id,
-                                    members_t.c.status == "active")).first()
-    if row is None:
+                                    members_t.c.merged_into.is_(None))).first()
+    if erased and row is not None and row.status == "erased":
+        raise MemberErased(f"member {member_id} was erased; its personal data is gone already")
+    if row is None or row.status != "active":
         raise UnknownMember(f"no member {member_id}")
 
 
@@ -236,8 +242,9 @@ def mint_link_token(tx: Tx, partner_id: str, member_id: str) -> dict:
             members_t.c.id == member_id, members_t.c.status == "active", members_t.c.merged_into.is_(None))
             .with_for_update(read=True, key_share=True)).first()
         if still is None:
+            require_linked(tx, partner_id, member_id, erased=True)  # erased (409) or unknown: as the link says
             raise UnknownMember(f"no member {member_id}")
-    require_linked(tx, partner_id, member_id)
+    require_linked(tx, partner_id, member_id, erased=True)
     token = secrets.token_urlsafe(24)
     expires_at = tx.now + LINK_TOKEN_TTL
     tx.session.execute(insert(tokens_t).values(

@@ -69,6 +69,9 @@ def normalise_phone(raw: str, default_region: str) -> str:
         raise InvalidContact(f"the phone number cannot be read: {exc}") from exc
     if not phonenumbers.is_valid_number(number):
         raise InvalidContact("the phone number is not a valid number")
+    if number.extension:  # E.164 has none: every extension of a switchboard would be one member
+        raise InvalidContact("a member's phone number is its own, without an extension (a switchboard's "
+                             "extensions would all be one member)")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

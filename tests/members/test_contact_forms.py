@@ -104,3 +104,22 @@ def test_the_api_answers_contact_conflict_and_keeps_it_for_the_key(network, shop
         again = partner.call("POST", "/v1/members", body, idempotency_key="both-1")
         assert again.status_code == 409 and again.headers.get("Idempotent-Replayed") == "true"
     assert _members(network) == 2
+
+
+def test_a_phone_number_with_an_extension_is_refused_not_taken_as_the_switchboards(shop):
+    """E.164 has no extension: "+86 10 6552 9988 ext. 101" and "… ext. 102" were both the switchboard's
+    number, so the second person enrolled answered the first one's member (until 2026-12-07). A member's
+    number is its own: one with an extension is refused, nothing recorded."""
+    first = shop.call("POST", "/v1/members", {"phone": "+86 10 6552 9988 ext. 101"})
+    problem = assert_problem(first, 422, "invalid_contact")
+    assert "without an extension" in problem["detail"] and "9988" not in problem["detail"]
+    assert shop.ok("POST", "/v1/members", {"phone": "+86 10 6552 9988"})["created"] is True  # the number itself
+
+
+def test_a_link_token_for_an_erased_member_is_member_erased(shop, network):
+    """docs/partner-integration.md: once erased, the id answers 409 member_erased (404 for a GET); minting a
+    link token answered 404 unknown_member (until 2026-12-07)."""
+    member = shop.ok("POST", "/v1/members", {"phone": "+8613900000021"})["member_id"]
+    network.erase_member(member)
+    assert_problem(shop.call("POST", f"/v1/members/{member}/link-tokens"), 409, "member_erased")
+    assert_problem(shop.call("GET", f"/v1/members/{member}"), 404, "unknown_member")
