@@ -199,6 +199,7 @@ def _enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None, emai
             raise ConsentRequired("this phone or email belongs to a member enrolled elsewhere; "
                                   "present the member's link token to link it")
         _link(tx, partner_id, existing, customer_ref)
+        _add_missing_contact(tx, keyring, existing, phone_e164, email_norm)
         return {"member_id": existing, "created": False, "linked": True}
     member_id = new_id("mem")
     tx.session.execute(insert(members_t).values(
@@ -215,6 +216,25 @@ def _enrol(tx: Tx, keyring: Keyring, partner_id: str, *, phone: str | None, emai
     ])
     _link(tx, partner_id, member_id, customer_ref)
     return {"member_id": member_id, "created": True, "linked": True}
+
+
+def _add_missing_contact(tx: Tx, keyring: Keyring, member_id: str, phone: str | None, email: str | None) -> None:
+    """Record on a member found by one contact the other the enrolment gave, if it has none of that kind: the
+    person gave it at the till, and dropped, it would enrol them a second time the next time they give only
+    it. Both contacts are locked (``_lock_contacts``); one that any member's row holds, under any key (a
+    duplicate merged into this member keeps its own), is left where it is. A member's own contact of a kind
+    is kept, never replaced."""
+    row = tx.session.execute(select(members_t.c.phone_bidx, members_t.c.email_bidx)
+                             .where(members_t.c.id == member_id)).one()
+    values = {}
+    for field, value, held in (("phone", phone, row.phone_bidx), ("email", email, row.email_bidx)):
+        column = members_t.c[f"{field}_bidx"]
+        if value and held is None and tx.session.execute(
+                select(members_t.c.id).where(column.in_(keyring.lookup_indexes(field, value))).limit(1)).first() is None:
+            values |= {f"{field}_ct": keyring.encrypt(field, member_id, value),
+                       f"{field}_bidx": keyring.blind_index(field, value)}
+    if values:
+        tx.session.execute(update(members_t).where(members_t.c.id == member_id).values(**values))
 
 
 def require_linked(tx: Tx, partner_id: str, member_id: str, *, erased: bool = False) -> None:

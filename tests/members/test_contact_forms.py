@@ -123,3 +123,26 @@ def test_a_link_token_for_an_erased_member_is_member_erased(shop, network):
     network.erase_member(member)
     assert_problem(shop.call("POST", f"/v1/members/{member}/link-tokens"), 409, "member_erased")
     assert_problem(shop.call("GET", f"/v1/members/{member}"), 404, "unknown_member")
+
+
+def test_a_second_contact_given_with_the_one_that_finds_the_member_is_recorded(shop, partners, network):
+    """A till sends the e-mail that finds the member and a phone the member has not given before: the phone
+    was dropped (until 2026-12-07), and the next enrolment by it made a second member of the same person.
+    It is recorded if the member has no phone; a member's own phone is never replaced."""
+    member = shop.ok("POST", "/v1/members", {"email": "li.lei@example.com"})["member_id"]
+    again = shop.ok("POST", "/v1/members", {"email": "li.lei@example.com", "phone": "+8613900000001"})
+    assert (again["member_id"], again["created"]) == (member, False)
+    assert shop.ok("POST", "/v1/members", {"phone": "+86 139 0000 0001"})["member_id"] == member
+    # the member has a phone now: another given with its e-mail changes nothing
+    shop.ok("POST", "/v1/members", {"email": "li.lei@example.com", "phone": "+8613900000002"})
+    other = shop.ok("POST", "/v1/members", {"phone": "+8613900000002"})
+    assert other["created"] is True and other["member_id"] != member
+    # a phone a merged duplicate holds stays with the duplicate (it finds the survivor already)
+    from shared.programme.merge import merge_members
+
+    survivor = shop.ok("POST", "/v1/members", {"email": "han.mei@example.com"})["member_id"]
+    duplicate = shop.ok("POST", "/v1/members", {"phone": "+8613900000003"})["member_id"]
+    network.tx(lambda tx: merge_members(tx, survivor, duplicate))
+    assert shop.ok("POST", "/v1/members", {"email": "han.mei@example.com", "phone": "+8613900000003"})[
+        "member_id"] == survivor
+    assert shop.ok("POST", "/v1/members", {"phone": "+8613900000003"})["member_id"] == survivor
