@@ -15,13 +15,25 @@ from rich.table import Table
 from services.cli import webhooks_app, literal, show, _network
 
 
+def _audited(verb: str, partner_id: str, change) -> dict:
+    """Run an endpoint change with its audit entry, as the dashboard's (never the secret): user ``cli``."""
+    from shared.access import audit
+
+    def unit(tx):
+        view = change(tx)
+        audit.record(tx, None, f"webhook.{verb}", partner_id, url=view.get("url"), status=view.get("status"))
+        return view
+
+    return _network().tx(unit)
+
+
 @webhooks_app.command("set")
 def webhooks_set(partner_id: str, url: str = typer.Option(..., "--url", help="Where the partner receives events.")) -> None:
     """Register (or change) a partner's webhook URL; prints the endpoint, with its whsec_ secret only when
     this creates it (a changed URL keeps the secret, and it is not shown again: rotate-secret makes a new one)."""
     from shared.webhooks.endpoints import set_endpoint
 
-    print(json.dumps(_network().tx(lambda tx: set_endpoint(tx, partner_id, url)), indent=2))
+    print(json.dumps(_audited("set", partner_id, lambda tx: set_endpoint(tx, partner_id, url)), indent=2))
 
 
 @webhooks_app.command("rotate-secret")
@@ -32,8 +44,8 @@ def webhooks_rotate_secret(partner_id: str, overlap_hours: float = typer.Option(
 
     from shared.webhooks.endpoints import rotate_secret
 
-    print(json.dumps(_network().tx(
-        lambda tx: rotate_secret(tx, partner_id, timedelta(hours=overlap_hours))), indent=2))
+    print(json.dumps(_audited("secret_rotated", partner_id,
+                              lambda tx: rotate_secret(tx, partner_id, timedelta(hours=overlap_hours))), indent=2))
 
 
 @webhooks_app.command("disable")
@@ -41,7 +53,7 @@ def webhooks_disable(partner_id: str) -> None:
     """Stop sending to the partner (nothing new is queued; `webhooks set` enables it again)."""
     from shared.webhooks.endpoints import disable_endpoint
 
-    print(json.dumps(_network().tx(lambda tx: disable_endpoint(tx, partner_id)), indent=2))
+    print(json.dumps(_audited("disabled", partner_id, lambda tx: disable_endpoint(tx, partner_id)), indent=2))
 
 
 @webhooks_app.command("show")
@@ -108,4 +120,4 @@ def webhooks_replay(delivery_id: str) -> None:
     is sending right now is refused (delivery_pending)."""
     from shared.webhooks.delivery import replay
 
-    print(json.dumps(replay(_network(), delivery_id), indent=2))
+    print(json.dumps(replay(_network(), delivery_id, audited=True), indent=2))

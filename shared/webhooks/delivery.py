@@ -688,9 +688,20 @@ def cancel_refused(tx: Tx, delivery_ids: list[str]) -> set[str]:
     return set(refused)
 
 
-def replay(network, delivery_id: str) -> dict:
-    """Queue the replay and make its first attempt at once; answers the delivery as it then stands."""
-    queued = network.tx(lambda tx: queue_replay(tx, delivery_id))
+def replay(network, delivery_id: str, *, audited: bool = False) -> dict:
+    """Queue the replay and make its first attempt at once; answers the delivery as it then stands.
+    ``audited``: the replay is audited (``webhook.replayed``, by the command line) in the unit that queues
+    it, as the dashboard audits its own."""
+    def unit(tx):
+        queued = queue_replay(tx, delivery_id)
+        if audited:
+            from shared.access import audit
+
+            audit.record(tx, None, "webhook.replayed", delivery_detail(tx, delivery_id)["partner_id"],
+                         delivery_id=delivery_id, previous_status=queued["previous_status"])
+        return queued
+
+    queued = network.tx(unit)
     deliver_due(network, rounds=1, delivery_ids=[delivery_id])
     return network.tx(lambda tx: delivery_detail(tx, delivery_id), readonly=True) | {
         "previous_status": queued["previous_status"]}

@@ -74,6 +74,22 @@ def test_set_rotate_deliver_dead_letter_and_replay(tmp_path, receiver):
     assert {r["headers"]["webhook-id"] for r in receiver.requests} == {dead["delivery_id"]}
     unknown = run(tmp_path, "webhooks", "replay", "msg_nope", check=False)
     assert unknown.returncode == 2 and "msg_nope" in unknown.stderr
+    run(tmp_path, "webhooks", "disable", partner)
+
+    # each change is audited as the dashboard's are, by the command line (until 2026-12-07 none was)
+    with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_CLOCK": T0,
+                      "POINTSNET_DATABASE_URL": None}):
+        from shared.access import audit
+
+        n = Network(get_settings())
+        logged = n.tx(lambda tx: audit.page(tx, limit=100)[0], readonly=True)
+        n.close()
+    webhooks = [(e["action"], e["user"], e["target"]) for e in reversed(logged) if e["action"].startswith("webhook.")]
+    assert webhooks == [("webhook.set", "cli", partner), ("webhook.secret_rotated", "cli", partner),
+                        ("webhook.replayed", "cli", partner), ("webhook.disabled", "cli", partner)]
+    assert not any("whsec_" in json.dumps(e, default=str) for e in logged)  # never the secret
+    [replay_entry] = [e for e in logged if e["action"] == "webhook.replayed"]
+    assert replay_entry["detail"] == {"delivery_id": dead["delivery_id"], "previous_status": "dead"}
 
 
 def _partner(tmp_path) -> str:
