@@ -10,12 +10,13 @@
   daylight-saving change the last usable day stays N days after the earn's);
 * ``never`` — expiry switched off (some jurisdictions forbid it): lots carry a far-future date.
 
-``rolling:N`` and ``days:N`` move the earn's local wall time, then read it as zoneinfo does (PEP 495)
-with the earn's own ``fold``, which is 0 unless the earn was made in the second pass of an hour the
-clocks repeat. With fold 0, a wall time the clocks repeat is the first of the two, and one the clocks
-skip is read with the offset before the change: the points expire when the old clock would have
-shown it (01:30 that does not exist is 02:30 on the new clock). With fold 1, the second of the two,
-and the offset after the change.
+``rolling:N`` and ``days:N`` move the earn's local wall time, then read it as zoneinfo does (PEP 495).
+A wall time the clocks skip is read with the offset before the change: the points expire when the old
+clock would have shown it (01:30 that does not exist is 02:30 on the new clock), whenever the earn was
+made. A wall time the clocks repeat is the first of the two, unless the earn was made in the second pass
+of a repeated hour (its ``fold`` 1): then the second. (Until 2026-12-07 such an earn's fold was kept for a
+skipped wall time too, read with the offset after the change: in zones whose two changes share a wall
+hour, as all of Europe's, its lot expired an hour earlier than a lot earned an hour before it.)
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ def _add_months(local: datetime, months: int) -> datetime:
     return local.replace(year=year, month=month, day=day)
 
 
+def _read(wall: datetime, fold: int) -> datetime:
+    """``wall`` (a local time with its zone) with the earn's ``fold`` where the clocks repeat it, and fold 0,
+    the offset before the change, where they skip it (it does not survive a round trip through UTC)."""
+    wall = wall.replace(fold=fold)
+    if fold and wall.astimezone(timezone.utc).astimezone(wall.tzinfo).replace(tzinfo=None) != wall.replace(tzinfo=None):
+        return wall.replace(fold=0)
+    return wall
+
+
 def expires_at(earned_at: datetime, policy: str, zone: ZoneInfo) -> datetime:
     """The instant (UTC) a lot earned at ``earned_at`` expires under ``policy``."""
     match = POLICY.match(policy)
@@ -53,11 +63,11 @@ def expires_at(earned_at: datetime, policy: str, zone: ZoneInfo) -> datetime:
         return FAR_FUTURE
     kind, n = match.group(2), int(match.group(3))
     local = earned_at.astimezone(zone)
-    if kind == "days":  # wall-clock arithmetic; adding a timedelta resets fold: keep the earn's, as rolling does
-        return (local + timedelta(days=n)).replace(fold=local.fold).astimezone(timezone.utc)
+    if kind == "days":  # wall-clock arithmetic (adding a timedelta resets fold: the earn's is given back)
+        return _read(local + timedelta(days=n), local.fold).astimezone(timezone.utc)
     anniversary = _add_months(local, n)
     if kind == "rolling":
-        return anniversary.astimezone(timezone.utc)
+        return _read(anniversary, local.fold).astimezone(timezone.utc)
     if kind == "end_of_month":
         first_next = _add_months(anniversary.replace(day=1), 1)
     elif kind == "end_of_quarter":

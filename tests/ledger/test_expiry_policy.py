@@ -88,6 +88,20 @@ def test_days_policy_on_a_wall_time_the_clocks_skip_or_repeat():
     assert repeated == expires_at(datetime(2026, 9, 25, 0, 30, tzinfo=UTC), "rolling:1", LONDON)
 
 
+@pytest.mark.parametrize("policy", ["days:882", "rolling:29"])
+def test_an_earn_in_a_repeated_hours_second_pass_never_expires_before_one_earned_in_its_first(policy):
+    """Earned at 01:30 GMT on 30 October 2022, the second pass of London's repeated hour (fold 1), a lot whose
+    wall time falls in the hour the clocks skip (01:30 on 30 March 2025) expires at 02:30 BST, as every such
+    time is read (docs/operations.md): the offset before the change. Until 2026-12-07 the earn's fold was kept
+    and it expired at 00:30 UTC, an hour before the lot earned an hour earlier (at 01:30 BST)."""
+    first = expires_at(datetime(2022, 10, 30, 0, 30, tzinfo=UTC), policy, LONDON)  # 01:30 BST
+    second = expires_at(datetime(2022, 10, 30, 1, 30, tzinfo=UTC), policy, LONDON)  # 01:30 GMT, an hour later
+    assert first == second == datetime(2025, 3, 30, 1, 30, tzinfo=UTC)
+    # a wall time the clocks repeat keeps the earn's pass: the second pass's earn, the second 01:30
+    assert expires_at(datetime(2021, 10, 31, 1, 30, tzinfo=UTC), "days:364", LONDON) == \
+        datetime(2022, 10, 30, 1, 30, tzinfo=UTC)
+
+
 def test_an_earn_in_a_london_network_carries_the_local_days_expiry(database_url, clock, tmp_path):
     """Through the ledger: the lot an earn writes expires 30 local days later, and the expiry job
     leaves it alone on its last day."""
