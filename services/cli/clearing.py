@@ -88,9 +88,17 @@ def clearing_top_up(partner_id: str,
                     amount: int = typer.Option(..., help="Money received into the float, in minor units."),
                     bank_reference: str = typer.Option(..., help="The bank's reference of the transfer.")) -> None:
     """Record a prepaid partner's top-up of its float (the same bank reference twice changes nothing)."""
+    from shared.access import audit
     from shared.partners.limits import record_topup
 
-    print(json.dumps(_network().tx(lambda tx: record_topup(tx, partner_id, amount, bank_reference))))
+    def unit(tx):
+        done = record_topup(tx, partner_id, amount, bank_reference)
+        if done["recorded"]:  # money recorded, in its unit: audited (user cli)
+            audit.record(tx, None, "float.topup_recorded", partner_id, amount_minor=amount,
+                         bank_reference=bank_reference.strip(), topup_id=done["topup_id"])
+        return done
+
+    print(json.dumps(_network().tx(unit)))
 
 
 @clearing_app.command("float")
@@ -149,7 +157,17 @@ def clearing_mark_paid(cycle: str = typer.Option(...), party: str = typer.Option
             amount_minor = major_to_minor(amount, network.settings.currency, what="--amount")
         except MoneyError as exc:
             fail(str(exc))
-    print(json.dumps(network.tx(lambda tx: record_payment(tx, day, party, bank_reference, amount_minor))))
+    from shared.access import audit
+    from shared.settlement.positions import payment_target
+
+    def unit(tx):  # audited as the dashboard's approved settlement_paid is, by the command line
+        outcome = record_payment(tx, day, party, bank_reference, amount_minor)
+        audit.record(tx, None, "settlement_paid", payment_target(day, party), outcome=outcome, params={
+            "cycle_date": day.isoformat(), "party": party, "bank_reference": bank_reference,
+            "amount_minor": amount_minor})
+        return outcome
+
+    print(json.dumps(network.tx(unit)))
 
 
 def _found(test) -> bool:

@@ -240,7 +240,11 @@ def partners_limits(
 
     def unit(tx):
         if changes:
-            return set_limits(tx, partner_id, **changes)
+            from shared.access import audit
+
+            changed = set_limits(tx, partner_id, **changes)
+            audit.record(tx, None, "partner.limits_changed", partner_id, changes=changes, limits=changed)
+            return changed
         from shared.partners.contracts import require_partner
 
         require_partner(tx, partner_id)

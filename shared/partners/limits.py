@@ -53,7 +53,7 @@ from shared.ledger.cycles import cycle_date_for, cycle_end
 from shared.db.types import new_id
 from shared.models import Cycle, FloatTopup, Lot, ObligationLine, Partner, PartnerLimits, Settlement, SettlementRun
 from shared.money import MAX_MICRO, MICRO, round_micro_to_minor
-from shared.partners.contracts import require_partner, terms_in_force
+from shared.partners.contracts import contracts, require_partner, terms_in_force
 from shared.partners.lifecycle import open_postpaid_lots, redeemable, wait_for_postings
 from shared.reports.sql import exact_sum, exact_total
 
@@ -92,6 +92,25 @@ class TopupConflict(Conflict):
     code, title = "topup_conflict", "This bank reference was already recorded with another amount"
 
 
+class NotPrepaid(Conflict):
+    code, title = "not_prepaid", "The partner is not prepaid: it has no float"
+
+
+def _require_prepaid(tx: Tx, partner_id: str, what: str) -> None:
+    """A float is a prepaid partner's: its contract in force, or a version scheduled, bills prepaid. Money
+    recorded into a postpaid partner's float would settle nothing (its issuance draws on no float), and
+    its settlements would stay due while the float showed a balance."""
+    today = cycle_date_for(tx.now, tx.settings)
+    if terms_in_force(tx, partner_id, today).billing == "prepaid":
+        return
+    scheduled = tx.session.execute(select(contracts.c.id).where(
+        contracts.c.partner_id == partner_id, contracts.c.effective_from > today,
+        contracts.c.billing == "prepaid").limit(1)).first()
+    if scheduled is None:
+        raise NotPrepaid(f"partner {partner_id} is postpaid: {what} is for a prepaid partner's float (a postpaid "
+                         "partner settles what it issued by bank)")
+
+
 def _limits(tx: Tx, partner_id: str, *, lock: bool = False) -> PartnerLimits | None:
     query = select(PartnerLimits).where(PartnerLimits.partner_id == partner_id)
     if lock and tx.is_postgres:
@@ -115,6 +134,7 @@ def set_limits(tx: Tx, partner_id: str, **changes: int | None) -> dict:
     elif changes["exposure_warn_ppm"] > 1_000_000:
         raise ValidationFailed("exposure_warn_ppm is at most 1000000 (100%)")
     if changes.get("float_overdraft_minor") is not None:
+        _require_prepaid(tx, partner_id, "an overdraft")
         # before the row lock, which a posting takes after this: no posting in flight may draw
         # between the sum below and the trigger that keeps it from then on
         wait_for_postings(tx, partner_id)
@@ -155,6 +175,7 @@ def record_topup(tx: Tx, partner_id: str, amount_minor: int, bank_reference: str
         raise ValidationFailed("a top-up is a positive amount in minor units")
     if amount_minor > MAX_MINOR:
         raise InvalidAmount(f"a top-up is at most {MAX_MINOR} minor units, not {amount_minor}")
+    _require_prepaid(tx, partner_id, "a top-up")
     existing = tx.session.execute(select(FloatTopup).where(
         FloatTopup.partner_id == partner_id, FloatTopup.bank_reference == reference)).scalar_one_or_none()
     if existing is not None:

@@ -285,6 +285,15 @@ def test_clearing_run_and_reconcile_from_the_command_line(tmp_path, database_url
     twice = cli("clearing", "mark-paid", "--cycle", "2026-11-20", "--party", partner_b, "--bank-reference", "BK-2")
     assert twice.returncode == 2 and "already_recorded: the settlement of" in twice.stderr.replace("\n", " ")
     assert "is already received: recorded" in twice.stderr.replace("\n", " ") and "BK-1" in twice.stderr
+    from shared.access import audit  # the payment recorded is audited (user cli); the refused one is not
+
+    with environment(env):
+        n = Network(get_settings())
+        [logged] = n.tx(lambda tx: audit.page(tx, action="settlement_paid")[0], readonly=True)
+        n.close()
+    assert (logged["user"], logged["target"]) == ("cli", f"2026-11-20/{partner_b}")
+    assert logged["detail"]["params"]["bank_reference"] == "BK-1"
+    assert logged["detail"]["outcome"]["status"] == "received"
     early = cli("clearing", "run", "--cycle", "2026-11-21")
     assert early.returncode != 0 and "cannot be settled before" in early.stderr
 
@@ -320,6 +329,45 @@ def test_finance_limits_top_ups_termination_and_alerts_from_the_command_line(tmp
     assert back.returncode != 0 and "terminated" in back.stderr
     assert "terminated" in pointsnet(tmp_path, "partners", "list", check=True).stdout
     assert "no open alerts" in pointsnet(tmp_path, "alerts", "list", check=True).stdout
+
+
+def test_money_recorded_from_the_command_line_is_audited_and_a_postpaid_partner_has_no_float(tmp_path):
+    """A top-up, an overdraft change and a settlement payment recorded with the commands are audited (user
+    cli), as the dashboard's money actions are; until 2026-12-07 none was. And a postpaid partner has no
+    float: a top-up or an overdraft for one is refused (not_prepaid, one line, nothing recorded) — a top-up
+    was recorded, settling nothing, while the partner's settlements stayed due."""
+    from shared.access import audit
+    from shared.config import get_settings
+    from shared.network import Network
+    from tests.cli.inprocess import environment
+
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    prepaid = json.loads(pointsnet(tmp_path, "partners", "add", "Prepaid", "--billing", "prepaid",
+                                   check=True).stdout)["partner_id"]
+    postpaid = json.loads(pointsnet(tmp_path, "partners", "add", "Postpaid", check=True).stdout)["partner_id"]
+    for args in (["clearing", "top-up", postpaid, "--amount", "500", "--bank-reference", "TOP-9"],
+                 ["partners", "limits", postpaid, "--float-overdraft", "100"]):
+        refused = pointsnet(tmp_path, *args)
+        assert refused.returncode == 2 and refused.stderr.startswith("error: not_prepaid: "), refused.stderr
+        assert refused.stderr.strip().count("\n") == 0
+    assert json.loads(pointsnet(tmp_path, "clearing", "float", postpaid, check=True).stdout)["topups_minor"] == 0
+    assert json.loads(pointsnet(tmp_path, "partners", "limits", postpaid, "--float-overdraft", "none",
+                                check=True).stdout)["float_overdraft_minor"] is None  # lifting one is no money
+
+    pointsnet(tmp_path, "clearing", "top-up", prepaid, "--amount", "500", "--bank-reference", "TOP-1", check=True)
+    pointsnet(tmp_path, "clearing", "top-up", prepaid, "--amount", "500", "--bank-reference", "TOP-1", check=True)
+    pointsnet(tmp_path, "partners", "limits", prepaid, "--float-overdraft", "300", check=True)
+    with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_DATABASE_URL": None}):
+        network = Network(get_settings())
+        logged = network.tx(lambda tx: audit.page(tx, limit=100)[0], readonly=True)
+        network.close()
+    money = [(e["action"], e["user"], e["target"], e["detail"]) for e in reversed(logged)
+             if e["action"] in ("float.topup_recorded", "partner.limits_changed")]
+    assert [m[:3] for m in money] == [("partner.limits_changed", "cli", postpaid),  # lifting its overdraft
+                                      ("float.topup_recorded", "cli", prepaid),  # once: the second recorded nothing
+                                      ("partner.limits_changed", "cli", prepaid)]
+    assert money[1][3]["amount_minor"] == 500 and money[1][3]["bank_reference"] == "TOP-1"
+    assert money[2][3]["changes"] == {"float_overdraft_minor": 300}
 
 
 @pytest.mark.parametrize("cycle", ["9999-12-31", "9000-01-01", "0001-01-01", "1999-12-31"])
