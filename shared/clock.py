@@ -67,12 +67,7 @@ def parse_rfc3339(text: str) -> datetime:
         raise ValueError(f"{text!r} is beyond the calendar in UTC (years 1 to 9999)") from None
 
 
-def parse_instant(text: str) -> datetime:
-    """Parse an ISO 8601 instant leniently (a trailing Z is accepted): the configured clock
-    (POINTSNET_CLOCK). What an operator types is read by :func:`parse_rfc3339`."""
-    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return as_utc(value)
-
-
 def clock_from_settings(fixed: str | None) -> Clock:
-    return FixedClock(parse_instant(fixed)) if fixed else SystemClock()
+    """POINTSNET_CLOCK read as documented, RFC 3339 with its offset: fromisoformat alone took 2026-W47-5, a time
+    without seconds, and an offset of +08:60 (read as +09:00, the drill's clock an hour off)."""
+    return FixedClock(parse_rfc3339(fixed.strip())) if fixed else SystemClock()

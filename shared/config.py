@@ -223,11 +223,11 @@ class Settings(BaseSettings):
     @field_validator("clock")
     @classmethod
     def _fixed_instant(cls, value: str | None) -> str | None:
-        from shared.clock import parse_instant
+        from shared.clock import parse_rfc3339
 
         if value:
             try:
-                parse_instant(value)  # as the network clock reads it (shared/clock.py)
+                parse_rfc3339(value.strip())  # as the network clock reads it (shared/clock.py)
             except (ValueError, OverflowError):
                 raise ValueError("not an RFC 3339 instant with its offset, e.g. 2026-12-01T00:00:00+08:00") from None
         return value

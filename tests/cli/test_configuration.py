@@ -27,7 +27,11 @@ def refused_as(done, variable: str) -> bool:
     return done.returncode == 2 and one_line_error(done) and done.stderr.startswith(f"configuration error: {variable}: ")
 
 
-@pytest.mark.parametrize("value", ["garbage", "2026-11-20", "2026-11-20T10:00:00", "9999-12-31T23:00:00-05:00"])
+# RFC 3339 with seconds and its offset, as documented: until 2026-12-07 fromisoformat's leniency took the last
+# four, and read +08:60 as +09:00 (the clock an hour off)
+@pytest.mark.parametrize("value", ["garbage", "2026-11-20", "2026-11-20T10:00:00", "9999-12-31T23:00:00-05:00",
+                                   "2026-11-20T02:00Z", "20261120T020000Z", "2026-W47-5T02:00:00Z",
+                                   "2026-11-20T02:00:00+08:60"])
 def test_a_clock_that_is_not_an_instant_is_a_configuration_error(tmp_path, value):
     assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
     done = pointsnet(tmp_path, "partners", "list", env={"POINTSNET_CLOCK": value})
