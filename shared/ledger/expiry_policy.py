@@ -49,9 +49,8 @@ def _read(wall: datetime, fold: int) -> datetime:
     """``wall`` (a local time with its zone) with the earn's ``fold`` where the clocks repeat it, and fold 0,
     the offset before the change, where they skip it (it does not survive a round trip through UTC)."""
     wall = wall.replace(fold=fold)
-    if fold and wall.astimezone(timezone.utc).astimezone(wall.tzinfo).replace(tzinfo=None) != wall.replace(tzinfo=None):
-        return wall.replace(fold=0)
-    return wall
+    skipped = wall.astimezone(timezone.utc).astimezone(wall.tzinfo).replace(tzinfo=None) != wall.replace(tzinfo=None)
+    return wall.replace(fold=0) if fold and skipped else wall
 
 
 def expires_at(earned_at: datetime, policy: str, zone: ZoneInfo) -> datetime:

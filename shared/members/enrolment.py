@@ -228,9 +228,10 @@ def _add_missing_contact(tx: Tx, keyring: Keyring, member_id: str, phone: str | 
                              .where(members_t.c.id == member_id)).one()
     values = {}
     for field, value, held in (("phone", phone, row.phone_bidx), ("email", email, row.email_bidx)):
-        column = members_t.c[f"{field}_bidx"]
-        if value and held is None and tx.session.execute(
-                select(members_t.c.id).where(column.in_(keyring.lookup_indexes(field, value))).limit(1)).first() is None:
+        if not value or held is not None:
+            continue
+        holder = select(members_t.c.id).where(members_t.c[f"{field}_bidx"].in_(keyring.lookup_indexes(field, value)))
+        if tx.session.execute(holder.limit(1)).first() is None:
             values |= {f"{field}_ct": keyring.encrypt(field, member_id, value),
                        f"{field}_bidx": keyring.blind_index(field, value)}
     if values:

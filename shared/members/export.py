@@ -4,10 +4,10 @@
 It reads what the operator's views read — the member's record and contacts (``shared.members.directory``),
 its summary (``shared.programme.summary.member_summary``: balance, tier, activity status, their histories,
 the members merged into it), its open lots (``shared.ledger.queries.member_lots_page``) — and what they
-show only in part: its partner links with their customer references and the links it withdrew, its holds, activity and campaign
-awards, referrals, the alerts that name it, and its whole ledger history, each entry with what its request
-held beyond the line (a purchase's amount, currency and item lines, an activity's name, a reversal's
-original reference, an operator's reason). Duplicates merged into the member are the same person:
+show only in part: its partner links with their customer references and the links it withdrew, its holds,
+activity and campaign awards, referrals, the alerts that name it, and its whole ledger history, each entry
+with what its request held beyond the line (a purchase's amount, currency and item lines, an activity's
+name, a reversal's original reference, an operator's reason). Duplicates merged into the member are the same person:
 their contacts (kept so that they find the member) and the entries posted for them are exported with
 the member's; their lots, holds, awards and links moved to it with the merge.
 

@@ -174,9 +174,9 @@ def liability(tx: Tx, period: Period, funder_partner_id: str | None = None) -> d
     only lots it funded and had not bought out by the cut-off; for the network (no partner),
     every lot, bought out or not, so that it equals the members' balances. Expiry months are
     in the network time zone, each the month of the last instant a lot's points can be used (a lot
-    expiring at midnight on the 1st counts in the month before); ``due`` holds points past their expiry date that the expiry job had
-    not expired yet at the cut-off, ``later`` what expires after the schedule's last month
-    (or never).
+    expiring at midnight on the 1st counts in the month before); ``due`` holds points past their expiry
+    date that the expiry job had not expired yet at the cut-off, ``later`` what expires after the
+    schedule's last month (or never).
     """
     end = period.ends_at(tx.settings)
     lot, entry, lc = aliased(Lot), aliased(Entry), aliased(LotConsumption)

@@ -128,7 +128,8 @@ def _sql_field(expression: str, kind: str = "text", nullable: bool = True, fast:
     # to_char writes no sign for a year before the common era: such a value (only a hand-made edit writes one)
     # is marked, so that it never encodes as the same instant of the common era does
     if kind in ("time", "date"):
-        first, pattern = ("TIMESTAMP '0001-01-01'", _TIME) if kind == "time" else ("DATE '0001-01-01'", "'YYYY-MM-DD'")
+        first, pattern = (("TIMESTAMP '0001-01-01'", _TIME) if kind == "time"
+                          else ("DATE '0001-01-01'", "'YYYY-MM-DD'"))
         value = f"(CASE WHEN {expression} < {first} THEN 'BC ' ELSE '' END || to_char({expression}, {pattern}))"
     else:  # text, and integers (whose ::text is Python's str())
         value = f"({expression})::text"

@@ -729,7 +729,6 @@ def test_an_answer_that_trickles_in_is_a_timeout_of_the_whole_attempt_retried_wi
     deadline the answer counts as lost: a ReadTimeout, retried with the same Idempotency-Key."""
     import socket
     import threading
-    import time
 
     listener = socket.create_server(("127.0.0.1", 0))
     keys, stop = [], threading.Event()
