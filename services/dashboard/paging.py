@@ -27,10 +27,11 @@ class Page:
     offset: int
     limit: int
     query: dict
+    path: str = ""  # the page's own path when it may be shown as the answer to a form posted elsewhere
 
     def _link(self, offset: int) -> str:
         params = {k: v for k, v in self.query.items() if v not in (None, "") and k not in ("offset", "limit")}
-        return "?" + urlencode(params | {"offset": offset, "limit": self.limit})
+        return self.path + "?" + urlencode(params | {"offset": offset, "limit": self.limit})
 
     @property
     def first(self) -> int:
@@ -53,5 +54,7 @@ class Page:
         return self._link(self.offset + self.limit) if self.offset + self.limit < self.total else None
 
 
-def page_of(rows: list, total: int, paging: Paging, query: dict | None = None) -> Page:
-    return Page(rows, total, paging.offset, paging.limit, dict(query or {}))
+def page_of(rows: list, total: int, paging: Paging, query: dict | None = None, *, path: str = "") -> Page:
+    """``path``: the page's own, for a page that also answers a form posted to another address (its links
+    would otherwise resolve against that address)."""
+    return Page(rows, total, paging.offset, paging.limit, dict(query or {}), path)

@@ -127,6 +127,24 @@ def test_full_personal_data_is_for_operators_and_every_view_is_audited(network, 
     assert len(audited(network, "member.personal_data_viewed", member)) == 2
 
 
+def test_the_unmasked_pages_paging_links_lead_to_the_masked_member_page(network, client_as, partners, member):
+    """The page shown in answer to "Show full personal data" (a POST to …/personal-data) had paging links
+    that carried only a query string, so they resolved against that address: a GET there is 405 (until
+    2026-12-07). They name the member page now, which shows the data masked again."""
+    import re
+
+    for n in range(60):
+        network.earn(partners["CoffeeCo"], member, f"many-{n}", points=1)
+    operator = client_as("operator")
+    page = f"{BASE}/members/{member}"
+    shown = post_form(operator, f"{page}/personal-data", page=page)
+    assert shown.status_code == 200 and PHONE in shown.text
+    [following] = {link.replace("&amp;", "&") for link in re.findall(r'href="([^"]*offset=50[^"]*)"', shown.text)}
+    assert following.startswith(f"{page}?"), following
+    answer = operator.get(following)
+    assert answer.status_code == 200 and answer.text.count("data-entry=") > 0 and PHONE not in answer.text
+
+
 def test_csrf_is_required_for_every_member_form(network, client_as, member):
     client = client_as("operator")
     for path, data in (("personal-data", {}), ("adjustments", {"points": "5", "reason": "x"}),

@@ -157,7 +157,11 @@ def _member(request: Request, member_id: str, paged: Paging, *, full: dict | Non
 
     record, summary, masked, rows, total = network.tx(unit, readonly=True)
     return page(request, "member.html", status_code=status_code, member=record, summary=summary,
-                personal=full or masked, full=full is not None, movements=page_of(rows, total, paged),
+                personal=full or masked, full=full is not None,
+                # the page answers its own forms too (the unmasked view, a refused adjustment or erasure):
+                # its paging links name its own path, the masked page
+                movements=page_of(rows, total, paged,
+                                  path=(request.scope.get("root_path") or "") + f"/members/{member_id}"),
                 request_key=request_key or secrets.token_urlsafe(16), error=error, values=values or {},
                 max_reason=MAX_REASON, tab="member",
                 message=notice(request.query_params.get("message")))
