@@ -70,7 +70,7 @@ def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | 
                            ).rowcount
     holds = session.execute(update(Hold.__table__).where(Hold.member_id == duplicate_id)
                             .values(member_id=survivor_id)).rowcount
-    # a partner linked to both keeps the survivor's link (its customer_ref) from the earlier of the two
+    # a partner linked to both keeps the survivor's link from the earlier of the two
     # linked_at: the person was linked to the partner since then (the reports' past periods, the export)
     theirs = links_t.alias("theirs")
     earlier = select(theirs.c.linked_at).where(theirs.c.member_id == duplicate_id,
@@ -79,8 +79,16 @@ def merge_members(tx: Tx, survivor_id: str, duplicate_id: str, *, reason: str | 
     session.execute(update(links_t).where(links_t.c.member_id == survivor_id, earlier.is_not(None))
                     .values(linked_at=earlier))
     shared_partners = select(links_t.c.partner_id).where(links_t.c.member_id == survivor_id).scalar_subquery()
+    # where the survivor's link has no customer_ref, the duplicate's is kept (that partner's own id of the
+    # person, unique per partner: only the duplicate's link, deleted first, held it)
+    refs = session.execute(select(links_t.c.partner_id, links_t.c.customer_ref).where(
+        links_t.c.member_id == duplicate_id, links_t.c.partner_id.in_(shared_partners),
+        links_t.c.customer_ref.is_not(None))).all()
     session.execute(delete(links_t).where(links_t.c.member_id == duplicate_id,
                                           links_t.c.partner_id.in_(shared_partners)))
+    for partner_id, customer_ref in refs:
+        session.execute(update(links_t).where(links_t.c.member_id == survivor_id, links_t.c.partner_id == partner_id,
+                                              links_t.c.customer_ref.is_(None)).values(customer_ref=customer_ref))
     links = session.execute(update(links_t).where(links_t.c.member_id == duplicate_id)
                             .values(member_id=survivor_id)).rowcount
     session.execute(delete(LinkToken.__table__).where(LinkToken.member_id == duplicate_id,

@@ -75,6 +75,24 @@ def test_merge_moves_points_lots_holds_links_and_history(network, pair):
         "same person, two phones"
 
 
+def test_a_partner_linked_to_both_keeps_a_customer_ref_only_the_duplicates_link_had(network):
+    """Q knows the person by its own id Q-42 only on the duplicate's link: the survivor's link has none, and
+    the merge kept the survivor's link alone, dropping Q-42 (until 2026-12-07). Where both have one, the
+    survivor's stays."""
+    p, q, r = make_partner(network, "P"), make_partner(network, "Q"), make_partner(network, "R")
+    survivor = network.enrol(p, phone="+8613900007777", customer_ref="P-1")["member_id"]
+    for partner in (q, r):
+        network.enrol(partner, link_token=network.mint_link_token(p, survivor)["link_token"],
+                      customer_ref=None if partner == q else "R-1")
+    duplicate = network.enrol(q, phone="+8613900008888", customer_ref="Q-42")["member_id"]
+    network.enrol(r, link_token=network.mint_link_token(q, duplicate)["link_token"], customer_ref="R-2")
+    network.tx(lambda tx: merge_members(tx, survivor, duplicate))
+    refs = dict(network.tx(lambda tx: tx.session.execute(select(MemberLink.partner_id, MemberLink.customer_ref)
+                                                          .where(MemberLink.member_id == survivor)).all(), readonly=True))
+    assert refs == {p: "P-1", q: "Q-42", r: "R-1"}
+    verify_ok(network)
+
+
 def test_the_duplicates_phone_now_finds_the_survivor(network):
     coffee, books = make_partner(network, "Coffee"), make_partner(network, "Books")
     survivor = make_member(network, coffee)
