@@ -66,6 +66,10 @@ def test_an_erasure_that_commits_while_the_pass_waits_for_its_lock_is_seen(netwo
                                            "pg_blocking_pids(pid))"), {"pid": pid}).scalar_one():
                 assert runner.is_alive(), f"the pass ended without waiting for the lock: {outcome}"
                 assert time.monotonic() < deadline, "the pass did not wait for the lock within 60 s"
+                # pg_stat_activity is read once per transaction and kept until it ends: without this, a pass
+                # whose connection opened after the first look was never seen (a fresh-clone CI run on a slow
+                # machine failed so, 2026-12-07)
+                watcher.rollback()
                 time.sleep(0.02)
         eraser.commit()
     runner.join(timeout=30)
