@@ -47,7 +47,7 @@ class ContactConflict(Conflict):
     code, title = "contact_conflict", "The phone number and the email address belong to two different members"
 
 
-def _find_by_contact(tx: Tx, keyring: Keyring, phone: str | None, email: str | None) -> str | None:
+def _find_by_contact(tx: Tx, keyring: Keyring, phone: str | None = None, email: str | None = None) -> str | None:
     conditions = []
     if phone:
         conditions.append(members_t.c.phone_bidx.in_(keyring.lookup_indexes("phone", phone)))
@@ -228,10 +228,7 @@ def _add_missing_contact(tx: Tx, keyring: Keyring, member_id: str, phone: str | 
                              .where(members_t.c.id == member_id)).one()
     values = {}
     for field, value, held in (("phone", phone, row.phone_bidx), ("email", email, row.email_bidx)):
-        if not value or held is not None:
-            continue
-        holder = select(members_t.c.id).where(members_t.c[f"{field}_bidx"].in_(keyring.lookup_indexes(field, value)))
-        if tx.session.execute(holder.limit(1)).first() is None:
+        if value and held is None and _find_by_contact(tx, keyring, **{field: value}) is None:
             values |= {f"{field}_ct": keyring.encrypt(field, member_id, value),
                        f"{field}_bidx": keyring.blind_index(field, value)}
     if values:
