@@ -17,11 +17,11 @@ from services.cli import webhooks_app, literal, show, _network
 
 def _audited(verb: str, partner_id: str, change) -> dict:
     """Run an endpoint change with its audit entry, as the dashboard's (never the secret): user ``cli``."""
-    from shared.access import audit
+    from shared.webhooks.endpoints import audit_change
 
     def unit(tx):
         view = change(tx)
-        audit.record(tx, None, f"webhook.{verb}", partner_id, url=view.get("url"), status=view.get("status"))
+        audit_change(tx, None, verb, partner_id, view)
         return view
 
     return _network().tx(unit)

@@ -688,6 +688,14 @@ def cancel_refused(tx: Tx, delivery_ids: list[str]) -> set[str]:
     return set(refused)
 
 
+def audit_replay(tx: Tx, actor, partner_id: str, delivery_id: str, queued: dict) -> None:
+    """The audit entry of a replay ``queue_replay`` queued, by a dashboard session or the command line (None)."""
+    from shared.access import audit
+
+    audit.record(tx, actor, "webhook.replayed", partner_id, delivery_id=delivery_id,
+                 previous_status=queued["previous_status"])
+
+
 def replay(network, delivery_id: str, *, audited: bool = False) -> dict:
     """Queue the replay and make its first attempt at once; answers the delivery as it then stands.
     ``audited``: the replay is audited (``webhook.replayed``, by the command line) in the unit that queues
@@ -695,10 +703,7 @@ def replay(network, delivery_id: str, *, audited: bool = False) -> dict:
     def unit(tx):
         queued = queue_replay(tx, delivery_id)
         if audited:
-            from shared.access import audit
-
-            audit.record(tx, None, "webhook.replayed", delivery_detail(tx, delivery_id)["partner_id"],
-                         delivery_id=delivery_id, previous_status=queued["previous_status"])
+            audit_replay(tx, None, delivery_detail(tx, delivery_id)["partner_id"], delivery_id, queued)
         return queued
 
     queued = network.tx(unit)

@@ -200,3 +200,11 @@ def secrets_in_force(secret: str, previous: str | None, previous_expires_at: dat
     if previous and previous_expires_at is not None and now < previous_expires_at:
         return [secret, previous]
     return [secret]
+
+
+def audit_change(tx: Tx, actor, verb: str, partner_id: str, view: dict) -> None:
+    """The audit entry of an endpoint change (``webhook.<verb>``), by a dashboard session or the command line
+    (``actor`` None): its URL and status, never the secret."""
+    from shared.access import audit
+
+    audit.record(tx, actor, f"webhook.{verb}", partner_id, url=view.get("url"), status=view.get("status"))

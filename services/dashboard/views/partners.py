@@ -320,7 +320,7 @@ def _endpoint_change(request: Request, partner_id: str, staff, verb: str, change
     the page comes back with the form's ``values`` as typed."""
     def unit(tx):
         view = change(tx)
-        audit.record(tx, staff, f"webhook.{verb}", partner_id, url=view.get("url"), status=view.get("status"))
+        endpoints.audit_change(tx, staff, verb, partner_id, view)
         return view
 
     try:
@@ -379,8 +379,7 @@ def replay_delivery(request: Request, partner_id: str = PARTNER_ID, delivery_id:
         if found["partner_id"] != partner_id:
             raise delivery.UnknownDelivery(f"partner {partner_id} has no webhook delivery {delivery_id}")
         queued = delivery.queue_replay(tx, delivery_id)
-        audit.record(tx, staff, "webhook.replayed", partner_id, delivery_id=delivery_id,
-                     previous_status=queued["previous_status"])
+        delivery.audit_replay(tx, staff, partner_id, delivery_id, queued)
 
     try:
         network.tx(unit)
