@@ -312,6 +312,28 @@ def test_reversing_a_burn_does_not_revive_points_that_expired_meanwhile(network,
     verify_ok(network)
 
 
+def test_a_second_return_within_a_lots_grace_keeps_that_grace(network, clock, coalition):
+    """A lot has one expiry. The first return after it expired gives it the grace; a later return while
+    that grace runs finds a lot not past its expiry and keeps the date: its points expire with the
+    first's (docs/ledger.md, "reversal of a burn or capture": the grace counts from the first return)."""
+    a, b, _, member = coalition
+    ttl(network, 10)
+    lot_id = earn_lot(network, a, member, "e1", 100)
+    network.burn(b, member, "b1", 40)
+    network.burn(b, member, "b2", 60)
+    clock.advance(days=11)
+    network.reverse(b, "r1", "b1")
+    graced = clock.now() + timedelta(days=30)
+    assert lot(network, lot_id).expires_at == graced
+    clock.advance(days=20)
+    network.reverse(b, "r2", "b2")
+    assert lot(network, lot_id).expires_at == graced
+    assert network.balance(member)["available"] == 100
+    clock.advance(days=10)
+    assert network.expire_lots() == 100 and network.balance(member)["available"] == 0
+    verify_ok(network)
+
+
 def test_reversal_of_an_earn_takes_back_only_what_remains(network, coalition):
     a, b, _, member = coalition
     network.earn(a, member, "e1", points=100)
