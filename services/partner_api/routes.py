@@ -445,7 +445,7 @@ def capture(request: Request, hold_id: str,
 
 
 @router.post("/holds/{hold_id}/void", response_model=schemas.LedgerResult, responses=problems(
-    "unknown_hold", "hold_not_open", "invalid_points", "reference_conflict", "cycle_closed", write=True))
+    "unknown_hold", "hold_not_open", "reference_conflict", "cycle_closed", write=True))
 def void(request: Request, hold_id: str,
          body: schemas.VoidRequest = Body(default_factory=schemas.VoidRequest)):  # no body: {}
     """Release a hold entirely."""

@@ -874,7 +874,8 @@ class Posting:
             raise UnknownReference(f"no entry with reference {event.original_reference!r}")
         if original.kind not in ("earn", "burn", "capture"):
             raise NotReversible(f"a {original.kind} cannot be reversed"
-                                + ("; void the hold instead" if original.kind == "hold" else ""))
+                                + ("; void it while it is open, or reverse its capture by the capture's own reference"
+                                   if original.kind == "hold" else ""))
         if original.member_id not in self.journal.members and self._erased(original.member_id):
             # as an earn or burn for the member answers: its id stays in the ledger, nothing posts to it
             # the member is not named: after a merge it is the survivor, perhaps another partner's member

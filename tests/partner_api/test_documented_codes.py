@@ -224,3 +224,15 @@ def test_the_answers_sent_with_retry_after_declare_it_and_no_other_does():
                     assert header is None, (path, method, status)
     posts = [path for path, operations in OPENAPI["paths"].items() if "post" in operations]
     assert declared > 2 * len(posts)  # each POST's 409 and 429, and the reads' 429
+
+
+def test_a_void_lists_no_points_code_it_cannot_answer(shop):
+    """A void takes no points: its body is a reference at most, so points in it are 422
+    `validation_failed` and never `invalid_points`, which its OpenAPI entry listed until 2026-12-07."""
+    member = enrol(shop)
+    shop.ok("POST", "/v1/earn", {"member_id": member, "reference": "e1", "points": 50})
+    hold = shop.ok("POST", "/v1/holds", {"member_id": member, "reference": "h1", "points": 20})
+    assert_problem(shop.call("POST", f"/v1/holds/{hold['hold_id']}/void", {"points": 0}), 422, "validation_failed")
+    assert_problem(shop.call("POST", f"/v1/holds/{hold['hold_id']}/void", {"points": 5}), 422, "validation_failed")
+    assert "invalid_points" not in listed("/v1/holds/{hold_id}/void", "post", 422)
+    assert "validation_failed" in listed("/v1/holds/{hold_id}/void", "post", 422)
