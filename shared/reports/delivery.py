@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import select, text
@@ -125,9 +125,11 @@ def _publish_due(network: Network, limit: int | None) -> dict:
             write_set(network, Period(cycle, cycle), target)
             written["cycles"].append(cycle.isoformat())
     today = cycle_date_for(network.clock.now(), network.settings)
+    settled_days = set(settled)
     for year, month in sorted({(c.year, c.month) for c in settled}):
         period = Period.month(year, month)
-        if today <= period.last or any(period.first <= c <= period.last for c in unsettled):
+        if today <= period.last or not _every_day_settled(period, settled, settled_days) or any(
+                period.first <= c <= period.last for c in unsettled):
             continue
         target = root / "monthly" / f"{year:04d}-{month:02d}"
         if room() and not (target / INDEX).exists():
@@ -136,6 +138,20 @@ def _publish_due(network: Network, limit: int | None) -> dict:
     if rolled_up:
         written["rolled_up"] = rolled_up
     return written
+
+
+def _every_day_settled(period: Period, settled: list[date], settled_days: set[date]) -> bool:
+    """Whether every day of ``period`` from the network's first settled cycle on is settled. A day's
+    ``cycles`` row is made by its first write, inside that write's transaction: a quiet last day of the
+    month with a write still in flight at midnight has no row the publisher can see, so "no unsettled
+    row" alone published the month without that write, for good (until 2026-12-07). Settlement closes
+    each day, quiet ones too, waiting for the writes in flight, before it settles it."""
+    day = max(period.first, settled[0])
+    while day <= period.last:
+        if day not in settled_days:
+            return False
+        day += timedelta(days=1)
+    return True
 
 
 def roll_up_settled(network: Network, *, limit: int | None = 10) -> list[str]:

@@ -16,8 +16,12 @@ def test_reports_job_is_scheduled(network):
 
 def test_settled_cycles_and_complete_months_are_written_once(network, clock, coalition):
     root = reports_dir(network)
-    # now 2026-12-16 11:00 in Shanghai: November is over and settled, December is not over
-    assert publish_due(network) == {"cycles": ["2026-11-20", "2026-11-21", "2026-12-15"], "months": ["2026-11"]}
+    # now 2026-12-16 11:00 in Shanghai: November is over, but its quiet days from the 22nd are not settled
+    assert publish_due(network) == {"cycles": ["2026-11-20", "2026-11-21", "2026-12-15"], "months": []}
+    november_rest = [date(2026, 11, 22) + timedelta(days=n) for n in range(9)]
+    for day in november_rest:
+        network.settle(day)
+    assert publish_due(network) == {"cycles": [d.isoformat() for d in november_rest], "months": ["2026-11"]}
     assert publish_due(network) == {"cycles": [], "months": []}
     coffee = coalition["coffee"]
     day = root / "cycles" / "2026-11-21"
@@ -44,12 +48,16 @@ def test_settled_cycles_and_complete_months_are_written_once(network, clock, coa
     published = {"cycles": [], "months": []}
     while (written := publish_due(network))["cycles"] or written["months"]:
         published = {key: published[key] + written[key] for key in published}
-    days = [date(2026, 11, 22) + timedelta(days=n) for n in range(41)]  # through 2027-01-01: it ended before now
+    days = [date(2026, 12, 1) + timedelta(days=n) for n in range(32)]  # through 2027-01-01: it ended before now
     assert published == {"cycles": [d.isoformat() for d in days if d != date(2026, 12, 15)], "months": ["2026-12"]}
     assert not [p for p in (root / "monthly").iterdir() if p.name.startswith(".")]  # no staging left behind
 
 
 def test_a_long_history_is_caught_up_a_few_sets_per_run(network, coalition):
-    assert publish_due(network, limit=2) == {"cycles": ["2026-11-20", "2026-11-21"], "months": []}
-    assert publish_due(network, limit=2) == {"cycles": ["2026-12-15"], "months": ["2026-11"]}
-    assert publish_due(network, limit=2) == {"cycles": [], "months": []}
+    for n in range(9):  # the quiet days of November, as the settlement job settles them
+        network.settle(date(2026, 11, 22) + timedelta(days=n))
+    assert publish_due(network, limit=8) == {"cycles": ["2026-11-20", "2026-11-21"] + [
+        (date(2026, 11, 22) + timedelta(days=n)).isoformat() for n in range(6)], "months": []}
+    assert publish_due(network, limit=8) == {"cycles": ["2026-11-28", "2026-11-29", "2026-11-30", "2026-12-15"],
+                                             "months": ["2026-11"]}
+    assert publish_due(network, limit=8) == {"cycles": [], "months": []}
