@@ -461,7 +461,8 @@ def reversal(request: Request, body: schemas.ReversalRequest):
                                             original_reference=body.original_reference))
 
 
-@router.post("/batch", response_model=schemas.BatchResult, responses=problems("batch_too_large", write=True))
+@router.post("/batch", response_model=schemas.BatchResult, responses=problems("batch_too_large", "cycle_closed",
+                                                                             write=True))
 def batch(request: Request, body: schemas.BatchRequest):
     """Up to 10,000 earn/burn/reversal events; one result per event, in order, each exactly once by reference."""
     partner_id = _partner(request)

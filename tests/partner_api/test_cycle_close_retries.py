@@ -34,6 +34,9 @@ def test_a_closed_cycle_refusal_is_not_kept_for_the_key(shop, member, network, c
     batch = {"events": [{"type": "earn", "member_id": member, "reference": "till-2", "points": 5}]}
     assert_problem(shop.call("POST", "/v1/earn", earn, idempotency_key="pos-1"), 409, "cycle_closed")
     assert_problem(shop.call("POST", "/v1/batch", batch, idempotency_key="pos-2"), 409, "cycle_closed")
+    paths = shop.http.get("/openapi.json").json()["paths"]
+    for path in ("/v1/earn", "/v1/batch"):  # the batch's entry did not list it until 2026-12-07
+        assert "`cycle_closed`" in paths[path]["post"]["responses"]["409"]["description"], path
     clock.advance(days=1)
     retried = shop.call("POST", "/v1/earn", earn, idempotency_key="pos-1")
     assert retried.status_code == 200, retried.text
