@@ -47,6 +47,8 @@ class Cycle(Base):
     cycle_date: Mapped[date] = mapped_column(Date, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # fixed when the cycle is closed for settlement (runs.prepare_cycle); every writing of its files reads it
+    payment_date: Mapped[date | None] = mapped_column(Date)
 
 
 class NetworkSetting(Base):

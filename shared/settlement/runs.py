@@ -226,6 +226,21 @@ def prepare_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: 
         return
     close_cycle(tx, cycle)
     cutoff_checkpoint(tx, cycle, key)
+    fixed_payment_date(tx, cycle)
+
+
+def fixed_payment_date(tx: Tx, cycle: date) -> date:
+    """The cycle's payment date, fixed on its ``cycles`` row the first time it is asked for (when the
+    cycle is closed for settlement, ``prepare_cycle``): a run that wrote its files and then failed to
+    commit is retried with the same date whatever the calendar became meanwhile, so it writes the same
+    files byte for byte. The cycle's row exists: closing it made it."""
+    kept = tx.session.execute(select(Cycle.payment_date).where(Cycle.cycle_date == cycle)).scalar_one_or_none()
+    if kept is not None:
+        return kept
+    pay_on = payment_date(tx, cycle)
+    tx.session.execute(Cycle.__table__.update().where(Cycle.cycle_date == cycle, Cycle.payment_date.is_(None))
+                       .values(payment_date=pay_on))
+    return pay_on
 
 
 def rewrite_cycle_files(tx: Tx, run: SettlementRun, key: Ed25519PrivateKey) -> Path:
@@ -241,6 +256,8 @@ def rewrite_cycle_files(tx: Tx, run: SettlementRun, key: Ed25519PrivateKey) -> P
     target = run_directory(tx, cycle)
     kept_date = tx.session.execute(select(Settlement.payment_date).where(Settlement.cycle_date == cycle)
                                    .limit(1)).scalar_one_or_none()
+    if kept_date is None:  # a cycle without a settlement row (nothing moved): its row's, if it was fixed there
+        kept_date = tx.session.execute(select(Cycle.payment_date).where(Cycle.cycle_date == cycle)).scalar()
     pay_on = kept_date or payment_date(tx, cycle)
     position = ledger_position(tx, cycle)
     cutoff = cutoff_of(cycle, tx.settings)
@@ -296,7 +313,7 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
         return {"cycle_date": cycle.isoformat(), "run_id": done.run_id, "directory": str(target),
                 "already_settled": True, "rewritten": rewritten}
     close_cycle(tx, cycle)
-    pay_on = payment_date(tx, cycle)
+    pay_on = fixed_payment_date(tx, cycle)
     target = run_directory(tx, cycle)
     # the reports' per-cycle sums, committed with the settlement or not at all, written while other
     # connections write the statements (PostgreSQL)

@@ -277,6 +277,48 @@ def test_a_run_that_dies_after_writing_its_files_is_rerun_later_to_the_same_byte
     assert {p.name: p.read_bytes() for p in directory.iterdir()} == first
 
 
+@pytest.mark.parametrize("cycle, paid", [(date(2026, 11, 20), date(2026, 11, 23)),   # a Friday, with lines
+                                          (date(2026, 11, 23), date(2026, 11, 24))],  # a quiet Monday
+                         ids=["lines", "quiet-day"])
+def test_a_rerun_after_a_crash_keeps_the_payment_date_though_the_calendar_changed(network, clock, monkeypatch,
+                                                                                 cycle, paid):
+    """The payment date is fixed when the cycle is closed for settlement (a unit committed before any file
+    is written): a run that wrote its signed files and then died is retried with that date, though a
+    holiday was added on it meanwhile, and writes the same bytes, a quiet day's too; so does writing a
+    lost directory again. Until 2026-12-07 the retry computed the date again from the calendar and
+    replaced the signed directory with another."""
+    import shared.settlement.runs as runs
+    from shared.settlement.calendar import add_calendar_day
+
+    coffee = make_partner(network, "CoffeeCo", billing="postpaid", point_value="1", issuance_fee="0.1",
+                          redemption_fee_rate="0")
+    network.earn(coffee, make_member(network, coffee), "c1", points=500)  # the 20th: the network's first cycle
+    clock.advance(days=(cycle - date(2026, 11, 20)).days + 1)
+
+    def die(name):
+        if name == "settlement.after_files":
+            raise RuntimeError("the connection was lost")
+
+    monkeypatch.setattr(runs, "failpoint", die)
+    with pytest.raises(RuntimeError):
+        network.settle(cycle)
+    monkeypatch.undo()
+    directory = network.settings.data_dir / "settlements" / cycle.isoformat()
+    first = {p.name: p.read_bytes() for p in directory.iterdir()}
+    assert f'"payment_date": "{paid.isoformat()}"'.encode() in first["manifest.json"]
+    network.tx(lambda tx: add_calendar_day(tx, paid, "A day of mourning"))
+    assert not network.settle(cycle)["already_settled"]
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == first
+    kept = network.tx(lambda tx: set(tx.session.execute(select(Settlement.payment_date).where(
+        Settlement.cycle_date == cycle)).scalars()), readonly=True)
+    assert kept == {paid}
+    for path in directory.iterdir():  # lost later: written again with the date it was settled with
+        path.unlink()
+    directory.rmdir()
+    assert network.settle(cycle)["rewritten"]
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == first
+
+
 # -- sums beyond 64 bits ------------------------------------------------------------------------------
 # One line holds at most 2^63 - 1 micro-units (posting refuses more), but a cycle sums any number of
 # lines: at a point value and issuance fee of 10^6 minor units, 9,000,000 points move 9 * 10^18.

@@ -450,6 +450,26 @@ def test_0047_gives_each_settlement_recorded_before_its_payment(network, clock, 
     assert later == {("2026-11-20", dine): (1,)}
 
 
+def test_0049_gives_settled_cycles_the_payment_date_their_settlements_recorded(network, clock, database_url):
+    """A cycle settled before 0049 gets its settlements' payment date on its row; an open cycle gets none."""
+    from datetime import date
+
+    from tests.factories import make_member, make_partner
+
+    coffee = make_partner(network, "CoffeeCo", billing="postpaid", point_value="1", issuance_fee="0.1",
+                          redemption_fee_rate="0")
+    network.earn(coffee, make_member(network, coffee), "c1", points=500)
+    clock.advance(days=1)
+    network.settle(date(2026, 11, 20))  # a Friday: paid on Monday the 23rd
+    network.earn(coffee, make_member(network, coffee), "c2", points=5)  # the 21st, open
+    network.db.engine.dispose()
+    _migrate(database_url, "0048", down=True)
+    _migrate(database_url, "head")
+    kept = network.tx(lambda tx: {str(day)[:10]: value and str(value)[:10] for day, value in tx.session.execute(
+        text("SELECT cycle_date, payment_date FROM cycles"))}, readonly=True)
+    assert kept == {"2026-11-20": "2026-11-23", "2026-11-21": None}
+
+
 def test_reading_the_schema_revision_on_sqlite_does_not_wait_for_the_write_lock(template_db, tmp_path):
     """Every command checks the schema's revision first: on the embedded database that read took the write
     lock (BEGIN IMMEDIATE, as a writer), so a read-only command (``members show``, ``members export``)
