@@ -105,6 +105,7 @@ class OpenHold:
     status: str
     expires_at: object
     lots: list[tuple[str, int, datetime | None]]  # (lot id, reserved points, the lot's expiry then) in order
+    created_at: datetime | None = None  # when it was placed: the day whose spend limit it counts toward
 
 
 def lot_json(lot: LotState) -> dict:
@@ -507,7 +508,8 @@ class Posting:
             rows = self.tx.session.execute(select(holds_t).where(holds_t.c.id.in_(chunk),
                                                                  holds_t.c.partner_id == self.partner_id)).all()
             for row in rows:
-                self.holds[row.id] = OpenHold(row.id, row.member_id, row.points, row.status, row.expires_at, [])
+                self.holds[row.id] = OpenHold(row.id, row.member_id, row.points, row.status, row.expires_at, [],
+                                              row.created_at)
             reserved = self.tx.session.execute(select(hold_lots_t).where(hold_lots_t.c.hold_id.in_(chunk))
                                                .order_by(hold_lots_t.c.hold_id, hold_lots_t.c.seq)).all()
             for row in reserved:
@@ -847,6 +849,8 @@ class Posting:
         self.journal.resolve_hold({"id": hold.id, "status": status, "captured_points": captured,
                                    "resolved_entry_id": entry["id"]})
         hold.status = status
+        # what it releases no longer counts toward the member's spend limit of the day it was placed
+        self.programme.hold_resolved(hold.member_id, hold.created_at, hold.points - captured)
         if captured:
             self.journal.transfer(entry, f"member:{member.id}:held", f"partner:{self.partner_id}:redeemed", captured)
             original = Original(entry["id"], "capture", member.id, self.partner_id, captured)

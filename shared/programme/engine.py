@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class Programme:
     def __init__(self, posting: Posting):
         self.posting = posting
+        self._released: list[tuple[str, object, int]] = []  # holds resolved before the limits were read
 
     @lazy
     def rules(self):
@@ -36,10 +37,13 @@ class Programme:
         partner, network = self.rules
         members = {e.member_id for e in self.posting.events if e.member_id}
         since = [version[2] for version in self.posting.rules_in_force if version is not None]
-        return DailyLimits(self.posting.tx, self.posting.partner_id,
-                           effective_limits(partner.limits if partner else None,
-                                            network.limits if network else None), members,
-                           rules_since=max(since) if since else None)
+        limits = DailyLimits(self.posting.tx, self.posting.partner_id,
+                             effective_limits(partner.limits if partner else None,
+                                              network.limits if network else None), members,
+                             rules_since=max(since) if since else None)
+        for released in self._released:
+            limits.hold_resolved(*released)
+        return limits
 
     @lazy
     def referrals(self) -> Referrals:
@@ -55,6 +59,15 @@ class Programme:
     def members_to_lock(self, events: list[Event], linked: set[str]) -> set[str]:
         earners = {e.member_id for e in events if e.kind == "earn" and e.member_id in linked}
         return self.referrals.referrers_to_lock(earners) if earners else set()
+
+    def hold_resolved(self, member_id: str, created_at, released: int) -> None:
+        """A hold captured or voided in this unit: the points it releases no longer count toward its
+        member's spend limit (``DailyLimits.hold_resolved``). Kept until the limits are read, if they are:
+        a unit that only resolves holds reads no rules."""
+        if "limits" in self.__dict__:
+            self.limits.hold_resolved(member_id, created_at, released)
+        elif released:
+            self._released.append((member_id, created_at, released))
 
     def check_earn(self, member_id: str, points: int, partner_points: int) -> None:
         self.limits.check_earn(member_id, points, partner_points)

@@ -148,6 +148,7 @@ class DailyLimits:
         self._member_ids = set(member_ids)
         self._earned: dict[str, int] | None = None
         self._spent: dict[str, int] | None = None
+        self._released: dict[str, int] = {}  # points of today's holds this unit captured or voided, not spent
         self._issued: int | None = None
         self._issued_at_start = 0
         self._issued_uncapped = 0  # partner-funded points given without a cap: added to a row if there is one
@@ -216,11 +217,27 @@ class DailyLimits:
         if limit is None:
             return
         if self._spent is None:
-            self._spent = spent_on(self.tx, self._member_ids, self.start, self.end)
+            self._spent = spent_on(self.tx, self._member_ids | self._released.keys(), self.start, self.end)
+            for member, released in self._released.items():  # the database still has those holds open
+                self._spent[member] = self._spent.get(member, 0) - released
         used = self._spent.get(member_id, 0)
         if used + points > limit:
             self._refuse("member_daily_burn", limit, used, points, member_id, subject=member_id)
         self._spent[member_id] = used + points
+
+    def hold_resolved(self, member_id: str, created_at: datetime | None, released: int) -> None:
+        """A hold placed earlier and captured or voided in this unit: ``spent_on`` counts it as open (the
+        capture or void is written when the unit ends), held points in full, but what it releases was
+        not spent. Only a hold placed on the limit's day counts toward it (a hold counts on the day it was
+        placed); a hold placed in this unit has no id a later event of it could name."""
+        if self.limits.member_daily_burn is None or not released or created_at is None:
+            return
+        if not self.start <= created_at < self.end:
+            return
+        if self._spent is not None:
+            self._spent[member_id] = self._spent.get(member_id, 0) - released
+        else:
+            self._released[member_id] = self._released.get(member_id, 0) + released
 
     def _refuse(self, name: str, limit: int, used: int, asked: int, member_id: str, *, subject: str | None):
         # One alert per limit and subject per unit; a batch that hits a limit many times counts its refusals,

@@ -287,3 +287,32 @@ def test_limit_documents_are_validated_with_clear_errors(network):
         rules(network, partner, "limits: {partner_daily_issuance: 0}\n")
     with pytest.raises(ValidationFailed, match="limits.daily"):
         rules(network, "network", "limits: {daily: 5}\n")
+
+
+def test_a_hold_released_earlier_in_a_unit_gives_its_room_back_to_a_later_spend_of_it(network, limits, clock):
+    """One unit of work (the in-process batch, a partner's file) that voids or partly captures a hold of
+    today and then spends: the void or capture is written when the unit ends, so the day's spend read from
+    the database still counts the hold open and in full. The unit counts what it released, as the same
+    events posted one by one do; a hold of another day counts toward that day, not this one.
+    Until 2026-12-07 the spend was refused velocity_limit_exceeded ("60 used")."""
+    shop = make_partner(network)
+    member = make_member(network, shop)
+    limits(member_daily_burn=100)
+    network.earn(shop, member, "seed", points=500)
+    yesterday = network.hold(shop, member, "h-0", 30)["hold_id"]
+    clock.advance(days=1)
+    voided = network.hold(shop, member, "h-1", 60)["hold_id"]
+    captured = network.hold(shop, member, "h-2", 40)["hold_id"]
+    void, capture, burn, refused = network.post(shop, [
+        Event("void", hold_id=voided), Event("capture", "c-2", points=10, hold_id=captured),
+        Event("burn", "b-1", member, 85), Event("burn", "b-2", member, 6)])
+    assert void["released"] == 60 and capture["captured"] == 10 and burn["points"] == 85
+    assert isinstance(refused, VelocityLimitExceeded) and refused.extra["used"] == 95  # 10 captured + 85
+    # the limits read before the releases (a spend first) count them too
+    network.post(shop, [Event("void", hold_id=yesterday)])  # yesterday's: today's count unchanged
+    later = network.hold(shop, member, "h-3", 5)["hold_id"]  # today's spend: 100
+    first, void_later, after = network.post(shop, [Event("burn", "b-3", member, 1), Event("void", hold_id=later),
+                                                   Event("burn", "b-4", member, 4)])
+    assert isinstance(first, VelocityLimitExceeded) and first.extra["used"] == 100
+    assert void_later["released"] == 5 and after["points"] == 4
+    verify_ok(network)
