@@ -21,7 +21,7 @@ keep it square (``Posting._not_bought_out_with``, ``Posting._fund_bought_out``,
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 
 from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
@@ -31,7 +31,7 @@ from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.journal import Journal
 from shared.ledger.rules import NETWORK, Line
 from shared.ledger.state import lock_members
-from shared.models import Contract, Lot, Partner, Termination
+from shared.models import Contract, Hold, HoldLot, Lot, Partner, Termination
 from shared.money import apply_rate_ppm
 from shared.partners.contracts import lock_partner, require_partner
 from shared.webhooks.outbox import TERMINATED, cancel_member_events
@@ -140,12 +140,26 @@ def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying", buy_o
     return termination_json(row) | {"recorded": True}
 
 
+def _held_by_others():
+    """The points of a lot (correlated with ``Lot``) that open holds of partners other than its funder
+    reserve. A capture of the funder's own hold redeems its points where they were funded, which moves no
+    money, and once the funder is terminated it captures nothing: past the lot's expiry such points only
+    expire, so they are no liability of the funder's (until 2026-12-07 a buy-out charged for them)."""
+    return (select(func.coalesce(func.sum(HoldLot.points), 0))
+            .join(Hold, Hold.id == HoldLot.hold_id)
+            .where(HoldLot.lot_id == Lot.id, Hold.status == "open", Hold.partner_id != Lot.funder_partner_id)
+            .scalar_subquery())
+
+
 def open_postpaid_lots(now):
     """Postpaid lots not bought out with points that can still be redeemed: free points of a lot not
-    past its expiry, and reserved points of any lot (an open hold's points do not expire while held,
-    and a capture redeems them — ARCHITECTURE "Holds"). The buy-out and the exposure check count these."""
-    return (Lot.billing == "postpaid", Lot.remaining > 0, or_(Lot.expires_at > now, Lot.reserved > 0),
-            Lot.bought_out_at.is_(None))
+    past its expiry, and points that other partners' open holds reserve in any lot (an open hold's points
+    do not expire while held, and a capture redeems them — ARCHITECTURE "Holds"; ``_held_by_others``).
+    The buy-out and the exposure check count these."""
+    held_by_others = exists(select(HoldLot.lot_id).join(Hold, Hold.id == HoldLot.hold_id).where(
+        HoldLot.lot_id == Lot.id, Hold.status == "open", Hold.partner_id != Lot.funder_partner_id))
+    return (Lot.billing == "postpaid", Lot.remaining > 0,
+            or_(Lot.expires_at > now, and_(Lot.reserved > 0, held_by_others)), Lot.bought_out_at.is_(None))
 
 
 def _open_lots(partner_id: str, now):
@@ -155,11 +169,12 @@ def _open_lots(partner_id: str, now):
 
 def redeemable(now):
     """What of a lot can still be redeemed at ``now``: all it holds while not past its expiry; past
-    it, only what open holds reserve (the free rest only expires). Reserved points count whatever
-    their hold: a hold past its timeout that no job has released yet cannot be captured, but a unit
-    that began before its timeout may still capture it, so its points are counted too (released, they
+    it, only what other partners' open holds reserve (the free rest only expires, and so does what the
+    funder's own holds reserve: ``_held_by_others``). Reserved points count whatever their hold's
+    timeout: a hold past its timeout that no job has released yet cannot be captured, but a unit that
+    began before its timeout may still capture it, so its points are counted too (released, they
     expire: see ``_buy_out``)."""
-    return case((Lot.expires_at > now, Lot.remaining), else_=Lot.reserved)
+    return case((Lot.expires_at > now, Lot.remaining), else_=_held_by_others())
 
 
 def _outstanding(tx: Tx, partner_id: str) -> int:

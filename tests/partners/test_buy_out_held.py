@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from shared.models import Entry, ObligationLine, Settlement
+from shared.models import Entry, Lot, ObligationLine, Settlement
 from shared.partners.lifecycle import terminate
 from shared.partners.limits import exposures
 from tests.factories import make_member, make_partner, verify_ok
@@ -159,3 +159,33 @@ def test_a_buy_out_without_open_points_on_an_empty_network_makes_no_cycle(networ
     staying = make_partner(network, "Staying", **TERMS)
     network.earn(staying, make_member(network, staying), "s1", points=5)
     assert cycles() == [date(2026, 11, 22)]
+
+
+def test_points_the_issuers_own_hold_reserves_past_the_lots_expiry_are_not_bought_out(network, clock):
+    """The issuer's own hold is no liability past its lot's date: captured by the issuer, its points are
+    redeemed where they were funded (no money moves), and once the issuer is terminated it captures
+    nothing; released, they expire. So the buy-out charges only for what another partner's hold reserves
+    there, and a lot only the issuer's hold reserves is not bought out. Until 2026-12-07 the buy-out
+    charged for the issuer's own holds too (90 + 20 points here), and the exposure counted them."""
+    issuer = make_partner(network, "Issuer", **TERMS)
+    shop = make_partner(network, "Shop", **TERMS)
+    member = make_member(network, issuer, also_linked_to=(shop,))
+    other = make_member(network, issuer)
+    shared_lot = network.earn(issuer, member, "e1", points=100)["lots"][0]
+    alone = network.earn(issuer, other, "e2", points=50)["lots"][0]
+    expires = datetime.fromisoformat(shared_lot["expires_at"])
+    clock.set(expires - timedelta(minutes=5))
+    network.hold(issuer, member, "h-own", 30)
+    network.hold(shop, member, "h-shop", 60)
+    network.hold(issuer, other, "h-own-2", 20)
+    clock.set(expires + timedelta(minutes=1))
+    assert outstanding(network, issuer) == 60
+    done = buy_out(network, issuer)
+    assert done["outstanding_points_at_termination"] == 60
+    assert [line[3:] for line in lines_of(network, done["buy_out_entry_id"])] == [(60, 60_000_000)]
+    bought = network.tx(lambda tx: dict(tx.session.execute(select(Lot.id, Lot.bought_out_at)).all()), readonly=True)
+    assert bought[shared_lot["lot_id"]] is not None and bought[alone["lot_id"]] is None
+    clock.advance(minutes=20)  # every hold times out: what each held expires
+    network.expire_holds()
+    assert [network.balance(m)["available"] + network.balance(m)["held"] for m in (member, other)] == [0, 0]
+    verify_ok(network)
