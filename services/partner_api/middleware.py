@@ -281,6 +281,7 @@ class RateCounters:
         self.local = LocalWindow()
         self.shared: MovingWindowRateLimiter | None = None
         self.down_until: float | None = None  # during an outage: time.monotonic() when Redis is asked again
+        self.failed_at = float("-inf")  # time.monotonic() of the latest failure of Redis
         self.probing = False  # one request is asking a Redis in doubt (client to make, or retry due)
         self.lock = threading.Lock()  # the probe's turn and the outage's start and end, across threads
 
@@ -341,6 +342,7 @@ class RateCounters:
                 self._failed(exc)
                 return self._hit_local(rate, key)
         limiter = self.shared
+        started = time.monotonic()
         try:
             allowed = limiter.hit(rate, key)
             reset = None if allowed else limiter.get_window_stats(rate, key).reset_time
@@ -349,7 +351,10 @@ class RateCounters:
             return self._hit_local(rate, key)
         if self.down_until is not None:
             with self.lock:
-                if self.down_until is not None:
+                # only a call that began after the latest failure ends the outage: one that was already
+                # waiting on a slow Redis when another timed out says nothing of Redis now (until
+                # 2026-12-07 such late answers ended each outage at once, and the outage flapped)
+                if self.down_until is not None and started > self.failed_at:
                     self.down_until = None
                     log.warning("POINTSNET_REDIS_URL: the rate limit's Redis answers again; rate limits "
                                 "count for all API processes")
@@ -363,7 +368,8 @@ class RateCounters:
             log.warning("POINTSNET_REDIS_URL: the rate limit's Redis failed (%s); each API process counts "
                         "its rate limits alone until it answers again (asked every %g s)",
                         type(exc).__name__, self.REDIS_RETRY_SECONDS)
-        self.down_until = time.monotonic() + self.REDIS_RETRY_SECONDS
+        self.failed_at = time.monotonic()
+        self.down_until = self.failed_at + self.REDIS_RETRY_SECONDS
 
 
 def refuse_nul(scope, body: bytes) -> None:

@@ -165,3 +165,42 @@ def test_a_probe_cancelled_while_it_waits_for_a_thread_lets_a_later_request_prob
     _run(main)
     assert counters.probing is False, "probing stuck True after a cancelled probe"
     assert counters.shared is not None, "the shared limiter was never made: the process never uses Redis"
+
+
+class Slow:
+    """A Redis answering in its own time: each call waits for its turn (a gate the test opens) or fails."""
+
+    def __init__(self):
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.fail = False
+
+    def hit(self, *args):
+        if self.fail:
+            raise TimeoutError("Timeout reading from socket")
+        self.entered.set()
+        assert self.release.wait(10)
+        return True
+
+    def get_window_stats(self, *args):
+        raise AssertionError("never refused here")
+
+
+def test_an_answer_to_a_call_begun_before_a_failure_does_not_end_the_outage():
+    """A Redis that answers around the client's timeout: one call times out (the outage starts) while an
+    earlier one is still waiting and then gets its answer. That late answer says nothing of Redis now:
+    the outage goes on until the retry's probe, instead of ending at once (until 2026-12-07 each late
+    answer ended it, and the process switched between Redis and its own counters on every request)."""
+    counters = RateCounters("redis://127.0.0.1:6379/0")
+    counters.shared = slow = Slow()
+    waiting = threading.Thread(target=counters.hit, args=(RATE, "ptn_0"))
+    waiting.start()
+    assert slow.entered.wait(10)
+    slow.fail = True
+    assert counters.hit(RATE, "ptn_1") is None  # failed open: the outage starts
+    assert counters.down_until is not None
+    slow.release.set()
+    waiting.join(10)
+    assert counters.down_until is not None and counters._route() == "local"
+    counters.down_until = time.monotonic()  # the retry falls due: the probe, begun after the failure, ends it
+    slow.fail = False
+    assert counters.hit(RATE, "ptn_2") is None and counters.down_until is None
