@@ -237,12 +237,16 @@ class Settings(BaseSettings):
     def _rate_limit(cls, value: str) -> str:
         if value == DEFAULT_RATE_LIMIT:
             return value
-        from limits import parse
+        from limits import parse_many
 
         try:
-            parse(value)  # as the partner API's gate reads it
+            rates = parse_many(value)  # the gate reads the first (services/partner_api/middleware.py)
         except ValueError:
             raise ValueError("not a rate limit in `limits` syntax, e.g. 6000/minute") from None
+        if len(rates) != 1:  # until 2026-12-07 only the first of several was enforced, silently
+            raise ValueError("one rate, e.g. 6000/minute: several rates are not supported") from None
+        if rates[0].amount < 1:
+            raise ValueError("a rate of at least 1 request, e.g. 6000/minute") from None
         return value
 
     @field_validator("redis_url")

@@ -42,6 +42,8 @@ def test_a_clock_that_is_not_an_instant_is_a_configuration_error(tmp_path, value
 
 @pytest.mark.parametrize("variable, value", [
     ("POINTSNET_RATE_LIMIT", "lots per minute"),
+    ("POINTSNET_RATE_LIMIT", "2/second;5/minute"),  # until 2026-12-07 only the first rate was enforced
+    ("POINTSNET_RATE_LIMIT", "0/hour"),  # until 2026-12-07 every signed request was answered 500
     ("POINTSNET_REDIS_URL", "not-a-redis-url"),
     ("POINTSNET_REDIS_URL", "memory://"),
     ("POINTSNET_REDIS_URL", "redis://cache:notaport/0"),
