@@ -281,7 +281,6 @@ class RateCounters:
         self.local = LocalWindow()
         self.shared: MovingWindowRateLimiter | None = None
         self.down_until: float | None = None  # during an outage: time.monotonic() when Redis is asked again
-        self.failed_at = float("-inf")  # time.monotonic() of the latest failure of Redis
         self.probing = False  # one request is asking a Redis in doubt (client to make, or retry due)
         self.lock = threading.Lock()  # the probe's turn and the outage's start and end, across threads
 
@@ -307,7 +306,7 @@ class RateCounters:
         if route == "local":
             return self._hit_local(rate, key)  # this process's counters: memory only, nothing to wait for
         try:
-            return await anyio.to_thread.run_sync(self._hit_shared, rate, key)
+            return await anyio.to_thread.run_sync(self._hit_shared, rate, key, route)
         finally:  # also when the request is cancelled before a thread took the call (waiting for one)
             self._probed(route)
 
@@ -317,7 +316,7 @@ class RateCounters:
         if route == "local":
             return self._hit_local(rate, key)
         try:
-            return self._hit_shared(rate, key)
+            return self._hit_shared(rate, key, route)
         finally:
             self._probed(route)
 
@@ -331,9 +330,10 @@ class RateCounters:
     def _hit_local(self, rate, key: str) -> float | None:
         return self.local.hit(rate, key)
 
-    def _hit_shared(self, rate, key: str) -> float | None:
+    def _hit_shared(self, rate, key: str, route: str = "redis") -> float | None:
         """Count in Redis; on any failure of Redis (refused, timed out, cluster down, READONLY...) the
-        outage starts (or goes on) and this request counts on this process's counters."""
+        outage starts (or goes on) and this request counts on this process's counters. Only the probe's
+        answer ends an outage (``route``)."""
         if self.shared is None:  # only a probe makes the client: a cluster's connects as it is made
             try:
                 self.shared = MovingWindowRateLimiter(storage_from_string(
@@ -342,19 +342,19 @@ class RateCounters:
                 self._failed(exc)
                 return self._hit_local(rate, key)
         limiter = self.shared
-        started = time.monotonic()
         try:
             allowed = limiter.hit(rate, key)
             reset = None if allowed else limiter.get_window_stats(rate, key).reset_time
         except Exception as exc:
             self._failed(exc)
             return self._hit_local(rate, key)
-        if self.down_until is not None:
+        if route == "probe" and self.down_until is not None:
             with self.lock:
-                # only a call that began after the latest failure ends the outage: one that was already
-                # waiting on a slow Redis when another timed out says nothing of Redis now (until
-                # 2026-12-07 such late answers ended each outage at once, and the outage flapped)
-                if self.down_until is not None and started > self.failed_at:
+                # only the probe, asked once the retry fell due, ends the outage: a request routed to Redis
+                # before the outage began (already waiting on a slow Redis, or for a thread to ask it in)
+                # says nothing of Redis now (until 2026-12-07 such late answers ended each outage at once,
+                # and the outage flapped)
+                if self.down_until is not None:
                     self.down_until = None
                     log.warning("POINTSNET_REDIS_URL: the rate limit's Redis answers again; rate limits "
                                 "count for all API processes")
@@ -368,8 +368,7 @@ class RateCounters:
             log.warning("POINTSNET_REDIS_URL: the rate limit's Redis failed (%s); each API process counts "
                         "its rate limits alone until it answers again (asked every %g s)",
                         type(exc).__name__, self.REDIS_RETRY_SECONDS)
-        self.failed_at = time.monotonic()
-        self.down_until = self.failed_at + self.REDIS_RETRY_SECONDS
+        self.down_until = time.monotonic() + self.REDIS_RETRY_SECONDS
 
 
 def refuse_nul(scope, body: bytes) -> None:

@@ -201,6 +201,8 @@ def test_an_answer_to_a_call_begun_before_a_failure_does_not_end_the_outage():
     slow.release.set()
     waiting.join(10)
     assert counters.down_until is not None and counters._route() == "local"
-    counters.down_until = time.monotonic()  # the retry falls due: the probe, begun after the failure, ends it
-    slow.fail = False
+    slow.fail = False  # a request routed to Redis before the failure, its call made only now (it waited for a
+    assert counters._hit_shared(RATE, "ptn_3", "redis") is None  # thread): its answer does not end the outage
+    assert counters.down_until is not None and counters._route() == "local"
+    counters.down_until = time.monotonic()  # the retry falls due: the probe's answer ends it
     assert counters.hit(RATE, "ptn_2") is None and counters.down_until is None
