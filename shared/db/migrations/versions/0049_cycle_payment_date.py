@@ -37,5 +37,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('cycles', schema=None) as batch_op:
-        batch_op.drop_column('payment_date')
+    # SQLite drops the column in place (3.35 and later): a batch would rebuild the table, and dropping the
+    # old one fails while the network's connections enforce the foreign keys every ledger table has to it
+    op.execute("ALTER TABLE cycles DROP COLUMN payment_date")
