@@ -62,15 +62,23 @@ SEEDED = "demo_seeded"
 
 
 def demo_state(network: Network) -> str:
-    """``absent`` (no demo partner), ``seeded`` (the seed ran to its end) or ``interrupted`` (demo
-    partners, but the seed never wrote its last row). A demo seeded by a release before that row, and
-    served since, is seeded: the seed settles nothing, so a settled cycle means the demo was served."""
+    """``absent`` (no partner at all), ``seeded`` (the seed ran to its end), ``interrupted`` (demo
+    partners and their keys file, but the seed never wrote its last row) or ``foreign``: a network that is
+    not the demo's — a partner of its own, or partners without the demo's keys file in the data directory
+    (an operator's network whose partner is called CoffeeCo, as the docs' examples call one), which
+    ``serve --demo`` must neither seed into nor give demo logins. A demo seeded by a release before that
+    row, and served since, is seeded: the seed settles nothing, so a settled cycle means the demo was
+    served."""
     def read(tx) -> str:
-        if tx.session.execute(select(Partner.id).where(Partner.name == "CoffeeCo")).first() is None:
+        names = set(tx.session.scalars(select(Partner.name)))
+        if not names:
             return "absent"
-        done = tx.session.execute(select(NetworkSetting.name).where(NetworkSetting.name == SEEDED)).first()
+        if tx.session.execute(select(NetworkSetting.name).where(NetworkSetting.name == SEEDED)).first():
+            return "seeded"
+        if names - PARTNERS.keys() or "CoffeeCo" not in names or not _keys_file(network).exists():
+            return "foreign"
         served = tx.session.execute(select(SettlementRun.cycle_date).limit(1)).first()
-        return "seeded" if done is not None or served is not None else "interrupted"
+        return "seeded" if served is not None else "interrupted"
 
     return network.tx(read, readonly=True)
 

@@ -209,6 +209,9 @@ def _seed_demo(network, settings) -> None:
         "" if not settings.database_url else " and empty the database POINTSNET_DATABASE_URL names") + " to seed it again"
     if state == "interrupted":
         fail(f"a previous demo seed was interrupted: {again}", 2)
+    if state == "foreign":  # until 2026-12-07 a network with a partner called CoffeeCo got the demo's logins
+        fail("this database holds a network that is not the demo's: serve it without --demo (the demo seeds "
+             "a fresh data directory and database of its own)", 2)
     if state == "seeded":
         console.print("demo coalition already seeded; serving it")
         return

@@ -152,3 +152,28 @@ def test_a_taken_port_stops_serve_demo_before_the_seed(tmp_path, database_url):
         assert demo.demo_state(network) == "absent"
     finally:
         network.close()
+
+
+@pytest.mark.parametrize("names", [["CoffeeCo"], ["My Shop"], ["CoffeeCo", "My Shop"]])
+def test_a_network_that_is_not_the_demos_is_refused_and_given_no_demo_logins(network, database_url, tmp_path,
+                                                                             clock, names):
+    """An operator's network, its partners named as the docs' examples name them: ``serve --demo`` on it
+    is refused in one line and adds no dashboard user (until 2026-12-07 a partner called CoffeeCo and a
+    settled cycle made it "already seeded": it got three demo logins, two of them operators, their
+    passwords printed, and the demo's traffic)."""
+    from sqlalchemy import func, select
+
+    from shared.models import StaffUser
+    from tests.factories import make_member, make_partner
+
+    partners = [make_partner(network, name) for name in names]
+    network.earn(partners[0], make_member(network, partners[0]), "e1", points=10)
+    clock.advance(days=1)
+    network.settle(clock.now().date() - timedelta(days=1))
+    network.close()
+    refused = pointsnet("serve", "--demo", "--port", str(free_port()), env=_env(tmp_path, database_url))
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0, refused.stdout + refused.stderr
+    assert "not the demo's: serve it without --demo" in refused.stderr
+    assert "password" not in refused.stdout and "seeding" not in refused.stdout
+    assert network.tx(lambda tx: tx.session.execute(select(func.count()).select_from(StaffUser)).scalar_one(),
+                      readonly=True) == 0
