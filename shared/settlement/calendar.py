@@ -160,7 +160,9 @@ def import_calendar(tx: Tx, text: str) -> dict:
     none. A line the calendar already holds as it is (same kind and name) is left as it is, so a year's
     file can be imported again; a day the calendar holds otherwise, or listed twice, refuses the file,
     naming the line."""
-    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    # strict: a quote left open is an error, not a field that runs on to the end of the file and takes
+    # every line after it into one day's name (until 2026-12-07: one day imported, the rest lost, exit 0)
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")), strict=True)
     try:
         columns = [c.strip() for c in (reader.fieldnames or ())]
         if "day" not in columns or "name" not in columns or set(columns) - {"day", "name", "kind"}:
@@ -183,7 +185,8 @@ def import_calendar(tx: Tx, text: str) -> dict:
                 raise InvalidCalendarDay(f"calendar line {line}: {day} is listed on line {wanted[day][2]} too")
             wanted[day] = (kind, name, line)
     except csv.Error as exc:
-        raise InvalidCalendarDay(f"calendar line {reader.line_num}: {exc}") from None
+        # the reader counts the lines of the records it finished: the broken one starts on the next
+        raise InvalidCalendarDay(f"calendar line {reader.line_num + 1}: {exc}") from None
     if not wanted:
         return {"added": 0, "unchanged": 0}
     held = {row.day: row for row in tx.session.execute(select(Holiday).where(

@@ -601,11 +601,15 @@ def read_partner_log(log: str) -> dict[str, list[dict]]:
     with its line number. Amounts are exact (at most six decimal places of the minor unit, finite), a
     time is an RFC 3339 instant or empty, and a line has exactly the header's fields (`time` may be left
     out of the header, then of every line); raises PartnerLogError naming the line otherwise."""
-    reader = csv.DictReader(io.StringIO(log.removeprefix("\ufeff")))  # a byte-order mark, as Excel writes
+    # a byte-order mark, as Excel writes; strict: a quote left open is an error, not a field that runs on
+    # to the end of the file and takes the lines after it
+    reader = csv.DictReader(io.StringIO(log.removeprefix("\ufeff")), strict=True)
     theirs: dict[str, list[dict]] = {}
     try:
-        missing = [c for c in ("reference", "kind", "points", "amount") if c not in (reader.fieldnames or ())]
-        if reader.fieldnames is not None and missing:
+        if reader.fieldnames is None:  # until 2026-12-07 an empty file reported every line missing on the partner
+            raise PartnerLogError(f"partner log line 1: the file is empty; columns are {LOG_COLUMNS}")
+        missing = [c for c in ("reference", "kind", "points", "amount") if c not in reader.fieldnames]
+        if missing:
             raise PartnerLogError(f"partner log line 1: no column {', '.join(missing)}; columns are {LOG_COLUMNS}")
         for row in reader:
             line = reader.line_num
@@ -622,7 +626,8 @@ def read_partner_log(log: str) -> dict[str, list[dict]]:
             theirs.setdefault(row["reference"], []).append({"line": line, "kind": row["kind"], "points": points,
                                                             "amount": amount})
     except csv.Error as exc:
-        raise PartnerLogError(f"partner log line {reader.line_num}: {exc}") from None
+        # the reader counts the lines of the records it finished: the broken one starts on the next
+        raise PartnerLogError(f"partner log line {reader.line_num + 1}: {exc}") from None
     return theirs
 
 

@@ -127,6 +127,8 @@ def test_a_years_file_is_imported_once_and_again_changes_nothing(network):
     ("day,name\n2026-10-01\n", "calendar line 2: the columns are day,name[,kind]"),
     ("day,name\n1 Oct 2026,National Day\n", "calendar line 2: not a date YYYY-MM-DD"),
     ("date,holiday\n2026-10-01,National Day\n", "calendar line 1: the columns are day,name[,kind], not date,holiday"),
+    # a quote left open took every line after it into one name (until 2026-12-07: one day added, two lost)
+    ('day,name\n2027-03-01,"Spring Day\n2027-03-02,Second Day\n2027-03-03,Third Day\n', "calendar line 2: unexpected end of data"),
     ("day,name\n2026-10-01,National Day\n2026-12-25,Christmas\n", "calendar line 3: 2026-12-25 is already in the "
                                                                  "calendar: holiday 'Christmas Day'"),
 ])

@@ -387,6 +387,16 @@ def test_read_partner_log_refuses_a_line_longer_than_the_header():
         {"book-1": [{"line": 2, "kind": "burn", "points": 200, "amount": to_micro("1234.50")}]}
 
 
+def test_read_partner_log_refuses_an_open_quote_and_an_empty_file():
+    """A quote left open took the lines after it into one field; an empty file (no header) was read as a
+    log of nothing, every statement line then "missing on the partner" (until 2026-12-07)."""
+    with pytest.raises(PartnerLogError, match=r"^partner log line 2: unexpected end of data"):
+        read_partner_log('reference,kind,points,amount,time\nbook-1,burn,200,190,"2026-11-20T02:00:00Z\n'
+                         'book-2,burn,10,9,2026-11-20T02:00:00Z\n')
+    with pytest.raises(PartnerLogError, match=r"^partner log line 1: the file is empty; columns are "):
+        read_partner_log("")
+
+
 def test_a_partner_log_amount_present_but_empty_still_counts_as_zero(settled, tmp_path):
     done = reconcile_log(settled, log_file(tmp_path, "book-1,burn,200,,2026-11-20T02:00:00Z"))
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-400:]
