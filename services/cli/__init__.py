@@ -187,7 +187,19 @@ def _undecodable_setting(error: SettingsError) -> str:
     return f"{variable}: {reason}"
 
 
+def _arguments_are_text() -> None:
+    """Every argument UTF-8 text: bytes that are not (``$'\\xff'``) reach Python as lone surrogates, which
+    no database driver, file name or hash can take (until 2026-12-07 a traceback in some twenty commands)."""
+    for number, argument in enumerate(sys.argv[1:], 1):
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            err.print(f"[bold red]error:[/] argument {number} is not UTF-8 text", highlight=False, soft_wrap=True)
+            sys.exit(MISTAKE)
+
+
 def main() -> None:
+    _arguments_are_text()
     try:
         # not standalone: a usage mistake comes back here to be one line, not click's framed box
         code = app(standalone_mode=False)

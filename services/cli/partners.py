@@ -43,7 +43,7 @@ def partners_add(
 
     def unit(tx):
         created = create_partner(tx, name, terms)
-        if key_text:
+        if key_text is not None:  # an empty file too: refused as a key (it registered a partner without one)
             created["key_id"] = keys.add_key(tx, created["partner_id"], key_text)["key_id"]
         if overdraft is not None or exposure_limit is not None:
             created["limits"] = set_limits(tx, created["partner_id"], float_overdraft_minor=overdraft,

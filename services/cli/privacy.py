@@ -74,8 +74,11 @@ def _open_out(out: Path, force: bool):
     publishes it as ``out`` once its export is recorded: without ``--force`` a hard link (refused if ``out``
     appeared meanwhile: never an overwrite) then the temporary name goes, with it a rename over ``out``.
     Without ``--force`` an existing ``out`` refuses the command before anything is read."""
-    if out.is_dir():
-        fail(f"--out {out} is a directory: name the file to write")
+    try:
+        if out.is_dir():
+            fail(f"--out {out} is a directory: name the file to write")
+    except OSError as error:  # a name too long, a path through a file: nothing could be written there
+        fail(f"--out {out} cannot be written: {error.strerror}")
     if not force and os.path.lexists(out):
         fail(f"--out {out} exists: give --force to overwrite it")
     try:

@@ -173,3 +173,48 @@ def test_rules_set_with_invalid_yaml_is_one_line_with_where(tmp_path, network_re
     assert done.stderr.strip() == ("error: validation_failed: the rules document is not valid JSON or YAML: expected "
                                    "',' or ']', but got ':' at line 2, column 6 (while parsing a flow sequence at "
                                    "line 1, column 12)"), done.stderr
+
+
+# input that is not what it claims to be (found by a fuzz of every command, 2026-12-07)
+
+def _real_process(tmp_path, *args: bytes | str, stdin: bytes = b""):
+    """A real ``pointsnet`` process: its arguments as bytes the shell would pass, its standard input."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "POINTSNET_DATA_DIR": str(tmp_path / "data")}
+    env.pop("POINTSNET_DATABASE_URL", None)
+    return subprocess.run([sys.executable.encode(), b"-m", b"services.cli",
+                           *(a if isinstance(a, bytes) else a.encode() for a in args)],
+                          input=stdin, capture_output=True, env=env, cwd=Path(__file__).parents[2], timeout=120)
+
+
+def test_an_argument_that_is_not_utf_8_is_one_line(tmp_path, network_ready):
+    done = _real_process(tmp_path, "partners", "suspend", b"\xff\xfe")
+    stderr = done.stderr.decode()
+    assert done.returncode == 2 and "Traceback" not in stderr and stderr.strip().count("\n") == 0, stderr[-600:]
+    assert stderr.strip() == "error: argument 3 is not UTF-8 text"
+
+
+def test_a_password_that_is_not_utf_8_is_one_line_and_adds_no_user(tmp_path, network_ready):
+    done = _real_process(tmp_path, "users", "add", "a@b.co", "--role", "operator", "--password-stdin",
+                         stdin=b"\xff\xfe\xfdaaaaaaaaaaaaaaa\n")
+    stderr = done.stderr.decode()
+    assert done.returncode == 2 and stderr.strip() == "error: the password is not UTF-8 text", stderr[-600:]
+    listed = pointsnet(tmp_path, "users", "list")
+    assert listed.returncode == 0 and "a@b.co" not in listed.stdout
+
+
+def test_members_export_to_a_name_too_long_is_one_line(tmp_path, network_ready):
+    done = pointsnet(tmp_path, "members", "export", "mem_x", "--out", str(tmp_path / ("a" * 300)))
+    assert one_line_error(done), done.stderr
+    assert "cannot be written: File name too long" in done.stderr
+
+
+def test_a_partner_added_with_an_empty_public_key_file_is_refused_and_not_added(tmp_path, network_ready):
+    empty = tmp_path / "empty.pem"
+    empty.write_text("")
+    done = pointsnet(tmp_path, "partners", "add", "Keyless", "--public-key", str(empty))
+    assert one_line_error(done), (done.stdout, done.stderr)
+    assert "Keyless" not in pointsnet(tmp_path, "partners", "list").stdout
