@@ -98,6 +98,10 @@ def set_status(tx: Tx, partner_id: str, status: str, *, refuse_unchanged: bool =
     return {"partner_id": partner_id, "status": status}
 
 
+class TerminationConflict(Conflict):
+    code, title = "termination_conflict", "The partner was already terminated on other terms"
+
+
 def refuse_status(tx: Tx, partner_id: str, status: str, *, unchanged: bool = True) -> None:
     """Refuse a status change a terminated partner cannot have, or (``unchanged``) one it already has."""
     if _termination(tx, partner_id) is not None:
@@ -125,6 +129,13 @@ def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying", buy_o
     lock_partner(tx, partner_id)  # one termination at a time per partner, and not beside a reactivation
     existing = _termination(tx, partner_id)
     if existing is not None:
+        if (existing.settlement, existing.buy_out_rate_ppm) != (settlement, buy_out_rate_ppm):
+            # until 2026-12-07 the first termination was printed, exit 0, as if the terms asked were applied
+            raise TerminationConflict(
+                f"partner {partner_id} was already terminated with {existing.settlement}"
+                + (f" at a buy-out rate of {existing.buy_out_rate_ppm / 1_000_000:g}"
+                   if existing.buy_out_rate_ppm is not None else "")
+                + "; a termination's terms cannot change", partner_id=partner_id)
         return termination_json(existing) | {"recorded": False}
     # Suspend first, in this transaction: from its commit on, no new lot of this partner can appear.
     tx.session.execute(update(Partner).where(Partner.id == partner_id).values(status="suspended"))

@@ -11,7 +11,7 @@ from shared.ledger.cycles import cycle_date_for
 from shared.ledger.events import Event
 from shared.models import Entry, ObligationLine, Settlement
 from shared.money import MAX_MICRO, MICRO
-from shared.partners.lifecycle import PartnerTerminated, set_status, terminate
+from shared.partners.lifecycle import PartnerTerminated, TerminationConflict, set_status, terminate
 from shared.partners.limits import (FloatExhausted, TopupConflict, check_exposure, exposures, float_status,
                                     record_topup, set_limits)
 from shared.settlement.files import statement_name
@@ -193,6 +193,9 @@ def test_a_terminated_partner_cannot_post_but_keeps_paying_for_its_points_spent_
     recorded = network.tx(lambda tx: terminate(tx, issuer))
     assert recorded["status"] == "terminated" and recorded["outstanding_points_at_termination"] == 500
     assert not network.tx(lambda tx: terminate(tx, issuer))["recorded"]
+    # on other terms it is refused, not answered as if they were applied (until 2026-12-07: exit 0)
+    with pytest.raises(TerminationConflict, match="already terminated with keep_paying"):
+        network.tx(lambda tx: terminate(tx, issuer, settlement="buy_out", buy_out_rate_ppm=500_000))
     with pytest.raises(PartnerTerminated) as refused:
         network.earn(issuer, member, "e2", points=1)
     assert (refused.value.code, refused.value.status) == ("partner_terminated", 403)

@@ -218,3 +218,12 @@ def test_a_partner_added_with_an_empty_public_key_file_is_refused_and_not_added(
     done = pointsnet(tmp_path, "partners", "add", "Keyless", "--public-key", str(empty))
     assert one_line_error(done), (done.stdout, done.stderr)
     assert "Keyless" not in pointsnet(tmp_path, "partners", "list").stdout
+
+
+def test_terminating_again_on_other_terms_is_refused(tmp_path, network_ready):
+    added = pointsnet(tmp_path, "partners", "add", "Leaving")
+    partner = json.loads(added.stdout)["partner_id"]
+    assert pointsnet(tmp_path, "partners", "terminate", partner).returncode == 0
+    assert pointsnet(tmp_path, "partners", "terminate", partner).returncode == 0  # the same terms: the first
+    done = pointsnet(tmp_path, "partners", "terminate", partner, "--buy-out-rate", "0.5")
+    assert one_line_error(done) and done.stderr.startswith("error: termination_conflict:"), done.stderr
