@@ -160,6 +160,15 @@ class Settings(BaseSettings):
         {"member_adjustment", "member_erasure", "contract_change", "settlement_paid", "partner_suspension"})
     dashboard_secure_cookies: bool = True
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir(cls, value):
+        # set but empty reads as the working directory, not the default ./pointsnet-data: a writing command
+        # then made a new network there (until 2026-12-07), while the operator meant the real one
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: name the data directory, or unset it for ./pointsnet-data")
+        return value
+
     @field_validator("expiry_reminder_days", mode="before")
     @classmethod
     def _reminder_days(cls, value):

@@ -186,3 +186,13 @@ def test_every_postgresql_spelling_the_check_accepts_is_one_the_engine_can_use(u
 
     assert Settings(database_url=url).database_url == url
     assert normalise_url(url) == engine_url
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_data_directory_is_a_configuration_error_and_makes_no_network(tmp_path, value, monkeypatch):
+    """Set but empty, POINTSNET_DATA_DIR read as the working directory: `partners add` made a new network's
+    pointsnet.db there, exit 0, while the operator meant the real one (until 2026-12-07)."""
+    monkeypatch.chdir(tmp_path)
+    done = pointsnet(tmp_path, "partners", "add", "Shop", env={"POINTSNET_DATA_DIR": value})
+    assert refused_as(done, "POINTSNET_DATA_DIR"), done.stderr[-500:]
+    assert not (tmp_path / "pointsnet.db").exists()
