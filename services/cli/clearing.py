@@ -32,7 +32,12 @@ def _cycle(text: str):
 def clearing_run(cycle: str = typer.Option(..., help="The cycle (business day) to settle, YYYY-MM-DD.")) -> None:
     """Close and settle one cycle by hand; for a settled cycle, change nothing and say so (only a
     settled cycle's missing directory is written again, byte for byte as its run wrote it)."""
-    result = _network().settle(_cycle(cycle))
+    try:
+        result = _network().settle(_cycle(cycle))
+    except OSError as exc:  # the files' directory (the data directory's settlements/) cannot be written
+        # until 2026-12-07 a traceback; the cycle stays closed, unsettled, and is settled once it can be
+        fail(f"cycle {cycle}'s settlement files cannot be written in {exc.filename or 'the data directory'}: "
+             f"{exc.strerror or exc} (POINTSNET_DATA_DIR); nothing was settled", TROUBLE)
     if result.get("rewritten"):
         err.print(f"cycle {cycle} was already settled; its directory was missing and has been written again "
                   f"from the ledger, byte for byte as its run wrote it", highlight=False, soft_wrap=True)

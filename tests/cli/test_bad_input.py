@@ -6,6 +6,7 @@ what it cannot write, and a partner that does not exist is `unknown_partner`."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,28 @@ def test_terminating_again_on_other_terms_is_refused(tmp_path, network_ready):
     assert pointsnet(tmp_path, "partners", "terminate", partner).returncode == 0  # the same terms: the first
     done = pointsnet(tmp_path, "partners", "terminate", partner, "--buy-out-rate", "0.5")
     assert one_line_error(done) and done.stderr.startswith("error: termination_conflict:"), done.stderr
+
+
+def test_clearing_run_into_a_data_directory_it_cannot_write_is_one_line_and_settles_nothing(tmp_path, network,
+                                                                                          database_url, clock):
+    """Keys given by file, the data directory only holds the settlement files: one that cannot be written
+    (a file in its place) was a traceback (until 2026-12-07); the cycle stays unsettled, and settles once
+    the directory can be written."""
+    from tests.factories import make_member, make_partner
+
+    shop = make_partner(network, "Shop")
+    network.earn(shop, make_member(network, shop), "e1", points=10)
+    keys = tmp_path / "keys"
+    assert run_pointsnet("keys", "init", env={"POINTSNET_DATA_DIR": str(keys), "POINTSNET_DATABASE_URL": None}
+                         ).returncode == 0
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    env = {"POINTSNET_DATABASE_URL": database_url, "POINTSNET_DATA_DIR": str(blocked),
+           "POINTSNET_SIGNING_KEY_FILE": str(keys / "keys" / "network-ed25519.pem"),
+           "POINTSNET_PII_KEYS_FILE": str(keys / "keys" / "pii-keys.json"),
+           "POINTSNET_CLOCK": (clock.now() + timedelta(days=1)).isoformat()}
+    done = run_pointsnet("clearing", "run", "--cycle", "2026-11-20", env=env)
+    assert one_line_error(done, 1) and "settlement files cannot be written" in done.stderr, done.stderr[-800:]
+    blocked.unlink()
+    settled = run_pointsnet("clearing", "run", "--cycle", "2026-11-20", env=env)
+    assert settled.returncode == 0, settled.stderr[-800:]
