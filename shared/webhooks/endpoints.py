@@ -75,6 +75,10 @@ def check_url(url: str, *, allow_private: bool = False) -> str:
         raise InvalidWebhookUrl(f"{url!r}: the port must be a number from 1 to 65535")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidWebhookUrl(f"{url!r} is not an absolute http(s) URL")
+    if any(c.isspace() or c == "%" or ord(c) < 32 for c in parts.hostname):
+        # a name no resolver knows: httpx percent-encodes it, and every delivery would fail (until 2026-12-07
+        # `https://exa mple.com/` was accepted)
+        raise InvalidWebhookUrl(f"{url!r}: the host name holds a space, a control character or %")
     if parts.scheme == "http" and parts.hostname not in LOOPBACK:
         raise InvalidWebhookUrl("webhook URLs must use https (plain http is allowed only to localhost)")
     if parts.username or parts.password:
