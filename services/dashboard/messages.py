@@ -57,6 +57,8 @@ GENERAL: dict[str, tuple[str, str]] = {
     "csrf_rejected": ("The form was stale or not sent by this dashboard. Reload the page and try again.",
                       "表单已过期或来源无效，请刷新页面后重试。"),
     "partner_terminated": ("The partner has left the network.", "该合作伙伴已退出网络。"),
+    "termination_conflict": ("The partner was already terminated on other terms; a termination's terms cannot change.",
+                             "该合作伙伴已按其他条款终止；终止条款不可更改。"),
     "partner_already_suspended": ("The partner is already suspended.", "该合作伙伴已处于暂停状态。"),
     "partner_already_active": ("The partner is already active.", "该合作伙伴已处于正常状态。"),
     "too_many_keys": ("A partner has at most two active keys.",
