@@ -151,26 +151,29 @@ def terminate(tx: Tx, partner_id: str, *, settlement: str = "keep_paying", buy_o
     return termination_json(row) | {"recorded": True}
 
 
+def _others_holds(*columns):
+    """``columns`` of the reservations in a lot (correlated with ``Lot``) by open holds of partners other
+    than its funder. A capture of the funder's own hold redeems its points where they were funded, which
+    moves no money, and once the funder is terminated it captures nothing: past the lot's expiry such
+    points only expire, so they are no liability of the funder's (until 2026-12-07 a buy-out charged for
+    them)."""
+    return (select(*columns).join(Hold, Hold.id == HoldLot.hold_id)
+            .where(HoldLot.lot_id == Lot.id, Hold.status == "open", Hold.partner_id != Lot.funder_partner_id))
+
+
 def _held_by_others():
-    """The points of a lot (correlated with ``Lot``) that open holds of partners other than its funder
-    reserve. A capture of the funder's own hold redeems its points where they were funded, which moves no
-    money, and once the funder is terminated it captures nothing: past the lot's expiry such points only
-    expire, so they are no liability of the funder's (until 2026-12-07 a buy-out charged for them)."""
-    return (select(func.coalesce(func.sum(HoldLot.points), 0))
-            .join(Hold, Hold.id == HoldLot.hold_id)
-            .where(HoldLot.lot_id == Lot.id, Hold.status == "open", Hold.partner_id != Lot.funder_partner_id)
-            .scalar_subquery())
+    """The points of a lot that other partners' open holds reserve (``_others_holds``)."""
+    return _others_holds(func.coalesce(func.sum(HoldLot.points), 0)).scalar_subquery()
 
 
 def open_postpaid_lots(now):
     """Postpaid lots not bought out with points that can still be redeemed: free points of a lot not
     past its expiry, and points that other partners' open holds reserve in any lot (an open hold's points
-    do not expire while held, and a capture redeems them — ARCHITECTURE "Holds"; ``_held_by_others``).
+    do not expire while held, and a capture redeems them — ARCHITECTURE "Holds"; ``_others_holds``).
     The buy-out and the exposure check count these."""
-    held_by_others = exists(select(HoldLot.lot_id).join(Hold, Hold.id == HoldLot.hold_id).where(
-        HoldLot.lot_id == Lot.id, Hold.status == "open", Hold.partner_id != Lot.funder_partner_id))
     return (Lot.billing == "postpaid", Lot.remaining > 0,
-            or_(Lot.expires_at > now, and_(Lot.reserved > 0, held_by_others)), Lot.bought_out_at.is_(None))
+            or_(Lot.expires_at > now, and_(Lot.reserved > 0, exists(_others_holds(HoldLot.lot_id)))),
+            Lot.bought_out_at.is_(None))
 
 
 def _open_lots(partner_id: str, now):
