@@ -187,13 +187,20 @@ def _undecodable_setting(error: SettingsError) -> str:
     return f"{variable}: {reason}"
 
 
+def is_text(value: str) -> bool:
+    """Whether ``value`` is UTF-8 text: bytes that are not (``$'\\xff'``, a password piped in) reach Python
+    as lone surrogates, which no database driver, file name or hash can take."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _arguments_are_text() -> None:
-    """Every argument UTF-8 text: bytes that are not (``$'\\xff'``) reach Python as lone surrogates, which
-    no database driver, file name or hash can take (until 2026-12-07 a traceback in some twenty commands)."""
+    """Every argument UTF-8 text (``is_text``; until 2026-12-07 a traceback in some twenty commands)."""
     for number, argument in enumerate(sys.argv[1:], 1):
-        try:
-            argument.encode("utf-8")
-        except UnicodeEncodeError:
+        if not is_text(argument):
             err.print(f"[bold red]error:[/] argument {number} is not UTF-8 text", highlight=False, soft_wrap=True)
             sys.exit(MISTAKE)
 

@@ -8,15 +8,13 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from services.cli import users_app, console, fail, literal, show, _network
+from services.cli import users_app, console, fail, is_text, literal, show, _network
 
 
 def _password(password_stdin: bool) -> str:
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
                 else typer.prompt("Password", hide_input=True, confirmation_prompt=True))
-    try:
-        password.encode("utf-8")
-    except UnicodeEncodeError:  # bytes that are not UTF-8 (until 2026-12-07 a traceback from the hasher)
+    if not is_text(password):  # until 2026-12-07 a traceback from the hasher
         fail("the password is not UTF-8 text")
     return password
 
