@@ -113,6 +113,23 @@ class Network:
         path = pii_key_file(self.settings)
         return path is not None and not self.settings.pii_keys_file and not path.exists()
 
+    def check_keys(self) -> None:
+        """Load (on a brand-new network, make) the keys, and stop a writer at start if they are not this
+        network's (shared/key_match.py): KeyConfigurationError naming what does not match."""
+        from shared.key_match import keyring_mismatch, signing_key_mismatch
+        from shared.keys import KeyConfigurationError
+
+        keyring, public_key = self.keyring, self.signing_key.public_key()
+
+        def look(tx: Tx) -> list[str]:
+            found = [keyring_mismatch(tx, keyring), signing_key_mismatch(tx, public_key, tx.now)]
+            return [reason for reason in found if reason]
+
+        reasons = self.tx(look, readonly=True)
+        if reasons:
+            raise KeyConfigurationError(f"{'; '.join(reasons)}: give this host the network's keys "
+                                        "(POINTSNET_DATA_DIR, or the key variables), not new ones")
+
     def tx(self, fn, **kwargs):
         return self.db.run_in_transaction(fn, **kwargs)
 

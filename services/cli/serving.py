@@ -116,7 +116,7 @@ def serve(
     settings = get_settings()
     _upgrade(settings.resolved_database_url)
     network = _network()
-    network.keyring, network.signing_key  # generate keys into the data directory on first start
+    network.check_keys()  # generate keys into the data directory on first start; stop if not the network's
     with _sole_job_runner(network) if jobs else nullcontext():
         listening = _bound(host, port)  # a port taken stops here, before a demo is seeded
         try:
@@ -320,7 +320,7 @@ def serve_api(
         from shared.network import Network
 
         network = Network(settings)
-        network.keyring, network.signing_key  # fail here, not in every worker, if keys are missing
+        network.check_keys()  # fail here, not in every worker, if keys are missing or not the network's
         network.pin_cycle_settings()
         dialect = network.db.dialect
         network.close()
@@ -354,7 +354,7 @@ def worker(
     if not is_current(settings.resolved_database_url):
         fail("the database schema is not current: run `pointsnet db upgrade` first", TROUBLE)
     network = Network(settings)
-    network.keyring, network.signing_key  # fail now, not in the first job, if keys are misconfigured
+    network.check_keys()  # fail now, not in the first job, if keys are misconfigured or not the network's
     network.pin_cycle_settings()
     with _sole_job_runner(network):
         if metrics_port:

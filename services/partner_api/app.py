@@ -204,7 +204,7 @@ def from_environment() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_format)
     network = Network(settings)
-    network.keyring, network.signing_key  # noqa: B018 - fail at start, not on the first request
+    network.check_keys()  # fail at start, not on the first request
     network.pin_cycle_settings()
     # warned as the process starts serving: a refusal before that (keys, the port) stays one line
     application = create_app(network, on_start=lambda: warn_without_public_authority(settings))
