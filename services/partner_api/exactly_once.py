@@ -18,7 +18,8 @@ import threading
 from typing import Callable
 
 from shared.db.database import Tx, is_unique_violation
-from shared.errors import Conflict, CycleClosed, PartnerSuspended, PointsnetError, RequestInProgress
+from shared.errors import (Conflict, CycleClosed, IdempotencyKeyReused, PartnerSuspended, PointsnetError,
+                           RequestInProgress)
 from shared.ledger import idempotency
 from shared.network import Network
 from shared.partners.lifecycle import PartnerTerminated
@@ -71,10 +72,19 @@ def _with_status(tx: Tx, partner_id: str, key: str, request: dict, operation) ->
 
 def _store_refusal(network: Network, partner_id: str, key: str, request: dict,
                    error: PointsnetError) -> tuple[int, dict, bool]:
+    """Keep ``error`` for the key, in a unit of its own (the refused one rolled back). Between the two units
+    the key is free: a twin in another process may have taken it meanwhile. A twin running now, or one that
+    kept another request under the key, leaves this refusal answered as it is and not kept: it is this
+    request's true outcome, and the key now stands for the twin's (its retries are answered as the twin's,
+    a different one refused as a reused key). A twin that kept this same request: its outcome is the key's."""
     body = error.to_problem()
 
     def unit(tx: Tx):
-        stored = idempotency.replay(tx, partner_id, key, request)
+        try:
+            idempotency.claim(tx, partner_id, key)
+            stored = idempotency.replay(tx, partner_id, key, request)
+        except (RequestInProgress, IdempotencyKeyReused):
+            return error.status, body, False
         if stored is not None:
             return stored
         idempotency.store(tx, partner_id, key, request, error.status, body)
