@@ -363,8 +363,19 @@ def test_reconciliation_refuses_bad_logs_forms_and_roles(client_as, network, set
     client = client_as("operator")
     bad = reconcile(client, settled["book"], b"reference,kind\nbook-1,burn\n")
     assert bad.status_code == 422
+    # the form comes back with its party and the reason beside it (docs/dashboard.md, "Refused forms")
+    assert 'data-testid="reconcile-form"' in bad.text and 'aria-describedby="reconcile-error"' in bad.text
+    assert f'name="partner_id" value="{settled["book"]}"' in bad.text, bad.text
+    assert 'id="reconcile-error"' in bad.text and 'data-code="invalid_partner_log"' in bad.text
+    not_text = reconcile(client, settled["book"], b"reference,kind,points,amount,time\n\xff\n")
+    assert not_text.status_code == 422 and "not UTF-8 text" in not_text.text
+    assert f'name="partner_id" value="{settled["book"]}"' in not_text.text
+    as_csv = reconcile(client, settled["book"], b"reference,kind\nbook-1,burn\n", fmt="csv")
+    assert as_csv.status_code == 422 and as_csv.headers["content-type"].startswith("text/html")
+    assert 'data-code="invalid_partner_log"' in as_csv.text
     unknown = reconcile(client, "ptn_nobody", partner_log([]))
     assert unknown.status_code == 404
+    assert 'name="partner_id" value="ptn_nobody"' in unknown.text and 'id="reconcile-error"' in unknown.text
     forged = client.post(f"{BASE}/settlement/{CYCLE}/reconcile", headers=ORIGIN,
                          data={"csrf_token": "forged", "partner_id": settled["book"]},
                          files={"log": ("x.csv", partner_log([]), "text/csv")})

@@ -22,7 +22,7 @@ from services.dashboard.paging import Paging, page_of, paging
 from services.dashboard.render import page
 from services.dashboard.security import checked_form, ensure_partner, network_of, require
 from shared.access.errors import Forbidden
-from shared.errors import UnknownPartner, ValidationFailed
+from shared.errors import PointsnetError, UnknownPartner, ValidationFailed
 from shared.ledger.cycles import cycle_date_for
 from shared.settlement import positions
 from shared.settlement.calendar import calendar_days
@@ -220,6 +220,23 @@ def reconcile(request: Request, cycle: date = Depends(cycle_in_path),
     """Match a partner's own log against its statement; the breaks on the page, or as CSV."""
     staff, form = checked
     partner = str(form.get("partner_id", "")).strip()
+    network = network_of(request)
+    try:
+        breaks, as_csv = _reconciled(network, staff, cycle, partner, form)
+    except PointsnetError as error:  # the form again, its party kept, the reason beside it (docs/dashboard.md)
+        return page(request, "settlement_reconcile.html", status_code=error.status, cycle=cycle,
+                    partner=partner[:40], breaks=None, error={"code": error.code, "detail": error.detail},
+                    **_log_unit(network.settings.currency))
+    if as_csv:
+        return Response(positions.breaks_csv(breaks), media_type="text/csv; charset=utf-8", headers={
+            "content-disposition": f'attachment; filename="breaks-{cycle.isoformat()}-{_safe(partner)}.csv"'})
+    return page(request, "settlement_reconcile.html", cycle=cycle, partner=partner, breaks=breaks[:BREAKS_SHOWN],
+                total_breaks=len(breaks), shown=BREAKS_SHOWN, **_log_unit(network.settings.currency))
+
+
+def _reconciled(network, staff, cycle: date, partner: str, form) -> tuple[list, bool]:
+    """The breaks between the uploaded log and the partner's statement (audited) and whether they are
+    asked for as CSV; a PointsnetError for a form or a log that cannot be reconciled."""
     upload = form.get("log")
     if not partner or len(partner) > 40:
         raise ValidationFailed("choose the partner whose log this is")
@@ -229,20 +246,13 @@ def reconcile(request: Request, cycle: date = Depends(cycle_in_path),
         log = upload.file.read().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ValidationFailed("the partner's log is not UTF-8 text") from None
-    as_csv = form.get("format") == "csv"
-    network = network_of(request)
     key = network.signing_key
-
     breaks = read_then_audit(
         network, staff, "settlement.reconcile", f"{cycle.isoformat()}/{partner}",
         lambda tx: positions.reconcile_partner_log(tx, cycle, partner, log, public_keys(tx, key.public_key())),
         lambda found: {"log": getattr(upload, "filename", None), "lines": log.count("\n"), "breaks": len(found),
                        "kinds": sorted({b.kind for b in found})})
-    if as_csv:
-        return Response(positions.breaks_csv(breaks), media_type="text/csv; charset=utf-8", headers={
-            "content-disposition": f'attachment; filename="breaks-{cycle.isoformat()}-{_safe(partner)}.csv"'})
-    return page(request, "settlement_reconcile.html", cycle=cycle, partner=partner, breaks=breaks[:BREAKS_SHOWN],
-                total_breaks=len(breaks), shown=BREAKS_SHOWN, **_log_unit(network.settings.currency))
+    return breaks, form.get("format") == "csv"
 
 
 def _log_unit(currency: str) -> dict:
