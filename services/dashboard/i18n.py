@@ -422,6 +422,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "payment.due_pay": ("to pay", "待付"),
     "payment.due_receive": ("to receive", "待收"),
     "finance.network": ("the network", "积分网络"),
+    "finance.the_partners": ("the partners", "各合作方"),
     "finance.request_amount": ("Amount by bank", "银行转账金额"),
     "finance.request_outstanding": ("Outstanding (whole)", "未付余额（全部）"),
     "finance.parameters": ("Parameters", "参数"),

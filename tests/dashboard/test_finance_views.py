@@ -161,6 +161,27 @@ def test_a_mark_paid_request_shows_the_partner_and_the_amount_as_money(network, 
     assert re.search(r"付款方.*CoffeeCo.*收款方", summary, re.S) and "¥59,567.89" in summary
 
 
+def test_the_networks_own_payment_request_names_the_partners_as_the_other_side(network, clock, big, finance_client):
+    """The network's row settles with the partners: its request said "Payer the network → Payee the network"."""
+    fees = make_partner(network, "FeeCo", point_value="1", issuance_fee="0.1")  # the network receives fees
+    network.earn(fees, make_member(network, fees), "fee-1", points=1000)
+    cycle = network.clock.now().date()
+    clock.advance(days=1)
+    network.settle(cycle)
+    finance = finance_client()
+    answer = post_form(finance, f"{BASE}/settlement/{cycle}/parties/network/paid", {"bank_reference": "NET-1"},
+                       page=f"{BASE}/settlement/{cycle}")
+    assert "message=requested" in answer.headers["location"], answer.text
+    by_bank = network.tx(lambda tx: tx.session.get(Settlement, (cycle, "network")).by_bank_minor)
+    assert by_bank > 0
+    row = row_of(finance_client("checker@example.org").get(f"{BASE}/approvals").text, "data-pending=")
+    summary = row.split('data-testid="request-summary"', 1)[1].split("</div>", 1)[0]
+    sides = ("the partners", "the network") if by_bank > 0 else ("the network", "the partners")
+    assert re.search(rf"Payer <strong>{sides[0]}</strong> → Payee <strong>{sides[1]}</strong>", summary), summary
+    zh = finance_client("op@example.org", lang="zh").get(f"{BASE}/approvals").text
+    assert "各合作方" in row_of(zh, "data-pending=").split('data-testid="request-summary"', 1)[1]
+
+
 def test_contract_and_suspension_requests_show_the_partners_name(network, big, finance_client):
     operator = finance_client("op@example.org")
     book = big["book"]

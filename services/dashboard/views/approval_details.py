@@ -17,6 +17,7 @@ from shared.settlement import positions
 from shared.settlement.files import NETWORK
 from shared.settlement.finance import amounts, paid_sums
 
+PARTNERS = "partners"  # the other side of the network's own settlement: the partners, together (no partner's id)
 PARTNER_ACTIONS = {"contract_change": "partner_id", "partner_suspension": "partner_id", "settlement_paid": "party"}
 
 
@@ -79,9 +80,12 @@ def _payment(row: dict, party: str, payments: dict[tuple[date, str], tuple[int, 
         amount = asked
     else:  # the whole outstanding, as it stands now (less than the by-bank amount once a part is paid)
         amount, whole = outstanding if outstanding is not None else abs(by_bank), True
+    # a partner settles with the network; the network's own row with the partners (it pays out or takes in
+    # what they pay or receive by bank), never with itself
+    other = PARTNERS if party == NETWORK else NETWORK
     return {"cycle_date": row["params"].get("cycle_date"), "bank_reference": row["params"].get("bank_reference"),
             "by_bank_minor": by_bank, "amount_minor": amount, "whole_outstanding": whole,
-            "payer": party if pays else NETWORK, "payee": NETWORK if pays else party,
+            "payer": party if pays else other, "payee": other if pays else party,
             "outcome_status": "partly_paid" if status == "due" else status}
 
 
