@@ -6,15 +6,21 @@ the member receives it; payloads carry member ids only.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from sqlalchemy import insert
 
 from shared.db.bulk import insert_rows
 from shared.db.database import Tx
 from shared.models import ExpiryReminder, MemberStatusHistory, MemberTierHistory
-from shared.webhooks.outbox import Outgoing, emit_many
+from shared.webhooks.outbox import Outgoing, emit_many, instant
 
 
 def _iso(value) -> str | None:
+    """A date as ``YYYY-MM-DD``; an instant in UTC with ``Z``, as every webhook writes one
+    (docs/partner-integration.md: "``Z`` in reads and webhooks")."""
+    if isinstance(value, datetime):
+        return instant(value.astimezone(timezone.utc))
     return value.isoformat() if value is not None else None
 
 

@@ -4,6 +4,7 @@ member.status_changed, member.merged, points.adjusted (written in the same trans
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -13,6 +14,8 @@ from shared.programme.merge import merge_members
 from shared.webhooks.delivery import deliver_due
 from tests.factories import make_member, make_partner
 from tests.webhooks.conftest import bodies, deliveries, register, verify_v1, verify_v1a
+
+UTC_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 
 
 def test_a_tier_upgrade_is_announced_to_every_linked_partner_and_no_other(network, clock, receiver):
@@ -26,6 +29,7 @@ def test_a_tier_upgrade_is_announced_to_every_linked_partner_and_no_other(networ
         tiers = [b for b in bodies(receiver.at(f"/hooks/{partner}")) if b["type"] == "tier.changed"]
         assert [(t["data"]["member_id"], t["data"]["from_tier"], t["data"]["to_tier"]) for t in tiers] == \
             [(member, "regular", "silver")]
+        assert UTC_Z.fullmatch(tiers[0]["data"]["at"]), tiers[0]["data"]["at"]  # as every webhook time
     assert receiver.at(f"/hooks/{stranger}") == []
 
 
@@ -45,6 +49,11 @@ def test_expiry_reminders_and_status_changes_are_announced(network, clock, recei
     assert kinds["points.expiring"]["days_before"] == 30
     assert (kinds["member.status_changed"]["from_status"], kinds["member.status_changed"]["to_status"]) == \
         ("active", "dormant")
+    # instants in UTC with Z, as the guide says of every webhook (they were written +00:00)
+    for at in (kinds["points.expiring"]["first_expires_at"], kinds["member.status_changed"]["at"],
+               kinds["member.status_changed"]["last_activity_at"]):
+        assert UTC_Z.fullmatch(at), at
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", kinds["points.expiring"]["expires_on"])
 
 
 def test_a_referral_bonus_names_who_funds_it(network, receiver):
