@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 from shared.access import sessions
 from shared.access.errors import CsrfRejected, Forbidden, NotSignedIn
 from shared.access.sessions import Session
+from shared.errors import ValidationFailed
 
 COOKIE = "pointsnet_session"
 LOGIN_CSRF_COOKIE = "pointsnet_login_csrf"
@@ -100,7 +101,27 @@ async def read_form(request: Request) -> FormData:
             raise CsrfRejected("the form is too large")
         chunks.append(chunk)
     request._body = b"".join(chunks)  # what request.form() then parses (Starlette reads a kept body)
-    return await request.form()
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() == URLENCODED:
+        _refuse_unless_utf8(request._body)
+    form = await request.form()
+    for name, value in form.multi_items():
+        if not isinstance(value, str) and name not in FILE_FIELDS:
+            raise ValidationFailed(f"{name[:40]!r} is a text field, not a file")
+    return form
+
+
+URLENCODED = "application/x-www-form-urlencoded"
+FILE_FIELDS = frozenset({"log"})  # the form fields that take a file: the reconciliation's partner log
+
+
+def _refuse_unless_utf8(body: bytes) -> None:
+    """A browser percent-encodes a form's text as UTF-8: a raw byte beyond ASCII, or an escape that is not
+    UTF-8 (``%ff``), is no text anyone typed; Starlette would read it as another character (``ÿ``, U+FFFD)
+    and a partner's name, a reference or a reason would be stored so."""
+    try:
+        parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise ValidationFailed("the form is not UTF-8 text") from None
 
 
 def _same_token(sent: str, expected: str) -> bool:

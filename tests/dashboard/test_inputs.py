@@ -94,3 +94,36 @@ def test_an_uploaded_log_is_refused_only_for_a_real_nul(network, clock, client_a
     answer = upload(f"INV%0017,burn,300,300.000000,{burn['posted_at']}\n")
     assert answer.status_code == 200 and 'data-breaks="0"' in answer.text, answer.text[-600:]
     assert refused_for_nul(upload(f"INV\x000017,burn,300,300.000000,{burn['posted_at']}\n"))
+
+
+@pytest.mark.parametrize("body", [b"name=%FF", b"name=\xff", b"name=caf%C3"], ids=["escape", "raw", "cut"])
+def test_a_form_that_is_not_utf8_text_is_refused_and_makes_no_partner(network, client_as, body):
+    """Starlette read ``%ff`` as U+FFFD and a raw byte as Latin-1 (``ÿ``): onboarding made partners so
+    named, which `pointsnet partners add` refuses (not UTF-8 text). A browser never sends such a form."""
+    client = client_as("operator")
+    client._transport.raise_server_exceptions = False
+    before = count(network, Partner)
+    token = csrf_of(client.get(f"{BASE}/partners/new").text)
+    answer = client.post(f"{BASE}/partners", content=body + b"&csrf_token=" + token.encode(),
+                         headers={"origin": "http://testserver",
+                                  "content-type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 422 and "not UTF-8 text" in answer.text, (answer.status_code, answer.text[-400:])
+    assert count(network, Partner) == before
+
+
+def test_a_file_sent_for_a_text_field_is_refused_and_makes_no_partner(network, client_as):
+    """A multipart form with the partner's name as a file part made a partner named
+    ``UploadFile(filename='a', …)``."""
+    client = client_as("operator")
+    client._transport.raise_server_exceptions = False
+    before = count(network, Partner)
+    token = csrf_of(client.get(f"{BASE}/partners/new").text)
+    answer = client.post(f"{BASE}/partners", data={"csrf_token": token}, files={"name": ("a", b"Shop", "text/plain")},
+                         headers={"origin": "http://testserver"})
+    assert answer.status_code == 422 and "is a text field, not a file" in answer.text, answer.status_code
+    assert count(network, Partner) == before
+    # UTF-8 text beyond ASCII, percent-encoded as a browser sends it, is a name like any other
+    named = client.post(f"{BASE}/partners", data={"csrf_token": token, "name": "咖啡店 Café"},
+                        headers={"origin": "http://testserver"})
+    assert named.status_code == 303, named.text[-400:]
+    assert count(network, Partner) == before + 1
