@@ -175,7 +175,10 @@ def _move_referrals(tx: Tx, survivor_id: str, duplicate_id: str) -> None:
 
 
 def _keep_the_higher_tier(tx: Tx, survivor_id: str, duplicate) -> None:
-    """The survivor keeps the higher of the two tiers, or what the joint qualifying points reach."""
+    """The survivor keeps the higher of the two tiers, or what the joint qualifying points reach. A tier
+    the duplicate holds already, reached again by the joint points, keeps the duplicate's dates (the person
+    reached it then, and its review is that anniversary's, programme.md): only a tier above both records'
+    is reached at the merge."""
     config = tx.settings.tiers
     if not config.enabled:
         return
@@ -183,7 +186,7 @@ def _keep_the_higher_tier(tx: Tx, survivor_id: str, duplicate) -> None:
     tiers.load([survivor_id])  # qualifying points now include the duplicate's earns
     state = tiers.states[survivor_id]
     reached = config.qualified(state.qualifying)
-    if config.rank(duplicate.tier) > max(config.rank(state.tier), config.rank(reached)):
+    if config.rank(duplicate.tier) > config.rank(state.tier) and config.rank(duplicate.tier) >= config.rank(reached):
         tiers.change(state, config.name(duplicate.tier), "merge", since=duplicate.tier_since,
                       anniversary=duplicate.tier_anniversary_at)
     elif config.rank(reached) > config.rank(state.tier):

@@ -425,3 +425,35 @@ def test_a_merge_that_looked_before_the_first_entry_enters_the_cycle_when_it_fin
         assert points(network, survivor) == {"available": 30, "held": 0}
         assert _cycle_days(network) == [date(2026, 11, 20)]
     verify_ok(network)
+
+
+def test_a_tier_the_duplicate_holds_keeps_its_dates_when_the_joint_points_reach_only_it(network, pair, clock):
+    """The person reached gold as the duplicate; the merge reaches no higher tier, so the survivor keeps
+    gold since then, reviewed on that anniversary (programme.md). It was made gold anew at the merge:
+    its review moved a year past the merge, the tier kept up to a year too long."""
+    from shared.models import Member
+
+    coffee, books, survivor, duplicate, _hold = pair
+
+    def dates(member):
+        return network.tx(lambda tx: (lambda m: (m.tier, m.tier_since, m.tier_anniversary_at))(
+            tx.session.get(Member, member)), readonly=True)
+
+    tier, since, anniversary = dates(duplicate)
+    assert tier == "gold"
+    clock.advance(days=300)
+    merge(network, survivor, duplicate)
+    assert dates(survivor) == ("gold", since, anniversary)
+
+
+def test_a_tier_above_both_records_is_reached_at_the_merge(network, clock):
+    coffee = make_partner(network, "Coffee")
+    survivor, duplicate = make_member(network, coffee), make_member(network, coffee)
+    network.earn(coffee, survivor, "s-1", points=300)  # silver on the small ladder
+    network.earn(coffee, duplicate, "d-1", points=300)  # silver; together 600: gold
+    clock.advance(days=10)
+    merge(network, survivor, duplicate)
+    from shared.models import Member
+
+    member = network.tx(lambda tx: tx.session.get(Member, survivor), readonly=True)
+    assert (member.tier, member.tier_since) == ("gold", clock.now())
