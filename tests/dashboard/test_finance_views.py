@@ -161,6 +161,24 @@ def test_a_mark_paid_request_shows_the_partner_and_the_amount_as_money(network, 
     assert re.search(r"付款方.*CoffeeCo.*收款方", summary, re.S) and "¥59,567.89" in summary
 
 
+@pytest.mark.parametrize("amount, code", [("12.345", "validation_failed"), ("0", "validation_failed"),
+                                          ("1,234.56", "validation_failed"), ("99999999", "amount_exceeds_due")])
+def test_a_refused_mark_paid_comes_back_with_what_was_typed(network, big, finance_client, amount, code):
+    """It was the error page: the bank reference and the amount typed were lost (docs/dashboard.md)."""
+    coffee = big["coffee"]
+    finance = finance_client()
+    answer = post_form(finance, f"{BASE}/settlement/{CYCLE}/parties/{coffee}/paid",
+                       {"bank_reference": "HSBC-2026-11-26-0042", "amount": amount}, page=f"{BASE}/settlement/{CYCLE}")
+    assert answer.status_code in (409, 422), answer.status_code
+    assert f'data-code="{code}" data-party="{coffee}" id="paid-error"' in answer.text, answer.text[:2000]
+    row = row_of(answer.text, f'<tr data-party="{coffee}"')
+    assert 'value="HSBC-2026-11-26-0042"' in row and f'value="{amount}"' in row
+    assert 'aria-describedby="paid-error"' in row
+    book = row_of(answer.text, f'<tr data-party="{big["book"]}"')
+    assert 'value="HSBC' not in book  # another party's form is as it was
+    assert settlement(network, coffee).status == "due"
+
+
 def test_the_networks_own_payment_request_names_the_partners_as_the_other_side(network, clock, big, finance_client):
     """The network's row settles with the partners: its request said "Payer the network → Payee the network"."""
     fees = make_partner(network, "FeeCo", point_value="1", issuance_fee="0.1")  # the network receives fees

@@ -95,6 +95,13 @@ def statements_page(request: Request, partner_id: str, paged: Paging):
 def cycle_page(request: Request, cycle: date = Depends(cycle_in_path),
                tab: str = Query("positions", pattern="^(positions|matrix)$"),
                paged: Paging = Depends(paging), staff=Depends(require("operator", "finance"))):
+    return _cycle_page(request, cycle, tab, paged)
+
+
+def _cycle_page(request: Request, cycle: date, tab: str, paged: Paging, *, status_code: int = 200,
+                refused: dict | None = None):
+    """The cycle's page; ``refused``: a Mark paid form refused, shown above the table with the reason and,
+    in its party's row, what was typed (docs/dashboard.md, "Refused forms")."""
     network = network_of(request)
 
     def unit(tx):
@@ -109,10 +116,11 @@ def cycle_page(request: Request, cycle: date = Depends(cycle_in_path),
     table = page_of(rows, total, paged, {"tab": tab})
     currency = network.settings.currency
     series = _matrix_chart(rows, currency) if tab == "matrix" else _positions_chart(rows, currency)
-    return page(request, "settlement_cycle.html", cycle=cycle, run=run, tab=tab, table=table, payments=payments,
-                series=series | {"money": money_format(currency)}, exact_money=lambda a: exact_money(a, currency),
-                currency=currency, amount_example=_amount_example(currency),
-                message=notice(request.query_params.get("message")), today=_today(network))
+    return page(request, "settlement_cycle.html", status_code=status_code, cycle=cycle, run=run, tab=tab,
+                table=table, payments=payments, series=series | {"money": money_format(currency)},
+                exact_money=lambda a: exact_money(a, currency), currency=currency,
+                amount_example=_amount_example(currency), refused=refused,
+                message=None if refused else notice(request.query_params.get("message")), today=_today(network))
 
 
 def _amount_example(currency: str) -> str:
@@ -164,10 +172,19 @@ def mark_paid(request: Request, cycle: date = Depends(cycle_in_path), party: str
     which a second operator approves when the network asks for four eyes (the default)."""
     staff, form = checked
     reference = str(form.get("bank_reference", "")).strip()
+    amount = str(form.get("amount", "")).strip()
+    try:
+        return _mark_paid(request, staff, cycle, party, reference, amount)
+    except PointsnetError as error:  # the cycle's page, the reason above it, what was typed in the party's row
+        return _cycle_page(request, cycle, "positions", Paging(), status_code=error.status, refused={
+            "party": party, "code": error.code, "detail": error.detail,
+            "bank_reference": reference[:MAX_REFERENCE], "amount": amount[:24]})
+
+
+def _mark_paid(request: Request, staff, cycle: date, party: str, reference: str, amount: str):
     if not reference or len(reference) > MAX_REFERENCE:
         raise ValidationFailed(f"a bank reference (1 to {MAX_REFERENCE} characters) is required")
     network = network_of(request)
-    amount = str(form.get("amount", "")).strip()
     amount_minor = None
     if amount:
         try:
