@@ -81,11 +81,15 @@ class LeaderElection:
         self._conn = None
         self._lock = threading.Lock()
         self.pid: int | None = None  # the lock connection's backend pid while this process leads
+        # why the last election could not be held (the database unreachable), or None: a job that did not
+        # run for it failed (``JobRunner.run_job``), unlike one a standby leaves to the leader
+        self.failure: BaseException | None = None
 
     def is_leader(self) -> bool:
         if self.db.dialect != "postgresql":
             return True
         with self._lock:
+            self.failure = None
             if self._conn is not None:
                 try:
                     self._conn.execute(text("SELECT 1"))
@@ -93,16 +97,19 @@ class LeaderElection:
                 except Exception:  # connection lost: so is the lock
                     log.warning("leader connection lost; standing down")
                     self._drop()
-            conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            conn = None
             try:
+                conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
                 if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar_one():
                     self._conn = conn
                     self.pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
                     log.info("this process is the job leader")
                     return True
-            except Exception as exc:
+            except Exception as exc:  # the database unreachable (connecting is part of the election)
+                self.failure = exc
                 log_failure(log, "leader election failed", exc=exc)
-            conn.close()
+            if conn is not None:
+                conn.close()
             return False
 
     def _drop(self) -> None:
@@ -190,10 +197,13 @@ class JobRunner:
         self._leading: bool | None = None  # not observed yet: every job runs at start anyway
 
     def run_job(self, job: Job) -> bool:
-        """Run one job if this process leads; returns whether it ran."""
-        if not self.election.is_leader():
-            return False
+        """Run one job if this process leads; returns whether it ran. An election that could not be held
+        (the database unreachable) counts as the job's failed run: on-call sees it in job_runs_total."""
         started = time.perf_counter()
+        if not self.election.is_leader():
+            if self.election.failure is not None:
+                observe_job(job.name, time.perf_counter() - started, "failed", type(self.election.failure).__name__)
+            return False
         if self.db.dialect == "postgresql":
             _running.fence = _Fence(self.db, self.election, job.name)
         try:
