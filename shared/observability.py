@@ -41,6 +41,8 @@ LIABILITY = Gauge("pointsnet_outstanding_points", "Points open in unexpired lots
                   ["billing"])
 
 WEBHOOK_BACKLOG = Gauge("pointsnet_webhook_backlog", "Webhook deliveries not delivered yet, by status", ["status"])
+METRICS_READ_FAILURES = Counter("pointsnet_metrics_database_read_failures_total",
+                                "Scrapes whose gauges read from the database kept their last values (database unreachable)")
 
 request_log = logging.getLogger("pointsnet.request")
 job_log = logging.getLogger("pointsnet.job")

@@ -21,7 +21,8 @@ from services.partner_api.routes import router
 from shared.errors import BatchTooLarge, PointsnetError, ValidationFailed
 from shared.ledger.idempotency import KEY_LENGTH
 from shared.network import Network
-from shared.observability import RequestObserver, refresh_liability
+from shared.log_redaction import log_failure
+from shared.observability import METRICS_READ_FAILURES, RequestObserver, refresh_liability
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("pointsnet.api")
@@ -176,8 +177,14 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     def metrics() -> Response:
-        """Prometheus metrics of this process (scrape every API process and worker)."""
-        network.tx(refresh_liability, readonly=True)
+        """Prometheus metrics of this process (scrape every API process and worker). With the database
+        unreachable the gauges read from it keep their last values, and every other series is still served
+        (a 500 would lose the request and error counts on-call needs most then)."""
+        try:
+            network.tx(refresh_liability, readonly=True)
+        except Exception as exc:
+            METRICS_READ_FAILURES.inc()
+            log_failure(log, "metrics: the gauges read from the database kept their last values", exc=exc)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import time
 
 from shared.observability import configure_logging
@@ -61,3 +62,32 @@ def test_json_logs_are_one_object_per_line(capsys):
     record = json.loads(line)
     assert (record["logger"], record["event"], record["job"], record["level"]) == \
         ("pointsnet.job", "job", "settlement", "INFO")
+
+
+def test_metrics_are_served_with_the_database_unreachable(network, settings, tmp_path, caplog):
+    """The gauges read from the database could not be, and the scrape answered 500: Prometheus lost every
+    series of the process (requests, 5xx, signature failures) for the whole outage."""
+    import socket
+
+    from fastapi.testclient import TestClient
+
+    from services.partner_api.app import create_app
+    from shared.network import Network
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    network.signing_key  # noqa: B018 - the network's key, made before the outage as a running process has it
+    down = Network(settings, database_url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/x?connect_timeout=2")
+    try:
+        with TestClient(create_app(down), raise_server_exceptions=False) as client:
+            assert client.get("/health/ready").status_code == 503
+            caplog.set_level(logging.WARNING, logger="pointsnet.api")
+            scraped = client.get("/metrics")
+        assert scraped.status_code == 200, scraped.text[:300]
+        assert "pointsnet_http_requests_total" in scraped.text
+        assert re.search(r"^pointsnet_metrics_database_read_failures_total [1-9]", scraped.text, re.M)
+        assert any(r.getMessage().startswith("metrics: the gauges read from the database kept their last values: "
+                                             "OperationalError") for r in caplog.records)
+    finally:
+        down.close()
