@@ -79,6 +79,14 @@ def test_onboarding_creates_partner_contract_key_and_audit_entry_at_once(network
     assert count(network, PartnerKey, PartnerKey.partner_id == partner_id, PartnerKey.status == "active") == 1
     [entry] = audited(network, "partner.created", partner_id)
     assert entry["user"] == "op@example.org" and entry["detail"]["terms"]["billing"] == "prepaid"
+    # a prepaid partner's float is enforced at once, no overdraft, as `pointsnet partners add` makes it:
+    # onboarded here it had no float limit, and issued points with nothing topped up
+    from shared.partners.limits import FloatExhausted
+    from tests.factories import make_member
+
+    member = make_member(network, partner_id)
+    with pytest.raises(FloatExhausted):
+        network.earn(partner_id, member, "unfunded-1", points=10)
 
 
 @pytest.mark.parametrize("change, code", [
