@@ -764,3 +764,52 @@ def test_an_answer_that_trickles_in_is_a_timeout_of_the_whole_attempt_retried_wi
         listener.close()
         sdk.close()
     assert len(keys) == 2 and len(set(keys)) == 1  # two attempts, one key
+
+
+def test_headers_that_trickle_in_are_a_timeout_of_the_whole_attempt_too():
+    """The deadline was checked only while the body arrived: a status line and headers sent a byte at a
+    time held an attempt for as long as they went on (a broken proxy: hours at the default timeout). The
+    attempt now ends at its deadline, long before the headers are complete, and is retried with its key."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    keys, sent, stop = [], [], threading.Event()
+    head = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-pad: " + b"a" * 400
+            + b"\r\ncontent-length: 2\r\n\r\n{}")
+
+    def trickle(conn):
+        with conn:
+            request = conn.recv(65536).decode(errors="replace")
+            keys.extend(line.split(":", 1)[1].strip() for line in request.split("\r\n")
+                        if line.lower().startswith("idempotency-key:"))
+            try:
+                for i in range(len(head)):  # each byte well within httpx's read timeout
+                    if stop.wait(0.1):
+                        return
+                    conn.sendall(head[i:i + 1])
+                    sent.append(1)
+            except OSError:
+                pass
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    sdk = PointsnetClient(f"http://127.0.0.1:{listener.getsockname()[1]}", "key_x", Ed25519PrivateKey.generate(),
+                          timeout=1.0, retries=1, verify_responses=False)
+    try:
+        with pytest.raises(httpx.ReadTimeout, match="in all"):
+            sdk.call("POST", "/v1/earn", {"member_id": "m", "reference": "r", "points": 1})
+        given_up_after = len(sent)
+    finally:
+        stop.set()
+        listener.close()
+        sdk.close()
+    assert len(keys) == 2 and len(set(keys)) == 1  # two attempts, one key
+    assert given_up_after < len(head)  # both attempts ended before one answer's headers were complete
