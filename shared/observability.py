@@ -89,7 +89,13 @@ def route_label(scope) -> str:
         return mounted + "/*"
     path = scope.get("path") or ""
     path = path[len(root_path):] if root_path and path.startswith(root_path) else path
+    if path in FRAMEWORK_ROUTES:  # FastAPI's own pages: Starlette routes, which name no route in the scope
+        return path
     return "/v1/*" if path.startswith("/v1/") else "/*"
+
+
+# the API's documentation, served by FastAPI itself: a fixed set, each its own label
+FRAMEWORK_ROUTES = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
 def count_entries(kinds: list[str]) -> None:

@@ -39,7 +39,10 @@ def test_metrics_count_requests_refusals_and_outstanding_points(partner_factory,
     assert shop.call("POST", "/v1/earn", {"member_id": member, "reference": "m-1", "points": 25}).status_code \
         in (200, 201)
     shop.call("GET", "/v1/transactions", sign=False)
+    assert httpx.get(f"{api}/openapi.json").status_code == 200
     text = httpx.get(f"{api}/metrics").text
+    # FastAPI's own pages under their own fixed labels, not with the paths no route names ("/*")
+    assert 'pointsnet_http_requests_total{method="GET",route="/openapi.json",status="200"}' in text
     assert 'pointsnet_http_requests_total{method="POST",route="/v1/earn",status="201"}' in text \
         or 'pointsnet_http_requests_total{method="POST",route="/v1/earn",status="200"}' in text
     assert 'pointsnet_signature_failures_total{code="signature_missing"}' in text
