@@ -218,6 +218,10 @@ class WithoutDatabaseValues(logging.Filter):
             shown = record.args.values() if isinstance(record.args, collections.abc.Mapping) else record.args
             message = f"{_text(record.msg)} (arguments that do not fit it: " \
                       f"{', '.join(_text(arg) for arg in shown or ())})"
+        first = exc if in_exc else next(arg for arg in values
+                                          if isinstance(arg, BaseException) and carries_database_error(arg))
+        if not hasattr(record, "error"):  # the JSON field ``error``, as ``log_failure`` gives it
+            record.error = describe_database_error(first)
         if in_exc:
             message = f"{message}: {describe_database_error(exc)}\n{_traceback_without_values(exc)}"
             record.exc_info = None

@@ -191,3 +191,17 @@ def test_a_cycle_through_an_exception_group_ends():
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), (type(group), group, None))
     assert WithoutDatabaseValues().filter(record) is True
     assert REF not in record.getMessage() and "IntegrityError" in record.getMessage()
+
+
+def test_a_librarys_database_error_has_the_json_error_field_too(json_logging):
+    """operations.md: a database error escaping anywhere (uvicorn's "Exception in ASGI application", a
+    scheduler's line) has its description in the JSON field ``error``, as ``log_failure``'s lines do;
+    the filter wrote it into the message only."""
+    error = a_unique_violation()
+    logging.getLogger("uvicorn.error").error("Exception in ASGI application", exc_info=error)
+    logging.getLogger("apscheduler.executors.default").error("Job %s raised: %s", "run_job", error)
+    records = [json.loads(line) for line in json_logging]
+    assert len(records) == 2, json_logging
+    for record in records:
+        assert record["error"].startswith("IntegrityError"), record
+        assert not quoted(json.dumps(record)), record
