@@ -198,7 +198,8 @@ def test_a_librarys_database_error_has_the_json_error_field_too(json_logging):
     scheduler's line) has its description in the JSON field ``error``, as ``log_failure``'s lines do;
     the filter wrote it into the message only."""
     error = a_unique_violation()
-    logging.getLogger("uvicorn.error").error("Exception in ASGI application", exc_info=error)
+    # a library's logger of its own (uvicorn's own is configured by whatever server ran before in the process)
+    logging.getLogger("a.library.asgi").error("Exception in ASGI application", exc_info=error)
     logging.getLogger("apscheduler.executors.default").error("Job %s raised: %s", "run_job", error)
     records = [json.loads(line) for line in json_logging]
     assert len(records) == 2, json_logging
