@@ -30,14 +30,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from shared.config import KeyConfigurationError, Settings
 
 
-def _make_directory(directory: Path) -> None:
-    """``mkdir -p``; as root, each directory made belongs to its parent's owner and group (a command run
-    from a root shell over the services' data directory must not leave them a ``keys/`` they cannot use)."""
+def _make_directory(directory: Path, mode: int = 0o777) -> None:
+    """``mkdir -p``, the last directory made with ``mode`` (0o700 for ``keys/``: owner-only, as its files;
+    the umask applies to the others); as root, each directory made belongs to its parent's owner and group
+    (a command run from a root shell over the services' data directory must not leave them a ``keys/``
+    they cannot use)."""
     if directory.is_dir():
         return
     _make_directory(directory.parent)
     try:
-        directory.mkdir()
+        directory.mkdir(mode=mode)
     except FileExistsError:
         if not directory.is_dir():
             raise
@@ -64,7 +66,7 @@ def _own_like_directory(fd: int, directory: Path) -> None:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    _make_directory(path.parent)
+    _make_directory(path.parent, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         _own_like_directory(fd, path.parent)

@@ -38,6 +38,8 @@ def test_first_start_in_many_threads_makes_one_personal_data_keyring(tmp_path):
         key_dir = settings.data_dir / "keys"
         assert [p.name for p in key_dir.iterdir()] == ["pii-keys.json"]  # no staging file left behind
         assert (key_dir / "pii-keys.json").stat().st_mode & 0o077 == 0
+        # the directory is owner-only too (it was made 0755: the key files' names and times for anyone)
+        assert key_dir.stat().st_mode & 0o077 == 0
 
 
 def test_first_start_in_many_threads_makes_one_signing_key(tmp_path):
