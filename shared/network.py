@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from shared.clock import Clock, clock_from_settings
 from shared.config import Settings, get_settings
-from shared.db.database import Database, Tx
+from shared.db.database import SQLITE_BUSY_TIMEOUT_MS, Database, Tx
 from shared.errors import PointsnetError
 from shared.jobs.batches import Batch
 from shared.keys import load_pii_keyring, load_signing_key, pii_key_file, signing_key_file
@@ -30,6 +30,7 @@ from shared.partners import contracts
 from shared.partners.contracts import ContractTerms
 
 log = logging.getLogger("pointsnet.jobs")
+ERASED_PAGES_WAIT_MS = 2000  # how long an erasure's WAL checkpoint waits for readers, holding the write lock
 
 
 class Network:
@@ -164,19 +165,56 @@ class Network:
         self.forget_erased_pages()
         return record
 
-    def forget_erased_pages(self) -> None:
-        """After an erasure commits: on SQLite, old page images with the erased ciphertexts stay in
-        the WAL until a checkpoint (best effort: a reader still on an older snapshot keeps them until
-        the next checkpoint). PostgreSQL needs nothing here."""
-        if self.db.dialect == "sqlite":
-            # The checkpoint holds the write lock while it waits for readers: it takes its turn
-            # like any writer, so the process's writers queue behind it rather than collide.
-            with self.db.write_turn():
-                raw = self.db.engine.raw_connection()
+    def forget_erased_pages(self) -> bool:
+        """After an erasure commits: on SQLite, old page images with the erased ciphertexts stay in the WAL
+        until a checkpoint copies the WAL into the database and empties it. The checkpoint holds the write
+        lock while it waits for readers still on an older snapshot (a ``verify``, a report): it waits at
+        most ERASED_PAGES_WAIT_MS, never the minute a writer would, so no write of the network stalls
+        behind a long read. Returns whether the WAL was emptied; if not, a flag file beside the database
+        has the job runner try again each minute (``retry_forgetting_erased_pages``) until it is. PostgreSQL
+        needs nothing here."""
+        if self.db.dialect != "sqlite":
+            return True
+        # it takes its turn like any writer, so the process's writers queue behind it rather than collide
+        with self.db.write_turn():
+            raw = self.db.engine.raw_connection()
+            try:
+                connection = raw.driver_connection
+                connection.execute(f"PRAGMA busy_timeout={ERASED_PAGES_WAIT_MS}")
                 try:
-                    raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    busy, log_frames, copied = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                 finally:
-                    raw.close()
+                    connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            finally:
+                raw.close()
+        emptied = busy == 0 and log_frames in (0, copied)
+        flag = self._erased_pages_flag()
+        if flag is not None:
+            if emptied:
+                flag.unlink(missing_ok=True)
+            else:
+                flag.touch()
+                log.warning("erased members' old page images stay in the SQLite WAL while a reader is open: "
+                            "the job runner empties it at its next chance (each minute)")
+        return emptied
+
+    def retry_forgetting_erased_pages(self) -> bool | None:
+        """The job runner's retry of ``forget_erased_pages`` after one that could not empty the WAL:
+        None when nothing is waiting (no flag), else whether it is emptied now."""
+        flag = self._erased_pages_flag()
+        if flag is None or not flag.exists():
+            return None
+        return self.forget_erased_pages()
+
+    def _erased_pages_flag(self):
+        """The file that says an erasure's old page images may still be in the WAL (beside a SQLite
+        database file; None for PostgreSQL and in-memory databases)."""
+        from pathlib import Path
+
+        path = self.db.engine.url.database if self.db.dialect == "sqlite" else None
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        return Path(f"{path}.erased-pages")
 
     # -- ledger ----------------------------------------------------------------------
     def post(self, partner_id: str, events: list[Event]) -> list[dict | PointsnetError]:

@@ -29,6 +29,7 @@ def ledger_jobs(network: Network) -> list[Job]:
         Job("webhook_delivery", 5, lambda: deliver_due(network)),
         Job("webhook_pruning", 3600, lambda: network.tx(prune_delivered)),
         Job("nonce_pruning", 600, lambda: network.tx(lambda tx: prune_nonces(tx, datetime.now(timezone.utc)))),
+        Job("erased_pages", 60, network.retry_forgetting_erased_pages),  # SQLite: an erasure's WAL, emptied
         *programme_jobs(network),
     ]
 

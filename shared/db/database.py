@@ -37,6 +37,7 @@ log = logging.getLogger("pointsnet.db")
 T = TypeVar("T")
 
 RETRYABLE_PG = {"40001", "40P01"}
+SQLITE_BUSY_TIMEOUT_MS = 60_000  # how long a SQLite writer waits for the write lock
 UNIQUE_PG = "23505"
 
 
@@ -110,7 +111,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA secure_delete=ON")  # erased personal data is zeroed, not left in free space
             cursor.close()
 
