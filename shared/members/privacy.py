@@ -8,6 +8,7 @@ normalised form before indexing, so lookups match however a partner typed them.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import unicodedata
 
@@ -56,11 +57,21 @@ class Keyring:
         return [self._index(key, field, value) for key in self.keys.values()]
 
 
+# What phonenumbers drops without a word, so that it never reaches the extension check: a second number
+# after "/ x" or "\ x" (its "second number" rule: "+86 10 6552 9988 / x101" reads as the switchboard), and an
+# RFC 3966 parameter other than phone-context (";isub=7", a sub-address; ";ext=103" after phone-context)
+_DROPPED_BY_THE_PARSER = re.compile(r"[\\/]\s*x|;(?!\s*phone-context\s*=)", re.IGNORECASE)
+_NO_EXTENSION = ("a member's phone number is its own, without an extension (a switchboard's extensions would "
+                 "all be one member)")
+
+
 def normalise_phone(raw: str, default_region: str) -> str:
     # imported here, where a number is parsed: its metadata costs 16-25 ms, which every process that
     # imports this module (each network handle, `pointsnet verify`) would pay without ever parsing one
     import phonenumbers
 
+    if _DROPPED_BY_THE_PARSER.search(raw):
+        raise InvalidContact(_NO_EXTENSION + "; nor a sub-address or a second number after '/ x'")
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
@@ -70,8 +81,7 @@ def normalise_phone(raw: str, default_region: str) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidContact("the phone number is not a valid number")
     if number.extension:  # E.164 has none: every extension of a switchboard would be one member
-        raise InvalidContact("a member's phone number is its own, without an extension (a switchboard's "
-                             "extensions would all be one member)")
+        raise InvalidContact(_NO_EXTENSION)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

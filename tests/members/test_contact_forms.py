@@ -116,6 +116,30 @@ def test_a_phone_number_with_an_extension_is_refused_not_taken_as_the_switchboar
     assert shop.ok("POST", "/v1/members", {"phone": "+86 10 6552 9988"})["created"] is True  # the number itself
 
 
+@pytest.mark.parametrize("spelling", ["+86 10 6552 9988 / x101", "+86 10 6552 9988/x102", "+86 10 6552 9988 \\ x103",
+                                      "tel:+861065529988;isub=7"])
+def test_extensions_the_parser_drops_unsaid_are_refused_too(shop, network, spelling):
+    """phonenumbers reads "/ x101" as a second number and drops it, and ignores an RFC 3966 sub-address
+    and an ext after phone-context: none reached the extension check, so every extension of a switchboard
+    so spelled enrolled as the switchboard's one member."""
+    problem = assert_problem(shop.call("POST", "/v1/members", {"phone": spelling}), 422, "invalid_contact")
+    assert "without an extension" in problem["detail"] and "9988" not in problem["detail"]
+    assert _members(network) == 0
+    # the RFC 3966 form of the number itself still reads
+    assert shop.ok("POST", "/v1/members", {"phone": "tel:1065529988;phone-context=+86"})["created"] is True
+
+
+def test_an_ext_after_phone_context_is_refused_where_it_fits():
+    """Longer than the API's 32 characters, but the dashboard's member search reads it: it found the
+    switchboard's member."""
+    from shared.errors import InvalidContact
+    from shared.members.privacy import normalise_phone
+
+    with pytest.raises(InvalidContact, match="without an extension"):
+        normalise_phone("tel:1065529988;phone-context=+86;ext=104", "CN")
+    assert normalise_phone("tel:1065529988;phone-context=+86", "CN") == "+861065529988"
+
+
 def test_a_link_token_for_an_erased_member_is_member_erased(shop, network):
     """docs/partner-integration.md: once erased, the id answers 409 member_erased (404 for a GET); minting a
     link token answered 404 unknown_member (until 2026-12-07)."""
