@@ -85,6 +85,9 @@ def normalise_phone(raw: str, default_region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
 def normalise_email(raw: str) -> str:
     """The address as it is indexed: the domain in its folded (IDNA) form, all of it in lower case.
 
@@ -96,7 +99,9 @@ def normalise_email(raw: str) -> str:
     try:
         normalised = validate_email(raw.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
-        raise InvalidContact(f"email address is not valid: {exc}") from exc
+        # what the validator quotes (a domain label its IDNA check refused, the characters it found) is left
+        # out: the address is not repeated, here as for a phone number
+        raise InvalidContact(f"email address is not valid: {_QUOTED.sub('…', str(exc))}") from exc
     local = normalised.rpartition("@")[0]
     if unicodedata.normalize("NFKC", local) != local:
         # the address is not repeated: a refusal is stored with the Idempotency-Key

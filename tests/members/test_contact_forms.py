@@ -129,6 +129,14 @@ def test_extensions_the_parser_drops_unsaid_are_refused_too(shop, network, spell
     assert shop.ok("POST", "/v1/members", {"phone": "tel:1065529988;phone-context=+86"})["created"] is True
 
 
+def test_a_refused_email_is_not_repeated_in_the_refusal(shop):
+    """The validator's IDNA error quoted the domain label it refused: the refusal (kept for the key, shown
+    on the dashboard) repeated part of the address."""
+    problem = assert_problem(shop.call("POST", "/v1/members", {"email": "li.lei@zhangwei-family\U0001F4A9.com"}),
+                             422, "invalid_contact")
+    assert "zhangwei" not in problem["detail"] and "U+1F4A9" in problem["detail"], problem["detail"]
+
+
 def test_an_ext_after_phone_context_is_refused_where_it_fits():
     """Longer than the API's 32 characters, but the dashboard's member search reads it: it found the
     switchboard's member."""
