@@ -66,7 +66,7 @@ def erase(tx, network, params: dict) -> dict:
 # A GET searches by member id only (an opaque id, not personal data), so links by id keep working.
 
 SEARCH_KINDS = ("auto", "phone", "email", "id")
-MAX_QUERY = 200
+MAX_QUERY = 254  # an e-mail address's longest (RFC 5321's path limit), as the partner API takes it
 
 
 def _search_kind(query: str, by: str) -> str:
