@@ -69,3 +69,10 @@ def test_nginx_publishes_https_with_the_certificate_of_tls():
     conf = (DEPLOY / "nginx" / "compose.conf").read_text()
     assert "listen 443 ssl;" in conf and "ssl_certificate /etc/nginx/tls/fullchain.pem;" in conf
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
+
+
+def test_the_public_authority_must_be_given_not_a_placeholder():
+    """compose fell back to points.example.com: an operator who did not set it got every request partners
+    sign for the real host refused (401 signature_invalid) and checkpoints signed under another origin."""
+    environment = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["x-pointsnet"]["environment"]
+    assert re.fullmatch(r"\$\{POINTSNET_PUBLIC_AUTHORITY:\?[^}]+\}", environment["POINTSNET_PUBLIC_AUTHORITY"])

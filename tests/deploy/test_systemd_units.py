@@ -48,3 +48,13 @@ def test_the_migration_stays_active_for_the_units_that_require_it():
     assert sorted(requiring) == ["pointsnet-api@.service", "pointsnet-dashboard.service", "pointsnet-worker@.service"]
     for name in requiring:
         assert "pointsnet-migrate.service" in unit(SYSTEMD / name)["Unit"].get("After", "")  # ordered after it
+
+
+@pytest.mark.parametrize("path", UNITS, ids=lambda p: p.name)
+def test_every_unit_waits_for_the_network_it_pulls_in(path):
+    """After=network-online.target alone does not start that target (systemd.special(7)): at boot the
+    migration could run before the network was up, fail against a PostgreSQL on another server, and leave
+    the API, workers and dashboard down until someone started it again."""
+    section = unit(path)["Unit"]
+    assert "network-online.target" in section.get("After", "").split()
+    assert "network-online.target" in section.get("Wants", "").split(), f"{path.name}: After= without Wants="
