@@ -16,11 +16,9 @@ import hmac
 import json
 import logging
 import secrets
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+import weakref
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
@@ -29,6 +27,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from http_message_signatures import HTTPMessageVerifier, MappingKeyResolver, algorithms
 
+from shared.sdk_sending import GaveUp, Senders
 from shared.signing import (
     FRESHNESS_S, POST_COMPONENTS, REQUEST_COMPONENTS, REQUEST_TAG, RESPONSE_TAG, RETIRED_KEY_ROLLOUT,
     public_key_from_jwk, response_components, signer,
@@ -55,9 +54,6 @@ ANSWER_LOST = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.Wri
 
 
 MAX_RETRY_AFTER_S = 300.0  # a Retry-After longer than this is answered with the error, not slept on
-# sends in flight at once per client (each call's send waits on one while its caller keeps the deadline):
-# as many as a till's threads share one client, and a few a broken proxy holds after their deadline
-SENDER_THREADS = 64
 KEY_REFETCH_INTERVAL_S = 60.0  # an answer signed by an unknown key fetches the network's keys at most this often
 # The network's keys a client fetched are held at most this long (or what the keys endpoint's Cache-Control
 # max-age says, within KEYS_MAX_AGE_BOUNDS_S); the next call or check after that fetches them again, so a
@@ -180,10 +176,9 @@ class Answer:
     gateway: bool = False  # a proxy's own unsigned 502/503/504: the request may have reached the network
 
 
-def _close_unread(sending) -> None:
+def _close_unread(response: httpx.Response) -> None:
     """An answer whose headers came after its attempt's deadline: closed, its connection released."""
-    if not sending.cancelled() and sending.exception() is None:
-        sending.result().close()
+    response.close()
 
 
 class PointsnetClient:
@@ -213,8 +208,8 @@ class PointsnetClient:
         # network's key signed for another log (a staging network sharing the key) is refused; None: any
         self.ledger_origin = ledger_origin
         self.http = httpx.Client(timeout=timeout, transport=transport, verify=tls_context())
-        self._sender_pool: ThreadPoolExecutor | None = None  # made at the first send (``_headers_by``)
-        self._senders_lock = threading.Lock()
+        self._senders = Senders("pointsnet-sdk")
+        weakref.finalize(self, self._senders.close)  # a client dropped without close(): its idle threads end
 
     @property
     def authority(self) -> str:
@@ -377,20 +372,13 @@ class PointsnetClient:
     def _headers_by(self, deadline: float, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and wait for its status line and headers until ``deadline``: httpx bounds each read
         of them too, not their sum, so headers trickling in held the attempt for hours. The send runs on one of
-        the client's sender threads; past the deadline the attempt is a ReadTimeout here, and an answer that
-        still arrives there is closed unread."""
-        sending = self._senders().submit(self.http.send, request, stream=True)
+        the client's sender threads (shared/sdk_sending.py); past the deadline the attempt is a ReadTimeout
+        here, and an answer that still arrives there is closed unread."""
+        sending = self._senders.submit(lambda: self.http.send(request, stream=True), _close_unread)
         try:
-            return sending.result(timeout=max(0.0, deadline - time.monotonic()))
-        except FutureTimeout:
-            sending.add_done_callback(_close_unread)
+            return sending.wait(deadline - time.monotonic())
+        except GaveUp:
             raise httpx.ReadTimeout(f"the answer took more than {self.timeout:g} s in all", request=request) from None
-
-    def _senders(self) -> ThreadPoolExecutor:
-        with self._senders_lock:
-            if self._sender_pool is None:
-                self._sender_pool = ThreadPoolExecutor(SENDER_THREADS, thread_name_prefix="pointsnet-sdk")
-            return self._sender_pool
 
     def _verify(self, response: httpx.Response, view: _View) -> None:
         """Check the answer's signature. One signed by a key the client does not hold (the network replaced
@@ -512,10 +500,7 @@ class PointsnetClient:
         return keys
 
     def close(self) -> None:
-        with self._senders_lock:
-            pool, self._sender_pool = self._sender_pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)  # a send still waiting on a broken proxy is left to end
+        self._senders.close()  # a send still stuck on a broken proxy ends with its connection, closed here
         self.http.close()
 
     def __enter__(self) -> "PointsnetClient":
