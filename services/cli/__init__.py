@@ -142,6 +142,16 @@ def _network(database_url: str | None = None, *, readonly: bool = False, **kwarg
     return network
 
 
+def _signing_network():
+    """The network for a command that signs (a settlement's checkpoint and manifest, a webhook's ``v1a``)
+    or looks members up by their sealed data (an erasure): its keys must be the network's, as a server's
+    must (``Network.check_keys``), or it signs what ``pointsnet verify`` and partners reject, or misses what
+    it must erase. One line, exit 2, before anything is written."""
+    network = _network()
+    network.check_keys()
+    return network
+
+
 def _read_csv(path: Path) -> str:
     """A CSV people made (a partner's log, a year's calendar) as UTF-8 text whatever the locale, a
     leading byte-order mark (as Excel writes) dropped."""

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 from rich.markup import escape
 
-from services.cli import TROUBLE, app, clearing_app, console, err, fail, literal, show, _network, _read_csv
+from services.cli import (TROUBLE, app, clearing_app, console, err, fail, literal, show, _network, _read_csv,
+                          _signing_network)
 
 
 def _cycle(text: str):
@@ -33,7 +34,7 @@ def clearing_run(cycle: str = typer.Option(..., help="The cycle (business day) t
     """Close and settle one cycle by hand; for a settled cycle, change nothing and say so (only a
     settled cycle's missing directory is written again, byte for byte as its run wrote it)."""
     try:
-        result = _network().settle(_cycle(cycle))
+        result = _signing_network().settle(_cycle(cycle))
     except OSError as exc:  # the files' directory (the data directory's settlements/) cannot be written
         # until 2026-12-07 a traceback; the cycle stays closed, unsettled, and is settled once it can be
         fail(f"cycle {cycle}'s settlement files cannot be written in {exc.filename or 'the data directory'}: "

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 
-from services.cli import rules_app, alerts_app, members_app, console, fail, literal, show, _network, _read_text
+from services.cli import (rules_app, alerts_app, members_app, console, fail, literal, show, _network, _read_text,
+                          _signing_network)
 
 
 @rules_app.command("set")
@@ -155,7 +156,7 @@ def members_erase(member_id: str,
                                                                    "(kept with the erasure; no personal data).")) -> None:
     """Erase a member's personal data (contact ciphertexts and blind-index values). Its remaining points are
     forfeited as breakage; the ledger keeps its opaque id and stays verifiable. Refused while holds are open."""
-    print(json.dumps(_network().erase_member(member_id, reason=reason), indent=2))
+    print(json.dumps(_signing_network().erase_member(member_id, reason=reason), indent=2))
 
 
 @members_app.command("status-counts")

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from services.cli import webhooks_app, literal, show, _network
+from services.cli import webhooks_app, literal, show, _network, _signing_network
 
 
 def _audited(verb: str, partner_id: str, change) -> dict:
@@ -110,7 +110,7 @@ def webhooks_deliver() -> None:
     """Run the delivery job once now (the job runner does this every few seconds)."""
     from shared.webhooks.delivery import deliver_due
 
-    print(json.dumps(deliver_due(_network())))
+    print(json.dumps(deliver_due(_signing_network())))
 
 
 @webhooks_app.command("replay")
@@ -120,4 +120,4 @@ def webhooks_replay(delivery_id: str) -> None:
     is sending right now is refused (delivery_pending)."""
     from shared.webhooks.delivery import replay
 
-    print(json.dumps(replay(_network(), delivery_id, audited=True), indent=2))
+    print(json.dumps(replay(_signing_network(), delivery_id, audited=True), indent=2))

@@ -239,14 +239,13 @@ def test_clearing_run_into_a_data_directory_it_cannot_write_is_one_line_and_sett
 
     shop = make_partner(network, "Shop")
     network.earn(shop, make_member(network, shop), "e1", points=10)
-    keys = tmp_path / "keys"
-    assert run_pointsnet("keys", "init", env={"POINTSNET_DATA_DIR": str(keys), "POINTSNET_DATABASE_URL": None}
-                         ).returncode == 0
+    network.signing_key  # noqa: B018 - the network's keys, given by file (new ones from `keys init` are refused)
+    keys = network.settings.data_dir / "keys"
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")
     env = {"POINTSNET_DATABASE_URL": database_url, "POINTSNET_DATA_DIR": str(blocked),
-           "POINTSNET_SIGNING_KEY_FILE": str(keys / "keys" / "network-ed25519.pem"),
-           "POINTSNET_PII_KEYS_FILE": str(keys / "keys" / "pii-keys.json"),
+           "POINTSNET_SIGNING_KEY_FILE": str(keys / "network-ed25519.pem"),
+           "POINTSNET_PII_KEYS_FILE": str(keys / "pii-keys.json"),
            "POINTSNET_CLOCK": (clock.now() + timedelta(days=1)).isoformat()}
     done = run_pointsnet("clearing", "run", "--cycle", "2026-11-20", env=env)
     assert one_line_error(done, 1) and "settlement files cannot be written" in done.stderr, done.stderr[-800:]

@@ -164,3 +164,29 @@ def test_a_brand_new_network_passes(database_url, clock, tmp_path):
     finally:
         fresh.close()
     assert (tmp_path / "fresh" / "keys" / "network-ed25519.pem").exists()
+
+
+def checkpoints(network) -> int:
+    from shared.models.transparency import Checkpoint
+
+    return network.tx(lambda tx: tx.session.scalar(select(func.count()).select_from(Checkpoint)), readonly=True)
+
+
+@pytest.mark.parametrize("command", [["clearing", "run", "--cycle", "2026-11-21"], ["members", "erase", "MEMBER"],
+                                     ["webhooks", "deliver"]], ids=["clearing-run", "erase", "deliver"])
+def test_a_command_that_signs_or_erases_with_another_networks_keys_does_nothing(network, database_url, clock,
+                                                                               tmp_path, command):
+    """`clearing run` on such a host signed the cycle's checkpoint with a key nobody recorded: checkpoints are
+    append-only, and `pointsnet verify` rejected it for good (found by the review of this session's commits)."""
+    existing_network(network, clock)
+    member = network.tx(lambda tx: tx.session.scalar(select(Member.id).limit(1)), readonly=True)
+    clock.advance(days=1)
+    before = checkpoints(network), members(network)
+    host = new_host(tmp_path, database_url)
+    args = [member if arg == "MEMBER" else arg for arg in command]
+    done = pointsnet(*args, env={"POINTSNET_DATA_DIR": str(host), "POINTSNET_DATABASE_URL": database_url,
+                                 "POINTSNET_CLOCK": clock.now().isoformat()})
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert done.stderr.startswith("configuration error: members are sealed under the personal-data key "), done.stderr
+    assert (checkpoints(network), members(network)) == before
+    assert network.tx(lambda tx: tx.session.get(Member, member).phone_bidx, readonly=True) is not None
