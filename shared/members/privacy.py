@@ -59,8 +59,9 @@ class Keyring:
 
 # What phonenumbers drops without a word, so that it never reaches the extension check: a second number
 # after "/ x" or "\ x" (its "second number" rule: "+86 10 6552 9988 / x101" reads as the switchboard), and an
-# RFC 3966 parameter other than phone-context (";isub=7", a sub-address; ";ext=103" after phone-context)
-_DROPPED_BY_THE_PARSER = re.compile(r"[\\/]\s*x|;(?!\s*phone-context\s*=)", re.IGNORECASE)
+# RFC 3966 parameter other than phone-context (";isub=7", a sub-address; ";ext=103" after phone-context);
+# a ";" ending the text is no parameter (a spreadsheet's leftover)
+_DROPPED_BY_THE_PARSER = re.compile(r"[\\/]\s*x|;(?!\s*(?:phone-context\s*=|$))", re.IGNORECASE)
 _NO_EXTENSION = ("a member's phone number is its own, without an extension (a switchboard's extensions would "
                  "all be one member)")
 
