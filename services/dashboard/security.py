@@ -101,8 +101,12 @@ async def read_form(request: Request) -> FormData:
             raise CsrfRejected("the form is too large")
         chunks.append(chunk)
     request._body = b"".join(chunks)  # what request.form() then parses (Starlette reads a kept body)
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() == URLENCODED:
+    content_type = request.headers.get("content-type", "")
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == URLENCODED:
         _refuse_unless_utf8(request._body)
+    elif kind == MULTIPART:
+        _refuse_text_parts_unless_utf8(content_type, request._body)
     form = await request.form()
     for name, value in form.multi_items():
         if not isinstance(value, str) and name not in FILE_FIELDS:
@@ -111,7 +115,23 @@ async def read_form(request: Request) -> FormData:
 
 
 URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
 FILE_FIELDS = frozenset({"log"})  # the form fields that take a file: the reconciliation's partner log
+
+
+def _refuse_text_parts_unless_utf8(content_type: str, body: bytes) -> None:
+    """A multipart form's text parts (not its files) as a browser sends them: UTF-8. Starlette reads a part
+    that is not as Latin-1 (``Caf\\xe9`` as ``Café``), where nothing after can tell it was not typed so."""
+    from email import message_from_bytes, policy
+
+    message = message_from_bytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body,
+                                 policy=policy.HTTP)
+    for part in message.iter_parts() if message.is_multipart() else ():
+        if part.get_filename() is None:
+            try:
+                (part.get_payload(decode=True) or b"").decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValidationFailed("the form is not UTF-8 text") from None
 
 
 def _refuse_unless_utf8(body: bytes) -> None:
