@@ -288,7 +288,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "terms.issuance_fee": ("Issuance fee per point (minor units)", "每积分发放费（最小货币单位）"),
     "terms.redemption_fee_rate": ("Redemption fee rate", "兑换费率"),
     "terms.breakage_share": ("Breakage share", "过期分成比例"),
-    "terms.base_rate": ("Base rate (points per major unit)", "基础积分率（每元积分）"),
+    "terms.base_rate": ("Base rate (points per major unit)", "基础积分率（每主币单位积分）"),
     "billing.postpaid": ("postpaid", "后付费"),
     "billing.prepaid": ("prepaid", "预付费"),
     "billing.network": ("network-funded", "网络出资"),
@@ -427,12 +427,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "finance.request_outstanding": ("Outstanding (whole)", "未付余额（全部）"),
     "finance.parameters": ("Parameters", "参数"),
     "finance.log_unit": ("The log's amount column is in exact minor units of {currency} (fen for CNY, cents for "
-                         "USD; up to six decimals), not in major units: {money} is written {minor}, not {major}. "
-                         "An amount written in major units is reported as an amount_mismatch 100 times too small "
-                         "(for a currency with two decimals).",
-                         "流水的 amount 列以 {currency} 的最小货币单位（人民币为“分”，美元为“美分”）填写精确金额，"
-                         "最多六位小数，不是以“元”填写：{money} 应写作 {minor}，而不是 {major}。"
-                         "按“元”填写的金额会被报告为 amount_mismatch（金额差异），相差 100 倍（两位小数的币种）。"),
+                         "USD, yen for JPY; up to six decimals): {money} is written {minor}.",
+                         "流水的 amount 列以 {currency} 的最小货币单位（人民币为“分”，美元为“美分”，日元为“日元”）"
+                         "填写精确金额，最多六位小数：{money} 应写作 {minor}。"),
+    "finance.log_unit_major": (" Not in major units ({major}): an amount written so is reported as an "
+                               "amount_mismatch {factor} times too small.",
+                               "不要以主币单位（如人民币“元”）填写（{major}）：这样填写的金额会被报告为 amount_mismatch"
+                               "（金额差异），小 {factor} 倍。"),
 }
 
 

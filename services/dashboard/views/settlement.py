@@ -276,9 +276,10 @@ def _log_unit(currency: str) -> dict:
     """What the page says of the log's amount (exact minor units) and how it shows a break's amounts
     (as money, exactly)."""
     example = EXAMPLE_MINOR
+    factor = 10 ** currency_exponent(currency)  # how much too small a major amount reads (1: no minor unit)
     return {"as_money": lambda text: exact_amounts_as_money(text, currency),
             "log_example": {"minor": str(example), "major": chart_amount(example, currency),
-                            "money": exact_money(example, currency)}}
+                            "money": exact_money(example, currency), "factor": f"{factor:,}" if factor > 1 else None}}
 
 
 def _safe(text: str) -> str:
