@@ -148,8 +148,9 @@ def clearing_exposure(as_json: bool = typer.Option(False, "--json"),
 def clearing_mark_paid(cycle: str = typer.Option(...), party: str = typer.Option(...),
                        bank_reference: str = typer.Option(..., help="The bank's reference of the transfer."),
                        amount: Optional[str] = typer.Option(
-                           None, help="What the transfer moved, in major units as a plain decimal (1234.56); "
-                                      "without it, the whole amount outstanding.")) -> None:
+                           None, help="What the transfer moved, in major units as a plain decimal with at "
+                                      "most the currency's places (1234.56 for CNY, 1234 for JPY, 1234.567 for "
+                                      "KWD); without it, the whole amount outstanding.")) -> None:
     """Record a bank transfer against a settlement with its bank reference (and its amount, when it paid
     only part): the settlement is paid (or received) once its transfers add up to its by-bank amount."""
     from shared.money import MoneyError, major_to_minor
