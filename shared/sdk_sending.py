@@ -40,6 +40,7 @@ class Sending:
             self._result = self._send()
         except BaseException as error:  # noqa: BLE001 - handed to the caller, which raises it
             self._error = error
+        self._send = None  # it holds the client: a client dropped without close() must be freed
         with self._lock:
             abandoned = self._abandoned
             self._done.set()
@@ -47,15 +48,29 @@ class Sending:
             self._on_abandoned(self._result)
 
     def wait(self, timeout: float) -> Any:
-        """The send's result (its exception raised), or GaveUp once ``timeout`` seconds have passed."""
-        if not self._done.wait(max(0.0, timeout)):
+        """The send's result (its exception raised), or GaveUp once ``timeout`` seconds have passed. A wait
+        interrupted (Ctrl-C) abandons the send too: its answer is closed, its connection not kept for good."""
+        try:
+            done = self._done.wait(max(0.0, timeout))
+        except BaseException:
+            self.abandon()
+            raise
+        if not done:
             with self._lock:
-                if not self._done.is_set():
+                if not self._done.is_set():  # else it ended just now: its answer is the caller's after all
                     self._abandoned = True
                     raise GaveUp
         if self._error is not None:
             raise self._error
         return self._result
+
+    def abandon(self) -> None:
+        """Give the send up whatever it has done: an answer it has, or gets, is closed unread."""
+        with self._lock:
+            ended = self._done.is_set()
+            self._abandoned = True
+        if ended and self._error is None:
+            self._on_abandoned(self._result)
 
 
 class Senders:
@@ -82,7 +97,11 @@ class Senders:
                 self._idle -= 1  # an idle thread, waiting on the queue, takes it
         self._jobs.put(sending)
         if start:
-            threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True).start()
+            try:
+                threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True).start()
+            except BaseException:  # the system's limit on threads: this call fails, and is never sent later
+                sending.abandon()
+                raise
         return sending
 
     def _work(self) -> None:
@@ -91,6 +110,7 @@ class Senders:
             if sending is None:
                 return
             sending.run()
+            sending = None  # an idle thread holds no send (nor, through it, the client)
             with self._lock:
                 if self._closed:
                     return

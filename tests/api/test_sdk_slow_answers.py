@@ -163,3 +163,55 @@ def test_a_closed_client_sends_nothing_more():
         with pytest.raises(RuntimeError, match="closed"):
             sdk.call("GET", "/v1/network/keys")
     assert server.received == 1
+
+
+def test_a_client_dropped_without_close_is_freed_with_its_threads():
+    """An idle sender thread kept its last send, which kept the client: a client dropped without close()
+    was never freed, nor its thread, connection pool and sockets (found reviewing ff91e21)."""
+    import gc
+    import weakref
+
+    def answered(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={})
+
+    before = threading.active_count()
+    dropped = []
+    for _ in range(20):
+        sdk = client("http://network.test", timeout=5.0, retries=0, transport=httpx.MockTransport(answered))
+        assert sdk.call("GET", "/v1/network/keys").status == 200
+        dropped.append(weakref.ref(sdk))
+        del sdk
+    gc.collect()
+    assert [ref for ref in dropped if ref() is not None] == []
+    deadline = threading.Event()
+    for _ in range(50):  # the idle threads end once told (each at its next look at the queue)
+        if threading.active_count() <= before:
+            break
+        deadline.wait(0.1)
+    assert threading.active_count() <= before, threading.enumerate()
+
+
+def test_a_call_whose_thread_cannot_start_is_never_sent(monkeypatch):
+    """At the system's limit on threads the call fails; it stayed queued and the next thread sent it,
+    ahead of the next call (found reviewing ff91e21)."""
+    sent = []
+
+    def answered(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return httpx.Response(200, json={})
+
+    sdk = client("http://network.test", timeout=5.0, retries=0, transport=httpx.MockTransport(answered))
+    real_start = threading.Thread.start
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    try:
+        monkeypatch.setattr(threading.Thread, "start", no_thread)
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            sdk.call("GET", "/v1/first")
+        monkeypatch.setattr(threading.Thread, "start", real_start)
+        assert sdk.call("GET", "/v1/second").status == 200
+    finally:
+        sdk.close()
+    assert sent == ["/v1/second"]
