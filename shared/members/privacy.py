@@ -60,8 +60,8 @@ class Keyring:
 # What phonenumbers drops without a word, so that it never reaches the extension check: a second number
 # after "/ x" or "\ x" (its "second number" rule: "+86 10 6552 9988 / x101" reads as the switchboard), and an
 # RFC 3966 parameter other than phone-context (";isub=7", a sub-address; ";ext=103" after phone-context);
-# a ";" ending the text is no parameter (a spreadsheet's leftover)
-_DROPPED_BY_THE_PARSER = re.compile(r"[\\/]\s*x|;(?!\s*(?:phone-context\s*=|$))", re.IGNORECASE)
+# semicolons around the text are no parameters (a spreadsheet's leftovers): the check reads what is between
+_DROPPED_BY_THE_PARSER = re.compile(r"[\\/]\s*x|;(?!\s*phone-context\s*=)", re.IGNORECASE)
 _NO_EXTENSION = ("a member's phone number is its own, without an extension (a switchboard's extensions would "
                  "all be one member)")
 
@@ -71,7 +71,7 @@ def normalise_phone(raw: str, default_region: str) -> str:
     # imports this module (each network handle, `pointsnet verify`) would pay without ever parsing one
     import phonenumbers
 
-    if _DROPPED_BY_THE_PARSER.search(raw):
+    if _DROPPED_BY_THE_PARSER.search(raw.strip(" \t\r\n;")):
         raise InvalidContact(_NO_EXTENSION + "; nor a sub-address or a second number after '/ x'")
     try:
         number = phonenumbers.parse(raw, default_region)
