@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from shared.clock import Clock, clock_from_settings
 from shared.config import Settings, get_settings
-from shared.db.database import SQLITE_BUSY_TIMEOUT_MS, Database, Tx
+from shared.db.database import SQLITE_BUSY_TIMEOUT_MS, Database, Tx, sqlite_file
 from shared.errors import PointsnetError
 from shared.jobs.batches import Batch
 from shared.keys import load_pii_keyring, load_signing_key, pii_key_file, signing_key_file
@@ -209,12 +209,8 @@ class Network:
     def _erased_pages_flag(self):
         """The file that says an erasure's old page images may still be in the WAL (beside a SQLite
         database file; None for PostgreSQL and in-memory databases)."""
-        from pathlib import Path
-
-        path = self.db.engine.url.database if self.db.dialect == "sqlite" else None
-        if not path or path == ":memory:" or path.startswith("file:"):
-            return None
-        return Path(f"{path}.erased-pages")
+        path = sqlite_file(self.db.url)
+        return path.with_name(f"{path.name}.erased-pages") if path is not None else None
 
     # -- ledger ----------------------------------------------------------------------
     def post(self, partner_id: str, events: list[Event]) -> list[dict | PointsnetError]:

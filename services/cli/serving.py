@@ -74,8 +74,10 @@ def _sole_job_runner(network):
     writer; a settlement would race itself). The process running the jobs holds an exclusive lock on a
     file beside the database while it runs; another one stops here in one line. (On PostgreSQL the
     runners elect one leader.) The lock ends with the process, however it ends."""
-    path = network.db.engine.url.database if network.db.dialect == "sqlite" else None
-    if not path or path == ":memory:" or path.startswith("file:"):
+    from shared.db.database import sqlite_file
+
+    path = sqlite_file(network.db.url)
+    if path is None:
         yield
         return
     import fcntl
