@@ -18,29 +18,22 @@ from sqlalchemy import or_, select
 
 from shared.db.database import Tx
 from shared.members.privacy import Keyring
-from shared.members.rotation import CIPHERTEXTS, INDEXED, ciphertext_key_id, index_key_id
-from shared.models import Member
+from shared.members.rotation import CIPHERTEXTS, SEALED, ciphertext_key_id, key_ids, members_t
 from shared.models.transparency import Checkpoint
 from shared.signing import RETIRED_KEY_ROLLOUT
 from shared.signing_keys import known_keys, public_key_id
 from shared.transparency.note import open_note
 
-members_t = Member.__table__
-_SEALED = [members_t.c[f"{field}_ct"] for field in CIPHERTEXTS] + [members_t.c[f"{field}_bidx"] for field in INDEXED]
-
-
 def keyring_mismatch(tx: Tx, keyring: Keyring) -> str | None:
     """Why ``keyring`` is not the one this network's members are sealed under, or None: a sealed member's
     key ids must be in it, and its key must open that member's ciphertext (the same id with other key
     material is another keyring too)."""
-    row = tx.session.execute(select(members_t.c.id, *_SEALED)
-                             .where(or_(*(column.is_not(None) for column in _SEALED))).limit(1)).first()
+    row = tx.session.execute(select(members_t.c.id, *SEALED)
+                             .where(or_(*(column.is_not(None) for column in SEALED))).limit(1)).first()
     if row is None:
         return None
     values = row._mapping
-    ids = {ciphertext_key_id(values[f"{f}_ct"]) for f in CIPHERTEXTS if values[f"{f}_ct"]}
-    ids |= {index_key_id(values[f"{f}_bidx"]) for f in INDEXED if values[f"{f}_bidx"]}
-    missing = sorted(ids - set(keyring.keys))
+    missing = sorted(key_ids(values) - set(keyring.keys))
     if missing:
         return (f"members are sealed under the personal-data key{'s' if len(missing) > 1 else ''} "
                 f"{', '.join(missing)}, which this host's keyring does not hold")

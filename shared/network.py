@@ -86,14 +86,14 @@ class Network:
         neither, so it writes no key before refusing. Only a brand-new network gets new keys."""
         from sqlalchemy import inspect, or_, select
 
+        from shared.members.rotation import SEALED
         from shared.models.members import Member
         from shared.models.transparency import Checkpoint
 
         if not inspect(self.db.engine).has_table(Member.__tablename__):
             return None  # no schema yet: nothing was made with a key
         other = "pii" if key == "signing" else "signing"
-        sealed = or_(*(column.is_not(None) for column in (Member.phone_ct, Member.phone_bidx, Member.email_ct,
-                                                         Member.email_bidx, Member.name_ct)))
+        sealed = or_(*(column.is_not(None) for column in SEALED))
         queries = {"signing": ("signed checkpoints", select(Checkpoint.id).limit(1)),
                    "pii": ("sealed members", select(Member.id).where(sealed).limit(1))}
         asked = [key, other] if self._key_missing(other) else [key]

@@ -23,6 +23,16 @@ CIPHERTEXTS = ("phone", "email", "name")
 INDEXED = ("phone", "email")
 
 
+# every column a member's personal data is sealed (``v1.<key id>.…``) or indexed (``<key id>:…``) in
+SEALED = [members_t.c[f"{field}_ct"] for field in CIPHERTEXTS] + [members_t.c[f"{field}_bidx"] for field in INDEXED]
+
+
+def key_ids(values) -> set[str]:
+    """The key ids one member's row (a mapping holding the SEALED columns) is sealed and indexed under."""
+    ids = {ciphertext_key_id(values[f"{f}_ct"]) for f in CIPHERTEXTS if values[f"{f}_ct"]}
+    return ids | {index_key_id(values[f"{f}_bidx"]) for f in INDEXED if values[f"{f}_bidx"]}
+
+
 def ciphertext_key_id(token: str) -> str:
     return token.split(".", 2)[1]
 
@@ -51,13 +61,10 @@ def missing_keys(tx: Tx, keyring: Keyring) -> dict[str, int]:
     """Key id -> how many members hold a ciphertext or index value under it, for each key id the keyring
     does not hold (none: an empty dict)."""
     held = sorted(keyring.keys)
-    query = (select(*(members_t.c[f"{f}_ct"] for f in CIPHERTEXTS), *(members_t.c[f"{f}_bidx"] for f in INDEXED))
-             .where(_under_none_of(held)).execution_options(yield_per=1000))
+    query = select(*SEALED).where(_under_none_of(held)).execution_options(yield_per=1000)
     counts: Counter[str] = Counter()
     for row in tx.session.execute(query):
-        ids = {ciphertext_key_id(row._mapping[f"{f}_ct"]) for f in CIPHERTEXTS if row._mapping[f"{f}_ct"]}
-        ids |= {index_key_id(row._mapping[f"{f}_bidx"]) for f in INDEXED if row._mapping[f"{f}_bidx"]}
-        counts.update(ids - set(held))
+        counts.update(key_ids(row._mapping) - set(held))
     return dict(sorted(counts.items()))
 
 
