@@ -30,9 +30,8 @@ def partners_add(
                                                             "worth more than this (minor units)."),
 ) -> None:
     """Register a partner (contract version 1, optionally its first key); prints JSON."""
-    from shared.partners import keys
-    from shared.partners.contracts import ContractTerms, create_partner
-    from shared.partners.limits import set_limits
+    from shared.partners.contracts import ContractTerms
+    from shared.partners.onboarding import onboard
 
     key_text = _read_text(public_key) if public_key else None
     network = _network()
@@ -41,16 +40,9 @@ def partners_add(
         fail(f"--float-overdraft is for a prepaid partner (--billing prepaid); this one is {billing}")
     overdraft = _optional_minor(float_overdraft or "0", "--float-overdraft") if billing == "prepaid" else None
 
-    def unit(tx):
-        created = create_partner(tx, name, terms)
-        if key_text is not None:  # an empty file too: refused as a key (it registered a partner without one)
-            created["key_id"] = keys.add_key(tx, created["partner_id"], key_text)["key_id"]
-        if overdraft is not None or exposure_limit is not None:
-            created["limits"] = set_limits(tx, created["partner_id"], float_overdraft_minor=overdraft,
-                                           exposure_limit_minor=exposure_limit)
-        return created
-
-    print(json.dumps(network.tx(unit)))
+    created = network.tx(lambda tx: onboard(tx, name, terms, public_key=key_text, float_overdraft_minor=overdraft,
+                                            exposure_limit_minor=exposure_limit))
+    print(json.dumps(created))
 
 
 @keys_app.command("add")

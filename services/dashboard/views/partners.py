@@ -22,10 +22,10 @@ from services.dashboard.security import checked_form, network_of, require
 from shared.access import approvals, audit
 from shared.errors import PointsnetError, UnknownPartner, ValidationFailed
 from shared.partners import directory, keys
-from shared.partners.contracts import (ContractTerms, add_contract_version, contract_version_date, create_partner,
+from shared.partners.contracts import (ContractTerms, add_contract_version, contract_version_date,
                                       first_effective_date, require_partner)
 from shared.partners.lifecycle import PartnerTerminated, refuse_status, set_status
-from shared.partners.limits import set_limits
+from shared.partners.onboarding import onboard as onboard_partner
 from shared.rules.store import rule_versions, rules_naming_unknown_tiers, set_rules
 from shared.webhooks import delivery, endpoints
 
@@ -127,11 +127,7 @@ def onboard(request: Request, checked=Depends(checked_form("operator"))):
         written, terms = _terms(form)
 
         def unit(tx):
-            created = create_partner(tx, name, terms)
-            if public_key:
-                created["key_id"] = keys.add_key(tx, created["partner_id"], public_key)["key_id"]
-            if terms.billing == "prepaid":  # its float enforced, no overdraft, as `pointsnet partners add`
-                created["limits"] = set_limits(tx, created["partner_id"], float_overdraft_minor=0)
+            created = onboard_partner(tx, name, terms, public_key=public_key or None)
             audit.record(tx, staff, "partner.created", created["partner_id"], name=name, terms=written,
                          key_id=created.get("key_id"))
             return created
