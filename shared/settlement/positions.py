@@ -114,6 +114,13 @@ def positions_page(tx: Tx, cycle: date, *, offset: int = 0, limit: int = 50,
             | finance.amounts(r.status, r.by_bank_minor, paid.get((cycle, r.party), 0)) for r in rows], int(total)
 
 
+def position_offset(tx: Tx, cycle: date, party: str, limit: int) -> int:
+    """The offset of the page of ``positions_page`` (pages of ``limit``) that shows ``party``'s row."""
+    before = tx.session.scalar(select(func.count()).select_from(Settlement).where(
+        Settlement.cycle_date == cycle, Settlement.party < party)) or 0
+    return int(before) // limit * limit
+
+
 def payments_of(tx: Tx, cycle: date, parties: list[str]) -> list[dict]:
     """The bank transfers recorded against these parties' settlements of the cycle, by party and in the
     order they were recorded: reference, amount (minor units, its sign aside) and when."""

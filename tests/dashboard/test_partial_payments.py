@@ -7,6 +7,8 @@ from datetime import date
 
 import pytest
 
+from sqlalchemy import insert
+
 from shared.models import Settlement
 from shared.settlement.finance import record_payment
 from tests.dashboard.conftest import BASE, post_form
@@ -160,3 +162,24 @@ def test_my_partner_shows_what_is_paid_and_outstanding_of_a_partly_paid_settleme
     network.tx(lambda tx: record_payment(tx, CYCLE, coffee, "CLI-2"))  # the rest: paid, nothing outstanding shown
     row = viewer.get(f"{BASE}/my-partner").text.split(f'data-cycle="{CYCLE}"', 1)[1].split("</tr>", 1)[0]
     assert "data-outstanding" not in row and "CLI-2" in row
+
+
+def test_a_refusal_on_a_later_page_of_parties_shows_that_page_with_what_was_typed(client_as, network, settled):
+    """A cycle with more parties than a page shows (50): a refused Mark paid answers with the page that
+    holds the party's row (the reason above it, the bank reference and amount typed kept in the row), and
+    that page's links lead to the cycle's own pages, not to the form's address."""
+    coffee = settled["coffee"]
+    earlier = [f"a-{n:02d}" for n in range(60)]  # parties before CoffeeCo in the table's order
+    assert all(party < coffee for party in earlier)
+    network.tx(lambda tx: tx.session.execute(insert(Settlement.__table__), [
+        {"cycle_date": CYCLE, "party": party, "net_minor": 0, "from_float_minor": 0, "payment_date": CYCLE,
+         "status": "nothing_due"} for party in earlier]))
+    refused = post_form(client_as("finance"), f"{PAGE}/parties/{coffee}/paid",
+                        {"bank_reference": "BK-LATE-7", "amount": "1,000.00"}, page=PAGE)
+    assert refused.status_code == 422 and 'data-code="validation_failed"' in refused.text, refused.text
+    row = refused.text.split(f'<tr data-party="{coffee}"', 1)[1].split("</tr>", 1)[0]
+    assert 'value="BK-LATE-7"' in row and 'value="1,000.00"' in row, row
+    assert 'data-party="a-00"' not in refused.text  # the second page, not the first
+    previous = refused.text.split('rel="prev"', 1)[0].rsplit('href="', 1)[1].split('"', 1)[0]
+    assert previous.startswith(f"{PAGE}?") and "offset=0" in previous, previous
+    assert client_as("finance").get(previous.replace("&amp;", "&")).status_code == 200

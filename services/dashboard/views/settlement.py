@@ -105,7 +105,10 @@ def _cycle_page(request: Request, cycle: date, tab: str, paged: Paging, *, statu
     network = network_of(request)
 
     def unit(tx):
+        nonlocal paged
         run = positions.run_of(tx, cycle)
+        if refused:  # the page that shows the refused party's row, with what was typed in it
+            paged = Paging(positions.position_offset(tx, cycle, refused["party"], paged.limit), paged.limit)
         if tab == "matrix":
             rows, total = positions.bilateral_page(tx, cycle, offset=paged.offset, limit=paged.limit)
         else:
@@ -113,7 +116,9 @@ def _cycle_page(request: Request, cycle: date, tab: str, paged: Paging, *, statu
         return run, rows, total, positions.payments_of(tx, cycle, [r["party"] for r in rows] if tab != "matrix" else [])
 
     run, rows, total, payments = network.tx(unit, readonly=True)
-    table = page_of(rows, total, paged, {"tab": tab})
+    # a refused Mark paid answers at the form's address: the table's page links lead to the cycle's own
+    table = page_of(rows, total, paged, {"tab": tab},
+                    path=f"{request.scope.get('root_path') or ''}/settlement/{cycle.isoformat()}" if refused else "")
     currency = network.settings.currency
     series = _matrix_chart(rows, currency) if tab == "matrix" else _positions_chart(rows, currency)
     return page(request, "settlement_cycle.html", status_code=status_code, cycle=cycle, run=run, tab=tab,
