@@ -24,6 +24,7 @@ from shared.clock import FixedClock
 from shared.errors import PointsnetError
 from shared.ledger.events import Event
 from shared.models import MemberLink, NetworkSetting, Partner, SettlementRun
+from shared.money import currency_exponent
 from shared.network import Network
 from shared.partners.contracts import ContractTerms
 from shared.partners.keys import add_key
@@ -59,6 +60,15 @@ campaigns:
 # The seed's last step writes this row (network_settings, a name and a value): demo partners without it
 # are a seed that stopped part way (Ctrl-C), never a demo to serve.
 SEEDED = "demo_seeded"
+
+
+def purchase(rng: random.Random, low: int, high: int, currency: str) -> int:
+    """A purchase's amount in ``currency``'s minor units: ``low``–``high`` hundredths of its major unit
+    (the demo's figures are written for a currency of two decimals), so that a JPY or KWD demo buys as
+    much, and earns as many points, as a CNY one."""
+    hundredths = rng.randint(low, high)
+    exponent = currency_exponent(currency)
+    return hundredths * 10 ** (exponent - 2) if exponent >= 2 else max(1, hundredths // 10 ** (2 - exponent))
 
 
 def demo_state(network: Network) -> str:
@@ -119,6 +129,7 @@ def seed(network: Network, *, members: int = 300, days: int = 42, seed: int = 7,
                 sim.enrol(other, link_token=token)
                 linked[other].append(member_id)
         counts = {"partners": len(ids), "members": members, "events": 0, "refused": 0, "holds": 0}
+        currency = network.settings.currency
         ref = 0
         for day in range(days):
             clock.set(end - timedelta(days=days - day, hours=-2))
@@ -128,7 +139,7 @@ def seed(network: Network, *, members: int = 300, days: int = 42, seed: int = 7,
                     ref += 1
                     member_id = rng.choice(linked[partner_id])
                     if rng.random() < 0.72:
-                        events.append(Event("earn", f"R{ref}", member_id, amount=rng.randint(800, 60000)))
+                        events.append(Event("earn", f"R{ref}", member_id, amount=purchase(rng, 800, 60000, currency)))
                     else:
                         events.append(Event("burn", f"R{ref}", member_id, points=rng.choice([50, 100, 200, 300])))
                 clock.advance(minutes=rng.randint(5, 40))
@@ -270,7 +281,8 @@ class LiveTraffic:
             try:
                 roll = self.rng.random()
                 if roll < 0.7:
-                    client.earn(member_id, reference, amount=self.rng.randint(500, 30000))
+                    client.earn(member_id, reference,
+                                amount=purchase(self.rng, 500, 30000, self.network.settings.currency))
                 elif roll < 0.9:
                     client.burn(member_id, reference, self.rng.choice([50, 100]))
                 else:
