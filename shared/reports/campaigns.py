@@ -11,7 +11,7 @@ both windows side by side and nothing more.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import Integer, and_, case, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,34 +20,39 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from shared.db.database import Tx
 from shared.models import CampaignAward, EarnRuleSet, Entry, NetworkSetting, ReportCycleCampaigns
 from shared.reports.members import earn_window
-from shared.reports.period import Period
+from shared.reports.period import EARLIEST, LATEST, Period
 from shared.reports.split import unrolled, within
 from shared.reports.sql import purchase_amount
 from shared.rules.document import RuleSet
 from shared.rules.store import superseded_by
 
 
-def campaigns_of(tx: Tx, scopes: tuple[str, ...]) -> dict[str, tuple[str, object]]:
-    """"<scope>:<id>" -> (scope, campaign), the latest version of each."""
+def campaigns_of(tx: Tx, scopes: tuple[str, ...], until: datetime) -> dict[str, tuple[str, object]]:
+    """"<scope>:<id>" -> (scope, campaign), the latest version of each among the versions that took
+    effect before ``until`` (a report's end: a version saved later, reusing the id for other dates,
+    leaves the reports of earlier periods as they were)."""
     found: dict[str, tuple[str, object]] = {}
     for scope, document in tx.session.execute(
             select(EarnRuleSet.scope, EarnRuleSet.document).where(
-                EarnRuleSet.scope.in_(scopes), superseded_by(EarnRuleSet.__table__).is_(None))
+                EarnRuleSet.scope.in_(scopes), EarnRuleSet.effective_from < until,
+                superseded_by(EarnRuleSet.__table__).is_(None))
             .order_by(EarnRuleSet.effective_from, EarnRuleSet.version)):
         for campaign in RuleSet.model_validate_json(document).campaigns:
             found[f"{scope}:{campaign.id}"] = (scope, campaign)
     return found
 
 
-def campaign_points(tx: Tx, campaign: str, partner_id: str, *, rollup: bool = True) -> int:
-    """Every point the campaign awarded at the partner: the roll-ups, plus the awards of entries in
-    cycles not rolled up yet (all cycles with ``rollup=False``)."""
+def campaign_points(tx: Tx, campaign: str, partner_id: str, cycles: Period, *, rollup: bool = True) -> int:
+    """The points the campaign awarded at the partner in entries posted in ``cycles``: the roll-ups,
+    plus the awards of entries in cycles not rolled up yet (all cycles with ``rollup=False``)."""
     award = select(func.coalesce(func.sum(CampaignAward.points), 0)).join(Entry, Entry.id == CampaignAward.entry_id)\
-        .where(CampaignAward.campaign == campaign, Entry.partner_id == partner_id)
+        .where(CampaignAward.campaign == campaign, Entry.partner_id == partner_id,
+               Entry.cycle_date >= cycles.first, Entry.cycle_date <= cycles.last)
     if not rollup:
         return int(tx.session.execute(award).scalar_one())
     rolled = tx.session.execute(select(func.coalesce(func.sum(ReportCycleCampaigns.points), 0)).where(
-        ReportCycleCampaigns.campaign == campaign, ReportCycleCampaigns.partner_id == partner_id)).scalar_one()
+        ReportCycleCampaigns.campaign == campaign, ReportCycleCampaigns.partner_id == partner_id,
+        ReportCycleCampaigns.cycle_date >= cycles.first, ReportCycleCampaigns.cycle_date <= cycles.last)).scalar_one()
     live = unrolled(tx)
     if live:
         rolled += tx.session.execute(award.where(within(Entry.cycle_date, live))).scalar_one()
@@ -94,9 +99,10 @@ def _midnight(day, zone) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc)
 
 
-def occurred_window(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> dict:
-    """Earns at the partner made (``occurred_at``, network time zone) on the days of ``period``: how
-    many, their points, their purchase amounts.
+def occurred_window(tx: Tx, partner_id: str, period: Period, cut: date, *, rollup: bool = True) -> dict:
+    """Earns at the partner made (``occurred_at``, network time zone) on the days of ``period`` and
+    posted by the end of cycle ``cut`` (not before ``period.last``): how many, their points, their
+    purchase amounts.
 
     The sums of the period's cycles (``earn_window``: roll-ups, and the ledger for the rest), less
     the earns posted in those cycles but made on another day, plus those made in the period but
@@ -122,7 +128,7 @@ def occurred_window(tx: Tx, partner_id: str, period: Period, *, rollup: bool = T
         .where(Entry.partner_id == partner_id, Entry.kind == "earn",
                or_(and_(Entry.posted_at >= starts - slack, Entry.posted_at < starts + late),
                    and_(Entry.posted_at >= ends - slack, Entry.posted_at < ends + late)),
-               or_(and_(in_days, ~in_cycles), and_(in_cycles, ~in_days)))).one()
+               or_(and_(in_days, ~in_cycles), and_(in_cycles, ~in_days)), Entry.cycle_date <= cut)).one()
     figures["earns"] += int(moved[0])
     figures["points"] += int(moved[1])
     figures["purchase_amount_minor"] += int(moved[2])
@@ -130,16 +136,24 @@ def occurred_window(tx: Tx, partner_id: str, period: Period, *, rollup: bool = T
 
 
 def campaign_effect(tx: Tx, partner_id: str, period: Period, *, rollup: bool = True) -> list[dict]:
-    """Every campaign of the partner or the network whose window overlaps the period."""
+    """Every campaign of the partner or the network whose window overlaps the period, as it stood at
+    the period's end: what was posted after it (a late earn, an award) counts in later periods' reports
+    only, so a report of closed cycles is the same whenever it is made (docs/reports.md)."""
     results = []
-    for key, (scope, campaign) in sorted(campaigns_of(tx, (partner_id, "network")).items(),
+    cut = period.last
+    late = timedelta(days=2) + largest_occurred_window(tx)  # after a campaign's last day, its awards' postings
+    for key, (scope, campaign) in sorted(campaigns_of(tx, (partner_id, "network"), period.ends_at(tx.settings)).items(),
                                          key=lambda item: (item[1][1].starts_on, item[0])):
         if campaign.ends_on < period.first or campaign.starts_on > period.last:
             continue
-        during = Period.clamped(campaign.starts_on, campaign.ends_on)  # an open-ended campaign ends 9999-12-31
+        whole = Period.clamped(campaign.starts_on, campaign.ends_on)  # an open-ended campaign ends 9999-12-31
+        during = Period(whole.first, min(whole.last, cut))  # its days up to the period's end
+        # its awards lie in the cycles from its first day (less a cycle's cut-off) to the last one's postings
+        awarded = Period(max(EARLIEST, whole.first - timedelta(days=2)),
+                         min(cut, whole.last + late) if whole.last < LATEST - late else cut)
         results.append({"campaign": key, "name": campaign.name, "funded_by": campaign.funded_by,
                         "starts_on": campaign.starts_on.isoformat(), "ends_on": campaign.ends_on.isoformat(),
-                        "campaign_points": campaign_points(tx, key, partner_id, rollup=rollup),
-                        "during": occurred_window(tx, partner_id, during, rollup=rollup),
-                        "before": occurred_window(tx, partner_id, during.before(), rollup=rollup)})
+                        "campaign_points": campaign_points(tx, key, partner_id, awarded, rollup=rollup),
+                        "during": occurred_window(tx, partner_id, during, cut, rollup=rollup),
+                        "before": occurred_window(tx, partner_id, during.before(), cut, rollup=rollup)})
     return results

@@ -13,10 +13,10 @@ from shared.rules.store import set_rules
 from tests.factories import make_member, make_partner
 
 
-@pytest.mark.parametrize("starts_on, ends_on, during, before", [
-    ("2026-11-01", "9999-12-31", ("2026-11-01", "8999-12-31"), ("2000-01-01", "2026-10-31")),
-    ("0001-01-01", "2026-12-31", ("2000-01-01", "2026-12-31"), ("2000-01-01", "1999-12-31")),  # nothing before
-    ("2026-11-01", "2026-12-31", ("2026-11-01", "2026-12-31"), ("2026-09-01", "2026-10-31")),
+@pytest.mark.parametrize("starts_on, ends_on, during, before", [  # during: up to the period's end, 2026-11-21
+    ("2026-11-01", "9999-12-31", ("2026-11-01", "2026-11-21"), ("2026-10-11", "2026-10-31")),
+    ("0001-01-01", "2026-12-31", ("2000-01-01", "2026-11-21"), ("2000-01-01", "1999-12-31")),  # nothing before
+    ("2026-11-01", "2026-12-31", ("2026-11-01", "2026-11-21"), ("2026-10-11", "2026-10-31")),
 ])
 def test_an_open_ended_campaign_is_read_within_the_reports_bounds(network, clock, starts_on, ends_on, during, before):
     shop = make_partner(network, "Shop")
@@ -74,3 +74,50 @@ def test_the_campaign_windows_count_earns_by_when_they_occurred(network, clock):
             campaign["during"]["purchase_amount_minor"]) == (2, 400, 20000)
     assert (campaign["before"]["from"], campaign["before"]["to"]) == ("2026-11-15", "2026-11-17")
     assert (campaign["before"]["earns"], campaign["before"]["points"]) == (1, 100)
+
+
+def test_a_closed_periods_campaigns_are_the_same_whenever_the_report_is_made(network, clock):
+    """A report of closed cycles is the same whenever it is made (docs/reports.md), campaigns included:
+    an earn posted after the period's end for a purchase made in it, awards given after it, and a rules
+    version saved after it that reuses the campaign's id for other dates count in later periods only."""
+    clock.set(datetime(2026, 11, 17, 16, 30, tzinfo=timezone.utc))  # 00:30 on 18 November in Shanghai
+    shop = make_partner(network, "Shop")
+    member = make_member(network, shop)
+    rules = {"campaigns": [{"id": "double", "name": "Double days", "starts_on": "2026-11-18",
+                            "ends_on": "2026-11-20", "multiplier": "2"}]}
+    network.tx(lambda tx: set_rules(tx, shop, json.dumps(rules)))
+    network.earn(shop, member, "before", amount=10000,
+                 occurred_at=datetime(2026, 11, 17, 15, 0, tzinfo=timezone.utc))  # 23:00 on the 17th
+    clock.set(datetime(2026, 11, 19, 2, 0, tzinfo=timezone.utc))
+    network.earn(shop, member, "on-the-19th", amount=10000)
+    clock.set(datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
+    for day in (18, 19):
+        network.settle(date(2026, 11, day))
+    period = Period.parse("2026-11-18", "2026-11-19")
+
+    def campaigns():
+        made = [network.tx(lambda tx: partner_report(tx, shop, period, rollup=rollup), readonly=True)["campaigns"]
+                for rollup in (True, False)]
+        assert made[0] == made[1]
+        return made[0]
+
+    first = campaigns()
+    assert [(c["campaign"], c["starts_on"], c["campaign_points"]) for c in first] == [
+        (f"{shop}:double", "2026-11-18", 100)]
+    assert (first[0]["during"]["from"], first[0]["during"]["to"], first[0]["during"]["earns"]) == \
+        ("2026-11-18", "2026-11-19", 1)
+    assert (first[0]["before"]["from"], first[0]["before"]["to"], first[0]["before"]["earns"]) == \
+        ("2026-11-16", "2026-11-17", 1)
+    # later: an earn on the campaign's last day, one sent a day late for the 19th, and the id reused
+    network.earn(shop, member, "on-the-20th", amount=10000)
+    clock.set(datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc))
+    late = network.earn(shop, member, "late-19th", amount=10000,
+                        occurred_at=datetime(2026, 11, 19, 12, 0, tzinfo=timezone.utc))
+    assert [line["rule"] for line in late["breakdown"]] == ["base_rate", "campaign:double"]
+    reused = {"campaigns": [{"id": "double", "name": "Double days", "starts_on": "2026-12-28",
+                             "ends_on": "2026-12-28", "multiplier": "2"}]}
+    network.tx(lambda tx: set_rules(tx, shop, json.dumps(reused)))
+    clock.set(datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc))
+    for day in (20, 21):
+        network.settle(date(2026, 11, day))
+    assert campaigns() == first
