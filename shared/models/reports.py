@@ -51,7 +51,10 @@ class ReportCycleEarns(Base):
     earns: Mapped[int] = mapped_column(BigInteger)
     points: Mapped[int] = mapped_column(BigInteger)
     earns_with_amount: Mapped[int] = mapped_column(BigInteger)
+    # the purchase amounts summed: carry × 2^62 + minor, 0 <= minor < 2^62 (a partner may give 10^15 a
+    # purchase: 9,224 earns of a cycle sum past a BIGINT)
     purchase_amount_minor: Mapped[int] = mapped_column(BigInteger)
+    purchase_amount_carry: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class ReportCycleMembers(Base):

@@ -22,7 +22,7 @@ from shared.models import CampaignAward, EarnRuleSet, Entry, NetworkSetting, Rep
 from shared.reports.members import earn_window
 from shared.reports.period import EARLIEST, LATEST, Period
 from shared.reports.split import unrolled, within
-from shared.reports.sql import purchase_amount
+from shared.reports.sql import exact_sum, exact_total, purchase_amount
 from shared.rules.document import RuleSet
 from shared.rules.store import superseded_by
 
@@ -124,14 +124,14 @@ def occurred_window(tx: Tx, partner_id: str, period: Period, cut: date, *, rollu
     amount = purchase_amount(tx)
     moved = tx.session.execute(
         select(func.coalesce(func.sum(sign), 0), func.coalesce(func.sum(sign * Entry.points), 0),
-               func.coalesce(func.sum(sign * amount), 0))
+               *exact_sum(tx, sign * amount))
         .where(Entry.partner_id == partner_id, Entry.kind == "earn",
                or_(and_(Entry.posted_at >= starts - slack, Entry.posted_at < starts + late),
                    and_(Entry.posted_at >= ends - slack, Entry.posted_at < ends + late)),
                or_(and_(in_days, ~in_cycles), and_(in_cycles, ~in_days)), Entry.cycle_date <= cut)).one()
     figures["earns"] += int(moved[0])
     figures["points"] += int(moved[1])
-    figures["purchase_amount_minor"] += int(moved[2])
+    figures["purchase_amount_minor"] += exact_total(tx, moved[2:]) or 0
     return figures
 
 

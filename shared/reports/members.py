@@ -12,7 +12,7 @@ from shared.models import Entry, Member, ReportCycleEarns, ReportCycleMembers, R
 from shared.reports.period import Period
 from shared.reports.segments import tier_and_status_mix
 from shared.reports.split import Split, split, within
-from shared.reports.sql import NETWORK, TRANSACTION_KINDS, const, purchase_amount
+from shared.reports.sql import CARRY, NETWORK, TRANSACTION_KINDS, const, exact_sum, exact_total, purchase_amount
 
 
 def ratio(numerator: int, denominator: int, places: int = 4) -> str | None:
@@ -25,21 +25,23 @@ def ratio(numerator: int, denominator: int, places: int = 4) -> str | None:
 def _earn_sums(tx: Tx, partner_id: str, parts: Split) -> tuple[int, int, int, int]:
     """Earns at the partner, their points, how many gave an amount and the amounts' sum."""
     totals = [0, 0, 0, 0]
-    if parts.rolled:
+    if parts.rolled:  # the amounts exactly: a cycle's may pass 2^63 (carry × 2^62 + minor), their sum too
         rollup = ReportCycleEarns
+        amounts = exact_sum(tx, rollup.purchase_amount_minor)
         rolled = tx.session.execute(
             select(func.coalesce(func.sum(rollup.earns), 0), func.coalesce(func.sum(rollup.points), 0),
-                   func.coalesce(func.sum(rollup.earns_with_amount), 0),
-                   func.coalesce(func.sum(rollup.purchase_amount_minor), 0))
+                   func.coalesce(func.sum(rollup.earns_with_amount), 0), *amounts,
+                   *exact_sum(tx, rollup.purchase_amount_carry))
             .where(rollup.partner_id == partner_id, within(rollup.cycle_date, parts.rolled))).one()
-        totals = [a + int(b) for a, b in zip(totals, rolled)]
+        minor = exact_total(tx, rolled[3:3 + len(amounts)]) or 0
+        carry = exact_total(tx, rolled[3 + len(amounts):]) or 0
+        totals = [a + int(b) for a, b in zip(totals, (*rolled[:3], carry * CARRY + minor))]
     if parts.live:
         amount = purchase_amount(tx)
         live = tx.session.execute(
-            select(func.count(), func.coalesce(func.sum(Entry.points), 0), func.count(amount),
-                   func.coalesce(func.sum(amount), 0))
+            select(func.count(), func.coalesce(func.sum(Entry.points), 0), func.count(amount), *exact_sum(tx, amount))
             .where(Entry.partner_id == partner_id, within(Entry.cycle_date, parts.live), Entry.kind == "earn")).one()
-        totals = [a + int(b) for a, b in zip(totals, live)]
+        totals = [a + int(b) for a, b in zip(totals, (*live[:3], exact_total(tx, live[3:]) or 0))]
     return totals[0], totals[1], totals[2], totals[3]
 
 

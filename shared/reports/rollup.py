@@ -25,7 +25,7 @@ from shared.models import (
     ReportCycleMembers, ReportCyclePoints, ReportMonthMembers, ReportRollup, SettlementRun,
 )
 from shared.reports.movements import ISSUED, live_queries
-from shared.reports.sql import NETWORK, TRANSACTION_KINDS, const, exact_sum, exact_total, purchase_amount
+from shared.reports.sql import CARRY, NETWORK, TRANSACTION_KINDS, const, exact_sum, exact_total, purchase_amount
 
 
 class CycleNotSettled(Conflict):
@@ -88,13 +88,19 @@ def _earns(tx: Tx, cycle: date) -> None:
     amount = purchase_amount(tx)
     rows = tx.session.execute(
         select(Entry.partner_id, func.count(), func.coalesce(func.sum(Entry.points), 0), func.count(amount),
-               func.coalesce(func.sum(amount), 0))
+               *exact_sum(tx, amount))
         .where(Entry.cycle_date == cycle, Entry.kind == "earn", Entry.partner_id.is_not(None))
         .group_by(Entry.partner_id))
     _insert(tx, ReportCycleEarns, [
         {"cycle_date": cycle, "partner_id": partner, "earns": int(earns), "points": int(points),
-         "earns_with_amount": int(with_amount), "purchase_amount_minor": int(amount_total)}
-        for partner, earns, points, with_amount, amount_total in rows])
+         "earns_with_amount": int(with_amount)} | carried(exact_total(tx, amounts) or 0)
+        for partner, earns, points, with_amount, *amounts in rows])
+
+
+def carried(total: int) -> dict:
+    """A sum of purchase amounts (0 or more) as the roll-up keeps it: carry × 2^62 + minor."""
+    carry, minor = divmod(total, CARRY)
+    return {"purchase_amount_carry": carry, "purchase_amount_minor": minor}
 
 
 def _members(tx: Tx, cycle: date) -> None:

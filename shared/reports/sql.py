@@ -35,6 +35,10 @@ def exact_sum(tx: Tx, column) -> list:
     return [func.sum(column.op("/")(_HALF)), func.sum(column.op("%")(_HALF))]
 
 
+# report_cycle_earns keeps a cycle's purchase amounts as carry × CARRY + minor (0 <= minor < CARRY)
+CARRY = 2 ** 62
+
+
 def exact_total(tx: Tx, figures) -> int | None:
     """The int of ``exact_sum``'s columns of one row (None for the sum of no row)."""
     if tx.is_postgres:

@@ -12,8 +12,10 @@ from datetime import date
 
 from sqlalchemy import select
 
+from shared.ledger.events import Event
 from shared.models import ReportCycleLines
 from shared.reports.money import statement_sums
+from shared.reports.partner import partner_report
 from shared.reports.period import Period
 from tests.factories import make_member, make_partner
 
@@ -39,3 +41,28 @@ def test_a_running_sum_beyond_64_bits_settles_and_reports_exactly(network, clock
         sums = network.tx(lambda tx: statement_sums(tx, coffee, period, rollup=rollup), readonly=True)
         assert sums == {(CYCLE, coffee, "network", "issuance_fee"): 2 * FEE_MINOR}, rollup
         assert all(type(amount) is int for amount in sums.values())
+
+
+def test_purchase_amounts_summing_past_64_bits_settle_and_report_exactly(network, clock):
+    """A partner may give a purchase amount of up to 10^15 minor units with each earn (explicit points
+    beside it): 9,300 of them in a cycle sum past 2^63. The roll-up written in the settlement's unit summed
+    them into a BIGINT, so the cycle — every partner's settlement — could never be settled; a live report
+    failed on SQLite. Both now hold the exact sum, over one cycle and over several."""
+    coffee = make_partner(network, "CoffeeCo")
+    member = make_member(network, coffee)
+    events = [Event("earn", f"big-{n}", member, amount=10**15, points=1) for n in range(9_300)]
+    assert all(not isinstance(outcome, Exception) for outcome in network.post(coffee, events))
+    clock.advance(days=1)
+    network.earn(coffee, member, "next-day", amount=7, points=1)
+    whole = 9_300 * 10**15
+    assert whole > 2**63
+    live = network.tx(lambda tx: partner_report(tx, coffee, Period(CYCLE, CYCLE), rollup=False), readonly=True)
+    assert live["members"]["purchase_amount_minor"] == whole
+    network.settle(CYCLE)
+    clock.advance(days=1)
+    network.settle(date(2026, 11, 21))
+    for rollup in (True, False):
+        for period, expected in ((Period(CYCLE, CYCLE), whole), (Period(CYCLE, date(2026, 11, 21)), whole + 7)):
+            report = network.tx(lambda tx: partner_report(tx, coffee, period, rollup=rollup), readonly=True)
+            assert report["members"]["purchase_amount_minor"] == expected, (rollup, period)
+            assert type(report["members"]["purchase_amount_minor"]) is int
