@@ -22,6 +22,7 @@ import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -445,6 +446,49 @@ def rotate_signing_key(settings: Settings, *, retired_at: Callable[[Ed25519Publi
                           str(path)) from None
         _sync_directory(path.parent)
     return network_key_id(old), network_key_id(new)
+
+
+def finish_interrupted_rotation(settings: Settings, current: Callable[[], "set[str]"]) -> str | None:
+    """Finish a rotation stopped between its two steps; returns the key id it put in place, or None.
+
+    ``rotate_signing_key`` records the new key (the old one retired) and then renames the new key's
+    staged file over the key file. Stopped in between (killed, the power lost), it leaves the key file
+    holding the retired key and the network's current key only in the staged file beside it
+    (``.network-ed25519.pem.<hex>.tmp``): the host would go on signing with the retired key until
+    partners' SDKs reject it, and the current private key would be lost with the stray file. So when the
+    key file's key is not one of ``current`` (the key ids the network records as current) and a staged
+    file holds one that is, that file is renamed over the key file, under the key file's lock."""
+    from shared.signing import network_key_id
+
+    path = signing_key_file(settings)
+    if not _staged_files(path):
+        return None
+    with _locked(path):
+        ids = current()
+        try:
+            held = network_key_id(load_signing_key(settings, create=False))
+        except KeyConfigurationError:
+            held = None
+        if not ids or held in ids:
+            return None
+        for staged in _staged_files(path):
+            try:
+                key = serialization.load_pem_private_key(staged.read_bytes(), password=None)
+            except (OSError, ValueError, TypeError):
+                continue
+            if isinstance(key, Ed25519PrivateKey) and network_key_id(key) in ids:
+                os.replace(staged, path)
+                _sync_directory(path.parent)
+                return network_key_id(key)
+    return None
+
+
+def _staged_files(path: Path) -> list[Path]:
+    """The files ``_stage_replacement`` leaves beside ``path`` until they are renamed over it."""
+    try:
+        return sorted(path.parent.glob(f".{glob_escape(path.name)}.*.tmp"))
+    except OSError:
+        return []
 
 
 def _sync_directory(directory: Path) -> None:

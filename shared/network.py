@@ -120,6 +120,7 @@ class Network:
         from shared.key_match import keyring_mismatch, signing_key_mismatch
         from shared.keys import KeyConfigurationError
 
+        self.finish_interrupted_rotation()
         keyring, public_key = self.keyring, self.signing_key.public_key()
 
         def look(tx: Tx) -> list[str]:
@@ -130,6 +131,20 @@ class Network:
         if reasons:
             raise KeyConfigurationError(f"{'; '.join(reasons)}: give this host the network's keys "
                                         "(POINTSNET_DATA_DIR, or the key variables), not new ones")
+
+    def finish_interrupted_rotation(self) -> str | None:
+        """A signing-key rotation stopped after it recorded the new key and before the key file held it:
+        finish it (shared/keys.py) and sign with the current key from now on; returns its id, or None."""
+        from shared.keys import finish_interrupted_rotation
+        from shared.signing_keys import current_key_ids
+
+        finished = finish_interrupted_rotation(self.settings,
+                                               lambda: self.tx(lambda tx: current_key_ids(tx), readonly=True))
+        if finished:
+            self.__dict__.pop("signing_key", None)
+            log.warning("finished an interrupted rotation of the network's signing key: %s is now in %s",
+                        finished, signing_key_file(self.settings))
+        return finished
 
     def tx(self, fn, **kwargs):
         return self.db.run_in_transaction(fn, **kwargs)

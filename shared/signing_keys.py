@@ -48,6 +48,11 @@ def known_keys(tx: Tx) -> list[KnownKey]:
             for r in rows]
 
 
+def current_key_ids(tx: Tx) -> set[str]:
+    """The key ids a rotation recorded as the network's current signing key (none before any rotation)."""
+    return {known.key_id for known in known_keys(tx) if known.retired_at is None}
+
+
 def public_keys(tx: Tx, current: Ed25519PublicKey | None) -> dict[str, Ed25519PublicKey]:
     """Key id -> public key of every network key, current or retired: ``current`` (the key this host signs
     with) and every key a rotation recorded. What a settlement manifest's signature is checked against."""

@@ -47,6 +47,14 @@ def keys_rotate_signing() -> None:
         return when.isoformat(timespec="seconds") if when else None
 
     try:
+        finished = network.finish_interrupted_rotation()
+        if finished:  # the rotation asked for before was stopped part way: this one finishes it
+            print(json.dumps({"signing_key_id": finished, "finished_interrupted_rotation": True}))
+            err.print(f"an earlier rotation was stopped before this host's key file held its new key: it is "
+                      f"finished, and the network signs with {finished}. Restart every process on this host, "
+                      "then give every other host that signs the new key file and restart it.",
+                      highlight=False, markup=False)
+            return
         old, new = rotate_signing_key(settings, retired_at=retired_at,
                                       record=lambda old, new: network.tx(lambda tx: record_rotation(tx, old, new)))
     except OSError as exc:

@@ -292,3 +292,65 @@ def test_a_note_a_retired_key_signed_after_its_rollout_is_an_offence(network, si
     found = offences(done)
     assert [(check, subject) for check, subject, _ in found] == [("checkpoint_signature", f"checkpoint {late}")]
     assert rotated["retired_key_id"] in found[0][2] and "retired" in found[0][2], found
+
+
+class Killed(BaseException):
+    """The process killed (SIGKILL, the power lost): nothing after it runs, no handler."""
+
+
+def test_a_rotation_stopped_before_its_rename_is_finished_at_the_next_start(network, signed_before, env, monkeypatch):
+    """A rotation killed after it recorded the new key and before it renamed the new key's file over the
+    key file left the host signing with the retired key, and the network's current private key only in a
+    hidden staged file (rotating again was refused). The next start of a writer, or rotate-signing run
+    again, finishes the rename: the host signs with the current key and the staged file is gone."""
+    from shared import keys
+
+    key_file = network.settings.data_dir / "keys" / "network-ed25519.pem"
+    old_id = network_key_id(network.signing_key)
+    real_replace = keys.os.replace
+
+    def killed_at_the_rename(source, target, *args, **kwargs):
+        if str(target) == str(key_file):
+            raise Killed()
+        return real_replace(source, target, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(keys.os, "replace", killed_at_the_rename)
+        with pytest.raises(Killed):
+            pointsnet("keys", "rotate-signing", env=env)
+    [staged] = list(key_file.parent.glob(".network-ed25519.pem.*.tmp"))
+    current = network.tx(lambda tx: tx.session.execute(select(NetworkSigningKey.key_id).where(
+        NetworkSigningKey.retired_at.is_(None))).scalar_one(), readonly=True)
+    assert current != old_id and network_key_id(network.signing_key) == old_id  # the key file: the retired key
+    after = restarted(network)
+    try:
+        after.check_keys()  # what serve, serve-api and worker do at start
+        assert network_key_id(after.signing_key) == current
+    finally:
+        after.close()
+    assert not staged.exists() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert rotate(env)["retired_key_id"] == current  # and the next rotation is an ordinary one
+
+
+def test_rotate_signing_run_again_after_a_stopped_rotation_finishes_it(network, signed_before, env, monkeypatch):
+    from shared import keys
+
+    key_file = network.settings.data_dir / "keys" / "network-ed25519.pem"
+    real_replace = keys.os.replace
+    with monkeypatch.context() as patched:
+        patched.setattr(keys.os, "replace", lambda source, target, *a, **k: (
+            (_ for _ in ()).throw(Killed()) if str(target) == str(key_file) else real_replace(source, target, *a, **k)))
+        with pytest.raises(Killed):
+            pointsnet("keys", "rotate-signing", env=env)
+    done = pointsnet("keys", "rotate-signing", env=env)
+    assert done.returncode == 0, done.stderr
+    finished = json.loads(done.stdout)
+    assert finished["finished_interrupted_rotation"] is True
+    after = restarted(network)
+    try:
+        assert network_key_id(after.signing_key) == finished["signing_key_id"]
+    finally:
+        after.close()
+    assert list(key_file.parent.glob(".network-ed25519.pem.*.tmp")) == []
+    assert network.tx(lambda tx: tx.session.execute(select(NetworkSigningKey.key_id).where(
+        NetworkSigningKey.retired_at.is_(None))).scalar_one(), readonly=True) == finished["signing_key_id"]
