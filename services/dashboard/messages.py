@@ -43,6 +43,9 @@ GENERAL: dict[str, tuple[str, str]] = {
                            "金额超过该笔结算的未付余额。"),
     "float_exhausted": ("The partner's prepaid float does not cover this issuance: it needs a top-up.",
                         "该合作伙伴的预付资金不足以支付本次积分发放，需要先充值。"),
+    "float_total_too_large": ("The partner's prepaid float has given the most its total can record: move the "
+                              "partner to postpaid billing.",
+                              "该合作伙伴的预付资金累计发放额已达可记录的上限，需改为后付模式。"),
     "topup_conflict": ("This bank reference was already recorded with another amount.",
                        "该银行流水号已登记为另一金额的充值。"),
     "not_prepaid": ("The partner is not prepaid: it has no float.", "该合作伙伴不是预付模式，没有预付资金。"),

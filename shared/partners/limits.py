@@ -88,6 +88,10 @@ class FloatExhausted(Conflict):
                    headroom_micro=headroom_micro, referral_bonus_micro=referral_bonus_micro)
 
 
+class FloatTotalTooLarge(Conflict):
+    code, title = "float_total_too_large", "The partner's prepaid float has given the most it can record"
+
+
 class TopupConflict(Conflict):
     code, title = "topup_conflict", "This bank reference was already recorded with another amount"
 
@@ -291,6 +295,9 @@ class FloatGuard:
         row = _limits(tx, partner_id, lock=True)  # serialises issuance of this partner on PostgreSQL
         self.overdraft = None if row is None else row.float_overdraft_minor
         self.headroom = 0
+        # what the float has given in all (partner_limits.float_drawn_micro): a 64-bit column, added to by
+        # every draw; a draw that would carry it past MAX_MICRO is refused, never left to overflow
+        self.kept = None if row is None or row.float_drawn_micro is None else int(row.float_drawn_micro)
         if self.overdraft is not None:
             topups, drawn, rounding = _balance_micro(tx, partner_id, row)
             self.headroom = topups * MICRO - drawn + rounding + self.overdraft * MICRO
@@ -312,11 +319,21 @@ class FloatGuard:
         as they could once the reversal committed."""
         if self.overdraft is not None and amount_micro > 0:
             self.headroom += amount_micro
+            if self.kept is not None:
+                self.kept -= amount_micro
 
     def draw(self, amount_micro: int, *, member_id: str, reference: str | None) -> None:
         if self.overdraft is None or amount_micro <= 0:
             return
         self.ensure(amount_micro, member_id=member_id, reference=reference)
+        if self.kept is not None:
+            if self.kept + amount_micro > MAX_MICRO:
+                raise FloatTotalTooLarge(
+                    f"this issuance needs {amount_micro} micro-units of float, but the float has given "
+                    f"{self.kept} in all, and {MAX_MICRO} is the most its running total can record: the "
+                    "network's operator must move the partner to postpaid billing (a new contract version)",
+                    needed_micro=amount_micro, drawn_micro=self.kept)
+            self.kept += amount_micro
         self.headroom -= amount_micro
         if self.headroom < self.overdraft * MICRO <= self.headroom + amount_micro:
             raise_alert(self.tx, "float_in_overdraft", partner_id=self.partner_id,

@@ -1,0 +1,38 @@
+"""A prepaid partner's enforced float keeps what it has given in all in one 64-bit column
+(``partner_limits.float_drawn_micro``). An earn that would carry it past 2^63 - 1 overflowed: on
+PostgreSQL its trigger failed every later earn of the partner with a database error (500), and SQLite
+turned the total into a float (REAL), which every later float figure and ``pointsnet verify`` then read.
+Such an earn is now refused with ``float_total_too_large``, the total left exact."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from shared.errors import PointsnetError
+from shared.ledger.verify import verify
+from shared.money import MAX_MICRO
+from shared.models import PartnerLimits
+from shared.partners.limits import MAX_MINOR, record_topup, set_limits
+from tests.factories import make_member, make_partner
+
+POINTS = 10**12  # the most one earn gives: 10^18 micro-units of float at a point value of 1
+
+
+def test_an_earn_that_would_carry_the_floats_total_past_64_bits_is_refused(network):
+    shop = make_partner(network, "Shop", billing="prepaid", point_value="1")
+    network.tx(lambda tx: set_limits(tx, shop, float_overdraft_minor=0))
+    for n in range(2):
+        network.tx(lambda tx: record_topup(tx, shop, MAX_MINOR, f"BANK-{n}"))
+    member = make_member(network, shop)
+    for n in range(9):
+        network.earn(shop, member, f"big-{n}", points=POINTS)
+    with pytest.raises(PointsnetError) as refused:
+        network.earn(shop, member, "one-too-many", points=POINTS)
+    assert refused.value.code == "float_total_too_large"
+    kept = network.tx(lambda tx: tx.session.scalar(select(PartnerLimits.float_drawn_micro).where(
+        PartnerLimits.partner_id == shop)), readonly=True)
+    assert type(kept) is int and kept == 9 * POINTS * 10**6 <= MAX_MICRO
+    network.earn(shop, member, "small", points=1)  # what still fits is given
+    report = network.tx(lambda tx: verify(tx), readonly=True)
+    assert report.ok, report.offences
