@@ -34,6 +34,7 @@ LABELS: dict[str, tuple[str, str]] = {
                    "表单已过期或来源无效，请刷新页面后重试。"),
     "back": ("Back", "返回"),
     "previous": ("Previous", "上一页"),
+    "skip_to_content": ("Skip to content", "跳到主要内容"),
     "next": ("Next", "下一页"),
     "page.of": ("{first}–{last} of {total}", "第 {first}–{last} 条，共 {total} 条"),
     "nothing": ("Nothing here yet.", "暂无数据。"),

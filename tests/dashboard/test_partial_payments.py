@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
@@ -183,3 +183,13 @@ def test_a_refusal_on_a_later_page_of_parties_shows_that_page_with_what_was_type
     previous = refused.text.split('rel="prev"', 1)[0].rsplit('href="', 1)[1].split('"', 1)[0]
     assert previous.startswith(f"{PAGE}?") and "offset=0" in previous, previous
     assert client_as("finance").get(previous.replace("&amp;", "&")).status_code == 200
+
+
+def test_a_late_payment_says_overdue_in_words_not_only_in_red(client_as, network, clock, settled):
+    coffee = settled["coffee"]
+    row = network.tx(lambda tx: tx.session.get(Settlement, (CYCLE, coffee)), readonly=True)
+    page = client_as("finance").get(PAGE).text
+    assert 'data-testid="overdue"' not in page.split(f'<tr data-party="{coffee}"', 1)[1].split("</tr>", 1)[0]
+    clock.set(datetime.combine(row.payment_date + timedelta(days=2), time(4), tzinfo=timezone.utc))
+    late = client_as("finance").get(PAGE).text.split(f'<tr data-party="{coffee}"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-testid="overdue">Overdue<' in late, late

@@ -71,5 +71,16 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { drawCharts(); autosubmit(); confirmations(); });
+  // A form that came back refused: the reason above it takes the focus, so a screen reader reads it and the
+  // keyboard starts from it (the reason is linked to the form, whose fields keep what was typed).
+  function focusRefusal() {
+    var reason = document.querySelector("main p.error[role='alert']");
+    if (!reason) return;
+    reason.tabIndex = -1;
+    reason.focus();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    drawCharts(); autosubmit(); confirmations(); focusRefusal();
+  });
 })();
