@@ -329,6 +329,11 @@ def parse(text: str, *, network: bool = False) -> RuleSet:
     too_large = [what for what, value in _rates(rules) if value > MAX_RATE]
     if too_large:  # checked here, not in the model: a version stored before this was refused still reads back
         raise ValidationFailed(f"the rules document is invalid: {'; '.join(_too_large(w) for w in too_large)}")
+    if "" in rules.categories or any("" in (c.categories or ()) for c in rules.campaigns):
+        # checked here, not in the model (as below): an item without a category is in no category, so an
+        # empty name would match only items sent with category "" — never what a document means
+        raise ValidationFailed("the rules document is invalid: a category name is empty; an item without a "
+                               "category earns the base rate and is in no campaign's categories")
     for campaign in rules.campaigns:
         # checked here, not in the model: a version stored before this was refused still reads back
         if campaign.categories == []:

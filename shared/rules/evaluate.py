@@ -123,7 +123,9 @@ def _evaluate(*, amount: int, items: tuple[PurchaseItem, ...] | None, occurred_l
     for item in items:
         points = Decimal(item.amount) / unit * rate
         base += points
-        multiplier = rules.skus.get(item.sku, rules.categories.get(item.category or "", Decimal(1)))
+        # an item without a category has no category multiplier (as it is in no campaign's categories)
+        multiplier = rules.skus.get(item.sku, Decimal(1) if item.category is None
+                                    else rules.categories.get(item.category, Decimal(1)))
         multiplied += points * (multiplier - 1)
         own = points * min(multiplier, Decimal(1))
         campaign_base += own

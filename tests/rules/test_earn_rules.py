@@ -355,3 +355,26 @@ def test_a_version_saved_after_a_scheduled_one_took_effect_leaves_it_alone(netwo
     assert [(row["version"], row["status"]) for row in rows] == [(3, "scheduled"), (2, "in_force"), (1, "replaced")]
     clock.set(start + timedelta(days=3))
     assert network.tx(lambda tx: rules_in_force(tx, partner, tx.now), readonly=True)[0] == 3
+
+
+def test_an_item_without_a_category_earns_no_category_multiplier():
+    """An item sent without a category is in no category: a multiplier stored for the empty name (a
+    version saved before such names were refused) no longer applies to it, as no campaign of that
+    "category" did."""
+    from shared.rules.document import RuleSet
+
+    stored = RuleSet.model_validate({"base_rate": 1, "categories": {"": 0}})
+    result = evaluate(amount=10_000, items=(PurchaseItem("COFFEE", None, 10_000),),
+                      occurred_local=datetime(2026, 11, 18, 12, tzinfo=SHANGHAI), currency="CNY",
+                      contract_base_rate_micro=1_000_000, partner=stored, partner_scope="p", network=None, usage=None)
+    assert [(line.rule, line.points) for line in result.lines] == [("base_rate", 100)]
+
+
+@pytest.mark.parametrize("document", [
+    'categories: {"": 0}',
+    'campaigns: [{id: a, name: A, starts_on: 2026-01-01, ends_on: 2026-01-02, bonus_points: 5, categories: [""]}]',
+])
+def test_an_empty_category_name_is_refused(document):
+    with pytest.raises(ValidationFailed) as refusal:
+        parse(document)
+    assert "category name is empty" in str(refusal.value)
