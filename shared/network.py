@@ -8,6 +8,7 @@ their own ``run_in_transaction``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import datetime
 from functools import cached_property
@@ -176,9 +177,24 @@ class Network:
         from shared.members.erasure import erase_member
 
         keyring = self.keyring
+        self.expect_erased_pages()
         record = self.tx(lambda tx: erase_member(tx, member_id, keyring=keyring, reason=reason))
         self.forget_erased_pages()
         return record
+
+    def expect_erased_pages(self) -> None:
+        """Before an erasure commits: raise the flag that has the job runner empty the SQLite WAL
+        (``retry_forgetting_erased_pages``), so that a process killed between the commit and its own
+        checkpoint (``forget_erased_pages``, which lowers the flag) leaves the job to finish it. An
+        erasure that is refused or rolled back leaves it raised: the job's checkpoint then lowers it."""
+        flag = self._erased_pages_flag()
+        if flag is not None:
+            flag.touch()
+            descriptor = os.open(flag.parent, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)  # the flag's name on disk before the erasure's commit
+            finally:
+                os.close(descriptor)
 
     def forget_erased_pages(self) -> bool:
         """After an erasure commits: on SQLite, old page images with the erased ciphertexts stay in the WAL

@@ -55,3 +55,30 @@ def test_an_erasure_with_no_reader_empties_the_wal_at_once(network, database_url
     network.erase_member(member)
     assert sealed not in wal_and_database(database_url)
     assert network.retry_forgetting_erased_pages() is None
+
+
+class Killed(BaseException):
+    """The process killed (SIGKILL, the power lost) right after the erasure committed."""
+
+
+def test_an_erasure_killed_before_its_checkpoint_is_emptied_from_the_wal_by_the_job_runner(network, database_url,
+                                                                                          monkeypatch):
+    """The flag that has the job runner empty the WAL was raised only by a checkpoint that could not: a
+    process killed between the erasure's commit and its checkpoint left the ciphertexts in the WAL (and,
+    with a reader open, in the database file) with no flag and nothing to remove them."""
+    partner = make_partner(network)
+    member = network.enrol(partner, phone="+8613912345670")["member_id"]
+    sealed = network.tx(lambda tx: tx.session.get(Member, member).phone_ct, readonly=True).encode()
+
+    def killed():
+        raise Killed()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(network, "forget_erased_pages", killed)
+        with pytest.raises(Killed):
+            network.erase_member(member)
+    assert network.tx(lambda tx: tx.session.get(Member, member).phone_ct, readonly=True) is None  # committed
+    [job] = [job for job in ledger_jobs(network) if job.name == "erased_pages"]
+    assert job.run() is True  # the next process's job runner finishes it
+    assert sealed not in wal_and_database(database_url)
+    assert job.run() is None
