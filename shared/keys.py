@@ -331,6 +331,10 @@ def _changing(settings: Settings) -> Iterator[Path]:
         raise ValueError("personal-data keys come from the environment (POINTSNET_PII_KEYS)")
     load_pii_keyring(settings)  # generates the file on first use
     with _locked(path):
+        # a change killed before its rename left its staged copy of the whole keyring: under the lock no
+        # other change is writing one, so any found is stale, and a key retired here must not live on in it
+        for staged in _staged_files(path):
+            staged.unlink(missing_ok=True)
         yield path
 
 

@@ -209,3 +209,24 @@ def test_with_a_key_file_the_command_adds_the_key_inactive_then_activates_it_aft
     back = _cli(data_dir, "keys", "rotate", "--activate", old, "--settle-seconds", "0")  # (back to the old key)
     assert back.returncode == 0, back.stderr
     assert json.loads(back.stdout)["active_key"] == old and json.loads(back.stdout)["left"] == 0
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="the command runs on its data directory's SQLite database")
+def test_a_retired_key_does_not_live_on_in_a_staged_copy_a_killed_change_left(tmp_path):
+    """A change of the key file killed before its rename leaves its staged copy of the whole keyring
+    (``.pii-keys.json.<hex>.tmp``) beside it; the next change, under the key file's lock, removes it, so
+    that ``keys retire`` leaves the retired key in no file of the keys directory."""
+    data_dir = tmp_path / "data"
+    assert _cli(data_dir, "db", "upgrade").returncode == 0
+    network = Network(Settings(data_dir=data_dir))
+    make_member(network, make_partner(network), phone="+8613812345670")
+    old = network.keyring.active.id
+    network.close()
+    key_file = data_dir / "keys" / "pii-keys.json"
+    stale = key_file.with_name(f".{key_file.name}.0badf00d.tmp")
+    stale.write_bytes(key_file.read_bytes())  # what a change killed before its rename leaves
+    stale.chmod(0o600)
+    assert _cli(data_dir, "keys", "rotate", "--settle-seconds", "0").returncode == 0
+    assert _cli(data_dir, "keys", "retire", old).returncode == 0
+    holding = [path.name for path in key_file.parent.iterdir() if path.is_file() and old in path.read_text()]
+    assert holding == [], holding
