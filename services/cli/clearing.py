@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.markup import escape
 
 from services.cli import (TROUBLE, app, clearing_app, console, err, fail, literal, show, _network, _read_csv,
-                          _signing_network)
+                          _signing_network, whole_minor)
 
 
 def _cycle(text: str):
@@ -91,11 +91,14 @@ def clearing_list(as_json: bool = typer.Option(False, "--json", help="Print a JS
 
 @clearing_app.command("top-up")
 def clearing_top_up(partner_id: str,
-                    amount: int = typer.Option(..., help="Money received into the float, in minor units."),
+                    amount: str = typer.Option(..., help="Money received into the float, in minor units "
+                                                         "(digits only, e.g. 120000 for 1,200.00 CNY)."),
                     bank_reference: str = typer.Option(..., help="The bank's reference of the transfer.")) -> None:
     """Record a prepaid partner's top-up of its float (the same bank reference twice changes nothing)."""
     from shared.access import audit
     from shared.partners.limits import record_topup
+
+    amount = whole_minor(amount, "--amount")
 
     def unit(tx):
         done = record_topup(tx, partner_id, amount, bank_reference)

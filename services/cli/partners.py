@@ -10,7 +10,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from services.cli import MISTAKE, TROUBLE, app, partners_app, keys_app, fail, literal, show, _network, _read_text
+from services.cli import (MISTAKE, TROUBLE, app, partners_app, keys_app, fail, literal, show, whole_minor, _network,
+                          _read_text)
 
 
 @partners_app.command("add")
@@ -200,13 +201,9 @@ def partners_terminate(partner_id: str,
 def _optional_minor(text: str, option: str) -> int | None:
     if text.strip().lower() == "none":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        fail(f"{option} takes a whole number of minor units or 'none', not {text!r}")
-    if value < 0:
+    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
         fail(f"{option} must be 0 or more")
-    return value
+    return whole_minor(text, option)
 
 
 @partners_app.command("limits")
