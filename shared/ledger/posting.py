@@ -45,7 +45,7 @@ from shared.rules.store import campaign_usage, rules_in_force_for
 from shared.money import MAX_MICRO, apply_rate_ppm
 from shared.partners.contracts import partner_with_terms, terms_by_id, terms_in_force
 from shared.partners.lifecycle import PartnerTerminated, buy_out_rate, hold_off_termination, is_terminated
-from shared.partners.limits import FloatExhausted, FloatGuard, float_status
+from shared.partners.limits import FloatExhausted, FloatGuard, float_status, float_total_refusal
 from shared.programme import activities
 from shared.programme.engine import Programme
 from shared.programme.tiers import MemberTiers
@@ -667,6 +667,9 @@ class Posting:
         if status["enforced"] and amount_micro > status["headroom_micro"]:
             raise FloatExhausted.needing(amount_micro, status["headroom_micro"],
                                          referral_bonus_micro=referral_bonus_micro)
+        refusal = float_total_refusal(self.tx, self.partner_id, amount_micro)
+        if refusal is not None:
+            raise refusal
 
     def _activity(self, event: Event) -> dict:
         return self.programme.activity(event)

@@ -91,6 +91,23 @@ class FloatExhausted(Conflict):
 class FloatTotalTooLarge(Conflict):
     code, title = "float_total_too_large", "The partner's prepaid float has given the most it can record"
 
+    @classmethod
+    def needing(cls, needed_micro: int, drawn_micro: int) -> FloatTotalTooLarge:
+        return cls(f"this issuance needs {needed_micro} micro-units of float, but the float has given "
+                   f"{drawn_micro} in all, and {MAX_MICRO} is the most its running total can record: the "
+                   "network's operator must move the partner to postpaid billing (a new contract version)",
+                   needed_micro=needed_micro, drawn_micro=drawn_micro)
+
+
+def float_total_refusal(tx: Tx, partner_id: str, amount_micro: int) -> FloatTotalTooLarge | None:
+    """What a quote answers for an issuance that would carry the float's kept total past MAX_MICRO (read
+    without the lock, as ``FloatGuard.draw`` refuses the earn), or None."""
+    row = _limits(tx, partner_id)
+    kept = None if row is None or row.float_drawn_micro is None else int(row.float_drawn_micro)
+    if kept is not None and amount_micro > 0 and kept + amount_micro > MAX_MICRO:
+        return FloatTotalTooLarge.needing(amount_micro, kept)
+    return None
+
 
 class TopupConflict(Conflict):
     code, title = "topup_conflict", "This bank reference was already recorded with another amount"
@@ -317,23 +334,26 @@ class FloatGuard:
     def give_back(self, amount_micro: int) -> None:
         """A reversal in this unit took back prepaid funding drawn earlier: later events may draw it again,
         as they could once the reversal committed."""
-        if self.overdraft is not None and amount_micro > 0:
+        if amount_micro <= 0:
+            return
+        if self.kept is not None:  # kept (and added to) whether or not the float is enforced now
+            self.kept -= amount_micro
+        if self.overdraft is not None:
             self.headroom += amount_micro
-            if self.kept is not None:
-                self.kept -= amount_micro
 
     def draw(self, amount_micro: int, *, member_id: str, reference: str | None) -> None:
-        if self.overdraft is None or amount_micro <= 0:
+        if amount_micro <= 0:
             return
-        self.ensure(amount_micro, member_id=member_id, reference=reference)
+        if self.overdraft is not None:
+            self.ensure(amount_micro, member_id=member_id, reference=reference)
+        # a float no longer enforced keeps its total (it is summed anew only when enforced again), which
+        # every prepaid issuance still adds to: the bound holds for it too
         if self.kept is not None:
             if self.kept + amount_micro > MAX_MICRO:
-                raise FloatTotalTooLarge(
-                    f"this issuance needs {amount_micro} micro-units of float, but the float has given "
-                    f"{self.kept} in all, and {MAX_MICRO} is the most its running total can record: the "
-                    "network's operator must move the partner to postpaid billing (a new contract version)",
-                    needed_micro=amount_micro, drawn_micro=self.kept)
+                raise FloatTotalTooLarge.needing(amount_micro, self.kept)
             self.kept += amount_micro
+        if self.overdraft is None:
+            return
         self.headroom -= amount_micro
         if self.headroom < self.overdraft * MICRO <= self.headroom + amount_micro:
             raise_alert(self.tx, "float_in_overdraft", partner_id=self.partner_id,

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from shared.errors import PointsnetError
+from shared.ledger.events import Event
 from shared.ledger.verify import verify
 from shared.money import MAX_MICRO
 from shared.models import PartnerLimits
@@ -34,5 +35,31 @@ def test_an_earn_that_would_carry_the_floats_total_past_64_bits_is_refused(netwo
         PartnerLimits.partner_id == shop)), readonly=True)
     assert type(kept) is int and kept == 9 * POINTS * 10**6 <= MAX_MICRO
     network.earn(shop, member, "small", points=1)  # what still fits is given
+    report = network.tx(lambda tx: verify(tx), readonly=True)
+    assert report.ok, report.offences
+
+
+def test_a_float_no_longer_enforced_keeps_its_total_bounded_and_a_quote_says_so(network):
+    """A float whose limit is lifted (``--float-overdraft none``) keeps its kept total, which every prepaid
+    earn still adds to: the bound holds for it as well, and a quote refuses what the earn would."""
+    from shared.ledger.posting import quote_earn
+
+    shop = make_partner(network, "Shop", billing="prepaid", point_value="1")
+    network.tx(lambda tx: set_limits(tx, shop, float_overdraft_minor=0))
+    for n in range(2):
+        network.tx(lambda tx: record_topup(tx, shop, MAX_MINOR, f"BANK-{n}"))
+    member = make_member(network, shop)
+    for n in range(9):
+        network.earn(shop, member, f"big-{n}", points=POINTS)
+    network.tx(lambda tx: set_limits(tx, shop, float_overdraft_minor=None))
+    with pytest.raises(PointsnetError) as quoted:
+        network.tx(lambda tx: quote_earn(tx, shop, Event("earn", "one-too-many", member, points=POINTS)))
+    assert quoted.value.code == "float_total_too_large"
+    with pytest.raises(PointsnetError) as refused:
+        network.earn(shop, member, "one-too-many", points=POINTS)
+    assert refused.value.code == "float_total_too_large"
+    kept = network.tx(lambda tx: tx.session.scalar(select(PartnerLimits.float_drawn_micro).where(
+        PartnerLimits.partner_id == shop)), readonly=True)
+    assert type(kept) is int and kept == 9 * POINTS * 10**6
     report = network.tx(lambda tx: verify(tx), readonly=True)
     assert report.ok, report.offences
