@@ -465,16 +465,25 @@ def finish_interrupted_rotation(settings: Settings, current: Callable[[], "set[s
     from shared.signing import network_key_id
 
     path = signing_key_file(settings)
-    if not _staged_files(path):
-        return None
-    with _locked(path):
+
+    def needed() -> bool:  # a staged file, and the key file's key not current while some key is
+        if not _staged_files(path):
+            return False
         ids = current()
         try:
             held = network_key_id(load_signing_key(settings, create=False))
         except KeyConfigurationError:
             held = None
-        if not ids or held in ids:
+        return bool(ids) and held not in ids
+
+    # asked first without the lock: a host with nothing to finish (a stray staged file of a rotation that
+    # never recorded, a key directory the services' user cannot write) starts as it did
+    if not needed():
+        return None
+    with _locked(path):
+        if not needed():  # finished meanwhile by another process of this host
             return None
+        ids = current()
         for staged in _staged_files(path):
             try:
                 key = serialization.load_pem_private_key(staged.read_bytes(), password=None)

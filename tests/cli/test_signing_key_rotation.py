@@ -15,6 +15,7 @@ import stat
 from datetime import date
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, text
 
@@ -354,3 +355,27 @@ def test_rotate_signing_run_again_after_a_stopped_rotation_finishes_it(network, 
     assert list(key_file.parent.glob(".network-ed25519.pem.*.tmp")) == []
     assert network.tx(lambda tx: tx.session.execute(select(NetworkSigningKey.key_id).where(
         NetworkSigningKey.retired_at.is_(None))).scalar_one(), readonly=True) == finished["signing_key_id"]
+
+
+def test_a_stray_staged_file_with_nothing_to_finish_takes_no_lock(network, signed_before, env, monkeypatch):
+    """A staged file a rotation left before it recorded anything (the host's key still current) is
+    nothing to finish: a writer starts without taking the key file's lock, which a key directory the
+    services' user cannot write would refuse."""
+    from shared import keys
+
+    key_file = network.settings.data_dir / "keys" / "network-ed25519.pem"
+    rotate(env)  # a rotation recorded: the host holds the current key
+    stray = key_file.with_name(f".{key_file.name}.0badf00d.tmp")
+    stray.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    def no_lock(path):
+        raise PermissionError(13, f"cannot make the lock file beside {path}")
+
+    monkeypatch.setattr(keys, "_locked", no_lock)
+    after = restarted(network)
+    try:
+        after.check_keys()
+    finally:
+        after.close()
+    assert stray.exists()
