@@ -177,16 +177,23 @@ class Network:
         from shared.members.erasure import erase_member
 
         keyring = self.keyring
-        self.expect_erased_pages()
-        record = self.tx(lambda tx: erase_member(tx, member_id, keyring=keyring, reason=reason))
+
+        def unit(tx):
+            record = erase_member(tx, member_id, keyring=keyring, reason=reason)
+            self.expect_erased_pages()  # its writes hold the write lock: no checkpoint can lower the flag now
+            return record
+
+        record = self.tx(unit)
         self.forget_erased_pages()
         return record
 
     def expect_erased_pages(self) -> None:
-        """Before an erasure commits: raise the flag that has the job runner empty the SQLite WAL
-        (``retry_forgetting_erased_pages``), so that a process killed between the commit and its own
-        checkpoint (``forget_erased_pages``, which lowers the flag) leaves the job to finish it. An
-        erasure that is refused or rolled back leaves it raised: the job's checkpoint then lowers it."""
+        """In an erasure's unit, after its writes and before it commits: raise the flag that has the job
+        runner empty the SQLite WAL (``retry_forgetting_erased_pages``), so that a process killed between
+        the commit and its own checkpoint (``forget_erased_pages``, which lowers the flag) leaves the job to
+        finish it. Raised while the unit's writes hold the write lock, no checkpoint (which waits for the
+        writer) can lower it before the erasure commits. An erasure rolled back after it leaves it raised:
+        the job's next checkpoint lowers it."""
         flag = self._erased_pages_flag()
         if flag is not None:
             flag.touch()

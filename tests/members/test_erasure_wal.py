@@ -82,3 +82,35 @@ def test_an_erasure_killed_before_its_checkpoint_is_emptied_from_the_wal_by_the_
     assert job.run() is True  # the next process's job runner finishes it
     assert sealed not in wal_and_database(database_url)
     assert job.run() is None
+
+
+def test_another_processs_job_running_just_before_the_erasure_cannot_lower_its_flag(network, database_url,
+                                                                                     monkeypatch):
+    """The flag raised before the erasure's unit began could be lowered by another process's job runner
+    whose checkpoint ran in between (nothing erased yet, so it found the WAL empty); the process killed
+    after the commit then left the ciphertexts with no flag. The flag is now raised inside the unit,
+    after its writes."""
+    partner = make_partner(network)
+    member = network.enrol(partner, phone="+8613912345671")["member_id"]
+    sealed = network.tx(lambda tx: tx.session.get(Member, member).phone_ct, readonly=True).encode()
+    flag = Path(database_url.removeprefix("sqlite:///") + ".erased-pages")
+    real_tx = network.tx
+
+    def other_job_then(fn, **kwargs):  # another process's erased_pages job, just before the unit
+        other = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+        try:
+            busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            other.close()
+        if busy == 0:
+            flag.unlink(missing_ok=True)
+        return real_tx(fn, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(network, "tx", other_job_then)
+        patched.setattr(network, "forget_erased_pages", lambda: (_ for _ in ()).throw(Killed()))
+        with pytest.raises(Killed):
+            network.erase_member(member)
+    [job] = [job for job in ledger_jobs(network) if job.name == "erased_pages"]
+    assert job.run() is True
+    assert sealed not in wal_and_database(database_url)

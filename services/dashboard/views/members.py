@@ -55,8 +55,8 @@ def adjust(tx, network, params: dict) -> dict:
 
 @action("member_erasure")
 def erase(tx, network, params: dict) -> dict:
-    network.expect_erased_pages()  # before the commit: a process killed after it leaves the job the WAL
     record = erase_member(tx, params["member_id"], keyring=network.keyring, reason=params.get("reason"))
+    network.expect_erased_pages()  # before the commit: a process killed after it leaves the job the WAL
     tx.after_commit.append(network.forget_erased_pages)
     return record
 
