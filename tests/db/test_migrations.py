@@ -500,3 +500,42 @@ def test_reading_the_schema_revision_on_sqlite_does_not_wait_for_the_write_lock(
     reader.join(70)
     assert not released_by_timeout, "the revision was read only once the writer let go of its lock"
     assert answer["revision"] == ScriptDirectory.from_config(alembic_config(f"sqlite:///{path}")).get_current_head()
+
+
+def test_0050_downgrade_folds_a_carry_of_one_and_stops_on_larger_ones(network, clock, database_url):
+    """0050 keeps a cycle's purchase amounts as carry × 2^62 + minor. Going back folds a carry of 1 into
+    minor (2^62 + minor fits a BIGINT); a larger carry cannot be held by the older form, so the downgrade
+    stops, naming the cycle, nothing changed."""
+    from datetime import date
+
+    from shared.db.migrate import MigrationStopped
+    from shared.ledger.events import Event
+    from tests.factories import make_member, make_partner
+
+    coffee = make_partner(network, "CoffeeCo")
+    member = make_member(network, coffee)
+
+    def big_earns(tag: str, count: int) -> None:
+        events = [Event("earn", f"{tag}-{n}", member, amount=10**15, points=1) for n in range(count)]
+        assert all(not isinstance(outcome, Exception) for outcome in network.post(coffee, events))
+
+    big_earns("a", 5_000)  # 5 × 10^18: carry 1
+    clock.advance(days=1)
+    network.settle(date(2026, 11, 20))
+    network.db.engine.dispose()
+    _migrate(database_url, "0049", down=True)
+    folded = network.tx(lambda tx: tx.session.execute(text(
+        "SELECT purchase_amount_minor FROM report_cycle_earns")).scalar_one(), readonly=True)
+    assert int(folded) == 5_000 * 10**15
+    network.db.engine.dispose()
+    _migrate(database_url, "head")
+    big_earns("b", 9_300)  # 9.3 × 10^18 in one cycle: carry 2
+    clock.advance(days=1)
+    network.settle(date(2026, 11, 21))
+    network.db.engine.dispose()
+    with pytest.raises(MigrationStopped) as stopped:
+        _migrate(database_url, "0049", down=True)
+    assert "2026-11-21" in str(stopped.value) and "2026-11-20" not in str(stopped.value)
+    kept = network.tx(lambda tx: dict(tx.session.execute(text(
+        "SELECT purchase_amount_carry, purchase_amount_minor FROM report_cycle_earns")).all()), readonly=True)
+    assert kept == {0: 5_000 * 10**15, 2: 9_300 * 10**15 - 2 * 2**62}

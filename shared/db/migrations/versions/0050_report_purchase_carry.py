@@ -37,11 +37,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    carried = op.get_bind().execute(text(
-        "SELECT DISTINCT cycle_date FROM report_cycle_earns WHERE purchase_amount_carry <> 0 ORDER BY 1")).scalars().all()
+    connection = op.get_bind()
+    # a carry of 1 is 2^62 + minor, below 2^63: the older form holds it, folded into minor
+    carried = connection.execute(text(
+        "SELECT DISTINCT cycle_date FROM report_cycle_earns WHERE purchase_amount_carry > 1 ORDER BY 1")).scalars().all()
     if carried:  # the older form cannot hold these sums: going back would report them wrong
         raise CarriedPurchaseSums(
             f"migration 0050 stopped, nothing changed: the report roll-ups of {len(carried)} cycle(s) "
             f"({', '.join(str(day) for day in carried[:5])}{', …' if len(carried) > 5 else ''}) hold purchase "
             f"amounts summing past 2^63 - 1 minor units, which the release before 0050 cannot hold")
+    connection.execute(text("UPDATE report_cycle_earns SET purchase_amount_minor = purchase_amount_minor + "
+                            "4611686018427387904, purchase_amount_carry = 0 WHERE purchase_amount_carry = 1"))
     op.execute("ALTER TABLE report_cycle_earns DROP COLUMN purchase_amount_carry")
