@@ -11,6 +11,7 @@ both windows side by side and nothing more.
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import Integer, and_, case, cast, func, or_, select
@@ -141,16 +142,18 @@ def campaign_effect(tx: Tx, partner_id: str, period: Period, *, rollup: bool = T
     only, so a report of closed cycles is the same whenever it is made (docs/reports.md)."""
     results = []
     cut = period.last
-    late = timedelta(days=2) + largest_occurred_window(tx)  # after a campaign's last day, its awards' postings
+    # after a campaign's last day, the cycles its late earns (and their awards) may still be posted in:
+    # the occurred_at window in whole days, and slack for a cycle's cut-off
+    late = timedelta(days=2 + math.ceil(largest_occurred_window(tx) / timedelta(days=1)))
     for key, (scope, campaign) in sorted(campaigns_of(tx, (partner_id, "network"), period.ends_at(tx.settings)).items(),
                                          key=lambda item: (item[1][1].starts_on, item[0])):
-        if campaign.ends_on < period.first or campaign.starts_on > period.last:
-            continue
         whole = Period.clamped(campaign.starts_on, campaign.ends_on)  # an open-ended campaign ends 9999-12-31
+        tail = min(whole.last + late, LATEST) if whole.last < LATEST - late else LATEST
+        if tail < period.first or campaign.starts_on > period.last:
+            continue  # listed while its days or its late earns' cycles overlap the period
         during = Period(whole.first, min(whole.last, cut))  # its days up to the period's end
         # its awards lie in the cycles from its first day (less a cycle's cut-off) to the last one's postings
-        awarded = Period(max(EARLIEST, whole.first - timedelta(days=2)),
-                         min(cut, whole.last + late) if whole.last < LATEST - late else cut)
+        awarded = Period(max(EARLIEST, whole.first - timedelta(days=2)), min(cut, tail))
         results.append({"campaign": key, "name": campaign.name, "funded_by": campaign.funded_by,
                         "starts_on": campaign.starts_on.isoformat(), "ends_on": campaign.ends_on.isoformat(),
                         "campaign_points": campaign_points(tx, key, partner_id, awarded, rollup=rollup),

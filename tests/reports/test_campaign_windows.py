@@ -121,3 +121,33 @@ def test_a_closed_periods_campaigns_are_the_same_whenever_the_report_is_made(net
     for day in (20, 21):
         network.settle(date(2026, 11, day))
     assert campaigns() == first
+
+
+def test_a_campaign_ending_on_a_periods_last_day_shows_its_late_earns_in_the_next_periods(network, clock):
+    """A purchase on a campaign's last day sent the next morning gets the campaign's points in the next
+    cycle: the reports of the periods after the campaign list it (as it stood at their end) while such
+    late earns may still arrive, so that no report leaves them out."""
+    clock.set(datetime(2026, 11, 17, 16, 30, tzinfo=timezone.utc))  # 00:30 on 18 November in Shanghai
+    shop = make_partner(network, "Shop")
+    member = make_member(network, shop)
+    rules = {"campaigns": [{"id": "double", "name": "Double days", "starts_on": "2026-11-18",
+                            "ends_on": "2026-11-20", "multiplier": "2"}]}
+    network.tx(lambda tx: set_rules(tx, shop, json.dumps(rules)))
+    clock.set(datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
+    network.earn(shop, member, "on-the-20th", amount=10000)
+    clock.set(datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc))
+    network.earn(shop, member, "late-20th", amount=10000,
+                 occurred_at=datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    for day in (20, 21, 22):
+        network.settle(date(2026, 11, day))
+
+    def campaigns(first: str, last: str) -> list:
+        made = [network.tx(lambda tx: partner_report(tx, shop, Period.parse(first, last), rollup=rollup),
+                           readonly=True)["campaigns"] for rollup in (True, False)]
+        assert made[0] == made[1]
+        return [(c["campaign_points"], c["during"]["earns"], c["during"]["to"]) for c in made[0]]
+
+    assert campaigns("2026-11-18", "2026-11-20") == [(100, 1, "2026-11-20")]
+    assert campaigns("2026-11-21", "2026-11-22") == [(200, 2, "2026-11-20")]  # the late one counted
+    assert campaigns("2026-12-01", "2026-12-02") == []  # long after: no late earn can come any more
