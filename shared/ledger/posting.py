@@ -952,6 +952,7 @@ class Posting:
             self.journal.transfer(entry, f"member:{member.id}", account, taken)
         member.change(available=-points)
         self.tiers.reversed(member.id, points, original, self.originals.values())
+        self.programme.after_earn_reversed(original.entry_id, member.id, points)
         original.reversed += points
         self.originals[event.reference] = Original(entry["id"], "reversal", member.id, self.partner_id, points)
         return self._result(entry, member, original_reference=event.original_reference,

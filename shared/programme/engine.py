@@ -83,6 +83,9 @@ class Programme:
     def after_earn(self, event: Event, entry: dict, member, result: dict) -> None:
         self.referrals.after_earn(event, entry, member, result)
 
+    def after_earn_reversed(self, original_entry_id: str, member_id: str, points: int) -> None:
+        self.referrals.after_earn_reversed(original_entry_id, member_id, points)
+
     def activity(self, event: Event) -> dict:
         """The award counts toward (and is kept under) the network day the activity occurred: the
         partner's ``occurred_at`` drives earn rules (docs/earn-rules.md), so a check-in at 23:50 that

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select
 
+from shared.alerts import raise_alert
 from shared.db.database import Tx
 from shared.errors import UnknownMember, ValidationFailed
 from shared.ledger.events import Event
@@ -161,6 +162,20 @@ class Referrals:
                           "funded_by": programme.funded_by, "posted_at": posting.now})
         result["referral_bonus"] = {"transaction_id": entry["id"], "points": points,
                                     "funded_by": programme.funded_by}
+
+    def after_earn_reversed(self, original_entry_id: str, member_id: str, points: int) -> None:
+        """A reversal of an earn that qualified its member's referral, whose bonus was paid: the bonus stays
+        (docs/earn-rules.md, "Referral bonuses"), and an operator is told, since an earn sent and taken
+        back is how a referral bonus would be farmed (``referral_qualifier_reversed``)."""
+        in_unit = [row for row in self.rows if row["qualifying_entry_id"] == original_entry_id]
+        bonus = in_unit[0] if in_unit else self.posting.tx.session.execute(
+            select(bonuses_t.c.referrer_member_id, bonuses_t.c.points, bonuses_t.c.funded_by)
+            .where(bonuses_t.c.qualifying_entry_id == original_entry_id)).mappings().first()
+        if bonus is not None:
+            raise_alert(self.posting.tx, "referral_qualifier_reversed", partner_id=self.posting.partner_id,
+                        member_id=member_id, referrer_member_id=bonus["referrer_member_id"],
+                        bonus_points=int(bonus["points"]), funded_by=bonus["funded_by"],
+                        qualifying_entry_id=original_entry_id, reversed_points=points)
 
     def flush(self) -> None:
         if self.rows:

@@ -180,3 +180,29 @@ def test_the_bonus_entry_belongs_to_the_referrer(shop, network):
     entry = network.tx(lambda tx: tx.session.get(Entry, first["referral_bonus"]["transaction_id"]))
     assert (entry.kind, entry.member_id, entry.partner_id, entry.reference) == ("bonus", referrer, shop.partner_id,
                                                                                 None)
+
+
+def test_reversing_a_qualifying_earn_keeps_the_bonus_and_tells_an_operator(shop, network):
+    """The bonus stays when its qualifying earn is reversed (docs/earn-rules.md), so earning and taking the
+    earn back is how a partner would farm network-funded bonuses: each such reversal raises
+    ``referral_qualifier_reversed`` naming the partner, both members and the bonus; other reversals none."""
+    from shared.alerts import list_alerts
+
+    rules(network, "network", NETWORK_FUNDED)
+    referrer = enrol(shop)
+    referee = enrol(shop, referrer_member_id=referrer)
+    first = shop.ok("POST", "/v1/earn", {"member_id": referee, "reference": "first", "amount": 5000, "points": 1})
+    assert first["referral_bonus"]["points"] == 300
+    shop.ok("POST", "/v1/earn", {"member_id": referee, "reference": "second", "amount": 5000, "points": 5})
+    shop.ok("POST", "/v1/reversals", {"reference": "undo-second", "original_reference": "second"})
+    assert [a for a in network.tx(lambda tx: list_alerts(tx), readonly=True)
+            if a["kind"] == "referral_qualifier_reversed"] == []
+    shop.ok("POST", "/v1/reversals", {"reference": "undo-first", "original_reference": "first"})
+    assert available(shop, referrer) == 300  # the bonus stays
+    [alert] = [a for a in network.tx(lambda tx: list_alerts(tx), readonly=True)
+               if a["kind"] == "referral_qualifier_reversed"]
+    assert (alert["partner_id"], alert["member_id"]) == (shop.partner_id, referee)
+    assert alert["detail"]["referrer_member_id"] == referrer
+    assert (alert["detail"]["bonus_points"], alert["detail"]["funded_by"], alert["detail"]["reversed_points"]) == \
+        (300, "network", 1)
+    verify_ok(network)
