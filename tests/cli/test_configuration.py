@@ -115,7 +115,7 @@ def durations():
            {"POINTSNET_ACTIVITY_AT_RISK_DAYS": str(MOST_DAYS - 1), "POINTSNET_ACTIVITY_DORMANT_DAYS": str(MOST_DAYS)})
 
 
-@pytest.mark.parametrize("variable, bound, most", durations())
+@pytest.mark.parametrize("variable, bound, most", list(durations()))
 def test_a_duration_beyond_100_years_is_a_configuration_error(tmp_path, variable, bound, most):
     """Tens of thousands of years overflowed the calendar in every request or job adding it to the
     network's time (an earn's occurred_at window, a hold's expiry, the idempotency clean-up)."""
