@@ -57,11 +57,17 @@ def webhooks_disable(partner_id: str) -> None:
 
 
 @webhooks_app.command("show")
-def webhooks_show(partner_id: str) -> None:
-    """A partner's endpoint (without its secret)."""
+def webhooks_show(partner_id: str, secret: bool = typer.Option(
+        False, "--secret", help="Show the current whsec_ secret too (audited): to give the partner a secret "
+                                "whose set or rotate-secret answer was lost.")) -> None:
+    """A partner's endpoint (without its secret, unless --secret)."""
     from shared.webhooks.endpoints import show_endpoint
 
-    print(json.dumps(_network(readonly=True).tx(lambda tx: show_endpoint(tx, partner_id), readonly=True),
+    if not secret:
+        print(json.dumps(_network(readonly=True).tx(lambda tx: show_endpoint(tx, partner_id), readonly=True),
+                         indent=2))
+        return
+    print(json.dumps(_audited("secret_shown", partner_id, lambda tx: show_endpoint(tx, partner_id, secret=True)),
                      indent=2))
 
 

@@ -80,6 +80,7 @@ CODE_LABELS: dict[str, tuple[str, str]] = {
     "action.member.personal_data_viewed": ("personal data viewed", "查看会员个人数据"),
     "action.webhook.set": ("webhook set", "设置 Webhook"),
     "action.webhook.secret_rotated": ("webhook secret rotated", "轮换 Webhook 密钥"),
+    "action.webhook.secret_shown": ("webhook secret shown", "查看 Webhook 密钥"),
     "action.webhook.disabled": ("webhook disabled", "停用 Webhook"),
     "action.webhook.replayed": ("webhook delivery replayed", "重新发送 Webhook"),
     "action.ledger.verify": ("integrity check", "完整性检查"),

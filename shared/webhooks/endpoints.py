@@ -191,11 +191,14 @@ def disable_endpoint(tx: Tx, partner_id: str) -> dict:
     return _view(endpoint, secret=False)
 
 
-def show_endpoint(tx: Tx, partner_id: str) -> dict:
+def show_endpoint(tx: Tx, partner_id: str, *, secret: bool = False) -> dict:
+    """The endpoint; with ``secret``, its current secret too (the command line's ``show --secret``, for an
+    answer to ``set``/``rotate-secret`` that never reached the partner: a rotation is refused while an
+    overlap runs, so the new secret could otherwise be given to no one)."""
     endpoint = _endpoint(tx, partner_id)
     if endpoint is None:
         raise UnknownWebhookEndpoint(f"partner {partner_id} has no webhook endpoint")
-    return _view(endpoint, secret=False)
+    return _view(endpoint, secret=secret)
 
 
 def secrets_in_force(secret: str, previous: str | None, previous_expires_at: datetime | None,

@@ -220,3 +220,26 @@ def test_webhooks_rotate_secret_refuses_a_second_rotation_during_the_overlap_in_
     leaked = json.loads(run(tmp_path, "webhooks", "rotate-secret", partner, "--overlap-hours", "0",
                             clock="2026-11-20T03:00:00Z").stdout)
     assert leaked["secret"] != first["secret"] and leaked["previous_secret_expires_at"] == "2026-11-20T03:00:00+00:00"
+
+
+def test_a_rotated_secret_whose_answer_was_lost_can_be_shown_audited(tmp_path):
+    """rotate-secret shows the new secret once, and a second rotation is refused while the overlap runs: an
+    answer lost (the command killed after its commit, a dropped session) left a secret no one could give
+    the partner. ``webhooks show --secret`` shows it, and the audit log records that it was shown."""
+    partner = _partner(tmp_path)
+    run(tmp_path, "webhooks", "set", partner, "--url", "https://example.org/hook")
+    rotated = json.loads(run(tmp_path, "webhooks", "rotate-secret", partner).stdout)
+    again = run(tmp_path, "webhooks", "rotate-secret", partner, check=False)
+    assert again.returncode == 2 and "rotation_overlap_running" in again.stderr
+    assert "secret" not in json.loads(run(tmp_path, "webhooks", "show", partner).stdout)
+    shown = json.loads(run(tmp_path, "webhooks", "show", partner, "--secret").stdout)
+    assert shown["secret"] == rotated["secret"] and shown["secret"].startswith("whsec_")
+    with environment({"POINTSNET_DATA_DIR": str(tmp_path / "data"), "POINTSNET_CLOCK": T0,
+                      "POINTSNET_DATABASE_URL": None}):
+        from shared.access import audit
+
+        n = Network(get_settings())
+        logged = n.tx(lambda tx: audit.page(tx, limit=100)[0], readonly=True)
+        n.close()
+    assert [e["action"] for e in logged if e["action"].startswith("webhook.")][0] == "webhook.secret_shown"
+    assert not any("whsec_" in json.dumps(e, default=str) for e in logged)
