@@ -323,13 +323,17 @@ class FloatGuard:
                referral_bonus_micro: int = 0) -> None:
         """Refuse (and alert) if the float cannot cover ``amount_micro`` (``referral_bonus_micro`` of it:
         the partner-funded referral bonus an earn would pay, which the refusal names); draws nothing."""
-        if self.overdraft is None or amount_micro <= 0:
+        if amount_micro <= 0:
             return
-        if amount_micro > self.headroom:
+        if self.overdraft is not None and amount_micro > self.headroom:
             bonus = {"referral_bonus_micro": referral_bonus_micro} if referral_bonus_micro else {}
             raise_alert(self.tx, "float_exhausted", partner_id=self.partner_id, member_id=member_id,
                         reference=reference, needed_micro=amount_micro, headroom_micro=self.headroom, **bonus)
             raise FloatExhausted.needing(amount_micro, self.headroom, referral_bonus_micro=referral_bonus_micro)
+        # checked here too, before the earn's limits count it (``Posting._earn_checks``): so ``draw`` never
+        # refuses an earn the velocity limits have counted, and a quote (which checks in this order) agrees
+        if self.kept is not None and self.kept + amount_micro > MAX_MICRO:
+            raise FloatTotalTooLarge.needing(amount_micro, self.kept)
 
     def give_back(self, amount_micro: int) -> None:
         """A reversal in this unit took back prepaid funding drawn earlier: later events may draw it again,

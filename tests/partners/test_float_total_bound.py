@@ -63,3 +63,64 @@ def test_a_float_no_longer_enforced_keeps_its_total_bounded_and_a_quote_says_so(
     assert type(kept) is int and kept == 9 * POINTS * 10**6
     report = network.tx(lambda tx: verify(tx), readonly=True)
     assert report.ok, report.offences
+
+
+def test_a_buy_out_that_would_overflow_the_floats_total_stops_keeping_it(network, clock):
+    """A buy-out is never refused, and its prepaid funding lines add to the float's kept total: one that
+    would carry it past 2^63 - 1 (a partner moved to postpaid billing, as float_total_too_large advises,
+    then terminated with a buy-out) failed the termination on PostgreSQL and made the total a float on
+    SQLite. The total is no longer kept then; every figure sums the partner's lines exactly."""
+    from datetime import timedelta
+
+    from shared.partners.contracts import ContractTerms, add_contract_version
+    from shared.partners.lifecycle import terminate
+    from shared.partners.limits import float_status
+
+    shop = make_partner(network, "Shop", billing="prepaid", point_value="1")
+    network.tx(lambda tx: set_limits(tx, shop, float_overdraft_minor=0))
+    for n in range(2):
+        network.tx(lambda tx: record_topup(tx, shop, MAX_MINOR, f"BANK-{n}"))
+    member = make_member(network, shop)
+    for n in range(9):
+        network.earn(shop, member, f"big-{n}", points=POINTS)
+    network.tx(lambda tx: add_contract_version(tx, shop, ContractTerms("postpaid", 1)))
+    clock.advance(days=1)
+    network.earn(shop, member, "postpaid", points=POINTS)
+    ended = network.tx(lambda tx: terminate(tx, shop, settlement="buy_out", buy_out_rate_ppm=1_000_000))
+    assert ended["status"] == "terminated"
+    kept = network.tx(lambda tx: tx.session.scalar(select(PartnerLimits.float_drawn_micro).where(
+        PartnerLimits.partner_id == shop)), readonly=True)
+    assert kept is None
+    status = network.tx(lambda tx: float_status(tx, shop), readonly=True)
+    assert status["drawn_micro"] == 10 * POINTS * 10**6 and type(status["drawn_micro"]) is int
+    report = network.tx(lambda tx: verify(tx), readonly=True)
+    assert report.ok, report.offences
+    clock.advance(days=1)
+    network.settle(clock.now().date() - timedelta(days=1))
+
+
+def test_an_earn_refused_for_the_floats_total_counts_toward_no_limit(network):
+    """float_total_too_large was decided after the earn's velocity limits had counted its points, so a
+    refused earn used up the partner's daily issuance; it is now decided before them, as a quote does."""
+    from shared.ledger.posting import quote_earn
+    from shared.rules.store import set_rules
+
+    shop = make_partner(network, "Shop", billing="prepaid", point_value="1")
+    network.tx(lambda tx: set_limits(tx, shop, float_overdraft_minor=0))
+    for n in range(2):
+        network.tx(lambda tx: record_topup(tx, shop, MAX_MINOR, f"BANK-{n}"))
+    member = make_member(network, shop)
+    room = (MAX_MICRO - 9 * POINTS * 10**6) // 10**6  # the points the float's total has room for after 9 earns
+    # the day's cap leaves room for the earn that fits, not for it and the refused one as well
+    network.tx(lambda tx: set_rules(tx, shop, f"limits: {{partner_daily_issuance: {9 * POINTS + room + room // 2}}}"))
+    for n in range(9):
+        network.earn(shop, member, f"big-{n}", points=POINTS)
+    over = Event("earn", "over", member, points=room + 1)
+    for attempt in (lambda: network.tx(lambda tx: quote_earn(tx, shop, over)),
+                    lambda: network.earn(shop, member, "over", points=room + 1)):
+        with pytest.raises(PointsnetError) as refused:
+            attempt()
+        assert refused.value.code == "float_total_too_large"
+    # in one batch with an earn that fits: the refused earn uses none of the day's issuance
+    refused, fits = network.post(shop, [over, Event("earn", "fits", member, points=room)])
+    assert refused.code == "float_total_too_large" and fits["points"] == room, fits
