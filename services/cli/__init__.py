@@ -102,7 +102,7 @@ def fail(message: str, code: int = MISTAKE) -> None:
 def whole_minor(text: str, option: str) -> int:
     """An amount of minor units as an operator types it: ASCII digits only. Python's int() also takes
     "1_000", "+5", " 7 " and other scripts' digits ("١٢٣"), which an amount of money must not be read from."""
-    if not re.fullmatch(r"[0-9]+", text):
+    if not re.fullmatch(r"[0-9]{1,30}", text):  # 30 digits: past any bound, short of int()'s own limit
         fail(f"Invalid value for '{option}': a whole number of minor units (digits 0-9 only, e.g. 1200), "
              f"not {text!r}")
     return int(text)

@@ -27,7 +27,7 @@ def partners_add(
     float_overdraft: Optional[str] = typer.Option(None, help="Prepaid only: issuance may take the float this far "
                                                             "below zero (minor units; default 0); 'none' for no "
                                                             "float limit."),
-    exposure_limit: Optional[int] = typer.Option(None, help="Alert when the partner's outstanding points are "
+    exposure_limit: Optional[str] = typer.Option(None, help="Alert when the partner's outstanding points are "
                                                             "worth more than this (minor units)."),
 ) -> None:
     """Register a partner (contract version 1, optionally its first key); prints JSON."""
@@ -40,6 +40,7 @@ def partners_add(
     if float_overdraft is not None and billing != "prepaid":  # a postpaid partner has no float to overdraw
         fail(f"--float-overdraft is for a prepaid partner (--billing prepaid); this one is {billing}")
     overdraft = _optional_minor(float_overdraft or "0", "--float-overdraft") if billing == "prepaid" else None
+    exposure_limit = None if exposure_limit is None else whole_minor(exposure_limit, "--exposure-limit")
 
     created = network.tx(lambda tx: onboard(tx, name, terms, public_key=key_text, float_overdraft_minor=overdraft,
                                             exposure_limit_minor=exposure_limit))

@@ -39,3 +39,15 @@ def test_digits_are_read_as_before(tmp_path, prepaid):
     limits = json.loads(pointsnet(tmp_path, "partners", "limits", prepaid, "--float-overdraft", "300",
                                   "--exposure-limit", "none", check=True).stdout)
     assert (limits["float_overdraft_minor"], limits["exposure_limit_minor"]) == (300, None)
+
+
+def test_partners_add_reads_its_exposure_limit_from_digits_and_a_huge_amount_is_one_line(tmp_path):
+    assert pointsnet(tmp_path, "db", "upgrade").returncode == 0
+    for typed in ("1_000", " +5 "):
+        refused = pointsnet(tmp_path, "partners", "add", "Shop", "--exposure-limit", typed)
+        assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0, refused.stderr
+    assert "Shop" not in pointsnet(tmp_path, "partners", "list", check=True).stdout
+    huge = pointsnet(tmp_path, "partners", "add", "Shop", "--float-overdraft", "9" * 4301, "--billing", "prepaid")
+    assert huge.returncode == 2 and "Traceback" not in huge.stderr and huge.stderr.strip().count("\n") == 0
+    added = json.loads(pointsnet(tmp_path, "partners", "add", "Shop", "--exposure-limit", "1000", check=True).stdout)
+    assert added["limits"]["exposure_limit_minor"] == 1000
