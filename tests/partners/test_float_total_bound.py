@@ -20,14 +20,25 @@ from tests.factories import make_member, make_partner
 POINTS = 10**12  # the most one earn gives: 10^18 micro-units of float at a point value of 1
 
 
-def test_an_earn_that_would_carry_the_floats_total_past_64_bits_is_refused(network):
+def prepaid_shop(network) -> tuple[str, str]:
+    """A prepaid partner (a point worth 1 minor unit) with its float enforced and topped up twice with the
+    most a top-up may be, and a member."""
     shop = make_partner(network, "Shop", billing="prepaid", point_value="1")
     network.tx(lambda tx: set_limits(tx, shop, float_overdraft_minor=0))
     for n in range(2):
         network.tx(lambda tx: record_topup(tx, shop, MAX_MINOR, f"BANK-{n}"))
-    member = make_member(network, shop)
+    return shop, make_member(network, shop)
+
+
+def big_earns(network, shop: str, member: str) -> None:
+    """Nine earns of the most points: the float's kept total at 9 * 10^18, room for about 2.2 * 10^11 more."""
     for n in range(9):
         network.earn(shop, member, f"big-{n}", points=POINTS)
+
+
+def test_an_earn_that_would_carry_the_floats_total_past_64_bits_is_refused(network):
+    shop, member = prepaid_shop(network)
+    big_earns(network, shop, member)
     with pytest.raises(PointsnetError) as refused:
         network.earn(shop, member, "one-too-many", points=POINTS)
     assert refused.value.code == "float_total_too_large"
@@ -44,13 +55,8 @@ def test_a_float_no_longer_enforced_keeps_its_total_bounded_and_a_quote_says_so(
     earn still adds to: the bound holds for it as well, and a quote refuses what the earn would."""
     from shared.ledger.posting import quote_earn
 
-    shop = make_partner(network, "Shop", billing="prepaid", point_value="1")
-    network.tx(lambda tx: set_limits(tx, shop, float_overdraft_minor=0))
-    for n in range(2):
-        network.tx(lambda tx: record_topup(tx, shop, MAX_MINOR, f"BANK-{n}"))
-    member = make_member(network, shop)
-    for n in range(9):
-        network.earn(shop, member, f"big-{n}", points=POINTS)
+    shop, member = prepaid_shop(network)
+    big_earns(network, shop, member)
     network.tx(lambda tx: set_limits(tx, shop, float_overdraft_minor=None))
     with pytest.raises(PointsnetError) as quoted:
         network.tx(lambda tx: quote_earn(tx, shop, Event("earn", "one-too-many", member, points=POINTS)))
@@ -76,13 +82,8 @@ def test_a_buy_out_that_would_overflow_the_floats_total_stops_keeping_it(network
     from shared.partners.lifecycle import terminate
     from shared.partners.limits import float_status
 
-    shop = make_partner(network, "Shop", billing="prepaid", point_value="1")
-    network.tx(lambda tx: set_limits(tx, shop, float_overdraft_minor=0))
-    for n in range(2):
-        network.tx(lambda tx: record_topup(tx, shop, MAX_MINOR, f"BANK-{n}"))
-    member = make_member(network, shop)
-    for n in range(9):
-        network.earn(shop, member, f"big-{n}", points=POINTS)
+    shop, member = prepaid_shop(network)
+    big_earns(network, shop, member)
     network.tx(lambda tx: add_contract_version(tx, shop, ContractTerms("postpaid", 1)))
     clock.advance(days=1)
     network.earn(shop, member, "postpaid", points=POINTS)
@@ -105,16 +106,11 @@ def test_an_earn_refused_for_the_floats_total_counts_toward_no_limit(network):
     from shared.ledger.posting import quote_earn
     from shared.rules.store import set_rules
 
-    shop = make_partner(network, "Shop", billing="prepaid", point_value="1")
-    network.tx(lambda tx: set_limits(tx, shop, float_overdraft_minor=0))
-    for n in range(2):
-        network.tx(lambda tx: record_topup(tx, shop, MAX_MINOR, f"BANK-{n}"))
-    member = make_member(network, shop)
+    shop, member = prepaid_shop(network)
     room = (MAX_MICRO - 9 * POINTS * 10**6) // 10**6  # the points the float's total has room for after 9 earns
     # the day's cap leaves room for the earn that fits, not for it and the refused one as well
     network.tx(lambda tx: set_rules(tx, shop, f"limits: {{partner_daily_issuance: {9 * POINTS + room + room // 2}}}"))
-    for n in range(9):
-        network.earn(shop, member, f"big-{n}", points=POINTS)
+    big_earns(network, shop, member)
     over = Event("earn", "over", member, points=room + 1)
     for attempt in (lambda: network.tx(lambda tx: quote_earn(tx, shop, over)),
                     lambda: network.earn(shop, member, "over", points=room + 1)):
