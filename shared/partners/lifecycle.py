@@ -31,8 +31,8 @@ from shared.ledger.cycles import enter_open_cycle
 from shared.ledger.journal import Journal
 from shared.ledger.rules import NETWORK, Line
 from shared.ledger.state import lock_members
-from shared.models import Contract, Hold, HoldLot, Lot, Partner, PartnerLimits, Termination
-from shared.money import MAX_MICRO, apply_rate_ppm
+from shared.models import Contract, Hold, HoldLot, Lot, Partner, Termination
+from shared.money import apply_rate_ppm
 from shared.partners.contracts import lock_partner, require_partner
 from shared.webhooks.outbox import TERMINATED, cancel_member_events
 
@@ -230,25 +230,12 @@ def _buy_out(tx: Tx, partner_id: str, rate_ppm: int) -> tuple[int, str | None]:
             funding += amount
     entry["result"] = {"entry_id": entry["id"], "kind": "adjustment", "buy_out_points": total,
                        "rate_ppm": rate_ppm, "lots": len(lots)}
-    _stop_keeping_a_float_total_it_would_overflow(tx, partner_id, funding)
+    from shared.partners.limits import stop_keeping_a_float_total_it_would_overflow  # limits imports this module
+
+    stop_keeping_a_float_total_it_would_overflow(tx, partner_id, funding)
     journal.flush()
     tx.session.execute(update(Lot).where(Lot.id.in_([lot.id for lot in lots])).values(bought_out_at=tx.now))
     return total, entry["id"]
-
-
-def _stop_keeping_a_float_total_it_would_overflow(tx: Tx, partner_id: str, adding_micro: int) -> None:
-    """A buy-out (never refused) whose prepaid funding would carry the float's kept total past MAX_MICRO
-    (its 64-bit column, which every prepaid_funding line of the partner adds to): the total is no longer
-    kept (NULL), so nothing adds to it; every reader then sums the partner's lines exactly instead, as
-    for a float never enforced (``limits._balance_micro``, ``float_draws``, ``verify``)."""
-    if adding_micro <= 0:
-        return
-    row = tx.session.execute(select(PartnerLimits).where(PartnerLimits.partner_id == partner_id)
-                             .with_for_update() if tx.is_postgres else
-                             select(PartnerLimits).where(PartnerLimits.partner_id == partner_id)).scalar_one_or_none()
-    if row is not None and row.float_drawn_micro is not None and int(row.float_drawn_micro) + adding_micro > MAX_MICRO:
-        row.float_drawn_micro = None
-        tx.session.flush()
 
 
 def _lock_holders(tx: Tx, partner_id: str) -> dict:

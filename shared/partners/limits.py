@@ -139,6 +139,19 @@ def _limits(tx: Tx, partner_id: str, *, lock: bool = False) -> PartnerLimits | N
     return tx.session.execute(query).scalar_one_or_none()
 
 
+def stop_keeping_a_float_total_it_would_overflow(tx: Tx, partner_id: str, adding_micro: int) -> None:
+    """A buy-out (never refused) whose prepaid funding would carry the float's kept total past MAX_MICRO
+    (its 64-bit column, which every prepaid_funding line of the partner adds to): the total is no longer
+    kept (NULL), so nothing adds to it; every reader then sums the partner's lines exactly instead, as
+    for a float never enforced (``_balance_micro``, ``float_draws``, ``verify``)."""
+    if adding_micro <= 0:
+        return
+    row = _limits(tx, partner_id, lock=True)
+    if row is not None and row.float_drawn_micro is not None and int(row.float_drawn_micro) + adding_micro > MAX_MICRO:
+        row.float_drawn_micro = None
+        tx.session.flush()
+
+
 def set_limits(tx: Tx, partner_id: str, **changes: int | None) -> dict:
     """Set some of ``float_overdraft_minor``, ``exposure_limit_minor``, ``exposure_warn_ppm``."""
     require_partner(tx, partner_id)
