@@ -3,16 +3,14 @@ after a campaign's edges: the largest window the network ever posted under, not 
 now. An earn posted 6½ days after the campaign's last day but made on it (allowed when the window
 was 7 days) still counts during the campaign after the window is cut to 3 days."""
 
-import json
 from datetime import date, datetime, timezone
 
 import pytest
 
 from shared.reports.partner import partner_report
 from shared.reports.period import Period
-from shared.rules.store import set_rules
 from tests.db.test_migrations import _migrate
-from tests.factories import make_member, make_partner
+from tests.reports.test_campaign_windows import double_days
 
 
 @pytest.mark.parametrize("recorded_at_start", [True, False])
@@ -24,12 +22,7 @@ def test_an_earn_posted_under_a_larger_window_counts_during_the_campaign(network
     settings.occurred_at_window_hours = 168
     if recorded_at_start:
         network.pin_cycle_settings()
-    clock.set(datetime(2026, 11, 17, 16, 30, tzinfo=timezone.utc))  # 00:30 on 18 November in Shanghai
-    shop = make_partner(network, "Shop")
-    member = make_member(network, shop)
-    rules = {"campaigns": [{"id": "double", "name": "Double days", "starts_on": "2026-11-18",
-                            "ends_on": "2026-11-20", "multiplier": "2"}]}
-    network.tx(lambda tx: set_rules(tx, shop, json.dumps(rules)))
+    shop, member = double_days(network, clock)
     clock.set(datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
     network.earn(shop, member, "during", amount=10000)
     clock.set(datetime(2026, 11, 27, 0, 0, tzinfo=timezone.utc))  # 08:00 on the 27th

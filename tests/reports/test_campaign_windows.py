@@ -13,6 +13,18 @@ from shared.rules.store import set_rules
 from tests.factories import make_member, make_partner
 
 
+def double_days(network, clock) -> tuple[str, str]:
+    """At 00:30 on 18 November in Shanghai: a shop whose rules double points from the 18th to the 20th, and
+    a member."""
+    clock.set(datetime(2026, 11, 17, 16, 30, tzinfo=timezone.utc))
+    shop = make_partner(network, "Shop")
+    member = make_member(network, shop)
+    rules = {"campaigns": [{"id": "double", "name": "Double days", "starts_on": "2026-11-18",
+                            "ends_on": "2026-11-20", "multiplier": "2"}]}
+    network.tx(lambda tx: set_rules(tx, shop, json.dumps(rules)))
+    return shop, member
+
+
 @pytest.mark.parametrize("starts_on, ends_on, during, before", [  # during: up to the period's end, 2026-11-21
     ("2026-11-01", "9999-12-31", ("2026-11-01", "2026-11-21"), ("2026-10-11", "2026-10-31")),
     ("0001-01-01", "2026-12-31", ("2000-01-01", "2026-11-21"), ("2000-01-01", "1999-12-31")),  # nothing before
@@ -45,12 +57,7 @@ def test_the_campaign_windows_count_earns_by_when_they_occurred(network, clock):
     earn posted the day after the campaign ended but made on its last day (the campaign gave it its
     points) counts during the campaign; one posted on its first day but made the evening before (no
     campaign points) counts before it. Read from the roll-ups or live, the figures agree."""
-    clock.set(datetime(2026, 11, 17, 16, 30, tzinfo=timezone.utc))  # 00:30 on 18 November in Shanghai
-    shop = make_partner(network, "Shop")
-    member = make_member(network, shop)
-    rules = {"campaigns": [{"id": "double", "name": "Double days", "starts_on": "2026-11-18",
-                            "ends_on": "2026-11-20", "multiplier": "2"}]}
-    network.tx(lambda tx: set_rules(tx, shop, json.dumps(rules)))
+    shop, member = double_days(network, clock)
     early = network.earn(shop, member, "early", amount=10000,
                          occurred_at=datetime(2026, 11, 17, 15, 0, tzinfo=timezone.utc))  # 23:00 on the 17th
     assert [line["rule"] for line in early["breakdown"]] == ["base_rate"]
@@ -80,12 +87,7 @@ def test_a_closed_periods_campaigns_are_the_same_whenever_the_report_is_made(net
     """A report of closed cycles is the same whenever it is made (docs/reports.md), campaigns included:
     an earn posted after the period's end for a purchase made in it, awards given after it, and a rules
     version saved after it that reuses the campaign's id for other dates count in later periods only."""
-    clock.set(datetime(2026, 11, 17, 16, 30, tzinfo=timezone.utc))  # 00:30 on 18 November in Shanghai
-    shop = make_partner(network, "Shop")
-    member = make_member(network, shop)
-    rules = {"campaigns": [{"id": "double", "name": "Double days", "starts_on": "2026-11-18",
-                            "ends_on": "2026-11-20", "multiplier": "2"}]}
-    network.tx(lambda tx: set_rules(tx, shop, json.dumps(rules)))
+    shop, member = double_days(network, clock)
     network.earn(shop, member, "before", amount=10000,
                  occurred_at=datetime(2026, 11, 17, 15, 0, tzinfo=timezone.utc))  # 23:00 on the 17th
     clock.set(datetime(2026, 11, 19, 2, 0, tzinfo=timezone.utc))
@@ -127,12 +129,7 @@ def test_a_campaign_ending_on_a_periods_last_day_shows_its_late_earns_in_the_nex
     """A purchase on a campaign's last day sent the next morning gets the campaign's points in the next
     cycle: the reports of the periods after the campaign list it (as it stood at their end) while such
     late earns may still arrive, so that no report leaves them out."""
-    clock.set(datetime(2026, 11, 17, 16, 30, tzinfo=timezone.utc))  # 00:30 on 18 November in Shanghai
-    shop = make_partner(network, "Shop")
-    member = make_member(network, shop)
-    rules = {"campaigns": [{"id": "double", "name": "Double days", "starts_on": "2026-11-18",
-                            "ends_on": "2026-11-20", "multiplier": "2"}]}
-    network.tx(lambda tx: set_rules(tx, shop, json.dumps(rules)))
+    shop, member = double_days(network, clock)
     clock.set(datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
     network.earn(shop, member, "on-the-20th", amount=10000)
     clock.set(datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc))
