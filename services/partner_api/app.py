@@ -142,7 +142,7 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
                             headers=getattr(error, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         unreadable = [item for item in error.errors() if item.get("type") == "json_invalid"]
         if unreadable:  # the body is not JSON at all (truncated, a stray comma): nothing to validate
             where = unreadable[0].get("loc", ())[1:]
@@ -156,6 +156,17 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
             return JSONResponse(refusal.to_problem(), status_code=refusal.status, media_type=PROBLEM)
         details = [{"field": ".".join(str(part) for part in item.get("loc", ())[1:]) or "body",
                     "message": item.get("msg", "")} for item in error.errors()]
+        body_refused = any(tuple(item.get("loc", ()))[:1] == ("body",) for item in error.errors())
+        sent_a_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+        if body_refused and sent_a_body and not _declares_json(request.headers.get("content-type")):
+            # FastAPI reads a body as JSON only under a JSON media type: the body arrived as bytes, and
+            # "Input should be a valid dictionary" would not tell a POS (curl -d sends form data) why
+            sent = request.headers.get("content-type")
+            details = [{"field": "body", "message": "a request body is read as JSON only when sent with "
+                        "Content-Type: application/json (this request's is "
+                        + (f"{sent[:100]!r})" if sent else "missing)")}] + [
+                detail for detail, item in zip(details, error.errors())
+                if tuple(item.get("loc", ()))[:1] != ("body",)]
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
         refusal = ValidationFailed(f"the request does not match the API: {summary}", errors=details)
         return JSONResponse(refusal.to_problem(), status_code=422, media_type=PROBLEM)
@@ -188,6 +199,13 @@ def create_app(network: Network, *, on_start: Callable[[], None] | None = None,
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _declares_json(content_type: str | None) -> bool:
+    """Whether a Content-Type is one FastAPI reads a body as JSON under: application/json or application/*+json."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 def warn_without_public_authority(settings) -> None:

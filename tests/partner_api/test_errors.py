@@ -65,3 +65,26 @@ def test_malformed_json_is_a_problem_and_not_stored(shop, member):
     good = shop.call("POST", "/v1/earn", {"member_id": member, "reference": "mj", "points": 5},
                      idempotency_key="MJ-1")
     assert good.status_code == 200, good.text
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_json_body_without_its_content_type_is_refused_naming_the_header(shop, member, network, content_type):
+    """A POS that forgets ``Content-Type: application/json`` (curl's -d sends form data) is told which header
+    to send, not only that the body 'does not match the API' (found by the curl-and-openssl partner review)."""
+    request = shop.build("POST", "/v1/earn", {"member_id": member, "reference": "ct", "points": 5}, sign=False)
+    del request.headers["content-type"]
+    if content_type:
+        request.headers["content-type"] = content_type
+    response = shop.send(shop.sign(request), verify=False)
+    assert_problem(response, 422, "validation_failed")
+    assert "Content-Type: application/json" in response.json()["detail"], response.json()
+    assert response.json()["errors"] == [{"field": "body", "message": response.json()["errors"][0]["message"]}]
+    assert "Content-Type" in response.json()["errors"][0]["message"]
+    shop.verify(response)
+    assert entry_count(network) == 0
+
+
+def test_a_bad_query_without_a_body_is_not_blamed_on_the_content_type(shop):
+    response = shop.call("GET", "/v1/transactions", params={"limit": "many"}, verify=False)
+    assert_problem(response, 422, "validation_failed")
+    assert "Content-Type" not in response.text and response.json()["errors"][0]["field"] == "limit"
