@@ -15,7 +15,8 @@ from functools import lru_cache
 import http_sf
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from http_message_signatures import HTTPMessageVerifier, InvalidSignature, MappingKeyResolver, algorithms
+from http_message_signatures import (HTTPMessageVerifier, HTTPSignatureComponentResolver, InvalidSignature,
+                                     MappingKeyResolver, algorithms)
 from services.partner_api import errors
 from shared.network import Network
 from shared.partners.keys import ResolvedKey, remember_nonce, resolve_key
@@ -158,9 +159,23 @@ def _verify_signature(request: SignedRequest, key: ResolvedKey, label: str) -> N
     try:
         verifier.verify(request, max_age=None, expect_tag=REQUEST_TAG, expect_label=label)
     except InvalidSignature as exc:
-        raise errors.SignatureInvalid(f"signature {label!r} does not verify") from exc
+        read = network_read(request)
+        raise errors.SignatureInvalid(
+            f"signature {label!r} does not verify over the request as the network read it ("
+            + ", ".join(f"{name} {value!r}" for name, value in read.items())
+            + "): where your signature base has other values, a proxy or your client changed the request "
+              "after signing; where it has these, the key or the base's other lines differ", network_read=read) from exc
     except Exception as exc:  # a covered component the message lacks, an unparsable field, ...
         raise errors.SignatureInvalid(f"signature {label!r} cannot be verified: {exc}") from exc
+
+
+def network_read(request: SignedRequest) -> dict[str, str]:
+    """The derived components of the profile as the network resolved them for a request whose signature did
+    not verify: the lines of a partner's signature base that a proxy or a client library most often changes
+    (a Host rewritten, a path prefix, a re-encoded query). Nothing in them is not the request's own."""
+    resolver = HTTPSignatureComponentResolver(request)
+    return {"@method": resolver.get_method(), "@authority": resolver.get_authority(),
+            "@path": resolver.get_path(), "@query": resolver.get_query()}
 
 
 def check_digest(header: str | None, body: bytes) -> None:

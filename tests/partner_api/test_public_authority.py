@@ -122,3 +122,20 @@ def test_an_api_process_without_a_public_authority_warns_once(database_url, tmp_
 
 def test_an_api_process_with_a_public_authority_does_not_warn(database_url, tmp_path, monkeypatch, caplog):
     assert _started_api(database_url, tmp_path, monkeypatch, caplog, "points.example.com") == []
+
+
+def test_a_signature_that_does_not_verify_says_what_the_network_read(make_network, serve):
+    """A partner whose proxy rewrote the Host is told the @authority the network checked, beside the other
+    derived components, so it can compare them with its own signature base (carried from the last note:
+    signature_invalid gave no hint)."""
+    network = make_network(public_authority="points.example.com")
+    partner = Partner(network, serve(network))
+    try:
+        refused = partner.send(signed_for(partner, "https://staging.example.com", "/v1/transactions?limit=2"),
+                               verify=False)
+        problem = assert_problem(refused, 401, "signature_invalid")
+        assert problem["network_read"] == {"@method": "GET", "@authority": "points.example.com",
+                                           "@path": "/v1/transactions", "@query": "?limit=2"}
+        assert "'points.example.com'" in problem["detail"] and "staging" not in problem["detail"]
+    finally:
+        partner.close()
