@@ -329,10 +329,11 @@ def verify(tx: Tx, *, limit_per_check: int = 100, public_key: Ed25519PublicKey |
     offences = [offence for name in CHECKS for offence in found[name]]
     proven = partial(proof.holds, tx, results[:len(tree_jobs)]) if proof else None
     offences.extend(Offence(*finding) for finding in audit(tx, public_key, limit=limit, proven=proven))
-    from shared.settlement.runs import missing_directories  # settlement builds on the ledger: imported late
+    from shared.settlement.runs import directories_ahead, missing_directories  # settlement builds on the ledger
     from shared.settlement.signed_manifests import manifest_offences
 
     offences.extend(Offence(*finding) for finding in missing_directories(tx, limit))
+    offences.extend(Offence(*finding) for finding in directories_ahead(tx, limit))
     offences.extend(Offence(*finding) for finding in manifest_offences(tx, public_key, limit))
     return VerifyReport(results[-1], offences)
 

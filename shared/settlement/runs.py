@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import String, func, insert, literal, select, text, union_all
 from sqlalchemy.orm import aliased
 
+from shared.alerts import raise_alert
 from shared.db.database import Tx
 from shared.db.types import new_id
 from shared.errors import Conflict, NotFound
@@ -53,6 +54,10 @@ class UnknownCycle(NotFound):
 
 class SettlementDirectoryMissing(Conflict):
     code, title = "settlement_directory_missing", "The settled cycle's directory is missing"
+
+
+class SettlementDirectoryAhead(Conflict):
+    code, title = "settlement_directory_ahead", "The cycle's directory holds files the ledger did not settle"
 
 
 def load_lines(tx: Tx, cycle: date) -> list[LineRecord]:
@@ -190,9 +195,34 @@ def write_cycle_files(tx: Tx, cycle: date, pay_on: date, target: Path, key: Ed25
                               cutoff=cutoff_of(cycle, tx.settings),
                               payment_date=pay_on, ledger_position=ledger_position(tx, cycle, keep=True),
                               checkpoint=cutoff_checkpoint(tx, cycle, key), meanwhile=meanwhile)
+        refuse_a_directory_ahead(tx, cycle, target, written.manifest)
         write_synced(staging / "manifest.json", written.manifest)
         write_synced(staging / "manifest.json.sig", sign_manifest(written.manifest, key))
     return written
+
+
+def refuse_a_directory_ahead(tx: Tx, cycle: date, target: Path, manifest: bytes) -> None:
+    """Settling a cycle the database has not settled, where its directory is already there: only an earlier
+    attempt of this very settlement (files renamed into place, then its unit did not commit) may be
+    replaced, and it wrote the same manifest byte for byte. Any other directory was settled by a ledger
+    this database is behind, a database restored from an older backup: partners may hold its signed
+    files, so nothing is replaced and nothing is settled until an operator has compared them
+    (docs/operations.md, "Restoring")."""
+    if missing(target):
+        return
+    try:
+        there = (target / "manifest.json").read_bytes()
+    except OSError:
+        there = None
+    if there == manifest:
+        return
+    raise_alert(tx, "settlement_directory_ahead", cycle_date=cycle.isoformat(), directory=str(target))
+    raise SettlementDirectoryAhead(
+        f"cycle {cycle} is not settled in the database, but {target} holds "
+        + ("a settlement the ledger does not give again" if there is not None else "files without a manifest")
+        + ": the database is behind the settlement files (restored from an older backup?). Nothing was "
+          "settled or replaced; check the directory with `pointsnet reconcile` and see docs/operations.md, "
+          "\"Restoring\", before moving it aside")
 
 
 def _settled_or_ready(tx: Tx, cycle: date, ignore_grace: bool) -> SettlementRun | None:
@@ -299,6 +329,30 @@ def missing_directories(tx: Tx, limit: int = 100) -> list[tuple[str, str, str]]:
             if len(found) >= limit:
                 break
     return found
+
+
+def directories_ahead(tx: Tx, limit: int = 100) -> list[tuple[str, str, str]]:
+    """``pointsnet verify``: the cycle directories in the data directory's ``settlements/`` whose cycle the
+    database has not settled, as (check, cycle date, detail), at most ``limit``: a database restored
+    from a backup older than the files partners already fetched (``refuse_a_directory_ahead``)."""
+    root = tx.settings.data_dir / "settlements"
+    if missing(root):
+        return []
+    named = {}
+    for path in root.iterdir():  # staging (hidden) and other names are not cycles
+        try:
+            named[date.fromisoformat(path.name)] = path
+        except ValueError:
+            continue
+    if not named:
+        return []
+    settled = set(tx.session.execute(select(SettlementRun.cycle_date).where(
+        SettlementRun.cycle_date.in_(sorted(named)))).scalars())
+    return [("settlement_directory_ahead", cycle.isoformat(),
+             f"{named[cycle]} is there but the database has not settled the cycle: a settlement that failed "
+             f"after writing its files (its next run puts the same files there), or a database behind the "
+             f"settlement files (restored from an older backup?): see docs/operations.md, \"Restoring\"")
+            for cycle in sorted(named) if cycle not in settled and named[cycle].is_dir()][:limit]
 
 
 def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: bool = True) -> dict:
