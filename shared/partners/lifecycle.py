@@ -21,7 +21,7 @@ keep it square (``Posting._not_bought_out_with``, ``Posting._fund_bought_out``,
 
 from __future__ import annotations
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import BigInteger, and_, case, cast, exists, func, or_, select, update
 
 from shared.db.advisory import lock_until_commit
 from shared.db.database import Tx
@@ -188,7 +188,8 @@ def redeemable(now):
     timeout: a hold past its timeout that no job has released yet cannot be captured, but a unit that
     began before its timeout may still capture it, so its points are counted too (released, they
     expire: see ``_buy_out``)."""
-    return case((Lot.expires_at > now, Lot.remaining), else_=_held_by_others())
+    # an integer on PostgreSQL too, where the CASE of a BIGINT and a SUM would be a NUMERIC (a Decimal)
+    return cast(case((Lot.expires_at > now, Lot.remaining), else_=_held_by_others()), BigInteger)
 
 
 def _outstanding(tx: Tx, partner_id: str) -> int:
