@@ -193,3 +193,21 @@ def test_a_late_payment_says_overdue_in_words_not_only_in_red(client_as, network
     clock.set(datetime.combine(row.payment_date + timedelta(days=2), time(4), tzinfo=timezone.utc))
     late = client_as("finance").get(PAGE).text.split(f'<tr data-party="{coffee}"', 1)[1].split("</tr>", 1)[0]
     assert 'data-testid="overdue">Overdue<' in late, late
+
+
+def test_a_partners_statements_say_overdue_too(client_as, network, clock, settled):
+    """docs/dashboard.md: a party's payment past its date says "Overdue" in words beside its status; the
+    party's statements page (also a partner viewer's My partner) said only "to receive" (found by the
+    finance month-end review)."""
+    coffee = settled["coffee"]
+    row = network.tx(lambda tx: tx.session.get(Settlement, (CYCLE, coffee)), readonly=True)
+
+    def statement_row(role: str, path: str) -> str:
+        return client_as(role).get(f"{BASE}{path}").text.split(f'data-cycle="{CYCLE}"', 1)[1].split("</tr>", 1)[0]
+
+    assert 'data-testid="overdue"' not in statement_row("finance", f"/settlement/parties/{coffee}")
+    clock.set(datetime.combine(row.payment_date + timedelta(days=2), time(4), tzinfo=timezone.utc))
+    assert 'data-testid="overdue">Overdue<' in statement_row("finance", f"/settlement/parties/{coffee}")
+    assert 'data-testid="overdue">Overdue<' in statement_row("viewer", "/my-partner")
+    network.tx(lambda tx: record_payment(tx, CYCLE, coffee, "CLI-9"))
+    assert 'data-testid="overdue"' not in statement_row("finance", f"/settlement/parties/{coffee}")

@@ -88,7 +88,7 @@ def statements_page(request: Request, partner_id: str, paged: Paging):
     today = _today(network)
     return page(request, "partner_statements.html", partner_id=partner_id, partner_name=name,
                 statements=page_of(rows, total, paged), first=(today - timedelta(days=29)).isoformat(),
-                last=today.isoformat(), statement_file=statement_name(partner_id))
+                last=today.isoformat(), statement_file=statement_name(partner_id), today=today)
 
 
 @router.get("/settlement/{cycle}")
