@@ -334,6 +334,9 @@ def verify(tx: Tx, *, limit_per_check: int = 100, public_key: Ed25519PublicKey |
 
     offences.extend(Offence(*finding) for finding in missing_directories(tx, limit))
     offences.extend(Offence(*finding) for finding in directories_ahead(tx, limit))
+    from shared.reports.delivery import sets_ahead
+
+    offences.extend(Offence(*finding) for finding in sets_ahead(tx, limit))
     offences.extend(Offence(*finding) for finding in manifest_offences(tx, public_key, limit))
     return VerifyReport(results[-1], offences)
 

@@ -103,6 +103,42 @@ def publishing(network: Network) -> Iterator[None]:
         yield
 
 
+def _last_day_of(name: str) -> date:
+    """A monthly set's name, ``YYYY-MM``, as the month's last day (ValueError for any other name)."""
+    year, month = name.split("-")
+    return Period.month(int(year), int(month)).last
+
+
+def sets_ahead(tx, limit: int = 100) -> list[tuple[str, str, str]]:
+    """``pointsnet verify``: the published report sets (those with an index) of periods the database has
+    not settled, as (check, period, detail), at most ``limit``: a cycle's set whose cycle has no
+    settlement, a month's whose last day has none (a month is published once all of it is settled). A
+    database restored from a backup older than the data directory: the sets hold figures of a ledger
+    it is behind, and publishing skips a period whose set is there."""
+    root = tx.settings.data_dir / "reports"
+    found = []
+    for kind, parse in (("cycles", date.fromisoformat), ("monthly", _last_day_of)):
+        try:
+            names = sorted(path.name for path in (root / kind).iterdir() if (path / INDEX).exists())
+        except OSError:  # no such directory: nothing published
+            continue
+        days = {}
+        for name in names:
+            try:
+                days[name] = parse(name)
+            except ValueError:
+                continue
+        if not days:
+            continue
+        settled = set(tx.session.execute(select(SettlementRun.cycle_date).where(
+            SettlementRun.cycle_date.in_(sorted(set(days.values()))))).scalars())
+        found += [("report_set_ahead", name, f"{root / kind / name} is published but the database has not "
+                   f"settled {'the cycle' if kind == 'cycles' else 'the month'}: a database behind the data "
+                   f"directory (restored from an older backup?): see docs/operations.md, \"Restoring\"")
+                  for name, day in days.items() if day not in settled]
+    return found[:limit]
+
+
 def publish_due(network: Network, *, limit: int | None = 10) -> dict:
     """Write the report sets not written yet: each settled cycle's, and each month's once it is over
     and all of its cycles are settled; at most ``limit`` sets per call (oldest first), so a job

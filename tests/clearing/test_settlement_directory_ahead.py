@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from shared.models import Alert, SettlementRun
 from shared.network import Network
+from shared.reports.delivery import publish_due
 from shared.ledger.verify import verify
 from shared.settlement.runs import SettlementDirectoryAhead
 from tests.cli.inprocess import pointsnet
@@ -48,8 +49,10 @@ def test_a_database_behind_its_settlement_files_settles_nothing_and_keeps_them(n
     network.earn(coffee, member, "e2", points=777)  # acknowledged to the partner after the backup
     clock.advance(days=1)
     network.settle(CYCLE)
+    publish_due(network)
     directory = settings.data_dir / "settlements" / CYCLE.isoformat()
     published = files_of(directory)
+    report_set = files_of(settings.data_dir / "reports" / "cycles" / CYCLE.isoformat())
 
     network.close()
     copy_database(backup, path)  # the operator restores the older backup; the data directory stays
@@ -66,7 +69,10 @@ def test_a_database_behind_its_settlement_files_settles_nothing_and_keeps_them(n
             select(Alert.kind, Alert.count).where(Alert.kind == "settlement_directory_ahead")).all(), readonly=True)
         assert alerts == [("settlement_directory_ahead", 2)]
         report = restored.tx(verify, readonly=True)
-        assert [(o.check, o.subject) for o in report.offences] == [("settlement_directory_ahead", "2026-11-20")]
+        assert [(o.check, o.subject) for o in report.offences] == [("settlement_directory_ahead", "2026-11-20"),
+                                                                   ("report_set_ahead", "2026-11-20")]
+        publish_due(restored)
+        assert files_of(settings.data_dir / "reports" / "cycles" / CYCLE.isoformat()) == report_set
     finally:
         restored.close()
 
@@ -112,3 +118,18 @@ def test_a_directory_without_a_manifest_is_not_replaced(network, clock, settings
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("error: settlement_directory_ahead: cycle 2026-11-20 is not settled"), done.stderr
     assert files_of(directory) == {"notes.txt": b"an operator's own file"}
+
+
+def test_verify_names_the_report_sets_of_periods_the_database_has_not_settled(network, clock, settings):
+    coffee = make_partner(network, "CoffeeCo", **POSTPAID)
+    network.earn(coffee, make_member(network, coffee), "e1", points=500)
+    clock.advance(days=1)
+    network.settle(CYCLE)
+    reports = settings.data_dir / "reports"
+    for name in ("cycles/2026-11-20", "cycles/2026-11-21", "monthly/2026-11", "monthly/notes", "cycles/.staged-x"):
+        (reports / name).mkdir(parents=True)
+        (reports / name / "index.json").write_text("{}")
+    (reports / "cycles" / "2026-11-19").mkdir()  # no index: not a published set
+    report = network.tx(verify, readonly=True)
+    assert [(o.check, o.subject) for o in report.offences] == [("report_set_ahead", "2026-11-21"),
+                                                               ("report_set_ahead", "2026-11")]
