@@ -57,7 +57,7 @@ def write_set(network: Network, period: Period, target: Path) -> list[str]:
         for stem, report in reports:
             for fmt in FORMATS:
                 content = render(report, fmt, locale).encode("utf-8")
-                (staging / f"{stem}.{fmt}").write_bytes(content)
+                write_synced(staging / f"{stem}.{fmt}", content)  # on disk before the index says it is whole
                 files[f"{stem}.{fmt}"] = hashlib.sha256(content).hexdigest()
         index = {"period": period.json(), "locale": locale,
                  "files": [{"name": name, "sha256": digest} for name, digest in sorted(files.items())]}
