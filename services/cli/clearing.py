@@ -32,7 +32,8 @@ def _cycle(text: str):
 @clearing_app.command("run")
 def clearing_run(cycle: str = typer.Option(..., help="The cycle (business day) to settle, YYYY-MM-DD.")) -> None:
     """Close and settle one cycle by hand; for a settled cycle, change nothing and say so (only a
-    settled cycle's missing directory is written again, byte for byte as its run wrote it)."""
+    settled cycle's missing directory, or one that lost a file, is written again, byte for byte as its run
+    wrote it)."""
     try:
         result = _signing_network().settle(_cycle(cycle))
     except OSError as exc:  # the files' directory (the data directory's settlements/) cannot be written
@@ -40,7 +41,8 @@ def clearing_run(cycle: str = typer.Option(..., help="The cycle (business day) t
         fail(f"cycle {cycle}'s settlement files cannot be written in {exc.filename or 'the data directory'}: "
              f"{exc.strerror or exc} (POINTSNET_DATA_DIR); nothing was settled", TROUBLE)
     if result.get("rewritten"):
-        err.print(f"cycle {cycle} was already settled; its directory was missing and has been written again "
+        err.print(f"cycle {cycle} was already settled; its directory was missing or had lost a file, and has been "
+                  f"written again "
                   f"from the ledger, byte for byte as its run wrote it", highlight=False, soft_wrap=True)
     elif result["already_settled"]:
         err.print(f"cycle {cycle} was already settled; nothing changed")

@@ -564,6 +564,8 @@ def _statement_file(request: Request, cycle: str) -> tuple[dict, bytes]:
     directory = Path(directory)
     # settled, the file lost: the operators write it again; the cycle is listed
     if not (directory / statement_name(partner_id)).exists():
+        _unverified_statement(network, partner_id, day, directory, FileNotFoundError(
+            2, "the statement file is missing", str(directory / statement_name(partner_id))))
         raise StatementUnavailable(f"cycle {cycle} is settled, but its statement file is not available now; "
                                    "the network's operators are told by `pointsnet verify`: ask again later")
     try:

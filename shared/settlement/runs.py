@@ -311,6 +311,21 @@ def rewrite_cycle_files(tx: Tx, run: SettlementRun, key: Ed25519PrivateKey) -> P
     return target
 
 
+def _files_lost(directory: Path) -> bool:
+    """A settled cycle's directory that lost a file: its manifest, or a file the manifest lists (the
+    directory is then written again whole, once recomputing it gives the manifest its run wrote)."""
+    from shared.settlement.reconcile import MANIFEST, read_manifest
+    from shared.settlement.signed_manifests import listed_files_missing
+
+    try:
+        manifest, _unreadable = read_manifest((directory / MANIFEST).read_bytes())
+    except FileNotFoundError:
+        return True
+    except OSError:  # there but unreadable: reconcile names it; nothing is replaced on a guess
+        return False
+    return manifest is not None and bool(listed_files_missing(directory, manifest))
+
+
 def missing_directories(tx: Tx, limit: int = 100) -> list[tuple[str, str, str]]:
     """``pointsnet verify``: the network's settled cycles (``of_the_network``) whose directory is not in
     the data directory, as (check, cycle date, detail), at most ``limit``. Only on a host that keeps the
@@ -361,7 +376,7 @@ def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: b
     done = _settled_or_ready(tx, cycle, ignore_grace)
     if done is not None:
         target, rewritten = run_directory(tx, cycle), False
-        if missing(target):
+        if missing(target) or _files_lost(target):
             rewrite_cycle_files(tx, done, key)
             rewritten = True
         return {"cycle_date": cycle.isoformat(), "run_id": done.run_id, "directory": str(target),

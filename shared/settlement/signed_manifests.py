@@ -14,7 +14,9 @@ Named findings (check, cycle date, detail):
   that is none of the network's stored checkpoints (same size, root and signed note);
 * ``settlement_manifest_replaced`` — the manifest is not the one the cycle's settlement run wrote (its
   SHA-256, kept with the run, differs): another cycle's genuine manifest, for example, with its
-  signature, put in its place.
+  signature, put in its place;
+* ``settlement_file_missing`` — a file the manifest lists is not in the directory (a statement deleted:
+  the partner API answers 503 for it); ``pointsnet clearing run --cycle D`` writes the directory again.
 """
 
 from __future__ import annotations
@@ -77,7 +79,21 @@ def _cycle_findings(tx: Tx, directory: Path, keys: dict[str, Ed25519PublicKey],
         problem = _checkpoint_problem(tx, manifest)
         if problem:
             found.append(("settlement_manifest_checkpoint", problem))
+        lost = listed_files_missing(directory, manifest)
+        if lost:
+            found.append(("settlement_file_missing", f"{', '.join(lost[:5])}{' …' if len(lost) > 5 else ''} "
+                          f"listed in {MANIFEST} {'is' if len(lost) == 1 else 'are'} not in {directory}: `pointsnet "
+                          f"clearing run --cycle {directory.name}` writes the directory again"))
     return found
+
+
+def listed_files_missing(directory: Path, manifest: dict) -> list[str]:
+    """The plain file names the manifest lists that are not files of ``directory`` (a stat each; their
+    digests are ``pointsnet reconcile``'s check). Names that are not plain names are reconcile's findings."""
+    files = manifest.get("files")
+    names = [entry.get("name") for entry in files if isinstance(entry, dict)] if isinstance(files, list) else []
+    return [name for name in names if isinstance(name, str) and name and "/" not in name and name not in (".", "..")
+            and "\0" not in name and not (directory / name).is_file()]
 
 
 def _checkpoint_problem(tx: Tx, manifest: dict) -> str | None:

@@ -96,3 +96,29 @@ def test_a_statement_whose_manifest_is_missing_is_refused(network, clock, shop, 
     (settlement_dir(network.settings.data_dir, cycle) / "manifest.json.sig").unlink()
     refused(shop, cycle)
     refused(other, cycle)  # every statement of the cycle: the manifest vouches for none now
+
+
+def test_a_deleted_statement_is_told_to_the_operators_named_by_verify_and_written_again(network, clock, shop, api,
+                                                                                      caplog):
+    """Found by the file-system faults review: a statement deleted from its cycle's directory answered 503
+    for ever, with no alert, no log line, nothing from ``verify``, and ``clearing run --cycle D`` said
+    'nothing changed'. Now the operators are told, verify names the file, and the run writes it again."""
+    from shared.ledger.verify import verify
+
+    other = Partner(network, api)
+    [cycle] = settled_days(network, clock, shop, other, 1)
+    directory = settlement_dir(network.settings.data_dir, cycle)
+    served, before = shop.ok("GET", paths(cycle)[0]), {p.name: p.read_bytes() for p in directory.iterdir()}
+    (directory / f"statement-{shop.partner_id}.csv").unlink()
+    with caplog.at_level(logging.ERROR, logger="services.partner_api.routes"):
+        refused(shop, cycle)
+    assert any("is not served" in r.getMessage() and "missing" in r.getMessage() for r in caplog.records), caplog.text
+    [alert] = alerted(network, shop.partner_id)
+    assert "FileNotFoundError" in alert["detail"]["problem"], alert
+    key = network.signing_key.public_key()
+    findings = [(o.check, o.subject) for o in network.tx(lambda tx: verify(tx, public_key=key), readonly=True).offences]
+    assert findings == [("settlement_file_missing", cycle.isoformat())], findings
+    assert network.settle(cycle)["rewritten"] is True
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == before
+    assert shop.ok("GET", paths(cycle)[0]) == served
+    assert network.tx(lambda tx: verify(tx, public_key=key), readonly=True).ok
