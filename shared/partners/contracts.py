@@ -13,7 +13,7 @@ from shared.db.types import new_id
 from shared.errors import ContractNotAtBoundary, UnknownPartner, ValidationFailed
 from shared.ledger.cycles import cycle_date_for, cycle_end
 from shared.ledger.rules import Terms
-from shared.models import Account, Contract, Partner
+from shared.models import Account, Contract, Cycle, Partner
 from shared.money import MAX_MICRO, MICRO, MoneyError, rate_to_ppm, to_decimal, to_micro
 from shared.partners.names import MAX_NAME, name_key
 from shared.rules.document import MAX_RATE
@@ -139,26 +139,41 @@ def refuse_beyond_horizon(effective_from: date | None, today: date, what: str = 
 def first_effective_date(tx: Tx) -> date:
     """The first cycle a contract version added now may take effect from: the one after the cycle that
     will be open CONTRACT_NOTICE from now (usually tomorrow; the day after within the notice of a
-    cut-off). The dashboard's form suggests it."""
-    return cycle_date_for(tx.now + CONTRACT_NOTICE, tx.settings) + timedelta(days=1)
+    cut-off), and after every cycle the ledger has begun (``begun_cycle``). The dashboard's form
+    suggests it."""
+    first = cycle_date_for(tx.now + CONTRACT_NOTICE, tx.settings) + timedelta(days=1)
+    begun = begun_cycle(tx)
+    return first if begun is None or begun < first else begun + timedelta(days=1)
+
+
+def begun_cycle(tx: Tx) -> date | None:
+    """The latest cycle an entry has entered, by whichever host's clock: a host whose clock is behind the
+    others' (two hours slow, say) must not take a cycle they have posted into for one not begun yet."""
+    return tx.session.scalar(select(func.max(Cycle.cycle_date)))
 
 
 def contract_version_date(tx: Tx, partner_id: str, effective_from: date | None = None) -> date:
     """The date a new version of the partner's contract would take effect from, now: ``effective_from``
     or by default the first cycle it may (``first_effective_date``). Refuses a date that cannot be one
-    (``add_contract_version``'s rules): after today's cycle, at least CONTRACT_NOTICE ahead, after every
-    version already added, at most HORIZON_YEARS ahead. The dashboard checks a request with it when
+    (``add_contract_version``'s rules): after today's cycle and after every cycle the ledger has begun
+    (``begun_cycle``: judged by the database, not by this host's clock alone), at least CONTRACT_NOTICE
+    ahead, after every version already added, at most HORIZON_YEARS ahead. The dashboard checks a request with it when
     it is filed; time passes before approval, which checks again."""
     require_partner(tx, partner_id)
     current = cycle_date_for(tx.now, tx.settings)
     refuse_beyond_horizon(effective_from, current)
-    first = first_effective_date(tx)
-    settled = first - timedelta(days=1)
-    effective_from = effective_from or first
+    effective_from = effective_from or first_effective_date(tx)
     if effective_from <= current:
         raise ContractNotAtBoundary(
             f"contract changes take effect from a future cycle; {effective_from} is not after {current}"
         )
+    begun = begun_cycle(tx)
+    if begun is not None and effective_from <= begun:
+        raise ContractNotAtBoundary(
+            f"contract changes take effect from a cycle no entry has entered yet; cycle {begun} has begun (its "
+            f"first entry was posted by a host whose clock is ahead of this one's): choose "
+            f"{begun + timedelta(days=1)} or later")
+    settled = cycle_date_for(tx.now + CONTRACT_NOTICE, tx.settings)  # the cycle open at the end of the notice
     if effective_from <= settled:
         minutes = int(CONTRACT_NOTICE.total_seconds() // 60)
         raise ContractNotAtBoundary(
