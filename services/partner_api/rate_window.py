@@ -5,7 +5,12 @@ than the rate's amount were let in during the last period; refused, it learns wh
 leaves the window), without that storage's cost per request: it starts a timer thread to expire its
 entries 10 ms after each hit, so at an API process's rate nearly every request started a thread
 (0.39 ms of CPU per hit, about 3 % of a single earn's API CPU; docs/benchmarks.md). Here a key's
-expired entries go at its next hit, and keys left idle are dropped every ``SWEEP_EVERY`` hits."""
+expired entries go at its next hit, and keys left idle are dropped every ``SWEEP_EVERY`` hits.
+
+The window counts on the monotonic clock, which a step of the host's wall clock does not move: on the
+wall clock, a step back (NTP correcting a clock that ran fast) left the requests let in before it in the
+window's future, so a partner that had used its rate was refused for the length of the step (two hours
+back: two hours of 429). Only the reset it answers is told in wall-clock time."""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ class LocalWindow:
         """Count one request: None if it is let in, else when its window resets (epoch seconds)."""
         period = rate.get_expiry()
         with self.lock:
-            now = time.time()
+            now = time.monotonic()
             self.hits += 1
             if self.hits % self.SWEEP_EVERY == 0:
                 self._sweep(now)
@@ -40,7 +45,7 @@ class LocalWindow:
             if len(window) < rate.amount:
                 window.append(now)
                 return None
-            return window[0] + period
+            return time.time() + (window[0] + period - now)
 
     def _sweep(self, now: float) -> None:
         for key in [key for key, window in self.windows.items() if not window or window[-1] < now - self.longest]:
