@@ -52,6 +52,13 @@ LEADER_LOCK = 7242002
 
 
 LEADERSHIP_CHECK_S = 2.0
+# APScheduler times its intervals on the wall clock: after a step of the host's clock back (NTP correcting
+# a clock that ran fast, a VM resumed) every job waited out the step, a two-hour step two hours without
+# sealing, checkpoints, webhooks, hold timeouts or settlement. A thread on the monotonic clock watches
+# the wall clock's offset from it and, when it moves by CLOCK_STEP_S or more, runs every job at once and
+# starts its schedule afresh from there.
+CLOCK_WATCH_S = 1.0
+CLOCK_STEP_S = 5.0
 
 # Whether the session-level leader lock is held by the given backend (this process's lock connection).
 HOLDS_LEADER_LOCK = text("""
@@ -187,6 +194,11 @@ def _fence_end(session, transaction) -> None:
             fence.open -= 1
 
 
+def _wall() -> float:
+    """The wall clock as the scheduler reads it (``datetime.now``), in seconds."""
+    return datetime.now(timezone.utc).timestamp()
+
+
 class JobRunner:
     def __init__(self, db: Database, jobs: list[Job]):
         self.db = db
@@ -195,6 +207,8 @@ class JobRunner:
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
         self.runs: dict[str, int] = {job.name: 0 for job in jobs}
         self._leading: bool | None = None  # not observed yet: every job runs at start anyway
+        self._stopping = threading.Event()
+        self._clock_watch: threading.Thread | None = None
 
     def run_job(self, job: Job) -> bool:
         """Run one job if this process leads; returns whether it ran. An election that could not be held
@@ -230,6 +244,23 @@ class JobRunner:
         self.scheduler.add_job(self.watch_leadership, "interval", seconds=LEADERSHIP_CHECK_S, id="_leadership",
                                next_run_time=now, max_instances=1, coalesce=True)
         self.scheduler.start()
+        self._clock_watch = threading.Thread(target=self._watch_clock, name="pointsnet-clock-watch", daemon=True)
+        self._clock_watch.start()
+
+    def _watch_clock(self) -> None:
+        offset = _wall() - time.monotonic()
+        while not self._stopping.wait(CLOCK_WATCH_S):
+            moved = _wall() - time.monotonic() - offset
+            offset += moved
+            if abs(moved) >= CLOCK_STEP_S and self.scheduler.running:
+                log.warning("the host's clock stepped %+.0f s: every job runs now, its schedule starting afresh",
+                            moved)
+                self.run_every_job_now()
+
+    def run_every_job_now(self) -> None:
+        now = datetime.now(timezone.utc)
+        for name in [job.name for job in self.jobs] + ["_leadership"]:
+            self.scheduler.modify_job(name, next_run_time=now)
 
     def watch_leadership(self) -> None:
         """A standby that becomes leader (the old one died or stopped) runs every job at once,
@@ -242,6 +273,9 @@ class JobRunner:
         self._leading = leading
 
     def shutdown(self) -> None:
+        self._stopping.set()
+        if self._clock_watch is not None:
+            self._clock_watch.join()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.election.resign()
