@@ -99,6 +99,11 @@ class PartnerGate:
         except PointsnetError as error:
             await self._send_problem(send, error, request, label)
             return
+        except Exception as exc:  # the database unreachable or its disk full at the door: a signed problem too
+            log_failure(log, "unhandled error at the door of %s %s", scope["method"], route_label(scope), exc=exc)
+            await self._send_problem(send, Internal("the network failed to answer; retry with the same "
+                                                    "Idempotency-Key"), request, label)
+            return
         scope.setdefault("state", {})
         scope["state"].update(partner_id=auth.partner_id, key_id=auth.key_id,
                               idempotency_key=headers.get("idempotency-key"))

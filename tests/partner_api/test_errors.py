@@ -88,3 +88,29 @@ def test_a_bad_query_without_a_body_is_not_blamed_on_the_content_type(shop):
     response = shop.call("GET", "/v1/transactions", params={"limit": "many"}, verify=False)
     assert_problem(response, 422, "validation_failed")
     assert "Content-Type" not in response.text and response.json()["errors"][0]["field"] == "limit"
+
+
+def test_a_database_failure_at_the_door_is_a_signed_problem_not_plain_text(shop, member, network, monkeypatch):
+    """Found by the file-system faults review: with the database's disk full (or the database unreachable),
+    the signature check's nonce write failed and the API answered an unsigned text/plain 500, which the
+    guide's "errors are problem+json" does not allow. Nothing is posted; the retry with the same
+    Idempotency-Key succeeds once the database answers."""
+    from sqlalchemy.exc import OperationalError
+
+    import services.partner_api.auth as auth
+
+    real = auth.remember_nonce
+
+    def full_disk(*args, **kwargs):
+        raise OperationalError("INSERT INTO request_nonces", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(auth, "remember_nonce", full_disk)
+    body = {"member_id": member, "reference": "door-1", "points": 5}
+    failed = shop.call("POST", "/v1/earn", body, idempotency_key="door-key", verify=False)
+    problem = assert_problem(failed, 500, "internal_error")
+    assert "disk is full" not in failed.text and "INSERT" not in failed.text, problem
+    shop.verify(failed)
+    assert entry_count(network) == 0
+    monkeypatch.setattr(auth, "remember_nonce", real)
+    assert shop.call("POST", "/v1/earn", body, idempotency_key="door-key").status_code == 200
+    assert entry_count(network) == 1
