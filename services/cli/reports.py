@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from services.cli import reports_app, err, fail, _network
+from services.cli import TROUBLE, reports_app, err, fail, _network
 
 REPORT_FORMAT = typer.Option("json", "--format", help="json, csv or html")
 REPORT_OUT = typer.Option(None, "--out", help="Write the report to this file instead of standard output.")
@@ -64,4 +64,10 @@ def reports_publish() -> None:
     """Write the reports of settled cycles and complete months not written yet (what the job does, all at once)."""
     from shared.reports.delivery import publish_due
 
-    print(json.dumps(publish_due(_network(), limit=None)))
+    try:
+        written = publish_due(_network(), limit=None)
+    except OSError as exc:  # the data directory's reports/ cannot be written (full, read-only): until
+        # 2026-12-07 a traceback; what was published stays whole, and the next run writes the rest
+        fail(f"the reports cannot be written in {exc.filename or 'the data directory'}: {exc.strerror or exc} "
+             f"(POINTSNET_DATA_DIR); the sets written before stay, the next run writes the rest", TROUBLE)
+    print(json.dumps(written))

@@ -92,3 +92,23 @@ def test_bench_report_scenario_small(tmp_path):
     assert result["events"] == 3000 and 0 < result["partner_entries"] <= 3000
     assert {"partner_report_s", "network_report_s", "render_s"} <= set(result)
     assert run(tmp_path, "bench", "report", "--scale", "huge").returncode == 2
+
+
+def test_publish_into_a_data_directory_it_cannot_write_is_one_line(network, clock, database_url, settings):
+    """Found by the file-system faults review: a full or read-only disk (here a file where reports/ goes)
+    gave a traceback; now one line, exit 1, and the next run publishes once the directory can be written."""
+    from tests.factories import make_member, make_partner
+
+    shop = make_partner(network, "Tea House")
+    network.earn(shop, make_member(network, shop), "e1", points=5)
+    cycle = cycle_date_for(clock.now(), network.settings)
+    clock.advance(days=1)
+    network.settle(cycle)
+    env = {"POINTSNET_DATA_DIR": str(settings.data_dir), "POINTSNET_DATABASE_URL": database_url,
+           "POINTSNET_CLOCK": clock.now().isoformat().replace("+00:00", "Z")}
+    (settings.data_dir / "reports").write_text("in the way")
+    done = pointsnet("reports", "publish", env=env)
+    assert one_line_error(done, 1) and done.stderr.startswith("error: the reports cannot be written"), done.stderr
+    (settings.data_dir / "reports").unlink()
+    done = pointsnet("reports", "publish", env=env)
+    assert done.returncode == 0 and json.loads(done.stdout)["cycles"] == [cycle.isoformat()], done.stderr
