@@ -96,13 +96,19 @@ def partners_keygen(out: str = typer.Option("partner-key", help="Path prefix: wr
     if exists:
         fail(f"{private} exists; refusing to overwrite a key")
     key = Ed25519PrivateKey.generate()
+    made: list[Path] = []
     try:
         private.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        made.append(private)
         with os.fdopen(fd, "wb") as handle:
             handle.write(private_key_pem(key))
+        if not public.exists():
+            made.append(public)
         public.write_bytes(public_key_pem(key.public_key()))
-    except OSError as exc:  # a directory on the way that is a file, or that may not be written
+    except OSError as exc:  # a directory on the way that is a file, or that may not be written, a full disk
+        for path in made:  # no empty or half key is left to refuse the retry ("exists; refusing to overwrite")
+            path.unlink(missing_ok=True)
         fail(f"cannot write the key pair to {out}: {exc.strerror or exc}")
     print(json.dumps({"private_key": str(private), "public_key": str(public)}))
 

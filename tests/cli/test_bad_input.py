@@ -149,6 +149,26 @@ def test_partners_keygen_refuses_a_prefix_that_names_no_file(tmp_path, out):
     assert [path.name for path in tmp_path.iterdir() if path.name != "data"] == []
 
 
+def test_partners_keygen_on_a_full_disk_leaves_no_key_to_refuse_the_retry(tmp_path, monkeypatch):
+    """Found by the file-system faults review: a full disk left an empty private key behind, and the retry
+    once space was freed was refused ("… exists; refusing to overwrite a key")."""
+    import errno
+    from pathlib import Path
+
+    real = Path.write_bytes
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    done = pointsnet(tmp_path, "partners", "keygen", "--out", str(tmp_path / "acme"))
+    assert one_line_error(done) and "No space left on device" in done.stderr, done.stderr
+    assert [path.name for path in tmp_path.iterdir() if path.name != "data"] == []
+    monkeypatch.setattr(Path, "write_bytes", real)
+    done = pointsnet(tmp_path, "partners", "keygen", "--out", str(tmp_path / "acme"))
+    assert done.returncode == 0 and (tmp_path / "acme.pem").stat().st_size > 0, done.stderr
+
+
 # a partner that does not exist
 
 def test_webhook_deliveries_of_an_unknown_partner_is_unknown_partner(tmp_path, network_ready):
