@@ -42,8 +42,7 @@ def clearing_run(cycle: str = typer.Option(..., help="The cycle (business day) t
              f"{exc.strerror or exc} (POINTSNET_DATA_DIR); nothing was settled", TROUBLE)
     if result.get("rewritten"):
         err.print(f"cycle {cycle} was already settled; its directory was missing or had lost a file, and has been "
-                  f"written again "
-                  f"from the ledger, byte for byte as its run wrote it", highlight=False, soft_wrap=True)
+                  f"written again from the ledger, byte for byte as its run wrote it", highlight=False, soft_wrap=True)
     elif result["already_settled"]:
         err.print(f"cycle {cycle} was already settled; nothing changed")
     print(json.dumps({"cycle_date": result["cycle_date"], "run_id": result["run_id"],

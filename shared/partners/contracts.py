@@ -157,8 +157,8 @@ def contract_version_date(tx: Tx, partner_id: str, effective_from: date | None =
     or by default the first cycle it may (``first_effective_date``). Refuses a date that cannot be one
     (``add_contract_version``'s rules): after today's cycle and after every cycle the ledger has begun
     (``begun_cycle``: judged by the database, not by this host's clock alone), at least CONTRACT_NOTICE
-    ahead, after every version already added, at most HORIZON_YEARS ahead. The dashboard checks a request with it when
-    it is filed; time passes before approval, which checks again."""
+    ahead, after every version already added, at most HORIZON_YEARS ahead. The dashboard checks a request
+    with it when it is filed; time passes before approval, which checks again."""
     require_partner(tx, partner_id)
     current = cycle_date_for(tx.now, tx.settings)
     refuse_beyond_horizon(effective_from, current)

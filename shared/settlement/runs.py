@@ -372,7 +372,8 @@ def directories_ahead(tx: Tx, limit: int = 100) -> list[tuple[str, str, str]]:
 
 def settle_cycle(tx: Tx, cycle: date, key: Ed25519PrivateKey, *, ignore_grace: bool = True) -> dict:
     """Close and settle one cycle. For a cycle already settled, change nothing and say so; only if its
-    directory is missing, write it again (``rewrite_cycle_files``) and say that."""
+    directory is missing or lost a file (``_files_lost``), write it again (``rewrite_cycle_files``) and say
+    that."""
     done = _settled_or_ready(tx, cycle, ignore_grace)
     if done is not None:
         target, rewritten = run_directory(tx, cycle), False

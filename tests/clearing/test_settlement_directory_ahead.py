@@ -36,7 +36,8 @@ def copy_database(source: str, target: str) -> None:
         src.backup(dst)
 
 
-@pytest.mark.skipif(bool(PG_URL), reason="restores a SQLite file; the refusal reads the data directory, not the database")
+@pytest.mark.skipif(bool(PG_URL), reason="restores a SQLite file; the refusal reads the data directory, "
+                                          "not the database")
 def test_a_database_behind_its_settlement_files_settles_nothing_and_keeps_them(network, clock, database_url,
                                                                                 settings, tmp_path):
     coffee, book = make_partner(network, "CoffeeCo", **POSTPAID), make_partner(network, "BookMart", **POSTPAID)
