@@ -18,27 +18,29 @@ def staged_directory(target: Path) -> Iterator[Path]:
     leaves at most a stray staging directory, never a half-written one."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    earlier = None
     try:
         yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    sync_directory(staging)  # its files' names, before the directory takes the target's place
-    earlier = None
-    if target.exists():  # moved aside, not removed in place: a reader never finds it gone for long
-        earlier = Path(tempfile.mkdtemp(prefix=f".{target.name}-replaced-", dir=target.parent))
-        os.replace(target, earlier / target.name)
-    try:
+        sync_directory(staging)  # its files' names, before the directory takes the target's place
+        if target.exists():  # moved aside, not removed in place: a reader never finds it gone for long
+            earlier = Path(tempfile.mkdtemp(prefix=f".{target.name}-replaced-", dir=target.parent))
+            os.replace(target, earlier / target.name)
         os.replace(staging, target)
     except BaseException:
-        if earlier is not None:  # the old directory goes back where it was, the new one is dropped
+        # whatever failed (the block, a sync, a full disk making the aside directory, a rename), the old
+        # directory goes back where it was and no copy is left behind: a full disk kept the whole staged
+        # set of each attempt, taking the space the next run needs (until 2026-12-07)
+        if earlier is not None and (earlier / target.name).exists() and not target.exists():
             os.replace(earlier / target.name, target)
+        if earlier is not None:
             shutil.rmtree(earlier, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    sync_directory(target.parent)  # the rename survives a crash, as the database's commit that follows does
-    if earlier is not None:
-        shutil.rmtree(earlier)
+    try:
+        sync_directory(target.parent)  # the rename survives a crash, as the database's commit that follows does
+    finally:
+        if earlier is not None:
+            shutil.rmtree(earlier, ignore_errors=True)
 
 
 def sync_directory(path: Path) -> None:
