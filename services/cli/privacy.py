@@ -58,12 +58,20 @@ def _stops_raise():
         yield  # handlers can be set from the main thread only
         return
 
+    stopped: list[int] = []
+
     def stop(signum, frame):
+        stopped.append(signum)
         raise SystemExit(128 + signum)
 
     previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
+    except BaseException:
+        if stopped:  # stopped all the same when the clean-up raised over the stop (a database connection the
+            # signal interrupted mid-statement refuses its rollback): exit as stopped, not "database error"
+            raise SystemExit(128 + stopped[0]) from None
+        raise
     finally:
         for number, handler in previous.items():
             signal.signal(number, signal.SIG_DFL if handler is None else handler)
