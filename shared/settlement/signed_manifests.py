@@ -29,7 +29,8 @@ from sqlalchemy import select
 
 from shared.db.database import Tx
 from shared.models import Checkpoint, SettlementRun
-from shared.settlement.reconcile import MANIFEST, SIGNATURE, read_manifest, replaced_manifest, signature_findings
+from shared.settlement.reconcile import (MANIFEST, SIGNATURE, _listed_files as listed_files, read_manifest,
+                                        replaced_manifest, signature_findings)
 from shared.settlement.runs import missing, of_the_network, run_directory
 from shared.signing_keys import public_keys
 
@@ -90,10 +91,8 @@ def _cycle_findings(tx: Tx, directory: Path, keys: dict[str, Ed25519PublicKey],
 def listed_files_missing(directory: Path, manifest: dict) -> list[str]:
     """The plain file names the manifest lists that are not files of ``directory`` (a stat each; their
     digests are ``pointsnet reconcile``'s check). Names that are not plain names are reconcile's findings."""
-    files = manifest.get("files")
-    names = [entry.get("name") for entry in files if isinstance(entry, dict)] if isinstance(files, list) else []
-    return [name for name in names if isinstance(name, str) and name and "/" not in name and name not in (".", "..")
-            and "\0" not in name and not (directory / name).is_file()]
+    listed, _not_plain = listed_files(manifest)  # reconcile's reading of the list, its name checks included
+    return [name for name in listed if not (directory / name).is_file()]
 
 
 def _checkpoint_problem(tx: Tx, manifest: dict) -> str | None:
